@@ -1,0 +1,182 @@
+/* riskd/detector.h - the detector ABI: the only public header a plugin needs
+ * (with riskd/event.h for the input and riskd/kit.h for optional helpers).
+ *
+ * A detector is a const rk_detector_ops table. Built-in detectors are linked
+ * into the daemon; a plugin is a shared object that exports one function,
+ * RK_DETECTOR_ENTRY ("rk_detector_entry"), returning its table. The daemon
+ * calls a detector only from its one event-loop thread, so a detector needs
+ * no locking.
+ *
+ * The daemon hands every detector an rk_host_api table and an opaque rk_host
+ * handle at create time; through them the detector emits alerts, arms timers
+ * on event time and logs. Plugins therefore need no symbol from the daemon.
+ *
+ * Life of a detector instance:
+ *   create(cfg)            validate cfg and build empty state, or fail with a
+ *                          key-path error ("bad_score: expected ...").
+ *   restore(blob)          optional: load a snapshot taken by snapshot().
+ *   on_event / on_timer    driven by the input, in event time.
+ *   reconfigure(cfg)       new thresholds, state kept. The daemon only calls
+ *                          it with a cfg that create() accepted.
+ *   snapshot()             serialise state for a checkpoint.
+ *   destroy()
+ */
+#ifndef RISKD_DETECTOR_H
+#define RISKD_DETECTOR_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "riskd/event.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ABI version.
+ *
+ * Checklist before changing anything in riskd/detector.h or riskd/event.h:
+ *  - Adding a member at the END of rk_detector_ops, rk_host_api, rk_alert or
+ *    rk_event: bump RK_ABI_MINOR. Old plugins leave it NULL/zero (the daemon
+ *    must treat NULL as "not implemented").
+ *  - Anything else (reordering, removing, changing a type or a meaning):
+ *    bump RK_ABI_MAJOR and reset RK_ABI_MINOR to 0. The daemon refuses
+ *    plugins of another major and plugins of a newer minor than its own.
+ *  - Never insert a member in the middle of a struct.
+ */
+#define RK_ABI_MAJOR 1
+#define RK_ABI_MINOR 0
+
+#define RK_DETECTOR_ENTRY "rk_detector_entry"
+
+typedef enum rk_severity {
+    RK_SEV_INFO = 0,
+    RK_SEV_WARNING = 1,
+    RK_SEV_CRITICAL = 2
+} rk_severity;
+
+typedef enum rk_log_level {
+    RK_LOG_DEBUG = 0,
+    RK_LOG_INFO = 1,
+    RK_LOG_NOTICE = 2,
+    RK_LOG_WARNING = 3,
+    RK_LOG_ERR = 4
+} rk_log_level;
+
+/* What an alert is about; unused fields are NULL. */
+typedef struct rk_subject {
+    const char *unit_id;
+    const char *officer_id;
+    const char *enterprise_id;
+    const char *task_id;
+    const char *case_id;
+    const char *region;
+} rk_subject;
+
+#define RK_MAX_EVIDENCE 20
+
+/* An alert as a detector emits it. The daemon copies everything it needs
+ * before emit() returns.
+ *
+ * The alert id is derived from the detector name, rule, subject and the
+ * trigger entry (by default the last evidence entry), so the same input
+ * yields the same id in every run. */
+typedef struct rk_alert {
+    const char *rule;               /* e.g. "officer_repeated" */
+    rk_severity severity;           /* the rule's default; the daemon applies
+                                       the detector's `severity` override */
+    int64_t ts;                     /* event time that triggered it */
+    rk_subject subject;
+    double value;
+    double threshold;
+    const char *summary;            /* one human-readable sentence */
+    const rk_entry_ref *evidence;   /* most recent last; only the last
+                                       RK_MAX_EVIDENCE are kept */
+    size_t n_evidence;
+    int64_t cooldown;               /* ms: after this alert fires, the same
+                                       rule and subject stay silent for this
+                                       long in event time; 0 = no cooldown */
+} rk_alert;
+
+typedef struct rk_host rk_host;     /* opaque, one per detector instance */
+
+/* What the daemon offers a detector. */
+typedef struct rk_host_api {
+    uint32_t abi_major;
+    uint32_t abi_minor;
+    /* Emit an alert. Returns 1 when it will be published, 0 when cooldown
+     * held it back, a negative value on failure (out of memory). */
+    int (*emit)(rk_host *host, const rk_alert *alert);
+    /* Ask for on_timer(key, arg) once the watermark passes `deadline` (ms,
+     * strictly greater). Timers are kept, and checkpointed, by the daemon.
+     * A timer cannot be cancelled: a detector checks its state when it
+     * fires. Returns 0, or a negative value on failure. */
+    int (*timer_set)(rk_host *host, int64_t deadline, const char *key,
+                     uint64_t arg);
+    /* The current watermark (ms since the epoch); INT64_MIN before any. */
+    int64_t (*now)(rk_host *host);
+    /* Log one line at a level; the detector name is prefixed. */
+    void (*log)(rk_host *host, rk_log_level level, const char *fmt, ...)
+#if defined(__GNUC__)
+        __attribute__((format(printf, 3, 4)))
+#endif
+        ;
+    /* The stream key of an rk_stream ("enforce:scan"), for summaries. */
+    const char *(*stream_name)(rk_host *host, unsigned stream);
+} rk_host_api;
+
+/* Growable byte buffer for snapshots (helpers in riskd/kit.h). */
+typedef struct rk_buf {
+    unsigned char *data;
+    size_t len;
+    size_t cap;
+    int oom;                        /* set when an append failed */
+} rk_buf;
+
+typedef struct rk_detector_ops {
+    uint32_t abi_major;             /* RK_ABI_MAJOR the plugin was built with */
+    uint32_t abi_minor;             /* RK_ABI_MINOR the plugin was built with */
+    const char *name;               /* key under "detectors"; [a-z0-9_]+ */
+    const char *description;        /* one line for logs and --version */
+
+    /* Validate `cfg` (the object under detectors.<name>, never NULL, without
+     * the keys "enabled" and "severity", which the daemon handles) and
+     * create an instance with empty state. On error return NULL and write a
+     * message that starts with the key path relative to the detector
+     * ("officer_window: expected a duration ...") into err. */
+    void *(*create)(const rk_host_api *api, rk_host *host, const json_t *cfg,
+                    char *err, size_t errlen);
+    /* Apply new thresholds, keeping state. Only called with a cfg that
+     * create() accepted; returns 0, or negative with err set. */
+    int (*reconfigure)(void *self, const json_t *cfg, char *err, size_t errlen);
+    /* One event, in event-time order per stream. Returns 0, or a negative
+     * value when the detector could not process it (the daemon retries the
+     * entry and dead-letters it after repeated failures). */
+    int (*on_event)(void *self, const rk_event *ev);
+    /* A timer armed with timer_set() has passed. */
+    int (*on_timer)(void *self, int64_t deadline, const char *key, uint64_t arg);
+    /* The watermark moved to `now`: drop state that has left every window.
+     * Called at most once per batch; may be NULL. */
+    void (*on_watermark)(void *self, int64_t now);
+    /* Append the whole state to `out`. Returns 0 or negative. May be NULL
+     * for a stateless detector. */
+    int (*snapshot)(void *self, rk_buf *out);
+    /* Replace the state with one from snapshot(). On error (truncated or
+     * corrupt data) leave the state empty, set err, return negative. */
+    int (*restore)(void *self, const void *data, size_t len,
+                   char *err, size_t errlen);
+    void (*destroy)(void *self);
+    /* Number of keys (units, officers, tasks ...) currently tracked, for
+     * metrics. May be NULL. */
+    size_t (*tracked_keys)(void *self);
+} rk_detector_ops;
+
+typedef const rk_detector_ops *(*rk_detector_entry_fn)(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RISKD_DETECTOR_H */

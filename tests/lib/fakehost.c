@@ -1,0 +1,226 @@
+/* tests/lib/fakehost.c - see fakehost.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fakehost.h"
+#include "riskd/kit.h"
+
+#define FH(h) ((rk_fakehost *)(void *)(h))
+
+static const char *sev_name(rk_severity s)
+{
+    return s == RK_SEV_CRITICAL ? "critical" : s == RK_SEV_WARNING ? "warning" : "info";
+}
+
+static json_t *subject_json(const rk_subject *s)
+{
+    json_t *o = json_object();
+#define F(name) if (s->name) json_object_set_new(o, #name, json_string(s->name));
+    F(unit_id) F(officer_id) F(enterprise_id) F(task_id) F(case_id) F(region)
+#undef F
+    return o;
+}
+
+static int fh_emit(rk_host *h, const rk_alert *a)
+{
+    rk_fakehost *fh = FH(h);
+    json_t *subj = subject_json(&a->subject), *o, *ev;
+    char *skey = json_dumps(subj, JSON_SORT_KEYS | JSON_COMPACT);
+    char ck[1024];
+    size_t i, first;
+    json_t *last;
+
+    snprintf(ck, sizeof(ck), "%s|%s", a->rule, skey);
+    free(skey);
+    last = json_object_get(fh->cooldowns, ck);
+    if (a->cooldown > 0 && last != NULL &&
+        a->ts < json_integer_value(last) + a->cooldown) {
+        fh->held_back++;
+        json_decref(subj);
+        return 0;
+    }
+    if (a->cooldown > 0)
+        json_object_set_new(fh->cooldowns, ck, json_integer(a->ts));
+    ev = json_array();
+    first = a->n_evidence > RK_MAX_EVIDENCE ? a->n_evidence - RK_MAX_EVIDENCE : 0;
+    for (i = first; i < a->n_evidence; i++) {
+        char buf[64];
+        snprintf(buf, sizeof(buf), "%u/%llu-%u", a->evidence[i].stream,
+                 (unsigned long long)a->evidence[i].ms, a->evidence[i].seq);
+        json_array_append_new(ev, json_string(buf));
+    }
+    o = json_pack("{s:s, s:s, s:I, s:o, s:f, s:f, s:s, s:o, s:I}",
+                  "rule", a->rule, "severity", sev_name(a->severity),
+                  "ts", (json_int_t)a->ts, "subject", subj,
+                  "value", a->value, "threshold", a->threshold,
+                  "summary", a->summary ? a->summary : "",
+                  "evidence", ev, "cooldown", (json_int_t)a->cooldown);
+    json_array_append_new(fh->alerts, o);
+    return 1;
+}
+
+static int fh_timer_set(rk_host *h, int64_t deadline, const char *key, uint64_t arg)
+{
+    rk_fakehost *fh = FH(h);
+    size_t i;
+    if (fh->ntimers == fh->cap) {
+        size_t ncap = fh->cap ? fh->cap * 2 : 16;
+        rk_fh_timer *t = realloc(fh->timers, ncap * sizeof(*t));
+        if (t == NULL) return -1;
+        fh->timers = t;
+        fh->cap = ncap;
+    }
+    /* keep sorted by (deadline, seq): insert after equal deadlines */
+    i = fh->ntimers;
+    while (i > 0 && fh->timers[i - 1].deadline > deadline) {
+        fh->timers[i] = fh->timers[i - 1];
+        i--;
+    }
+    fh->timers[i].deadline = deadline;
+    fh->timers[i].seq = fh->seq++;
+    fh->timers[i].key = strdup(key ? key : "");
+    fh->timers[i].arg = arg;
+    fh->ntimers++;
+    return 0;
+}
+
+static int64_t fh_now(rk_host *h) { return FH(h)->now; }
+
+static void fh_log(rk_host *h, rk_log_level level, const char *fmt, ...)
+{
+    (void)h; (void)level; (void)fmt;
+}
+
+static const char *fh_stream_name(rk_host *h, unsigned s)
+{
+    (void)h;
+    return s == RK_STREAM_SCAN ? "enforce:scan" : "enforce:case";
+}
+
+rk_fakehost *rk_fh_new(const rk_detector_ops *ops, const char *cfg_json,
+                       char *err, size_t errlen)
+{
+    rk_fakehost *fh = calloc(1, sizeof(*fh));
+    json_error_t jerr;
+    json_t *cfg = json_loads(cfg_json ? cfg_json : "{}", 0, &jerr);
+    if (fh == NULL || cfg == NULL) {
+        snprintf(err, errlen, "bad test config: %s", jerr.text);
+        free(fh);
+        json_decref(cfg);
+        return NULL;
+    }
+    fh->api.abi_major = RK_ABI_MAJOR;
+    fh->api.abi_minor = RK_ABI_MINOR;
+    fh->api.emit = fh_emit;
+    fh->api.timer_set = fh_timer_set;
+    fh->api.now = fh_now;
+    fh->api.log = fh_log;
+    fh->api.stream_name = fh_stream_name;
+    fh->ops = ops;
+    fh->now = INT64_MIN;
+    fh->alerts = json_array();
+    fh->cooldowns = json_object();
+    fh->self = ops->create(&fh->api, (rk_host *)(void *)fh, cfg, err, errlen);
+    json_decref(cfg);
+    if (fh->self == NULL) {
+        json_decref(fh->alerts);
+        json_decref(fh->cooldowns);
+        free(fh);
+        return NULL;
+    }
+    return fh;
+}
+
+void rk_fh_free(rk_fakehost *fh)
+{
+    size_t i;
+    if (fh == NULL) return;
+    if (fh->self) fh->ops->destroy(fh->self);
+    for (i = 0; i < fh->ntimers; i++) free(fh->timers[i].key);
+    free(fh->timers);
+    json_decref(fh->alerts);
+    json_decref(fh->cooldowns);
+    free(fh);
+}
+
+void rk_fh_advance(rk_fakehost *fh, int64_t now)
+{
+    if (now <= fh->now)
+        return;
+    fh->now = now;
+    while (fh->ntimers > 0 && fh->timers[0].deadline < now) {
+        rk_fh_timer t = fh->timers[0];
+        memmove(fh->timers, fh->timers + 1, (fh->ntimers - 1) * sizeof(*fh->timers));
+        fh->ntimers--;
+        if (fh->ops->on_timer)
+            fh->ops->on_timer(fh->self, t.deadline, t.key, t.arg);
+        free(t.key);
+    }
+    if (fh->ops->on_watermark)
+        fh->ops->on_watermark(fh->self, now);
+}
+
+int rk_fh_event(rk_fakehost *fh, const rk_event *ev)
+{
+    rk_fh_advance(fh, ev->ts);
+    return fh->ops->on_event(fh->self, ev);
+}
+
+int rk_fh_count(const rk_fakehost *fh, const char *rule)
+{
+    size_t i;
+    int n = 0;
+    for (i = 0; i < json_array_size(fh->alerts); i++) {
+        const char *r = json_string_value(json_object_get(json_array_get(fh->alerts, i), "rule"));
+        if (rule == NULL || rule[0] == '\0' || (r && strcmp(r, rule) == 0))
+            n++;
+    }
+    return n;
+}
+
+json_t *rk_fh_alert(const rk_fakehost *fh, size_t i)
+{
+    return json_array_get(fh->alerts, i);
+}
+
+int rk_fh_roundtrip(rk_fakehost *fh, const char *cfg_json)
+{
+    rk_buf b = {0};
+    char err[256];
+    json_t *cfg;
+    void *fresh;
+    int rc;
+
+    if (fh->ops->snapshot == NULL || fh->ops->restore == NULL)
+        return -1;
+    if (fh->ops->snapshot(fh->self, &b) != 0 || b.oom) {
+        rk_buf_free(&b);
+        return -1;
+    }
+    cfg = json_loads(cfg_json ? cfg_json : "{}", 0, NULL);
+    fresh = fh->ops->create(&fh->api, (rk_host *)(void *)fh, cfg, err, sizeof(err));
+    json_decref(cfg);
+    if (fresh == NULL) {
+        rk_buf_free(&b);
+        return -1;
+    }
+    rc = fh->ops->restore(fresh, b.data, b.len, err, sizeof(err));
+    rk_buf_free(&b);
+    if (rc != 0) {
+        fh->ops->destroy(fresh);
+        return -1;
+    }
+    fh->ops->destroy(fh->self);
+    fh->self = fresh;
+    return 0;
+}
+
+rk_entry_ref rk_fh_ref(unsigned stream, uint64_t ms, uint32_t seq)
+{
+    rk_entry_ref r;
+    r.ms = ms;
+    r.seq = seq;
+    r.stream = stream;
+    return r;
+}
