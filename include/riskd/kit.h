@@ -58,6 +58,15 @@ static inline void rk_kit_errf(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
+/* jansson's iteration API takes json_t * even for reading; this drops
+ * const without a cast (keeps -Wcast-qual quiet). */
+static inline json_t *rk_kit_unconst(const json_t *j)
+{
+    union { const json_t *c; json_t *m; } u;
+    u.c = j;
+    return u.m;
+}
+
 /* ===================================================================
  * Durations
  * =================================================================== */
@@ -229,7 +238,7 @@ static inline int rk_kit_cfg_known_keys(const json_t *obj, const char *prefix,
         rk_kit_errf(err, errlen, "%.*s: expected an object", (int)n, prefix);
         return -1;
     }
-    json_object_foreach((json_t *)obj, key, v) {
+    json_object_foreach(rk_kit_unconst(obj), key, v) {
         int i, found = 0;
         (void)v;
         for (i = 0; allowed[i] != NULL; i++)
