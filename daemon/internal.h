@@ -6,6 +6,7 @@
 #ifndef RISKD_INTERNAL_H
 #define RISKD_INTERNAL_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -14,6 +15,7 @@
 
 #include "riskd/detector.h"
 #include "riskd/event.h"
+#include "riskd/kit.h"
 
 #define RK_VERSION "0.1.0"
 
@@ -134,7 +136,297 @@ int rk__config_load(const char *path, rk_config **out, char *err, size_t errlen)
 void rk__config_free(rk_config *cfg);
 
 /* ===================================================================
- * detectors/*.c - the built-in detectors (one ops table each)
+ * log.c - one line per thing worth logging
+ * =================================================================== */
+
+/* Log one line to stderr at a level: "<N>" priority prefixes when stderr is
+ * the journal (JOURNAL_STREAM set), else "2025-03-01T09:30:00.000Z LEVEL ".
+ * Lines below the minimum level (rk__log_set_level) are dropped. */
+void rk__log(rk_log_level level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+void rk__vlog(rk_log_level level, const char *prefix, const char *fmt, va_list ap);
+void rk__log_set_level(rk_log_level min);
+void rk__log_init(void);
+
+/* ===================================================================
+ * redis.c - one Redis connection on the loop, reconnecting with backoff
+ * =================================================================== */
+
+typedef struct rk_redis rk_redis;
+struct redisReply;
+
+/* Reply callback: reply is NULL when the connection was lost (or closed)
+ * before the reply arrived. The reply is freed when the callback returns. */
+typedef void rk_redis_reply_cb(rk_redis *r, struct redisReply *reply, void *privdata);
+/* Connection state callback: up is 1 when the connection became ready
+ * (connected, authenticated, database selected), 0 when it was lost. */
+typedef void rk_redis_state_cb(rk_redis *r, int up, void *ud);
+
+typedef struct rk_redis_opts {
+    const char *name;               /* for logs: "reader", "writer" */
+    const char *host;
+    int port;
+    const char *username;           /* NULL: AUTH password only */
+    const char *password;           /* NULL: no AUTH */
+    int db;
+    int64_t connect_timeout_ms;     /* default 5000 */
+    int64_t reply_timeout_ms;       /* default 10000 (beyond any BLOCK) */
+    int64_t backoff_min_ms;         /* default 100 */
+    int64_t backoff_max_ms;         /* default 5000 */
+} rk_redis_opts;
+
+struct uv_loop_s;
+/* Create a connection and start connecting. Returns NULL on allocation
+ * failure. Options are copied. */
+rk_redis *rk__redis_new(struct uv_loop_s *loop, const rk_redis_opts *opts,
+                        rk_redis_state_cb *state_cb, void *ud);
+/* Send a command (argv form). Returns 0, or -1 when not connected (the
+ * callback is then never called). extra_timeout_ms extends the reply
+ * watchdog for this command (BLOCK time). */
+int rk__redis_cmd(rk_redis *r, rk_redis_reply_cb *cb, void *privdata,
+                  int64_t extra_timeout_ms, int argc, const char **argv,
+                  const size_t *argvlen);
+int rk__redis_ready(const rk_redis *r);
+int rk__redis_inflight(const rk_redis *r);
+uint64_t rk__redis_reconnects(const rk_redis *r);
+/* Drop the connection (deferred to the loop) and reconnect after backoff. */
+void rk__redis_drop(rk_redis *r, const char *why);
+/* Close for good; the memory is freed once libuv has closed the handles. */
+void rk__redis_close(rk_redis *r);
+
+/* ===================================================================
+ * clock.c - event time: the watermark and timers on it
+ * =================================================================== */
+
+typedef struct rk__timer {
+    int64_t deadline;
+    uint64_t seq;                   /* arming order: ties fire in order */
+    uint32_t det;                   /* detector index in the registry */
+    uint64_t arg;
+    char *key;
+} rk__timer;
+
+typedef struct rk_clock {
+    int64_t max_ts[RK_STREAM_COUNT];    /* largest ts read per stream */
+    bool has_ts[RK_STREAM_COUNT];
+    int64_t watermark;              /* INT64_MIN before any event */
+    rk__timer *heap;
+    size_t ntimers, cap;
+    uint64_t seq;
+} rk_clock;
+
+void rk__clock_init(rk_clock *c);
+void rk__clock_free(rk_clock *c);
+/* Record that an event of time ts was read from stream. */
+void rk__clock_observe(rk_clock *c, unsigned stream, int64_t ts);
+/* The watermark the contract defines, given which streams still hold
+ * unread entries: the smallest, over those, of the largest ts read from
+ * each (INT64_MIN if one of them has none yet); when none holds unread
+ * entries, the largest ts read. Does not change the clock. */
+int64_t rk__clock_candidate(const rk_clock *c, const bool unread[RK_STREAM_COUNT]);
+/* Move the watermark forward to w (never back). Returns 1 if it moved. */
+int rk__clock_advance(rk_clock *c, int64_t w);
+/* Arm a timer; key is copied. Returns 0 or -1 (out of memory). */
+int rk__clock_timer_add(rk_clock *c, int64_t deadline, uint32_t det,
+                        const char *key, uint64_t arg);
+/* Pop the earliest timer whose deadline the watermark has passed
+ * (deadline < watermark) into *out; the caller frees out->key. Returns 1,
+ * or 0 when none is due. */
+int rk__clock_pop_due(rk_clock *c, rk__timer *out);
+/* Serialise / restore max_ts, watermark and timers. Timers name their
+ * detector by name through the callbacks, so indices may change between
+ * runs; restore drops timers of detectors det_index() does not know (-1). */
+void rk__clock_snapshot(const rk_clock *c, rk_buf *out,
+                        const char *(*det_name)(uint32_t det, void *ud), void *ud);
+int rk__clock_restore(rk_clock *c, const void *data, size_t len,
+                      int (*det_index)(const char *name, void *ud), void *ud);
+
+/* ===================================================================
+ * sink.c - alert JSON, alert ids, publish-once writes
+ * =================================================================== */
+
+/* The deterministic id of an alert of `detector`: a hash of the detector,
+ * rule, every subject field and the trigger entry (the last evidence entry;
+ * the alert ts when there is none). 32 lowercase hex digits + NUL. */
+void rk__alert_id(const char *detector, const rk_alert *a, char out[33]);
+
+/* The alert JSON object of CONTRACT §3 as a malloc'ed compact string, or
+ * NULL when out of memory. stream_keys names the input streams for the
+ * evidence; tz_offset_s is clock.timezone. */
+char *rk__alert_json(const char *id, const char *detector, const rk_alert *a,
+                     rk_severity severity, const char *const *stream_keys,
+                     int tz_offset_s, int64_t emitted_at);
+
+typedef struct rk_outbox rk_outbox;
+typedef struct rk_outbox_stats {
+    uint64_t written;               /* alerts written */
+    uint64_t duplicates;            /* alerts whose id was already written */
+    uint64_t dead_written;          /* dead letters written */
+    uint64_t errors;                /* error replies (retried) */
+} rk_outbox_stats;
+
+/* An outbox writes alerts and dead letters through the publish-once script
+ * on the writer connection, keeps every item until Redis confirmed it, and
+ * calls on_drained(ud) each time it becomes empty. */
+rk_outbox *rk__outbox_new(struct uv_loop_s *loop, rk_redis *wr, const rk_config *cfg,
+                          void (*on_drained)(void *ud), void *ud);
+void rk__outbox_free(rk_outbox *o);
+void rk__outbox_configure(rk_outbox *o, const rk_config *cfg);
+/* Queue an alert (all strings copied). 0 or -1. */
+int rk__outbox_alert(rk_outbox *o, const char *id, const char *detector,
+                     const char *json);
+/* Queue a dead letter for entry `entry_id` of `stream`. 0 or -1. */
+int rk__outbox_dead(rk_outbox *o, const char *stream, const char *entry_id,
+                    const char *error, const char *data, size_t datalen);
+/* Start or continue sending (call when the writer becomes ready). */
+void rk__outbox_kick(rk_outbox *o);
+size_t rk__outbox_pending(const rk_outbox *o);
+const rk_outbox_stats *rk__outbox_stats(const rk_outbox *o);
+/* The writer connection went down: everything in flight is resent later. */
+void rk__outbox_writer_down(rk_outbox *o);
+
+/* ===================================================================
+ * registry.c - the detectors: built-ins and plugins, their configuration
+ * =================================================================== */
+
+struct rk_engine;
+
+/* The handle a detector gets; engine.c implements the host API on it. */
+struct rk_host {
+    struct rk_engine *eng;
+    uint32_t idx;                   /* index in the registry, stable */
+};
+
+typedef struct rk__det {
+    char *name;
+    const rk_detector_ops *ops;     /* NULL once a plugin was removed */
+    void *dl;                       /* dlopen handle; NULL for built-ins */
+    char *path;                     /* plugin path; NULL for built-ins */
+    void *self;                     /* the instance; NULL when disabled */
+    json_t *cfg;                    /* what create()/reconfigure() got */
+    int severity;                   /* override, or -1 */
+    struct rk_host host;
+    void *cooldown;                 /* engine.c: rk_map of cooldowns */
+} rk__det;
+
+typedef struct rk_registry {
+    rk__det **dets;                 /* index = rk_host.idx; never shrinks */
+    size_t n, cap;
+} rk_registry;
+
+/* Load the plugins of cfg, validate every detectors.<name> object and
+ * create the enabled detectors, each with host {eng, idx}. On failure
+ * nothing is left loaded and err names the key path
+ * ("detectors.bad_rating.bad_score: expected ...", "plugins[0]: ..."). */
+int rk__registry_load(rk_registry *reg, const rk_config *cfg,
+                      const rk_host_api *api, struct rk_engine *eng,
+                      char *err, size_t errlen);
+/* Validate cfg's plugins and detectors without keeping anything (riskd -t
+ * and the first phase of a reload). */
+int rk__registry_check(const rk_config *cfg, char *err, size_t errlen);
+/* Apply a new configuration: validate everything first (on error nothing
+ * changes), then reconfigure changed detectors (state kept), leave
+ * unchanged ones untouched, create newly enabled ones, destroy disabled
+ * ones and unload removed plugins. on_removed(eng, idx) is called before a
+ * detector instance is destroyed. */
+int rk__registry_reload(rk_registry *reg, const rk_config *cfg,
+                        const rk_host_api *api, struct rk_engine *eng,
+                        void (*on_removed)(struct rk_engine *eng, uint32_t idx),
+                        char *err, size_t errlen);
+void rk__registry_free(rk_registry *reg);
+/* Index of the detector of that name, or -1. */
+int rk__registry_find(const rk_registry *reg, const char *name);
+
+/* ===================================================================
+ * tasks.c - the filings known so far, for enrichment
+ * =================================================================== */
+
+typedef struct rk__task {
+    char *unit_id;
+    char *enterprise_id;
+    char **officers;
+    size_t n_officers;
+    int64_t ts;                     /* when it was filed */
+    int64_t planned_at;
+    int64_t expires;                /* max(ts, planned_at) + retention */
+    rk_entry_ref ref;
+    struct rk__task *next;          /* expiry FIFO */
+    char task_id[];
+} rk__task;
+
+typedef struct rk_tasks {
+    rk_map map;                     /* task_id -> rk__task */
+    rk__task *head, *tail;          /* in filing order */
+} rk_tasks;
+
+void rk__tasks_init(rk_tasks *t);
+void rk__tasks_free(rk_tasks *t);
+/* Record a filing (the first filing of a task wins). 0 or -1 (OOM). */
+int rk__tasks_add(rk_tasks *t, const rk_event *filed, int64_t retention);
+const rk__task *rk__tasks_get(const rk_tasks *t, const char *task_id);
+/* Fill unit_id / officers / filing_* of ev from its task's filing. */
+void rk__tasks_enrich(const rk_tasks *t, rk_event *ev);
+/* Drop filings that expired before `now`. */
+void rk__tasks_expire(rk_tasks *t, int64_t now);
+void rk__tasks_snapshot(const rk_tasks *t, rk_buf *out);
+int rk__tasks_restore(rk_tasks *t, const void *data, size_t len);
+
+/* ===================================================================
+ * engine.c - read, apply, emit, acknowledge
+ * =================================================================== */
+
+typedef struct rk_engine rk_engine;
+
+typedef struct rk_engine_stats {
+    uint64_t events[RK_STREAM_COUNT][RK_EV__COUNT]; /* applied, by type */
+    uint64_t invalid[RK_STREAM_COUNT];      /* dead-lettered */
+    uint64_t unknown[RK_STREAM_COUNT];      /* unknown type, skipped */
+    uint64_t trimmed[RK_STREAM_COUNT];      /* pending entry without payload */
+    uint64_t replayed[RK_STREAM_COUNT];     /* already reflected, skipped */
+    uint64_t detector_errors;               /* on_event/on_timer failures */
+    uint64_t held_back;                     /* alerts silenced by cooldown */
+    uint64_t alerts_emitted;
+    uint64_t batches;
+    uint64_t batch_hist[12];                /* processing time buckets */
+    double batch_seconds_sum;
+} rk_engine_stats;
+
+/* Create the engine for cfg (the engine takes ownership of cfg) and start
+ * connecting. Returns NULL with err on a detector/plugin error. */
+rk_engine *rk__engine_new(struct uv_loop_s *loop, rk_config *cfg,
+                          char *err, size_t errlen);
+/* Called once when the engine first consumes (groups ready, first read
+ * sent) - systemd READY=1. */
+void rk__engine_on_ready(rk_engine *e, void (*cb)(void *ud), void *ud);
+/* Apply a new configuration (ownership of cfg passes to the engine on
+ * success only). Keys that need a restart (redis.*, streams.*) keep their
+ * old values and are logged. Returns 0 or -1 with err. */
+int rk__engine_reload(rk_engine *e, rk_config *cfg, char *err, size_t errlen);
+/* Stop cleanly: finish the batch in hand, write its alerts, acknowledge,
+ * close connections; then call done(ud). */
+void rk__engine_stop(rk_engine *e, void (*done)(void *ud), void *ud);
+void rk__engine_free(rk_engine *e);
+/* 1 when both connections are up and the engine is consuming. */
+int rk__engine_healthy(const rk_engine *e);
+const rk_engine_stats *rk__engine_stats(const rk_engine *e);
+const rk_config *rk__engine_config(const rk_engine *e);
+
+/* ===================================================================
+ * notify.c - the systemd notify protocol, spoken directly
+ * =================================================================== */
+
+/* Send one notify message ("READY=1\nSTATUS=...") to $NOTIFY_SOCKET.
+ * Returns 1 when sent, 0 when not under systemd, -1 on error. */
+int rk__notify(const char *msg);
+/* The watchdog interval from $WATCHDOG_USEC (and $WATCHDOG_PID), in ms;
+ * 0 when systemd does not expect pings. */
+int64_t rk__notify_watchdog_ms(void);
+
+/* ===================================================================
+ * detectors/<name>.c - the built-in detectors (one ops table each)
  * =================================================================== */
 extern const rk_detector_ops rk__det_unfiled_inspection;
 extern const rk_detector_ops rk__det_bad_rating;

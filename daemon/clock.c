@@ -1,0 +1,230 @@
+/* clock.c - event time: the watermark and the timers that run on it.
+ *
+ * Event time never comes from the wall clock (except through the idle rule
+ * in engine.c): it is the `ts` of the events read. CONTRACT §4 defines the
+ * watermark as the smallest, over the streams that still hold unread
+ * entries, of the largest ts read from each; when every stream is caught up
+ * it is the largest ts read. A stream far behind thus holds time back and
+ * the other stream's timers cannot fire early. rk__clock_candidate computes
+ * that value; rk__clock_advance only ever moves the watermark forward.
+ *
+ * Timers live in one binary min-heap ordered by (deadline, arming order),
+ * so equal deadlines fire in the order they were armed and a replay fires
+ * them in the same order. A timer fires once the watermark is strictly
+ * greater than its deadline, so every event stamped exactly at the deadline
+ * has been applied first. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "riskd/kit.h"
+#include "internal.h"
+
+#define CLOCK_SNAPSHOT_VERSION 1u
+
+void rk__clock_init(rk_clock *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->watermark = INT64_MIN;
+}
+
+void rk__clock_free(rk_clock *c)
+{
+    size_t i;
+    for (i = 0; i < c->ntimers; i++)
+        free(c->heap[i].key);
+    free(c->heap);
+    rk__clock_init(c);
+}
+
+void rk__clock_observe(rk_clock *c, unsigned stream, int64_t ts)
+{
+    if (stream >= RK_STREAM_COUNT)
+        return;
+    if (!c->has_ts[stream] || ts > c->max_ts[stream]) {
+        c->max_ts[stream] = ts;
+        c->has_ts[stream] = true;
+    }
+}
+
+int64_t rk__clock_candidate(const rk_clock *c, const bool unread[RK_STREAM_COUNT])
+{
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    bool any_unread = false;
+    unsigned s;
+
+    for (s = 0; s < RK_STREAM_COUNT; s++) {
+        if (unread[s]) {
+            any_unread = true;
+            if (!c->has_ts[s])
+                return INT64_MIN;
+            if (c->max_ts[s] < lo)
+                lo = c->max_ts[s];
+        }
+        if (c->has_ts[s] && c->max_ts[s] > hi)
+            hi = c->max_ts[s];
+    }
+    return any_unread ? lo : hi;
+}
+
+int rk__clock_advance(rk_clock *c, int64_t w)
+{
+    if (w <= c->watermark)
+        return 0;
+    c->watermark = w;
+    return 1;
+}
+
+static int timer_less(const rk__timer *a, const rk__timer *b)
+{
+    return a->deadline < b->deadline ||
+           (a->deadline == b->deadline && a->seq < b->seq);
+}
+
+static void sift_up(rk__timer *h, size_t i)
+{
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        rk__timer t;
+        if (!timer_less(&h[i], &h[p]))
+            break;
+        t = h[i]; h[i] = h[p]; h[p] = t;
+        i = p;
+    }
+}
+
+static void sift_down(rk__timer *h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        rk__timer t;
+        if (l < n && timer_less(&h[l], &h[m])) m = l;
+        if (r < n && timer_less(&h[r], &h[m])) m = r;
+        if (m == i)
+            break;
+        t = h[i]; h[i] = h[m]; h[m] = t;
+        i = m;
+    }
+}
+
+/* Insert with a given sequence number (restore keeps the original order). */
+static int heap_push(rk_clock *c, int64_t deadline, uint64_t seq, uint32_t det,
+                     char *key_owned, uint64_t arg)
+{
+    if (c->ntimers == c->cap) {
+        size_t ncap = c->cap ? c->cap * 2 : 64;
+        rk__timer *h = realloc(c->heap, ncap * sizeof(*h));
+        if (h == NULL)
+            return -1;
+        c->heap = h;
+        c->cap = ncap;
+    }
+    c->heap[c->ntimers].deadline = deadline;
+    c->heap[c->ntimers].seq = seq;
+    c->heap[c->ntimers].det = det;
+    c->heap[c->ntimers].arg = arg;
+    c->heap[c->ntimers].key = key_owned;
+    sift_up(c->heap, c->ntimers);
+    c->ntimers++;
+    return 0;
+}
+
+int rk__clock_timer_add(rk_clock *c, int64_t deadline, uint32_t det,
+                        const char *key, uint64_t arg)
+{
+    char *k = strdup(key ? key : "");
+    if (k == NULL)
+        return -1;
+    if (heap_push(c, deadline, c->seq, det, k, arg) != 0) {
+        free(k);
+        return -1;
+    }
+    c->seq++;
+    return 0;
+}
+
+int rk__clock_pop_due(rk_clock *c, rk__timer *out)
+{
+    if (c->ntimers == 0 || c->heap[0].deadline >= c->watermark)
+        return 0;
+    *out = c->heap[0];
+    c->ntimers--;
+    if (c->ntimers > 0) {
+        c->heap[0] = c->heap[c->ntimers];
+        sift_down(c->heap, c->ntimers, 0);
+    }
+    return 1;
+}
+
+void rk__clock_snapshot(const rk_clock *c, rk_buf *out,
+                        const char *(*det_name)(uint32_t det, void *ud), void *ud)
+{
+    unsigned s;
+    size_t i;
+
+    rk_buf_put_u32(out, CLOCK_SNAPSHOT_VERSION);
+    for (s = 0; s < RK_STREAM_COUNT; s++) {
+        rk_buf_put_u32(out, c->has_ts[s] ? 1 : 0);
+        rk_buf_put_i64(out, c->max_ts[s]);
+    }
+    rk_buf_put_i64(out, c->watermark);
+    rk_buf_put_u64(out, c->seq);
+    rk_buf_put_u64(out, c->ntimers);
+    for (i = 0; i < c->ntimers; i++) {
+        const rk__timer *t = &c->heap[i];
+        rk_buf_put_i64(out, t->deadline);
+        rk_buf_put_u64(out, t->seq);
+        rk_buf_put_str(out, det_name(t->det, ud));
+        rk_buf_put_u64(out, t->arg);
+        rk_buf_put_str(out, t->key);
+    }
+}
+
+int rk__clock_restore(rk_clock *c, const void *data, size_t len,
+                      int (*det_index)(const char *name, void *ud), void *ud)
+{
+    rk_rd rd;
+    rk_clock tmp;
+    unsigned s;
+    uint64_t n, i;
+
+    rk_rd_init(&rd, data, len);
+    if (rk_rd_u32(&rd) != CLOCK_SNAPSHOT_VERSION)
+        return -1;
+    rk__clock_init(&tmp);
+    for (s = 0; s < RK_STREAM_COUNT; s++) {
+        tmp.has_ts[s] = rk_rd_u32(&rd) != 0;
+        tmp.max_ts[s] = rk_rd_i64(&rd);
+    }
+    tmp.watermark = rk_rd_i64(&rd);
+    tmp.seq = rk_rd_u64(&rd);
+    n = rk_rd_u64(&rd);
+    for (i = 0; i < n && !rd.err; i++) {
+        int64_t deadline = rk_rd_i64(&rd);
+        uint64_t seq = rk_rd_u64(&rd);
+        char *name = rk_rd_str(&rd, 4096);
+        uint64_t arg = rk_rd_u64(&rd);
+        char *key = rk_rd_str(&rd, 1 << 20);
+        int det = (!rd.err && name != NULL) ? det_index(name, ud) : -1;
+        free(name);
+        if (rd.err || key == NULL) {
+            free(key);
+            rd.err = 1;
+            break;
+        }
+        if (det < 0) {              /* detector gone: drop its timer */
+            free(key);
+            continue;
+        }
+        if (heap_push(&tmp, deadline, seq, (uint32_t)det, key, arg) != 0) {
+            free(key);
+            rd.err = 1;
+        }
+    }
+    if (rd.err || rd.p != rd.end) {
+        rk__clock_free(&tmp);
+        return -1;
+    }
+    rk__clock_free(c);
+    *c = tmp;
+    return 0;
+}

@@ -1,0 +1,1061 @@
+/* engine.c - the pipeline: read both streams, apply events in event-time
+ * order, emit alerts, acknowledge.
+ *
+ * One round at a time, on one loop thread:
+ *
+ *   read     XREADGROUP on the reader connection for every stream whose
+ *            buffer is empty. After a (re)connect each stream first reads
+ *            this consumer's own pending entries (cursor "0", then the last
+ *            id seen) and switches to ">" when none are left. The read
+ *            BLOCKs only when every stream is caught up and nothing is
+ *            buffered.
+ *   apply    the buffered entries are merged by ts: the head with the
+ *            smallest ts goes first, and the merge stops as soon as a stream
+ *            with more entries in Redis has an empty buffer, so a stream
+ *            behind in event time is read before the other runs ahead. Each
+ *            entry: parse (bad -> dead letter), skip if the state already
+ *            reflects it (id at or before the stream's applied position),
+ *            enrich from its filing, move the watermark (CONTRACT §4), fire
+ *            due timers, hand the event to every detector.
+ *   flush    alerts and dead letters go through the outbox (sink.c).
+ *   ack      once the outbox is empty - every alert of the round durably
+ *            written - XACK every entry of the round; then the next read.
+ *
+ * The watermark also moves with the wall clock after clock.idle without
+ * input (clock.wall_advance), from a 250 ms housekeeping timer.
+ *
+ * The host API (emit, timer_set, now, log, stream_name) is implemented
+ * here on struct rk_host {engine, detector index}. emit() applies the
+ * detector's severity override and the cooldown per (rule, subject), derives
+ * the alert id and queues the alert. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+#include <hiredis/hiredis.h>
+
+#include "riskd/kit.h"
+#include "internal.h"
+
+#define BLOCK_MS 1000
+#define HOUSEKEEPING_MS 250
+#define ACK_CHUNK 1000
+#define READ_RETRY_MS 1000
+#define STOP_TIMEOUT_MS 10000
+
+enum { PH_PENDING, PH_NEW };
+enum { E_CONNECTING, E_SETUP, E_IDLE, E_READING, E_FLUSHING, E_ACKING, E_STOPPED };
+
+typedef struct entry {
+    rk_entry_ref ref;
+    char id[48];
+    char *data;                     /* NULL: no payload (trimmed) */
+    size_t len;
+    int missing_data;               /* fields present but no "data" */
+} entry;
+
+typedef struct stream_state {
+    char *key;
+    int phase;
+    char cursor[48];                /* PH_PENDING: last id read */
+    bool caught_up;                 /* PH_NEW: last read was not full */
+    entry *buf;
+    size_t n, pos, cap;
+    /* the parsed head entry */
+    int head_state;                 /* 0 none, else an RK_PARSE_* + 10 */
+    rk_event head;
+    char head_err[RK_ERRLEN];
+    rk__event_mem mem;
+    rk_entry_ref applied;           /* last entry reflected in the state */
+    bool has_applied;
+    /* ids to acknowledge */
+    char (*acks)[48];
+    size_t nacks, acks_cap, acks_sent;
+} stream_state;
+
+struct rk_engine {
+    uv_loop_t *loop;
+    rk_config *cfg;
+    rk_registry reg;
+    rk_host_api api;
+    rk_clock clock;
+    rk_tasks tasks;
+    rk_redis *rd, *wr;
+    rk_outbox *ob;
+    stream_state st[RK_STREAM_COUNT];
+    const char *stream_keys[RK_STREAM_COUNT];
+    int state;
+    int setup_left;
+    int acks_inflight;
+    bool ever_ready;
+    void (*ready_cb)(void *ud);
+    void *ready_ud;
+    bool stopping;
+    void (*stop_cb)(void *ud);
+    void *stop_ud;
+    uv_timer_t housekeeping;
+    int64_t last_input_wall;
+    int64_t read_retry_at;
+    int64_t round_started;
+    bool requested[RK_STREAM_COUNT];    /* streams in the read in flight */
+    uint64_t round_hr;
+    rk_engine_stats stats;
+};
+
+static void schedule_read(rk_engine *e);
+static void ack_round(rk_engine *e);
+static void finish_stop(rk_engine *e);
+
+/* ===================================================================
+ * Helpers
+ * =================================================================== */
+
+static int parse_entry_id(const char *s, size_t len, rk_entry_ref *ref)
+{
+    uint64_t ms = 0, seq = 0;
+    size_t i = 0;
+    int digits = 0;
+    for (; i < len && s[i] >= '0' && s[i] <= '9'; i++, digits++)
+        ms = ms * 10 + (uint64_t)(s[i] - '0');
+    if (digits == 0 || digits > 19 || i >= len || s[i] != '-')
+        return -1;
+    for (i++, digits = 0; i < len && s[i] >= '0' && s[i] <= '9'; i++, digits++)
+        seq = seq * 10 + (uint64_t)(s[i] - '0');
+    if (digits == 0 || digits > 19 || i != len)
+        return -1;
+    ref->ms = ms;
+    ref->seq = seq > UINT32_MAX ? UINT32_MAX : (uint32_t)seq;
+    return 0;
+}
+
+static int ref_le(rk_entry_ref a, rk_entry_ref b)
+{
+    return a.ms < b.ms || (a.ms == b.ms && a.seq <= b.seq);
+}
+
+static bool stream_unread(const stream_state *s)
+{
+    return s->pos < s->n || s->phase == PH_PENDING || !s->caught_up;
+}
+
+static void clear_buffer(stream_state *s)
+{
+    size_t i;
+    for (i = s->pos; i < s->n; i++)
+        free(s->buf[i].data);
+    s->n = s->pos = 0;
+    s->head_state = 0;
+}
+
+/* ===================================================================
+ * Host API
+ * =================================================================== */
+
+#define HOST(h) ((struct rk_host *)(void *)(h))
+
+typedef struct cooldown_entry {
+    int64_t until;
+} cooldown_entry;
+
+static void cooldown_key(const rk_alert *a, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s", a->rule,
+             a->subject.unit_id ? a->subject.unit_id : "",
+             a->subject.officer_id ? a->subject.officer_id : "",
+             a->subject.enterprise_id ? a->subject.enterprise_id : "",
+             a->subject.task_id ? a->subject.task_id : "",
+             a->subject.case_id ? a->subject.case_id : "",
+             a->subject.region ? a->subject.region : "");
+}
+
+static rk_map *det_cooldowns(rk__det *d)
+{
+    if (d->cooldown == NULL) {
+        d->cooldown = calloc(1, sizeof(rk_map));
+        if (d->cooldown)
+            rk_map_init(d->cooldown);
+    }
+    return d->cooldown;
+}
+
+static int host_emit(rk_host *h, const rk_alert *a)
+{
+    rk_engine *e = HOST(h)->eng;
+    rk__det *d = e->reg.dets[HOST(h)->idx];
+    rk_severity sev = d->severity >= 0 ? (rk_severity)d->severity : a->severity;
+    char id[33], key[1024];
+    char *json;
+
+    if (a->rule == NULL)
+        return -1;
+    if (a->cooldown > 0) {
+        rk_map *m = det_cooldowns(d);
+        cooldown_entry *c;
+        if (m == NULL)
+            return -1;
+        cooldown_key(a, key, sizeof(key));
+        c = rk_map_get(m, key);
+        if (c != NULL && a->ts < c->until) {
+            e->stats.held_back++;
+            return 0;
+        }
+        if (c == NULL) {
+            c = malloc(sizeof(*c));
+            if (c == NULL || rk_map_put(m, key, c, NULL) == NULL) {
+                free(c);
+                return -1;
+            }
+        }
+        c->until = a->ts + a->cooldown;
+    }
+    rk__alert_id(d->name, a, id);
+    json = rk__alert_json(id, d->name, a, sev, e->stream_keys, e->cfg->tz_offset_s,
+                          rk__wall_ms());
+    if (json == NULL || rk__outbox_alert(e->ob, id, d->name, json) != 0) {
+        free(json);
+        rk__log(RK_LOG_ERR, "out of memory queueing an alert of %s", d->name);
+        return -1;
+    }
+    free(json);
+    e->stats.alerts_emitted++;
+    rk__log(RK_LOG_DEBUG, "alert %s %s/%s", id, d->name, a->rule);
+    return 1;
+}
+
+static int host_timer_set(rk_host *h, int64_t deadline, const char *key, uint64_t arg)
+{
+    rk_engine *e = HOST(h)->eng;
+    return rk__clock_timer_add(&e->clock, deadline, HOST(h)->idx, key, arg);
+}
+
+static int64_t host_now(rk_host *h)
+{
+    return HOST(h)->eng->clock.watermark;
+}
+
+static void host_log(rk_host *h, rk_log_level level, const char *fmt, ...)
+{
+    rk_engine *e = HOST(h)->eng;
+    char prefix[96];
+    va_list ap;
+    snprintf(prefix, sizeof(prefix), "detector %s: ", e->reg.dets[HOST(h)->idx]->name);
+    va_start(ap, fmt);
+    rk__vlog(level, prefix, fmt, ap);
+    va_end(ap);
+}
+
+static const char *host_stream_name(rk_host *h, unsigned s)
+{
+    rk_engine *e = HOST(h)->eng;
+    return s < RK_STREAM_COUNT ? e->stream_keys[s] : "";
+}
+
+static void free_cooldowns(rk__det *d)
+{
+    if (d->cooldown) {
+        rk_map_clear(d->cooldown, free);
+        free(d->cooldown);
+        d->cooldown = NULL;
+    }
+}
+
+static void on_det_removed(rk_engine *e, uint32_t idx)
+{
+    free_cooldowns(e->reg.dets[idx]);
+}
+
+/* ===================================================================
+ * Event time
+ * =================================================================== */
+
+static void fire_timers(rk_engine *e)
+{
+    rk__timer t;
+    while (rk__clock_pop_due(&e->clock, &t)) {
+        rk__det *d = t.det < e->reg.n ? e->reg.dets[t.det] : NULL;
+        if (d != NULL && d->self != NULL && d->ops->on_timer != NULL &&
+            d->ops->on_timer(d->self, t.deadline, t.key, t.arg) < 0) {
+            e->stats.detector_errors++;
+            rk__log(RK_LOG_WARNING, "detector %s failed on timer %s", d->name, t.key);
+        }
+        free(t.key);
+    }
+}
+
+static void update_watermark(rk_engine *e)
+{
+    bool unread[RK_STREAM_COUNT];
+    unsigned s;
+    for (s = 0; s < RK_STREAM_COUNT; s++)
+        unread[s] = stream_unread(&e->st[s]);
+    if (rk__clock_advance(&e->clock, rk__clock_candidate(&e->clock, unread)))
+        fire_timers(e);
+}
+
+/* After a round (or a wall-clock advance): let detectors drop old state. */
+static void housekeep_state(rk_engine *e)
+{
+    int64_t now = e->clock.watermark;
+    size_t i;
+
+    if (now == INT64_MIN)
+        return;
+    for (i = 0; i < e->reg.n; i++) {
+        rk__det *d = e->reg.dets[i];
+        if (d->self && d->ops->on_watermark)
+            d->ops->on_watermark(d->self, now);
+        if (d->cooldown) {
+            size_t b;
+            rk_map_entry *it = rk_map_first(d->cooldown, &b), *next;
+            for (; it != NULL; it = next) {
+                next = rk_map_next(d->cooldown, &b, it);
+                if (((cooldown_entry *)it->value)->until <= now)
+                    free(rk_map_del(d->cooldown, it->key));
+            }
+        }
+    }
+    rk__tasks_expire(&e->tasks, now);
+}
+
+/* ===================================================================
+ * Applying entries
+ * =================================================================== */
+
+static int ack_push(stream_state *s, const char *id)
+{
+    if (s->nacks == s->acks_cap) {
+        size_t ncap = s->acks_cap ? s->acks_cap * 2 : 256;
+        char (*a)[48] = realloc(s->acks, ncap * sizeof(*a));
+        if (a == NULL)
+            return -1;
+        s->acks = a;
+        s->acks_cap = ncap;
+    }
+    snprintf(s->acks[s->nacks++], 48, "%s", id);
+    return 0;
+}
+
+/* Parse the head entry of stream si if not done yet; returns its sort key
+ * (INT64_MIN for entries without a usable ts, so they go first). */
+static int64_t head_key(rk_engine *e, unsigned si)
+{
+    stream_state *s = &e->st[si];
+    entry *en = &s->buf[s->pos];
+    int rc;
+
+    if (s->head_state == 0) {
+        s->head_err[0] = '\0';
+        if (en->data == NULL) {
+            rc = en->missing_data ? RK_PARSE_INVALID : RK_PARSE_UNKNOWN;
+            if (en->missing_data)
+                snprintf(s->head_err, sizeof(s->head_err), "data: missing");
+            memset(&s->head, 0, sizeof(s->head));
+        } else {
+            rc = rk__event_parse(en->data, en->len, &s->head, &s->mem,
+                                 s->head_err, sizeof(s->head_err));
+        }
+        s->head_state = rc + 10;
+    }
+    return s->head_state == RK_PARSE_OK + 10 ? s->head.ts : INT64_MIN;
+}
+
+static void apply_head(rk_engine *e, unsigned si)
+{
+    stream_state *s = &e->st[si];
+    entry *en = &s->buf[s->pos];
+    int rc = s->head_state - 10;
+    rk_event *ev = &s->head;
+    size_t i;
+
+    if (ack_push(s, en->id) != 0)
+        rk__log(RK_LOG_ERR, "out of memory recording an ack; %s/%s stays pending",
+                s->key, en->id);
+    if (en->data == NULL && !en->missing_data) {
+        /* A pending entry whose payload was trimmed away. */
+        e->stats.trimmed[si]++;
+        rk__log(RK_LOG_WARNING, "pending entry %s/%s no longer exists (trimmed); "
+                "acknowledged", s->key, en->id);
+        goto done;
+    }
+    if (s->has_applied && ref_le(en->ref, s->applied)) {
+        e->stats.replayed[si]++;
+        goto done;
+    }
+    s->applied = en->ref;
+    s->has_applied = true;
+    if (rc == RK_PARSE_INVALID) {
+        e->stats.invalid[si]++;
+        rk__log(RK_LOG_WARNING, "invalid entry %s/%s: %s", s->key, en->id, s->head_err);
+        if (rk__outbox_dead(e->ob, s->key, en->id, s->head_err,
+                            en->data ? en->data : "", en->data ? en->len : 0) != 0)
+            rk__log(RK_LOG_ERR, "out of memory dead-lettering %s/%s", s->key, en->id);
+        goto done;
+    }
+    if (rc == RK_PARSE_UNKNOWN) {
+        e->stats.unknown[si]++;
+        goto done;
+    }
+    ev->ref = en->ref;
+    ev->ref.stream = si;
+    ev->stream_key = s->key;
+    ev->entry_id = en->id;
+    rk__tasks_enrich(&e->tasks, ev);
+    rk__clock_observe(&e->clock, si, ev->ts);
+    s->pos++;                       /* so "unread" excludes this entry */
+    update_watermark(e);
+    s->pos--;
+    e->stats.events[si][ev->type]++;
+    if (ev->type != RK_EV_CLOCK_TICK) {
+        for (i = 0; i < e->reg.n; i++) {
+            rk__det *d = e->reg.dets[i];
+            if (d->self == NULL)
+                continue;
+            if (d->ops->on_event(d->self, ev) < 0) {
+                e->stats.detector_errors++;
+                rk__log(RK_LOG_WARNING, "detector %s failed on %s/%s", d->name,
+                        s->key, en->id);
+            }
+        }
+        if (ev->type == RK_EV_INSPECTION_FILED &&
+            rk__tasks_add(&e->tasks, ev, e->cfg->task_retention) != 0)
+            rk__log(RK_LOG_ERR, "out of memory recording filing %s", ev->task_id);
+    }
+done:
+    free(en->data);
+    en->data = NULL;
+    s->pos++;
+    s->head_state = 0;
+}
+
+/* Apply buffered entries in ts order until a stream that has more in Redis
+ * runs dry (it must be read first) or everything is applied. */
+static void apply_buffered(rk_engine *e)
+{
+    for (;;) {
+        int best = -1;
+        int64_t best_key = 0;
+        unsigned si;
+        for (si = 0; si < RK_STREAM_COUNT; si++) {
+            stream_state *s = &e->st[si];
+            if (s->pos < s->n) {
+                int64_t k = head_key(e, si);
+                if (best < 0 || k < best_key) {
+                    best = (int)si;
+                    best_key = k;
+                }
+            } else if (stream_unread(s)) {
+                return;             /* must read this stream first */
+            }
+        }
+        if (best < 0)
+            return;
+        apply_head(e, (unsigned)best);
+    }
+}
+
+/* ===================================================================
+ * Reading
+ * =================================================================== */
+
+static void round_done(rk_engine *e)
+{
+    uint64_t ns = uv_hrtime() - e->round_hr;
+    double secs = (double)ns / 1e9;
+    static const double bounds[12] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                      0.05, 0.1, 0.25, 0.5, 1.0, 2.5};
+    int b;
+    for (b = 0; b < 12; b++)
+        if (secs <= bounds[b]) {
+            e->stats.batch_hist[b]++;
+            break;
+        }
+    e->stats.batches++;
+    e->stats.batch_seconds_sum += secs;
+    housekeep_state(e);
+    if (rk__outbox_pending(e->ob) > 0) {
+        e->state = E_FLUSHING;
+        rk__outbox_kick(e->ob);
+    } else {
+        ack_round(e);
+    }
+}
+
+static void copy_entries(rk_engine *e, unsigned si, const redisReply *list)
+{
+    stream_state *s = &e->st[si];
+    size_t i, k;
+
+    if (s->pos == s->n)
+        s->pos = s->n = 0;
+    if (s->n + list->elements > s->cap) {
+        size_t ncap = s->n + list->elements;
+        entry *b = realloc(s->buf, ncap * sizeof(*b));
+        if (b == NULL) {
+            rk__log(RK_LOG_ERR, "out of memory buffering %zu entries of %s; "
+                    "they stay pending", list->elements, s->key);
+            return;
+        }
+        s->buf = b;
+        s->cap = ncap;
+    }
+    for (i = 0; i < list->elements; i++) {
+        const redisReply *item = list->element[i], *fields;
+        entry *en = &s->buf[s->n];
+        if (item->type != REDIS_REPLY_ARRAY || item->elements < 2 ||
+            item->element[0]->type != REDIS_REPLY_STRING ||
+            parse_entry_id(item->element[0]->str, item->element[0]->len, &en->ref) != 0)
+            continue;
+        en->ref.stream = si;
+        snprintf(en->id, sizeof(en->id), "%.*s", (int)item->element[0]->len,
+                 item->element[0]->str);
+        en->data = NULL;
+        en->len = 0;
+        en->missing_data = 0;
+        fields = item->element[1];
+        if (fields->type == REDIS_REPLY_ARRAY) {
+            en->missing_data = 1;
+            for (k = 0; k + 1 < fields->elements; k += 2) {
+                const redisReply *f = fields->element[k], *v = fields->element[k + 1];
+                if (f->type == REDIS_REPLY_STRING && f->len == 4 &&
+                    memcmp(f->str, "data", 4) == 0 && v->type == REDIS_REPLY_STRING) {
+                    en->data = malloc(v->len + 1);
+                    if (en->data == NULL)
+                        break;
+                    memcpy(en->data, v->str, v->len);
+                    en->data[v->len] = '\0';
+                    en->len = v->len;
+                    en->missing_data = 0;
+                    break;
+                }
+            }
+            if (en->data == NULL && !en->missing_data) {
+                rk__log(RK_LOG_ERR, "out of memory copying %s/%s", s->key, en->id);
+                continue;           /* stays pending, read again later */
+            }
+        }
+        if (s->phase == PH_PENDING)
+            snprintf(s->cursor, sizeof(s->cursor), "%s", en->id);
+        s->n++;
+    }
+}
+
+static void setup_groups(rk_engine *e);
+
+static void on_read(rk_redis *r, redisReply *reply, void *pd)
+{
+    rk_engine *e = pd;
+    size_t count[RK_STREAM_COUNT] = {0};
+    unsigned si;
+    size_t i;
+
+    (void)r;
+    if (e->state != E_READING)
+        return;
+    e->state = E_IDLE;
+    if (reply == NULL)
+        return;                     /* connection lost: on_rd_state handles it */
+    if (reply->type == REDIS_REPLY_ERROR) {
+        if (strncmp(reply->str, "NOGROUP", 7) == 0) {
+            rk__log(RK_LOG_WARNING, "consumer group %s is gone; creating it again",
+                    e->cfg->group);
+            setup_groups(e);
+            return;
+        }
+        rk__log(RK_LOG_ERR, "XREADGROUP failed: %s", reply->str);
+        e->read_retry_at = (int64_t)uv_now(e->loop) + READ_RETRY_MS;
+        return;
+    }
+    e->round_hr = uv_hrtime();
+    /* A stream absent from the reply returned nothing. */
+    if (reply->type == REDIS_REPLY_ARRAY) {
+        for (i = 0; i < reply->elements; i++) {
+            const redisReply *sr = reply->element[i];
+            if (sr->type != REDIS_REPLY_ARRAY || sr->elements < 2 ||
+                sr->element[0]->type != REDIS_REPLY_STRING ||
+                sr->element[1]->type != REDIS_REPLY_ARRAY)
+                continue;
+            for (si = 0; si < RK_STREAM_COUNT; si++)
+                if (e->requested[si] && strlen(e->st[si].key) == sr->element[0]->len &&
+                    memcmp(e->st[si].key, sr->element[0]->str, sr->element[0]->len) == 0)
+                    break;
+            if (si == RK_STREAM_COUNT)
+                continue;
+            count[si] = sr->element[1]->elements;
+            copy_entries(e, si, sr->element[1]);
+        }
+    }
+    for (si = 0; si < RK_STREAM_COUNT; si++) {
+        stream_state *s = &e->st[si];
+        if (!e->requested[si])
+            continue;
+        if (s->phase == PH_PENDING) {
+            if (count[si] == 0) {   /* our pending list is drained */
+                s->phase = PH_NEW;
+                s->caught_up = false;
+            }
+        } else {
+            s->caught_up = count[si] < (size_t)e->cfg->batch;
+        }
+        if (count[si] > 0)
+            e->last_input_wall = (int64_t)uv_now(e->loop);
+    }
+    apply_buffered(e);
+    update_watermark(e);
+    round_done(e);
+}
+
+static void schedule_read(rk_engine *e)
+{
+    const char *argv[16];
+    char count[16];
+    int argc = 0, nstreams = 0;
+    unsigned si, want[RK_STREAM_COUNT];
+    bool block = true, any_buffered = false;
+
+    if (e->stopping || e->state != E_IDLE || !rk__redis_ready(e->rd) ||
+        (int64_t)uv_now(e->loop) < e->read_retry_at)
+        return;
+    for (si = 0; si < RK_STREAM_COUNT; si++) {
+        stream_state *s = &e->st[si];
+        e->requested[si] = false;
+        if (s->pos < s->n) {
+            any_buffered = true;
+            continue;
+        }
+        e->requested[si] = true;
+        want[nstreams++] = si;
+        if (s->phase == PH_PENDING || !s->caught_up)
+            block = false;
+    }
+    if (any_buffered)
+        block = false;
+    if (nstreams == 0) {
+        /* Everything is buffered: apply (cannot happen after a full apply,
+         * kept for safety). */
+        e->round_hr = uv_hrtime();
+        apply_buffered(e);
+        round_done(e);
+        return;
+    }
+    snprintf(count, sizeof(count), "%d", e->cfg->batch);
+    argv[argc++] = "XREADGROUP";
+    argv[argc++] = "GROUP";
+    argv[argc++] = e->cfg->group;
+    argv[argc++] = e->cfg->consumer;
+    argv[argc++] = "COUNT";
+    argv[argc++] = count;
+    if (block) {
+        argv[argc++] = "BLOCK";
+        argv[argc++] = "1000";
+    }
+    argv[argc++] = "STREAMS";
+    for (si = 0; si < (unsigned)nstreams; si++)
+        argv[argc++] = e->st[want[si]].key;
+    for (si = 0; si < (unsigned)nstreams; si++) {
+        stream_state *s = &e->st[want[si]];
+        argv[argc++] = s->phase == PH_PENDING ? s->cursor : ">";
+    }
+    if (rk__redis_cmd(e->rd, on_read, e, block ? BLOCK_MS : 0, argc, argv, NULL) == 0)
+        e->state = E_READING;
+}
+
+/* ===================================================================
+ * Acknowledging
+ * =================================================================== */
+
+static void on_ack(rk_redis *r, redisReply *reply, void *pd)
+{
+    rk_engine *e = pd;
+    unsigned si;
+    (void)r;
+    e->acks_inflight--;
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        if (reply != NULL)
+            rk__log(RK_LOG_ERR, "XACK failed: %s", reply->str);
+        for (si = 0; si < RK_STREAM_COUNT; si++)
+            e->st[si].acks_sent = 0;  /* resend all (XACK is idempotent) */
+    }
+    if (e->acks_inflight > 0)
+        return;
+    for (si = 0; si < RK_STREAM_COUNT; si++) {
+        stream_state *s = &e->st[si];
+        if (s->acks_sent < s->nacks)
+            return;                 /* failed: retried when the writer is back */
+    }
+    for (si = 0; si < RK_STREAM_COUNT; si++)
+        e->st[si].nacks = e->st[si].acks_sent = 0;
+    e->state = E_IDLE;
+    if (e->stopping)
+        finish_stop(e);
+    else
+        schedule_read(e);
+}
+
+static void ack_round(rk_engine *e)
+{
+    unsigned si;
+    e->state = E_ACKING;
+    if (!rk__redis_ready(e->wr))
+        return;                     /* on_wr_state resumes */
+    for (si = 0; si < RK_STREAM_COUNT; si++) {
+        stream_state *s = &e->st[si];
+        while (s->acks_sent < s->nacks) {
+            size_t n = s->nacks - s->acks_sent, k;
+            const char **argv;
+            if (n > ACK_CHUNK)
+                n = ACK_CHUNK;
+            argv = malloc((n + 3) * sizeof(*argv));
+            if (argv == NULL)
+                return;
+            argv[0] = "XACK";
+            argv[1] = s->key;
+            argv[2] = e->cfg->group;
+            for (k = 0; k < n; k++)
+                argv[3 + k] = s->acks[s->acks_sent + k];
+            if (rk__redis_cmd(e->wr, on_ack, e, 0, (int)(n + 3), argv, NULL) != 0) {
+                free(argv);
+                return;
+            }
+            free(argv);
+            s->acks_sent += n;
+            e->acks_inflight++;
+        }
+    }
+    if (e->acks_inflight == 0) {
+        e->state = E_IDLE;
+        if (e->stopping)
+            finish_stop(e);
+        else
+            schedule_read(e);
+    }
+}
+
+static void on_drained(void *ud)
+{
+    rk_engine *e = ud;
+    if (e->state == E_FLUSHING)
+        ack_round(e);
+}
+
+/* ===================================================================
+ * Connections and group set-up
+ * =================================================================== */
+
+static void on_group_created(rk_redis *r, redisReply *reply, void *pd)
+{
+    rk_engine *e = pd;
+    unsigned si;
+    (void)r;
+    if (e->state != E_SETUP)
+        return;
+    if (reply == NULL)
+        return;
+    if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "BUSYGROUP", 9) != 0) {
+        rk__log(RK_LOG_ERR, "XGROUP CREATE failed: %s", reply->str);
+        e->state = E_CONNECTING;
+        rk__redis_drop(e->rd, NULL);
+        return;
+    }
+    if (--e->setup_left > 0)
+        return;
+    for (si = 0; si < RK_STREAM_COUNT; si++) {
+        e->st[si].phase = PH_PENDING;
+        snprintf(e->st[si].cursor, sizeof(e->st[si].cursor), "0");
+        e->st[si].caught_up = false;
+    }
+    e->state = E_IDLE;
+    rk__log(RK_LOG_INFO, "consuming %s and %s as %s/%s", e->st[0].key, e->st[1].key,
+            e->cfg->group, e->cfg->consumer);
+    if (!e->ever_ready) {
+        e->ever_ready = true;
+        if (e->ready_cb)
+            e->ready_cb(e->ready_ud);
+    }
+    schedule_read(e);
+}
+
+static void setup_groups(rk_engine *e)
+{
+    unsigned si;
+    e->state = E_SETUP;
+    e->setup_left = 0;
+    for (si = 0; si < RK_STREAM_COUNT; si++) {
+        const char *argv[6] = {"XGROUP", "CREATE", e->st[si].key, e->cfg->group,
+                               e->cfg->start, "MKSTREAM"};
+        clear_buffer(&e->st[si]);
+        if (rk__redis_cmd(e->rd, on_group_created, e, 0, 6, argv, NULL) == 0)
+            e->setup_left++;
+    }
+    if (e->setup_left != RK_STREAM_COUNT) {
+        e->state = E_CONNECTING;
+        rk__redis_drop(e->rd, "cannot send XGROUP CREATE");
+    }
+}
+
+static void on_rd_state(rk_redis *r, int up, void *ud)
+{
+    rk_engine *e = ud;
+    unsigned si;
+    (void)r;
+    if (e->stopping)
+        return;
+    if (up) {
+        if (e->state == E_CONNECTING || e->state == E_IDLE || e->state == E_READING)
+            setup_groups(e);
+        return;
+    }
+    /* Entries buffered but not applied are still in our pending list:
+     * forget them; they are read again (cursor "0") after reconnecting. */
+    for (si = 0; si < RK_STREAM_COUNT; si++)
+        clear_buffer(&e->st[si]);
+    if (e->state == E_READING || e->state == E_SETUP || e->state == E_IDLE)
+        e->state = E_CONNECTING;
+}
+
+static void on_wr_state(rk_redis *r, int up, void *ud)
+{
+    rk_engine *e = ud;
+    (void)r;
+    if (!up) {
+        rk__outbox_writer_down(e->ob);
+        return;
+    }
+    rk__outbox_kick(e->ob);
+    if (e->state == E_ACKING && e->acks_inflight == 0)
+        ack_round(e);
+}
+
+/* ===================================================================
+ * Housekeeping timer: wall-clock advance, retries, stop deadline
+ * =================================================================== */
+
+static void on_housekeeping(uv_timer_t *t)
+{
+    rk_engine *e = t->data;
+    int64_t now = (int64_t)uv_now(e->loop);
+    unsigned si;
+    bool idle = true;
+
+    if (e->stopping) {
+        if (now - e->round_started > STOP_TIMEOUT_MS) {
+            rk__log(RK_LOG_WARNING, "stop: Redis did not confirm in time; "
+                    "unacknowledged entries will be read again on restart");
+            finish_stop(e);
+        }
+        return;
+    }
+    if (e->state == E_IDLE && e->read_retry_at > 0 && now >= e->read_retry_at) {
+        e->read_retry_at = 0;
+        schedule_read(e);
+    }
+    if (e->state == E_CONNECTING && rk__redis_ready(e->rd))
+        setup_groups(e);
+    if (!e->cfg->wall_advance)
+        return;
+    for (si = 0; si < RK_STREAM_COUNT; si++)
+        if (stream_unread(&e->st[si]))
+            idle = false;
+    if (idle && (e->state == E_READING || e->state == E_IDLE) &&
+        now - e->last_input_wall >= e->cfg->clock_idle) {
+        if (rk__clock_advance(&e->clock, rk__wall_ms())) {
+            fire_timers(e);
+            housekeep_state(e);
+            rk__outbox_kick(e->ob);
+        }
+    }
+}
+
+/* ===================================================================
+ * Public
+ * =================================================================== */
+
+static void init_api(rk_host_api *api)
+{
+    memset(api, 0, sizeof(*api));
+    api->abi_major = RK_ABI_MAJOR;
+    api->abi_minor = RK_ABI_MINOR;
+    api->emit = host_emit;
+    api->timer_set = host_timer_set;
+    api->now = host_now;
+    api->log = host_log;
+    api->stream_name = host_stream_name;
+}
+
+static void redis_opts(const rk_config *cfg, const char *name, rk_redis_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->name = name;
+    o->host = cfg->redis_host;
+    o->port = cfg->redis_port;
+    o->username = cfg->redis_username;
+    o->password = cfg->redis_password;
+    o->db = cfg->redis_db;
+}
+
+rk_engine *rk__engine_new(uv_loop_t *loop, rk_config *cfg, char *err, size_t errlen)
+{
+    rk_engine *e = calloc(1, sizeof(*e));
+    rk_redis_opts o;
+    unsigned si;
+
+    if (e == NULL) {
+        rk_kit_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    e->loop = loop;
+    init_api(&e->api);
+    rk__clock_init(&e->clock);
+    rk__tasks_init(&e->tasks);
+    if (rk__registry_load(&e->reg, cfg, &e->api, e, err, errlen) != 0)
+        goto fail_registry;
+    e->cfg = cfg;
+    for (si = 0; si < RK_STREAM_COUNT; si++) {
+        e->st[si].key = cfg->stream_key[si];
+        e->stream_keys[si] = cfg->stream_key[si];
+    }
+    e->last_input_wall = (int64_t)uv_now(loop);
+    uv_timer_init(loop, &e->housekeeping);
+    e->housekeeping.data = e;
+    uv_timer_start(&e->housekeeping, on_housekeeping, HOUSEKEEPING_MS, HOUSEKEEPING_MS);
+    e->state = E_CONNECTING;
+    redis_opts(cfg, "writer", &o);
+    e->wr = rk__redis_new(loop, &o, on_wr_state, e);
+    e->ob = e->wr ? rk__outbox_new(loop, e->wr, cfg, on_drained, e) : NULL;
+    redis_opts(cfg, "reader", &o);
+    o.reply_timeout_ms = 10000;
+    e->rd = e->ob ? rk__redis_new(loop, &o, on_rd_state, e) : NULL;
+    if (e->rd == NULL) {
+        rk_kit_errf(err, errlen, "out of memory");
+        e->cfg = NULL;
+        rk__engine_free(e);
+        return NULL;
+    }
+    return e;
+
+fail_registry:
+    rk__tasks_free(&e->tasks);
+    rk__clock_free(&e->clock);
+    free(e);
+    return NULL;
+}
+
+void rk__engine_on_ready(rk_engine *e, void (*cb)(void *ud), void *ud)
+{
+    e->ready_cb = cb;
+    e->ready_ud = ud;
+}
+
+int rk__engine_reload(rk_engine *e, rk_config *cfg, char *err, size_t errlen)
+{
+    rk_config *old = e->cfg;
+    unsigned si;
+
+    if (strcmp(cfg->redis_host, old->redis_host) != 0 || cfg->redis_port != old->redis_port ||
+        cfg->redis_db != old->redis_db)
+        rk__log(RK_LOG_WARNING, "reload: redis.* changes take effect at restart");
+    for (si = 0; si < RK_STREAM_COUNT; si++)
+        if (strcmp(cfg->stream_key[si], old->stream_key[si]) != 0)
+            rk__log(RK_LOG_WARNING, "reload: streams.* changes take effect at restart");
+    if (rk__registry_reload(&e->reg, cfg, &e->api, e, on_det_removed, err, errlen) != 0)
+        return -1;
+    /* Keep what needs a restart; everything else comes from the new file. */
+    {
+#define KEEP(f) do { void *t_ = (void *)cfg->f; cfg->f = old->f; old->f = t_; } while (0)
+        int ti;
+        KEEP(redis_host); KEEP(redis_password); KEEP(redis_username);
+        KEEP(stream_key[0]); KEEP(stream_key[1]); KEEP(group); KEEP(consumer); KEEP(start);
+#undef KEEP
+        ti = cfg->redis_port; cfg->redis_port = old->redis_port; old->redis_port = ti;
+        ti = cfg->redis_db; cfg->redis_db = old->redis_db; old->redis_db = ti;
+    }
+    e->cfg = cfg;
+    for (si = 0; si < RK_STREAM_COUNT; si++) {
+        e->st[si].key = cfg->stream_key[si];
+        e->stream_keys[si] = cfg->stream_key[si];
+    }
+    rk__outbox_configure(e->ob, cfg);
+    rk__config_free(old);
+    return 0;
+}
+
+static void finish_stop(rk_engine *e)
+{
+    void (*cb)(void *) = e->stop_cb;
+    if (e->state == E_STOPPED)
+        return;
+    e->state = E_STOPPED;
+    uv_timer_stop(&e->housekeeping);
+    if (cb) {
+        e->stop_cb = NULL;
+        cb(e->stop_ud);
+    }
+}
+
+void rk__engine_stop(rk_engine *e, void (*done)(void *ud), void *ud)
+{
+    e->stopping = true;
+    e->stop_cb = done;
+    e->stop_ud = ud;
+    e->round_started = (int64_t)uv_now(e->loop);
+    switch (e->state) {
+    case E_FLUSHING:
+    case E_ACKING:
+        return;                     /* ack_round / on_ack finish the stop */
+    default:
+        if (rk__outbox_pending(e->ob) > 0) {
+            /* Alerts from timers: write them first. */
+            e->state = E_FLUSHING;
+            return;
+        }
+        finish_stop(e);
+    }
+}
+
+static void engine_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void rk__engine_free(rk_engine *e)
+{
+    unsigned si;
+    size_t i;
+    if (e == NULL)
+        return;
+    if (e->rd) rk__redis_close(e->rd);
+    if (e->wr) rk__redis_close(e->wr);
+    if (e->ob) rk__outbox_free(e->ob);
+    for (i = 0; i < e->reg.n; i++)
+        free_cooldowns(e->reg.dets[i]);
+    rk__registry_free(&e->reg);
+    for (si = 0; si < RK_STREAM_COUNT; si++) {
+        clear_buffer(&e->st[si]);
+        free(e->st[si].buf);
+        free(e->st[si].acks);
+        rk__event_mem_free(&e->st[si].mem);
+    }
+    rk__tasks_free(&e->tasks);
+    rk__clock_free(&e->clock);
+    rk__config_free(e->cfg);
+    e->cfg = NULL;
+    /* The engine's memory goes when libuv is done with its timer. */
+    uv_timer_stop(&e->housekeeping);
+    uv_close((uv_handle_t *)&e->housekeeping, engine_closed);
+}
+
+int rk__engine_healthy(const rk_engine *e)
+{
+    return rk__redis_ready(e->rd) && rk__redis_ready(e->wr) && e->ever_ready &&
+           e->state != E_CONNECTING && e->state != E_SETUP && e->state != E_STOPPED;
+}
+
+const rk_engine_stats *rk__engine_stats(const rk_engine *e)
+{
+    return &e->stats;
+}
+
+const rk_config *rk__engine_config(const rk_engine *e)
+{
+    return e->cfg;
+}

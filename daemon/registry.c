@@ -1,0 +1,451 @@
+/* registry.c - the detectors riskd runs: built-ins and plugins.
+ *
+ * Built-in detectors are linked in; plugins are shared objects named in the
+ * config key "plugins". A plugin is loaded the way Redis loads modules:
+ * dlopen(RTLD_NOW | RTLD_LOCAL), one dlsym of RK_DETECTOR_ENTRY, then the
+ * ops table is checked (ABI major equal, minor not newer than ours, a valid
+ * name that no other detector has, the mandatory callbacks present); any
+ * failure is one specific error and a dlclose.
+ *
+ * The registry also owns each detector's configuration: detectors.<name>
+ * may hold "enabled" (default true) and "severity" (an override for every
+ * rule), checked here; the rest is the detector's own and is validated by
+ * its create(). A key under "detectors" that names no detector is an error.
+ *
+ * Indices are stable for the life of the process (timers and hosts refer
+ * to detectors by index): a detector that is disabled or whose plugin was
+ * removed keeps its slot with a NULL instance. */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "riskd/kit.h"
+#include "internal.h"
+
+static const rk_detector_ops *const builtins[] = {
+    &rk__det_unfiled_inspection,
+    &rk__det_bad_rating,
+    &rk__det_fine_growth,
+    &rk__det_complaint_cluster,
+};
+#define N_BUILTINS (sizeof(builtins) / sizeof(builtins[0]))
+
+static const char *const severity_names[] = {"info", "warning", "critical", NULL};
+
+/* One detector as the configuration describes it, before anything is
+ * created. */
+typedef struct plan_item {
+    const rk_detector_ops *ops;
+    void *dl;                       /* owned until handed to the registry */
+    const char *path;
+    int enabled;
+    int severity;
+    json_t *cfg;                    /* owned */
+} plan_item;
+
+typedef struct plan {
+    plan_item *items;
+    size_t n;
+} plan;
+
+static void plan_free(plan *p, int close_dl)
+{
+    size_t i;
+    for (i = 0; i < p->n; i++) {
+        json_decref(p->items[i].cfg);
+        if (close_dl && p->items[i].dl)
+            dlclose(p->items[i].dl);
+    }
+    free(p->items);
+    p->items = NULL;
+    p->n = 0;
+}
+
+static int valid_name(const char *s)
+{
+    if (s == NULL || *s == '\0' || strlen(s) > 64)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
+            return 0;
+    return 1;
+}
+
+static const plan_item *plan_find(const plan *p, const char *name)
+{
+    size_t i;
+    for (i = 0; i < p->n; i++)
+        if (strcmp(p->items[i].ops->name, name) == 0)
+            return &p->items[i];
+    return NULL;
+}
+
+/* Load one plugin. reuse_dl, when not NULL, is a handle already loaded
+ * for the same path (a reload keeps it). Returns the ops or NULL with err. */
+static const rk_detector_ops *load_plugin(const char *path, size_t i,
+                                          void **dl_out, char *err, size_t errlen)
+{
+    void *dl;
+    union { void *p; rk_detector_entry_fn fn; } sym;
+    const rk_detector_ops *ops;
+
+    dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (dl == NULL) {
+        rk_kit_errf(err, errlen, "plugins[%zu]: cannot load %s: %s", i, path, dlerror());
+        return NULL;
+    }
+    sym.p = dlsym(dl, RK_DETECTOR_ENTRY);
+    if (sym.p == NULL) {
+        rk_kit_errf(err, errlen, "plugins[%zu]: %s does not export %s", i, path,
+                    RK_DETECTOR_ENTRY);
+        goto fail_dlclose;
+    }
+    ops = sym.fn();
+    if (ops == NULL) {
+        rk_kit_errf(err, errlen, "plugins[%zu]: %s returned no detector", i, path);
+        goto fail_dlclose;
+    }
+    if (ops->abi_major != RK_ABI_MAJOR) {
+        rk_kit_errf(err, errlen, "plugins[%zu]: %s was built for detector ABI %u.%u, "
+                    "riskd speaks %u.%u (major differs)", i, path, ops->abi_major,
+                    ops->abi_minor, RK_ABI_MAJOR, RK_ABI_MINOR);
+        goto fail_dlclose;
+    }
+    if (ops->abi_minor > RK_ABI_MINOR) {
+        rk_kit_errf(err, errlen, "plugins[%zu]: %s was built for detector ABI %u.%u, "
+                    "newer than riskd's %u.%u", i, path, ops->abi_major,
+                    ops->abi_minor, RK_ABI_MAJOR, RK_ABI_MINOR);
+        goto fail_dlclose;
+    }
+    if (!valid_name(ops->name)) {
+        rk_kit_errf(err, errlen, "plugins[%zu]: %s has an invalid detector name "
+                    "(expected [a-z0-9_]+)", i, path);
+        goto fail_dlclose;
+    }
+    if (ops->create == NULL || ops->on_event == NULL || ops->destroy == NULL) {
+        rk_kit_errf(err, errlen, "plugins[%zu]: %s: detector %s lacks create, "
+                    "on_event or destroy", i, path, ops->name);
+        goto fail_dlclose;
+    }
+    *dl_out = dl;
+    return ops;
+
+fail_dlclose:
+    dlclose(dl);
+    return NULL;
+}
+
+/* Turn cfg into a plan: every detector with its own config, plugins
+ * loaded (or reused from reg, by path). Validates "enabled", "severity"
+ * and unknown detector names; does not call create(). */
+static int make_plan(const rk_config *cfg, const rk_registry *reg, plan *p,
+                     char *err, size_t errlen)
+{
+    size_t i, total = N_BUILTINS + cfg->n_plugins;
+    const char *key;
+    json_t *v;
+
+    p->items = calloc(total ? total : 1, sizeof(*p->items));
+    p->n = 0;
+    if (p->items == NULL) {
+        rk_kit_errf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (i = 0; i < N_BUILTINS; i++)
+        p->items[p->n++].ops = builtins[i];
+    for (i = 0; i < cfg->n_plugins; i++) {
+        plan_item *it = &p->items[p->n];
+        size_t k;
+        const rk_detector_ops *ops = NULL;
+        void *dl = NULL;
+
+        for (k = 0; reg != NULL && k < reg->n; k++) {
+            if (reg->dets[k]->path && reg->dets[k]->ops &&
+                strcmp(reg->dets[k]->path, cfg->plugins[i]) == 0) {
+                ops = reg->dets[k]->ops;  /* already loaded: reuse */
+                break;
+            }
+        }
+        if (ops == NULL) {
+            ops = load_plugin(cfg->plugins[i], i, &dl, err, errlen);
+            if (ops == NULL)
+                goto fail;
+        }
+        if (plan_find(p, ops->name) != NULL) {
+            rk_kit_errf(err, errlen, "plugins[%zu]: %s: a detector named \"%s\" "
+                        "is already loaded", i, cfg->plugins[i], ops->name);
+            if (dl) dlclose(dl);
+            goto fail;
+        }
+        it->ops = ops;
+        it->dl = dl;
+        it->path = cfg->plugins[i];
+        p->n++;
+    }
+    json_object_foreach(cfg->detectors, key, v) {
+        (void)v;
+        if (plan_find(p, key) == NULL) {
+            rk_kit_errf(err, errlen, "detectors.%s: unknown detector (not built in "
+                        "and not provided by any plugin)", key);
+            goto fail;
+        }
+    }
+    for (i = 0; i < p->n; i++) {
+        plan_item *it = &p->items[i];
+        json_t *sub = json_object_get(cfg->detectors, it->ops->name);
+        char prefix[96];
+
+        snprintf(prefix, sizeof(prefix), "detectors.%s.", it->ops->name);
+        if (sub != NULL && !json_is_object(sub)) {
+            rk_kit_errf(err, errlen, "detectors.%s: expected an object", it->ops->name);
+            goto fail;
+        }
+        if (rk_kit_cfg_bool(sub, prefix, "enabled", 1, &it->enabled, err, errlen) != 0 ||
+            rk_kit_cfg_enum(sub, prefix, "severity", severity_names, -1,
+                            &it->severity, err, errlen) != 0)
+            goto fail;
+        it->cfg = sub ? json_deep_copy(sub) : json_object();
+        if (it->cfg == NULL) {
+            rk_kit_errf(err, errlen, "out of memory");
+            goto fail;
+        }
+        json_object_del(it->cfg, "enabled");
+        json_object_del(it->cfg, "severity");
+    }
+    return 0;
+
+fail:
+    plan_free(p, 1);
+    return -1;
+}
+
+/* A host API that swallows everything: used to validate configurations by
+ * creating throwaway instances. */
+static int null_emit(rk_host *h, const rk_alert *a) { (void)h; (void)a; return 0; }
+static int null_timer(rk_host *h, int64_t d, const char *k, uint64_t a)
+{ (void)h; (void)d; (void)k; (void)a; return 0; }
+static int64_t null_now(rk_host *h) { (void)h; return INT64_MIN; }
+static void null_log(rk_host *h, rk_log_level l, const char *fmt, ...)
+{ (void)h; (void)l; (void)fmt; }
+static const char *null_stream(rk_host *h, unsigned s) { (void)h; (void)s; return ""; }
+static const rk_host_api null_api = {
+    RK_ABI_MAJOR, RK_ABI_MINOR, null_emit, null_timer, null_now, null_log, null_stream
+};
+
+/* Create and destroy each enabled detector once to validate its config. */
+static int validate_plan(const plan *p, char *err, size_t errlen)
+{
+    size_t i;
+    struct rk_host dummy = {NULL, 0};
+    for (i = 0; i < p->n; i++) {
+        const plan_item *it = &p->items[i];
+        char derr[RK_ERRLEN];
+        void *self;
+        if (!it->enabled)
+            continue;
+        derr[0] = '\0';
+        self = it->ops->create(&null_api, &dummy, it->cfg, derr, sizeof(derr));
+        if (self == NULL) {
+            rk_kit_errf(err, errlen, "detectors.%s.%s", it->ops->name,
+                        derr[0] ? derr : "invalid configuration");
+            return -1;
+        }
+        it->ops->destroy(self);
+    }
+    return 0;
+}
+
+int rk__registry_check(const rk_config *cfg, char *err, size_t errlen)
+{
+    plan p;
+    int rc;
+    if (make_plan(cfg, NULL, &p, err, errlen) != 0)
+        return -1;
+    rc = validate_plan(&p, err, errlen);
+    plan_free(&p, 1);
+    return rc;
+}
+
+int rk__registry_find(const rk_registry *reg, const char *name)
+{
+    size_t i;
+    for (i = 0; i < reg->n; i++)
+        if (reg->dets[i]->ops && strcmp(reg->dets[i]->name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static rk__det *det_append(rk_registry *reg, const plan_item *it, struct rk_engine *eng)
+{
+    rk__det *d;
+    if (reg->n == reg->cap) {
+        size_t ncap = reg->cap ? reg->cap * 2 : 8;
+        rk__det **a = realloc(reg->dets, ncap * sizeof(*a));
+        if (a == NULL)
+            return NULL;
+        reg->dets = a;
+        reg->cap = ncap;
+    }
+    d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return NULL;
+    d->name = strdup(it->ops->name);
+    d->path = it->path ? strdup(it->path) : NULL;
+    if (d->name == NULL || (it->path && d->path == NULL)) {
+        free(d->name);
+        free(d->path);
+        free(d);
+        return NULL;
+    }
+    d->ops = it->ops;
+    d->severity = -1;
+    d->host.eng = eng;
+    d->host.idx = (uint32_t)reg->n;
+    reg->dets[reg->n++] = d;
+    return d;
+}
+
+/* Create the instance of d from plan item it. */
+static int det_create(rk__det *d, const plan_item *it, const rk_host_api *api,
+                      char *err, size_t errlen)
+{
+    char derr[RK_ERRLEN];
+    derr[0] = '\0';
+    d->self = d->ops->create(api, (rk_host *)&d->host, it->cfg, derr, sizeof(derr));
+    if (d->self == NULL) {
+        rk_kit_errf(err, errlen, "detectors.%s.%s", d->name,
+                    derr[0] ? derr : "invalid configuration");
+        return -1;
+    }
+    json_decref(d->cfg);
+    d->cfg = json_incref(it->cfg);
+    d->severity = it->severity;
+    return 0;
+}
+
+int rk__registry_load(rk_registry *reg, const rk_config *cfg,
+                      const rk_host_api *api, struct rk_engine *eng,
+                      char *err, size_t errlen)
+{
+    plan p;
+    size_t i;
+
+    memset(reg, 0, sizeof(*reg));
+    if (make_plan(cfg, NULL, &p, err, errlen) != 0)
+        return -1;
+    for (i = 0; i < p.n; i++) {
+        rk__det *d = det_append(reg, &p.items[i], eng);
+        if (d == NULL) {
+            rk_kit_errf(err, errlen, "out of memory");
+            goto fail;
+        }
+        d->dl = p.items[i].dl;
+        p.items[i].dl = NULL;       /* the registry owns it now */
+        if (p.items[i].enabled && det_create(d, &p.items[i], api, err, errlen) != 0)
+            goto fail;
+    }
+    plan_free(&p, 1);
+    return 0;
+
+fail:
+    plan_free(&p, 1);
+    rk__registry_free(reg);
+    return -1;
+}
+
+int rk__registry_reload(rk_registry *reg, const rk_config *cfg,
+                        const rk_host_api *api, struct rk_engine *eng,
+                        void (*on_removed)(struct rk_engine *eng, uint32_t idx),
+                        char *err, size_t errlen)
+{
+    plan p;
+    size_t i;
+
+    if (make_plan(cfg, reg, &p, err, errlen) != 0)
+        return -1;
+    if (validate_plan(&p, err, errlen) != 0) {
+        plan_free(&p, 1);
+        return -1;
+    }
+    /* Phase 2: nothing below may fail on configuration grounds (create()
+     * and reconfigure() accepted these configs a moment ago). */
+    for (i = 0; i < reg->n; i++) {
+        rk__det *d = reg->dets[i];
+        const plan_item *it;
+        if (d->ops == NULL)
+            continue;
+        it = plan_find(&p, d->name);
+        if (it == NULL || !it->enabled || it->ops != d->ops) {
+            if (d->self) {
+                on_removed(eng, d->host.idx);
+                d->ops->destroy(d->self);
+                d->self = NULL;
+                rk__log(RK_LOG_NOTICE, "detector %s stopped", d->name);
+            }
+            if (it == NULL && d->dl) {  /* plugin removed */
+                dlclose(d->dl);
+                d->dl = NULL;
+                d->ops = NULL;
+            }
+            continue;
+        }
+        if (d->self == NULL) {
+            if (det_create(d, it, api, err, errlen) != 0)
+                rk__log(RK_LOG_ERR, "%s", err);
+            else
+                rk__log(RK_LOG_NOTICE, "detector %s started", d->name);
+        } else if (!json_equal(d->cfg, it->cfg)) {
+            char derr[RK_ERRLEN];
+            derr[0] = '\0';
+            if (d->ops->reconfigure == NULL) {
+                rk__log(RK_LOG_WARNING, "detector %s cannot be reconfigured in place; "
+                        "its old thresholds stay until restart", d->name);
+            } else if (d->ops->reconfigure(d->self, it->cfg, derr, sizeof(derr)) != 0) {
+                rk__log(RK_LOG_ERR, "detectors.%s.%s", d->name, derr);
+            } else {
+                json_decref(d->cfg);
+                d->cfg = json_incref(it->cfg);
+            }
+        }
+        d->severity = it->severity;
+    }
+    /* Plugins new to this configuration. */
+    for (i = 0; i < p.n; i++) {
+        plan_item *it = &p.items[i];
+        rk__det *d;
+        if (it->dl == NULL)
+            continue;               /* built-in or already loaded */
+        d = det_append(reg, it, eng);
+        if (d == NULL) {
+            rk__log(RK_LOG_ERR, "out of memory adding detector %s", it->ops->name);
+            continue;
+        }
+        d->dl = it->dl;
+        it->dl = NULL;
+        if (it->enabled && det_create(d, it, api, err, errlen) != 0)
+            rk__log(RK_LOG_ERR, "%s", err);
+        else
+            rk__log(RK_LOG_NOTICE, "detector %s loaded from %s", d->name, d->path);
+    }
+    plan_free(&p, 1);
+    return 0;
+}
+
+void rk__registry_free(rk_registry *reg)
+{
+    size_t i;
+    for (i = 0; i < reg->n; i++) {
+        rk__det *d = reg->dets[i];
+        if (d->self)
+            d->ops->destroy(d->self);
+        json_decref(d->cfg);
+        if (d->dl)
+            dlclose(d->dl);
+        free(d->name);
+        free(d->path);
+        free(d);
+    }
+    free(reg->dets);
+    memset(reg, 0, sizeof(*reg));
+}

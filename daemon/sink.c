@@ -1,0 +1,519 @@
+/* sink.c - what leaves riskd: alert JSON, alert ids and the writes.
+ *
+ * Alert ids are derived from the detector, rule, subject and the entry
+ * that triggered the alert (never from wall time or a counter), so a replay
+ * of the same input yields the same ids.
+ *
+ * Every alert and every dead letter is written by one Lua script, loaded
+ * with SCRIPT LOAD and called with EVALSHA (reloaded after NOSCRIPT, as a
+ * restarted Redis has an empty script cache):
+ *
+ *   SET <dedupe key> 1 NX EX <ttl>   -- first writer of this id wins
+ *   XADD <stream> MAXLEN ~ <maxlen> * <field> <value> ...
+ *   PUBLISH <channel> <data>         -- alerts only
+ *
+ * A script runs atomically, so an id is either fully written once or not at
+ * all. The outbox keeps each item until Redis has confirmed it (1 written,
+ * 0 already written before); an error or a lost connection puts it back in
+ * the queue. At most OUTBOX_MAX_INFLIGHT commands are in flight. When the
+ * queue becomes empty the owner is told (on_drained), and only then does
+ * the engine acknowledge the entries behind those alerts. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+#include <hiredis/hiredis.h>
+
+#include "riskd/kit.h"
+#include "internal.h"
+
+#define OUTBOX_MAX_INFLIGHT 1024
+#define OUTBOX_RETRY_MS 500
+
+/* ===================================================================
+ * Ids and JSON
+ * =================================================================== */
+
+static uint64_t fmix64(uint64_t h)
+{
+    h ^= h >> 33; h *= UINT64_C(0xff51afd7ed558ccd);
+    h ^= h >> 33; h *= UINT64_C(0xc4ceb9fe1a85ec53);
+    h ^= h >> 33;
+    return h;
+}
+
+typedef struct idhash { uint64_t a, b; } idhash;
+
+static void idh_feed(idhash *h, const void *p, size_t n)
+{
+    h->a = rk_kit_fnv1a(h->a, p, n);
+    h->b = rk_kit_fnv1a(h->b, p, n);
+}
+
+static void idh_str(idhash *h, const char *tag, const char *s)
+{
+    idh_feed(h, tag, strlen(tag) + 1);
+    if (s != NULL)
+        idh_feed(h, s, strlen(s) + 1);
+    else
+        idh_feed(h, "\xff", 1);
+}
+
+void rk__alert_id(const char *detector, const rk_alert *a, char out[33])
+{
+    idhash h = {RK_FNV_OFFSET, RK_FNV_OFFSET ^ UINT64_C(0x9e3779b97f4a7c15)};
+    unsigned char ref[16];
+    uint64_t v;
+    int i;
+
+    idh_str(&h, "detector", detector);
+    idh_str(&h, "rule", a->rule);
+    idh_str(&h, "unit_id", a->subject.unit_id);
+    idh_str(&h, "officer_id", a->subject.officer_id);
+    idh_str(&h, "enterprise_id", a->subject.enterprise_id);
+    idh_str(&h, "task_id", a->subject.task_id);
+    idh_str(&h, "case_id", a->subject.case_id);
+    idh_str(&h, "region", a->subject.region);
+    if (a->n_evidence > 0) {
+        rk_entry_ref r = a->evidence[a->n_evidence - 1];
+        for (i = 0; i < 8; i++) ref[i] = (unsigned char)(r.ms >> (8 * i));
+        for (i = 0; i < 4; i++) ref[8 + i] = (unsigned char)(r.seq >> (8 * i));
+        for (i = 0; i < 4; i++) ref[12 + i] = (unsigned char)(r.stream >> (8 * i));
+        idh_feed(&h, "trigger", 8);
+    } else {
+        v = (uint64_t)a->ts;
+        for (i = 0; i < 8; i++) ref[i] = (unsigned char)(v >> (8 * i));
+        memset(ref + 8, 0, 8);
+        idh_feed(&h, "ts", 3);
+    }
+    idh_feed(&h, ref, sizeof(ref));
+    snprintf(out, 33, "%016llx%016llx", (unsigned long long)fmix64(h.a),
+             (unsigned long long)fmix64(h.b));
+}
+
+static const char *severity_name(rk_severity s)
+{
+    switch (s) {
+    case RK_SEV_CRITICAL: return "critical";
+    case RK_SEV_WARNING: return "warning";
+    default: return "info";
+    }
+}
+
+/* A number as JSON: an integer when it is one (and exact), else a real. */
+static json_t *number_json(double v)
+{
+    if (v == (double)(json_int_t)v && v > -9007199254740992.0 && v < 9007199254740992.0)
+        return json_integer((json_int_t)v);
+    return json_real(v);
+}
+
+char *rk__alert_json(const char *id, const char *detector, const rk_alert *a,
+                     rk_severity severity, const char *const *stream_keys,
+                     int tz_offset_s, int64_t emitted_at)
+{
+    char ts[48], em[48], ref[512];
+    json_t *o = json_object(), *subj = json_object(), *ev = json_array();
+    size_t i, first;
+    char *out = NULL;
+
+    if (o == NULL || subj == NULL || ev == NULL)
+        goto done;
+    rk__format_rfc3339(a->ts, tz_offset_s, ts, sizeof(ts));
+    rk__format_rfc3339(emitted_at, tz_offset_s, em, sizeof(em));
+#define SUBJ(f) if (a->subject.f) json_object_set_new(subj, #f, json_string(a->subject.f));
+    SUBJ(unit_id) SUBJ(officer_id) SUBJ(enterprise_id) SUBJ(task_id) SUBJ(case_id) SUBJ(region)
+#undef SUBJ
+    first = a->n_evidence > RK_MAX_EVIDENCE ? a->n_evidence - RK_MAX_EVIDENCE : 0;
+    for (i = first; i < a->n_evidence; i++) {
+        const rk_entry_ref *r = &a->evidence[i];
+        snprintf(ref, sizeof(ref), "%s/%llu-%u",
+                 r->stream < RK_STREAM_COUNT ? stream_keys[r->stream] : "?",
+                 (unsigned long long)r->ms, r->seq);
+        json_array_append_new(ev, json_string(ref));
+    }
+    json_object_set_new(o, "id", json_string(id));
+    json_object_set_new(o, "detector", json_string(detector));
+    json_object_set_new(o, "rule", json_string(a->rule));
+    json_object_set_new(o, "severity", json_string(severity_name(severity)));
+    json_object_set_new(o, "ts", json_string(ts));
+    json_object_set_new(o, "emitted_at", json_string(em));
+    json_object_set(o, "subject", subj);
+    json_object_set_new(o, "value", number_json(a->value));
+    json_object_set_new(o, "threshold", number_json(a->threshold));
+    json_object_set_new(o, "summary", json_string(a->summary ? a->summary : ""));
+    json_object_set(o, "evidence", ev);
+    out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
+done:
+    json_decref(o);
+    json_decref(subj);
+    json_decref(ev);
+    return out;
+}
+
+/* ===================================================================
+ * The publish-once script
+ * =================================================================== */
+
+/* KEYS[1] dedupe key, KEYS[2] stream; ARGV[1] ttl seconds, ARGV[2] maxlen,
+ * ARGV[3] channel ("" = no publish), ARGV[4..] field/value pairs; the
+ * published message is ARGV[5], the first value. */
+static const char publish_once_lua[] =
+    "if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then\n"
+    "  local f = {}\n"
+    "  for i = 4, #ARGV do f[#f + 1] = ARGV[i] end\n"
+    "  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', unpack(f))\n"
+    "  if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], ARGV[5]) end\n"
+    "  return 1\n"
+    "end\n"
+    "return 0\n";
+
+/* ===================================================================
+ * Outbox
+ * =================================================================== */
+
+enum { IT_QUEUED, IT_INFLIGHT, IT_DONE };
+
+typedef struct ob_item {
+    struct rk_outbox *ob;
+    int state;
+    int is_alert;
+    int nargs;                      /* field/value strings */
+    char *key;                      /* dedupe key */
+    char *stream;
+    char *channel;                  /* "" for dead letters */
+    char *args[8];
+    size_t lens[8];
+} ob_item;
+
+struct rk_outbox {
+    uv_loop_t *loop;
+    rk_redis *wr;
+    void (*on_drained)(void *ud);
+    void *ud;
+    ob_item **items;
+    size_t n, cap;
+    size_t scan_from;               /* no queued item before this index */
+    size_t done;
+    int inflight;
+    char sha[41];
+    int script_state;               /* 0 none, 1 loading, 2 loaded */
+    uv_timer_t retry;
+    int retry_armed;
+    /* configuration */
+    char *alerts_stream, *channel_prefix;
+    char ttl_s[24], maxlen[24];
+    rk_outbox_stats stats;
+};
+
+static void ob_send(rk_outbox *o);
+
+static void item_free(ob_item *it)
+{
+    int i;
+    free(it->key);
+    free(it->stream);
+    free(it->channel);
+    for (i = 0; i < it->nargs; i++)
+        free(it->args[i]);
+    free(it);
+}
+
+static void on_retry(uv_timer_t *t)
+{
+    rk_outbox *o = t->data;
+    o->retry_armed = 0;
+    ob_send(o);
+}
+
+static void arm_retry(rk_outbox *o)
+{
+    if (!o->retry_armed) {
+        o->retry_armed = 1;
+        uv_timer_start(&o->retry, on_retry, OUTBOX_RETRY_MS, 0);
+    }
+}
+
+static void on_script_loaded(rk_redis *r, redisReply *reply, void *pd)
+{
+    rk_outbox *o = pd;
+    (void)r;
+    if (reply == NULL || reply->type != REDIS_REPLY_STRING || reply->len != 40) {
+        if (reply != NULL)
+            rk__log(RK_LOG_ERR, "SCRIPT LOAD failed: %s",
+                    reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+        o->script_state = 0;
+        arm_retry(o);
+        return;
+    }
+    memcpy(o->sha, reply->str, 40);
+    o->sha[40] = '\0';
+    o->script_state = 2;
+    ob_send(o);
+}
+
+static void check_drained(rk_outbox *o)
+{
+    size_t i;
+    if (o->n == 0 || o->done < o->n)
+        return;
+    for (i = 0; i < o->n; i++)
+        item_free(o->items[i]);
+    o->n = 0;
+    o->done = 0;
+    o->scan_from = 0;
+    if (o->on_drained)
+        o->on_drained(o->ud);
+}
+
+static void on_item_reply(rk_redis *r, redisReply *reply, void *pd)
+{
+    ob_item *it = pd;
+    rk_outbox *o = it->ob;
+    size_t idx;
+
+    (void)r;
+    o->inflight--;
+    if (reply != NULL && reply->type == REDIS_REPLY_INTEGER) {
+        it->state = IT_DONE;
+        o->done++;
+        if (reply->integer == 1) {
+            if (it->is_alert) o->stats.written++;
+            else o->stats.dead_written++;
+        } else if (it->is_alert) {
+            o->stats.duplicates++;
+        }
+        check_drained(o);
+        if (o->n > 0)
+            ob_send(o);
+        return;
+    }
+    /* Failed: back in the queue. */
+    it->state = IT_QUEUED;
+    for (idx = 0; idx < o->n && o->items[idx] != it; idx++)
+        ;
+    if (idx < o->scan_from)
+        o->scan_from = idx;
+    if (reply == NULL)
+        return;                     /* connection lost: resent on reconnect */
+    o->stats.errors++;
+    if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+        if (o->script_state == 2) {
+            rk__log(RK_LOG_NOTICE, "publish script missing on the server (NOSCRIPT): loading it again");
+            o->script_state = 0;
+        }
+    } else {
+        rk__log(RK_LOG_ERR, "writing %s to %s failed: %s",
+                it->is_alert ? "an alert" : "a dead letter", it->stream,
+                reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+    }
+    arm_retry(o);
+}
+
+static void ob_send(rk_outbox *o)
+{
+    size_t i;
+
+    if (!rk__redis_ready(o->wr))
+        return;
+    if (o->script_state == 0) {
+        const char *argv[3] = {"SCRIPT", "LOAD", publish_once_lua};
+        if (rk__redis_cmd(o->wr, on_script_loaded, o, 0, 3, argv, NULL) == 0)
+            o->script_state = 1;
+        return;
+    }
+    if (o->script_state != 2)
+        return;
+    for (i = o->scan_from; i < o->n && o->inflight < OUTBOX_MAX_INFLIGHT; i++) {
+        ob_item *it = o->items[i];
+        const char *argv[16];
+        size_t lens[16];
+        int argc = 0, k;
+
+        if (it->state != IT_QUEUED) {
+            if (i == o->scan_from)
+                o->scan_from++;
+            continue;
+        }
+        argv[argc] = "EVALSHA"; lens[argc++] = 7;
+        argv[argc] = o->sha; lens[argc++] = 40;
+        argv[argc] = "2"; lens[argc++] = 1;
+        argv[argc] = it->key; lens[argc++] = strlen(it->key);
+        argv[argc] = it->stream; lens[argc++] = strlen(it->stream);
+        argv[argc] = o->ttl_s; lens[argc++] = strlen(o->ttl_s);
+        argv[argc] = o->maxlen; lens[argc++] = strlen(o->maxlen);
+        argv[argc] = it->channel; lens[argc++] = strlen(it->channel);
+        for (k = 0; k < it->nargs; k++) {
+            argv[argc] = it->args[k];
+            lens[argc++] = it->lens[k];
+        }
+        if (rk__redis_cmd(o->wr, on_item_reply, it, 0, argc, argv, lens) != 0)
+            return;
+        it->state = IT_INFLIGHT;
+        o->inflight++;
+        if (i == o->scan_from)
+            o->scan_from++;
+    }
+}
+
+rk_outbox *rk__outbox_new(uv_loop_t *loop, rk_redis *wr, const rk_config *cfg,
+                          void (*on_drained)(void *ud), void *ud)
+{
+    rk_outbox *o = calloc(1, sizeof(*o));
+    if (o == NULL)
+        return NULL;
+    o->loop = loop;
+    o->wr = wr;
+    o->on_drained = on_drained;
+    o->ud = ud;
+    uv_timer_init(loop, &o->retry);
+    o->retry.data = o;
+    rk__outbox_configure(o, cfg);
+    if (o->alerts_stream == NULL || o->channel_prefix == NULL) {
+        rk__outbox_free(o);
+        return NULL;
+    }
+    return o;
+}
+
+static void retry_closed(uv_handle_t *h)
+{
+    rk_outbox *o = h->data;
+    size_t i;
+    for (i = 0; i < o->n; i++)
+        item_free(o->items[i]);
+    free(o->items);
+    free(o->alerts_stream);
+    free(o->channel_prefix);
+    free(o);
+}
+
+void rk__outbox_free(rk_outbox *o)
+{
+    if (o == NULL)
+        return;
+    uv_timer_stop(&o->retry);
+    uv_close((uv_handle_t *)&o->retry, retry_closed);
+}
+
+void rk__outbox_configure(rk_outbox *o, const rk_config *cfg)
+{
+    char *s = strdup(cfg->alerts_stream), *p = strdup(cfg->channel_prefix);
+    if (s == NULL || p == NULL) {
+        free(s);
+        free(p);
+        return;
+    }
+    free(o->alerts_stream);
+    free(o->channel_prefix);
+    o->alerts_stream = s;
+    o->channel_prefix = p;
+    snprintf(o->ttl_s, sizeof(o->ttl_s), "%lld",
+             (long long)((cfg->dedupe_ttl + 999) / 1000));
+    snprintf(o->maxlen, sizeof(o->maxlen), "%lld", cfg->alerts_maxlen);
+}
+
+static ob_item *item_new(rk_outbox *o, int is_alert)
+{
+    ob_item *it;
+    if (o->n == o->cap) {
+        size_t ncap = o->cap ? o->cap * 2 : 256;
+        ob_item **a = realloc(o->items, ncap * sizeof(*a));
+        if (a == NULL)
+            return NULL;
+        o->items = a;
+        o->cap = ncap;
+    }
+    it = calloc(1, sizeof(*it));
+    if (it == NULL)
+        return NULL;
+    it->ob = o;
+    it->is_alert = is_alert;
+    return it;
+}
+
+static int item_arg(ob_item *it, const char *s, size_t len)
+{
+    char *c = malloc(len + 1);
+    if (c == NULL)
+        return -1;
+    memcpy(c, s, len);
+    c[len] = '\0';
+    it->args[it->nargs] = c;
+    it->lens[it->nargs++] = len;
+    return 0;
+}
+
+static int item_push(rk_outbox *o, ob_item *it, int ok)
+{
+    if (!ok || it->key == NULL || it->stream == NULL || it->channel == NULL) {
+        item_free(it);
+        return -1;
+    }
+    o->items[o->n++] = it;
+    ob_send(o);
+    return 0;
+}
+
+int rk__outbox_alert(rk_outbox *o, const char *id, const char *detector,
+                     const char *json)
+{
+    ob_item *it = item_new(o, 1);
+    size_t n;
+    int ok;
+    if (it == NULL)
+        return -1;
+    n = strlen("riskd:alert:") + strlen(id) + 1;
+    it->key = malloc(n);
+    if (it->key) snprintf(it->key, n, "riskd:alert:%s", id);
+    it->stream = strdup(o->alerts_stream);
+    n = strlen(o->channel_prefix) + strlen(detector) + 1;
+    it->channel = malloc(n);
+    if (it->channel) snprintf(it->channel, n, "%s%s", o->channel_prefix, detector);
+    ok = item_arg(it, "data", 4) == 0 && item_arg(it, json, strlen(json)) == 0;
+    return item_push(o, it, ok);
+}
+
+int rk__outbox_dead(rk_outbox *o, const char *stream, const char *entry_id,
+                    const char *error, const char *data, size_t datalen)
+{
+    ob_item *it = item_new(o, 0);
+    size_t n;
+    int ok;
+    if (it == NULL)
+        return -1;
+    n = strlen("riskd:deadseen:/") + strlen(stream) + strlen(entry_id) + 1;
+    it->key = malloc(n);
+    if (it->key) snprintf(it->key, n, "riskd:deadseen:%s/%s", stream, entry_id);
+    it->stream = strdup(RK_DEAD_STREAM);
+    it->channel = strdup("");
+    if (datalen > RK_DEAD_DATA_MAX)
+        datalen = RK_DEAD_DATA_MAX;
+    ok = item_arg(it, "stream", 6) == 0 && item_arg(it, stream, strlen(stream)) == 0 &&
+         item_arg(it, "id", 2) == 0 && item_arg(it, entry_id, strlen(entry_id)) == 0 &&
+         item_arg(it, "error", 5) == 0 && item_arg(it, error, strlen(error)) == 0 &&
+         item_arg(it, "data", 4) == 0 && item_arg(it, data ? data : "", data ? datalen : 0) == 0;
+    return item_push(o, it, ok);
+}
+
+void rk__outbox_kick(rk_outbox *o)
+{
+    ob_send(o);
+}
+
+size_t rk__outbox_pending(const rk_outbox *o)
+{
+    return o->n - o->done;
+}
+
+const rk_outbox_stats *rk__outbox_stats(const rk_outbox *o)
+{
+    return &o->stats;
+}
+
+void rk__outbox_writer_down(rk_outbox *o)
+{
+    /* In-flight items were already put back by their NULL replies; the
+     * script cache may be empty after a Redis restart. */
+    o->script_state = 0;
+}

@@ -1,0 +1,232 @@
+/* tasks.c - the filings seen so far, so that every detector gets the same
+ * enrichment.
+ *
+ * CONTRACT §1: when a rating, scan or case lacks unit_id or officers,
+ * detectors take them from the filing of the same task_id when one is
+ * known. The engine does this once, here, before any detector sees the
+ * event, and marks what it filled in (RK_EVF_*).
+ *
+ * A filing is kept until the watermark passes max(filed ts, planned_at) +
+ * state.task_retention (default 30 days); events about an older task are
+ * then not enriched. Filings are kept in a FIFO in filing order; expiry
+ * walks from the head and stops at the first filing not yet expired, so a
+ * filing with a far planned_at can hold back later ones for at most the
+ * spread of planned_at, never forever. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "riskd/kit.h"
+#include "internal.h"
+
+#define TASKS_SNAPSHOT_VERSION 1u
+
+void rk__tasks_init(rk_tasks *t)
+{
+    memset(t, 0, sizeof(*t));
+    rk_map_init(&t->map);
+}
+
+static void task_free(rk__task *k)
+{
+    size_t i;
+    if (k == NULL)
+        return;
+    free(k->unit_id);
+    free(k->enterprise_id);
+    for (i = 0; i < k->n_officers; i++)
+        free(k->officers[i]);
+    free(k->officers);
+    free(k);
+}
+
+void rk__tasks_free(rk_tasks *t)
+{
+    rk__task *k = t->head, *next;
+    for (; k != NULL; k = next) {
+        next = k->next;
+        task_free(k);
+    }
+    rk_map_clear(&t->map, NULL);
+    rk__tasks_init(t);
+}
+
+static rk__task *task_new(const char *task_id, const char *unit_id,
+                          const char *enterprise_id, const char *const *officers,
+                          size_t n_officers)
+{
+    size_t len = strlen(task_id), i;
+    rk__task *k = calloc(1, sizeof(*k) + len + 1);
+    if (k == NULL)
+        return NULL;
+    memcpy(k->task_id, task_id, len + 1);
+    k->unit_id = unit_id ? strdup(unit_id) : NULL;
+    k->enterprise_id = enterprise_id ? strdup(enterprise_id) : NULL;
+    if ((unit_id && !k->unit_id) || (enterprise_id && !k->enterprise_id))
+        goto fail;
+    if (n_officers > 0) {
+        k->officers = calloc(n_officers, sizeof(char *));
+        if (k->officers == NULL)
+            goto fail;
+        for (i = 0; i < n_officers; i++) {
+            k->officers[i] = strdup(officers[i]);
+            if (k->officers[i] == NULL)
+                goto fail;
+            k->n_officers++;
+        }
+    }
+    return k;
+fail:
+    task_free(k);
+    return NULL;
+}
+
+static int task_insert(rk_tasks *t, rk__task *k)
+{
+    if (rk_map_put(&t->map, k->task_id, k, NULL) == NULL)
+        return -1;
+    if (t->tail) t->tail->next = k;
+    else t->head = k;
+    t->tail = k;
+    return 0;
+}
+
+int rk__tasks_add(rk_tasks *t, const rk_event *ev, int64_t retention)
+{
+    rk__task *k;
+
+    if (ev->task_id == NULL || rk_map_get(&t->map, ev->task_id) != NULL)
+        return 0;
+    k = task_new(ev->task_id, ev->unit_id, ev->enterprise_id, ev->officers,
+                 ev->n_officers);
+    if (k == NULL)
+        return -1;
+    k->ts = ev->ts;
+    k->planned_at = ev->planned_at;
+    k->expires = (ev->ts > ev->planned_at ? ev->ts : ev->planned_at) + retention;
+    k->ref = ev->ref;
+    if (task_insert(t, k) != 0) {
+        task_free(k);
+        return -1;
+    }
+    return 0;
+}
+
+const rk__task *rk__tasks_get(const rk_tasks *t, const char *task_id)
+{
+    return task_id ? rk_map_get(&t->map, task_id) : NULL;
+}
+
+void rk__tasks_enrich(const rk_tasks *t, rk_event *ev)
+{
+    const rk__task *k;
+
+    if (ev->type == RK_EV_INSPECTION_FILED)
+        return;
+    k = rk__tasks_get(t, ev->task_id);
+    if (k == NULL)
+        return;
+    ev->flags |= RK_EVF_FILING_KNOWN;
+    ev->filing_ts = k->ts;
+    ev->filing_planned_at = k->planned_at;
+    ev->filing_enterprise_id = k->enterprise_id;
+    ev->filing_ref = k->ref;
+    if (ev->unit_id == NULL && k->unit_id != NULL) {
+        ev->unit_id = k->unit_id;
+        ev->flags |= RK_EVF_UNIT_FROM_FILING;
+    }
+    if (ev->n_officers == 0 && k->n_officers > 0) {
+        ev->officers = (const char *const *)k->officers;
+        ev->n_officers = k->n_officers;
+        ev->flags |= RK_EVF_OFFICERS_FROM_FILING;
+    }
+}
+
+void rk__tasks_expire(rk_tasks *t, int64_t now)
+{
+    while (t->head != NULL && t->head->expires < now) {
+        rk__task *k = t->head;
+        t->head = k->next;
+        if (t->head == NULL)
+            t->tail = NULL;
+        rk_map_del(&t->map, k->task_id);
+        task_free(k);
+    }
+}
+
+void rk__tasks_snapshot(const rk_tasks *t, rk_buf *out)
+{
+    const rk__task *k;
+    size_t i;
+
+    rk_buf_put_u32(out, TASKS_SNAPSHOT_VERSION);
+    rk_buf_put_u64(out, t->map.count);
+    for (k = t->head; k != NULL; k = k->next) {
+        rk_buf_put_str(out, k->task_id);
+        rk_buf_put_str(out, k->unit_id);
+        rk_buf_put_str(out, k->enterprise_id);
+        rk_buf_put_u32(out, (uint32_t)k->n_officers);
+        for (i = 0; i < k->n_officers; i++)
+            rk_buf_put_str(out, k->officers[i]);
+        rk_buf_put_i64(out, k->ts);
+        rk_buf_put_i64(out, k->planned_at);
+        rk_buf_put_i64(out, k->expires);
+        rk_buf_put_ref(out, k->ref);
+    }
+}
+
+int rk__tasks_restore(rk_tasks *t, const void *data, size_t len)
+{
+    rk_rd rd;
+    rk_tasks tmp;
+    uint64_t n, i;
+
+    rk_rd_init(&rd, data, len);
+    if (rk_rd_u32(&rd) != TASKS_SNAPSHOT_VERSION)
+        return -1;
+    rk__tasks_init(&tmp);
+    n = rk_rd_u64(&rd);
+    for (i = 0; i < n && !rd.err; i++) {
+        char *id = rk_rd_str(&rd, 4096), *unit = rk_rd_str(&rd, 4096);
+        char *ent = rk_rd_str(&rd, 4096);
+        uint32_t no = rk_rd_u32(&rd), j;
+        char **offs = NULL;
+        rk__task *k = NULL;
+
+        if (!rd.err && (no > 100000 || no > (size_t)(rd.end - rd.p) / 4))
+            rd.err = 1;
+        if (!rd.err && no > 0 && (offs = calloc(no, sizeof(char *))) == NULL)
+            rd.err = 1;
+        for (j = 0; j < no && !rd.err; j++) {
+            offs[j] = rk_rd_str(&rd, 4096);
+            if (offs[j] == NULL)
+                rd.err = 1;
+        }
+        if (!rd.err && id != NULL)
+            k = task_new(id, unit, ent, (const char *const *)offs, no);
+        if (k != NULL) {
+            k->ts = rk_rd_i64(&rd);
+            k->planned_at = rk_rd_i64(&rd);
+            k->expires = rk_rd_i64(&rd);
+            k->ref = rk_rd_ref(&rd);
+        }
+        if (offs)
+            for (j = 0; j < no; j++)
+                free(offs[j]);
+        free(offs);
+        free(id);
+        free(unit);
+        free(ent);
+        if (k == NULL || rd.err || rk_map_get(&tmp.map, k->task_id) != NULL ||
+            task_insert(&tmp, k) != 0) {
+            task_free(k);
+            rd.err = 1;
+        }
+    }
+    if (rd.err || rd.p != rd.end) {
+        rk__tasks_free(&tmp);
+        return -1;
+    }
+    rk__tasks_free(t);
+    *t = tmp;
+    return 0;
+}
