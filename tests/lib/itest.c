@@ -1,0 +1,397 @@
+/* tests/lib/itest.c - see itest.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "itest.h"
+
+const char *it_build_dir(void)
+{
+    const char *b = getenv("BUILD");
+    return b && *b ? b : "build";
+}
+
+void it_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+int it_free_port(void)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+    if (fd < 0)
+        return -1;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+        port = ntohs(sa.sin_port);
+    close(fd);
+    return port;
+}
+
+static int make_dir(char *dir, size_t len, const char *what)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, len, "%s/riskd-%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", what);
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int spawn_redis(it_redis *r)
+{
+    char port[16], cmd[2048];
+    pid_t pid;
+
+    snprintf(port, sizeof(port), "%d", r->port);
+    snprintf(cmd, sizeof(cmd),
+             "exec redis-server --port %d --bind 127.0.0.1 --dir %s --save '' "
+             "--appendonly no --daemonize no --logfile %s/redis.log %s",
+             r->port, r->dir, r->dir, r->extra);
+    pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        setpgid(0, 0);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    r->pid = pid;
+    for (int i = 0; i < 200; i++) {
+        redisContext *c;
+        struct timeval tv = {0, 200000};
+        it_sleep_ms(25);
+        c = redisConnectWithTimeout("127.0.0.1", r->port, tv);
+        if (c && !c->err) {
+            redisReply *rep = redisCommand(c, "PING");
+            int ok = rep && rep->type == REDIS_REPLY_STATUS;
+            if (rep == NULL || rep->type != REDIS_REPLY_ERROR || strstr(rep->str, "NOAUTH")) {
+                ok = ok || (rep && rep->type == REDIS_REPLY_ERROR);
+            }
+            freeReplyObject(rep);
+            redisFree(c);
+            if (ok)
+                return 0;
+        } else if (c) {
+            redisFree(c);
+        }
+    }
+    fprintf(stderr, "redis-server did not start on port %d\n", r->port);
+    return -1;
+}
+
+int it_redis_start(it_redis *r, const char *extra)
+{
+    memset(r, 0, sizeof(*r));
+    if (make_dir(r->dir, sizeof(r->dir), "redis") != 0)
+        return -1;
+    r->port = it_free_port();
+    snprintf(r->extra, sizeof(r->extra), "%s", extra ? extra : "");
+    return spawn_redis(r);
+}
+
+int it_redis_restart(it_redis *r)
+{
+    return spawn_redis(r);
+}
+
+static void reap(pid_t pid)
+{
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+}
+
+void it_redis_stop(it_redis *r)
+{
+    if (r->pid > 0) {
+        kill(r->pid, SIGTERM);
+        reap(r->pid);
+        r->pid = 0;
+    }
+}
+
+void it_redis_kill(it_redis *r)
+{
+    if (r->pid > 0) {
+        kill(r->pid, SIGKILL);
+        reap(r->pid);
+        r->pid = 0;
+    }
+}
+
+redisContext *it_connect(int port)
+{
+    struct timeval tv = {2, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    if (c == NULL || c->err) {
+        fprintf(stderr, "cannot connect to redis on %d\n", port);
+        abort();
+    }
+    redisSetTimeout(c, tv);
+    return c;
+}
+
+redisReply *it_cmd(redisContext *c, const char *fmt, ...)
+{
+    va_list ap;
+    redisReply *r;
+    va_start(ap, fmt);
+    r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    if (r == NULL) {
+        fprintf(stderr, "redis command failed: %s (%s)\n", fmt, c->errstr);
+        abort();
+    }
+    return r;
+}
+
+long long it_int(redisContext *c, const char *fmt, ...)
+{
+    va_list ap;
+    redisReply *r;
+    long long v = -1;
+    va_start(ap, fmt);
+    r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    if (r == NULL) {
+        fprintf(stderr, "redis command failed: %s (%s)\n", fmt, c->errstr);
+        abort();
+    }
+    if (r->type == REDIS_REPLY_INTEGER)
+        v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+int it_write_config(const char *path, int port, const char *json)
+{
+    json_error_t jerr;
+    json_t *o = json_loads(json && *json ? json : "{}", 0, &jerr), *redis, *metrics;
+    int rc;
+    if (o == NULL) {
+        fprintf(stderr, "bad test config: %s\n", jerr.text);
+        return -1;
+    }
+    redis = json_object_get(o, "redis");
+    if (redis == NULL) {
+        redis = json_object();
+        json_object_set_new(o, "redis", redis);
+    }
+    if (json_object_get(redis, "port") == NULL)
+        json_object_set_new(redis, "port", json_integer(port));
+    metrics = json_object_get(o, "metrics");
+    if (metrics == NULL) {
+        metrics = json_object();
+        json_object_set_new(o, "metrics", metrics);
+    }
+    if (json_object_get(metrics, "listen") == NULL)
+        json_object_set_new(metrics, "listen", json_string(""));
+    rc = json_dump_file(o, path, JSON_INDENT(2));
+    json_decref(o);
+    return rc;
+}
+
+int it_riskd_start(it_riskd *d, int port, const char *json)
+{
+    char bin[512];
+    pid_t pid;
+
+    if (d->dir[0] == '\0') {
+        memset(d, 0, sizeof(*d));
+        if (make_dir(d->dir, sizeof(d->dir), "riskd") != 0)
+            return -1;
+        snprintf(d->cfg, sizeof(d->cfg), "%s/riskd.json", d->dir);
+        snprintf(d->log, sizeof(d->log), "%s/riskd.log", d->dir);
+    }
+    if (it_write_config(d->cfg, port, json) != 0)
+        return -1;
+    snprintf(bin, sizeof(bin), "%s/riskd", it_build_dir());
+    pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 2);
+            close(fd);
+        }
+        execl(bin, "riskd", "-c", d->cfg, (char *)NULL);
+        _exit(127);
+    }
+    d->pid = pid;
+    return 0;
+}
+
+void it_riskd_signal(it_riskd *d, int sig)
+{
+    if (d->pid > 0)
+        kill(d->pid, sig);
+}
+
+int it_riskd_wait(it_riskd *d, int timeout_ms)
+{
+    int st, waited = 0;
+    if (d->pid <= 0)
+        return -1;
+    for (;;) {
+        pid_t p = waitpid(d->pid, &st, WNOHANG);
+        if (p == d->pid)
+            break;
+        if (waited >= timeout_ms)
+            return -1;
+        it_sleep_ms(10);
+        waited += 10;
+    }
+    d->pid = 0;
+    if (WIFEXITED(st))
+        return WEXITSTATUS(st);
+    return 128 + WTERMSIG(st);
+}
+
+bool it_riskd_alive(it_riskd *d)
+{
+    int st;
+    if (d->pid <= 0)
+        return false;
+    if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
+        d->pid = 0;
+        return false;
+    }
+    return true;
+}
+
+void it_riskd_dump_log(const it_riskd *d)
+{
+    FILE *f = fopen(d->log, "r");
+    char line[2048];
+    if (f == NULL)
+        return;
+    fprintf(stderr, "---- %s\n", d->log);
+    while (fgets(line, sizeof(line), f))
+        fputs(line, stderr);
+    fclose(f);
+}
+
+bool it_log_contains(const it_riskd *d, const char *text)
+{
+    FILE *f = fopen(d->log, "r");
+    char line[4096];
+    bool found = false;
+    if (f == NULL)
+        return false;
+    while (!found && fgets(line, sizeof(line), f))
+        found = strstr(line, text) != NULL;
+    fclose(f);
+    return found;
+}
+
+bool it_wait_until(bool (*fn)(void *arg), void *arg, int timeout_ms)
+{
+    int waited = 0;
+    while (!fn(arg)) {
+        if (waited >= timeout_ms)
+            return false;
+        it_sleep_ms(20);
+        waited += 20;
+    }
+    return true;
+}
+
+bool it_wait_xlen(redisContext *c, const char *key, long long n, int timeout_ms)
+{
+    int waited = 0;
+    while (it_int(c, "XLEN %s", key) < n) {
+        if (waited >= timeout_ms)
+            return false;
+        it_sleep_ms(20);
+        waited += 20;
+    }
+    return true;
+}
+
+/* lag 0 and pending 0 according to XINFO GROUPS. */
+static bool group_drained(redisContext *c, const char *key, const char *group)
+{
+    redisReply *r = it_cmd(c, "XINFO GROUPS %s", key);
+    bool drained = false;
+    size_t i, k;
+    if (r->type == REDIS_REPLY_ARRAY) {
+        for (i = 0; i < r->elements; i++) {
+            redisReply *g = r->element[i];
+            long long pending = -1, lag = -1;
+            bool match = false;
+            for (k = 0; k + 1 < g->elements; k += 2) {
+                const char *f = g->element[k]->str;
+                redisReply *v = g->element[k + 1];
+                if (strcmp(f, "name") == 0 && v->type == REDIS_REPLY_STRING)
+                    match = strcmp(v->str, group) == 0;
+                else if (strcmp(f, "pending") == 0)
+                    pending = v->integer;
+                else if (strcmp(f, "lag") == 0)
+                    lag = v->type == REDIS_REPLY_INTEGER ? v->integer : -1;
+            }
+            if (match)
+                drained = pending == 0 && lag == 0;
+        }
+    }
+    freeReplyObject(r);
+    return drained;
+}
+
+bool it_wait_drained(redisContext *c, const char *key, const char *group, int timeout_ms)
+{
+    int waited = 0;
+    while (!group_drained(c, key, group)) {
+        if (waited >= timeout_ms)
+            return false;
+        it_sleep_ms(20);
+        waited += 20;
+    }
+    return true;
+}
+
+void it_xadd(redisContext *c, const char *key, const char *json, char *id, size_t idlen)
+{
+    redisReply *r = it_cmd(c, "XADD %s * data %s", key, json);
+    if (id && idlen)
+        snprintf(id, idlen, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
+    freeReplyObject(r);
+}
+
+json_t *it_alerts(redisContext *c, const char *key)
+{
+    redisReply *r = it_cmd(c, "XRANGE %s - +", key);
+    json_t *arr = json_array();
+    size_t i, k;
+    if (r->type == REDIS_REPLY_ARRAY) {
+        for (i = 0; i < r->elements; i++) {
+            redisReply *fields = r->element[i]->element[1];
+            for (k = 0; k + 1 < fields->elements; k += 2) {
+                if (strcmp(fields->element[k]->str, "data") == 0) {
+                    json_t *a = json_loads(fields->element[k + 1]->str, 0, NULL);
+                    if (a)
+                        json_array_append_new(arr, a);
+                }
+            }
+        }
+    }
+    freeReplyObject(r);
+    return arr;
+}

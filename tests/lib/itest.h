@@ -1,0 +1,74 @@
+/* tests/lib/itest.h - integration test harness: a throwaway redis-server
+ * on a free loopback port, riskd as a child process, a hiredis client.
+ *
+ * Everything lives in a fresh directory under $TMPDIR; processes are
+ * stopped by the test (and killed by the runner's timeout otherwise). */
+#ifndef RISKD_TEST_ITEST_H
+#define RISKD_TEST_ITEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <hiredis/hiredis.h>
+
+typedef struct it_redis {
+    pid_t pid;
+    int port;
+    char dir[256];
+    char extra[512];
+} it_redis;
+
+typedef struct it_riskd {
+    pid_t pid;
+    char cfg[300];
+    char log[300];
+    char dir[256];
+} it_riskd;
+
+/* A free TCP port on 127.0.0.1. */
+int it_free_port(void);
+/* Start redis-server (extra: more command-line arguments, may be NULL) and
+ * wait until it answers PING. Returns 0 or -1. */
+int it_redis_start(it_redis *r, const char *extra);
+/* Start again on the same port and directory (after a stop or kill). */
+int it_redis_restart(it_redis *r);
+void it_redis_stop(it_redis *r);            /* SIGTERM and reap */
+void it_redis_kill(it_redis *r);            /* SIGKILL and reap */
+/* Connect (1 s timeout); aborts the test on failure. */
+redisContext *it_connect(int port);
+/* Run a command; aborts when the reply is NULL. Caller frees. */
+redisReply *it_cmd(redisContext *c, const char *fmt, ...);
+long long it_int(redisContext *c, const char *fmt, ...);
+
+/* Write a riskd config: the JSON object `json` with redis.port set to port
+ * and metrics.listen "" unless json sets them. Returns 0 or -1. */
+int it_write_config(const char *path, int port, const char *json);
+/* Start build/riskd -c <dir>/riskd.json with that config. stderr goes to
+ * <dir>/riskd.log. Returns 0 or -1. */
+int it_riskd_start(it_riskd *d, int port, const char *json);
+/* Send a signal; it_riskd_wait reaps with a timeout and returns the exit
+ * status (or 128 + signal, or -1 on timeout). */
+void it_riskd_signal(it_riskd *d, int sig);
+int it_riskd_wait(it_riskd *d, int timeout_ms);
+bool it_riskd_alive(it_riskd *d);
+/* Print riskd's log to stderr (for failures). */
+void it_riskd_dump_log(const it_riskd *d);
+/* Does riskd's log contain the text? */
+bool it_log_contains(const it_riskd *d, const char *text);
+
+/* Poll until fn(arg) is true or timeout_ms passes. */
+bool it_wait_until(bool (*fn)(void *arg), void *arg, int timeout_ms);
+/* Wait until XLEN key >= n. */
+bool it_wait_xlen(redisContext *c, const char *key, long long n, int timeout_ms);
+/* Wait until the group has no pending entries and lag 0 on key. */
+bool it_wait_drained(redisContext *c, const char *key, const char *group, int timeout_ms);
+/* XADD key * data <json>; returns the new id in buf. */
+void it_xadd(redisContext *c, const char *key, const char *json, char *id, size_t idlen);
+/* The alerts in the stream `key` as a jansson array (caller decrefs). */
+struct json_t *it_alerts(redisContext *c, const char *key);
+
+/* Path of the build directory ($BUILD or "build"). */
+const char *it_build_dir(void);
+void it_sleep_ms(int ms);
+
+#endif
