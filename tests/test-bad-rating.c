@@ -24,22 +24,37 @@
 
 static uint32_t g_seq;
 
-/* Deliver an inspection.rated at ts with score, unit (may be NULL) and up
- * to 4 officers (NULL-ended varargs). Its entry ref is scan/ts-seq with a
- * running seq; returns that seq. */
-static uint32_t rate(rk_fakehost *fh, int64_t ts, int score, const char *unit, ...)
+/* Split "O1,O2" (NULL or "" = none) into at most 4 officers in buf/out;
+ * returns how many. */
+static size_t split_officers(const char *list, char *buf, size_t len,
+                             const char **out)
+{
+    size_t n = 0;
+    char *p;
+    if (list == NULL || *list == '\0')
+        return 0;
+    snprintf(buf, len, "%s", list);
+    for (p = buf; p != NULL && n < 4; ) {
+        char *comma = strchr(p, ',');
+        out[n++] = p;
+        if (comma != NULL)
+            *comma++ = '\0';
+        p = comma;
+    }
+    return n;
+}
+
+/* Deliver an inspection.rated at ts with score, unit (may be NULL) and the
+ * officers listed in `offs` ("O1,O2"; NULL = none). Its entry ref is
+ * scan/ts-seq with a running seq; returns that seq. */
+static uint32_t rate(rk_fakehost *fh, int64_t ts, int score, const char *unit,
+                     const char *offs)
 {
     const char *officers[4];
-    size_t n = 0;
-    char task[32];
+    char task[32], obuf[64];
+    size_t n = split_officers(offs, obuf, sizeof(obuf), officers);
     rk_event ev;
-    va_list ap;
-    const char *o;
 
-    va_start(ap, unit);
-    while ((o = va_arg(ap, const char *)) != NULL && n < 4)
-        officers[n++] = o;
-    va_end(ap);
     memset(&ev, 0, sizeof(ev));
     ev.type = RK_EV_INSPECTION_RATED;
     ev.type_name = "inspection.rated";
@@ -153,9 +168,9 @@ static void test_bad_score_config(void **st)
 {
     rk_fakehost *fh = mk("{\"bad_score\": 1}");
     (void)st;
-    rate(fh, T0, 2, "U1", "O1", NULL);
+    rate(fh, T0, 2, "U1", "O1");
     assert_int_equal(rk_fh_count(fh, NULL), 0);
-    rate(fh, T0 + 1, 1, "U1", "O1", NULL);
+    rate(fh, T0 + 1, 1, "U1", "O1");
     assert_int_equal(rk_fh_count(fh, "bad_rating"), 1);
     assert_true(num(nth_of(fh, "bad_rating", 0), "threshold") == 1.0);
     rk_fh_free(fh);
@@ -174,12 +189,12 @@ static void test_officer_repeated(void **st)
     uint32_t s1, s2, s3;
     (void)st;
 
-    s1 = rate(fh, T0, 1, "U1", "O1", "O2", NULL);
-    rate(fh, T0 + RK_HOUR, 4, "U1", "O1", NULL);         /* good: not counted */
-    s2 = rate(fh, T0 + 2 * RK_HOUR, 2, "U1", "O1", NULL);
-    rate(fh, T0 + 3 * RK_HOUR, 5, "U1", "O1", NULL);
+    s1 = rate(fh, T0, 1, "U1", "O1,O2");
+    rate(fh, T0 + RK_HOUR, 4, "U1", "O1");         /* good: not counted */
+    s2 = rate(fh, T0 + 2 * RK_HOUR, 2, "U1", "O1");
+    rate(fh, T0 + 3 * RK_HOUR, 5, "U1", "O1");
     assert_int_equal(rk_fh_count(fh, "officer_repeated"), 0);   /* 2: one short */
-    s3 = rate(fh, T0 + 4 * RK_HOUR, 2, "U1", "O1", NULL);
+    s3 = rate(fh, T0 + 4 * RK_HOUR, 2, "U1", "O1");
     assert_int_equal(rk_fh_count(fh, "officer_repeated"), 1);
     a = nth_of(fh, "officer_repeated", 0);
     assert_string_equal(json_string_value(json_object_get(a, "severity")), "critical");
@@ -208,30 +223,30 @@ static void test_officer_window_boundary(void **st)
 
     /* Oldest exactly officer_window old: still inside. */
     fh = mk("{}");
-    rate(fh, T0, 1, "U1", "O1", NULL);
-    rate(fh, T0 + RK_DAY, 1, "U1", "O1", NULL);
-    rate(fh, T0 + 30 * RK_DAY, 1, "U1", "O1", NULL);
+    rate(fh, T0, 1, "U1", "O1");
+    rate(fh, T0 + RK_DAY, 1, "U1", "O1");
+    rate(fh, T0 + 30 * RK_DAY, 1, "U1", "O1");
     assert_int_equal(rk_fh_count(fh, "officer_repeated"), 1);
     assert_true(num(nth_of(fh, "officer_repeated", 0), "value") == 3.0);
     rk_fh_free(fh);
 
     /* One ms more: outside. */
     fh = mk("{}");
-    rate(fh, T0, 1, "U1", "O1", NULL);
-    rate(fh, T0 + RK_DAY, 1, "U1", "O1", NULL);
-    rate(fh, T0 + 30 * RK_DAY + 1, 1, "U1", "O1", NULL);
+    rate(fh, T0, 1, "U1", "O1");
+    rate(fh, T0 + RK_DAY, 1, "U1", "O1");
+    rate(fh, T0 + 30 * RK_DAY + 1, 1, "U1", "O1");
     assert_int_equal(rk_fh_count(fh, "officer_repeated"), 0);
-    rate(fh, T0 + 30 * RK_DAY + 2, 1, "U1", "O1", NULL);
+    rate(fh, T0 + 30 * RK_DAY + 2, 1, "U1", "O1");
     assert_int_equal(rk_fh_count(fh, "officer_repeated"), 1);
     assert_true(num(nth_of(fh, "officer_repeated", 0), "value") == 3.0);
     rk_fh_free(fh);
 
     /* A short custom window. */
     fh = mk("{\"officer_window\": \"1h\", \"officer_min_bad\": 2}");
-    rate(fh, T0, 1, "U1", "O1", NULL);
-    rate(fh, T0 + RK_HOUR + 1, 1, "U1", "O1", NULL);
+    rate(fh, T0, 1, "U1", "O1");
+    rate(fh, T0 + RK_HOUR + 1, 1, "U1", "O1");
     assert_int_equal(rk_fh_count(fh, "officer_repeated"), 0);
-    rate(fh, T0 + 2 * RK_HOUR + 1, 1, "U1", "O1", NULL);
+    rate(fh, T0 + 2 * RK_HOUR + 1, 1, "U1", "O1");
     assert_int_equal(rk_fh_count(fh, "officer_repeated"), 1);
     rk_fh_free(fh);
 }
@@ -242,25 +257,25 @@ static void test_officer_cooldown(void **st)
     int64_t t1 = T0 + RK_HOUR;
     (void)st;
 
-    rate(fh, T0, 1, "U1", "O1", NULL);
-    rate(fh, t1, 1, "U1", "O1", NULL);
+    rate(fh, T0, 1, "U1", "O1");
+    rate(fh, t1, 1, "U1", "O1");
     assert_int_equal(rk_fh_count(fh, "officer_repeated"), 1);
-    rate(fh, t1 + 24 * RK_HOUR - 1, 1, "U1", "O1", NULL);        /* held */
+    rate(fh, t1 + 24 * RK_HOUR - 1, 1, "U1", "O1");        /* held */
     assert_int_equal(rk_fh_count(fh, "officer_repeated"), 1);
     assert_int_equal(fh->held_back, 1);
-    rate(fh, t1 + 24 * RK_HOUR, 1, "U1", "O1", NULL);            /* expired */
+    rate(fh, t1 + 24 * RK_HOUR, 1, "U1", "O1");            /* expired */
     assert_int_equal(rk_fh_count(fh, "officer_repeated"), 2);
     assert_true(num(nth_of(fh, "officer_repeated", 1), "value") == 4.0);
     /* Another unit is another subject: not held by U1's cooldown. */
-    rate(fh, t1 + 24 * RK_HOUR + 1, 1, "U2", "O1", NULL);
+    rate(fh, t1 + 24 * RK_HOUR + 1, 1, "U2", "O1");
     assert_int_equal(rk_fh_count(fh, "officer_repeated"), 3);
     assert_string_equal(subj(nth_of(fh, "officer_repeated", 2), "unit_id"), "U2");
     rk_fh_free(fh);
 
     /* cooldown "0s": none. */
     fh = mk("{\"officer_min_bad\": 1, \"cooldown\": \"0s\"}");
-    rate(fh, T0, 1, "U1", "O1", NULL);
-    rate(fh, T0, 1, "U1", "O1", NULL);
+    rate(fh, T0, 1, "U1", "O1");
+    rate(fh, T0, 1, "U1", "O1");
     assert_int_equal(rk_fh_count(fh, "officer_repeated"), 2);
     assert_int_equal(json_integer_value(json_object_get(nth_of(fh, "officer_repeated", 0),
                                                         "cooldown")), 0);
@@ -285,8 +300,8 @@ static void test_missing_unit_or_officers(void **st)
     /* No unit: no unit_ratio, officer alert without unit_id. */
     fh = mk("{\"officer_min_bad\": 2, \"unit_min_ratings\": 1, "
             "\"unit_max_bad_ratio\": 0}");
-    rate(fh, T0, 1, NULL, "O1", NULL);
-    rate(fh, T0 + 1, 1, NULL, "O1", NULL);
+    rate(fh, T0, 1, NULL, "O1");
+    rate(fh, T0 + 1, 1, NULL, "O1");
     assert_int_equal(rk_fh_count(fh, "unit_ratio"), 0);
     assert_int_equal(rk_fh_count(fh, "officer_repeated"), 1);
     a = nth_of(fh, "officer_repeated", 0);
@@ -300,9 +315,9 @@ static void test_duplicate_officer_counted_once(void **st)
 {
     rk_fakehost *fh = mk("{\"officer_min_bad\": 2}");
     (void)st;
-    rate(fh, T0, 1, "U1", "O1", "O1", NULL);
+    rate(fh, T0, 1, "U1", "O1,O1");
     assert_int_equal(rk_fh_count(fh, "officer_repeated"), 0);
-    rate(fh, T0 + 1, 1, "U1", "O1", "O2", NULL);
+    rate(fh, T0 + 1, 1, "U1", "O1,O2");
     assert_int_equal(rk_fh_count(fh, "officer_repeated"), 1);
     assert_string_equal(subj(nth_of(fh, "officer_repeated", 0), "officer_id"), "O1");
     rk_fh_free(fh);
@@ -429,7 +444,7 @@ static void test_evidence_cap(void **st)
     (void)st;
 
     for (i = 0; i < 25; i++) {
-        uint32_t s = rate(fh, T0 + i, 1, "U1", "O1", NULL);
+        uint32_t s = rate(fh, T0 + i, 1, "U1", "O1");
         if (i == 5) first = s;
         last = s;
     }
@@ -447,11 +462,11 @@ static void test_evidence_cap(void **st)
 static void drive(rk_fakehost *fh, int from, int to)
 {
     static const char *const units[] = { "U1", "U2", NULL };
-    static const char *const offs[] = { "O1", "O2", "O3" };
+    static const char *const offs[] = { "O1,O2", "O2,O3", "O3,O1" };
     int i;
     for (i = from; i < to; i++)
         rate(fh, T0 + (int64_t)i * 3 * RK_HOUR, (i * 7) % 5 + 1, units[i % 3],
-             offs[i % 3], offs[(i + 1) % 3], NULL);
+             offs[i % 3]);
 }
 
 static void test_snapshot_roundtrip(void **st)
@@ -539,8 +554,8 @@ static void test_state_freed(void **st)
     rk_fakehost *fh = mk("{\"unit_window\": \"7d\"}");
     (void)st;
 
-    rate(fh, T0, 1, "U1", "O1", "O2", NULL);
-    rate(fh, T0 + RK_DAY, 5, "U2", "O3", NULL);       /* good: no officer state */
+    rate(fh, T0, 1, "U1", "O1,O2");
+    rate(fh, T0 + RK_DAY, 5, "U2", "O3");       /* good: no officer state */
     assert_int_equal(fh->ops->tracked_keys(fh->self), 4);   /* O1 O2 U1 U2 */
     rk_fh_advance(fh, T0 + 8 * RK_DAY);               /* U1 left its 7d window */
     assert_int_equal(fh->ops->tracked_keys(fh->self), 3);
@@ -560,8 +575,8 @@ static void test_reconfigure_keeps_state(void **st)
     char err[256];
     (void)st;
 
-    rate(fh, T0, 1, "U1", "O1", NULL);
-    rate(fh, T0 + 1, 1, "U1", "O1", NULL);
+    rate(fh, T0, 1, "U1", "O1");
+    rate(fh, T0 + 1, 1, "U1", "O1");
     assert_int_equal(rk_fh_count(fh, "officer_repeated"), 0);
     cfg = json_loads("{\"officer_min_bad\": 7, \"bad_score\": 9}", 0, NULL);
     assert_int_equal(fh->ops->reconfigure(fh->self, cfg, err, sizeof(err)), -1);
@@ -570,9 +585,9 @@ static void test_reconfigure_keeps_state(void **st)
     cfg = json_loads("{\"officer_min_bad\": 2}", 0, NULL);
     assert_int_equal(fh->ops->reconfigure(fh->self, cfg, err, sizeof(err)), 0);
     json_decref(cfg);
-    rate(fh, T0 + 2, 5, "U1", "O1", NULL);            /* good: nothing */
+    rate(fh, T0 + 2, 5, "U1", "O1");            /* good: nothing */
     assert_int_equal(rk_fh_count(fh, "officer_repeated"), 0);
-    rate(fh, T0 + 3, 1, "U1", "O1", NULL);
+    rate(fh, T0 + 3, 1, "U1", "O1");
     assert_int_equal(rk_fh_count(fh, "officer_repeated"), 1);
     assert_true(num(nth_of(fh, "officer_repeated", 0), "value") == 3.0);
     assert_true(num(nth_of(fh, "officer_repeated", 0), "threshold") == 2.0);

@@ -25,23 +25,37 @@
 
 static uint32_t g_seq;
 
+/* Split "O1,O2" (NULL or "" = none) into at most 4 officers in buf/out;
+ * returns how many. */
+static size_t split_officers(const char *list, char *buf, size_t len,
+                             const char **out)
+{
+    size_t n = 0;
+    char *p;
+    if (list == NULL || *list == '\0')
+        return 0;
+    snprintf(buf, len, "%s", list);
+    for (p = buf; p != NULL && n < 4; ) {
+        char *comma = strchr(p, ',');
+        out[n++] = p;
+        if (comma != NULL)
+            *comma++ = '\0';
+        p = comma;
+    }
+    return n;
+}
+
 /* Deliver a case.complaint at ts with unit, enterprise, region (each may be
- * NULL) and up to 4 officers (NULL-ended varargs). Its entry ref is
- * case/ts-seq with a running seq; returns that seq. */
+ * NULL) and the officers listed in `offs` ("O1,O2"; NULL = none). Its entry
+ * ref is case/ts-seq with a running seq; returns that seq. */
 static uint32_t complain(rk_fakehost *fh, int64_t ts, const char *unit,
-                         const char *ent, const char *region, ...)
+                         const char *ent, const char *region, const char *offs)
 {
     const char *officers[4];
-    size_t n = 0;
-    char cid[32];
+    char cid[32], obuf[64];
+    size_t n = split_officers(offs, obuf, sizeof(obuf), officers);
     rk_event ev;
-    va_list ap;
-    const char *o;
 
-    va_start(ap, region);
-    while ((o = va_arg(ap, const char *)) != NULL && n < 4)
-        officers[n++] = o;
-    va_end(ap);
     memset(&ev, 0, sizeof(ev));
     ev.type = RK_EV_CASE_COMPLAINT;
     ev.type_name = "case.complaint";
@@ -168,10 +182,10 @@ static void test_defaults_officer(void **st)
     json_t *a;
     (void)st;
 
-    complain(fh, T0, "U1", NULL, NULL, "O1", "O2", NULL);
-    complain(fh, T0 + RK_DAY, "U2", NULL, NULL, "O1", "O1", NULL);   /* dup once */
+    complain(fh, T0, "U1", NULL, NULL, "O1,O2");
+    complain(fh, T0 + RK_DAY, "U2", NULL, NULL, "O1,O1");   /* dup once */
     assert_int_equal(count_by(fh, "officer_id"), 0);
-    complain(fh, T0 + 29 * RK_DAY, "U3", NULL, NULL, "O2", "O1", NULL);
+    complain(fh, T0 + 29 * RK_DAY, "U3", NULL, NULL, "O2,O1");
     assert_int_equal(count_by(fh, "officer_id"), 1);
     a = nth_by(fh, "officer_id", 0);
     assert_int_equal(subj_size(a), 1);
@@ -180,7 +194,7 @@ static void test_defaults_officer(void **st)
     assert_true(num(a, "threshold") == 3.0);
     assert_int_equal(ival(a, "cooldown"), 30 * RK_DAY);
     assert_int_equal(ev_len(a), 3);
-    complain(fh, T0 + 29 * RK_DAY + 1, "U3", NULL, NULL, "O2", NULL);
+    complain(fh, T0 + 29 * RK_DAY + 1, "U3", NULL, NULL, "O2");
     assert_int_equal(count_by(fh, "officer_id"), 2);
     assert_string_equal(subj(nth_by(fh, "officer_id", 1), "officer_id"), "O2");
     assert_int_equal(count_by(fh, "unit_id"), 0);
@@ -219,8 +233,8 @@ static void test_group_by_enterprise_region(void **st)
     json_t *a;
     (void)st;
 
-    complain(fh, T0, "U1", NULL, NULL, "O1", NULL);      /* neither field: skipped */
-    complain(fh, T0 + 1, "U1", NULL, NULL, "O1", NULL);
+    complain(fh, T0, "U1", NULL, NULL, "O1");      /* neither field: skipped */
+    complain(fh, T0 + 1, "U1", NULL, NULL, "O1");
     assert_int_equal(rk_fh_count(fh, NULL), 0);
     assert_int_equal(fh->ops->tracked_keys(fh->self), 0);
     complain(fh, T0 + 2, "U1", "E1", "R1", NULL);
@@ -305,7 +319,7 @@ static void test_empty_rules(void **st)
     int i;
     (void)st;
     for (i = 0; i < 10; i++)
-        complain(fh, T0 + i, "U1", "E1", "R1", "O1", NULL);
+        complain(fh, T0 + i, "U1", "E1", "R1", "O1");
     assert_int_equal(rk_fh_count(fh, NULL), 0);
     assert_int_equal(fh->ops->tracked_keys(fh->self), 0);
     rk_fh_free(fh);
@@ -322,7 +336,7 @@ static void test_evidence_cap(void **st)
     (void)st;
 
     for (i = 0; i < 30; i++) {
-        s = complain(fh, T0 + i, "U1", NULL, NULL, "O1", NULL);
+        s = complain(fh, T0 + i, "U1", NULL, NULL, "O1");
         if (i == 10)
             s5 = s;
     }
@@ -342,7 +356,7 @@ static void test_state_freed(void **st)
     rk_fakehost *fh = mk("{}");
     (void)st;
 
-    complain(fh, T0, "U1", NULL, NULL, "O1", "O2", NULL);
+    complain(fh, T0, "U1", NULL, NULL, "O1,O2");
     complain(fh, T0 + RK_DAY, "U2", NULL, NULL, NULL);
     assert_int_equal(fh->ops->tracked_keys(fh->self), 4);    /* U1 U2 O1 O2 */
     rk_fh_advance(fh, T0 + 7 * RK_DAY);                      /* U1 exactly 7d old */
@@ -359,12 +373,12 @@ static void test_state_freed(void **st)
 static void drive(rk_fakehost *fh, int from, int to)
 {
     static const char *const units[] = { "U1", "U2", "U3" };
-    static const char *const offs[] = { "O1", "O2", "O3", "O4" };
+    static const char *const offs[] = { "O1", "O2,O4", "O3,O3", "O4,O2" };
     static const char *const ents[] = { "E1", NULL };
     int i;
     for (i = from; i < to; i++)
         complain(fh, T0 + (int64_t)i * 5 * RK_HOUR, units[i % 3], ents[i % 2],
-                 i % 4 ? "R1" : NULL, offs[i % 4], offs[(i * 3) % 4], NULL);
+                 i % 4 ? "R1" : NULL, offs[i % 4]);
 }
 
 #define RT_CFG "{\"cooldown\": \"12h\", \"rules\": [" \
@@ -411,11 +425,11 @@ static void test_restore_into_other_config(void **st)
     rk_fakehost *fh = mk(c1);
     (void)st;
 
-    complain(fh, T0, "U1", NULL, NULL, "O1", NULL);
-    complain(fh, T0 + 1, "U1", NULL, NULL, "O1", NULL);
+    complain(fh, T0, "U1", NULL, NULL, "O1");
+    complain(fh, T0 + 1, "U1", NULL, NULL, "O1");
     assert_int_equal(rk_fh_roundtrip(fh, c2), 0);
     assert_int_equal(fh->ops->tracked_keys(fh->self), 2);
-    complain(fh, T0 + 2, "U1", NULL, NULL, "O1", NULL);
+    complain(fh, T0 + 2, "U1", NULL, NULL, "O1");
     assert_int_equal(count_by(fh, "unit_id"), 1);
     assert_int_equal(count_by(fh, "officer_id"), 1);
     assert_true(num(nth_by(fh, "unit_id", 0), "value") == 3.0);
@@ -429,8 +443,8 @@ static void test_reconfigure(void **st)
     char err[256];
     (void)st;
 
-    complain(fh, T0, "U1", NULL, NULL, "O1", NULL);
-    complain(fh, T0 + 1, "U1", NULL, NULL, "O1", NULL);
+    complain(fh, T0, "U1", NULL, NULL, "O1");
+    complain(fh, T0 + 1, "U1", NULL, NULL, "O1");
     assert_int_equal(fh->ops->tracked_keys(fh->self), 2);
 
     cfg = json_loads("{\"rules\": [{\"group_by\": \"unit\", \"window\": \"1d\", "
@@ -450,7 +464,7 @@ static void test_reconfigure(void **st)
     assert_int_equal(fh->ops->reconfigure(fh->self, cfg, err, sizeof(err)), 0);
     json_decref(cfg);
     assert_int_equal(fh->ops->tracked_keys(fh->self), 2);
-    complain(fh, T0 + 2, "U1", NULL, NULL, "O1", NULL);
+    complain(fh, T0 + 2, "U1", NULL, NULL, "O1");
     assert_int_equal(count_by(fh, "unit_id"), 1);
     assert_int_equal(count_by(fh, "officer_id"), 1);
     assert_int_equal(ival(nth_by(fh, "officer_id", 0), "cooldown"), 10 * RK_DAY);
