@@ -1,0 +1,589 @@
+/* detectors/bad_rating.c - the bad_rating detector (CONTRACT §4).
+ *
+ * It looks only at inspection.rated events (unit_id and officers already
+ * filled in from the filing by the daemon when the rating lacked them) and
+ * has three rules:
+ *
+ *   bad_rating        every rating with score <= bad_score; one alert per
+ *                     rating, no cooldown.
+ *   officer_repeated  per officer, a sliding window (officer_window) of that
+ *                     officer's bad ratings; fires when a bad rating brings
+ *                     the count to >= officer_min_bad. Subject: the officer
+ *                     and the rating's unit.
+ *   unit_ratio        per unit, a sliding window (unit_window) of all its
+ *                     ratings, each flagged bad or not, with a running count
+ *                     of the bad ones; fires on a rating of the unit when the
+ *                     window holds >= unit_min_ratings ratings and the bad
+ *                     share is >= unit_max_bad_ratio.
+ *
+ * State is two rk_maps: officer id -> rk_win of bad ratings, and unit id ->
+ * (rk_win of ratings with flag 1 = bad, bad count). Rules are evaluated at
+ * the rating's ts after expiring older items; on_watermark(now) expires
+ * every window at `now` and deletes keys whose window became empty, so
+ * memory is bounded by what the windows hold.
+ *
+ * reconfigure() replaces the thresholds and keeps the windows. A window
+ * that shrinks is trimmed at the next event or watermark; one that grows
+ * only holds what the old window still held. A rating's bad flag is decided
+ * with the bad_score in force when it arrived.
+ *
+ * Snapshot format (version 1): u32 version; u32 n_officers, then per
+ * officer str id + window; u32 n_units, then per unit str id + window; a
+ * window is u32 n then n x (i64 ts, ref, u32 flag). */
+#include "riskd/kit.h"
+#include "internal.h"
+
+#define BR_SNAP_VERSION 1u
+#define BR_MAX_ID 65536             /* longest id accepted by restore() */
+#define BR_ITEM_BYTES (8 + 16 + 4)  /* encoded size of one window item */
+
+#define BR_FLAG_BAD 1u
+
+typedef struct br_cfg {
+    int bad_score;
+    int64_t officer_window;
+    uint32_t officer_min_bad;
+    int64_t unit_window;
+    uint32_t unit_min_ratings;
+    double unit_max_bad_ratio;
+    int64_t cooldown;
+} br_cfg;
+
+typedef struct br_unit {
+    rk_win win;                     /* all ratings, flag BR_FLAG_BAD if bad */
+    uint32_t nbad;                  /* items of win with the bad flag */
+} br_unit;
+
+typedef struct br_state {
+    const rk_host_api *api;
+    rk_host *host;
+    br_cfg cfg;
+    rk_map officers;                /* officer id -> rk_win * (bad ratings) */
+    rk_map units;                   /* unit id -> br_unit * */
+} br_state;
+
+/* ===================================================================
+ * Configuration
+ * =================================================================== */
+
+static const char *const br_keys[] = {
+    "bad_score", "officer_window", "officer_min_bad", "unit_window",
+    "unit_min_ratings", "unit_max_bad_ratio", "cooldown", NULL
+};
+
+/* Validate the detector's config object `obj` and store the values (with
+ * defaults for absent keys) in *out. Returns 0, or -1 with a key-path
+ * message in err on an unknown key or a value of the wrong type or range. */
+static int br_parse_cfg(const json_t *obj, br_cfg *out, char *err, size_t errlen)
+{
+    long long v;
+
+    if (rk_kit_cfg_known_keys(obj, "", br_keys, err, errlen) != 0)
+        return -1;
+    if (rk_kit_cfg_int(obj, "", "bad_score", 1, 5, 2, &v, err, errlen) != 0)
+        return -1;
+    out->bad_score = (int)v;
+    if (rk_kit_cfg_duration(obj, "", "officer_window", 1, 30 * RK_DAY,
+                            &out->officer_window, err, errlen) != 0)
+        return -1;
+    if (rk_kit_cfg_int(obj, "", "officer_min_bad", 1, 1000000, 3, &v,
+                       err, errlen) != 0)
+        return -1;
+    out->officer_min_bad = (uint32_t)v;
+    if (rk_kit_cfg_duration(obj, "", "unit_window", 1, 30 * RK_DAY,
+                            &out->unit_window, err, errlen) != 0)
+        return -1;
+    if (rk_kit_cfg_int(obj, "", "unit_min_ratings", 1, 1000000, 20, &v,
+                       err, errlen) != 0)
+        return -1;
+    out->unit_min_ratings = (uint32_t)v;
+    if (rk_kit_cfg_double(obj, "", "unit_max_bad_ratio", 0.0, 1.0, 0.2,
+                          &out->unit_max_bad_ratio, err, errlen) != 0)
+        return -1;
+    if (rk_kit_cfg_duration(obj, "", "cooldown", 0, 24 * RK_HOUR,
+                            &out->cooldown, err, errlen) != 0)
+        return -1;
+    return 0;
+}
+
+/* ===================================================================
+ * Helpers
+ * =================================================================== */
+
+/* The start of a window of length w ending at now, saturating instead of
+ * overflowing for times near INT64_MIN. */
+static int64_t br_cutoff(int64_t now, int64_t w)
+{
+    return now < INT64_MIN + w ? INT64_MIN : now - w;
+}
+
+/* s, or "?" when s is NULL, for summaries. */
+static const char *br_str(const char *s)
+{
+    return s != NULL ? s : "?";
+}
+
+static int br_ref_eq(rk_entry_ref a, rk_entry_ref b)
+{
+    return a.ms == b.ms && a.seq == b.seq && a.stream == b.stream;
+}
+
+/* Fill out (RK_MAX_EVIDENCE entries) with the refs of the most recent items
+ * of w whose flag matches flag_mask (0 = every item), oldest first, except
+ * the trigger, which is always appended last. Returns how many. */
+static size_t br_evidence(const rk_win *w, uint32_t flag_mask,
+                          rk_entry_ref trigger, rk_entry_ref *out)
+{
+    size_t n = 0, k;
+    uint32_t i = w->len;
+
+    while (i > 0 && n < RK_MAX_EVIDENCE - 1) {
+        const rk_win_item *it = rk_win_at(w, --i);
+        if (flag_mask != 0 && !(it->flag & flag_mask))
+            continue;
+        if (br_ref_eq(it->ref, trigger))
+            continue;
+        out[n++] = it->ref;
+    }
+    for (k = 0; k < n / 2; k++) {
+        rk_entry_ref t = out[k];
+        out[k] = out[n - 1 - k];
+        out[n - 1 - k] = t;
+    }
+    out[n++] = trigger;
+    return n;
+}
+
+static void br_free_officer(void *p)
+{
+    rk_win *w = (rk_win *)p;
+    if (w == NULL)
+        return;
+    rk_win_free(w);
+    free(w);
+}
+
+static void br_free_unit(void *p)
+{
+    br_unit *u = (br_unit *)p;
+    if (u == NULL)
+        return;
+    rk_win_free(&u->win);
+    free(u);
+}
+
+/* Expire unit u's window at cutoff, keeping its bad count in step. */
+static void br_unit_expire(br_unit *u, int64_t cutoff)
+{
+    uint32_t dropped_bad = 0;
+    rk_win_expire(&u->win, cutoff, &dropped_bad);
+    u->nbad -= dropped_bad;
+}
+
+/* ===================================================================
+ * Rules
+ * =================================================================== */
+
+/* Emit the per-rating bad_rating alert for ev. Returns 0, or negative when
+ * the host failed (out of memory). */
+static int br_rule_bad_rating(br_state *s, const rk_event *ev)
+{
+    rk_alert a;
+    char summary[512];
+
+    memset(&a, 0, sizeof(a));
+    snprintf(summary, sizeof(summary),
+             "Enterprise %s rated inspection task %s %d, at or below the bad "
+             "score %d.", br_str(ev->enterprise_id), br_str(ev->task_id), ev->score,
+             s->cfg.bad_score);
+    a.rule = "bad_rating";
+    a.severity = RK_SEV_WARNING;
+    a.ts = ev->ts;
+    a.subject.task_id = ev->task_id;
+    a.subject.enterprise_id = ev->enterprise_id;
+    a.subject.unit_id = ev->unit_id;
+    a.value = ev->score;
+    a.threshold = s->cfg.bad_score;
+    a.summary = summary;
+    a.evidence = &ev->ref;
+    a.n_evidence = 1;
+    a.cooldown = 0;
+    return s->api->emit(s->host, &a) < 0 ? -1 : 0;
+}
+
+/* Record the bad rating ev for officer `officer` and fire officer_repeated
+ * when the officer's window reaches officer_min_bad. Returns 0, or -1 when
+ * out of memory. */
+static int br_rule_officer(br_state *s, const rk_event *ev, const char *officer)
+{
+    rk_win *w = (rk_win *)rk_map_get(&s->officers, officer);
+    rk_entry_ref evid[RK_MAX_EVIDENCE];
+    char summary[512], wbuf[32];
+    rk_alert a;
+
+    if (w == NULL) {
+        w = (rk_win *)calloc(1, sizeof(*w));
+        if (w == NULL)
+            return -1;
+        if (rk_map_put(&s->officers, officer, w, NULL) == NULL) {
+            free(w);
+            return -1;
+        }
+    }
+    rk_win_expire(w, br_cutoff(ev->ts, s->cfg.officer_window), NULL);
+    if (rk_win_push(w, ev->ts, ev->ref, BR_FLAG_BAD) != 0) {
+        if (w->len == 0)
+            br_free_officer(rk_map_del(&s->officers, officer));
+        return -1;
+    }
+    if (w->len < s->cfg.officer_min_bad)
+        return 0;
+
+    rk_kit_format_duration(s->cfg.officer_window, wbuf, sizeof(wbuf));
+    snprintf(summary, sizeof(summary),
+             "Officer %s received %u bad ratings within %s (threshold %u).",
+             officer, (unsigned)w->len, wbuf, (unsigned)s->cfg.officer_min_bad);
+    memset(&a, 0, sizeof(a));
+    a.rule = "officer_repeated";
+    a.severity = RK_SEV_CRITICAL;
+    a.ts = ev->ts;
+    a.subject.officer_id = officer;
+    a.subject.unit_id = ev->unit_id;
+    a.value = w->len;
+    a.threshold = s->cfg.officer_min_bad;
+    a.summary = summary;
+    a.n_evidence = br_evidence(w, 0, ev->ref, evid);
+    a.evidence = evid;
+    a.cooldown = s->cfg.cooldown;
+    return s->api->emit(s->host, &a) < 0 ? -1 : 0;
+}
+
+/* Record rating ev (bad or not) for its unit and fire unit_ratio when the
+ * unit's window holds enough ratings with a large enough bad share.
+ * Returns 0, or -1 when out of memory. */
+static int br_rule_unit(br_state *s, const rk_event *ev, int bad)
+{
+    br_unit *u = (br_unit *)rk_map_get(&s->units, ev->unit_id);
+    rk_entry_ref evid[RK_MAX_EVIDENCE];
+    char summary[512], wbuf[32];
+    double ratio;
+    rk_alert a;
+
+    if (u == NULL) {
+        u = (br_unit *)calloc(1, sizeof(*u));
+        if (u == NULL)
+            return -1;
+        if (rk_map_put(&s->units, ev->unit_id, u, NULL) == NULL) {
+            free(u);
+            return -1;
+        }
+    }
+    br_unit_expire(u, br_cutoff(ev->ts, s->cfg.unit_window));
+    if (rk_win_push(&u->win, ev->ts, ev->ref, bad ? BR_FLAG_BAD : 0) != 0) {
+        if (u->win.len == 0)
+            br_free_unit(rk_map_del(&s->units, ev->unit_id));
+        return -1;
+    }
+    if (bad)
+        u->nbad++;
+    if (u->win.len < s->cfg.unit_min_ratings)
+        return 0;
+    ratio = (double)u->nbad / (double)u->win.len;
+    if (ratio < s->cfg.unit_max_bad_ratio)
+        return 0;
+
+    rk_kit_format_duration(s->cfg.unit_window, wbuf, sizeof(wbuf));
+    snprintf(summary, sizeof(summary),
+             "Unit %s had %u bad of %u ratings within %s (%.1f%%, threshold "
+             "%.1f%%).", ev->unit_id, (unsigned)u->nbad, (unsigned)u->win.len,
+             wbuf, ratio * 100.0, s->cfg.unit_max_bad_ratio * 100.0);
+    memset(&a, 0, sizeof(a));
+    a.rule = "unit_ratio";
+    a.severity = RK_SEV_WARNING;
+    a.ts = ev->ts;
+    a.subject.unit_id = ev->unit_id;
+    a.value = ratio;
+    a.threshold = s->cfg.unit_max_bad_ratio;
+    a.summary = summary;
+    a.n_evidence = br_evidence(&u->win, BR_FLAG_BAD, ev->ref, evid);
+    a.evidence = evid;
+    a.cooldown = s->cfg.cooldown;
+    return s->api->emit(s->host, &a) < 0 ? -1 : 0;
+}
+
+/* ===================================================================
+ * Ops
+ * =================================================================== */
+
+/* Create an instance from cfg (see br_parse_cfg for the errors). Returns
+ * NULL with err set on a bad config or when out of memory. */
+static void *br_create(const rk_host_api *api, rk_host *host, const json_t *cfg,
+                       char *err, size_t errlen)
+{
+    br_state *s;
+    br_cfg c;
+
+    if (br_parse_cfg(cfg, &c, err, errlen) != 0)
+        return NULL;
+    s = (br_state *)calloc(1, sizeof(*s));
+    if (s == NULL) {
+        rk_kit_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->api = api;
+    s->host = host;
+    s->cfg = c;
+    rk_map_init(&s->officers);
+    rk_map_init(&s->units);
+    return s;
+}
+
+/* Apply new thresholds from cfg, keeping the windows. Returns 0, or -1 with
+ * err set when cfg is invalid (the old thresholds stay). */
+static int br_reconfigure(void *self, const json_t *cfg, char *err, size_t errlen)
+{
+    br_state *s = (br_state *)self;
+    br_cfg c;
+
+    if (br_parse_cfg(cfg, &c, err, errlen) != 0)
+        return -1;
+    s->cfg = c;
+    return 0;
+}
+
+/* Apply one event; only inspection.rated matters. Returns 0, or -1 when out
+ * of memory (the daemon retries the entry; alerts already emitted for it
+ * are deduplicated by id). */
+static int br_on_event(void *self, const rk_event *ev)
+{
+    br_state *s = (br_state *)self;
+    int bad, rc = 0;
+    size_t i, j;
+
+    if (ev->type != RK_EV_INSPECTION_RATED)
+        return 0;
+    bad = ev->score <= s->cfg.bad_score;
+    if (bad) {
+        if (br_rule_bad_rating(s, ev) != 0)
+            rc = -1;
+        for (i = 0; i < ev->n_officers; i++) {
+            const char *o = ev->officers[i];
+            int dup = 0;
+            if (o == NULL)
+                continue;
+            for (j = 0; j < i; j++)
+                if (ev->officers[j] != NULL && strcmp(ev->officers[j], o) == 0)
+                    dup = 1;
+            if (!dup && br_rule_officer(s, ev, o) != 0)
+                rc = -1;
+        }
+    }
+    if (ev->unit_id != NULL && br_rule_unit(s, ev, bad) != 0)
+        rc = -1;
+    return rc;
+}
+
+/* Expire every window at now and delete the keys left empty. */
+static void br_on_watermark(void *self, int64_t now)
+{
+    br_state *s = (br_state *)self;
+    rk_map_entry *e, *next;
+    size_t b;
+
+    for (e = rk_map_first(&s->officers, &b); e != NULL; e = next) {
+        rk_win *w = (rk_win *)e->value;
+        next = rk_map_next(&s->officers, &b, e);
+        rk_win_expire(w, br_cutoff(now, s->cfg.officer_window), NULL);
+        if (w->len == 0)
+            br_free_officer(rk_map_del(&s->officers, e->key));
+    }
+    for (e = rk_map_first(&s->units, &b); e != NULL; e = next) {
+        br_unit *u = (br_unit *)e->value;
+        next = rk_map_next(&s->units, &b, e);
+        br_unit_expire(u, br_cutoff(now, s->cfg.unit_window));
+        if (u->win.len == 0)
+            br_free_unit(rk_map_del(&s->units, e->key));
+    }
+}
+
+static void br_put_win(rk_buf *out, const rk_win *w)
+{
+    uint32_t i;
+    rk_buf_put_u32(out, w->len);
+    for (i = 0; i < w->len; i++) {
+        const rk_win_item *it = rk_win_at(w, i);
+        rk_buf_put_i64(out, it->ts);
+        rk_buf_put_ref(out, it->ref);
+        rk_buf_put_u32(out, it->flag);
+    }
+}
+
+/* Append the whole state (both maps) to out. Returns 0, or -1 when out of
+ * memory. */
+static int br_snapshot(void *self, rk_buf *out)
+{
+    br_state *s = (br_state *)self;
+    rk_map_entry *e;
+    size_t b;
+
+    rk_buf_put_u32(out, BR_SNAP_VERSION);
+    rk_buf_put_u32(out, (uint32_t)s->officers.count);
+    for (e = rk_map_first(&s->officers, &b); e != NULL; e = rk_map_next(&s->officers, &b, e)) {
+        rk_buf_put_str(out, e->key);
+        br_put_win(out, (const rk_win *)e->value);
+    }
+    rk_buf_put_u32(out, (uint32_t)s->units.count);
+    for (e = rk_map_first(&s->units, &b); e != NULL; e = rk_map_next(&s->units, &b, e)) {
+        rk_buf_put_str(out, e->key);
+        br_put_win(out, &((const br_unit *)e->value)->win);
+    }
+    return out->oom ? -1 : 0;
+}
+
+/* Read one encoded window from r into the empty window w, counting flagged
+ * items into *nflag. Returns 0, or -1 (r->err set) on truncated or corrupt
+ * data or when out of memory. */
+static int br_get_win(rk_rd *r, rk_win *w, uint32_t *nflag)
+{
+    uint32_t n = rk_rd_u32(r), i;
+
+    if (r->err || n > (size_t)(r->end - r->p) / BR_ITEM_BYTES) {
+        r->err = 1;
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        int64_t ts = rk_rd_i64(r);
+        rk_entry_ref ref = rk_rd_ref(r);
+        uint32_t flag = rk_rd_u32(r);
+        if (r->err || rk_win_push(w, ts, ref, flag) != 0) {
+            r->err = 1;
+            return -1;
+        }
+        if (flag)
+            (*nflag)++;
+    }
+    return 0;
+}
+
+/* Read one map section (u32 count, then id + window each) into m; is_unit
+ * selects the value type. Returns 0, or -1 (r->err set) on truncated or
+ * corrupt data (including a repeated id) or when out of memory. */
+static int br_get_map(rk_rd *r, rk_map *m, int is_unit)
+{
+    uint32_t n = rk_rd_u32(r), i;
+
+    if (r->err || n > (size_t)(r->end - r->p) / 8) {
+        r->err = 1;
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        char *key = rk_rd_str(r, BR_MAX_ID);
+        rk_win *w = NULL;
+        br_unit *u = NULL;
+        uint32_t nflag = 0;
+        void *val;
+
+        if (key == NULL || rk_map_find(m, key) != NULL) {
+            free(key);
+            r->err = 1;
+            return -1;
+        }
+        if (is_unit) {
+            u = (br_unit *)calloc(1, sizeof(*u));
+            w = u ? &u->win : NULL;
+            val = u;
+        } else {
+            w = (rk_win *)calloc(1, sizeof(*w));
+            val = w;
+        }
+        if (w == NULL || br_get_win(r, w, &nflag) != 0) {
+            if (is_unit) br_free_unit(u); else br_free_officer(w);
+            free(key);
+            r->err = 1;
+            return -1;
+        }
+        if (u != NULL)
+            u->nbad = nflag;
+        if (w->len == 0) {
+            /* Never written by snapshot(); harmless, drop it. */
+            if (is_unit) br_free_unit(u); else br_free_officer(w);
+            free(key);
+            continue;
+        }
+        if (rk_map_put(m, key, val, NULL) == NULL) {
+            if (is_unit) br_free_unit(u); else br_free_officer(w);
+            free(key);
+            r->err = 1;
+            return -1;
+        }
+        free(key);
+    }
+    return 0;
+}
+
+/* Replace the state with the snapshot in data/len. On a wrong version,
+ * truncated or corrupt data, trailing bytes or out of memory the state is
+ * left empty, err is set and -1 returned. */
+static int br_restore(void *self, const void *data, size_t len,
+                      char *err, size_t errlen)
+{
+    br_state *s = (br_state *)self;
+    rk_map officers, units;
+    rk_rd r;
+    uint32_t ver;
+
+    rk_map_clear(&s->officers, br_free_officer);
+    rk_map_clear(&s->units, br_free_unit);
+    rk_map_init(&officers);
+    rk_map_init(&units);
+    rk_rd_init(&r, data, len);
+    ver = rk_rd_u32(&r);
+    if (r.err || ver != BR_SNAP_VERSION) {
+        rk_kit_errf(err, errlen, "snapshot: %s", r.err ? "truncated"
+                    : "unsupported format version");
+        return -1;
+    }
+    if (br_get_map(&r, &officers, 0) != 0 || br_get_map(&r, &units, 1) != 0 ||
+        r.p != r.end) {
+        rk_map_clear(&officers, br_free_officer);
+        rk_map_clear(&units, br_free_unit);
+        rk_kit_errf(err, errlen, "snapshot: truncated or corrupt");
+        return -1;
+    }
+    s->officers = officers;
+    s->units = units;
+    return 0;
+}
+
+static void br_destroy(void *self)
+{
+    br_state *s = (br_state *)self;
+    if (s == NULL)
+        return;
+    rk_map_clear(&s->officers, br_free_officer);
+    rk_map_clear(&s->units, br_free_unit);
+    free(s);
+}
+
+/* Officers plus units currently tracked. */
+static size_t br_tracked_keys(void *self)
+{
+    const br_state *s = (const br_state *)self;
+    return s->officers.count + s->units.count;
+}
+
+const rk_detector_ops rk__det_bad_rating = {
+    RK_ABI_MAJOR,
+    RK_ABI_MINOR,
+    "bad_rating",
+    "bad enterprise ratings: per rating, repeated per officer, bad share per unit",
+    br_create,
+    br_reconfigure,
+    br_on_event,
+    NULL,                           /* on_timer: no timers */
+    br_on_watermark,
+    br_snapshot,
+    br_restore,
+    br_destroy,
+    br_tracked_keys,
+};
