@@ -29,6 +29,7 @@
 #define FG_MAX_BUCKETS_PER_PERIOD 1000
 #define FG_EVIDENCE 20
 #define FG_MAX_ID (64 * 1024)
+#define FG_MAX_ABS_TS (INT64_C(1) << 60)
 
 typedef struct fg_cfg {
     int64_t period;
@@ -343,6 +344,9 @@ static int fg_on_event(void *self, const rk_event *ev)
 
     if (ev->type != RK_EV_CASE_DECIDED || ev->unit_id == NULL)
         return 0;
+    /* Far outside any real time, bucket arithmetic could overflow. */
+    if (ev->ts < -FG_MAX_ABS_TS || ev->ts > FG_MAX_ABS_TS)
+        return 0;
     amount = ev->fine + ev->confiscation;
     if (!isfinite(amount) || amount < 0)
         return 0;
@@ -459,7 +463,7 @@ static int restore_units(fg_self *s, rk_rd *r)
             u->evs[j].ts = rk_rd_i64(r);
             u->evs[j].ref = rk_rd_ref(r);
         }
-        if (r->err || u->top > INT64_MAX / 2 || u->top < INT64_MIN / 2 ||
+        if (r->err || u->top > FG_MAX_ABS_TS || u->top < -FG_MAX_ABS_TS ||
             rk_map_put(&s->units, k, u, NULL) == NULL) {
             unit_free(u);
             free(k);
