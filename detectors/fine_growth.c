@@ -1,0 +1,522 @@
+/* detectors/fine_growth.c - a unit's fines growing far above its history.
+ *
+ * Rule `growth` (CONTRACT §4). Every case.decided with a unit_id adds
+ * fine + confiscation to the unit's per-bucket sums. Time is cut into
+ * buckets of size b, the largest of 1d, 1h, 1m and 1s that divides `period`
+ * (else 1ms), aligned to the epoch in UTC (bucket = floor(ts / b)); a period
+ * is n = period / b buckets (at most 1000). Each unit keeps a ring of
+ * (baseline_periods + 1) * n buckets {sum, count} ending at the newest
+ * bucket it has seen; moving forward clears the buckets it skips, and an
+ * event older than the ring is ignored. So memory and the cost of an event
+ * depend on the configuration, never on history.
+ *
+ * At each case.decided (bucket B of its ts): current = buckets B-n+1..B;
+ * baseline period k (1..P) = buckets B-(k+1)n+1..B-kn. The mean and the
+ * population standard deviation over the P periods (an empty one counts as
+ * 0) are compared as the contract says; periods with at least one event are
+ * "non-empty" for min_history. Evidence is the unit's decided cases of the
+ * current period, from a ring of its last 20.
+ *
+ * A unit is freed in on_watermark once every bucket of its ring has left
+ * the window. reconfigure() keeps the state unless `period` or
+ * `baseline_periods` changes: the bucket layout then no longer fits, and all
+ * units are reset (the history is rebuilt from new events). A snapshot taken
+ * under another period or baseline_periods is likewise restored as empty. */
+#include "riskd/kit.h"
+#include "internal.h"
+
+#define FG_SNAP_VERSION 1u
+#define FG_MAX_BUCKETS_PER_PERIOD 1000
+#define FG_EVIDENCE 20
+#define FG_MAX_ID (64 * 1024)
+#define FG_MAX_ABS_TS (INT64_C(1) << 60)
+
+typedef struct fg_cfg {
+    int64_t period;
+    int64_t bucket;                 /* b */
+    int64_t nper;                   /* n = period / b */
+    int64_t periods;                /* P = baseline_periods */
+    int64_t min_history;
+    double min_growth;
+    double min_z;
+    double min_amount;
+    int64_t cooldown;
+} fg_cfg;
+
+typedef struct fg_bucket {
+    double sum;
+    uint32_t count;
+    uint32_t pad;
+} fg_bucket;
+
+typedef struct fg_ev {
+    int64_t ts;
+    rk_entry_ref ref;
+} fg_ev;
+
+typedef struct fg_unit {
+    int64_t top;                    /* newest bucket index in the ring */
+    fg_bucket *ring;                /* (P + 1) * n, index i at i mod len */
+    uint32_t nev;                   /* decided cases in evs, oldest first */
+    fg_ev evs[FG_EVIDENCE];
+} fg_unit;
+
+typedef struct fg_self {
+    const rk_host_api *api;
+    rk_host *host;
+    fg_cfg cfg;
+    rk_map units;
+    int64_t next_sweep;
+} fg_self;
+
+/* ===================================================================
+ * Helpers
+ * =================================================================== */
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    if ((a % b != 0) && ((a < 0) != (b < 0))) q--;
+    return q;
+}
+
+static int64_t ring_len(const fg_cfg *c)
+{
+    return (c->periods + 1) * c->nper;
+}
+
+static fg_bucket *slot(const fg_self *s, fg_unit *u, int64_t idx)
+{
+    int64_t len = ring_len(&s->cfg);
+    int64_t m = idx % len;
+    if (m < 0) m += len;
+    return &u->ring[m];
+}
+
+/* The first time (ms) at which every bucket of u has left the window. */
+static int64_t unit_expiry(const fg_self *s, const fg_unit *u)
+{
+    int64_t len = ring_len(&s->cfg);
+    if (u->top > INT64_MAX / s->cfg.bucket - len)
+        return INT64_MAX;
+    return (u->top + len) * s->cfg.bucket;
+}
+
+static void unit_free(void *p)
+{
+    fg_unit *u = p;
+    if (u == NULL) return;
+    free(u->ring);
+    free(u);
+}
+
+static fg_unit *unit_new(const fg_self *s)
+{
+    fg_unit *u = calloc(1, sizeof(*u));
+    if (u == NULL) return NULL;
+    u->ring = calloc((size_t)ring_len(&s->cfg), sizeof(*u->ring));
+    if (u->ring == NULL) {
+        free(u);
+        return NULL;
+    }
+    return u;
+}
+
+/* ===================================================================
+ * Configuration
+ * =================================================================== */
+
+static const char *const fg_keys[] = {
+    "period", "baseline_periods", "min_history", "min_growth", "min_z",
+    "min_amount", "cooldown", NULL
+};
+
+/* Validate cfg into *out; returns 0, or -1 with err naming the key. */
+static int parse_cfg(const json_t *cfg, fg_cfg *out, char *err, size_t errlen)
+{
+    static const int64_t sizes[] = { RK_DAY, RK_HOUR, RK_MINUTE, RK_SECOND, 1 };
+    long long p, h;
+    size_t i;
+
+    if (rk_kit_cfg_known_keys(cfg, "", fg_keys, err, errlen) != 0 ||
+        rk_kit_cfg_duration(cfg, "", "period", RK_SECOND, 30 * RK_DAY, &out->period, err, errlen) != 0 ||
+        rk_kit_cfg_int(cfg, "", "baseline_periods", 1, 52, 6, &p, err, errlen) != 0 ||
+        rk_kit_cfg_int(cfg, "", "min_history", 0, 52, 3, &h, err, errlen) != 0 ||
+        rk_kit_cfg_double(cfg, "", "min_growth", 0, 1e6, 0.5, &out->min_growth, err, errlen) != 0 ||
+        rk_kit_cfg_double(cfg, "", "min_z", 0, 1e6, 2.0, &out->min_z, err, errlen) != 0 ||
+        rk_kit_cfg_double(cfg, "", "min_amount", 0, 1e15, 50000, &out->min_amount, err, errlen) != 0 ||
+        rk_kit_cfg_duration(cfg, "", "cooldown", 0, out->period, &out->cooldown, err, errlen) != 0)
+        return -1;
+    if (h > p) {
+        rk_kit_errf(err, errlen, "min_history: must not exceed baseline_periods");
+        return -1;
+    }
+    out->periods = p;
+    out->min_history = h;
+    for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        if (out->period % sizes[i] == 0) {
+            out->bucket = sizes[i];
+            break;
+        }
+    }
+    out->nper = out->period / out->bucket;
+    if (out->nper > FG_MAX_BUCKETS_PER_PERIOD) {
+        char d[32];
+        rk_kit_format_duration(out->bucket, d, sizeof(d));
+        rk_kit_errf(err, errlen, "period: expected a duration that is at most "
+                    "%d buckets of %s (a whole number of days, hours, minutes "
+                    "or seconds)", FG_MAX_BUCKETS_PER_PERIOD, d);
+        return -1;
+    }
+    return 0;
+}
+
+/* ===================================================================
+ * Lifecycle
+ * =================================================================== */
+
+static void *fg_create(const rk_host_api *api, rk_host *host, const json_t *cfg,
+                       char *err, size_t errlen)
+{
+    fg_self *s;
+    fg_cfg c;
+    if (parse_cfg(cfg, &c, err, errlen) != 0)
+        return NULL;
+    s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        rk_kit_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->api = api;
+    s->host = host;
+    s->cfg = c;
+    rk_map_init(&s->units);
+    s->next_sweep = INT64_MAX;
+    return s;
+}
+
+static int fg_reconfigure(void *self, const json_t *cfg, char *err, size_t errlen)
+{
+    fg_self *s = self;
+    fg_cfg c;
+    if (parse_cfg(cfg, &c, err, errlen) != 0)
+        return -1;
+    if (c.period != s->cfg.period || c.periods != s->cfg.periods) {
+        rk_map_clear(&s->units, unit_free);
+        s->next_sweep = INT64_MAX;
+    }
+    s->cfg = c;
+    return 0;
+}
+
+static void fg_destroy(void *self)
+{
+    fg_self *s = self;
+    if (s == NULL) return;
+    rk_map_clear(&s->units, unit_free);
+    free(s);
+}
+
+static size_t fg_tracked_keys(void *self)
+{
+    return ((fg_self *)self)->units.count;
+}
+
+/* ===================================================================
+ * The rule
+ * =================================================================== */
+
+/* Add amount at bucket idx to u, moving the ring forward when needed.
+ * Returns 0, or 1 when the bucket is older than the ring (ignored). */
+static int unit_add(fg_self *s, fg_unit *u, int64_t idx, double amount)
+{
+    int64_t len = ring_len(&s->cfg), i, from;
+    fg_bucket *bk;
+    if (idx > u->top) {
+        from = idx - u->top > len ? idx - len + 1 : u->top + 1;
+        for (i = from; i <= idx; i++) {
+            bk = slot(s, u, i);
+            bk->sum = 0;
+            bk->count = 0;
+        }
+        u->top = idx;
+    } else if (idx <= u->top - len) {
+        return 1;
+    }
+    bk = slot(s, u, idx);
+    bk->sum += amount;
+    bk->count++;
+    return 0;
+}
+
+/* Sum and count of buckets lo..hi of u (buckets outside the ring are
+ * empty). */
+static void range_sum(const fg_self *s, fg_unit *u, int64_t lo, int64_t hi,
+                      double *sum, uint32_t *count)
+{
+    int64_t len = ring_len(&s->cfg), i;
+    *sum = 0;
+    *count = 0;
+    if (lo <= u->top - len) lo = u->top - len + 1;
+    if (hi > u->top) hi = u->top;
+    for (i = lo; i <= hi; i++) {
+        const fg_bucket *bk = slot(s, u, i);
+        *sum += bk->sum;
+        *count += bk->count;
+    }
+}
+
+static void push_evidence(fg_unit *u, int64_t ts, rk_entry_ref ref)
+{
+    if (u->nev == FG_EVIDENCE) {
+        memmove(&u->evs[0], &u->evs[1], (FG_EVIDENCE - 1) * sizeof(u->evs[0]));
+        u->nev--;
+    }
+    u->evs[u->nev].ts = ts;
+    u->evs[u->nev].ref = ref;
+    u->nev++;
+}
+
+static int evaluate(fg_self *s, fg_unit *u, const rk_event *ev, int64_t bidx)
+{
+    const fg_cfg *c = &s->cfg;
+    int64_t n = c->nper, k, lo;
+    double cur, mean = 0, var = 0, sd, sums[52], need_growth, threshold;
+    uint32_t cnt, nonempty = 0;
+    rk_entry_ref evid[FG_EVIDENCE];
+    size_t nevid = 0;
+    uint32_t i;
+    rk_alert a;
+    char sum[512];
+
+    range_sum(s, u, bidx - n + 1, bidx, &cur, &cnt);
+    for (k = 1; k <= c->periods; k++) {
+        range_sum(s, u, bidx - (k + 1) * n + 1, bidx - k * n, &sums[k - 1], &cnt);
+        if (cnt > 0) nonempty++;
+        mean += sums[k - 1];
+    }
+    mean /= (double)c->periods;
+    for (k = 0; k < c->periods; k++)
+        var += (sums[k] - mean) * (sums[k] - mean);
+    sd = sqrt(var / (double)c->periods);
+
+    need_growth = (1 + c->min_growth) * mean;
+    if ((int64_t)nonempty < c->min_history || cur < c->min_amount ||
+        cur < need_growth)
+        return 0;
+    if (sd != 0 && (cur - mean) / sd < c->min_z)
+        return 0;
+
+    threshold = c->min_amount;
+    if (need_growth > threshold) threshold = need_growth;
+    if (sd > 0 && mean + c->min_z * sd > threshold) threshold = mean + c->min_z * sd;
+
+    lo = (bidx - n + 1) * c->bucket;
+    for (i = 0; i < u->nev; i++) {
+        if (u->evs[i].ts >= lo && floor_div(u->evs[i].ts, c->bucket) <= bidx)
+            evid[nevid++] = u->evs[i].ref;
+    }
+
+    memset(&a, 0, sizeof(a));
+    a.rule = "growth";
+    a.severity = cur >= (1 + 2 * c->min_growth) * mean ? RK_SEV_CRITICAL : RK_SEV_WARNING;
+    a.ts = ev->ts;
+    a.subject.unit_id = ev->unit_id;
+    a.value = cur;
+    a.threshold = threshold;
+    snprintf(sum, sizeof(sum), "Unit %.64s decided %.0f yuan of fines and "
+             "confiscations in the last period, against a mean of %.0f over "
+             "the %lld periods before.", ev->unit_id, cur, mean,
+             (long long)c->periods);
+    a.summary = sum;
+    a.evidence = evid;
+    a.n_evidence = nevid;
+    a.cooldown = c->cooldown;
+    return s->api->emit(s->host, &a) < 0 ? -1 : 0;
+}
+
+static int fg_on_event(void *self, const rk_event *ev)
+{
+    fg_self *s = self;
+    fg_unit *u;
+    double amount;
+    int64_t bidx;
+
+    if (ev->type != RK_EV_CASE_DECIDED || ev->unit_id == NULL)
+        return 0;
+    /* Far outside any real time, bucket arithmetic could overflow. */
+    if (ev->ts < -FG_MAX_ABS_TS || ev->ts > FG_MAX_ABS_TS)
+        return 0;
+    amount = ev->fine + ev->confiscation;
+    if (!isfinite(amount) || amount < 0)
+        return 0;
+    bidx = floor_div(ev->ts, s->cfg.bucket);
+    u = rk_map_get(&s->units, ev->unit_id);
+    if (u == NULL) {
+        u = unit_new(s);
+        if (u == NULL) return -1;
+        u->top = bidx;
+        if (rk_map_put(&s->units, ev->unit_id, u, NULL) == NULL) {
+            unit_free(u);
+            return -1;
+        }
+    }
+    if (unit_add(s, u, bidx, amount) != 0)
+        return 0;                   /* older than the ring */
+    push_evidence(u, ev->ts, ev->ref);
+    if (unit_expiry(s, u) < s->next_sweep)
+        s->next_sweep = unit_expiry(s, u);
+    return evaluate(s, u, ev, bidx);
+}
+
+static void fg_on_watermark(void *self, int64_t now)
+{
+    fg_self *s = self;
+    rk_map_entry *e, *next;
+    size_t b;
+
+    if (now < s->next_sweep)
+        return;
+    s->next_sweep = INT64_MAX;
+    for (e = rk_map_first(&s->units, &b); e != NULL; e = next) {
+        fg_unit *u = e->value;
+        int64_t exp = unit_expiry(s, u);
+        next = rk_map_next(&s->units, &b, e);
+        if (now >= exp)
+            unit_free(rk_map_del(&s->units, e->key));
+        else if (exp < s->next_sweep)
+            s->next_sweep = exp;
+    }
+}
+
+/* ===================================================================
+ * Snapshot
+ * =================================================================== */
+
+static int fg_snapshot(void *self, rk_buf *out)
+{
+    fg_self *s = self;
+    int64_t len = ring_len(&s->cfg), i;
+    rk_map_entry *e;
+    size_t b;
+    uint32_t j;
+
+    rk_buf_put_u32(out, FG_SNAP_VERSION);
+    rk_buf_put_i64(out, s->cfg.period);
+    rk_buf_put_i64(out, s->cfg.periods);
+    rk_buf_put_u32(out, (uint32_t)s->units.count);
+    for (e = rk_map_first(&s->units, &b); e; e = rk_map_next(&s->units, &b, e)) {
+        const fg_unit *u = e->value;
+        uint32_t used = 0;
+        rk_buf_put_str(out, e->key);
+        rk_buf_put_i64(out, u->top);
+        for (i = 0; i < len; i++)
+            if (u->ring[i].count > 0 || u->ring[i].sum != 0) used++;
+        rk_buf_put_u32(out, used);
+        for (i = 0; i < len; i++) {
+            if (u->ring[i].count == 0 && u->ring[i].sum == 0) continue;
+            rk_buf_put_u32(out, (uint32_t)i);
+            rk_buf_put_double(out, u->ring[i].sum);
+            rk_buf_put_u32(out, u->ring[i].count);
+        }
+        rk_buf_put_u32(out, u->nev);
+        for (j = 0; j < u->nev; j++) {
+            rk_buf_put_i64(out, u->evs[j].ts);
+            rk_buf_put_ref(out, u->evs[j].ref);
+        }
+    }
+    return out->oom ? -1 : 0;
+}
+
+static int restore_units(fg_self *s, rk_rd *r)
+{
+    int64_t len = ring_len(&s->cfg);
+    uint32_t n = rk_rd_u32(r), i, j;
+
+    for (i = 0; i < n && !r->err; i++) {
+        char *k = rk_rd_str(r, FG_MAX_ID);
+        fg_unit *u;
+        uint32_t used;
+        if (k == NULL || r->err || rk_map_get(&s->units, k) != NULL) {
+            free(k);
+            return -1;
+        }
+        u = unit_new(s);
+        if (u == NULL) { free(k); return -1; }
+        u->top = rk_rd_i64(r);
+        used = rk_rd_u32(r);
+        if ((int64_t)used > len) r->err = 1;
+        for (j = 0; j < used && !r->err; j++) {
+            uint32_t pos = rk_rd_u32(r);
+            double sum = rk_rd_double(r);
+            uint32_t cnt = rk_rd_u32(r);
+            if ((int64_t)pos >= len || !isfinite(sum) || sum < 0) {
+                r->err = 1;
+                break;
+            }
+            u->ring[pos].sum = sum;
+            u->ring[pos].count = cnt;
+        }
+        u->nev = rk_rd_u32(r);
+        if (u->nev > FG_EVIDENCE) r->err = 1;
+        for (j = 0; j < u->nev && !r->err; j++) {
+            u->evs[j].ts = rk_rd_i64(r);
+            u->evs[j].ref = rk_rd_ref(r);
+        }
+        if (r->err || u->top > FG_MAX_ABS_TS || u->top < -FG_MAX_ABS_TS ||
+            rk_map_put(&s->units, k, u, NULL) == NULL) {
+            unit_free(u);
+            free(k);
+            return -1;
+        }
+        free(k);
+    }
+    return r->err || r->p != r->end ? -1 : 0;
+}
+
+static int fg_restore(void *self, const void *data, size_t len,
+                      char *err, size_t errlen)
+{
+    fg_self *s = self;
+    rk_rd r;
+    uint32_t ver;
+    int64_t period, periods;
+
+    rk_map_clear(&s->units, unit_free);
+    s->next_sweep = INT64_MIN;
+    rk_rd_init(&r, data, len);
+    ver = rk_rd_u32(&r);
+    period = rk_rd_i64(&r);
+    periods = rk_rd_i64(&r);
+    if (r.err || ver != FG_SNAP_VERSION) {
+        rk_kit_errf(err, errlen, "fine_growth: unknown snapshot version");
+        return -1;
+    }
+    if (period != s->cfg.period || periods != s->cfg.periods) {
+        s->api->log(s->host, RK_LOG_NOTICE, "period or baseline_periods "
+                    "changed since the snapshot: fine history reset");
+        return 0;
+    }
+    if (restore_units(s, &r) != 0) {
+        rk_map_clear(&s->units, unit_free);
+        rk_kit_errf(err, errlen, "fine_growth: truncated or corrupt snapshot");
+        return -1;
+    }
+    return 0;
+}
+
+const rk_detector_ops rk__det_fine_growth = {
+    RK_ABI_MAJOR,
+    RK_ABI_MINOR,
+    "fine_growth",
+    "a unit's fines and confiscations growing far above its own history",
+    fg_create,
+    fg_reconfigure,
+    fg_on_event,
+    NULL,
+    fg_on_watermark,
+    fg_snapshot,
+    fg_restore,
+    fg_destroy,
+    fg_tracked_keys,
+};
