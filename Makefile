@@ -32,7 +32,7 @@ SANFLAGS :=
 endif
 
 RK_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(OPTIMIZATION) $(WARN) -fPIC \
-             -Iinclude -Idaemon $(PKG_CFLAGS) $(SANFLAGS) $(CFLAGS)
+             -Iinclude -Idaemon -Itests/lib $(PKG_CFLAGS) $(SANFLAGS) $(CFLAGS)
 RK_LDFLAGS := $(SANFLAGS) $(LDFLAGS)
 RK_LIBS := $(PKG_LIBS) -ldl -lm
 
@@ -49,6 +49,7 @@ TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 TEST_PLUGINS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,$(wildcard tests/plugins/*.c))
 
 .PHONY: all test check install clean bench fuzz
+.SECONDARY:
 all: $(BUILD)/riskd $(PLUGINS)
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/riskd/*.h) daemon/internal.h $(wildcard tests/lib/*.h)

@@ -1059,3 +1059,112 @@ const rk_config *rk__engine_config(const rk_engine *e)
 {
     return e->cfg;
 }
+
+/* ===================================================================
+ * Metrics
+ * =================================================================== */
+
+static void putf(rk_buf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+static void putf(rk_buf *b, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    int n;
+    va_start(ap, fmt);
+    n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        rk_buf_put_bytes(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+void rk__engine_render_metrics(rk_engine *e, rk_buf *b)
+{
+    const rk_outbox_stats *os = rk__outbox_stats(e->ob);
+    static const char *const le[12] = {"0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025",
+                                       "0.05", "0.1", "0.25", "0.5", "1", "2.5"};
+    unsigned si, t;
+    uint64_t cum = 0;
+    int i;
+
+    putf(b, "# HELP riskd_events_total Events applied, by stream and type.\n"
+            "# TYPE riskd_events_total counter\n");
+    for (si = 0; si < RK_STREAM_COUNT; si++)
+        for (t = 1; t < RK_EV__COUNT; t++)
+            putf(b, "riskd_events_total{stream=\"%s\",type=\"%s\"} %llu\n", e->st[si].key,
+                 rk__event_type_name((rk_event_type)t),
+                 (unsigned long long)e->stats.events[si][t]);
+    putf(b, "# HELP riskd_invalid_events_total Entries dead-lettered as invalid.\n"
+            "# TYPE riskd_invalid_events_total counter\n");
+    for (si = 0; si < RK_STREAM_COUNT; si++)
+        putf(b, "riskd_invalid_events_total{stream=\"%s\"} %llu\n", e->st[si].key,
+             (unsigned long long)e->stats.invalid[si]);
+    putf(b, "# HELP riskd_unknown_events_total Entries of an unknown type, skipped.\n"
+            "# TYPE riskd_unknown_events_total counter\n");
+    for (si = 0; si < RK_STREAM_COUNT; si++)
+        putf(b, "riskd_unknown_events_total{stream=\"%s\"} %llu\n", e->st[si].key,
+             (unsigned long long)e->stats.unknown[si]);
+    putf(b, "# HELP riskd_trimmed_pending_total Pending entries whose payload was trimmed.\n"
+            "# TYPE riskd_trimmed_pending_total counter\n");
+    for (si = 0; si < RK_STREAM_COUNT; si++)
+        putf(b, "riskd_trimmed_pending_total{stream=\"%s\"} %llu\n", e->st[si].key,
+             (unsigned long long)e->stats.trimmed[si]);
+    putf(b, "# HELP riskd_alerts_emitted_total Alerts emitted by detectors (before de-duplication).\n"
+            "# TYPE riskd_alerts_emitted_total counter\nriskd_alerts_emitted_total %llu\n",
+         (unsigned long long)e->stats.alerts_emitted);
+    putf(b, "# HELP riskd_alerts_written_total Alerts written to the alert stream and channel.\n"
+            "# TYPE riskd_alerts_written_total counter\nriskd_alerts_written_total %llu\n",
+         (unsigned long long)os->written);
+    putf(b, "# HELP riskd_alerts_duplicate_total Alerts dropped because their id was already written.\n"
+            "# TYPE riskd_alerts_duplicate_total counter\nriskd_alerts_duplicate_total %llu\n",
+         (unsigned long long)os->duplicates);
+    putf(b, "# HELP riskd_alerts_held_back_total Alerts silenced by a cooldown.\n"
+            "# TYPE riskd_alerts_held_back_total counter\nriskd_alerts_held_back_total %llu\n",
+         (unsigned long long)e->stats.held_back);
+    putf(b, "# HELP riskd_dead_letters_total Dead letters written.\n"
+            "# TYPE riskd_dead_letters_total counter\nriskd_dead_letters_total %llu\n",
+         (unsigned long long)os->dead_written);
+    putf(b, "# HELP riskd_detector_errors_total Detector failures on an event or timer.\n"
+            "# TYPE riskd_detector_errors_total counter\nriskd_detector_errors_total %llu\n",
+         (unsigned long long)e->stats.detector_errors);
+    putf(b, "# HELP riskd_redis_reconnects_total Reconnection attempts to Redis.\n"
+            "# TYPE riskd_redis_reconnects_total counter\n"
+            "riskd_redis_reconnects_total{connection=\"reader\"} %llu\n"
+            "riskd_redis_reconnects_total{connection=\"writer\"} %llu\n",
+         (unsigned long long)rk__redis_reconnects(e->rd),
+         (unsigned long long)rk__redis_reconnects(e->wr));
+    putf(b, "# HELP riskd_up 1 when connected and consuming.\n# TYPE riskd_up gauge\nriskd_up %d\n",
+         rk__engine_healthy(e));
+    if (e->clock.watermark != INT64_MIN) {
+        putf(b, "# HELP riskd_watermark_seconds Event-time watermark (Unix seconds).\n"
+                "# TYPE riskd_watermark_seconds gauge\nriskd_watermark_seconds %.3f\n",
+             (double)e->clock.watermark / 1000.0);
+        putf(b, "# HELP riskd_watermark_lag_seconds Wall clock minus the watermark.\n"
+                "# TYPE riskd_watermark_lag_seconds gauge\nriskd_watermark_lag_seconds %.3f\n",
+             (double)(rk__wall_ms() - e->clock.watermark) / 1000.0);
+    }
+    putf(b, "# HELP riskd_timers Timers armed on event time.\n# TYPE riskd_timers gauge\n"
+            "riskd_timers %zu\n", e->clock.ntimers);
+    putf(b, "# HELP riskd_filings_tracked Filings kept for enrichment.\n"
+            "# TYPE riskd_filings_tracked gauge\nriskd_filings_tracked %zu\n", e->tasks.map.count);
+    putf(b, "# HELP riskd_detector_tracked_keys Keys each detector tracks.\n"
+            "# TYPE riskd_detector_tracked_keys gauge\n");
+    for (i = 0; i < (int)e->reg.n; i++) {
+        rk__det *d = e->reg.dets[i];
+        if (d->self && d->ops->tracked_keys)
+            putf(b, "riskd_detector_tracked_keys{detector=\"%s\"} %zu\n", d->name,
+                 d->ops->tracked_keys(d->self));
+    }
+    putf(b, "# HELP riskd_batch_seconds Time to apply one batch.\n"
+            "# TYPE riskd_batch_seconds histogram\n");
+    for (i = 0; i < 12; i++) {
+        cum += e->stats.batch_hist[i];
+        putf(b, "riskd_batch_seconds_bucket{le=\"%s\"} %llu\n", le[i], (unsigned long long)cum);
+    }
+    putf(b, "riskd_batch_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)e->stats.batches);
+    putf(b, "riskd_batch_seconds_sum %.6f\nriskd_batch_seconds_count %llu\n",
+         e->stats.batch_seconds_sum, (unsigned long long)e->stats.batches);
+}

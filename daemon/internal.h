@@ -413,6 +413,9 @@ void rk__engine_free(rk_engine *e);
 int rk__engine_healthy(const rk_engine *e);
 const rk_engine_stats *rk__engine_stats(const rk_engine *e);
 const rk_config *rk__engine_config(const rk_engine *e);
+/* Append the Prometheus text exposition of every riskd metric (with HELP
+ * and TYPE lines) to out. */
+void rk__engine_render_metrics(rk_engine *e, rk_buf *out);
 
 /* ===================================================================
  * notify.c - the systemd notify protocol, spoken directly
@@ -424,6 +427,20 @@ int rk__notify(const char *msg);
 /* The watchdog interval from $WATCHDOG_USEC (and $WATCHDOG_PID), in ms;
  * 0 when systemd does not expect pings. */
 int64_t rk__notify_watchdog_ms(void);
+
+/* ===================================================================
+ * metrics.c - GET /metrics and GET /healthz on a libuv TCP server
+ * =================================================================== */
+
+typedef struct rk_metrics rk_metrics;
+/* Listen on host:port and serve /metrics (rk__engine_render_metrics) and
+ * /healthz (200 "ok" when rk__engine_healthy, else 503). Returns NULL with
+ * err when the address cannot be bound. */
+rk_metrics *rk__metrics_start(struct uv_loop_s *loop, const char *host, int port,
+                              rk_engine *e, char *err, size_t errlen);
+/* Close the listener and every client; memory is freed once libuv has
+ * closed the handles. */
+void rk__metrics_stop(rk_metrics *m);
 
 /* ===================================================================
  * detectors/<name>.c - the built-in detectors (one ops table each)
