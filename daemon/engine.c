@@ -18,8 +18,18 @@
  *            enrich from its filing, move the watermark (CONTRACT §4), fire
  *            due timers, hand the event to every detector.
  *   flush    alerts and dead letters go through the outbox (sink.c).
- *   ack      once the outbox is empty - every alert of the round durably
- *            written - XACK every entry of the round; then the next read.
+ *   flush    (as above) then the next read.
+ *   ckpt     every state.interval (and on a clean stop), once the outbox is
+ *            empty - every alert so far durably written - the whole state
+ *            (stream positions, watermark, timers, filings, cooldowns and
+ *            each detector's snapshot) is written to state.key with one
+ *            SET; then every entry that state covers is XACKed. An entry is
+ *            thus acknowledged only when its alerts are written AND a
+ *            checkpoint reflects it. After kill -9 the checkpoint is
+ *            restored and the still-pending entries are read again; those
+ *            at or before the recorded positions are acknowledged without
+ *            being applied twice, the others are applied and their alerts,
+ *            if already written, are dropped by id.
  *
  * The watermark also moves with the wall clock after clock.idle without
  * input (clock.wall_advance), from a 250 ms housekeeping timer.
@@ -45,7 +55,10 @@
 #define STOP_TIMEOUT_MS 10000
 
 enum { PH_PENDING, PH_NEW };
-enum { E_CONNECTING, E_SETUP, E_IDLE, E_READING, E_FLUSHING, E_ACKING, E_STOPPED };
+enum { E_CONNECTING, E_LOADING, E_SETUP, E_IDLE, E_READING, E_FLUSHING, E_STOPPED };
+
+#define STATE_MAGIC 0x54534b52u     /* "RKST" */
+#define STATE_VERSION 1u
 
 typedef struct entry {
     rk_entry_ref ref;
@@ -71,7 +84,8 @@ typedef struct stream_state {
     bool has_applied;
     /* ids to acknowledge */
     char (*acks)[48];
-    size_t nacks, acks_cap, acks_sent;
+    size_t nacks, acks_cap;
+    size_t covered;                 /* acks covered by the checkpoint in flight */
 } stream_state;
 
 struct rk_engine {
@@ -88,6 +102,12 @@ struct rk_engine {
     int state;
     int setup_left;
     int acks_inflight;
+    bool restored;                  /* state.key read (or absent) */
+    bool ckpt_inflight;
+    bool dirty;                     /* state changed since the checkpoint */
+    int64_t last_ckpt;              /* loop time of the last checkpoint */
+    uint64_t checkpoints;
+    int64_t last_ckpt_wall;
     bool ever_ready;
     void (*ready_cb)(void *ud);
     void *ready_ud;
@@ -104,7 +124,8 @@ struct rk_engine {
 };
 
 static void schedule_read(rk_engine *e);
-static void ack_round(rk_engine *e);
+static void round_finished(rk_engine *e);
+static void checkpoint(rk_engine *e);
 static void finish_stop(rk_engine *e);
 
 /* ===================================================================
@@ -368,6 +389,7 @@ static void apply_head(rk_engine *e, unsigned si)
     rk_event *ev = &s->head;
     size_t i;
 
+    e->dirty = true;
     if (ack_push(s, en->id) != 0)
         rk__log(RK_LOG_ERR, "out of memory recording an ack; %s/%s stays pending",
                 s->key, en->id);
@@ -477,8 +499,19 @@ static void round_done(rk_engine *e)
         e->state = E_FLUSHING;
         rk__outbox_kick(e->ob);
     } else {
-        ack_round(e);
+        round_finished(e);
     }
+}
+
+/* The round's alerts are written: read on (or, when stopping, write the
+ * last checkpoint). */
+static void round_finished(rk_engine *e)
+{
+    e->state = E_IDLE;
+    if (e->stopping)
+        checkpoint(e);
+    else
+        schedule_read(e);
 }
 
 static void copy_entries(rk_engine *e, unsigned si, const redisReply *list)
@@ -661,81 +694,306 @@ static void schedule_read(rk_engine *e)
 }
 
 /* ===================================================================
- * Acknowledging
+ * Checkpoints and acknowledgement
  * =================================================================== */
+
+static const char *det_name_cb(uint32_t idx, void *ud)
+{
+    rk_engine *e = ud;
+    return idx < e->reg.n ? e->reg.dets[idx]->name : "";
+}
+
+static int det_index_cb(const char *name, void *ud)
+{
+    rk_engine *e = ud;
+    return rk__registry_find(&e->reg, name);
+}
+
+static void put_blob(rk_buf *out, rk_buf *inner)
+{
+    rk_buf_put_u64(out, inner->len);
+    rk_buf_put_bytes(out, inner->data, inner->len);
+    if (inner->oom)
+        out->oom = 1;
+    rk_buf_free(inner);
+}
+
+/* Serialise the whole state. Returns 0 or -1 (out of memory, or a
+ * detector failed to snapshot). */
+static int build_state(rk_engine *e, rk_buf *out)
+{
+    rk_buf inner = {0};
+    unsigned si;
+    size_t i, n = 0;
+
+    rk_buf_put_u32(out, STATE_MAGIC);
+    rk_buf_put_u32(out, STATE_VERSION);
+    rk_buf_put_u32(out, RK_STREAM_COUNT);
+    for (si = 0; si < RK_STREAM_COUNT; si++) {
+        rk_buf_put_str(out, e->st[si].key);
+        rk_buf_put_u32(out, e->st[si].has_applied ? 1 : 0);
+        rk_buf_put_ref(out, e->st[si].applied);
+    }
+    rk__clock_snapshot(&e->clock, &inner, det_name_cb, e);
+    put_blob(out, &inner);
+    rk__tasks_snapshot(&e->tasks, &inner);
+    put_blob(out, &inner);
+    for (i = 0; i < e->reg.n; i++)
+        if (e->reg.dets[i]->self)
+            n++;
+    rk_buf_put_u32(out, (uint32_t)n);
+    for (i = 0; i < e->reg.n; i++) {
+        rk__det *d = e->reg.dets[i];
+        size_t b;
+        rk_map_entry *it;
+        if (d->self == NULL)
+            continue;
+        rk_buf_put_str(out, d->name);
+        if (d->ops->snapshot && d->ops->snapshot(d->self, &inner) != 0) {
+            rk__log(RK_LOG_ERR, "detector %s failed to snapshot its state", d->name);
+            rk_buf_free(&inner);
+            return -1;
+        }
+        put_blob(out, &inner);
+        rk_buf_put_u64(out, d->cooldown ? ((rk_map *)d->cooldown)->count : 0);
+        if (d->cooldown) {
+            for (it = rk_map_first(d->cooldown, &b); it; it = rk_map_next(d->cooldown, &b, it)) {
+                rk_buf_put_str(out, it->key);
+                rk_buf_put_i64(out, ((cooldown_entry *)it->value)->until);
+            }
+        }
+    }
+    return out->oom ? -1 : 0;
+}
+
+/* Read a length-prefixed blob; returns its start and length. */
+static const unsigned char *get_blob(rk_rd *rd, size_t *len)
+{
+    uint64_t n = rk_rd_u64(rd);
+    const unsigned char *p = rd->p;
+    if (rd->err || n > (uint64_t)(rd->end - rd->p)) {
+        rd->err = 1;
+        return NULL;
+    }
+    rd->p += n;
+    *len = (size_t)n;
+    return p;
+}
+
+/* Load a checkpoint into the (empty, just created) engine. Returns 0, or
+ * -1 with err when the data is not a checkpoint riskd can read. */
+static int restore_state(rk_engine *e, const void *data, size_t len, char *err, size_t errlen)
+{
+    rk_rd rd;
+    uint32_t ns, nd, i;
+    const unsigned char *blob;
+    size_t blen;
+    unsigned si;
+
+    rk_rd_init(&rd, data, len);
+    if (rk_rd_u32(&rd) != STATE_MAGIC || rd.err) {
+        rk_kit_errf(err, errlen, "not a riskd checkpoint");
+        return -1;
+    }
+    if (rk_rd_u32(&rd) != STATE_VERSION) {
+        rk_kit_errf(err, errlen, "checkpoint format version not supported");
+        return -1;
+    }
+    ns = rk_rd_u32(&rd);
+    for (i = 0; i < ns && !rd.err && i < 16; i++) {
+        char *key = rk_rd_str(&rd, 4096);
+        uint32_t has = rk_rd_u32(&rd);
+        rk_entry_ref ref = rk_rd_ref(&rd);
+        for (si = 0; key && !rd.err && si < RK_STREAM_COUNT; si++) {
+            if (strcmp(key, e->st[si].key) == 0) {
+                e->st[si].has_applied = has != 0;
+                e->st[si].applied = ref;
+                e->st[si].applied.stream = si;
+            }
+        }
+        free(key);
+    }
+    blob = get_blob(&rd, &blen);
+    if (rd.err || rk__clock_restore(&e->clock, blob, blen, det_index_cb, e) != 0) {
+        rk_kit_errf(err, errlen, "clock and timers: corrupt");
+        return -1;
+    }
+    blob = get_blob(&rd, &blen);
+    if (rd.err || rk__tasks_restore(&e->tasks, blob, blen) != 0) {
+        rk_kit_errf(err, errlen, "filings: corrupt");
+        return -1;
+    }
+    nd = rk_rd_u32(&rd);
+    for (i = 0; i < nd && !rd.err; i++) {
+        char *name = rk_rd_str(&rd, 256);
+        int idx = name ? rk__registry_find(&e->reg, name) : -1;
+        rk__det *d = idx >= 0 ? e->reg.dets[idx] : NULL;
+        uint64_t nc, k;
+        char derr[RK_ERRLEN];
+
+        blob = get_blob(&rd, &blen);
+        if (!rd.err && d && d->self && d->ops->restore &&
+            d->ops->restore(d->self, blob, blen, derr, sizeof(derr)) != 0)
+            rk__log(RK_LOG_ERR, "detector %s could not restore its state (%s); "
+                    "it starts empty", d->name, derr);
+        nc = rk_rd_u64(&rd);
+        for (k = 0; k < nc && !rd.err; k++) {
+            char *ck = rk_rd_str(&rd, 4096);
+            int64_t until = rk_rd_i64(&rd);
+            rk_map *m = d && d->self ? det_cooldowns(d) : NULL;
+            cooldown_entry *c;
+            if (ck && !rd.err && m && (c = malloc(sizeof(*c))) != NULL) {
+                void *old = NULL;
+                c->until = until;
+                if (rk_map_put(m, ck, c, &old) == NULL)
+                    free(c);
+                free(old);
+            }
+            free(ck);
+        }
+        free(name);
+    }
+    if (rd.err) {
+        rk_kit_errf(err, errlen, "truncated");
+        return -1;
+    }
+    return 0;
+}
 
 static void on_ack(rk_redis *r, redisReply *reply, void *pd)
 {
     rk_engine *e = pd;
     unsigned si;
+    bool ok = reply != NULL && reply->type != REDIS_REPLY_ERROR;
     (void)r;
     e->acks_inflight--;
-    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+    if (!ok) {
         if (reply != NULL)
             rk__log(RK_LOG_ERR, "XACK failed: %s", reply->str);
+        e->dirty = true;            /* ack again after the next checkpoint */
         for (si = 0; si < RK_STREAM_COUNT; si++)
-            e->st[si].acks_sent = 0;  /* resend all (XACK is idempotent) */
+            e->st[si].covered = 0;
     }
     if (e->acks_inflight > 0)
         return;
     for (si = 0; si < RK_STREAM_COUNT; si++) {
         stream_state *s = &e->st[si];
-        if (s->acks_sent < s->nacks)
-            return;                 /* failed: retried when the writer is back */
+        if (s->covered > 0) {
+            memmove(s->acks, s->acks + s->covered, (s->nacks - s->covered) * sizeof(*s->acks));
+            s->nacks -= s->covered;
+            s->covered = 0;
+        }
     }
-    for (si = 0; si < RK_STREAM_COUNT; si++)
-        e->st[si].nacks = e->st[si].acks_sent = 0;
-    e->state = E_IDLE;
-    if (e->stopping)
+    if (e->stopping && e->state == E_IDLE)
         finish_stop(e);
-    else
-        schedule_read(e);
 }
 
-static void ack_round(rk_engine *e)
+/* XACK every entry the written checkpoint covers. */
+static void ack_covered(rk_engine *e)
 {
     unsigned si;
-    e->state = E_ACKING;
-    if (!rk__redis_ready(e->wr))
-        return;                     /* on_wr_state resumes */
     for (si = 0; si < RK_STREAM_COUNT; si++) {
         stream_state *s = &e->st[si];
-        while (s->acks_sent < s->nacks) {
-            size_t n = s->nacks - s->acks_sent, k;
+        size_t sent = 0;
+        while (sent < s->covered) {
+            size_t n = s->covered - sent, k;
             const char **argv;
             if (n > ACK_CHUNK)
                 n = ACK_CHUNK;
             argv = malloc((n + 3) * sizeof(*argv));
             if (argv == NULL)
-                return;
+                break;
             argv[0] = "XACK";
             argv[1] = s->key;
             argv[2] = e->cfg->group;
             for (k = 0; k < n; k++)
-                argv[3 + k] = s->acks[s->acks_sent + k];
+                argv[3 + k] = s->acks[sent + k];
             if (rk__redis_cmd(e->wr, on_ack, e, 0, (int)(n + 3), argv, NULL) != 0) {
                 free(argv);
-                return;
+                break;
             }
             free(argv);
-            s->acks_sent += n;
+            sent += n;
             e->acks_inflight++;
         }
+        if (sent < s->covered)
+            s->covered = sent;      /* the rest waits for the next checkpoint */
     }
-    if (e->acks_inflight == 0) {
-        e->state = E_IDLE;
-        if (e->stopping)
-            finish_stop(e);
-        else
-            schedule_read(e);
+    if (e->acks_inflight == 0 && e->stopping && e->state == E_IDLE)
+        finish_stop(e);
+}
+
+typedef struct ckpt_req {
+    rk_engine *e;
+    rk_buf blob;
+} ckpt_req;
+
+static void on_ckpt_written(rk_redis *r, redisReply *reply, void *pd)
+{
+    ckpt_req *req = pd;
+    rk_engine *e = req->e;
+    unsigned si;
+    (void)r;
+    rk_buf_free(&req->blob);
+    free(req);
+    e->ckpt_inflight = false;
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        if (reply != NULL)
+            rk__log(RK_LOG_ERR, "writing the checkpoint to %s failed: %s",
+                    e->cfg->state_key, reply->str);
+        e->dirty = true;
+        for (si = 0; si < RK_STREAM_COUNT; si++)
+            e->st[si].covered = 0;
+        return;                     /* retried by the housekeeping timer */
     }
+    e->checkpoints++;
+    e->last_ckpt_wall = rk__wall_ms();
+    ack_covered(e);
+}
+
+/* Write a checkpoint if one can be written now: the writer is up, no
+ * checkpoint or ack is in flight and every alert so far is written. */
+static void checkpoint(rk_engine *e)
+{
+    ckpt_req *req;
+    const char *argv[3];
+    size_t lens[3];
+    unsigned si;
+
+    if (e->ckpt_inflight || e->acks_inflight > 0 || !e->restored ||
+        !rk__redis_ready(e->wr) || rk__outbox_pending(e->ob) > 0 ||
+        e->state == E_FLUSHING)
+        return;
+    e->last_ckpt = (int64_t)uv_now(e->loop);
+    req = calloc(1, sizeof(*req));
+    if (req == NULL)
+        return;
+    req->e = e;
+    if (build_state(e, &req->blob) != 0) {
+        rk__log(RK_LOG_ERR, "cannot build a checkpoint (out of memory?)");
+        rk_buf_free(&req->blob);
+        free(req);
+        return;
+    }
+    argv[0] = "SET"; lens[0] = 3;
+    argv[1] = e->cfg->state_key; lens[1] = strlen(e->cfg->state_key);
+    argv[2] = (const char *)req->blob.data; lens[2] = req->blob.len;
+    if (rk__redis_cmd(e->wr, on_ckpt_written, req, 0, 3, argv, lens) != 0) {
+        rk_buf_free(&req->blob);
+        free(req);
+        return;
+    }
+    for (si = 0; si < RK_STREAM_COUNT; si++)
+        e->st[si].covered = e->st[si].nacks;
+    e->ckpt_inflight = true;
+    e->dirty = false;
 }
 
 static void on_drained(void *ud)
 {
     rk_engine *e = ud;
     if (e->state == E_FLUSHING)
-        ack_round(e);
+        round_finished(e);
 }
 
 /* ===================================================================
@@ -793,6 +1051,52 @@ static void setup_groups(rk_engine *e)
     }
 }
 
+static void on_state_loaded(rk_redis *r, redisReply *reply, void *pd)
+{
+    rk_engine *e = pd;
+    char err[RK_ERRLEN];
+    (void)r;
+    if (e->state != E_LOADING)
+        return;
+    e->state = E_CONNECTING;
+    if (reply == NULL)
+        return;                     /* retried after reconnecting */
+    if (reply->type == REDIS_REPLY_ERROR) {
+        rk__log(RK_LOG_ERR, "reading the checkpoint %s failed: %s", e->cfg->state_key,
+                reply->str);
+        return;                     /* retried by the housekeeping timer */
+    }
+    if (reply->type == REDIS_REPLY_STRING) {
+        if (restore_state(e, reply->str, reply->len, err, sizeof(err)) != 0) {
+            rk__log(RK_LOG_ERR, "checkpoint %s is unusable (%s): starting from empty "
+                    "state", e->cfg->state_key, err);
+        } else {
+            rk__log(RK_LOG_NOTICE, "state restored from %s (%zu bytes, %zu timers, "
+                    "%zu filings)", e->cfg->state_key, reply->len, e->clock.ntimers,
+                    e->tasks.map.count);
+        }
+    } else {
+        rk__log(RK_LOG_INFO, "no checkpoint at %s: starting from empty state",
+                e->cfg->state_key);
+    }
+    e->restored = true;
+    setup_groups(e);
+}
+
+/* Connected: read the checkpoint once, then (re)create the groups. */
+static void start_consuming(rk_engine *e)
+{
+    const char *argv[2];
+    if (e->restored) {
+        setup_groups(e);
+        return;
+    }
+    argv[0] = "GET";
+    argv[1] = e->cfg->state_key;
+    if (rk__redis_cmd(e->rd, on_state_loaded, e, 0, 2, argv, NULL) == 0)
+        e->state = E_LOADING;
+}
+
 static void on_rd_state(rk_redis *r, int up, void *ud)
 {
     rk_engine *e = ud;
@@ -802,14 +1106,15 @@ static void on_rd_state(rk_redis *r, int up, void *ud)
         return;
     if (up) {
         if (e->state == E_CONNECTING || e->state == E_IDLE || e->state == E_READING)
-            setup_groups(e);
+            start_consuming(e);
         return;
     }
     /* Entries buffered but not applied are still in our pending list:
      * forget them; they are read again (cursor "0") after reconnecting. */
     for (si = 0; si < RK_STREAM_COUNT; si++)
         clear_buffer(&e->st[si]);
-    if (e->state == E_READING || e->state == E_SETUP || e->state == E_IDLE)
+    if (e->state == E_READING || e->state == E_SETUP || e->state == E_IDLE ||
+        e->state == E_LOADING)
         e->state = E_CONNECTING;
 }
 
@@ -822,8 +1127,6 @@ static void on_wr_state(rk_redis *r, int up, void *ud)
         return;
     }
     rk__outbox_kick(e->ob);
-    if (e->state == E_ACKING && e->acks_inflight == 0)
-        ack_round(e);
 }
 
 /* ===================================================================
@@ -842,15 +1145,20 @@ static void on_housekeeping(uv_timer_t *t)
             rk__log(RK_LOG_WARNING, "stop: Redis did not confirm in time; "
                     "unacknowledged entries will be read again on restart");
             finish_stop(e);
+        } else if (e->state == E_IDLE) {
+            checkpoint(e);          /* retried until written */
         }
         return;
     }
+    if (e->dirty && now - e->last_ckpt >= e->cfg->state_interval &&
+        (e->state == E_IDLE || e->state == E_READING))
+        checkpoint(e);
     if (e->state == E_IDLE && e->read_retry_at > 0 && now >= e->read_retry_at) {
         e->read_retry_at = 0;
         schedule_read(e);
     }
     if (e->state == E_CONNECTING && rk__redis_ready(e->rd))
-        setup_groups(e);
+        start_consuming(e);
     if (!e->cfg->wall_advance)
         return;
     for (si = 0; si < RK_STREAM_COUNT; si++)
@@ -1000,15 +1308,25 @@ void rk__engine_stop(rk_engine *e, void (*done)(void *ud), void *ud)
     e->round_started = (int64_t)uv_now(e->loop);
     switch (e->state) {
     case E_FLUSHING:
-    case E_ACKING:
-        return;                     /* ack_round / on_ack finish the stop */
-    default:
-        if (rk__outbox_pending(e->ob) > 0) {
-            /* Alerts from timers: write them first. */
-            e->state = E_FLUSHING;
+        return;                     /* round_finished() writes the checkpoint */
+    case E_READING:
+        /* Nothing of that read is applied yet: whatever it returns stays
+         * pending and is read again at the next start. */
+        e->state = E_IDLE;
+        /* fall through */
+    case E_IDLE:
+        if (!e->restored) {
+            finish_stop(e);
             return;
         }
-        finish_stop(e);
+        if (rk__outbox_pending(e->ob) > 0)
+            return;                 /* timer alerts: housekeeping retries */
+        checkpoint(e);
+        if (!e->ckpt_inflight && e->acks_inflight == 0 && !e->dirty)
+            finish_stop(e);
+        return;
+    default:
+        finish_stop(e);             /* not consuming yet: nothing to save */
     }
 }
 
@@ -1146,6 +1464,13 @@ void rk__engine_render_metrics(rk_engine *e, rk_buf *b)
                 "# TYPE riskd_watermark_lag_seconds gauge\nriskd_watermark_lag_seconds %.3f\n",
              (double)(rk__wall_ms() - e->clock.watermark) / 1000.0);
     }
+    putf(b, "# HELP riskd_checkpoints_total Checkpoints written.\n"
+            "# TYPE riskd_checkpoints_total counter\nriskd_checkpoints_total %llu\n",
+         (unsigned long long)e->checkpoints);
+    if (e->last_ckpt_wall > 0)
+        putf(b, "# HELP riskd_checkpoint_age_seconds Time since the last checkpoint.\n"
+                "# TYPE riskd_checkpoint_age_seconds gauge\nriskd_checkpoint_age_seconds %.3f\n",
+             (double)(rk__wall_ms() - e->last_ckpt_wall) / 1000.0);
     putf(b, "# HELP riskd_timers Timers armed on event time.\n# TYPE riskd_timers gauge\n"
             "riskd_timers %zu\n", e->clock.ntimers);
     putf(b, "# HELP riskd_filings_tracked Filings kept for enrichment.\n"

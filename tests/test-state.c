@@ -1,0 +1,211 @@
+/* tests/test-state.c - crash safety against a real redis-server: state
+ * survives kill -9 through checkpoints, a kill before the checkpoint gives
+ * no duplicate alert, SIGTERM saves state and acknowledges everything, the
+ * publish script is reloaded after SCRIPT FLUSH (NOSCRIPT), and a pending
+ * entry whose payload was trimmed is acknowledged, not a crash. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "itest.h"
+
+typedef struct fixture {
+    it_redis redis;
+    it_riskd riskd;
+    redisContext *c;
+    int seq;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    if (f == NULL || it_redis_start(&f->redis, NULL) != 0)
+        return -1;
+    f->c = it_connect(f->redis.port);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    if (f->riskd.pid > 0) {
+        it_riskd_signal(&f->riskd, SIGKILL);
+        it_riskd_wait(&f->riskd, 5000);
+    }
+    redisFree(f->c);
+    it_redis_kill(&f->redis);
+    free(f);
+    return 0;
+}
+
+/* A bad rating of officer O7 (unit U1), one minute after the previous. */
+static void bad_rating(fixture *f)
+{
+    char ev[256];
+    f->seq++;
+    snprintf(ev, sizeof(ev), "{\"type\":\"inspection.rated\",\"ts\":%lld,\"task_id\":\"T%d\","
+             "\"enterprise_id\":\"E%d\",\"unit_id\":\"U1\",\"officers\":[\"O7\"],\"score\":1}",
+             1740793800000LL + f->seq * 60000LL, f->seq, f->seq);
+    it_xadd(f->c, "enforce:scan", ev, NULL, 0);
+}
+
+static long long rule_count(fixture *f, const char *rule)
+{
+    json_t *alerts = it_alerts(f->c, "alerts"), *a;
+    size_t i;
+    long long n = 0;
+    json_array_foreach(alerts, i, a)
+        if (strcmp(json_string_value(json_object_get(a, "rule")), rule) == 0)
+            n++;
+    json_decref(alerts);
+    return n;
+}
+
+static void start(fixture *f, const char *cfg)
+{
+    if (it_riskd_start(&f->riskd, f->redis.port, cfg) != 0)
+        fail_msg("cannot start riskd");
+}
+
+static void must(fixture *f, bool ok, const char *what)
+{
+    if (!ok) {
+        it_riskd_dump_log(&f->riskd);
+        fail_msg("%s", what);
+    }
+}
+
+#define FAST "{\"state\":{\"interval\":\"200ms\"}}"
+#define SLOW "{\"state\":{\"interval\":\"1h\"}}"
+
+/* Two bad ratings are checkpointed; riskd is killed; after the restart the
+ * third bad rating completes officer_repeated: the window survived. */
+static void test_state_survives_kill(void **state)
+{
+    fixture *f = *state;
+    start(f, FAST);
+    bad_rating(f);
+    bad_rating(f);
+    must(f, it_wait_xlen(f->c, "alerts", 2, 10000), "2 bad_rating alerts");
+    must(f, it_wait_drained(f->c, "enforce:scan", "riskd", 10000), "acked after checkpoint");
+    assert_true(it_int(f->c, "EXISTS riskd:state") == 1);
+    it_riskd_signal(&f->riskd, SIGKILL);
+    assert_int_equal(it_riskd_wait(&f->riskd, 5000), 128 + SIGKILL);
+    start(f, FAST);
+    bad_rating(f);
+    must(f, it_wait_xlen(f->c, "alerts", 4, 10000), "bad_rating + officer_repeated");
+    assert_int_equal(rule_count(f, "officer_repeated"), 1);
+    assert_int_equal(rule_count(f, "bad_rating"), 3);
+    must(f, it_wait_drained(f->c, "enforce:scan", "riskd", 10000), "drained");
+    it_riskd_signal(&f->riskd, SIGTERM);
+    assert_int_equal(it_riskd_wait(&f->riskd, 15000), 0);
+}
+
+/* Killed before any checkpoint: the entries stay pending, are applied
+ * again after the restart, and the re-emitted alerts are dropped by id. */
+static void test_kill_before_checkpoint_no_duplicates(void **state)
+{
+    fixture *f = *state;
+    start(f, SLOW);
+    bad_rating(f);
+    bad_rating(f);
+    bad_rating(f);
+    must(f, it_wait_xlen(f->c, "alerts", 4, 10000), "3 bad_rating + officer_repeated");
+    it_sleep_ms(200);
+    assert_true(it_int(f->c, "EXISTS riskd:state") == 0);
+    it_riskd_signal(&f->riskd, SIGKILL);
+    it_riskd_wait(&f->riskd, 5000);
+    start(f, SLOW);
+    bad_rating(f);
+    /* the 4th bad rating: bad_rating; officer_repeated is in cooldown */
+    must(f, it_wait_xlen(f->c, "alerts", 5, 10000), "the 4th bad_rating alert");
+    it_sleep_ms(300);
+    assert_int_equal(it_int(f->c, "XLEN alerts"), 5);
+    assert_int_equal(rule_count(f, "officer_repeated"), 1);
+    /* SIGTERM writes the checkpoint and acknowledges everything. */
+    it_riskd_signal(&f->riskd, SIGTERM);
+    assert_int_equal(it_riskd_wait(&f->riskd, 15000), 0);
+    must(f, it_wait_drained(f->c, "enforce:scan", "riskd", 2000), "acked at stop");
+    assert_true(it_int(f->c, "EXISTS riskd:state") == 1);
+}
+
+/* SIGTERM saves the state: a restart continues the officer's window. */
+static void test_sigterm_saves_state(void **state)
+{
+    fixture *f = *state;
+    start(f, SLOW);
+    bad_rating(f);
+    bad_rating(f);
+    must(f, it_wait_xlen(f->c, "alerts", 2, 10000), "2 alerts");
+    it_riskd_signal(&f->riskd, SIGTERM);
+    assert_int_equal(it_riskd_wait(&f->riskd, 15000), 0);
+    must(f, it_wait_drained(f->c, "enforce:scan", "riskd", 2000), "acked at stop");
+    start(f, SLOW);
+    bad_rating(f);
+    must(f, it_wait_xlen(f->c, "alerts", 4, 10000), "officer_repeated after restart");
+    assert_int_equal(rule_count(f, "officer_repeated"), 1);
+}
+
+/* The script cache is emptied under riskd: the next alert still lands. */
+static void test_noscript_reload(void **state)
+{
+    fixture *f = *state;
+    start(f, FAST);
+    bad_rating(f);
+    must(f, it_wait_xlen(f->c, "alerts", 1, 10000), "first alert");
+    freeReplyObject(it_cmd(f->c, "SCRIPT FLUSH"));
+    f->seq += 100;                  /* a different officer window */
+    bad_rating(f);
+    must(f, it_wait_xlen(f->c, "alerts", 2, 10000), "alert after SCRIPT FLUSH");
+    assert_true(it_log_contains(&f->riskd, "NOSCRIPT"));
+}
+
+/* Entries read but not acknowledged, then deleted from the stream before
+ * the restart, come back as [id, nil]: acknowledged and counted. */
+static void test_trimmed_pending(void **state)
+{
+    fixture *f = *state;
+    redisReply *r;
+    start(f, SLOW);
+    bad_rating(f);
+    bad_rating(f);
+    must(f, it_wait_xlen(f->c, "alerts", 2, 10000), "2 alerts");
+    it_riskd_signal(&f->riskd, SIGKILL);
+    it_riskd_wait(&f->riskd, 5000);
+    r = it_cmd(f->c, "XPENDING enforce:scan riskd");
+    assert_int_equal(r->element[0]->integer, 2);
+    freeReplyObject(r);
+    freeReplyObject(it_cmd(f->c, "XTRIM enforce:scan MAXLEN 0"));
+    start(f, SLOW);
+    must(f, it_wait_drained(f->c, "enforce:scan", "riskd", 10000) ||
+         (it_riskd_signal(&f->riskd, SIGTERM), it_riskd_wait(&f->riskd, 15000) == 0 &&
+          it_wait_drained(f->c, "enforce:scan", "riskd", 2000)), "trimmed entries acked");
+    must(f, it_log_contains(&f->riskd, "trimmed"), "trimmed entries logged");
+    if (f->riskd.pid > 0) {
+        it_riskd_signal(&f->riskd, SIGTERM);
+        assert_int_equal(it_riskd_wait(&f->riskd, 15000), 0);
+    }
+    assert_int_equal(it_int(f->c, "XLEN alerts"), 2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_state_survives_kill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill_before_checkpoint_no_duplicates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigterm_saves_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_noscript_reload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trimmed_pending, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
