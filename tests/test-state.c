@@ -198,6 +198,44 @@ static void test_trimmed_pending(void **state)
     assert_int_equal(it_int(f->c, "XLEN alerts"), 2);
 }
 
+/* SIGHUP with a valid file changes a threshold and keeps the windows;
+ * with an invalid file it is refused, naming the key, and nothing changes. */
+static void test_reload(void **state)
+{
+    fixture *f = *state;
+    int i;
+    start(f, "{}");
+    bad_rating(f);
+    bad_rating(f);
+    must(f, it_wait_xlen(f->c, "alerts", 2, 10000), "2 alerts");
+    assert_int_equal(it_write_config(f->riskd.cfg, f->redis.port,
+        "{\"detectors\":{\"bad_rating\":{\"officer_min_bad\":4}}}"), 0);
+    it_riskd_signal(&f->riskd, SIGHUP);
+    for (i = 0; i < 250 && !it_log_contains(&f->riskd, "configuration reloaded"); i++)
+        it_sleep_ms(20);
+    must(f, it_log_contains(&f->riskd, "configuration reloaded"), "reloaded");
+    bad_rating(f);                  /* 3 bad ratings: below the new threshold 4 */
+    must(f, it_wait_xlen(f->c, "alerts", 3, 10000), "3rd bad_rating");
+    it_sleep_ms(300);
+    assert_int_equal(rule_count(f, "officer_repeated"), 0);
+    bad_rating(f);                  /* 4: the window kept its first two */
+    must(f, it_wait_xlen(f->c, "alerts", 5, 10000), "officer_repeated at 4");
+    assert_int_equal(rule_count(f, "officer_repeated"), 1);
+
+    assert_int_equal(it_write_config(f->riskd.cfg, f->redis.port,
+        "{\"detectors\":{\"bad_rating\":{\"bad_score\":7}}}"), 0);
+    it_riskd_signal(&f->riskd, SIGHUP);
+    for (i = 0; i < 250 && !it_log_contains(&f->riskd, "reload refused"); i++)
+        it_sleep_ms(20);
+    must(f, it_log_contains(&f->riskd, "detectors.bad_rating.bad_score"), "refusal names the key");
+    assert_true(it_riskd_alive(&f->riskd));
+    /* Old thresholds stay: a score of 1 is still bad, bad_score 2. */
+    bad_rating(f);
+    must(f, it_wait_xlen(f->c, "alerts", 6, 10000), "still working after refused reload");
+    it_riskd_signal(&f->riskd, SIGTERM);
+    assert_int_equal(it_riskd_wait(&f->riskd, 15000), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -206,6 +244,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sigterm_saves_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_noscript_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trimmed_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
