@@ -339,6 +339,40 @@ static void test_redis_restart(void **state)
     stop_riskd_ok(f);
 }
 
+/* AUTH with an ACL user (username + password) on every connect. */
+static void test_auth_acl_user(void **state)
+{
+    fixture *f = *state;
+    it_redis secured;
+    redisContext *c;
+    it_riskd d;
+    (void)f;
+    assert_int_equal(it_redis_start(&secured, "--requirepass adminpw "
+                     "--user alice on '>alicepw' '~*' '&*' '+@all'"), 0);
+    c = it_connect(secured.port);
+    freeReplyObject(it_cmd(c, "AUTH alice alicepw"));
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(it_riskd_start(&d, secured.port,
+                     "{\"redis\":{\"username\":\"alice\",\"password\":\"alicepw\"}}"), 0);
+    it_xadd(c, "enforce:scan", RATING("T1", "E1", "1", "2025-03-01T10:00:00Z"), NULL, 0);
+    if (!it_wait_xlen(c, "alerts", 1, 10000)) {
+        it_riskd_dump_log(&d);
+        fail_msg("no alert through an ACL user");
+    }
+    it_riskd_signal(&d, SIGTERM);
+    assert_int_equal(it_riskd_wait(&d, 15000), 0);
+    /* A wrong password is logged and retried, never a crash. */
+    assert_int_equal(it_riskd_start(&d, secured.port,
+                     "{\"redis\":{\"username\":\"alice\",\"password\":\"wrong\"}}"), 0);
+    it_sleep_ms(700);
+    assert_true(it_riskd_alive(&d));
+    assert_true(it_log_contains(&d, "AUTH refused"));
+    it_riskd_signal(&d, SIGTERM);
+    assert_int_equal(it_riskd_wait(&d, 15000), 0);
+    redisFree(c);
+    it_redis_kill(&secured);
+}
+
 static void test_version(void **state)
 {
     char cmd[512], out[256];
@@ -363,6 +397,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_plugin_wrong_abi, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_acl_user, setup, teardown),
         cmocka_unit_test(test_version),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
