@@ -1,9 +1,9 @@
 # riskd - plain GNU Makefile.
 #
-#   make                 build/riskd, build/riskctl? (no), build/plugins/*.so
+#   make                 build/riskd and build/plugins/*.so
 #   make test            build and run the whole suite (unit + integration)
 #   make SAN=1 test      the same under AddressSanitizer + UBSan (build/san/)
-#   make check           alias of test
+#   make check           make test, then make SAN=1 test (what CI runs)
 #   make install         DESTDIR/PREFIX aware
 #   make clean
 #
@@ -75,8 +75,13 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TESTLIB_OBJS) $(BUILD)/libriskd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(RK_LDFLAGS) -o $@ $^ $(RK_LIBS) -lcmocka -lhiredis
 
-test check: all $(TESTS) $(TEST_PLUGINS)
+test: all $(TESTS) $(TEST_PLUGINS)
 	BUILD=$(BUILD) sh tests/run.sh $(TESTS)
+
+# The whole suite: plain, then under AddressSanitizer + UBSan.
+check:
+	$(MAKE) test
+	$(MAKE) SAN=1 test
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/riskd/plugins

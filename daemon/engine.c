@@ -55,7 +55,7 @@
 #define STOP_TIMEOUT_MS 10000
 
 enum { PH_PENDING, PH_NEW };
-enum { E_CONNECTING, E_LOADING, E_SETUP, E_IDLE, E_READING, E_FLUSHING, E_STOPPED };
+enum { E_CONNECTING, E_LOADING, E_SETUP, E_CLAIMING, E_IDLE, E_READING, E_FLUSHING, E_STOPPED };
 
 #define STATE_MAGIC 0x54534b52u     /* "RKST" */
 #define STATE_VERSION 1u
@@ -86,6 +86,9 @@ typedef struct stream_state {
     char (*acks)[48];
     size_t nacks, acks_cap;
     size_t covered;                 /* acks covered by the checkpoint in flight */
+    /* entries delivered more than streams.max_deliveries times (sorted) */
+    struct poison { rk_entry_ref ref; long long deliveries; } *poison;
+    size_t npoison, poison_cap;
 } stream_state;
 
 struct rk_engine {
@@ -103,6 +106,14 @@ struct rk_engine {
     int setup_left;
     int acks_inflight;
     bool restored;                  /* state.key read (or absent) */
+    /* takeover: XAUTOCLAIM then XPENDING, one stream after the other */
+    int claim_step;                 /* 0 XAUTOCLAIM, 1 XPENDING */
+    unsigned claim_si;
+    char claim_cursor[48];
+    bool claim_scan_poison;
+    bool claimed_any;
+    int64_t next_claim;
+    uint64_t claimed, poisoned;
     bool ckpt_inflight;
     bool dirty;                     /* state changed since the checkpoint */
     int64_t last_ckpt;              /* loop time of the last checkpoint */
@@ -406,6 +417,23 @@ static void apply_head(rk_engine *e, unsigned si)
     }
     s->applied = en->ref;
     s->has_applied = true;
+    if (s->npoison > 0) {
+        size_t k;
+        for (k = 0; k < s->npoison; k++) {
+            if (s->poison[k].ref.ms == en->ref.ms && s->poison[k].ref.seq == en->ref.seq) {
+                char why[160];
+                snprintf(why, sizeof(why), "poison: delivered %lld times without being "
+                         "processed to the end (riskd stopped while applying it)",
+                         s->poison[k].deliveries);
+                e->poisoned++;
+                rk__log(RK_LOG_ERR, "entry %s/%s: %s; dead-lettered", s->key, en->id, why);
+                rk__outbox_dead(e->ob, s->key, en->id, why,
+                                en->data ? en->data : "", en->data ? en->len : 0);
+                s->poison[k] = s->poison[--s->npoison];
+                goto done;
+            }
+        }
+    }
     if (rc == RK_PARSE_INVALID) {
         e->stats.invalid[si]++;
         rk__log(RK_LOG_WARNING, "invalid entry %s/%s: %s", s->key, en->id, s->head_err);
@@ -434,9 +462,11 @@ static void apply_head(rk_engine *e, unsigned si)
             if (d->self == NULL)
                 continue;
             if (d->ops->on_event(d->self, ev) < 0) {
+                char why[160];
                 e->stats.detector_errors++;
-                rk__log(RK_LOG_WARNING, "detector %s failed on %s/%s", d->name,
-                        s->key, en->id);
+                snprintf(why, sizeof(why), "detector %s failed on this entry", d->name);
+                rk__log(RK_LOG_WARNING, "%s/%s: %s; dead-lettered", s->key, en->id, why);
+                rk__outbox_dead(e->ob, s->key, en->id, why, en->data, en->len);
             }
         }
         if (ev->type == RK_EV_INSPECTION_FILED &&
@@ -574,6 +604,7 @@ static void copy_entries(rk_engine *e, unsigned si, const redisReply *list)
 }
 
 static void setup_groups(rk_engine *e);
+static void claims_begin(rk_engine *e, bool scan_poison);
 
 static void on_read(rk_redis *r, redisReply *reply, void *pd)
 {
@@ -649,6 +680,11 @@ static void schedule_read(rk_engine *e)
     if (e->stopping || e->state != E_IDLE || !rk__redis_ready(e->rd) ||
         (int64_t)uv_now(e->loop) < e->read_retry_at)
         return;
+    if ((int64_t)uv_now(e->loop) >= e->next_claim && e->st[0].pos >= e->st[0].n &&
+        e->st[1].pos >= e->st[1].n) {
+        claims_begin(e, false);
+        return;
+    }
     for (si = 0; si < RK_STREAM_COUNT; si++) {
         stream_state *s = &e->st[si];
         e->requested[si] = false;
@@ -1022,15 +1058,182 @@ static void on_group_created(rk_redis *r, redisReply *reply, void *pd)
         snprintf(e->st[si].cursor, sizeof(e->st[si].cursor), "0");
         e->st[si].caught_up = false;
     }
-    e->state = E_IDLE;
     rk__log(RK_LOG_INFO, "consuming %s and %s as %s/%s", e->st[0].key, e->st[1].key,
             e->cfg->group, e->cfg->consumer);
     if (!e->ever_ready) {
         e->ever_ready = true;
         if (e->ready_cb)
             e->ready_cb(e->ready_ud);
+        claims_begin(e, true);      /* the poison scan: once per process */
+    } else {
+        claims_begin(e, false);
     }
+}
+
+/* ===================================================================
+ * Takeover and poison entries
+ *
+ * Every streams.claim_idle (and right after the groups are ready), on the
+ * reader connection and between reads, so no entry is applied meanwhile:
+ *  1. XAUTOCLAIM ... <claim_idle> ... JUSTID moves the entries that another
+ *     consumer (a dead riskd under another name) left pending for longer
+ *     than claim_idle into our own pending list;
+ *  2. once per process start, XPENDING lists our pending entries with their
+ *     delivery counts; one delivered more than streams.max_deliveries times
+ *     has been read again and again without riskd ever getting through it -
+ *     it crashed on it - and is dead-lettered instead of applied.
+ * If anything was claimed, our pending list is read again from "0"; entries
+ * at or before the applied position are acknowledged without being applied.
+ * This assumes one active riskd per group (see the README).
+ * =================================================================== */
+
+static void claims_step(rk_engine *e);
+
+static void claims_done(rk_engine *e)
+{
+    unsigned si;
+    e->next_claim = (int64_t)uv_now(e->loop) + e->cfg->claim_idle;
+    if (e->claimed_any) {
+        for (si = 0; si < RK_STREAM_COUNT; si++) {
+            if (e->st[si].pos < e->st[si].n)
+                continue;
+            e->st[si].phase = PH_PENDING;
+            snprintf(e->st[si].cursor, sizeof(e->st[si].cursor), "0");
+        }
+    }
+    e->state = E_IDLE;
     schedule_read(e);
+}
+
+static void poison_add(stream_state *s, rk_entry_ref ref, long long deliveries)
+{
+    if (s->npoison == s->poison_cap) {
+        size_t ncap = s->poison_cap ? s->poison_cap * 2 : 8;
+        struct poison *p = realloc(s->poison, ncap * sizeof(*p));
+        if (p == NULL)
+            return;
+        s->poison = p;
+        s->poison_cap = ncap;
+    }
+    s->poison[s->npoison].ref = ref;
+    s->poison[s->npoison++].deliveries = deliveries;
+}
+
+static void on_claim_reply(rk_redis *r, redisReply *reply, void *pd)
+{
+    rk_engine *e = pd;
+    stream_state *s = &e->st[e->claim_si];
+    const redisReply *list = NULL, *next = NULL;
+    size_t i;
+    (void)r;
+    if (e->state != E_CLAIMING)
+        return;
+    if (reply == NULL) {
+        e->state = E_CONNECTING;
+        return;
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+        if (strncmp(reply->str, "NOGROUP", 7) == 0) {
+            setup_groups(e);
+            return;
+        }
+        rk__log(RK_LOG_ERR, "%s on %s failed: %s", e->claim_step == 0 ? "XAUTOCLAIM" :
+                "XPENDING", s->key, reply->str);
+        claims_done(e);
+        return;
+    }
+    if (e->claim_step == 0) {
+        /* [next cursor, [ids...], [deleted ids...]] */
+        if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2) {
+            next = reply->element[0];
+            list = reply->element[1];
+        }
+        if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 3 &&
+            reply->element[2]->type == REDIS_REPLY_ARRAY && reply->element[2]->elements > 0) {
+            /* Redis 7 drops pending entries whose payload was trimmed. */
+            e->stats.trimmed[e->claim_si] += reply->element[2]->elements;
+            rk__log(RK_LOG_WARNING, "%zu pending entries of %s no longer exist (trimmed); "
+                    "dropped from the pending list", reply->element[2]->elements, s->key);
+        }
+        if (list != NULL && list->type == REDIS_REPLY_ARRAY && list->elements > 0) {
+            e->claimed_any = true;
+            e->claimed += list->elements;
+            rk__log(RK_LOG_NOTICE, "took over %zu entries of %s left pending by another "
+                    "consumer", list->elements, s->key);
+        }
+        if (next != NULL && next->type == REDIS_REPLY_STRING && strcmp(next->str, "0-0") != 0) {
+            snprintf(e->claim_cursor, sizeof(e->claim_cursor), "%s", next->str);
+        } else if (e->claim_scan_poison) {
+            e->claim_step = 1;
+            snprintf(e->claim_cursor, sizeof(e->claim_cursor), "-");
+        } else {
+            e->claim_si++;
+            snprintf(e->claim_cursor, sizeof(e->claim_cursor), "0-0");
+        }
+    } else {
+        /* [[id, consumer, idle, deliveries], ...] */
+        size_t n = reply->type == REDIS_REPLY_ARRAY ? reply->elements : 0;
+        for (i = 0; i < n; i++) {
+            const redisReply *it = reply->element[i];
+            rk_entry_ref ref;
+            if (it->type != REDIS_REPLY_ARRAY || it->elements < 4 ||
+                it->element[0]->type != REDIS_REPLY_STRING ||
+                parse_entry_id(it->element[0]->str, it->element[0]->len, &ref) != 0)
+                continue;
+            if (it->element[3]->type == REDIS_REPLY_INTEGER &&
+                it->element[3]->integer > e->cfg->max_deliveries)
+                poison_add(s, ref, it->element[3]->integer);
+            if (i + 1 == n)
+                snprintf(e->claim_cursor, sizeof(e->claim_cursor), "(%.*s",
+                         (int)it->element[0]->len, it->element[0]->str);
+        }
+        if (n < 1000) {
+            e->claim_si++;
+            e->claim_step = 0;
+            snprintf(e->claim_cursor, sizeof(e->claim_cursor), "0-0");
+        }
+    }
+    claims_step(e);
+}
+
+static void claims_step(rk_engine *e)
+{
+    char idle[24];
+    stream_state *s;
+    int rc;
+
+    if (e->claim_si >= RK_STREAM_COUNT) {
+        claims_done(e);
+        return;
+    }
+    s = &e->st[e->claim_si];
+    if (e->claim_step == 0) {
+        const char *argv[9];
+        snprintf(idle, sizeof(idle), "%lld", (long long)e->cfg->claim_idle);
+        argv[0] = "XAUTOCLAIM"; argv[1] = s->key; argv[2] = e->cfg->group;
+        argv[3] = e->cfg->consumer; argv[4] = idle; argv[5] = e->claim_cursor;
+        argv[6] = "COUNT"; argv[7] = "1000"; argv[8] = "JUSTID";
+        rc = rk__redis_cmd(e->rd, on_claim_reply, e, 0, 9, argv, NULL);
+    } else {
+        const char *argv[7];
+        argv[0] = "XPENDING"; argv[1] = s->key; argv[2] = e->cfg->group;
+        argv[3] = e->claim_cursor; argv[4] = "+"; argv[5] = "1000";
+        argv[6] = e->cfg->consumer;
+        rc = rk__redis_cmd(e->rd, on_claim_reply, e, 0, 7, argv, NULL);
+    }
+    if (rc != 0)
+        e->state = E_CONNECTING;    /* the reconnect starts over */
+}
+
+static void claims_begin(rk_engine *e, bool scan_poison)
+{
+    e->state = E_CLAIMING;
+    e->claim_si = 0;
+    e->claim_step = 0;
+    e->claim_scan_poison = scan_poison;
+    e->claimed_any = false;
+    snprintf(e->claim_cursor, sizeof(e->claim_cursor), "0-0");
+    claims_step(e);
 }
 
 static void setup_groups(rk_engine *e)
@@ -1114,7 +1317,7 @@ static void on_rd_state(rk_redis *r, int up, void *ud)
     for (si = 0; si < RK_STREAM_COUNT; si++)
         clear_buffer(&e->st[si]);
     if (e->state == E_READING || e->state == E_SETUP || e->state == E_IDLE ||
-        e->state == E_LOADING)
+        e->state == E_LOADING || e->state == E_CLAIMING)
         e->state = E_CONNECTING;
 }
 
@@ -1309,6 +1512,7 @@ void rk__engine_stop(rk_engine *e, void (*done)(void *ud), void *ud)
     switch (e->state) {
     case E_FLUSHING:
         return;                     /* round_finished() writes the checkpoint */
+    case E_CLAIMING:
     case E_READING:
         /* Nothing of that read is applied yet: whatever it returns stays
          * pending and is read again at the next start. */
@@ -1351,6 +1555,7 @@ void rk__engine_free(rk_engine *e)
         clear_buffer(&e->st[si]);
         free(e->st[si].buf);
         free(e->st[si].acks);
+        free(e->st[si].poison);
         rk__event_mem_free(&e->st[si].mem);
     }
     rk__tasks_free(&e->tasks);
@@ -1365,7 +1570,8 @@ void rk__engine_free(rk_engine *e)
 int rk__engine_healthy(const rk_engine *e)
 {
     return rk__redis_ready(e->rd) && rk__redis_ready(e->wr) && e->ever_ready &&
-           e->state != E_CONNECTING && e->state != E_SETUP && e->state != E_STOPPED;
+           e->state != E_CONNECTING && e->state != E_SETUP && e->state != E_LOADING &&
+           e->state != E_STOPPED;
 }
 
 const rk_engine_stats *rk__engine_stats(const rk_engine *e)
@@ -1464,6 +1670,11 @@ void rk__engine_render_metrics(rk_engine *e, rk_buf *b)
                 "# TYPE riskd_watermark_lag_seconds gauge\nriskd_watermark_lag_seconds %.3f\n",
              (double)(rk__wall_ms() - e->clock.watermark) / 1000.0);
     }
+    putf(b, "# HELP riskd_claimed_total Entries taken over from another consumer.\n"
+            "# TYPE riskd_claimed_total counter\nriskd_claimed_total %llu\n"
+            "# HELP riskd_poison_total Entries dead-lettered after too many deliveries.\n"
+            "# TYPE riskd_poison_total counter\nriskd_poison_total %llu\n",
+         (unsigned long long)e->claimed, (unsigned long long)e->poisoned);
     putf(b, "# HELP riskd_checkpoints_total Checkpoints written.\n"
             "# TYPE riskd_checkpoints_total counter\nriskd_checkpoints_total %llu\n",
          (unsigned long long)e->checkpoints);

@@ -187,14 +187,11 @@ static void test_trimmed_pending(void **state)
     freeReplyObject(r);
     freeReplyObject(it_cmd(f->c, "XTRIM enforce:scan MAXLEN 0"));
     start(f, SLOW);
-    must(f, it_wait_drained(f->c, "enforce:scan", "riskd", 10000) ||
-         (it_riskd_signal(&f->riskd, SIGTERM), it_riskd_wait(&f->riskd, 15000) == 0 &&
-          it_wait_drained(f->c, "enforce:scan", "riskd", 2000)), "trimmed entries acked");
+    must(f, it_wait_drained(f->c, "enforce:scan", "riskd", 10000), "trimmed entries gone");
     must(f, it_log_contains(&f->riskd, "trimmed"), "trimmed entries logged");
-    if (f->riskd.pid > 0) {
-        it_riskd_signal(&f->riskd, SIGTERM);
-        assert_int_equal(it_riskd_wait(&f->riskd, 15000), 0);
-    }
+    assert_true(it_riskd_alive(&f->riskd));
+    it_riskd_signal(&f->riskd, SIGTERM);
+    assert_int_equal(it_riskd_wait(&f->riskd, 15000), 0);
     assert_int_equal(it_int(f->c, "XLEN alerts"), 2);
 }
 
@@ -236,6 +233,72 @@ static void test_reload(void **state)
     assert_int_equal(it_riskd_wait(&f->riskd, 15000), 0);
 }
 
+static long long consumer_pending(fixture *f, const char *consumer)
+{
+    redisReply *r = it_cmd(f->c, "XPENDING enforce:scan riskd - + 1000 %s", consumer);
+    long long n = r->type == REDIS_REPLY_ARRAY ? (long long)r->elements : -1;
+    freeReplyObject(r);
+    return n;
+}
+
+/* A riskd under another consumer name dies with entries pending; the next
+ * one takes them over after streams.claim_idle and applies them. */
+static void test_takeover_dead_consumer(void **state)
+{
+    fixture *f = *state;
+    start(f, "{\"streams\":{\"consumer\":\"old-host\"},\"state\":{\"interval\":\"1h\"}}");
+    bad_rating(f);
+    bad_rating(f);
+    must(f, it_wait_xlen(f->c, "alerts", 2, 10000), "2 alerts");
+    it_riskd_signal(&f->riskd, SIGKILL);
+    it_riskd_wait(&f->riskd, 5000);
+    assert_int_equal(consumer_pending(f, "old-host"), 2);
+    it_sleep_ms(1200);
+    start(f, "{\"streams\":{\"consumer\":\"new-host\",\"claim_idle\":\"1s\"},"
+             "\"state\":{\"interval\":\"200ms\"}}");
+    must(f, it_wait_drained(f->c, "enforce:scan", "riskd", 10000), "taken over and acked");
+    assert_int_equal(consumer_pending(f, "old-host"), 0);
+    must(f, it_log_contains(&f->riskd, "took over 2 entries"), "takeover logged");
+    /* The taken-over ratings are in the officer's window again. */
+    bad_rating(f);
+    must(f, it_wait_xlen(f->c, "alerts", 4, 10000), "officer_repeated after takeover");
+    assert_int_equal(rule_count(f, "officer_repeated"), 1);
+    assert_int_equal(rule_count(f, "bad_rating"), 3);
+}
+
+/* An entry riskd dies on is dead-lettered once it has been delivered more
+ * than streams.max_deliveries times; an entry a detector fails on is
+ * dead-lettered at once. Nothing wedges the stream. */
+static void test_poison_entries(void **state)
+{
+    fixture *f = *state;
+    char cfg[512], id[64];
+    int starts = 0;
+    snprintf(cfg, sizeof(cfg), "{\"plugins\":[\"%s/tests/plugins/crasher.so\"],"
+             "\"streams\":{\"max_deliveries\":2},\"state\":{\"interval\":\"200ms\"}}",
+             it_build_dir());
+    it_xadd(f->c, "enforce:scan", "{\"type\":\"inspection.rated\",\"ts\":1740793800000,"
+            "\"task_id\":\"CRASH\",\"enterprise_id\":\"E\",\"score\":5}", id, sizeof(id));
+    for (starts = 0; starts < 6; starts++) {
+        start(f, cfg);
+        it_sleep_ms(700);
+        if (it_riskd_alive(&f->riskd))
+            break;
+        it_riskd_wait(&f->riskd, 1000);
+    }
+    assert_int_equal(starts, 3);    /* 3 crashes, then dead-lettered */
+    must(f, it_wait_xlen(f->c, "riskd:dead", 1, 10000), "poison dead-lettered");
+    must(f, it_log_contains(&f->riskd, "poison"), "poison logged");
+    it_xadd(f->c, "enforce:scan", "{\"type\":\"inspection.rated\",\"ts\":1740793900000,"
+            "\"task_id\":\"FAIL\",\"enterprise_id\":\"E\",\"score\":1}", NULL, 0);
+    must(f, it_wait_xlen(f->c, "riskd:dead", 2, 10000), "failing entry dead-lettered");
+    /* the built-in detectors still saw it */
+    must(f, it_wait_xlen(f->c, "alerts", 1, 10000), "bad_rating of the FAIL entry");
+    must(f, it_wait_drained(f->c, "enforce:scan", "riskd", 10000), "nothing wedged");
+    it_riskd_signal(&f->riskd, SIGTERM);
+    assert_int_equal(it_riskd_wait(&f->riskd, 15000), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -245,6 +308,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_noscript_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trimmed_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_takeover_dead_consumer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_poison_entries, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

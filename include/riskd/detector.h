@@ -153,8 +153,11 @@ typedef struct rk_detector_ops {
      * create() accepted; returns 0, or negative with err set. */
     int (*reconfigure)(void *self, const json_t *cfg, char *err, size_t errlen);
     /* One event, in event-time order per stream. Returns 0, or a negative
-     * value when the detector could not process it (the daemon retries the
-     * entry and dead-letters it after repeated failures). */
+     * value when the detector could not process it: the daemon then writes
+     * the entry to the dead-letter stream naming the detector (the other
+     * detectors still apply it). A detector that crashes the process on an
+     * entry sees it again after the restart; after streams.max_deliveries
+     * deliveries the daemon dead-letters it without applying it. */
     int (*on_event)(void *self, const rk_event *ev);
     /* A timer armed with timer_set() has passed. */
     int (*on_timer)(void *self, int64_t deadline, const char *key, uint64_t arg);
