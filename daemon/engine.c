@@ -666,6 +666,9 @@ static void on_read(rk_redis *r, redisReply *reply, void *pd)
     }
     apply_buffered(e);
     update_watermark(e);
+    /* Timers armed during the round with a deadline the watermark has
+     * already passed (a late scan, say) fire now, not at the next move. */
+    fire_timers(e);
     round_done(e);
 }
 

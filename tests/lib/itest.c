@@ -62,7 +62,8 @@ static int spawn_redis(it_redis *r)
     snprintf(port, sizeof(port), "%d", r->port);
     snprintf(cmd, sizeof(cmd),
              "exec redis-server --port %d --bind 127.0.0.1 --dir %s --save '' "
-             "--appendonly no --daemonize no --logfile %s/redis.log %s",
+             "--appendonly no --daemonize no --logfile %s/redis.log %s "
+             "</dev/null >/dev/null 2>&1",
              r->port, r->dir, r->dir, r->extra);
     pid = fork();
     if (pid < 0)
@@ -228,9 +229,15 @@ int it_riskd_start(it_riskd *d, int port, const char *json)
         return -1;
     if (pid == 0) {
         int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        int null = open("/dev/null", O_RDWR);
         if (fd >= 0) {
             dup2(fd, 2);
             close(fd);
+        }
+        if (null >= 0) {            /* never hold the test's stdout/stdin */
+            dup2(null, 0);
+            dup2(null, 1);
+            close(null);
         }
         execl(bin, "riskd", "-c", d->cfg, (char *)NULL);
         _exit(127);
