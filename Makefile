@@ -34,7 +34,7 @@ endif
 RK_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(OPTIMIZATION) $(WARN) -fPIC \
              -Iinclude -Idaemon -Itests/lib $(PKG_CFLAGS) $(SANFLAGS) $(CFLAGS)
 RK_LDFLAGS := $(SANFLAGS) $(LDFLAGS)
-RK_LIBS := $(PKG_LIBS) -ldl -lm
+RK_LIBS := $(PKG_LIBS) -lhttp_parser -ldl -lm
 
 DAEMON_SRCS := $(filter-out daemon/main.c,$(wildcard daemon/*.c))
 BUILTIN_SRCS := $(wildcard detectors/*.c)
@@ -93,6 +93,8 @@ install: all
 	install -m 0644 config/riskd.json $(DESTDIR)$(SYSCONFDIR)/riskd/riskd.json
 	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -m 0644 systemd/riskd.service $(DESTDIR)$(PREFIX)/lib/systemd/system/riskd.service
+	install -d $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 0644 systemd/riskd.8 $(DESTDIR)$(PREFIX)/share/man/man8/riskd.8
 
 clean:
 	rm -rf build

@@ -30,6 +30,7 @@ typedef struct app {
     uv_loop_t *loop;
     const char *config_path;
     rk_engine *engine;
+    rk_metrics *metrics;
     uv_signal_t sighup, sigterm, sigint;
     uv_timer_t watchdog;
     int watchdog_on;
@@ -67,6 +68,8 @@ static void on_stopped(void *ud)
 {
     app *a = ud;
     rk__log(RK_LOG_NOTICE, "stopped");
+    rk__metrics_stop(a->metrics);
+    a->metrics = NULL;
     rk__engine_free(a->engine);
     a->engine = NULL;
     close_handles(a);
@@ -165,6 +168,17 @@ int main(int argc, char **argv)
         rk__log(RK_LOG_ERR, "%s: %s", a.config_path, err);
         rk__config_free(cfg);
         return 1;
+    }
+    if (cfg->metrics_host != NULL) {
+        a.metrics = rk__metrics_start(a.loop, cfg->metrics_host, cfg->metrics_port,
+                                      a.engine, err, sizeof(err));
+        if (a.metrics == NULL) {
+            rk__log(RK_LOG_ERR, "metrics.listen \"%s\": %s", cfg->metrics_listen, err);
+            rk__engine_free(a.engine);
+            uv_run(a.loop, UV_RUN_DEFAULT);
+            uv_loop_close(a.loop);
+            return 1;
+        }
     }
     rk__engine_on_ready(a.engine, on_engine_ready, &a);
     uv_signal_init(a.loop, &a.sighup);
