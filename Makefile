@@ -4,6 +4,9 @@
 #   make test            build and run the whole suite (unit + integration)
 #   make SAN=1 test      the same under AddressSanitizer + UBSan (build/san/)
 #   make check           make test, then make SAN=1 test (what CI runs)
+#   make fuzz            build the libFuzzer targets with clang (build/fuzz/)
+#                        and run each for FUZZ_SECONDS (default 30)
+#   make bench           the benchmark (tests/bench/, prints a table)
 #   make install         DESTDIR/PREFIX aware
 #   make clean
 #
@@ -98,3 +101,48 @@ install: all
 
 clean:
 	rm -rf build
+
+# ---------------------------------------------------------------------------
+# Fuzzing (tests/fuzz/): libFuzzer targets built with clang under ASan and
+# UBSan, each linked with the daemon sources (except main.c) and the
+# built-in detectors compiled for it. `make fuzz` runs each one for
+# FUZZ_SECONDS on a copy of its seed corpus in build/fuzz/corpus-* (kept
+# between runs; the repository is never written); crashes are saved as
+# build/fuzz/crash-<target>-*. FUZZ_OPTS adds libFuzzer options.
+
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 30
+FUZZ_OPTS ?=
+FUZZ_DIR := build/fuzz
+FUZZ_TARGETS := event config restore
+FUZZ_SAN := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+            -fno-omit-frame-pointer
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 $(WARN) -Iinclude -Idaemon -Itests/lib \
+               $(PKG_CFLAGS) $(FUZZ_SAN)
+FUZZ_OBJS := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(DAEMON_SRCS) $(BUILTIN_SRCS))
+FUZZERS := $(patsubst %,$(FUZZ_DIR)/fuzz-%,$(FUZZ_TARGETS))
+
+$(FUZZ_DIR)/obj/%.o: %.c $(wildcard include/riskd/*.h) daemon/internal.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_DIR)/fuzz-%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz-%.o $(FUZZ_OBJS)
+	$(FUZZ_CC) $(FUZZ_SAN) -o $@ $^ $(PKG_LIBS) -ldl -lm
+
+# The seed generator of the restore corpus is an ordinary program.
+$(FUZZ_DIR)/mkseeds: tests/fuzz/mkseeds.c $(BUILD)/obj/tests/lib/fakehost.o $(BUILD)/libriskd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(RK_CFLAGS) -o $@ $^ $(RK_LDFLAGS) $(RK_LIBS)
+
+fuzz: $(FUZZERS) $(FUZZ_DIR)/mkseeds
+	for t in $(FUZZ_TARGETS); do \
+	    mkdir -p $(FUZZ_DIR)/corpus-$$t && \
+	    cp tests/fuzz/corpus/$$t/* $(FUZZ_DIR)/corpus-$$t/ || exit 1; \
+	done
+	$(FUZZ_DIR)/mkseeds $(FUZZ_DIR)/corpus-restore
+	for t in $(FUZZ_TARGETS); do \
+	    dict=; [ -f tests/fuzz/$$t.dict ] && dict=-dict=tests/fuzz/$$t.dict; \
+	    $(FUZZ_DIR)/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	        -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/crash-$$t- \
+	        $$dict $(FUZZ_OPTS) $(FUZZ_DIR)/corpus-$$t || exit 1; \
+	done

@@ -463,7 +463,10 @@ static int restore_units(fg_self *s, rk_rd *r)
             u->evs[j].ts = rk_rd_i64(r);
             u->evs[j].ref = rk_rd_ref(r);
         }
-        if (r->err || u->top > FG_MAX_ABS_TS || u->top < -FG_MAX_ABS_TS ||
+        /* top is a bucket index: on_event only makes ones of times within
+         * +-FG_MAX_ABS_TS, and unit_expiry() relies on that. */
+        if (r->err || u->top > floor_div(FG_MAX_ABS_TS, s->cfg.bucket) ||
+            u->top < floor_div(-FG_MAX_ABS_TS, s->cfg.bucket) ||
             rk_map_put(&s->units, k, u, NULL) == NULL) {
             unit_free(u);
             free(k);

@@ -425,6 +425,31 @@ static void test_restore(void **st)
     rk_fh_free(fh);
 }
 
+/* A snapshot whose newest bucket lies beyond what any event time can give
+ * (found by fuzzing: its expiry overflowed) is refused. */
+static void test_restore_top_out_of_range(void **st)
+{
+    rk_fakehost *fh = mk(CFG2);
+    rk_buf b = {0};
+    char err[256];
+    size_t top_at = 4 + 8 + 8 + 4 + 4 + 2;  /* version, period, periods, n, "U1" */
+    int64_t tops[] = {-(INT64_C(1) << 60), INT64_C(1) << 60, INT64_MIN, INT64_MAX};
+    (void)st;
+    assert_int_equal(decided(fh, T0, "U1", 5, 0), 0);
+    assert_int_equal(rk__det_fine_growth.snapshot(fh->self, &b), 0);
+    for (size_t i = 0; i < sizeof(tops) / sizeof(tops[0]); i++) {
+        for (int k = 0; k < 8; k++)
+            b.data[top_at + k] = (unsigned char)((uint64_t)tops[i] >> (8 * k));
+        err[0] = '\0';
+        assert_int_equal(rk__det_fine_growth.restore(fh->self, b.data, b.len, err, sizeof(err)), -1);
+        assert_true(err[0] != '\0');
+        assert_int_equal(tracked(fh), 0);
+        rk_fh_advance(fh, T0 + DAY);
+    }
+    rk_buf_free(&b);
+    rk_fh_free(fh);
+}
+
 static void test_evidence_cap(void **st)
 {
     rk_fakehost *fh = mk("{\"period\": \"1d\", \"baseline_periods\": 1, "
@@ -463,6 +488,7 @@ int main(void)
         cmocka_unit_test(test_reconfigure),
         cmocka_unit_test(test_snapshot_roundtrip),
         cmocka_unit_test(test_restore),
+        cmocka_unit_test(test_restore_top_out_of_range),
         cmocka_unit_test(test_evidence_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,468 @@
+/* tests/fuzz/fuzz-restore.c - libFuzzer target for checkpoint restore.
+ *
+ * A checkpoint comes back from Redis, so it may be truncated or corrupt.
+ * The first input byte picks what reads the rest (modulo the number of
+ * targets):
+ *
+ *   0  rk__clock_restore, with a det_index callback that knows the four
+ *      built-in detector names (other names drop their timers);
+ *   1  rk__tasks_restore;
+ *   2+ the restore() of each built-in detector, in registry order.
+ *
+ * A refused blob must leave nothing behind (LeakSanitizer checks). An
+ * accepted one must leave a usable state: it is snapshotted again and that
+ * snapshot must restore (and, for the clock and the tasks, give the same
+ * bytes once more); then the state is used. The clock pops its due timers,
+ * which must come out in (deadline, arming order); the tasks enrich events
+ * and expire. A detector, created with "{}" through the minimal host below,
+ * gets timers for the ids it may hold, a few events of every type and
+ * watermark moves up to the far future, then tracked_keys() and destroy().
+ * Alerts it emits are checked (rule, summary, every evidence entry read). */
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "riskd/kit.h"
+#include "internal.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static const rk_detector_ops *const dets[] = {
+    &rk__det_unfiled_inspection,
+    &rk__det_bad_rating,
+    &rk__det_fine_growth,
+    &rk__det_complaint_cluster,
+};
+#define N_DETS (sizeof(dets) / sizeof(dets[0]))
+#define N_TARGETS (2 + N_DETS)
+
+/* 2025-03-01T01:30:00Z: the time mkseeds.c builds its snapshots around. */
+#define T0 INT64_C(1740792600000)
+
+/* Abort with a message naming the broken promise `what`. */
+static void broken(const char *what)
+{
+    fprintf(stderr, "fuzz-restore: broken invariant: %s\n", what);
+    abort();
+}
+
+/* ===================================================================
+ * Clock
+ * =================================================================== */
+
+static int det_index(const char *name, void *ud)
+{
+    (void)ud;
+    for (size_t i = 0; i < N_DETS; i++)
+        if (strcmp(name, dets[i]->name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static const char *det_name(uint32_t det, void *ud)
+{
+    (void)ud;
+    if (det >= N_DETS)
+        broken("clock: timer of an unknown detector index");
+    return dets[det]->name;
+}
+
+static void fuzz_clock(const uint8_t *data, size_t size)
+{
+    rk_clock c, c2;
+    rk_buf b1 = {0}, b2 = {0};
+    rk__timer t;
+    int64_t last_deadline = INT64_MIN;
+    uint64_t last_seq = 0;
+    int first = 1;
+
+    rk__clock_init(&c);
+    if (rk__clock_restore(&c, data, size, det_index, NULL) != 0) {
+        if (c.ntimers != 0 || c.watermark != INT64_MIN)
+            broken("clock: refused restore changed the clock");
+        rk__clock_free(&c);
+        return;
+    }
+    rk__clock_snapshot(&c, &b1, det_name, NULL);
+    rk__clock_init(&c2);
+    if (b1.oom || rk__clock_restore(&c2, b1.data, b1.len, det_index, NULL) != 0)
+        broken("clock: snapshot of a restored clock does not restore");
+    rk__clock_snapshot(&c2, &b2, det_name, NULL);
+    if (b2.len != b1.len || memcmp(b1.data, b2.data, b1.len) != 0)
+        broken("clock: snapshot -> restore -> snapshot differs");
+    rk_buf_free(&b1);
+    rk_buf_free(&b2);
+    rk__clock_free(&c2);
+
+    /* Use it: observe, advance, pop every due timer in order. */
+    rk__clock_observe(&c, RK_STREAM_SCAN, T0);
+    rk__clock_observe(&c, RK_STREAM_CASE, T0 + 1);
+    (void)rk__clock_timer_add(&c, T0, 0, "n:t1", 7);
+    const int64_t steps[] = {T0, T0 + RK_DAY, INT64_MAX};
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        (void)rk__clock_advance(&c, steps[i]);
+        while (rk__clock_pop_due(&c, &t) == 1) {
+            if (t.deadline >= c.watermark || t.key == NULL || t.det >= N_DETS)
+                broken("clock: popped a timer that is not due or not valid");
+            if (!first && (t.deadline < last_deadline ||
+                           (t.deadline == last_deadline && t.seq < last_seq)))
+                broken("clock: timers out of order");
+            first = 0;
+            last_deadline = t.deadline;
+            last_seq = t.seq;
+            free(t.key);
+        }
+    }
+    rk__clock_free(&c);
+}
+
+/* ===================================================================
+ * Tasks
+ * =================================================================== */
+
+static void fuzz_tasks(const uint8_t *data, size_t size)
+{
+    rk_tasks t, t2;
+    rk_buf b1 = {0}, b2 = {0};
+    const rk__task *k;
+    int n = 0;
+
+    rk__tasks_init(&t);
+    if (rk__tasks_restore(&t, data, size) != 0) {
+        if (t.map.count != 0 || t.head != NULL)
+            broken("tasks: refused restore left tasks");
+        rk__tasks_free(&t);
+        return;
+    }
+    rk__tasks_snapshot(&t, &b1);
+    rk__tasks_init(&t2);
+    if (b1.oom || rk__tasks_restore(&t2, b1.data, b1.len) != 0)
+        broken("tasks: snapshot of restored tasks does not restore");
+    rk__tasks_snapshot(&t2, &b2);
+    if (b2.len != b1.len || memcmp(b1.data, b2.data, b1.len) != 0)
+        broken("tasks: snapshot -> restore -> snapshot differs");
+    rk_buf_free(&b1);
+    rk_buf_free(&b2);
+    rk__tasks_free(&t2);
+
+    /* Enrich an event about each of the first few tasks and read it all. */
+    for (k = t.head; k != NULL && n < 8; k = k->next, n++) {
+        rk_event ev;
+        memset(&ev, 0, sizeof(ev));
+        ev.type = RK_EV_INSPECTION_RATED;
+        ev.task_id = k->task_id;
+        ev.ts = T0;
+        rk__tasks_enrich(&t, &ev);
+        if (!(ev.flags & RK_EVF_FILING_KNOWN))
+            broken("tasks: a restored task is not found");
+        if (ev.unit_id != NULL) (void)strlen(ev.unit_id);
+        if (ev.filing_enterprise_id != NULL) (void)strlen(ev.filing_enterprise_id);
+        for (size_t i = 0; i < ev.n_officers; i++)
+            (void)strlen(ev.officers[i]);
+    }
+    rk__tasks_expire(&t, T0);
+    rk__tasks_expire(&t, INT64_MAX);
+    if (t.map.count != 0 && t.head == NULL)
+        broken("tasks: map and list disagree");
+    rk__tasks_free(&t);
+}
+
+/* ===================================================================
+ * Detectors, through a minimal host
+ * =================================================================== */
+
+typedef struct fz_timer {
+    int64_t deadline;
+    uint64_t arg;
+    char *key;
+} fz_timer;
+
+typedef struct fz_host {                /* what this file's rk_host * points to */
+    const rk_detector_ops *ops;
+    void *self;
+    int64_t now;
+    fz_timer *timers;                   /* sorted by deadline, FIFO on ties */
+    size_t ntimers, cap;
+    size_t alerts;
+} fz_host;
+
+#define FZ(h) ((fz_host *)(void *)(h))
+
+#define FZ_MAX_TIMERS 4096
+
+static int fz_emit(rk_host *hh, const rk_alert *a)
+{
+    fz_host *h = FZ(hh);
+    if (a == NULL || a->rule == NULL || a->summary == NULL)
+        broken("detector: alert without rule or summary");
+    (void)strlen(a->rule);
+    (void)strlen(a->summary);
+    if (a->n_evidence > 0 && a->evidence == NULL)
+        broken("detector: evidence NULL with n_evidence > 0");
+    for (size_t i = 0; i < a->n_evidence; i++)
+        if (a->evidence[i].stream >= RK_STREAM_COUNT)
+            broken("detector: evidence of an unknown stream");
+    const char *f[] = {a->subject.unit_id, a->subject.officer_id,
+                       a->subject.enterprise_id, a->subject.task_id,
+                       a->subject.case_id, a->subject.region};
+    for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+        if (f[i] != NULL)
+            (void)strlen(f[i]);
+    if ((int)a->severity < RK_SEV_INFO || a->severity > RK_SEV_CRITICAL)
+        broken("detector: severity");
+    if (a->cooldown < 0)
+        broken("detector: negative cooldown");
+    h->alerts++;
+    return 1;
+}
+
+static int fz_timer_set(rk_host *hh, int64_t deadline, const char *key, uint64_t arg)
+{
+    fz_host *h = FZ(hh);
+    size_t i;
+    char *k;
+
+    if (h->ntimers >= FZ_MAX_TIMERS)
+        return -1;
+    if (h->ntimers == h->cap) {
+        size_t ncap = h->cap ? h->cap * 2 : 16;
+        fz_timer *t = realloc(h->timers, ncap * sizeof(*t));
+        if (t == NULL)
+            return -1;
+        h->timers = t;
+        h->cap = ncap;
+    }
+    if ((k = strdup(key != NULL ? key : "")) == NULL)
+        return -1;
+    i = h->ntimers;
+    while (i > 0 && h->timers[i - 1].deadline > deadline) {
+        h->timers[i] = h->timers[i - 1];
+        i--;
+    }
+    h->timers[i].deadline = deadline;
+    h->timers[i].arg = arg;
+    h->timers[i].key = k;
+    h->ntimers++;
+    return 0;
+}
+
+static int64_t fz_now(rk_host *h) { return FZ(h)->now; }
+
+static void fz_log(rk_host *h, rk_log_level level, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    (void)h; (void)level;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);   /* format it: catches bad args */
+    va_end(ap);
+}
+
+static const char *fz_stream_name(rk_host *h, unsigned s)
+{
+    (void)h;
+    return s == RK_STREAM_SCAN ? "enforce:scan" : "enforce:case";
+}
+
+static const rk_host_api fz_api = {
+    RK_ABI_MAJOR, RK_ABI_MINOR, fz_emit, fz_timer_set, fz_now, fz_log,
+    fz_stream_name
+};
+
+/* Move the watermark to now (never back), firing due timers first. */
+static void fz_advance(fz_host *h, int64_t now)
+{
+    if (now <= h->now)
+        return;
+    h->now = now;
+    while (h->ntimers > 0 && h->timers[0].deadline < now) {
+        fz_timer t = h->timers[0];
+        memmove(h->timers, h->timers + 1, (h->ntimers - 1) * sizeof(*h->timers));
+        h->ntimers--;
+        if (h->ops->on_timer != NULL)
+            (void)h->ops->on_timer(h->self, t.deadline, t.key, t.arg);
+        free(t.key);
+    }
+    if (h->ops->on_watermark != NULL)
+        h->ops->on_watermark(h->self, now);
+}
+
+static void fz_event(fz_host *h, rk_event *ev, uint32_t seq)
+{
+    ev->ref.ms = (uint64_t)(ev->ts > 0 ? ev->ts : 0);
+    ev->ref.seq = seq;
+    ev->ref.stream = (ev->type <= RK_EV_INSPECTION_REPORTED) ? RK_STREAM_SCAN
+                                                            : RK_STREAM_CASE;
+    ev->stream_key = fz_stream_name(NULL, ev->ref.stream);
+    ev->entry_id = "0-0";
+    ev->type_name = rk__event_type_name(ev->type);
+    fz_advance(h, ev->ts);
+    (void)h->ops->on_event(h->self, ev);
+}
+
+/* Feed a few events of every type about the ids mkseeds.c uses, at times
+ * around T0 and at the edges of the range, with timers a restored clock
+ * would have fired. */
+static void fz_use(fz_host *h)
+{
+    static const char *const offs1[] = {"o1"};
+    static const char *const offs2[] = {"o1", "o2"};
+    static const char *const tkeys[] = {"n:t1", "s:t2", "c:c1", "s:t1", "n:t2", "c:c2", "x", ""};
+    static const int64_t tdead[] = {T0, T0 + 10 * RK_MINUTE, T0 + RK_DAY, T0 - 1, 0};
+    rk_event ev;
+    uint32_t seq = 0;
+
+    for (size_t i = 0; i < sizeof(tkeys) / sizeof(tkeys[0]); i++)
+        for (size_t j = 0; j < sizeof(tdead) / sizeof(tdead[0]); j++)
+            (void)fz_timer_set((rk_host *)(void *)h, tdead[j], tkeys[i], 0);
+
+    for (int round = 0; round < 3; round++) {
+        int64_t ts = round == 0 ? 0 : T0 + (round - 1) * RK_HOUR;
+
+        memset(&ev, 0, sizeof(ev));
+        ev.type = RK_EV_INSPECTION_FILED; ev.ts = ts; ev.planned_at = ts + RK_HOUR;
+        ev.task_id = "t1"; ev.unit_id = "u1"; ev.enterprise_id = "e1";
+        ev.officers = offs2; ev.n_officers = 2; ev.region = "r1";
+        fz_event(h, &ev, seq++);
+
+        memset(&ev, 0, sizeof(ev));
+        ev.type = RK_EV_INSPECTION_SCANNED; ev.ts = ts + 1;
+        ev.task_id = "t2"; ev.enterprise_id = "e2"; ev.unit_id = "u2";
+        fz_event(h, &ev, seq++);
+
+        memset(&ev, 0, sizeof(ev));
+        ev.type = RK_EV_INSPECTION_SCANNED; ev.ts = ts + 2;
+        ev.task_id = "t1"; ev.enterprise_id = "e2";
+        ev.officers = offs2; ev.n_officers = 2;
+        ev.flags = RK_EVF_FILING_KNOWN; ev.filing_ts = ts;
+        ev.filing_planned_at = ts + RK_HOUR; ev.filing_enterprise_id = "e1";
+        fz_event(h, &ev, seq++);
+
+        for (int score = 1; score <= 5; score += 4) {
+            memset(&ev, 0, sizeof(ev));
+            ev.type = RK_EV_INSPECTION_RATED; ev.ts = ts + 3;
+            ev.task_id = "t1"; ev.enterprise_id = "e1"; ev.unit_id = "u1";
+            ev.officers = offs1; ev.n_officers = 1; ev.score = score;
+            fz_event(h, &ev, seq++);
+        }
+
+        memset(&ev, 0, sizeof(ev));
+        ev.type = RK_EV_INSPECTION_REPORTED; ev.ts = ts + 4;
+        ev.enterprise_id = "e1"; ev.unit_id = "u1";
+        fz_event(h, &ev, seq++);
+
+        memset(&ev, 0, sizeof(ev));
+        ev.type = RK_EV_CASE_OPENED; ev.ts = ts + 5; ev.case_id = "c1";
+        ev.unit_id = "u1"; ev.task_id = "t2"; ev.source = RK_SOURCE_INSPECTION;
+        fz_event(h, &ev, seq++);
+
+        memset(&ev, 0, sizeof(ev));
+        ev.type = RK_EV_CASE_DECIDED; ev.ts = ts + 6; ev.case_id = "c1";
+        ev.unit_id = "u1"; ev.fine = 100000.0 * (round + 1); ev.confiscation = 5;
+        fz_event(h, &ev, seq++);
+
+        memset(&ev, 0, sizeof(ev));
+        ev.type = RK_EV_CASE_COMPLAINT; ev.ts = ts + 7; ev.complaint_id = "k1";
+        ev.unit_id = "u1"; ev.officers = offs2; ev.n_officers = 2;
+        ev.enterprise_id = "e1"; ev.region = "r1";
+        fz_event(h, &ev, seq++);
+
+        memset(&ev, 0, sizeof(ev));
+        ev.type = RK_EV_CASE_REVIEW; ev.ts = ts + 8; ev.case_id = "c1";
+        ev.unit_id = "u1"; ev.outcome = RK_OUTCOME_REVOKED;
+        fz_event(h, &ev, seq++);
+
+        memset(&ev, 0, sizeof(ev));
+        ev.type = RK_EV_CLOCK_TICK; ev.ts = ts + 9;
+        fz_event(h, &ev, seq++);
+    }
+    fz_advance(h, T0 + 400 * RK_DAY);
+    fz_advance(h, INT64_C(253402300799999));
+    fz_advance(h, INT64_MAX);
+}
+
+static void fz_host_free(fz_host *h)
+{
+    if (h->self != NULL)
+        h->ops->destroy(h->self);
+    for (size_t i = 0; i < h->ntimers; i++)
+        free(h->timers[i].key);
+    free(h->timers);
+    memset(h, 0, sizeof(*h));
+}
+
+/* Create an instance of ops with config "{}" on host h. */
+static void fz_create(fz_host *h, const rk_detector_ops *ops)
+{
+    char err[RK_ERRLEN];
+    json_t *cfg = json_object();
+
+    memset(h, 0, sizeof(*h));
+    h->ops = ops;
+    h->now = INT64_MIN;
+    if (cfg == NULL)
+        broken("out of memory");
+    h->self = ops->create(&fz_api, (rk_host *)(void *)h, cfg, err, sizeof(err));
+    json_decref(cfg);
+    if (h->self == NULL)
+        broken("detector: create({}) failed");
+}
+
+static void fuzz_detector(const rk_detector_ops *ops, const uint8_t *data, size_t size)
+{
+    char err[RK_ERRLEN];
+    fz_host h, h2;
+    rk_buf b = {0};
+
+    fz_create(&h, ops);
+    err[0] = '\0';
+    if (ops->restore(h.self, data, size, err, sizeof(err)) != 0) {
+        if (err[0] == '\0')
+            broken("detector: refused restore without a message");
+        if (ops->tracked_keys != NULL && ops->tracked_keys(h.self) != 0)
+            broken("detector: refused restore left state");
+        fz_use(&h);                     /* the empty state is still usable */
+        fz_host_free(&h);
+        return;
+    }
+    /* The restored state's own snapshot must restore. */
+    if (ops->snapshot(h.self, &b) != 0 || b.oom)
+        broken("detector: snapshot of a restored state failed");
+    fz_create(&h2, ops);
+    if (ops->restore(h2.self, b.data, b.len, err, sizeof(err)) != 0) {
+        fprintf(stderr, "fuzz-restore: %s: %s\n", ops->name, err);
+        broken("detector: snapshot of a restored state does not restore");
+    }
+    rk_buf_free(&b);
+    fz_host_free(&h2);
+
+    if (ops->tracked_keys != NULL)
+        (void)ops->tracked_keys(h.self);
+    fz_use(&h);
+    if (ops->tracked_keys != NULL)
+        (void)ops->tracked_keys(h.self);
+    if (ops->snapshot(h.self, &b) != 0 || b.oom)
+        broken("detector: snapshot after use failed");
+    rk_buf_free(&b);
+    fz_host_free(&h);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    unsigned target;
+
+    if (size < 1)
+        return 0;
+    target = data[0] % N_TARGETS;
+    data++;
+    size--;
+    if (target == 0)
+        fuzz_clock(data, size);
+    else if (target == 1)
+        fuzz_tasks(data, size);
+    else
+        fuzz_detector(dets[target - 2], data, size);
+    return 0;
+}

@@ -1,0 +1,224 @@
+/* tests/fuzz/mkseeds.c - writes seed inputs for fuzz-restore.
+ *
+ * Usage: mkseeds DIR. Every file written is one fuzz-restore input: a
+ * target byte (0 clock, 1 tasks, 2.. the built-in detectors in registry
+ * order, as fuzz-restore.c numbers them) followed by a valid snapshot of
+ * that target, once empty and once holding state built from a few events
+ * around 2025-03-01 about the ids fuzz-restore feeds (t1, t2, u1, o1, ...),
+ * so the fuzzer starts from blobs every restore accepts. Detector state is
+ * built through tests/lib/fakehost with the default configuration. Exits 0,
+ * or 1 with a message when something cannot be built or written. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fakehost.h"
+#include "riskd/kit.h"
+#include "internal.h"
+
+#define T0 INT64_C(1740792600000)
+
+static const rk_detector_ops *const dets[] = {
+    &rk__det_unfiled_inspection,
+    &rk__det_bad_rating,
+    &rk__det_fine_growth,
+    &rk__det_complaint_cluster,
+};
+#define N_DETS (sizeof(dets) / sizeof(dets[0]))
+
+/* Write target byte + buf to DIR/name. Returns 0 or -1 with a message. */
+static int write_seed(const char *dir, const char *name, unsigned target,
+                      const rk_buf *buf)
+{
+    char path[4096];
+    unsigned char t = (unsigned char)target;
+    FILE *f;
+    int ok;
+
+    if (buf->oom) {
+        fprintf(stderr, "mkseeds: %s: out of memory\n", name);
+        return -1;
+    }
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if ((f = fopen(path, "wb")) == NULL) {
+        perror(path);
+        return -1;
+    }
+    ok = fwrite(&t, 1, 1, f) == 1 &&
+         (buf->len == 0 || fwrite(buf->data, 1, buf->len, f) == buf->len);
+    if (fclose(f) != 0 || !ok) {
+        perror(path);
+        return -1;
+    }
+    return 0;
+}
+
+static const char *det_name(uint32_t det, void *ud)
+{
+    (void)ud;
+    return det < N_DETS ? dets[det]->name : "gone";
+}
+
+static int seeds_clock(const char *dir)
+{
+    rk_clock c;
+    rk_buf b = {0};
+    int rc;
+
+    rk__clock_init(&c);
+    rk__clock_snapshot(&c, &b, det_name, NULL);
+    rc = write_seed(dir, "clock-empty", 0, &b);
+    rk_buf_free(&b);
+    rk__clock_observe(&c, RK_STREAM_SCAN, T0);
+    rk__clock_observe(&c, RK_STREAM_CASE, T0 - RK_MINUTE);
+    rk__clock_advance(&c, T0 - RK_MINUTE);
+    if (rc != 0 ||
+        rk__clock_timer_add(&c, T0 + RK_DAY, 0, "n:t1", 0) != 0 ||
+        rk__clock_timer_add(&c, T0 + 10 * RK_MINUTE, 0, "s:t2", 0) != 0 ||
+        rk__clock_timer_add(&c, T0 + 10 * RK_MINUTE, 0, "c:c1", 0) != 0 ||
+        rk__clock_timer_add(&c, T0, 7, "x", 3) != 0) {   /* 7: unknown */
+        rk__clock_free(&c);
+        return -1;
+    }
+    rk__clock_snapshot(&c, &b, det_name, NULL);
+    rc = write_seed(dir, "clock-timers", 0, &b);
+    rk_buf_free(&b);
+    rk__clock_free(&c);
+    return rc;
+}
+
+static int seeds_tasks(const char *dir)
+{
+    static const char *const offs[] = {"o1", "o2"};
+    rk_tasks t;
+    rk_buf b = {0};
+    rk_event ev;
+    int rc;
+
+    rk__tasks_init(&t);
+    rk__tasks_snapshot(&t, &b);
+    rc = write_seed(dir, "tasks-empty", 1, &b);
+    rk_buf_free(&b);
+    memset(&ev, 0, sizeof(ev));
+    ev.type = RK_EV_INSPECTION_FILED;
+    ev.ts = T0;
+    ev.planned_at = T0 + RK_HOUR;
+    ev.task_id = "t1";
+    ev.unit_id = "u1";
+    ev.enterprise_id = "e1";
+    ev.officers = offs;
+    ev.n_officers = 2;
+    ev.ref = rk_fh_ref(RK_STREAM_SCAN, (uint64_t)T0, 0);
+    if (rc != 0 || rk__tasks_add(&t, &ev, 30 * RK_DAY) != 0) {
+        rk__tasks_free(&t);
+        return -1;
+    }
+    ev.task_id = "t2";
+    ev.n_officers = 1;
+    ev.enterprise_id = NULL;
+    ev.ts = T0 + 5;
+    if (rk__tasks_add(&t, &ev, 30 * RK_DAY) != 0) {
+        rk__tasks_free(&t);
+        return -1;
+    }
+    rk__tasks_snapshot(&t, &b);
+    rc = write_seed(dir, "tasks-two", 1, &b);
+    rk_buf_free(&b);
+    rk__tasks_free(&t);
+    return rc;
+}
+
+/* Build some state in fh: events of every type around T0. */
+static void feed(rk_fakehost *fh)
+{
+    static const char *const offs[] = {"o1", "o2"};
+    rk_event ev;
+    uint32_t seq = 0;
+
+    for (int i = 0; i < 4; i++) {
+        int64_t ts = T0 + i * RK_HOUR;
+        memset(&ev, 0, sizeof(ev));
+        ev.type = RK_EV_INSPECTION_FILED; ev.ts = ts; ev.planned_at = ts;
+        ev.task_id = i % 2 ? "t1" : "t3"; ev.unit_id = "u1";
+        ev.enterprise_id = "e1"; ev.officers = offs; ev.n_officers = 2;
+        ev.ref = rk_fh_ref(RK_STREAM_SCAN, (uint64_t)ts, seq++);
+        rk_fh_event(fh, &ev);
+
+        memset(&ev, 0, sizeof(ev));
+        ev.type = RK_EV_INSPECTION_SCANNED; ev.ts = ts + 1;
+        ev.task_id = "t2"; ev.enterprise_id = "e2"; ev.unit_id = "u2";
+        ev.ref = rk_fh_ref(RK_STREAM_SCAN, (uint64_t)ts + 1, seq++);
+        rk_fh_event(fh, &ev);
+
+        memset(&ev, 0, sizeof(ev));
+        ev.type = RK_EV_INSPECTION_RATED; ev.ts = ts + 2; ev.score = 1 + i % 3;
+        ev.task_id = "t1"; ev.enterprise_id = "e1"; ev.unit_id = "u1";
+        ev.officers = offs; ev.n_officers = 1;
+        ev.ref = rk_fh_ref(RK_STREAM_SCAN, (uint64_t)ts + 2, seq++);
+        rk_fh_event(fh, &ev);
+
+        memset(&ev, 0, sizeof(ev));
+        ev.type = RK_EV_INSPECTION_REPORTED; ev.ts = ts + 3;
+        ev.enterprise_id = "e9"; ev.unit_id = "u1";
+        ev.ref = rk_fh_ref(RK_STREAM_SCAN, (uint64_t)ts + 3, seq++);
+        rk_fh_event(fh, &ev);
+
+        memset(&ev, 0, sizeof(ev));
+        ev.type = RK_EV_CASE_OPENED; ev.ts = ts + 4; ev.case_id = i % 2 ? "c1" : "c2";
+        ev.unit_id = "u1"; ev.task_id = "t4"; ev.source = RK_SOURCE_INSPECTION;
+        ev.ref = rk_fh_ref(RK_STREAM_CASE, (uint64_t)ts + 4, seq++);
+        rk_fh_event(fh, &ev);
+
+        memset(&ev, 0, sizeof(ev));
+        ev.type = RK_EV_CASE_DECIDED; ev.ts = ts - 40 * RK_DAY * i + 5;
+        ev.case_id = "c1"; ev.unit_id = "u1"; ev.fine = 1000.0 * (i + 1);
+        ev.ref = rk_fh_ref(RK_STREAM_CASE, (uint64_t)ts + 5, seq++);
+        rk_fh_event(fh, &ev);
+
+        memset(&ev, 0, sizeof(ev));
+        ev.type = RK_EV_CASE_COMPLAINT; ev.ts = ts + 6; ev.complaint_id = "k1";
+        ev.unit_id = "u1"; ev.officers = offs; ev.n_officers = 2;
+        ev.enterprise_id = "e1"; ev.region = "r1";
+        ev.ref = rk_fh_ref(RK_STREAM_CASE, (uint64_t)ts + 6, seq++);
+        rk_fh_event(fh, &ev);
+    }
+}
+
+static int seeds_detector(const char *dir, unsigned i)
+{
+    char err[RK_ERRLEN], name[128];
+    rk_fakehost *fh;
+    rk_buf b = {0};
+    int rc;
+
+    if ((fh = rk_fh_new(dets[i], "{}", err, sizeof(err))) == NULL) {
+        fprintf(stderr, "mkseeds: %s: %s\n", dets[i]->name, err);
+        return -1;
+    }
+    rc = dets[i]->snapshot(fh->self, &b);
+    snprintf(name, sizeof(name), "%s-empty", dets[i]->name);
+    rc = rc != 0 ? -1 : write_seed(dir, name, 2 + i, &b);
+    rk_buf_free(&b);
+    feed(fh);
+    if (rc == 0)
+        rc = dets[i]->snapshot(fh->self, &b);
+    snprintf(name, sizeof(name), "%s-state", dets[i]->name);
+    rc = rc != 0 ? -1 : write_seed(dir, name, 2 + i, &b);
+    rk_buf_free(&b);
+    rk_fh_free(fh);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: mkseeds DIR\n");
+        return 2;
+    }
+    if (seeds_clock(argv[1]) != 0 || seeds_tasks(argv[1]) != 0)
+        return 1;
+    for (unsigned i = 0; i < N_DETS; i++)
+        if (seeds_detector(argv[1], i) != 0)
+            return 1;
+    return 0;
+}
