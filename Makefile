@@ -4,6 +4,7 @@
 #   make test            build and run the whole suite (unit + integration)
 #   make SAN=1 test      the same under AddressSanitizer + UBSan (build/san/)
 #   make check           alias of test
+#   make bench           performance benchmark (tests/bench/run.sh; BENCH_SIZES etc.)
 #   make install         DESTDIR/PREFIX aware
 #   make clean
 #
@@ -46,6 +47,7 @@ LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(DAEMON_SRCS) $(BUILTIN_SRCS))
 TESTLIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(TESTLIB_SRCS))
 PLUGINS := $(patsubst detectors/plugins/%.c,$(BUILD)/plugins/%.so,$(PLUGIN_SRCS))
 TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
+BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(filter-out tests/bench/gen.c,$(wildcard tests/bench/*.c)))
 TEST_PLUGINS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,$(wildcard tests/plugins/*.c))
 
 .PHONY: all test check install clean bench fuzz
@@ -77,6 +79,13 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TESTLIB_OBJS) $(BUILD)/libriskd.a
 
 test check: all $(TESTS) $(TEST_PLUGINS)
 	BUILD=$(BUILD) sh tests/run.sh $(TESTS)
+
+$(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(BUILD)/obj/tests/bench/gen.o
+	@mkdir -p $(dir $@)
+	$(CC) $(RK_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread -lm
+
+bench: all $(BENCH_BINS)
+	BUILD=$(BUILD) sh tests/bench/run.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/riskd/plugins
