@@ -14,8 +14,9 @@
  * through sh once COMMAND's group exists and it has idled for 500 ms (its
  * VmRSS then is the baseline). Afterwards it reads VmHWM/VmRSS and the CPU
  * time of COMMAND (and of redis-server with --redis-pid), scrapes a few
- * gauges from riskd's /metrics with --metrics, stops COMMAND with SIGTERM
- * and prints one key=value line. Exit status 1 on timeout or error. */
+ * gauges from riskd's /metrics with --metrics, stops COMMAND with SIGTERM,
+ * reads the size of its final checkpoint (STRLEN riskd:state) and prints
+ * one key=value line. Exit status 1 on timeout or error. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
@@ -335,8 +336,15 @@ int main(int argc, char **argv)
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
         }
-        printf(" stop_s=%.2f exit=%d\n", stop_s,
+        printf(" stop_s=%.2f exit=%d", stop_s,
                WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    }
+    {
+        /* the size of the last checkpoint (riskd's default state.key) */
+        redisReply *r = redisCommand(c, "STRLEN riskd:state");
+        printf(" state_bytes=%lld\n", r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1LL);
+        if (r)
+            freeReplyObject(r);
     }
     redisFree(c);
     return 0;
