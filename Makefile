@@ -6,7 +6,7 @@
 #   make check           make test, then make SAN=1 test (what CI runs)
 #   make fuzz            build the libFuzzer targets with clang (build/fuzz/)
 #                        and run each for FUZZ_SECONDS (default 30)
-#   make bench           the benchmark (tests/bench/, prints a table)
+#   make bench           performance benchmark (tests/bench/run.sh; BENCH_SIZES etc.)
 #   make install         DESTDIR/PREFIX aware
 #   make clean
 #
@@ -49,6 +49,7 @@ LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(DAEMON_SRCS) $(BUILTIN_SRCS))
 TESTLIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(TESTLIB_SRCS))
 PLUGINS := $(patsubst detectors/plugins/%.c,$(BUILD)/plugins/%.so,$(PLUGIN_SRCS))
 TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
+BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(filter-out tests/bench/gen.c,$(wildcard tests/bench/*.c)))
 TEST_PLUGINS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,$(wildcard tests/plugins/*.c))
 
 .PHONY: all test check install clean bench fuzz
@@ -85,6 +86,13 @@ test: all $(TESTS) $(TEST_PLUGINS)
 check:
 	$(MAKE) test
 	$(MAKE) SAN=1 test
+
+$(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(BUILD)/obj/tests/bench/gen.o
+	@mkdir -p $(dir $@)
+	$(CC) $(RK_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread -lm
+
+bench: all $(BENCH_BINS)
+	BUILD=$(BUILD) sh tests/bench/run.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/riskd/plugins

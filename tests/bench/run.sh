@@ -1,0 +1,165 @@
+#!/bin/sh
+# tests/bench/run.sh - riskd's performance benchmark (make bench).
+#
+# Starts a throwaway redis-server (--save '' --appendonly no) on a free
+# loopback port under $BUILD/bench/run/, and measures build/riskd with all
+# detectors on (the four built-ins and the two_officers plugin) against it:
+#
+#   drain     for each backlog size: load it with loadgen, drain it once with
+#             nullconsumer (XREADGROUP COUNT 500 + XACK, nothing else: the
+#             physical limit of one connection) and once with riskd (drain:
+#             time until the group's lag is 0 on both streams; "acked" adds
+#             the wait for the last checkpoint's XACKs). riskd/null is the
+#             ratio; the rows side by side show whether the cost per event
+#             stays flat as the backlog (and the history) grows.
+#   latency   for each rate: a fresh riskd on empty streams, latency writes
+#             the mix at that rate for BENCH_LAT_SECONDS and times XADD ->
+#             alert on alerts:* (p50 / p99 / p99.9 / max).
+#   memory    for each count: riskd on empty streams, then that many filings
+#             (10k units, 100k officers, all inside 20 h of event time so
+#             every filing stays live); peak RSS (VmHWM) minus the idle RSS
+#             before the feed, per live filing.
+#
+# It reports; it never fails on a slow result. Knobs (environment):
+#   BENCH_SIZES        backlogs to drain      (default "100000 1000000"; the full
+#                      set, ~17 min on 2 cores: "100000 1000000 5000000")
+#   BENCH_RATES        latency rates, ev/s    (default "1000 5000 20000")
+#   BENCH_LAT_SECONDS  seconds per rate       (default 20)
+#   BENCH_MEM          live filings           (default "100000 1000000")
+#   BENCH_STATE_INTERVAL  riskd state.interval (default "1s")
+#   BENCH_PARTS        which parts to run     (default "drain latency memory")
+#   BENCH_OUT          the table is also written here ($BUILD/bench/results.txt)
+# e.g. a quick run: BENCH_SIZES=100000 BENCH_MEM=100000 BENCH_LAT_SECONDS=5 make bench
+set -eu
+cd "$(dirname "$0")/../.."
+top=$(pwd)
+BUILD=${BUILD:-build}
+B="$top/$BUILD"
+SIZES=${BENCH_SIZES:-"100000 1000000"}
+RATES=${BENCH_RATES:-"1000 5000 20000"}
+LAT_SECONDS=${BENCH_LAT_SECONDS:-20}
+MEM=${BENCH_MEM:-"100000 1000000"}
+INTERVAL=${BENCH_STATE_INTERVAL:-1s}
+PARTS=${BENCH_PARTS:-"drain latency memory"}
+OUT=${BENCH_OUT:-$B/bench/results.txt}
+
+for bin in riskd bench/loadgen bench/nullconsumer bench/drain bench/latency; do
+    [ -x "$B/$bin" ] || { echo "missing $B/$bin: run make bench" >&2; exit 1; }
+done
+
+run="$B/bench/run"
+rm -rf "$run"
+mkdir -p "$run"
+port=""
+redis_pid=""
+cleanup() {
+    [ -n "$port" ] && redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
+}
+trap cleanup EXIT INT TERM
+
+# A free port: try to start redis-server on one until it answers PING.
+p=$((16000 + $$ % 20000))
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+    if redis-server --port "$p" --bind 127.0.0.1 --dir "$run" --save '' --appendonly no \
+        --daemonize yes --pidfile "$run/redis.pid" --logfile "$run/redis.log" 2>/dev/null; then
+        i=0
+        while [ $i -lt 50 ]; do
+            if redis-cli -p "$p" ping 2>/dev/null | grep -q PONG; then port=$p; break; fi
+            i=$((i + 1)); sleep 0.1
+        done
+        [ -n "$port" ] && break
+    fi
+    p=$((p + 1))
+done
+[ -n "$port" ] || { echo "cannot start redis-server" >&2; exit 1; }
+redis_pid=$(cat "$run/redis.pid")
+rc() { redis-cli -p "$port" "$@" >/dev/null; }
+
+cat > "$run/riskd.json" <<JSON
+{
+  "redis": {"port": $port},
+  "metrics": {"listen": ""},
+  "streams": {"consumer": "bench"},
+  "clock": {"wall_advance": false},
+  "state": {"interval": "$INTERVAL"},
+  "plugins": ["$B/plugins/two_officers.so"]
+}
+JSON
+
+kv() { # kv KEY LINE: the value of KEY= in a key=value line
+    echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"
+}
+mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+memkb=$(sed -n 's/^MemTotal:[[:space:]]*\([0-9]*\).*/\1/p' /proc/meminfo)
+{
+    echo "riskd $(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo '?') bench, $(date -u +%Y-%m-%dT%H:%MZ)"
+    echo "machine: $(nproc) CPUs ($cpu), $(awk -v k="$memkb" 'BEGIN { printf "%.1f GiB", k / 1048576 }') RAM, $(uname -sr), $(redis-server --version | sed 's/ sha=.*//')"
+    echo "riskd: all detectors on (4 built-ins + two_officers), streams.batch 500, state.interval $INTERVAL"
+    echo
+} | tee "$OUT"
+
+if echo "$PARTS" | grep -q drain; then
+    {
+        echo "DRAIN  backlog preloaded; null = XREADGROUP COUNT 500 + XACK only; riskd = lag 0 (acked = + last checkpoint's XACK)"
+        printf '%10s %10s %10s %10s %7s %10s %9s %9s %9s %9s\n' \
+            backlog "load/s" "null/s" "riskd/s" "r/null" "acked/s" "riskd-cpu" "redis-cpu" "us/event" "HWM-MB"
+    } | tee -a "$OUT"
+    for n in $SIZES; do
+        rc flushall
+        load=$("$B/bench/loadgen" -p "$port" -n "$n")
+        null=$("$B/bench/nullconsumer" -p "$port")
+        d=$("$B/bench/drain" -p "$port" --redis-pid "$redis_pid" --timeout 7200 -- \
+            "$B/riskd" -c "$run/riskd.json" 2>"$run/riskd-drain-$n.log")
+        echo "$load" > "$run/drain-$n.txt"; echo "$null" >> "$run/drain-$n.txt"; echo "$d" >> "$run/drain-$n.txt"
+        awk -v n="$n" -v l="$(kv rate "$load")" -v z="$(kv rate "$null")" -v r="$(kv rate "$d")" \
+            -v a="$(kv rate_acked "$d")" -v t="$(kv t_read "$d")" -v c="$(kv cpu_s "$d")" \
+            -v rcpu="$(kv redis_cpu_s "$d")" -v h="$(kv hwm_kb "$d")" 'BEGIN {
+            printf "%10d %10d %10d %10d %7.3f %10d %8.0f%% %8.0f%% %9.2f %9.1f\n",
+                n, l, z, r, r / z, a, 100 * c / t, 100 * rcpu / t, 1e6 * c / n, h / 1024 }' | tee -a "$OUT"
+    done
+    echo | tee -a "$OUT"
+fi
+
+if echo "$PARTS" | grep -q latency; then
+    {
+        echo "LATENCY  XADD -> alert on alerts:<detector>, steady rate for ${LAT_SECONDS}s (first 2 s not counted), fresh riskd"
+        printf '%10s %10s %9s %9s %9s %9s %9s %9s\n' \
+            "target/s" "sent/s" samples "p50-ms" "p99-ms" "p99.9-ms" "max-ms" "riskd-cpu"
+    } | tee -a "$OUT"
+    for r in $RATES; do
+        rc flushall
+        d=$("$B/bench/drain" -p "$port" --redis-pid "$redis_pid" \
+            --feed "'$B/bench/latency' -p $port -r $r -d $LAT_SECONDS > '$run/latency-$r.txt'" -- \
+            "$B/riskd" -c "$run/riskd.json" 2>"$run/riskd-latency-$r.log")
+        l=$(cat "$run/latency-$r.txt")
+        echo "$d" >> "$run/latency-$r.txt"
+        awk -v t="$r" -v a="$(kv achieved "$l")" -v s="$(kv samples "$l")" \
+            -v p50="$(kv p50_ms "$l")" -v p99="$(kv p99_ms "$l")" -v p999="$(kv p999_ms "$l")" \
+            -v mx="$(kv max_ms "$l")" -v c="$(kv cpu_s "$d")" -v tr="$LAT_SECONDS" 'BEGIN {
+            printf "%10d %10d %9d %9.3f %9.3f %9.3f %9.3f %8.0f%%\n",
+                t, a, s, p50, p99, p999, mx, 100 * c / tr }' | tee -a "$OUT"
+    done
+    echo | tee -a "$OUT"
+fi
+
+if echo "$PARTS" | grep -q memory; then
+    {
+        echo "MEMORY  N live filings (10k units, 100k officers, within 20 h: none expired or scanned), riskd consuming live"
+        printf '%10s %10s %10s %10s %12s %12s %12s\n' filings "idle-MB" "HWM-MB" "RSS-MB" "HWM-B/filing" "RSS-B/filing" "ckpt-B/filing"
+    } | tee -a "$OUT"
+    for n in $MEM; do
+        rc flushall
+        d=$("$B/bench/drain" -p "$port" --timeout 7200 \
+            --feed "'$B/bench/loadgen' -p $port -n $n --filings-only --units 10000 --officers 100000 --days 0.83 > '$run/memory-load-$n.txt'" -- \
+            "$B/riskd" -c "$run/riskd.json" 2>"$run/riskd-memory-$n.log")
+        echo "$d" > "$run/memory-$n.txt"
+        awk -v n="$n" -v b="$(kv base_kb "$d")" -v h="$(kv hwm_kb "$d")" -v s="$(kv rss_kb "$d")" \
+            -v st="$(kv state_bytes "$d")" 'BEGIN {
+            printf "%10d %10.1f %10.1f %10.1f %12.0f %12.0f %12.0f\n",
+                n, b / 1024, h / 1024, s / 1024, (h - b) * 1024 / n, (s - b) * 1024 / n, st / n }' | tee -a "$OUT"
+    done
+    echo | tee -a "$OUT"
+fi
+echo "raw key=value results and riskd logs: $run"
