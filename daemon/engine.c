@@ -86,9 +86,10 @@ typedef struct stream_state {
     char (*acks)[48];
     size_t nacks, acks_cap;
     size_t covered;                 /* acks covered by the checkpoint in flight */
-    /* entries delivered more than streams.max_deliveries times (sorted) */
-    struct poison { rk_entry_ref ref; long long deliveries; } *poison;
-    size_t npoison, poison_cap;
+    /* crash-loop protection (see "Takeover and poison entries") */
+    bool has_suspect;               /* first pending entry past the position */
+    rk_entry_ref suspect;
+    long long suspect_starts;       /* consecutive starts it was the suspect */
 } stream_state;
 
 struct rk_engine {
@@ -107,13 +108,15 @@ struct rk_engine {
     int acks_inflight;
     bool restored;                  /* state.key read (or absent) */
     /* takeover: XAUTOCLAIM then XPENDING, one stream after the other */
-    int claim_step;                 /* 0 XAUTOCLAIM, 1 XPENDING */
+    int claim_step;                 /* 0 XAUTOCLAIM, 1 XPENDING, 2 HGET suspect */
     unsigned claim_si;
     char claim_cursor[48];
     bool claim_scan_poison;
     bool claimed_any;
     int64_t next_claim;
     uint64_t claimed, poisoned;
+    bool careful_pause;             /* checkpoint right after a suspect entry */
+    char *suspect_key;              /* <state.key>:suspect */
     bool ckpt_inflight;
     bool dirty;                     /* state changed since the checkpoint */
     int64_t last_ckpt;              /* loop time of the last checkpoint */
@@ -417,22 +420,21 @@ static void apply_head(rk_engine *e, unsigned si)
     }
     s->applied = en->ref;
     s->has_applied = true;
-    if (s->npoison > 0) {
-        size_t k;
-        for (k = 0; k < s->npoison; k++) {
-            if (s->poison[k].ref.ms == en->ref.ms && s->poison[k].ref.seq == en->ref.seq) {
-                char why[160];
-                snprintf(why, sizeof(why), "poison: delivered %lld times without being "
-                         "processed to the end (riskd stopped while applying it)",
-                         s->poison[k].deliveries);
-                e->poisoned++;
-                rk__log(RK_LOG_ERR, "entry %s/%s: %s; dead-lettered", s->key, en->id, why);
-                rk__outbox_dead(e->ob, s->key, en->id, why,
-                                en->data ? en->data : "", en->data ? en->len : 0);
-                s->poison[k] = s->poison[--s->npoison];
-                goto done;
-            }
+    if (s->has_suspect && en->ref.ms == s->suspect.ms && en->ref.seq == s->suspect.seq) {
+        s->has_suspect = false;
+        if (s->suspect_starts > e->cfg->max_deliveries) {
+            char why[200];
+            snprintf(why, sizeof(why), "poison: riskd stopped %lld times in a row before "
+                     "getting past this entry", s->suspect_starts - 1);
+            e->poisoned++;
+            rk__log(RK_LOG_ERR, "entry %s/%s: %s; dead-lettered", s->key, en->id, why);
+            rk__outbox_dead(e->ob, s->key, en->id, why,
+                            en->data ? en->data : "", en->data ? en->len : 0);
+            goto done;
         }
+        /* Apply it alone and checkpoint at once, so a crash on it is told
+         * apart from a restart that merely happened before a checkpoint. */
+        e->careful_pause = true;
     }
     if (rc == RK_PARSE_INVALID) {
         e->stats.invalid[si]++;
@@ -503,6 +505,8 @@ static void apply_buffered(rk_engine *e)
         if (best < 0)
             return;
         apply_head(e, (unsigned)best);
+        if (e->careful_pause)
+            return;
     }
 }
 
@@ -538,8 +542,8 @@ static void round_done(rk_engine *e)
 static void round_finished(rk_engine *e)
 {
     e->state = E_IDLE;
-    if (e->stopping)
-        checkpoint(e);
+    if (e->stopping || e->careful_pause)
+        checkpoint(e);              /* careful: on_ack reads on */
     else
         schedule_read(e);
 }
@@ -899,6 +903,24 @@ static int restore_state(rk_engine *e, const void *data, size_t len, char *err, 
     return 0;
 }
 
+/* The suspect entry is applied and checkpointed: forget it and read on. */
+static void careful_resume(rk_engine *e)
+{
+    const char *argv[3] = {"DEL", e->suspect_key, NULL};
+    e->careful_pause = false;
+    rk__redis_cmd(e->wr, NULL, NULL, 0, 2, argv, NULL);
+    if (e->state == E_IDLE) {
+        apply_buffered(e);          /* the rest of the round, if any */
+        update_watermark(e);
+        fire_timers(e);
+        if (e->careful_pause || rk__outbox_pending(e->ob) > 0) {
+            round_done(e);
+            return;
+        }
+        schedule_read(e);
+    }
+}
+
 static void on_ack(rk_redis *r, redisReply *reply, void *pd)
 {
     rk_engine *e = pd;
@@ -925,6 +947,8 @@ static void on_ack(rk_redis *r, redisReply *reply, void *pd)
     }
     if (e->stopping && e->state == E_IDLE)
         finish_stop(e);
+    else if (e->careful_pause && e->state == E_IDLE)
+        careful_resume(e);
 }
 
 /* XACK every entry the written checkpoint covers. */
@@ -960,6 +984,8 @@ static void ack_covered(rk_engine *e)
     }
     if (e->acks_inflight == 0 && e->stopping && e->state == E_IDLE)
         finish_stop(e);
+    else if (e->acks_inflight == 0 && e->careful_pause && e->state == E_IDLE)
+        careful_resume(e);
 }
 
 typedef struct ckpt_req {
@@ -1108,20 +1134,6 @@ static void claims_done(rk_engine *e)
     schedule_read(e);
 }
 
-static void poison_add(stream_state *s, rk_entry_ref ref, long long deliveries)
-{
-    if (s->npoison == s->poison_cap) {
-        size_t ncap = s->poison_cap ? s->poison_cap * 2 : 8;
-        struct poison *p = realloc(s->poison, ncap * sizeof(*p));
-        if (p == NULL)
-            return;
-        s->poison = p;
-        s->poison_cap = ncap;
-    }
-    s->poison[s->npoison].ref = ref;
-    s->poison[s->npoison++].deliveries = deliveries;
-}
-
 static void on_claim_reply(rk_redis *r, redisReply *reply, void *pd)
 {
     rk_engine *e = pd;
@@ -1147,6 +1159,7 @@ static void on_claim_reply(rk_redis *r, redisReply *reply, void *pd)
     }
     if (e->claim_step == 0) {
         /* [next cursor, [ids...], [deleted ids...]] */
+        (void)i;
         if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2) {
             next = reply->element[0];
             list = reply->element[1];
@@ -1161,40 +1174,69 @@ static void on_claim_reply(rk_redis *r, redisReply *reply, void *pd)
         if (list != NULL && list->type == REDIS_REPLY_ARRAY && list->elements > 0) {
             e->claimed_any = true;
             e->claimed += list->elements;
-            rk__log(RK_LOG_NOTICE, "took over %zu entries of %s left pending by another "
-                    "consumer", list->elements, s->key);
+            rk__log(RK_LOG_NOTICE, "claimed %zu entries of %s pending for more than "
+                    "streams.claim_idle", list->elements, s->key);
         }
         if (next != NULL && next->type == REDIS_REPLY_STRING && strcmp(next->str, "0-0") != 0) {
             snprintf(e->claim_cursor, sizeof(e->claim_cursor), "%s", next->str);
         } else if (e->claim_scan_poison) {
             e->claim_step = 1;
-            snprintf(e->claim_cursor, sizeof(e->claim_cursor), "-");
+            if (s->has_applied)
+                snprintf(e->claim_cursor, sizeof(e->claim_cursor), "(%llu-%u",
+                         (unsigned long long)s->applied.ms, s->applied.seq);
+            else
+                snprintf(e->claim_cursor, sizeof(e->claim_cursor), "-");
         } else {
             e->claim_si++;
             snprintf(e->claim_cursor, sizeof(e->claim_cursor), "0-0");
         }
-    } else {
-        /* [[id, consumer, idle, deliveries], ...] */
-        size_t n = reply->type == REDIS_REPLY_ARRAY ? reply->elements : 0;
-        for (i = 0; i < n; i++) {
-            const redisReply *it = reply->element[i];
-            rk_entry_ref ref;
-            if (it->type != REDIS_REPLY_ARRAY || it->elements < 4 ||
-                it->element[0]->type != REDIS_REPLY_STRING ||
-                parse_entry_id(it->element[0]->str, it->element[0]->len, &ref) != 0)
-                continue;
-            if (it->element[3]->type == REDIS_REPLY_INTEGER &&
-                it->element[3]->integer > e->cfg->max_deliveries)
-                poison_add(s, ref, it->element[3]->integer);
-            if (i + 1 == n)
-                snprintf(e->claim_cursor, sizeof(e->claim_cursor), "(%.*s",
-                         (int)it->element[0]->len, it->element[0]->str);
+    } else if (e->claim_step == 1) {
+        /* [[id, consumer, idle, deliveries]] or []: the first pending
+         * entry of this consumer past the restored position. */
+        s->has_suspect = false;
+        if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0) {
+            const redisReply *it = reply->element[0];
+            if (it->type == REDIS_REPLY_ARRAY && it->elements >= 1 &&
+                it->element[0]->type == REDIS_REPLY_STRING &&
+                parse_entry_id(it->element[0]->str, it->element[0]->len, &s->suspect) == 0) {
+                s->suspect.stream = e->claim_si;
+                s->has_suspect = true;
+            }
         }
-        if (n < 1000) {
+        if (s->has_suspect) {
+            e->claim_step = 2;
+        } else {
             e->claim_si++;
             e->claim_step = 0;
             snprintf(e->claim_cursor, sizeof(e->claim_cursor), "0-0");
         }
+    } else {
+        /* HGET <suspect key> <stream>: "<ms>-<seq> <starts>" */
+        char val[96], idbuf[48];
+        const char *argv[4];
+        long long starts = 0;
+        unsigned long long ms = 0, seq = 0;
+        if (reply->type == REDIS_REPLY_STRING &&
+            sscanf(reply->str, "%llu-%llu %lld", &ms, &seq, &starts) == 3 &&
+            ms == s->suspect.ms && seq == s->suspect.seq)
+            s->suspect_starts = starts + 1;
+        else
+            s->suspect_starts = 1;
+        snprintf(idbuf, sizeof(idbuf), "%llu-%u", (unsigned long long)s->suspect.ms,
+                 s->suspect.seq);
+        snprintf(val, sizeof(val), "%s %lld", idbuf, s->suspect_starts);
+        argv[0] = "HSET"; argv[1] = e->suspect_key; argv[2] = s->key; argv[3] = val;
+        rk__redis_cmd(e->rd, NULL, NULL, 0, 4, argv, NULL);
+        if (s->suspect_starts > 1)
+            rk__log(RK_LOG_WARNING, "%s/%s: riskd restarted %lld times without getting "
+                    "past this entry; applying it alone%s", s->key, idbuf,
+                    s->suspect_starts - 1, s->suspect_starts > e->cfg->max_deliveries ?
+                    " - no: dead-lettering it as poison" : " with a checkpoint right after");
+        else
+            s->has_suspect = false; /* first start on it: nothing to suspect */
+        e->claim_si++;
+        e->claim_step = 0;
+        snprintf(e->claim_cursor, sizeof(e->claim_cursor), "0-0");
     }
     claims_step(e);
 }
@@ -1217,12 +1259,15 @@ static void claims_step(rk_engine *e)
         argv[3] = e->cfg->consumer; argv[4] = idle; argv[5] = e->claim_cursor;
         argv[6] = "COUNT"; argv[7] = "1000"; argv[8] = "JUSTID";
         rc = rk__redis_cmd(e->rd, on_claim_reply, e, 0, 9, argv, NULL);
-    } else {
+    } else if (e->claim_step == 1) {
         const char *argv[7];
         argv[0] = "XPENDING"; argv[1] = s->key; argv[2] = e->cfg->group;
-        argv[3] = e->claim_cursor; argv[4] = "+"; argv[5] = "1000";
+        argv[3] = e->claim_cursor; argv[4] = "+"; argv[5] = "1";
         argv[6] = e->cfg->consumer;
         rc = rk__redis_cmd(e->rd, on_claim_reply, e, 0, 7, argv, NULL);
+    } else {
+        const char *argv[3] = {"HGET", e->suspect_key, s->key};
+        rc = rk__redis_cmd(e->rd, on_claim_reply, e, 0, 3, argv, NULL);
     }
     if (rc != 0)
         e->state = E_CONNECTING;    /* the reconnect starts over */
@@ -1316,9 +1361,15 @@ static void on_rd_state(rk_redis *r, int up, void *ud)
         return;
     }
     /* Entries buffered but not applied are still in our pending list:
-     * forget them; they are read again (cursor "0") after reconnecting. */
-    for (si = 0; si < RK_STREAM_COUNT; si++)
+     * forget them, and whatever state the round is in, read the pending
+     * list again from "0" before anything new (those at or before the
+     * applied position are acknowledged without being applied). */
+    for (si = 0; si < RK_STREAM_COUNT; si++) {
         clear_buffer(&e->st[si]);
+        e->st[si].phase = PH_PENDING;
+        snprintf(e->st[si].cursor, sizeof(e->st[si].cursor), "0");
+        e->st[si].caught_up = false;
+    }
     if (e->state == E_READING || e->state == E_SETUP || e->state == E_IDLE ||
         e->state == E_LOADING || e->state == E_CLAIMING)
         e->state = E_CONNECTING;
@@ -1356,7 +1407,9 @@ static void on_housekeeping(uv_timer_t *t)
         }
         return;
     }
-    if (e->dirty && now - e->last_ckpt >= e->cfg->state_interval &&
+    if (e->careful_pause && e->state == E_IDLE && !e->ckpt_inflight && e->acks_inflight == 0)
+        checkpoint(e);              /* a failed careful checkpoint: again */
+    else if (e->dirty && now - e->last_ckpt >= e->cfg->state_interval &&
         (e->state == E_IDLE || e->state == E_READING))
         checkpoint(e);
     if (e->state == E_IDLE && e->read_retry_at > 0 && now >= e->read_retry_at) {
@@ -1428,6 +1481,9 @@ rk_engine *rk__engine_new(uv_loop_t *loop, rk_config *cfg, char *err, size_t err
         e->st[si].key = cfg->stream_key[si];
         e->stream_keys[si] = cfg->stream_key[si];
     }
+    e->suspect_key = malloc(strlen(cfg->state_key) + sizeof(":suspect"));
+    if (e->suspect_key != NULL)
+        sprintf(e->suspect_key, "%s:suspect", cfg->state_key);
     e->last_input_wall = (int64_t)uv_now(loop);
     uv_timer_init(loop, &e->housekeeping);
     e->housekeeping.data = e;
@@ -1438,7 +1494,7 @@ rk_engine *rk__engine_new(uv_loop_t *loop, rk_config *cfg, char *err, size_t err
     e->ob = e->wr ? rk__outbox_new(loop, e->wr, cfg, on_drained, e) : NULL;
     redis_opts(cfg, "reader", &o);
     o.reply_timeout_ms = 10000;
-    e->rd = e->ob ? rk__redis_new(loop, &o, on_rd_state, e) : NULL;
+    e->rd = e->ob && e->suspect_key ? rk__redis_new(loop, &o, on_rd_state, e) : NULL;
     if (e->rd == NULL) {
         rk_kit_errf(err, errlen, "out of memory");
         e->cfg = NULL;
@@ -1558,13 +1614,13 @@ void rk__engine_free(rk_engine *e)
         clear_buffer(&e->st[si]);
         free(e->st[si].buf);
         free(e->st[si].acks);
-        free(e->st[si].poison);
         rk__event_mem_free(&e->st[si].mem);
     }
     rk__tasks_free(&e->tasks);
     rk__clock_free(&e->clock);
     rk__config_free(e->cfg);
     e->cfg = NULL;
+    free(e->suspect_key);
     /* The engine's memory goes when libuv is done with its timer. */
     uv_timer_stop(&e->housekeeping);
     uv_close((uv_handle_t *)&e->housekeeping, engine_closed);

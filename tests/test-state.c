@@ -258,7 +258,7 @@ static void test_takeover_dead_consumer(void **state)
              "\"state\":{\"interval\":\"200ms\"}}");
     must(f, it_wait_drained(f->c, "enforce:scan", "riskd", 10000), "taken over and acked");
     assert_int_equal(consumer_pending(f, "old-host"), 0);
-    must(f, it_log_contains(&f->riskd, "took over 2 entries"), "takeover logged");
+    must(f, it_log_contains(&f->riskd, "claimed 2 entries"), "takeover logged");
     /* The taken-over ratings are in the officer's window again. */
     bad_rating(f);
     must(f, it_wait_xlen(f->c, "alerts", 4, 10000), "officer_repeated after takeover");

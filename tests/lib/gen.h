@@ -1,5 +1,5 @@
-/* tests/bench/gen.h - the benchmark's event generator, shared by loadgen
- * (bulk backlogs) and latency (paced writes).
+/* tests/lib/gen.h - the event generator shared by the benchmark (loadgen
+ * for bulk backlogs, latency for paced writes) and the crash test.
  *
  * The generator simulates inspections over event time: filings arrive at a
  * steady pace across `days`, and each filing schedules its follow-ups (scan,
