@@ -53,6 +53,8 @@
 #define ACK_CHUNK 1000
 #define READ_RETRY_MS 1000
 #define STOP_TIMEOUT_MS 10000
+#define HOUSEKEEP_MS 1000
+#define OUTBOX_HIGH 20000           /* alerts queued before reading pauses */
 
 enum { PH_PENDING, PH_NEW };
 enum { E_CONNECTING, E_LOADING, E_SETUP, E_CLAIMING, E_IDLE, E_READING, E_FLUSHING, E_STOPPED };
@@ -75,6 +77,8 @@ typedef struct stream_state {
     bool caught_up;                 /* PH_NEW: last read was not full */
     entry *buf;
     size_t n, pos, cap;
+    char *arena;                    /* payloads of the buffered batch */
+    size_t arena_cap;
     /* the parsed head entry */
     int head_state;                 /* 0 none, else an RK_PARSE_* + 10 */
     rk_event head;
@@ -116,6 +120,14 @@ struct rk_engine {
     int64_t next_claim;
     uint64_t claimed, poisoned;
     bool careful_pause;             /* checkpoint right after a suspect entry */
+    rk_map alert_counts;            /* "detector rule severity" -> uint64_t * */
+    long long group_lag[RK_STREAM_COUNT];      /* from XINFO GROUPS; -1 unknown */
+    long long group_pending[RK_STREAM_COUNT];
+    int64_t next_xinfo;
+    uint64_t next_housekeep;        /* loop time of the next state sweep */
+    uint64_t ckpt_started_hr;       /* hrtime when the checkpoint began */
+    int64_t ckpt_cost_ms;           /* what the last checkpoint took */
+    size_t ckpt_size;               /* bytes of the last checkpoint */
     char *suspect_key;              /* <state.key>:suspect */
     bool ckpt_inflight;
     bool dirty;                     /* state changed since the checkpoint */
@@ -140,6 +152,7 @@ struct rk_engine {
 static void schedule_read(rk_engine *e);
 static void round_finished(rk_engine *e);
 static void checkpoint(rk_engine *e);
+static bool checkpoint_due(const rk_engine *e);
 static void finish_stop(rk_engine *e);
 
 /* ===================================================================
@@ -178,7 +191,7 @@ static void clear_buffer(stream_state *s)
 {
     size_t i;
     for (i = s->pos; i < s->n; i++)
-        free(s->buf[i].data);
+        s->buf[i].data = NULL;
     s->n = s->pos = 0;
     s->head_state = 0;
 }
@@ -212,6 +225,25 @@ static rk_map *det_cooldowns(rk__det *d)
             rk_map_init(d->cooldown);
     }
     return d->cooldown;
+}
+
+static const char *const sev_names[] = {"info", "warning", "critical"};
+
+/* Count an alert under "detector rule severity" for the metrics. */
+static void count_alert(rk_engine *e, const char *det, const char *rule, rk_severity sev)
+{
+    char key[256];
+    uint64_t *n;
+    snprintf(key, sizeof(key), "%s %s %s", det, rule, sev_names[sev <= RK_SEV_CRITICAL ? sev : 0]);
+    n = rk_map_get(&e->alert_counts, key);
+    if (n == NULL) {
+        n = calloc(1, sizeof(*n));
+        if (n == NULL || rk_map_put(&e->alert_counts, key, n, NULL) == NULL) {
+            free(n);
+            return;
+        }
+    }
+    (*n)++;
 }
 
 static int host_emit(rk_host *h, const rk_alert *a)
@@ -254,6 +286,7 @@ static int host_emit(rk_host *h, const rk_alert *a)
     }
     free(json);
     e->stats.alerts_emitted++;
+    count_alert(e, d->name, a->rule, sev);
     rk__log(RK_LOG_DEBUG, "alert %s %s/%s", id, d->name, a->rule);
     return 1;
 }
@@ -328,14 +361,20 @@ static void update_watermark(rk_engine *e)
         fire_timers(e);
 }
 
-/* After a round (or a wall-clock advance): let detectors drop old state. */
-static void housekeep_state(rk_engine *e)
+/* Let detectors, cooldowns and filings drop state the watermark has left
+ * behind. Each walk may be proportional to the state held, so it runs at
+ * most once per HOUSEKEEP_MS of wall time (and before every checkpoint):
+ * memory stays bounded and the cost per event does not grow with history.
+ * Results never depend on it: lookups treat expired state as gone. */
+static void housekeep_state(rk_engine *e, bool force)
 {
     int64_t now = e->clock.watermark;
+    uint64_t wall = uv_now(e->loop);
     size_t i;
 
-    if (now == INT64_MIN)
+    if (now == INT64_MIN || (!force && wall < e->next_housekeep))
         return;
+    e->next_housekeep = wall + HOUSEKEEP_MS;
     for (i = 0; i < e->reg.n; i++) {
         rk__det *d = e->reg.dets[i];
         if (d->self && d->ops->on_watermark)
@@ -452,7 +491,7 @@ static void apply_head(rk_engine *e, unsigned si)
     ev->ref.stream = si;
     ev->stream_key = s->key;
     ev->entry_id = en->id;
-    rk__tasks_enrich(&e->tasks, ev);
+    rk__tasks_enrich(&e->tasks, ev, e->clock.watermark);
     rk__clock_observe(&e->clock, si, ev->ts);
     s->pos++;                       /* so "unread" excludes this entry */
     update_watermark(e);
@@ -476,8 +515,7 @@ static void apply_head(rk_engine *e, unsigned si)
             rk__log(RK_LOG_ERR, "out of memory recording filing %s", ev->task_id);
     }
 done:
-    free(en->data);
-    en->data = NULL;
+    en->data = NULL;                /* the arena stays with the stream */
     s->pos++;
     s->head_state = 0;
 }
@@ -528,24 +566,33 @@ static void round_done(rk_engine *e)
         }
     e->stats.batches++;
     e->stats.batch_seconds_sum += secs;
-    housekeep_state(e);
-    if (rk__outbox_pending(e->ob) > 0) {
+    housekeep_state(e, false);
+    rk__outbox_kick(e->ob);
+    /* The next read does not wait for this round's alerts: entries are
+     * acknowledged only after a checkpoint, which waits for an empty
+     * outbox. Waiting here only when the outbox is large, a checkpoint is
+     * due, a suspect entry needs its own checkpoint, or we are stopping. */
+    if (rk__outbox_pending(e->ob) > 0 &&
+        (rk__outbox_pending(e->ob) >= OUTBOX_HIGH || checkpoint_due(e) ||
+         e->careful_pause || e->stopping)) {
         e->state = E_FLUSHING;
-        rk__outbox_kick(e->ob);
     } else {
         round_finished(e);
     }
 }
 
-/* The round's alerts are written: read on (or, when stopping, write the
- * last checkpoint). */
+/* The round is done (and, if we waited, its alerts written): read on, or
+ * write the checkpoint that is due (stop, careful entry, interval). */
 static void round_finished(rk_engine *e)
 {
     e->state = E_IDLE;
-    if (e->stopping || e->careful_pause)
+    if (e->stopping || e->careful_pause) {
         checkpoint(e);              /* careful: on_ack reads on */
-    else
-        schedule_read(e);
+        return;
+    }
+    if (checkpoint_due(e))
+        checkpoint(e);              /* written in the background */
+    schedule_read(e);
 }
 
 static void copy_entries(rk_engine *e, unsigned si, const redisReply *list)
@@ -553,8 +600,34 @@ static void copy_entries(rk_engine *e, unsigned si, const redisReply *list)
     stream_state *s = &e->st[si];
     size_t i, k;
 
-    if (s->pos == s->n)
-        s->pos = s->n = 0;
+    size_t need = 0, used = 0;
+
+    if (s->pos < s->n) {
+        /* Never happens: only streams with an empty buffer are read. */
+        rk__log(RK_LOG_ERR, "internal: %s read while entries are buffered", s->key);
+        return;
+    }
+    s->pos = s->n = 0;
+    /* One arena per batch holds every payload (one allocation, not one per
+     * entry); it is reused by the next batch of the stream. */
+    for (i = 0; i < list->elements; i++) {
+        const redisReply *item = list->element[i];
+        if (item->type == REDIS_REPLY_ARRAY && item->elements >= 2 &&
+            item->element[1]->type == REDIS_REPLY_ARRAY)
+            for (k = 1; k < item->element[1]->elements; k += 2)
+                if (item->element[1]->element[k]->type == REDIS_REPLY_STRING)
+                    need += item->element[1]->element[k]->len + 1;
+    }
+    if (need > s->arena_cap) {
+        char *a = realloc(s->arena, need);
+        if (a == NULL) {
+            rk__log(RK_LOG_ERR, "out of memory buffering %zu entries of %s; "
+                    "they stay pending", list->elements, s->key);
+            return;
+        }
+        s->arena = a;
+        s->arena_cap = need;
+    }
     if (s->n + list->elements > s->cap) {
         size_t ncap = s->n + list->elements;
         entry *b = realloc(s->buf, ncap * sizeof(*b));
@@ -586,19 +659,14 @@ static void copy_entries(rk_engine *e, unsigned si, const redisReply *list)
                 const redisReply *f = fields->element[k], *v = fields->element[k + 1];
                 if (f->type == REDIS_REPLY_STRING && f->len == 4 &&
                     memcmp(f->str, "data", 4) == 0 && v->type == REDIS_REPLY_STRING) {
-                    en->data = malloc(v->len + 1);
-                    if (en->data == NULL)
-                        break;
+                    en->data = s->arena + used;
+                    used += v->len + 1;
                     memcpy(en->data, v->str, v->len);
                     en->data[v->len] = '\0';
                     en->len = v->len;
                     en->missing_data = 0;
                     break;
                 }
-            }
-            if (en->data == NULL && !en->missing_data) {
-                rk__log(RK_LOG_ERR, "out of memory copying %s/%s", s->key, en->id);
-                continue;           /* stays pending, read again later */
             }
         }
         if (s->phase == PH_PENDING)
@@ -1013,7 +1081,20 @@ static void on_ckpt_written(rk_redis *r, redisReply *reply, void *pd)
     }
     e->checkpoints++;
     e->last_ckpt_wall = rk__wall_ms();
+    e->ckpt_cost_ms = (int64_t)((uv_hrtime() - e->ckpt_started_hr) / 1000000);
     ack_covered(e);
+}
+
+/* A checkpoint is due once state.interval has passed since the last one -
+ * or ten times what the last one cost, if more, so that writing ever larger
+ * states never takes more than a tenth of the time. */
+static bool checkpoint_due(const rk_engine *e)
+{
+    int64_t interval = e->cfg->state_interval;
+    if (interval < 10 * e->ckpt_cost_ms)
+        interval = 10 * e->ckpt_cost_ms;
+    return e->dirty && !e->ckpt_inflight &&
+           (int64_t)uv_now(e->loop) - e->last_ckpt >= interval;
 }
 
 /* Write a checkpoint if one can be written now: the writer is up, no
@@ -1030,16 +1111,21 @@ static void checkpoint(rk_engine *e)
         e->state == E_FLUSHING)
         return;
     e->last_ckpt = (int64_t)uv_now(e->loop);
+    e->ckpt_started_hr = uv_hrtime();
+    housekeep_state(e, true);       /* do not save what has expired */
     req = calloc(1, sizeof(*req));
     if (req == NULL)
         return;
     req->e = e;
+    /* Reserve what the last checkpoint took: no regrowth on the way. */
+    rk_buf_reserve(&req->blob, e->ckpt_size + e->ckpt_size / 8 + 4096);
     if (build_state(e, &req->blob) != 0) {
         rk__log(RK_LOG_ERR, "cannot build a checkpoint (out of memory?)");
         rk_buf_free(&req->blob);
         free(req);
         return;
     }
+    e->ckpt_size = req->blob.len;
     argv[0] = "SET"; lens[0] = 3;
     argv[1] = e->cfg->state_key; lens[1] = strlen(e->cfg->state_key);
     argv[2] = (const char *)req->blob.data; lens[2] = req->blob.len;
@@ -1390,6 +1476,57 @@ static void on_wr_state(rk_redis *r, int up, void *ud)
  * Housekeeping timer: wall-clock advance, retries, stop deadline
  * =================================================================== */
 
+/* XINFO GROUPS <stream>: keep lag and pending of our group for metrics. */
+static void on_xinfo(rk_redis *r, redisReply *reply, void *pd)
+{
+    rk_engine *e = ((struct rk_host *)pd)->eng;
+    unsigned si = ((struct rk_host *)pd)->idx;
+    size_t i, k;
+    (void)r;
+    free(pd);
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
+        return;
+    for (i = 0; i < reply->elements; i++) {
+        const redisReply *g = reply->element[i];
+        long long lag = -1, pending = -1;
+        bool ours = false;
+        if (g->type != REDIS_REPLY_ARRAY)
+            continue;
+        for (k = 0; k + 1 < g->elements; k += 2) {
+            const redisReply *f = g->element[k], *v = g->element[k + 1];
+            if (f->type != REDIS_REPLY_STRING)
+                continue;
+            if (strcmp(f->str, "name") == 0 && v->type == REDIS_REPLY_STRING)
+                ours = strcmp(v->str, e->cfg->group) == 0;
+            else if (strcmp(f->str, "pending") == 0 && v->type == REDIS_REPLY_INTEGER)
+                pending = v->integer;
+            else if (strcmp(f->str, "lag") == 0 && v->type == REDIS_REPLY_INTEGER)
+                lag = v->integer;
+        }
+        if (ours) {
+            e->group_lag[si] = lag;
+            e->group_pending[si] = pending;
+        }
+    }
+}
+
+static void poll_xinfo(rk_engine *e)
+{
+    unsigned si;
+    for (si = 0; si < RK_STREAM_COUNT; si++) {
+        const char *argv[3] = {"XINFO", "GROUPS", e->st[si].key};
+        struct rk_host *pd = malloc(sizeof(*pd));
+        if (pd == NULL)
+            return;
+        pd->eng = e;
+        pd->idx = si;
+        if (rk__redis_cmd(e->wr, on_xinfo, pd, 0, 3, argv, NULL) != 0) {
+            free(pd);
+            return;
+        }
+    }
+}
+
 static void on_housekeeping(uv_timer_t *t)
 {
     rk_engine *e = t->data;
@@ -1409,9 +1546,12 @@ static void on_housekeeping(uv_timer_t *t)
     }
     if (e->careful_pause && e->state == E_IDLE && !e->ckpt_inflight && e->acks_inflight == 0)
         checkpoint(e);              /* a failed careful checkpoint: again */
-    else if (e->dirty && now - e->last_ckpt >= e->cfg->state_interval &&
-        (e->state == E_IDLE || e->state == E_READING))
+    else if (checkpoint_due(e) && (e->state == E_IDLE || e->state == E_READING))
         checkpoint(e);
+    if (now >= e->next_xinfo && rk__redis_ready(e->wr)) {
+        e->next_xinfo = now + 5000;
+        poll_xinfo(e);
+    }
     if (e->state == E_IDLE && e->read_retry_at > 0 && now >= e->read_retry_at) {
         e->read_retry_at = 0;
         schedule_read(e);
@@ -1427,7 +1567,7 @@ static void on_housekeeping(uv_timer_t *t)
         now - e->last_input_wall >= e->cfg->clock_idle) {
         if (rk__clock_advance(&e->clock, rk__wall_ms())) {
             fire_timers(e);
-            housekeep_state(e);
+            housekeep_state(e, false);
             rk__outbox_kick(e->ob);
         }
     }
@@ -1472,6 +1612,9 @@ rk_engine *rk__engine_new(uv_loop_t *loop, rk_config *cfg, char *err, size_t err
     }
     e->loop = loop;
     init_api(&e->api);
+    rk_map_init(&e->alert_counts);
+    for (si = 0; si < RK_STREAM_COUNT; si++)
+        e->group_lag[si] = e->group_pending[si] = -1;
     rk__clock_init(&e->clock);
     rk__tasks_init(&e->tasks);
     if (rk__registry_load(&e->reg, cfg, &e->api, e, err, errlen) != 0)
@@ -1549,6 +1692,30 @@ int rk__engine_reload(rk_engine *e, rk_config *cfg, char *err, size_t errlen)
     return 0;
 }
 
+void rk__engine_reject_config(rk_engine *e, const char *path, const char *error)
+{
+    rk_alert a;
+    char summary[RK_ERRLEN + 128], id[33];
+    char *json;
+
+    memset(&a, 0, sizeof(a));
+    a.rule = "config_rejected";
+    a.severity = RK_SEV_WARNING;
+    a.ts = rk__wall_ms();       /* no input entry: the attempt's time */
+    a.value = 1;
+    a.threshold = 0;
+    snprintf(summary, sizeof(summary), "Reloading %s was refused and the running "
+             "configuration stays: %s", path, error);
+    a.summary = summary;
+    rk__alert_id("riskd", &a, id);
+    json = rk__alert_json(id, "riskd", &a, a.severity, e->stream_keys, e->cfg->tz_offset_s,
+                          a.ts);
+    if (json == NULL || rk__outbox_alert(e->ob, id, "riskd", json) != 0)
+        rk__log(RK_LOG_ERR, "out of memory queueing the config_rejected alert");
+    free(json);
+    count_alert(e, "riskd", "config_rejected", RK_SEV_WARNING);
+}
+
 static void finish_stop(rk_engine *e)
 {
     void (*cb)(void *) = e->stop_cb;
@@ -1613,11 +1780,13 @@ void rk__engine_free(rk_engine *e)
     for (si = 0; si < RK_STREAM_COUNT; si++) {
         clear_buffer(&e->st[si]);
         free(e->st[si].buf);
+        free(e->st[si].arena);
         free(e->st[si].acks);
         rk__event_mem_free(&e->st[si].mem);
     }
     rk__tasks_free(&e->tasks);
     rk__clock_free(&e->clock);
+    rk_map_clear(&e->alert_counts, free);
     rk__config_free(e->cfg);
     e->cfg = NULL;
     free(e->suspect_key);
@@ -1698,6 +1867,28 @@ void rk__engine_render_metrics(rk_engine *e, rk_buf *b)
     putf(b, "# HELP riskd_alerts_emitted_total Alerts emitted by detectors (before de-duplication).\n"
             "# TYPE riskd_alerts_emitted_total counter\nriskd_alerts_emitted_total %llu\n",
          (unsigned long long)e->stats.alerts_emitted);
+    putf(b, "# HELP riskd_alerts_total Alerts emitted, by detector, rule and severity.\n"
+            "# TYPE riskd_alerts_total counter\n");
+    {
+        size_t bk;
+        rk_map_entry *it;
+        for (it = rk_map_first(&e->alert_counts, &bk); it;
+             it = rk_map_next(&e->alert_counts, &bk, it)) {
+            char det[128], rule[128], sev[16];
+            if (sscanf(it->key, "%127s %127s %15s", det, rule, sev) == 3)
+                putf(b, "riskd_alerts_total{detector=\"%s\",rule=\"%s\",severity=\"%s\"} %llu\n",
+                     det, rule, sev, (unsigned long long)*(uint64_t *)it->value);
+        }
+    }
+    putf(b, "# HELP riskd_group_lag Entries of the stream not yet delivered to the group "
+            "(XINFO GROUPS lag; -1 unknown).\n# TYPE riskd_group_lag gauge\n");
+    for (si = 0; si < RK_STREAM_COUNT; si++)
+        putf(b, "riskd_group_lag{stream=\"%s\"} %lld\n", e->st[si].key, e->group_lag[si]);
+    putf(b, "# HELP riskd_group_pending Entries delivered but not acknowledged "
+            "(XINFO GROUPS pending; -1 unknown).\n# TYPE riskd_group_pending gauge\n");
+    for (si = 0; si < RK_STREAM_COUNT; si++)
+        putf(b, "riskd_group_pending{stream=\"%s\"} %lld\n", e->st[si].key,
+             e->group_pending[si]);
     putf(b, "# HELP riskd_alerts_written_total Alerts written to the alert stream and channel.\n"
             "# TYPE riskd_alerts_written_total counter\nriskd_alerts_written_total %llu\n",
          (unsigned long long)os->written);

@@ -366,9 +366,12 @@ void rk__tasks_init(rk_tasks *t);
 void rk__tasks_free(rk_tasks *t);
 /* Record a filing (the first filing of a task wins). 0 or -1 (OOM). */
 int rk__tasks_add(rk_tasks *t, const rk_event *filed, int64_t retention);
-const rk__task *rk__tasks_get(const rk_tasks *t, const char *task_id);
+/* The filing of task_id, or NULL when unknown or expired before `now`
+ * (expired filings count as gone whether or not rk__tasks_expire has
+ * dropped them yet, so results never depend on when expiry runs). */
+const rk__task *rk__tasks_get(const rk_tasks *t, const char *task_id, int64_t now);
 /* Fill unit_id / officers / filing_* of ev from its task's filing. */
-void rk__tasks_enrich(const rk_tasks *t, rk_event *ev);
+void rk__tasks_enrich(const rk_tasks *t, rk_event *ev, int64_t now);
 /* Drop filings that expired before `now`. */
 void rk__tasks_expire(rk_tasks *t, int64_t now);
 void rk__tasks_snapshot(const rk_tasks *t, rk_buf *out);
@@ -408,6 +411,9 @@ int rk__engine_reload(rk_engine *e, rk_config *cfg, char *err, size_t errlen);
 /* Stop cleanly: finish the batch in hand, write its alerts, acknowledge,
  * close connections; then call done(ud). */
 void rk__engine_stop(rk_engine *e, void (*done)(void *ud), void *ud);
+/* Publish an alert of detector "riskd", rule "config_rejected" (warning),
+ * saying that reloading `path` failed with `error`. */
+void rk__engine_reject_config(rk_engine *e, const char *path, const char *error);
 void rk__engine_free(rk_engine *e);
 /* 1 when both connections are up and the engine is consuming. */
 int rk__engine_healthy(const rk_engine *e);

@@ -87,8 +87,10 @@ static void on_signal(uv_signal_t *h, int signum)
         rk__notify("RELOADING=1\nSTATUS=reloading");
         if (rk__config_load(a->config_path, &cfg, err, sizeof(err)) != 0) {
             rk__log(RK_LOG_ERR, "reload refused, keeping the running configuration: %s", err);
+            rk__engine_reject_config(a->engine, a->config_path, err);
         } else if (rk__engine_reload(a->engine, cfg, err, sizeof(err)) != 0) {
             rk__log(RK_LOG_ERR, "reload refused, keeping the running configuration: %s", err);
+            rk__engine_reject_config(a->engine, a->config_path, err);
             rk__config_free(cfg);
         } else {
             rk__log(RK_LOG_NOTICE, "configuration reloaded from %s", a->config_path);

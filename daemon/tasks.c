@@ -94,8 +94,17 @@ int rk__tasks_add(rk_tasks *t, const rk_event *ev, int64_t retention)
 {
     rk__task *k;
 
-    if (ev->task_id == NULL || rk_map_get(&t->map, ev->task_id) != NULL)
+    if (ev->task_id == NULL)
         return 0;
+    k = rk_map_get(&t->map, ev->task_id);
+    if (k != NULL) {
+        if (k->expires >= ev->ts)
+            return 0;               /* first filing wins while it lives */
+        /* An expired filing not dropped yet: the new one replaces it. */
+        rk__tasks_expire(t, ev->ts);
+        if (rk_map_get(&t->map, ev->task_id) != NULL)
+            return 0;               /* held back in the FIFO: keep the old */
+    }
     k = task_new(ev->task_id, ev->unit_id, ev->enterprise_id, ev->officers,
                  ev->n_officers);
     if (k == NULL)
@@ -111,18 +120,19 @@ int rk__tasks_add(rk_tasks *t, const rk_event *ev, int64_t retention)
     return 0;
 }
 
-const rk__task *rk__tasks_get(const rk_tasks *t, const char *task_id)
+const rk__task *rk__tasks_get(const rk_tasks *t, const char *task_id, int64_t now)
 {
-    return task_id ? rk_map_get(&t->map, task_id) : NULL;
+    const rk__task *k = task_id ? rk_map_get(&t->map, task_id) : NULL;
+    return k != NULL && k->expires >= now ? k : NULL;
 }
 
-void rk__tasks_enrich(const rk_tasks *t, rk_event *ev)
+void rk__tasks_enrich(const rk_tasks *t, rk_event *ev, int64_t now)
 {
     const rk__task *k;
 
     if (ev->type == RK_EV_INSPECTION_FILED)
         return;
-    k = rk__tasks_get(t, ev->task_id);
+    k = rk__tasks_get(t, ev->task_id, now);
     if (k == NULL)
         return;
     ev->flags |= RK_EVF_FILING_KNOWN;

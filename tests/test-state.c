@@ -226,9 +226,12 @@ static void test_reload(void **state)
         it_sleep_ms(20);
     must(f, it_log_contains(&f->riskd, "detectors.bad_rating.bad_score"), "refusal names the key");
     assert_true(it_riskd_alive(&f->riskd));
+    /* The refusal is also an alert of detector riskd, for the dashboards. */
+    must(f, it_wait_xlen(f->c, "alerts", 6, 10000), "config_rejected alert");
+    assert_int_equal(rule_count(f, "config_rejected"), 1);
     /* Old thresholds stay: a score of 1 is still bad, bad_score 2. */
     bad_rating(f);
-    must(f, it_wait_xlen(f->c, "alerts", 6, 10000), "still working after refused reload");
+    must(f, it_wait_xlen(f->c, "alerts", 7, 10000), "still working after refused reload");
     it_riskd_signal(&f->riskd, SIGTERM);
     assert_int_equal(it_riskd_wait(&f->riskd, 15000), 0);
 }
