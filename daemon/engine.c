@@ -128,6 +128,11 @@ struct rk_engine {
     uint64_t ckpt_started_hr;       /* hrtime when the checkpoint began */
     int64_t ckpt_cost_ms;           /* what the last checkpoint took */
     size_t ckpt_size;               /* bytes of the last checkpoint */
+    rk_silences *silences;
+    uint64_t silenced;
+    int64_t next_silences;
+    bool audit_pending;             /* config_applied not yet written */
+    char *audit_old;                /* the previous configuration (JSON) */
     char *suspect_key;              /* <state.key>:suspect */
     bool ckpt_inflight;
     bool dirty;                     /* state changed since the checkpoint */
@@ -253,6 +258,8 @@ static int host_emit(rk_host *h, const rk_alert *a)
     rk_severity sev = d->severity >= 0 ? (rk_severity)d->severity : a->severity;
     char id[33], key[1024];
     char *json;
+    int64_t now_wall;
+    bool silenced;
 
     if (a->rule == NULL)
         return -1;
@@ -277,9 +284,13 @@ static int host_emit(rk_host *h, const rk_alert *a)
         c->until = a->ts + a->cooldown;
     }
     rk__alert_id(d->name, a, id);
+    now_wall = rk__wall_ms();
+    silenced = rk__silences_match(e->silences, d->name, a, now_wall);
+    if (silenced)
+        e->silenced++;
     json = rk__alert_json(id, d->name, a, sev, e->stream_keys, e->cfg->tz_offset_s,
-                          rk__wall_ms());
-    if (json == NULL || rk__outbox_alert(e->ob, id, d->name, json) != 0) {
+                          now_wall, silenced);
+    if (json == NULL || rk__outbox_alert(e->ob, id, d->name, json, !silenced) != 0) {
         free(json);
         rk__log(RK_LOG_ERR, "out of memory queueing an alert of %s", d->name);
         return -1;
@@ -1476,6 +1487,77 @@ static void on_wr_state(rk_redis *r, int up, void *ud)
  * Housekeeping timer: wall-clock advance, retries, stop deadline
  * =================================================================== */
 
+/* HGETALL riskd:silences: the values are the silences. */
+static void on_silences(rk_redis *r, redisReply *reply, void *pd)
+{
+    rk_engine *e = pd;
+    const char **vals;
+    size_t *lens, i, n = 0;
+    (void)r;
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || e->silences == NULL)
+        return;
+    vals = calloc(reply->elements / 2 + 1, sizeof(*vals));
+    lens = calloc(reply->elements / 2 + 1, sizeof(*lens));
+    if (vals != NULL && lens != NULL) {
+        for (i = 1; i < reply->elements; i += 2) {
+            if (reply->element[i]->type != REDIS_REPLY_STRING)
+                continue;
+            vals[n] = reply->element[i]->str;
+            lens[n++] = reply->element[i]->len;
+        }
+        rk__silences_load(e->silences, vals, lens, n);
+    }
+    free(vals);
+    free(lens);
+}
+
+/* The configuration without secrets, as compact JSON (caller frees). */
+static char *config_for_audit(const rk_config *cfg)
+{
+    json_t *copy = json_deep_copy(cfg->root), *redis;
+    char *out;
+    if (copy == NULL)
+        return NULL;
+    redis = json_object_get(copy, "redis");
+    if (json_is_object(redis) && json_object_get(redis, "password") != NULL &&
+        !json_is_null(json_object_get(redis, "password")))
+        json_object_set_new(redis, "password", json_string("(redacted)"));
+    out = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(copy);
+    return out;
+}
+
+/* XADD riskd:audit: who/what/when/old/new for the configuration applied
+ * at start or by a reload. Retried by the housekeeping timer until sent. */
+static void write_audit(rk_engine *e)
+{
+    char who[300], when[48];
+    char *cur = config_for_audit(e->cfg);
+    const char *argv[13];
+    if (cur == NULL)
+        return;
+    snprintf(who, sizeof(who), "riskd@%s", e->cfg->consumer);
+    rk__format_rfc3339(rk__wall_ms(), 0, when, sizeof(when));
+    argv[0] = "XADD"; argv[1] = RK_AUDIT_STREAM; argv[2] = "MAXLEN"; argv[3] = "~";
+    argv[4] = "100000"; argv[5] = "*";
+    argv[6] = "who"; argv[7] = who;
+    argv[8] = "what"; argv[9] = "config_applied";
+    {
+        const char *full[17];
+        memcpy(full, argv, 10 * sizeof(*argv));
+        full[10] = "when"; full[11] = when;
+        full[12] = "old"; full[13] = e->audit_old ? e->audit_old : "null";
+        full[14] = "new"; full[15] = cur;
+        if (rk__redis_cmd(e->wr, NULL, NULL, 0, 16, full, NULL) == 0) {
+            e->audit_pending = false;
+            free(e->audit_old);
+            e->audit_old = cur;
+            return;
+        }
+    }
+    free(cur);
+}
+
 /* XINFO GROUPS <stream>: keep lag and pending of our group for metrics. */
 static void on_xinfo(rk_redis *r, redisReply *reply, void *pd)
 {
@@ -1527,6 +1609,8 @@ static void poll_xinfo(rk_engine *e)
     }
 }
 
+static void write_audit(rk_engine *e);
+
 static void on_housekeeping(uv_timer_t *t)
 {
     rk_engine *e = t->data;
@@ -1548,6 +1632,13 @@ static void on_housekeeping(uv_timer_t *t)
         checkpoint(e);              /* a failed careful checkpoint: again */
     else if (checkpoint_due(e) && (e->state == E_IDLE || e->state == E_READING))
         checkpoint(e);
+    if (now >= e->next_silences && rk__redis_ready(e->wr)) {
+        const char *argv[2] = {"HGETALL", RK_SILENCES_KEY};
+        e->next_silences = now + 1000;
+        rk__redis_cmd(e->wr, on_silences, e, 0, 2, argv, NULL);
+    }
+    if (e->audit_pending && rk__redis_ready(e->wr))
+        write_audit(e);
     if (now >= e->next_xinfo && rk__redis_ready(e->wr)) {
         e->next_xinfo = now + 5000;
         poll_xinfo(e);
@@ -1613,6 +1704,8 @@ rk_engine *rk__engine_new(uv_loop_t *loop, rk_config *cfg, char *err, size_t err
     e->loop = loop;
     init_api(&e->api);
     rk_map_init(&e->alert_counts);
+    e->silences = rk__silences_new();
+    e->audit_pending = true;
     for (si = 0; si < RK_STREAM_COUNT; si++)
         e->group_lag[si] = e->group_pending[si] = -1;
     rk__clock_init(&e->clock);
@@ -1628,6 +1721,7 @@ rk_engine *rk__engine_new(uv_loop_t *loop, rk_config *cfg, char *err, size_t err
     if (e->suspect_key != NULL)
         sprintf(e->suspect_key, "%s:suspect", cfg->state_key);
     e->last_input_wall = (int64_t)uv_now(loop);
+    e->last_ckpt = (int64_t)uv_now(loop);  /* the first one after an interval */
     uv_timer_init(loop, &e->housekeeping);
     e->housekeeping.data = e;
     uv_timer_start(&e->housekeeping, on_housekeeping, HOUSEKEEPING_MS, HOUSEKEEPING_MS);
@@ -1672,6 +1766,8 @@ int rk__engine_reload(rk_engine *e, rk_config *cfg, char *err, size_t errlen)
             rk__log(RK_LOG_WARNING, "reload: streams.* changes take effect at restart");
     if (rk__registry_reload(&e->reg, cfg, &e->api, e, on_det_removed, err, errlen) != 0)
         return -1;
+    if (e->audit_pending && rk__redis_ready(e->wr))
+        write_audit(e);             /* the previous one first, in order */
     /* Keep what needs a restart; everything else comes from the new file. */
     {
 #define KEEP(f) do { void *t_ = (void *)cfg->f; cfg->f = old->f; old->f = t_; } while (0)
@@ -1689,6 +1785,7 @@ int rk__engine_reload(rk_engine *e, rk_config *cfg, char *err, size_t errlen)
     }
     rk__outbox_configure(e->ob, cfg);
     rk__config_free(old);
+    e->audit_pending = true;        /* config_applied, old -> new */
     return 0;
 }
 
@@ -1709,8 +1806,8 @@ void rk__engine_reject_config(rk_engine *e, const char *path, const char *error)
     a.summary = summary;
     rk__alert_id("riskd", &a, id);
     json = rk__alert_json(id, "riskd", &a, a.severity, e->stream_keys, e->cfg->tz_offset_s,
-                          a.ts);
-    if (json == NULL || rk__outbox_alert(e->ob, id, "riskd", json) != 0)
+                          a.ts, false);
+    if (json == NULL || rk__outbox_alert(e->ob, id, "riskd", json, true) != 0)
         rk__log(RK_LOG_ERR, "out of memory queueing the config_rejected alert");
     free(json);
     count_alert(e, "riskd", "config_rejected", RK_SEV_WARNING);
@@ -1787,6 +1884,8 @@ void rk__engine_free(rk_engine *e)
     rk__tasks_free(&e->tasks);
     rk__clock_free(&e->clock);
     rk_map_clear(&e->alert_counts, free);
+    rk__silences_free(e->silences);
+    free(e->audit_old);
     rk__config_free(e->cfg);
     e->cfg = NULL;
     free(e->suspect_key);
@@ -1895,6 +1994,12 @@ void rk__engine_render_metrics(rk_engine *e, rk_buf *b)
     putf(b, "# HELP riskd_alerts_duplicate_total Alerts dropped because their id was already written.\n"
             "# TYPE riskd_alerts_duplicate_total counter\nriskd_alerts_duplicate_total %llu\n",
          (unsigned long long)os->duplicates);
+    putf(b, "# HELP riskd_alerts_silenced_total Alerts matched by an operator's silence "
+            "(written with \"silenced\": true, not published).\n"
+            "# TYPE riskd_alerts_silenced_total counter\nriskd_alerts_silenced_total %llu\n"
+            "# HELP riskd_silences Silences known (active or not).\n"
+            "# TYPE riskd_silences gauge\nriskd_silences %zu\n",
+         (unsigned long long)e->silenced, rk__silences_count(e->silences));
     putf(b, "# HELP riskd_alerts_held_back_total Alerts silenced by a cooldown.\n"
             "# TYPE riskd_alerts_held_back_total counter\nriskd_alerts_held_back_total %llu\n",
          (unsigned long long)e->stats.held_back);

@@ -258,7 +258,7 @@ void rk__alert_id(const char *detector, const rk_alert *a, char out[33]);
  * evidence; tz_offset_s is clock.timezone. */
 char *rk__alert_json(const char *id, const char *detector, const rk_alert *a,
                      rk_severity severity, const char *const *stream_keys,
-                     int tz_offset_s, int64_t emitted_at);
+                     int tz_offset_s, int64_t emitted_at, bool silenced);
 
 typedef struct rk_outbox rk_outbox;
 typedef struct rk_outbox_stats {
@@ -275,9 +275,10 @@ rk_outbox *rk__outbox_new(struct uv_loop_s *loop, rk_redis *wr, const rk_config 
                           void (*on_drained)(void *ud), void *ud);
 void rk__outbox_free(rk_outbox *o);
 void rk__outbox_configure(rk_outbox *o, const rk_config *cfg);
-/* Queue an alert (all strings copied). 0 or -1. */
+/* Queue an alert (all strings copied); publish 0 writes it to the stream
+ * only (a silenced alert). 0 or -1. */
 int rk__outbox_alert(rk_outbox *o, const char *id, const char *detector,
-                     const char *json);
+                     const char *json, bool publish);
 /* Queue a dead letter for entry `entry_id` of `stream`. 0 or -1. */
 int rk__outbox_dead(rk_outbox *o, const char *stream, const char *entry_id,
                     const char *error, const char *data, size_t datalen);
@@ -376,6 +377,25 @@ void rk__tasks_enrich(const rk_tasks *t, rk_event *ev, int64_t now);
 void rk__tasks_expire(rk_tasks *t, int64_t now);
 void rk__tasks_snapshot(const rk_tasks *t, rk_buf *out);
 int rk__tasks_restore(rk_tasks *t, const void *data, size_t len);
+
+/* ===================================================================
+ * silence.c - operators' silences (riskd:silences), matched at emit
+ * =================================================================== */
+
+#define RK_SILENCES_KEY "riskd:silences"
+#define RK_AUDIT_STREAM "riskd:audit"
+
+typedef struct rk_silences rk_silences;
+rk_silences *rk__silences_new(void);
+void rk__silences_free(rk_silences *s);
+/* Replace the set from an HGETALL reply's values (JSON objects, see the
+ * README); malformed ones are skipped and counted. Returns how many. */
+size_t rk__silences_load(rk_silences *s, const char *const *values,
+                         const size_t *lens, size_t n);
+/* Does an active silence (now_wall < until) cover this alert? */
+bool rk__silences_match(const rk_silences *s, const char *detector,
+                        const rk_alert *a, int64_t now_wall);
+size_t rk__silences_count(const rk_silences *s);
 
 /* ===================================================================
  * engine.c - read, apply, emit, acknowledge

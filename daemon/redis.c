@@ -430,6 +430,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     r->last_reply = (int64_t)uv_now(r->loop);
     if (pc->cb)
         pc->cb(r, reply, pc->privdata);
+    else if (reply != NULL && ((redisReply *)reply)->type == REDIS_REPLY_ERROR)
+        rlog(r, RK_LOG_ERR, "command failed: %s", ((redisReply *)reply)->str);
     free(pc);
 }
 
