@@ -49,8 +49,10 @@
 #define LEAST_PRIV_ACL \
     "riskd on >PASSWORD resetkeys ~enforce:scan ~enforce:case ~alerts " \
     "~riskd:alert:* ~riskd:deadseen:* ~riskd:dead ~riskd:state ~riskd:state:suspect " \
+    "~riskd:audit %R~riskd:silences " \
     "resetchannels &alerts:* -@all +select +xgroup|create +xreadgroup +xautoclaim " \
-    "+xpending +xack +get +set +del +hget +hset +script|load +evalsha +xadd +publish"
+    "+xpending +xack +xinfo|groups +get +set +del +hget +hset +hgetall +script|load " \
+    "+evalsha +xadd +publish"
 
 #define MAX_MSGS 4096
 
@@ -719,17 +721,14 @@ static void test_least_privilege_acl(void **state)
     assert_true(acl_log_len(f->c, false) > 0);
 }
 
-/* KNOWN BUG (daemon/sink.c, publish_once_lua), skipped unless
- * RISKD_TEST_KNOWN_BUGS=1: an ACL gap met inside the publish script loses
- * the alert. The script does SET NX of the dedupe key first; when the user
- * may not XADD (or PUBLISH to the channel) the script fails after that SET,
- * which a Lua error does not undo, so the retry finds the id "already
- * written", counts a duplicate and the entry is acknowledged: the alert is
- * in neither the stream nor the channel (for PUBLISH: not on the channel).
- * Expected: nothing is taken as written while the user lacks a right; once
- * the ACL is fixed the retried alert lands exactly once. Fix: check the
- * rights before the SET (redis.acl_check_cmd, Redis >= 7.0), see the
- * report / README. */
+/* An ACL gap met inside the publish script must not lose the alert. The
+ * script used to SET NX the dedupe key first; when the user may not XADD
+ * (or PUBLISH to the channel) the script failed after that SET, which a Lua
+ * error does not undo, so the retry found the id "already written" and the
+ * alert was in neither the stream nor the channel. The script now checks the
+ * rights first (redis.acl_check_cmd): nothing is taken as written while the
+ * user lacks a right, and once the ACL is fixed the retried alert lands
+ * exactly once. */
 static void test_acl_gap_does_not_lose_alerts(void **state)
 {
     fixture *f = *state;
@@ -738,10 +737,6 @@ static void test_acl_gap_does_not_lose_alerts(void **state)
     void *rep = NULL;
     const char *cfg = "{\"redis\":{\"username\":\"riskd\",\"password\":\"" ACL_PASSWORD "\","
                       "\"db\":3},\"state\":{\"interval\":\"200ms\"}}";
-    const char *v = getenv("RISKD_TEST_KNOWN_BUGS");
-
-    if (v == NULL || strcmp(v, "1") != 0)
-        skip();
     acl_setuser(f->c, LEAST_PRIV_ACL);
     acl_setuser(f->c, "riskd -xadd -publish");
     freeReplyObject(it_cmd(f->c, "SELECT 3"));
