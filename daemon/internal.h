@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
@@ -421,6 +422,27 @@ typedef struct rk_engine_stats {
  * connecting. Returns NULL with err on a detector/plugin error. */
 rk_engine *rk__engine_new(struct uv_loop_s *loop, rk_config *cfg,
                           char *err, size_t errlen);
+
+/* Replay (riskd --replay): the same engine reading both streams with XREAD
+ * from explicit positions - no consumer group, no checkpoint, nothing
+ * written to Redis - on event time only (clock.wall_advance is ignored).
+ * Each alert is written to `out` as one JSON line (when out != NULL) and
+ * collected; done(ud) is called once both streams are read to the end (or
+ * past `to`). from/to: entry ids ("0" = the beginning, NULL = the end). */
+typedef struct rk_replay_opts {
+    const char *from;               /* first entry id read, inclusive */
+    const char *to;                 /* last entry id read, inclusive */
+    FILE *out;
+    void (*done)(void *ud);
+    void *ud;
+} rk_replay_opts;
+rk_engine *rk__engine_new_replay(struct uv_loop_s *loop, rk_config *cfg,
+                                 const rk_replay_opts *ro, char *err, size_t errlen);
+/* The alerts a replay raised: an object id -> {detector, rule, severity,
+ * subject, ts} (borrowed). */
+json_t *rk__engine_replay_alerts(const rk_engine *e);
+/* Print the per detector/rule/severity table (count, distinct subjects). */
+void rk__engine_replay_summary(const rk_engine *e, FILE *f);
 /* Called once when the engine first consumes (groups ready, first read
  * sent) - systemd READY=1. */
 void rk__engine_on_ready(rk_engine *e, void (*cb)(void *ud), void *ud);

@@ -410,7 +410,11 @@ void rk__outbox_free(rk_outbox *o)
 
 void rk__outbox_configure(rk_outbox *o, const rk_config *cfg)
 {
-    char *s = strdup(cfg->alerts_stream), *p = strdup(cfg->channel_prefix);
+    char *s, *p;
+    if (o == NULL)
+        return;
+    s = strdup(cfg->alerts_stream);
+    p = strdup(cfg->channel_prefix);
     if (s == NULL || p == NULL) {
         free(s);
         free(p);
@@ -511,17 +515,19 @@ int rk__outbox_dead(rk_outbox *o, const char *stream, const char *entry_id,
 
 void rk__outbox_kick(rk_outbox *o)
 {
-    ob_send(o);
+    if (o != NULL)
+        ob_send(o);
 }
 
 size_t rk__outbox_pending(const rk_outbox *o)
 {
-    return o->n - o->done;
+    return o ? o->n - o->done : 0;
 }
 
 const rk_outbox_stats *rk__outbox_stats(const rk_outbox *o)
 {
-    return &o->stats;
+    static const rk_outbox_stats none;
+    return o ? &o->stats : &none;
 }
 
 void rk__outbox_writer_down(rk_outbox *o)
