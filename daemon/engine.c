@@ -313,24 +313,24 @@ static int host_emit(rk_host *h, const rk_alert *a)
         }
         c->until = a->ts + a->cooldown;
     }
-    rk__alert_id(d->name, a, id);
+    rk__alert_id(d->alert_name, a, id);
     now_wall = rk__wall_ms();
     if (e->replay)
-        return replay_emit(e, id, d->name, a, sev, now_wall);
-    silenced = rk__silences_match(e->silences, d->name, a, now_wall);
+        return replay_emit(e, id, d->alert_name, a, sev, now_wall);
+    silenced = rk__silences_match(e->silences, d->alert_name, a, now_wall);
     if (silenced)
         e->silenced++;
-    json = rk__alert_json(id, d->name, a, sev, e->stream_keys, e->cfg->tz_offset_s,
+    json = rk__alert_json(id, d->alert_name, a, sev, e->stream_keys, e->cfg->tz_offset_s,
                           now_wall, silenced);
-    if (json == NULL || rk__outbox_alert(e->ob, id, d->name, json, !silenced) != 0) {
+    if (json == NULL || rk__outbox_alert(e->ob, id, d->alert_name, json, !silenced) != 0) {
         free(json);
-        rk__log(RK_LOG_ERR, "out of memory queueing an alert of %s", d->name);
+        rk__log(RK_LOG_ERR, "out of memory queueing an alert of %s", d->alert_name);
         return -1;
     }
     free(json);
     e->stats.alerts_emitted++;
-    count_alert(e, d->name, a->rule, sev);
-    rk__log(RK_LOG_DEBUG, "alert %s %s/%s", id, d->name, a->rule);
+    count_alert(e, d->alert_name, a->rule, sev);
+    rk__log(RK_LOG_DEBUG, "alert %s %s/%s", id, d->alert_name, a->rule);
     return 1;
 }
 
@@ -453,6 +453,48 @@ static int ack_push(stream_state *s, const char *id)
     return 0;
 }
 
+/* Does the event carry every field of an override's match? officer_id
+ * matches any officer named on the event. */
+static bool event_matches(const rk_event *ev, const json_t *match)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(rk_kit_unconst(match), k, v) {
+        const char *want = json_string_value(v), *have = NULL;
+        if (strcmp(k, "officer_id") == 0) {
+            size_t i;
+            bool found = false;
+            for (i = 0; i < ev->n_officers && !found; i++)
+                found = strcmp(ev->officers[i], want) == 0;
+            if (!found)
+                return false;
+            continue;
+        }
+        if (strcmp(k, "unit_id") == 0) have = ev->unit_id;
+        else if (strcmp(k, "enterprise_id") == 0) have = ev->enterprise_id;
+        else if (strcmp(k, "task_id") == 0) have = ev->task_id;
+        else if (strcmp(k, "case_id") == 0) have = ev->case_id;
+        else if (strcmp(k, "region") == 0) have = ev->region;
+        if (have == NULL || strcmp(have, want) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* The instance of base detector d that gets this event: its first override
+ * whose match the event carries, else d itself. */
+static rk__det *route(rk_engine *e, rk__det *d, const rk_event *ev)
+{
+    size_t i;
+    for (i = d->host.idx + 1; i < e->reg.n; i++) {
+        rk__det *o = e->reg.dets[i];
+        if (o->match != NULL && o->base == d->host.idx && o->self != NULL &&
+            event_matches(ev, o->match))
+            return o;
+    }
+    return d;
+}
+
 /* Parse the head entry of stream si if not done yet; returns its sort key
  * (INT64_MIN for entries without a usable ts, so they go first). */
 static int64_t head_key(rk_engine *e, unsigned si)
@@ -543,6 +585,9 @@ static void apply_head(rk_engine *e, unsigned si)
     if (ev->type != RK_EV_CLOCK_TICK) {
         for (i = 0; i < e->reg.n; i++) {
             rk__det *d = e->reg.dets[i];
+            if (d->match != NULL)
+                continue;           /* overrides get events through route() */
+            d = route(e, d, ev);
             if (d->self == NULL)
                 continue;
             if (d->ops->on_event(d->self, ev) < 0) {

@@ -303,7 +303,10 @@ struct rk_host {
 };
 
 typedef struct rk__det {
-    char *name;
+    char *name;                     /* instance: "<detector>" or "<detector>#<i>" */
+    char *alert_name;               /* the detector's name, used in alerts */
+    json_t *match;                  /* an override's match (routing), or NULL */
+    uint32_t base;                  /* index of the base instance */
     const rk_detector_ops *ops;     /* NULL once a plugin was removed */
     void *dl;                       /* dlopen handle; NULL for built-ins */
     char *path;                     /* plugin path; NULL for built-ins */

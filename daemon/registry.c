@@ -42,6 +42,9 @@ typedef struct plan_item {
     int enabled;
     int severity;
     json_t *cfg;                    /* owned */
+    char name[96];                  /* instance: "<detector>" or "<detector>#<i>" */
+    json_t *match;                  /* owned; an override's match, else NULL */
+    int override;                   /* index in overrides, or -1 */
 } plan_item;
 
 typedef struct plan {
@@ -54,6 +57,7 @@ static void plan_free(plan *p, int close_dl)
     size_t i;
     for (i = 0; i < p->n; i++) {
         json_decref(p->items[i].cfg);
+        json_decref(p->items[i].match);
         if (close_dl && p->items[i].dl)
             dlclose(p->items[i].dl);
     }
@@ -76,7 +80,7 @@ static const plan_item *plan_find(const plan *p, const char *name)
 {
     size_t i;
     for (i = 0; i < p->n; i++)
-        if (strcmp(p->items[i].ops->name, name) == 0)
+        if (strcmp(p->items[i].name, name) == 0)
             return &p->items[i];
     return NULL;
 }
@@ -136,6 +140,111 @@ fail_dlclose:
     return NULL;
 }
 
+static const char *const subject_fields[] = {
+    "unit_id", "officer_id", "enterprise_id", "task_id", "case_id", "region", NULL
+};
+
+/* Per-key overrides: detectors.<name>.overrides is a list of
+ * {"match": {subject field: value, ...}, "set": {threshold keys}}. Each
+ * becomes an instance of its own, "<name>#<i>", created from the base
+ * config with "set" merged over it (the detector validates it like any
+ * config), that receives the events matching "match" instead of the base
+ * instance (engine.c routes them; the first matching override wins). Takes
+ * "overrides" out of every base item's cfg; appends the override items. */
+static int plan_overrides(plan *p, char *err, size_t errlen)
+{
+    size_t i, n0 = p->n, k;
+    for (i = 0; i < n0; i++) {
+        json_t *ov = json_incref(json_object_get(p->items[i].cfg, "overrides")), *o;
+        size_t total;
+        if (ov == NULL)
+            continue;
+        json_object_del(p->items[i].cfg, "overrides");
+        if (!json_is_array(ov)) {
+            rk_kit_errf(err, errlen, "detectors.%s.overrides: expected an array of "
+                        "{\"match\": {...}, \"set\": {...}}", p->items[i].name);
+            json_decref(ov);
+            return -1;
+        }
+        total = p->n + json_array_size(ov);
+        {
+            plan_item *grown = realloc(p->items, (total ? total : 1) * sizeof(*grown));
+            if (grown == NULL) {
+                json_decref(ov);
+                rk_kit_errf(err, errlen, "out of memory");
+                return -1;
+            }
+            p->items = grown;
+        }
+        json_array_foreach(ov, k, o) {
+            static const char *const keys[] = {"match", "set", NULL};
+            plan_item *base = &p->items[i], *it = &p->items[p->n];
+            json_t *match = json_object_get(o, "match"), *set = json_object_get(o, "set"), *v;
+            const char *mk;
+            char prefix[160];
+
+            snprintf(prefix, sizeof(prefix), "detectors.%s.overrides[%zu].", base->name, k);
+            if (!json_is_object(o)) {
+                rk_kit_errf(err, errlen, "detectors.%s.overrides[%zu]: expected an object",
+                            base->name, k);
+                goto fail;
+            }
+            if (rk_kit_cfg_known_keys(o, prefix, keys, err, errlen) != 0)
+                goto fail;
+            if (!json_is_object(match) || json_object_size(match) == 0) {
+                rk_kit_errf(err, errlen, "%smatch: expected an object of subject fields", prefix);
+                goto fail;
+            }
+            if (!json_is_object(set)) {
+                rk_kit_errf(err, errlen, "%sset: expected an object of thresholds", prefix);
+                goto fail;
+            }
+            json_object_foreach(match, mk, v) {
+                int f, known = 0;
+                for (f = 0; subject_fields[f]; f++)
+                    known |= strcmp(mk, subject_fields[f]) == 0;
+                if (!known) {
+                    rk_kit_errf(err, errlen, "%smatch.%s: not a subject field (expected one "
+                                "of unit_id, officer_id, enterprise_id, task_id, case_id, "
+                                "region)", prefix, mk);
+                    goto fail;
+                }
+                if (!json_is_string(v) || json_string_length(v) == 0) {
+                    rk_kit_errf(err, errlen, "%smatch.%s: expected a non-empty string", prefix, mk);
+                    goto fail;
+                }
+            }
+            if (json_object_get(set, "overrides") != NULL) {
+                rk_kit_errf(err, errlen, "%sset.overrides: overrides do not nest", prefix);
+                goto fail;
+            }
+            memset(it, 0, sizeof(*it));
+            it->ops = base->ops;
+            it->path = base->path;
+            it->enabled = base->enabled;
+            it->severity = base->severity;
+            it->override = (int)k;
+            snprintf(it->name, sizeof(it->name), "%.64s#%zu", base->ops->name, k);
+            it->cfg = json_deep_copy(base->cfg);
+            it->match = json_deep_copy(match);
+            if (it->cfg == NULL || it->match == NULL ||
+                json_object_update(it->cfg, set) != 0) {
+                json_decref(it->cfg);
+                json_decref(it->match);
+                rk_kit_errf(err, errlen, "out of memory");
+                goto fail;
+            }
+            p->n++;
+        }
+        json_decref(ov);
+        continue;
+fail:
+        json_decref(ov);
+        return -1;
+    }
+    return 0;
+}
+
 /* Turn cfg into a plan: every detector with its own config, plugins
  * loaded (or reused from reg, by path). Validates "enabled", "severity"
  * and unknown detector names; does not call create(). */
@@ -152,8 +261,12 @@ static int make_plan(const rk_config *cfg, const rk_registry *reg, plan *p,
         rk_kit_errf(err, errlen, "out of memory");
         return -1;
     }
-    for (i = 0; i < N_BUILTINS; i++)
-        p->items[p->n++].ops = builtins[i];
+    for (i = 0; i < N_BUILTINS; i++) {
+        p->items[p->n].ops = builtins[i];
+        p->items[p->n].override = -1;
+        snprintf(p->items[p->n].name, sizeof(p->items[p->n].name), "%s", builtins[i]->name);
+        p->n++;
+    }
     for (i = 0; i < cfg->n_plugins; i++) {
         plan_item *it = &p->items[p->n];
         size_t k;
@@ -181,6 +294,8 @@ static int make_plan(const rk_config *cfg, const rk_registry *reg, plan *p,
         it->ops = ops;
         it->dl = dl;
         it->path = cfg->plugins[i];
+        it->override = -1;
+        snprintf(it->name, sizeof(it->name), "%s", ops->name);
         p->n++;
     }
     json_object_foreach(cfg->detectors, key, v) {
@@ -213,6 +328,8 @@ static int make_plan(const rk_config *cfg, const rk_registry *reg, plan *p,
         json_object_del(it->cfg, "enabled");
         json_object_del(it->cfg, "severity");
     }
+    if (plan_overrides(p, err, errlen) != 0)
+        goto fail;
     return 0;
 
 fail:
@@ -247,8 +364,12 @@ static int validate_plan(const plan *p, char *err, size_t errlen)
         derr[0] = '\0';
         self = it->ops->create(&null_api, &dummy, it->cfg, derr, sizeof(derr));
         if (self == NULL) {
-            rk_kit_errf(err, errlen, "detectors.%s.%s", it->ops->name,
-                        derr[0] ? derr : "invalid configuration");
+            if (it->override >= 0)
+                rk_kit_errf(err, errlen, "detectors.%s.overrides[%d].set.%s", it->ops->name,
+                            it->override, derr[0] ? derr : "invalid configuration");
+            else
+                rk_kit_errf(err, errlen, "detectors.%s.%s", it->ops->name,
+                            derr[0] ? derr : "invalid configuration");
             return -1;
         }
         it->ops->destroy(self);
@@ -276,6 +397,14 @@ int rk__registry_find(const rk_registry *reg, const char *name)
     return -1;
 }
 
+/* An override instance names its base instance (same alert name, no
+ * match); a base instance names itself. */
+static void link_base(rk_registry *reg, rk__det *d)
+{
+    int b = d->match ? rk__registry_find(reg, d->alert_name) : (int)d->host.idx;
+    d->base = b >= 0 ? (uint32_t)b : d->host.idx;
+}
+
 static rk__det *det_append(rk_registry *reg, const plan_item *it, struct rk_engine *eng)
 {
     rk__det *d;
@@ -290,19 +419,23 @@ static rk__det *det_append(rk_registry *reg, const plan_item *it, struct rk_engi
     d = calloc(1, sizeof(*d));
     if (d == NULL)
         return NULL;
-    d->name = strdup(it->ops->name);
+    d->name = strdup(it->name);
+    d->alert_name = strdup(it->ops->name);
     d->path = it->path ? strdup(it->path) : NULL;
-    if (d->name == NULL || (it->path && d->path == NULL)) {
+    if (d->name == NULL || d->alert_name == NULL || (it->path && d->path == NULL)) {
         free(d->name);
+        free(d->alert_name);
         free(d->path);
         free(d);
         return NULL;
     }
     d->ops = it->ops;
     d->severity = -1;
+    d->match = json_incref(it->match);
     d->host.eng = eng;
     d->host.idx = (uint32_t)reg->n;
     reg->dets[reg->n++] = d;
+    link_base(reg, d);
     return d;
 }
 
@@ -314,8 +447,12 @@ static int det_create(rk__det *d, const plan_item *it, const rk_host_api *api,
     derr[0] = '\0';
     d->self = d->ops->create(api, (rk_host *)&d->host, it->cfg, derr, sizeof(derr));
     if (d->self == NULL) {
-        rk_kit_errf(err, errlen, "detectors.%s.%s", d->name,
-                    derr[0] ? derr : "invalid configuration");
+        if (it->override >= 0)
+            rk_kit_errf(err, errlen, "detectors.%s.overrides[%d].set.%s", d->alert_name,
+                        it->override, derr[0] ? derr : "invalid configuration");
+        else
+            rk_kit_errf(err, errlen, "detectors.%s.%s", d->name,
+                        derr[0] ? derr : "invalid configuration");
         return -1;
     }
     json_decref(d->cfg);
@@ -409,13 +546,18 @@ int rk__registry_reload(rk_registry *reg, const rk_config *cfg,
             }
         }
         d->severity = it->severity;
+        json_decref(d->match);
+        d->match = json_incref(it->match);
     }
-    /* Plugins new to this configuration. */
+    /* Plugins and overrides new to this configuration. */
     for (i = 0; i < p.n; i++) {
         plan_item *it = &p.items[i];
         rk__det *d;
-        if (it->dl == NULL)
+        int have = rk__registry_find(reg, it->name);
+        if (have >= 0 && reg->dets[have]->ops == it->ops)
             continue;               /* built-in or already loaded */
+        if (it->dl == NULL && it->override < 0)
+            continue;
         d = det_append(reg, it, eng);
         if (d == NULL) {
             rk__log(RK_LOG_ERR, "out of memory adding detector %s", it->ops->name);
@@ -425,8 +567,10 @@ int rk__registry_reload(rk_registry *reg, const rk_config *cfg,
         it->dl = NULL;
         if (it->enabled && det_create(d, it, api, err, errlen) != 0)
             rk__log(RK_LOG_ERR, "%s", err);
-        else
+        else if (d->path && it->override < 0)
             rk__log(RK_LOG_NOTICE, "detector %s loaded from %s", d->name, d->path);
+        else
+            rk__log(RK_LOG_NOTICE, "detector %s started", d->name);
     }
     plan_free(&p, 1);
     return 0;
@@ -442,7 +586,9 @@ void rk__registry_free(rk_registry *reg)
         json_decref(d->cfg);
         if (d->dl)
             dlclose(d->dl);
+        json_decref(d->match);
         free(d->name);
+        free(d->alert_name);
         free(d->path);
         free(d);
     }

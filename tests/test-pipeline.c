@@ -314,6 +314,18 @@ static void test_check_config(void **state)
     assert_int_equal(it_write_config(path, f->redis.port, "{\"detectors\":{\"nope\":{}}}"), 0);
     assert_int_equal(run_riskd_t(path, out, sizeof(out)), 1);
     assert_non_null(strstr(out, "detectors.nope"));
+    /* per-key overrides are validated like the rest, by key path */
+    assert_int_equal(it_write_config(path, f->redis.port, "{\"detectors\":{\"bad_rating\":"
+                     "{\"overrides\":[{\"match\":{\"unit_id\":\"U7\"},\"set\":{\"bad_score\":9}}]}}}"), 0);
+    assert_int_equal(run_riskd_t(path, out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "detectors.bad_rating.overrides[0].set.bad_score: expected an integer"));
+    assert_int_equal(it_write_config(path, f->redis.port, "{\"detectors\":{\"bad_rating\":"
+                     "{\"overrides\":[{\"match\":{\"colour\":\"red\"},\"set\":{}}]}}}"), 0);
+    assert_int_equal(run_riskd_t(path, out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "detectors.bad_rating.overrides[0].match.colour: not a subject field"));
+    assert_int_equal(it_write_config(path, f->redis.port, "{\"detectors\":{\"complaint_cluster\":"
+                     "{\"overrides\":[{\"match\":{\"region\":\"R1\"},\"set\":{\"cooldown\":\"1h\"}}]}}}"), 0);
+    assert_int_equal(run_riskd_t(path, out, sizeof(out)), 0);
     remove(path);
 }
 
