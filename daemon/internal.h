@@ -350,20 +350,21 @@ int rk__registry_find(const rk_registry *reg, const char *name);
  * =================================================================== */
 
 typedef struct rk__task {
-    char *unit_id;
-    char *enterprise_id;
-    char **officers;
-    size_t n_officers;
+    const char *unit_id;            /* interned (rk_tasks.strings) */
+    const char *enterprise_id;      /* interned */
     int64_t ts;                     /* when it was filed */
     int64_t planned_at;
     int64_t expires;                /* max(ts, planned_at) + retention */
     rk_entry_ref ref;
     struct rk__task *next;          /* expiry FIFO */
-    char task_id[];
+    const char *task_id;            /* the key of its entry in rk_tasks.map */
+    uint32_t n_officers;
+    const char *officers[];         /* interned */
 } rk__task;
 
 typedef struct rk_tasks {
     rk_map map;                     /* task_id -> rk__task */
+    rk_map strings;                 /* interned ids -> reference count */
     rk__task *head, *tail;          /* in filing order */
 } rk_tasks;
 

@@ -11,7 +11,12 @@
  * then not enriched. Filings are kept in a FIFO in filing order; expiry
  * walks from the head and stops at the first filing not yet expired, so a
  * filing with a far planned_at can hold back later ones for at most the
- * spread of planned_at, never forever. */
+ * spread of planned_at, never forever.
+ *
+ * Memory: a filing is one allocation (the record with its officers) plus
+ * its map entry, which holds the task id once. Unit, enterprise and
+ * officer ids repeat across filings, so they are interned: one copy each,
+ * reference-counted, whatever the number of filings naming them. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,18 +29,48 @@ void rk__tasks_init(rk_tasks *t)
 {
     memset(t, 0, sizeof(*t));
     rk_map_init(&t->map);
+    rk_map_init(&t->strings);
 }
 
-static void task_free(rk__task *k)
+/* Return the interned copy of s (taking a reference), or NULL when out of
+ * memory. NULL stays NULL. */
+static const char *intern(rk_tasks *t, const char *s, int *oom)
 {
-    size_t i;
+    rk_map_entry *e;
+    if (s == NULL)
+        return NULL;
+    e = rk_map_find(&t->strings, s);
+    if (e == NULL) {
+        e = rk_map_put(&t->strings, s, (void *)(uintptr_t)0, NULL);
+        if (e == NULL) {
+            *oom = 1;
+            return NULL;
+        }
+    }
+    e->value = (void *)((uintptr_t)e->value + 1);
+    return e->key;
+}
+
+static void release(rk_tasks *t, const char *s)
+{
+    rk_map_entry *e;
+    if (s == NULL || (e = rk_map_find(&t->strings, s)) == NULL)
+        return;
+    e->value = (void *)((uintptr_t)e->value - 1);
+    if ((uintptr_t)e->value == 0)
+        rk_map_del(&t->strings, s);
+}
+
+/* Drop a record's references; the caller removes it from the map. */
+static void task_free(rk_tasks *t, rk__task *k)
+{
+    uint32_t i;
     if (k == NULL)
         return;
-    free(k->unit_id);
-    free(k->enterprise_id);
+    release(t, k->unit_id);
+    release(t, k->enterprise_id);
     for (i = 0; i < k->n_officers; i++)
-        free(k->officers[i]);
-    free(k->officers);
+        release(t, k->officers[i]);
     free(k);
 }
 
@@ -44,50 +79,45 @@ void rk__tasks_free(rk_tasks *t)
     rk__task *k = t->head, *next;
     for (; k != NULL; k = next) {
         next = k->next;
-        task_free(k);
+        free(k);
     }
     rk_map_clear(&t->map, NULL);
+    rk_map_clear(&t->strings, NULL);
     rk__tasks_init(t);
 }
 
-static rk__task *task_new(const char *task_id, const char *unit_id,
+/* Create, register and queue a filing record. Returns it, or NULL when out
+ * of memory or the task id is already recorded (nothing is left behind). */
+static rk__task *task_add(rk_tasks *t, const char *task_id, const char *unit_id,
                           const char *enterprise_id, const char *const *officers,
                           size_t n_officers)
 {
-    size_t len = strlen(task_id), i;
-    rk__task *k = calloc(1, sizeof(*k) + len + 1);
+    rk__task *k;
+    rk_map_entry *e;
+    size_t i;
+    int oom = 0;
+
+    if (n_officers > UINT32_MAX || rk_map_get(&t->map, task_id) != NULL)
+        return NULL;
+    k = calloc(1, sizeof(*k) + n_officers * sizeof(k->officers[0]));
     if (k == NULL)
         return NULL;
-    memcpy(k->task_id, task_id, len + 1);
-    k->unit_id = unit_id ? strdup(unit_id) : NULL;
-    k->enterprise_id = enterprise_id ? strdup(enterprise_id) : NULL;
-    if ((unit_id && !k->unit_id) || (enterprise_id && !k->enterprise_id))
-        goto fail;
-    if (n_officers > 0) {
-        k->officers = calloc(n_officers, sizeof(char *));
-        if (k->officers == NULL)
-            goto fail;
-        for (i = 0; i < n_officers; i++) {
-            k->officers[i] = strdup(officers[i]);
-            if (k->officers[i] == NULL)
-                goto fail;
-            k->n_officers++;
-        }
+    k->unit_id = intern(t, unit_id, &oom);
+    k->enterprise_id = intern(t, enterprise_id, &oom);
+    for (i = 0; i < n_officers; i++) {
+        k->officers[i] = intern(t, officers[i], &oom);
+        k->n_officers++;
     }
-    return k;
-fail:
-    task_free(k);
-    return NULL;
-}
-
-static int task_insert(rk_tasks *t, rk__task *k)
-{
-    if (rk_map_put(&t->map, k->task_id, k, NULL) == NULL)
-        return -1;
+    e = oom ? NULL : rk_map_put(&t->map, task_id, k, NULL);
+    if (e == NULL) {
+        task_free(t, k);
+        return NULL;
+    }
+    k->task_id = e->key;
     if (t->tail) t->tail->next = k;
     else t->head = k;
     t->tail = k;
-    return 0;
+    return k;
 }
 
 int rk__tasks_add(rk_tasks *t, const rk_event *ev, int64_t retention)
@@ -105,7 +135,7 @@ int rk__tasks_add(rk_tasks *t, const rk_event *ev, int64_t retention)
         if (rk_map_get(&t->map, ev->task_id) != NULL)
             return 0;               /* held back in the FIFO: keep the old */
     }
-    k = task_new(ev->task_id, ev->unit_id, ev->enterprise_id, ev->officers,
+    k = task_add(t, ev->task_id, ev->unit_id, ev->enterprise_id, ev->officers,
                  ev->n_officers);
     if (k == NULL)
         return -1;
@@ -113,10 +143,6 @@ int rk__tasks_add(rk_tasks *t, const rk_event *ev, int64_t retention)
     k->planned_at = ev->planned_at;
     k->expires = (ev->ts > ev->planned_at ? ev->ts : ev->planned_at) + retention;
     k->ref = ev->ref;
-    if (task_insert(t, k) != 0) {
-        task_free(k);
-        return -1;
-    }
     return 0;
 }
 
@@ -145,7 +171,7 @@ void rk__tasks_enrich(const rk_tasks *t, rk_event *ev, int64_t now)
         ev->flags |= RK_EVF_UNIT_FROM_FILING;
     }
     if (ev->n_officers == 0 && k->n_officers > 0) {
-        ev->officers = (const char *const *)k->officers;
+        ev->officers = k->officers;
         ev->n_officers = k->n_officers;
         ev->flags |= RK_EVF_OFFICERS_FROM_FILING;
     }
@@ -159,14 +185,14 @@ void rk__tasks_expire(rk_tasks *t, int64_t now)
         if (t->head == NULL)
             t->tail = NULL;
         rk_map_del(&t->map, k->task_id);
-        task_free(k);
+        task_free(t, k);
     }
 }
 
 void rk__tasks_snapshot(const rk_tasks *t, rk_buf *out)
 {
     const rk__task *k;
-    size_t i;
+    uint32_t i;
 
     rk_buf_put_u32(out, TASKS_SNAPSHOT_VERSION);
     rk_buf_put_u64(out, t->map.count);
@@ -174,7 +200,7 @@ void rk__tasks_snapshot(const rk_tasks *t, rk_buf *out)
         rk_buf_put_str(out, k->task_id);
         rk_buf_put_str(out, k->unit_id);
         rk_buf_put_str(out, k->enterprise_id);
-        rk_buf_put_u32(out, (uint32_t)k->n_officers);
+        rk_buf_put_u32(out, k->n_officers);
         for (i = 0; i < k->n_officers; i++)
             rk_buf_put_str(out, k->officers[i]);
         rk_buf_put_i64(out, k->ts);
@@ -212,7 +238,7 @@ int rk__tasks_restore(rk_tasks *t, const void *data, size_t len)
                 rd.err = 1;
         }
         if (!rd.err && id != NULL)
-            k = task_new(id, unit, ent, (const char *const *)offs, no);
+            k = task_add(&tmp, id, unit, ent, (const char *const *)offs, no);
         if (k != NULL) {
             k->ts = rk_rd_i64(&rd);
             k->planned_at = rk_rd_i64(&rd);
@@ -226,11 +252,8 @@ int rk__tasks_restore(rk_tasks *t, const void *data, size_t len)
         free(id);
         free(unit);
         free(ent);
-        if (k == NULL || rd.err || rk_map_get(&tmp.map, k->task_id) != NULL ||
-            task_insert(&tmp, k) != 0) {
-            task_free(k);
-            rd.err = 1;
-        }
+        if (k == NULL)
+            rd.err = 1;             /* out of memory or a duplicate id */
     }
     if (rd.err || rd.p != rd.end) {
         rk__tasks_free(&tmp);
