@@ -385,6 +385,30 @@ static void test_auth_acl_user(void **state)
     it_redis_kill(&secured);
 }
 
+/* clock.wall_advance: after clock.idle without input the watermark moves to
+ * the wall clock, so the grace timer of a scan with an old ts fires with no
+ * further event; with wall_advance false it does not. */
+static void test_wall_advance(void **state)
+{
+    fixture *f = *state;
+    json_t *alerts;
+    it_xadd(f->c, "enforce:scan", "{\"type\":\"inspection.scanned\",\"ts\":\"2025-03-01T10:00:00Z\","
+            "\"task_id\":\"T-NOFILE\",\"enterprise_id\":\"E1\"}", NULL, 0);
+    start_riskd(f, "{\"clock\":{\"wall_advance\":false,\"idle\":\"1s\"}}");
+    assert_true(it_wait_drained(f->c, "enforce:scan", "riskd", 15000) ||
+                it_int(f->c, "XLEN enforce:scan") == 1);
+    it_sleep_ms(2500);
+    assert_int_equal(it_int(f->c, "XLEN alerts"), 0);
+    stop_riskd_ok(f);
+    start_riskd(f, "{\"clock\":{\"wall_advance\":true,\"idle\":\"1s\"}}");
+    wait_xlen_or_dump(f, "alerts", 1);
+    alerts = it_alerts(f->c, "alerts");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(alerts, 0), "rule")),
+                        "scan_without_filing");
+    json_decref(alerts);
+    stop_riskd_ok(f);
+}
+
 static void test_version(void **state)
 {
     char cmd[512], out[256];
@@ -410,6 +434,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_check_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth_acl_user, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wall_advance, setup, teardown),
         cmocka_unit_test(test_version),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
