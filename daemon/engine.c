@@ -77,6 +77,7 @@ typedef struct stream_state {
     bool caught_up;                 /* PH_NEW: last read was not full */
     entry *buf;
     size_t n, pos, cap;
+    bool replay_end;                /* replay: nothing more to read */
     char *arena;                    /* payloads of the buffered batch */
     size_t arena_cap;
     /* the parsed head entry */
@@ -128,6 +129,18 @@ struct rk_engine {
     uint64_t ckpt_started_hr;       /* hrtime when the checkpoint began */
     int64_t ckpt_cost_ms;           /* what the last checkpoint took */
     size_t ckpt_size;               /* bytes of the last checkpoint */
+    rk_silences *silences;
+    uint64_t silenced;
+    int64_t next_silences;
+    bool audit_pending;             /* config_applied not yet written */
+    /* replay (riskd --replay) */
+    bool replay;
+    rk_replay_opts ro;
+    bool replay_has_to;
+    rk_entry_ref replay_to;
+    json_t *replay_alerts;          /* id -> alert summary */
+    bool replay_done;
+    char *audit_old;                /* the previous configuration (JSON) */
     char *suspect_key;              /* <state.key>:suspect */
     bool ckpt_inflight;
     bool dirty;                     /* state changed since the checkpoint */
@@ -246,6 +259,28 @@ static void count_alert(rk_engine *e, const char *det, const char *rule, rk_seve
     (*n)++;
 }
 
+/* Replay: print the alert and remember it; nothing goes to Redis. */
+static int replay_emit(rk_engine *e, const char *id, const char *det, const rk_alert *a,
+                       rk_severity sev, int64_t now_wall)
+{
+    char *json = rk__alert_json(id, det, a, sev, e->stream_keys, e->cfg->tz_offset_s,
+                                now_wall, false);
+    json_t *o;
+    if (json == NULL)
+        return -1;
+    if (e->ro.out != NULL)
+        fprintf(e->ro.out, "%s\n", json);
+    o = json_loads(json, 0, NULL);
+    free(json);
+    if (o != NULL) {
+        json_object_del(o, "emitted_at");
+        json_object_set_new(e->replay_alerts, id, o);
+    }
+    e->stats.alerts_emitted++;
+    count_alert(e, det, a->rule, sev);
+    return 1;
+}
+
 static int host_emit(rk_host *h, const rk_alert *a)
 {
     rk_engine *e = HOST(h)->eng;
@@ -253,6 +288,8 @@ static int host_emit(rk_host *h, const rk_alert *a)
     rk_severity sev = d->severity >= 0 ? (rk_severity)d->severity : a->severity;
     char id[33], key[1024];
     char *json;
+    int64_t now_wall;
+    bool silenced;
 
     if (a->rule == NULL)
         return -1;
@@ -277,9 +314,15 @@ static int host_emit(rk_host *h, const rk_alert *a)
         c->until = a->ts + a->cooldown;
     }
     rk__alert_id(d->name, a, id);
+    now_wall = rk__wall_ms();
+    if (e->replay)
+        return replay_emit(e, id, d->name, a, sev, now_wall);
+    silenced = rk__silences_match(e->silences, d->name, a, now_wall);
+    if (silenced)
+        e->silenced++;
     json = rk__alert_json(id, d->name, a, sev, e->stream_keys, e->cfg->tz_offset_s,
-                          rk__wall_ms());
-    if (json == NULL || rk__outbox_alert(e->ob, id, d->name, json) != 0) {
+                          now_wall, silenced);
+    if (json == NULL || rk__outbox_alert(e->ob, id, d->name, json, !silenced) != 0) {
         free(json);
         rk__log(RK_LOG_ERR, "out of memory queueing an alert of %s", d->name);
         return -1;
@@ -478,7 +521,7 @@ static void apply_head(rk_engine *e, unsigned si)
     if (rc == RK_PARSE_INVALID) {
         e->stats.invalid[si]++;
         rk__log(RK_LOG_WARNING, "invalid entry %s/%s: %s", s->key, en->id, s->head_err);
-        if (rk__outbox_dead(e->ob, s->key, en->id, s->head_err,
+        if (!e->replay && rk__outbox_dead(e->ob, s->key, en->id, s->head_err,
                             en->data ? en->data : "", en->data ? en->len : 0) != 0)
             rk__log(RK_LOG_ERR, "out of memory dead-lettering %s/%s", s->key, en->id);
         goto done;
@@ -507,7 +550,8 @@ static void apply_head(rk_engine *e, unsigned si)
                 e->stats.detector_errors++;
                 snprintf(why, sizeof(why), "detector %s failed on this entry", d->name);
                 rk__log(RK_LOG_WARNING, "%s/%s: %s; dead-lettered", s->key, en->id, why);
-                rk__outbox_dead(e->ob, s->key, en->id, why, en->data, en->len);
+                if (!e->replay)
+                    rk__outbox_dead(e->ob, s->key, en->id, why, en->data, en->len);
             }
         }
         if (ev->type == RK_EV_INSPECTION_FILED &&
@@ -669,7 +713,13 @@ static void copy_entries(rk_engine *e, unsigned si, const redisReply *list)
                 }
             }
         }
-        if (s->phase == PH_PENDING)
+        if (e->replay && e->replay_has_to &&
+            (en->ref.ms > e->replay_to.ms ||
+             (en->ref.ms == e->replay_to.ms && en->ref.seq > e->replay_to.seq))) {
+            s->replay_end = true;   /* past --to: the stream is done */
+            break;
+        }
+        if (s->phase == PH_PENDING || e->replay)
             snprintf(s->cursor, sizeof(s->cursor), "%s", en->id);
         s->n++;
     }
@@ -731,7 +781,7 @@ static void on_read(rk_redis *r, redisReply *reply, void *pd)
                 s->caught_up = false;
             }
         } else {
-            s->caught_up = count[si] < (size_t)e->cfg->batch;
+            s->caught_up = count[si] < (size_t)e->cfg->batch || s->replay_end;
         }
         if (count[si] > 0)
             e->last_input_wall = (int64_t)uv_now(e->loop);
@@ -742,6 +792,19 @@ static void on_read(rk_redis *r, redisReply *reply, void *pd)
      * already passed (a late scan, say) fire now, not at the next move. */
     fire_timers(e);
     round_done(e);
+}
+
+/* Replay: both streams are read to the end. Timers still armed stay
+ * unfired (event time ends at the last event). */
+static void replay_finish(rk_engine *e)
+{
+    if (e->replay_done)
+        return;
+    e->replay_done = true;
+    e->state = E_STOPPED;
+    uv_timer_stop(&e->housekeeping);
+    if (e->ro.done)
+        e->ro.done(e->ro.ud);
 }
 
 static void schedule_read(rk_engine *e)
@@ -755,7 +818,7 @@ static void schedule_read(rk_engine *e)
     if (e->stopping || e->state != E_IDLE || !rk__redis_ready(e->rd) ||
         (int64_t)uv_now(e->loop) < e->read_retry_at)
         return;
-    if ((int64_t)uv_now(e->loop) >= e->next_claim && e->st[0].pos >= e->st[0].n &&
+    if (!e->replay && (int64_t)uv_now(e->loop) >= e->next_claim && e->st[0].pos >= e->st[0].n &&
         e->st[1].pos >= e->st[1].n) {
         claims_begin(e, false);
         return;
@@ -783,6 +846,32 @@ static void schedule_read(rk_engine *e)
         return;
     }
     snprintf(count, sizeof(count), "%d", e->cfg->batch);
+    if (e->replay) {
+        unsigned k, live = 0;
+        for (k = 0; k < (unsigned)nstreams; k++)
+            if (!e->st[want[k]].caught_up)
+                want[live++] = want[k];
+        if (live == 0) {
+            if (!any_buffered)
+                replay_finish(e);
+            return;
+        }
+        argv[argc++] = "XREAD";
+        argv[argc++] = "COUNT";
+        argv[argc++] = count;
+        argv[argc++] = "STREAMS";
+        for (k = 0; k < live; k++)
+            argv[argc++] = e->st[want[k]].key;
+        for (k = 0; k < live; k++)
+            argv[argc++] = e->st[want[k]].cursor;
+        for (si = 0; si < RK_STREAM_COUNT; si++)
+            e->requested[si] = false;
+        for (k = 0; k < live; k++)
+            e->requested[want[k]] = true;
+        if (rk__redis_cmd(e->rd, on_read, e, 0, argc, argv, NULL) == 0)
+            e->state = E_READING;
+        return;
+    }
     argv[argc++] = "XREADGROUP";
     argv[argc++] = "GROUP";
     argv[argc++] = e->cfg->group;
@@ -1424,6 +1513,19 @@ static void on_state_loaded(rk_redis *r, redisReply *reply, void *pd)
 static void start_consuming(rk_engine *e)
 {
     const char *argv[2];
+    unsigned si;
+    if (e->replay) {
+        if (e->ever_ready)
+            return;                 /* a replay does not survive a lost Redis */
+        e->ever_ready = true;
+        for (si = 0; si < RK_STREAM_COUNT; si++) {
+            e->st[si].phase = PH_NEW;
+            e->st[si].caught_up = false;
+        }
+        e->state = E_IDLE;
+        schedule_read(e);
+        return;
+    }
     if (e->restored) {
         setup_groups(e);
         return;
@@ -1441,6 +1543,11 @@ static void on_rd_state(rk_redis *r, int up, void *ud)
     (void)r;
     if (e->stopping)
         return;
+    if (e->replay && !up && e->ever_ready && !e->replay_done) {
+        rk__log(RK_LOG_ERR, "replay: lost the connection to Redis; the replay is incomplete");
+        replay_finish(e);
+        return;
+    }
     if (up) {
         if (e->state == E_CONNECTING || e->state == E_IDLE || e->state == E_READING)
             start_consuming(e);
@@ -1475,6 +1582,77 @@ static void on_wr_state(rk_redis *r, int up, void *ud)
 /* ===================================================================
  * Housekeeping timer: wall-clock advance, retries, stop deadline
  * =================================================================== */
+
+/* HGETALL riskd:silences: the values are the silences. */
+static void on_silences(rk_redis *r, redisReply *reply, void *pd)
+{
+    rk_engine *e = pd;
+    const char **vals;
+    size_t *lens, i, n = 0;
+    (void)r;
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || e->silences == NULL)
+        return;
+    vals = calloc(reply->elements / 2 + 1, sizeof(*vals));
+    lens = calloc(reply->elements / 2 + 1, sizeof(*lens));
+    if (vals != NULL && lens != NULL) {
+        for (i = 1; i < reply->elements; i += 2) {
+            if (reply->element[i]->type != REDIS_REPLY_STRING)
+                continue;
+            vals[n] = reply->element[i]->str;
+            lens[n++] = reply->element[i]->len;
+        }
+        rk__silences_load(e->silences, vals, lens, n);
+    }
+    free(vals);
+    free(lens);
+}
+
+/* The configuration without secrets, as compact JSON (caller frees). */
+static char *config_for_audit(const rk_config *cfg)
+{
+    json_t *copy = json_deep_copy(cfg->root), *redis;
+    char *out;
+    if (copy == NULL)
+        return NULL;
+    redis = json_object_get(copy, "redis");
+    if (json_is_object(redis) && json_object_get(redis, "password") != NULL &&
+        !json_is_null(json_object_get(redis, "password")))
+        json_object_set_new(redis, "password", json_string("(redacted)"));
+    out = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(copy);
+    return out;
+}
+
+/* XADD riskd:audit: who/what/when/old/new for the configuration applied
+ * at start or by a reload. Retried by the housekeeping timer until sent. */
+static void write_audit(rk_engine *e)
+{
+    char who[300], when[48];
+    char *cur = config_for_audit(e->cfg);
+    const char *argv[13];
+    if (cur == NULL)
+        return;
+    snprintf(who, sizeof(who), "riskd@%s", e->cfg->consumer);
+    rk__format_rfc3339(rk__wall_ms(), 0, when, sizeof(when));
+    argv[0] = "XADD"; argv[1] = RK_AUDIT_STREAM; argv[2] = "MAXLEN"; argv[3] = "~";
+    argv[4] = "100000"; argv[5] = "*";
+    argv[6] = "who"; argv[7] = who;
+    argv[8] = "what"; argv[9] = "config_applied";
+    {
+        const char *full[17];
+        memcpy(full, argv, 10 * sizeof(*argv));
+        full[10] = "when"; full[11] = when;
+        full[12] = "old"; full[13] = e->audit_old ? e->audit_old : "null";
+        full[14] = "new"; full[15] = cur;
+        if (rk__redis_cmd(e->wr, NULL, NULL, 0, 16, full, NULL) == 0) {
+            e->audit_pending = false;
+            free(e->audit_old);
+            e->audit_old = cur;
+            return;
+        }
+    }
+    free(cur);
+}
 
 /* XINFO GROUPS <stream>: keep lag and pending of our group for metrics. */
 static void on_xinfo(rk_redis *r, redisReply *reply, void *pd)
@@ -1527,6 +1705,8 @@ static void poll_xinfo(rk_engine *e)
     }
 }
 
+static void write_audit(rk_engine *e);
+
 static void on_housekeeping(uv_timer_t *t)
 {
     rk_engine *e = t->data;
@@ -1548,6 +1728,13 @@ static void on_housekeeping(uv_timer_t *t)
         checkpoint(e);              /* a failed careful checkpoint: again */
     else if (checkpoint_due(e) && (e->state == E_IDLE || e->state == E_READING))
         checkpoint(e);
+    if (now >= e->next_silences && rk__redis_ready(e->wr)) {
+        const char *argv[2] = {"HGETALL", RK_SILENCES_KEY};
+        e->next_silences = now + 1000;
+        rk__redis_cmd(e->wr, on_silences, e, 0, 2, argv, NULL);
+    }
+    if (e->audit_pending && rk__redis_ready(e->wr))
+        write_audit(e);
     if (now >= e->next_xinfo && rk__redis_ready(e->wr)) {
         e->next_xinfo = now + 5000;
         poll_xinfo(e);
@@ -1558,7 +1745,7 @@ static void on_housekeeping(uv_timer_t *t)
     }
     if (e->state == E_CONNECTING && rk__redis_ready(e->rd))
         start_consuming(e);
-    if (!e->cfg->wall_advance)
+    if (!e->cfg->wall_advance || e->replay)
         return;
     for (si = 0; si < RK_STREAM_COUNT; si++)
         if (stream_unread(&e->st[si]))
@@ -1600,7 +1787,83 @@ static void redis_opts(const rk_config *cfg, const char *name, rk_redis_opts *o)
     o->db = cfg->redis_db;
 }
 
+/* Parse a --from/--to value: an entry id "ms-seq" or "ms" (for --to, "ms"
+ * means "ms-<max>"). Returns 0 or -1. */
+static int replay_pos(const char *s, bool upper, rk_entry_ref *out)
+{
+    if (parse_entry_id(s, strlen(s), out) == 0)
+        return 0;
+    {
+        char buf[64];
+        snprintf(buf, sizeof(buf), "%s-%s", s, upper ? "4294967295" : "0");
+        return parse_entry_id(buf, strlen(buf), out);
+    }
+}
+
+static rk_engine *engine_new(uv_loop_t *loop, rk_config *cfg, const rk_replay_opts *ro,
+                             char *err, size_t errlen);
+
 rk_engine *rk__engine_new(uv_loop_t *loop, rk_config *cfg, char *err, size_t errlen)
+{
+    return engine_new(loop, cfg, NULL, err, errlen);
+}
+
+rk_engine *rk__engine_new_replay(uv_loop_t *loop, rk_config *cfg,
+                                 const rk_replay_opts *ro, char *err, size_t errlen)
+{
+    return engine_new(loop, cfg, ro, err, errlen);
+}
+
+json_t *rk__engine_replay_alerts(const rk_engine *e)
+{
+    return e->replay_alerts;
+}
+
+void rk__engine_replay_summary(const rk_engine *e, FILE *f)
+{
+    json_t *groups = json_object(), *a, *g;
+    const char *id, *key;
+    fprintf(f, "%-20s %-26s %-9s %8s %9s\n", "detector", "rule", "severity", "alerts",
+            "subjects");
+    json_object_foreach(e->replay_alerts, id, a) {
+        char k[256];
+        char *subj = json_dumps(json_object_get(a, "subject"), JSON_COMPACT | JSON_SORT_KEYS);
+        snprintf(k, sizeof(k), "%s %s %s", json_string_value(json_object_get(a, "detector")),
+                 json_string_value(json_object_get(a, "rule")),
+                 json_string_value(json_object_get(a, "severity")));
+        g = json_object_get(groups, k);
+        if (g == NULL) {
+            g = json_pack("{s:i, s:{}}", "n", 0, "subjects");
+            json_object_set_new(groups, k, g);
+        }
+        json_object_set_new(g, "n", json_integer(json_integer_value(json_object_get(g, "n")) + 1));
+        if (subj)
+            json_object_set_new(json_object_get(g, "subjects"), subj, json_true());
+        free(subj);
+    }
+    json_object_foreach(groups, key, g) {
+        char det[128], rule[128], sev[16];
+        if (sscanf(key, "%127s %127s %15s", det, rule, sev) == 3)
+            fprintf(f, "%-20s %-26s %-9s %8lld %9zu\n", det, rule, sev,
+                    (long long)json_integer_value(json_object_get(g, "n")),
+                    json_object_size(json_object_get(g, "subjects")));
+    }
+    {
+        unsigned long long events = 0;
+        unsigned si, t;
+        for (si = 0; si < RK_STREAM_COUNT; si++)
+            for (t = 0; t < RK_EV__COUNT; t++)
+                events += e->stats.events[si][t];
+        fprintf(f, "%zu alerts from %llu events (%llu invalid, %llu of an unknown type)\n",
+                json_object_size(e->replay_alerts), events,
+                (unsigned long long)(e->stats.invalid[0] + e->stats.invalid[1]),
+                (unsigned long long)(e->stats.unknown[0] + e->stats.unknown[1]));
+    }
+    json_decref(groups);
+}
+
+static rk_engine *engine_new(uv_loop_t *loop, rk_config *cfg, const rk_replay_opts *ro,
+                             char *err, size_t errlen)
 {
     rk_engine *e = calloc(1, sizeof(*e));
     rk_redis_opts o;
@@ -1613,6 +1876,8 @@ rk_engine *rk__engine_new(uv_loop_t *loop, rk_config *cfg, char *err, size_t err
     e->loop = loop;
     init_api(&e->api);
     rk_map_init(&e->alert_counts);
+    e->silences = rk__silences_new();
+    e->audit_pending = true;
     for (si = 0; si < RK_STREAM_COUNT; si++)
         e->group_lag[si] = e->group_pending[si] = -1;
     rk__clock_init(&e->clock);
@@ -1628,16 +1893,54 @@ rk_engine *rk__engine_new(uv_loop_t *loop, rk_config *cfg, char *err, size_t err
     if (e->suspect_key != NULL)
         sprintf(e->suspect_key, "%s:suspect", cfg->state_key);
     e->last_input_wall = (int64_t)uv_now(loop);
+    e->last_ckpt = (int64_t)uv_now(loop);  /* the first one after an interval */
     uv_timer_init(loop, &e->housekeeping);
     e->housekeeping.data = e;
     uv_timer_start(&e->housekeeping, on_housekeeping, HOUSEKEEPING_MS, HOUSEKEEPING_MS);
     e->state = E_CONNECTING;
-    redis_opts(cfg, "writer", &o);
-    e->wr = rk__redis_new(loop, &o, on_wr_state, e);
-    e->ob = e->wr ? rk__outbox_new(loop, e->wr, cfg, on_drained, e) : NULL;
+    if (ro != NULL) {
+        e->replay = true;
+        e->ro = *ro;
+        e->audit_pending = false;
+        e->replay_alerts = json_object();
+        for (si = 0; si < RK_STREAM_COUNT; si++) {
+            rk_entry_ref from;
+            if (ro->from == NULL || strcmp(ro->from, "0") == 0 || strcmp(ro->from, "-") == 0) {
+                snprintf(e->st[si].cursor, sizeof(e->st[si].cursor), "0-0");
+            } else if (replay_pos(ro->from, false, &from) != 0) {
+                rk_kit_errf(err, errlen, "--from: expected an entry id or an RFC 3339 time");
+                e->cfg = NULL;
+                rk__engine_free(e);
+                return NULL;
+            } else if (from.seq > 0) {
+                snprintf(e->st[si].cursor, sizeof(e->st[si].cursor), "%llu-%u",
+                         (unsigned long long)from.ms, from.seq - 1);
+            } else {
+                /* XREAD returns ids after the cursor: the last id before. */
+                snprintf(e->st[si].cursor, sizeof(e->st[si].cursor), "%llu-18446744073709551615",
+                         (unsigned long long)(from.ms ? from.ms - 1 : 0));
+                if (from.ms == 0)
+                    snprintf(e->st[si].cursor, sizeof(e->st[si].cursor), "0-0");
+            }
+        }
+        if (ro->to != NULL) {
+            if (replay_pos(ro->to, true, &e->replay_to) != 0) {
+                rk_kit_errf(err, errlen, "--to: expected an entry id or an RFC 3339 time");
+                e->cfg = NULL;
+                rk__engine_free(e);
+                return NULL;
+            }
+            e->replay_has_to = true;
+        }
+    } else {
+        redis_opts(cfg, "writer", &o);
+        e->wr = rk__redis_new(loop, &o, on_wr_state, e);
+        e->ob = e->wr ? rk__outbox_new(loop, e->wr, cfg, on_drained, e) : NULL;
+    }
     redis_opts(cfg, "reader", &o);
     o.reply_timeout_ms = 10000;
-    e->rd = e->ob && e->suspect_key ? rk__redis_new(loop, &o, on_rd_state, e) : NULL;
+    e->rd = (e->ob || e->replay) && e->suspect_key ? rk__redis_new(loop, &o, on_rd_state, e)
+                                                   : NULL;
     if (e->rd == NULL) {
         rk_kit_errf(err, errlen, "out of memory");
         e->cfg = NULL;
@@ -1672,6 +1975,8 @@ int rk__engine_reload(rk_engine *e, rk_config *cfg, char *err, size_t errlen)
             rk__log(RK_LOG_WARNING, "reload: streams.* changes take effect at restart");
     if (rk__registry_reload(&e->reg, cfg, &e->api, e, on_det_removed, err, errlen) != 0)
         return -1;
+    if (e->audit_pending && rk__redis_ready(e->wr))
+        write_audit(e);             /* the previous one first, in order */
     /* Keep what needs a restart; everything else comes from the new file. */
     {
 #define KEEP(f) do { void *t_ = (void *)cfg->f; cfg->f = old->f; old->f = t_; } while (0)
@@ -1689,6 +1994,7 @@ int rk__engine_reload(rk_engine *e, rk_config *cfg, char *err, size_t errlen)
     }
     rk__outbox_configure(e->ob, cfg);
     rk__config_free(old);
+    e->audit_pending = true;        /* config_applied, old -> new */
     return 0;
 }
 
@@ -1709,8 +2015,8 @@ void rk__engine_reject_config(rk_engine *e, const char *path, const char *error)
     a.summary = summary;
     rk__alert_id("riskd", &a, id);
     json = rk__alert_json(id, "riskd", &a, a.severity, e->stream_keys, e->cfg->tz_offset_s,
-                          a.ts);
-    if (json == NULL || rk__outbox_alert(e->ob, id, "riskd", json) != 0)
+                          a.ts, false);
+    if (json == NULL || rk__outbox_alert(e->ob, id, "riskd", json, true) != 0)
         rk__log(RK_LOG_ERR, "out of memory queueing the config_rejected alert");
     free(json);
     count_alert(e, "riskd", "config_rejected", RK_SEV_WARNING);
@@ -1787,6 +2093,9 @@ void rk__engine_free(rk_engine *e)
     rk__tasks_free(&e->tasks);
     rk__clock_free(&e->clock);
     rk_map_clear(&e->alert_counts, free);
+    rk__silences_free(e->silences);
+    free(e->audit_old);
+    json_decref(e->replay_alerts);
     rk__config_free(e->cfg);
     e->cfg = NULL;
     free(e->suspect_key);
@@ -1895,6 +2204,12 @@ void rk__engine_render_metrics(rk_engine *e, rk_buf *b)
     putf(b, "# HELP riskd_alerts_duplicate_total Alerts dropped because their id was already written.\n"
             "# TYPE riskd_alerts_duplicate_total counter\nriskd_alerts_duplicate_total %llu\n",
          (unsigned long long)os->duplicates);
+    putf(b, "# HELP riskd_alerts_silenced_total Alerts matched by an operator's silence "
+            "(written with \"silenced\": true, not published).\n"
+            "# TYPE riskd_alerts_silenced_total counter\nriskd_alerts_silenced_total %llu\n"
+            "# HELP riskd_silences Silences known (active or not).\n"
+            "# TYPE riskd_silences gauge\nriskd_silences %zu\n",
+         (unsigned long long)e->silenced, rk__silences_count(e->silences));
     putf(b, "# HELP riskd_alerts_held_back_total Alerts silenced by a cooldown.\n"
             "# TYPE riskd_alerts_held_back_total counter\nriskd_alerts_held_back_total %llu\n",
          (unsigned long long)e->stats.held_back);

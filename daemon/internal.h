@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
@@ -258,7 +259,7 @@ void rk__alert_id(const char *detector, const rk_alert *a, char out[33]);
  * evidence; tz_offset_s is clock.timezone. */
 char *rk__alert_json(const char *id, const char *detector, const rk_alert *a,
                      rk_severity severity, const char *const *stream_keys,
-                     int tz_offset_s, int64_t emitted_at);
+                     int tz_offset_s, int64_t emitted_at, bool silenced);
 
 typedef struct rk_outbox rk_outbox;
 typedef struct rk_outbox_stats {
@@ -275,9 +276,10 @@ rk_outbox *rk__outbox_new(struct uv_loop_s *loop, rk_redis *wr, const rk_config 
                           void (*on_drained)(void *ud), void *ud);
 void rk__outbox_free(rk_outbox *o);
 void rk__outbox_configure(rk_outbox *o, const rk_config *cfg);
-/* Queue an alert (all strings copied). 0 or -1. */
+/* Queue an alert (all strings copied); publish 0 writes it to the stream
+ * only (a silenced alert). 0 or -1. */
 int rk__outbox_alert(rk_outbox *o, const char *id, const char *detector,
-                     const char *json);
+                     const char *json, bool publish);
 /* Queue a dead letter for entry `entry_id` of `stream`. 0 or -1. */
 int rk__outbox_dead(rk_outbox *o, const char *stream, const char *entry_id,
                     const char *error, const char *data, size_t datalen);
@@ -378,6 +380,25 @@ void rk__tasks_snapshot(const rk_tasks *t, rk_buf *out);
 int rk__tasks_restore(rk_tasks *t, const void *data, size_t len);
 
 /* ===================================================================
+ * silence.c - operators' silences (riskd:silences), matched at emit
+ * =================================================================== */
+
+#define RK_SILENCES_KEY "riskd:silences"
+#define RK_AUDIT_STREAM "riskd:audit"
+
+typedef struct rk_silences rk_silences;
+rk_silences *rk__silences_new(void);
+void rk__silences_free(rk_silences *s);
+/* Replace the set from an HGETALL reply's values (JSON objects, see the
+ * README); malformed ones are skipped and counted. Returns how many. */
+size_t rk__silences_load(rk_silences *s, const char *const *values,
+                         const size_t *lens, size_t n);
+/* Does an active silence (now_wall < until) cover this alert? */
+bool rk__silences_match(const rk_silences *s, const char *detector,
+                        const rk_alert *a, int64_t now_wall);
+size_t rk__silences_count(const rk_silences *s);
+
+/* ===================================================================
  * engine.c - read, apply, emit, acknowledge
  * =================================================================== */
 
@@ -401,6 +422,27 @@ typedef struct rk_engine_stats {
  * connecting. Returns NULL with err on a detector/plugin error. */
 rk_engine *rk__engine_new(struct uv_loop_s *loop, rk_config *cfg,
                           char *err, size_t errlen);
+
+/* Replay (riskd --replay): the same engine reading both streams with XREAD
+ * from explicit positions - no consumer group, no checkpoint, nothing
+ * written to Redis - on event time only (clock.wall_advance is ignored).
+ * Each alert is written to `out` as one JSON line (when out != NULL) and
+ * collected; done(ud) is called once both streams are read to the end (or
+ * past `to`). from/to: entry ids ("0" = the beginning, NULL = the end). */
+typedef struct rk_replay_opts {
+    const char *from;               /* first entry id read, inclusive */
+    const char *to;                 /* last entry id read, inclusive */
+    FILE *out;
+    void (*done)(void *ud);
+    void *ud;
+} rk_replay_opts;
+rk_engine *rk__engine_new_replay(struct uv_loop_s *loop, rk_config *cfg,
+                                 const rk_replay_opts *ro, char *err, size_t errlen);
+/* The alerts a replay raised: an object id -> {detector, rule, severity,
+ * subject, ts} (borrowed). */
+json_t *rk__engine_replay_alerts(const rk_engine *e);
+/* Print the per detector/rule/severity table (count, distinct subjects). */
+void rk__engine_replay_summary(const rk_engine *e, FILE *f);
 /* Called once when the engine first consumes (groups ready, first read
  * sent) - systemd READY=1. */
 void rk__engine_on_ready(rk_engine *e, void (*cb)(void *ud), void *ud);

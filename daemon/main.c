@@ -4,6 +4,13 @@
  *                          /etc/riskd/riskd.json), log to stderr
  *   riskd -t [-c FILE]     check the file (and its plugins) and exit 0/1
  *   riskd --version
+ *   riskd --replay [-c FILE] [--from T] [--to T] [--compare B.json]
+ *                          backtest: read both streams from Redis without a
+ *                          consumer group and without writing anything,
+ *                          run the detectors with FILE's thresholds, print
+ *                          each alert as a JSON line on stdout and a summary
+ *                          on stderr; with --compare, print per rule the
+ *                          alerts only FILE raises, only B raises, and both
  *
  * Signals arrive through uv_signal_t so their work runs on the loop:
  * SIGHUP reloads the file (a bad file is refused, the old configuration
@@ -44,6 +51,9 @@ static void usage(FILE *f)
             "usage: riskd [-c FILE]       run (default " DEFAULT_CONFIG ")\n"
             "       riskd -t [-c FILE]    check the configuration and exit\n"
             "       riskd --version       print the version\n"
+            "       riskd --replay [-c FILE] [--from T] [--to T] [--compare B.json]\n"
+            "                             backtest the thresholds over the streams' history\n"
+            "                             (T: an entry id or an RFC 3339 time)\n"
             "       riskd -h              this help\n");
 }
 
@@ -114,6 +124,106 @@ static void on_watchdog(uv_timer_t *t)
     rk__notify("WATCHDOG=1");
 }
 
+/* ===================================================================
+ * Replay and compare
+ * =================================================================== */
+
+static void on_replay_done(void *ud)
+{
+    *(int *)ud = 1;
+}
+
+/* Turn an RFC 3339 time into its epoch ms (entry ids start with the ms of
+ * their XADD); an entry id stays as it is. */
+static const char *replay_bound(const char *t, char *buf, size_t len)
+{
+    int64_t ms;
+    if (t == NULL)
+        return NULL;
+    if (rk__parse_rfc3339(t, &ms) == 0) {
+        snprintf(buf, len, "%lld", (long long)(ms < 0 ? 0 : ms));
+        return buf;
+    }
+    return t;
+}
+
+/* Run one replay of cfg to the end. Returns its alerts (a new reference)
+ * or NULL on error (logged). */
+static json_t *run_replay(const char *path, const char *from, const char *to, FILE *out,
+                          bool summary)
+{
+    char err[RK_ERRLEN], fb[32], tb[32];
+    rk_config *cfg;
+    rk_engine *e;
+    rk_replay_opts ro;
+    int done = 0;
+    json_t *alerts;
+    uv_loop_t *loop = uv_default_loop();
+
+    if (rk__config_load(path, &cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "riskd: %s\n", err);
+        return NULL;
+    }
+    memset(&ro, 0, sizeof(ro));
+    ro.from = replay_bound(from, fb, sizeof(fb));
+    ro.to = replay_bound(to, tb, sizeof(tb));
+    ro.out = out;
+    ro.done = on_replay_done;
+    ro.ud = &done;
+    e = rk__engine_new_replay(loop, cfg, &ro, err, sizeof(err));
+    if (e == NULL) {
+        fprintf(stderr, "riskd: %s: %s\n", path, err);
+        rk__config_free(cfg);
+        return NULL;
+    }
+    while (!done && uv_run(loop, UV_RUN_ONCE))
+        ;
+    if (summary)
+        rk__engine_replay_summary(e, stderr);
+    alerts = json_incref(rk__engine_replay_alerts(e));
+    rk__engine_free(e);
+    uv_run(loop, UV_RUN_DEFAULT);   /* let the handles close */
+    return alerts;
+}
+
+/* Per detector/rule: how many alerts only A raises, only B, and both. */
+static void print_compare(json_t *a, json_t *b, const char *pa, const char *pb)
+{
+    json_t *rows = json_object(), *x, *row;
+    const char *id, *key;
+    int side;
+
+    for (side = 0; side < 2; side++) {
+        json_t *mine = side ? b : a, *other = side ? a : b;
+        json_object_foreach(mine, id, x) {
+            char k[256];
+            const char *col;
+            snprintf(k, sizeof(k), "%s/%s", json_string_value(json_object_get(x, "detector")),
+                     json_string_value(json_object_get(x, "rule")));
+            row = json_object_get(rows, k);
+            if (row == NULL) {
+                row = json_pack("{s:i,s:i,s:i}", "a", 0, "b", 0, "both", 0);
+                json_object_set_new(rows, k, row);
+            }
+            if (json_object_get(other, id) != NULL) {
+                if (side)
+                    continue;       /* counted once, from A */
+                col = "both";
+            } else {
+                col = side ? "b" : "a";
+            }
+            json_object_set_new(row, col, json_integer(json_integer_value(json_object_get(row, col)) + 1));
+        }
+    }
+    printf("A = %s\nB = %s\n%-40s %8s %8s %8s\n", pa, pb, "detector/rule", "only A", "only B",
+           "both");
+    json_object_foreach(rows, key, row)
+        printf("%-40s %8lld %8lld %8lld\n", key, (long long)json_integer_value(json_object_get(row, "a")),
+               (long long)json_integer_value(json_object_get(row, "b")),
+               (long long)json_integer_value(json_object_get(row, "both")));
+    json_decref(rows);
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -121,12 +231,17 @@ int main(int argc, char **argv)
         {"test", no_argument, NULL, 't'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
+        {"replay", no_argument, NULL, 'R'},
+        {"from", required_argument, NULL, 'F'},
+        {"to", required_argument, NULL, 'T'},
+        {"compare", required_argument, NULL, 'C'},
         {NULL, 0, NULL, 0}
     };
     app a;
     char err[RK_ERRLEN];
     rk_config *cfg;
-    int opt, test = 0;
+    int opt, test = 0, replay = 0;
+    const char *from = NULL, *to = NULL, *compare = NULL;
     int64_t wd;
 
     memset(&a, 0, sizeof(a));
@@ -142,12 +257,35 @@ int main(int argc, char **argv)
                    HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH, JANSSON_VERSION);
             return 0;
         case 'h': usage(stdout); return 0;
+        case 'R': replay = 1; break;
+        case 'F': from = optarg; break;
+        case 'T': to = optarg; break;
+        case 'C': compare = optarg; break;
         default: usage(stderr); return 1;
         }
     }
-    if (optind != argc) {
+    if (optind != argc || ((from || to || compare) && !replay)) {
         usage(stderr);
         return 1;
+    }
+    if (replay) {
+        json_t *ra, *rb;
+        signal(SIGPIPE, SIG_IGN);
+        ra = run_replay(a.config_path, from, to, compare ? NULL : stdout, compare == NULL);
+        if (ra == NULL)
+            return 1;
+        if (compare != NULL) {
+            rb = run_replay(compare, from, to, NULL, false);
+            if (rb == NULL) {
+                json_decref(ra);
+                return 1;
+            }
+            print_compare(ra, rb, a.config_path, compare);
+            json_decref(rb);
+        }
+        json_decref(ra);
+        uv_loop_close(uv_default_loop());
+        return 0;
     }
     if (rk__config_load(a.config_path, &cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "riskd: %s\n", err);

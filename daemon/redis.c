@@ -430,6 +430,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     r->last_reply = (int64_t)uv_now(r->loop);
     if (pc->cb)
         pc->cb(r, reply, pc->privdata);
+    else if (reply != NULL && ((redisReply *)reply)->type == REDIS_REPLY_ERROR)
+        rlog(r, RK_LOG_ERR, "command failed: %s", ((redisReply *)reply)->str);
     free(pc);
 }
 
@@ -439,7 +441,7 @@ int rk__redis_cmd(rk_redis *r, rk_redis_reply_cb *cb, void *privdata,
 {
     pending_cmd *pc;
 
-    if (r->ac == NULL || (r->state != ST_READY && r->state != ST_HANDSHAKE) ||
+    if (r == NULL || r->ac == NULL || (r->state != ST_READY && r->state != ST_HANDSHAKE) ||
         r->drop_pending)
         return -1;
     pc = malloc(sizeof(*pc));
@@ -462,7 +464,7 @@ int rk__redis_cmd(rk_redis *r, rk_redis_reply_cb *cb, void *privdata,
 
 int rk__redis_ready(const rk_redis *r)
 {
-    return r->state == ST_READY && !r->drop_pending;
+    return r != NULL && r->state == ST_READY && !r->drop_pending;
 }
 
 int rk__redis_inflight(const rk_redis *r)
@@ -472,7 +474,7 @@ int rk__redis_inflight(const rk_redis *r)
 
 uint64_t rk__redis_reconnects(const rk_redis *r)
 {
-    return r->reconnects;
+    return r ? r->reconnects : 0;
 }
 
 void rk__redis_drop(rk_redis *r, const char *why)

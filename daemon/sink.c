@@ -13,7 +13,8 @@
  *   PUBLISH <channel> <data>         -- alerts only
  *
  * A script runs atomically, so an id is either fully written once or not at
- * all. The outbox keeps each item until Redis has confirmed it (1 written,
+ * all (the script checks the Redis user's rights for XADD and PUBLISH
+ * before the SET, since Redis does not roll a script back). The outbox keeps each item until Redis has confirmed it (1 written,
  * 0 already written before); an error or a lost connection puts it back in
  * the queue. At most OUTBOX_MAX_INFLIGHT commands are in flight. When the
  * queue becomes empty the owner is told (on_drained), and only then does
@@ -110,7 +111,7 @@ static json_t *number_json(double v)
 
 char *rk__alert_json(const char *id, const char *detector, const rk_alert *a,
                      rk_severity severity, const char *const *stream_keys,
-                     int tz_offset_s, int64_t emitted_at)
+                     int tz_offset_s, int64_t emitted_at, bool silenced)
 {
     char ts[48], em[48], ref[512];
     json_t *o = json_object(), *subj = json_object(), *ev = json_array();
@@ -143,6 +144,8 @@ char *rk__alert_json(const char *id, const char *detector, const rk_alert *a,
     json_object_set_new(o, "threshold", number_json(a->threshold));
     json_object_set_new(o, "summary", json_string(a->summary ? a->summary : ""));
     json_object_set(o, "evidence", ev);
+    if (silenced)
+        json_object_set_new(o, "silenced", json_true());
     out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
 done:
     json_decref(o);
@@ -159,6 +162,15 @@ done:
  * ARGV[3] channel ("" = no publish), ARGV[4..] field/value pairs; the
  * published message is ARGV[5], the first value. */
 static const char publish_once_lua[] =
+    /* Check the user's rights before the SET: a script is not rolled back,
+     * so a refused XADD or PUBLISH after the SET would leave the id marked
+     * written and the alert lost. (redis.acl_check_cmd: Redis >= 7.0.) */
+    "if redis.acl_check_cmd and not (redis.acl_check_cmd('XADD', KEYS[2], 'MAXLEN', '~', "
+    "ARGV[2], '*', ARGV[4], ARGV[5]) and (ARGV[3] == '' or "
+    "redis.acl_check_cmd('PUBLISH', ARGV[3], ARGV[5]))) then\n"
+    "  return redis.error_reply('NOPERM the Redis user may not XADD to ' .. KEYS[2] .. "
+    "' or PUBLISH to ' .. ARGV[3])\n"
+    "end\n"
     "if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then\n"
     "  local f = {}\n"
     "  for i = 4, #ARGV do f[#f + 1] = ARGV[i] end\n"
@@ -398,7 +410,11 @@ void rk__outbox_free(rk_outbox *o)
 
 void rk__outbox_configure(rk_outbox *o, const rk_config *cfg)
 {
-    char *s = strdup(cfg->alerts_stream), *p = strdup(cfg->channel_prefix);
+    char *s, *p;
+    if (o == NULL)
+        return;
+    s = strdup(cfg->alerts_stream);
+    p = strdup(cfg->channel_prefix);
     if (s == NULL || p == NULL) {
         free(s);
         free(p);
@@ -456,7 +472,7 @@ static int item_push(rk_outbox *o, ob_item *it, int ok)
 }
 
 int rk__outbox_alert(rk_outbox *o, const char *id, const char *detector,
-                     const char *json)
+                     const char *json, bool publish)
 {
     ob_item *it = item_new(o, 1);
     size_t n;
@@ -469,7 +485,8 @@ int rk__outbox_alert(rk_outbox *o, const char *id, const char *detector,
     it->stream = strdup(o->alerts_stream);
     n = strlen(o->channel_prefix) + strlen(detector) + 1;
     it->channel = malloc(n);
-    if (it->channel) snprintf(it->channel, n, "%s%s", o->channel_prefix, detector);
+    if (it->channel) snprintf(it->channel, n, "%s%s", publish ? o->channel_prefix : "",
+                              publish ? detector : "");
     ok = item_arg(it, "data", 4) == 0 && item_arg(it, json, strlen(json)) == 0;
     return item_push(o, it, ok);
 }
@@ -498,17 +515,19 @@ int rk__outbox_dead(rk_outbox *o, const char *stream, const char *entry_id,
 
 void rk__outbox_kick(rk_outbox *o)
 {
-    ob_send(o);
+    if (o != NULL)
+        ob_send(o);
 }
 
 size_t rk__outbox_pending(const rk_outbox *o)
 {
-    return o->n - o->done;
+    return o ? o->n - o->done : 0;
 }
 
 const rk_outbox_stats *rk__outbox_stats(const rk_outbox *o)
 {
-    return &o->stats;
+    static const rk_outbox_stats none;
+    return o ? &o->stats : &none;
 }
 
 void rk__outbox_writer_down(rk_outbox *o)

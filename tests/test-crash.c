@@ -26,41 +26,19 @@
 #include <jansson.h>
 
 #include "itest.h"
-#include "gen.h"
 
 #define EVENTS 50000
 #define CONFIG "{\"clock\":{\"wall_advance\":false},\"state\":{\"interval\":\"200ms\"}," \
                "\"streams\":{\"batch\":500}}"
 
-typedef struct event {
-    int stream;                     /* BG_SCAN / BG_CASE */
-    char *json;
-} event;
+static json_t *clean_ids;           /* id -> alert of the clean run */
 
-static event *events;
-static size_t nevents;
-static json_t *clean_ids;           /* id -> "detector/rule" of the clean run */
-
-/* Write every event with an explicit entry id (1-0, 2-0, ... per stream):
- * alert ids derive from entry ids, so every run must see the same ones. */
+/* The workload: tests/lib/gen.c's simulation (every event type, 5% of the
+ * inspections with a planted anomaly) over 60 days, with every 97th entry
+ * replaced by invalid input, written with explicit entry ids. */
 static void preload(redisContext *c)
 {
-    size_t i, pending = 0, seq[2] = {0, 0};
-    for (i = 0; i < nevents; i++) {
-        int s = events[i].stream;
-        char id[32];
-        snprintf(id, sizeof(id), "%zu-0", ++seq[s]);
-        redisAppendCommand(c, "XADD %s %s data %s", s ? "enforce:case" : "enforce:scan",
-                           id, events[i].json);
-        if (++pending == 1000 || i + 1 == nevents) {
-            while (pending > 0) {
-                redisReply *r;
-                assert_int_equal(redisGetReply(c, (void **)&r), REDIS_OK);
-                freeReplyObject(r);
-                pending--;
-            }
-        }
-    }
+    it_preload_workload(c, EVENTS, 60, 0.05, 42, 97);
 }
 
 static bool drained(redisContext *c)
@@ -134,50 +112,9 @@ static void start(it_riskd *d, int port)
         fail_msg("cannot start riskd");
 }
 
-/* The workload: tests/lib/gen.c's simulation (every event type, 5% of
- * the inspections with a planted anomaly) over 60 days, with every 97th
- * entry replaced by invalid input. */
-static int group_setup(void **state)
-{
-    bg_opts o;
-    bg_gen *g;
-    char buf[2048];
-    int64_t ts;
-    (void)state;
-    bg_opts_default(&o);
-    o.entries = EVENTS;
-    o.units = 300;
-    o.officers = 600;
-    o.enterprises = 3000;
-    o.days = 60;
-    o.anomaly = 0.05;
-    o.seed = 42;
-    g = bg_gen_new(&o);
-    events = calloc(EVENTS, sizeof(*events));
-    if (g == NULL || events == NULL)
-        return -1;
-    for (nevents = 0; nevents < EVENTS; nevents++) {
-        event *ev = &events[nevents];
-        if (bg_gen_next(g, -1, &ev->stream, &ts, buf, sizeof(buf)) < 0)
-            return -1;
-        if (nevents % 97 == 96)
-            snprintf(buf, sizeof(buf), nevents % 2 ? "not json %zu" :
-                     "{\"type\":\"inspection.rated\",\"ts\":1,\"score\":9}", nevents);
-        ev->json = strdup(buf);
-        if (ev->json == NULL)
-            return -1;
-    }
-    bg_gen_free(g);
-    return 0;
-}
-
 static int group_teardown(void **state)
 {
-    size_t i;
     (void)state;
-    for (i = 0; i < nevents; i++)
-        free(events[i].json);
-    free(events);
     json_decref(clean_ids);
     return 0;
 }
@@ -198,7 +135,7 @@ static void test_clean_run(void **state)
         fail_msg("clean run did not drain");
     }
     clean_ids = collect(c);
-    fprintf(stderr, "clean run: %zu events, %zu alerts, %lld dead letters\n", nevents,
+    fprintf(stderr, "clean run: %d events, %zu alerts, %lld dead letters\n", EVENTS,
             json_object_size(clean_ids), it_int(c, "XLEN riskd:dead"));
     assert_true(json_object_size(clean_ids) > 100);
     it_riskd_signal(&d, SIGTERM);
@@ -289,5 +226,5 @@ int main(void)
         cmocka_unit_test(test_riskd_killed),
         cmocka_unit_test(test_redis_killed),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, NULL, group_teardown);
 }

@@ -211,6 +211,18 @@ static void test_reload(void **state)
     for (i = 0; i < 250 && !it_log_contains(&f->riskd, "configuration reloaded"); i++)
         it_sleep_ms(20);
     must(f, it_log_contains(&f->riskd, "configuration reloaded"), "reloaded");
+    /* start and reload are both in the audit stream, old -> new */
+    for (i = 0; i < 100 && it_int(f->c, "XLEN riskd:audit") < 2; i++)
+        it_sleep_ms(20);
+    assert_int_equal(it_int(f->c, "XLEN riskd:audit"), 2);
+    {
+        redisReply *r = it_cmd(f->c, "XREVRANGE riskd:audit + - COUNT 1");
+        redisReply *fl = r->element[0]->element[1];
+        assert_string_equal(fl->element[3]->str, "config_applied");
+        assert_non_null(strstr(fl->element[9]->str, "\"officer_min_bad\":4"));
+        assert_null(strstr(fl->element[7]->str, "officer_min_bad"));
+        freeReplyObject(r);
+    }
     bad_rating(f);                  /* 3 bad ratings: below the new threshold 4 */
     must(f, it_wait_xlen(f->c, "alerts", 3, 10000), "3rd bad_rating");
     it_sleep_ms(300);

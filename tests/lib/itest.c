@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "itest.h"
+#include "gen.h"
 
 const char *it_build_dir(void)
 {
@@ -401,4 +402,47 @@ json_t *it_alerts(redisContext *c, const char *key)
     }
     freeReplyObject(r);
     return arr;
+}
+
+size_t it_preload_workload(redisContext *c, size_t n, double days, double anomaly,
+                           uint64_t seed, size_t invalid_every)
+{
+    bg_opts o;
+    bg_gen *g;
+    char buf[2048], id[32];
+    size_t i, pending = 0, seq[2] = {0, 0};
+    int64_t ts;
+    int stream;
+
+    bg_opts_default(&o);
+    o.entries = (long long)n;
+    o.units = 300;
+    o.officers = 600;
+    o.enterprises = 3000;
+    o.days = days;
+    o.anomaly = anomaly;
+    o.seed = seed;
+    g = bg_gen_new(&o);
+    if (g == NULL)
+        abort();
+    for (i = 0; i < n; i++) {
+        if (bg_gen_next(g, -1, &stream, &ts, buf, sizeof(buf)) < 0)
+            abort();
+        if (invalid_every && i % invalid_every == invalid_every - 1)
+            snprintf(buf, sizeof(buf), i % 2 ? "not json %zu" :
+                     "{\"type\":\"inspection.rated\",\"ts\":1,\"score\":9}", i);
+        snprintf(id, sizeof(id), "%zu-0", ++seq[stream]);
+        redisAppendCommand(c, "XADD %s %s data %s", stream ? "enforce:case" : "enforce:scan",
+                           id, buf);
+        if (++pending == 1000 || i + 1 == n) {
+            for (; pending > 0; pending--) {
+                redisReply *r;
+                if (redisGetReply(c, (void **)&r) != REDIS_OK)
+                    abort();
+                freeReplyObject(r);
+            }
+        }
+    }
+    bg_gen_free(g);
+    return n;
 }

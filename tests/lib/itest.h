@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <hiredis/hiredis.h>
 
@@ -66,6 +67,15 @@ bool it_wait_drained(redisContext *c, const char *key, const char *group, int ti
 void it_xadd(redisContext *c, const char *key, const char *json, char *id, size_t idlen);
 /* The alerts in the stream `key` as a jansson array (caller decrefs). */
 struct json_t *it_alerts(redisContext *c, const char *key);
+
+/* Preload n generated events (tests/lib/gen.c: every type, share `anomaly`
+ * of planted anomalies, over `days` of event time, seed) into enforce:scan
+ * and enforce:case with explicit entry ids 1-0, 2-0, ... per stream (alert
+ * ids derive from entry ids, so runs over the same preload compare by id).
+ * Every `invalid_every`-th entry (0 = none) is replaced by invalid input.
+ * Returns the number written. */
+size_t it_preload_workload(redisContext *c, size_t n, double days, double anomaly,
+                           uint64_t seed, size_t invalid_every);
 
 /* Path of the build directory ($BUILD or "build"). */
 const char *it_build_dir(void);
