@@ -19,10 +19,12 @@
  * Silences live in the hash riskd:silences (field = a 16-hex-digit random
  * id, value = compact JSON; see the README, "Operator's guide"). Every
  * change is one MULTI/EXEC transaction under WATCH of the hash: HSET the
- * record, XADD an entry to the audit stream riskd:audit and PUBLISH the id
- * on the channel riskd:silences so running daemons refresh at once; a
- * transaction aborted by a concurrent change is retried. Expiring a
- * silence sets its "until" to now and keeps the record.
+ * record, XADD an entry to the audit stream riskd:audit (trimmed like the
+ * daemon's entries, MAXLEN ~ 100000) and PUBLISH the id on the channel
+ * riskd:silences for whoever listens; a transaction aborted by a
+ * concurrent change is retried. Running daemons re-read the hash every
+ * second. Expiring a silence sets its "until" to now and keeps the
+ * record.
  *
  * Everything printed from Redis (alerts, silence records) goes through
  * put_clean(), which replaces control characters, so a crafted alert
@@ -48,8 +50,9 @@
 #include "internal.h"
 
 #define DEFAULT_CONFIG   "/etc/riskd/riskd.json"
-#define SILENCES_KEY     "riskd:silences"   /* hash and channel */
-#define AUDIT_STREAM     "riskd:audit"
+#define SILENCES_KEY     RK_SILENCES_KEY    /* hash and channel */
+#define AUDIT_STREAM     RK_AUDIT_STREAM
+#define AUDIT_MAXLEN     "100000"           /* as the daemon trims it */
 #define SILENCE_ID_LEN   16
 #define REPLY_TIMEOUT_S  10
 #define TAIL_BLOCK_MS    5000
@@ -648,8 +651,9 @@ static int silence_commit(conn *k, const char *id, const char *new_json, const c
     rk__format_rfc3339(rk__wall_ms(), 0, when, sizeof(when));
     redisAppendCommand(k->c, "MULTI");
     redisAppendCommand(k->c, "HSET %s %s %s", SILENCES_KEY, id, new_json);
-    redisAppendCommand(k->c, "XADD %s * who %s what %s when %s old %s new %s", AUDIT_STREAM,
-                       who, what, when, old_json ? old_json : "null", new_json);
+    redisAppendCommand(k->c, "XADD %s MAXLEN ~ %s * who %s what %s when %s old %s new %s",
+                       AUDIT_STREAM, AUDIT_MAXLEN, who, what, when,
+                       old_json ? old_json : "null", new_json);
     redisAppendCommand(k->c, "PUBLISH %s %s", SILENCES_KEY, id);
     redisAppendCommand(k->c, "EXEC");
     for (i = 0; i < 5; i++) {
@@ -1243,7 +1247,7 @@ static int cmd_status(const rk_config *cfg, const opts *o)
 {
     static const char *const names[] = {
         "riskd_up", "riskd_watermark_seconds", "riskd_alerts_written_total",
-        "riskd_checkpoint_age_seconds"
+        "riskd_checkpoint_age_seconds", "riskd_alerts_silenced_total", "riskd_silences"
     };
     struct timespec t0, t1;
     redisReply *r;
