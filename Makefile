@@ -1,6 +1,6 @@
 # riskd - plain GNU Makefile.
 #
-#   make                 build/riskd and build/plugins/*.so
+#   make                 build/riskd, build/riskctl and build/plugins/*.so
 #   make test            build and run the whole suite (unit + integration)
 #   make SAN=1 test      the same under AddressSanitizer + UBSan (build/san/)
 #   make check           make test, then make SAN=1 test (what CI runs)
@@ -39,7 +39,8 @@ RK_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(OPTIMIZATION) $(WARN) -fPIC \
 RK_LDFLAGS := $(SANFLAGS) $(LDFLAGS)
 RK_LIBS := $(PKG_LIBS) -lhttp_parser -ldl -lm
 
-DAEMON_SRCS := $(filter-out daemon/main.c,$(wildcard daemon/*.c))
+# main.c and riskctl.c hold the two programs' main(); the rest is libriskd.a.
+DAEMON_SRCS := $(filter-out daemon/main.c daemon/riskctl.c,$(wildcard daemon/*.c))
 BUILTIN_SRCS := $(wildcard detectors/*.c)
 PLUGIN_SRCS := $(wildcard detectors/plugins/*.c)
 TEST_SRCS := $(wildcard tests/test-*.c)
@@ -54,7 +55,7 @@ TEST_PLUGINS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,$(wildc
 
 .PHONY: all test check install clean bench fuzz
 .SECONDARY:
-all: $(BUILD)/riskd $(PLUGINS)
+all: $(BUILD)/riskd $(BUILD)/riskctl $(PLUGINS)
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/riskd/*.h) daemon/internal.h $(wildcard tests/lib/*.h)
 	@mkdir -p $(dir $@)
@@ -65,6 +66,11 @@ $(BUILD)/libriskd.a: $(LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/riskd: $(BUILD)/obj/daemon/main.o $(BUILD)/libriskd.a
+	$(CC) $(RK_LDFLAGS) -o $@ $^ $(RK_LIBS)
+
+# The operator CLI: hiredis's synchronous API, and libriskd.a for the
+# configuration loader, the registry check and the time functions.
+$(BUILD)/riskctl: $(BUILD)/obj/daemon/riskctl.o $(BUILD)/libriskd.a
 	$(CC) $(RK_LDFLAGS) -o $@ $^ $(RK_LIBS)
 
 $(BUILD)/plugins/%.so: detectors/plugins/%.c $(wildcard include/riskd/*.h)
@@ -97,6 +103,7 @@ bench: all $(BENCH_BINS)
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/riskd/plugins
 	install -m 0755 $(BUILD)/riskd $(DESTDIR)$(PREFIX)/bin/riskd
+	install -m 0755 $(BUILD)/riskctl $(DESTDIR)$(PREFIX)/bin/riskctl
 	for p in $(PLUGINS); do install -m 0644 $$p $(DESTDIR)$(PREFIX)/lib/riskd/plugins/; done
 	install -d $(DESTDIR)$(PREFIX)/include/riskd
 	install -m 0644 include/riskd/*.h $(DESTDIR)$(PREFIX)/include/riskd/
