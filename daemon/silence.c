@@ -62,6 +62,22 @@ void rk__silences_free(rk_silences *s)
     free(s);
 }
 
+/* Every match key must be a subject field and every value a string. */
+static bool match_valid(json_t *m)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(m, key, v) {
+        size_t k;
+        bool known = false;
+        for (k = 0; k < N_FIELDS; k++)
+            known |= strcmp(key, fields[k]) == 0;
+        if (!known || !json_is_string(v))
+            return false;
+    }
+    return true;
+}
+
 static char *dup_str(json_t *j)
 {
     return json_is_string(j) ? strdup(json_string_value(j)) : NULL;
@@ -93,6 +109,14 @@ size_t rk__silences_load(rk_silences *s, const char *const *values,
             continue;
         }
         x->until = json_integer_value(until);
+        if (m != NULL && !match_valid(m)) {
+            /* A typo must not widen a silence to "any value": skip it. */
+            free(x->detector);
+            free(x->rule);
+            memset(x, 0, sizeof(*x));
+            json_decref(o);
+            continue;
+        }
         for (k = 0; k < N_FIELDS; k++)
             x->match[k] = m ? dup_str(json_object_get(m, fields[k])) : NULL;
         got++;

@@ -148,6 +148,7 @@ static void test_layout(void **state)
     char p[512];
 
     assert_file(f, "usr/local/bin/riskd", 0755);
+    assert_file(f, "usr/local/bin/riskctl", 0755);
     assert_file(f, "usr/local/lib/riskd/plugins/two_officers.so", 0644);
     assert_file(f, "etc/riskd/riskd.json", 0644);
     assert_file(f, "usr/local/lib/systemd/system/riskd.service", 0644);
