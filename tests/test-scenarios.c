@@ -4,7 +4,8 @@
  * checks the alerts.
  *
  * Each run uses a fresh redis-server and a fresh riskd whose config is the
- * scenario's overrides plus clock.wall_advance false (unless the scenario
+ * scenario's overrides plus clock.wall_advance false and state.interval
+ * "100ms" (unless the scenario
  * sets it), metrics.listen "" and redis.port. The runs differ only in when
  * the two streams are written:
  *
@@ -307,6 +308,17 @@ static int scen_load(const char *path, scen *sc, report *rep)
     }
     if (json_is_object(clock) && json_object_get(clock, "wall_advance") == NULL)
         json_object_set_new(clock, "wall_advance", json_false());
+    /* Entries are acknowledged after a checkpoint; a run ends when both
+     * groups are drained, so checkpoint often (unless the scenario says). */
+    {
+        json_t *st = json_object_get(cfg, "state");
+        if (st == NULL) {
+            st = json_object();
+            json_object_set_new(cfg, "state", st);
+        }
+        if (json_is_object(st) && json_object_get(st, "interval") == NULL)
+            json_object_set_new(st, "interval", json_string("100ms"));
+    }
     sc->config = json_dumps(cfg, JSON_COMPACT);
     /* Keep the names the runner needs; cfg itself is dropped below, so
      * copy them into root, which outlives the run. */
