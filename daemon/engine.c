@@ -954,22 +954,32 @@ static int det_index_cb(const char *name, void *ud)
     return rk__registry_find(&e->reg, name);
 }
 
-static void put_blob(rk_buf *out, rk_buf *inner)
+/* A length-prefixed blob written in place: blob_begin reserves the u64
+ * length, the caller appends the blob to `out` itself, blob_end patches the
+ * length in. No intermediate buffer, no copy. */
+static size_t blob_begin(rk_buf *out)
 {
-    rk_buf_put_u64(out, inner->len);
-    rk_buf_put_bytes(out, inner->data, inner->len);
-    if (inner->oom)
-        out->oom = 1;
-    rk_buf_free(inner);
+    size_t at = out->len;
+    rk_buf_put_u64(out, 0);
+    return at;
+}
+
+static void blob_end(rk_buf *out, size_t at)
+{
+    uint64_t n = out->len - at - 8;
+    int i;
+    if (out->oom || at + 8 > out->len)
+        return;
+    for (i = 0; i < 8; i++)
+        out->data[at + (size_t)i] = (unsigned char)(n >> (8 * i));
 }
 
 /* Serialise the whole state. Returns 0 or -1 (out of memory, or a
  * detector failed to snapshot). */
 static int build_state(rk_engine *e, rk_buf *out)
 {
-    rk_buf inner = {0};
     unsigned si;
-    size_t i, n = 0;
+    size_t i, n = 0, at;
 
     rk_buf_put_u32(out, STATE_MAGIC);
     rk_buf_put_u32(out, STATE_VERSION);
@@ -979,10 +989,12 @@ static int build_state(rk_engine *e, rk_buf *out)
         rk_buf_put_u32(out, e->st[si].has_applied ? 1 : 0);
         rk_buf_put_ref(out, e->st[si].applied);
     }
-    rk__clock_snapshot(&e->clock, &inner, det_name_cb, e);
-    put_blob(out, &inner);
-    rk__tasks_snapshot(&e->tasks, &inner);
-    put_blob(out, &inner);
+    at = blob_begin(out);
+    rk__clock_snapshot(&e->clock, out, det_name_cb, e);
+    blob_end(out, at);
+    at = blob_begin(out);
+    rk__tasks_snapshot(&e->tasks, out);
+    blob_end(out, at);
     for (i = 0; i < e->reg.n; i++)
         if (e->reg.dets[i]->self)
             n++;
@@ -994,12 +1006,12 @@ static int build_state(rk_engine *e, rk_buf *out)
         if (d->self == NULL)
             continue;
         rk_buf_put_str(out, d->name);
-        if (d->ops->snapshot && d->ops->snapshot(d->self, &inner) != 0) {
+        at = blob_begin(out);
+        if (d->ops->snapshot && d->ops->snapshot(d->self, out) != 0) {
             rk__log(RK_LOG_ERR, "detector %s failed to snapshot its state", d->name);
-            rk_buf_free(&inner);
             return -1;
         }
-        put_blob(out, &inner);
+        blob_end(out, at);
         rk_buf_put_u64(out, d->cooldown ? ((rk_map *)d->cooldown)->count : 0);
         if (d->cooldown) {
             for (it = rk_map_first(d->cooldown, &b); it; it = rk_map_next(d->cooldown, &b, it)) {

@@ -277,16 +277,27 @@ static inline int rk_buf_reserve(rk_buf *b, size_t extra)
 
 static inline void rk_buf_put_bytes(rk_buf *b, const void *p, size_t n)
 {
-    if (n == 0 || rk_buf_reserve(b, n) != 0)
+    if (n == 0 || (b->len + n > b->cap && rk_buf_reserve(b, n) != 0))
         return;
     memcpy(b->data + b->len, p, n);
     b->len += n;
 }
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define RK_KIT_LE 1
+#else
+#define RK_KIT_LE 0
+#endif
+
 static inline void rk_buf_put_u64(rk_buf *b, uint64_t v)
 {
     unsigned char x[8];
     int i;
+    if (RK_KIT_LE && b->len + 8 <= b->cap) {   /* the common case: one store */
+        memcpy(b->data + b->len, &v, 8);
+        b->len += 8;
+        return;
+    }
     for (i = 0; i < 8; i++) x[i] = (unsigned char)(v >> (8 * i));
     rk_buf_put_bytes(b, x, 8);
 }
@@ -295,6 +306,11 @@ static inline void rk_buf_put_u32(rk_buf *b, uint32_t v)
 {
     unsigned char x[4];
     int i;
+    if (RK_KIT_LE && b->len + 4 <= b->cap) {
+        memcpy(b->data + b->len, &v, 4);
+        b->len += 4;
+        return;
+    }
     for (i = 0; i < 4; i++) x[i] = (unsigned char)(v >> (8 * i));
     rk_buf_put_bytes(b, x, 4);
 }
