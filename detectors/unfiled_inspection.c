@@ -38,12 +38,15 @@
  * the watermark).
  *
  * Expiry: each kind of record has an expiry heap (kit.h rk_heap) keyed by
- * the exact time after which the record is dropped (see filing_expiry,
- * pscan_expiry; pcases: deadline + retention, a safety net since their
- * timer drops them). Records are re-keyed when that time changes (a timer
- * fired, a filing merged scans, a new scan), so on_watermark(now) pops only
- * what expires: its cost is O(expired x log n), not O(stored). A changed
- * retention re-keys the heaps once (O(n)).
+ * a time no later than the one after which the record is dropped (see
+ * filing_expiry, pscan_expiry; pcases: deadline + retention, a safety net
+ * since their timer drops them). A filing is keyed at planned_at +
+ * retention and re-keyed only if it is popped before its filed_not_scanned
+ * timer ran; other records are re-keyed when their expiry moves (a timer
+ * fired, a filing merged scans, a new scan). So on_watermark(now) pops only
+ * what expires, O(expired x log n) instead of O(stored), and frees each
+ * record at the first watermark past its expiry. A changed retention
+ * re-keys the heaps once (O(n)).
  *
  * reconfigure() changes thresholds only; timers already armed keep their
  * deadlines (each record remembers the deadline it armed).
@@ -610,7 +613,10 @@ static int on_filed(ui_self *s, const rk_event *ev)
         free(f);
         return -1;
     }
-    if (rk_heap_push(&s->fheap, filing_expiry(s, f), f) != 0) {
+    /* Keyed at planned_at + retention, a lower bound of its expiry that is
+     * exact once the filed_not_scanned timer ran (usually long before):
+     * popped earlier, it is re-keyed to its scan deadline + retention. */
+    if (rk_heap_push(&s->fheap, sat_add(f->planned_at, s->cfg.retention), f) != 0) {
         filing_unindex(s, f);
         free(f);
         return -1;
@@ -815,7 +821,8 @@ static int timer_fns(ui_self *s, int64_t deadline, const char *task)
     if (f == NULL || f_scan_by(f) != deadline || (f->flags & F_FNS_DONE))
         return 0;
     f->flags |= F_FNS_DONE;
-    rk_heap_update(&s->fheap, f, filing_expiry(s, f));
+    if (f->hpos < s->fheap.n && s->fheap.items[f->hpos].key > filing_expiry(s, f))
+        rk_heap_update(&s->fheap, f, filing_expiry(s, f));
     if (f->flags & F_SCANNED)
         return 0;
     memset(&subj, 0, sizeof(subj));
