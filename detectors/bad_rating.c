@@ -18,18 +18,26 @@
  *
  * State is two rk_maps: officer id -> rk_win of bad ratings, and unit id ->
  * (rk_win of ratings with flag 1 = bad, bad count). Rules are evaluated at
- * the rating's ts after expiring older items; on_watermark(now) expires
- * every window at `now` and deletes keys whose window became empty, so
- * memory is bounded by what the windows hold.
+ * the rating's ts after expiring older items. Each map has an expiry heap
+ * (kit.h rk_heap) holding every key once, keyed by a time no later than the
+ * key's expiry (its newest item's ts + window); an event does not touch the
+ * heap. on_watermark(now) pops only keys whose heap time is < now: it
+ * expires that key's window at `now` and deletes the key when the window is
+ * empty, else re-keys it to its newest item's ts + window. So a batch costs
+ * what expires, not what is stored, a key is freed at the first watermark
+ * past its newest item + window, and memory is bounded by what the windows
+ * hold (a key's window is trimmed at its events and when it is popped).
  *
  * reconfigure() replaces the thresholds and keeps the windows. A window
  * that shrinks is trimmed at the next event or watermark; one that grows
  * only holds what the old window still held. A rating's bad flag is decided
- * with the bad_score in force when it arrived.
+ * with the bad_score in force when it arrived. A changed window re-keys the
+ * heap (O(keys), once).
  *
  * Snapshot format (version 1): u32 version; u32 n_officers, then per
  * officer str id + window; u32 n_units, then per unit str id + window; a
- * window is u32 n then n x (i64 ts, ref, u32 flag). */
+ * window is u32 n then n x (i64 ts, ref, u32 flag). The expiry heaps are
+ * not stored: restore() rebuilds them. */
 #include "riskd/kit.h"
 #include "internal.h"
 
@@ -49,17 +57,27 @@ typedef struct br_cfg {
     int64_t cooldown;
 } br_cfg;
 
-typedef struct br_unit {
-    rk_win win;                     /* all ratings, flag BR_FLAG_BAD if bad */
-    uint32_t nbad;                  /* items of win with the bad flag */
-} br_unit;
+/* The state of one officer (win: its bad ratings, nbad unused) or one unit
+ * (win: all its ratings, flag BR_FLAG_BAD if bad; nbad: how many are bad). */
+typedef struct br_key {
+    rk_win win;
+    uint32_t nbad;
+    uint32_t hpos;                  /* index in the expiry heap */
+    rk_map_entry *ent;              /* its map entry (for the id) */
+} br_key;
+
+/* One rule's keys: the map and its expiry heap. */
+typedef struct br_set {
+    rk_map map;                     /* id -> br_key * */
+    rk_heap heap;                   /* every key, by newest ts + window */
+} br_set;
 
 typedef struct br_state {
     const rk_host_api *api;
     rk_host *host;
     br_cfg cfg;
-    rk_map officers;                /* officer id -> rk_win * (bad ratings) */
-    rk_map units;                   /* unit id -> br_unit * */
+    br_set officers;                /* officer id -> bad ratings */
+    br_set units;                   /* unit id -> all ratings */
 } br_state;
 
 /* ===================================================================
@@ -154,30 +172,107 @@ static size_t br_evidence(const rk_win *w, uint32_t flag_mask,
     return n;
 }
 
-static void br_free_officer(void *p)
+static void br_free_key(void *p)
 {
-    rk_win *w = (rk_win *)p;
-    if (w == NULL)
+    br_key *k = (br_key *)p;
+    if (k == NULL)
         return;
-    rk_win_free(w);
-    free(w);
+    rk_win_free(&k->win);
+    free(k);
 }
 
-static void br_free_unit(void *p)
+static void br_set_init(br_set *set)
 {
-    br_unit *u = (br_unit *)p;
-    if (u == NULL)
-        return;
-    rk_win_free(&u->win);
-    free(u);
+    rk_map_init(&set->map);
+    rk_heap_init(&set->heap, offsetof(br_key, hpos));
 }
 
-/* Expire unit u's window at cutoff, keeping its bad count in step. */
-static void br_unit_expire(br_unit *u, int64_t cutoff)
+static void br_set_clear(br_set *set)
+{
+    rk_map_clear(&set->map, br_free_key);
+    rk_heap_free(&set->heap);
+    br_set_init(set);
+}
+
+/* Expire k's window at cutoff, keeping its bad count in step. */
+static void br_key_expire(br_key *k, int64_t cutoff)
 {
     uint32_t dropped_bad = 0;
-    rk_win_expire(&u->win, cutoff, &dropped_bad);
-    u->nbad -= dropped_bad;
+    rk_win_expire(&k->win, cutoff, &dropped_bad);
+    k->nbad -= dropped_bad;
+}
+
+/* When k leaves window w: its newest item's ts + w (saturated); k's window
+ * must not be empty. */
+static int64_t br_key_expiry(const br_key *k, int64_t w)
+{
+    int64_t t = rk_win_at(&k->win, k->win.len - 1)->ts;
+    return t > INT64_MAX - w ? INT64_MAX : t + w;
+}
+
+/* Remove k from set (heap and map) and free it. */
+static void br_drop(br_set *set, br_key *k)
+{
+    rk_heap_remove(&set->heap, k);
+    br_free_key(rk_map_del(&set->map, k->ent->key));
+}
+
+/* The key `id` of set, created (empty, not yet in the heap) when absent.
+ * Returns NULL when out of memory. */
+static br_key *br_get(br_set *set, const char *id)
+{
+    br_key *k = (br_key *)rk_map_get(&set->map, id);
+    if (k != NULL)
+        return k;
+    k = (br_key *)calloc(1, sizeof(*k));
+    if (k == NULL)
+        return NULL;
+    k->hpos = RK_HEAP_NONE;
+    k->ent = rk_map_put(&set->map, id, k, NULL);
+    if (k->ent == NULL) {
+        free(k);
+        return NULL;
+    }
+    return k;
+}
+
+/* After pushing an item at k (window w): a key new to the heap joins it.
+ * A key already there keeps its heap time, which stays <= its expiry
+ * (re-keyed when popped). On failure (out of memory) a key with an empty
+ * window or no heap place is dropped; returns 0 or -1. */
+static int br_track(br_set *set, br_key *k, int pushed, int64_t w)
+{
+    if (pushed && k->hpos != RK_HEAP_NONE)
+        return 0;
+    if (pushed && rk_heap_push(&set->heap, br_key_expiry(k, w), k) == 0)
+        return 0;
+    if (k->win.len == 0 || k->hpos == RK_HEAP_NONE)
+        br_drop(set, k);
+    return -1;
+}
+
+/* Pop the keys of set whose heap time is < now: free those whose window
+ * (length w) is empty at now, re-key the others. */
+static void br_set_expire(br_set *set, int64_t now, int64_t w)
+{
+    const rk_heap_item *top;
+    while ((top = rk_heap_top(&set->heap)) != NULL && top->key < now) {
+        br_key *k = (br_key *)top->rec;
+        br_key_expire(k, br_cutoff(now, w));
+        if (k->win.len == 0)
+            br_drop(set, k);
+        else
+            rk_heap_update(&set->heap, k, br_key_expiry(k, w));
+    }
+}
+
+/* Re-key every key of set for window w (after a reconfigure). */
+static void br_set_rekey(br_set *set, int64_t w)
+{
+    uint32_t i;
+    for (i = 0; i < set->heap.n; i++)
+        set->heap.items[i].key = br_key_expiry((const br_key *)set->heap.items[i].rec, w);
+    rk_heap_heapify(&set->heap);
 }
 
 /* ===================================================================
@@ -216,26 +311,20 @@ static int br_rule_bad_rating(br_state *s, const rk_event *ev)
  * out of memory. */
 static int br_rule_officer(br_state *s, const rk_event *ev, const char *officer)
 {
-    rk_win *w = (rk_win *)rk_map_get(&s->officers, officer);
+    br_key *k = br_get(&s->officers, officer);
+    const rk_win *w;
     rk_entry_ref evid[RK_MAX_EVIDENCE];
     char summary[512], wbuf[32];
     rk_alert a;
+    int pushed;
 
-    if (w == NULL) {
-        w = (rk_win *)calloc(1, sizeof(*w));
-        if (w == NULL)
-            return -1;
-        if (rk_map_put(&s->officers, officer, w, NULL) == NULL) {
-            free(w);
-            return -1;
-        }
-    }
-    rk_win_expire(w, br_cutoff(ev->ts, s->cfg.officer_window), NULL);
-    if (rk_win_push(w, ev->ts, ev->ref, BR_FLAG_BAD) != 0) {
-        if (w->len == 0)
-            br_free_officer(rk_map_del(&s->officers, officer));
+    if (k == NULL)
         return -1;
-    }
+    w = &k->win;
+    br_key_expire(k, br_cutoff(ev->ts, s->cfg.officer_window));
+    pushed = rk_win_push(&k->win, ev->ts, ev->ref, BR_FLAG_BAD) == 0;
+    if (br_track(&s->officers, k, pushed, s->cfg.officer_window) != 0)
+        return -1;
     if (w->len < s->cfg.officer_min_bad)
         return 0;
 
@@ -263,29 +352,21 @@ static int br_rule_officer(br_state *s, const rk_event *ev, const char *officer)
  * Returns 0, or -1 when out of memory. */
 static int br_rule_unit(br_state *s, const rk_event *ev, int bad)
 {
-    br_unit *u = (br_unit *)rk_map_get(&s->units, ev->unit_id);
+    br_key *u = br_get(&s->units, ev->unit_id);
     rk_entry_ref evid[RK_MAX_EVIDENCE];
     char summary[512], wbuf[32];
     double ratio;
     rk_alert a;
+    int pushed;
 
-    if (u == NULL) {
-        u = (br_unit *)calloc(1, sizeof(*u));
-        if (u == NULL)
-            return -1;
-        if (rk_map_put(&s->units, ev->unit_id, u, NULL) == NULL) {
-            free(u);
-            return -1;
-        }
-    }
-    br_unit_expire(u, br_cutoff(ev->ts, s->cfg.unit_window));
-    if (rk_win_push(&u->win, ev->ts, ev->ref, bad ? BR_FLAG_BAD : 0) != 0) {
-        if (u->win.len == 0)
-            br_free_unit(rk_map_del(&s->units, ev->unit_id));
+    if (u == NULL)
         return -1;
-    }
-    if (bad)
+    br_key_expire(u, br_cutoff(ev->ts, s->cfg.unit_window));
+    pushed = rk_win_push(&u->win, ev->ts, ev->ref, bad ? BR_FLAG_BAD : 0) == 0;
+    if (pushed && bad)
         u->nbad++;
+    if (br_track(&s->units, u, pushed, s->cfg.unit_window) != 0)
+        return -1;
     if (u->win.len < s->cfg.unit_min_ratings)
         return 0;
     ratio = (double)u->nbad / (double)u->win.len;
@@ -333,13 +414,14 @@ static void *br_create(const rk_host_api *api, rk_host *host, const json_t *cfg,
     s->api = api;
     s->host = host;
     s->cfg = c;
-    rk_map_init(&s->officers);
-    rk_map_init(&s->units);
+    br_set_init(&s->officers);
+    br_set_init(&s->units);
     return s;
 }
 
-/* Apply new thresholds from cfg, keeping the windows. Returns 0, or -1 with
- * err set when cfg is invalid (the old thresholds stay). */
+/* Apply new thresholds from cfg, keeping the windows (a changed window
+ * re-keys its heap). Returns 0, or -1 with err set when cfg is invalid
+ * (the old thresholds stay). */
 static int br_reconfigure(void *self, const json_t *cfg, char *err, size_t errlen)
 {
     br_state *s = (br_state *)self;
@@ -347,6 +429,10 @@ static int br_reconfigure(void *self, const json_t *cfg, char *err, size_t errle
 
     if (br_parse_cfg(cfg, &c, err, errlen) != 0)
         return -1;
+    if (c.officer_window != s->cfg.officer_window)
+        br_set_rekey(&s->officers, c.officer_window);
+    if (c.unit_window != s->cfg.unit_window)
+        br_set_rekey(&s->units, c.unit_window);
     s->cfg = c;
     return 0;
 }
@@ -383,27 +469,14 @@ static int br_on_event(void *self, const rk_event *ev)
     return rc;
 }
 
-/* Expire every window at now and delete the keys left empty. */
+/* Delete the keys whose window is empty at now (only those the heaps say
+ * may be: O(popped keys x log keys)). */
 static void br_on_watermark(void *self, int64_t now)
 {
     br_state *s = (br_state *)self;
-    rk_map_entry *e, *next;
-    size_t b;
 
-    for (e = rk_map_first(&s->officers, &b); e != NULL; e = next) {
-        rk_win *w = (rk_win *)e->value;
-        next = rk_map_next(&s->officers, &b, e);
-        rk_win_expire(w, br_cutoff(now, s->cfg.officer_window), NULL);
-        if (w->len == 0)
-            br_free_officer(rk_map_del(&s->officers, e->key));
-    }
-    for (e = rk_map_first(&s->units, &b); e != NULL; e = next) {
-        br_unit *u = (br_unit *)e->value;
-        next = rk_map_next(&s->units, &b, e);
-        br_unit_expire(u, br_cutoff(now, s->cfg.unit_window));
-        if (u->win.len == 0)
-            br_free_unit(rk_map_del(&s->units, e->key));
-    }
+    br_set_expire(&s->officers, now, s->cfg.officer_window);
+    br_set_expire(&s->units, now, s->cfg.unit_window);
 }
 
 static void br_put_win(rk_buf *out, const rk_win *w)
@@ -427,15 +500,17 @@ static int br_snapshot(void *self, rk_buf *out)
     size_t b;
 
     rk_buf_put_u32(out, BR_SNAP_VERSION);
-    rk_buf_put_u32(out, (uint32_t)s->officers.count);
-    for (e = rk_map_first(&s->officers, &b); e != NULL; e = rk_map_next(&s->officers, &b, e)) {
+    rk_buf_put_u32(out, (uint32_t)s->officers.map.count);
+    for (e = rk_map_first(&s->officers.map, &b); e != NULL;
+         e = rk_map_next(&s->officers.map, &b, e)) {
         rk_buf_put_str(out, e->key);
-        br_put_win(out, (const rk_win *)e->value);
+        br_put_win(out, &((const br_key *)e->value)->win);
     }
-    rk_buf_put_u32(out, (uint32_t)s->units.count);
-    for (e = rk_map_first(&s->units, &b); e != NULL; e = rk_map_next(&s->units, &b, e)) {
+    rk_buf_put_u32(out, (uint32_t)s->units.map.count);
+    for (e = rk_map_first(&s->units.map, &b); e != NULL;
+         e = rk_map_next(&s->units.map, &b, e)) {
         rk_buf_put_str(out, e->key);
-        br_put_win(out, &((const br_unit *)e->value)->win);
+        br_put_win(out, &((const br_key *)e->value)->win);
     }
     return out->oom ? -1 : 0;
 }
@@ -465,10 +540,11 @@ static int br_get_win(rk_rd *r, rk_win *w, uint32_t *nflag)
     return 0;
 }
 
-/* Read one map section (u32 count, then id + window each) into m; is_unit
- * selects the value type. Returns 0, or -1 (r->err set) on truncated or
- * corrupt data (including a repeated id) or when out of memory. */
-static int br_get_map(rk_rd *r, rk_map *m, int is_unit)
+/* Read one map section (u32 count, then id + window each) into the empty
+ * set, whose keys expire after window w. Returns 0, or -1 (r->err set) on
+ * truncated or corrupt data (including a repeated id) or when out of
+ * memory. */
+static int br_get_set(rk_rd *r, br_set *set, int64_t w)
 {
     uint32_t n = rk_rd_u32(r), i;
 
@@ -477,46 +553,34 @@ static int br_get_map(rk_rd *r, rk_map *m, int is_unit)
         return -1;
     }
     for (i = 0; i < n; i++) {
-        char *key = rk_rd_str(r, BR_MAX_ID);
-        rk_win *w = NULL;
-        br_unit *u = NULL;
+        char *id = rk_rd_str(r, BR_MAX_ID);
+        br_key *k;
         uint32_t nflag = 0;
-        void *val;
 
-        if (key == NULL || rk_map_find(m, key) != NULL) {
-            free(key);
+        if (id == NULL || rk_map_find(&set->map, id) != NULL) {
+            free(id);
             r->err = 1;
             return -1;
         }
-        if (is_unit) {
-            u = (br_unit *)calloc(1, sizeof(*u));
-            w = u ? &u->win : NULL;
-            val = u;
-        } else {
-            w = (rk_win *)calloc(1, sizeof(*w));
-            val = w;
-        }
-        if (w == NULL || br_get_win(r, w, &nflag) != 0) {
-            if (is_unit) br_free_unit(u); else br_free_officer(w);
-            free(key);
+        k = br_get(set, id);
+        free(id);
+        if (k == NULL || br_get_win(r, &k->win, &nflag) != 0) {
+            if (k != NULL)
+                br_drop(set, k);
             r->err = 1;
             return -1;
         }
-        if (u != NULL)
-            u->nbad = nflag;
-        if (w->len == 0) {
+        k->nbad = nflag;
+        if (k->win.len == 0) {
             /* Never written by snapshot(); harmless, drop it. */
-            if (is_unit) br_free_unit(u); else br_free_officer(w);
-            free(key);
+            br_drop(set, k);
             continue;
         }
-        if (rk_map_put(m, key, val, NULL) == NULL) {
-            if (is_unit) br_free_unit(u); else br_free_officer(w);
-            free(key);
+        if (rk_heap_push(&set->heap, br_key_expiry(k, w), k) != 0) {
+            br_drop(set, k);
             r->err = 1;
             return -1;
         }
-        free(key);
     }
     return 0;
 }
@@ -528,14 +592,11 @@ static int br_restore(void *self, const void *data, size_t len,
                       char *err, size_t errlen)
 {
     br_state *s = (br_state *)self;
-    rk_map officers, units;
     rk_rd r;
     uint32_t ver;
 
-    rk_map_clear(&s->officers, br_free_officer);
-    rk_map_clear(&s->units, br_free_unit);
-    rk_map_init(&officers);
-    rk_map_init(&units);
+    br_set_clear(&s->officers);
+    br_set_clear(&s->units);
     rk_rd_init(&r, data, len);
     ver = rk_rd_u32(&r);
     if (r.err || ver != BR_SNAP_VERSION) {
@@ -543,15 +604,13 @@ static int br_restore(void *self, const void *data, size_t len,
                     : "unsupported format version");
         return -1;
     }
-    if (br_get_map(&r, &officers, 0) != 0 || br_get_map(&r, &units, 1) != 0 ||
-        r.p != r.end) {
-        rk_map_clear(&officers, br_free_officer);
-        rk_map_clear(&units, br_free_unit);
+    if (br_get_set(&r, &s->officers, s->cfg.officer_window) != 0 ||
+        br_get_set(&r, &s->units, s->cfg.unit_window) != 0 || r.p != r.end) {
+        br_set_clear(&s->officers);
+        br_set_clear(&s->units);
         rk_kit_errf(err, errlen, "snapshot: truncated or corrupt");
         return -1;
     }
-    s->officers = officers;
-    s->units = units;
     return 0;
 }
 
@@ -560,8 +619,8 @@ static void br_destroy(void *self)
     br_state *s = (br_state *)self;
     if (s == NULL)
         return;
-    rk_map_clear(&s->officers, br_free_officer);
-    rk_map_clear(&s->units, br_free_unit);
+    br_set_clear(&s->officers);
+    br_set_clear(&s->units);
     free(s);
 }
 
@@ -569,7 +628,7 @@ static void br_destroy(void *self)
 static size_t br_tracked_keys(void *self)
 {
     const br_state *s = (const br_state *)self;
-    return s->officers.count + s->units.count;
+    return s->officers.map.count + s->units.map.count;
 }
 
 const rk_detector_ops rk__det_bad_rating = {

@@ -12,8 +12,13 @@
  *
  * State is one rk_map per rule (key -> rk_win of complaints), so it is kept
  * per (rule, key). Windows are evaluated at the complaint's ts after
- * expiring older items; on_watermark(now) expires every window at `now` and
- * deletes keys left empty.
+ * expiring older items. Each rule's map has an expiry heap (kit.h rk_heap)
+ * holding every key once, keyed by a time no later than the key's expiry
+ * (newest complaint's ts + window); events do not touch it. on_watermark
+ * (now) pops only the keys whose heap time is < now, expires their windows
+ * at `now`, deletes those left empty and re-keys the others: a batch costs
+ * what expires, and a key is freed at the first watermark past its newest
+ * complaint + window.
  *
  * reconfigure() and restore() carry per-rule state across a changed rules
  * list by matching rules, not by position: a new rule takes the state of an
@@ -23,10 +28,11 @@
  * the next event or watermark), else starts empty. State of old rules that
  * no new rule takes is dropped. Thus reordering rules or changing min_count
  * keeps the windows, and only a rule whose group_by is new starts over.
+ * The heaps move with their maps and are re-keyed for the new windows.
  *
  * Snapshot format (version 1): u32 version, u32 n_rules, then per rule u32
  * group_by, i64 window, u32 n_keys, and per key str key, u32 n, n x (i64 ts,
- * ref). */
+ * ref). The expiry heaps are not stored: restore() rebuilds them. */
 #include "riskd/kit.h"
 #include "internal.h"
 
@@ -57,11 +63,24 @@ typedef struct cc_cfg {
     int64_t cooldown;               /* ms; < 0: each rule's window */
 } cc_cfg;
 
+/* The complaints of one (rule, key). */
+typedef struct cc_key {
+    rk_win win;
+    uint32_t hpos;                  /* index in the rule's expiry heap */
+    rk_map_entry *ent;              /* its map entry (for the key string) */
+} cc_key;
+
+/* One rule's keys: the map and its expiry heap. */
+typedef struct cc_set {
+    rk_map map;                     /* key -> cc_key * */
+    rk_heap heap;                   /* every key, by newest ts + window */
+} cc_set;
+
 typedef struct cc_state {
     const rk_host_api *api;
     rk_host *host;
     cc_cfg cfg;
-    rk_map keys[CC_MAX_RULES];      /* per rule: key -> rk_win * */
+    cc_set keys[CC_MAX_RULES];      /* per rule */
 } cc_state;
 
 /* ===================================================================
@@ -168,13 +187,68 @@ static int cc_ref_eq(rk_entry_ref a, rk_entry_ref b)
     return a.ms == b.ms && a.seq == b.seq && a.stream == b.stream;
 }
 
-static void cc_free_win(void *p)
+static void cc_free_key(void *p)
 {
-    rk_win *w = (rk_win *)p;
-    if (w == NULL)
+    cc_key *k = (cc_key *)p;
+    if (k == NULL)
         return;
-    rk_win_free(w);
-    free(w);
+    rk_win_free(&k->win);
+    free(k);
+}
+
+static void cc_set_init(cc_set *set)
+{
+    rk_map_init(&set->map);
+    rk_heap_init(&set->heap, offsetof(cc_key, hpos));
+}
+
+static void cc_set_clear(cc_set *set)
+{
+    rk_map_clear(&set->map, cc_free_key);
+    rk_heap_free(&set->heap);
+    cc_set_init(set);
+}
+
+/* When k (non-empty) leaves window w: newest ts + w, saturated. */
+static int64_t cc_key_expiry(const cc_key *k, int64_t w)
+{
+    int64_t t = rk_win_at(&k->win, k->win.len - 1)->ts;
+    return t > INT64_MAX - w ? INT64_MAX : t + w;
+}
+
+/* Remove k from set (heap and map) and free it. */
+static void cc_drop(cc_set *set, cc_key *k)
+{
+    rk_heap_remove(&set->heap, k);
+    cc_free_key(rk_map_del(&set->map, k->ent->key));
+}
+
+/* The key `id` of set, created (empty, not in the heap) when absent.
+ * Returns NULL when out of memory. */
+static cc_key *cc_get(cc_set *set, const char *id)
+{
+    cc_key *k = (cc_key *)rk_map_get(&set->map, id);
+    if (k != NULL)
+        return k;
+    k = (cc_key *)calloc(1, sizeof(*k));
+    if (k == NULL)
+        return NULL;
+    k->hpos = RK_HEAP_NONE;
+    k->ent = rk_map_put(&set->map, id, k, NULL);
+    if (k->ent == NULL) {
+        free(k);
+        return NULL;
+    }
+    return k;
+}
+
+/* Re-key every key of set for window w and restore the heap order. */
+static void cc_set_rekey(cc_set *set, int64_t w)
+{
+    uint32_t i;
+    for (i = 0; i < set->heap.n; i++)
+        set->heap.items[i].key = cc_key_expiry((const cc_key *)set->heap.items[i].rec, w);
+    rk_heap_heapify(&set->heap);
 }
 
 /* Fill out (RK_MAX_EVIDENCE entries) with the refs of the most recent items
@@ -199,12 +273,12 @@ static size_t cc_evidence(const rk_win *w, rk_entry_ref trigger, rk_entry_ref *o
     return n;
 }
 
-/* Move per-rule state from `from` (rules from_rules[0..n_from), maps
- * from_maps) to the maps of to_rules[0..n_to) in to_maps, matching as the
- * file comment describes; from_maps are left empty (state not taken is
- * freed). */
-static void cc_carry(const cc_rule *from_rules, rk_map *from_maps, size_t n_from,
-                     const cc_rule *to_rules, rk_map *to_maps, size_t n_to)
+/* Move per-rule state from `from` (rules from_rules[0..n_from), sets
+ * from_maps) to the sets of to_rules[0..n_to) in to_maps, matching as the
+ * file comment describes, and re-key the moved heaps for their new
+ * windows; from_maps are left empty (state not taken is freed). */
+static void cc_carry(const cc_rule *from_rules, cc_set *from_maps, size_t n_from,
+                     const cc_rule *to_rules, cc_set *to_maps, size_t n_to)
 {
     int taken[CC_MAX_RULES], assigned[CC_MAX_RULES];
     size_t i, j;
@@ -212,7 +286,7 @@ static void cc_carry(const cc_rule *from_rules, rk_map *from_maps, size_t n_from
     memset(taken, 0, sizeof(taken));
     memset(assigned, 0, sizeof(assigned));
     for (i = 0; i < n_to; i++)
-        rk_map_init(&to_maps[i]);
+        cc_set_init(&to_maps[i]);
     for (i = 0; i < n_to; i++) {
         for (j = 0; j < n_from; j++) {
             if (!taken[j] && from_rules[j].group_by == to_rules[i].group_by &&
@@ -220,7 +294,7 @@ static void cc_carry(const cc_rule *from_rules, rk_map *from_maps, size_t n_from
                 taken[j] = 1;
                 assigned[i] = 1;
                 to_maps[i] = from_maps[j];
-                rk_map_init(&from_maps[j]);
+                cc_set_init(&from_maps[j]);
                 break;
             }
         }
@@ -233,13 +307,16 @@ static void cc_carry(const cc_rule *from_rules, rk_map *from_maps, size_t n_from
                 taken[j] = 1;
                 assigned[i] = 1;
                 to_maps[i] = from_maps[j];
-                rk_map_init(&from_maps[j]);
+                cc_set_init(&from_maps[j]);
                 break;
             }
         }
     }
     for (j = 0; j < n_from; j++)
-        rk_map_clear(&from_maps[j], cc_free_win);
+        cc_set_clear(&from_maps[j]);
+    for (i = 0; i < n_to; i++)
+        if (assigned[i])
+            cc_set_rekey(&to_maps[i], to_rules[i].window);
 }
 
 /* ===================================================================
@@ -252,25 +329,27 @@ static void cc_carry(const cc_rule *from_rules, rk_map *from_maps, size_t n_from
 static int cc_push(cc_state *s, size_t ri, const char *key, const rk_event *ev)
 {
     const cc_rule *rule = &s->cfg.rules[ri];
-    rk_map *m = &s->keys[ri];
-    rk_win *w = (rk_win *)rk_map_get(m, key);
+    cc_set *set = &s->keys[ri];
+    cc_key *k = cc_get(set, key);
+    const rk_win *w;
     rk_entry_ref evid[RK_MAX_EVIDENCE];
     char summary[512], wbuf[32];
     rk_alert a;
 
-    if (w == NULL) {
-        w = (rk_win *)calloc(1, sizeof(*w));
-        if (w == NULL)
-            return -1;
-        if (rk_map_put(m, key, w, NULL) == NULL) {
-            free(w);
-            return -1;
-        }
+    if (k == NULL)
+        return -1;
+    w = &k->win;
+    rk_win_expire(&k->win, cc_cutoff(ev->ts, rule->window), NULL);
+    if (rk_win_push(&k->win, ev->ts, ev->ref, 0) != 0) {
+        /* A key new to the heap has nothing else; one in the heap keeps a
+         * heap time <= its expiry. */
+        if (k->win.len == 0 || k->hpos == RK_HEAP_NONE)
+            cc_drop(set, k);
+        return -1;
     }
-    rk_win_expire(w, cc_cutoff(ev->ts, rule->window), NULL);
-    if (rk_win_push(w, ev->ts, ev->ref, 0) != 0) {
-        if (w->len == 0)
-            cc_free_win(rk_map_del(m, key));
+    if (k->hpos == RK_HEAP_NONE &&
+        rk_heap_push(&set->heap, cc_key_expiry(k, rule->window), k) != 0) {
+        cc_drop(set, k);
         return -1;
     }
     if (w->len < rule->min_count)
@@ -323,7 +402,7 @@ static void *cc_create(const rk_host_api *api, rk_host *host, const json_t *cfg,
     s->api = api;
     s->host = host;
     for (i = 0; i < CC_MAX_RULES; i++)
-        rk_map_init(&s->keys[i]);
+        cc_set_init(&s->keys[i]);
     return s;
 }
 
@@ -334,7 +413,7 @@ static int cc_reconfigure(void *self, const json_t *cfg, char *err, size_t errle
 {
     cc_state *s = (cc_state *)self;
     cc_cfg *c = (cc_cfg *)malloc(sizeof(*c));
-    rk_map maps[CC_MAX_RULES];
+    cc_set maps[CC_MAX_RULES];
 
     if (c == NULL) {
         rk_kit_errf(err, errlen, "out of memory");
@@ -387,22 +466,24 @@ static int cc_on_event(void *self, const rk_event *ev)
     return rc;
 }
 
-/* Expire every window at now and delete the keys left empty. */
+/* Pop the keys whose heap time is < now: free those whose window is empty
+ * at now, re-key the others (O(popped x log keys)). */
 static void cc_on_watermark(void *self, int64_t now)
 {
     cc_state *s = (cc_state *)self;
-    size_t ri, b;
-    rk_map_entry *e, *next;
+    size_t ri;
 
     for (ri = 0; ri < s->cfg.n_rules; ri++) {
-        rk_map *m = &s->keys[ri];
-        int64_t cutoff = cc_cutoff(now, s->cfg.rules[ri].window);
-        for (e = rk_map_first(m, &b); e != NULL; e = next) {
-            rk_win *w = (rk_win *)e->value;
-            next = rk_map_next(m, &b, e);
-            rk_win_expire(w, cutoff, NULL);
-            if (w->len == 0)
-                cc_free_win(rk_map_del(m, e->key));
+        cc_set *set = &s->keys[ri];
+        int64_t w = s->cfg.rules[ri].window;
+        const rk_heap_item *top;
+        while ((top = rk_heap_top(&set->heap)) != NULL && top->key < now) {
+            cc_key *k = (cc_key *)top->rec;
+            rk_win_expire(&k->win, cc_cutoff(now, w), NULL);
+            if (k->win.len == 0)
+                cc_drop(set, k);
+            else
+                rk_heap_update(&set->heap, k, cc_key_expiry(k, w));
         }
     }
 }
@@ -419,12 +500,12 @@ static int cc_snapshot(void *self, rk_buf *out)
     rk_buf_put_u32(out, CC_SNAP_VERSION);
     rk_buf_put_u32(out, (uint32_t)s->cfg.n_rules);
     for (ri = 0; ri < s->cfg.n_rules; ri++) {
-        rk_map *m = &s->keys[ri];
+        const rk_map *m = &s->keys[ri].map;
         rk_buf_put_u32(out, (uint32_t)s->cfg.rules[ri].group_by);
         rk_buf_put_i64(out, s->cfg.rules[ri].window);
         rk_buf_put_u32(out, (uint32_t)m->count);
         for (e = rk_map_first(m, &b); e != NULL; e = rk_map_next(m, &b, e)) {
-            const rk_win *w = (const rk_win *)e->value;
+            const rk_win *w = &((const cc_key *)e->value)->win;
             rk_buf_put_str(out, e->key);
             rk_buf_put_u32(out, w->len);
             for (i = 0; i < w->len; i++) {
@@ -437,9 +518,10 @@ static int cc_snapshot(void *self, rk_buf *out)
 }
 
 /* Read one rule's key section (u32 n_keys, then key + window each) into
- * the empty map m. Returns 0, or -1 (r->err set) on truncated or corrupt
- * data (including a repeated key) or when out of memory. */
-static int cc_get_map(rk_rd *r, rk_map *m)
+ * the empty set (heap keyed for window w). Returns 0, or -1 (r->err set)
+ * on truncated or corrupt data (including a repeated key) or when out of
+ * memory. */
+static int cc_get_set(rk_rd *r, cc_set *set, int64_t w)
 {
     uint32_t n = rk_rd_u32(r), i, k, len;
 
@@ -449,37 +531,35 @@ static int cc_get_map(rk_rd *r, rk_map *m)
     }
     for (i = 0; i < n; i++) {
         char *key = rk_rd_str(r, CC_MAX_ID);
-        rk_win *w;
+        cc_key *ck;
 
-        if (key == NULL || rk_map_find(m, key) != NULL) {
+        if (key == NULL || rk_map_find(&set->map, key) != NULL) {
             free(key);
             r->err = 1;
             return -1;
         }
         len = rk_rd_u32(r);
-        w = (rk_win *)calloc(1, sizeof(*w));
-        if (w == NULL || r->err ||
-            len > (size_t)(r->end - r->p) / CC_ITEM_BYTES) {
-            free(w);
-            free(key);
+        ck = r->err || len > (size_t)(r->end - r->p) / CC_ITEM_BYTES ? NULL
+             : cc_get(set, key);
+        free(key);
+        if (ck == NULL) {
             r->err = 1;
             return -1;
         }
         for (k = 0; k < len; k++) {
             int64_t ts = rk_rd_i64(r);
             rk_entry_ref ref = rk_rd_ref(r);
-            if (r->err || rk_win_push(w, ts, ref, 0) != 0)
+            if (r->err || rk_win_push(&ck->win, ts, ref, 0) != 0)
                 break;
         }
-        if (k < len || (w->len > 0 && rk_map_put(m, key, w, NULL) == NULL)) {
-            cc_free_win(w);
-            free(key);
+        if (k < len || (ck->win.len > 0 &&
+                        rk_heap_push(&set->heap, cc_key_expiry(ck, w), ck) != 0)) {
+            cc_drop(set, ck);
             r->err = 1;
             return -1;
         }
-        if (w->len == 0)
-            cc_free_win(w);     /* never written by snapshot(); drop it */
-        free(key);
+        if (ck->win.len == 0)
+            cc_drop(set, ck);   /* never written by snapshot(); drop it */
     }
     return 0;
 }
@@ -493,14 +573,14 @@ static int cc_restore(void *self, const void *data, size_t len,
 {
     cc_state *s = (cc_state *)self;
     cc_rule rules[CC_MAX_RULES];
-    rk_map maps[CC_MAX_RULES], carried[CC_MAX_RULES];
+    cc_set maps[CC_MAX_RULES], carried[CC_MAX_RULES];
     uint32_t ver, n = 0, i;
     size_t ri;
     rk_rd r;
 
     for (ri = 0; ri < CC_MAX_RULES; ri++) {
-        rk_map_clear(&s->keys[ri], cc_free_win);
-        rk_map_init(&maps[ri]);
+        cc_set_clear(&s->keys[ri]);
+        cc_set_init(&maps[ri]);
     }
     rk_rd_init(&r, data, len);
     ver = rk_rd_u32(&r);
@@ -519,7 +599,7 @@ static int cc_restore(void *self, const void *data, size_t len,
         if (r.err || g >= CC_NGROUP || rules[i].window < 1)
             goto fail;
         rules[i].group_by = (int)g;
-        if (cc_get_map(&r, &maps[i]) != 0)
+        if (cc_get_set(&r, &maps[i], rules[i].window) != 0)
             goto fail;
     }
     if (r.p != r.end)
@@ -530,7 +610,7 @@ static int cc_restore(void *self, const void *data, size_t len,
 
 fail:
     for (ri = 0; ri < CC_MAX_RULES; ri++)
-        rk_map_clear(&maps[ri], cc_free_win);
+        cc_set_clear(&maps[ri]);
     rk_kit_errf(err, errlen, "snapshot: truncated or corrupt");
     return -1;
 }
@@ -543,7 +623,7 @@ static void cc_destroy(void *self)
     if (s == NULL)
         return;
     for (ri = 0; ri < CC_MAX_RULES; ri++)
-        rk_map_clear(&s->keys[ri], cc_free_win);
+        cc_set_clear(&s->keys[ri]);
     free(s);
 }
 
@@ -554,7 +634,7 @@ static size_t cc_tracked_keys(void *self)
     size_t ri, n = 0;
 
     for (ri = 0; ri < s->cfg.n_rules; ri++)
-        n += s->keys[ri].count;
+        n += s->keys[ri].map.count;
     return n;
 }
 

@@ -3,13 +3,18 @@
  * Rules (CONTRACT §4): scan_without_filing, reported_without_filing,
  * case_without_filing, enterprise_mismatch and filed_not_scanned.
  *
- * State, all keyed by strings in rk_maps:
+ * State:
  *   filings   task_id -> the first filing of the task (later duplicates are
  *             ignored): filing ts, planned_at, its scan deadline, unit,
  *             enterprise, entry, and flags (scanned, filed_not_scanned done).
- *             A filing arms the timer "n:<task_id>" at planned_at +
- *             scan_deadline and is dropped once the watermark has passed
- *             planned_at + retention and that timer has fired.
+ *             One allocation per filing holds the record and its three ids;
+ *             it sits in two intrusive hash tables of this file: by task_id,
+ *             and by (unit, enterprise) for reported_without_filing (the
+ *             table holds one "group head" per pair; the pair's filings are
+ *             a doubly linked list from it). A filing arms the timer
+ *             "n:<task_id>" at planned_at + scan_deadline and is dropped once
+ *             the watermark has passed planned_at + retention and that timer
+ *             has fired (or scan deadline + retention, if it never fires).
  *   pscans    task_id -> scans of a task not (yet) filed: the last 20 scans
  *             (ts, entry, enterprise, unit) and the deadline of the latest
  *             round. A scan arms a round (timer "s:<task_id>" at scan ts +
@@ -26,22 +31,44 @@
  *             filing store and drops the record. Cases come from the other
  *             stream than filings, so nothing assumes an order between them:
  *             the timer fires only once both streams passed the deadline.
- *   reports   "<len>:<unit><enterprise>" -> planned_at values of the
- *             filings of that unit and enterprise, for
- *             reported_without_filing; pruned at planned_at + retention.
  *
- * on_watermark sweeps the maps only when the earliest possible expiry has
- * been reached (next_sweep), so a batch usually costs nothing.
+ * reported_without_filing looks up the report's (unit, enterprise) group
+ * and accepts a filing whose planned_at is within report_tolerance of the
+ * report and that is still within retention (planned_at + retention >=
+ * the watermark).
+ *
+ * Expiry: each kind of record has an expiry heap (kit.h rk_heap) keyed by
+ * a time no later than the one after which the record is dropped (see
+ * filing_expiry, pscan_expiry; pcases: deadline + retention, a safety net
+ * since their timer drops them). A filing is keyed at planned_at +
+ * retention and re-keyed only if it is popped before its filed_not_scanned
+ * timer ran; other records are re-keyed when their expiry moves (a timer
+ * fired, a filing merged scans, a new scan). So on_watermark(now) pops only
+ * what expires, O(expired x log n) instead of O(stored), and frees each
+ * record at the first watermark past its expiry. A changed retention
+ * re-keys the heaps once (O(n)).
  *
  * reconfigure() changes thresholds only; timers already armed keep their
- * deadlines (each record remembers the deadline it armed). */
+ * deadlines (each record remembers the deadline it armed).
+ *
+ * Snapshot format version 2: u32 version; u32 n, n filings (str task, i64
+ * ts, i64 planned_at, u32 scan_by - planned_at, str unit, str enterprise,
+ * ref, u32 flags); u32 n, n pscans (str task, i64 deadline, i64 fired, i64
+ * last_ts, u32 merged, u32 n, n x (i64 ts, ref, str enterprise, str unit));
+ * u32 n, n pcases (str case, i64 ts, i64 deadline, str unit, str task, ref).
+ * restore() also reads version 1 (i64 scan_by instead of the u32, and a
+ * trailing section of the old (unit, enterprise) index, now derived from
+ * the filings, which it skips), so an upgrade keeps the filings. */
+#include <stddef.h>
+
 #include "riskd/kit.h"
 #include "internal.h"
 
-#define UI_SNAP_VERSION 1u
+#define UI_SNAP_VERSION 2u
+#define UI_SNAP_V1 1u
 #define UI_MAX_SCANS 20
 #define UI_MAX_ID (64 * 1024)
-#define UI_MAX_PLANNED (1u << 24)
+#define UI_MAX_PLANNED (1u << 24)   /* v1 snapshots: values per index key */
 
 #define F_SCANNED  1u
 #define F_FNS_DONE 2u
@@ -55,14 +82,26 @@ typedef struct ui_cfg {
 } ui_cfg;
 
 typedef struct ui_filing {
+    struct ui_filing *tnext;        /* next in its task-table bucket */
+    struct ui_filing *pnext;        /* next group head in its pair-table bucket */
+    struct ui_filing *gnext;        /* next filing of the same (unit, enterprise) */
+    struct ui_filing *gprev;        /* previous one; NULL for the group head */
     int64_t ts;
     int64_t planned_at;
-    int64_t scan_by;                /* planned_at + scan_deadline at filing */
-    char *unit;
-    char *ent;
     rk_entry_ref ref;
+    uint32_t scan_after;            /* scan_by - planned_at (scan_deadline at filing) */
+    uint32_t hpos;                  /* index in the filing heap */
     uint32_t flags;                 /* F_* */
+    char ids[];                     /* task_id NUL unit_id NUL enterprise_id NUL */
 } ui_filing;
+
+/* An intrusive chained hash table of filings (power-of-two buckets, grows
+ * at load 1); which link it uses depends on the table. */
+typedef struct ui_table {
+    ui_filing **b;
+    size_t nb;                      /* 0 or a power of two */
+    size_t count;
+} ui_table;
 
 typedef struct ui_scan {
     int64_t ts;
@@ -77,6 +116,8 @@ typedef struct ui_pscan {
     int64_t last_ts;
     uint32_t merged;                /* a filing took the scans over */
     uint32_t n;
+    uint32_t hpos;                  /* index in the pscan heap */
+    rk_map_entry *ent;              /* its map entry (task_id) */
     ui_scan scans[UI_MAX_SCANS];    /* oldest first */
 } ui_pscan;
 
@@ -86,19 +127,18 @@ typedef struct ui_pcase {
     char *unit;
     char *task;
     rk_entry_ref ref;
+    uint32_t hpos;                  /* index in the pcase heap */
+    rk_map_entry *ent;              /* its map entry (case_id) */
 } ui_pcase;
-
-typedef struct ui_report {
-    int64_t *planned;
-    uint32_t n, cap;
-} ui_report;
 
 typedef struct ui_self {
     const rk_host_api *api;
     rk_host *host;
     ui_cfg cfg;
-    rk_map filings, pscans, pcases, reports;
-    int64_t next_sweep;
+    ui_table tasks;                 /* filings by task_id (tnext) */
+    ui_table pairs;                 /* group heads by (unit, enterprise) (pnext) */
+    rk_map pscans, pcases;
+    rk_heap fheap, sheap, cheap;    /* expiry: filings, pscans, pcases */
 } ui_self;
 
 /* ===================================================================
@@ -129,51 +169,227 @@ static int streq(const char *a, const char *b)
     return strcmp(a, b) == 0;
 }
 
-static void note_expiry(ui_self *s, int64_t t)
+static const char *f_task(const ui_filing *f) { return f->ids; }
+
+static const char *f_unit(const ui_filing *f)
 {
-    if (t < s->next_sweep) s->next_sweep = t;
+    return f->ids + strlen(f->ids) + 1;
 }
 
-/* Build "<prefix><id>" in a malloc'ed string; NULL when out of memory. */
-static char *timer_key(char prefix, const char *id)
+static const char *f_ent(const ui_filing *f)
 {
+    const char *u = f_unit(f);
+    return u + strlen(u) + 1;
+}
+
+static int64_t f_scan_by(const ui_filing *f)
+{
+    return sat_add(f->planned_at, (int64_t)f->scan_after);
+}
+
+/* Hash of a (unit, enterprise) pair; the NUL after unit separates them. */
+static uint64_t pair_hash(const char *unit, const char *ent)
+{
+    uint64_t h = rk_kit_fnv1a(RK_FNV_OFFSET, unit, strlen(unit) + 1);
+    h = rk_kit_fnv1a(h, ent, strlen(ent));
+    h ^= h >> 33; h *= UINT64_C(0xff51afd7ed558ccd);
+    h ^= h >> 33; h *= UINT64_C(0xc4ceb9fe1a85ec53);
+    h ^= h >> 33;
+    return h;
+}
+
+/* A new filing record holding copies of the three ids (none NULL), with
+ * every other field zero and no heap place; NULL when out of memory. */
+static ui_filing *filing_new(const char *task, const char *unit, const char *ent)
+{
+    size_t lt = strlen(task) + 1, lu = strlen(unit) + 1, le = strlen(ent) + 1;
+    ui_filing *f = calloc(1, offsetof(ui_filing, ids) + lt + lu + le);
+    if (f == NULL) return NULL;
+    memcpy(f->ids, task, lt);
+    memcpy(f->ids + lt, unit, lu);
+    memcpy(f->ids + lt + lu, ent, le);
+    f->hpos = RK_HEAP_NONE;
+    return f;
+}
+
+/* The bucket of the task table for f, or of the pair table for a group
+ * head f. */
+static size_t task_slot(const ui_table *t, const char *task)
+{
+    return (size_t)(rk_kit_hash_str(task) & (t->nb - 1));
+}
+
+static size_t pair_slot(const ui_table *t, const char *unit, const char *ent)
+{
+    return (size_t)(pair_hash(unit, ent) & (t->nb - 1));
+}
+
+/* Double the bucket array of t (is_pairs: the pair table). Returns 0, or
+ * -1 when out of memory (table unchanged). */
+static int table_grow(ui_table *t, int is_pairs)
+{
+    size_t n = t->nb ? t->nb * 2 : 16, i;
+    ui_filing **b = calloc(n, sizeof(*b));
+    ui_table nt;
+    if (b == NULL) return -1;
+    nt.b = b;
+    nt.nb = n;
+    nt.count = t->count;
+    for (i = 0; i < t->nb; i++) {
+        ui_filing *f = t->b[i], *next;
+        for (; f != NULL; f = next) {
+            size_t k;
+            if (is_pairs) {
+                next = f->pnext;
+                k = pair_slot(&nt, f_unit(f), f_ent(f));
+                f->pnext = b[k];
+            } else {
+                next = f->tnext;
+                k = task_slot(&nt, f_task(f));
+                f->tnext = b[k];
+            }
+            b[k] = f;
+        }
+    }
+    free(t->b);
+    *t = nt;
+    return 0;
+}
+
+/* Make room for one more entry in t. Returns 0, or -1 when t has no
+ * buckets at all and none can be allocated. */
+static int table_reserve(ui_table *t, int is_pairs)
+{
+    if (t->count >= t->nb && table_grow(t, is_pairs) != 0 && t->nb == 0)
+        return -1;
+    return 0;
+}
+
+static ui_filing *filing_find(const ui_self *s, const char *task)
+{
+    ui_filing *f;
+    if (s->tasks.nb == 0) return NULL;
+    for (f = s->tasks.b[task_slot(&s->tasks, task)]; f != NULL; f = f->tnext)
+        if (strcmp(f_task(f), task) == 0)
+            return f;
+    return NULL;
+}
+
+/* The group head of (unit, enterprise), or NULL. */
+static ui_filing *pair_find(const ui_self *s, const char *unit, const char *ent)
+{
+    ui_filing *f;
+    if (s->pairs.nb == 0) return NULL;
+    for (f = s->pairs.b[pair_slot(&s->pairs, unit, ent)]; f != NULL; f = f->pnext)
+        if (strcmp(f_unit(f), unit) == 0 && strcmp(f_ent(f), ent) == 0)
+            return f;
+    return NULL;
+}
+
+/* Put f (not yet indexed) into both tables. Returns 0, or -1 when out of
+ * memory (f is then in neither). */
+static int filing_index(ui_self *s, ui_filing *f)
+{
+    ui_filing *head;
+    size_t k;
+    if (table_reserve(&s->tasks, 0) != 0 || table_reserve(&s->pairs, 1) != 0)
+        return -1;
+    k = task_slot(&s->tasks, f_task(f));
+    f->tnext = s->tasks.b[k];
+    s->tasks.b[k] = f;
+    s->tasks.count++;
+    head = pair_find(s, f_unit(f), f_ent(f));
+    if (head != NULL) {
+        f->gprev = head;
+        f->gnext = head->gnext;
+        if (head->gnext != NULL) head->gnext->gprev = f;
+        head->gnext = f;
+        f->pnext = NULL;
+    } else {
+        k = pair_slot(&s->pairs, f_unit(f), f_ent(f));
+        f->gprev = f->gnext = NULL;
+        f->pnext = s->pairs.b[k];
+        s->pairs.b[k] = f;
+        s->pairs.count++;
+    }
+    return 0;
+}
+
+/* Take f out of both tables (its group's next filing becomes the head). */
+static void filing_unindex(ui_self *s, ui_filing *f)
+{
+    ui_filing **pp;
+    for (pp = &s->tasks.b[task_slot(&s->tasks, f_task(f))]; *pp != NULL; pp = &(*pp)->tnext) {
+        if (*pp == f) {
+            *pp = f->tnext;
+            s->tasks.count--;
+            break;
+        }
+    }
+    if (f->gprev != NULL) {
+        f->gprev->gnext = f->gnext;
+        if (f->gnext != NULL) f->gnext->gprev = f->gprev;
+        return;
+    }
+    for (pp = &s->pairs.b[pair_slot(&s->pairs, f_unit(f), f_ent(f))]; *pp != NULL;
+         pp = &(*pp)->pnext) {
+        if (*pp != f) continue;
+        if (f->gnext != NULL) {
+            ui_filing *h = f->gnext;
+            h->gprev = NULL;
+            h->pnext = f->pnext;
+            *pp = h;
+        } else {
+            *pp = f->pnext;
+            s->pairs.count--;
+        }
+        break;
+    }
+}
+
+/* When a filing is dropped: after planned_at + retention once its
+ * filed_not_scanned timer ran, else after its scan deadline + retention. */
+static int64_t filing_expiry(const ui_self *s, const ui_filing *f)
+{
+    if (f->flags & F_FNS_DONE)
+        return sat_add(f->planned_at, s->cfg.retention);
+    return sat_add(f_scan_by(f), s->cfg.retention);
+}
+
+/* When a pending-scan record is dropped: once its latest round fired (or
+ * that deadline + retention passed), after its round deadline when merged
+ * into a filing, else retention after its last scan. */
+static int64_t pscan_expiry(const ui_self *s, const ui_pscan *ps)
+{
+    int64_t e = ps->merged ? ps->deadline : sat_add(ps->last_ts, s->cfg.retention);
+    if (ps->fired < ps->deadline) {
+        int64_t w = sat_add(ps->deadline, s->cfg.retention);
+        if (w > e) e = w;
+    }
+    return e;
+}
+
+static int64_t pcase_expiry(const ui_self *s, const ui_pcase *pc)
+{
+    return sat_add(pc->deadline, s->cfg.retention);
+}
+
+/* Build "<prefix>:<id>" and arm a timer with it. Returns 0 or -1. */
+static int arm(ui_self *s, int64_t deadline, char prefix, const char *id)
+{
+    char buf[128], *k = buf;
     size_t n = strlen(id);
-    char *k = malloc(n + 3);
-    if (k == NULL) return NULL;
+    int rc;
+    if (n + 3 > sizeof(buf)) {
+        k = malloc(n + 3);
+        if (k == NULL) return -1;
+    }
     k[0] = prefix;
     k[1] = ':';
     memcpy(k + 2, id, n + 1);
-    return k;
-}
-
-static int arm(ui_self *s, int64_t deadline, char prefix, const char *id)
-{
-    char *k = timer_key(prefix, id);
-    int rc;
-    if (k == NULL) return -1;
     rc = s->api->timer_set(s->host, deadline, k, 0);
-    free(k);
+    if (k != buf) free(k);
     return rc < 0 ? -1 : 0;
-}
-
-/* The reports-map key of (unit, enterprise): length-prefixed so that no
- * pair of ids can collide. */
-static char *report_key(const char *unit, const char *ent)
-{
-    size_t lu = strlen(unit), le = strlen(ent), n = lu + le + 24;
-    char *k = malloc(n);
-    if (k == NULL) return NULL;
-    snprintf(k, n, "%zu:%s%s", lu, unit, ent);
-    return k;
-}
-
-static void filing_free(void *p)
-{
-    ui_filing *f = p;
-    if (f == NULL) return;
-    free(f->unit);
-    free(f->ent);
-    free(f);
 }
 
 static void scan_clear(ui_scan *sc)
@@ -201,21 +417,58 @@ static void pcase_free(void *p)
     free(pc);
 }
 
-static void report_free(void *p)
+/* Remove a record from its heap, index and memory. */
+static void filing_drop(ui_self *s, ui_filing *f)
 {
-    ui_report *r = p;
-    if (r == NULL) return;
-    free(r->planned);
-    free(r);
+    rk_heap_remove(&s->fheap, f);
+    filing_unindex(s, f);
+    free(f);
+}
+
+static void pscan_drop(ui_self *s, ui_pscan *ps)
+{
+    rk_heap_remove(&s->sheap, ps);
+    pscan_free(rk_map_del(&s->pscans, ps->ent->key));
+}
+
+static void pcase_drop(ui_self *s, ui_pcase *pc)
+{
+    rk_heap_remove(&s->cheap, pc);
+    pcase_free(rk_map_del(&s->pcases, pc->ent->key));
 }
 
 static void clear_state(ui_self *s)
 {
-    rk_map_clear(&s->filings, filing_free);
+    size_t i;
+    for (i = 0; i < s->tasks.nb; i++) {
+        ui_filing *f = s->tasks.b[i], *next;
+        for (; f != NULL; f = next) {
+            next = f->tnext;
+            free(f);
+        }
+    }
+    free(s->tasks.b);
+    free(s->pairs.b);
+    memset(&s->tasks, 0, sizeof(s->tasks));
+    memset(&s->pairs, 0, sizeof(s->pairs));
     rk_map_clear(&s->pscans, pscan_free);
     rk_map_clear(&s->pcases, pcase_free);
-    rk_map_clear(&s->reports, report_free);
-    s->next_sweep = INT64_MAX;
+    rk_heap_free(&s->fheap);
+    rk_heap_free(&s->sheap);
+    rk_heap_free(&s->cheap);
+}
+
+/* Set every key of h to expiry(rec) and restore the heap order (after the
+ * retention changed). */
+static void rekey(ui_self *s, rk_heap *h, int kind)
+{
+    uint32_t i;
+    for (i = 0; i < h->n; i++) {
+        void *rec = h->items[i].rec;
+        h->items[i].key = kind == 0 ? filing_expiry(s, rec)
+                        : kind == 1 ? pscan_expiry(s, rec) : pcase_expiry(s, rec);
+    }
+    rk_heap_heapify(h);
 }
 
 static int emit(ui_self *s, const char *rule, rk_severity sev, int64_t ts,
@@ -277,11 +530,11 @@ static void *ui_create(const rk_host_api *api, rk_host *host, const json_t *cfg,
     s->api = api;
     s->host = host;
     s->cfg = c;
-    rk_map_init(&s->filings);
     rk_map_init(&s->pscans);
     rk_map_init(&s->pcases);
-    rk_map_init(&s->reports);
-    s->next_sweep = INT64_MAX;
+    rk_heap_init(&s->fheap, offsetof(ui_filing, hpos));
+    rk_heap_init(&s->sheap, offsetof(ui_pscan, hpos));
+    rk_heap_init(&s->cheap, offsetof(ui_pcase, hpos));
     return s;
 }
 
@@ -289,10 +542,16 @@ static int ui_reconfigure(void *self, const json_t *cfg, char *err, size_t errle
 {
     ui_self *s = self;
     ui_cfg c;
+    int rekeyed;
     if (parse_cfg(cfg, &c, err, errlen) != 0)
         return -1;
+    rekeyed = c.retention != s->cfg.retention;
     s->cfg = c;
-    s->next_sweep = INT64_MIN;      /* retention may have shrunk */
+    if (rekeyed) {
+        rekey(s, &s->fheap, 0);
+        rekey(s, &s->sheap, 1);
+        rekey(s, &s->cheap, 2);
+    }
     return 0;
 }
 
@@ -304,10 +563,11 @@ static void ui_destroy(void *self)
     free(s);
 }
 
+/* Filings, pending scans, pending cases and (unit, enterprise) pairs. */
 static size_t ui_tracked_keys(void *self)
 {
     ui_self *s = self;
-    return s->filings.count + s->pscans.count + s->pcases.count + s->reports.count;
+    return s->tasks.count + s->pscans.count + s->pcases.count + s->pairs.count;
 }
 
 /* ===================================================================
@@ -323,43 +583,14 @@ static int mismatch(ui_self *s, const char *task, const ui_filing *f,
     char sum[512];
     memset(&subj, 0, sizeof(subj));
     subj.task_id = task;
-    subj.unit_id = f->unit;
+    subj.unit_id = f_unit(f);
     subj.enterprise_id = scanned_ent;
     ev[0] = first;
     ev[1] = second;
     snprintf(sum, sizeof(sum), "Task %.64s was filed for enterprise %.64s but "
-             "scanned by enterprise %.64s.", task, f->ent, scanned_ent);
+             "scanned by enterprise %.64s.", task, f_ent(f), scanned_ent);
     return emit(s, "enterprise_mismatch", RK_SEV_CRITICAL, ts, &subj, ev, 2,
                 s->cfg.cooldown, sum);
-}
-
-static int add_report_index(ui_self *s, const ui_filing *f)
-{
-    char *k = report_key(f->unit, f->ent);
-    ui_report *r;
-    if (k == NULL) return -1;
-    r = rk_map_get(&s->reports, k);
-    if (r == NULL) {
-        r = calloc(1, sizeof(*r));
-        if (r == NULL || rk_map_put(&s->reports, k, r, NULL) == NULL) {
-            free(r);
-            free(k);
-            return -1;
-        }
-    }
-    free(k);
-    if (r->n == r->cap) {
-        uint32_t ncap = r->cap ? r->cap * 2 : 4;
-        int64_t *p;
-        if (ncap > UI_MAX_PLANNED) return -1;
-        p = realloc(r->planned, (size_t)ncap * sizeof(*p));
-        if (p == NULL) return -1;
-        r->planned = p;
-        r->cap = ncap;
-    }
-    r->planned[r->n++] = f->planned_at;
-    note_expiry(s, sat_add(f->planned_at, s->cfg.retention));
-    return 0;
 }
 
 static int on_filed(ui_self *s, const rk_event *ev)
@@ -370,24 +601,27 @@ static int on_filed(ui_self *s, const rk_event *ev)
 
     if (ev->task_id == NULL || ev->unit_id == NULL || ev->enterprise_id == NULL)
         return 0;
-    if (rk_map_get(&s->filings, ev->task_id) != NULL)
+    if (filing_find(s, ev->task_id) != NULL)
         return 0;                   /* duplicate filing: the first wins */
-    f = calloc(1, sizeof(*f));
+    f = filing_new(ev->task_id, ev->unit_id, ev->enterprise_id);
     if (f == NULL) return -1;
     f->ts = ev->ts;
     f->planned_at = ev->planned_at;
-    f->scan_by = sat_add(ev->planned_at, s->cfg.scan_deadline);
-    f->unit = dupstr(ev->unit_id);
-    f->ent = dupstr(ev->enterprise_id);
+    f->scan_after = (uint32_t)s->cfg.scan_deadline;   /* <= 24h */
     f->ref = ev->ref;
-    if (f->unit == NULL || f->ent == NULL ||
-        rk_map_put(&s->filings, ev->task_id, f, NULL) == NULL) {
-        filing_free(f);
+    if (filing_index(s, f) != 0) {
+        free(f);
         return -1;
     }
-    note_expiry(s, sat_add(f->planned_at, s->cfg.retention));
-    note_expiry(s, f->scan_by);
-    if (arm(s, f->scan_by, 'n', ev->task_id) != 0 || add_report_index(s, f) != 0)
+    /* Keyed at planned_at + retention, a lower bound of its expiry that is
+     * exact once the filed_not_scanned timer ran (usually long before):
+     * popped earlier, it is re-keyed to its scan deadline + retention. */
+    if (rk_heap_push(&s->fheap, sat_add(f->planned_at, s->cfg.retention), f) != 0) {
+        filing_unindex(s, f);
+        free(f);
+        return -1;
+    }
+    if (arm(s, f_scan_by(f), 'n', ev->task_id) != 0)
         return -1;
 
     /* Scans that came first: they count for filed_not_scanned when early
@@ -397,14 +631,14 @@ static int on_filed(ui_self *s, const rk_event *ev)
     if (ps != NULL && !ps->merged) {
         for (i = 0; i < ps->n; i++) {
             const ui_scan *sc = &ps->scans[i];
-            if (sc->ts <= f->scan_by)
+            if (sc->ts <= f_scan_by(f))
                 f->flags |= F_SCANNED;
-            if (!streq(sc->ent, f->ent) &&
+            if (!streq(sc->ent, f_ent(f)) &&
                 mismatch(s, ev->task_id, f, sc->ent, ev->ts, sc->ref, f->ref) != 0)
                 return -1;
         }
         ps->merged = 1;
-        note_expiry(s, ps->deadline);
+        rk_heap_update(&s->sheap, ps, pscan_expiry(s, ps));
     }
     return 0;
 }
@@ -414,14 +648,15 @@ static int on_scanned(ui_self *s, const rk_event *ev)
     ui_filing *f;
     ui_pscan *ps;
     ui_scan *sc;
+    int round;
 
     if (ev->task_id == NULL || ev->enterprise_id == NULL)
         return 0;
-    f = rk_map_get(&s->filings, ev->task_id);
+    f = filing_find(s, ev->task_id);
     if (f != NULL) {
-        if (ev->ts <= f->scan_by)
+        if (ev->ts <= f_scan_by(f))
             f->flags |= F_SCANNED;
-        if (!streq(ev->enterprise_id, f->ent))
+        if (!streq(ev->enterprise_id, f_ent(f)))
             return mismatch(s, ev->task_id, f, ev->enterprise_id, ev->ts,
                             f->ref, ev->ref);
         return 0;
@@ -441,8 +676,14 @@ static int on_scanned(ui_self *s, const rk_event *ev)
         if (ps == NULL) return -1;
         ps->deadline = INT64_MIN;
         ps->fired = INT64_MIN;
-        if (rk_map_put(&s->pscans, ev->task_id, ps, NULL) == NULL) {
+        ps->hpos = RK_HEAP_NONE;
+        ps->ent = rk_map_put(&s->pscans, ev->task_id, ps, NULL);
+        if (ps->ent == NULL) {
             free(ps);
+            return -1;
+        }
+        if (rk_heap_push(&s->sheap, pscan_expiry(s, ps), ps) != 0) {
+            pscan_drop(s, ps);
             return -1;
         }
     }
@@ -459,41 +700,38 @@ static int on_scanned(ui_self *s, const rk_event *ev)
     sc->unit = dupstr(ev->unit_id);
     if (sc->ent == NULL || (ev->unit_id != NULL && sc->unit == NULL)) {
         scan_clear(sc);
+        rk_heap_update(&s->sheap, ps, pscan_expiry(s, ps));
         return -1;
     }
     ps->n++;
     if (ev->ts > ps->last_ts || ps->n == 1)
         ps->last_ts = ev->ts;
-    note_expiry(s, sat_add(ps->last_ts, s->cfg.retention));
-    if (ev->ts > ps->deadline) {
+    round = ev->ts > ps->deadline;
+    if (round)
         ps->deadline = sat_add(ev->ts, s->cfg.grace);
-        if (arm(s, ps->deadline, 's', ev->task_id) != 0)
-            return -1;
-    }
+    rk_heap_update(&s->sheap, ps, pscan_expiry(s, ps));
+    if (round && arm(s, ps->deadline, 's', ev->task_id) != 0)
+        return -1;
     return 0;
 }
 
 static int on_reported(ui_self *s, const rk_event *ev)
 {
-    char *k;
-    ui_report *r;
-    uint32_t i;
+    const ui_filing *f;
+    int64_t now;
     rk_subject subj;
     char sum[512];
 
     if (ev->unit_id == NULL || ev->enterprise_id == NULL)
         return 0;
-    k = report_key(ev->unit_id, ev->enterprise_id);
-    if (k == NULL) return -1;
-    r = rk_map_get(&s->reports, k);
-    free(k);
-    if (r != NULL) {
-        for (i = 0; i < r->n; i++) {
-            int64_t p = r->planned[i];
-            if (p >= sat_add(ev->ts, -s->cfg.tolerance) &&
-                p <= sat_add(ev->ts, s->cfg.tolerance))
-                return 0;
-        }
+    now = s->api->now(s->host);
+    for (f = pair_find(s, ev->unit_id, ev->enterprise_id); f != NULL; f = f->gnext) {
+        int64_t p = f->planned_at;
+        if (sat_add(p, s->cfg.retention) < now)
+            continue;               /* out of retention, not yet dropped */
+        if (p >= sat_add(ev->ts, -s->cfg.tolerance) &&
+            p <= sat_add(ev->ts, s->cfg.tolerance))
+            return 0;
     }
     memset(&subj, 0, sizeof(subj));
     subj.unit_id = ev->unit_id;
@@ -534,7 +772,7 @@ static int on_case_opened(ui_self *s, const rk_event *ev)
         return 0;
     if (ev->task_id == NULL)
         return case_alert(s, ev->case_id, ev->unit_id, NULL, ev->ts, ev->ref);
-    f = rk_map_get(&s->filings, ev->task_id);
+    f = filing_find(s, ev->task_id);
     if (f != NULL && f->ts <= sat_add(ev->ts, s->cfg.grace))
         return 0;
     if (rk_map_get(&s->pcases, ev->case_id) != NULL)
@@ -546,12 +784,16 @@ static int on_case_opened(ui_self *s, const rk_event *ev)
     pc->unit = dupstr(ev->unit_id);
     pc->task = dupstr(ev->task_id);
     pc->ref = ev->ref;
+    pc->hpos = RK_HEAP_NONE;
     if ((ev->unit_id != NULL && pc->unit == NULL) || pc->task == NULL ||
-        rk_map_put(&s->pcases, ev->case_id, pc, NULL) == NULL) {
+        (pc->ent = rk_map_put(&s->pcases, ev->case_id, pc, NULL)) == NULL) {
         pcase_free(pc);
         return -1;
     }
-    note_expiry(s, sat_add(pc->deadline, s->cfg.retention));
+    if (rk_heap_push(&s->cheap, pcase_expiry(s, pc), pc) != 0) {
+        pcase_drop(s, pc);
+        return -1;
+    }
     return arm(s, pc->deadline, 'c', ev->case_id);
 }
 
@@ -573,21 +815,22 @@ static int ui_on_event(void *self, const rk_event *ev)
 
 static int timer_fns(ui_self *s, int64_t deadline, const char *task)
 {
-    ui_filing *f = rk_map_get(&s->filings, task);
+    ui_filing *f = filing_find(s, task);
     rk_subject subj;
     char sum[512];
-    if (f == NULL || f->scan_by != deadline || (f->flags & F_FNS_DONE))
+    if (f == NULL || f_scan_by(f) != deadline || (f->flags & F_FNS_DONE))
         return 0;
     f->flags |= F_FNS_DONE;
-    note_expiry(s, sat_add(f->planned_at, s->cfg.retention));
+    if (f->hpos < s->fheap.n && s->fheap.items[f->hpos].key > filing_expiry(s, f))
+        rk_heap_update(&s->fheap, f, filing_expiry(s, f));
     if (f->flags & F_SCANNED)
         return 0;
     memset(&subj, 0, sizeof(subj));
     subj.task_id = task;
-    subj.unit_id = f->unit;
-    subj.enterprise_id = f->ent;
+    subj.unit_id = f_unit(f);
+    subj.enterprise_id = f_ent(f);
     snprintf(sum, sizeof(sum), "Inspection task %.64s of unit %.64s was filed "
-             "but not scanned by its deadline.", task, f->unit);
+             "but not scanned by its deadline.", task, f_unit(f));
     return emit(s, "filed_not_scanned", RK_SEV_INFO, deadline, &subj, &f->ref,
                 1, 0, sum);
 }
@@ -595,7 +838,7 @@ static int timer_fns(ui_self *s, int64_t deadline, const char *task)
 static int timer_scan(ui_self *s, int64_t deadline, const char *task)
 {
     ui_pscan *ps = rk_map_get(&s->pscans, task);
-    const ui_filing *f = rk_map_get(&s->filings, task);
+    const ui_filing *f = filing_find(s, task);
     rk_entry_ref ev[UI_MAX_SCANS];
     const char *ent = NULL, *unit = NULL;
     size_t n = 0;
@@ -605,9 +848,10 @@ static int timer_scan(ui_self *s, int64_t deadline, const char *task)
 
     if (ps == NULL)
         return 0;
-    if (deadline > ps->fired)
+    if (deadline > ps->fired) {
         ps->fired = deadline;
-    note_expiry(s, ps->merged ? ps->deadline : sat_add(ps->last_ts, s->cfg.retention));
+        rk_heap_update(&s->sheap, ps, pscan_expiry(s, ps));
+    }
     if (f != NULL && f->ts <= deadline)
         return 0;                   /* filed within grace */
     for (i = 0; i < ps->n; i++) {
@@ -637,10 +881,10 @@ static int timer_case(ui_self *s, int64_t deadline, const char *case_id)
     int rc = 0;
     if (pc == NULL || pc->deadline != deadline)
         return 0;
-    f = rk_map_get(&s->filings, pc->task);
+    f = filing_find(s, pc->task);
     if (f == NULL || f->ts > deadline)
         rc = case_alert(s, case_id, pc->unit, pc->task, deadline, pc->ref);
-    pcase_free(rk_map_del(&s->pcases, case_id));
+    pcase_drop(s, pc);
     return rc;
 }
 
@@ -662,69 +906,31 @@ static int ui_on_timer(void *self, int64_t deadline, const char *key, uint64_t a
  * Expiry
  * =================================================================== */
 
+/* Drop what expired before now: only records at the top of the heaps are
+ * looked at (their keys are their exact expiry times; the re-check keeps a
+ * record whose key was stale). */
 static void ui_on_watermark(void *self, int64_t now)
 {
     ui_self *s = self;
-    rk_map_entry *e, *next;
-    size_t b;
-    int64_t ret = s->cfg.retention;
+    const rk_heap_item *top;
 
-    if (now <= s->next_sweep)
-        return;
-    s->next_sweep = INT64_MAX;
-
-    for (e = rk_map_first(&s->filings, &b); e != NULL; e = next) {
-        ui_filing *f = e->value;
-        int64_t exp = sat_add(f->planned_at, ret);
-        next = rk_map_next(&s->filings, &b, e);
-        /* Wait for the filed_not_scanned timer (the daemon may call this
-         * before firing timers; firing it notes the expiry again), unless
-         * it is long overdue. */
-        if (!(f->flags & F_FNS_DONE) && now <= sat_add(f->scan_by, ret)) {
-            note_expiry(s, sat_add(f->scan_by, ret));
-            continue;
-        }
-        if (now > exp)
-            filing_free(rk_map_del(&s->filings, e->key));
-        else
-            note_expiry(s, exp);
+    while ((top = rk_heap_top(&s->fheap)) != NULL && top->key < now) {
+        ui_filing *f = top->rec;
+        int64_t exp = filing_expiry(s, f);
+        if (exp < now) filing_drop(s, f);
+        else rk_heap_update(&s->fheap, f, exp);
     }
-    for (e = rk_map_first(&s->pscans, &b); e != NULL; e = next) {
-        ui_pscan *ps = e->value;
-        int64_t exp = ps->merged ? ps->deadline : sat_add(ps->last_ts, ret);
-        next = rk_map_next(&s->pscans, &b, e);
-        /* Likewise wait for the latest round's timer. */
-        if (ps->fired < ps->deadline && now <= sat_add(ps->deadline, ret)) {
-            note_expiry(s, sat_add(ps->deadline, ret));
-            continue;
-        }
-        if (now > exp)
-            pscan_free(rk_map_del(&s->pscans, e->key));
-        else
-            note_expiry(s, exp);
+    while ((top = rk_heap_top(&s->sheap)) != NULL && top->key < now) {
+        ui_pscan *ps = top->rec;
+        int64_t exp = pscan_expiry(s, ps);
+        if (exp < now) pscan_drop(s, ps);
+        else rk_heap_update(&s->sheap, ps, exp);
     }
-    for (e = rk_map_first(&s->pcases, &b); e != NULL; e = next) {
-        ui_pcase *pc = e->value;
-        int64_t exp = sat_add(pc->deadline, ret);  /* safety net only */
-        next = rk_map_next(&s->pcases, &b, e);
-        if (now > exp)
-            pcase_free(rk_map_del(&s->pcases, e->key));
-        else
-            note_expiry(s, exp);
-    }
-    for (e = rk_map_first(&s->reports, &b); e != NULL; e = next) {
-        ui_report *r = e->value;
-        uint32_t i, j = 0;
-        next = rk_map_next(&s->reports, &b, e);
-        for (i = 0; i < r->n; i++) {
-            int64_t exp = sat_add(r->planned[i], ret);
-            if (now > exp) continue;
-            note_expiry(s, exp);
-            r->planned[j++] = r->planned[i];
-        }
-        r->n = j;
-        if (r->n == 0)
-            report_free(rk_map_del(&s->reports, e->key));
+    while ((top = rk_heap_top(&s->cheap)) != NULL && top->key < now) {
+        ui_pcase *pc = top->rec;
+        int64_t exp = pcase_expiry(s, pc);
+        if (exp < now) pcase_drop(s, pc);
+        else rk_heap_update(&s->cheap, pc, exp);
     }
 }
 
@@ -740,17 +946,19 @@ static int ui_snapshot(void *self, rk_buf *out)
     uint32_t i;
 
     rk_buf_put_u32(out, UI_SNAP_VERSION);
-    rk_buf_put_u32(out, (uint32_t)s->filings.count);
-    for (e = rk_map_first(&s->filings, &b); e; e = rk_map_next(&s->filings, &b, e)) {
-        const ui_filing *f = e->value;
-        rk_buf_put_str(out, e->key);
-        rk_buf_put_i64(out, f->ts);
-        rk_buf_put_i64(out, f->planned_at);
-        rk_buf_put_i64(out, f->scan_by);
-        rk_buf_put_str(out, f->unit);
-        rk_buf_put_str(out, f->ent);
-        rk_buf_put_ref(out, f->ref);
-        rk_buf_put_u32(out, f->flags);
+    rk_buf_put_u32(out, (uint32_t)s->tasks.count);
+    for (b = 0; b < s->tasks.nb; b++) {
+        const ui_filing *f;
+        for (f = s->tasks.b[b]; f != NULL; f = f->tnext) {
+            rk_buf_put_str(out, f_task(f));
+            rk_buf_put_i64(out, f->ts);
+            rk_buf_put_i64(out, f->planned_at);
+            rk_buf_put_u32(out, f->scan_after);
+            rk_buf_put_str(out, f_unit(f));
+            rk_buf_put_str(out, f_ent(f));
+            rk_buf_put_ref(out, f->ref);
+            rk_buf_put_u32(out, f->flags);
+        }
     }
     rk_buf_put_u32(out, (uint32_t)s->pscans.count);
     for (e = rk_map_first(&s->pscans, &b); e; e = rk_map_next(&s->pscans, &b, e)) {
@@ -778,22 +986,20 @@ static int ui_snapshot(void *self, rk_buf *out)
         rk_buf_put_str(out, pc->task);
         rk_buf_put_ref(out, pc->ref);
     }
-    rk_buf_put_u32(out, (uint32_t)s->reports.count);
-    for (e = rk_map_first(&s->reports, &b); e; e = rk_map_next(&s->reports, &b, e)) {
-        const ui_report *r = e->value;
-        rk_buf_put_str(out, e->key);
-        rk_buf_put_u32(out, r->n);
-        for (i = 0; i < r->n; i++)
-            rk_buf_put_i64(out, r->planned[i]);
-    }
     return out->oom ? -1 : 0;
 }
 
-/* Read one map key; a NULL key, an error or a key already present fails. */
-static char *rd_key(rk_rd *r, const rk_map *m)
+/* Read one id string: not NULL, without NUL bytes, at most UI_MAX_ID
+ * bytes. Returns a malloc'ed copy, or NULL with r->err set. */
+static char *rd_id(rk_rd *r)
 {
-    char *k = rk_rd_str(r, UI_MAX_ID);
-    if (k == NULL || r->err || rk_map_get(m, k) != NULL) {
+    uint32_t n = 0;
+    char *k;
+    if ((size_t)(r->end - r->p) >= 4)
+        n = (uint32_t)r->p[0] | (uint32_t)r->p[1] << 8 |
+            (uint32_t)r->p[2] << 16 | (uint32_t)r->p[3] << 24;
+    k = rk_rd_str(r, UI_MAX_ID);
+    if (k == NULL || r->err || strlen(k) != n) {
         free(k);
         r->err = 1;
         return NULL;
@@ -801,33 +1007,77 @@ static char *rd_key(rk_rd *r, const rk_map *m)
     return k;
 }
 
-static int restore_body(ui_self *s, rk_rd *r)
+/* Read one map key; an error or a key already present fails. */
+static char *rd_key(rk_rd *r, const rk_map *m)
 {
-    uint32_t n, i, j;
+    char *k = rd_id(r);
+    if (k != NULL && rk_map_get(m, k) != NULL) {
+        free(k);
+        r->err = 1;
+        return NULL;
+    }
+    return k;
+}
 
-    n = rk_rd_u32(r);
+/* Read the filings section of a snapshot of version ver. */
+static int restore_filings(ui_self *s, rk_rd *r, uint32_t ver)
+{
+    uint32_t n = rk_rd_u32(r), i;
+
     for (i = 0; i < n && !r->err; i++) {
-        char *k = rd_key(r, &s->filings);
-        ui_filing *f;
-        if (k == NULL) return -1;
-        f = calloc(1, sizeof(*f));
-        if (f == NULL) { free(k); return -1; }
-        f->ts = rk_rd_i64(r);
-        f->planned_at = rk_rd_i64(r);
-        f->scan_by = rk_rd_i64(r);
-        f->unit = rk_rd_str(r, UI_MAX_ID);
-        f->ent = rk_rd_str(r, UI_MAX_ID);
-        f->ref = rk_rd_ref(r);
-        f->flags = rk_rd_u32(r);
-        if (r->err || f->unit == NULL || f->ent == NULL ||
-            rk_map_put(&s->filings, k, f, NULL) == NULL) {
-            filing_free(f);
-            free(k);
+        char *task = rd_id(r), *unit = NULL, *ent = NULL;
+        int64_t ts, planned, scan_by = 0;
+        uint32_t after = 0;
+        rk_entry_ref ref;
+        uint32_t flags;
+        ui_filing *f = NULL;
+
+        ts = rk_rd_i64(r);
+        planned = rk_rd_i64(r);
+        if (ver == UI_SNAP_V1) scan_by = rk_rd_i64(r);
+        else after = rk_rd_u32(r);
+        if (!r->err) unit = rd_id(r);
+        if (!r->err) ent = rd_id(r);
+        ref = rk_rd_ref(r);
+        flags = rk_rd_u32(r);
+        if (ver == UI_SNAP_V1 && !r->err) {
+            /* scan_by = planned_at + scan_deadline (<= 24h), saturated */
+            uint64_t d = (uint64_t)scan_by - (uint64_t)planned;
+            if (scan_by < planned || d > UINT32_MAX)
+                r->err = 1;
+            else
+                after = (uint32_t)d;
+        }
+        if (!r->err && filing_find(s, task) == NULL)
+            f = filing_new(task, unit, ent);
+        free(task);
+        free(unit);
+        free(ent);
+        if (f == NULL) {
+            r->err = 1;
             return -1;
         }
-        free(k);
+        f->ts = ts;
+        f->planned_at = planned;
+        f->scan_after = after;
+        f->ref = ref;
+        f->flags = flags;
+        if (filing_index(s, f) != 0) {
+            free(f);
+            return -1;
+        }
+        if (rk_heap_push(&s->fheap, filing_expiry(s, f), f) != 0) {
+            filing_drop(s, f);
+            return -1;
+        }
     }
-    n = rk_rd_u32(r);
+    return r->err ? -1 : 0;
+}
+
+static int restore_pscans(ui_self *s, rk_rd *r)
+{
+    uint32_t n = rk_rd_u32(r), i, j;
+
     for (i = 0; i < n && !r->err; i++) {
         char *k = rd_key(r, &s->pscans);
         ui_pscan *ps;
@@ -835,6 +1085,7 @@ static int restore_body(ui_self *s, rk_rd *r)
         if (k == NULL) return -1;
         ps = calloc(1, sizeof(*ps));
         if (ps == NULL) { free(k); return -1; }
+        ps->hpos = RK_HEAP_NONE;
         ps->deadline = rk_rd_i64(r);
         ps->fired = rk_rd_i64(r);
         ps->last_ts = rk_rd_i64(r);
@@ -850,63 +1101,77 @@ static int restore_body(ui_self *s, rk_rd *r)
             ps->n = j + 1;
             if (sc->ent == NULL) r->err = 1;
         }
-        if (r->err || rk_map_put(&s->pscans, k, ps, NULL) == NULL) {
+        if (r->err || (ps->ent = rk_map_put(&s->pscans, k, ps, NULL)) == NULL) {
             pscan_free(ps);
             free(k);
             return -1;
         }
         free(k);
+        if (rk_heap_push(&s->sheap, pscan_expiry(s, ps), ps) != 0) {
+            pscan_drop(s, ps);
+            return -1;
+        }
     }
-    n = rk_rd_u32(r);
+    return r->err ? -1 : 0;
+}
+
+static int restore_pcases(ui_self *s, rk_rd *r)
+{
+    uint32_t n = rk_rd_u32(r), i;
+
     for (i = 0; i < n && !r->err; i++) {
         char *k = rd_key(r, &s->pcases);
         ui_pcase *pc;
         if (k == NULL) return -1;
         pc = calloc(1, sizeof(*pc));
         if (pc == NULL) { free(k); return -1; }
+        pc->hpos = RK_HEAP_NONE;
         pc->ts = rk_rd_i64(r);
         pc->deadline = rk_rd_i64(r);
         pc->unit = rk_rd_str(r, UI_MAX_ID);
         pc->task = rk_rd_str(r, UI_MAX_ID);
         pc->ref = rk_rd_ref(r);
         if (r->err || pc->task == NULL ||
-            rk_map_put(&s->pcases, k, pc, NULL) == NULL) {
+            (pc->ent = rk_map_put(&s->pcases, k, pc, NULL)) == NULL) {
             pcase_free(pc);
             free(k);
             return -1;
         }
         free(k);
+        if (rk_heap_push(&s->cheap, pcase_expiry(s, pc), pc) != 0) {
+            pcase_drop(s, pc);
+            return -1;
+        }
     }
-    n = rk_rd_u32(r);
+    return r->err ? -1 : 0;
+}
+
+/* Version 1 only: skip the old (unit, enterprise) -> planned_at index,
+ * checking its structure (it is derived from the filings now). */
+static int skip_v1_reports(rk_rd *r)
+{
+    uint32_t n = rk_rd_u32(r), i, j;
+
     for (i = 0; i < n && !r->err; i++) {
-        char *k = rd_key(r, &s->reports);
-        ui_report *rp;
+        char *k = rd_id(r);
         uint32_t np;
-        if (k == NULL) return -1;
-        np = rk_rd_u32(r);
-        /* Each value takes 8 bytes: refuse counts the data cannot hold. */
-        if (np == 0 || np > UI_MAX_PLANNED || (size_t)(r->end - r->p) / 8 < np) {
-            free(k);
-            return -1;
-        }
-        rp = calloc(1, sizeof(*rp));
-        if (rp != NULL)
-            rp->planned = malloc((size_t)np * sizeof(*rp->planned));
-        if (rp == NULL || rp->planned == NULL) {
-            report_free(rp);
-            free(k);
-            return -1;
-        }
-        rp->cap = np;
-        for (j = 0; j < np; j++)
-            rp->planned[rp->n++] = rk_rd_i64(r);
-        if (r->err || rk_map_put(&s->reports, k, rp, NULL) == NULL) {
-            report_free(rp);
-            free(k);
-            return -1;
-        }
         free(k);
+        np = rk_rd_u32(r);
+        if (r->err || np == 0 || np > UI_MAX_PLANNED || (size_t)(r->end - r->p) / 8 < np)
+            return -1;
+        for (j = 0; j < np; j++)
+            (void)rk_rd_i64(r);
     }
+    return r->err ? -1 : 0;
+}
+
+static int restore_body(ui_self *s, rk_rd *r, uint32_t ver)
+{
+    if (restore_filings(s, r, ver) != 0 || restore_pscans(s, r) != 0 ||
+        restore_pcases(s, r) != 0)
+        return -1;
+    if (ver == UI_SNAP_V1 && skip_v1_reports(r) != 0)
+        return -1;
     return r->err || r->p != r->end ? -1 : 0;
 }
 
@@ -920,16 +1185,15 @@ static int ui_restore(void *self, const void *data, size_t len,
     clear_state(s);
     rk_rd_init(&r, data, len);
     ver = rk_rd_u32(&r);
-    if (r.err || ver != UI_SNAP_VERSION) {
+    if (r.err || (ver != UI_SNAP_VERSION && ver != UI_SNAP_V1)) {
         rk_kit_errf(err, errlen, "unfiled_inspection: unknown snapshot version");
         return -1;
     }
-    if (restore_body(s, &r) != 0) {
+    if (restore_body(s, &r, ver) != 0) {
         clear_state(s);
         rk_kit_errf(err, errlen, "unfiled_inspection: truncated or corrupt snapshot");
         return -1;
     }
-    s->next_sweep = INT64_MIN;
     return 0;
 }
 

@@ -568,6 +568,103 @@ static void test_state_freed(void **st)
     rk_fh_free(fh);
 }
 
+/* A key is freed at the first watermark past its NEWEST item + window: new
+ * data pushes its expiry out (the expiry heap re-keys it, never frees it
+ * early), and keys expiring at different times go one by one. */
+static void test_refreshed_key_not_freed_early(void **st)
+{
+    rk_fakehost *fh = mk("{\"unit_window\": \"7d\"}");
+    (void)st;
+
+    rate(fh, T0, 1, "U1", "O1");
+    rate(fh, T0 + 5 * RK_DAY, 5, "U1", NULL);          /* refreshes U1 only */
+    assert_int_equal(fh->ops->tracked_keys(fh->self), 2);   /* O1 U1 */
+    rk_fh_advance(fh, T0 + 7 * RK_DAY + 1);           /* U1's first rating left */
+    assert_int_equal(fh->ops->tracked_keys(fh->self), 2);
+    rk_fh_advance(fh, T0 + 12 * RK_DAY);              /* newest exactly 7d old */
+    assert_int_equal(fh->ops->tracked_keys(fh->self), 2);
+    rk_fh_advance(fh, T0 + 12 * RK_DAY + 1);
+    assert_int_equal(fh->ops->tracked_keys(fh->self), 1);
+    rate(fh, T0 + 20 * RK_DAY, 1, "U2", "O1");         /* refreshes O1 */
+    assert_int_equal(fh->ops->tracked_keys(fh->self), 2);   /* O1 U2 */
+    rk_fh_advance(fh, T0 + 27 * RK_DAY + 1);          /* U2 */
+    assert_int_equal(fh->ops->tracked_keys(fh->self), 1);
+    rk_fh_advance(fh, T0 + 30 * RK_DAY + 1);          /* O1 was refreshed at 20d */
+    assert_int_equal(fh->ops->tracked_keys(fh->self), 1);
+    rk_fh_advance(fh, T0 + 50 * RK_DAY);
+    assert_int_equal(fh->ops->tracked_keys(fh->self), 1);
+    rk_fh_advance(fh, T0 + 50 * RK_DAY + 1);
+    assert_int_equal(fh->ops->tracked_keys(fh->self), 0);
+    rk_fh_free(fh);
+}
+
+/* Many officers with staggered expiries, some refreshed: after each step
+ * exactly the expired ones are gone. */
+static void test_staggered_expiry(void **st)
+{
+    rk_fakehost *fh = mk("{\"officer_window\": \"3d\"}");
+    char name[16];
+    int i;
+    (void)st;
+
+    for (i = 0; i < 50; i++) {
+        snprintf(name, sizeof(name), "O%d", 49 - i);
+        rate(fh, T0 + i * RK_HOUR, 1, NULL, name);
+    }
+    /* O0 (rated last, at 49h) again at 49h + 1 ... */
+    rate(fh, T0 + 49 * RK_HOUR + 1, 1, NULL, "O0");
+    /* ... and O49 (rated at 0h) again at 49h + 2: now it expires last. */
+    rate(fh, T0 + 49 * RK_HOUR + 2, 1, NULL, "O49");
+    assert_int_equal(fh->ops->tracked_keys(fh->self), 50);
+    for (i = 1; i < 49; i++) {
+        /* O(49 - i) was rated at i hours */
+        rk_fh_advance(fh, T0 + i * RK_HOUR + 3 * RK_DAY);
+        assert_int_equal(fh->ops->tracked_keys(fh->self), (size_t)(50 - i + 1));
+        rk_fh_advance(fh, T0 + i * RK_HOUR + 3 * RK_DAY + 1);
+        assert_int_equal(fh->ops->tracked_keys(fh->self), (size_t)(50 - i));
+    }
+    rk_fh_advance(fh, T0 + 49 * RK_HOUR + 3 * RK_DAY + 1);  /* O0's first rating only */
+    assert_int_equal(fh->ops->tracked_keys(fh->self), 2);
+    rk_fh_advance(fh, T0 + 49 * RK_HOUR + 3 * RK_DAY + 2);
+    assert_int_equal(fh->ops->tracked_keys(fh->self), 1);
+    rk_fh_advance(fh, T0 + 49 * RK_HOUR + 3 * RK_DAY + 3);
+    assert_int_equal(fh->ops->tracked_keys(fh->self), 0);
+    rk_fh_free(fh);
+}
+
+/* A changed window re-keys the expiry of the keys already held: a shorter
+ * one frees them sooner, a longer one keeps them longer. A restored state
+ * expires like the original. */
+static void test_expiry_after_reconfigure_and_restore(void **st)
+{
+    rk_fakehost *fh = mk("{}");
+    json_t *cfg;
+    char err[256];
+    (void)st;
+
+    rate(fh, T0, 1, NULL, "O1");
+    cfg = json_loads("{\"officer_window\": \"1d\"}", 0, NULL);
+    assert_int_equal(fh->ops->reconfigure(fh->self, cfg, err, sizeof(err)), 0);
+    json_decref(cfg);
+    rk_fh_advance(fh, T0 + RK_DAY);
+    assert_int_equal(fh->ops->tracked_keys(fh->self), 1);
+    rk_fh_advance(fh, T0 + RK_DAY + 1);
+    assert_int_equal(fh->ops->tracked_keys(fh->self), 0);
+
+    rate(fh, T0 + 2 * RK_DAY, 1, NULL, "O2");
+    cfg = json_loads("{\"officer_window\": \"3d\"}", 0, NULL);
+    assert_int_equal(fh->ops->reconfigure(fh->self, cfg, err, sizeof(err)), 0);
+    json_decref(cfg);
+    rk_fh_advance(fh, T0 + 3 * RK_DAY + 1);
+    assert_int_equal(fh->ops->tracked_keys(fh->self), 1);
+    assert_int_equal(rk_fh_roundtrip(fh, "{\"officer_window\": \"3d\"}"), 0);
+    rk_fh_advance(fh, T0 + 5 * RK_DAY);
+    assert_int_equal(fh->ops->tracked_keys(fh->self), 1);
+    rk_fh_advance(fh, T0 + 5 * RK_DAY + 1);
+    assert_int_equal(fh->ops->tracked_keys(fh->self), 0);
+    rk_fh_free(fh);
+}
+
 static void test_reconfigure_keeps_state(void **st)
 {
     rk_fakehost *fh = mk("{}");
@@ -708,6 +805,9 @@ int main(void)
         cmocka_unit_test(test_snapshot_roundtrip),
         cmocka_unit_test(test_restore_corrupt),
         cmocka_unit_test(test_state_freed),
+        cmocka_unit_test(test_refreshed_key_not_freed_early),
+        cmocka_unit_test(test_staggered_expiry),
+        cmocka_unit_test(test_expiry_after_reconfigure_and_restore),
         cmocka_unit_test(test_reconfigure_keeps_state),
         cmocka_unit_test(test_other_events_ignored),
         cmocka_unit_test(test_bad_configs),

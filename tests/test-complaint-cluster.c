@@ -370,6 +370,52 @@ static void test_state_freed(void **st)
     rk_fh_free(fh);
 }
 
+/* A key is freed at the first watermark past its newest complaint + the
+ * rule's window, never earlier; after a reconfigure that changes a window
+ * (and after a restore) the expiry follows the new window. */
+static void test_expiry_exact(void **st)
+{
+    const char *c1 = "{\"rules\": [{\"group_by\": \"unit_id\", \"window\": \"2d\", \"min_count\": 9}]}";
+    const char *c2 = "{\"rules\": [{\"group_by\": \"region\", \"window\": \"1d\", \"min_count\": 9},"
+                     "{\"group_by\": \"unit_id\", \"window\": \"4d\", \"min_count\": 9}]}";
+    rk_fakehost *fh = mk(c1);
+    json_t *cfg;
+    char err[256];
+    (void)st;
+
+    complain(fh, T0, "U1", NULL, NULL, NULL);
+    complain(fh, T0 + RK_DAY, "U2", NULL, NULL, NULL);
+    complain(fh, T0 + RK_DAY + 5, "U1", NULL, NULL, NULL);  /* refresh U1 */
+    assert_int_equal(fh->ops->tracked_keys(fh->self), 2);
+    rk_fh_advance(fh, T0 + 2 * RK_DAY + 1);        /* U1's first one left */
+    assert_int_equal(fh->ops->tracked_keys(fh->self), 2);
+    rk_fh_advance(fh, T0 + 3 * RK_DAY + 1);        /* U2 left */
+    assert_int_equal(fh->ops->tracked_keys(fh->self), 1);
+    /* window 2d -> 4d: U1 (newest at 1d + 5) now stays until 5d + 5 */
+    cfg = json_loads(c2, 0, NULL);
+    assert_int_equal(fh->ops->reconfigure(fh->self, cfg, err, sizeof(err)), 0);
+    json_decref(cfg);
+    rk_fh_advance(fh, T0 + 3 * RK_DAY + 6);
+    assert_int_equal(fh->ops->tracked_keys(fh->self), 1);
+    assert_int_equal(rk_fh_roundtrip(fh, c2), 0);
+    rk_fh_advance(fh, T0 + 5 * RK_DAY + 5);
+    assert_int_equal(fh->ops->tracked_keys(fh->self), 1);
+    rk_fh_advance(fh, T0 + 5 * RK_DAY + 6);
+    assert_int_equal(fh->ops->tracked_keys(fh->self), 0);
+    /* and back to a shorter window: freed sooner */
+    complain(fh, T0 + 6 * RK_DAY, "U3", NULL, "R1", NULL);
+    assert_int_equal(fh->ops->tracked_keys(fh->self), 2);
+    cfg = json_loads(c1, 0, NULL);
+    assert_int_equal(fh->ops->reconfigure(fh->self, cfg, err, sizeof(err)), 0);
+    json_decref(cfg);
+    assert_int_equal(fh->ops->tracked_keys(fh->self), 1);   /* region rule gone */
+    rk_fh_advance(fh, T0 + 8 * RK_DAY);
+    assert_int_equal(fh->ops->tracked_keys(fh->self), 1);
+    rk_fh_advance(fh, T0 + 8 * RK_DAY + 1);
+    assert_int_equal(fh->ops->tracked_keys(fh->self), 0);
+    rk_fh_free(fh);
+}
+
 static void drive(rk_fakehost *fh, int from, int to)
 {
     static const char *const units[] = { "U1", "U2", "U3" };
@@ -622,6 +668,7 @@ int main(void)
         cmocka_unit_test(test_empty_rules),
         cmocka_unit_test(test_evidence_cap),
         cmocka_unit_test(test_state_freed),
+        cmocka_unit_test(test_expiry_exact),
         cmocka_unit_test(test_snapshot_roundtrip),
         cmocka_unit_test(test_restore_into_other_config),
         cmocka_unit_test(test_reconfigure),

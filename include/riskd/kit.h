@@ -13,6 +13,9 @@
  *                  instead of reading past the end.
  *   rk_map         a chained hash map from string keys to void *.
  *   rk_win         a FIFO of (ts, entry, flag) items for sliding windows.
+ *   rk_heap        a min-heap of (time, record) that tracks each record's
+ *                  position: an expiry queue, so that on_watermark costs
+ *                  what expires, not what is stored.
  */
 #ifndef RISKD_KIT_H
 #define RISKD_KIT_H
@@ -710,6 +713,170 @@ static inline size_t rk_win_evidence(const rk_win *w, uint32_t flag_mask,
         out[n - 1 - k] = t;
     }
     return n;
+}
+
+/* ===================================================================
+ * rk_heap: a binary min-heap of (key, record) items that keeps, inside
+ * each record, the record's current index in the heap. So a record can be
+ * re-keyed or removed in O(log n) wherever the detector is, and a record
+ * is in the heap at most once (no stale items pointing at freed records).
+ *
+ * Every record of one heap has a uint32_t at byte offset `pos_off`
+ * (offsetof(struct, field), given to rk_heap_init); the heap keeps it equal
+ * to the record's index, or RK_HEAP_NONE when the record is not in the heap.
+ * A new record must set that field to RK_HEAP_NONE.
+ *
+ * Used as an expiry queue: key = the earliest time (ms) the record may
+ * expire; on_watermark(now) looks at rk_heap_top() while its key < now,
+ * re-checks the record and either frees it (rk_heap_remove first) or
+ * re-keys it (rk_heap_update) with its new expiry. With keys that never
+ * exceed the record's real expiry, state is freed exactly when it expires
+ * and a batch costs O((expired + re-keyed) log n).
+ * =================================================================== */
+
+#define RK_HEAP_NONE UINT32_MAX
+
+typedef struct rk_heap_item {
+    int64_t key;
+    void *rec;
+} rk_heap_item;
+
+typedef struct rk_heap {
+    rk_heap_item *items;
+    uint32_t n;
+    uint32_t cap;
+    size_t pos_off;                 /* offset of the uint32_t index in a record */
+} rk_heap;
+
+static inline void rk_heap_init(rk_heap *h, size_t pos_off)
+{
+    memset(h, 0, sizeof(*h));
+    h->pos_off = pos_off;
+}
+
+/* The index field of rec. */
+static inline uint32_t *rk_heap_pos(const rk_heap *h, void *rec)
+{
+    return (uint32_t *)(void *)((char *)rec + h->pos_off);
+}
+
+static inline void rk_heap_place_(rk_heap *h, uint32_t i, rk_heap_item it)
+{
+    h->items[i] = it;
+    *rk_heap_pos(h, it.rec) = i;
+}
+
+static inline void rk_heap_up_(rk_heap *h, uint32_t i)
+{
+    rk_heap_item it = h->items[i];
+    while (i > 0) {
+        uint32_t parent = (i - 1) / 2;
+        if (h->items[parent].key <= it.key)
+            break;
+        rk_heap_place_(h, i, h->items[parent]);
+        i = parent;
+    }
+    rk_heap_place_(h, i, it);
+}
+
+static inline void rk_heap_down_(rk_heap *h, uint32_t i)
+{
+    rk_heap_item it = h->items[i];
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+        if (c >= h->n)
+            break;
+        if (c + 1 < h->n && h->items[c + 1].key < h->items[c].key)
+            c++;
+        if (it.key <= h->items[c].key)
+            break;
+        rk_heap_place_(h, i, h->items[c]);
+        i = c;
+    }
+    rk_heap_place_(h, i, it);
+}
+
+/* Add rec (not in the heap: its index field is RK_HEAP_NONE) with key.
+ * Returns 0, or -1 when out of memory (heap unchanged). */
+static inline int rk_heap_push(rk_heap *h, int64_t key, void *rec)
+{
+    rk_heap_item it;
+    if (h->n == h->cap) {
+        uint32_t ncap = h->cap ? h->cap * 2 : 16;
+        rk_heap_item *p;
+        if (h->cap >= (UINT32_C(1) << 30))
+            return -1;
+        p = (rk_heap_item *)realloc(h->items, (size_t)ncap * sizeof(*p));
+        if (p == NULL)
+            return -1;
+        h->items = p;
+        h->cap = ncap;
+    }
+    it.key = key;
+    it.rec = rec;
+    h->items[h->n] = it;
+    h->n++;
+    rk_heap_up_(h, h->n - 1);
+    return 0;
+}
+
+/* The item with the smallest key, or NULL when the heap is empty. */
+static inline const rk_heap_item *rk_heap_top(const rk_heap *h)
+{
+    return h->n > 0 ? &h->items[0] : NULL;
+}
+
+/* Remove rec; a record not in the heap (index RK_HEAP_NONE) is left
+ * alone. Its index field becomes RK_HEAP_NONE. */
+static inline void rk_heap_remove(rk_heap *h, void *rec)
+{
+    uint32_t i = *rk_heap_pos(h, rec);
+    if (i == RK_HEAP_NONE || i >= h->n || h->items[i].rec != rec)
+        return;
+    *rk_heap_pos(h, rec) = RK_HEAP_NONE;
+    h->n--;
+    if (i < h->n) {
+        int64_t old = h->items[i].key;
+        rk_heap_place_(h, i, h->items[h->n]);
+        if (h->items[i].key < old) rk_heap_up_(h, i);
+        else rk_heap_down_(h, i);
+    }
+    if (h->n == 0) {
+        free(h->items);
+        h->items = NULL;
+        h->cap = 0;
+    }
+}
+
+/* Give rec (which must be in the heap) a new key. */
+static inline void rk_heap_update(rk_heap *h, void *rec, int64_t key)
+{
+    uint32_t i = *rk_heap_pos(h, rec);
+    int64_t old;
+    if (i == RK_HEAP_NONE || i >= h->n || h->items[i].rec != rec)
+        return;
+    old = h->items[i].key;
+    h->items[i].key = key;
+    if (key < old) rk_heap_up_(h, i);
+    else rk_heap_down_(h, i);
+}
+
+/* Restore the heap order after the caller changed keys in items[0..n)
+ * directly (e.g. every expiry after a new window length). O(n). */
+static inline void rk_heap_heapify(rk_heap *h)
+{
+    uint32_t i = h->n / 2;
+    while (i > 0)
+        rk_heap_down_(h, --i);
+}
+
+/* Free the item array; records are not touched (their index fields are
+ * left as they are). */
+static inline void rk_heap_free(rk_heap *h)
+{
+    free(h->items);
+    h->items = NULL;
+    h->n = h->cap = 0;
 }
 
 #ifdef __cplusplus
