@@ -142,7 +142,7 @@ $(FUZZ_DIR)/obj/%.o: %.c $(wildcard include/riskd/*.h) daemon/internal.h
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
 
 $(FUZZ_DIR)/fuzz-%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz-%.o $(FUZZ_OBJS)
-	$(FUZZ_CC) $(FUZZ_SAN) -o $@ $^ $(PKG_LIBS) -ldl -lm
+	$(FUZZ_CC) $(FUZZ_SAN) -o $@ $^ $(RK_LIBS)
 
 # The seed generator of the restore corpus is an ordinary program.
 $(FUZZ_DIR)/mkseeds: tests/fuzz/mkseeds.c $(BUILD)/obj/tests/lib/fakehost.o $(BUILD)/libriskd.a

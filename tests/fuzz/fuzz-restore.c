@@ -154,7 +154,7 @@ static void fuzz_tasks(const uint8_t *data, size_t size)
         ev.type = RK_EV_INSPECTION_RATED;
         ev.task_id = k->task_id;
         ev.ts = T0;
-        rk__tasks_enrich(&t, &ev);
+        rk__tasks_enrich(&t, &ev, INT64_MIN);  /* any expiry: it must be found */
         if (!(ev.flags & RK_EVF_FILING_KNOWN))
             broken("tasks: a restored task is not found");
         if (ev.unit_id != NULL) (void)strlen(ev.unit_id);
