@@ -57,34 +57,22 @@ typedef struct br_cfg {
     int64_t cooldown;
 } br_cfg;
 
-/* The state of one officer (win: its bad ratings, nbad unused) or one unit
- * (win: all its ratings, flag BR_FLAG_BAD if bad; nbad: how many are bad). */
-typedef struct br_key {
-    rk_win win;
-    uint32_t nbad;
-    uint32_t hpos;                  /* index in the expiry heap */
-    rk_map_entry *ent;              /* its map entry (for the id) */
-} br_key;
-
-/* One rule's keys: the map and its expiry heap. */
-typedef struct br_set {
-    rk_map map;                     /* id -> br_key * */
-    rk_heap heap;                   /* every key, by newest ts + window */
-} br_set;
-
+/* Officers: a window of each officer's bad ratings. Units: a window of all
+ * of a unit's ratings, BR_FLAG_BAD on the bad ones, nflag counting them.
+ * Both are rk_winsets (riskd/kit.h): keys expire through a heap. */
 typedef struct br_state {
     const rk_host_api *api;
     rk_host *host;
     br_cfg cfg;
-    br_set officers;                /* officer id -> bad ratings */
-    br_set units;                   /* unit id -> all ratings */
+    rk_winset officers;             /* officer id -> bad ratings */
+    rk_winset units;                /* unit id -> all ratings */
 } br_state;
 
 /* ===================================================================
  * Configuration
  * =================================================================== */
 
-static const char *const br_keys[] = {
+static const char *const br_cfg_keys[] = {
     "bad_score", "officer_window", "officer_min_bad", "unit_window",
     "unit_min_ratings", "unit_max_bad_ratio", "cooldown", NULL
 };
@@ -96,7 +84,7 @@ static int br_parse_cfg(const json_t *obj, br_cfg *out, char *err, size_t errlen
 {
     long long v;
 
-    if (rk_kit_cfg_known_keys(obj, "", br_keys, err, errlen) != 0)
+    if (rk_kit_cfg_known_keys(obj, "", br_cfg_keys, err, errlen) != 0)
         return -1;
     if (rk_kit_cfg_int(obj, "", "bad_score", 1, 5, 2, &v, err, errlen) != 0)
         return -1;
@@ -128,151 +116,10 @@ static int br_parse_cfg(const json_t *obj, br_cfg *out, char *err, size_t errlen
  * Helpers
  * =================================================================== */
 
-/* The start of a window of length w ending at now, saturating instead of
- * overflowing for times near INT64_MIN. */
-static int64_t br_cutoff(int64_t now, int64_t w)
-{
-    return now < INT64_MIN + w ? INT64_MIN : now - w;
-}
-
 /* s, or "?" when s is NULL, for summaries. */
 static const char *br_str(const char *s)
 {
     return s != NULL ? s : "?";
-}
-
-static int br_ref_eq(rk_entry_ref a, rk_entry_ref b)
-{
-    return a.ms == b.ms && a.seq == b.seq && a.stream == b.stream;
-}
-
-/* Fill out (RK_MAX_EVIDENCE entries) with the refs of the most recent items
- * of w whose flag matches flag_mask (0 = every item), oldest first, except
- * the trigger, which is always appended last. Returns how many. */
-static size_t br_evidence(const rk_win *w, uint32_t flag_mask,
-                          rk_entry_ref trigger, rk_entry_ref *out)
-{
-    size_t n = 0, k;
-    uint32_t i = w->len;
-
-    while (i > 0 && n < RK_MAX_EVIDENCE - 1) {
-        const rk_win_item *it = rk_win_at(w, --i);
-        if (flag_mask != 0 && !(it->flag & flag_mask))
-            continue;
-        if (br_ref_eq(it->ref, trigger))
-            continue;
-        out[n++] = it->ref;
-    }
-    for (k = 0; k < n / 2; k++) {
-        rk_entry_ref t = out[k];
-        out[k] = out[n - 1 - k];
-        out[n - 1 - k] = t;
-    }
-    out[n++] = trigger;
-    return n;
-}
-
-static void br_free_key(void *p)
-{
-    br_key *k = (br_key *)p;
-    if (k == NULL)
-        return;
-    rk_win_free(&k->win);
-    free(k);
-}
-
-static void br_set_init(br_set *set)
-{
-    rk_map_init(&set->map);
-    rk_heap_init(&set->heap, offsetof(br_key, hpos));
-}
-
-static void br_set_clear(br_set *set)
-{
-    rk_map_clear(&set->map, br_free_key);
-    rk_heap_free(&set->heap);
-    br_set_init(set);
-}
-
-/* Expire k's window at cutoff, keeping its bad count in step. */
-static void br_key_expire(br_key *k, int64_t cutoff)
-{
-    uint32_t dropped_bad = 0;
-    rk_win_expire(&k->win, cutoff, &dropped_bad);
-    k->nbad -= dropped_bad;
-}
-
-/* When k leaves window w: its newest item's ts + w (saturated); k's window
- * must not be empty. */
-static int64_t br_key_expiry(const br_key *k, int64_t w)
-{
-    int64_t t = rk_win_at(&k->win, k->win.len - 1)->ts;
-    return t > INT64_MAX - w ? INT64_MAX : t + w;
-}
-
-/* Remove k from set (heap and map) and free it. */
-static void br_drop(br_set *set, br_key *k)
-{
-    rk_heap_remove(&set->heap, k);
-    br_free_key(rk_map_del(&set->map, k->ent->key));
-}
-
-/* The key `id` of set, created (empty, not yet in the heap) when absent.
- * Returns NULL when out of memory. */
-static br_key *br_get(br_set *set, const char *id)
-{
-    br_key *k = (br_key *)rk_map_get(&set->map, id);
-    if (k != NULL)
-        return k;
-    k = (br_key *)calloc(1, sizeof(*k));
-    if (k == NULL)
-        return NULL;
-    k->hpos = RK_HEAP_NONE;
-    k->ent = rk_map_put(&set->map, id, k, NULL);
-    if (k->ent == NULL) {
-        free(k);
-        return NULL;
-    }
-    return k;
-}
-
-/* After pushing an item at k (window w): a key new to the heap joins it.
- * A key already there keeps its heap time, which stays <= its expiry
- * (re-keyed when popped). On failure (out of memory) a key with an empty
- * window or no heap place is dropped; returns 0 or -1. */
-static int br_track(br_set *set, br_key *k, int pushed, int64_t w)
-{
-    if (pushed && k->hpos != RK_HEAP_NONE)
-        return 0;
-    if (pushed && rk_heap_push(&set->heap, br_key_expiry(k, w), k) == 0)
-        return 0;
-    if (k->win.len == 0 || k->hpos == RK_HEAP_NONE)
-        br_drop(set, k);
-    return -1;
-}
-
-/* Pop the keys of set whose heap time is < now: free those whose window
- * (length w) is empty at now, re-key the others. */
-static void br_set_expire(br_set *set, int64_t now, int64_t w)
-{
-    const rk_heap_item *top;
-    while ((top = rk_heap_top(&set->heap)) != NULL && top->key < now) {
-        br_key *k = (br_key *)top->rec;
-        br_key_expire(k, br_cutoff(now, w));
-        if (k->win.len == 0)
-            br_drop(set, k);
-        else
-            rk_heap_update(&set->heap, k, br_key_expiry(k, w));
-    }
-}
-
-/* Re-key every key of set for window w (after a reconfigure). */
-static void br_set_rekey(br_set *set, int64_t w)
-{
-    uint32_t i;
-    for (i = 0; i < set->heap.n; i++)
-        set->heap.items[i].key = br_key_expiry((const br_key *)set->heap.items[i].rec, w);
-    rk_heap_heapify(&set->heap);
 }
 
 /* ===================================================================
@@ -311,7 +158,7 @@ static int br_rule_bad_rating(br_state *s, const rk_event *ev)
  * out of memory. */
 static int br_rule_officer(br_state *s, const rk_event *ev, const char *officer)
 {
-    br_key *k = br_get(&s->officers, officer);
+    rk_winkey *k = rk_winset_get(&s->officers, officer);
     const rk_win *w;
     rk_entry_ref evid[RK_MAX_EVIDENCE];
     char summary[512], wbuf[32];
@@ -321,9 +168,9 @@ static int br_rule_officer(br_state *s, const rk_event *ev, const char *officer)
     if (k == NULL)
         return -1;
     w = &k->win;
-    br_key_expire(k, br_cutoff(ev->ts, s->cfg.officer_window));
+    rk_winkey_trim(k, rk_kit_cutoff(ev->ts, s->cfg.officer_window));
     pushed = rk_win_push(&k->win, ev->ts, ev->ref, BR_FLAG_BAD) == 0;
-    if (br_track(&s->officers, k, pushed, s->cfg.officer_window) != 0)
+    if (rk_winset_track(&s->officers, k, pushed, s->cfg.officer_window) != 0)
         return -1;
     if (w->len < s->cfg.officer_min_bad)
         return 0;
@@ -341,7 +188,7 @@ static int br_rule_officer(br_state *s, const rk_event *ev, const char *officer)
     a.value = w->len;
     a.threshold = s->cfg.officer_min_bad;
     a.summary = summary;
-    a.n_evidence = br_evidence(w, 0, ev->ref, evid);
+    a.n_evidence = rk_kit_evidence(w, 0, ev->ref, evid);
     a.evidence = evid;
     a.cooldown = s->cfg.cooldown;
     return s->api->emit(s->host, &a) < 0 ? -1 : 0;
@@ -352,7 +199,7 @@ static int br_rule_officer(br_state *s, const rk_event *ev, const char *officer)
  * Returns 0, or -1 when out of memory. */
 static int br_rule_unit(br_state *s, const rk_event *ev, int bad)
 {
-    br_key *u = br_get(&s->units, ev->unit_id);
+    rk_winkey *u = rk_winset_get(&s->units, ev->unit_id);
     rk_entry_ref evid[RK_MAX_EVIDENCE];
     char summary[512], wbuf[32];
     double ratio;
@@ -361,22 +208,22 @@ static int br_rule_unit(br_state *s, const rk_event *ev, int bad)
 
     if (u == NULL)
         return -1;
-    br_key_expire(u, br_cutoff(ev->ts, s->cfg.unit_window));
+    rk_winkey_trim(u, rk_kit_cutoff(ev->ts, s->cfg.unit_window));
     pushed = rk_win_push(&u->win, ev->ts, ev->ref, bad ? BR_FLAG_BAD : 0) == 0;
     if (pushed && bad)
-        u->nbad++;
-    if (br_track(&s->units, u, pushed, s->cfg.unit_window) != 0)
+        u->nflag++;
+    if (rk_winset_track(&s->units, u, pushed, s->cfg.unit_window) != 0)
         return -1;
     if (u->win.len < s->cfg.unit_min_ratings)
         return 0;
-    ratio = (double)u->nbad / (double)u->win.len;
+    ratio = (double)u->nflag / (double)u->win.len;
     if (ratio < s->cfg.unit_max_bad_ratio)
         return 0;
 
     rk_kit_format_duration(s->cfg.unit_window, wbuf, sizeof(wbuf));
     snprintf(summary, sizeof(summary),
              "Unit %s had %u bad of %u ratings within %s (%.1f%%, threshold "
-             "%.1f%%).", ev->unit_id, (unsigned)u->nbad, (unsigned)u->win.len,
+             "%.1f%%).", ev->unit_id, (unsigned)u->nflag, (unsigned)u->win.len,
              wbuf, ratio * 100.0, s->cfg.unit_max_bad_ratio * 100.0);
     memset(&a, 0, sizeof(a));
     a.rule = "unit_ratio";
@@ -386,7 +233,7 @@ static int br_rule_unit(br_state *s, const rk_event *ev, int bad)
     a.value = ratio;
     a.threshold = s->cfg.unit_max_bad_ratio;
     a.summary = summary;
-    a.n_evidence = br_evidence(&u->win, BR_FLAG_BAD, ev->ref, evid);
+    a.n_evidence = rk_kit_evidence(&u->win, BR_FLAG_BAD, ev->ref, evid);
     a.evidence = evid;
     a.cooldown = s->cfg.cooldown;
     return s->api->emit(s->host, &a) < 0 ? -1 : 0;
@@ -414,8 +261,8 @@ static void *br_create(const rk_host_api *api, rk_host *host, const json_t *cfg,
     s->api = api;
     s->host = host;
     s->cfg = c;
-    br_set_init(&s->officers);
-    br_set_init(&s->units);
+    rk_winset_init(&s->officers);
+    rk_winset_init(&s->units);
     return s;
 }
 
@@ -430,9 +277,9 @@ static int br_reconfigure(void *self, const json_t *cfg, char *err, size_t errle
     if (br_parse_cfg(cfg, &c, err, errlen) != 0)
         return -1;
     if (c.officer_window != s->cfg.officer_window)
-        br_set_rekey(&s->officers, c.officer_window);
+        rk_winset_rekey(&s->officers, c.officer_window);
     if (c.unit_window != s->cfg.unit_window)
-        br_set_rekey(&s->units, c.unit_window);
+        rk_winset_rekey(&s->units, c.unit_window);
     s->cfg = c;
     return 0;
 }
@@ -475,8 +322,8 @@ static void br_on_watermark(void *self, int64_t now)
 {
     br_state *s = (br_state *)self;
 
-    br_set_expire(&s->officers, now, s->cfg.officer_window);
-    br_set_expire(&s->units, now, s->cfg.unit_window);
+    rk_winset_expire(&s->officers, now, s->cfg.officer_window);
+    rk_winset_expire(&s->units, now, s->cfg.unit_window);
 }
 
 static void br_put_win(rk_buf *out, const rk_win *w)
@@ -504,13 +351,13 @@ static int br_snapshot(void *self, rk_buf *out)
     for (e = rk_map_first(&s->officers.map, &b); e != NULL;
          e = rk_map_next(&s->officers.map, &b, e)) {
         rk_buf_put_str(out, e->key);
-        br_put_win(out, &((const br_key *)e->value)->win);
+        br_put_win(out, &((const rk_winkey *)e->value)->win);
     }
     rk_buf_put_u32(out, (uint32_t)s->units.map.count);
     for (e = rk_map_first(&s->units.map, &b); e != NULL;
          e = rk_map_next(&s->units.map, &b, e)) {
         rk_buf_put_str(out, e->key);
-        br_put_win(out, &((const br_key *)e->value)->win);
+        br_put_win(out, &((const rk_winkey *)e->value)->win);
     }
     return out->oom ? -1 : 0;
 }
@@ -518,7 +365,7 @@ static int br_snapshot(void *self, rk_buf *out)
 /* Read one encoded window from r into the empty window w, counting flagged
  * items into *nflag. Returns 0, or -1 (r->err set) on truncated or corrupt
  * data or when out of memory. */
-static int br_get_win(rk_rd *r, rk_win *w, uint32_t *nflag)
+static int br_read_win(rk_rd *r, rk_win *w, uint32_t *nflag)
 {
     uint32_t n = rk_rd_u32(r), i;
 
@@ -544,7 +391,7 @@ static int br_get_win(rk_rd *r, rk_win *w, uint32_t *nflag)
  * set, whose keys expire after window w. Returns 0, or -1 (r->err set) on
  * truncated or corrupt data (including a repeated id) or when out of
  * memory. */
-static int br_get_set(rk_rd *r, br_set *set, int64_t w)
+static int br_read_set(rk_rd *r, rk_winset *set, int64_t w)
 {
     uint32_t n = rk_rd_u32(r), i;
 
@@ -554,7 +401,7 @@ static int br_get_set(rk_rd *r, br_set *set, int64_t w)
     }
     for (i = 0; i < n; i++) {
         char *id = rk_rd_str(r, BR_MAX_ID);
-        br_key *k;
+        rk_winkey *k;
         uint32_t nflag = 0;
 
         if (id == NULL || rk_map_find(&set->map, id) != NULL) {
@@ -562,22 +409,22 @@ static int br_get_set(rk_rd *r, br_set *set, int64_t w)
             r->err = 1;
             return -1;
         }
-        k = br_get(set, id);
+        k = rk_winset_get(set, id);
         free(id);
-        if (k == NULL || br_get_win(r, &k->win, &nflag) != 0) {
+        if (k == NULL || br_read_win(r, &k->win, &nflag) != 0) {
             if (k != NULL)
-                br_drop(set, k);
+                rk_winset_drop(set, k);
             r->err = 1;
             return -1;
         }
-        k->nbad = nflag;
+        k->nflag = nflag;
         if (k->win.len == 0) {
             /* Never written by snapshot(); harmless, drop it. */
-            br_drop(set, k);
+            rk_winset_drop(set, k);
             continue;
         }
-        if (rk_heap_push(&set->heap, br_key_expiry(k, w), k) != 0) {
-            br_drop(set, k);
+        if (rk_heap_push(&set->heap, rk_winkey_expiry(k, w), k) != 0) {
+            rk_winset_drop(set, k);
             r->err = 1;
             return -1;
         }
@@ -595,8 +442,8 @@ static int br_restore(void *self, const void *data, size_t len,
     rk_rd r;
     uint32_t ver;
 
-    br_set_clear(&s->officers);
-    br_set_clear(&s->units);
+    rk_winset_clear(&s->officers);
+    rk_winset_clear(&s->units);
     rk_rd_init(&r, data, len);
     ver = rk_rd_u32(&r);
     if (r.err || ver != BR_SNAP_VERSION) {
@@ -604,10 +451,10 @@ static int br_restore(void *self, const void *data, size_t len,
                     : "unsupported format version");
         return -1;
     }
-    if (br_get_set(&r, &s->officers, s->cfg.officer_window) != 0 ||
-        br_get_set(&r, &s->units, s->cfg.unit_window) != 0 || r.p != r.end) {
-        br_set_clear(&s->officers);
-        br_set_clear(&s->units);
+    if (br_read_set(&r, &s->officers, s->cfg.officer_window) != 0 ||
+        br_read_set(&r, &s->units, s->cfg.unit_window) != 0 || r.p != r.end) {
+        rk_winset_clear(&s->officers);
+        rk_winset_clear(&s->units);
         rk_kit_errf(err, errlen, "snapshot: truncated or corrupt");
         return -1;
     }
@@ -619,13 +466,13 @@ static void br_destroy(void *self)
     br_state *s = (br_state *)self;
     if (s == NULL)
         return;
-    br_set_clear(&s->officers);
-    br_set_clear(&s->units);
+    rk_winset_clear(&s->officers);
+    rk_winset_clear(&s->units);
     free(s);
 }
 
 /* Officers plus units currently tracked. */
-static size_t br_tracked_keys(void *self)
+static size_t rk_winset_tracked_keys(void *self)
 {
     const br_state *s = (const br_state *)self;
     return s->officers.map.count + s->units.map.count;
@@ -644,5 +491,5 @@ const rk_detector_ops rk__det_bad_rating = {
     br_snapshot,
     br_restore,
     br_destroy,
-    br_tracked_keys,
+    rk_winset_tracked_keys,
 };

@@ -63,24 +63,11 @@ typedef struct cc_cfg {
     int64_t cooldown;               /* ms; < 0: each rule's window */
 } cc_cfg;
 
-/* The complaints of one (rule, key). */
-typedef struct cc_key {
-    rk_win win;
-    uint32_t hpos;                  /* index in the rule's expiry heap */
-    rk_map_entry *ent;              /* its map entry (for the key string) */
-} cc_key;
-
-/* One rule's keys: the map and its expiry heap. */
-typedef struct cc_set {
-    rk_map map;                     /* key -> cc_key * */
-    rk_heap heap;                   /* every key, by newest ts + window */
-} cc_set;
-
 typedef struct cc_state {
     const rk_host_api *api;
     rk_host *host;
     cc_cfg cfg;
-    cc_set keys[CC_MAX_RULES];      /* per rule */
+    rk_winset keys[CC_MAX_RULES];      /* per rule */
 } cc_state;
 
 /* ===================================================================
@@ -177,108 +164,12 @@ static int cc_parse_cfg(const json_t *obj, cc_cfg *out, char *err, size_t errlen
  * Helpers
  * =================================================================== */
 
-static int64_t cc_cutoff(int64_t now, int64_t w)
-{
-    return now < INT64_MIN + w ? INT64_MIN : now - w;
-}
-
-static int cc_ref_eq(rk_entry_ref a, rk_entry_ref b)
-{
-    return a.ms == b.ms && a.seq == b.seq && a.stream == b.stream;
-}
-
-static void cc_free_key(void *p)
-{
-    cc_key *k = (cc_key *)p;
-    if (k == NULL)
-        return;
-    rk_win_free(&k->win);
-    free(k);
-}
-
-static void cc_set_init(cc_set *set)
-{
-    rk_map_init(&set->map);
-    rk_heap_init(&set->heap, offsetof(cc_key, hpos));
-}
-
-static void cc_set_clear(cc_set *set)
-{
-    rk_map_clear(&set->map, cc_free_key);
-    rk_heap_free(&set->heap);
-    cc_set_init(set);
-}
-
-/* When k (non-empty) leaves window w: newest ts + w, saturated. */
-static int64_t cc_key_expiry(const cc_key *k, int64_t w)
-{
-    int64_t t = rk_win_at(&k->win, k->win.len - 1)->ts;
-    return t > INT64_MAX - w ? INT64_MAX : t + w;
-}
-
-/* Remove k from set (heap and map) and free it. */
-static void cc_drop(cc_set *set, cc_key *k)
-{
-    rk_heap_remove(&set->heap, k);
-    cc_free_key(rk_map_del(&set->map, k->ent->key));
-}
-
-/* The key `id` of set, created (empty, not in the heap) when absent.
- * Returns NULL when out of memory. */
-static cc_key *cc_get(cc_set *set, const char *id)
-{
-    cc_key *k = (cc_key *)rk_map_get(&set->map, id);
-    if (k != NULL)
-        return k;
-    k = (cc_key *)calloc(1, sizeof(*k));
-    if (k == NULL)
-        return NULL;
-    k->hpos = RK_HEAP_NONE;
-    k->ent = rk_map_put(&set->map, id, k, NULL);
-    if (k->ent == NULL) {
-        free(k);
-        return NULL;
-    }
-    return k;
-}
-
-/* Re-key every key of set for window w and restore the heap order. */
-static void cc_set_rekey(cc_set *set, int64_t w)
-{
-    uint32_t i;
-    for (i = 0; i < set->heap.n; i++)
-        set->heap.items[i].key = cc_key_expiry((const cc_key *)set->heap.items[i].rec, w);
-    rk_heap_heapify(&set->heap);
-}
-
-/* Fill out (RK_MAX_EVIDENCE entries) with the refs of the most recent items
- * of w other than the trigger, oldest first, and the trigger last. Returns
- * how many. */
-static size_t cc_evidence(const rk_win *w, rk_entry_ref trigger, rk_entry_ref *out)
-{
-    size_t n = 0, k;
-    uint32_t i = w->len;
-
-    while (i > 0 && n < RK_MAX_EVIDENCE - 1) {
-        const rk_win_item *it = rk_win_at(w, --i);
-        if (!cc_ref_eq(it->ref, trigger))
-            out[n++] = it->ref;
-    }
-    for (k = 0; k < n / 2; k++) {
-        rk_entry_ref t = out[k];
-        out[k] = out[n - 1 - k];
-        out[n - 1 - k] = t;
-    }
-    out[n++] = trigger;
-    return n;
-}
-
 /* Move per-rule state from `from` (rules from_rules[0..n_from), sets
  * from_maps) to the sets of to_rules[0..n_to) in to_maps, matching as the
  * file comment describes, and re-key the moved heaps for their new
  * windows; from_maps are left empty (state not taken is freed). */
-static void cc_carry(const cc_rule *from_rules, cc_set *from_maps, size_t n_from,
-                     const cc_rule *to_rules, cc_set *to_maps, size_t n_to)
+static void cc_carry(const cc_rule *from_rules, rk_winset *from_maps, size_t n_from,
+                     const cc_rule *to_rules, rk_winset *to_maps, size_t n_to)
 {
     int taken[CC_MAX_RULES], assigned[CC_MAX_RULES];
     size_t i, j;
@@ -286,7 +177,7 @@ static void cc_carry(const cc_rule *from_rules, cc_set *from_maps, size_t n_from
     memset(taken, 0, sizeof(taken));
     memset(assigned, 0, sizeof(assigned));
     for (i = 0; i < n_to; i++)
-        cc_set_init(&to_maps[i]);
+        rk_winset_init(&to_maps[i]);
     for (i = 0; i < n_to; i++) {
         for (j = 0; j < n_from; j++) {
             if (!taken[j] && from_rules[j].group_by == to_rules[i].group_by &&
@@ -294,7 +185,7 @@ static void cc_carry(const cc_rule *from_rules, cc_set *from_maps, size_t n_from
                 taken[j] = 1;
                 assigned[i] = 1;
                 to_maps[i] = from_maps[j];
-                cc_set_init(&from_maps[j]);
+                rk_winset_init(&from_maps[j]);
                 break;
             }
         }
@@ -307,16 +198,16 @@ static void cc_carry(const cc_rule *from_rules, cc_set *from_maps, size_t n_from
                 taken[j] = 1;
                 assigned[i] = 1;
                 to_maps[i] = from_maps[j];
-                cc_set_init(&from_maps[j]);
+                rk_winset_init(&from_maps[j]);
                 break;
             }
         }
     }
     for (j = 0; j < n_from; j++)
-        cc_set_clear(&from_maps[j]);
+        rk_winset_clear(&from_maps[j]);
     for (i = 0; i < n_to; i++)
         if (assigned[i])
-            cc_set_rekey(&to_maps[i], to_rules[i].window);
+            rk_winset_rekey(&to_maps[i], to_rules[i].window);
 }
 
 /* ===================================================================
@@ -329,8 +220,8 @@ static void cc_carry(const cc_rule *from_rules, cc_set *from_maps, size_t n_from
 static int cc_push(cc_state *s, size_t ri, const char *key, const rk_event *ev)
 {
     const cc_rule *rule = &s->cfg.rules[ri];
-    cc_set *set = &s->keys[ri];
-    cc_key *k = cc_get(set, key);
+    rk_winset *set = &s->keys[ri];
+    rk_winkey *k = rk_winset_get(set, key);
     const rk_win *w;
     rk_entry_ref evid[RK_MAX_EVIDENCE];
     char summary[512], wbuf[32];
@@ -339,19 +230,10 @@ static int cc_push(cc_state *s, size_t ri, const char *key, const rk_event *ev)
     if (k == NULL)
         return -1;
     w = &k->win;
-    rk_win_expire(&k->win, cc_cutoff(ev->ts, rule->window), NULL);
-    if (rk_win_push(&k->win, ev->ts, ev->ref, 0) != 0) {
-        /* A key new to the heap has nothing else; one in the heap keeps a
-         * heap time <= its expiry. */
-        if (k->win.len == 0 || k->hpos == RK_HEAP_NONE)
-            cc_drop(set, k);
+    rk_winkey_trim(k, rk_kit_cutoff(ev->ts, rule->window));
+    if (rk_winset_track(set, k, rk_win_push(&k->win, ev->ts, ev->ref, 0) == 0,
+                        rule->window) != 0)
         return -1;
-    }
-    if (k->hpos == RK_HEAP_NONE &&
-        rk_heap_push(&set->heap, cc_key_expiry(k, rule->window), k) != 0) {
-        cc_drop(set, k);
-        return -1;
-    }
     if (w->len < rule->min_count)
         return 0;
 
@@ -373,7 +255,7 @@ static int cc_push(cc_state *s, size_t ri, const char *key, const rk_event *ev)
     a.value = w->len;
     a.threshold = rule->min_count;
     a.summary = summary;
-    a.n_evidence = cc_evidence(w, ev->ref, evid);
+    a.n_evidence = rk_kit_evidence(w, 0, ev->ref, evid);
     a.evidence = evid;
     a.cooldown = s->cfg.cooldown >= 0 ? s->cfg.cooldown : rule->window;
     return s->api->emit(s->host, &a) < 0 ? -1 : 0;
@@ -402,7 +284,7 @@ static void *cc_create(const rk_host_api *api, rk_host *host, const json_t *cfg,
     s->api = api;
     s->host = host;
     for (i = 0; i < CC_MAX_RULES; i++)
-        cc_set_init(&s->keys[i]);
+        rk_winset_init(&s->keys[i]);
     return s;
 }
 
@@ -413,7 +295,7 @@ static int cc_reconfigure(void *self, const json_t *cfg, char *err, size_t errle
 {
     cc_state *s = (cc_state *)self;
     cc_cfg *c = (cc_cfg *)malloc(sizeof(*c));
-    cc_set maps[CC_MAX_RULES];
+    rk_winset maps[CC_MAX_RULES];
 
     if (c == NULL) {
         rk_kit_errf(err, errlen, "out of memory");
@@ -474,17 +356,7 @@ static void cc_on_watermark(void *self, int64_t now)
     size_t ri;
 
     for (ri = 0; ri < s->cfg.n_rules; ri++) {
-        cc_set *set = &s->keys[ri];
-        int64_t w = s->cfg.rules[ri].window;
-        const rk_heap_item *top;
-        while ((top = rk_heap_top(&set->heap)) != NULL && top->key < now) {
-            cc_key *k = (cc_key *)top->rec;
-            rk_win_expire(&k->win, cc_cutoff(now, w), NULL);
-            if (k->win.len == 0)
-                cc_drop(set, k);
-            else
-                rk_heap_update(&set->heap, k, cc_key_expiry(k, w));
-        }
+        rk_winset_expire(&s->keys[ri], now, s->cfg.rules[ri].window);
     }
 }
 
@@ -505,7 +377,7 @@ static int cc_snapshot(void *self, rk_buf *out)
         rk_buf_put_i64(out, s->cfg.rules[ri].window);
         rk_buf_put_u32(out, (uint32_t)m->count);
         for (e = rk_map_first(m, &b); e != NULL; e = rk_map_next(m, &b, e)) {
-            const rk_win *w = &((const cc_key *)e->value)->win;
+            const rk_win *w = &((const rk_winkey *)e->value)->win;
             rk_buf_put_str(out, e->key);
             rk_buf_put_u32(out, w->len);
             for (i = 0; i < w->len; i++) {
@@ -521,7 +393,7 @@ static int cc_snapshot(void *self, rk_buf *out)
  * the empty set (heap keyed for window w). Returns 0, or -1 (r->err set)
  * on truncated or corrupt data (including a repeated key) or when out of
  * memory. */
-static int cc_get_set(rk_rd *r, cc_set *set, int64_t w)
+static int cc_read_set(rk_rd *r, rk_winset *set, int64_t w)
 {
     uint32_t n = rk_rd_u32(r), i, k, len;
 
@@ -531,7 +403,7 @@ static int cc_get_set(rk_rd *r, cc_set *set, int64_t w)
     }
     for (i = 0; i < n; i++) {
         char *key = rk_rd_str(r, CC_MAX_ID);
-        cc_key *ck;
+        rk_winkey *ck;
 
         if (key == NULL || rk_map_find(&set->map, key) != NULL) {
             free(key);
@@ -540,7 +412,7 @@ static int cc_get_set(rk_rd *r, cc_set *set, int64_t w)
         }
         len = rk_rd_u32(r);
         ck = r->err || len > (size_t)(r->end - r->p) / CC_ITEM_BYTES ? NULL
-             : cc_get(set, key);
+             : rk_winset_get(set, key);
         free(key);
         if (ck == NULL) {
             r->err = 1;
@@ -553,13 +425,13 @@ static int cc_get_set(rk_rd *r, cc_set *set, int64_t w)
                 break;
         }
         if (k < len || (ck->win.len > 0 &&
-                        rk_heap_push(&set->heap, cc_key_expiry(ck, w), ck) != 0)) {
-            cc_drop(set, ck);
+                        rk_heap_push(&set->heap, rk_winkey_expiry(ck, w), ck) != 0)) {
+            rk_winset_drop(set, ck);
             r->err = 1;
             return -1;
         }
         if (ck->win.len == 0)
-            cc_drop(set, ck);   /* never written by snapshot(); drop it */
+            rk_winset_drop(set, ck);   /* never written by snapshot(); drop it */
     }
     return 0;
 }
@@ -573,14 +445,14 @@ static int cc_restore(void *self, const void *data, size_t len,
 {
     cc_state *s = (cc_state *)self;
     cc_rule rules[CC_MAX_RULES];
-    cc_set maps[CC_MAX_RULES], carried[CC_MAX_RULES];
+    rk_winset maps[CC_MAX_RULES], carried[CC_MAX_RULES];
     uint32_t ver, n = 0, i;
     size_t ri;
     rk_rd r;
 
     for (ri = 0; ri < CC_MAX_RULES; ri++) {
-        cc_set_clear(&s->keys[ri]);
-        cc_set_init(&maps[ri]);
+        rk_winset_clear(&s->keys[ri]);
+        rk_winset_init(&maps[ri]);
     }
     rk_rd_init(&r, data, len);
     ver = rk_rd_u32(&r);
@@ -599,7 +471,7 @@ static int cc_restore(void *self, const void *data, size_t len,
         if (r.err || g >= CC_NGROUP || rules[i].window < 1)
             goto fail;
         rules[i].group_by = (int)g;
-        if (cc_get_set(&r, &maps[i], rules[i].window) != 0)
+        if (cc_read_set(&r, &maps[i], rules[i].window) != 0)
             goto fail;
     }
     if (r.p != r.end)
@@ -610,7 +482,7 @@ static int cc_restore(void *self, const void *data, size_t len,
 
 fail:
     for (ri = 0; ri < CC_MAX_RULES; ri++)
-        cc_set_clear(&maps[ri]);
+        rk_winset_clear(&maps[ri]);
     rk_kit_errf(err, errlen, "snapshot: truncated or corrupt");
     return -1;
 }
@@ -623,7 +495,7 @@ static void cc_destroy(void *self)
     if (s == NULL)
         return;
     for (ri = 0; ri < CC_MAX_RULES; ri++)
-        cc_set_clear(&s->keys[ri]);
+        rk_winset_clear(&s->keys[ri]);
     free(s);
 }
 

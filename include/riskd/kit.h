@@ -13,6 +13,8 @@
  *                  instead of reading past the end.
  *   rk_map         a chained hash map from string keys to void *.
  *   rk_win         a FIFO of (ts, entry, flag) items for sliding windows.
+ *   rk_heap        an indexed min-heap for expiry queues.
+ *   rk_winset      windows keyed by a string, expired through an rk_heap.
  *   rk_heap        a min-heap of (time, record) that tracks each record's
  *                  position: an expiry queue, so that on_watermark costs
  *                  what expires, not what is stored.
@@ -877,6 +879,169 @@ static inline void rk_heap_free(rk_heap *h)
     free(h->items);
     h->items = NULL;
     h->n = h->cap = 0;
+}
+
+/* ===================================================================
+ * rk_winset: sliding windows keyed by a string (a unit, an officer, ...),
+ * each key in an expiry heap by "newest item + window", so that expiring
+ * touches only the keys that are due and a key is freed as soon as its
+ * window is empty. Each key also counts its flagged items (nflag), kept in
+ * step when items leave the window.
+ * =================================================================== */
+
+typedef struct rk_winkey {
+    rk_win win;
+    uint32_t nflag;                 /* items with a non-zero flag */
+    uint32_t hpos;                  /* index in the expiry heap */
+    rk_map_entry *ent;              /* its map entry (holds the id) */
+} rk_winkey;
+
+typedef struct rk_winset {
+    rk_map map;                     /* id -> rk_winkey * */
+    rk_heap heap;                   /* every key, by newest ts + window */
+} rk_winset;
+
+/* now - w, saturated at INT64_MIN: items older than this left the window. */
+static inline int64_t rk_kit_cutoff(int64_t now, int64_t w)
+{
+    return now < INT64_MIN + w ? INT64_MIN : now - w;
+}
+
+/* Evidence for an alert on window w: the refs of its most recent items
+ * whose flag matches flag_mask (0 = every item), oldest first, without the
+ * trigger, which is always appended last (the alert id derives from it).
+ * out holds RK_MAX_EVIDENCE refs; returns how many were written. */
+static inline size_t rk_kit_evidence(const rk_win *w, uint32_t flag_mask,
+                                     rk_entry_ref trigger, rk_entry_ref *out)
+{
+    size_t n = 0, k;
+    uint32_t i = w->len;
+
+    while (i > 0 && n < RK_MAX_EVIDENCE - 1) {
+        const rk_win_item *it = rk_win_at(w, --i);
+        if (flag_mask != 0 && !(it->flag & flag_mask))
+            continue;
+        if (it->ref.ms == trigger.ms && it->ref.seq == trigger.seq &&
+            it->ref.stream == trigger.stream)
+            continue;
+        out[n++] = it->ref;
+    }
+    for (k = 0; k < n / 2; k++) {
+        rk_entry_ref t = out[k];
+        out[k] = out[n - 1 - k];
+        out[n - 1 - k] = t;
+    }
+    out[n++] = trigger;
+    return n;
+}
+
+static inline void rk_winkey_free_(void *p)
+{
+    rk_winkey *k = (rk_winkey *)p;
+    if (k == NULL)
+        return;
+    rk_win_free(&k->win);
+    free(k);
+}
+
+static inline void rk_winset_init(rk_winset *set)
+{
+    rk_map_init(&set->map);
+    rk_heap_init(&set->heap, offsetof(rk_winkey, hpos));
+}
+
+/* Free every key; the set is empty and usable afterwards. */
+static inline void rk_winset_clear(rk_winset *set)
+{
+    rk_map_clear(&set->map, rk_winkey_free_);
+    rk_heap_free(&set->heap);
+    rk_winset_init(set);
+}
+
+static inline const char *rk_winkey_id(const rk_winkey *k)
+{
+    return k->ent->key;
+}
+
+/* Drop items older than cutoff from k, keeping nflag in step. */
+static inline void rk_winkey_trim(rk_winkey *k, int64_t cutoff)
+{
+    uint32_t dropped = 0;
+    rk_win_expire(&k->win, cutoff, &dropped);
+    k->nflag -= dropped;
+}
+
+/* When k (non-empty) leaves window w: its newest item's ts + w, saturated. */
+static inline int64_t rk_winkey_expiry(const rk_winkey *k, int64_t w)
+{
+    int64_t t = rk_win_at(&k->win, k->win.len - 1)->ts;
+    return t > INT64_MAX - w ? INT64_MAX : t + w;
+}
+
+/* Remove k from the set (heap and map) and free it. */
+static inline void rk_winset_drop(rk_winset *set, rk_winkey *k)
+{
+    rk_heap_remove(&set->heap, k);
+    rk_winkey_free_(rk_map_del(&set->map, k->ent->key));
+}
+
+/* The key `id`, created (empty, not yet in the heap) when absent. Returns
+ * NULL when out of memory. */
+static inline rk_winkey *rk_winset_get(rk_winset *set, const char *id)
+{
+    rk_winkey *k = (rk_winkey *)rk_map_get(&set->map, id);
+    if (k != NULL)
+        return k;
+    k = (rk_winkey *)calloc(1, sizeof(*k));
+    if (k == NULL)
+        return NULL;
+    k->hpos = RK_HEAP_NONE;
+    k->ent = rk_map_put(&set->map, id, k, NULL);
+    if (k->ent == NULL) {
+        free(k);
+        return NULL;
+    }
+    return k;
+}
+
+/* After pushing an item at k (pushed: whether the push succeeded; window
+ * w): a key new to the heap joins it; a key already there keeps its heap
+ * time, which stays <= its expiry and is corrected when popped. On failure
+ * (out of memory) a key with an empty window or no heap place is dropped;
+ * returns 0 or -1. */
+static inline int rk_winset_track(rk_winset *set, rk_winkey *k, int pushed, int64_t w)
+{
+    if (pushed && k->hpos != RK_HEAP_NONE)
+        return 0;
+    if (pushed && rk_heap_push(&set->heap, rk_winkey_expiry(k, w), k) == 0)
+        return 0;
+    if (k->win.len == 0 || k->hpos == RK_HEAP_NONE)
+        rk_winset_drop(set, k);
+    return -1;
+}
+
+/* Pop the keys whose heap time is < now: free those whose window (length
+ * w) is empty at now, re-time the others. */
+static inline void rk_winset_expire(rk_winset *set, int64_t now, int64_t w)
+{
+    const rk_heap_item *top;
+    while ((top = rk_heap_top(&set->heap)) != NULL && top->key < now) {
+        rk_winkey *k = (rk_winkey *)top->rec;
+        rk_winkey_trim(k, rk_kit_cutoff(now, w));
+        if (k->win.len == 0)
+            rk_winset_drop(set, k);
+        else
+            rk_heap_update(&set->heap, k, rk_winkey_expiry(k, w));
+    }
+}
+
+/* Re-time every key for window w (after the window changed). */
+static inline void rk_winset_rekey(rk_winset *set, int64_t w)
+{
+    uint32_t i;
+    for (i = 0; i < set->heap.n; i++)
+        set->heap.items[i].key = rk_winkey_expiry((const rk_winkey *)set->heap.items[i].rec, w);
+    rk_heap_heapify(&set->heap);
 }
 
 #ifdef __cplusplus
