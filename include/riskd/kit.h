@@ -8,16 +8,16 @@
  *   Configuration  rk_kit_cfg_*: typed getters that apply a default, check a
  *                  range and write "<key>: expected ..." errors; a check for
  *                  unknown keys; rk_kit_parse_duration for "90s"/"10m"/...
- *   Snapshots      rk_buf_put_* / rk_rd_get_*: little-endian, length-
+ *   Snapshots      rk_buf_put_* / rk_rd_*: little-endian, length-
  *                  prefixed strings; a reader that latches an error flag
  *                  instead of reading past the end.
  *   rk_map         a chained hash map from string keys to void *.
  *   rk_win         a FIFO of (ts, entry, flag) items for sliding windows.
- *   rk_heap        an indexed min-heap for expiry queues.
- *   rk_winset      windows keyed by a string, expired through an rk_heap.
  *   rk_heap        a min-heap of (time, record) that tracks each record's
  *                  position: an expiry queue, so that on_watermark costs
  *                  what expires, not what is stored.
+ *   rk_winset      rk_win windows keyed by a string, expired through an
+ *                  rk_heap (what bad_rating and complaint_cluster keep).
  */
 #ifndef RISKD_KIT_H
 #define RISKD_KIT_H
