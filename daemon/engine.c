@@ -38,9 +38,12 @@
  * here on struct rk_host {engine, detector index}. emit() applies the
  * detector's severity override and the cooldown per (rule, subject), derives
  * the alert id and queues the alert. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <uv.h>
 #include <hiredis/hiredis.h>
@@ -129,6 +132,14 @@ struct rk_engine {
     uint64_t ckpt_started_hr;       /* hrtime when the checkpoint began */
     int64_t ckpt_cost_ms;           /* what the last checkpoint took */
     size_t ckpt_size;               /* bytes of the last checkpoint */
+    long long epoch;                /* INCR <state.key>:epoch at start */
+    char *epoch_key;
+    pid_t ckpt_pid;                 /* the child writing a checkpoint */
+    int ckpt_fd;                    /* its result pipe */
+    uv_poll_t ckpt_poll;
+    bool ckpt_poll_open;
+    bool freeing;                   /* rk__engine_free called */
+    int handles_closing;            /* uv_close calls whose callback is due */
     rk_silences *silences;
     uint64_t silenced;
     int64_t next_silences;
@@ -166,6 +177,8 @@ static void schedule_read(rk_engine *e);
 static void round_finished(rk_engine *e);
 static void checkpoint(rk_engine *e);
 static bool checkpoint_due(const rk_engine *e);
+static int checkpoint_fork(rk_engine *e);
+static void ack_covered(rk_engine *e);
 static void finish_stop(rk_engine *e);
 
 /* ===================================================================
@@ -1231,6 +1244,162 @@ static void on_ckpt_written(rk_redis *r, redisReply *reply, void *pd)
     ack_covered(e);
 }
 
+/* ===================================================================
+ * Checkpoints in a child process
+ *
+ * Serialising the whole state takes time proportional to it; on the loop
+ * that delays every event behind it. So a checkpoint forks: the child has
+ * a copy-on-write image of the state at this instant, serialises it and
+ * writes it over a connection of its own, then reports one byte on a pipe;
+ * the loop goes on meanwhile. The entries the image covers are acknowledged
+ * only when the child reports success.
+ *
+ * A child may outlive a riskd killed under it. It must never overwrite a
+ * newer checkpoint, so every process takes an epoch at start (INCR
+ * <state.key>:epoch, which also fences every older process out), and the
+ * child writes under WATCH of that key, only while it still holds its own
+ * epoch. If fork fails, the checkpoint is written from the loop instead.
+ * =================================================================== */
+
+/* In the child: build the state and write it under the epoch fence.
+ * Returns 0 when written. Never returns to the loop. */
+static int child_checkpoint(rk_engine *e)
+{
+    struct timeval tv = {10, 0};
+    rk_buf b = {0};
+    redisContext *c;
+    redisReply *r;
+    int ok = 0;
+
+    rk_buf_reserve(&b, e->ckpt_size + e->ckpt_size / 8 + 4096);
+    if (build_state(e, &b) != 0)
+        return -1;
+    c = redisConnectWithTimeout(e->cfg->redis_host, e->cfg->redis_port, tv);
+    if (c == NULL || c->err)
+        return -1;
+    redisSetTimeout(c, tv);
+    if (e->cfg->redis_password != NULL) {
+        r = e->cfg->redis_username != NULL
+            ? redisCommand(c, "AUTH %s %s", e->cfg->redis_username, e->cfg->redis_password)
+            : redisCommand(c, "AUTH %s", e->cfg->redis_password);
+        if (r == NULL || r->type == REDIS_REPLY_ERROR)
+            return -1;
+    }
+    if (e->cfg->redis_db != 0) {
+        r = redisCommand(c, "SELECT %d", e->cfg->redis_db);
+        if (r == NULL || r->type == REDIS_REPLY_ERROR)
+            return -1;
+    }
+    r = redisCommand(c, "WATCH %s", e->epoch_key);
+    if (r == NULL || r->type == REDIS_REPLY_ERROR)
+        return -1;
+    r = redisCommand(c, "GET %s", e->epoch_key);
+    if (r == NULL || r->type != REDIS_REPLY_STRING || strtoll(r->str, NULL, 10) != e->epoch)
+        return -1;                  /* a newer riskd took over */
+    redisAppendCommand(c, "MULTI");
+    redisAppendCommand(c, "SET %s %b", e->cfg->state_key, (const char *)b.data, b.len);
+    redisAppendCommand(c, "EXEC");
+    if (redisGetReply(c, (void **)&r) != REDIS_OK || redisGetReply(c, (void **)&r) != REDIS_OK ||
+        redisGetReply(c, (void **)&r) != REDIS_OK)
+        return -1;
+    ok = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
+         r->element[0]->type == REDIS_REPLY_STATUS;
+    return ok ? 0 : -1;             /* nothing freed: the child exits */
+}
+
+static void ckpt_poll_closed(uv_handle_t *h)
+{
+    rk_engine *e = h->data;
+    if (--e->handles_closing == 0 && e->freeing)
+        free(e);
+}
+
+static void on_ckpt_child(uv_poll_t *h, int status, int events)
+{
+    rk_engine *e = h->data;
+    char res = 'n';
+    unsigned si;
+    int st;
+    ssize_t n;
+
+    (void)status;
+    (void)events;
+    do {
+        n = read(e->ckpt_fd, &res, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == EAGAIN)
+        return;
+    if (n != 1)
+        res = 'n';                  /* the child died without a word */
+    uv_poll_stop(&e->ckpt_poll);
+    e->handles_closing++;
+    uv_close((uv_handle_t *)&e->ckpt_poll, ckpt_poll_closed);
+    e->ckpt_poll_open = false;
+    close(e->ckpt_fd);
+    e->ckpt_fd = -1;
+    while (waitpid(e->ckpt_pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    e->ckpt_pid = 0;
+    e->ckpt_inflight = false;
+    if (res != 'y') {
+        rk__log(RK_LOG_ERR, "writing the checkpoint to %s failed (in the checkpoint process)",
+                e->cfg->state_key);
+        e->dirty = true;
+        for (si = 0; si < RK_STREAM_COUNT; si++)
+            e->st[si].covered = 0;
+        return;                     /* retried by the housekeeping timer */
+    }
+    e->checkpoints++;
+    e->last_ckpt_wall = rk__wall_ms();
+    e->ckpt_cost_ms = (int64_t)((uv_hrtime() - e->ckpt_started_hr) / 1000000);
+    ack_covered(e);
+}
+
+/* Fork the checkpoint writer. Returns 0 when the child runs, -1 when the
+ * checkpoint must be written from the loop (no epoch yet, fork failed). */
+static int checkpoint_fork(rk_engine *e)
+{
+    int fds[2];
+    pid_t pid;
+
+    if (e->epoch <= 0 || e->epoch_key == NULL || e->ckpt_poll_open)
+        return -1;
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return -1;
+    pid = fork();
+    if (pid < 0) {
+        rk__log(RK_LOG_WARNING, "fork for the checkpoint failed (%s); writing it inline",
+                strerror(errno));
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        char res;
+        close(fds[0]);
+        res = child_checkpoint(e) == 0 ? 'y' : 'n';
+        if (write(fds[1], &res, 1) != 1)
+            _exit(1);
+        _exit(0);
+    }
+    close(fds[1]);
+    e->ckpt_pid = pid;
+    e->ckpt_fd = fds[0];
+    if (uv_poll_init(e->loop, &e->ckpt_poll, fds[0]) != 0) {
+        close(fds[0]);
+        e->ckpt_fd = -1;
+        kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        e->ckpt_pid = 0;
+        return -1;
+    }
+    e->ckpt_poll.data = e;
+    e->ckpt_poll_open = true;
+    uv_poll_start(&e->ckpt_poll, UV_READABLE | UV_DISCONNECT, on_ckpt_child);
+    return 0;
+}
+
 /* A checkpoint is due once state.interval has passed since the last one -
  * or ten times what the last one cost, if more, so that writing ever larger
  * states never takes more than a tenth of the time. */
@@ -1259,6 +1428,13 @@ static void checkpoint(rk_engine *e)
     e->last_ckpt = (int64_t)uv_now(e->loop);
     e->ckpt_started_hr = uv_hrtime();
     housekeep_state(e, true);       /* do not save what has expired */
+    if (checkpoint_fork(e) == 0) {
+        for (si = 0; si < RK_STREAM_COUNT; si++)
+            e->st[si].covered = e->st[si].nacks;
+        e->ckpt_inflight = true;
+        e->dirty = false;
+        return;
+    }
     req = calloc(1, sizeof(*req));
     if (req == NULL)
         return;
@@ -1534,6 +1710,19 @@ static void setup_groups(rk_engine *e)
     }
 }
 
+/* INCR <state.key>:epoch: this process's checkpoint epoch. Without one
+ * (an error, say a missing ACL right), checkpoints are written inline. */
+static void on_epoch(rk_redis *r, redisReply *reply, void *pd)
+{
+    rk_engine *e = pd;
+    (void)r;
+    if (reply != NULL && reply->type == REDIS_REPLY_INTEGER)
+        e->epoch = reply->integer;
+    else if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+        rk__log(RK_LOG_WARNING, "INCR %s failed (%s): checkpoints are written inline",
+                e->epoch_key, reply->str);
+}
+
 static void on_state_loaded(rk_redis *r, redisReply *reply, void *pd)
 {
     rk_engine *e = pd;
@@ -1586,6 +1775,10 @@ static void start_consuming(rk_engine *e)
     if (e->restored) {
         setup_groups(e);
         return;
+    }
+    if (e->epoch <= 0) {
+        const char *inc[2] = {"INCR", e->epoch_key};
+        rk__redis_cmd(e->rd, on_epoch, e, 0, 2, inc, NULL);
     }
     argv[0] = "GET";
     argv[1] = e->cfg->state_key;
@@ -1949,6 +2142,10 @@ static rk_engine *engine_new(uv_loop_t *loop, rk_config *cfg, const rk_replay_op
     e->suspect_key = malloc(strlen(cfg->state_key) + sizeof(":suspect"));
     if (e->suspect_key != NULL)
         sprintf(e->suspect_key, "%s:suspect", cfg->state_key);
+    e->epoch_key = malloc(strlen(cfg->state_key) + sizeof(":epoch"));
+    if (e->epoch_key != NULL)
+        sprintf(e->epoch_key, "%s:epoch", cfg->state_key);
+    e->ckpt_fd = -1;
     e->last_input_wall = (int64_t)uv_now(loop);
     e->last_ckpt = (int64_t)uv_now(loop);  /* the first one after an interval */
     uv_timer_init(loop, &e->housekeeping);
@@ -2123,9 +2320,13 @@ void rk__engine_stop(rk_engine *e, void (*done)(void *ud), void *ud)
     }
 }
 
+/* The engine's memory goes once libuv closed both of its handles (the
+ * housekeeping timer and, when a checkpoint child was running, its pipe). */
 static void engine_closed(uv_handle_t *h)
 {
-    free(h->data);
+    rk_engine *e = h->data;
+    if (--e->handles_closing == 0 && e->freeing)
+        free(e);
 }
 
 void rk__engine_free(rk_engine *e)
@@ -2156,6 +2357,17 @@ void rk__engine_free(rk_engine *e)
     rk__config_free(e->cfg);
     e->cfg = NULL;
     free(e->suspect_key);
+    free(e->epoch_key);
+    e->freeing = true;
+    e->handles_closing++;           /* the housekeeping timer, below */
+    if (e->ckpt_poll_open) {
+        /* A child still writing: it is fenced by its epoch if it outlives us. */
+        e->handles_closing++;
+        uv_poll_stop(&e->ckpt_poll);
+        uv_close((uv_handle_t *)&e->ckpt_poll, ckpt_poll_closed);
+        e->ckpt_poll_open = false;
+        close(e->ckpt_fd);
+    }
     /* The engine's memory goes when libuv is done with its timer. */
     uv_timer_stop(&e->housekeeping);
     uv_close((uv_handle_t *)&e->housekeeping, engine_closed);

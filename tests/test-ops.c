@@ -48,10 +48,10 @@
  * the default key names; "PASSWORD" is replaced by the test's password. */
 #define LEAST_PRIV_ACL \
     "riskd on >PASSWORD resetkeys ~enforce:scan ~enforce:case ~alerts " \
-    "~riskd:alert:* ~riskd:deadseen:* ~riskd:dead ~riskd:state ~riskd:state:suspect " \
+    "~riskd:alert:* ~riskd:deadseen:* ~riskd:dead ~riskd:state ~riskd:state:suspect ~riskd:state:epoch " \
     "~riskd:audit %R~riskd:silences " \
     "resetchannels &alerts:* -@all +select +xgroup|create +xreadgroup +xautoclaim " \
-    "+xpending +xack +xinfo|groups +get +set +del +hget +hset +hgetall +script|load " \
+    "+xpending +xack +xinfo|groups +get +set +del +incr +watch +multi +exec +hget +hset +hgetall +script|load " \
     "+evalsha +xadd +publish"
 
 #define MAX_MSGS 4096

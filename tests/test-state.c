@@ -314,6 +314,48 @@ static void test_poison_entries(void **state)
     assert_int_equal(it_riskd_wait(&f->riskd, 15000), 0);
 }
 
+/* Checkpoints are written by a child process under an epoch fence: once a
+ * newer riskd has taken the epoch (INCR <state.key>:epoch at its start), an
+ * older one can no longer write a checkpoint - so a checkpoint process that
+ * outlives a killed riskd never overwrites a newer state - and what it has
+ * not checkpointed stays unacknowledged. */
+static void test_checkpoint_epoch_fence(void **state)
+{
+    fixture *f = *state;
+    redisReply *r;
+    int i;
+    start(f, FAST);
+    bad_rating(f);
+    must(f, it_wait_xlen(f->c, "alerts", 1, 10000), "first alert");
+    must(f, it_wait_drained(f->c, "enforce:scan", "riskd", 10000), "checkpointed and acked");
+    r = it_cmd(f->c, "GET riskd:state:epoch");
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_string_equal(r->str, "1");
+    freeReplyObject(r);
+    /* a "newer riskd" takes the epoch */
+    freeReplyObject(it_cmd(f->c, "SET riskd:state:epoch 99"));
+    r = it_cmd(f->c, "GET riskd:state");
+    {
+        size_t blen = r->len;
+        char *before = malloc(blen + 1);
+        memcpy(before, r->str, blen);   /* binary: not strndup */
+        freeReplyObject(r);
+        bad_rating(f);
+        must(f, it_wait_xlen(f->c, "alerts", 2, 10000), "second alert");
+        for (i = 0; i < 50 && !it_log_contains(&f->riskd, "checkpoint process"); i++)
+            it_sleep_ms(50);
+        must(f, it_log_contains(&f->riskd, "checkpoint process"), "the fenced write fails");
+        r = it_cmd(f->c, "GET riskd:state");
+        assert_int_equal(r->len, blen);
+        assert_memory_equal(r->str, before, blen);      /* not overwritten */
+        freeReplyObject(r);
+        free(before);
+    }
+    r = it_cmd(f->c, "XPENDING enforce:scan riskd");
+    assert_int_equal(r->element[0]->integer, 1);          /* not acknowledged */
+    freeReplyObject(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -325,6 +367,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_takeover_dead_consumer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_poison_entries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_epoch_fence, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
