@@ -29,8 +29,13 @@ make -s
 run="$top/build/demo"
 rm -rf "$run"
 mkdir -p "$run"
+# A free loopback port from 6400 up: one nobody listens on (per /proc/net).
+port_in_use() {
+    hex=$(printf ':%04X ' "$1")
+    cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4 == "0A" { print $2 " " }' | grep -q "$hex"
+}
 port=6400
-while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+while port_in_use "$port"; do port=$((port + 1)); done
 
 cleanup() {
     [ -n "${sub_pid:-}" ] && kill "$sub_pid" 2>/dev/null || true
