@@ -190,6 +190,27 @@ static void test_dead_letters(void **state)
     assert_true(it_wait_drained(f->c, "enforce:scan", "riskd", 10000));
     assert_true(it_wait_drained(f->c, "enforce:case", "riskd", 10000));
     assert_int_equal(it_int(f->c, "XLEN riskd:dead"), 5);
+    /* The original value is kept, cut to 64 KiB. */
+    {
+        size_t big = 100000;
+        char *payload = malloc(big + 1), id6[64];
+        redisReply *last, *fl;
+        size_t k;
+        memset(payload, 'x', big);
+        payload[big] = '\0';
+        it_xadd(f->c, "enforce:scan", payload, id6, sizeof(id6));
+        free(payload);
+        wait_xlen_or_dump(f, "riskd:dead", 6);
+        last = it_cmd(f->c, "XREVRANGE riskd:dead + - COUNT 1");
+        fl = last->element[0]->element[1];
+        for (k = 0; k + 1 < fl->elements; k += 2) {
+            if (strcmp(fl->element[k]->str, "data") == 0)
+                assert_int_equal(fl->element[k + 1]->len, 64 * 1024);
+            if (strcmp(fl->element[k]->str, "id") == 0)
+                assert_string_equal(fl->element[k + 1]->str, id6);
+        }
+        freeReplyObject(last);
+    }
     stop_riskd_ok(f);
 }
 
