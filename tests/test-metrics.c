@@ -34,9 +34,7 @@
     "\"enterprise_id\":\"" ent "\",\"score\":" score "}"
 
 typedef struct fixture {
-    it_redis redis;
-    it_riskd riskd;
-    redisContext *c;
+    it_env env;                     /* redis-server, client, riskd */
     int mport;                      /* metrics port */
 } fixture;
 
@@ -396,9 +394,10 @@ static double metric(int port, const char *series)
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
-    if (f == NULL || it_redis_start(&f->redis, NULL) != 0)
+    if (f == NULL || it_env_start(&f->env) != 0) {
+        free(f);
         return -1;
-    f->c = it_connect(f->redis.port);
+    }
     *state = f;
     return 0;
 }
@@ -406,13 +405,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    if (f->riskd.pid > 0) {
-        it_riskd_signal(&f->riskd, SIGKILL);
-        it_riskd_wait(&f->riskd, 5000);
-    }
-    if (f->c)
-        redisFree(f->c);
-    it_redis_kill(&f->redis);
+    it_env_stop(&f->env);
     free(f);
     return 0;
 }
@@ -424,10 +417,10 @@ static void start_riskd(fixture *f)
     char cfg[256];
     f->mport = it_free_port();
     snprintf(cfg, sizeof(cfg), "{\"metrics\":{\"listen\":\"127.0.0.1:%d\"}}", f->mport);
-    if (it_riskd_start(&f->riskd, f->redis.port, cfg) != 0)
+    if (it_riskd_start(&f->env.riskd, f->env.redis.port, cfg) != 0)
         fail_msg("cannot start riskd");
     if (!wait_status(f->mport, "/healthz", 200, 10000)) {
-        it_riskd_dump_log(&f->riskd);
+        it_riskd_dump_log(&f->env.riskd);
         fail_msg("/healthz did not become 200");
     }
 }
@@ -435,10 +428,10 @@ static void start_riskd(fixture *f)
 static void stop_riskd_ok(fixture *f)
 {
     int st;
-    it_riskd_signal(&f->riskd, SIGTERM);
-    st = it_riskd_wait(&f->riskd, 15000);
+    it_riskd_signal(&f->env.riskd, SIGTERM);
+    st = it_riskd_wait(&f->env.riskd, 15000);
     if (st != 0)
-        it_riskd_dump_log(&f->riskd);
+        it_riskd_dump_log(&f->env.riskd);
     assert_int_equal(st, 0);
 }
 
@@ -486,9 +479,9 @@ static void test_metrics_exposition(void **state)
     assert_true(sample_value(r.body, "riskd_up") == 1.0);
     resp_free(&r);
 
-    it_xadd(f->c, "enforce:scan", RATING("T1", "E1", "1", "2025-03-01T10:00:00Z"), NULL, 0);
-    it_xadd(f->c, "enforce:scan", RATING("T2", "E1", "5", "2025-03-01T10:00:01Z"), NULL, 0);
-    assert_true(it_wait_xlen(f->c, "alerts", 1, 10000));
+    it_xadd(f->env.c, "enforce:scan", RATING("T1", "E1", "1", "2025-03-01T10:00:00Z"), NULL, 0);
+    it_xadd(f->env.c, "enforce:scan", RATING("T2", "E1", "5", "2025-03-01T10:00:01Z"), NULL, 0);
+    assert_true(it_wait_xlen(f->env.c, "alerts", 1, 10000));
     w = (want_metric){f->mport, RATED, rated0 + 2};
     assert_true(it_wait_until(metric_reached, &w, 10000));
     w = (want_metric){f->mport, "riskd_alerts_written_total", written0 + 1};
@@ -518,9 +511,9 @@ static void test_healthz_follows_redis(void **state)
     assert_string_equal(r.body, "ok\n");
     resp_free(&r);
 
-    redisFree(f->c);
-    f->c = NULL;
-    it_redis_kill(&f->redis);
+    redisFree(f->env.c);
+    f->env.c = NULL;
+    it_redis_kill(&f->env.redis);
     assert_true(wait_status(f->mport, "/healthz", 503, 10000));
     http_get(f->mport, "/healthz", &r);
     assert_int_equal(r.status, 503);
@@ -528,10 +521,10 @@ static void test_healthz_follows_redis(void **state)
     resp_free(&r);
     assert_true(metric(f->mport, "riskd_up") == 0.0);
 
-    assert_int_equal(it_redis_restart(&f->redis), 0);
-    f->c = it_connect(f->redis.port);
+    assert_int_equal(it_redis_restart(&f->env.redis), 0);
+    f->env.c = it_connect(f->env.redis.port);
     if (!wait_status(f->mport, "/healthz", 200, 15000)) {
-        it_riskd_dump_log(&f->riskd);
+        it_riskd_dump_log(&f->env.riskd);
         fail_msg("/healthz did not come back");
     }
     stop_riskd_ok(f);
@@ -604,7 +597,7 @@ static void test_bad_requests(void **state)
     resp_free(&r);
     free(big);
 
-    assert_true(it_riskd_alive(&f->riskd));
+    assert_true(it_riskd_alive(&f->env.riskd));
     stop_riskd_ok(f);
 }
 
@@ -693,10 +686,10 @@ static void test_bind_failure(void **state)
     assert_int_equal(listen(fd, 1), 0);
     assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
     snprintf(cfg, sizeof(cfg), "{\"metrics\":{\"listen\":\"127.0.0.1:%d\"}}", ntohs(sa.sin_port));
-    assert_int_equal(it_riskd_start(&f->riskd, f->redis.port, cfg), 0);
-    assert_int_equal(it_riskd_wait(&f->riskd, 10000), 1);
-    assert_true(it_log_contains(&f->riskd, "metrics.listen"));
-    assert_true(it_log_contains(&f->riskd, "address already in use"));
+    assert_int_equal(it_riskd_start(&f->env.riskd, f->env.redis.port, cfg), 0);
+    assert_int_equal(it_riskd_wait(&f->env.riskd, 10000), 1);
+    assert_true(it_log_contains(&f->env.riskd, "metrics.listen"));
+    assert_true(it_log_contains(&f->env.riskd, "address already in use"));
     close(fd);
 }
 
@@ -720,7 +713,7 @@ static void test_ipv6(void **state)
     close(fd);
     f->mport = it_free_port();
     snprintf(cfg, sizeof(cfg), "{\"metrics\":{\"listen\":\"[::1]:%d\"}}", f->mport);
-    assert_int_equal(it_riskd_start(&f->riskd, f->redis.port, cfg), 0);
+    assert_int_equal(it_riskd_start(&f->env.riskd, f->env.redis.port, cfg), 0);
     for (int i = 0; i < 100; i++) {
         int c = http_connect(f->mport, 1);
         if (c >= 0) {

@@ -62,9 +62,7 @@ typedef struct msg {
 } msg;
 
 typedef struct fixture {
-    it_redis redis;
-    it_riskd riskd;
-    redisContext *c;
+    it_env env;                     /* redis-server, client, riskd */
     char dir[256];                  /* our own temp dir */
     char sock[300];                 /* the notify socket's path */
     int fd;                         /* the notify socket, or -1 */
@@ -83,16 +81,13 @@ static int64_t mono_ms(void)
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
-    const char *tmp = getenv("TMPDIR");
     if (f == NULL)
         return -1;
     f->fd = -1;
-    snprintf(f->dir, sizeof(f->dir), "%s/riskd-ops-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (mkdtemp(f->dir) == NULL || it_redis_start(&f->redis, NULL) != 0) {
+    if (it_tmpdir(f->dir, sizeof(f->dir), "ops") != 0 || it_env_start(&f->env) != 0) {
         free(f);
         return -1;
     }
-    f->c = it_connect(f->redis.port);
     *state = f;
     return 0;
 }
@@ -100,21 +95,16 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    if (f->riskd.pid > 0) {
-        it_riskd_signal(&f->riskd, SIGKILL);
-        it_riskd_wait(&f->riskd, 5000);
-    }
+    it_env_stop(&f->env);           /* riskd first: then its files can go */
     if (f->fd >= 0)
         close(f->fd);
     if (f->sock[0] != '\0')
         unlink(f->sock);
-    if (strcmp(f->riskd.dir, f->dir) == 0) {
-        unlink(f->riskd.cfg);
-        unlink(f->riskd.log);
+    if (strcmp(f->env.riskd.dir, f->dir) == 0) {
+        unlink(f->env.riskd.cfg);
+        unlink(f->env.riskd.log);
     }
     rmdir(f->dir);
-    redisFree(f->c);
-    it_redis_kill(&f->redis);
     free(f->msgs);
     free(f);
     return 0;
@@ -123,14 +113,14 @@ static int teardown(void **state)
 static void must(fixture *f, bool ok, const char *what)
 {
     if (!ok) {
-        it_riskd_dump_log(&f->riskd);
+        it_riskd_dump_log(&f->env.riskd);
         fail_msg("%s", what);
     }
 }
 
 static void start(fixture *f, const char *cfg)
 {
-    if (it_riskd_start(&f->riskd, f->redis.port, cfg) != 0)
+    if (it_riskd_start(&f->env.riskd, f->env.redis.port, cfg) != 0)
         fail_msg("cannot start riskd");
 }
 
@@ -264,7 +254,7 @@ static void test_notify_protocol(void **state)
     notify_bind(f);
     start_notified(f, "{}", "200000", NULL);
     must(f, notify_recv(f, "READY=1", 10000), "READY=1 within 10 s");
-    must(f, it_log_contains(&f->riskd, "consuming"), "READY=1 comes once consuming");
+    must(f, it_log_contains(&f->env.riskd, "consuming"), "READY=1 comes once consuming");
     state_msgs(f, 0, seen, sizeof(seen));
     assert_string_equal(seen, "READY=1|STATUS=consuming\n");
 
@@ -280,16 +270,16 @@ static void test_notify_protocol(void **state)
     assert_string_equal(seen, "");  /* READY=1 was sent once */
 
     mark = f->n_msgs;
-    it_riskd_signal(&f->riskd, SIGHUP);
+    it_riskd_signal(&f->env.riskd, SIGHUP);
     must(f, notify_recv(f, "READY=1", 5000), "READY=1 after SIGHUP");
     state_msgs(f, mark, seen, sizeof(seen));
     assert_string_equal(seen, "RELOADING=1|STATUS=reloading\nREADY=1|STATUS=consuming\n");
-    must(f, it_log_contains(&f->riskd, "configuration reloaded"), "reload logged");
+    must(f, it_log_contains(&f->env.riskd, "configuration reloaded"), "reload logged");
 
     mark = f->n_msgs;
-    it_riskd_signal(&f->riskd, SIGTERM);
+    it_riskd_signal(&f->env.riskd, SIGTERM);
     must(f, notify_recv(f, "STOPPING=1", 5000), "STOPPING=1 after SIGTERM");
-    assert_int_equal(it_riskd_wait(&f->riskd, 15000), 0);
+    assert_int_equal(it_riskd_wait(&f->env.riskd, 15000), 0);
     notify_recv(f, NULL, 100);      /* anything still queued */
     state_msgs(f, mark, seen, sizeof(seen));
     assert_string_equal(seen, "STOPPING=1|STATUS=stopping\n");
@@ -301,15 +291,15 @@ static void test_notify_ready_waits_for_redis(void **state)
 {
     fixture *f = *state;
     notify_bind(f);
-    it_redis_stop(&f->redis);
+    it_redis_stop(&f->env.redis);
     start_notified(f, "{}", "200000", NULL);
     assert_false(notify_recv(f, "READY=1", 1500));
     assert_true(count_msgs(f, 0, "WATCHDOG=1") >= 3);
-    assert_true(it_riskd_alive(&f->riskd));
-    assert_int_equal(it_redis_restart(&f->redis), 0);
+    assert_true(it_riskd_alive(&f->env.riskd));
+    assert_int_equal(it_redis_restart(&f->env.redis), 0);
     must(f, notify_recv(f, "READY=1", 15000), "READY=1 once Redis is up");
-    it_riskd_signal(&f->riskd, SIGTERM);
-    assert_int_equal(it_riskd_wait(&f->riskd, 15000), 0);
+    it_riskd_signal(&f->env.riskd, SIGTERM);
+    assert_int_equal(it_riskd_wait(&f->env.riskd, 15000), 0);
 }
 
 /* WATCHDOG_PID naming another process: the watchdog is not riskd's, no
@@ -324,16 +314,16 @@ static void test_notify_watchdog_other_pid(void **state)
     must(f, notify_recv(f, "READY=1", 10000), "READY=1");
     notify_recv(f, NULL, 600);
     assert_int_equal(count_msgs(f, 0, "WATCHDOG=1"), 0);
-    it_riskd_signal(&f->riskd, SIGTERM);
-    assert_int_equal(it_riskd_wait(&f->riskd, 15000), 0);
+    it_riskd_signal(&f->env.riskd, SIGTERM);
+    assert_int_equal(it_riskd_wait(&f->env.riskd, 15000), 0);
 
     f->n_msgs = 0;
     start_notified(f, "{}", NULL, NULL);
     must(f, notify_recv(f, "READY=1", 10000), "READY=1 without a watchdog");
     notify_recv(f, NULL, 600);
     assert_int_equal(count_msgs(f, 0, "WATCHDOG=1"), 0);
-    it_riskd_signal(&f->riskd, SIGTERM);
-    assert_int_equal(it_riskd_wait(&f->riskd, 15000), 0);
+    it_riskd_signal(&f->env.riskd, SIGTERM);
+    assert_int_equal(it_riskd_wait(&f->env.riskd, 15000), 0);
 }
 
 /* ===================================================================
@@ -350,12 +340,12 @@ static void start_journal(fixture *f, const char *js)
     char buf[64];
     struct stat st;
     int fd;
-    memset(&f->riskd, 0, sizeof(f->riskd));
-    snprintf(f->riskd.dir, sizeof(f->riskd.dir), "%s", f->dir);
-    snprintf(f->riskd.cfg, sizeof(f->riskd.cfg), "%s/riskd.json", f->dir);
-    snprintf(f->riskd.log, sizeof(f->riskd.log), "%s/riskd.log", f->dir);
-    unlink(f->riskd.log);
-    fd = open(f->riskd.log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    memset(&f->env.riskd, 0, sizeof(f->env.riskd));
+    snprintf(f->env.riskd.dir, sizeof(f->env.riskd.dir), "%s", f->dir);
+    snprintf(f->env.riskd.cfg, sizeof(f->env.riskd.cfg), "%s/riskd.json", f->dir);
+    snprintf(f->env.riskd.log, sizeof(f->env.riskd.log), "%s/riskd.log", f->dir);
+    unlink(f->env.riskd.log);
+    fd = open(f->env.riskd.log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     assert_true(fd >= 0);
     assert_int_equal(fstat(fd, &st), 0);
     close(fd);
@@ -379,12 +369,12 @@ static int run_and_read_log(fixture *f, char lines[][512], int max)
     FILE *fp;
     int n = 0;
     char id[64];
-    must(f, wait_log(&f->riskd, "consuming", 1, 10000), "consuming");
-    it_xadd(f->c, "enforce:scan", BAD_ENTRY, id, sizeof(id));
-    must(f, wait_log(&f->riskd, "invalid entry", 1, 10000), "invalid entry logged");
-    it_riskd_signal(&f->riskd, SIGTERM);
-    assert_int_equal(it_riskd_wait(&f->riskd, 15000), 0);
-    fp = fopen(f->riskd.log, "r");
+    must(f, wait_log(&f->env.riskd, "consuming", 1, 10000), "consuming");
+    it_xadd(f->env.c, "enforce:scan", BAD_ENTRY, id, sizeof(id));
+    must(f, wait_log(&f->env.riskd, "invalid entry", 1, 10000), "invalid entry logged");
+    it_riskd_signal(&f->env.riskd, SIGTERM);
+    assert_int_equal(it_riskd_wait(&f->env.riskd, 15000), 0);
+    fp = fopen(f->env.riskd.log, "r");
     assert_non_null(fp);
     while (n < max && fgets(lines[n], 512, fp) != NULL) {
         lines[n][strcspn(lines[n], "\n")] = '\0';
@@ -462,12 +452,12 @@ static void one_officer_filing(fixture *f)
     snprintf(ev, sizeof(ev), "{\"type\":\"inspection.filed\",\"ts\":%lld,\"task_id\":\"T%d\","
              "\"unit_id\":\"U1\",\"officers\":[\"O1\"],\"enterprise_id\":\"E%d\"}",
              1740793800000LL + f->seq * 60000LL, f->seq, f->seq);
-    it_xadd(f->c, "enforce:scan", ev, NULL, 0);
+    it_xadd(f->env.c, "enforce:scan", ev, NULL, 0);
 }
 
 static long long detector_count(fixture *f, const char *detector)
 {
-    json_t *alerts = it_alerts(f->c, "alerts"), *a;
+    json_t *alerts = it_alerts(f->env.c, "alerts"), *a;
     size_t i;
     long long n = 0;
     json_array_foreach(alerts, i, a)
@@ -479,9 +469,9 @@ static long long detector_count(fixture *f, const char *detector)
 
 static void reload(fixture *f, const char *cfg, int nth)
 {
-    assert_int_equal(it_write_config(f->riskd.cfg, f->redis.port, cfg), 0);
-    it_riskd_signal(&f->riskd, SIGHUP);
-    must(f, wait_log(&f->riskd, "configuration reloaded", nth, 10000), "configuration reloaded");
+    assert_int_equal(it_write_config(f->env.riskd.cfg, f->env.redis.port, cfg), 0);
+    it_riskd_signal(&f->env.riskd, SIGHUP);
+    must(f, wait_log(&f->env.riskd, "configuration reloaded", nth, 10000), "configuration reloaded");
 }
 
 static void test_reload_plugins(void **state)
@@ -494,16 +484,16 @@ static void test_reload_plugins(void **state)
 
     start(f, without);
     one_officer_filing(f);
-    must(f, it_wait_drained(f->c, "enforce:scan", "riskd", 10000), "filing 1 applied");
+    must(f, it_wait_drained(f->env.c, "enforce:scan", "riskd", 10000), "filing 1 applied");
     assert_int_equal(detector_count(f, "two_officers"), 0);
 
     reload(f, with, 1);
     one_officer_filing(f);
-    must(f, it_wait_drained(f->c, "enforce:scan", "riskd", 10000), "filing 2 applied");
-    must(f, it_wait_xlen(f->c, "alerts", 1, 10000), "an alert for filing 2");
+    must(f, it_wait_drained(f->env.c, "enforce:scan", "riskd", 10000), "filing 2 applied");
+    must(f, it_wait_xlen(f->env.c, "alerts", 1, 10000), "an alert for filing 2");
     assert_int_equal(detector_count(f, "two_officers"), 1);
     {
-        json_t *alerts = it_alerts(f->c, "alerts");
+        json_t *alerts = it_alerts(f->env.c, "alerts");
         json_t *a = json_array_get(alerts, 0);
         assert_string_equal(json_string_value(json_object_get(a, "rule")), "too_few_officers");
         assert_string_equal(json_string_value(json_object_get(json_object_get(a, "subject"),
@@ -513,19 +503,19 @@ static void test_reload_plugins(void **state)
 
     reload(f, without, 2);
     one_officer_filing(f);
-    must(f, it_wait_drained(f->c, "enforce:scan", "riskd", 10000), "filing 3 applied");
+    must(f, it_wait_drained(f->env.c, "enforce:scan", "riskd", 10000), "filing 3 applied");
     it_sleep_ms(300);               /* an alert would be written before the ack */
     assert_int_equal(detector_count(f, "two_officers"), 1);
-    assert_true(it_riskd_alive(&f->riskd));
+    assert_true(it_riskd_alive(&f->env.riskd));
 
     /* And back again: the plugin loads a second time from the same path. */
     reload(f, with, 3);
     one_officer_filing(f);
-    must(f, it_wait_xlen(f->c, "alerts", 2, 10000), "an alert for filing 4");
+    must(f, it_wait_xlen(f->env.c, "alerts", 2, 10000), "an alert for filing 4");
     assert_int_equal(detector_count(f, "two_officers"), 2);
-    assert_int_equal(log_count(&f->riskd, "reload refused"), 0);
-    it_riskd_signal(&f->riskd, SIGTERM);
-    assert_int_equal(it_riskd_wait(&f->riskd, 15000), 0);
+    assert_int_equal(log_count(&f->env.riskd, "reload refused"), 0);
+    it_riskd_signal(&f->env.riskd, SIGTERM);
+    assert_int_equal(it_riskd_wait(&f->env.riskd, 15000), 0);
 }
 
 /* ===================================================================
@@ -603,13 +593,13 @@ static long long acl_log_len(redisContext *c, bool show)
 static bool suspect_set(void *arg)
 {
     fixture *f = arg;
-    return it_int(f->c, "HEXISTS riskd:state:suspect enforce:scan") == 1;
+    return it_int(f->env.c, "HEXISTS riskd:state:suspect enforce:scan") == 1;
 }
 
 static bool suspect_gone(void *arg)
 {
     fixture *f = arg;
-    return it_int(f->c, "EXISTS riskd:state:suspect") == 0;
+    return it_int(f->env.c, "EXISTS riskd:state:suspect") == 0;
 }
 
 /* A bad rating of officer O7 (unit U1), a minute after the previous. */
@@ -620,7 +610,7 @@ static void bad_rating(fixture *f)
     snprintf(ev, sizeof(ev), "{\"type\":\"inspection.rated\",\"ts\":%lld,\"task_id\":\"T%d\","
              "\"enterprise_id\":\"E%d\",\"unit_id\":\"U1\",\"officers\":[\"O7\"],\"score\":1}",
              1740793800000LL + f->seq * 60000LL, f->seq, f->seq);
-    it_xadd(f->c, "enforce:scan", ev, NULL, 0);
+    it_xadd(f->env.c, "enforce:scan", ev, NULL, 0);
 }
 
 /* riskd under LEAST_PRIV_ACL (and redis.db 3, so SELECT is exercised):
@@ -640,10 +630,10 @@ static void test_least_privilege_acl(void **state)
     const char *slow = "{\"redis\":{\"username\":\"riskd\",\"password\":\"" ACL_PASSWORD "\","
                        "\"db\":3},\"state\":{\"interval\":\"1h\"}}";
 
-    acl_setuser(f->c, LEAST_PRIV_ACL);
-    freeReplyObject(it_cmd(f->c, "ACL LOG RESET"));
-    freeReplyObject(it_cmd(f->c, "SELECT 3"));
-    sub = it_connect(f->redis.port);
+    acl_setuser(f->env.c, LEAST_PRIV_ACL);
+    freeReplyObject(it_cmd(f->env.c, "ACL LOG RESET"));
+    freeReplyObject(it_cmd(f->env.c, "SELECT 3"));
+    sub = it_connect(f->env.redis.port);
     r = it_cmd(sub, "SUBSCRIBE alerts:bad_rating");
     freeReplyObject(r);
 
@@ -651,9 +641,9 @@ static void test_least_privilege_acl(void **state)
      * a checkpoint. */
     start(f, fast);
     bad_rating(f);
-    it_xadd(f->c, "enforce:case", BAD_ENTRY, NULL, 0);
-    must(f, it_wait_xlen(f->c, "alerts", 1, 10000), "the bad_rating alert");
-    must(f, it_wait_xlen(f->c, "riskd:dead", 1, 10000), "the dead letter");
+    it_xadd(f->env.c, "enforce:case", BAD_ENTRY, NULL, 0);
+    must(f, it_wait_xlen(f->env.c, "alerts", 1, 10000), "the bad_rating alert");
+    must(f, it_wait_xlen(f->env.c, "riskd:dead", 1, 10000), "the dead letter");
     assert_int_equal(redisGetReply(sub, &rep), REDIS_OK);   /* 2 s timeout */
     r = rep;
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
@@ -663,42 +653,42 @@ static void test_least_privilege_acl(void **state)
     assert_non_null(strstr(r->element[2]->str, "\"rule\":\"bad_rating\""));
     freeReplyObject(r);
     redisFree(sub);
-    must(f, it_wait_drained(f->c, "enforce:scan", "riskd", 10000), "scan acknowledged");
-    must(f, it_wait_drained(f->c, "enforce:case", "riskd", 10000), "case acknowledged");
-    assert_int_equal(it_int(f->c, "EXISTS riskd:state"), 1);
-    it_riskd_signal(&f->riskd, SIGTERM);
-    assert_int_equal(it_riskd_wait(&f->riskd, 15000), 0);
+    must(f, it_wait_drained(f->env.c, "enforce:scan", "riskd", 10000), "scan acknowledged");
+    must(f, it_wait_drained(f->env.c, "enforce:case", "riskd", 10000), "case acknowledged");
+    assert_int_equal(it_int(f->env.c, "EXISTS riskd:state"), 1);
+    it_riskd_signal(&f->env.riskd, SIGTERM);
+    assert_int_equal(it_riskd_wait(&f->env.riskd, 15000), 0);
 
     /* Restarts with pending entries: the suspect bookkeeping. */
     start(f, slow);
     bad_rating(f);
-    must(f, it_wait_xlen(f->c, "alerts", 2, 10000), "the 2nd bad_rating alert");
-    it_riskd_signal(&f->riskd, SIGKILL);
-    it_riskd_wait(&f->riskd, 5000);
+    must(f, it_wait_xlen(f->env.c, "alerts", 2, 10000), "the 2nd bad_rating alert");
+    it_riskd_signal(&f->env.riskd, SIGKILL);
+    it_riskd_wait(&f->env.riskd, 5000);
     start(f, slow);                 /* XPENDING, HGET, HSET "<id> 1" */
     must(f, it_wait_until(suspect_set, f, 10000), "suspect recorded (HSET)");
-    must(f, wait_log(&f->riskd, "consuming enforce", 3, 10000), "consuming again");
-    it_riskd_signal(&f->riskd, SIGKILL);
-    it_riskd_wait(&f->riskd, 5000);
+    must(f, wait_log(&f->env.riskd, "consuming enforce", 3, 10000), "consuming again");
+    it_riskd_signal(&f->env.riskd, SIGKILL);
+    it_riskd_wait(&f->env.riskd, 5000);
     start(f, slow);                 /* HGET -> 2 starts: careful, then DEL */
-    must(f, wait_log(&f->riskd, "restarted 1 times without getting past", 1, 10000),
+    must(f, wait_log(&f->env.riskd, "restarted 1 times without getting past", 1, 10000),
          "careful resume");
     must(f, it_wait_until(suspect_gone, f, 10000), "suspect forgotten (DEL)");
     bad_rating(f);                  /* the 3rd: officer_repeated too */
-    must(f, it_wait_xlen(f->c, "alerts", 4, 10000), "3rd bad_rating + officer_repeated");
-    it_riskd_signal(&f->riskd, SIGTERM);
-    assert_int_equal(it_riskd_wait(&f->riskd, 15000), 0);
-    must(f, it_wait_drained(f->c, "enforce:scan", "riskd", 2000), "acknowledged at stop");
-    assert_int_equal(it_int(f->c, "XLEN alerts"), 4);
-    assert_int_equal(it_int(f->c, "XLEN riskd:dead"), 1);
+    must(f, it_wait_xlen(f->env.c, "alerts", 4, 10000), "3rd bad_rating + officer_repeated");
+    it_riskd_signal(&f->env.riskd, SIGTERM);
+    assert_int_equal(it_riskd_wait(&f->env.riskd, 15000), 0);
+    must(f, it_wait_drained(f->env.c, "enforce:scan", "riskd", 2000), "acknowledged at stop");
+    assert_int_equal(it_int(f->env.c, "XLEN alerts"), 4);
+    assert_int_equal(it_int(f->env.c, "XLEN riskd:dead"), 1);
 
     /* Nothing riskd did was refused. */
-    assert_int_equal(acl_log_len(f->c, true), 0);
-    assert_int_equal(log_count(&f->riskd, "NOPERM"), 0);
-    assert_int_equal(log_count(&f->riskd, "failed"), 0);
+    assert_int_equal(acl_log_len(f->env.c, true), 0);
+    assert_int_equal(log_count(&f->env.riskd, "NOPERM"), 0);
+    assert_int_equal(log_count(&f->env.riskd, "failed"), 0);
 
     /* Outside the rule: other commands, keys and channels. */
-    u = connect_as_riskd(f->redis.port);
+    u = connect_as_riskd(f->env.redis.port);
     refused(u, "FLUSHALL");
     refused(u, "KEYS *");
     refused(u, "CONFIG GET maxmemory");
@@ -718,7 +708,7 @@ static void test_least_privilege_acl(void **state)
     assert_int_equal(r->type, REDIS_REPLY_STRING);
     freeReplyObject(r);
     redisFree(u);
-    assert_true(acl_log_len(f->c, false) > 0);
+    assert_true(acl_log_len(f->env.c, false) > 0);
 }
 
 /* An ACL gap met inside the publish script must not lose the alert. The
@@ -737,28 +727,28 @@ static void test_acl_gap_does_not_lose_alerts(void **state)
     void *rep = NULL;
     const char *cfg = "{\"redis\":{\"username\":\"riskd\",\"password\":\"" ACL_PASSWORD "\","
                       "\"db\":3},\"state\":{\"interval\":\"200ms\"}}";
-    acl_setuser(f->c, LEAST_PRIV_ACL);
-    acl_setuser(f->c, "riskd -xadd -publish");
-    freeReplyObject(it_cmd(f->c, "SELECT 3"));
-    sub = it_connect(f->redis.port);
+    acl_setuser(f->env.c, LEAST_PRIV_ACL);
+    acl_setuser(f->env.c, "riskd -xadd -publish");
+    freeReplyObject(it_cmd(f->env.c, "SELECT 3"));
+    sub = it_connect(f->env.redis.port);
     freeReplyObject(it_cmd(sub, "SUBSCRIBE alerts:bad_rating"));
     start(f, cfg);
     bad_rating(f);
-    must(f, wait_log(&f->riskd, "writing an alert to alerts failed", 2, 10000),
+    must(f, wait_log(&f->env.riskd, "writing an alert to alerts failed", 2, 10000),
          "the refused write is retried");
-    assert_int_equal(it_int(f->c, "XLEN alerts"), 0);
-    acl_setuser(f->c, "riskd +xadd +publish");
-    must(f, it_wait_xlen(f->c, "alerts", 1, 10000), "the alert lands once the ACL is fixed");
+    assert_int_equal(it_int(f->env.c, "XLEN alerts"), 0);
+    acl_setuser(f->env.c, "riskd +xadd +publish");
+    must(f, it_wait_xlen(f->env.c, "alerts", 1, 10000), "the alert lands once the ACL is fixed");
     assert_int_equal(redisGetReply(sub, &rep), REDIS_OK);
     r = rep;
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
     assert_string_equal(r->element[1]->str, "alerts:bad_rating");
     freeReplyObject(r);
     redisFree(sub);
-    must(f, it_wait_drained(f->c, "enforce:scan", "riskd", 10000), "acknowledged");
-    assert_int_equal(it_int(f->c, "XLEN alerts"), 1);
-    it_riskd_signal(&f->riskd, SIGTERM);
-    assert_int_equal(it_riskd_wait(&f->riskd, 15000), 0);
+    must(f, it_wait_drained(f->env.c, "enforce:scan", "riskd", 10000), "acknowledged");
+    assert_int_equal(it_int(f->env.c, "XLEN alerts"), 1);
+    it_riskd_signal(&f->env.riskd, SIGTERM);
+    assert_int_equal(it_riskd_wait(&f->env.riskd, 15000), 0);
 }
 
 int main(void)

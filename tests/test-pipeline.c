@@ -28,17 +28,16 @@
     "\"enterprise_id\":\"" ent "\",\"score\":" score "}"
 
 typedef struct fixture {
-    it_redis redis;
-    it_riskd riskd;
-    redisContext *c;
+    it_env env;                     /* redis-server, client, riskd */
 } fixture;
 
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
-    if (f == NULL || it_redis_start(&f->redis, NULL) != 0)
+    if (f == NULL || it_env_start(&f->env) != 0) {
+        free(f);
         return -1;
-    f->c = it_connect(f->redis.port);
+    }
     *state = f;
     return 0;
 }
@@ -46,37 +45,32 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    if (f->riskd.pid > 0) {
-        it_riskd_signal(&f->riskd, SIGKILL);
-        it_riskd_wait(&f->riskd, 5000);
-    }
-    redisFree(f->c);
-    it_redis_kill(&f->redis);
+    it_env_stop(&f->env);
     free(f);
     return 0;
 }
 
 static void start_riskd(fixture *f, const char *json)
 {
-    if (it_riskd_start(&f->riskd, f->redis.port, json) != 0)
+    if (it_riskd_start(&f->env.riskd, f->env.redis.port, json) != 0)
         fail_msg("cannot start riskd");
 }
 
 static void stop_riskd_ok(fixture *f)
 {
-    it_riskd_signal(&f->riskd, SIGTERM);
-    int st = it_riskd_wait(&f->riskd, 15000);
+    it_riskd_signal(&f->env.riskd, SIGTERM);
+    int st = it_riskd_wait(&f->env.riskd, 15000);
     if (st != 0)
-        it_riskd_dump_log(&f->riskd);
+        it_riskd_dump_log(&f->env.riskd);
     assert_int_equal(st, 0);
 }
 
 static void wait_xlen_or_dump(fixture *f, const char *key, long long n)
 {
-    if (!it_wait_xlen(f->c, key, n, 15000)) {
-        it_riskd_dump_log(&f->riskd);
+    if (!it_wait_xlen(f->env.c, key, n, 15000)) {
+        it_riskd_dump_log(&f->env.riskd);
         fail_msg("%s did not reach %lld entries (has %lld)", key, n,
-                 it_int(f->c, "XLEN %s", key));
+                 it_int(f->env.c, "XLEN %s", key));
     }
 }
 
@@ -85,7 +79,7 @@ static void wait_xlen_or_dump(fixture *f, const char *key, long long n)
 static void test_alert_fields_and_channel(void **state)
 {
     fixture *f = *state;
-    redisContext *sub = it_connect(f->redis.port);
+    redisContext *sub = it_connect(f->env.redis.port);
     redisReply *r;
     char rid[64], ev[128];
     json_t *alerts, *a, *msg, *subj;
@@ -94,11 +88,11 @@ static void test_alert_fields_and_channel(void **state)
     r = it_cmd(sub, "SUBSCRIBE alerts:bad_rating");
     freeReplyObject(r);
     start_riskd(f, "{}");
-    it_xadd(f->c, "enforce:scan", FILING("T1", "U1", "E1", "2025-03-01T09:00:00+08:00"), NULL, 0);
-    it_xadd(f->c, "enforce:scan", RATING("T1", "E1", "1", "2025-03-01T10:00:00+08:00"), rid, sizeof(rid));
+    it_xadd(f->env.c, "enforce:scan", FILING("T1", "U1", "E1", "2025-03-01T09:00:00+08:00"), NULL, 0);
+    it_xadd(f->env.c, "enforce:scan", RATING("T1", "E1", "1", "2025-03-01T10:00:00+08:00"), rid, sizeof(rid));
     wait_xlen_or_dump(f, "alerts", 1);
 
-    alerts = it_alerts(f->c, "alerts");
+    alerts = it_alerts(f->env.c, "alerts");
     assert_int_equal(json_array_size(alerts), 1);
     a = json_array_get(alerts, 0);
     assert_string_equal(json_string_value(json_object_get(a, "detector")), "bad_rating");
@@ -130,7 +124,7 @@ static void test_alert_fields_and_channel(void **state)
     json_decref(msg);
     freeReplyObject(r);
 
-    assert_true(it_wait_drained(f->c, "enforce:scan", "riskd", 10000));
+    assert_true(it_wait_drained(f->env.c, "enforce:scan", "riskd", 10000));
     json_decref(alerts);
     redisFree(sub);
     stop_riskd_ok(f);
@@ -165,31 +159,31 @@ static void test_dead_letters(void **state)
     redisReply *r;
 
     start_riskd(f, "{}");
-    it_xadd(f->c, "enforce:scan", "not json at all", id1, sizeof(id1));
-    it_xadd(f->c, "enforce:scan", "{\"type\":\"inspection.rated\",\"ts\":1740793800000,"
+    it_xadd(f->env.c, "enforce:scan", "not json at all", id1, sizeof(id1));
+    it_xadd(f->env.c, "enforce:scan", "{\"type\":\"inspection.rated\",\"ts\":1740793800000,"
             "\"enterprise_id\":\"E1\",\"score\":1}", id2, sizeof(id2));
-    it_xadd(f->c, "enforce:case", "{\"type\":\"case.decided\",\"ts\":1740793800000,"
+    it_xadd(f->env.c, "enforce:case", "{\"type\":\"case.decided\",\"ts\":1740793800000,"
             "\"case_id\":\"C1\",\"unit_id\":\"U1\",\"fine\":-5}", id3, sizeof(id3));
-    it_xadd(f->c, "enforce:scan", "{\"type\":\"inspection.rated\",\"ts\":\"yesterday\","
+    it_xadd(f->env.c, "enforce:scan", "{\"type\":\"inspection.rated\",\"ts\":\"yesterday\","
             "\"task_id\":\"T\",\"enterprise_id\":\"E1\",\"score\":1}", id4, sizeof(id4));
-    r = it_cmd(f->c, "XADD enforce:scan * other field");
+    r = it_cmd(f->env.c, "XADD enforce:scan * other field");
     snprintf(id5, sizeof(id5), "%s", r->str);
     freeReplyObject(r);
     /* unknown type: skipped, not dead-lettered */
-    it_xadd(f->c, "enforce:scan", "{\"type\":\"inspection.future\",\"ts\":1}", NULL, 0);
+    it_xadd(f->env.c, "enforce:scan", "{\"type\":\"inspection.future\",\"ts\":1}", NULL, 0);
     wait_xlen_or_dump(f, "riskd:dead", 5);
-    assert_true(dead_has(f->c, "data:", id1));
-    assert_true(dead_has(f->c, "task_id", id2));
-    assert_true(dead_has(f->c, "fine", id3));
-    assert_true(dead_has(f->c, "ts", id4));
-    assert_true(dead_has(f->c, "data", id5));
-    assert_true(it_riskd_alive(&f->riskd));
+    assert_true(dead_has(f->env.c, "data:", id1));
+    assert_true(dead_has(f->env.c, "task_id", id2));
+    assert_true(dead_has(f->env.c, "fine", id3));
+    assert_true(dead_has(f->env.c, "ts", id4));
+    assert_true(dead_has(f->env.c, "data", id5));
+    assert_true(it_riskd_alive(&f->env.riskd));
     /* Still working afterwards. */
-    it_xadd(f->c, "enforce:scan", RATING("T9", "E9", "2", "2025-03-01T10:00:00Z"), NULL, 0);
+    it_xadd(f->env.c, "enforce:scan", RATING("T9", "E9", "2", "2025-03-01T10:00:00Z"), NULL, 0);
     wait_xlen_or_dump(f, "alerts", 1);
-    assert_true(it_wait_drained(f->c, "enforce:scan", "riskd", 10000));
-    assert_true(it_wait_drained(f->c, "enforce:case", "riskd", 10000));
-    assert_int_equal(it_int(f->c, "XLEN riskd:dead"), 5);
+    assert_true(it_wait_drained(f->env.c, "enforce:scan", "riskd", 10000));
+    assert_true(it_wait_drained(f->env.c, "enforce:case", "riskd", 10000));
+    assert_int_equal(it_int(f->env.c, "XLEN riskd:dead"), 5);
     /* The original value is kept, cut to 64 KiB. */
     {
         size_t big = 100000;
@@ -198,10 +192,10 @@ static void test_dead_letters(void **state)
         size_t k;
         memset(payload, 'x', big);
         payload[big] = '\0';
-        it_xadd(f->c, "enforce:scan", payload, id6, sizeof(id6));
+        it_xadd(f->env.c, "enforce:scan", payload, id6, sizeof(id6));
         free(payload);
         wait_xlen_or_dump(f, "riskd:dead", 6);
-        last = it_cmd(f->c, "XREVRANGE riskd:dead + - COUNT 1");
+        last = it_cmd(f->env.c, "XREVRANGE riskd:dead + - COUNT 1");
         fl = last->element[0]->element[1];
         for (k = 0; k + 1 < fl->elements; k += 2) {
             if (strcmp(fl->element[k]->str, "data") == 0)
@@ -241,29 +235,29 @@ static void test_group_destroyed_no_duplicates(void **state)
         snprintf(ev, sizeof(ev), "{\"type\":\"inspection.rated\",\"ts\":%lld,"
                  "\"task_id\":\"T%d\",\"enterprise_id\":\"E\",\"unit_id\":\"U\","
                  "\"officers\":[\"O7\"],\"score\":1}", 1740793800000LL + i * 1000LL, i);
-        it_xadd(f->c, "enforce:scan", ev, NULL, 0);
+        it_xadd(f->env.c, "enforce:scan", ev, NULL, 0);
     }
     /* 5 bad_rating + officer_repeated (3rd bad rating) */
     wait_xlen_or_dump(f, "alerts", 6);
-    assert_true(it_wait_drained(f->c, "enforce:scan", "riskd", 10000));
-    n = it_int(f->c, "XLEN alerts");
+    assert_true(it_wait_drained(f->env.c, "enforce:scan", "riskd", 10000));
+    n = it_int(f->env.c, "XLEN alerts");
     assert_int_equal(n, 6);
 
-    freeReplyObject(it_cmd(f->c, "XGROUP DESTROY enforce:scan riskd"));
-    freeReplyObject(it_cmd(f->c, "XGROUP DESTROY enforce:case riskd"));
-    it_xadd(f->c, "enforce:scan", RATING("T99", "E", "5", "2025-03-01T10:00:00Z"), NULL, 0);
-    assert_true(it_wait_drained(f->c, "enforce:scan", "riskd", 15000));
-    assert_int_equal(it_int(f->c, "XLEN alerts"), 6);
+    freeReplyObject(it_cmd(f->env.c, "XGROUP DESTROY enforce:scan riskd"));
+    freeReplyObject(it_cmd(f->env.c, "XGROUP DESTROY enforce:case riskd"));
+    it_xadd(f->env.c, "enforce:scan", RATING("T99", "E", "5", "2025-03-01T10:00:00Z"), NULL, 0);
+    assert_true(it_wait_drained(f->env.c, "enforce:scan", "riskd", 15000));
+    assert_int_equal(it_int(f->env.c, "XLEN alerts"), 6);
     stop_riskd_ok(f);
 
     /* A fresh start over a fresh group rebuilds state from all history:
      * the same alerts, same ids, none written twice. */
-    freeReplyObject(it_cmd(f->c, "XGROUP DESTROY enforce:scan riskd"));
+    freeReplyObject(it_cmd(f->env.c, "XGROUP DESTROY enforce:scan riskd"));
     start_riskd(f, "{}");
-    assert_true(it_wait_drained(f->c, "enforce:scan", "riskd", 15000));
+    assert_true(it_wait_drained(f->env.c, "enforce:scan", "riskd", 15000));
     it_sleep_ms(300);
-    assert_int_equal(it_int(f->c, "XLEN alerts"), 6);
-    assert_int_equal(count_unique_ids(f->c), 6);
+    assert_int_equal(it_int(f->env.c, "XLEN alerts"), 6);
+    assert_int_equal(count_unique_ids(f->env.c), 6);
     stop_riskd_ok(f);
 }
 
@@ -276,11 +270,11 @@ static void test_plugin_fires(void **state)
 
     snprintf(cfg, sizeof(cfg), "{\"plugins\":[\"%s/plugins/two_officers.so\"]}", it_build_dir());
     start_riskd(f, cfg);
-    it_xadd(f->c, "enforce:scan", "{\"type\":\"inspection.filed\",\"ts\":1740793800000,"
+    it_xadd(f->env.c, "enforce:scan", "{\"type\":\"inspection.filed\",\"ts\":1740793800000,"
             "\"task_id\":\"T1\",\"unit_id\":\"U1\",\"officers\":[\"O1\"],"
             "\"enterprise_id\":\"E1\"}", NULL, 0);
     wait_xlen_or_dump(f, "alerts", 1);
-    alerts = it_alerts(f->c, "alerts");
+    alerts = it_alerts(f->env.c, "alerts");
     a = json_array_get(alerts, 0);
     assert_string_equal(json_string_value(json_object_get(a, "detector")), "two_officers");
     assert_string_equal(json_string_value(json_object_get(a, "rule")), "too_few_officers");
@@ -310,13 +304,13 @@ static void test_plugin_wrong_abi(void **state)
 
     snprintf(path, sizeof(path), "%s/riskd-badabi.json", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     snprintf(cfg, sizeof(cfg), "{\"plugins\":[\"%s/tests/plugins/bad_abi.so\"]}", it_build_dir());
-    assert_int_equal(it_write_config(path, f->redis.port, cfg), 0);
+    assert_int_equal(it_write_config(path, f->env.redis.port, cfg), 0);
     assert_int_equal(run_riskd_t(path, out, sizeof(out)), 1);
     assert_non_null(strstr(out, "plugins[0]"));
     assert_non_null(strstr(out, "ABI"));
     start_riskd(f, cfg);
-    assert_int_equal(it_riskd_wait(&f->riskd, 10000), 1);
-    assert_true(it_log_contains(&f->riskd, "major differs"));
+    assert_int_equal(it_riskd_wait(&f->env.riskd, 10000), 1);
+    assert_true(it_log_contains(&f->env.riskd, "major differs"));
     remove(path);
 }
 
@@ -326,25 +320,25 @@ static void test_check_config(void **state)
     fixture *f = *state;
     char path[512], out[4096];
     snprintf(path, sizeof(path), "%s/riskd-check.json", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    assert_int_equal(it_write_config(path, f->redis.port, "{}"), 0);
+    assert_int_equal(it_write_config(path, f->env.redis.port, "{}"), 0);
     assert_int_equal(run_riskd_t(path, out, sizeof(out)), 0);
-    assert_int_equal(it_write_config(path, f->redis.port,
+    assert_int_equal(it_write_config(path, f->env.redis.port,
                      "{\"detectors\":{\"bad_rating\":{\"bad_score\":9}}}"), 0);
     assert_int_equal(run_riskd_t(path, out, sizeof(out)), 1);
     assert_non_null(strstr(out, "detectors.bad_rating.bad_score"));
-    assert_int_equal(it_write_config(path, f->redis.port, "{\"detectors\":{\"nope\":{}}}"), 0);
+    assert_int_equal(it_write_config(path, f->env.redis.port, "{\"detectors\":{\"nope\":{}}}"), 0);
     assert_int_equal(run_riskd_t(path, out, sizeof(out)), 1);
     assert_non_null(strstr(out, "detectors.nope"));
     /* per-key overrides are validated like the rest, by key path */
-    assert_int_equal(it_write_config(path, f->redis.port, "{\"detectors\":{\"bad_rating\":"
+    assert_int_equal(it_write_config(path, f->env.redis.port, "{\"detectors\":{\"bad_rating\":"
                      "{\"overrides\":[{\"match\":{\"unit_id\":\"U7\"},\"set\":{\"bad_score\":9}}]}}}"), 0);
     assert_int_equal(run_riskd_t(path, out, sizeof(out)), 1);
     assert_non_null(strstr(out, "detectors.bad_rating.overrides[0].set.bad_score: expected an integer"));
-    assert_int_equal(it_write_config(path, f->redis.port, "{\"detectors\":{\"bad_rating\":"
+    assert_int_equal(it_write_config(path, f->env.redis.port, "{\"detectors\":{\"bad_rating\":"
                      "{\"overrides\":[{\"match\":{\"colour\":\"red\"},\"set\":{}}]}}}"), 0);
     assert_int_equal(run_riskd_t(path, out, sizeof(out)), 1);
     assert_non_null(strstr(out, "detectors.bad_rating.overrides[0].match.colour: not a subject field"));
-    assert_int_equal(it_write_config(path, f->redis.port, "{\"detectors\":{\"complaint_cluster\":"
+    assert_int_equal(it_write_config(path, f->env.redis.port, "{\"detectors\":{\"complaint_cluster\":"
                      "{\"overrides\":[{\"match\":{\"region\":\"R1\"},\"set\":{\"cooldown\":\"1h\"}}]}}}"), 0);
     assert_int_equal(run_riskd_t(path, out, sizeof(out)), 0);
     remove(path);
@@ -356,19 +350,19 @@ static void test_redis_restart(void **state)
 {
     fixture *f = *state;
     start_riskd(f, "{}");
-    it_xadd(f->c, "enforce:scan", RATING("T1", "E1", "1", "2025-03-01T10:00:00Z"), NULL, 0);
+    it_xadd(f->env.c, "enforce:scan", RATING("T1", "E1", "1", "2025-03-01T10:00:00Z"), NULL, 0);
     wait_xlen_or_dump(f, "alerts", 1);
-    redisFree(f->c);
-    it_redis_kill(&f->redis);
+    redisFree(f->env.c);
+    it_redis_kill(&f->env.redis);
     it_sleep_ms(500);
-    assert_true(it_riskd_alive(&f->riskd));
-    assert_int_equal(it_redis_restart(&f->redis), 0);
-    f->c = it_connect(f->redis.port);
+    assert_true(it_riskd_alive(&f->env.riskd));
+    assert_int_equal(it_redis_restart(&f->env.redis), 0);
+    f->env.c = it_connect(f->env.redis.port);
     /* The restarted Redis is empty (no persistence in this test). */
-    it_xadd(f->c, "enforce:scan", RATING("T2", "E1", "1", "2025-03-01T10:00:01Z"), NULL, 0);
+    it_xadd(f->env.c, "enforce:scan", RATING("T2", "E1", "1", "2025-03-01T10:00:01Z"), NULL, 0);
     wait_xlen_or_dump(f, "alerts", 1);
-    assert_true(it_log_contains(&f->riskd, "connection lost") ||
-                it_log_contains(&f->riskd, "connect failed"));
+    assert_true(it_log_contains(&f->env.riskd, "connection lost") ||
+                it_log_contains(&f->env.riskd, "connect failed"));
     stop_riskd_ok(f);
 }
 
@@ -413,17 +407,17 @@ static void test_wall_advance(void **state)
 {
     fixture *f = *state;
     json_t *alerts;
-    it_xadd(f->c, "enforce:scan", "{\"type\":\"inspection.scanned\",\"ts\":\"2025-03-01T10:00:00Z\","
+    it_xadd(f->env.c, "enforce:scan", "{\"type\":\"inspection.scanned\",\"ts\":\"2025-03-01T10:00:00Z\","
             "\"task_id\":\"T-NOFILE\",\"enterprise_id\":\"E1\"}", NULL, 0);
     start_riskd(f, "{\"clock\":{\"wall_advance\":false,\"idle\":\"1s\"}}");
-    assert_true(it_wait_drained(f->c, "enforce:scan", "riskd", 15000) ||
-                it_int(f->c, "XLEN enforce:scan") == 1);
+    assert_true(it_wait_drained(f->env.c, "enforce:scan", "riskd", 15000) ||
+                it_int(f->env.c, "XLEN enforce:scan") == 1);
     it_sleep_ms(2500);
-    assert_int_equal(it_int(f->c, "XLEN alerts"), 0);
+    assert_int_equal(it_int(f->env.c, "XLEN alerts"), 0);
     stop_riskd_ok(f);
     start_riskd(f, "{\"clock\":{\"wall_advance\":true,\"idle\":\"1s\"}}");
     wait_xlen_or_dump(f, "alerts", 1);
-    alerts = it_alerts(f->c, "alerts");
+    alerts = it_alerts(f->env.c, "alerts");
     assert_string_equal(json_string_value(json_object_get(json_array_get(alerts, 0), "rule")),
                         "scan_without_filing");
     json_decref(alerts);

@@ -21,21 +21,15 @@
 #define LIVE_CFG "{\"clock\":{\"wall_advance\":false},\"state\":{\"interval\":\"200ms\"}}"
 
 typedef struct fixture {
-    it_redis redis;
-    it_riskd riskd;
-    redisContext *c;
+    it_env env;                     /* redis-server, client, riskd */
     char dir[256];
 } fixture;
 
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
-    const char *tmp = getenv("TMPDIR");
-    if (f == NULL || it_redis_start(&f->redis, NULL) != 0)
-        return -1;
-    f->c = it_connect(f->redis.port);
-    snprintf(f->dir, sizeof(f->dir), "%s/riskd-replay-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (mkdtemp(f->dir) == NULL)
+    if (f == NULL || it_env_start(&f->env) != 0 ||
+        it_tmpdir(f->dir, sizeof(f->dir), "replay") != 0)
         return -1;
     *state = f;
     return 0;
@@ -44,12 +38,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    if (f->riskd.pid > 0) {
-        it_riskd_signal(&f->riskd, SIGKILL);
-        it_riskd_wait(&f->riskd, 5000);
-    }
-    redisFree(f->c);
-    it_redis_kill(&f->redis);
+    it_env_stop(&f->env);
     free(f);
     return 0;
 }
@@ -112,12 +101,12 @@ static json_t *ids_of_lines(const char *text)
 static void write_cfg(fixture *f, const char *name, const char *json, char *path, size_t len)
 {
     snprintf(path, len, "%s/%s", f->dir, name);
-    assert_int_equal(it_write_config(path, f->redis.port, json), 0);
+    assert_int_equal(it_write_config(path, f->env.redis.port, json), 0);
 }
 
 static json_t *live_ids(fixture *f)
 {
-    json_t *alerts = it_alerts(f->c, "alerts"), *ids = json_object(), *a;
+    json_t *alerts = it_alerts(f->env.c, "alerts"), *ids = json_object(), *a;
     size_t i;
     json_array_foreach(alerts, i, a)
         json_object_set(ids, json_string_value(json_object_get(a, "id")), a);
@@ -135,20 +124,20 @@ static void test_replay_equals_live(void **state)
     json_t *v;
     redisReply *before, *after;
 
-    it_preload_workload(f->c, 8000, 30, 0.08, 7, 101);
-    assert_int_equal(it_riskd_start(&f->riskd, f->redis.port, LIVE_CFG), 0);
-    assert_true(it_wait_drained(f->c, "enforce:scan", "riskd", 60000));
-    assert_true(it_wait_drained(f->c, "enforce:case", "riskd", 60000));
-    it_riskd_signal(&f->riskd, SIGTERM);
-    assert_int_equal(it_riskd_wait(&f->riskd, 15000), 0);
+    it_preload_workload(f->env.c, 8000, 30, 0.08, 7, 101);
+    assert_int_equal(it_riskd_start(&f->env.riskd, f->env.redis.port, LIVE_CFG), 0);
+    assert_true(it_wait_drained(f->env.c, "enforce:scan", "riskd", 60000));
+    assert_true(it_wait_drained(f->env.c, "enforce:case", "riskd", 60000));
+    it_riskd_signal(&f->env.riskd, SIGTERM);
+    assert_int_equal(it_riskd_wait(&f->env.riskd, 15000), 0);
     live = live_ids(f);
     assert_true(json_object_size(live) > 20);
 
     write_cfg(f, "a.json", LIVE_CFG, cfg, sizeof(cfg));
-    before = it_cmd(f->c, "DEBUG DIGEST");
+    before = it_cmd(f->env.c, "DEBUG DIGEST");
     snprintf(args, sizeof(args), "--replay -c %s", cfg);
     assert_int_equal(run(args, &out, &err), 0);
-    after = it_cmd(f->c, "DEBUG DIGEST");
+    after = it_cmd(f->env.c, "DEBUG DIGEST");
     /* Nothing was written: the whole dataset is unchanged. */
     assert_string_equal(before->str, after->str);
     freeReplyObject(before);
@@ -190,13 +179,13 @@ static void test_compare_and_bounds(void **state)
     json_t *all, *bounded, *x;
     const char *id;
 
-    it_preload_workload(f->c, 6000, 30, 0.08, 9, 0);
+    it_preload_workload(f->env.c, 6000, 30, 0.08, 9, 0);
     /* Two bad ratings of one officer, after the workload: officer_repeated
      * at a threshold of 2, not at the default 3. */
-    freeReplyObject(it_cmd(f->c, "XADD enforce:scan 900000-0 data %s",
+    freeReplyObject(it_cmd(f->env.c, "XADD enforce:scan 900000-0 data %s",
         "{\"type\":\"inspection.rated\",\"ts\":\"2025-03-20T10:00:00Z\",\"task_id\":\"TX1\","
         "\"enterprise_id\":\"EX\",\"unit_id\":\"UX\",\"officers\":[\"OX\"],\"score\":1}"));
-    freeReplyObject(it_cmd(f->c, "XADD enforce:scan 900001-0 data %s",
+    freeReplyObject(it_cmd(f->env.c, "XADD enforce:scan 900001-0 data %s",
         "{\"type\":\"inspection.rated\",\"ts\":\"2025-03-20T11:00:00Z\",\"task_id\":\"TX2\","
         "\"enterprise_id\":\"EX\",\"unit_id\":\"UX\",\"officers\":[\"OX\"],\"score\":2}"));
     write_cfg(f, "a.json", "{}", a, sizeof(a));
@@ -213,9 +202,9 @@ static void test_compare_and_bounds(void **state)
     free(out);
     free(err);
     /* No consumer group was created: a replay writes nothing. */
-    assert_int_equal(it_int(f->c, "EXISTS riskd:state"), 0);
+    assert_int_equal(it_int(f->env.c, "EXISTS riskd:state"), 0);
     {
-        redisReply *r = it_cmd(f->c, "XINFO GROUPS enforce:scan");
+        redisReply *r = it_cmd(f->env.c, "XINFO GROUPS enforce:scan");
         assert_int_equal(r->type, REDIS_REPLY_ARRAY);
         assert_int_equal(r->elements, 0);
         freeReplyObject(r);

@@ -38,9 +38,7 @@
 #define RUN_TIMEOUT_MS 30000
 
 typedef struct fixture {
-    it_redis redis;
-    it_riskd riskd;
-    redisContext *c;
+    it_env env;                     /* redis-server, client, riskd */
     char dir[256];
     char cfg[300];                  /* riskctl's config: the test Redis */
     char port[16];
@@ -55,16 +53,12 @@ typedef struct result {
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
-    const char *tmp = getenv("TMPDIR");
-    if (f == NULL || it_redis_start(&f->redis, NULL) != 0)
-        return -1;
-    f->c = it_connect(f->redis.port);
-    snprintf(f->dir, sizeof(f->dir), "%s/riskd-ctl-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (mkdtemp(f->dir) == NULL)
+    if (f == NULL || it_env_start(&f->env) != 0 ||
+        it_tmpdir(f->dir, sizeof(f->dir), "ctl") != 0)
         return -1;
     snprintf(f->cfg, sizeof(f->cfg), "%s/ctl.json", f->dir);
-    snprintf(f->port, sizeof(f->port), "%d", f->redis.port);
-    if (it_write_config(f->cfg, f->redis.port, "{}") != 0)
+    snprintf(f->port, sizeof(f->port), "%d", f->env.redis.port);
+    if (it_write_config(f->cfg, f->env.redis.port, "{}") != 0)
         return -1;
     *state = f;
     return 0;
@@ -73,12 +67,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    if (f->riskd.pid > 0) {
-        it_riskd_signal(&f->riskd, SIGKILL);
-        it_riskd_wait(&f->riskd, 5000);
-    }
-    redisFree(f->c);
-    it_redis_kill(&f->redis);
+    it_env_stop(&f->env);
     free(f);
     return 0;
 }
@@ -250,7 +239,7 @@ static void add_silence(fixture *f, char id[17], const char *const *args)
 /* The silence record stored under id, parsed (caller decrefs). */
 static json_t *stored(fixture *f, const char *id, char *raw, size_t rawlen)
 {
-    redisReply *r = it_cmd(f->c, "HGET riskd:silences %s", id);
+    redisReply *r = it_cmd(f->env.c, "HGET riskd:silences %s", id);
     json_t *j;
     assert_int_equal(r->type, REDIS_REPLY_STRING);
     if (raw)
@@ -286,7 +275,7 @@ static void test_check(void **state)
     }
 
     snprintf(bad, sizeof(bad), "%s/bad.json", f->dir);
-    assert_int_equal(it_write_config(bad, f->redis.port, "{\"streams\":{\"batch\":0}}"), 0);
+    assert_int_equal(it_write_config(bad, f->env.redis.port, "{\"streams\":{\"batch\":0}}"), 0);
     CTL(f, &r, "check", bad);
     expect_status(&r, 1);
     assert_string_equal(r.out, "");
@@ -295,7 +284,7 @@ static void test_check(void **state)
 
     /* A detector's own part is checked too (rk__registry_check). */
     snprintf(bad2, sizeof(bad2), "%s/bad2.json", f->dir);
-    assert_int_equal(it_write_config(bad2, f->redis.port,
+    assert_int_equal(it_write_config(bad2, f->env.redis.port,
                                      "{\"detectors\":{\"bad_rating\":{\"bad_score\":9}}}"), 0);
     CTL(f, &r, "check", bad2);
     expect_status(&r, 1);
@@ -313,7 +302,7 @@ static void test_check(void **state)
 static void test_silence_add_list(void **state)
 {
     fixture *f = *state;
-    redisContext *sub = it_connect(f->redis.port);
+    redisContext *sub = it_connect(f->env.redis.port);
     redisReply *m;
     void *rep = NULL;
     char id[17], id2[17], id3[17];
@@ -430,7 +419,7 @@ static void test_silence_expire(void **state)
     expect_status(&r, 0);
     expect_out(&r, "expired");
     /* The record stays, with "until" now; nothing else changed. */
-    assert_int_equal(it_int(f->c, "HLEN riskd:silences"), 1);
+    assert_int_equal(it_int(f->env.c, "HLEN riskd:silences"), 1);
     s = stored(f, id, NULL, 0);
     assert_in_range(json_integer_value(json_object_get(s, "until")), t0, t1);
     {
@@ -458,7 +447,7 @@ static void test_silence_expire(void **state)
     assert_non_null(strstr(r.err, "no silence 0123456789abcdef"));
     CTL(f, &r, "-c", f->cfg, "silence", "expire", "XYZ");
     expect_status(&r, 1);
-    assert_int_equal(it_int(f->c, "XLEN riskd:audit"), 2);
+    assert_int_equal(it_int(f->env.c, "XLEN riskd:audit"), 2);
 }
 
 /* Field `name` of a stream entry's field list. */
@@ -501,7 +490,7 @@ static void test_audit(void **state)
     s = stored(f, id, expired, sizeof(expired));
     json_decref(s);
 
-    x = it_cmd(f->c, "XRANGE riskd:audit - +");
+    x = it_cmd(f->env.c, "XRANGE riskd:audit - +");
     assert_int_equal(x->type, REDIS_REPLY_ARRAY);
     assert_int_equal(x->elements, 2);
     assert_int_equal(x->element[0]->element[1]->elements, 10);   /* 5 fields */
@@ -546,8 +535,8 @@ static void test_silence_bad_input(void **state)
     BAD("not an option", "--detector", "bad_rating", "--until", "1h", "--reason", "x",
         "--count", "3");
 #undef BAD
-    assert_int_equal(it_int(f->c, "EXISTS riskd:silences"), 0);
-    assert_int_equal(it_int(f->c, "EXISTS riskd:audit"), 0);
+    assert_int_equal(it_int(f->env.c, "EXISTS riskd:silences"), 0);
+    assert_int_equal(it_int(f->env.c, "EXISTS riskd:audit"), 0);
 }
 
 /* ===================================================================
@@ -576,7 +565,7 @@ static void test_silence_bad_input(void **state)
 static bool xread_blocked(void *arg)
 {
     fixture *f = arg;
-    redisReply *r = it_cmd(f->c, "CLIENT LIST");
+    redisReply *r = it_cmd(f->env.c, "CLIENT LIST");
     bool found = r->type == REDIS_REPLY_STRING && strstr(r->str, "cmd=xread") != NULL;
     freeReplyObject(r);
     return found;
@@ -588,9 +577,9 @@ static void test_tail(void **state)
     char id1[64], id2[64], id3[64];
     result r;
 
-    it_xadd(f->c, "alerts", ALERT1, id1, sizeof(id1));
-    it_xadd(f->c, "alerts", ALERT2, id2, sizeof(id2));
-    it_xadd(f->c, "alerts", ALERT3, id3, sizeof(id3));
+    it_xadd(f->env.c, "alerts", ALERT1, id1, sizeof(id1));
+    it_xadd(f->env.c, "alerts", ALERT2, id2, sizeof(id2));
+    it_xadd(f->env.c, "alerts", ALERT3, id3, sizeof(id3));
 
     /* One line with time, severity, detector/rule, subject and summary;
      * no colour on a pipe. */
@@ -647,7 +636,7 @@ static void test_tail(void **state)
         pid = spawn_ctl(NULL, 0, errpath, a, &fd);
         assert_true(pid > 0);
         assert_true(it_wait_until(xread_blocked, f, 10000));
-        it_xadd(f->c, "alerts", ALERT4, NULL, 0);
+        it_xadd(f->env.c, "alerts", ALERT4, NULL, 0);
         collect(pid, fd, errpath, &r);
         expect_status(&r, 0);
         assert_int_equal(count_lines(r.out), 1);
@@ -664,9 +653,9 @@ static void test_tail_colour(void **state)
     const char *colour_env[] = {"NO_COLOR", NULL};
     const char *nocolour_env[] = {"NO_COLOR=1", NULL};
 
-    it_xadd(f->c, "alerts", ALERT1, NULL, 0);
-    it_xadd(f->c, "alerts", ALERT2, id2, sizeof(id2));
-    it_xadd(f->c, "alerts", ALERT3, NULL, 0);
+    it_xadd(f->env.c, "alerts", ALERT1, NULL, 0);
+    it_xadd(f->env.c, "alerts", ALERT2, id2, sizeof(id2));
+    it_xadd(f->env.c, "alerts", ALERT3, NULL, 0);
 
     /* On a terminal: warning in yellow. */
     CTL_ENV(f, &r, 1, colour_env, "-c", f->cfg, "tail", "--from", "0", "--count", "1");
@@ -694,16 +683,16 @@ static void test_status(void **state)
     redisReply *x;
     result r;
 
-    freeReplyObject(it_cmd(f->c, "XGROUP CREATE enforce:scan riskd $ MKSTREAM"));
-    it_xadd(f->c, "enforce:scan", "{\"type\":\"clock.tick\",\"ts\":1}", NULL, 0);
-    it_xadd(f->c, "enforce:scan", "{\"type\":\"clock.tick\",\"ts\":2}", NULL, 0);
-    it_xadd(f->c, "enforce:scan", "{\"type\":\"clock.tick\",\"ts\":3}", NULL, 0);
-    x = it_cmd(f->c, "XREADGROUP GROUP riskd c1 COUNT 1 STREAMS enforce:scan >");
+    freeReplyObject(it_cmd(f->env.c, "XGROUP CREATE enforce:scan riskd $ MKSTREAM"));
+    it_xadd(f->env.c, "enforce:scan", "{\"type\":\"clock.tick\",\"ts\":1}", NULL, 0);
+    it_xadd(f->env.c, "enforce:scan", "{\"type\":\"clock.tick\",\"ts\":2}", NULL, 0);
+    it_xadd(f->env.c, "enforce:scan", "{\"type\":\"clock.tick\",\"ts\":3}", NULL, 0);
+    x = it_cmd(f->env.c, "XREADGROUP GROUP riskd c1 COUNT 1 STREAMS enforce:scan >");
     assert_int_equal(x->type, REDIS_REPLY_ARRAY);
     freeReplyObject(x);
-    it_xadd(f->c, "alerts", ALERT1, NULL, 0);
-    it_xadd(f->c, "alerts", ALERT2, NULL, 0);
-    freeReplyObject(it_cmd(f->c, "SET riskd:state abcde"));
+    it_xadd(f->env.c, "alerts", ALERT1, NULL, 0);
+    it_xadd(f->env.c, "alerts", ALERT2, NULL, 0);
+    freeReplyObject(it_cmd(f->env.c, "SET riskd:state abcde"));
 
     CTL(f, &r, "-c", f->cfg, "status");
     expect_status(&r, 0);
@@ -718,11 +707,11 @@ static void test_status(void **state)
     assert_null(strchr(r.out, '\033'));
 
     /* Acknowledge and read the rest: the numbers follow. */
-    freeReplyObject(it_cmd(f->c, "XREADGROUP GROUP riskd c1 COUNT 10 STREAMS enforce:scan >"));
+    freeReplyObject(it_cmd(f->env.c, "XREADGROUP GROUP riskd c1 COUNT 10 STREAMS enforce:scan >"));
     CTL(f, &r, "-c", f->cfg, "status");
     expect_status(&r, 0);
     expect_out(&r, "pending 3, lag 0");
-    freeReplyObject(it_cmd(f->c, "DEL riskd:state"));
+    freeReplyObject(it_cmd(f->env.c, "DEL riskd:state"));
     CTL(f, &r, "-c", f->cfg, "status");
     expect_out(&r, "checkpoint riskd:state: missing");
 
@@ -739,7 +728,7 @@ static void test_status(void **state)
 static bool group_exists(void *arg)
 {
     fixture *f = arg;
-    redisReply *r = it_cmd(f->c, "XINFO GROUPS enforce:scan");
+    redisReply *r = it_cmd(f->env.c, "XINFO GROUPS enforce:scan");
     bool ok = r->type == REDIS_REPLY_ARRAY && r->elements > 0;
     freeReplyObject(r);
     return ok;
@@ -747,10 +736,10 @@ static bool group_exists(void *arg)
 
 static void start_riskd(fixture *f, const char *json)
 {
-    if (it_riskd_start(&f->riskd, f->redis.port, json) != 0)
+    if (it_riskd_start(&f->env.riskd, f->env.redis.port, json) != 0)
         fail_msg("cannot start riskd");
     if (!it_wait_until(group_exists, f, 15000)) {
-        it_riskd_dump_log(&f->riskd);
+        it_riskd_dump_log(&f->env.riskd);
         fail_msg("riskd did not start consuming");
     }
 }
@@ -767,7 +756,7 @@ static void test_status_metrics(void **state)
     start_riskd(f, json);
     /* riskd_up becomes 1 once both connections are up and it consumes. */
     for (i = 0; i < 100; i++) {
-        CTL(f, &r, "-c", f->riskd.cfg, "status");
+        CTL(f, &r, "-c", f->env.riskd.cfg, "status");
         if (r.status == 0)
             break;
         it_sleep_ms(100);
@@ -780,9 +769,9 @@ static void test_status_metrics(void **state)
     expect_out(&r, "riskd_checkpoint_age_seconds");
 
     /* riskd gone: the endpoint is unreachable, exit 2. */
-    it_riskd_signal(&f->riskd, SIGTERM);
-    assert_int_equal(it_riskd_wait(&f->riskd, 15000), 0);
-    CTL(f, &r, "-c", f->riskd.cfg, "status");
+    it_riskd_signal(&f->env.riskd, SIGTERM);
+    assert_int_equal(it_riskd_wait(&f->env.riskd, 15000), 0);
+    CTL(f, &r, "-c", f->env.riskd.cfg, "status");
     expect_status(&r, 2);
     expect_out(&r, "unreachable");
 }
@@ -800,12 +789,12 @@ static void wait_status(fixture *f, const char *text)
 {
     result r;
     for (int i = 0; i < 100; i++) {
-        CTL(f, &r, "-c", f->riskd.cfg, "status");
+        CTL(f, &r, "-c", f->env.riskd.cfg, "status");
         if (strstr(r.out, text) != NULL)
             return;
         it_sleep_ms(100);
     }
-    it_riskd_dump_log(&f->riskd);
+    it_riskd_dump_log(&f->env.riskd);
     fail_msg("riskctl status never showed \"%s\":\n%s%s", text, r.out, r.err);
 }
 
@@ -838,12 +827,12 @@ static void test_silence_end_to_end(void **state)
     snprintf(json, sizeof(json), "{\"metrics\":{\"listen\":\"127.0.0.1:%d\"}}",
              it_free_port());
     start_riskd(f, json);
-    sub = it_connect(f->redis.port);
+    sub = it_connect(f->env.redis.port);
     redisSetTimeout(sub, tv);
     freeReplyObject(it_cmd(sub, "SUBSCRIBE alerts:bad_rating"));
 
     {
-        const char *args[] = {"-c", f->riskd.cfg, "silence", "add", "--detector",
+        const char *args[] = {"-c", f->env.riskd.cfg, "silence", "add", "--detector",
                               "bad_rating", "--match", "unit_id=U1", "--until", "1h",
                               "--reason", "known issue", NULL};
         add_silence(f, id, args);
@@ -852,12 +841,12 @@ static void test_silence_end_to_end(void **state)
     wait_status(f, "riskd_silences                 1\n");
 
     /* U1: written with "silenced": true, not published. */
-    it_xadd(f->c, "enforce:scan", BAD_RATING("T1", "U1", "2025-03-01T09:00:00+08:00"), NULL, 0);
-    if (!it_wait_xlen(f->c, "alerts", 1, 15000)) {
-        it_riskd_dump_log(&f->riskd);
+    it_xadd(f->env.c, "enforce:scan", BAD_RATING("T1", "U1", "2025-03-01T09:00:00+08:00"), NULL, 0);
+    if (!it_wait_xlen(f->env.c, "alerts", 1, 15000)) {
+        it_riskd_dump_log(&f->env.riskd);
         fail_msg("no alert for the U1 rating");
     }
-    alerts = it_alerts(f->c, "alerts");
+    alerts = it_alerts(f->env.c, "alerts");
     assert_int_equal(json_array_size(alerts), 1);
     a = json_array_get(alerts, 0);
     assert_string_equal(jstr(json_object_get(a, "subject"), "unit_id"), "U1");
@@ -867,14 +856,14 @@ static void test_silence_end_to_end(void **state)
 
     /* U2: not matched, published. Being the first message on the channel
      * shows that the U1 alert (written before it) was not published. */
-    it_xadd(f->c, "enforce:scan", BAD_RATING("T2", "U2", "2025-03-01T09:01:00+08:00"), NULL, 0);
+    it_xadd(f->env.c, "enforce:scan", BAD_RATING("T2", "U2", "2025-03-01T09:01:00+08:00"), NULL, 0);
     a = next_published(sub);
     assert_string_equal(jstr(json_object_get(a, "subject"), "unit_id"), "U2");
     assert_null(json_object_get(a, "silenced"));
     json_decref(a);
 
     /* tail shows both, the first marked. */
-    CTL(f, &r, "-c", f->riskd.cfg, "tail", "--from", "0", "--count", "2");
+    CTL(f, &r, "-c", f->env.riskd.cfg, "tail", "--from", "0", "--count", "2");
     expect_status(&r, 0);
     expect_out(&r, "[silenced] bad_rating/bad_rating");
     {
@@ -885,18 +874,18 @@ static void test_silence_end_to_end(void **state)
     }
 
     /* Expired: the next U1 rating is published again. */
-    CTL(f, &r, "-c", f->riskd.cfg, "silence", "expire", id);
+    CTL(f, &r, "-c", f->env.riskd.cfg, "silence", "expire", id);
     expect_status(&r, 0);
     /* The expired record stays in the hash, so riskd_silences stays 1;
      * give riskd time for at least two re-reads. */
     it_sleep_ms(3000);
-    it_xadd(f->c, "enforce:scan", BAD_RATING("T3", "U1", "2025-03-01T09:02:00+08:00"), NULL, 0);
+    it_xadd(f->env.c, "enforce:scan", BAD_RATING("T3", "U1", "2025-03-01T09:02:00+08:00"), NULL, 0);
     a = next_published(sub);
     assert_string_equal(jstr(json_object_get(a, "subject"), "unit_id"), "U1");
     assert_string_equal(jstr(json_object_get(a, "subject"), "task_id"), "T3");
     assert_null(json_object_get(a, "silenced"));
     json_decref(a);
-    alerts = it_alerts(f->c, "alerts");
+    alerts = it_alerts(f->env.c, "alerts");
     assert_int_equal(json_array_size(alerts), 3);
     assert_null(json_object_get(json_array_get(alerts, 2), "silenced"));
     json_decref(alerts);

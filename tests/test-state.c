@@ -19,18 +19,17 @@
 #include "itest.h"
 
 typedef struct fixture {
-    it_redis redis;
-    it_riskd riskd;
-    redisContext *c;
+    it_env env;                     /* redis-server, client, riskd */
     int seq;
 } fixture;
 
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
-    if (f == NULL || it_redis_start(&f->redis, NULL) != 0)
+    if (f == NULL || it_env_start(&f->env) != 0) {
+        free(f);
         return -1;
-    f->c = it_connect(f->redis.port);
+    }
     *state = f;
     return 0;
 }
@@ -38,12 +37,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    if (f->riskd.pid > 0) {
-        it_riskd_signal(&f->riskd, SIGKILL);
-        it_riskd_wait(&f->riskd, 5000);
-    }
-    redisFree(f->c);
-    it_redis_kill(&f->redis);
+    it_env_stop(&f->env);
     free(f);
     return 0;
 }
@@ -56,12 +50,12 @@ static void bad_rating(fixture *f)
     snprintf(ev, sizeof(ev), "{\"type\":\"inspection.rated\",\"ts\":%lld,\"task_id\":\"T%d\","
              "\"enterprise_id\":\"E%d\",\"unit_id\":\"U1\",\"officers\":[\"O7\"],\"score\":1}",
              1740793800000LL + f->seq * 60000LL, f->seq, f->seq);
-    it_xadd(f->c, "enforce:scan", ev, NULL, 0);
+    it_xadd(f->env.c, "enforce:scan", ev, NULL, 0);
 }
 
 static long long rule_count(fixture *f, const char *rule)
 {
-    json_t *alerts = it_alerts(f->c, "alerts"), *a;
+    json_t *alerts = it_alerts(f->env.c, "alerts"), *a;
     size_t i;
     long long n = 0;
     json_array_foreach(alerts, i, a)
@@ -73,14 +67,14 @@ static long long rule_count(fixture *f, const char *rule)
 
 static void start(fixture *f, const char *cfg)
 {
-    if (it_riskd_start(&f->riskd, f->redis.port, cfg) != 0)
+    if (it_riskd_start(&f->env.riskd, f->env.redis.port, cfg) != 0)
         fail_msg("cannot start riskd");
 }
 
 static void must(fixture *f, bool ok, const char *what)
 {
     if (!ok) {
-        it_riskd_dump_log(&f->riskd);
+        it_riskd_dump_log(&f->env.riskd);
         fail_msg("%s", what);
     }
 }
@@ -96,19 +90,19 @@ static void test_state_survives_kill(void **state)
     start(f, FAST);
     bad_rating(f);
     bad_rating(f);
-    must(f, it_wait_xlen(f->c, "alerts", 2, 10000), "2 bad_rating alerts");
-    must(f, it_wait_drained(f->c, "enforce:scan", "riskd", 10000), "acked after checkpoint");
-    assert_true(it_int(f->c, "EXISTS riskd:state") == 1);
-    it_riskd_signal(&f->riskd, SIGKILL);
-    assert_int_equal(it_riskd_wait(&f->riskd, 5000), 128 + SIGKILL);
+    must(f, it_wait_xlen(f->env.c, "alerts", 2, 10000), "2 bad_rating alerts");
+    must(f, it_wait_drained(f->env.c, "enforce:scan", "riskd", 10000), "acked after checkpoint");
+    assert_true(it_int(f->env.c, "EXISTS riskd:state") == 1);
+    it_riskd_signal(&f->env.riskd, SIGKILL);
+    assert_int_equal(it_riskd_wait(&f->env.riskd, 5000), 128 + SIGKILL);
     start(f, FAST);
     bad_rating(f);
-    must(f, it_wait_xlen(f->c, "alerts", 4, 10000), "bad_rating + officer_repeated");
+    must(f, it_wait_xlen(f->env.c, "alerts", 4, 10000), "bad_rating + officer_repeated");
     assert_int_equal(rule_count(f, "officer_repeated"), 1);
     assert_int_equal(rule_count(f, "bad_rating"), 3);
-    must(f, it_wait_drained(f->c, "enforce:scan", "riskd", 10000), "drained");
-    it_riskd_signal(&f->riskd, SIGTERM);
-    assert_int_equal(it_riskd_wait(&f->riskd, 15000), 0);
+    must(f, it_wait_drained(f->env.c, "enforce:scan", "riskd", 10000), "drained");
+    it_riskd_signal(&f->env.riskd, SIGTERM);
+    assert_int_equal(it_riskd_wait(&f->env.riskd, 15000), 0);
 }
 
 /* Killed before any checkpoint: the entries stay pending, are applied
@@ -120,23 +114,23 @@ static void test_kill_before_checkpoint_no_duplicates(void **state)
     bad_rating(f);
     bad_rating(f);
     bad_rating(f);
-    must(f, it_wait_xlen(f->c, "alerts", 4, 10000), "3 bad_rating + officer_repeated");
+    must(f, it_wait_xlen(f->env.c, "alerts", 4, 10000), "3 bad_rating + officer_repeated");
     it_sleep_ms(200);
-    assert_true(it_int(f->c, "EXISTS riskd:state") == 0);
-    it_riskd_signal(&f->riskd, SIGKILL);
-    it_riskd_wait(&f->riskd, 5000);
+    assert_true(it_int(f->env.c, "EXISTS riskd:state") == 0);
+    it_riskd_signal(&f->env.riskd, SIGKILL);
+    it_riskd_wait(&f->env.riskd, 5000);
     start(f, SLOW);
     bad_rating(f);
     /* the 4th bad rating: bad_rating; officer_repeated is in cooldown */
-    must(f, it_wait_xlen(f->c, "alerts", 5, 10000), "the 4th bad_rating alert");
+    must(f, it_wait_xlen(f->env.c, "alerts", 5, 10000), "the 4th bad_rating alert");
     it_sleep_ms(300);
-    assert_int_equal(it_int(f->c, "XLEN alerts"), 5);
+    assert_int_equal(it_int(f->env.c, "XLEN alerts"), 5);
     assert_int_equal(rule_count(f, "officer_repeated"), 1);
     /* SIGTERM writes the checkpoint and acknowledges everything. */
-    it_riskd_signal(&f->riskd, SIGTERM);
-    assert_int_equal(it_riskd_wait(&f->riskd, 15000), 0);
-    must(f, it_wait_drained(f->c, "enforce:scan", "riskd", 2000), "acked at stop");
-    assert_true(it_int(f->c, "EXISTS riskd:state") == 1);
+    it_riskd_signal(&f->env.riskd, SIGTERM);
+    assert_int_equal(it_riskd_wait(&f->env.riskd, 15000), 0);
+    must(f, it_wait_drained(f->env.c, "enforce:scan", "riskd", 2000), "acked at stop");
+    assert_true(it_int(f->env.c, "EXISTS riskd:state") == 1);
 }
 
 /* SIGTERM saves the state: a restart continues the officer's window. */
@@ -146,13 +140,13 @@ static void test_sigterm_saves_state(void **state)
     start(f, SLOW);
     bad_rating(f);
     bad_rating(f);
-    must(f, it_wait_xlen(f->c, "alerts", 2, 10000), "2 alerts");
-    it_riskd_signal(&f->riskd, SIGTERM);
-    assert_int_equal(it_riskd_wait(&f->riskd, 15000), 0);
-    must(f, it_wait_drained(f->c, "enforce:scan", "riskd", 2000), "acked at stop");
+    must(f, it_wait_xlen(f->env.c, "alerts", 2, 10000), "2 alerts");
+    it_riskd_signal(&f->env.riskd, SIGTERM);
+    assert_int_equal(it_riskd_wait(&f->env.riskd, 15000), 0);
+    must(f, it_wait_drained(f->env.c, "enforce:scan", "riskd", 2000), "acked at stop");
     start(f, SLOW);
     bad_rating(f);
-    must(f, it_wait_xlen(f->c, "alerts", 4, 10000), "officer_repeated after restart");
+    must(f, it_wait_xlen(f->env.c, "alerts", 4, 10000), "officer_repeated after restart");
     assert_int_equal(rule_count(f, "officer_repeated"), 1);
 }
 
@@ -162,12 +156,12 @@ static void test_noscript_reload(void **state)
     fixture *f = *state;
     start(f, FAST);
     bad_rating(f);
-    must(f, it_wait_xlen(f->c, "alerts", 1, 10000), "first alert");
-    freeReplyObject(it_cmd(f->c, "SCRIPT FLUSH"));
+    must(f, it_wait_xlen(f->env.c, "alerts", 1, 10000), "first alert");
+    freeReplyObject(it_cmd(f->env.c, "SCRIPT FLUSH"));
     f->seq += 100;                  /* a different officer window */
     bad_rating(f);
-    must(f, it_wait_xlen(f->c, "alerts", 2, 10000), "alert after SCRIPT FLUSH");
-    assert_true(it_log_contains(&f->riskd, "NOSCRIPT"));
+    must(f, it_wait_xlen(f->env.c, "alerts", 2, 10000), "alert after SCRIPT FLUSH");
+    assert_true(it_log_contains(&f->env.riskd, "NOSCRIPT"));
 }
 
 /* Entries read but not acknowledged, then deleted from the stream before
@@ -179,20 +173,20 @@ static void test_trimmed_pending(void **state)
     start(f, SLOW);
     bad_rating(f);
     bad_rating(f);
-    must(f, it_wait_xlen(f->c, "alerts", 2, 10000), "2 alerts");
-    it_riskd_signal(&f->riskd, SIGKILL);
-    it_riskd_wait(&f->riskd, 5000);
-    r = it_cmd(f->c, "XPENDING enforce:scan riskd");
+    must(f, it_wait_xlen(f->env.c, "alerts", 2, 10000), "2 alerts");
+    it_riskd_signal(&f->env.riskd, SIGKILL);
+    it_riskd_wait(&f->env.riskd, 5000);
+    r = it_cmd(f->env.c, "XPENDING enforce:scan riskd");
     assert_int_equal(r->element[0]->integer, 2);
     freeReplyObject(r);
-    freeReplyObject(it_cmd(f->c, "XTRIM enforce:scan MAXLEN 0"));
+    freeReplyObject(it_cmd(f->env.c, "XTRIM enforce:scan MAXLEN 0"));
     start(f, SLOW);
-    must(f, it_wait_drained(f->c, "enforce:scan", "riskd", 10000), "trimmed entries gone");
-    must(f, it_log_contains(&f->riskd, "trimmed"), "trimmed entries logged");
-    assert_true(it_riskd_alive(&f->riskd));
-    it_riskd_signal(&f->riskd, SIGTERM);
-    assert_int_equal(it_riskd_wait(&f->riskd, 15000), 0);
-    assert_int_equal(it_int(f->c, "XLEN alerts"), 2);
+    must(f, it_wait_drained(f->env.c, "enforce:scan", "riskd", 10000), "trimmed entries gone");
+    must(f, it_log_contains(&f->env.riskd, "trimmed"), "trimmed entries logged");
+    assert_true(it_riskd_alive(&f->env.riskd));
+    it_riskd_signal(&f->env.riskd, SIGTERM);
+    assert_int_equal(it_riskd_wait(&f->env.riskd, 15000), 0);
+    assert_int_equal(it_int(f->env.c, "XLEN alerts"), 2);
 }
 
 /* SIGHUP with a valid file changes a threshold and keeps the windows;
@@ -204,19 +198,19 @@ static void test_reload(void **state)
     start(f, "{}");
     bad_rating(f);
     bad_rating(f);
-    must(f, it_wait_xlen(f->c, "alerts", 2, 10000), "2 alerts");
-    assert_int_equal(it_write_config(f->riskd.cfg, f->redis.port,
+    must(f, it_wait_xlen(f->env.c, "alerts", 2, 10000), "2 alerts");
+    assert_int_equal(it_write_config(f->env.riskd.cfg, f->env.redis.port,
         "{\"detectors\":{\"bad_rating\":{\"officer_min_bad\":4}}}"), 0);
-    it_riskd_signal(&f->riskd, SIGHUP);
-    for (i = 0; i < 250 && !it_log_contains(&f->riskd, "configuration reloaded"); i++)
+    it_riskd_signal(&f->env.riskd, SIGHUP);
+    for (i = 0; i < 250 && !it_log_contains(&f->env.riskd, "configuration reloaded"); i++)
         it_sleep_ms(20);
-    must(f, it_log_contains(&f->riskd, "configuration reloaded"), "reloaded");
+    must(f, it_log_contains(&f->env.riskd, "configuration reloaded"), "reloaded");
     /* start and reload are both in the audit stream, old -> new */
-    for (i = 0; i < 100 && it_int(f->c, "XLEN riskd:audit") < 2; i++)
+    for (i = 0; i < 100 && it_int(f->env.c, "XLEN riskd:audit") < 2; i++)
         it_sleep_ms(20);
-    assert_int_equal(it_int(f->c, "XLEN riskd:audit"), 2);
+    assert_int_equal(it_int(f->env.c, "XLEN riskd:audit"), 2);
     {
-        redisReply *r = it_cmd(f->c, "XREVRANGE riskd:audit + - COUNT 1");
+        redisReply *r = it_cmd(f->env.c, "XREVRANGE riskd:audit + - COUNT 1");
         redisReply *fl = r->element[0]->element[1];
         assert_string_equal(fl->element[3]->str, "config_applied");
         assert_non_null(strstr(fl->element[9]->str, "\"officer_min_bad\":4"));
@@ -224,33 +218,33 @@ static void test_reload(void **state)
         freeReplyObject(r);
     }
     bad_rating(f);                  /* 3 bad ratings: below the new threshold 4 */
-    must(f, it_wait_xlen(f->c, "alerts", 3, 10000), "3rd bad_rating");
+    must(f, it_wait_xlen(f->env.c, "alerts", 3, 10000), "3rd bad_rating");
     it_sleep_ms(300);
     assert_int_equal(rule_count(f, "officer_repeated"), 0);
     bad_rating(f);                  /* 4: the window kept its first two */
-    must(f, it_wait_xlen(f->c, "alerts", 5, 10000), "officer_repeated at 4");
+    must(f, it_wait_xlen(f->env.c, "alerts", 5, 10000), "officer_repeated at 4");
     assert_int_equal(rule_count(f, "officer_repeated"), 1);
 
-    assert_int_equal(it_write_config(f->riskd.cfg, f->redis.port,
+    assert_int_equal(it_write_config(f->env.riskd.cfg, f->env.redis.port,
         "{\"detectors\":{\"bad_rating\":{\"bad_score\":7}}}"), 0);
-    it_riskd_signal(&f->riskd, SIGHUP);
-    for (i = 0; i < 250 && !it_log_contains(&f->riskd, "reload refused"); i++)
+    it_riskd_signal(&f->env.riskd, SIGHUP);
+    for (i = 0; i < 250 && !it_log_contains(&f->env.riskd, "reload refused"); i++)
         it_sleep_ms(20);
-    must(f, it_log_contains(&f->riskd, "detectors.bad_rating.bad_score"), "refusal names the key");
-    assert_true(it_riskd_alive(&f->riskd));
+    must(f, it_log_contains(&f->env.riskd, "detectors.bad_rating.bad_score"), "refusal names the key");
+    assert_true(it_riskd_alive(&f->env.riskd));
     /* The refusal is also an alert of detector riskd, for the dashboards. */
-    must(f, it_wait_xlen(f->c, "alerts", 6, 10000), "config_rejected alert");
+    must(f, it_wait_xlen(f->env.c, "alerts", 6, 10000), "config_rejected alert");
     assert_int_equal(rule_count(f, "config_rejected"), 1);
     /* Old thresholds stay: a score of 1 is still bad, bad_score 2. */
     bad_rating(f);
-    must(f, it_wait_xlen(f->c, "alerts", 7, 10000), "still working after refused reload");
-    it_riskd_signal(&f->riskd, SIGTERM);
-    assert_int_equal(it_riskd_wait(&f->riskd, 15000), 0);
+    must(f, it_wait_xlen(f->env.c, "alerts", 7, 10000), "still working after refused reload");
+    it_riskd_signal(&f->env.riskd, SIGTERM);
+    assert_int_equal(it_riskd_wait(&f->env.riskd, 15000), 0);
 }
 
 static long long consumer_pending(fixture *f, const char *consumer)
 {
-    redisReply *r = it_cmd(f->c, "XPENDING enforce:scan riskd - + 1000 %s", consumer);
+    redisReply *r = it_cmd(f->env.c, "XPENDING enforce:scan riskd - + 1000 %s", consumer);
     long long n = r->type == REDIS_REPLY_ARRAY ? (long long)r->elements : -1;
     freeReplyObject(r);
     return n;
@@ -264,19 +258,19 @@ static void test_takeover_dead_consumer(void **state)
     start(f, "{\"streams\":{\"consumer\":\"old-host\"},\"state\":{\"interval\":\"1h\"}}");
     bad_rating(f);
     bad_rating(f);
-    must(f, it_wait_xlen(f->c, "alerts", 2, 10000), "2 alerts");
-    it_riskd_signal(&f->riskd, SIGKILL);
-    it_riskd_wait(&f->riskd, 5000);
+    must(f, it_wait_xlen(f->env.c, "alerts", 2, 10000), "2 alerts");
+    it_riskd_signal(&f->env.riskd, SIGKILL);
+    it_riskd_wait(&f->env.riskd, 5000);
     assert_int_equal(consumer_pending(f, "old-host"), 2);
     it_sleep_ms(1200);
     start(f, "{\"streams\":{\"consumer\":\"new-host\",\"claim_idle\":\"1s\"},"
              "\"state\":{\"interval\":\"200ms\"}}");
-    must(f, it_wait_drained(f->c, "enforce:scan", "riskd", 10000), "taken over and acked");
+    must(f, it_wait_drained(f->env.c, "enforce:scan", "riskd", 10000), "taken over and acked");
     assert_int_equal(consumer_pending(f, "old-host"), 0);
-    must(f, it_log_contains(&f->riskd, "claimed 2 entries"), "takeover logged");
+    must(f, it_log_contains(&f->env.riskd, "claimed 2 entries"), "takeover logged");
     /* The taken-over ratings are in the officer's window again. */
     bad_rating(f);
-    must(f, it_wait_xlen(f->c, "alerts", 4, 10000), "officer_repeated after takeover");
+    must(f, it_wait_xlen(f->env.c, "alerts", 4, 10000), "officer_repeated after takeover");
     assert_int_equal(rule_count(f, "officer_repeated"), 1);
     assert_int_equal(rule_count(f, "bad_rating"), 3);
 }
@@ -292,26 +286,26 @@ static void test_poison_entries(void **state)
     snprintf(cfg, sizeof(cfg), "{\"plugins\":[\"%s/tests/plugins/crasher.so\"],"
              "\"streams\":{\"max_deliveries\":2},\"state\":{\"interval\":\"200ms\"}}",
              it_build_dir());
-    it_xadd(f->c, "enforce:scan", "{\"type\":\"inspection.rated\",\"ts\":1740793800000,"
+    it_xadd(f->env.c, "enforce:scan", "{\"type\":\"inspection.rated\",\"ts\":1740793800000,"
             "\"task_id\":\"CRASH\",\"enterprise_id\":\"E\",\"score\":5}", id, sizeof(id));
     for (starts = 0; starts < 6; starts++) {
         start(f, cfg);
         it_sleep_ms(700);
-        if (it_riskd_alive(&f->riskd))
+        if (it_riskd_alive(&f->env.riskd))
             break;
-        it_riskd_wait(&f->riskd, 1000);
+        it_riskd_wait(&f->env.riskd, 1000);
     }
     assert_int_equal(starts, 3);    /* 3 crashes, then dead-lettered */
-    must(f, it_wait_xlen(f->c, "riskd:dead", 1, 10000), "poison dead-lettered");
-    must(f, it_log_contains(&f->riskd, "poison"), "poison logged");
-    it_xadd(f->c, "enforce:scan", "{\"type\":\"inspection.rated\",\"ts\":1740793900000,"
+    must(f, it_wait_xlen(f->env.c, "riskd:dead", 1, 10000), "poison dead-lettered");
+    must(f, it_log_contains(&f->env.riskd, "poison"), "poison logged");
+    it_xadd(f->env.c, "enforce:scan", "{\"type\":\"inspection.rated\",\"ts\":1740793900000,"
             "\"task_id\":\"FAIL\",\"enterprise_id\":\"E\",\"score\":1}", NULL, 0);
-    must(f, it_wait_xlen(f->c, "riskd:dead", 2, 10000), "failing entry dead-lettered");
+    must(f, it_wait_xlen(f->env.c, "riskd:dead", 2, 10000), "failing entry dead-lettered");
     /* the built-in detectors still saw it */
-    must(f, it_wait_xlen(f->c, "alerts", 1, 10000), "bad_rating of the FAIL entry");
-    must(f, it_wait_drained(f->c, "enforce:scan", "riskd", 10000), "nothing wedged");
-    it_riskd_signal(&f->riskd, SIGTERM);
-    assert_int_equal(it_riskd_wait(&f->riskd, 15000), 0);
+    must(f, it_wait_xlen(f->env.c, "alerts", 1, 10000), "bad_rating of the FAIL entry");
+    must(f, it_wait_drained(f->env.c, "enforce:scan", "riskd", 10000), "nothing wedged");
+    it_riskd_signal(&f->env.riskd, SIGTERM);
+    assert_int_equal(it_riskd_wait(&f->env.riskd, 15000), 0);
 }
 
 /* Checkpoints are written by a child process under an epoch fence: once a
@@ -326,32 +320,32 @@ static void test_checkpoint_epoch_fence(void **state)
     int i;
     start(f, FAST);
     bad_rating(f);
-    must(f, it_wait_xlen(f->c, "alerts", 1, 10000), "first alert");
-    must(f, it_wait_drained(f->c, "enforce:scan", "riskd", 10000), "checkpointed and acked");
-    r = it_cmd(f->c, "GET riskd:state:epoch");
+    must(f, it_wait_xlen(f->env.c, "alerts", 1, 10000), "first alert");
+    must(f, it_wait_drained(f->env.c, "enforce:scan", "riskd", 10000), "checkpointed and acked");
+    r = it_cmd(f->env.c, "GET riskd:state:epoch");
     assert_int_equal(r->type, REDIS_REPLY_STRING);
     assert_string_equal(r->str, "1");
     freeReplyObject(r);
     /* a "newer riskd" takes the epoch */
-    freeReplyObject(it_cmd(f->c, "SET riskd:state:epoch 99"));
-    r = it_cmd(f->c, "GET riskd:state");
+    freeReplyObject(it_cmd(f->env.c, "SET riskd:state:epoch 99"));
+    r = it_cmd(f->env.c, "GET riskd:state");
     {
         size_t blen = r->len;
         char *before = malloc(blen + 1);
         memcpy(before, r->str, blen);   /* binary: not strndup */
         freeReplyObject(r);
         bad_rating(f);
-        must(f, it_wait_xlen(f->c, "alerts", 2, 10000), "second alert");
-        for (i = 0; i < 50 && !it_log_contains(&f->riskd, "checkpoint process"); i++)
+        must(f, it_wait_xlen(f->env.c, "alerts", 2, 10000), "second alert");
+        for (i = 0; i < 50 && !it_log_contains(&f->env.riskd, "checkpoint process"); i++)
             it_sleep_ms(50);
-        must(f, it_log_contains(&f->riskd, "checkpoint process"), "the fenced write fails");
-        r = it_cmd(f->c, "GET riskd:state");
+        must(f, it_log_contains(&f->env.riskd, "checkpoint process"), "the fenced write fails");
+        r = it_cmd(f->env.c, "GET riskd:state");
         assert_int_equal(r->len, blen);
         assert_memory_equal(r->str, before, blen);      /* not overwritten */
         freeReplyObject(r);
         free(before);
     }
-    r = it_cmd(f->c, "XPENDING enforce:scan riskd");
+    r = it_cmd(f->env.c, "XPENDING enforce:scan riskd");
     assert_int_equal(r->element[0]->integer, 1);          /* not acknowledged */
     freeReplyObject(r);
 }

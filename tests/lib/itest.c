@@ -48,7 +48,7 @@ int it_free_port(void)
     return port;
 }
 
-static int make_dir(char *dir, size_t len, const char *what)
+int it_tmpdir(char *dir, size_t len, const char *what)
 {
     const char *tmp = getenv("TMPDIR");
     snprintf(dir, len, "%s/riskd-%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", what);
@@ -101,7 +101,7 @@ static int spawn_redis(it_redis *r)
 int it_redis_start(it_redis *r, const char *extra)
 {
     memset(r, 0, sizeof(*r));
-    if (make_dir(r->dir, sizeof(r->dir), "redis") != 0)
+    if (it_tmpdir(r->dir, sizeof(r->dir), "redis") != 0)
         return -1;
     r->port = it_free_port();
     snprintf(r->extra, sizeof(r->extra), "%s", extra ? extra : "");
@@ -217,7 +217,7 @@ int it_riskd_start(it_riskd *d, int port, const char *json)
 
     if (d->dir[0] == '\0') {
         memset(d, 0, sizeof(*d));
-        if (make_dir(d->dir, sizeof(d->dir), "riskd") != 0)
+        if (it_tmpdir(d->dir, sizeof(d->dir), "riskd") != 0)
             return -1;
         snprintf(d->cfg, sizeof(d->cfg), "%s/riskd.json", d->dir);
         snprintf(d->log, sizeof(d->log), "%s/riskd.log", d->dir);
@@ -445,4 +445,25 @@ size_t it_preload_workload(redisContext *c, size_t n, double days, double anomal
     }
     bg_gen_free(g);
     return n;
+}
+
+int it_env_start(it_env *env)
+{
+    memset(env, 0, sizeof(*env));
+    if (it_redis_start(&env->redis, NULL) != 0)
+        return -1;
+    env->c = it_connect(env->redis.port);
+    return 0;
+}
+
+void it_env_stop(it_env *env)
+{
+    if (env->riskd.pid > 0) {
+        it_riskd_signal(&env->riskd, SIGKILL);
+        it_riskd_wait(&env->riskd, 5000);
+    }
+    if (env->c != NULL)
+        redisFree(env->c);
+    env->c = NULL;
+    it_redis_kill(&env->redis);
 }

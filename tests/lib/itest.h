@@ -26,6 +26,21 @@ typedef struct it_riskd {
     char dir[256];
 } it_riskd;
 
+/* The common integration fixture: a throwaway redis-server, a client
+ * connected to it, and room for one riskd. */
+typedef struct it_env {
+    it_redis redis;
+    it_riskd riskd;
+    redisContext *c;
+} it_env;
+
+/* Start the redis-server and connect the client. Returns 0 or -1. */
+int it_env_start(it_env *env);
+/* SIGKILL riskd if it still runs, free the client, kill the redis-server. */
+void it_env_stop(it_env *env);
+/* Create a fresh directory "$TMPDIR/riskd-<what>-XXXXXX" into dir. 0 or -1. */
+int it_tmpdir(char *dir, size_t len, const char *what);
+
 /* A free TCP port on 127.0.0.1. */
 int it_free_port(void);
 /* Start redis-server (extra: more command-line arguments, may be NULL) and
