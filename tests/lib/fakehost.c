@@ -224,3 +224,53 @@ rk_entry_ref rk_fh_ref(unsigned stream, uint64_t ms, uint32_t seq)
     r.stream = stream;
     return r;
 }
+
+const char *rk_fh_check_corrupt_restore(rk_fakehost *fh, size_t version_at)
+{
+    rk_buf b = {0};
+    char err[256];
+    size_t len, i;
+    unsigned char *copy = NULL;
+    const char *fail = NULL;
+
+    if (fh->ops->snapshot(fh->self, &b) != 0 || b.len <= 8 || version_at >= b.len) {
+        rk_buf_free(&b);
+        return "snapshot failed or too short";
+    }
+    for (len = 0; len < b.len && fail == NULL; len++) {
+        err[0] = '\0';
+        if (fh->ops->restore(fh->self, b.data, len, err, sizeof(err)) != -1)
+            fail = "a truncated snapshot was accepted";
+        else if (strncmp(err, "snapshot: ", 10) != 0)
+            fail = "a truncation's error does not start with \"snapshot: \"";
+        else if (fh->ops->tracked_keys(fh->self) != 0)
+            fail = "a refused restore left state behind";
+    }
+    copy = malloc(b.len + 1);
+    if (fail == NULL && copy == NULL)
+        fail = "out of memory";
+    if (fail == NULL) {
+        memcpy(copy, b.data, b.len);
+        copy[b.len] = 0;
+        if (fh->ops->restore(fh->self, copy, b.len + 1, err, sizeof(err)) != -1)
+            fail = "trailing garbage was accepted";
+    }
+    if (fail == NULL) {
+        copy[version_at] ^= 0x10;
+        if (fh->ops->restore(fh->self, copy, b.len, err, sizeof(err)) != -1 ||
+            strcmp(err, "snapshot: unsupported format version") != 0)
+            fail = "another format version was not refused as unsupported";
+        copy[version_at] ^= 0x10;
+    }
+    for (i = 4; fail == NULL && i < b.len; i++) {
+        copy[i] ^= 0xa5;
+        (void)fh->ops->restore(fh->self, copy, b.len, err, sizeof(err));
+        copy[i] ^= 0xa5;
+    }
+    if (fail == NULL && (fh->ops->restore(fh->self, copy, b.len, err, sizeof(err)) != 0 ||
+                         fh->ops->tracked_keys(fh->self) == 0))
+        fail = "the intact snapshot no longer restores";
+    free(copy);
+    rk_buf_free(&b);
+    return fail;
+}

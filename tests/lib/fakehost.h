@@ -58,6 +58,16 @@ json_t *rk_fh_alert(const rk_fakehost *fh, size_t i);
  * config and restore the snapshot into it. Returns 0 or -1. */
 int rk_fh_roundtrip(rk_fakehost *fh, const char *cfg_json);
 
+/* Check the detector's restore against corrupt copies of its current
+ * snapshot: every truncation is refused with an error starting
+ * "snapshot: " and leaves no state (tracked_keys 0); trailing garbage is
+ * refused; a changed format version (the byte at version_at flipped) is
+ * refused with "snapshot: unsupported format version"; every single-byte
+ * flip is survived (no crash or leak under ASan/valgrind); and the intact
+ * snapshot still restores with state. Returns NULL when all hold, else the
+ * first check that failed. */
+const char *rk_fh_check_corrupt_restore(rk_fakehost *fh, size_t version_at);
+
 /* Build an entry ref quickly. */
 rk_entry_ref rk_fh_ref(unsigned stream, uint64_t ms, uint32_t seq);
 
