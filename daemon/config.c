@@ -55,6 +55,9 @@
 #define DEF_STATE_INTERVAL  (5 * RK_SECOND)
 #define DEF_STATE_KEY       "riskd:state"
 #define DEF_TASK_RETENTION  (30 * RK_DAY)
+#define DEF_LEASE_TTL       (5 * RK_SECOND)
+#define DEF_PARTITIONS      1
+#define MAX_PARTITIONS      1024
 
 /* ===================================================================
  * String helpers
@@ -398,7 +401,7 @@ bad:
 static int load_state(const json_t *root, rk_config *c, char *err, size_t errlen)
 {
     static const char *const keys[] = {
-        "interval", "key", "task_retention", NULL
+        "interval", "key", "task_retention", "lease_ttl", NULL
     };
     const json_t *o;
 
@@ -409,8 +412,14 @@ static int load_state(const json_t *root, rk_config *c, char *err, size_t errlen
                    err, errlen) != 0 ||
         rk_kit_cfg_duration(o, "state.", "task_retention", RK_SECOND,
                             DEF_TASK_RETENTION, &c->task_retention,
-                            err, errlen) != 0)
+                            err, errlen) != 0 ||
+        rk_kit_cfg_duration(o, "state.", "lease_ttl", RK_SECOND,
+                            DEF_LEASE_TTL, &c->lease_ttl, err, errlen) != 0)
         return -1;
+    if (c->lease_ttl > 10 * 60 * RK_SECOND) {
+        rk_kit_errf(err, errlen, "state.lease_ttl: expected a duration from 1s to 10m");
+        return -1;
+    }
     return 0;
 }
 
@@ -485,7 +494,7 @@ int rk__config_from_json(json_t *root, rk_config **out, char *err, size_t errlen
 {
     static const char *const top[] = {
         "redis", "streams", "alerts", "clock", "metrics", "detectors",
-        "plugins", "state", NULL
+        "plugins", "state", "partitions", NULL
     };
     rk_config *c;
 
@@ -507,6 +516,8 @@ int rk__config_from_json(json_t *root, rk_config **out, char *err, size_t errlen
         load_metrics(root, c, err, errlen) != 0 ||
         load_state(root, c, err, errlen) != 0 ||
         load_plugins(root, c, err, errlen) != 0 ||
+        cfg_int(root, "", "partitions", 1, MAX_PARTITIONS, DEF_PARTITIONS,
+                &c->partitions, err, errlen) != 0 ||
         check_detectors(root, err, errlen) != 0)
         goto fail;
 
@@ -619,6 +630,65 @@ int rk__config_load(const char *path, rk_config **out, char *err, size_t errlen)
     rc = rk__config_from_json(root, out, err, errlen);
     json_decref(root);
     return rc;
+}
+
+/* Replace *slot by "<*slot><suffix>" (the old string is freed). 0 or -1. */
+static int append_suffix(char **slot, const char *suffix)
+{
+    size_t a = strlen(*slot), b = strlen(suffix);
+    char *s = malloc(a + b + 1);
+    if (s == NULL)
+        return -1;
+    memcpy(s, *slot, a);
+    memcpy(s + a, suffix, b + 1);
+    free(*slot);
+    *slot = s;
+    return 0;
+}
+
+/* The configuration of partition p of base: a fresh copy of base (built
+ * again from its JSON document) whose input streams and state key carry the
+ * partition's hash tag when base->partitions > 1 ("enforce:scan:{3}",
+ * "riskd:state:{3}"), so every key of one partition lives in one Redis
+ * Cluster slot. With one partition the names stay as configured. Returns 0,
+ * or -1 with err when memory runs out. */
+int rk__config_partition(const rk_config *base, int p, rk_config **out, char *err,
+                         size_t errlen)
+{
+    char tag[24];
+    unsigned si;
+    rk_config *c;
+
+    if (rk__config_from_json(base->root, &c, err, errlen) != 0)
+        return -1;
+    /* What needs a restart comes from base itself, which after a reload
+     * keeps the values the process started with (node.c). */
+#define COPY(f) do { free(c->f); c->f = base->f ? dupstr(base->f) : NULL; \
+                     if (base->f && c->f == NULL) goto oom; } while (0)
+    COPY(redis_host); COPY(redis_password); COPY(redis_username); COPY(group);
+    COPY(consumer); COPY(start); COPY(state_key);
+    COPY(stream_key[0]); COPY(stream_key[1]);
+#undef COPY
+    c->redis_port = base->redis_port;
+    c->redis_db = base->redis_db;
+    c->partitions = base->partitions;
+    c->lease_ttl = base->lease_ttl;
+    c->partition = p;
+    if (base->partitions > 1) {
+        snprintf(tag, sizeof(tag), ":{%d}", p);
+        for (si = 0; si < RK_STREAM_COUNT; si++)
+            if (append_suffix(&c->stream_key[si], tag) != 0)
+                goto oom;
+        if (append_suffix(&c->state_key, tag) != 0)
+            goto oom;
+    }
+    *out = c;
+    return 0;
+oom:
+    rk_kit_errf(err, errlen, "out of memory");
+    rk__config_free(c);
+    *out = NULL;
+    return -1;
 }
 
 /* Free cfg and everything it owns (its reference to the JSON root

@@ -171,6 +171,13 @@ struct rk_engine {
     bool requested[RK_STREAM_COUNT];    /* streams in the read in flight */
     uint64_t round_hr;
     rk_engine_stats stats;
+    /* lease mode (rk__engine_set_lease, node.c) */
+    bool leased;                    /* writes are fenced by `epoch` */
+    bool claim_all;                 /* the first claim takes every pending entry */
+    uint64_t lease_until_hr;        /* uv_hrtime() past which we may not read */
+    bool lost;                      /* fenced out: doing nothing any more */
+    void (*lost_cb)(void *ud, const char *why);
+    void *lost_ud;
 };
 
 static void schedule_read(rk_engine *e);
@@ -180,6 +187,35 @@ static bool checkpoint_due(const rk_engine *e);
 static int checkpoint_fork(rk_engine *e);
 static void ack_covered(rk_engine *e);
 static void finish_stop(rk_engine *e);
+
+/* Fenced out (a write refused, or the lease's time is up): from now on the
+ * engine does nothing - no read, no write - and the node frees it. What it
+ * read and did not get acknowledged stays pending for the new holder. */
+static void engine_lost(rk_engine *e, const char *why)
+{
+    if (e->lost)
+        return;
+    e->lost = true;
+    e->state = E_STOPPED;
+    uv_timer_stop(&e->housekeeping);
+    rk__log(RK_LOG_WARNING, "partition %d (%s, %s): giving up: %s", e->cfg->partition,
+            e->st[0].key, e->st[1].key, why);
+    if (e->lost_cb)
+        e->lost_cb(e->lost_ud, why);
+}
+
+/* Still inside the lease? (Checked with a fresh clock, not the loop's
+ * cached one: after a pause the loop may run I/O callbacks before the
+ * timers that would notice.) */
+static bool lease_valid(rk_engine *e)
+{
+    if (!e->leased || e->lost)
+        return !e->lost;
+    if (uv_hrtime() < e->lease_until_hr)
+        return true;
+    engine_lost(e, "the lease ran out before it could be renewed");
+    return false;
+}
 
 /* ===================================================================
  * Helpers
@@ -799,6 +835,8 @@ static void on_read(rk_redis *r, redisReply *reply, void *pd)
     e->state = E_IDLE;
     if (reply == NULL)
         return;                     /* connection lost: on_rd_state handles it */
+    if (!lease_valid(e))
+        return;                     /* read but not applied: the new holder claims it */
     if (reply->type == REDIS_REPLY_ERROR) {
         if (strncmp(reply->str, "NOGROUP", 7) == 0) {
             rk__log(RK_LOG_WARNING, "consumer group %s is gone; creating it again",
@@ -874,7 +912,7 @@ static void schedule_read(rk_engine *e)
     bool block = true, any_buffered = false;
 
     if (e->stopping || e->state != E_IDLE || !rk__redis_ready(e->rd) ||
-        (int64_t)uv_now(e->loop) < e->read_retry_at)
+        (int64_t)uv_now(e->loop) < e->read_retry_at || !lease_valid(e))
         return;
     if (!e->replay && (int64_t)uv_now(e->loop) >= e->next_claim && e->st[0].pos >= e->st[0].n &&
         e->st[1].pos >= e->st[1].n) {
@@ -1148,6 +1186,29 @@ static void careful_resume(rk_engine *e)
     }
 }
 
+/* Under a lease, acknowledgements and inline checkpoints go through these
+ * scripts: they act only while the partition's epoch is still ours. An
+ * acknowledgement from a fenced-out leader would drop an entry the new
+ * holder has not applied yet. */
+static const char ack_fenced_lua[] =
+    "if redis.call('GET', KEYS[2]) ~= ARGV[1] then\n"
+    "  return redis.error_reply('FENCED epoch ' .. ARGV[1] .. ' of ' .. KEYS[2] .. "
+    "' is no longer current')\n"
+    "end\n"
+    "return redis.call('XACK', KEYS[1], ARGV[2], unpack(ARGV, 3))\n";
+static const char set_fenced_lua[] =
+    "if redis.call('GET', KEYS[2]) ~= ARGV[1] then\n"
+    "  return redis.error_reply('FENCED epoch ' .. ARGV[1] .. ' of ' .. KEYS[2] .. "
+    "' is no longer current')\n"
+    "end\n"
+    "return redis.call('SET', KEYS[1], ARGV[2])\n";
+
+static bool is_fenced_reply(const redisReply *reply)
+{
+    return reply != NULL && reply->type == REDIS_REPLY_ERROR &&
+           strncmp(reply->str, "FENCED", 6) == 0;
+}
+
 static void on_ack(rk_redis *r, redisReply *reply, void *pd)
 {
     rk_engine *e = pd;
@@ -1155,6 +1216,12 @@ static void on_ack(rk_redis *r, redisReply *reply, void *pd)
     bool ok = reply != NULL && reply->type != REDIS_REPLY_ERROR;
     (void)r;
     e->acks_inflight--;
+    if (e->lost)
+        return;
+    if (is_fenced_reply(reply)) {
+        engine_lost(e, reply->str);
+        return;
+    }
     if (!ok) {
         if (reply != NULL)
             rk__log(RK_LOG_ERR, "XACK failed: %s", reply->str);
@@ -1186,19 +1253,31 @@ static void ack_covered(rk_engine *e)
         stream_state *s = &e->st[si];
         size_t sent = 0;
         while (sent < s->covered) {
-            size_t n = s->covered - sent, k;
+            size_t n = s->covered - sent, k, h = 0;
             const char **argv;
+            char epoch[24];
             if (n > ACK_CHUNK)
                 n = ACK_CHUNK;
-            argv = malloc((n + 3) * sizeof(*argv));
+            argv = malloc((n + 7) * sizeof(*argv));
             if (argv == NULL)
                 break;
-            argv[0] = "XACK";
-            argv[1] = s->key;
-            argv[2] = e->cfg->group;
+            if (e->leased) {
+                /* EVAL script 2 stream epoch-key epoch group ids... */
+                snprintf(epoch, sizeof(epoch), "%lld", e->epoch);
+                argv[h++] = "EVAL";
+                argv[h++] = ack_fenced_lua;
+                argv[h++] = "2";
+                argv[h++] = s->key;
+                argv[h++] = e->epoch_key;
+                argv[h++] = epoch;
+            } else {
+                argv[h++] = "XACK";
+                argv[h++] = s->key;
+            }
+            argv[h++] = e->cfg->group;
             for (k = 0; k < n; k++)
-                argv[3 + k] = s->acks[sent + k];
-            if (rk__redis_cmd(e->wr, on_ack, e, 0, (int)(n + 3), argv, NULL) != 0) {
+                argv[h + k] = s->acks[sent + k];
+            if (rk__redis_cmd(e->wr, on_ack, e, 0, (int)(n + h), argv, NULL) != 0) {
                 free(argv);
                 break;
             }
@@ -1229,6 +1308,12 @@ static void on_ckpt_written(rk_redis *r, redisReply *reply, void *pd)
     rk_buf_free(&req->blob);
     free(req);
     e->ckpt_inflight = false;
+    if (e->lost)
+        return;
+    if (is_fenced_reply(reply)) {
+        engine_lost(e, reply->str);
+        return;
+    }
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
         if (reply != NULL)
             rk__log(RK_LOG_ERR, "writing the checkpoint to %s failed: %s",
@@ -1294,14 +1379,18 @@ static int child_checkpoint(rk_engine *e)
     if (r == NULL || r->type == REDIS_REPLY_ERROR)
         return -1;
     r = redisCommand(c, "GET %s", e->epoch_key);
-    if (r == NULL || r->type != REDIS_REPLY_STRING || strtoll(r->str, NULL, 10) != e->epoch)
-        return -1;                  /* a newer riskd took over */
+    if (r == NULL)
+        return -1;
+    if (r->type != REDIS_REPLY_STRING || strtoll(r->str, NULL, 10) != e->epoch)
+        return -2;                  /* a newer riskd took over */
     redisAppendCommand(c, "MULTI");
     redisAppendCommand(c, "SET %s %b", e->cfg->state_key, (const char *)b.data, b.len);
     redisAppendCommand(c, "EXEC");
     if (redisGetReply(c, (void **)&r) != REDIS_OK || redisGetReply(c, (void **)&r) != REDIS_OK ||
         redisGetReply(c, (void **)&r) != REDIS_OK)
         return -1;
+    if (r != NULL && r->type == REDIS_REPLY_NIL)
+        return -2;                  /* the epoch moved under WATCH */
     ok = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
          r->element[0]->type == REDIS_REPLY_STATUS;
     return ok ? 0 : -1;             /* nothing freed: the child exits */
@@ -1341,6 +1430,10 @@ static void on_ckpt_child(uv_poll_t *h, int status, int events)
         ;
     e->ckpt_pid = 0;
     e->ckpt_inflight = false;
+    if (res == 'f' && e->leased) {
+        engine_lost(e, "the checkpoint was fenced: another riskd holds the epoch");
+        return;
+    }
     if (res != 'y') {
         rk__log(RK_LOG_ERR, "writing the checkpoint to %s failed (in the checkpoint process)",
                 e->cfg->state_key);
@@ -1376,8 +1469,10 @@ static int checkpoint_fork(rk_engine *e)
     }
     if (pid == 0) {
         char res;
+        int rc;
         close(fds[0]);
-        res = child_checkpoint(e) == 0 ? 'y' : 'n';
+        rc = child_checkpoint(e);
+        res = rc == 0 ? 'y' : rc == -2 ? 'f' : 'n';
         if (write(fds[1], &res, 1) != 1)
             _exit(1);
         _exit(0);
@@ -1417,13 +1512,14 @@ static bool checkpoint_due(const rk_engine *e)
 static void checkpoint(rk_engine *e)
 {
     ckpt_req *req;
-    const char *argv[3];
-    size_t lens[3];
+    const char *argv[7];
+    size_t lens[7];
+    int argc;
     unsigned si;
 
     if (e->ckpt_inflight || e->acks_inflight > 0 || !e->restored ||
         !rk__redis_ready(e->wr) || rk__outbox_pending(e->ob) > 0 ||
-        e->state == E_FLUSHING)
+        e->state == E_FLUSHING || !lease_valid(e))
         return;
     e->last_ckpt = (int64_t)uv_now(e->loop);
     e->ckpt_started_hr = uv_hrtime();
@@ -1448,10 +1544,24 @@ static void checkpoint(rk_engine *e)
         return;
     }
     e->ckpt_size = req->blob.len;
-    argv[0] = "SET"; lens[0] = 3;
-    argv[1] = e->cfg->state_key; lens[1] = strlen(e->cfg->state_key);
-    argv[2] = (const char *)req->blob.data; lens[2] = req->blob.len;
-    if (rk__redis_cmd(e->wr, on_ckpt_written, req, 0, 3, argv, lens) != 0) {
+    if (e->leased) {
+        char epoch[24];
+        snprintf(epoch, sizeof(epoch), "%lld", e->epoch);
+        argv[0] = "EVAL"; lens[0] = 4;
+        argv[1] = set_fenced_lua; lens[1] = strlen(set_fenced_lua);
+        argv[2] = "2"; lens[2] = 1;
+        argv[3] = e->cfg->state_key; lens[3] = strlen(e->cfg->state_key);
+        argv[4] = e->epoch_key; lens[4] = strlen(e->epoch_key);
+        argv[5] = epoch; lens[5] = strlen(epoch);
+        argv[6] = (const char *)req->blob.data; lens[6] = req->blob.len;
+        argc = 7;
+    } else {
+        argv[0] = "SET"; lens[0] = 3;
+        argv[1] = e->cfg->state_key; lens[1] = strlen(e->cfg->state_key);
+        argv[2] = (const char *)req->blob.data; lens[2] = req->blob.len;
+        argc = 3;
+    }
+    if (rk__redis_cmd(e->wr, on_ckpt_written, req, 0, argc, argv, lens) != 0) {
         rk_buf_free(&req->blob);
         free(req);
         return;
@@ -1529,6 +1639,7 @@ static void claims_step(rk_engine *e);
 static void claims_done(rk_engine *e)
 {
     unsigned si;
+    e->claim_all = false;
     e->next_claim = (int64_t)uv_now(e->loop) + e->cfg->claim_idle;
     if (e->claimed_any) {
         for (si = 0; si < RK_STREAM_COUNT; si++) {
@@ -1662,7 +1773,9 @@ static void claims_step(rk_engine *e)
     s = &e->st[e->claim_si];
     if (e->claim_step == 0) {
         const char *argv[9];
-        snprintf(idle, sizeof(idle), "%lld", (long long)e->cfg->claim_idle);
+        /* Taking a partition over under a lease, every entry another
+         * consumer holds is orphaned: claim them all, whatever their idle. */
+        snprintf(idle, sizeof(idle), "%lld", e->claim_all ? 0LL : (long long)e->cfg->claim_idle);
         argv[0] = "XAUTOCLAIM"; argv[1] = s->key; argv[2] = e->cfg->group;
         argv[3] = e->cfg->consumer; argv[4] = idle; argv[5] = e->claim_cursor;
         argv[6] = "COUNT"; argv[7] = "1000"; argv[8] = "JUSTID";
@@ -2214,6 +2327,38 @@ void rk__engine_on_ready(rk_engine *e, void (*cb)(void *ud), void *ud)
 {
     e->ready_cb = cb;
     e->ready_ud = ud;
+}
+
+static void on_outbox_fenced(void *ud, const char *why)
+{
+    engine_lost(ud, why);
+}
+
+int rk__engine_set_lease(rk_engine *e, long long epoch, bool takeover,
+                         void (*lost)(void *ud, const char *why), void *ud)
+{
+    if (e->replay || e->epoch_key == NULL ||
+        rk__outbox_set_fence(e->ob, e->epoch_key, epoch, on_outbox_fenced) != 0)
+        return -1;
+    e->leased = true;
+    e->epoch = epoch;
+    e->claim_all = takeover;
+    e->lost_cb = lost;
+    e->lost_ud = ud;
+    e->lease_until_hr = uv_hrtime();    /* nothing before the first renewal */
+    return 0;
+}
+
+void rk__engine_lease_until(rk_engine *e, uint64_t until_hr)
+{
+    e->lease_until_hr = until_hr;
+    if (e->state == E_IDLE && !e->lost)
+        schedule_read(e);
+}
+
+bool rk__engine_lost(const rk_engine *e)
+{
+    return e->lost;
 }
 
 int rk__engine_reload(rk_engine *e, rk_config *cfg, char *err, size_t errlen)

@@ -119,6 +119,9 @@ typedef struct rk_config {
     int64_t task_retention;         /* state.task_retention (default 30d) */
     int64_t claim_idle;             /* streams.claim_idle (default 60s) */
     int max_deliveries;             /* streams.max_deliveries (default 5) */
+    int64_t lease_ttl;              /* state.lease_ttl, ms (default 5s) */
+    int partitions;                 /* partitions (default 1) */
+    int partition;                  /* which one this copy serves (node.c) */
     /* detectors: the object under "detectors" (borrowed from root); each
      * detector validates its own part, see registry.c. */
     json_t *detectors;
@@ -135,6 +138,11 @@ int rk__config_from_json(json_t *root, rk_config **out, char *err, size_t errlen
  * line and column). */
 int rk__config_load(const char *path, rk_config **out, char *err, size_t errlen);
 void rk__config_free(rk_config *cfg);
+/* The configuration of partition p (0-based) of base: a copy whose input
+ * streams and state key carry the hash tag ":{p}" when base->partitions > 1.
+ * Returns 0 or -1 with err (out of memory). */
+int rk__config_partition(const rk_config *base, int p, rk_config **out, char *err,
+                         size_t errlen);
 
 /* ===================================================================
  * log.c - one line per thing worth logging
@@ -287,6 +295,11 @@ int rk__outbox_dead(rk_outbox *o, const char *stream, const char *entry_id,
 void rk__outbox_kick(rk_outbox *o);
 size_t rk__outbox_pending(const rk_outbox *o);
 const rk_outbox_stats *rk__outbox_stats(const rk_outbox *o);
+/* Fence every later write: the script writes only while GET key == epoch
+ * (the lease's epoch, see node.c). A write refused for that calls
+ * on_fenced(ud, reason) once and the outbox sends nothing more. 0 or -1. */
+int rk__outbox_set_fence(rk_outbox *o, const char *key, long long epoch,
+                         void (*on_fenced)(void *ud, const char *why));
 /* The writer connection went down: everything in flight is resent later. */
 void rk__outbox_writer_down(rk_outbox *o);
 
@@ -450,6 +463,19 @@ void rk__engine_replay_summary(const rk_engine *e, FILE *f);
 /* Called once when the engine first consumes (groups ready, first read
  * sent) - systemd READY=1. */
 void rk__engine_on_ready(rk_engine *e, void (*cb)(void *ud), void *ud);
+/* Lease mode (node.c): the engine runs under `epoch`, the fencing token of
+ * the partition's lease, instead of taking one at start; every alert, dead
+ * letter, acknowledgement and checkpoint it writes is checked by Redis
+ * against <state.key>:epoch. takeover: the first claim takes every entry
+ * other consumers left pending, whatever its idle time. Once a write is
+ * refused, or the loop finds uv_hrtime() past the time given to
+ * rk__engine_lease_until (nothing is read before the first call), the
+ * engine stops doing anything and calls lost(ud, why) once; the caller
+ * then frees it (not from inside the callback). 0 or -1. */
+int rk__engine_set_lease(rk_engine *e, long long epoch, bool takeover,
+                         void (*lost)(void *ud, const char *why), void *ud);
+void rk__engine_lease_until(rk_engine *e, uint64_t until_hr);
+bool rk__engine_lost(const rk_engine *e);
 /* Apply a new configuration (ownership of cfg passes to the engine on
  * success only). Keys that need a restart (redis.*, streams.*) keep their
  * old values and are logged. Returns 0 or -1 with err. */
@@ -470,6 +496,33 @@ const rk_config *rk__engine_config(const rk_engine *e);
 void rk__engine_render_metrics(rk_engine *e, rk_buf *out);
 
 /* ===================================================================
+ * node.c - leases, partitions and their engines (one process among several)
+ * =================================================================== */
+
+typedef struct rk_node rk_node;
+/* Start taking part: heartbeat, acquire the leases of the partitions this
+ * process is preferred for, run an engine for each one held. Takes
+ * ownership of cfg. NULL with err on a detector/plugin error. */
+rk_node *rk__node_new(struct uv_loop_s *loop, rk_config *cfg, char *err, size_t errlen);
+/* cb(ud, active) once: when the first partition consumes (active) or when
+ * the process settled as a standby holding nothing. */
+void rk__node_on_ready(rk_node *n, void (*cb)(void *ud, bool active), void *ud);
+/* Reload every engine held; keys needing a restart are kept (logged). */
+int rk__node_reload(rk_node *n, rk_config *cfg, char *err, size_t errlen);
+void rk__node_reject_config(rk_node *n, const char *path, const char *error);
+/* Stop every engine cleanly, release the leases (a standby takes over at
+ * once), leave the members; then done(ud). */
+void rk__node_stop(rk_node *n, void (*done)(void *ud), void *ud);
+void rk__node_free(rk_node *n);
+/* 1 when active and every engine held is healthy, else 0; buf gets the
+ * text for /healthz: "ok" / "unavailable" with one partition,
+ * "ok (active: partitions 0 2)" with several, "standby" when none is held. */
+int rk__node_health(const rk_node *n, char *buf, size_t len);
+void rk__node_render_metrics(rk_node *n, rk_buf *out);
+/* Does this process hold (or is it taking over) any partition? */
+bool rk__node_active(const rk_node *n);
+
+/* ===================================================================
  * notify.c - the systemd notify protocol, spoken directly
  * =================================================================== */
 
@@ -485,11 +538,11 @@ int64_t rk__notify_watchdog_ms(void);
  * =================================================================== */
 
 typedef struct rk_metrics rk_metrics;
-/* Listen on host:port and serve /metrics (rk__engine_render_metrics) and
- * /healthz (200 "ok" when rk__engine_healthy, else 503). Returns NULL with
+/* Listen on host:port and serve /metrics (rk__node_render_metrics) and
+ * /healthz (200 when rk__node_health, else 503). Returns NULL with
  * err when the address cannot be bound. */
 rk_metrics *rk__metrics_start(struct uv_loop_s *loop, const char *host, int port,
-                              rk_engine *e, char *err, size_t errlen);
+                              rk_node *node, char *err, size_t errlen);
 /* Close the listener and every client; memory is freed once libuv has
  * closed the handles. */
 void rk__metrics_stop(rk_metrics *m);

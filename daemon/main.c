@@ -17,7 +17,8 @@
  * stays), SIGTERM/SIGINT stop cleanly (the batch in hand is finished, its
  * alerts written and its entries acknowledged) and exit 0.
  *
- * systemd (Type=notify): READY=1 once the engine consumes, RELOADING=1 /
+ * systemd (Type=notify): READY=1 once a partition consumes (or the process
+ * settled as a standby: STATUS=standby), RELOADING=1 /
  * READY=1 around a reload, STOPPING=1, STATUS= lines, and WATCHDOG=1 at
  * half the watchdog interval when $WATCHDOG_USEC is set. */
 #include <getopt.h>
@@ -36,7 +37,7 @@
 typedef struct app {
     uv_loop_t *loop;
     const char *config_path;
-    rk_engine *engine;
+    rk_node *node;
     rk_metrics *metrics;
     uv_signal_t sighup, sigterm, sigint;
     uv_timer_t watchdog;
@@ -57,10 +58,11 @@ static void usage(FILE *f)
             "       riskd -h              this help\n");
 }
 
-static void on_engine_ready(void *ud)
+static void on_node_ready(void *ud, bool active)
 {
     (void)ud;
-    rk__notify("READY=1\nSTATUS=consuming");
+    rk__notify(active ? "READY=1\nSTATUS=consuming" : "READY=1\nSTATUS=standby");
+    rk__log(RK_LOG_NOTICE, "ready (%s)", active ? "active" : "standby");
 }
 
 static void close_handles(app *a)
@@ -80,8 +82,8 @@ static void on_stopped(void *ud)
     rk__log(RK_LOG_NOTICE, "stopped");
     rk__metrics_stop(a->metrics);
     a->metrics = NULL;
-    rk__engine_free(a->engine);
-    a->engine = NULL;
+    rk__node_free(a->node);
+    a->node = NULL;
     close_handles(a);
 }
 
@@ -97,15 +99,16 @@ static void on_signal(uv_signal_t *h, int signum)
         rk__notify("RELOADING=1\nSTATUS=reloading");
         if (rk__config_load(a->config_path, &cfg, err, sizeof(err)) != 0) {
             rk__log(RK_LOG_ERR, "reload refused, keeping the running configuration: %s", err);
-            rk__engine_reject_config(a->engine, a->config_path, err);
-        } else if (rk__engine_reload(a->engine, cfg, err, sizeof(err)) != 0) {
+            rk__node_reject_config(a->node, a->config_path, err);
+        } else if (rk__node_reload(a->node, cfg, err, sizeof(err)) != 0) {
             rk__log(RK_LOG_ERR, "reload refused, keeping the running configuration: %s", err);
-            rk__engine_reject_config(a->engine, a->config_path, err);
+            rk__node_reject_config(a->node, a->config_path, err);
             rk__config_free(cfg);
         } else {
             rk__log(RK_LOG_NOTICE, "configuration reloaded from %s", a->config_path);
         }
-        rk__notify("READY=1\nSTATUS=consuming");
+        rk__notify(rk__node_active(a->node) ? "READY=1\nSTATUS=consuming"
+                                            : "READY=1\nSTATUS=standby");
         return;
     }
     if (a->stopping)
@@ -113,7 +116,7 @@ static void on_signal(uv_signal_t *h, int signum)
     a->stopping = 1;
     rk__log(RK_LOG_NOTICE, "%s: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
     rk__notify("STOPPING=1\nSTATUS=stopping");
-    rk__engine_stop(a->engine, on_stopped, a);
+    rk__node_stop(a->node, on_stopped, a);
 }
 
 static void on_watchdog(uv_timer_t *t)
@@ -303,24 +306,24 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     a.loop = uv_default_loop();
-    a.engine = rk__engine_new(a.loop, cfg, err, sizeof(err));
-    if (a.engine == NULL) {
+    a.node = rk__node_new(a.loop, cfg, err, sizeof(err));
+    if (a.node == NULL) {
         rk__log(RK_LOG_ERR, "%s: %s", a.config_path, err);
         rk__config_free(cfg);
         return 1;
     }
     if (cfg->metrics_host != NULL) {
         a.metrics = rk__metrics_start(a.loop, cfg->metrics_host, cfg->metrics_port,
-                                      a.engine, err, sizeof(err));
+                                      a.node, err, sizeof(err));
         if (a.metrics == NULL) {
             rk__log(RK_LOG_ERR, "metrics.listen \"%s\": %s", cfg->metrics_listen, err);
-            rk__engine_free(a.engine);
+            rk__node_free(a.node);
             uv_run(a.loop, UV_RUN_DEFAULT);
             uv_loop_close(a.loop);
             return 1;
         }
     }
-    rk__engine_on_ready(a.engine, on_engine_ready, &a);
+    rk__node_on_ready(a.node, on_node_ready, &a);
     uv_signal_init(a.loop, &a.sighup);
     uv_signal_init(a.loop, &a.sigterm);
     uv_signal_init(a.loop, &a.sigint);

@@ -17,9 +17,10 @@
  *   CLOSING    uv_close() was called on both handles; the memory goes in
  *              the last close callback.
  *
- * The request is answered as: /metrics -> 200 with the engine's Prometheus
- * text (rk__engine_render_metrics), /healthz -> 200 "ok" or 503
- * "unavailable" (rk__engine_healthy), any other path -> 404, a method
+ * The request is answered as: /metrics -> 200 with the node's Prometheus
+ * text (rk__node_render_metrics), /healthz -> 200 "ok (active: partition
+ * 0)" or 503 "standby (...)" / "unavailable (...)" (rk__node_health), any
+ * other path -> 404, a method
  * other than GET or HEAD on a known path -> 405. At most MAX_CLIENTS are
  * served at once; a connection beyond that is accepted and closed at once.
  * Nothing here blocks: the only blocking call is the name lookup in
@@ -71,7 +72,7 @@ typedef struct client {
 struct rk_metrics {
     uv_loop_t *loop;
     uv_tcp_t server;
-    rk_engine *eng;
+    rk_node *node;
     client *clients;                    /* open (not closing) clients */
     int nclients;                       /* allocated, including closing */
     int stopping;
@@ -247,15 +248,13 @@ static void dispatch(client *c)
         return;
     }
     if (is_healthz) {
-        if (rk__engine_healthy(c->m->eng))
-            respond_text(c, 200, "ok\n");
-        else
-            respond_text(c, 503, "unavailable\n");
+        char text[256];
+        respond_text(c, rk__node_health(c->m->node, text, sizeof(text)) ? 200 : 503, text);
         return;
     }
     {
         rk_buf b = {NULL, 0, 0, 0};
-        rk__engine_render_metrics(c->m->eng, &b);
+        rk__node_render_metrics(c->m->node, &b);
         if (b.oom || b.len > UINT32_MAX) {
             rk_buf_free(&b);
             respond_text(c, 500, "out of memory\n");
@@ -440,7 +439,7 @@ static int resolve(const char *host, int port, struct sockaddr_storage *ss,
 }
 
 rk_metrics *rk__metrics_start(uv_loop_t *loop, const char *host, int port,
-                              rk_engine *e, char *err, size_t errlen)
+                              rk_node *node, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
     struct rk_metrics *m;
@@ -456,7 +455,7 @@ rk_metrics *rk__metrics_start(uv_loop_t *loop, const char *host, int port,
         return NULL;
     }
     m->loop = loop;
-    m->eng = e;
+    m->node = node;
     if ((rc = uv_tcp_init(loop, &m->server)) != 0) {
         rk_kit_errf(err, errlen, "cannot create a socket: %s", uv_strerror(rc));
         free(m);

@@ -8,6 +8,7 @@
  * with SCRIPT LOAD and called with EVALSHA (reloaded after NOSCRIPT, as a
  * restarted Redis has an empty script cache):
  *
+ *   GET <epoch key> == my epoch      -- fenced: only the lease holder
  *   SET <dedupe key> 1 NX EX <ttl>   -- first writer of this id wins
  *   XADD <stream> MAXLEN ~ <maxlen> * <field> <value> ...
  *   PUBLISH <channel> <data>         -- alerts only
@@ -18,7 +19,9 @@
  * 0 already written before); an error or a lost connection puts it back in
  * the queue. At most OUTBOX_MAX_INFLIGHT commands are in flight. When the
  * queue becomes empty the owner is told (on_drained), and only then does
- * the engine acknowledge the entries behind those alerts. */
+ * the engine acknowledge the entries behind those alerts. A write refused
+ * by the fence ("FENCED": another riskd took the partition's lease) stops
+ * the outbox for good and tells the owner, who abandons the partition. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -158,24 +161,32 @@ done:
  * The publish-once script
  * =================================================================== */
 
-/* KEYS[1] dedupe key, KEYS[2] stream; ARGV[1] ttl seconds, ARGV[2] maxlen,
- * ARGV[3] channel ("" = no publish), ARGV[4..] field/value pairs; the
- * published message is ARGV[5], the first value. */
+/* KEYS[1] dedupe key, KEYS[2] stream, KEYS[3] fence (the partition's epoch
+ * key, or the stream key again when unfenced); ARGV[1] the writer's epoch
+ * ("" = unfenced), ARGV[2] ttl seconds, ARGV[3] maxlen, ARGV[4] channel
+ * ("" = no publish), ARGV[5..] field/value pairs; the published message is
+ * ARGV[6], the first value. */
 static const char publish_once_lua[] =
+    /* A writer whose lease another riskd has taken since (the epoch moved
+     * on) writes nothing: a paused or cut-off old leader is fenced out. */
+    "if ARGV[1] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[1] then\n"
+    "  return redis.error_reply('FENCED epoch ' .. ARGV[1] .. ' of ' .. KEYS[3] .. "
+    "' is no longer current')\n"
+    "end\n"
     /* Check the user's rights before the SET: a script is not rolled back,
      * so a refused XADD or PUBLISH after the SET would leave the id marked
      * written and the alert lost. (redis.acl_check_cmd: Redis >= 7.0.) */
     "if redis.acl_check_cmd and not (redis.acl_check_cmd('XADD', KEYS[2], 'MAXLEN', '~', "
-    "ARGV[2], '*', ARGV[4], ARGV[5]) and (ARGV[3] == '' or "
-    "redis.acl_check_cmd('PUBLISH', ARGV[3], ARGV[5]))) then\n"
+    "ARGV[3], '*', ARGV[5], ARGV[6]) and (ARGV[4] == '' or "
+    "redis.acl_check_cmd('PUBLISH', ARGV[4], ARGV[6]))) then\n"
     "  return redis.error_reply('NOPERM the Redis user may not XADD to ' .. KEYS[2] .. "
-    "' or PUBLISH to ' .. ARGV[3])\n"
+    "' or PUBLISH to ' .. ARGV[4])\n"
     "end\n"
-    "if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then\n"
+    "if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then\n"
     "  local f = {}\n"
-    "  for i = 4, #ARGV do f[#f + 1] = ARGV[i] end\n"
-    "  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', unpack(f))\n"
-    "  if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], ARGV[5]) end\n"
+    "  for i = 5, #ARGV do f[#f + 1] = ARGV[i] end\n"
+    "  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(f))\n"
+    "  if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[6]) end\n"
     "  return 1\n"
     "end\n"
     "return 0\n";
@@ -215,6 +226,11 @@ struct rk_outbox {
     /* configuration */
     char *alerts_stream, *channel_prefix;
     char ttl_s[24], maxlen[24];
+    /* fencing (rk__outbox_set_fence) */
+    char *fence_key;                /* NULL: unfenced */
+    char fence_epoch[24];
+    int fenced;                     /* a write was refused: nothing more is sent */
+    void (*on_fenced)(void *ud, const char *why);
     rk_outbox_stats stats;
 };
 
@@ -309,6 +325,14 @@ static void on_item_reply(rk_redis *r, redisReply *reply, void *pd)
     if (reply == NULL)
         return;                     /* connection lost: resent on reconnect */
     o->stats.errors++;
+    if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "FENCED", 6) == 0) {
+        if (!o->fenced) {
+            o->fenced = 1;
+            if (o->on_fenced)
+                o->on_fenced(o->ud, reply->str);
+        }
+        return;                     /* the owner abandons the outbox */
+    }
     if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
         if (o->script_state == 2) {
             rk__log(RK_LOG_NOTICE, "publish script missing on the server (NOSCRIPT): loading it again");
@@ -326,7 +350,7 @@ static void ob_send(rk_outbox *o)
 {
     size_t i;
 
-    if (!rk__redis_ready(o->wr))
+    if (!rk__redis_ready(o->wr) || o->fenced)
         return;
     if (o->script_state == 0) {
         const char *argv[3] = {"SCRIPT", "LOAD", publish_once_lua};
@@ -338,8 +362,8 @@ static void ob_send(rk_outbox *o)
         return;
     for (i = o->scan_from; i < o->n && o->inflight < OUTBOX_MAX_INFLIGHT; i++) {
         ob_item *it = o->items[i];
-        const char *argv[16];
-        size_t lens[16];
+        const char *argv[20];
+        size_t lens[20];
         int argc = 0, k;
 
         if (it->state != IT_QUEUED) {
@@ -349,9 +373,16 @@ static void ob_send(rk_outbox *o)
         }
         argv[argc] = "EVALSHA"; lens[argc++] = 7;
         argv[argc] = o->sha; lens[argc++] = 40;
-        argv[argc] = "2"; lens[argc++] = 1;
+        argv[argc] = "3"; lens[argc++] = 1;
         argv[argc] = it->key; lens[argc++] = strlen(it->key);
         argv[argc] = it->stream; lens[argc++] = strlen(it->stream);
+        if (o->fence_key != NULL) {
+            argv[argc] = o->fence_key; lens[argc++] = strlen(o->fence_key);
+            argv[argc] = o->fence_epoch; lens[argc++] = strlen(o->fence_epoch);
+        } else {
+            argv[argc] = it->stream; lens[argc++] = strlen(it->stream);
+            argv[argc] = ""; lens[argc++] = 0;
+        }
         argv[argc] = o->ttl_s; lens[argc++] = strlen(o->ttl_s);
         argv[argc] = o->maxlen; lens[argc++] = strlen(o->maxlen);
         argv[argc] = it->channel; lens[argc++] = strlen(it->channel);
@@ -397,6 +428,7 @@ static void retry_closed(uv_handle_t *h)
     free(o->items);
     free(o->alerts_stream);
     free(o->channel_prefix);
+    free(o->fence_key);
     free(o);
 }
 
@@ -406,6 +438,19 @@ void rk__outbox_free(rk_outbox *o)
         return;
     uv_timer_stop(&o->retry);
     uv_close((uv_handle_t *)&o->retry, retry_closed);
+}
+
+int rk__outbox_set_fence(rk_outbox *o, const char *key, long long epoch,
+                         void (*on_fenced)(void *ud, const char *why))
+{
+    char *k = strdup(key);
+    if (k == NULL)
+        return -1;
+    free(o->fence_key);
+    o->fence_key = k;
+    snprintf(o->fence_epoch, sizeof(o->fence_epoch), "%lld", epoch);
+    o->on_fenced = on_fenced;
+    return 0;
 }
 
 void rk__outbox_configure(rk_outbox *o, const rk_config *cfg)
