@@ -1269,12 +1269,14 @@ static int child_checkpoint(rk_engine *e)
     rk_buf b = {0};
     redisContext *c;
     redisReply *r;
-    int ok = 0;
+    const char *host;
+    int ok = 0, port;
 
     rk_buf_reserve(&b, e->ckpt_size + e->ckpt_size / 8 + 4096);
     if (build_state(e, &b) != 0)
         return -1;
-    c = redisConnectWithTimeout(e->cfg->redis_host, e->cfg->redis_port, tv);
+    rk__redis_addr(e->wr, &host, &port);  /* the master the writer is on */
+    c = redisConnectWithTimeout(host, port, tv);
     if (c == NULL || c->err)
         return -1;
     redisSetTimeout(c, tv);
@@ -1304,6 +1306,15 @@ static int child_checkpoint(rk_engine *e)
         return -1;
     ok = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
          r->element[0]->type == REDIS_REPLY_STATUS;
+    if (ok && e->cfg->redis_wait_replicas > 0) {
+        /* Only a checkpoint the replicas have survives a failover. */
+        tv.tv_sec += (time_t)(e->cfg->redis_wait_timeout / 1000);
+        redisSetTimeout(c, tv);
+        r = redisCommand(c, "WAIT %d %lld", e->cfg->redis_wait_replicas,
+                         (long long)e->cfg->redis_wait_timeout);
+        ok = r != NULL && r->type == REDIS_REPLY_INTEGER &&
+             r->integer >= e->cfg->redis_wait_replicas;
+    }
     return ok ? 0 : -1;             /* nothing freed: the child exits */
 }
 
@@ -2035,6 +2046,9 @@ static void redis_opts(const rk_config *cfg, const char *name, rk_redis_opts *o)
     o->username = cfg->redis_username;
     o->password = cfg->redis_password;
     o->db = cfg->redis_db;
+    o->sentinels = (const char *const *)cfg->redis_sentinels;
+    o->n_sentinels = cfg->n_sentinels;
+    o->master_name = cfg->redis_master_name;
 }
 
 /* Parse a --from/--to value: an entry id "ms-seq" or "ms" (for --to, "ms"
