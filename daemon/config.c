@@ -36,6 +36,10 @@
 #define DEF_REDIS_HOST      "127.0.0.1"
 #define DEF_REDIS_PORT      6379
 #define DEF_REDIS_DB        0
+#define DEF_MASTER_NAME     "mymaster"
+#define DEF_WAIT_REPLICAS   0
+#define DEF_WAIT_TIMEOUT    RK_SECOND
+#define MAX_WAIT_TIMEOUT    (60 * RK_SECOND)
 #define DEF_STREAM_SCAN     "enforce:scan"
 #define DEF_STREAM_CASE     "enforce:case"
 #define DEF_GROUP           "riskd"
@@ -243,10 +247,52 @@ static int cfg_section(const json_t *root, const char *key,
  * Sections
  * =================================================================== */
 
+/* Read redis.sentinels (o is the redis section, or NULL): absent or [] is
+ * no Sentinel; otherwise an array of "host:port" strings (see
+ * rk__sentinel_parse_addr), copied into c. Returns 0 or -1 with err naming
+ * the key ("redis.sentinels[1]: expected \"host:port\""). */
+static int load_sentinels(const json_t *o, rk_config *c, char *err, size_t errlen)
+{
+    const json_t *a = json_object_get(o, "sentinels");
+    char host[256];
+    size_t i, n;
+    int port;
+
+    if (a == NULL)
+        return 0;
+    if (!json_is_array(a)) {
+        rk_kit_errf(err, errlen, "redis.sentinels: expected an array of "
+                    "\"host:port\" strings");
+        return -1;
+    }
+    n = json_array_size(a);
+    if (n == 0)
+        return 0;
+    if ((c->redis_sentinels = calloc(n, sizeof(*c->redis_sentinels))) == NULL) {
+        rk_kit_errf(err, errlen, "redis.sentinels: out of memory");
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        const json_t *v = json_array_get(a, i);
+        if (!is_cstring(v) ||
+            rk__sentinel_parse_addr(json_string_value(v), host, sizeof(host), &port) != 0) {
+            rk_kit_errf(err, errlen, "redis.sentinels[%zu]: expected \"host:port\"", i);
+            return -1;
+        }
+        if ((c->redis_sentinels[i] = dupstr(json_string_value(v))) == NULL) {
+            rk_kit_errf(err, errlen, "redis.sentinels: out of memory");
+            return -1;
+        }
+        c->n_sentinels = i + 1;
+    }
+    return 0;
+}
+
 static int load_redis(const json_t *root, rk_config *c, char *err, size_t errlen)
 {
     static const char *const keys[] = {
-        "host", "port", "password", "username", "db", NULL
+        "host", "port", "password", "username", "db", "sentinels",
+        "master_name", "wait_replicas", "wait_timeout", NULL
     };
     const json_t *o;
 
@@ -264,6 +310,25 @@ static int load_redis(const json_t *root, rk_config *c, char *err, size_t errlen
         return -1;
     if (c->redis_username != NULL && c->redis_password == NULL) {
         rk_kit_errf(err, errlen, "redis.username: requires redis.password");
+        return -1;
+    }
+    if (load_sentinels(o, c, err, errlen) != 0 ||
+        cfg_string(o, "redis.", "master_name", 0, 0, DEF_MASTER_NAME,
+                   &c->redis_master_name, err, errlen) != 0)
+        return -1;
+    if (c->n_sentinels > 0 && c->redis_master_name[0] == '\0') {
+        rk_kit_errf(err, errlen, "redis.master_name: expected a non-empty string "
+                    "when redis.sentinels is set");
+        return -1;
+    }
+    if (cfg_int(o, "redis.", "wait_replicas", 0, 1000, DEF_WAIT_REPLICAS,
+                &c->redis_wait_replicas, err, errlen) != 0 ||
+        rk_kit_cfg_duration(o, "redis.", "wait_timeout", 1, DEF_WAIT_TIMEOUT,
+                            &c->redis_wait_timeout, err, errlen) != 0)
+        return -1;
+    if (c->redis_wait_timeout > MAX_WAIT_TIMEOUT) {
+        rk_kit_errf(err, errlen, "redis.wait_timeout: expected a duration from 1ms "
+                    "to 60s");
         return -1;
     }
     return 0;
@@ -702,6 +767,10 @@ void rk__config_free(rk_config *cfg)
     free(cfg->redis_host);
     free(cfg->redis_password);
     free(cfg->redis_username);
+    for (i = 0; i < cfg->n_sentinels; i++)
+        free(cfg->redis_sentinels[i]);
+    free(cfg->redis_sentinels);
+    free(cfg->redis_master_name);
     for (i = 0; i < RK_STREAM_COUNT; i++)
         free(cfg->stream_key[i]);
     free(cfg->group);

@@ -1354,12 +1354,14 @@ static int child_checkpoint(rk_engine *e)
     rk_buf b = {0};
     redisContext *c;
     redisReply *r;
-    int ok = 0;
+    const char *host;
+    int ok = 0, port;
 
     rk_buf_reserve(&b, e->ckpt_size + e->ckpt_size / 8 + 4096);
     if (build_state(e, &b) != 0)
         return -1;
-    c = redisConnectWithTimeout(e->cfg->redis_host, e->cfg->redis_port, tv);
+    rk__redis_addr(e->wr, &host, &port);  /* the master the writer is on */
+    c = redisConnectWithTimeout(host, port, tv);
     if (c == NULL || c->err)
         return -1;
     redisSetTimeout(c, tv);
@@ -1393,6 +1395,15 @@ static int child_checkpoint(rk_engine *e)
         return -2;                  /* the epoch moved under WATCH */
     ok = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
          r->element[0]->type == REDIS_REPLY_STATUS;
+    if (ok && e->cfg->redis_wait_replicas > 0) {
+        /* Only a checkpoint the replicas have survives a failover. */
+        tv.tv_sec += (time_t)(e->cfg->redis_wait_timeout / 1000);
+        redisSetTimeout(c, tv);
+        r = redisCommand(c, "WAIT %d %lld", e->cfg->redis_wait_replicas,
+                         (long long)e->cfg->redis_wait_timeout);
+        ok = r != NULL && r->type == REDIS_REPLY_INTEGER &&
+             r->integer >= e->cfg->redis_wait_replicas;
+    }
     return ok ? 0 : -1;             /* nothing freed: the child exits */
 }
 
@@ -2139,7 +2150,7 @@ static void init_api(rk_host_api *api)
     api->stream_name = host_stream_name;
 }
 
-static void redis_opts(const rk_config *cfg, const char *name, rk_redis_opts *o)
+void rk__redis_opts_for(const rk_config *cfg, const char *name, rk_redis_opts *o)
 {
     memset(o, 0, sizeof(*o));
     o->name = name;
@@ -2148,6 +2159,9 @@ static void redis_opts(const rk_config *cfg, const char *name, rk_redis_opts *o)
     o->username = cfg->redis_username;
     o->password = cfg->redis_password;
     o->db = cfg->redis_db;
+    o->sentinels = (const char *const *)cfg->redis_sentinels;
+    o->n_sentinels = cfg->n_sentinels;
+    o->master_name = cfg->redis_master_name;
 }
 
 /* Parse a --from/--to value: an entry id "ms-seq" or "ms" (for --to, "ms"
@@ -2300,11 +2314,11 @@ static rk_engine *engine_new(uv_loop_t *loop, rk_config *cfg, const rk_replay_op
             e->replay_has_to = true;
         }
     } else {
-        redis_opts(cfg, "writer", &o);
+        rk__redis_opts_for(cfg, "writer", &o);
         e->wr = rk__redis_new(loop, &o, on_wr_state, e);
         e->ob = e->wr ? rk__outbox_new(loop, e->wr, cfg, on_drained, e) : NULL;
     }
-    redis_opts(cfg, "reader", &o);
+    rk__redis_opts_for(cfg, "reader", &o);
     o.reply_timeout_ms = 10000;
     e->rd = (e->ob || e->replay) && e->suspect_key ? rk__redis_new(loop, &o, on_rd_state, e)
                                                    : NULL;

@@ -92,6 +92,11 @@ typedef struct rk_config {
     char *redis_password;           /* NULL = none */
     char *redis_username;           /* NULL = none (password alone) */
     int redis_db;
+    char **redis_sentinels;         /* redis.sentinels: "host:port" each */
+    size_t n_sentinels;             /* 0 = no Sentinel: host/port used */
+    char *redis_master_name;        /* redis.master_name (default "mymaster") */
+    int redis_wait_replicas;        /* redis.wait_replicas (default 0 = no WAIT) */
+    int64_t redis_wait_timeout;     /* redis.wait_timeout, ms (default 1s) */
     /* streams */
     char *stream_key[RK_STREAM_COUNT];  /* scan, case */
     char *group;
@@ -185,6 +190,14 @@ typedef struct rk_redis_opts {
     int64_t reply_timeout_ms;       /* default 10000 (beyond any BLOCK) */
     int64_t backoff_min_ms;         /* default 100 */
     int64_t backoff_max_ms;         /* default 5000 */
+    /* Sentinel mode (n_sentinels > 0): before every connect attempt the
+     * sentinels ("host:port" each) are asked, in rotation, for the address
+     * of master_name; host/port above are then only the fallback that
+     * rk__redis_addr reports before the first answer. The connection is
+     * ready only once ROLE says "master". */
+    const char *const *sentinels;
+    size_t n_sentinels;
+    const char *master_name;
 } rk_redis_opts;
 
 struct uv_loop_s;
@@ -205,6 +218,38 @@ uint64_t rk__redis_reconnects(const rk_redis *r);
 void rk__redis_drop(rk_redis *r, const char *why);
 /* Close for good; the memory is freed once libuv has closed the handles. */
 void rk__redis_close(rk_redis *r);
+/* The address r is connected to, or connecting to, or last resolved
+ * through the sentinels (before any answer: the configured host/port).
+ * *host stays valid until r is closed or resolves again. */
+void rk__redis_addr(const rk_redis *r, const char **host, int *port);
+/* Attach a fresh hiredis async context to the loop with this file's
+ * adapter (for sentinel.c's own connections). Returns 0, or -1 when the
+ * context already has an adapter or memory runs out. */
+struct redisAsyncContext;
+int rk__redis_attach(struct uv_loop_s *loop, struct redisAsyncContext *ac);
+/* Sentinel announced "+switch-master <master> ... <host> <port>": every
+ * live sentinel-mode connection of that master that is not already on
+ * host:port reconnects at once (resolving again through the sentinels). */
+void rk__redis_sentinel_switch(const char *master, const char *host, int port);
+
+/* ===================================================================
+ * sentinel.c - Sentinel addresses and the +switch-master watcher
+ * =================================================================== */
+
+/* Parse a sentinel address "host:port" (host non-empty, without ':') or
+ * "[v6addr]:port", port 1..65535 in decimal. Copies the host (without
+ * brackets) into host (hostlen bytes, at least 2) and the port into *port.
+ * Returns 0, or -1 when the text is malformed or the host does not fit. */
+int rk__sentinel_parse_addr(const char *s, char *host, size_t hostlen, int *port);
+/* Start the process-wide watcher: ONE connection to a sentinel of the list
+ * (copied), rotating through it on failure and reconnecting with backoff,
+ * subscribed to +switch-master; each message is passed on to
+ * rk__redis_sentinel_switch. Does nothing when it already runs. Returns 0,
+ * or -1 when memory runs out. */
+int rk__sentinel_watch_start(struct uv_loop_s *loop, const char *const *sentinels,
+                             size_t n);
+/* Stop the watcher (its memory is freed once libuv closed its timer). */
+void rk__sentinel_watch_stop(void);
 
 /* ===================================================================
  * clock.c - event time: the watermark and timers on it
@@ -463,6 +508,9 @@ void rk__engine_replay_summary(const rk_engine *e, FILE *f);
 /* Called once when the engine first consumes (groups ready, first read
  * sent) - systemd READY=1. */
 void rk__engine_on_ready(rk_engine *e, void (*cb)(void *ud), void *ud);
+/* The connection options cfg gives (redis.*, Sentinel included), named
+ * `name` in logs. */
+void rk__redis_opts_for(const rk_config *cfg, const char *name, rk_redis_opts *o);
 /* Lease mode (node.c): the engine runs under `epoch`, the fencing token of
  * the partition's lease, instead of taking one at start; every alert, dead
  * letter, acknowledgement and checkpoint it writes is checked by Redis

@@ -659,13 +659,7 @@ rk_node *rk__node_new(uv_loop_t *loop, rk_config *cfg, char *err, size_t errlen)
             goto oom_free;
     }
     n->cfg = cfg;
-    memset(&o, 0, sizeof(o));
-    o.name = "lease";
-    o.host = cfg->redis_host;
-    o.port = cfg->redis_port;
-    o.username = cfg->redis_username;
-    o.password = cfg->redis_password;
-    o.db = cfg->redis_db;
+    rk__redis_opts_for(cfg, "lease", &o);
     /* A lease command must not wait longer than the lease lasts. */
     o.reply_timeout_ms = cfg->lease_ttl / 2;
     o.connect_timeout_ms = cfg->lease_ttl / 2;

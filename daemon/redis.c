@@ -16,6 +16,18 @@
  *    blocking read). Otherwise the connection is dropped and reconnected;
  *    every pending callback then runs with a NULL reply.
  *
+ * Sentinel mode (opts.n_sentinels > 0): before EVERY connect attempt the
+ * connection asks the sentinels "SENTINEL get-master-addr-by-name <master>"
+ * on a short-lived context of its own (same adapter, SENTINEL_TIMEOUT_MS
+ * through the watchdog), one sentinel at a time in rotation, starting with
+ * the last one that answered; when none answers it backs off like any
+ * failed connect. It connects to the address it got and, after AUTH and
+ * SELECT, sends ROLE: the connection becomes ready only when ROLE's first
+ * element is "master"; otherwise it logs, drops, backs off and asks again.
+ * The live sentinel-mode connections are kept in a static list (single
+ * loop thread) so that sentinel.c's +switch-master watcher, started with
+ * the first of them and stopped with the last, can reach them.
+ *
  * Lifetime rules (from hiredis): a context must never be freed inside one
  * of its own callbacks, so rk__redis_drop() only marks the connection and a
  * zero-delay timer frees it from the loop. hiredis frees the context itself
@@ -33,8 +45,12 @@
 
 #include "internal.h"
 
+/* How long one sentinel may take to answer (within connect_timeout_ms). */
+#define SENTINEL_TIMEOUT_MS 2000
+
 typedef enum {
     ST_WAIT,                        /* waiting for the backoff timer */
+    ST_RESOLVING,                   /* asking a sentinel for the master */
     ST_CONNECTING,                  /* TCP connect in progress */
     ST_HANDSHAKE,                   /* AUTH / SELECT sent */
     ST_READY,
@@ -62,7 +78,22 @@ struct rk_redis {
     int handshake_left;
     uint64_t reconnects;
     uint64_t rng;
+    /* the address connected to / last resolved (r->host until then) */
+    char *cur_host;
+    int cur_port;
+    /* Sentinel mode */
+    char **sentinels;
+    size_t n_sentinels;
+    char *master_name;
+    size_t sent_first;              /* the last sentinel that answered */
+    size_t sent_tries;              /* sentinels asked in this round */
+    size_t sent_cur;                /* the one asked now */
+    redisAsyncContext *sac;         /* its context, NULL when none */
+    struct rk_redis *snext, *sprev; /* live sentinel-mode connections */
 };
+
+/* The live sentinel-mode connections (single loop thread). */
+static rk_redis *sentinel_conns;
 
 /* A command in flight: routes hiredis's callback back to the caller. */
 typedef struct pending_cmd {
@@ -126,7 +157,7 @@ static void ev_cleanup(void *d)
 }
 
 /* Attach a fresh context to the loop. Returns 0 or -1. */
-static int ev_attach(uv_loop_t *loop, redisAsyncContext *ac)
+int rk__redis_attach(uv_loop_t *loop, redisAsyncContext *ac)
 {
     uv_events *p;
 
@@ -162,9 +193,9 @@ static void set_state(rk_redis *r, conn_state st)
 
 static void rlog(rk_redis *r, rk_log_level level, const char *fmt, ...)
 {
-    char prefix[64];
+    char prefix[320];
     va_list ap;
-    snprintf(prefix, sizeof(prefix), "redis %s %s:%d: ", r->name, r->host, r->opts.port);
+    snprintf(prefix, sizeof(prefix), "redis %s %s:%d: ", r->name, r->cur_host, r->cur_port);
     va_start(ap, fmt);
     rk__vlog(level, prefix, fmt, ap);
     va_end(ap);
@@ -227,6 +258,32 @@ static void on_handshake_reply(rk_redis *r, struct redisReply *reply, void *pd)
         became_ready(r);
 }
 
+/* Sentinel mode: the connection is ready only when the server says it is
+ * the master; a replica (a stale answer, a failover under way) is dropped
+ * and the sentinels are asked again after the backoff. */
+static void on_role_reply(rk_redis *r, struct redisReply *reply, void *pd)
+{
+    (void)pd;
+    if (reply == NULL || r->state != ST_HANDSHAKE || r->handshake_left < 0)
+        return;
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
+        reply->element[0]->type == REDIS_REPLY_STRING &&
+        strcmp(reply->element[0]->str, "master") == 0) {
+        if (--r->handshake_left == 0)
+            became_ready(r);
+        return;
+    }
+    if (reply->type == REDIS_REPLY_ERROR)
+        rlog(r, RK_LOG_ERR, "ROLE refused: %s", reply->str);
+    else
+        rlog(r, r->attempt == 0 ? RK_LOG_WARNING : RK_LOG_INFO,
+             "not the master of %s (ROLE: %s); asking the sentinels again", r->master_name,
+             reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
+             reply->element[0]->type == REDIS_REPLY_STRING ? reply->element[0]->str : "?");
+    r->handshake_left = -1;
+    rk__redis_drop(r, NULL);
+}
+
 static void on_connect(const redisAsyncContext *cac, int status)
 {
     rk_redis *r = cac->data;
@@ -265,6 +322,11 @@ static void on_connect(const redisAsyncContext *cac, int status)
         r->handshake_left++;
         rk__redis_cmd(r, on_handshake_reply, (void *)"SELECT", 0, 2, argv, NULL);
     }
+    if (r->n_sentinels > 0) {
+        const char *argv[1] = {"ROLE"};
+        r->handshake_left++;
+        rk__redis_cmd(r, on_role_reply, NULL, 0, 1, argv, NULL);
+    }
     (void)ac;
     if (r->handshake_left == 0)
         became_ready(r);
@@ -283,13 +345,14 @@ static uint64_t next_rand(rk_redis *r)
     return r->rng * UINT64_C(2685821657736338717);
 }
 
-static void start_connect(rk_redis *r)
+/* Connect to r->cur_host:cur_port. */
+static void connect_to(rk_redis *r)
 {
     redisAsyncContext *ac;
 
     if (r->state == ST_CLOSED)
         return;
-    ac = redisAsyncConnect(r->host, r->opts.port);
+    ac = redisAsyncConnect(r->cur_host, r->cur_port);
     if (ac == NULL) {
         rlog(r, RK_LOG_ERR, "connect: out of memory");
         set_state(r, ST_WAIT);
@@ -304,7 +367,7 @@ static void start_connect(rk_redis *r)
         return;
     }
     ac->data = r;
-    if (ev_attach(r->loop, ac) != 0) {
+    if (rk__redis_attach(r->loop, ac) != 0) {
         rlog(r, RK_LOG_ERR, "connect: cannot attach to the loop");
         redisAsyncFree(ac);
         set_state(r, ST_WAIT);
@@ -316,6 +379,138 @@ static void start_connect(rk_redis *r)
     r->ac = ac;
     r->inflight = 0;
     set_state(r, ST_CONNECTING);
+}
+
+/* ===================================================================
+ * Sentinel mode: resolving the master
+ * =================================================================== */
+
+static void resolve_next(rk_redis *r);
+
+/* Give up the sentinel query in flight (never inside its callbacks). */
+static void sentinel_abandon(rk_redis *r)
+{
+    redisAsyncContext *ac = r->sac;
+    if (ac == NULL)
+        return;
+    r->sac = NULL;
+    ac->data = NULL;                /* its callbacks now ignore us */
+    redisAsyncFree(ac);
+}
+
+/* The answer to SENTINEL get-master-addr-by-name: [ip, port], nil when
+ * the sentinel does not know the master, NULL when the connection failed
+ * or was lost (hiredis is then freeing the context). */
+static void on_sentinel_reply(redisAsyncContext *ac, void *rep, void *pd)
+{
+    rk_redis *r = ac->data;
+    redisReply *reply = rep;
+    const char *who;
+    long port = 0;
+    char *host;
+
+    (void)pd;
+    if (r == NULL || r->sac != ac)
+        return;                     /* abandoned */
+    r->sac = NULL;
+    ac->data = NULL;
+    who = r->sentinels[r->sent_cur];
+    if (reply != NULL)
+        redisAsyncDisconnect(ac);   /* freed once this callback returns */
+    if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+        reply->element[0]->type == REDIS_REPLY_STRING &&
+        reply->element[1]->type == REDIS_REPLY_STRING &&
+        reply->element[0]->len > 0 && reply->element[0]->len < 256) {
+        char *end;
+        port = strtol(reply->element[1]->str, &end, 10);
+        if (*end != '\0' || port < 1 || port > 65535)
+            port = 0;
+    }
+    if (port == 0) {
+        if (reply == NULL)
+            rlog(r, r->attempt == 0 ? RK_LOG_WARNING : RK_LOG_INFO,
+                 "sentinel %s: %s", who, ac->errstr[0] ? ac->errstr : "connection lost");
+        else if (reply->type == REDIS_REPLY_ERROR)
+            rlog(r, RK_LOG_WARNING, "sentinel %s: %s", who, reply->str);
+        else if (reply->type == REDIS_REPLY_NIL)
+            rlog(r, RK_LOG_WARNING, "sentinel %s does not know master %s", who,
+                 r->master_name);
+        else
+            rlog(r, RK_LOG_WARNING, "sentinel %s: unexpected answer", who);
+        resolve_next(r);
+        return;
+    }
+    r->sent_first = r->sent_cur;
+    if (strcmp(reply->element[0]->str, r->cur_host) != 0 || port != r->cur_port) {
+        if ((host = strdup(reply->element[0]->str)) == NULL) {
+            rlog(r, RK_LOG_ERR, "sentinel answer: out of memory");
+            set_state(r, ST_WAIT);
+            schedule_retry(r);
+            return;
+        }
+        free(r->cur_host);
+        r->cur_host = host;
+        r->cur_port = (int)port;
+        rlog(r, RK_LOG_NOTICE, "sentinel %s: master %s is here", who, r->master_name);
+    }
+    connect_to(r);
+}
+
+/* Ask the next sentinel of this round; when every one was asked, back off
+ * and start a new round later. */
+static void resolve_next(rk_redis *r)
+{
+    char host[256];
+    int port;
+
+    while (r->sent_tries < r->n_sentinels) {
+        size_t i = (r->sent_first + r->sent_tries++) % r->n_sentinels;
+        redisAsyncContext *ac;
+
+        if (rk__sentinel_parse_addr(r->sentinels[i], host, sizeof(host), &port) != 0)
+            continue;               /* config.c refuses these */
+        ac = redisAsyncConnect(host, port);
+        if (ac == NULL)
+            break;
+        if (ac->err) {
+            rlog(r, RK_LOG_INFO, "sentinel %s: %s", r->sentinels[i], ac->errstr);
+            redisAsyncFree(ac);
+            continue;
+        }
+        if (rk__redis_attach(r->loop, ac) != 0) {
+            redisAsyncFree(ac);
+            break;
+        }
+        ac->data = r;
+        if (redisAsyncCommand(ac, on_sentinel_reply, NULL,
+                              "SENTINEL get-master-addr-by-name %s",
+                              r->master_name) != REDIS_OK) {
+            ac->data = NULL;
+            redisAsyncFree(ac);
+            break;
+        }
+        r->sac = ac;
+        r->sent_cur = i;
+        set_state(r, ST_RESOLVING);
+        return;
+    }
+    rlog(r, r->attempt == 0 ? RK_LOG_WARNING : RK_LOG_INFO,
+         "no sentinel gave the address of master %s", r->master_name);
+    set_state(r, ST_WAIT);
+    schedule_retry(r);
+}
+
+/* Before every connect attempt: resolve first in Sentinel mode. */
+static void start_connect(rk_redis *r)
+{
+    if (r->state == ST_CLOSED)
+        return;
+    if (r->n_sentinels == 0) {
+        connect_to(r);
+        return;
+    }
+    r->sent_tries = 0;
+    resolve_next(r);
 }
 
 static void on_retry_timer(uv_timer_t *t)
@@ -362,7 +557,13 @@ static void on_watchdog(uv_timer_t *t)
     rk_redis *r = t->data;
     int64_t now = (int64_t)uv_now(r->loop);
 
-    if ((r->state == ST_CONNECTING || r->state == ST_HANDSHAKE) &&
+    if (r->state == ST_RESOLVING &&
+        now - r->state_since > (r->opts.connect_timeout_ms < SENTINEL_TIMEOUT_MS
+                                ? r->opts.connect_timeout_ms : SENTINEL_TIMEOUT_MS)) {
+        rlog(r, RK_LOG_WARNING, "sentinel %s: no answer in time", r->sentinels[r->sent_cur]);
+        sentinel_abandon(r);
+        resolve_next(r);
+    } else if ((r->state == ST_CONNECTING || r->state == ST_HANDSHAKE) &&
         now - r->state_since > r->opts.connect_timeout_ms) {
         rk__redis_drop(r, "connect timed out");
     } else if (r->state == ST_READY && r->inflight > 0 &&
@@ -375,6 +576,36 @@ static void on_watchdog(uv_timer_t *t)
  * Public
  * =================================================================== */
 
+static void free_conn(rk_redis *r)
+{
+    size_t i;
+    free(r->host); free(r->name); free(r->username); free(r->password);
+    free(r->cur_host); free(r->master_name);
+    for (i = 0; i < r->n_sentinels; i++)
+        free(r->sentinels[i]);
+    free(r->sentinels);
+    free(r);
+}
+
+/* Copy the Sentinel options into r. Returns 0 or -1 (out of memory). */
+static int copy_sentinels(rk_redis *r, const rk_redis_opts *opts)
+{
+    size_t i;
+
+    if (opts->n_sentinels == 0 || opts->sentinels == NULL)
+        return 0;
+    r->master_name = strdup(opts->master_name ? opts->master_name : "mymaster");
+    r->sentinels = calloc(opts->n_sentinels, sizeof(*r->sentinels));
+    if (r->master_name == NULL || r->sentinels == NULL)
+        return -1;
+    for (i = 0; i < opts->n_sentinels; i++) {
+        if ((r->sentinels[i] = strdup(opts->sentinels[i])) == NULL)
+            return -1;
+        r->n_sentinels = i + 1;
+    }
+    return 0;
+}
+
 rk_redis *rk__redis_new(uv_loop_t *loop, const rk_redis_opts *opts,
                         rk_redis_state_cb *state_cb, void *ud)
 {
@@ -385,20 +616,25 @@ rk_redis *rk__redis_new(uv_loop_t *loop, const rk_redis_opts *opts,
     r->loop = loop;
     r->opts = *opts;
     r->host = strdup(opts->host);
+    r->cur_host = strdup(opts->host);
+    r->cur_port = opts->port;
     r->name = strdup(opts->name ? opts->name : "redis");
     r->username = opts->username ? strdup(opts->username) : NULL;
     r->password = opts->password ? strdup(opts->password) : NULL;
-    if (r->host == NULL || r->name == NULL ||
+    if (r->host == NULL || r->cur_host == NULL || r->name == NULL ||
         (opts->username && r->username == NULL) ||
-        (opts->password && r->password == NULL)) {
-        free(r->host); free(r->name); free(r->username); free(r->password);
-        free(r);
+        (opts->password && r->password == NULL) ||
+        copy_sentinels(r, opts) != 0) {
+        free_conn(r);
         return NULL;
     }
     r->opts.host = r->host;
     r->opts.name = r->name;
     r->opts.username = r->username;
     r->opts.password = r->password;
+    r->opts.sentinels = (const char *const *)r->sentinels;
+    r->opts.n_sentinels = r->n_sentinels;
+    r->opts.master_name = r->master_name;
     if (r->opts.connect_timeout_ms <= 0) r->opts.connect_timeout_ms = 5000;
     if (r->opts.reply_timeout_ms <= 0) r->opts.reply_timeout_ms = 10000;
     if (r->opts.backoff_min_ms <= 0) r->opts.backoff_min_ms = 100;
@@ -412,6 +648,16 @@ rk_redis *rk__redis_new(uv_loop_t *loop, const rk_redis_opts *opts,
     r->retry_timer.data = r;
     r->watchdog.data = r;
     r->handles_open = 2;
+    if (r->n_sentinels > 0) {
+        if (sentinel_conns == NULL &&
+            rk__sentinel_watch_start(loop, (const char *const *)r->sentinels,
+                                     r->n_sentinels) != 0)
+            rlog(r, RK_LOG_ERR, "cannot start the +switch-master watcher: out of memory");
+        r->snext = sentinel_conns;
+        if (sentinel_conns != NULL)
+            sentinel_conns->sprev = r;
+        sentinel_conns = r;
+    }
     uv_timer_start(&r->watchdog, on_watchdog, 250, 250);
     start_connect(r);
     return r;
@@ -490,10 +736,8 @@ void rk__redis_drop(rk_redis *r, const char *why)
 static void timer_closed(uv_handle_t *h)
 {
     rk_redis *r = h->data;
-    if (--r->handles_open == 0) {
-        free(r->host); free(r->name); free(r->username); free(r->password);
-        free(r);
-    }
+    if (--r->handles_open == 0)
+        free_conn(r);
 }
 
 void rk__redis_close(rk_redis *r)
@@ -501,6 +745,18 @@ void rk__redis_close(rk_redis *r)
     if (r == NULL || r->state == ST_CLOSED)
         return;
     set_state(r, ST_CLOSED);
+    sentinel_abandon(r);
+    if (r->n_sentinels > 0) {
+        if (r->sprev != NULL)
+            r->sprev->snext = r->snext;
+        else
+            sentinel_conns = r->snext;
+        if (r->snext != NULL)
+            r->snext->sprev = r->sprev;
+        r->snext = r->sprev = NULL;
+        if (sentinel_conns == NULL)
+            rk__sentinel_watch_stop();
+    }
     if (r->ac != NULL) {
         redisAsyncContext *ac = r->ac;
         r->ac = NULL;
@@ -511,4 +767,39 @@ void rk__redis_close(rk_redis *r)
     uv_timer_stop(&r->retry_timer);
     uv_close((uv_handle_t *)&r->retry_timer, timer_closed);
     uv_close((uv_handle_t *)&r->watchdog, timer_closed);
+}
+
+void rk__redis_addr(const rk_redis *r, const char **host, int *port)
+{
+    *host = r->cur_host;
+    *port = r->cur_port;
+}
+
+void rk__redis_sentinel_switch(const char *master, const char *host, int port)
+{
+    rk_redis *r, *next;
+
+    for (r = sentinel_conns; r != NULL; r = next) {
+        next = r->snext;
+        if (strcmp(r->master_name, master) != 0)
+            continue;
+        switch (r->state) {
+        case ST_WAIT:
+            /* Waiting out a backoff: the new master is known to be up. */
+            if (!r->drop_pending)
+                uv_timer_start(&r->retry_timer, on_retry_timer, 0, 0);
+            break;
+        case ST_RESOLVING:
+            break;                  /* the answer is on its way */
+        case ST_CONNECTING:
+        case ST_HANDSHAKE:
+        case ST_READY:
+            if (host != NULL && port == r->cur_port && strcmp(host, r->cur_host) == 0)
+                break;              /* already there */
+            rk__redis_drop(r, "+switch-master: the sentinels moved the master");
+            break;
+        case ST_CLOSED:
+            break;
+        }
+    }
 }

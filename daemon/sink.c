@@ -21,7 +21,19 @@
  * queue becomes empty the owner is told (on_drained), and only then does
  * the engine acknowledge the entries behind those alerts. A write refused
  * by the fence ("FENCED": another riskd took the partition's lease) stops
- * the outbox for good and tells the owner, who abandons the partition. */
+ * the outbox for good and tells the owner, who abandons the partition.
+ *
+ * With redis.wait_replicas n > 0, Redis's asynchronous replication must not
+ * lose a confirmed alert when the master fails over: the outbox then sends
+ * one group of script calls at a time followed by WAIT n <wait_timeout>,
+ * and the items of the group count as confirmed only when WAIT answers
+ * >= n. Otherwise (fewer replicas acknowledged in time, an error, a lost
+ * connection) they go back to the queue and are sent again, script and
+ * WAIT. A retry is harmless: the dedupe key answers 0. Because a retry may
+ * run on a new connection whose WAIT would only cover that connection's
+ * own writes, the script's duplicate branch rewrites the dedupe key (SET
+ * KEEPTTL, same value and expiry): that write follows the original one in
+ * the replication stream, so a replica that acknowledges it has both. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -189,18 +201,23 @@ static const char publish_once_lua[] =
     "  if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[6]) end\n"
     "  return 1\n"
     "end\n"
+    /* Already written: rewrite the key unchanged so that a WAIT on this
+     * connection also covers the first write (see the top of the file). */
+    "redis.pcall('SET', KEYS[1], '1', 'KEEPTTL')\n"
     "return 0\n";
 
 /* ===================================================================
  * Outbox
  * =================================================================== */
 
-enum { IT_QUEUED, IT_INFLIGHT, IT_DONE };
+enum { IT_QUEUED, IT_INFLIGHT, IT_WRITTEN, IT_DONE };  /* WRITTEN: awaits WAIT */
 
 typedef struct ob_item {
     struct rk_outbox *ob;
     int state;
     int is_alert;
+    int in_group;                   /* sent in a WAIT group */
+    int wrote;                      /* some attempt answered 1 */
     int nargs;                      /* field/value strings */
     char *key;                      /* dedupe key */
     char *stream;
@@ -231,6 +248,14 @@ struct rk_outbox {
     char fence_epoch[24];
     int fenced;                     /* a write was refused: nothing more is sent */
     void (*on_fenced)(void *ud, const char *why);
+    int wait_replicas;              /* redis.wait_replicas; 0 = no WAIT */
+    char wait_n[16], wait_ms[24];
+    int64_t wait_timeout;
+    ob_item **grp;                  /* the group the WAIT in flight covers */
+    size_t grp_n;
+    int grp_wait_n;                 /* the n of that WAIT */
+    int wait_inflight;
+    int wait_short;                 /* the last WAIT fell short (logged) */
     rk_outbox_stats stats;
 };
 
@@ -302,6 +327,12 @@ static void on_item_reply(rk_redis *r, redisReply *reply, void *pd)
 
     (void)r;
     o->inflight--;
+    if (reply != NULL && reply->type == REDIS_REPLY_INTEGER && it->in_group) {
+        it->state = IT_WRITTEN;     /* confirmed by the group's WAIT */
+        if (reply->integer == 1)
+            it->wrote = 1;
+        return;
+    }
     if (reply != NULL && reply->type == REDIS_REPLY_INTEGER) {
         it->state = IT_DONE;
         o->done++;
@@ -346,12 +377,82 @@ static void on_item_reply(rk_redis *r, redisReply *reply, void *pd)
     arm_retry(o);
 }
 
+/* The WAIT after a group: confirm its written items, or put them back. */
+static void on_wait_reply(rk_redis *r, redisReply *reply, void *pd)
+{
+    rk_outbox *o = pd;
+    int ok = reply != NULL && reply->type == REDIS_REPLY_INTEGER &&
+             reply->integer >= o->grp_wait_n;
+    size_t i;
+
+    (void)r;
+    o->wait_inflight = 0;
+    for (i = 0; i < o->grp_n; i++) {
+        ob_item *it = o->grp[i];
+        it->in_group = 0;
+        if (it->state != IT_WRITTEN)
+            continue;               /* failed on its own: already queued */
+        if (!ok) {
+            it->state = IT_QUEUED;
+            continue;
+        }
+        it->state = IT_DONE;
+        o->done++;
+        if (it->wrote) {
+            if (it->is_alert) o->stats.written++;
+            else o->stats.dead_written++;
+        } else if (it->is_alert) {
+            o->stats.duplicates++;
+        }
+    }
+    o->grp_n = 0;
+    if (!ok) {
+        o->scan_from = 0;
+        if (reply == NULL)
+            return;                 /* connection lost: resent on reconnect */
+        o->stats.errors++;
+        if (!o->wait_short)
+            rk__log(RK_LOG_WARNING, "WAIT %d: %s; alerts stay queued and are written "
+                    "again until enough replicas acknowledge them", o->grp_wait_n,
+                    reply->type == REDIS_REPLY_ERROR ? reply->str :
+                    reply->type == REDIS_REPLY_INTEGER ? "too few replicas acknowledged "
+                    "in time" : "unexpected reply");
+        o->wait_short = 1;
+        arm_retry(o);
+        return;
+    }
+    if (o->wait_short)
+        rk__log(RK_LOG_NOTICE, "WAIT %d: replicas acknowledge the alerts again",
+                o->grp_wait_n);
+    o->wait_short = 0;
+    check_drained(o);
+    if (o->n > 0)
+        ob_send(o);
+}
+
+/* Close the group just sent with WAIT. When WAIT cannot be sent, drop the
+ * connection: the group's items then come back with NULL replies and are
+ * queued again. */
+static void send_wait(rk_outbox *o)
+{
+    const char *argv[3] = {"WAIT", o->wait_n, o->wait_ms};
+
+    o->grp_wait_n = o->wait_replicas;
+    if (rk__redis_cmd(o->wr, on_wait_reply, o, o->wait_timeout, 3, argv, NULL) == 0) {
+        o->wait_inflight = 1;
+        return;
+    }
+    o->grp_n = 0;
+    rk__redis_drop(o->wr, "cannot send WAIT");
+}
+
 static void ob_send(rk_outbox *o)
 {
     size_t i;
+    int grouped;
 
-    if (!rk__redis_ready(o->wr) || o->fenced)
-        return;
+    if (!rk__redis_ready(o->wr) || o->fenced || o->wait_inflight)
+        return;                     /* one WAIT group at a time */
     if (o->script_state == 0) {
         const char *argv[3] = {"SCRIPT", "LOAD", publish_once_lua};
         if (rk__redis_cmd(o->wr, on_script_loaded, o, 0, 3, argv, NULL) == 0)
@@ -360,6 +461,13 @@ static void ob_send(rk_outbox *o)
     }
     if (o->script_state != 2)
         return;
+    grouped = o->wait_replicas > 0;
+    if (grouped && o->grp == NULL &&
+        (o->grp = malloc(OUTBOX_MAX_INFLIGHT * sizeof(*o->grp))) == NULL) {
+        arm_retry(o);
+        return;
+    }
+    o->grp_n = 0;
     for (i = o->scan_from; i < o->n && o->inflight < OUTBOX_MAX_INFLIGHT; i++) {
         ob_item *it = o->items[i];
         const char *argv[20];
@@ -391,12 +499,18 @@ static void ob_send(rk_outbox *o)
             lens[argc++] = it->lens[k];
         }
         if (rk__redis_cmd(o->wr, on_item_reply, it, 0, argc, argv, lens) != 0)
-            return;
+            break;
         it->state = IT_INFLIGHT;
         o->inflight++;
+        if (grouped) {
+            it->in_group = 1;
+            o->grp[o->grp_n++] = it;
+        }
         if (i == o->scan_from)
             o->scan_from++;
     }
+    if (o->grp_n > 0)
+        send_wait(o);
 }
 
 rk_outbox *rk__outbox_new(uv_loop_t *loop, rk_redis *wr, const rk_config *cfg,
@@ -426,6 +540,7 @@ static void retry_closed(uv_handle_t *h)
     for (i = 0; i < o->n; i++)
         item_free(o->items[i]);
     free(o->items);
+    free(o->grp);
     free(o->alerts_stream);
     free(o->channel_prefix);
     free(o->fence_key);
@@ -472,6 +587,10 @@ void rk__outbox_configure(rk_outbox *o, const rk_config *cfg)
     snprintf(o->ttl_s, sizeof(o->ttl_s), "%lld",
              (long long)((cfg->dedupe_ttl + 999) / 1000));
     snprintf(o->maxlen, sizeof(o->maxlen), "%lld", cfg->alerts_maxlen);
+    o->wait_replicas = cfg->redis_wait_replicas;
+    o->wait_timeout = cfg->redis_wait_timeout;
+    snprintf(o->wait_n, sizeof(o->wait_n), "%d", cfg->redis_wait_replicas);
+    snprintf(o->wait_ms, sizeof(o->wait_ms), "%lld", (long long)cfg->redis_wait_timeout);
 }
 
 static ob_item *item_new(rk_outbox *o, int is_alert)

@@ -81,6 +81,11 @@ static void assert_defaults(const rk_config *c)
     assert_null(c->redis_password);
     assert_null(c->redis_username);
     assert_int_equal(c->redis_db, 0);
+    assert_int_equal(c->n_sentinels, 0);
+    assert_null(c->redis_sentinels);
+    assert_string_equal(c->redis_master_name, "mymaster");
+    assert_int_equal(c->redis_wait_replicas, 0);
+    assert_int_equal(c->redis_wait_timeout, RK_SECOND);
     assert_string_equal(c->stream_key[RK_STREAM_SCAN], "enforce:scan");
     assert_string_equal(c->stream_key[RK_STREAM_CASE], "enforce:case");
     assert_string_equal(c->group, "riskd");
@@ -354,6 +359,92 @@ static void test_redis(void **state)
         "redis.db: expected an integer from 0 to 2147483647");
     BAD("{\"redis\":{\"db\":\"0\"}}",
         "redis.db: expected an integer from 0 to 2147483647");
+}
+
+/* ===================================================================
+ * redis: Sentinel and WAIT
+ * =================================================================== */
+
+static void test_redis_sentinel(void **state)
+{
+    rk_config *c;
+    char host[256];
+    int port = 0;
+    (void)state;
+
+    c = GOOD("{\"redis\":{\"sentinels\":[\"10.0.0.1:26379\",\"s2.local:1\","
+             "\"[::1]:65535\"],\"master_name\":\"riskmaster\","
+             "\"wait_replicas\":1,\"wait_timeout\":\"250ms\"}}");
+    assert_int_equal(c->n_sentinels, 3);
+    assert_string_equal(c->redis_sentinels[0], "10.0.0.1:26379");
+    assert_string_equal(c->redis_sentinels[1], "s2.local:1");
+    assert_string_equal(c->redis_sentinels[2], "[::1]:65535");
+    assert_string_equal(c->redis_master_name, "riskmaster");
+    assert_int_equal(c->redis_wait_replicas, 1);
+    assert_int_equal(c->redis_wait_timeout, 250);
+    rk__config_free(c);
+
+    /* [] is off; master_name may then be anything, even "". */
+    c = GOOD("{\"redis\":{\"sentinels\":[],\"master_name\":\"\","
+             "\"wait_replicas\":1000,\"wait_timeout\":\"60s\"}}");
+    assert_int_equal(c->n_sentinels, 0);
+    assert_string_equal(c->redis_master_name, "");
+    assert_int_equal(c->redis_wait_replicas, 1000);
+    assert_int_equal(c->redis_wait_timeout, 60 * RK_SECOND);
+    rk__config_free(c);
+    c = GOOD("{\"redis\":{\"sentinels\":[\"h:2\"],\"wait_timeout\":\"1ms\"}}");
+    assert_int_equal(c->n_sentinels, 1);
+    assert_string_equal(c->redis_master_name, "mymaster");
+    assert_int_equal(c->redis_wait_timeout, 1);
+    rk__config_free(c);
+
+    BAD("{\"redis\":{\"sentinels\":\"h:1\"}}",
+        "redis.sentinels: expected an array of \"host:port\" strings");
+    BAD("{\"redis\":{\"sentinels\":{}}}",
+        "redis.sentinels: expected an array of \"host:port\" strings");
+    BAD("{\"redis\":{\"sentinels\":[\"h:1\",\"h\"]}}",
+        "redis.sentinels[1]: expected \"host:port\"");
+    BAD("{\"redis\":{\"sentinels\":[\"h:1\",\"h:1\",5]}}",
+        "redis.sentinels[2]: expected \"host:port\"");
+    BAD("{\"redis\":{\"sentinels\":[null]}}", "redis.sentinels[0]: expected \"host:port\"");
+    BAD("{\"redis\":{\"sentinels\":[\":26379\"]}}",
+        "redis.sentinels[0]: expected \"host:port\"");
+    BAD("{\"redis\":{\"sentinels\":[\"h:0\"]}}", "redis.sentinels[0]: expected \"host:port\"");
+    BAD("{\"redis\":{\"sentinels\":[\"h:65536\"]}}",
+        "redis.sentinels[0]: expected \"host:port\"");
+    BAD("{\"redis\":{\"sentinels\":[\"h:\"]}}", "redis.sentinels[0]: expected \"host:port\"");
+    BAD("{\"redis\":{\"sentinels\":[\"h:1x\"]}}", "redis.sentinels[0]: expected \"host:port\"");
+    BAD("{\"redis\":{\"sentinels\":[\"::1:26379\"]}}",
+        "redis.sentinels[0]: expected \"host:port\"");
+    BAD("{\"redis\":{\"sentinels\":[\"[::1]26379\"]}}",
+        "redis.sentinels[0]: expected \"host:port\"");
+    BAD("{\"redis\":{\"sentinels\":[\"a b:1\"]}}", "redis.sentinels[0]: expected \"host:port\"");
+    BAD("{\"redis\":{\"sentinels\":[\"h:1\"],\"master_name\":\"\"}}",
+        "redis.master_name: expected a non-empty string when redis.sentinels is set");
+    BAD("{\"redis\":{\"master_name\":null}}", "redis.master_name: expected a string");
+    BAD("{\"redis\":{\"master_name\":3}}", "redis.master_name: expected a string");
+    BAD("{\"redis\":{\"wait_replicas\":-1}}",
+        "redis.wait_replicas: expected an integer from 0 to 1000");
+    BAD("{\"redis\":{\"wait_replicas\":1001}}",
+        "redis.wait_replicas: expected an integer from 0 to 1000");
+    BAD("{\"redis\":{\"wait_replicas\":\"1\"}}",
+        "redis.wait_replicas: expected an integer from 0 to 1000");
+    BAD("{\"redis\":{\"wait_timeout\":\"0s\"}}",
+        "redis.wait_timeout: expected a duration of at least 1ms");
+    BAD("{\"redis\":{\"wait_timeout\":\"61s\"}}",
+        "redis.wait_timeout: expected a duration from 1ms to 60s");
+    BAD("{\"redis\":{\"wait_timeout\":1000}}",
+        "redis.wait_timeout: expected a duration such as \"90s\", \"10m\", \"24h\" or \"30d\"");
+
+    /* The address parser redis.c and the watcher use. */
+    assert_int_equal(rk__sentinel_parse_addr("[fe80::1]:26379", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "fe80::1");
+    assert_int_equal(port, 26379);
+    assert_int_equal(rk__sentinel_parse_addr("abc:9", host, 4, &port), 0);
+    assert_string_equal(host, "abc");
+    assert_int_equal(rk__sentinel_parse_addr("abcd:9", host, 4, &port), -1);
+    assert_int_equal(rk__sentinel_parse_addr("[]:9", host, sizeof(host), &port), -1);
+    assert_int_equal(rk__sentinel_parse_addr(NULL, host, sizeof(host), &port), -1);
 }
 
 /* ===================================================================
@@ -720,6 +811,7 @@ int main(void)
         cmocka_unit_test(test_structure),
         cmocka_unit_test(test_root_reference),
         cmocka_unit_test(test_redis),
+        cmocka_unit_test(test_redis_sentinel),
         cmocka_unit_test(test_streams),
         cmocka_unit_test(test_alerts_state),
         cmocka_unit_test(test_bad_durations),
