@@ -567,6 +567,11 @@ void rk__node_free(rk_node *n);
  * "ok (active: partitions 0 2)" with several, "standby" when none is held. */
 int rk__node_health(const rk_node *n, char *buf, size_t len);
 void rk__node_render_metrics(rk_node *n, rk_buf *out);
+/* The partition producers write an event to: CRC-32 (IEEE 802.3, as zlib's
+ * crc32()) of the key's bytes - the unit_id, see the README - modulo
+ * partitions. rk__crc32("123456789") is 0xCBF43926. */
+uint32_t rk__crc32(const void *data, size_t len);
+int rk__partition_of(const char *key, int partitions);
 /* Does this process hold (or is it taking over) any partition? */
 bool rk__node_active(const rk_node *n);
 

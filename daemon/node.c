@@ -34,13 +34,14 @@
  * once its lease may have expired (acquire/renew send time + 0.8 ttl, on
  * the monotonic clock), before Redis expires it.
  *
- * Taking over from another holder (anything but a lease this process
- * released cleanly or one never held), the engine starts TAKEOVER_WAIT_MS
- * after the acquire: a read the old holder sent before its lease ran out
- * may still be blocked in Redis for up to 1 s and deliver entries to the old
- * consumer. After the wait nothing more can reach it, and the engine claims
- * every entry other consumers hold (XAUTOCLAIM min-idle 0), restores the
- * checkpoint and goes on. */
+ * Taking over from another holder (anything but a lease released cleanly or
+ * one never held), the engine starts TAKEOVER_WAIT_MS after the acquire: a
+ * read the old holder sent before its lease ran out may still be blocked in
+ * Redis for up to 1 s and deliver entries to the old consumer. (A clean
+ * release comes after the old engine closed its connections, which cancels
+ * a blocked read.) Then the engine restores the checkpoint and claims every
+ * entry other consumers hold (XAUTOCLAIM min-idle 0): entries at or before
+ * the checkpoint's positions are acknowledged, the rest applied. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -272,7 +273,10 @@ static void start_engine(part *pt)
         rk__config_free(c);
         return;
     }
-    if (rk__engine_set_lease(pt->eng, pt->epoch, pt->takeover, on_engine_lost, pt) != 0) {
+    /* Claim every entry other consumers hold, whatever its idle time: also
+     * after a clean release, since the old holder's engine stops with what
+     * it had read but not applied still pending under its name. */
+    if (rk__engine_set_lease(pt->eng, pt->epoch, true, on_engine_lost, pt) != 0) {
         rk__log(RK_LOG_ERR, "partition %d: cannot fence the engine", pt->p);
         rk__engine_free(pt->eng);
         pt->eng = NULL;
@@ -325,6 +329,42 @@ static void reap(uv_timer_t *t)
  * The tick: heartbeat, then per partition
  * =================================================================== */
 
+/* Acquired (and, with redis.wait_replicas, replicated): start the engine,
+ * at once after a clean release, else after TAKEOVER_WAIT_MS. */
+static void begin(part *pt)
+{
+    rk_node *n = pt->n;
+    if (!pt->takeover) {
+        start_engine(pt);
+        if (pt->st != P_ACTIVE)
+            pt->st = P_WAITING;     /* start_engine failed: retried */
+        return;
+    }
+    pt->st = P_WAITING;
+    pt->start_at_hr = uv_hrtime() + (uint64_t)TAKEOVER_WAIT_MS * 1000000u;
+    uv_timer_start(&n->tick, n->tick.timer_cb, TAKEOVER_WAIT_MS,
+                   uv_timer_get_repeat(&n->tick));
+}
+
+static void on_acquire_wait(rk_redis *r, redisReply *reply, void *pd)
+{
+    part *pt = pd;
+    rk_node *n = pt->n;
+    (void)r;
+    pt->cmd_inflight = false;
+    if (pt->st != P_ACQUIRING)
+        return;
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER ||
+        reply->integer < n->cfg->redis_wait_replicas) {
+        rk__log(RK_LOG_WARNING, "partition %d: the lease's epoch %lld did not reach %d "
+                "replica(s) in time; not starting (acquired again at the next tick)", pt->p,
+                pt->epoch, n->cfg->redis_wait_replicas);
+        pt->st = P_FREE;
+        return;
+    }
+    begin(pt);
+}
+
 static void on_acquire(rk_redis *r, redisReply *reply, void *pd)
 {
     part *pt = pd;
@@ -368,16 +408,22 @@ static void on_acquire(rk_redis *r, redisReply *reply, void *pd)
     rk__log(RK_LOG_NOTICE, "partition %d: lease %s acquired (epoch %lld)%s%s%s", pt->p,
             pt->lease_key, pt->epoch, clean ? "" : "; taking over from \"",
             clean ? "" : (prev->len ? prev->str : "an expired lease"), clean ? "" : "\"");
-    if (clean) {
-        start_engine(pt);
-        if (pt->st != P_ACTIVE)
-            pt->st = P_WAITING;     /* start_engine failed: retried */
+    if (n->cfg->redis_wait_replicas > 0) {
+        /* The epoch must survive a failover before anything is written
+         * under it, or a new master could hand the same epoch out again. */
+        char wn[16], wt[24];
+        const char *argv[3] = {"WAIT", wn, wt};
+        snprintf(wn, sizeof(wn), "%d", n->cfg->redis_wait_replicas);
+        snprintf(wt, sizeof(wt), "%lld", (long long)n->cfg->redis_wait_timeout);
+        pt->st = P_ACQUIRING;
+        if (rk__redis_cmd(n->r, on_acquire_wait, pt, n->cfg->redis_wait_timeout, 3, argv,
+                          NULL) == 0)
+            pt->cmd_inflight = true;
+        else
+            pt->st = P_FREE;        /* acquired again at the next tick */
         return;
     }
-    pt->st = P_WAITING;
-    pt->start_at_hr = uv_hrtime() + (uint64_t)TAKEOVER_WAIT_MS * 1000000u;
-    uv_timer_start(&n->tick, n->tick.timer_cb, TAKEOVER_WAIT_MS,
-                   uv_timer_get_repeat(&n->tick));
+    begin(pt);
 }
 
 static void on_renew(rk_redis *r, redisReply *reply, void *pd)
@@ -616,6 +662,27 @@ static void stop_step(rk_node *n)
 /* ===================================================================
  * Public
  * =================================================================== */
+
+uint32_t rk__crc32(const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    uint32_t c = 0xFFFFFFFFu;
+    size_t i;
+    int k;
+    for (i = 0; i < len; i++) {
+        c ^= p[i];
+        for (k = 0; k < 8; k++)
+            c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
+    }
+    return c ^ 0xFFFFFFFFu;
+}
+
+int rk__partition_of(const char *key, int partitions)
+{
+    if (partitions <= 1)
+        return 0;
+    return (int)(rk__crc32(key, strlen(key)) % (uint32_t)partitions);
+}
 
 static void node_closed(uv_handle_t *h)
 {
@@ -964,6 +1031,8 @@ void rk__node_render_metrics(rk_node *n, rk_buf *out)
          "riskd_active %d\n", held > 0 ? 1 : 0);
     putf(&own, "# HELP riskd_partitions Partitions configured.\n# TYPE riskd_partitions gauge\n"
          "riskd_partitions %d\n", n->np);
+    putf(&own, "# HELP riskd_partitions_held Partitions this process holds the lease of.\n"
+         "# TYPE riskd_partitions_held gauge\nriskd_partitions_held %d\n", held);
     putf(&own, "# HELP riskd_partition_active 1 for each partition this process holds.\n"
          "# TYPE riskd_partition_active gauge\n");
     for (p = 0; p < n->np; p++)

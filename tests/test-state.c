@@ -278,6 +278,31 @@ static void test_takeover_dead_consumer(void **state)
 /* An entry riskd dies on is dead-lettered once it has been delivered more
  * than streams.max_deliveries times; an entry a detector fails on is
  * dead-lettered at once. Nothing wedges the stream. */
+typedef struct settle {
+    it_riskd *d;
+    int consuming_before;           /* "consuming" lines before this start */
+} settle;
+
+static int consuming_lines(const it_riskd *d)
+{
+    FILE *fp = fopen(d->log, "r");
+    char line[2048];
+    int n = 0;
+    if (fp == NULL)
+        return 0;
+    while (fgets(line, sizeof(line), fp))
+        if (strstr(line, "consuming enforce:scan"))
+            n++;
+    fclose(fp);
+    return n;
+}
+
+static bool dead_or_consuming(void *arg)
+{
+    settle *st = arg;
+    return !it_riskd_alive(st->d) || consuming_lines(st->d) > st->consuming_before;
+}
+
 static void test_poison_entries(void **state)
 {
     fixture *f = *state;
@@ -289,10 +314,13 @@ static void test_poison_entries(void **state)
     it_xadd(f->env.c, "enforce:scan", "{\"type\":\"inspection.rated\",\"ts\":1740793800000,"
             "\"task_id\":\"CRASH\",\"enterprise_id\":\"E\",\"score\":5}", id, sizeof(id));
     for (starts = 0; starts < 6; starts++) {
+        settle st = {&f->env.riskd, consuming_lines(&f->env.riskd)};
         start(f, cfg);
-        /* a restart after a crash takes the lease over and waits 1.5 s
-         * (node.c TAKEOVER_WAIT_MS) before it reads */
-        it_sleep_ms(2500);
+        /* A restart after a crash takes the lease over and waits 1.5 s
+         * (node.c TAKEOVER_WAIT_MS) before it reads: wait until it either
+         * died or consumes, then give it a second to die on the entry. */
+        must(f, it_wait_until(dead_or_consuming, &st, 15000), "start settled");
+        it_sleep_ms(1000);
         if (it_riskd_alive(&f->env.riskd))
             break;
         it_riskd_wait(&f->env.riskd, 1000);

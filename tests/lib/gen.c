@@ -60,6 +60,7 @@ struct bg_gen {
     item *heap;
     size_t n, cap;
     uint64_t seq;
+    int last_unit;          /* unit of the last event, -1 for a tick */
 };
 
 int64_t bg_now_ns(void)
@@ -333,6 +334,7 @@ int bg_gen_next(bg_gen *g, int64_t ts_override, int *stream, int64_t *ts,
         return -1;
     if (g->n > 0 && (double)g->heap[0].ts <= g->next_file) {
         it = pop(g);
+        g->last_unit = it.kind == K_TICK ? -1 : it.unit;
     } else {
         int64_t planned;
         memset(&it, 0, sizeof(it));
@@ -341,6 +343,7 @@ int bg_gen_next(bg_gen *g, int64_t ts_override, int *stream, int64_t *ts,
         g->next_file += g->spacing;
         it.task = g->tasks++;
         it.unit = pick(g, g->o.units);
+        g->last_unit = it.unit;
         it.ent = pick(g, g->o.enterprises);
         it.anomaly = (uint8_t)A_NONE;
         if (!g->o.filings_only && unif(g) < g->o.anomaly)
@@ -481,4 +484,9 @@ int bg_gen_next(bg_gen *g, int64_t ts_override, int *stream, int64_t *ts,
         return -1;
     }
     return n > 0 && n < (int)len ? n : -1;
+}
+
+int bg_gen_last_unit(const bg_gen *g)
+{
+    return g->last_unit;
 }

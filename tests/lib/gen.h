@@ -46,6 +46,11 @@ void bg_gen_free(bg_gen *g);
 int bg_gen_next(bg_gen *g, int64_t ts_override, int *stream, int64_t *ts,
                 char *buf, size_t len);
 
+/* The unit ("U<n>": n) of the event bg_gen_next made last, or -1 for a
+ * clock.tick (which concerns every unit). Producers of a partitioned
+ * deployment route by it. */
+int bg_gen_last_unit(const bg_gen *g);
+
 /* Monotonic time in nanoseconds. */
 int64_t bg_now_ns(void);
 /* Wall-clock time in ms since the epoch. */

@@ -1,0 +1,625 @@
+/* tests/test-lease.c - several riskd processes on the same streams: leases,
+ * fencing, takeover, partitions (issue #8, tests 2 and 3 on one Redis).
+ *
+ * Every test feeds the same generated workload (tests/lib/gen.c, explicit
+ * entry ids, so alert ids can be compared across runs) at a steady rate
+ * while riskd instances run, does something to them mid-way, and compares
+ * the set of alert ids with a clean run of one instance over the same
+ * entries on a fresh Redis: equal, and no id written twice.
+ *
+ *  - standby takeover: instance a active, b standby (/healthz 503,
+ *    riskd_active 0); a is SIGKILLed; b takes the lease over within a few
+ *    seconds (one takeover), claims a's pending entries and finishes.
+ *  - paused leader: a is SIGSTOPped instead; b takes over once a's lease
+ *    ran out; a is resumed after b has moved on and must do nothing: it
+ *    reads no entry (its consumer stays idle and holds nothing pending),
+ *    writes nothing (every write path is fenced by the epoch, and the alert
+ *    set and stream show no extra write), and stays a standby.
+ *  - partitions: 6 partitions shared by instances a, b, c; c is killed and
+ *    d added mid-run; the partitions are shared out again and the alerts
+ *    equal a single instance's over the same events.
+ *
+ * All instances run with state.lease_ttl 2s, so a takeover is due ~2 s after
+ * the holder stops renewing (+1.5 s for reads still blocked in Redis). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "itest.h"
+#include "gen.h"
+#include "internal.h"               /* rk__partition_of: how producers route */
+
+#define EVENTS 40000
+#define RATE 8000                   /* events per second fed */
+#define LEASE_CFG "\"state\":{\"interval\":\"200ms\",\"lease_ttl\":\"2s\"}," \
+                  "\"clock\":{\"wall_advance\":false}"
+
+/* ===================================================================
+ * The workload: (stream key, entry id, data) per entry
+ * =================================================================== */
+
+typedef struct wl_entry {
+    char key[40];
+    char id[24];
+    char *data;
+} wl_entry;
+
+typedef struct workload {
+    wl_entry *e;
+    size_t n;
+    int partitions;
+} workload;
+
+/* Generate `events` events routed to `partitions` partitions by unit (a
+ * tick to every partition), ids 1-0, 2-0, ... per stream key. */
+static void wl_make(workload *w, size_t events, int partitions)
+{
+    bg_opts o;
+    bg_gen *g;
+    char buf[2048], unit[32];
+    size_t i, cap = events + events / 4 + 16, *seq;
+    int64_t ts;
+    int stream, p, p0, p1;
+
+    memset(w, 0, sizeof(*w));
+    w->partitions = partitions;
+    w->e = calloc(cap, sizeof(*w->e));
+    seq = calloc((size_t)partitions * 2, sizeof(*seq));
+    assert_non_null(w->e);
+    assert_non_null(seq);
+    bg_opts_default(&o);
+    o.entries = (long long)events;
+    o.units = 200;
+    o.officers = 400;
+    o.enterprises = 2000;
+    o.days = 20;
+    o.anomaly = 0.05;
+    o.seed = 42;
+    g = bg_gen_new(&o);
+    assert_non_null(g);
+    for (i = 0; i < events; i++) {
+        assert_true(bg_gen_next(g, -1, &stream, &ts, buf, sizeof(buf)) > 0);
+        if (bg_gen_last_unit(g) < 0) {
+            p0 = 0;
+            p1 = partitions - 1;
+        } else {
+            snprintf(unit, sizeof(unit), "U%d", bg_gen_last_unit(g));
+            p0 = p1 = rk__partition_of(unit, partitions);
+        }
+        for (p = p0; p <= p1; p++) {
+            wl_entry *x;
+            if (w->n == cap) {
+                cap *= 2;
+                w->e = realloc(w->e, cap * sizeof(*w->e));
+                assert_non_null(w->e);
+            }
+            x = &w->e[w->n++];
+            if (partitions > 1)
+                snprintf(x->key, sizeof(x->key), "%s:{%d}",
+                         stream ? "enforce:case" : "enforce:scan", p);
+            else
+                snprintf(x->key, sizeof(x->key), "%s", stream ? "enforce:case" : "enforce:scan");
+            snprintf(x->id, sizeof(x->id), "%zu-0", ++seq[p * 2 + stream]);
+            x->data = strdup(buf);
+            assert_non_null(x->data);
+        }
+    }
+    bg_gen_free(g);
+    free(seq);
+}
+
+static void wl_free(workload *w)
+{
+    size_t i;
+    for (i = 0; i < w->n; i++)
+        free(w->e[i].data);
+    free(w->e);
+}
+
+static void wl_write(redisContext *c, const workload *w, size_t from, size_t to)
+{
+    size_t i, pending = 0;
+    for (i = from; i < to; i++) {
+        redisAppendCommand(c, "XADD %s %s data %s", w->e[i].key, w->e[i].id, w->e[i].data);
+        if (++pending == 1000 || i + 1 == to) {
+            for (; pending > 0; pending--) {
+                redisReply *r;
+                assert_int_equal(redisGetReply(c, (void **)&r), REDIS_OK);
+                if (r->type == REDIS_REPLY_ERROR)
+                    fail_msg("XADD: %s", r->str);
+                freeReplyObject(r);
+            }
+        }
+    }
+}
+
+/* Feed the workload at RATE entries/s; hook(ud, share fed) between chunks. */
+static void wl_feed(redisContext *c, const workload *w, void (*hook)(void *ud, double share),
+                    void *ud)
+{
+    size_t at = 0, chunk = RATE / 20;
+    while (at < w->n) {
+        size_t to = at + chunk < w->n ? at + chunk : w->n;
+        wl_write(c, w, at, to);
+        at = to;
+        if (hook)
+            hook(ud, (double)at / (double)w->n);
+        it_sleep_ms(50);
+    }
+}
+
+static bool all_drained(redisContext *c, int partitions, int timeout_ms)
+{
+    int p;
+    char k[40];
+    for (p = 0; p < partitions; p++) {
+        unsigned si;
+        for (si = 0; si < 2; si++) {
+            if (partitions > 1)
+                snprintf(k, sizeof(k), "%s:{%d}", si ? "enforce:case" : "enforce:scan", p);
+            else
+                snprintf(k, sizeof(k), "%s", si ? "enforce:case" : "enforce:scan");
+            if (!it_wait_drained(c, k, "riskd", timeout_ms))
+                return false;
+        }
+    }
+    return true;
+}
+
+/* The alert ids in the alerts stream as an object id -> count. */
+static json_t *alert_ids(redisContext *c, size_t *total)
+{
+    json_t *arr = it_alerts(c, "alerts"), *ids = json_object(), *a;
+    size_t i;
+    json_array_foreach(arr, i, a) {
+        const char *id = json_string_value(json_object_get(a, "id"));
+        json_t *n;
+        assert_non_null(id);
+        n = json_object_get(ids, id);
+        json_object_set_new(ids, id, json_integer(n ? json_integer_value(n) + 1 : 1));
+    }
+    *total = json_array_size(arr);
+    json_decref(arr);
+    return ids;
+}
+
+/* One instance over the whole workload on a fresh Redis: the reference. */
+static json_t *clean_run(const workload *w)
+{
+    it_env env;
+    char cfg[512];
+    json_t *ids;
+    size_t total;
+
+    assert_int_equal(it_env_start(&env), 0);
+    wl_write(env.c, w, 0, w->n);
+    snprintf(cfg, sizeof(cfg), "{\"partitions\":%d,\"streams\":{\"consumer\":\"clean\"},"
+             LEASE_CFG "}", w->partitions);
+    assert_int_equal(it_riskd_start(&env.riskd, env.redis.port, cfg), 0);
+    if (!all_drained(env.c, w->partitions, 60000)) {
+        it_riskd_dump_log(&env.riskd);
+        fail_msg("the clean run did not drain");
+    }
+    it_riskd_signal(&env.riskd, SIGTERM);
+    assert_int_equal(it_riskd_wait(&env.riskd, 15000), 0);
+    ids = alert_ids(env.c, &total);
+    assert_int_equal(total, json_object_size(ids));
+    assert_true(total > 50);        /* the workload does raise alerts */
+    it_env_stop(&env);
+    return ids;
+}
+
+/* Equal id sets, each id written once. */
+static void assert_same_alerts(redisContext *c, json_t *want, const char *what)
+{
+    size_t total;
+    json_t *got = alert_ids(c, &total), *v;
+    const char *id;
+    size_t missing = 0, extra = 0, dups = 0;
+    json_object_foreach(want, id, v)
+        if (json_object_get(got, id) == NULL)
+            missing++;
+    json_object_foreach(got, id, v) {
+        if (json_object_get(want, id) == NULL)
+            extra++;
+        if (json_integer_value(v) > 1)
+            dups++;
+    }
+    fprintf(stderr, "%s: %zu alerts (clean run %zu): %zu missing, %zu extra, %zu written twice\n",
+            what, total, json_object_size(want), missing, extra, dups);
+    assert_int_equal(missing, 0);
+    assert_int_equal(extra, 0);
+    assert_int_equal(dups, 0);
+    assert_int_equal(total, json_object_size(want));
+    json_decref(got);
+}
+
+/* ===================================================================
+ * Instances
+ * =================================================================== */
+
+typedef struct inst {
+    it_riskd d;
+    int mport;
+    char name[16];
+} inst;
+
+static void inst_start(inst *x, int redis_port, const char *name, int partitions)
+{
+    char cfg[512];
+    memset(x, 0, sizeof(*x));
+    snprintf(x->name, sizeof(x->name), "%s", name);
+    x->mport = it_free_port();
+    snprintf(cfg, sizeof(cfg), "{\"partitions\":%d,\"streams\":{\"consumer\":\"%s\"},"
+             "\"metrics\":{\"listen\":\"127.0.0.1:%d\"}," LEASE_CFG "}",
+             partitions, name, x->mport);
+    assert_int_equal(it_riskd_start(&x->d, redis_port, cfg), 0);
+}
+
+static void inst_stop(inst *x)
+{
+    if (x->d.pid > 0 && it_riskd_alive(&x->d)) {
+        it_riskd_signal(&x->d, SIGTERM);
+        assert_int_equal(it_riskd_wait(&x->d, 20000), 0);
+    }
+}
+
+static void inst_kill(inst *x)
+{
+    it_riskd_signal(&x->d, SIGKILL);
+    it_riskd_wait(&x->d, 5000);
+}
+
+/* GET path on the instance's metrics port: the status, body into buf. */
+static int http_get(int port, const char *path, char *buf, size_t len)
+{
+    struct sockaddr_in sa;
+    char req[128];
+    size_t got = 0;
+    ssize_t k;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), status = -1;
+    const char *body;
+
+    buf[0] = '\0';
+    if (fd < 0)
+        return -1;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        close(fd);
+        return -1;
+    }
+    snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\n\r\n", path);
+    if (write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
+        close(fd);
+        return -1;
+    }
+    while (got + 1 < len && (k = read(fd, buf + got, len - 1 - got)) > 0)
+        got += (size_t)k;
+    buf[got] = '\0';
+    close(fd);
+    if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
+        return -1;
+    body = strstr(buf, "\r\n\r\n");
+    if (body != NULL)
+        memmove(buf, body + 4, strlen(body + 4) + 1);
+    return status;
+}
+
+/* The value of an unlabelled metric, or -1. */
+static double metric(int port, const char *name)
+{
+    static char buf[1 << 20];
+    char pat[128];
+    const char *at;
+    if (http_get(port, "/metrics", buf, sizeof(buf)) != 200)
+        return -1;
+    snprintf(pat, sizeof(pat), "\n%s ", name);
+    at = strstr(buf, pat);
+    return at ? atof(at + strlen(pat)) : -1;
+}
+
+typedef struct want_log {
+    inst *x;
+    const char *text;
+} want_log;
+
+static bool log_has(void *arg)
+{
+    want_log *w = arg;
+    return it_log_contains(&w->x->d, w->text);
+}
+
+static void wait_log(inst *x, const char *text, int timeout_ms)
+{
+    want_log w = {x, text};
+    if (!it_wait_until(log_has, &w, timeout_ms)) {
+        it_riskd_dump_log(&x->d);
+        fail_msg("%s: no \"%s\" in the log", x->name, text);
+    }
+}
+
+static int log_count(const inst *x, const char *text)
+{
+    FILE *f = fopen(x->d.log, "r");
+    char line[4096];
+    int n = 0;
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f))
+        if (strstr(line, text))
+            n++;
+    fclose(f);
+    return n;
+}
+
+/* XINFO CONSUMERS: pending and idle (ms) of one consumer of the group on
+ * key; -1 / -1 when it is not there. */
+static void consumer_info(redisContext *c, const char *key, const char *name,
+                          long long *pending, long long *idle)
+{
+    redisReply *r = it_cmd(c, "XINFO CONSUMERS %s riskd", key);
+    size_t i, k;
+    *pending = *idle = -1;
+    for (i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        redisReply *e = r->element[i];
+        bool match = false;
+        long long p = -1, d = -1;
+        for (k = 0; k + 1 < e->elements; k += 2) {
+            const char *f = e->element[k]->str;
+            redisReply *v = e->element[k + 1];
+            if (strcmp(f, "name") == 0)
+                match = strcmp(v->str, name) == 0;
+            else if (strcmp(f, "pending") == 0)
+                p = v->integer;
+            else if (strcmp(f, "idle") == 0)
+                d = v->integer;
+        }
+        if (match) {
+            *pending = p;
+            *idle = d;
+        }
+    }
+    freeReplyObject(r);
+}
+
+/* ===================================================================
+ * Tests
+ * =================================================================== */
+
+typedef struct fixture {
+    it_env env;
+    workload w;
+    inst x[4];
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    if (f == NULL || it_env_start(&f->env) != 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    int i;
+    for (i = 0; i < 4; i++)
+        if (f->x[i].d.pid > 0 && it_riskd_alive(&f->x[i].d)) {
+            it_riskd_signal(&f->x[i].d, SIGKILL);
+            it_riskd_wait(&f->x[i].d, 5000);
+        }
+    it_env_stop(&f->env);
+    wl_free(&f->w);
+    free(f);
+    return 0;
+}
+
+/* a active, b standby, both checked through /healthz and /metrics. */
+static void start_pair(fixture *f)
+{
+    char body[256];
+    inst_start(&f->x[0], f->env.redis.port, "a", 1);
+    wait_log(&f->x[0], "ready (active)", 10000);
+    inst_start(&f->x[1], f->env.redis.port, "b", 1);
+    wait_log(&f->x[1], "ready (standby)", 10000);
+    assert_int_equal(http_get(f->x[0].mport, "/healthz", body, sizeof(body)), 200);
+    assert_string_equal(body, "ok\n");
+    assert_int_equal(http_get(f->x[1].mport, "/healthz", body, sizeof(body)), 503);
+    assert_string_equal(body, "standby\n");
+    assert_true(metric(f->x[0].mport, "riskd_active") == 1.0);
+    assert_true(metric(f->x[1].mport, "riskd_active") == 0.0);
+    assert_true(metric(f->x[1].mport, "riskd_members") == 2.0);
+}
+
+typedef struct kill_at {
+    fixture *f;
+    double share;
+    bool done;
+    int sig;
+    uint64_t at_ns;
+} kill_at;
+
+static void hook_signal(void *ud, double share)
+{
+    kill_at *k = ud;
+    if (k->done || share < k->share)
+        return;
+    k->done = true;
+    k->at_ns = (uint64_t)bg_now_ns();
+    it_riskd_signal(&k->f->x[0].d, k->sig);
+    fprintf(stderr, "%s a at %.0f%% of the feed\n", k->sig == SIGKILL ? "SIGKILL" : "SIGSTOP",
+            share * 100);
+}
+
+static void test_standby_takeover_after_kill(void **state)
+{
+    fixture *f = *state;
+    json_t *want;
+    kill_at k;
+    char body[256];
+
+    wl_make(&f->w, EVENTS, 1);
+    want = clean_run(&f->w);
+    start_pair(f);
+    k = (kill_at){f, 0.3, false, SIGKILL, 0};
+    wl_feed(f->env.c, &f->w, hook_signal, &k);
+    assert_true(k.done);
+    it_riskd_wait(&f->x[0].d, 5000);
+    wait_log(&f->x[1], "consuming (epoch", 15000);
+    fprintf(stderr, "b consuming %.1f s after the kill\n",
+            (double)((uint64_t)bg_now_ns() - k.at_ns) / 1e9);
+    if (!all_drained(f->env.c, 1, 60000)) {
+        it_riskd_dump_log(&f->x[1].d);
+        fail_msg("b did not finish the workload");
+    }
+    assert_same_alerts(f->env.c, want, "after the kill");
+    assert_int_equal(log_count(&f->x[1], "lease riskd:state:lease acquired"), 1);
+    assert_int_equal(log_count(&f->x[1], "taking over from"), 1);
+    assert_int_equal(http_get(f->x[1].mport, "/healthz", body, sizeof(body)), 200);
+    assert_true(metric(f->x[1].mport, "riskd_active") == 1.0);
+    inst_stop(&f->x[1]);
+    json_decref(want);
+}
+
+static void test_paused_leader_is_fenced(void **state)
+{
+    fixture *f = *state;
+    json_t *want;
+    kill_at k;
+    long long pending, idle, before;
+    uint64_t resumed;
+
+    wl_make(&f->w, EVENTS, 1);
+    want = clean_run(&f->w);
+    start_pair(f);
+    k = (kill_at){f, 0.3, false, SIGSTOP, 0};
+    /* Feed up to 60 %, so b has work of its own after the takeover. */
+    {
+        workload part = f->w;
+        part.n = f->w.n * 6 / 10;
+        wl_feed(f->env.c, &part, hook_signal, &k);
+        assert_true(k.done);
+        wait_log(&f->x[1], "consuming (epoch", 15000);
+        fprintf(stderr, "b consuming %.1f s after the pause\n",
+                (double)((uint64_t)bg_now_ns() - k.at_ns) / 1e9);
+        assert_true(all_drained(f->env.c, 1, 60000));
+        before = it_int(f->env.c, "XLEN alerts");
+        /* a comes back: it must do nothing. */
+        it_riskd_signal(&f->x[0].d, SIGCONT);
+        resumed = (uint64_t)bg_now_ns();
+        wl_write(f->env.c, &f->w, part.n, f->w.n);
+    }
+    wait_log(&f->x[0], "partition 0", 10000);
+    assert_true(all_drained(f->env.c, 1, 60000));
+    it_sleep_ms(3000);              /* a: several ticks after resuming */
+    assert_true(it_log_contains(&f->x[0].d, "giving up") ||
+                it_log_contains(&f->x[0].d, "lease lost"));
+    assert_false(it_log_contains(&f->x[0].d, "FENCED") &&
+                 !it_log_contains(&f->x[0].d, "giving up"));
+    /* a read nothing since it resumed: its consumer is idle since before
+     * then and holds no entry (b claimed them at the takeover). */
+    consumer_info(f->env.c, "enforce:scan", "a", &pending, &idle);
+    assert_int_equal(pending, 0);
+    assert_true(idle >= (long long)(((uint64_t)bg_now_ns() - resumed) / 1000000));
+    consumer_info(f->env.c, "enforce:case", "a", &pending, &idle);
+    assert_int_equal(pending, 0);
+    assert_true(idle >= (long long)(((uint64_t)bg_now_ns() - resumed) / 1000000));
+    /* a stays a standby; b holds the partition (one takeover). */
+    assert_true(metric(f->x[0].mport, "riskd_active") == 0.0);
+    assert_true(metric(f->x[1].mport, "riskd_active") == 1.0);
+    assert_int_equal(log_count(&f->x[1], "lease riskd:state:lease acquired"), 1);
+    assert_true(it_int(f->env.c, "XLEN alerts") >= before);
+    assert_same_alerts(f->env.c, want, "after the pause");
+    inst_stop(&f->x[0]);
+    inst_stop(&f->x[1]);
+    json_decref(want);
+}
+
+typedef struct churn {
+    fixture *f;
+    bool killed, added;
+} churn;
+
+static void hook_churn(void *ud, double share)
+{
+    churn *c = ud;
+    if (!c->killed && share >= 0.3) {
+        c->killed = true;
+        fprintf(stderr, "SIGKILL c at %.0f%%\n", share * 100);
+        inst_kill(&c->f->x[2]);
+    }
+    if (!c->added && share >= 0.6) {
+        c->added = true;
+        fprintf(stderr, "starting d at %.0f%%\n", share * 100);
+        inst_start(&c->f->x[3], c->f->env.redis.port, "d", 6);
+    }
+}
+
+static void test_partitions_shared_out(void **state)
+{
+    fixture *f = *state;
+    json_t *want;
+    churn c = {f, false, false};
+    int i, total = 0;
+
+    wl_make(&f->w, EVENTS, 6);
+    want = clean_run(&f->w);
+    inst_start(&f->x[0], f->env.redis.port, "a", 6);
+    inst_start(&f->x[1], f->env.redis.port, "b", 6);
+    inst_start(&f->x[2], f->env.redis.port, "c", 6);
+    for (i = 0; i < 3; i++)
+        wait_log(&f->x[i], "consuming (epoch", 15000);
+    wl_feed(f->env.c, &f->w, hook_churn, &c);
+    assert_true(c.killed && c.added);
+    wait_log(&f->x[3], "consuming (epoch", 20000);
+    if (!all_drained(f->env.c, 6, 60000)) {
+        for (i = 0; i < 4; i++)
+            it_riskd_dump_log(&f->x[i].d);
+        fail_msg("the partitions did not drain");
+    }
+    /* Settled: a, b and d hold two partitions each. */
+    it_sleep_ms(3000);
+    for (i = 0; i < 4; i++) {
+        double held;
+        if (i == 2)
+            continue;
+        held = metric(f->x[i].mport, "riskd_partitions_held");
+        fprintf(stderr, "%s holds %.0f partitions\n", f->x[i].name, held);
+        assert_true(held == 2.0);
+        total += (int)held;
+    }
+    assert_int_equal(total, 6);
+    assert_same_alerts(f->env.c, want, "6 partitions, c killed, d added");
+    for (i = 0; i < 4; i++)
+        if (i != 2)
+            inst_stop(&f->x[i]);
+    json_decref(want);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_standby_takeover_after_kill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_paused_leader_is_fenced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_partitions_shared_out, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
