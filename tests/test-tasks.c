@@ -130,7 +130,7 @@ static void test_snapshot_roundtrip(void **state)
 static void test_many_records(void **state)
 {
     static const char *offs[5000];
-    static char names[5000][8];
+    static char names[5000][16];
     rk_tasks t;
     char task[16];
     int i;
