@@ -13,10 +13,16 @@
  * filing with a far planned_at can hold back later ones for at most the
  * spread of planned_at, never forever.
  *
- * Memory: a filing is one allocation (the record with its officers) plus
- * its map entry, which holds the task id once. Unit, enterprise and
- * officer ids repeat across filings, so they are interned: one copy each,
- * reference-counted, whatever the number of filings naming them. */
+ * Memory: a filing is its record (with its officers) plus its map entry,
+ * which holds the task id once. Unit, enterprise and officer ids repeat
+ * across filings, so they are interned: one copy each, reference-counted,
+ * whatever the number of filings naming them. Records are freed in the
+ * order they were made (the FIFO), so they are not malloc'ed one by one
+ * but cut from 16 KiB blocks aligned to their size: a record costs its
+ * size rounded to 8 bytes (no malloc header, no size class), the block of
+ * a record is its address rounded down, and a block is freed when its last
+ * record is. A record larger than a block gets a block of its own. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +30,66 @@
 #include "internal.h"
 
 #define TASKS_SNAPSHOT_VERSION 1u
+
+/* ===================================================================
+ * Record blocks
+ * =================================================================== */
+
+#define TASK_BLOCK ((size_t)16 * 1024)  /* size and alignment of a block */
+
+typedef struct task_block {
+    size_t used;                    /* bytes handed out, header included */
+    size_t cap;                     /* bytes in the block */
+    size_t live;                    /* records not yet freed */
+    size_t pad;                     /* keeps records 16-byte aligned */
+} task_block;
+
+static task_block *block_of(const rk__task *k)
+{
+    return (task_block *)((uintptr_t)k & ~(uintptr_t)(TASK_BLOCK - 1));
+}
+
+/* A zeroed record of `size` bytes, cut from the block of the newest record
+ * (t->tail) or from a new block. Returns NULL when out of memory. */
+static rk__task *task_alloc(rk_tasks *t, size_t size)
+{
+    task_block *b = t->tail != NULL ? block_of(t->tail) : NULL;
+    rk__task *k;
+
+    size = (size + 7) & ~(size_t)7;
+    if (b == NULL || b->cap - b->used < size) {
+        size_t cap = TASK_BLOCK;
+        void *p;
+        if (size > TASK_BLOCK - sizeof(task_block)) {
+            if (size > SIZE_MAX / 2)
+                return NULL;
+            cap = sizeof(task_block) + size;
+        }
+        if (posix_memalign(&p, TASK_BLOCK, cap) != 0)
+            return NULL;
+        b = p;
+        b->used = sizeof(task_block);
+        b->cap = cap;
+        b->live = 0;
+    }
+    k = (rk__task *)(void *)((char *)b + b->used);
+    b->used += size;
+    b->live++;
+    memset(k, 0, size);
+    return k;
+}
+
+/* Give a record back; its block is freed with its last record. */
+static void task_release(rk__task *k)
+{
+    task_block *b = block_of(k);
+    if (--b->live == 0)
+        free(b);
+}
+
+/* ===================================================================
+ * Filings
+ * =================================================================== */
 
 void rk__tasks_init(rk_tasks *t)
 {
@@ -71,7 +137,7 @@ static void task_free(rk_tasks *t, rk__task *k)
     release(t, k->enterprise_id);
     for (i = 0; i < k->n_officers; i++)
         release(t, k->officers[i]);
-    free(k);
+    task_release(k);
 }
 
 void rk__tasks_free(rk_tasks *t)
@@ -79,7 +145,7 @@ void rk__tasks_free(rk_tasks *t)
     rk__task *k = t->head, *next;
     for (; k != NULL; k = next) {
         next = k->next;
-        free(k);
+        task_release(k);
     }
     rk_map_clear(&t->map, NULL);
     rk_map_clear(&t->strings, NULL);
@@ -99,7 +165,9 @@ static rk__task *task_add(rk_tasks *t, const char *task_id, const char *unit_id,
 
     if (n_officers > UINT32_MAX || rk_map_get(&t->map, task_id) != NULL)
         return NULL;
-    k = calloc(1, sizeof(*k) + n_officers * sizeof(k->officers[0]));
+    if (n_officers > (SIZE_MAX - sizeof(*k)) / sizeof(k->officers[0]))
+        return NULL;
+    k = task_alloc(t, sizeof(*k) + n_officers * sizeof(k->officers[0]));
     if (k == NULL)
         return NULL;
     k->unit_id = intern(t, unit_id, &oom);

@@ -7,14 +7,17 @@
  *   filings   task_id -> the first filing of the task (later duplicates are
  *             ignored): filing ts, planned_at, its scan deadline, unit,
  *             enterprise, entry, and flags (scanned, filed_not_scanned done).
- *             One allocation per filing holds the record and its three ids;
- *             it sits in two intrusive hash tables of this file: by task_id,
- *             and by (unit, enterprise) for reported_without_filing (the
- *             table holds one "group head" per pair; the pair's filings are
- *             a doubly linked list from it). A filing arms the timer
- *             "n:<task_id>" at planned_at + scan_deadline and is dropped once
- *             the watermark has passed planned_at + retention and that timer
- *             has fired (or scan deadline + retention, if it never fires).
+ *             One allocation per filing (96 bytes with short ids) holds the
+ *             record and its three ids; it sits in two intrusive hash
+ *             tables of this file: by task_id, and by (unit, enterprise) for
+ *             reported_without_filing (every filing is in the pair table,
+ *             doubly linked in its bucket, filings of one pair next to each
+ *             other, so a lookup walks the bucket). A filing is due at its
+ *             scan deadline (planned_at + scan_deadline) for
+ *             filed_not_scanned and is dropped once the watermark has passed
+ *             planned_at + retention and that rule ran (or scan deadline +
+ *             retention, if it never ran). A filing past that expiry counts
+ *             as gone at once, whenever it is dropped.
  *   pscans    task_id -> scans of a task not (yet) filed: the last 20 scans
  *             (ts, entry, enterprise, unit) and the deadline of the latest
  *             round. A scan arms a round (timer "s:<task_id>" at scan ts +
@@ -37,34 +40,49 @@
  * report and that is still within retention (planned_at + retention >=
  * the watermark).
  *
- * Expiry: each kind of record has an expiry heap (kit.h rk_heap) keyed by
- * a time no later than the one after which the record is dropped (see
- * filing_expiry, pscan_expiry; pcases: deadline + retention, a safety net
- * since their timer drops them). A filing is keyed at planned_at +
- * retention and re-keyed only if it is popped before its filed_not_scanned
- * timer ran; other records are re-keyed when their expiry moves (a timer
- * fired, a filing merged scans, a new scan). So on_watermark(now) pops only
- * what expires, O(expired x log n) instead of O(stored), and frees each
- * record at the first watermark past its expiry. A changed retention
- * re-keys the heaps once (O(n)).
+ * Filing timers: filings do not arm a timer each (a daemon timer is a heap
+ * slot and a key string: ~70 bytes per filing). They sit in one heap of
+ * this file (fheap: 16 bytes each) keyed by their next due time, the scan
+ * deadline until filed_not_scanned ran, then their expiry; keys are lower
+ * bounds, corrected when popped. One timer "n:" is kept armed at the
+ * earliest key (`armed`); when it fires, every filing due before the
+ * watermark is run (filed_not_scanned, alert ts = its scan deadline) or
+ * dropped, and the timer is re-armed at the new earliest key. The daemon
+ * fires every timer due at a watermark in one go, so this gives the same
+ * alerts as a timer per filing. on_watermark drops expired filings too and
+ * re-arms the timer if it was lost. Old snapshots' "n:<task_id>" timers
+ * run the same code.
+ *
+ * Expiry: pending scans and cases have an expiry heap each (kit.h rk_heap)
+ * keyed by a time no later than the one after which the record is dropped
+ * (pscan_expiry; pcases: deadline + retention, a safety net since their
+ * timer drops them), re-keyed when their expiry moves (a timer fired, a
+ * filing merged scans, a new scan). So on_watermark(now) pops only what
+ * expires, O(expired x log n) instead of O(stored), and frees each record
+ * at the first watermark past its expiry. A changed retention re-keys the
+ * heaps once (O(n)).
  *
  * reconfigure() changes thresholds only; timers already armed keep their
  * deadlines (each record remembers the deadline it armed).
  *
- * Snapshot format version 2: u32 version; u32 n, n filings (str task, i64
+ * Snapshot format version 3: u32 version; i64 armed (the deadline of the
+ * armed "n:" timer, INT64_MAX for none); u32 n, n filings (str task, i64
  * ts, i64 planned_at, u32 scan_by - planned_at, str unit, str enterprise,
  * ref, u32 flags); u32 n, n pscans (str task, i64 deadline, i64 fired, i64
  * last_ts, u32 merged, u32 n, n x (i64 ts, ref, str enterprise, str unit));
  * u32 n, n pcases (str case, i64 ts, i64 deadline, str unit, str task, ref).
- * restore() also reads version 1 (i64 scan_by instead of the u32, and a
- * trailing section of the old (unit, enterprise) index, now derived from
- * the filings, which it skips), so an upgrade keeps the filings. */
+ * restore() also reads version 2 (no `armed`: its checkpoint holds a
+ * "n:<task_id>" timer per filing not yet due) and version 1 (i64 scan_by
+ * instead of the u32, and a trailing section of the old (unit, enterprise)
+ * index, now derived from the filings, which it skips), so an upgrade keeps
+ * the filings. */
 #include <stddef.h>
 
 #include "riskd/kit.h"
 #include "internal.h"
 
-#define UI_SNAP_VERSION 2u
+#define UI_SNAP_VERSION 3u
+#define UI_SNAP_V2 2u
 #define UI_SNAP_V1 1u
 #define UI_MAX_SCANS 20
 #define UI_MAX_ID (64 * 1024)
@@ -72,6 +90,8 @@
 
 #define F_SCANNED  1u
 #define F_FNS_DONE 2u
+#define F_DEAD     4u               /* replaced: out of the tables, freed when popped */
+#define F_KNOWN    (F_SCANNED | F_FNS_DONE)   /* flags a snapshot may carry */
 
 typedef struct ui_cfg {
     int64_t grace;
@@ -83,25 +103,37 @@ typedef struct ui_cfg {
 
 typedef struct ui_filing {
     struct ui_filing *tnext;        /* next in its task-table bucket */
-    struct ui_filing *pnext;        /* next group head in its pair-table bucket */
-    struct ui_filing *gnext;        /* next filing of the same (unit, enterprise) */
-    struct ui_filing *gprev;        /* previous one; NULL for the group head */
+    struct ui_filing *pnext;        /* next in its pair-table bucket */
+    struct ui_filing *pprev;        /* previous one; NULL: first of the bucket */
     int64_t ts;
     int64_t planned_at;
     rk_entry_ref ref;
     uint32_t scan_after;            /* scan_by - planned_at (scan_deadline at filing) */
-    uint32_t hpos;                  /* index in the filing heap */
     uint32_t flags;                 /* F_* */
     char ids[];                     /* task_id NUL unit_id NUL enterprise_id NUL */
 } ui_filing;
 
 /* An intrusive chained hash table of filings (power-of-two buckets, grows
- * at load 1); which link it uses depends on the table. */
+ * at two entries per bucket); which link it uses depends on the table. */
 typedef struct ui_table {
     ui_filing **b;
     size_t nb;                      /* 0 or a power of two */
-    size_t count;
+    size_t count;                   /* filings; (unit, enterprise) pairs in `pairs` */
 } ui_table;
+
+#define UI_TABLE_LOAD 2
+
+/* The filing heap: every filing exactly once, keyed by a lower bound of
+ * its next due time (fheap_due). */
+typedef struct ui_fitem {
+    int64_t key;
+    ui_filing *f;
+} ui_fitem;
+
+typedef struct ui_fheap {
+    ui_fitem *items;
+    size_t n, cap;
+} ui_fheap;
 
 typedef struct ui_scan {
     int64_t ts;
@@ -136,10 +168,14 @@ typedef struct ui_self {
     rk_host *host;
     ui_cfg cfg;
     ui_table tasks;                 /* filings by task_id (tnext) */
-    ui_table pairs;                 /* group heads by (unit, enterprise) (pnext) */
+    ui_table pairs;                 /* filings by (unit, enterprise) (pnext, pprev) */
+    ui_fheap fheap;                 /* filings by due time */
+    int64_t armed;                  /* deadline of the pending "n:" timer, or INT64_MAX */
     rk_map pscans, pcases;
-    rk_heap fheap, sheap, cheap;    /* expiry: filings, pscans, pcases */
+    rk_heap sheap, cheap;           /* expiry: pscans, pcases */
 } ui_self;
+
+static int chain(ui_self *s);
 
 /* ===================================================================
  * Helpers
@@ -208,12 +244,9 @@ static ui_filing *filing_new(const char *task, const char *unit, const char *ent
     memcpy(f->ids, task, lt);
     memcpy(f->ids + lt, unit, lu);
     memcpy(f->ids + lt + lu, ent, le);
-    f->hpos = RK_HEAP_NONE;
     return f;
 }
 
-/* The bucket of the task table for f, or of the pair table for a group
- * head f. */
 static size_t task_slot(const ui_table *t, const char *task)
 {
     return (size_t)(rk_kit_hash_str(task) & (t->nb - 1));
@@ -224,48 +257,72 @@ static size_t pair_slot(const ui_table *t, const char *unit, const char *ent)
     return (size_t)(pair_hash(unit, ent) & (t->nb - 1));
 }
 
-/* Double the bucket array of t (is_pairs: the pair table). Returns 0, or
- * -1 when out of memory (table unchanged). */
-static int table_grow(ui_table *t, int is_pairs)
+static int same_pair(const ui_filing *a, const ui_filing *b)
 {
-    size_t n = t->nb ? t->nb * 2 : 16, i;
-    ui_filing **b = calloc(n, sizeof(*b));
-    ui_table nt;
+    return strcmp(f_unit(a), f_unit(b)) == 0 && strcmp(f_ent(a), f_ent(b)) == 0;
+}
+
+/* A bucket array twice the size of t's (16 for none), or NULL when out of
+ * memory. */
+static ui_filing **table_bigger(const ui_table *t, size_t *n)
+{
+    *n = t->nb ? t->nb * 2 : 16;
+    if (*n > SIZE_MAX / sizeof(ui_filing *))
+        return NULL;
+    return calloc(*n, sizeof(ui_filing *));
+}
+
+/* Double the task table's buckets. Returns 0, or -1 when out of memory
+ * (table unchanged). */
+static int tasks_grow(ui_table *t)
+{
+    size_t n, i;
+    ui_filing **b = table_bigger(t, &n);
     if (b == NULL) return -1;
-    nt.b = b;
-    nt.nb = n;
-    nt.count = t->count;
     for (i = 0; i < t->nb; i++) {
         ui_filing *f = t->b[i], *next;
         for (; f != NULL; f = next) {
-            size_t k;
-            if (is_pairs) {
-                next = f->pnext;
-                k = pair_slot(&nt, f_unit(f), f_ent(f));
-                f->pnext = b[k];
-            } else {
-                next = f->tnext;
-                k = task_slot(&nt, f_task(f));
-                f->tnext = b[k];
-            }
+            size_t k = (size_t)(rk_kit_hash_str(f_task(f)) & (n - 1));
+            next = f->tnext;
+            f->tnext = b[k];
             b[k] = f;
         }
     }
     free(t->b);
-    *t = nt;
+    t->b = b;
+    t->nb = n;
     return 0;
 }
 
-/* Make room for one more entry in t. Returns 0, or -1 when t has no
- * buckets at all and none can be allocated. */
-static int table_reserve(ui_table *t, int is_pairs)
+/* Double the pair table's buckets. Old bucket i splits into new buckets i
+ * and i + old size, each keeping the old order, so filings of one pair
+ * stay next to each other. Returns 0, or -1 when out of memory. */
+static int pairs_grow(ui_table *t)
 {
-    if (t->count >= t->nb && table_grow(t, is_pairs) != 0 && t->nb == 0)
-        return -1;
+    size_t n, i;
+    ui_filing **b = table_bigger(t, &n);
+    if (b == NULL) return -1;
+    for (i = 0; i < t->nb; i++) {
+        ui_filing *f = t->b[i], *next, *tail[2] = {NULL, NULL};
+        for (; f != NULL; f = next) {
+            size_t k = (size_t)(pair_hash(f_unit(f), f_ent(f)) & (n - 1));
+            int hi = k != i;
+            next = f->pnext;
+            f->pnext = NULL;
+            f->pprev = tail[hi];
+            if (tail[hi] != NULL) tail[hi]->pnext = f;
+            else b[k] = f;
+            tail[hi] = f;
+        }
+    }
+    free(t->b);
+    t->b = b;
+    t->nb = n;
     return 0;
 }
 
-static ui_filing *filing_find(const ui_self *s, const char *task)
+/* The filing of task in the table (live or expired), or NULL. */
+static ui_filing *filing_lookup(const ui_self *s, const char *task)
 {
     ui_filing *f;
     if (s->tasks.nb == 0) return NULL;
@@ -275,47 +332,41 @@ static ui_filing *filing_find(const ui_self *s, const char *task)
     return NULL;
 }
 
-/* The group head of (unit, enterprise), or NULL. */
-static ui_filing *pair_find(const ui_self *s, const char *unit, const char *ent)
-{
-    ui_filing *f;
-    if (s->pairs.nb == 0) return NULL;
-    for (f = s->pairs.b[pair_slot(&s->pairs, unit, ent)]; f != NULL; f = f->pnext)
-        if (strcmp(f_unit(f), unit) == 0 && strcmp(f_ent(f), ent) == 0)
-            return f;
-    return NULL;
-}
-
-/* Put f (not yet indexed) into both tables. Returns 0, or -1 when out of
- * memory (f is then in neither). */
+/* Put f (not yet indexed) into both tables: the task table's bucket head,
+ * the pair table after a filing of the same pair (or the bucket head).
+ * Returns 0, or -1 when out of memory (f is then in neither). */
 static int filing_index(ui_self *s, ui_filing *f)
 {
-    ui_filing *head;
+    ui_filing *g;
     size_t k;
-    if (table_reserve(&s->tasks, 0) != 0 || table_reserve(&s->pairs, 1) != 0)
+    if ((s->tasks.count >= s->tasks.nb * UI_TABLE_LOAD && tasks_grow(&s->tasks) != 0 &&
+         s->tasks.nb == 0) ||
+        (s->tasks.count >= s->pairs.nb * UI_TABLE_LOAD && pairs_grow(&s->pairs) != 0 &&
+         s->pairs.nb == 0))
         return -1;
     k = task_slot(&s->tasks, f_task(f));
     f->tnext = s->tasks.b[k];
     s->tasks.b[k] = f;
     s->tasks.count++;
-    head = pair_find(s, f_unit(f), f_ent(f));
-    if (head != NULL) {
-        f->gprev = head;
-        f->gnext = head->gnext;
-        if (head->gnext != NULL) head->gnext->gprev = f;
-        head->gnext = f;
-        f->pnext = NULL;
+    k = pair_slot(&s->pairs, f_unit(f), f_ent(f));
+    for (g = s->pairs.b[k]; g != NULL && !same_pair(g, f); g = g->pnext)
+        ;
+    if (g != NULL) {
+        f->pprev = g;
+        f->pnext = g->pnext;
+        if (g->pnext != NULL) g->pnext->pprev = f;
+        g->pnext = f;
     } else {
-        k = pair_slot(&s->pairs, f_unit(f), f_ent(f));
-        f->gprev = f->gnext = NULL;
+        f->pprev = NULL;
         f->pnext = s->pairs.b[k];
+        if (f->pnext != NULL) f->pnext->pprev = f;
         s->pairs.b[k] = f;
         s->pairs.count++;
     }
     return 0;
 }
 
-/* Take f out of both tables (its group's next filing becomes the head). */
+/* Take f out of both tables. */
 static void filing_unindex(ui_self *s, ui_filing *f)
 {
     ui_filing **pp;
@@ -326,24 +377,87 @@ static void filing_unindex(ui_self *s, ui_filing *f)
             break;
         }
     }
-    if (f->gprev != NULL) {
-        f->gprev->gnext = f->gnext;
-        if (f->gnext != NULL) f->gnext->gprev = f->gprev;
-        return;
+    if ((f->pprev == NULL || !same_pair(f->pprev, f)) &&
+        (f->pnext == NULL || !same_pair(f->pnext, f)))
+        s->pairs.count--;           /* the last filing of its pair */
+    if (f->pnext != NULL) f->pnext->pprev = f->pprev;
+    if (f->pprev != NULL) f->pprev->pnext = f->pnext;
+    else s->pairs.b[pair_slot(&s->pairs, f_unit(f), f_ent(f))] = f->pnext;
+    f->tnext = f->pnext = f->pprev = NULL;
+}
+
+/* ===================================================================
+ * The filing heap
+ * =================================================================== */
+
+static void fheap_up(ui_fheap *h, size_t i)
+{
+    ui_fitem it = h->items[i];
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (h->items[p].key <= it.key)
+            break;
+        h->items[i] = h->items[p];
+        i = p;
     }
-    for (pp = &s->pairs.b[pair_slot(&s->pairs, f_unit(f), f_ent(f))]; *pp != NULL;
-         pp = &(*pp)->pnext) {
-        if (*pp != f) continue;
-        if (f->gnext != NULL) {
-            ui_filing *h = f->gnext;
-            h->gprev = NULL;
-            h->pnext = f->pnext;
-            *pp = h;
-        } else {
-            *pp = f->pnext;
-            s->pairs.count--;
+    h->items[i] = it;
+}
+
+static void fheap_down(ui_fheap *h, size_t i)
+{
+    ui_fitem it = h->items[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= h->n)
+            break;
+        if (c + 1 < h->n && h->items[c + 1].key < h->items[c].key)
+            c++;
+        if (it.key <= h->items[c].key)
+            break;
+        h->items[i] = h->items[c];
+        i = c;
+    }
+    h->items[i] = it;
+}
+
+/* Add f with key. Returns 0, or -1 when out of memory (heap unchanged). */
+static int fheap_push(ui_fheap *h, int64_t key, ui_filing *f)
+{
+    if (h->n == h->cap) {
+        size_t ncap = h->cap ? h->cap * 2 : 64;
+        ui_fitem *p;
+        if (ncap > SIZE_MAX / sizeof(*p))
+            return -1;
+        p = realloc(h->items, ncap * sizeof(*p));
+        if (p == NULL)
+            return -1;
+        h->items = p;
+        h->cap = ncap;
+    }
+    h->items[h->n].key = key;
+    h->items[h->n].f = f;
+    h->n++;
+    fheap_up(h, h->n - 1);
+    return 0;
+}
+
+/* Remove the top item; the array shrinks to half when a quarter is used. */
+static void fheap_pop(ui_fheap *h)
+{
+    if (--h->n > 0) {
+        h->items[0] = h->items[h->n];
+        fheap_down(h, 0);
+    }
+    if (h->n == 0) {
+        free(h->items);
+        h->items = NULL;
+        h->cap = 0;
+    } else if (h->cap > 64 && h->n < h->cap / 4) {
+        ui_fitem *p = realloc(h->items, h->cap / 2 * sizeof(*p));
+        if (p != NULL) {
+            h->items = p;
+            h->cap /= 2;
         }
-        break;
     }
 }
 
@@ -372,6 +486,17 @@ static int64_t pscan_expiry(const ui_self *s, const ui_pscan *ps)
 static int64_t pcase_expiry(const ui_self *s, const ui_pcase *pc)
 {
     return sat_add(pc->deadline, s->cfg.retention);
+}
+
+/* The live filing of task: NULL when unknown or past its expiry at the
+ * watermark (dropped or not yet), so results never depend on when expired
+ * filings are dropped. */
+static ui_filing *filing_find(const ui_self *s, const char *task)
+{
+    ui_filing *f = filing_lookup(s, task);
+    if (f != NULL && filing_expiry(s, f) < s->api->now(s->host))
+        return NULL;
+    return f;
 }
 
 /* Build "<prefix>:<id>" and arm a timer with it. Returns 0 or -1. */
@@ -417,14 +542,14 @@ static void pcase_free(void *p)
     free(pc);
 }
 
-/* Remove a record from its heap, index and memory. */
-static void filing_drop(ui_self *s, ui_filing *f)
+/* The next time f is due: its scan deadline while filed_not_scanned has
+ * not run, then its expiry. */
+static int64_t fheap_due(const ui_self *s, const ui_filing *f)
 {
-    rk_heap_remove(&s->fheap, f);
-    filing_unindex(s, f);
-    free(f);
+    return (f->flags & F_FNS_DONE) ? filing_expiry(s, f) : f_scan_by(f);
 }
 
+/* Remove a record from its heap, index and memory. */
 static void pscan_drop(ui_self *s, ui_pscan *ps)
 {
     rk_heap_remove(&s->sheap, ps);
@@ -440,20 +565,17 @@ static void pcase_drop(ui_self *s, ui_pcase *pc)
 static void clear_state(ui_self *s)
 {
     size_t i;
-    for (i = 0; i < s->tasks.nb; i++) {
-        ui_filing *f = s->tasks.b[i], *next;
-        for (; f != NULL; f = next) {
-            next = f->tnext;
-            free(f);
-        }
-    }
+    for (i = 0; i < s->fheap.n; i++)
+        free(s->fheap.items[i].f);
+    free(s->fheap.items);
+    memset(&s->fheap, 0, sizeof(s->fheap));
+    s->armed = INT64_MAX;
     free(s->tasks.b);
     free(s->pairs.b);
     memset(&s->tasks, 0, sizeof(s->tasks));
     memset(&s->pairs, 0, sizeof(s->pairs));
     rk_map_clear(&s->pscans, pscan_free);
     rk_map_clear(&s->pcases, pcase_free);
-    rk_heap_free(&s->fheap);
     rk_heap_free(&s->sheap);
     rk_heap_free(&s->cheap);
 }
@@ -465,8 +587,7 @@ static void rekey(ui_self *s, rk_heap *h, int kind)
     uint32_t i;
     for (i = 0; i < h->n; i++) {
         void *rec = h->items[i].rec;
-        h->items[i].key = kind == 0 ? filing_expiry(s, rec)
-                        : kind == 1 ? pscan_expiry(s, rec) : pcase_expiry(s, rec);
+        h->items[i].key = kind == 1 ? pscan_expiry(s, rec) : pcase_expiry(s, rec);
     }
     rk_heap_heapify(h);
 }
@@ -532,7 +653,7 @@ static void *ui_create(const rk_host_api *api, rk_host *host, const json_t *cfg,
     s->cfg = c;
     rk_map_init(&s->pscans);
     rk_map_init(&s->pcases);
-    rk_heap_init(&s->fheap, offsetof(ui_filing, hpos));
+    s->armed = INT64_MAX;
     rk_heap_init(&s->sheap, offsetof(ui_pscan, hpos));
     rk_heap_init(&s->cheap, offsetof(ui_pcase, hpos));
     return s;
@@ -548,7 +669,12 @@ static int ui_reconfigure(void *self, const json_t *cfg, char *err, size_t errle
     rekeyed = c.retention != s->cfg.retention;
     s->cfg = c;
     if (rekeyed) {
-        rekey(s, &s->fheap, 0);
+        size_t i;
+        for (i = 0; i < s->fheap.n; i++)
+            s->fheap.items[i].key = fheap_due(s, s->fheap.items[i].f);
+        for (i = s->fheap.n / 2; i > 0; i--)
+            fheap_down(&s->fheap, i - 1);
+        (void)chain(s);             /* on failure on_watermark re-arms */
         rekey(s, &s->sheap, 1);
         rekey(s, &s->cheap, 2);
     }
@@ -601,8 +727,15 @@ static int on_filed(ui_self *s, const rk_event *ev)
 
     if (ev->task_id == NULL || ev->unit_id == NULL || ev->enterprise_id == NULL)
         return 0;
-    if (filing_find(s, ev->task_id) != NULL)
-        return 0;                   /* duplicate filing: the first wins */
+    f = filing_lookup(s, ev->task_id);
+    if (f != NULL) {
+        if (filing_expiry(s, f) >= s->api->now(s->host))
+            return 0;               /* duplicate filing: the first wins */
+        /* Expired, not yet dropped: out of the tables now, freed when its
+         * heap item comes up. */
+        filing_unindex(s, f);
+        f->flags |= F_DEAD;
+    }
     f = filing_new(ev->task_id, ev->unit_id, ev->enterprise_id);
     if (f == NULL) return -1;
     f->ts = ev->ts;
@@ -613,15 +746,12 @@ static int on_filed(ui_self *s, const rk_event *ev)
         free(f);
         return -1;
     }
-    /* Keyed at planned_at + retention, a lower bound of its expiry that is
-     * exact once the filed_not_scanned timer ran (usually long before):
-     * popped earlier, it is re-keyed to its scan deadline + retention. */
-    if (rk_heap_push(&s->fheap, sat_add(f->planned_at, s->cfg.retention), f) != 0) {
+    if (fheap_push(&s->fheap, fheap_due(s, f), f) != 0) {
         filing_unindex(s, f);
         free(f);
         return -1;
     }
-    if (arm(s, f_scan_by(f), 'n', ev->task_id) != 0)
+    if (chain(s) != 0)
         return -1;
 
     /* Scans that came first: they count for filed_not_scanned when early
@@ -725,9 +855,12 @@ static int on_reported(ui_self *s, const rk_event *ev)
     if (ev->unit_id == NULL || ev->enterprise_id == NULL)
         return 0;
     now = s->api->now(s->host);
-    for (f = pair_find(s, ev->unit_id, ev->enterprise_id); f != NULL; f = f->gnext) {
+    f = s->pairs.nb ? s->pairs.b[pair_slot(&s->pairs, ev->unit_id, ev->enterprise_id)] : NULL;
+    for (; f != NULL; f = f->pnext) {
         int64_t p = f->planned_at;
-        if (sat_add(p, s->cfg.retention) < now)
+        if (strcmp(f_unit(f), ev->unit_id) != 0 || strcmp(f_ent(f), ev->enterprise_id) != 0)
+            continue;
+        if (sat_add(p, s->cfg.retention) < now || filing_expiry(s, f) < now)
             continue;               /* out of retention, not yet dropped */
         if (p >= sat_add(ev->ts, -s->cfg.tolerance) &&
             p <= sat_add(ev->ts, s->cfg.tolerance))
@@ -813,26 +946,83 @@ static int ui_on_event(void *self, const rk_event *ev)
  * Timers
  * =================================================================== */
 
-static int timer_fns(ui_self *s, int64_t deadline, const char *task)
+/* filed_not_scanned for f, whose scan deadline the watermark passed: mark
+ * it done and alert unless it was scanned by then. Returns 0 or -1. */
+static int fns_fire(ui_self *s, ui_filing *f)
 {
-    ui_filing *f = filing_find(s, task);
     rk_subject subj;
     char sum[512];
-    if (f == NULL || f_scan_by(f) != deadline || (f->flags & F_FNS_DONE))
-        return 0;
     f->flags |= F_FNS_DONE;
-    if (f->hpos < s->fheap.n && s->fheap.items[f->hpos].key > filing_expiry(s, f))
-        rk_heap_update(&s->fheap, f, filing_expiry(s, f));
     if (f->flags & F_SCANNED)
         return 0;
     memset(&subj, 0, sizeof(subj));
-    subj.task_id = task;
+    subj.task_id = f_task(f);
     subj.unit_id = f_unit(f);
     subj.enterprise_id = f_ent(f);
     snprintf(sum, sizeof(sum), "Inspection task %.64s of unit %.64s was filed "
-             "but not scanned by its deadline.", task, f_unit(f));
-    return emit(s, "filed_not_scanned", RK_SEV_INFO, deadline, &subj, &f->ref,
+             "but not scanned by its deadline.", f_task(f), f_unit(f));
+    return emit(s, "filed_not_scanned", RK_SEV_INFO, f_scan_by(f), &subj, &f->ref,
                 1, 0, sum);
+}
+
+/* Move the filings due before now on: run filed_not_scanned for those past
+ * their scan deadline (only when may_emit: from a timer; otherwise stop at
+ * the first such filing) and drop those past their expiry, re-keying the
+ * others. Returns 0, or -1 when an alert failed (the filing is done
+ * anyway). */
+static int pump(ui_self *s, int64_t now, int may_emit)
+{
+    int rc = 0;
+    while (s->fheap.n > 0 && s->fheap.items[0].key < now) {
+        ui_filing *f = s->fheap.items[0].f;
+        int64_t due;
+        if (f->flags & F_DEAD) {
+            fheap_pop(&s->fheap);
+            free(f);
+            continue;
+        }
+        if (!(f->flags & F_FNS_DONE) && f_scan_by(f) < now) {
+            if (!may_emit)
+                break;
+            if (fns_fire(s, f) != 0)
+                rc = -1;
+        }
+        due = fheap_due(s, f);
+        if ((f->flags & F_FNS_DONE) && due < now) {
+            fheap_pop(&s->fheap);
+            filing_unindex(s, f);
+            free(f);
+            continue;
+        }
+        s->fheap.items[0].key = due;
+        fheap_down(&s->fheap, 0);
+    }
+    return rc;
+}
+
+/* Keep the "n:" timer armed at or before the earliest filing key. Returns
+ * 0, or -1 when the timer could not be armed. */
+static int chain(ui_self *s)
+{
+    int64_t key;
+    if (s->fheap.n == 0 || (key = s->fheap.items[0].key) >= s->armed)
+        return 0;
+    if (s->api->timer_set(s->host, key, "n:", 0) < 0)
+        return -1;
+    s->armed = key;
+    return 0;
+}
+
+/* The "n:" timer (or an old snapshot's "n:<task_id>") at deadline. */
+static int timer_filings(ui_self *s, int64_t deadline)
+{
+    int rc;
+    if (deadline >= s->armed)
+        s->armed = INT64_MAX;       /* that timer has fired */
+    rc = pump(s, s->api->now(s->host), 1);
+    if (chain(s) != 0)
+        rc = -1;
+    return rc;
 }
 
 static int timer_scan(ui_self *s, int64_t deadline, const char *task)
@@ -895,7 +1085,7 @@ static int ui_on_timer(void *self, int64_t deadline, const char *key, uint64_t a
     if (key == NULL || key[0] == '\0' || key[1] != ':')
         return 0;
     switch (key[0]) {
-    case 'n': return timer_fns(s, deadline, key + 2);
+    case 'n': return timer_filings(s, deadline);
     case 's': return timer_scan(s, deadline, key + 2);
     case 'c': return timer_case(s, deadline, key + 2);
     default:  return 0;
@@ -907,19 +1097,20 @@ static int ui_on_timer(void *self, int64_t deadline, const char *key, uint64_t a
  * =================================================================== */
 
 /* Drop what expired before now: only records at the top of the heaps are
- * looked at (their keys are their exact expiry times; the re-check keeps a
- * record whose key was stale). */
+ * looked at (their keys are lower bounds of their expiry; the re-check
+ * keeps a record whose key was stale). Filings past their scan deadline
+ * wait for the "n:" timer (alerts are emitted from timers only). */
 static void ui_on_watermark(void *self, int64_t now)
 {
     ui_self *s = self;
     const rk_heap_item *top;
 
-    while ((top = rk_heap_top(&s->fheap)) != NULL && top->key < now) {
-        ui_filing *f = top->rec;
-        int64_t exp = filing_expiry(s, f);
-        if (exp < now) filing_drop(s, f);
-        else rk_heap_update(&s->fheap, f, exp);
-    }
+    /* Every timer due before now has fired: one still recorded as armed
+     * was lost (a checkpoint without it): arm again. */
+    if (s->armed < now)
+        s->armed = INT64_MAX;
+    (void)pump(s, now, 0);
+    (void)chain(s);                 /* on failure, the next call retries */
     while ((top = rk_heap_top(&s->sheap)) != NULL && top->key < now) {
         ui_pscan *ps = top->rec;
         int64_t exp = pscan_expiry(s, ps);
@@ -946,6 +1137,7 @@ static int ui_snapshot(void *self, rk_buf *out)
     uint32_t i;
 
     rk_buf_put_u32(out, UI_SNAP_VERSION);
+    rk_buf_put_i64(out, s->armed);
     rk_buf_put_u32(out, (uint32_t)s->tasks.count);
     for (b = 0; b < s->tasks.nb; b++) {
         const ui_filing *f;
@@ -1048,7 +1240,9 @@ static int restore_filings(ui_self *s, rk_rd *r, uint32_t ver)
             else
                 after = (uint32_t)d;
         }
-        if (!r->err && filing_find(s, task) == NULL)
+        if ((flags & ~F_KNOWN) != 0)
+            r->err = 1;
+        if (!r->err && filing_lookup(s, task) == NULL)
             f = filing_new(task, unit, ent);
         free(task);
         free(unit);
@@ -1066,8 +1260,9 @@ static int restore_filings(ui_self *s, rk_rd *r, uint32_t ver)
             free(f);
             return -1;
         }
-        if (rk_heap_push(&s->fheap, filing_expiry(s, f), f) != 0) {
-            filing_drop(s, f);
+        if (fheap_push(&s->fheap, fheap_due(s, f), f) != 0) {
+            filing_unindex(s, f);
+            free(f);
             return -1;
         }
     }
@@ -1167,6 +1362,8 @@ static int skip_v1_reports(rk_rd *r)
 
 static int restore_body(ui_self *s, rk_rd *r, uint32_t ver)
 {
+    if (ver == UI_SNAP_VERSION)
+        s->armed = rk_rd_i64(r);
     if (restore_filings(s, r, ver) != 0 || restore_pscans(s, r) != 0 ||
         restore_pcases(s, r) != 0)
         return -1;
@@ -1185,7 +1382,7 @@ static int ui_restore(void *self, const void *data, size_t len,
     clear_state(s);
     rk_rd_init(&r, data, len);
     ver = rk_rd_u32(&r);
-    if (r.err || (ver != UI_SNAP_VERSION && ver != UI_SNAP_V1)) {
+    if (r.err || (ver != UI_SNAP_VERSION && ver != UI_SNAP_V2 && ver != UI_SNAP_V1)) {
         rk_kit_errf(err, errlen, "unfiled_inspection: unknown snapshot version");
         return -1;
     }

@@ -123,11 +123,69 @@ static void test_snapshot_roundtrip(void **state)
     rk__tasks_free(&u);
 }
 
+/* Records are cut from blocks and freed in filing order: 3000 filings span
+ * many blocks, one with 5000 officers gets a block of its own, every one
+ * is still found with its own fields, and expiry frees them all (valgrind
+ * and ASan see any block left behind). */
+static void test_many_records(void **state)
+{
+    static const char *offs[5000];
+    static char names[5000][16];
+    rk_tasks t;
+    char task[16];
+    int i;
+    (void)state;
+    for (i = 0; i < 5000; i++) {
+        snprintf(names[i], sizeof(names[i]), "O%d", i);
+        offs[i] = names[i];
+    }
+    rk__tasks_init(&t);
+    for (i = 0; i < 3000; i++) {
+        rk_event f;
+        snprintf(task, sizeof(task), "T%d", i);
+        if (i == 1500)
+            f = filing(task, "U1", "E1", offs, 5000, (int64_t)i * 1000);
+        else
+            f = filing(task, "U1", "E1", offs + i % 7, 1 + (size_t)(i % 3), (int64_t)i * 1000);
+        assert_int_equal(rk__tasks_add(&t, &f, DAY), 0);
+    }
+    assert_int_equal(t.map.count, 3000);
+    for (i = 0; i < 3000; i += 7) {
+        const rk__task *k;
+        snprintf(task, sizeof(task), "T%d", i);
+        k = rk__tasks_get(&t, task, 0);
+        assert_non_null(k);
+        assert_string_equal(k->task_id, task);
+        assert_int_equal(k->ts, (int64_t)i * 1000);
+        assert_int_equal(k->n_officers, i == 1500 ? 5000 : 1 + i % 3);
+        assert_string_equal(k->officers[0], names[i == 1500 ? 0 : i % 7]);
+    }
+    assert_int_equal(rk__tasks_get(&t, "T1500", 0)->n_officers, 5000);
+    assert_string_equal(rk__tasks_get(&t, "T1500", 0)->officers[4999], names[4999]);
+    /* expires = planned_at (ts + 1h) + 1d: the first 1000 go */
+    rk__tasks_expire(&t, 3600000 + DAY + 999 * 1000 + 1);
+    assert_int_equal(t.map.count, 2000);
+    assert_null(rk__tasks_get(&t, "T999", 0));
+    assert_non_null(rk__tasks_get(&t, "T1000", 0));
+    rk__tasks_expire(&t, 10 * DAY);
+    assert_int_equal(t.map.count, 0);
+    assert_int_equal(t.strings.count, 0);
+    assert_null(t.head);
+    /* and the store is usable again */
+    {
+        rk_event f = filing("T1", "U1", "E1", offs, 2, 20 * DAY);
+        assert_int_equal(rk__tasks_add(&t, &f, DAY), 0);
+        assert_string_equal(rk__tasks_get(&t, "T1", 20 * DAY)->officers[1], "O1");
+    }
+    rk__tasks_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_enrich_and_expire),
         cmocka_unit_test(test_snapshot_roundtrip),
+        cmocka_unit_test(test_many_records),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -644,11 +644,14 @@ static void test_restore_v1(void **st)
     assert_int_equal(scanned(fh, T0 + 2 * HOUR, "T1", "E2", NULL), 0);
     assert_int_equal(rk_fh_count(fh, "enterprise_mismatch"), 1);
     assert_string_equal(evid(rk_fh_alert(fh, 0), 0), refstr(0, T0 - HOUR, 7));
-    /* no timer was restored here (the daemon keeps timers): the filing
-     * waits for scan_by + retention */
-    rk_fh_advance(fh, T0 + 31 * DAY);
+    /* no timer was restored here (the daemon keeps timers): the detector
+     * arms its filing timer again at the first watermark, so the scan
+     * deadline still runs (scanned in time: no alert) and the filing goes
+     * at planned_at + retention */
+    rk_fh_advance(fh, T0 + 30 * DAY);
+    assert_int_equal(rk_fh_count(fh, NULL), 1);
     assert_int_equal(rk__det_unfiled_inspection.tracked_keys(fh->self), 2);
-    rk_fh_advance(fh, T0 + 31 * DAY + 1);
+    rk_fh_advance(fh, T0 + 30 * DAY + 1);
     assert_int_equal(rk__det_unfiled_inspection.tracked_keys(fh->self), 0);
     rk_fh_free(fh);
 }
@@ -727,6 +730,133 @@ static void test_restore_garbage(void **st)
     rk_fh_free(fh);
 }
 
+/* Filings share one timer: 100 filings in scan-deadline order arm one
+ * daemon timer, not 100; each still alerts at its own deadline, in order,
+ * with its own subject and evidence, and the last one exactly at its
+ * deadline is not due yet. */
+static void test_one_timer_for_all_filings(void **st)
+{
+    rk_fakehost *fh = mk("{\"retention\": \"2d\"}");
+    char task[16];
+    int i;
+    (void)st;
+    for (i = 0; i < 100; i++) {
+        snprintf(task, sizeof(task), "T%d", i);
+        assert_int_equal(filed(fh, T0 + i * MIN, task, "U1", "E1", T0 + i * MIN), 0);
+    }
+    assert_int_equal(fh->ntimers, 1);
+    assert_string_equal(fh->timers[0].key, "n:");
+    assert_int_equal(fh->timers[0].deadline, T0 + DAY);
+    rk_fh_advance(fh, T0 + DAY + 50 * MIN);     /* T0..T49 due, T50 exactly at it */
+    assert_int_equal(rk_fh_count(fh, "filed_not_scanned"), 50);
+    assert_int_equal(ifield(rk_fh_alert(fh, 0), "ts"), T0 + DAY);
+    assert_string_equal(sfield(rk_fh_alert(fh, 49), "subject", "task_id"), "T49");
+    assert_int_equal(ifield(rk_fh_alert(fh, 49), "ts"), T0 + DAY + 49 * MIN);
+    assert_string_equal(evid(rk_fh_alert(fh, 49), 0), refstr(0, T0 + 49 * MIN, 49));
+    assert_int_equal(fh->ntimers, 1);           /* re-armed at T50's deadline */
+    assert_int_equal(fh->timers[0].deadline, T0 + DAY + 50 * MIN);
+    rk_fh_advance(fh, T0 + DAY + 50 * MIN + 1);
+    assert_int_equal(rk_fh_count(fh, "filed_not_scanned"), 51);
+    rk_fh_advance(fh, T0 + 2 * DAY + 99 * MIN);  /* T99 expires exactly now */
+    assert_int_equal(rk_fh_count(fh, "filed_not_scanned"), 100);
+    assert_int_equal(rk__det_unfiled_inspection.tracked_keys(fh->self), 2);  /* T99, its pair */
+    rk_fh_advance(fh, T0 + 2 * DAY + 99 * MIN + 1);
+    assert_int_equal(rk__det_unfiled_inspection.tracked_keys(fh->self), 0);
+    assert_int_equal(fh->ntimers, 0);
+    rk_fh_free(fh);
+}
+
+/* A filing that arrives earlier than the armed timer arms its own; a
+ * snapshot keeps the armed deadline, so a round trip arms nothing twice. */
+static void test_timer_rearmed_for_earlier_filing(void **st)
+{
+    rk_fakehost *fh = mk("{}");
+    (void)st;
+    assert_int_equal(filed(fh, T0, "T1", "U1", "E1", T0 + 5 * HOUR), 0);
+    assert_int_equal(filed(fh, T0, "T2", "U1", "E2", T0 + 2 * HOUR), 0);
+    assert_int_equal(filed(fh, T0, "T3", "U1", "E3", T0 + 9 * HOUR), 0);
+    assert_int_equal(fh->ntimers, 2);           /* T1's, then T2's earlier one */
+    assert_int_equal(rk_fh_roundtrip(fh, "{}"), 0);
+    rk_fh_advance(fh, T0 + HOUR);
+    assert_int_equal(fh->ntimers, 2);
+    rk_fh_advance(fh, T0 + DAY + 2 * HOUR + 1);
+    assert_int_equal(rk_fh_count(fh, "filed_not_scanned"), 1);
+    assert_string_equal(sfield(rk_fh_alert(fh, 0), "subject", "task_id"), "T2");
+    rk_fh_advance(fh, T0 + DAY + 9 * HOUR + 1);
+    assert_int_equal(rk_fh_count(fh, "filed_not_scanned"), 3);
+    assert_string_equal(sfield(rk_fh_alert(fh, 2), "subject", "task_id"), "T3");
+    rk_fh_free(fh);
+}
+
+/* A version 2 snapshot (no armed timer; the daemon restores one
+ * "n:<task_id>" timer per filing): those timers run the filings, each
+ * alerts once, and the detector arms its own timer for the rest. */
+static void test_restore_v2_task_timers(void **st)
+{
+    rk_fakehost *fh = mk("{}");
+    rk_buf b = {0};
+    char err[256];
+    int i;
+    (void)st;
+    rk_buf_put_u32(&b, 2);
+    rk_buf_put_u32(&b, 2);                      /* filings */
+    for (i = 1; i <= 2; i++) {
+        rk_buf_put_str(&b, i == 1 ? "T1" : "T2");
+        rk_buf_put_i64(&b, T0);
+        rk_buf_put_i64(&b, T0 + (i - 1) * HOUR);
+        rk_buf_put_u32(&b, (uint32_t)DAY);
+        rk_buf_put_str(&b, "U1");
+        rk_buf_put_str(&b, "E1");
+        rk_buf_put_ref(&b, rk_fh_ref(0, (uint64_t)T0, (uint32_t)i));
+        rk_buf_put_u32(&b, 0);
+    }
+    rk_buf_put_u32(&b, 0);                      /* pscans */
+    rk_buf_put_u32(&b, 0);                      /* pcases */
+    assert_int_equal(rk__det_unfiled_inspection.restore(fh->self, b.data, b.len,
+                                                         err, sizeof(err)), 0);
+    rk_buf_free(&b);
+    assert_int_equal(rk__det_unfiled_inspection.tracked_keys(fh->self), 3);
+    fh->now = T0 + DAY + 1;                     /* the old timer of T1 fires */
+    assert_int_equal(rk__det_unfiled_inspection.on_timer(fh->self, T0 + DAY, "n:T1", 0), 0);
+    assert_int_equal(rk_fh_count(fh, "filed_not_scanned"), 1);
+    assert_string_equal(sfield(rk_fh_alert(fh, 0), "subject", "task_id"), "T1");
+    assert_int_equal(fh->ntimers, 1);           /* its own, at T2's deadline */
+    assert_int_equal(fh->timers[0].deadline, T0 + DAY + HOUR);
+    fh->now = T0 + DAY + HOUR + 1;              /* both fire: T2 alerts once */
+    assert_int_equal(rk__det_unfiled_inspection.on_timer(fh->self, T0 + DAY + HOUR, "n:T2", 0), 0);
+    rk_fh_advance(fh, T0 + DAY + HOUR + 2);
+    assert_int_equal(rk_fh_count(fh, "filed_not_scanned"), 2);
+    assert_string_equal(sfield(rk_fh_alert(fh, 1), "subject", "task_id"), "T2");
+    rk_fh_advance(fh, T0 + 40 * DAY);
+    assert_int_equal(rk_fh_count(fh, NULL), 2);
+    assert_int_equal(rk__det_unfiled_inspection.tracked_keys(fh->self), 0);
+    rk_fh_free(fh);
+}
+
+/* A filing past its expiry is gone at once, dropped or not: a new filing
+ * of the same task replaces it (and survives a snapshot), a scan is
+ * checked against the new one. */
+static void test_expired_filing_replaced(void **st)
+{
+    rk_fakehost *fh = mk("{\"retention\": \"1d\", \"scan_deadline\": \"1h\"}");
+    (void)st;
+    assert_int_equal(filed(fh, T0, "T1", "U1", "E1", T0), 0);
+    /* expiry: planned_at + 1d, once the 1h deadline ran */
+    assert_int_equal(filed(fh, T0 + DAY, "T1", "U2", "E2", T0 + DAY), 0);   /* still live */
+    assert_int_equal(scanned(fh, T0 + DAY, "T1", "E2", NULL), 0);
+    assert_int_equal(rk_fh_count(fh, "enterprise_mismatch"), 1);
+    fh->now = T0 + DAY + 1;                     /* no on_watermark: not dropped */
+    assert_int_equal(filed(fh, T0 + DAY + 1, "T1", "U2", "E2", T0 + DAY + 1), 0);
+    assert_int_equal(rk__det_unfiled_inspection.tracked_keys(fh->self), 2);
+    assert_int_equal(rk_fh_roundtrip(fh, "{\"retention\": \"1d\", \"scan_deadline\": \"1h\"}"), 0);
+    assert_int_equal(scanned(fh, T0 + DAY + 2, "T1", "E2", NULL), 0);
+    assert_int_equal(rk_fh_count(fh, "enterprise_mismatch"), 1);
+    rk_fh_advance(fh, T0 + 3 * DAY);
+    assert_int_equal(rk_fh_count(fh, "filed_not_scanned"), 1);  /* the first only */
+    assert_int_equal(rk__det_unfiled_inspection.tracked_keys(fh->self), 0);
+    rk_fh_free(fh);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -755,6 +885,10 @@ int main(void)
         cmocka_unit_test(test_restore_v1),
         cmocka_unit_test(test_snapshot_roundtrip),
         cmocka_unit_test(test_restore_garbage),
+        cmocka_unit_test(test_one_timer_for_all_filings),
+        cmocka_unit_test(test_timer_rearmed_for_earlier_filing),
+        cmocka_unit_test(test_restore_v2_task_timers),
+        cmocka_unit_test(test_expired_filing_replaced),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,7 +11,8 @@
  *   Snapshots      rk_buf_put_* / rk_rd_*: little-endian, length-
  *                  prefixed strings; a reader that latches an error flag
  *                  instead of reading past the end.
- *   rk_map         a chained hash map from string keys to void *.
+ *   rk_map         a chained hash map from string keys to void * (16 bytes
+ *                  + the key per entry).
  *   rk_win         a FIFO of (ts, entry, flag) items for sliding windows.
  *   rk_heap        a min-heap of (time, record) that tracks each record's
  *                  position: an expiry queue, so that on_watermark costs
@@ -464,12 +465,16 @@ static inline uint64_t rk_kit_hash_str(const char *s)
 
 /* ===================================================================
  * rk_map: string -> void * hash map (separate chaining, power-of-two
- * buckets, grows at load 1). Keys are copied into the entry.
+ * buckets). Keys are copied into the entry.
+ *
+ * Memory: an entry is one allocation of two pointers and the key (no
+ * cached hash: a chain is compared with strcmp, and growing rehashes the
+ * keys), and the table doubles when it holds two entries per bucket, so a
+ * map costs 16 bytes + the key + 4 to 8 bytes of bucket per entry.
  * =================================================================== */
 
 typedef struct rk_map_entry {
     struct rk_map_entry *next;
-    uint64_t hash;
     void *value;
     char key[];                     /* NUL-terminated copy */
 } rk_map_entry;
@@ -480,17 +485,17 @@ typedef struct rk_map {
     size_t count;
 } rk_map;
 
+#define RK_MAP_LOAD 2               /* entries per bucket before growing */
+
 static inline void rk_map_init(rk_map *m) { memset(m, 0, sizeof(*m)); }
 
 static inline rk_map_entry *rk_map_find(const rk_map *m, const char *key)
 {
-    uint64_t h;
     rk_map_entry *e;
     if (m->nbuckets == 0)
         return NULL;
-    h = rk_kit_hash_str(key);
-    for (e = m->buckets[h & (m->nbuckets - 1)]; e != NULL; e = e->next)
-        if (e->hash == h && strcmp(e->key, key) == 0)
+    for (e = m->buckets[rk_kit_hash_str(key) & (m->nbuckets - 1)]; e != NULL; e = e->next)
+        if (strcmp(e->key, key) == 0)
             return e;
     return NULL;
 }
@@ -504,15 +509,19 @@ static inline void *rk_map_get(const rk_map *m, const char *key)
 static inline int rk_map_grow(rk_map *m)
 {
     size_t n = m->nbuckets ? m->nbuckets * 2 : 16, i;
-    rk_map_entry **b = (rk_map_entry **)calloc(n, sizeof(*b));
+    rk_map_entry **b;
+    if (n > SIZE_MAX / sizeof(*b))
+        return -1;
+    b = (rk_map_entry **)calloc(n, sizeof(*b));
     if (b == NULL)
         return -1;
     for (i = 0; i < m->nbuckets; i++) {
         rk_map_entry *e = m->buckets[i], *next;
         for (; e != NULL; e = next) {
+            size_t k = (size_t)(rk_kit_hash_str(e->key) & (n - 1));
             next = e->next;
-            e->next = b[e->hash & (n - 1)];
-            b[e->hash & (n - 1)] = e;
+            e->next = b[k];
+            b[k] = e;
         }
     }
     free(m->buckets);
@@ -523,29 +532,31 @@ static inline int rk_map_grow(rk_map *m)
 
 /* Insert key -> value. If the key exists its value is replaced and the old
  * one stored in *old (when old != NULL). Returns the entry, or NULL when out
- * of memory (map unchanged). */
+ * of memory (map unchanged). A failed grow is not an error while the
+ * table has buckets: chains just get longer. */
 static inline rk_map_entry *rk_map_put(rk_map *m, const char *key, void *value,
                                        void **old)
 {
     rk_map_entry *e = rk_map_find(m, key);
-    size_t klen;
+    size_t klen, k;
     if (old) *old = NULL;
     if (e != NULL) {
         if (old) *old = e->value;
         e->value = value;
         return e;
     }
-    if (m->count >= m->nbuckets && rk_map_grow(m) != 0 && m->nbuckets == 0)
+    if (m->count >= m->nbuckets * RK_MAP_LOAD && rk_map_grow(m) != 0 &&
+        m->nbuckets == 0)
         return NULL;
     klen = strlen(key);
     e = (rk_map_entry *)malloc(sizeof(*e) + klen + 1);
     if (e == NULL)
         return NULL;
-    e->hash = rk_kit_hash_str(key);
     e->value = value;
     memcpy(e->key, key, klen + 1);
-    e->next = m->buckets[e->hash & (m->nbuckets - 1)];
-    m->buckets[e->hash & (m->nbuckets - 1)] = e;
+    k = (size_t)(rk_kit_hash_str(key) & (m->nbuckets - 1));
+    e->next = m->buckets[k];
+    m->buckets[k] = e;
     m->count++;
     return e;
 }
@@ -553,14 +564,13 @@ static inline rk_map_entry *rk_map_put(rk_map *m, const char *key, void *value,
 /* Remove key; returns its value (NULL when absent). */
 static inline void *rk_map_del(rk_map *m, const char *key)
 {
-    uint64_t h;
     rk_map_entry **pp, *e;
     void *v;
     if (m->nbuckets == 0)
         return NULL;
-    h = rk_kit_hash_str(key);
-    for (pp = &m->buckets[h & (m->nbuckets - 1)]; (e = *pp) != NULL; pp = &e->next) {
-        if (e->hash == h && strcmp(e->key, key) == 0) {
+    for (pp = &m->buckets[rk_kit_hash_str(key) & (m->nbuckets - 1)]; (e = *pp) != NULL;
+         pp = &e->next) {
+        if (strcmp(e->key, key) == 0) {
             *pp = e->next;
             v = e->value;
             free(e);
