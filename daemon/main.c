@@ -338,8 +338,14 @@ int main(int argc, char **argv)
         uv_timer_start(&a.watchdog, on_watchdog, (uint64_t)(wd / 2), (uint64_t)(wd / 2));
         a.watchdog_on = 1;
     }
-    rk__log(RK_LOG_NOTICE, "riskd %s starting (config %s, redis %s:%d)", RK_VERSION,
-            a.config_path, cfg->redis_host, cfg->redis_port);
+    if (cfg->n_sentinels > 0)
+        rk__log(RK_LOG_NOTICE, "riskd %s starting (config %s, master \"%s\" through %zu "
+                "sentinel(s), consumer %s, %d partition(s))", RK_VERSION, a.config_path,
+                cfg->redis_master_name, cfg->n_sentinels, cfg->consumer, cfg->partitions);
+    else
+        rk__log(RK_LOG_NOTICE, "riskd %s starting (config %s, redis %s:%d, consumer %s, "
+                "%d partition(s))", RK_VERSION, a.config_path, cfg->redis_host,
+                cfg->redis_port, cfg->consumer, cfg->partitions);
     uv_run(a.loop, UV_RUN_DEFAULT);
     uv_loop_close(a.loop);
     return a.exit_code;
