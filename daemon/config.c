@@ -247,13 +247,15 @@ static int cfg_section(const json_t *root, const char *key,
  * Sections
  * =================================================================== */
 
-/* Read redis.sentinels (o is the redis section, or NULL): absent or [] is
- * no Sentinel; otherwise an array of "host:port" strings (see
- * rk__sentinel_parse_addr), copied into c. Returns 0 or -1 with err naming
- * the key ("redis.sentinels[1]: expected \"host:port\""). */
-static int load_sentinels(const json_t *o, rk_config *c, char *err, size_t errlen)
+/* Read the address list obj[key] of the redis section o (or NULL):
+ * "sentinels" or "cluster". Absent or [] is none; otherwise an array of
+ * "host:port" strings (see rk__sentinel_parse_addr), copied into *out with
+ * their number in *n. Returns 0 or -1 with err naming the key
+ * ("redis.sentinels[1]: expected \"host:port\""). */
+static int load_addrs(const json_t *o, const char *key, char ***out, size_t *n_out,
+                      char *err, size_t errlen)
 {
-    const json_t *a = json_object_get(o, "sentinels");
+    const json_t *a = json_object_get(o, key);
     char host[256];
     size_t i, n;
     int port;
@@ -261,29 +263,29 @@ static int load_sentinels(const json_t *o, rk_config *c, char *err, size_t errle
     if (a == NULL)
         return 0;
     if (!json_is_array(a)) {
-        rk_kit_errf(err, errlen, "redis.sentinels: expected an array of "
-                    "\"host:port\" strings");
+        rk_kit_errf(err, errlen, "redis.%s: expected an array of "
+                    "\"host:port\" strings", key);
         return -1;
     }
     n = json_array_size(a);
     if (n == 0)
         return 0;
-    if ((c->redis_sentinels = calloc(n, sizeof(*c->redis_sentinels))) == NULL) {
-        rk_kit_errf(err, errlen, "redis.sentinels: out of memory");
+    if ((*out = calloc(n, sizeof(**out))) == NULL) {
+        rk_kit_errf(err, errlen, "redis.%s: out of memory", key);
         return -1;
     }
     for (i = 0; i < n; i++) {
         const json_t *v = json_array_get(a, i);
         if (!is_cstring(v) ||
             rk__sentinel_parse_addr(json_string_value(v), host, sizeof(host), &port) != 0) {
-            rk_kit_errf(err, errlen, "redis.sentinels[%zu]: expected \"host:port\"", i);
+            rk_kit_errf(err, errlen, "redis.%s[%zu]: expected \"host:port\"", key, i);
             return -1;
         }
-        if ((c->redis_sentinels[i] = dupstr(json_string_value(v))) == NULL) {
-            rk_kit_errf(err, errlen, "redis.sentinels: out of memory");
+        if (((*out)[i] = dupstr(json_string_value(v))) == NULL) {
+            rk_kit_errf(err, errlen, "redis.%s: out of memory", key);
             return -1;
         }
-        c->n_sentinels = i + 1;
+        *n_out = i + 1;
     }
     return 0;
 }
@@ -292,7 +294,7 @@ static int load_redis(const json_t *root, rk_config *c, char *err, size_t errlen
 {
     static const char *const keys[] = {
         "host", "port", "password", "username", "db", "sentinels",
-        "master_name", "wait_replicas", "wait_timeout", NULL
+        "master_name", "wait_replicas", "wait_timeout", "cluster", NULL
     };
     const json_t *o;
 
@@ -312,7 +314,8 @@ static int load_redis(const json_t *root, rk_config *c, char *err, size_t errlen
         rk_kit_errf(err, errlen, "redis.username: requires redis.password");
         return -1;
     }
-    if (load_sentinels(o, c, err, errlen) != 0 ||
+    if (load_addrs(o, "sentinels", &c->redis_sentinels, &c->n_sentinels,
+                   err, errlen) != 0 ||
         cfg_string(o, "redis.", "master_name", 0, 0, DEF_MASTER_NAME,
                    &c->redis_master_name, err, errlen) != 0)
         return -1;
@@ -329,6 +332,19 @@ static int load_redis(const json_t *root, rk_config *c, char *err, size_t errlen
     if (c->redis_wait_timeout > MAX_WAIT_TIMEOUT) {
         rk_kit_errf(err, errlen, "redis.wait_timeout: expected a duration from 1ms "
                     "to 60s");
+        return -1;
+    }
+    /* Redis Cluster: seed nodes; no Sentinel beside it (a cluster fails
+     * over by itself) and only database 0 exists there. */
+    if (load_addrs(o, "cluster", &c->redis_cluster, &c->n_cluster, err, errlen) != 0)
+        return -1;
+    if (c->n_cluster > 0 && c->n_sentinels > 0) {
+        rk_kit_errf(err, errlen, "redis.cluster: cannot be combined with redis.sentinels");
+        return -1;
+    }
+    if (c->n_cluster > 0 && c->redis_db != 0) {
+        rk_kit_errf(err, errlen, "redis.db: must be 0 with redis.cluster (a Redis "
+                    "Cluster has only database 0)");
         return -1;
     }
     return 0;
@@ -771,6 +787,9 @@ void rk__config_free(rk_config *cfg)
         free(cfg->redis_sentinels[i]);
     free(cfg->redis_sentinels);
     free(cfg->redis_master_name);
+    for (i = 0; i < cfg->n_cluster; i++)
+        free(cfg->redis_cluster[i]);
+    free(cfg->redis_cluster);
     for (i = 0; i < RK_STREAM_COUNT; i++)
         free(cfg->stream_key[i]);
     free(cfg->group);

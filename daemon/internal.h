@@ -97,6 +97,8 @@ typedef struct rk_config {
     char *redis_master_name;        /* redis.master_name (default "mymaster") */
     int redis_wait_replicas;        /* redis.wait_replicas (default 0 = no WAIT) */
     int64_t redis_wait_timeout;     /* redis.wait_timeout, ms (default 1s) */
+    char **redis_cluster;           /* redis.cluster: seed nodes, "host:port" each */
+    size_t n_cluster;               /* 0 = no Redis Cluster */
     /* streams */
     char *stream_key[RK_STREAM_COUNT];  /* scan, case */
     char *group;
@@ -198,11 +200,29 @@ typedef struct rk_redis_opts {
     const char *const *sentinels;
     size_t n_sentinels;
     const char *master_name;
+    /* Cluster mode (n_cluster_seeds > 0; sentinels are then ignored):
+     * before every connect attempt the seeds ("host:port" each) and the
+     * nodes learnt from the last answer are asked, in rotation, for
+     * CLUSTER SHARDS; the connection goes to the online master of the
+     * shard serving cluster_slot (0..16383; rk__redis_new refuses other
+     * values). A MOVED, ASK, TRYAGAIN or CLUSTERDOWN reply to any command
+     * is handed to its callback as NULL and the connection is dropped and
+     * resolved again, as after a lost connection. */
+    const char *const *cluster_seeds;
+    size_t n_cluster_seeds;
+    int cluster_slot;
 } rk_redis_opts;
+
+/* The Redis Cluster hash slot of a key (len bytes, need not be
+ * NUL-terminated): CRC16 (XMODEM) mod 16384 of the key, or of its hash tag
+ * when the key holds a "{...}" whose content is not empty (the first '{'
+ * and the first '}' after it). */
+unsigned rk__redis_keyslot(const char *key, size_t len);
 
 struct uv_loop_s;
 /* Create a connection and start connecting. Returns NULL on allocation
- * failure. Options are copied. */
+ * failure (or, in cluster mode, a cluster_slot outside 0..16383). Options
+ * are copied. */
 rk_redis *rk__redis_new(struct uv_loop_s *loop, const rk_redis_opts *opts,
                         rk_redis_state_cb *state_cb, void *ud);
 /* Send a command (argv form). Returns 0, or -1 when not connected (the
@@ -219,7 +239,8 @@ void rk__redis_drop(rk_redis *r, const char *why);
 /* Close for good; the memory is freed once libuv has closed the handles. */
 void rk__redis_close(rk_redis *r);
 /* The address r is connected to, or connecting to, or last resolved
- * through the sentinels (before any answer: the configured host/port).
+ * through the sentinels or the cluster's slot map (before any answer: the
+ * configured host/port).
  * *host stays valid until r is closed or resolves again. */
 void rk__redis_addr(const rk_redis *r, const char **host, int *port);
 /* Attach a fresh hiredis async context to the loop with this file's

@@ -28,6 +28,26 @@
  * loop thread) so that sentinel.c's +switch-master watcher, started with
  * the first of them and stopped with the last, can reach them.
  *
+ * Cluster mode (opts.n_cluster_seeds > 0): hiredis 0.14 knows nothing of
+ * Redis Cluster, and a connection here serves one slot (opts.cluster_slot:
+ * every key it touches shares one hash tag). Before EVERY connect attempt
+ * the connection asks "CLUSTER SHARDS" (after AUTH when a password is set)
+ * on a short-lived context, the same way and under the same time limit as
+ * the sentinel query, of one node at a time in rotation: the seeds, then
+ * the nodes the last answer listed (kept, so a dead seed does not matter),
+ * starting with the last one that answered. It connects to the master
+ * whose shard's slot ranges hold the slot and whose health is "online".
+ * Redirections are not followed command by command: a reply to ANY command
+ * that is an error starting with "MOVED " or "ASK " (the slot lives, or is
+ * moving, elsewhere) or "TRYAGAIN" / "CLUSTERDOWN" is logged once per drop,
+ * given to its callback as NULL, and the connection is dropped and resolved
+ * again - exactly a lost connection, so every caller's existing
+ * lost-connection path (resend what was not confirmed) handles it. MOVED
+ * reconnects at once (the slot map is asked again); ASK (a migration under
+ * way, resolved once it ends), TRYAGAIN and CLUSTERDOWN back off, and so
+ * does a MOVED that follows another redirection without a good reply in
+ * between (a stale slot map must not make a busy loop).
+ *
  * Lifetime rules (from hiredis): a context must never be freed inside one
  * of its own callbacks, so rk__redis_drop() only marks the connection and a
  * zero-delay timer frees it from the loop. hiredis frees the context itself
@@ -45,12 +65,16 @@
 
 #include "internal.h"
 
-/* How long one sentinel may take to answer (within connect_timeout_ms). */
+/* How long one sentinel, or one cluster node asked for the slot map, may
+ * take to answer (within connect_timeout_ms). */
 #define SENTINEL_TIMEOUT_MS 2000
+/* Redis Cluster's slot count, and the most nodes kept from one answer. */
+#define CLUSTER_SLOTS 16384
+#define CLUSTER_MAX_LEARNT 1024
 
 typedef enum {
     ST_WAIT,                        /* waiting for the backoff timer */
-    ST_RESOLVING,                   /* asking a sentinel for the master */
+    ST_RESOLVING,                   /* asking a sentinel / a cluster node */
     ST_CONNECTING,                  /* TCP connect in progress */
     ST_HANDSHAKE,                   /* AUTH / SELECT sent */
     ST_READY,
@@ -88,9 +112,25 @@ struct rk_redis {
     size_t sent_first;              /* the last sentinel that answered */
     size_t sent_tries;              /* sentinels asked in this round */
     size_t sent_cur;                /* the one asked now */
-    redisAsyncContext *sac;         /* its context, NULL when none */
+    redisAsyncContext *sac;         /* its context (or the cluster query's) */
     struct rk_redis *snext, *sprev; /* live sentinel-mode connections */
+    /* Cluster mode */
+    int cluster;                    /* 1 when n_cluster_seeds > 0 */
+    int slot;                       /* the slot this connection serves */
+    struct cnode *cnodes;           /* seeds first, then the learnt nodes */
+    size_t n_cnodes, n_seeds;
+    size_t c_first;                 /* the last node that answered */
+    size_t c_tries;                 /* nodes asked in this round */
+    size_t c_cur;                   /* the one asked now */
+    int redirects;                  /* redirections since the last good reply */
+    int retry_now;                  /* next reconnect without backoff (MOVED) */
 };
+
+/* A cluster node to ask for the slot map. */
+typedef struct cnode {
+    char *host;
+    int port;
+} cnode;
 
 /* The live sentinel-mode connections (single loop thread). */
 static rk_redis *sentinel_conns;
@@ -104,6 +144,7 @@ typedef struct pending_cmd {
 
 static void schedule_retry(rk_redis *r);
 static void start_connect(rk_redis *r);
+static void cluster_resolve_next(rk_redis *r);
 
 /* ===================================================================
  * libuv adapter
@@ -387,7 +428,8 @@ static void connect_to(rk_redis *r)
 
 static void resolve_next(rk_redis *r);
 
-/* Give up the sentinel query in flight (never inside its callbacks). */
+/* Give up the sentinel or cluster query in flight (never inside its
+ * callbacks). */
 static void sentinel_abandon(rk_redis *r)
 {
     redisAsyncContext *ac = r->sac;
@@ -500,11 +542,323 @@ static void resolve_next(rk_redis *r)
     schedule_retry(r);
 }
 
-/* Before every connect attempt: resolve first in Sentinel mode. */
+/* ===================================================================
+ * Cluster mode: the slot map
+ * =================================================================== */
+
+unsigned rk__redis_keyslot(const char *key, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)key;
+    size_t i, s, e;
+    unsigned crc = 0;
+    int b;
+
+    for (s = 0; s < len && p[s] != '{'; s++)
+        ;
+    if (s < len) {
+        for (e = s + 1; e < len && p[e] != '}'; e++)
+            ;
+        if (e < len && e > s + 1) {     /* "{tag}" with a non-empty tag */
+            p += s + 1;
+            len = e - s - 1;
+        }
+    }
+    /* CRC16-CCITT as XMODEM: polynomial 0x1021, initial value 0. */
+    for (i = 0; i < len; i++) {
+        crc ^= (unsigned)p[i] << 8;
+        for (b = 0; b < 8; b++)
+            crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+    }
+    return crc % CLUSTER_SLOTS;
+}
+
+/* The value of field `name` in a RESP2 map (a flat array of name, value,
+ * ...), or NULL. */
+static const redisReply *map_get(const redisReply *m, const char *name)
+{
+    size_t i;
+    if (m == NULL || m->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    for (i = 0; i + 1 < m->elements; i += 2)
+        if (m->element[i]->type == REDIS_REPLY_STRING &&
+            strcmp(m->element[i]->str, name) == 0)
+            return m->element[i + 1];
+    return NULL;
+}
+
+/* True when the string value of map field `name` is `want`. */
+static int map_is(const redisReply *m, const char *name, const char *want)
+{
+    const redisReply *v = map_get(m, name);
+    return v != NULL && v->type == REDIS_REPLY_STRING && strcmp(v->str, want) == 0;
+}
+
+/* The address of one node of a CLUSTER SHARDS answer: "endpoint" (what
+ * the cluster wants clients to use) unless empty or "?", else "ip"; the
+ * plain-text "port". Returns 0 with *host pointing into the reply, or -1. */
+static int node_addr(const redisReply *n, const char **host, int *port)
+{
+    const redisReply *h = map_get(n, "endpoint"), *p = map_get(n, "port");
+
+    if (h == NULL || h->type != REDIS_REPLY_STRING || h->len == 0 ||
+        strcmp(h->str, "?") == 0)
+        h = map_get(n, "ip");
+    if (h == NULL || h->type != REDIS_REPLY_STRING || h->len == 0 || h->len >= 256 ||
+        strlen(h->str) != h->len || p == NULL || p->type != REDIS_REPLY_INTEGER ||
+        p->integer < 1 || p->integer > 65535)
+        return -1;
+    *host = h->str;
+    *port = (int)p->integer;
+    return 0;
+}
+
+/* Does the shard's "slots" list (start, end, start, end, ...) hold slot? */
+static int shard_has_slot(const redisReply *shard, int slot)
+{
+    const redisReply *sl = map_get(shard, "slots");
+    size_t i;
+    if (sl == NULL || sl->type != REDIS_REPLY_ARRAY)
+        return 0;
+    for (i = 0; i + 1 < sl->elements; i += 2)
+        if (sl->element[i]->type == REDIS_REPLY_INTEGER &&
+            sl->element[i + 1]->type == REDIS_REPLY_INTEGER &&
+            sl->element[i]->integer <= slot && slot <= sl->element[i + 1]->integer)
+            return 1;
+    return 0;
+}
+
+static int cnode_find(const cnode *v, size_t n, const char *host, int port)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (v[i].port == port && strcmp(v[i].host, host) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Replace the learnt part of r's node list by every node of the answer
+ * `shards` that is not a seed (at most CLUSTER_MAX_LEARNT). Out of memory
+ * keeps the old list. */
+static void learn_nodes(rk_redis *r, const redisReply *shards)
+{
+    cnode *v;
+    size_t i, j, n = r->n_seeds, cap = r->n_seeds;
+    const char *host;
+    int port;
+
+    for (i = 0; i < shards->elements; i++) {
+        const redisReply *nodes = map_get(shards->element[i], "nodes");
+        if (nodes != NULL && nodes->type == REDIS_REPLY_ARRAY)
+            cap += nodes->elements;
+    }
+    if (cap > r->n_seeds + CLUSTER_MAX_LEARNT)
+        cap = r->n_seeds + CLUSTER_MAX_LEARNT;
+    if ((v = calloc(cap > 0 ? cap : 1, sizeof(*v))) == NULL)
+        return;
+    memcpy(v, r->cnodes, r->n_seeds * sizeof(*v));
+    for (i = 0; i < shards->elements && n < cap; i++) {
+        const redisReply *nodes = map_get(shards->element[i], "nodes");
+        if (nodes == NULL || nodes->type != REDIS_REPLY_ARRAY)
+            continue;
+        for (j = 0; j < nodes->elements && n < cap; j++) {
+            if (node_addr(nodes->element[j], &host, &port) != 0 ||
+                cnode_find(v, n, host, port) >= 0)
+                continue;
+            if ((v[n].host = strdup(host)) == NULL)
+                goto oom;
+            v[n++].port = port;
+        }
+    }
+    for (i = r->n_seeds; i < r->n_cnodes; i++)
+        free(r->cnodes[i].host);
+    free(r->cnodes);
+    r->cnodes = v;
+    r->n_cnodes = n;
+    return;
+oom:
+    for (i = r->n_seeds; i < n; i++)
+        free(v[i].host);
+    free(v);
+}
+
+static void cluster_resolve_next(rk_redis *r);
+
+/* The answer to CLUSTER SHARDS (NULL when the connection failed or was
+ * lost: hiredis is then freeing the context): learn the nodes, find the
+ * online master of the shard serving r->slot and connect there; otherwise
+ * ask the next node. */
+static void on_shards_reply(redisAsyncContext *ac, void *rep, void *pd)
+{
+    rk_redis *r = ac->data;
+    redisReply *reply = rep;
+    const redisReply *master = NULL;
+    char who[300];
+    const char *host = NULL;
+    int port = 0, found;
+    size_t i, j;
+
+    (void)pd;
+    if (r == NULL || r->sac != ac)
+        return;                     /* abandoned */
+    r->sac = NULL;
+    ac->data = NULL;
+    snprintf(who, sizeof(who), "%s:%d", r->cnodes[r->c_cur].host, r->cnodes[r->c_cur].port);
+    if (reply != NULL)
+        redisAsyncDisconnect(ac);   /* freed once this callback returns */
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+        if (reply == NULL)
+            rlog(r, r->attempt == 0 ? RK_LOG_WARNING : RK_LOG_INFO,
+                 "cluster node %s: %s", who, ac->errstr[0] ? ac->errstr : "connection lost");
+        else if (reply->type == REDIS_REPLY_ERROR)
+            rlog(r, RK_LOG_WARNING, "cluster node %s: CLUSTER SHARDS: %s", who, reply->str);
+        else
+            rlog(r, RK_LOG_WARNING, "cluster node %s: unexpected CLUSTER SHARDS answer", who);
+        cluster_resolve_next(r);
+        return;
+    }
+    for (i = 0; i < reply->elements && master == NULL; i++) {
+        const redisReply *nodes = map_get(reply->element[i], "nodes");
+        if (!shard_has_slot(reply->element[i], r->slot) || nodes == NULL ||
+            nodes->type != REDIS_REPLY_ARRAY)
+            continue;
+        for (j = 0; j < nodes->elements; j++)
+            if (map_is(nodes->element[j], "role", "master") &&
+                map_is(nodes->element[j], "health", "online") &&
+                node_addr(nodes->element[j], &host, &port) == 0) {
+                master = nodes->element[j];
+                break;
+            }
+    }
+    /* Learn the nodes even when this answer does not serve the slot: the
+     * next round may ask one of them. */
+    {
+        const char *ah = r->cnodes[r->c_cur].host;
+        int ap = r->cnodes[r->c_cur].port;
+        char *keep = strdup(ah);
+        learn_nodes(r, reply);
+        found = keep != NULL ? cnode_find(r->cnodes, r->n_cnodes, keep, ap) : -1;
+        free(keep);
+    }
+    if (master == NULL) {
+        rlog(r, RK_LOG_WARNING, "cluster node %s: no online master serves slot %d",
+             who, r->slot);
+        /* c_cur may have moved with the new list; the round goes on. */
+        cluster_resolve_next(r);
+        return;
+    }
+    r->c_first = found >= 0 ? (size_t)found : 0;
+    if (strcmp(host, r->cur_host) != 0 || port != r->cur_port) {
+        char *h = strdup(host);
+        if (h == NULL) {
+            rlog(r, RK_LOG_ERR, "cluster answer: out of memory");
+            set_state(r, ST_WAIT);
+            schedule_retry(r);
+            return;
+        }
+        free(r->cur_host);
+        r->cur_host = h;
+        r->cur_port = port;
+        rlog(r, RK_LOG_NOTICE, "slot %d is served here (slot map of %s)", r->slot, who);
+    }
+    connect_to(r);
+}
+
+/* Ask the next cluster node of this round for the slot map; when every
+ * one was asked, back off and start a new round later. */
+static void cluster_resolve_next(rk_redis *r)
+{
+    while (r->n_cnodes > 0 && r->c_tries < r->n_cnodes) {
+        size_t i = (r->c_first + r->c_tries++) % r->n_cnodes;
+        redisAsyncContext *ac = redisAsyncConnect(r->cnodes[i].host, r->cnodes[i].port);
+
+        if (ac == NULL)
+            break;
+        if (ac->err) {
+            rlog(r, RK_LOG_INFO, "cluster node %s:%d: %s", r->cnodes[i].host,
+                 r->cnodes[i].port, ac->errstr);
+            redisAsyncFree(ac);
+            continue;
+        }
+        if (rk__redis_attach(r->loop, ac) != 0) {
+            redisAsyncFree(ac);
+            break;
+        }
+        ac->data = r;
+        if (r->password != NULL) {
+            /* The answer goes nowhere: a refused AUTH makes CLUSTER SHARDS
+             * fail with NOAUTH, which is logged below. */
+            const char *argv[3];
+            int argc = 0;
+            argv[argc++] = "AUTH";
+            if (r->username != NULL)
+                argv[argc++] = r->username;
+            argv[argc++] = r->password;
+            if (redisAsyncCommandArgv(ac, NULL, NULL, argc, argv, NULL) != REDIS_OK) {
+                ac->data = NULL;
+                redisAsyncFree(ac);
+                break;
+            }
+        }
+        if (redisAsyncCommand(ac, on_shards_reply, NULL, "CLUSTER SHARDS") != REDIS_OK) {
+            ac->data = NULL;
+            redisAsyncFree(ac);
+            break;
+        }
+        r->sac = ac;
+        r->c_cur = i;
+        set_state(r, ST_RESOLVING);
+        return;
+    }
+    rlog(r, r->attempt == 0 ? RK_LOG_WARNING : RK_LOG_INFO,
+         "no cluster node gave a master for slot %d", r->slot);
+    set_state(r, ST_WAIT);
+    schedule_retry(r);
+}
+
+/* Cluster mode: is reply a redirection or a cluster error? Then log it
+ * (once per drop), drop the connection (MOVED: reconnect at once unless it
+ * follows another redirection; otherwise with backoff) and return 1: the
+ * caller's callback gets NULL as after a lost connection. */
+static int cluster_redirect(rk_redis *r, const redisReply *reply)
+{
+    int moved;
+
+    if (!r->cluster || reply == NULL)
+        return 0;
+    if (reply->type != REDIS_REPLY_ERROR) {
+        r->redirects = 0;
+        return 0;
+    }
+    moved = strncmp(reply->str, "MOVED ", 6) == 0;
+    if (!moved && strncmp(reply->str, "ASK ", 4) != 0 &&
+        strncmp(reply->str, "TRYAGAIN", 8) != 0 && strncmp(reply->str, "CLUSTERDOWN", 11) != 0)
+        return 0;
+    if (r->drop_pending || r->state == ST_CLOSED)
+        return 1;                   /* the rest of a pipeline */
+    r->redirects++;
+    r->retry_now = moved && r->redirects == 1;
+    rlog(r, r->redirects == 1 ? RK_LOG_NOTICE : RK_LOG_INFO,
+         "slot %d: %.200s; reconnecting%s", r->slot, reply->str,
+         r->retry_now ? "" : " after a backoff");
+    rk__redis_drop(r, NULL);
+    return 1;
+}
+
+/* ===================================================================
+ * Connecting
+ * =================================================================== */
+
+/* Before every connect attempt: resolve first in Sentinel or cluster
+ * mode. */
 static void start_connect(rk_redis *r)
 {
     if (r->state == ST_CLOSED)
         return;
+    if (r->cluster) {
+        r->c_tries = 0;
+        cluster_resolve_next(r);
+        return;
+    }
     if (r->n_sentinels == 0) {
         connect_to(r);
         return;
@@ -539,14 +893,18 @@ static void on_retry_timer(uv_timer_t *t)
 static void schedule_retry(rk_redis *r)
 {
     int64_t cap = r->opts.backoff_min_ms, delay;
-    int i;
+    int i, steps = r->attempt > r->redirects ? r->attempt : r->redirects;
 
-    for (i = 0; i < r->attempt && cap < r->opts.backoff_max_ms; i++)
+    for (i = 0; i < steps && cap < r->opts.backoff_max_ms; i++)
         cap *= 2;
     if (cap > r->opts.backoff_max_ms)
         cap = r->opts.backoff_max_ms;
     /* Jitter: uniformly in [cap/2, cap]. */
     delay = cap / 2 + (int64_t)(next_rand(r) % (uint64_t)(cap / 2 + 1));
+    if (r->retry_now) {             /* after a MOVED: the map is asked again */
+        r->retry_now = 0;
+        delay = 0;
+    }
     r->attempt++;
     r->reconnects++;
     uv_timer_start(&r->retry_timer, on_retry_timer, (uint64_t)delay, 0);
@@ -560,9 +918,17 @@ static void on_watchdog(uv_timer_t *t)
     if (r->state == ST_RESOLVING &&
         now - r->state_since > (r->opts.connect_timeout_ms < SENTINEL_TIMEOUT_MS
                                 ? r->opts.connect_timeout_ms : SENTINEL_TIMEOUT_MS)) {
-        rlog(r, RK_LOG_WARNING, "sentinel %s: no answer in time", r->sentinels[r->sent_cur]);
+        if (r->cluster)
+            rlog(r, RK_LOG_WARNING, "cluster node %s:%d: no answer in time",
+                 r->cnodes[r->c_cur].host, r->cnodes[r->c_cur].port);
+        else
+            rlog(r, RK_LOG_WARNING, "sentinel %s: no answer in time",
+                 r->sentinels[r->sent_cur]);
         sentinel_abandon(r);
-        resolve_next(r);
+        if (r->cluster)
+            cluster_resolve_next(r);
+        else
+            resolve_next(r);
     } else if ((r->state == ST_CONNECTING || r->state == ST_HANDSHAKE) &&
         now - r->state_since > r->opts.connect_timeout_ms) {
         rk__redis_drop(r, "connect timed out");
@@ -584,6 +950,9 @@ static void free_conn(rk_redis *r)
     for (i = 0; i < r->n_sentinels; i++)
         free(r->sentinels[i]);
     free(r->sentinels);
+    for (i = 0; i < r->n_cnodes; i++)
+        free(r->cnodes[i].host);
+    free(r->cnodes);
     free(r);
 }
 
@@ -606,13 +975,43 @@ static int copy_sentinels(rk_redis *r, const rk_redis_opts *opts)
     return 0;
 }
 
+/* Copy the cluster seeds into r's node list (a seed that is not
+ * "host:port" is skipped: config.c refuses those). Returns 0 or -1 (out of
+ * memory). */
+static int copy_cluster(rk_redis *r, const rk_redis_opts *opts)
+{
+    char host[256];
+    size_t i;
+    int port;
+
+    if ((r->cnodes = calloc(opts->n_cluster_seeds, sizeof(*r->cnodes))) == NULL)
+        return -1;
+    for (i = 0; i < opts->n_cluster_seeds; i++) {
+        if (opts->cluster_seeds[i] == NULL ||
+            rk__sentinel_parse_addr(opts->cluster_seeds[i], host, sizeof(host), &port) != 0 ||
+            cnode_find(r->cnodes, r->n_cnodes, host, port) >= 0)
+            continue;
+        if ((r->cnodes[r->n_cnodes].host = strdup(host)) == NULL)
+            return -1;
+        r->cnodes[r->n_cnodes++].port = port;
+    }
+    r->n_seeds = r->n_cnodes;
+    return 0;
+}
+
 rk_redis *rk__redis_new(uv_loop_t *loop, const rk_redis_opts *opts,
                         rk_redis_state_cb *state_cb, void *ud)
 {
-    rk_redis *r = calloc(1, sizeof(*r));
+    rk_redis *r;
 
-    if (r == NULL)
+    if (opts->n_cluster_seeds > 0 &&
+        (opts->cluster_seeds == NULL || opts->cluster_slot < 0 ||
+         opts->cluster_slot >= CLUSTER_SLOTS))
         return NULL;
+    if ((r = calloc(1, sizeof(*r))) == NULL)
+        return NULL;
+    r->cluster = opts->n_cluster_seeds > 0;
+    r->slot = r->cluster ? opts->cluster_slot : 0;
     r->loop = loop;
     r->opts = *opts;
     r->host = strdup(opts->host);
@@ -624,7 +1023,7 @@ rk_redis *rk__redis_new(uv_loop_t *loop, const rk_redis_opts *opts,
     if (r->host == NULL || r->cur_host == NULL || r->name == NULL ||
         (opts->username && r->username == NULL) ||
         (opts->password && r->password == NULL) ||
-        copy_sentinels(r, opts) != 0) {
+        (r->cluster ? copy_cluster(r, opts) : copy_sentinels(r, opts)) != 0) {
         free_conn(r);
         return NULL;
     }
@@ -635,6 +1034,7 @@ rk_redis *rk__redis_new(uv_loop_t *loop, const rk_redis_opts *opts,
     r->opts.sentinels = (const char *const *)r->sentinels;
     r->opts.n_sentinels = r->n_sentinels;
     r->opts.master_name = r->master_name;
+    r->opts.cluster_seeds = NULL;   /* copied into r->cnodes */
     if (r->opts.connect_timeout_ms <= 0) r->opts.connect_timeout_ms = 5000;
     if (r->opts.reply_timeout_ms <= 0) r->opts.reply_timeout_ms = 10000;
     if (r->opts.backoff_min_ms <= 0) r->opts.backoff_min_ms = 100;
@@ -674,6 +1074,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     if (r->inflight == 0)
         r->deadline_extra = 0;
     r->last_reply = (int64_t)uv_now(r->loop);
+    if (cluster_redirect(r, reply))
+        reply = NULL;               /* handled as a lost connection */
     if (pc->cb)
         pc->cb(r, reply, pc->privdata);
     else if (reply != NULL && ((redisReply *)reply)->type == REDIS_REPLY_ERROR)

@@ -84,6 +84,8 @@ static void assert_defaults(const rk_config *c)
     assert_int_equal(c->n_sentinels, 0);
     assert_null(c->redis_sentinels);
     assert_string_equal(c->redis_master_name, "mymaster");
+    assert_int_equal(c->n_cluster, 0);
+    assert_null(c->redis_cluster);
     assert_int_equal(c->redis_wait_replicas, 0);
     assert_int_equal(c->redis_wait_timeout, RK_SECOND);
     assert_string_equal(c->stream_key[RK_STREAM_SCAN], "enforce:scan");
@@ -445,6 +447,64 @@ static void test_redis_sentinel(void **state)
     assert_int_equal(rk__sentinel_parse_addr("abcd:9", host, 4, &port), -1);
     assert_int_equal(rk__sentinel_parse_addr("[]:9", host, sizeof(host), &port), -1);
     assert_int_equal(rk__sentinel_parse_addr(NULL, host, sizeof(host), &port), -1);
+}
+
+/* ===================================================================
+ * redis: Cluster
+ * =================================================================== */
+
+static void test_redis_cluster(void **state)
+{
+    rk_config *c, *p = NULL;
+    char err[RK_ERRLEN];
+    (void)state;
+
+    c = GOOD("{\"redis\":{\"cluster\":[\"10.0.0.1:7000\",\"n2.local:7001\","
+             "\"[::1]:7002\"],\"password\":\"pw\"},\"partitions\":6}");
+    assert_int_equal(c->n_cluster, 3);
+    assert_string_equal(c->redis_cluster[0], "10.0.0.1:7000");
+    assert_string_equal(c->redis_cluster[1], "n2.local:7001");
+    assert_string_equal(c->redis_cluster[2], "[::1]:7002");
+    assert_int_equal(c->n_sentinels, 0);
+    assert_int_equal(c->redis_db, 0);
+    /* A partition's copy keeps the seeds. */
+    assert_int_equal(rk__config_partition(c, 4, &p, err, sizeof(err)), 0);
+    assert_int_equal(p->n_cluster, 3);
+    assert_string_equal(p->redis_cluster[1], "n2.local:7001");
+    assert_string_equal(p->state_key, "riskd:state:{4}");
+    rk__config_free(p);
+    rk__config_free(c);
+
+    /* [] is off: then Sentinel and any db are allowed again. */
+    c = GOOD("{\"redis\":{\"cluster\":[],\"sentinels\":[\"h:1\"],\"db\":3}}");
+    assert_int_equal(c->n_cluster, 0);
+    assert_null(c->redis_cluster);
+    assert_int_equal(c->n_sentinels, 1);
+    rk__config_free(c);
+    c = GOOD("{\"redis\":{\"cluster\":[\"h:1\"],\"db\":0,\"sentinels\":[]}}");
+    assert_int_equal(c->n_cluster, 1);
+    rk__config_free(c);
+
+    BAD("{\"redis\":{\"cluster\":\"h:1\"}}",
+        "redis.cluster: expected an array of \"host:port\" strings");
+    BAD("{\"redis\":{\"cluster\":null}}",
+        "redis.cluster: expected an array of \"host:port\" strings");
+    BAD("{\"redis\":{\"cluster\":[\"h:1\",\"h\"]}}",
+        "redis.cluster[1]: expected \"host:port\"");
+    BAD("{\"redis\":{\"cluster\":[7000]}}", "redis.cluster[0]: expected \"host:port\"");
+    BAD("{\"redis\":{\"cluster\":[\"h:0\"]}}", "redis.cluster[0]: expected \"host:port\"");
+    BAD("{\"redis\":{\"cluster\":[\"h:65536\"]}}",
+        "redis.cluster[0]: expected \"host:port\"");
+    BAD("{\"redis\":{\"cluster\":[\"::1:7000\"]}}",
+        "redis.cluster[0]: expected \"host:port\"");
+    BAD("{\"redis\":{\"cluster\":[\"h:1\"],\"sentinels\":[\"s:2\"]}}",
+        "redis.cluster: cannot be combined with redis.sentinels");
+    BAD("{\"redis\":{\"sentinels\":[\"s:2\"],\"cluster\":[\"h:1\"],\"db\":1}}",
+        "redis.cluster: cannot be combined with redis.sentinels");
+    BAD("{\"redis\":{\"cluster\":[\"h:1\"],\"db\":1}}",
+        "redis.db: must be 0 with redis.cluster (a Redis Cluster has only database 0)");
+    BAD("{\"redis\":{\"cluster\":[\"h:1\"],\"db\":-1}}",
+        "redis.db: expected an integer from 0 to 2147483647");
 }
 
 /* ===================================================================
@@ -812,6 +872,7 @@ int main(void)
         cmocka_unit_test(test_root_reference),
         cmocka_unit_test(test_redis),
         cmocka_unit_test(test_redis_sentinel),
+        cmocka_unit_test(test_redis_cluster),
         cmocka_unit_test(test_streams),
         cmocka_unit_test(test_alerts_state),
         cmocka_unit_test(test_bad_durations),

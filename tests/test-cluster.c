@@ -1,0 +1,452 @@
+/* tests/test-cluster.c - the Redis Cluster connection layer of redis.c.
+ *
+ * Unit part: rk__redis_keyslot against the Redis Cluster spec's values
+ * (CRC16/XMODEM of "123456789" is 0x31C3, "foo" is slot 12182, hash tags:
+ * the first non-empty "{...}"), and rk__redis_new refusing a slot outside
+ * 0..16383.
+ *
+ * Integration part, on a 3-master cluster from tests/lib/itest_cluster
+ * (real redis-server processes on loopback), driving rk__redis_* on a
+ * libuv loop inside the test the way the engine does: a SET is sent when
+ * the connection comes up and sent again on the next "up" after a NULL
+ * reply (the lost-connection path).
+ *   1. keyslot agrees with CLUSTER KEYSLOT for a list of tricky keys.
+ *   2. A connection for the slot of "{3}" whose first seed is dead reaches
+ *      the master of that slot (rk__redis_addr, and the key is there); the
+ *      slot is migrated to another master; the next SET's callback gets
+ *      NULL (MOVED), the connection re-resolves to the new owner and the
+ *      resent SET lands there.
+ *   3. ASK: while the slot is half-migrated (MIGRATING/IMPORTING) a SET of
+ *      a new key gets NULL; the connection reconnects with growing backoff
+ *      (a bounded number of reconnects, no busy loop) and the SET lands on
+ *      the new owner once the migration ends.
+ *   4. The learnt node list: the only seed stops answering (CLIENT PAUSE);
+ *      a reconnect still resolves, through the nodes learnt from the first
+ *      answer, before the pause ends. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <uv.h>
+#include <hiredis/hiredis.h>
+
+#include "internal.h"
+#include "itest.h"
+#include "itest_cluster.h"
+
+/* ===================================================================
+ * Unit: key slots
+ * =================================================================== */
+
+static unsigned slot_of(const char *key)
+{
+    return rk__redis_keyslot(key, strlen(key));
+}
+
+static void test_keyslot(void **state)
+{
+    (void)state;
+    /* CRC16/XMODEM("123456789") = 0x31C3 (the spec's check value). */
+    assert_int_equal(slot_of("123456789"), 0x31C3 % 16384);
+    assert_int_equal(slot_of("foo"), 12182);
+    assert_int_equal(slot_of(""), 0);
+    /* Hash tags. */
+    assert_int_equal(slot_of("{user1000}.following"), 3443);
+    assert_int_equal(slot_of("{user1000}.followers"), 3443);
+    assert_int_equal(slot_of("{3}"), slot_of("3"));
+    assert_int_equal(slot_of("{3}"), 1584);
+    assert_int_equal(slot_of("enforce:scan:{3}"), 1584);
+    assert_int_equal(slot_of("riskd:state:{3}:epoch"), 1584);
+    /* An empty first tag: the whole key is hashed. */
+    assert_int_equal(slot_of("foo{}{bar}"), 8363);
+    assert_true(slot_of("foo{}{bar}") != slot_of("bar"));
+    /* The tag runs from the first '{' to the first '}' after it. */
+    assert_int_equal(slot_of("foo{{bar}}zap"), 4015);
+    assert_int_equal(slot_of("foo{{bar}}zap"), slot_of("{bar"));
+    assert_int_equal(slot_of("foo{bar}{zap}"), 5061);
+    assert_int_equal(slot_of("foo{bar}{zap}"), slot_of("bar"));
+    /* No closing brace: the whole key. */
+    assert_int_equal(slot_of("{"), 4092);
+    assert_int_equal(slot_of("{}"), 15257);
+    /* len is honoured (no NUL needed) and bytes >= 0x80 hash as unsigned. */
+    assert_int_equal(rk__redis_keyslot("foobar", 3), 12182);
+    assert_int_equal(rk__redis_keyslot("{3}xyz", 3), 1584);
+    assert_true(slot_of("\xff\xfe") < 16384);
+}
+
+static void test_bad_slot(void **state)
+{
+    const char *seeds[] = {"127.0.0.1:1"};
+    rk_redis_opts o;
+    uv_loop_t loop;
+    (void)state;
+
+    assert_int_equal(uv_loop_init(&loop), 0);
+    memset(&o, 0, sizeof(o));
+    o.name = "bad";
+    o.host = "127.0.0.1";
+    o.port = 1;
+    o.cluster_seeds = seeds;
+    o.n_cluster_seeds = 1;
+    o.cluster_slot = 16384;
+    assert_null(rk__redis_new(&loop, &o, NULL, NULL));
+    o.cluster_slot = -1;
+    assert_null(rk__redis_new(&loop, &o, NULL, NULL));
+    o.cluster_seeds = NULL;
+    o.cluster_slot = 0;
+    assert_null(rk__redis_new(&loop, &o, NULL, NULL));
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* ===================================================================
+ * Integration: a driver on a libuv loop
+ * =================================================================== */
+
+typedef struct drv {
+    rk_redis *r;
+    int ups, downs;
+    int nulls, oks, errors;
+    char last_error[256];
+    const char *key, *val;          /* a SET to (re)send until OK; NULL: none */
+    int inflight;
+} drv;
+
+static void on_set(rk_redis *r, struct redisReply *reply, void *pd)
+{
+    drv *d = pd;
+    (void)r;
+    d->inflight = 0;
+    if (reply == NULL) {
+        d->nulls++;                 /* resent on the next "up" */
+    } else if (reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "OK") == 0) {
+        d->oks++;
+        d->key = d->val = NULL;
+    } else {
+        d->errors++;
+        snprintf(d->last_error, sizeof(d->last_error), "%s",
+                 reply->type == REDIS_REPLY_ERROR ? reply->str : "?");
+    }
+}
+
+static void send_set(drv *d)
+{
+    const char *argv[3] = {"SET", d->key, d->val};
+    if (d->key == NULL || d->inflight || !rk__redis_ready(d->r))
+        return;
+    if (rk__redis_cmd(d->r, on_set, d, 0, 3, argv, NULL) == 0)
+        d->inflight = 1;
+}
+
+static void on_state(rk_redis *r, int up, void *ud)
+{
+    drv *d = ud;
+    (void)r;
+    if (up) {
+        d->ups++;
+        send_set(d);
+    } else {
+        d->downs++;
+    }
+}
+
+static void drv_set(drv *d, const char *key, const char *val)
+{
+    d->key = key;
+    d->val = val;
+    send_set(d);
+}
+
+/* Run the loop until *flag (an int of d) reaches want or ms pass. */
+static bool run_until(uv_loop_t *loop, const int *flag, int want, int ms)
+{
+    uint64_t end = uv_hrtime() + (uint64_t)ms * 1000000u;
+    while (*flag < want && uv_hrtime() < end)
+        uv_run(loop, UV_RUN_ONCE);  /* the watchdog ticks every 250 ms */
+    return *flag >= want;
+}
+
+/* Run the loop for ms. */
+static void run_for(uv_loop_t *loop, int ms)
+{
+    int never = 0;
+    run_until(loop, &never, 1, ms);
+}
+
+static it_cluster cl;
+static uv_loop_t loop;
+static bool loop_open;
+
+static int setup(void **state)
+{
+    (void)state;
+    if (uv_loop_init(&loop) != 0)
+        return -1;
+    loop_open = true;
+    return it_cluster_start(&cl);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (loop_open) {
+        uv_run(&loop, UV_RUN_DEFAULT);  /* closed connections free their handles */
+        uv_loop_close(&loop);
+    }
+    it_cluster_stop(&cl);
+    return 0;
+}
+
+/* A connection for the slot of "{3}" with these seeds. */
+static void open_conn(drv *d, const char *const *seeds, size_t n)
+{
+    rk_redis_opts o;
+    memset(d, 0, sizeof(*d));
+    memset(&o, 0, sizeof(o));
+    o.name = "test";
+    o.host = "127.0.0.1";
+    o.port = 1;                     /* only reported before the first answer */
+    o.connect_timeout_ms = 500;
+    o.backoff_min_ms = 50;
+    o.backoff_max_ms = 1000;
+    o.cluster_seeds = seeds;
+    o.n_cluster_seeds = n;
+    o.cluster_slot = (int)slot_of("{3}");
+    /* The loop's clock stood still while the test blocked on its own
+     * client; the connection's timeouts start from it. */
+    uv_update_time(&loop);
+    d->r = rk__redis_new(&loop, &o, on_state, d);
+    assert_non_null(d->r);
+}
+
+static void close_conn(drv *d)
+{
+    rk__redis_close(d->r);
+    uv_run(&loop, UV_RUN_DEFAULT);
+}
+
+/* GET key on the node on port ("" when nil; the node must own it). */
+static void expect_get(int port, const char *key, const char *want)
+{
+    redisContext *c = it_connect(port);
+    redisReply *r = it_cmd(c, "GET %s", key);
+    if (r->type != REDIS_REPLY_STRING || strcmp(r->str, want) != 0)
+        fail_msg("GET %s on %d: want \"%s\", got type %d \"%s\"", key, port, want,
+                 r->type, r->str ? r->str : "");
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+static int port_of(const drv *d)
+{
+    const char *host;
+    int port;
+    rk__redis_addr(d->r, &host, &port);
+    assert_string_equal(host, "127.0.0.1");
+    return port;
+}
+
+/* Another master than the one on port. */
+static int other_master(int port)
+{
+    int i = it_cluster_index(&cl, port);
+    assert_true(i >= 0);
+    return cl.node[(i + 1) % IT_CLUSTER_N].port;
+}
+
+static void test_keyslot_matches_cluster(void **state)
+{
+    static const char *const keys[] = {
+        "123456789", "foo", "{user1000}.following", "foo{}{bar}", "foo{{bar}}zap",
+        "foo{bar}{zap}", "{", "{}", "}{", "{3}", "x{3}", "enforce:scan:{3}",
+        "riskd:state:{5}:lease", "a{b}c{d}", "\xe9\x99\xa2", NULL
+    };
+    size_t i;
+    (void)state;
+    for (i = 0; keys[i] != NULL; i++)
+        if ((int)slot_of(keys[i]) != it_cluster_keyslot(&cl, keys[i]))
+            fail_msg("key %s: ours %u, CLUSTER KEYSLOT %d", keys[i], slot_of(keys[i]),
+                     it_cluster_keyslot(&cl, keys[i]));
+}
+
+/* A loopback port bound but not listening (so connects are refused and
+ * nothing else can take it while fd is open). Returns the fd. */
+static int dead_port(int *port)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+static void test_connect_and_moved(void **state)
+{
+    char dead[32], s1[32], s2[32];
+    const char *seeds[3] = {dead, s1, s2};
+    int owner, target, slot = (int)slot_of("{3}"), dport, dfd;
+    uint64_t rc0, t0;
+    drv d;
+    (void)state;
+
+    owner = it_cluster_node_for(&cl, "x{3}");
+    assert_true(owner > 0);
+    dfd = dead_port(&dport);
+    snprintf(dead, sizeof(dead), "127.0.0.1:%d", dport);
+    snprintf(s1, sizeof(s1), "127.0.0.1:%d", cl.node[0].port);
+    snprintf(s2, sizeof(s2), "127.0.0.1:%d", cl.node[2].port);
+    t0 = uv_hrtime();
+    open_conn(&d, seeds, 3);
+    /* The dead seed is skipped at once (refused, not timed out); the slot's
+     * master is found. */
+    assert_true(run_until(&loop, &d.ups, 1, 5000));
+    if (uv_hrtime() - t0 > UINT64_C(450000000))
+        fail_msg("ready after %llu ms", (unsigned long long)((uv_hrtime() - t0) / 1000000u));
+    assert_int_equal(port_of(&d), owner);
+    drv_set(&d, "x{3}", "v1");
+    assert_true(run_until(&loop, &d.oks, 1, 3000));
+    assert_int_equal(d.nulls, 0);
+    expect_get(owner, "x{3}", "v1");
+
+    /* Move the slot: the next command is MOVED -> NULL, re-resolve. */
+    target = other_master(owner);
+    assert_int_equal(it_cluster_migrate_slot(&cl, slot, target), 0);
+    rc0 = rk__redis_reconnects(d.r);
+    drv_set(&d, "x{3}", "v2");
+    assert_true(run_until(&loop, &d.oks, 2, 5000));
+    assert_int_equal(d.nulls, 1);
+    assert_int_equal(d.errors, 0);
+    assert_int_equal(d.downs, 1);
+    assert_int_equal(d.ups, 2);
+    assert_int_equal(port_of(&d), target);
+    assert_true(rk__redis_reconnects(d.r) > rc0);
+    expect_get(target, "x{3}", "v2");
+    close_conn(&d);
+    close(dfd);
+}
+
+/* Begin a migration of slot to to_port by hand (IMPORTING on the target,
+ * MIGRATING on the owner), leaving the keys where they are. */
+static void begin_migration(int slot, int from_port, int to_port)
+{
+    int from = it_cluster_index(&cl, from_port), to = it_cluster_index(&cl, to_port);
+    redisContext *c;
+    redisReply *r;
+
+    c = it_connect(to_port);
+    r = it_cmd(c, "CLUSTER SETSLOT %d IMPORTING %s", slot, cl.id[from]);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    redisFree(c);
+    c = it_connect(from_port);
+    r = it_cmd(c, "CLUSTER SETSLOT %d MIGRATING %s", slot, cl.id[to]);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+static void test_ask_backs_off(void **state)
+{
+    char s1[32];
+    const char *seeds[1] = {s1};
+    int owner, target, slot = (int)slot_of("{3}");
+    uint64_t rc0, during;
+    drv d;
+    (void)state;
+
+    owner = it_cluster_node_for(&cl, "x{3}");
+    target = other_master(owner);
+    snprintf(s1, sizeof(s1), "127.0.0.1:%d", cl.node[1].port);
+    open_conn(&d, seeds, 1);
+    assert_true(run_until(&loop, &d.ups, 1, 5000));
+    assert_int_equal(port_of(&d), owner);
+
+    /* A new key of a MIGRATING slot is answered with ASK. */
+    begin_migration(slot, owner, target);
+    rc0 = rk__redis_reconnects(d.r);
+    drv_set(&d, "y{3}", "w1");
+    run_for(&loop, 1000);
+    during = rk__redis_reconnects(d.r) - rc0;
+    assert_int_equal(d.oks, 0);
+    assert_int_equal(d.errors, 0);
+    assert_true(d.nulls >= 2);      /* asked, reconnected, asked again */
+    /* Backoff doubles from 50 ms: about 5 in a second; a busy loop would
+     * make hundreds. */
+    if (during < 2 || during > 8)
+        fail_msg("%llu reconnects in 1 s during the migration",
+                 (unsigned long long)during);
+    assert_int_equal(port_of(&d), owner);
+
+    /* The migration ends (the existing key moves too): the SET lands. */
+    assert_int_equal(it_cluster_migrate_slot(&cl, slot, target), 0);
+    assert_true(run_until(&loop, &d.oks, 1, 5000));
+    assert_int_equal(port_of(&d), target);
+    expect_get(target, "y{3}", "w1");
+    expect_get(target, "x{3}", "v2");
+    close_conn(&d);
+}
+
+static void test_learnt_nodes(void **state)
+{
+    char s1[32];
+    const char *seeds[1] = {s1};
+    int owner, seed_port, ups;
+    uint64_t t0;
+    redisContext *c;
+    redisReply *r;
+    drv d;
+    (void)state;
+
+    owner = it_cluster_node_for(&cl, "x{3}");
+    seed_port = other_master(owner);
+    snprintf(s1, sizeof(s1), "127.0.0.1:%d", seed_port);
+    open_conn(&d, seeds, 1);
+    assert_true(run_until(&loop, &d.ups, 1, 5000));
+    assert_int_equal(port_of(&d), owner);
+
+    /* The only seed stops answering clients for 3 s (the cluster bus goes
+     * on, so the cluster stays ok). */
+    c = it_connect(seed_port);
+    r = it_cmd(c, "CLIENT PAUSE 3000 ALL");
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    redisFree(c);
+    t0 = uv_hrtime();
+    ups = d.ups;
+    rk__redis_drop(d.r, "test: reconnect");
+    assert_true(run_until(&loop, &d.ups, ups + 1, 2500));
+    assert_true(uv_hrtime() - t0 < UINT64_C(2500000000));
+    assert_int_equal(port_of(&d), owner);
+    drv_set(&d, "z{3}", "u1");
+    assert_true(run_until(&loop, &d.oks, 1, 2000));
+    expect_get(owner, "z{3}", "u1");
+    close_conn(&d);
+    it_sleep_ms(3000 - (int)((uv_hrtime() - t0) / 1000000u) + 100);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_keyslot),
+        cmocka_unit_test(test_bad_slot),
+        cmocka_unit_test(test_keyslot_matches_cluster),
+        cmocka_unit_test(test_connect_and_moved),
+        cmocka_unit_test(test_ask_backs_off),
+        cmocka_unit_test(test_learnt_nodes),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
