@@ -729,7 +729,8 @@ static int append_suffix(char **slot, const char *suffix)
 
 /* The configuration of partition p of base: a fresh copy of base (built
  * again from its JSON document) whose input streams and state key carry the
- * partition's hash tag when base->partitions > 1 ("enforce:scan:{3}",
+ * partition's hash tag when base->partitions > 1 or on a Redis Cluster
+ * ("enforce:scan:{3}",
  * "riskd:state:{3}"), so every key of one partition lives in one Redis
  * Cluster slot. With one partition the names stay as configured. Returns 0,
  * or -1 with err when memory runs out. */
@@ -755,7 +756,7 @@ int rk__config_partition(const rk_config *base, int p, rk_config **out, char *er
     c->partitions = base->partitions;
     c->lease_ttl = base->lease_ttl;
     c->partition = p;
-    if (base->partitions > 1) {
+    if (base->partitions > 1 || base->n_cluster > 0) {
         snprintf(tag, sizeof(tag), ":{%d}", p);
         for (si = 0; si < RK_STREAM_COUNT; si++)
             if (append_suffix(&c->stream_key[si], tag) != 0)

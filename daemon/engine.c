@@ -109,6 +109,13 @@ struct rk_engine {
     rk_tasks tasks;
     rk_redis *rd, *wr;
     rk_outbox *ob;
+    /* On a Redis Cluster (redis.cluster) the partition's keys live on one
+     * node and the shared ones elsewhere: alerts go through wr_out (the
+     * alert stream's slot), dead letters through ob_dead on wr_dead
+     * (riskd:dead's slot), silences and audit entries through aux_sil and
+     * aux_audit. Without a cluster all are NULL and wr serves them all. */
+    rk_redis *wr_out, *wr_dead, *aux_sil, *aux_audit;
+    rk_outbox *ob_dead;
     stream_state st[RK_STREAM_COUNT];
     const char *stream_keys[RK_STREAM_COUNT];
     int state;
@@ -187,6 +194,32 @@ static bool checkpoint_due(const rk_engine *e);
 static int checkpoint_fork(rk_engine *e);
 static void ack_covered(rk_engine *e);
 static void finish_stop(rk_engine *e);
+
+static rk_outbox *dead_ob(const rk_engine *e)
+{
+    return e->ob_dead ? e->ob_dead : e->ob;
+}
+
+static size_t ob_pending(const rk_engine *e)
+{
+    return rk__outbox_pending(e->ob) + rk__outbox_pending(e->ob_dead);
+}
+
+static void ob_kick(rk_engine *e)
+{
+    rk__outbox_kick(e->ob);
+    rk__outbox_kick(e->ob_dead);
+}
+
+static rk_redis *sil_conn(const rk_engine *e)
+{
+    return e->aux_sil ? e->aux_sil : e->wr;
+}
+
+static rk_redis *audit_conn(const rk_engine *e)
+{
+    return e->aux_audit ? e->aux_audit : e->wr;
+}
 
 /* Fenced out (a write refused, or the lease's time is up): from now on the
  * engine does nothing - no read, no write - and the node frees it. What it
@@ -601,7 +634,7 @@ static void apply_head(rk_engine *e, unsigned si)
                      "getting past this entry", s->suspect_starts - 1);
             e->poisoned++;
             rk__log(RK_LOG_ERR, "entry %s/%s: %s; dead-lettered", s->key, en->id, why);
-            rk__outbox_dead(e->ob, s->key, en->id, why,
+            rk__outbox_dead(dead_ob(e), s->key, en->id, why,
                             en->data ? en->data : "", en->data ? en->len : 0);
             goto done;
         }
@@ -612,7 +645,7 @@ static void apply_head(rk_engine *e, unsigned si)
     if (rc == RK_PARSE_INVALID) {
         e->stats.invalid[si]++;
         rk__log(RK_LOG_WARNING, "invalid entry %s/%s: %s", s->key, en->id, s->head_err);
-        if (!e->replay && rk__outbox_dead(e->ob, s->key, en->id, s->head_err,
+        if (!e->replay && rk__outbox_dead(dead_ob(e), s->key, en->id, s->head_err,
                             en->data ? en->data : "", en->data ? en->len : 0) != 0)
             rk__log(RK_LOG_ERR, "out of memory dead-lettering %s/%s", s->key, en->id);
         goto done;
@@ -645,7 +678,7 @@ static void apply_head(rk_engine *e, unsigned si)
                 snprintf(why, sizeof(why), "detector %s failed on this entry", d->name);
                 rk__log(RK_LOG_WARNING, "%s/%s: %s; dead-lettered", s->key, en->id, why);
                 if (!e->replay)
-                    rk__outbox_dead(e->ob, s->key, en->id, why, en->data, en->len);
+                    rk__outbox_dead(dead_ob(e), s->key, en->id, why, en->data, en->len);
             }
         }
         if (ev->type == RK_EV_INSPECTION_FILED &&
@@ -705,13 +738,13 @@ static void round_done(rk_engine *e)
     e->stats.batches++;
     e->stats.batch_seconds_sum += secs;
     housekeep_state(e, false);
-    rk__outbox_kick(e->ob);
+    ob_kick(e);
     /* The next read does not wait for this round's alerts: entries are
      * acknowledged only after a checkpoint, which waits for an empty
      * outbox. Waiting here only when the outbox is large, a checkpoint is
      * due, a suspect entry needs its own checkpoint, or we are stopping. */
-    if (rk__outbox_pending(e->ob) > 0 &&
-        (rk__outbox_pending(e->ob) >= OUTBOX_HIGH || checkpoint_due(e) ||
+    if (ob_pending(e) > 0 &&
+        (ob_pending(e) >= OUTBOX_HIGH || checkpoint_due(e) ||
          e->careful_pause || e->stopping)) {
         e->state = E_FLUSHING;
     } else {
@@ -1178,7 +1211,7 @@ static void careful_resume(rk_engine *e)
         apply_buffered(e);          /* the rest of the round, if any */
         update_watermark(e);
         fire_timers(e);
-        if (e->careful_pause || rk__outbox_pending(e->ob) > 0) {
+        if (e->careful_pause || ob_pending(e) > 0) {
             round_done(e);
             return;
         }
@@ -1529,7 +1562,7 @@ static void checkpoint(rk_engine *e)
     unsigned si;
 
     if (e->ckpt_inflight || e->acks_inflight > 0 || !e->restored ||
-        !rk__redis_ready(e->wr) || rk__outbox_pending(e->ob) > 0 ||
+        !rk__redis_ready(e->wr) || ob_pending(e) > 0 ||
         e->state == E_FLUSHING || !lease_valid(e))
         return;
     e->last_ckpt = (int64_t)uv_now(e->loop);
@@ -1586,7 +1619,7 @@ static void checkpoint(rk_engine *e)
 static void on_drained(void *ud)
 {
     rk_engine *e = ud;
-    if (e->state == E_FLUSHING)
+    if (e->state == E_FLUSHING && ob_pending(e) == 0)
         round_finished(e);
 }
 
@@ -1945,12 +1978,14 @@ static void on_rd_state(rk_redis *r, int up, void *ud)
 static void on_wr_state(rk_redis *r, int up, void *ud)
 {
     rk_engine *e = ud;
-    (void)r;
+    rk_outbox *o = r == e->wr_dead ? e->ob_dead : r == e->wr && e->wr_out != NULL ? NULL : e->ob;
+    if (o == NULL)
+        return;                     /* the partition's writer; the outbox is elsewhere */
     if (!up) {
-        rk__outbox_writer_down(e->ob);
+        rk__outbox_writer_down(o);
         return;
     }
-    rk__outbox_kick(e->ob);
+    rk__outbox_kick(o);
 }
 
 /* ===================================================================
@@ -2018,7 +2053,7 @@ static void write_audit(rk_engine *e)
         full[10] = "when"; full[11] = when;
         full[12] = "old"; full[13] = e->audit_old ? e->audit_old : "null";
         full[14] = "new"; full[15] = cur;
-        if (rk__redis_cmd(e->wr, NULL, NULL, 0, 16, full, NULL) == 0) {
+        if (rk__redis_cmd(audit_conn(e), NULL, NULL, 0, 16, full, NULL) == 0) {
             e->audit_pending = false;
             free(e->audit_old);
             e->audit_old = cur;
@@ -2102,12 +2137,12 @@ static void on_housekeeping(uv_timer_t *t)
         checkpoint(e);              /* a failed careful checkpoint: again */
     else if (checkpoint_due(e) && (e->state == E_IDLE || e->state == E_READING))
         checkpoint(e);
-    if (now >= e->next_silences && rk__redis_ready(e->wr)) {
+    if (now >= e->next_silences && rk__redis_ready(sil_conn(e))) {
         const char *argv[2] = {"HGETALL", RK_SILENCES_KEY};
         e->next_silences = now + 1000;
-        rk__redis_cmd(e->wr, on_silences, e, 0, 2, argv, NULL);
+        rk__redis_cmd(sil_conn(e), on_silences, e, 0, 2, argv, NULL);
     }
-    if (e->audit_pending && rk__redis_ready(e->wr))
+    if (e->audit_pending && rk__redis_ready(audit_conn(e)))
         write_audit(e);
     if (now >= e->next_xinfo && rk__redis_ready(e->wr)) {
         e->next_xinfo = now + 5000;
@@ -2129,7 +2164,7 @@ static void on_housekeeping(uv_timer_t *t)
         if (rk__clock_advance(&e->clock, rk__wall_ms())) {
             fire_timers(e);
             housekeep_state(e, false);
-            rk__outbox_kick(e->ob);
+            ob_kick(e);
         }
     }
 }
@@ -2150,7 +2185,8 @@ static void init_api(rk_host_api *api)
     api->stream_name = host_stream_name;
 }
 
-void rk__redis_opts_for(const rk_config *cfg, const char *name, rk_redis_opts *o)
+void rk__redis_opts_for(const rk_config *cfg, const char *name, const char *slot_key,
+                        rk_redis_opts *o)
 {
     memset(o, 0, sizeof(*o));
     o->name = name;
@@ -2162,6 +2198,9 @@ void rk__redis_opts_for(const rk_config *cfg, const char *name, rk_redis_opts *o
     o->sentinels = (const char *const *)cfg->redis_sentinels;
     o->n_sentinels = cfg->n_sentinels;
     o->master_name = cfg->redis_master_name;
+    o->cluster_seeds = (const char *const *)cfg->redis_cluster;
+    o->n_cluster_seeds = cfg->n_cluster;
+    o->cluster_slot = (int)rk__redis_keyslot(slot_key, strlen(slot_key));
 }
 
 /* Parse a --from/--to value: an entry id "ms-seq" or "ms" (for --to, "ms"
@@ -2314,11 +2353,29 @@ static rk_engine *engine_new(uv_loop_t *loop, rk_config *cfg, const rk_replay_op
             e->replay_has_to = true;
         }
     } else {
-        rk__redis_opts_for(cfg, "writer", &o);
+        rk__redis_opts_for(cfg, "writer", cfg->state_key, &o);
         e->wr = rk__redis_new(loop, &o, on_wr_state, e);
-        e->ob = e->wr ? rk__outbox_new(loop, e->wr, cfg, on_drained, e) : NULL;
+        if (cfg->n_cluster > 0 && e->wr != NULL) {
+            rk__redis_opts_for(cfg, "alerts", cfg->alerts_stream, &o);
+            e->wr_out = rk__redis_new(loop, &o, on_wr_state, e);
+            rk__redis_opts_for(cfg, "dead", RK_DEAD_STREAM, &o);
+            e->wr_dead = rk__redis_new(loop, &o, on_wr_state, e);
+            rk__redis_opts_for(cfg, "silences", RK_SILENCES_KEY, &o);
+            e->aux_sil = rk__redis_new(loop, &o, NULL, e);
+            rk__redis_opts_for(cfg, "audit", RK_AUDIT_STREAM, &o);
+            e->aux_audit = rk__redis_new(loop, &o, NULL, e);
+            e->ob = e->wr_out ? rk__outbox_new(loop, e->wr_out, cfg, on_drained, e) : NULL;
+            e->ob_dead = e->wr_dead ? rk__outbox_new(loop, e->wr_dead, cfg, on_drained, e)
+                                    : NULL;
+            if (e->ob_dead == NULL || e->aux_sil == NULL || e->aux_audit == NULL) {
+                rk__outbox_free(e->ob);
+                e->ob = NULL;       /* reported as out of memory below */
+            }
+        } else {
+            e->ob = e->wr ? rk__outbox_new(loop, e->wr, cfg, on_drained, e) : NULL;
+        }
     }
-    rk__redis_opts_for(cfg, "reader", &o);
+    rk__redis_opts_for(cfg, "reader", cfg->state_key, &o);
     o.reply_timeout_ms = 10000;
     e->rd = (e->ob || e->replay) && e->suspect_key ? rk__redis_new(loop, &o, on_rd_state, e)
                                                    : NULL;
@@ -2351,9 +2408,17 @@ static void on_outbox_fenced(void *ud, const char *why)
 int rk__engine_set_lease(rk_engine *e, long long epoch, bool takeover,
                          void (*lost)(void *ud, const char *why), void *ud)
 {
-    if (e->replay || e->epoch_key == NULL ||
-        rk__outbox_set_fence(e->ob, e->epoch_key, epoch, on_outbox_fenced) != 0)
+    if (e->replay || e->epoch_key == NULL)
         return -1;
+    if (e->wr_out != NULL) {
+        /* The alert stream's slot holds a mirror of the epochs (node.c). */
+        char key[300];
+        rk__fence_mirror_key(e->cfg, key, sizeof(key));
+        if (rk__outbox_set_fence(e->ob, key, e->epoch_key, epoch, on_outbox_fenced) != 0)
+            return -1;
+    } else if (rk__outbox_set_fence(e->ob, e->epoch_key, NULL, epoch, on_outbox_fenced) != 0) {
+        return -1;
+    }
     e->leased = true;
     e->epoch = epoch;
     e->claim_all = takeover;
@@ -2388,7 +2453,7 @@ int rk__engine_reload(rk_engine *e, rk_config *cfg, char *err, size_t errlen)
             rk__log(RK_LOG_WARNING, "reload: streams.* changes take effect at restart");
     if (rk__registry_reload(&e->reg, cfg, &e->api, e, on_det_removed, err, errlen) != 0)
         return -1;
-    if (e->audit_pending && rk__redis_ready(e->wr))
+    if (e->audit_pending && rk__redis_ready(audit_conn(e)))
         write_audit(e);             /* the previous one first, in order */
     /* Keep what needs a restart; everything else comes from the new file. */
     {
@@ -2406,6 +2471,7 @@ int rk__engine_reload(rk_engine *e, rk_config *cfg, char *err, size_t errlen)
         e->stream_keys[si] = cfg->stream_key[si];
     }
     rk__outbox_configure(e->ob, cfg);
+    rk__outbox_configure(e->ob_dead, cfg);
     rk__config_free(old);
     e->audit_pending = true;        /* config_applied, old -> new */
     return 0;
@@ -2468,7 +2534,7 @@ void rk__engine_stop(rk_engine *e, void (*done)(void *ud), void *ud)
             finish_stop(e);
             return;
         }
-        if (rk__outbox_pending(e->ob) > 0)
+        if (ob_pending(e) > 0)
             return;                 /* timer alerts: housekeeping retries */
         checkpoint(e);
         if (!e->ckpt_inflight && e->acks_inflight == 0 && !e->dirty)
@@ -2497,6 +2563,11 @@ void rk__engine_free(rk_engine *e)
     if (e->rd) rk__redis_close(e->rd);
     if (e->wr) rk__redis_close(e->wr);
     if (e->ob) rk__outbox_free(e->ob);
+    rk__redis_close(e->wr_out);
+    rk__redis_close(e->wr_dead);
+    rk__redis_close(e->aux_sil);
+    rk__redis_close(e->aux_audit);
+    if (e->ob_dead) rk__outbox_free(e->ob_dead);
     for (i = 0; i < e->reg.n; i++)
         free_cooldowns(e->reg.dets[i]);
     rk__registry_free(&e->reg);
@@ -2535,6 +2606,7 @@ void rk__engine_free(rk_engine *e)
 int rk__engine_healthy(const rk_engine *e)
 {
     return rk__redis_ready(e->rd) && rk__redis_ready(e->wr) && e->ever_ready &&
+           (e->wr_out == NULL || (rk__redis_ready(e->wr_out) && rk__redis_ready(e->wr_dead))) &&
            e->state != E_CONNECTING && e->state != E_SETUP && e->state != E_LOADING &&
            e->state != E_STOPPED;
 }
@@ -2643,7 +2715,7 @@ void rk__engine_render_metrics(rk_engine *e, rk_buf *b)
          (unsigned long long)e->stats.held_back);
     putf(b, "# HELP riskd_dead_letters_total Dead letters written.\n"
             "# TYPE riskd_dead_letters_total counter\nriskd_dead_letters_total %llu\n",
-         (unsigned long long)os->dead_written);
+         (unsigned long long)rk__outbox_stats(dead_ob(e))->dead_written);
     putf(b, "# HELP riskd_detector_errors_total Detector failures on an event or timer.\n"
             "# TYPE riskd_detector_errors_total counter\nriskd_detector_errors_total %llu\n",
          (unsigned long long)e->stats.detector_errors);

@@ -361,11 +361,15 @@ int rk__outbox_dead(rk_outbox *o, const char *stream, const char *entry_id,
 void rk__outbox_kick(rk_outbox *o);
 size_t rk__outbox_pending(const rk_outbox *o);
 const rk_outbox_stats *rk__outbox_stats(const rk_outbox *o);
-/* Fence every later write: the script writes only while GET key == epoch
- * (the lease's epoch, see node.c). A write refused for that calls
+/* Fence every later write: the script writes only while GET key (or, with
+ * a field, HGET key field) == epoch (the lease's epoch, see node.c). A write refused for that calls
  * on_fenced(ud, reason) once and the outbox sends nothing more. 0 or -1. */
-int rk__outbox_set_fence(rk_outbox *o, const char *key, long long epoch,
+int rk__outbox_set_fence(rk_outbox *o, const char *key, const char *field, long long epoch,
                          void (*on_fenced)(void *ud, const char *why));
+/* What decides a key's Redis Cluster slot: the content of its hash tag (the
+ * first "{...}" with something inside), else the whole key. A key
+ * "x:{<tag>}:y" lives in the same slot as `key`. */
+void rk__slot_tag(const char *key, char *out, size_t len);
 /* The writer connection went down: everything in flight is resent later. */
 void rk__outbox_writer_down(rk_outbox *o);
 
@@ -529,9 +533,11 @@ void rk__engine_replay_summary(const rk_engine *e, FILE *f);
 /* Called once when the engine first consumes (groups ready, first read
  * sent) - systemd READY=1. */
 void rk__engine_on_ready(rk_engine *e, void (*cb)(void *ud), void *ud);
-/* The connection options cfg gives (redis.*, Sentinel included), named
- * `name` in logs. */
-void rk__redis_opts_for(const rk_config *cfg, const char *name, rk_redis_opts *o);
+/* The connection options cfg gives (redis.*, Sentinel and Cluster
+ * included), named `name` in logs; on a cluster the connection goes to the
+ * node serving slot_key's slot. */
+void rk__redis_opts_for(const rk_config *cfg, const char *name, const char *slot_key,
+                        rk_redis_opts *o);
 /* Lease mode (node.c): the engine runs under `epoch`, the fencing token of
  * the partition's lease, instead of taking one at start; every alert, dead
  * letter, acknowledgement and checkpoint it writes is checked by Redis
@@ -593,6 +599,10 @@ void rk__node_render_metrics(rk_node *n, rk_buf *out);
  * partitions. rk__crc32("123456789") is 0xCBF43926. */
 uint32_t rk__crc32(const void *data, size_t len);
 int rk__partition_of(const char *key, int partitions);
+/* On a Redis Cluster: the hash, in the alert stream's slot, mirroring each
+ * partition's epoch for the publish-once script ("riskd:fence:{alerts}";
+ * field: the partition's epoch key). */
+void rk__fence_mirror_key(const rk_config *cfg, char *out, size_t len);
 /* Does this process hold (or is it taking over) any partition? */
 bool rk__node_active(const rk_node *n);
 

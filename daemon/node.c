@@ -62,6 +62,7 @@ typedef struct part {
     struct rk_node *n;
     int p;
     char *lease_key, *epoch_key;
+    rk_redis *r;                    /* the lease's node: n->r unless on a cluster */
     int st;
     long long epoch;
     bool takeover;
@@ -78,7 +79,9 @@ typedef struct part {
 struct rk_node {
     uv_loop_t *loop;
     rk_config *cfg;
-    rk_redis *r;
+    rk_redis *r;                    /* heartbeat (and, without a cluster, everything) */
+    rk_redis *r_alerts;             /* cluster: the alert stream's node (fence mirror) */
+    char *mirror_key;               /* cluster: riskd:fence:{<alert stream's tag>} */
     part *parts;
     int np;
     char *members_key;
@@ -185,7 +188,7 @@ static void lease_cmd(part *pt, const char *script, rk_redis_reply_cb *cb, const
     argv[argc++] = ttl;
     if (arg3 != NULL)
         argv[argc++] = arg3;
-    if (rk__redis_cmd(n->r, cb, pt, 0, argc, argv, NULL) == 0)
+    if (rk__redis_cmd(pt->r, cb, pt, 0, argc, argv, NULL) == 0)
         pt->cmd_inflight = true;
 }
 
@@ -346,6 +349,52 @@ static void begin(part *pt)
                    uv_timer_get_repeat(&n->tick));
 }
 
+/* KEYS[1] the mirror hash; ARGV[1] the partition's epoch key, ARGV[2] its
+ * epoch: raise the mirrored epoch, never lower it. */
+static const char mirror_lua[] =
+    "local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')\n"
+    "if cur < tonumber(ARGV[2]) then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end\n"
+    "return 1\n";
+
+static void on_mirrored(rk_redis *r, redisReply *reply, void *pd)
+{
+    part *pt = pd;
+    (void)r;
+    pt->cmd_inflight = false;
+    if (pt->st != P_ACQUIRING)
+        return;
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        rk__log(RK_LOG_WARNING, "partition %d: mirroring epoch %lld to %s failed (%s); "
+                "acquired again at the next tick", pt->p, pt->epoch, pt->n->mirror_key,
+                reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "no reply");
+        pt->st = P_FREE;
+        return;
+    }
+    begin(pt);
+}
+
+/* On a cluster the alerts are written on another node than the lease: the
+ * publish script checks a mirror of the epoch kept in the alert stream's
+ * slot, raised here before the engine writes anything under the epoch. */
+static void fenced_begin(part *pt)
+{
+    rk_node *n = pt->n;
+    char ep[24];
+    const char *argv[6];
+    if (n->r_alerts == NULL) {
+        begin(pt);
+        return;
+    }
+    snprintf(ep, sizeof(ep), "%lld", pt->epoch);
+    argv[0] = "EVAL"; argv[1] = mirror_lua; argv[2] = "1"; argv[3] = n->mirror_key;
+    argv[4] = pt->epoch_key; argv[5] = ep;
+    pt->st = P_ACQUIRING;
+    if (rk__redis_cmd(n->r_alerts, on_mirrored, pt, 0, 6, argv, NULL) == 0)
+        pt->cmd_inflight = true;
+    else
+        pt->st = P_FREE;
+}
+
 static void on_acquire_wait(rk_redis *r, redisReply *reply, void *pd)
 {
     part *pt = pd;
@@ -362,7 +411,7 @@ static void on_acquire_wait(rk_redis *r, redisReply *reply, void *pd)
         pt->st = P_FREE;
         return;
     }
-    begin(pt);
+    fenced_begin(pt);
 }
 
 static void on_acquire(rk_redis *r, redisReply *reply, void *pd)
@@ -416,14 +465,14 @@ static void on_acquire(rk_redis *r, redisReply *reply, void *pd)
         snprintf(wn, sizeof(wn), "%d", n->cfg->redis_wait_replicas);
         snprintf(wt, sizeof(wt), "%lld", (long long)n->cfg->redis_wait_timeout);
         pt->st = P_ACQUIRING;
-        if (rk__redis_cmd(n->r, on_acquire_wait, pt, n->cfg->redis_wait_timeout, 3, argv,
+        if (rk__redis_cmd(pt->r, on_acquire_wait, pt, n->cfg->redis_wait_timeout, 3, argv,
                           NULL) == 0)
             pt->cmd_inflight = true;
         else
             pt->st = P_FREE;        /* acquired again at the next tick */
         return;
     }
-    begin(pt);
+    fenced_begin(pt);
 }
 
 static void on_renew(rk_redis *r, redisReply *reply, void *pd)
@@ -505,7 +554,7 @@ static void visit(rk_node *n, part *pt, int *held)
                 (*held)++;          /* counts against the share at once */
         } else {
             const char *argv[2] = {"GET", pt->lease_key};
-            if (rk__redis_cmd(n->r, on_peek, pt, 0, 2, argv, NULL) == 0)
+            if (rk__redis_cmd(pt->r, on_peek, pt, 0, 2, argv, NULL) == 0)
                 pt->cmd_inflight = true;
         }
         return;
@@ -611,6 +660,14 @@ static void on_tick(uv_timer_t *t)
         n->ticking = true;
 }
 
+static void on_part_conn(rk_redis *r, int up, void *ud)
+{
+    part *pt = ud;
+    (void)r;
+    if (!up)
+        pt->cmd_inflight = false;
+}
+
 static void on_conn(rk_redis *r, int up, void *ud)
 {
     rk_node *n = ud;
@@ -622,7 +679,8 @@ static void on_conn(rk_redis *r, int up, void *ud)
         return;
     }
     for (p = 0; p < n->np; p++)
-        n->parts[p].cmd_inflight = false;
+        if (n->parts[p].r == n->r)
+            n->parts[p].cmd_inflight = false;
 }
 
 /* ===================================================================
@@ -662,6 +720,13 @@ static void stop_step(rk_node *n)
 /* ===================================================================
  * Public
  * =================================================================== */
+
+void rk__fence_mirror_key(const rk_config *cfg, char *out, size_t len)
+{
+    char tag[256];
+    rk__slot_tag(cfg->alerts_stream, tag, sizeof(tag));
+    snprintf(out, len, "riskd:fence:{%s}", tag);
+}
 
 uint32_t rk__crc32(const void *data, size_t len)
 {
@@ -714,7 +779,7 @@ rk_node *rk__node_new(uv_loop_t *loop, rk_config *cfg, char *err, size_t errlen)
         char tag[24], base[40];
         pt->n = n;
         pt->p = p;
-        if (cfg->partitions > 1)
+        if (cfg->partitions > 1 || cfg->n_cluster > 0)
             snprintf(tag, sizeof(tag), ":{%d}", p);
         else
             tag[0] = '\0';
@@ -726,7 +791,7 @@ rk_node *rk__node_new(uv_loop_t *loop, rk_config *cfg, char *err, size_t errlen)
             goto oom_free;
     }
     n->cfg = cfg;
-    rk__redis_opts_for(cfg, "lease", &o);
+    rk__redis_opts_for(cfg, "lease", n->members_key, &o);
     /* A lease command must not wait longer than the lease lasts. */
     o.reply_timeout_ms = cfg->lease_ttl / 2;
     o.connect_timeout_ms = cfg->lease_ttl / 2;
@@ -735,6 +800,27 @@ rk_node *rk__node_new(uv_loop_t *loop, rk_config *cfg, char *err, size_t errlen)
     if (n->r == NULL) {
         n->cfg = NULL;
         goto oom_free;
+    }
+    for (p = 0; p < n->np; p++) {
+        part *pt = &n->parts[p];
+        if (cfg->n_cluster == 0) {
+            pt->r = n->r;
+            continue;
+        }
+        /* On a cluster each partition's lease lives on its own node. */
+        o.cluster_slot = (int)rk__redis_keyslot(pt->lease_key, strlen(pt->lease_key));
+        pt->r = rk__redis_new(loop, &o, on_part_conn, pt);
+        if (pt->r == NULL)
+            goto oom_conns;
+    }
+    if (cfg->n_cluster > 0) {
+        char key[300];
+        rk__fence_mirror_key(cfg, key, sizeof(key));
+        o.cluster_slot = (int)rk__redis_keyslot(key, strlen(key));
+        n->mirror_key = strdup(key);
+        n->r_alerts = n->mirror_key ? rk__redis_new(loop, &o, NULL, n) : NULL;
+        if (n->r_alerts == NULL)
+            goto oom_conns;
     }
     uv_timer_init(loop, &n->tick);
     uv_timer_init(loop, &n->reap);
@@ -747,6 +833,13 @@ rk_node *rk__node_new(uv_loop_t *loop, rk_config *cfg, char *err, size_t errlen)
     uv_timer_start(&n->tick, on_tick, (uint64_t)every, (uint64_t)every);
     return n;
 
+oom_conns:
+    for (p = 0; p < n->np; p++)
+        if (n->parts[p].r != n->r)
+            rk__redis_close(n->parts[p].r);
+    rk__redis_close(n->r);
+    free(n->mirror_key);
+    n->cfg = NULL;
 oom_free:
     if (n->parts != NULL)
         for (p = 0; p < n->np; p++) {
@@ -844,11 +937,15 @@ void rk__node_free(rk_node *n)
         rk__engine_free(n->parts[p].eng);
         free(n->parts[p].lease_key);
         free(n->parts[p].epoch_key);
+        if (n->parts[p].r != n->r)
+            rk__redis_close(n->parts[p].r);
     }
     free(n->parts);
     free_members(n);
     free(n->members_key);
+    free(n->mirror_key);
     rk__redis_close(n->r);
+    rk__redis_close(n->r_alerts);
     rk__config_free(n->cfg);
     uv_timer_stop(&n->tick);
     uv_timer_stop(&n->reap);

@@ -169,36 +169,52 @@ done:
     return out;
 }
 
+void rk__slot_tag(const char *key, char *out, size_t len)
+{
+    const char *open = strchr(key, '{'), *close = open ? strchr(open + 1, '}') : NULL;
+    if (open != NULL && close != NULL && close > open + 1)
+        snprintf(out, len, "%.*s", (int)(close - open - 1), open + 1);
+    else
+        snprintf(out, len, "%s", key);
+}
+
 /* ===================================================================
  * The publish-once script
  * =================================================================== */
 
 /* KEYS[1] dedupe key, KEYS[2] stream, KEYS[3] fence (the partition's epoch
- * key, or the stream key again when unfenced); ARGV[1] the writer's epoch
- * ("" = unfenced), ARGV[2] ttl seconds, ARGV[3] maxlen, ARGV[4] channel
- * ("" = no publish), ARGV[5..] field/value pairs; the published message is
- * ARGV[6], the first value. */
+ * key; on a Redis Cluster a hash in the alert stream's slot mirroring the
+ * epochs, see node.c; the stream key again when unfenced); ARGV[1] the
+ * writer's epoch ("" = unfenced), ARGV[2] the fence's hash field ("" = the
+ * fence is a plain key), ARGV[3] ttl seconds, ARGV[4] maxlen, ARGV[5]
+ * channel ("" = no publish), ARGV[6..] field/value pairs; the published
+ * message is ARGV[7], the first value. */
 static const char publish_once_lua[] =
     /* A writer whose lease another riskd has taken since (the epoch moved
      * on) writes nothing: a paused or cut-off old leader is fenced out. */
-    "if ARGV[1] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[1] then\n"
-    "  return redis.error_reply('FENCED epoch ' .. ARGV[1] .. ' of ' .. KEYS[3] .. "
-    "' is no longer current')\n"
+    "if ARGV[1] ~= '' then\n"
+    "  local cur\n"
+    "  if ARGV[2] == '' then cur = redis.call('GET', KEYS[3])\n"
+    "  else cur = redis.call('HGET', KEYS[3], ARGV[2]) end\n"
+    "  if cur ~= ARGV[1] then\n"
+    "    return redis.error_reply('FENCED epoch ' .. ARGV[1] .. ' of ' .. KEYS[3] .. "
+    "' ' .. ARGV[2] .. ' is no longer current')\n"
+    "  end\n"
     "end\n"
     /* Check the user's rights before the SET: a script is not rolled back,
      * so a refused XADD or PUBLISH after the SET would leave the id marked
      * written and the alert lost. (redis.acl_check_cmd: Redis >= 7.0.) */
     "if redis.acl_check_cmd and not (redis.acl_check_cmd('XADD', KEYS[2], 'MAXLEN', '~', "
-    "ARGV[3], '*', ARGV[5], ARGV[6]) and (ARGV[4] == '' or "
-    "redis.acl_check_cmd('PUBLISH', ARGV[4], ARGV[6]))) then\n"
+    "ARGV[4], '*', ARGV[6], ARGV[7]) and (ARGV[5] == '' or "
+    "redis.acl_check_cmd('PUBLISH', ARGV[5], ARGV[7]))) then\n"
     "  return redis.error_reply('NOPERM the Redis user may not XADD to ' .. KEYS[2] .. "
-    "' or PUBLISH to ' .. ARGV[4])\n"
+    "' or PUBLISH to ' .. ARGV[5])\n"
     "end\n"
-    "if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then\n"
+    "if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[3]) then\n"
     "  local f = {}\n"
-    "  for i = 5, #ARGV do f[#f + 1] = ARGV[i] end\n"
-    "  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(f))\n"
-    "  if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[6]) end\n"
+    "  for i = 6, #ARGV do f[#f + 1] = ARGV[i] end\n"
+    "  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', unpack(f))\n"
+    "  if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], ARGV[7]) end\n"
     "  return 1\n"
     "end\n"
     /* Already written: rewrite the key unchanged so that a WAIT on this
@@ -245,6 +261,8 @@ struct rk_outbox {
     char ttl_s[24], maxlen[24];
     /* fencing (rk__outbox_set_fence) */
     char *fence_key;                /* NULL: unfenced */
+    char *fence_field;              /* a hash field of fence_key, or NULL */
+    bool cluster;                   /* redis.cluster: dedupe keys tagged */
     char fence_epoch[24];
     int fenced;                     /* a write was refused: nothing more is sent */
     void (*on_fenced)(void *ud, const char *why);
@@ -487,8 +505,12 @@ static void ob_send(rk_outbox *o)
         if (o->fence_key != NULL) {
             argv[argc] = o->fence_key; lens[argc++] = strlen(o->fence_key);
             argv[argc] = o->fence_epoch; lens[argc++] = strlen(o->fence_epoch);
+            argv[argc] = o->fence_field ? o->fence_field : "";
+            lens[argc] = strlen(argv[argc]);
+            argc++;
         } else {
             argv[argc] = it->stream; lens[argc++] = strlen(it->stream);
+            argv[argc] = ""; lens[argc++] = 0;
             argv[argc] = ""; lens[argc++] = 0;
         }
         argv[argc] = o->ttl_s; lens[argc++] = strlen(o->ttl_s);
@@ -544,6 +566,7 @@ static void retry_closed(uv_handle_t *h)
     free(o->alerts_stream);
     free(o->channel_prefix);
     free(o->fence_key);
+    free(o->fence_field);
     free(o);
 }
 
@@ -555,14 +578,19 @@ void rk__outbox_free(rk_outbox *o)
     uv_close((uv_handle_t *)&o->retry, retry_closed);
 }
 
-int rk__outbox_set_fence(rk_outbox *o, const char *key, long long epoch,
+int rk__outbox_set_fence(rk_outbox *o, const char *key, const char *field, long long epoch,
                          void (*on_fenced)(void *ud, const char *why))
 {
-    char *k = strdup(key);
-    if (k == NULL)
+    char *k = strdup(key), *f = field ? strdup(field) : NULL;
+    if (k == NULL || (field != NULL && f == NULL)) {
+        free(k);
+        free(f);
         return -1;
+    }
     free(o->fence_key);
+    free(o->fence_field);
     o->fence_key = k;
+    o->fence_field = f;
     snprintf(o->fence_epoch, sizeof(o->fence_epoch), "%lld", epoch);
     o->on_fenced = on_fenced;
     return 0;
@@ -573,6 +601,7 @@ void rk__outbox_configure(rk_outbox *o, const rk_config *cfg)
     char *s, *p;
     if (o == NULL)
         return;
+    o->cluster = cfg->n_cluster > 0;
     s = strdup(cfg->alerts_stream);
     p = strdup(cfg->channel_prefix);
     if (s == NULL || p == NULL) {
@@ -643,9 +672,18 @@ int rk__outbox_alert(rk_outbox *o, const char *id, const char *detector,
     int ok;
     if (it == NULL)
         return -1;
-    n = strlen("riskd:alert:") + strlen(id) + 1;
-    it->key = malloc(n);
-    if (it->key) snprintf(it->key, n, "riskd:alert:%s", id);
+    if (o->cluster) {
+        /* In the alert stream's slot, so the script's keys share one. */
+        char tag[256];
+        rk__slot_tag(o->alerts_stream, tag, sizeof(tag));
+        n = strlen("riskd:alert:{}:") + strlen(tag) + strlen(id) + 1;
+        it->key = malloc(n);
+        if (it->key) snprintf(it->key, n, "riskd:alert:{%s}:%s", tag, id);
+    } else {
+        n = strlen("riskd:alert:") + strlen(id) + 1;
+        it->key = malloc(n);
+        if (it->key) snprintf(it->key, n, "riskd:alert:%s", id);
+    }
     it->stream = strdup(o->alerts_stream);
     n = strlen(o->channel_prefix) + strlen(detector) + 1;
     it->channel = malloc(n);
@@ -663,9 +701,13 @@ int rk__outbox_dead(rk_outbox *o, const char *stream, const char *entry_id,
     int ok;
     if (it == NULL)
         return -1;
-    n = strlen("riskd:deadseen:/") + strlen(stream) + strlen(entry_id) + 1;
+    n = strlen("riskd:deadseen:{}:/") + strlen(RK_DEAD_STREAM) + strlen(stream) +
+        strlen(entry_id) + 1;
     it->key = malloc(n);
-    if (it->key) snprintf(it->key, n, "riskd:deadseen:%s/%s", stream, entry_id);
+    if (it->key != NULL && o->cluster)  /* in riskd:dead's slot */
+        snprintf(it->key, n, "riskd:deadseen:{%s}:%s/%s", RK_DEAD_STREAM, stream, entry_id);
+    else if (it->key != NULL)
+        snprintf(it->key, n, "riskd:deadseen:%s/%s", stream, entry_id);
     it->stream = strdup(RK_DEAD_STREAM);
     it->channel = strdup("");
     if (datalen > RK_DEAD_DATA_MAX)

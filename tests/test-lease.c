@@ -39,6 +39,7 @@
 #include <jansson.h>
 
 #include "itest.h"
+#include "itest_cluster.h"
 #include "gen.h"
 #include "internal.h"               /* rk__partition_of: how producers route */
 
@@ -46,6 +47,37 @@
 #define RATE 8000                   /* events per second fed */
 #define LEASE_CFG "\"state\":{\"interval\":\"200ms\",\"lease_ttl\":\"2s\"}," \
                   "\"clock\":{\"wall_advance\":false}"
+
+/* ===================================================================
+ * Where a key lives: one Redis, or the node of its slot on a cluster
+ * =================================================================== */
+
+typedef struct conns {
+    redisContext *one;              /* not on a cluster */
+    it_cluster *cl;
+    redisContext *node[IT_CLUSTER_N];
+} conns;
+
+static redisContext *ctx_for(conns *k, const char *key)
+{
+    int i;
+    if (k->cl == NULL)
+        return k->one;
+    i = it_cluster_index(k->cl, it_cluster_node_for(k->cl, key));
+    assert_true(i >= 0);
+    if (k->node[i] == NULL)
+        k->node[i] = it_connect(k->cl->node[i].port);
+    return k->node[i];
+}
+
+static void conns_close(conns *k)
+{
+    int i;
+    for (i = 0; i < IT_CLUSTER_N; i++)
+        if (k->node[i] != NULL)
+            redisFree(k->node[i]);
+    memset(k->node, 0, sizeof(k->node));
+}
 
 /* ===================================================================
  * The workload: (stream key, entry id, data) per entry
@@ -129,25 +161,35 @@ static void wl_free(workload *w)
     free(w->e);
 }
 
-static void wl_write(redisContext *c, const workload *w, size_t from, size_t to)
+/* Write entries [from, to), pipelined, each to the node of its key. */
+static void wl_write(conns *k, const workload *w, size_t from, size_t to)
 {
-    size_t i, pending = 0;
+    redisContext *cs[8];
+    size_t pending[8] = {0}, i;
+    int nc = 0, j;
     for (i = from; i < to; i++) {
+        redisContext *c = ctx_for(k, w->e[i].key);
+        for (j = 0; j < nc && cs[j] != c; j++)
+            ;
+        if (j == nc)
+            cs[nc++] = c;
         redisAppendCommand(c, "XADD %s %s data %s", w->e[i].key, w->e[i].id, w->e[i].data);
-        if (++pending == 1000 || i + 1 == to) {
-            for (; pending > 0; pending--) {
-                redisReply *r;
-                assert_int_equal(redisGetReply(c, (void **)&r), REDIS_OK);
-                if (r->type == REDIS_REPLY_ERROR)
-                    fail_msg("XADD: %s", r->str);
-                freeReplyObject(r);
-            }
+        pending[j]++;
+        if (i + 1 == to || (i - from) % 1000 == 999) {
+            for (j = 0; j < nc; j++)
+                for (; pending[j] > 0; pending[j]--) {
+                    redisReply *r;
+                    assert_int_equal(redisGetReply(cs[j], (void **)&r), REDIS_OK);
+                    if (r->type == REDIS_REPLY_ERROR)
+                        fail_msg("XADD: %s", r->str);
+                    freeReplyObject(r);
+                }
         }
     }
 }
 
 /* Feed the workload at RATE entries/s; hook(ud, share fed) between chunks. */
-static void wl_feed(redisContext *c, const workload *w, void (*hook)(void *ud, double share),
+static void wl_feed(conns *c, const workload *w, void (*hook)(void *ud, double share),
                     void *ud)
 {
     size_t at = 0, chunk = RATE / 20;
@@ -161,7 +203,7 @@ static void wl_feed(redisContext *c, const workload *w, void (*hook)(void *ud, d
     }
 }
 
-static bool all_drained(redisContext *c, int partitions, int timeout_ms)
+static bool all_drained(conns *c, int partitions, int timeout_ms)
 {
     int p;
     char k[40];
@@ -172,7 +214,7 @@ static bool all_drained(redisContext *c, int partitions, int timeout_ms)
                 snprintf(k, sizeof(k), "%s:{%d}", si ? "enforce:case" : "enforce:scan", p);
             else
                 snprintf(k, sizeof(k), "%s", si ? "enforce:case" : "enforce:scan");
-            if (!it_wait_drained(c, k, "riskd", timeout_ms))
+            if (!it_wait_drained(ctx_for(c, k), k, "riskd", timeout_ms))
                 return false;
         }
     }
@@ -180,9 +222,9 @@ static bool all_drained(redisContext *c, int partitions, int timeout_ms)
 }
 
 /* The alert ids in the alerts stream as an object id -> count. */
-static json_t *alert_ids(redisContext *c, size_t *total)
+static json_t *alert_ids(conns *c, size_t *total)
 {
-    json_t *arr = it_alerts(c, "alerts"), *ids = json_object(), *a;
+    json_t *arr = it_alerts(ctx_for(c, "alerts"), "alerts"), *ids = json_object(), *a;
     size_t i;
     json_array_foreach(arr, i, a) {
         const char *id = json_string_value(json_object_get(a, "id"));
@@ -203,19 +245,21 @@ static json_t *clean_run(const workload *w)
     char cfg[512];
     json_t *ids;
     size_t total;
+    conns k = {0};
 
     assert_int_equal(it_env_start(&env), 0);
-    wl_write(env.c, w, 0, w->n);
+    k.one = env.c;
+    wl_write(&k, w, 0, w->n);
     snprintf(cfg, sizeof(cfg), "{\"partitions\":%d,\"streams\":{\"consumer\":\"clean\"},"
              LEASE_CFG "}", w->partitions);
     assert_int_equal(it_riskd_start(&env.riskd, env.redis.port, cfg), 0);
-    if (!all_drained(env.c, w->partitions, 60000)) {
+    if (!all_drained(&k, w->partitions, 60000)) {
         it_riskd_dump_log(&env.riskd);
         fail_msg("the clean run did not drain");
     }
     it_riskd_signal(&env.riskd, SIGTERM);
     assert_int_equal(it_riskd_wait(&env.riskd, 15000), 0);
-    ids = alert_ids(env.c, &total);
+    ids = alert_ids(&k, &total);
     assert_int_equal(total, json_object_size(ids));
     assert_true(total > 50);        /* the workload does raise alerts */
     it_env_stop(&env);
@@ -223,7 +267,7 @@ static json_t *clean_run(const workload *w)
 }
 
 /* Equal id sets, each id written once. */
-static void assert_same_alerts(redisContext *c, json_t *want, const char *what)
+static void assert_same_alerts(conns *c, json_t *want, const char *what)
 {
     size_t total;
     json_t *got = alert_ids(c, &total), *v;
@@ -257,15 +301,18 @@ typedef struct inst {
     char name[16];
 } inst;
 
+/* Extra "redis" settings (a cluster's seeds), or "" */
+static char redis_extra[256];
+
 static void inst_start(inst *x, int redis_port, const char *name, int partitions)
 {
-    char cfg[512];
+    char cfg[1024];
     memset(x, 0, sizeof(*x));
     snprintf(x->name, sizeof(x->name), "%s", name);
     x->mport = it_free_port();
     snprintf(cfg, sizeof(cfg), "{\"partitions\":%d,\"streams\":{\"consumer\":\"%s\"},"
-             "\"metrics\":{\"listen\":\"127.0.0.1:%d\"}," LEASE_CFG "}",
-             partitions, name, x->mport);
+             "%s\"metrics\":{\"listen\":\"127.0.0.1:%d\"}," LEASE_CFG "}",
+             partitions, name, redis_extra, x->mport);
     assert_int_equal(it_riskd_start(&x->d, redis_port, cfg), 0);
 }
 
@@ -406,6 +453,9 @@ typedef struct fixture {
     it_env env;
     workload w;
     inst x[4];
+    conns k;
+    it_cluster cl;
+    bool cluster;
 } fixture;
 
 static int setup(void **state)
@@ -413,6 +463,8 @@ static int setup(void **state)
     fixture *f = calloc(1, sizeof(*f));
     if (f == NULL || it_env_start(&f->env) != 0)
         return -1;
+    f->k.one = f->env.c;
+    redis_extra[0] = '\0';
     *state = f;
     return 0;
 }
@@ -427,6 +479,9 @@ static int teardown(void **state)
             it_riskd_wait(&f->x[i].d, 5000);
         }
     it_env_stop(&f->env);
+    conns_close(&f->k);
+    if (f->cluster)
+        it_cluster_stop(&f->cl);
     wl_free(&f->w);
     free(f);
     return 0;
@@ -480,17 +535,17 @@ static void test_standby_takeover_after_kill(void **state)
     want = clean_run(&f->w);
     start_pair(f);
     k = (kill_at){f, 0.3, false, SIGKILL, 0};
-    wl_feed(f->env.c, &f->w, hook_signal, &k);
+    wl_feed(&f->k, &f->w, hook_signal, &k);
     assert_true(k.done);
     it_riskd_wait(&f->x[0].d, 5000);
     wait_log(&f->x[1], "consuming (epoch", 15000);
     fprintf(stderr, "b consuming %.1f s after the kill\n",
             (double)((uint64_t)bg_now_ns() - k.at_ns) / 1e9);
-    if (!all_drained(f->env.c, 1, 60000)) {
+    if (!all_drained(&f->k, 1, 60000)) {
         it_riskd_dump_log(&f->x[1].d);
         fail_msg("b did not finish the workload");
     }
-    assert_same_alerts(f->env.c, want, "after the kill");
+    assert_same_alerts(&f->k, want, "after the kill");
     assert_int_equal(log_count(&f->x[1], "lease riskd:state:lease acquired"), 1);
     assert_int_equal(log_count(&f->x[1], "taking over from"), 1);
     assert_int_equal(http_get(f->x[1].mport, "/healthz", body, sizeof(body)), 200);
@@ -515,20 +570,20 @@ static void test_paused_leader_is_fenced(void **state)
     {
         workload part = f->w;
         part.n = f->w.n * 6 / 10;
-        wl_feed(f->env.c, &part, hook_signal, &k);
+        wl_feed(&f->k, &part, hook_signal, &k);
         assert_true(k.done);
         wait_log(&f->x[1], "consuming (epoch", 15000);
         fprintf(stderr, "b consuming %.1f s after the pause\n",
                 (double)((uint64_t)bg_now_ns() - k.at_ns) / 1e9);
-        assert_true(all_drained(f->env.c, 1, 60000));
+        assert_true(all_drained(&f->k, 1, 60000));
         before = it_int(f->env.c, "XLEN alerts");
         /* a comes back: it must do nothing. */
         it_riskd_signal(&f->x[0].d, SIGCONT);
         resumed = (uint64_t)bg_now_ns();
-        wl_write(f->env.c, &f->w, part.n, f->w.n);
+        wl_write(&f->k, &f->w, part.n, f->w.n);
     }
     wait_log(&f->x[0], "partition 0", 10000);
-    assert_true(all_drained(f->env.c, 1, 60000));
+    assert_true(all_drained(&f->k, 1, 60000));
     it_sleep_ms(3000);              /* a: several ticks after resuming */
     assert_true(it_log_contains(&f->x[0].d, "giving up") ||
                 it_log_contains(&f->x[0].d, "lease lost"));
@@ -547,7 +602,7 @@ static void test_paused_leader_is_fenced(void **state)
     assert_true(metric(f->x[1].mport, "riskd_active") == 1.0);
     assert_int_equal(log_count(&f->x[1], "lease riskd:state:lease acquired"), 1);
     assert_true(it_int(f->env.c, "XLEN alerts") >= before);
-    assert_same_alerts(f->env.c, want, "after the pause");
+    assert_same_alerts(&f->k, want, "after the pause");
     inst_stop(&f->x[0]);
     inst_stop(&f->x[1]);
     json_decref(want);
@@ -587,10 +642,10 @@ static void test_partitions_shared_out(void **state)
     inst_start(&f->x[2], f->env.redis.port, "c", 6);
     for (i = 0; i < 3; i++)
         wait_log(&f->x[i], "consuming (epoch", 15000);
-    wl_feed(f->env.c, &f->w, hook_churn, &c);
+    wl_feed(&f->k, &f->w, hook_churn, &c);
     assert_true(c.killed && c.added);
     wait_log(&f->x[3], "consuming (epoch", 20000);
-    if (!all_drained(f->env.c, 6, 60000)) {
+    if (!all_drained(&f->k, 6, 60000)) {
         for (i = 0; i < 4; i++)
             it_riskd_dump_log(&f->x[i].d);
         fail_msg("the partitions did not drain");
@@ -607,7 +662,7 @@ static void test_partitions_shared_out(void **state)
         total += (int)held;
     }
     assert_int_equal(total, 6);
-    assert_same_alerts(f->env.c, want, "6 partitions, c killed, d added");
+    assert_same_alerts(&f->k, want, "6 partitions, c killed, d added");
     for (i = 0; i < 4; i++)
         if (i != 2)
             inst_stop(&f->x[i]);
