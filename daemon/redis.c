@@ -826,7 +826,10 @@ static int cluster_redirect(rk_redis *r, const redisReply *reply)
     if (!r->cluster || reply == NULL)
         return 0;
     if (reply->type != REDIS_REPLY_ERROR) {
-        r->redirects = 0;
+        /* A good answer to a command (not to AUTH during the handshake,
+         * which any node gives) ends a run of redirections. */
+        if (r->state == ST_READY)
+            r->redirects = 0;
         return 0;
     }
     moved = strncmp(reply->str, "MOVED ", 6) == 0;
