@@ -5,6 +5,7 @@
  *   riskd -t [-c FILE]     check the file (and its plugins) and exit 0/1
  *   riskd --version
  *   riskd --replay [-c FILE] [--from T] [--to T] [--compare B.json]
+ *                  [--partition P]
  *                          backtest: read both streams from Redis without a
  *                          consumer group and without writing anything,
  *                          run the detectors with FILE's thresholds, print
@@ -53,6 +54,7 @@ static void usage(FILE *f)
             "       riskd -t [-c FILE]    check the configuration and exit\n"
             "       riskd --version       print the version\n"
             "       riskd --replay [-c FILE] [--from T] [--to T] [--compare B.json]\n"
+            "                             [--partition P]  (with partitions > 1)\n"
             "                             backtest the thresholds over the streams' history\n"
             "                             (T: an entry id or an RFC 3339 time)\n"
             "       riskd -h              this help\n");
@@ -152,8 +154,8 @@ static const char *replay_bound(const char *t, char *buf, size_t len)
 
 /* Run one replay of cfg to the end. Returns its alerts (a new reference)
  * or NULL on error (logged). */
-static json_t *run_replay(const char *path, const char *from, const char *to, FILE *out,
-                          bool summary)
+static json_t *run_replay(const char *path, const char *from, const char *to, int partition,
+                          FILE *out, bool summary)
 {
     char err[RK_ERRLEN], fb[32], tb[32];
     rk_config *cfg;
@@ -166,6 +168,30 @@ static json_t *run_replay(const char *path, const char *from, const char *to, FI
     if (rk__config_load(path, &cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "riskd: %s\n", err);
         return NULL;
+    }
+    if (cfg->partitions > 1 && partition < 0) {
+        fprintf(stderr, "riskd: %s: partitions is %d: give --partition P (0-%d) to replay "
+                "one of them\n", path, cfg->partitions, cfg->partitions - 1);
+        rk__config_free(cfg);
+        return NULL;
+    }
+    if (partition >= cfg->partitions) {
+        fprintf(stderr, "riskd: --partition %d: expected 0-%d\n", partition,
+                cfg->partitions - 1);
+        rk__config_free(cfg);
+        return NULL;
+    }
+    {
+        /* The partition's streams (tagged "{p}" with several partitions or
+         * on a cluster, where the reader then goes to their node). */
+        rk_config *pc;
+        if (rk__config_partition(cfg, partition < 0 ? 0 : partition, &pc, err, sizeof(err)) != 0) {
+            fprintf(stderr, "riskd: %s\n", err);
+            rk__config_free(cfg);
+            return NULL;
+        }
+        rk__config_free(cfg);
+        cfg = pc;
     }
     memset(&ro, 0, sizeof(ro));
     ro.from = replay_bound(from, fb, sizeof(fb));
@@ -238,12 +264,13 @@ int main(int argc, char **argv)
         {"from", required_argument, NULL, 'F'},
         {"to", required_argument, NULL, 'T'},
         {"compare", required_argument, NULL, 'C'},
+        {"partition", required_argument, NULL, 'P'},
         {NULL, 0, NULL, 0}
     };
     app a;
     char err[RK_ERRLEN];
     rk_config *cfg;
-    int opt, test = 0, replay = 0;
+    int opt, test = 0, replay = 0, partition = -1;
     const char *from = NULL, *to = NULL, *compare = NULL;
     int64_t wd;
 
@@ -264,21 +291,32 @@ int main(int argc, char **argv)
         case 'F': from = optarg; break;
         case 'T': to = optarg; break;
         case 'C': compare = optarg; break;
+        case 'P': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || v < 0 || v > 1023) {
+                fprintf(stderr, "riskd: --partition: expected a number from 0 to 1023\n");
+                return 1;
+            }
+            partition = (int)v;
+            break;
+        }
         default: usage(stderr); return 1;
         }
     }
-    if (optind != argc || ((from || to || compare) && !replay)) {
+    if (optind != argc || ((from || to || compare || partition >= 0) && !replay)) {
         usage(stderr);
         return 1;
     }
     if (replay) {
         json_t *ra, *rb;
         signal(SIGPIPE, SIG_IGN);
-        ra = run_replay(a.config_path, from, to, compare ? NULL : stdout, compare == NULL);
+        ra = run_replay(a.config_path, from, to, partition, compare ? NULL : stdout,
+                        compare == NULL);
         if (ra == NULL)
             return 1;
         if (compare != NULL) {
-            rb = run_replay(compare, from, to, NULL, false);
+            rb = run_replay(compare, from, to, partition, NULL, false);
             if (rb == NULL) {
                 json_decref(ra);
                 return 1;
@@ -338,7 +376,11 @@ int main(int argc, char **argv)
         uv_timer_start(&a.watchdog, on_watchdog, (uint64_t)(wd / 2), (uint64_t)(wd / 2));
         a.watchdog_on = 1;
     }
-    if (cfg->n_sentinels > 0)
+    if (cfg->n_cluster > 0)
+        rk__log(RK_LOG_NOTICE, "riskd %s starting (config %s, Redis Cluster through %zu "
+                "seed(s), consumer %s, %d partition(s))", RK_VERSION, a.config_path,
+                cfg->n_cluster, cfg->consumer, cfg->partitions);
+    else if (cfg->n_sentinels > 0)
         rk__log(RK_LOG_NOTICE, "riskd %s starting (config %s, master \"%s\" through %zu "
                 "sentinel(s), consumer %s, %d partition(s))", RK_VERSION, a.config_path,
                 cfg->redis_master_name, cfg->n_sentinels, cfg->consumer, cfg->partitions);

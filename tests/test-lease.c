@@ -18,6 +18,7 @@
  *  - partitions: 6 partitions shared by instances a, b, c; c is killed and
  *    d added mid-run; the partitions are shared out again and the alerts
  *    equal a single instance's over the same events.
+ *  - the same on a 3-master Redis Cluster (tests/lib/itest_cluster.c).
  *
  * All instances run with state.lease_ttl 2s, so a takeover is due ~2 s after
  * the holder stops renewing (+1.5 s for reads still blocked in Redis). */
@@ -669,12 +670,80 @@ static void test_partitions_shared_out(void **state)
     json_decref(want);
 }
 
+/* Issue #8's test 3: a 3-master Redis Cluster, 6 partitions, 3 riskd; one
+ * killed and one added mid-run; the alerts equal one instance's over the
+ * same partitioned streams on a single Redis (the clean run). Each
+ * partition's keys live on the node of its slot; the alert stream, the
+ * dedupe keys and the fence mirror on the alert stream's node. */
+static void test_cluster_partitions(void **state)
+{
+    fixture *f = *state;
+    json_t *want;
+    churn c = {f, false, false};
+    int i, total = 0, nodes_used = 0, used[IT_CLUSTER_N] = {0};
+    char k[40];
+
+    wl_make(&f->w, EVENTS, 6);
+    want = clean_run(&f->w);
+    assert_int_equal(it_cluster_start(&f->cl), 0);
+    f->cluster = true;
+    f->k.cl = &f->cl;
+    snprintf(redis_extra, sizeof(redis_extra),
+             "\"redis\":{\"cluster\":[\"127.0.0.1:%d\",\"127.0.0.1:%d\",\"127.0.0.1:%d\"]},",
+             f->cl.node[0].port, f->cl.node[1].port, f->cl.node[2].port);
+    /* the partitions really are spread over the nodes */
+    for (i = 0; i < 6; i++) {
+        snprintf(k, sizeof(k), "enforce:scan:{%d}", i);
+        used[it_cluster_index(&f->cl, it_cluster_node_for(&f->cl, k))] = 1;
+    }
+    for (i = 0; i < IT_CLUSTER_N; i++)
+        nodes_used += used[i];
+    assert_true(nodes_used >= 2);
+    inst_start(&f->x[0], f->cl.node[0].port, "a", 6);
+    inst_start(&f->x[1], f->cl.node[0].port, "b", 6);
+    inst_start(&f->x[2], f->cl.node[0].port, "c", 6);
+    for (i = 0; i < 3; i++)
+        wait_log(&f->x[i], "consuming (epoch", 20000);
+    wl_feed(&f->k, &f->w, hook_churn, &c);
+    assert_true(c.killed && c.added);
+    wait_log(&f->x[3], "consuming (epoch", 20000);
+    if (!all_drained(&f->k, 6, 60000)) {
+        for (i = 0; i < 4; i++)
+            it_riskd_dump_log(&f->x[i].d);
+        fail_msg("the partitions did not drain");
+    }
+    it_sleep_ms(3000);
+    for (i = 0; i < 4; i++) {
+        double held;
+        if (i == 2)
+            continue;
+        held = metric(f->x[i].mport, "riskd_partitions_held");
+        fprintf(stderr, "%s holds %.0f partitions\n", f->x[i].name, held);
+        assert_true(held == 2.0);
+        total += (int)held;
+    }
+    assert_int_equal(total, 6);
+    assert_same_alerts(&f->k, want, "cluster: 6 partitions, c killed, d added");
+    /* the alerts' fence mirror holds every partition's epoch */
+    {
+        redisReply *r = it_cmd(ctx_for(&f->k, "riskd:fence:{alerts}"),
+                               "HLEN riskd:fence:{alerts}");
+        assert_int_equal(r->integer, 6);
+        freeReplyObject(r);
+    }
+    for (i = 0; i < 4; i++)
+        if (i != 2)
+            inst_stop(&f->x[i]);
+    json_decref(want);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_standby_takeover_after_kill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paused_leader_is_fenced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partitions_shared_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cluster_partitions, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -239,11 +239,53 @@ static void test_compare_and_bounds(void **state)
     free(err);
 }
 
+/* With partitions, a replay reads one partition's streams: --partition P
+ * is required, and the alerts are those of that partition's entries. */
+static void test_replay_partition(void **state)
+{
+    fixture *f = *state;
+    char cfg[400], args[600];
+    char *out, *err;
+    json_t *ids, *x;
+    const char *id;
+
+    freeReplyObject(it_cmd(f->env.c, "XADD enforce:scan:{1} 1-0 data %s",
+        "{\"type\":\"inspection.rated\",\"ts\":\"2025-03-20T10:00:00Z\",\"task_id\":\"T1\","
+        "\"enterprise_id\":\"E1\",\"unit_id\":\"U1\",\"score\":1}"));
+    freeReplyObject(it_cmd(f->env.c, "XADD enforce:scan:{0} 1-0 data %s",
+        "{\"type\":\"inspection.rated\",\"ts\":\"2025-03-20T10:00:00Z\",\"task_id\":\"T0\","
+        "\"enterprise_id\":\"E0\",\"unit_id\":\"U0\",\"score\":1}"));
+    write_cfg(f, "p.json", "{\"partitions\":2}", cfg, sizeof(cfg));
+    snprintf(args, sizeof(args), "--replay -c %s", cfg);
+    assert_int_equal(run(args, &out, &err), 1);
+    assert_non_null(strstr(err, "give --partition P (0-1)"));
+    free(out);
+    free(err);
+    snprintf(args, sizeof(args), "--replay -c %s --partition 2", cfg);
+    assert_int_equal(run(args, &out, &err), 1);
+    assert_non_null(strstr(err, "--partition 2: expected 0-1"));
+    free(out);
+    free(err);
+    snprintf(args, sizeof(args), "--replay -c %s --partition 1", cfg);
+    assert_int_equal(run(args, &out, &err), 0);
+    ids = ids_of_lines(out);
+    assert_int_equal(json_object_size(ids), 1);       /* T1's bad rating only */
+    json_object_foreach(ids, id, x) {
+        assert_string_equal(json_string_value(json_object_get(x, "rule")), "bad_rating");
+        assert_string_equal(json_string_value(json_object_get(json_object_get(x, "subject"),
+                                                              "task_id")), "T1");
+    }
+    json_decref(ids);
+    free(out);
+    free(err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_replay_equals_live, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compare_and_bounds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_partition, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
