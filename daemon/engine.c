@@ -2390,6 +2390,8 @@ static rk_engine *engine_new(uv_loop_t *loop, rk_config *cfg, const rk_replay_op
 fail_registry:
     rk__tasks_free(&e->tasks);
     rk__clock_free(&e->clock);
+    rk__silences_free(e->silences);
+    rk_map_clear(&e->alert_counts, free);
     free(e);
     return NULL;
 }
