@@ -2627,12 +2627,7 @@ const rk_config *rk__engine_config(const rk_engine *e)
  * Metrics
  * =================================================================== */
 
-static void putf(rk_buf *b, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-static void putf(rk_buf *b, const char *fmt, ...)
+void rk__buf_printf(rk_buf *b, const char *fmt, ...)
 {
     char line[1024];
     va_list ap;
@@ -2643,6 +2638,8 @@ static void putf(rk_buf *b, const char *fmt, ...)
     if (n > 0)
         rk_buf_put_bytes(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
+
+#define putf rk__buf_printf
 
 void rk__engine_render_metrics(rk_engine *e, rk_buf *b)
 {

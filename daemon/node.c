@@ -1093,22 +1093,7 @@ static void merge_text(family **fams, size_t *n, size_t *cap, const rk_buf *text
     }
 }
 
-static void putf(rk_buf *b, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-static void putf(rk_buf *b, const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    int k;
-    va_start(ap, fmt);
-    k = vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    if (k > 0)
-        rk_buf_put_bytes(b, line, (size_t)k < sizeof(line) ? (size_t)k : sizeof(line) - 1);
-}
+#define putf rk__buf_printf
 
 void rk__node_render_metrics(rk_node *n, rk_buf *out)
 {

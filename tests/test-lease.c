@@ -629,20 +629,19 @@ static void hook_churn(void *ud, double share)
     }
 }
 
-static void test_partitions_shared_out(void **state)
+/* Instances a, b, c on 6 partitions; the feed kills c at 30 % and starts d
+ * at 60 %; then a, b and d must hold two partitions each and the alerts
+ * equal the clean run's. */
+static void run_churn(fixture *f, json_t *want, int port, const char *what)
 {
-    fixture *f = *state;
-    json_t *want;
     churn c = {f, false, false};
     int i, total = 0;
 
-    wl_make(&f->w, EVENTS, 6);
-    want = clean_run(&f->w);
-    inst_start(&f->x[0], f->env.redis.port, "a", 6);
-    inst_start(&f->x[1], f->env.redis.port, "b", 6);
-    inst_start(&f->x[2], f->env.redis.port, "c", 6);
+    inst_start(&f->x[0], port, "a", 6);
+    inst_start(&f->x[1], port, "b", 6);
+    inst_start(&f->x[2], port, "c", 6);
     for (i = 0; i < 3; i++)
-        wait_log(&f->x[i], "consuming (epoch", 15000);
+        wait_log(&f->x[i], "consuming (epoch", 20000);
     wl_feed(&f->k, &f->w, hook_churn, &c);
     assert_true(c.killed && c.added);
     wait_log(&f->x[3], "consuming (epoch", 20000);
@@ -663,10 +662,26 @@ static void test_partitions_shared_out(void **state)
         total += (int)held;
     }
     assert_int_equal(total, 6);
-    assert_same_alerts(&f->k, want, "6 partitions, c killed, d added");
+    assert_same_alerts(&f->k, want, what);
+}
+
+static void stop_churned(fixture *f)
+{
+    int i;
     for (i = 0; i < 4; i++)
         if (i != 2)
             inst_stop(&f->x[i]);
+}
+
+static void test_partitions_shared_out(void **state)
+{
+    fixture *f = *state;
+    json_t *want;
+
+    wl_make(&f->w, EVENTS, 6);
+    want = clean_run(&f->w);
+    run_churn(f, want, f->env.redis.port, "6 partitions, c killed, d added");
+    stop_churned(f);
     json_decref(want);
 }
 
@@ -679,8 +694,7 @@ static void test_cluster_partitions(void **state)
 {
     fixture *f = *state;
     json_t *want;
-    churn c = {f, false, false};
-    int i, total = 0, nodes_used = 0, used[IT_CLUSTER_N] = {0};
+    int i, nodes_used = 0, used[IT_CLUSTER_N] = {0};
     char k[40];
 
     wl_make(&f->w, EVENTS, 6);
@@ -699,41 +713,15 @@ static void test_cluster_partitions(void **state)
     for (i = 0; i < IT_CLUSTER_N; i++)
         nodes_used += used[i];
     assert_true(nodes_used >= 2);
-    inst_start(&f->x[0], f->cl.node[0].port, "a", 6);
-    inst_start(&f->x[1], f->cl.node[0].port, "b", 6);
-    inst_start(&f->x[2], f->cl.node[0].port, "c", 6);
-    for (i = 0; i < 3; i++)
-        wait_log(&f->x[i], "consuming (epoch", 20000);
-    wl_feed(&f->k, &f->w, hook_churn, &c);
-    assert_true(c.killed && c.added);
-    wait_log(&f->x[3], "consuming (epoch", 20000);
-    if (!all_drained(&f->k, 6, 60000)) {
-        for (i = 0; i < 4; i++)
-            it_riskd_dump_log(&f->x[i].d);
-        fail_msg("the partitions did not drain");
-    }
-    it_sleep_ms(3000);
-    for (i = 0; i < 4; i++) {
-        double held;
-        if (i == 2)
-            continue;
-        held = metric(f->x[i].mport, "riskd_partitions_held");
-        fprintf(stderr, "%s holds %.0f partitions\n", f->x[i].name, held);
-        assert_true(held == 2.0);
-        total += (int)held;
-    }
-    assert_int_equal(total, 6);
-    assert_same_alerts(&f->k, want, "cluster: 6 partitions, c killed, d added");
-    /* the alerts' fence mirror holds every partition's epoch */
+    run_churn(f, want, f->cl.node[0].port, "cluster: 6 partitions, c killed, d added");
+    /* the alert stream's node mirrors every partition's epoch */
     {
         redisReply *r = it_cmd(ctx_for(&f->k, "riskd:fence:{alerts}"),
                                "HLEN riskd:fence:{alerts}");
         assert_int_equal(r->integer, 6);
         freeReplyObject(r);
     }
-    for (i = 0; i < 4; i++)
-        if (i != 2)
-            inst_stop(&f->x[i]);
+    stop_churned(f);
     json_decref(want);
 }
 
