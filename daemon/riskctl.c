@@ -1243,6 +1243,71 @@ static int metric_value(const char *text, const char *name, double *out)
 /* riskctl status. Exit 0 when Redis answers (and riskd_up is 1 when the
  * metrics endpoint is configured), 2 when the endpoint is unreachable or
  * riskd_up is not 1, 1 when Redis is unreachable. */
+/* The leases (README §Deployment): who holds each partition, under which
+ * epoch and for how much longer, and the live members. Returns -1 when
+ * Redis went away. */
+static int status_leases(conn *k, const rk_config *cfg)
+{
+    int p, shown = cfg->partitions < 16 ? cfg->partitions : 16;
+    redisReply *r;
+    size_t i;
+
+    for (p = 0; p < shown; p++) {
+        char lease[512], epoch[512];
+        redisReply *v, *e, *t;
+        if (cfg->partitions > 1) {
+            snprintf(lease, sizeof(lease), "%s:{%d}:lease", cfg->state_key, p);
+            snprintf(epoch, sizeof(epoch), "%s:{%d}:epoch", cfg->state_key, p);
+        } else {
+            snprintf(lease, sizeof(lease), "%s:lease", cfg->state_key);
+            snprintf(epoch, sizeof(epoch), "%s:epoch", cfg->state_key);
+        }
+        v = redisCommand(k->c, "GET %s", lease);
+        e = v ? redisCommand(k->c, "GET %s", epoch) : NULL;
+        t = e ? redisCommand(k->c, "PTTL %s", lease) : NULL;
+        if (reply_ok(k, v, "GET") != 0 || reply_ok(k, e, "GET") != 0 ||
+            reply_ok(k, t, "PTTL") != 0) {
+            freeReplyObject(v);
+            freeReplyObject(e);
+            freeReplyObject(t);
+            return -1;
+        }
+        printf("lease ");
+        put_clean(stdout, lease);
+        if (v->type != REDIS_REPLY_STRING) {
+            printf(": free");
+        } else {
+            const char *sp = strrchr(v->str, ' ');
+            size_t nl = sp ? (size_t)(sp - v->str) : v->len;
+            printf(": %s by %.*s", sp && strcmp(sp, " released") == 0 ? "released" : "held",
+                   (int)nl, v->str);
+        }
+        if (e->type == REDIS_REPLY_STRING)
+            printf(" (epoch %s", e->str);
+        else
+            printf(" (no epoch yet");
+        if (v->type == REDIS_REPLY_STRING && t->type == REDIS_REPLY_INTEGER && t->integer >= 0)
+            printf(", %lld ms left", t->integer);
+        printf(")\n");
+        freeReplyObject(v);
+        freeReplyObject(e);
+        freeReplyObject(t);
+    }
+    if (shown < cfg->partitions)
+        printf("(%d more partitions)\n", cfg->partitions - shown);
+    r = redisCommand(k->c, "ZRANGE %s:members 0 -1", cfg->state_key);
+    if (reply_ok(k, r, "ZRANGE") != 0)
+        return -1;
+    printf("members:");
+    for (i = 0; i < r->elements; i++) {
+        putchar(' ');
+        put_clean(stdout, r->element[i]->str);
+    }
+    printf(r->elements ? "\n" : " none\n");
+    freeReplyObject(r);
+    return 0;
+}
+
 static int cmd_status(const rk_config *cfg, const opts *o)
 {
     static const char *const names[] = {
@@ -1291,6 +1356,8 @@ static int cmd_status(const rk_config *cfg, const opts *o)
             printf(": %s\n", r->type == REDIS_REPLY_ERROR ? r->str : "?");
     }
     freeReplyObject(r);
+    if (status_leases(&k, cfg) != 0)
+        goto redis_gone;
     r = redisCommand(k.c, "HVALS %s", SILENCES_KEY);
     if (reply_ok(&k, r, "HVALS") != 0)
         goto fail_reply;

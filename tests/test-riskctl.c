@@ -703,6 +703,8 @@ static void test_status(void **state)
     expect_out(&r, "alert stream alerts: 2 entries");
     expect_out(&r, "dead-letter stream riskd:dead: 0 entries");
     expect_out(&r, "checkpoint riskd:state: 5 bytes");
+    expect_out(&r, "lease riskd:state:lease: free (no epoch yet)");
+    expect_out(&r, "members: none");
     expect_out(&r, "metrics: off");
     assert_null(strchr(r.out, '\033'));
 
@@ -714,6 +716,14 @@ static void test_status(void **state)
     freeReplyObject(it_cmd(f->env.c, "DEL riskd:state"));
     CTL(f, &r, "-c", f->cfg, "status");
     expect_out(&r, "checkpoint riskd:state: missing");
+    /* A lease held by c1 under epoch 3, and c1 a member. */
+    freeReplyObject(it_cmd(f->env.c, "SET riskd:state:lease %s PX 60000", "c1 held"));
+    freeReplyObject(it_cmd(f->env.c, "SET riskd:state:epoch 3"));
+    freeReplyObject(it_cmd(f->env.c, "ZADD riskd:state:members 99999999999999 c1"));
+    CTL(f, &r, "-c", f->cfg, "status");
+    expect_out(&r, "lease riskd:state:lease: held by c1 (epoch 3, ");
+    expect_out(&r, " ms left)");
+    expect_out(&r, "members: c1");
 
     /* Redis unreachable: exit 1. */
     {
