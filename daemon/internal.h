@@ -432,23 +432,39 @@ int rk__registry_find(const rk_registry *reg, const char *name);
  * tasks.c - the filings known so far, for enrichment
  * =================================================================== */
 
+/* A filing record, cut from tasks.c's record blocks in filing order. It is
+ * followed by its officers, then (wide records only) two int64_t
+ * (planned_at, expires), then its task id with its NUL: read planned_at,
+ * expires, the entry and the id with the rk__task_* functions. A record is
+ * narrow when planned_at - ts fits in 32 bits and expires - max(ts,
+ * planned_at) in 32 unsigned bits (30-day retention: 2.6e9 ms). */
 typedef struct rk__task {
+    struct rk__task *hnext;         /* next in its bucket of rk_tasks.map */
     const char *unit_id;            /* interned (rk_tasks.strings) */
     const char *enterprise_id;      /* interned */
     int64_t ts;                     /* when it was filed */
-    int64_t planned_at;
-    int64_t expires;                /* max(ts, planned_at) + retention */
-    rk_entry_ref ref;
-    struct rk__task *next;          /* expiry FIFO */
-    const char *task_id;            /* the key of its entry in rk_tasks.map */
-    uint32_t n_officers;
+    uint64_t ref_ms;                /* its entry (rk__task_ref) */
+    uint32_t ref_seq;
+    int32_t planned_after;          /* narrow: planned_at - ts */
+    uint32_t kept;                  /* narrow: expires - max(ts, planned_at) */
+    unsigned int n_officers : 30;
+    unsigned int ref_stream : 1;    /* an rk_stream (RK_STREAM_COUNT is 2) */
+    unsigned int wide : 1;          /* times stored in full after the officers */
     const char *officers[];         /* interned */
 } rk__task;
 
+/* Filings by task id: an intrusive chained hash table (power-of-two
+ * buckets, linked through rk__task.hnext). */
+typedef struct rk__task_map {
+    rk__task **b;
+    size_t nb;                      /* 0 or a power of two */
+    size_t count;                   /* filings */
+} rk__task_map;
+
 typedef struct rk_tasks {
-    rk_map map;                     /* task_id -> rk__task */
+    rk__task_map map;               /* task_id -> rk__task */
     rk_map strings;                 /* interned ids -> reference count */
-    rk__task *head, *tail;          /* in filing order */
+    rk__task *head, *tail;          /* oldest and newest (filing order) */
 } rk_tasks;
 
 void rk__tasks_init(rk_tasks *t);
@@ -465,6 +481,14 @@ void rk__tasks_enrich(const rk_tasks *t, rk_event *ev, int64_t now);
 void rk__tasks_expire(rk_tasks *t, int64_t now);
 void rk__tasks_snapshot(const rk_tasks *t, rk_buf *out);
 int rk__tasks_restore(rk_tasks *t, const void *data, size_t len);
+/* The fields of a record k that are not plain members. */
+const char *rk__task_id(const rk__task *k);
+int64_t rk__task_planned_at(const rk__task *k);
+int64_t rk__task_expires(const rk__task *k);
+rk_entry_ref rk__task_ref(const rk__task *k);
+/* The record after k in filing order (t->head first), or NULL after the
+ * newest. */
+const rk__task *rk__tasks_next(const rk_tasks *t, const rk__task *k);
 
 /* ===================================================================
  * silence.c - operators' silences (riskd:silences), matched at emit

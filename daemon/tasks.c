@@ -13,15 +13,24 @@
  * filing with a far planned_at can hold back later ones for at most the
  * spread of planned_at, never forever.
  *
- * Memory: a filing is its record (with its officers) plus its map entry,
- * which holds the task id once. Unit, enterprise and officer ids repeat
- * across filings, so they are interned: one copy each, reference-counted,
- * whatever the number of filings naming them. Records are freed in the
- * order they were made (the FIFO), so they are not malloc'ed one by one
- * but cut from 16 KiB blocks aligned to their size: a record costs its
- * size rounded to 8 bytes (no malloc header, no size class), the block of
- * a record is its address rounded down, and a block is freed when its last
- * record is. A record larger than a block gets a block of its own. */
+ * Memory: a filing is one record and nothing else. Its task id is stored
+ * inside it, and it is found through this file's own chained hash table
+ * (rk_tasks.map: the link is in the record; the bucket array grows at two
+ * filings per bucket). Unit, enterprise and officer ids repeat across
+ * filings, so they are interned: one copy each, reference-counted,
+ * whatever the number of filings naming them. Times are kept as ts plus
+ * two 32-bit offsets (planned_at - ts, expires - max(ts, planned_at)) when
+ * they fit, which they do for any planned_at within 24 days of the filing
+ * and a retention up to 49 days; otherwise the record is "wide" and holds
+ * both in full. Records are freed in the order they were made (the FIFO),
+ * so they are not malloc'ed one by one but cut from 16 KiB blocks aligned
+ * to their size: a record costs its size rounded to 8 bytes (no malloc
+ * header, no size class), the block of a record is its address rounded
+ * down, and a block is freed when its last record is. The records of a
+ * block follow each other (a record's size is known from its officers,
+ * width and id), and blocks are linked in filing order, which is the FIFO:
+ * no per-record list link. A record larger than a block gets a block of
+ * its own. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +39,86 @@
 #include "internal.h"
 
 #define TASKS_SNAPSHOT_VERSION 1u
+#define TASKS_LOAD 2                /* filings per bucket before the table grows */
+#define TASKS_MAX_OFFICERS ((1u << 30) - 1)
+
+/* ===================================================================
+ * Record layout
+ * =================================================================== */
+
+static int64_t sat_add(int64_t a, int64_t b)
+{
+    if (b > 0 && a > INT64_MAX - b) return INT64_MAX;
+    if (b < 0 && a < INT64_MIN - b) return INT64_MIN;
+    return a + b;
+}
+
+/* The full times of a wide record, just after its officers. */
+static const int64_t *wide_times(const rk__task *k)
+{
+    return (const int64_t *)(const void *)&k->officers[k->n_officers];
+}
+
+const char *rk__task_id(const rk__task *k)
+{
+    return (const char *)&k->officers[k->n_officers] +
+           (k->wide ? 2 * sizeof(int64_t) : 0);
+}
+
+int64_t rk__task_planned_at(const rk__task *k)
+{
+    return k->wide ? wide_times(k)[0] : k->ts + k->planned_after;
+}
+
+int64_t rk__task_expires(const rk__task *k)
+{
+    int64_t planned;
+    if (k->wide)
+        return wide_times(k)[1];
+    planned = rk__task_planned_at(k);
+    return (k->ts > planned ? k->ts : planned) + (int64_t)k->kept;
+}
+
+rk_entry_ref rk__task_ref(const rk__task *k)
+{
+    rk_entry_ref r;
+    r.ms = k->ref_ms;
+    r.seq = k->ref_seq;
+    r.stream = k->ref_stream;
+    return r;
+}
+
+/* Whether (ts, planned_at, expires) fit a narrow record; if so the two
+ * offsets are stored in *after and *kept. */
+static int narrow_times(int64_t ts, int64_t planned, int64_t expires,
+                        int32_t *after, uint32_t *kept)
+{
+    int64_t base = ts > planned ? ts : planned;
+    if (planned >= ts ? (uint64_t)planned - (uint64_t)ts > (uint64_t)INT32_MAX
+                      : (uint64_t)ts - (uint64_t)planned > (uint64_t)INT32_MAX + 1)
+        return 0;
+    if (expires < base || (uint64_t)expires - (uint64_t)base > UINT32_MAX)
+        return 0;
+    *after = (int32_t)(planned - ts);
+    *kept = (uint32_t)((uint64_t)expires - (uint64_t)base);
+    return 1;
+}
+
+/* Bytes of a record with n officers, the given width and an id of idlen
+ * characters, rounded up to 8; 0 when too large. */
+static size_t task_size(size_t n, int wide, size_t idlen)
+{
+    size_t fixed = sizeof(rk__task) + (wide ? 2 * sizeof(int64_t) : 0) + 1 + 7;
+    if (n > (SIZE_MAX / 2 - fixed) / sizeof(const char *) ||
+        idlen > SIZE_MAX / 2 - fixed - n * sizeof(const char *))
+        return 0;
+    return (fixed + n * sizeof(const char *) + idlen) & ~(size_t)7;
+}
+
+static size_t record_size(const rk__task *k)
+{
+    return task_size(k->n_officers, k->wide, strlen(rk__task_id(k)));
+}
 
 /* ===================================================================
  * Record blocks
@@ -41,7 +130,7 @@ typedef struct task_block {
     size_t used;                    /* bytes handed out, header included */
     size_t cap;                     /* bytes in the block */
     size_t live;                    /* records not yet freed */
-    size_t pad;                     /* keeps records 16-byte aligned */
+    struct task_block *next;        /* the block made after this one */
 } task_block;
 
 static task_block *block_of(const rk__task *k)
@@ -49,28 +138,28 @@ static task_block *block_of(const rk__task *k)
     return (task_block *)((uintptr_t)k & ~(uintptr_t)(TASK_BLOCK - 1));
 }
 
-/* A zeroed record of `size` bytes, cut from the block of the newest record
- * (t->tail) or from a new block. Returns NULL when out of memory. */
+/* A zeroed record of `size` bytes (a multiple of 8), cut from the block of
+ * the newest record (t->tail) or from a new block linked after it. Returns
+ * NULL when out of memory. */
 static rk__task *task_alloc(rk_tasks *t, size_t size)
 {
     task_block *b = t->tail != NULL ? block_of(t->tail) : NULL;
     rk__task *k;
 
-    size = (size + 7) & ~(size_t)7;
     if (b == NULL || b->cap - b->used < size) {
         size_t cap = TASK_BLOCK;
         void *p;
-        if (size > TASK_BLOCK - sizeof(task_block)) {
-            if (size > SIZE_MAX / 2)
-                return NULL;
+        if (size > TASK_BLOCK - sizeof(task_block))
             cap = sizeof(task_block) + size;
-        }
         if (posix_memalign(&p, TASK_BLOCK, cap) != 0)
             return NULL;
+        if (b != NULL)
+            b->next = p;
         b = p;
         b->used = sizeof(task_block);
         b->cap = cap;
         b->live = 0;
+        b->next = NULL;
     }
     k = (rk__task *)(void *)((char *)b + b->used);
     b->used += size;
@@ -79,12 +168,104 @@ static rk__task *task_alloc(rk_tasks *t, size_t size)
     return k;
 }
 
-/* Give a record back; its block is freed with its last record. */
-static void task_release(rk__task *k)
+/* Give back k, the record just cut (not yet queued: t->tail is still the
+ * one before it). Its block is freed with its last record. */
+static void task_unalloc(rk_tasks *t, rk__task *k, size_t size)
 {
     task_block *b = block_of(k);
-    if (--b->live == 0)
+    b->used -= size;
+    if (--b->live == 0) {
+        if (t->tail != NULL)
+            block_of(t->tail)->next = NULL;
         free(b);
+    }
+}
+
+const rk__task *rk__tasks_next(const rk_tasks *t, const rk__task *k)
+{
+    const task_block *b;
+    const char *end;
+    if (k == NULL || k == t->tail)
+        return NULL;
+    b = block_of(k);
+    end = (const char *)k + record_size(k);
+    if (end < (const char *)b + b->used)
+        return (const rk__task *)(const void *)end;
+    return (const rk__task *)(const void *)((const char *)b->next + sizeof(task_block));
+}
+
+/* ===================================================================
+ * The task table
+ * =================================================================== */
+
+static size_t slot(const rk__task_map *m, const char *id)
+{
+    return (size_t)(rk_kit_hash_str(id) & (m->nb - 1));
+}
+
+static rk__task *lookup(const rk__task_map *m, const char *id)
+{
+    rk__task *k;
+    if (m->nb == 0)
+        return NULL;
+    for (k = m->b[slot(m, id)]; k != NULL; k = k->hnext)
+        if (strcmp(rk__task_id(k), id) == 0)
+            return k;
+    return NULL;
+}
+
+/* Double the buckets (16 at first). Returns 0, or -1 when out of memory
+ * (the table is unchanged). */
+static int map_grow(rk__task_map *m)
+{
+    size_t n = m->nb ? m->nb * 2 : 16, i;
+    rk__task **b;
+    if (n > SIZE_MAX / sizeof(*b) || (b = calloc(n, sizeof(*b))) == NULL)
+        return -1;
+    for (i = 0; i < m->nb; i++) {
+        rk__task *k = m->b[i], *next;
+        for (; k != NULL; k = next) {
+            size_t j = (size_t)(rk_kit_hash_str(rk__task_id(k)) & (n - 1));
+            next = k->hnext;
+            k->hnext = b[j];
+            b[j] = k;
+        }
+    }
+    free(m->b);
+    m->b = b;
+    m->nb = n;
+    return 0;
+}
+
+/* Insert k (its id not present). Returns 0, or -1 when out of memory. */
+static int map_put(rk__task_map *m, rk__task *k)
+{
+    size_t j;
+    if (m->count >= m->nb * TASKS_LOAD && map_grow(m) != 0 && m->nb == 0)
+        return -1;                  /* a full table still takes it */
+    j = slot(m, rk__task_id(k));
+    k->hnext = m->b[j];
+    m->b[j] = k;
+    m->count++;
+    return 0;
+}
+
+/* Unlink k; the buckets go with the last filing. */
+static void map_del(rk__task_map *m, rk__task *k)
+{
+    rk__task **pp;
+    for (pp = &m->b[slot(m, rk__task_id(k))]; *pp != NULL; pp = &(*pp)->hnext) {
+        if (*pp == k) {
+            *pp = k->hnext;
+            m->count--;
+            break;
+        }
+    }
+    if (m->count == 0) {
+        free(m->b);
+        m->b = NULL;
+        m->nb = 0;
+    }
 }
 
 /* ===================================================================
@@ -94,7 +275,6 @@ static void task_release(rk__task *k)
 void rk__tasks_init(rk_tasks *t)
 {
     memset(t, 0, sizeof(*t));
-    rk_map_init(&t->map);
     rk_map_init(&t->strings);
 }
 
@@ -127,63 +307,76 @@ static void release(rk_tasks *t, const char *s)
         rk_map_del(&t->strings, s);
 }
 
-/* Drop a record's references; the caller removes it from the map. */
-static void task_free(rk_tasks *t, rk__task *k)
+/* Drop a record's references to interned ids. */
+static void task_unref(rk_tasks *t, rk__task *k)
 {
     uint32_t i;
-    if (k == NULL)
-        return;
     release(t, k->unit_id);
     release(t, k->enterprise_id);
     for (i = 0; i < k->n_officers; i++)
         release(t, k->officers[i]);
-    task_release(k);
 }
 
 void rk__tasks_free(rk_tasks *t)
 {
-    rk__task *k = t->head, *next;
-    for (; k != NULL; k = next) {
-        next = k->next;
-        task_release(k);
+    task_block *b = t->head != NULL ? block_of(t->head) : NULL, *next;
+    for (; b != NULL; b = next) {
+        next = b->next;
+        free(b);
     }
-    rk_map_clear(&t->map, NULL);
+    free(t->map.b);
     rk_map_clear(&t->strings, NULL);
     rk__tasks_init(t);
 }
 
-/* Create, register and queue a filing record. Returns it, or NULL when out
- * of memory or the task id is already recorded (nothing is left behind). */
+/* Create, register and queue a filing record with its times. Returns it,
+ * or NULL when out of memory, when there are too many officers or the task
+ * id is already recorded (nothing is left behind). */
 static rk__task *task_add(rk_tasks *t, const char *task_id, const char *unit_id,
                           const char *enterprise_id, const char *const *officers,
-                          size_t n_officers)
+                          size_t n_officers, int64_t ts, int64_t planned,
+                          int64_t expires, rk_entry_ref ref)
 {
     rk__task *k;
-    rk_map_entry *e;
-    size_t i;
-    int oom = 0;
+    size_t i, size, idlen = strlen(task_id);
+    int32_t after = 0;
+    uint32_t kept = 0;
+    int oom = 0, wide;
 
-    if (n_officers > UINT32_MAX || rk_map_get(&t->map, task_id) != NULL)
+    if (n_officers > TASKS_MAX_OFFICERS || ref.stream >= RK_STREAM_COUNT ||
+        lookup(&t->map, task_id) != NULL)
         return NULL;
-    if (n_officers > (SIZE_MAX - sizeof(*k)) / sizeof(k->officers[0]))
+    wide = !narrow_times(ts, planned, expires, &after, &kept);
+    size = task_size(n_officers, wide, idlen);
+    if (size == 0 || (k = task_alloc(t, size)) == NULL)
         return NULL;
-    k = task_alloc(t, sizeof(*k) + n_officers * sizeof(k->officers[0]));
-    if (k == NULL)
-        return NULL;
+    k->ts = ts;
+    k->ref_ms = ref.ms;
+    k->ref_seq = ref.seq;
+    k->ref_stream = ref.stream & 1u;
+    k->n_officers = (unsigned int)n_officers;
+    k->wide = wide ? 1u : 0u;
+    if (wide) {
+        int64_t *w = (int64_t *)(void *)&k->officers[n_officers];
+        w[0] = planned;
+        w[1] = expires;
+    } else {
+        k->planned_after = after;
+        k->kept = kept;
+    }
+    memcpy((char *)&k->officers[n_officers] + (wide ? 2 * sizeof(int64_t) : 0),
+           task_id, idlen + 1);
     k->unit_id = intern(t, unit_id, &oom);
     k->enterprise_id = intern(t, enterprise_id, &oom);
-    for (i = 0; i < n_officers; i++) {
+    for (i = 0; i < n_officers; i++)
         k->officers[i] = intern(t, officers[i], &oom);
-        k->n_officers++;
-    }
-    e = oom ? NULL : rk_map_put(&t->map, task_id, k, NULL);
-    if (e == NULL) {
-        task_free(t, k);
+    if (oom || map_put(&t->map, k) != 0) {
+        task_unref(t, k);
+        task_unalloc(t, k, size);
         return NULL;
     }
-    k->task_id = e->key;
-    if (t->tail) t->tail->next = k;
-    else t->head = k;
+    if (t->head == NULL)
+        t->head = k;
     t->tail = k;
     return k;
 }
@@ -194,30 +387,26 @@ int rk__tasks_add(rk_tasks *t, const rk_event *ev, int64_t retention)
 
     if (ev->task_id == NULL)
         return 0;
-    k = rk_map_get(&t->map, ev->task_id);
+    k = lookup(&t->map, ev->task_id);
     if (k != NULL) {
-        if (k->expires >= ev->ts)
+        if (rk__task_expires(k) >= ev->ts)
             return 0;               /* first filing wins while it lives */
         /* An expired filing not dropped yet: the new one replaces it. */
         rk__tasks_expire(t, ev->ts);
-        if (rk_map_get(&t->map, ev->task_id) != NULL)
+        if (lookup(&t->map, ev->task_id) != NULL)
             return 0;               /* held back in the FIFO: keep the old */
     }
     k = task_add(t, ev->task_id, ev->unit_id, ev->enterprise_id, ev->officers,
-                 ev->n_officers);
-    if (k == NULL)
-        return -1;
-    k->ts = ev->ts;
-    k->planned_at = ev->planned_at;
-    k->expires = (ev->ts > ev->planned_at ? ev->ts : ev->planned_at) + retention;
-    k->ref = ev->ref;
-    return 0;
+                 ev->n_officers, ev->ts, ev->planned_at,
+                 sat_add(ev->ts > ev->planned_at ? ev->ts : ev->planned_at, retention),
+                 ev->ref);
+    return k != NULL ? 0 : -1;
 }
 
 const rk__task *rk__tasks_get(const rk_tasks *t, const char *task_id, int64_t now)
 {
-    const rk__task *k = task_id ? rk_map_get(&t->map, task_id) : NULL;
-    return k != NULL && k->expires >= now ? k : NULL;
+    const rk__task *k = task_id ? lookup(&t->map, task_id) : NULL;
+    return k != NULL && rk__task_expires(k) >= now ? k : NULL;
 }
 
 void rk__tasks_enrich(const rk_tasks *t, rk_event *ev, int64_t now)
@@ -231,9 +420,9 @@ void rk__tasks_enrich(const rk_tasks *t, rk_event *ev, int64_t now)
         return;
     ev->flags |= RK_EVF_FILING_KNOWN;
     ev->filing_ts = k->ts;
-    ev->filing_planned_at = k->planned_at;
+    ev->filing_planned_at = rk__task_planned_at(k);
     ev->filing_enterprise_id = k->enterprise_id;
-    ev->filing_ref = k->ref;
+    ev->filing_ref = rk__task_ref(k);
     if (ev->unit_id == NULL && k->unit_id != NULL) {
         ev->unit_id = k->unit_id;
         ev->flags |= RK_EVF_UNIT_FROM_FILING;
@@ -247,13 +436,16 @@ void rk__tasks_enrich(const rk_tasks *t, rk_event *ev, int64_t now)
 
 void rk__tasks_expire(rk_tasks *t, int64_t now)
 {
-    while (t->head != NULL && t->head->expires < now) {
+    while (t->head != NULL && rk__task_expires(t->head) < now) {
         rk__task *k = t->head;
-        t->head = k->next;
+        task_block *b = block_of(k);
+        t->head = (rk__task *)(uintptr_t)rk__tasks_next(t, k);
         if (t->head == NULL)
             t->tail = NULL;
-        rk_map_del(&t->map, k->task_id);
-        task_free(t, k);
+        map_del(&t->map, k);
+        task_unref(t, k);
+        if (--b->live == 0)
+            free(b);
     }
 }
 
@@ -264,17 +456,17 @@ void rk__tasks_snapshot(const rk_tasks *t, rk_buf *out)
 
     rk_buf_put_u32(out, TASKS_SNAPSHOT_VERSION);
     rk_buf_put_u64(out, t->map.count);
-    for (k = t->head; k != NULL; k = k->next) {
-        rk_buf_put_str(out, k->task_id);
+    for (k = t->head; k != NULL; k = rk__tasks_next(t, k)) {
+        rk_buf_put_str(out, rk__task_id(k));
         rk_buf_put_str(out, k->unit_id);
         rk_buf_put_str(out, k->enterprise_id);
         rk_buf_put_u32(out, k->n_officers);
         for (i = 0; i < k->n_officers; i++)
             rk_buf_put_str(out, k->officers[i]);
         rk_buf_put_i64(out, k->ts);
-        rk_buf_put_i64(out, k->planned_at);
-        rk_buf_put_i64(out, k->expires);
-        rk_buf_put_ref(out, k->ref);
+        rk_buf_put_i64(out, rk__task_planned_at(k));
+        rk_buf_put_i64(out, rk__task_expires(k));
+        rk_buf_put_ref(out, rk__task_ref(k));
     }
 }
 
@@ -295,6 +487,8 @@ int rk__tasks_restore(rk_tasks *t, const void *data, size_t len)
         uint32_t no = rk_rd_u32(&rd), j;
         char **offs = NULL;
         rk__task *k = NULL;
+        int64_t ts, planned, expires;
+        rk_entry_ref ref;
 
         if (!rd.err && (no > 100000 || no > (size_t)(rd.end - rd.p) / 4))
             rd.err = 1;
@@ -305,14 +499,13 @@ int rk__tasks_restore(rk_tasks *t, const void *data, size_t len)
             if (offs[j] == NULL)
                 rd.err = 1;
         }
+        ts = rk_rd_i64(&rd);
+        planned = rk_rd_i64(&rd);
+        expires = rk_rd_i64(&rd);
+        ref = rk_rd_ref(&rd);
         if (!rd.err && id != NULL)
-            k = task_add(&tmp, id, unit, ent, (const char *const *)offs, no);
-        if (k != NULL) {
-            k->ts = rk_rd_i64(&rd);
-            k->planned_at = rk_rd_i64(&rd);
-            k->expires = rk_rd_i64(&rd);
-            k->ref = rk_rd_ref(&rd);
-        }
+            k = task_add(&tmp, id, unit, ent, (const char *const *)offs, no,
+                         ts, planned, expires, ref);
         if (offs)
             for (j = 0; j < no; j++)
                 free(offs[j]);
