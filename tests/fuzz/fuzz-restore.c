@@ -148,11 +148,11 @@ static void fuzz_tasks(const uint8_t *data, size_t size)
     rk__tasks_free(&t2);
 
     /* Enrich an event about each of the first few tasks and read it all. */
-    for (k = t.head; k != NULL && n < 8; k = k->next, n++) {
+    for (k = t.head; k != NULL && n < 8; k = rk__tasks_next(&t, k), n++) {
         rk_event ev;
         memset(&ev, 0, sizeof(ev));
         ev.type = RK_EV_INSPECTION_RATED;
-        ev.task_id = k->task_id;
+        ev.task_id = rk__task_id(k);
         ev.ts = T0;
         rk__tasks_enrich(&t, &ev, INT64_MIN);  /* any expiry: it must be found */
         if (!(ev.flags & RK_EVF_FILING_KNOWN))
