@@ -44,8 +44,8 @@
 #include "gen.h"
 #include "internal.h"               /* rk__partition_of: how producers route */
 
-#define EVENTS 40000
-#define RATE 8000                   /* events per second fed */
+#define EVENTS 30000
+#define RATE 12000                  /* events per second fed */
 #define LEASE_CFG "\"state\":{\"interval\":\"200ms\",\"lease_ttl\":\"2s\"}," \
                   "\"clock\":{\"wall_advance\":false}"
 
