@@ -629,6 +629,29 @@ static void hook_churn(void *ud, double share)
     }
 }
 
+/* With several partitions every pipeline sample carries a partition
+ * label and each family keeps one HELP/TYPE header (valid exposition). */
+static void check_labelled_metrics(int port)
+{
+    static char buf[1 << 20];
+    const char *p;
+    int helps = 0, types = 0;
+    assert_int_equal(http_get(port, "/metrics", buf, sizeof(buf)), 200);
+    for (p = buf; (p = strstr(p, "# HELP riskd_events_total ")) != NULL; p++)
+        helps++;
+    for (p = buf; (p = strstr(p, "# TYPE riskd_batch_seconds histogram")) != NULL; p++)
+        types++;
+    assert_int_equal(helps, 1);
+    assert_int_equal(types, 1);
+    assert_non_null(strstr(buf, "riskd_events_total{partition=\""));
+    assert_non_null(strstr(buf, "riskd_batch_seconds_bucket{partition=\""));
+    assert_non_null(strstr(buf, "riskd_partition_active{partition=\"0\"} "));
+    /* the samples of one family follow its header, none elsewhere */
+    p = strstr(buf, "# TYPE riskd_events_total counter\n");
+    assert_non_null(p);
+    assert_null(strstr(strstr(buf, "# HELP riskd_batch_seconds "), "riskd_events_total{"));
+}
+
 /* Instances a, b, c on 6 partitions; the feed kills c at 30 % and starts d
  * at 60 %; then a, b and d must hold two partitions each and the alerts
  * equal the clean run's. */
@@ -663,6 +686,7 @@ static void run_churn(fixture *f, json_t *want, int port, const char *what)
     }
     assert_int_equal(total, 6);
     assert_same_alerts(&f->k, want, what);
+    check_labelled_metrics(f->x[0].mport);
 }
 
 static void stop_churned(fixture *f)
