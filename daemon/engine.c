@@ -135,7 +135,7 @@ struct rk_engine {
     long long group_lag[RK_STREAM_COUNT];      /* from XINFO GROUPS; -1 unknown */
     long long group_pending[RK_STREAM_COUNT];
     int64_t next_xinfo;
-    uint64_t next_housekeep;        /* loop time of the next state sweep */
+    uint64_t next_housekeep;        /* loop time of the next on_watermark round */
     uint64_t ckpt_started_hr;       /* hrtime when the checkpoint began */
     int64_t ckpt_cost_ms;           /* what the last checkpoint took */
     size_t ckpt_size;               /* bytes of the last checkpoint */
@@ -297,9 +297,18 @@ static void clear_buffer(stream_state *s)
 
 #define HOST(h) ((struct rk_host *)(void *)(h))
 
+/* A detector's cooldowns: (rule, subject) -> until, and the same entries
+ * in a heap by `until`, so that expiring them costs what expires. */
 typedef struct cooldown_entry {
     int64_t until;
+    const char *key;                /* the map entry's key */
+    uint32_t heap_pos;
 } cooldown_entry;
+
+typedef struct cooldowns {
+    rk_map map;                     /* first: build_state reads it as rk_map */
+    rk_heap heap;
+} cooldowns;
 
 static void cooldown_key(const rk_alert *a, char *buf, size_t len)
 {
@@ -312,14 +321,60 @@ static void cooldown_key(const rk_alert *a, char *buf, size_t len)
              a->subject.region ? a->subject.region : "");
 }
 
-static rk_map *det_cooldowns(rk__det *d)
+static cooldowns *det_cooldowns(rk__det *d)
 {
     if (d->cooldown == NULL) {
-        d->cooldown = calloc(1, sizeof(rk_map));
-        if (d->cooldown)
-            rk_map_init(d->cooldown);
+        cooldowns *c = calloc(1, sizeof(*c));
+        if (c != NULL) {
+            rk_map_init(&c->map);
+            rk_heap_init(&c->heap, offsetof(cooldown_entry, heap_pos));
+        }
+        d->cooldown = c;
     }
     return d->cooldown;
+}
+
+/* Set the cooldown of key in cs to until (a new entry, or a later time for
+ * an existing one). Returns 0, or -1 when out of memory (cs unchanged). */
+static int cooldown_set(cooldowns *cs, const char *key, int64_t until)
+{
+    cooldown_entry *c = rk_map_get(&cs->map, key);
+    rk_map_entry *me;
+    if (c != NULL) {
+        c->until = until;
+        rk_heap_update(&cs->heap, c, until);
+        return 0;
+    }
+    c = malloc(sizeof(*c));
+    if (c == NULL)
+        return -1;
+    c->until = until;
+    c->heap_pos = RK_HEAP_NONE;
+    me = rk_map_put(&cs->map, key, c, NULL);
+    if (me == NULL) {
+        free(c);
+        return -1;
+    }
+    c->key = me->key;
+    if (rk_heap_push(&cs->heap, until, c) != 0) {
+        rk_map_del(&cs->map, key);
+        free(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* Drop the cooldowns of cs that have run out at event time now (until <=
+ * now): O(expired x log n). */
+static void cooldown_expire(cooldowns *cs, int64_t now)
+{
+    const rk_heap_item *top;
+    while ((top = rk_heap_top(&cs->heap)) != NULL && top->key <= now) {
+        cooldown_entry *c = top->rec;
+        rk_heap_remove(&cs->heap, c);
+        rk_map_del(&cs->map, c->key);
+        free(c);
+    }
 }
 
 static const char *const sev_names[] = {"info", "warning", "critical"};
@@ -376,24 +431,18 @@ static int host_emit(rk_host *h, const rk_alert *a)
     if (a->rule == NULL)
         return -1;
     if (a->cooldown > 0) {
-        rk_map *m = det_cooldowns(d);
-        cooldown_entry *c;
-        if (m == NULL)
+        cooldowns *cs = det_cooldowns(d);
+        const cooldown_entry *c;
+        if (cs == NULL)
             return -1;
         cooldown_key(a, key, sizeof(key));
-        c = rk_map_get(m, key);
+        c = rk_map_get(&cs->map, key);
         if (c != NULL && a->ts < c->until) {
             e->stats.held_back++;
             return 0;
         }
-        if (c == NULL) {
-            c = malloc(sizeof(*c));
-            if (c == NULL || rk_map_put(m, key, c, NULL) == NULL) {
-                free(c);
-                return -1;
-            }
-        }
-        c->until = a->ts + a->cooldown;
+        if (cooldown_set(cs, key, a->ts + a->cooldown) != 0)
+            return -1;
     }
     rk__alert_id(d->alert_name, a, id);
     now_wall = rk__wall_ms();
@@ -446,9 +495,11 @@ static const char *host_stream_name(rk_host *h, unsigned s)
 
 static void free_cooldowns(rk__det *d)
 {
-    if (d->cooldown) {
-        rk_map_clear(d->cooldown, free);
-        free(d->cooldown);
+    cooldowns *cs = d->cooldown;
+    if (cs) {
+        rk_map_clear(&cs->map, free);
+        rk_heap_free(&cs->heap);
+        free(cs);
         d->cooldown = NULL;
     }
 }
@@ -487,32 +538,31 @@ static void update_watermark(rk_engine *e)
 }
 
 /* Let detectors, cooldowns and filings drop state the watermark has left
- * behind. Each walk may be proportional to the state held, so it runs at
- * most once per HOUSEKEEP_MS of wall time (and before every checkpoint):
- * memory stays bounded and the cost per event does not grow with history.
- * Results never depend on it: lookups treat expired state as gone. */
+ * behind: after every round and before every checkpoint (force). Cooldowns
+ * expire from a heap by end time and filings from their FIFO, so that part
+ * costs what expires and runs every time. The detectors' on_watermark run
+ * at most once per HOUSEKEEP_MS of wall time (and on force): the built-ins
+ * expire from heaps of their keys, but an on_watermark may walk its state
+ * (fine_growth sweeps its units when the earliest one is due), and a
+ * plugin's may too. Results never depend on it: lookups treat expired
+ * state as gone. */
 static void housekeep_state(rk_engine *e, bool force)
 {
     int64_t now = e->clock.watermark;
     uint64_t wall = uv_now(e->loop);
+    bool dets = force || wall >= e->next_housekeep;
     size_t i;
 
-    if (now == INT64_MIN || (!force && wall < e->next_housekeep))
+    if (now == INT64_MIN)
         return;
-    e->next_housekeep = wall + HOUSEKEEP_MS;
+    if (dets)
+        e->next_housekeep = wall + HOUSEKEEP_MS;
     for (i = 0; i < e->reg.n; i++) {
         rk__det *d = e->reg.dets[i];
-        if (d->self && d->ops->on_watermark)
+        if (dets && d->self && d->ops->on_watermark)
             d->ops->on_watermark(d->self, now);
-        if (d->cooldown) {
-            size_t b;
-            rk_map_entry *it = rk_map_first(d->cooldown, &b), *next;
-            for (; it != NULL; it = next) {
-                next = rk_map_next(d->cooldown, &b, it);
-                if (((cooldown_entry *)it->value)->until <= now)
-                    free(rk_map_del(d->cooldown, it->key));
-            }
-        }
+        if (d->cooldown)
+            cooldown_expire(d->cooldown, now);
     }
     rk__tasks_expire(&e->tasks, now);
 }
@@ -1085,6 +1135,7 @@ static int build_state(rk_engine *e, rk_buf *out)
     rk_buf_put_u32(out, (uint32_t)n);
     for (i = 0; i < e->reg.n; i++) {
         rk__det *d = e->reg.dets[i];
+        const cooldowns *cs;
         size_t b;
         rk_map_entry *it;
         if (d->self == NULL)
@@ -1096,9 +1147,10 @@ static int build_state(rk_engine *e, rk_buf *out)
             return -1;
         }
         blob_end(out, at);
-        rk_buf_put_u64(out, d->cooldown ? ((rk_map *)d->cooldown)->count : 0);
-        if (d->cooldown) {
-            for (it = rk_map_first(d->cooldown, &b); it; it = rk_map_next(d->cooldown, &b, it)) {
+        cs = d->cooldown;
+        rk_buf_put_u64(out, cs ? cs->map.count : 0);
+        if (cs) {
+            for (it = rk_map_first(&cs->map, &b); it; it = rk_map_next(&cs->map, &b, it)) {
                 rk_buf_put_str(out, it->key);
                 rk_buf_put_i64(out, ((cooldown_entry *)it->value)->until);
             }
@@ -1181,15 +1233,9 @@ static int restore_state(rk_engine *e, const void *data, size_t len, char *err, 
         for (k = 0; k < nc && !rd.err; k++) {
             char *ck = rk_rd_str(&rd, 4096);
             int64_t until = rk_rd_i64(&rd);
-            rk_map *m = d && d->self ? det_cooldowns(d) : NULL;
-            cooldown_entry *c;
-            if (ck && !rd.err && m && (c = malloc(sizeof(*c))) != NULL) {
-                void *old = NULL;
-                c->until = until;
-                if (rk_map_put(m, ck, c, &old) == NULL)
-                    free(c);
-                free(old);
-            }
+            cooldowns *cs = d && d->self ? det_cooldowns(d) : NULL;
+            if (ck && !rd.err && cs)
+                (void)cooldown_set(cs, ck, until);  /* out of memory: no cooldown */
             free(ck);
         }
         free(name);
