@@ -94,6 +94,7 @@ typedef struct stream_state {
     char (*acks)[48];
     size_t nacks, acks_cap;
     size_t covered;                 /* acks covered by the checkpoint in flight */
+    size_t acks_sent;               /* of those, sent in XACKs so far */
     /* crash-loop protection (see "Takeover and poison entries") */
     bool has_suspect;               /* first pending entry past the position */
     rk_entry_ref suspect;
@@ -1288,6 +1289,8 @@ static bool is_fenced_reply(const redisReply *reply)
            strncmp(reply->str, "FENCED", 6) == 0;
 }
 
+static bool ack_send_next(rk_engine *e);
+
 static void on_ack(rk_redis *r, redisReply *reply, void *pd)
 {
     rk_engine *e = pd;
@@ -1308,7 +1311,7 @@ static void on_ack(rk_redis *r, redisReply *reply, void *pd)
         for (si = 0; si < RK_STREAM_COUNT; si++)
             e->st[si].covered = 0;
     }
-    if (e->acks_inflight > 0)
+    if (e->acks_inflight > 0 || ack_send_next(e))
         return;
     for (si = 0; si < RK_STREAM_COUNT; si++) {
         stream_state *s = &e->st[si];
@@ -1317,6 +1320,7 @@ static void on_ack(rk_redis *r, redisReply *reply, void *pd)
             s->nacks -= s->covered;
             s->covered = 0;
         }
+        s->acks_sent = 0;
     }
     if (e->stopping && e->state == E_IDLE)
         finish_stop(e);
@@ -1324,52 +1328,76 @@ static void on_ack(rk_redis *r, redisReply *reply, void *pd)
         careful_resume(e);
 }
 
-/* XACK every entry the written checkpoint covers. */
-static void ack_covered(rk_engine *e)
+/* Send the next XACK of at most ACK_CHUNK ids that the written checkpoint
+ * covers. One at a time: Redis runs a client's pipelined commands in one
+ * go, so tens of thousands of ids sent at once (a 5 s checkpoint at 5k
+ * ev/s) would hold the reader's XREADGROUP behind them for milliseconds.
+ * Returns true when a command was sent; false when nothing is left (or the
+ * writer refused it: the rest waits for the next checkpoint). */
+static bool ack_send_next(rk_engine *e)
 {
     unsigned si;
     for (si = 0; si < RK_STREAM_COUNT; si++) {
         stream_state *s = &e->st[si];
-        size_t sent = 0;
-        while (sent < s->covered) {
-            size_t n = s->covered - sent, k, h = 0;
-            const char **argv;
-            char epoch[24];
-            if (n > ACK_CHUNK)
-                n = ACK_CHUNK;
-            argv = malloc((n + 7) * sizeof(*argv));
-            if (argv == NULL)
-                break;
-            if (e->leased) {
-                /* EVAL script 2 stream epoch-key epoch group ids... */
-                snprintf(epoch, sizeof(epoch), "%lld", e->epoch);
-                argv[h++] = "EVAL";
-                argv[h++] = ack_fenced_lua;
-                argv[h++] = "2";
-                argv[h++] = s->key;
-                argv[h++] = e->epoch_key;
-                argv[h++] = epoch;
-            } else {
-                argv[h++] = "XACK";
-                argv[h++] = s->key;
-            }
-            argv[h++] = e->cfg->group;
-            for (k = 0; k < n; k++)
-                argv[h + k] = s->acks[sent + k];
-            if (rk__redis_cmd(e->wr, on_ack, e, 0, (int)(n + h), argv, NULL) != 0) {
-                free(argv);
-                break;
-            }
-            free(argv);
-            sent += n;
-            e->acks_inflight++;
+        size_t n = s->covered - s->acks_sent, k, h = 0;
+        const char **argv;
+        char epoch[24];
+        if (s->acks_sent >= s->covered)
+            continue;
+        if (n > ACK_CHUNK)
+            n = ACK_CHUNK;
+        argv = malloc((n + 7) * sizeof(*argv));
+        if (argv == NULL) {
+            s->covered = s->acks_sent;
+            continue;
         }
-        if (sent < s->covered)
-            s->covered = sent;      /* the rest waits for the next checkpoint */
+        if (e->leased) {
+            /* EVAL script 2 stream epoch-key epoch group ids... */
+            snprintf(epoch, sizeof(epoch), "%lld", e->epoch);
+            argv[h++] = "EVAL";
+            argv[h++] = ack_fenced_lua;
+            argv[h++] = "2";
+            argv[h++] = s->key;
+            argv[h++] = e->epoch_key;
+            argv[h++] = epoch;
+        } else {
+            argv[h++] = "XACK";
+            argv[h++] = s->key;
+        }
+        argv[h++] = e->cfg->group;
+        for (k = 0; k < n; k++)
+            argv[h + k] = s->acks[s->acks_sent + k];
+        if (rk__redis_cmd(e->wr, on_ack, e, 0, (int)(n + h), argv, NULL) != 0) {
+            free(argv);
+            s->covered = s->acks_sent;  /* the rest waits for the next checkpoint */
+            continue;
+        }
+        free(argv);
+        s->acks_sent += n;
+        e->acks_inflight++;
+        return true;
     }
-    if (e->acks_inflight == 0 && e->stopping && e->state == E_IDLE)
+    return false;
+}
+
+/* XACK every entry the written checkpoint covers, one chunk after the
+ * other (on_ack sends the next). */
+static void ack_covered(rk_engine *e)
+{
+    unsigned si;
+    for (si = 0; si < RK_STREAM_COUNT; si++)
+        e->st[si].acks_sent = 0;
+    if (ack_send_next(e))
+        return;
+    for (si = 0; si < RK_STREAM_COUNT; si++) {
+        stream_state *s = &e->st[si];
+        if (s->covered > 0) {   /* nothing could be sent */
+            s->covered = 0;
+        }
+    }
+    if (e->stopping && e->state == E_IDLE)
         finish_stop(e);
-    else if (e->acks_inflight == 0 && e->careful_pause && e->state == E_IDLE)
+    else if (e->careful_pause && e->state == E_IDLE)
         careful_resume(e);
 }
 
