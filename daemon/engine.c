@@ -94,6 +94,7 @@ typedef struct stream_state {
     char (*acks)[48];
     size_t nacks, acks_cap;
     size_t covered;                 /* acks covered by the checkpoint in flight */
+    size_t acks_sent;               /* of those, sent in XACKs so far */
     /* crash-loop protection (see "Takeover and poison entries") */
     bool has_suspect;               /* first pending entry past the position */
     rk_entry_ref suspect;
@@ -135,7 +136,7 @@ struct rk_engine {
     long long group_lag[RK_STREAM_COUNT];      /* from XINFO GROUPS; -1 unknown */
     long long group_pending[RK_STREAM_COUNT];
     int64_t next_xinfo;
-    uint64_t next_housekeep;        /* loop time of the next state sweep */
+    uint64_t next_housekeep;        /* loop time of the next on_watermark round */
     uint64_t ckpt_started_hr;       /* hrtime when the checkpoint began */
     int64_t ckpt_cost_ms;           /* what the last checkpoint took */
     size_t ckpt_size;               /* bytes of the last checkpoint */
@@ -297,9 +298,18 @@ static void clear_buffer(stream_state *s)
 
 #define HOST(h) ((struct rk_host *)(void *)(h))
 
+/* A detector's cooldowns: (rule, subject) -> until, and the same entries
+ * in a heap by `until`, so that expiring them costs what expires. */
 typedef struct cooldown_entry {
     int64_t until;
+    const char *key;                /* the map entry's key */
+    uint32_t heap_pos;
 } cooldown_entry;
+
+typedef struct cooldowns {
+    rk_map map;                     /* first: build_state reads it as rk_map */
+    rk_heap heap;
+} cooldowns;
 
 static void cooldown_key(const rk_alert *a, char *buf, size_t len)
 {
@@ -312,14 +322,60 @@ static void cooldown_key(const rk_alert *a, char *buf, size_t len)
              a->subject.region ? a->subject.region : "");
 }
 
-static rk_map *det_cooldowns(rk__det *d)
+static cooldowns *det_cooldowns(rk__det *d)
 {
     if (d->cooldown == NULL) {
-        d->cooldown = calloc(1, sizeof(rk_map));
-        if (d->cooldown)
-            rk_map_init(d->cooldown);
+        cooldowns *c = calloc(1, sizeof(*c));
+        if (c != NULL) {
+            rk_map_init(&c->map);
+            rk_heap_init(&c->heap, offsetof(cooldown_entry, heap_pos));
+        }
+        d->cooldown = c;
     }
     return d->cooldown;
+}
+
+/* Set the cooldown of key in cs to until (a new entry, or a later time for
+ * an existing one). Returns 0, or -1 when out of memory (cs unchanged). */
+static int cooldown_set(cooldowns *cs, const char *key, int64_t until)
+{
+    cooldown_entry *c = rk_map_get(&cs->map, key);
+    rk_map_entry *me;
+    if (c != NULL) {
+        c->until = until;
+        rk_heap_update(&cs->heap, c, until);
+        return 0;
+    }
+    c = malloc(sizeof(*c));
+    if (c == NULL)
+        return -1;
+    c->until = until;
+    c->heap_pos = RK_HEAP_NONE;
+    me = rk_map_put(&cs->map, key, c, NULL);
+    if (me == NULL) {
+        free(c);
+        return -1;
+    }
+    c->key = me->key;
+    if (rk_heap_push(&cs->heap, until, c) != 0) {
+        rk_map_del(&cs->map, key);
+        free(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* Drop the cooldowns of cs that have run out at event time now (until <=
+ * now): O(expired x log n). */
+static void cooldown_expire(cooldowns *cs, int64_t now)
+{
+    const rk_heap_item *top;
+    while ((top = rk_heap_top(&cs->heap)) != NULL && top->key <= now) {
+        cooldown_entry *c = top->rec;
+        rk_heap_remove(&cs->heap, c);
+        rk_map_del(&cs->map, c->key);
+        free(c);
+    }
 }
 
 static const char *const sev_names[] = {"info", "warning", "critical"};
@@ -376,24 +432,18 @@ static int host_emit(rk_host *h, const rk_alert *a)
     if (a->rule == NULL)
         return -1;
     if (a->cooldown > 0) {
-        rk_map *m = det_cooldowns(d);
-        cooldown_entry *c;
-        if (m == NULL)
+        cooldowns *cs = det_cooldowns(d);
+        const cooldown_entry *c;
+        if (cs == NULL)
             return -1;
         cooldown_key(a, key, sizeof(key));
-        c = rk_map_get(m, key);
+        c = rk_map_get(&cs->map, key);
         if (c != NULL && a->ts < c->until) {
             e->stats.held_back++;
             return 0;
         }
-        if (c == NULL) {
-            c = malloc(sizeof(*c));
-            if (c == NULL || rk_map_put(m, key, c, NULL) == NULL) {
-                free(c);
-                return -1;
-            }
-        }
-        c->until = a->ts + a->cooldown;
+        if (cooldown_set(cs, key, a->ts + a->cooldown) != 0)
+            return -1;
     }
     rk__alert_id(d->alert_name, a, id);
     now_wall = rk__wall_ms();
@@ -446,9 +496,11 @@ static const char *host_stream_name(rk_host *h, unsigned s)
 
 static void free_cooldowns(rk__det *d)
 {
-    if (d->cooldown) {
-        rk_map_clear(d->cooldown, free);
-        free(d->cooldown);
+    cooldowns *cs = d->cooldown;
+    if (cs) {
+        rk_map_clear(&cs->map, free);
+        rk_heap_free(&cs->heap);
+        free(cs);
         d->cooldown = NULL;
     }
 }
@@ -487,32 +539,31 @@ static void update_watermark(rk_engine *e)
 }
 
 /* Let detectors, cooldowns and filings drop state the watermark has left
- * behind. Each walk may be proportional to the state held, so it runs at
- * most once per HOUSEKEEP_MS of wall time (and before every checkpoint):
- * memory stays bounded and the cost per event does not grow with history.
- * Results never depend on it: lookups treat expired state as gone. */
+ * behind: after every round and before every checkpoint (force). Cooldowns
+ * expire from a heap by end time and filings from their FIFO, so that part
+ * costs what expires and runs every time. The detectors' on_watermark run
+ * at most once per HOUSEKEEP_MS of wall time (and on force): the built-ins
+ * expire from heaps of their keys, but an on_watermark may walk its state
+ * (fine_growth sweeps its units when the earliest one is due), and a
+ * plugin's may too. Results never depend on it: lookups treat expired
+ * state as gone. */
 static void housekeep_state(rk_engine *e, bool force)
 {
     int64_t now = e->clock.watermark;
     uint64_t wall = uv_now(e->loop);
+    bool dets = force || wall >= e->next_housekeep;
     size_t i;
 
-    if (now == INT64_MIN || (!force && wall < e->next_housekeep))
+    if (now == INT64_MIN)
         return;
-    e->next_housekeep = wall + HOUSEKEEP_MS;
+    if (dets)
+        e->next_housekeep = wall + HOUSEKEEP_MS;
     for (i = 0; i < e->reg.n; i++) {
         rk__det *d = e->reg.dets[i];
-        if (d->self && d->ops->on_watermark)
+        if (dets && d->self && d->ops->on_watermark)
             d->ops->on_watermark(d->self, now);
-        if (d->cooldown) {
-            size_t b;
-            rk_map_entry *it = rk_map_first(d->cooldown, &b), *next;
-            for (; it != NULL; it = next) {
-                next = rk_map_next(d->cooldown, &b, it);
-                if (((cooldown_entry *)it->value)->until <= now)
-                    free(rk_map_del(d->cooldown, it->key));
-            }
-        }
+        if (d->cooldown)
+            cooldown_expire(d->cooldown, now);
     }
     rk__tasks_expire(&e->tasks, now);
 }
@@ -1085,6 +1136,7 @@ static int build_state(rk_engine *e, rk_buf *out)
     rk_buf_put_u32(out, (uint32_t)n);
     for (i = 0; i < e->reg.n; i++) {
         rk__det *d = e->reg.dets[i];
+        const cooldowns *cs;
         size_t b;
         rk_map_entry *it;
         if (d->self == NULL)
@@ -1096,9 +1148,10 @@ static int build_state(rk_engine *e, rk_buf *out)
             return -1;
         }
         blob_end(out, at);
-        rk_buf_put_u64(out, d->cooldown ? ((rk_map *)d->cooldown)->count : 0);
-        if (d->cooldown) {
-            for (it = rk_map_first(d->cooldown, &b); it; it = rk_map_next(d->cooldown, &b, it)) {
+        cs = d->cooldown;
+        rk_buf_put_u64(out, cs ? cs->map.count : 0);
+        if (cs) {
+            for (it = rk_map_first(&cs->map, &b); it; it = rk_map_next(&cs->map, &b, it)) {
                 rk_buf_put_str(out, it->key);
                 rk_buf_put_i64(out, ((cooldown_entry *)it->value)->until);
             }
@@ -1181,15 +1234,9 @@ static int restore_state(rk_engine *e, const void *data, size_t len, char *err, 
         for (k = 0; k < nc && !rd.err; k++) {
             char *ck = rk_rd_str(&rd, 4096);
             int64_t until = rk_rd_i64(&rd);
-            rk_map *m = d && d->self ? det_cooldowns(d) : NULL;
-            cooldown_entry *c;
-            if (ck && !rd.err && m && (c = malloc(sizeof(*c))) != NULL) {
-                void *old = NULL;
-                c->until = until;
-                if (rk_map_put(m, ck, c, &old) == NULL)
-                    free(c);
-                free(old);
-            }
+            cooldowns *cs = d && d->self ? det_cooldowns(d) : NULL;
+            if (ck && !rd.err && cs)
+                (void)cooldown_set(cs, ck, until);  /* out of memory: no cooldown */
             free(ck);
         }
         free(name);
@@ -1242,6 +1289,8 @@ static bool is_fenced_reply(const redisReply *reply)
            strncmp(reply->str, "FENCED", 6) == 0;
 }
 
+static bool ack_send_next(rk_engine *e);
+
 static void on_ack(rk_redis *r, redisReply *reply, void *pd)
 {
     rk_engine *e = pd;
@@ -1262,7 +1311,7 @@ static void on_ack(rk_redis *r, redisReply *reply, void *pd)
         for (si = 0; si < RK_STREAM_COUNT; si++)
             e->st[si].covered = 0;
     }
-    if (e->acks_inflight > 0)
+    if (e->acks_inflight > 0 || ack_send_next(e))
         return;
     for (si = 0; si < RK_STREAM_COUNT; si++) {
         stream_state *s = &e->st[si];
@@ -1271,6 +1320,7 @@ static void on_ack(rk_redis *r, redisReply *reply, void *pd)
             s->nacks -= s->covered;
             s->covered = 0;
         }
+        s->acks_sent = 0;
     }
     if (e->stopping && e->state == E_IDLE)
         finish_stop(e);
@@ -1278,52 +1328,76 @@ static void on_ack(rk_redis *r, redisReply *reply, void *pd)
         careful_resume(e);
 }
 
-/* XACK every entry the written checkpoint covers. */
-static void ack_covered(rk_engine *e)
+/* Send the next XACK of at most ACK_CHUNK ids that the written checkpoint
+ * covers. One at a time: Redis runs a client's pipelined commands in one
+ * go, so tens of thousands of ids sent at once (a 5 s checkpoint at 5k
+ * ev/s) would hold the reader's XREADGROUP behind them for milliseconds.
+ * Returns true when a command was sent; false when nothing is left (or the
+ * writer refused it: the rest waits for the next checkpoint). */
+static bool ack_send_next(rk_engine *e)
 {
     unsigned si;
     for (si = 0; si < RK_STREAM_COUNT; si++) {
         stream_state *s = &e->st[si];
-        size_t sent = 0;
-        while (sent < s->covered) {
-            size_t n = s->covered - sent, k, h = 0;
-            const char **argv;
-            char epoch[24];
-            if (n > ACK_CHUNK)
-                n = ACK_CHUNK;
-            argv = malloc((n + 7) * sizeof(*argv));
-            if (argv == NULL)
-                break;
-            if (e->leased) {
-                /* EVAL script 2 stream epoch-key epoch group ids... */
-                snprintf(epoch, sizeof(epoch), "%lld", e->epoch);
-                argv[h++] = "EVAL";
-                argv[h++] = ack_fenced_lua;
-                argv[h++] = "2";
-                argv[h++] = s->key;
-                argv[h++] = e->epoch_key;
-                argv[h++] = epoch;
-            } else {
-                argv[h++] = "XACK";
-                argv[h++] = s->key;
-            }
-            argv[h++] = e->cfg->group;
-            for (k = 0; k < n; k++)
-                argv[h + k] = s->acks[sent + k];
-            if (rk__redis_cmd(e->wr, on_ack, e, 0, (int)(n + h), argv, NULL) != 0) {
-                free(argv);
-                break;
-            }
-            free(argv);
-            sent += n;
-            e->acks_inflight++;
+        size_t n = s->covered - s->acks_sent, k, h = 0;
+        const char **argv;
+        char epoch[24];
+        if (s->acks_sent >= s->covered)
+            continue;
+        if (n > ACK_CHUNK)
+            n = ACK_CHUNK;
+        argv = malloc((n + 7) * sizeof(*argv));
+        if (argv == NULL) {
+            s->covered = s->acks_sent;
+            continue;
         }
-        if (sent < s->covered)
-            s->covered = sent;      /* the rest waits for the next checkpoint */
+        if (e->leased) {
+            /* EVAL script 2 stream epoch-key epoch group ids... */
+            snprintf(epoch, sizeof(epoch), "%lld", e->epoch);
+            argv[h++] = "EVAL";
+            argv[h++] = ack_fenced_lua;
+            argv[h++] = "2";
+            argv[h++] = s->key;
+            argv[h++] = e->epoch_key;
+            argv[h++] = epoch;
+        } else {
+            argv[h++] = "XACK";
+            argv[h++] = s->key;
+        }
+        argv[h++] = e->cfg->group;
+        for (k = 0; k < n; k++)
+            argv[h + k] = s->acks[s->acks_sent + k];
+        if (rk__redis_cmd(e->wr, on_ack, e, 0, (int)(n + h), argv, NULL) != 0) {
+            free(argv);
+            s->covered = s->acks_sent;  /* the rest waits for the next checkpoint */
+            continue;
+        }
+        free(argv);
+        s->acks_sent += n;
+        e->acks_inflight++;
+        return true;
     }
-    if (e->acks_inflight == 0 && e->stopping && e->state == E_IDLE)
+    return false;
+}
+
+/* XACK every entry the written checkpoint covers, one chunk after the
+ * other (on_ack sends the next). */
+static void ack_covered(rk_engine *e)
+{
+    unsigned si;
+    for (si = 0; si < RK_STREAM_COUNT; si++)
+        e->st[si].acks_sent = 0;
+    if (ack_send_next(e))
+        return;
+    for (si = 0; si < RK_STREAM_COUNT; si++) {
+        stream_state *s = &e->st[si];
+        if (s->covered > 0) {   /* nothing could be sent */
+            s->covered = 0;
+        }
+    }
+    if (e->stopping && e->state == E_IDLE)
         finish_stop(e);
-    else if (e->acks_inflight == 0 && e->careful_pause && e->state == E_IDLE)
+    else if (e->careful_pause && e->state == E_IDLE)
         careful_resume(e);
 }
 
