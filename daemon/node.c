@@ -54,7 +54,7 @@
 
 #define TAKEOVER_WAIT_MS 1500       /* > the engine's XREADGROUP BLOCK (1 s) */
 #define VALID_SHARE 0.8             /* of the ttl, from when the renew was sent */
-#define STOP_WAIT_MS 5000           /* for the releases at a clean stop */
+#define STOP_WAIT_MS 20000          /* engines (10 s each at most) and releases */
 
 enum { P_FREE, P_ACQUIRING, P_WAITING, P_ACTIVE, P_STOPPING, P_STOPPED, P_LOST };
 
@@ -97,7 +97,8 @@ struct rk_node {
     void (*ready_cb)(void *ud, bool active);
     void *ready_ud;
     bool stopping;
-    int stop_left;                  /* engines stopping / releases in flight */
+    uint64_t stop_since;            /* loop time the stop began */
+    bool leaving;                   /* the ZREM of the members is out */
     bool stop_done;
     void (*stop_cb)(void *ud);
     void *stop_ud;
@@ -337,6 +338,15 @@ static void reap(uv_timer_t *t)
 static void begin(part *pt)
 {
     rk_node *n = pt->n;
+    if (n->stopping) {
+        /* Stopped while the WAIT or the mirror update was in flight: give
+         * the lease back instead of starting. */
+        char ep[24];
+        snprintf(ep, sizeof(ep), "%lld", pt->epoch);
+        pt->st = P_FREE;
+        lease_cmd(pt, release_lua, on_release, ep);
+        return;
+    }
     if (!pt->takeover) {
         start_engine(pt);
         if (pt->st != P_ACTIVE)
@@ -647,8 +657,8 @@ static void on_tick(uv_timer_t *t)
         if (pt->st == P_WAITING && now >= pt->start_at_hr && !n->stopping)
             start_engine(pt);
     }
-    if (n->ticking)
-        return;
+    if (n->ticking || n->leaving)
+        return;                     /* leaving: no heartbeat may re-add us */
     snprintf(ttl, sizeof(ttl), "%d", ttl_ms(n));
     argv[0] = "EVAL";
     argv[1] = heartbeat_lua;
@@ -691,30 +701,60 @@ static void stop_finished(uv_timer_t *t)
 {
     rk_node *n = t->data;
     void (*cb)(void *) = n->stop_cb;
-    const char *argv[3];
     if (n->stop_done)
         return;
     n->stop_done = true;
-    argv[0] = "ZREM";
-    argv[1] = n->members_key;
-    argv[2] = me(n);
-    rk__redis_cmd(n->r, NULL, NULL, 0, 3, argv, NULL);
     uv_timer_stop(&n->tick);
+    uv_timer_stop(&n->stop_timer);
     n->stop_cb = NULL;
     if (cb)
         cb(n->stop_ud);
+}
+
+/* Left the members (ZREM confirmed, or the connection lost): done. */
+static void on_left(rk_redis *r, redisReply *reply, void *pd)
+{
+    rk_node *n = pd;
+    (void)r;
+    (void)reply;
+    uv_timer_start(&n->stop_timer, stop_finished, 0, 0);
+}
+
+/* While stopping, every 100 ms: done once no engine runs and no lease
+ * command is in flight (a reply may arrive in any state), or after
+ * STOP_WAIT_MS whatever is left (the leases then run out by themselves). */
+static void stop_poll(uv_timer_t *t)
+{
+    rk_node *n = t->data;
+    if (uv_now(n->loop) - n->stop_since >= STOP_WAIT_MS) {
+        rk__log(RK_LOG_WARNING, "stop: leases not all released in time; they run out by "
+                "themselves");
+        stop_finished(t);
+        return;
+    }
+    stop_step(n);
 }
 
 /* Stopping is done once no engine runs and no release is in flight. */
 static void stop_step(rk_node *n)
 {
     int p;
+    const char *argv[3];
+    if (n->leaving)
+        return;
     for (p = 0; p < n->np; p++) {
         const part *pt = &n->parts[p];
         if (pt->eng != NULL || pt->cmd_inflight || pt->st == P_STOPPED || pt->st == P_LOST)
             return;
     }
-    uv_timer_start(&n->stop_timer, stop_finished, 0, 0);
+    /* Leave the members, so the others share the partitions out without
+     * waiting for this heartbeat to run out. */
+    n->leaving = true;
+    argv[0] = "ZREM";
+    argv[1] = n->members_key;
+    argv[2] = me(n);
+    if (rk__redis_cmd(n->r, on_left, n, 0, 3, argv, NULL) != 0)
+        uv_timer_start(&n->stop_timer, stop_finished, 0, 0);
 }
 
 /* ===================================================================
@@ -925,7 +965,9 @@ void rk__node_stop(rk_node *n, void (*done)(void *ud), void *ud)
             pt->st = P_STOPPED;     /* no engine yet: just release */
         }
     }
+    n->stop_since = uv_now(n->loop);
     uv_timer_start(&n->reap, reap, 0, 0);
+    uv_timer_start(&n->stop_timer, stop_poll, 100, 100);
 }
 
 void rk__node_free(rk_node *n)
