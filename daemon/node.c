@@ -311,6 +311,8 @@ static void reap(uv_timer_t *t)
     char ep[24];
     int p;
 
+    bool again = false;
+
     for (p = 0; p < n->np; p++) {
         part *pt = &n->parts[p];
         if (pt->st != P_STOPPED && pt->st != P_LOST)
@@ -318,6 +320,10 @@ static void reap(uv_timer_t *t)
         rk__engine_free(pt->eng);
         pt->eng = NULL;
         if (pt->st == P_STOPPED) {
+            if (pt->cmd_inflight) {
+                again = true;       /* one lease command at a time: after its reply */
+                continue;
+            }
             pt->released++;
             snprintf(ep, sizeof(ep), "%lld", pt->epoch);
             lease_cmd(pt, release_lua, on_release, ep);
@@ -325,6 +331,8 @@ static void reap(uv_timer_t *t)
         pt->st = P_FREE;
         pt->free_since = 0;
     }
+    if (again)
+        uv_timer_start(&n->reap, reap, 50, 0);
     if (n->stopping)
         stop_step(n);
 }
@@ -975,19 +983,25 @@ void rk__node_free(rk_node *n)
     int p;
     if (n == NULL)
         return;
-    for (p = 0; p < n->np; p++) {
-        rk__engine_free(n->parts[p].eng);
-        free(n->parts[p].lease_key);
-        free(n->parts[p].epoch_key);
+    /* Connections first: closing one runs the callbacks of its commands in
+     * flight (with NULL), which still use the partitions. */
+    for (p = 0; p < n->np; p++)
         if (n->parts[p].r != n->r)
             rk__redis_close(n->parts[p].r);
+    rk__redis_close(n->r);
+    rk__redis_close(n->r_alerts);
+    for (p = 0; p < n->np; p++) {
+        rk__engine_free(n->parts[p].eng);
+        n->parts[p].eng = NULL;
+        free(n->parts[p].lease_key);
+        free(n->parts[p].epoch_key);
     }
     free(n->parts);
+    n->parts = NULL;
+    n->np = 0;
     free_members(n);
     free(n->members_key);
     free(n->mirror_key);
-    rk__redis_close(n->r);
-    rk__redis_close(n->r_alerts);
     rk__config_free(n->cfg);
     uv_timer_stop(&n->tick);
     uv_timer_stop(&n->reap);
