@@ -185,18 +185,11 @@ static int parse_timezone(const char *s, int *out)
     return 0;
 }
 
-/* Parse a listen address: "host:port" (host without ':') or
- * "[v6addr]:port", port 0..65535 in decimal without sign. Stores a malloc'ed
- * copy of the host (without brackets) in *host and the port in *port and
- * returns 0; returns -1 when the text is malformed, -2 when out of memory
- * (*host is then NULL). */
-static int parse_listen(const char *s, char **host, int *port)
+int rk__split_addr(const char *s, const char **host, size_t *hostlen, int *port)
 {
     const char *hs, *he, *p;
     long n = 0;
-    size_t len;
 
-    *host = NULL;
     if (s[0] == '[') {
         hs = s + 1;
         he = strchr(hs, ']');
@@ -210,7 +203,8 @@ static int parse_listen(const char *s, char **host, int *port)
             return -1;
         p = he + 1;
     }
-    if (he == hs || *p == '\0')
+    if (he == hs || *p == '\0' || memchr(hs, '[', (size_t)(he - hs)) != NULL ||
+        memchr(hs, ']', (size_t)(he - hs)) != NULL)
         return -1;
     for (; *p != '\0'; p++) {
         if (*p < '0' || *p > '9')
@@ -219,14 +213,28 @@ static int parse_listen(const char *s, char **host, int *port)
         if (n > 65535)
             return -1;
     }
-    len = (size_t)(he - hs);
-    if (memchr(hs, '[', len) != NULL || memchr(hs, ']', len) != NULL)
+    *host = hs;
+    *hostlen = (size_t)(he - hs);
+    *port = (int)n;
+    return 0;
+}
+
+/* Parse a listen address (rk__split_addr; port 0 allowed). Stores a
+ * malloc'ed copy of the host (without brackets) in *host and the port in
+ * *port and returns 0; returns -1 when the text is malformed, -2 when out
+ * of memory (*host is then NULL). */
+static int parse_listen(const char *s, char **host, int *port)
+{
+    const char *hs;
+    size_t len;
+
+    *host = NULL;
+    if (rk__split_addr(s, &hs, &len, port) != 0)
         return -1;
     if ((*host = malloc(len + 1)) == NULL)
         return -2;
     memcpy(*host, hs, len);
     (*host)[len] = '\0';
-    *port = (int)n;
     return 0;
 }
 

@@ -145,6 +145,10 @@ int rk__config_from_json(json_t *root, rk_config **out, char *err, size_t errlen
  * line and column). */
 int rk__config_load(const char *path, rk_config **out, char *err, size_t errlen);
 void rk__config_free(rk_config *cfg);
+/* Split "host:port" (host without ':') or "[v6addr]:port" (host non-empty,
+ * without brackets; port 0..65535 in decimal, no sign): *host points into s
+ * for *hostlen bytes. 0, or -1 when the text is malformed. */
+int rk__split_addr(const char *s, const char **host, size_t *hostlen, int *port);
 /* The configuration of partition p (0-based) of base: a copy whose input
  * streams and state key carry the hash tag ":{p}" when base->partitions > 1.
  * Returns 0 or -1 with err (out of memory). */

@@ -48,42 +48,16 @@
 
 int rk__sentinel_parse_addr(const char *s, char *host, size_t hostlen, int *port)
 {
-    const char *hs, *he, *p;
-    long n = 0;
+    const char *hs;
     size_t len;
+    int n;
 
-    if (s == NULL || hostlen < 2)
-        return -1;
-    if (s[0] == '[') {
-        hs = s + 1;
-        he = strchr(hs, ']');
-        if (he == NULL || he[1] != ':')
-            return -1;
-        p = he + 2;
-    } else {
-        hs = s;
-        he = strchr(s, ':');
-        if (he == NULL || strchr(he + 1, ':') != NULL)
-            return -1;
-        p = he + 1;
-    }
-    len = (size_t)(he - hs);
-    if (len == 0 || len >= hostlen || *p == '\0' ||
-        memchr(hs, '[', len) != NULL || memchr(hs, ']', len) != NULL ||
-        memchr(hs, ' ', len) != NULL)
-        return -1;
-    for (; *p != '\0'; p++) {
-        if (*p < '0' || *p > '9')
-            return -1;
-        n = n * 10 + (*p - '0');
-        if (n > 65535)
-            return -1;
-    }
-    if (n < 1)
+    if (s == NULL || hostlen < 2 || rk__split_addr(s, &hs, &len, &n) != 0 ||
+        len >= hostlen || memchr(hs, ' ', len) != NULL || n < 1)
         return -1;
     memcpy(host, hs, len);
     host[len] = '\0';
-    *port = (int)n;
+    *port = n;
     return 0;
 }
 
