@@ -41,45 +41,13 @@ static void preload(redisContext *c)
     it_preload_workload(c, EVENTS, 60, 0.05, 42, 97);
 }
 
-static bool drained(redisContext *c)
-{
-    return it_wait_drained(c, "enforce:scan", "riskd", 0) &&
-           it_wait_drained(c, "enforce:case", "riskd", 0);
-}
-
-/* Wait until both groups are drained and the alert stream stopped growing. */
-static bool wait_settled(redisContext *c, int timeout_ms)
-{
-    long long last = -1;
-    int waited = 0, stable = 0;
-    while (waited < timeout_ms) {
-        long long n = it_int(c, "XLEN alerts");
-        if (drained(c) && n == last) {
-            if (++stable >= 5)
-                return true;
-        } else {
-            stable = 0;
-        }
-        last = n;
-        it_sleep_ms(100);
-        waited += 100;
-    }
-    return false;
-}
-
-/* id -> detector/rule of every alert; fails on a duplicate id. */
+/* id -> alert (without emitted_at); fails on a duplicate id. */
 static json_t *collect(redisContext *c)
 {
-    json_t *alerts = it_alerts(c, "alerts"), *ids = json_object(), *a;
-    size_t i;
-    json_array_foreach(alerts, i, a) {
-        const char *id = json_string_value(json_object_get(a, "id"));
-        if (json_object_get(ids, id) != NULL)
-            fail_msg("alert id %s written twice", id);
-        json_object_del(a, "emitted_at");
-        json_object_set(ids, id, a);
-    }
-    json_decref(alerts);
+    const char *dup;
+    json_t *ids = it_alerts_by_id(c, &dup);
+    if (dup != NULL)
+        fail_msg("alert id %s written twice", dup);
     return ids;
 }
 
@@ -130,7 +98,7 @@ static void test_clean_run(void **state)
     preload(c);
     memset(&d, 0, sizeof(d));
     start(&d, r.port);
-    if (!wait_settled(c, 120000)) {
+    if (!it_wait_settled(c, 120000)) {
         it_riskd_dump_log(&d);
         fail_msg("clean run did not drain");
     }
@@ -159,7 +127,7 @@ static void test_riskd_killed(void **state)
     preload(c);
     memset(&d, 0, sizeof(d));
     start(&d, r.port);
-    while (kills < 10 || !drained(c)) {
+    while (kills < 10 || !it_both_drained(c)) {
         it_sleep_ms(100 + rand() % 500);
         if (kills >= 40)
             break;
@@ -169,7 +137,7 @@ static void test_riskd_killed(void **state)
         start(&d, r.port);
     }
     fprintf(stderr, "riskd killed %d times\n", kills);
-    if (!wait_settled(c, 120000)) {
+    if (!it_wait_settled(c, 120000)) {
         it_riskd_dump_log(&d);
         fail_msg("run with kills did not drain");
     }
@@ -205,7 +173,7 @@ static void test_redis_killed(void **state)
         assert_int_equal(it_redis_restart(&r), 0);
     }
     c = it_connect(r.port);
-    if (!wait_settled(c, 120000)) {
+    if (!it_wait_settled(c, 120000)) {
         it_riskd_dump_log(&d);
         fail_msg("run with Redis kills did not drain");
     }

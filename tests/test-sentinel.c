@@ -73,45 +73,13 @@ static void preload(redisContext *c)
     it_preload_workload(c, EVENTS, 60, 0.05, 4242, 97);
 }
 
-static bool drained(redisContext *c)
-{
-    return it_wait_drained(c, "enforce:scan", "riskd", 0) &&
-           it_wait_drained(c, "enforce:case", "riskd", 0);
-}
-
-/* Wait until both groups are drained and the alert stream stopped growing. */
-static bool wait_settled(redisContext *c, int timeout_ms)
-{
-    long long last = -1;
-    int waited = 0, stable = 0;
-    while (waited < timeout_ms) {
-        long long n = it_int(c, "XLEN alerts");
-        if (drained(c) && n == last) {
-            if (++stable >= 5)
-                return true;
-        } else {
-            stable = 0;
-        }
-        last = n;
-        it_sleep_ms(100);
-        waited += 100;
-    }
-    return false;
-}
-
 /* id -> alert (without emitted_at); fails on a duplicate id. */
 static json_t *collect(redisContext *c)
 {
-    json_t *alerts = it_alerts(c, "alerts"), *ids = json_object(), *a;
-    size_t i;
-    json_array_foreach(alerts, i, a) {
-        const char *id = json_string_value(json_object_get(a, "id"));
-        if (json_object_get(ids, id) != NULL)
-            fail_msg("alert id %s written twice", id);
-        json_object_del(a, "emitted_at");
-        json_object_set(ids, id, a);
-    }
-    json_decref(alerts);
+    const char *dup;
+    json_t *ids = it_alerts_by_id(c, &dup);
+    if (dup != NULL)
+        fail_msg("alert id %s written twice", dup);
     return ids;
 }
 
@@ -129,7 +97,7 @@ static void test_clean_run(void **state)
     assert_int_equal(it_env_start(&env), 0);
     preload(env.c);
     assert_int_equal(it_riskd_start(&env.riskd, env.redis.port, "{" BASE "}"), 0);
-    if (!wait_settled(env.c, 60000)) {
+    if (!it_wait_settled(env.c, 60000)) {
         it_riskd_dump_log(&env.riskd);
         fail_msg("clean run did not drain");
     }
@@ -183,7 +151,7 @@ static void test_failover(void **state)
     target = (long long)json_object_size(clean_ids) / 3;
     for (waited = 0; (n = it_int(c, "XLEN alerts")) < target && waited < 30000; waited += 5)
         it_sleep_ms(5);
-    if (n < target || drained(c)) {
+    if (n < target || it_both_drained(c)) {
         it_riskd_dump_log(&d);
         fail_msg("riskd wrote %lld alerts in 30 s (or already drained); want %lld",
                  n, target);
@@ -208,7 +176,7 @@ static void test_failover(void **state)
     assert_int_equal(it_redis_restart(&m), 0);
 
     c = it_connect(rp.port);
-    if (!wait_settled(c, 40000)) {
+    if (!it_wait_settled(c, 40000)) {
         it_riskd_dump_log(&d);
         fail_msg("riskd did not finish on the new master");
     }

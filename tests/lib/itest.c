@@ -447,6 +447,50 @@ size_t it_preload_workload(redisContext *c, size_t n, double days, double anomal
     return n;
 }
 
+bool it_both_drained(redisContext *c)
+{
+    return it_wait_drained(c, "enforce:scan", "riskd", 0) &&
+           it_wait_drained(c, "enforce:case", "riskd", 0);
+}
+
+bool it_wait_settled(redisContext *c, int timeout_ms)
+{
+    long long last = -1;
+    int waited = 0, stable = 0;
+    while (waited < timeout_ms) {
+        long long n = it_int(c, "XLEN alerts");
+        if (it_both_drained(c) && n == last) {
+            if (++stable >= 5)
+                return true;
+        } else {
+            stable = 0;
+        }
+        last = n;
+        it_sleep_ms(100);
+        waited += 100;
+    }
+    return false;
+}
+
+json_t *it_alerts_by_id(redisContext *c, const char **dup)
+{
+    json_t *alerts = it_alerts(c, "alerts"), *ids = json_object(), *a;
+    size_t i;
+    *dup = NULL;
+    json_array_foreach(alerts, i, a) {
+        const char *id = json_string_value(json_object_get(a, "id"));
+        if (json_object_get(ids, id) != NULL) {
+            static char seen[64];
+            snprintf(seen, sizeof(seen), "%s", id);
+            *dup = seen;
+        }
+        json_object_del(a, "emitted_at");
+        json_object_set(ids, id, a);
+    }
+    json_decref(alerts);
+    return ids;
+}
+
 int it_env_start(it_env *env)
 {
     memset(env, 0, sizeof(*env));

@@ -92,6 +92,14 @@ struct json_t *it_alerts(redisContext *c, const char *key);
 size_t it_preload_workload(redisContext *c, size_t n, double days, double anomaly,
                            uint64_t seed, size_t invalid_every);
 
+/* enforce:scan and enforce:case both drained for the group riskd (now). */
+bool it_both_drained(redisContext *c);
+/* Wait until both are drained and XLEN alerts stayed the same for 0.5 s. */
+bool it_wait_settled(redisContext *c, int timeout_ms);
+/* The alerts of the stream "alerts" as an object id -> alert (without
+ * emitted_at); *dup names an id written twice, or is NULL. */
+struct json_t *it_alerts_by_id(redisContext *c, const char **dup);
+
 /* Path of the build directory ($BUILD or "build"). */
 const char *it_build_dir(void);
 void it_sleep_ms(int ms);
