@@ -209,9 +209,12 @@ typedef struct rk_redis_opts {
      * nodes learnt from the last answer are asked, in rotation, for
      * CLUSTER SHARDS; the connection goes to the online master of the
      * shard serving cluster_slot (0..16383; rk__redis_new refuses other
-     * values). A MOVED, ASK, TRYAGAIN or CLUSTERDOWN reply to any command
-     * is handed to its callback as NULL and the connection is dropped and
-     * resolved again, as after a lost connection. */
+     * values). An ASK is followed (ASKING + the command on a connection
+     * to the importing node; the callback gets that node's reply, possibly
+     * after replies to later commands). A MOVED, TRYAGAIN or CLUSTERDOWN
+     * reply to any command is handed to its callback as NULL and the
+     * connection is dropped and resolved again, as after a lost
+     * connection. */
     const char *const *cluster_seeds;
     size_t n_cluster_seeds;
     int cluster_slot;
@@ -238,6 +241,8 @@ int rk__redis_cmd(rk_redis *r, rk_redis_reply_cb *cb, void *privdata,
 int rk__redis_ready(const rk_redis *r);
 int rk__redis_inflight(const rk_redis *r);
 uint64_t rk__redis_reconnects(const rk_redis *r);
+/* Commands followed to an importing node after an ASK (cluster mode). */
+uint64_t rk__redis_asks(const rk_redis *r);
 /* Drop the connection (deferred to the loop) and reconnect after backoff. */
 void rk__redis_drop(rk_redis *r, const char *why);
 /* Close for good; the memory is freed once libuv has closed the handles. */

@@ -37,16 +37,34 @@
  * the nodes the last answer listed (kept, so a dead seed does not matter),
  * starting with the last one that answered. It connects to the master
  * whose shard's slot ranges hold the slot and whose health is "online".
- * Redirections are not followed command by command: a reply to ANY command
- * that is an error starting with "MOVED " or "ASK " (the slot lives, or is
- * moving, elsewhere) or "TRYAGAIN" / "CLUSTERDOWN" is logged once per drop,
- * given to its callback as NULL, and the connection is dropped and resolved
- * again - exactly a lost connection, so every caller's existing
+ * MOVED, TRYAGAIN and CLUSTERDOWN are not followed command by command: a
+ * reply to ANY command that is such an error is logged once per drop,
+ * given to its callback as NULL, and the connection is dropped and
+ * resolved again - exactly a lost connection, so every caller's existing
  * lost-connection path (resend what was not confirmed) handles it. MOVED
- * reconnects at once (the slot map is asked again); ASK (a migration under
- * way, resolved once it ends), TRYAGAIN and CLUSTERDOWN back off, and so
- * does a MOVED that follows another redirection without a good reply in
- * between (a stale slot map must not make a busy loop).
+ * (the slot lives elsewhere now) reconnects at once, the slot map being
+ * asked again; TRYAGAIN (a multi-key command while the slot's keys are
+ * split by a migration) and CLUSTERDOWN back off, and so does a MOVED
+ * that follows another redirection without a good reply in between (a
+ * stale slot map must not make a busy loop).
+ *
+ * ASK ("ASK <slot> <host:port>": the slot is being migrated and this key
+ * is already on the importing node) IS followed: the connection keeps a
+ * copy of every command in flight (cluster mode only), and a command
+ * answered with ASK is sent again as ASKING + the command on a second
+ * connection to the importing node, opened at the first ASK (AUTH and
+ * the scripts this connection loaded with SCRIPT LOAD are pipelined first,
+ * so an EVALSHA finds its script there) and kept while the migration
+ * lasts; the caller's callback gets that node's reply. Replies can then
+ * come back out of order (a followed command answers after later ones);
+ * riskd's callers keep per-command state, none relies on the order. A WAIT
+ * after followed commands is also sent to the importing node (WAIT counts
+ * a connection's own writes) and the smaller count is returned. A failure
+ * there (refused connection, lost connection, an error to AUTH, ASKING or
+ * SCRIPT LOAD) drops this connection too, and a MOVED, ASK, TRYAGAIN or
+ * CLUSTERDOWN from there is a redirection as above: the migration ended,
+ * or the slot's keys are split. The second connection goes away with the
+ * first (the next MOVED, once the migration is done).
  *
  * Lifetime rules (from hiredis): a context must never be freed inside one
  * of its own callbacks, so rk__redis_drop() only marks the connection and a
@@ -56,6 +74,7 @@
  * before libuv is done with it. */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -124,6 +143,16 @@ struct rk_redis {
     size_t c_cur;                   /* the one asked now */
     int redirects;                  /* redirections since the last good reply */
     int retry_now;                  /* next reconnect without backoff (MOVED) */
+    /* Cluster mode: following ASK (see "Following ASK" below) */
+    redisAsyncContext *ask_ac;      /* to the importing node; NULL when none */
+    char *ask_host;
+    int ask_port;
+    int ask_inflight;               /* commands sent there, not answered */
+    int ask_logged;                 /* this migration was logged */
+    int asked_since_wait;           /* a command was followed since the last WAIT */
+    uint64_t asks;                  /* commands followed, ever */
+    char **scripts;                 /* bodies sent with SCRIPT LOAD (for the target) */
+    size_t n_scripts;
 };
 
 /* A cluster node to ask for the slot map. */
@@ -135,16 +164,29 @@ typedef struct cnode {
 /* The live sentinel-mode connections (single loop thread). */
 static rk_redis *sentinel_conns;
 
-/* A command in flight: routes hiredis's callback back to the caller. */
+/* A command in flight: routes hiredis's callback back to the caller. In
+ * cluster mode it also keeps a copy of the command (argv, in the same
+ * allocation) so that an ASK can send it again to the importing node. */
 typedef struct pending_cmd {
     rk_redis *r;
     rk_redis_reply_cb *cb;
     void *privdata;
+    int64_t extra_timeout_ms;
+    int argc;                       /* 0 outside cluster mode */
+    const char **argv;
+    size_t *argvlen;
+    int is_wait;                    /* a WAIT (cluster mode) */
+    int wait_forwarded;             /* ... also sent to the ASK target */
+    long long wait_main;            /* ... and what the slot's master said */
 } pending_cmd;
+
+/* The most distinct script bodies remembered for an ASK target. */
+#define ASK_MAX_SCRIPTS 16
 
 static void schedule_retry(rk_redis *r);
 static void start_connect(rk_redis *r);
 static void cluster_resolve_next(rk_redis *r);
+static void ask_close(rk_redis *r);
 
 /* ===================================================================
  * libuv adapter
@@ -254,6 +296,8 @@ static void connection_lost(rk_redis *r)
     if (r->state == ST_CLOSED)
         return;
     set_state(r, ST_WAIT);
+    ask_close(r);                   /* its commands get NULL too */
+    r->inflight = 0;
     if (was_ready && r->state_cb)
         r->state_cb(r, 0, r->ud);
     if (r->state != ST_CLOSED)
@@ -848,6 +892,273 @@ static int cluster_redirect(rk_redis *r, const redisReply *reply)
 }
 
 /* ===================================================================
+ * Cluster mode: following ASK
+ * =================================================================== */
+
+static void pc_deliver(pending_cmd *pc, redisReply *reply);
+
+/* Forget the connection to the ASK target: its commands' callbacks run
+ * now with NULL. Never called from one of that context's own callbacks. */
+static void ask_close(rk_redis *r)
+{
+    redisAsyncContext *ac = r->ask_ac;
+
+    free(r->ask_host);
+    r->ask_host = NULL;
+    r->ask_port = 0;
+    r->ask_logged = 0;
+    r->asked_since_wait = 0;
+    if (ac == NULL)
+        return;
+    r->ask_ac = NULL;
+    ac->data = NULL;                /* its connect/disconnect callbacks ignore us */
+    redisAsyncFree(ac);
+}
+
+/* Something went wrong on the ASK target while the slot's connection is
+ * up: drop that too, so that every caller takes its lost-connection path
+ * (a NULL reply always comes with a lost connection). */
+static void ask_failed(rk_redis *r, const char *why)
+{
+    if (r->state == ST_READY && r->ac != NULL && !r->drop_pending)
+        rk__redis_drop(r, why);
+}
+
+static void on_ask_connect(const redisAsyncContext *ac, int status)
+{
+    rk_redis *r = ac->data;
+
+    if (r == NULL || status == REDIS_OK)
+        return;
+    /* hiredis frees the context after this; its commands get NULL. */
+    rlog(r, RK_LOG_WARNING, "ASK target %s:%d: connect failed: %s", r->ask_host,
+         r->ask_port, ac->errstr[0] ? ac->errstr : "error");
+    if (r->ask_ac == ac)
+        r->ask_ac = NULL;
+}
+
+static void on_ask_disconnect(const redisAsyncContext *ac, int status)
+{
+    rk_redis *r = ac->data;
+
+    if (r == NULL)
+        return;
+    rlog(r, RK_LOG_WARNING, "ASK target %s:%d: connection lost: %s", r->ask_host,
+         r->ask_port, status == REDIS_OK ? "closed" : (ac->errstr[0] ? ac->errstr : "error"));
+    if (r->ask_ac == ac)
+        r->ask_ac = NULL;
+}
+
+/* The reply to AUTH, SCRIPT LOAD or ASKING on the ASK target. */
+static void on_ask_aux(redisAsyncContext *ac, void *reply, void *pd)
+{
+    rk_redis *r = pd;
+    redisReply *rep = reply;
+
+    (void)ac;
+    if (rep == NULL || rep->type != REDIS_REPLY_ERROR)
+        return;
+    rlog(r, RK_LOG_ERR, "ASK target %s:%d refused a command: %.200s",
+         r->ask_host ? r->ask_host : "?", r->ask_port, rep->str);
+    ask_failed(r, "the ASK target refused a command");
+}
+
+/* The reply to a command followed to the ASK target. */
+static void on_ask_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    pending_cmd *pc = privdata;
+    rk_redis *r = pc->r;
+    redisReply *rep = reply, combined;
+
+    (void)ac;
+    if (r->ask_inflight > 0)
+        r->ask_inflight--;
+    if (r->inflight > 0)
+        r->inflight--;
+    if (r->inflight == 0)
+        r->deadline_extra = 0;
+    r->last_reply = (int64_t)uv_now(r->loop);
+    if (rep == NULL) {
+        ask_failed(r, "lost the connection to the ASK target");
+    } else if (cluster_redirect(r, rep)) {
+        rep = NULL;                 /* the migration ended, or stalls: re-resolve */
+    } else if (pc->wait_forwarded && rep->type == REDIS_REPLY_INTEGER) {
+        /* WAIT: the fewer replicas of the two nodes count. */
+        combined = *rep;
+        if (pc->wait_main < combined.integer)
+            combined.integer = pc->wait_main;
+        rep = &combined;
+    }
+    pc_deliver(pc, rep);
+}
+
+/* Split "ASK <slot> <host>:<port>" (the host may itself hold colons: an
+ * IPv6 address). Returns 0 and a malloc'ed *host, or -1. */
+static int ask_parse(const char *str, int *slot, char **host, int *port)
+{
+    const char *a, *colon;
+    char *end;
+    long v;
+
+    if (strncmp(str, "ASK ", 4) != 0)
+        return -1;
+    v = strtol(str + 4, &end, 10);
+    if (end == str + 4 || *end != ' ' || v < 0 || v >= CLUSTER_SLOTS)
+        return -1;
+    *slot = (int)v;
+    a = end + 1;
+    colon = strrchr(a, ':');
+    if (colon == NULL || colon == a)
+        return -1;
+    v = strtol(colon + 1, &end, 10);
+    if (end == colon + 1 || *end != '\0' || v <= 0 || v > 65535)
+        return -1;
+    *port = (int)v;
+    if (a[0] == '[' && colon[-1] == ']')
+        a++, colon--;
+    if ((*host = malloc((size_t)(colon - a) + 1)) == NULL)
+        return -1;
+    memcpy(*host, a, (size_t)(colon - a));
+    (*host)[colon - a] = '\0';
+    return 0;
+}
+
+/* The connection to host:port, opened (AUTH and the remembered scripts
+ * pipelined first) unless it is already there. NULL when it cannot be had
+ * now: out of memory, or another target still has commands in flight. */
+static redisAsyncContext *ask_conn(rk_redis *r, char *host, int port)
+{
+    redisAsyncContext *ac;
+    size_t i;
+
+    if (r->ask_host != NULL && (r->ask_port != port || strcmp(r->ask_host, host) != 0)) {
+        if (r->ask_inflight > 0) {
+            free(host);
+            return NULL;
+        }
+        ask_close(r);
+    }
+    if (r->ask_ac != NULL) {
+        free(host);
+        return r->ask_ac;
+    }
+    free(r->ask_host);
+    r->ask_host = host;
+    r->ask_port = port;
+    ac = redisAsyncConnect(host, port);
+    if (ac != NULL && !ac->err)
+        ac->data = r;
+    if (ac == NULL || ac->err || rk__redis_attach(r->loop, ac) != 0) {
+        rlog(r, RK_LOG_WARNING, "ASK target %s:%d: cannot connect: %s", host, port,
+             ac != NULL && ac->err ? ac->errstr : "out of memory");
+        if (ac != NULL) {
+            ac->data = NULL;
+            redisAsyncFree(ac);
+        }
+        return NULL;
+    }
+    redisAsyncSetConnectCallback(ac, on_ask_connect);
+    redisAsyncSetDisconnectCallback(ac, on_ask_disconnect);
+    r->ask_ac = ac;
+    if (r->password != NULL) {
+        const char *argv[3];
+        int argc = 0;
+        argv[argc++] = "AUTH";
+        if (r->username != NULL)
+            argv[argc++] = r->username;
+        argv[argc++] = r->password;
+        redisAsyncCommandArgv(ac, on_ask_aux, r, argc, argv, NULL);
+    }
+    /* An EVALSHA followed there must find its script. */
+    for (i = 0; i < r->n_scripts; i++) {
+        const char *argv[3] = {"SCRIPT", "LOAD", r->scripts[i]};
+        redisAsyncCommandArgv(ac, on_ask_aux, r, 3, argv, NULL);
+    }
+    return ac;
+}
+
+/* The command of pc got "ASK <slot> <host:port>" (str): send ASKING and
+ * the command to that node. Returns 0 when pc is on its way there (its
+ * callback runs with that node's reply), -1 to treat the ASK as before: a
+ * redirection that drops the connection. */
+static int ask_follow(rk_redis *r, pending_cmd *pc, const char *str)
+{
+    const char *asking[1] = {"ASKING"};
+    redisAsyncContext *ac;
+    char *host;
+    int slot, port;
+
+    if (pc->argc == 0 || r->state != ST_READY || r->drop_pending ||
+        ask_parse(str, &slot, &host, &port) != 0 || slot != r->slot)
+        return -1;
+    if ((ac = ask_conn(r, host, port)) == NULL)
+        return -1;
+    if (redisAsyncCommandArgv(ac, on_ask_aux, r, 1, asking, NULL) != REDIS_OK ||
+        redisAsyncCommandArgv(ac, on_ask_reply, pc, pc->argc, pc->argv,
+                              pc->argvlen) != REDIS_OK)
+        return -1;
+    if (!r->ask_logged)
+        rlog(r, RK_LOG_NOTICE, "slot %d is migrating to %s:%d: following ASK there "
+             "(ASKING + the command) until it is done", r->slot, r->ask_host, r->ask_port);
+    r->ask_logged = 1;
+    r->asks++;
+    r->asked_since_wait = 1;
+    r->ask_inflight++;
+    r->inflight++;
+    if (pc->extra_timeout_ms > r->deadline_extra)
+        r->deadline_extra = pc->extra_timeout_ms;
+    return 0;
+}
+
+/* A WAIT answered by the slot's master (n replicas) after commands were
+ * followed to the ASK target: those writes are that node's, and WAIT only
+ * counts a connection's own writes, so ask it too (every followed command
+ * before this WAIT was sent there before, replies being in order) and give
+ * the caller the smaller count. Returns 0 when sent. */
+static int ask_wait(rk_redis *r, pending_cmd *pc, long long n)
+{
+    if (r->ask_ac == NULL || r->state != ST_READY || r->drop_pending)
+        return -1;
+    if (redisAsyncCommandArgv(r->ask_ac, on_ask_reply, pc, pc->argc, pc->argv,
+                              pc->argvlen) != REDIS_OK)
+        return -1;
+    pc->wait_forwarded = 1;
+    pc->wait_main = n;
+    r->asked_since_wait = 0;
+    r->ask_inflight++;
+    r->inflight++;
+    if (pc->extra_timeout_ms > r->deadline_extra)
+        r->deadline_extra = pc->extra_timeout_ms;
+    return 0;
+}
+
+/* Remember a SCRIPT LOAD body (cluster mode) for the ASK target, and load
+ * it there at once when a connection to it is open. */
+static void remember_script(rk_redis *r, const char *body, size_t len)
+{
+    char **v, *copy;
+    size_t i;
+
+    for (i = 0; i < r->n_scripts; i++)
+        if (strlen(r->scripts[i]) == len && memcmp(r->scripts[i], body, len) == 0)
+            return;
+    if (r->n_scripts == ASK_MAX_SCRIPTS || memchr(body, '\0', len) != NULL)
+        return;
+    if ((v = realloc(r->scripts, (r->n_scripts + 1) * sizeof(*v))) == NULL)
+        return;
+    r->scripts = v;
+    if ((copy = malloc(len + 1)) == NULL)
+        return;
+    memcpy(copy, body, len);
+    copy[len] = '\0';
+    r->scripts[r->n_scripts++] = copy;
+    if (r->ask_ac != NULL) {
+        const char *argv[3] = {"SCRIPT", "LOAD", copy};
+        redisAsyncCommandArgv(r->ask_ac, on_ask_aux, r, 3, argv, NULL);
+    }
+}
+
+/* ===================================================================
  * Connecting
  * =================================================================== */
 
@@ -956,6 +1267,10 @@ static void free_conn(rk_redis *r)
     for (i = 0; i < r->n_cnodes; i++)
         free(r->cnodes[i].host);
     free(r->cnodes);
+    for (i = 0; i < r->n_scripts; i++)
+        free(r->scripts[i]);
+    free(r->scripts);
+    free(r->ask_host);
     free(r);
 }
 
@@ -1066,10 +1381,21 @@ rk_redis *rk__redis_new(uv_loop_t *loop, const rk_redis_opts *opts,
     return r;
 }
 
+/* Hand reply (NULL: lost) to pc's caller and free pc. */
+static void pc_deliver(pending_cmd *pc, redisReply *reply)
+{
+    if (pc->cb)
+        pc->cb(pc->r, reply, pc->privdata);
+    else if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+        rlog(pc->r, RK_LOG_ERR, "command failed: %s", reply->str);
+    free(pc);
+}
+
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     pending_cmd *pc = privdata;
     rk_redis *r = pc->r;
+    redisReply *rep = reply;
 
     (void)ac;
     if (r->inflight > 0)
@@ -1077,13 +1403,57 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     if (r->inflight == 0)
         r->deadline_extra = 0;
     r->last_reply = (int64_t)uv_now(r->loop);
-    if (cluster_redirect(r, reply))
-        reply = NULL;               /* handled as a lost connection */
-    if (pc->cb)
-        pc->cb(r, reply, pc->privdata);
-    else if (reply != NULL && ((redisReply *)reply)->type == REDIS_REPLY_ERROR)
-        rlog(r, RK_LOG_ERR, "command failed: %s", ((redisReply *)reply)->str);
-    free(pc);
+    if (r->cluster && rep != NULL) {
+        if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "ASK ", 4) == 0 &&
+            ask_follow(r, pc, rep->str) == 0)
+            return;                 /* pc goes on at the importing node */
+        if (pc->is_wait && r->asked_since_wait && rep->type == REDIS_REPLY_INTEGER &&
+            ask_wait(r, pc, rep->integer) == 0)
+            return;                 /* the importing node's count is wanted too */
+    }
+    if (cluster_redirect(r, rep))
+        rep = NULL;                 /* handled as a lost connection */
+    pc_deliver(pc, rep);
+}
+
+/* A pending_cmd for cb/privdata; in cluster mode with a copy of the
+ * command (argv, argvlen and the bytes in the same allocation). */
+static pending_cmd *pc_new(rk_redis *r, rk_redis_reply_cb *cb, void *privdata,
+                           int64_t extra_timeout_ms, int argc, const char **argv,
+                           const size_t *argvlen)
+{
+    size_t size = sizeof(pending_cmd), bytes = 0, len;
+    pending_cmd *pc;
+    char *p;
+    int i;
+
+    if (r->cluster) {
+        for (i = 0; i < argc; i++)
+            bytes += argvlen ? argvlen[i] : strlen(argv[i]);
+        size += (size_t)argc * (sizeof(char *) + sizeof(size_t)) + bytes;
+    }
+    if ((pc = malloc(size)) == NULL)
+        return NULL;
+    memset(pc, 0, sizeof(*pc));
+    pc->r = r;
+    pc->cb = cb;
+    pc->privdata = privdata;
+    pc->extra_timeout_ms = extra_timeout_ms;
+    if (!r->cluster)
+        return pc;
+    pc->argc = argc;
+    pc->argv = (const char **)(void *)(pc + 1);
+    pc->argvlen = (size_t *)(pc->argv + argc);
+    p = (char *)(pc->argvlen + argc);
+    for (i = 0; i < argc; i++) {
+        len = argvlen ? argvlen[i] : strlen(argv[i]);
+        memcpy(p, argv[i], len);
+        pc->argv[i] = p;
+        pc->argvlen[i] = len;
+        p += len;
+    }
+    pc->is_wait = argc >= 1 && pc->argvlen[0] == 4 && strncasecmp(pc->argv[0], "WAIT", 4) == 0;
+    return pc;
 }
 
 int rk__redis_cmd(rk_redis *r, rk_redis_reply_cb *cb, void *privdata,
@@ -1095,16 +1465,15 @@ int rk__redis_cmd(rk_redis *r, rk_redis_reply_cb *cb, void *privdata,
     if (r == NULL || r->ac == NULL || (r->state != ST_READY && r->state != ST_HANDSHAKE) ||
         r->drop_pending)
         return -1;
-    pc = malloc(sizeof(*pc));
-    if (pc == NULL)
+    if ((pc = pc_new(r, cb, privdata, extra_timeout_ms, argc, argv, argvlen)) == NULL)
         return -1;
-    pc->r = r;
-    pc->cb = cb;
-    pc->privdata = privdata;
     if (redisAsyncCommandArgv(r->ac, on_reply, pc, argc, argv, argvlen) != REDIS_OK) {
         free(pc);
         return -1;
     }
+    if (pc->argc == 3 && pc->argvlen[0] == 6 && strncasecmp(pc->argv[0], "SCRIPT", 6) == 0 &&
+        pc->argvlen[1] == 4 && strncasecmp(pc->argv[1], "LOAD", 4) == 0)
+        remember_script(r, pc->argv[2], pc->argvlen[2]);
     if (r->inflight == 0)
         r->last_reply = (int64_t)uv_now(r->loop);
     r->inflight++;
@@ -1126,6 +1495,11 @@ int rk__redis_inflight(const rk_redis *r)
 uint64_t rk__redis_reconnects(const rk_redis *r)
 {
     return r ? r->reconnects : 0;
+}
+
+uint64_t rk__redis_asks(const rk_redis *r)
+{
+    return r ? r->asks : 0;
 }
 
 void rk__redis_drop(rk_redis *r, const char *why)
@@ -1162,6 +1536,7 @@ void rk__redis_close(rk_redis *r)
         if (sentinel_conns == NULL)
             rk__sentinel_watch_stop();
     }
+    ask_close(r);
     if (r->ac != NULL) {
         redisAsyncContext *ac = r->ac;
         r->ac = NULL;

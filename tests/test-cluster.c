@@ -17,9 +17,14 @@
  *      NULL (MOVED), the connection re-resolves to the new owner and the
  *      resent SET lands there.
  *   3. ASK: while the slot is half-migrated (MIGRATING/IMPORTING) a SET of
- *      a new key gets NULL; the connection reconnects with growing backoff
- *      (a bounded number of reconnects, no busy loop) and the SET lands on
- *      the new owner once the migration ends.
+ *      a new key is followed to the importing node (ASKING + SET there, no
+ *      reconnect, the key is there and not on the owner); a SET of a key
+ *      still on the owner is served there; an EVALSHA followed there finds
+ *      the script the connection loaded on the owner; a WAIT after them is
+ *      answered. A multi-key command over keys on both nodes gets TRYAGAIN:
+ *      NULL, and the connection reconnects with growing backoff (a bounded
+ *      number of reconnects, no busy loop); once the migration ends it
+ *      lands on the new owner (MOVED, re-resolved).
  *   4. The learnt node list: the only seed stops answering (CLIENT PAUSE);
  *      a reconnect still resolves, through the nodes learnt from the first
  *      answer, before the pause ends. */
@@ -116,8 +121,14 @@ typedef struct drv {
     int ups, downs;
     int nulls, oks, errors;
     char last_error[256];
-    const char *key, *val;          /* a SET to (re)send until OK; NULL: none */
+    /* The command to (re)send until it is answered (argc 0: none). */
+    const char *argv[8];
+    int argc;
     int inflight;
+    /* The last answer that was not OK, an error or NULL. */
+    int last_type;
+    long long last_int;
+    char last_str[64];
 } drv;
 
 static void on_set(rk_redis *r, struct redisReply *reply, void *pd)
@@ -127,23 +138,42 @@ static void on_set(rk_redis *r, struct redisReply *reply, void *pd)
     d->inflight = 0;
     if (reply == NULL) {
         d->nulls++;                 /* resent on the next "up" */
-    } else if (reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "OK") == 0) {
+        return;
+    }
+    d->argc = 0;
+    if (reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "OK") == 0) {
         d->oks++;
-        d->key = d->val = NULL;
-    } else {
+    } else if (reply->type == REDIS_REPLY_ERROR) {
         d->errors++;
-        snprintf(d->last_error, sizeof(d->last_error), "%s",
-                 reply->type == REDIS_REPLY_ERROR ? reply->str : "?");
+        snprintf(d->last_error, sizeof(d->last_error), "%s", reply->str);
+    } else {
+        d->oks++;
+        d->last_type = reply->type;
+        d->last_int = reply->integer;
+        snprintf(d->last_str, sizeof(d->last_str), "%s",
+                 reply->type == REDIS_REPLY_STRING ? reply->str : "");
     }
 }
 
 static void send_set(drv *d)
 {
-    const char *argv[3] = {"SET", d->key, d->val};
-    if (d->key == NULL || d->inflight || !rk__redis_ready(d->r))
+    if (d->argc == 0 || d->inflight || !rk__redis_ready(d->r))
         return;
-    if (rk__redis_cmd(d->r, on_set, d, 0, 3, argv, NULL) == 0)
+    if (rk__redis_cmd(d->r, on_set, d, 0, d->argc, d->argv, NULL) == 0)
         d->inflight = 1;
+}
+
+/* Send a command (up to 8 arguments, NULL-terminated) until answered. */
+static void drv_cmd(drv *d, const char *arg0, ...)
+{
+    va_list ap;
+    const char *a;
+    d->argc = 0;
+    va_start(ap, arg0);
+    for (a = arg0; a != NULL && d->argc < 8; a = va_arg(ap, const char *))
+        d->argv[d->argc++] = a;
+    va_end(ap);
+    send_set(d);
 }
 
 static void on_state(rk_redis *r, int up, void *ud)
@@ -160,9 +190,7 @@ static void on_state(rk_redis *r, int up, void *ud)
 
 static void drv_set(drv *d, const char *key, const char *val)
 {
-    d->key = key;
-    d->val = val;
-    send_set(d);
+    drv_cmd(d, "SET", key, val, (const char *)NULL);
 }
 
 /* Run the loop until *flag (an int of d) reaches want or ms pass. */
@@ -198,7 +226,11 @@ static int teardown(void **state)
 {
     (void)state;
     if (loop_open) {
-        uv_run(&loop, UV_RUN_DEFAULT);  /* closed connections free their handles */
+        /* Closed connections free their handles; one left open by a failed
+         * test would keep the loop alive for ever: 2 s at most. */
+        uint64_t end = uv_hrtime() + UINT64_C(2000000000);
+        while (uv_run(&loop, UV_RUN_NOWAIT) != 0 && uv_hrtime() < end)
+            it_sleep_ms(10);
         uv_loop_close(&loop);
     }
     it_cluster_stop(&cl);
@@ -359,12 +391,29 @@ static void begin_migration(int slot, int from_port, int to_port)
     redisFree(c);
 }
 
-static void test_ask_backs_off(void **state)
+/* The reply to ASKING + cmd on the node on port, as a string. */
+static void expect_asking_get(int port, const char *key, const char *want)
 {
-    char s1[32];
+    redisContext *c = it_connect(port);
+    redisReply *r = it_cmd(c, "ASKING");
+    freeReplyObject(r);
+    r = it_cmd(c, "GET %s", key);
+    if (r->type != REDIS_REPLY_STRING || strcmp(r->str, want) != 0)
+        fail_msg("ASKING GET %s on %d: want \"%s\", got type %d \"%s\"", key, port, want,
+                 r->type, r->str ? r->str : "");
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+static void test_ask_followed(void **state)
+{
+    static const char lua[] = "return redis.call('SET', KEYS[1], ARGV[1])";
+    char s1[32], sha[64];
     const char *seeds[1] = {s1};
-    int owner, target, slot = (int)slot_of("{3}");
-    uint64_t rc0, during;
+    int owner, target, slot = (int)slot_of("{3}"), oks;
+    uint64_t rc0, t0, during;
+    redisContext *c;
+    redisReply *r;
     drv d;
     (void)state;
 
@@ -374,29 +423,79 @@ static void test_ask_backs_off(void **state)
     open_conn(&d, seeds, 1);
     assert_true(run_until(&loop, &d.ups, 1, 5000));
     assert_int_equal(port_of(&d), owner);
+    drv_cmd(&d, "SCRIPT", "LOAD", lua, (const char *)NULL);
+    assert_true(run_until(&loop, &d.oks, 1, 3000));
+    assert_int_equal((int)strlen(d.last_str), 40);
+    snprintf(sha, sizeof(sha), "%s", d.last_str);
+    drv_set(&d, "x{3}", "v0");
+    assert_true(run_until(&loop, &d.oks, 2, 3000));
 
-    /* A new key of a MIGRATING slot is answered with ASK. */
+    /* Half-migrated: a new key is answered with ASK by the owner; the
+     * command lands on the importing node without a reconnect. */
     begin_migration(slot, owner, target);
     rc0 = rk__redis_reconnects(d.r);
     drv_set(&d, "y{3}", "w1");
+    assert_true(run_until(&loop, &d.oks, 3, 3000));
+    assert_int_equal(d.nulls, 0);
+    assert_int_equal(d.errors, 0);
+    assert_int_equal(rk__redis_asks(d.r), 1);
+    assert_int_equal(rk__redis_reconnects(d.r), rc0);
+    assert_int_equal(port_of(&d), owner);
+    expect_asking_get(target, "y{3}", "w1");
+    c = it_connect(owner);          /* not written on the owner */
+    r = it_cmd(c, "GET y{3}");
+    assert_int_equal(r->type, REDIS_REPLY_ERROR);
+    assert_memory_equal(r->str, "ASK ", 4);
+    freeReplyObject(r);
+    redisFree(c);
+
+    /* A key still on the owner is served there, not followed. */
+    drv_set(&d, "x{3}", "v1");
+    assert_true(run_until(&loop, &d.oks, 4, 3000));
+    assert_int_equal(rk__redis_asks(d.r), 1);
+    expect_get(owner, "x{3}", "v1");
+
+    /* An EVALSHA followed there finds the script this connection loaded
+     * (the importing node never saw SCRIPT LOAD from the test). */
+    drv_cmd(&d, "EVALSHA", sha, "1", "z{3}", "u1", (const char *)NULL);
+    assert_true(run_until(&loop, &d.oks, 5, 3000));
+    assert_int_equal(d.errors, 0);
+    assert_int_equal(rk__redis_asks(d.r), 2);
+    expect_asking_get(target, "z{3}", "u1");
+
+    /* WAIT after followed writes is answered (asked of both nodes). */
+    drv_cmd(&d, "WAIT", "0", "100", (const char *)NULL);
+    assert_true(run_until(&loop, &d.oks, 6, 3000));
+    assert_int_equal(d.last_type, REDIS_REPLY_INTEGER);
+    assert_int_equal(d.last_int, 0);
+    assert_int_equal(d.errors, 0);
+
+    /* A multi-key command over keys split between the two nodes gets
+     * TRYAGAIN: NULL, and reconnects with growing backoff (a bounded
+     * number, no busy loop) until the migration ends. */
+    oks = d.oks;
+    t0 = uv_hrtime();
+    drv_cmd(&d, "MSET", "x{3}", "v2", "y{3}", "w2", (const char *)NULL);
     run_for(&loop, 1000);
     during = rk__redis_reconnects(d.r) - rc0;
-    assert_int_equal(d.oks, 0);
+    assert_int_equal(d.oks, oks);
     assert_int_equal(d.errors, 0);
-    assert_true(d.nulls >= 2);      /* asked, reconnected, asked again */
+    assert_true(d.nulls >= 2);      /* refused, reconnected, refused again */
     /* Backoff doubles from 50 ms: about 5 in a second; a busy loop would
      * make hundreds. */
     if (during < 2 || during > 8)
-        fail_msg("%llu reconnects in 1 s during the migration",
-                 (unsigned long long)during);
+        fail_msg("%llu reconnects in %llu ms during the migration", (unsigned long long)during,
+                 (unsigned long long)((uv_hrtime() - t0) / 1000000u));
     assert_int_equal(port_of(&d), owner);
 
-    /* The migration ends (the existing key moves too): the SET lands. */
+    /* The migration ends (x{3} moves too): MOVED, and the MSET lands on
+     * the new owner. */
     assert_int_equal(it_cluster_migrate_slot(&cl, slot, target), 0);
-    assert_true(run_until(&loop, &d.oks, 1, 5000));
+    assert_true(run_until(&loop, &d.oks, oks + 1, 5000));
     assert_int_equal(port_of(&d), target);
-    expect_get(target, "y{3}", "w1");
     expect_get(target, "x{3}", "v2");
+    expect_get(target, "y{3}", "w2");
+    expect_get(target, "z{3}", "u1");
     close_conn(&d);
 }
 
@@ -445,7 +544,7 @@ int main(void)
         cmocka_unit_test(test_bad_slot),
         cmocka_unit_test(test_keyslot_matches_cluster),
         cmocka_unit_test(test_connect_and_moved),
-        cmocka_unit_test(test_ask_backs_off),
+        cmocka_unit_test(test_ask_followed),
         cmocka_unit_test(test_learnt_nodes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
