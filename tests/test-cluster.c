@@ -25,7 +25,10 @@
  *      NULL, and the connection reconnects with growing backoff (a bounded
  *      number of reconnects, no busy loop); once the migration ends it
  *      lands on the new owner (MOVED, re-resolved).
- *   4. The learnt node list: the only seed stops answering (CLIENT PAUSE);
+ *   4. CLUSTERDOWN: the slot's master stops serving it (DELSLOTS there only):
+ *      NULL and reconnects with backoff, a bounded number; once it serves
+ *      the slot again (ADDSLOTS) the SET lands there.
+ *   5. The learnt node list: the only seed stops answering (CLIENT PAUSE);
  *      a reconnect still resolves, through the nodes learnt from the first
  *      answer, before the pause ends. */
 #include <stdarg.h>
@@ -499,6 +502,54 @@ static void test_ask_followed(void **state)
     close_conn(&d);
 }
 
+/* CLUSTER DELSLOTS / ADDSLOTS slot on the node on port. */
+static void node_slot(int port, const char *what, int slot)
+{
+    redisContext *c = it_connect(port);
+    redisReply *r = it_cmd(c, "CLUSTER %s %d", what, slot);
+    if (r->type != REDIS_REPLY_STATUS)
+        fail_msg("CLUSTER %s %d on %d: %s", what, slot, port,
+                 r->type == REDIS_REPLY_ERROR ? r->str : "?");
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+static void test_clusterdown_backs_off(void **state)
+{
+    char s1[32];
+    const char *seeds[1] = {s1};
+    int owner, slot = (int)slot_of("{3}");
+    uint64_t rc0, during;
+    drv d;
+    (void)state;
+
+    owner = it_cluster_node_for(&cl, "x{3}");
+    snprintf(s1, sizeof(s1), "127.0.0.1:%d", other_master(owner));
+    open_conn(&d, seeds, 1);
+    assert_true(run_until(&loop, &d.ups, 1, 5000));
+    assert_int_equal(port_of(&d), owner);
+
+    /* The owner stops serving the slot (the others still map it there):
+     * it answers CLUSTERDOWN. */
+    node_slot(owner, "DELSLOTS", slot);
+    rc0 = rk__redis_reconnects(d.r);
+    drv_set(&d, "c{3}", "d1");
+    run_for(&loop, 1000);
+    during = rk__redis_reconnects(d.r) - rc0;
+    assert_int_equal(d.oks, 0);
+    assert_int_equal(d.errors, 0);
+    assert_true(d.nulls >= 1);
+    if (during < 1 || during > 8)
+        fail_msg("%llu reconnects in 1 s while the slot is down", (unsigned long long)during);
+
+    /* Served again: the SET lands there. */
+    node_slot(owner, "ADDSLOTS", slot);
+    assert_true(run_until(&loop, &d.oks, 1, 8000));
+    assert_int_equal(port_of(&d), owner);
+    expect_get(owner, "c{3}", "d1");
+    close_conn(&d);
+}
+
 static void test_learnt_nodes(void **state)
 {
     char s1[32];
@@ -545,6 +596,7 @@ int main(void)
         cmocka_unit_test(test_keyslot_matches_cluster),
         cmocka_unit_test(test_connect_and_moved),
         cmocka_unit_test(test_ask_followed),
+        cmocka_unit_test(test_clusterdown_backs_off),
         cmocka_unit_test(test_learnt_nodes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
