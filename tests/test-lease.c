@@ -18,7 +18,10 @@
  *  - partitions: 6 partitions shared by instances a, b, c; c is killed and
  *    d added mid-run; the partitions are shared out again and the alerts
  *    equal a single instance's over the same events.
- *  - the same on a 3-master Redis Cluster (tests/lib/itest_cluster.c).
+ *  - the same on a 3-master Redis Cluster (tests/lib/itest_cluster.c), where
+ *    in addition partition 0's slot and the alert stream's slot are
+ *    resharded to other masters mid-run (ASK while their keys move, MOVED
+ *    after).
  *
  * All instances run with state.lease_ttl 2s, so a takeover is due ~2 s after
  * the holder stops renewing (+1.5 s for reads still blocked in Redis). */
@@ -612,11 +615,32 @@ static void test_paused_leader_is_fenced(void **state)
 typedef struct churn {
     fixture *f;
     bool killed, added;
+    bool reshard, resharded;        /* cluster: move two slots mid-run */
 } churn;
+
+/* Move the slot of key (with its keys) to the next master. */
+static void reshard(it_cluster *cl, const char *key)
+{
+    int slot = it_cluster_keyslot(cl, key);
+    int from = it_cluster_index(cl, it_cluster_slot_owner(cl, slot));
+    int to = cl->node[(from + 1) % IT_CLUSTER_N].port;
+    assert_true(from >= 0);
+    fprintf(stderr, "resharding: slot %d (%s) from %d to %d\n", slot, key,
+            cl->node[from].port, to);
+    assert_int_equal(it_cluster_migrate_slot(cl, slot, to), 0);
+    assert_int_equal(it_cluster_node_for(cl, key), to);
+}
 
 static void hook_churn(void *ud, double share)
 {
     churn *c = ud;
+    if (c->reshard && !c->resharded && share >= 0.45) {
+        /* A partition's slot and the alert stream's slot move while the
+         * instances run: ASK during the migration, MOVED after it. */
+        c->resharded = true;
+        reshard(&c->f->cl, "enforce:scan:{0}");
+        reshard(&c->f->cl, "alerts");
+    }
     if (!c->killed && share >= 0.3) {
         c->killed = true;
         fprintf(stderr, "SIGKILL c at %.0f%%\n", share * 100);
@@ -657,7 +681,7 @@ static void check_labelled_metrics(int port)
  * equal the clean run's. */
 static void run_churn(fixture *f, json_t *want, int port, const char *what)
 {
-    churn c = {f, false, false};
+    churn c = {f, false, false, f->cluster, false};
     int i, total = 0;
 
     inst_start(&f->x[0], port, "a", 6);
@@ -666,7 +690,7 @@ static void run_churn(fixture *f, json_t *want, int port, const char *what)
     for (i = 0; i < 3; i++)
         wait_log(&f->x[i], "consuming (epoch", 20000);
     wl_feed(&f->k, &f->w, hook_churn, &c);
-    assert_true(c.killed && c.added);
+    assert_true(c.killed && c.added && c.resharded == f->cluster);
     wait_log(&f->x[3], "consuming (epoch", 20000);
     if (!all_drained(&f->k, 6, 60000)) {
         for (i = 0; i < 4; i++)
@@ -710,7 +734,7 @@ static void test_partitions_shared_out(void **state)
 }
 
 /* Issue #8's test 3: a 3-master Redis Cluster, 6 partitions, 3 riskd; one
- * killed and one added mid-run; the alerts equal one instance's over the
+ * killed and one added mid-run, two slots resharded; the alerts equal one instance's over the
  * same partitioned streams on a single Redis (the clean run). Each
  * partition's keys live on the node of its slot; the alert stream, the
  * dedupe keys and the fence mirror on the alert stream's node. */
@@ -737,7 +761,8 @@ static void test_cluster_partitions(void **state)
     for (i = 0; i < IT_CLUSTER_N; i++)
         nodes_used += used[i];
     assert_true(nodes_used >= 2);
-    run_churn(f, want, f->cl.node[0].port, "cluster: 6 partitions, c killed, d added");
+    run_churn(f, want, f->cl.node[0].port,
+              "cluster: 6 partitions, c killed, d added, two slots resharded");
     /* the alert stream's node mirrors every partition's epoch */
     {
         redisReply *r = it_cmd(ctx_for(&f->k, "riskd:fence:{alerts}"),
