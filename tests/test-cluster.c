@@ -28,6 +28,10 @@
  *   4. CLUSTERDOWN: the slot's master stops serving it (DELSLOTS there only):
  *      NULL and reconnects with backoff, a bounded number; once it serves
  *      the slot again (ADDSLOTS) the SET lands there.
+ *   6. Failover: on a cluster with a replica per master, the slot's master
+ *      (the only seed) is SIGKILLed; the connection finds the promoted
+ *      replica through the nodes learnt from the first answer and the SET
+ *      lands there.
  *   5. The learnt node list: the only seed stops answering (CLIENT PAUSE);
  *      a reconnect still resolves, through the nodes learnt from the first
  *      answer, before the pause ends. */
@@ -588,6 +592,53 @@ static void test_learnt_nodes(void **state)
     it_sleep_ms(3000 - (int)((uv_hrtime() - t0) / 1000000u) + 100);
 }
 
+static it_cluster rcl;               /* with replicas */
+
+static int stop_replicated(void **state)
+{
+    (void)state;
+    it_cluster_stop(&rcl);
+    return 0;
+}
+
+static void test_master_failover(void **state)
+{
+    char s1[32];
+    const char *seeds[1] = {s1};
+    int owner, promoted;
+    uint64_t t0;
+    drv d;
+    (void)state;
+
+    assert_int_equal(it_cluster_start_replicated(&rcl), 0);
+    owner = it_cluster_node_for(&rcl, "x{3}");
+    assert_true(owner > 0);
+    /* The only seed is the master that is going to die: after it, the
+     * nodes learnt from its answer are asked. */
+    snprintf(s1, sizeof(s1), "127.0.0.1:%d", owner);
+    open_conn(&d, seeds, 1);
+    assert_true(run_until(&loop, &d.ups, 1, 5000));
+    assert_int_equal(port_of(&d), owner);
+    drv_set(&d, "x{3}", "v1");
+    assert_true(run_until(&loop, &d.oks, 1, 3000));
+
+    /* SIGKILL the master: its replica is promoted after the node timeout
+     * (2 s) and the election; the connection follows it there. */
+    it_redis_kill(&rcl.node[it_cluster_index(&rcl, owner)]);
+    t0 = uv_hrtime();
+    run_until(&loop, &d.downs, 1, 3000);
+    drv_set(&d, "x{3}", "v2");
+    assert_true(run_until(&loop, &d.oks, 2, 20000));
+    fprintf(stderr, "failover followed after %llu ms\n",
+            (unsigned long long)((uv_hrtime() - t0) / 1000000u));
+    assert_int_equal(d.errors, 0);
+    promoted = port_of(&d);
+    assert_true(promoted != owner);
+    assert_int_equal(it_cluster_node_for(&rcl, "x{3}"), promoted);
+    expect_get(promoted, "x{3}", "v2");
+    close_conn(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -598,6 +649,7 @@ int main(void)
         cmocka_unit_test(test_ask_followed),
         cmocka_unit_test(test_clusterdown_backs_off),
         cmocka_unit_test(test_learnt_nodes),
+        cmocka_unit_test_teardown(test_master_failover, stop_replicated),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

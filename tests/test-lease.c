@@ -59,7 +59,7 @@
 typedef struct conns {
     redisContext *one;              /* not on a cluster */
     it_cluster *cl;
-    redisContext *node[IT_CLUSTER_N];
+    redisContext *node[IT_CLUSTER_MAX];
 } conns;
 
 static redisContext *ctx_for(conns *k, const char *key)
@@ -77,7 +77,7 @@ static redisContext *ctx_for(conns *k, const char *key)
 static void conns_close(conns *k)
 {
     int i;
-    for (i = 0; i < IT_CLUSTER_N; i++)
+    for (i = 0; i < IT_CLUSTER_MAX; i++)
         if (k->node[i] != NULL)
             redisFree(k->node[i]);
     memset(k->node, 0, sizeof(k->node));

@@ -27,7 +27,7 @@ static redisContext *node_connect(int port)
 }
 
 /* Does CLUSTER INFO of the node on port say the cluster is complete? */
-static bool node_ok(int port)
+static bool node_ok(int port, int n)
 {
     redisContext *c = node_connect(port);
     redisReply *r;
@@ -37,7 +37,7 @@ static bool node_ok(int port)
     if (c == NULL)
         return false;
     r = redisCommand(c, "CLUSTER INFO");
-    snprintf(want, sizeof(want), "cluster_known_nodes:%d\r", IT_CLUSTER_N);
+    snprintf(want, sizeof(want), "cluster_known_nodes:%d\r", n);
     ok = r != NULL && r->type == REDIS_REPLY_STRING &&
          strstr(r->str, "cluster_state:ok\r") != NULL &&
          strstr(r->str, "cluster_slots_assigned:16384\r") != NULL &&
@@ -52,10 +52,10 @@ bool it_cluster_wait_ok(const it_cluster *c, int timeout_ms)
     int waited, i;
 
     for (waited = 0; waited <= timeout_ms; waited += 50) {
-        for (i = 0; i < IT_CLUSTER_N; i++)
-            if (c->node[i].pid > 0 && !node_ok(c->node[i].port))
+        for (i = 0; i < c->n; i++)
+            if (c->node[i].pid > 0 && !node_ok(c->node[i].port, c->n))
                 break;
-        if (i == IT_CLUSTER_N)
+        if (i == c->n)
             return true;
         it_sleep_ms(50);
     }
@@ -81,13 +81,43 @@ static int read_id(it_cluster *c, int i)
     return rc;
 }
 
-int it_cluster_start(it_cluster *c)
+/* Is every replica's link to its master up (a replica that never synced
+ * cannot be promoted)? Waits up to timeout_ms. */
+static bool replicas_synced(const it_cluster *c, int timeout_ms)
+{
+    int waited, i;
+
+    for (waited = 0; waited <= timeout_ms; waited += 50) {
+        for (i = 0; i < c->n; i++) {
+            redisContext *k = node_connect(c->node[i].port);
+            redisReply *r = k ? redisCommand(k, "INFO replication") : NULL;
+            bool ok = r != NULL && r->type == REDIS_REPLY_STRING &&
+                      (strstr(r->str, "role:master\r") != NULL ||
+                       strstr(r->str, "master_link_status:up\r") != NULL);
+            freeReplyObject(r);
+            if (k != NULL)
+                redisFree(k);
+            if (!ok)
+                break;
+        }
+        if (i == c->n)
+            return true;
+        it_sleep_ms(50);
+    }
+    return false;
+}
+
+/* Start n nodes (3 masters, and a replica of each when n is 6) and create
+ * the cluster. */
+static int cluster_start(it_cluster *c, int n)
 {
     char cmd[1024], log[300];
+    size_t len;
     int i, st;
 
     memset(c, 0, sizeof(*c));
-    for (i = 0; i < IT_CLUSTER_N; i++) {
+    c->n = n;
+    for (i = 0; i < n; i++) {
         /* The bus port is chosen too: the default, port + 10000, may be
          * taken or beyond 65535. */
         char extra[200];
@@ -98,9 +128,11 @@ int it_cluster_start(it_cluster *c)
             goto fail;
     }
     snprintf(log, sizeof(log), "%s/cluster-create.log", c->node[0].dir);
-    snprintf(cmd, sizeof(cmd), "redis-cli --cluster create 127.0.0.1:%d 127.0.0.1:%d "
-             "127.0.0.1:%d --cluster-yes </dev/null >%s 2>&1",
-             c->node[0].port, c->node[1].port, c->node[2].port, log);
+    len = (size_t)snprintf(cmd, sizeof(cmd), "redis-cli --cluster create");
+    for (i = 0; i < n; i++)
+        len += (size_t)snprintf(cmd + len, sizeof(cmd) - len, " 127.0.0.1:%d", c->node[i].port);
+    snprintf(cmd + len, sizeof(cmd) - len, " --cluster-replicas %d --cluster-yes </dev/null >%s 2>&1",
+             n / IT_CLUSTER_N - 1, log);
     st = system(cmd);
     if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         fprintf(stderr, "redis-cli --cluster create failed (see %s)\n", log);
@@ -110,22 +142,36 @@ int it_cluster_start(it_cluster *c)
         fprintf(stderr, "the cluster did not become ok\n");
         goto fail;
     }
-    for (i = 0; i < IT_CLUSTER_N; i++)
+    if (n > IT_CLUSTER_N && !replicas_synced(c, 10000)) {
+        fprintf(stderr, "the replicas did not sync with their masters\n");
+        goto fail;
+    }
+    for (i = 0; i < n; i++)
         if (read_id(c, i) != 0) {
             fprintf(stderr, "CLUSTER MYID of port %d failed\n", c->node[i].port);
             goto fail;
         }
     return 0;
 fail:
-    for (i = 0; i < IT_CLUSTER_N; i++)
+    for (i = 0; i < n; i++)
         it_redis_kill(&c->node[i]);
     return -1;
+}
+
+int it_cluster_start(it_cluster *c)
+{
+    return cluster_start(c, IT_CLUSTER_N);
+}
+
+int it_cluster_start_replicated(it_cluster *c)
+{
+    return cluster_start(c, IT_CLUSTER_MAX);
 }
 
 void it_cluster_stop(it_cluster *c)
 {
     int i;
-    for (i = 0; i < IT_CLUSTER_N; i++)
+    for (i = 0; i < c->n; i++)
         it_redis_stop(&c->node[i]);
 }
 
@@ -133,7 +179,7 @@ void it_cluster_stop(it_cluster *c)
 static redisContext *any_node(const it_cluster *c)
 {
     int i;
-    for (i = 0; i < IT_CLUSTER_N; i++) {
+    for (i = 0; i < c->n; i++) {
         redisContext *k;
         if (c->node[i].pid > 0 && (k = node_connect(c->node[i].port)) != NULL)
             return k;
@@ -185,7 +231,7 @@ static int owner_seen_by(int port, int slot)
 int it_cluster_slot_owner(const it_cluster *c, int slot)
 {
     int i;
-    for (i = 0; i < IT_CLUSTER_N; i++)
+    for (i = 0; i < c->n; i++)
         if (c->node[i].pid > 0)
             return owner_seen_by(c->node[i].port, slot);
     return -1;
@@ -200,7 +246,7 @@ int it_cluster_node_for(const it_cluster *c, const char *key)
 int it_cluster_index(const it_cluster *c, int port)
 {
     int i;
-    for (i = 0; i < IT_CLUSTER_N; i++)
+    for (i = 0; i < c->n; i++)
         if (c->node[i].port == port)
             return i;
     return -1;
@@ -303,15 +349,15 @@ int it_cluster_migrate_slot(it_cluster *c, int slot, int to_port)
         node_cmd_ok(to_port, "CLUSTER SETSLOT %d NODE %s", slot, c->id[to]) != 0 ||
         node_cmd_ok(from_port, "CLUSTER SETSLOT %d NODE %s", slot, c->id[to]) != 0)
         return -1;
-    for (i = 0; i < IT_CLUSTER_N; i++)
+    for (i = 0; i < c->n; i++)
         if (i != from && i != to && c->node[i].pid > 0 &&
             node_cmd_ok(c->node[i].port, "CLUSTER SETSLOT %d NODE %s", slot, c->id[to]) != 0)
             return -1;
     for (waited = 0; waited <= 5000; waited += 20) {
-        for (i = 0; i < IT_CLUSTER_N; i++)
+        for (i = 0; i < c->n; i++)
             if (c->node[i].pid > 0 && owner_seen_by(c->node[i].port, slot) != to_port)
                 break;
-        if (i == IT_CLUSTER_N)
+        if (i == c->n)
             return 0;
         it_sleep_ms(20);
     }

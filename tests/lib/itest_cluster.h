@@ -17,21 +17,27 @@
 
 #include "itest.h"
 
-#define IT_CLUSTER_N 3
+#define IT_CLUSTER_N 3             /* masters */
+#define IT_CLUSTER_MAX 6           /* nodes, with a replica of each master */
 
 typedef struct it_cluster {
-    it_redis node[IT_CLUSTER_N];    /* node[i].port, .dir, .pid */
-    char id[IT_CLUSTER_N][48];      /* CLUSTER MYID of each */
+    it_redis node[IT_CLUSTER_MAX];  /* node[i].port, .dir, .pid */
+    char id[IT_CLUSTER_MAX][48];    /* CLUSTER MYID of each */
+    int n;                          /* nodes started: 3 or 6 */
 } it_cluster;
 
 /* Start the three nodes, create the cluster and wait until it is ok
  * (typically about 2.5 s). On failure everything started is killed and -1
  * is returned (the reason is printed to stderr). */
 int it_cluster_start(it_cluster *c);
+/* The same with a replica of each master (IT_CLUSTER_MAX nodes, replicas
+ * assigned by redis-cli --cluster-replicas 1): a master that dies is
+ * replaced by its replica after the node timeout. */
+int it_cluster_start_replicated(it_cluster *c);
 /* SIGTERM and reap every node still running (directories are left). */
 void it_cluster_stop(it_cluster *c);
 /* Wait until every running node says cluster_state:ok with all slots
- * assigned and IT_CLUSTER_N nodes known. */
+ * assigned and every started node known. */
 bool it_cluster_wait_ok(const it_cluster *c, int timeout_ms);
 /* The slot of key (CLUSTER KEYSLOT on a running node), or -1. */
 int it_cluster_keyslot(const it_cluster *c, const char *key);
@@ -40,7 +46,7 @@ int it_cluster_keyslot(const it_cluster *c, const char *key);
 int it_cluster_slot_owner(const it_cluster *c, int slot);
 /* The port of the master serving key's slot, or -1. */
 int it_cluster_node_for(const it_cluster *c, const char *key);
-/* The index (0..IT_CLUSTER_N-1) of the node listening on port, or -1. */
+/* The index (0..n-1) of the node listening on port, or -1. */
 int it_cluster_index(const it_cluster *c, int port);
 /* Move slot (with its keys) from its current master to the master on
  * to_port; returns once every running node names to_port as its owner.
