@@ -1340,17 +1340,12 @@ static bool ack_send_next(rk_engine *e)
     for (si = 0; si < RK_STREAM_COUNT; si++) {
         stream_state *s = &e->st[si];
         size_t n = s->covered - s->acks_sent, k, h = 0;
-        const char **argv;
+        const char *argv[ACK_CHUNK + 7];    /* 8 KB on the stack: no malloc per chunk */
         char epoch[24];
         if (s->acks_sent >= s->covered)
             continue;
         if (n > ACK_CHUNK)
             n = ACK_CHUNK;
-        argv = malloc((n + 7) * sizeof(*argv));
-        if (argv == NULL) {
-            s->covered = s->acks_sent;
-            continue;
-        }
         if (e->leased) {
             /* EVAL script 2 stream epoch-key epoch group ids... */
             snprintf(epoch, sizeof(epoch), "%lld", e->epoch);
@@ -1368,11 +1363,9 @@ static bool ack_send_next(rk_engine *e)
         for (k = 0; k < n; k++)
             argv[h + k] = s->acks[s->acks_sent + k];
         if (rk__redis_cmd(e->wr, on_ack, e, 0, (int)(n + h), argv, NULL) != 0) {
-            free(argv);
             s->covered = s->acks_sent;  /* the rest waits for the next checkpoint */
             continue;
         }
-        free(argv);
         s->acks_sent += n;
         e->acks_inflight++;
         return true;

@@ -52,12 +52,18 @@ int64_t rk__wall_ms(void);
  * event.c - JSON entry -> typed rk_event
  * =================================================================== */
 
-/* Storage behind a parsed event: the JSON tree its strings point into and
- * the officers array. Zero-initialise before the first use; reusable. */
+/* Storage behind a parsed event: the JSON tree its strings point into, the
+ * bump arena that tree is allocated from (event.c; rewound by the next
+ * parse, never json_decref'ed) and the officers array. Zero-initialise
+ * before the first use; reusable. */
+struct rk__arena_block;
 typedef struct rk__event_mem {
-    json_t *root;
+    json_t *root;                   /* in the arena: never json_decref it */
     const char **officers;
     size_t officers_cap;
+    struct rk__arena_block *blocks; /* arena blocks, newest first */
+    size_t arena_next;              /* size of the next first block (0 = default) */
+    size_t arena_size;              /* bytes held in blocks (data only) */
 } rk__event_mem;
 
 #define RK_PARSE_OK       0

@@ -889,6 +889,149 @@ static void test_mem_reuse(void **state)
     rk__event_mem_free(NULL);
 }
 
+/* An inspection.filed whose basis is `basis_len` bytes of 'b' (malloc'ed). */
+static char *filed_with_basis(size_t basis_len)
+{
+    static const char head[] = "{\"type\":\"inspection.filed\",\"ts\":5,\"task_id\":\"T\","
+                               "\"unit_id\":\"U\",\"officers\":[\"O\"],\"enterprise_id\":\"E\","
+                               "\"basis\":\"";
+    size_t n = sizeof head - 1;
+    char *s = malloc(n + basis_len + 3);
+    assert_non_null(s);
+    memcpy(s, head, n);
+    memset(s + n, 'b', basis_len);
+    memcpy(s + n + basis_len, "\"}", 3);
+    return s;
+}
+
+static const char small_event[] =
+    "{\"type\":\"inspection.rated\",\"ts\":7,\"task_id\":\"T7\","
+    "\"enterprise_id\":\"E\",\"score\":2,\"officers\":[\"A\",\"B\"]}";
+
+/* Parse small_event into m and check it. */
+static void parse_small(rk__event_mem *m)
+{
+    rk_event e;
+    assert_int_equal(rk__event_parse(small_event, sizeof small_event - 1, &e, m, err,
+                                     sizeof err), RK_PARSE_OK);
+    assert_string_equal(e.task_id, "T7");
+    assert_string_equal(e.officers[1], "B");
+    assert_int_equal(e.score, 2);
+}
+
+/* Parse an event with a basis of n bytes into m and check it. */
+static void parse_big(rk__event_mem *m, size_t n)
+{
+    rk_event e;
+    char *s = filed_with_basis(n);
+    assert_int_equal(rk__event_parse(s, strlen(s), &e, m, err, sizeof err), RK_PARSE_OK);
+    assert_int_equal(strlen(e.basis), n);
+    assert_int_equal(e.basis[n - 1], 'b');
+    assert_string_equal(e.enterprise_id, "E");
+    free(s);
+}
+
+/* The tree lives in the mem's arena: one 16 KiB block for ordinary events
+ * however many are parsed; a block chain for a bigger one, after which the
+ * arena keeps one block of the chain's total (here 240 KiB) when that is at
+ * most 256 KiB, and nothing above the default when it is more (a 4 MB
+ * event). Freeing releases everything. */
+static void test_arena_bounded(void **state)
+{
+    (void)state;
+    rk__event_mem m = {0};
+
+    assert_int_equal(m.arena_size, 0);
+    parse_small(&m);
+    assert_int_equal(m.arena_size, 16384);
+    for (int i = 0; i < 2000; i++)
+        parse_small(&m);
+    assert_int_equal(m.arena_size, 16384);
+
+    /* 40 KB of basis: jansson's string buffer doubles to 64 KiB (the
+     * smaller buffers it outgrew stay until the rewind), so the chain is
+     * 16 + 32 + 64 + 128 KiB. */
+    parse_big(&m, 40000);
+    size_t mid = m.arena_size;
+    assert_int_equal(mid, (16 + 32 + 64 + 128) * 1024);
+    parse_small(&m);                            /* one block of the total */
+    assert_int_equal(m.arena_size, mid);
+    parse_big(&m, 40000);                       /* now fits, no growth */
+    assert_int_equal(m.arena_size, mid);
+    parse_small(&m);
+    assert_int_equal(m.arena_size, mid);
+
+    /* 4 MB: the arena holds it while the event lives, then shrinks back. */
+    parse_big(&m, 4000000);
+    assert_true(m.arena_size > 4000000);
+    assert_true(m.arena_size < 4000000 * 8);    /* a constant times the input */
+    parse_small(&m);
+    assert_int_equal(m.arena_size, 16384);
+
+    /* Invalid input rewinds too (a tree half built, then abandoned). */
+    char *s = filed_with_basis(1000000);
+    s[strlen(s) - 1] = ',';                     /* truncated object */
+    rk_event e;
+    assert_int_equal(rk__event_parse(s, strlen(s), &e, &m, err, sizeof err),
+                     RK_PARSE_INVALID);
+    assert_memory_equal(err, "data: not valid JSON (", 22);
+    free(s);
+    parse_small(&m);
+    assert_int_equal(m.arena_size, 16384);
+
+    rk__event_mem_free(&m);
+    assert_int_equal(m.arena_size, 0);
+    assert_null(m.blocks);
+    assert_null(m.root);
+}
+
+static size_t hook_mallocs;
+
+static void *counting_malloc(size_t n)
+{
+    hook_mallocs++;
+    return malloc(n);
+}
+
+static void counting_free(void *p)
+{
+    free(p);
+}
+
+/* jansson's allocator hooks are process-wide: a parse takes nothing from
+ * the hooks in place (its tree is in the arena) and puts them back after,
+ * whether the input is an event, unknown, invalid or not JSON. */
+static void test_alloc_funcs_restored(void **state)
+{
+    (void)state;
+    json_malloc_t m0, m1;
+    json_free_t f0, f1;
+    rk__event_mem m = {0};
+    rk_event e;
+    const char *in[] = {small_event, "{\"type\":\"x.y\"}", "{\"type\":\"clock.tick\"}",
+                        "{\"a\":1,\"a\":2}", "[1,2", ""};
+
+    json_get_alloc_funcs(&m0, &f0);
+    json_set_alloc_funcs(counting_malloc, counting_free);
+    for (size_t i = 0; i < sizeof in / sizeof in[0]; i++) {
+        hook_mallocs = 0;
+        int rc = rk__event_parse(in[i], strlen(in[i]), &e, &m, err, sizeof err);
+        assert_int_equal(rc, i == 0 ? RK_PARSE_OK : i == 1 ? RK_PARSE_UNKNOWN
+                         : RK_PARSE_INVALID);
+        assert_int_equal(hook_mallocs, 0);
+        json_get_alloc_funcs(&m1, &f1);
+        assert_true(m1 == counting_malloc);
+        assert_true(f1 == counting_free);
+    }
+    /* The hooks in place still serve everyone else. */
+    json_t *o = json_pack("{s:i}", "k", 1);
+    assert_non_null(o);
+    assert_true(hook_mallocs > 0);
+    json_decref(o);
+    json_set_alloc_funcs(m0, f0);
+    rk__event_mem_free(&m);
+}
+
 static void test_err_buffer(void **state)
 {
     (void)state;
@@ -943,6 +1086,8 @@ int main(void)
         cmocka_unit_test(test_many_officers),
         cmocka_unit_test(test_mem_reuse),
         cmocka_unit_test(test_err_buffer),
+        cmocka_unit_test(test_arena_bounded),
+        cmocka_unit_test(test_alloc_funcs_restored),
     };
     return cmocka_run_group_tests(tests, NULL, teardown);
 }
