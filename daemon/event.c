@@ -25,14 +25,9 @@
  * rewinds the arena. The arena's free is a no-op, so the memory jansson
  * frees while parsing (its string buffer as it doubles, a hash table or
  * array it outgrows) stays used until the rewind: at most a small constant
- * times the input's size, bounded like jansson's own tree. Blocks are
- * chained, each at least twice its predecessor; a rewind keeps one block
- * big enough for the largest event so far, up to ARENA_KEEP_MAX, and frees
- * everything above that, so one enormous event does not leave an enormous
- * arena behind. Under AddressSanitizer every allocation is unpoisoned on
- * its own with a poisoned red zone after it, and a rewind poisons what was
- * used: overflows between nodes and a use of an event's strings after the
- * next parse are reported as before.
+ * times the input's size, bounded like jansson's own tree. The arena
+ * (arena.c) keeps one block for the next event, up to 256 KiB, and is
+ * watched by AddressSanitizer like malloc'ed memory.
  *
  * The global swap is safe because nothing else can use jansson while
  * json_loadb runs: riskd is one libuv loop on one thread. No uv_queue_work,
@@ -98,110 +93,16 @@ rk_event_type rk__event_type_from_name(const char *name)
 }
 
 /* ===================================================================
- * The arena behind the JSON tree
+ * The arena behind the JSON tree (daemon/arena.c)
  * =================================================================== */
-
-#if defined(__SANITIZE_ADDRESS__)
-#define ARENA_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define ARENA_ASAN 1
-#endif
-#endif
-
-#ifdef ARENA_ASAN
-#include <sanitizer/asan_interface.h>
-#define ARENA_REDZONE ((size_t)16)
-#define ARENA_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
-#define ARENA_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define ARENA_REDZONE ((size_t)0)
-#define ARENA_POISON(p, n) ((void)(p), (void)(n))
-#define ARENA_UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
-
-/* The smallest block (a typical event's tree takes 2-3 KiB) and the most a
- * rewind keeps for the next parse; bigger events get chained blocks that
- * the next rewind frees. */
-#define ARENA_MIN ((size_t)16 * 1024)
-#define ARENA_KEEP_MAX ((size_t)256 * 1024)
-
-/* One block: cap bytes of data, the first `used` handed out. */
-struct rk__arena_block {
-    struct rk__arena_block *next;       /* the previous (smaller) block */
-    size_t cap, used;
-    max_align_t data[];
-};
-
-#define ARENA_ALIGN (sizeof(max_align_t))
 
 /* The arena json_loadb allocates from while arena_malloc is installed. */
 static rk__event_mem *cur_arena;
 
-/* Return n bytes (n > 0) from mem's arena, aligned for any type, or NULL
- * when n is absurd or a new block cannot be allocated. A new block is at
- * least twice the current one, so a big event takes O(log size) blocks. */
-static void *arena_alloc(rk__event_mem *mem, size_t n)
-{
-    struct rk__arena_block *b = mem->blocks;
-
-    if (n > SIZE_MAX / 4)
-        return NULL;
-    size_t need = (n + ARENA_REDZONE + ARENA_ALIGN - 1) & ~(ARENA_ALIGN - 1);
-    if (b == NULL || b->cap - b->used < need) {
-        size_t cap = b == NULL ? (mem->arena_next > ARENA_MIN ? mem->arena_next : ARENA_MIN)
-                     : b->cap <= SIZE_MAX / 4 ? 2 * b->cap : need;
-        if (cap < need)
-            cap = need;
-        struct rk__arena_block *nb = malloc(sizeof *nb + cap);
-        if (nb == NULL)
-            return NULL;
-        nb->next = b;
-        nb->cap = cap;
-        nb->used = 0;
-        mem->arena_size += cap;
-        ARENA_POISON(nb->data, cap);
-        mem->blocks = b = nb;
-    }
-    unsigned char *p = (unsigned char *)b->data + b->used;
-    b->used += need;
-    ARENA_UNPOISON(p, n);
-    return p;
-}
-
-/* Rewind mem's arena: everything handed out is dead (the previous tree).
- * One block is kept: the only one, if it is not above ARENA_KEEP_MAX;
- * after a parse that needed several, all are freed and the next first
- * block is sized for the total (again at most ARENA_KEEP_MAX). With `all`
- * every block is freed. */
-static void arena_rewind(rk__event_mem *mem, bool all)
-{
-    struct rk__arena_block *b = mem->blocks;
-
-    if (b == NULL)
-        return;
-    if (!all && b->next == NULL && b->cap <= ARENA_KEEP_MAX) {
-        ARENA_POISON(b->data, b->used);
-        b->used = 0;
-        return;
-    }
-    size_t total = 0;
-    while (b != NULL) {
-        struct rk__arena_block *next = b->next;
-        total += b->cap;
-        ARENA_UNPOISON(b->data, b->cap);
-        free(b);
-        b = next;
-    }
-    mem->blocks = NULL;
-    mem->arena_size = 0;
-    mem->arena_next = all ? 0 : total <= ARENA_KEEP_MAX ? total : 0;
-}
-
 /* jansson's malloc while a parse runs: from cur_arena. */
 static void *arena_malloc(size_t n)
 {
-    return cur_arena != NULL ? arena_alloc(cur_arena, n) : NULL;
+    return cur_arena != NULL ? rk__arena_alloc(&cur_arena->arena, n) : NULL;
 }
 
 /* jansson's free while a parse runs: nothing; the rewind reclaims it. */
@@ -534,7 +435,7 @@ int rk__event_parse(const char *data, size_t len, rk_event *ev,
         err[0] = '\0';
     memset(ev, 0, sizeof *ev);
     mem->root = NULL;                   /* the previous tree dies here */
-    arena_rewind(mem, false);
+    rk__arena_rewind(&mem->arena, false);
 
     /* JSON_DECODE_ANY so "42" is "not an object" rather than "not JSON";
      * no JSON_ALLOW_NUL, so every string is a proper C string. */
@@ -567,7 +468,7 @@ void rk__event_mem_free(rk__event_mem *mem)
 {
     if (mem == NULL)
         return;
-    arena_rewind(mem, true);
+    rk__arena_rewind(&mem->arena, true);
     free(mem->officers);
     mem->root = NULL;
     mem->officers = NULL;

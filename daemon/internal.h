@@ -52,18 +52,33 @@ int64_t rk__wall_ms(void);
  * event.c - JSON entry -> typed rk_event
  * =================================================================== */
 
+/* A bump arena (arena.c): allocations are slices of chained blocks, all
+ * dropped at once by a rewind. Zero-initialise (min 16 KiB, keep_max
+ * 256 KiB), or set min / keep_max before the first use. */
+struct rk__arena_block;
+typedef struct rk__arena {
+    struct rk__arena_block *blocks; /* newest (largest) first */
+    size_t next;                    /* size of the next first block (0 = min) */
+    size_t size;                    /* bytes held in blocks (data only) */
+    size_t min, keep_max;           /* 0: the defaults */
+} rk__arena;
+
+/* n bytes aligned for any type, valid until the next rewind; NULL when n
+ * is absurd or memory runs out. */
+void *rk__arena_alloc(rk__arena *a, size_t n);
+/* Drop everything handed out. Keeps one block of at most keep_max bytes
+ * (sized for the last tree) unless `all`, which frees every block. */
+void rk__arena_rewind(rk__arena *a, bool all);
+
 /* Storage behind a parsed event: the JSON tree its strings point into, the
  * bump arena that tree is allocated from (event.c; rewound by the next
  * parse, never json_decref'ed) and the officers array. Zero-initialise
  * before the first use; reusable. */
-struct rk__arena_block;
 typedef struct rk__event_mem {
     json_t *root;                   /* in the arena: never json_decref it */
     const char **officers;
     size_t officers_cap;
-    struct rk__arena_block *blocks; /* arena blocks, newest first */
-    size_t arena_next;              /* size of the next first block (0 = default) */
-    size_t arena_size;              /* bytes held in blocks (data only) */
+    rk__arena arena;
 } rk__event_mem;
 
 #define RK_PARSE_OK       0

@@ -941,32 +941,32 @@ static void test_arena_bounded(void **state)
     (void)state;
     rk__event_mem m = {0};
 
-    assert_int_equal(m.arena_size, 0);
+    assert_int_equal(m.arena.size, 0);
     parse_small(&m);
-    assert_int_equal(m.arena_size, 16384);
+    assert_int_equal(m.arena.size, 16384);
     for (int i = 0; i < 2000; i++)
         parse_small(&m);
-    assert_int_equal(m.arena_size, 16384);
+    assert_int_equal(m.arena.size, 16384);
 
     /* 40 KB of basis: jansson's string buffer doubles to 64 KiB (the
      * smaller buffers it outgrew stay until the rewind), so the chain is
      * 16 + 32 + 64 + 128 KiB. */
     parse_big(&m, 40000);
-    size_t mid = m.arena_size;
+    size_t mid = m.arena.size;
     assert_int_equal(mid, (16 + 32 + 64 + 128) * 1024);
     parse_small(&m);                            /* one block of the total */
-    assert_int_equal(m.arena_size, mid);
+    assert_int_equal(m.arena.size, mid);
     parse_big(&m, 40000);                       /* now fits, no growth */
-    assert_int_equal(m.arena_size, mid);
+    assert_int_equal(m.arena.size, mid);
     parse_small(&m);
-    assert_int_equal(m.arena_size, mid);
+    assert_int_equal(m.arena.size, mid);
 
     /* 4 MB: the arena holds it while the event lives, then shrinks back. */
     parse_big(&m, 4000000);
-    assert_true(m.arena_size > 4000000);
-    assert_true(m.arena_size < 4000000 * 8);    /* a constant times the input */
+    assert_true(m.arena.size > 4000000);
+    assert_true(m.arena.size < 4000000 * 8);    /* a constant times the input */
     parse_small(&m);
-    assert_int_equal(m.arena_size, 16384);
+    assert_int_equal(m.arena.size, 16384);
 
     /* Invalid input rewinds too (a tree half built, then abandoned). */
     char *s = filed_with_basis(1000000);
@@ -977,11 +977,11 @@ static void test_arena_bounded(void **state)
     assert_memory_equal(err, "data: not valid JSON (", 22);
     free(s);
     parse_small(&m);
-    assert_int_equal(m.arena_size, 16384);
+    assert_int_equal(m.arena.size, 16384);
 
     rk__event_mem_free(&m);
-    assert_int_equal(m.arena_size, 0);
-    assert_null(m.blocks);
+    assert_int_equal(m.arena.size, 0);
+    assert_null(m.arena.blocks);
     assert_null(m.root);
 }
 
