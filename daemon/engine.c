@@ -2444,6 +2444,7 @@ static rk_engine *engine_new(uv_loop_t *loop, rk_config *cfg, const rk_replay_op
     }
     rk__redis_opts_for(cfg, "reader", cfg->state_key, &o);
     o.reply_timeout_ms = 10000;
+    o.reply_arena = 1;              /* batches of entries: thousands of nodes each */
     e->rd = (e->ob || e->replay) && e->suspect_key ? rk__redis_new(loop, &o, on_rd_state, e)
                                                    : NULL;
     if (e->rd == NULL) {

@@ -239,6 +239,10 @@ typedef struct rk_redis_opts {
     const char *const *cluster_seeds;
     size_t n_cluster_seeds;
     int cluster_slot;
+    /* Build replies in an arena of the connection instead of a malloc per
+     * node (for big replies, e.g. XREADGROUP batches). A reply is valid
+     * only during its callback, as always. */
+    int reply_arena;
 } rk_redis_opts;
 
 /* The Redis Cluster hash slot of a key (len bytes, need not be

@@ -77,6 +77,8 @@
  * after a failed connect or a lost connection; our cleanup hook forgets it
  * then. The adapter's uv_poll_t is freed in its close callback, never
  * before libuv is done with it. */
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -158,6 +160,8 @@ struct rk_redis {
     uint64_t asks;                  /* commands followed, ever */
     char **scripts;                 /* bodies sent with SCRIPT LOAD (for the target) */
     size_t n_scripts;
+    /* opts.reply_arena: where replies are built (outlives the contexts) */
+    rk__arena arena;
 };
 
 /* A cluster node to ask for the slot map. */
@@ -313,6 +317,108 @@ int rk__redis_attach(uv_loop_t *loop, redisAsyncContext *ac)
     ac->ev.data = p;
     return 0;
 }
+
+/* ===================================================================
+ * Replies in an arena (opts.reply_arena)
+ * =================================================================== */
+
+/* hiredis builds a reply node by node through the reader's object
+ * functions, hands the finished reply to its callback and then calls
+ * freeObject on it: per node a calloc (and a malloc per string, a calloc
+ * per array) and as many frees - for a batch of 500 entries several
+ * thousand. These functions cut every node from the connection's arena
+ * (reader->privdata; hiredis copies it into every task) and freeObject,
+ * which hiredis calls only on a reply's root (after the callback, or on a
+ * half-built reply when the reader fails or is freed), rewinds the arena.
+ * One reply is built at a time (the next only after the previous root was
+ * freed), so the rewind never drops a live node. The root carries the
+ * arena's address in a header before it, since freeObject gets nothing
+ * else. The arena belongs to the rk_redis, not the context: hiredis frees
+ * its reader, and with it a half-built reply, after our disconnect
+ * callback. */
+
+#define RA_HDR (sizeof(max_align_t))
+
+static redisReply *ra_node(const redisReadTask *task, int type)
+{
+    rk__arena *a = task->privdata;
+    unsigned char *p;
+    redisReply *r;
+
+    if (task->parent == NULL) {
+        if ((p = rk__arena_alloc(a, RA_HDR + sizeof(*r))) == NULL)
+            return NULL;
+        memcpy(p, &a, sizeof(a));
+        r = (redisReply *)(void *)(p + RA_HDR);
+    } else if ((r = rk__arena_alloc(a, sizeof(*r))) == NULL) {
+        return NULL;
+    }
+    memset(r, 0, sizeof(*r));
+    r->type = type;
+    if (task->parent != NULL) {
+        redisReply *parent = task->parent->obj;
+        parent->element[task->idx] = r;
+    }
+    return r;
+}
+
+static void *ra_string(const redisReadTask *task, char *str, size_t len)
+{
+    redisReply *r;
+    char *buf;
+
+    if (len >= SIZE_MAX / 2 ||
+        (buf = rk__arena_alloc(task->privdata, len + 1)) == NULL ||
+        (r = ra_node(task, task->type)) == NULL)
+        return NULL;
+    memcpy(buf, str, len);
+    buf[len] = '\0';
+    r->str = buf;
+    r->len = len;
+    return r;
+}
+
+static void *ra_array(const redisReadTask *task, int elements)
+{
+    redisReply *r;
+    redisReply **el = NULL;
+
+    if (elements > 0 &&
+        (el = rk__arena_alloc(task->privdata, (size_t)elements * sizeof(*el))) == NULL)
+        return NULL;
+    if ((r = ra_node(task, REDIS_REPLY_ARRAY)) == NULL)
+        return NULL;
+    if (el != NULL)
+        memset(el, 0, (size_t)elements * sizeof(*el));
+    r->element = el;
+    r->elements = elements > 0 ? (size_t)elements : 0;
+    return r;
+}
+
+static void *ra_integer(const redisReadTask *task, long long value)
+{
+    redisReply *r = ra_node(task, REDIS_REPLY_INTEGER);
+    if (r != NULL)
+        r->integer = value;
+    return r;
+}
+
+static void *ra_nil(const redisReadTask *task)
+{
+    return ra_node(task, REDIS_REPLY_NIL);
+}
+
+static void ra_free(void *reply)
+{
+    rk__arena *a;
+
+    memcpy(&a, (unsigned char *)reply - RA_HDR, sizeof(a));
+    rk__arena_rewind(a, false);
+}
+
+static redisReplyObjectFunctions ra_functions = {
+    ra_string, ra_array, ra_integer, ra_nil, ra_free
+};
 
 /* ===================================================================
  * State changes
@@ -502,6 +608,10 @@ static void connect_to(rk_redis *r)
         return;
     }
     ac->data = r;
+    if (r->opts.reply_arena) {
+        ac->c.reader->fn = &ra_functions;
+        ac->c.reader->privdata = &r->arena;
+    }
     if (rk__redis_attach(r->loop, ac) != 0) {
         rlog(r, RK_LOG_ERR, "connect: cannot attach to the loop");
         redisAsyncFree(ac);
@@ -1321,6 +1431,7 @@ static void free_conn(rk_redis *r)
         free(r->scripts[i]);
     free(r->scripts);
     free(r->ask_host);
+    rk__arena_rewind(&r->arena, true);
     free(r);
 }
 
@@ -1409,6 +1520,9 @@ rk_redis *rk__redis_new(uv_loop_t *loop, const rk_redis_opts *opts,
     if (r->opts.backoff_max_ms < r->opts.backoff_min_ms) r->opts.backoff_max_ms = 5000;
     r->state_cb = state_cb;
     r->ud = ud;
+    /* A batch of 500 entries takes a few hundred KiB: keep that. */
+    r->arena.min = (size_t)64 * 1024;
+    r->arena.keep_max = (size_t)4 * 1024 * 1024;
     r->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)r;
     if (r->rng == 0) r->rng = 1;
     uv_timer_init(loop, &r->retry_timer);
