@@ -9,10 +9,23 @@
  *            id seen) and switches to ">" when none are left. The read
  *            BLOCKs only when every stream is caught up and nothing is
  *            buffered.
+ *   ahead    as soon as a batch is taken in (copied into the stream's
+ *            buffer), before it is applied, the next read goes out when a
+ *            stream may have more in Redis, so Redis works while riskd
+ *            applies (a backlog drain no longer waits a round trip per
+ *            batch). Its reply lands in the stream's second batch, which
+ *            becomes the buffer when the buffer runs out. One read is in
+ *            flight at a time and a stream is only read while its second
+ *            batch is free: at most two batches per stream. Nothing of a
+ *            read ahead is applied, acknowledged or checkpointed before
+ *            the round that takes it in; a stop or a lost connection drops
+ *            it (its entries stay pending and are read again).
  *   apply    the buffered entries are merged by ts: the head with the
  *            smallest ts goes first, and the merge stops as soon as a stream
- *            with more entries in Redis has an empty buffer, so a stream
- *            behind in event time is read before the other runs ahead. Each
+ *            with more entries in Redis has an empty buffer (a read ahead
+ *            in flight included: the merge waits for its reply), so a
+ *            stream behind in event time is read before the other runs
+ *            ahead. Each
  *            entry: parse (bad -> dead letter), skip if the state already
  *            reflects it (id at or before the stream's applied position),
  *            enrich from its filing, move the watermark (CONTRACT §4), fire
@@ -60,7 +73,8 @@
 #define OUTBOX_HIGH 20000           /* alerts queued before reading pauses */
 
 enum { PH_PENDING, PH_NEW };
-enum { E_CONNECTING, E_LOADING, E_SETUP, E_CLAIMING, E_IDLE, E_READING, E_FLUSHING, E_STOPPED };
+enum { E_CONNECTING, E_LOADING, E_SETUP, E_CLAIMING, E_IDLE, E_READING, E_APPLYING, E_FLUSHING,
+       E_STOPPED };
 
 #define STATE_MAGIC 0x54534b52u     /* "RKST" */
 #define STATE_VERSION 1u
@@ -83,6 +97,12 @@ typedef struct stream_state {
     bool replay_end;                /* replay: nothing more to read */
     char *arena;                    /* payloads of the buffered batch */
     size_t arena_cap;
+    /* the next batch, read ahead while this one is applied (see
+     * "Reading"): it becomes the buffer when the buffer runs out */
+    entry *nbuf;
+    size_t nn, ncap;
+    char *narena;
+    size_t narena_cap;
     /* the parsed head entry */
     int head_state;                 /* 0 none, else an RK_PARSE_* + 10 */
     rk_event head;
@@ -173,10 +193,17 @@ struct rk_engine {
     void (*stop_cb)(void *ud);
     void *stop_ud;
     uv_timer_t housekeeping;
+    /* E_APPLYING: the round waits one loop iteration for the read ahead to
+     * be written (see run_round) */
+    uv_check_t apply_check;
+    uv_idle_t apply_idle;
+    int apply_skip;                 /* check callbacks still to let pass */
+    uint64_t apply_started;         /* the round's start (uv_hrtime) */
     int64_t last_input_wall;
     int64_t read_retry_at;
     int64_t round_started;
     bool requested[RK_STREAM_COUNT];    /* streams in the read in flight */
+    bool read_inflight;             /* an XREADGROUP/XREAD awaits its reply */
     uint64_t round_hr;
     rk_engine_stats stats;
     /* lease mode (rk__engine_set_lease, node.c) */
@@ -278,9 +305,40 @@ static int ref_le(rk_entry_ref a, rk_entry_ref b)
     return a.ms < b.ms || (a.ms == b.ms && a.seq <= b.seq);
 }
 
+/* Does the stream hold entries not applied yet: buffered, read ahead, or
+ * (not caught up, or still reading our pending list) in Redis? A read
+ * ahead in flight is one of the last: it is only sent for a stream that is
+ * not caught up, and caught_up changes only when its reply is taken in. */
 static bool stream_unread(const stream_state *s)
 {
-    return s->pos < s->n || s->phase == PH_PENDING || !s->caught_up;
+    return s->pos < s->n || s->nn > 0 || s->phase == PH_PENDING || !s->caught_up;
+}
+
+/* Entries buffered or read ahead (not applied yet)? */
+static bool stream_buffered(const stream_state *s)
+{
+    return s->pos < s->n || s->nn > 0;
+}
+
+/* The buffer is used up: the batch read ahead becomes the buffer, and the
+ * old buffer's storage waits for the next batch. */
+static void take_next(stream_state *s)
+{
+    entry *b = s->buf;
+    char *a = s->arena;
+    size_t cap = s->cap, acap = s->arena_cap;
+    s->buf = s->nbuf;
+    s->cap = s->ncap;
+    s->arena = s->narena;
+    s->arena_cap = s->narena_cap;
+    s->n = s->nn;
+    s->pos = 0;
+    s->head_state = 0;
+    s->nbuf = b;
+    s->ncap = cap;
+    s->narena = a;
+    s->narena_cap = acap;
+    s->nn = 0;
 }
 
 static void clear_buffer(stream_state *s)
@@ -288,7 +346,9 @@ static void clear_buffer(stream_state *s)
     size_t i;
     for (i = s->pos; i < s->n; i++)
         s->buf[i].data = NULL;
-    s->n = s->pos = 0;
+    for (i = 0; i < s->nn; i++)
+        s->nbuf[i].data = NULL;
+    s->n = s->pos = s->nn = 0;
     s->head_state = 0;
 }
 
@@ -743,7 +803,8 @@ done:
 }
 
 /* Apply buffered entries in ts order until a stream that has more in Redis
- * runs dry (it must be read first) or everything is applied. */
+ * runs dry (it must be read first - or its read ahead must arrive) or
+ * everything is applied. */
 static void apply_buffered(rk_engine *e)
 {
     for (;;) {
@@ -752,6 +813,8 @@ static void apply_buffered(rk_engine *e)
         unsigned si;
         for (si = 0; si < RK_STREAM_COUNT; si++) {
             stream_state *s = &e->st[si];
+            if (s->pos >= s->n && s->nn > 0)
+                take_next(s);
             if (s->pos < s->n) {
                 int64_t k = head_key(e, si);
                 if (best < 0 || k < best_key) {
@@ -768,6 +831,21 @@ static void apply_buffered(rk_engine *e)
         if (e->careful_pause)
             return;
     }
+}
+
+/* Would apply_buffered apply anything now? (Entries read ahead while a
+ * round was waiting for its alerts or a careful checkpoint.) */
+static bool merge_ready(const rk_engine *e)
+{
+    bool any = false;
+    unsigned si;
+    for (si = 0; si < RK_STREAM_COUNT; si++) {
+        if (stream_buffered(&e->st[si]))
+            any = true;
+        else if (stream_unread(&e->st[si]))
+            return false;
+    }
+    return any;
 }
 
 /* ===================================================================
@@ -817,6 +895,10 @@ static void round_finished(rk_engine *e)
     schedule_read(e);
 }
 
+/* Take a batch of stream si in: copy the entries of `list` (an XREADGROUP
+ * reply's entry list) into the stream's next batch, which becomes the
+ * buffer at once when the buffer is used up. Out of memory: the batch is
+ * dropped with a log line (the entries stay pending). */
 static void copy_entries(rk_engine *e, unsigned si, const redisReply *list)
 {
     stream_state *s = &e->st[si];
@@ -824,14 +906,13 @@ static void copy_entries(rk_engine *e, unsigned si, const redisReply *list)
 
     size_t need = 0, used = 0;
 
-    if (s->pos < s->n) {
-        /* Never happens: only streams with an empty buffer are read. */
-        rk__log(RK_LOG_ERR, "internal: %s read while entries are buffered", s->key);
+    if (s->nn > 0) {
+        /* Never happens: a stream is only read when its next batch is free. */
+        rk__log(RK_LOG_ERR, "internal: %s read while a batch is read ahead", s->key);
         return;
     }
-    s->pos = s->n = 0;
     /* One arena per batch holds every payload (one allocation, not one per
-     * entry); it is reused by the next batch of the stream. */
+     * entry); it is reused two batches later. */
     for (i = 0; i < list->elements; i++) {
         const redisReply *item = list->element[i];
         if (item->type == REDIS_REPLY_ARRAY && item->elements >= 2 &&
@@ -840,30 +921,30 @@ static void copy_entries(rk_engine *e, unsigned si, const redisReply *list)
                 if (item->element[1]->element[k]->type == REDIS_REPLY_STRING)
                     need += item->element[1]->element[k]->len + 1;
     }
-    if (need > s->arena_cap) {
-        char *a = realloc(s->arena, need);
+    if (need > s->narena_cap) {
+        char *a = realloc(s->narena, need);
         if (a == NULL) {
             rk__log(RK_LOG_ERR, "out of memory buffering %zu entries of %s; "
                     "they stay pending", list->elements, s->key);
             return;
         }
-        s->arena = a;
-        s->arena_cap = need;
+        s->narena = a;
+        s->narena_cap = need;
     }
-    if (s->n + list->elements > s->cap) {
-        size_t ncap = s->n + list->elements;
-        entry *b = realloc(s->buf, ncap * sizeof(*b));
+    if (list->elements > s->ncap) {
+        size_t ncap = list->elements;
+        entry *b = realloc(s->nbuf, ncap * sizeof(*b));
         if (b == NULL) {
             rk__log(RK_LOG_ERR, "out of memory buffering %zu entries of %s; "
                     "they stay pending", list->elements, s->key);
             return;
         }
-        s->buf = b;
-        s->cap = ncap;
+        s->nbuf = b;
+        s->ncap = ncap;
     }
     for (i = 0; i < list->elements; i++) {
         const redisReply *item = list->element[i], *fields;
-        entry *en = &s->buf[s->n];
+        entry *en = &s->nbuf[s->nn];
         if (item->type != REDIS_REPLY_ARRAY || item->elements < 2 ||
             item->element[0]->type != REDIS_REPLY_STRING ||
             parse_entry_id(item->element[0]->str, item->element[0]->len, &en->ref) != 0)
@@ -881,7 +962,7 @@ static void copy_entries(rk_engine *e, unsigned si, const redisReply *list)
                 const redisReply *f = fields->element[k], *v = fields->element[k + 1];
                 if (f->type == REDIS_REPLY_STRING && f->len == 4 &&
                     memcmp(f->str, "data", 4) == 0 && v->type == REDIS_REPLY_STRING) {
-                    en->data = s->arena + used;
+                    en->data = s->narena + used;
                     used += v->len + 1;
                     memcpy(en->data, v->str, v->len);
                     en->data[v->len] = '\0';
@@ -899,30 +980,107 @@ static void copy_entries(rk_engine *e, unsigned si, const redisReply *list)
         }
         if (s->phase == PH_PENDING || e->replay)
             snprintf(s->cursor, sizeof(s->cursor), "%s", en->id);
-        s->n++;
+        s->nn++;
     }
+    if (s->pos >= s->n && s->nn > 0)
+        take_next(s);
 }
 
 static void setup_groups(rk_engine *e);
 static void claims_begin(rk_engine *e, bool scan_poison);
+static bool send_read(rk_engine *e, bool ahead);
+
+/* The second half of a round: apply what the merge allows, fire due
+ * timers, finish the round. */
+static void apply_round(rk_engine *e)
+{
+    apply_buffered(e);
+    update_watermark(e);
+    /* Timers armed during the round with a deadline the watermark has
+     * already passed (a late scan, say) fire now, not at the next move. */
+    fire_timers(e);
+    round_done(e);
+}
+
+static void on_apply_check(uv_check_t *h)
+{
+    rk_engine *e = h->data;
+    if (e->apply_skip > 0) {
+        e->apply_skip--;
+        return;
+    }
+    uv_check_stop(&e->apply_check);
+    uv_idle_stop(&e->apply_idle);
+    if (e->state != E_APPLYING)
+        return;                     /* stopped, lost or disconnected meanwhile */
+    e->state = E_IDLE;
+    e->round_hr = e->apply_started;
+    apply_round(e);
+}
+
+static void on_apply_idle(uv_idle_t *h)
+{
+    (void)h;                        /* only keeps the next poll from blocking */
+}
+
+/* A round: send the next read (send_read ahead), so that Redis works on it
+ * while the batch is applied; then apply. hiredis only writes a command
+ * when the loop polls the connection for writing, so applying at once
+ * would leave the read ahead in its output buffer until the round is over
+ * (Redis idle meanwhile: measured 1.6 ms of waiting per 500-entry round).
+ * So after a read ahead the apply waits for the next loop iteration, whose
+ * poll writes it (E_APPLYING: the check handle runs after that poll, the
+ * idle handle keeps the poll from blocking). started: uv_hrtime() when the
+ * round began (for riskd_batch_seconds). */
+static void run_round(rk_engine *e, uint64_t started)
+{
+    e->round_hr = started;
+    if (send_read(e, true)) {
+        if (uv_check_start(&e->apply_check, on_apply_check) == 0 &&
+            uv_idle_start(&e->apply_idle, on_apply_idle) == 0) {
+            e->state = E_APPLYING;
+            e->apply_started = started;
+            e->apply_skip = 1;      /* this iteration's check comes before the write */
+            return;
+        }
+        uv_check_stop(&e->apply_check);
+    }
+    if (e->lost)
+        return;
+    apply_round(e);
+}
 
 static void on_read(rk_redis *r, redisReply *reply, void *pd)
 {
     rk_engine *e = pd;
     size_t count[RK_STREAM_COUNT] = {0};
+    uint64_t started;
     unsigned si;
     size_t i;
+    bool waiting;
 
     (void)r;
-    if (e->state != E_READING)
-        return;
-    e->state = E_IDLE;
+    if (!e->read_inflight)
+        return;                     /* forgotten: the connection was lost */
+    e->read_inflight = false;
+    /* Waiting: nothing to apply until this reply. Otherwise it is a read
+     * ahead that arrived while the round is applying or waits for its
+     * alerts or a checkpoint: the batch is only taken in; schedule_read
+     * applies it. */
+    waiting = e->state == E_READING;
+    if (waiting)
+        e->state = E_IDLE;
     if (reply == NULL)
         return;                     /* connection lost: on_rd_state handles it */
+    if (e->stopping || e->lost ||
+        (e->state != E_IDLE && e->state != E_FLUSHING && e->state != E_APPLYING))
+        return;                     /* read but not applied: read again at the next start */
     if (!lease_valid(e))
         return;                     /* read but not applied: the new holder claims it */
     if (reply->type == REDIS_REPLY_ERROR) {
         if (strncmp(reply->str, "NOGROUP", 7) == 0) {
+            if (!waiting)
+                return;             /* the next read meets it and sets up the group */
             rk__log(RK_LOG_WARNING, "consumer group %s is gone; creating it again",
                     e->cfg->group);
             setup_groups(e);
@@ -932,7 +1090,7 @@ static void on_read(rk_redis *r, redisReply *reply, void *pd)
         e->read_retry_at = (int64_t)uv_now(e->loop) + READ_RETRY_MS;
         return;
     }
-    e->round_hr = uv_hrtime();
+    started = uv_hrtime();
     /* A stream absent from the reply returned nothing. */
     if (reply->type == REDIS_REPLY_ARRAY) {
         for (i = 0; i < reply->elements; i++) {
@@ -966,12 +1124,8 @@ static void on_read(rk_redis *r, redisReply *reply, void *pd)
         if (count[si] > 0)
             e->last_input_wall = (int64_t)uv_now(e->loop);
     }
-    apply_buffered(e);
-    update_watermark(e);
-    /* Timers armed during the round with a deadline the watermark has
-     * already passed (a late scan, say) fire now, not at the next move. */
-    fire_timers(e);
-    round_done(e);
+    if (waiting)
+        run_round(e, started);
 }
 
 /* Replay: both streams are read to the end. Timers still armed stay
@@ -987,75 +1141,71 @@ static void replay_finish(rk_engine *e)
         e->ro.done(e->ro.ud);
 }
 
-static void schedule_read(rk_engine *e)
+/* May a stream with entries still buffered be read ahead? Not while the
+ * takeover claims are due (they run once nothing is buffered) nor while
+ * the outbox is over its mark (reading pauses for it). */
+static bool read_ahead_allowed(const rk_engine *e)
+{
+    return (e->replay || (int64_t)uv_now(e->loop) < e->next_claim) &&
+           ob_pending(e) < OUTBOX_HIGH;
+}
+
+/* Send the next read on the reader connection, for every stream whose
+ * next batch is free: those with an empty buffer, and - when
+ * read_ahead_allowed - those still applying one. At most one read is in
+ * flight, so a stream has at most its buffer and one batch (read ahead or
+ * in flight) beyond it. It BLOCKs only when every stream is caught up and
+ * nothing is buffered. A replay reads only the streams not at their end.
+ *
+ * ahead: called before the round applies the batch just taken in; then
+ * the read is sent only when some stream it covers may have more entries
+ * in Redis (never a BLOCK read), and not when stopping, during a careful
+ * pause, after a failed read (until read_retry_at) or past the lease.
+ * Returns true when a read was sent; otherwise the caller's state is
+ * unchanged (the caller of a non-ahead read: see schedule_read). */
+static bool send_read(rk_engine *e, bool ahead)
 {
     const char *argv[16];
     char count[16];
     int argc = 0, nstreams = 0;
-    unsigned si, want[RK_STREAM_COUNT];
-    bool block = true, any_buffered = false;
+    unsigned si, k, want[RK_STREAM_COUNT];
+    bool block = true, any_buffered = false, more = false;
+    bool may_ahead = read_ahead_allowed(e);
 
-    if (e->stopping || e->state != E_IDLE || !rk__redis_ready(e->rd) ||
-        (int64_t)uv_now(e->loop) < e->read_retry_at || !lease_valid(e))
-        return;
-    if (!e->replay && (int64_t)uv_now(e->loop) >= e->next_claim && e->st[0].pos >= e->st[0].n &&
-        e->st[1].pos >= e->st[1].n) {
-        claims_begin(e, false);
-        return;
-    }
+    if (e->read_inflight || e->stopping || e->lost || e->careful_pause ||
+        !rk__redis_ready(e->rd) || (int64_t)uv_now(e->loop) < e->read_retry_at)
+        return false;
+    if (ahead && !may_ahead)
+        return false;
     for (si = 0; si < RK_STREAM_COUNT; si++) {
         stream_state *s = &e->st[si];
-        e->requested[si] = false;
-        if (s->pos < s->n) {
+        if (stream_buffered(s))
             any_buffered = true;
+        if (s->nn > 0 || (s->pos < s->n && !may_ahead))
             continue;
-        }
-        e->requested[si] = true;
+        if (e->replay && s->caught_up)
+            continue;               /* at its end (or past --to) */
         want[nstreams++] = si;
         if (s->phase == PH_PENDING || !s->caught_up)
-            block = false;
+            more = true;
     }
     if (any_buffered)
         block = false;
-    if (nstreams == 0) {
-        /* Everything is buffered: apply (cannot happen after a full apply,
-         * kept for safety). */
-        e->round_hr = uv_hrtime();
-        apply_buffered(e);
-        round_done(e);
-        return;
-    }
+    for (k = 0; k < (unsigned)nstreams; k++)
+        if (e->st[want[k]].phase == PH_PENDING || !e->st[want[k]].caught_up)
+            block = false;
+    if (nstreams == 0 || (ahead && !more) || !lease_valid(e))
+        return false;
     snprintf(count, sizeof(count), "%d", e->cfg->batch);
     if (e->replay) {
-        unsigned k, live = 0;
-        for (k = 0; k < (unsigned)nstreams; k++)
-            if (!e->st[want[k]].caught_up)
-                want[live++] = want[k];
-        if (live == 0) {
-            if (!any_buffered)
-                replay_finish(e);
-            return;
-        }
         argv[argc++] = "XREAD";
-        argv[argc++] = "COUNT";
-        argv[argc++] = count;
-        argv[argc++] = "STREAMS";
-        for (k = 0; k < live; k++)
-            argv[argc++] = e->st[want[k]].key;
-        for (k = 0; k < live; k++)
-            argv[argc++] = e->st[want[k]].cursor;
-        for (si = 0; si < RK_STREAM_COUNT; si++)
-            e->requested[si] = false;
-        for (k = 0; k < live; k++)
-            e->requested[want[k]] = true;
-        if (rk__redis_cmd(e->rd, on_read, e, 0, argc, argv, NULL) == 0)
-            e->state = E_READING;
-        return;
+        block = false;
+    } else {
+        argv[argc++] = "XREADGROUP";
+        argv[argc++] = "GROUP";
+        argv[argc++] = e->cfg->group;
+        argv[argc++] = e->cfg->consumer;
     }
-    argv[argc++] = "XREADGROUP";
-    argv[argc++] = "GROUP";
-    argv[argc++] = e->cfg->group;
-    argv[argc++] = e->cfg->consumer;
     argv[argc++] = "COUNT";
     argv[argc++] = count;
     if (block) {
@@ -1063,14 +1213,62 @@ static void schedule_read(rk_engine *e)
         argv[argc++] = "1000";
     }
     argv[argc++] = "STREAMS";
-    for (si = 0; si < (unsigned)nstreams; si++)
-        argv[argc++] = e->st[want[si]].key;
-    for (si = 0; si < (unsigned)nstreams; si++) {
-        stream_state *s = &e->st[want[si]];
-        argv[argc++] = s->phase == PH_PENDING ? s->cursor : ">";
+    for (k = 0; k < (unsigned)nstreams; k++)
+        argv[argc++] = e->st[want[k]].key;
+    for (k = 0; k < (unsigned)nstreams; k++) {
+        stream_state *s = &e->st[want[k]];
+        argv[argc++] = s->phase == PH_PENDING || e->replay ? s->cursor : ">";
     }
-    if (rk__redis_cmd(e->rd, on_read, e, block ? BLOCK_MS : 0, argc, argv, NULL) == 0)
+    if (rk__redis_cmd(e->rd, on_read, e, block ? BLOCK_MS : 0, argc, argv, NULL) != 0)
+        return false;
+    for (si = 0; si < RK_STREAM_COUNT; si++)
+        e->requested[si] = false;
+    for (k = 0; k < (unsigned)nstreams; k++)
+        e->requested[want[k]] = true;
+    e->read_inflight = true;
+    return true;
+}
+
+/* The engine is idle: apply what was read ahead if the merge can go on,
+ * else wait for the read in flight, run the takeover claims when due, or
+ * send the next read (E_READING until its reply); a replay that has read
+ * and applied everything finishes. */
+static void schedule_read(rk_engine *e)
+{
+    unsigned si;
+    bool any_buffered = false;
+
+    if (e->stopping || e->state != E_IDLE || e->careful_pause || e->lost)
+        return;
+    if (merge_ready(e)) {
+        if (lease_valid(e))
+            run_round(e, uv_hrtime());
+        return;
+    }
+    if (e->read_inflight) {
         e->state = E_READING;
+        return;
+    }
+    if (!rk__redis_ready(e->rd) || (int64_t)uv_now(e->loop) < e->read_retry_at ||
+        !lease_valid(e))
+        return;
+    for (si = 0; si < RK_STREAM_COUNT; si++)
+        if (stream_buffered(&e->st[si]))
+            any_buffered = true;
+    if (!e->replay && (int64_t)uv_now(e->loop) >= e->next_claim && !any_buffered) {
+        claims_begin(e, false);
+        return;
+    }
+    if (send_read(e, false)) {
+        e->state = E_READING;
+        return;
+    }
+    if (e->replay && !any_buffered) {
+        for (si = 0; si < RK_STREAM_COUNT; si++)
+            if (!e->st[si].caught_up)
+                return;             /* the read could not be sent: retried */
+        replay_finish(e);
+    }
 }
 
 /* ===================================================================
@@ -1754,7 +1952,7 @@ static void claims_done(rk_engine *e)
     e->next_claim = (int64_t)uv_now(e->loop) + e->cfg->claim_idle;
     if (e->claimed_any) {
         for (si = 0; si < RK_STREAM_COUNT; si++) {
-            if (e->st[si].pos < e->st[si].n)
+            if (stream_buffered(&e->st[si]))
                 continue;
             e->st[si].phase = PH_PENDING;
             snprintf(e->st[si].cursor, sizeof(e->st[si].cursor), "0");
@@ -2027,10 +2225,13 @@ static void on_rd_state(rk_redis *r, int up, void *ud)
             start_consuming(e);
         return;
     }
-    /* Entries buffered but not applied are still in our pending list:
-     * forget them, and whatever state the round is in, read the pending
-     * list again from "0" before anything new (those at or before the
-     * applied position are acknowledged without being applied). */
+    /* Entries buffered (or read ahead) but not applied are still in our
+     * pending list: forget them, and whatever state the round is in, read
+     * the pending list again from "0" before anything new (those at or
+     * before the applied position are acknowledged without being applied).
+     * A read in flight got its NULL reply already (hiredis answers every
+     * callback before it reports the disconnect). */
+    e->read_inflight = false;
     for (si = 0; si < RK_STREAM_COUNT; si++) {
         clear_buffer(&e->st[si]);
         e->st[si].phase = PH_PENDING;
@@ -2038,7 +2239,7 @@ static void on_rd_state(rk_redis *r, int up, void *ud)
         e->st[si].caught_up = false;
     }
     if (e->state == E_READING || e->state == E_SETUP || e->state == E_IDLE ||
-        e->state == E_LOADING || e->state == E_CLAIMING)
+        e->state == E_LOADING || e->state == E_CLAIMING || e->state == E_APPLYING)
         e->state = E_CONNECTING;
 }
 
@@ -2383,6 +2584,10 @@ static rk_engine *engine_new(uv_loop_t *loop, rk_config *cfg, const rk_replay_op
     e->last_ckpt = (int64_t)uv_now(loop);  /* the first one after an interval */
     uv_timer_init(loop, &e->housekeeping);
     e->housekeeping.data = e;
+    uv_check_init(loop, &e->apply_check);
+    e->apply_check.data = e;
+    uv_idle_init(loop, &e->apply_idle);
+    e->apply_idle.data = e;
     uv_timer_start(&e->housekeeping, on_housekeeping, HOUSEKEEPING_MS, HOUSEKEEPING_MS);
     e->state = E_CONNECTING;
     if (ro != NULL) {
@@ -2595,8 +2800,9 @@ void rk__engine_stop(rk_engine *e, void (*done)(void *ud), void *ud)
         return;                     /* round_finished() writes the checkpoint */
     case E_CLAIMING:
     case E_READING:
-        /* Nothing of that read is applied yet: whatever it returns stays
-         * pending and is read again at the next start. */
+    case E_APPLYING:
+        /* Nothing of that read (or of the batch taken in) is applied yet:
+         * it stays pending and is read again at the next start. */
         e->state = E_IDLE;
         /* fall through */
     case E_IDLE:
@@ -2615,8 +2821,9 @@ void rk__engine_stop(rk_engine *e, void (*done)(void *ud), void *ud)
     }
 }
 
-/* The engine's memory goes once libuv closed both of its handles (the
- * housekeeping timer and, when a checkpoint child was running, its pipe). */
+/* The engine's memory goes once libuv closed all of its handles (the
+ * housekeeping timer, the apply check and idle and, when a checkpoint
+ * child was running, its pipe). */
 static void engine_closed(uv_handle_t *h)
 {
     rk_engine *e = h->data;
@@ -2645,6 +2852,8 @@ void rk__engine_free(rk_engine *e)
         clear_buffer(&e->st[si]);
         free(e->st[si].buf);
         free(e->st[si].arena);
+        free(e->st[si].nbuf);
+        free(e->st[si].narena);
         free(e->st[si].acks);
         rk__event_mem_free(&e->st[si].mem);
     }
@@ -2659,7 +2868,8 @@ void rk__engine_free(rk_engine *e)
     free(e->suspect_key);
     free(e->epoch_key);
     e->freeing = true;
-    e->handles_closing++;           /* the housekeeping timer, below */
+    e->handles_closing += 3;        /* the housekeeping timer and the apply
+                                       check and idle, below */
     if (e->ckpt_poll_open) {
         /* A child still writing: it is fenced by its epoch if it outlives us. */
         e->handles_closing++;
@@ -2668,9 +2878,11 @@ void rk__engine_free(rk_engine *e)
         e->ckpt_poll_open = false;
         close(e->ckpt_fd);
     }
-    /* The engine's memory goes when libuv is done with its timer. */
+    /* The engine's memory goes when libuv is done with its handles. */
     uv_timer_stop(&e->housekeeping);
     uv_close((uv_handle_t *)&e->housekeeping, engine_closed);
+    uv_close((uv_handle_t *)&e->apply_check, engine_closed);
+    uv_close((uv_handle_t *)&e->apply_idle, engine_closed);
 }
 
 int rk__engine_healthy(const rk_engine *e)
