@@ -7,11 +7,12 @@
  *    so a refused or reset connection can produce no callback at all and
  *    the daemon hangs. Here an error status is treated as readable and
  *    writable, so hiredis itself notices the error and calls us back.
- *    Writes of a connected context are not waited for with a writable
- *    event: a uv_prepare handle writes everything queued during the loop
- *    turn just before the loop polls (one write per connection per turn,
- *    no epoll_ctl to add and remove the write interest per command); only
- *    what the socket does not take then waits for writability.
+ *    uv_poll_start is called only when the interest changes (each call
+ *    costs an epoll_ctl, and hiredis asks for reads again after every
+ *    write). Writing a loop turn's commands from a uv_prepare handle
+ *    instead of waiting for a writable event was tried and taken out: the
+ *    p50 XADD -> channel latency at 5k ev/s was worse in interleaved runs
+ *    (tests/bench/RESULTS.md).
  *  - Connect, then AUTH (password, or username + password) and SELECT,
  *    pipelined; the connection is "ready" only when both succeeded.
  *  - Reconnect with capped exponential backoff and full jitter.
@@ -203,12 +204,9 @@ static void ask_close(rk_redis *r);
 
 typedef struct uv_events {
     uv_poll_t handle;
-    uv_prepare_t flush;             /* writes what this loop turn queued */
     redisAsyncContext *ac;          /* NULL once hiredis cleaned up */
     int events;                     /* wanted */
     int applied;                    /* given to uv_poll_start */
-    int flushing;                   /* inside on_flush */
-    int open;                       /* handles not closed yet */
 } uv_events;
 
 static void on_poll(uv_poll_t *handle, int status, int events)
@@ -239,47 +237,14 @@ static void poll_update(uv_events *p)
         uv_poll_stop(&p->handle);
 }
 
-/* Just before the loop polls: write everything the callbacks of this turn
- * queued, in one write(2) per connection. Only what the socket does not
- * take at once waits for a writable event. */
-static void on_flush(uv_prepare_t *h)
-{
-    uv_events *p = h->data;
-
-    uv_prepare_stop(h);
-    if (p->ac == NULL)
-        return;
-    p->flushing = 1;
-    redisAsyncHandleWrite(p->ac);   /* may free the context: ev_cleanup */
-    p->flushing = 0;
-}
-
 static void ev_add_read(void *d) { uv_events *p = d; p->events |= UV_READABLE; poll_update(p); }
 static void ev_del_read(void *d) { uv_events *p = d; p->events &= ~UV_READABLE; poll_update(p); }
+static void ev_add_write(void *d) { uv_events *p = d; p->events |= UV_WRITABLE; poll_update(p); }
 static void ev_del_write(void *d) { uv_events *p = d; p->events &= ~UV_WRITABLE; poll_update(p); }
-
-/* hiredis has something to write. A connected context writes it at the
- * end of the loop turn (on_flush); a connecting one waits for writability,
- * which is how hiredis learns that the connect finished, as does what a
- * flush could not write. */
-static void ev_add_write(void *d)
-{
-    uv_events *p = d;
-
-    if (p->ac != NULL && (p->ac->c.flags & REDIS_CONNECTED) && !p->flushing &&
-        !(p->events & UV_WRITABLE)) {
-        uv_prepare_start(&p->flush, on_flush);
-        return;
-    }
-    p->events |= UV_WRITABLE;
-    poll_update(p);
-}
 
 static void ev_close_cb(uv_handle_t *h)
 {
-    uv_events *p = h->data;
-    if (--p->open == 0)
-        free(p);
+    free(h->data);
 }
 
 static void ev_cleanup(void *d)
@@ -287,7 +252,6 @@ static void ev_cleanup(void *d)
     uv_events *p = d;
     p->ac = NULL;
     uv_close((uv_handle_t *)&p->handle, ev_close_cb);
-    uv_close((uv_handle_t *)&p->flush, ev_close_cb);
 }
 
 /* Attach a fresh context to the loop. Returns 0 or -1. */
@@ -304,10 +268,7 @@ int rk__redis_attach(uv_loop_t *loop, redisAsyncContext *ac)
         free(p);
         return -1;
     }
-    uv_prepare_init(loop, &p->flush);
     p->handle.data = p;
-    p->flush.data = p;
-    p->open = 2;
     p->ac = ac;
     ac->ev.addRead = ev_add_read;
     ac->ev.delRead = ev_del_read;

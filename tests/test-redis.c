@@ -8,9 +8,9 @@
  *      turn (many finished in one read, each rewound before the next is
  *      built), nested arrays, integers, nils, errors. The same checks run
  *      without the arena.
- *   2. Writes: 2000 commands queued in one loop turn are written at the
- *      end of the turn and answered in order; a 16 MB SET, which the socket
- *      does not take at once, completes through the writable event.
+ *   2. Writes: 2000 commands queued in one loop turn are written and
+ *      answered in order; a 16 MB SET, which the socket does not take at
+ *      once, completes through repeated writable events.
  *   3. The connection comes back after the server restarts, and the
  *      arena-built replies are still right afterwards. */
 #include <stdarg.h>
@@ -221,7 +221,7 @@ static void check_replies(drv *d)
     assert_true(run_until(&d->answered, 1, 10000));
     d->answered = 0;
     d->next = 0;
-    for (i = 0; i < SMALL; i++)     /* one loop turn: one write */
+    for (i = 0; i < SMALL; i++)     /* one loop turn */
         send_small(d, i);
     assert_true(run_until(&d->answered, SMALL, 10000));
     if (d->bad)
