@@ -460,6 +460,18 @@ static void on_handshake_reply(rk_redis *r, struct redisReply *reply, void *pd)
         became_ready(r);
 }
 
+/* Fill argv with "AUTH [username] password" (a password is set) and return
+ * the argument count. */
+static int auth_argv(const rk_redis *r, const char *argv[3])
+{
+    int argc = 0;
+    argv[argc++] = "AUTH";
+    if (r->username != NULL)
+        argv[argc++] = r->username;
+    argv[argc++] = r->password;
+    return argc;
+}
+
 /* Sentinel mode: the connection is ready only when the server says it is
  * the master; a replica (a stale answer, a failover under way) is dropped
  * and the sentinels are asked again after the backoff. */
@@ -510,11 +522,7 @@ static void on_connect(const redisAsyncContext *cac, int status)
     r->handshake_left = 0;
     if (r->password != NULL) {
         const char *argv[3];
-        int argc = 0;
-        argv[argc++] = "AUTH";
-        if (r->username != NULL)
-            argv[argc++] = r->username;
-        argv[argc++] = r->password;
+        int argc = auth_argv(r, argv);
         r->handshake_left++;
         rk__redis_cmd(r, on_handshake_reply, (void *)"AUTH", 0, argc, argv, NULL);
     }
@@ -953,11 +961,7 @@ static void cluster_resolve_next(rk_redis *r)
             /* The answer goes nowhere: a refused AUTH makes CLUSTER SHARDS
              * fail with NOAUTH, which is logged below. */
             const char *argv[3];
-            int argc = 0;
-            argv[argc++] = "AUTH";
-            if (r->username != NULL)
-                argv[argc++] = r->username;
-            argv[argc++] = r->password;
+            int argc = auth_argv(r, argv);
             if (redisAsyncCommandArgv(ac, NULL, NULL, argc, argv, NULL) != REDIS_OK) {
                 ac->data = NULL;
                 redisAsyncFree(ac);
@@ -1183,11 +1187,7 @@ static redisAsyncContext *ask_conn(rk_redis *r, char *host, int port)
     r->ask_ac = ac;
     if (r->password != NULL) {
         const char *argv[3];
-        int argc = 0;
-        argv[argc++] = "AUTH";
-        if (r->username != NULL)
-            argv[argc++] = r->username;
-        argv[argc++] = r->password;
+        int argc = auth_argv(r, argv);
         redisAsyncCommandArgv(ac, on_ask_aux, r, argc, argv, NULL);
     }
     /* An EVALSHA followed there must find its script. */
