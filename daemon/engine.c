@@ -73,8 +73,7 @@
 #define OUTBOX_HIGH 20000           /* alerts queued before reading pauses */
 
 enum { PH_PENDING, PH_NEW };
-enum { E_CONNECTING, E_LOADING, E_SETUP, E_CLAIMING, E_IDLE, E_READING, E_APPLYING, E_FLUSHING,
-       E_STOPPED };
+enum { E_CONNECTING, E_LOADING, E_SETUP, E_CLAIMING, E_IDLE, E_READING, E_FLUSHING, E_STOPPED };
 
 #define STATE_MAGIC 0x54534b52u     /* "RKST" */
 #define STATE_VERSION 1u
@@ -193,12 +192,6 @@ struct rk_engine {
     void (*stop_cb)(void *ud);
     void *stop_ud;
     uv_timer_t housekeeping;
-    /* E_APPLYING: the round waits one loop iteration for the read ahead to
-     * be written (see run_round) */
-    uv_check_t apply_check;
-    uv_idle_t apply_idle;
-    int apply_skip;                 /* check callbacks still to let pass */
-    uint64_t apply_started;         /* the round's start (uv_hrtime) */
     int64_t last_input_wall;
     int64_t read_retry_at;
     int64_t round_started;
@@ -990,64 +983,21 @@ static void setup_groups(rk_engine *e);
 static void claims_begin(rk_engine *e, bool scan_poison);
 static bool send_read(rk_engine *e, bool ahead);
 
-/* The second half of a round: apply what the merge allows, fire due
- * timers, finish the round. */
-static void apply_round(rk_engine *e)
+/* Apply what the merge allows, then finish the round. The next read goes
+ * out first (send_read ahead), so that Redis works on it meanwhile.
+ * started: uv_hrtime() when the round began (for riskd_batch_seconds). */
+static void run_round(rk_engine *e, uint64_t started)
 {
+    e->round_hr = started;
+    send_read(e, true);
+    if (e->lost)
+        return;
     apply_buffered(e);
     update_watermark(e);
     /* Timers armed during the round with a deadline the watermark has
      * already passed (a late scan, say) fire now, not at the next move. */
     fire_timers(e);
     round_done(e);
-}
-
-static void on_apply_check(uv_check_t *h)
-{
-    rk_engine *e = h->data;
-    if (e->apply_skip > 0) {
-        e->apply_skip--;
-        return;
-    }
-    uv_check_stop(&e->apply_check);
-    uv_idle_stop(&e->apply_idle);
-    if (e->state != E_APPLYING)
-        return;                     /* stopped, lost or disconnected meanwhile */
-    e->state = E_IDLE;
-    e->round_hr = e->apply_started;
-    apply_round(e);
-}
-
-static void on_apply_idle(uv_idle_t *h)
-{
-    (void)h;                        /* only keeps the next poll from blocking */
-}
-
-/* A round: send the next read (send_read ahead), so that Redis works on it
- * while the batch is applied; then apply. hiredis only writes a command
- * when the loop polls the connection for writing, so applying at once
- * would leave the read ahead in its output buffer until the round is over
- * (Redis idle meanwhile: measured 1.6 ms of waiting per 500-entry round).
- * So after a read ahead the apply waits for the next loop iteration, whose
- * poll writes it (E_APPLYING: the check handle runs after that poll, the
- * idle handle keeps the poll from blocking). started: uv_hrtime() when the
- * round began (for riskd_batch_seconds). */
-static void run_round(rk_engine *e, uint64_t started)
-{
-    e->round_hr = started;
-    if (send_read(e, true)) {
-        if (uv_check_start(&e->apply_check, on_apply_check) == 0 &&
-            uv_idle_start(&e->apply_idle, on_apply_idle) == 0) {
-            e->state = E_APPLYING;
-            e->apply_started = started;
-            e->apply_skip = 1;      /* this iteration's check comes before the write */
-            return;
-        }
-        uv_check_stop(&e->apply_check);
-    }
-    if (e->lost)
-        return;
-    apply_round(e);
 }
 
 static void on_read(rk_redis *r, redisReply *reply, void *pd)
@@ -1064,16 +1014,14 @@ static void on_read(rk_redis *r, redisReply *reply, void *pd)
         return;                     /* forgotten: the connection was lost */
     e->read_inflight = false;
     /* Waiting: nothing to apply until this reply. Otherwise it is a read
-     * ahead that arrived while the round is applying or waits for its
-     * alerts or a checkpoint: the batch is only taken in; schedule_read
-     * applies it. */
+     * ahead that arrived while the round waits for its alerts or a
+     * checkpoint: the batch is only taken in; schedule_read applies it. */
     waiting = e->state == E_READING;
     if (waiting)
         e->state = E_IDLE;
     if (reply == NULL)
         return;                     /* connection lost: on_rd_state handles it */
-    if (e->stopping || e->lost ||
-        (e->state != E_IDLE && e->state != E_FLUSHING && e->state != E_APPLYING))
+    if (e->stopping || e->lost || (e->state != E_IDLE && e->state != E_FLUSHING))
         return;                     /* read but not applied: read again at the next start */
     if (!lease_valid(e))
         return;                     /* read but not applied: the new holder claims it */
@@ -2239,7 +2187,7 @@ static void on_rd_state(rk_redis *r, int up, void *ud)
         e->st[si].caught_up = false;
     }
     if (e->state == E_READING || e->state == E_SETUP || e->state == E_IDLE ||
-        e->state == E_LOADING || e->state == E_CLAIMING || e->state == E_APPLYING)
+        e->state == E_LOADING || e->state == E_CLAIMING)
         e->state = E_CONNECTING;
 }
 
@@ -2584,10 +2532,6 @@ static rk_engine *engine_new(uv_loop_t *loop, rk_config *cfg, const rk_replay_op
     e->last_ckpt = (int64_t)uv_now(loop);  /* the first one after an interval */
     uv_timer_init(loop, &e->housekeeping);
     e->housekeeping.data = e;
-    uv_check_init(loop, &e->apply_check);
-    e->apply_check.data = e;
-    uv_idle_init(loop, &e->apply_idle);
-    e->apply_idle.data = e;
     uv_timer_start(&e->housekeeping, on_housekeeping, HOUSEKEEPING_MS, HOUSEKEEPING_MS);
     e->state = E_CONNECTING;
     if (ro != NULL) {
@@ -2800,9 +2744,8 @@ void rk__engine_stop(rk_engine *e, void (*done)(void *ud), void *ud)
         return;                     /* round_finished() writes the checkpoint */
     case E_CLAIMING:
     case E_READING:
-    case E_APPLYING:
-        /* Nothing of that read (or of the batch taken in) is applied yet:
-         * it stays pending and is read again at the next start. */
+        /* Nothing of that read is applied yet: whatever it returns stays
+         * pending and is read again at the next start. */
         e->state = E_IDLE;
         /* fall through */
     case E_IDLE:
@@ -2821,9 +2764,8 @@ void rk__engine_stop(rk_engine *e, void (*done)(void *ud), void *ud)
     }
 }
 
-/* The engine's memory goes once libuv closed all of its handles (the
- * housekeeping timer, the apply check and idle and, when a checkpoint
- * child was running, its pipe). */
+/* The engine's memory goes once libuv closed both of its handles (the
+ * housekeeping timer and, when a checkpoint child was running, its pipe). */
 static void engine_closed(uv_handle_t *h)
 {
     rk_engine *e = h->data;
@@ -2868,8 +2810,7 @@ void rk__engine_free(rk_engine *e)
     free(e->suspect_key);
     free(e->epoch_key);
     e->freeing = true;
-    e->handles_closing += 3;        /* the housekeeping timer and the apply
-                                       check and idle, below */
+    e->handles_closing++;           /* the housekeeping timer, below */
     if (e->ckpt_poll_open) {
         /* A child still writing: it is fenced by its epoch if it outlives us. */
         e->handles_closing++;
@@ -2878,11 +2819,9 @@ void rk__engine_free(rk_engine *e)
         e->ckpt_poll_open = false;
         close(e->ckpt_fd);
     }
-    /* The engine's memory goes when libuv is done with its handles. */
+    /* The engine's memory goes when libuv is done with its timer. */
     uv_timer_stop(&e->housekeeping);
     uv_close((uv_handle_t *)&e->housekeeping, engine_closed);
-    uv_close((uv_handle_t *)&e->apply_check, engine_closed);
-    uv_close((uv_handle_t *)&e->apply_idle, engine_closed);
 }
 
 int rk__engine_healthy(const rk_engine *e)

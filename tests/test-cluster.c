@@ -229,15 +229,13 @@ static int setup(void **state)
     return it_cluster_start(&cl);
 }
 
+static void drain_loop(void);
+
 static int teardown(void **state)
 {
     (void)state;
     if (loop_open) {
-        /* Closed connections free their handles; one left open by a failed
-         * test would keep the loop alive for ever: 2 s at most. */
-        uint64_t end = uv_hrtime() + UINT64_C(2000000000);
-        while (uv_run(&loop, UV_RUN_NOWAIT) != 0 && uv_hrtime() < end)
-            it_sleep_ms(10);
+        drain_loop();
         uv_loop_close(&loop);
     }
     it_cluster_stop(&cl);
@@ -266,10 +264,19 @@ static void open_conn(drv *d, const char *const *seeds, size_t n)
     assert_non_null(d->r);
 }
 
+/* Run the loop until nothing is left on it, 2 s at most: a connection
+ * left open by a failed test keeps it alive for ever. */
+static void drain_loop(void)
+{
+    uint64_t end = uv_hrtime() + UINT64_C(2000000000);
+    while (uv_run(&loop, UV_RUN_NOWAIT) != 0 && uv_hrtime() < end)
+        it_sleep_ms(1);
+}
+
 static void close_conn(drv *d)
 {
     rk__redis_close(d->r);
-    uv_run(&loop, UV_RUN_DEFAULT);
+    drain_loop();
 }
 
 /* GET key on the node on port ("" when nil; the node must own it). */
