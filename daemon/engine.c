@@ -984,12 +984,15 @@ static void claims_begin(rk_engine *e, bool scan_poison);
 static bool send_read(rk_engine *e, bool ahead);
 
 /* Apply what the merge allows, then finish the round. The next read goes
- * out first (send_read ahead), so that Redis works on it meanwhile.
- * started: uv_hrtime() when the round began (for riskd_batch_seconds). */
+ * out first (send_read ahead) and is written at once (rk__redis_flush:
+ * hiredis would write it only when the loop next polls, after the round),
+ * so that Redis works on it meanwhile. started: uv_hrtime() when the round
+ * began (for riskd_batch_seconds). */
 static void run_round(rk_engine *e, uint64_t started)
 {
     e->round_hr = started;
-    send_read(e, true);
+    if (send_read(e, true))
+        rk__redis_flush(e->rd);
     if (e->lost)
         return;
     apply_buffered(e);

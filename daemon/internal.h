@@ -263,6 +263,11 @@ rk_redis *rk__redis_new(struct uv_loop_s *loop, const rk_redis_opts *opts,
 int rk__redis_cmd(rk_redis *r, rk_redis_reply_cb *cb, void *privdata,
                   int64_t extra_timeout_ms, int argc, const char **argv,
                   const size_t *argvlen);
+/* Write the commands queued on r now instead of when the loop next polls
+ * it (a read ahead that Redis should work on while the caller goes on).
+ * Safe inside r's own reply callbacks: a write error or what the socket
+ * does not take is left to the loop's writable event. */
+void rk__redis_flush(rk_redis *r);
 int rk__redis_ready(const rk_redis *r);
 int rk__redis_inflight(const rk_redis *r);
 uint64_t rk__redis_reconnects(const rk_redis *r);

@@ -1607,6 +1607,19 @@ int rk__redis_cmd(rk_redis *r, rk_redis_reply_cb *cb, void *privdata,
     return 0;
 }
 
+void rk__redis_flush(rk_redis *r)
+{
+    int done;
+
+    /* redisBufferWrite, not redisAsyncHandleWrite: on an error the latter
+     * frees the context, which inside one of its own callbacks would pull
+     * it from under hiredis. Here an error stays in the context and the
+     * writable event, still armed, lets hiredis handle it from the loop. */
+    if (r != NULL && r->ac != NULL && (r->ac->c.flags & REDIS_CONNECTED) && !r->ac->c.err &&
+        !r->drop_pending)
+        (void)redisBufferWrite(&r->ac->c, &done);
+}
+
 int rk__redis_ready(const rk_redis *r)
 {
     return r != NULL && r->state == ST_READY && !r->drop_pending;

@@ -11,7 +11,9 @@
  *   2. Writes: 2000 commands queued in one loop turn are written and
  *      answered in order; a 16 MB SET, which the socket does not take at
  *      once, completes through repeated writable events.
- *   3. The connection comes back after the server restarts, and the
+ *   3. rk__redis_flush: a queued command reaches Redis before the loop
+ *      runs again (and its reply still arrives through the loop).
+ *   4. The connection comes back after the server restarts, and the
  *      arena-built replies are still right afterwards. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -91,10 +93,19 @@ static void open_conn(drv *d, int arena)
     assert_true(run_until(&d->ups, 1, 5000));
 }
 
+/* Run the loop until nothing is left on it, 2 s at most: a connection
+ * left open by a failed test keeps it alive for ever. */
+static void drain_loop(void)
+{
+    uint64_t end = uv_hrtime() + UINT64_C(2000000000);
+    while (uv_run(&loop, UV_RUN_NOWAIT) != 0 && uv_hrtime() < end)
+        it_sleep_ms(1);
+}
+
 static void close_conn(drv *d)
 {
     rk__redis_close(d->r);
-    uv_run(&loop, UV_RUN_DEFAULT);
+    drain_loop();
 }
 
 /* The payload of entry i (deterministic, 200-1200 bytes). */
@@ -269,10 +280,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    uint64_t end = uv_hrtime() + UINT64_C(2000000000);
     (void)state;
-    while (uv_run(&loop, UV_RUN_NOWAIT) != 0 && uv_hrtime() < end)
-        it_sleep_ms(10);
+    drain_loop();
     uv_loop_close(&loop);
     it_redis_stop(&srv);
     return 0;
@@ -351,6 +360,45 @@ static void test_writes(void **state)
     close_conn(&d);
 }
 
+/* rk__redis_flush writes a queued command before the loop runs again:
+ * Redis has it while the caller is still busy (the engine's read ahead). */
+static void test_flush(void **state)
+{
+    const char *argv[3] = {"SET", "flushed", "yes"};
+    redisContext *c = it_connect(srv.port);
+    redisReply *r = NULL;
+    drv d;
+    int i;
+    (void)state;
+
+    open_conn(&d, 1);
+    r = it_cmd(c, "DEL flushed");
+    freeReplyObject(r);
+    assert_int_equal(rk__redis_cmd(d.r, on_ok, &d, 0, 3, argv, NULL), 0);
+    /* not flushed: still in hiredis's buffer, the loop does not run */
+    it_sleep_ms(50);
+    r = it_cmd(c, "EXISTS flushed");
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+    rk__redis_flush(d.r);
+    for (i = 0; i < 100; i++) {     /* Redis runs it without our loop */
+        r = it_cmd(c, "EXISTS flushed");
+        if (r->integer == 1)
+            break;
+        freeReplyObject(r);
+        r = NULL;
+        it_sleep_ms(10);
+    }
+    assert_non_null(r);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    redisFree(c);
+    /* the reply still reaches the callback through the loop */
+    assert_true(run_until(&d.answered, 1, 5000));
+    assert_int_equal(d.bad, 0);
+    close_conn(&d);
+}
+
 static void test_reconnect(void **state)
 {
     drv d;
@@ -371,6 +419,7 @@ int main(void)
         cmocka_unit_test(test_replies_in_arena),
         cmocka_unit_test(test_replies_malloc),
         cmocka_unit_test(test_writes),
+        cmocka_unit_test(test_flush),
         cmocka_unit_test(test_reconnect),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
