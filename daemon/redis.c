@@ -1017,6 +1017,31 @@ static int cluster_redirect(rk_redis *r, const redisReply *reply)
 }
 
 /* ===================================================================
+ * Commands in flight (for the watchdog)
+ * =================================================================== */
+
+/* A command of r went out, on its connection or the ASK target's; the
+ * watchdog waits extra_timeout_ms longer for it (a BLOCK). */
+static void count_sent(rk_redis *r, int64_t extra_timeout_ms)
+{
+    if (r->inflight == 0)
+        r->last_reply = (int64_t)uv_now(r->loop);
+    r->inflight++;
+    if (extra_timeout_ms > r->deadline_extra)
+        r->deadline_extra = extra_timeout_ms;
+}
+
+/* A command of r was answered (or given up). */
+static void count_answered(rk_redis *r)
+{
+    if (r->inflight > 0)
+        r->inflight--;
+    if (r->inflight == 0)
+        r->deadline_extra = 0;
+    r->last_reply = (int64_t)uv_now(r->loop);
+}
+
+/* ===================================================================
  * Cluster mode: following ASK
  * =================================================================== */
 
@@ -1098,11 +1123,7 @@ static void on_ask_reply(redisAsyncContext *ac, void *reply, void *privdata)
     (void)ac;
     if (r->ask_inflight > 0)
         r->ask_inflight--;
-    if (r->inflight > 0)
-        r->inflight--;
-    if (r->inflight == 0)
-        r->deadline_extra = 0;
-    r->last_reply = (int64_t)uv_now(r->loop);
+    count_answered(r);
     if (rep == NULL) {
         ask_failed(r, "lost the connection to the ASK target");
     } else if (cluster_redirect(r, rep)) {
@@ -1225,9 +1246,7 @@ static int ask_follow(rk_redis *r, pending_cmd *pc, const char *str)
     r->asks++;
     r->asked_since_wait = 1;
     r->ask_inflight++;
-    r->inflight++;
-    if (pc->extra_timeout_ms > r->deadline_extra)
-        r->deadline_extra = pc->extra_timeout_ms;
+    count_sent(r, pc->extra_timeout_ms);
     return 0;
 }
 
@@ -1247,9 +1266,7 @@ static int ask_wait(rk_redis *r, pending_cmd *pc, long long n)
     pc->wait_main = n;
     r->asked_since_wait = 0;
     r->ask_inflight++;
-    r->inflight++;
-    if (pc->extra_timeout_ms > r->deadline_extra)
-        r->deadline_extra = pc->extra_timeout_ms;
+    count_sent(r, pc->extra_timeout_ms);
     return 0;
 }
 
@@ -1523,11 +1540,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     redisReply *rep = reply;
 
     (void)ac;
-    if (r->inflight > 0)
-        r->inflight--;
-    if (r->inflight == 0)
-        r->deadline_extra = 0;
-    r->last_reply = (int64_t)uv_now(r->loop);
+    count_answered(r);
     if (r->cluster && rep != NULL) {
         if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "ASK ", 4) == 0 &&
             ask_follow(r, pc, rep->str) == 0)
@@ -1599,11 +1612,7 @@ int rk__redis_cmd(rk_redis *r, rk_redis_reply_cb *cb, void *privdata,
     if (pc->argc == 3 && pc->argvlen[0] == 6 && strncasecmp(pc->argv[0], "SCRIPT", 6) == 0 &&
         pc->argvlen[1] == 4 && strncasecmp(pc->argv[1], "LOAD", 4) == 0)
         remember_script(r, pc->argv[2], pc->argvlen[2]);
-    if (r->inflight == 0)
-        r->last_reply = (int64_t)uv_now(r->loop);
-    r->inflight++;
-    if (extra_timeout_ms > r->deadline_extra)
-        r->deadline_extra = extra_timeout_ms;
+    count_sent(r, extra_timeout_ms);
     return 0;
 }
 
