@@ -1,27 +1,34 @@
 /* daemon/event.c - one stream entry's JSON -> a validated, typed rk_event.
  *
  * The reader hands every entry's `data` value (bytes with a length, not
- * NUL-terminated) to rk__event_parse(). It is decoded with jansson
- * (duplicate keys rejected, the whole buffer must be one value), the `type`
- * picks a row of the table in CONTRACT.md §1, and each field of that row is
- * checked and copied into the rk_event. Fields a type does not list, and
- * fields nobody knows, are ignored; an optional field given as null counts
- * as absent.
+ * NUL-terminated) to rk__event_parse(). The JSON is read by rk__jscan()
+ * (jscan.c): one pass that returns the object's top-level members with
+ * their strings decoded, and accepts only what jansson accepts with the
+ * same values. Anything else - invalid JSON, and rare valid shapes it
+ * leaves alone (an escaped key, deep nesting, a 19-digit integer) - is
+ * decoded by jansson (duplicate keys rejected, the whole buffer must be
+ * one value), which gives the verdict and the reason, and its tree is
+ * turned into the same member list. Then the `type` picks a row of the
+ * table in CONTRACT.md §1, and each field of that row is checked and
+ * copied into the rk_event by the same readers whichever path decoded it.
+ * Fields a type does not list, and fields nobody knows, are ignored; an
+ * optional field given as null counts as absent.
  *
- * Nothing is copied: the event's strings point into the JSON tree, which is
- * kept in an rk__event_mem together with the officers pointer array until
- * the next parse with the same mem (or rk__event_mem_free()). The officers
- * array only grows to the largest array seen, and an array can be no longer
- * than the input, so memory stays bounded by the input size.
+ * Nothing is copied twice: the event's strings point into the member list,
+ * which is kept in an rk__event_mem together with the officers pointer
+ * array until the next parse with the same mem (or rk__event_mem_free()).
+ * The officers array only grows to the largest array seen, and an array
+ * can be no longer than the input, so memory stays bounded by the input
+ * size.
  *
- * The tree comes from a bump arena owned by the mem, not from malloc: a
- * jansson tree costs a malloc per node and a hash table per object, which
- * was most of the parse. jansson's allocator hooks (json_set_alloc_funcs)
+ * Both paths allocate from a bump arena owned by the mem, not from malloc
+ * (a jansson tree costs a malloc per node and a hash table per object).
+ * For the slow path, jansson's allocator hooks (json_set_alloc_funcs)
  * are process-wide, so the arena's functions are installed only around
  * json_loadb, with the mem in a static "current arena" pointer, and the
- * previous functions are put back right after; the field readers below
- * only look the tree up (json_object_get and friends never allocate). The
- * tree is never json_decref'ed: the next parse, or rk__event_mem_free(),
+ * previous functions are put back right after; the conversion to members
+ * only looks the tree up (json_object_foreach and friends never allocate).
+ * The tree is never json_decref'ed: the next parse, or rk__event_mem_free(),
  * rewinds the arena. The arena's free is a no-op, so the memory jansson
  * frees while parsing (its string buffer as it doubles, a hash table or
  * array it outgrows) stays used until the rewind: at most a small constant
@@ -160,55 +167,54 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
  * =================================================================== */
 
 /* Return the field `name` of obj, or NULL when it is absent or null. */
-static json_t *field(json_t *obj, const char *name)
+static const rk__jval *field(const rk__jobj *obj, const char *name)
 {
-    json_t *v = json_object_get(obj, name);
-    return json_is_null(v) ? NULL : v;
+    const rk__jval *v = rk__jobj_get(obj, name);
+    return v == NULL || v->kind == RK_J_NULL ? NULL : v;
 }
 
 /* An identifier: a non-empty string. */
-static int get_id(json_t *obj, const char *name, bool req, const char **out,
+static int get_id(const rk__jobj *obj, const char *name, bool req, const char **out,
                   char *err, size_t errlen)
 {
-    json_t *v = field(obj, name);
+    const rk__jval *v = field(obj, name);
     if (v == NULL)
         return req ? fail(err, errlen, "%s: missing", name) : 0;
-    if (!json_is_string(v) || json_string_length(v) == 0)
+    if (v->kind != RK_J_STRING || v->len == 0)
         return fail(err, errlen, "%s: expected a non-empty string", name);
-    *out = json_string_value(v);
+    *out = v->str;
     return 0;
 }
 
 /* Free text: an optional string, possibly empty. */
-static int get_text(json_t *obj, const char *name, const char **out,
+static int get_text(const rk__jobj *obj, const char *name, const char **out,
                     char *err, size_t errlen)
 {
-    json_t *v = field(obj, name);
+    const rk__jval *v = field(obj, name);
     if (v == NULL)
         return 0;
-    if (!json_is_string(v))
+    if (v->kind != RK_J_STRING)
         return fail(err, errlen, "%s: expected a string", name);
-    *out = json_string_value(v);
+    *out = v->str;
     return 0;
 }
 
 /* A time: an RFC 3339 string, or an integer of epoch ms in
  * [0, RK_MAX_EPOCH_MS]. An absent optional time leaves *out alone. */
-static int get_time(json_t *obj, const char *name, bool req, int64_t *out,
+static int get_time(const rk__jobj *obj, const char *name, bool req, int64_t *out,
                     char *err, size_t errlen)
 {
-    json_t *v = field(obj, name);
+    const rk__jval *v = field(obj, name);
     if (v == NULL)
         return req ? fail(err, errlen, "%s: missing", name) : 0;
-    if (json_is_string(v)) {
-        /* A string with an embedded NUL cannot get here (no
-         * JSON_ALLOW_NUL), so the C string is the whole value. */
-        if (rk__parse_rfc3339(json_string_value(v), out) == 0)
+    if (v->kind == RK_J_STRING) {
+        /* A string with an embedded NUL cannot get here (\u0000 is
+         * rejected), so the C string is the whole value. */
+        if (rk__parse_rfc3339(v->str, out) == 0)
             return 0;
-    } else if (json_is_integer(v)) {
-        json_int_t i = json_integer_value(v);
-        if (i >= 0 && i <= RK_MAX_EPOCH_MS) {
-            *out = (int64_t)i;
+    } else if (v->kind == RK_J_INT) {
+        if (v->i >= 0 && v->i <= RK_MAX_EPOCH_MS) {
+            *out = (int64_t)v->i;
             return 0;
         }
     }
@@ -216,30 +222,31 @@ static int get_time(json_t *obj, const char *name, bool req, int64_t *out,
 }
 
 /* An amount in yuan: a JSON number (integer or real) >= 0. */
-static int get_amount(json_t *obj, const char *name, bool req, double *out,
+static int get_amount(const rk__jobj *obj, const char *name, bool req, double *out,
                       char *err, size_t errlen)
 {
-    json_t *v = field(obj, name);
+    const rk__jval *v = field(obj, name);
     if (v == NULL)
         return req ? fail(err, errlen, "%s: missing", name) : 0;
-    if (!json_is_number(v) || !(json_number_value(v) >= 0))
+    double d = v->kind == RK_J_INT ? (double)v->i : v->kind == RK_J_REAL ? v->d : -1;
+    if (!(d >= 0))
         return fail(err, errlen, "%s: expected a number >= 0", name);
-    *out = json_number_value(v) + 0.0;     /* -0.0 becomes 0 */
+    *out = d + 0.0;                     /* -0.0 becomes 0 */
     return 0;
 }
 
 /* One of a list of strings; *out is set to the 1-based index in `names`
  * (the enums of riskd/event.h all start with UNSET = 0). `expect` is the
  * quoted list for the message. */
-static int get_enum(json_t *obj, const char *name, bool req,
+static int get_enum(const rk__jobj *obj, const char *name, bool req,
                     const char *const *names, const char *expect, int *out,
                     char *err, size_t errlen)
 {
-    json_t *v = field(obj, name);
+    const rk__jval *v = field(obj, name);
     if (v == NULL)
         return req ? fail(err, errlen, "%s: missing", name) : 0;
-    if (json_is_string(v)) {
-        const char *s = json_string_value(v);
+    if (v->kind == RK_J_STRING) {
+        const char *s = v->str;
         for (int i = 0; names[i] != NULL; i++)
             if (strcmp(s, names[i]) == 0) {
                 *out = i + 1;
@@ -252,14 +259,14 @@ static int get_enum(json_t *obj, const char *name, bool req,
 /* `officers`: an array of non-empty strings, pointed to from mem. Required
  * (inspection.filed) it must hold at least one; optional, null and []
  * both mean none. */
-static int get_officers(json_t *obj, bool req, rk_event *ev, rk__event_mem *mem,
+static int get_officers(const rk__jobj *obj, bool req, rk_event *ev, rk__event_mem *mem,
                         char *err, size_t errlen)
 {
-    json_t *v = field(obj, "officers");
+    const rk__jval *v = field(obj, "officers");
     if (v == NULL)
         return req ? fail(err, errlen, "officers: missing") : 0;
-    size_t n = json_is_array(v) ? json_array_size(v) : 0;
-    if (!json_is_array(v) || (req && n == 0))
+    size_t n = v->kind == RK_J_ARRAY ? v->len : 0;
+    if (v->kind != RK_J_ARRAY || (req && n == 0))
         return fail(err, errlen, req
                     ? "officers: expected an array of at least 1 non-empty string"
                     : "officers: expected an array of non-empty strings");
@@ -275,10 +282,10 @@ static int get_officers(json_t *obj, bool req, rk_event *ev, rk__event_mem *mem,
         mem->officers_cap = n;
     }
     for (size_t i = 0; i < n; i++) {
-        json_t *o = json_array_get(v, i);
-        if (!json_is_string(o) || json_string_length(o) == 0)
+        const rk__jval *o = &v->elems[i];
+        if (o->kind != RK_J_STRING || o->len == 0)
             return fail(err, errlen, "officers[%zu]: expected a non-empty string", i);
-        mem->officers[i] = json_string_value(o);
+        mem->officers[i] = o->str;
     }
     ev->officers = mem->officers;
     ev->n_officers = n;
@@ -286,26 +293,26 @@ static int get_officers(json_t *obj, bool req, rk_event *ev, rk__event_mem *mem,
 }
 
 /* `items`: an optional array of anything; only its length is kept. */
-static int get_items(json_t *obj, rk_event *ev, char *err, size_t errlen)
+static int get_items(const rk__jobj *obj, rk_event *ev, char *err, size_t errlen)
 {
-    json_t *v = field(obj, "items");
+    const rk__jval *v = field(obj, "items");
     if (v == NULL)
         return 0;
-    if (!json_is_array(v))
+    if (v->kind != RK_J_ARRAY)
         return fail(err, errlen, "items: expected an array");
-    ev->n_items = json_array_size(v);
+    ev->n_items = v->len;
     return 0;
 }
 
 /* `score`: a JSON integer (not 4.0, not "4") from 1 to 5. */
-static int get_score(json_t *obj, rk_event *ev, char *err, size_t errlen)
+static int get_score(const rk__jobj *obj, rk_event *ev, char *err, size_t errlen)
 {
-    json_t *v = field(obj, "score");
+    const rk__jval *v = field(obj, "score");
     if (v == NULL)
         return fail(err, errlen, "score: missing");
-    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 5)
+    if (v->kind != RK_J_INT || v->i < 1 || v->i > 5)
         return fail(err, errlen, "score: expected an integer from 1 to 5");
-    ev->score = (int)json_integer_value(v);
+    ev->score = (int)v->i;
     return 0;
 }
 
@@ -335,7 +342,7 @@ static const char *const outcome_names[] = {
 
 /* Check the fields of ev->type (already set, as is ev->ts) in o and fill
  * ev. Returns RK_PARSE_OK or RK_PARSE_INVALID with err filled. */
-static int parse_fields(json_t *o, rk_event *ev, rk__event_mem *mem,
+static int parse_fields(const rk__jobj *o, rk_event *ev, rk__event_mem *mem,
                         char *err, size_t errlen)
 {
     int e = 0;
@@ -434,27 +441,35 @@ int rk__event_parse(const char *data, size_t len, rk_event *ev,
     if (err != NULL && errlen > 0)
         err[0] = '\0';
     memset(ev, 0, sizeof *ev);
-    mem->root = NULL;                   /* the previous tree dies here */
+    mem->root = NULL;                   /* the previous members die here */
+    mem->obj.m = NULL;
+    mem->obj.n = 0;
     rk__arena_rewind(&mem->arena, false);
 
-    /* JSON_DECODE_ANY so "42" is "not an object" rather than "not JSON";
-     * no JSON_ALLOW_NUL, so every string is a proper C string. */
-    mem->root = arena_loadb(mem, data != NULL ? data : "", data != NULL ? len : 0,
-                            JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-    if (mem->root == NULL)
-        return fail(err, errlen, "data: not valid JSON (%s)", jerr.text);
-    json_t *o = mem->root;
-    if (!json_is_object(o))
-        return fail(err, errlen, "data: expected a JSON object");
+    if (rk__jscan(data, len, &mem->arena, &mem->obj) != 0) {
+        /* The slow path: jansson decides, and names what is wrong.
+         * JSON_DECODE_ANY so "42" is "not an object" rather than "not
+         * JSON"; no JSON_ALLOW_NUL, so every string is a proper C string. */
+        rk__arena_rewind(&mem->arena, false);
+        mem->root = arena_loadb(mem, data != NULL ? data : "", data != NULL ? len : 0,
+                                JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+        if (mem->root == NULL)
+            return fail(err, errlen, "data: not valid JSON (%s)", jerr.text);
+        if (!json_is_object(mem->root))
+            return fail(err, errlen, "data: expected a JSON object");
+        if (rk__jobj_from_json(mem->root, &mem->arena, &mem->obj) != 0)
+            return fail(err, errlen, "data: out of memory");
+    }
+    const rk__jobj *o = &mem->obj;
 
-    json_t *t = json_object_get(o, "type");
-    if (t == NULL || json_is_null(t))
+    const rk__jval *t = field(o, "type");
+    if (t == NULL)
         return fail(err, errlen, "type: missing");
-    if (!json_is_string(t))
+    if (t->kind != RK_J_STRING)
         return fail(err, errlen, "type: expected a string");
-    ev->type = rk__event_type_from_name(json_string_value(t));
+    ev->type = rk__event_type_from_name(t->str);
     if (ev->type == RK_EV_UNKNOWN) {
-        ev->type_name = json_string_value(t);
+        ev->type_name = t->str;
         return RK_PARSE_UNKNOWN;
     }
     ev->type_name = rk__event_type_name(ev->type);
@@ -471,6 +486,8 @@ void rk__event_mem_free(rk__event_mem *mem)
     rk__arena_rewind(&mem->arena, true);
     free(mem->officers);
     mem->root = NULL;
+    mem->obj.m = NULL;
+    mem->obj.n = 0;
     mem->officers = NULL;
     mem->officers_cap = 0;
 }

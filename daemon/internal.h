@@ -70,12 +70,65 @@ void *rk__arena_alloc(rk__arena *a, size_t n);
  * (sized for the last tree) unless `all`, which frees every block. */
 void rk__arena_rewind(rk__arena *a, bool all);
 
-/* Storage behind a parsed event: the JSON tree its strings point into, the
- * bump arena that tree is allocated from (event.c; rewound by the next
- * parse, never json_decref'ed) and the officers array. Zero-initialise
- * before the first use; reusable. */
+/* ===================================================================
+ * jscan.c - the event's top-level JSON members in one pass
+ * =================================================================== */
+
+typedef enum rk__jkind {
+    RK_J_NULL, RK_J_FALSE, RK_J_TRUE, RK_J_INT, RK_J_REAL, RK_J_STRING,
+    RK_J_ARRAY, RK_J_OBJECT
+} rk__jkind;
+
+/* A JSON value, flat: scalars with their value; an array of a top-level
+ * member with its elements (elements that are arrays or objects only with
+ * their kind); an object only as its kind. */
+typedef struct rk__jval {
+    rk__jkind kind;
+    const char *str;                /* STRING: NUL-terminated, no NUL inside */
+    size_t len;                     /* STRING: bytes; ARRAY: elements */
+    long long i;                    /* INT */
+    double d;                       /* REAL */
+    const struct rk__jval *elems;   /* ARRAY of a top-level member */
+} rk__jval;
+
+typedef struct rk__jmember {
+    const char *key;                /* not NUL-terminated: keylen bytes */
+    size_t keylen;
+    rk__jval v;
+} rk__jmember;
+
+/* A JSON object's members in input order (unique keys). */
+typedef struct rk__jobj {
+    rk__jmember *m;
+    size_t n;
+} rk__jobj;
+
+#define RK__JSCAN_OTHER (-1)
+#define RK__JSCAN_MAX_MEMBERS 64
+
+/* Read data (len bytes) as one JSON object into *out, strings and arrays
+ * in the arena, keys pointing into data. Returns 0 only when jansson
+ * (json_loadb, JSON_REJECT_DUPLICATES) would accept the input with the
+ * same members and values; RK__JSCAN_OTHER for everything else, invalid or
+ * unusual (see jscan.c), which the caller must give to jansson. */
+int rk__jscan(const char *data, size_t len, rk__arena *arena, rk__jobj *out);
+/* The same members from jansson's tree of an object (strings point into the
+ * tree). Returns 0 or -1 when the arena runs out of memory. */
+int rk__jobj_from_json(json_t *root, rk__arena *arena, rk__jobj *out);
+/* One jansson value as an rk__jval (an array without its elements). */
+void rk__jval_from_json(json_t *j, rk__jval *v);
+/* The member `name`, or NULL. */
+const rk__jval *rk__jobj_get(const rk__jobj *o, const char *name);
+
+/* Storage behind a parsed event: the members its strings point into (from
+ * rk__jscan, or from a JSON tree when the input took jansson's slow path),
+ * the bump arena both are allocated from (event.c; rewound by the next
+ * parse, the tree never json_decref'ed) and the officers array.
+ * Zero-initialise before the first use; reusable. */
 typedef struct rk__event_mem {
-    json_t *root;                   /* in the arena: never json_decref it */
+    rk__jobj obj;                   /* the event's members */
+    json_t *root;                   /* slow path only, in the arena: never
+                                       json_decref it; NULL otherwise */
     const char **officers;
     size_t officers_cap;
     rk__arena arena;

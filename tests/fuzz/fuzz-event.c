@@ -9,8 +9,10 @@
  * field the contract requires for the type (non-empty strings, at least one
  * officer for a filing, a score from 1 to 5, amounts >= 0, a source or
  * outcome); RK_PARSE_UNKNOWN gives the unknown type's name; and
- * RK_PARSE_INVALID gives a non-empty reason on one printable line. A broken
- * promise aborts, which libFuzzer reports as a crash. */
+ * RK_PARSE_INVALID gives a non-empty reason on one printable line. And the
+ * parser's fast path (rk__jscan) must agree with jansson: what it accepts,
+ * json_loadb accepts with the same members and values (jscan_diff.h). A
+ * broken promise aborts, which libFuzzer reports as a crash. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +20,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "jscan_diff.h"
 
 /* The ts range: 0000-01-01T00:00:00+23:59 to 9999-12-31T23:59:60.999-23:59
  * (epoch milliseconds are a subset). */
@@ -143,6 +146,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rk_event ev;
     int rc;
 
+    if (jscan_diff((const char *)data, size) < 0)
+        broken("rk__jscan accepted what jansson reads differently");
     memset(err, 'x', sizeof(err));
     rc = rk__event_parse((const char *)data, size, &ev, &mem, err, sizeof(err));
     switch (rc) {
