@@ -225,6 +225,40 @@ static bool all_drained(conns *c, int partitions, int timeout_ms)
     return true;
 }
 
+/* What Redis says about the leases and the consumer groups (a failed
+ * wait's diagnosis). */
+static void dump_leases(conns *c, int partitions)
+{
+    char k[64];
+    redisReply *r;
+    int p;
+    for (p = 0; p < partitions; p++) {
+        snprintf(k, sizeof(k), "riskd:state:{%d}:lease", p);
+        r = redisCommand(ctx_for(c, k), "GET %s", k);
+        fprintf(stderr, "%s = %s\n", k, r && r->type == REDIS_REPLY_STRING ? r->str : "(nil)");
+        freeReplyObject(r);
+        for (int si = 0; si < 2; si++) {
+            snprintf(k, sizeof(k), "%s:{%d}", si ? "enforce:case" : "enforce:scan", p);
+            r = redisCommand(ctx_for(c, k), "XINFO GROUPS %s", k);
+            fprintf(stderr, "  %s:", k);
+            for (size_t g = 0; r && r->type == REDIS_REPLY_ARRAY && g < r->elements; g++)
+                for (size_t j = 0; j + 1 < r->element[g]->elements; j += 2) {
+                    const redisReply *v = r->element[g]->element[j + 1];
+                    if (v->type == REDIS_REPLY_INTEGER)
+                        fprintf(stderr, " %s=%lld", r->element[g]->element[j]->str, v->integer);
+                    else if (v->type == REDIS_REPLY_STRING)
+                        fprintf(stderr, " %s=%s", r->element[g]->element[j]->str, v->str);
+                }
+            fprintf(stderr, "\n");
+            freeReplyObject(r);
+        }
+    }
+    r = redisCommand(ctx_for(c, "riskd:state:members"), "ZRANGE riskd:state:members 0 -1 WITHSCORES");
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2)
+        fprintf(stderr, "member %s until %s\n", r->element[i]->str, r->element[i + 1]->str);
+    freeReplyObject(r);
+}
+
 /* The alert ids in the alerts stream as an object id -> count. */
 static json_t *alert_ids(conns *c, size_t *total)
 {
@@ -676,6 +710,54 @@ static void check_labelled_metrics(int port)
     assert_null(strstr(strstr(buf, "# HELP riskd_batch_seconds "), "riskd_events_total{"));
 }
 
+/* utime + stime of pid in clock ticks, or -1. */
+static long long cpu_ticks(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');
+    unsigned long long ut, st;
+    if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+                            &ut, &st) != 2)
+        return -1;
+    return (long long)(ut + st);
+}
+
+/* Each live instance's CPU use over half a second, its lease metrics and,
+ * when gdb is installed, where its threads are. */
+static void dump_instances(inst *x, int n)
+{
+    static char buf[1 << 16];
+    for (int i = 0; i < n; i++) {
+        if (x[i].d.pid <= 0 || !it_riskd_alive(&x[i].d))
+            continue;
+        long long t0 = cpu_ticks(x[i].d.pid);
+        it_sleep_ms(500);
+        fprintf(stderr, "instance %s (pid %d): %lld ticks of CPU in 0.5 s\n", x[i].name,
+                (int)x[i].d.pid, cpu_ticks(x[i].d.pid) - t0);
+        if (http_get(x[i].mport, "/metrics", buf, sizeof(buf)) == 200) {
+            for (char *l = strtok(buf, "\n"); l != NULL; l = strtok(NULL, "\n"))
+                if (strncmp(l, "riskd_partition_active", 22) == 0 ||
+                    strncmp(l, "riskd_members", 13) == 0 ||
+                    strncmp(l, "riskd_partitions_held", 21) == 0)
+                    fprintf(stderr, "  %s\n", l);
+        } else {
+            fprintf(stderr, "  /metrics did not answer\n");
+        }
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "gdb -p %d -batch -ex 'thread apply all bt' 2>/dev/null "
+                 "| grep '^#' >&2", (int)x[i].d.pid);
+        if (system(cmd) == -1)
+            fprintf(stderr, "  (no backtrace)\n");
+    }
+}
+
 /* Instances a, b, c on 6 partitions; the feed kills c at 30 % and starts d
  * at 60 %; then a, b and d must hold two partitions each and the alerts
  * equal the clean run's. */
@@ -695,6 +777,8 @@ static void run_churn(fixture *f, json_t *want, int port, const char *what)
     if (!all_drained(&f->k, 6, 60000)) {
         for (i = 0; i < 4; i++)
             it_riskd_dump_log(&f->x[i].d);
+        dump_leases(&f->k, 6);
+        dump_instances(f->x, 4);
         fail_msg("the partitions did not drain");
     }
     /* Settled: a, b and d hold two partitions each. */
