@@ -14,7 +14,9 @@
 #             stays flat as the backlog (and the history) grows.
 #   latency   for each rate: a fresh riskd on empty streams, latency writes
 #             the mix at that rate for BENCH_LAT_SECONDS and times XADD ->
-#             alert on alerts:* (p50 / p99 / p99.9 / max).
+#             alert on alerts:* (p50 / p99 / p99.9 / max); then the same
+#             with nullrelay instead of riskd (XREADGROUP BLOCK, PUBLISH of
+#             the probes, XACK: the floor of that path on this machine).
 #   memory    for each count: riskd on empty streams, then that many filings
 #             (10k units, 100k officers, all inside 20 h of event time so
 #             every filing stays live); peak RSS (VmHWM) minus the idle RSS
@@ -44,7 +46,7 @@ INTERVAL=${BENCH_STATE_INTERVAL:-5s}
 PARTS=${BENCH_PARTS:-"drain latency memory"}
 OUT=${BENCH_OUT:-$B/bench/results.txt}
 
-for bin in riskd bench/loadgen bench/nullconsumer bench/drain bench/latency; do
+for bin in riskd bench/loadgen bench/nullconsumer bench/nullrelay bench/drain bench/latency; do
     [ -x "$B/$bin" ] || { echo "missing $B/$bin: run make bench" >&2; exit 1; }
 done
 
@@ -126,8 +128,8 @@ fi
 if echo "$PARTS" | grep -q latency; then
     {
         echo "LATENCY  XADD -> alert on alerts:<detector>, steady rate for ${LAT_SECONDS}s (first 2 s not counted), fresh riskd"
-        printf '%10s %10s %9s %9s %9s %9s %9s %9s\n' \
-            "target/s" "sent/s" samples "p50-ms" "p99-ms" "p99.9-ms" "max-ms" "riskd-cpu"
+        printf '%10s %10s %9s %9s %9s %9s %9s %9s  %s\n' \
+            "target/s" "sent/s" samples "p50-ms" "p99-ms" "p99.9-ms" "max-ms" "cpu" "consumer"
     } | tee -a "$OUT"
     for r in $RATES; do
         rc flushall
@@ -139,7 +141,22 @@ if echo "$PARTS" | grep -q latency; then
         awk -v t="$r" -v a="$(kv achieved "$l")" -v s="$(kv samples "$l")" \
             -v p50="$(kv p50_ms "$l")" -v p99="$(kv p99_ms "$l")" -v p999="$(kv p999_ms "$l")" \
             -v mx="$(kv max_ms "$l")" -v c="$(kv cpu_s "$d")" -v tr="$LAT_SECONDS" 'BEGIN {
-            printf "%10d %10d %9d %9.3f %9.3f %9.3f %9.3f %8.0f%%\n",
+            printf "%10d %10d %9d %9.3f %9.3f %9.3f %9.3f %8.0f%%  riskd\n",
+                t, a, s, p50, p99, p999, mx, 100 * c / tr }' | tee -a "$OUT"
+        # The same path through the null relay (nullrelay.c): the floor.
+        rc flushall
+        "$B/bench/nullrelay" -p "$port" &
+        relay=$!
+        sleep 0.3
+        "$B/bench/latency" -p "$port" -r "$r" -d "$LAT_SECONDS" > "$run/latency-relay-$r.txt"
+        c=$(awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$relay/stat")
+        kill "$relay"
+        wait "$relay" || true
+        l=$(cat "$run/latency-relay-$r.txt")
+        awk -v t="$r" -v a="$(kv achieved "$l")" -v s="$(kv samples "$l")" \
+            -v p50="$(kv p50_ms "$l")" -v p99="$(kv p99_ms "$l")" -v p999="$(kv p999_ms "$l")" \
+            -v mx="$(kv max_ms "$l")" -v c="$c" -v tr="$LAT_SECONDS" 'BEGIN {
+            printf "%10d %10d %9d %9.3f %9.3f %9.3f %9.3f %8.0f%%  null relay\n",
                 t, a, s, p50, p99, p999, mx, 100 * c / tr }' | tee -a "$OUT"
     done
     echo | tee -a "$OUT"
