@@ -51,6 +51,7 @@
  * here on struct rk_host {engine, detector index}. emit() applies the
  * detector's severity override and the cooldown per (rule, subject), derives
  * the alert id and queues the alert. */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +87,12 @@ typedef struct entry {
     int missing_data;               /* fields present but no "data" */
 } entry;
 
+/* An entry id to acknowledge: "<ms>-<seq>", both 64-bit in Redis. */
+typedef struct ack_id {
+    uint64_t ms, seq;
+} ack_id;
+#define ACK_ID_LEN 42                   /* 20 + '-' + 20 + NUL */
+
 typedef struct stream_state {
     char *key;
     int phase;
@@ -109,8 +116,9 @@ typedef struct stream_state {
     rk__event_mem mem;
     rk_entry_ref applied;           /* last entry reflected in the state */
     bool has_applied;
-    /* ids to acknowledge */
-    char (*acks)[48];
+    /* ids to acknowledge, as numbers (16 B, not a 48-byte string: a
+     * backlog read between two checkpoints can be a million of them) */
+    ack_id *acks;
     size_t nacks, acks_cap;
     size_t covered;                 /* acks covered by the checkpoint in flight */
     size_t acks_sent;               /* of those, sent in XACKs so far */
@@ -625,18 +633,48 @@ static void housekeep_state(rk_engine *e, bool force)
  * Applying entries
  * =================================================================== */
 
+/* Record entry id "<ms>-<seq>" for the next acknowledgement. -1 when out
+ * of memory or the id is not a stream entry id (Redis gives no other). */
 static int ack_push(stream_state *s, const char *id)
 {
+    char *end;
+    ack_id a;
+
+    if (!(id[0] >= '0' && id[0] <= '9'))
+        return -1;
+    errno = 0;
+    a.ms = strtoull(id, &end, 10);
+    if (*end != '-' || !(end[1] >= '0' && end[1] <= '9'))
+        return -1;
+    a.seq = strtoull(end + 1, &end, 10);
+    if (*end != '\0' || errno != 0)
+        return -1;
     if (s->nacks == s->acks_cap) {
         size_t ncap = s->acks_cap ? s->acks_cap * 2 : 256;
-        char (*a)[48] = realloc(s->acks, ncap * sizeof(*a));
-        if (a == NULL)
+        ack_id *na = realloc(s->acks, ncap * sizeof(*na));
+        if (na == NULL)
             return -1;
-        s->acks = a;
+        s->acks = na;
         s->acks_cap = ncap;
     }
-    snprintf(s->acks[s->nacks++], 48, "%s", id);
+    s->acks[s->nacks++] = a;
     return 0;
+}
+
+/* Drop the first `n` recorded ids (acknowledged); give memory back when
+ * the array is mostly empty after a burst. */
+static void ack_drop(stream_state *s, size_t n)
+{
+    memmove(s->acks, s->acks + n, (s->nacks - n) * sizeof(*s->acks));
+    s->nacks -= n;
+    if (s->acks_cap > 4096 && s->nacks < s->acks_cap / 4) {
+        size_t ncap = s->nacks * 2 > 256 ? s->nacks * 2 : 256;
+        ack_id *na = realloc(s->acks, ncap * sizeof(*na));
+        if (na != NULL) {
+            s->acks = na;
+            s->acks_cap = ncap;
+        }
+    }
 }
 
 /* Does the event carry every field of an override's match? officer_id
@@ -1465,8 +1503,7 @@ static void on_ack(rk_redis *r, redisReply *reply, void *pd)
     for (si = 0; si < RK_STREAM_COUNT; si++) {
         stream_state *s = &e->st[si];
         if (s->covered > 0) {
-            memmove(s->acks, s->acks + s->covered, (s->nacks - s->covered) * sizeof(*s->acks));
-            s->nacks -= s->covered;
+            ack_drop(s, s->covered);
             s->covered = 0;
         }
         s->acks_sent = 0;
@@ -1489,7 +1526,9 @@ static bool ack_send_next(rk_engine *e)
     for (si = 0; si < RK_STREAM_COUNT; si++) {
         stream_state *s = &e->st[si];
         size_t n = s->covered - s->acks_sent, k, h = 0;
-        const char *argv[ACK_CHUNK + 7];    /* 8 KB on the stack: no malloc per chunk */
+        /* 8 + 41 KB on the stack: no malloc per chunk */
+        const char *argv[ACK_CHUNK + 7];
+        char ids[ACK_CHUNK][ACK_ID_LEN];
         char epoch[24];
         if (s->acks_sent >= s->covered)
             continue;
@@ -1509,8 +1548,12 @@ static bool ack_send_next(rk_engine *e)
             argv[h++] = s->key;
         }
         argv[h++] = e->cfg->group;
-        for (k = 0; k < n; k++)
-            argv[h + k] = s->acks[s->acks_sent + k];
+        for (k = 0; k < n; k++) {
+            const ack_id *a = &s->acks[s->acks_sent + k];
+            snprintf(ids[k], sizeof(ids[k]), "%llu-%llu", (unsigned long long)a->ms,
+                     (unsigned long long)a->seq);
+            argv[h + k] = ids[k];
+        }
         if (rk__redis_cmd(e->wr, on_ack, e, 0, (int)(n + h), argv, NULL) != 0) {
             s->covered = s->acks_sent;  /* the rest waits for the next checkpoint */
             continue;
