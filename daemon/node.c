@@ -21,8 +21,9 @@
  *       acknowledgements) and the lease released: that is how a joining
  *       member gets its share. Within the share a holder keeps what it has
  *       (no flapping when a paused or restarted member comes back);
- *     - not held, below our share, and preferred to us or seen free for a
- *       lease time (its preferred owner does not take it): acquired (a
+ *     - not held, and preferred to us (even at our share: we then hand
+ *       over one that is not, next tick) or, below our share, seen free
+ *       for a lease time (its preferred owner does not take it): acquired (a
  *       script: when the lease is absent, released, or names us, INCR
  *       <state.key>:epoch - the fencing token - and SET the lease PX ttl).
  *
@@ -561,8 +562,16 @@ static void visit(rk_node *n, part *pt, int *held)
     case P_FREE:
         if (n->stopping)
             return;
-        if (*held < fair &&
-            (mine || (pt->free_since > 0 && now - pt->free_since >= n->cfg->lease_ttl))) {
+        /* Ours by preference: taken when free even at our share (one
+         * over it at most); the tick after, we hand over one that is not
+         * ours by preference. A holder over its share gives partitions to
+         * their preferred members whatever they hold, so without this a
+         * partition handed to a member at its share waited for somebody
+         * else's "free for a lease time" (and stayed unowned if that never
+         * came). Each step puts a partition with its preferred owner,
+         * which keeps it: the moves end. */
+        if ((mine && *held <= fair) ||
+            (*held < fair && pt->free_since > 0 && now - pt->free_since >= n->cfg->lease_ttl)) {
             pt->st = P_ACQUIRING;
             pt->sent_hr = uv_hrtime();
             lease_cmd(pt, acquire_lua, on_acquire, NULL);
