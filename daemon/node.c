@@ -570,7 +570,11 @@ static void visit(rk_node *n, part *pt, int *held)
          * else's "free for a lease time" (and stayed unowned if that never
          * came). Each step puts a partition with its preferred owner,
          * which keeps it: the moves end. */
-        if ((mine && *held <= fair) ||
+        /* A preferred partition last seen held by another is only peeked
+         * at (its release clears pt->holder): an acquire sent every tick
+         * counts against our share at once and so kept us, below our
+         * share, from ever taking another partition found free. */
+        if ((mine && *held <= fair && pt->holder[0] == '\0') ||
             (*held < fair && pt->free_since > 0 && now - pt->free_since >= n->cfg->lease_ttl)) {
             pt->st = P_ACQUIRING;
             pt->sent_hr = uv_hrtime();

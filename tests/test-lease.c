@@ -15,6 +15,8 @@
  *    reads no entry (its consumer stays idle and holds nothing pending),
  *    writes nothing (every write path is fenced by the epoch, and the alert
  *    set and stream show no extra write), and stays a standby.
+ *  - a partition handed to its preferred member at that member's fair
+ *    share is taken (one riskd, a fake member and a fake lease holder).
  *  - partitions: 6 partitions shared by instances a, b, c; c is killed and
  *    d added mid-run; the partitions are shared out again and the alerts
  *    equal a single instance's over the same events.
@@ -758,6 +760,32 @@ static void dump_instances(inst *x, int n)
     }
 }
 
+/* A partition handed to its preferred member while that member is at its
+ * fair share is taken by it (deterministic: one riskd, a fake member and a
+ * fake holder written by the test). Members a and "b" (a heartbeat far in
+ * the future), 2 partitions, fair share 1; partition 0 is preferred to a,
+ * partition 1 to b. Partition 0 is held by "z", so a takes partition 1
+ * (free for a lease time, a below its share). Then z releases partition 0:
+ * a, at its share, takes it all the same (one over) and hands partition 1
+ * over to b. Before, partition 0 stayed free until somebody below its
+ * share found it free for a lease time - here nobody. */
+static void test_preferred_at_share(void **state)
+{
+    fixture *f = *state;
+    redisContext *c = f->env.c;
+
+    freeReplyObject(it_cmd(c, "ZADD riskd:state:members 9000000000000000 b"));
+    freeReplyObject(it_cmd(c, "SET riskd:state:{0}:lease %s PX 60000", "z held"));
+    inst_start(&f->x[0], f->env.redis.port, "a", 2);
+    wait_log(&f->x[0], "partition 1: lease riskd:state:{1}:lease acquired", 15000);
+    assert_false(it_log_contains(&f->x[0].d, "partition 0: lease riskd:state:{0}:lease acquired"));
+    freeReplyObject(it_cmd(c, "SET riskd:state:{0}:lease %s PX 60000", "z released"));
+    wait_log(&f->x[0], "partition 0: lease riskd:state:{0}:lease acquired", 10000);
+    wait_log(&f->x[0], "partition 1: handing over to b (2 held, fair share 1)", 10000);
+    wait_log(&f->x[0], "partition 1: lease released", 10000);
+    assert_true(metric(f->x[0].mport, "riskd_partitions_held") == 1.0);
+}
+
 /* Instances a, b, c on 6 partitions; the feed kills c at 30 % and starts d
  * at 60 %; then a, b and d must hold two partitions each and the alerts
  * equal the clean run's. */
@@ -863,6 +891,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_standby_takeover_after_kill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paused_leader_is_fenced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_preferred_at_share, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partitions_shared_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cluster_partitions, setup, teardown),
     };
