@@ -32,16 +32,15 @@
                 "\"streams\":{\"batch\":%d}}"
 
 typedef struct fixture {
-    it_env env;                     /* redis-server, client, riskd */
+    it_env env;                     /* first (it_fixture_new): redis, client, riskd */
     char dir[256];
 } fixture;
 
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof(*f));
-    if (f == NULL || it_env_start(&f->env) != 0 ||
-        it_tmpdir(f->dir, sizeof(f->dir), "prefetch") != 0) {
-        free(f);
+    fixture *f = it_fixture_new(sizeof(*f));
+    if (f == NULL || it_tmpdir(f->dir, sizeof(f->dir), "prefetch") != 0) {
+        it_fixture_free(f);
         return -1;
     }
     *state = f;
@@ -50,9 +49,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    fixture *f = *state;
-    it_env_stop(&f->env);
-    free(f);
+    it_fixture_free(*state);
     return 0;
 }
 

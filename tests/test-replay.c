@@ -21,25 +21,24 @@
 #define LIVE_CFG "{\"clock\":{\"wall_advance\":false},\"state\":{\"interval\":\"200ms\"}}"
 
 typedef struct fixture {
-    it_env env;                     /* redis-server, client, riskd */
+    it_env env;                     /* first (it_fixture_new): redis, client, riskd */
     char dir[256];
 } fixture;
 
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof(*f));
-    if (f == NULL || it_env_start(&f->env) != 0 ||
-        it_tmpdir(f->dir, sizeof(f->dir), "replay") != 0)
+    fixture *f = it_fixture_new(sizeof(*f));
+    if (f == NULL || it_tmpdir(f->dir, sizeof(f->dir), "replay") != 0) {
+        it_fixture_free(f);
         return -1;
+    }
     *state = f;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    fixture *f = *state;
-    it_env_stop(&f->env);
-    free(f);
+    it_fixture_free(*state);
     return 0;
 }
 

@@ -38,7 +38,7 @@
 #define RUN_TIMEOUT_MS 30000
 
 typedef struct fixture {
-    it_env env;                     /* redis-server, client, riskd */
+    it_env env;                     /* first (it_fixture_new): redis, client, riskd */
     char dir[256];
     char cfg[300];                  /* riskctl's config: the test Redis */
     char port[16];
@@ -52,23 +52,23 @@ typedef struct result {
 
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof(*f));
-    if (f == NULL || it_env_start(&f->env) != 0 ||
-        it_tmpdir(f->dir, sizeof(f->dir), "ctl") != 0)
-        return -1;
+    fixture *f = it_fixture_new(sizeof(*f));
+    if (f == NULL || it_tmpdir(f->dir, sizeof(f->dir), "ctl") != 0)
+        goto fail;
     snprintf(f->cfg, sizeof(f->cfg), "%s/ctl.json", f->dir);
     snprintf(f->port, sizeof(f->port), "%d", f->env.redis.port);
     if (it_write_config(f->cfg, f->env.redis.port, "{}") != 0)
-        return -1;
+        goto fail;
     *state = f;
     return 0;
+fail:
+    it_fixture_free(f);
+    return -1;
 }
 
 static int teardown(void **state)
 {
-    fixture *f = *state;
-    it_env_stop(&f->env);
-    free(f);
+    it_fixture_free(*state);
     return 0;
 }
 

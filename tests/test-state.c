@@ -19,26 +19,22 @@
 #include "itest.h"
 
 typedef struct fixture {
-    it_env env;                     /* redis-server, client, riskd */
+    it_env env;                     /* first (it_fixture_new): redis, client, riskd */
     int seq;
 } fixture;
 
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof(*f));
-    if (f == NULL || it_env_start(&f->env) != 0) {
-        free(f);
+    fixture *f = it_fixture_new(sizeof(*f));
+    if (f == NULL)
         return -1;
-    }
     *state = f;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    fixture *f = *state;
-    it_env_stop(&f->env);
-    free(f);
+    it_fixture_free(*state);
     return 0;
 }
 

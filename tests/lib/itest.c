@@ -511,3 +511,24 @@ void it_env_stop(it_env *env)
     env->c = NULL;
     it_redis_kill(&env->redis);
 }
+
+void *it_fixture_new(size_t size)
+{
+    it_env *env = calloc(1, size < sizeof(*env) ? sizeof(*env) : size);
+    if (env == NULL)
+        return NULL;
+    if (it_env_start(env) != 0) {
+        it_env_stop(env);
+        free(env);
+        return NULL;
+    }
+    return env;
+}
+
+void it_fixture_free(void *fixture)
+{
+    if (fixture == NULL)
+        return;
+    it_env_stop(fixture);
+    free(fixture);
+}

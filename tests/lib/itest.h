@@ -38,6 +38,11 @@ typedef struct it_env {
 int it_env_start(it_env *env);
 /* SIGKILL riskd if it still runs, free the client, kill the redis-server. */
 void it_env_stop(it_env *env);
+/* A test fixture whose first member is an it_env: `size` zeroed bytes
+ * with the env started, or NULL (nothing left running). */
+void *it_fixture_new(size_t size);
+/* Stop the fixture's env and free it; NULL is ignored. */
+void it_fixture_free(void *fixture);
 /* Create a fresh directory "$TMPDIR/riskd-<what>-XXXXXX" into dir. 0 or -1. */
 int it_tmpdir(char *dir, size_t len, const char *what);
 
