@@ -18,7 +18,7 @@ DESTDIR ?=
 SYSCONFDIR ?= /etc
 CC ?= cc
 
-PKGS := libuv hiredis jansson
+PKGS := libuv hiredis jansson libxxhash
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS := $(shell pkg-config --libs $(PKGS))
 

@@ -51,7 +51,7 @@
 #define DEF_ALERTS_STREAM   "alerts"
 #define DEF_CHANNEL_PREFIX  "alerts:"
 #define DEF_ALERTS_MAXLEN   1000000
-#define DEF_DEDUPE_TTL      (30 * RK_DAY)
+#define DEF_DEDUPE_TTL      (400 * RK_DAY)
 #define DEF_WALL_ADVANCE    1
 #define DEF_CLOCK_IDLE      (60 * RK_SECOND)
 #define DEF_TIMEZONE        "+08:00"
@@ -59,6 +59,7 @@
 #define DEF_STATE_INTERVAL  (5 * RK_SECOND)
 #define DEF_STATE_KEY       "riskd:state"
 #define DEF_TASK_RETENTION  (30 * RK_DAY)
+#define DEF_DEDUPE_WINDOW   (400 * RK_DAY)
 #define DEF_LEASE_TTL       (5 * RK_SECOND)
 #define DEF_PARTITIONS      1
 #define MAX_PARTITIONS      1024
@@ -490,7 +491,7 @@ bad:
 static int load_state(const json_t *root, rk_config *c, char *err, size_t errlen)
 {
     static const char *const keys[] = {
-        "interval", "key", "task_retention", "lease_ttl", NULL
+        "interval", "key", "task_retention", "lease_ttl", "dedupe_window", NULL
     };
     const json_t *o;
 
@@ -503,7 +504,9 @@ static int load_state(const json_t *root, rk_config *c, char *err, size_t errlen
                             DEF_TASK_RETENTION, &c->task_retention,
                             err, errlen) != 0 ||
         rk_kit_cfg_duration(o, "state.", "lease_ttl", RK_SECOND,
-                            DEF_LEASE_TTL, &c->lease_ttl, err, errlen) != 0)
+                            DEF_LEASE_TTL, &c->lease_ttl, err, errlen) != 0 ||
+        rk_kit_cfg_duration(o, "state.", "dedupe_window", 0,
+                            DEF_DEDUPE_WINDOW, &c->dedupe_window, err, errlen) != 0)
         return -1;
     if (c->lease_ttl > 10 * 60 * RK_SECOND) {
         rk_kit_errf(err, errlen, "state.lease_ttl: expected a duration from 1s to 10m");

@@ -77,7 +77,8 @@ enum { PH_PENDING, PH_NEW };
 enum { E_CONNECTING, E_LOADING, E_SETUP, E_CLAIMING, E_IDLE, E_READING, E_FLUSHING, E_STOPPED };
 
 #define STATE_MAGIC 0x54534b52u     /* "RKST" */
-#define STATE_VERSION 1u
+#define STATE_VERSION 2u            /* 2: + natural keys (dedupe.c) */
+#define STATE_VERSION_V1 1u         /* the previous release's, still read */
 
 typedef struct entry {
     rk_entry_ref ref;
@@ -135,6 +136,9 @@ struct rk_engine {
     rk_host_api api;
     rk_clock clock;
     rk_tasks tasks;
+    rk__dedupe dedupe;              /* natural keys of the events applied */
+    bool legacy_ids;                /* restored from a release whose alert ids
+                                       came from entry ids (see host_emit) */
     rk_redis *rd, *wr;
     rk_outbox *ob;
     /* On a Redis Cluster (redis.cluster) the partition's keys live on one
@@ -485,7 +489,7 @@ static int host_emit(rk_host *h, const rk_alert *a)
     rk_engine *e = HOST(h)->eng;
     rk__det *d = e->reg.dets[HOST(h)->idx];
     rk_severity sev = d->severity >= 0 ? (rk_severity)d->severity : a->severity;
-    char id[33], key[1024];
+    char id[33], legacy[33], key[1024];
     char *json;
     int64_t now_wall;
     bool silenced;
@@ -506,7 +510,9 @@ static int host_emit(rk_host *h, const rk_alert *a)
         if (cooldown_set(cs, key, a->ts + a->cooldown) != 0)
             return -1;
     }
-    rk__alert_id(d->alert_name, a, id);
+    rk__alert_id(d->alert_name, a, d->ops->abi_minor >= 1 ? a->trigger_key : NULL, id);
+    if (e->legacy_ids)
+        rk__alert_id_v1(d->alert_name, a, legacy);
     now_wall = rk__wall_ms();
     if (e->replay)
         return replay_emit(e, id, d->alert_name, a, sev, now_wall);
@@ -515,7 +521,8 @@ static int host_emit(rk_host *h, const rk_alert *a)
         e->silenced++;
     json = rk__alert_json(id, d->alert_name, a, sev, e->stream_keys, e->cfg->tz_offset_s,
                           now_wall, silenced);
-    if (json == NULL || rk__outbox_alert(e->ob, id, d->alert_name, json, !silenced) != 0) {
+    if (json == NULL || rk__outbox_alert(e->ob, id, e->legacy_ids ? legacy : NULL,
+                                         d->alert_name, json, !silenced) != 0) {
         free(json);
         rk__log(RK_LOG_ERR, "out of memory queueing an alert of %s", d->alert_name);
         return -1;
@@ -627,6 +634,7 @@ static void housekeep_state(rk_engine *e, bool force)
             cooldown_expire(d->cooldown, now);
     }
     rk__tasks_expire(&e->tasks, now);
+    rk__dedupe_expire(&e->dedupe, now);
 }
 
 /* ===================================================================
@@ -743,6 +751,49 @@ static int64_t head_key(rk_engine *e, unsigned si)
     return s->head_state == RK_PARSE_OK + 10 ? s->head.ts : INT64_MIN;
 }
 
+/* Natural-key deduplication of the parsed head event ev of stream si
+ * (entry en), before enrichment. Returns true when the entry is done with:
+ * a duplicate (counted, changes nothing) or a conflicting repeat of a type
+ * that cannot be amended (dead-lettered). An amendment is marked
+ * RK_EVF_AMENDED and applied. Either way a new or changed key is
+ * remembered as applied now. */
+static bool repeated(rk_engine *e, unsigned si, entry *en, rk_event *ev)
+{
+    uint64_t key;
+    uint32_t digest;
+    int64_t now = e->clock.watermark, applied;
+
+    if (e->dedupe.window <= 0 || rk__dedupe_event(ev, &key, &digest) != 0)
+        return false;
+    switch (rk__dedupe_check(&e->dedupe, key, digest, now)) {
+    case RK_DEDUPE_DUPLICATE:
+        e->stats.duplicates[ev->type]++;
+        return true;
+    case RK_DEDUPE_CHANGED:
+        if (!rk__dedupe_amendable(ev->type)) {
+            char why[RK_ERRLEN];
+            rk__event_key_text(ev, why, sizeof(why));
+            e->stats.invalid[si]++;
+            e->stats.conflicts[ev->type]++;
+            rk__log(RK_LOG_WARNING, "invalid entry %s/%s: %s", e->st[si].key, en->id, why);
+            if (!e->replay)
+                rk__outbox_dead(dead_ob(e), e->st[si].key, en->id, why,
+                                en->data ? en->data : "", en->data ? en->len : 0);
+            return true;
+        }
+        ev->flags |= RK_EVF_AMENDED;
+        e->stats.amended[ev->type]++;
+        break;
+    default:
+        break;
+    }
+    applied = now != INT64_MIN && now > ev->ts ? now : ev->ts;
+    if (rk__dedupe_record(&e->dedupe, key, digest, applied) != 0)
+        rk__log(RK_LOG_ERR, "out of memory remembering %s/%s for deduplication",
+                e->st[si].key, en->id);
+    return false;
+}
+
 static void apply_head(rk_engine *e, unsigned si)
 {
     stream_state *s = &e->st[si];
@@ -800,7 +851,13 @@ static void apply_head(rk_engine *e, unsigned si)
     ev->ref.stream = si;
     ev->stream_key = s->key;
     ev->entry_id = en->id;
+    if (repeated(e, si, en, ev))
+        goto done;
     rk__tasks_enrich(&e->tasks, ev, e->clock.watermark);
+    if (!(ev->flags & RK_EVF_FILING_KNOWN) && ev->task_id != NULL &&
+        ev->type != RK_EV_INSPECTION_FILED &&
+        rk__dedupe_filing_known(&e->dedupe, ev->task_id, e->clock.watermark))
+        ev->flags |= RK_EVF_FILING_SEEN;
     rk__clock_observe(&e->clock, si, ev->ts);
     s->pos++;                       /* so "unread" excludes this entry */
     update_watermark(e);
@@ -814,6 +871,8 @@ static void apply_head(rk_engine *e, unsigned si)
             d = route(e, d, ev);
             if (d->self == NULL)
                 continue;
+            if ((ev->flags & RK_EVF_AMENDED) && d->ops->abi_minor < 1)
+                continue;           /* built before amendments: keeps the first */
             if (d->ops->on_event(d->self, ev) < 0) {
                 char why[160];
                 e->stats.detector_errors++;
@@ -824,7 +883,8 @@ static void apply_head(rk_engine *e, unsigned si)
             }
         }
         if (ev->type == RK_EV_INSPECTION_FILED &&
-            rk__tasks_add(&e->tasks, ev, e->cfg->task_retention) != 0)
+            rk__tasks_add(&e->tasks, ev, e->cfg->task_retention,
+                          (ev->flags & RK_EVF_AMENDED) != 0) != 0)
             rk__log(RK_LOG_ERR, "out of memory recording filing %s", ev->task_id);
     }
 done:
@@ -1344,6 +1404,9 @@ static int build_state(rk_engine *e, rk_buf *out)
             }
         }
     }
+    at = blob_begin(out);
+    rk__dedupe_snapshot(&e->dedupe, out);
+    blob_end(out, at);
     return out->oom ? -1 : 0;
 }
 
@@ -1366,7 +1429,7 @@ static const unsigned char *get_blob(rk_rd *rd, size_t *len)
 static int restore_state(rk_engine *e, const void *data, size_t len, char *err, size_t errlen)
 {
     rk_rd rd;
-    uint32_t ns, nd, i;
+    uint32_t ns, nd, i, version;
     const unsigned char *blob;
     size_t blen;
     unsigned si;
@@ -1376,7 +1439,8 @@ static int restore_state(rk_engine *e, const void *data, size_t len, char *err, 
         rk_kit_errf(err, errlen, "not a riskd checkpoint");
         return -1;
     }
-    if (rk_rd_u32(&rd) != STATE_VERSION) {
+    version = rk_rd_u32(&rd);
+    if (version != STATE_VERSION && version != STATE_VERSION_V1) {
         rk_kit_errf(err, errlen, "checkpoint format version not supported");
         return -1;
     }
@@ -1430,6 +1494,19 @@ static int restore_state(rk_engine *e, const void *data, size_t len, char *err, 
     }
     if (rd.err) {
         rk_kit_errf(err, errlen, "truncated");
+        return -1;
+    }
+    if (version == STATE_VERSION_V1) {
+        /* The previous release: no natural keys yet, and its alert ids
+         * came from entry ids. Until what it left pending is applied
+         * again, an alert it may have written already is looked for under
+         * its old id too (host_emit), so the upgrade re-emits nothing. */
+        e->legacy_ids = true;
+        return 0;
+    }
+    blob = get_blob(&rd, &blen);
+    if (rd.err || rk__dedupe_restore(&e->dedupe, blob, blen) != 0) {
+        rk_kit_errf(err, errlen, "natural keys: corrupt");
         return -1;
     }
     return 0;
@@ -2560,6 +2637,8 @@ static rk_engine *engine_new(uv_loop_t *loop, rk_config *cfg, const rk_replay_op
         e->group_lag[si] = e->group_pending[si] = -1;
     rk__clock_init(&e->clock);
     rk__tasks_init(&e->tasks);
+    rk__dedupe_init(&e->dedupe);
+    rk__dedupe_set_window(&e->dedupe, cfg->dedupe_window);
     if (rk__registry_load(&e->reg, cfg, &e->api, e, err, errlen) != 0)
         goto fail_registry;
     e->cfg = cfg;
@@ -2652,6 +2731,7 @@ static rk_engine *engine_new(uv_loop_t *loop, rk_config *cfg, const rk_replay_op
 
 fail_registry:
     rk__tasks_free(&e->tasks);
+    rk__dedupe_free(&e->dedupe);
     rk__clock_free(&e->clock);
     rk__silences_free(e->silences);
     rk_map_clear(&e->alert_counts, free);
@@ -2737,6 +2817,7 @@ int rk__engine_reload(rk_engine *e, rk_config *cfg, char *err, size_t errlen)
     }
     rk__outbox_configure(e->ob, cfg);
     rk__outbox_configure(e->ob_dead, cfg);
+    rk__dedupe_set_window(&e->dedupe, cfg->dedupe_window);
     rk__config_free(old);
     e->audit_pending = true;        /* config_applied, old -> new */
     return 0;
@@ -2757,10 +2838,10 @@ void rk__engine_reject_config(rk_engine *e, const char *path, const char *error)
     snprintf(summary, sizeof(summary), "Reloading %s was refused and the running "
              "configuration stays: %s", path, error);
     a.summary = summary;
-    rk__alert_id("riskd", &a, id);
+    rk__alert_id("riskd", &a, NULL, id);
     json = rk__alert_json(id, "riskd", &a, a.severity, e->stream_keys, e->cfg->tz_offset_s,
                           a.ts, false);
-    if (json == NULL || rk__outbox_alert(e->ob, id, "riskd", json, true) != 0)
+    if (json == NULL || rk__outbox_alert(e->ob, id, NULL, "riskd", json, true) != 0)
         rk__log(RK_LOG_ERR, "out of memory queueing the config_rejected alert");
     free(json);
     count_alert(e, "riskd", "config_rejected", RK_SEV_WARNING);
@@ -2846,6 +2927,7 @@ void rk__engine_free(rk_engine *e)
         rk__event_mem_free(&e->st[si].mem);
     }
     rk__tasks_free(&e->tasks);
+    rk__dedupe_free(&e->dedupe);
     rk__clock_free(&e->clock);
     rk_map_clear(&e->alert_counts, free);
     rk__silences_free(e->silences);
@@ -2932,6 +3014,34 @@ void rk__engine_render_metrics(rk_engine *e, rk_buf *b)
     for (si = 0; si < RK_STREAM_COUNT; si++)
         putf(b, "riskd_unknown_events_total{stream=\"%s\"} %llu\n", e->st[si].key,
              (unsigned long long)e->stats.unknown[si]);
+    putf(b, "# HELP riskd_duplicate_events_total Repeated events (same natural key and "
+            "values within state.dedupe_window), acknowledged and skipped.\n"
+            "# TYPE riskd_duplicate_events_total counter\n");
+    for (t = 1; t < RK_EV_CLOCK_TICK; t++)
+        putf(b, "riskd_duplicate_events_total{type=\"%s\"} %llu\n",
+             rk__event_type_name((rk_event_type)t),
+             (unsigned long long)e->stats.duplicates[t]);
+    putf(b, "# HELP riskd_amended_events_total Filings and decisions that replaced an "
+            "earlier one of the same natural key.\n"
+            "# TYPE riskd_amended_events_total counter\n");
+    for (t = 1; t < RK_EV_CLOCK_TICK; t++)
+        if (rk__dedupe_amendable((rk_event_type)t))
+            putf(b, "riskd_amended_events_total{type=\"%s\"} %llu\n",
+                 rk__event_type_name((rk_event_type)t),
+                 (unsigned long long)e->stats.amended[t]);
+    putf(b, "# HELP riskd_conflicting_events_total Repeats of a natural key with other values "
+            "for a type that cannot be amended (dead-lettered).\n"
+            "# TYPE riskd_conflicting_events_total counter\n");
+    for (t = 1; t < RK_EV_CLOCK_TICK; t++)
+        if (!rk__dedupe_amendable((rk_event_type)t))
+            putf(b, "riskd_conflicting_events_total{type=\"%s\"} %llu\n",
+                 rk__event_type_name((rk_event_type)t),
+                 (unsigned long long)e->stats.conflicts[t]);
+    putf(b, "# HELP riskd_dedupe_keys Natural keys remembered (state.dedupe_window).\n"
+            "# TYPE riskd_dedupe_keys gauge\nriskd_dedupe_keys %zu\n"
+            "# HELP riskd_dedupe_bytes Memory of the remembered natural keys.\n"
+            "# TYPE riskd_dedupe_bytes gauge\nriskd_dedupe_bytes %zu\n",
+         rk__dedupe_count(&e->dedupe), rk__dedupe_bytes(&e->dedupe));
     putf(b, "# HELP riskd_trimmed_pending_total Pending entries whose payload was trimmed.\n"
             "# TYPE riskd_trimmed_pending_total counter\n");
     for (si = 0; si < RK_STREAM_COUNT; si++)

@@ -89,6 +89,22 @@ const char *rk__event_type_name(rk_event_type t)
     return type_names[t];
 }
 
+void rk__event_key_text(const rk_event *ev, char *out, size_t len)
+{
+    static const char *const keys[RK_EV__COUNT] = {
+        [RK_EV_INSPECTION_SCANNED] = "task_id, ts",
+        [RK_EV_INSPECTION_RATED] = "task_id, enterprise_id",
+        [RK_EV_INSPECTION_REPORTED] = "unit_id, enterprise_id, ts",
+        [RK_EV_CASE_OPENED] = "case_id",
+        [RK_EV_CASE_COMPLAINT] = "complaint_id",
+        [RK_EV_CASE_REVIEW] = "case_id, outcome",
+    };
+    const char *k = (int)ev->type > 0 && ev->type < RK_EV__COUNT ? keys[ev->type] : NULL;
+    snprintf(out, len, "%s: %s already applied with these keys but other values "
+             "(only inspection.filed and case.decided can be amended)",
+             k ? k : "type", ev->type_name ? ev->type_name : "event");
+}
+
 rk_event_type rk__event_type_from_name(const char *name)
 {
     if (name == NULL)

@@ -151,6 +151,10 @@ int rk__event_parse(const char *data, size_t len, rk_event *ev,
                     rk__event_mem *mem, char *err, size_t errlen);
 void rk__event_mem_free(rk__event_mem *mem);
 
+/* The dead-letter reason of a repeat of ev's natural key with other
+ * values, naming the key ("task_id, enterprise_id: inspection.rated
+ * already applied with other values; ..."). */
+void rk__event_key_text(const rk_event *ev, char *out, size_t len);
 /* Type name <-> enum ("inspection.filed"). NULL / RK_EV_UNKNOWN if none. */
 const char *rk__event_type_name(rk_event_type t);
 rk_event_type rk__event_type_from_name(const char *name);
@@ -198,6 +202,7 @@ typedef struct rk_config {
     int64_t state_interval;         /* state.interval, ms (default 5s) */
     char *state_key;                /* state.key (default "riskd:state") */
     int64_t task_retention;         /* state.task_retention (default 30d) */
+    int64_t dedupe_window;          /* state.dedupe_window, ms (default 400d; 0 off) */
     int64_t claim_idle;             /* streams.claim_idle (default 60s) */
     int max_deliveries;             /* streams.max_deliveries (default 5) */
     int64_t lease_ttl;              /* state.lease_ttl, ms (default 5s) */
@@ -415,10 +420,15 @@ int rk__clock_restore(rk_clock *c, const void *data, size_t len,
  * sink.c - alert JSON, alert ids, publish-once writes
  * =================================================================== */
 
-/* The deterministic id of an alert of `detector`: a hash of the detector,
- * rule, every subject field and the trigger entry (the last evidence entry;
- * the alert ts when there is none). 32 lowercase hex digits + NUL. */
-void rk__alert_id(const char *detector, const rk_alert *a, char out[33]);
+/* The id of an alert of `detector`, a function of its content only: a
+ * hash of the detector, rule, every subject field, ts and trigger_key (the
+ * natural key of the event a per-event rule fired on, or NULL). 32
+ * lowercase hex digits + NUL. */
+void rk__alert_id(const char *detector, const rk_alert *a, const char *trigger_key,
+                  char out[33]);
+/* The id the previous release gave the same alert (from its trigger entry,
+ * the last evidence entry), for the upgrade: see engine.c host_emit. */
+void rk__alert_id_v1(const char *detector, const rk_alert *a, char out[33]);
 
 /* The alert JSON object of CONTRACT §3 as a malloc'ed compact string, or
  * NULL when out of memory. stream_keys names the input streams for the
@@ -443,9 +453,10 @@ rk_outbox *rk__outbox_new(struct uv_loop_s *loop, rk_redis *wr, const rk_config 
 void rk__outbox_free(rk_outbox *o);
 void rk__outbox_configure(rk_outbox *o, const rk_config *cfg);
 /* Queue an alert (all strings copied); publish 0 writes it to the stream
- * only (a silenced alert). 0 or -1. */
-int rk__outbox_alert(rk_outbox *o, const char *id, const char *detector,
-                     const char *json, bool publish);
+ * only (a silenced alert). legacy_id: the id the previous release gave it,
+ * or NULL; an alert written under it is not written again. 0 or -1. */
+int rk__outbox_alert(rk_outbox *o, const char *id, const char *legacy_id,
+                     const char *detector, const char *json, bool publish);
 /* Queue a dead letter for entry `entry_id` of `stream`. 0 or -1. */
 int rk__outbox_dead(rk_outbox *o, const char *stream, const char *entry_id,
                     const char *error, const char *data, size_t datalen);
@@ -539,7 +550,8 @@ typedef struct rk__task {
     uint32_t ref_seq;
     int32_t planned_after;          /* narrow: planned_at - ts */
     uint32_t kept;                  /* narrow: expires - max(ts, planned_at) */
-    unsigned int n_officers : 30;
+    unsigned int n_officers : 29;
+    unsigned int dead : 1;          /* replaced by an amendment, not in map */
     unsigned int ref_stream : 1;    /* an rk_stream (RK_STREAM_COUNT is 2) */
     unsigned int wide : 1;          /* times stored in full after the officers */
     const char *officers[];         /* interned */
@@ -561,8 +573,10 @@ typedef struct rk_tasks {
 
 void rk__tasks_init(rk_tasks *t);
 void rk__tasks_free(rk_tasks *t);
-/* Record a filing (the first filing of a task wins). 0 or -1 (OOM). */
-int rk__tasks_add(rk_tasks *t, const rk_event *filed, int64_t retention);
+/* Record a filing. A filing of a task already recorded replaces it when
+ * `amend` (an amendment, see dedupe.c); otherwise the first filing wins
+ * while it lives. 0 or -1 (OOM). */
+int rk__tasks_add(rk_tasks *t, const rk_event *filed, int64_t retention, bool amend);
 /* The filing of task_id, or NULL when unknown or expired before `now`
  * (expired filings count as gone whether or not rk__tasks_expire has
  * dropped them yet, so results never depend on when expiry runs). */
@@ -581,6 +595,49 @@ rk_entry_ref rk__task_ref(const rk__task *k);
 /* The record after k in filing order (t->head first), or NULL after the
  * newest. */
 const rk__task *rk__tasks_next(const rk_tasks *t, const rk__task *k);
+
+/* ===================================================================
+ * dedupe.c - natural keys of the events applied (repeated events)
+ * =================================================================== */
+
+enum { RK_DEDUPE_NEW = 0, RK_DEDUPE_DUPLICATE, RK_DEDUPE_CHANGED };
+
+typedef struct rk__dedupe {
+    struct dd_bucket **b;           /* 65,536 buckets by the key's top bits */
+    size_t count;                   /* keys remembered */
+    size_t bytes;                   /* of the buckets (rk__dedupe_bytes) */
+    int64_t window;                 /* state.dedupe_window, ms; 0 = off */
+    int64_t swept_day;              /* day of the last expiry sweep */
+} rk__dedupe;
+
+/* The event's natural key (type and the fields that identify it) and the
+ * digest of its values. -1 for a type without one (clock.tick). */
+int rk__dedupe_event(const rk_event *ev, uint64_t *key, uint32_t *digest);
+/* The key of the filing of task_id (as rk__dedupe_event gives it). */
+uint64_t rk__dedupe_filing_key(const char *task_id);
+/* Whether a changed repeat of this type is an amendment (filings and
+ * decisions) rather than a conflict. */
+bool rk__dedupe_amendable(rk_event_type t);
+void rk__dedupe_init(rk__dedupe *d);
+void rk__dedupe_free(rk__dedupe *d);
+/* Set state.dedupe_window (ms; 0 turns deduplication off). */
+void rk__dedupe_set_window(rk__dedupe *d, int64_t window);
+/* RK_DEDUPE_NEW (not seen within the window before `now`), _DUPLICATE
+ * (seen with the same digest) or _CHANGED (seen with another digest). */
+int rk__dedupe_check(const rk__dedupe *d, uint64_t key, uint32_t digest, int64_t now);
+/* Remember key with digest as applied at event time `applied` (the later
+ * of its ts and the watermark). 0, or -1 when out of memory. */
+int rk__dedupe_record(rk__dedupe *d, uint64_t key, uint32_t digest, int64_t applied);
+/* Was a filing of task_id applied within the window before `now`? */
+bool rk__dedupe_filing_known(const rk__dedupe *d, const char *task_id, int64_t now);
+/* Forget keys a window older than `now` (sweeps at most once a day). */
+void rk__dedupe_expire(rk__dedupe *d, int64_t now);
+size_t rk__dedupe_count(const rk__dedupe *d);
+/* Bytes allocated for the keys (bucket array and buckets). */
+size_t rk__dedupe_bytes(const rk__dedupe *d);
+void rk__dedupe_snapshot(const rk__dedupe *d, rk_buf *out);
+/* Replace the keys with a snapshot's. 0, or -1 (corrupt; unchanged). */
+int rk__dedupe_restore(rk__dedupe *d, const void *data, size_t len);
 
 /* ===================================================================
  * silence.c - operators' silences (riskd:silences), matched at emit
@@ -613,6 +670,9 @@ typedef struct rk_engine_stats {
     uint64_t unknown[RK_STREAM_COUNT];      /* unknown type, skipped */
     uint64_t trimmed[RK_STREAM_COUNT];      /* pending entry without payload */
     uint64_t replayed[RK_STREAM_COUNT];     /* already reflected, skipped */
+    uint64_t duplicates[RK_EV__COUNT];      /* repeated events, skipped */
+    uint64_t amended[RK_EV__COUNT];         /* amendments applied */
+    uint64_t conflicts[RK_EV__COUNT];       /* changed repeats, dead-lettered */
     uint64_t detector_errors;               /* on_event/on_timer failures */
     uint64_t held_back;                     /* alerts silenced by cooldown */
     uint64_t alerts_emitted;

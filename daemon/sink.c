@@ -1,8 +1,13 @@
 /* sink.c - what leaves riskd: alert JSON, alert ids and the writes.
  *
- * Alert ids are derived from the detector, rule, subject and the entry
- * that triggered the alert (never from wall time or a counter), so a replay
- * of the same input yields the same ids.
+ * Alert ids are a function of the alert's content only: detector, rule,
+ * every subject field, ts and, for a per-event rule that sets it, the
+ * trigger event's natural key (rk__alert_id). Never of stream entry ids,
+ * wall time or a counter: the same events written again, to this Redis or
+ * a fresh one under other entry ids, yield the same ids, and an event
+ * delivered twice yields one alert. (The previous release derived ids
+ * from the trigger entry: rk__alert_id_v1 keeps that formula for the
+ * upgrade, see engine.c host_emit.)
  *
  * Every alert and every dead letter is written by one Lua script, loaded
  * with SCRIPT LOAD and called with EVALSHA (reloaded after NOSCRIPT, as a
@@ -75,7 +80,32 @@ static void idh_str(idhash *h, const char *tag, const char *s)
         idh_feed(h, "\xff", 1);
 }
 
-void rk__alert_id(const char *detector, const rk_alert *a, char out[33])
+void rk__alert_id(const char *detector, const rk_alert *a, const char *trigger_key,
+                  char out[33])
+{
+    idhash h = {RK_FNV_OFFSET, RK_FNV_OFFSET ^ UINT64_C(0x9e3779b97f4a7c15)};
+    unsigned char ts[8];
+    uint64_t v = (uint64_t)a->ts;
+    int i;
+
+    idh_str(&h, "v2", "");          /* not an id of the previous formula */
+    idh_str(&h, "detector", detector);
+    idh_str(&h, "rule", a->rule);
+    idh_str(&h, "unit_id", a->subject.unit_id);
+    idh_str(&h, "officer_id", a->subject.officer_id);
+    idh_str(&h, "enterprise_id", a->subject.enterprise_id);
+    idh_str(&h, "task_id", a->subject.task_id);
+    idh_str(&h, "case_id", a->subject.case_id);
+    idh_str(&h, "region", a->subject.region);
+    for (i = 0; i < 8; i++) ts[i] = (unsigned char)(v >> (8 * i));
+    idh_str(&h, "ts", "");
+    idh_feed(&h, ts, sizeof(ts));
+    idh_str(&h, "key", trigger_key);
+    snprintf(out, 33, "%016llx%016llx", (unsigned long long)fmix64(h.a),
+             (unsigned long long)fmix64(h.b));
+}
+
+void rk__alert_id_v1(const char *detector, const rk_alert *a, char out[33])
 {
     idhash h = {RK_FNV_OFFSET, RK_FNV_OFFSET ^ UINT64_C(0x9e3779b97f4a7c15)};
     unsigned char ref[16];
@@ -184,7 +214,10 @@ void rk__slot_tag(const char *key, char *out, size_t len)
 
 /* KEYS[1] dedupe key, KEYS[2] stream, KEYS[3] fence (the partition's epoch
  * key; on a Redis Cluster a hash in the alert stream's slot mirroring the
- * epochs, see node.c; the stream key again when unfenced); ARGV[1] the
+ * epochs, see node.c; the stream key again when unfenced), KEYS[4] the
+ * dedupe key of the alert's id as the previous release derived it (from
+ * its trigger entry; KEYS[1] again when there is none): an alert already
+ * written under that id is not written again; ARGV[1] the
  * writer's epoch ("" = unfenced), ARGV[2] the fence's hash field ("" = the
  * fence is a plain key), ARGV[3] ttl seconds, ARGV[4] maxlen, ARGV[5]
  * channel ("" = no publish), ARGV[6..] field/value pairs; the published
@@ -209,6 +242,10 @@ static const char publish_once_lua[] =
     "redis.acl_check_cmd('PUBLISH', ARGV[5], ARGV[7]))) then\n"
     "  return redis.error_reply('NOPERM the Redis user may not XADD to ' .. KEYS[2] .. "
     "' or PUBLISH to ' .. ARGV[5])\n"
+    "end\n"
+    "if KEYS[4] ~= KEYS[1] and redis.call('EXISTS', KEYS[4]) == 1 then\n"
+    "  redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[3])\n"
+    "  return 0\n"
     "end\n"
     "if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[3]) then\n"
     "  local f = {}\n"
@@ -236,6 +273,7 @@ typedef struct ob_item {
     int wrote;                      /* some attempt answered 1 */
     int nargs;                      /* field/value strings */
     char *key;                      /* dedupe key */
+    char *legacy;                   /* the previous release's, or NULL */
     char *stream;
     char *channel;                  /* "" for dead letters */
     char *args[8];
@@ -283,6 +321,7 @@ static void item_free(ob_item *it)
 {
     int i;
     free(it->key);
+    free(it->legacy);
     free(it->stream);
     free(it->channel);
     for (i = 0; i < it->nargs; i++)
@@ -499,17 +538,21 @@ static void ob_send(rk_outbox *o)
         }
         argv[argc] = "EVALSHA"; lens[argc++] = 7;
         argv[argc] = o->sha; lens[argc++] = 40;
-        argv[argc] = "3"; lens[argc++] = 1;
+        argv[argc] = "4"; lens[argc++] = 1;
         argv[argc] = it->key; lens[argc++] = strlen(it->key);
         argv[argc] = it->stream; lens[argc++] = strlen(it->stream);
+        argv[argc] = o->fence_key != NULL ? o->fence_key : it->stream;
+        lens[argc] = strlen(argv[argc]);
+        argc++;
+        argv[argc] = it->legacy != NULL ? it->legacy : it->key;
+        lens[argc] = strlen(argv[argc]);
+        argc++;
         if (o->fence_key != NULL) {
-            argv[argc] = o->fence_key; lens[argc++] = strlen(o->fence_key);
             argv[argc] = o->fence_epoch; lens[argc++] = strlen(o->fence_epoch);
             argv[argc] = o->fence_field ? o->fence_field : "";
             lens[argc] = strlen(argv[argc]);
             argc++;
         } else {
-            argv[argc] = it->stream; lens[argc++] = strlen(it->stream);
             argv[argc] = ""; lens[argc++] = 0;
             argv[argc] = ""; lens[argc++] = 0;
         }
@@ -664,32 +707,42 @@ static int item_push(rk_outbox *o, ob_item *it, int ok)
     return 0;
 }
 
-int rk__outbox_alert(rk_outbox *o, const char *id, const char *detector,
-                     const char *json, bool publish)
+/* The dedupe key of alert id: riskd:alert:<id>, on a cluster in the alert
+ * stream's slot so that the script's keys share one. NULL when out of
+ * memory. */
+static char *alert_key(const rk_outbox *o, const char *id)
+{
+    char tag[256], *key;
+    size_t n;
+    if (o->cluster) {
+        rk__slot_tag(o->alerts_stream, tag, sizeof(tag));
+        n = strlen("riskd:alert:{}:") + strlen(tag) + strlen(id) + 1;
+        if ((key = malloc(n)) != NULL)
+            snprintf(key, n, "riskd:alert:{%s}:%s", tag, id);
+    } else {
+        n = strlen("riskd:alert:") + strlen(id) + 1;
+        if ((key = malloc(n)) != NULL)
+            snprintf(key, n, "riskd:alert:%s", id);
+    }
+    return key;
+}
+
+int rk__outbox_alert(rk_outbox *o, const char *id, const char *legacy_id,
+                     const char *detector, const char *json, bool publish)
 {
     ob_item *it = item_new(o, 1);
     size_t n;
     int ok;
     if (it == NULL)
         return -1;
-    if (o->cluster) {
-        /* In the alert stream's slot, so the script's keys share one. */
-        char tag[256];
-        rk__slot_tag(o->alerts_stream, tag, sizeof(tag));
-        n = strlen("riskd:alert:{}:") + strlen(tag) + strlen(id) + 1;
-        it->key = malloc(n);
-        if (it->key) snprintf(it->key, n, "riskd:alert:{%s}:%s", tag, id);
-    } else {
-        n = strlen("riskd:alert:") + strlen(id) + 1;
-        it->key = malloc(n);
-        if (it->key) snprintf(it->key, n, "riskd:alert:%s", id);
-    }
+    it->key = alert_key(o, id);
     it->stream = strdup(o->alerts_stream);
     n = strlen(o->channel_prefix) + strlen(detector) + 1;
     it->channel = malloc(n);
     if (it->channel) snprintf(it->channel, n, "%s%s", publish ? o->channel_prefix : "",
                               publish ? detector : "");
-    ok = item_arg(it, "data", 4) == 0 && item_arg(it, json, strlen(json)) == 0;
+    ok = item_arg(it, "data", 4) == 0 && item_arg(it, json, strlen(json)) == 0 &&
+         (legacy_id == NULL || (it->legacy = alert_key(o, legacy_id)) != NULL);
     return item_push(o, it, ok);
 }
 

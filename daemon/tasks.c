@@ -40,7 +40,7 @@
 
 #define TASKS_SNAPSHOT_VERSION 1u
 #define TASKS_LOAD 2                /* filings per bucket before the table grows */
-#define TASKS_MAX_OFFICERS ((1u << 30) - 1)
+#define TASKS_MAX_OFFICERS ((1u << 29) - 1)
 
 /* ===================================================================
  * Record layout
@@ -381,13 +381,20 @@ static rk__task *task_add(rk_tasks *t, const char *task_id, const char *unit_id,
     return k;
 }
 
-int rk__tasks_add(rk_tasks *t, const rk_event *ev, int64_t retention)
+int rk__tasks_add(rk_tasks *t, const rk_event *ev, int64_t retention, bool amend)
 {
     rk__task *k;
 
     if (ev->task_id == NULL)
         return 0;
     k = lookup(&t->map, ev->task_id);
+    if (k != NULL && amend) {
+        /* The amendment replaces the record: out of the table now, its
+         * memory goes with its block when the FIFO reaches it. */
+        map_del(&t->map, k);
+        k->dead = 1;
+        k = NULL;
+    }
     if (k != NULL) {
         if (rk__task_expires(k) >= ev->ts)
             return 0;               /* first filing wins while it lives */
@@ -442,7 +449,8 @@ void rk__tasks_expire(rk_tasks *t, int64_t now)
         t->head = (rk__task *)(uintptr_t)rk__tasks_next(t, k);
         if (t->head == NULL)
             t->tail = NULL;
-        map_del(&t->map, k);
+        if (!k->dead)
+            map_del(&t->map, k);
         task_unref(t, k);
         if (--b->live == 0)
             free(b);
@@ -457,6 +465,8 @@ void rk__tasks_snapshot(const rk_tasks *t, rk_buf *out)
     rk_buf_put_u32(out, TASKS_SNAPSHOT_VERSION);
     rk_buf_put_u64(out, t->map.count);
     for (k = t->head; k != NULL; k = rk__tasks_next(t, k)) {
+        if (k->dead)
+            continue;               /* replaced by an amendment */
         rk_buf_put_str(out, rk__task_id(k));
         rk_buf_put_str(out, k->unit_id);
         rk_buf_put_str(out, k->enterprise_id);

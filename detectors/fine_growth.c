@@ -17,6 +17,15 @@
  * "non-empty" for min_history. Evidence is the unit's decided cases of the
  * current period, from a ring of its last 20.
  *
+ * Amendments (RK_EVF_AMENDED: a corrected decision of the same case_id)
+ * replace the earlier decision: its amount is subtracted from its unit's
+ * bucket and the new one added, then the rule is evaluated as for a new
+ * decision. For that every decision is remembered (case_id -> unit, ts,
+ * amount: about 100 bytes with the map entry) for as long as its bucket can
+ * be in a ring, (baseline_periods + 1) * period after its ts, and dropped
+ * from an expiry heap after that: memory grows with the decisions of that
+ * span, not with history.
+ *
  * A unit is freed in on_watermark once every bucket of its ring has left
  * the window. reconfigure() keeps the state unless `period` or
  * `baseline_periods` changes: the bucket layout then no longer fits, and all
@@ -25,7 +34,8 @@
 #include "riskd/kit.h"
 #include "internal.h"
 
-#define FG_SNAP_VERSION 1u
+#define FG_SNAP_VERSION 2u          /* 2: + the decisions, for amendments */
+#define FG_SNAP_V1 1u
 #define FG_MAX_BUCKETS_PER_PERIOD 1000
 #define FG_EVIDENCE 20
 #define FG_MAX_ID (64 * 1024)
@@ -61,12 +71,23 @@ typedef struct fg_unit {
     fg_ev evs[FG_EVIDENCE];
 } fg_unit;
 
+/* A decision, kept so that an amendment can take its amount back. */
+typedef struct fg_case {
+    uint32_t hpos;                  /* in fg_self.cheap */
+    int64_t ts;
+    double amount;
+    rk_map_entry *ent;              /* in fg_self.cases (its key: case_id) */
+    char unit[];
+} fg_case;
+
 typedef struct fg_self {
     const rk_host_api *api;
     rk_host *host;
     fg_cfg cfg;
     rk_map units;
     int64_t next_sweep;
+    rk_map cases;                   /* case_id -> fg_case */
+    rk_heap cheap;                  /* fg_case by expiry */
 } fg_self;
 
 /* ===================================================================
@@ -108,6 +129,51 @@ static void unit_free(void *p)
     if (u == NULL) return;
     free(u->ring);
     free(u);
+}
+
+/* When a decision's bucket has left every ring it could be in. */
+static int64_t case_expiry(const fg_self *s, int64_t ts)
+{
+    int64_t len = ring_len(&s->cfg), b = floor_div(ts, s->cfg.bucket);
+    return (b + len) * s->cfg.bucket;
+}
+
+static void cases_clear(fg_self *s)
+{
+    rk_map_clear(&s->cases, free);
+    rk_heap_free(&s->cheap);
+    rk_heap_init(&s->cheap, offsetof(fg_case, hpos));
+}
+
+static void case_drop(fg_self *s, fg_case *c)
+{
+    rk_heap_remove(&s->cheap, c);
+    free(rk_map_del(&s->cases, c->ent->key));
+}
+
+/* Remember decision case_id (replacing an earlier one). 0 or -1. */
+static int case_put(fg_self *s, const char *case_id, const char *unit, int64_t ts,
+                    double amount)
+{
+    size_t n = strlen(unit) + 1;
+    fg_case *c = rk_map_get(&s->cases, case_id);
+    if (c != NULL)
+        case_drop(s, c);
+    if ((c = malloc(sizeof(*c) + n)) == NULL)
+        return -1;
+    c->hpos = RK_HEAP_NONE;
+    c->ts = ts;
+    c->amount = amount;
+    memcpy(c->unit, unit, n);
+    if ((c->ent = rk_map_put(&s->cases, case_id, c, NULL)) == NULL) {
+        free(c);
+        return -1;
+    }
+    if (rk_heap_push(&s->cheap, case_expiry(s, ts), c) != 0) {
+        free(rk_map_del(&s->cases, case_id));
+        return -1;
+    }
+    return 0;
 }
 
 static fg_unit *unit_new(const fg_self *s)
@@ -191,6 +257,8 @@ static void *fg_create(const rk_host_api *api, rk_host *host, const json_t *cfg,
     s->host = host;
     s->cfg = c;
     rk_map_init(&s->units);
+    rk_map_init(&s->cases);
+    rk_heap_init(&s->cheap, offsetof(fg_case, hpos));
     s->next_sweep = INT64_MAX;
     return s;
 }
@@ -203,6 +271,7 @@ static int fg_reconfigure(void *self, const json_t *cfg, char *err, size_t errle
         return -1;
     if (c.period != s->cfg.period || c.periods != s->cfg.periods) {
         rk_map_clear(&s->units, unit_free);
+        cases_clear(s);
         s->next_sweep = INT64_MAX;
     }
     s->cfg = c;
@@ -214,6 +283,7 @@ static void fg_destroy(void *self)
     fg_self *s = self;
     if (s == NULL) return;
     rk_map_clear(&s->units, unit_free);
+    cases_clear(s);
     free(s);
 }
 
@@ -247,6 +317,34 @@ static int unit_add(fg_self *s, fg_unit *u, int64_t idx, double amount)
     bk->sum += amount;
     bk->count++;
     return 0;
+}
+
+/* Take amount at bucket idx back from u (an amended decision). Nothing
+ * when the bucket has left the ring. */
+static void unit_sub(fg_self *s, fg_unit *u, int64_t idx, double amount)
+{
+    fg_bucket *bk;
+    if (idx > u->top || idx <= u->top - ring_len(&s->cfg))
+        return;
+    bk = slot(s, u, idx);
+    bk->sum -= amount;
+    if (bk->count > 0)
+        bk->count--;
+    if (bk->count == 0 || bk->sum < 0)
+        bk->sum = 0;                /* no rounding residue in an empty bucket */
+}
+
+/* An amendment: take the earlier decision of ev->case_id back. */
+static void take_back(fg_self *s, const rk_event *ev)
+{
+    fg_case *c = ev->case_id ? rk_map_get(&s->cases, ev->case_id) : NULL;
+    fg_unit *u;
+    if (c == NULL)
+        return;
+    u = rk_map_get(&s->units, c->unit);
+    if (u != NULL)
+        unit_sub(s, u, floor_div(c->ts, s->cfg.bucket), c->amount);
+    case_drop(s, c);
 }
 
 /* Sum and count of buckets lo..hi of u (buckets outside the ring are
@@ -342,7 +440,11 @@ static int fg_on_event(void *self, const rk_event *ev)
     double amount;
     int64_t bidx;
 
-    if (ev->type != RK_EV_CASE_DECIDED || ev->unit_id == NULL)
+    if (ev->type != RK_EV_CASE_DECIDED)
+        return 0;
+    if (ev->flags & RK_EVF_AMENDED)
+        take_back(s, ev);
+    if (ev->unit_id == NULL)
         return 0;
     /* Far outside any real time, bucket arithmetic could overflow. */
     if (ev->ts < -FG_MAX_ABS_TS || ev->ts > FG_MAX_ABS_TS)
@@ -363,6 +465,8 @@ static int fg_on_event(void *self, const rk_event *ev)
     }
     if (unit_add(s, u, bidx, amount) != 0)
         return 0;                   /* older than the ring */
+    if (ev->case_id != NULL && case_put(s, ev->case_id, ev->unit_id, ev->ts, amount) != 0)
+        return -1;
     push_evidence(u, ev->ts, ev->ref);
     if (unit_expiry(s, u) < s->next_sweep)
         s->next_sweep = unit_expiry(s, u);
@@ -375,6 +479,8 @@ static void fg_on_watermark(void *self, int64_t now)
     rk_map_entry *e, *next;
     size_t b;
 
+    while (rk_heap_top(&s->cheap) != NULL && rk_heap_top(&s->cheap)->key <= now)
+        case_drop(s, rk_heap_top(&s->cheap)->rec);
     if (now < s->next_sweep)
         return;
     s->next_sweep = INT64_MAX;
@@ -425,6 +531,14 @@ static int fg_snapshot(void *self, rk_buf *out)
             rk_buf_put_ref(out, u->evs[j].ref);
         }
     }
+    rk_buf_put_u32(out, (uint32_t)s->cases.count);
+    for (e = rk_map_first(&s->cases, &b); e; e = rk_map_next(&s->cases, &b, e)) {
+        const fg_case *c = e->value;
+        rk_buf_put_str(out, e->key);
+        rk_buf_put_str(out, c->unit);
+        rk_buf_put_i64(out, c->ts);
+        rk_buf_put_double(out, c->amount);
+    }
     return out->oom ? -1 : 0;
 }
 
@@ -474,6 +588,25 @@ static int restore_units(fg_self *s, rk_rd *r)
         }
         free(k);
     }
+    return r->err ? -1 : 0;
+}
+
+static int restore_cases(fg_self *s, rk_rd *r)
+{
+    uint32_t n = rk_rd_u32(r), i;
+    for (i = 0; i < n && !r->err; i++) {
+        char *k = rk_rd_str(r, FG_MAX_ID), *unit = rk_rd_str(r, FG_MAX_ID);
+        int64_t ts = rk_rd_i64(r);
+        double amount = rk_rd_double(r);
+        int bad = r->err || k == NULL || unit == NULL || !isfinite(amount) ||
+                  amount < 0 || ts < -FG_MAX_ABS_TS || ts > FG_MAX_ABS_TS ||
+                  rk_map_get(&s->cases, k) != NULL ||
+                  case_put(s, k, unit, ts, amount) != 0;
+        free(k);
+        free(unit);
+        if (bad)
+            return -1;
+    }
     return r->err || r->p != r->end ? -1 : 0;
 }
 
@@ -486,12 +619,13 @@ static int fg_restore(void *self, const void *data, size_t len,
     int64_t period, periods;
 
     rk_map_clear(&s->units, unit_free);
+    cases_clear(s);
     s->next_sweep = INT64_MIN;
     rk_rd_init(&r, data, len);
     ver = rk_rd_u32(&r);
     period = rk_rd_i64(&r);
     periods = rk_rd_i64(&r);
-    if (r.err || ver != FG_SNAP_VERSION) {
+    if (r.err || (ver != FG_SNAP_VERSION && ver != FG_SNAP_V1)) {
         rk_kit_errf(err, errlen, "fine_growth: unknown snapshot version");
         return -1;
     }
@@ -500,8 +634,10 @@ static int fg_restore(void *self, const void *data, size_t len,
                     "changed since the snapshot: fine history reset");
         return 0;
     }
-    if (restore_units(s, &r) != 0) {
+    if (restore_units(s, &r) != 0 ||
+        (ver == FG_SNAP_V1 ? (r.p != r.end ? -1 : 0) : restore_cases(s, &r)) != 0) {
         rk_map_clear(&s->units, unit_free);
+        cases_clear(s);
         rk_kit_errf(err, errlen, "fine_growth: truncated or corrupt snapshot");
         return -1;
     }

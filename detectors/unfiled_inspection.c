@@ -35,6 +35,15 @@
  *             stream than filings, so nothing assumes an order between them:
  *             the timer fires only once both streams passed the deadline.
  *
+ * Amendments (RK_EVF_AMENDED, a filing of a known task_id with other
+ * values) replace the filing: a new planned_at moves the scan deadline
+ * (filed_not_scanned fires at the new one only), a new enterprise is
+ * checked against the enterprise that scanned the task (F_MATCHED), a new
+ * (unit, enterprise) moves it in the pair table. Filings older than this
+ * detector's retention are still known through the daemon
+ * (filed_long_ago): a case opened months after its inspection is not
+ * "unfiled".
+ *
  * reported_without_filing looks up the report's (unit, enterprise) group
  * and accepts a filing whose planned_at is within report_tolerance of the
  * report and that is still within retention (planned_at + retention >=
@@ -91,7 +100,8 @@
 #define F_SCANNED  1u
 #define F_FNS_DONE 2u
 #define F_DEAD     4u               /* replaced: out of the tables, freed when popped */
-#define F_KNOWN    (F_SCANNED | F_FNS_DONE)   /* flags a snapshot may carry */
+#define F_MATCHED  8u               /* a scan named the filed enterprise */
+#define F_KNOWN    (F_SCANNED | F_FNS_DONE | F_MATCHED)   /* flags a snapshot may carry */
 
 typedef struct ui_cfg {
     int64_t grace;
@@ -719,22 +729,41 @@ static int mismatch(ui_self *s, const char *task, const ui_filing *f,
                 s->cfg.cooldown, sum);
 }
 
+/* Whether the daemon knows ev's task as filed although this detector no
+ * longer holds the filing (its retention passed): the daemon's filing
+ * record (RK_EVF_FILING_KNOWN, kept for state.task_retention) or its
+ * memory of every filing of state.dedupe_window (RK_EVF_FILING_SEEN). A
+ * filing that old was in time for anything that happens now. */
+static int filed_long_ago(const rk_event *ev)
+{
+    return (ev->flags & RK_EVF_FILING_SEEN) ||
+           ((ev->flags & RK_EVF_FILING_KNOWN) && ev->filing_ts <= ev->ts);
+}
+
 static int on_filed(ui_self *s, const rk_event *ev)
 {
-    ui_filing *f;
+    ui_filing *f, *old = NULL;
     ui_pscan *ps;
-    uint32_t i;
+    uint32_t i, keep = 0;
 
     if (ev->task_id == NULL || ev->unit_id == NULL || ev->enterprise_id == NULL)
         return 0;
     f = filing_lookup(s, ev->task_id);
     if (f != NULL) {
-        if (filing_expiry(s, f) >= s->api->now(s->host))
-            return 0;               /* duplicate filing: the first wins */
-        /* Expired, not yet dropped: out of the tables now, freed when its
-         * heap item comes up. */
+        int live = filing_expiry(s, f) >= s->api->now(s->host);
+        if (live && !(ev->flags & RK_EVF_AMENDED))
+            return 0;               /* a repeat (deduplication off): the first wins */
+        /* Replaced (an amendment) or expired, not yet dropped: out of the
+         * tables now, freed when its heap item comes up. An amendment
+         * keeps what the scans told: scanned (a scan in time for the old
+         * deadline counts for the new one), and whether a scan named the
+         * filed enterprise. */
         filing_unindex(s, f);
         f->flags |= F_DEAD;
+        if (live) {
+            old = f;
+            keep = f->flags & (F_SCANNED | F_MATCHED);
+        }
     }
     f = filing_new(ev->task_id, ev->unit_id, ev->enterprise_id);
     if (f == NULL) return -1;
@@ -742,6 +771,7 @@ static int on_filed(ui_self *s, const rk_event *ev)
     f->planned_at = ev->planned_at;
     f->scan_after = (uint32_t)s->cfg.scan_deadline;   /* <= 24h */
     f->ref = ev->ref;
+    f->flags = keep;
     if (filing_index(s, f) != 0) {
         free(f);
         return -1;
@@ -753,6 +783,13 @@ static int on_filed(ui_self *s, const rk_event *ev)
     }
     if (chain(s) != 0)
         return -1;
+    /* An amendment naming another enterprise than the one that scanned
+     * the task: enterprise_mismatch, as if the scan came now. */
+    if (old != NULL && (keep & F_MATCHED) && !streq(f_ent(old), f_ent(f))) {
+        f->flags &= ~F_MATCHED;
+        if (mismatch(s, ev->task_id, f, f_ent(old), ev->ts, old->ref, f->ref) != 0)
+            return -1;
+    }
 
     /* Scans that came first: they count for filed_not_scanned when early
      * enough, and their enterprise is checked. Whether the filing came in
@@ -763,8 +800,9 @@ static int on_filed(ui_self *s, const rk_event *ev)
             const ui_scan *sc = &ps->scans[i];
             if (sc->ts <= f_scan_by(f))
                 f->flags |= F_SCANNED;
-            if (!streq(sc->ent, f_ent(f)) &&
-                mismatch(s, ev->task_id, f, sc->ent, ev->ts, sc->ref, f->ref) != 0)
+            if (streq(sc->ent, f_ent(f)))
+                f->flags |= F_MATCHED;
+            else if (mismatch(s, ev->task_id, f, sc->ent, ev->ts, sc->ref, f->ref) != 0)
                 return -1;
         }
         ps->merged = 1;
@@ -789,8 +827,11 @@ static int on_scanned(ui_self *s, const rk_event *ev)
         if (!streq(ev->enterprise_id, f_ent(f)))
             return mismatch(s, ev->task_id, f, ev->enterprise_id, ev->ts,
                             f->ref, ev->ref);
+        f->flags |= F_MATCHED;
         return 0;
     }
+    if (filed_long_ago(ev))
+        return 0;
 
     ps = rk_map_get(&s->pscans, ev->task_id);
     if (ps != NULL && ps->merged) {
@@ -907,6 +948,8 @@ static int on_case_opened(ui_self *s, const rk_event *ev)
         return case_alert(s, ev->case_id, ev->unit_id, NULL, ev->ts, ev->ref);
     f = filing_find(s, ev->task_id);
     if (f != NULL && f->ts <= sat_add(ev->ts, s->cfg.grace))
+        return 0;
+    if (f == NULL && filed_long_ago(ev))
         return 0;
     if (rk_map_get(&s->pcases, ev->case_id) != NULL)
         return 0;                   /* the first opening wins */

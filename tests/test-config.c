@@ -97,7 +97,8 @@ static void assert_defaults(const rk_config *c)
     assert_string_equal(c->alerts_stream, "alerts");
     assert_string_equal(c->channel_prefix, "alerts:");
     assert_int_equal(c->alerts_maxlen, 1000000);
-    assert_int_equal(c->dedupe_ttl, 30 * RK_DAY);
+    assert_int_equal(c->dedupe_ttl, 400 * RK_DAY);
+    assert_int_equal(c->dedupe_window, 400 * RK_DAY);
     assert_true(c->wall_advance);
     assert_int_equal(c->clock_idle, 60 * RK_SECOND);
     assert_int_equal(c->tz_offset_s, 8 * 3600);
@@ -596,7 +597,7 @@ static void test_bad_durations(void **state)
 {
     static const char *keys[] = {
         "streams.claim_idle", "alerts.dedupe_ttl", "clock.idle",
-        "state.interval", "state.task_retention",
+        "state.interval", "state.task_retention", "state.dedupe_window",
     };
     static const char *vals[] = {
         "\"10\"", "\"10x\"", "\"-5s\"", "\"1.5h\"", "5", "\"\"", "\"s\"",

@@ -51,9 +51,9 @@ static void test_enrich_and_expire(void **state)
     rk_event dup = filing("T1", "U9", "E9", other, 1, 2000), r;
     (void)state;
     rk__tasks_init(&t);
-    assert_int_equal(rk__tasks_add(&t, &f1, 30 * DAY), 0);
-    assert_int_equal(rk__tasks_add(&t, &f2, 30 * DAY), 0);
-    assert_int_equal(rk__tasks_add(&t, &dup, 30 * DAY), 0);   /* first wins */
+    assert_int_equal(rk__tasks_add(&t, &f1, 30 * DAY, false), 0);
+    assert_int_equal(rk__tasks_add(&t, &f2, 30 * DAY, false), 0);
+    assert_int_equal(rk__tasks_add(&t, &dup, 30 * DAY, false), 0);   /* first wins */
     /* U1, E1, E2, O1, O2 interned once each */
     assert_int_equal(t.strings.count, 5);
     r = rating("T1", 5000);
@@ -101,7 +101,7 @@ static void test_snapshot_roundtrip(void **state)
     for (i = 0; i < 100; i++) {
         snprintf(id, sizeof(id), "T%d", i);
         f = filing(id, i % 2 ? "U1" : NULL, "E1", offs, (size_t)(i % 4), i * 1000);
-        assert_int_equal(rk__tasks_add(&t, &f, DAY), 0);
+        assert_int_equal(rk__tasks_add(&t, &f, DAY, false), 0);
     }
     rk__tasks_snapshot(&t, &b);
     assert_false(b.oom);
@@ -148,7 +148,7 @@ static void test_many_records(void **state)
             f = filing(task, "U1", "E1", offs, 5000, (int64_t)i * 1000);
         else
             f = filing(task, "U1", "E1", offs + i % 7, 1 + (size_t)(i % 3), (int64_t)i * 1000);
-        assert_int_equal(rk__tasks_add(&t, &f, DAY), 0);
+        assert_int_equal(rk__tasks_add(&t, &f, DAY, false), 0);
     }
     assert_int_equal(t.map.count, 3000);
     for (i = 0; i < 3000; i += 7) {
@@ -175,7 +175,7 @@ static void test_many_records(void **state)
     /* and the store is usable again */
     {
         rk_event f = filing("T1", "U1", "E1", offs, 2, 20 * DAY);
-        assert_int_equal(rk__tasks_add(&t, &f, DAY), 0);
+        assert_int_equal(rk__tasks_add(&t, &f, DAY, false), 0);
         assert_string_equal(rk__tasks_get(&t, "T1", 20 * DAY)->officers[1], "O1");
     }
     rk__tasks_free(&t);
@@ -212,7 +212,7 @@ static void test_wide_records(void **state)
         f.ref.ms = 100 + i;
         f.ref.seq = (uint32_t)i;
         f.ref.stream = (uint32_t)(i % 2);
-        assert_int_equal(rk__tasks_add(&t, &f, c[i].retention), 0);
+        assert_int_equal(rk__tasks_add(&t, &f, c[i].retention, false), 0);
     }
     for (i = 0, k = t.head; i < nc; i++, k = rk__tasks_next(&t, k)) {
         int64_t base = c[i].ts > c[i].planned ? c[i].ts : c[i].planned;
@@ -287,9 +287,9 @@ static void test_restore_duplicate(void **state)
     (void)state;
     rk__tasks_init(&t);
     f = filing("TA", "U1", "E1", offs, 1, 1000);
-    assert_int_equal(rk__tasks_add(&t, &f, DAY), 0);
+    assert_int_equal(rk__tasks_add(&t, &f, DAY, false), 0);
     f = filing("TB", "U1", "E1", offs, 1, 2000);
-    assert_int_equal(rk__tasks_add(&t, &f, DAY), 0);
+    assert_int_equal(rk__tasks_add(&t, &f, DAY, false), 0);
     rk__tasks_snapshot(&t, &b);
     assert_false(b.oom);
     p = memmem(b.data, b.len, "TB", 2);

@@ -48,7 +48,8 @@ extern "C" {
  *  - Never insert a member in the middle of a struct.
  */
 #define RK_ABI_MAJOR 1
-#define RK_ABI_MINOR 0
+#define RK_ABI_MINOR 1                /* 1: RK_EVF_AMENDED, RK_EVF_FILING_SEEN,
+                                         rk_alert.trigger_key */
 
 #define RK_DETECTOR_ENTRY "rk_detector_entry"
 
@@ -81,9 +82,13 @@ typedef struct rk_subject {
 /* An alert as a detector emits it. The daemon copies everything it needs
  * before emit() returns.
  *
- * The alert id is derived from the detector name, rule, subject and the
- * trigger entry (by default the last evidence entry), so the same input
- * yields the same id in every run. */
+ * The alert id is a function of the alert's content only: the detector
+ * name, rule, every subject field, ts and, when set, trigger_key. Never of
+ * stream entry ids, wall time or a counter, so the same events written
+ * again (to this Redis or another, under other entry ids) yield the same
+ * ids. A rule that fires once per event whose subject and ts do not
+ * already tell its events apart sets trigger_key to that event's natural
+ * key. */
 typedef struct rk_alert {
     const char *rule;               /* e.g. "officer_repeated" */
     rk_severity severity;           /* the rule's default; the daemon applies
@@ -99,6 +104,9 @@ typedef struct rk_alert {
     int64_t cooldown;               /* ms: after this alert fires, the same
                                        rule and subject stay silent for this
                                        long in event time; 0 = no cooldown */
+    /* ABI minor 1 */
+    const char *trigger_key;        /* NULL, or the natural key of the one
+                                       event a per-event rule fired on */
 } rk_alert;
 
 typedef struct rk_host rk_host;     /* opaque, one per detector instance */

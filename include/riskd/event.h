@@ -78,6 +78,18 @@ typedef enum rk_review_outcome {
 #define RK_EVF_UNIT_FROM_FILING      (1u << 0) /* unit_id was taken from the filing */
 #define RK_EVF_OFFICERS_FROM_FILING  (1u << 1) /* officers were taken from the filing */
 #define RK_EVF_FILING_KNOWN          (1u << 2) /* task_id names a known filing */
+/* An inspection.filed or case.decided whose natural key (task_id, case_id)
+ * was applied before with other values: it replaces the earlier event
+ * everywhere (a rescheduled filing, a corrected fine). A detector keeps
+ * what it needs of the earlier one to undo it (subtract the old fine, move
+ * the old deadline). Delivered only to detectors built with ABI minor >= 1;
+ * older plugins keep the first version. (Repeats with the same values are
+ * never delivered at all.) */
+#define RK_EVF_AMENDED               (1u << 3)
+/* task_id names a filing applied within state.dedupe_window whose full
+ * record has expired (state.task_retention): the task was filed, long ago;
+ * filing_* are zero. Never set together with RK_EVF_FILING_KNOWN. */
+#define RK_EVF_FILING_SEEN           (1u << 4)
 
 /* One validated input event. Absent optional strings are NULL; absent
  * officers are n_officers == 0. All times are milliseconds since the epoch.

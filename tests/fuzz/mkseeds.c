@@ -109,7 +109,7 @@ static int seeds_tasks(const char *dir)
     ev.officers = offs;
     ev.n_officers = 2;
     ev.ref = rk_fh_ref(RK_STREAM_SCAN, (uint64_t)T0, 0);
-    if (rc != 0 || rk__tasks_add(&t, &ev, 30 * RK_DAY) != 0) {
+    if (rc != 0 || rk__tasks_add(&t, &ev, 30 * RK_DAY, false) != 0) {
         rk__tasks_free(&t);
         return -1;
     }
@@ -117,7 +117,7 @@ static int seeds_tasks(const char *dir)
     ev.n_officers = 1;
     ev.enterprise_id = NULL;
     ev.ts = T0 + 5;
-    if (rk__tasks_add(&t, &ev, 30 * RK_DAY) != 0) {
+    if (rk__tasks_add(&t, &ev, 30 * RK_DAY, false) != 0) {
         rk__tasks_free(&t);
         return -1;
     }
