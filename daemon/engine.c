@@ -1904,6 +1904,16 @@ static void checkpoint(rk_engine *e)
     e->last_ckpt = (int64_t)uv_now(e->loop);
     e->ckpt_started_hr = uv_hrtime();
     housekeep_state(e, true);       /* do not save what has expired */
+    if (e->legacy_ids) {
+        /* Once what the previous release left pending is applied (every
+         * stream reads new entries), nothing can be written under its ids
+         * any more: this checkpoint is in the current format. */
+        bool pending = false;
+        for (si = 0; si < RK_STREAM_COUNT; si++)
+            pending = pending || e->st[si].phase == PH_PENDING;
+        if (!pending)
+            e->legacy_ids = false;
+    }
     if (checkpoint_fork(e) == 0) {
         for (si = 0; si < RK_STREAM_COUNT; si++)
             e->st[si].covered = e->st[si].nacks;

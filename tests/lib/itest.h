@@ -91,7 +91,8 @@ struct json_t *it_alerts(redisContext *c, const char *key);
 /* Preload n generated events (tests/lib/gen.c: every type, share `anomaly`
  * of planted anomalies, over `days` of event time, seed) into enforce:scan
  * and enforce:case with explicit entry ids 1-0, 2-0, ... per stream (alert
- * ids derive from entry ids, so runs over the same preload compare by id).
+ * ids are a function of content; the same entry ids also give the same
+ * evidence, so runs over the same preload compare whole alerts by id).
  * Every `invalid_every`-th entry (0 = none) is replaced by invalid input.
  * Returns the number written. */
 size_t it_preload_workload(redisContext *c, size_t n, double days, double anomaly,
