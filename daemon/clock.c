@@ -38,10 +38,10 @@ void rk__clock_init(rk_clock *c)
 
 void rk__clock_free(rk_clock *c)
 {
+    int64_t lateness = c->lateness;
     size_t i;
     for (i = 0; i < c->ntimers; i++)
         free(c->heap[i].key);
-    int64_t lateness = c->lateness;
     free(c->heap);
     rk__clock_init(c);
     c->lateness = lateness;        /* configuration, not state */
