@@ -1,4 +1,4 @@
-/* tests/test-clock.c - the watermark rule of CONTRACT §4, the event-time
+/* tests/test-clock.c - the watermark rule, the event-time
  * timer heap and clock.allowed_lateness (daemon/clock.c). */
 #include <stdarg.h>
 #include <stddef.h>
