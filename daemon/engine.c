@@ -211,6 +211,7 @@ struct rk_engine {
     bool read_inflight;             /* an XREADGROUP/XREAD awaits its reply */
     uint64_t round_hr;
     rk_engine_stats stats;
+    rk__inlog inlog;                /* late, unknown, bad input (inputlog.c) */
     /* lease mode (rk__engine_set_lease, node.c) */
     bool leased;                    /* writes are fenced by `epoch` */
     bool claim_all;                 /* the first claim takes every pending entry */
@@ -542,7 +543,7 @@ static int host_timer_set(rk_host *h, int64_t deadline, const char *key, uint64_
 
 static int64_t host_now(rk_host *h)
 {
-    return HOST(h)->eng->clock.watermark;
+    return rk__clock_now(&HOST(h)->eng->clock);
 }
 
 static void host_log(rk_host *h, rk_log_level level, const char *fmt, ...)
@@ -590,7 +591,8 @@ static void fire_timers(rk_engine *e)
         if (d != NULL && d->self != NULL && d->ops->on_timer != NULL &&
             d->ops->on_timer(d->self, t.deadline, t.key, t.arg) < 0) {
             e->stats.detector_errors++;
-            rk__log(RK_LOG_WARNING, "detector %s failed on timer %s", d->name, t.key);
+            rk__inlog_bad(&e->inlog, RK_INLOG_TIMER, rk__wall_ms(),
+                          "detector %s failed on timer %s", d->name, t.key);
         }
         free(t.key);
     }
@@ -617,7 +619,7 @@ static void update_watermark(rk_engine *e)
  * state as gone. */
 static void housekeep_state(rk_engine *e, bool force)
 {
-    int64_t now = e->clock.watermark;
+    int64_t now = rk__clock_now(&e->clock);     /* held back by allowed_lateness */
     uint64_t wall = uv_now(e->loop);
     bool dets = force || wall >= e->next_housekeep;
     size_t i;
@@ -761,7 +763,7 @@ static bool repeated(rk_engine *e, unsigned si, entry *en, rk_event *ev)
 {
     uint64_t key;
     uint32_t digest;
-    int64_t now = e->clock.watermark, applied;
+    int64_t now = rk__clock_now(&e->clock), applied;
 
     if (e->dedupe.window <= 0 || rk__dedupe_event(ev, &key, &digest) != 0)
         return false;
@@ -775,7 +777,8 @@ static bool repeated(rk_engine *e, unsigned si, entry *en, rk_event *ev)
             rk__event_key_text(ev, why, sizeof(why));
             e->stats.invalid[si]++;
             e->stats.conflicts[ev->type]++;
-            rk__log(RK_LOG_WARNING, "invalid entry %s/%s: %s", e->st[si].key, en->id, why);
+            rk__inlog_bad(&e->inlog, RK_INLOG_INVALID, rk__wall_ms(), "%s/%s: %s",
+                          e->st[si].key, en->id, why);
             if (!e->replay)
                 rk__outbox_dead(dead_ob(e), e->st[si].key, en->id, why,
                                 en->data ? en->data : "", en->data ? en->len : 0);
@@ -787,7 +790,7 @@ static bool repeated(rk_engine *e, unsigned si, entry *en, rk_event *ev)
     default:
         break;
     }
-    applied = now != INT64_MIN && now > ev->ts ? now : ev->ts;
+    applied = e->clock.watermark > ev->ts ? e->clock.watermark : ev->ts;
     if (rk__dedupe_record(&e->dedupe, key, digest, applied) != 0)
         rk__log(RK_LOG_ERR, "out of memory remembering %s/%s for deduplication",
                 e->st[si].key, en->id);
@@ -809,8 +812,7 @@ static void apply_head(rk_engine *e, unsigned si)
     if (en->data == NULL && !en->missing_data) {
         /* A pending entry whose payload was trimmed away. */
         e->stats.trimmed[si]++;
-        rk__log(RK_LOG_WARNING, "pending entry %s/%s no longer exists (trimmed); "
-                "acknowledged", s->key, en->id);
+        rk__inlog_bad(&e->inlog, RK_INLOG_TRIMMED, rk__wall_ms(), "%s/%s", s->key, en->id);
         goto done;
     }
     if (s->has_applied && ref_le(en->ref, s->applied)) {
@@ -826,7 +828,8 @@ static void apply_head(rk_engine *e, unsigned si)
             snprintf(why, sizeof(why), "poison: riskd stopped %lld times in a row before "
                      "getting past this entry", s->suspect_starts - 1);
             e->poisoned++;
-            rk__log(RK_LOG_ERR, "entry %s/%s: %s; dead-lettered", s->key, en->id, why);
+            rk__inlog_bad(&e->inlog, RK_INLOG_POISON, rk__wall_ms(), "%s/%s: %s", s->key,
+                          en->id, why);
             rk__outbox_dead(dead_ob(e), s->key, en->id, why,
                             en->data ? en->data : "", en->data ? en->len : 0);
             goto done;
@@ -837,7 +840,8 @@ static void apply_head(rk_engine *e, unsigned si)
     }
     if (rc == RK_PARSE_INVALID) {
         e->stats.invalid[si]++;
-        rk__log(RK_LOG_WARNING, "invalid entry %s/%s: %s", s->key, en->id, s->head_err);
+        rk__inlog_bad(&e->inlog, RK_INLOG_INVALID, rk__wall_ms(), "%s/%s: %s", s->key,
+                      en->id, s->head_err);
         if (!e->replay && rk__outbox_dead(dead_ob(e), s->key, en->id, s->head_err,
                             en->data ? en->data : "", en->data ? en->len : 0) != 0)
             rk__log(RK_LOG_ERR, "out of memory dead-lettering %s/%s", s->key, en->id);
@@ -845,6 +849,7 @@ static void apply_head(rk_engine *e, unsigned si)
     }
     if (rc == RK_PARSE_UNKNOWN) {
         e->stats.unknown[si]++;
+        rk__inlog_unknown(&e->inlog, si, s->key, en->id, ev->type_name, rk__wall_ms());
         goto done;
     }
     ev->ref = en->ref;
@@ -853,11 +858,15 @@ static void apply_head(rk_engine *e, unsigned si)
     ev->entry_id = en->id;
     if (repeated(e, si, en, ev))
         goto done;
-    rk__tasks_enrich(&e->tasks, ev, e->clock.watermark);
+    rk__tasks_enrich(&e->tasks, ev, rk__clock_now(&e->clock));
     if (!(ev->flags & RK_EVF_FILING_KNOWN) && ev->task_id != NULL &&
         ev->type != RK_EV_INSPECTION_FILED &&
-        rk__dedupe_filing_known(&e->dedupe, ev->task_id, e->clock.watermark))
+        rk__dedupe_filing_known(&e->dedupe, ev->task_id, rk__clock_now(&e->clock)))
         ev->flags |= RK_EVF_FILING_SEEN;
+    if (ev->type != RK_EV_CLOCK_TICK && e->clock.watermark != INT64_MIN &&
+        ev->ts < e->clock.watermark)  /* late: still applied at its own ts */
+        rk__inlog_late(&e->inlog, si, s->key, en->id, e->clock.watermark - ev->ts,
+                       rk__wall_ms());
     rk__clock_observe(&e->clock, si, ev->ts);
     s->pos++;                       /* so "unread" excludes this entry */
     update_watermark(e);
@@ -877,7 +886,8 @@ static void apply_head(rk_engine *e, unsigned si)
                 char why[160];
                 e->stats.detector_errors++;
                 snprintf(why, sizeof(why), "detector %s failed on this entry", d->name);
-                rk__log(RK_LOG_WARNING, "%s/%s: %s; dead-lettered", s->key, en->id, why);
+                rk__inlog_bad(&e->inlog, RK_INLOG_DETECTOR, rk__wall_ms(), "%s/%s: %s",
+                              s->key, en->id, why);
                 if (!e->replay)
                     rk__outbox_dead(dead_ob(e), s->key, en->id, why, en->data, en->len);
             }
@@ -2472,6 +2482,7 @@ static void on_housekeeping(uv_timer_t *t)
     unsigned si;
     bool idle = true;
 
+    rk__inlog_flush(&e->inlog, rk__wall_ms());
     if (e->stopping) {
         if (now - e->round_started > STOP_TIMEOUT_MS) {
             rk__log(RK_LOG_WARNING, "stop: Redis did not confirm in time; "
@@ -2646,6 +2657,8 @@ static rk_engine *engine_new(uv_loop_t *loop, rk_config *cfg, const rk_replay_op
     for (si = 0; si < RK_STREAM_COUNT; si++)
         e->group_lag[si] = e->group_pending[si] = -1;
     rk__clock_init(&e->clock);
+    rk__clock_set_lateness(&e->clock, cfg->allowed_lateness);
+    rk__inlog_init(&e->inlog);
     rk__tasks_init(&e->tasks);
     rk__dedupe_init(&e->dedupe);
     rk__dedupe_set_window(&e->dedupe, cfg->dedupe_window);
@@ -2743,6 +2756,7 @@ fail_registry:
     rk__tasks_free(&e->tasks);
     rk__dedupe_free(&e->dedupe);
     rk__clock_free(&e->clock);
+    rk__inlog_free(&e->inlog);
     rk__silences_free(e->silences);
     rk_map_clear(&e->alert_counts, free);
     free(e);
@@ -2821,6 +2835,7 @@ int rk__engine_reload(rk_engine *e, rk_config *cfg, char *err, size_t errlen)
         ti = cfg->redis_db; cfg->redis_db = old->redis_db; old->redis_db = ti;
     }
     e->cfg = cfg;
+    rk__clock_set_lateness(&e->clock, cfg->allowed_lateness);
     for (si = 0; si < RK_STREAM_COUNT; si++) {
         e->st[si].key = cfg->stream_key[si];
         e->stream_keys[si] = cfg->stream_key[si];
@@ -2939,6 +2954,7 @@ void rk__engine_free(rk_engine *e)
     rk__tasks_free(&e->tasks);
     rk__dedupe_free(&e->dedupe);
     rk__clock_free(&e->clock);
+    rk__inlog_free(&e->inlog);
     rk_map_clear(&e->alert_counts, free);
     rk__silences_free(e->silences);
     free(e->audit_old);
@@ -3019,11 +3035,7 @@ void rk__engine_render_metrics(rk_engine *e, rk_buf *b)
     for (si = 0; si < RK_STREAM_COUNT; si++)
         putf(b, "riskd_invalid_events_total{stream=\"%s\"} %llu\n", e->st[si].key,
              (unsigned long long)e->stats.invalid[si]);
-    putf(b, "# HELP riskd_unknown_events_total Entries of an unknown type, skipped.\n"
-            "# TYPE riskd_unknown_events_total counter\n");
-    for (si = 0; si < RK_STREAM_COUNT; si++)
-        putf(b, "riskd_unknown_events_total{stream=\"%s\"} %llu\n", e->st[si].key,
-             (unsigned long long)e->stats.unknown[si]);
+    rk__inlog_render(&e->inlog, b, e->stream_keys);
     putf(b, "# HELP riskd_duplicate_events_total Repeated events (same natural key and "
             "values within state.dedupe_window), acknowledged and skipped.\n"
             "# TYPE riskd_duplicate_events_total counter\n");

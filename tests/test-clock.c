@@ -1,5 +1,5 @@
-/* tests/test-clock.c - the watermark rule of CONTRACT §4 and the event-time
- * timer heap (daemon/clock.c). */
+/* tests/test-clock.c - the watermark rule, the event-time
+ * timer heap and clock.allowed_lateness (daemon/clock.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -144,6 +144,69 @@ static void test_snapshot_restore(void **state)
     rk__clock_free(&d);
 }
 
+#define H INT64_C(3600000)
+
+/* With allowed_lateness L a deadline d fires only once the watermark
+ * passes d + L; now() is the watermark minus L. */
+static void test_allowed_lateness_holds_timers_back(void **state)
+{
+    rk_clock c;
+    rk__timer t;
+    const int64_t d = INT64_C(1740787200000);
+    (void)state;
+    rk__clock_init(&c);
+    rk__clock_set_lateness(&c, 72 * H);
+    assert_true(rk__clock_now(&c) == INT64_MIN);        /* before any event */
+    assert_int_equal(rk__clock_timer_add(&c, d, 0, "fns", 0), 0);
+    rk__clock_advance(&c, d + 1);
+    assert_int_equal(rk__clock_now(&c), d + 1 - 72 * H);
+    assert_int_equal(rk__clock_pop_due(&c, &t), 0);     /* 0 s would fire here */
+    rk__clock_advance(&c, d + 48 * H);                  /* a two-day-late batch's time */
+    assert_int_equal(rk__clock_pop_due(&c, &t), 0);
+    rk__clock_advance(&c, d + 72 * H);                  /* == d + L: not yet */
+    assert_int_equal(rk__clock_pop_due(&c, &t), 0);
+    rk__clock_advance(&c, d + 72 * H + 1);
+    assert_int_equal(rk__clock_pop_due(&c, &t), 1);
+    assert_true(t.deadline == d);
+    free(t.key);
+    /* Lowering the lateness releases what is now due at once. */
+    assert_int_equal(rk__clock_timer_add(&c, d + 10 * H, 0, "x", 0), 0);
+    assert_int_equal(rk__clock_pop_due(&c, &t), 0);
+    rk__clock_set_lateness(&c, 0);
+    assert_int_equal(rk__clock_now(&c), c.watermark);
+    assert_int_equal(rk__clock_pop_due(&c, &t), 1);
+    free(t.key);
+    rk__clock_set_lateness(&c, -5);                     /* read as 0 */
+    assert_int_equal(c.lateness, 0);
+    rk__clock_free(&c);
+}
+
+/* now() saturates instead of wrapping near the smallest times, and the
+ * lateness (configuration) survives free and restore. */
+static void test_allowed_lateness_saturates_and_is_kept(void **state)
+{
+    rk_clock c, d;
+    rk_buf b = {0};
+    (void)state;
+    rk__clock_init(&c);
+    rk__clock_set_lateness(&c, 10);
+    rk__clock_advance(&c, INT64_MIN + 5);
+    assert_true(rk__clock_now(&c) == INT64_MIN + 1);
+    rk__clock_free(&c);
+    assert_int_equal(c.lateness, 10);
+    assert_true(c.watermark == INT64_MIN);
+    rk__clock_advance(&c, 1000);
+    rk__clock_snapshot(&c, &b, det_name, NULL);
+    rk__clock_init(&d);
+    rk__clock_set_lateness(&d, 250);
+    assert_int_equal(rk__clock_restore(&d, b.data, b.len, det_index_swapped, NULL), 0);
+    assert_int_equal(d.lateness, 250);
+    assert_int_equal(rk__clock_now(&d), 750);
+    rk_buf_free(&b);
+    rk__clock_free(&c);
+    rk__clock_free(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -152,6 +215,8 @@ int main(void)
         cmocka_unit_test(test_timers_fire_strictly_after_deadline_in_order),
         cmocka_unit_test(test_heap_many_timers),
         cmocka_unit_test(test_snapshot_restore),
+        cmocka_unit_test(test_allowed_lateness_holds_timers_back),
+        cmocka_unit_test(test_allowed_lateness_saturates_and_is_kept),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -532,3 +532,68 @@ void it_fixture_free(void *fixture)
     it_env_stop(fixture);
     free(fixture);
 }
+
+int it_http_get(int port, const char *path, char *buf, size_t len)
+{
+    struct sockaddr_in sa;
+    char req[256];
+    size_t got = 0;
+    ssize_t k;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), status = -1;
+    const char *body;
+
+    buf[0] = '\0';
+    if (fd < 0)
+        return -1;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\n\r\n", path);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+        write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
+        close(fd);
+        return -1;
+    }
+    while (got + 1 < len && (k = read(fd, buf + got, len - 1 - got)) > 0)
+        got += (size_t)k;
+    buf[got] = '\0';
+    close(fd);
+    if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
+        return -1;
+    body = strstr(buf, "\r\n\r\n");
+    if (body != NULL)
+        memmove(buf, body + 4, strlen(body + 4) + 1);
+    return status;
+}
+
+double it_metric(int port, const char *series)
+{
+    static char buf[1 << 20];
+    size_t n = strlen(series);
+    const char *p = buf;
+    if (it_http_get(port, "/metrics", buf, sizeof(buf)) != 200)
+        return -1;
+    while (p && *p) {
+        if (strncmp(p, series, n) == 0 && p[n] == ' ')
+            return strtod(p + n + 1, NULL);
+        p = strchr(p, '\n');
+        if (p)
+            p++;
+    }
+    return -1;
+}
+
+int it_log_count(const it_riskd *d, const char *text)
+{
+    FILE *f = fopen(d->log, "r");
+    char line[4096];
+    int n = 0;
+    if (f == NULL)
+        return 0;
+    while (fgets(line, sizeof(line), f))
+        if (text == NULL || strstr(line, text) != NULL)
+            n++;
+    fclose(f);
+    return n;
+}

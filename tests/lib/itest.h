@@ -106,6 +106,15 @@ bool it_wait_settled(redisContext *c, int timeout_ms);
  * emitted_at); *dup names an id written twice, or is NULL. */
 struct json_t *it_alerts_by_id(redisContext *c, const char **dup);
 
+/* GET path on 127.0.0.1:port (HTTP/1.0): the status, the body in buf
+ * (len bytes, NUL-terminated); -1 when nothing answers. */
+int it_http_get(int port, const char *path, char *buf, size_t len);
+/* The value of the sample whose name and labels are exactly `series`
+ * ("riskd_up", "x{a=\"b\"}") on port's /metrics, or -1 when absent. */
+double it_metric(int port, const char *series);
+/* Lines of riskd's log that contain text (NULL: every line). */
+int it_log_count(const it_riskd *d, const char *text);
+
 /* Path of the build directory ($BUILD or "build"). */
 const char *it_build_dir(void);
 void it_sleep_ms(int ms);
