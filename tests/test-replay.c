@@ -387,7 +387,7 @@ static void test_replay_equals_live_wall_clock(void **state)
     snprintf(json, sizeof(json), CASE_OPENED("C1", "%lld"), t0 - 3600000);
     it_xadd(f->env.c, "enforce:case", json, NULL, 0);
     for (i = 1; i <= 5; i++) {
-        char task[8], ent[8];
+        char task[16], ent[16];
         snprintf(task, sizeof(task), "F%d", i);
         snprintf(ent, sizeof(ent), "E%d", i);
         snprintf(json, sizeof(json), "{\"type\":\"inspection.filed\",\"ts\":%lld,"
