@@ -45,7 +45,9 @@
  *            if already written, are dropped by id.
  *
  * The watermark also moves with the wall clock after clock.idle without
- * input (clock.wall_advance), from a 250 ms housekeeping timer.
+ * input (clock.wall_advance), from a 250 ms housekeeping timer, through a
+ * tick recorded in Redis first ("Wall-clock ticks") so a replay or a
+ * restart applies the same move at the same point.
  *
  * The host API (emit, timer_set, now, log, stream_name) is implemented
  * here on struct rk_host {engine, detector index}. emit() applies the
@@ -190,6 +192,18 @@ struct rk_engine {
     rk_entry_ref replay_to;
     json_t *replay_alerts;          /* id -> alert summary */
     bool replay_done;
+    /* wall-clock ticks (ticks.c, "Wall-clock ticks" below) */
+    char *clock_key;                /* <state.key>:clock */
+    rk__ticks ticks;                /* read back: to apply at their positions */
+    bool ticks_loaded;              /* live: the ticks after the checkpoint read */
+    rk_entry_ref replay_from;       /* --from ({0, 0}: none) */
+    char ticks_cursor[48];          /* replay: the last tick id read */
+    rk__tick tick;                  /* the tick being recorded */
+    bool tick_hold;                 /* decided, not yet applied: no entry applies */
+    int tick_inflight;              /* replies awaited: script, WAIT */
+    bool tick_written;              /* the script answered; its WAIT is due */
+    bool tick_warned;               /* a refused write was logged */
+    int64_t last_tick;              /* loop ms of the last tick applied */
     char *audit_old;                /* the previous configuration (JSON) */
     char *suspect_key;              /* <state.key>:suspect */
     bool ckpt_inflight;
@@ -903,12 +917,24 @@ done:
     s->head_state = 0;
 }
 
+/* Move the watermark to a recorded wall-clock tick's time (a replay, or a
+ * restart re-applying the ticks after its checkpoint). */
+static void tick_advance(rk_engine *e, int64_t ts)
+{
+    e->dirty = true;
+    if (rk__clock_advance(&e->clock, ts))
+        fire_timers(e);
+}
+
 /* Apply buffered entries in ts order until a stream that has more in Redis
  * runs dry (it must be read first - or its read ahead must arrive) or
- * everything is applied. */
+ * everything is applied. A recorded tick still to apply is a gate: the
+ * entries at or before its positions go first, the later ones wait, and
+ * once every stream is at its position the tick applies. */
 static void apply_buffered(rk_engine *e)
 {
     for (;;) {
+        const rk__tick *tk = rk__ticks_head(&e->ticks);
         int best = -1;
         int64_t best_key = 0;
         unsigned si;
@@ -917,7 +943,10 @@ static void apply_buffered(rk_engine *e)
             if (s->pos >= s->n && s->nn > 0)
                 take_next(s);
             if (s->pos < s->n) {
-                int64_t k = head_key(e, si);
+                int64_t k;
+                if (tk != NULL && !ref_le(s->buf[s->pos].ref, tk->pos[si]))
+                    continue;       /* after the tick */
+                k = head_key(e, si);
                 if (best < 0 || k < best_key) {
                     best = (int)si;
                     best_key = k;
@@ -925,6 +954,12 @@ static void apply_buffered(rk_engine *e)
             } else if (stream_unread(s)) {
                 return;             /* must read this stream first */
             }
+        }
+        if (best < 0 && tk != NULL) {
+            int64_t ts = tk->ts;    /* every stream is at its position */
+            rk__ticks_pop(&e->ticks);
+            tick_advance(e, ts);
+            continue;
         }
         if (best < 0)
             return;
@@ -1090,6 +1125,7 @@ static void copy_entries(rk_engine *e, unsigned si, const redisReply *list)
 static void setup_groups(rk_engine *e);
 static void claims_begin(rk_engine *e, bool scan_poison);
 static bool send_read(rk_engine *e, bool ahead);
+static void ticks_load(rk_engine *e);
 
 /* Apply what the merge allows, then finish the round. The next read goes
  * out first (send_read ahead) and is written at once (rk__redis_flush:
@@ -1183,8 +1219,8 @@ static void on_read(rk_redis *r, redisReply *reply, void *pd)
         if (count[si] > 0)
             e->last_input_wall = (int64_t)uv_now(e->loop);
     }
-    if (waiting)
-        run_round(e, started);
+    if (waiting && !e->tick_hold)
+        run_round(e, started);      /* held: applied once the tick is */
 }
 
 /* Replay: both streams are read to the end. Timers still armed stay
@@ -1297,7 +1333,7 @@ static void schedule_read(rk_engine *e)
     unsigned si;
     bool any_buffered = false;
 
-    if (e->stopping || e->state != E_IDLE || e->careful_pause || e->lost)
+    if (e->stopping || e->state != E_IDLE || e->careful_pause || e->lost || e->tick_hold)
         return;
     if (merge_ready(e)) {
         if (lease_valid(e))
@@ -2265,7 +2301,7 @@ static void on_state_loaded(rk_redis *r, redisReply *reply, void *pd)
                 e->cfg->state_key);
     }
     e->restored = true;
-    setup_groups(e);
+    ticks_load(e);                  /* then setup_groups */
 }
 
 /* Connected: read the checkpoint once, then (re)create the groups. */
@@ -2281,12 +2317,14 @@ static void start_consuming(rk_engine *e)
             e->st[si].phase = PH_NEW;
             e->st[si].caught_up = false;
         }
-        e->state = E_IDLE;
-        schedule_read(e);
+        ticks_load(e);              /* then the first read */
         return;
     }
     if (e->restored) {
-        setup_groups(e);
+        if (e->ticks_loaded)
+            setup_groups(e);
+        else
+            ticks_load(e);
         return;
     }
     if (e->epoch <= 0) {
@@ -2345,6 +2383,259 @@ static void on_wr_state(rk_redis *r, int up, void *ud)
         return;
     }
     rk__outbox_kick(o);
+}
+
+/* ===================================================================
+ * Wall-clock ticks (ticks.c)
+ *
+ * A live engine that has been idle for clock.idle decides a tick: the wall
+ * clock, and the last entry applied of each stream. It records the tick in
+ * <state.key>:clock and applies nothing (tick_hold) until Redis confirmed
+ * the write; then the watermark moves to it and due timers fire, so every
+ * alert the move raises is queued after the record is durable. A tick is
+ * decided when a timer is due (at most one per clock.idle / 6, and one a
+ * second) and otherwise once every clock.idle, so that the watermark stays
+ * near the wall clock while idle without a record every 250 ms.
+ * A write Redis refuses (a missing ACL right) is logged and the watermark
+ * stays; a lost reply sends the same tick again (the script appends it
+ * only once). The ticks written after the checkpoint (newer than its
+ * watermark) are read back at a restart, and a replay reads those of its
+ * range: both apply them at their positions (apply_buffered).
+ * =================================================================== */
+
+#define TICK_MIN_MS 1000            /* ticks for due timers: at most one a second, */
+#define TICK_IDLE_SHARE 6           /* or one per clock.idle / 6 if more */
+#define TICKS_PAGE 1000             /* ticks per XRANGE / XREVRANGE */
+
+/* The tick is recorded: move the watermark, fire what is due, then apply
+ * what was read meanwhile. */
+static void tick_recorded(rk_engine *e)
+{
+    e->tick_hold = false;
+    e->tick_warned = false;
+    e->last_tick = (int64_t)uv_now(e->loop);
+    if (e->stopping || e->lost)
+        return;                     /* not applied: a restart reads it back */
+    if (rk__clock_advance(&e->clock, e->tick.ts)) {
+        e->dirty = true;
+        fire_timers(e);
+        housekeep_state(e, false);
+        ob_kick(e);
+    }
+    if (e->state == E_IDLE)
+        schedule_read(e);
+}
+
+static void on_tick_wait(rk_redis *r, redisReply *reply, void *pd)
+{
+    rk_engine *e = pd;
+    bool written = e->tick_written;
+    (void)r;
+    e->tick_inflight--;
+    e->tick_written = false;
+    if (written && e->tick_hold && reply != NULL && reply->type == REDIS_REPLY_INTEGER &&
+        reply->integer >= e->cfg->redis_wait_replicas)
+        tick_recorded(e);
+    /* otherwise sent again by the housekeeping timer */
+}
+
+static void on_tick_written(rk_redis *r, redisReply *reply, void *pd)
+{
+    rk_engine *e = pd;
+    (void)r;
+    e->tick_inflight--;
+    if (!e->tick_hold || e->lost)
+        return;
+    if (reply != NULL && reply->type == REDIS_REPLY_INTEGER) {
+        if (e->tick_inflight > 0)
+            e->tick_written = true; /* confirmed by the WAIT behind it */
+        else
+            tick_recorded(e);
+        return;
+    }
+    if (reply == NULL)
+        return;                     /* connection lost: sent again */
+    if (is_fenced_reply(reply)) {
+        engine_lost(e, reply->str);
+        return;
+    }
+    /* Refused, so not written: the watermark stays where it is. */
+    if (!e->tick_warned)
+        rk__log(RK_LOG_ERR, "recording a wall-clock tick in %s failed (%s): the watermark "
+                "does not move with the wall clock until it can be recorded", e->clock_key,
+                reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+    e->tick_warned = true;
+    e->tick_hold = false;
+    e->last_tick = (int64_t)uv_now(e->loop);
+    if (e->state == E_IDLE)
+        schedule_read(e);
+}
+
+/* Send the tick's write (and WAIT with redis.wait_replicas). */
+static void tick_send(rk_engine *e)
+{
+    char buf[RK_STREAM_COUNT + 1][48], epoch[24] = "", maxlen[24];
+    const char *argv[7 + RK_TICK_ARGS];
+    int argc = 0;
+
+    if (e->tick_inflight > 0 || !rk__redis_ready(e->wr) || !lease_valid(e))
+        return;
+    if (e->leased)
+        snprintf(epoch, sizeof(epoch), "%lld", e->epoch);
+    snprintf(maxlen, sizeof(maxlen), "%lld", (long long)e->cfg->alerts_maxlen);
+    argv[argc++] = "EVAL";
+    argv[argc++] = rk__tick_lua;
+    argv[argc++] = "2";
+    argv[argc++] = e->clock_key;
+    argv[argc++] = e->epoch_key;
+    argv[argc++] = epoch;
+    argv[argc++] = maxlen;
+    rk__tick_args(&e->tick, e->stream_keys, buf, argv + argc);
+    argc += RK_TICK_ARGS;
+    if (rk__redis_cmd(e->wr, on_tick_written, e, 0, argc, argv, NULL) != 0)
+        return;
+    e->tick_inflight = 1;
+    e->tick_written = false;
+    if (e->cfg->redis_wait_replicas > 0) {
+        char n[16], ms[24];
+        const char *wargv[3] = {"WAIT", n, ms};
+        snprintf(n, sizeof(n), "%d", e->cfg->redis_wait_replicas);
+        snprintf(ms, sizeof(ms), "%lld", (long long)e->cfg->redis_wait_timeout);
+        if (rk__redis_cmd(e->wr, on_tick_wait, e, e->cfg->redis_wait_timeout, 3, wargv,
+                          NULL) == 0)
+            e->tick_inflight++;
+        else
+            rk__redis_drop(e->wr, "cannot send WAIT");
+    }
+}
+
+/* Idle (housekeeping timer): decide a tick when one is due. */
+static void wall_tick(rk_engine *e, int64_t now)
+{
+    int64_t wall = rk__wall_ms(), gap;
+    unsigned si;
+
+    if (e->tick_hold || e->tick_inflight > 0 || !e->ticks_loaded || e->careful_pause ||
+        rk__ticks_head(&e->ticks) != NULL || wall <= e->clock.watermark)
+        return;
+    gap = e->cfg->clock_idle / TICK_IDLE_SHARE > TICK_MIN_MS
+              ? e->cfg->clock_idle / TICK_IDLE_SHARE : TICK_MIN_MS;
+    if (e->last_tick != 0 && now - e->last_tick < e->cfg->clock_idle &&
+        (now - e->last_tick < gap || !rk__clock_due_at(&e->clock, wall)))
+        return;
+    e->tick.ts = wall;
+    for (si = 0; si < RK_STREAM_COUNT; si++) {
+        memset(&e->tick.pos[si], 0, sizeof(e->tick.pos[si]));
+        if (e->st[si].has_applied)
+            e->tick.pos[si] = e->st[si].applied;
+        e->tick.pos[si].stream = si;
+    }
+    e->tick_hold = true;
+    tick_send(e);
+}
+
+/* Is a replay's tick inside --from/--to? Past --to when a position is
+ * after it; before --from when every position is before it. */
+static bool tick_in_range(const rk_engine *e, const rk__tick *k)
+{
+    bool from = e->replay_from.ms == 0 && e->replay_from.seq == 0;
+    unsigned si;
+    for (si = 0; si < RK_STREAM_COUNT; si++) {
+        if (e->replay_has_to && !ref_le(k->pos[si], e->replay_to))
+            return false;
+        if (ref_le(e->replay_from, k->pos[si]))
+            from = true;
+    }
+    return from;
+}
+
+static void ticks_loaded(rk_engine *e)
+{
+    e->ticks_loaded = true;
+    if (rk__ticks_count(&e->ticks) > 0)
+        rk__log(RK_LOG_INFO, "%zu wall-clock tick(s) from %s to apply at their positions",
+                rk__ticks_count(&e->ticks), e->clock_key);
+    if (e->replay) {
+        e->state = E_IDLE;
+        schedule_read(e);
+    } else {
+        setup_groups(e);
+    }
+}
+
+/* Replay: XRANGE pages, oldest first. Live: one XREVRANGE page, newest
+ * first, down to the checkpoint's watermark. */
+static void on_ticks(rk_redis *r, redisReply *reply, void *pd)
+{
+    rk_engine *e = pd;
+    rk__tick k;
+    size_t i, n = 0;
+
+    (void)r;
+    if (e->state != E_LOADING)
+        return;
+    e->state = E_CONNECTING;
+    if (reply == NULL)
+        return;                     /* read again once connected */
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        rk__log(RK_LOG_WARNING, "reading the wall-clock ticks %s failed (%s)%s", e->clock_key,
+                reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply",
+                e->replay ? ": the replay may differ from the live run"
+                          : ": those after the checkpoint are not applied again");
+        rk__ticks_free(&e->ticks);
+        ticks_loaded(e);
+        return;
+    }
+    if (e->replay) {
+        for (i = 0; i < reply->elements; i++) {
+            const redisReply *it = reply->element[i];
+            if (it->type == REDIS_REPLY_ARRAY && it->elements >= 2 &&
+                it->element[0]->type == REDIS_REPLY_STRING)
+                snprintf(e->ticks_cursor, sizeof(e->ticks_cursor), "(%.*s",
+                         (int)it->element[0]->len, it->element[0]->str);
+            if (rk__tick_parse(it, e->stream_keys, &k) == 0 && tick_in_range(e, &k) &&
+                rk__ticks_push(&e->ticks, &k) != 0)
+                rk__log(RK_LOG_ERR, "out of memory reading the wall-clock ticks");
+        }
+        if (reply->elements >= TICKS_PAGE) {
+            ticks_load(e);          /* the next page */
+            return;
+        }
+    } else {
+        while (n < reply->elements && rk__tick_parse(reply->element[n], e->stream_keys, &k) == 0 &&
+               k.ts > e->clock.watermark)
+            n++;
+        if (n == TICKS_PAGE)
+            rk__log(RK_LOG_WARNING, "more than %d wall-clock ticks in %s after the "
+                    "checkpoint: only the newest are applied again", TICKS_PAGE, e->clock_key);
+        for (i = n; i-- > 0;)
+            if (rk__tick_parse(reply->element[i], e->stream_keys, &k) == 0 &&
+                rk__ticks_push(&e->ticks, &k) != 0)
+                rk__log(RK_LOG_ERR, "out of memory reading the wall-clock ticks");
+    }
+    ticks_loaded(e);
+}
+
+static void ticks_load(rk_engine *e)
+{
+    char count[16];
+    const char *argv[6];
+    snprintf(count, sizeof(count), "%d", TICKS_PAGE);
+    if (e->replay) {
+        argv[0] = "XRANGE"; argv[1] = e->clock_key;
+        argv[2] = e->ticks_cursor[0] ? e->ticks_cursor : "-"; argv[3] = "+";
+    } else {
+        argv[0] = "XREVRANGE"; argv[1] = e->clock_key; argv[2] = "+"; argv[3] = "-";
+    }
+    argv[4] = "COUNT";
+    argv[5] = count;
+    if (rk__redis_cmd(e->rd, on_ticks, e, 0, 6, argv, NULL) == 0) {
+        e->state = E_LOADING;
+    } else if (e->replay) {
+        rk__log(RK_LOG_WARNING, "cannot read the wall-clock ticks %s: the replay may differ "
+                "from the live run", e->clock_key);
+        ticks_loaded(e);            /* (live: read again once connected) */
+    }
 }
 
 /* ===================================================================
@@ -2514,19 +2805,16 @@ static void on_housekeeping(uv_timer_t *t)
     }
     if (e->state == E_CONNECTING && rk__redis_ready(e->rd))
         start_consuming(e);
+    if (e->tick_hold)
+        tick_send(e);               /* not confirmed yet: again */
     if (!e->cfg->wall_advance || e->replay)
         return;
     for (si = 0; si < RK_STREAM_COUNT; si++)
         if (stream_unread(&e->st[si]))
             idle = false;
     if (idle && (e->state == E_READING || e->state == E_IDLE) &&
-        now - e->last_input_wall >= e->cfg->clock_idle) {
-        if (rk__clock_advance(&e->clock, rk__wall_ms())) {
-            fire_timers(e);
-            housekeep_state(e, false);
-            ob_kick(e);
-        }
-    }
+        now - e->last_input_wall >= e->cfg->clock_idle)
+        wall_tick(e, now);
 }
 
 /* ===================================================================
@@ -2675,6 +2963,9 @@ static rk_engine *engine_new(uv_loop_t *loop, rk_config *cfg, const rk_replay_op
     e->epoch_key = malloc(strlen(cfg->state_key) + sizeof(":epoch"));
     if (e->epoch_key != NULL)
         sprintf(e->epoch_key, "%s:epoch", cfg->state_key);
+    e->clock_key = malloc(strlen(cfg->state_key) + sizeof(":clock"));
+    if (e->clock_key != NULL)
+        sprintf(e->clock_key, "%s:clock", cfg->state_key);
     e->ckpt_fd = -1;
     e->last_input_wall = (int64_t)uv_now(loop);
     e->last_ckpt = (int64_t)uv_now(loop);  /* the first one after an interval */
@@ -2707,6 +2998,9 @@ static rk_engine *engine_new(uv_loop_t *loop, rk_config *cfg, const rk_replay_op
                     snprintf(e->st[si].cursor, sizeof(e->st[si].cursor), "0-0");
             }
         }
+        if (ro->from != NULL && strcmp(ro->from, "-") != 0 &&
+            replay_pos(ro->from, false, &e->replay_from) != 0)
+            memset(&e->replay_from, 0, sizeof(e->replay_from));
         if (ro->to != NULL) {
             if (replay_pos(ro->to, true, &e->replay_to) != 0) {
                 rk_kit_errf(err, errlen, "--to: expected an entry id or an RFC 3339 time");
@@ -2742,8 +3036,8 @@ static rk_engine *engine_new(uv_loop_t *loop, rk_config *cfg, const rk_replay_op
     rk__redis_opts_for(cfg, "reader", cfg->state_key, &o);
     o.reply_timeout_ms = 10000;
     o.reply_arena = 1;              /* batches of entries: thousands of nodes each */
-    e->rd = (e->ob || e->replay) && e->suspect_key ? rk__redis_new(loop, &o, on_rd_state, e)
-                                                   : NULL;
+    e->rd = (e->ob || e->replay) && e->suspect_key && e->clock_key
+            ? rk__redis_new(loop, &o, on_rd_state, e) : NULL;
     if (e->rd == NULL) {
         rk_kit_errf(err, errlen, "out of memory");
         e->cfg = NULL;
@@ -2963,6 +3257,8 @@ void rk__engine_free(rk_engine *e)
     e->cfg = NULL;
     free(e->suspect_key);
     free(e->epoch_key);
+    free(e->clock_key);
+    rk__ticks_free(&e->ticks);
     e->freeing = true;
     e->handles_closing++;           /* the housekeeping timer, below */
     if (e->ckpt_poll_open) {

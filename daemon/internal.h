@@ -526,6 +526,44 @@ void rk__clock_snapshot(const rk_clock *c, rk_buf *out,
                         const char *(*det_name)(uint32_t det, void *ud), void *ud);
 int rk__clock_restore(rk_clock *c, const void *data, size_t len,
                       int (*det_index)(const char *name, void *ud), void *ud);
+/* Would a watermark of w fire a timer (the rule of rk__clock_pop_due)? */
+bool rk__clock_due_at(const rk_clock *c, int64_t w);
+
+/* ===================================================================
+ * ticks.c - wall-clock ticks recorded in <state.key>:clock
+ * =================================================================== */
+
+/* One move of the watermark to the wall clock: the new watermark, and per
+ * input stream the last entry applied before it ({0, 0}: none). */
+typedef struct rk__tick {
+    int64_t ts;
+    rk_entry_ref pos[RK_STREAM_COUNT];
+} rk__tick;
+
+/* Ticks read back and still to apply, oldest first. Zero-initialise. */
+typedef struct rk__ticks {
+    rk__tick *q;
+    size_t head, n, cap;
+} rk__ticks;
+
+#define RK_TICK_ARGS (2 + 2 * RK_STREAM_COUNT)   /* field/value strings */
+/* The fenced, idempotent append (see ticks.c): KEYS clock stream, epoch
+ * key; ARGV epoch ("" unfenced), maxlen, the RK_TICK_ARGS strings. */
+extern const char rk__tick_lua[];
+void rk__ticks_free(rk__ticks *t);
+int rk__ticks_push(rk__ticks *t, const rk__tick *k);    /* 0 or -1 (memory) */
+const rk__tick *rk__ticks_head(const rk__ticks *t);    /* NULL: none */
+void rk__ticks_pop(rk__ticks *t);
+size_t rk__ticks_count(const rk__ticks *t);
+/* Parse one clock stream entry [id, [field, value, ...]]. Returns 0, or -1
+ * when it is not a tick. */
+struct redisReply;
+int rk__tick_parse(const struct redisReply *item, const char *const *stream_keys,
+                   rk__tick *out);
+/* The field/value strings of tick k into argv[RK_TICK_ARGS]; numbers are
+ * formatted in buf. */
+void rk__tick_args(const rk__tick *k, const char *const *stream_keys,
+                   char buf[RK_STREAM_COUNT + 1][48], const char **argv);
 
 /* ===================================================================
  * sink.c - alert JSON, alert ids, publish-once writes
