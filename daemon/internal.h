@@ -779,7 +779,7 @@ int rk__dedupe_check(const rk__dedupe *d, uint64_t key, uint32_t digest, int64_t
 int rk__dedupe_record(rk__dedupe *d, uint64_t key, uint32_t digest, int64_t applied);
 /* Was a filing of task_id applied within the window before `now`? */
 bool rk__dedupe_filing_known(const rk__dedupe *d, const char *task_id, int64_t now);
-/* Forget keys a window older than `now` (sweeps at most once a day). */
+/* Forget keys a window older than `now` (sweeps at most once a week). */
 void rk__dedupe_expire(rk__dedupe *d, int64_t now);
 size_t rk__dedupe_count(const rk__dedupe *d);
 /* Bytes allocated for the keys (bucket array and buckets). */
