@@ -97,6 +97,12 @@ struct json_t *it_alerts(redisContext *c, const char *key);
 size_t it_preload_workload(redisContext *c, size_t n, double days, double anomaly,
                            uint64_t seed, size_t invalid_every);
 
+/* The same workload, writing only its events from..to-1 (0-based; the
+ * entry ids are those of the whole preload): a test can write the first
+ * part, do something, and write the rest. Returns the number written. */
+size_t it_preload_range(redisContext *c, size_t n, double days, double anomaly,
+                        uint64_t seed, size_t invalid_every, size_t from, size_t to);
+
 /* enforce:scan and enforce:case both drained for the group riskd (now). */
 bool it_both_drained(redisContext *c);
 /* Wait until both are drained and XLEN alerts stayed the same for 0.5 s. */
@@ -104,6 +110,10 @@ bool it_wait_settled(redisContext *c, int timeout_ms);
 /* The alerts of the stream "alerts" as an object id -> alert (without
  * emitted_at); *dup names an id written twice, or is NULL. */
 struct json_t *it_alerts_by_id(redisContext *c, const char **dup);
+
+/* GET /metrics from 127.0.0.1:port: the sum of every sample of the metric
+ * `name` (all its label sets), 0 when absent, -1 when nothing answers. */
+double it_metric_sum(int port, const char *name);
 
 /* Path of the build directory ($BUILD or "build"). */
 const char *it_build_dir(void);
