@@ -2033,8 +2033,9 @@ static void gap_check(rk_engine *e)
     e->gap_left = RK_STREAM_COUNT;
     for (si = 0; si < RK_STREAM_COUNT; si++) {
         const char *argv[3] = {"XINFO", "GROUPS", e->st[si].key};
+        /* (bounded stays as a SETID sent before a reconnect left it: the
+         * group then agrees, and the first pending read must still stop) */
         struct rk_host *h = malloc(sizeof(*h));
-        e->st[si].bounded = e->st[si].bound_hit = false;
         if (h != NULL) {
             h->eng = e;
             h->idx = si;

@@ -186,6 +186,15 @@ typedef struct topo {
     int nd;
 } topo;
 
+/* A client with room for WAIT 1 2000 on a loaded machine. */
+static redisContext *topo_connect(int port)
+{
+    struct timeval tv = {10, 0};
+    redisContext *c = it_connect(port);
+    redisSetTimeout(c, tv);
+    return c;
+}
+
 static void topo_start(topo *t)
 {
     char extra[128];
@@ -195,7 +204,7 @@ static void topo_start(topo *t)
     snprintf(extra, sizeof(extra), SYNC_NOW " --replicaof 127.0.0.1 %d", t->m.port);
     assert_int_equal(it_redis_start(&t->rp, extra), 0);
     assert_true(it_replica_wait_link(t->rp.port, 10000));
-    t->c = it_connect(t->m.port);
+    t->c = topo_connect(t->m.port);
     for (i = 0; i < 3; i++)
         assert_int_equal(it_sentinel_start(&t->s[i], MASTER, t->m.port, 2), 0);
     for (i = 0; i < 3; i++)
@@ -250,7 +259,7 @@ static void topo_failover(topo *t)
     assert_int_equal(port, t->rp.port);
     snprintf(t->m.extra, sizeof(t->m.extra), SYNC_NOW " --replicaof 127.0.0.1 %d", t->rp.port);
     assert_int_equal(it_redis_restart(&t->m), 0);
-    t->c = it_connect(t->rp.port);
+    t->c = topo_connect(t->rp.port);
 }
 
 /* SENTINEL FAILOVER while riskd runs on: the replica is promoted, and
@@ -273,7 +282,7 @@ static void topo_switch(topo *t)
     }
     assert_true(waited < 30000);
     redisFree(t->c);
-    t->c = it_connect(t->rp.port);
+    t->c = topo_connect(t->rp.port);
 }
 
 static void topo_stop(topo *t)
