@@ -6,7 +6,12 @@
  *   read     XREADGROUP on the reader connection for every stream whose
  *            buffer is empty. After a (re)connect each stream first reads
  *            this consumer's own pending entries (cursor "0", then the last
- *            id seen) and switches to ">" when none are left. The read
+ *            id seen) and switches to ">" when none are left. Before the
+ *            first read the group is set back to the restored position if
+ *            it delivered past it ("The group against the state"), and a
+ *            pipeline that reconnects to another Sentinel master gives up
+ *            so that its partition starts again from that master's
+ *            checkpoint (master_moved). The read
  *            BLOCKs only when every stream is caught up and nothing is
  *            buffered.
  *   ahead    as soon as a batch is taken in (copied into the stream's
@@ -119,6 +124,10 @@ typedef struct stream_state {
     rk__event_mem mem;
     rk_entry_ref applied;           /* last entry reflected in the state */
     bool has_applied;
+    /* the group was set back to the state's position (gap.c): the first
+     * pending read after it stops at that position, '>' delivers the rest */
+    bool bounded, bound_hit;
+    rk_entry_ref bound;
     /* ids to acknowledge, as numbers (16 B, not a 48-byte string: a
      * backlog read between two checkpoints can be a million of them) */
     ack_id *acks;
@@ -156,6 +165,10 @@ struct rk_engine {
     int setup_left;
     int acks_inflight;
     bool restored;                  /* state.key read (or absent) */
+    bool gap_checked;               /* the group compared with the state */
+    char master_host[64];           /* Sentinel: the master this engine began on */
+    int master_port;
+    int gap_left;                   /* its replies still due */
     /* takeover: XAUTOCLAIM then XPENDING, one stream after the other */
     int claim_step;                 /* 0 XAUTOCLAIM, 1 XPENDING, 2 HGET suspect */
     unsigned claim_si;
@@ -1108,6 +1121,10 @@ static void copy_entries(rk_engine *e, unsigned si, const redisReply *list)
                 }
             }
         }
+        if (s->phase == PH_PENDING && s->bounded && !ref_le(en->ref, s->bound)) {
+            s->bound_hit = true;    /* past the state: '>' delivers it again */
+            break;
+        }
         if (e->replay && e->replay_has_to &&
             (en->ref.ms > e->replay_to.ms ||
              (en->ref.ms == e->replay_to.ms && en->ref.seq > e->replay_to.seq))) {
@@ -1209,9 +1226,10 @@ static void on_read(rk_redis *r, redisReply *reply, void *pd)
         if (!e->requested[si])
             continue;
         if (s->phase == PH_PENDING) {
-            if (count[si] == 0) {   /* our pending list is drained */
+            if (count[si] == 0 || s->bound_hit) {   /* our pending list is drained */
                 s->phase = PH_NEW;
                 s->caught_up = false;
+                s->bounded = s->bound_hit = false;
             }
         } else {
             s->caught_up = count[si] < (size_t)e->cfg->batch || s->replay_end;
@@ -2019,6 +2037,151 @@ static void on_drained(void *ud)
  * Connections and group set-up
  * =================================================================== */
 
+static void groups_ready(rk_engine *e);
+
+/* ===================================================================
+ * The group against the state
+ *
+ * Once per engine, before its first read (after restoring the checkpoint
+ * and creating the groups): the group may say more was consumed than the
+ * restored state reflects. Its last-delivered-id is past the state's
+ * position, and entries after that position may even be acknowledged:
+ * when a failover kept acknowledgements but lost the checkpoint they
+ * followed (the checkpoint process wrote to the old master, the XACKs went
+ * to the new one), or the checkpoint was unusable or deleted. Pending
+ * entries would be read again anyway; acknowledged ones would not, and
+ * everything computed after them would miss them. So for each stream
+ * whose group has delivered past the state's position - or, with no
+ * position (no checkpoint) and streams.start "0", past the start - the
+ * group is set back to that position (XGROUP SETID, fenced by the epoch
+ * under a lease): '>' then delivers every entry after it again, in order,
+ * acknowledged or not, and the first pending read stops at the position
+ * (copy_entries). Alerts raised again are dropped by id as after any
+ * re-read; entries at or before the position are acknowledged as usual.
+ * =================================================================== */
+
+static const char setid_fenced_lua[] =
+    "if redis.call('GET', KEYS[2]) ~= ARGV[1] then\n"
+    "  return redis.error_reply('FENCED epoch ' .. ARGV[1] .. ' of ' .. KEYS[2] .. "
+    "' is no longer current')\n"
+    "end\n"
+    "return redis.call('XGROUP', 'SETID', KEYS[1], ARGV[2], ARGV[3])\n";
+
+static void gap_step_done(rk_engine *e)
+{
+    if (--e->gap_left > 0)
+        return;
+    e->gap_checked = true;
+    groups_ready(e);
+}
+
+static void on_gap_setid(rk_redis *r, redisReply *reply, void *pd)
+{
+    rk_engine *e = ((struct rk_host *)pd)->eng;
+    stream_state *s = &e->st[((struct rk_host *)pd)->idx];
+    (void)r;
+    free(pd);
+    if (reply == NULL || e->state != E_SETUP || e->lost)
+        return;                     /* the reconnect checks again */
+    if (is_fenced_reply(reply)) {
+        engine_lost(e, reply->str);
+        return;
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+        rk__log(RK_LOG_ERR, "XGROUP SETID on %s failed: %s; entries the group counts as "
+                "consumed past the checkpoint are not read again", s->key, reply->str);
+        s->bounded = false;
+    }
+    gap_step_done(e);
+}
+
+/* XINFO GROUPS <stream>: our group's last-delivered-id against the state. */
+static void on_gap_info(rk_redis *r, redisReply *reply, void *pd)
+{
+    struct rk_host *h = pd;
+    rk_engine *e = h->eng;
+    stream_state *s = &e->st[h->idx];
+    rk_entry_ref last = {0}, pos = {0};
+    bool found = false, from_start;
+    char posid[48], epoch[24];
+    size_t i, k;
+    (void)r;
+    if (reply == NULL || e->state != E_SETUP || e->lost) {
+        free(h);
+        return;
+    }
+    for (i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++) {
+        const redisReply *g = reply->element[i];
+        bool ours = false;
+        const redisReply *ld = NULL;
+        for (k = 0; g->type == REDIS_REPLY_ARRAY && k + 1 < g->elements; k += 2) {
+            const redisReply *f = g->element[k], *v = g->element[k + 1];
+            if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+                continue;
+            if (strcmp(f->str, "name") == 0)
+                ours = strcmp(v->str, e->cfg->group) == 0;
+            else if (strcmp(f->str, "last-delivered-id") == 0)
+                ld = v;
+        }
+        if (ours && ld != NULL && parse_entry_id(ld->str, ld->len, &last) == 0)
+            found = true;
+    }
+    from_start = strcmp(e->cfg->start, "0") == 0 || strcmp(e->cfg->start, "0-0") == 0;
+    if (s->has_applied)
+        pos = s->applied;
+    if (!found || (!s->has_applied && !from_start) || ref_le(last, pos)) {
+        free(h);
+        gap_step_done(e);
+        return;
+    }
+    snprintf(posid, sizeof(posid), "%llu-%u", (unsigned long long)pos.ms, pos.seq);
+    rk__log(RK_LOG_NOTICE, "%s: group %s has delivered up to %llu-%u, the state reflects "
+            "%s%s: reading again from there", s->key, e->cfg->group,
+            (unsigned long long)last.ms, last.seq, s->has_applied ? "up to " : "nothing (",
+            s->has_applied ? posid : "from the start)");
+    e->stats.group_rewinds++;
+    s->bounded = true;
+    s->bound_hit = false;
+    s->bound = pos;
+    if (e->leased) {
+        const char *argv[8] = {"EVAL", setid_fenced_lua, "2", s->key, e->epoch_key,
+                               epoch, e->cfg->group, posid};
+        snprintf(epoch, sizeof(epoch), "%lld", e->epoch);
+        if (rk__redis_cmd(e->rd, on_gap_setid, h, 0, 8, argv, NULL) == 0)
+            return;
+    } else {
+        const char *argv[5] = {"XGROUP", "SETID", s->key, e->cfg->group, posid};
+        if (rk__redis_cmd(e->rd, on_gap_setid, h, 0, 5, argv, NULL) == 0)
+            return;
+    }
+    free(h);
+    s->bounded = false;
+    e->state = E_CONNECTING;
+    rk__redis_drop(e->rd, "cannot send XGROUP SETID");
+}
+
+static void gap_check(rk_engine *e)
+{
+    unsigned si;
+    e->gap_left = RK_STREAM_COUNT;
+    for (si = 0; si < RK_STREAM_COUNT; si++) {
+        const char *argv[3] = {"XINFO", "GROUPS", e->st[si].key};
+        /* (bounded stays as a SETID sent before a reconnect left it: the
+         * group then agrees, and the first pending read must still stop) */
+        struct rk_host *h = malloc(sizeof(*h));
+        if (h != NULL) {
+            h->eng = e;
+            h->idx = si;
+        }
+        if (h == NULL || rk__redis_cmd(e->rd, on_gap_info, h, 0, 3, argv, NULL) != 0) {
+            free(h);
+            e->state = E_CONNECTING;
+            rk__redis_drop(e->rd, "cannot send XINFO GROUPS");
+            return;
+        }
+    }
+}
+
 static void on_group_created(rk_redis *r, redisReply *reply, void *pd)
 {
     rk_engine *e = pd;
@@ -2041,6 +2204,16 @@ static void on_group_created(rk_redis *r, redisReply *reply, void *pd)
         snprintf(e->st[si].cursor, sizeof(e->st[si].cursor), "0");
         e->st[si].caught_up = false;
     }
+    if (!e->gap_checked) {
+        gap_check(e);               /* groups_ready once the group agrees */
+        return;
+    }
+    groups_ready(e);
+}
+
+/* The groups exist and agree with the state: claim, then read. */
+static void groups_ready(rk_engine *e)
+{
     rk__log(RK_LOG_INFO, "consuming %s and %s as %s/%s", e->st[0].key, e->st[1].key,
             e->cfg->group, e->cfg->consumer);
     if (!e->ever_ready) {
@@ -2337,6 +2510,38 @@ static void start_consuming(rk_engine *e)
         e->state = E_LOADING;
 }
 
+/* Sentinel mode, under a lease: has connection r come up on another master
+ * than the one this engine began on? Replication is asynchronous: the new
+ * master may lack the last writes this engine made - alerts it counted as
+ * written, a checkpoint, acknowledgements - while the engine's memory has
+ * moved past them, and what it skipped as applied would then be lost. So
+ * it gives up, and the node takes the partition again at once: the new
+ * engine restores the new master's checkpoint and reads again whatever
+ * that does not reflect (the group check above), raising again, under the
+ * same ids, the alerts the new master does not have. */
+static bool master_moved(rk_engine *e, rk_redis *r)
+{
+    const char *host;
+    int port;
+    char why[200];
+    if (!e->leased || e->replay || e->cfg->n_sentinels == 0 || e->cfg->n_cluster > 0)
+        return false;
+    rk__redis_addr(r, &host, &port);
+    if (host == NULL)
+        return false;
+    if (e->master_port == 0) {
+        snprintf(e->master_host, sizeof(e->master_host), "%s", host);
+        e->master_port = port;
+        return false;
+    }
+    if (port == e->master_port && strcmp(host, e->master_host) == 0)
+        return false;
+    snprintf(why, sizeof(why), "the master moved from %s:%d to %s:%d (failover): starting "
+             "again from its checkpoint", e->master_host, e->master_port, host, port);
+    engine_lost(e, why);
+    return true;
+}
+
 static void on_rd_state(rk_redis *r, int up, void *ud)
 {
     rk_engine *e = ud;
@@ -2350,6 +2555,8 @@ static void on_rd_state(rk_redis *r, int up, void *ud)
         return;
     }
     if (up) {
+        if (e->lost || master_moved(e, r))
+            return;
         if (e->state == E_CONNECTING || e->state == E_IDLE || e->state == E_READING)
             start_consuming(e);
         return;
@@ -2376,6 +2583,8 @@ static void on_wr_state(rk_redis *r, int up, void *ud)
 {
     rk_engine *e = ud;
     rk_outbox *o = r == e->wr_dead ? e->ob_dead : r == e->wr && e->wr_out != NULL ? NULL : e->ob;
+    if (up && r == e->wr && (e->lost || master_moved(e, r)))
+        return;
     if (o == NULL)
         return;                     /* the partition's writer; the outbox is elsewhere */
     if (!up) {
@@ -3432,6 +3641,9 @@ void rk__engine_render_metrics(rk_engine *e, rk_buf *b)
             "# HELP riskd_poison_total Entries dead-lettered after too many deliveries.\n"
             "# TYPE riskd_poison_total counter\nriskd_poison_total %llu\n",
          (unsigned long long)e->claimed, (unsigned long long)e->poisoned);
+    putf(b, "# HELP riskd_group_rewinds_total Streams whose group was set back to the "
+            "restored state's position.\n# TYPE riskd_group_rewinds_total counter\n"
+            "riskd_group_rewinds_total %llu\n", (unsigned long long)e->stats.group_rewinds);
     putf(b, "# HELP riskd_checkpoints_total Checkpoints written.\n"
             "# TYPE riskd_checkpoints_total counter\nriskd_checkpoints_total %llu\n",
          (unsigned long long)e->checkpoints);

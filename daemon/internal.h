@@ -826,6 +826,7 @@ typedef struct rk_engine_stats {
     uint64_t held_back;                     /* alerts silenced by cooldown */
     uint64_t alerts_emitted;
     uint64_t batches;
+    uint64_t group_rewinds;                 /* group set back to the state */
     uint64_t batch_hist[12];                /* processing time buckets */
     double batch_seconds_sum;
 } rk_engine_stats;
