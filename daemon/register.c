@@ -186,7 +186,7 @@ bool rk__register_checks(const char *rule)
 int rk__register_check(const rk_config *cfg, const char *task_id, int64_t deadline,
                        char keys[][320], size_t *nkeys, char *spec, size_t speclen)
 {
-    char meta[300];
+    char meta[280];                 /* "riskd:filed:{" + a tag of < 256 + "}" */
     uint64_t k = rk__dedupe_filing_key(task_id);
     int64_t hi = period_of(deadline), lo = period_of(deadline - window_of(cfg)) - 1, i;
     size_t n = 0;
@@ -276,7 +276,8 @@ static void on_loaded(rk_redis *r, redisReply *reply, void *pd)
 static void reg_confirm(rk__register *g)
 {
     size_t sent = g->sent;
-    memmove(g->q, g->q + sent, (g->n - sent) * sizeof(*g->q));
+    if (g->n > sent)
+        memmove(g->q, g->q + sent, (g->n - sent) * sizeof(*g->q));
     g->n -= sent;
     g->sent = 0;
     g->stats.recorded += sent;

@@ -312,7 +312,7 @@ typedef struct ob_item {
     char *stream;
     char *channel;                  /* "" for dead letters */
     char *spec;                     /* the register check, or NULL */
-    char (*xkeys)[320];             /* its keys */
+    char *xkeys;                    /* its keys, one after the other (with NULs) */
     size_t nxkeys;
     char *args[8];
     size_t lens[8];
@@ -590,6 +590,7 @@ static void ob_send(rk_outbox *o)
         const char *argv[24 + RK_REG_MAX_PERIODS];
         size_t lens[24 + RK_REG_MAX_PERIODS];
         char nkeys[16];
+        const char *xk;
         int argc = 0, k;
 
         if (it->state != IT_QUEUED) {
@@ -609,9 +610,9 @@ static void ob_send(rk_outbox *o)
         argv[argc] = it->legacy != NULL ? it->legacy : it->key;
         lens[argc] = strlen(argv[argc]);
         argc++;
-        for (k = 0; k < (int)it->nxkeys; k++) {
-            argv[argc] = it->xkeys[k];
-            lens[argc] = strlen(argv[argc]);
+        for (k = 0, xk = it->xkeys; k < (int)it->nxkeys; k++, xk += lens[argc - 1] + 1) {
+            argv[argc] = xk;
+            lens[argc] = strlen(xk);
             argc++;
         }
         if (o->fence_key != NULL) {
@@ -811,13 +812,20 @@ int rk__outbox_alert_checked(rk_outbox *o, const char *id, const char *legacy_id
     if (it == NULL)
         return -1;
     if (spec != NULL && nkeys > 0 && nkeys <= RK_REG_MAX_PERIODS + 1) {
+        size_t i, len = 0;
+        for (i = 0; i < nkeys; i++)
+            len += strlen(keys[i]) + 1;
         it->spec = strdup(spec);
-        it->xkeys = malloc(nkeys * sizeof(*it->xkeys));
+        it->xkeys = malloc(len);
         if (it->spec == NULL || it->xkeys == NULL) {
             item_free(it);
             return -1;
         }
-        memcpy(it->xkeys, keys, nkeys * sizeof(*it->xkeys));
+        for (i = 0, len = 0; i < nkeys; i++) {
+            size_t l = strlen(keys[i]) + 1;
+            memcpy(it->xkeys + len, keys[i], l);
+            len += l;
+        }
         it->nxkeys = nkeys;
     }
     it->key = alert_key(o, id);

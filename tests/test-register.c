@@ -381,10 +381,10 @@ static void fmt_ts(int64_t ms, char *out, size_t len)
 }
 
 /* Three units in three different partitions of NPART. */
-static void pick_units(char u[3][8], int p[3])
+static void pick_units(char u[3][16], int p[3])
 {
     int n = 0, i, j;
-    char name[8];
+    char name[16];
     for (i = 0; n < 3 && i < 1000; i++) {
         int q;
         bool used = false;
@@ -394,7 +394,7 @@ static void pick_units(char u[3][8], int p[3])
             used = used || p[j] == q;
         if (used)
             continue;
-        snprintf(u[n], 8, "%s", name);
+        memcpy(u[n], name, sizeof(name));
         p[n++] = q;
     }
     assert_int_equal(n, 3);
@@ -442,7 +442,7 @@ static void add_tick(evlist *l, int64_t ts)
 
 /* The hand-made day; units u[0] (files), u[1] and u[2] (open cases, scan),
  * in partitions p[0], p[1], p[2]. Each stream's events in ts order. */
-static void make_day(evlist *l, char u[3][8], int p[3])
+static void make_day(evlist *l, char u[3][16], int p[3])
 {
     /* the filing unit's filings */
     add_filed(l, p[0], T0 + 1 * HOUR_MS, "TX1", u[0]);
@@ -472,7 +472,7 @@ static void make_day(evlist *l, char u[3][8], int p[3])
 static void test_case_of_another_unit_in_another_partition(void **state)
 {
     fixture *f = *state;
-    char u[3][8];
+    char u[3][16];
     int p[3], i;
     json_t *want, *got;
     metric_at_least held;
