@@ -13,7 +13,7 @@
  *    too late, a scan routed away from its filing, a scan of a task nobody
  *    filed. The filing unit's partition is written last, after the others
  *    are done: until its watermark is published every such alert waits
- *    (nothing is written, riskd_alerts_held_total moves), then exactly the
+ *    (nothing is written, riskd_alerts_waiting_total moves), then exactly the
  *    single instance's alerts are written and the others are counted in
  *    riskd_alerts_filed_elsewhere_total.
  *  - generated: the workload of tests/lib/gen.c with every second case
@@ -489,7 +489,7 @@ static void test_case_of_another_unit_in_another_partition(void **state)
     for (i = 0; i < NPART; i++)
         if (i != p[0])
             ev_write(&f->k, &f->l, NPART, i);
-    held = (metric_at_least){f->x[0].mport, "riskd_alerts_held_total", 3};
+    held = (metric_at_least){f->x[0].mport, "riskd_alerts_waiting_total", 3};
     if (!it_wait_until(metric_reached, &held, 20000)) {
         it_riskd_dump_log(&f->x[0].d);
         fail_msg("the alerts of the partitions that are done did not wait");
