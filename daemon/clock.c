@@ -12,7 +12,16 @@
  * so equal deadlines fire in the order they were armed and a replay fires
  * them in the same order. A timer fires once the watermark is strictly
  * greater than its deadline, so every event stamped exactly at the deadline
- * has been applied first. */
+ * has been applied first.
+ *
+ * clock.allowed_lateness L holds every decision back: rk__clock_now is the
+ * watermark minus L (saturating), and a timer fires once that time passes
+ * its deadline, i.e. when the watermark passes deadline + L. Detectors see
+ * rk__clock_now as their "now", so the state they drop when it ages out
+ * (filings, pending scans, cooldowns, windows) is held back by L too, and a
+ * late event up to L behind still finds everything it needs. The watermark
+ * itself (what lateness is measured against, and what the metrics show) is
+ * not shifted. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,11 +38,13 @@ void rk__clock_init(rk_clock *c)
 
 void rk__clock_free(rk_clock *c)
 {
+    int64_t lateness = c->lateness;
     size_t i;
     for (i = 0; i < c->ntimers; i++)
         free(c->heap[i].key);
     free(c->heap);
     rk__clock_init(c);
+    c->lateness = lateness;        /* configuration, not state */
 }
 
 void rk__clock_observe(rk_clock *c, unsigned stream, int64_t ts)
@@ -64,6 +75,20 @@ int64_t rk__clock_candidate(const rk_clock *c, const bool unread[RK_STREAM_COUNT
             hi = c->max_ts[s];
     }
     return any_unread ? lo : hi;
+}
+
+void rk__clock_set_lateness(rk_clock *c, int64_t lateness)
+{
+    c->lateness = lateness > 0 ? lateness : 0;
+}
+
+int64_t rk__clock_now(const rk_clock *c)
+{
+    if (c->watermark == INT64_MIN)
+        return INT64_MIN;
+    if (c->watermark < INT64_MIN + 1 + c->lateness)
+        return INT64_MIN + 1;       /* saturate: still "after any event" */
+    return c->watermark - c->lateness;
 }
 
 int rk__clock_advance(rk_clock *c, int64_t w)
@@ -144,7 +169,7 @@ int rk__clock_timer_add(rk_clock *c, int64_t deadline, uint32_t det,
 
 int rk__clock_pop_due(rk_clock *c, rk__timer *out)
 {
-    if (c->ntimers == 0 || c->heap[0].deadline >= c->watermark)
+    if (c->ntimers == 0 || c->heap[0].deadline >= rk__clock_now(c))
         return 0;
     *out = c->heap[0];
     c->ntimers--;
@@ -224,7 +249,13 @@ int rk__clock_restore(rk_clock *c, const void *data, size_t len,
         rk__clock_free(&tmp);
         return -1;
     }
+    tmp.lateness = c->lateness;
     rk__clock_free(c);
     *c = tmp;
     return 0;
+}
+
+bool rk__clock_due_at(const rk_clock *c, int64_t w)
+{
+    return c->ntimers > 0 && c->heap[0].deadline < w;
 }

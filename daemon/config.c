@@ -54,6 +54,7 @@
 #define DEF_DEDUPE_TTL      (400 * RK_DAY)
 #define DEF_WALL_ADVANCE    1
 #define DEF_CLOCK_IDLE      (60 * RK_SECOND)
+#define DEF_ALLOWED_LATENESS 0
 #define DEF_TIMEZONE        "+08:00"
 #define DEF_METRICS_LISTEN  "127.0.0.1:9477"
 #define DEF_STATE_INTERVAL  (5 * RK_SECOND)
@@ -437,7 +438,7 @@ static int load_alerts(const json_t *root, rk_config *c, char *err,
 static int load_clock(const json_t *root, rk_config *c, char *err, size_t errlen)
 {
     static const char *const keys[] = {
-        "wall_advance", "idle", "timezone", NULL
+        "wall_advance", "idle", "timezone", "allowed_lateness", NULL
     };
     const json_t *o, *tz;
     int wall;
@@ -446,7 +447,9 @@ static int load_clock(const json_t *root, rk_config *c, char *err, size_t errlen
         rk_kit_cfg_bool(o, "clock.", "wall_advance", DEF_WALL_ADVANCE, &wall,
                         err, errlen) != 0 ||
         rk_kit_cfg_duration(o, "clock.", "idle", 100, DEF_CLOCK_IDLE,
-                            &c->clock_idle, err, errlen) != 0)
+                            &c->clock_idle, err, errlen) != 0 ||
+        rk_kit_cfg_duration(o, "clock.", "allowed_lateness", 0, DEF_ALLOWED_LATENESS,
+                            &c->allowed_lateness, err, errlen) != 0)
         return -1;
     c->wall_advance = wall != 0;
     tz = json_object_get(o, "timezone");

@@ -192,6 +192,7 @@ typedef struct rk_config {
     bool wall_advance;
     int64_t clock_idle;             /* ms */
     int tz_offset_s;                /* clock.timezone in seconds */
+    int64_t allowed_lateness;       /* clock.allowed_lateness, ms (default 0) */
     /* metrics */
     char *metrics_listen;           /* "" = off */
     char *metrics_host;             /* parsed from metrics_listen, or NULL */
@@ -249,6 +250,108 @@ void rk__log(rk_log_level level, const char *fmt, ...)
 void rk__vlog(rk_log_level level, const char *prefix, const char *fmt, va_list ap);
 void rk__log_set_level(rk_log_level min);
 void rk__log_init(void);
+
+/* ===================================================================
+ * logrl.c - rate limits for log lines that input can trigger
+ * =================================================================== */
+
+#define RK_LOGRL_TEXT 384           /* text kept of the first held occurrence */
+#define RK_LOGBUDGET_RATE 2.0       /* process-wide: lines a second ... */
+#define RK_LOGBUDGET_BURST 10.0     /* ... and in a burst */
+
+/* A token bucket: `rate` lines a second, at most `burst` at once. */
+typedef struct rk__logbudget {
+    double tokens;
+    double rate, burst;
+    int64_t at;                     /* wall ms of the last refill; INT64_MIN none */
+} rk__logbudget;
+
+/* One category of lines: at most one line per window (ms). */
+typedef struct rk__logrl {
+    int64_t window;
+    int64_t last;                   /* when the last line went out; INT64_MIN none */
+    int64_t held_since;             /* when the first held occurrence came */
+    uint64_t held;                  /* occurrences not logged since the last line */
+    char first[RK_LOGRL_TEXT];      /* the first of them */
+} rk__logrl;
+
+void rk__logbudget_init(rk__logbudget *b, double rate, double burst);
+/* Take one line from b at wall time now (ms): true when one was left. */
+bool rk__logbudget_take(rk__logbudget *b, int64_t now);
+/* The budget every rate-limited line of the process shares. */
+rk__logbudget *rk__logbudget_global(void);
+void rk__logrl_init(rk__logrl *rl, int64_t window);
+/* One occurrence at wall time now, described by text. Returns true when
+ * the caller logs it now, in full: nothing is held, the window since the
+ * last line has passed and b (NULL: no budget) gives a line. Otherwise it
+ * is held (counted; text kept when it is the first held) and false. */
+bool rk__logrl_hit(rk__logrl *rl, rk__logbudget *b, int64_t now, const char *text);
+/* The summary due at now: true when occurrences are held, the window since
+ * the last line has passed and b gives a line. Then *held is their number,
+ * *elapsed the ms since the last line (or since the first held one when
+ * none was logged yet), first (len bytes) the first one's text, and a new
+ * window begins. False (nothing changed) otherwise. */
+bool rk__logrl_flush(rk__logrl *rl, rk__logbudget *b, int64_t now, uint64_t *held,
+                     int64_t *elapsed, char *first, size_t len);
+
+/* ===================================================================
+ * inputlog.c - late events, unknown types and bad entries: counted,
+ * logged at a bounded rate
+ * =================================================================== */
+
+#define RK_INLOG_TYPES 100          /* unknown type names with a label of their own */
+#define RK_INLOG_TYPES_STR "100"
+#define RK_INLOG_TYPE_MAX 64        /* bytes of a type name kept */
+#define RK_INLOG_LATE_BUCKETS 10
+
+enum {
+    RK_INLOG_INVALID,               /* "<stream>/<id>: <reason>", dead-lettered */
+    RK_INLOG_TRIMMED,               /* "<stream>/<id>": pending, payload trimmed */
+    RK_INLOG_POISON,                /* "<stream>/<id>: <reason>", dead-lettered */
+    RK_INLOG_DETECTOR,              /* "<stream>/<id>: detector X failed ..." */
+    RK_INLOG_TIMER,                 /* "detector X failed on timer K" */
+    RK_INLOG__KINDS
+};
+
+typedef struct rk__inlog_type rk__inlog_type;
+
+typedef struct rk__inlog {
+    rk__logrl bad[RK_INLOG__KINDS];
+    rk__logrl late_rl;
+    uint64_t late[RK_STREAM_COUNT];
+    uint64_t late_hist[RK_INLOG_LATE_BUCKETS];  /* per bucket, not cumulative */
+    uint64_t late_count;
+    double late_sum_ms;
+    rk__inlog_type *types[RK_INLOG_TYPES];
+    size_t ntypes;
+    rk__inlog_type *other;          /* every type after the first RK_INLOG_TYPES */
+    rk_map type_index;              /* name -> index + 1 in types */
+    rk__logbudget *budget;          /* rk__logbudget_global(); tests may swap it */
+} rk__inlog;
+
+void rk__inlog_init(rk__inlog *l);
+void rk__inlog_free(rk__inlog *l);
+/* A bad entry of a kind (RK_INLOG_*), described by the printf text the
+ * kind's comment shows; now is the wall time in ms. */
+void rk__inlog_bad(rk__inlog *l, int kind, int64_t now, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+/* Entry id of stream si (key `stream`) was read lateness ms behind the
+ * watermark. */
+void rk__inlog_late(rk__inlog *l, unsigned si, const char *stream, const char *id,
+                    int64_t lateness, int64_t now);
+/* Entry id of stream si had the unknown type `type` and was skipped. */
+void rk__inlog_unknown(rk__inlog *l, unsigned si, const char *stream, const char *id,
+                       const char *type, int64_t now);
+/* Write the summaries due at now (call a few times a second). */
+void rk__inlog_flush(rk__inlog *l, int64_t now);
+/* riskd_unknown_events_total, riskd_late_events_total and
+ * riskd_event_lateness_seconds, with HELP and TYPE lines. */
+void rk__inlog_render(const rk__inlog *l, rk_buf *b, const char *const *stream_keys);
+/* A span as its two largest units ("2d 3h", "5m", "10s", "250ms"). */
+void rk__inlog_fmt_span(int64_t ms, char *buf, size_t len);
 
 /* ===================================================================
  * redis.c - one Redis connection on the loop, reconnecting with backoff
@@ -388,6 +491,7 @@ typedef struct rk_clock {
     rk__timer *heap;
     size_t ntimers, cap;
     uint64_t seq;
+    int64_t lateness;               /* clock.allowed_lateness, ms (not saved) */
 } rk_clock;
 
 void rk__clock_init(rk_clock *c);
@@ -401,11 +505,18 @@ void rk__clock_observe(rk_clock *c, unsigned stream, int64_t ts);
 int64_t rk__clock_candidate(const rk_clock *c, const bool unread[RK_STREAM_COUNT]);
 /* Move the watermark forward to w (never back). Returns 1 if it moved. */
 int rk__clock_advance(rk_clock *c, int64_t w);
+/* Hold every decision back by lateness ms (clock.allowed_lateness; < 0 is
+ * read as 0). Kept across rk__clock_free and rk__clock_restore. */
+void rk__clock_set_lateness(rk_clock *c, int64_t lateness);
+/* The time decisions are taken at: the watermark minus the lateness,
+ * INT64_MIN before any event, never below INT64_MIN + 1 after one. Timers
+ * fire and state expires against this time; detectors get it as now(). */
+int64_t rk__clock_now(const rk_clock *c);
 /* Arm a timer; key is copied. Returns 0 or -1 (out of memory). */
 int rk__clock_timer_add(rk_clock *c, int64_t deadline, uint32_t det,
                         const char *key, uint64_t arg);
-/* Pop the earliest timer whose deadline the watermark has passed
- * (deadline < watermark) into *out; the caller frees out->key. Returns 1,
+/* Pop the earliest timer whose deadline the held-back time has passed
+ * (deadline < rk__clock_now, i.e. deadline + lateness < watermark) into *out; the caller frees out->key. Returns 1,
  * or 0 when none is due. */
 int rk__clock_pop_due(rk_clock *c, rk__timer *out);
 /* Serialise / restore max_ts, watermark and timers. Timers name their
@@ -415,6 +526,44 @@ void rk__clock_snapshot(const rk_clock *c, rk_buf *out,
                         const char *(*det_name)(uint32_t det, void *ud), void *ud);
 int rk__clock_restore(rk_clock *c, const void *data, size_t len,
                       int (*det_index)(const char *name, void *ud), void *ud);
+/* Would a watermark of w fire a timer (the rule of rk__clock_pop_due)? */
+bool rk__clock_due_at(const rk_clock *c, int64_t w);
+
+/* ===================================================================
+ * ticks.c - wall-clock ticks recorded in <state.key>:clock
+ * =================================================================== */
+
+/* One move of the watermark to the wall clock: the new watermark, and per
+ * input stream the last entry applied before it ({0, 0}: none). */
+typedef struct rk__tick {
+    int64_t ts;
+    rk_entry_ref pos[RK_STREAM_COUNT];
+} rk__tick;
+
+/* Ticks read back and still to apply, oldest first. Zero-initialise. */
+typedef struct rk__ticks {
+    rk__tick *q;
+    size_t head, n, cap;
+} rk__ticks;
+
+#define RK_TICK_ARGS (2 + 2 * RK_STREAM_COUNT)   /* field/value strings */
+/* The fenced, idempotent append (see ticks.c): KEYS clock stream, epoch
+ * key; ARGV epoch ("" unfenced), maxlen, the RK_TICK_ARGS strings. */
+extern const char rk__tick_lua[];
+void rk__ticks_free(rk__ticks *t);
+int rk__ticks_push(rk__ticks *t, const rk__tick *k);    /* 0 or -1 (memory) */
+const rk__tick *rk__ticks_head(const rk__ticks *t);    /* NULL: none */
+void rk__ticks_pop(rk__ticks *t);
+size_t rk__ticks_count(const rk__ticks *t);
+/* Parse one clock stream entry [id, [field, value, ...]]. Returns 0, or -1
+ * when it is not a tick. */
+struct redisReply;
+int rk__tick_parse(const struct redisReply *item, const char *const *stream_keys,
+                   rk__tick *out);
+/* The field/value strings of tick k into argv[RK_TICK_ARGS]; numbers are
+ * formatted in buf. */
+void rk__tick_args(const rk__tick *k, const char *const *stream_keys,
+                   char buf[RK_STREAM_COUNT + 1][48], const char **argv);
 
 /* ===================================================================
  * sink.c - alert JSON, alert ids, publish-once writes
@@ -676,7 +825,7 @@ int rk__dedupe_check(const rk__dedupe *d, uint64_t key, uint32_t digest, int64_t
 int rk__dedupe_record(rk__dedupe *d, uint64_t key, uint32_t digest, int64_t applied);
 /* Was a filing of task_id applied within the window before `now`? */
 bool rk__dedupe_filing_known(const rk__dedupe *d, const char *task_id, int64_t now);
-/* Forget keys a window older than `now` (sweeps at most once a day). */
+/* Forget keys a window older than `now` (sweeps at most once a week). */
 void rk__dedupe_expire(rk__dedupe *d, int64_t now);
 size_t rk__dedupe_count(const rk__dedupe *d);
 /* Bytes allocated for the keys (bucket array and buckets). */
@@ -723,6 +872,7 @@ typedef struct rk_engine_stats {
     uint64_t held_back;                     /* alerts silenced by cooldown */
     uint64_t alerts_emitted;
     uint64_t batches;
+    uint64_t group_rewinds;                 /* group set back to the state */
     uint64_t batch_hist[12];                /* processing time buckets */
     double batch_seconds_sum;
 } rk_engine_stats;

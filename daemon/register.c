@@ -11,7 +11,8 @@
  * deadline) drops the alert (reply 2, riskd_alerts_filed_elsewhere_total).
  *
  * Watermarks. A partition behind in event time may still apply such a
- * filing. Each partition therefore publishes its watermark in the register
+ * filing. Each partition therefore publishes its watermark (less
+ * clock.allowed_lateness: the time its own timers fire on) in the register
  * together with (in the same script call as) every filing it applied
  * before it, and the publish script writes such an alert only once every
  * partition's published watermark is past the alert's deadline (the

@@ -101,6 +101,7 @@ static void assert_defaults(const rk_config *c)
     assert_int_equal(c->dedupe_window, 400 * RK_DAY);
     assert_true(c->wall_advance);
     assert_int_equal(c->clock_idle, 60 * RK_SECOND);
+    assert_int_equal(c->allowed_lateness, 0);
     assert_int_equal(c->tz_offset_s, 8 * 3600);
     assert_string_equal(c->metrics_listen, "127.0.0.1:9477");
     assert_string_equal(c->metrics_host, "127.0.0.1");
@@ -598,6 +599,7 @@ static void test_bad_durations(void **state)
     static const char *keys[] = {
         "streams.claim_idle", "alerts.dedupe_ttl", "clock.idle",
         "state.interval", "state.task_retention", "state.dedupe_window",
+        "clock.allowed_lateness",
     };
     static const char *vals[] = {
         "\"10\"", "\"10x\"", "\"-5s\"", "\"1.5h\"", "5", "\"\"", "\"s\"",
@@ -657,6 +659,14 @@ static void test_clock(void **state)
         "clock.wall_advance: expected true or false");
     BAD("{\"clock\":{\"idle\":\"99ms\"}}",
         "clock.idle: expected a duration of at least 100ms");
+    {
+        rk_config *c = GOOD("{\"clock\":{\"allowed_lateness\":\"72h\"}}");
+        assert_int_equal(c->allowed_lateness, 72 * RK_HOUR);
+        rk__config_free(c);
+        c = GOOD("{\"clock\":{\"allowed_lateness\":\"0s\"}}");
+        assert_int_equal(c->allowed_lateness, 0);
+        rk__config_free(c);
+    }
 }
 
 /* ===================================================================

@@ -118,13 +118,15 @@ typedef struct rk_host_api {
     /* Emit an alert. Returns 1 when it will be published, 0 when cooldown
      * held it back, a negative value on failure (out of memory). */
     int (*emit)(rk_host *host, const rk_alert *alert);
-    /* Ask for on_timer(key, arg) once the watermark passes `deadline` (ms,
-     * strictly greater). Timers are kept, and checkpointed, by the daemon.
-     * A timer cannot be cancelled: a detector checks its state when it
-     * fires. Returns 0, or a negative value on failure. */
+    /* Ask for on_timer(key, arg) once now() passes `deadline` (ms,
+     * strictly greater), i.e. the watermark passes deadline +
+     * clock.allowed_lateness. Timers are kept, and checkpointed, by the
+     * daemon. A timer cannot be cancelled: a detector checks its state
+     * when it fires. Returns 0, or a negative value on failure. */
     int (*timer_set)(rk_host *host, int64_t deadline, const char *key,
                      uint64_t arg);
-    /* The current watermark (ms since the epoch); INT64_MIN before any. */
+    /* The time the detector decides at (ms since the epoch): the watermark
+     * held back by clock.allowed_lateness; INT64_MIN before any event. */
     int64_t (*now)(rk_host *host);
     /* Log one line at a level; the detector name is prefixed. */
     void (*log)(rk_host *host, rk_log_level level, const char *fmt, ...)
@@ -169,7 +171,8 @@ typedef struct rk_detector_ops {
     int (*on_event)(void *self, const rk_event *ev);
     /* A timer armed with timer_set() has passed. */
     int (*on_timer)(void *self, int64_t deadline, const char *key, uint64_t arg);
-    /* The watermark moved to `now`: drop state that has left every window.
+    /* Time moved to `now` (as now() gives it: the watermark held back by
+     * clock.allowed_lateness): drop state that has left every window.
      * Called at most once per batch; may be NULL. */
     void (*on_watermark)(void *self, int64_t now);
     /* Append the whole state to `out`. Returns 0 or negative. May be NULL

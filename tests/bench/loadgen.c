@@ -3,14 +3,16 @@
  *
  *   loadgen -p PORT [-n ENTRIES] [--units N] [--officers N]
  *           [--enterprises N] [--days D] [--anomaly SHARE] [--filings-only]
- *           [--seed N] [--pipeline N] [--scan KEY] [--case KEY]
+ *           [--seed N] [--pipeline N] [--scan KEY] [--case KEY] [--repeat-every K]
  *
  * The events come from gen.c (every event type, a share of anomalies).
  * Commands are appended with redisAppendCommandArgv and their replies read
  * every --pipeline commands (default 1000), so the connection never waits a
  * round trip per entry. Prints one line of key=value results: entries,
- * entries per stream, bytes of JSON, seconds and entries/s. Exit status 1
- * on a Redis error or bad arguments. */
+ * entries per stream, bytes of JSON, seconds and entries/s. With
+ * --repeat-every K every K-th event is written twice in a row, as a
+ * producer's retried XADD would (the copy counts as one of the ENTRIES).
+ * Exit status 1 on a Redis error or bad arguments. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +26,8 @@ static void usage(void)
 {
     fprintf(stderr, "usage: loadgen -p PORT [-n ENTRIES] [--units N] [--officers N] "
                     "[--enterprises N] [--days D] [--anomaly SHARE] [--filings-only] "
-                    "[--seed N] [--pipeline N] [--scan KEY] [--case KEY]\n");
+                    "[--seed N] [--pipeline N] [--scan KEY] [--case KEY] "
+                    "[--repeat-every K]\n");
     exit(1);
 }
 
@@ -63,6 +66,7 @@ int main(int argc, char **argv)
         {"pipeline", required_argument, NULL, 'P'},
         {"scan", required_argument, NULL, 'S'},
         {"case", required_argument, NULL, 'C'},
+        {"repeat-every", required_argument, NULL, 'R'},
         {NULL, 0, NULL, 0},
     };
     const char *keys[2] = {"enforce:scan", "enforce:case"};
@@ -70,7 +74,7 @@ int main(int argc, char **argv)
     bg_gen *g;
     redisContext *c;
     int port = 6379, ch;
-    long pipeline = 1000, queued = 0;
+    long pipeline = 1000, queued = 0, repeat_every = 0;
     long long per[2] = {0, 0}, bytes = 0, i;
     char buf[4096];
     int64_t t0;
@@ -91,10 +95,11 @@ int main(int argc, char **argv)
         case 'P': pipeline = atol(optarg); break;
         case 'S': keys[0] = optarg; break;
         case 'C': keys[1] = optarg; break;
+        case 'R': repeat_every = atol(optarg); break;
         default: usage();
         }
     }
-    if (optind != argc || pipeline < 1)
+    if (optind != argc || pipeline < 1 || repeat_every < 0)
         usage();
     g = bg_gen_new(&o);
     if (g == NULL) {
@@ -127,7 +132,18 @@ int main(int argc, char **argv)
         }
         per[stream]++;
         bytes += n;
-        if (++queued == pipeline) {
+        if (repeat_every > 0 && i % repeat_every == repeat_every - 1 && i + 1 < o.entries) {
+            /* a producer's retry: the same event again, under a new entry id */
+            if (redisAppendCommandArgv(c, 5, argv_, lens) != REDIS_OK) {
+                fprintf(stderr, "loadgen: out of memory\n");
+                return 1;
+            }
+            per[stream]++;
+            bytes += n;
+            i++;
+            queued++;
+        }
+        if (++queued >= pipeline) {
             if (drain_replies(c, queued) != 0)
                 return 1;
             queued = 0;

@@ -11,7 +11,16 @@
 #             time until the group's lag is 0 on both streams; "acked" adds
 #             the wait for the last checkpoint's XACKs). riskd/null is the
 #             ratio; the rows side by side show whether the cost per event
-#             stays flat as the backlog (and the history) grows.
+#             stays flat as the backlog (and the history) grows. Each size
+#             is drained three ways: riskd as shipped ("dedupe"), riskd with
+#             state.dedupe_window "0s" ("no-dedupe": the release before
+#             natural-key deduplication, the baseline of its cost), and the
+#             same backlog with every 10th event written twice ("10%-rep":
+#             what repeated input costs); dedupe/no-dedupe is printed.
+#   dedupe    tests/bench/dedupe.c: the natural-key store alone at 100k, 1M
+#             and 5M keys - bytes per remembered filing (the store's count
+#             and the allocator's), ns per record / lookup, snapshot and
+#             restore ns per key (restore is O(n)).
 #   latency   for each rate: a fresh riskd on empty streams, latency writes
 #             the mix at that rate for BENCH_LAT_SECONDS and times XADD ->
 #             alert on alerts:* (p50 / p99 / p99.9 / max); then the same
@@ -30,7 +39,8 @@
 #   BENCH_MEM          live filings           (default "100000 1000000")
 #   BENCH_STATE_INTERVAL  riskd state.interval (default "5s", the shipped
 #                      config's value; "1s" checkpoints five times as often)
-#   BENCH_PARTS        which parts to run     (default "drain latency memory")
+#   BENCH_PARTS        which parts to run     (default "drain latency memory dedupe")
+#   BENCH_DEDUPE       keys for the dedupe part (default "100000 1000000 5000000")
 #   BENCH_OUT          the table is also written here ($BUILD/bench/results.txt)
 # e.g. a quick run: BENCH_SIZES=100000 BENCH_MEM=100000 BENCH_LAT_SECONDS=5 make bench
 set -eu
@@ -43,10 +53,10 @@ RATES=${BENCH_RATES:-"1000 5000 20000"}
 LAT_SECONDS=${BENCH_LAT_SECONDS:-20}
 MEM=${BENCH_MEM:-"100000 1000000"}
 INTERVAL=${BENCH_STATE_INTERVAL:-5s}
-PARTS=${BENCH_PARTS:-"drain latency memory"}
+PARTS=${BENCH_PARTS:-"drain latency memory dedupe"}
 OUT=${BENCH_OUT:-$B/bench/results.txt}
 
-for bin in riskd bench/loadgen bench/nullconsumer bench/nullrelay bench/drain bench/latency; do
+for bin in riskd bench/loadgen bench/nullconsumer bench/nullrelay bench/drain bench/latency bench/dedupe; do
     [ -x "$B/$bin" ] || { echo "missing $B/$bin: run make bench" >&2; exit 1; }
 done
 
@@ -88,6 +98,7 @@ cat > "$run/riskd.json" <<JSON
   "plugins": ["$B/plugins/two_officers.so"]
 }
 JSON
+sed 's/"state": {/"state": {"dedupe_window": "0s", /' "$run/riskd.json" > "$run/riskd-nodedupe.json"
 
 kv() { # kv KEY LINE: the value of KEY= in a key=value line
     echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"
@@ -106,21 +117,32 @@ memkb=$(sed -n 's/^MemTotal:[[:space:]]*\([0-9]*\).*/\1/p' /proc/meminfo)
 if echo "$PARTS" | grep -q drain; then
     {
         echo "DRAIN  backlog preloaded; null = XREADGROUP COUNT 500 + XACK only; riskd = lag 0 (acked = + last checkpoint's XACK)"
-        printf '%10s %10s %10s %10s %7s %10s %9s %9s %9s %9s\n' \
-            backlog "load/s" "null/s" "riskd/s" "r/null" "acked/s" "riskd-cpu" "redis-cpu" "us/event" "HWM-MB"
+        echo "       dedupe = as shipped; no-dedupe = state.dedupe_window 0s (baseline); 10%-rep = every 10th event written twice"
+        printf '%10s %-10s %10s %10s %10s %7s %10s %9s %9s %9s %9s\n' \
+            backlog riskd "load/s" "null/s" "riskd/s" "r/null" "acked/s" "riskd-cpu" "redis-cpu" "us/event" "HWM-MB"
     } | tee -a "$OUT"
     for n in $SIZES; do
-        rc flushall
-        load=$("$B/bench/loadgen" -p "$port" -n "$n")
-        null=$("$B/bench/nullconsumer" -p "$port")
-        d=$("$B/bench/drain" -p "$port" --redis-pid "$redis_pid" --timeout 7200 -- \
-            "$B/riskd" -c "$run/riskd.json" 2>"$run/riskd-drain-$n.log")
-        echo "$load" > "$run/drain-$n.txt"; echo "$null" >> "$run/drain-$n.txt"; echo "$d" >> "$run/drain-$n.txt"
-        awk -v n="$n" -v l="$(kv rate "$load")" -v z="$(kv rate "$null")" -v r="$(kv rate "$d")" \
-            -v a="$(kv rate_acked "$d")" -v t="$(kv t_read "$d")" -v c="$(kv cpu_s "$d")" \
-            -v rcpu="$(kv redis_cpu_s "$d")" -v h="$(kv hwm_kb "$d")" 'BEGIN {
-            printf "%10d %10d %10d %10d %7.3f %10d %8.0f%% %8.0f%% %9.2f %9.1f\n",
-                n, l, z, r, r / z, a, 100 * c / t, 100 * rcpu / t, 1e6 * c / n, h / 1024 }' | tee -a "$OUT"
+        for v in dedupe no-dedupe 10%-rep; do
+            cfg="$run/riskd.json"; rep=""
+            [ "$v" = no-dedupe ] && cfg="$run/riskd-nodedupe.json"
+            [ "$v" = 10%-rep ] && rep="--repeat-every 10"
+            rc flushall
+            load=$("$B/bench/loadgen" -p "$port" -n "$n" $rep)
+            null=$("$B/bench/nullconsumer" -p "$port")
+            d=$("$B/bench/drain" -p "$port" --redis-pid "$redis_pid" --timeout 7200 -- \
+                "$B/riskd" -c "$cfg" 2>"$run/riskd-drain-$n-$v.log")
+            f="$run/drain-$n-$(echo "$v" | tr -d %).txt"
+            echo "$load" > "$f"; echo "$null" >> "$f"; echo "$d" >> "$f"
+            [ "$v" = dedupe ] && on=$(kv rate "$d")
+            [ "$v" = no-dedupe ] && off=$(kv rate "$d")
+            awk -v n="$n" -v v="$v" -v l="$(kv rate "$load")" -v z="$(kv rate "$null")" -v r="$(kv rate "$d")" \
+                -v a="$(kv rate_acked "$d")" -v t="$(kv t_read "$d")" -v c="$(kv cpu_s "$d")" \
+                -v rcpu="$(kv redis_cpu_s "$d")" -v h="$(kv hwm_kb "$d")" 'BEGIN {
+                printf "%10d %-10s %10d %10d %10d %7.3f %10d %8.0f%% %8.0f%% %9.2f %9.1f\n",
+                    n, v, l, z, r, r / z, a, 100 * c / t, 100 * rcpu / t, 1e6 * c / n, h / 1024 }' | tee -a "$OUT"
+        done
+        awk -v n="$n" -v a="$on" -v b="$off" 'BEGIN {
+            printf "%10d dedupe/no-dedupe drain rate: %.3f (target >= 0.9)\n", n, a / b }' | tee -a "$OUT"
     done
     echo | tee -a "$OUT"
 fi
@@ -178,6 +200,24 @@ if echo "$PARTS" | grep -q memory; then
             printf "%10d %10.1f %10.1f %10.1f %12.0f %12.0f %12.0f\n",
                 n, b / 1024, h / 1024, s / 1024, (h - b) * 1024 / n, (s - b) * 1024 / n, st / n }' | tee -a "$OUT"
     done
+    echo | tee -a "$OUT"
+fi
+if echo "$PARTS" | grep -q dedupe; then
+    {
+        echo "DEDUPE  natural-key store alone (tests/bench/dedupe.c): N filings remembered, random order"
+        printf '%10s %12s %12s %10s %10s %10s %12s %12s\n' keys "store-B/key" "malloc-B/key" \
+            "record-ns" "known-ns" "unknown-ns" "snapshot-ns" "restore-ns"
+    } | tee -a "$OUT"
+    for n in ${BENCH_DEDUPE:-100000 1000000 5000000}; do
+        d=$("$B/bench/dedupe" "$n")
+        echo "$d" > "$run/dedupe-$n.txt"
+        awk -v n="$n" -v s="$(kv store_B_per_key "$d")" -v m="$(kv malloc_B_per_key "$d")" \
+            -v r="$(kv record_ns "$d")" -v k="$(kv known_ns "$d")" -v u="$(kv unknown_ns "$d")" \
+            -v sn="$(kv snapshot_ns "$d")" -v rs="$(kv restore_ns "$d")" 'BEGIN {
+            printf "%10d %12.2f %12.2f %10.0f %10.0f %10.0f %12.1f %12.1f\n", n, s, m, r, k, u, sn, rs }' \
+            | tee -a "$OUT"
+    done
+    echo "(target: at most 16 B per remembered filing at a province's scale, 1M and more)" | tee -a "$OUT"
     echo | tee -a "$OUT"
 fi
 echo "raw key=value results and riskd logs: $run"

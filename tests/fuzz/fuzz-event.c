@@ -50,6 +50,33 @@ static void opt_str(const char *s)
         (void)strlen(s);
 }
 
+/* The natural key and value digest of an accepted event (dedupe.c): every
+ * type but clock.tick has one, it reads every field (ASan), and it is a
+ * function of the event: computed again, and on a copy whose strings live
+ * elsewhere, it is the same. The key ignores the values outside it: a copy
+ * with every optional string dropped keeps the key of the types whose key
+ * has none of them. */
+static void check_dedupe(const rk_event *ev)
+{
+    uint64_t k1, k2;
+    uint32_t d1, d2;
+    rk_event copy = *ev;
+    int rc = rk__dedupe_event(ev, &k1, &d1);
+    if ((rc == 0) != (ev->type != RK_EV_CLOCK_TICK))
+        broken("dedupe: a type without a key, or a tick with one");
+    if (rc != 0)
+        return;
+    if (rk__dedupe_event(&copy, &k2, &d2) != 0 || k1 != k2 || d1 != d2)
+        broken("dedupe: key or digest not a function of the event");
+    copy.region = NULL;
+    copy.basis = copy.comment = copy.note = copy.category = NULL;
+    if (rk__dedupe_event(&copy, &k2, &d2) != 0 || k1 != k2)
+        broken("dedupe: an optional field changed the natural key");
+    if (ev->type == RK_EV_INSPECTION_FILED &&
+        rk__dedupe_filing_key(ev->task_id) != k1)
+        broken("dedupe: the filing key of a filing is not its key");
+}
+
 /* Check an event rk__event_parse() accepted. */
 static void check_ok(const rk_event *ev)
 {
@@ -153,6 +180,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     switch (rc) {
     case RK_PARSE_OK:
         check_ok(&ev);
+        check_dedupe(&ev);
         break;
     case RK_PARSE_UNKNOWN:
         if (ev.type != RK_EV_UNKNOWN || ev.type_name == NULL)

@@ -36,7 +36,7 @@ static const rk_detector_ops *const dets[] = {
     &rk__det_complaint_cluster,
 };
 #define N_DETS (sizeof(dets) / sizeof(dets[0]))
-#define N_TARGETS (2 + N_DETS)
+#define N_TARGETS (3 + N_DETS)
 
 /* 2025-03-01T01:30:00Z: the time mkseeds.c builds its snapshots around. */
 #define T0 INT64_C(1740792600000)
@@ -449,6 +449,41 @@ static void fuzz_detector(const rk_detector_ops *ops, const uint8_t *data, size_
     fz_host_free(&h);
 }
 
+/* ===================================================================
+ * Natural keys (dedupe.c)
+ * =================================================================== */
+
+/* A snapshot of natural keys: refused whole, or restored to a store whose
+ * own snapshot is the same bytes (the format is canonical: keys in order),
+ * whose keys are all found, and which expires without trouble. */
+static void fuzz_dedupe(const uint8_t *data, size_t size)
+{
+    rk__dedupe d;
+    rk_buf b = {0};
+    rk__dedupe_init(&d);
+    rk__dedupe_set_window(&d, 400 * RK_DAY);
+    if (rk__dedupe_restore(&d, data, size) != 0) {
+        if (rk__dedupe_count(&d) != 0)
+            broken("dedupe: refused restore left keys");
+        rk__dedupe_free(&d);
+        return;
+    }
+    rk__dedupe_snapshot(&d, &b);
+    if (b.oom || b.len != size || memcmp(b.data, data, size) != 0)
+        broken("dedupe: restore -> snapshot differs");
+    if (rk__dedupe_count(&d) > 0) {
+        uint64_t key = 0;
+        uint32_t digest = 0;
+        for (int i = 0; i < 8; i++) key |= (uint64_t)data[12 + i] << (8 * i);
+        for (int i = 0; i < 4; i++) digest |= (uint32_t)data[20 + i] << (8 * i);
+        if (rk__dedupe_check(&d, key, digest, INT64_MIN) != RK_DEDUPE_DUPLICATE)
+            broken("dedupe: the first key restored is not found with its digest");
+    }
+    rk__dedupe_expire(&d, T0);
+    rk_buf_free(&b);
+    rk__dedupe_free(&d);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     unsigned target;
@@ -462,6 +497,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_clock(data, size);
     else if (target == 1)
         fuzz_tasks(data, size);
+    else if (target == N_TARGETS - 1)
+        fuzz_dedupe(data, size);
     else
         fuzz_detector(dets[target - 2], data, size);
     return 0;

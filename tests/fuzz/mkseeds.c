@@ -2,7 +2,8 @@
  *
  * Usage: mkseeds DIR. Every file written is one fuzz-restore input: a
  * target byte (0 clock, 1 tasks, 2.. the built-in detectors in registry
- * order, as fuzz-restore.c numbers them) followed by a valid snapshot of
+ * order, as fuzz-restore.c numbers them, then the natural keys of
+ * dedupe.c) followed by a valid snapshot of
  * that target, once empty and once holding state built from a few events
  * around 2025-03-01 about the ids fuzz-restore feeds (t1, t2, u1, o1, ...),
  * so the fuzzer starts from blobs every restore accepts. Detector state is
@@ -128,6 +129,31 @@ static int seeds_tasks(const char *dir)
     return rc;
 }
 
+/* Natural keys (target 2 + N_DETS): empty, and three keys. */
+static int seeds_dedupe(const char *dir)
+{
+    rk__dedupe d;
+    rk_buf b = {0};
+    unsigned target = 2 + (unsigned)N_DETS;
+    int rc;
+    rk__dedupe_init(&d);
+    rk__dedupe_set_window(&d, 400 * RK_DAY);
+    rk__dedupe_snapshot(&d, &b);
+    rc = write_seed(dir, "dedupe-empty", target, &b);
+    rk_buf_free(&b);
+    if (rc != 0 || rk__dedupe_record(&d, rk__dedupe_filing_key("t1"), 7, T0) != 0 ||
+        rk__dedupe_record(&d, UINT64_C(0x8000000000000001), 8, T0) != 0 ||
+        rk__dedupe_record(&d, 42, 9, T0 + 3 * RK_DAY) != 0) {
+        rk__dedupe_free(&d);
+        return -1;
+    }
+    rk__dedupe_snapshot(&d, &b);
+    rc = write_seed(dir, "dedupe-three", target, &b);
+    rk_buf_free(&b);
+    rk__dedupe_free(&d);
+    return rc;
+}
+
 /* Build some state in fh: events of every type around T0. */
 static void feed(rk_fakehost *fh)
 {
@@ -215,7 +241,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: mkseeds DIR\n");
         return 2;
     }
-    if (seeds_clock(argv[1]) != 0 || seeds_tasks(argv[1]) != 0)
+    if (seeds_clock(argv[1]) != 0 || seeds_tasks(argv[1]) != 0 ||
+        seeds_dedupe(argv[1]) != 0)
         return 1;
     for (unsigned i = 0; i < N_DETS; i++)
         if (seeds_detector(argv[1], i) != 0)
