@@ -159,6 +159,7 @@ struct rk_engine {
      * aux_audit. Without a cluster all are NULL and wr serves them all. */
     rk_redis *wr_out, *wr_dead, *aux_sil, *aux_audit;
     rk_outbox *ob_dead;
+    rk__register *filreg;           /* partitions > 1: the filing register */
     stream_state st[RK_STREAM_COUNT];
     const char *stream_keys[RK_STREAM_COUNT];
     int state;
@@ -263,13 +264,15 @@ static rk_outbox *dead_ob(const rk_engine *e)
 
 static size_t ob_pending(const rk_engine *e)
 {
-    return rk__outbox_pending(e->ob) + rk__outbox_pending(e->ob_dead);
+    return rk__outbox_pending(e->ob) + rk__outbox_pending(e->ob_dead) +
+           rk__register_pending(e->filreg);
 }
 
 static void ob_kick(rk_engine *e)
 {
     rk__outbox_kick(e->ob);
     rk__outbox_kick(e->ob_dead);
+    rk__register_watermark(e->filreg, rk__clock_now(&e->clock));
 }
 
 static rk_redis *sil_conn(const rk_engine *e)
@@ -549,8 +552,20 @@ static int host_emit(rk_host *h, const rk_alert *a)
         e->silenced++;
     json = rk__alert_json(id, d->alert_name, a, sev, e->stream_keys, e->cfg->tz_offset_s,
                           now_wall, silenced);
-    if (json == NULL || rk__outbox_alert(e->ob, id, e->legacy_ids ? legacy : NULL,
-                                         d->alert_name, json, !silenced) != 0) {
+    if (json != NULL && e->filreg != NULL && a->subject.task_id != NULL &&
+        rk__register_checks(a->rule)) {
+        /* Filed in another partition? The publish script asks the register. */
+        char rkeys[RK_REG_MAX_PERIODS + 1][320], spec[160];
+        size_t nk;
+        rk__register_check(e->cfg, a->subject.task_id, a->ts, rkeys, &nk, spec, sizeof(spec));
+        if (rk__outbox_alert_checked(e->ob, id, e->legacy_ids ? legacy : NULL, d->alert_name,
+                                     json, !silenced, rkeys, nk, spec) != 0) {
+            free(json);
+            rk__log(RK_LOG_ERR, "out of memory queueing an alert of %s", d->alert_name);
+            return -1;
+        }
+    } else if (json == NULL || rk__outbox_alert(e->ob, id, e->legacy_ids ? legacy : NULL,
+                                                d->alert_name, json, !silenced) != 0) {
         free(json);
         rk__log(RK_LOG_ERR, "out of memory queueing an alert of %s", d->alert_name);
         return -1;
@@ -923,6 +938,10 @@ static void apply_head(rk_engine *e, unsigned si)
             rk__tasks_add(&e->tasks, ev, e->cfg->task_retention,
                           (ev->flags & RK_EVF_AMENDED) != 0) != 0)
             rk__log(RK_LOG_ERR, "out of memory recording filing %s", ev->task_id);
+        if (ev->type == RK_EV_INSPECTION_FILED &&
+            rk__register_filed(e->filreg, ev->task_id, ev->ts) != 0)
+            rk__log(RK_LOG_ERR, "out of memory queueing filing %s for the register",
+                    ev->task_id);
     }
 done:
     en->data = NULL;                /* the arena stays with the stream */
@@ -2585,6 +2604,10 @@ static void on_wr_state(rk_redis *r, int up, void *ud)
     rk_outbox *o = r == e->wr_dead ? e->ob_dead : r == e->wr && e->wr_out != NULL ? NULL : e->ob;
     if (up && r == e->wr && (e->lost || master_moved(e, r)))
         return;
+    if (o != NULL && o == e->ob && !up)
+        rk__register_conn_down(e->filreg);     /* on the alerts' connection */
+    else if (o != NULL && o == e->ob)
+        rk__register_watermark(e->filreg, rk__clock_now(&e->clock));
     if (o == NULL)
         return;                     /* the partition's writer; the outbox is elsewhere */
     if (!up) {
@@ -2982,6 +3005,7 @@ static void on_housekeeping(uv_timer_t *t)
     unsigned si;
     bool idle = true;
 
+    rk__register_watermark(e->filreg, rk__clock_now(&e->clock));   /* and retries */
     rk__inlog_flush(&e->inlog, rk__wall_ms());
     if (e->stopping) {
         if (now - e->round_started > STOP_TIMEOUT_MS) {
@@ -3241,6 +3265,12 @@ static rk_engine *engine_new(uv_loop_t *loop, rk_config *cfg, const rk_replay_op
         } else {
             e->ob = e->wr ? rk__outbox_new(loop, e->wr, cfg, on_drained, e) : NULL;
         }
+        if (cfg->partitions > 1 && e->ob != NULL &&
+            (e->filreg = rk__register_new(e->wr_out ? e->wr_out : e->wr, cfg, on_drained,
+                                          e)) == NULL) {
+            rk__outbox_free(e->ob);
+            e->ob = NULL;           /* reported as out of memory below */
+        }
     }
     rk__redis_opts_for(cfg, "reader", cfg->state_key, &o);
     o.reply_timeout_ms = 10000;
@@ -3434,6 +3464,7 @@ void rk__engine_free(rk_engine *e)
     size_t i;
     if (e == NULL)
         return;
+    rk__register_free(e->filreg);   /* before its connection closes */
     if (e->rd) rk__redis_close(e->rd);
     if (e->wr) rk__redis_close(e->wr);
     if (e->ob) rk__outbox_free(e->ob);
@@ -3605,6 +3636,22 @@ void rk__engine_render_metrics(rk_engine *e, rk_buf *b)
     putf(b, "# HELP riskd_alerts_duplicate_total Alerts dropped because their id was already written.\n"
             "# TYPE riskd_alerts_duplicate_total counter\nriskd_alerts_duplicate_total %llu\n",
          (unsigned long long)os->duplicates);
+    if (e->filreg != NULL)
+        putf(b, "# HELP riskd_alerts_filed_elsewhere_total scan_without_filing and "
+                "case_without_filing alerts not written: another partition filed the task "
+                "in time (the filing register).\n"
+                "# TYPE riskd_alerts_filed_elsewhere_total counter\n"
+                "riskd_alerts_filed_elsewhere_total %llu\n"
+                "# HELP riskd_alerts_waiting_total Times such an alert waited because a "
+                "partition's watermark was not past its deadline yet (retried).\n"
+                "# TYPE riskd_alerts_waiting_total counter\nriskd_alerts_waiting_total %llu\n"
+                "# HELP riskd_register_filings_total Filings written to the filing register.\n"
+                "# TYPE riskd_register_filings_total counter\nriskd_register_filings_total %llu\n"
+                "# HELP riskd_register_pending Filings applied, not yet in the register.\n"
+                "# TYPE riskd_register_pending gauge\nriskd_register_pending %zu\n",
+             (unsigned long long)os->filed_elsewhere, (unsigned long long)os->held,
+             (unsigned long long)rk__register_stats_of(e->filreg)->recorded,
+             rk__register_pending(e->filreg));
     putf(b, "# HELP riskd_alerts_silenced_total Alerts matched by an operator's silence "
             "(written with \"silenced\": true, not published).\n"
             "# TYPE riskd_alerts_silenced_total counter\nriskd_alerts_silenced_total %llu\n"

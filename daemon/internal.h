@@ -592,6 +592,8 @@ typedef struct rk_outbox_stats {
     uint64_t duplicates;            /* alerts whose id was already written */
     uint64_t dead_written;          /* dead letters written */
     uint64_t errors;                /* error replies (retried) */
+    uint64_t filed_elsewhere;       /* dropped: the filing register knows the task */
+    uint64_t held;                  /* answers WAITING (a partition behind; retried) */
 } rk_outbox_stats;
 
 /* An outbox writes alerts and dead letters through the publish-once script
@@ -606,6 +608,13 @@ void rk__outbox_configure(rk_outbox *o, const rk_config *cfg);
  * or NULL; an alert written under it is not written again. 0 or -1. */
 int rk__outbox_alert(rk_outbox *o, const char *id, const char *legacy_id,
                      const char *detector, const char *json, bool publish);
+/* The same, checked against the filing register (register.c) before it is
+ * written: keys[0..nkeys) and spec from rk__register_check. An alert the
+ * register disproves is not written (stats filed_elsewhere); one that must
+ * wait for a partition behind stays queued. */
+int rk__outbox_alert_checked(rk_outbox *o, const char *id, const char *legacy_id,
+                             const char *detector, const char *json, bool publish,
+                             char keys[][320], size_t nkeys, const char *spec);
 /* Queue a dead letter for entry `entry_id` of `stream`. 0 or -1. */
 int rk__outbox_dead(rk_outbox *o, const char *stream, const char *entry_id,
                     const char *error, const char *data, size_t datalen);
@@ -744,6 +753,43 @@ rk_entry_ref rk__task_ref(const rk__task *k);
 /* The record after k in filing order (t->head first), or NULL after the
  * newest. */
 const rk__task *rk__tasks_next(const rk_tasks *t, const rk__task *k);
+
+/* ===================================================================
+ * register.c - the filing register shared by the partitions
+ * =================================================================== */
+
+#define RK_REG_PERIOD_MS ((int64_t)32 * 86400000)  /* a register key's span */
+#define RK_REG_MAX_PERIODS 48       /* period keys one lookup reads, at most */
+
+typedef struct rk__register rk__register;
+typedef struct rk__register_stats {
+    uint64_t recorded;              /* filings written to the register */
+    uint64_t errors;                /* failed calls (retried) */
+} rk__register_stats;
+
+/* A register writer on conn (the alert stream's connection) for partition
+ * cfg->partition of cfg->partitions; on_drained(ud) when the last queued
+ * filing is written. NULL when out of memory. */
+rk__register *rk__register_new(rk_redis *conn, const rk_config *cfg,
+                               void (*on_drained)(void *ud), void *ud);
+void rk__register_free(rk__register *g);
+/* Queue filing task_id at ts. 0 or -1 (out of memory). */
+int rk__register_filed(rk__register *g, const char *task_id, int64_t ts);
+/* The engine's watermark is wm: send what is queued, with wm when every
+ * filing applied before it goes along (call between rounds, and to retry). */
+void rk__register_watermark(rk__register *g, int64_t wm);
+void rk__register_conn_down(rk__register *g);
+size_t rk__register_pending(const rk__register *g);
+const rk__register_stats *rk__register_stats_of(const rk__register *g);
+/* The register's main key: riskd:filed (riskd:filed:{<tag>} on a cluster). */
+void rk__register_key(const rk_config *cfg, char *out, size_t len);
+/* Whether alerts of rule are checked against the register. */
+bool rk__register_checks(const char *rule);
+/* The publish script's check of an alert about task_id at deadline: keys
+ * (the main key, then every period key to read: at most
+ * RK_REG_MAX_PERIODS + 1) and spec. 0. */
+int rk__register_check(const rk_config *cfg, const char *task_id, int64_t deadline,
+                       char keys[][320], size_t *nkeys, char *spec, size_t speclen);
 
 /* ===================================================================
  * dedupe.c - natural keys of the events applied (repeated events)

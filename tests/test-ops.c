@@ -51,7 +51,7 @@
     "~riskd:alert:* ~riskd:deadseen:* ~riskd:dead ~riskd:state ~riskd:state:suspect ~riskd:state:epoch ~riskd:state:lease ~riskd:state:members ~riskd:state:clock " \
     "~riskd:audit %R~riskd:silences " \
     "resetchannels &alerts:* -@all +select +xgroup|create +xgroup|setid +xreadgroup +xautoclaim " \
-    "+xpending +xack +xinfo|groups +get +set +del +incr +incrby +watch +multi +exec +hget +hset +hgetall +zadd +zrange +zremrangebyscore +zrem +time +script|load " \
+    "+xpending +xack +xinfo|groups +get +set +del +exists +incr +incrby +watch +multi +exec +hget +hset +hgetall +zadd +zrange +zremrangebyscore +zrem +time +script|load " \
     "+eval +evalsha +xadd +publish +xrange +xrevrange"
 
 #define MAX_MSGS 4096
