@@ -19,7 +19,7 @@
 
 #include "riskd/kit.h"
 #include "internal.h"
-#include "lib/fakehost.h"
+#include "fakehost.h"
 
 #define T0 INT64_C(1740793800000)
 

@@ -12,7 +12,7 @@
 
 #include "riskd/kit.h"
 #include "internal.h"
-#include "lib/fakehost.h"
+#include "fakehost.h"
 
 #define T0 INT64_C(1740787200000)   /* 2025-03-01T00:00:00Z, a day boundary */
 #define DAY RK_DAY

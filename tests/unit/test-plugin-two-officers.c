@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "riskd/kit.h"
-#include "lib/fakehost.h"
+#include "fakehost.h"
 
 #define T0 INT64_C(1740793800000)
 
