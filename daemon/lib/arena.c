@@ -1,4 +1,4 @@
-/* daemon/arena.c - a bump arena for short-lived trees of small objects.
+/* daemon/lib/arena.c - a bump arena for short-lived trees of small objects.
  *
  * Two trees are built and thrown away per entry or per reply, node by
  * node: an event's jansson tree (event.c) and the hiredis reply of a read

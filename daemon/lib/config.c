@@ -1,4 +1,4 @@
-/* daemon/config.c - the configuration file -> a validated rk_config.
+/* daemon/lib/config.c - the configuration file -> a validated rk_config.
  *
  * The file is one JSON object (CONTRACT §5). rk__config_load reads it
  * (at most RK_CONFIG_MAX bytes), parses it with jansson and hands the tree

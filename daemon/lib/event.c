@@ -1,4 +1,4 @@
-/* daemon/event.c - one stream entry's JSON -> a validated, typed rk_event.
+/* daemon/lib/event.c - one stream entry's JSON -> a validated, typed rk_event.
  *
  * The reader hands every entry's `data` value (bytes with a length, not
  * NUL-terminated) to rk__event_parse(). The JSON is read by rk__jscan()
@@ -116,7 +116,7 @@ rk_event_type rk__event_type_from_name(const char *name)
 }
 
 /* ===================================================================
- * The arena behind the JSON tree (daemon/arena.c)
+ * The arena behind the JSON tree (daemon/lib/arena.c)
  * =================================================================== */
 
 /* The arena json_loadb allocates from while arena_malloc is installed. */

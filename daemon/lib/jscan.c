@@ -1,4 +1,4 @@
-/* daemon/jscan.c - one pass over an event's JSON, without building a tree.
+/* daemon/lib/jscan.c - one pass over an event's JSON, without building a tree.
  *
  * An event is a flat JSON object: the parser (event.c) needs its top-level
  * members, their scalar values, and the strings of an array (officers). A
@@ -28,7 +28,7 @@
  * forms, surrogates, > U+10FFFF), control characters in strings, bad
  * escapes, \u0000, lone surrogate escapes, leading zeros, duplicate keys at
  * any depth, a real number that overflows, trailing bytes. The differential
- * tests (tests/test-jscan.c, tests/fuzz/fuzz-event.c) check that whatever
+ * tests (tests/unit/test-jscan.c, tests/fuzz/fuzz-event.c) check that whatever
  * rk__jscan accepts, jansson accepts with the same members and values. */
 #include <math.h>
 #include <stdlib.h>

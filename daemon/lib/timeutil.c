@@ -1,4 +1,4 @@
-/* daemon/timeutil.c - event times: RFC 3339 parsing and formatting.
+/* daemon/lib/timeutil.c - event times: RFC 3339 parsing and formatting.
  *
  * Every time inside the daemon is an int64_t of milliseconds since the Unix
  * epoch. This file converts between that and RFC 3339 text without touching

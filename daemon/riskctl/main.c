@@ -1,4 +1,4 @@
-/* daemon/riskctl.c - riskctl, the operator's command line for riskd.
+/* daemon/riskctl/main.c - riskctl, the operator's command line for riskd.
  *
  *   riskctl check [FILE]                 validate a configuration (riskd -t)
  *   riskctl tail [--detector D] [--severity S] [--from ID] [--count N]

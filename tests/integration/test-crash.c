@@ -1,4 +1,4 @@
-/* tests/test-crash.c - exactly-once output under kill -9 and Redis loss.
+/* tests/integration/test-crash.c - exactly-once output under kill -9 and Redis loss.
  *
  * A generated workload of 50,000 mixed events with planted anomalies is
  * preloaded into a fresh redis-server (AOF on) and drained three ways:

@@ -1,4 +1,4 @@
-/* tests/test-failover.c - a Sentinel failover during a backlog drain loses
+/* tests/integration/test-failover.c - a Sentinel failover during a backlog drain loses
  * no alert and invents none.
  *
  * The workload (tests/lib/gen.c, every event type, planted anomalies, some

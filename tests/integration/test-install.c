@@ -1,4 +1,4 @@
-/* tests/test-install.c - `make install` into a scratch DESTDIR puts every
+/* tests/integration/test-install.c - `make install` into a scratch DESTDIR puts every
  * file where riskd(8) and the unit say, and what was installed works: the
  * binary runs, the shipped configuration passes `riskd -t` (also with the
  * installed plugin), the man page renders without warnings, the unit

@@ -1,4 +1,4 @@
-/* tests/test-late.c - late data against a real redis-server: a unit that
+/* tests/integration/test-late.c - late data against a real redis-server: a unit that
  * uploads two days of filings and scans late, after other units' traffic
  * moved the watermark on.
  *

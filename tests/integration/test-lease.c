@@ -1,4 +1,4 @@
-/* tests/test-lease.c - several riskd processes on the same streams: leases,
+/* tests/integration/test-lease.c - several riskd processes on the same streams: leases,
  * fencing, takeover, partitions (issue #8, tests 2 and 3 on one Redis).
  *
  * Every test feeds the same generated workload (tests/lib/gen.c, explicit

@@ -1,4 +1,4 @@
-/* tests/test-metrics.c - the /metrics and /healthz endpoint against a real
+/* tests/integration/test-metrics.c - the /metrics and /healthz endpoint against a real
  * redis-server and riskd: the exposition parses as Prometheus text and its
  * counters move with input; /healthz follows Redis going away and coming
  * back; wrong paths, methods, malformed and oversized requests get the

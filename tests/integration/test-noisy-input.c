@@ -1,4 +1,4 @@
-/* tests/test-noisy-input.c - input that would flood the log, against a
+/* tests/integration/test-noisy-input.c - input that would flood the log, against a
  * real redis-server: an unknown type is logged once (then at most once an
  * hour) with its stream and entry id, and counted by type, never
  * dead-lettered; 100,000 malformed entries written in a few seconds all

@@ -1,4 +1,4 @@
-/* tests/test-ops.c - what an operator relies on, against a real
+/* tests/integration/test-ops.c - what an operator relies on, against a real
  * redis-server with riskd as a child process:
  *
  *  - the systemd notify protocol: the test binds an AF_UNIX datagram socket,

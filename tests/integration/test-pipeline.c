@@ -1,4 +1,4 @@
-/* tests/test-pipeline.c - the core pipeline end to end against a real
+/* tests/integration/test-pipeline.c - the core pipeline end to end against a real
  * redis-server: alerts land once in the stream and on the detector's
  * channel with every contract field; bad entries are dead-lettered and the
  * daemon goes on; a destroyed group re-reads history without duplicating

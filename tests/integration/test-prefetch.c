@@ -1,4 +1,4 @@
-/* tests/test-prefetch.c - the read ahead (engine.c "ahead") against a real
+/* tests/integration/test-prefetch.c - the read ahead (engine.c "ahead") against a real
  * redis-server and riskd.
  *
  * The engine sends the next XREADGROUP before it applies the batch it just

@@ -1,4 +1,4 @@
-/* tests/test-cluster.c - the Redis Cluster connection layer of redis.c.
+/* tests/integration/test-redis-cluster.c - the Redis Cluster connection layer of redis.c.
  *
  * Unit part: rk__redis_keyslot against the Redis Cluster spec's values
  * (CRC16/XMODEM of "123456789" is 0x31C3, "foo" is slot 12182, hash tags:

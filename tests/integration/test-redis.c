@@ -1,4 +1,4 @@
-/* tests/test-redis.c - the connection layer (daemon/redis.c) against one
+/* tests/integration/test-redis.c - the connection layer (daemon/redis/redis.c) against one
  * real redis-server, driven on a libuv loop inside the test.
  *
  *   1. Replies built in the connection's arena (opts.reply_arena) equal

@@ -1,4 +1,4 @@
-/* tests/test-repeated.c - repeated events change nothing; amendments
+/* tests/integration/test-repeated.c - repeated events change nothing; amendments
  * replace; filings are remembered; alert ids are a function of content.
  *
  * A generated workload (tests/lib/gen.c: every event type, planted

@@ -1,4 +1,4 @@
-/* tests/test-replay.c - riskd --replay and --compare against a real
+/* tests/integration/test-replay.c - riskd --replay and --compare against a real
  * redis-server: over the same history a replay raises exactly the alerts a
  * live run raised (same ids); it writes nothing to Redis; --compare shows
  * what a changed threshold adds; --to bounds the history read. */

@@ -1,4 +1,4 @@
-/* tests/test-riskctl.c - the operator CLI against a real redis-server.
+/* tests/integration/test-riskctl.c - the operator CLI against a real redis-server.
  *
  * Each test gets a throwaway redis-server (tests/lib/itest) and runs
  * $BUILD/riskctl as a child process (fork + exec, stdout on a pipe or a

@@ -1,4 +1,4 @@
-/* tests/test-scenarios.c - data-driven scenario tests: every
+/* tests/integration/test-scenarios.c - data-driven scenario tests: every
  * JSON file in tests/scenarios (see tests/scenarios/README.md) is one cmocka
  * test that runs the scenario's events through a real riskd three ways and
  * checks the alerts.

@@ -1,4 +1,4 @@
-/* tests/test-sentinel.c - riskd follows a Redis Sentinel failover.
+/* tests/integration/test-sentinel.c - riskd follows a Redis Sentinel failover.
  *
  * 1. Failover. A generated workload is drained twice:
  *      clean     one redis-server, riskd undisturbed (it_env);

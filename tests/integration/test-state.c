@@ -1,4 +1,4 @@
-/* tests/test-state.c - crash safety against a real redis-server: state
+/* tests/integration/test-state.c - crash safety against a real redis-server: state
  * survives kill -9 through checkpoints, a kill before the checkpoint gives
  * no duplicate alert, SIGTERM saves state and acknowledges everything, the
  * publish script is reloaded after SCRIPT FLUSH (NOSCRIPT), and a pending

@@ -1,4 +1,4 @@
-/* tests/test-bad-rating.c - the bad_rating detector through the fake host.
+/* tests/unit/test-bad-rating.c - the bad_rating detector through the fake host.
  *
  * Every rule is driven with inspection.rated events: positive and negative
  * cases, thresholds hit exactly and missed by one, windows at exactly their

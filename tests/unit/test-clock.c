@@ -1,6 +1,6 @@
-/* tests/test-clock.c - the watermark rule, the event-time
- * timer heap and clock.allowed_lateness (daemon/clock.c), and the
- * wall-clock tick records and their queue (daemon/ticks.c). */
+/* tests/unit/test-clock.c - the watermark rule, the event-time
+ * timer heap and clock.allowed_lateness (daemon/pipeline/clock.c), and the
+ * wall-clock tick records and their queue (daemon/pipeline/ticks.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>

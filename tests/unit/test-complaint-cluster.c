@@ -1,4 +1,4 @@
-/* tests/test-complaint-cluster.c - the complaint_cluster detector through
+/* tests/unit/test-complaint-cluster.c - the complaint_cluster detector through
  * the fake host.
  *
  * Drives case.complaint events through default and custom rule lists:

@@ -1,4 +1,4 @@
-/* tests/test-config.c - unit tests for daemon/config.c.
+/* tests/unit/test-config.c - unit tests for daemon/lib/config.c.
  *
  * Checks that {} yields every default, that the shipped config/riskd.json
  * loads to the same values, and that each key refuses a wrong type or range

@@ -1,5 +1,5 @@
-/* tests/test-dedupe.c - natural keys and value digests of events, and the
- * compact store of the keys applied (daemon/dedupe.c): pure logic, no
+/* tests/unit/test-dedupe.c - natural keys and value digests of events, and the
+ * compact store of the keys applied (daemon/pipeline/dedupe.c): pure logic, no
  * Redis. */
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* tests/test-event.c - unit tests for daemon/event.c.
+/* tests/unit/test-event.c - unit tests for daemon/lib/event.c.
  *
  * Every event type of CONTRACT.md §1 is parsed with all its optional fields
  * and checked field by field. A table of those complete events then drives

@@ -1,4 +1,4 @@
-/* tests/test-fine-growth.c - unit tests of the fine_growth detector through
+/* tests/unit/test-fine-growth.c - unit tests of the fine_growth detector through
  * tests/lib/fakehost. Most tests use a one-day period (one bucket per
  * period) so that baselines are easy to lay out day by day; others check
  * the bucket layout of longer periods. */

@@ -1,4 +1,4 @@
-/* tests/test-jscan.c - unit tests for daemon/jscan.c, the event parser's
+/* tests/unit/test-jscan.c - unit tests for daemon/lib/jscan.c, the event parser's
  * fast path.
  *
  * rk__jscan() may accept only what jansson accepts, with the same values

@@ -1,5 +1,5 @@
-/* tests/test-logrl.c - the log rate limiter (daemon/logrl.c) on an injected
- * clock, and what daemon/inputlog.c makes of it: the lines it writes for
+/* tests/unit/test-logrl.c - the log rate limiter (daemon/lib/logrl.c) on an injected
+ * clock, and what daemon/pipeline/inputlog.c makes of it: the lines it writes for
  * floods of bad entries, unknown types and late events, the bound on the
  * unknown-type label values and the lateness histogram. */
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* tests/test-plugin-two-officers.c - the example plugin, loaded as a plugin.
+/* tests/unit/test-plugin-two-officers.c - the example plugin, loaded as a plugin.
  *
  * dlopen()s "$BUILD/plugins/two_officers.so" (BUILD defaults to "build";
  * tests run from the repository root after `make all`), resolves

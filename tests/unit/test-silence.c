@@ -1,5 +1,5 @@
-/* tests/test-silence.c - matching alerts against operators' silences
- * (daemon/silence.c). */
+/* tests/unit/test-silence.c - matching alerts against operators' silences
+ * (daemon/pipeline/silence.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>

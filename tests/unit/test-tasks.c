@@ -1,4 +1,4 @@
-/* tests/test-tasks.c - the filings kept for enrichment (daemon/tasks.c):
+/* tests/unit/test-tasks.c - the filings kept for enrichment (daemon/pipeline/tasks.c):
  * enrichment of events lacking unit or officers, first filing wins,
  * expiry (and expiry-aware lookups), interned ids released, snapshot
  * round trip, narrow and wide records (32-bit time offsets or full times),

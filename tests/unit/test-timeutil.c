@@ -1,4 +1,4 @@
-/* tests/test-time.c - unit tests for daemon/timeutil.c.
+/* tests/unit/test-timeutil.c - unit tests for daemon/lib/timeutil.c.
  *
  * Parses every accepted RFC 3339 form against values computed independently
  * (Python's datetime), rejects each malformed or out-of-range form, formats

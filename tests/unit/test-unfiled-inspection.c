@@ -1,4 +1,4 @@
-/* tests/test-unfiled.c - unit tests of the unfiled_inspection detector,
+/* tests/unit/test-unfiled-inspection.c - unit tests of the unfiled_inspection detector,
  * driven through the real ABI by tests/lib/fakehost. Each test builds
  * events by hand, moves event time and checks the exact alerts. */
 #include <stdarg.h>
