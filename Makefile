@@ -99,10 +99,9 @@ $(BUILD)/tests/plugins/%.so: tests/plugins/%.c $(wildcard include/riskd/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(RK_CFLAGS) -shared -o $@ $< $(RK_LDFLAGS)
 
-# Tests link riskd's own objects and the library (engine.c still calls
-# into node.c; test-lease checks node.c's partition function).
-$(UNIT_TESTS): $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TESTLIB_OBJS) $(RISKD_OBJS) \
-                $(BUILD)/libriskd.a
+# Unit tests link the library only; integration tests also riskd's own
+# objects (test-lease checks node.c's partition function).
+$(UNIT_TESTS): $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TESTLIB_OBJS) $(BUILD)/libriskd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(RK_LDFLAGS) -o $@ $^ $(RK_LIBS) -lcmocka -lhiredis
 

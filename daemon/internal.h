@@ -622,6 +622,10 @@ int rk__outbox_set_fence(rk_outbox *o, const char *key, const char *field, long 
  * first "{...}" with something inside), else the whole key. A key
  * "x:{<tag>}:y" lives in the same slot as `key`. */
 void rk__slot_tag(const char *key, char *out, size_t len);
+/* On a Redis Cluster: the hash, in the alert stream's slot, mirroring each
+ * partition's epoch for the publish-once script ("riskd:fence:{alerts}";
+ * field: the partition's epoch key). */
+void rk__fence_mirror_key(const rk_config *cfg, char *out, size_t len);
 /* The writer connection went down: everything in flight is resent later. */
 void rk__outbox_writer_down(rk_outbox *o);
 
@@ -931,10 +935,6 @@ void rk__node_render_metrics(rk_node *n, rk_buf *out);
  * partitions. rk__crc32("123456789") is 0xCBF43926. */
 uint32_t rk__crc32(const void *data, size_t len);
 int rk__partition_of(const char *key, int partitions);
-/* On a Redis Cluster: the hash, in the alert stream's slot, mirroring each
- * partition's epoch for the publish-once script ("riskd:fence:{alerts}";
- * field: the partition's epoch key). */
-void rk__fence_mirror_key(const rk_config *cfg, char *out, size_t len);
 /* Does this process hold (or is it taking over) any partition? */
 bool rk__node_active(const rk_node *n);
 

@@ -208,6 +208,13 @@ void rk__slot_tag(const char *key, char *out, size_t len)
         snprintf(out, len, "%s", key);
 }
 
+void rk__fence_mirror_key(const rk_config *cfg, char *out, size_t len)
+{
+    char tag[256];
+    rk__slot_tag(cfg->alerts_stream, tag, sizeof(tag));
+    snprintf(out, len, "riskd:fence:{%s}", tag);
+}
+
 /* ===================================================================
  * The publish-once script
  * =================================================================== */

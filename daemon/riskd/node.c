@@ -796,13 +796,6 @@ static void stop_step(rk_node *n)
  * Public
  * =================================================================== */
 
-void rk__fence_mirror_key(const rk_config *cfg, char *out, size_t len)
-{
-    char tag[256];
-    rk__slot_tag(cfg->alerts_stream, tag, sizeof(tag));
-    snprintf(out, len, "riskd:fence:{%s}", tag);
-}
-
 uint32_t rk__crc32(const void *data, size_t len)
 {
     const unsigned char *p = data;
