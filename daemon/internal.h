@@ -252,6 +252,17 @@ void rk__log_set_level(rk_log_level min);
 void rk__log_init(void);
 
 /* ===================================================================
+ * buf.c - printf into an rk_buf
+ * =================================================================== */
+
+/* Append printf-formatted text (at most 1023 bytes) to b. */
+void rk__buf_printf(rk_buf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* ===================================================================
  * logrl.c - rate limits for log lines that input can trigger
  * =================================================================== */
 
@@ -896,12 +907,6 @@ void rk__engine_free(rk_engine *e);
 int rk__engine_healthy(const rk_engine *e);
 const rk_engine_stats *rk__engine_stats(const rk_engine *e);
 const rk_config *rk__engine_config(const rk_engine *e);
-/* Append printf-formatted text (at most 1023 bytes) to b. */
-void rk__buf_printf(rk_buf *b, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
 /* Append the Prometheus text exposition of every riskd metric (with HELP
  * and TYPE lines) to out. */
 void rk__engine_render_metrics(rk_engine *e, rk_buf *out);

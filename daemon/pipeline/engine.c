@@ -3505,18 +3505,6 @@ const rk_config *rk__engine_config(const rk_engine *e)
  * Metrics
  * =================================================================== */
 
-void rk__buf_printf(rk_buf *b, const char *fmt, ...)
-{
-    char line[1024];
-    va_list ap;
-    int n;
-    va_start(ap, fmt);
-    n = vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        rk_buf_put_bytes(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
-}
-
 #define putf rk__buf_printf
 
 void rk__engine_render_metrics(rk_engine *e, rk_buf *b)
