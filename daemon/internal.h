@@ -225,15 +225,26 @@ int rk__config_from_json(json_t *root, rk_config **out, char *err, size_t errlen
  * line and column). */
 int rk__config_load(const char *path, rk_config **out, char *err, size_t errlen);
 void rk__config_free(rk_config *cfg);
-/* Split "host:port" (host without ':') or "[v6addr]:port" (host non-empty,
- * without brackets; port 0..65535 in decimal, no sign): *host points into s
- * for *hostlen bytes. 0, or -1 when the text is malformed. */
-int rk__split_addr(const char *s, const char **host, size_t *hostlen, int *port);
 /* The configuration of partition p (0-based) of base: a copy whose input
  * streams and state key carry the hash tag ":{p}" when base->partitions > 1.
  * Returns 0 or -1 with err (out of memory). */
 int rk__config_partition(const rk_config *base, int p, rk_config **out, char *err,
                          size_t errlen);
+
+/* ===================================================================
+ * addr.c - "host:port" address text
+ * =================================================================== */
+
+/* Split "host:port" (host without ':') or "[v6addr]:port" (host non-empty,
+ * without brackets; port 0..65535 in decimal, no sign): *host points into s
+ * for *hostlen bytes. 0, or -1 when the text is malformed. */
+int rk__split_addr(const char *s, const char **host, size_t *hostlen, int *port);
+/* Parse a connectable address (a sentinel, a cluster seed) "host:port"
+ * (host non-empty, without ':') or "[v6addr]:port", port 1..65535 in
+ * decimal. Copies the host (without brackets) into host (hostlen bytes, at
+ * least 2) and the port into *port. Returns 0, or -1 when the text is
+ * malformed or the host does not fit. */
+int rk__parse_addr(const char *s, char *host, size_t hostlen, int *port);
 
 /* ===================================================================
  * log.c - one line per thing worth logging
@@ -454,32 +465,34 @@ void rk__redis_close(rk_redis *r);
  * configured host/port).
  * *host stays valid until r is closed or resolves again. */
 void rk__redis_addr(const rk_redis *r, const char **host, int *port);
-/* Attach a fresh hiredis async context to the loop with this file's
- * adapter (for sentinel.c's own connections). Returns 0, or -1 when the
- * context already has an adapter or memory runs out. */
-struct redisAsyncContext;
-int rk__redis_attach(struct uv_loop_s *loop, struct redisAsyncContext *ac);
 /* Sentinel announced "+switch-master <master> ... <host> <port>": every
  * live sentinel-mode connection of that master that is not already on
- * host:port reconnects at once (resolving again through the sentinels). */
+ * host:port reconnects at once (resolving again through the sentinels).
+ * redis.c hands it to rk__sentinel_watch_start as the watcher's callback. */
 void rk__redis_sentinel_switch(const char *master, const char *host, int port);
 
 /* ===================================================================
- * sentinel.c - Sentinel addresses and the +switch-master watcher
+ * adapter.c - hiredis async contexts on the libuv loop
  * =================================================================== */
 
-/* Parse a sentinel address "host:port" (host non-empty, without ':') or
- * "[v6addr]:port", port 1..65535 in decimal. Copies the host (without
- * brackets) into host (hostlen bytes, at least 2) and the port into *port.
- * Returns 0, or -1 when the text is malformed or the host does not fit. */
-int rk__sentinel_parse_addr(const char *s, char *host, size_t hostlen, int *port);
+/* Attach a fresh hiredis async context to the loop with our adapter (an
+ * error poll status reaches hiredis as readable + writable). Returns 0, or
+ * -1 when the context already has an adapter or memory runs out. */
+struct redisAsyncContext;
+int rk__redis_attach(struct uv_loop_s *loop, struct redisAsyncContext *ac);
+
+/* ===================================================================
+ * sentinel.c - the +switch-master watcher
+ * =================================================================== */
+
 /* Start the process-wide watcher: ONE connection to a sentinel of the list
  * (copied), rotating through it on failure and reconnecting with backoff,
  * subscribed to +switch-master; each message is passed on to
- * rk__redis_sentinel_switch. Does nothing when it already runs. Returns 0,
- * or -1 when memory runs out. */
+ * on_switch(master, new host, new port). Does nothing when it already
+ * runs. Returns 0, or -1 when memory runs out. */
 int rk__sentinel_watch_start(struct uv_loop_s *loop, const char *const *sentinels,
-                             size_t n);
+                             size_t n,
+                             void (*on_switch)(const char *master, const char *host, int port));
 /* Stop the watcher (its memory is freed once libuv closed its timer). */
 void rk__sentinel_watch_stop(void);
 

@@ -187,40 +187,6 @@ static int parse_timezone(const char *s, int *out)
     return 0;
 }
 
-int rk__split_addr(const char *s, const char **host, size_t *hostlen, int *port)
-{
-    const char *hs, *he, *p;
-    long n = 0;
-
-    if (s[0] == '[') {
-        hs = s + 1;
-        he = strchr(hs, ']');
-        if (he == NULL || he[1] != ':')
-            return -1;
-        p = he + 2;
-    } else {
-        hs = s;
-        he = strchr(s, ':');
-        if (he == NULL || strchr(he + 1, ':') != NULL)
-            return -1;
-        p = he + 1;
-    }
-    if (he == hs || *p == '\0' || memchr(hs, '[', (size_t)(he - hs)) != NULL ||
-        memchr(hs, ']', (size_t)(he - hs)) != NULL)
-        return -1;
-    for (; *p != '\0'; p++) {
-        if (*p < '0' || *p > '9')
-            return -1;
-        n = n * 10 + (*p - '0');
-        if (n > 65535)
-            return -1;
-    }
-    *host = hs;
-    *hostlen = (size_t)(he - hs);
-    *port = (int)n;
-    return 0;
-}
-
 /* Parse a listen address (rk__split_addr; port 0 allowed). Stores a
  * malloc'ed copy of the host (without brackets) in *host and the port in
  * *port and returns 0; returns -1 when the text is malformed, -2 when out
@@ -259,7 +225,7 @@ static int cfg_section(const json_t *root, const char *key,
 
 /* Read the address list obj[key] of the redis section o (or NULL):
  * "sentinels" or "cluster". Absent or [] is none; otherwise an array of
- * "host:port" strings (see rk__sentinel_parse_addr), copied into *out with
+ * "host:port" strings (see rk__parse_addr), copied into *out with
  * their number in *n. Returns 0 or -1 with err naming the key
  * ("redis.sentinels[1]: expected \"host:port\""). */
 static int load_addrs(const json_t *o, const char *key, char ***out, size_t *n_out,
@@ -287,7 +253,7 @@ static int load_addrs(const json_t *o, const char *key, char ***out, size_t *n_o
     for (i = 0; i < n; i++) {
         const json_t *v = json_array_get(a, i);
         if (!is_cstring(v) ||
-            rk__sentinel_parse_addr(json_string_value(v), host, sizeof(host), &port) != 0) {
+            rk__parse_addr(json_string_value(v), host, sizeof(host), &port) != 0) {
             rk_kit_errf(err, errlen, "redis.%s[%zu]: expected \"host:port\"", key, i);
             return -1;
         }

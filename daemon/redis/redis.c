@@ -2,7 +2,7 @@
  *
  * hiredis 0.14.1 does the protocol; this file does the rest:
  *
- *  - Our own libuv adapter on the public ac->ev hooks. The adapter shipped
+ *  - Our own libuv adapter (adapter.c) on the public ac->ev hooks. The adapter shipped
  *    with hiredis 0.14 returns early when uv_poll reports an error status,
  *    so a refused or reset connection can produce no callback at all and
  *    the daemon hangs. Here an error status is treated as readable and
@@ -197,87 +197,6 @@ static void schedule_retry(rk_redis *r);
 static void start_connect(rk_redis *r);
 static void cluster_resolve_next(rk_redis *r);
 static void ask_close(rk_redis *r);
-
-/* ===================================================================
- * libuv adapter
- * =================================================================== */
-
-typedef struct uv_events {
-    uv_poll_t handle;
-    redisAsyncContext *ac;          /* NULL once hiredis cleaned up */
-    int events;                     /* wanted */
-    int applied;                    /* given to uv_poll_start */
-} uv_events;
-
-static void on_poll(uv_poll_t *handle, int status, int events)
-{
-    uv_events *p = handle->data;
-
-    /* An error status (ECONNREFUSED, ECONNRESET, ...) is passed on as both
-     * events so that hiredis's read or connect check sees the error. */
-    if (status < 0)
-        events = UV_READABLE | UV_WRITABLE;
-    if (p->ac != NULL && (events & UV_READABLE))
-        redisAsyncHandleRead(p->ac);
-    if (p->ac != NULL && (events & UV_WRITABLE))
-        redisAsyncHandleWrite(p->ac);
-}
-
-/* Tell libuv what we wait for - only when it changed: every
- * uv_poll_start costs an epoll_ctl in the next poll, and hiredis asks for
- * reads again after every write. */
-static void poll_update(uv_events *p)
-{
-    if (p->ac == NULL || p->events == p->applied)
-        return;
-    p->applied = p->events;
-    if (p->events)
-        uv_poll_start(&p->handle, p->events, on_poll);
-    else
-        uv_poll_stop(&p->handle);
-}
-
-static void ev_add_read(void *d) { uv_events *p = d; p->events |= UV_READABLE; poll_update(p); }
-static void ev_del_read(void *d) { uv_events *p = d; p->events &= ~UV_READABLE; poll_update(p); }
-static void ev_add_write(void *d) { uv_events *p = d; p->events |= UV_WRITABLE; poll_update(p); }
-static void ev_del_write(void *d) { uv_events *p = d; p->events &= ~UV_WRITABLE; poll_update(p); }
-
-static void ev_close_cb(uv_handle_t *h)
-{
-    free(h->data);
-}
-
-static void ev_cleanup(void *d)
-{
-    uv_events *p = d;
-    p->ac = NULL;
-    uv_close((uv_handle_t *)&p->handle, ev_close_cb);
-}
-
-/* Attach a fresh context to the loop. Returns 0 or -1. */
-int rk__redis_attach(uv_loop_t *loop, redisAsyncContext *ac)
-{
-    uv_events *p;
-
-    if (ac->ev.data != NULL)
-        return -1;
-    p = calloc(1, sizeof(*p));
-    if (p == NULL)
-        return -1;
-    if (uv_poll_init(loop, &p->handle, ac->c.fd) != 0) {
-        free(p);
-        return -1;
-    }
-    p->handle.data = p;
-    p->ac = ac;
-    ac->ev.addRead = ev_add_read;
-    ac->ev.delRead = ev_del_read;
-    ac->ev.addWrite = ev_add_write;
-    ac->ev.delWrite = ev_del_write;
-    ac->ev.cleanup = ev_cleanup;
-    ac->ev.data = p;
-    return 0;
-}
 
 /* ===================================================================
  * Replies in an arena (opts.reply_arena)
@@ -682,7 +601,7 @@ static void resolve_next(rk_redis *r)
         size_t i = (r->sent_first + r->sent_tries++) % r->n_sentinels;
         redisAsyncContext *ac;
 
-        if (rk__sentinel_parse_addr(r->sentinels[i], host, sizeof(host), &port) != 0)
+        if (rk__parse_addr(r->sentinels[i], host, sizeof(host), &port) != 0)
             continue;               /* config.c refuses these */
         ac = redisAsyncConnect(host, port);
         if (ac == NULL)
@@ -1445,7 +1364,7 @@ static int copy_cluster(rk_redis *r, const rk_redis_opts *opts)
         return -1;
     for (i = 0; i < opts->n_cluster_seeds; i++) {
         if (opts->cluster_seeds[i] == NULL ||
-            rk__sentinel_parse_addr(opts->cluster_seeds[i], host, sizeof(host), &port) != 0 ||
+            rk__parse_addr(opts->cluster_seeds[i], host, sizeof(host), &port) != 0 ||
             cnode_find(r->cnodes, r->n_cnodes, host, port) >= 0)
             continue;
         if ((r->cnodes[r->n_cnodes].host = strdup(host)) == NULL)
@@ -1511,7 +1430,7 @@ rk_redis *rk__redis_new(uv_loop_t *loop, const rk_redis_opts *opts,
     if (r->n_sentinels > 0) {
         if (sentinel_conns == NULL &&
             rk__sentinel_watch_start(loop, (const char *const *)r->sentinels,
-                                     r->n_sentinels) != 0)
+                                     r->n_sentinels, rk__redis_sentinel_switch) != 0)
             rlog(r, RK_LOG_ERR, "cannot start the +switch-master watcher: out of memory");
         r->snext = sentinel_conns;
         if (sentinel_conns != NULL)

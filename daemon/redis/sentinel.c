@@ -10,10 +10,11 @@
  *   SUBSCRIBE +switch-master
  *   -> "message" "+switch-master" "<master> <old ip> <old port> <new ip> <new port>"
  *
- * and hands every such message to rk__redis_sentinel_switch(), which makes
- * each connection of that master that is not already on the new address
- * reconnect (and so resolve again). The watcher uses its own hiredis async
- * context on redis.c's adapter (rk__redis_attach). A connect that fails,
+ * and hands every such message to the callback redis.c gave
+ * (rk__redis_sentinel_switch(), which makes each connection of that master
+ * that is not already on the new address reconnect, and so resolve again).
+ * The watcher uses its own hiredis async context on adapter.c's libuv
+ * adapter (rk__redis_attach). A connect that fails,
  * a SUBSCRIBE not confirmed within WATCH_TIMEOUT_MS, or a lost connection
  * moves it to the next sentinel of the list after a backoff that doubles
  * from 100 ms to 5 s (drawn uniformly from [cap/2, cap]); a confirmed
@@ -43,25 +44,6 @@
 #define WATCH_BACKOFF_MAX_MS 5000
 
 /* ===================================================================
- * Addresses
- * =================================================================== */
-
-int rk__sentinel_parse_addr(const char *s, char *host, size_t hostlen, int *port)
-{
-    const char *hs;
-    size_t len;
-    int n;
-
-    if (s == NULL || hostlen < 2 || rk__split_addr(s, &hs, &len, &n) != 0 ||
-        len >= hostlen || memchr(hs, ' ', len) != NULL || n < 1)
-        return -1;
-    memcpy(host, hs, len);
-    host[len] = '\0';
-    *port = n;
-    return 0;
-}
-
-/* ===================================================================
  * The watcher
  * =================================================================== */
 
@@ -77,6 +59,7 @@ typedef struct watcher {
     int state;
     int attempt;                    /* failures since the last subscription */
     uint64_t rng;
+    void (*on_switch)(const char *master, const char *host, int port);
 } watcher;
 
 static watcher *W;
@@ -168,7 +151,7 @@ static void w_switch(watcher *w, const char *msg, size_t len)
     port = atoi(tok[4]);
     w_log(w, RK_LOG_NOTICE, "+switch-master: master %s moved from %s:%s to %s:%d",
           tok[0], tok[1], tok[2], tok[3], port);
-    rk__redis_sentinel_switch(tok[0], tok[3], port);
+    w->on_switch(tok[0], tok[3], port);
 }
 
 /* The SUBSCRIBE callback: the confirmation, each message, and NULL once
@@ -214,7 +197,7 @@ static void w_connect(watcher *w)
     int port;
     redisAsyncContext *ac;
 
-    if (rk__sentinel_parse_addr(w->addrs[w->idx], host, sizeof(host), &port) != 0) {
+    if (rk__parse_addr(w->addrs[w->idx], host, sizeof(host), &port) != 0) {
         w_log(w, RK_LOG_ERR, "not a \"host:port\" address");
         w_retry(w);
         return;
@@ -245,7 +228,8 @@ static void w_connect(watcher *w)
     uv_timer_start(&w->timer, on_w_timer, WATCH_TIMEOUT_MS, 0);
 }
 
-int rk__sentinel_watch_start(uv_loop_t *loop, const char *const *sentinels, size_t n)
+int rk__sentinel_watch_start(uv_loop_t *loop, const char *const *sentinels, size_t n,
+                             void (*on_switch)(const char *master, const char *host, int port))
 {
     watcher *w;
     size_t i;
@@ -262,6 +246,7 @@ int rk__sentinel_watch_start(uv_loop_t *loop, const char *const *sentinels, size
         w->n = i + 1;
     }
     w->loop = loop;
+    w->on_switch = on_switch;
     w->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)w;
     if (w->rng == 0)
         w->rng = 1;

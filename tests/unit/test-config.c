@@ -441,14 +441,14 @@ static void test_redis_sentinel(void **state)
         "redis.wait_timeout: expected a duration such as \"90s\", \"10m\", \"24h\" or \"30d\"");
 
     /* The address parser redis.c and the watcher use. */
-    assert_int_equal(rk__sentinel_parse_addr("[fe80::1]:26379", host, sizeof(host), &port), 0);
+    assert_int_equal(rk__parse_addr("[fe80::1]:26379", host, sizeof(host), &port), 0);
     assert_string_equal(host, "fe80::1");
     assert_int_equal(port, 26379);
-    assert_int_equal(rk__sentinel_parse_addr("abc:9", host, 4, &port), 0);
+    assert_int_equal(rk__parse_addr("abc:9", host, 4, &port), 0);
     assert_string_equal(host, "abc");
-    assert_int_equal(rk__sentinel_parse_addr("abcd:9", host, 4, &port), -1);
-    assert_int_equal(rk__sentinel_parse_addr("[]:9", host, sizeof(host), &port), -1);
-    assert_int_equal(rk__sentinel_parse_addr(NULL, host, sizeof(host), &port), -1);
+    assert_int_equal(rk__parse_addr("abcd:9", host, 4, &port), -1);
+    assert_int_equal(rk__parse_addr("[]:9", host, sizeof(host), &port), -1);
+    assert_int_equal(rk__parse_addr(NULL, host, sizeof(host), &port), -1);
 }
 
 /* ===================================================================
