@@ -2,6 +2,7 @@
 #
 #   make                 build/riskd, build/riskctl and build/plugins/*.so
 #   make test            build and run the whole suite (unit + integration)
+#   make check-unit      build and run tests/unit/ only (plain build, seconds)
 #   make SAN=1 test      the same under AddressSanitizer + UBSan (build/san/)
 #   make check           make test, then make SAN=1 test (what CI runs)
 #   make fuzz            build the libFuzzer targets with clang (build/fuzz/)
@@ -39,25 +40,42 @@ RK_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(OPTIMIZATION) $(WARN) -fPIC \
 RK_LDFLAGS := $(SANFLAGS) $(LDFLAGS)
 RK_LIBS := $(PKG_LIBS) -lhttp_parser -ldl -lm
 
-# main.c and riskctl.c hold the two programs' main(); the rest is libriskd.a.
-DAEMON_SRCS := $(filter-out daemon/main.c daemon/riskctl.c,$(wildcard daemon/*.c))
+# daemon/lib, daemon/redis, daemon/pipeline and the built-in detectors are
+# libriskd.a, the library every program links. Each program's folder holds
+# its main() and what only it uses: daemon/riskd/ (node, metrics, notify)
+# and daemon/riskctl/ (one file per command group).
+LIB_SRCS := $(wildcard daemon/lib/*.c daemon/redis/*.c daemon/pipeline/*.c)
+RISKD_SRCS := $(filter-out daemon/riskd/main.c,$(wildcard daemon/riskd/*.c))
+RISKCTL_SRCS := $(wildcard daemon/riskctl/*.c)
 BUILTIN_SRCS := $(wildcard detectors/*.c)
 PLUGIN_SRCS := $(wildcard detectors/plugins/*.c)
-TEST_SRCS := $(wildcard tests/test-*.c)
+# Unit tests: pure logic, no Redis. Integration tests: a real redis-server
+# (tests/lib/itest.c). Both build as $(BUILD)/tests/<file name>.
+UNIT_SRCS := $(wildcard tests/unit/test-*.c)
+INTEGRATION_SRCS := $(wildcard tests/integration/test-*.c)
 TESTLIB_SRCS := $(wildcard tests/lib/*.c)
+HEADERS := $(wildcard include/riskd/*.h daemon/*.h daemon/*/*.h)
 
-LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(DAEMON_SRCS) $(BUILTIN_SRCS))
+ifneq ($(wildcard daemon/*.c tests/test-*.c),)
+$(error $(wildcard daemon/*.c tests/test-*.c): sources belong in daemon/<lib|redis|pipeline|riskd|riskctl>/ and tests/<unit|integration>/)
+endif
+
+LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS) $(BUILTIN_SRCS))
+RISKD_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(RISKD_SRCS))
+RISKCTL_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(RISKCTL_SRCS))
 TESTLIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(TESTLIB_SRCS))
 PLUGINS := $(patsubst detectors/plugins/%.c,$(BUILD)/plugins/%.so,$(PLUGIN_SRCS))
-TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+INTEGRATION_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(INTEGRATION_SRCS))
+TESTS := $(UNIT_TESTS) $(INTEGRATION_TESTS)
 BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(wildcard tests/bench/*.c))
 TEST_PLUGINS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,$(wildcard tests/plugins/*.c))
 
-.PHONY: all test check install clean bench fuzz
+.PHONY: all test check check-unit install clean bench fuzz
 .SECONDARY:
 all: $(BUILD)/riskd $(BUILD)/riskctl $(PLUGINS)
 
-$(BUILD)/obj/%.o: %.c $(wildcard include/riskd/*.h) daemon/internal.h $(wildcard tests/lib/*.h)
+$(BUILD)/obj/%.o: %.c $(HEADERS) $(wildcard tests/lib/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(RK_CFLAGS) -c $< -o $@
 
@@ -65,12 +83,12 @@ $(BUILD)/libriskd.a: $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/riskd: $(BUILD)/obj/daemon/main.o $(BUILD)/libriskd.a
+$(BUILD)/riskd: $(BUILD)/obj/daemon/riskd/main.o $(RISKD_OBJS) $(BUILD)/libriskd.a
 	$(CC) $(RK_LDFLAGS) -o $@ $^ $(RK_LIBS)
 
 # The operator CLI: hiredis's synchronous API, and libriskd.a for the
 # configuration loader, the registry check and the time functions.
-$(BUILD)/riskctl: $(BUILD)/obj/daemon/riskctl.o $(BUILD)/libriskd.a
+$(BUILD)/riskctl: $(RISKCTL_OBJS) $(BUILD)/libriskd.a
 	$(CC) $(RK_LDFLAGS) -o $@ $^ $(RK_LIBS)
 
 $(BUILD)/plugins/%.so: detectors/plugins/%.c $(wildcard include/riskd/*.h)
@@ -81,12 +99,23 @@ $(BUILD)/tests/plugins/%.so: tests/plugins/%.c $(wildcard include/riskd/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(RK_CFLAGS) -shared -o $@ $< $(RK_LDFLAGS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TESTLIB_OBJS) $(BUILD)/libriskd.a
+# Unit tests link the library only; integration tests also riskd's own
+# objects (test-lease checks node.c's partition function).
+$(UNIT_TESTS): $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TESTLIB_OBJS) $(BUILD)/libriskd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(RK_LDFLAGS) -o $@ $^ $(RK_LIBS) -lcmocka -lhiredis
+
+$(INTEGRATION_TESTS): $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(TESTLIB_OBJS) \
+                      $(RISKD_OBJS) $(BUILD)/libriskd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(RK_LDFLAGS) -o $@ $^ $(RK_LIBS) -lcmocka -lhiredis
 
 test: all $(TESTS) $(TEST_PLUGINS)
 	BUILD=$(BUILD) sh tests/run.sh $(TESTS)
+
+# The unit tests alone, plain build: no redis-server, a few seconds.
+check-unit: all $(UNIT_TESTS) $(TEST_PLUGINS)
+	BUILD=$(BUILD) sh tests/run.sh $(UNIT_TESTS)
 
 # The whole suite: plain, then under AddressSanitizer + UBSan.
 check:
@@ -117,14 +146,14 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -m 0644 systemd/riskd.service $(DESTDIR)$(PREFIX)/lib/systemd/system/riskd.service
 	install -d $(DESTDIR)$(PREFIX)/share/man/man8
-	install -m 0644 systemd/riskd.8 $(DESTDIR)$(PREFIX)/share/man/man8/riskd.8
+	install -m 0644 daemon/riskd/riskd.8 $(DESTDIR)$(PREFIX)/share/man/man8/riskd.8
 
 clean:
 	rm -rf build
 
 # ---------------------------------------------------------------------------
 # Fuzzing (tests/fuzz/): libFuzzer targets built with clang under ASan and
-# UBSan, each linked with the daemon sources (except main.c) and the
+# UBSan, each linked with the library's sources, riskd's (except main.c) and the
 # built-in detectors compiled for it. `make fuzz` runs each one for
 # FUZZ_SECONDS on a copy of its seed corpus in build/fuzz/corpus-* (kept
 # between runs; the repository is never written); crashes are saved as
@@ -139,10 +168,10 @@ FUZZ_SAN := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined 
             -fno-omit-frame-pointer
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 $(WARN) -Iinclude -Idaemon -Itests/lib \
                $(PKG_CFLAGS) $(FUZZ_SAN)
-FUZZ_OBJS := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(DAEMON_SRCS) $(BUILTIN_SRCS))
+FUZZ_OBJS := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(LIB_SRCS) $(RISKD_SRCS) $(BUILTIN_SRCS))
 FUZZERS := $(patsubst %,$(FUZZ_DIR)/fuzz-%,$(FUZZ_TARGETS))
 
-$(FUZZ_DIR)/obj/%.o: %.c $(wildcard include/riskd/*.h) daemon/internal.h
+$(FUZZ_DIR)/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
 

@@ -225,15 +225,26 @@ int rk__config_from_json(json_t *root, rk_config **out, char *err, size_t errlen
  * line and column). */
 int rk__config_load(const char *path, rk_config **out, char *err, size_t errlen);
 void rk__config_free(rk_config *cfg);
-/* Split "host:port" (host without ':') or "[v6addr]:port" (host non-empty,
- * without brackets; port 0..65535 in decimal, no sign): *host points into s
- * for *hostlen bytes. 0, or -1 when the text is malformed. */
-int rk__split_addr(const char *s, const char **host, size_t *hostlen, int *port);
 /* The configuration of partition p (0-based) of base: a copy whose input
  * streams and state key carry the hash tag ":{p}" when base->partitions > 1.
  * Returns 0 or -1 with err (out of memory). */
 int rk__config_partition(const rk_config *base, int p, rk_config **out, char *err,
                          size_t errlen);
+
+/* ===================================================================
+ * addr.c - "host:port" address text
+ * =================================================================== */
+
+/* Split "host:port" (host without ':') or "[v6addr]:port" (host non-empty,
+ * without brackets; port 0..65535 in decimal, no sign): *host points into s
+ * for *hostlen bytes. 0, or -1 when the text is malformed. */
+int rk__split_addr(const char *s, const char **host, size_t *hostlen, int *port);
+/* Parse a connectable address (a sentinel, a cluster seed) "host:port"
+ * (host non-empty, without ':') or "[v6addr]:port", port 1..65535 in
+ * decimal. Copies the host (without brackets) into host (hostlen bytes, at
+ * least 2) and the port into *port. Returns 0, or -1 when the text is
+ * malformed or the host does not fit. */
+int rk__parse_addr(const char *s, char *host, size_t hostlen, int *port);
 
 /* ===================================================================
  * log.c - one line per thing worth logging
@@ -250,6 +261,17 @@ void rk__log(rk_log_level level, const char *fmt, ...)
 void rk__vlog(rk_log_level level, const char *prefix, const char *fmt, va_list ap);
 void rk__log_set_level(rk_log_level min);
 void rk__log_init(void);
+
+/* ===================================================================
+ * buf.c - printf into an rk_buf
+ * =================================================================== */
+
+/* Append printf-formatted text (at most 1023 bytes) to b. */
+void rk__buf_printf(rk_buf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
 
 /* ===================================================================
  * logrl.c - rate limits for log lines that input can trigger
@@ -443,32 +465,34 @@ void rk__redis_close(rk_redis *r);
  * configured host/port).
  * *host stays valid until r is closed or resolves again. */
 void rk__redis_addr(const rk_redis *r, const char **host, int *port);
-/* Attach a fresh hiredis async context to the loop with this file's
- * adapter (for sentinel.c's own connections). Returns 0, or -1 when the
- * context already has an adapter or memory runs out. */
-struct redisAsyncContext;
-int rk__redis_attach(struct uv_loop_s *loop, struct redisAsyncContext *ac);
 /* Sentinel announced "+switch-master <master> ... <host> <port>": every
  * live sentinel-mode connection of that master that is not already on
- * host:port reconnects at once (resolving again through the sentinels). */
+ * host:port reconnects at once (resolving again through the sentinels).
+ * redis.c hands it to rk__sentinel_watch_start as the watcher's callback. */
 void rk__redis_sentinel_switch(const char *master, const char *host, int port);
 
 /* ===================================================================
- * sentinel.c - Sentinel addresses and the +switch-master watcher
+ * adapter.c - hiredis async contexts on the libuv loop
  * =================================================================== */
 
-/* Parse a sentinel address "host:port" (host non-empty, without ':') or
- * "[v6addr]:port", port 1..65535 in decimal. Copies the host (without
- * brackets) into host (hostlen bytes, at least 2) and the port into *port.
- * Returns 0, or -1 when the text is malformed or the host does not fit. */
-int rk__sentinel_parse_addr(const char *s, char *host, size_t hostlen, int *port);
+/* Attach a fresh hiredis async context to the loop with our adapter (an
+ * error poll status reaches hiredis as readable + writable). Returns 0, or
+ * -1 when the context already has an adapter or memory runs out. */
+struct redisAsyncContext;
+int rk__redis_attach(struct uv_loop_s *loop, struct redisAsyncContext *ac);
+
+/* ===================================================================
+ * sentinel.c - the +switch-master watcher
+ * =================================================================== */
+
 /* Start the process-wide watcher: ONE connection to a sentinel of the list
  * (copied), rotating through it on failure and reconnecting with backoff,
  * subscribed to +switch-master; each message is passed on to
- * rk__redis_sentinel_switch. Does nothing when it already runs. Returns 0,
- * or -1 when memory runs out. */
+ * on_switch(master, new host, new port). Does nothing when it already
+ * runs. Returns 0, or -1 when memory runs out. */
 int rk__sentinel_watch_start(struct uv_loop_s *loop, const char *const *sentinels,
-                             size_t n);
+                             size_t n,
+                             void (*on_switch)(const char *master, const char *host, int port));
 /* Stop the watcher (its memory is freed once libuv closed its timer). */
 void rk__sentinel_watch_stop(void);
 
@@ -631,6 +655,10 @@ int rk__outbox_set_fence(rk_outbox *o, const char *key, const char *field, long 
  * first "{...}" with something inside), else the whole key. A key
  * "x:{<tag>}:y" lives in the same slot as `key`. */
 void rk__slot_tag(const char *key, char *out, size_t len);
+/* On a Redis Cluster: the hash, in the alert stream's slot, mirroring each
+ * partition's epoch for the publish-once script ("riskd:fence:{alerts}";
+ * field: the partition's epoch key). */
+void rk__fence_mirror_key(const rk_config *cfg, char *out, size_t len);
 /* The writer connection went down: everything in flight is resent later. */
 void rk__outbox_writer_down(rk_outbox *o);
 
@@ -938,12 +966,6 @@ void rk__engine_free(rk_engine *e);
 int rk__engine_healthy(const rk_engine *e);
 const rk_engine_stats *rk__engine_stats(const rk_engine *e);
 const rk_config *rk__engine_config(const rk_engine *e);
-/* Append printf-formatted text (at most 1023 bytes) to b. */
-void rk__buf_printf(rk_buf *b, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
 /* Append the Prometheus text exposition of every riskd metric (with HELP
  * and TYPE lines) to out. */
 void rk__engine_render_metrics(rk_engine *e, rk_buf *out);
@@ -977,10 +999,6 @@ void rk__node_render_metrics(rk_node *n, rk_buf *out);
  * partitions. rk__crc32("123456789") is 0xCBF43926. */
 uint32_t rk__crc32(const void *data, size_t len);
 int rk__partition_of(const char *key, int partitions);
-/* On a Redis Cluster: the hash, in the alert stream's slot, mirroring each
- * partition's epoch for the publish-once script ("riskd:fence:{alerts}";
- * field: the partition's epoch key). */
-void rk__fence_mirror_key(const rk_config *cfg, char *out, size_t len);
 /* Does this process hold (or is it taking over) any partition? */
 bool rk__node_active(const rk_node *n);
 

@@ -1,4 +1,4 @@
-/* tests/bench/dedupe.c - the natural-key store (daemon/dedupe.c) alone:
+/* tests/bench/dedupe.c - the natural-key store (daemon/pipeline/dedupe.c) alone:
  * what a remembered key costs in memory and time.
  *
  *   dedupe [N ...]     (default 100000 1000000 5000000)

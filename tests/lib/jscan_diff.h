@@ -1,4 +1,4 @@
-/* tests/lib/jscan_diff.h - rk__jscan() against jansson, for tests/test-jscan.c
+/* tests/lib/jscan_diff.h - rk__jscan() against jansson, for tests/unit/test-jscan.c
  * and tests/fuzz/fuzz-event.c (header-only: the fuzzer links no test
  * library).
  *

@@ -1,0 +1,897 @@
+/* sink.c - what leaves riskd: alert JSON, alert ids and the writes.
+ *
+ * Alert ids are a function of the alert's content only: detector, rule,
+ * every subject field, ts and, for a per-event rule that sets it, the
+ * trigger event's natural key (rk__alert_id). Never of stream entry ids,
+ * wall time or a counter: the same events written again, to this Redis or
+ * a fresh one under other entry ids, yield the same ids, and an event
+ * delivered twice yields one alert. (The previous release derived ids
+ * from the trigger entry: rk__alert_id_v1 keeps that formula for the
+ * upgrade, see engine.c host_emit.)
+ *
+ * Every alert and every dead letter is written by one Lua script, loaded
+ * with SCRIPT LOAD and called with EVALSHA (reloaded after NOSCRIPT, as a
+ * restarted Redis has an empty script cache):
+ *
+ *   GET <epoch key> == my epoch      -- fenced: only the lease holder
+ *   SET <dedupe key> 1 NX EX <ttl>   -- first writer of this id wins
+ *   XADD <stream> MAXLEN ~ <maxlen> * <field> <value> ...
+ *   PUBLISH <channel> <data>         -- alerts only
+ *
+ * A script runs atomically, so an id is either fully written once or not at
+ * all (the script checks the Redis user's rights for XADD and PUBLISH
+ * before the SET, since Redis does not roll a script back). The outbox keeps each item until Redis has confirmed it (1 written,
+ * 0 already written before); an error or a lost connection puts it back in
+ * the queue. At most OUTBOX_MAX_INFLIGHT commands are in flight. When the
+ * queue becomes empty the owner is told (on_drained), and only then does
+ * the engine acknowledge the entries behind those alerts. A write refused
+ * by the fence ("FENCED": another riskd took the partition's lease) stops
+ * the outbox for good and tells the owner, who abandons the partition.
+ *
+ * With redis.wait_replicas n > 0, Redis's asynchronous replication must not
+ * lose a confirmed alert when the master fails over: the outbox then sends
+ * one group of script calls at a time followed by WAIT n <wait_timeout>,
+ * and the items of the group count as confirmed only when WAIT answers
+ * >= n. Otherwise (fewer replicas acknowledged in time, an error, a lost
+ * connection) they go back to the queue and are sent again, script and
+ * WAIT. A retry is harmless: the dedupe key answers 0. Because a retry may
+ * run on a new connection whose WAIT would only cover that connection's
+ * own writes, the script's duplicate branch rewrites the dedupe key (SET
+ * KEEPTTL, same value and expiry): that write follows the original one in
+ * the replication stream, so a replica that acknowledges it has both. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+#include <hiredis/hiredis.h>
+
+#include "riskd/kit.h"
+#include "internal.h"
+
+#define OUTBOX_MAX_INFLIGHT 1024
+#define OUTBOX_RETRY_MS 500
+
+/* ===================================================================
+ * Ids and JSON
+ * =================================================================== */
+
+static uint64_t fmix64(uint64_t h)
+{
+    h ^= h >> 33; h *= UINT64_C(0xff51afd7ed558ccd);
+    h ^= h >> 33; h *= UINT64_C(0xc4ceb9fe1a85ec53);
+    h ^= h >> 33;
+    return h;
+}
+
+typedef struct idhash { uint64_t a, b; } idhash;
+
+static void idh_feed(idhash *h, const void *p, size_t n)
+{
+    h->a = rk_kit_fnv1a(h->a, p, n);
+    h->b = rk_kit_fnv1a(h->b, p, n);
+}
+
+static void idh_str(idhash *h, const char *tag, const char *s)
+{
+    idh_feed(h, tag, strlen(tag) + 1);
+    if (s != NULL)
+        idh_feed(h, s, strlen(s) + 1);
+    else
+        idh_feed(h, "\xff", 1);
+}
+
+void rk__alert_id(const char *detector, const rk_alert *a, const char *trigger_key,
+                  char out[33])
+{
+    idhash h = {RK_FNV_OFFSET, RK_FNV_OFFSET ^ UINT64_C(0x9e3779b97f4a7c15)};
+    unsigned char ts[8];
+    uint64_t v = (uint64_t)a->ts;
+    int i;
+
+    idh_str(&h, "v2", "");          /* not an id of the previous formula */
+    idh_str(&h, "detector", detector);
+    idh_str(&h, "rule", a->rule);
+    idh_str(&h, "unit_id", a->subject.unit_id);
+    idh_str(&h, "officer_id", a->subject.officer_id);
+    idh_str(&h, "enterprise_id", a->subject.enterprise_id);
+    idh_str(&h, "task_id", a->subject.task_id);
+    idh_str(&h, "case_id", a->subject.case_id);
+    idh_str(&h, "region", a->subject.region);
+    for (i = 0; i < 8; i++) ts[i] = (unsigned char)(v >> (8 * i));
+    idh_str(&h, "ts", "");
+    idh_feed(&h, ts, sizeof(ts));
+    idh_str(&h, "key", trigger_key);
+    snprintf(out, 33, "%016llx%016llx", (unsigned long long)fmix64(h.a),
+             (unsigned long long)fmix64(h.b));
+}
+
+void rk__alert_id_v1(const char *detector, const rk_alert *a, char out[33])
+{
+    idhash h = {RK_FNV_OFFSET, RK_FNV_OFFSET ^ UINT64_C(0x9e3779b97f4a7c15)};
+    unsigned char ref[16];
+    uint64_t v;
+    int i;
+
+    idh_str(&h, "detector", detector);
+    idh_str(&h, "rule", a->rule);
+    idh_str(&h, "unit_id", a->subject.unit_id);
+    idh_str(&h, "officer_id", a->subject.officer_id);
+    idh_str(&h, "enterprise_id", a->subject.enterprise_id);
+    idh_str(&h, "task_id", a->subject.task_id);
+    idh_str(&h, "case_id", a->subject.case_id);
+    idh_str(&h, "region", a->subject.region);
+    if (a->n_evidence > 0) {
+        rk_entry_ref r = a->evidence[a->n_evidence - 1];
+        for (i = 0; i < 8; i++) ref[i] = (unsigned char)(r.ms >> (8 * i));
+        for (i = 0; i < 4; i++) ref[8 + i] = (unsigned char)(r.seq >> (8 * i));
+        for (i = 0; i < 4; i++) ref[12 + i] = (unsigned char)(r.stream >> (8 * i));
+        idh_feed(&h, "trigger", 8);
+    } else {
+        v = (uint64_t)a->ts;
+        for (i = 0; i < 8; i++) ref[i] = (unsigned char)(v >> (8 * i));
+        memset(ref + 8, 0, 8);
+        idh_feed(&h, "ts", 3);
+    }
+    idh_feed(&h, ref, sizeof(ref));
+    snprintf(out, 33, "%016llx%016llx", (unsigned long long)fmix64(h.a),
+             (unsigned long long)fmix64(h.b));
+}
+
+static const char *severity_name(rk_severity s)
+{
+    switch (s) {
+    case RK_SEV_CRITICAL: return "critical";
+    case RK_SEV_WARNING: return "warning";
+    default: return "info";
+    }
+}
+
+/* A number as JSON: an integer when it is one (and exact), else a real. */
+static json_t *number_json(double v)
+{
+    if (v == (double)(json_int_t)v && v > -9007199254740992.0 && v < 9007199254740992.0)
+        return json_integer((json_int_t)v);
+    return json_real(v);
+}
+
+char *rk__alert_json(const char *id, const char *detector, const rk_alert *a,
+                     rk_severity severity, const char *const *stream_keys,
+                     int tz_offset_s, int64_t emitted_at, bool silenced)
+{
+    char ts[48], em[48], ref[512];
+    json_t *o = json_object(), *subj = json_object(), *ev = json_array();
+    size_t i, first;
+    char *out = NULL;
+
+    if (o == NULL || subj == NULL || ev == NULL)
+        goto done;
+    rk__format_rfc3339(a->ts, tz_offset_s, ts, sizeof(ts));
+    rk__format_rfc3339(emitted_at, tz_offset_s, em, sizeof(em));
+#define SUBJ(f) if (a->subject.f) json_object_set_new(subj, #f, json_string(a->subject.f));
+    SUBJ(unit_id) SUBJ(officer_id) SUBJ(enterprise_id) SUBJ(task_id) SUBJ(case_id) SUBJ(region)
+#undef SUBJ
+    first = a->n_evidence > RK_MAX_EVIDENCE ? a->n_evidence - RK_MAX_EVIDENCE : 0;
+    for (i = first; i < a->n_evidence; i++) {
+        const rk_entry_ref *r = &a->evidence[i];
+        snprintf(ref, sizeof(ref), "%s/%llu-%u",
+                 r->stream < RK_STREAM_COUNT ? stream_keys[r->stream] : "?",
+                 (unsigned long long)r->ms, r->seq);
+        json_array_append_new(ev, json_string(ref));
+    }
+    json_object_set_new(o, "id", json_string(id));
+    json_object_set_new(o, "detector", json_string(detector));
+    json_object_set_new(o, "rule", json_string(a->rule));
+    json_object_set_new(o, "severity", json_string(severity_name(severity)));
+    json_object_set_new(o, "ts", json_string(ts));
+    json_object_set_new(o, "emitted_at", json_string(em));
+    json_object_set(o, "subject", subj);
+    json_object_set_new(o, "value", number_json(a->value));
+    json_object_set_new(o, "threshold", number_json(a->threshold));
+    json_object_set_new(o, "summary", json_string(a->summary ? a->summary : ""));
+    json_object_set(o, "evidence", ev);
+    if (silenced)
+        json_object_set_new(o, "silenced", json_true());
+    out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
+done:
+    json_decref(o);
+    json_decref(subj);
+    json_decref(ev);
+    return out;
+}
+
+void rk__slot_tag(const char *key, char *out, size_t len)
+{
+    const char *open = strchr(key, '{'), *close = open ? strchr(open + 1, '}') : NULL;
+    if (open != NULL && close != NULL && close > open + 1)
+        snprintf(out, len, "%.*s", (int)(close - open - 1), open + 1);
+    else
+        snprintf(out, len, "%s", key);
+}
+
+void rk__fence_mirror_key(const rk_config *cfg, char *out, size_t len)
+{
+    char tag[256];
+    rk__slot_tag(cfg->alerts_stream, tag, sizeof(tag));
+    snprintf(out, len, "riskd:fence:{%s}", tag);
+}
+
+/* ===================================================================
+ * The publish-once script
+ * =================================================================== */
+
+/* KEYS[1] dedupe key, KEYS[2] stream, KEYS[3] fence (the partition's epoch
+ * key; on a Redis Cluster a hash in the alert stream's slot mirroring the
+ * epochs, see node.c; the stream key again when unfenced), KEYS[4] the
+ * dedupe key of the alert's id as the previous release derived it (from
+ * its trigger entry; KEYS[1] again when there is none): an alert already
+ * written under that id is not written again; with partitions, for a
+ * scan_without_filing or case_without_filing alert, KEYS[5] the filing
+ * register's main key and KEYS[6..] its period keys to read (register.c);
+ * ARGV[1] the
+ * writer's epoch ("" = unfenced), ARGV[2] the fence's hash field ("" = the
+ * fence is a plain key), ARGV[3] ttl seconds, ARGV[4] maxlen, ARGV[5]
+ * channel ("" = no publish), ARGV[6] the register check ("" = none:
+ * "<task key hex> <bucket> <deadline> <partitions> <period ms> <first
+ * period>"), ARGV[7..] field/value pairs; the published message is
+ * ARGV[8], the first value. Replies 1 written, 0 written before, 2 not
+ * written: the register holds a filing of the task by the deadline. */
+static const char publish_once_lua[] =
+    /* A writer whose lease another riskd has taken since (the epoch moved
+     * on) writes nothing: a paused or cut-off old leader is fenced out. */
+    "if ARGV[1] ~= '' then\n"
+    "  local cur\n"
+    "  if ARGV[2] == '' then cur = redis.call('GET', KEYS[3])\n"
+    "  else cur = redis.call('HGET', KEYS[3], ARGV[2]) end\n"
+    "  if cur ~= ARGV[1] then\n"
+    "    return redis.error_reply('FENCED epoch ' .. ARGV[1] .. ' of ' .. KEYS[3] .. "
+    "' ' .. ARGV[2] .. ' is no longer current')\n"
+    "  end\n"
+    "end\n"
+    /* Check the user's rights before the SET: a script is not rolled back,
+     * so a refused XADD or PUBLISH after the SET would leave the id marked
+     * written and the alert lost. (redis.acl_check_cmd: Redis >= 7.0.) */
+    "if redis.acl_check_cmd and not (redis.acl_check_cmd('XADD', KEYS[2], 'MAXLEN', '~', "
+    "ARGV[4], '*', ARGV[7], ARGV[8]) and (ARGV[5] == '' or "
+    "redis.acl_check_cmd('PUBLISH', ARGV[5], ARGV[8]))) then\n"
+    "  return redis.error_reply('NOPERM the Redis user may not XADD to ' .. KEYS[2] .. "
+    "' or PUBLISH to ' .. ARGV[5])\n"
+    "end\n"
+    "if KEYS[4] ~= KEYS[1] and redis.call('EXISTS', KEYS[4]) == 1 then\n"
+    "  redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[3])\n"
+    "  return 0\n"
+    "end\n"
+    /* The filing register (register.c): wait until every partition is past
+     * the deadline, then drop the alert if some partition filed the task
+     * by then. */
+    "if ARGV[6] ~= '' and redis.call('EXISTS', KEYS[1]) == 0 then\n"
+    "  local hx, b, dl, n, per, first = string.match(ARGV[6], "
+    "'^(%x+) (%d+) (%-?%d+) (%d+) (%d+) (%-?%d+)$')\n"
+    "  dl, per, first = tonumber(dl), tonumber(per), tonumber(first)\n"
+    "  for p = 0, tonumber(n) - 1 do\n"
+    "    local w = redis.call('HGET', KEYS[5], 'wm:' .. p)\n"
+    "    if not w or tonumber(w) <= dl then\n"
+    "      return redis.error_reply('WAITING partition ' .. p .. ' is not past ' .. "
+    "string.format('%d', dl) .. ' yet')\n"
+    "    end\n"
+    "  end\n"
+    "  local dg = (hx:gsub('..', function(h) return string.char(tonumber(h, 16)) end))\n"
+    "  for k = 6, #KEYS do\n"
+    "    local v = redis.call('HGET', KEYS[k], b)\n"
+    "    if v then\n"
+    "      local base = (first + k - 6) * per\n"
+    "      for j = 1, #v - 11, 12 do\n"
+    "        if string.sub(v, j, j + 7) == dg then\n"
+    "          local a, c, d, e = string.byte(v, j + 8, j + 11)\n"
+    "          if base + ((a * 256 + c) * 256 + d) * 256 + e <= dl then return 2 end\n"
+    "        end\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[3]) then\n"
+    "  local f = {}\n"
+    "  for i = 7, #ARGV do f[#f + 1] = ARGV[i] end\n"
+    "  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', unpack(f))\n"
+    "  if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], ARGV[8]) end\n"
+    "  return 1\n"
+    "end\n"
+    /* Already written: rewrite the key unchanged so that a WAIT on this
+     * connection also covers the first write (see the top of the file). */
+    "redis.pcall('SET', KEYS[1], '1', 'KEEPTTL')\n"
+    "return 0\n";
+
+/* ===================================================================
+ * Outbox
+ * =================================================================== */
+
+enum { IT_QUEUED, IT_INFLIGHT, IT_WRITTEN, IT_DONE };  /* WRITTEN: awaits WAIT */
+
+typedef struct ob_item {
+    struct rk_outbox *ob;
+    int state;
+    int is_alert;
+    int in_group;                   /* sent in a WAIT group */
+    int wrote;                      /* some attempt answered 1 */
+    int elsewhere;                  /* some attempt answered 2 */
+    int nargs;                      /* field/value strings */
+    char *key;                      /* dedupe key */
+    char *legacy;                   /* the previous release's, or NULL */
+    char *stream;
+    char *channel;                  /* "" for dead letters */
+    char *spec;                     /* the register check, or NULL */
+    char *xkeys;                    /* its keys, one after the other (with NULs) */
+    size_t nxkeys;
+    char *args[8];
+    size_t lens[8];
+} ob_item;
+
+struct rk_outbox {
+    uv_loop_t *loop;
+    rk_redis *wr;
+    void (*on_drained)(void *ud);
+    void *ud;
+    ob_item **items;
+    size_t n, cap;
+    size_t scan_from;               /* no queued item before this index */
+    size_t done;
+    int inflight;
+    char sha[41];
+    int script_state;               /* 0 none, 1 loading, 2 loaded */
+    uv_timer_t retry;
+    int retry_armed;
+    /* configuration */
+    char *alerts_stream, *channel_prefix;
+    char ttl_s[24], maxlen[24];
+    /* fencing (rk__outbox_set_fence) */
+    char *fence_key;                /* NULL: unfenced */
+    char *fence_field;              /* a hash field of fence_key, or NULL */
+    bool cluster;                   /* redis.cluster: dedupe keys tagged */
+    char fence_epoch[24];
+    int fenced;                     /* a write was refused: nothing more is sent */
+    void (*on_fenced)(void *ud, const char *why);
+    int wait_replicas;              /* redis.wait_replicas; 0 = no WAIT */
+    char wait_n[16], wait_ms[24];
+    int64_t wait_timeout;
+    ob_item **grp;                  /* the group the WAIT in flight covers */
+    size_t grp_n;
+    int grp_wait_n;                 /* the n of that WAIT */
+    int wait_inflight;
+    int wait_short;                 /* the last WAIT fell short (logged) */
+    int holding;                    /* an alert waits for a partition (logged) */
+    rk_outbox_stats stats;
+};
+
+static void ob_send(rk_outbox *o);
+
+static void item_free(ob_item *it)
+{
+    int i;
+    free(it->key);
+    free(it->legacy);
+    free(it->stream);
+    free(it->channel);
+    free(it->spec);
+    free(it->xkeys);
+    for (i = 0; i < it->nargs; i++)
+        free(it->args[i]);
+    free(it);
+}
+
+static void on_retry(uv_timer_t *t)
+{
+    rk_outbox *o = t->data;
+    o->retry_armed = 0;
+    ob_send(o);
+}
+
+static void arm_retry(rk_outbox *o)
+{
+    if (!o->retry_armed) {
+        o->retry_armed = 1;
+        uv_timer_start(&o->retry, on_retry, OUTBOX_RETRY_MS, 0);
+    }
+}
+
+static void on_script_loaded(rk_redis *r, redisReply *reply, void *pd)
+{
+    rk_outbox *o = pd;
+    (void)r;
+    if (reply == NULL || reply->type != REDIS_REPLY_STRING || reply->len != 40) {
+        if (reply != NULL)
+            rk__log(RK_LOG_ERR, "SCRIPT LOAD failed: %s",
+                    reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+        o->script_state = 0;
+        arm_retry(o);
+        return;
+    }
+    memcpy(o->sha, reply->str, 40);
+    o->sha[40] = '\0';
+    o->script_state = 2;
+    ob_send(o);
+}
+
+static void check_drained(rk_outbox *o)
+{
+    size_t i;
+    if (o->n == 0 || o->done < o->n)
+        return;
+    for (i = 0; i < o->n; i++)
+        item_free(o->items[i]);
+    o->n = 0;
+    o->done = 0;
+    o->scan_from = 0;
+    if (o->on_drained)
+        o->on_drained(o->ud);
+}
+
+static void on_item_reply(rk_redis *r, redisReply *reply, void *pd)
+{
+    ob_item *it = pd;
+    rk_outbox *o = it->ob;
+    size_t idx;
+
+    (void)r;
+    o->inflight--;
+    if (reply != NULL && reply->type == REDIS_REPLY_INTEGER && o->holding) {
+        rk__log(RK_LOG_INFO, "alerts held for the partitions behind are written again");
+        o->holding = 0;
+    }
+    if (reply != NULL && reply->type == REDIS_REPLY_INTEGER && it->in_group) {
+        it->state = IT_WRITTEN;     /* confirmed by the group's WAIT */
+        if (reply->integer == 1)
+            it->wrote = 1;
+        if (reply->integer == 2)
+            it->elsewhere = 1;
+        return;
+    }
+    if (reply != NULL && reply->type == REDIS_REPLY_INTEGER) {
+        it->state = IT_DONE;
+        o->done++;
+        if (reply->integer == 1) {
+            if (it->is_alert) o->stats.written++;
+            else o->stats.dead_written++;
+        } else if (reply->integer == 2) {
+            o->stats.filed_elsewhere++;
+        } else if (it->is_alert) {
+            o->stats.duplicates++;
+        }
+        check_drained(o);
+        if (o->n > 0)
+            ob_send(o);
+        return;
+    }
+    /* Failed: back in the queue. */
+    it->state = IT_QUEUED;
+    for (idx = 0; idx < o->n && o->items[idx] != it; idx++)
+        ;
+    if (idx < o->scan_from)
+        o->scan_from = idx;
+    if (reply == NULL)
+        return;                     /* connection lost: resent on reconnect */
+    if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "WAITING", 7) == 0) {
+        /* A partition behind may still apply the filing: later. */
+        o->stats.held++;
+        if (!o->holding)
+            rk__log(RK_LOG_INFO, "an alert waits for the filing register: %s", reply->str);
+        o->holding = 1;
+        arm_retry(o);
+        return;
+    }
+    o->stats.errors++;
+    if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "FENCED", 6) == 0) {
+        if (!o->fenced) {
+            o->fenced = 1;
+            if (o->on_fenced)
+                o->on_fenced(o->ud, reply->str);
+        }
+        return;                     /* the owner abandons the outbox */
+    }
+    if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+        if (o->script_state == 2) {
+            rk__log(RK_LOG_NOTICE, "publish script missing on the server (NOSCRIPT): loading it again");
+            o->script_state = 0;
+        }
+    } else {
+        rk__log(RK_LOG_ERR, "writing %s to %s failed: %s",
+                it->is_alert ? "an alert" : "a dead letter", it->stream,
+                reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+    }
+    arm_retry(o);
+}
+
+/* The WAIT after a group: confirm its written items, or put them back. */
+static void on_wait_reply(rk_redis *r, redisReply *reply, void *pd)
+{
+    rk_outbox *o = pd;
+    int ok = reply != NULL && reply->type == REDIS_REPLY_INTEGER &&
+             reply->integer >= o->grp_wait_n;
+    size_t i;
+
+    (void)r;
+    o->wait_inflight = 0;
+    for (i = 0; i < o->grp_n; i++) {
+        ob_item *it = o->grp[i];
+        it->in_group = 0;
+        if (it->state != IT_WRITTEN)
+            continue;               /* failed on its own: already queued */
+        if (!ok) {
+            it->state = IT_QUEUED;
+            continue;
+        }
+        it->state = IT_DONE;
+        o->done++;
+        if (it->wrote) {
+            if (it->is_alert) o->stats.written++;
+            else o->stats.dead_written++;
+        } else if (it->elsewhere) {
+            o->stats.filed_elsewhere++;
+        } else if (it->is_alert) {
+            o->stats.duplicates++;
+        }
+    }
+    o->grp_n = 0;
+    if (!ok) {
+        o->scan_from = 0;
+        if (reply == NULL)
+            return;                 /* connection lost: resent on reconnect */
+        o->stats.errors++;
+        if (!o->wait_short)
+            rk__log(RK_LOG_WARNING, "WAIT %d: %s; alerts stay queued and are written "
+                    "again until enough replicas acknowledge them", o->grp_wait_n,
+                    reply->type == REDIS_REPLY_ERROR ? reply->str :
+                    reply->type == REDIS_REPLY_INTEGER ? "too few replicas acknowledged "
+                    "in time" : "unexpected reply");
+        o->wait_short = 1;
+        arm_retry(o);
+        return;
+    }
+    if (o->wait_short)
+        rk__log(RK_LOG_NOTICE, "WAIT %d: replicas acknowledge the alerts again",
+                o->grp_wait_n);
+    o->wait_short = 0;
+    check_drained(o);
+    if (o->n > 0)
+        ob_send(o);
+}
+
+/* Close the group just sent with WAIT. When WAIT cannot be sent, drop the
+ * connection: the group's items then come back with NULL replies and are
+ * queued again. */
+static void send_wait(rk_outbox *o)
+{
+    const char *argv[3] = {"WAIT", o->wait_n, o->wait_ms};
+
+    o->grp_wait_n = o->wait_replicas;
+    if (rk__redis_cmd(o->wr, on_wait_reply, o, o->wait_timeout, 3, argv, NULL) == 0) {
+        o->wait_inflight = 1;
+        return;
+    }
+    o->grp_n = 0;
+    rk__redis_drop(o->wr, "cannot send WAIT");
+}
+
+static void ob_send(rk_outbox *o)
+{
+    size_t i;
+    int grouped;
+
+    if (!rk__redis_ready(o->wr) || o->fenced || o->wait_inflight)
+        return;                     /* one WAIT group at a time */
+    if (o->script_state == 0) {
+        const char *argv[3] = {"SCRIPT", "LOAD", publish_once_lua};
+        if (rk__redis_cmd(o->wr, on_script_loaded, o, 0, 3, argv, NULL) == 0)
+            o->script_state = 1;
+        return;
+    }
+    if (o->script_state != 2)
+        return;
+    grouped = o->wait_replicas > 0;
+    if (grouped && o->grp == NULL &&
+        (o->grp = malloc(OUTBOX_MAX_INFLIGHT * sizeof(*o->grp))) == NULL) {
+        arm_retry(o);
+        return;
+    }
+    o->grp_n = 0;
+    for (i = o->scan_from; i < o->n && o->inflight < OUTBOX_MAX_INFLIGHT; i++) {
+        ob_item *it = o->items[i];
+        const char *argv[24 + RK_REG_MAX_PERIODS];
+        size_t lens[24 + RK_REG_MAX_PERIODS];
+        char nkeys[16];
+        const char *xk;
+        int argc = 0, k;
+
+        if (it->state != IT_QUEUED) {
+            if (i == o->scan_from)
+                o->scan_from++;
+            continue;
+        }
+        argv[argc] = "EVALSHA"; lens[argc++] = 7;
+        argv[argc] = o->sha; lens[argc++] = 40;
+        snprintf(nkeys, sizeof(nkeys), "%zu", 4 + it->nxkeys);
+        argv[argc] = nkeys; lens[argc] = strlen(nkeys); argc++;
+        argv[argc] = it->key; lens[argc++] = strlen(it->key);
+        argv[argc] = it->stream; lens[argc++] = strlen(it->stream);
+        argv[argc] = o->fence_key != NULL ? o->fence_key : it->stream;
+        lens[argc] = strlen(argv[argc]);
+        argc++;
+        argv[argc] = it->legacy != NULL ? it->legacy : it->key;
+        lens[argc] = strlen(argv[argc]);
+        argc++;
+        for (k = 0, xk = it->xkeys; k < (int)it->nxkeys; k++, xk += lens[argc - 1] + 1) {
+            argv[argc] = xk;
+            lens[argc] = strlen(xk);
+            argc++;
+        }
+        if (o->fence_key != NULL) {
+            argv[argc] = o->fence_epoch; lens[argc++] = strlen(o->fence_epoch);
+            argv[argc] = o->fence_field ? o->fence_field : "";
+            lens[argc] = strlen(argv[argc]);
+            argc++;
+        } else {
+            argv[argc] = ""; lens[argc++] = 0;
+            argv[argc] = ""; lens[argc++] = 0;
+        }
+        argv[argc] = o->ttl_s; lens[argc++] = strlen(o->ttl_s);
+        argv[argc] = o->maxlen; lens[argc++] = strlen(o->maxlen);
+        argv[argc] = it->channel; lens[argc++] = strlen(it->channel);
+        argv[argc] = it->spec ? it->spec : ""; lens[argc] = strlen(argv[argc]); argc++;
+        for (k = 0; k < it->nargs; k++) {
+            argv[argc] = it->args[k];
+            lens[argc++] = it->lens[k];
+        }
+        if (rk__redis_cmd(o->wr, on_item_reply, it, 0, argc, argv, lens) != 0)
+            break;
+        it->state = IT_INFLIGHT;
+        o->inflight++;
+        if (grouped) {
+            it->in_group = 1;
+            o->grp[o->grp_n++] = it;
+        }
+        if (i == o->scan_from)
+            o->scan_from++;
+    }
+    if (o->grp_n > 0)
+        send_wait(o);
+}
+
+rk_outbox *rk__outbox_new(uv_loop_t *loop, rk_redis *wr, const rk_config *cfg,
+                          void (*on_drained)(void *ud), void *ud)
+{
+    rk_outbox *o = calloc(1, sizeof(*o));
+    if (o == NULL)
+        return NULL;
+    o->loop = loop;
+    o->wr = wr;
+    o->on_drained = on_drained;
+    o->ud = ud;
+    uv_timer_init(loop, &o->retry);
+    o->retry.data = o;
+    rk__outbox_configure(o, cfg);
+    if (o->alerts_stream == NULL || o->channel_prefix == NULL) {
+        rk__outbox_free(o);
+        return NULL;
+    }
+    return o;
+}
+
+static void retry_closed(uv_handle_t *h)
+{
+    rk_outbox *o = h->data;
+    size_t i;
+    for (i = 0; i < o->n; i++)
+        item_free(o->items[i]);
+    free(o->items);
+    free(o->grp);
+    free(o->alerts_stream);
+    free(o->channel_prefix);
+    free(o->fence_key);
+    free(o->fence_field);
+    free(o);
+}
+
+void rk__outbox_free(rk_outbox *o)
+{
+    if (o == NULL)
+        return;
+    uv_timer_stop(&o->retry);
+    uv_close((uv_handle_t *)&o->retry, retry_closed);
+}
+
+int rk__outbox_set_fence(rk_outbox *o, const char *key, const char *field, long long epoch,
+                         void (*on_fenced)(void *ud, const char *why))
+{
+    char *k = strdup(key), *f = field ? strdup(field) : NULL;
+    if (k == NULL || (field != NULL && f == NULL)) {
+        free(k);
+        free(f);
+        return -1;
+    }
+    free(o->fence_key);
+    free(o->fence_field);
+    o->fence_key = k;
+    o->fence_field = f;
+    snprintf(o->fence_epoch, sizeof(o->fence_epoch), "%lld", epoch);
+    o->on_fenced = on_fenced;
+    return 0;
+}
+
+void rk__outbox_configure(rk_outbox *o, const rk_config *cfg)
+{
+    char *s, *p;
+    if (o == NULL)
+        return;
+    o->cluster = cfg->n_cluster > 0;
+    s = strdup(cfg->alerts_stream);
+    p = strdup(cfg->channel_prefix);
+    if (s == NULL || p == NULL) {
+        free(s);
+        free(p);
+        return;
+    }
+    free(o->alerts_stream);
+    free(o->channel_prefix);
+    o->alerts_stream = s;
+    o->channel_prefix = p;
+    snprintf(o->ttl_s, sizeof(o->ttl_s), "%lld",
+             (long long)((cfg->dedupe_ttl + 999) / 1000));
+    snprintf(o->maxlen, sizeof(o->maxlen), "%lld", cfg->alerts_maxlen);
+    o->wait_replicas = cfg->redis_wait_replicas;
+    o->wait_timeout = cfg->redis_wait_timeout;
+    snprintf(o->wait_n, sizeof(o->wait_n), "%d", cfg->redis_wait_replicas);
+    snprintf(o->wait_ms, sizeof(o->wait_ms), "%lld", (long long)cfg->redis_wait_timeout);
+}
+
+static ob_item *item_new(rk_outbox *o, int is_alert)
+{
+    ob_item *it;
+    if (o->n == o->cap) {
+        size_t ncap = o->cap ? o->cap * 2 : 256;
+        ob_item **a = realloc(o->items, ncap * sizeof(*a));
+        if (a == NULL)
+            return NULL;
+        o->items = a;
+        o->cap = ncap;
+    }
+    it = calloc(1, sizeof(*it));
+    if (it == NULL)
+        return NULL;
+    it->ob = o;
+    it->is_alert = is_alert;
+    return it;
+}
+
+static int item_arg(ob_item *it, const char *s, size_t len)
+{
+    char *c = malloc(len + 1);
+    if (c == NULL)
+        return -1;
+    memcpy(c, s, len);
+    c[len] = '\0';
+    it->args[it->nargs] = c;
+    it->lens[it->nargs++] = len;
+    return 0;
+}
+
+static int item_push(rk_outbox *o, ob_item *it, int ok)
+{
+    if (!ok || it->key == NULL || it->stream == NULL || it->channel == NULL) {
+        item_free(it);
+        return -1;
+    }
+    o->items[o->n++] = it;
+    ob_send(o);
+    return 0;
+}
+
+/* The dedupe key of alert id: riskd:alert:<id>, on a cluster in the alert
+ * stream's slot so that the script's keys share one. NULL when out of
+ * memory. */
+static char *alert_key(const rk_outbox *o, const char *id)
+{
+    char tag[256], *key;
+    size_t n;
+    if (o->cluster) {
+        rk__slot_tag(o->alerts_stream, tag, sizeof(tag));
+        n = strlen("riskd:alert:{}:") + strlen(tag) + strlen(id) + 1;
+        if ((key = malloc(n)) != NULL)
+            snprintf(key, n, "riskd:alert:{%s}:%s", tag, id);
+    } else {
+        n = strlen("riskd:alert:") + strlen(id) + 1;
+        if ((key = malloc(n)) != NULL)
+            snprintf(key, n, "riskd:alert:%s", id);
+    }
+    return key;
+}
+
+int rk__outbox_alert(rk_outbox *o, const char *id, const char *legacy_id,
+                     const char *detector, const char *json, bool publish)
+{
+    return rk__outbox_alert_checked(o, id, legacy_id, detector, json, publish, NULL, 0, NULL);
+}
+
+int rk__outbox_alert_checked(rk_outbox *o, const char *id, const char *legacy_id,
+                             const char *detector, const char *json, bool publish,
+                             char keys[][320], size_t nkeys, const char *spec)
+{
+    ob_item *it = item_new(o, 1);
+    size_t n;
+    int ok;
+    if (it == NULL)
+        return -1;
+    if (spec != NULL && nkeys > 0 && nkeys <= RK_REG_MAX_PERIODS + 1) {
+        size_t i, len = 0;
+        for (i = 0; i < nkeys; i++)
+            len += strlen(keys[i]) + 1;
+        it->spec = strdup(spec);
+        it->xkeys = malloc(len);
+        if (it->spec == NULL || it->xkeys == NULL) {
+            item_free(it);
+            return -1;
+        }
+        for (i = 0, len = 0; i < nkeys; i++) {
+            size_t l = strlen(keys[i]) + 1;
+            memcpy(it->xkeys + len, keys[i], l);
+            len += l;
+        }
+        it->nxkeys = nkeys;
+    }
+    it->key = alert_key(o, id);
+    it->stream = strdup(o->alerts_stream);
+    n = strlen(o->channel_prefix) + strlen(detector) + 1;
+    it->channel = malloc(n);
+    if (it->channel) snprintf(it->channel, n, "%s%s", publish ? o->channel_prefix : "",
+                              publish ? detector : "");
+    ok = item_arg(it, "data", 4) == 0 && item_arg(it, json, strlen(json)) == 0 &&
+         (legacy_id == NULL || (it->legacy = alert_key(o, legacy_id)) != NULL);
+    return item_push(o, it, ok);
+}
+
+int rk__outbox_dead(rk_outbox *o, const char *stream, const char *entry_id,
+                    const char *error, const char *data, size_t datalen)
+{
+    ob_item *it = item_new(o, 0);
+    size_t n;
+    int ok;
+    if (it == NULL)
+        return -1;
+    n = strlen("riskd:deadseen:{}:/") + strlen(RK_DEAD_STREAM) + strlen(stream) +
+        strlen(entry_id) + 1;
+    it->key = malloc(n);
+    if (it->key != NULL && o->cluster)  /* in riskd:dead's slot */
+        snprintf(it->key, n, "riskd:deadseen:{%s}:%s/%s", RK_DEAD_STREAM, stream, entry_id);
+    else if (it->key != NULL)
+        snprintf(it->key, n, "riskd:deadseen:%s/%s", stream, entry_id);
+    it->stream = strdup(RK_DEAD_STREAM);
+    it->channel = strdup("");
+    if (datalen > RK_DEAD_DATA_MAX)
+        datalen = RK_DEAD_DATA_MAX;
+    ok = item_arg(it, "stream", 6) == 0 && item_arg(it, stream, strlen(stream)) == 0 &&
+         item_arg(it, "id", 2) == 0 && item_arg(it, entry_id, strlen(entry_id)) == 0 &&
+         item_arg(it, "error", 5) == 0 && item_arg(it, error, strlen(error)) == 0 &&
+         item_arg(it, "data", 4) == 0 && item_arg(it, data ? data : "", data ? datalen : 0) == 0;
+    return item_push(o, it, ok);
+}
+
+void rk__outbox_kick(rk_outbox *o)
+{
+    if (o != NULL)
+        ob_send(o);
+}
+
+size_t rk__outbox_pending(const rk_outbox *o)
+{
+    return o ? o->n - o->done : 0;
+}
+
+const rk_outbox_stats *rk__outbox_stats(const rk_outbox *o)
+{
+    static const rk_outbox_stats none;
+    return o ? &o->stats : &none;
+}
+
+void rk__outbox_writer_down(rk_outbox *o)
+{
+    /* In-flight items were already put back by their NULL replies; the
+     * script cache may be empty after a Redis restart. */
+    o->script_state = 0;
+}

@@ -1,0 +1,267 @@
+/* daemon/riskctl/main.c - riskctl, the operator's command line for riskd.
+ *
+ *   riskctl check [FILE]                 validate a configuration (riskd -t)
+ *   riskctl tail [--detector D] [--severity S] [--from ID] [--count N]
+ *   riskctl silence add --detector D [--rule R] [--match field=value]...
+ *                       --until T --reason TEXT [--author NAME]
+ *   riskctl silence list [--all]
+ *   riskctl silence expire ID [--author NAME]
+ *   riskctl status
+ *
+ * It is a short-lived, single-threaded program on hiredis's synchronous
+ * API (the daemon's libuv machinery is not used) and links libriskd.a only
+ * for the configuration loader, the registry check and the RFC 3339 code.
+ * The Redis address, alert stream, input streams, group, checkpoint key
+ * and metrics address come from the riskd configuration (-c FILE, default
+ * /etc/riskd/riskd.json; the built-in defaults when that file does not
+ * exist); -h/-p/-a/--user/-n override the Redis address and credentials.
+ *
+ * Silences live in the hash riskd:silences (field = a 16-hex-digit random
+ * id, value = compact JSON; see the README, "Operator's guide"). Every
+ * change is one MULTI/EXEC transaction under WATCH of the hash: HSET the
+ * record, XADD an entry to the audit stream riskd:audit (trimmed like the
+ * daemon's entries, MAXLEN ~ 100000) and PUBLISH the id on the channel
+ * riskd:silences for whoever listens; a transaction aborted by a
+ * concurrent change is retried. Running daemons re-read the hash every
+ * second. Expiring a silence sets its "until" to now and keeps the
+ * record.
+ *
+ * Everything printed from Redis (alerts, silence records) goes through
+ * rk__ctl_put_clean(), which replaces control characters, so a crafted alert
+ * cannot drive the operator's terminal. Colour is used only when stdout is
+ * a terminal and NO_COLOR is not set.
+ *
+ * Files: main.c (options, dispatch), common.c (messages, configuration,
+ * the Redis connection; shared through riskctl.h), one file per command
+ * group: check.c, tail.c, silence.c, status.c. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+
+#include "riskctl.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: riskctl [options] check [FILE]\n"
+        "       riskctl [options] tail [--detector D] [--severity S] [--from ID] [--count N]\n"
+        "       riskctl [options] silence add --detector D [--rule R] [--match FIELD=VALUE]...\n"
+        "                                     --until TIME --reason TEXT [--author NAME]\n"
+        "       riskctl [options] silence list [--all]\n"
+        "       riskctl [options] silence expire ID [--author NAME]\n"
+        "       riskctl [options] status\n"
+        "options:\n"
+        "  -c FILE          riskd configuration (default " DEFAULT_CONFIG ")\n"
+        "  -h HOST, -p PORT, -a PASSWORD, --user USER, -n DB\n"
+        "                   Redis address and credentials (override the configuration)\n"
+        "  --help, --version\n"
+        "TIME is RFC 3339 (2025-03-01T18:00:00+08:00) or a duration from now (90m, 2h, 3d).\n"
+        "--severity S shows alerts of severity S and above (info < warning < critical).\n"
+        "FIELD is one of unit_id, officer_id, enterprise_id, task_id, case_id, region.\n");
+}
+
+/* Parse a whole decimal number in [min, max] from s into *out. 0 or -1. */
+static int parse_ll(const char *s, long long min, long long max, long long *out)
+{
+    char *end;
+    long long v;
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* ===================================================================
+ * main
+ * =================================================================== */
+
+/* Refuse the options given that the subcommand `what` does not take
+ * (allowed: its O_* bits). Returns 0 or -1 after printing. */
+static int only(const opts *o, unsigned allowed, const char *what)
+{
+    static const char *const names[] = {
+        "--detector", "--rule", "--match", "--until", "--reason", "--author",
+        "--severity", "--from", "--count", "--all", "-h/-p/-a/--user/-n"
+    };
+    unsigned extra = o->given & ~allowed;
+    for (unsigned b = 0; b < sizeof(names) / sizeof(names[0]); b++)
+        if (extra & (1u << b)) {
+            rk__ctl_errx("%s: %s is not an option of this command", what, names[b]);
+            return -1;
+        }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    enum { L_USER = 256, L_DETECTOR, L_RULE, L_MATCH, L_UNTIL, L_REASON, L_AUTHOR,
+           L_SEVERITY, L_FROM, L_COUNT, L_ALL, L_HELP, L_VERSION };
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"host", required_argument, NULL, 'h'},
+        {"port", required_argument, NULL, 'p'},
+        {"password", required_argument, NULL, 'a'},
+        {"db", required_argument, NULL, 'n'},
+        {"user", required_argument, NULL, L_USER},
+        {"detector", required_argument, NULL, L_DETECTOR},
+        {"rule", required_argument, NULL, L_RULE},
+        {"match", required_argument, NULL, L_MATCH},
+        {"until", required_argument, NULL, L_UNTIL},
+        {"reason", required_argument, NULL, L_REASON},
+        {"author", required_argument, NULL, L_AUTHOR},
+        {"severity", required_argument, NULL, L_SEVERITY},
+        {"from", required_argument, NULL, L_FROM},
+        {"count", required_argument, NULL, L_COUNT},
+        {"all", no_argument, NULL, L_ALL},
+        {"help", no_argument, NULL, L_HELP},
+        {"version", no_argument, NULL, L_VERSION},
+        {NULL, 0, NULL, 0}
+    };
+    opts o;
+    rk_config *cfg = NULL;
+    conn k;
+    const char *cmd, *sub;
+    long long v;
+    unsigned allowed;
+    int opt, rc, npos, want;
+
+    memset(&o, 0, sizeof(o));
+    o.db = -1;
+    signal(SIGPIPE, SIG_IGN);
+    while ((opt = getopt_long(argc, argv, "c:h:p:a:n:", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': o.config = optarg; break;
+        case 'h': o.host = optarg; o.given |= O_REDIS; break;
+        case 'a': o.password = optarg; o.given |= O_REDIS; break;
+        case L_USER: o.user = optarg; o.given |= O_REDIS; break;
+        case 'p':
+            if (parse_ll(optarg, 1, 65535, &v) != 0) {
+                rk__ctl_errx("-p: expected a port from 1 to 65535");
+                return EX_FAIL;
+            }
+            o.port = (int)v;
+            o.given |= O_REDIS;
+            break;
+        case 'n':
+            if (parse_ll(optarg, 0, 1000000, &v) != 0) {
+                rk__ctl_errx("-n: expected a database number");
+                return EX_FAIL;
+            }
+            o.db = (int)v;
+            o.given |= O_REDIS;
+            break;
+        case L_DETECTOR: o.detector = optarg; o.given |= O_DETECTOR; break;
+        case L_RULE: o.rule = optarg; o.given |= O_RULE; break;
+        case L_MATCH:
+            if (o.n_match == MAX_MATCH) {
+                rk__ctl_errx("--match: at most %d", MAX_MATCH);
+                return EX_FAIL;
+            }
+            o.match[o.n_match++] = optarg;
+            o.given |= O_MATCH;
+            break;
+        case L_UNTIL: o.until = optarg; o.given |= O_UNTIL; break;
+        case L_REASON: o.reason = optarg; o.given |= O_REASON; break;
+        case L_AUTHOR: o.author = optarg; o.given |= O_AUTHOR; break;
+        case L_SEVERITY: o.severity = optarg; o.given |= O_SEVERITY; break;
+        case L_FROM: o.from = optarg; o.given |= O_FROM; break;
+        case L_COUNT:
+            if (parse_ll(optarg, 1, INT64_MAX, &v) != 0) {
+                rk__ctl_errx("--count: expected a positive number");
+                return EX_FAIL;
+            }
+            o.count = v;
+            o.given |= O_COUNT;
+            break;
+        case L_ALL: o.all = 1; o.given |= O_ALL; break;
+        case L_HELP: usage(stdout); return EX_OK;
+        case L_VERSION:
+            printf("riskctl %s (hiredis %d.%d.%d, jansson %s)\n", RK_VERSION,
+                   HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH, JANSSON_VERSION);
+            return EX_OK;
+        default: usage(stderr); return EX_FAIL;
+        }
+    }
+    npos = argc - optind;
+    cmd = npos > 0 ? argv[optind] : NULL;
+    sub = npos > 1 ? argv[optind + 1] : NULL;
+    if (cmd == NULL) {
+        usage(stderr);
+        return EX_FAIL;
+    }
+    if (strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return EX_OK;
+    }
+    if (strcmp(cmd, "check") == 0) {
+        const char *path = sub ? sub : o.config ? o.config : DEFAULT_CONFIG;
+        if (npos > 2) {
+            usage(stderr);
+            return EX_FAIL;
+        }
+        if (only(&o, 0, "check") != 0)
+            return EX_FAIL;
+        return rk__ctl_check(path);
+    }
+    if (strcmp(cmd, "tail") == 0 || strcmp(cmd, "status") == 0) {
+        int tail = cmd[0] == 't';
+        if (npos != 1) {
+            usage(stderr);
+            return EX_FAIL;
+        }
+        if (only(&o, O_REDIS | (tail ? O_DETECTOR | O_SEVERITY | O_FROM | O_COUNT : 0),
+                 cmd) != 0 || rk__ctl_load_config(&o, &cfg) != 0)
+            return EX_FAIL;
+        rc = tail ? rk__ctl_tail(cfg, &o) : rk__ctl_status(cfg, &o);
+        rk__config_free(cfg);
+        return rc;
+    }
+    if (strcmp(cmd, "silence") != 0 || sub == NULL) {
+        if (strcmp(cmd, "silence") != 0)
+            rk__ctl_errx("unknown command \"%s\"", cmd);
+        usage(stderr);
+        return EX_FAIL;
+    }
+    if (strcmp(sub, "add") == 0) {
+        want = 2;
+        allowed = O_DETECTOR | O_RULE | O_MATCH | O_UNTIL | O_REASON | O_AUTHOR;
+    } else if (strcmp(sub, "list") == 0) {
+        want = 2;
+        allowed = O_ALL;
+    } else if (strcmp(sub, "expire") == 0) {
+        want = 3;
+        allowed = O_AUTHOR;
+    } else {
+        rk__ctl_errx("unknown silence command \"%s\" (add, list, expire)", sub);
+        return EX_FAIL;
+    }
+    if (npos != want) {
+        usage(stderr);
+        return EX_FAIL;
+    }
+    if (only(&o, O_REDIS | allowed, "silence") != 0)
+        return EX_FAIL;
+    if (rk__ctl_load_config(&o, &cfg) != 0)
+        return EX_FAIL;
+    if (rk__ctl_conn_init(&k, cfg, &o) != 0) {
+        rk__config_free(cfg);
+        return EX_FAIL;
+    }
+    if (sub[0] == 'a')
+        rc = rk__ctl_silence_add(&k, cfg, &o);
+    else if (sub[0] == 'l')
+        rc = rk__ctl_silence_list(&k, cfg, &o);
+    else
+        rc = rk__ctl_silence_expire(&k, cfg, &o, argv[optind + 2]);
+    rk__ctl_conn_close(&k);
+    rk__config_free(cfg);
+    return rc;
+}

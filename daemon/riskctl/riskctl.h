@@ -1,0 +1,76 @@
+/* daemon/riskctl/riskctl.h - what riskctl's files share (the program's
+ * own header; the library's prototypes are in daemon/internal.h). */
+#ifndef RISKCTL_H
+#define RISKCTL_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include <hiredis/hiredis.h>
+
+#include "riskd/kit.h"
+#include "internal.h"
+
+#define DEFAULT_CONFIG   "/etc/riskd/riskd.json"
+#define SILENCES_KEY     RK_SILENCES_KEY    /* hash and channel */
+#define REPLY_TIMEOUT_S  10
+#define MAX_MATCH        16
+
+/* Exit codes. */
+#define EX_OK       0
+#define EX_FAIL     1                       /* error, bad usage, Redis down */
+#define EX_DEGRADED 2                       /* status: riskd not healthy */
+
+/* Options, one bit each, so every subcommand can refuse the ones it does
+ * not take. */
+enum {
+    O_DETECTOR = 1 << 0, O_RULE = 1 << 1, O_MATCH = 1 << 2, O_UNTIL = 1 << 3,
+    O_REASON = 1 << 4, O_AUTHOR = 1 << 5, O_SEVERITY = 1 << 6, O_FROM = 1 << 7,
+    O_COUNT = 1 << 8, O_ALL = 1 << 9, O_REDIS = 1 << 10
+};
+
+typedef struct opts {
+    const char *config;             /* -c, or NULL */
+    const char *host, *password, *user;
+    int port;                       /* 0 = from the configuration */
+    int db;                         /* -1 = from the configuration */
+    const char *detector, *rule, *severity, *from, *until, *reason, *author;
+    long long count;                /* 0 = follow for ever */
+    const char *match[MAX_MATCH];
+    size_t n_match;
+    int all;
+    unsigned given;                 /* O_* bits seen */
+} opts;
+
+typedef struct conn {
+    redisContext *c;
+    char host[256];
+    int port;
+    const char *password, *user;
+    int db;
+} conn;
+
+/* common.c */
+/* Print "riskctl: <message>" and a newline to stderr. */
+void rk__ctl_errx(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+void rk__ctl_put_clean(FILE *f, const char *s);
+int rk__ctl_is_name(const char *s);
+int rk__ctl_load_config(const opts *o, rk_config **cfg);
+int rk__ctl_reply_ok(const conn *k, const redisReply *r, const char *what);
+int rk__ctl_conn_open(conn *k, char *err, size_t errlen);
+int rk__ctl_conn_init(conn *k, const rk_config *cfg, const opts *o);
+void rk__ctl_conn_close(conn *k);
+
+/* The commands; each returns the exit code (EX_*). */
+int rk__ctl_check(const char *path);                                    /* check.c */
+int rk__ctl_tail(const rk_config *cfg, const opts *o);                  /* tail.c */
+int rk__ctl_silence_add(conn *k, const rk_config *cfg, const opts *o);  /* silence.c */
+int rk__ctl_silence_list(conn *k, const rk_config *cfg, const opts *o);
+int rk__ctl_silence_expire(conn *k, const rk_config *cfg, const opts *o, const char *id);
+int rk__ctl_status(const rk_config *cfg, const opts *o);                /* status.c */
+
+#endif
