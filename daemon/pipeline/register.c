@@ -1,4 +1,4 @@
-/* register.c - the filing register shared by the partitions.
+/* daemon/pipeline/register.c - the filing register shared by the partitions.
  *
  * With `partitions` > 1 a case opened by one unit for an inspection another
  * unit filed (a transfer, a joint inspection) lands in another partition

@@ -1,10 +1,10 @@
-/* tests/test-register.c - the filing register shared by the partitions
+/* tests/integration/test-register.c - the filing register shared by the partitions
  * (issue 14 item 3, its partitioned half).
  *
  * A case opened by another unit than the filing's is routed by its own
  * unit (crc32(unit_id) mod N), so with partitions it lands in another
  * partition than the filing: that partition alone would raise
- * case_without_filing. The register (daemon/register.c) must make the
+ * case_without_filing. The register (daemon/pipeline/register.c) must make the
  * partitioned run raise exactly what one instance raises over the same
  * events in the unpartitioned streams enforce:scan / enforce:case:
  *
