@@ -13,7 +13,9 @@
  *              named by the cfg_section call that uses it, and `top[]`)
  *              appears in riskd(8) - as "section.key" anywhere, or as a
  *              word inside the page's ".SS section" block; a top-level key
- *              has a ".SS key" block - and in config/riskd.json.
+ *              has a ".SS key" block - and in config/riskd.json. A list
+ *              no cfg_section call names (a nested object's keys) only
+ *              needs its keys somewhere in both.
  *   detectors  every key a detector or the example plugin accepts (its
  *              `*keys[]` lists under detectors/) appears in
  *              riskd-detectors(7).
@@ -120,9 +122,10 @@ static bool word_char(char c)
            c == '_';
 }
 
-/* roff source -> plain text: font escapes (\fB, \f(CW, \f[I]) dropped,
- * special characters (\(dq, \[...], \*(xx) and other escapes become a
- * space, \- a '-', \& and \% nothing. In place. */
+/* roff source -> plain text: comments (\" and \# to the end of the line)
+ * and font escapes (\fB, \f(CW, \f[I]) dropped, special characters
+ * (\(dq, \[...], \*(xx) and other escapes become a space, \- a '-', \&
+ * and \% nothing. In place. */
 static void unroff(char *s)
 {
     char *w = s;
@@ -162,6 +165,10 @@ static void unroff(char *s)
         case '-':
             *w++ = '-';
             s++;
+            break;
+        case '"':                   /* a comment: to the end of the line */
+        case '#':
+            while (*s && *s != '\n') s++;
             break;
         case '&':
         case '%':
@@ -420,6 +427,27 @@ static void test_metrics_documented(void **state)
  * config: every key of config.c is in riskd(8) and config/riskd.json
  * =================================================================== */
 
+/* Whether key is a member name anywhere in v (objects and arrays). */
+static bool json_has_key(const json_t *v, const char *key)
+{
+    const char *k;
+    json_t *m;
+    size_t i;
+
+    if (json_is_object(v)) {
+        if (json_object_get(v, key) != NULL)
+            return true;
+        json_object_foreach((json_t *)(uintptr_t)v, k, m)
+            if (json_has_key(m, key))
+                return true;
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, m)
+            if (json_has_key(m, key))
+                return true;
+    }
+    return false;
+}
+
 /* The keys daemon/config.c accepts, as "section.key" or "key" (top level). */
 static void config_keys(strlist *keys)
 {
@@ -437,20 +465,25 @@ static void config_keys(strlist *keys)
     }
     if (src == NULL)
         fail_msg("daemon/config.c not found");
-    /* Section lists: "keys[] = { ... NULL };" then cfg_section(root,
-     * "name", keys, ...). */
+    /* Section lists: "keys[] = { ... NULL };" then, in the same function,
+     * cfg_section(root, "name", keys, ...). A list without that call (the
+     * keys of some nested object) is recorded as "*.key": checked loosely. */
     for (p = src; (p = strstr(p, "keys[] = {")) != NULL;) {
         strlist l = {0};
-        const char *sec, *q;
+        const char *sec, *q, *fn_end;
         p = c_string_list(p, &l);
         sec = strstr(p, "cfg_section(root, \"");
-        if (sec == NULL)
-            fail_msg("config.c: a keys[] list without a cfg_section call after it");
-        sec += strlen("cfg_section(root, \"");
-        q = strchr(sec, '"');
+        fn_end = strstr(p, "\n}\n");
         for (size_t i = 0; i < l.n; i++) {
             char k[256];
-            snprintf(k, sizeof(k), "%.*s.%s", (int)(q - sec), sec, l.v[i]);
+            if (sec != NULL && (fn_end == NULL || sec < fn_end)) {
+                q = strchr(sec + strlen("cfg_section(root, \""), '"');
+                snprintf(k, sizeof(k), "%.*s.%s",
+                         (int)(q - sec - strlen("cfg_section(root, \"")),
+                         sec + strlen("cfg_section(root, \""), l.v[i]);
+            } else {
+                snprintf(k, sizeof(k), "*.%s", l.v[i]);
+            }
             sl_add(keys, k, strlen(k));
         }
         sl_free(&l);
@@ -492,6 +525,9 @@ static void test_config_keys_documented(void **state)
         if (dot == NULL) {
             in_page = subsection(page, k, &blen) != NULL;
             in_json = json_object_get(shipped, k) != NULL;
+        } else if (k[0] == '*') {
+            in_page = has_word(page, dot + 1);
+            in_json = json_has_key(shipped, dot + 1);
         } else {
             snprintf(sec, sizeof(sec), "%.*s", (int)(dot - k), k);
             blk = subsection(page, sec, &blen);
@@ -592,10 +628,12 @@ static void test_detector_keys_documented(void **state)
 /* The matcher itself: escapes are removed, words are whole. */
 static void test_unroff(void **state)
 {
-    char s[] = "\\fBriskd_up\\fR, \\(dqunit_id\\(dq \\f(CWa\\-b\\fP x\\&y \\[lq]z\\[rq]";
+    char s[] = "\\fBriskd_up\\fR, \\(dqunit_id\\(dq \\f(CWa\\-b\\fP x\\&y \\[lq]z\\[rq]"
+               " \\\" hidden_key\nnext";
     (void)state;
     unroff(s);
-    assert_string_equal(s, "riskd_up,  unit_id  a-b xy  z ");
+    assert_string_equal(s, "riskd_up,  unit_id  a-b xy  z  \nnext");
+    assert_false(has_word(s, "hidden_key"));
     assert_true(has_word(s, "riskd_up"));
     assert_true(has_word(s, "unit_id"));
     assert_false(has_word(s, "riskd"));
