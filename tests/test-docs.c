@@ -314,7 +314,7 @@ static void test_no_outside_documents(void **state)
 {
     /* Spelled in pieces so this file does not name them itself. */
     static const char *const needles[] = {
-        "CONTRACT" ".md", "DESIGN" ".md", "CONTRACT \xc2\xa7", NULL
+        "CONTR" "ACT.md", "DESI" "GN.md", "CONTR" "ACT \xc2\xa7", NULL
     };
     strlist files = {0};
     char *out;
