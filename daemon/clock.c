@@ -254,3 +254,8 @@ int rk__clock_restore(rk_clock *c, const void *data, size_t len,
     *c = tmp;
     return 0;
 }
+
+bool rk__clock_due_at(const rk_clock *c, int64_t w)
+{
+    return c->ntimers > 0 && c->heap[0].deadline < w;
+}

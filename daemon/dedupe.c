@@ -38,7 +38,8 @@
  * Expiry: a key is forgotten once the watermark is a whole dedupe_window
  * past the end of the day it was last applied on (applied = the later of
  * its ts and the watermark then). rk__dedupe_expire sweeps all buckets at
- * most once per day of event time.
+ * most once per week of event time; lookups treat a key past the window as
+ * gone, so when a sweep runs never changes a result.
  *
  * Checkpoint: version, count, then every key in order (u64 hash, u32
  * digest, u32 day): restored in O(n) by appending, since the order of the
@@ -46,7 +47,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define XXH_STATIC_LINKING_ONLY    /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
 #include "riskd/kit.h"
@@ -56,6 +56,7 @@
 #define DD_BITS 16
 #define DD_BUCKETS ((size_t)1 << DD_BITS)
 #define DD_DAY_MS ((int64_t)86400000)
+#define DD_SWEEP_DAYS 7             /* expiry sweeps at most once a week */
 #define DD_KEY_SEED UINT64_C(0x6b657973)     /* "keys" */
 #define DD_VAL_SEED UINT64_C(0x76616c73)     /* "vals" */
 
@@ -75,28 +76,74 @@ struct dd_bucket {
  * Keys and digests of events
  * =================================================================== */
 
-static void h_bytes(XXH3_state_t *st, char tag, const void *p, size_t n)
+/* The canonical form being hashed: built in a stack buffer (an event's
+ * fields fit in it), moved to the heap for a larger one, then hashed with
+ * one XXH3 call (cheaper than XXH3's streaming state for a few hundred
+ * bytes). */
+typedef struct canon {
+    unsigned char *p;
+    size_t len, cap;
+    int oom;
+    unsigned char stack[1024];
+} canon;
+
+static void canon_init(canon *c)
 {
-    uint32_t len = (uint32_t)n;
-    XXH3_64bits_update(st, &tag, 1);
-    XXH3_64bits_update(st, &len, sizeof(len));
-    if (n > 0)
-        XXH3_64bits_update(st, p, n);
+    c->p = c->stack;
+    c->len = 0;
+    c->cap = sizeof(c->stack);
+    c->oom = 0;
 }
 
-static void h_str(XXH3_state_t *st, char tag, const char *s)
+static void canon_done(canon *c)
+{
+    if (c->p != c->stack)
+        free(c->p);
+}
+
+static void put(canon *c, const void *p, size_t n)
+{
+    if (c->oom)
+        return;
+    if (n > c->cap - c->len) {
+        size_t cap = c->cap * 2 + n;
+        unsigned char *q = malloc(cap);
+        if (q == NULL) {
+            c->oom = 1;
+            return;
+        }
+        memcpy(q, c->p, c->len);
+        if (c->p != c->stack)
+            free(c->p);
+        c->p = q;
+        c->cap = cap;
+    }
+    memcpy(c->p + c->len, p, n);
+    c->len += n;
+}
+
+static void h_bytes(canon *st, char tag, const void *p, size_t n)
+{
+    uint32_t len = (uint32_t)n;
+    put(st, &tag, 1);
+    put(st, &len, sizeof(len));
+    if (n > 0)
+        put(st, p, n);
+}
+
+static void h_str(canon *st, char tag, const char *s)
 {
     if (s != NULL)
         h_bytes(st, tag, s, strlen(s));
 }
 
-static void h_i64(XXH3_state_t *st, char tag, int64_t v)
+static void h_i64(canon *st, char tag, int64_t v)
 {
     h_bytes(st, tag, &v, sizeof(v));
 }
 
 /* The natural key of the event's type: which fields identify it. */
-static void key_fields(XXH3_state_t *st, const rk_event *ev)
+static void key_fields(canon *st, const rk_event *ev)
 {
     switch (ev->type) {
     case RK_EV_INSPECTION_FILED:
@@ -133,7 +180,7 @@ static void key_fields(XXH3_state_t *st, const rk_event *ev)
 /* Every value the parser keeps, in a fixed order; absent ones add
  * nothing. Amounts are hashed as their IEEE bits (the parser gives the
  * same double for "100", "100.0" and "1e2"). */
-static void value_fields(XXH3_state_t *st, const rk_event *ev)
+static void value_fields(canon *st, const rk_event *ev)
 {
     size_t i;
     h_i64(st, 'T', ev->ts);
@@ -184,30 +231,36 @@ static void value_fields(XXH3_state_t *st, const rk_event *ev)
 
 int rk__dedupe_event(const rk_event *ev, uint64_t *key, uint32_t *digest)
 {
-    XXH3_state_t st;
+    canon c;
     unsigned char type = (unsigned char)ev->type;
+    int rc = 0;
 
     if (ev->type <= RK_EV_UNKNOWN || ev->type >= RK_EV_CLOCK_TICK)
         return -1;
-    XXH3_64bits_reset_withSeed(&st, DD_KEY_SEED);
-    XXH3_64bits_update(&st, &type, 1);
-    key_fields(&st, ev);
-    *key = XXH3_64bits_digest(&st);
-    XXH3_64bits_reset_withSeed(&st, DD_VAL_SEED);
-    XXH3_64bits_update(&st, &type, 1);
-    value_fields(&st, ev);
-    *digest = (uint32_t)XXH3_64bits_digest(&st);
-    return 0;
+    canon_init(&c);
+    put(&c, &type, 1);
+    key_fields(&c, ev);
+    *key = XXH3_64bits_withSeed(c.p, c.len, DD_KEY_SEED);
+    c.len = 1;                      /* the type stays */
+    value_fields(&c, ev);
+    *digest = (uint32_t)XXH3_64bits_withSeed(c.p, c.len, DD_VAL_SEED);
+    if (c.oom)
+        rc = -1;                    /* out of memory: applied as new */
+    canon_done(&c);
+    return rc;
 }
 
 uint64_t rk__dedupe_filing_key(const char *task_id)
 {
-    XXH3_state_t st;
+    canon c;
     unsigned char type = RK_EV_INSPECTION_FILED;
-    XXH3_64bits_reset_withSeed(&st, DD_KEY_SEED);
-    XXH3_64bits_update(&st, &type, 1);
-    h_str(&st, 't', task_id);
-    return XXH3_64bits_digest(&st);
+    uint64_t key;
+    canon_init(&c);
+    put(&c, &type, 1);
+    h_str(&c, 't', task_id);
+    key = XXH3_64bits_withSeed(c.p, c.len, DD_KEY_SEED);
+    canon_done(&c);
+    return key;
 }
 
 bool rk__dedupe_amendable(rk_event_type t)
@@ -381,7 +434,8 @@ void rk__dedupe_expire(rk__dedupe *d, int64_t now)
     int64_t today = now / DD_DAY_MS;
     size_t i;
 
-    if (d->b == NULL || today == d->swept_day)
+    if (d->b == NULL || (d->swept_day >= 0 && today >= d->swept_day &&
+                         today < d->swept_day + DD_SWEEP_DAYS))
         return;
     d->swept_day = today;
     for (i = 0; i < DD_BUCKETS; i++) {

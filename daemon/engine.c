@@ -6,7 +6,12 @@
  *   read     XREADGROUP on the reader connection for every stream whose
  *            buffer is empty. After a (re)connect each stream first reads
  *            this consumer's own pending entries (cursor "0", then the last
- *            id seen) and switches to ">" when none are left. The read
+ *            id seen) and switches to ">" when none are left. Before the
+ *            first read the group is set back to the restored position if
+ *            it delivered past it ("The group against the state"), and a
+ *            pipeline that reconnects to another Sentinel master gives up
+ *            so that its partition starts again from that master's
+ *            checkpoint (master_moved). The read
  *            BLOCKs only when every stream is caught up and nothing is
  *            buffered.
  *   ahead    as soon as a batch is taken in (copied into the stream's
@@ -45,7 +50,9 @@
  *            if already written, are dropped by id.
  *
  * The watermark also moves with the wall clock after clock.idle without
- * input (clock.wall_advance), from a 250 ms housekeeping timer.
+ * input (clock.wall_advance), from a 250 ms housekeeping timer, through a
+ * tick recorded in Redis first ("Wall-clock ticks") so a replay or a
+ * restart applies the same move at the same point.
  *
  * The host API (emit, timer_set, now, log, stream_name) is implemented
  * here on struct rk_host {engine, detector index}. emit() applies the
@@ -117,6 +124,10 @@ typedef struct stream_state {
     rk__event_mem mem;
     rk_entry_ref applied;           /* last entry reflected in the state */
     bool has_applied;
+    /* the group was set back to the state's position (gap.c): the first
+     * pending read after it stops at that position, '>' delivers the rest */
+    bool bounded, bound_hit;
+    rk_entry_ref bound;
     /* ids to acknowledge, as numbers (16 B, not a 48-byte string: a
      * backlog read between two checkpoints can be a million of them) */
     ack_id *acks;
@@ -148,12 +159,17 @@ struct rk_engine {
      * aux_audit. Without a cluster all are NULL and wr serves them all. */
     rk_redis *wr_out, *wr_dead, *aux_sil, *aux_audit;
     rk_outbox *ob_dead;
+    rk__register *filreg;           /* partitions > 1: the filing register */
     stream_state st[RK_STREAM_COUNT];
     const char *stream_keys[RK_STREAM_COUNT];
     int state;
     int setup_left;
     int acks_inflight;
     bool restored;                  /* state.key read (or absent) */
+    bool gap_checked;               /* the group compared with the state */
+    char master_host[64];           /* Sentinel: the master this engine began on */
+    int master_port;
+    int gap_left;                   /* its replies still due */
     /* takeover: XAUTOCLAIM then XPENDING, one stream after the other */
     int claim_step;                 /* 0 XAUTOCLAIM, 1 XPENDING, 2 HGET suspect */
     unsigned claim_si;
@@ -190,6 +206,18 @@ struct rk_engine {
     rk_entry_ref replay_to;
     json_t *replay_alerts;          /* id -> alert summary */
     bool replay_done;
+    /* wall-clock ticks (ticks.c, "Wall-clock ticks" below) */
+    char *clock_key;                /* <state.key>:clock */
+    rk__ticks ticks;                /* read back: to apply at their positions */
+    bool ticks_loaded;              /* live: the ticks after the checkpoint read */
+    rk_entry_ref replay_from;       /* --from ({0, 0}: none) */
+    char ticks_cursor[48];          /* replay: the last tick id read */
+    rk__tick tick;                  /* the tick being recorded */
+    bool tick_hold;                 /* decided, not yet applied: no entry applies */
+    int tick_inflight;              /* replies awaited: script, WAIT */
+    bool tick_written;              /* the script answered; its WAIT is due */
+    bool tick_warned;               /* a refused write was logged */
+    int64_t last_tick;              /* loop ms of the last tick applied */
     char *audit_old;                /* the previous configuration (JSON) */
     char *suspect_key;              /* <state.key>:suspect */
     bool ckpt_inflight;
@@ -236,13 +264,15 @@ static rk_outbox *dead_ob(const rk_engine *e)
 
 static size_t ob_pending(const rk_engine *e)
 {
-    return rk__outbox_pending(e->ob) + rk__outbox_pending(e->ob_dead);
+    return rk__outbox_pending(e->ob) + rk__outbox_pending(e->ob_dead) +
+           rk__register_pending(e->filreg);
 }
 
 static void ob_kick(rk_engine *e)
 {
     rk__outbox_kick(e->ob);
     rk__outbox_kick(e->ob_dead);
+    rk__register_watermark(e->filreg, rk__clock_now(&e->clock));
 }
 
 static rk_redis *sil_conn(const rk_engine *e)
@@ -522,8 +552,20 @@ static int host_emit(rk_host *h, const rk_alert *a)
         e->silenced++;
     json = rk__alert_json(id, d->alert_name, a, sev, e->stream_keys, e->cfg->tz_offset_s,
                           now_wall, silenced);
-    if (json == NULL || rk__outbox_alert(e->ob, id, e->legacy_ids ? legacy : NULL,
-                                         d->alert_name, json, !silenced) != 0) {
+    if (json != NULL && e->filreg != NULL && a->subject.task_id != NULL &&
+        rk__register_checks(a->rule)) {
+        /* Filed in another partition? The publish script asks the register. */
+        char rkeys[RK_REG_MAX_PERIODS + 1][320], spec[160];
+        size_t nk;
+        rk__register_check(e->cfg, a->subject.task_id, a->ts, rkeys, &nk, spec, sizeof(spec));
+        if (rk__outbox_alert_checked(e->ob, id, e->legacy_ids ? legacy : NULL, d->alert_name,
+                                     json, !silenced, rkeys, nk, spec) != 0) {
+            free(json);
+            rk__log(RK_LOG_ERR, "out of memory queueing an alert of %s", d->alert_name);
+            return -1;
+        }
+    } else if (json == NULL || rk__outbox_alert(e->ob, id, e->legacy_ids ? legacy : NULL,
+                                                d->alert_name, json, !silenced) != 0) {
         free(json);
         rk__log(RK_LOG_ERR, "out of memory queueing an alert of %s", d->alert_name);
         return -1;
@@ -896,6 +938,10 @@ static void apply_head(rk_engine *e, unsigned si)
             rk__tasks_add(&e->tasks, ev, e->cfg->task_retention,
                           (ev->flags & RK_EVF_AMENDED) != 0) != 0)
             rk__log(RK_LOG_ERR, "out of memory recording filing %s", ev->task_id);
+        if (ev->type == RK_EV_INSPECTION_FILED &&
+            rk__register_filed(e->filreg, ev->task_id, ev->ts) != 0)
+            rk__log(RK_LOG_ERR, "out of memory queueing filing %s for the register",
+                    ev->task_id);
     }
 done:
     en->data = NULL;                /* the arena stays with the stream */
@@ -903,12 +949,24 @@ done:
     s->head_state = 0;
 }
 
+/* Move the watermark to a recorded wall-clock tick's time (a replay, or a
+ * restart re-applying the ticks after its checkpoint). */
+static void tick_advance(rk_engine *e, int64_t ts)
+{
+    e->dirty = true;
+    if (rk__clock_advance(&e->clock, ts))
+        fire_timers(e);
+}
+
 /* Apply buffered entries in ts order until a stream that has more in Redis
  * runs dry (it must be read first - or its read ahead must arrive) or
- * everything is applied. */
+ * everything is applied. A recorded tick still to apply is a gate: the
+ * entries at or before its positions go first, the later ones wait, and
+ * once every stream is at its position the tick applies. */
 static void apply_buffered(rk_engine *e)
 {
     for (;;) {
+        const rk__tick *tk = rk__ticks_head(&e->ticks);
         int best = -1;
         int64_t best_key = 0;
         unsigned si;
@@ -917,7 +975,10 @@ static void apply_buffered(rk_engine *e)
             if (s->pos >= s->n && s->nn > 0)
                 take_next(s);
             if (s->pos < s->n) {
-                int64_t k = head_key(e, si);
+                int64_t k;
+                if (tk != NULL && !ref_le(s->buf[s->pos].ref, tk->pos[si]))
+                    continue;       /* after the tick */
+                k = head_key(e, si);
                 if (best < 0 || k < best_key) {
                     best = (int)si;
                     best_key = k;
@@ -925,6 +986,12 @@ static void apply_buffered(rk_engine *e)
             } else if (stream_unread(s)) {
                 return;             /* must read this stream first */
             }
+        }
+        if (best < 0 && tk != NULL) {
+            int64_t ts = tk->ts;    /* every stream is at its position */
+            rk__ticks_pop(&e->ticks);
+            tick_advance(e, ts);
+            continue;
         }
         if (best < 0)
             return;
@@ -1073,6 +1140,10 @@ static void copy_entries(rk_engine *e, unsigned si, const redisReply *list)
                 }
             }
         }
+        if (s->phase == PH_PENDING && s->bounded && !ref_le(en->ref, s->bound)) {
+            s->bound_hit = true;    /* past the state: '>' delivers it again */
+            break;
+        }
         if (e->replay && e->replay_has_to &&
             (en->ref.ms > e->replay_to.ms ||
              (en->ref.ms == e->replay_to.ms && en->ref.seq > e->replay_to.seq))) {
@@ -1090,6 +1161,7 @@ static void copy_entries(rk_engine *e, unsigned si, const redisReply *list)
 static void setup_groups(rk_engine *e);
 static void claims_begin(rk_engine *e, bool scan_poison);
 static bool send_read(rk_engine *e, bool ahead);
+static void ticks_load(rk_engine *e);
 
 /* Apply what the merge allows, then finish the round. The next read goes
  * out first (send_read ahead) and is written at once (rk__redis_flush:
@@ -1173,9 +1245,10 @@ static void on_read(rk_redis *r, redisReply *reply, void *pd)
         if (!e->requested[si])
             continue;
         if (s->phase == PH_PENDING) {
-            if (count[si] == 0) {   /* our pending list is drained */
+            if (count[si] == 0 || s->bound_hit) {   /* our pending list is drained */
                 s->phase = PH_NEW;
                 s->caught_up = false;
+                s->bounded = s->bound_hit = false;
             }
         } else {
             s->caught_up = count[si] < (size_t)e->cfg->batch || s->replay_end;
@@ -1183,8 +1256,8 @@ static void on_read(rk_redis *r, redisReply *reply, void *pd)
         if (count[si] > 0)
             e->last_input_wall = (int64_t)uv_now(e->loop);
     }
-    if (waiting)
-        run_round(e, started);
+    if (waiting && !e->tick_hold)
+        run_round(e, started);      /* held: applied once the tick is */
 }
 
 /* Replay: both streams are read to the end. Timers still armed stay
@@ -1297,7 +1370,7 @@ static void schedule_read(rk_engine *e)
     unsigned si;
     bool any_buffered = false;
 
-    if (e->stopping || e->state != E_IDLE || e->careful_pause || e->lost)
+    if (e->stopping || e->state != E_IDLE || e->careful_pause || e->lost || e->tick_hold)
         return;
     if (merge_ready(e)) {
         if (lease_valid(e))
@@ -1983,6 +2056,151 @@ static void on_drained(void *ud)
  * Connections and group set-up
  * =================================================================== */
 
+static void groups_ready(rk_engine *e);
+
+/* ===================================================================
+ * The group against the state
+ *
+ * Once per engine, before its first read (after restoring the checkpoint
+ * and creating the groups): the group may say more was consumed than the
+ * restored state reflects. Its last-delivered-id is past the state's
+ * position, and entries after that position may even be acknowledged:
+ * when a failover kept acknowledgements but lost the checkpoint they
+ * followed (the checkpoint process wrote to the old master, the XACKs went
+ * to the new one), or the checkpoint was unusable or deleted. Pending
+ * entries would be read again anyway; acknowledged ones would not, and
+ * everything computed after them would miss them. So for each stream
+ * whose group has delivered past the state's position - or, with no
+ * position (no checkpoint) and streams.start "0", past the start - the
+ * group is set back to that position (XGROUP SETID, fenced by the epoch
+ * under a lease): '>' then delivers every entry after it again, in order,
+ * acknowledged or not, and the first pending read stops at the position
+ * (copy_entries). Alerts raised again are dropped by id as after any
+ * re-read; entries at or before the position are acknowledged as usual.
+ * =================================================================== */
+
+static const char setid_fenced_lua[] =
+    "if redis.call('GET', KEYS[2]) ~= ARGV[1] then\n"
+    "  return redis.error_reply('FENCED epoch ' .. ARGV[1] .. ' of ' .. KEYS[2] .. "
+    "' is no longer current')\n"
+    "end\n"
+    "return redis.call('XGROUP', 'SETID', KEYS[1], ARGV[2], ARGV[3])\n";
+
+static void gap_step_done(rk_engine *e)
+{
+    if (--e->gap_left > 0)
+        return;
+    e->gap_checked = true;
+    groups_ready(e);
+}
+
+static void on_gap_setid(rk_redis *r, redisReply *reply, void *pd)
+{
+    rk_engine *e = ((struct rk_host *)pd)->eng;
+    stream_state *s = &e->st[((struct rk_host *)pd)->idx];
+    (void)r;
+    free(pd);
+    if (reply == NULL || e->state != E_SETUP || e->lost)
+        return;                     /* the reconnect checks again */
+    if (is_fenced_reply(reply)) {
+        engine_lost(e, reply->str);
+        return;
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+        rk__log(RK_LOG_ERR, "XGROUP SETID on %s failed: %s; entries the group counts as "
+                "consumed past the checkpoint are not read again", s->key, reply->str);
+        s->bounded = false;
+    }
+    gap_step_done(e);
+}
+
+/* XINFO GROUPS <stream>: our group's last-delivered-id against the state. */
+static void on_gap_info(rk_redis *r, redisReply *reply, void *pd)
+{
+    struct rk_host *h = pd;
+    rk_engine *e = h->eng;
+    stream_state *s = &e->st[h->idx];
+    rk_entry_ref last = {0}, pos = {0};
+    bool found = false, from_start;
+    char posid[48], epoch[24];
+    size_t i, k;
+    (void)r;
+    if (reply == NULL || e->state != E_SETUP || e->lost) {
+        free(h);
+        return;
+    }
+    for (i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++) {
+        const redisReply *g = reply->element[i];
+        bool ours = false;
+        const redisReply *ld = NULL;
+        for (k = 0; g->type == REDIS_REPLY_ARRAY && k + 1 < g->elements; k += 2) {
+            const redisReply *f = g->element[k], *v = g->element[k + 1];
+            if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+                continue;
+            if (strcmp(f->str, "name") == 0)
+                ours = strcmp(v->str, e->cfg->group) == 0;
+            else if (strcmp(f->str, "last-delivered-id") == 0)
+                ld = v;
+        }
+        if (ours && ld != NULL && parse_entry_id(ld->str, ld->len, &last) == 0)
+            found = true;
+    }
+    from_start = strcmp(e->cfg->start, "0") == 0 || strcmp(e->cfg->start, "0-0") == 0;
+    if (s->has_applied)
+        pos = s->applied;
+    if (!found || (!s->has_applied && !from_start) || ref_le(last, pos)) {
+        free(h);
+        gap_step_done(e);
+        return;
+    }
+    snprintf(posid, sizeof(posid), "%llu-%u", (unsigned long long)pos.ms, pos.seq);
+    rk__log(RK_LOG_NOTICE, "%s: group %s has delivered up to %llu-%u, the state reflects "
+            "%s%s: reading again from there", s->key, e->cfg->group,
+            (unsigned long long)last.ms, last.seq, s->has_applied ? "up to " : "nothing (",
+            s->has_applied ? posid : "from the start)");
+    e->stats.group_rewinds++;
+    s->bounded = true;
+    s->bound_hit = false;
+    s->bound = pos;
+    if (e->leased) {
+        const char *argv[8] = {"EVAL", setid_fenced_lua, "2", s->key, e->epoch_key,
+                               epoch, e->cfg->group, posid};
+        snprintf(epoch, sizeof(epoch), "%lld", e->epoch);
+        if (rk__redis_cmd(e->rd, on_gap_setid, h, 0, 8, argv, NULL) == 0)
+            return;
+    } else {
+        const char *argv[5] = {"XGROUP", "SETID", s->key, e->cfg->group, posid};
+        if (rk__redis_cmd(e->rd, on_gap_setid, h, 0, 5, argv, NULL) == 0)
+            return;
+    }
+    free(h);
+    s->bounded = false;
+    e->state = E_CONNECTING;
+    rk__redis_drop(e->rd, "cannot send XGROUP SETID");
+}
+
+static void gap_check(rk_engine *e)
+{
+    unsigned si;
+    e->gap_left = RK_STREAM_COUNT;
+    for (si = 0; si < RK_STREAM_COUNT; si++) {
+        const char *argv[3] = {"XINFO", "GROUPS", e->st[si].key};
+        /* (bounded stays as a SETID sent before a reconnect left it: the
+         * group then agrees, and the first pending read must still stop) */
+        struct rk_host *h = malloc(sizeof(*h));
+        if (h != NULL) {
+            h->eng = e;
+            h->idx = si;
+        }
+        if (h == NULL || rk__redis_cmd(e->rd, on_gap_info, h, 0, 3, argv, NULL) != 0) {
+            free(h);
+            e->state = E_CONNECTING;
+            rk__redis_drop(e->rd, "cannot send XINFO GROUPS");
+            return;
+        }
+    }
+}
+
 static void on_group_created(rk_redis *r, redisReply *reply, void *pd)
 {
     rk_engine *e = pd;
@@ -2005,6 +2223,16 @@ static void on_group_created(rk_redis *r, redisReply *reply, void *pd)
         snprintf(e->st[si].cursor, sizeof(e->st[si].cursor), "0");
         e->st[si].caught_up = false;
     }
+    if (!e->gap_checked) {
+        gap_check(e);               /* groups_ready once the group agrees */
+        return;
+    }
+    groups_ready(e);
+}
+
+/* The groups exist and agree with the state: claim, then read. */
+static void groups_ready(rk_engine *e)
+{
     rk__log(RK_LOG_INFO, "consuming %s and %s as %s/%s", e->st[0].key, e->st[1].key,
             e->cfg->group, e->cfg->consumer);
     if (!e->ever_ready) {
@@ -2265,7 +2493,7 @@ static void on_state_loaded(rk_redis *r, redisReply *reply, void *pd)
                 e->cfg->state_key);
     }
     e->restored = true;
-    setup_groups(e);
+    ticks_load(e);                  /* then setup_groups */
 }
 
 /* Connected: read the checkpoint once, then (re)create the groups. */
@@ -2281,12 +2509,14 @@ static void start_consuming(rk_engine *e)
             e->st[si].phase = PH_NEW;
             e->st[si].caught_up = false;
         }
-        e->state = E_IDLE;
-        schedule_read(e);
+        ticks_load(e);              /* then the first read */
         return;
     }
     if (e->restored) {
-        setup_groups(e);
+        if (e->ticks_loaded)
+            setup_groups(e);
+        else
+            ticks_load(e);
         return;
     }
     if (e->epoch <= 0) {
@@ -2297,6 +2527,38 @@ static void start_consuming(rk_engine *e)
     argv[1] = e->cfg->state_key;
     if (rk__redis_cmd(e->rd, on_state_loaded, e, 0, 2, argv, NULL) == 0)
         e->state = E_LOADING;
+}
+
+/* Sentinel mode, under a lease: has connection r come up on another master
+ * than the one this engine began on? Replication is asynchronous: the new
+ * master may lack the last writes this engine made - alerts it counted as
+ * written, a checkpoint, acknowledgements - while the engine's memory has
+ * moved past them, and what it skipped as applied would then be lost. So
+ * it gives up, and the node takes the partition again at once: the new
+ * engine restores the new master's checkpoint and reads again whatever
+ * that does not reflect (the group check above), raising again, under the
+ * same ids, the alerts the new master does not have. */
+static bool master_moved(rk_engine *e, rk_redis *r)
+{
+    const char *host;
+    int port;
+    char why[200];
+    if (!e->leased || e->replay || e->cfg->n_sentinels == 0 || e->cfg->n_cluster > 0)
+        return false;
+    rk__redis_addr(r, &host, &port);
+    if (host == NULL)
+        return false;
+    if (e->master_port == 0) {
+        snprintf(e->master_host, sizeof(e->master_host), "%s", host);
+        e->master_port = port;
+        return false;
+    }
+    if (port == e->master_port && strcmp(host, e->master_host) == 0)
+        return false;
+    snprintf(why, sizeof(why), "the master moved from %s:%d to %s:%d (failover): starting "
+             "again from its checkpoint", e->master_host, e->master_port, host, port);
+    engine_lost(e, why);
+    return true;
 }
 
 static void on_rd_state(rk_redis *r, int up, void *ud)
@@ -2312,6 +2574,8 @@ static void on_rd_state(rk_redis *r, int up, void *ud)
         return;
     }
     if (up) {
+        if (e->lost || master_moved(e, r))
+            return;
         if (e->state == E_CONNECTING || e->state == E_IDLE || e->state == E_READING)
             start_consuming(e);
         return;
@@ -2338,6 +2602,12 @@ static void on_wr_state(rk_redis *r, int up, void *ud)
 {
     rk_engine *e = ud;
     rk_outbox *o = r == e->wr_dead ? e->ob_dead : r == e->wr && e->wr_out != NULL ? NULL : e->ob;
+    if (up && r == e->wr && (e->lost || master_moved(e, r)))
+        return;
+    if (o != NULL && o == e->ob && !up)
+        rk__register_conn_down(e->filreg);     /* on the alerts' connection */
+    else if (o != NULL && o == e->ob)
+        rk__register_watermark(e->filreg, rk__clock_now(&e->clock));
     if (o == NULL)
         return;                     /* the partition's writer; the outbox is elsewhere */
     if (!up) {
@@ -2345,6 +2615,259 @@ static void on_wr_state(rk_redis *r, int up, void *ud)
         return;
     }
     rk__outbox_kick(o);
+}
+
+/* ===================================================================
+ * Wall-clock ticks (ticks.c)
+ *
+ * A live engine that has been idle for clock.idle decides a tick: the wall
+ * clock, and the last entry applied of each stream. It records the tick in
+ * <state.key>:clock and applies nothing (tick_hold) until Redis confirmed
+ * the write; then the watermark moves to it and due timers fire, so every
+ * alert the move raises is queued after the record is durable. A tick is
+ * decided when a timer is due (at most one per clock.idle / 6, and one a
+ * second) and otherwise once every clock.idle, so that the watermark stays
+ * near the wall clock while idle without a record every 250 ms.
+ * A write Redis refuses (a missing ACL right) is logged and the watermark
+ * stays; a lost reply sends the same tick again (the script appends it
+ * only once). The ticks written after the checkpoint (newer than its
+ * watermark) are read back at a restart, and a replay reads those of its
+ * range: both apply them at their positions (apply_buffered).
+ * =================================================================== */
+
+#define TICK_MIN_MS 1000            /* ticks for due timers: at most one a second, */
+#define TICK_IDLE_SHARE 6           /* or one per clock.idle / 6 if more */
+#define TICKS_PAGE 1000             /* ticks per XRANGE / XREVRANGE */
+
+/* The tick is recorded: move the watermark, fire what is due, then apply
+ * what was read meanwhile. */
+static void tick_recorded(rk_engine *e)
+{
+    e->tick_hold = false;
+    e->tick_warned = false;
+    e->last_tick = (int64_t)uv_now(e->loop);
+    if (e->stopping || e->lost)
+        return;                     /* not applied: a restart reads it back */
+    if (rk__clock_advance(&e->clock, e->tick.ts)) {
+        e->dirty = true;
+        fire_timers(e);
+        housekeep_state(e, false);
+        ob_kick(e);
+    }
+    if (e->state == E_IDLE)
+        schedule_read(e);
+}
+
+static void on_tick_wait(rk_redis *r, redisReply *reply, void *pd)
+{
+    rk_engine *e = pd;
+    bool written = e->tick_written;
+    (void)r;
+    e->tick_inflight--;
+    e->tick_written = false;
+    if (written && e->tick_hold && reply != NULL && reply->type == REDIS_REPLY_INTEGER &&
+        reply->integer >= e->cfg->redis_wait_replicas)
+        tick_recorded(e);
+    /* otherwise sent again by the housekeeping timer */
+}
+
+static void on_tick_written(rk_redis *r, redisReply *reply, void *pd)
+{
+    rk_engine *e = pd;
+    (void)r;
+    e->tick_inflight--;
+    if (!e->tick_hold || e->lost)
+        return;
+    if (reply != NULL && reply->type == REDIS_REPLY_INTEGER) {
+        if (e->tick_inflight > 0)
+            e->tick_written = true; /* confirmed by the WAIT behind it */
+        else
+            tick_recorded(e);
+        return;
+    }
+    if (reply == NULL)
+        return;                     /* connection lost: sent again */
+    if (is_fenced_reply(reply)) {
+        engine_lost(e, reply->str);
+        return;
+    }
+    /* Refused, so not written: the watermark stays where it is. */
+    if (!e->tick_warned)
+        rk__log(RK_LOG_ERR, "recording a wall-clock tick in %s failed (%s): the watermark "
+                "does not move with the wall clock until it can be recorded", e->clock_key,
+                reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+    e->tick_warned = true;
+    e->tick_hold = false;
+    e->last_tick = (int64_t)uv_now(e->loop);
+    if (e->state == E_IDLE)
+        schedule_read(e);
+}
+
+/* Send the tick's write (and WAIT with redis.wait_replicas). */
+static void tick_send(rk_engine *e)
+{
+    char buf[RK_STREAM_COUNT + 1][48], epoch[24] = "", maxlen[24];
+    const char *argv[7 + RK_TICK_ARGS];
+    int argc = 0;
+
+    if (e->tick_inflight > 0 || !rk__redis_ready(e->wr) || !lease_valid(e))
+        return;
+    if (e->leased)
+        snprintf(epoch, sizeof(epoch), "%lld", e->epoch);
+    snprintf(maxlen, sizeof(maxlen), "%lld", (long long)e->cfg->alerts_maxlen);
+    argv[argc++] = "EVAL";
+    argv[argc++] = rk__tick_lua;
+    argv[argc++] = "2";
+    argv[argc++] = e->clock_key;
+    argv[argc++] = e->epoch_key;
+    argv[argc++] = epoch;
+    argv[argc++] = maxlen;
+    rk__tick_args(&e->tick, e->stream_keys, buf, argv + argc);
+    argc += RK_TICK_ARGS;
+    if (rk__redis_cmd(e->wr, on_tick_written, e, 0, argc, argv, NULL) != 0)
+        return;
+    e->tick_inflight = 1;
+    e->tick_written = false;
+    if (e->cfg->redis_wait_replicas > 0) {
+        char n[16], ms[24];
+        const char *wargv[3] = {"WAIT", n, ms};
+        snprintf(n, sizeof(n), "%d", e->cfg->redis_wait_replicas);
+        snprintf(ms, sizeof(ms), "%lld", (long long)e->cfg->redis_wait_timeout);
+        if (rk__redis_cmd(e->wr, on_tick_wait, e, e->cfg->redis_wait_timeout, 3, wargv,
+                          NULL) == 0)
+            e->tick_inflight++;
+        else
+            rk__redis_drop(e->wr, "cannot send WAIT");
+    }
+}
+
+/* Idle (housekeeping timer): decide a tick when one is due. */
+static void wall_tick(rk_engine *e, int64_t now)
+{
+    int64_t wall = rk__wall_ms(), gap;
+    unsigned si;
+
+    if (e->tick_hold || e->tick_inflight > 0 || !e->ticks_loaded || e->careful_pause ||
+        rk__ticks_head(&e->ticks) != NULL || wall <= e->clock.watermark)
+        return;
+    gap = e->cfg->clock_idle / TICK_IDLE_SHARE > TICK_MIN_MS
+              ? e->cfg->clock_idle / TICK_IDLE_SHARE : TICK_MIN_MS;
+    if (e->last_tick != 0 && now - e->last_tick < e->cfg->clock_idle &&
+        (now - e->last_tick < gap || !rk__clock_due_at(&e->clock, wall)))
+        return;
+    e->tick.ts = wall;
+    for (si = 0; si < RK_STREAM_COUNT; si++) {
+        memset(&e->tick.pos[si], 0, sizeof(e->tick.pos[si]));
+        if (e->st[si].has_applied)
+            e->tick.pos[si] = e->st[si].applied;
+        e->tick.pos[si].stream = si;
+    }
+    e->tick_hold = true;
+    tick_send(e);
+}
+
+/* Is a replay's tick inside --from/--to? Past --to when a position is
+ * after it; before --from when every position is before it. */
+static bool tick_in_range(const rk_engine *e, const rk__tick *k)
+{
+    bool from = e->replay_from.ms == 0 && e->replay_from.seq == 0;
+    unsigned si;
+    for (si = 0; si < RK_STREAM_COUNT; si++) {
+        if (e->replay_has_to && !ref_le(k->pos[si], e->replay_to))
+            return false;
+        if (ref_le(e->replay_from, k->pos[si]))
+            from = true;
+    }
+    return from;
+}
+
+static void ticks_loaded(rk_engine *e)
+{
+    e->ticks_loaded = true;
+    if (rk__ticks_count(&e->ticks) > 0)
+        rk__log(RK_LOG_INFO, "%zu wall-clock tick(s) from %s to apply at their positions",
+                rk__ticks_count(&e->ticks), e->clock_key);
+    if (e->replay) {
+        e->state = E_IDLE;
+        schedule_read(e);
+    } else {
+        setup_groups(e);
+    }
+}
+
+/* Replay: XRANGE pages, oldest first. Live: one XREVRANGE page, newest
+ * first, down to the checkpoint's watermark. */
+static void on_ticks(rk_redis *r, redisReply *reply, void *pd)
+{
+    rk_engine *e = pd;
+    rk__tick k;
+    size_t i, n = 0;
+
+    (void)r;
+    if (e->state != E_LOADING)
+        return;
+    e->state = E_CONNECTING;
+    if (reply == NULL)
+        return;                     /* read again once connected */
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        rk__log(RK_LOG_WARNING, "reading the wall-clock ticks %s failed (%s)%s", e->clock_key,
+                reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply",
+                e->replay ? ": the replay may differ from the live run"
+                          : ": those after the checkpoint are not applied again");
+        rk__ticks_free(&e->ticks);
+        ticks_loaded(e);
+        return;
+    }
+    if (e->replay) {
+        for (i = 0; i < reply->elements; i++) {
+            const redisReply *it = reply->element[i];
+            if (it->type == REDIS_REPLY_ARRAY && it->elements >= 2 &&
+                it->element[0]->type == REDIS_REPLY_STRING)
+                snprintf(e->ticks_cursor, sizeof(e->ticks_cursor), "(%.*s",
+                         (int)it->element[0]->len, it->element[0]->str);
+            if (rk__tick_parse(it, e->stream_keys, &k) == 0 && tick_in_range(e, &k) &&
+                rk__ticks_push(&e->ticks, &k) != 0)
+                rk__log(RK_LOG_ERR, "out of memory reading the wall-clock ticks");
+        }
+        if (reply->elements >= TICKS_PAGE) {
+            ticks_load(e);          /* the next page */
+            return;
+        }
+    } else {
+        while (n < reply->elements && rk__tick_parse(reply->element[n], e->stream_keys, &k) == 0 &&
+               k.ts > e->clock.watermark)
+            n++;
+        if (n == TICKS_PAGE)
+            rk__log(RK_LOG_WARNING, "more than %d wall-clock ticks in %s after the "
+                    "checkpoint: only the newest are applied again", TICKS_PAGE, e->clock_key);
+        for (i = n; i-- > 0;)
+            if (rk__tick_parse(reply->element[i], e->stream_keys, &k) == 0 &&
+                rk__ticks_push(&e->ticks, &k) != 0)
+                rk__log(RK_LOG_ERR, "out of memory reading the wall-clock ticks");
+    }
+    ticks_loaded(e);
+}
+
+static void ticks_load(rk_engine *e)
+{
+    char count[16];
+    const char *argv[6];
+    snprintf(count, sizeof(count), "%d", TICKS_PAGE);
+    if (e->replay) {
+        argv[0] = "XRANGE"; argv[1] = e->clock_key;
+        argv[2] = e->ticks_cursor[0] ? e->ticks_cursor : "-"; argv[3] = "+";
+    } else {
+        argv[0] = "XREVRANGE"; argv[1] = e->clock_key; argv[2] = "+"; argv[3] = "-";
+    }
+    argv[4] = "COUNT";
+    argv[5] = count;
+    if (rk__redis_cmd(e->rd, on_ticks, e, 0, 6, argv, NULL) == 0) {
+        e->state = E_LOADING;
+    } else if (e->replay) {
+        rk__log(RK_LOG_WARNING, "cannot read the wall-clock ticks %s: the replay may differ "
+                "from the live run", e->clock_key);
+        ticks_loaded(e);            /* (live: read again once connected) */
+    }
 }
 
 /* ===================================================================
@@ -2482,6 +3005,7 @@ static void on_housekeeping(uv_timer_t *t)
     unsigned si;
     bool idle = true;
 
+    rk__register_watermark(e->filreg, rk__clock_now(&e->clock));   /* and retries */
     rk__inlog_flush(&e->inlog, rk__wall_ms());
     if (e->stopping) {
         if (now - e->round_started > STOP_TIMEOUT_MS) {
@@ -2514,19 +3038,16 @@ static void on_housekeeping(uv_timer_t *t)
     }
     if (e->state == E_CONNECTING && rk__redis_ready(e->rd))
         start_consuming(e);
+    if (e->tick_hold)
+        tick_send(e);               /* not confirmed yet: again */
     if (!e->cfg->wall_advance || e->replay)
         return;
     for (si = 0; si < RK_STREAM_COUNT; si++)
         if (stream_unread(&e->st[si]))
             idle = false;
     if (idle && (e->state == E_READING || e->state == E_IDLE) &&
-        now - e->last_input_wall >= e->cfg->clock_idle) {
-        if (rk__clock_advance(&e->clock, rk__wall_ms())) {
-            fire_timers(e);
-            housekeep_state(e, false);
-            ob_kick(e);
-        }
-    }
+        now - e->last_input_wall >= e->cfg->clock_idle)
+        wall_tick(e, now);
 }
 
 /* ===================================================================
@@ -2675,6 +3196,9 @@ static rk_engine *engine_new(uv_loop_t *loop, rk_config *cfg, const rk_replay_op
     e->epoch_key = malloc(strlen(cfg->state_key) + sizeof(":epoch"));
     if (e->epoch_key != NULL)
         sprintf(e->epoch_key, "%s:epoch", cfg->state_key);
+    e->clock_key = malloc(strlen(cfg->state_key) + sizeof(":clock"));
+    if (e->clock_key != NULL)
+        sprintf(e->clock_key, "%s:clock", cfg->state_key);
     e->ckpt_fd = -1;
     e->last_input_wall = (int64_t)uv_now(loop);
     e->last_ckpt = (int64_t)uv_now(loop);  /* the first one after an interval */
@@ -2707,6 +3231,9 @@ static rk_engine *engine_new(uv_loop_t *loop, rk_config *cfg, const rk_replay_op
                     snprintf(e->st[si].cursor, sizeof(e->st[si].cursor), "0-0");
             }
         }
+        if (ro->from != NULL && strcmp(ro->from, "-") != 0 &&
+            replay_pos(ro->from, false, &e->replay_from) != 0)
+            memset(&e->replay_from, 0, sizeof(e->replay_from));
         if (ro->to != NULL) {
             if (replay_pos(ro->to, true, &e->replay_to) != 0) {
                 rk_kit_errf(err, errlen, "--to: expected an entry id or an RFC 3339 time");
@@ -2738,12 +3265,18 @@ static rk_engine *engine_new(uv_loop_t *loop, rk_config *cfg, const rk_replay_op
         } else {
             e->ob = e->wr ? rk__outbox_new(loop, e->wr, cfg, on_drained, e) : NULL;
         }
+        if (cfg->partitions > 1 && e->ob != NULL &&
+            (e->filreg = rk__register_new(e->wr_out ? e->wr_out : e->wr, cfg, on_drained,
+                                          e)) == NULL) {
+            rk__outbox_free(e->ob);
+            e->ob = NULL;           /* reported as out of memory below */
+        }
     }
     rk__redis_opts_for(cfg, "reader", cfg->state_key, &o);
     o.reply_timeout_ms = 10000;
     o.reply_arena = 1;              /* batches of entries: thousands of nodes each */
-    e->rd = (e->ob || e->replay) && e->suspect_key ? rk__redis_new(loop, &o, on_rd_state, e)
-                                                   : NULL;
+    e->rd = (e->ob || e->replay) && e->suspect_key && e->clock_key
+            ? rk__redis_new(loop, &o, on_rd_state, e) : NULL;
     if (e->rd == NULL) {
         rk_kit_errf(err, errlen, "out of memory");
         e->cfg = NULL;
@@ -2931,6 +3464,7 @@ void rk__engine_free(rk_engine *e)
     size_t i;
     if (e == NULL)
         return;
+    rk__register_free(e->filreg);   /* before its connection closes */
     if (e->rd) rk__redis_close(e->rd);
     if (e->wr) rk__redis_close(e->wr);
     if (e->ob) rk__outbox_free(e->ob);
@@ -2963,6 +3497,8 @@ void rk__engine_free(rk_engine *e)
     e->cfg = NULL;
     free(e->suspect_key);
     free(e->epoch_key);
+    free(e->clock_key);
+    rk__ticks_free(&e->ticks);
     e->freeing = true;
     e->handles_closing++;           /* the housekeeping timer, below */
     if (e->ckpt_poll_open) {
@@ -3100,6 +3636,22 @@ void rk__engine_render_metrics(rk_engine *e, rk_buf *b)
     putf(b, "# HELP riskd_alerts_duplicate_total Alerts dropped because their id was already written.\n"
             "# TYPE riskd_alerts_duplicate_total counter\nriskd_alerts_duplicate_total %llu\n",
          (unsigned long long)os->duplicates);
+    if (e->filreg != NULL)
+        putf(b, "# HELP riskd_alerts_filed_elsewhere_total scan_without_filing and "
+                "case_without_filing alerts not written: another partition filed the task "
+                "in time (the filing register).\n"
+                "# TYPE riskd_alerts_filed_elsewhere_total counter\n"
+                "riskd_alerts_filed_elsewhere_total %llu\n"
+                "# HELP riskd_alerts_waiting_total Times such an alert waited because a "
+                "partition's watermark was not past its deadline yet (retried).\n"
+                "# TYPE riskd_alerts_waiting_total counter\nriskd_alerts_waiting_total %llu\n"
+                "# HELP riskd_register_filings_total Filings written to the filing register.\n"
+                "# TYPE riskd_register_filings_total counter\nriskd_register_filings_total %llu\n"
+                "# HELP riskd_register_pending Filings applied, not yet in the register.\n"
+                "# TYPE riskd_register_pending gauge\nriskd_register_pending %zu\n",
+             (unsigned long long)os->filed_elsewhere, (unsigned long long)os->held,
+             (unsigned long long)rk__register_stats_of(e->filreg)->recorded,
+             rk__register_pending(e->filreg));
     putf(b, "# HELP riskd_alerts_silenced_total Alerts matched by an operator's silence "
             "(written with \"silenced\": true, not published).\n"
             "# TYPE riskd_alerts_silenced_total counter\nriskd_alerts_silenced_total %llu\n"
@@ -3136,6 +3688,9 @@ void rk__engine_render_metrics(rk_engine *e, rk_buf *b)
             "# HELP riskd_poison_total Entries dead-lettered after too many deliveries.\n"
             "# TYPE riskd_poison_total counter\nriskd_poison_total %llu\n",
          (unsigned long long)e->claimed, (unsigned long long)e->poisoned);
+    putf(b, "# HELP riskd_group_rewinds_total Streams whose group was set back to the "
+            "restored state's position.\n# TYPE riskd_group_rewinds_total counter\n"
+            "riskd_group_rewinds_total %llu\n", (unsigned long long)e->stats.group_rewinds);
     putf(b, "# HELP riskd_checkpoints_total Checkpoints written.\n"
             "# TYPE riskd_checkpoints_total counter\nriskd_checkpoints_total %llu\n",
          (unsigned long long)e->checkpoints);

@@ -526,6 +526,44 @@ void rk__clock_snapshot(const rk_clock *c, rk_buf *out,
                         const char *(*det_name)(uint32_t det, void *ud), void *ud);
 int rk__clock_restore(rk_clock *c, const void *data, size_t len,
                       int (*det_index)(const char *name, void *ud), void *ud);
+/* Would a watermark of w fire a timer (the rule of rk__clock_pop_due)? */
+bool rk__clock_due_at(const rk_clock *c, int64_t w);
+
+/* ===================================================================
+ * ticks.c - wall-clock ticks recorded in <state.key>:clock
+ * =================================================================== */
+
+/* One move of the watermark to the wall clock: the new watermark, and per
+ * input stream the last entry applied before it ({0, 0}: none). */
+typedef struct rk__tick {
+    int64_t ts;
+    rk_entry_ref pos[RK_STREAM_COUNT];
+} rk__tick;
+
+/* Ticks read back and still to apply, oldest first. Zero-initialise. */
+typedef struct rk__ticks {
+    rk__tick *q;
+    size_t head, n, cap;
+} rk__ticks;
+
+#define RK_TICK_ARGS (2 + 2 * RK_STREAM_COUNT)   /* field/value strings */
+/* The fenced, idempotent append (see ticks.c): KEYS clock stream, epoch
+ * key; ARGV epoch ("" unfenced), maxlen, the RK_TICK_ARGS strings. */
+extern const char rk__tick_lua[];
+void rk__ticks_free(rk__ticks *t);
+int rk__ticks_push(rk__ticks *t, const rk__tick *k);    /* 0 or -1 (memory) */
+const rk__tick *rk__ticks_head(const rk__ticks *t);    /* NULL: none */
+void rk__ticks_pop(rk__ticks *t);
+size_t rk__ticks_count(const rk__ticks *t);
+/* Parse one clock stream entry [id, [field, value, ...]]. Returns 0, or -1
+ * when it is not a tick. */
+struct redisReply;
+int rk__tick_parse(const struct redisReply *item, const char *const *stream_keys,
+                   rk__tick *out);
+/* The field/value strings of tick k into argv[RK_TICK_ARGS]; numbers are
+ * formatted in buf. */
+void rk__tick_args(const rk__tick *k, const char *const *stream_keys,
+                   char buf[RK_STREAM_COUNT + 1][48], const char **argv);
 
 /* ===================================================================
  * sink.c - alert JSON, alert ids, publish-once writes
@@ -554,6 +592,8 @@ typedef struct rk_outbox_stats {
     uint64_t duplicates;            /* alerts whose id was already written */
     uint64_t dead_written;          /* dead letters written */
     uint64_t errors;                /* error replies (retried) */
+    uint64_t filed_elsewhere;       /* dropped: the filing register knows the task */
+    uint64_t held;                  /* answers WAITING (a partition behind; retried) */
 } rk_outbox_stats;
 
 /* An outbox writes alerts and dead letters through the publish-once script
@@ -568,6 +608,13 @@ void rk__outbox_configure(rk_outbox *o, const rk_config *cfg);
  * or NULL; an alert written under it is not written again. 0 or -1. */
 int rk__outbox_alert(rk_outbox *o, const char *id, const char *legacy_id,
                      const char *detector, const char *json, bool publish);
+/* The same, checked against the filing register (register.c) before it is
+ * written: keys[0..nkeys) and spec from rk__register_check. An alert the
+ * register disproves is not written (stats filed_elsewhere); one that must
+ * wait for a partition behind stays queued. */
+int rk__outbox_alert_checked(rk_outbox *o, const char *id, const char *legacy_id,
+                             const char *detector, const char *json, bool publish,
+                             char keys[][320], size_t nkeys, const char *spec);
 /* Queue a dead letter for entry `entry_id` of `stream`. 0 or -1. */
 int rk__outbox_dead(rk_outbox *o, const char *stream, const char *entry_id,
                     const char *error, const char *data, size_t datalen);
@@ -708,6 +755,43 @@ rk_entry_ref rk__task_ref(const rk__task *k);
 const rk__task *rk__tasks_next(const rk_tasks *t, const rk__task *k);
 
 /* ===================================================================
+ * register.c - the filing register shared by the partitions
+ * =================================================================== */
+
+#define RK_REG_PERIOD_MS ((int64_t)32 * 86400000)  /* a register key's span */
+#define RK_REG_MAX_PERIODS 48       /* period keys one lookup reads, at most */
+
+typedef struct rk__register rk__register;
+typedef struct rk__register_stats {
+    uint64_t recorded;              /* filings written to the register */
+    uint64_t errors;                /* failed calls (retried) */
+} rk__register_stats;
+
+/* A register writer on conn (the alert stream's connection) for partition
+ * cfg->partition of cfg->partitions; on_drained(ud) when the last queued
+ * filing is written. NULL when out of memory. */
+rk__register *rk__register_new(rk_redis *conn, const rk_config *cfg,
+                               void (*on_drained)(void *ud), void *ud);
+void rk__register_free(rk__register *g);
+/* Queue filing task_id at ts. 0 or -1 (out of memory). */
+int rk__register_filed(rk__register *g, const char *task_id, int64_t ts);
+/* The engine's watermark is wm: send what is queued, with wm when every
+ * filing applied before it goes along (call between rounds, and to retry). */
+void rk__register_watermark(rk__register *g, int64_t wm);
+void rk__register_conn_down(rk__register *g);
+size_t rk__register_pending(const rk__register *g);
+const rk__register_stats *rk__register_stats_of(const rk__register *g);
+/* The register's main key: riskd:filed (riskd:filed:{<tag>} on a cluster). */
+void rk__register_key(const rk_config *cfg, char *out, size_t len);
+/* Whether alerts of rule are checked against the register. */
+bool rk__register_checks(const char *rule);
+/* The publish script's check of an alert about task_id at deadline: keys
+ * (the main key, then every period key to read: at most
+ * RK_REG_MAX_PERIODS + 1) and spec. 0. */
+int rk__register_check(const rk_config *cfg, const char *task_id, int64_t deadline,
+                       char keys[][320], size_t *nkeys, char *spec, size_t speclen);
+
+/* ===================================================================
  * dedupe.c - natural keys of the events applied (repeated events)
  * =================================================================== */
 
@@ -741,7 +825,7 @@ int rk__dedupe_check(const rk__dedupe *d, uint64_t key, uint32_t digest, int64_t
 int rk__dedupe_record(rk__dedupe *d, uint64_t key, uint32_t digest, int64_t applied);
 /* Was a filing of task_id applied within the window before `now`? */
 bool rk__dedupe_filing_known(const rk__dedupe *d, const char *task_id, int64_t now);
-/* Forget keys a window older than `now` (sweeps at most once a day). */
+/* Forget keys a window older than `now` (sweeps at most once a week). */
 void rk__dedupe_expire(rk__dedupe *d, int64_t now);
 size_t rk__dedupe_count(const rk__dedupe *d);
 /* Bytes allocated for the keys (bucket array and buckets). */
@@ -788,6 +872,7 @@ typedef struct rk_engine_stats {
     uint64_t held_back;                     /* alerts silenced by cooldown */
     uint64_t alerts_emitted;
     uint64_t batches;
+    uint64_t group_rewinds;                 /* group set back to the state */
     uint64_t batch_hist[12];                /* processing time buckets */
     double batch_seconds_sum;
 } rk_engine_stats;

@@ -24,8 +24,10 @@
  *     - not held, and preferred to us (even at our share: we then hand
  *       over one that is not, next tick) or, below our share, seen free
  *       for a lease time (its preferred owner does not take it): acquired (a
- *       script: when the lease is absent, released, or names us, INCR
- *       <state.key>:epoch - the fencing token - and SET the lease PX ttl).
+ *       script: when the lease is absent, released, or names us, raise
+ *       <state.key>:epoch - the fencing token - to max(epoch + 1, Redis's
+ *       TIME in ms), so that a failover that lost an epoch cannot hand it
+ *       out again, and SET the lease PX ttl).
  *
  * The lease value is "<consumer> held" or "<consumer> released". The epoch
  * the acquire returns is the fencing token: the engine's every write (the
@@ -117,15 +119,25 @@ static const char heartbeat_lua[] =
     "return redis.call('ZRANGE', KEYS[1], 0, -1)\n";
 
 /* KEYS[1] lease, KEYS[2] epoch; ARGV[1] me, ARGV[2] ttl ms.
- * -> {epoch, previous value or ""} or {0, holder}. */
+ * -> {epoch, previous value or "", 1 when an epoch existed} or {0, holder}.
+ * The new epoch is max(epoch + 1, Redis's TIME in ms): an increment alone
+ * could be handed out twice when a failover loses it with the old master
+ * (the promoted replica still has the epoch before it); the time cannot
+ * come back on the new master, which acquires only after the sentinels'
+ * down-after time (as long as the masters' clocks agree to better than
+ * that). With redis.wait_replicas the acquirer also WAITs for it. */
 static const char acquire_lua[] =
     "local cur = redis.call('GET', KEYS[1])\n"
     "if cur and cur ~= ARGV[1] .. ' held' and string.sub(cur, -5) == ' held' then\n"
     "  return {0, string.sub(cur, 1, -6)}\n"
     "end\n"
-    "local ep = redis.call('INCR', KEYS[2])\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local had = redis.call('GET', KEYS[2])\n"
+    "local last = tonumber(had or '0') or 0\n"
+    "local ep = redis.call('INCRBY', KEYS[2], math.max(1, now - last))\n"
     "redis.call('SET', KEYS[1], ARGV[1] .. ' held', 'PX', ARGV[2])\n"
-    "return {ep, cur or ''}\n";
+    "return {ep, cur or '', had and 1 or 0}\n";
 
 /* KEYS[1] lease, KEYS[2] epoch; ARGV[1] me, ARGV[2] ttl ms, ARGV[3] epoch.
  * -> 1 renewed, 0 lost. */
@@ -444,7 +456,7 @@ static void on_acquire(rk_redis *r, redisReply *reply, void *pd)
     if (pt->st != P_ACQUIRING)
         return;
     pt->st = P_FREE;
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 ||
         reply->element[0]->type != REDIS_REPLY_INTEGER ||
         reply->element[1]->type != REDIS_REPLY_STRING) {
         if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
@@ -470,7 +482,9 @@ static void on_acquire(rk_redis *r, redisReply *reply, void *pd)
     /* Start at once only after a clean release or on a lease never held:
      * otherwise the old holder may still have a blocked read in Redis. */
     prev = reply->element[1];
-    clean = prev->len == 0 ? pt->epoch == 1
+    clean = prev->len == 0 ? reply->elements >= 3 &&
+                                 reply->element[2]->type == REDIS_REPLY_INTEGER &&
+                                 reply->element[2]->integer == 0
                            : (prev->len > 9 && strcmp(prev->str + prev->len - 9, " released") == 0);
     pt->takeover = !clean;
     rk__log(RK_LOG_NOTICE, "partition %d: lease %s acquired (epoch %lld)%s%s%s", pt->p,

@@ -217,11 +217,17 @@ void rk__slot_tag(const char *key, char *out, size_t len)
  * epochs, see node.c; the stream key again when unfenced), KEYS[4] the
  * dedupe key of the alert's id as the previous release derived it (from
  * its trigger entry; KEYS[1] again when there is none): an alert already
- * written under that id is not written again; ARGV[1] the
+ * written under that id is not written again; with partitions, for a
+ * scan_without_filing or case_without_filing alert, KEYS[5] the filing
+ * register's main key and KEYS[6..] its period keys to read (register.c);
+ * ARGV[1] the
  * writer's epoch ("" = unfenced), ARGV[2] the fence's hash field ("" = the
  * fence is a plain key), ARGV[3] ttl seconds, ARGV[4] maxlen, ARGV[5]
- * channel ("" = no publish), ARGV[6..] field/value pairs; the published
- * message is ARGV[7], the first value. */
+ * channel ("" = no publish), ARGV[6] the register check ("" = none:
+ * "<task key hex> <bucket> <deadline> <partitions> <period ms> <first
+ * period>"), ARGV[7..] field/value pairs; the published message is
+ * ARGV[8], the first value. Replies 1 written, 0 written before, 2 not
+ * written: the register holds a filing of the task by the deadline. */
 static const char publish_once_lua[] =
     /* A writer whose lease another riskd has taken since (the epoch moved
      * on) writes nothing: a paused or cut-off old leader is fenced out. */
@@ -238,8 +244,8 @@ static const char publish_once_lua[] =
      * so a refused XADD or PUBLISH after the SET would leave the id marked
      * written and the alert lost. (redis.acl_check_cmd: Redis >= 7.0.) */
     "if redis.acl_check_cmd and not (redis.acl_check_cmd('XADD', KEYS[2], 'MAXLEN', '~', "
-    "ARGV[4], '*', ARGV[6], ARGV[7]) and (ARGV[5] == '' or "
-    "redis.acl_check_cmd('PUBLISH', ARGV[5], ARGV[7]))) then\n"
+    "ARGV[4], '*', ARGV[7], ARGV[8]) and (ARGV[5] == '' or "
+    "redis.acl_check_cmd('PUBLISH', ARGV[5], ARGV[8]))) then\n"
     "  return redis.error_reply('NOPERM the Redis user may not XADD to ' .. KEYS[2] .. "
     "' or PUBLISH to ' .. ARGV[5])\n"
     "end\n"
@@ -247,11 +253,39 @@ static const char publish_once_lua[] =
     "  redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[3])\n"
     "  return 0\n"
     "end\n"
+    /* The filing register (register.c): wait until every partition is past
+     * the deadline, then drop the alert if some partition filed the task
+     * by then. */
+    "if ARGV[6] ~= '' and redis.call('EXISTS', KEYS[1]) == 0 then\n"
+    "  local hx, b, dl, n, per, first = string.match(ARGV[6], "
+    "'^(%x+) (%d+) (%-?%d+) (%d+) (%d+) (%-?%d+)$')\n"
+    "  dl, per, first = tonumber(dl), tonumber(per), tonumber(first)\n"
+    "  for p = 0, tonumber(n) - 1 do\n"
+    "    local w = redis.call('HGET', KEYS[5], 'wm:' .. p)\n"
+    "    if not w or tonumber(w) <= dl then\n"
+    "      return redis.error_reply('WAITING partition ' .. p .. ' is not past ' .. "
+    "string.format('%d', dl) .. ' yet')\n"
+    "    end\n"
+    "  end\n"
+    "  local dg = (hx:gsub('..', function(h) return string.char(tonumber(h, 16)) end))\n"
+    "  for k = 6, #KEYS do\n"
+    "    local v = redis.call('HGET', KEYS[k], b)\n"
+    "    if v then\n"
+    "      local base = (first + k - 6) * per\n"
+    "      for j = 1, #v - 11, 12 do\n"
+    "        if string.sub(v, j, j + 7) == dg then\n"
+    "          local a, c, d, e = string.byte(v, j + 8, j + 11)\n"
+    "          if base + ((a * 256 + c) * 256 + d) * 256 + e <= dl then return 2 end\n"
+    "        end\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
     "if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[3]) then\n"
     "  local f = {}\n"
-    "  for i = 6, #ARGV do f[#f + 1] = ARGV[i] end\n"
+    "  for i = 7, #ARGV do f[#f + 1] = ARGV[i] end\n"
     "  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', unpack(f))\n"
-    "  if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], ARGV[7]) end\n"
+    "  if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], ARGV[8]) end\n"
     "  return 1\n"
     "end\n"
     /* Already written: rewrite the key unchanged so that a WAIT on this
@@ -271,11 +305,15 @@ typedef struct ob_item {
     int is_alert;
     int in_group;                   /* sent in a WAIT group */
     int wrote;                      /* some attempt answered 1 */
+    int elsewhere;                  /* some attempt answered 2 */
     int nargs;                      /* field/value strings */
     char *key;                      /* dedupe key */
     char *legacy;                   /* the previous release's, or NULL */
     char *stream;
     char *channel;                  /* "" for dead letters */
+    char *spec;                     /* the register check, or NULL */
+    char *xkeys;                    /* its keys, one after the other (with NULs) */
+    size_t nxkeys;
     char *args[8];
     size_t lens[8];
 } ob_item;
@@ -312,6 +350,7 @@ struct rk_outbox {
     int grp_wait_n;                 /* the n of that WAIT */
     int wait_inflight;
     int wait_short;                 /* the last WAIT fell short (logged) */
+    int holding;                    /* an alert waits for a partition (logged) */
     rk_outbox_stats stats;
 };
 
@@ -324,6 +363,8 @@ static void item_free(ob_item *it)
     free(it->legacy);
     free(it->stream);
     free(it->channel);
+    free(it->spec);
+    free(it->xkeys);
     for (i = 0; i < it->nargs; i++)
         free(it->args[i]);
     free(it);
@@ -384,10 +425,16 @@ static void on_item_reply(rk_redis *r, redisReply *reply, void *pd)
 
     (void)r;
     o->inflight--;
+    if (reply != NULL && reply->type == REDIS_REPLY_INTEGER && o->holding) {
+        rk__log(RK_LOG_INFO, "alerts held for the partitions behind are written again");
+        o->holding = 0;
+    }
     if (reply != NULL && reply->type == REDIS_REPLY_INTEGER && it->in_group) {
         it->state = IT_WRITTEN;     /* confirmed by the group's WAIT */
         if (reply->integer == 1)
             it->wrote = 1;
+        if (reply->integer == 2)
+            it->elsewhere = 1;
         return;
     }
     if (reply != NULL && reply->type == REDIS_REPLY_INTEGER) {
@@ -396,6 +443,8 @@ static void on_item_reply(rk_redis *r, redisReply *reply, void *pd)
         if (reply->integer == 1) {
             if (it->is_alert) o->stats.written++;
             else o->stats.dead_written++;
+        } else if (reply->integer == 2) {
+            o->stats.filed_elsewhere++;
         } else if (it->is_alert) {
             o->stats.duplicates++;
         }
@@ -412,6 +461,15 @@ static void on_item_reply(rk_redis *r, redisReply *reply, void *pd)
         o->scan_from = idx;
     if (reply == NULL)
         return;                     /* connection lost: resent on reconnect */
+    if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "WAITING", 7) == 0) {
+        /* A partition behind may still apply the filing: later. */
+        o->stats.held++;
+        if (!o->holding)
+            rk__log(RK_LOG_INFO, "an alert waits for the filing register: %s", reply->str);
+        o->holding = 1;
+        arm_retry(o);
+        return;
+    }
     o->stats.errors++;
     if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "FENCED", 6) == 0) {
         if (!o->fenced) {
@@ -458,6 +516,8 @@ static void on_wait_reply(rk_redis *r, redisReply *reply, void *pd)
         if (it->wrote) {
             if (it->is_alert) o->stats.written++;
             else o->stats.dead_written++;
+        } else if (it->elsewhere) {
+            o->stats.filed_elsewhere++;
         } else if (it->is_alert) {
             o->stats.duplicates++;
         }
@@ -527,8 +587,10 @@ static void ob_send(rk_outbox *o)
     o->grp_n = 0;
     for (i = o->scan_from; i < o->n && o->inflight < OUTBOX_MAX_INFLIGHT; i++) {
         ob_item *it = o->items[i];
-        const char *argv[20];
-        size_t lens[20];
+        const char *argv[24 + RK_REG_MAX_PERIODS];
+        size_t lens[24 + RK_REG_MAX_PERIODS];
+        char nkeys[16];
+        const char *xk;
         int argc = 0, k;
 
         if (it->state != IT_QUEUED) {
@@ -538,7 +600,8 @@ static void ob_send(rk_outbox *o)
         }
         argv[argc] = "EVALSHA"; lens[argc++] = 7;
         argv[argc] = o->sha; lens[argc++] = 40;
-        argv[argc] = "4"; lens[argc++] = 1;
+        snprintf(nkeys, sizeof(nkeys), "%zu", 4 + it->nxkeys);
+        argv[argc] = nkeys; lens[argc] = strlen(nkeys); argc++;
         argv[argc] = it->key; lens[argc++] = strlen(it->key);
         argv[argc] = it->stream; lens[argc++] = strlen(it->stream);
         argv[argc] = o->fence_key != NULL ? o->fence_key : it->stream;
@@ -547,6 +610,11 @@ static void ob_send(rk_outbox *o)
         argv[argc] = it->legacy != NULL ? it->legacy : it->key;
         lens[argc] = strlen(argv[argc]);
         argc++;
+        for (k = 0, xk = it->xkeys; k < (int)it->nxkeys; k++, xk += lens[argc - 1] + 1) {
+            argv[argc] = xk;
+            lens[argc] = strlen(xk);
+            argc++;
+        }
         if (o->fence_key != NULL) {
             argv[argc] = o->fence_epoch; lens[argc++] = strlen(o->fence_epoch);
             argv[argc] = o->fence_field ? o->fence_field : "";
@@ -559,6 +627,7 @@ static void ob_send(rk_outbox *o)
         argv[argc] = o->ttl_s; lens[argc++] = strlen(o->ttl_s);
         argv[argc] = o->maxlen; lens[argc++] = strlen(o->maxlen);
         argv[argc] = it->channel; lens[argc++] = strlen(it->channel);
+        argv[argc] = it->spec ? it->spec : ""; lens[argc] = strlen(argv[argc]); argc++;
         for (k = 0; k < it->nargs; k++) {
             argv[argc] = it->args[k];
             lens[argc++] = it->lens[k];
@@ -730,11 +799,35 @@ static char *alert_key(const rk_outbox *o, const char *id)
 int rk__outbox_alert(rk_outbox *o, const char *id, const char *legacy_id,
                      const char *detector, const char *json, bool publish)
 {
+    return rk__outbox_alert_checked(o, id, legacy_id, detector, json, publish, NULL, 0, NULL);
+}
+
+int rk__outbox_alert_checked(rk_outbox *o, const char *id, const char *legacy_id,
+                             const char *detector, const char *json, bool publish,
+                             char keys[][320], size_t nkeys, const char *spec)
+{
     ob_item *it = item_new(o, 1);
     size_t n;
     int ok;
     if (it == NULL)
         return -1;
+    if (spec != NULL && nkeys > 0 && nkeys <= RK_REG_MAX_PERIODS + 1) {
+        size_t i, len = 0;
+        for (i = 0; i < nkeys; i++)
+            len += strlen(keys[i]) + 1;
+        it->spec = strdup(spec);
+        it->xkeys = malloc(len);
+        if (it->spec == NULL || it->xkeys == NULL) {
+            item_free(it);
+            return -1;
+        }
+        for (i = 0, len = 0; i < nkeys; i++) {
+            size_t l = strlen(keys[i]) + 1;
+            memcpy(it->xkeys + len, keys[i], l);
+            len += l;
+        }
+        it->nxkeys = nkeys;
+    }
     it->key = alert_key(o, id);
     it->stream = strdup(o->alerts_stream);
     n = strlen(o->channel_prefix) + strlen(detector) + 1;

@@ -1,5 +1,6 @@
 /* tests/test-clock.c - the watermark rule, the event-time
- * timer heap and clock.allowed_lateness (daemon/clock.c). */
+ * timer heap and clock.allowed_lateness (daemon/clock.c), and the
+ * wall-clock tick records and their queue (daemon/ticks.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -8,6 +9,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+
+#include <hiredis/hiredis.h>
 
 #include "internal.h"
 
@@ -207,6 +210,139 @@ static void test_allowed_lateness_saturates_and_is_kept(void **state)
     rk__clock_free(&d);
 }
 
+/* rk__clock_due_at: the rule of rk__clock_pop_due, asked for a watermark
+ * not yet reached (the idle engine ticks only when a timer is due). */
+static void test_due_at(void **state)
+{
+    rk_clock c;
+    (void)state;
+    rk__clock_init(&c);
+    assert_false(rk__clock_due_at(&c, 1000000));
+    assert_int_equal(rk__clock_timer_add(&c, 5000, 0, "k", 0), 0);
+    assert_false(rk__clock_due_at(&c, 5000));       /* strictly after */
+    assert_true(rk__clock_due_at(&c, 5001));
+    rk__clock_free(&c);
+}
+
+/* hiredis reply nodes by hand (freed by freeReplyObject). */
+static redisReply *str_reply(const char *s)
+{
+    redisReply *r = calloc(1, sizeof(*r));
+    r->type = REDIS_REPLY_STRING;
+    r->str = strdup(s);
+    r->len = strlen(s);
+    return r;
+}
+
+static redisReply *arr_reply(size_t n, const char *const *strs)
+{
+    redisReply *r = calloc(1, sizeof(*r));
+    size_t i;
+    r->type = REDIS_REPLY_ARRAY;
+    r->elements = n;
+    r->element = calloc(n ? n : 1, sizeof(*r->element));
+    for (i = 0; i < n; i++)
+        r->element[i] = str_reply(strs[i]);
+    return r;
+}
+
+/* [id, [field, value, ...]] */
+static redisReply *entry_reply(size_t n, const char *const *fields)
+{
+    redisReply *r = calloc(1, sizeof(*r));
+    r->type = REDIS_REPLY_ARRAY;
+    r->elements = 2;
+    r->element = calloc(2, sizeof(*r->element));
+    r->element[0] = str_reply("1-0");
+    r->element[1] = arr_reply(n, fields);
+    return r;
+}
+
+/* A tick's record (ticks.c) reads back as the tick; a stream the
+ * configuration no longer names is ignored; anything else is no tick. */
+static void test_tick_record_round_trip(void **state)
+{
+    static const char *const keys[RK_STREAM_COUNT] = {"enforce:scan", "enforce:case"};
+    char buf[RK_STREAM_COUNT + 1][48];
+    const char *argv[RK_TICK_ARGS];
+    rk__tick t, back;
+    redisReply *r;
+    (void)state;
+
+    memset(&t, 0, sizeof(t));
+    t.ts = 1796439286079LL;
+    t.pos[RK_STREAM_SCAN].ms = 1796439286080ULL;
+    t.pos[RK_STREAM_SCAN].seq = 3;
+    t.pos[RK_STREAM_CASE].stream = RK_STREAM_CASE;
+    rk__tick_args(&t, keys, buf, argv);
+    assert_string_equal(argv[0], "ts");
+    assert_string_equal(argv[1], "1796439286079");
+    assert_string_equal(argv[2], "enforce:scan");
+    assert_string_equal(argv[3], "1796439286080-3");
+    assert_string_equal(argv[5], "0-0");
+    r = entry_reply(RK_TICK_ARGS, argv);
+    assert_int_equal(rk__tick_parse(r, keys, &back), 0);
+    assert_memory_equal(&back, &t, sizeof(t));
+    freeReplyObject(r);
+    {
+        static const char *const other[] = {"ts", "5", "old:stream", "9-9",
+                                            "enforce:case", "7-1"};
+        r = entry_reply(6, other);
+        assert_int_equal(rk__tick_parse(r, keys, &back), 0);
+        assert_int_equal(back.ts, 5);
+        assert_int_equal(back.pos[RK_STREAM_SCAN].ms, 0);
+        assert_int_equal(back.pos[RK_STREAM_CASE].ms, 7);
+        assert_int_equal(back.pos[RK_STREAM_CASE].seq, 1);
+        freeReplyObject(r);
+    }
+    {
+        /* no ts, a ts or an id that is not a number, an id without its seq */
+        static const char *const bad[][4] = {
+            {"other", "1-0", "enforce:case", "1-0"}, {"ts", "x", "enforce:case", "1-0"},
+            {"ts", "", "enforce:case", "1-0"}, {"ts", "12a", "enforce:case", "1-0"},
+            {"ts", "1", "enforce:scan", "1-"}, {"ts", "1", "enforce:scan", "-1"},
+            {"ts", "1", "enforce:scan", "1"}, {"ts", "1", "enforce:scan", "a-1"}};
+        size_t i;
+        for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            r = entry_reply(4, bad[i]);
+            if (rk__tick_parse(r, keys, &back) != -1)
+                fail_msg("bad record %zu parsed", i);
+            freeReplyObject(r);
+        }
+        r = str_reply("1-0");
+        assert_int_equal(rk__tick_parse(r, keys, &back), -1);
+        freeReplyObject(r);
+        assert_int_equal(rk__tick_parse(NULL, keys, &back), -1);
+    }
+}
+
+/* The queue of ticks to apply: first in, first out, reused once empty. */
+static void test_tick_queue(void **state)
+{
+    rk__ticks q;
+    rk__tick t;
+    int i;
+    (void)state;
+    memset(&q, 0, sizeof(q));
+    memset(&t, 0, sizeof(t));
+    assert_null(rk__ticks_head(&q));
+    for (i = 0; i < 40; i++) {
+        t.ts = i;
+        assert_int_equal(rk__ticks_push(&q, &t), 0);
+    }
+    assert_int_equal(rk__ticks_count(&q), 40);
+    for (i = 0; i < 40; i++) {
+        assert_int_equal(rk__ticks_head(&q)->ts, i);
+        rk__ticks_pop(&q);
+    }
+    assert_null(rk__ticks_head(&q));
+    assert_int_equal(rk__ticks_count(&q), 0);
+    t.ts = 99;
+    assert_int_equal(rk__ticks_push(&q, &t), 0);
+    assert_int_equal(rk__ticks_head(&q)->ts, 99);
+    rk__ticks_free(&q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -217,6 +353,9 @@ int main(void)
         cmocka_unit_test(test_snapshot_restore),
         cmocka_unit_test(test_allowed_lateness_holds_timers_back),
         cmocka_unit_test(test_allowed_lateness_saturates_and_is_kept),
+        cmocka_unit_test(test_due_at),
+        cmocka_unit_test(test_tick_record_round_trip),
+        cmocka_unit_test(test_tick_queue),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -109,7 +110,7 @@ static void wl_make(workload *w, size_t events, int partitions)
     bg_gen *g;
     char buf[2048], unit[32];
     size_t i, cap = events + events / 4 + 16, *seq;
-    int64_t ts;
+    int64_t ts, last = 0;
     int stream, p, p0, p1;
 
     memset(w, 0, sizeof(*w));
@@ -130,6 +131,8 @@ static void wl_make(workload *w, size_t events, int partitions)
     assert_non_null(g);
     for (i = 0; i < events; i++) {
         assert_true(bg_gen_next(g, -1, &stream, &ts, buf, sizeof(buf)) > 0);
+        if (ts > last)
+            last = ts;
         if (bg_gen_last_unit(g) < 0) {
             p0 = 0;
             p1 = partitions - 1;
@@ -156,6 +159,28 @@ static void wl_make(workload *w, size_t events, int partitions)
         }
     }
     bg_gen_free(g);
+    /* A closing tick a day after the last event, to every partition: with
+     * partitions, scan_without_filing and case_without_filing wait until
+     * every partition is past their deadline (the filing register). */
+    if (w->n + (size_t)partitions > cap) {
+        cap = w->n + (size_t)partitions;
+        w->e = realloc(w->e, cap * sizeof(*w->e));
+        assert_non_null(w->e);
+    }
+    for (p = 0; p < partitions; p++) {
+        wl_entry *x = &w->e[w->n++];
+        char t[64];
+        time_t secs = (time_t)((last + 86400000) / 1000);
+        strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%SZ", gmtime(&secs));
+        if (partitions > 1)
+            snprintf(x->key, sizeof(x->key), "enforce:case:{%d}", p);
+        else
+            snprintf(x->key, sizeof(x->key), "enforce:case");
+        snprintf(x->id, sizeof(x->id), "%zu-0", ++seq[p * 2 + 1]);
+        snprintf(buf, sizeof(buf), "{\"type\":\"clock.tick\",\"ts\":\"%s\"}", t);
+        x->data = strdup(buf);
+        assert_non_null(x->data);
+    }
     free(seq);
 }
 

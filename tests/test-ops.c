@@ -48,11 +48,11 @@
  * the default key names; "PASSWORD" is replaced by the test's password. */
 #define LEAST_PRIV_ACL \
     "riskd on >PASSWORD resetkeys ~enforce:scan ~enforce:case ~alerts " \
-    "~riskd:alert:* ~riskd:deadseen:* ~riskd:dead ~riskd:state ~riskd:state:suspect ~riskd:state:epoch ~riskd:state:lease ~riskd:state:members " \
+    "~riskd:alert:* ~riskd:deadseen:* ~riskd:dead ~riskd:state ~riskd:state:suspect ~riskd:state:epoch ~riskd:state:lease ~riskd:state:members ~riskd:state:clock " \
     "~riskd:audit %R~riskd:silences " \
-    "resetchannels &alerts:* -@all +select +xgroup|create +xreadgroup +xautoclaim " \
-    "+xpending +xack +xinfo|groups +get +set +del +incr +watch +multi +exec +hget +hset +hgetall +zadd +zrange +zremrangebyscore +zrem +time +script|load " \
-    "+eval +evalsha +xadd +publish"
+    "resetchannels &alerts:* -@all +select +xgroup|create +xgroup|setid +xreadgroup +xautoclaim " \
+    "+xpending +xack +xinfo|groups +get +set +del +exists +incr +incrby +watch +multi +exec +hget +hset +hgetall +zadd +zrange +zremrangebyscore +zrem +time +script|load " \
+    "+eval +evalsha +xadd +publish +xrange +xrevrange"
 
 #define MAX_MSGS 4096
 
@@ -753,6 +753,47 @@ static void test_acl_gap_does_not_lose_alerts(void **state)
     assert_int_equal(it_riskd_wait(&f->env.riskd, 15000), 0);
 }
 
+/* A wall-clock tick Redis refuses to record (the user may read the clock
+ * stream, not write it) is logged and the watermark stays: the grace timer
+ * of a scan stamped in the past does not fire by the wall clock, since a
+ * replay could not know that it did. Once the right is granted the tick is
+ * recorded, then the alert follows. */
+static void test_acl_gap_holds_the_wall_clock(void **state)
+{
+    fixture *f = *state;
+    const char *cfg = "{\"redis\":{\"username\":\"riskd\",\"password\":\"" ACL_PASSWORD "\","
+                      "\"db\":3},\"clock\":{\"idle\":\"1s\"},\"state\":{\"interval\":\"200ms\"}}";
+    acl_setuser(f->env.c, LEAST_PRIV_ACL);
+    acl_setuser(f->env.c, "riskd resetkeys ~enforce:scan ~enforce:case ~alerts ~riskd:alert:* "
+                "~riskd:deadseen:* ~riskd:dead ~riskd:state ~riskd:state:suspect "
+                "~riskd:state:epoch ~riskd:state:lease ~riskd:state:members %R~riskd:state:clock "
+                "~riskd:audit %R~riskd:silences");
+    freeReplyObject(it_cmd(f->env.c, "SELECT 3"));
+    it_xadd(f->env.c, "enforce:scan", "{\"type\":\"inspection.scanned\",\"ts\":"
+            "\"2025-03-01T10:00:00Z\",\"task_id\":\"T-NOFILE\",\"enterprise_id\":\"E1\"}",
+            NULL, 0);
+    start(f, cfg);
+    must(f, wait_log(&f->env.riskd, "recording a wall-clock tick in riskd:state:clock failed",
+                     1, 10000), "the refused tick is logged");
+    assert_int_equal(it_int(f->env.c, "XLEN alerts"), 0);
+    assert_int_equal(it_int(f->env.c, "EXISTS riskd:state:clock"), 0);
+    acl_setuser(f->env.c, "riskd ~riskd:state:clock");
+    must(f, it_wait_xlen(f->env.c, "alerts", 1, 10000), "the alert once the tick is recorded");
+    assert_int_equal(it_int(f->env.c, "XLEN riskd:state:clock"), 1);
+    /* recorded before the alert it caused */
+    {
+        redisReply *t = it_cmd(f->env.c, "XRANGE riskd:state:clock - +");
+        redisReply *a = it_cmd(f->env.c, "XRANGE alerts - +");
+        assert_true(strtoull(t->element[0]->element[0]->str, NULL, 10) <=
+                    strtoull(a->element[0]->element[0]->str, NULL, 10));
+        freeReplyObject(t);
+        freeReplyObject(a);
+    }
+    assert_int_equal(log_count(&f->env.riskd, "recording a wall-clock tick"), 1);
+    it_riskd_signal(&f->env.riskd, SIGTERM);
+    assert_int_equal(it_riskd_wait(&f->env.riskd, 15000), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -764,6 +805,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reload_plugins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_least_privilege_acl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_acl_gap_does_not_lose_alerts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_acl_gap_holds_the_wall_clock, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

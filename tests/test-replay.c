@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -279,12 +280,222 @@ static void test_replay_partition(void **state)
     free(err);
 }
 
+/* ---- wall-clock ticks: replay equals live with clock.wall_advance ---- */
+
+#define WALL_CFG "{\"clock\":{\"wall_advance\":true,\"idle\":\"1s\"}," \
+                 "\"state\":{\"interval\":\"200ms\"}," \
+                 "\"detectors\":{\"unfiled_inspection\":{\"scan_deadline\":\"3s\"}}}"
+#define FILED(task, ent, ts) \
+    "{\"type\":\"inspection.filed\",\"ts\":" ts ",\"task_id\":\"" task "\"," \
+    "\"unit_id\":\"U1\",\"officers\":[\"O1\"],\"enterprise_id\":\"" ent "\"}"
+#define SCANNED(task, ent, ts) \
+    "{\"type\":\"inspection.scanned\",\"ts\":" ts ",\"task_id\":\"" task "\"," \
+    "\"enterprise_id\":\"" ent "\"}"
+#define CASE_OPENED(id, ts) \
+    "{\"type\":\"case.opened\",\"ts\":" ts ",\"case_id\":\"" id "\",\"unit_id\":\"U1\"," \
+    "\"source\":\"complaint\"}"
+
+static long long wall_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Wait until the alert stream holds n alerts (the log on failure). */
+static void wait_alerts(fixture *f, long long n)
+{
+    if (!it_wait_xlen(f->env.c, "alerts", n, 20000)) {
+        it_riskd_dump_log(&f->env.riskd);
+        fail_msg("%lld alerts expected, %lld written", n, it_int(f->env.c, "XLEN alerts"));
+    }
+}
+
+/* The live alerts and the replay's must be the same ids with the same
+ * content apart from emitted_at. */
+static void assert_same_alerts(json_t *live, json_t *rep)
+{
+    const char *id;
+    json_t *v;
+    json_object_foreach(live, id, v) {
+        json_t *r = json_object_get(rep, id), *a = json_deep_copy(v), *b;
+        if (r == NULL)
+            fail_msg("live alert %s (%s) missing from the replay", id,
+                     json_string_value(json_object_get(v, "rule")));
+        b = json_deep_copy(r);
+        json_object_del(a, "emitted_at");
+        json_object_del(b, "emitted_at");
+        if (!json_equal(a, b))
+            fail_msg("alert %s differs between the live run and the replay", id);
+        json_decref(a);
+        json_decref(b);
+    }
+    json_object_foreach(rep, id, v)
+        if (json_object_get(live, id) == NULL)
+            fail_msg("replay alert %s (%s) was not raised live", id,
+                     json_string_value(json_object_get(v, "rule")));
+}
+
+static json_t *replay_ids(fixture *f, const char *cfg, const char *extra)
+{
+    char args[800];
+    char *out, *err;
+    json_t *ids;
+    snprintf(args, sizeof(args), "--replay -c %s%s", cfg, extra);
+    if (run(args, &out, &err) != 0)
+        fail_msg("replay failed: %s", err);
+    ids = ids_of_lines(out);
+    free(out);
+    free(err);
+    (void)f;
+    return ids;
+}
+
+static size_t count_rule(json_t *ids, const char *rule)
+{
+    const char *id;
+    json_t *v;
+    size_t n = 0;
+    json_object_foreach(ids, id, v)
+        if (strcmp(json_string_value(json_object_get(v, "rule")), rule) == 0)
+            n++;
+    return n;
+}
+
+/* A live run whose alerts come only from the wall clock: five filings of
+ * 2025 never scanned in time fire filed_not_scanned when the idle engine
+ * moves the watermark to the wall clock (tick 1). Then scans of two of them
+ * arrive, stamped before their deadline (late), a scan of a task never
+ * filed (its grace has long passed: scan_without_filing at once), and a
+ * filing planned now, whose deadline (scan_deadline 3s) only the wall clock
+ * passes (tick 2). The replay of the same entries raises exactly those
+ * alerts: it applies tick 1 after the first batch - not at the end, where
+ * the two late scans would prevent two alerts - and tick 2 at the end. The
+ * same replay without the ticks (the clock stream deleted) raises fewer:
+ * the ticks are what makes it equal. --to the first batch replays tick 1
+ * only. The replay runs with wall_advance true and does not advance by its
+ * own wall clock. */
+static void test_replay_equals_live_wall_clock(void **state)
+{
+    fixture *f = *state;
+    char cfg[400], last1[64], extra[100], json[400];
+    json_t *live, *rep;
+    /* two days ago: deadlines long past, filings still remembered */
+    long long t0 = wall_ms() - 2 * 86400000LL;
+    int i;
+
+    snprintf(json, sizeof(json), CASE_OPENED("C1", "%lld"), t0 - 3600000);
+    it_xadd(f->env.c, "enforce:case", json, NULL, 0);
+    for (i = 1; i <= 5; i++) {
+        char task[16], ent[16];
+        snprintf(task, sizeof(task), "F%d", i);
+        snprintf(ent, sizeof(ent), "E%d", i);
+        snprintf(json, sizeof(json), "{\"type\":\"inspection.filed\",\"ts\":%lld,"
+                 "\"task_id\":\"%s\",\"unit_id\":\"U1\",\"officers\":[\"O1\"],"
+                 "\"enterprise_id\":\"%s\"}", t0 + i * 100, task, ent);
+        it_xadd(f->env.c, "enforce:scan", json, last1, sizeof(last1));
+    }
+    assert_int_equal(it_riskd_start(&f->env.riskd, f->env.redis.port, WALL_CFG), 0);
+    wait_alerts(f, 5);
+    assert_int_equal(it_int(f->env.c, "XLEN riskd:state:clock"), 1);
+
+    /* F1 and F2 scanned a second after filing: in time, but late to arrive */
+    snprintf(json, sizeof(json), SCANNED("F1", "E1", "%lld"), t0 + 1100);
+    it_xadd(f->env.c, "enforce:scan", json, NULL, 0);
+    snprintf(json, sizeof(json), SCANNED("F2", "E2", "%lld"), t0 + 1200);
+    it_xadd(f->env.c, "enforce:scan", json, NULL, 0);
+    snprintf(json, sizeof(json), SCANNED("TX", "EX", "%lld"), t0 + 86400000LL);
+    it_xadd(f->env.c, "enforce:scan", json, NULL, 0);
+    snprintf(json, sizeof(json), FILED("F6", "E6", "%lld"), wall_ms());
+    it_xadd(f->env.c, "enforce:scan", json, NULL, 0);
+    wait_alerts(f, 7);
+    assert_true(it_wait_settled(f->env.c, 15000));
+    it_riskd_signal(&f->env.riskd, SIGTERM);
+    assert_int_equal(it_riskd_wait(&f->env.riskd, 15000), 0);
+    live = live_ids(f);
+    assert_int_equal(json_object_size(live), 7);
+    assert_int_equal(count_rule(live, "filed_not_scanned"), 6);
+    assert_int_equal(count_rule(live, "scan_without_filing"), 1);
+    assert_true(it_int(f->env.c, "XLEN riskd:state:clock") >= 2);
+
+    write_cfg(f, "wall.json", WALL_CFG, cfg, sizeof(cfg));
+    rep = replay_ids(f, cfg, "");
+    assert_same_alerts(live, rep);
+    json_decref(rep);
+
+    /* --to the first batch: tick 1 is in range, tick 2 (after F6) is not. */
+    snprintf(extra, sizeof(extra), " --to %s", last1);
+    rep = replay_ids(f, cfg, extra);
+    assert_int_equal(json_object_size(rep), 5);
+    assert_int_equal(count_rule(rep, "filed_not_scanned"), 5);
+    json_decref(rep);
+
+    /* Without the ticks: F1 and F2 count as scanned in time and F6's
+     * deadline never passes in event time. */
+    freeReplyObject(it_cmd(f->env.c, "DEL riskd:state:clock"));
+    rep = replay_ids(f, cfg, "");
+    assert_int_equal(json_object_size(rep), 4);
+    assert_int_equal(count_rule(rep, "filed_not_scanned"), 3);
+    json_decref(rep);
+    json_decref(live);
+}
+
+/* The ticks survive a crash. The live run ticks once (filings of 2025
+ * never scanned), and is killed before any checkpoint covers the tick
+ * (state.interval 1h). While it is down a scan of a task never filed
+ * arrives, stamped after every other event: only a watermark already past
+ * its grace deadline - the tick - raises scan_without_filing. The restarted
+ * run (clock.idle 1h: no tick of its own) reads the tick back, applies it
+ * at its position after the re-read first batch, and raises that alert;
+ * the replay equals the whole live output. */
+static void test_wall_ticks_survive_kill(void **state)
+{
+    fixture *f = *state;
+    char cfg[400];
+    json_t *live, *rep;
+    static const char run1[] = "{\"clock\":{\"wall_advance\":true,\"idle\":\"1s\"},"
+                               "\"state\":{\"interval\":\"1h\"}}";
+    static const char run2[] = "{\"clock\":{\"wall_advance\":true,\"idle\":\"1h\"},"
+                               "\"state\":{\"interval\":\"200ms\"}}";
+
+    it_xadd(f->env.c, "enforce:case", CASE_OPENED("C1", "\"2025-03-01T08:00:00Z\""), NULL, 0);
+    it_xadd(f->env.c, "enforce:scan", FILED("F1", "E1", "\"2025-03-01T09:00:00Z\""), NULL, 0);
+    it_xadd(f->env.c, "enforce:scan", FILED("F2", "E2", "\"2025-03-01T09:01:00Z\""), NULL, 0);
+    assert_int_equal(it_riskd_start(&f->env.riskd, f->env.redis.port, run1), 0);
+    wait_alerts(f, 2);
+    assert_int_equal(it_int(f->env.c, "EXISTS riskd:state"), 0);
+    it_riskd_signal(&f->env.riskd, SIGKILL);
+    it_riskd_wait(&f->env.riskd, 15000);
+    assert_int_equal(it_int(f->env.c, "XLEN riskd:state:clock"), 1);
+
+    it_xadd(f->env.c, "enforce:scan", SCANNED("TX", "EX", "\"2025-03-05T10:00:00Z\""), NULL, 0);
+    assert_int_equal(it_riskd_start(&f->env.riskd, f->env.redis.port, run2), 0);
+    wait_alerts(f, 3);
+    assert_true(it_wait_drained(f->env.c, "enforce:scan", "riskd", 15000));
+    assert_true(it_wait_drained(f->env.c, "enforce:case", "riskd", 15000));
+    it_riskd_signal(&f->env.riskd, SIGTERM);
+    assert_int_equal(it_riskd_wait(&f->env.riskd, 15000), 0);
+    assert_true(it_log_contains(&f->env.riskd, "1 wall-clock tick(s) from riskd:state:clock"));
+    assert_int_equal(it_int(f->env.c, "XLEN riskd:state:clock"), 1);
+    live = live_ids(f);
+    assert_int_equal(json_object_size(live), 3);
+    assert_int_equal(count_rule(live, "scan_without_filing"), 1);
+
+    write_cfg(f, "run2.json", run2, cfg, sizeof(cfg));
+    rep = replay_ids(f, cfg, "");
+    assert_same_alerts(live, rep);
+    json_decref(rep);
+    json_decref(live);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_replay_equals_live, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compare_and_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_partition, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_equals_live_wall_clock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wall_ticks_survive_kill, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

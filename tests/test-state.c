@@ -340,32 +340,37 @@ static void test_poison_entries(void **state)
  * Here the "newer holder" is simulated by setting the epoch: the running
  * engine's next alert write is refused (FENCED), it gives up the partition
  * without writing anything, its process sees the lease lost, acquires it
- * again (epoch 100, a takeover: the 1.5 s wait) and the alert is written
+ * again (the epoch set + 1, a takeover: the 1.5 s wait) and the alert is written
  * once by the new engine. The checkpoint written before stays as it was
  * until the new engine writes its own. */
 static void test_epoch_fence(void **state)
 {
     fixture *f = *state;
     redisReply *r;
+    char text[128];
+    long long first;
     start(f, FAST);
     bad_rating(f);
     must(f, it_wait_xlen(f->env.c, "alerts", 1, 10000), "first alert");
     must(f, it_wait_drained(f->env.c, "enforce:scan", "riskd", 10000), "checkpointed and acked");
+    /* the first epoch: Redis's time in ms (max(epoch + 1, TIME)) */
     r = it_cmd(f->env.c, "GET riskd:state:epoch");
     assert_int_equal(r->type, REDIS_REPLY_STRING);
-    assert_string_equal(r->str, "1");
+    first = atoll(r->str);
     freeReplyObject(r);
-    freeReplyObject(it_cmd(f->env.c, "SET riskd:state:epoch 99"));
+    assert_true(first > 1600000000000LL);
+    /* an epoch ahead of the clock: the next one is that + 1 */
+    freeReplyObject(it_cmd(f->env.c, "SET riskd:state:epoch 99999999999999"));
     bad_rating(f);
     must(f, it_wait_xlen(f->env.c, "alerts", 2, 15000), "second alert, by the new engine");
-    must(f, it_log_contains(&f->env.riskd, "giving up: FENCED epoch 1 of riskd:state:epoch"),
-         "the old engine's write was refused");
-    must(f, it_log_contains(&f->env.riskd, "acquired (epoch 100)"), "re-acquired");
+    snprintf(text, sizeof(text), "giving up: FENCED epoch %lld of riskd:state:epoch", first);
+    must(f, it_log_contains(&f->env.riskd, text), "the old engine's write was refused");
+    must(f, it_log_contains(&f->env.riskd, "acquired (epoch 100000000000000)"), "re-acquired");
     it_sleep_ms(500);
     assert_int_equal(it_int(f->env.c, "XLEN alerts"), 2);      /* once */
     must(f, it_wait_drained(f->env.c, "enforce:scan", "riskd", 10000), "acked by the new engine");
     r = it_cmd(f->env.c, "GET riskd:state:epoch");
-    assert_string_equal(r->str, "100");
+    assert_string_equal(r->str, "100000000000000");
     freeReplyObject(r);
     it_riskd_signal(&f->env.riskd, SIGTERM);
     assert_int_equal(it_riskd_wait(&f->env.riskd, 15000), 0);

@@ -407,10 +407,16 @@ json_t *it_alerts(redisContext *c, const char *key)
 size_t it_preload_workload(redisContext *c, size_t n, double days, double anomaly,
                            uint64_t seed, size_t invalid_every)
 {
+    return it_preload_range(c, n, days, anomaly, seed, invalid_every, 0, n);
+}
+
+size_t it_preload_range(redisContext *c, size_t n, double days, double anomaly,
+                        uint64_t seed, size_t invalid_every, size_t from, size_t to)
+{
     bg_opts o;
     bg_gen *g;
     char buf[2048], id[32];
-    size_t i, pending = 0, seq[2] = {0, 0};
+    size_t i, pending = 0, seq[2] = {0, 0}, written = 0;
     int64_t ts;
     int stream;
 
@@ -425,16 +431,19 @@ size_t it_preload_workload(redisContext *c, size_t n, double days, double anomal
     g = bg_gen_new(&o);
     if (g == NULL)
         abort();
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < n && i < to; i++) {
         if (bg_gen_next(g, -1, &stream, &ts, buf, sizeof(buf)) < 0)
             abort();
         if (invalid_every && i % invalid_every == invalid_every - 1)
             snprintf(buf, sizeof(buf), i % 2 ? "not json %zu" :
                      "{\"type\":\"inspection.rated\",\"ts\":1,\"score\":9}", i);
         snprintf(id, sizeof(id), "%zu-0", ++seq[stream]);
+        if (i < from)
+            continue;               /* generated (the ids count it), not written */
         redisAppendCommand(c, "XADD %s %s data %s", stream ? "enforce:case" : "enforce:scan",
                            id, buf);
-        if (++pending == 1000 || i + 1 == n) {
+        written++;
+        if (++pending == 1000 || i + 1 == n || i + 1 == to) {
             for (; pending > 0; pending--) {
                 redisReply *r;
                 if (redisGetReply(c, (void **)&r) != REDIS_OK)
@@ -444,7 +453,7 @@ size_t it_preload_workload(redisContext *c, size_t n, double days, double anomal
         }
     }
     bg_gen_free(g);
-    return n;
+    return written;
 }
 
 bool it_both_drained(redisContext *c)
@@ -596,4 +605,42 @@ int it_log_count(const it_riskd *d, const char *text)
             n++;
     fclose(f);
     return n;
+}
+
+double it_metric_sum(int port, const char *name)
+{
+    static char buf[1 << 20];
+    struct sockaddr_in sa;
+    const char *req = "GET /metrics HTTP/1.0\r\n\r\n", *p;
+    size_t got = 0, nl = strlen(name);
+    ssize_t k;
+    double sum = 0;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    if (fd < 0)
+        return -1;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+        write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
+        close(fd);
+        return -1;
+    }
+    while (got + 1 < sizeof(buf) && (k = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0)
+        got += (size_t)k;
+    buf[got] = '\0';
+    close(fd);
+    if (strncmp(buf, "HTTP/1.", 7) != 0 || strstr(buf, " 200 ") == NULL)
+        return -1;
+    for (p = strstr(buf, "\r\n\r\n"); p != NULL; p = strchr(p, '\n')) {
+        const char *sp;
+        p++;
+        if (strncmp(p, name, nl) != 0 || (p[nl] != ' ' && p[nl] != '{'))
+            continue;
+        if ((sp = strchr(p, ' ')) != NULL)
+            sum += atof(sp + 1);
+    }
+    return sum;
 }

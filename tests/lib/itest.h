@@ -98,6 +98,12 @@ struct json_t *it_alerts(redisContext *c, const char *key);
 size_t it_preload_workload(redisContext *c, size_t n, double days, double anomaly,
                            uint64_t seed, size_t invalid_every);
 
+/* The same workload, writing only its events from..to-1 (0-based; the
+ * entry ids are those of the whole preload): a test can write the first
+ * part, do something, and write the rest. Returns the number written. */
+size_t it_preload_range(redisContext *c, size_t n, double days, double anomaly,
+                        uint64_t seed, size_t invalid_every, size_t from, size_t to);
+
 /* enforce:scan and enforce:case both drained for the group riskd (now). */
 bool it_both_drained(redisContext *c);
 /* Wait until both are drained and XLEN alerts stayed the same for 0.5 s. */
@@ -114,6 +120,9 @@ int it_http_get(int port, const char *path, char *buf, size_t len);
 double it_metric(int port, const char *series);
 /* Lines of riskd's log that contain text (NULL: every line). */
 int it_log_count(const it_riskd *d, const char *text);
+/* GET /metrics from 127.0.0.1:port: the sum of every sample of the metric
+ * `name` (all its label sets), 0 when absent, -1 when nothing answers. */
+double it_metric_sum(int port, const char *name);
 
 /* Path of the build directory ($BUILD or "build"). */
 const char *it_build_dir(void);
