@@ -147,6 +147,8 @@ install: all
 	install -m 0644 systemd/riskd.service $(DESTDIR)$(PREFIX)/lib/systemd/system/riskd.service
 	install -d $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 0644 daemon/riskd/riskd.8 $(DESTDIR)$(PREFIX)/share/man/man8/riskd.8
+	install -d $(DESTDIR)$(PREFIX)/share/man/man7
+	install -m 0644 detectors/riskd-detectors.7 $(DESTDIR)$(PREFIX)/share/man/man7/riskd-detectors.7
 
 clean:
 	rm -rf build

@@ -22,7 +22,7 @@
 
 #define RK_ERRLEN 512
 
-/* Dead-letter stream and data cut (CONTRACT §1). */
+/* Dead-letter stream and data cut (riskd(8), INPUT). */
 #define RK_DEAD_STREAM "riskd:dead"
 #define RK_DEAD_DATA_MAX (64 * 1024)
 
@@ -603,7 +603,7 @@ void rk__alert_id(const char *detector, const rk_alert *a, const char *trigger_k
  * the last evidence entry), for the upgrade: see engine.c host_emit. */
 void rk__alert_id_v1(const char *detector, const rk_alert *a, char out[33]);
 
-/* The alert JSON object of CONTRACT §3 as a malloc'ed compact string, or
+/* The alert JSON object (riskd(8), OUTPUT) as a malloc'ed compact string, or
  * NULL when out of memory. stream_keys names the input streams for the
  * evidence; tz_offset_s is clock.timezone. */
 char *rk__alert_json(const char *id, const char *detector, const rk_alert *a,

@@ -1,4 +1,4 @@
-/* detectors/bad_rating.c - the bad_rating detector (CONTRACT §4).
+/* detectors/bad_rating.c - the bad_rating detector (riskd-detectors(7)).
  *
  * It looks only at inspection.rated events (unit_id and officers already
  * filled in from the filing by the daemon when the rating lacked them) and

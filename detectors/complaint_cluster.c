@@ -1,4 +1,4 @@
-/* detectors/complaint_cluster.c - the complaint_cluster detector (CONTRACT §4).
+/* detectors/complaint_cluster.c - the complaint_cluster detector (riskd-detectors(7)).
  *
  * One rule, `cluster`, evaluated for every entry of the config list `rules`
  * ({group_by, window, min_count}; group_by is unit_id, officer_id,

@@ -1,6 +1,6 @@
 /* detectors/fine_growth.c - a unit's fines growing far above its history.
  *
- * Rule `growth` (CONTRACT §4). Every case.decided with a unit_id adds
+ * Rule `growth` (riskd-detectors(7)). Every case.decided with a unit_id adds
  * fine + confiscation to the unit's per-bucket sums. Time is cut into
  * buckets of size b, the largest of 1d, 1h, 1m and 1s that divides `period`
  * (else 1ms), aligned to the epoch in UTC (bucket = floor(ts / b)); a period

@@ -1,6 +1,6 @@
 /* detectors/unfiled_inspection.c - inspections made without an online filing.
  *
- * Rules (CONTRACT §4): scan_without_filing, reported_without_filing,
+ * Rules (riskd-detectors(7)): scan_without_filing, reported_without_filing,
  * case_without_filing, enterprise_mismatch and filed_not_scanned.
  *
  * State:

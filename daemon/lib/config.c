@@ -1,6 +1,6 @@
 /* daemon/lib/config.c - the configuration file -> a validated rk_config.
  *
- * The file is one JSON object (CONTRACT §5). rk__config_load reads it
+ * The file is one JSON object (riskd(8), CONFIGURATION). rk__config_load reads it
  * (at most RK_CONFIG_MAX bytes), parses it with jansson and hands the tree
  * to rk__config_from_json, which walks it section by section: every section
  * is checked for unknown keys first, then each key is read with the typed

@@ -9,7 +9,7 @@
  * decoded by jansson (duplicate keys rejected, the whole buffer must be
  * one value), which gives the verdict and the reason, and its tree is
  * turned into the same member list. Then the `type` picks a row of the
- * table in CONTRACT.md §1, and each field of that row is checked and
+ * event table (riskd(8), INPUT), and each field of that row is checked and
  * copied into the rk_event by the same readers whichever path decoded it.
  * Fields a type does not list, and fields nobody knows, are ignored; an
  * optional field given as null counts as absent.

@@ -1,10 +1,10 @@
 /* clock.c - event time: the watermark and the timers that run on it.
  *
  * Event time never comes from the wall clock (except through the idle rule
- * in engine.c): it is the `ts` of the events read. CONTRACT §4 defines the
- * watermark as the smallest, over the streams that still hold unread
- * entries, of the largest ts read from each; when every stream is caught up
- * it is the largest ts read. A stream far behind thus holds time back and
+ * in engine.c): it is the `ts` of the events read. The watermark
+ * (riskd(8), EVENT TIME) is the smallest, over the streams that still
+ * hold unread entries, of the largest ts read from each; when every stream
+ * is caught up it is the largest ts read. A stream far behind thus holds time back and
  * the other stream's timers cannot fire early. rk__clock_candidate computes
  * that value; rk__clock_advance only ever moves the watermark forward.
  *

@@ -33,7 +33,7 @@
  *            ahead. Each
  *            entry: parse (bad -> dead letter), skip if the state already
  *            reflects it (id at or before the stream's applied position),
- *            enrich from its filing, move the watermark (CONTRACT §4), fire
+ *            enrich from its filing, move the watermark (clock.c), fire
  *            due timers, hand the event to every detector.
  *   flush    alerts and dead letters go through the outbox (sink.c).
  *   flush    (as above) then the next read.

@@ -1,9 +1,8 @@
 /* tasks.c - the filings seen so far, so that every detector gets the same
  * enrichment.
  *
- * CONTRACT §1: when a rating, scan or case lacks unit_id or officers,
- * detectors take them from the filing of the same task_id when one is
- * known. The engine does this once, here, before any detector sees the
+ * When a rating, scan or case lacks unit_id or officers, detectors take
+ * them from the filing of the same task_id when one is known. The engine does this once, here, before any detector sees the
  * event, and marks what it filled in (RK_EVF_*).
  *
  * A filing is kept until the watermark passes max(filed ts, planned_at) +

@@ -1,7 +1,7 @@
 /* tests/integration/test-install.c - `make install` into a scratch DESTDIR puts every
  * file where riskd(8) and the unit say, and what was installed works: the
  * binary runs, the shipped configuration passes `riskd -t` (also with the
- * installed plugin), the man page renders without warnings, the unit
+ * installed plugin), the man pages render without warnings, the unit
  * passes `systemd-analyze verify`, and a plugin builds against the
  * installed headers alone.
  *
@@ -153,6 +153,7 @@ static void test_layout(void **state)
     assert_file(f, "etc/riskd/riskd.json", 0644);
     assert_file(f, "usr/local/lib/systemd/system/riskd.service", 0644);
     assert_file(f, "usr/local/share/man/man8/riskd.8", 0644);
+    assert_file(f, "usr/local/share/man/man7/riskd-detectors.7", 0644);
     assert_file(f, "usr/local/include/riskd/detector.h", 0644);
     assert_file(f, "usr/local/include/riskd/event.h", 0644);
     assert_file(f, "usr/local/include/riskd/kit.h", 0644);
@@ -235,16 +236,17 @@ static void test_unit_verifies(void **state)
     assert_null(strstr(out, "riskd.service:"));
 }
 
-/* The man page renders with groff -ww without a single warning and has
- * every section riskd(8) promises. */
+/* The man pages render with groff -ww without a single warning, and
+ * riskd(8) has every section it promises. */
 static void test_man_page(void **state)
 {
     fixture *f = *state;
     static const char *const sections[] = {
         "NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "SIGNALS", "FILES",
-        "CONFIGURATION", "ENDPOINTS", "EXIT STATUS", "SEE ALSO", NULL
+        "CONFIGURATION", "ENDPOINTS", "EXIT STATUS", "SEE ALSO", "INPUT",
+        "EVENT TIME", "OUTPUT", "METRICS", NULL
     };
-    char page[512], out[256];
+    char page[512], page7[512], out[256];
 
     path_of(f, "usr/local/share/man/man8/riskd.8", page, sizeof(page));
     for (int i = 0; sections[i] != NULL; i++) {
@@ -261,6 +263,12 @@ static void test_man_page(void **state)
     assert_int_equal(run(out, sizeof(out), "groff -man -Tutf8 -ww '%s' 2>&1 >/dev/null", page), 0);
     assert_string_equal(out, "");
     assert_int_equal(run(out, sizeof(out), "groff -man -Tutf8 -P-cbu '%s' | grep -q 'metrics.listen'", page), 0);
+    /* riskd-detectors(7), installed beside it, likewise. */
+    path_of(f, "usr/local/share/man/man7/riskd-detectors.7", page7, sizeof(page7));
+    assert_int_equal(run(out, sizeof(out), "groff -man -Tutf8 -ww '%s' 2>&1 >/dev/null", page7), 0);
+    assert_string_equal(out, "");
+    assert_int_equal(run(out, sizeof(out), "groff -man -Tutf8 -P-cbu '%s' | grep -q 'scan_without_filing'",
+                         page7), 0);
 }
 
 /* A plugin compiles against the installed headers alone. */

@@ -1,6 +1,6 @@
 /* tests/unit/test-event.c - unit tests for daemon/lib/event.c.
  *
- * Every event type of CONTRACT.md §1 is parsed with all its optional fields
+ * Every event type of riskd(8), INPUT, is parsed with all its optional fields
  * and checked field by field. A table of those complete events then drives
  * the generic bad-input checks: each required field removed or set to null
  * must be "<field>: missing", each id set to a number or "" and each free

@@ -1,0 +1,656 @@
+/* tests/unit/test-docs.c - the documentation against the code and the tree.
+ *
+ *   outside    no file of the repository (tracked, or new and not ignored)
+ *              names the design documents kept outside it: a clone must
+ *              be complete without them.
+ *   render     `man -l` renders daemon/riskd/riskd.8 and
+ *              detectors/riskd-detectors.7 without a single groff warning
+ *              (MANWIDTH=80, --warnings=w: every warning category).
+ *   metrics    every metric name the daemon renders (a "# TYPE riskd_..."
+ *              string in any .c file under daemon/ or detectors/) appears
+ *              in riskd(8).
+ *   config     every key daemon/lib/config.c accepts (its `keys[]` lists, each
+ *              named by the cfg_section call that uses it, and `top[]`)
+ *              appears in riskd(8) - as "section.key" anywhere, or as a
+ *              word inside the page's ".SS section" block; a top-level key
+ *              has a ".SS key" block - and in config/riskd.json. A list
+ *              no cfg_section call names (a nested object's keys) only
+ *              needs its keys somewhere in both.
+ *   detectors  every key a detector or the example plugin accepts (its
+ *              `*keys[]` lists under detectors/) appears in
+ *              riskd-detectors(7).
+ *
+ * The names are read from the sources, not listed here, so a key or metric
+ * added without its documentation fails here. Pages are matched in their
+ * source with font and character escapes removed (\fB, \(dq, \-, ...), a
+ * name as a whole word (letters, digits and '_').
+ *
+ * Runs from the repository root (as `make test` does). The list of files
+ * comes from `git ls-files` when the tree is a git checkout, else from
+ * find(1) (build/ skipped). `man` missing skips the rendering check with a
+ * note. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <jansson.h>
+
+#define RISKD_8 "daemon/riskd/riskd.8"
+#define DETECTORS_7 "detectors/riskd-detectors.7"
+
+/* ===================================================================
+ * Helpers
+ * =================================================================== */
+
+/* Run a shell command (stderr as the command redirects it) and return its
+ * standard output as a malloc'ed string (never NULL); *status gets the
+ * exit status, or -1. */
+static char *run(int *status, const char *fmt, ...)
+{
+    char cmd[2048];
+    va_list ap;
+    FILE *p;
+    char *out = NULL;
+    size_t len = 0, cap = 0, n;
+    int st;
+
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    for (;;) {
+        if (cap - len < 4096) {
+            cap = cap ? cap * 2 : 65536;
+            out = realloc(out, cap);
+            assert_non_null(out);
+        }
+        n = fread(out + len, 1, cap - len - 1, p);
+        if (n == 0)
+            break;
+        len += n;
+    }
+    out[len] = '\0';
+    st = pclose(p);
+    *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return out;
+}
+
+/* The whole file as a malloc'ed string, or NULL when it cannot be read. */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    long n;
+
+    if (f == NULL)
+        return NULL;
+    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        return NULL;
+    }
+    buf = malloc((size_t)n + 1);
+    if (buf != NULL && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    if (buf != NULL)
+        buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static char *must_slurp(const char *path)
+{
+    char *s = slurp(path);
+    if (s == NULL)
+        fail_msg("cannot read %s (run from the repository root)", path);
+    return s;
+}
+
+static bool word_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_';
+}
+
+/* roff source -> plain text: comments (\" and \# to the end of the line)
+ * and font escapes (\fB, \f(CW, \f[I]) dropped, special characters
+ * (\(dq, \[...], \*(xx) and other escapes become a space, \- a '-', \&
+ * and \% nothing. In place. */
+static void unroff(char *s)
+{
+    char *w = s;
+    while (*s != '\0') {
+        if (*s != '\\') {
+            *w++ = *s++;
+            continue;
+        }
+        s++;
+        switch (*s) {
+        case '\0':
+            break;
+        case 'f':
+            s++;
+            if (*s == '(') s += *(s + 1) && *(s + 2) ? 3 : 1;
+            else if (*s == '[') { while (*s && *s != ']') s++; if (*s) s++; }
+            else if (*s) s++;
+            break;
+        case '(':
+            s++;
+            if (*s) s++;
+            if (*s) s++;
+            *w++ = ' ';
+            break;
+        case '[':
+            while (*s && *s != ']') s++;
+            if (*s) s++;
+            *w++ = ' ';
+            break;
+        case '*':
+            s++;
+            if (*s == '(') { s++; if (*s) s++; if (*s) s++; }
+            else if (*s == '[') { while (*s && *s != ']') s++; if (*s) s++; }
+            else if (*s) s++;
+            *w++ = ' ';
+            break;
+        case '-':
+            *w++ = '-';
+            s++;
+            break;
+        case '"':                   /* a comment: to the end of the line */
+        case '#':
+            while (*s && *s != '\n') s++;
+            break;
+        case '&':
+        case '%':
+            s++;
+            break;
+        default:
+            *w++ = ' ';
+            s++;
+            break;
+        }
+    }
+    *w = '\0';
+}
+
+/* Whether `word` occurs in text[0..len) as a whole word. */
+static bool has_word_n(const char *text, size_t len, const char *word)
+{
+    size_t wl = strlen(word);
+    const char *p = text, *end = text + len;
+    while (p + wl <= end) {
+        const char *hit = memmem(p, (size_t)(end - p), word, wl);
+        if (hit == NULL)
+            return false;
+        if ((hit == text || !word_char(hit[-1])) &&
+            (hit + wl == end || !word_char(hit[wl])))
+            return true;
+        p = hit + 1;
+    }
+    return false;
+}
+
+static bool has_word(const char *text, const char *word)
+{
+    return has_word_n(text, strlen(text), word);
+}
+
+/* A man page read and flattened to text (see unroff). */
+static char *page_text(const char *path)
+{
+    char *s = must_slurp(path);
+    unroff(s);
+    return s;
+}
+
+/* The block of the page (flattened) under ".SS name" (the first word of
+ * the heading, quotes removed), up to the next .SS or .SH: its start and
+ * length in *len; NULL when there is no such heading. */
+static const char *subsection(const char *text, const char *name, size_t *len)
+{
+    const char *p = text;
+    size_t nl = strlen(name);
+    while ((p = strstr(p, ".SS ")) != NULL) {
+        const char *h = p + 4, *body, *end;
+        if (p != text && p[-1] != '\n') {
+            p += 4;
+            continue;
+        }
+        while (*h == ' ' || *h == '"') h++;
+        if (strncmp(h, name, nl) != 0 || word_char(h[nl])) {
+            p += 4;
+            continue;
+        }
+        body = strchr(h, '\n');
+        if (body == NULL)
+            body = h + strlen(h);
+        end = body;
+        for (;;) {
+            const char *n = strstr(end, "\n.S");
+            if (n == NULL) { end = body + strlen(body); break; }
+            if (n[3] == 'S' || n[3] == 'H') { end = n; break; }
+            end = n + 3;
+        }
+        *len = (size_t)(end - p);
+        return p;
+    }
+    return NULL;
+}
+
+/* A growing list of strings. */
+typedef struct strlist {
+    char **v;
+    size_t n;
+} strlist;
+
+static void sl_add(strlist *l, const char *s, size_t n)
+{
+    l->v = realloc(l->v, (l->n + 1) * sizeof(*l->v));
+    assert_non_null(l->v);
+    l->v[l->n] = strndup(s, n);
+    assert_non_null(l->v[l->n]);
+    l->n++;
+}
+
+static bool sl_has(const strlist *l, const char *s)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->v[i], s) == 0)
+            return true;
+    return false;
+}
+
+static void sl_free(strlist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+/* Split a newline-separated command output into l (empty lines skipped). */
+static void sl_lines(strlist *l, const char *out)
+{
+    while (*out != '\0') {
+        const char *e = strchr(out, '\n');
+        size_t n = e ? (size_t)(e - out) : strlen(out);
+        if (n > 0)
+            sl_add(l, out, n);
+        out += n + (e != NULL);
+    }
+}
+
+/* The quoted strings of a C initializer list starting at p ("{ ... NULL
+ * }"), into l; returns the position after the list. */
+static const char *c_string_list(const char *p, strlist *l)
+{
+    const char *end = strstr(p, "NULL");
+    assert_non_null(end);
+    while ((p = strchr(p, '"')) != NULL && p < end) {
+        const char *q = strchr(p + 1, '"');
+        assert_non_null(q);
+        sl_add(l, p + 1, (size_t)(q - p - 1));
+        p = q + 1;
+    }
+    return end;
+}
+
+/* ===================================================================
+ * outside: no file names the documents kept outside the repository
+ * =================================================================== */
+
+static void test_no_outside_documents(void **state)
+{
+    /* Spelled in pieces so this file does not name them itself. */
+    static const char *const needles[] = {
+        "CONTR" "ACT.md", "DESI" "GN.md", "CONTR" "ACT \xc2\xa7", NULL
+    };
+    strlist files = {0};
+    char *out;
+    int st, bad = 0;
+
+    (void)state;
+    out = run(&st, "git rev-parse --is-inside-work-tree 2>/dev/null");
+    free(out);
+    if (st == 0)
+        out = run(&st, "git ls-files --cached --others --exclude-standard 2>/dev/null");
+    else
+        out = run(&st, "find . -path ./build -prune -o -path ./.git -prune -o -type f -print");
+    assert_int_equal(st, 0);
+    sl_lines(&files, out);
+    free(out);
+    if (files.n < 20)
+        fail_msg("only %zu files listed: not the repository root?", files.n);
+    for (size_t i = 0; i < files.n; i++) {
+        FILE *f = fopen(files.v[i], "rb");
+        char *s;
+        long n;
+        if (f == NULL)
+            continue;               /* deleted in the working tree */
+        fclose(f);
+        s = slurp(files.v[i]);
+        if (s == NULL)
+            continue;
+        n = (long)strlen(s);        /* binary files: up to the first NUL */
+        for (int k = 0; needles[k] != NULL; k++)
+            if (memmem(s, (size_t)n, needles[k], strlen(needles[k])) != NULL) {
+                fprintf(stderr, "%s names \"%s\", a document outside the repository\n",
+                        files.v[i], needles[k]);
+                bad++;
+            }
+        free(s);
+    }
+    sl_free(&files);
+    assert_int_equal(bad, 0);
+}
+
+/* ===================================================================
+ * render: man -l without warnings
+ * =================================================================== */
+
+static void check_render(const char *page)
+{
+    char *out;
+    int st;
+
+    out = run(&st, "command -v man >/dev/null");
+    free(out);
+    if (st != 0) {
+        fprintf(stderr, "man not found: skipping the rendering check of %s\n", page);
+        skip();
+    }
+    /* stdout to /dev/null, stderr (the warnings) to the pipe. */
+    out = run(&st, "MANWIDTH=80 MAN_KEEP_FORMATTING= man --warnings=w -l '%s' 2>&1 >/dev/null",
+              page);
+    if (st != 0 || out[0] != '\0')
+        fail_msg("man -l %s: status %d, warnings:\n%s", page, st, out);
+    free(out);
+    /* And it rendered something. */
+    out = run(&st, "MANWIDTH=80 man -l '%s' 2>/dev/null | wc -l", page);
+    assert_int_equal(st, 0);
+    assert_true(atoi(out) > 50);
+    free(out);
+}
+
+static void test_riskd8_renders(void **state)
+{
+    (void)state;
+    check_render(RISKD_8);
+}
+
+static void test_detectors7_renders(void **state)
+{
+    (void)state;
+    check_render(DETECTORS_7);
+}
+
+/* ===================================================================
+ * metrics: every rendered metric is in riskd(8)
+ * =================================================================== */
+
+static void test_metrics_documented(void **state)
+{
+    strlist names = {0};
+    char *page = page_text(RISKD_8), *out;
+    int st, missing = 0;
+
+    (void)state;
+    out = run(&st, "find daemon detectors -name '*.c' -exec grep -ho '# TYPE riskd_[a-z0-9_]*' "
+                   "{} + | sort -u | sed 's/^# TYPE //'");
+    assert_int_equal(st, 0);
+    sl_lines(&names, out);
+    free(out);
+    if (names.n < 20)
+        fail_msg("only %zu metric names found in daemon/: the pattern no longer matches", names.n);
+    for (size_t i = 0; i < names.n; i++)
+        if (!has_word(page, names.v[i])) {
+            fprintf(stderr, "metric %s is not documented in " RISKD_8 "\n", names.v[i]);
+            missing++;
+        }
+    sl_free(&names);
+    free(page);
+    assert_int_equal(missing, 0);
+}
+
+/* ===================================================================
+ * config: every key of config.c is in riskd(8) and config/riskd.json
+ * =================================================================== */
+
+/* Whether key is a member name anywhere in v (objects and arrays). */
+static bool json_has_key(const json_t *v, const char *key)
+{
+    const char *k;
+    json_t *m;
+    size_t i;
+
+    if (json_is_object(v)) {
+        if (json_object_get(v, key) != NULL)
+            return true;
+        json_object_foreach((json_t *)(uintptr_t)v, k, m)
+            if (json_has_key(m, key))
+                return true;
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, m)
+            if (json_has_key(m, key))
+                return true;
+    }
+    return false;
+}
+
+/* The keys daemon/lib/config.c accepts, as "section.key" or "key" (top level). */
+static void config_keys(strlist *keys)
+{
+    char *src = NULL, *out;
+    const char *p;
+    int st;
+
+    src = slurp("daemon/lib/config.c");
+    if (src == NULL) {
+        /* Moved: find it. */
+        out = run(&st, "find daemon -name config.c | head -n 1");
+        out[strcspn(out, "\n")] = '\0';
+        src = slurp(out);
+        free(out);
+    }
+    if (src == NULL)
+        fail_msg("daemon/config.c not found");
+    /* Section lists: "keys[] = { ... NULL };" then, in the same function,
+     * cfg_section(root, "name", keys, ...). A list without that call (the
+     * keys of some nested object) is recorded as "*.key": checked loosely. */
+    for (p = src; (p = strstr(p, "keys[] = {")) != NULL;) {
+        strlist l = {0};
+        const char *sec, *q, *fn_end;
+        p = c_string_list(p, &l);
+        sec = strstr(p, "cfg_section(root, \"");
+        fn_end = strstr(p, "\n}\n");
+        for (size_t i = 0; i < l.n; i++) {
+            char k[256];
+            if (sec != NULL && (fn_end == NULL || sec < fn_end)) {
+                q = strchr(sec + strlen("cfg_section(root, \""), '"');
+                snprintf(k, sizeof(k), "%.*s.%s",
+                         (int)(q - sec - strlen("cfg_section(root, \"")),
+                         sec + strlen("cfg_section(root, \""), l.v[i]);
+            } else {
+                snprintf(k, sizeof(k), "*.%s", l.v[i]);
+            }
+            sl_add(keys, k, strlen(k));
+        }
+        sl_free(&l);
+    }
+    p = strstr(src, "top[] = {");
+    if (p == NULL)
+        fail_msg("config.c: no top[] list of top-level keys");
+    {
+        strlist l = {0};
+        c_string_list(p, &l);
+        for (size_t i = 0; i < l.n; i++)
+            sl_add(keys, l.v[i], strlen(l.v[i]));
+        sl_free(&l);
+    }
+    free(src);
+    if (keys->n < 30)
+        fail_msg("only %zu configuration keys found in config.c", keys->n);
+}
+
+static void test_config_keys_documented(void **state)
+{
+    strlist keys = {0};
+    char *page = page_text(RISKD_8);
+    json_error_t jerr;
+    json_t *shipped = json_load_file("config/riskd.json", JSON_REJECT_DUPLICATES, &jerr);
+    int missing = 0;
+
+    (void)state;
+    if (shipped == NULL)
+        fail_msg("config/riskd.json: %s", jerr.text);
+    config_keys(&keys);
+    for (size_t i = 0; i < keys.n; i++) {
+        const char *k = keys.v[i], *dot = strchr(k, '.');
+        const char *blk;
+        size_t blen = 0;
+        char sec[128];
+        bool in_page, in_json;
+
+        if (dot == NULL) {
+            in_page = subsection(page, k, &blen) != NULL;
+            in_json = json_object_get(shipped, k) != NULL;
+        } else if (k[0] == '*') {
+            in_page = has_word(page, dot + 1);
+            in_json = json_has_key(shipped, dot + 1);
+        } else {
+            snprintf(sec, sizeof(sec), "%.*s", (int)(dot - k), k);
+            blk = subsection(page, sec, &blen);
+            in_page = has_word(page, k) || (blk != NULL && has_word_n(blk, blen, dot + 1));
+            in_json = json_object_get(json_object_get(shipped, sec), dot + 1) != NULL;
+        }
+        if (!in_page) {
+            fprintf(stderr, "configuration key %s is not documented in " RISKD_8 "%s\n", k,
+                    dot ? "" : " (a .SS block of its own)");
+            missing++;
+        }
+        if (!in_json) {
+            fprintf(stderr, "configuration key %s is not in config/riskd.json\n", k);
+            missing++;
+        }
+    }
+    /* Sanity: the matcher does see a real key and misses a made-up one. */
+    assert_true(sl_has(&keys, "streams.batch"));
+    {
+        size_t blen;
+        const char *blk = subsection(page, "streams", &blen);
+        assert_non_null(blk);
+        assert_true(has_word_n(blk, blen, "batch"));
+        assert_false(has_word_n(blk, blen, "batc"));
+        assert_false(has_word(page, "no_such_key_anywhere"));
+    }
+    sl_free(&keys);
+    json_decref(shipped);
+    free(page);
+    assert_int_equal(missing, 0);
+}
+
+/* ===================================================================
+ * detectors: every detector key is in riskd-detectors(7)
+ * =================================================================== */
+
+static void test_detector_keys_documented(void **state)
+{
+    strlist files = {0}, keys = {0};
+    char *page = page_text(DETECTORS_7), *out;
+    int st, missing = 0;
+
+    (void)state;
+    out = run(&st, "find detectors -name '*.c' | sort");
+    assert_int_equal(st, 0);
+    sl_lines(&files, out);
+    free(out);
+    for (size_t i = 0; i < files.n; i++) {
+        char *src = must_slurp(files.v[i]);
+        const char *p = src;
+        /* "static const char *const xx_keys[] = { ... NULL };" */
+        while ((p = strstr(p, "keys[] = {")) != NULL)
+            p = c_string_list(p, &keys);
+        free(src);
+    }
+    if (keys.n < 20)
+        fail_msg("only %zu detector keys found under detectors/", keys.n);
+    for (size_t i = 0; i < keys.n; i++)
+        if (!has_word(page, keys.v[i])) {
+            fprintf(stderr, "detector key %s is not documented in " DETECTORS_7 "\n",
+                    keys.v[i]);
+            missing++;
+        }
+    /* The rules the detectors emit, too. */
+    sl_free(&keys);
+    for (size_t i = 0; i < files.n; i++) {
+        char *src = must_slurp(files.v[i]);
+        const char *p = src;
+        while ((p = strstr(p, "rule = \"")) != NULL) {
+            const char *q;
+            p += strlen("rule = \"");
+            q = strchr(p, '"');
+            sl_add(&keys, p, (size_t)(q - p));
+        }
+        p = src;
+        /* unfiled_inspection passes rule names to its emit(). */
+        while ((p = strstr(p, "emit(s, \"")) != NULL) {
+            const char *q;
+            p += strlen("emit(s, \"");
+            q = strchr(p, '"');
+            sl_add(&keys, p, (size_t)(q - p));
+        }
+        free(src);
+    }
+    if (keys.n < 10)
+        fail_msg("only %zu rule names found under detectors/", keys.n);
+    for (size_t i = 0; i < keys.n; i++)
+        if (!has_word(page, keys.v[i])) {
+            fprintf(stderr, "rule %s is not documented in " DETECTORS_7 "\n", keys.v[i]);
+            missing++;
+        }
+    sl_free(&keys);
+    sl_free(&files);
+    free(page);
+    assert_int_equal(missing, 0);
+}
+
+/* The matcher itself: escapes are removed, words are whole. */
+static void test_unroff(void **state)
+{
+    char s[] = "\\fBriskd_up\\fR, \\(dqunit_id\\(dq \\f(CWa\\-b\\fP x\\&y \\[lq]z\\[rq]"
+               " \\\" hidden_key\nnext";
+    (void)state;
+    unroff(s);
+    assert_string_equal(s, "riskd_up,  unit_id  a-b xy  z  \nnext");
+    assert_false(has_word(s, "hidden_key"));
+    assert_true(has_word(s, "riskd_up"));
+    assert_true(has_word(s, "unit_id"));
+    assert_false(has_word(s, "riskd"));
+    assert_false(has_word(s, "unit"));
+    assert_true(has_word(s, "z"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_unroff),
+        cmocka_unit_test(test_no_outside_documents),
+        cmocka_unit_test(test_riskd8_renders),
+        cmocka_unit_test(test_detectors7_renders),
+        cmocka_unit_test(test_metrics_documented),
+        cmocka_unit_test(test_config_keys_documented),
+        cmocka_unit_test(test_detector_keys_documented),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
