@@ -59,33 +59,6 @@
  * Where a key lives: one Redis, or the node of its slot on a cluster
  * =================================================================== */
 
-typedef struct conns {
-    redisContext *one;              /* not on a cluster */
-    it_cluster *cl;
-    redisContext *node[IT_CLUSTER_MAX];
-} conns;
-
-static redisContext *ctx_for(conns *k, const char *key)
-{
-    int i;
-    if (k->cl == NULL)
-        return k->one;
-    i = it_cluster_index(k->cl, it_cluster_node_for(k->cl, key));
-    assert_true(i >= 0);
-    if (k->node[i] == NULL)
-        k->node[i] = it_connect(k->cl->node[i].port);
-    return k->node[i];
-}
-
-static void conns_close(conns *k)
-{
-    int i;
-    for (i = 0; i < IT_CLUSTER_MAX; i++)
-        if (k->node[i] != NULL)
-            redisFree(k->node[i]);
-    memset(k->node, 0, sizeof(k->node));
-}
-
 /* ===================================================================
  * The workload: (stream key, entry id, data) per entry
  * =================================================================== */
@@ -193,13 +166,13 @@ static void wl_free(workload *w)
 }
 
 /* Write entries [from, to), pipelined, each to the node of its key. */
-static void wl_write(conns *k, const workload *w, size_t from, size_t to)
+static void wl_write(it_conns *k, const workload *w, size_t from, size_t to)
 {
     redisContext *cs[8];
     size_t pending[8] = {0}, i;
     int nc = 0, j;
     for (i = from; i < to; i++) {
-        redisContext *c = ctx_for(k, w->e[i].key);
+        redisContext *c = it_conns_for(k, w->e[i].key);
         for (j = 0; j < nc && cs[j] != c; j++)
             ;
         if (j == nc)
@@ -220,7 +193,7 @@ static void wl_write(conns *k, const workload *w, size_t from, size_t to)
 }
 
 /* Feed the workload at RATE entries/s; hook(ud, share fed) between chunks. */
-static void wl_feed(conns *c, const workload *w, void (*hook)(void *ud, double share),
+static void wl_feed(it_conns *c, const workload *w, void (*hook)(void *ud, double share),
                     void *ud)
 {
     size_t at = 0, chunk = RATE / 20;
@@ -234,7 +207,7 @@ static void wl_feed(conns *c, const workload *w, void (*hook)(void *ud, double s
     }
 }
 
-static bool all_drained(conns *c, int partitions, int timeout_ms)
+static bool all_drained(it_conns *c, int partitions, int timeout_ms)
 {
     int p;
     char k[40];
@@ -245,7 +218,7 @@ static bool all_drained(conns *c, int partitions, int timeout_ms)
                 snprintf(k, sizeof(k), "%s:{%d}", si ? "enforce:case" : "enforce:scan", p);
             else
                 snprintf(k, sizeof(k), "%s", si ? "enforce:case" : "enforce:scan");
-            if (!it_wait_drained(ctx_for(c, k), k, "riskd", timeout_ms))
+            if (!it_wait_drained(it_conns_for(c, k), k, "riskd", timeout_ms))
                 return false;
         }
     }
@@ -254,19 +227,19 @@ static bool all_drained(conns *c, int partitions, int timeout_ms)
 
 /* What Redis says about the leases and the consumer groups (a failed
  * wait's diagnosis). */
-static void dump_leases(conns *c, int partitions)
+static void dump_leases(it_conns *c, int partitions)
 {
     char k[64];
     redisReply *r;
     int p;
     for (p = 0; p < partitions; p++) {
         snprintf(k, sizeof(k), "riskd:state:{%d}:lease", p);
-        r = redisCommand(ctx_for(c, k), "GET %s", k);
+        r = redisCommand(it_conns_for(c, k), "GET %s", k);
         fprintf(stderr, "%s = %s\n", k, r && r->type == REDIS_REPLY_STRING ? r->str : "(nil)");
         freeReplyObject(r);
         for (int si = 0; si < 2; si++) {
             snprintf(k, sizeof(k), "%s:{%d}", si ? "enforce:case" : "enforce:scan", p);
-            r = redisCommand(ctx_for(c, k), "XINFO GROUPS %s", k);
+            r = redisCommand(it_conns_for(c, k), "XINFO GROUPS %s", k);
             fprintf(stderr, "  %s:", k);
             for (size_t g = 0; r && r->type == REDIS_REPLY_ARRAY && g < r->elements; g++)
                 for (size_t j = 0; j + 1 < r->element[g]->elements; j += 2) {
@@ -280,16 +253,16 @@ static void dump_leases(conns *c, int partitions)
             freeReplyObject(r);
         }
     }
-    r = redisCommand(ctx_for(c, "riskd:state:members"), "ZRANGE riskd:state:members 0 -1 WITHSCORES");
+    r = redisCommand(it_conns_for(c, "riskd:state:members"), "ZRANGE riskd:state:members 0 -1 WITHSCORES");
     for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2)
         fprintf(stderr, "member %s until %s\n", r->element[i]->str, r->element[i + 1]->str);
     freeReplyObject(r);
 }
 
 /* The alert ids in the alerts stream as an object id -> count. */
-static json_t *alert_ids(conns *c, size_t *total)
+static json_t *alert_ids(it_conns *c, size_t *total)
 {
-    json_t *arr = it_alerts(ctx_for(c, "alerts"), "alerts"), *ids = json_object(), *a;
+    json_t *arr = it_alerts(it_conns_for(c, "alerts"), "alerts"), *ids = json_object(), *a;
     size_t i;
     json_array_foreach(arr, i, a) {
         const char *id = json_string_value(json_object_get(a, "id"));
@@ -310,7 +283,7 @@ static json_t *clean_run(const workload *w)
     char cfg[512];
     json_t *ids;
     size_t total;
-    conns k = {0};
+    it_conns k = {0};
 
     assert_int_equal(it_env_start(&env), 0);
     k.one = env.c;
@@ -332,7 +305,7 @@ static json_t *clean_run(const workload *w)
 }
 
 /* Equal id sets, each id written once. */
-static void assert_same_alerts(conns *c, json_t *want, const char *what)
+static void assert_same_alerts(it_conns *c, json_t *want, const char *what)
 {
     size_t total;
     json_t *got = alert_ids(c, &total), *v;
@@ -518,7 +491,7 @@ typedef struct fixture {
     it_env env;
     workload w;
     inst x[4];
-    conns k;
+    it_conns k;
     it_cluster cl;
     bool cluster;
 } fixture;
@@ -544,7 +517,7 @@ static int teardown(void **state)
             it_riskd_wait(&f->x[i].d, 5000);
         }
     it_env_stop(&f->env);
-    conns_close(&f->k);
+    it_conns_close(&f->k);
     if (f->cluster)
         it_cluster_stop(&f->cl);
     wl_free(&f->w);
@@ -902,7 +875,7 @@ static void test_cluster_partitions(void **state)
               "cluster: 6 partitions, c killed, d added, two slots resharded");
     /* the alert stream's node mirrors every partition's epoch */
     {
-        redisReply *r = it_cmd(ctx_for(&f->k, "riskd:fence:{alerts}"),
+        redisReply *r = it_cmd(it_conns_for(&f->k, "riskd:fence:{alerts}"),
                                "HLEN riskd:fence:{alerts}");
         assert_int_equal(r->integer, 6);
         freeReplyObject(r);

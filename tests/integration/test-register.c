@@ -86,33 +86,6 @@ static void ev_free(evlist *l)
     memset(l, 0, sizeof(*l));
 }
 
-typedef struct conns {
-    redisContext *one;
-    it_cluster *cl;
-    redisContext *node[IT_CLUSTER_MAX];
-} conns;
-
-static redisContext *ctx_for(conns *k, const char *key)
-{
-    int i;
-    if (k->cl == NULL)
-        return k->one;
-    i = it_cluster_index(k->cl, it_cluster_node_for(k->cl, key));
-    assert_true(i >= 0);
-    if (k->node[i] == NULL)
-        k->node[i] = it_connect(k->cl->node[i].port);
-    return k->node[i];
-}
-
-static void conns_close(conns *k)
-{
-    int i;
-    for (i = 0; i < IT_CLUSTER_MAX; i++)
-        if (k->node[i] != NULL)
-            redisFree(k->node[i]);
-    memset(k->node, 0, sizeof(k->node));
-}
-
 static void stream_key(char *out, size_t len, int stream, int part, int partitions)
 {
     if (partitions > 1)
@@ -123,7 +96,7 @@ static void stream_key(char *out, size_t len, int stream, int part, int partitio
 
 /* Write the events (only those of partition `only`, or all with -1),
  * routed to `partitions` partitions; a tick goes to every partition. */
-static void ev_write(conns *k, const evlist *l, int partitions, int only)
+static void ev_write(it_conns *k, const evlist *l, int partitions, int only)
 {
     size_t i;
     int p;
@@ -137,7 +110,7 @@ static void ev_write(conns *k, const evlist *l, int partitions, int only)
             if (only >= 0 && p != only)
                 continue;
             stream_key(key, sizeof(key), x->stream, p, partitions);
-            r = redisCommand(ctx_for(k, key), "XADD %s * data %s", key, x->data);
+            r = redisCommand(it_conns_for(k, key), "XADD %s * data %s", key, x->data);
             assert_non_null(r);
             if (r->type == REDIS_REPLY_ERROR)
                 fail_msg("XADD %s: %s", key, r->str);
@@ -146,14 +119,14 @@ static void ev_write(conns *k, const evlist *l, int partitions, int only)
     }
 }
 
-static bool drained(conns *k, int partitions, int timeout_ms)
+static bool drained(it_conns *k, int partitions, int timeout_ms)
 {
     char key[40];
     int p, si;
     for (p = 0; p < (partitions > 1 ? partitions : 1); p++)
         for (si = 0; si < 2; si++) {
             stream_key(key, sizeof(key), si, p, partitions);
-            if (!it_wait_drained(ctx_for(k, key), key, "riskd", timeout_ms))
+            if (!it_wait_drained(it_conns_for(k, key), key, "riskd", timeout_ms))
                 return false;
         }
     return true;
@@ -304,7 +277,7 @@ static void assert_same_set(json_t *want, json_t *got, const char *what)
 static json_t *single_run(const evlist *l)
 {
     it_env env;
-    conns k = {0};
+    it_conns k = {0};
     json_t *set;
 
     assert_int_equal(it_env_start(&env), 0);
@@ -329,7 +302,7 @@ static json_t *single_run(const evlist *l)
 
 typedef struct fixture {
     it_env env;
-    conns k;
+    it_conns k;
     it_cluster cl;
     bool cluster;
     inst x[2];
@@ -355,7 +328,7 @@ static int teardown(void **state)
             it_riskd_signal(&f->x[i].d, SIGKILL);
             it_riskd_wait(&f->x[i].d, 5000);
         }
-    conns_close(&f->k);
+    it_conns_close(&f->k);
     if (f->cluster)
         it_cluster_stop(&f->cl);
     ev_free(&f->l);
@@ -595,7 +568,7 @@ static void run_generated(fixture *f, int port, const char *extra, const char *w
         fail_msg("the partitions did not drain");
     }
     /* every alert of the drained entries is written before their ack */
-    got = alert_set(ctx_for(&f->k, "alerts"));
+    got = alert_set(it_conns_for(&f->k, "alerts"));
     assert_same_set(want, got, what);
     assert_true(metric_sum(f->x[0].mport, "riskd_alerts_filed_elsewhere_total") +
                 metric_sum(f->x[1].mport, "riskd_alerts_filed_elsewhere_total") > 0);
@@ -625,7 +598,7 @@ static void test_generated_on_cluster(void **state)
                   "cluster: 3 partitions, 2 riskd, every 2nd case moved");
     /* the register lives in the alert stream's slot */
     {
-        redisReply *r = it_cmd(ctx_for(&f->k, "riskd:filed:{alerts}"),
+        redisReply *r = it_cmd(it_conns_for(&f->k, "riskd:filed:{alerts}"),
                                "HLEN riskd:filed:{alerts}");
         assert_int_equal(r->integer, NPART + 1);
         freeReplyObject(r);

@@ -364,3 +364,27 @@ int it_cluster_migrate_slot(it_cluster *c, int slot, int to_port)
     fprintf(stderr, "migrate slot %d: the nodes do not agree on its owner\n", slot);
     return -1;
 }
+
+redisContext *it_conns_for(it_conns *k, const char *key)
+{
+    int i;
+    if (k->cl == NULL)
+        return k->one;
+    i = it_cluster_index(k->cl, it_cluster_node_for(k->cl, key));
+    if (i < 0) {
+        fprintf(stderr, "no cluster node serves %s\n", key);
+        abort();
+    }
+    if (k->node[i] == NULL)
+        k->node[i] = it_connect(k->cl->node[i].port);
+    return k->node[i];
+}
+
+void it_conns_close(it_conns *k)
+{
+    int i;
+    for (i = 0; i < IT_CLUSTER_MAX; i++)
+        if (k->node[i] != NULL)
+            redisFree(k->node[i]);
+    memset(k->node, 0, sizeof(k->node));
+}

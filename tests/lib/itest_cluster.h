@@ -53,4 +53,18 @@ int it_cluster_index(const it_cluster *c, int port);
  * 0, or -1 with the reason on stderr (to_port already owns it: 0). */
 int it_cluster_migrate_slot(it_cluster *c, int slot, int to_port);
 
+/* Client connections for keys that may live on any node: with cl NULL every
+ * key goes to `one`; on a cluster, to the master serving the key's slot
+ * (connected on first use). */
+typedef struct it_conns {
+    redisContext *one;              /* not on a cluster */
+    it_cluster *cl;
+    redisContext *node[IT_CLUSTER_MAX];
+} it_conns;
+
+/* The connection serving key (aborts the test when no node serves it). */
+redisContext *it_conns_for(it_conns *k, const char *key);
+/* Close the per-node connections (not `one`). */
+void it_conns_close(it_conns *k);
+
 #endif
