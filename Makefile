@@ -149,6 +149,10 @@ install: all
 	install -m 0644 daemon/riskd/riskd.8 $(DESTDIR)$(PREFIX)/share/man/man8/riskd.8
 	install -d $(DESTDIR)$(PREFIX)/share/man/man7
 	install -m 0644 detectors/riskd-detectors.7 $(DESTDIR)$(PREFIX)/share/man/man7/riskd-detectors.7
+	install -m 0644 include/riskd/riskd-plugin.7 $(DESTDIR)$(PREFIX)/share/man/man7/riskd-plugin.7
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
+	install -m 0644 daemon/riskctl/riskctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/riskctl.1
+	install -m 0644 config/riskd.json.5 $(DESTDIR)$(PREFIX)/share/man/man5/riskd.json.5
 
 clean:
 	rm -rf build

@@ -17,7 +17,7 @@
  * exist); -h/-p/-a/--user/-n override the Redis address and credentials.
  *
  * Silences live in the hash riskd:silences (field = a 16-hex-digit random
- * id, value = compact JSON; see the README, "Operator's guide"). Every
+ * id, value = compact JSON; see riskctl(1)). Every
  * change is one MULTI/EXEC transaction under WATCH of the hash: HSET the
  * record, XADD an entry to the audit stream riskd:audit (trimmed like the
  * daemon's entries, MAXLEN ~ 100000) and PUBLISH the id on the channel

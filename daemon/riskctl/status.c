@@ -229,7 +229,7 @@ static int metric_value(const char *text, const char *name, double *out)
 /* riskctl status. Exit 0 when Redis answers (and riskd_up is 1 when the
  * metrics endpoint is configured), 2 when the endpoint is unreachable or
  * riskd_up is not 1, 1 when Redis is unreachable. */
-/* The leases (README §Deployment): who holds each partition, under which
+/* The leases (riskd(8), DEPLOYMENT): who holds each partition, under which
  * epoch and for how much longer, and the live members. Returns -1 when
  * Redis went away. */
 static int status_leases(conn *k, const rk_config *cfg)

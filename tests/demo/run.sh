@@ -10,7 +10,7 @@ set -eu
 cd "$(dirname "$0")/../.."
 top=$(pwd)
 
-pkgs="build-essential pkg-config libuv1-dev libhiredis-dev libjansson-dev libcmocka-dev libhttp-parser-dev redis-server redis-tools"
+pkgs="build-essential pkg-config libuv1-dev libhiredis-dev libjansson-dev libxxhash-dev libcmocka-dev libhttp-parser-dev redis-server redis-tools"
 missing=""
 for p in $pkgs; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -154,6 +154,9 @@ static void test_layout(void **state)
     assert_file(f, "usr/local/lib/systemd/system/riskd.service", 0644);
     assert_file(f, "usr/local/share/man/man8/riskd.8", 0644);
     assert_file(f, "usr/local/share/man/man7/riskd-detectors.7", 0644);
+    assert_file(f, "usr/local/share/man/man7/riskd-plugin.7", 0644);
+    assert_file(f, "usr/local/share/man/man1/riskctl.1", 0644);
+    assert_file(f, "usr/local/share/man/man5/riskd.json.5", 0644);
     assert_file(f, "usr/local/include/riskd/detector.h", 0644);
     assert_file(f, "usr/local/include/riskd/event.h", 0644);
     assert_file(f, "usr/local/include/riskd/kit.h", 0644);
@@ -269,6 +272,23 @@ static void test_man_page(void **state)
     assert_string_equal(out, "");
     assert_int_equal(run(out, sizeof(out), "groff -man -Tutf8 -P-cbu '%s' | grep -q 'scan_without_filing'",
                          page7), 0);
+    /* riskctl(1), riskd.json(5) and riskd-plugin(7), installed beside them,
+     * likewise, each with a word only it carries. */
+    {
+        static const char *const more[][2] = {
+            {"usr/local/share/man/man1/riskctl.1", "SUDO_USER"},
+            {"usr/local/share/man/man5/riskd.json.5", "dedupe_window"},
+            {"usr/local/share/man/man7/riskd-plugin.7", "rk_detector_entry"},
+        };
+        for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++) {
+            path_of(f, more[i][0], page7, sizeof(page7));
+            assert_int_equal(run(out, sizeof(out), "groff -man -Tutf8 -ww '%s' 2>&1 >/dev/null",
+                                 page7), 0);
+            assert_string_equal(out, "");
+            assert_int_equal(run(out, sizeof(out), "groff -man -Tutf8 -P-cbu '%s' | grep -q '%s'",
+                                 page7, more[i][1]), 0);
+        }
+    }
 }
 
 /* A plugin compiles against the installed headers alone. */

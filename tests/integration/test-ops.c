@@ -12,7 +12,7 @@
  *    of the file riskd's stderr goes to gives "<N>" lines, anything else
  *    gives RFC 3339 timestamps;
  *  - SIGHUP loads a plugin added to "plugins" and unloads a removed one;
- *  - the least-privilege Redis user of README §Operations (LEAST_PRIV_ACL
+ *  - the least-privilege Redis user of riskd(8), SECURITY (LEAST_PRIV_ACL
  *    below, the same text): riskd runs the whole pipeline under it (alerts,
  *    the channel, dead letters, checkpoints, acknowledgements, the restart
  *    paths with XAUTOCLAIM / XPENDING / HGET / HSET / DEL), Redis logs no
@@ -44,7 +44,7 @@
 
 #include "itest.h"
 
-/* The rule README §Operations "Least-privilege Redis user" documents, for
+/* The rule riskd(8), SECURITY, "Least-privilege Redis user", documents, for
  * the default key names; "PASSWORD" is replaced by the test's password. */
 #define LEAST_PRIV_ACL \
     "riskd on >PASSWORD resetkeys ~enforce:scan ~enforce:case ~alerts " \

@@ -3,21 +3,35 @@
  *   outside    no file of the repository (tracked, or new and not ignored)
  *              names the design documents kept outside it: a clone must
  *              be complete without them.
- *   render     `man -l` renders daemon/riskd/riskd.8 and
- *              detectors/riskd-detectors.7 without a single groff warning
- *              (MANWIDTH=80, --warnings=w: every warning category).
+ *   render     `man -l` renders every page (riskd(8), riskctl(1),
+ *              riskd.json(5), riskd-detectors(7), riskd-plugin(7)) without
+ *              a single groff warning (MANWIDTH=80, --warnings=w: every
+ *              warning category).
  *   metrics    every metric name the daemon renders (a "# TYPE riskd_..."
  *              string in any .c file under daemon/ or detectors/) appears
  *              in riskd(8).
  *   config     every key daemon/lib/config.c accepts (its `keys[]` lists, each
  *              named by the cfg_section call that uses it, and `top[]`)
- *              appears in riskd(8) - as "section.key" anywhere, or as a
- *              word inside the page's ".SS section" block; a top-level key
- *              has a ".SS key" block - and in config/riskd.json. A list
+ *              appears in riskd.json(5) - as "section.key" anywhere, or as
+ *              a word inside the page's ".SS section" block; a top-level
+ *              key has a ".SS key" block - and in config/riskd.json. A list
  *              no cfg_section call names (a nested object's keys) only
- *              needs its keys somewhere in both.
+ *              needs its keys somewhere in both. The keys every detector
+ *              takes (daemon/pipeline/registry.c) are in riskd.json(5)'s
+ *              ".SS detectors" block; each detector's own keys (the
+ *              `*keys[]` lists of detectors/NAME.c and
+ *              detectors/plugins/NAME.c) in its ".SS detectors.NAME"
+ *              block, and, for a built-in, under detectors.NAME in
+ *              config/riskd.json (except `cooldown`, whose default some
+ *              detectors derive from other keys).
+ *   riskctl    every command (the strcmp(cmd, ...) and, for silence,
+ *              strcmp(sub, ...) of daemon/riskctl/main.c), every option
+ *              (its getopt string and longopts table) and every exit
+ *              status (EX_* of riskctl.h) appears in riskctl(1).
+ *   readme     README.md has at most 250 lines: the rest lives in the
+ *              man pages.
  *   detectors  every key a detector or the example plugin accepts (its
- *              `*keys[]` lists under detectors/) appears in
+ *              `*keys[]` lists under detectors/) and every rule appears in
  *              riskd-detectors(7).
  *
  * The names are read from the sources, not listed here, so a key or metric
@@ -45,6 +59,10 @@
 
 #define RISKD_8 "daemon/riskd/riskd.8"
 #define DETECTORS_7 "detectors/riskd-detectors.7"
+#define RISKCTL_1 "daemon/riskctl/riskctl.1"
+#define RISKD_JSON_5 "config/riskd.json.5"
+#define PLUGIN_7 "include/riskd/riskd-plugin.7"
+#define README_MAX_LINES 250
 
 /* ===================================================================
  * Helpers
@@ -395,6 +413,24 @@ static void test_detectors7_renders(void **state)
     check_render(DETECTORS_7);
 }
 
+static void test_riskctl1_renders(void **state)
+{
+    (void)state;
+    check_render(RISKCTL_1);
+}
+
+static void test_riskd_json5_renders(void **state)
+{
+    (void)state;
+    check_render(RISKD_JSON_5);
+}
+
+static void test_plugin7_renders(void **state)
+{
+    (void)state;
+    check_render(PLUGIN_7);
+}
+
 /* ===================================================================
  * metrics: every rendered metric is in riskd(8)
  * =================================================================== */
@@ -506,7 +542,7 @@ static void config_keys(strlist *keys)
 static void test_config_keys_documented(void **state)
 {
     strlist keys = {0};
-    char *page = page_text(RISKD_8);
+    char *page = page_text(RISKD_JSON_5);
     json_error_t jerr;
     json_t *shipped = json_load_file("config/riskd.json", JSON_REJECT_DUPLICATES, &jerr);
     int missing = 0;
@@ -535,7 +571,7 @@ static void test_config_keys_documented(void **state)
             in_json = json_object_get(json_object_get(shipped, sec), dot + 1) != NULL;
         }
         if (!in_page) {
-            fprintf(stderr, "configuration key %s is not documented in " RISKD_8 "%s\n", k,
+            fprintf(stderr, "configuration key %s is not documented in " RISKD_JSON_5 "%s\n", k,
                     dot ? "" : " (a .SS block of its own)");
             missing++;
         }
@@ -625,6 +661,255 @@ static void test_detector_keys_documented(void **state)
     assert_int_equal(missing, 0);
 }
 
+/* The keys every detector takes (daemon/pipeline/registry.c reads them
+ * with rk_kit_cfg_*(sub, prefix, "key", ...) and takes "overrides" out of
+ * the detector's object) are in riskd.json(5)'s ".SS detectors" block;
+ * each detector's own keys (the `*keys[]` lists of detectors/NAME.c and
+ * detectors/plugins/NAME.c) are in its ".SS detectors.NAME" block and,
+ * for a built-in, under detectors.NAME in config/riskd.json - except
+ * `cooldown`, whose default some detectors derive from other keys (the
+ * period, each rule's window). */
+static void test_detector_config_documented(void **state)
+{
+    strlist files = {0}, common = {0};
+    char *page = page_text(RISKD_JSON_5), *out, *reg;
+    const char *blk, *p;
+    size_t blen = 0;
+    json_error_t jerr;
+    json_t *shipped = json_load_file("config/riskd.json", JSON_REJECT_DUPLICATES, &jerr);
+    int st, missing = 0, nkeys = 0;
+
+    (void)state;
+    if (shipped == NULL)
+        fail_msg("config/riskd.json: %s", jerr.text);
+    reg = slurp("daemon/pipeline/registry.c");
+    if (reg == NULL) {
+        out = run(&st, "find daemon -name registry.c | head -n 1");
+        out[strcspn(out, "\n")] = '\0';
+        reg = slurp(out);
+        free(out);
+    }
+    if (reg == NULL)
+        fail_msg("registry.c not found");
+    for (p = reg; (p = strstr(p, "(sub, prefix, \"")) != NULL;) {
+        const char *q;
+        p += strlen("(sub, prefix, \"");
+        q = strchr(p, '"');
+        sl_add(&common, p, (size_t)(q - p));
+    }
+    if (strstr(reg, "cfg, \"overrides\")") != NULL)
+        sl_add(&common, "overrides", strlen("overrides"));
+    free(reg);
+    if (!sl_has(&common, "enabled") || !sl_has(&common, "severity") ||
+        !sl_has(&common, "overrides"))
+        fail_msg("registry.c: enabled, severity and overrides no longer found");
+    blk = subsection(page, "detectors", &blen);
+    if (blk == NULL)
+        fail_msg(RISKD_JSON_5 " has no .SS detectors block");
+    for (size_t i = 0; i < common.n; i++)
+        if (!has_word_n(blk, blen, common.v[i])) {
+            fprintf(stderr, "detector key %s (every detector's) is not in the .SS detectors "
+                    "block of " RISKD_JSON_5 "\n", common.v[i]);
+            missing++;
+        }
+    sl_free(&common);
+
+    out = run(&st, "find detectors -name '*.c' | sort");
+    assert_int_equal(st, 0);
+    sl_lines(&files, out);
+    free(out);
+    for (size_t i = 0; i < files.n; i++) {
+        strlist keys = {0};
+        char *src = must_slurp(files.v[i]), name[128], sec[160];
+        const char *base = strrchr(files.v[i], '/');
+        bool builtin = strstr(files.v[i], "/plugins/") == NULL;
+        const json_t *obj;
+
+        base = base ? base + 1 : files.v[i];
+        snprintf(name, sizeof(name), "%.*s", (int)strcspn(base, "."), base);
+        for (p = src; (p = strstr(p, "keys[] = {")) != NULL;)
+            p = c_string_list(p, &keys);
+        free(src);
+        if (keys.n == 0)
+            continue;
+        snprintf(sec, sizeof(sec), "detectors.%s", name);
+        blk = subsection(page, sec, &blen);
+        obj = json_object_get(json_object_get(shipped, "detectors"), name);
+        for (size_t k = 0; k < keys.n; k++) {
+            nkeys++;
+            if (blk == NULL || !has_word_n(blk, blen, keys.v[k])) {
+                fprintf(stderr, "detector key %s.%s is not in the .SS %s block of "
+                        RISKD_JSON_5 "\n", sec, keys.v[k], sec);
+                missing++;
+            }
+            if (builtin && strcmp(keys.v[k], "cooldown") != 0 && !json_has_key(obj, keys.v[k])) {
+                fprintf(stderr, "detector key %s.%s is not in config/riskd.json\n", sec,
+                        keys.v[k]);
+                missing++;
+            }
+        }
+        sl_free(&keys);
+    }
+    if (nkeys < 20)
+        fail_msg("only %d detector keys found under detectors/", nkeys);
+    sl_free(&files);
+    json_decref(shipped);
+    free(page);
+    assert_int_equal(missing, 0);
+}
+
+/* ===================================================================
+ * riskctl: every command, option and exit status is in riskctl(1)
+ * =================================================================== */
+
+/* Every run of white space in s made one space, in place. */
+static void squeeze(char *s)
+{
+    char *w = s;
+    bool sp = false;
+    for (; *s; s++) {
+        if (*s == ' ' || *s == '\t' || *s == '\n') {
+            if (!sp)
+                *w++ = ' ';
+            sp = true;
+        } else {
+            *w++ = *s;
+            sp = false;
+        }
+    }
+    *w = '\0';
+}
+
+/* Whether the option opt ("--from", "-c") occurs in text as a whole
+ * option: not preceded by '-' or a word character, not followed by one. */
+static bool has_option(const char *text, const char *opt)
+{
+    size_t n = strlen(opt);
+    for (const char *p = text; (p = strstr(p, opt)) != NULL; p++)
+        if ((p == text || (p[-1] != '-' && !word_char(p[-1]))) &&
+            !word_char(p[n]) && p[n] != '-')
+            return true;
+    return false;
+}
+
+/* The distinct quoted words after each `pat` (e.g. `strcmp(cmd, "`) in
+ * src, into l. */
+static void quoted_after(const char *src, const char *pat, strlist *l)
+{
+    for (const char *p = src; (p = strstr(p, pat)) != NULL;) {
+        const char *q;
+        p += strlen(pat);
+        q = strchr(p, '"');
+        if (q != NULL) {
+            char w[64];
+            snprintf(w, sizeof(w), "%.*s", (int)(q - p), p);
+            if (!sl_has(l, w))
+                sl_add(l, w, strlen(w));
+        }
+    }
+}
+
+static void test_riskctl_documented(void **state)
+{
+    strlist cmds = {0}, subs = {0}, opts = {0};
+    char *src = must_slurp("daemon/riskctl/main.c"), *page = page_text(RISKCTL_1), *h;
+    const char *p;
+    int missing = 0;
+
+    (void)state;
+    squeeze(page);
+    quoted_after(src, "strcmp(cmd, \"", &cmds);
+    quoted_after(src, "strcmp(sub, \"", &subs);
+    if (cmds.n < 4 || !sl_has(&cmds, "silence") || subs.n < 3)
+        fail_msg("only %zu commands and %zu silence commands found in main.c: the "
+                 "pattern no longer matches", cmds.n, subs.n);
+    /* Long options: the longopts table, {"name", ... */
+    p = strstr(src, "longopts[] = {");
+    if (p == NULL)
+        fail_msg("main.c: no longopts[] table");
+    {
+        const char *end = strstr(p, "{NULL");
+        assert_non_null(end);
+        while ((p = strstr(p, "{\"")) != NULL && p < end) {
+            const char *q = strchr(p + 2, '"');
+            char o[64];
+            snprintf(o, sizeof(o), "--%.*s", (int)(q - p - 2), p + 2);
+            sl_add(&opts, o, strlen(o));
+            p = q;
+        }
+    }
+    /* Short options: the getopt string. */
+    p = strstr(src, "getopt_long(argc, argv, \"");
+    if (p == NULL)
+        fail_msg("main.c: no getopt_long call");
+    for (p += strlen("getopt_long(argc, argv, \""); *p && *p != '"'; p++)
+        if (*p != ':') {
+            char o[3] = { '-', *p, '\0' };
+            sl_add(&opts, o, 2);
+        }
+    if (opts.n < 15)
+        fail_msg("only %zu options found in main.c", opts.n);
+    for (size_t i = 0; i < cmds.n; i++) {
+        char phrase[96];
+        snprintf(phrase, sizeof(phrase), "riskctl %s", cmds.v[i]);
+        if (strstr(page, phrase) == NULL) {
+            fprintf(stderr, "command \"%s\" is not in " RISKCTL_1 "\n", phrase);
+            missing++;
+        }
+    }
+    for (size_t i = 0; i < subs.n; i++) {
+        char phrase[96];
+        snprintf(phrase, sizeof(phrase), "silence %s", subs.v[i]);
+        if (strstr(page, phrase) == NULL) {
+            fprintf(stderr, "command \"riskctl %s\" is not in " RISKCTL_1 "\n", phrase);
+            missing++;
+        }
+    }
+    for (size_t i = 0; i < opts.n; i++)
+        if (!has_option(page, opts.v[i])) {
+            fprintf(stderr, "option %s is not in " RISKCTL_1 "\n", opts.v[i]);
+            missing++;
+        }
+    /* The exit statuses of riskctl.h, each a ".TP .B n" entry. */
+    h = must_slurp("daemon/riskctl/riskctl.h");
+    for (p = h; (p = strstr(p, "#define EX_")) != NULL; p++) {
+        const char *v = p + strlen("#define EX_");
+        char tag[32];
+        while (word_char(*v)) v++;
+        while (*v == ' ') v++;
+        snprintf(tag, sizeof(tag), ".TP .B %d ", atoi(v));
+        if (strstr(page, tag) == NULL) {
+            fprintf(stderr, "exit status %d is not in " RISKCTL_1 "\n", atoi(v));
+            missing++;
+        }
+    }
+    free(h);
+    sl_free(&cmds);
+    sl_free(&subs);
+    sl_free(&opts);
+    free(src);
+    free(page);
+    assert_int_equal(missing, 0);
+}
+
+/* ===================================================================
+ * readme: README.md is short
+ * =================================================================== */
+
+static void test_readme_short(void **state)
+{
+    char *s = must_slurp("README.md");
+    int lines = 0;
+
+    (void)state;
+    for (const char *p = s; *p; p++)
+        lines += *p == '\n';
+    if (lines > README_MAX_LINES)
+        fail_msg("README.md has %d lines, at most %d: move the detail to a man page",
+                 lines, README_MAX_LINES);
+    free(s);
+}
+
 /* The matcher itself: escapes are removed, words are whole. */
 static void test_unroff(void **state)
 {
@@ -648,9 +933,15 @@ int main(void)
         cmocka_unit_test(test_no_outside_documents),
         cmocka_unit_test(test_riskd8_renders),
         cmocka_unit_test(test_detectors7_renders),
+        cmocka_unit_test(test_riskctl1_renders),
+        cmocka_unit_test(test_riskd_json5_renders),
+        cmocka_unit_test(test_plugin7_renders),
         cmocka_unit_test(test_metrics_documented),
         cmocka_unit_test(test_config_keys_documented),
         cmocka_unit_test(test_detector_keys_documented),
+        cmocka_unit_test(test_detector_config_documented),
+        cmocka_unit_test(test_riskctl_documented),
+        cmocka_unit_test(test_readme_short),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
