@@ -52,6 +52,7 @@
 
 static void schedule_retry(rk_redis *r);
 static void start_connect(rk_redis *r);
+
 /* ===================================================================
  * Replies in an arena (opts.reply_arena)
  * =================================================================== */

@@ -227,7 +227,7 @@ oom:
 
 /* The answer to CLUSTER SHARDS (NULL when the connection failed or was
  * lost: hiredis is then freeing the context): learn the nodes, find the
- * online master of the shard serving c->slot and connect there; otherwise
+ * online master of the shard serving the slot and connect there; otherwise
  * ask the next node. */
 static void on_shards_reply(redisAsyncContext *ac, void *rep, void *pd)
 {
@@ -251,11 +251,14 @@ static void on_shards_reply(redisAsyncContext *ac, void *rep, void *pd)
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
         if (reply == NULL)
             rk__conn_log(r, r->attempt == 0 ? RK_LOG_WARNING : RK_LOG_INFO,
-                         "cluster node %s: %s", who, ac->errstr[0] ? ac->errstr : "connection lost");
+                         "cluster node %s: %s", who,
+                         ac->errstr[0] ? ac->errstr : "connection lost");
         else if (reply->type == REDIS_REPLY_ERROR)
-            rk__conn_log(r, RK_LOG_WARNING, "cluster node %s: CLUSTER SHARDS: %s", who, reply->str);
+            rk__conn_log(r, RK_LOG_WARNING, "cluster node %s: CLUSTER SHARDS: %s", who,
+                         reply->str);
         else
-            rk__conn_log(r, RK_LOG_WARNING, "cluster node %s: unexpected CLUSTER SHARDS answer", who);
+            rk__conn_log(r, RK_LOG_WARNING,
+                         "cluster node %s: unexpected CLUSTER SHARDS answer", who);
         cluster_resolve_next(r);
         return;
     }
@@ -390,7 +393,6 @@ static int cluster_redirect(rk_redis *r, const redisReply *reply)
  * Cluster mode: following ASK
  * =================================================================== */
 
-
 /* Forget the connection to the ASK target: its commands' callbacks run
  * now with NULL. Never called from one of that context's own callbacks. */
 static void ask_close(rk_redis *r)
@@ -441,7 +443,8 @@ static void on_ask_disconnect(const redisAsyncContext *ac, int status)
     if (r == NULL)
         return;
     rk__conn_log(r, RK_LOG_WARNING, "ASK target %s:%d: connection lost: %s", c->ask_host,
-                 c->ask_port, status == REDIS_OK ? "closed" : (ac->errstr[0] ? ac->errstr : "error"));
+                 c->ask_port,
+                 status == REDIS_OK ? "closed" : (ac->errstr[0] ? ac->errstr : "error"));
     if (c->ask_ac == ac)
         c->ask_ac = NULL;
 }

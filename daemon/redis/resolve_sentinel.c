@@ -434,6 +434,8 @@ static void resolve_next(rk_redis *r)
  * and the sentinels are asked again after the backoff. */
 static void on_role_reply(rk_redis *r, struct redisReply *reply, void *pd)
 {
+    const sentinel *s = r->rs;
+
     (void)pd;
     if (reply == NULL || r->state != ST_HANDSHAKE || r->handshake_left < 0)
         return;
@@ -447,7 +449,8 @@ static void on_role_reply(rk_redis *r, struct redisReply *reply, void *pd)
         rk__conn_log(r, RK_LOG_ERR, "ROLE refused: %s", reply->str);
     else
         rk__conn_log(r, r->attempt == 0 ? RK_LOG_WARNING : RK_LOG_INFO,
-                     "not the master of %s (ROLE: %s); asking the sentinels again", ((sentinel *)r->rs)->master_name,
+                     "not the master of %s (ROLE: %s); asking the sentinels again",
+                     s->master_name,
                      reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
                      reply->element[0]->type == REDIS_REPLY_STRING ? reply->element[0]->str : "?");
     rk__conn_handshake_failed(r);
