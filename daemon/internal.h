@@ -376,7 +376,9 @@ void rk__inlog_render(const rk__inlog *l, rk_buf *b, const char *const *stream_k
 void rk__inlog_fmt_span(int64_t ms, char *buf, size_t len);
 
 /* ===================================================================
- * redis.c - one Redis connection on the loop, reconnecting with backoff
+ * redis.c - one Redis connection on the loop, reconnecting with backoff;
+ * resolvers.c, resolve_static.c, resolve_sentinel.c, resolve_cluster.c -
+ * where it connects (daemon/redis/conn.h holds the layer's insides)
  * =================================================================== */
 
 typedef struct rk_redis rk_redis;
@@ -428,16 +430,17 @@ typedef struct rk_redis_opts {
     int reply_arena;
 } rk_redis_opts;
 
-/* The Redis Cluster hash slot of a key (len bytes, need not be
+/* resolve_cluster.c: the Redis Cluster hash slot of a key (len bytes, need not be
  * NUL-terminated): CRC16 (XMODEM) mod 16384 of the key, or of its hash tag
  * when the key holds a "{...}" whose content is not empty (the first '{'
  * and the first '}' after it). */
 unsigned rk__redis_keyslot(const char *key, size_t len);
 
 struct uv_loop_s;
-/* Create a connection and start connecting. Returns NULL on allocation
- * failure (or, in cluster mode, a cluster_slot outside 0..16383). Options
- * are copied. */
+/* resolvers.c: create a connection with the resolver its options call
+ * for (cluster seeds, sentinels, or host/port) and start connecting.
+ * Returns NULL on allocation failure (or, in cluster mode, a cluster_slot
+ * outside 0..16383). Options are copied. */
 rk_redis *rk__redis_new(struct uv_loop_s *loop, const rk_redis_opts *opts,
                         rk_redis_state_cb *state_cb, void *ud);
 /* Send a command (argv form). Returns 0, or -1 when not connected (the
@@ -454,7 +457,8 @@ void rk__redis_flush(rk_redis *r);
 int rk__redis_ready(const rk_redis *r);
 int rk__redis_inflight(const rk_redis *r);
 uint64_t rk__redis_reconnects(const rk_redis *r);
-/* Commands followed to an importing node after an ASK (cluster mode). */
+/* resolve_cluster.c: commands followed to an importing node after an ASK
+ * (cluster mode; 0 otherwise). */
 uint64_t rk__redis_asks(const rk_redis *r);
 /* Drop the connection (deferred to the loop) and reconnect after backoff. */
 void rk__redis_drop(rk_redis *r, const char *why);
@@ -465,11 +469,6 @@ void rk__redis_close(rk_redis *r);
  * configured host/port).
  * *host stays valid until r is closed or resolves again. */
 void rk__redis_addr(const rk_redis *r, const char **host, int *port);
-/* Sentinel announced "+switch-master <master> ... <host> <port>": every
- * live sentinel-mode connection of that master that is not already on
- * host:port reconnects at once (resolving again through the sentinels).
- * redis.c hands it to rk__sentinel_watch_start as the watcher's callback. */
-void rk__redis_sentinel_switch(const char *master, const char *host, int port);
 
 /* ===================================================================
  * adapter.c - hiredis async contexts on the libuv loop
@@ -480,21 +479,6 @@ void rk__redis_sentinel_switch(const char *master, const char *host, int port);
  * -1 when the context already has an adapter or memory runs out. */
 struct redisAsyncContext;
 int rk__redis_attach(struct uv_loop_s *loop, struct redisAsyncContext *ac);
-
-/* ===================================================================
- * sentinel.c - the +switch-master watcher
- * =================================================================== */
-
-/* Start the process-wide watcher: ONE connection to a sentinel of the list
- * (copied), rotating through it on failure and reconnecting with backoff,
- * subscribed to +switch-master; each message is passed on to
- * on_switch(master, new host, new port). Does nothing when it already
- * runs. Returns 0, or -1 when memory runs out. */
-int rk__sentinel_watch_start(struct uv_loop_s *loop, const char *const *sentinels,
-                             size_t n,
-                             void (*on_switch)(const char *master, const char *host, int port));
-/* Stop the watcher (its memory is freed once libuv closed its timer). */
-void rk__sentinel_watch_stop(void);
 
 /* ===================================================================
  * clock.c - event time: the watermark and timers on it

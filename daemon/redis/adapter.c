@@ -3,8 +3,10 @@
  * hiredis 0.14.1's own libuv adapter returns early when the poll status is
  * non-zero, so a refused or reset connection could produce no callback at
  * all. This one passes an error status on as readable + writable, so
- * hiredis's read or connect check sees the error. redis.c's connections
- * and sentinel.c's watcher attach their contexts here. */
+ * hiredis's read or connect check sees the error. redis.c's connections,
+ * the resolvers' short-lived queries, the ASK target's connection
+ * (resolve_cluster.c) and the +switch-master watcher (resolve_sentinel.c)
+ * attach their contexts here. */
 #include <stdlib.h>
 
 #include <uv.h>
