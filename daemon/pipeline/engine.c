@@ -124,6 +124,10 @@ typedef struct stream_state {
     rk__event_mem mem;
     rk_entry_ref applied;           /* last entry reflected in the state */
     bool has_applied;
+    /* restored from the previous release's checkpoint: its group's
+     * last-delivered id at start, the last entry it may have applied */
+    rk_entry_ref legacy_until;
+    bool has_legacy_until;
     /* the group was set back to the state's position (gap.c): the first
      * pending read after it stops at that position, '>' delivers the rest */
     bool bounded, bound_hit;
@@ -1988,13 +1992,17 @@ static void checkpoint(rk_engine *e)
     e->ckpt_started_hr = uv_hrtime();
     housekeep_state(e, true);       /* do not save what has expired */
     if (e->legacy_ids) {
-        /* Once what the previous release left pending is applied (every
-         * stream reads new entries), nothing can be written under its ids
-         * any more: this checkpoint is in the current format. */
-        bool pending = false;
-        for (si = 0; si < RK_STREAM_COUNT; si++)
-            pending = pending || e->st[si].phase == PH_PENDING;
-        if (!pending)
+        /* Once every entry the previous release may have applied (up to
+         * its group's last-delivered id at our start) is applied again,
+         * nothing can be written under its ids any more. */
+        bool behind = false;
+        for (si = 0; si < RK_STREAM_COUNT; si++) {
+            const stream_state *ss = &e->st[si];
+            behind = behind || ss->phase == PH_PENDING ||
+                     (ss->has_legacy_until &&
+                      !(ss->has_applied && ref_le(ss->legacy_until, ss->applied)));
+        }
+        if (!behind)
             e->legacy_ids = false;
     }
     if (checkpoint_fork(e) == 0) {
@@ -2144,6 +2152,10 @@ static void on_gap_info(rk_redis *r, redisReply *reply, void *pd)
         }
         if (ours && ld != NULL && parse_entry_id(ld->str, ld->len, &last) == 0)
             found = true;
+    }
+    if (found && e->legacy_ids) {
+        s->legacy_until = last;
+        s->has_legacy_until = true;
     }
     from_start = strcmp(e->cfg->start, "0") == 0 || strcmp(e->cfg->start, "0-0") == 0;
     if (s->has_applied)
