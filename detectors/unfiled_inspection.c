@@ -9,10 +9,11 @@
  *             enterprise, entry, and flags (scanned, filed_not_scanned done).
  *             One allocation per filing (96 bytes with short ids) holds the
  *             record and its three ids; it sits in two intrusive hash
- *             tables of this file: by task_id, and by (unit, enterprise) for
- *             reported_without_filing (every filing is in the pair table,
- *             doubly linked in its bucket, filings of one pair next to each
- *             other, so a lookup walks the bucket). A filing is due at its
+ *             tables (the kit's rk_itab): by task_id, and by (unit,
+ *             enterprise) for reported_without_filing (every filing is in
+ *             the pair table, doubly linked in its bucket, filings of one
+ *             pair next to each other, so a lookup walks the bucket). A
+ *             filing is due at its
  *             scan deadline (planned_at + scan_deadline) for
  *             filed_not_scanned and is dropped once the watermark has passed
  *             planned_at + retention and that rule ran (or scan deadline +
@@ -51,7 +52,7 @@
  *
  * Filing timers: filings do not arm a timer each (a daemon timer is a heap
  * slot and a key string: ~70 bytes per filing). They sit in one heap of
- * this file (fheap: 16 bytes each) keyed by their next due time, the scan
+ * this detector (fheap, an rk_heap lazy queue: 16 bytes each) keyed by their next due time, the scan
  * deadline until filed_not_scanned ran, then their expiry; keys are lower
  * bounds, corrected when popped. One timer "n:" is kept armed at the
  * earliest key (`armed`); when it fires, every filing due before the
@@ -217,11 +218,7 @@ static int64_t f_scan_by(const ui_filing *f)
 static uint64_t pair_hash(const char *unit, const char *ent)
 {
     uint64_t h = rk_kit_fnv1a(RK_FNV_OFFSET, unit, strlen(unit) + 1);
-    h = rk_kit_fnv1a(h, ent, strlen(ent));
-    h ^= h >> 33; h *= UINT64_C(0xff51afd7ed558ccd);
-    h ^= h >> 33; h *= UINT64_C(0xc4ceb9fe1a85ec53);
-    h ^= h >> 33;
-    return h;
+    return rk_kit_hash_mix(rk_kit_fnv1a(h, ent, strlen(ent)));
 }
 
 /* A new filing record holding copies of the three ids (none NULL), with

@@ -43,14 +43,22 @@ static inline uint64_t rk_kit_fnv1a(uint64_t h, const void *p, size_t n)
     return h;
 }
 
-static inline uint64_t rk_kit_hash_str(const char *s)
+/* A final avalanche (MurmurHash3's fmix64) so that the low bits, which
+ * pick a bucket, depend on every input byte. */
+static inline uint64_t rk_kit_hash_mix(uint64_t h)
 {
-    uint64_t h = rk_kit_fnv1a(RK_FNV_OFFSET, s, strlen(s));
-    /* Final avalanche (from MurmurHash3's fmix64) so low bits mix well. */
     h ^= h >> 33; h *= UINT64_C(0xff51afd7ed558ccd);
     h ^= h >> 33; h *= UINT64_C(0xc4ceb9fe1a85ec53);
     h ^= h >> 33;
     return h;
+}
+
+/* The hash of a NUL-terminated string, for bucket tables (rk_map,
+ * rk_itab). To hash a key of several strings, chain rk_kit_fnv1a over
+ * them (with their NULs as separators) and end with rk_kit_hash_mix. */
+static inline uint64_t rk_kit_hash_str(const char *s)
+{
+    return rk_kit_hash_mix(rk_kit_fnv1a(RK_FNV_OFFSET, s, strlen(s)));
 }
 
 /* ===================================================================
