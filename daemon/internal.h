@@ -712,7 +712,7 @@ int rk__registry_find(const rk_registry *reg, const char *name);
  * narrow when planned_at - ts fits in 32 bits and expires - max(ts,
  * planned_at) in 32 unsigned bits (30-day retention: 2.6e9 ms). */
 typedef struct rk__task {
-    struct rk__task *hnext;         /* next in its bucket of rk_tasks.map */
+    void *hnext;                    /* next in its bucket of rk_tasks.map */
     const char *unit_id;            /* interned (rk_tasks.strings) */
     const char *enterprise_id;      /* interned */
     int64_t ts;                     /* when it was filed */
@@ -727,16 +727,9 @@ typedef struct rk__task {
     const char *officers[];         /* interned */
 } rk__task;
 
-/* Filings by task id: an intrusive chained hash table (power-of-two
- * buckets, linked through rk__task.hnext). */
-typedef struct rk__task_map {
-    rk__task **b;
-    size_t nb;                      /* 0 or a power of two */
-    size_t count;                   /* filings */
-} rk__task_map;
-
 typedef struct rk_tasks {
-    rk__task_map map;               /* task_id -> rk__task */
+    rk_itab map;                    /* task_id -> rk__task (linked through
+                                       rk__task.hnext); count: filings */
     rk_map strings;                 /* interned ids -> reference count */
     rk__task *head, *tail;          /* oldest and newest (filing order) */
 } rk_tasks;

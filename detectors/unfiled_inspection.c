@@ -9,10 +9,11 @@
  *             enterprise, entry, and flags (scanned, filed_not_scanned done).
  *             One allocation per filing (96 bytes with short ids) holds the
  *             record and its three ids; it sits in two intrusive hash
- *             tables of this file: by task_id, and by (unit, enterprise) for
- *             reported_without_filing (every filing is in the pair table,
- *             doubly linked in its bucket, filings of one pair next to each
- *             other, so a lookup walks the bucket). A filing is due at its
+ *             tables (the kit's rk_itab): by task_id, and by (unit,
+ *             enterprise) for reported_without_filing (every filing is in
+ *             the pair table, doubly linked in its bucket, filings of one
+ *             pair next to each other, so a lookup walks the bucket). A
+ *             filing is due at its
  *             scan deadline (planned_at + scan_deadline) for
  *             filed_not_scanned and is dropped once the watermark has passed
  *             planned_at + retention and that rule ran (or scan deadline +
@@ -51,7 +52,7 @@
  *
  * Filing timers: filings do not arm a timer each (a daemon timer is a heap
  * slot and a key string: ~70 bytes per filing). They sit in one heap of
- * this file (fheap: 16 bytes each) keyed by their next due time, the scan
+ * this detector (fheap, an rk_heap lazy queue: 16 bytes each) keyed by their next due time, the scan
  * deadline until filed_not_scanned ran, then their expiry; keys are lower
  * bounds, corrected when popped. One timer "n:" is kept armed at the
  * earliest key (`armed`); when it fires, every filing due before the
@@ -112,9 +113,9 @@ typedef struct ui_cfg {
 } ui_cfg;
 
 typedef struct ui_filing {
-    struct ui_filing *tnext;        /* next in its task-table bucket */
-    struct ui_filing *pnext;        /* next in its pair-table bucket */
-    struct ui_filing *pprev;        /* previous one; NULL: first of the bucket */
+    void *tnext;                    /* next in its task-table bucket */
+    void *pnext;                    /* next in its pair-table bucket */
+    void *pprev;                    /* previous one; NULL: first of the bucket */
     int64_t ts;
     int64_t planned_at;
     rk_entry_ref ref;
@@ -122,28 +123,6 @@ typedef struct ui_filing {
     uint32_t flags;                 /* F_* */
     char ids[];                     /* task_id NUL unit_id NUL enterprise_id NUL */
 } ui_filing;
-
-/* An intrusive chained hash table of filings (power-of-two buckets, grows
- * at two entries per bucket); which link it uses depends on the table. */
-typedef struct ui_table {
-    ui_filing **b;
-    size_t nb;                      /* 0 or a power of two */
-    size_t count;                   /* filings; (unit, enterprise) pairs in `pairs` */
-} ui_table;
-
-#define UI_TABLE_LOAD 2
-
-/* The filing heap: every filing exactly once, keyed by a lower bound of
- * its next due time (fheap_due). */
-typedef struct ui_fitem {
-    int64_t key;
-    ui_filing *f;
-} ui_fitem;
-
-typedef struct ui_fheap {
-    ui_fitem *items;
-    size_t n, cap;
-} ui_fheap;
 
 typedef struct ui_scan {
     int64_t ts;
@@ -177,9 +156,11 @@ typedef struct ui_self {
     const rk_host_api *api;
     rk_host *host;
     ui_cfg cfg;
-    ui_table tasks;                 /* filings by task_id (tnext) */
-    ui_table pairs;                 /* filings by (unit, enterprise) (pnext, pprev) */
-    ui_fheap fheap;                 /* filings by due time */
+    rk_itab tasks;                  /* filings by task_id (tnext) */
+    rk_itab pairs;                  /* filings by (unit, enterprise) (pnext, pprev),
+                                       filings of one pair next to each other */
+    size_t npairs;                  /* distinct (unit, enterprise) pairs */
+    rk_heap fheap;                  /* filings by due time (a lazy queue) */
     int64_t armed;                  /* deadline of the pending "n:" timer, or INT64_MAX */
     rk_map pscans, pcases;
     rk_heap sheap, cheap;           /* expiry: pscans, pcases */
@@ -237,11 +218,7 @@ static int64_t f_scan_by(const ui_filing *f)
 static uint64_t pair_hash(const char *unit, const char *ent)
 {
     uint64_t h = rk_kit_fnv1a(RK_FNV_OFFSET, unit, strlen(unit) + 1);
-    h = rk_kit_fnv1a(h, ent, strlen(ent));
-    h ^= h >> 33; h *= UINT64_C(0xff51afd7ed558ccd);
-    h ^= h >> 33; h *= UINT64_C(0xc4ceb9fe1a85ec53);
-    h ^= h >> 33;
-    return h;
+    return rk_kit_hash_mix(rk_kit_fnv1a(h, ent, strlen(ent)));
 }
 
 /* A new filing record holding copies of the three ids (none NULL), with
@@ -257,14 +234,15 @@ static ui_filing *filing_new(const char *task, const char *unit, const char *ent
     return f;
 }
 
-static size_t task_slot(const ui_table *t, const char *task)
+/* The hashes the tables file a filing under (rk_itab's hash). */
+static uint64_t task_hash(const void *rec)
 {
-    return (size_t)(rk_kit_hash_str(task) & (t->nb - 1));
+    return rk_kit_hash_str(f_task(rec));
 }
 
-static size_t pair_slot(const ui_table *t, const char *unit, const char *ent)
+static uint64_t pair_rec_hash(const void *rec)
 {
-    return (size_t)(pair_hash(unit, ent) & (t->nb - 1));
+    return pair_hash(f_unit(rec), f_ent(rec));
 }
 
 static int same_pair(const ui_filing *a, const ui_filing *b)
@@ -272,71 +250,12 @@ static int same_pair(const ui_filing *a, const ui_filing *b)
     return strcmp(f_unit(a), f_unit(b)) == 0 && strcmp(f_ent(a), f_ent(b)) == 0;
 }
 
-/* A bucket array twice the size of t's (16 for none), or NULL when out of
- * memory. */
-static ui_filing **table_bigger(const ui_table *t, size_t *n)
-{
-    *n = t->nb ? t->nb * 2 : 16;
-    if (*n > SIZE_MAX / sizeof(ui_filing *))
-        return NULL;
-    return calloc(*n, sizeof(ui_filing *));
-}
-
-/* Double the task table's buckets. Returns 0, or -1 when out of memory
- * (table unchanged). */
-static int tasks_grow(ui_table *t)
-{
-    size_t n, i;
-    ui_filing **b = table_bigger(t, &n);
-    if (b == NULL) return -1;
-    for (i = 0; i < t->nb; i++) {
-        ui_filing *f = t->b[i], *next;
-        for (; f != NULL; f = next) {
-            size_t k = (size_t)(rk_kit_hash_str(f_task(f)) & (n - 1));
-            next = f->tnext;
-            f->tnext = b[k];
-            b[k] = f;
-        }
-    }
-    free(t->b);
-    t->b = b;
-    t->nb = n;
-    return 0;
-}
-
-/* Double the pair table's buckets. Old bucket i splits into new buckets i
- * and i + old size, each keeping the old order, so filings of one pair
- * stay next to each other. Returns 0, or -1 when out of memory. */
-static int pairs_grow(ui_table *t)
-{
-    size_t n, i;
-    ui_filing **b = table_bigger(t, &n);
-    if (b == NULL) return -1;
-    for (i = 0; i < t->nb; i++) {
-        ui_filing *f = t->b[i], *next, *tail[2] = {NULL, NULL};
-        for (; f != NULL; f = next) {
-            size_t k = (size_t)(pair_hash(f_unit(f), f_ent(f)) & (n - 1));
-            int hi = k != i;
-            next = f->pnext;
-            f->pnext = NULL;
-            f->pprev = tail[hi];
-            if (tail[hi] != NULL) tail[hi]->pnext = f;
-            else b[k] = f;
-            tail[hi] = f;
-        }
-    }
-    free(t->b);
-    t->b = b;
-    t->nb = n;
-    return 0;
-}
-
 /* The filing of task in the table (live or expired), or NULL. */
 static ui_filing *filing_lookup(const ui_self *s, const char *task)
 {
     ui_filing *f;
-    if (s->tasks.nb == 0) return NULL;
-    for (f = s->tasks.b[task_slot(&s->tasks, task)]; f != NULL; f = f->tnext)
+    uint64_t h = rk_kit_hash_str(task);
+    for (f = rk_itab_first(&s->tasks, h); f != NULL; f = rk_itab_next(&s->tasks, f))
         if (strcmp(f_task(f), task) == 0)
             return f;
     return NULL;
@@ -348,127 +267,28 @@ static ui_filing *filing_lookup(const ui_self *s, const char *task)
 static int filing_index(ui_self *s, ui_filing *f)
 {
     ui_filing *g;
-    size_t k;
-    if ((s->tasks.count >= s->tasks.nb * UI_TABLE_LOAD && tasks_grow(&s->tasks) != 0 &&
-         s->tasks.nb == 0) ||
-        (s->tasks.count >= s->pairs.nb * UI_TABLE_LOAD && pairs_grow(&s->pairs) != 0 &&
-         s->pairs.nb == 0))
+    uint64_t h;
+    if (rk_itab_reserve(&s->tasks) != 0 || rk_itab_reserve(&s->pairs) != 0)
         return -1;
-    k = task_slot(&s->tasks, f_task(f));
-    f->tnext = s->tasks.b[k];
-    s->tasks.b[k] = f;
-    s->tasks.count++;
-    k = pair_slot(&s->pairs, f_unit(f), f_ent(f));
-    for (g = s->pairs.b[k]; g != NULL && !same_pair(g, f); g = g->pnext)
+    rk_itab_insert(&s->tasks, f, task_hash(f), NULL);
+    h = pair_rec_hash(f);
+    for (g = rk_itab_first(&s->pairs, h); g != NULL && !same_pair(g, f);
+         g = rk_itab_next(&s->pairs, g))
         ;
-    if (g != NULL) {
-        f->pprev = g;
-        f->pnext = g->pnext;
-        if (g->pnext != NULL) g->pnext->pprev = f;
-        g->pnext = f;
-    } else {
-        f->pprev = NULL;
-        f->pnext = s->pairs.b[k];
-        if (f->pnext != NULL) f->pnext->pprev = f;
-        s->pairs.b[k] = f;
-        s->pairs.count++;
-    }
+    if (g == NULL)
+        s->npairs++;
+    rk_itab_insert(&s->pairs, f, h, g);
     return 0;
 }
 
 /* Take f out of both tables. */
 static void filing_unindex(ui_self *s, ui_filing *f)
 {
-    ui_filing **pp;
-    for (pp = &s->tasks.b[task_slot(&s->tasks, f_task(f))]; *pp != NULL; pp = &(*pp)->tnext) {
-        if (*pp == f) {
-            *pp = f->tnext;
-            s->tasks.count--;
-            break;
-        }
-    }
-    if ((f->pprev == NULL || !same_pair(f->pprev, f)) &&
-        (f->pnext == NULL || !same_pair(f->pnext, f)))
-        s->pairs.count--;           /* the last filing of its pair */
-    if (f->pnext != NULL) f->pnext->pprev = f->pprev;
-    if (f->pprev != NULL) f->pprev->pnext = f->pnext;
-    else s->pairs.b[pair_slot(&s->pairs, f_unit(f), f_ent(f))] = f->pnext;
-    f->tnext = f->pnext = f->pprev = NULL;
-}
-
-/* ===================================================================
- * The filing heap
- * =================================================================== */
-
-static void fheap_up(ui_fheap *h, size_t i)
-{
-    ui_fitem it = h->items[i];
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (h->items[p].key <= it.key)
-            break;
-        h->items[i] = h->items[p];
-        i = p;
-    }
-    h->items[i] = it;
-}
-
-static void fheap_down(ui_fheap *h, size_t i)
-{
-    ui_fitem it = h->items[i];
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n)
-            break;
-        if (c + 1 < h->n && h->items[c + 1].key < h->items[c].key)
-            c++;
-        if (it.key <= h->items[c].key)
-            break;
-        h->items[i] = h->items[c];
-        i = c;
-    }
-    h->items[i] = it;
-}
-
-/* Add f with key. Returns 0, or -1 when out of memory (heap unchanged). */
-static int fheap_push(ui_fheap *h, int64_t key, ui_filing *f)
-{
-    if (h->n == h->cap) {
-        size_t ncap = h->cap ? h->cap * 2 : 64;
-        ui_fitem *p;
-        if (ncap > SIZE_MAX / sizeof(*p))
-            return -1;
-        p = realloc(h->items, ncap * sizeof(*p));
-        if (p == NULL)
-            return -1;
-        h->items = p;
-        h->cap = ncap;
-    }
-    h->items[h->n].key = key;
-    h->items[h->n].f = f;
-    h->n++;
-    fheap_up(h, h->n - 1);
-    return 0;
-}
-
-/* Remove the top item; the array shrinks to half when a quarter is used. */
-static void fheap_pop(ui_fheap *h)
-{
-    if (--h->n > 0) {
-        h->items[0] = h->items[h->n];
-        fheap_down(h, 0);
-    }
-    if (h->n == 0) {
-        free(h->items);
-        h->items = NULL;
-        h->cap = 0;
-    } else if (h->cap > 64 && h->n < h->cap / 4) {
-        ui_fitem *p = realloc(h->items, h->cap / 2 * sizeof(*p));
-        if (p != NULL) {
-            h->items = p;
-            h->cap /= 2;
-        }
-    }
+    const ui_filing *prev = rk_itab_prev(&s->pairs, f), *next = rk_itab_next(&s->pairs, f);
+    rk_itab_remove(&s->tasks, f, task_hash(f));
+    if ((prev == NULL || !same_pair(prev, f)) && (next == NULL || !same_pair(next, f)))
+        s->npairs--;                /* the last filing of its pair */
+    rk_itab_remove(&s->pairs, f, pair_rec_hash(f));
 }
 
 /* When a filing is dropped: after planned_at + retention once its
@@ -576,14 +396,12 @@ static void clear_state(ui_self *s)
 {
     size_t i;
     for (i = 0; i < s->fheap.n; i++)
-        free(s->fheap.items[i].f);
-    free(s->fheap.items);
-    memset(&s->fheap, 0, sizeof(s->fheap));
+        free(s->fheap.items[i].rec);
+    rk_heap_free(&s->fheap);
     s->armed = INT64_MAX;
-    free(s->tasks.b);
-    free(s->pairs.b);
-    memset(&s->tasks, 0, sizeof(s->tasks));
-    memset(&s->pairs, 0, sizeof(s->pairs));
+    rk_itab_free(&s->tasks);
+    rk_itab_free(&s->pairs);
+    s->npairs = 0;
     rk_map_clear(&s->pscans, pscan_free);
     rk_map_clear(&s->pcases, pcase_free);
     rk_heap_free(&s->sheap);
@@ -663,6 +481,10 @@ static void *ui_create(const rk_host_api *api, rk_host *host, const json_t *cfg,
     s->cfg = c;
     rk_map_init(&s->pscans);
     rk_map_init(&s->pcases);
+    rk_itab_init(&s->tasks, offsetof(ui_filing, tnext), RK_ITAB_NOPREV, task_hash);
+    rk_itab_init(&s->pairs, offsetof(ui_filing, pnext), offsetof(ui_filing, pprev),
+                 pair_rec_hash);
+    rk_heap_init(&s->fheap, RK_HEAP_NOPOS);
     s->armed = INT64_MAX;
     rk_heap_init(&s->sheap, offsetof(ui_pscan, hpos));
     rk_heap_init(&s->cheap, offsetof(ui_pcase, hpos));
@@ -679,11 +501,10 @@ static int ui_reconfigure(void *self, const json_t *cfg, char *err, size_t errle
     rekeyed = c.retention != s->cfg.retention;
     s->cfg = c;
     if (rekeyed) {
-        size_t i;
+        uint32_t i;
         for (i = 0; i < s->fheap.n; i++)
-            s->fheap.items[i].key = fheap_due(s, s->fheap.items[i].f);
-        for (i = s->fheap.n / 2; i > 0; i--)
-            fheap_down(&s->fheap, i - 1);
+            s->fheap.items[i].key = fheap_due(s, s->fheap.items[i].rec);
+        rk_heap_heapify(&s->fheap);
         (void)chain(s);             /* on failure on_watermark re-arms */
         rekey(s, &s->sheap, 1);
         rekey(s, &s->cheap, 2);
@@ -703,7 +524,7 @@ static void ui_destroy(void *self)
 static size_t ui_tracked_keys(void *self)
 {
     ui_self *s = self;
-    return s->tasks.count + s->pscans.count + s->pcases.count + s->pairs.count;
+    return s->tasks.count + s->pscans.count + s->pcases.count + s->npairs;
 }
 
 /* ===================================================================
@@ -776,7 +597,7 @@ static int on_filed(ui_self *s, const rk_event *ev)
         free(f);
         return -1;
     }
-    if (fheap_push(&s->fheap, fheap_due(s, f), f) != 0) {
+    if (rk_heap_push(&s->fheap, fheap_due(s, f), f) != 0) {
         filing_unindex(s, f);
         free(f);
         return -1;
@@ -896,8 +717,8 @@ static int on_reported(ui_self *s, const rk_event *ev)
     if (ev->unit_id == NULL || ev->enterprise_id == NULL)
         return 0;
     now = s->api->now(s->host);
-    f = s->pairs.nb ? s->pairs.b[pair_slot(&s->pairs, ev->unit_id, ev->enterprise_id)] : NULL;
-    for (; f != NULL; f = f->pnext) {
+    f = rk_itab_first(&s->pairs, pair_hash(ev->unit_id, ev->enterprise_id));
+    for (; f != NULL; f = rk_itab_next(&s->pairs, f)) {
         int64_t p = f->planned_at;
         if (strcmp(f_unit(f), ev->unit_id) != 0 || strcmp(f_ent(f), ev->enterprise_id) != 0)
             continue;
@@ -1017,10 +838,10 @@ static int pump(ui_self *s, int64_t now, int may_emit)
 {
     int rc = 0;
     while (s->fheap.n > 0 && s->fheap.items[0].key < now) {
-        ui_filing *f = s->fheap.items[0].f;
+        ui_filing *f = s->fheap.items[0].rec;
         int64_t due;
         if (f->flags & F_DEAD) {
-            fheap_pop(&s->fheap);
+            rk_heap_pop(&s->fheap);
             free(f);
             continue;
         }
@@ -1032,13 +853,12 @@ static int pump(ui_self *s, int64_t now, int may_emit)
         }
         due = fheap_due(s, f);
         if ((f->flags & F_FNS_DONE) && due < now) {
-            fheap_pop(&s->fheap);
+            rk_heap_pop(&s->fheap);
             filing_unindex(s, f);
             free(f);
             continue;
         }
-        s->fheap.items[0].key = due;
-        fheap_down(&s->fheap, 0);
+        rk_heap_retop(&s->fheap, due);
     }
     return rc;
 }
@@ -1184,7 +1004,7 @@ static int ui_snapshot(void *self, rk_buf *out)
     rk_buf_put_u32(out, (uint32_t)s->tasks.count);
     for (b = 0; b < s->tasks.nb; b++) {
         const ui_filing *f;
-        for (f = s->tasks.b[b]; f != NULL; f = f->tnext) {
+        for (f = s->tasks.b[b]; f != NULL; f = rk_itab_next(&s->tasks, f)) {
             rk_buf_put_str(out, f_task(f));
             rk_buf_put_i64(out, f->ts);
             rk_buf_put_i64(out, f->planned_at);
@@ -1303,7 +1123,7 @@ static int restore_filings(ui_self *s, rk_rd *r, uint32_t ver)
             free(f);
             return -1;
         }
-        if (fheap_push(&s->fheap, fheap_due(s, f), f) != 0) {
+        if (rk_heap_push(&s->fheap, fheap_due(s, f), f) != 0) {
             filing_unindex(s, f);
             free(f);
             return -1;

@@ -13,9 +13,9 @@
  * spread of planned_at, never forever.
  *
  * Memory: a filing is one record and nothing else. Its task id is stored
- * inside it, and it is found through this file's own chained hash table
- * (rk_tasks.map: the link is in the record; the bucket array grows at two
- * filings per bucket). Unit, enterprise and officer ids repeat across
+ * inside it, and it is found through an intrusive hash table (rk_tasks.map,
+ * the kit's rk_itab: the link is in the record; the bucket array grows at
+ * two filings per bucket). Unit, enterprise and officer ids repeat across
  * filings, so they are interned: one copy each, reference-counted,
  * whatever the number of filings naming them. Times are kept as ts plus
  * two 32-bit offsets (planned_at - ts, expires - max(ts, planned_at)) when
@@ -30,6 +30,7 @@
  * width and id), and blocks are linked in filing order, which is the FIFO:
  * no per-record list link. A record larger than a block gets a block of
  * its own. */
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,6 @@
 #include "internal.h"
 
 #define TASKS_SNAPSHOT_VERSION 1u
-#define TASKS_LOAD 2                /* filings per bucket before the table grows */
 #define TASKS_MAX_OFFICERS ((1u << 29) - 1)
 
 /* ===================================================================
@@ -197,74 +197,35 @@ const rk__task *rk__tasks_next(const rk_tasks *t, const rk__task *k)
  * The task table
  * =================================================================== */
 
-static size_t slot(const rk__task_map *m, const char *id)
+static uint64_t task_hash(const void *rec)
 {
-    return (size_t)(rk_kit_hash_str(id) & (m->nb - 1));
+    return rk_kit_hash_str(rk__task_id(rec));
 }
 
-static rk__task *lookup(const rk__task_map *m, const char *id)
+static rk__task *lookup(const rk_itab *m, const char *id)
 {
     rk__task *k;
-    if (m->nb == 0)
-        return NULL;
-    for (k = m->b[slot(m, id)]; k != NULL; k = k->hnext)
+    for (k = rk_itab_first(m, rk_kit_hash_str(id)); k != NULL; k = rk_itab_next(m, k))
         if (strcmp(rk__task_id(k), id) == 0)
             return k;
     return NULL;
 }
 
-/* Double the buckets (16 at first). Returns 0, or -1 when out of memory
- * (the table is unchanged). */
-static int map_grow(rk__task_map *m)
-{
-    size_t n = m->nb ? m->nb * 2 : 16, i;
-    rk__task **b;
-    if (n > SIZE_MAX / sizeof(*b) || (b = calloc(n, sizeof(*b))) == NULL)
-        return -1;
-    for (i = 0; i < m->nb; i++) {
-        rk__task *k = m->b[i], *next;
-        for (; k != NULL; k = next) {
-            size_t j = (size_t)(rk_kit_hash_str(rk__task_id(k)) & (n - 1));
-            next = k->hnext;
-            k->hnext = b[j];
-            b[j] = k;
-        }
-    }
-    free(m->b);
-    m->b = b;
-    m->nb = n;
-    return 0;
-}
-
 /* Insert k (its id not present). Returns 0, or -1 when out of memory. */
-static int map_put(rk__task_map *m, rk__task *k)
+static int map_put(rk_itab *m, rk__task *k)
 {
-    size_t j;
-    if (m->count >= m->nb * TASKS_LOAD && map_grow(m) != 0 && m->nb == 0)
+    if (rk_itab_reserve(m) != 0)
         return -1;                  /* a full table still takes it */
-    j = slot(m, rk__task_id(k));
-    k->hnext = m->b[j];
-    m->b[j] = k;
-    m->count++;
+    rk_itab_insert(m, k, task_hash(k), NULL);
     return 0;
 }
 
 /* Unlink k; the buckets go with the last filing. */
-static void map_del(rk__task_map *m, rk__task *k)
+static void map_del(rk_itab *m, rk__task *k)
 {
-    rk__task **pp;
-    for (pp = &m->b[slot(m, rk__task_id(k))]; *pp != NULL; pp = &(*pp)->hnext) {
-        if (*pp == k) {
-            *pp = k->hnext;
-            m->count--;
-            break;
-        }
-    }
-    if (m->count == 0) {
-        free(m->b);
-        m->b = NULL;
-        m->nb = 0;
-    }
+    rk_itab_remove(m, k, task_hash(k));
+    if (m->count == 0)
+        rk_itab_free(m);
 }
 
 /* ===================================================================
@@ -274,6 +235,7 @@ static void map_del(rk__task_map *m, rk__task *k)
 void rk__tasks_init(rk_tasks *t)
 {
     memset(t, 0, sizeof(*t));
+    rk_itab_init(&t->map, offsetof(rk__task, hnext), RK_ITAB_NOPREV, task_hash);
     rk_map_init(&t->strings);
 }
 
@@ -323,7 +285,7 @@ void rk__tasks_free(rk_tasks *t)
         next = b->next;
         free(b);
     }
-    free(t->map.b);
+    rk_itab_free(&t->map);
     rk_map_clear(&t->strings, NULL);
     rk__tasks_init(t);
 }

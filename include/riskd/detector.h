@@ -41,7 +41,13 @@ extern "C" {
  * Checklist before changing anything in riskd/detector.h or riskd/event.h:
  *  - Adding a member at the END of rk_detector_ops, rk_host_api, rk_alert or
  *    rk_event: bump RK_ABI_MINOR. Old plugins leave it NULL/zero (the daemon
- *    must treat NULL as "not implemented").
+ *    must treat NULL as "not implemented"). A struct a plugin hands the
+ *    daemon (rk_detector_ops, rk_alert) is as long as the plugin's minor
+ *    made it: the daemon reads a member only when the plugin's
+ *    ops->abi_minor is at least the minor that added it, and gives the
+ *    plugin nothing its minor does not know (RK_EVF_AMENDED events).
+ *    tests/plugins/minor_probe.c models a plugin of the previous minor:
+ *    update it with the bump.
  *  - Anything else (reordering, removing, changing a type or a meaning):
  *    bump RK_ABI_MAJOR and reset RK_ABI_MINOR to 0. The daemon refuses
  *    plugins of another major and plugins of a newer minor than its own.

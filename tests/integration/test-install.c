@@ -160,6 +160,11 @@ static void test_layout(void **state)
     assert_file(f, "usr/local/include/riskd/detector.h", 0644);
     assert_file(f, "usr/local/include/riskd/event.h", 0644);
     assert_file(f, "usr/local/include/riskd/kit.h", 0644);
+    assert_file(f, "usr/local/include/riskd/config.h", 0644);
+    assert_file(f, "usr/local/include/riskd/snapshot.h", 0644);
+    assert_file(f, "usr/local/include/riskd/map.h", 0644);
+    assert_file(f, "usr/local/include/riskd/heap.h", 0644);
+    assert_file(f, "usr/local/include/riskd/window.h", 0644);
     /* Test-only plugins are not installed. */
     path_of(f, "usr/local/lib/riskd/plugins/bad_abi.so", p, sizeof(p));
     assert_int_equal(access(p, F_OK), -1);
