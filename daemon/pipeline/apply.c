@@ -165,9 +165,8 @@ static bool repeated(rk_engine *e, unsigned si, entry *en, rk_event *ev)
             e->stats.conflicts[ev->type]++;
             rk__inlog_bad(&e->inlog, RK_INLOG_INVALID, rk__wall_ms(), "%s/%s: %s",
                           e->st[si].key, en->id, why);
-            if (!e->replay)
-                rk__outbox_dead(rk__dead_ob(e), e->st[si].key, en->id, why,
-                                en->data ? en->data : "", en->data ? en->len : 0);
+            e->out->dead(e, e->st[si].key, en->id, why, en->data ? en->data : "",
+                         en->data ? en->len : 0);
             return true;
         }
         ev->flags |= RK_EVF_AMENDED;
@@ -216,8 +215,8 @@ static void apply_head(rk_engine *e, unsigned si)
             e->poisoned++;
             rk__inlog_bad(&e->inlog, RK_INLOG_POISON, rk__wall_ms(), "%s/%s: %s", s->key,
                           en->id, why);
-            rk__outbox_dead(rk__dead_ob(e), s->key, en->id, why,
-                            en->data ? en->data : "", en->data ? en->len : 0);
+            e->out->dead(e, s->key, en->id, why, en->data ? en->data : "",
+                         en->data ? en->len : 0);
             goto done;
         }
         /* Apply it alone and checkpoint at once, so a crash on it is told
@@ -228,8 +227,8 @@ static void apply_head(rk_engine *e, unsigned si)
         e->stats.invalid[si]++;
         rk__inlog_bad(&e->inlog, RK_INLOG_INVALID, rk__wall_ms(), "%s/%s: %s", s->key,
                       en->id, s->head_err);
-        if (!e->replay && rk__outbox_dead(rk__dead_ob(e), s->key, en->id, s->head_err,
-                            en->data ? en->data : "", en->data ? en->len : 0) != 0)
+        if (e->out->dead(e, s->key, en->id, s->head_err, en->data ? en->data : "",
+                         en->data ? en->len : 0) != 0)
             rk__log(RK_LOG_ERR, "out of memory dead-lettering %s/%s", s->key, en->id);
         goto done;
     }
@@ -274,8 +273,7 @@ static void apply_head(rk_engine *e, unsigned si)
                 snprintf(why, sizeof(why), "detector %s failed on this entry", d->name);
                 rk__inlog_bad(&e->inlog, RK_INLOG_DETECTOR, rk__wall_ms(), "%s/%s: %s",
                               s->key, en->id, why);
-                if (!e->replay)
-                    rk__outbox_dead(rk__dead_ob(e), s->key, en->id, why, en->data, en->len);
+                e->out->dead(e, s->key, en->id, why, en->data, en->len);
             }
         }
         if (ev->type == RK_EV_INSPECTION_FILED &&

@@ -60,19 +60,10 @@ bool rk__lease_valid(rk_engine *e)
     return false;
 }
 
-static void on_drained(void *ud)
-{
-    rk_engine *e = ud;
-    if (e->state == E_FLUSHING && rk__ob_pending(e) == 0)
-        rk__round_finished(e);
-}
-
 static void on_housekeeping(uv_timer_t *t)
 {
     rk_engine *e = t->data;
     int64_t now = (int64_t)uv_now(e->loop);
-    unsigned si;
-    bool idle = true;
 
     rk__register_watermark(e->filreg, rk__clock_now(&e->clock));   /* and retries */
     rk__inlog_flush(&e->inlog, rk__wall_ms());
@@ -90,13 +81,7 @@ static void on_housekeeping(uv_timer_t *t)
         rk__checkpoint(e);              /* a failed careful checkpoint: again */
     else if (rk__checkpoint_due(e) && (e->state == E_IDLE || e->state == E_READING))
         rk__checkpoint(e);
-    if (now >= e->next_silences && rk__redis_ready(rk__sil_conn(e))) {
-        const char *argv[2] = {"HGETALL", RK_SILENCES_KEY};
-        e->next_silences = now + 1000;
-        rk__redis_cmd(rk__sil_conn(e), rk__on_silences, e, 0, 2, argv, NULL);
-    }
-    if (e->audit_pending && rk__redis_ready(rk__audit_conn(e)))
-        rk__write_audit(e);
+    e->out->housekeep(e, now);
     if (now >= e->next_xinfo && rk__redis_ready(e->wr)) {
         e->next_xinfo = now + 5000;
         rk__poll_xinfo(e);
@@ -109,14 +94,7 @@ static void on_housekeeping(uv_timer_t *t)
         rk__start_consuming(e);
     if (e->tick_hold)
         rk__tick_send(e);               /* not confirmed yet: again */
-    if (!e->cfg->wall_advance || e->replay)
-        return;
-    for (si = 0; si < RK_STREAM_COUNT; si++)
-        if (rk__stream_unread(&e->st[si]))
-            idle = false;
-    if (idle && (e->state == E_READING || e->state == E_IDLE) &&
-        now - e->last_input_wall >= e->cfg->clock_idle)
-        rk__wall_tick(e, now);
+    rk__wall_tick(e, now);
 }
 
 void rk__redis_opts_for(const rk_config *cfg, const char *name, const char *slot_key,
@@ -199,75 +177,20 @@ static rk_engine *engine_new(uv_loop_t *loop, rk_config *cfg, const rk_replay_op
     uv_timer_start(&e->housekeeping, on_housekeeping, HOUSEKEEPING_MS, HOUSEKEEPING_MS);
     e->state = E_CONNECTING;
     if (ro != NULL) {
-        e->replay = true;
-        e->ro = *ro;
-        e->audit_pending = false;
-        e->replay_alerts = json_object();
-        for (si = 0; si < RK_STREAM_COUNT; si++) {
-            rk_entry_ref from;
-            if (ro->from == NULL || strcmp(ro->from, "0") == 0 || strcmp(ro->from, "-") == 0) {
-                snprintf(e->st[si].cursor, sizeof(e->st[si].cursor), "0-0");
-            } else if (rk__replay_pos(ro->from, false, &from) != 0) {
-                rk_kit_errf(err, errlen, "--from: expected an entry id or an RFC 3339 time");
-                e->cfg = NULL;
-                rk__engine_free(e);
-                return NULL;
-            } else if (from.seq > 0) {
-                snprintf(e->st[si].cursor, sizeof(e->st[si].cursor), "%llu-%u",
-                         (unsigned long long)from.ms, from.seq - 1);
-            } else {
-                /* XREAD returns ids after the cursor: the last id before. */
-                snprintf(e->st[si].cursor, sizeof(e->st[si].cursor), "%llu-18446744073709551615",
-                         (unsigned long long)(from.ms ? from.ms - 1 : 0));
-                if (from.ms == 0)
-                    snprintf(e->st[si].cursor, sizeof(e->st[si].cursor), "0-0");
-            }
-        }
-        if (ro->from != NULL && strcmp(ro->from, "-") != 0 &&
-            rk__replay_pos(ro->from, false, &e->replay_from) != 0)
-            memset(&e->replay_from, 0, sizeof(e->replay_from));
-        if (ro->to != NULL) {
-            if (rk__replay_pos(ro->to, true, &e->replay_to) != 0) {
-                rk_kit_errf(err, errlen, "--to: expected an entry id or an RFC 3339 time");
-                e->cfg = NULL;
-                rk__engine_free(e);
-                return NULL;
-            }
-            e->replay_has_to = true;
+        e->out = &rk__output_replay;
+        if (rk__replay_init(e, ro, err, errlen) != 0) {
+            e->cfg = NULL;
+            rk__engine_free(e);
+            return NULL;
         }
     } else {
-        rk__redis_opts_for(cfg, "writer", cfg->state_key, &o);
-        e->wr = rk__redis_new(loop, &o, rk__on_wr_state, e);
-        if (cfg->n_cluster > 0 && e->wr != NULL) {
-            rk__redis_opts_for(cfg, "alerts", cfg->alerts_stream, &o);
-            e->wr_out = rk__redis_new(loop, &o, rk__on_wr_state, e);
-            rk__redis_opts_for(cfg, "dead", RK_DEAD_STREAM, &o);
-            e->wr_dead = rk__redis_new(loop, &o, rk__on_wr_state, e);
-            rk__redis_opts_for(cfg, "silences", RK_SILENCES_KEY, &o);
-            e->aux_sil = rk__redis_new(loop, &o, NULL, e);
-            rk__redis_opts_for(cfg, "audit", RK_AUDIT_STREAM, &o);
-            e->aux_audit = rk__redis_new(loop, &o, NULL, e);
-            e->ob = e->wr_out ? rk__outbox_new(loop, e->wr_out, cfg, on_drained, e) : NULL;
-            e->ob_dead = e->wr_dead ? rk__outbox_new(loop, e->wr_dead, cfg, on_drained, e)
-                                    : NULL;
-            if (e->ob_dead == NULL || e->aux_sil == NULL || e->aux_audit == NULL) {
-                rk__outbox_free(e->ob);
-                e->ob = NULL;       /* reported as out of memory below */
-            }
-        } else {
-            e->ob = e->wr ? rk__outbox_new(loop, e->wr, cfg, on_drained, e) : NULL;
-        }
-        if (cfg->partitions > 1 && e->ob != NULL &&
-            (e->filreg = rk__register_new(e->wr_out ? e->wr_out : e->wr, cfg, on_drained,
-                                          e)) == NULL) {
-            rk__outbox_free(e->ob);
-            e->ob = NULL;           /* reported as out of memory below */
-        }
+        e->out = &rk__output_live;
+        rk__live_init(e);       /* its failure: no outbox, reported below */
     }
     rk__redis_opts_for(cfg, "reader", cfg->state_key, &o);
     o.reply_timeout_ms = 10000;
     o.reply_arena = 1;              /* batches of entries: thousands of nodes each */
-    e->rd = (e->ob || e->replay) && e->suspect_key && e->clock_key
+    e->rd = (e->ob || ro != NULL) && e->suspect_key && e->clock_key
             ? rk__redis_new(loop, &o, rk__on_rd_state, e) : NULL;
     if (e->rd == NULL) {
         rk_kit_errf(err, errlen, "out of memory");
@@ -302,8 +225,8 @@ static void on_outbox_fenced(void *ud, const char *why)
 int rk__engine_set_lease(rk_engine *e, long long epoch, bool takeover,
                          void (*lost)(void *ud, const char *why), void *ud)
 {
-    if (e->replay || e->epoch_key == NULL)
-        return -1;
+    if (e->ob == NULL || e->epoch_key == NULL)
+        return -1;    /* a replay writes nothing */
     if (e->wr_out != NULL) {
         /* The alert stream's slot holds a mirror of the epochs (node.c). */
         char key[300];

@@ -28,6 +28,7 @@
 
 #include "riskd/kit.h"
 #include "internal.h"
+#include "output.h"
 
 #define BLOCK_MS 1000
 #define HOUSEKEEPING_MS 250
@@ -102,6 +103,7 @@ struct rk_engine {
     rk_config *cfg;
     rk_registry reg;
     rk_host_api api;
+    const rk__output *out;          /* the live or the replay writer */
     rk_clock clock;
     rk_tasks tasks;
     rk__dedupe dedupe;              /* natural keys of the events applied */
@@ -258,14 +260,12 @@ void rk__on_det_removed(rk_engine *e, uint32_t idx);
 void rk__init_api(rk_host_api *api);
 
 /* output_live.c */
-rk_redis *rk__sil_conn(const rk_engine *e);
 rk_redis *rk__audit_conn(const rk_engine *e);
-void rk__on_silences(rk_redis *r, redisReply *reply, void *pd);
 void rk__write_audit(rk_engine *e);
+void rk__live_init(rk_engine *e);
 
 /* output_replay.c */
-int rk__replay_emit(rk_engine *e, const char *id, const char *det, const rk_alert *a,
-                       rk_severity sev, int64_t now_wall);
+int rk__replay_init(rk_engine *e, const rk_replay_opts *ro, char *err, size_t errlen);
 
 /* checkpoint.c */
 int rk__ack_push(stream_state *s, const char *id);

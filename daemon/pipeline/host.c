@@ -107,9 +107,7 @@ static int host_emit(rk_host *h, const rk_alert *a)
     rk__det *d = e->reg.dets[HOST(h)->idx];
     rk_severity sev = d->severity >= 0 ? (rk_severity)d->severity : a->severity;
     char id[33], legacy[33], key[1024];
-    char *json;
     int64_t now_wall;
-    bool silenced;
 
     if (a->rule == NULL)
         return -1;
@@ -131,35 +129,11 @@ static int host_emit(rk_host *h, const rk_alert *a)
     if (e->legacy_ids)
         rk__alert_id_v1(d->alert_name, a, legacy);
     now_wall = rk__wall_ms();
-    if (e->replay)
-        return rk__replay_emit(e, id, d->alert_name, a, sev, now_wall);
-    silenced = rk__silences_match(e->silences, d->alert_name, a, now_wall);
-    if (silenced)
-        e->silenced++;
-    json = rk__alert_json(id, d->alert_name, a, sev, e->stream_keys, e->cfg->tz_offset_s,
-                          now_wall, silenced);
-    if (json != NULL && e->filreg != NULL && a->subject.task_id != NULL &&
-        rk__register_checks(a->rule)) {
-        /* Filed in another partition? The publish script asks the register. */
-        char rkeys[RK_REG_MAX_PERIODS + 1][320], spec[160];
-        size_t nk;
-        rk__register_check(e->cfg, a->subject.task_id, a->ts, rkeys, &nk, spec, sizeof(spec));
-        if (rk__outbox_alert_checked(e->ob, id, e->legacy_ids ? legacy : NULL, d->alert_name,
-                                     json, !silenced, rkeys, nk, spec) != 0) {
-            free(json);
-            rk__log(RK_LOG_ERR, "out of memory queueing an alert of %s", d->alert_name);
-            return -1;
-        }
-    } else if (json == NULL || rk__outbox_alert(e->ob, id, e->legacy_ids ? legacy : NULL,
-                                                d->alert_name, json, !silenced) != 0) {
-        free(json);
-        rk__log(RK_LOG_ERR, "out of memory queueing an alert of %s", d->alert_name);
+    if (e->out->alert(e, id, e->legacy_ids ? legacy : NULL, d->alert_name, a, sev,
+                      now_wall) < 0)
         return -1;
-    }
-    free(json);
     e->stats.alerts_emitted++;
     rk__count_alert(e, d->alert_name, a->rule, sev);
-    rk__log(RK_LOG_DEBUG, "alert %s %s/%s", id, d->alert_name, a->rule);
     return 1;
 }
 

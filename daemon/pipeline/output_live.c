@@ -10,7 +10,7 @@
 #include "engine_int.h"
 
 
-rk_redis *rk__sil_conn(const rk_engine *e)
+static rk_redis *sil_conn(const rk_engine *e)
 {
     return e->aux_sil ? e->aux_sil : e->wr;
 }
@@ -20,12 +20,8 @@ rk_redis *rk__audit_conn(const rk_engine *e)
     return e->aux_audit ? e->aux_audit : e->wr;
 }
 
-/* ===================================================================
- * Housekeeping timer: wall-clock advance, retries, stop deadline
- * =================================================================== */
-
 /* HGETALL riskd:silences: the values are the silences. */
-void rk__on_silences(rk_redis *r, redisReply *reply, void *pd)
+static void on_silences(rk_redis *r, redisReply *reply, void *pd)
 {
     rk_engine *e = pd;
     const char **vals;
@@ -117,4 +113,105 @@ void rk__engine_reject_config(rk_engine *e, const char *path, const char *error)
         rk__log(RK_LOG_ERR, "out of memory queueing the config_rejected alert");
     free(json);
     rk__count_alert(e, "riskd", "config_rejected", RK_SEV_WARNING);
+}
+
+/* Silences, JSON, the outbox (through the filing register when the rule
+ * asks it and partitions share the filings). */
+static int live_alert(rk_engine *e, const char *id, const char *legacy, const char *det,
+                      const rk_alert *a, rk_severity sev, int64_t now_wall)
+{
+    char *json;
+    bool silenced;
+
+    silenced = rk__silences_match(e->silences, det, a, now_wall);
+    if (silenced)
+        e->silenced++;
+    json = rk__alert_json(id, det, a, sev, e->stream_keys, e->cfg->tz_offset_s,
+                          now_wall, silenced);
+    if (json != NULL && e->filreg != NULL && a->subject.task_id != NULL &&
+        rk__register_checks(a->rule)) {
+        /* Filed in another partition? The publish script asks the register. */
+        char rkeys[RK_REG_MAX_PERIODS + 1][320], spec[160];
+        size_t nk;
+        rk__register_check(e->cfg, a->subject.task_id, a->ts, rkeys, &nk, spec, sizeof(spec));
+        if (rk__outbox_alert_checked(e->ob, id, legacy, det,
+                                     json, !silenced, rkeys, nk, spec) != 0) {
+            free(json);
+            rk__log(RK_LOG_ERR, "out of memory queueing an alert of %s", det);
+            return -1;
+        }
+    } else if (json == NULL || rk__outbox_alert(e->ob, id, legacy,
+                                                det, json, !silenced) != 0) {
+        free(json);
+        rk__log(RK_LOG_ERR, "out of memory queueing an alert of %s", det);
+        return -1;
+    }
+    free(json);
+    rk__log(RK_LOG_DEBUG, "alert %s %s/%s", id, det, a->rule);
+    return 1;
+}
+
+static int live_dead(rk_engine *e, const char *stream, const char *id, const char *why,
+                     const char *data, size_t len)
+{
+    return rk__outbox_dead(rk__dead_ob(e), stream, id, why, data, len);
+}
+
+/* Every second the silences (HGETALL riskd:silences); the audit entry
+ * still due. */
+static void live_housekeep(rk_engine *e, int64_t now)
+{
+    if (now >= e->next_silences && rk__redis_ready(sil_conn(e))) {
+        const char *argv[2] = {"HGETALL", RK_SILENCES_KEY};
+        e->next_silences = now + 1000;
+        rk__redis_cmd(sil_conn(e), on_silences, e, 0, 2, argv, NULL);
+    }
+    if (e->audit_pending && rk__redis_ready(rk__audit_conn(e)))
+        rk__write_audit(e);
+}
+
+const rk__output rk__output_live = {live_alert, live_dead, live_housekeep};
+
+static void on_drained(void *ud)
+{
+    rk_engine *e = ud;
+    if (e->state == E_FLUSHING && rk__ob_pending(e) == 0)
+        rk__round_finished(e);
+}
+
+/* Open the live writer's connections and outboxes for e (just created,
+ * e->cfg set): the writer connection; with a Redis Cluster one per slot
+ * the alerts, dead letters, silences and audit entries live on; with
+ * partitions the filing register. Out of memory leaves e->ob NULL. */
+void rk__live_init(rk_engine *e)
+{
+    rk_redis_opts o;
+
+    rk__redis_opts_for(e->cfg, "writer", e->cfg->state_key, &o);
+    e->wr = rk__redis_new(e->loop, &o, rk__on_wr_state, e);
+    if (e->cfg->n_cluster > 0 && e->wr != NULL) {
+        rk__redis_opts_for(e->cfg, "alerts", e->cfg->alerts_stream, &o);
+        e->wr_out = rk__redis_new(e->loop, &o, rk__on_wr_state, e);
+        rk__redis_opts_for(e->cfg, "dead", RK_DEAD_STREAM, &o);
+        e->wr_dead = rk__redis_new(e->loop, &o, rk__on_wr_state, e);
+        rk__redis_opts_for(e->cfg, "silences", RK_SILENCES_KEY, &o);
+        e->aux_sil = rk__redis_new(e->loop, &o, NULL, e);
+        rk__redis_opts_for(e->cfg, "audit", RK_AUDIT_STREAM, &o);
+        e->aux_audit = rk__redis_new(e->loop, &o, NULL, e);
+        e->ob = e->wr_out ? rk__outbox_new(e->loop, e->wr_out, e->cfg, on_drained, e) : NULL;
+        e->ob_dead = e->wr_dead ? rk__outbox_new(e->loop, e->wr_dead, e->cfg, on_drained, e)
+                                : NULL;
+        if (e->ob_dead == NULL || e->aux_sil == NULL || e->aux_audit == NULL) {
+            rk__outbox_free(e->ob);
+            e->ob = NULL;       /* reported as out of memory below */
+        }
+    } else {
+        e->ob = e->wr ? rk__outbox_new(e->loop, e->wr, e->cfg, on_drained, e) : NULL;
+    }
+    if (e->cfg->partitions > 1 && e->ob != NULL &&
+        (e->filreg = rk__register_new(e->wr_out ? e->wr_out : e->wr, e->cfg, on_drained,
+                                      e)) == NULL) {
+        rk__outbox_free(e->ob);
+        e->ob = NULL;           /* reported as out of memory below */
+    }
 }

@@ -127,8 +127,8 @@ void rk__tick_send(rk_engine *e)
     }
 }
 
-/* Idle (housekeeping timer): decide a tick when one is due. */
-void rk__wall_tick(rk_engine *e, int64_t now)
+/* Idle: decide a tick when one is due. */
+static void decide_tick(rk_engine *e, int64_t now)
 {
     int64_t wall = rk__wall_ms(), gap;
     unsigned si;
@@ -150,6 +150,22 @@ void rk__wall_tick(rk_engine *e, int64_t now)
     }
     e->tick_hold = true;
     rk__tick_send(e);
+}
+
+/* From the housekeeping timer (now: loop ms): with clock.wall_advance, a
+ * live engine that has read nothing for clock.idle decides a tick when one
+ * is due. A replay records none: it applies those of the live run. */
+void rk__wall_tick(rk_engine *e, int64_t now)
+{
+    unsigned si;
+    if (!e->cfg->wall_advance || e->replay)
+        return;
+    for (si = 0; si < RK_STREAM_COUNT; si++)
+        if (rk__stream_unread(&e->st[si]))
+            return;
+    if ((e->state == E_READING || e->state == E_IDLE) &&
+        now - e->last_input_wall >= e->cfg->clock_idle)
+        decide_tick(e, now);
 }
 
 /* Is a replay's tick inside --from/--to? Past --to when a position is
