@@ -633,7 +633,7 @@ void rk__tick_args(const rk__tick *k, const char *const *stream_keys,
 void rk__alert_id(const char *detector, const rk_alert *a, const char *trigger_key,
                   char out[33]);
 /* The id the previous release gave the same alert (from its trigger entry,
- * the last evidence entry), for the upgrade: see engine.c host_emit. */
+ * the last evidence entry), for the upgrade: see host.c host_emit. */
 void rk__alert_id_v1(const char *detector, const rk_alert *a, char out[33]);
 
 /* The alert JSON object (riskd(8), OUTPUT) as a malloc'ed compact string, or
@@ -701,7 +701,7 @@ void rk__outbox_writer_down(rk_outbox *o);
 
 struct rk_engine;
 
-/* The handle a detector gets; engine.c implements the host API on it. */
+/* The handle a detector gets; host.c implements the host API on it. */
 struct rk_host {
     struct rk_engine *eng;
     uint32_t idx;                   /* index in the registry, stable */
@@ -719,7 +719,7 @@ typedef struct rk__det {
     json_t *cfg;                    /* what create()/reconfigure() got */
     int severity;                   /* override, or -1 */
     struct rk_host host;
-    void *cooldown;                 /* engine.c: rk_map of cooldowns */
+    void *cooldown;                 /* host.c: rk_map of cooldowns */
 } rk__det;
 
 typedef struct rk_registry {

@@ -82,7 +82,7 @@ typedef struct stream_state {
     rk__event_mem mem;
     rk_entry_ref applied;           /* last entry reflected in the state */
     bool has_applied;
-    /* the group was set back to the state's position (gap.c): the first
+    /* the group was set back to the state's position (group.c, the group rewind): the first
      * pending read after it stops at that position, '>' delivers the rest */
     bool bounded, bound_hit;
     rk_entry_ref bound;
