@@ -24,34 +24,6 @@ static void ack_covered(rk_engine *e);
  * Applying entries
  * =================================================================== */
 
-/* Record entry id "<ms>-<seq>" for the next acknowledgement. -1 when out
- * of memory or the id is not a stream entry id (Redis gives no other). */
-int rk__ack_push(stream_state *s, const char *id)
-{
-    char *end;
-    ack_id a;
-
-    if (!(id[0] >= '0' && id[0] <= '9'))
-        return -1;
-    errno = 0;
-    a.ms = strtoull(id, &end, 10);
-    if (*end != '-' || !(end[1] >= '0' && end[1] <= '9'))
-        return -1;
-    a.seq = strtoull(end + 1, &end, 10);
-    if (*end != '\0' || errno != 0)
-        return -1;
-    if (s->nacks == s->acks_cap) {
-        size_t ncap = s->acks_cap ? s->acks_cap * 2 : 256;
-        ack_id *na = realloc(s->acks, ncap * sizeof(*na));
-        if (na == NULL)
-            return -1;
-        s->acks = na;
-        s->acks_cap = ncap;
-    }
-    s->acks[s->nacks++] = a;
-    return 0;
-}
-
 /* Drop the first `n` recorded ids (acknowledged); give memory back when
  * the array is mostly empty after a burst. */
 static void ack_drop(stream_state *s, size_t n)
@@ -174,7 +146,7 @@ static const unsigned char *get_blob(rk_rd *rd, size_t *len)
 
 /* Load a checkpoint into the (empty, just created) engine. Returns 0, or
  * -1 with err when the data is not a checkpoint riskd can read. */
-static int restore_state(rk_engine *e, const void *data, size_t len, char *err, size_t errlen)
+int rk__restore_state(rk_engine *e, const void *data, size_t len, char *err, size_t errlen)
 {
     rk_rd rd;
     uint32_t ns, nd, i, version;
@@ -260,24 +232,6 @@ static int restore_state(rk_engine *e, const void *data, size_t len, char *err, 
     return 0;
 }
 
-/* The suspect entry is applied and checkpointed: forget it and read on. */
-static void careful_resume(rk_engine *e)
-{
-    const char *argv[3] = {"DEL", e->suspect_key, NULL};
-    e->careful_pause = false;
-    rk__redis_cmd(e->wr, NULL, NULL, 0, 2, argv, NULL);
-    if (e->state == E_IDLE) {
-        rk__apply_buffered(e);          /* the rest of the round, if any */
-        rk__update_watermark(e);
-        rk__fire_timers(e);
-        if (e->careful_pause || rk__ob_pending(e) > 0) {
-            rk__round_done(e);
-            return;
-        }
-        rk__schedule_read(e);
-    }
-}
-
 /* Under a lease, acknowledgements and inline checkpoints go through these
  * scripts: they act only while the partition's epoch is still ours. An
  * acknowledgement from a fenced-out leader would drop an entry the new
@@ -294,12 +248,6 @@ static const char set_fenced_lua[] =
     "' is no longer current')\n"
     "end\n"
     "return redis.call('SET', KEYS[1], ARGV[2])\n";
-
-bool rk__is_fenced_reply(const redisReply *reply)
-{
-    return reply != NULL && reply->type == REDIS_REPLY_ERROR &&
-           strncmp(reply->str, "FENCED", 6) == 0;
-}
 
 static bool ack_send_next(rk_engine *e);
 
@@ -336,7 +284,7 @@ static void on_ack(rk_redis *r, redisReply *reply, void *pd)
     if (e->stopping && e->state == E_IDLE)
         rk__finish_stop(e);
     else if (e->careful_pause && e->state == E_IDLE)
-        careful_resume(e);
+        e->steps->careful_resume(e);
 }
 
 /* Send the next XACK of at most ACK_CHUNK ids that the written checkpoint
@@ -408,7 +356,7 @@ static void ack_covered(rk_engine *e)
     if (e->stopping && e->state == E_IDLE)
         rk__finish_stop(e);
     else if (e->careful_pause && e->state == E_IDLE)
-        careful_resume(e);
+        e->steps->careful_resume(e);
 }
 
 typedef struct ckpt_req {
@@ -710,47 +658,3 @@ void rk__checkpoint(rk_engine *e)
     e->dirty = false;
 }
 
-/* INCR <state.key>:epoch: this process's checkpoint epoch. Without one
- * (an error, say a missing ACL right), checkpoints are written inline. */
-void rk__on_epoch(rk_redis *r, redisReply *reply, void *pd)
-{
-    rk_engine *e = pd;
-    (void)r;
-    if (reply != NULL && reply->type == REDIS_REPLY_INTEGER)
-        e->epoch = reply->integer;
-    else if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
-        rk__log(RK_LOG_WARNING, "INCR %s failed (%s): checkpoints are written inline",
-                e->epoch_key, reply->str);
-}
-
-void rk__on_state_loaded(rk_redis *r, redisReply *reply, void *pd)
-{
-    rk_engine *e = pd;
-    char err[RK_ERRLEN];
-    (void)r;
-    if (e->state != E_LOADING)
-        return;
-    e->state = E_CONNECTING;
-    if (reply == NULL)
-        return;                     /* retried after reconnecting */
-    if (reply->type == REDIS_REPLY_ERROR) {
-        rk__log(RK_LOG_ERR, "reading the checkpoint %s failed: %s", e->cfg->state_key,
-                reply->str);
-        return;                     /* retried by the housekeeping timer */
-    }
-    if (reply->type == REDIS_REPLY_STRING) {
-        if (restore_state(e, reply->str, reply->len, err, sizeof(err)) != 0) {
-            rk__log(RK_LOG_ERR, "checkpoint %s is unusable (%s): starting from empty "
-                    "state", e->cfg->state_key, err);
-        } else {
-            rk__log(RK_LOG_NOTICE, "state restored from %s (%zu bytes, %zu timers, "
-                    "%zu filings)", e->cfg->state_key, reply->len, e->clock.ntimers,
-                    e->tasks.map.count);
-        }
-    } else {
-        rk__log(RK_LOG_INFO, "no checkpoint at %s: starting from empty state",
-                e->cfg->state_key);
-    }
-    e->restored = true;
-    rk__ticks_load(e);                  /* then setup_groups */
-}

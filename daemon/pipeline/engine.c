@@ -13,53 +13,6 @@
 #include "engine_int.h"
 
 
-rk_outbox *rk__dead_ob(const rk_engine *e)
-{
-    return e->ob_dead ? e->ob_dead : e->ob;
-}
-
-size_t rk__ob_pending(const rk_engine *e)
-{
-    return rk__outbox_pending(e->ob) + rk__outbox_pending(e->ob_dead) +
-           rk__register_pending(e->filreg);
-}
-
-void rk__ob_kick(rk_engine *e)
-{
-    rk__outbox_kick(e->ob);
-    rk__outbox_kick(e->ob_dead);
-    rk__register_watermark(e->filreg, rk__clock_now(&e->clock));
-}
-
-/* Fenced out (a write refused, or the lease's time is up): from now on the
- * engine does nothing - no read, no write - and the node frees it. What it
- * read and did not get acknowledged stays pending for the new holder. */
-void rk__engine_give_up(rk_engine *e, const char *why)
-{
-    if (e->lost)
-        return;
-    e->lost = true;
-    e->state = E_STOPPED;
-    uv_timer_stop(&e->housekeeping);
-    rk__log(RK_LOG_WARNING, "partition %d (%s, %s): giving up: %s", e->cfg->partition,
-            e->st[0].key, e->st[1].key, why);
-    if (e->lost_cb)
-        e->lost_cb(e->lost_ud, why);
-}
-
-/* Still inside the lease? (Checked with a fresh clock, not the loop's
- * cached one: after a pause the loop may run I/O callbacks before the
- * timers that would notice.) */
-bool rk__lease_valid(rk_engine *e)
-{
-    if (!e->leased || e->lost)
-        return !e->lost;
-    if (uv_hrtime() < e->lease_until_hr)
-        return true;
-    rk__engine_give_up(e, "the lease ran out before it could be renewed");
-    return false;
-}
-
 static void on_housekeeping(uv_timer_t *t)
 {
     rk_engine *e = t->data;
@@ -97,23 +50,7 @@ static void on_housekeeping(uv_timer_t *t)
     rk__wall_tick(e, now);
 }
 
-void rk__redis_opts_for(const rk_config *cfg, const char *name, const char *slot_key,
-                        rk_redis_opts *o)
-{
-    memset(o, 0, sizeof(*o));
-    o->name = name;
-    o->host = cfg->redis_host;
-    o->port = cfg->redis_port;
-    o->username = cfg->redis_username;
-    o->password = cfg->redis_password;
-    o->db = cfg->redis_db;
-    o->sentinels = (const char *const *)cfg->redis_sentinels;
-    o->n_sentinels = cfg->n_sentinels;
-    o->master_name = cfg->redis_master_name;
-    o->cluster_seeds = (const char *const *)cfg->redis_cluster;
-    o->n_cluster_seeds = cfg->n_cluster;
-    o->cluster_slot = (int)rk__redis_keyslot(slot_key, strlen(slot_key));
-}
+static const rk__steps steps = {rk__setup_groups, rk__claims_begin, rk__careful_resume};
 
 static rk_engine *engine_new(uv_loop_t *loop, rk_config *cfg, const rk_replay_opts *ro,
                              char *err, size_t errlen);
@@ -142,6 +79,7 @@ static rk_engine *engine_new(uv_loop_t *loop, rk_config *cfg, const rk_replay_op
     }
     e->loop = loop;
     rk__init_api(&e->api);
+    e->steps = &steps;
     rk_map_init(&e->alert_counts);
     e->silences = rk__silences_new();
     e->audit_pending = true;
@@ -296,19 +234,6 @@ int rk__engine_reload(rk_engine *e, rk_config *cfg, char *err, size_t errlen)
     return 0;
 }
 
-void rk__finish_stop(rk_engine *e)
-{
-    void (*cb)(void *) = e->stop_cb;
-    if (e->state == E_STOPPED)
-        return;
-    e->state = E_STOPPED;
-    uv_timer_stop(&e->housekeeping);
-    if (cb) {
-        e->stop_cb = NULL;
-        cb(e->stop_ud);
-    }
-}
-
 void rk__engine_stop(rk_engine *e, void (*done)(void *ud), void *ud)
 {
     e->stopping = true;
@@ -403,14 +328,6 @@ void rk__engine_free(rk_engine *e)
     /* The engine's memory goes when libuv is done with its timer. */
     uv_timer_stop(&e->housekeeping);
     uv_close((uv_handle_t *)&e->housekeeping, engine_closed);
-}
-
-int rk__engine_healthy(const rk_engine *e)
-{
-    return rk__redis_ready(e->rd) && rk__redis_ready(e->wr) && e->ever_ready &&
-           (e->wr_out == NULL || (rk__redis_ready(e->wr_out) && rk__redis_ready(e->wr_dead))) &&
-           e->state != E_CONNECTING && e->state != E_SETUP && e->state != E_LOADING &&
-           e->state != E_STOPPED;
 }
 
 const rk_engine_stats *rk__engine_stats(const rk_engine *e)

@@ -14,6 +14,12 @@
  *   engine_metrics.c the numbers, rendered once as Prometheus text
  *   engine.c       create, reload, stop, free; the housekeeping timer
  *
+ * and below them all: entries.c (entry ids, batch buffers, acks to send),
+ * lease.c (giving up, the lease, the end of a stop), conn.c (connection
+ * options). A file calls only files listed after it in the flow; where
+ * control goes back up (a round resumes after a checkpoint, a read finds
+ * its group gone) it goes through e->steps, filled in by engine.c.
+ *
  * Nothing outside daemon/pipeline includes this header: the rest of riskd
  * sees the engine through the rk__engine_* functions of internal.h. */
 #ifndef RISKD_ENGINE_INT_H
@@ -98,12 +104,24 @@ typedef struct stream_state {
     long long suspect_starts;       /* consecutive starts it was the suspect */
 } stream_state;
 
+/* The steps a file hands control to that live in a file above it in the
+ * flow (group.c above reader.c above checkpoint.c above apply.c): called
+ * through this table, which engine.c fills in, so that no file names one
+ * that names it back. */
+typedef struct rk__steps {
+    void (*setup_groups)(struct rk_engine *e);      /* group.c: (re)create the groups */
+    void (*claims_begin)(struct rk_engine *e, bool scan_poison);   /* group.c */
+    void (*careful_resume)(struct rk_engine *e);    /* reader.c: read on after a
+                                                       suspect entry's checkpoint */
+} rk__steps;
+
 struct rk_engine {
     uv_loop_t *loop;
     rk_config *cfg;
     rk_registry reg;
     rk_host_api api;
     const rk__output *out;          /* the live or the replay writer */
+    const rk__steps *steps;         /* the steps above a file (engine.c) */
     rk_clock clock;
     rk_tasks tasks;
     rk__dedupe dedupe;              /* natural keys of the events applied */
@@ -221,25 +239,71 @@ typedef struct cooldowns {
     rk_heap heap;
 } cooldowns;
 
+/* Small helpers every file uses (inline: they run per entry). */
+
+static inline int rk__ref_le(rk_entry_ref a, rk_entry_ref b)
+{
+    return a.ms < b.ms || (a.ms == b.ms && a.seq <= b.seq);
+}
+
+/* Does the stream hold entries not applied yet: buffered, read ahead, or
+ * (not caught up, or still reading our pending list) in Redis? A read
+ * ahead in flight is one of the last: it is only sent for a stream that is
+ * not caught up, and caught_up changes only when its reply is taken in. */
+static inline bool rk__stream_unread(const stream_state *s)
+{
+    return s->pos < s->n || s->nn > 0 || s->phase == PH_PENDING || !s->caught_up;
+}
+
+/* Entries buffered or read ahead (not applied yet)? */
+static inline bool rk__stream_buffered(const stream_state *s)
+{
+    return s->pos < s->n || s->nn > 0;
+}
+
+static inline rk_outbox *rk__dead_ob(const rk_engine *e)
+{
+    return e->ob_dead ? e->ob_dead : e->ob;
+}
+
+static inline size_t rk__ob_pending(const rk_engine *e)
+{
+    return rk__outbox_pending(e->ob) + rk__outbox_pending(e->ob_dead) +
+           rk__register_pending(e->filreg);
+}
+
+static inline void rk__ob_kick(rk_engine *e)
+{
+    rk__outbox_kick(e->ob);
+    rk__outbox_kick(e->ob_dead);
+    rk__register_watermark(e->filreg, rk__clock_now(&e->clock));
+}
+
+/* A write refused by the epoch fence (the scripts answer "FENCED ..."). */
+static inline bool rk__is_fenced_reply(const redisReply *reply)
+{
+    return reply != NULL && reply->type == REDIS_REPLY_ERROR &&
+           strncmp(reply->str, "FENCED", 6) == 0;
+}
+
 /* Shared between the pipeline's files (each under its file). */
-/* engine.c */
-rk_outbox *rk__dead_ob(const rk_engine *e);
-size_t rk__ob_pending(const rk_engine *e);
-void rk__ob_kick(rk_engine *e);
+/* entries.c */
+int rk__parse_entry_id(const char *s, size_t len, rk_entry_ref *ref);
+void rk__take_next(stream_state *s);
+void rk__clear_buffer(stream_state *s);
+int rk__ack_push(stream_state *s, const char *id);
+
+/* lease.c */
 void rk__engine_give_up(rk_engine *e, const char *why);
 bool rk__lease_valid(rk_engine *e);
 void rk__finish_stop(rk_engine *e);
 
+
 /* reader.c */
-int rk__parse_entry_id(const char *s, size_t len, rk_entry_ref *ref);
-int rk__ref_le(rk_entry_ref a, rk_entry_ref b);
-bool rk__stream_unread(const stream_state *s);
-bool rk__stream_buffered(const stream_state *s);
-void rk__take_next(stream_state *s);
-void rk__clear_buffer(stream_state *s);
 void rk__round_done(rk_engine *e);
 void rk__round_finished(rk_engine *e);
 void rk__replay_finish(rk_engine *e);
+void rk__careful_resume(rk_engine *e);
 void rk__schedule_read(rk_engine *e);
 int rk__replay_pos(const char *s, bool upper, rk_entry_ref *out);
 
@@ -268,13 +332,10 @@ void rk__live_init(rk_engine *e);
 int rk__replay_init(rk_engine *e, const rk_replay_opts *ro, char *err, size_t errlen);
 
 /* checkpoint.c */
-int rk__ack_push(stream_state *s, const char *id);
-bool rk__is_fenced_reply(const redisReply *reply);
 void rk__ckpt_poll_closed(uv_handle_t *h);
 bool rk__checkpoint_due(const rk_engine *e);
 void rk__checkpoint(rk_engine *e);
-void rk__on_epoch(rk_redis *r, redisReply *reply, void *pd);
-void rk__on_state_loaded(rk_redis *r, redisReply *reply, void *pd);
+int rk__restore_state(rk_engine *e, const void *data, size_t len, char *err, size_t errlen);
 
 /* group.c */
 void rk__claims_begin(rk_engine *e, bool scan_poison);

@@ -61,6 +61,14 @@ void rk__poll_xinfo(rk_engine *e)
  * Metrics
  * =================================================================== */
 
+int rk__engine_healthy(const rk_engine *e)
+{
+    return rk__redis_ready(e->rd) && rk__redis_ready(e->wr) && e->ever_ready &&
+           (e->wr_out == NULL || (rk__redis_ready(e->wr_out) && rk__redis_ready(e->wr_dead))) &&
+           e->state != E_CONNECTING && e->state != E_SETUP && e->state != E_LOADING &&
+           e->state != E_STOPPED;
+}
+
 #define FAM rk__prom_family
 #define S rk__prom_sample
 #define ULL(x) ((unsigned long long)(x))

@@ -409,6 +409,51 @@ void rk__setup_groups(rk_engine *e)
     }
 }
 
+/* INCR <state.key>:epoch: this process's checkpoint epoch. Without one
+ * (an error, say a missing ACL right), checkpoints are written inline. */
+static void on_epoch(rk_redis *r, redisReply *reply, void *pd)
+{
+    rk_engine *e = pd;
+    (void)r;
+    if (reply != NULL && reply->type == REDIS_REPLY_INTEGER)
+        e->epoch = reply->integer;
+    else if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+        rk__log(RK_LOG_WARNING, "INCR %s failed (%s): checkpoints are written inline",
+                e->epoch_key, reply->str);
+}
+
+static void on_state_loaded(rk_redis *r, redisReply *reply, void *pd)
+{
+    rk_engine *e = pd;
+    char err[RK_ERRLEN];
+    (void)r;
+    if (e->state != E_LOADING)
+        return;
+    e->state = E_CONNECTING;
+    if (reply == NULL)
+        return;                     /* retried after reconnecting */
+    if (reply->type == REDIS_REPLY_ERROR) {
+        rk__log(RK_LOG_ERR, "reading the checkpoint %s failed: %s", e->cfg->state_key,
+                reply->str);
+        return;                     /* retried by the housekeeping timer */
+    }
+    if (reply->type == REDIS_REPLY_STRING) {
+        if (rk__restore_state(e, reply->str, reply->len, err, sizeof(err)) != 0) {
+            rk__log(RK_LOG_ERR, "checkpoint %s is unusable (%s): starting from empty "
+                    "state", e->cfg->state_key, err);
+        } else {
+            rk__log(RK_LOG_NOTICE, "state restored from %s (%zu bytes, %zu timers, "
+                    "%zu filings)", e->cfg->state_key, reply->len, e->clock.ntimers,
+                    e->tasks.map.count);
+        }
+    } else {
+        rk__log(RK_LOG_INFO, "no checkpoint at %s: starting from empty state",
+                e->cfg->state_key);
+    }
+    e->restored = true;
+    rk__ticks_load(e);                  /* then setup_groups */
+}
+
 /* Connected: read the checkpoint once, then (re)create the groups. */
 void rk__start_consuming(rk_engine *e)
 {
@@ -434,11 +479,11 @@ void rk__start_consuming(rk_engine *e)
     }
     if (e->epoch <= 0) {
         const char *inc[2] = {"INCR", e->epoch_key};
-        rk__redis_cmd(e->rd, rk__on_epoch, e, 0, 2, inc, NULL);
+        rk__redis_cmd(e->rd, on_epoch, e, 0, 2, inc, NULL);
     }
     argv[0] = "GET";
     argv[1] = e->cfg->state_key;
-    if (rk__redis_cmd(e->rd, rk__on_state_loaded, e, 0, 2, argv, NULL) == 0)
+    if (rk__redis_cmd(e->rd, on_state_loaded, e, 0, 2, argv, NULL) == 0)
         e->state = E_LOADING;
 }
 

@@ -28,76 +28,6 @@
  * Helpers
  * =================================================================== */
 
-int rk__parse_entry_id(const char *s, size_t len, rk_entry_ref *ref)
-{
-    uint64_t ms = 0, seq = 0;
-    size_t i = 0;
-    int digits = 0;
-    for (; i < len && s[i] >= '0' && s[i] <= '9'; i++, digits++)
-        ms = ms * 10 + (uint64_t)(s[i] - '0');
-    if (digits == 0 || digits > 19 || i >= len || s[i] != '-')
-        return -1;
-    for (i++, digits = 0; i < len && s[i] >= '0' && s[i] <= '9'; i++, digits++)
-        seq = seq * 10 + (uint64_t)(s[i] - '0');
-    if (digits == 0 || digits > 19 || i != len)
-        return -1;
-    ref->ms = ms;
-    ref->seq = seq > UINT32_MAX ? UINT32_MAX : (uint32_t)seq;
-    return 0;
-}
-
-int rk__ref_le(rk_entry_ref a, rk_entry_ref b)
-{
-    return a.ms < b.ms || (a.ms == b.ms && a.seq <= b.seq);
-}
-
-/* Does the stream hold entries not applied yet: buffered, read ahead, or
- * (not caught up, or still reading our pending list) in Redis? A read
- * ahead in flight is one of the last: it is only sent for a stream that is
- * not caught up, and caught_up changes only when its reply is taken in. */
-bool rk__stream_unread(const stream_state *s)
-{
-    return s->pos < s->n || s->nn > 0 || s->phase == PH_PENDING || !s->caught_up;
-}
-
-/* Entries buffered or read ahead (not applied yet)? */
-bool rk__stream_buffered(const stream_state *s)
-{
-    return s->pos < s->n || s->nn > 0;
-}
-
-/* The buffer is used up: the batch read ahead becomes the buffer, and the
- * old buffer's storage waits for the next batch. */
-void rk__take_next(stream_state *s)
-{
-    entry *b = s->buf;
-    char *a = s->arena;
-    size_t cap = s->cap, acap = s->arena_cap;
-    s->buf = s->nbuf;
-    s->cap = s->ncap;
-    s->arena = s->narena;
-    s->arena_cap = s->narena_cap;
-    s->n = s->nn;
-    s->pos = 0;
-    s->head_state = 0;
-    s->nbuf = b;
-    s->ncap = cap;
-    s->narena = a;
-    s->narena_cap = acap;
-    s->nn = 0;
-}
-
-void rk__clear_buffer(stream_state *s)
-{
-    size_t i;
-    for (i = s->pos; i < s->n; i++)
-        s->buf[i].data = NULL;
-    for (i = 0; i < s->nn; i++)
-        s->nbuf[i].data = NULL;
-    s->n = s->pos = s->nn = 0;
-    s->head_state = 0;
-}
-
 /* ===================================================================
  * Reading
  * =================================================================== */
@@ -292,7 +222,7 @@ static void on_read(rk_redis *r, redisReply *reply, void *pd)
                 return;             /* the next read meets it and sets up the group */
             rk__log(RK_LOG_WARNING, "consumer group %s is gone; creating it again",
                     e->cfg->group);
-            rk__setup_groups(e);
+            e->steps->setup_groups(e);
             return;
         }
         rk__log(RK_LOG_ERR, "XREADGROUP failed: %s", reply->str);
@@ -336,6 +266,24 @@ static void on_read(rk_redis *r, redisReply *reply, void *pd)
     }
     if (waiting && !e->tick_hold)
         run_round(e, started);      /* held: applied once the tick is */
+}
+
+/* The suspect entry is applied and checkpointed: forget it and read on. */
+void rk__careful_resume(rk_engine *e)
+{
+    const char *argv[3] = {"DEL", e->suspect_key, NULL};
+    e->careful_pause = false;
+    rk__redis_cmd(e->wr, NULL, NULL, 0, 2, argv, NULL);
+    if (e->state == E_IDLE) {
+        rk__apply_buffered(e);          /* the rest of the round, if any */
+        rk__update_watermark(e);
+        rk__fire_timers(e);
+        if (e->careful_pause || rk__ob_pending(e) > 0) {
+            rk__round_done(e);
+            return;
+        }
+        rk__schedule_read(e);
+    }
 }
 
 /* Replay: both streams are read to the end. Timers still armed stay
@@ -466,7 +414,7 @@ void rk__schedule_read(rk_engine *e)
         if (rk__stream_buffered(&e->st[si]))
             any_buffered = true;
     if (!e->replay && (int64_t)uv_now(e->loop) >= e->next_claim && !any_buffered) {
-        rk__claims_begin(e, false);
+        e->steps->claims_begin(e, false);
         return;
     }
     if (send_read(e, false)) {

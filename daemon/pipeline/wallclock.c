@@ -193,7 +193,7 @@ void rk__ticks_loaded(rk_engine *e)
         e->state = E_IDLE;
         rk__schedule_read(e);
     } else {
-        rk__setup_groups(e);
+        e->steps->setup_groups(e);
     }
 }
 
