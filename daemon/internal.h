@@ -274,6 +274,37 @@ void rk__buf_printf(rk_buf *b, const char *fmt, ...)
     ;
 
 /* ===================================================================
+ * prom.c - Prometheus text from numbers (families gathered, one label)
+ * =================================================================== */
+
+typedef struct rk__prom_family_t {
+    char *name;
+    rk_buf text;                    /* HELP, TYPE, then the samples */
+} rk__prom_family_t;
+
+typedef struct rk__prom {
+    rk__prom_family_t *fam;
+    size_t n, cap;
+    rk__prom_family_t *cur;         /* the family samples go to */
+    char label[64];                 /* put first on every sample; "" none */
+} rk__prom;                         /* zero-initialised: empty */
+
+/* Every sample added from now on gets label (e.g. partition="2"; NULL none). */
+void rk__prom_label(rk__prom *m, const char *label);
+/* Samples now go to family name; the first time, its header is head: the
+ * "# HELP name ...\n# TYPE name type\n" lines, written out as they are. */
+void rk__prom_family(rk__prom *m, const char *name, const char *head);
+/* Add sample name (a family's name, or with _bucket/_sum/_count) to the
+ * current family; fmt renders the rest: "{labels} value" or " value". */
+void rk__prom_sample(rk__prom *m, const char *name, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* Append every family to out (NULL: drop them) and free m. */
+void rk__prom_finish(rk__prom *m, rk_buf *out);
+
+/* ===================================================================
  * logrl.c - rate limits for log lines that input can trigger
  * =================================================================== */
 
@@ -372,6 +403,8 @@ void rk__inlog_flush(rk__inlog *l, int64_t now);
 /* riskd_unknown_events_total, riskd_late_events_total and
  * riskd_event_lateness_seconds, with HELP and TYPE lines. */
 void rk__inlog_render(const rk__inlog *l, rk_buf *b, const char *const *stream_keys);
+/* The same, added to m (prom.c). */
+void rk__inlog_metrics(const rk__inlog *l, rk__prom *m, const char *const *stream_keys);
 /* A span as its two largest units ("2d 3h", "5m", "10s", "250ms"). */
 void rk__inlog_fmt_span(int64_t ms, char *buf, size_t len);
 
@@ -584,7 +617,7 @@ void rk__tick_args(const rk__tick *k, const char *const *stream_keys,
 void rk__alert_id(const char *detector, const rk_alert *a, const char *trigger_key,
                   char out[33]);
 /* The id the previous release gave the same alert (from its trigger entry,
- * the last evidence entry), for the upgrade: see engine.c host_emit. */
+ * the last evidence entry), for the upgrade: see host.c host_emit. */
 void rk__alert_id_v1(const char *detector, const rk_alert *a, char out[33]);
 
 /* The alert JSON object (riskd(8), OUTPUT) as a malloc'ed compact string, or
@@ -652,7 +685,7 @@ void rk__outbox_writer_down(rk_outbox *o);
 
 struct rk_engine;
 
-/* The handle a detector gets; engine.c implements the host API on it. */
+/* The handle a detector gets; host.c implements the host API on it. */
 struct rk_host {
     struct rk_engine *eng;
     uint32_t idx;                   /* index in the registry, stable */
@@ -670,7 +703,7 @@ typedef struct rk__det {
     json_t *cfg;                    /* what create()/reconfigure() got */
     int severity;                   /* override, or -1 */
     struct rk_host host;
-    void *cooldown;                 /* engine.c: rk_map of cooldowns */
+    void *cooldown;                 /* host.c: rk_map of cooldowns */
 } rk__det;
 
 typedef struct rk_registry {
@@ -946,6 +979,8 @@ const rk_config *rk__engine_config(const rk_engine *e);
 /* Append the Prometheus text exposition of every riskd metric (with HELP
  * and TYPE lines) to out. */
 void rk__engine_render_metrics(rk_engine *e, rk_buf *out);
+/* The same, added to m with m's label (node.c: partition="p"). */
+void rk__engine_metrics(rk_engine *e, rk__prom *m);
 
 /* ===================================================================
  * node.c - leases, partitions and their engines (one process among several)

@@ -1,7 +1,7 @@
 /* clock.c - event time: the watermark and the timers that run on it.
  *
  * Event time never comes from the wall clock (except through the idle rule
- * in engine.c): it is the `ts` of the events read. The watermark
+ * in apply.c): it is the `ts` of the events read. The watermark
  * (riskd(8), EVENT TIME) is the smallest, over the streams that still
  * hold unread entries, of the largest ts read from each; when every stream
  * is caught up it is the largest ts read. A stream far behind thus holds time back and

@@ -282,60 +282,76 @@ void rk__inlog_flush(rk__inlog *l, int64_t now)
  * =================================================================== */
 
 /* Append s as a Prometheus label value (\\, \" and \n escaped). */
-static void put_label(rk_buf *b, const char *s)
+/* s as a label value: backslash, quote and newline escaped. */
+static void label_value(const char *s, char *out, size_t len)
 {
-    for (; *s; s++) {
+    size_t k = 0;
+    for (; *s && k + 3 < len; s++) {
         if (*s == '\\' || *s == '"')
-            rk_buf_put_bytes(b, "\\", 1);
-        if (*s == '\n')
-            rk_buf_put_bytes(b, "\\n", 2);
-        else
-            rk_buf_put_bytes(b, s, 1);
+            out[k++] = '\\';
+        if (*s == '\n') {
+            out[k++] = '\\';
+            out[k++] = 'n';
+        } else {
+            out[k++] = *s;
+        }
     }
+    out[k] = '\0';
 }
 
-static void render_type(const rk__inlog_type *t, rk_buf *b, const char *const *stream_keys)
+static void render_type(const rk__inlog_type *t, rk__prom *m, const char *const *stream_keys)
 {
+    char name[512];
     unsigned si;
+    label_value(t->name, name, sizeof(name));
     for (si = 0; si < RK_STREAM_COUNT; si++) {
         if (t->n[si] == 0)
             continue;
-        rk__buf_printf(b, "riskd_unknown_events_total{stream=\"%s\",type=\"", stream_keys[si]);
-        put_label(b, t->name);
-        rk__buf_printf(b, "\"} %llu\n", (unsigned long long)t->n[si]);
+        rk__prom_sample(m, "riskd_unknown_events_total", "{stream=\"%s\",type=\"%s\"} %llu",
+                        stream_keys[si], name, (unsigned long long)t->n[si]);
     }
 }
 
-void rk__inlog_render(const rk__inlog *l, rk_buf *b, const char *const *stream_keys)
+void rk__inlog_metrics(const rk__inlog *l, rk__prom *m, const char *const *stream_keys)
 {
     uint64_t cum = 0;
     unsigned si;
     size_t i;
     int k;
 
-    rk__buf_printf(b, "# HELP riskd_unknown_events_total Entries of an unknown type, skipped "
-                   "(the first " RK_INLOG_TYPES_STR " type names, then \"other\").\n"
-                   "# TYPE riskd_unknown_events_total counter\n");
+    rk__prom_family(m, "riskd_unknown_events_total",
+        "# HELP riskd_unknown_events_total Entries of an unknown type, skipped " "(the first "
+        RK_INLOG_TYPES_STR " type names, then \"other\").\n"
+        "# TYPE riskd_unknown_events_total counter\n");
     for (i = 0; i < l->ntypes; i++)
-        render_type(l->types[i], b, stream_keys);
+        render_type(l->types[i], m, stream_keys);
     if (l->other != NULL)
-        render_type(l->other, b, stream_keys);
-    rk__buf_printf(b, "# HELP riskd_late_events_total Events read with a ts older than "
-                   "the watermark (applied at their ts).\n"
-                   "# TYPE riskd_late_events_total counter\n");
+        render_type(l->other, m, stream_keys);
+    rk__prom_family(m, "riskd_late_events_total",
+        "# HELP riskd_late_events_total Events read with a ts older than the "
+        "watermark (applied at their ts).\n"
+        "# TYPE riskd_late_events_total counter\n");
     for (si = 0; si < RK_STREAM_COUNT; si++)
-        rk__buf_printf(b, "riskd_late_events_total{stream=\"%s\"} %llu\n", stream_keys[si],
-                       (unsigned long long)l->late[si]);
-    rk__buf_printf(b, "# HELP riskd_event_lateness_seconds How far behind the watermark "
-                   "late events were.\n# TYPE riskd_event_lateness_seconds histogram\n");
+        rk__prom_sample(m, "riskd_late_events_total", "{stream=\"%s\"} %llu", stream_keys[si],
+                        (unsigned long long)l->late[si]);
+    rk__prom_family(m, "riskd_event_lateness_seconds",
+        "# HELP riskd_event_lateness_seconds How far behind the watermark late " "events were.\n"
+        "# TYPE riskd_event_lateness_seconds histogram\n");
     for (k = 0; k < RK_INLOG_LATE_BUCKETS; k++) {
         cum += l->late_hist[k];
-        rk__buf_printf(b, "riskd_event_lateness_seconds_bucket{le=\"%lld\"} %llu\n",
-                       (long long)late_le[k], (unsigned long long)cum);
+        rk__prom_sample(m, "riskd_event_lateness_seconds_bucket", "{le=\"%lld\"} %llu",
+                        (long long)late_le[k], (unsigned long long)cum);
     }
-    rk__buf_printf(b, "riskd_event_lateness_seconds_bucket{le=\"+Inf\"} %llu\n"
-                   "riskd_event_lateness_seconds_sum %.3f\n"
-                   "riskd_event_lateness_seconds_count %llu\n",
-                   (unsigned long long)l->late_count, l->late_sum_ms / 1000.0,
-                   (unsigned long long)l->late_count);
+    rk__prom_sample(m, "riskd_event_lateness_seconds_bucket", "{le=\"+Inf\"} %llu",
+                    (unsigned long long)l->late_count);
+    rk__prom_sample(m, "riskd_event_lateness_seconds_sum", " %.3f", l->late_sum_ms / 1000.0);
+    rk__prom_sample(m, "riskd_event_lateness_seconds_count", " %llu",
+                    (unsigned long long)l->late_count);
+}
+
+void rk__inlog_render(const rk__inlog *l, rk_buf *b, const char *const *stream_keys)
+{
+    rk__prom m = {0};
+    rk__inlog_metrics(l, &m, stream_keys);
+    rk__prom_finish(&m, b);
 }

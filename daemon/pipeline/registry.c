@@ -149,7 +149,7 @@ static const char *const subject_fields[] = {
  * becomes an instance of its own, "<name>#<i>", created from the base
  * config with "set" merged over it (the detector validates it like any
  * config), that receives the events matching "match" instead of the base
- * instance (engine.c routes them; the first matching override wins). Takes
+ * instance (apply.c routes them; the first matching override wins). Takes
  * "overrides" out of every base item's cfg; appends the override items. */
 static int plan_overrides(plan *p, char *err, size_t errlen)
 {

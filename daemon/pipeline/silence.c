@@ -5,7 +5,7 @@
  *   {"id", "detector", "rule" (absent: every rule), "match": {subject
  *    field: value, ...} (absent or empty: any subject), "until" (epoch ms,
  *    wall clock), "reason", "author", "created_at"}.
- * The engine re-reads the hash every second (engine.c), so a silence takes
+ * The engine re-reads the hash every second (output_live.c), so a silence takes
  * effect without a reload, on every riskd sharing the Redis. An alert is
  * silenced when an active silence (wall now < until) has its detector, its
  * rule if given, and every match field equal to the alert's subject field.

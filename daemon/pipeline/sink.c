@@ -7,7 +7,7 @@
  * a fresh one under other entry ids, yield the same ids, and an event
  * delivered twice yields one alert. (The previous release derived ids
  * from the trigger entry: rk__alert_id_v1 keeps that formula for the
- * upgrade, see engine.c host_emit.)
+ * upgrade, see host.c host_emit.)
  *
  * Every alert and every dead letter is written by one Lua script, loaded
  * with SCRIPT LOAD and called with EVALSHA (reloaded after NOSCRIPT, as a

@@ -18,14 +18,14 @@
  * The write is one script, fenced by the partition's epoch like every other
  * write: it appends the tick unless the clock stream's last entry is that
  * very tick (a retry after a lost reply), so a tick is recorded once. The
- * engine (engine.c) moves the watermark only once Redis confirmed the write
+ * engine (wallclock.c) moves the watermark only once Redis confirmed the write
  * (and, with redis.wait_replicas, the WAIT after it) and applies no entry
  * meanwhile: the record is durable before any alert the move raises, and
  * its positions are exact.
  *
  * Read back: --replay reads the ticks of its range (XRANGE) and a restarted
  * engine those newer than its checkpoint's watermark (XREVRANGE); both
- * apply them in order at their positions (the gate in engine.c's merge).
+ * apply them in order at their positions (the gate in apply.c's merge).
  * This file holds the record's format, the script and the queue of ticks
  * still to apply. */
 #include <stdio.h>

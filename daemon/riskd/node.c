@@ -1070,111 +1070,17 @@ int rk__node_health(const rk_node *n, char *buf, size_t len)
  * Metrics
  *
  * The node's own (role, leases) and each engine's. With one partition the
- * engine's text is passed on as it is; with several, each sample gets a
- * partition="p" label and the samples of one family are gathered under a
- * single HELP/TYPE header, as the exposition format requires.
+ * engine's metrics are rendered as they are; with several, each engine adds
+ * its numbers to the same families (prom.c) with a partition="p" label, so
+ * the samples of one family are gathered under a single HELP/TYPE header,
+ * as the exposition format requires.
  * =================================================================== */
-
-typedef struct family {
-    char *name;
-    rk_buf head;                    /* HELP and TYPE lines */
-    rk_buf samples;
-} family;
-
-static family *family_get(family **fams, size_t *n, size_t *cap, const char *name, size_t nl)
-{
-    size_t i;
-    for (i = 0; i < *n; i++)
-        if (strlen((*fams)[i].name) == nl && memcmp((*fams)[i].name, name, nl) == 0)
-            return &(*fams)[i];
-    if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 64;
-        family *f = realloc(*fams, nc * sizeof(*f));
-        if (f == NULL)
-            return NULL;
-        *fams = f;
-        *cap = nc;
-    }
-    memset(&(*fams)[*n], 0, sizeof(family));
-    (*fams)[*n].name = strndup(name, nl);
-    if ((*fams)[*n].name == NULL)
-        return NULL;
-    return &(*fams)[(*n)++];
-}
-
-/* The family a sample belongs to: its name without _bucket/_sum/_count
- * when a histogram of that name was declared. */
-static size_t family_of_sample(const char *line, size_t len, family *fams, size_t n)
-{
-    size_t nl = strcspn(line, "{ ");
-    static const char *const sfx[] = {"_bucket", "_sum", "_count"};
-    size_t i, k;
-    if (nl > len)
-        nl = len;
-    for (k = 0; k < 3; k++) {
-        size_t sl = strlen(sfx[k]);
-        if (nl > sl && memcmp(line + nl - sl, sfx[k], sl) == 0)
-            for (i = 0; i < n; i++)
-                if (strlen(fams[i].name) == nl - sl && memcmp(fams[i].name, line, nl - sl) == 0)
-                    return nl - sl;
-    }
-    return nl;
-}
-
-static void merge_text(family **fams, size_t *n, size_t *cap, const rk_buf *text, int p)
-{
-    const char *s = (const char *)text->data, *end = s + text->len;
-    while (s < end) {
-        const char *nl = memchr(s, '\n', (size_t)(end - s));
-        size_t len = nl ? (size_t)(nl - s) : (size_t)(end - s);
-        family *f;
-        if (len > 7 && s[0] == '#' && (memcmp(s, "# HELP ", 7) == 0 || memcmp(s, "# TYPE ", 7) == 0)) {
-            const char *name = s + 7;
-            size_t nlen = strcspn(name, " \n");
-            f = family_get(fams, n, cap, name, nlen);
-            if (f != NULL && (p <= 0 || f->samples.len == 0 ||
-                              !memmem(f->head.data, f->head.len, s, len))) {
-                if (f->head.len == 0 || !memmem(f->head.data, f->head.len, s, len)) {
-                    rk_buf_put_bytes(&f->head, s, len);
-                    rk_buf_put_bytes(&f->head, "\n", 1);
-                }
-            }
-        } else if (len > 0 && s[0] != '#') {
-            size_t fl = family_of_sample(s, len, *fams, *n);
-            size_t name_len = strcspn(s, "{ ");
-            f = family_get(fams, n, cap, s, fl);
-            if (f != NULL) {
-                if (p < 0) {
-                    rk_buf_put_bytes(&f->samples, s, len);
-                } else {
-                    char lbl[32];
-                    int ll = snprintf(lbl, sizeof(lbl), "partition=\"%d\"", p);
-                    rk_buf_put_bytes(&f->samples, s, name_len);
-                    if (name_len < len && s[name_len] == '{') {
-                        rk_buf_put_bytes(&f->samples, "{", 1);
-                        rk_buf_put_bytes(&f->samples, lbl, (size_t)ll);
-                        rk_buf_put_bytes(&f->samples, ",", 1);
-                        rk_buf_put_bytes(&f->samples, s + name_len + 1, len - name_len - 1);
-                    } else {
-                        rk_buf_put_bytes(&f->samples, "{", 1);
-                        rk_buf_put_bytes(&f->samples, lbl, (size_t)ll);
-                        rk_buf_put_bytes(&f->samples, "}", 1);
-                        rk_buf_put_bytes(&f->samples, s + name_len, len - name_len);
-                    }
-                }
-                rk_buf_put_bytes(&f->samples, "\n", 1);
-            }
-        }
-        s += len + 1;
-    }
-}
 
 #define putf rk__buf_printf
 
 void rk__node_render_metrics(rk_node *n, rk_buf *out)
 {
-    family *fams = NULL;
-    size_t nf = 0, cap = 0, i;
+    rk__prom m = {0};
     rk_buf own = {0};
     int p, held = held_count(n);
     uint64_t acq = 0, lost = 0, rel = 0;
@@ -1222,19 +1128,12 @@ void rk__node_render_metrics(rk_node *n, rk_buf *out)
         return;
     }
     for (p = 0; p < n->np; p++) {
-        rk_buf t = {0};
+        char label[32];
         if (n->parts[p].eng == NULL || n->parts[p].st == P_LOST)
             continue;
-        rk__engine_render_metrics(n->parts[p].eng, &t);
-        merge_text(&fams, &nf, &cap, &t, p);
-        rk_buf_free(&t);
+        snprintf(label, sizeof(label), "partition=\"%d\"", p);
+        rk__prom_label(&m, label);
+        rk__engine_metrics(n->parts[p].eng, &m);
     }
-    for (i = 0; i < nf; i++) {
-        rk_buf_put_bytes(out, fams[i].head.data, fams[i].head.len);
-        rk_buf_put_bytes(out, fams[i].samples.data, fams[i].samples.len);
-        rk_buf_free(&fams[i].head);
-        rk_buf_free(&fams[i].samples);
-        free(fams[i].name);
-    }
-    free(fams);
+    rk__prom_finish(&m, out);
 }

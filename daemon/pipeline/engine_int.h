@@ -1,0 +1,360 @@
+/* engine_int.h - what the pipeline's files share about one engine.
+ *
+ * The engine is one struct (struct rk_engine below) that the pipeline's
+ * files each work on for their own job, in the order data flows:
+ *
+ *   reader.c       read both streams into per-stream buffers, rounds
+ *   apply.c        parse, dedupe, enrich, lateness, watermark, detectors
+ *   host.c         the host API detectors call (emit, timers, now, log)
+ *   output_live.c  the live writer: outbox, silences, audit
+ *   output_replay.c the replay writer: prints and collects alerts
+ *   checkpoint.c   the state blob, the checkpoint writer, acknowledgement
+ *   group.c        connections, consumer groups, the rewind, claims
+ *   wallclock.c    wall-clock ticks: recorded, read back, applied
+ *   engine_metrics.c the numbers, rendered once as Prometheus text
+ *   engine.c       create, reload, stop, free; the housekeeping timer
+ *
+ * and below them all: entries.c (entry ids, batch buffers, acks to send),
+ * lease.c (giving up, the lease, the end of a stop), conn.c (connection
+ * options). A file calls only files listed after it in the flow; where
+ * control goes back up (a round resumes after a checkpoint, a read finds
+ * its group gone) it goes through e->steps, filled in by engine.c.
+ *
+ * Nothing outside daemon/pipeline includes this header: the rest of riskd
+ * sees the engine through the rk__engine_* functions of internal.h. */
+#ifndef RISKD_ENGINE_INT_H
+#define RISKD_ENGINE_INT_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+#include <hiredis/hiredis.h>
+
+#include "riskd/kit.h"
+#include "internal.h"
+#include "output.h"
+
+#define BLOCK_MS 1000
+#define HOUSEKEEPING_MS 250
+#define ACK_CHUNK 1000
+#define READ_RETRY_MS 1000
+#define STOP_TIMEOUT_MS 10000
+#define HOUSEKEEP_MS 1000
+#define OUTBOX_HIGH 20000           /* alerts queued before reading pauses */
+
+enum { PH_PENDING, PH_NEW };
+enum { E_CONNECTING, E_LOADING, E_SETUP, E_CLAIMING, E_IDLE, E_READING, E_FLUSHING, E_STOPPED };
+
+#define STATE_MAGIC 0x54534b52u     /* "RKST" */
+#define STATE_VERSION 2u            /* 2: + natural keys (dedupe.c) */
+#define STATE_VERSION_V1 1u         /* the previous release's, still read */
+
+typedef struct entry {
+    rk_entry_ref ref;
+    char id[48];
+    char *data;                     /* NULL: no payload (trimmed) */
+    size_t len;
+    int missing_data;               /* fields present but no "data" */
+} entry;
+
+/* An entry id to acknowledge: "<ms>-<seq>", both 64-bit in Redis. */
+typedef struct ack_id {
+    uint64_t ms, seq;
+} ack_id;
+#define ACK_ID_LEN 42                   /* 20 + '-' + 20 + NUL */
+
+typedef struct stream_state {
+    char *key;
+    int phase;
+    char cursor[48];                /* PH_PENDING: last id read */
+    bool caught_up;                 /* PH_NEW: last read was not full */
+    entry *buf;
+    size_t n, pos, cap;
+    bool replay_end;                /* replay: nothing more to read */
+    char *arena;                    /* payloads of the buffered batch */
+    size_t arena_cap;
+    /* the next batch, read ahead while this one is applied (see
+     * "Reading"): it becomes the buffer when the buffer runs out */
+    entry *nbuf;
+    size_t nn, ncap;
+    char *narena;
+    size_t narena_cap;
+    /* the parsed head entry */
+    int head_state;                 /* 0 none, else an RK_PARSE_* + 10 */
+    rk_event head;
+    char head_err[RK_ERRLEN];
+    rk__event_mem mem;
+    rk_entry_ref applied;           /* last entry reflected in the state */
+    bool has_applied;
+    /* restored from the previous release's checkpoint: its group's
+     * last-delivered id at start, the last entry it may have applied */
+    rk_entry_ref legacy_until;
+    bool has_legacy_until;
+    /* the group was set back to the state's position (group.c, the group rewind): the first
+     * pending read after it stops at that position, '>' delivers the rest */
+    bool bounded, bound_hit;
+    rk_entry_ref bound;
+    /* ids to acknowledge, as numbers (16 B, not a 48-byte string: a
+     * backlog read between two checkpoints can be a million of them) */
+    ack_id *acks;
+    size_t nacks, acks_cap;
+    size_t covered;                 /* acks covered by the checkpoint in flight */
+    size_t acks_sent;               /* of those, sent in XACKs so far */
+    /* crash-loop protection (see "Takeover and poison entries") */
+    bool has_suspect;               /* first pending entry past the position */
+    rk_entry_ref suspect;
+    long long suspect_starts;       /* consecutive starts it was the suspect */
+} stream_state;
+
+/* The steps a file hands control to that live in a file above it in the
+ * flow (group.c above reader.c above checkpoint.c above apply.c): called
+ * through this table, which engine.c fills in, so that no file names one
+ * that names it back. */
+typedef struct rk__steps {
+    void (*setup_groups)(struct rk_engine *e);      /* group.c: (re)create the groups */
+    void (*claims_begin)(struct rk_engine *e, bool scan_poison);   /* group.c */
+    void (*careful_resume)(struct rk_engine *e);    /* reader.c: read on after a
+                                                       suspect entry's checkpoint */
+} rk__steps;
+
+struct rk_engine {
+    uv_loop_t *loop;
+    rk_config *cfg;
+    rk_registry reg;
+    rk_host_api api;
+    const rk__output *out;          /* the live or the replay writer */
+    const rk__steps *steps;         /* the steps above a file (engine.c) */
+    rk_clock clock;
+    rk_tasks tasks;
+    rk__dedupe dedupe;              /* natural keys of the events applied */
+    bool legacy_ids;                /* restored from a release whose alert ids
+                                       came from entry ids (see host_emit) */
+    rk_redis *rd, *wr;
+    rk_outbox *ob;
+    /* On a Redis Cluster (redis.cluster) the partition's keys live on one
+     * node and the shared ones elsewhere: alerts go through wr_out (the
+     * alert stream's slot), dead letters through ob_dead on wr_dead
+     * (riskd:dead's slot), silences and audit entries through aux_sil and
+     * aux_audit. Without a cluster all are NULL and wr serves them all. */
+    rk_redis *wr_out, *wr_dead, *aux_sil, *aux_audit;
+    rk_outbox *ob_dead;
+    rk__register *filreg;           /* partitions > 1: the filing register */
+    stream_state st[RK_STREAM_COUNT];
+    const char *stream_keys[RK_STREAM_COUNT];
+    int state;
+    int setup_left;
+    int acks_inflight;
+    bool restored;                  /* state.key read (or absent) */
+    bool gap_checked;               /* the group compared with the state */
+    char master_host[64];           /* Sentinel: the master this engine began on */
+    int master_port;
+    int gap_left;                   /* its replies still due */
+    /* takeover: XAUTOCLAIM then XPENDING, one stream after the other */
+    int claim_step;                 /* 0 XAUTOCLAIM, 1 XPENDING, 2 HGET suspect */
+    unsigned claim_si;
+    char claim_cursor[48];
+    bool claim_scan_poison;
+    bool claimed_any;
+    int64_t next_claim;
+    uint64_t claimed, poisoned;
+    bool careful_pause;             /* checkpoint right after a suspect entry */
+    rk_map alert_counts;            /* "detector rule severity" -> uint64_t * */
+    long long group_lag[RK_STREAM_COUNT];      /* from XINFO GROUPS; -1 unknown */
+    long long group_pending[RK_STREAM_COUNT];
+    int64_t next_xinfo;
+    uint64_t next_housekeep;        /* loop time of the next on_watermark round */
+    uint64_t ckpt_started_hr;       /* hrtime when the checkpoint began */
+    int64_t ckpt_cost_ms;           /* what the last checkpoint took */
+    size_t ckpt_size;               /* bytes of the last checkpoint */
+    long long epoch;                /* INCR <state.key>:epoch at start */
+    char *epoch_key;
+    pid_t ckpt_pid;                 /* the child writing a checkpoint */
+    int ckpt_fd;                    /* its result pipe */
+    uv_poll_t ckpt_poll;
+    bool ckpt_poll_open;
+    bool freeing;                   /* rk__engine_free called */
+    int handles_closing;            /* uv_close calls whose callback is due */
+    rk_silences *silences;
+    uint64_t silenced;
+    int64_t next_silences;
+    bool audit_pending;             /* config_applied not yet written */
+    /* replay (riskd --replay) */
+    bool replay;
+    rk_replay_opts ro;
+    bool replay_has_to;
+    rk_entry_ref replay_to;
+    json_t *replay_alerts;          /* id -> alert summary */
+    bool replay_done;
+    /* wall-clock ticks (ticks.c, "Wall-clock ticks" below) */
+    char *clock_key;                /* <state.key>:clock */
+    rk__ticks ticks;                /* read back: to apply at their positions */
+    bool ticks_loaded;              /* live: the ticks after the checkpoint read */
+    rk_entry_ref replay_from;       /* --from ({0, 0}: none) */
+    char ticks_cursor[48];          /* replay: the last tick id read */
+    rk__tick tick;                  /* the tick being recorded */
+    bool tick_hold;                 /* decided, not yet applied: no entry applies */
+    int tick_inflight;              /* replies awaited: script, WAIT */
+    bool tick_written;              /* the script answered; its WAIT is due */
+    bool tick_warned;               /* a refused write was logged */
+    int64_t last_tick;              /* loop ms of the last tick applied */
+    char *audit_old;                /* the previous configuration (JSON) */
+    char *suspect_key;              /* <state.key>:suspect */
+    bool ckpt_inflight;
+    bool dirty;                     /* state changed since the checkpoint */
+    int64_t last_ckpt;              /* loop time of the last checkpoint */
+    uint64_t checkpoints;
+    int64_t last_ckpt_wall;
+    bool ever_ready;
+    void (*ready_cb)(void *ud);
+    void *ready_ud;
+    bool stopping;
+    void (*stop_cb)(void *ud);
+    void *stop_ud;
+    uv_timer_t housekeeping;
+    int64_t last_input_wall;
+    int64_t read_retry_at;
+    int64_t round_started;
+    bool requested[RK_STREAM_COUNT];    /* streams in the read in flight */
+    bool read_inflight;             /* an XREADGROUP/XREAD awaits its reply */
+    uint64_t round_hr;
+    rk_engine_stats stats;
+    rk__inlog inlog;                /* late, unknown, bad input (inputlog.c) */
+    /* lease mode (rk__engine_set_lease, node.c) */
+    bool leased;                    /* writes are fenced by `epoch` */
+    bool claim_all;                 /* the first claim takes every pending entry */
+    uint64_t lease_until_hr;        /* uv_hrtime() past which we may not read */
+    bool lost;                      /* fenced out: doing nothing any more */
+    void (*lost_cb)(void *ud, const char *why);
+    void *lost_ud;
+};
+
+/* A detector's cooldowns: (rule, subject) -> until, and the same entries
+ * in a heap by `until`, so that expiring them costs what expires. */
+typedef struct cooldown_entry {
+    int64_t until;
+    const char *key;                /* the map entry's key */
+    uint32_t heap_pos;
+} cooldown_entry;
+
+typedef struct cooldowns {
+    rk_map map;                     /* first: build_state reads it as rk_map */
+    rk_heap heap;
+} cooldowns;
+
+/* Small helpers every file uses (inline: they run per entry). */
+
+static inline int rk__ref_le(rk_entry_ref a, rk_entry_ref b)
+{
+    return a.ms < b.ms || (a.ms == b.ms && a.seq <= b.seq);
+}
+
+/* Does the stream hold entries not applied yet: buffered, read ahead, or
+ * (not caught up, or still reading our pending list) in Redis? A read
+ * ahead in flight is one of the last: it is only sent for a stream that is
+ * not caught up, and caught_up changes only when its reply is taken in. */
+static inline bool rk__stream_unread(const stream_state *s)
+{
+    return s->pos < s->n || s->nn > 0 || s->phase == PH_PENDING || !s->caught_up;
+}
+
+/* Entries buffered or read ahead (not applied yet)? */
+static inline bool rk__stream_buffered(const stream_state *s)
+{
+    return s->pos < s->n || s->nn > 0;
+}
+
+static inline rk_outbox *rk__dead_ob(const rk_engine *e)
+{
+    return e->ob_dead ? e->ob_dead : e->ob;
+}
+
+static inline size_t rk__ob_pending(const rk_engine *e)
+{
+    return rk__outbox_pending(e->ob) + rk__outbox_pending(e->ob_dead) +
+           rk__register_pending(e->filreg);
+}
+
+static inline void rk__ob_kick(rk_engine *e)
+{
+    rk__outbox_kick(e->ob);
+    rk__outbox_kick(e->ob_dead);
+    rk__register_watermark(e->filreg, rk__clock_now(&e->clock));
+}
+
+/* A write refused by the epoch fence (the scripts answer "FENCED ..."). */
+static inline bool rk__is_fenced_reply(const redisReply *reply)
+{
+    return reply != NULL && reply->type == REDIS_REPLY_ERROR &&
+           strncmp(reply->str, "FENCED", 6) == 0;
+}
+
+/* Shared between the pipeline's files (each under its file). */
+/* entries.c */
+int rk__parse_entry_id(const char *s, size_t len, rk_entry_ref *ref);
+void rk__take_next(stream_state *s);
+void rk__clear_buffer(stream_state *s);
+int rk__ack_push(stream_state *s, const char *id);
+
+/* lease.c */
+void rk__engine_give_up(rk_engine *e, const char *why);
+bool rk__lease_valid(rk_engine *e);
+void rk__finish_stop(rk_engine *e);
+
+
+/* reader.c */
+void rk__round_done(rk_engine *e);
+void rk__round_finished(rk_engine *e);
+void rk__replay_finish(rk_engine *e);
+void rk__careful_resume(rk_engine *e);
+void rk__schedule_read(rk_engine *e);
+int rk__replay_pos(const char *s, bool upper, rk_entry_ref *out);
+
+/* apply.c */
+void rk__fire_timers(rk_engine *e);
+void rk__update_watermark(rk_engine *e);
+void rk__housekeep_state(rk_engine *e, bool force);
+void rk__apply_buffered(rk_engine *e);
+bool rk__merge_ready(const rk_engine *e);
+
+/* host.c */
+cooldowns *rk__det_cooldowns(rk__det *d);
+int rk__cooldown_set(cooldowns *cs, const char *key, int64_t until);
+void rk__cooldown_expire(cooldowns *cs, int64_t now);
+void rk__count_alert(rk_engine *e, const char *det, const char *rule, rk_severity sev);
+void rk__free_cooldowns(rk__det *d);
+void rk__on_det_removed(rk_engine *e, uint32_t idx);
+void rk__init_api(rk_host_api *api);
+
+/* output_live.c */
+rk_redis *rk__audit_conn(const rk_engine *e);
+void rk__write_audit(rk_engine *e);
+void rk__live_init(rk_engine *e);
+
+/* output_replay.c */
+int rk__replay_init(rk_engine *e, const rk_replay_opts *ro, char *err, size_t errlen);
+
+/* checkpoint.c */
+void rk__ckpt_poll_closed(uv_handle_t *h);
+bool rk__checkpoint_due(const rk_engine *e);
+void rk__checkpoint(rk_engine *e);
+int rk__restore_state(rk_engine *e, const void *data, size_t len, char *err, size_t errlen);
+
+/* group.c */
+void rk__claims_begin(rk_engine *e, bool scan_poison);
+void rk__setup_groups(rk_engine *e);
+void rk__start_consuming(rk_engine *e);
+void rk__on_rd_state(rk_redis *r, int up, void *ud);
+void rk__on_wr_state(rk_redis *r, int up, void *ud);
+
+/* wallclock.c */
+void rk__tick_send(rk_engine *e);
+void rk__wall_tick(rk_engine *e, int64_t now);
+void rk__ticks_loaded(rk_engine *e);
+void rk__ticks_load(rk_engine *e);
+
+/* engine_metrics.c */
+void rk__poll_xinfo(rk_engine *e);
+
+#endif
