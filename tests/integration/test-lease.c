@@ -368,57 +368,6 @@ static void inst_kill(inst *x)
     it_riskd_wait(&x->d, 5000);
 }
 
-/* GET path on the instance's metrics port: the status, body into buf. */
-static int http_get(int port, const char *path, char *buf, size_t len)
-{
-    struct sockaddr_in sa;
-    char req[128];
-    size_t got = 0;
-    ssize_t k;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), status = -1;
-    const char *body;
-
-    buf[0] = '\0';
-    if (fd < 0)
-        return -1;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        close(fd);
-        return -1;
-    }
-    snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\n\r\n", path);
-    if (write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
-        close(fd);
-        return -1;
-    }
-    while (got + 1 < len && (k = read(fd, buf + got, len - 1 - got)) > 0)
-        got += (size_t)k;
-    buf[got] = '\0';
-    close(fd);
-    if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
-        return -1;
-    body = strstr(buf, "\r\n\r\n");
-    if (body != NULL)
-        memmove(buf, body + 4, strlen(body + 4) + 1);
-    return status;
-}
-
-/* The value of an unlabelled metric, or -1. */
-static double metric(int port, const char *name)
-{
-    static char buf[1 << 20];
-    char pat[128];
-    const char *at;
-    if (http_get(port, "/metrics", buf, sizeof(buf)) != 200)
-        return -1;
-    snprintf(pat, sizeof(pat), "\n%s ", name);
-    at = strstr(buf, pat);
-    return at ? atof(at + strlen(pat)) : -1;
-}
-
 typedef struct want_log {
     inst *x;
     const char *text;
@@ -533,13 +482,13 @@ static void start_pair(fixture *f)
     wait_log(&f->x[0], "ready (active)", 10000);
     inst_start(&f->x[1], f->env.redis.port, "b", 1);
     wait_log(&f->x[1], "ready (standby)", 10000);
-    assert_int_equal(http_get(f->x[0].mport, "/healthz", body, sizeof(body)), 200);
+    assert_int_equal(it_http_get(f->x[0].mport, "/healthz", body, sizeof(body)), 200);
     assert_string_equal(body, "ok\n");
-    assert_int_equal(http_get(f->x[1].mport, "/healthz", body, sizeof(body)), 503);
+    assert_int_equal(it_http_get(f->x[1].mport, "/healthz", body, sizeof(body)), 503);
     assert_string_equal(body, "standby\n");
-    assert_true(metric(f->x[0].mport, "riskd_active") == 1.0);
-    assert_true(metric(f->x[1].mport, "riskd_active") == 0.0);
-    assert_true(metric(f->x[1].mport, "riskd_members") == 2.0);
+    assert_true(it_metric(f->x[0].mport, "riskd_active") == 1.0);
+    assert_true(it_metric(f->x[1].mport, "riskd_active") == 0.0);
+    assert_true(it_metric(f->x[1].mport, "riskd_members") == 2.0);
 }
 
 typedef struct kill_at {
@@ -586,8 +535,8 @@ static void test_standby_takeover_after_kill(void **state)
     assert_same_alerts(&f->k, want, "after the kill");
     assert_int_equal(log_count(&f->x[1], "lease riskd:state:lease acquired"), 1);
     assert_int_equal(log_count(&f->x[1], "taking over from"), 1);
-    assert_int_equal(http_get(f->x[1].mport, "/healthz", body, sizeof(body)), 200);
-    assert_true(metric(f->x[1].mport, "riskd_active") == 1.0);
+    assert_int_equal(it_http_get(f->x[1].mport, "/healthz", body, sizeof(body)), 200);
+    assert_true(it_metric(f->x[1].mport, "riskd_active") == 1.0);
     inst_stop(&f->x[1]);
     json_decref(want);
 }
@@ -636,8 +585,8 @@ static void test_paused_leader_is_fenced(void **state)
     assert_int_equal(pending, 0);
     assert_true(idle >= (long long)(((uint64_t)bg_now_ns() - resumed) / 1000000));
     /* a stays a standby; b holds the partition (one takeover). */
-    assert_true(metric(f->x[0].mport, "riskd_active") == 0.0);
-    assert_true(metric(f->x[1].mport, "riskd_active") == 1.0);
+    assert_true(it_metric(f->x[0].mport, "riskd_active") == 0.0);
+    assert_true(it_metric(f->x[1].mport, "riskd_active") == 1.0);
     assert_int_equal(log_count(&f->x[1], "lease riskd:state:lease acquired"), 1);
     assert_true(it_int(f->env.c, "XLEN alerts") >= before);
     assert_same_alerts(&f->k, want, "after the pause");
@@ -694,7 +643,7 @@ static void check_labelled_metrics(int port)
     static char buf[1 << 20];
     const char *p;
     int helps = 0, types = 0;
-    assert_int_equal(http_get(port, "/metrics", buf, sizeof(buf)), 200);
+    assert_int_equal(it_http_get(port, "/metrics", buf, sizeof(buf)), 200);
     for (p = buf; (p = strstr(p, "# HELP riskd_events_total ")) != NULL; p++)
         helps++;
     for (p = buf; (p = strstr(p, "# TYPE riskd_batch_seconds histogram")) != NULL; p++)
@@ -741,7 +690,7 @@ static void dump_instances(inst *x, int n)
         it_sleep_ms(500);
         fprintf(stderr, "instance %s (pid %d): %lld ticks of CPU in 0.5 s\n", x[i].name,
                 (int)x[i].d.pid, cpu_ticks(x[i].d.pid) - t0);
-        if (http_get(x[i].mport, "/metrics", buf, sizeof(buf)) == 200) {
+        if (it_http_get(x[i].mport, "/metrics", buf, sizeof(buf)) == 200) {
             for (char *l = strtok(buf, "\n"); l != NULL; l = strtok(NULL, "\n"))
                 if (strncmp(l, "riskd_partition_active", 22) == 0 ||
                     strncmp(l, "riskd_members", 13) == 0 ||
@@ -781,7 +730,7 @@ static void test_preferred_at_share(void **state)
     wait_log(&f->x[0], "partition 0: lease riskd:state:{0}:lease acquired", 10000);
     wait_log(&f->x[0], "partition 1: handing over to b (2 held, fair share 1)", 10000);
     wait_log(&f->x[0], "partition 1: lease released", 10000);
-    assert_true(metric(f->x[0].mport, "riskd_partitions_held") == 1.0);
+    assert_true(it_metric(f->x[0].mport, "riskd_partitions_held") == 1.0);
 }
 
 /* Instances a, b, c on 6 partitions; the feed kills c at 30 % and starts d
@@ -813,7 +762,7 @@ static void run_churn(fixture *f, json_t *want, int port, const char *what)
         double held;
         if (i == 2)
             continue;
-        held = metric(f->x[i].mport, "riskd_partitions_held");
+        held = it_metric(f->x[i].mport, "riskd_partitions_held");
         fprintf(stderr, "%s holds %.0f partitions\n", f->x[i].name, held);
         assert_true(held == 2.0);
         total += (int)held;
