@@ -227,6 +227,40 @@ static bool all_drained(it_conns *c, int partitions, int timeout_ms)
 
 /* What Redis says about the leases and the consumer groups (a failed
  * wait's diagnosis). */
+/* Who holds what in the single-partition streams (a failed wait's
+ * diagnosis). */
+static void dump_consumers(redisContext *c)
+{
+    static const char *const keys[] = {"enforce:scan", "enforce:case"};
+    for (unsigned si = 0; si < 2; si++) {
+        redisReply *r = redisCommand(c, "XINFO CONSUMERS %s riskd", keys[si]);
+        fprintf(stderr, "%s consumers:\n", keys[si]);
+        for (size_t g = 0; r && r->type == REDIS_REPLY_ARRAY && g < r->elements; g++) {
+            fprintf(stderr, " ");
+            for (size_t j = 0; j + 1 < r->element[g]->elements; j += 2) {
+                const redisReply *v = r->element[g]->element[j + 1];
+                if (v->type == REDIS_REPLY_INTEGER)
+                    fprintf(stderr, " %s=%lld", r->element[g]->element[j]->str, v->integer);
+                else if (v->type == REDIS_REPLY_STRING)
+                    fprintf(stderr, " %s=%s", r->element[g]->element[j]->str, v->str);
+            }
+            fprintf(stderr, "\n");
+        }
+        freeReplyObject(r);
+        r = redisCommand(c, "XINFO GROUPS %s", keys[si]);
+        for (size_t g = 0; r && r->type == REDIS_REPLY_ARRAY && g < r->elements; g++)
+            for (size_t j = 0; j + 1 < r->element[g]->elements; j += 2) {
+                const redisReply *v = r->element[g]->element[j + 1];
+                if (v->type == REDIS_REPLY_INTEGER)
+                    fprintf(stderr, " %s=%lld", r->element[g]->element[j]->str, v->integer);
+                else if (v->type == REDIS_REPLY_STRING)
+                    fprintf(stderr, " %s=%s", r->element[g]->element[j]->str, v->str);
+            }
+        fprintf(stderr, "\n");
+        freeReplyObject(r);
+    }
+}
+
 static void dump_leases(it_conns *c, int partitions)
 {
     char k[64];
@@ -570,7 +604,12 @@ static void test_paused_leader_is_fenced(void **state)
         wl_write(&f->k, &f->w, part.n, f->w.n);
     }
     wait_log(&f->x[0], "partition 0", 10000);
-    assert_true(all_drained(&f->k, 1, 60000));
+    if (!all_drained(&f->k, 1, 60000)) {
+        it_riskd_dump_log(&f->x[0].d);
+        it_riskd_dump_log(&f->x[1].d);
+        dump_consumers(f->env.c);
+        fail_msg("b did not finish the workload after a resumed");
+    }
     it_sleep_ms(3000);              /* a: several ticks after resuming */
     assert_true(it_log_contains(&f->x[0].d, "giving up") ||
                 it_log_contains(&f->x[0].d, "lease lost"));
@@ -835,6 +874,8 @@ static void test_cluster_partitions(void **state)
 
 int main(void)
 {
+    if (getenv("TEST_FILTER"))
+        cmocka_set_test_filter(getenv("TEST_FILTER"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_standby_takeover_after_kill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paused_leader_is_fenced, setup, teardown),
