@@ -160,10 +160,10 @@ const char *rk__event_type_name(rk_event_type t);
 rk_event_type rk__event_type_from_name(const char *name);
 
 /* ===================================================================
- * config.c - configuration file -> validated rk_config
+ * config.c - configuration file -> validated rk__config
  * =================================================================== */
 
-typedef struct rk_config {
+typedef struct rk__config {
     /* redis */
     char *redis_host;
     int redis_port;
@@ -213,22 +213,22 @@ typedef struct rk_config {
      * detector validates its own part, see registry.c. */
     json_t *detectors;
     json_t *root;                   /* the whole parsed file (owned) */
-} rk_config;
+} rk__config;
 
 /* Build a config from a parsed JSON document (takes a reference of its
  * own). Checks every key outside "detectors"; for "detectors" only that it
  * is an object of objects. Returns 0 and *out, or -1 with err naming the
  * key path ("streams.batch: expected an integer from 1 to 100000"). */
-int rk__config_from_json(json_t *root, rk_config **out, char *err, size_t errlen);
+int rk__config_from_json(json_t *root, rk__config **out, char *err, size_t errlen);
 /* Read and check a file; errors are prefixed with nothing but the key path
  * (or "<path>: <reason>" when the file cannot be read or is not JSON, with
  * line and column). */
-int rk__config_load(const char *path, rk_config **out, char *err, size_t errlen);
-void rk__config_free(rk_config *cfg);
+int rk__config_load(const char *path, rk__config **out, char *err, size_t errlen);
+void rk__config_free(rk__config *cfg);
 /* The configuration of partition p (0-based) of base: a copy whose input
  * streams and state key carry the hash tag ":{p}" when base->partitions > 1.
  * Returns 0 or -1 with err (out of memory). */
-int rk__config_partition(const rk_config *base, int p, rk_config **out, char *err,
+int rk__config_partition(const rk__config *base, int p, rk__config **out, char *err,
                          size_t errlen);
 
 /* ===================================================================
@@ -414,17 +414,17 @@ void rk__inlog_fmt_span(int64_t ms, char *buf, size_t len);
  * where it connects (daemon/redis/conn.h holds the layer's insides)
  * =================================================================== */
 
-typedef struct rk_redis rk_redis;
+typedef struct rk__redis rk__redis;
 struct redisReply;
 
 /* Reply callback: reply is NULL when the connection was lost (or closed)
  * before the reply arrived. The reply is freed when the callback returns. */
-typedef void rk_redis_reply_cb(rk_redis *r, struct redisReply *reply, void *privdata);
+typedef void rk__redis_reply_cb(rk__redis *r, struct redisReply *reply, void *privdata);
 /* Connection state callback: up is 1 when the connection became ready
  * (connected, authenticated, database selected), 0 when it was lost. */
-typedef void rk_redis_state_cb(rk_redis *r, int up, void *ud);
+typedef void rk__redis_state_cb(rk__redis *r, int up, void *ud);
 
-typedef struct rk_redis_opts {
+typedef struct rk__redis_opts {
     const char *name;               /* for logs: "reader", "writer" */
     const char *host;
     int port;
@@ -461,7 +461,7 @@ typedef struct rk_redis_opts {
      * node (for big replies, e.g. XREADGROUP batches). A reply is valid
      * only during its callback, as always. */
     int reply_arena;
-} rk_redis_opts;
+} rk__redis_opts;
 
 /* resolve_cluster.c: the Redis Cluster hash slot of a key (len bytes, need not be
  * NUL-terminated): CRC16 (XMODEM) mod 16384 of the key, or of its hash tag
@@ -474,34 +474,34 @@ struct uv_loop_s;
  * for (cluster seeds, sentinels, or host/port) and start connecting.
  * Returns NULL on allocation failure (or, in cluster mode, a cluster_slot
  * outside 0..16383). Options are copied. */
-rk_redis *rk__redis_new(struct uv_loop_s *loop, const rk_redis_opts *opts,
-                        rk_redis_state_cb *state_cb, void *ud);
+rk__redis *rk__redis_new(struct uv_loop_s *loop, const rk__redis_opts *opts,
+                        rk__redis_state_cb *state_cb, void *ud);
 /* Send a command (argv form). Returns 0, or -1 when not connected (the
  * callback is then never called). extra_timeout_ms extends the reply
  * watchdog for this command (BLOCK time). */
-int rk__redis_cmd(rk_redis *r, rk_redis_reply_cb *cb, void *privdata,
+int rk__redis_cmd(rk__redis *r, rk__redis_reply_cb *cb, void *privdata,
                   int64_t extra_timeout_ms, int argc, const char **argv,
                   const size_t *argvlen);
 /* Write the commands queued on r now instead of when the loop next polls
  * it (a read ahead that Redis should work on while the caller goes on).
  * Safe inside r's own reply callbacks: a write error or what the socket
  * does not take is left to the loop's writable event. */
-void rk__redis_flush(rk_redis *r);
-int rk__redis_ready(const rk_redis *r);
-int rk__redis_inflight(const rk_redis *r);
-uint64_t rk__redis_reconnects(const rk_redis *r);
+void rk__redis_flush(rk__redis *r);
+int rk__redis_ready(const rk__redis *r);
+int rk__redis_inflight(const rk__redis *r);
+uint64_t rk__redis_reconnects(const rk__redis *r);
 /* resolve_cluster.c: commands followed to an importing node after an ASK
  * (cluster mode; 0 otherwise). */
-uint64_t rk__redis_asks(const rk_redis *r);
+uint64_t rk__redis_asks(const rk__redis *r);
 /* Drop the connection (deferred to the loop) and reconnect after backoff. */
-void rk__redis_drop(rk_redis *r, const char *why);
+void rk__redis_drop(rk__redis *r, const char *why);
 /* Close for good; the memory is freed once libuv has closed the handles. */
-void rk__redis_close(rk_redis *r);
+void rk__redis_close(rk__redis *r);
 /* The address r is connected to, or connecting to, or last resolved
  * through the sentinels or the cluster's slot map (before any answer: the
  * configured host/port).
  * *host stays valid until r is closed or resolves again. */
-void rk__redis_addr(const rk_redis *r, const char **host, int *port);
+void rk__redis_addr(const rk__redis *r, const char **host, int *port);
 
 /* ===================================================================
  * adapter.c - hiredis async contexts on the libuv loop
@@ -525,7 +525,7 @@ typedef struct rk__timer {
     char *key;
 } rk__timer;
 
-typedef struct rk_clock {
+typedef struct rk__clock {
     int64_t max_ts[RK_STREAM_COUNT];    /* largest ts read per stream */
     bool has_ts[RK_STREAM_COUNT];
     int64_t watermark;              /* INT64_MIN before any event */
@@ -533,42 +533,42 @@ typedef struct rk_clock {
     size_t ntimers, cap;
     uint64_t seq;
     int64_t lateness;               /* clock.allowed_lateness, ms (not saved) */
-} rk_clock;
+} rk__clock;
 
-void rk__clock_init(rk_clock *c);
-void rk__clock_free(rk_clock *c);
+void rk__clock_init(rk__clock *c);
+void rk__clock_free(rk__clock *c);
 /* Record that an event of time ts was read from stream. */
-void rk__clock_observe(rk_clock *c, unsigned stream, int64_t ts);
+void rk__clock_observe(rk__clock *c, unsigned stream, int64_t ts);
 /* The watermark the contract defines, given which streams still hold
  * unread entries: the smallest, over those, of the largest ts read from
  * each (INT64_MIN if one of them has none yet); when none holds unread
  * entries, the largest ts read. Does not change the clock. */
-int64_t rk__clock_candidate(const rk_clock *c, const bool unread[RK_STREAM_COUNT]);
+int64_t rk__clock_candidate(const rk__clock *c, const bool unread[RK_STREAM_COUNT]);
 /* Move the watermark forward to w (never back). Returns 1 if it moved. */
-int rk__clock_advance(rk_clock *c, int64_t w);
+int rk__clock_advance(rk__clock *c, int64_t w);
 /* Hold every decision back by lateness ms (clock.allowed_lateness; < 0 is
  * read as 0). Kept across rk__clock_free and rk__clock_restore. */
-void rk__clock_set_lateness(rk_clock *c, int64_t lateness);
+void rk__clock_set_lateness(rk__clock *c, int64_t lateness);
 /* The time decisions are taken at: the watermark minus the lateness,
  * INT64_MIN before any event, never below INT64_MIN + 1 after one. Timers
  * fire and state expires against this time; detectors get it as now(). */
-int64_t rk__clock_now(const rk_clock *c);
+int64_t rk__clock_now(const rk__clock *c);
 /* Arm a timer; key is copied. Returns 0 or -1 (out of memory). */
-int rk__clock_timer_add(rk_clock *c, int64_t deadline, uint32_t det,
+int rk__clock_timer_add(rk__clock *c, int64_t deadline, uint32_t det,
                         const char *key, uint64_t arg);
 /* Pop the earliest timer whose deadline the held-back time has passed
  * (deadline < rk__clock_now, i.e. deadline + lateness < watermark) into *out; the caller frees out->key. Returns 1,
  * or 0 when none is due. */
-int rk__clock_pop_due(rk_clock *c, rk__timer *out);
+int rk__clock_pop_due(rk__clock *c, rk__timer *out);
 /* Serialise / restore max_ts, watermark and timers. Timers name their
  * detector by name through the callbacks, so indices may change between
  * runs; restore drops timers of detectors det_index() does not know (-1). */
-void rk__clock_snapshot(const rk_clock *c, rk_buf *out,
+void rk__clock_snapshot(const rk__clock *c, rk_buf *out,
                         const char *(*det_name)(uint32_t det, void *ud), void *ud);
-int rk__clock_restore(rk_clock *c, const void *data, size_t len,
+int rk__clock_restore(rk__clock *c, const void *data, size_t len,
                       int (*det_index)(const char *name, void *ud), void *ud);
 /* Would a watermark of w fire a timer (the rule of rk__clock_pop_due)? */
-bool rk__clock_due_at(const rk_clock *c, int64_t w);
+bool rk__clock_due_at(const rk__clock *c, int64_t w);
 
 /* ===================================================================
  * ticks.c - wall-clock ticks recorded in <state.key>:clock
@@ -627,46 +627,46 @@ char *rk__alert_json(const char *id, const char *detector, const rk_alert *a,
                      rk_severity severity, const char *const *stream_keys,
                      int tz_offset_s, int64_t emitted_at, bool silenced);
 
-typedef struct rk_outbox rk_outbox;
-typedef struct rk_outbox_stats {
+typedef struct rk__outbox rk__outbox;
+typedef struct rk__outbox_stats_t {
     uint64_t written;               /* alerts written */
     uint64_t duplicates;            /* alerts whose id was already written */
     uint64_t dead_written;          /* dead letters written */
     uint64_t errors;                /* error replies (retried) */
     uint64_t filed_elsewhere;       /* dropped: the filing register knows the task */
     uint64_t held;                  /* answers WAITING (a partition behind; retried) */
-} rk_outbox_stats;
+} rk__outbox_stats_t;
 
 /* An outbox writes alerts and dead letters through the publish-once script
  * on the writer connection, keeps every item until Redis confirmed it, and
  * calls on_drained(ud) each time it becomes empty. */
-rk_outbox *rk__outbox_new(struct uv_loop_s *loop, rk_redis *wr, const rk_config *cfg,
+rk__outbox *rk__outbox_new(struct uv_loop_s *loop, rk__redis *wr, const rk__config *cfg,
                           void (*on_drained)(void *ud), void *ud);
-void rk__outbox_free(rk_outbox *o);
-void rk__outbox_configure(rk_outbox *o, const rk_config *cfg);
+void rk__outbox_free(rk__outbox *o);
+void rk__outbox_configure(rk__outbox *o, const rk__config *cfg);
 /* Queue an alert (all strings copied); publish 0 writes it to the stream
  * only (a silenced alert). legacy_id: the id the previous release gave it,
  * or NULL; an alert written under it is not written again. 0 or -1. */
-int rk__outbox_alert(rk_outbox *o, const char *id, const char *legacy_id,
+int rk__outbox_alert(rk__outbox *o, const char *id, const char *legacy_id,
                      const char *detector, const char *json, bool publish);
 /* The same, checked against the filing register (register.c) before it is
  * written: keys[0..nkeys) and spec from rk__register_check. An alert the
  * register disproves is not written (stats filed_elsewhere); one that must
  * wait for a partition behind stays queued. */
-int rk__outbox_alert_checked(rk_outbox *o, const char *id, const char *legacy_id,
+int rk__outbox_alert_checked(rk__outbox *o, const char *id, const char *legacy_id,
                              const char *detector, const char *json, bool publish,
                              char keys[][320], size_t nkeys, const char *spec);
 /* Queue a dead letter for entry `entry_id` of `stream`. 0 or -1. */
-int rk__outbox_dead(rk_outbox *o, const char *stream, const char *entry_id,
+int rk__outbox_dead(rk__outbox *o, const char *stream, const char *entry_id,
                     const char *error, const char *data, size_t datalen);
 /* Start or continue sending (call when the writer becomes ready). */
-void rk__outbox_kick(rk_outbox *o);
-size_t rk__outbox_pending(const rk_outbox *o);
-const rk_outbox_stats *rk__outbox_stats(const rk_outbox *o);
+void rk__outbox_kick(rk__outbox *o);
+size_t rk__outbox_pending(const rk__outbox *o);
+const rk__outbox_stats_t *rk__outbox_stats(const rk__outbox *o);
 /* Fence every later write: the script writes only while GET key (or, with
  * a field, HGET key field) == epoch (the lease's epoch, see node.c). A write refused for that calls
  * on_fenced(ud, reason) once and the outbox sends nothing more. 0 or -1. */
-int rk__outbox_set_fence(rk_outbox *o, const char *key, const char *field, long long epoch,
+int rk__outbox_set_fence(rk__outbox *o, const char *key, const char *field, long long epoch,
                          void (*on_fenced)(void *ud, const char *why));
 /* What decides a key's Redis Cluster slot: the content of its hash tag (the
  * first "{...}" with something inside), else the whole key. A key
@@ -675,19 +675,19 @@ void rk__slot_tag(const char *key, char *out, size_t len);
 /* On a Redis Cluster: the hash, in the alert stream's slot, mirroring each
  * partition's epoch for the publish-once script ("riskd:fence:{alerts}";
  * field: the partition's epoch key). */
-void rk__fence_mirror_key(const rk_config *cfg, char *out, size_t len);
+void rk__fence_mirror_key(const rk__config *cfg, char *out, size_t len);
 /* The writer connection went down: everything in flight is resent later. */
-void rk__outbox_writer_down(rk_outbox *o);
+void rk__outbox_writer_down(rk__outbox *o);
 
 /* ===================================================================
  * registry.c - the detectors: built-ins and plugins, their configuration
  * =================================================================== */
 
-struct rk_engine;
+struct rk__engine;
 
 /* The handle a detector gets; host.c implements the host API on it. */
 struct rk_host {
-    struct rk_engine *eng;
+    struct rk__engine *eng;
     uint32_t idx;                   /* index in the registry, stable */
 };
 
@@ -706,33 +706,33 @@ typedef struct rk__det {
     void *cooldown;                 /* host.c: rk_map of cooldowns */
 } rk__det;
 
-typedef struct rk_registry {
+typedef struct rk__registry {
     rk__det **dets;                 /* index = rk_host.idx; never shrinks */
     size_t n, cap;
-} rk_registry;
+} rk__registry;
 
 /* Load the plugins of cfg, validate every detectors.<name> object and
  * create the enabled detectors, each with host {eng, idx}. On failure
  * nothing is left loaded and err names the key path
  * ("detectors.bad_rating.bad_score: expected ...", "plugins[0]: ..."). */
-int rk__registry_load(rk_registry *reg, const rk_config *cfg,
-                      const rk_host_api *api, struct rk_engine *eng,
+int rk__registry_load(rk__registry *reg, const rk__config *cfg,
+                      const rk_host_api *api, struct rk__engine *eng,
                       char *err, size_t errlen);
 /* Validate cfg's plugins and detectors without keeping anything (riskd -t
  * and the first phase of a reload). */
-int rk__registry_check(const rk_config *cfg, char *err, size_t errlen);
+int rk__registry_check(const rk__config *cfg, char *err, size_t errlen);
 /* Apply a new configuration: validate everything first (on error nothing
  * changes), then reconfigure changed detectors (state kept), leave
  * unchanged ones untouched, create newly enabled ones, destroy disabled
  * ones and unload removed plugins. on_removed(eng, idx) is called before a
  * detector instance is destroyed. */
-int rk__registry_reload(rk_registry *reg, const rk_config *cfg,
-                        const rk_host_api *api, struct rk_engine *eng,
-                        void (*on_removed)(struct rk_engine *eng, uint32_t idx),
+int rk__registry_reload(rk__registry *reg, const rk__config *cfg,
+                        const rk_host_api *api, struct rk__engine *eng,
+                        void (*on_removed)(struct rk__engine *eng, uint32_t idx),
                         char *err, size_t errlen);
-void rk__registry_free(rk_registry *reg);
+void rk__registry_free(rk__registry *reg);
 /* Index of the detector of that name, or -1. */
-int rk__registry_find(const rk_registry *reg, const char *name);
+int rk__registry_find(const rk__registry *reg, const char *name);
 
 /* ===================================================================
  * tasks.c - the filings known so far, for enrichment
@@ -745,8 +745,8 @@ int rk__registry_find(const rk_registry *reg, const char *name);
  * narrow when planned_at - ts fits in 32 bits and expires - max(ts,
  * planned_at) in 32 unsigned bits (30-day retention: 2.6e9 ms). */
 typedef struct rk__task {
-    void *hnext;                    /* next in its bucket of rk_tasks.map */
-    const char *unit_id;            /* interned (rk_tasks.strings) */
+    void *hnext;                    /* next in its bucket of rk__tasks.map */
+    const char *unit_id;            /* interned (rk__tasks.strings) */
     const char *enterprise_id;      /* interned */
     int64_t ts;                     /* when it was filed */
     uint64_t ref_ms;                /* its entry (rk__task_ref) */
@@ -760,29 +760,29 @@ typedef struct rk__task {
     const char *officers[];         /* interned */
 } rk__task;
 
-typedef struct rk_tasks {
+typedef struct rk__tasks {
     rk_itab map;                    /* task_id -> rk__task (linked through
                                        rk__task.hnext); count: filings */
     rk_map strings;                 /* interned ids -> reference count */
     rk__task *head, *tail;          /* oldest and newest (filing order) */
-} rk_tasks;
+} rk__tasks;
 
-void rk__tasks_init(rk_tasks *t);
-void rk__tasks_free(rk_tasks *t);
+void rk__tasks_init(rk__tasks *t);
+void rk__tasks_free(rk__tasks *t);
 /* Record a filing. A filing of a task already recorded replaces it when
  * `amend` (an amendment, see dedupe.c); otherwise the first filing wins
  * while it lives. 0 or -1 (OOM). */
-int rk__tasks_add(rk_tasks *t, const rk_event *filed, int64_t retention, bool amend);
+int rk__tasks_add(rk__tasks *t, const rk_event *filed, int64_t retention, bool amend);
 /* The filing of task_id, or NULL when unknown or expired before `now`
  * (expired filings count as gone whether or not rk__tasks_expire has
  * dropped them yet, so results never depend on when expiry runs). */
-const rk__task *rk__tasks_get(const rk_tasks *t, const char *task_id, int64_t now);
+const rk__task *rk__tasks_get(const rk__tasks *t, const char *task_id, int64_t now);
 /* Fill unit_id / officers / filing_* of ev from its task's filing. */
-void rk__tasks_enrich(const rk_tasks *t, rk_event *ev, int64_t now);
+void rk__tasks_enrich(const rk__tasks *t, rk_event *ev, int64_t now);
 /* Drop filings that expired before `now`. */
-void rk__tasks_expire(rk_tasks *t, int64_t now);
-void rk__tasks_snapshot(const rk_tasks *t, rk_buf *out);
-int rk__tasks_restore(rk_tasks *t, const void *data, size_t len);
+void rk__tasks_expire(rk__tasks *t, int64_t now);
+void rk__tasks_snapshot(const rk__tasks *t, rk_buf *out);
+int rk__tasks_restore(rk__tasks *t, const void *data, size_t len);
 /* The fields of a record k that are not plain members. */
 const char *rk__task_id(const rk__task *k);
 int64_t rk__task_planned_at(const rk__task *k);
@@ -790,7 +790,7 @@ int64_t rk__task_expires(const rk__task *k);
 rk_entry_ref rk__task_ref(const rk__task *k);
 /* The record after k in filing order (t->head first), or NULL after the
  * newest. */
-const rk__task *rk__tasks_next(const rk_tasks *t, const rk__task *k);
+const rk__task *rk__tasks_next(const rk__tasks *t, const rk__task *k);
 
 /* ===================================================================
  * register.c - the filing register shared by the partitions
@@ -808,7 +808,7 @@ typedef struct rk__register_stats {
 /* A register writer on conn (the alert stream's connection) for partition
  * cfg->partition of cfg->partitions; on_drained(ud) when the last queued
  * filing is written. NULL when out of memory. */
-rk__register *rk__register_new(rk_redis *conn, const rk_config *cfg,
+rk__register *rk__register_new(rk__redis *conn, const rk__config *cfg,
                                void (*on_drained)(void *ud), void *ud);
 void rk__register_free(rk__register *g);
 /* Queue filing task_id at ts. 0 or -1 (out of memory). */
@@ -820,13 +820,13 @@ void rk__register_conn_down(rk__register *g);
 size_t rk__register_pending(const rk__register *g);
 const rk__register_stats *rk__register_stats_of(const rk__register *g);
 /* The register's main key: riskd:filed (riskd:filed:{<tag>} on a cluster). */
-void rk__register_key(const rk_config *cfg, char *out, size_t len);
+void rk__register_key(const rk__config *cfg, char *out, size_t len);
 /* Whether alerts of rule are checked against the register. */
 bool rk__register_checks(const char *rule);
 /* The publish script's check of an alert about task_id at deadline: keys
  * (the main key, then every period key to read: at most
  * RK_REG_MAX_PERIODS + 1) and spec. 0. */
-int rk__register_check(const rk_config *cfg, const char *task_id, int64_t deadline,
+int rk__register_check(const rk__config *cfg, const char *task_id, int64_t deadline,
                        char keys[][320], size_t *nkeys, char *spec, size_t speclen);
 
 /* ===================================================================
@@ -879,25 +879,25 @@ int rk__dedupe_restore(rk__dedupe *d, const void *data, size_t len);
 #define RK_SILENCES_KEY "riskd:silences"
 #define RK_AUDIT_STREAM "riskd:audit"
 
-typedef struct rk_silences rk_silences;
-rk_silences *rk__silences_new(void);
-void rk__silences_free(rk_silences *s);
+typedef struct rk__silences rk__silences;
+rk__silences *rk__silences_new(void);
+void rk__silences_free(rk__silences *s);
 /* Replace the set from an HGETALL reply's values (JSON objects, see the
  * README); malformed ones are skipped and counted. Returns how many. */
-size_t rk__silences_load(rk_silences *s, const char *const *values,
+size_t rk__silences_load(rk__silences *s, const char *const *values,
                          const size_t *lens, size_t n);
 /* Does an active silence (now_wall < until) cover this alert? */
-bool rk__silences_match(const rk_silences *s, const char *detector,
+bool rk__silences_match(const rk__silences *s, const char *detector,
                         const rk_alert *a, int64_t now_wall);
-size_t rk__silences_count(const rk_silences *s);
+size_t rk__silences_count(const rk__silences *s);
 
 /* ===================================================================
  * engine.c - read, apply, emit, acknowledge
  * =================================================================== */
 
-typedef struct rk_engine rk_engine;
+typedef struct rk__engine rk__engine;
 
-typedef struct rk_engine_stats {
+typedef struct rk__engine_stats_t {
     uint64_t events[RK_STREAM_COUNT][RK_EV__COUNT]; /* applied, by type */
     uint64_t invalid[RK_STREAM_COUNT];      /* dead-lettered */
     uint64_t unknown[RK_STREAM_COUNT];      /* unknown type, skipped */
@@ -913,11 +913,11 @@ typedef struct rk_engine_stats {
     uint64_t group_rewinds;                 /* group set back to the state */
     uint64_t batch_hist[12];                /* processing time buckets */
     double batch_seconds_sum;
-} rk_engine_stats;
+} rk__engine_stats_t;
 
 /* Create the engine for cfg (the engine takes ownership of cfg) and start
  * connecting. Returns NULL with err on a detector/plugin error. */
-rk_engine *rk__engine_new(struct uv_loop_s *loop, rk_config *cfg,
+rk__engine *rk__engine_new(struct uv_loop_s *loop, rk__config *cfg,
                           char *err, size_t errlen);
 
 /* Replay (riskd --replay): the same engine reading both streams with XREAD
@@ -926,28 +926,28 @@ rk_engine *rk__engine_new(struct uv_loop_s *loop, rk_config *cfg,
  * Each alert is written to `out` as one JSON line (when out != NULL) and
  * collected; done(ud) is called once both streams are read to the end (or
  * past `to`). from/to: entry ids ("0" = the beginning, NULL = the end). */
-typedef struct rk_replay_opts {
+typedef struct rk__replay_opts {
     const char *from;               /* first entry id read, inclusive */
     const char *to;                 /* last entry id read, inclusive */
     FILE *out;
     void (*done)(void *ud);
     void *ud;
-} rk_replay_opts;
-rk_engine *rk__engine_new_replay(struct uv_loop_s *loop, rk_config *cfg,
-                                 const rk_replay_opts *ro, char *err, size_t errlen);
+} rk__replay_opts;
+rk__engine *rk__engine_new_replay(struct uv_loop_s *loop, rk__config *cfg,
+                                 const rk__replay_opts *ro, char *err, size_t errlen);
 /* The alerts a replay raised: an object id -> {detector, rule, severity,
  * subject, ts} (borrowed). */
-json_t *rk__engine_replay_alerts(const rk_engine *e);
+json_t *rk__engine_replay_alerts(const rk__engine *e);
 /* Print the per detector/rule/severity table (count, distinct subjects). */
-void rk__engine_replay_summary(const rk_engine *e, FILE *f);
+void rk__engine_replay_summary(const rk__engine *e, FILE *f);
 /* Called once when the engine first consumes (groups ready, first read
  * sent) - systemd READY=1. */
-void rk__engine_on_ready(rk_engine *e, void (*cb)(void *ud), void *ud);
+void rk__engine_on_ready(rk__engine *e, void (*cb)(void *ud), void *ud);
 /* The connection options cfg gives (redis.*, Sentinel and Cluster
  * included), named `name` in logs; on a cluster the connection goes to the
  * node serving slot_key's slot. */
-void rk__redis_opts_for(const rk_config *cfg, const char *name, const char *slot_key,
-                        rk_redis_opts *o);
+void rk__redis_opts_for(const rk__config *cfg, const char *name, const char *slot_key,
+                        rk__redis_opts *o);
 /* Lease mode (node.c): the engine runs under `epoch`, the fencing token of
  * the partition's lease, instead of taking one at start; every alert, dead
  * letter, acknowledgement and checkpoint it writes is checked by Redis
@@ -957,62 +957,62 @@ void rk__redis_opts_for(const rk_config *cfg, const char *name, const char *slot
  * rk__engine_lease_until (nothing is read before the first call), the
  * engine stops doing anything and calls lost(ud, why) once; the caller
  * then frees it (not from inside the callback). 0 or -1. */
-int rk__engine_set_lease(rk_engine *e, long long epoch, bool takeover,
+int rk__engine_set_lease(rk__engine *e, long long epoch, bool takeover,
                          void (*lost)(void *ud, const char *why), void *ud);
-void rk__engine_lease_until(rk_engine *e, uint64_t until_hr);
-bool rk__engine_lost(const rk_engine *e);
+void rk__engine_lease_until(rk__engine *e, uint64_t until_hr);
+bool rk__engine_lost(const rk__engine *e);
 /* Apply a new configuration (ownership of cfg passes to the engine on
  * success only). Keys that need a restart (redis.*, streams.*) keep their
  * old values and are logged. Returns 0 or -1 with err. */
-int rk__engine_reload(rk_engine *e, rk_config *cfg, char *err, size_t errlen);
+int rk__engine_reload(rk__engine *e, rk__config *cfg, char *err, size_t errlen);
 /* Stop cleanly: finish the batch in hand, write its alerts, acknowledge,
  * close connections; then call done(ud). */
-void rk__engine_stop(rk_engine *e, void (*done)(void *ud), void *ud);
+void rk__engine_stop(rk__engine *e, void (*done)(void *ud), void *ud);
 /* Publish an alert of detector "riskd", rule "config_rejected" (warning),
  * saying that reloading `path` failed with `error`. */
-void rk__engine_reject_config(rk_engine *e, const char *path, const char *error);
-void rk__engine_free(rk_engine *e);
+void rk__engine_reject_config(rk__engine *e, const char *path, const char *error);
+void rk__engine_free(rk__engine *e);
 /* 1 when both connections are up and the engine is consuming. */
-int rk__engine_healthy(const rk_engine *e);
-const rk_engine_stats *rk__engine_stats(const rk_engine *e);
-const rk_config *rk__engine_config(const rk_engine *e);
+int rk__engine_healthy(const rk__engine *e);
+const rk__engine_stats_t *rk__engine_stats(const rk__engine *e);
+const rk__config *rk__engine_config(const rk__engine *e);
 /* Append the Prometheus text exposition of every riskd metric (with HELP
  * and TYPE lines) to out. */
-void rk__engine_render_metrics(rk_engine *e, rk_buf *out);
+void rk__engine_render_metrics(rk__engine *e, rk_buf *out);
 /* The same, added to m with m's label (node.c: partition="p"). */
-void rk__engine_metrics(rk_engine *e, rk__prom *m);
+void rk__engine_metrics(rk__engine *e, rk__prom *m);
 
 /* ===================================================================
  * node.c - leases, partitions and their engines (one process among several)
  * =================================================================== */
 
-typedef struct rk_node rk_node;
+typedef struct rk__node rk__node;
 /* Start taking part: heartbeat, acquire the leases of the partitions this
  * process is preferred for, run an engine for each one held. Takes
  * ownership of cfg. NULL with err on a detector/plugin error. */
-rk_node *rk__node_new(struct uv_loop_s *loop, rk_config *cfg, char *err, size_t errlen);
+rk__node *rk__node_new(struct uv_loop_s *loop, rk__config *cfg, char *err, size_t errlen);
 /* cb(ud, active) once: when the first partition consumes (active) or when
  * the process settled as a standby holding nothing. */
-void rk__node_on_ready(rk_node *n, void (*cb)(void *ud, bool active), void *ud);
+void rk__node_on_ready(rk__node *n, void (*cb)(void *ud, bool active), void *ud);
 /* Reload every engine held; keys needing a restart are kept (logged). */
-int rk__node_reload(rk_node *n, rk_config *cfg, char *err, size_t errlen);
-void rk__node_reject_config(rk_node *n, const char *path, const char *error);
+int rk__node_reload(rk__node *n, rk__config *cfg, char *err, size_t errlen);
+void rk__node_reject_config(rk__node *n, const char *path, const char *error);
 /* Stop every engine cleanly, release the leases (a standby takes over at
  * once), leave the members; then done(ud). */
-void rk__node_stop(rk_node *n, void (*done)(void *ud), void *ud);
-void rk__node_free(rk_node *n);
+void rk__node_stop(rk__node *n, void (*done)(void *ud), void *ud);
+void rk__node_free(rk__node *n);
 /* 1 when active and every engine held is healthy, else 0; buf gets the
  * text for /healthz: "ok" / "unavailable" with one partition,
  * "ok (active: partitions 0 2)" with several, "standby" when none is held. */
-int rk__node_health(const rk_node *n, char *buf, size_t len);
-void rk__node_render_metrics(rk_node *n, rk_buf *out);
+int rk__node_health(const rk__node *n, char *buf, size_t len);
+void rk__node_render_metrics(rk__node *n, rk_buf *out);
 /* The partition producers write an event to: CRC-32 (IEEE 802.3, as zlib's
  * crc32()) of the key's bytes - the unit_id, see the README - modulo
  * partitions. rk__crc32("123456789") is 0xCBF43926. */
 uint32_t rk__crc32(const void *data, size_t len);
 int rk__partition_of(const char *key, int partitions);
 /* Does this process hold (or is it taking over) any partition? */
-bool rk__node_active(const rk_node *n);
+bool rk__node_active(const rk__node *n);
 
 /* ===================================================================
  * notify.c - the systemd notify protocol, spoken directly
@@ -1029,15 +1029,15 @@ int64_t rk__notify_watchdog_ms(void);
  * metrics.c - GET /metrics and GET /healthz on a libuv TCP server
  * =================================================================== */
 
-typedef struct rk_metrics rk_metrics;
+typedef struct rk__metrics rk__metrics;
 /* Listen on host:port and serve /metrics (rk__node_render_metrics) and
  * /healthz (200 when rk__node_health, else 503). Returns NULL with
  * err when the address cannot be bound. */
-rk_metrics *rk__metrics_start(struct uv_loop_s *loop, const char *host, int port,
-                              rk_node *node, char *err, size_t errlen);
+rk__metrics *rk__metrics_start(struct uv_loop_s *loop, const char *host, int port,
+                              rk__node *node, char *err, size_t errlen);
 /* Close the listener and every client; memory is freed once libuv has
  * closed the handles. */
-void rk__metrics_stop(rk_metrics *m);
+void rk__metrics_stop(rk__metrics *m);
 
 /* ===================================================================
  * detectors/<name>.c - the built-in detectors (one ops table each)

@@ -1,4 +1,4 @@
-/* daemon/lib/config.c - the configuration file -> a validated rk_config.
+/* daemon/lib/config.c - the configuration file -> a validated rk__config.
  *
  * The file is one JSON object (riskd(8), CONFIGURATION). rk__config_load reads it
  * (at most RK_CONFIG_MAX bytes), parses it with jansson and hands the tree
@@ -266,7 +266,7 @@ static int load_addrs(const json_t *o, const char *key, char ***out, size_t *n_o
     return 0;
 }
 
-static int load_redis(const json_t *root, rk_config *c, char *err, size_t errlen)
+static int load_redis(const json_t *root, rk__config *c, char *err, size_t errlen)
 {
     static const char *const keys[] = {
         "host", "port", "password", "username", "db", "sentinels",
@@ -336,7 +336,7 @@ static char *default_consumer(void)
     return dupstr(name[0] != '\0' ? name : DEF_CONSUMER);
 }
 
-static int load_streams(const json_t *root, rk_config *c, char *err,
+static int load_streams(const json_t *root, rk__config *c, char *err,
                         size_t errlen)
 {
     static const char *const keys[] = {
@@ -380,7 +380,7 @@ static int load_streams(const json_t *root, rk_config *c, char *err,
     return 0;
 }
 
-static int load_alerts(const json_t *root, rk_config *c, char *err,
+static int load_alerts(const json_t *root, rk__config *c, char *err,
                        size_t errlen)
 {
     static const char *const keys[] = {
@@ -401,7 +401,7 @@ static int load_alerts(const json_t *root, rk_config *c, char *err,
     return 0;
 }
 
-static int load_clock(const json_t *root, rk_config *c, char *err, size_t errlen)
+static int load_clock(const json_t *root, rk__config *c, char *err, size_t errlen)
 {
     static const char *const keys[] = {
         "wall_advance", "idle", "timezone", "allowed_lateness", NULL
@@ -429,7 +429,7 @@ static int load_clock(const json_t *root, rk_config *c, char *err, size_t errlen
     return 0;
 }
 
-static int load_metrics(const json_t *root, rk_config *c, char *err,
+static int load_metrics(const json_t *root, rk__config *c, char *err,
                         size_t errlen)
 {
     static const char *const keys[] = { "listen", NULL };
@@ -457,7 +457,7 @@ bad:
     return -1;
 }
 
-static int load_state(const json_t *root, rk_config *c, char *err, size_t errlen)
+static int load_state(const json_t *root, rk__config *c, char *err, size_t errlen)
 {
     static const char *const keys[] = {
         "interval", "key", "task_retention", "lease_ttl", "dedupe_window", NULL
@@ -484,7 +484,7 @@ static int load_state(const json_t *root, rk_config *c, char *err, size_t errlen
     return 0;
 }
 
-static int load_plugins(const json_t *root, rk_config *c, char *err,
+static int load_plugins(const json_t *root, rk__config *c, char *err,
                         size_t errlen)
 {
     const json_t *a = json_object_get(root, "plugins");
@@ -551,13 +551,13 @@ static int check_detectors(const json_t *root, char *err, size_t errlen)
  * returns 0. Returns -1 with err naming the key path when root is not an
  * object ("config: expected a JSON object"), a key is unknown, a value has
  * the wrong type or range, or memory runs out; *out is then NULL. */
-int rk__config_from_json(json_t *root, rk_config **out, char *err, size_t errlen)
+int rk__config_from_json(json_t *root, rk__config **out, char *err, size_t errlen)
 {
     static const char *const top[] = {
         "redis", "streams", "alerts", "clock", "metrics", "detectors",
         "plugins", "state", "partitions", NULL
     };
-    rk_config *c;
+    rk__config *c;
 
     *out = NULL;
     if (!json_is_object(root)) {
@@ -665,7 +665,7 @@ fail:
  * <jansson's reason>"; duplicate keys count as not JSON), is not an object
  * ("<path>: expected a JSON object"), or fails rk__config_from_json (then
  * err is the key path and reason, without the file name). */
-int rk__config_load(const char *path, rk_config **out, char *err, size_t errlen)
+int rk__config_load(const char *path, rk__config **out, char *err, size_t errlen)
 {
     char *data;
     size_t len;
@@ -714,12 +714,12 @@ static int append_suffix(char **slot, const char *suffix)
  * "riskd:state:{3}"), so every key of one partition lives in one Redis
  * Cluster slot. With one partition the names stay as configured. Returns 0,
  * or -1 with err when memory runs out. */
-int rk__config_partition(const rk_config *base, int p, rk_config **out, char *err,
+int rk__config_partition(const rk__config *base, int p, rk__config **out, char *err,
                          size_t errlen)
 {
     char tag[24];
     unsigned si;
-    rk_config *c;
+    rk__config *c;
 
     if (rk__config_from_json(base->root, &c, err, errlen) != 0)
         return -1;
@@ -755,7 +755,7 @@ oom:
 
 /* Free cfg and everything it owns (its reference to the JSON root
  * included). NULL is allowed. */
-void rk__config_free(rk_config *cfg)
+void rk__config_free(rk__config *cfg)
 {
     size_t i;
 

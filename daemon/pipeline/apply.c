@@ -17,7 +17,7 @@
  * Event time
  * =================================================================== */
 
-void rk__fire_timers(rk_engine *e)
+void rk__fire_timers(rk__engine *e)
 {
     rk__timer t;
     while (rk__clock_pop_due(&e->clock, &t)) {
@@ -32,7 +32,7 @@ void rk__fire_timers(rk_engine *e)
     }
 }
 
-void rk__update_watermark(rk_engine *e)
+void rk__update_watermark(rk__engine *e)
 {
     bool unread[RK_STREAM_COUNT];
     unsigned s;
@@ -51,7 +51,7 @@ void rk__update_watermark(rk_engine *e)
  * (fine_growth sweeps its units when the earliest one is due), and a
  * plugin's may too. Results never depend on it: lookups treat expired
  * state as gone. */
-void rk__housekeep_state(rk_engine *e, bool force)
+void rk__housekeep_state(rk__engine *e, bool force)
 {
     int64_t now = rk__clock_now(&e->clock);     /* held back by allowed_lateness */
     uint64_t wall = uv_now(e->loop);
@@ -103,7 +103,7 @@ static bool event_matches(const rk_event *ev, const json_t *match)
 
 /* The instance of base detector d that gets this event: its first override
  * whose match the event carries, else d itself. */
-static rk__det *route(rk_engine *e, rk__det *d, const rk_event *ev)
+static rk__det *route(rk__engine *e, rk__det *d, const rk_event *ev)
 {
     size_t i;
     for (i = d->host.idx + 1; i < e->reg.n; i++) {
@@ -117,7 +117,7 @@ static rk__det *route(rk_engine *e, rk__det *d, const rk_event *ev)
 
 /* Parse the head entry of stream si if not done yet; returns its sort key
  * (INT64_MIN for entries without a usable ts, so they go first). */
-static int64_t head_key(rk_engine *e, unsigned si)
+static int64_t head_key(rk__engine *e, unsigned si)
 {
     stream_state *s = &e->st[si];
     entry *en = &s->buf[s->pos];
@@ -145,7 +145,7 @@ static int64_t head_key(rk_engine *e, unsigned si)
  * that cannot be amended (dead-lettered). An amendment is marked
  * RK_EVF_AMENDED and applied. Either way a new or changed key is
  * remembered as applied now. */
-static bool repeated(rk_engine *e, unsigned si, entry *en, rk_event *ev)
+static bool repeated(rk__engine *e, unsigned si, entry *en, rk_event *ev)
 {
     uint64_t key;
     uint32_t digest;
@@ -182,7 +182,7 @@ static bool repeated(rk_engine *e, unsigned si, entry *en, rk_event *ev)
     return false;
 }
 
-static void apply_head(rk_engine *e, unsigned si)
+static void apply_head(rk__engine *e, unsigned si)
 {
     stream_state *s = &e->st[si];
     entry *en = &s->buf[s->pos];
@@ -293,7 +293,7 @@ done:
 
 /* Move the watermark to a recorded wall-clock tick's time (a replay, or a
  * restart re-applying the ticks after its checkpoint). */
-static void tick_advance(rk_engine *e, int64_t ts)
+static void tick_advance(rk__engine *e, int64_t ts)
 {
     e->dirty = true;
     if (rk__clock_advance(&e->clock, ts))
@@ -305,7 +305,7 @@ static void tick_advance(rk_engine *e, int64_t ts)
  * everything is applied. A recorded tick still to apply is a gate: the
  * entries at or before its positions go first, the later ones wait, and
  * once every stream is at its position the tick applies. */
-void rk__apply_buffered(rk_engine *e)
+void rk__apply_buffered(rk__engine *e)
 {
     for (;;) {
         const rk__tick *tk = rk__ticks_head(&e->ticks);
@@ -345,7 +345,7 @@ void rk__apply_buffered(rk_engine *e)
 
 /* Would apply_buffered apply anything now? (Entries read ahead while a
  * round was waiting for its alerts or a careful checkpoint.) */
-bool rk__merge_ready(const rk_engine *e)
+bool rk__merge_ready(const rk__engine *e)
 {
     bool any = false;
     unsigned si;

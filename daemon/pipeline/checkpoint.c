@@ -17,8 +17,8 @@
 
 #include "engine_int.h"
 
-static int checkpoint_fork(rk_engine *e);
-static void ack_covered(rk_engine *e);
+static int checkpoint_fork(rk__engine *e);
+static void ack_covered(rk__engine *e);
 
 /* ===================================================================
  * Applying entries
@@ -46,13 +46,13 @@ static void ack_drop(stream_state *s, size_t n)
 
 static const char *det_name_cb(uint32_t idx, void *ud)
 {
-    rk_engine *e = ud;
+    rk__engine *e = ud;
     return idx < e->reg.n ? e->reg.dets[idx]->name : "";
 }
 
 static int det_index_cb(const char *name, void *ud)
 {
-    rk_engine *e = ud;
+    rk__engine *e = ud;
     return rk__registry_find(&e->reg, name);
 }
 
@@ -78,7 +78,7 @@ static void blob_end(rk_buf *out, size_t at)
 
 /* Serialise the whole state. Returns 0 or -1 (out of memory, or a
  * detector failed to snapshot). */
-static int build_state(rk_engine *e, rk_buf *out)
+static int build_state(rk__engine *e, rk_buf *out)
 {
     unsigned si;
     size_t i, n = 0, at;
@@ -146,7 +146,7 @@ static const unsigned char *get_blob(rk_rd *rd, size_t *len)
 
 /* Load a checkpoint into the (empty, just created) engine. Returns 0, or
  * -1 with err when the data is not a checkpoint riskd can read. */
-int rk__restore_state(rk_engine *e, const void *data, size_t len, char *err, size_t errlen)
+int rk__restore_state(rk__engine *e, const void *data, size_t len, char *err, size_t errlen)
 {
     rk_rd rd;
     uint32_t ns, nd, i, version;
@@ -249,11 +249,11 @@ static const char set_fenced_lua[] =
     "end\n"
     "return redis.call('SET', KEYS[1], ARGV[2])\n";
 
-static bool ack_send_next(rk_engine *e);
+static bool ack_send_next(rk__engine *e);
 
-static void on_ack(rk_redis *r, redisReply *reply, void *pd)
+static void on_ack(rk__redis *r, redisReply *reply, void *pd)
 {
-    rk_engine *e = pd;
+    rk__engine *e = pd;
     unsigned si;
     bool ok = reply != NULL && reply->type != REDIS_REPLY_ERROR;
     (void)r;
@@ -293,7 +293,7 @@ static void on_ack(rk_redis *r, redisReply *reply, void *pd)
  * ev/s) would hold the reader's XREADGROUP behind them for milliseconds.
  * Returns true when a command was sent; false when nothing is left (or the
  * writer refused it: the rest waits for the next checkpoint). */
-static bool ack_send_next(rk_engine *e)
+static bool ack_send_next(rk__engine *e)
 {
     unsigned si;
     for (si = 0; si < RK_STREAM_COUNT; si++) {
@@ -340,7 +340,7 @@ static bool ack_send_next(rk_engine *e)
 
 /* XACK every entry the written checkpoint covers, one chunk after the
  * other (on_ack sends the next). */
-static void ack_covered(rk_engine *e)
+static void ack_covered(rk__engine *e)
 {
     unsigned si;
     for (si = 0; si < RK_STREAM_COUNT; si++)
@@ -360,14 +360,14 @@ static void ack_covered(rk_engine *e)
 }
 
 typedef struct ckpt_req {
-    rk_engine *e;
+    rk__engine *e;
     rk_buf blob;
 } ckpt_req;
 
-static void on_ckpt_written(rk_redis *r, redisReply *reply, void *pd)
+static void on_ckpt_written(rk__redis *r, redisReply *reply, void *pd)
 {
     ckpt_req *req = pd;
-    rk_engine *e = req->e;
+    rk__engine *e = req->e;
     unsigned si;
     (void)r;
     rk_buf_free(&req->blob);
@@ -413,7 +413,7 @@ static void on_ckpt_written(rk_redis *r, redisReply *reply, void *pd)
 
 /* In the child: build the state and write it under the epoch fence.
  * Returns 0 when written. Never returns to the loop. */
-static int child_checkpoint(rk_engine *e)
+static int child_checkpoint(rk__engine *e)
 {
     struct timeval tv = {10, 0};
     rk_buf b = {0};
@@ -474,14 +474,14 @@ static int child_checkpoint(rk_engine *e)
 
 void rk__ckpt_poll_closed(uv_handle_t *h)
 {
-    rk_engine *e = h->data;
+    rk__engine *e = h->data;
     if (--e->handles_closing == 0 && e->freeing)
         free(e);
 }
 
 static void on_ckpt_child(uv_poll_t *h, int status, int events)
 {
-    rk_engine *e = h->data;
+    rk__engine *e = h->data;
     char res = 'n';
     unsigned si;
     int st;
@@ -526,7 +526,7 @@ static void on_ckpt_child(uv_poll_t *h, int status, int events)
 
 /* Fork the checkpoint writer. Returns 0 when the child runs, -1 when the
  * checkpoint must be written from the loop (no epoch yet, fork failed). */
-static int checkpoint_fork(rk_engine *e)
+static int checkpoint_fork(rk__engine *e)
 {
     int fds[2];
     pid_t pid;
@@ -574,7 +574,7 @@ static int checkpoint_fork(rk_engine *e)
 /* A checkpoint is due once state.interval has passed since the last one -
  * or ten times what the last one cost, if more, so that writing ever larger
  * states never takes more than a tenth of the time. */
-bool rk__checkpoint_due(const rk_engine *e)
+bool rk__checkpoint_due(const rk__engine *e)
 {
     int64_t interval = e->cfg->state_interval;
     if (interval < 10 * e->ckpt_cost_ms)
@@ -585,7 +585,7 @@ bool rk__checkpoint_due(const rk_engine *e)
 
 /* Write a checkpoint if one can be written now: the writer is up, no
  * checkpoint or ack is in flight and every alert so far is written. */
-void rk__checkpoint(rk_engine *e)
+void rk__checkpoint(rk__engine *e)
 {
     ckpt_req *req;
     const char *argv[7];

@@ -30,13 +30,13 @@
 
 #define CLOCK_SNAPSHOT_VERSION 1u
 
-void rk__clock_init(rk_clock *c)
+void rk__clock_init(rk__clock *c)
 {
     memset(c, 0, sizeof(*c));
     c->watermark = INT64_MIN;
 }
 
-void rk__clock_free(rk_clock *c)
+void rk__clock_free(rk__clock *c)
 {
     int64_t lateness = c->lateness;
     size_t i;
@@ -47,7 +47,7 @@ void rk__clock_free(rk_clock *c)
     c->lateness = lateness;        /* configuration, not state */
 }
 
-void rk__clock_observe(rk_clock *c, unsigned stream, int64_t ts)
+void rk__clock_observe(rk__clock *c, unsigned stream, int64_t ts)
 {
     if (stream >= RK_STREAM_COUNT)
         return;
@@ -57,7 +57,7 @@ void rk__clock_observe(rk_clock *c, unsigned stream, int64_t ts)
     }
 }
 
-int64_t rk__clock_candidate(const rk_clock *c, const bool unread[RK_STREAM_COUNT])
+int64_t rk__clock_candidate(const rk__clock *c, const bool unread[RK_STREAM_COUNT])
 {
     int64_t lo = INT64_MAX, hi = INT64_MIN;
     bool any_unread = false;
@@ -77,12 +77,12 @@ int64_t rk__clock_candidate(const rk_clock *c, const bool unread[RK_STREAM_COUNT
     return any_unread ? lo : hi;
 }
 
-void rk__clock_set_lateness(rk_clock *c, int64_t lateness)
+void rk__clock_set_lateness(rk__clock *c, int64_t lateness)
 {
     c->lateness = lateness > 0 ? lateness : 0;
 }
 
-int64_t rk__clock_now(const rk_clock *c)
+int64_t rk__clock_now(const rk__clock *c)
 {
     if (c->watermark == INT64_MIN)
         return INT64_MIN;
@@ -91,7 +91,7 @@ int64_t rk__clock_now(const rk_clock *c)
     return c->watermark - c->lateness;
 }
 
-int rk__clock_advance(rk_clock *c, int64_t w)
+int rk__clock_advance(rk__clock *c, int64_t w)
 {
     if (w <= c->watermark)
         return 0;
@@ -132,7 +132,7 @@ static void sift_down(rk__timer *h, size_t n, size_t i)
 }
 
 /* Insert with a given sequence number (restore keeps the original order). */
-static int heap_push(rk_clock *c, int64_t deadline, uint64_t seq, uint32_t det,
+static int heap_push(rk__clock *c, int64_t deadline, uint64_t seq, uint32_t det,
                      char *key_owned, uint64_t arg)
 {
     if (c->ntimers == c->cap) {
@@ -153,7 +153,7 @@ static int heap_push(rk_clock *c, int64_t deadline, uint64_t seq, uint32_t det,
     return 0;
 }
 
-int rk__clock_timer_add(rk_clock *c, int64_t deadline, uint32_t det,
+int rk__clock_timer_add(rk__clock *c, int64_t deadline, uint32_t det,
                         const char *key, uint64_t arg)
 {
     char *k = strdup(key ? key : "");
@@ -167,7 +167,7 @@ int rk__clock_timer_add(rk_clock *c, int64_t deadline, uint32_t det,
     return 0;
 }
 
-int rk__clock_pop_due(rk_clock *c, rk__timer *out)
+int rk__clock_pop_due(rk__clock *c, rk__timer *out)
 {
     if (c->ntimers == 0 || c->heap[0].deadline >= rk__clock_now(c))
         return 0;
@@ -180,7 +180,7 @@ int rk__clock_pop_due(rk_clock *c, rk__timer *out)
     return 1;
 }
 
-void rk__clock_snapshot(const rk_clock *c, rk_buf *out,
+void rk__clock_snapshot(const rk__clock *c, rk_buf *out,
                         const char *(*det_name)(uint32_t det, void *ud), void *ud)
 {
     unsigned s;
@@ -204,11 +204,11 @@ void rk__clock_snapshot(const rk_clock *c, rk_buf *out,
     }
 }
 
-int rk__clock_restore(rk_clock *c, const void *data, size_t len,
+int rk__clock_restore(rk__clock *c, const void *data, size_t len,
                       int (*det_index)(const char *name, void *ud), void *ud)
 {
     rk_rd rd;
-    rk_clock tmp;
+    rk__clock tmp;
     unsigned s;
     uint64_t n, i;
 
@@ -255,7 +255,7 @@ int rk__clock_restore(rk_clock *c, const void *data, size_t len,
     return 0;
 }
 
-bool rk__clock_due_at(const rk_clock *c, int64_t w)
+bool rk__clock_due_at(const rk__clock *c, int64_t w)
 {
     return c->ntimers > 0 && c->heap[0].deadline < w;
 }

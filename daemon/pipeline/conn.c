@@ -4,8 +4,8 @@
  * connection and by the node's. */
 #include "engine_int.h"
 
-void rk__redis_opts_for(const rk_config *cfg, const char *name, const char *slot_key,
-                        rk_redis_opts *o)
+void rk__redis_opts_for(const rk__config *cfg, const char *name, const char *slot_key,
+                        rk__redis_opts *o)
 {
     memset(o, 0, sizeof(*o));
     o->name = name;

@@ -15,7 +15,7 @@
 
 static void on_housekeeping(uv_timer_t *t)
 {
-    rk_engine *e = t->data;
+    rk__engine *e = t->data;
     int64_t now = (int64_t)uv_now(e->loop);
 
     rk__register_watermark(e->filreg, rk__clock_now(&e->clock));   /* and retries */
@@ -52,25 +52,25 @@ static void on_housekeeping(uv_timer_t *t)
 
 static const rk__steps steps = {rk__setup_groups, rk__claims_begin, rk__careful_resume};
 
-static rk_engine *engine_new(uv_loop_t *loop, rk_config *cfg, const rk_replay_opts *ro,
+static rk__engine *engine_new(uv_loop_t *loop, rk__config *cfg, const rk__replay_opts *ro,
                              char *err, size_t errlen);
 
-rk_engine *rk__engine_new(uv_loop_t *loop, rk_config *cfg, char *err, size_t errlen)
+rk__engine *rk__engine_new(uv_loop_t *loop, rk__config *cfg, char *err, size_t errlen)
 {
     return engine_new(loop, cfg, NULL, err, errlen);
 }
 
-rk_engine *rk__engine_new_replay(uv_loop_t *loop, rk_config *cfg,
-                                 const rk_replay_opts *ro, char *err, size_t errlen)
+rk__engine *rk__engine_new_replay(uv_loop_t *loop, rk__config *cfg,
+                                 const rk__replay_opts *ro, char *err, size_t errlen)
 {
     return engine_new(loop, cfg, ro, err, errlen);
 }
 
-static rk_engine *engine_new(uv_loop_t *loop, rk_config *cfg, const rk_replay_opts *ro,
+static rk__engine *engine_new(uv_loop_t *loop, rk__config *cfg, const rk__replay_opts *ro,
                              char *err, size_t errlen)
 {
-    rk_engine *e = calloc(1, sizeof(*e));
-    rk_redis_opts o;
+    rk__engine *e = calloc(1, sizeof(*e));
+    rk__redis_opts o;
     unsigned si;
 
     if (e == NULL) {
@@ -149,7 +149,7 @@ fail_registry:
     return NULL;
 }
 
-void rk__engine_on_ready(rk_engine *e, void (*cb)(void *ud), void *ud)
+void rk__engine_on_ready(rk__engine *e, void (*cb)(void *ud), void *ud)
 {
     e->ready_cb = cb;
     e->ready_ud = ud;
@@ -160,7 +160,7 @@ static void on_outbox_fenced(void *ud, const char *why)
     rk__engine_give_up(ud, why);
 }
 
-int rk__engine_set_lease(rk_engine *e, long long epoch, bool takeover,
+int rk__engine_set_lease(rk__engine *e, long long epoch, bool takeover,
                          void (*lost)(void *ud, const char *why), void *ud)
 {
     if (e->ob == NULL || e->epoch_key == NULL)
@@ -183,21 +183,21 @@ int rk__engine_set_lease(rk_engine *e, long long epoch, bool takeover,
     return 0;
 }
 
-void rk__engine_lease_until(rk_engine *e, uint64_t until_hr)
+void rk__engine_lease_until(rk__engine *e, uint64_t until_hr)
 {
     e->lease_until_hr = until_hr;
     if (e->state == E_IDLE && !e->lost)
         rk__schedule_read(e);
 }
 
-bool rk__engine_lost(const rk_engine *e)
+bool rk__engine_lost(const rk__engine *e)
 {
     return e->lost;
 }
 
-int rk__engine_reload(rk_engine *e, rk_config *cfg, char *err, size_t errlen)
+int rk__engine_reload(rk__engine *e, rk__config *cfg, char *err, size_t errlen)
 {
-    rk_config *old = e->cfg;
+    rk__config *old = e->cfg;
     unsigned si;
 
     if (strcmp(cfg->redis_host, old->redis_host) != 0 || cfg->redis_port != old->redis_port ||
@@ -234,7 +234,7 @@ int rk__engine_reload(rk_engine *e, rk_config *cfg, char *err, size_t errlen)
     return 0;
 }
 
-void rk__engine_stop(rk_engine *e, void (*done)(void *ud), void *ud)
+void rk__engine_stop(rk__engine *e, void (*done)(void *ud), void *ud)
 {
     e->stopping = true;
     e->stop_cb = done;
@@ -269,12 +269,12 @@ void rk__engine_stop(rk_engine *e, void (*done)(void *ud), void *ud)
  * housekeeping timer and, when a checkpoint child was running, its pipe). */
 static void engine_closed(uv_handle_t *h)
 {
-    rk_engine *e = h->data;
+    rk__engine *e = h->data;
     if (--e->handles_closing == 0 && e->freeing)
         free(e);
 }
 
-void rk__engine_free(rk_engine *e)
+void rk__engine_free(rk__engine *e)
 {
     unsigned si;
     size_t i;
@@ -330,12 +330,12 @@ void rk__engine_free(rk_engine *e)
     uv_close((uv_handle_t *)&e->housekeeping, engine_closed);
 }
 
-const rk_engine_stats *rk__engine_stats(const rk_engine *e)
+const rk__engine_stats_t *rk__engine_stats(const rk__engine *e)
 {
     return &e->stats;
 }
 
-const rk_config *rk__engine_config(const rk_engine *e)
+const rk__config *rk__engine_config(const rk__engine *e)
 {
     return e->cfg;
 }

@@ -1,6 +1,6 @@
 /* engine_int.h - what the pipeline's files share about one engine.
  *
- * The engine is one struct (struct rk_engine below) that the pipeline's
+ * The engine is one struct (struct rk__engine below) that the pipeline's
  * files each work on for their own job, in the order data flows:
  *
  *   reader.c       read both streams into per-stream buffers, rounds
@@ -113,33 +113,33 @@ typedef struct stream_state {
  * through this table, which engine.c fills in, so that no file names one
  * that names it back. */
 typedef struct rk__steps {
-    void (*setup_groups)(struct rk_engine *e);      /* group.c: (re)create the groups */
-    void (*claims_begin)(struct rk_engine *e, bool scan_poison);   /* group.c */
-    void (*careful_resume)(struct rk_engine *e);    /* reader.c: read on after a
+    void (*setup_groups)(struct rk__engine *e);      /* group.c: (re)create the groups */
+    void (*claims_begin)(struct rk__engine *e, bool scan_poison);   /* group.c */
+    void (*careful_resume)(struct rk__engine *e);    /* reader.c: read on after a
                                                        suspect entry's checkpoint */
 } rk__steps;
 
-struct rk_engine {
+struct rk__engine {
     uv_loop_t *loop;
-    rk_config *cfg;
-    rk_registry reg;
+    rk__config *cfg;
+    rk__registry reg;
     rk_host_api api;
     const rk__output *out;          /* the live or the replay writer */
     const rk__steps *steps;         /* the steps above a file (engine.c) */
-    rk_clock clock;
-    rk_tasks tasks;
+    rk__clock clock;
+    rk__tasks tasks;
     rk__dedupe dedupe;              /* natural keys of the events applied */
     bool legacy_ids;                /* restored from a release whose alert ids
                                        came from entry ids (see host_emit) */
-    rk_redis *rd, *wr;
-    rk_outbox *ob;
+    rk__redis *rd, *wr;
+    rk__outbox *ob;
     /* On a Redis Cluster (redis.cluster) the partition's keys live on one
      * node and the shared ones elsewhere: alerts go through wr_out (the
      * alert stream's slot), dead letters through ob_dead on wr_dead
      * (riskd:dead's slot), silences and audit entries through aux_sil and
      * aux_audit. Without a cluster all are NULL and wr serves them all. */
-    rk_redis *wr_out, *wr_dead, *aux_sil, *aux_audit;
-    rk_outbox *ob_dead;
+    rk__redis *wr_out, *wr_dead, *aux_sil, *aux_audit;
+    rk__outbox *ob_dead;
     rk__register *filreg;           /* partitions > 1: the filing register */
     stream_state st[RK_STREAM_COUNT];
     const char *stream_keys[RK_STREAM_COUNT];
@@ -176,13 +176,13 @@ struct rk_engine {
     bool ckpt_poll_open;
     bool freeing;                   /* rk__engine_free called */
     int handles_closing;            /* uv_close calls whose callback is due */
-    rk_silences *silences;
+    rk__silences *silences;
     uint64_t silenced;
     int64_t next_silences;
     bool audit_pending;             /* config_applied not yet written */
     /* replay (riskd --replay) */
     bool replay;
-    rk_replay_opts ro;
+    rk__replay_opts ro;
     bool replay_has_to;
     rk_entry_ref replay_to;
     json_t *replay_alerts;          /* id -> alert summary */
@@ -219,7 +219,7 @@ struct rk_engine {
     bool requested[RK_STREAM_COUNT];    /* streams in the read in flight */
     bool read_inflight;             /* an XREADGROUP/XREAD awaits its reply */
     uint64_t round_hr;
-    rk_engine_stats stats;
+    rk__engine_stats_t stats;
     rk__inlog inlog;                /* late, unknown, bad input (inputlog.c) */
     /* lease mode (rk__engine_set_lease, node.c) */
     bool leased;                    /* writes are fenced by `epoch` */
@@ -265,18 +265,18 @@ static inline bool rk__stream_buffered(const stream_state *s)
     return s->pos < s->n || s->nn > 0;
 }
 
-static inline rk_outbox *rk__dead_ob(const rk_engine *e)
+static inline rk__outbox *rk__dead_ob(const rk__engine *e)
 {
     return e->ob_dead ? e->ob_dead : e->ob;
 }
 
-static inline size_t rk__ob_pending(const rk_engine *e)
+static inline size_t rk__ob_pending(const rk__engine *e)
 {
     return rk__outbox_pending(e->ob) + rk__outbox_pending(e->ob_dead) +
            rk__register_pending(e->filreg);
 }
 
-static inline void rk__ob_kick(rk_engine *e)
+static inline void rk__ob_kick(rk__engine *e)
 {
     rk__outbox_kick(e->ob);
     rk__outbox_kick(e->ob_dead);
@@ -298,63 +298,63 @@ void rk__clear_buffer(stream_state *s);
 int rk__ack_push(stream_state *s, const char *id);
 
 /* lease.c */
-void rk__engine_give_up(rk_engine *e, const char *why);
-bool rk__lease_valid(rk_engine *e);
-void rk__finish_stop(rk_engine *e);
+void rk__engine_give_up(rk__engine *e, const char *why);
+bool rk__lease_valid(rk__engine *e);
+void rk__finish_stop(rk__engine *e);
 
 
 /* reader.c */
-void rk__round_done(rk_engine *e);
-void rk__round_finished(rk_engine *e);
-void rk__replay_finish(rk_engine *e);
-void rk__careful_resume(rk_engine *e);
-void rk__schedule_read(rk_engine *e);
+void rk__round_done(rk__engine *e);
+void rk__round_finished(rk__engine *e);
+void rk__replay_finish(rk__engine *e);
+void rk__careful_resume(rk__engine *e);
+void rk__schedule_read(rk__engine *e);
 int rk__replay_pos(const char *s, bool upper, rk_entry_ref *out);
 
 /* apply.c */
-void rk__fire_timers(rk_engine *e);
-void rk__update_watermark(rk_engine *e);
-void rk__housekeep_state(rk_engine *e, bool force);
-void rk__apply_buffered(rk_engine *e);
-bool rk__merge_ready(const rk_engine *e);
+void rk__fire_timers(rk__engine *e);
+void rk__update_watermark(rk__engine *e);
+void rk__housekeep_state(rk__engine *e, bool force);
+void rk__apply_buffered(rk__engine *e);
+bool rk__merge_ready(const rk__engine *e);
 
 /* host.c */
 cooldowns *rk__det_cooldowns(rk__det *d);
 int rk__cooldown_set(cooldowns *cs, const char *key, int64_t until);
 void rk__cooldown_expire(cooldowns *cs, int64_t now);
-void rk__count_alert(rk_engine *e, const char *det, const char *rule, rk_severity sev);
+void rk__count_alert(rk__engine *e, const char *det, const char *rule, rk_severity sev);
 void rk__free_cooldowns(rk__det *d);
-void rk__on_det_removed(rk_engine *e, uint32_t idx);
+void rk__on_det_removed(rk__engine *e, uint32_t idx);
 void rk__init_api(rk_host_api *api);
 
 /* output_live.c */
-rk_redis *rk__audit_conn(const rk_engine *e);
-void rk__write_audit(rk_engine *e);
-void rk__live_init(rk_engine *e);
+rk__redis *rk__audit_conn(const rk__engine *e);
+void rk__write_audit(rk__engine *e);
+void rk__live_init(rk__engine *e);
 
 /* output_replay.c */
-int rk__replay_init(rk_engine *e, const rk_replay_opts *ro, char *err, size_t errlen);
+int rk__replay_init(rk__engine *e, const rk__replay_opts *ro, char *err, size_t errlen);
 
 /* checkpoint.c */
 void rk__ckpt_poll_closed(uv_handle_t *h);
-bool rk__checkpoint_due(const rk_engine *e);
-void rk__checkpoint(rk_engine *e);
-int rk__restore_state(rk_engine *e, const void *data, size_t len, char *err, size_t errlen);
+bool rk__checkpoint_due(const rk__engine *e);
+void rk__checkpoint(rk__engine *e);
+int rk__restore_state(rk__engine *e, const void *data, size_t len, char *err, size_t errlen);
 
 /* group.c */
-void rk__claims_begin(rk_engine *e, bool scan_poison);
-void rk__setup_groups(rk_engine *e);
-void rk__start_consuming(rk_engine *e);
-void rk__on_rd_state(rk_redis *r, int up, void *ud);
-void rk__on_wr_state(rk_redis *r, int up, void *ud);
+void rk__claims_begin(rk__engine *e, bool scan_poison);
+void rk__setup_groups(rk__engine *e);
+void rk__start_consuming(rk__engine *e);
+void rk__on_rd_state(rk__redis *r, int up, void *ud);
+void rk__on_wr_state(rk__redis *r, int up, void *ud);
 
 /* wallclock.c */
-void rk__tick_send(rk_engine *e);
-void rk__wall_tick(rk_engine *e, int64_t now);
-void rk__ticks_loaded(rk_engine *e);
-void rk__ticks_load(rk_engine *e);
+void rk__tick_send(rk__engine *e);
+void rk__wall_tick(rk__engine *e, int64_t now);
+void rk__ticks_loaded(rk__engine *e);
+void rk__ticks_load(rk__engine *e);
 
 /* engine_metrics.c */
-void rk__poll_xinfo(rk_engine *e);
+void rk__poll_xinfo(rk__engine *e);
 
 #endif

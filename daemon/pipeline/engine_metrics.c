@@ -1,15 +1,15 @@
 /* engine_metrics.c - the engine's numbers as Prometheus text.
  *
- * Counters live as numbers in the structs that own them (rk_engine_stats,
+ * Counters live as numbers in the structs that own them (rk__engine_stats_t,
  * the outbox's, the input log's...); this is the one place that renders
  * them. It also polls XINFO GROUPS for the group lag and pending figures. */
 #include "engine_int.h"
 
 
 /* XINFO GROUPS <stream>: keep lag and pending of our group for metrics. */
-static void on_xinfo(rk_redis *r, redisReply *reply, void *pd)
+static void on_xinfo(rk__redis *r, redisReply *reply, void *pd)
 {
-    rk_engine *e = ((struct rk_host *)pd)->eng;
+    rk__engine *e = ((struct rk_host *)pd)->eng;
     unsigned si = ((struct rk_host *)pd)->idx;
     size_t i, k;
     (void)r;
@@ -40,7 +40,7 @@ static void on_xinfo(rk_redis *r, redisReply *reply, void *pd)
     }
 }
 
-void rk__poll_xinfo(rk_engine *e)
+void rk__poll_xinfo(rk__engine *e)
 {
     unsigned si;
     for (si = 0; si < RK_STREAM_COUNT; si++) {
@@ -61,7 +61,7 @@ void rk__poll_xinfo(rk_engine *e)
  * Metrics
  * =================================================================== */
 
-int rk__engine_healthy(const rk_engine *e)
+int rk__engine_healthy(const rk__engine *e)
 {
     return rk__redis_ready(e->rd) && rk__redis_ready(e->wr) && e->ever_ready &&
            (e->wr_out == NULL || (rk__redis_ready(e->wr_out) && rk__redis_ready(e->wr_dead))) &&
@@ -74,9 +74,9 @@ int rk__engine_healthy(const rk_engine *e)
 #define ULL(x) ((unsigned long long)(x))
 
 /* Add e's metrics to m (with m's label, if any). */
-void rk__engine_metrics(rk_engine *e, rk__prom *m)
+void rk__engine_metrics(rk__engine *e, rk__prom *m)
 {
-    const rk_outbox_stats *os = rk__outbox_stats(e->ob);
+    const rk__outbox_stats_t *os = rk__outbox_stats(e->ob);
     static const char *const le[12] = {"0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025",
                                        "0.05", "0.1", "0.25", "0.5", "1", "2.5"};
     unsigned si, t;
@@ -285,7 +285,7 @@ void rk__engine_metrics(rk_engine *e, rk__prom *m)
     S(m, "riskd_batch_seconds_count", " %llu", ULL(e->stats.batches));
 }
 
-void rk__engine_render_metrics(rk_engine *e, rk_buf *b)
+void rk__engine_render_metrics(rk__engine *e, rk_buf *b)
 {
     rk__prom m = {0};
     rk__engine_metrics(e, &m);

@@ -14,7 +14,7 @@
  * Connections and group set-up
  * =================================================================== */
 
-static void groups_ready(rk_engine *e);
+static void groups_ready(rk__engine *e);
 
 /* ===================================================================
  * The group against the state
@@ -44,7 +44,7 @@ static const char setid_fenced_lua[] =
     "end\n"
     "return redis.call('XGROUP', 'SETID', KEYS[1], ARGV[2], ARGV[3])\n";
 
-static void gap_step_done(rk_engine *e)
+static void gap_step_done(rk__engine *e)
 {
     if (--e->gap_left > 0)
         return;
@@ -52,9 +52,9 @@ static void gap_step_done(rk_engine *e)
     groups_ready(e);
 }
 
-static void on_gap_setid(rk_redis *r, redisReply *reply, void *pd)
+static void on_gap_setid(rk__redis *r, redisReply *reply, void *pd)
 {
-    rk_engine *e = ((struct rk_host *)pd)->eng;
+    rk__engine *e = ((struct rk_host *)pd)->eng;
     stream_state *s = &e->st[((struct rk_host *)pd)->idx];
     (void)r;
     free(pd);
@@ -73,10 +73,10 @@ static void on_gap_setid(rk_redis *r, redisReply *reply, void *pd)
 }
 
 /* XINFO GROUPS <stream>: our group's last-delivered-id against the state. */
-static void on_gap_info(rk_redis *r, redisReply *reply, void *pd)
+static void on_gap_info(rk__redis *r, redisReply *reply, void *pd)
 {
     struct rk_host *h = pd;
-    rk_engine *e = h->eng;
+    rk__engine *e = h->eng;
     stream_state *s = &e->st[h->idx];
     rk_entry_ref last = {0}, pos = {0};
     bool found = false, from_start;
@@ -141,7 +141,7 @@ static void on_gap_info(rk_redis *r, redisReply *reply, void *pd)
     rk__redis_drop(e->rd, "cannot send XGROUP SETID");
 }
 
-static void gap_check(rk_engine *e)
+static void gap_check(rk__engine *e)
 {
     unsigned si;
     e->gap_left = RK_STREAM_COUNT;
@@ -163,9 +163,9 @@ static void gap_check(rk_engine *e)
     }
 }
 
-static void on_group_created(rk_redis *r, redisReply *reply, void *pd)
+static void on_group_created(rk__redis *r, redisReply *reply, void *pd)
 {
-    rk_engine *e = pd;
+    rk__engine *e = pd;
     unsigned si;
     (void)r;
     if (e->state != E_SETUP)
@@ -193,7 +193,7 @@ static void on_group_created(rk_redis *r, redisReply *reply, void *pd)
 }
 
 /* The groups exist and agree with the state: claim, then read. */
-static void groups_ready(rk_engine *e)
+static void groups_ready(rk__engine *e)
 {
     rk__log(RK_LOG_INFO, "consuming %s and %s as %s/%s", e->st[0].key, e->st[1].key,
             e->cfg->group, e->cfg->consumer);
@@ -224,9 +224,9 @@ static void groups_ready(rk_engine *e)
  * This assumes one active riskd per group (see the README).
  * =================================================================== */
 
-static void claims_step(rk_engine *e);
+static void claims_step(rk__engine *e);
 
-static void claims_done(rk_engine *e)
+static void claims_done(rk__engine *e)
 {
     unsigned si;
     e->claim_all = false;
@@ -243,9 +243,9 @@ static void claims_done(rk_engine *e)
     rk__schedule_read(e);
 }
 
-static void on_claim_reply(rk_redis *r, redisReply *reply, void *pd)
+static void on_claim_reply(rk__redis *r, redisReply *reply, void *pd)
 {
-    rk_engine *e = pd;
+    rk__engine *e = pd;
     stream_state *s = &e->st[e->claim_si];
     const redisReply *list = NULL, *next = NULL;
     size_t i;
@@ -350,7 +350,7 @@ static void on_claim_reply(rk_redis *r, redisReply *reply, void *pd)
     claims_step(e);
 }
 
-static void claims_step(rk_engine *e)
+static void claims_step(rk__engine *e)
 {
     char idle[24];
     stream_state *s;
@@ -384,7 +384,7 @@ static void claims_step(rk_engine *e)
         e->state = E_CONNECTING;    /* the reconnect starts over */
 }
 
-void rk__claims_begin(rk_engine *e, bool scan_poison)
+void rk__claims_begin(rk__engine *e, bool scan_poison)
 {
     e->state = E_CLAIMING;
     e->claim_si = 0;
@@ -395,7 +395,7 @@ void rk__claims_begin(rk_engine *e, bool scan_poison)
     claims_step(e);
 }
 
-void rk__setup_groups(rk_engine *e)
+void rk__setup_groups(rk__engine *e)
 {
     unsigned si;
     e->state = E_SETUP;
@@ -415,9 +415,9 @@ void rk__setup_groups(rk_engine *e)
 
 /* INCR <state.key>:epoch: this process's checkpoint epoch. Without one
  * (an error, say a missing ACL right), checkpoints are written inline. */
-static void on_epoch(rk_redis *r, redisReply *reply, void *pd)
+static void on_epoch(rk__redis *r, redisReply *reply, void *pd)
 {
-    rk_engine *e = pd;
+    rk__engine *e = pd;
     (void)r;
     if (reply != NULL && reply->type == REDIS_REPLY_INTEGER)
         e->epoch = reply->integer;
@@ -426,9 +426,9 @@ static void on_epoch(rk_redis *r, redisReply *reply, void *pd)
                 e->epoch_key, reply->str);
 }
 
-static void on_state_loaded(rk_redis *r, redisReply *reply, void *pd)
+static void on_state_loaded(rk__redis *r, redisReply *reply, void *pd)
 {
-    rk_engine *e = pd;
+    rk__engine *e = pd;
     char err[RK_ERRLEN];
     (void)r;
     if (e->state != E_LOADING)
@@ -459,7 +459,7 @@ static void on_state_loaded(rk_redis *r, redisReply *reply, void *pd)
 }
 
 /* Connected: read the checkpoint once, then (re)create the groups. */
-void rk__start_consuming(rk_engine *e)
+void rk__start_consuming(rk__engine *e)
 {
     const char *argv[2];
     unsigned si;
@@ -500,7 +500,7 @@ void rk__start_consuming(rk_engine *e)
  * engine restores the new master's checkpoint and reads again whatever
  * that does not reflect (the group check above), raising again, under the
  * same ids, the alerts the new master does not have. */
-static bool master_moved(rk_engine *e, rk_redis *r)
+static bool master_moved(rk__engine *e, rk__redis *r)
 {
     const char *host;
     int port;
@@ -523,9 +523,9 @@ static bool master_moved(rk_engine *e, rk_redis *r)
     return true;
 }
 
-void rk__on_rd_state(rk_redis *r, int up, void *ud)
+void rk__on_rd_state(rk__redis *r, int up, void *ud)
 {
-    rk_engine *e = ud;
+    rk__engine *e = ud;
     unsigned si;
     (void)r;
     if (e->stopping)
@@ -560,10 +560,10 @@ void rk__on_rd_state(rk_redis *r, int up, void *ud)
         e->state = E_CONNECTING;
 }
 
-void rk__on_wr_state(rk_redis *r, int up, void *ud)
+void rk__on_wr_state(rk__redis *r, int up, void *ud)
 {
-    rk_engine *e = ud;
-    rk_outbox *o = r == e->wr_dead ? e->ob_dead : r == e->wr && e->wr_out != NULL ? NULL : e->ob;
+    rk__engine *e = ud;
+    rk__outbox *o = r == e->wr_dead ? e->ob_dead : r == e->wr && e->wr_out != NULL ? NULL : e->ob;
     if (up && r == e->wr && (e->lost || master_moved(e, r)))
         return;
     if (o != NULL && o == e->ob && !up)

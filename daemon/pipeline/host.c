@@ -85,7 +85,7 @@ void rk__cooldown_expire(cooldowns *cs, int64_t now)
 static const char *const sev_names[] = {"info", "warning", "critical"};
 
 /* Count an alert under "detector rule severity" for the metrics. */
-void rk__count_alert(rk_engine *e, const char *det, const char *rule, rk_severity sev)
+void rk__count_alert(rk__engine *e, const char *det, const char *rule, rk_severity sev)
 {
     char key[256];
     uint64_t *n;
@@ -103,7 +103,7 @@ void rk__count_alert(rk_engine *e, const char *det, const char *rule, rk_severit
 
 static int host_emit(rk_host *h, const rk_alert *a)
 {
-    rk_engine *e = HOST(h)->eng;
+    rk__engine *e = HOST(h)->eng;
     rk__det *d = e->reg.dets[HOST(h)->idx];
     rk_severity sev = d->severity >= 0 ? (rk_severity)d->severity : a->severity;
     char id[33], legacy[33], key[1024];
@@ -139,7 +139,7 @@ static int host_emit(rk_host *h, const rk_alert *a)
 
 static int host_timer_set(rk_host *h, int64_t deadline, const char *key, uint64_t arg)
 {
-    rk_engine *e = HOST(h)->eng;
+    rk__engine *e = HOST(h)->eng;
     return rk__clock_timer_add(&e->clock, deadline, HOST(h)->idx, key, arg);
 }
 
@@ -150,7 +150,7 @@ static int64_t host_now(rk_host *h)
 
 static void host_log(rk_host *h, rk_log_level level, const char *fmt, ...)
 {
-    rk_engine *e = HOST(h)->eng;
+    rk__engine *e = HOST(h)->eng;
     char prefix[96];
     va_list ap;
     snprintf(prefix, sizeof(prefix), "detector %s: ", e->reg.dets[HOST(h)->idx]->name);
@@ -161,7 +161,7 @@ static void host_log(rk_host *h, rk_log_level level, const char *fmt, ...)
 
 static const char *host_stream_name(rk_host *h, unsigned s)
 {
-    rk_engine *e = HOST(h)->eng;
+    rk__engine *e = HOST(h)->eng;
     return s < RK_STREAM_COUNT ? e->stream_keys[s] : "";
 }
 
@@ -176,7 +176,7 @@ void rk__free_cooldowns(rk__det *d)
     }
 }
 
-void rk__on_det_removed(rk_engine *e, uint32_t idx)
+void rk__on_det_removed(rk__engine *e, uint32_t idx)
 {
     rk__free_cooldowns(e->reg.dets[idx]);
 }

@@ -7,7 +7,7 @@
 /* Fenced out (a write refused, or the lease's time is up): from now on the
  * engine does nothing - no read, no write - and the node frees it. What it
  * read and did not get acknowledged stays pending for the new holder. */
-void rk__engine_give_up(rk_engine *e, const char *why)
+void rk__engine_give_up(rk__engine *e, const char *why)
 {
     if (e->lost)
         return;
@@ -23,7 +23,7 @@ void rk__engine_give_up(rk_engine *e, const char *why)
 /* Still inside the lease? (Checked with a fresh clock, not the loop's
  * cached one: after a pause the loop may run I/O callbacks before the
  * timers that would notice.) */
-bool rk__lease_valid(rk_engine *e)
+bool rk__lease_valid(rk__engine *e)
 {
     if (!e->leased || e->lost)
         return !e->lost;
@@ -33,7 +33,7 @@ bool rk__lease_valid(rk_engine *e)
     return false;
 }
 
-void rk__finish_stop(rk_engine *e)
+void rk__finish_stop(rk__engine *e)
 {
     void (*cb)(void *) = e->stop_cb;
     if (e->state == E_STOPPED)

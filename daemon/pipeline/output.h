@@ -13,21 +13,21 @@
 #ifndef RISKD_OUTPUT_H
 #define RISKD_OUTPUT_H
 
-struct rk_engine;
+struct rk__engine;
 
 typedef struct rk__output {
     /* Write alert a of detector det (severity sev after the override) under
      * id - and, after an upgrade, look for it under legacy too (NULL: no
      * legacy id). now_wall is the emission time. Returns 1 when emitted,
      * -1 when out of memory (nothing emitted). */
-    int (*alert)(struct rk_engine *e, const char *id, const char *legacy, const char *det,
+    int (*alert)(struct rk__engine *e, const char *id, const char *legacy, const char *det,
                  const rk_alert *a, rk_severity sev, int64_t now_wall);
     /* Dead-letter entry id of stream (payload data, len) for reason why.
      * Returns 0, or -1 when out of memory. */
-    int (*dead)(struct rk_engine *e, const char *stream, const char *id, const char *why,
+    int (*dead)(struct rk__engine *e, const char *stream, const char *id, const char *why,
                 const char *data, size_t len);
     /* From the housekeeping timer (now: loop ms): the writer's own chores. */
-    void (*housekeep)(struct rk_engine *e, int64_t now);
+    void (*housekeep)(struct rk__engine *e, int64_t now);
 } rk__output;
 
 extern const rk__output rk__output_live, rk__output_replay;

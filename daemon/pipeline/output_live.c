@@ -10,20 +10,20 @@
 #include "engine_int.h"
 
 
-static rk_redis *sil_conn(const rk_engine *e)
+static rk__redis *sil_conn(const rk__engine *e)
 {
     return e->aux_sil ? e->aux_sil : e->wr;
 }
 
-rk_redis *rk__audit_conn(const rk_engine *e)
+rk__redis *rk__audit_conn(const rk__engine *e)
 {
     return e->aux_audit ? e->aux_audit : e->wr;
 }
 
 /* HGETALL riskd:silences: the values are the silences. */
-static void on_silences(rk_redis *r, redisReply *reply, void *pd)
+static void on_silences(rk__redis *r, redisReply *reply, void *pd)
 {
-    rk_engine *e = pd;
+    rk__engine *e = pd;
     const char **vals;
     size_t *lens, i, n = 0;
     (void)r;
@@ -45,7 +45,7 @@ static void on_silences(rk_redis *r, redisReply *reply, void *pd)
 }
 
 /* The configuration without secrets, as compact JSON (caller frees). */
-static char *config_for_audit(const rk_config *cfg)
+static char *config_for_audit(const rk__config *cfg)
 {
     json_t *copy = json_deep_copy(cfg->root), *redis;
     char *out;
@@ -62,7 +62,7 @@ static char *config_for_audit(const rk_config *cfg)
 
 /* XADD riskd:audit: who/what/when/old/new for the configuration applied
  * at start or by a reload. Retried by the housekeeping timer until sent. */
-void rk__write_audit(rk_engine *e)
+void rk__write_audit(rk__engine *e)
 {
     char who[300], when[48];
     char *cur = config_for_audit(e->cfg);
@@ -91,7 +91,7 @@ void rk__write_audit(rk_engine *e)
     free(cur);
 }
 
-void rk__engine_reject_config(rk_engine *e, const char *path, const char *error)
+void rk__engine_reject_config(rk__engine *e, const char *path, const char *error)
 {
     rk_alert a;
     char summary[RK_ERRLEN + 128], id[33];
@@ -117,7 +117,7 @@ void rk__engine_reject_config(rk_engine *e, const char *path, const char *error)
 
 /* Silences, JSON, the outbox (through the filing register when the rule
  * asks it and partitions share the filings). */
-static int live_alert(rk_engine *e, const char *id, const char *legacy, const char *det,
+static int live_alert(rk__engine *e, const char *id, const char *legacy, const char *det,
                       const rk_alert *a, rk_severity sev, int64_t now_wall)
 {
     char *json;
@@ -151,7 +151,7 @@ static int live_alert(rk_engine *e, const char *id, const char *legacy, const ch
     return 1;
 }
 
-static int live_dead(rk_engine *e, const char *stream, const char *id, const char *why,
+static int live_dead(rk__engine *e, const char *stream, const char *id, const char *why,
                      const char *data, size_t len)
 {
     return rk__outbox_dead(rk__dead_ob(e), stream, id, why, data, len);
@@ -159,7 +159,7 @@ static int live_dead(rk_engine *e, const char *stream, const char *id, const cha
 
 /* Every second the silences (HGETALL riskd:silences); the audit entry
  * still due. */
-static void live_housekeep(rk_engine *e, int64_t now)
+static void live_housekeep(rk__engine *e, int64_t now)
 {
     if (now >= e->next_silences && rk__redis_ready(sil_conn(e))) {
         const char *argv[2] = {"HGETALL", RK_SILENCES_KEY};
@@ -174,7 +174,7 @@ const rk__output rk__output_live = {live_alert, live_dead, live_housekeep};
 
 static void on_drained(void *ud)
 {
-    rk_engine *e = ud;
+    rk__engine *e = ud;
     if (e->state == E_FLUSHING && rk__ob_pending(e) == 0)
         rk__round_finished(e);
 }
@@ -183,9 +183,9 @@ static void on_drained(void *ud)
  * e->cfg set): the writer connection; with a Redis Cluster one per slot
  * the alerts, dead letters, silences and audit entries live on; with
  * partitions the filing register. Out of memory leaves e->ob NULL. */
-void rk__live_init(rk_engine *e)
+void rk__live_init(rk__engine *e)
 {
-    rk_redis_opts o;
+    rk__redis_opts o;
 
     rk__redis_opts_for(e->cfg, "writer", e->cfg->state_key, &o);
     e->wr = rk__redis_new(e->loop, &o, rk__on_wr_state, e);

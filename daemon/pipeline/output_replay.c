@@ -8,7 +8,7 @@
 
 /* Print the alert and remember it; nothing goes to Redis (legacy ids do
  * not matter: nothing was written before). */
-static int replay_alert(rk_engine *e, const char *id, const char *legacy, const char *det,
+static int replay_alert(rk__engine *e, const char *id, const char *legacy, const char *det,
                         const rk_alert *a, rk_severity sev, int64_t now_wall)
 {
     char *json = rk__alert_json(id, det, a, sev, e->stream_keys, e->cfg->tz_offset_s,
@@ -30,14 +30,14 @@ static int replay_alert(rk_engine *e, const char *id, const char *legacy, const 
 
 /* A replay writes no dead letters: the live run wrote them (counted in
  * the metrics and the summary all the same). */
-static int replay_dead(rk_engine *e, const char *stream, const char *id, const char *why,
+static int replay_dead(rk__engine *e, const char *stream, const char *id, const char *why,
                        const char *data, size_t len)
 {
     (void)e; (void)stream; (void)id; (void)why; (void)data; (void)len;
     return 0;
 }
 
-static void replay_housekeep(rk_engine *e, int64_t now)
+static void replay_housekeep(rk__engine *e, int64_t now)
 {
     (void)e;
     (void)now;
@@ -45,12 +45,12 @@ static void replay_housekeep(rk_engine *e, int64_t now)
 
 const rk__output rk__output_replay = {replay_alert, replay_dead, replay_housekeep};
 
-json_t *rk__engine_replay_alerts(const rk_engine *e)
+json_t *rk__engine_replay_alerts(const rk__engine *e)
 {
     return e->replay_alerts;
 }
 
-void rk__engine_replay_summary(const rk_engine *e, FILE *f)
+void rk__engine_replay_summary(const rk__engine *e, FILE *f)
 {
     json_t *groups = json_object(), *a, *g;
     const char *id, *key;
@@ -96,7 +96,7 @@ void rk__engine_replay_summary(const rk_engine *e, FILE *f)
 /* Make e (just created) a replay engine for ro: the streams' cursors at
  * --from, the end at --to. Returns 0, or -1 with err when --from or --to
  * is not a position. */
-int rk__replay_init(rk_engine *e, const rk_replay_opts *ro, char *err, size_t errlen)
+int rk__replay_init(rk__engine *e, const rk__replay_opts *ro, char *err, size_t errlen)
 {
     unsigned si;
 

@@ -32,7 +32,7 @@
  * Reading
  * =================================================================== */
 
-void rk__round_done(rk_engine *e)
+void rk__round_done(rk__engine *e)
 {
     uint64_t ns = uv_hrtime() - e->round_hr;
     double secs = (double)ns / 1e9;
@@ -63,7 +63,7 @@ void rk__round_done(rk_engine *e)
 
 /* The round is done (and, if we waited, its alerts written): read on, or
  * write the checkpoint that is due (stop, careful entry, interval). */
-void rk__round_finished(rk_engine *e)
+void rk__round_finished(rk__engine *e)
 {
     e->state = E_IDLE;
     if (e->stopping || e->careful_pause) {
@@ -79,7 +79,7 @@ void rk__round_finished(rk_engine *e)
  * reply's entry list) into the stream's next batch, which becomes the
  * buffer at once when the buffer is used up. Out of memory: the batch is
  * dropped with a log line (the entries stay pending). */
-static void copy_entries(rk_engine *e, unsigned si, const redisReply *list)
+static void copy_entries(rk__engine *e, unsigned si, const redisReply *list)
 {
     stream_state *s = &e->st[si];
     size_t i, k;
@@ -169,14 +169,14 @@ static void copy_entries(rk_engine *e, unsigned si, const redisReply *list)
     if (s->pos >= s->n && s->nn > 0)
         rk__take_next(s);
 }
-static bool send_read(rk_engine *e, bool ahead);
+static bool send_read(rk__engine *e, bool ahead);
 
 /* Apply what the merge allows, then finish the round. The next read goes
  * out first (send_read ahead) and is written at once (rk__redis_flush:
  * hiredis would write it only when the loop next polls, after the round),
  * so that Redis works on it meanwhile. started: uv_hrtime() when the round
  * began (for riskd_batch_seconds). */
-static void run_round(rk_engine *e, uint64_t started)
+static void run_round(rk__engine *e, uint64_t started)
 {
     e->round_hr = started;
     if (send_read(e, true))
@@ -191,9 +191,9 @@ static void run_round(rk_engine *e, uint64_t started)
     rk__round_done(e);
 }
 
-static void on_read(rk_redis *r, redisReply *reply, void *pd)
+static void on_read(rk__redis *r, redisReply *reply, void *pd)
 {
-    rk_engine *e = pd;
+    rk__engine *e = pd;
     size_t count[RK_STREAM_COUNT] = {0};
     uint64_t started;
     unsigned si;
@@ -269,7 +269,7 @@ static void on_read(rk_redis *r, redisReply *reply, void *pd)
 }
 
 /* The suspect entry is applied and checkpointed: forget it and read on. */
-void rk__careful_resume(rk_engine *e)
+void rk__careful_resume(rk__engine *e)
 {
     const char *argv[3] = {"DEL", e->suspect_key, NULL};
     e->careful_pause = false;
@@ -288,7 +288,7 @@ void rk__careful_resume(rk_engine *e)
 
 /* Replay: both streams are read to the end. Timers still armed stay
  * unfired (event time ends at the last event). */
-void rk__replay_finish(rk_engine *e)
+void rk__replay_finish(rk__engine *e)
 {
     if (e->replay_done)
         return;
@@ -302,7 +302,7 @@ void rk__replay_finish(rk_engine *e)
 /* May a stream with entries still buffered be read ahead? Not while the
  * takeover claims are due (they run once nothing is buffered) nor while
  * the outbox is over its mark (reading pauses for it). */
-static bool read_ahead_allowed(const rk_engine *e)
+static bool read_ahead_allowed(const rk__engine *e)
 {
     return (e->replay || (int64_t)uv_now(e->loop) < e->next_claim) &&
            rk__ob_pending(e) < OUTBOX_HIGH;
@@ -321,7 +321,7 @@ static bool read_ahead_allowed(const rk_engine *e)
  * pause, after a failed read (until read_retry_at) or past the lease.
  * Returns true when a read was sent; otherwise the caller's state is
  * unchanged (the caller of a non-ahead read: see schedule_read). */
-static bool send_read(rk_engine *e, bool ahead)
+static bool send_read(rk__engine *e, bool ahead)
 {
     const char *argv[16];
     char count[16];
@@ -391,7 +391,7 @@ static bool send_read(rk_engine *e, bool ahead)
  * else wait for the read in flight, run the takeover claims when due, or
  * send the next read (E_READING until its reply); a replay that has read
  * and applied everything finishes. */
-void rk__schedule_read(rk_engine *e)
+void rk__schedule_read(rk__engine *e)
 {
     unsigned si;
     bool any_buffered = false;

@@ -72,7 +72,7 @@ typedef struct reg_rec {
 } reg_rec;
 
 struct rk__register {
-    rk_redis *conn;
+    rk__redis *conn;
     void (*on_drained)(void *ud);
     void *ud;
     char meta[300];
@@ -151,7 +151,7 @@ static const char record_lua[] =
     "end\n"
     "return 1\n";
 
-static int64_t window_of(const rk_config *cfg)
+static int64_t window_of(const rk__config *cfg)
 {
     int64_t w = cfg->dedupe_window > 0 ? cfg->dedupe_window : cfg->task_retention;
     if (w > (int64_t)(RK_REG_MAX_PERIODS - 3) * RK_REG_PERIOD_MS)
@@ -167,7 +167,7 @@ static int64_t period_of(int64_t ts)
     return p;
 }
 
-void rk__register_key(const rk_config *cfg, char *out, size_t len)
+void rk__register_key(const rk__config *cfg, char *out, size_t len)
 {
     char tag[256];
     if (cfg->n_cluster > 0) {
@@ -184,7 +184,7 @@ bool rk__register_checks(const char *rule)
                             strcmp(rule, "scan_without_filing") == 0);
 }
 
-int rk__register_check(const rk_config *cfg, const char *task_id, int64_t deadline,
+int rk__register_check(const rk__config *cfg, const char *task_id, int64_t deadline,
                        char keys[][320], size_t *nkeys, char *spec, size_t speclen)
 {
     char meta[280];                 /* "riskd:filed:{" + a tag of < 256 + "}" */
@@ -203,7 +203,7 @@ int rk__register_check(const rk_config *cfg, const char *task_id, int64_t deadli
     return 0;
 }
 
-rk__register *rk__register_new(rk_redis *conn, const rk_config *cfg,
+rk__register *rk__register_new(rk__redis *conn, const rk__config *cfg,
                                void (*on_drained)(void *ud), void *ud)
 {
     rk__register *g = calloc(1, sizeof(*g));
@@ -252,7 +252,7 @@ static bool reg_gone(rk__register *g)
     return true;
 }
 
-static void on_loaded(rk_redis *r, redisReply *reply, void *pd)
+static void on_loaded(rk__redis *r, redisReply *reply, void *pd)
 {
     rk__register *g = pd;
     (void)r;
@@ -309,7 +309,7 @@ static void reg_failed(rk__register *g, const redisReply *reply, const char *wha
     g->failing = 1;
 }
 
-static void on_wait(rk_redis *r, redisReply *reply, void *pd)
+static void on_wait(rk__redis *r, redisReply *reply, void *pd)
 {
     rk__register *g = pd;
     (void)r;
@@ -325,7 +325,7 @@ static void on_wait(rk_redis *r, redisReply *reply, void *pd)
     reg_failed(g, reply, "WAIT");
 }
 
-static void on_recorded(rk_redis *r, redisReply *reply, void *pd)
+static void on_recorded(rk__redis *r, redisReply *reply, void *pd)
 {
     rk__register *g = pd;
     (void)r;

@@ -248,7 +248,7 @@ fail:
 /* Turn cfg into a plan: every detector with its own config, plugins
  * loaded (or reused from reg, by path). Validates "enabled", "severity"
  * and unknown detector names; does not call create(). */
-static int make_plan(const rk_config *cfg, const rk_registry *reg, plan *p,
+static int make_plan(const rk__config *cfg, const rk__registry *reg, plan *p,
                      char *err, size_t errlen)
 {
     size_t i, total = N_BUILTINS + cfg->n_plugins;
@@ -377,7 +377,7 @@ static int validate_plan(const plan *p, char *err, size_t errlen)
     return 0;
 }
 
-int rk__registry_check(const rk_config *cfg, char *err, size_t errlen)
+int rk__registry_check(const rk__config *cfg, char *err, size_t errlen)
 {
     plan p;
     int rc;
@@ -388,7 +388,7 @@ int rk__registry_check(const rk_config *cfg, char *err, size_t errlen)
     return rc;
 }
 
-int rk__registry_find(const rk_registry *reg, const char *name)
+int rk__registry_find(const rk__registry *reg, const char *name)
 {
     size_t i;
     for (i = 0; i < reg->n; i++)
@@ -399,13 +399,13 @@ int rk__registry_find(const rk_registry *reg, const char *name)
 
 /* An override instance names its base instance (same alert name, no
  * match); a base instance names itself. */
-static void link_base(rk_registry *reg, rk__det *d)
+static void link_base(rk__registry *reg, rk__det *d)
 {
     int b = d->match ? rk__registry_find(reg, d->alert_name) : (int)d->host.idx;
     d->base = b >= 0 ? (uint32_t)b : d->host.idx;
 }
 
-static rk__det *det_append(rk_registry *reg, const plan_item *it, struct rk_engine *eng)
+static rk__det *det_append(rk__registry *reg, const plan_item *it, struct rk__engine *eng)
 {
     rk__det *d;
     if (reg->n == reg->cap) {
@@ -461,8 +461,8 @@ static int det_create(rk__det *d, const plan_item *it, const rk_host_api *api,
     return 0;
 }
 
-int rk__registry_load(rk_registry *reg, const rk_config *cfg,
-                      const rk_host_api *api, struct rk_engine *eng,
+int rk__registry_load(rk__registry *reg, const rk__config *cfg,
+                      const rk_host_api *api, struct rk__engine *eng,
                       char *err, size_t errlen)
 {
     plan p;
@@ -491,9 +491,9 @@ fail:
     return -1;
 }
 
-int rk__registry_reload(rk_registry *reg, const rk_config *cfg,
-                        const rk_host_api *api, struct rk_engine *eng,
-                        void (*on_removed)(struct rk_engine *eng, uint32_t idx),
+int rk__registry_reload(rk__registry *reg, const rk__config *cfg,
+                        const rk_host_api *api, struct rk__engine *eng,
+                        void (*on_removed)(struct rk__engine *eng, uint32_t idx),
                         char *err, size_t errlen)
 {
     plan p;
@@ -576,7 +576,7 @@ int rk__registry_reload(rk_registry *reg, const rk_config *cfg,
     return 0;
 }
 
-void rk__registry_free(rk_registry *reg)
+void rk__registry_free(rk__registry *reg)
 {
     size_t i;
     for (i = 0; i < reg->n; i++) {

@@ -30,17 +30,17 @@ typedef struct silence {
     int64_t until;
 } silence;
 
-struct rk_silences {
+struct rk__silences {
     silence *v;
     size_t n;
 };
 
-rk_silences *rk__silences_new(void)
+rk__silences *rk__silences_new(void)
 {
-    return calloc(1, sizeof(rk_silences));
+    return calloc(1, sizeof(rk__silences));
 }
 
-static void clear(rk_silences *s)
+static void clear(rk__silences *s)
 {
     size_t i, k;
     for (i = 0; i < s->n; i++) {
@@ -54,7 +54,7 @@ static void clear(rk_silences *s)
     s->n = 0;
 }
 
-void rk__silences_free(rk_silences *s)
+void rk__silences_free(rk__silences *s)
 {
     if (s == NULL)
         return;
@@ -83,7 +83,7 @@ static char *dup_str(json_t *j)
     return json_is_string(j) ? strdup(json_string_value(j)) : NULL;
 }
 
-size_t rk__silences_load(rk_silences *s, const char *const *values,
+size_t rk__silences_load(rk__silences *s, const char *const *values,
                          const size_t *lens, size_t n)
 {
     silence *v = calloc(n ? n : 1, sizeof(*v));
@@ -128,7 +128,7 @@ size_t rk__silences_load(rk_silences *s, const char *const *values,
     return got;
 }
 
-bool rk__silences_match(const rk_silences *s, const char *detector,
+bool rk__silences_match(const rk__silences *s, const char *detector,
                         const rk_alert *a, int64_t now_wall)
 {
     const char *subj[N_FIELDS] = {a->subject.unit_id, a->subject.officer_id,
@@ -149,7 +149,7 @@ bool rk__silences_match(const rk_silences *s, const char *detector,
     return false;
 }
 
-size_t rk__silences_count(const rk_silences *s)
+size_t rk__silences_count(const rk__silences *s)
 {
     return s ? s->n : 0;
 }

@@ -208,7 +208,7 @@ void rk__slot_tag(const char *key, char *out, size_t len)
         snprintf(out, len, "%s", key);
 }
 
-void rk__fence_mirror_key(const rk_config *cfg, char *out, size_t len)
+void rk__fence_mirror_key(const rk__config *cfg, char *out, size_t len)
 {
     char tag[256];
     rk__slot_tag(cfg->alerts_stream, tag, sizeof(tag));
@@ -307,7 +307,7 @@ static const char publish_once_lua[] =
 enum { IT_QUEUED, IT_INFLIGHT, IT_WRITTEN, IT_DONE };  /* WRITTEN: awaits WAIT */
 
 typedef struct ob_item {
-    struct rk_outbox *ob;
+    struct rk__outbox *ob;
     int state;
     int is_alert;
     int in_group;                   /* sent in a WAIT group */
@@ -325,9 +325,9 @@ typedef struct ob_item {
     size_t lens[8];
 } ob_item;
 
-struct rk_outbox {
+struct rk__outbox {
     uv_loop_t *loop;
-    rk_redis *wr;
+    rk__redis *wr;
     void (*on_drained)(void *ud);
     void *ud;
     ob_item **items;
@@ -358,10 +358,10 @@ struct rk_outbox {
     int wait_inflight;
     int wait_short;                 /* the last WAIT fell short (logged) */
     int holding;                    /* an alert waits for a partition (logged) */
-    rk_outbox_stats stats;
+    rk__outbox_stats_t stats;
 };
 
-static void ob_send(rk_outbox *o);
+static void ob_send(rk__outbox *o);
 
 static void item_free(ob_item *it)
 {
@@ -379,12 +379,12 @@ static void item_free(ob_item *it)
 
 static void on_retry(uv_timer_t *t)
 {
-    rk_outbox *o = t->data;
+    rk__outbox *o = t->data;
     o->retry_armed = 0;
     ob_send(o);
 }
 
-static void arm_retry(rk_outbox *o)
+static void arm_retry(rk__outbox *o)
 {
     if (!o->retry_armed) {
         o->retry_armed = 1;
@@ -392,9 +392,9 @@ static void arm_retry(rk_outbox *o)
     }
 }
 
-static void on_script_loaded(rk_redis *r, redisReply *reply, void *pd)
+static void on_script_loaded(rk__redis *r, redisReply *reply, void *pd)
 {
-    rk_outbox *o = pd;
+    rk__outbox *o = pd;
     (void)r;
     if (reply == NULL || reply->type != REDIS_REPLY_STRING || reply->len != 40) {
         if (reply != NULL)
@@ -410,7 +410,7 @@ static void on_script_loaded(rk_redis *r, redisReply *reply, void *pd)
     ob_send(o);
 }
 
-static void check_drained(rk_outbox *o)
+static void check_drained(rk__outbox *o)
 {
     size_t i;
     if (o->n == 0 || o->done < o->n)
@@ -424,10 +424,10 @@ static void check_drained(rk_outbox *o)
         o->on_drained(o->ud);
 }
 
-static void on_item_reply(rk_redis *r, redisReply *reply, void *pd)
+static void on_item_reply(rk__redis *r, redisReply *reply, void *pd)
 {
     ob_item *it = pd;
-    rk_outbox *o = it->ob;
+    rk__outbox *o = it->ob;
     size_t idx;
 
     (void)r;
@@ -500,9 +500,9 @@ static void on_item_reply(rk_redis *r, redisReply *reply, void *pd)
 }
 
 /* The WAIT after a group: confirm its written items, or put them back. */
-static void on_wait_reply(rk_redis *r, redisReply *reply, void *pd)
+static void on_wait_reply(rk__redis *r, redisReply *reply, void *pd)
 {
-    rk_outbox *o = pd;
+    rk__outbox *o = pd;
     int ok = reply != NULL && reply->type == REDIS_REPLY_INTEGER &&
              reply->integer >= o->grp_wait_n;
     size_t i;
@@ -557,7 +557,7 @@ static void on_wait_reply(rk_redis *r, redisReply *reply, void *pd)
 /* Close the group just sent with WAIT. When WAIT cannot be sent, drop the
  * connection: the group's items then come back with NULL replies and are
  * queued again. */
-static void send_wait(rk_outbox *o)
+static void send_wait(rk__outbox *o)
 {
     const char *argv[3] = {"WAIT", o->wait_n, o->wait_ms};
 
@@ -570,7 +570,7 @@ static void send_wait(rk_outbox *o)
     rk__redis_drop(o->wr, "cannot send WAIT");
 }
 
-static void ob_send(rk_outbox *o)
+static void ob_send(rk__outbox *o)
 {
     size_t i;
     int grouped;
@@ -654,10 +654,10 @@ static void ob_send(rk_outbox *o)
         send_wait(o);
 }
 
-rk_outbox *rk__outbox_new(uv_loop_t *loop, rk_redis *wr, const rk_config *cfg,
+rk__outbox *rk__outbox_new(uv_loop_t *loop, rk__redis *wr, const rk__config *cfg,
                           void (*on_drained)(void *ud), void *ud)
 {
-    rk_outbox *o = calloc(1, sizeof(*o));
+    rk__outbox *o = calloc(1, sizeof(*o));
     if (o == NULL)
         return NULL;
     o->loop = loop;
@@ -676,7 +676,7 @@ rk_outbox *rk__outbox_new(uv_loop_t *loop, rk_redis *wr, const rk_config *cfg,
 
 static void retry_closed(uv_handle_t *h)
 {
-    rk_outbox *o = h->data;
+    rk__outbox *o = h->data;
     size_t i;
     for (i = 0; i < o->n; i++)
         item_free(o->items[i]);
@@ -689,7 +689,7 @@ static void retry_closed(uv_handle_t *h)
     free(o);
 }
 
-void rk__outbox_free(rk_outbox *o)
+void rk__outbox_free(rk__outbox *o)
 {
     if (o == NULL)
         return;
@@ -697,7 +697,7 @@ void rk__outbox_free(rk_outbox *o)
     uv_close((uv_handle_t *)&o->retry, retry_closed);
 }
 
-int rk__outbox_set_fence(rk_outbox *o, const char *key, const char *field, long long epoch,
+int rk__outbox_set_fence(rk__outbox *o, const char *key, const char *field, long long epoch,
                          void (*on_fenced)(void *ud, const char *why))
 {
     char *k = strdup(key), *f = field ? strdup(field) : NULL;
@@ -715,7 +715,7 @@ int rk__outbox_set_fence(rk_outbox *o, const char *key, const char *field, long 
     return 0;
 }
 
-void rk__outbox_configure(rk_outbox *o, const rk_config *cfg)
+void rk__outbox_configure(rk__outbox *o, const rk__config *cfg)
 {
     char *s, *p;
     if (o == NULL)
@@ -741,7 +741,7 @@ void rk__outbox_configure(rk_outbox *o, const rk_config *cfg)
     snprintf(o->wait_ms, sizeof(o->wait_ms), "%lld", (long long)cfg->redis_wait_timeout);
 }
 
-static ob_item *item_new(rk_outbox *o, int is_alert)
+static ob_item *item_new(rk__outbox *o, int is_alert)
 {
     ob_item *it;
     if (o->n == o->cap) {
@@ -772,7 +772,7 @@ static int item_arg(ob_item *it, const char *s, size_t len)
     return 0;
 }
 
-static int item_push(rk_outbox *o, ob_item *it, int ok)
+static int item_push(rk__outbox *o, ob_item *it, int ok)
 {
     if (!ok || it->key == NULL || it->stream == NULL || it->channel == NULL) {
         item_free(it);
@@ -786,7 +786,7 @@ static int item_push(rk_outbox *o, ob_item *it, int ok)
 /* The dedupe key of alert id: riskd:alert:<id>, on a cluster in the alert
  * stream's slot so that the script's keys share one. NULL when out of
  * memory. */
-static char *alert_key(const rk_outbox *o, const char *id)
+static char *alert_key(const rk__outbox *o, const char *id)
 {
     char tag[256], *key;
     size_t n;
@@ -803,13 +803,13 @@ static char *alert_key(const rk_outbox *o, const char *id)
     return key;
 }
 
-int rk__outbox_alert(rk_outbox *o, const char *id, const char *legacy_id,
+int rk__outbox_alert(rk__outbox *o, const char *id, const char *legacy_id,
                      const char *detector, const char *json, bool publish)
 {
     return rk__outbox_alert_checked(o, id, legacy_id, detector, json, publish, NULL, 0, NULL);
 }
 
-int rk__outbox_alert_checked(rk_outbox *o, const char *id, const char *legacy_id,
+int rk__outbox_alert_checked(rk__outbox *o, const char *id, const char *legacy_id,
                              const char *detector, const char *json, bool publish,
                              char keys[][320], size_t nkeys, const char *spec)
 {
@@ -846,7 +846,7 @@ int rk__outbox_alert_checked(rk_outbox *o, const char *id, const char *legacy_id
     return item_push(o, it, ok);
 }
 
-int rk__outbox_dead(rk_outbox *o, const char *stream, const char *entry_id,
+int rk__outbox_dead(rk__outbox *o, const char *stream, const char *entry_id,
                     const char *error, const char *data, size_t datalen)
 {
     ob_item *it = item_new(o, 0);
@@ -872,24 +872,24 @@ int rk__outbox_dead(rk_outbox *o, const char *stream, const char *entry_id,
     return item_push(o, it, ok);
 }
 
-void rk__outbox_kick(rk_outbox *o)
+void rk__outbox_kick(rk__outbox *o)
 {
     if (o != NULL)
         ob_send(o);
 }
 
-size_t rk__outbox_pending(const rk_outbox *o)
+size_t rk__outbox_pending(const rk__outbox *o)
 {
     return o ? o->n - o->done : 0;
 }
 
-const rk_outbox_stats *rk__outbox_stats(const rk_outbox *o)
+const rk__outbox_stats_t *rk__outbox_stats(const rk__outbox *o)
 {
-    static const rk_outbox_stats none;
+    static const rk__outbox_stats_t none;
     return o ? &o->stats : &none;
 }
 
-void rk__outbox_writer_down(rk_outbox *o)
+void rk__outbox_writer_down(rk__outbox *o)
 {
     /* In-flight items were already put back by their NULL replies; the
      * script cache may be empty after a Redis restart. */

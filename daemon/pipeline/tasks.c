@@ -13,7 +13,7 @@
  * spread of planned_at, never forever.
  *
  * Memory: a filing is one record and nothing else. Its task id is stored
- * inside it, and it is found through an intrusive hash table (rk_tasks.map,
+ * inside it, and it is found through an intrusive hash table (rk__tasks.map,
  * the kit's rk_itab: the link is in the record; the bucket array grows at
  * two filings per bucket). Unit, enterprise and officer ids repeat across
  * filings, so they are interned: one copy each, reference-counted,
@@ -140,7 +140,7 @@ static task_block *block_of(const rk__task *k)
 /* A zeroed record of `size` bytes (a multiple of 8), cut from the block of
  * the newest record (t->tail) or from a new block linked after it. Returns
  * NULL when out of memory. */
-static rk__task *task_alloc(rk_tasks *t, size_t size)
+static rk__task *task_alloc(rk__tasks *t, size_t size)
 {
     task_block *b = t->tail != NULL ? block_of(t->tail) : NULL;
     rk__task *k;
@@ -169,7 +169,7 @@ static rk__task *task_alloc(rk_tasks *t, size_t size)
 
 /* Give back k, the record just cut (not yet queued: t->tail is still the
  * one before it). Its block is freed with its last record. */
-static void task_unalloc(rk_tasks *t, rk__task *k, size_t size)
+static void task_unalloc(rk__tasks *t, rk__task *k, size_t size)
 {
     task_block *b = block_of(k);
     b->used -= size;
@@ -180,7 +180,7 @@ static void task_unalloc(rk_tasks *t, rk__task *k, size_t size)
     }
 }
 
-const rk__task *rk__tasks_next(const rk_tasks *t, const rk__task *k)
+const rk__task *rk__tasks_next(const rk__tasks *t, const rk__task *k)
 {
     const task_block *b;
     const char *end;
@@ -232,7 +232,7 @@ static void map_del(rk_itab *m, rk__task *k)
  * Filings
  * =================================================================== */
 
-void rk__tasks_init(rk_tasks *t)
+void rk__tasks_init(rk__tasks *t)
 {
     memset(t, 0, sizeof(*t));
     rk_itab_init(&t->map, offsetof(rk__task, hnext), RK_ITAB_NOPREV, task_hash);
@@ -241,7 +241,7 @@ void rk__tasks_init(rk_tasks *t)
 
 /* Return the interned copy of s (taking a reference), or NULL when out of
  * memory. NULL stays NULL. */
-static const char *intern(rk_tasks *t, const char *s, int *oom)
+static const char *intern(rk__tasks *t, const char *s, int *oom)
 {
     rk_map_entry *e;
     if (s == NULL)
@@ -258,7 +258,7 @@ static const char *intern(rk_tasks *t, const char *s, int *oom)
     return e->key;
 }
 
-static void release(rk_tasks *t, const char *s)
+static void release(rk__tasks *t, const char *s)
 {
     rk_map_entry *e;
     if (s == NULL || (e = rk_map_find(&t->strings, s)) == NULL)
@@ -269,7 +269,7 @@ static void release(rk_tasks *t, const char *s)
 }
 
 /* Drop a record's references to interned ids. */
-static void task_unref(rk_tasks *t, rk__task *k)
+static void task_unref(rk__tasks *t, rk__task *k)
 {
     uint32_t i;
     release(t, k->unit_id);
@@ -278,7 +278,7 @@ static void task_unref(rk_tasks *t, rk__task *k)
         release(t, k->officers[i]);
 }
 
-void rk__tasks_free(rk_tasks *t)
+void rk__tasks_free(rk__tasks *t)
 {
     task_block *b = t->head != NULL ? block_of(t->head) : NULL, *next;
     for (; b != NULL; b = next) {
@@ -293,7 +293,7 @@ void rk__tasks_free(rk_tasks *t)
 /* Create, register and queue a filing record with its times. Returns it,
  * or NULL when out of memory, when there are too many officers or the task
  * id is already recorded (nothing is left behind). */
-static rk__task *task_add(rk_tasks *t, const char *task_id, const char *unit_id,
+static rk__task *task_add(rk__tasks *t, const char *task_id, const char *unit_id,
                           const char *enterprise_id, const char *const *officers,
                           size_t n_officers, int64_t ts, int64_t planned,
                           int64_t expires, rk_entry_ref ref)
@@ -342,7 +342,7 @@ static rk__task *task_add(rk_tasks *t, const char *task_id, const char *unit_id,
     return k;
 }
 
-int rk__tasks_add(rk_tasks *t, const rk_event *ev, int64_t retention, bool amend)
+int rk__tasks_add(rk__tasks *t, const rk_event *ev, int64_t retention, bool amend)
 {
     rk__task *k;
 
@@ -371,13 +371,13 @@ int rk__tasks_add(rk_tasks *t, const rk_event *ev, int64_t retention, bool amend
     return k != NULL ? 0 : -1;
 }
 
-const rk__task *rk__tasks_get(const rk_tasks *t, const char *task_id, int64_t now)
+const rk__task *rk__tasks_get(const rk__tasks *t, const char *task_id, int64_t now)
 {
     const rk__task *k = task_id ? lookup(&t->map, task_id) : NULL;
     return k != NULL && rk__task_expires(k) >= now ? k : NULL;
 }
 
-void rk__tasks_enrich(const rk_tasks *t, rk_event *ev, int64_t now)
+void rk__tasks_enrich(const rk__tasks *t, rk_event *ev, int64_t now)
 {
     const rk__task *k;
 
@@ -402,7 +402,7 @@ void rk__tasks_enrich(const rk_tasks *t, rk_event *ev, int64_t now)
     }
 }
 
-void rk__tasks_expire(rk_tasks *t, int64_t now)
+void rk__tasks_expire(rk__tasks *t, int64_t now)
 {
     while (t->head != NULL && rk__task_expires(t->head) < now) {
         rk__task *k = t->head;
@@ -418,7 +418,7 @@ void rk__tasks_expire(rk_tasks *t, int64_t now)
     }
 }
 
-void rk__tasks_snapshot(const rk_tasks *t, rk_buf *out)
+void rk__tasks_snapshot(const rk__tasks *t, rk_buf *out)
 {
     const rk__task *k;
     uint32_t i;
@@ -441,10 +441,10 @@ void rk__tasks_snapshot(const rk_tasks *t, rk_buf *out)
     }
 }
 
-int rk__tasks_restore(rk_tasks *t, const void *data, size_t len)
+int rk__tasks_restore(rk__tasks *t, const void *data, size_t len)
 {
     rk_rd rd;
-    rk_tasks tmp;
+    rk__tasks tmp;
     uint64_t n, i;
 
     rk_rd_init(&rd, data, len);

@@ -27,7 +27,7 @@
 
 /* The tick is recorded: move the watermark, fire what is due, then apply
  * what was read meanwhile. */
-static void tick_recorded(rk_engine *e)
+static void tick_recorded(rk__engine *e)
 {
     e->tick_hold = false;
     e->tick_warned = false;
@@ -44,9 +44,9 @@ static void tick_recorded(rk_engine *e)
         rk__schedule_read(e);
 }
 
-static void on_tick_wait(rk_redis *r, redisReply *reply, void *pd)
+static void on_tick_wait(rk__redis *r, redisReply *reply, void *pd)
 {
-    rk_engine *e = pd;
+    rk__engine *e = pd;
     bool written = e->tick_written;
     (void)r;
     e->tick_inflight--;
@@ -57,9 +57,9 @@ static void on_tick_wait(rk_redis *r, redisReply *reply, void *pd)
     /* otherwise sent again by the housekeeping timer */
 }
 
-static void on_tick_written(rk_redis *r, redisReply *reply, void *pd)
+static void on_tick_written(rk__redis *r, redisReply *reply, void *pd)
 {
-    rk_engine *e = pd;
+    rk__engine *e = pd;
     (void)r;
     e->tick_inflight--;
     if (!e->tick_hold || e->lost)
@@ -90,7 +90,7 @@ static void on_tick_written(rk_redis *r, redisReply *reply, void *pd)
 }
 
 /* Send the tick's write (and WAIT with redis.wait_replicas). */
-void rk__tick_send(rk_engine *e)
+void rk__tick_send(rk__engine *e)
 {
     char buf[RK_STREAM_COUNT + 1][48], epoch[24] = "", maxlen[24];
     const char *argv[7 + RK_TICK_ARGS];
@@ -128,7 +128,7 @@ void rk__tick_send(rk_engine *e)
 }
 
 /* Idle: decide a tick when one is due. */
-static void decide_tick(rk_engine *e, int64_t now)
+static void decide_tick(rk__engine *e, int64_t now)
 {
     int64_t wall = rk__wall_ms(), gap;
     unsigned si;
@@ -155,7 +155,7 @@ static void decide_tick(rk_engine *e, int64_t now)
 /* From the housekeeping timer (now: loop ms): with clock.wall_advance, a
  * live engine that has read nothing for clock.idle decides a tick when one
  * is due. A replay records none: it applies those of the live run. */
-void rk__wall_tick(rk_engine *e, int64_t now)
+void rk__wall_tick(rk__engine *e, int64_t now)
 {
     unsigned si;
     if (!e->cfg->wall_advance || e->replay)
@@ -170,7 +170,7 @@ void rk__wall_tick(rk_engine *e, int64_t now)
 
 /* Is a replay's tick inside --from/--to? Past --to when a position is
  * after it; before --from when every position is before it. */
-static bool tick_in_range(const rk_engine *e, const rk__tick *k)
+static bool tick_in_range(const rk__engine *e, const rk__tick *k)
 {
     bool from = e->replay_from.ms == 0 && e->replay_from.seq == 0;
     unsigned si;
@@ -183,7 +183,7 @@ static bool tick_in_range(const rk_engine *e, const rk__tick *k)
     return from;
 }
 
-void rk__ticks_loaded(rk_engine *e)
+void rk__ticks_loaded(rk__engine *e)
 {
     e->ticks_loaded = true;
     if (rk__ticks_count(&e->ticks) > 0)
@@ -199,9 +199,9 @@ void rk__ticks_loaded(rk_engine *e)
 
 /* Replay: XRANGE pages, oldest first. Live: one XREVRANGE page, newest
  * first, down to the checkpoint's watermark. */
-static void on_ticks(rk_redis *r, redisReply *reply, void *pd)
+static void on_ticks(rk__redis *r, redisReply *reply, void *pd)
 {
-    rk_engine *e = pd;
+    rk__engine *e = pd;
     rk__tick k;
     size_t i, n = 0;
 
@@ -250,7 +250,7 @@ static void on_ticks(rk_redis *r, redisReply *reply, void *pd)
     rk__ticks_loaded(e);
 }
 
-void rk__ticks_load(rk_engine *e)
+void rk__ticks_load(rk__engine *e)
 {
     char count[16];
     const char *argv[6];

@@ -50,8 +50,8 @@
 
 #include "conn.h"
 
-static void schedule_retry(rk_redis *r);
-static void start_connect(rk_redis *r);
+static void schedule_retry(rk__redis *r);
+static void start_connect(rk__redis *r);
 
 /* ===================================================================
  * Replies in an arena (opts.reply_arena)
@@ -68,7 +68,7 @@ static void start_connect(rk_redis *r);
  * One reply is built at a time (the next only after the previous root was
  * freed), so the rewind never drops a live node. The root carries the
  * arena's address in a header before it, since freeObject gets nothing
- * else. The arena belongs to the rk_redis, not the context: hiredis frees
+ * else. The arena belongs to the rk__redis, not the context: hiredis frees
  * its reader, and with it a half-built reply, after our disconnect
  * callback. */
 
@@ -159,13 +159,13 @@ static redisReplyObjectFunctions ra_functions = {
  * State changes
  * =================================================================== */
 
-static void set_state(rk_redis *r, rk__conn_state st)
+static void set_state(rk__redis *r, rk__conn_state st)
 {
     r->state = st;
     r->state_since = (int64_t)uv_now(r->loop);
 }
 
-void rk__conn_log(rk_redis *r, rk_log_level level, const char *fmt, ...)
+void rk__conn_log(rk__redis *r, rk_log_level level, const char *fmt, ...)
 {
     char prefix[320];
     va_list ap;
@@ -177,7 +177,7 @@ void rk__conn_log(rk_redis *r, rk_log_level level, const char *fmt, ...)
 
 /* The connection is gone (hiredis already freed, or is freeing, the
  * context): tell the owner, then schedule a reconnect. */
-static void connection_lost(rk_redis *r)
+static void connection_lost(rk__redis *r)
 {
     int was_ready = r->state == ST_READY;
 
@@ -198,7 +198,7 @@ static void connection_lost(rk_redis *r)
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
-    rk_redis *r = ac->data;
+    rk__redis *r = ac->data;
     if (r == NULL)
         return;
     if (r->state != ST_CLOSED)
@@ -207,7 +207,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     connection_lost(r);
 }
 
-static void became_ready(rk_redis *r)
+static void became_ready(rk__redis *r)
 {
     set_state(r, ST_READY);
     if (r->attempt > 0 || r->reconnects > 0)
@@ -220,7 +220,7 @@ static void became_ready(rk_redis *r)
         r->state_cb(r, 1, r->ud);
 }
 
-static void on_handshake_reply(rk_redis *r, struct redisReply *reply, void *pd)
+static void on_handshake_reply(rk__redis *r, struct redisReply *reply, void *pd)
 {
     const char *what = pd;
     if (reply == NULL || r->state != ST_HANDSHAKE)
@@ -235,7 +235,7 @@ static void on_handshake_reply(rk_redis *r, struct redisReply *reply, void *pd)
         became_ready(r);
 }
 
-int rk__conn_auth_argv(const rk_redis *r, const char *argv[3])
+int rk__conn_auth_argv(const rk__redis *r, const char *argv[3])
 {
     int argc = 0;
     argv[argc++] = "AUTH";
@@ -245,13 +245,13 @@ int rk__conn_auth_argv(const rk_redis *r, const char *argv[3])
     return argc;
 }
 
-void rk__conn_handshake_ok(rk_redis *r)
+void rk__conn_handshake_ok(rk__redis *r)
 {
     if (--r->handshake_left == 0)
         became_ready(r);
 }
 
-void rk__conn_handshake_failed(rk_redis *r)
+void rk__conn_handshake_failed(rk__redis *r)
 {
     r->handshake_left = -1;
     rk__redis_drop(r, NULL);
@@ -259,7 +259,7 @@ void rk__conn_handshake_failed(rk_redis *r)
 
 static void on_connect(const redisAsyncContext *cac, int status)
 {
-    rk_redis *r = cac->data;
+    rk__redis *r = cac->data;
     redisAsyncContext *ac;
     char db[16];
 
@@ -302,7 +302,7 @@ static void on_connect(const redisAsyncContext *cac, int status)
  * Connecting, backoff, watchdog
  * =================================================================== */
 
-static uint64_t next_rand(rk_redis *r)
+static uint64_t next_rand(rk__redis *r)
 {
     /* xorshift64*: enough for jitter. */
     r->rng ^= r->rng >> 12;
@@ -311,7 +311,7 @@ static uint64_t next_rand(rk_redis *r)
     return r->rng * UINT64_C(2685821657736338717);
 }
 
-void rk__conn_connect(rk_redis *r)
+void rk__conn_connect(rk__redis *r)
 {
     redisAsyncContext *ac;
 
@@ -356,7 +356,7 @@ void rk__conn_connect(rk_redis *r)
 
 /* A command of r went out, on its connection or the ASK target's; the
  * watchdog waits extra_timeout_ms longer for it (a BLOCK). */
-void rk__conn_count_sent(rk_redis *r, int64_t extra_timeout_ms)
+void rk__conn_count_sent(rk__redis *r, int64_t extra_timeout_ms)
 {
     if (r->inflight == 0)
         r->last_reply = (int64_t)uv_now(r->loop);
@@ -366,7 +366,7 @@ void rk__conn_count_sent(rk_redis *r, int64_t extra_timeout_ms)
 }
 
 /* A command of r was answered (or given up). */
-void rk__conn_count_answered(rk_redis *r)
+void rk__conn_count_answered(rk__redis *r)
 {
     if (r->inflight > 0)
         r->inflight--;
@@ -380,7 +380,7 @@ void rk__conn_count_answered(rk_redis *r)
  * =================================================================== */
 
 /* Before every connect attempt: ask the resolver. */
-static void start_connect(rk_redis *r)
+static void start_connect(rk__redis *r)
 {
     if (r->state == ST_CLOSED)
         return;
@@ -389,7 +389,7 @@ static void start_connect(rk_redis *r)
 
 static void on_retry_timer(uv_timer_t *t)
 {
-    rk_redis *r = t->data;
+    rk__redis *r = t->data;
 
     if (r->drop_pending) {
         r->drop_pending = 0;
@@ -410,7 +410,7 @@ static void on_retry_timer(uv_timer_t *t)
     start_connect(r);
 }
 
-static void schedule_retry(rk_redis *r)
+static void schedule_retry(rk__redis *r)
 {
     int64_t cap = r->opts.backoff_min_ms, delay;
     int i, steps = r->attempt > r->redirects ? r->attempt : r->redirects;
@@ -430,25 +430,25 @@ static void schedule_retry(rk_redis *r)
     uv_timer_start(&r->retry_timer, on_retry_timer, (uint64_t)delay, 0);
 }
 
-void rk__conn_resolving(rk_redis *r)
+void rk__conn_resolving(rk__redis *r)
 {
     set_state(r, ST_RESOLVING);
 }
 
-void rk__conn_failed(rk_redis *r)
+void rk__conn_failed(rk__redis *r)
 {
     set_state(r, ST_WAIT);
     schedule_retry(r);
 }
 
-void rk__conn_retry_now(rk_redis *r)
+void rk__conn_retry_now(rk__redis *r)
 {
     uv_timer_start(&r->retry_timer, on_retry_timer, 0, 0);
 }
 
 static void on_watchdog(uv_timer_t *t)
 {
-    rk_redis *r = t->data;
+    rk__redis *r = t->data;
     int64_t now = (int64_t)uv_now(r->loop);
 
     if (r->state == ST_RESOLVING &&
@@ -469,7 +469,7 @@ static void on_watchdog(uv_timer_t *t)
  * Public
  * =================================================================== */
 
-static void free_conn(rk_redis *r)
+static void free_conn(rk__redis *r)
 {
     free(r->host); free(r->name); free(r->username); free(r->password);
     free(r->cur_host);
@@ -479,10 +479,10 @@ static void free_conn(rk_redis *r)
     free(r);
 }
 
-rk_redis *rk__conn_new(uv_loop_t *loop, const rk_redis_opts *opts, const rk__resolver *res,
-                       rk_redis_state_cb *state_cb, void *ud)
+rk__redis *rk__conn_new(uv_loop_t *loop, const rk__redis_opts *opts, const rk__resolver *res,
+                       rk__redis_state_cb *state_cb, void *ud)
 {
-    rk_redis *r;
+    rk__redis *r;
 
     if ((r = calloc(1, sizeof(*r))) == NULL)
         return NULL;
@@ -543,7 +543,7 @@ void rk__conn_deliver(rk__pending_cmd *pc, redisReply *reply)
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     rk__pending_cmd *pc = privdata;
-    rk_redis *r = pc->r;
+    rk__redis *r = pc->r;
     redisReply *rep = reply;
 
     (void)ac;
@@ -556,7 +556,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 /* A pending command for cb/privdata; when the resolver keeps commands,
  * with a copy of the command (argv, argvlen and the bytes in the same
  * allocation). */
-static rk__pending_cmd *pc_new(rk_redis *r, rk_redis_reply_cb *cb, void *privdata,
+static rk__pending_cmd *pc_new(rk__redis *r, rk__redis_reply_cb *cb, void *privdata,
                            int64_t extra_timeout_ms, int argc, const char **argv,
                            const size_t *argvlen)
 {
@@ -594,7 +594,7 @@ static rk__pending_cmd *pc_new(rk_redis *r, rk_redis_reply_cb *cb, void *privdat
     return pc;
 }
 
-int rk__redis_cmd(rk_redis *r, rk_redis_reply_cb *cb, void *privdata,
+int rk__redis_cmd(rk__redis *r, rk__redis_reply_cb *cb, void *privdata,
                   int64_t extra_timeout_ms, int argc, const char **argv,
                   const size_t *argvlen)
 {
@@ -615,7 +615,7 @@ int rk__redis_cmd(rk_redis *r, rk_redis_reply_cb *cb, void *privdata,
     return 0;
 }
 
-void rk__redis_flush(rk_redis *r)
+void rk__redis_flush(rk__redis *r)
 {
     int done;
 
@@ -628,22 +628,22 @@ void rk__redis_flush(rk_redis *r)
         (void)redisBufferWrite(&r->ac->c, &done);
 }
 
-int rk__redis_ready(const rk_redis *r)
+int rk__redis_ready(const rk__redis *r)
 {
     return r != NULL && r->state == ST_READY && !r->drop_pending;
 }
 
-int rk__redis_inflight(const rk_redis *r)
+int rk__redis_inflight(const rk__redis *r)
 {
     return r->inflight;
 }
 
-uint64_t rk__redis_reconnects(const rk_redis *r)
+uint64_t rk__redis_reconnects(const rk__redis *r)
 {
     return r ? r->reconnects : 0;
 }
 
-void rk__redis_drop(rk_redis *r, const char *why)
+void rk__redis_drop(rk__redis *r, const char *why)
 {
     if (r->state == ST_CLOSED || r->drop_pending)
         return;
@@ -655,12 +655,12 @@ void rk__redis_drop(rk_redis *r, const char *why)
 
 static void timer_closed(uv_handle_t *h)
 {
-    rk_redis *r = h->data;
+    rk__redis *r = h->data;
     if (--r->handles_open == 0)
         free_conn(r);
 }
 
-void rk__redis_close(rk_redis *r)
+void rk__redis_close(rk__redis *r)
 {
     if (r == NULL || r->state == ST_CLOSED)
         return;
@@ -679,7 +679,7 @@ void rk__redis_close(rk_redis *r)
     uv_close((uv_handle_t *)&r->watchdog, timer_closed);
 }
 
-void rk__redis_addr(const rk_redis *r, const char **host, int *port)
+void rk__redis_addr(const rk__redis *r, const char **host, int *port)
 {
     *host = r->cur_host;
     *port = r->cur_port;

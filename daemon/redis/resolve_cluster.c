@@ -84,7 +84,7 @@ typedef struct cluster {
     size_t n_scripts;
 } cluster;
 
-static void cluster_resolve_next(rk_redis *r);
+static void cluster_resolve_next(rk__redis *r);
 
 /* ===================================================================
  * The slot map
@@ -231,7 +231,7 @@ oom:
  * ask the next node. */
 static void on_shards_reply(redisAsyncContext *ac, void *rep, void *pd)
 {
-    rk_redis *r = ac->data;
+    rk__redis *r = ac->data;
     cluster *c = r != NULL ? r->rs : NULL;
     redisReply *reply = rep;
     const redisReply *master = NULL;
@@ -310,7 +310,7 @@ static void on_shards_reply(redisAsyncContext *ac, void *rep, void *pd)
 
 /* Ask the next cluster node of this round for the slot map; when every
  * one was asked, back off and start a new round later. */
-static void cluster_resolve_next(rk_redis *r)
+static void cluster_resolve_next(rk__redis *r)
 {
     cluster *c = r->rs;
     while (c->n_cnodes > 0 && c->c_tries < c->n_cnodes) {
@@ -360,7 +360,7 @@ static void cluster_resolve_next(rk_redis *r)
  * (once per drop), drop the connection (MOVED: reconnect at once unless it
  * follows another redirection; otherwise with backoff) and return 1: the
  * caller's callback gets NULL as after a lost connection. */
-static int cluster_redirect(rk_redis *r, const redisReply *reply)
+static int cluster_redirect(rk__redis *r, const redisReply *reply)
 {
     cluster *c = r->rs;
     int moved;
@@ -395,7 +395,7 @@ static int cluster_redirect(rk_redis *r, const redisReply *reply)
 
 /* Forget the connection to the ASK target: its commands' callbacks run
  * now with NULL. Never called from one of that context's own callbacks. */
-static void ask_close(rk_redis *r)
+static void ask_close(rk__redis *r)
 {
     cluster *c = r->rs;
     redisAsyncContext *ac = c->ask_ac;
@@ -415,7 +415,7 @@ static void ask_close(rk_redis *r)
 /* Something went wrong on the ASK target while the slot's connection is
  * up: drop that too, so that every caller takes its lost-connection path
  * (a NULL reply always comes with a lost connection). */
-static void ask_failed(rk_redis *r, const char *why)
+static void ask_failed(rk__redis *r, const char *why)
 {
     if (r->state == ST_READY && r->ac != NULL && !r->drop_pending)
         rk__redis_drop(r, why);
@@ -423,7 +423,7 @@ static void ask_failed(rk_redis *r, const char *why)
 
 static void on_ask_connect(const redisAsyncContext *ac, int status)
 {
-    rk_redis *r = ac->data;
+    rk__redis *r = ac->data;
     cluster *c = r != NULL ? r->rs : NULL;
 
     if (r == NULL || status == REDIS_OK)
@@ -437,7 +437,7 @@ static void on_ask_connect(const redisAsyncContext *ac, int status)
 
 static void on_ask_disconnect(const redisAsyncContext *ac, int status)
 {
-    rk_redis *r = ac->data;
+    rk__redis *r = ac->data;
     cluster *c = r != NULL ? r->rs : NULL;
 
     if (r == NULL)
@@ -452,7 +452,7 @@ static void on_ask_disconnect(const redisAsyncContext *ac, int status)
 /* The reply to AUTH, SCRIPT LOAD or ASKING on the ASK target. */
 static void on_ask_aux(redisAsyncContext *ac, void *reply, void *pd)
 {
-    rk_redis *r = pd;
+    rk__redis *r = pd;
     cluster *c = r->rs;
     redisReply *rep = reply;
 
@@ -468,7 +468,7 @@ static void on_ask_aux(redisAsyncContext *ac, void *reply, void *pd)
 static void on_ask_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     rk__pending_cmd *pc = privdata;
-    rk_redis *r = pc->r;
+    rk__redis *r = pc->r;
     cluster *c = r->rs;
     redisReply *rep = reply, combined;
 
@@ -524,7 +524,7 @@ static int ask_parse(const char *str, int *slot, char **host, int *port)
 /* The connection to host:port, opened (AUTH and the remembered scripts
  * pipelined first) unless it is already there. NULL when it cannot be had
  * now: out of memory, or another target still has commands in flight. */
-static redisAsyncContext *ask_conn(rk_redis *r, char *host, int port)
+static redisAsyncContext *ask_conn(rk__redis *r, char *host, int port)
 {
     cluster *c = r->rs;
     redisAsyncContext *ac;
@@ -576,7 +576,7 @@ static redisAsyncContext *ask_conn(rk_redis *r, char *host, int port)
  * the command to that node. Returns 0 when pc is on its way there (its
  * callback runs with that node's reply), -1 to treat the ASK as before: a
  * redirection that drops the connection. */
-static int ask_follow(rk_redis *r, rk__pending_cmd *pc, const char *str)
+static int ask_follow(rk__redis *r, rk__pending_cmd *pc, const char *str)
 {
     cluster *c = r->rs;
     const char *asking[1] = {"ASKING"};
@@ -609,7 +609,7 @@ static int ask_follow(rk_redis *r, rk__pending_cmd *pc, const char *str)
  * counts a connection's own writes, so ask it too (every followed command
  * before this WAIT was sent there before, replies being in order) and give
  * the caller the smaller count. Returns 0 when sent. */
-static int ask_wait(rk_redis *r, rk__pending_cmd *pc, long long n)
+static int ask_wait(rk__redis *r, rk__pending_cmd *pc, long long n)
 {
     cluster *c = r->rs;
     if (c->ask_ac == NULL || r->state != ST_READY || r->drop_pending)
@@ -627,7 +627,7 @@ static int ask_wait(rk_redis *r, rk__pending_cmd *pc, long long n)
 
 /* Remember a SCRIPT LOAD body (cluster mode) for the ASK target, and load
  * it there at once when a connection to it is open. */
-static void remember_script(rk_redis *r, const char *body, size_t len)
+static void remember_script(rk__redis *r, const char *body, size_t len)
 {
     cluster *c = r->rs;
     char **v, *copy;
@@ -655,7 +655,7 @@ static void remember_script(rk_redis *r, const char *body, size_t len)
 /* init: the slot, and the seeds as the first nodes to ask (a seed that
  * is not "host:port" is skipped: config.c refuses those). -1 when out of
  * memory or the slot is outside 0..16383. */
-static int cluster_init(rk_redis *r, const rk_redis_opts *opts)
+static int cluster_init(rk__redis *r, const rk__redis_opts *opts)
 {
     cluster *c;
     char host[256];
@@ -688,7 +688,7 @@ static int cluster_init(rk_redis *r, const rk_redis_opts *opts)
  * The resolver
  * =================================================================== */
 
-static void cluster_resolve(rk_redis *r)
+static void cluster_resolve(rk__redis *r)
 {
     cluster *c = r->rs;
     c->c_tries = 0;
@@ -706,7 +706,7 @@ static void query_abandon(cluster *c)
     redisAsyncFree(ac);
 }
 
-static void cluster_timeout(rk_redis *r)
+static void cluster_timeout(rk__redis *r)
 {
     cluster *c = r->rs;
     rk__conn_log(r, RK_LOG_WARNING, "cluster node %s:%d: no answer in time",
@@ -715,14 +715,14 @@ static void cluster_timeout(rk_redis *r)
     cluster_resolve_next(r);
 }
 
-static void cluster_sent(rk_redis *r, rk__pending_cmd *pc)
+static void cluster_sent(rk__redis *r, rk__pending_cmd *pc)
 {
     if (pc->argc == 3 && pc->argvlen[0] == 6 && strncasecmp(pc->argv[0], "SCRIPT", 6) == 0 &&
         pc->argvlen[1] == 4 && strncasecmp(pc->argv[1], "LOAD", 4) == 0)
         remember_script(r, pc->argv[2], pc->argvlen[2]);
 }
 
-static int cluster_reply(rk_redis *r, rk__pending_cmd *pc, redisReply **reply)
+static int cluster_reply(rk__redis *r, rk__pending_cmd *pc, redisReply **reply)
 {
     cluster *c = r->rs;
     redisReply *rep = *reply;
@@ -740,13 +740,13 @@ static int cluster_reply(rk_redis *r, rk__pending_cmd *pc, redisReply **reply)
     return 0;
 }
 
-static void cluster_close(rk_redis *r)
+static void cluster_close(rk__redis *r)
 {
     query_abandon(r->rs);
     ask_close(r);
 }
 
-static void cluster_free(rk_redis *r)
+static void cluster_free(rk__redis *r)
 {
     cluster *c = r->rs;
     size_t i;
@@ -777,7 +777,7 @@ const rk__resolver rk__resolver_cluster = {
     .free = cluster_free,
 };
 
-uint64_t rk__redis_asks(const rk_redis *r)
+uint64_t rk__redis_asks(const rk__redis *r)
 {
     return r != NULL && r->res == &rk__resolver_cluster ? ((const cluster *)r->rs)->asks : 0;
 }

@@ -300,7 +300,7 @@ static void watch_stop(void)
 
 /* A sentinel-mode connection's state (r->rs). */
 typedef struct sentinel {
-    rk_redis *r;
+    rk__redis *r;
     char **sentinels;               /* "host:port", copied */
     size_t n_sentinels;
     char *master_name;
@@ -314,7 +314,7 @@ typedef struct sentinel {
 /* The live sentinel-mode connections (single loop thread). */
 static sentinel *sentinel_conns;
 
-static void resolve_next(rk_redis *r);
+static void resolve_next(rk__redis *r);
 
 /* Give up the query in flight (never inside its callbacks). */
 static void query_abandon(sentinel *s)
@@ -332,7 +332,7 @@ static void query_abandon(sentinel *s)
  * or was lost (hiredis is then freeing the context). */
 static void on_sentinel_reply(redisAsyncContext *ac, void *rep, void *pd)
 {
-    rk_redis *r = ac->data;
+    rk__redis *r = ac->data;
     sentinel *s = r != NULL ? r->rs : NULL;
     redisReply *reply = rep;
     const char *who;
@@ -387,7 +387,7 @@ static void on_sentinel_reply(redisAsyncContext *ac, void *rep, void *pd)
 
 /* Ask the next sentinel of this round; when every one was asked, back off
  * and start a new round later. */
-static void resolve_next(rk_redis *r)
+static void resolve_next(rk__redis *r)
 {
     sentinel *s = r->rs;
     char host[256];
@@ -432,7 +432,7 @@ static void resolve_next(rk_redis *r)
 /* The handshake hook's ROLE: the connection is ready only when the server says it is
  * the master; a replica (a stale answer, a failover under way) is dropped
  * and the sentinels are asked again after the backoff. */
-static void on_role_reply(rk_redis *r, struct redisReply *reply, void *pd)
+static void on_role_reply(rk__redis *r, struct redisReply *reply, void *pd)
 {
     const sentinel *s = r->rs;
 
@@ -456,14 +456,14 @@ static void on_role_reply(rk_redis *r, struct redisReply *reply, void *pd)
     rk__conn_handshake_failed(r);
 }
 
-static void sentinel_resolve(rk_redis *r)
+static void sentinel_resolve(rk__redis *r)
 {
     sentinel *s = r->rs;
     s->sent_tries = 0;
     resolve_next(r);
 }
 
-static void sentinel_timeout(rk_redis *r)
+static void sentinel_timeout(rk__redis *r)
 {
     sentinel *s = r->rs;
     rk__conn_log(r, RK_LOG_WARNING, "sentinel %s: no answer in time", s->sentinels[s->sent_cur]);
@@ -471,7 +471,7 @@ static void sentinel_timeout(rk_redis *r)
     resolve_next(r);
 }
 
-static int sentinel_handshake(rk_redis *r)
+static int sentinel_handshake(rk__redis *r)
 {
     const char *argv[1] = {"ROLE"};
     /* Counted even if it could not be sent: the handshake then times out. */
@@ -481,7 +481,7 @@ static int sentinel_handshake(rk_redis *r)
 
 /* init: copy the sentinels and the master's name; the first sentinel-mode
  * connection starts the +switch-master watcher. */
-static int sentinel_init(rk_redis *r, const rk_redis_opts *opts)
+static int sentinel_init(rk__redis *r, const rk__redis_opts *opts)
 {
     sentinel *s;
     size_t i;
@@ -510,7 +510,7 @@ static int sentinel_init(rk_redis *r, const rk_redis_opts *opts)
 
 /* close: give up the query, leave the list; the last one stops the
  * watcher. */
-static void sentinel_close(rk_redis *r)
+static void sentinel_close(rk__redis *r)
 {
     sentinel *s = r->rs;
 
@@ -526,7 +526,7 @@ static void sentinel_close(rk_redis *r)
         watch_stop();
 }
 
-static void sentinel_free(rk_redis *r)
+static void sentinel_free(rk__redis *r)
 {
     sentinel *s = r->rs;
     size_t i;
@@ -559,7 +559,7 @@ static void sentinel_switch(const char *master, const char *host, int port)
     sentinel *s, *next;
 
     for (s = sentinel_conns; s != NULL; s = next) {
-        rk_redis *r = s->r;
+        rk__redis *r = s->r;
 
         next = s->next;
         if (strcmp(s->master_name, master) != 0)

@@ -7,7 +7,7 @@
  * handshake and no reply of its own to look at. */
 #include "conn.h"
 
-static void static_resolve(rk_redis *r)
+static void static_resolve(rk__redis *r)
 {
     rk__conn_connect(r);
 }

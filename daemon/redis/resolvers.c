@@ -13,7 +13,7 @@
  * together); this file is where they become behaviour. */
 #include "conn.h"
 
-static const rk__resolver *resolver_for(const rk_redis_opts *opts)
+static const rk__resolver *resolver_for(const rk__redis_opts *opts)
 {
     if (opts->n_cluster_seeds > 0)
         return &rk__resolver_cluster;
@@ -22,8 +22,8 @@ static const rk__resolver *resolver_for(const rk_redis_opts *opts)
     return &rk__resolver_static;
 }
 
-rk_redis *rk__redis_new(uv_loop_t *loop, const rk_redis_opts *opts,
-                        rk_redis_state_cb *state_cb, void *ud)
+rk__redis *rk__redis_new(uv_loop_t *loop, const rk__redis_opts *opts,
+                        rk__redis_state_cb *state_cb, void *ud)
 {
     return rk__conn_new(loop, opts, resolver_for(opts), state_cb, ud);
 }

@@ -12,7 +12,7 @@
 int rk__ctl_check(const char *path)
 {
     char err[RK_ERRLEN];
-    rk_config *cfg;
+    rk__config *cfg;
     opts o;
     int rc;
 

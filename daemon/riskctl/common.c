@@ -66,7 +66,7 @@ int rk__ctl_is_name(const char *s)
 /* Load the riskd configuration for o: -c FILE, else the default file when
  * it exists, else the built-in defaults. Returns 0 and *cfg, or -1 after
  * printing the error. */
-int rk__ctl_load_config(const opts *o, rk_config **cfg)
+int rk__ctl_load_config(const opts *o, rk__config **cfg)
 {
     char err[RK_ERRLEN];
     const char *path = o->config;
@@ -158,7 +158,7 @@ fail_connect:
 
 /* Set up k from cfg and the overrides in o and connect. Returns 0, or -1
  * after printing the error. */
-int rk__ctl_conn_init(conn *k, const rk_config *cfg, const opts *o)
+int rk__ctl_conn_init(conn *k, const rk__config *cfg, const opts *o)
 {
     char err[RK_ERRLEN];
     memset(k, 0, sizeof(*k));

@@ -126,7 +126,7 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0}
     };
     opts o;
-    rk_config *cfg = NULL;
+    rk__config *cfg = NULL;
     conn k;
     const char *cmd, *sub;
     long long v;

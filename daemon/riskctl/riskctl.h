@@ -59,18 +59,18 @@ void rk__ctl_errx(const char *fmt, ...)
     ;
 void rk__ctl_put_clean(FILE *f, const char *s);
 int rk__ctl_is_name(const char *s);
-int rk__ctl_load_config(const opts *o, rk_config **cfg);
+int rk__ctl_load_config(const opts *o, rk__config **cfg);
 int rk__ctl_reply_ok(const conn *k, const redisReply *r, const char *what);
 int rk__ctl_conn_open(conn *k, char *err, size_t errlen);
-int rk__ctl_conn_init(conn *k, const rk_config *cfg, const opts *o);
+int rk__ctl_conn_init(conn *k, const rk__config *cfg, const opts *o);
 void rk__ctl_conn_close(conn *k);
 
 /* The commands; each returns the exit code (EX_*). */
 int rk__ctl_check(const char *path);                                    /* check.c */
-int rk__ctl_tail(const rk_config *cfg, const opts *o);                  /* tail.c */
-int rk__ctl_silence_add(conn *k, const rk_config *cfg, const opts *o);  /* silence.c */
-int rk__ctl_silence_list(conn *k, const rk_config *cfg, const opts *o);
-int rk__ctl_silence_expire(conn *k, const rk_config *cfg, const opts *o, const char *id);
-int rk__ctl_status(const rk_config *cfg, const opts *o);                /* status.c */
+int rk__ctl_tail(const rk__config *cfg, const opts *o);                  /* tail.c */
+int rk__ctl_silence_add(conn *k, const rk__config *cfg, const opts *o);  /* silence.c */
+int rk__ctl_silence_list(conn *k, const rk__config *cfg, const opts *o);
+int rk__ctl_silence_expire(conn *k, const rk__config *cfg, const opts *o, const char *id);
+int rk__ctl_status(const rk__config *cfg, const opts *o);                /* status.c */
 
 #endif

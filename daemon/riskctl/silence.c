@@ -310,7 +310,7 @@ fail:
 
 /* riskctl silence add. Prints "silence <id> added: ..." and returns the
  * exit code. */
-int rk__ctl_silence_add(conn *k, const rk_config *cfg, const opts *o)
+int rk__ctl_silence_add(conn *k, const rk__config *cfg, const opts *o)
 {
     char id[SILENCE_ID_LEN + 1];
     char *json = NULL, *old = NULL;
@@ -356,7 +356,7 @@ int rk__ctl_silence_add(conn *k, const rk_config *cfg, const opts *o)
 }
 
 /* riskctl silence expire ID: set "until" to now, keep the record. */
-int rk__ctl_silence_expire(conn *k, const rk_config *cfg, const opts *o, const char *id)
+int rk__ctl_silence_expire(conn *k, const rk__config *cfg, const opts *o, const char *id)
 {
     const char *who = actor(o->author);
     int attempt, rc = -1;
@@ -439,7 +439,7 @@ static int srec_cmp(const void *a, const void *b)
 
 /* riskctl silence list [--all]: the active silences (all with --all),
  * oldest first. Records that are not valid JSON are reported on stderr. */
-int rk__ctl_silence_list(conn *k, const rk_config *cfg, const opts *o)
+int rk__ctl_silence_list(conn *k, const rk__config *cfg, const opts *o)
 {
     redisReply *r = redisCommand(k->c, "HGETALL %s", SILENCES_KEY);
     int64_t now = rk__wall_ms();

@@ -22,7 +22,7 @@
 
 /* Print the XINFO GROUPS of one input stream. Returns 0, or -1 when Redis
  * was lost. */
-static int status_stream(conn *k, const rk_config *cfg, const char *stream)
+static int status_stream(conn *k, const rk__config *cfg, const char *stream)
 {
     redisReply *r = redisCommand(k->c, "XLEN %s", stream);
     long long len;
@@ -232,7 +232,7 @@ static int metric_value(const char *text, const char *name, double *out)
 /* The leases (riskd(8), DEPLOYMENT): who holds each partition, under which
  * epoch and for how much longer, and the live members. Returns -1 when
  * Redis went away. */
-static int status_leases(conn *k, const rk_config *cfg)
+static int status_leases(conn *k, const rk__config *cfg)
 {
     int p, shown = cfg->partitions < 16 ? cfg->partitions : 16;
     redisReply *r;
@@ -294,7 +294,7 @@ static int status_leases(conn *k, const rk_config *cfg)
     return 0;
 }
 
-int rk__ctl_status(const rk_config *cfg, const opts *o)
+int rk__ctl_status(const rk__config *cfg, const opts *o)
 {
     static const char *const names[] = {
         "riskd_up", "riskd_watermark_seconds", "riskd_alerts_written_total",

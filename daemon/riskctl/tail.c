@@ -180,7 +180,7 @@ static int stream_last_id(conn *k, const char *stream, char *out, size_t outlen)
 /* riskctl tail: follow cfg's alert stream and print one line per alert.
  * A lost connection is re-opened with backoff (the position is kept).
  * Returns the exit code. */
-int rk__ctl_tail(const rk_config *cfg, const opts *o)
+int rk__ctl_tail(const rk__config *cfg, const opts *o)
 {
     tail_state t;
     conn k;

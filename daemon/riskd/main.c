@@ -38,8 +38,8 @@
 typedef struct app {
     uv_loop_t *loop;
     const char *config_path;
-    rk_node *node;
-    rk_metrics *metrics;
+    rk__node *node;
+    rk__metrics *metrics;
     uv_signal_t sighup, sigterm, sigint;
     uv_timer_t watchdog;
     int watchdog_on;
@@ -93,7 +93,7 @@ static void on_signal(uv_signal_t *h, int signum)
 {
     app *a = h->data;
     char err[RK_ERRLEN];
-    rk_config *cfg;
+    rk__config *cfg;
 
     if (signum == SIGHUP) {
         if (a->stopping)
@@ -158,9 +158,9 @@ static json_t *run_replay(const char *path, const char *from, const char *to, in
                           FILE *out, bool summary)
 {
     char err[RK_ERRLEN], fb[32], tb[32];
-    rk_config *cfg;
-    rk_engine *e;
-    rk_replay_opts ro;
+    rk__config *cfg;
+    rk__engine *e;
+    rk__replay_opts ro;
     int done = 0;
     json_t *alerts;
     uv_loop_t *loop = uv_default_loop();
@@ -184,7 +184,7 @@ static json_t *run_replay(const char *path, const char *from, const char *to, in
     {
         /* The partition's streams (tagged "{p}" with several partitions or
          * on a cluster, where the reader then goes to their node). */
-        rk_config *pc;
+        rk__config *pc;
         if (rk__config_partition(cfg, partition < 0 ? 0 : partition, &pc, err, sizeof(err)) != 0) {
             fprintf(stderr, "riskd: %s\n", err);
             rk__config_free(cfg);
@@ -269,7 +269,7 @@ int main(int argc, char **argv)
     };
     app a;
     char err[RK_ERRLEN];
-    rk_config *cfg;
+    rk__config *cfg;
     int opt, test = 0, replay = 0, partition = -1;
     const char *from = NULL, *to = NULL, *compare = NULL;
     int64_t wd;

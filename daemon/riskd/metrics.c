@@ -53,7 +53,7 @@ typedef struct client {
     uv_write_t wreq;
     uv_shutdown_t sreq;
     http_parser parser;
-    struct rk_metrics *m;
+    struct rk__metrics *m;
     struct client *prev, *next;
     cstate state;
     int open_handles;                   /* handles not yet closed */
@@ -69,10 +69,10 @@ typedef struct client {
     char rbuf[READ_BUF];
 } client;
 
-struct rk_metrics {
+struct rk__metrics {
     uv_loop_t *loop;
     uv_tcp_t server;
-    rk_node *node;
+    rk__node *node;
     client *clients;                    /* open (not closing) clients */
     int nclients;                       /* allocated, including closing */
     int stopping;
@@ -88,7 +88,7 @@ static void client_close(client *c);
  * =================================================================== */
 
 /* Free m once the listener and every client are closed. */
-static void maybe_free_server(struct rk_metrics *m)
+static void maybe_free_server(struct rk__metrics *m)
 {
     if (m->stopping && m->server_closed && m->nclients == 0)
         free(m);
@@ -96,7 +96,7 @@ static void maybe_free_server(struct rk_metrics *m)
 
 static void on_server_closed(uv_handle_t *h)
 {
-    struct rk_metrics *m = h->data;
+    struct rk__metrics *m = h->data;
     m->server_closed = 1;
     maybe_free_server(m);
 }
@@ -104,7 +104,7 @@ static void on_server_closed(uv_handle_t *h)
 static void on_client_handle_closed(uv_handle_t *h)
 {
     client *c = h->data;
-    struct rk_metrics *m = c->m;
+    struct rk__metrics *m = c->m;
 
     if (--c->open_handles > 0)
         return;
@@ -360,7 +360,7 @@ static void free_handle(uv_handle_t *h)
 
 static void on_connection(uv_stream_t *server, int status)
 {
-    struct rk_metrics *m = server->data;
+    struct rk__metrics *m = server->data;
     client *c;
 
     if (status < 0) {
@@ -438,11 +438,11 @@ static int resolve(const char *host, int port, struct sockaddr_storage *ss,
     return 0;
 }
 
-rk_metrics *rk__metrics_start(uv_loop_t *loop, const char *host, int port,
-                              rk_node *node, char *err, size_t errlen)
+rk__metrics *rk__metrics_start(uv_loop_t *loop, const char *host, int port,
+                              rk__node *node, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
-    struct rk_metrics *m;
+    struct rk__metrics *m;
     int rc;
 
     parser_settings.on_message_begin = on_message_begin;
@@ -478,7 +478,7 @@ rk_metrics *rk__metrics_start(uv_loop_t *loop, const char *host, int port,
     return m;
 }
 
-void rk__metrics_stop(rk_metrics *m)
+void rk__metrics_stop(rk__metrics *m)
 {
     if (m == NULL || m->stopping)
         return;

@@ -62,10 +62,10 @@
 enum { P_FREE, P_ACQUIRING, P_WAITING, P_ACTIVE, P_STOPPING, P_STOPPED, P_LOST };
 
 typedef struct part {
-    struct rk_node *n;
+    struct rk__node *n;
     int p;
     char *lease_key, *epoch_key;
-    rk_redis *r;                    /* the lease's node: n->r unless on a cluster */
+    rk__redis *r;                    /* the lease's node: n->r unless on a cluster */
     int st;
     long long epoch;
     bool takeover;
@@ -75,15 +75,15 @@ typedef struct part {
     bool cmd_inflight;              /* a lease command of ours is out */
     int64_t free_since;             /* loop ms it was first seen free; 0 no */
     char holder[128];               /* who holds it, when another */
-    rk_engine *eng;
+    rk__engine *eng;
     uint64_t acquired, lost, released;
 } part;
 
-struct rk_node {
+struct rk__node {
     uv_loop_t *loop;
-    rk_config *cfg;
-    rk_redis *r;                    /* heartbeat (and, without a cluster, everything) */
-    rk_redis *r_alerts;             /* cluster: the alert stream's node (fence mirror) */
+    rk__config *cfg;
+    rk__redis *r;                    /* heartbeat (and, without a cluster, everything) */
+    rk__redis *r_alerts;             /* cluster: the alert stream's node (fence mirror) */
     char *mirror_key;               /* cluster: riskd:fence:{<alert stream's tag>} */
     part *parts;
     int np;
@@ -170,24 +170,24 @@ static char *keyf(const char *base, const char *suffix)
     return k;
 }
 
-static const char *me(const rk_node *n)
+static const char *me(const rk__node *n)
 {
     return n->cfg->consumer;
 }
 
-static int ttl_ms(const rk_node *n)
+static int ttl_ms(const rk__node *n)
 {
     return (int)n->cfg->lease_ttl;
 }
 
-static uint64_t valid_until(const rk_node *n, uint64_t sent_hr)
+static uint64_t valid_until(const rk__node *n, uint64_t sent_hr)
 {
     return sent_hr + (uint64_t)(VALID_SHARE * (double)n->cfg->lease_ttl * 1e6);
 }
 
-static void lease_cmd(part *pt, const char *script, rk_redis_reply_cb *cb, const char *arg3)
+static void lease_cmd(part *pt, const char *script, rk__redis_reply_cb *cb, const char *arg3)
 {
-    rk_node *n = pt->n;
+    rk__node *n = pt->n;
     char ttl[24];
     const char *argv[8];
     int argc = 0;
@@ -207,14 +207,14 @@ static void lease_cmd(part *pt, const char *script, rk_redis_reply_cb *cb, const
 }
 
 /* The preferred owner of partition p among the live members. */
-static const char *preferred(const rk_node *n, int p)
+static const char *preferred(const rk__node *n, int p)
 {
     if (n->nmembers == 0)
         return NULL;
     return n->members[(size_t)p % n->nmembers];
 }
 
-static bool is_member(const rk_node *n, const char *name)
+static bool is_member(const rk__node *n, const char *name)
 {
     size_t i;
     for (i = 0; i < n->nmembers; i++)
@@ -223,7 +223,7 @@ static bool is_member(const rk_node *n, const char *name)
     return false;
 }
 
-static int held_count(const rk_node *n)
+static int held_count(const rk__node *n)
 {
     int p, k = 0;
     for (p = 0; p < n->np; p++)
@@ -233,7 +233,7 @@ static int held_count(const rk_node *n)
     return k;
 }
 
-static void maybe_ready(rk_node *n, bool active)
+static void maybe_ready(rk__node *n, bool active)
 {
     if (n->ever_ready || n->stopping)
         return;
@@ -247,7 +247,7 @@ static void maybe_ready(rk_node *n, bool active)
  * =================================================================== */
 
 static void reap(uv_timer_t *t);
-static void stop_step(rk_node *n);
+static void stop_step(rk__node *n);
 
 static void on_engine_ready(void *ud)
 {
@@ -276,8 +276,8 @@ static void on_engine_stopped(void *ud)
 
 static void start_engine(part *pt)
 {
-    rk_node *n = pt->n;
-    rk_config *c;
+    rk__node *n = pt->n;
+    rk__config *c;
     char err[RK_ERRLEN];
 
     if (rk__config_partition(n->cfg, pt->p, &c, err, sizeof(err)) != 0) {
@@ -304,10 +304,10 @@ static void start_engine(part *pt)
     pt->st = P_ACTIVE;
 }
 
-static void on_release(rk_redis *r, redisReply *reply, void *pd)
+static void on_release(rk__redis *r, redisReply *reply, void *pd)
 {
     part *pt = pd;
-    rk_node *n = pt->n;
+    rk__node *n = pt->n;
     (void)r;
     pt->cmd_inflight = false;
     if (reply != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1)
@@ -320,7 +320,7 @@ static void on_release(rk_redis *r, redisReply *reply, void *pd)
  * from a timer: never inside one of the engine's own callbacks. */
 static void reap(uv_timer_t *t)
 {
-    rk_node *n = t->data;
+    rk__node *n = t->data;
     char ep[24];
     int p;
 
@@ -358,7 +358,7 @@ static void reap(uv_timer_t *t)
  * at once after a clean release, else after TAKEOVER_WAIT_MS. */
 static void begin(part *pt)
 {
-    rk_node *n = pt->n;
+    rk__node *n = pt->n;
     if (n->stopping) {
         /* Stopped while the WAIT or the mirror update was in flight: give
          * the lease back instead of starting. */
@@ -387,7 +387,7 @@ static const char mirror_lua[] =
     "if cur < tonumber(ARGV[2]) then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end\n"
     "return 1\n";
 
-static void on_mirrored(rk_redis *r, redisReply *reply, void *pd)
+static void on_mirrored(rk__redis *r, redisReply *reply, void *pd)
 {
     part *pt = pd;
     (void)r;
@@ -409,7 +409,7 @@ static void on_mirrored(rk_redis *r, redisReply *reply, void *pd)
  * slot, raised here before the engine writes anything under the epoch. */
 static void fenced_begin(part *pt)
 {
-    rk_node *n = pt->n;
+    rk__node *n = pt->n;
     char ep[24];
     const char *argv[6];
     if (n->r_alerts == NULL) {
@@ -426,10 +426,10 @@ static void fenced_begin(part *pt)
         pt->st = P_FREE;
 }
 
-static void on_acquire_wait(rk_redis *r, redisReply *reply, void *pd)
+static void on_acquire_wait(rk__redis *r, redisReply *reply, void *pd)
 {
     part *pt = pd;
-    rk_node *n = pt->n;
+    rk__node *n = pt->n;
     (void)r;
     pt->cmd_inflight = false;
     if (pt->st != P_ACQUIRING)
@@ -445,10 +445,10 @@ static void on_acquire_wait(rk_redis *r, redisReply *reply, void *pd)
     fenced_begin(pt);
 }
 
-static void on_acquire(rk_redis *r, redisReply *reply, void *pd)
+static void on_acquire(rk__redis *r, redisReply *reply, void *pd)
 {
     part *pt = pd;
-    rk_node *n = pt->n;
+    rk__node *n = pt->n;
     const redisReply *prev;
     bool clean;
     (void)r;
@@ -508,10 +508,10 @@ static void on_acquire(rk_redis *r, redisReply *reply, void *pd)
     fenced_begin(pt);
 }
 
-static void on_renew(rk_redis *r, redisReply *reply, void *pd)
+static void on_renew(rk__redis *r, redisReply *reply, void *pd)
 {
     part *pt = pd;
-    rk_node *n = pt->n;
+    rk__node *n = pt->n;
     (void)r;
     pt->cmd_inflight = false;
     if (pt->st != P_ACTIVE && pt->st != P_WAITING && pt->st != P_STOPPING)
@@ -535,10 +535,10 @@ static void on_renew(rk_redis *r, redisReply *reply, void *pd)
     uv_timer_start(&n->reap, reap, 0, 0);
 }
 
-static void on_peek(rk_redis *r, redisReply *reply, void *pd)
+static void on_peek(rk__redis *r, redisReply *reply, void *pd)
 {
     part *pt = pd;
-    rk_node *n = pt->n;
+    rk__node *n = pt->n;
     (void)r;
     pt->cmd_inflight = false;
     if (pt->st != P_FREE || reply == NULL)
@@ -555,14 +555,14 @@ static void on_peek(rk_redis *r, redisReply *reply, void *pd)
 }
 
 /* This process's fair share: ceil(partitions / live members). */
-static int fair_share(const rk_node *n)
+static int fair_share(const rk__node *n)
 {
     size_t m = n->nmembers ? n->nmembers : 1;
     return (int)(((size_t)n->np + m - 1) / m);
 }
 
 /* One partition at one tick (see the top of the file). */
-static void visit(rk_node *n, part *pt, int *held)
+static void visit(rk__node *n, part *pt, int *held)
 {
     const char *pref = preferred(n, pt->p);
     bool mine = pref != NULL && strcmp(pref, me(n)) == 0;
@@ -631,7 +631,7 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void free_members(rk_node *n)
+static void free_members(rk__node *n)
 {
     size_t i;
     for (i = 0; i < n->nmembers; i++)
@@ -641,9 +641,9 @@ static void free_members(rk_node *n)
     n->nmembers = 0;
 }
 
-static void on_heartbeat(rk_redis *r, redisReply *reply, void *pd)
+static void on_heartbeat(rk__redis *r, redisReply *reply, void *pd)
 {
-    rk_node *n = pd;
+    rk__node *n = pd;
     size_t i;
     int p, held;
     (void)r;
@@ -680,7 +680,7 @@ static void on_heartbeat(rk_redis *r, redisReply *reply, void *pd)
 
 static void on_tick(uv_timer_t *t)
 {
-    rk_node *n = t->data;
+    rk__node *n = t->data;
     char ttl[24];
     int p;
     uint64_t now = uv_hrtime();
@@ -705,7 +705,7 @@ static void on_tick(uv_timer_t *t)
         n->ticking = true;
 }
 
-static void on_part_conn(rk_redis *r, int up, void *ud)
+static void on_part_conn(rk__redis *r, int up, void *ud)
 {
     part *pt = ud;
     (void)r;
@@ -713,9 +713,9 @@ static void on_part_conn(rk_redis *r, int up, void *ud)
         pt->cmd_inflight = false;
 }
 
-static void on_conn(rk_redis *r, int up, void *ud)
+static void on_conn(rk__redis *r, int up, void *ud)
 {
-    rk_node *n = ud;
+    rk__node *n = ud;
     int p;
     (void)r;
     n->ticking = false;
@@ -734,7 +734,7 @@ static void on_conn(rk_redis *r, int up, void *ud)
 
 static void stop_finished(uv_timer_t *t)
 {
-    rk_node *n = t->data;
+    rk__node *n = t->data;
     void (*cb)(void *) = n->stop_cb;
     if (n->stop_done)
         return;
@@ -747,9 +747,9 @@ static void stop_finished(uv_timer_t *t)
 }
 
 /* Left the members (ZREM confirmed, or the connection lost): done. */
-static void on_left(rk_redis *r, redisReply *reply, void *pd)
+static void on_left(rk__redis *r, redisReply *reply, void *pd)
 {
-    rk_node *n = pd;
+    rk__node *n = pd;
     (void)r;
     (void)reply;
     uv_timer_start(&n->stop_timer, stop_finished, 0, 0);
@@ -760,7 +760,7 @@ static void on_left(rk_redis *r, redisReply *reply, void *pd)
  * STOP_WAIT_MS whatever is left (the leases then run out by themselves). */
 static void stop_poll(uv_timer_t *t)
 {
-    rk_node *n = t->data;
+    rk__node *n = t->data;
     if (uv_now(n->loop) - n->stop_since >= STOP_WAIT_MS) {
         rk__log(RK_LOG_WARNING, "stop: leases not all released in time; they run out by "
                 "themselves");
@@ -771,7 +771,7 @@ static void stop_poll(uv_timer_t *t)
 }
 
 /* Stopping is done once no engine runs and no release is in flight. */
-static void stop_step(rk_node *n)
+static void stop_step(rk__node *n)
 {
     int p;
     const char *argv[3];
@@ -819,15 +819,15 @@ int rk__partition_of(const char *key, int partitions)
 
 static void node_closed(uv_handle_t *h)
 {
-    rk_node *n = h->data;
+    rk__node *n = h->data;
     if (--n->handles == 0)
         free(n);
 }
 
-rk_node *rk__node_new(uv_loop_t *loop, rk_config *cfg, char *err, size_t errlen)
+rk__node *rk__node_new(uv_loop_t *loop, rk__config *cfg, char *err, size_t errlen)
 {
-    rk_node *n;
-    rk_redis_opts o;
+    rk__node *n;
+    rk__redis_opts o;
     int p;
     int64_t every;
 
@@ -922,13 +922,13 @@ oom:
     return NULL;
 }
 
-void rk__node_on_ready(rk_node *n, void (*cb)(void *ud, bool active), void *ud)
+void rk__node_on_ready(rk__node *n, void (*cb)(void *ud, bool active), void *ud)
 {
     n->ready_cb = cb;
     n->ready_ud = ud;
 }
 
-int rk__node_reload(rk_node *n, rk_config *cfg, char *err, size_t errlen)
+int rk__node_reload(rk__node *n, rk__config *cfg, char *err, size_t errlen)
 {
     int p;
 
@@ -941,7 +941,7 @@ int rk__node_reload(rk_node *n, rk_config *cfg, char *err, size_t errlen)
                 "streams.consumer changes take effect at restart");
     for (p = 0; p < n->np; p++) {
         part *pt = &n->parts[p];
-        rk_config *c;
+        rk__config *c;
         if (pt->eng == NULL || pt->st != P_ACTIVE)
             continue;
         if (rk__config_partition(cfg, p, &c, err, errlen) != 0)
@@ -968,7 +968,7 @@ int rk__node_reload(rk_node *n, rk_config *cfg, char *err, size_t errlen)
     return 0;
 }
 
-void rk__node_reject_config(rk_node *n, const char *path, const char *error)
+void rk__node_reject_config(rk__node *n, const char *path, const char *error)
 {
     int p;
     for (p = 0; p < n->np; p++)
@@ -978,7 +978,7 @@ void rk__node_reject_config(rk_node *n, const char *path, const char *error)
         }
 }
 
-void rk__node_stop(rk_node *n, void (*done)(void *ud), void *ud)
+void rk__node_stop(rk__node *n, void (*done)(void *ud), void *ud)
 {
     int p;
     n->stopping = true;
@@ -998,7 +998,7 @@ void rk__node_stop(rk_node *n, void (*done)(void *ud), void *ud)
     uv_timer_start(&n->stop_timer, stop_poll, 100, 100);
 }
 
-void rk__node_free(rk_node *n)
+void rk__node_free(rk__node *n)
 {
     int p;
     if (n == NULL)
@@ -1031,12 +1031,12 @@ void rk__node_free(rk_node *n)
     uv_close((uv_handle_t *)&n->stop_timer, node_closed);
 }
 
-bool rk__node_active(const rk_node *n)
+bool rk__node_active(const rk__node *n)
 {
     return held_count(n) > 0;
 }
 
-int rk__node_health(const rk_node *n, char *buf, size_t len)
+int rk__node_health(const rk__node *n, char *buf, size_t len)
 {
     int p, held = 0, ok = 0;
     size_t at;
@@ -1078,7 +1078,7 @@ int rk__node_health(const rk_node *n, char *buf, size_t len)
 
 #define putf rk__buf_printf
 
-void rk__node_render_metrics(rk_node *n, rk_buf *out)
+void rk__node_render_metrics(rk__node *n, rk_buf *out)
 {
     rk__prom m = {0};
     rk_buf own = {0};

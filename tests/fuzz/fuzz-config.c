@@ -37,7 +37,7 @@ static void need_str(const char *s, const char *what)
 }
 
 /* Check what config.c promises about an accepted config. */
-static void check_config(const rk_config *c)
+static void check_config(const rk__config *c)
 {
     need_str(c->redis_host, "redis.host");
     need_str(c->stream_key[RK_STREAM_SCAN], "streams.scan");
@@ -84,7 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char err[RK_ERRLEN];
     json_error_t jerr;
-    rk_config *cfg = NULL;
+    rk__config *cfg = NULL;
     json_t *root;
 
     root = json_loadb((const char *)data, size,

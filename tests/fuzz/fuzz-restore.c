@@ -71,7 +71,7 @@ static const char *det_name(uint32_t det, void *ud)
 
 static void fuzz_clock(const uint8_t *data, size_t size)
 {
-    rk_clock c, c2;
+    rk__clock c, c2;
     rk_buf b1 = {0}, b2 = {0};
     rk__timer t;
     int64_t last_deadline = INT64_MIN;
@@ -124,7 +124,7 @@ static void fuzz_clock(const uint8_t *data, size_t size)
 
 static void fuzz_tasks(const uint8_t *data, size_t size)
 {
-    rk_tasks t, t2;
+    rk__tasks t, t2;
     rk_buf b1 = {0}, b2 = {0};
     const rk__task *k;
     int n = 0;

@@ -62,7 +62,7 @@ static const char *det_name(uint32_t det, void *ud)
 
 static int seeds_clock(const char *dir)
 {
-    rk_clock c;
+    rk__clock c;
     rk_buf b = {0};
     int rc;
 
@@ -91,7 +91,7 @@ static int seeds_clock(const char *dir)
 static int seeds_tasks(const char *dir)
 {
     static const char *const offs[] = {"o1", "o2"};
-    rk_tasks t;
+    rk__tasks t;
     rk_buf b = {0};
     rk_event ev;
     int rc;

@@ -98,7 +98,7 @@ static void test_keyslot(void **state)
 static void test_bad_slot(void **state)
 {
     const char *seeds[] = {"127.0.0.1:1"};
-    rk_redis_opts o;
+    rk__redis_opts o;
     uv_loop_t loop;
     (void)state;
 
@@ -124,7 +124,7 @@ static void test_bad_slot(void **state)
  * =================================================================== */
 
 typedef struct drv {
-    rk_redis *r;
+    rk__redis *r;
     int ups, downs;
     int nulls, oks, errors;
     char last_error[256];
@@ -138,7 +138,7 @@ typedef struct drv {
     char last_str[64];
 } drv;
 
-static void on_set(rk_redis *r, struct redisReply *reply, void *pd)
+static void on_set(rk__redis *r, struct redisReply *reply, void *pd)
 {
     drv *d = pd;
     (void)r;
@@ -183,7 +183,7 @@ static void drv_cmd(drv *d, const char *arg0, ...)
     send_set(d);
 }
 
-static void on_state(rk_redis *r, int up, void *ud)
+static void on_state(rk__redis *r, int up, void *ud)
 {
     drv *d = ud;
     (void)r;
@@ -245,7 +245,7 @@ static int teardown(void **state)
 /* A connection for the slot of "{3}" with these seeds. */
 static void open_conn(drv *d, const char *const *seeds, size_t n)
 {
-    rk_redis_opts o;
+    rk__redis_opts o;
     memset(d, 0, sizeof(*d));
     memset(&o, 0, sizeof(o));
     o.name = "test";

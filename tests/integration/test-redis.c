@@ -38,7 +38,7 @@ static it_redis srv;
 static uv_loop_t loop;
 
 typedef struct drv {
-    rk_redis *r;
+    rk__redis *r;
     int ups, downs;
     int answered;                   /* replies checked */
     int bad;                        /* replies that did not match */
@@ -46,7 +46,7 @@ typedef struct drv {
     char why[256];
 } drv;
 
-static void on_state(rk_redis *r, int up, void *ud)
+static void on_state(rk__redis *r, int up, void *ud)
 {
     drv *d = ud;
     (void)r;
@@ -77,7 +77,7 @@ static bool run_until(const int *flag, int want, int ms)
 
 static void open_conn(drv *d, int arena)
 {
-    rk_redis_opts o;
+    rk__redis_opts o;
     memset(d, 0, sizeof(*d));
     memset(&o, 0, sizeof(o));
     o.name = "test";
@@ -119,7 +119,7 @@ static size_t payload(int i, char *buf, size_t cap)
 }
 
 /* XRANGE s - +: ENTRIES entries [id, ["n", i, "p", payload, "x", ""]]. */
-static void on_xrange(rk_redis *r, redisReply *rep, void *pd)
+static void on_xrange(rk__redis *r, redisReply *rep, void *pd)
 {
     drv *d = pd;
     char want[1300], num[24];
@@ -147,7 +147,7 @@ static void on_xrange(rk_redis *r, redisReply *rep, void *pd)
 }
 
 /* The replies of the small commands, in the order they were sent. */
-static void on_small(rk_redis *r, redisReply *rep, void *pd)
+static void on_small(rk__redis *r, redisReply *rep, void *pd)
 {
     drv *d = pd;
     int i = d->next++;
@@ -306,7 +306,7 @@ static void test_replies_malloc(void **state)
     close_conn(&d);
 }
 
-static void on_count(rk_redis *r, redisReply *rep, void *pd)
+static void on_count(rk__redis *r, redisReply *rep, void *pd)
 {
     drv *d = pd;
     int i = d->next++;
@@ -316,7 +316,7 @@ static void on_count(rk_redis *r, redisReply *rep, void *pd)
         bad(d, "INCR %d: got %lld", i, rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1);
 }
 
-static void on_ok(rk_redis *r, redisReply *rep, void *pd)
+static void on_ok(rk__redis *r, redisReply *rep, void *pd)
 {
     drv *d = pd;
     (void)r;

@@ -16,7 +16,7 @@
 
 static void test_watermark_min_over_unread(void **state)
 {
-    rk_clock c;
+    rk__clock c;
     bool unread[RK_STREAM_COUNT] = {true, true};
     (void)state;
     rk__clock_init(&c);
@@ -41,7 +41,7 @@ static void test_watermark_min_over_unread(void **state)
 
 static void test_watermark_never_goes_back(void **state)
 {
-    rk_clock c;
+    rk__clock c;
     (void)state;
     rk__clock_init(&c);
     assert_int_equal(rk__clock_advance(&c, 100), 1);
@@ -53,7 +53,7 @@ static void test_watermark_never_goes_back(void **state)
 
 static void test_timers_fire_strictly_after_deadline_in_order(void **state)
 {
-    rk_clock c;
+    rk__clock c;
     rk__timer t;
     (void)state;
     rk__clock_init(&c);
@@ -87,7 +87,7 @@ static void test_timers_fire_strictly_after_deadline_in_order(void **state)
 
 static void test_heap_many_timers(void **state)
 {
-    rk_clock c;
+    rk__clock c;
     rk__timer t;
     int64_t last = INT64_MIN;
     int i, n = 0;
@@ -118,7 +118,7 @@ static int det_index_swapped(const char *n, void *ud)
 
 static void test_snapshot_restore(void **state)
 {
-    rk_clock c, d;
+    rk__clock c, d;
     rk_buf b = {0};
     rk__timer t;
     (void)state;
@@ -153,7 +153,7 @@ static void test_snapshot_restore(void **state)
  * passes d + L; now() is the watermark minus L. */
 static void test_allowed_lateness_holds_timers_back(void **state)
 {
-    rk_clock c;
+    rk__clock c;
     rk__timer t;
     const int64_t d = INT64_C(1740787200000);
     (void)state;
@@ -188,7 +188,7 @@ static void test_allowed_lateness_holds_timers_back(void **state)
  * lateness (configuration) survives free and restore. */
 static void test_allowed_lateness_saturates_and_is_kept(void **state)
 {
-    rk_clock c, d;
+    rk__clock c, d;
     rk_buf b = {0};
     (void)state;
     rk__clock_init(&c);
@@ -214,7 +214,7 @@ static void test_allowed_lateness_saturates_and_is_kept(void **state)
  * not yet reached (the idle engine ticks only when a timer is due). */
 static void test_due_at(void **state)
 {
-    rk_clock c;
+    rk__clock c;
     (void)state;
     rk__clock_init(&c);
     assert_false(rk__clock_due_at(&c, 1000000));

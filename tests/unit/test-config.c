@@ -26,7 +26,7 @@
  * =================================================================== */
 
 /* Parse text and build a config; fails the test when the JSON is bad. */
-static int from_text(const char *text, rk_config **out, char *err, size_t errlen)
+static int from_text(const char *text, rk__config **out, char *err, size_t errlen)
 {
     json_error_t jerr;
     json_t *root = json_loads(text, JSON_DECODE_ANY, &jerr);
@@ -44,7 +44,7 @@ static int from_text(const char *text, rk_config **out, char *err, size_t errlen
 static void bad_at(const char *file, int line, const char *text, const char *want)
 {
     char err[RK_ERRLEN];
-    rk_config *c = (rk_config *)0x1;
+    rk__config *c = (rk__config *)0x1;
     int rc = from_text(text, &c, err, sizeof(err));
     if (rc != -1 || c != NULL || strcmp(err, want) != 0) {
         rk__config_free(rc == 0 ? c : NULL);
@@ -55,10 +55,10 @@ static void bad_at(const char *file, int line, const char *text, const char *wan
 
 /* Expect text to be accepted; returns the config (caller frees). */
 #define GOOD(text) good_at(__FILE__, __LINE__, (text))
-static rk_config *good_at(const char *file, int line, const char *text)
+static rk__config *good_at(const char *file, int line, const char *text)
 {
     char err[RK_ERRLEN];
-    rk_config *c = NULL;
+    rk__config *c = NULL;
     if (from_text(text, &c, err, sizeof(err)) != 0 || c == NULL)
         fail_msg("%s:%d: %s refused: %s", file, line, text, err);
     return c;
@@ -74,7 +74,7 @@ static char *hostname_or_riskd(void)
 }
 
 /* Assert every field except detectors/root has its shipped default. */
-static void assert_defaults(const rk_config *c)
+static void assert_defaults(const rk__config *c)
 {
     assert_string_equal(c->redis_host, "127.0.0.1");
     assert_int_equal(c->redis_port, 6379);
@@ -138,7 +138,7 @@ static char *write_temp(const char *text, size_t len)
 
 static void test_empty_gives_defaults(void **state)
 {
-    rk_config *c = GOOD("{}");
+    rk__config *c = GOOD("{}");
     (void)state;
     assert_defaults(c);
     assert_int_equal(json_object_size(c->detectors), 0);
@@ -148,7 +148,7 @@ static void test_empty_gives_defaults(void **state)
 static void test_shipped_file(void **state)
 {
     char err[RK_ERRLEN] = "";
-    rk_config *c = NULL;
+    rk__config *c = NULL;
     (void)state;
     if (rk__config_load("config/riskd.json", &c, err, sizeof(err)) != 0)
         fail_msg("config/riskd.json: %s", err);
@@ -165,7 +165,7 @@ static void test_shipped_file(void **state)
 
 static void test_null_sections_keys(void **state)
 {
-    rk_config *c;
+    rk__config *c;
     (void)state;
     /* Sections present but empty are the defaults too. */
     c = GOOD("{\"redis\":{},\"streams\":{},\"alerts\":{},\"clock\":{},"
@@ -186,7 +186,7 @@ static void test_null_sections_keys(void **state)
 
 static void test_all_values(void **state)
 {
-    rk_config *c;
+    rk__config *c;
     (void)state;
     c = GOOD("{\"redis\":{\"host\":\"redis.local\",\"port\":7000,"
              "\"password\":\"s3cret\",\"username\":\"riskd\",\"db\":15},"
@@ -297,7 +297,7 @@ static void test_structure(void **state)
 static void test_root_reference(void **state)
 {
     char err[RK_ERRLEN];
-    rk_config *c = NULL;
+    rk__config *c = NULL;
     json_t *root = json_pack("{s:{s:s}}", "redis", "host", "h");
     (void)state;
     assert_non_null(root);
@@ -314,7 +314,7 @@ static void test_root_reference(void **state)
     /* A failing config leaves the root's count alone. */
     root = json_pack("{s:{s:i}}", "redis", "port", 0);
     assert_non_null(root);
-    c = (rk_config *)0x1;
+    c = (rk__config *)0x1;
     assert_int_equal(rk__config_from_json(root, &c, err, sizeof(err)), -1);
     assert_null(c);
     assert_int_equal(root->refcount, 1);
@@ -371,7 +371,7 @@ static void test_redis(void **state)
 
 static void test_redis_sentinel(void **state)
 {
-    rk_config *c;
+    rk__config *c;
     char host[256];
     int port = 0;
     (void)state;
@@ -457,7 +457,7 @@ static void test_redis_sentinel(void **state)
 
 static void test_redis_cluster(void **state)
 {
-    rk_config *c, *p = NULL;
+    rk__config *c, *p = NULL;
     char err[RK_ERRLEN];
     (void)state;
 
@@ -539,7 +539,7 @@ static void test_streams(void **state)
         snprintf(text, sizeof(text), "{\"streams\":{\"start\":%s}}", bad_starts[i]);
         BAD(text, "streams.start: expected \"0\", \"$\" or a stream id");
     }
-    rk_config *c = GOOD("{\"streams\":{\"start\":\"18446744073709551615-0\"}}");
+    rk__config *c = GOOD("{\"streams\":{\"start\":\"18446744073709551615-0\"}}");
     assert_string_equal(c->start, "18446744073709551615-0");
     rk__config_free(c);
     BAD("{\"streams\":{\"batch\":0}}",
@@ -643,7 +643,7 @@ static void test_clock(void **state)
     (void)state;
     for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         char text[96];
-        rk_config *c;
+        rk__config *c;
         snprintf(text, sizeof(text), "{\"clock\":{\"timezone\":\"%s\"}}", good[i].tz);
         c = GOOD(text);
         assert_int_equal(c->tz_offset_s, good[i].off);
@@ -660,7 +660,7 @@ static void test_clock(void **state)
     BAD("{\"clock\":{\"idle\":\"99ms\"}}",
         "clock.idle: expected a duration of at least 100ms");
     {
-        rk_config *c = GOOD("{\"clock\":{\"allowed_lateness\":\"72h\"}}");
+        rk__config *c = GOOD("{\"clock\":{\"allowed_lateness\":\"72h\"}}");
         assert_int_equal(c->allowed_lateness, 72 * RK_HOUR);
         rk__config_free(c);
         c = GOOD("{\"clock\":{\"allowed_lateness\":\"0s\"}}");
@@ -694,7 +694,7 @@ static void test_metrics_listen(void **state)
     (void)state;
     for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         char text[96];
-        rk_config *c;
+        rk__config *c;
         snprintf(text, sizeof(text), "{\"metrics\":{\"listen\":\"%s\"}}",
                  good[i].listen);
         c = GOOD(text);
@@ -717,7 +717,7 @@ static void test_metrics_listen(void **state)
 static void expect_load_error(const char *path, const char *want)
 {
     char err[RK_ERRLEN] = "";
-    rk_config *c = (rk_config *)0x1;
+    rk__config *c = (rk__config *)0x1;
     assert_int_equal(rk__config_load(path, &c, err, sizeof(err)), -1);
     assert_null(c);
     assert_string_equal(err, want);
@@ -727,7 +727,7 @@ static void test_files(void **state)
 {
     char want[512], err[RK_ERRLEN];
     char *path;
-    rk_config *c = NULL;
+    rk__config *c = NULL;
     (void)state;
 
     expect_load_error("/nonexistent/riskd.json",
@@ -804,7 +804,7 @@ static void test_file_limits(void **state)
     char want[512], err[RK_ERRLEN];
     char *path, *big;
     size_t n = 16 * 1024 * 1024 + 1, i;
-    rk_config *c = NULL;
+    rk__config *c = NULL;
     FILE *f;
     (void)state;
 
@@ -824,7 +824,7 @@ static void test_file_limits(void **state)
         pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
-            rk_config *cc = NULL;
+            rk__config *cc = NULL;
             char ok = 'n';
             close(fds[0]);
             if (setgid(65534) == 0 && setuid(65534) == 0 &&

@@ -33,7 +33,7 @@ static void test_match_rules(void **state)
         "{\"id\":\"f\",\"detector\":\"bad_rating\",\"match\":{\"unit_id\":7},\"until\":9000}",
     };
     size_t lens[7];
-    rk_silences *s = rk__silences_new();
+    rk__silences *s = rk__silences_new();
     rk_alert a;
     int i;
     (void)state;

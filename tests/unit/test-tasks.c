@@ -46,7 +46,7 @@ static void test_enrich_and_expire(void **state)
 {
     static const char *const offs[] = {"O1", "O2"};
     static const char *const other[] = {"O9"};
-    rk_tasks t;
+    rk__tasks t;
     rk_event f1 = filing("T1", "U1", "E1", offs, 2, 0), f2 = filing("T2", "U1", "E2", offs, 1, 1000);
     rk_event dup = filing("T1", "U9", "E9", other, 1, 2000), r;
     (void)state;
@@ -90,7 +90,7 @@ static void test_enrich_and_expire(void **state)
 static void test_snapshot_roundtrip(void **state)
 {
     static const char *const offs[] = {"O1", "O2", "O3"};
-    rk_tasks t, u;
+    rk__tasks t, u;
     rk_buf b = {0};
     rk_event f;
     char id[16];
@@ -132,7 +132,7 @@ static void test_many_records(void **state)
 {
     static const char *offs[5000];
     static char names[5000][16];
-    rk_tasks t;
+    rk__tasks t;
     char task[16];
     int i;
     (void)state;
@@ -200,7 +200,7 @@ static void test_wide_records(void **state)
         {"W4", T, INT64_MAX - 10, 30 * DAY, 1},            /* expires saturates */
     };
     const size_t nc = sizeof(c) / sizeof(c[0]);
-    rk_tasks t, u;
+    rk__tasks t, u;
     rk_buf b1 = {0}, b2 = {0};
     const rk__task *k;
     size_t i;
@@ -280,7 +280,7 @@ static void test_wide_records(void **state)
 static void test_restore_duplicate(void **state)
 {
     static const char *const offs[] = {"O1"};
-    rk_tasks t, u;
+    rk__tasks t, u;
     rk_buf b = {0};
     rk_event f;
     char *p;
