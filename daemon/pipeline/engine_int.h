@@ -69,6 +69,7 @@ typedef struct stream_state {
     char *key;
     int phase;
     char cursor[48];                /* PH_PENDING: last id read */
+    char seen[48];                  /* PH_NEW: last id '>' delivered ("" none) */
     bool caught_up;                 /* PH_NEW: last read was not full */
     entry *buf;
     size_t n, pos, cap;
@@ -218,6 +219,9 @@ struct rk__engine {
     int64_t round_started;
     bool requested[RK_STREAM_COUNT];    /* streams in the read in flight */
     bool read_inflight;             /* an XREADGROUP/XREAD awaits its reply */
+    bool wait_inflight;             /* ...and it is the lease's plain XREAD wait */
+    bool read_after_wait;           /* the wait answered: read (fenced) next */
+    bool wait_err_logged;
     uint64_t round_hr;
     rk__engine_stats_t stats;
     rk__inlog inlog;                /* late, unknown, bad input (inputlog.c) */

@@ -164,6 +164,8 @@ static void copy_entries(rk__engine *e, unsigned si, const redisReply *list)
         }
         if (s->phase == PH_PENDING || e->replay)
             snprintf(s->cursor, sizeof(s->cursor), "%s", en->id);
+        else
+            memcpy(s->seen, en->id, sizeof(s->seen));
         s->nn++;
     }
     if (s->pos >= s->n && s->nn > 0)
@@ -216,6 +218,10 @@ static void on_read(rk__redis *r, redisReply *reply, void *pd)
         return;                     /* read but not applied: read again at the next start */
     if (!rk__lease_valid(e))
         return;                     /* read but not applied: the new holder claims it */
+    if (rk__is_fenced_reply(reply)) {
+        rk__engine_give_up(e, reply->str);
+        return;                     /* the read delivered nothing */
+    }
     if (reply->type == REDIS_REPLY_ERROR) {
         if (strncmp(reply->str, "NOGROUP", 7) == 0) {
             if (!waiting)
@@ -308,6 +314,70 @@ static bool read_ahead_allowed(const rk__engine *e)
            rk__ob_pending(e) < OUTBOX_HIGH;
 }
 
+/* ===================================================================
+ * Fenced reads
+ *
+ * Under a lease every write is checked against the partition's epoch, and
+ * so is every read of the group: XREADGROUP moves the group on (it hands
+ * entries to a consumer and advances the last-delivered id), so a read the
+ * old holder sends after its lease ran out - queued just before a pause
+ * (SIGSTOP, a VM freeze) and written after it, or held up in the network
+ * - would hand entries to a consumer that never applies them, past which
+ * the new holder reads on; claimed later, they would count as read before
+ * and be acknowledged unapplied. The checks before sending (the lease's
+ * time, rk__lease_valid) cannot close that window; Redis can: the read
+ * runs in a script that first compares the epoch and refuses with FENCED
+ * once another holder has taken the partition.
+ *
+ * A script cannot block, so an engine with nothing buffered and every
+ * stream caught up waits on a plain XREAD BLOCK from the last id '>'
+ * delivered (or "$"), which reads without moving the group, and after
+ * its answer (entries or the 1 s timeout) sends the fenced read.
+ * Replay (XREAD, no group) and an engine without a lease read directly.
+ * =================================================================== */
+
+/* KEYS[1] the epoch key, KEYS[2..] the streams; ARGV[1] our epoch, ARGV[2]
+ * group, ARGV[3] consumer, ARGV[4] count, ARGV[5..] one id per stream. */
+static const char fenced_read_lua[] =
+    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then\n"
+    "  return redis.error_reply('FENCED epoch ' .. ARGV[1] .. ' of ' .. KEYS[1] .. "
+    "' is no longer current')\n"
+    "end\n"
+    "local a = {'XREADGROUP', 'GROUP', ARGV[2], ARGV[3], 'COUNT', ARGV[4], 'STREAMS'}\n"
+    "for i = 2, #KEYS do a[#a + 1] = KEYS[i] end\n"
+    "for i = 5, #ARGV do a[#a + 1] = ARGV[i] end\n"
+    "return redis.pcall(unpack(a))\n";
+
+/* The wait answered: whatever it saw (it read nothing for us), the fenced
+ * read goes next. */
+static void on_wait(rk__redis *r, redisReply *reply, void *pd)
+{
+    rk__engine *e = pd;
+    bool waiting;
+    (void)r;
+    if (!e->read_inflight || !e->wait_inflight)
+        return;                     /* forgotten: the connection was lost */
+    e->read_inflight = false;
+    e->wait_inflight = false;
+    waiting = e->state == E_READING;
+    if (waiting)
+        e->state = E_IDLE;
+    if (reply == NULL)
+        return;                     /* connection lost: on_rd_state handles it */
+    e->read_after_wait = true;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        /* (an ACL without +xread, say: reading goes on, polling every
+         * READ_RETRY_MS; said once per engine) */
+        if (!e->wait_err_logged)
+            rk__log(RK_LOG_ERR, "XREAD (waiting for new entries) failed: %s; polling "
+                    "every %d ms instead", reply->str, READ_RETRY_MS);
+        e->wait_err_logged = true;
+        e->read_retry_at = (int64_t)uv_now(e->loop) + READ_RETRY_MS;
+    }
+    if (waiting)
+        rk__schedule_read(e);
+}
+
 /* Send the next read on the reader connection, for every stream whose
  * next batch is free: those with an empty buffer, and - when
  * read_ahead_allowed - those still applying one. At most one read is in
@@ -323,8 +393,8 @@ static bool read_ahead_allowed(const rk__engine *e)
  * unchanged (the caller of a non-ahead read: see schedule_read). */
 static bool send_read(rk__engine *e, bool ahead)
 {
-    const char *argv[16];
-    char count[16];
+    const char *argv[24];
+    char count[16], nkeys[8], epoch[24];
     int argc = 0, nstreams = 0;
     unsigned si, k, want[RK_STREAM_COUNT];
     bool block = true, any_buffered = false, more = false;
@@ -355,30 +425,72 @@ static bool send_read(rk__engine *e, bool ahead)
     if (nstreams == 0 || (ahead && !more) || !rk__lease_valid(e))
         return false;
     snprintf(count, sizeof(count), "%d", e->cfg->batch);
-    if (e->replay) {
-        argv[argc++] = "XREAD";
-        block = false;
+    e->wait_inflight = false;
+    if (e->leased && !e->replay) {
+        /* Under a lease, XREADGROUP - which moves the group on - runs in
+         * a script that checks the epoch first (see "Fenced reads"); an
+         * idle engine waits on a plain XREAD, which moves nothing. */
+        if (block && !e->read_after_wait) {
+            argv[argc++] = "XREAD";
+            argv[argc++] = "COUNT";
+            argv[argc++] = "1";
+            argv[argc++] = "BLOCK";
+            argv[argc++] = "1000";
+            argv[argc++] = "STREAMS";
+            for (k = 0; k < (unsigned)nstreams; k++)
+                argv[argc++] = e->st[want[k]].key;
+            for (k = 0; k < (unsigned)nstreams; k++)
+                argv[argc++] = e->st[want[k]].seen[0] ? e->st[want[k]].seen : "$";
+            e->wait_inflight = true;
+        } else {
+            snprintf(nkeys, sizeof(nkeys), "%d", nstreams + 1);
+            argv[argc++] = "EVAL";
+            argv[argc++] = fenced_read_lua;
+            argv[argc++] = nkeys;
+            argv[argc++] = e->epoch_key;
+            for (k = 0; k < (unsigned)nstreams; k++)
+                argv[argc++] = e->st[want[k]].key;
+            snprintf(epoch, sizeof(epoch), "%lld", e->epoch);
+            argv[argc++] = epoch;
+            argv[argc++] = e->cfg->group;
+            argv[argc++] = e->cfg->consumer;
+            argv[argc++] = count;
+            for (k = 0; k < (unsigned)nstreams; k++) {
+                stream_state *s = &e->st[want[k]];
+                argv[argc++] = s->phase == PH_PENDING ? s->cursor : ">";
+            }
+            block = false;
+        }
+        e->read_after_wait = false;
     } else {
-        argv[argc++] = "XREADGROUP";
-        argv[argc++] = "GROUP";
-        argv[argc++] = e->cfg->group;
-        argv[argc++] = e->cfg->consumer;
+        if (e->replay) {
+            argv[argc++] = "XREAD";
+            block = false;
+        } else {
+            argv[argc++] = "XREADGROUP";
+            argv[argc++] = "GROUP";
+            argv[argc++] = e->cfg->group;
+            argv[argc++] = e->cfg->consumer;
+        }
+        argv[argc++] = "COUNT";
+        argv[argc++] = count;
+        if (block) {
+            argv[argc++] = "BLOCK";
+            argv[argc++] = "1000";
+        }
+        argv[argc++] = "STREAMS";
+        for (k = 0; k < (unsigned)nstreams; k++)
+            argv[argc++] = e->st[want[k]].key;
+        for (k = 0; k < (unsigned)nstreams; k++) {
+            stream_state *s = &e->st[want[k]];
+            argv[argc++] = s->phase == PH_PENDING || e->replay ? s->cursor : ">";
+        }
     }
-    argv[argc++] = "COUNT";
-    argv[argc++] = count;
-    if (block) {
-        argv[argc++] = "BLOCK";
-        argv[argc++] = "1000";
-    }
-    argv[argc++] = "STREAMS";
-    for (k = 0; k < (unsigned)nstreams; k++)
-        argv[argc++] = e->st[want[k]].key;
-    for (k = 0; k < (unsigned)nstreams; k++) {
-        stream_state *s = &e->st[want[k]];
-        argv[argc++] = s->phase == PH_PENDING || e->replay ? s->cursor : ">";
-    }
-    if (rk__redis_cmd(e->rd, on_read, e, block ? BLOCK_MS : 0, argc, argv, NULL) != 0)
+    if (rk__redis_cmd(e->rd, e->wait_inflight ? on_wait : on_read, e,
+                      block || e->wait_inflight ? BLOCK_MS : 0, argc, argv, NULL) != 0) {
+        e->wait_inflight = false;
         return false;
+    }
     for (si = 0; si < RK_STREAM_COUNT; si++)
         e->requested[si] = false;
     for (k = 0; k < (unsigned)nstreams; k++)

@@ -31,16 +31,19 @@
  *
  * The lease value is "<consumer> held" or "<consumer> released". The epoch
  * the acquire returns is the fencing token: the engine's every write (the
- * publish-once script, acknowledgements, checkpoints) is checked by Redis
+ * publish-once script, acknowledgements, checkpoints) and every read of
+ * the group (XREADGROUP inside a script, reader.c) is checked by Redis
  * against the partition's epoch key, so a paused or cut-off old holder can
- * write nothing once a new one acquired. The holder itself stops reading
+ * read and write nothing once a new one acquired. The holder itself stops reading
  * once its lease may have expired (acquire/renew send time + 0.8 ttl, on
  * the monotonic clock), before Redis expires it.
  *
  * Taking over from another holder (anything but a lease released cleanly or
  * one never held), the engine starts TAKEOVER_WAIT_MS after the acquire: a
  * read the old holder sent before its lease ran out may still be blocked in
- * Redis for up to 1 s and deliver entries to the old consumer. (A clean
+ * Redis for up to 1 s (a plain XREAD wait now, which delivers nothing; a
+ * release before fenced reads blocked in XREADGROUP itself and could
+ * deliver entries to the old consumer). (A clean
  * release comes after the old engine closed its connections, which cancels
  * a blocked read.) Then the engine restores the checkpoint and claims every
  * entry other consumers hold (XAUTOCLAIM min-idle 0): entries at or before

@@ -42,6 +42,13 @@
 #   BENCH_PARTS        which parts to run     (default "drain latency memory dedupe")
 #   BENCH_DEDUPE       keys for the dedupe part (default "100000 1000000 5000000")
 #   BENCH_OUT          the table is also written here ($BUILD/bench/results.txt)
+#   BENCH_BASE_RISKD   a baseline riskd binary (say an earlier commit's, built
+#                      in a worktree: git worktree add /tmp/base REV && make -C
+#                      /tmp/base; then /tmp/base/build/riskd, with its own
+#                      plugins/two_officers.so beside it). The drain then also
+#                      runs it on each backlog ("base" rows, and riskd/base),
+#                      and the latency part at each rate: the two side by side
+#                      in one run, on one machine state.
 # e.g. a quick run: BENCH_SIZES=100000 BENCH_MEM=100000 BENCH_LAT_SECONDS=5 make bench
 set -eu
 cd "$(dirname "$0")/../.."
@@ -55,6 +62,7 @@ MEM=${BENCH_MEM:-"100000 1000000"}
 INTERVAL=${BENCH_STATE_INTERVAL:-5s}
 PARTS=${BENCH_PARTS:-"drain latency memory dedupe"}
 OUT=${BENCH_OUT:-$B/bench/results.txt}
+BASE=${BENCH_BASE_RISKD:-}
 
 for bin in riskd bench/loadgen bench/nullconsumer bench/nullrelay bench/drain bench/latency bench/dedupe; do
     [ -x "$B/$bin" ] || { echo "missing $B/$bin: run make bench" >&2; exit 1; }
@@ -99,6 +107,11 @@ cat > "$run/riskd.json" <<JSON
 }
 JSON
 sed 's/"state": {/"state": {"dedupe_window": "0s", /' "$run/riskd.json" > "$run/riskd-nodedupe.json"
+if [ -n "$BASE" ]; then
+    [ -x "$BASE" ] || { echo "BENCH_BASE_RISKD=$BASE: not an executable" >&2; exit 1; }
+    sed "s#$B/plugins/two_officers.so#$(dirname "$BASE")/plugins/two_officers.so#" \
+        "$run/riskd.json" > "$run/riskd-base.json"
+fi
 
 kv() { # kv KEY LINE: the value of KEY= in a key=value line
     echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"
@@ -122,19 +135,21 @@ if echo "$PARTS" | grep -q drain; then
             backlog riskd "load/s" "null/s" "riskd/s" "r/null" "acked/s" "riskd-cpu" "redis-cpu" "us/event" "HWM-MB"
     } | tee -a "$OUT"
     for n in $SIZES; do
-        for v in dedupe no-dedupe 10%-rep; do
-            cfg="$run/riskd.json"; rep=""
+        for v in dedupe no-dedupe 10%-rep ${BASE:+base}; do
+            cfg="$run/riskd.json"; rep=""; bin="$B/riskd"
             [ "$v" = no-dedupe ] && cfg="$run/riskd-nodedupe.json"
             [ "$v" = 10%-rep ] && rep="--repeat-every 10"
+            [ "$v" = base ] && { cfg="$run/riskd-base.json"; bin="$BASE"; }
             rc flushall
             load=$("$B/bench/loadgen" -p "$port" -n "$n" $rep)
             null=$("$B/bench/nullconsumer" -p "$port")
             d=$("$B/bench/drain" -p "$port" --redis-pid "$redis_pid" --timeout 7200 -- \
-                "$B/riskd" -c "$cfg" 2>"$run/riskd-drain-$n-$v.log")
+                "$bin" -c "$cfg" 2>"$run/riskd-drain-$n-$v.log")
             f="$run/drain-$n-$(echo "$v" | tr -d %).txt"
             echo "$load" > "$f"; echo "$null" >> "$f"; echo "$d" >> "$f"
             [ "$v" = dedupe ] && on=$(kv rate "$d")
             [ "$v" = no-dedupe ] && off=$(kv rate "$d")
+            [ "$v" = base ] && base=$(kv rate "$d")
             awk -v n="$n" -v v="$v" -v l="$(kv rate "$load")" -v z="$(kv rate "$null")" -v r="$(kv rate "$d")" \
                 -v a="$(kv rate_acked "$d")" -v t="$(kv t_read "$d")" -v c="$(kv cpu_s "$d")" \
                 -v rcpu="$(kv redis_cpu_s "$d")" -v h="$(kv hwm_kb "$d")" 'BEGIN {
@@ -143,6 +158,8 @@ if echo "$PARTS" | grep -q drain; then
         done
         awk -v n="$n" -v a="$on" -v b="$off" 'BEGIN {
             printf "%10d dedupe/no-dedupe drain rate: %.3f (target >= 0.9)\n", n, a / b }' | tee -a "$OUT"
+        [ -n "$BASE" ] && awk -v n="$n" -v a="$on" -v b="$base" 'BEGIN {
+            printf "%10d riskd/base drain rate: %.3f (within 5 %%: >= 0.95)\n", n, a / b }' | tee -a "$OUT"
     done
     echo | tee -a "$OUT"
 fi
@@ -154,17 +171,21 @@ if echo "$PARTS" | grep -q latency; then
             "target/s" "sent/s" samples "p50-ms" "p99-ms" "p99.9-ms" "max-ms" "cpu" "consumer"
     } | tee -a "$OUT"
     for r in $RATES; do
+      for v in riskd ${BASE:+base}; do
+        cfg="$run/riskd.json"; bin="$B/riskd"
+        [ "$v" = base ] && { cfg="$run/riskd-base.json"; bin="$BASE"; }
         rc flushall
         d=$("$B/bench/drain" -p "$port" --redis-pid "$redis_pid" \
-            --feed "'$B/bench/latency' -p $port -r $r -d $LAT_SECONDS > '$run/latency-$r.txt'" -- \
-            "$B/riskd" -c "$run/riskd.json" 2>"$run/riskd-latency-$r.log")
-        l=$(cat "$run/latency-$r.txt")
-        echo "$d" >> "$run/latency-$r.txt"
+            --feed "'$B/bench/latency' -p $port -r $r -d $LAT_SECONDS > '$run/latency-$r-$v.txt'" -- \
+            "$bin" -c "$cfg" 2>"$run/riskd-latency-$r-$v.log")
+        l=$(cat "$run/latency-$r-$v.txt")
+        echo "$d" >> "$run/latency-$r-$v.txt"
         awk -v t="$r" -v a="$(kv achieved "$l")" -v s="$(kv samples "$l")" \
             -v p50="$(kv p50_ms "$l")" -v p99="$(kv p99_ms "$l")" -v p999="$(kv p999_ms "$l")" \
-            -v mx="$(kv max_ms "$l")" -v c="$(kv cpu_s "$d")" -v tr="$LAT_SECONDS" 'BEGIN {
-            printf "%10d %10d %9d %9.3f %9.3f %9.3f %9.3f %8.0f%%  riskd\n",
-                t, a, s, p50, p99, p999, mx, 100 * c / tr }' | tee -a "$OUT"
+            -v mx="$(kv max_ms "$l")" -v c="$(kv cpu_s "$d")" -v tr="$LAT_SECONDS" -v v="$v" 'BEGIN {
+            printf "%10d %10d %9d %9.3f %9.3f %9.3f %9.3f %8.0f%%  %s\n",
+                t, a, s, p50, p99, p999, mx, 100 * c / tr, v }' | tee -a "$OUT"
+      done
         # The same path through the null relay (nullrelay.c): the floor.
         rc flushall
         "$B/bench/nullrelay" -p "$port" &

@@ -46,6 +46,7 @@
 #include <jansson.h>
 
 #include "itest.h"
+#include "itest_proxy.h"
 #include "itest_cluster.h"
 #include "gen.h"
 #include "internal.h"               /* rk__partition_of: how producers route */
@@ -634,6 +635,67 @@ static void test_paused_leader_is_fenced(void **state)
     json_decref(want);
 }
 
+/* A read held up on its way to Redis - in the network, or in a process
+ * frozen between queueing it and writing it - until another instance has
+ * taken the partition over must not hand the old holder any entry: it
+ * would never apply them, and the new holder, reading past them, would
+ * count them as read. The proxy holds a's requests (its lease renewals
+ * too, so the lease runs out and b takes over); b is paused while a's
+ * held requests reach Redis, so that there are entries for a stale read
+ * to take. */
+static void test_held_read_is_fenced(void **state)
+{
+    fixture *f = *state;
+    json_t *want;
+    it_proxy *px;
+    int pport = 0;
+    long long pending, idle;
+    size_t third;
+
+    wl_make(&f->w, EVENTS, 1);
+    third = f->w.n / 3;
+    want = clean_run(&f->w);
+    px = it_proxy_start(f->env.redis.port, &pport);
+    assert_non_null(px);
+    inst_start(&f->x[0], pport, "a", 1);
+    wait_log(&f->x[0], "ready (active)", 10000);
+    inst_start(&f->x[1], f->env.redis.port, "b", 1);
+    wait_log(&f->x[1], "ready (standby)", 10000);
+    wl_write(&f->k, &f->w, 0, third);
+    it_proxy_hold(px, true);
+    for (int waited = 0; it_proxy_held(px) == 0 && waited < 5000; waited += 10)
+        it_sleep_ms(10);
+    assert_true(it_proxy_held(px) > 0);         /* a sent something: held */
+    wait_log(&f->x[1], "consuming (epoch", 15000);
+    assert_true(all_drained(&f->k, 1, 60000));  /* b has all of the first third */
+    it_riskd_signal(&f->x[1].d, SIGSTOP);
+    wl_write(&f->k, &f->w, third, 2 * third);
+    it_proxy_hold(px, false);                   /* a's requests reach Redis */
+    for (int waited = 0; !it_log_contains(&f->x[0].d, "giving up") &&
+                         !it_log_contains(&f->x[0].d, "lease lost") && waited < 500;
+         waited += 10)
+        it_sleep_ms(10);
+    it_riskd_signal(&f->x[1].d, SIGCONT);
+    wl_write(&f->k, &f->w, 2 * third, f->w.n);
+    if (!all_drained(&f->k, 1, 60000)) {
+        it_riskd_dump_log(&f->x[0].d);
+        it_riskd_dump_log(&f->x[1].d);
+        dump_consumers(f->env.c);
+        fail_msg("b did not finish the workload after a's held requests");
+    }
+    consumer_info(f->env.c, "enforce:scan", "a", &pending, &idle);
+    assert_int_equal(pending, 0);
+    consumer_info(f->env.c, "enforce:case", "a", &pending, &idle);
+    assert_int_equal(pending, 0);
+    assert_same_alerts(&f->k, want, "after the held read");
+    fprintf(stderr, "a: %s\n", it_log_contains(&f->x[0].d, "giving up: FENCED") ?
+            "its held read was refused (FENCED)" : "gave up before reading");
+    inst_stop(&f->x[0]);
+    inst_stop(&f->x[1]);
+    it_proxy_stop(px);
+    json_decref(want);
+}
+
 typedef struct churn {
     fixture *f;
     bool killed, added;
@@ -879,6 +941,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_standby_takeover_after_kill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paused_leader_is_fenced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_held_read_is_fenced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_preferred_at_share, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partitions_shared_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cluster_partitions, setup, teardown),

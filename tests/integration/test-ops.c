@@ -50,7 +50,7 @@
     "riskd on >PASSWORD resetkeys ~enforce:scan ~enforce:case ~alerts " \
     "~riskd:alert:* ~riskd:deadseen:* ~riskd:dead ~riskd:state ~riskd:state:suspect ~riskd:state:epoch ~riskd:state:lease ~riskd:state:members ~riskd:state:clock " \
     "~riskd:audit %R~riskd:silences " \
-    "resetchannels &alerts:* -@all +select +xgroup|create +xgroup|setid +xreadgroup +xautoclaim " \
+    "resetchannels &alerts:* -@all +select +xgroup|create +xgroup|setid +xreadgroup +xread +xautoclaim " \
     "+xpending +xack +xinfo|groups +get +set +del +exists +incr +incrby +watch +multi +exec +hget +hset +hgetall +zadd +zrange +zremrangebyscore +zrem +time +script|load " \
     "+eval +evalsha +xadd +publish +xrange +xrevrange"
 
