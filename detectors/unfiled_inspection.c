@@ -443,6 +443,8 @@ static int emit(ui_self *s, const char *rule, rk_severity sev, int64_t ts,
  * Configuration
  * =================================================================== */
 
+#define MAX_SCAN_DEADLINE (49 * RK_DAY)   /* < UINT32_MAX ms (see scan_after) */
+
 static const char *const ui_keys[] = {
     "grace", "report_tolerance", "scan_deadline", "retention", "cooldown", NULL
 };
@@ -457,6 +459,12 @@ static int parse_cfg(const json_t *cfg, ui_cfg *out, char *err, size_t errlen)
         rk_kit_cfg_duration(cfg, "", "retention", 1, 30 * RK_DAY, &out->retention, err, errlen) != 0 ||
         rk_kit_cfg_duration(cfg, "", "cooldown", 0, 24 * RK_HOUR, &out->cooldown, err, errlen) != 0)
         return -1;
+    /* A filing keeps its deadline as 32-bit milliseconds after planned_at
+     * (task record size): 49 days is the most it holds. */
+    if (out->scan_deadline > MAX_SCAN_DEADLINE) {
+        rk_kit_errf(err, errlen, "scan_deadline: expected a duration of at most 49d");
+        return -1;
+    }
     return 0;
 }
 

@@ -129,6 +129,8 @@ static void test_bad_config(void **st)
                      "grace: expected a duration such as \"90s\", \"10m\", \"24h\" or \"30d\"");
     expect_cfg_error("{\"report_tolerance\": 5}",
                      "report_tolerance: expected a duration such as \"90s\", \"10m\", \"24h\" or \"30d\"");
+    expect_cfg_error("{\"scan_deadline\": \"50d\"}",
+                     "scan_deadline: expected a duration of at most 49d");
     expect_cfg_error("{\"scan_deadline\": \"-1h\"}",
                      "scan_deadline: expected a duration such as \"90s\", \"10m\", \"24h\" or \"30d\"");
     expect_cfg_error("{\"retention\": \"0s\"}",
@@ -178,6 +180,21 @@ static void test_filed_not_scanned(void **st)
     assert_int_equal(json_object_size(json_object_get(a, "subject")), 3);
     assert_int_equal(nevid(a), 1);
     assert_string_equal(evid(a, 0), refstr(0, T0 - HOUR, 0));
+    rk_fh_free(fh);
+}
+
+/* The longest scan_deadline the task record holds (49 days): it fires on
+ * the day, not wrapped around 32 bits (49.7 days) to an earlier time. */
+static void test_longest_scan_deadline(void **st)
+{
+    rk_fakehost *fh = mk("{\"scan_deadline\": \"49d\"}");
+    (void)st;
+    assert_int_equal(filed(fh, T0, "T1", "U1", "E1", T0), 0);
+    rk_fh_advance(fh, T0 + 49 * DAY);
+    assert_int_equal(rk_fh_count(fh, NULL), 0);
+    rk_fh_advance(fh, T0 + 49 * DAY + 1);
+    assert_int_equal(rk_fh_count(fh, "filed_not_scanned"), 1);
+    assert_int_equal(ifield(rk_fh_alert(fh, 0), "ts"), T0 + 49 * DAY);
     rk_fh_free(fh);
 }
 
@@ -864,6 +881,7 @@ int main(void)
         cmocka_unit_test(test_reconfigure),
         cmocka_unit_test(test_filed_not_scanned),
         cmocka_unit_test(test_scan_at_deadline),
+        cmocka_unit_test(test_longest_scan_deadline),
         cmocka_unit_test(test_enterprise_mismatch),
         cmocka_unit_test(test_duplicate_filing_first_wins),
         cmocka_unit_test(test_scan_without_filing),
