@@ -1006,11 +1006,6 @@ void rk__node_free(rk__node *n);
  * "ok (active: partitions 0 2)" with several, "standby" when none is held. */
 int rk__node_health(const rk__node *n, char *buf, size_t len);
 void rk__node_render_metrics(rk__node *n, rk_buf *out);
-/* The partition producers write an event to: CRC-32 (IEEE 802.3, as zlib's
- * crc32()) of the key's bytes - the unit_id, see the README - modulo
- * partitions. rk__crc32("123456789") is 0xCBF43926. */
-uint32_t rk__crc32(const void *data, size_t len);
-int rk__partition_of(const char *key, int partitions);
 /* Does this process hold (or is it taking over) any partition? */
 bool rk__node_active(const rk__node *n);
 
@@ -1046,5 +1041,12 @@ extern const rk_detector_ops rk__det_unfiled_inspection;
 extern const rk_detector_ops rk__det_bad_rating;
 extern const rk_detector_ops rk__det_fine_growth;
 extern const rk_detector_ops rk__det_complaint_cluster;
+
+/* route.c */
+/* The partition producers write an event to: CRC-32 (IEEE 802.3, as zlib's
+ * crc32()) of the key's bytes - the unit_id - modulo partitions.
+ * rk__crc32("123456789") is 0xCBF43926. */
+uint32_t rk__crc32(const void *data, size_t len);
+int rk__partition_of(const char *key, int partitions);
 
 #endif /* RISKD_INTERNAL_H */

@@ -799,27 +799,6 @@ static void stop_step(rk__node *n)
  * Public
  * =================================================================== */
 
-uint32_t rk__crc32(const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    uint32_t c = 0xFFFFFFFFu;
-    size_t i;
-    int k;
-    for (i = 0; i < len; i++) {
-        c ^= p[i];
-        for (k = 0; k < 8; k++)
-            c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
-    }
-    return c ^ 0xFFFFFFFFu;
-}
-
-int rk__partition_of(const char *key, int partitions)
-{
-    if (partitions <= 1)
-        return 0;
-    return (int)(rk__crc32(key, strlen(key)) % (uint32_t)partitions);
-}
-
 static void node_closed(uv_handle_t *h)
 {
     rk__node *n = h->data;

@@ -1,0 +1,32 @@
+/* route.c - which partition an event belongs to.
+ *
+ * Producers split the input between partitions by the event's unit_id
+ * (riskd(8), "Leases and partitions"): CRC-32 (IEEE 802.3, the one of zlib's crc32())
+ * of the key's bytes, modulo the number of partitions. riskd itself only
+ * consumes what it is given; the function lives here so that tests and
+ * tools route exactly as producers are told to. */
+#include <stdint.h>
+#include <string.h>
+
+#include "internal.h"
+
+uint32_t rk__crc32(const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    uint32_t c = 0xFFFFFFFFu;
+    size_t i;
+    int k;
+    for (i = 0; i < len; i++) {
+        c ^= p[i];
+        for (k = 0; k < 8; k++)
+            c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
+    }
+    return c ^ 0xFFFFFFFFu;
+}
+
+int rk__partition_of(const char *key, int partitions)
+{
+    if (partitions <= 1)
+        return 0;
+    return (int)(rk__crc32(key, strlen(key)) % (uint32_t)partitions);
+}

@@ -1,0 +1,41 @@
+/* tests/unit/test-route.c - route.c: the partition of an event's key is
+ * zlib's crc32() of its bytes modulo the partitions (the values below are
+ * Python's zlib.crc32), as producers are told to compute it. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "internal.h"
+
+static void test_crc32_check_value(void **st)
+{
+    (void)st;
+    assert_int_equal(rk__crc32("123456789", 9), 0xCBF43926u);
+    assert_int_equal(rk__crc32("", 0), 0u);
+    assert_int_equal(rk__crc32("U1", 2), 3620453332u);
+}
+
+static void test_partition_of(void **st)
+{
+    (void)st;
+    assert_int_equal(rk__partition_of("U1", 6), 4);
+    assert_int_equal(rk__partition_of("C00-03-MKT", 6), 2);
+    /* UTF-8 bytes, as the producer sends them */
+    assert_int_equal(rk__partition_of("\xe5\xb8\x82\xe5\x9c\xba\xe7\x9b\x91\xe7\xae\xa1\xe5\xb1\x80", 6), 5);
+    /* one partition (or none configured): always 0 */
+    assert_int_equal(rk__partition_of("U1", 1), 0);
+    assert_int_equal(rk__partition_of("U1", 0), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_crc32_check_value),
+        cmocka_unit_test(test_partition_of),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
