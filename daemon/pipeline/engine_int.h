@@ -219,9 +219,7 @@ struct rk__engine {
     int64_t round_started;
     bool requested[RK_STREAM_COUNT];    /* streams in the read in flight */
     bool read_inflight;             /* an XREADGROUP/XREAD awaits its reply */
-    bool wait_inflight;             /* ...and it is the lease's plain XREAD wait */
-    bool read_after_wait;           /* the wait answered: read (fenced) next */
-    bool wait_err_logged;
+    bool wait_err_logged;           /* the plain XREAD wait was refused */
     uint64_t round_hr;
     rk__engine_stats_t stats;
     rk__inlog inlog;                /* late, unknown, bad input (inputlog.c) */

@@ -331,8 +331,9 @@ static bool read_ahead_allowed(const rk__engine *e)
  *
  * A script cannot block, so an engine with nothing buffered and every
  * stream caught up waits on a plain XREAD BLOCK from the last id '>'
- * delivered (or "$"), which reads without moving the group, and after
- * its answer (entries or the 1 s timeout) sends the fenced read.
+ * delivered (or "$"), which reads without moving the group, with the
+ * fenced read pipelined right behind it: Redis runs the read the moment
+ * the wait returns (entries or the 1 s timeout), no round trip later.
  * Replay (XREAD, no group) and an engine without a lease read directly.
  * =================================================================== */
 
@@ -348,34 +349,18 @@ static const char fenced_read_lua[] =
     "for i = 5, #ARGV do a[#a + 1] = ARGV[i] end\n"
     "return redis.pcall(unpack(a))\n";
 
-/* The wait answered: whatever it saw (it read nothing for us), the fenced
- * read goes next. */
+/* The wait answered (the fenced read queued behind it runs now): there is
+ * nothing to do with what it saw; an error (an ACL without +xread, say)
+ * is said once per engine, and the read behind it then does not block. */
 static void on_wait(rk__redis *r, redisReply *reply, void *pd)
 {
     rk__engine *e = pd;
-    bool waiting;
     (void)r;
-    if (!e->read_inflight || !e->wait_inflight)
-        return;                     /* forgotten: the connection was lost */
-    e->read_inflight = false;
-    e->wait_inflight = false;
-    waiting = e->state == E_READING;
-    if (waiting)
-        e->state = E_IDLE;
-    if (reply == NULL)
-        return;                     /* connection lost: on_rd_state handles it */
-    e->read_after_wait = true;
-    if (reply->type == REDIS_REPLY_ERROR) {
-        /* (an ACL without +xread, say: reading goes on, polling every
-         * READ_RETRY_MS; said once per engine) */
-        if (!e->wait_err_logged)
-            rk__log(RK_LOG_ERR, "XREAD (waiting for new entries) failed: %s; polling "
-                    "every %d ms instead", reply->str, READ_RETRY_MS);
-        e->wait_err_logged = true;
-        e->read_retry_at = (int64_t)uv_now(e->loop) + READ_RETRY_MS;
-    }
-    if (waiting)
-        rk__schedule_read(e);
+    if (reply == NULL || reply->type != REDIS_REPLY_ERROR || e->wait_err_logged)
+        return;
+    rk__log(RK_LOG_ERR, "XREAD (waiting for new entries) failed: %s; polling every %d ms "
+            "instead", reply->str, READ_RETRY_MS);
+    e->wait_err_logged = true;
 }
 
 /* Send the next read on the reader connection, for every stream whose
@@ -425,43 +410,44 @@ static bool send_read(rk__engine *e, bool ahead)
     if (nstreams == 0 || (ahead && !more) || !rk__lease_valid(e))
         return false;
     snprintf(count, sizeof(count), "%d", e->cfg->batch);
-    e->wait_inflight = false;
     if (e->leased && !e->replay) {
         /* Under a lease, XREADGROUP - which moves the group on - runs in
-         * a script that checks the epoch first (see "Fenced reads"); an
-         * idle engine waits on a plain XREAD, which moves nothing. */
-        if (block && !e->read_after_wait) {
-            argv[argc++] = "XREAD";
-            argv[argc++] = "COUNT";
-            argv[argc++] = "1";
-            argv[argc++] = "BLOCK";
-            argv[argc++] = "1000";
-            argv[argc++] = "STREAMS";
+         * a script that checks the epoch first (see "Fenced reads"). */
+        if (block && !e->wait_err_logged) {
+            const char *wv[4 + 2 * RK_STREAM_COUNT];
+            int wc = 0;
+            wv[wc++] = "XREAD";
+            wv[wc++] = "COUNT";
+            wv[wc++] = "1";
+            wv[wc++] = "BLOCK";
+            wv[wc++] = "1000";
+            wv[wc++] = "STREAMS";
             for (k = 0; k < (unsigned)nstreams; k++)
-                argv[argc++] = e->st[want[k]].key;
+                wv[wc++] = e->st[want[k]].key;
             for (k = 0; k < (unsigned)nstreams; k++)
-                argv[argc++] = e->st[want[k]].seen[0] ? e->st[want[k]].seen : "$";
-            e->wait_inflight = true;
-        } else {
-            snprintf(nkeys, sizeof(nkeys), "%d", nstreams + 1);
-            argv[argc++] = "EVAL";
-            argv[argc++] = fenced_read_lua;
-            argv[argc++] = nkeys;
-            argv[argc++] = e->epoch_key;
-            for (k = 0; k < (unsigned)nstreams; k++)
-                argv[argc++] = e->st[want[k]].key;
-            snprintf(epoch, sizeof(epoch), "%lld", e->epoch);
-            argv[argc++] = epoch;
-            argv[argc++] = e->cfg->group;
-            argv[argc++] = e->cfg->consumer;
-            argv[argc++] = count;
-            for (k = 0; k < (unsigned)nstreams; k++) {
-                stream_state *s = &e->st[want[k]];
-                argv[argc++] = s->phase == PH_PENDING ? s->cursor : ">";
-            }
-            block = false;
+                wv[wc++] = e->st[want[k]].seen[0] ? e->st[want[k]].seen : "$";
+            if (rk__redis_cmd(e->rd, on_wait, e, BLOCK_MS, wc, wv, NULL) != 0)
+                return false;
+        } else if (block) {
+            block = false;          /* no wait: poll (schedule_read's retry) */
+            e->read_retry_at = (int64_t)uv_now(e->loop) + READ_RETRY_MS;
         }
-        e->read_after_wait = false;
+        snprintf(nkeys, sizeof(nkeys), "%d", nstreams + 1);
+        argv[argc++] = "EVAL";
+        argv[argc++] = fenced_read_lua;
+        argv[argc++] = nkeys;
+        argv[argc++] = e->epoch_key;
+        for (k = 0; k < (unsigned)nstreams; k++)
+            argv[argc++] = e->st[want[k]].key;
+        snprintf(epoch, sizeof(epoch), "%lld", e->epoch);
+        argv[argc++] = epoch;
+        argv[argc++] = e->cfg->group;
+        argv[argc++] = e->cfg->consumer;
+        argv[argc++] = count;
+        for (k = 0; k < (unsigned)nstreams; k++) {
+            stream_state *s = &e->st[want[k]];
+            argv[argc++] = s->phase == PH_PENDING ? s->cursor : ">";
+        }
     } else {
         if (e->replay) {
             argv[argc++] = "XREAD";
@@ -486,11 +472,8 @@ static bool send_read(rk__engine *e, bool ahead)
             argv[argc++] = s->phase == PH_PENDING || e->replay ? s->cursor : ">";
         }
     }
-    if (rk__redis_cmd(e->rd, e->wait_inflight ? on_wait : on_read, e,
-                      block || e->wait_inflight ? BLOCK_MS : 0, argc, argv, NULL) != 0) {
-        e->wait_inflight = false;
+    if (rk__redis_cmd(e->rd, on_read, e, block ? BLOCK_MS : 0, argc, argv, NULL) != 0)
         return false;
-    }
     for (si = 0; si < RK_STREAM_COUNT; si++)
         e->requested[si] = false;
     for (k = 0; k < (unsigned)nstreams; k++)
