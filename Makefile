@@ -87,9 +87,10 @@ $(BUILD)/riskd: $(BUILD)/obj/daemon/riskd/main.o $(RISKD_OBJS) $(BUILD)/libriskd
 	$(CC) $(RK_LDFLAGS) -o $@ $^ $(RK_LIBS)
 
 # The operator CLI: hiredis's synchronous API, and libriskd.a for the
-# configuration loader, the registry check and the time functions.
+# configuration loader, the registry check and the time functions; libcurl
+# for riskctl forward (Alertmanager's HTTP API).
 $(BUILD)/riskctl: $(RISKCTL_OBJS) $(BUILD)/libriskd.a
-	$(CC) $(RK_LDFLAGS) -o $@ $^ $(RK_LIBS)
+	$(CC) $(RK_LDFLAGS) -o $@ $^ $(RK_LIBS) -lcurl -lpthread
 
 $(BUILD)/plugins/%.so: detectors/plugins/%.c $(wildcard include/riskd/*.h)
 	@mkdir -p $(dir $@)
