@@ -146,6 +146,8 @@ install: all
 	install -m 0644 config/riskd.json $(DESTDIR)$(SYSCONFDIR)/riskd/riskd.json
 	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -m 0644 systemd/riskd.service $(DESTDIR)$(PREFIX)/lib/systemd/system/riskd.service
+	install -m 0644 systemd/riskd-forward.service \
+	    $(DESTDIR)$(PREFIX)/lib/systemd/system/riskd-forward.service
 	install -d $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 0644 daemon/riskd/riskd.8 $(DESTDIR)$(PREFIX)/share/man/man8/riskd.8
 	install -d $(DESTDIR)$(PREFIX)/share/man/man7

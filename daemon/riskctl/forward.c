@@ -639,10 +639,11 @@ static void flush(fwd *f, int64_t now)
         if (rc == 0) {
             atomic_fetch_add(&m_errors, 1);
             atomic_store(&m_am_up, 0);
+            count_table(f);
             if (f->am_state != 0)
-                rk__log(RK_LOG_WARNING, "forward: Alertmanager at %s: %s; keeping %zu+ "
+                rk__log(RK_LOG_WARNING, "forward: Alertmanager at %s: %s; keeping %d "
                         "alerts and retrying with backoff (up to %d s)", f->url, err,
-                        json_array_size(batch), BACKOFF_MAX_MS / 1000);
+                        atomic_load(&m_pending), BACKOFF_MAX_MS / 1000);
             f->am_state = 0;
             f->next_post = now + f->backoff_ms;
             f->backoff_ms = f->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
