@@ -87,9 +87,10 @@ $(BUILD)/riskd: $(BUILD)/obj/daemon/riskd/main.o $(RISKD_OBJS) $(BUILD)/libriskd
 	$(CC) $(RK_LDFLAGS) -o $@ $^ $(RK_LIBS)
 
 # The operator CLI: hiredis's synchronous API, and libriskd.a for the
-# configuration loader, the registry check and the time functions.
+# configuration loader, the registry check and the time functions; libcurl
+# for riskctl forward (Alertmanager's HTTP API).
 $(BUILD)/riskctl: $(RISKCTL_OBJS) $(BUILD)/libriskd.a
-	$(CC) $(RK_LDFLAGS) -o $@ $^ $(RK_LIBS)
+	$(CC) $(RK_LDFLAGS) -o $@ $^ $(RK_LIBS) -lcurl -lpthread
 
 $(BUILD)/plugins/%.so: detectors/plugins/%.c $(wildcard include/riskd/*.h)
 	@mkdir -p $(dir $@)
@@ -145,6 +146,8 @@ install: all
 	install -m 0644 config/riskd.json $(DESTDIR)$(SYSCONFDIR)/riskd/riskd.json
 	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -m 0644 systemd/riskd.service $(DESTDIR)$(PREFIX)/lib/systemd/system/riskd.service
+	install -m 0644 systemd/riskd-forward.service \
+	    $(DESTDIR)$(PREFIX)/lib/systemd/system/riskd-forward.service
 	install -d $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 0644 daemon/riskd/riskd.8 $(DESTDIR)$(PREFIX)/share/man/man8/riskd.8
 	install -d $(DESTDIR)$(PREFIX)/share/man/man7

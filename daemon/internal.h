@@ -188,6 +188,8 @@ typedef struct rk__config {
     char *channel_prefix;
     long long alerts_maxlen;
     int64_t dedupe_ttl;             /* ms */
+    char *alerts_open_key;          /* alerts.open_key (default "riskd:open") */
+    char *alerts_language;          /* alerts.language: "zh-CN" (default) or "en" */
     /* clock */
     bool wall_advance;
     int64_t clock_idle;             /* ms */

@@ -52,6 +52,8 @@
 #define DEF_CHANNEL_PREFIX  "alerts:"
 #define DEF_ALERTS_MAXLEN   1000000
 #define DEF_DEDUPE_TTL      (400 * RK_DAY)
+#define DEF_OPEN_KEY        "riskd:open"
+#define DEF_LANGUAGE        "zh-CN"
 #define DEF_WALL_ADVANCE    1
 #define DEF_CLOCK_IDLE      (60 * RK_SECOND)
 #define DEF_ALLOWED_LATENESS 0
@@ -384,7 +386,7 @@ static int load_alerts(const json_t *root, rk__config *c, char *err,
                        size_t errlen)
 {
     static const char *const keys[] = {
-        "stream", "channel_prefix", "maxlen", "dedupe_ttl", NULL
+        "stream", "channel_prefix", "maxlen", "dedupe_ttl", "open_key", "language", NULL
     };
     const json_t *o;
 
@@ -396,8 +398,16 @@ static int load_alerts(const json_t *root, rk__config *c, char *err,
         rk_kit_cfg_int(o, "alerts.", "maxlen", 1, 9007199254740991LL,
                        DEF_ALERTS_MAXLEN, &c->alerts_maxlen, err, errlen) != 0 ||
         rk_kit_cfg_duration(o, "alerts.", "dedupe_ttl", RK_SECOND,
-                            DEF_DEDUPE_TTL, &c->dedupe_ttl, err, errlen) != 0)
+                            DEF_DEDUPE_TTL, &c->dedupe_ttl, err, errlen) != 0 ||
+        cfg_string(o, "alerts.", "open_key", 1, 0, DEF_OPEN_KEY,
+                   &c->alerts_open_key, err, errlen) != 0 ||
+        cfg_string(o, "alerts.", "language", 1, 0, DEF_LANGUAGE,
+                   &c->alerts_language, err, errlen) != 0)
         return -1;
+    if (strcmp(c->alerts_language, "zh-CN") != 0 && strcmp(c->alerts_language, "en") != 0) {
+        rk_kit_errf(err, errlen, "alerts.language: expected \"zh-CN\" or \"en\"");
+        return -1;
+    }
     return 0;
 }
 
@@ -778,6 +788,8 @@ void rk__config_free(rk__config *cfg)
     free(cfg->start);
     free(cfg->alerts_stream);
     free(cfg->channel_prefix);
+    free(cfg->alerts_open_key);
+    free(cfg->alerts_language);
     free(cfg->metrics_listen);
     free(cfg->metrics_host);
     for (i = 0; i < cfg->n_plugins; i++)

@@ -7,6 +7,11 @@
  *   riskctl silence list [--all]
  *   riskctl silence expire ID [--author NAME]
  *   riskctl status
+ *   riskctl alerts [--open] [--unit ID] [--detector D] [--rule R] [--severity S]
+ *                  [--since TIME] [--json]
+ *   riskctl ack ID --by NAME [--note TEXT]
+ *   riskctl close ID --by NAME [--note TEXT]
+ *   riskctl forward [--url URL] [--interval DURATION] [--metrics ADDR]
  *
  * It is a short-lived, single-threaded program on hiredis's synchronous
  * API (the daemon's libuv machinery is not used) and links libriskd.a only
@@ -33,7 +38,8 @@
  *
  * Files: main.c (options, dispatch), common.c (messages, configuration,
  * the Redis connection; shared through riskctl.h), one file per command
- * group: check.c, tail.c, silence.c, status.c. */
+ * group: check.c, tail.c, silence.c, status.c, alerts.c (alerts, ack,
+ * close), forward.c (the Alertmanager forwarder). */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -56,6 +62,11 @@ static void usage(FILE *f)
         "       riskctl [options] silence list [--all]\n"
         "       riskctl [options] silence expire ID [--author NAME]\n"
         "       riskctl [options] status\n"
+        "       riskctl [options] alerts [--open] [--unit ID] [--detector D] [--rule R]\n"
+        "                                [--severity S] [--since TIME] [--json]\n"
+        "       riskctl [options] ack ID --by NAME [--note TEXT]\n"
+        "       riskctl [options] close ID --by NAME [--note TEXT]\n"
+        "       riskctl [options] forward [--url URL] [--interval DURATION] [--metrics ADDR]\n"
         "options:\n"
         "  -c FILE          riskd configuration (default " DEFAULT_CONFIG ")\n"
         "  -h HOST, -p PORT, -a PASSWORD, --user USER, -n DB\n"
@@ -89,7 +100,9 @@ static int only(const opts *o, unsigned allowed, const char *what)
 {
     static const char *const names[] = {
         "--detector", "--rule", "--match", "--until", "--reason", "--author",
-        "--severity", "--from", "--count", "--all", "-h/-p/-a/--user/-n"
+        "--severity", "--from", "--count", "--all", "-h/-p/-a/--user/-n",
+        "--open", "--unit", "--since", "--json", "--by", "--note", "--url", "--interval",
+        "--metrics"
     };
     unsigned extra = o->given & ~allowed;
     for (unsigned b = 0; b < sizeof(names) / sizeof(names[0]); b++)
@@ -103,7 +116,8 @@ static int only(const opts *o, unsigned allowed, const char *what)
 int main(int argc, char **argv)
 {
     enum { L_USER = 256, L_DETECTOR, L_RULE, L_MATCH, L_UNTIL, L_REASON, L_AUTHOR,
-           L_SEVERITY, L_FROM, L_COUNT, L_ALL, L_HELP, L_VERSION };
+           L_SEVERITY, L_FROM, L_COUNT, L_ALL, L_HELP, L_VERSION, L_OPEN, L_UNIT,
+           L_SINCE, L_JSON, L_BY, L_NOTE, L_URL, L_INTERVAL, L_METRICS };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"host", required_argument, NULL, 'h'},
@@ -121,6 +135,15 @@ int main(int argc, char **argv)
         {"from", required_argument, NULL, L_FROM},
         {"count", required_argument, NULL, L_COUNT},
         {"all", no_argument, NULL, L_ALL},
+        {"open", no_argument, NULL, L_OPEN},
+        {"unit", required_argument, NULL, L_UNIT},
+        {"since", required_argument, NULL, L_SINCE},
+        {"json", no_argument, NULL, L_JSON},
+        {"by", required_argument, NULL, L_BY},
+        {"note", required_argument, NULL, L_NOTE},
+        {"url", required_argument, NULL, L_URL},
+        {"interval", required_argument, NULL, L_INTERVAL},
+        {"metrics", required_argument, NULL, L_METRICS},
         {"help", no_argument, NULL, L_HELP},
         {"version", no_argument, NULL, L_VERSION},
         {NULL, 0, NULL, 0}
@@ -182,6 +205,25 @@ int main(int argc, char **argv)
             o.given |= O_COUNT;
             break;
         case L_ALL: o.all = 1; o.given |= O_ALL; break;
+        case L_OPEN: o.open = 1; o.given |= O_OPEN; break;
+        case L_UNIT: o.unit = optarg; o.given |= O_UNIT; break;
+        case L_SINCE: o.since = optarg; o.given |= O_SINCE; break;
+        case L_JSON: o.json = 1; o.given |= O_JSON; break;
+        case L_BY: o.by = optarg; o.given |= O_BY; break;
+        case L_NOTE: o.note = optarg; o.given |= O_NOTE; break;
+        case L_URL: o.url = optarg; o.given |= O_URL; break;
+        case L_METRICS: o.metrics = optarg; o.given |= O_METRICS; break;
+        case L_INTERVAL: {
+            int64_t ms;
+            if (rk_kit_parse_duration(optarg, &ms) != 0 || ms < RK_SECOND ||
+                ms > RK_DAY) {
+                rk__ctl_errx("--interval: expected a duration from 1s to 1d (30s, 1m)");
+                return EX_FAIL;
+            }
+            o.interval = ms;
+            o.given |= O_INTERVAL;
+            break;
+        }
         case L_HELP: usage(stdout); return EX_OK;
         case L_VERSION:
             printf("riskctl %s (hiredis %d.%d.%d, jansson %s)\n", RK_VERSION,
@@ -221,6 +263,45 @@ int main(int argc, char **argv)
                  cmd) != 0 || rk__ctl_load_config(&o, &cfg) != 0)
             return EX_FAIL;
         rc = tail ? rk__ctl_tail(cfg, &o) : rk__ctl_status(cfg, &o);
+        rk__config_free(cfg);
+        return rc;
+    }
+    if (strcmp(cmd, "alerts") == 0 || strcmp(cmd, "ack") == 0 || strcmp(cmd, "close") == 0) {
+        int list = cmd[0] == 'a' && cmd[1] == 'l';
+        if (npos != (list ? 1 : 2)) {
+            if (!list && npos < 2)
+                rk__ctl_errx("%s: which alert? (riskctl %s ID --by NAME)", cmd, cmd);
+            usage(stderr);
+            return EX_FAIL;
+        }
+        allowed = list ? O_OPEN | O_UNIT | O_DETECTOR | O_RULE | O_SEVERITY | O_SINCE | O_JSON
+                       : O_BY | O_NOTE;
+        if (only(&o, O_REDIS | allowed, cmd) != 0 || rk__ctl_load_config(&o, &cfg) != 0)
+            return EX_FAIL;
+        if (!list && o.by == NULL) {
+            rk__ctl_errx("%s: --by NAME is required", cmd);
+            rk__config_free(cfg);
+            return EX_FAIL;
+        }
+        if (rk__ctl_conn_init(&k, cfg, &o) != 0) {
+            rk__config_free(cfg);
+            return EX_REDIS;
+        }
+        rc = list ? rk__ctl_alerts(&k, cfg, &o)
+                  : rk__ctl_act(&k, cfg, &o, sub, strcmp(cmd, "close") == 0);
+        rk__ctl_conn_close(&k);
+        rk__config_free(cfg);
+        return rc;
+    }
+    if (strcmp(cmd, "forward") == 0) {
+        if (npos != 1) {
+            usage(stderr);
+            return EX_FAIL;
+        }
+        if (only(&o, O_REDIS | O_URL | O_INTERVAL | O_METRICS, cmd) != 0 ||
+            rk__ctl_load_config(&o, &cfg) != 0)
+            return EX_FAIL;
+        rc = rk__ctl_forward(cfg, &o);
         rk__config_free(cfg);
         return rc;
     }

@@ -20,13 +20,17 @@
 #define EX_OK       0
 #define EX_FAIL     1                       /* error, bad usage, Redis down */
 #define EX_DEGRADED 2                       /* status: riskd not healthy */
+#define EX_REDIS    2                       /* alerts, ack, close: cannot reach Redis */
 
 /* Options, one bit each, so every subcommand can refuse the ones it does
  * not take. */
 enum {
     O_DETECTOR = 1 << 0, O_RULE = 1 << 1, O_MATCH = 1 << 2, O_UNTIL = 1 << 3,
     O_REASON = 1 << 4, O_AUTHOR = 1 << 5, O_SEVERITY = 1 << 6, O_FROM = 1 << 7,
-    O_COUNT = 1 << 8, O_ALL = 1 << 9, O_REDIS = 1 << 10
+    O_COUNT = 1 << 8, O_ALL = 1 << 9, O_REDIS = 1 << 10,
+    O_OPEN = 1 << 11, O_UNIT = 1 << 12, O_SINCE = 1 << 13, O_JSON = 1 << 14,
+    O_BY = 1 << 15, O_NOTE = 1 << 16, O_URL = 1 << 17, O_INTERVAL = 1 << 18,
+    O_METRICS = 1 << 19
 };
 
 typedef struct opts {
@@ -39,6 +43,11 @@ typedef struct opts {
     const char *match[MAX_MATCH];
     size_t n_match;
     int all;
+    int open, json;                 /* alerts --open, --json */
+    const char *unit, *since;       /* alerts --unit, --since */
+    const char *by, *note;          /* ack, close */
+    const char *url, *metrics;      /* forward --url, --metrics */
+    int64_t interval;               /* forward --interval, ms (0 = default) */
     unsigned given;                 /* O_* bits seen */
 } opts;
 
@@ -72,5 +81,8 @@ int rk__ctl_silence_add(conn *k, const rk__config *cfg, const opts *o);  /* sile
 int rk__ctl_silence_list(conn *k, const rk__config *cfg, const opts *o);
 int rk__ctl_silence_expire(conn *k, const rk__config *cfg, const opts *o, const char *id);
 int rk__ctl_status(const rk__config *cfg, const opts *o);                /* status.c */
+int rk__ctl_alerts(conn *k, const rk__config *cfg, const opts *o);      /* alerts.c */
+int rk__ctl_act(conn *k, const rk__config *cfg, const opts *o, const char *id, int closing);
+int rk__ctl_forward(const rk__config *cfg, const opts *o);               /* forward.c */
 
 #endif

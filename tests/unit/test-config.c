@@ -98,6 +98,8 @@ static void assert_defaults(const rk__config *c)
     assert_string_equal(c->channel_prefix, "alerts:");
     assert_int_equal(c->alerts_maxlen, 1000000);
     assert_int_equal(c->dedupe_ttl, 400 * RK_DAY);
+    assert_string_equal(c->alerts_open_key, "riskd:open");
+    assert_string_equal(c->alerts_language, "zh-CN");
     assert_int_equal(c->dedupe_window, 400 * RK_DAY);
     assert_true(c->wall_advance);
     assert_int_equal(c->clock_idle, 60 * RK_SECOND);
@@ -567,6 +569,8 @@ static void test_alerts_state(void **state)
 {
     (void)state;
     BAD("{\"alerts\":{\"stream\":\"\"}}", "alerts.stream: expected a non-empty string");
+    BAD("{\"alerts\":{\"open_key\":\"\"}}", "alerts.open_key: expected a non-empty string");
+    BAD("{\"alerts\":{\"language\":\"fr\"}}", "alerts.language: expected \"zh-CN\" or \"en\"");
     BAD("{\"alerts\":{\"channel_prefix\":null}}",
         "alerts.channel_prefix: expected a string");
     BAD("{\"alerts\":{\"channel_prefix\":1}}",
