@@ -334,7 +334,7 @@ int main(int argc, char **argv)
         return EX_FAIL;
     if (rk__ctl_conn_init(&k, cfg, &o) != 0) {
         rk__config_free(cfg);
-        return EX_FAIL;
+        return EX_REDIS;
     }
     if (sub[0] == 'a')
         rc = rk__ctl_silence_add(&k, cfg, &o);

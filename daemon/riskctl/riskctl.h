@@ -18,9 +18,8 @@
 
 /* Exit codes. */
 #define EX_OK       0
-#define EX_FAIL     1                       /* error, bad usage, Redis down */
-#define EX_DEGRADED 2                       /* status: riskd not healthy */
-#define EX_REDIS    2                       /* alerts, ack, close: cannot reach Redis */
+#define EX_FAIL     1                       /* error, refusal, bad usage */
+#define EX_REDIS    2                       /* cannot reach Redis (every command) */
 
 /* Options, one bit each, so every subcommand can refuse the ones it does
  * not take. */

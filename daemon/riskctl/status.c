@@ -226,9 +226,9 @@ static int metric_value(const char *text, const char *name, double *out)
     return 0;
 }
 
-/* riskctl status. Exit 0 when Redis answers (and riskd_up is 1 when the
- * metrics endpoint is configured), 2 when the endpoint is unreachable or
- * riskd_up is not 1, 1 when Redis is unreachable. */
+/* riskctl status. Exit 0 when Redis answers, whatever the report says of
+ * riskd itself (its health is in the report, and on /healthz), 2 when
+ * Redis cannot be reached. */
 /* The leases (riskd(8), DEPLOYMENT): who holds each partition, under which
  * epoch and for how much longer, and the live members. Returns -1 when
  * Redis went away. */
@@ -307,7 +307,7 @@ int rk__ctl_status(const rk__config *cfg, const opts *o)
     unsigned si;
 
     if (rk__ctl_conn_init(&k, cfg, o) != 0)
-        return EX_FAIL;
+        return EX_REDIS;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     r = redisCommand(k.c, "PING");
     clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -370,15 +370,13 @@ int rk__ctl_status(const rk__config *cfg, const opts *o)
         double v;
         if (body == NULL) {
             printf("metrics %s: unreachable (%s)\n", cfg->metrics_listen, err);
-            return EX_DEGRADED;
+            return rc;
         }
         printf("metrics %s:\n", cfg->metrics_listen);
         for (si = 0; si < sizeof(names) / sizeof(names[0]); si++) {
             printf("  %-30s ", names[si]);
             if (!metric_value(body, names[si], &v)) {
                 printf("-\n");
-                if (si == 0)
-                    rc = EX_DEGRADED;
                 continue;
             }
             if (si == 1) {
@@ -390,8 +388,6 @@ int rk__ctl_status(const rk__config *cfg, const opts *o)
             } else {
                 printf("%.0f\n", v);
             }
-            if (si == 0 && v != 1.0)
-                rc = EX_DEGRADED;
         }
         free(body);
     }

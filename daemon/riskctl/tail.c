@@ -205,7 +205,7 @@ int rk__ctl_tail(const rk__config *cfg, const opts *o)
         return EX_FAIL;
     }
     if (rk__ctl_conn_init(&k, cfg, o) != 0)
-        return EX_FAIL;
+        return EX_REDIS;
     if (o->from != NULL && strcmp(o->from, "$") != 0)
         snprintf(last, sizeof(last), "%s", o->from);
     else if (stream_last_id(&k, cfg->alerts_stream, last, sizeof(last)) != 0)
