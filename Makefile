@@ -38,7 +38,7 @@ endif
 RK_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(OPTIMIZATION) $(WARN) -fPIC \
              -Iinclude -Idaemon -Itests/lib $(PKG_CFLAGS) $(SANFLAGS) $(CFLAGS)
 RK_LDFLAGS := $(SANFLAGS) $(LDFLAGS)
-RK_LIBS := $(PKG_LIBS) -lhttp_parser -ldl -lm
+RK_LIBS := $(PKG_LIBS) -lhttp_parser -lcsv -ldl -lm
 
 # daemon/lib, daemon/redis, daemon/pipeline and the built-in detectors are
 # libriskd.a, the library every program links. Each program's folder holds
