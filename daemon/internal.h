@@ -1091,6 +1091,12 @@ json_t *rk__lists_row_object(const rk__list *l, size_t i);
 char *rk__lists_row_json(const rk__list *l, size_t i);
 char *rk__lists_row_field(const rk__list *l, size_t i);
 
+/* The swap (KEYS staged, live, versions, info; ARGV kind, rows, info JSON
+ * -> {new version, old version, old info}) and the fetch (KEYS versions,
+ * live, info; ARGV kind -> {version, info, {rows}}) scripts. */
+extern const char rk__lists_swap_lua[];
+extern const char rk__lists_fetch_lua[];
+
 /* Lookups (l may be NULL: no list loaded; each answers "not listed"). */
 /* whitelist: the enterprise's allowance (inspections per 365 days). */
 bool rk__lists_allowance(const rk__list *l, const char *enterprise_id, long long *out);

@@ -1032,6 +1032,39 @@ const char *rk__lists_name(const rk__list *l, const char *kind, const char *id)
 }
 
 /* ===================================================================
+ * The scripts that write and read the stored lists
+ * =================================================================== */
+
+/* KEYS[1] the staged rows, KEYS[2] the live hash, KEYS[3] the versions,
+ * KEYS[4] the info hash; ARGV[1] kind, ARGV[2] rows, ARGV[3] info JSON.
+ * -> {new version, old version, old info or ""}. */
+const char rk__lists_swap_lua[] =
+    "local n = tonumber(ARGV[2])\n"
+    "if n > 0 then\n"
+    "  local have = redis.call('HLEN', KEYS[1])\n"
+    "  if have ~= n then\n"
+    "    return redis.error_reply('the staged rows are incomplete (' .. have .. ' of ' "
+    ".. n .. '); nothing changed')\n"
+    "  end\n"
+    "  redis.call('RENAME', KEYS[1], KEYS[2])\n"
+    "  redis.call('PERSIST', KEYS[2])\n"
+    "else\n"
+    "  redis.call('DEL', KEYS[2])\n"
+    "end\n"
+    "local old = redis.call('HGET', KEYS[3], ARGV[1]) or '0'\n"
+    "local oldinfo = redis.call('HGET', KEYS[4], ARGV[1]) or ''\n"
+    "local v = redis.call('HINCRBY', KEYS[3], ARGV[1], 1)\n"
+    "redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])\n"
+    "return {v, old, oldinfo}\n";
+
+/* KEYS[1] the versions, KEYS[2] the live hash, KEYS[3] the info hash;
+ * ARGV[1] kind. -> {version ("0": none), info or "", {row JSON ...}},
+ * read at one instant. */
+const char rk__lists_fetch_lua[] =
+    "return {redis.call('HGET', KEYS[1], ARGV[1]) or '0', "
+    "redis.call('HGET', KEYS[3], ARGV[1]) or '', redis.call('HVALS', KEYS[2])}\n";
+
+/* ===================================================================
  * The lists in force
  * =================================================================== */
 

@@ -7,6 +7,8 @@
  *   riskctl silence list [--all]
  *   riskctl silence expire ID [--author NAME]
  *   riskctl status
+ *   riskctl lists load KIND FILE [--author NAME]
+ *   riskctl lists show KIND [--json]
  *
  * It is a short-lived, single-threaded program on hiredis's synchronous
  * API (the daemon's libuv machinery is not used) and links libriskd.a only
@@ -33,7 +35,7 @@
  *
  * Files: main.c (options, dispatch), common.c (messages, configuration,
  * the Redis connection; shared through riskctl.h), one file per command
- * group: check.c, tail.c, silence.c, status.c. */
+ * group: check.c, tail.c, silence.c, status.c, lists.c. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -56,6 +58,8 @@ static void usage(FILE *f)
         "       riskctl [options] silence list [--all]\n"
         "       riskctl [options] silence expire ID [--author NAME]\n"
         "       riskctl [options] status\n"
+        "       riskctl [options] lists load KIND FILE [--author NAME]\n"
+        "       riskctl [options] lists show KIND [--json]\n"
         "options:\n"
         "  -c FILE          riskd configuration (default " DEFAULT_CONFIG ")\n"
         "  -h HOST, -p PORT, -a PASSWORD, --user USER, -n DB\n"
@@ -89,7 +93,7 @@ static int only(const opts *o, unsigned allowed, const char *what)
 {
     static const char *const names[] = {
         "--detector", "--rule", "--match", "--until", "--reason", "--author",
-        "--severity", "--from", "--count", "--all", "-h/-p/-a/--user/-n"
+        "--severity", "--from", "--count", "--all", "-h/-p/-a/--user/-n", "--json"
     };
     unsigned extra = o->given & ~allowed;
     for (unsigned b = 0; b < sizeof(names) / sizeof(names[0]); b++)
@@ -103,7 +107,7 @@ static int only(const opts *o, unsigned allowed, const char *what)
 int main(int argc, char **argv)
 {
     enum { L_USER = 256, L_DETECTOR, L_RULE, L_MATCH, L_UNTIL, L_REASON, L_AUTHOR,
-           L_SEVERITY, L_FROM, L_COUNT, L_ALL, L_HELP, L_VERSION };
+           L_SEVERITY, L_FROM, L_COUNT, L_ALL, L_HELP, L_VERSION, L_JSON };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"host", required_argument, NULL, 'h'},
@@ -121,6 +125,7 @@ int main(int argc, char **argv)
         {"from", required_argument, NULL, L_FROM},
         {"count", required_argument, NULL, L_COUNT},
         {"all", no_argument, NULL, L_ALL},
+        {"json", no_argument, NULL, L_JSON},
         {"help", no_argument, NULL, L_HELP},
         {"version", no_argument, NULL, L_VERSION},
         {NULL, 0, NULL, 0}
@@ -131,7 +136,7 @@ int main(int argc, char **argv)
     const char *cmd, *sub;
     long long v;
     unsigned allowed;
-    int opt, rc, npos, want;
+    int opt, rc, npos, want, help = 0;
 
     memset(&o, 0, sizeof(o));
     o.db = -1;
@@ -182,7 +187,8 @@ int main(int argc, char **argv)
             o.given |= O_COUNT;
             break;
         case L_ALL: o.all = 1; o.given |= O_ALL; break;
-        case L_HELP: usage(stdout); return EX_OK;
+        case L_JSON: o.json = 1; o.given |= O_JSON; break;
+        case L_HELP: help = 1; break;
         case L_VERSION:
             printf("riskctl %s (hiredis %d.%d.%d, jansson %s)\n", RK_VERSION,
                    HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH, JANSSON_VERSION);
@@ -193,6 +199,15 @@ int main(int argc, char **argv)
     npos = argc - optind;
     cmd = npos > 0 ? argv[optind] : NULL;
     sub = npos > 1 ? argv[optind + 1] : NULL;
+    if (help) {
+        if (cmd != NULL && strcmp(cmd, "lists") == 0)
+            rk__ctl_lists_help(stdout);
+        else
+            usage(stdout);
+        return EX_OK;
+    }
+    if (cmd != NULL && strcmp(cmd, "lists") == 0)
+        return rk__ctl_lists(&o, npos - 1, argv + optind + 1);
     if (cmd == NULL) {
         usage(stderr);
         return EX_FAIL;

@@ -20,13 +20,14 @@
 #define EX_OK       0
 #define EX_FAIL     1                       /* error, bad usage, Redis down */
 #define EX_DEGRADED 2                       /* status: riskd not healthy */
+#define EX_NOREDIS  2                       /* lists: Redis cannot be reached */
 
 /* Options, one bit each, so every subcommand can refuse the ones it does
  * not take. */
 enum {
     O_DETECTOR = 1 << 0, O_RULE = 1 << 1, O_MATCH = 1 << 2, O_UNTIL = 1 << 3,
     O_REASON = 1 << 4, O_AUTHOR = 1 << 5, O_SEVERITY = 1 << 6, O_FROM = 1 << 7,
-    O_COUNT = 1 << 8, O_ALL = 1 << 9, O_REDIS = 1 << 10
+    O_COUNT = 1 << 8, O_ALL = 1 << 9, O_REDIS = 1 << 10, O_JSON = 1 << 11
 };
 
 typedef struct opts {
@@ -39,6 +40,7 @@ typedef struct opts {
     const char *match[MAX_MATCH];
     size_t n_match;
     int all;
+    int json;                       /* --json */
     unsigned given;                 /* O_* bits seen */
 } opts;
 
@@ -72,5 +74,9 @@ int rk__ctl_silence_add(conn *k, const rk__config *cfg, const opts *o);  /* sile
 int rk__ctl_silence_list(conn *k, const rk__config *cfg, const opts *o);
 int rk__ctl_silence_expire(conn *k, const rk__config *cfg, const opts *o, const char *id);
 int rk__ctl_status(const rk__config *cfg, const opts *o);                /* status.c */
+/* lists.c: argv[0..argc) are the words after "lists" (load KIND FILE,
+ * show KIND); the help text of riskctl lists. */
+int rk__ctl_lists(const opts *o, int argc, char **argv);
+void rk__ctl_lists_help(FILE *f);
 
 #endif
