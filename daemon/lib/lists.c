@@ -567,7 +567,7 @@ typedef struct pstate {
 /* The name of file column i for errors: the header's, else its position. */
 static const char *colname(const pstate *st, size_t i, char *tmp, size_t len)
 {
-    if (st->header_done && i < st->nfile)
+    if (st->header_done && i < st->nfile && st->fileno_name[i][0] != '\0')
         return st->fileno_name[i];
     snprintf(tmp, len, "%zu", i + 1);
     return tmp;
@@ -600,10 +600,17 @@ static void on_field(void *s, size_t n, void *data)
     char tmp[24];
     if (st->failed)
         return;
-    if (st->nf == (st->header_done ? st->nfile : MAX_FIELDS)) {
-        if (st->header_done)
+    if (st->header_done && st->nf >= st->nfile) {
+        /* empty fields past the header's (a spreadsheet's ",,") are ignored */
+        if (n > 0)
             stop(st, "line %u, column %s: more fields than the header's %zu", st->row_line,
                  colname(st, st->nf, tmp, sizeof(tmp)), st->nfile);
+        st->nf++;
+        return;
+    }
+    if (st->nf == MAX_FIELDS) {
+        if (st->header_done)
+            stop(st, "out of memory");      /* not reached: nfile <= MAX_FIELDS */
         else
             stop(st, "line %u: the header has more than %d columns", st->row_line,
                  MAX_FIELDS);
@@ -646,11 +653,14 @@ static void header(pstate *st)
             return;
         }
         st->nfile = i + 1;
+        st->colmap[i] = -1;
+        if (name[0] == '\0')
+            continue;               /* a column without a name: ignored */
         for (c = 0; c < ks->ncols && strcmp(name, ks->cols[c].name) != 0; c++)
             ;
         if (c == ks->ncols) {
             stop(st, "line %u, column %s: not a column of %s (it takes %s%s%s%s%s%s%s)",
-                 st->row_line, name[0] ? name : "(empty)", ks->name, ks->cols[0].name,
+                 st->row_line, name, ks->name, ks->cols[0].name,
                  ks->ncols > 1 ? ", " : "", ks->ncols > 1 ? ks->cols[1].name : "",
                  ks->ncols > 2 ? ", " : "", ks->ncols > 2 ? ks->cols[2].name : "",
                  ks->ncols > 3 ? ", " : "", ks->ncols > 3 ? ks->cols[3].name : "");
@@ -688,7 +698,7 @@ static void on_record(int c, void *data)
 
     if (st->failed)
         goto done;
-    for (i = 0; i < st->nf; i++)
+    for (i = 0; i < st->nf && i < (st->header_done ? st->nfile : MAX_FIELDS); i++)
         blank &= st->len[i] == 0;
     if (blank)                      /* ",,," - a spreadsheet's empty row */
         goto done;
@@ -697,12 +707,21 @@ static void on_record(int c, void *data)
         goto done;
     }
     if (st->nf < st->nfile) {
+        char tmp[24];
         stop(st, "line %u, column %s: missing (the row has %zu fields, the header %zu)",
-             st->row_line, st->fileno_name[st->nf], st->nf, st->nfile);
+             st->row_line, colname(st, st->nf, tmp, sizeof(tmp)), st->nf, st->nfile);
         goto done;
     }
     for (i = 0; i < st->nfile; i++) {
         const char *v = (const char *)st->buf.data + st->off[i];
+        if (st->colmap[i] < 0) {
+            if (st->len[i] > 0) {
+                stop(st, "line %u, column %zu: a value under a column the header does not "
+                     "name", st->row_line, i + 1);
+                goto done;
+            }
+            continue;
+        }
         vals[st->colmap[i]] = v;
         lens[st->colmap[i]] = st->len[i];
     }

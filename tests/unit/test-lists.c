@@ -137,6 +137,22 @@ static void test_header_only_and_blank_rows(void **state)
     rk__lists_free(l);
 }
 
+static void test_unnamed_columns(void **state)
+{
+    /* A spreadsheet's export with an empty column in the middle, empty
+     * columns after the last one and rows longer than the header: the
+     * columns without a name are ignored while their fields are empty. */
+    rk__list *l = ok(RK_LIST_EXEMPT, "item_code,,kind,,\nA,,lighter,,\nB,,no_penalty,,,,\n");
+    (void)state;
+    assert_int_equal(rk__lists_count(l), 2);
+    assert_int_equal(rk__lists_exempt(l, "B"), RK_EXEMPT_NO_PENALTY);
+    rk__lists_free(l);
+    refused(RK_LIST_EXEMPT, "item_code,,kind\nA,x,lighter\n",
+            "line 2, column 2: a value under a column the header does not name");
+    refused(RK_LIST_EXEMPT, "item_code,kind,,\nA,lighter,,,y\n",
+            "line 2, column 5: more fields than the header's 4");
+}
+
 static void test_credentials(void **state)
 {
     rk__list *l = ok(RK_LIST_CREDENTIALS,
@@ -431,6 +447,7 @@ int main(void)
         cmocka_unit_test(test_bom_crlf_any_order),
         cmocka_unit_test(test_quoting),
         cmocka_unit_test(test_header_only_and_blank_rows),
+        cmocka_unit_test(test_unnamed_columns),
         cmocka_unit_test(test_credentials),
         cmocka_unit_test(test_empty_file),
         cmocka_unit_test(test_header_errors),
