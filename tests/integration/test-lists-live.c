@@ -11,7 +11,8 @@
  * while it runs is in force within 5 s (riskd_list_version polled on
  * /metrics), riskctl status shows both versions, and the detectors keep
  * their state across the change (two bad ratings before, the third after:
- * officer_repeated fires). */
+ * officer_repeated fires); riskd --replay fetches the lists in force
+ * before it reads. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -76,24 +77,22 @@ static void read_into(const char *path, char *buf, size_t len)
         fclose(fp);
 }
 
-/* Run riskctl with the NULL-terminated args; stdout and stderr into r. */
-static void ctl(fixture *f, result *r, ...)
+/* Run $BUILD/<prog> with the arguments of ap (NULL-terminated); stdout
+ * and stderr into r. */
+static void vrun(fixture *f, result *r, const char *prog, va_list ap)
 {
     char bin[512], outp[300], errp[300];
     char *argv[32];
-    va_list ap;
     size_t n = 0;
     pid_t pid;
     int st, waited = 0;
 
-    snprintf(bin, sizeof(bin), "%s/riskctl", it_build_dir());
+    snprintf(bin, sizeof(bin), "%s/%s", it_build_dir(), prog);
     snprintf(outp, sizeof(outp), "%s/out", f->dir);
     snprintf(errp, sizeof(errp), "%s/err", f->dir);
     argv[n++] = bin;
-    va_start(ap, r);
     for (const char *a; (a = va_arg(ap, const char *)) != NULL && n < 31;)
         argv[n++] = (char *)(uintptr_t)a;
-    va_end(ap);
     argv[n] = NULL;
     pid = fork();
     assert_true(pid >= 0);
@@ -123,6 +122,24 @@ static void ctl(fixture *f, result *r, ...)
     }
     read_into(outp, r->out, sizeof(r->out));
     read_into(errp, r->err, sizeof(r->err));
+}
+
+/* riskctl with the NULL-terminated args. */
+static void ctl(fixture *f, result *r, ...)
+{
+    va_list ap;
+    va_start(ap, r);
+    vrun(f, r, "riskctl", ap);
+    va_end(ap);
+}
+
+/* riskd with the NULL-terminated args. */
+static void riskd(fixture *f, result *r, ...)
+{
+    va_list ap;
+    va_start(ap, r);
+    vrun(f, r, "riskd", ap);
+    va_end(ap);
 }
 
 static void expect(const result *r, int status, const char *out, const char *err)
@@ -463,6 +480,22 @@ static void test_running_riskd_takes_new_list(void **state)
     }
 }
 
+/* A replay fetches the lists in force before it reads. */
+static void test_replay_uses_lists(void **state)
+{
+    fixture *f = *state;
+    result r;
+    ctl(f, &r, "-c", f->cfg, "lists", "load", "names", sample[RK_LIST_NAMES], NULL);
+    expect(&r, 0, "version 1 in force", NULL);
+    ctl(f, &r, "-c", f->cfg, "lists", "load", "credentials", sample[RK_LIST_CREDENTIALS], NULL);
+    expect(&r, 0, "version 1 in force", NULL);
+    riskd(f, &r, "--replay", "-c", f->cfg, NULL);
+    expect(&r, 0, NULL, "list names: version 1 in force (24 rows)");
+    expect(&r, 0, NULL, "list credentials: version 1 in force (5 rows)");
+    if (strstr(r.err, "whitelist") != NULL)
+        fail_msg("a list never loaded was reported in force: %s", r.err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -470,6 +503,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refused_keeps_old, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exit_codes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_running_riskd_takes_new_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_uses_lists, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
