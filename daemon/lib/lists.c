@@ -1,6 +1,6 @@
 /* lists.c - the reference lists: CSV in, validated tables out, lookups.
  *
- * Bureaus keep five lists in spreadsheets (riskctl(1), LISTS): whitelist,
+ * Bureaus keep five lists in spreadsheets (riskctl(1), "lists"): whitelist,
  * benchmarks, exempt, credentials and names. This file owns everything
  * about them that does not talk to Redis:
  *
@@ -29,7 +29,6 @@
  *
  * Memory: a table holds one allocation per row (its fields, back to back)
  * plus one index entry per row (and per officer for credentials). */
-#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
