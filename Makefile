@@ -38,7 +38,7 @@ endif
 RK_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(OPTIMIZATION) $(WARN) -fPIC \
              -Iinclude -Idaemon -Itests/lib $(PKG_CFLAGS) $(SANFLAGS) $(CFLAGS)
 RK_LDFLAGS := $(SANFLAGS) $(LDFLAGS)
-RK_LIBS := $(PKG_LIBS) -lhttp_parser -ldl -lm
+RK_LIBS := $(PKG_LIBS) -lhttp_parser -lcsv -ldl -lm
 
 # daemon/lib, daemon/redis, daemon/pipeline and the built-in detectors are
 # libriskd.a, the library every program links. Each program's folder holds
@@ -132,6 +132,11 @@ $(BUILD)/bench/dedupe: $(BUILD)/obj/tests/bench/dedupe.o $(BUILD)/libriskd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(RK_LDFLAGS) -o $@ $^ $(RK_LIBS)
 
+# So does the reference lists' (tests/bench/lists.c).
+$(BUILD)/bench/lists: $(BUILD)/obj/tests/bench/lists.o $(BUILD)/libriskd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(RK_LDFLAGS) -o $@ $^ $(RK_LIBS)
+
 bench: all $(BENCH_BINS)
 	BUILD=$(BUILD) sh tests/bench/run.sh
 
@@ -172,7 +177,7 @@ FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 30
 FUZZ_OPTS ?=
 FUZZ_DIR := build/fuzz
-FUZZ_TARGETS := event config restore
+FUZZ_TARGETS := event config restore csv
 FUZZ_SAN := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
             -fno-omit-frame-pointer
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 $(WARN) -Iinclude -Idaemon -Itests/lib \

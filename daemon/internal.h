@@ -1037,6 +1037,106 @@ rk__metrics *rk__metrics_start(struct uv_loop_s *loop, const char *host, int por
 void rk__metrics_stop(rk__metrics *m);
 
 /* ===================================================================
+ * lists.c - the reference lists: CSV parsing, stored rows, lookups, the
+ * tables in force; lists_sync.c - riskd follows the versions in Redis
+ * =================================================================== */
+
+/* Redis keys (riskd(8), LISTS), all in one Cluster slot ({lists}):
+ * <prefix><kind> a hash row key -> compact JSON row; <prefix>version a hash
+ * kind -> version; <prefix>info a hash kind -> JSON {rows, loaded_at, by,
+ * file}; <prefix><kind>:loading:<id> a load being written. */
+#define RK_LISTS_PREFIX "riskd:lists:{lists}:"
+#define RK_LISTS_VERSION_KEY RK_LISTS_PREFIX "version"
+#define RK_LISTS_INFO_KEY RK_LISTS_PREFIX "info"
+#define RK_LIST_MAXCOLS 4
+
+typedef enum rk__list_kind {
+    RK_LIST_WHITELIST, RK_LIST_BENCHMARKS, RK_LIST_EXEMPT, RK_LIST_CREDENTIALS,
+    RK_LIST_NAMES, RK_LIST__COUNT
+} rk__list_kind;
+enum { RK_EXEMPT_NONE, RK_EXEMPT_NO_PENALTY, RK_EXEMPT_LIGHTER };
+
+/* A validated, read-only table of one kind. */
+typedef struct rk__list rk__list;
+
+/* The kind named `name` ("whitelist" ...), or -1. */
+int rk__lists_kind(const char *name);
+const char *rk__lists_kind_name(rk__list_kind k);
+/* The kind's columns, in their canonical order (the order of riskctl(1)). */
+size_t rk__lists_ncols(rk__list_kind k);
+const char *rk__lists_col(rk__list_kind k, size_t col);
+/* Parse a CSV file's bytes as a list of `kind`. Returns 0 and *out, or -1
+ * with err: "line N, column NAME: <what was expected>" for the first
+ * error. A header row alone gives an empty list; no header is an error. */
+int rk__lists_parse_csv(rk__list_kind kind, const void *data, size_t len, rk__list **out,
+                        char *err, size_t errlen);
+/* Build a list from its stored rows (values of the kind's hash, each a
+ * compact JSON row), checked as a file would be; rows sorted by key.
+ * Returns 0 and *out, or -1 with err. */
+int rk__lists_from_json(rk__list_kind kind, const char *const *vals, const size_t *lens,
+                        size_t n, rk__list **out, char *err, size_t errlen);
+void rk__lists_free(rk__list *l);
+rk__list_kind rk__lists_kind_of(const rk__list *l);
+size_t rk__lists_count(const rk__list *l);
+/* Row i's value of column col ("" when empty) and source line (0: from Redis). */
+const char *rk__lists_value(const rk__list *l, size_t i, size_t col);
+unsigned rk__lists_line(const rk__list *l, size_t i);
+/* Row i as a JSON object (new reference), as compact JSON (malloc'ed),
+ * and its hash field: the key's value, or a JSON array of the key's two
+ * values (malloc'ed). NULL when out of memory. */
+json_t *rk__lists_row_object(const rk__list *l, size_t i);
+char *rk__lists_row_json(const rk__list *l, size_t i);
+char *rk__lists_row_field(const rk__list *l, size_t i);
+
+/* The swap (KEYS staged, live, versions, info; ARGV kind, rows, info JSON
+ * -> {new version, old version, old info}) and the fetch (KEYS versions,
+ * live, info; ARGV kind -> {version, info, {rows}}) scripts. */
+extern const char rk__lists_swap_lua[];
+extern const char rk__lists_fetch_lua[];
+
+/* Lookups (l may be NULL: no list loaded; each answers "not listed"). */
+/* whitelist: the enterprise's allowance (inspections per 365 days). */
+bool rk__lists_allowance(const rk__list *l, const char *enterprise_id, long long *out);
+/* benchmarks: the range of item_code at level (the row of that level, else
+ * the row with an empty level). */
+bool rk__lists_benchmark(const rk__list *l, const char *item_code, const char *level,
+                         double *min, double *max);
+/* exempt: RK_EXEMPT_NONE, _NO_PENALTY or _LIGHTER. */
+int rk__lists_exempt(const rk__list *l, const char *item_code);
+/* credentials: does the officer hold a credential valid on `day` (days
+ * since 1970-01-01, rk__lists_day; valid_from and valid_until inclusive)? */
+bool rk__lists_credential_valid(const rk__list *l, const char *officer_id, int32_t day);
+/* The calendar day of ms at the UTC offset tz_offset_s (clock.timezone). */
+int32_t rk__lists_day(int64_t ms, int tz_offset_s);
+/* names: the name of (kind "unit", "officer" ..., id), or NULL. */
+const char *rk__lists_name(const rk__list *l, const char *kind, const char *id);
+
+/* The tables in force in this process (one per kind; NULL and version 0
+ * when none is loaded). A table stays valid until the next install, which
+ * happens on the loop, never during a detector's callback. */
+const rk__list *rk__lists_in_force(rk__list_kind kind);
+long long rk__lists_version(rk__list_kind kind);
+/* Put l (owned from now on; NULL: none) in force as `version`, freeing the
+ * table it replaces. */
+void rk__lists_install(rk__list_kind kind, rk__list *l, long long version);
+/* riskd_list_version and riskd_list_rows, with HELP and TYPE lines. */
+void rk__lists_render_metrics(rk_buf *out);
+
+struct uv_loop_s;
+typedef struct rk__lists_sync rk__lists_sync;
+/* lists_sync.c: follow the lists in Redis for this process: every
+ * RK_LISTS_POLL_MS, HGETALL the versions; a kind whose version differs from
+ * the one in force is fetched (version and rows in one script) and
+ * installed. first(ud), when given, is called once after the first poll
+ * whose fetches all finished. NULL when out of memory. */
+#define RK_LISTS_POLL_MS 2000
+rk__lists_sync *rk__lists_sync_new(struct uv_loop_s *loop, const rk__config *cfg,
+                                   void (*first)(void *ud), void *ud);
+/* Stop polling and close the connection (memory freed once libuv closed
+ * the handles). */
+void rk__lists_sync_free(rk__lists_sync *s);
+
+/* ===================================================================
  * detectors/<name>.c - the built-in detectors (one ops table each)
  * =================================================================== */
 extern const rk_detector_ops rk__det_unfiled_inspection;

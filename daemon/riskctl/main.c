@@ -12,6 +12,8 @@
  *   riskctl ack ID --by NAME [--note TEXT]
  *   riskctl close ID --by NAME [--note TEXT]
  *   riskctl forward [--url URL] [--interval DURATION] [--metrics ADDR]
+ *   riskctl lists load KIND FILE [--author NAME]
+ *   riskctl lists show KIND [--json]
  *
  * It is a short-lived, single-threaded program on hiredis's synchronous
  * API (the daemon's libuv machinery is not used) and links libriskd.a only
@@ -39,7 +41,7 @@
  * Files: main.c (options, dispatch), common.c (messages, configuration,
  * the Redis connection; shared through riskctl.h), one file per command
  * group: check.c, tail.c, silence.c, status.c, alerts.c (alerts, ack,
- * close), forward.c (the Alertmanager forwarder). */
+ * close), forward.c (the Alertmanager forwarder), lists.c. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -67,6 +69,8 @@ static void usage(FILE *f)
         "       riskctl [options] ack ID --by NAME [--note TEXT]\n"
         "       riskctl [options] close ID --by NAME [--note TEXT]\n"
         "       riskctl [options] forward [--url URL] [--interval DURATION] [--metrics ADDR]\n"
+        "       riskctl [options] lists load KIND FILE [--author NAME]\n"
+        "       riskctl [options] lists show KIND [--json]\n"
         "options:\n"
         "  -c FILE          riskd configuration (default " DEFAULT_CONFIG ")\n"
         "  -h HOST, -p PORT, -a PASSWORD, --user USER, -n DB\n"
@@ -154,7 +158,7 @@ int main(int argc, char **argv)
     const char *cmd, *sub;
     long long v;
     unsigned allowed;
-    int opt, rc, npos, want;
+    int opt, rc, npos, want, help = 0;
 
     memset(&o, 0, sizeof(o));
     o.db = -1;
@@ -224,7 +228,7 @@ int main(int argc, char **argv)
             o.given |= O_INTERVAL;
             break;
         }
-        case L_HELP: usage(stdout); return EX_OK;
+        case L_HELP: help = 1; break;
         case L_VERSION:
             printf("riskctl %s (hiredis %d.%d.%d, jansson %s)\n", RK_VERSION,
                    HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH, JANSSON_VERSION);
@@ -235,6 +239,15 @@ int main(int argc, char **argv)
     npos = argc - optind;
     cmd = npos > 0 ? argv[optind] : NULL;
     sub = npos > 1 ? argv[optind + 1] : NULL;
+    if (help) {
+        if (cmd != NULL && strcmp(cmd, "lists") == 0)
+            rk__ctl_lists_help(stdout);
+        else
+            usage(stdout);
+        return EX_OK;
+    }
+    if (cmd != NULL && strcmp(cmd, "lists") == 0)
+        return rk__ctl_lists(&o, npos - 1, argv + optind + 1);
     if (cmd == NULL) {
         usage(stderr);
         return EX_FAIL;

@@ -83,5 +83,9 @@ int rk__ctl_status(const rk__config *cfg, const opts *o);                /* stat
 int rk__ctl_alerts(conn *k, const rk__config *cfg, const opts *o);      /* alerts.c */
 int rk__ctl_act(conn *k, const rk__config *cfg, const opts *o, const char *id, int closing);
 int rk__ctl_forward(const rk__config *cfg, const opts *o);               /* forward.c */
+/* lists.c: argv[0..argc) are the words after "lists" (load KIND FILE,
+ * show KIND); the help text of riskctl lists. */
+int rk__ctl_lists(const opts *o, int argc, char **argv);
+void rk__ctl_lists_help(FILE *f);
 
 #endif

@@ -1,8 +1,9 @@
 /* daemon/riskctl/status.c - riskctl status: is riskd healthy?
  *
- * The streams, the partition leases and the silences from Redis, then a
- * few numbers from riskd's /metrics (a plain HTTP GET of the metrics
- * address). Exit code 2 when riskd does not report itself healthy. */
+ * The streams, the partition leases, the silences and the reference lists'
+ * versions from Redis, then a few numbers from riskd's /metrics (a plain
+ * HTTP GET of the metrics address), the list versions riskd has in force
+ * among them. Exit code 2 when riskd does not report itself healthy. */
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -358,6 +359,22 @@ int rk__ctl_status(const rk__config *cfg, const opts *o)
         printf("silences: %zu active, %zu in all\n", active, r->elements);
     }
     freeReplyObject(r);
+    r = redisCommand(k.c, "HGETALL %s", RK_LISTS_VERSION_KEY);
+    if (rk__ctl_reply_ok(&k, r, "HGETALL") != 0)
+        goto fail_reply;
+    printf("lists (version in Redis):");
+    for (si = 0; si < RK_LIST__COUNT; si++) {
+        const char *v = "none";
+        for (size_t i = 0; i + 1 < r->elements; i += 2)
+            if (r->element[i]->type == REDIS_REPLY_STRING &&
+                r->element[i + 1]->type == REDIS_REPLY_STRING &&
+                strcmp(r->element[i]->str, rk__lists_kind_name((rk__list_kind)si)) == 0)
+                v = r->element[i + 1]->str;
+        printf(" %s ", rk__lists_kind_name((rk__list_kind)si));
+        rk__ctl_put_clean(stdout, v);
+    }
+    printf("\n");
+    freeReplyObject(r);
     rk__ctl_conn_close(&k);
 
     if (cfg->metrics_host == NULL) {
@@ -389,6 +406,17 @@ int rk__ctl_status(const rk__config *cfg, const opts *o)
                 printf("%.0f\n", v);
             }
         }
+        printf("  %-30s", "lists in force");
+        for (si = 0; si < RK_LIST__COUNT; si++) {
+            char name[64];
+            const char *kn = rk__lists_kind_name((rk__list_kind)si);
+            snprintf(name, sizeof(name), "riskd_list_version{kind=\"%s\"}", kn);
+            if (metric_value(body, name, &v) && v > 0)
+                printf(" %s %.0f", kn, v);
+            else
+                printf(" %s none", kn);
+        }
+        printf("\n");
         free(body);
     }
     return rc;

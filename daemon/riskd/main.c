@@ -152,6 +152,11 @@ static const char *replay_bound(const char *t, char *buf, size_t len)
     return t;
 }
 
+static void on_lists_loaded(void *ud)
+{
+    *(int *)ud = 1;
+}
+
 /* Run one replay of cfg to the end. Returns its alerts (a new reference)
  * or NULL on error (logged). */
 static json_t *run_replay(const char *path, const char *from, const char *to, int partition,
@@ -192,6 +197,20 @@ static json_t *run_replay(const char *path, const char *from, const char *to, in
         }
         rk__config_free(cfg);
         cfg = pc;
+    }
+    {
+        /* The reference lists in force when the replay starts, for all of
+         * it: fetched once, before the first entry is read. */
+        int listed = 0;
+        rk__lists_sync *ls = rk__lists_sync_new(loop, cfg, on_lists_loaded, &listed);
+        if (ls == NULL) {
+            fprintf(stderr, "riskd: out of memory\n");
+            rk__config_free(cfg);
+            return NULL;
+        }
+        while (!listed && uv_run(loop, UV_RUN_ONCE))
+            ;
+        rk__lists_sync_free(ls);
     }
     memset(&ro, 0, sizeof(ro));
     ro.from = replay_bound(from, fb, sizeof(fb));

@@ -88,6 +88,7 @@ struct rk__node {
     rk__redis *r;                    /* heartbeat (and, without a cluster, everything) */
     rk__redis *r_alerts;             /* cluster: the alert stream's node (fence mirror) */
     char *mirror_key;               /* cluster: riskd:fence:{<alert stream's tag>} */
+    rk__lists_sync *lists;          /* follows the reference lists (lists_sync.c) */
     part *parts;
     int np;
     char *members_key;
@@ -872,6 +873,8 @@ rk__node *rk__node_new(uv_loop_t *loop, rk__config *cfg, char *err, size_t errle
         if (n->r_alerts == NULL)
             goto oom_conns;
     }
+    if ((n->lists = rk__lists_sync_new(loop, cfg, NULL, NULL)) == NULL)
+        goto oom_conns;
     uv_timer_init(loop, &n->tick);
     uv_timer_init(loop, &n->reap);
     uv_timer_init(loop, &n->stop_timer);
@@ -888,6 +891,7 @@ oom_conns:
         if (n->parts[p].r != n->r)
             rk__redis_close(n->parts[p].r);
     rk__redis_close(n->r);
+    rk__redis_close(n->r_alerts);
     free(n->mirror_key);
     n->cfg = NULL;
 oom_free:
@@ -992,6 +996,8 @@ void rk__node_free(rk__node *n)
             rk__redis_close(n->parts[p].r);
     rk__redis_close(n->r);
     rk__redis_close(n->r_alerts);
+    rk__lists_sync_free(n->lists);
+    n->lists = NULL;
     for (p = 0; p < n->np; p++) {
         rk__engine_free(n->parts[p].eng);
         n->parts[p].eng = NULL;
@@ -1102,6 +1108,7 @@ void rk__node_render_metrics(rk__node *n, rk_buf *out)
          (unsigned long long)rel);
     putf(&own, "# HELP riskd_members Live riskd processes sharing the partitions.\n"
          "# TYPE riskd_members gauge\nriskd_members %zu\n", n->nmembers);
+    rk__lists_render_metrics(&own);
     rk_buf_put_bytes(out, own.data, own.len);
     rk_buf_free(&own);
     if (n->np == 1) {

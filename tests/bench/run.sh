@@ -21,6 +21,9 @@
 #             and 5M keys - bytes per remembered filing (the store's count
 #             and the allocator's), ns per record / lookup, snapshot and
 #             restore ns per key (restore is O(n)).
+#   lists     tests/bench/lists.c: a names file and a benchmarks file of
+#             100,000 rows each, parsed alone and loaded whole with
+#             riskctl lists load (budget: 10 s each).
 #   latency   for each rate: a fresh riskd on empty streams, latency writes
 #             the mix at that rate for BENCH_LAT_SECONDS and times XADD ->
 #             alert on alerts:* (p50 / p99 / p99.9 / max); then the same
@@ -60,11 +63,11 @@ RATES=${BENCH_RATES:-"1000 5000 20000"}
 LAT_SECONDS=${BENCH_LAT_SECONDS:-20}
 MEM=${BENCH_MEM:-"100000 1000000"}
 INTERVAL=${BENCH_STATE_INTERVAL:-5s}
-PARTS=${BENCH_PARTS:-"drain latency memory dedupe"}
+PARTS=${BENCH_PARTS:-"drain latency memory dedupe lists"}
 OUT=${BENCH_OUT:-$B/bench/results.txt}
 BASE=${BENCH_BASE_RISKD:-}
 
-for bin in riskd bench/loadgen bench/nullconsumer bench/nullrelay bench/drain bench/latency bench/dedupe; do
+for bin in riskd bench/loadgen bench/nullconsumer bench/nullrelay bench/drain bench/latency bench/dedupe bench/lists; do
     [ -x "$B/$bin" ] || { echo "missing $B/$bin: run make bench" >&2; exit 1; }
 done
 
@@ -239,6 +242,19 @@ if echo "$PARTS" | grep -q dedupe; then
             | tee -a "$OUT"
     done
     echo "(target: at most 16 B per remembered filing at a province's scale, 1M and more)" | tee -a "$OUT"
+    echo | tee -a "$OUT"
+fi
+if echo "$PARTS" | grep -q lists; then
+    {
+        echo "LISTS  a reference list of 100,000 rows (tests/bench/lists.c): parse alone, riskctl lists load whole"
+        printf '%12s %10s %10s %10s %10s\n' kind rows parse-s load-s budget-s
+    } | tee -a "$OUT"
+    "$B/bench/lists" -p "$port" --riskctl "$B/riskctl" 100000 > "$run/lists.txt"
+    while read -r line; do
+        awk -v k="$(kv kind "$line")" -v r="$(kv rows "$line")" -v p="$(kv parse_s "$line")" \
+            -v l="$(kv load_s "$line")" -v b="$(kv budget_s "$line")" 'BEGIN {
+            printf "%12s %10d %10.3f %10.3f %10.0f\n", k, r, p, l, b }' | tee -a "$OUT"
+    done < "$run/lists.txt"
     echo | tee -a "$OUT"
 fi
 echo "raw key=value results and riskd logs: $run"
