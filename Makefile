@@ -71,7 +71,7 @@ TESTS := $(UNIT_TESTS) $(INTEGRATION_TESTS)
 BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(wildcard tests/bench/*.c))
 TEST_PLUGINS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,$(wildcard tests/plugins/*.c))
 
-.PHONY: all test check check-unit install clean bench fuzz
+.PHONY: lint memcheck all test check check-unit install clean bench fuzz
 .SECONDARY:
 all: $(BUILD)/riskd $(BUILD)/riskctl $(PLUGINS)
 
@@ -118,9 +118,29 @@ test: all $(TESTS) $(TEST_PLUGINS)
 check-unit: all $(UNIT_TESTS) $(TEST_PLUGINS)
 	BUILD=$(BUILD) sh tests/run.sh $(UNIT_TESTS)
 
-# The whole suite: plain, then under AddressSanitizer + UBSan.
+# Static analysis: cppcheck's warnings over every C file of the programs
+# and detectors (jansson's iteration macros are not expanded: unknownMacro).
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr \
+	    --std=c11 -Iinclude -Idaemon --suppress=missingIncludeSystem \
+	    --suppress=unknownMacro daemon detectors
+
+# The unit tests under valgrind's memcheck (invalid accesses, uninitialised
+# values, definite leaks); the integration tests run under ASan instead.
+memcheck: all $(UNIT_TESTS) $(TEST_PLUGINS)
+	@for t in $(UNIT_TESTS); do \
+	    echo "=== valgrind $$t"; \
+	    BUILD=$(BUILD) valgrind -q --error-exitcode=99 --leak-check=full \
+	        --errors-for-leak-kinds=definite $$t >$$t.valgrind 2>&1 || \
+	        { cat $$t.valgrind; echo "memcheck failed: $$t"; exit 1; }; \
+	done
+
+# The whole suite: static analysis, plain, under valgrind (unit tests), then
+# under AddressSanitizer + UBSan.
 check:
+	$(MAKE) lint
 	$(MAKE) test
+	$(MAKE) memcheck
 	$(MAKE) SAN=1 test
 
 $(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(BUILD)/obj/tests/lib/gen.o
