@@ -197,7 +197,7 @@ FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 30
 FUZZ_OPTS ?=
 FUZZ_DIR := build/fuzz
-FUZZ_TARGETS := event config restore csv
+FUZZ_TARGETS := event config restore csv http
 FUZZ_SAN := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
             -fno-omit-frame-pointer
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 $(WARN) -Iinclude -Idaemon -Itests/lib \

@@ -1151,4 +1151,42 @@ extern const rk_detector_ops rk__det_complaint_cluster;
 uint32_t rk__crc32(const void *data, size_t len);
 int rk__partition_of(const char *key, int partitions);
 
+/* httpreq.c: one HTTP/1.x request read in pieces, bounded (see the file). */
+#include <http_parser.h>
+#define RK_HTTPREQ_MAX (8 * 1024)       /* bytes of request head */
+#define RK_HTTPREQ_URL_MAX 2048
+#define RK_HTTPREQ_HEADERS_MAX 64
+#define RK_HTTPREQ_VALUE_MAX 1024
+#define RK_HTTPREQ_WANT_MAX 8
+typedef struct rk__httpreq {
+    http_parser parser;
+    int complete;                   /* the request is whole */
+    int refuse;                     /* a status to refuse it with, or 0 */
+    size_t received;
+    char url[RK_HTTPREQ_URL_MAX + 1];
+    size_t url_len;
+    const char *query;              /* after '?' once path() split it */
+    /* headers: the wanted ones kept, the others counted */
+    const char *want[RK_HTTPREQ_WANT_MAX];
+    size_t nwant, nheaders;
+    char name[64];
+    size_t name_len;
+    int name_overflow, in_value, cur;
+    int have[RK_HTTPREQ_WANT_MAX];
+    char value[RK_HTTPREQ_WANT_MAX][RK_HTTPREQ_VALUE_MAX + 1];
+    size_t value_len[RK_HTTPREQ_WANT_MAX];
+} rk__httpreq;
+/* Start reading a request; want[0..nwant) are the header names to keep
+ * (compared without case; the strings must outlive r). */
+void rk__httpreq_init(rk__httpreq *r, const char *const *want, size_t nwant);
+/* Feed the next bytes: 0 more needed, 1 complete, else the HTTP status to
+ * refuse the request with (400 malformed, 414 URL too long, 431 request or
+ * a kept header too large, too many headers). A body is read and dropped. */
+int rk__httpreq_feed(rk__httpreq *r, const char *buf, size_t len);
+/* The path (the query cut off at '?', given in *query, or NULL). */
+const char *rk__httpreq_path(rk__httpreq *r, const char **query);
+int rk__httpreq_method(const rk__httpreq *r);   /* enum http_method */
+/* The value of want[i], or NULL when the request did not carry it. */
+const char *rk__httpreq_header(const rk__httpreq *r, size_t i);
+
 #endif /* RISKD_INTERNAL_H */

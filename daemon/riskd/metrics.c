@@ -1,11 +1,11 @@
 /* metrics.c - GET /metrics and GET /healthz on a small libuv TCP server.
  *
  * One listener (IPv4 or IPv6) on the loop; each client gets a uv_tcp_t, a
- * uv_timer_t and an http_parser (libhttp-parser 2.9). A client lives
- * through four states:
+ * uv_timer_t and a bounded request parser (daemon/lib/httpreq.c, on
+ * libhttp-parser 2.9). A client lives through four states:
  *
  *   READING    bytes go into the parser until a request is complete; more
- *              than REQ_MAX bytes -> 431, a parse error -> 400, the client
+ *              than RK_HTTPREQ_MAX bytes -> 431, a parse error -> 400, the client
  *              half-closing mid-request -> 400, REQ_TIMEOUT_MS without a
  *              whole request -> 408;
  *   WRITING    one response (always "Connection: close") is being written;
@@ -37,8 +37,6 @@
 #include "internal.h"
 
 #define MAX_CLIENTS 64
-#define REQ_MAX (8 * 1024)              /* bytes of one request */
-#define URL_MAX 1024                    /* longer URLs are no path of ours */
 #define READ_BUF 4096
 #define REQ_TIMEOUT_MS 5000             /* to receive a whole request */
 #define WRITE_TIMEOUT_MS 5000           /* to write the response */
@@ -52,19 +50,14 @@ typedef struct client {
     uv_timer_t timer;
     uv_write_t wreq;
     uv_shutdown_t sreq;
-    http_parser parser;
+    rk__httpreq req;                    /* the request (daemon/lib/httpreq.c) */
     struct rk__metrics *m;
     struct client *prev, *next;
     cstate state;
     int open_handles;                   /* handles not yet closed */
-    int complete;                       /* on_message_complete was called */
     int eof;                            /* the client has shut down its side */
-    int url_overflow;
-    size_t received;                    /* request bytes so far */
     size_t discarded;                   /* bytes read after the request */
-    size_t url_len;
     char *body;                         /* malloc'ed response body, or NULL */
-    char url[URL_MAX + 1];
     char hdr[256];
     char rbuf[READ_BUF];
 } client;
@@ -79,7 +72,6 @@ struct rk__metrics {
     int server_closed;
 };
 
-static http_parser_settings parser_settings;
 
 static void client_close(client *c);
 
@@ -194,7 +186,7 @@ static void respond(client *c, int status, const char *ctype, const char *extra,
 {
     uv_buf_t bufs[2];
     unsigned nbufs = 1;
-    int n, head = c->complete && c->parser.method == HTTP_HEAD;
+    int n, head = c->req.complete && rk__httpreq_method(&c->req) == HTTP_HEAD;
 
     if (owned)
         c->body = (char *)(uintptr_t)body;
@@ -229,15 +221,12 @@ static void respond_text(client *c, int status, const char *text)
 static void dispatch(client *c)
 {
     static const char allow[] = "Allow: GET, HEAD\r\n";
-    enum http_method method = (enum http_method)c->parser.method;
+    enum http_method method = (enum http_method)rk__httpreq_method(&c->req);
+    const char *path = rk__httpreq_path(&c->req, NULL);
     int is_metrics, is_healthz;
-    char *q;
 
-    c->url[c->url_len] = '\0';
-    if ((q = strchr(c->url, '?')) != NULL)
-        *q = '\0';
-    is_metrics = !c->url_overflow && strcmp(c->url, "/metrics") == 0;
-    is_healthz = !c->url_overflow && strcmp(c->url, "/healthz") == 0;
+    is_metrics = strcmp(path, "/metrics") == 0;
+    is_healthz = strcmp(path, "/healthz") == 0;
     if (!is_metrics && !is_healthz) {
         respond_text(c, 404, "not found\n");
         return;
@@ -269,35 +258,6 @@ static void dispatch(client *c)
  * Requests
  * =================================================================== */
 
-static int on_message_begin(http_parser *p)
-{
-    client *c = p->data;
-    c->url_len = 0;
-    c->url_overflow = 0;
-    return 0;
-}
-
-static int on_url(http_parser *p, const char *at, size_t len)
-{
-    client *c = p->data;
-    if (c->url_overflow || len > URL_MAX - c->url_len) {
-        c->url_overflow = 1;
-        return 0;
-    }
-    memcpy(c->url + c->url_len, at, len);
-    c->url_len += len;
-    return 0;
-}
-
-static int on_message_complete(http_parser *p)
-{
-    client *c = p->data;
-    c->complete = 1;
-    /* One request per connection: ignore anything pipelined after it. */
-    http_parser_pause(p, 1);
-    return 0;
-}
-
 static void on_timer(uv_timer_t *t)
 {
     client *c = t->data;
@@ -317,7 +277,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     client *c = s->data;
-    size_t parsed;
+    int rc;
 
     if (c->state == C_CLOSING || nread == 0)
         return;
@@ -328,7 +288,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         }
         c->eof = 1;
         uv_read_stop(s);
-        if (c->state == C_READING && c->received > 0)
+        if (c->state == C_READING && c->req.received > 0)
             respond_text(c, 400, "incomplete request\n");
         else if (c->state != C_WRITING)
             client_close(c);
@@ -340,17 +300,15 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             client_close(c);
         return;
     }
-    if ((size_t)nread > REQ_MAX - c->received) {
-        respond_text(c, 431, "request too large\n");
-        return;
-    }
-    c->received += (size_t)nread;
-    parsed = http_parser_execute(&c->parser, &parser_settings, buf->base, (size_t)nread);
-    if (c->complete)
+    rc = rk__httpreq_feed(&c->req, buf->base, (size_t)nread);
+    if (rc == 1)
         dispatch(c);
-    else if (HTTP_PARSER_ERRNO(&c->parser) != HPE_OK || parsed != (size_t)nread ||
-             c->parser.upgrade)
-        respond_text(c, 400, "bad request\n");
+    else if (rc == 431)
+        respond_text(c, 431, "request too large\n");
+    else if (rc == 414)
+        respond_text(c, 404, "not found\n");   /* no path of ours is that long */
+    else if (rc != 0)
+        respond_text(c, rc, "bad request\n");
 }
 
 static void free_handle(uv_handle_t *h)
@@ -388,8 +346,7 @@ static void on_connection(uv_stream_t *server, int status)
     uv_tcp_init(m->loop, &c->tcp);
     uv_timer_init(m->loop, &c->timer);
     c->tcp.data = c->timer.data = c;
-    http_parser_init(&c->parser, HTTP_REQUEST);
-    c->parser.data = c;
+    rk__httpreq_init(&c->req, NULL, 0);
     c->next = m->clients;
     if (m->clients)
         m->clients->prev = c;
@@ -445,9 +402,6 @@ rk__metrics *rk__metrics_start(uv_loop_t *loop, const char *host, int port,
     struct rk__metrics *m;
     int rc;
 
-    parser_settings.on_message_begin = on_message_begin;
-    parser_settings.on_url = on_url;
-    parser_settings.on_message_complete = on_message_complete;
     if (resolve(host, port, &ss, err, errlen) != 0)
         return NULL;
     if ((m = calloc(1, sizeof(*m))) == NULL) {
