@@ -211,6 +211,8 @@ typedef struct rk__config {
     int64_t lease_ttl;              /* state.lease_ttl, ms (default 5s) */
     int partitions;                 /* partitions (default 1) */
     int partition;                  /* which one this copy serves (node.c) */
+    int64_t ind_window;             /* indicators.window, ms (default 30d) */
+    bool ind_per_unit_metrics;      /* indicators.per_unit_metrics (default false) */
     /* detectors: the object under "detectors" (borrowed from root); each
      * detector validates its own part, see registry.c. */
     json_t *detectors;

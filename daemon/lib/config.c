@@ -63,6 +63,7 @@
 #define DEF_STATE_KEY       "riskd:state"
 #define DEF_TASK_RETENTION  (30 * RK_DAY)
 #define DEF_DEDUPE_WINDOW   (400 * RK_DAY)
+#define DEF_IND_WINDOW      (30 * RK_DAY)
 #define DEF_LEASE_TTL       (5 * RK_SECOND)
 #define DEF_PARTITIONS      1
 #define MAX_PARTITIONS      1024
@@ -494,6 +495,28 @@ static int load_state(const json_t *root, rk__config *c, char *err, size_t errle
     return 0;
 }
 
+/* indicators: the rolling window (1d to 400d) and the per-unit series
+ * on /metrics. */
+static int load_indicators(const json_t *root, rk__config *c, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"window", "per_unit_metrics", NULL};
+    const json_t *o;
+    int per_unit;
+
+    if (cfg_section(root, "indicators", keys, &o, err, errlen) != 0 ||
+        rk_kit_cfg_duration(o, "indicators.", "window", 0, DEF_IND_WINDOW,
+                            &c->ind_window, err, errlen) != 0 ||
+        rk_kit_cfg_bool(o, "indicators.", "per_unit_metrics", 0, &per_unit, err,
+                        errlen) != 0)
+        return -1;
+    if (c->ind_window < RK_DAY || c->ind_window > 400 * RK_DAY) {
+        rk_kit_errf(err, errlen, "indicators.window: expected a duration from 1d to 400d");
+        return -1;
+    }
+    c->ind_per_unit_metrics = per_unit != 0;
+    return 0;
+}
+
 static int load_plugins(const json_t *root, rk__config *c, char *err,
                         size_t errlen)
 {
@@ -565,7 +588,7 @@ int rk__config_from_json(json_t *root, rk__config **out, char *err, size_t errle
 {
     static const char *const top[] = {
         "redis", "streams", "alerts", "clock", "metrics", "detectors",
-        "plugins", "state", "partitions", NULL
+        "plugins", "state", "partitions", "indicators", NULL
     };
     rk__config *c;
 
@@ -586,6 +609,7 @@ int rk__config_from_json(json_t *root, rk__config **out, char *err, size_t errle
         load_clock(root, c, err, errlen) != 0 ||
         load_metrics(root, c, err, errlen) != 0 ||
         load_state(root, c, err, errlen) != 0 ||
+        load_indicators(root, c, err, errlen) != 0 ||
         load_plugins(root, c, err, errlen) != 0 ||
         cfg_int(root, "", "partitions", 1, MAX_PARTITIONS, DEF_PARTITIONS,
                 &c->partitions, err, errlen) != 0 ||

@@ -340,11 +340,14 @@ static const char *const source_names[] = {
     "inspection", "complaint", "report", "transfer", "other", NULL};
 static const char *const leniency_names[] = {
     "none", "lighter", "mitigated", "exempt", NULL};
+static const char *const kind_names[] = {
+    "plan", "random", "complaint", "special", "other", NULL};
 static const char *const outcome_names[] = {
     "upheld", "revoked", "altered", "confirmed_illegal", "mediated", NULL};
 
 #define SOURCE_EXPECT \
     "\"inspection\", \"complaint\", \"report\", \"transfer\", \"other\""
+#define KIND_EXPECT "\"plan\", \"random\", \"complaint\", \"special\", \"other\""
 #define LENIENCY_EXPECT "\"none\", \"lighter\", \"mitigated\", \"exempt\""
 #define OUTCOME_EXPECT \
     "\"upheld\", \"revoked\", \"altered\", \"confirmed_illegal\", \"mediated\""
@@ -374,6 +377,9 @@ static int parse_fields(const rk__jobj *o, rk_event *ev, rk__event_mem *mem,
         OPT_TEXT(basis);
         CHECK(get_items(o, ev, err, errlen));
         OPT_ID(region);
+        CHECK(get_enum(o, "kind", false, kind_names, KIND_EXPECT, &e, err, errlen));
+        ev->kind = (rk_inspection_kind)e;
+        OPT_ID(joint_id);
         break;
     case RK_EV_INSPECTION_SCANNED:
         REQ_ID(task_id);

@@ -20,6 +20,8 @@
 void rk__fire_timers(rk__engine *e)
 {
     rk__timer t;
+    if (e->ind != NULL)
+        rk__ind_advance(e->ind, rk__clock_now(&e->clock));
     while (rk__clock_pop_due(&e->clock, &t)) {
         rk__det *d = t.det < e->reg.n ? e->reg.dets[t.det] : NULL;
         if (d != NULL && d->self != NULL && d->ops->on_timer != NULL &&
@@ -276,6 +278,9 @@ static void apply_head(rk__engine *e, unsigned si)
                 e->out->dead(e, s->key, en->id, why, en->data, en->len);
             }
         }
+        if (e->ind != NULL && rk__ind_event(e->ind, ev) != 0)
+            rk__log(RK_LOG_ERR, "out of memory counting %s/%s in the indicators", s->key,
+                    en->id);
         if (ev->type == RK_EV_INSPECTION_FILED &&
             rk__tasks_add(&e->tasks, ev, e->cfg->task_retention,
                           (ev->flags & RK_EVF_AMENDED) != 0) != 0)

@@ -127,6 +127,10 @@ static int build_state(rk__engine *e, rk_buf *out)
     at = blob_begin(out);
     rk__dedupe_snapshot(&e->dedupe, out);
     blob_end(out, at);
+    at = blob_begin(out);
+    if (rk__ind_snapshot(e->ind, out) != 0)
+        return -1;
+    blob_end(out, at);
     return out->oom ? -1 : 0;
 }
 
@@ -160,7 +164,8 @@ int rk__restore_state(rk__engine *e, const void *data, size_t len, char *err, si
         return -1;
     }
     version = rk_rd_u32(&rd);
-    if (version != STATE_VERSION && version != STATE_VERSION_V1) {
+    if (version != STATE_VERSION && version != STATE_VERSION_V2 &&
+        version != STATE_VERSION_V1) {
         rk_kit_errf(err, errlen, "checkpoint format version not supported");
         return -1;
     }
@@ -227,6 +232,13 @@ int rk__restore_state(rk__engine *e, const void *data, size_t len, char *err, si
     blob = get_blob(&rd, &blen);
     if (rd.err || rk__dedupe_restore(&e->dedupe, blob, blen) != 0) {
         rk_kit_errf(err, errlen, "natural keys: corrupt");
+        return -1;
+    }
+    if (version == STATE_VERSION_V2)
+        return 0;                   /* before the indicators: they start empty */
+    blob = get_blob(&rd, &blen);
+    if (rd.err || rk__ind_restore(e->ind, blob, blen) != 0) {
+        rk_kit_errf(err, errlen, "indicators: corrupt");
         return -1;
     }
     return 0;

@@ -197,6 +197,9 @@ static void value_fields(canon *st, const rk_event *ev)
         h_i64(st, 'P', ev->planned_at);
         h_str(st, 'b', ev->basis);
         h_i64(st, 'I', (int64_t)ev->n_items);
+        if (ev->kind != RK_KIND_UNSET)
+            h_i64(st, 'K', (int64_t)ev->kind);
+        h_str(st, 'j', ev->joint_id);
         break;
     case RK_EV_INSPECTION_RATED:
         h_i64(st, 'S', ev->score);

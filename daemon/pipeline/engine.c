@@ -35,6 +35,7 @@ static void on_housekeeping(uv_timer_t *t)
     else if (rk__checkpoint_due(e) && (e->state == E_IDLE || e->state == E_READING))
         rk__checkpoint(e);
     e->out->housekeep(e, now);
+    rk__ind_housekeep(e, now);
     if (now >= e->next_xinfo && rk__redis_ready(e->wr)) {
         e->next_xinfo = now + 5000;
         rk__poll_xinfo(e);
@@ -91,6 +92,10 @@ static rk__engine *engine_new(uv_loop_t *loop, rk__config *cfg, const rk__replay
     rk__tasks_init(&e->tasks);
     rk__dedupe_init(&e->dedupe);
     rk__dedupe_set_window(&e->dedupe, cfg->dedupe_window);
+    if ((e->ind = rk__ind_for(cfg)) == NULL) {
+        rk_kit_errf(err, errlen, "out of memory");
+        goto fail_ind;
+    }
     if (rk__registry_load(&e->reg, cfg, &e->api, e, err, errlen) != 0)
         goto fail_registry;
     e->cfg = cfg;
@@ -139,6 +144,8 @@ static rk__engine *engine_new(uv_loop_t *loop, rk__config *cfg, const rk__replay
     return e;
 
 fail_registry:
+    rk__ind_free(e->ind);
+fail_ind:
     rk__tasks_free(&e->tasks);
     rk__dedupe_free(&e->dedupe);
     rk__clock_free(&e->clock);
@@ -229,6 +236,11 @@ int rk__engine_reload(rk__engine *e, rk__config *cfg, char *err, size_t errlen)
     rk__outbox_configure(e->ob, cfg);
     rk__outbox_configure(e->ob_dead, cfg);
     rk__dedupe_set_window(&e->dedupe, cfg->dedupe_window);
+    {
+        rk__ind_settings is;
+        rk__ind_settings_from(&is, cfg->root, cfg->tz_offset_s, cfg->ind_window);
+        rk__ind_configure(e->ind, &is);
+    }
     rk__config_free(old);
     e->audit_pending = true;        /* config_applied, old -> new */
     return 0;
@@ -301,6 +313,7 @@ void rk__engine_free(rk__engine *e)
         free(e->st[si].acks);
         rk__event_mem_free(&e->st[si].mem);
     }
+    rk__ind_free(e->ind);
     rk__tasks_free(&e->tasks);
     rk__dedupe_free(&e->dedupe);
     rk__clock_free(&e->clock);

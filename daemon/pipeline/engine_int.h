@@ -35,6 +35,7 @@
 #include "riskd/kit.h"
 #include "internal.h"
 #include "output.h"
+#include "indicators.h"
 
 #define BLOCK_MS 1000
 #define HOUSEKEEPING_MS 250
@@ -48,7 +49,8 @@ enum { PH_PENDING, PH_NEW };
 enum { E_CONNECTING, E_LOADING, E_SETUP, E_CLAIMING, E_IDLE, E_READING, E_FLUSHING, E_STOPPED };
 
 #define STATE_MAGIC 0x54534b52u     /* "RKST" */
-#define STATE_VERSION 2u            /* 2: + natural keys (dedupe.c) */
+#define STATE_VERSION 3u            /* 2: + natural keys (dedupe.c); 3: + indicators */
+#define STATE_VERSION_V2 2u         /* read: the indicators start empty */
 #define STATE_VERSION_V1 1u         /* the previous release's, still read */
 
 typedef struct entry {
@@ -130,6 +132,10 @@ struct rk__engine {
     rk__clock clock;
     rk__tasks tasks;
     rk__dedupe dedupe;              /* natural keys of the events applied */
+    rk__ind *ind;                   /* the indicators (indicators.c) */
+    bool ind_inflight;              /* a write of indicator hashes awaits its reply */
+    bool ind_more;                  /* changed hashes left after the last write */
+    int64_t ind_next;               /* loop ms of the next pass */
     bool legacy_ids;                /* restored from a release whose alert ids
                                        came from entry ids (see host_emit) */
     rk__redis *rd, *wr;
@@ -355,6 +361,10 @@ void rk__tick_send(rk__engine *e);
 void rk__wall_tick(rk__engine *e, int64_t now);
 void rk__ticks_loaded(rk__engine *e);
 void rk__ticks_load(rk__engine *e);
+
+/* indicators_out.c */
+rk__ind *rk__ind_for(const rk__config *cfg);
+void rk__ind_housekeep(rk__engine *e, int64_t now);
 
 /* engine_metrics.c */
 void rk__poll_xinfo(rk__engine *e);

@@ -134,6 +134,8 @@ static int host_emit(rk_host *h, const rk_alert *a)
         return -1;
     e->stats.alerts_emitted++;
     rk__count_alert(e, d->alert_name, a->rule, sev);
+    if (e->ind != NULL && rk__ind_is_unfiled_rule(d->alert_name, a->rule))
+        rk__ind_unfiled(e->ind, a->ts, a->subject.unit_id);
     return 1;
 }
 

@@ -414,7 +414,7 @@ static bool send_read(rk__engine *e, bool ahead)
         /* Under a lease, XREADGROUP - which moves the group on - runs in
          * a script that checks the epoch first (see "Fenced reads"). */
         if (block && !e->wait_err_logged) {
-            const char *wv[6 + 2 * RK_STREAM_COUNT];
+            const char *wv[6 + 2 * RK_STREAM_COUNT];   /* XREAD COUNT 1 BLOCK ms STREAMS keys ids */
             int wc = 0;
             wv[wc++] = "XREAD";
             wv[wc++] = "COUNT";

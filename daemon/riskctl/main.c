@@ -163,6 +163,11 @@ int main(int argc, char **argv)
     memset(&o, 0, sizeof(o));
     o.db = -1;
     signal(SIGPIPE, SIG_IGN);
+    for (int i = 1; i < argc; i++)      /* indicators takes options of its own */
+        if (strcmp(argv[i], "indicators") == 0 &&
+            (i == 1 || argv[i - 1][0] != '-' || strchr("chpan", argv[i - 1][1]) == NULL ||
+             argv[i - 1][2] != '\0'))
+            return rk__ctl_indicators(argc, argv);
     while ((opt = getopt_long(argc, argv, "c:h:p:a:n:", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c': o.config = optarg; break;

@@ -75,6 +75,7 @@ void rk__ctl_conn_close(conn *k);
 
 /* The commands; each returns the exit code (EX_*). */
 int rk__ctl_check(const char *path);                                    /* check.c */
+int rk__ctl_indicators(int argc, char **argv);          /* indicators.c: parses argv itself */
 int rk__ctl_tail(const rk__config *cfg, const opts *o);                  /* tail.c */
 int rk__ctl_silence_add(conn *k, const rk__config *cfg, const opts *o);  /* silence.c */
 int rk__ctl_silence_list(conn *k, const rk__config *cfg, const opts *o);

@@ -74,6 +74,16 @@ typedef enum rk_review_outcome {
     RK_OUTCOME_MEDIATED
 } rk_review_outcome;
 
+/* inspection.filed `kind` (absent: RK_KIND_UNSET, which means plan). */
+typedef enum rk_inspection_kind {
+    RK_KIND_UNSET = 0,
+    RK_KIND_PLAN,
+    RK_KIND_RANDOM,
+    RK_KIND_COMPLAINT,
+    RK_KIND_SPECIAL,
+    RK_KIND_OTHER
+} rk_inspection_kind;
+
 /* Flags in rk_event.flags. */
 #define RK_EVF_UNIT_FROM_FILING      (1u << 0) /* unit_id was taken from the filing */
 #define RK_EVF_OFFICERS_FROM_FILING  (1u << 1) /* officers were taken from the filing */
@@ -136,6 +146,11 @@ typedef struct rk_event {
     int64_t filing_planned_at;
     const char *filing_enterprise_id;
     rk_entry_ref filing_ref;
+    /* inspection.filed: `kind` and `joint_id` (filings sharing it are one
+     * joint inspection). Added at the end; a plugin reads them only from
+     * the ABI minor that names them (see riskd/detector.h). */
+    rk_inspection_kind kind;
+    const char *joint_id;
 } rk_event;
 
 #ifdef __cplusplus

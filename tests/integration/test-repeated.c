@@ -400,10 +400,11 @@ static void test_other_redis_same_ids(void **state)
  * Upgrade from the previous release
  * =================================================================== */
 
-/* The previous release's checkpoint (format 1) of a format-2 one: the same
- * but for the version and the trailing blob of natural keys (u64 length,
+/* The previous release's checkpoint (format 1) of a format-3 one: the same
+ * but for the version and the two trailing blobs: the indicators' (u64
+ * length, u32 version 1, ...) and before it the natural keys' (u64 length,
  * u32 version 1, u64 count, count x 16 bytes). */
-static size_t to_format1(unsigned char *p, size_t len)
+static size_t dedupe_blob_at(const unsigned char *p, size_t len)
 {
     size_t k;
     for (k = 0; 12 + 16 * k + 8 <= len; k++) {
@@ -411,9 +412,23 @@ static size_t to_format1(unsigned char *p, size_t len)
         uint64_t v = 0, cnt = 0;
         for (i = 0; i < 8; i++) v |= (uint64_t)p[at + i] << (8 * i);
         for (i = 0; i < 8; i++) cnt |= (uint64_t)p[at + 12 + i] << (8 * i);
-        if (v == bl && p[at + 8] == 1 && cnt == k) {
-            p[4] = 1;                       /* STATE_VERSION 1 */
+        if (v == bl && p[at + 8] == 1 && cnt == k)
             return at;
+    }
+    return 0;
+}
+
+static size_t to_format1(unsigned char *p, size_t len)
+{
+    size_t at, d;
+    for (at = len - 12; at > 8; at--) {    /* the indicators' blob, then the keys' */
+        uint64_t v = 0;
+        size_t i;
+        for (i = 0; i < 8; i++) v |= (uint64_t)p[at + i] << (8 * i);
+        if (v == len - at - 8 && p[at + 8] == 1 && p[at + 9] == 0 &&
+            (d = dedupe_blob_at(p, at)) != 0) {
+            p[4] = 1;                       /* STATE_VERSION 1 */
+            return d;
         }
     }
     fail_msg("no natural-key blob at the end of the checkpoint");

@@ -1,0 +1,435 @@
+/* daemon/riskctl/indicators.c - riskctl indicators: the indicators riskd
+ * keeps in Redis (riskd:ind:<scope>:<key>:<period>, see riskd(8),
+ * INDICATORS), as a table or one JSON document.
+ *
+ * The period "month" is the latest month in riskd:ind:periods (the month
+ * of riskd's watermark), "previous-month" the one before it; likewise for
+ * quarters. With partitions > 1 every partition's hash (suffix ":p<N>")
+ * is read, the counts summed and the rates computed again from the sums.
+ * The command parses its own options (main.c hands it argv whole), so its
+ * options stay out of the other commands' table. */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+
+#include "riskctl.h"
+#include "pipeline/indicators.h"
+
+/* The figures of one row, summed over partitions. */
+enum {
+    F_FILINGS, F_UNFILED, F_SBD, F_DLP, F_SCANNED, F_RATED, F_RATINGS, F_BAD, F_COUNTED,
+    F_ENTERPRISES, F_OPENED, F_DECIDED, F_LENIENT, F_COMPLAINTS, F_REVIEWS, F_CORRECTIONS,
+    F_OPEN_CRIT, F_OPEN_WARN, F_OPEN_INFO, F_N
+};
+static const char *const raw_names[F_N] = {
+    "filings", "unfiled", "scanned_by_deadline", "deadline_passed", "scanned", "rated",
+    "ratings", "bad_ratings", "counted_inspections", "enterprises", "cases_opened",
+    "cases_decided", "lenient", "complaints", "reviews", "corrections", "open_critical",
+    "open_warning", "open_info"};
+
+/* The rates: name, numerator, denominator (-1: filings + unfiled). */
+static const struct { const char *name; int num, den; } rates[] = {
+    {"filing_rate", F_FILINGS, -1},
+    {"scan_rate", F_SBD, F_DLP},
+    {"rating_rate", F_RATED, F_SCANNED},
+    {"bad_rating_share", F_BAD, F_RATINGS},
+    {"inspections_per_enterprise", F_COUNTED, F_ENTERPRISES},
+    {"lenient_share", F_LENIENT, F_DECIDED},
+    {"correction_rate", F_CORRECTIONS, F_REVIEWS},
+};
+#define NRATES (sizeof(rates) / sizeof(rates[0]))
+
+typedef struct row {
+    char *key;
+    const char *name;               /* from the names list, or NULL */
+    long long n[F_N];
+    double fines;
+    char from[40], to[40], updated[40];
+} row;
+
+static double rate_of(const row *r, size_t i, int *null)
+{
+    long long num = r->n[rates[i].num];
+    long long den = rates[i].den < 0 ? r->n[F_FILINGS] + r->n[F_UNFILED] : r->n[rates[i].den];
+    *null = den == 0;
+    return den == 0 ? 0 : (double)num / (double)den;
+}
+
+/* The display name of key in scope. Hook for the names list (riskctl
+ * lists, kind "names"): until its lookup is in the library riskctl prints
+ * ids only. */
+static const char *name_of(conn *k, int scope, const char *key)
+{
+    (void)k;
+    (void)scope;
+    (void)key;
+    return NULL;
+}
+
+static int usage(FILE *f)
+{
+    fprintf(f,
+            "usage: riskctl [-c FILE] indicators [--scope unit|officer|region|all] [--key ID]\n"
+            "         [--period window|month|quarter|previous-month|previous-quarter]\n"
+            "         [--sort FIELD] [--json]\n"
+            "The indicators riskd keeps per unit, officer, region and for all (riskd(8),\n"
+            "INDICATORS): a table with rates as percentages (- where the denominator is 0),\n"
+            "or with --json one JSON document. Default: --scope unit --period window,\n"
+            "sorted by key; --sort FIELD sorts by that indicator, highest first.\n"
+            "Exit status: 0 done, 1 bad usage or unknown key, 2 Redis cannot be reached.\n");
+    return f == stdout ? EX_OK : EX_FAIL;
+}
+
+static const char *g_sort;
+static int cmp_rows(const void *a, const void *b)
+{
+    const row *x = a, *y = b;
+    double vx = 0, vy = 0;
+    int nx = 0, ny = 0;
+    size_t i;
+    if (g_sort == NULL)
+        return strcmp(x->key, y->key);
+    if (strcmp(g_sort, "fines") == 0) {
+        vx = x->fines;
+        vy = y->fines;
+    }
+    for (i = 0; i < F_N; i++)
+        if (strcmp(g_sort, raw_names[i]) == 0) {
+            vx = (double)x->n[i];
+            vy = (double)y->n[i];
+        }
+    for (i = 0; i < NRATES; i++)
+        if (strcmp(g_sort, rates[i].name) == 0) {
+            vx = rate_of(x, i, &nx);
+            vy = rate_of(y, i, &ny);
+        }
+    if (nx != ny)
+        return nx - ny;             /* nulls last */
+    if (vx != vy)
+        return vx < vy ? 1 : -1;
+    return strcmp(x->key, y->key);
+}
+
+static bool sort_field_known(const char *f)
+{
+    size_t i;
+    if (strcmp(f, "fines") == 0 || strcmp(f, "key") == 0)
+        return true;
+    for (i = 0; i < F_N; i++)
+        if (strcmp(f, raw_names[i]) == 0)
+            return true;
+    for (i = 0; i < NRATES; i++)
+        if (strcmp(f, rates[i].name) == 0)
+            return true;
+    return false;
+}
+
+/* The label of period (window, month, ...) from riskd:ind:periods. 0, -1
+ * Redis lost, 1 none yet. */
+static int period_label(conn *k, const char *period, char *label, size_t len)
+{
+    redisReply *r;
+    int32_t best = INT32_MIN, idx;
+    int want = strstr(period, "month") ? 1 : 2;
+    size_t i;
+    if (strcmp(period, "window") == 0) {
+        snprintf(label, len, "window");
+        return 0;
+    }
+    r = redisCommand(k->c, "ZRANGE riskd:ind:periods 0 -1");
+    if (r == NULL)
+        return -1;
+    for (i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
+        if (r->element[i]->type == REDIS_REPLY_STRING &&
+            rk__ind_parse_label(r->element[i]->str, &idx) == want && idx > best)
+            best = idx;
+    freeReplyObject(r);
+    if (best == INT32_MIN)
+        return 1;
+    if (strncmp(period, "previous-", 9) == 0)
+        best--;
+    if (want == 1)
+        rk__ind_month_label(best, label, len);
+    else
+        rk__ind_quarter_label(best, label, len);
+    return 0;
+}
+
+/* Add one partition's hash to row. Returns 1 found, 0 absent, -1 lost. */
+static int add_hash(conn *k, const char *key, row *rw)
+{
+    redisReply *r = redisCommand(k->c, "HGETALL %s", key);
+    size_t i, f;
+    if (r == NULL)
+        return -1;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+        freeReplyObject(r);
+        return 0;
+    }
+    for (i = 0; i + 1 < r->elements; i += 2) {
+        const char *n = r->element[i]->str, *v = r->element[i + 1]->str;
+        if (n == NULL || v == NULL)
+            continue;
+        for (f = 0; f < F_N; f++)
+            if (strcmp(n, raw_names[f]) == 0)
+                rw->n[f] += strtoll(v, NULL, 10);
+        if (strcmp(n, "fines") == 0)
+            rw->fines += strtod(v, NULL);
+        else if (strcmp(n, "from") == 0)
+            snprintf(rw->from, sizeof(rw->from), "%s", v);
+        else if (strcmp(n, "to") == 0)
+            snprintf(rw->to, sizeof(rw->to), "%s", v);
+        else if (strcmp(n, "updated_at") == 0 && strcmp(v, rw->updated) > 0)
+            snprintf(rw->updated, sizeof(rw->updated), "%s", v);
+    }
+    freeReplyObject(r);
+    return 1;
+}
+
+static void fmt_fines(double v, char *buf, size_t len)
+{
+    size_t n;
+    snprintf(buf, len, "%.2f", v);
+    n = strlen(buf);
+    while (n > 0 && buf[n - 1] == '0')
+        buf[--n] = '\0';
+    if (n > 0 && buf[n - 1] == '.')
+        buf[--n] = '\0';
+}
+
+static json_t *row_json(const row *r)
+{
+    json_t *o = json_object();
+    size_t i;
+    json_object_set_new(o, "key", json_string(r->key));
+    json_object_set_new(o, "name", r->name ? json_string(r->name) : json_null());
+    for (i = 0; i < F_N; i++)
+        json_object_set_new(o, raw_names[i], json_integer(r->n[i]));
+    json_object_set_new(o, "fines", json_real(r->fines));
+    for (i = 0; i < NRATES; i++) {
+        int null;
+        double v = rate_of(r, i, &null);
+        json_object_set_new(o, rates[i].name,
+                            null ? json_null() : json_real(round(v * 1e6) / 1e6));
+    }
+    json_object_set_new(o, "from", json_string(r->from));
+    json_object_set_new(o, "to", json_string(r->to));
+    json_object_set_new(o, "updated_at", r->updated[0] ? json_string(r->updated) : json_null());
+    return o;
+}
+
+static void print_table(const row *rows, size_t n, const char *scope, const char *label)
+{
+    static const char *const cols[] = {
+        "filings", "unfiled", "filing_rate", "scan_rate", "rating_rate", "bad_rating_share",
+        "inspections_per_enterprise", "cases_opened", "cases_decided", "fines",
+        "lenient_share", "complaints", "reviews", "corrections", "correction_rate",
+        "open_critical", "open_warning", "open_info"};
+    size_t i, c, j;
+    printf("%s %s%s%s\n", scope, label, n > 0 && rows[0].from[0] ? "  " : "",
+           n > 0 ? rows[0].from : "");
+    printf("%-16s %-16s", "key", "name");
+    for (c = 0; c < sizeof(cols) / sizeof(cols[0]); c++)
+        printf(" %s", cols[c]);
+    printf("\n");
+    for (i = 0; i < n; i++) {
+        const row *r = &rows[i];
+        printf("%-16s %-16s", r->key, r->name ? r->name : "-");
+        for (c = 0; c < sizeof(cols) / sizeof(cols[0]); c++) {
+            char v[48] = "";
+            int w = (int)strlen(cols[c]);
+            for (j = 0; j < F_N; j++)
+                if (strcmp(cols[c], raw_names[j]) == 0)
+                    snprintf(v, sizeof(v), "%lld", r->n[j]);
+            if (strcmp(cols[c], "fines") == 0)
+                fmt_fines(r->fines, v, sizeof(v));
+            for (j = 0; j < NRATES; j++)
+                if (strcmp(cols[c], rates[j].name) == 0) {
+                    int null;
+                    double x = rate_of(r, j, &null);
+                    if (null)
+                        snprintf(v, sizeof(v), "-");
+                    else if (rates[j].num == F_COUNTED)
+                        snprintf(v, sizeof(v), "%.2f", x);
+                    else
+                        snprintf(v, sizeof(v), "%.1f%%", x * 100.0);
+                }
+            printf(" %*s", w, v);
+        }
+        printf("\n");
+    }
+}
+
+int rk__ctl_indicators(int argc, char **argv)
+{
+    enum { L_SCOPE = 300, L_KEY, L_PERIOD, L_SORT, L_JSON, L_HELP, L_USER };
+    static const struct option lo[] = {
+        {"config", required_argument, NULL, 'c'}, {"host", required_argument, NULL, 'h'},
+        {"port", required_argument, NULL, 'p'}, {"password", required_argument, NULL, 'a'},
+        {"db", required_argument, NULL, 'n'}, {"user", required_argument, NULL, L_USER},
+        {"scope", required_argument, NULL, L_SCOPE}, {"key", required_argument, NULL, L_KEY},
+        {"period", required_argument, NULL, L_PERIOD}, {"sort", required_argument, NULL, L_SORT},
+        {"json", no_argument, NULL, L_JSON}, {"help", no_argument, NULL, L_HELP},
+        {NULL, 0, NULL, 0}};
+    static const char *const periods[] = {"window", "month", "quarter", "previous-month",
+                                          "previous-quarter", NULL};
+    opts o;
+    rk__config *cfg = NULL;
+    conn k;
+    const char *scope = "unit", *key = NULL, *period = "window";
+    char label[16], hkey[600];
+    int opt, json = 0, scope_i = -1, rc = EX_OK, p, got;
+    size_t i, n = 0, cap = 0;
+    row *rows = NULL;
+    bool ok;
+
+    memset(&o, 0, sizeof(o));
+    o.db = -1;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "c:h:p:a:n:", lo, NULL)) != -1) {
+        switch (opt) {
+        case 'c': o.config = optarg; break;
+        case 'h': o.host = optarg; break;
+        case 'p': o.port = atoi(optarg); break;
+        case 'a': o.password = optarg; break;
+        case 'n': o.db = atoi(optarg); break;
+        case L_USER: o.user = optarg; break;
+        case L_SCOPE: scope = optarg; break;
+        case L_KEY: key = optarg; break;
+        case L_PERIOD: period = optarg; break;
+        case L_SORT: g_sort = optarg; break;
+        case L_JSON: json = 1; break;
+        case L_HELP: return usage(stdout);
+        default: return usage(stderr);
+        }
+    }
+    if (optind >= argc || strcmp(argv[optind], "indicators") != 0 || optind + 1 != argc)
+        return usage(stderr);
+    for (i = 0; i < RK_IND_NSCOPES; i++)
+        if (strcmp(scope, rk__ind_scope_names[i]) == 0)
+            scope_i = (int)i;
+    if (scope_i < 0) {
+        rk__ctl_errx("--scope: expected unit, officer, region or all");
+        return EX_FAIL;
+    }
+    for (ok = false, i = 0; periods[i]; i++)
+        ok = ok || strcmp(period, periods[i]) == 0;
+    if (!ok) {
+        rk__ctl_errx("--period: expected window, month, quarter, previous-month or "
+                     "previous-quarter");
+        return EX_FAIL;
+    }
+    if (g_sort != NULL && !sort_field_known(g_sort)) {
+        rk__ctl_errx("--sort: unknown field %s", g_sort);
+        return EX_FAIL;
+    }
+    if (g_sort != NULL && strcmp(g_sort, "key") == 0)
+        g_sort = NULL;
+    if (scope_i == RK_IND_ALL)
+        key = "all";
+    if (rk__ctl_load_config(&o, &cfg) != 0)
+        return EX_FAIL;
+    if (rk__ctl_conn_init(&k, cfg, &o) != 0) {
+        rk__config_free(cfg);
+        return EX_REDIS;
+    }
+    got = period_label(&k, period, label, sizeof(label));
+    if (got < 0)
+        goto lost;
+    if (got > 0) {
+        rk__ctl_errx("no %s indicators in Redis yet", period);
+        rc = EX_FAIL;
+        goto done;
+    }
+    /* the keys: --key, or the union of the partitions' indexes */
+    for (p = 0; p < cfg->partitions && key == NULL; p++) {
+        redisReply *r;
+        char suffix[16] = "";
+        if (cfg->partitions > 1)
+            snprintf(suffix, sizeof(suffix), ":p%d", p);
+        r = redisCommand(k.c, "ZRANGE riskd:ind:keys:%s%s 0 -1", scope, suffix);
+        if (r == NULL)
+            goto lost;
+        for (i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+            size_t j;
+            bool seen = false;
+            for (j = 0; j < n && !seen; j++)
+                seen = strcmp(rows[j].key, r->element[i]->str) == 0;
+            if (seen)
+                continue;
+            if (n == cap) {
+                cap = cap ? cap * 2 : 64;
+                rows = realloc(rows, cap * sizeof(*rows));
+                if (rows == NULL) {
+                    rk__ctl_errx("out of memory");
+                    exit(EX_FAIL);
+                }
+            }
+            memset(&rows[n], 0, sizeof(rows[n]));
+            rows[n++].key = strdup(r->element[i]->str);
+        }
+        freeReplyObject(r);
+    }
+    if (key != NULL) {
+        rows = calloc(1, sizeof(*rows));
+        if (rows == NULL)
+            exit(EX_FAIL);
+        rows[0].key = strdup(key);
+        n = 1;
+    }
+    for (i = 0; i < n; i++) {
+        int found = 0;
+        for (p = 0; p < cfg->partitions; p++) {
+            int a;
+            if (cfg->partitions > 1)
+                snprintf(hkey, sizeof(hkey), "riskd:ind:%s:%s:%s:p%d", scope, rows[i].key,
+                         label, p);
+            else
+                snprintf(hkey, sizeof(hkey), "riskd:ind:%s:%s:%s", scope, rows[i].key, label);
+            if ((a = add_hash(&k, hkey, &rows[i])) < 0)
+                goto lost;
+            found += a;
+        }
+        rows[i].name = name_of(&k, scope_i, rows[i].key);
+        if (found == 0 && key != NULL && scope_i != RK_IND_ALL) {
+            rk__ctl_errx("no indicators for %s %s in period %s", scope, key, label);
+            rc = EX_FAIL;
+            goto done;
+        }
+    }
+    qsort(rows, n, sizeof(*rows), cmp_rows);
+    if (json) {
+        json_t *doc = json_object(), *arr = json_array();
+        char *s;
+        json_object_set_new(doc, "scope", json_string(scope));
+        json_object_set_new(doc, "period", json_string(period));
+        json_object_set_new(doc, "label", json_string(label));
+        json_object_set_new(doc, "partitions", json_integer(cfg->partitions));
+        for (i = 0; i < n; i++)
+            json_array_append_new(arr, row_json(&rows[i]));
+        json_object_set_new(doc, "rows", arr);
+        s = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(12));
+        if (s != NULL)
+            printf("%s\n", s);
+        free(s);
+        json_decref(doc);
+    } else {
+        print_table(rows, n, scope, label);
+    }
+    goto done;
+lost:
+    rk__ctl_errx("lost Redis at %s:%d", k.host, k.port);
+    rc = EX_REDIS;
+done:
+    for (i = 0; i < n; i++)
+        free(rows[i].key);
+    free(rows);
+    rk__ctl_conn_close(&k);
+    rk__config_free(cfg);
+    return rc;
+}
