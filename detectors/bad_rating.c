@@ -131,13 +131,26 @@ static const char *br_str(const char *s)
 static int br_rule_bad_rating(br_state *s, const rk_event *ev)
 {
     rk_alert a;
-    char summary[512];
+    rk_say t;
 
     memset(&a, 0, sizeof(a));
-    snprintf(summary, sizeof(summary),
-             "Enterprise %s rated inspection task %s %d, at or below the bad "
-             "score %d.", br_str(ev->enterprise_id), br_str(ev->task_id), ev->score,
-             s->cfg.bad_score);
+    rk_say_init(&t, s->api, s->host);
+    rk_say_who(&t, "enterprise", ev->enterprise_id, 1);
+    if (t.en) {
+        rk_say_f(&t, " gave the inspection");
+        if (ev->unit_id != NULL) {
+            rk_say_f(&t, " by ");
+            rk_say_who(&t, "unit", ev->unit_id, 0);
+        }
+        rk_say_f(&t, " (task %s) a score of %d, a bad rating (%d or below).",
+                 br_str(ev->task_id), ev->score, s->cfg.bad_score);
+    } else {
+        rk_say_f(&t, "对");
+        if (ev->unit_id != NULL)
+            rk_say_who(&t, "unit", ev->unit_id, 0);
+        rk_say_f(&t, "的检查（任务%s）打出%d分差评（%d分及以下为差评）",
+                 br_str(ev->task_id), ev->score, s->cfg.bad_score);
+    }
     a.rule = "bad_rating";
     a.severity = RK_SEV_WARNING;
     a.ts = ev->ts;
@@ -146,7 +159,7 @@ static int br_rule_bad_rating(br_state *s, const rk_event *ev)
     a.subject.unit_id = ev->unit_id;
     a.value = ev->score;
     a.threshold = s->cfg.bad_score;
-    a.summary = summary;
+    a.summary = rk_say_text(&t);
     a.evidence = &ev->ref;
     a.n_evidence = 1;
     a.cooldown = 0;
@@ -161,7 +174,7 @@ static int br_rule_officer(br_state *s, const rk_event *ev, const char *officer)
     rk_winkey *k = rk_winset_get(&s->officers, officer);
     const rk_win *w;
     rk_entry_ref evid[RK_MAX_EVIDENCE];
-    char summary[512], wbuf[32];
+    rk_say t;
     rk_alert a;
     int pushed;
 
@@ -175,10 +188,19 @@ static int br_rule_officer(br_state *s, const rk_event *ev, const char *officer)
     if (w->len < s->cfg.officer_min_bad)
         return 0;
 
-    rk_kit_format_duration(s->cfg.officer_window, wbuf, sizeof(wbuf));
-    snprintf(summary, sizeof(summary),
-             "Officer %s received %u bad ratings within %s (threshold %u).",
-             officer, (unsigned)w->len, wbuf, (unsigned)s->cfg.officer_min_bad);
+    rk_say_init(&t, s->api, s->host);
+    rk_say_officer(&t, ev->unit_id, officer, 1);
+    if (t.en) {
+        rk_say_f(&t, " received ");
+        rk_say_n(&t, w->len, "bad rating", "bad ratings");
+        rk_say_f(&t, " ");
+        rk_say_window(&t, s->cfg.officer_window);
+        rk_say_f(&t, " (threshold %u).", (unsigned)s->cfg.officer_min_bad);
+    } else {
+        rk_say_window(&t, s->cfg.officer_window);
+        rk_say_f(&t, "收到%u次差评（阈值%u次）", (unsigned)w->len,
+                 (unsigned)s->cfg.officer_min_bad);
+    }
     memset(&a, 0, sizeof(a));
     a.rule = "officer_repeated";
     a.severity = RK_SEV_CRITICAL;
@@ -187,7 +209,7 @@ static int br_rule_officer(br_state *s, const rk_event *ev, const char *officer)
     a.subject.unit_id = ev->unit_id;
     a.value = w->len;
     a.threshold = s->cfg.officer_min_bad;
-    a.summary = summary;
+    a.summary = rk_say_text(&t);
     a.n_evidence = rk_kit_evidence(w, 0, ev->ref, evid);
     a.evidence = evid;
     a.cooldown = s->cfg.cooldown;
@@ -201,7 +223,7 @@ static int br_rule_unit(br_state *s, const rk_event *ev, int bad)
 {
     rk_winkey *u = rk_winset_get(&s->units, ev->unit_id);
     rk_entry_ref evid[RK_MAX_EVIDENCE];
-    char summary[512], wbuf[32];
+    rk_say t;
     double ratio;
     rk_alert a;
     int pushed;
@@ -220,11 +242,27 @@ static int br_rule_unit(br_state *s, const rk_event *ev, int bad)
     if (ratio < s->cfg.unit_max_bad_ratio)
         return 0;
 
-    rk_kit_format_duration(s->cfg.unit_window, wbuf, sizeof(wbuf));
-    snprintf(summary, sizeof(summary),
-             "Unit %s had %u bad of %u ratings within %s (%.1f%%, threshold "
-             "%.1f%%).", ev->unit_id, (unsigned)u->nflag, (unsigned)u->win.len,
-             wbuf, ratio * 100.0, s->cfg.unit_max_bad_ratio * 100.0);
+    rk_say_init(&t, s->api, s->host);
+    rk_say_who(&t, "unit", ev->unit_id, 1);
+    if (t.en) {
+        rk_say_f(&t, " received ");
+        rk_say_n(&t, u->nflag, "bad rating", "bad ratings");
+        rk_say_f(&t, " out of %u ", (unsigned)u->win.len);
+        rk_say_window(&t, s->cfg.unit_window);
+        rk_say_f(&t, ", ");
+        rk_say_pct(&t, ratio);
+        rk_say_f(&t, " (threshold ");
+        rk_say_pct(&t, s->cfg.unit_max_bad_ratio);
+        rk_say_f(&t, ").");
+    } else {
+        rk_say_window(&t, s->cfg.unit_window);
+        rk_say_f(&t, "收到评价%u次，其中差评%u次，差评率", (unsigned)u->win.len,
+                 (unsigned)u->nflag);
+        rk_say_pct(&t, ratio);
+        rk_say_f(&t, "（阈值");
+        rk_say_pct(&t, s->cfg.unit_max_bad_ratio);
+        rk_say_f(&t, "）");
+    }
     memset(&a, 0, sizeof(a));
     a.rule = "unit_ratio";
     a.severity = RK_SEV_WARNING;
@@ -232,7 +270,7 @@ static int br_rule_unit(br_state *s, const rk_event *ev, int bad)
     a.subject.unit_id = ev->unit_id;
     a.value = ratio;
     a.threshold = s->cfg.unit_max_bad_ratio;
-    a.summary = summary;
+    a.summary = rk_say_text(&t);
     a.n_evidence = rk_kit_evidence(&u->win, BR_FLAG_BAD, ev->ref, evid);
     a.evidence = evid;
     a.cooldown = s->cfg.cooldown;

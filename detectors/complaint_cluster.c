@@ -47,8 +47,9 @@ static const char *const cc_group_names[] = {
     "unit_id", "officer_id", "enterprise_id", "region", NULL
 };
 
+/* The kind of each group_by in the names list (summaries). */
 static const char *const cc_group_labels[] = {
-    "Unit", "Officer", "Enterprise", "Region"
+    "unit", "officer", "enterprise", "region"
 };
 
 typedef struct cc_rule {
@@ -224,7 +225,7 @@ static int cc_push(cc_state *s, size_t ri, const char *key, const rk_event *ev)
     rk_winkey *k = rk_winset_get(set, key);
     const rk_win *w;
     rk_entry_ref evid[RK_MAX_EVIDENCE];
-    char summary[512], wbuf[32];
+    rk_say t;
     rk_alert a;
 
     if (k == NULL)
@@ -237,11 +238,34 @@ static int cc_push(cc_state *s, size_t ri, const char *key, const rk_event *ev)
     if (w->len < rule->min_count)
         return 0;
 
-    rk_kit_format_duration(rule->window, wbuf, sizeof(wbuf));
-    snprintf(summary, sizeof(summary),
-             "%s %s drew %u complaints within %s (threshold %u).",
-             cc_group_labels[rule->group_by], key, (unsigned)w->len, wbuf,
-             (unsigned)rule->min_count);
+    rk_say_init(&t, s->api, s->host);
+    if (rule->group_by == CC_UNIT || rule->group_by == CC_OFFICER) {
+        rk_say_who(&t, cc_group_labels[rule->group_by], key, 1);
+        if (t.en) {
+            rk_say_f(&t, " drew ");
+            rk_say_n(&t, w->len, "complaint", "complaints");
+            rk_say_f(&t, " ");
+            rk_say_window(&t, rule->window);
+        } else {
+            rk_say_window(&t, rule->window);
+            rk_say_f(&t, "被投诉%u次", (unsigned)w->len);
+        }
+    } else if (t.en) {
+        rk_say_n(&t, w->len, "complaint", "complaints");
+        rk_say_f(&t, " concerned ");
+        rk_say_who(&t, cc_group_labels[rule->group_by], key, 0);
+        rk_say_f(&t, " ");
+        rk_say_window(&t, rule->window);
+    } else {
+        rk_say_window(&t, rule->window);
+        rk_say_f(&t, "涉及");
+        rk_say_who(&t, cc_group_labels[rule->group_by], key, 0);
+        rk_say_f(&t, "的投诉有%u次", (unsigned)w->len);
+    }
+    if (t.en)
+        rk_say_f(&t, " (threshold %u).", (unsigned)rule->min_count);
+    else
+        rk_say_f(&t, "（阈值%u次）", (unsigned)rule->min_count);
     memset(&a, 0, sizeof(a));
     a.rule = "cluster";
     a.severity = RK_SEV_WARNING;
@@ -254,7 +278,7 @@ static int cc_push(cc_state *s, size_t ri, const char *key, const rk_event *ev)
     }
     a.value = w->len;
     a.threshold = rule->min_count;
-    a.summary = summary;
+    a.summary = rk_say_text(&t);
     a.n_evidence = rk_kit_evidence(w, 0, ev->ref, evid);
     a.evidence = evid;
     a.cooldown = s->cfg.cooldown >= 0 ? s->cfg.cooldown : rule->window;

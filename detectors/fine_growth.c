@@ -385,7 +385,7 @@ static int evaluate(fg_self *s, fg_unit *u, const rk_event *ev, int64_t bidx)
     size_t nevid = 0;
     uint32_t i;
     rk_alert a;
-    char sum[512];
+    rk_say t;
 
     range_sum(s, u, bidx - n + 1, bidx, &cur, &cnt);
     for (k = 1; k <= c->periods; k++) {
@@ -422,11 +422,33 @@ static int evaluate(fg_self *s, fg_unit *u, const rk_event *ev, int64_t bidx)
     a.subject.unit_id = ev->unit_id;
     a.value = cur;
     a.threshold = threshold;
-    snprintf(sum, sizeof(sum), "Unit %.64s decided %.0f yuan of fines and "
-             "confiscations in the last period, against a mean of %.0f over "
-             "the %lld periods before.", ev->unit_id, cur, mean,
-             (long long)c->periods);
-    a.summary = sum;
+    rk_say_init(&t, s->api, s->host);
+    rk_say_who(&t, "unit", ev->unit_id, 1);
+    if (t.en) {
+        rk_say_f(&t, " imposed ");
+        rk_say_yuan(&t, cur);
+        rk_say_f(&t, " of fines and confiscations ");
+        rk_say_window(&t, c->period);
+        rk_say_f(&t, ", against an average of ");
+        rk_say_yuan(&t, mean);
+        rk_say_f(&t, " per ");
+        rk_say_span(&t, c->period);
+        rk_say_f(&t, " over the %lld periods before (threshold ", (long long)c->periods);
+        rk_say_yuan(&t, threshold);
+        rk_say_f(&t, ").");
+    } else {
+        rk_say_window(&t, c->period);
+        rk_say_f(&t, "罚没金额");
+        rk_say_yuan(&t, cur);
+        rk_say_f(&t, "，此前%lld期（每期", (long long)c->periods);
+        rk_say_span(&t, c->period);
+        rk_say_f(&t, "）平均每期");
+        rk_say_yuan(&t, mean);
+        rk_say_f(&t, "（阈值");
+        rk_say_yuan(&t, threshold);
+        rk_say_f(&t, "）");
+    }
+    a.summary = rk_say_text(&t);
     a.evidence = evid;
     a.n_evidence = nevid;
     a.cooldown = c->cooldown;

@@ -420,9 +420,10 @@ static void rekey(ui_self *s, rk_heap *h, int kind)
     rk_heap_heapify(h);
 }
 
+/* value and threshold: what the summary states (riskd-detectors(7)). */
 static int emit(ui_self *s, const char *rule, rk_severity sev, int64_t ts,
                 const rk_subject *subj, const rk_entry_ref *ev, size_t nev,
-                int64_t cooldown, const char *summary)
+                int64_t cooldown, const char *summary, double value, double threshold)
 {
     rk_alert a;
     memset(&a, 0, sizeof(a));
@@ -430,8 +431,8 @@ static int emit(ui_self *s, const char *rule, rk_severity sev, int64_t ts,
     a.severity = sev;
     a.ts = ts;
     a.subject = *subj;
-    a.value = 0;
-    a.threshold = 1;
+    a.value = value;
+    a.threshold = threshold;
     a.summary = summary;
     a.evidence = ev;
     a.n_evidence = nev;
@@ -545,17 +546,32 @@ static int mismatch(ui_self *s, const char *task, const ui_filing *f,
 {
     rk_subject subj;
     rk_entry_ref ev[2];
-    char sum[512];
+    rk_say t;
     memset(&subj, 0, sizeof(subj));
     subj.task_id = task;
     subj.unit_id = f_unit(f);
     subj.enterprise_id = scanned_ent;
     ev[0] = first;
     ev[1] = second;
-    snprintf(sum, sizeof(sum), "Task %.64s was filed for enterprise %.64s but "
-             "scanned by enterprise %.64s.", task, f_ent(f), scanned_ent);
+    rk_say_init(&t, s->api, s->host);
+    if (t.en) {
+        rk_say_f(&t, "Inspection task %s of ", task);
+        rk_say_who(&t, "unit", f_unit(f), 0);
+        rk_say_f(&t, " was filed for ");
+        rk_say_who(&t, "enterprise", f_ent(f), 0);
+        rk_say_f(&t, " but scanned at ");
+        rk_say_who(&t, "enterprise", scanned_ent, 0);
+        rk_say_f(&t, " (1 scan at another enterprise).");
+    } else {
+        rk_say_who(&t, "unit", f_unit(f), 0);
+        rk_say_f(&t, "的检查任务%s备案检查", task);
+        rk_say_who(&t, "enterprise", f_ent(f), 0);
+        rk_say_f(&t, "，却在");
+        rk_say_who(&t, "enterprise", scanned_ent, 0);
+        rk_say_f(&t, "扫码（1次扫码对象不符）");
+    }
     return emit(s, "enterprise_mismatch", RK_SEV_CRITICAL, ts, &subj, ev, 2,
-                s->cfg.cooldown, sum);
+                s->cfg.cooldown, rk_say_text(&t), 1, 1);
 }
 
 /* Whether the daemon knows ev's task as filed although this detector no
@@ -720,7 +736,7 @@ static int on_reported(ui_self *s, const rk_event *ev)
     const ui_filing *f;
     int64_t now;
     rk_subject subj;
-    char sum[512];
+    rk_say t;
 
     if (ev->unit_id == NULL || ev->enterprise_id == NULL)
         return 0;
@@ -739,31 +755,57 @@ static int on_reported(ui_self *s, const rk_event *ev)
     memset(&subj, 0, sizeof(subj));
     subj.unit_id = ev->unit_id;
     subj.enterprise_id = ev->enterprise_id;
-    snprintf(sum, sizeof(sum), "Enterprise %.64s reported an inspection by unit "
-             "%.64s with no filing planned near that time.",
-             ev->enterprise_id, ev->unit_id);
+    rk_say_init(&t, s->api, s->host);
+    rk_say_who(&t, "enterprise", ev->enterprise_id, 1);
+    if (t.en) {
+        rk_say_f(&t, " reported 1 inspection by ");
+        rk_say_who(&t, "unit", ev->unit_id, 0);
+        rk_say_f(&t, " with no filing of it planned within ");
+        rk_say_span(&t, s->cfg.tolerance);
+        rk_say_f(&t, " either side.");
+    } else {
+        rk_say_f(&t, "报告");
+        rk_say_who(&t, "unit", ev->unit_id, 0);
+        rk_say_f(&t, "对其检查1次，但前后");
+        rk_say_span(&t, s->cfg.tolerance);
+        rk_say_f(&t, "内没有该检查的网上备案");
+    }
     return emit(s, "reported_without_filing", RK_SEV_CRITICAL, ev->ts, &subj,
-                &ev->ref, 1, s->cfg.cooldown, sum);
+                &ev->ref, 1, s->cfg.cooldown, rk_say_text(&t), 1, 1);
 }
 
 static int case_alert(ui_self *s, const char *case_id, const char *unit,
                       const char *task, int64_t ts, rk_entry_ref ref)
 {
     rk_subject subj;
-    char sum[512];
+    rk_say t;
     memset(&subj, 0, sizeof(subj));
     subj.case_id = case_id;
     subj.unit_id = unit;
     subj.task_id = task;
-    if (task != NULL)
-        snprintf(sum, sizeof(sum), "Case %.64s of unit %.64s comes from "
-                 "inspection task %.64s, which was not filed in time.",
-                 case_id, unit ? unit : "?", task);
-    else
-        snprintf(sum, sizeof(sum), "Case %.64s of unit %.64s comes from an "
-                 "inspection but names no filed task.", case_id, unit ? unit : "?");
+    rk_say_init(&t, s->api, s->host);
+    rk_say_who(&t, "unit", unit, 1);
+    if (t.en) {
+        rk_say_f(&t, " opened 1 case (%s) from ", case_id);
+        if (task != NULL) {
+            rk_say_f(&t, "inspection task %s, which was not filed online within ", task);
+            rk_say_span(&t, s->cfg.grace);
+            rk_say_f(&t, " of the case.");
+        } else {
+            rk_say_f(&t, "an inspection but named no filed inspection task.");
+        }
+    } else {
+        rk_say_f(&t, "立案1起（案件%s），来源于", case_id);
+        if (task != NULL) {
+            rk_say_f(&t, "检查任务%s，但立案后", task);
+            rk_say_span(&t, s->cfg.grace);
+            rk_say_f(&t, "内该任务仍未网上备案");
+        } else {
+            rk_say_f(&t, "检查，但未注明已备案的检查任务");
+        }
+    }
     return emit(s, "case_without_filing", RK_SEV_WARNING, ts, &subj, &ref, 1,
-                s->cfg.cooldown, sum);
+                s->cfg.cooldown, rk_say_text(&t), 1, 1);
 }
 
 static int on_case_opened(ui_self *s, const rk_event *ev)
@@ -823,7 +865,7 @@ static int ui_on_event(void *self, const rk_event *ev)
 static int fns_fire(ui_self *s, ui_filing *f)
 {
     rk_subject subj;
-    char sum[512];
+    rk_say t;
     f->flags |= F_FNS_DONE;
     if (f->flags & F_SCANNED)
         return 0;
@@ -831,10 +873,30 @@ static int fns_fire(ui_self *s, ui_filing *f)
     subj.task_id = f_task(f);
     subj.unit_id = f_unit(f);
     subj.enterprise_id = f_ent(f);
-    snprintf(sum, sizeof(sum), "Inspection task %.64s of unit %.64s was filed "
-             "but not scanned by its deadline.", f_task(f), f_unit(f));
+    rk_say_init(&t, s->api, s->host);
+    if (t.en) {
+        rk_say_f(&t, "Inspection task %s of ", f_task(f));
+        rk_say_who(&t, "unit", f_unit(f), 0);
+        rk_say_f(&t, " at ");
+        rk_say_who(&t, "enterprise", f_ent(f), 0);
+        rk_say_f(&t, " was filed but not scanned within ");
+        rk_say_span(&t, (int64_t)f->scan_after);
+        rk_say_f(&t, " of its planned time (limit ");
+        rk_say_span(&t, s->cfg.scan_deadline);
+        rk_say_f(&t, ").");
+    } else {
+        rk_say_who(&t, "unit", f_unit(f), 0);
+        rk_say_f(&t, "备案的检查任务%s（", f_task(f));
+        rk_say_who(&t, "enterprise", f_ent(f), 0);
+        rk_say_f(&t, "）计划时间后");
+        rk_say_span(&t, (int64_t)f->scan_after);
+        rk_say_f(&t, "内未扫码（时限");
+        rk_say_span(&t, s->cfg.scan_deadline);
+        rk_say_f(&t, "）");
+    }
     return emit(s, "filed_not_scanned", RK_SEV_INFO, f_scan_by(f), &subj, &f->ref,
-                1, 0, sum);
+                1, 0, rk_say_text(&t), (double)f->scan_after / (double)RK_HOUR,
+                (double)s->cfg.scan_deadline / (double)RK_HOUR);
 }
 
 /* Move the filings due before now on: run filed_not_scanned for those past
@@ -905,7 +967,8 @@ static int timer_scan(ui_self *s, int64_t deadline, const char *task)
     size_t n = 0;
     uint32_t i;
     rk_subject subj;
-    char sum[512];
+    rk_say t;
+    int64_t first = deadline;
 
     if (ps == NULL)
         return 0;
@@ -920,6 +983,7 @@ static int timer_scan(ui_self *s, int64_t deadline, const char *task)
         if (sc->ts > deadline)
             continue;
         ev[n++] = sc->ref;
+        if (sc->ts < first) first = sc->ts;
         ent = sc->ent;
         if (sc->unit != NULL) unit = sc->unit;
     }
@@ -929,10 +993,34 @@ static int timer_scan(ui_self *s, int64_t deadline, const char *task)
     subj.task_id = task;
     subj.enterprise_id = ent;
     subj.unit_id = unit;
-    snprintf(sum, sizeof(sum), "Task %.64s was scanned by enterprise %.64s but "
-             "no filing of it arrived in time.", task, ent);
+    rk_say_init(&t, s->api, s->host);
+    if (t.en) {
+        rk_say_f(&t, "The inspection of ");
+        rk_say_who(&t, "enterprise", ent, 0);
+        if (unit != NULL) {
+            rk_say_f(&t, " by ");
+            rk_say_who(&t, "unit", unit, 0);
+        }
+        rk_say_f(&t, " (task %s) was scanned ", task);
+        rk_say_span(&t, deadline - first);
+        rk_say_f(&t, " ago and is still not filed online (grace ");
+        rk_say_span(&t, s->cfg.grace);
+        rk_say_f(&t, ").");
+    } else {
+        if (unit != NULL) {
+            rk_say_who(&t, "unit", unit, 0);
+            rk_say_f(&t, "对");
+        }
+        rk_say_who(&t, "enterprise", ent, 0);
+        rk_say_f(&t, "的检查（任务%s）扫码已", task);
+        rk_say_span(&t, deadline - first);
+        rk_say_f(&t, "，仍未网上备案（宽限");
+        rk_say_span(&t, s->cfg.grace);
+        rk_say_f(&t, "）");
+    }
     return emit(s, "scan_without_filing", RK_SEV_WARNING, deadline, &subj, ev, n,
-                s->cfg.cooldown, sum);
+                s->cfg.cooldown, rk_say_text(&t), (double)(deadline - first) / (double)RK_MINUTE,
+                (double)s->cfg.grace / (double)RK_MINUTE);
 }
 
 static int timer_case(ui_self *s, int64_t deadline, const char *case_id)

@@ -1,5 +1,6 @@
 /* host.c - the host API detectors call: emit, timer_set, now, log,
- * stream_name, implemented on struct rk_host {engine, detector index}.
+ * stream_name, name_of, language, implemented on struct rk_host {engine,
+ * detector index}.
  *
  * emit() applies the detector's severity override and the cooldown per
  * (rule, subject), derives the alert id from the alert's content and hands
@@ -167,6 +168,21 @@ static const char *host_stream_name(rk_host *h, unsigned s)
     return s < RK_STREAM_COUNT ? e->stream_keys[s] : "";
 }
 
+/* The names list in force now (lists_sync.c installs a new one between
+ * callbacks), so a newly loaded list names the next alert. */
+static const char *host_name_of(rk_host *h, const char *kind, const char *id)
+{
+    (void)h;
+    return rk__lists_name(rk__lists_in_force(RK_LIST_NAMES), kind, id);
+}
+
+/* alerts.language of the configuration in force (a reload swaps e->cfg). */
+static const char *host_language(rk_host *h)
+{
+    const rk__config *cfg = HOST(h)->eng->cfg;
+    return cfg != NULL && cfg->alerts_language != NULL ? cfg->alerts_language : "zh-CN";
+}
+
 void rk__free_cooldowns(rk__det *d)
 {
     cooldowns *cs = d->cooldown;
@@ -197,4 +213,6 @@ void rk__init_api(rk_host_api *api)
     api->now = host_now;
     api->log = host_log;
     api->stream_name = host_stream_name;
+    api->name_of = host_name_of;
+    api->language = host_language;
 }

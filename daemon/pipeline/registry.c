@@ -347,7 +347,8 @@ static void null_log(rk_host *h, rk_log_level l, const char *fmt, ...)
 { (void)h; (void)l; (void)fmt; }
 static const char *null_stream(rk_host *h, unsigned s) { (void)h; (void)s; return ""; }
 static const rk_host_api null_api = {
-    RK_ABI_MAJOR, RK_ABI_MINOR, null_emit, null_timer, null_now, null_log, null_stream
+    RK_ABI_MAJOR, RK_ABI_MINOR, null_emit, null_timer, null_now, null_log, null_stream,
+    NULL, NULL                      /* name_of, language: ids, Chinese */
 };
 
 /* Create and destroy each enabled detector once to validate its config. */

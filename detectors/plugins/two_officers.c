@@ -88,17 +88,37 @@ static int to_reconfigure(void *self, const json_t *cfg, char *err, size_t errle
 static int to_on_event(void *self, const rk_event *ev)
 {
     to_state *s = (to_state *)self;
-    char summary[512];
+    rk_say t;
     rk_alert a;
 
     if (ev->type != RK_EV_INSPECTION_FILED ||
         ev->n_officers >= (size_t)s->min_officers)
         return 0;
-    snprintf(summary, sizeof(summary),
-             "Inspection task %s of unit %s was filed with %zu officer%s, "
-             "fewer than %d.", ev->task_id ? ev->task_id : "?",
-             ev->unit_id ? ev->unit_id : "?", ev->n_officers,
-             ev->n_officers == 1 ? "" : "s", s->min_officers);
+    rk_say_init(&t, s->api, s->host);
+    if (t.en) {
+        rk_say_f(&t, "Inspection task %s", ev->task_id ? ev->task_id : "?");
+        if (ev->unit_id != NULL) {
+            rk_say_f(&t, " of ");
+            rk_say_who(&t, "unit", ev->unit_id, 0);
+        }
+        if (ev->enterprise_id != NULL) {
+            rk_say_f(&t, " at ");
+            rk_say_who(&t, "enterprise", ev->enterprise_id, 0);
+        }
+        rk_say_f(&t, " was filed with ");
+        rk_say_n(&t, ev->n_officers, "officer", "officers");
+        rk_say_f(&t, ", fewer than %d.", s->min_officers);
+    } else {
+        if (ev->unit_id != NULL)
+            rk_say_who(&t, "unit", ev->unit_id, 0);
+        rk_say_f(&t, "备案的检查任务%s", ev->task_id ? ev->task_id : "?");
+        if (ev->enterprise_id != NULL) {
+            rk_say_f(&t, "（");
+            rk_say_who(&t, "enterprise", ev->enterprise_id, 0);
+            rk_say_f(&t, "）");
+        }
+        rk_say_f(&t, "只有%zu名执法人员，少于%d名", ev->n_officers, s->min_officers);
+    }
     memset(&a, 0, sizeof(a));
     a.rule = "too_few_officers";
     a.severity = RK_SEV_WARNING;
@@ -108,7 +128,7 @@ static int to_on_event(void *self, const rk_event *ev)
     a.subject.enterprise_id = ev->enterprise_id;
     a.value = (double)ev->n_officers;
     a.threshold = s->min_officers;
-    a.summary = summary;
+    a.summary = rk_say_text(&t);
     a.evidence = &ev->ref;
     a.n_evidence = 1;
     a.cooldown = s->cooldown;

@@ -142,6 +142,16 @@ typedef struct rk_host_api {
         ;
     /* The stream key of an rk_stream ("enforce:scan"), for summaries. */
     const char *(*stream_name)(rk_host *host, unsigned stream);
+    /* ABI minor 2 (with the alert lifecycle): the text people read. */
+    /* The name the `names` reference list gives the id of a kind ("unit",
+     * "officer", "enterprise", "region", "item", "domain"), or NULL when
+     * the list (or no list) does not know it. The list in force now: a
+     * newly loaded list answers from the next call. The string stays
+     * valid until the callback returns. */
+    const char *(*name_of)(rk_host *host, const char *kind, const char *id);
+    /* The language summaries are written in, "zh-CN" (the default) or
+     * "en" (alerts.language, as in force now: a reload changes it). */
+    const char *(*language)(rk_host *host);
 } rk_host_api;
 
 /* Growable byte buffer for snapshots (helpers in riskd/kit.h). */

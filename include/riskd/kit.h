@@ -14,6 +14,8 @@
  *   riskd/heap.h       rk_heap: a min-heap of (time, record), the expiry
  *                      queue of every detector.
  *   riskd/window.h     rk_win / rk_winset: sliding windows on event time.
+ *   riskd/text.h       rk_say_*, rk_kit_name: alert summaries in the
+ *                      configured language, with names.
  *
  * Include this, or only the headers you use.
  */
@@ -27,5 +29,6 @@
 #include "riskd/map.h"
 #include "riskd/heap.h"
 #include "riskd/window.h"
+#include "riskd/text.h"
 
 #endif /* RISKD_KIT_H */

@@ -98,6 +98,33 @@ static const char *fh_stream_name(rk_host *h, unsigned s)
     return s == RK_STREAM_SCAN ? "enforce:scan" : "enforce:case";
 }
 
+static const char *fh_name_of(rk_host *h, const char *kind, const char *id)
+{
+    char key[1024];
+    snprintf(key, sizeof(key), "%s/%s", kind, id);
+    return json_string_value(json_object_get(FH(h)->names, key));
+}
+
+static const char *fh_language(rk_host *h)
+{
+    return FH(h)->language;
+}
+
+void rk_fh_name(rk_fakehost *fh, const char *kind, const char *id, const char *name)
+{
+    char key[1024];
+    snprintf(key, sizeof(key), "%s/%s", kind, id);
+    if (name != NULL)
+        json_object_set_new(fh->names, key, json_string(name));
+    else
+        json_object_del(fh->names, key);
+}
+
+void rk_fh_language(rk_fakehost *fh, const char *lang)
+{
+    snprintf(fh->language, sizeof(fh->language), "%s", lang);
+}
+
 rk_fakehost *rk_fh_new(const rk_detector_ops *ops, const char *cfg_json,
                        char *err, size_t errlen)
 {
@@ -117,6 +144,10 @@ rk_fakehost *rk_fh_new(const rk_detector_ops *ops, const char *cfg_json,
     fh->api.now = fh_now;
     fh->api.log = fh_log;
     fh->api.stream_name = fh_stream_name;
+    fh->api.name_of = fh_name_of;
+    fh->api.language = fh_language;
+    fh->names = json_object();
+    rk_fh_language(fh, "zh-CN");
     fh->ops = ops;
     fh->now = INT64_MIN;
     fh->alerts = json_array();
@@ -124,6 +155,7 @@ rk_fakehost *rk_fh_new(const rk_detector_ops *ops, const char *cfg_json,
     fh->self = ops->create(&fh->api, (rk_host *)(void *)fh, cfg, err, errlen);
     json_decref(cfg);
     if (fh->self == NULL) {
+        json_decref(fh->names);
         json_decref(fh->alerts);
         json_decref(fh->cooldowns);
         free(fh);
@@ -141,6 +173,7 @@ void rk_fh_free(rk_fakehost *fh)
     free(fh->timers);
     json_decref(fh->alerts);
     json_decref(fh->cooldowns);
+    json_decref(fh->names);
     free(fh);
 }
 

@@ -31,6 +31,8 @@ typedef struct rk_fakehost {
     rk_fh_timer *timers;
     size_t ntimers, cap;
     uint64_t seq;
+    json_t *names;                  /* "kind/id" -> name (name_of) */
+    char language[8];               /* language(): "zh-CN" (default) or "en" */
 } rk_fakehost;
 
 /* Create a host and a detector from a JSON config text ("{}" for
@@ -67,6 +69,12 @@ int rk_fh_roundtrip(rk_fakehost *fh, const char *cfg_json);
  * snapshot still restores with state. Returns NULL when all hold, else the
  * first check that failed. */
 const char *rk_fh_check_corrupt_restore(rk_fakehost *fh, size_t version_at);
+
+/* Give `id` of `kind` a name for name_of (name NULL: forget it), as a
+ * names list would; set the language language() answers ("zh-CN", "en").
+ * Both take effect for the next alert. */
+void rk_fh_name(rk_fakehost *fh, const char *kind, const char *id, const char *name);
+void rk_fh_language(rk_fakehost *fh, const char *lang);
 
 /* Build an entry ref quickly. */
 rk_entry_ref rk_fh_ref(unsigned stream, uint64_t ms, uint32_t seq);
