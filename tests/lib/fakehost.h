@@ -31,6 +31,8 @@ typedef struct rk_fakehost {
     rk_fh_timer *timers;
     size_t ntimers, cap;
     uint64_t seq;
+    void *lists[5];                 /* rk__list * per kind (lists.c), or NULL */
+    int tz_offset_s;                /* for credential days; default +08:00 */
 } rk_fakehost;
 
 /* Create a host and a detector from a JSON config text ("{}" for
@@ -67,6 +69,13 @@ int rk_fh_roundtrip(rk_fakehost *fh, const char *cfg_json);
  * snapshot still restores with state. Returns NULL when all hold, else the
  * first check that failed. */
 const char *rk_fh_check_corrupt_restore(rk_fakehost *fh, size_t version_at);
+
+/* Put a reference list in force for this host: `kind` is "whitelist",
+ * "benchmarks", "exempt", "credentials" or "names", `csv` the file's text
+ * (parsed by the daemon's own CSV reader, lists.c); NULL unloads it.
+ * The lookups of rk_host_api (whitelist_allowance ...) answer from it.
+ * Returns 0, or -1 when the CSV is refused. */
+int rk_fh_list(rk_fakehost *fh, const char *kind, const char *csv);
 
 /* Build an entry ref quickly. */
 rk_entry_ref rk_fh_ref(unsigned stream, uint64_t ms, uint32_t seq);
