@@ -28,6 +28,11 @@ static const rk_detector_ops *const builtins[] = {
     &rk__det_bad_rating,
     &rk__det_fine_growth,
     &rk__det_complaint_cluster,
+    &rk__det_inspection_frequency,
+    &rk__det_discretion,
+    &rk__det_review_correction,
+    &rk__det_violation_hotspot,
+    &rk__det_officer_credential,
 };
 #define N_BUILTINS (sizeof(builtins) / sizeof(builtins[0]))
 
