@@ -54,7 +54,7 @@ PLUGIN_SRCS := $(wildcard detectors/plugins/*.c)
 UNIT_SRCS := $(wildcard tests/unit/test-*.c)
 INTEGRATION_SRCS := $(wildcard tests/integration/test-*.c)
 TESTLIB_SRCS := $(wildcard tests/lib/*.c)
-HEADERS := $(wildcard include/riskd/*.h daemon/*.h daemon/*/*.h)
+HEADERS := $(wildcard include/riskd/*.h daemon/*.h daemon/*/*.h detectors/*.h)
 
 ifneq ($(wildcard daemon/*.c tests/test-*.c),)
 $(error $(wildcard daemon/*.c tests/test-*.c): sources belong in daemon/<lib|redis|pipeline|riskd|riskctl>/ and tests/<unit|integration>/)

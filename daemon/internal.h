@@ -1145,6 +1145,11 @@ extern const rk_detector_ops rk__det_unfiled_inspection;
 extern const rk_detector_ops rk__det_bad_rating;
 extern const rk_detector_ops rk__det_fine_growth;
 extern const rk_detector_ops rk__det_complaint_cluster;
+extern const rk_detector_ops rk__det_inspection_frequency;
+extern const rk_detector_ops rk__det_discretion;
+extern const rk_detector_ops rk__det_review_correction;
+extern const rk_detector_ops rk__det_violation_hotspot;
+extern const rk_detector_ops rk__det_officer_credential;
 
 /* route.c */
 /* The partition producers write an event to: CRC-32 (IEEE 802.3, as zlib's

@@ -340,14 +340,17 @@ static const char *const source_names[] = {
     "inspection", "complaint", "report", "transfer", "other", NULL};
 static const char *const leniency_names[] = {
     "none", "lighter", "mitigated", "exempt", NULL};
-static const char *const kind_names[] = {
-    "plan", "random", "complaint", "special", "other", NULL};
 static const char *const outcome_names[] = {
     "upheld", "revoked", "altered", "confirmed_illegal", "mediated", NULL};
 
+static const char *const kind_names[] = {
+    "plan", "random", "complaint", "special", "other", NULL};
+static const char *const level_names[] = {"minor", "general", "serious", NULL};
+
+#define KIND_EXPECT "\"plan\", \"random\", \"complaint\", \"special\", \"other\""
+#define LEVEL_EXPECT "\"minor\", \"general\", \"serious\""
 #define SOURCE_EXPECT \
     "\"inspection\", \"complaint\", \"report\", \"transfer\", \"other\""
-#define KIND_EXPECT "\"plan\", \"random\", \"complaint\", \"special\", \"other\""
 #define LENIENCY_EXPECT "\"none\", \"lighter\", \"mitigated\", \"exempt\""
 #define OUTCOME_EXPECT \
     "\"upheld\", \"revoked\", \"altered\", \"confirmed_illegal\", \"mediated\""
@@ -377,6 +380,7 @@ static int parse_fields(const rk__jobj *o, rk_event *ev, rk__event_mem *mem,
         OPT_TEXT(basis);
         CHECK(get_items(o, ev, err, errlen));
         OPT_ID(region);
+        e = RK_KIND_PLAN;
         CHECK(get_enum(o, "kind", false, kind_names, KIND_EXPECT, &e, err, errlen));
         ev->kind = (rk_inspection_kind)e;
         OPT_ID(joint_id);
@@ -414,6 +418,8 @@ static int parse_fields(const rk__jobj *o, rk_event *ev, rk__event_mem *mem,
         OPT_ID(enterprise_id);
         OFFICERS(false);
         OPT_ID(region);
+        OPT_ID(item_code);
+        OPT_ID(domain);
         break;
     case RK_EV_CASE_DECIDED:
         REQ_ID(case_id);
@@ -426,6 +432,10 @@ static int parse_fields(const rk__jobj *o, rk_event *ev, rk__event_mem *mem,
                        &e, err, errlen));
         ev->leniency = (rk_leniency)e;
         OPT_ID(region);
+        e = 0;
+        CHECK(get_enum(o, "level", false, level_names, LEVEL_EXPECT, &e, err, errlen));
+        ev->level = (rk_case_level)e;
+        OPT_ID(domain);
         break;
     case RK_EV_CASE_COMPLAINT:
         REQ_ID(complaint_id);
@@ -442,6 +452,8 @@ static int parse_fields(const rk__jobj *o, rk_event *ev, rk__event_mem *mem,
                        err, errlen));
         ev->outcome = (rk_review_outcome)e;
         OPT_ID(region);
+        OPT_ID(domain);
+        OPT_ID(issue);
         break;
     case RK_EV_CLOCK_TICK:
         break;

@@ -197,7 +197,10 @@ static void value_fields(canon *st, const rk_event *ev)
         h_i64(st, 'P', ev->planned_at);
         h_str(st, 'b', ev->basis);
         h_i64(st, 'I', (int64_t)ev->n_items);
-        if (ev->kind != RK_KIND_UNSET)
+        /* kind: the default (plan) adds nothing, so a filing that says
+         * "plan" is the same as one that leaves kind out, and digests
+         * taken before kind existed still match. */
+        if (ev->kind != RK_KIND_PLAN && ev->kind != RK_KIND_UNSET)
             h_i64(st, 'K', (int64_t)ev->kind);
         h_str(st, 'j', ev->joint_id);
         break;
@@ -210,6 +213,8 @@ static void value_fields(canon *st, const rk_event *ev)
         break;
     case RK_EV_CASE_OPENED:
         h_i64(st, 's', (int64_t)ev->source);
+        h_str(st, 'i', ev->item_code);
+        h_str(st, 'd', ev->domain);
         break;
     case RK_EV_CASE_DECIDED: {
         uint64_t f, c;
@@ -219,6 +224,9 @@ static void value_fields(canon *st, const rk_event *ev)
         h_i64(st, 'C', (int64_t)c);
         h_i64(st, 'l', (int64_t)ev->leniency);
         h_str(st, 'i', ev->item_code);
+        if (ev->level != RK_LEVEL_UNSET)
+            h_i64(st, 'L', (int64_t)ev->level);
+        h_str(st, 'd', ev->domain);
         break;
     }
     case RK_EV_CASE_COMPLAINT:
@@ -226,6 +234,8 @@ static void value_fields(canon *st, const rk_event *ev)
         break;
     case RK_EV_CASE_REVIEW:
         h_i64(st, 'o', (int64_t)ev->outcome);
+        h_str(st, 'd', ev->domain);
+        h_str(st, 'q', ev->issue);
         break;
     default:
         break;

@@ -1,5 +1,7 @@
 /* host.c - the host API detectors call: emit, timer_set, now, log,
- * stream_name, name_of, language, implemented on struct rk_host {engine,
+ * stream_name, name_of, language and the reference-list lookups
+ * (whitelist_allowance, benchmark_range, exempt_kind, credential_valid, on
+ * the tables in force, lists.c), implemented on struct rk_host {engine,
  * detector index}.
  *
  * emit() applies the detector's severity override and the cooldown per
@@ -18,13 +20,14 @@
 
 static void cooldown_key(const rk_alert *a, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s", a->rule,
+    snprintf(buf, len, "%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s", a->rule,
              a->subject.unit_id ? a->subject.unit_id : "",
              a->subject.officer_id ? a->subject.officer_id : "",
              a->subject.enterprise_id ? a->subject.enterprise_id : "",
              a->subject.task_id ? a->subject.task_id : "",
              a->subject.case_id ? a->subject.case_id : "",
-             a->subject.region ? a->subject.region : "");
+             a->subject.region ? a->subject.region : "",
+             a->item_code ? a->item_code : "", a->domain ? a->domain : "");
 }
 
 cooldowns *rk__det_cooldowns(rk__det *d)
@@ -109,9 +112,18 @@ static int host_emit(rk_host *h, const rk_alert *a)
     rk_severity sev = d->severity >= 0 ? (rk_severity)d->severity : a->severity;
     char id[33], legacy[33], key[1024];
     int64_t now_wall;
+    rk_alert old;
 
     if (a->rule == NULL)
         return -1;
+    if (d->ops->abi_minor < 3) {
+        /* Read no member the plugin's minor does not have. */
+        size_t n = d->ops->abi_minor >= 1 ? offsetof(rk_alert, item_code)
+                                          : offsetof(rk_alert, trigger_key);
+        memset(&old, 0, sizeof(old));
+        memcpy(&old, a, n);
+        a = &old;
+    }
     if (a->cooldown > 0) {
         cooldowns *cs = rk__det_cooldowns(d);
         const cooldown_entry *c;
@@ -183,6 +195,43 @@ static const char *host_language(rk_host *h)
     return cfg != NULL && cfg->alerts_language != NULL ? cfg->alerts_language : "zh-CN";
 }
 
+/* The reference lists (ABI minor 3): thin wrappers over the tables in
+ * force (lists.c), which are only replaced on the loop between callbacks. */
+static int host_whitelist_allowance(rk_host *h, const char *enterprise_id,
+                                    long long *allowance)
+{
+    (void)h;
+    return rk__lists_allowance(rk__lists_in_force(RK_LIST_WHITELIST), enterprise_id,
+                               allowance) ? 1 : 0;
+}
+
+static int host_benchmark_range(rk_host *h, const char *item_code, const char *level,
+                                double *min, double *max)
+{
+    (void)h;
+    return rk__lists_benchmark(rk__lists_in_force(RK_LIST_BENCHMARKS), item_code, level,
+                               min, max) ? 1 : 0;
+}
+
+static int host_exempt_kind(rk_host *h, const char *item_code)
+{
+    int k;
+    (void)h;
+    k = rk__lists_exempt(rk__lists_in_force(RK_LIST_EXEMPT), item_code);
+    return k == RK_EXEMPT_NO_PENALTY ? RK_EXEMPT_KIND_NO_PENALTY
+         : k == RK_EXEMPT_LIGHTER ? RK_EXEMPT_KIND_LIGHTER : RK_EXEMPT_KIND_NONE;
+}
+
+static int host_credential_valid(rk_host *h, const char *officer_id, int64_t ts)
+{
+    const rk__list *l = rk__lists_in_force(RK_LIST_CREDENTIALS);
+    if (l == NULL)
+        return RK_CREDENTIAL_NO_LIST;
+    return rk__lists_credential_valid(l, officer_id,
+                                      rk__lists_day(ts, HOST(h)->eng->cfg->tz_offset_s))
+           ? RK_CREDENTIAL_VALID : RK_CREDENTIAL_INVALID;
+}
+
 void rk__free_cooldowns(rk__det *d)
 {
     cooldowns *cs = d->cooldown;
@@ -215,4 +264,8 @@ void rk__init_api(rk_host_api *api)
     api->stream_name = host_stream_name;
     api->name_of = host_name_of;
     api->language = host_language;
+    api->whitelist_allowance = host_whitelist_allowance;
+    api->benchmark_range = host_benchmark_range;
+    api->exempt_kind = host_exempt_kind;
+    api->credential_valid = host_credential_valid;
 }

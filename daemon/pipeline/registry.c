@@ -28,6 +28,11 @@ static const rk_detector_ops *const builtins[] = {
     &rk__det_bad_rating,
     &rk__det_fine_growth,
     &rk__det_complaint_cluster,
+    &rk__det_inspection_frequency,
+    &rk__det_discretion,
+    &rk__det_review_correction,
+    &rk__det_violation_hotspot,
+    &rk__det_officer_credential,
 };
 #define N_BUILTINS (sizeof(builtins) / sizeof(builtins[0]))
 
@@ -346,9 +351,17 @@ static int64_t null_now(rk_host *h) { (void)h; return INT64_MIN; }
 static void null_log(rk_host *h, rk_log_level l, const char *fmt, ...)
 { (void)h; (void)l; (void)fmt; }
 static const char *null_stream(rk_host *h, unsigned s) { (void)h; (void)s; return ""; }
+static int null_allowance(rk_host *h, const char *e, long long *a)
+{ (void)h; (void)e; (void)a; return 0; }
+static int null_benchmark(rk_host *h, const char *i, const char *l, double *lo, double *hi)
+{ (void)h; (void)i; (void)l; (void)lo; (void)hi; return 0; }
+static int null_exempt(rk_host *h, const char *i) { (void)h; (void)i; return 0; }
+static int null_credential(rk_host *h, const char *o, int64_t t)
+{ (void)h; (void)o; (void)t; return RK_CREDENTIAL_NO_LIST; }
 static const rk_host_api null_api = {
     RK_ABI_MAJOR, RK_ABI_MINOR, null_emit, null_timer, null_now, null_log, null_stream,
-    NULL, NULL                      /* name_of, language: ids, Chinese */
+    NULL, NULL,                     /* name_of, language: ids, Chinese */
+    null_allowance, null_benchmark, null_exempt, null_credential
 };
 
 /* Create and destroy each enabled detector once to validate its config. */

@@ -97,6 +97,12 @@ void rk__alert_id(const char *detector, const rk_alert *a, const char *trigger_k
     idh_str(&h, "task_id", a->subject.task_id);
     idh_str(&h, "case_id", a->subject.case_id);
     idh_str(&h, "region", a->subject.region);
+    /* ABI minor 3 subject fields: only when set, so that the ids of
+     * alerts without them stay what they were. */
+    if (a->item_code != NULL)
+        idh_str(&h, "item_code", a->item_code);
+    if (a->domain != NULL)
+        idh_str(&h, "domain", a->domain);
     for (i = 0; i < 8; i++) ts[i] = (unsigned char)(v >> (8 * i));
     idh_str(&h, "ts", "");
     idh_feed(&h, ts, sizeof(ts));
@@ -170,6 +176,10 @@ char *rk__alert_json(const char *id, const char *detector, const rk_alert *a,
 #define SUBJ(f) if (a->subject.f) json_object_set_new(subj, #f, json_string(a->subject.f));
     SUBJ(unit_id) SUBJ(officer_id) SUBJ(enterprise_id) SUBJ(task_id) SUBJ(case_id) SUBJ(region)
 #undef SUBJ
+    if (a->item_code)
+        json_object_set_new(subj, "item_code", json_string(a->item_code));
+    if (a->domain)
+        json_object_set_new(subj, "domain", json_string(a->domain));
     first = a->n_evidence > RK_MAX_EVIDENCE ? a->n_evidence - RK_MAX_EVIDENCE : 0;
     for (i = first; i < a->n_evidence; i++) {
         const rk_entry_ref *r = &a->evidence[i];

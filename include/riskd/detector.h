@@ -54,8 +54,12 @@ extern "C" {
  *  - Never insert a member in the middle of a struct.
  */
 #define RK_ABI_MAJOR 1
-#define RK_ABI_MINOR 1                /* 1: RK_EVF_AMENDED, RK_EVF_FILING_SEEN,
-                                         rk_alert.trigger_key */
+#define RK_ABI_MINOR 3                /* 1: RK_EVF_AMENDED, RK_EVF_FILING_SEEN,
+                                         rk_alert.trigger_key
+                                         2: the alert lifecycle (its own branch)
+                                         3: rk_event kind, joint_id, domain,
+                                         level, issue; rk_alert.item_code,
+                                         domain; rk_host_api list lookups */
 
 #define RK_DETECTOR_ENTRY "rk_detector_entry"
 
@@ -113,7 +117,25 @@ typedef struct rk_alert {
     /* ABI minor 1 */
     const char *trigger_key;        /* NULL, or the natural key of the one
                                        event a per-event rule fired on */
+    /* ABI minor 3: two more subject fields (outside rk_subject, which is
+     * embedded above and cannot grow). Part of the id like the others. */
+    const char *item_code;          /* the enforcement matter, or NULL */
+    const char *domain;             /* the field of enforcement, or NULL */
 } rk_alert;
+
+/* rk_host_api.exempt_kind (ABI minor 3). */
+typedef enum rk_exempt_kind {
+    RK_EXEMPT_KIND_NONE = 0,        /* not on the exempt list */
+    RK_EXEMPT_KIND_NO_PENALTY = 1,  /* minor violation: no penalty at all */
+    RK_EXEMPT_KIND_LIGHTER = 2      /* a lighter penalty is due */
+} rk_exempt_kind;
+
+/* rk_host_api.credential_valid (ABI minor 3). */
+typedef enum rk_credential {
+    RK_CREDENTIAL_NO_LIST = -1,     /* no credentials list is loaded */
+    RK_CREDENTIAL_INVALID = 0,      /* not listed, or not valid that day */
+    RK_CREDENTIAL_VALID = 1
+} rk_credential;
 
 typedef struct rk_host rk_host;     /* opaque, one per detector instance */
 
@@ -142,7 +164,7 @@ typedef struct rk_host_api {
         ;
     /* The stream key of an rk_stream ("enforce:scan"), for summaries. */
     const char *(*stream_name)(rk_host *host, unsigned stream);
-    /* ABI minor 2 (with the alert lifecycle): the text people read. */
+    /* ABI minor 2: the text people read. */
     /* The name the `names` reference list gives the id of a kind ("unit",
      * "officer", "enterprise", "region", "item", "domain"), or NULL when
      * the list (or no list) does not know it. The list in force now: a
@@ -152,6 +174,24 @@ typedef struct rk_host_api {
     /* The language summaries are written in, "zh-CN" (the default) or
      * "en" (alerts.language, as in force now: a reload changes it). */
     const char *(*language)(rk_host *host);
+    /* ABI minor 3: the reference lists in force (riskctl(1), LISTS). A
+     * list can be replaced between two callbacks, never during one; what
+     * a lookup returns is only valid until the callback returns. */
+    /* whitelist: 1 and *allowance (inspections per 365 days) when the
+     * enterprise is listed, else 0. */
+    int (*whitelist_allowance)(rk_host *host, const char *enterprise_id,
+                               long long *allowance);
+    /* benchmarks: 1 and the fine range [*min, *max] of item_code at level
+     * (the row of that level, else the row with an empty level; level
+     * may be NULL), else 0. */
+    int (*benchmark_range)(rk_host *host, const char *item_code,
+                           const char *level, double *min, double *max);
+    /* exempt: what the list says of item_code (rk_exempt_kind). */
+    int (*exempt_kind)(rk_host *host, const char *item_code);
+    /* credentials: does officer_id hold a credential valid on the
+     * calendar day (clock.timezone) of ts? An rk_credential:
+     * RK_CREDENTIAL_NO_LIST while no credentials list is loaded. */
+    int (*credential_valid)(rk_host *host, const char *officer_id, int64_t ts);
 } rk_host_api;
 
 /* Growable byte buffer for snapshots (helpers in riskd/kit.h). */

@@ -74,15 +74,23 @@ typedef enum rk_review_outcome {
     RK_OUTCOME_MEDIATED
 } rk_review_outcome;
 
-/* inspection.filed `kind` (absent: RK_KIND_UNSET, which means plan). */
+/* inspection.filed `kind` (ABI minor 3); absent means RK_KIND_PLAN. */
 typedef enum rk_inspection_kind {
-    RK_KIND_UNSET = 0,
+    RK_KIND_UNSET = 0,              /* not an inspection.filed */
     RK_KIND_PLAN,
     RK_KIND_RANDOM,
     RK_KIND_COMPLAINT,
     RK_KIND_SPECIAL,
     RK_KIND_OTHER
 } rk_inspection_kind;
+
+/* case.decided `level`, the discretion grade (ABI minor 3). */
+typedef enum rk_case_level {
+    RK_LEVEL_UNSET = 0,             /* field absent */
+    RK_LEVEL_MINOR,
+    RK_LEVEL_GENERAL,
+    RK_LEVEL_SERIOUS
+} rk_case_level;
 
 /* Flags in rk_event.flags. */
 #define RK_EVF_UNIT_FROM_FILING      (1u << 0) /* unit_id was taken from the filing */
@@ -136,7 +144,7 @@ typedef struct rk_event {
     const char *comment;            /* inspection.rated */
     const char *note;               /* inspection.reported */
     const char *category;           /* case.complaint */
-    const char *item_code;          /* case.decided */
+    const char *item_code;          /* case.decided; case.opened (minor 3) */
     size_t n_items;                 /* inspection.filed: length of items */
 
     unsigned flags;                 /* RK_EVF_* */
@@ -146,11 +154,15 @@ typedef struct rk_event {
     int64_t filing_planned_at;
     const char *filing_enterprise_id;
     rk_entry_ref filing_ref;
-    /* inspection.filed: `kind` and `joint_id` (filings sharing it are one
-     * joint inspection). Added at the end; a plugin reads them only from
-     * the ABI minor that names them (see riskd/detector.h). */
-    rk_inspection_kind kind;
-    const char *joint_id;
+
+    /* ABI minor 3: the fields the supervision-practice detectors use.
+     * Absent optional strings are NULL. */
+    rk_inspection_kind kind;        /* inspection.filed: default PLAN */
+    const char *joint_id;           /* inspection.filed: filings sharing it
+                                       are one joint inspection */
+    const char *domain;             /* case.opened, case.decided, case.review */
+    rk_case_level level;            /* case.decided */
+    const char *issue;              /* case.review: the common problem found */
 } rk_event;
 
 #ifdef __cplusplus

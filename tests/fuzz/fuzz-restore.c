@@ -268,7 +268,7 @@ static const char *fz_stream_name(rk_host *h, unsigned s)
 
 static const rk_host_api fz_api = {
     RK_ABI_MAJOR, RK_ABI_MINOR, fz_emit, fz_timer_set, fz_now, fz_log,
-    fz_stream_name, NULL, NULL
+    fz_stream_name, NULL, NULL, NULL, NULL, NULL, NULL   /* no names, no lists */
 };
 
 /* Move the watermark to now (never back), firing due timers first. */

@@ -5,6 +5,7 @@
 
 #include "fakehost.h"
 #include "riskd/kit.h"
+#include "internal.h"
 
 #define FH(h) ((rk_fakehost *)(void *)(h))
 
@@ -13,19 +14,22 @@ static const char *sev_name(rk_severity s)
     return s == RK_SEV_CRITICAL ? "critical" : s == RK_SEV_WARNING ? "warning" : "info";
 }
 
-static json_t *subject_json(const rk_subject *s)
+static json_t *subject_json(const rk_alert *a)
 {
+    const rk_subject *s = &a->subject;
     json_t *o = json_object();
 #define F(name) if (s->name) json_object_set_new(o, #name, json_string(s->name));
     F(unit_id) F(officer_id) F(enterprise_id) F(task_id) F(case_id) F(region)
 #undef F
+    if (a->item_code) json_object_set_new(o, "item_code", json_string(a->item_code));
+    if (a->domain) json_object_set_new(o, "domain", json_string(a->domain));
     return o;
 }
 
 static int fh_emit(rk_host *h, const rk_alert *a)
 {
     rk_fakehost *fh = FH(h);
-    json_t *subj = subject_json(&a->subject), *o, *ev;
+    json_t *subj = subject_json(a), *o, *ev;
     char *skey = json_dumps(subj, JSON_SORT_KEYS | JSON_COMPACT);
     char ck[1024];
     size_t i, first;
@@ -125,6 +129,51 @@ void rk_fh_language(rk_fakehost *fh, const char *lang)
     snprintf(fh->language, sizeof(fh->language), "%s", lang);
 }
 
+static int fh_whitelist_allowance(rk_host *h, const char *enterprise_id,
+                                  long long *allowance)
+{
+    return rk__lists_allowance(FH(h)->lists[RK_LIST_WHITELIST], enterprise_id, allowance);
+}
+
+static int fh_benchmark_range(rk_host *h, const char *item_code, const char *level,
+                              double *min, double *max)
+{
+    return rk__lists_benchmark(FH(h)->lists[RK_LIST_BENCHMARKS], item_code, level, min, max);
+}
+
+static int fh_exempt_kind(rk_host *h, const char *item_code)
+{
+    int k = rk__lists_exempt(FH(h)->lists[RK_LIST_EXEMPT], item_code);
+    return k == RK_EXEMPT_NO_PENALTY ? RK_EXEMPT_KIND_NO_PENALTY
+         : k == RK_EXEMPT_LIGHTER ? RK_EXEMPT_KIND_LIGHTER : RK_EXEMPT_KIND_NONE;
+}
+
+static int fh_credential_valid(rk_host *h, const char *officer_id, int64_t ts)
+{
+    const rk__list *l = FH(h)->lists[RK_LIST_CREDENTIALS];
+    if (l == NULL)
+        return RK_CREDENTIAL_NO_LIST;
+    return rk__lists_credential_valid(l, officer_id, rk__lists_day(ts, FH(h)->tz_offset_s))
+           ? RK_CREDENTIAL_VALID : RK_CREDENTIAL_INVALID;
+}
+
+int rk_fh_list(rk_fakehost *fh, const char *kind, const char *csv)
+{
+    int k = rk__lists_kind(kind);
+    rk__list *l = NULL;
+    char err[256];
+    if (k < 0)
+        return -1;
+    if (csv != NULL && rk__lists_parse_csv((rk__list_kind)k, csv, strlen(csv), &l,
+                                           err, sizeof(err)) != 0) {
+        fprintf(stderr, "rk_fh_list %s: %s\n", kind, err);
+        return -1;
+    }
+    rk__lists_free(fh->lists[k]);
+    fh->lists[k] = l;
+    return 0;
+}
+
 rk_fakehost *rk_fh_new(const rk_detector_ops *ops, const char *cfg_json,
                        char *err, size_t errlen)
 {
@@ -148,6 +197,11 @@ rk_fakehost *rk_fh_new(const rk_detector_ops *ops, const char *cfg_json,
     fh->api.language = fh_language;
     fh->names = json_object();
     rk_fh_language(fh, "zh-CN");
+    fh->api.whitelist_allowance = fh_whitelist_allowance;
+    fh->api.benchmark_range = fh_benchmark_range;
+    fh->api.exempt_kind = fh_exempt_kind;
+    fh->api.credential_valid = fh_credential_valid;
+    fh->tz_offset_s = 8 * 3600;
     fh->ops = ops;
     fh->now = INT64_MIN;
     fh->alerts = json_array();
@@ -174,6 +228,8 @@ void rk_fh_free(rk_fakehost *fh)
     json_decref(fh->alerts);
     json_decref(fh->cooldowns);
     json_decref(fh->names);
+    for (i = 0; i < sizeof(fh->lists) / sizeof(fh->lists[0]); i++)
+        rk__lists_free(fh->lists[i]);
     free(fh);
 }
 

@@ -33,6 +33,8 @@ typedef struct rk_fakehost {
     uint64_t seq;
     json_t *names;                  /* "kind/id" -> name (name_of) */
     char language[8];               /* language(): "zh-CN" (default) or "en" */
+    void *lists[5];                 /* rk__list * per kind (lists.c), or NULL */
+    int tz_offset_s;                /* for credential days; default +08:00 */
 } rk_fakehost;
 
 /* Create a host and a detector from a JSON config text ("{}" for
@@ -75,6 +77,12 @@ const char *rk_fh_check_corrupt_restore(rk_fakehost *fh, size_t version_at);
  * Both take effect for the next alert. */
 void rk_fh_name(rk_fakehost *fh, const char *kind, const char *id, const char *name);
 void rk_fh_language(rk_fakehost *fh, const char *lang);
+/* Put a reference list in force for this host: `kind` is "whitelist",
+ * "benchmarks", "exempt", "credentials" or "names", `csv` the file's text
+ * (parsed by the daemon's own CSV reader, lists.c); NULL unloads it.
+ * The lookups of rk_host_api (whitelist_allowance ...) answer from it.
+ * Returns 0, or -1 when the CSV is refused. */
+int rk_fh_list(rk_fakehost *fh, const char *kind, const char *csv);
 
 /* Build an entry ref quickly. */
 rk_entry_ref rk_fh_ref(unsigned stream, uint64_t ms, uint32_t seq);

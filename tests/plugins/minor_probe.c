@@ -8,8 +8,8 @@
  *   minor_probe.so       this riskd's minor: its alerts carry trigger_key
  *                        "POISON", so their ids include it, and it gets
  *                        amendments (RK_EVF_AMENDED).
- *   minor_probe_prev.so  (minor_probe_prev.c) declares the previous minor,
- *                        RK_ABI_MINOR - 1 = 0, and emits the alert as minor 0
+ *   minor_probe_prev.so  (minor_probe_prev.c) declares an older minor,
+ *                        0, and emits the alert as minor 0
  *                        laid it out: without trigger_key. The memory right
  *                        after it holds the pointer "POISON", so a host that
  *                        read trigger_key anyway would give the alert another
@@ -23,7 +23,7 @@
 
 #if defined(MINOR_PROBE_PREV)
 #define PROBE_NAME "minor_probe_prev"
-#define PROBE_MINOR (RK_ABI_MINOR - 1)
+#define PROBE_MINOR 0
 #elif defined(MINOR_PROBE_NEXT)
 #define PROBE_NAME "minor_probe_next"
 #define PROBE_MINOR (RK_ABI_MINOR + 1)
@@ -32,8 +32,8 @@
 #define PROBE_MINOR RK_ABI_MINOR
 #endif
 
-#if RK_ABI_MINOR != 1
-#error "minor_probe_prev models ABI minor 0; update it for the new minor"
+#if RK_ABI_MINOR < 1
+#error "minor_probe_prev models ABI minor 0 under a host of a later minor"
 #endif
 
 /* rk_alert as ABI minor 0 declared it (minor 1 appended trigger_key). */

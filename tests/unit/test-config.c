@@ -155,7 +155,7 @@ static void test_shipped_file(void **state)
     if (rk__config_load("config/riskd.json", &c, err, sizeof(err)) != 0)
         fail_msg("config/riskd.json: %s", err);
     assert_defaults(c);
-    assert_int_equal(json_object_size(c->detectors), 4);
+    assert_int_equal(json_object_size(c->detectors), 9);
     assert_non_null(json_object_get(c->detectors, "unfiled_inspection"));
     assert_non_null(json_object_get(c->detectors, "bad_rating"));
     assert_non_null(json_object_get(c->detectors, "fine_growth"));

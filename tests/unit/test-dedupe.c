@@ -59,6 +59,49 @@ static void test_spelling_does_not_matter(void **state)
     assert_true(d1 == d2);
 }
 
+/* The practice fields: each changes the digest, never the key; a filing
+ * that says kind "plan" is the same as one that leaves kind out. */
+static void test_practice_fields_digest(void **state)
+{
+#define FILED "{\"type\":\"inspection.filed\",\"ts\":1,\"task_id\":\"T1\",\"unit_id\":\"U1\"," \
+              "\"officers\":[\"O1\"],\"enterprise_id\":\"E1\""
+#define OPENED "{\"type\":\"case.opened\",\"ts\":1,\"case_id\":\"C1\",\"unit_id\":\"U1\",\"source\":\"report\""
+#define DECIDED "{\"type\":\"case.decided\",\"ts\":1,\"case_id\":\"C1\",\"unit_id\":\"U1\",\"fine\":10"
+#define REVIEW "{\"type\":\"case.review\",\"ts\":1,\"case_id\":\"C1\",\"unit_id\":\"U1\",\"outcome\":\"revoked\""
+    static const struct { const char *a, *b; int same_digest; } cases[] = {
+        {FILED "}", FILED ",\"kind\":\"plan\"}", 1},
+        {FILED "}", FILED ",\"kind\":\"complaint\"}", 0},
+        {FILED ",\"kind\":\"random\"}", FILED ",\"kind\":\"special\"}", 0},
+        {FILED "}", FILED ",\"joint_id\":\"J1\"}", 0},
+        {FILED ",\"joint_id\":\"J1\"}", FILED ",\"joint_id\":\"J2\"}", 0},
+        {OPENED "}", OPENED ",\"item_code\":\"I1\"}", 0},
+        {OPENED ",\"domain\":\"food\"}", OPENED ",\"domain\":\"drug\"}", 0},
+        {DECIDED "}", DECIDED ",\"level\":\"minor\"}", 0},
+        {DECIDED ",\"level\":\"minor\"}", DECIDED ",\"level\":\"serious\"}", 0},
+        {DECIDED "}", DECIDED ",\"domain\":\"food\"}", 0},
+        {REVIEW "}", REVIEW ",\"domain\":\"food\"}", 0},
+        {REVIEW "}", REVIEW ",\"issue\":\"procedure\"}", 0},
+        {REVIEW ",\"issue\":null}", REVIEW "}", 1},
+    };
+#undef FILED
+#undef OPENED
+#undef DECIDED
+#undef REVIEW
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint64_t ka, kb;
+        uint32_t da, db;
+        key_of(cases[i].a, &ka, &da);
+        key_of(cases[i].b, &kb, &db);
+        assert_true(ka == kb);
+        if ((da == db) != cases[i].same_digest) {
+            fprintf(stderr, "case %zu: digests %s\n", i, da == db ? "equal" : "differ");
+            fail();
+        }
+    }
+}
+
 /* Each type's natural key: fields outside it change the digest only. */
 static void test_natural_keys(void **state)
 {
@@ -240,6 +283,7 @@ int main(void)
         cmocka_unit_test(test_spelling_does_not_matter),
         cmocka_unit_test(test_natural_keys),
         cmocka_unit_test(test_amendable),
+        cmocka_unit_test(test_practice_fields_digest),
         cmocka_unit_test(test_filing_key),
         cmocka_unit_test(test_store_verdicts),
         cmocka_unit_test(test_store_many),

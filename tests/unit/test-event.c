@@ -319,6 +319,72 @@ static void test_decided(void **state)
     }
 }
 
+/* The fields the supervision-practice detectors read: inspection.filed
+ * kind (default plan) and joint_id; case.opened item_code and domain;
+ * case.decided level and domain; case.review domain and issue. */
+static void test_practice_fields(void **state)
+{
+    (void)state;
+    static const struct { const char *s; rk_inspection_kind v; } kinds[] = {
+        {"plan", RK_KIND_PLAN}, {"random", RK_KIND_RANDOM},
+        {"complaint", RK_KIND_COMPLAINT}, {"special", RK_KIND_SPECIAL},
+        {"other", RK_KIND_OTHER}};
+    char buf[512];
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        snprintf(buf, sizeof buf, "{\"type\":\"inspection.filed\",\"ts\":1,\"task_id\":\"T\","
+                 "\"unit_id\":\"U\",\"officers\":[\"O\"],\"enterprise_id\":\"E\","
+                 "\"kind\":\"%s\",\"joint_id\":\"J-7\"}", kinds[i].s);
+        expect_ok(buf);
+        assert_int_equal(ev.kind, kinds[i].v);
+        assert_string_equal(ev.joint_id, "J-7");
+    }
+    /* Absent or null: plan, no joint. */
+    expect_ok("{\"type\":\"inspection.filed\",\"ts\":1,\"task_id\":\"T\",\"unit_id\":\"U\","
+              "\"officers\":[\"O\"],\"enterprise_id\":\"E\",\"kind\":null}");
+    assert_int_equal(ev.kind, RK_KIND_PLAN);
+    assert_null(ev.joint_id);
+    expect_err("{\"type\":\"inspection.filed\",\"ts\":1,\"task_id\":\"T\",\"unit_id\":\"U\","
+               "\"officers\":[\"O\"],\"enterprise_id\":\"E\",\"kind\":\"Plan\"}",
+               "kind: expected one of \"plan\", \"random\", \"complaint\", \"special\", \"other\"");
+    expect_err("{\"type\":\"inspection.filed\",\"ts\":1,\"task_id\":\"T\",\"unit_id\":\"U\","
+               "\"officers\":[\"O\"],\"enterprise_id\":\"E\",\"kind\":3}", "kind: expected one of");
+    expect_err("{\"type\":\"inspection.filed\",\"ts\":1,\"task_id\":\"T\",\"unit_id\":\"U\","
+               "\"officers\":[\"O\"],\"enterprise_id\":\"E\",\"joint_id\":\"\"}",
+               "joint_id: expected a non-empty string");
+    /* Other types do not get a kind. */
+    expect_ok("{\"type\":\"inspection.scanned\",\"ts\":1,\"task_id\":\"T\",\"enterprise_id\":\"E\","
+              "\"kind\":\"bogus\"}");
+    assert_int_equal(ev.kind, RK_KIND_UNSET);
+
+    expect_ok("{\"type\":\"case.opened\",\"ts\":1,\"case_id\":\"C\",\"unit_id\":\"U\","
+              "\"source\":\"report\",\"item_code\":\"SP-01\",\"domain\":\"food\"}");
+    assert_string_equal(ev.item_code, "SP-01");
+    assert_string_equal(ev.domain, "food");
+    expect_err("{\"type\":\"case.opened\",\"ts\":1,\"case_id\":\"C\",\"unit_id\":\"U\","
+               "\"source\":\"report\",\"domain\":[\"food\"]}", "domain: expected a non-empty string");
+
+    static const struct { const char *s; rk_case_level v; } levels[] = {
+        {"minor", RK_LEVEL_MINOR}, {"general", RK_LEVEL_GENERAL}, {"serious", RK_LEVEL_SERIOUS}};
+    for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
+        snprintf(buf, sizeof buf, "{\"type\":\"case.decided\",\"ts\":1,\"case_id\":\"C\","
+                 "\"unit_id\":\"U\",\"fine\":1,\"level\":\"%s\",\"domain\":\"drug\"}", levels[i].s);
+        expect_ok(buf);
+        assert_int_equal(ev.level, levels[i].v);
+        assert_string_equal(ev.domain, "drug");
+    }
+    expect_ok("{\"type\":\"case.decided\",\"ts\":1,\"case_id\":\"C\",\"unit_id\":\"U\",\"fine\":1}");
+    assert_int_equal(ev.level, RK_LEVEL_UNSET);
+    expect_err("{\"type\":\"case.decided\",\"ts\":1,\"case_id\":\"C\",\"unit_id\":\"U\",\"fine\":1,"
+               "\"level\":\"grave\"}", "level: expected one of \"minor\", \"general\", \"serious\"");
+
+    expect_ok("{\"type\":\"case.review\",\"ts\":1,\"case_id\":\"C\",\"unit_id\":\"U\","
+              "\"outcome\":\"revoked\",\"domain\":\"food\",\"issue\":\"procedure\"}");
+    assert_string_equal(ev.domain, "food");
+    assert_string_equal(ev.issue, "procedure");
+    expect_err("{\"type\":\"case.review\",\"ts\":1,\"case_id\":\"C\",\"unit_id\":\"U\","
+               "\"outcome\":\"revoked\",\"issue\":7}", "issue: expected a non-empty string");
+}
+
 static void test_complaint(void **state)
 {
     (void)state;
@@ -389,9 +455,9 @@ static const struct {
 } types[] = {
     {"{\"type\":\"inspection.filed\",\"ts\":1,\"task_id\":\"T\",\"unit_id\":\"U\","
      "\"officers\":[\"O\"],\"enterprise_id\":\"E\",\"planned_at\":2,\"basis\":\"b\","
-     "\"items\":[1],\"region\":\"R\"}",
+     "\"items\":[1],\"region\":\"R\",\"kind\":\"random\",\"joint_id\":\"J\"}",
      {"ts", "task_id", "unit_id", "officers", "enterprise_id"},
-     {"task_id", "unit_id", "enterprise_id", "region"}, "basis"},
+     {"task_id", "unit_id", "enterprise_id", "region", "joint_id"}, "basis"},
     {"{\"type\":\"inspection.scanned\",\"ts\":1,\"task_id\":\"T\",\"enterprise_id\":\"E\","
      "\"unit_id\":\"U\",\"officers\":[\"O\"],\"region\":\"R\"}",
      {"ts", "task_id", "enterprise_id"},
@@ -406,22 +472,22 @@ static const struct {
      {"enterprise_id", "unit_id", "region"}, "note"},
     {"{\"type\":\"case.opened\",\"ts\":1,\"case_id\":\"C\",\"unit_id\":\"U\","
      "\"source\":\"other\",\"task_id\":\"T\",\"enterprise_id\":\"E\",\"officers\":[\"O\"],"
-     "\"region\":\"R\"}",
+     "\"region\":\"R\",\"item_code\":\"I\",\"domain\":\"D\"}",
      {"ts", "case_id", "unit_id", "source"},
-     {"case_id", "unit_id", "task_id", "enterprise_id", "region"}, NULL},
+     {"case_id", "unit_id", "task_id", "enterprise_id", "region", "item_code"}, NULL},
     {"{\"type\":\"case.decided\",\"ts\":1,\"case_id\":\"C\",\"unit_id\":\"U\",\"fine\":1,"
      "\"confiscation\":2,\"item_code\":\"I\",\"enterprise_id\":\"E\",\"leniency\":\"none\","
-     "\"region\":\"R\"}",
+     "\"region\":\"R\",\"level\":\"general\",\"domain\":\"D\"}",
      {"ts", "case_id", "unit_id", "fine"},
-     {"case_id", "unit_id", "enterprise_id", "region"}, "item_code"},
+     {"case_id", "unit_id", "enterprise_id", "region", "domain"}, "item_code"},
     {"{\"type\":\"case.complaint\",\"ts\":1,\"complaint_id\":\"K\",\"unit_id\":\"U\","
      "\"officers\":[\"O\"],\"enterprise_id\":\"E\",\"category\":\"c\",\"region\":\"R\"}",
      {"ts", "complaint_id", "unit_id"},
      {"complaint_id", "unit_id", "enterprise_id", "region"}, "category"},
     {"{\"type\":\"case.review\",\"ts\":1,\"case_id\":\"C\",\"unit_id\":\"U\","
-     "\"outcome\":\"upheld\",\"region\":\"R\"}",
+     "\"outcome\":\"upheld\",\"region\":\"R\",\"domain\":\"D\",\"issue\":\"procedure\"}",
      {"ts", "case_id", "unit_id", "outcome"},
-     {"case_id", "unit_id", "region"}, NULL},
+     {"case_id", "unit_id", "region", "domain", "issue"}, NULL},
     {"{\"type\":\"clock.tick\",\"ts\":1}", {"ts"}, {NULL}, NULL},
 };
 #define NTYPES (sizeof types / sizeof types[0])
@@ -1148,6 +1214,7 @@ int main(void)
         cmocka_unit_test(test_reported),
         cmocka_unit_test(test_opened),
         cmocka_unit_test(test_decided),
+        cmocka_unit_test(test_practice_fields),
         cmocka_unit_test(test_complaint),
         cmocka_unit_test(test_review),
         cmocka_unit_test(test_tick),

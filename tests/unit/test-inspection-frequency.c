@@ -1,0 +1,246 @@
+/* tests/unit/test-inspection-frequency.c - inspection_frequency through
+ * the fake host: the count at max and max + 1, joint vs separate filings,
+ * exclude_kinds, the whitelist allowance from a CSV list, multi_unit,
+ * amendments, snapshot/restore. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "riskd/kit.h"
+#include "internal.h"
+#include "fakehost.h"
+
+#define DAY INT64_C(86400000)
+#define T0 INT64_C(1740787200000)   /* 2025-03-01T00:00:00Z = 08:00 +08:00 */
+
+static uint32_t g_seq;
+static rk__event_mem g_mem;
+
+/* Parse the event text (printf-style) and deliver it with flags. */
+static int sendf(rk_fakehost *fh, unsigned flags, const char *fmt, ...)
+{
+    char buf[2048], err[256];
+    rk_event ev;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (rk__event_parse(buf, strlen(buf), &ev, &g_mem, err, sizeof(err)) != RK_PARSE_OK)
+        fail_msg("bad test event %s: %s", buf, err);
+    ev.ref = rk_fh_ref(ev.type <= RK_EV_INSPECTION_REPORTED ? 0 : 1, (uint64_t)ev.ts, ++g_seq);
+    ev.flags |= flags;
+    return rk_fh_event(fh, &ev);
+}
+
+static rk_fakehost *mk(const rk_detector_ops *ops, const char *cfg)
+{
+    char err[256];
+    rk_fakehost *fh = rk_fh_new(ops, cfg, err, sizeof(err));
+    if (fh == NULL)
+        fail_msg("create: %s", err);
+    return fh;
+}
+
+static const char *alert_str(rk_fakehost *fh, size_t i, const char *field)
+{
+    return json_string_value(json_object_get(rk_fh_alert(fh, i), field));
+}
+
+static const char *subj(rk_fakehost *fh, size_t i, const char *field)
+{
+    return json_string_value(json_object_get(json_object_get(rk_fh_alert(fh, i), "subject"),
+                                              field));
+}
+
+static double num(rk_fakehost *fh, size_t i, const char *field)
+{
+    return json_number_value(json_object_get(rk_fh_alert(fh, i), field));
+}
+
+static int teardown_mem(void **state)
+{
+    (void)state;
+    rk__event_mem_free(&g_mem);
+    return 0;
+}
+
+#define FILED "{\"type\":\"inspection.filed\",\"ts\":%lld,\"task_id\":\"%s\",\"unit_id\":\"%s\"," \
+              "\"officers\":[\"O1\"],\"enterprise_id\":\"E1\"%s}"
+
+static void file(rk_fakehost *fh, unsigned flags, int64_t ts, const char *task, const char *unit,
+                 const char *extra)
+{
+    assert_int_equal(sendf(fh, flags, FILED, (long long)ts, task, unit, extra ? extra : ""), 0);
+}
+
+/* Default limits: 1 a day. Two filings 23 h apart are one too many; 25 h
+ * apart they are within the day limit (and 2 of 7d is still allowed). */
+static void test_repeat_day(void **state)
+{
+    rk_fakehost *fh = mk(&rk__det_inspection_frequency, "{}");
+    (void)state;
+    file(fh, 0, T0, "T1", "U1", NULL);
+    file(fh, 0, T0 + 25 * 3600000LL, "T2", "U1", NULL);
+    assert_int_equal(rk_fh_count(fh, NULL), 0);
+    file(fh, 0, T0 + 50 * 3600000LL, "T3", "U1", NULL);     /* 1 in a day, 3 in 7d */
+    assert_int_equal(rk_fh_count(fh, "repeat"), 1);
+    assert_string_equal(subj(fh, 0, "enterprise_id"), "E1");
+    assert_true(num(fh, 0, "value") == 3 && num(fh, 0, "threshold") == 2);
+    assert_string_equal(alert_str(fh, 0, "summary"), "企业E1在7天内被检查3次，超过频次上限2次");
+    rk_fh_free(fh);
+
+    fh = mk(&rk__det_inspection_frequency, "{}");
+    file(fh, 0, T0, "T1", "U1", NULL);
+    file(fh, 0, T0 + 23 * 3600000LL, "T2", "U1", NULL);     /* 2 within a day */
+    assert_int_equal(rk_fh_count(fh, "repeat"), 1);
+    assert_true(num(fh, 0, "value") == 2 && num(fh, 0, "threshold") == 1);
+    rk_fh_free(fh);
+}
+
+/* max 2 in 7d: the 2nd filing is at max (quiet), the 3rd is max + 1. */
+static void test_repeat_max(void **state)
+{
+    rk_fakehost *fh = mk(&rk__det_inspection_frequency,
+                         "{\"limits\":[{\"window\":\"7d\",\"max\":2}]}");
+    (void)state;
+    file(fh, 0, T0, "T1", "U1", NULL);
+    file(fh, 0, T0 + DAY, "T2", "U1", NULL);
+    assert_int_equal(rk_fh_count(fh, "repeat"), 0);
+    file(fh, 0, T0 + 2 * DAY, "T3", "U1", NULL);
+    assert_int_equal(rk_fh_count(fh, "repeat"), 1);
+    /* evidence: the three filings */
+    assert_int_equal(json_array_size(json_object_get(rk_fh_alert(fh, 0), "evidence")), 3);
+    rk_fh_free(fh);
+}
+
+/* Joint filings count once; separate ones each. exclude_kinds. */
+static void test_joint_and_excluded(void **state)
+{
+    const char *cfg = "{\"limits\":[{\"window\":\"7d\",\"max\":1}],\"multi_min_units\":3}";
+    rk_fakehost *fh = mk(&rk__det_inspection_frequency, cfg);
+    (void)state;
+    file(fh, 0, T0, "T1", "U1", ",\"joint_id\":\"J1\"");
+    file(fh, 0, T0 + 1, "T2", "U2", ",\"joint_id\":\"J1\"");
+    file(fh, 0, T0 + 2, "T3", "U3", ",\"joint_id\":\"J1\"");
+    file(fh, 0, T0 + 3, "T4", "U1", ",\"kind\":\"complaint\"");
+    assert_int_equal(rk_fh_count(fh, NULL), 0);
+    file(fh, 0, T0 + 4, "T5", "U1", ",\"kind\":\"random\"");   /* 2nd visit */
+    assert_int_equal(rk_fh_count(fh, "repeat"), 1);
+    assert_true(num(fh, 0, "value") == 2);
+    rk_fh_free(fh);
+
+    fh = mk(&rk__det_inspection_frequency, cfg);
+    file(fh, 0, T0, "T1", "U1", NULL);
+    file(fh, 0, T0 + 1, "T2", "U2", NULL);                    /* separate */
+    assert_int_equal(rk_fh_count(fh, "repeat"), 1);
+    rk_fh_free(fh);
+
+    /* exclude_kinds [] counts complaint filings too */
+    fh = mk(&rk__det_inspection_frequency,
+            "{\"limits\":[{\"window\":\"7d\",\"max\":1}],\"exclude_kinds\":[]}");
+    file(fh, 0, T0, "T1", "U1", ",\"kind\":\"complaint\"");
+    file(fh, 0, T0 + 1, "T2", "U1", ",\"kind\":\"complaint\"");
+    assert_int_equal(rk_fh_count(fh, "repeat"), 1);
+    rk_fh_free(fh);
+}
+
+/* Two units separately within 7d: multi_unit; the same two units as one
+ * joint inspection: nothing. */
+static void test_multi_unit(void **state)
+{
+    const char *cfg = "{\"limits\":[]}";
+    rk_fakehost *fh = mk(&rk__det_inspection_frequency, cfg);
+    (void)state;
+    file(fh, 0, T0, "T1", "U1", ",\"joint_id\":\"J\"");
+    file(fh, 0, T0 + DAY, "T2", "U2", ",\"joint_id\":\"J\"");
+    assert_int_equal(rk_fh_count(fh, NULL), 0);
+    file(fh, 0, T0 + 8 * DAY, "T3", "U1", NULL);              /* outside 7d of J */
+    assert_int_equal(rk_fh_count(fh, NULL), 0);
+    file(fh, 0, T0 + 9 * DAY, "T4", "U2", NULL);
+    assert_int_equal(rk_fh_count(fh, "multi_unit"), 1);
+    assert_true(num(fh, 0, "value") == 2 && num(fh, 0, "threshold") == 2);
+    assert_string_equal(alert_str(fh, 0, "summary"),
+                        "企业E1在7天内被2个执法单位分别检查，未合并为联合检查（阈值2个单位）");
+    rk_fh_free(fh);
+}
+
+/* Whitelist allowance 2: the 3rd counted visit within 365 days fires,
+ * with the unit of that filing. */
+static void test_whitelist(void **state)
+{
+    rk_fakehost *fh = mk(&rk__det_inspection_frequency, "{\"limits\":[],\"multi_min_units\":5}");
+    (void)state;
+    assert_int_equal(rk_fh_list(fh, "whitelist", "enterprise_id,allowance,note\nE1,2,sample\n"), 0);
+    file(fh, 0, T0, "T1", "U1", NULL);
+    file(fh, 0, T0 + 100 * DAY, "T2", "U1", NULL);
+    file(fh, 0, T0 + 200 * DAY, "T3", "U9", ",\"kind\":\"complaint\"");   /* excluded */
+    assert_int_equal(rk_fh_count(fh, NULL), 0);
+    file(fh, 0, T0 + 300 * DAY, "T4", "U2", NULL);
+    assert_int_equal(rk_fh_count(fh, "whitelist"), 1);
+    assert_string_equal(subj(fh, 0, "unit_id"), "U2");
+    assert_string_equal(alert_str(fh, 0, "severity"), "critical");
+    assert_true(num(fh, 0, "value") == 3 && num(fh, 0, "threshold") == 2);
+    assert_string_equal(alert_str(fh, 0, "summary"),
+                        "白名单企业E1近365天被检查3次，超过其检查额度2次（超额检查由执法单位U2备案）");
+    /* 366 days after the first, two remain: T5 makes 3 again (T2, T4, T5) */
+    file(fh, 0, T0 + 366 * DAY, "T5", "U2", NULL);
+    assert_int_equal(rk_fh_count(fh, "whitelist"), 1);          /* cooldown 365d */
+    rk_fh_free(fh);
+}
+
+/* An amendment that reschedules a filing out of the window removes it
+ * from the count. */
+static void test_amendment_and_snapshot(void **state)
+{
+    const char *cfg = "{\"limits\":[{\"window\":\"7d\",\"max\":1}],\"cooldown\":\"0s\"}";
+    rk_fakehost *fh = mk(&rk__det_inspection_frequency, cfg);
+    (void)state;
+    file(fh, 0, T0, "T1", "U1", NULL);
+    file(fh, RK_EVF_AMENDED, T0 + 1, "T1", "U1", ",\"planned_at\":\"2025-02-01T10:00:00+08:00\"");
+    assert_int_equal(rk__det_inspection_frequency.tracked_keys(fh->self), 1);
+    file(fh, 0, T0 + 2, "T2", "U1", NULL);
+    assert_int_equal(rk_fh_count(fh, "repeat"), 0);
+    assert_int_equal(rk_fh_roundtrip(fh, cfg), 0);
+    assert_null(rk_fh_check_corrupt_restore(fh, 0));
+    assert_int_equal(rk__det_inspection_frequency.tracked_keys(fh->self), 2);
+    file(fh, 0, T0 + 3, "T3", "U1", NULL);
+    assert_int_equal(rk_fh_count(fh, "repeat"), 1);
+    rk_fh_advance(fh, T0 + 400 * DAY);
+    assert_int_equal(rk__det_inspection_frequency.tracked_keys(fh->self), 0);
+    rk_fh_free(fh);
+}
+
+static void test_config_errors(void **state)
+{
+    char err[256];
+    (void)state;
+    assert_null(rk_fh_new(&rk__det_inspection_frequency, "{\"limits\":[{\"window\":\"1d\"}]}",
+                          err, sizeof(err)));
+    assert_string_equal(err, "limits[0].max: missing");
+    assert_null(rk_fh_new(&rk__det_inspection_frequency, "{\"exclude_kinds\":[\"bogus\"]}",
+                          err, sizeof(err)));
+    assert_true(strncmp(err, "exclude_kinds[0]: expected one of", 33) == 0);
+    assert_null(rk_fh_new(&rk__det_inspection_frequency, "{\"multi_min_units\":1}",
+                          err, sizeof(err)));
+    assert_string_equal(err, "multi_min_units: expected an integer from 2 to 1000");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_repeat_day),
+        cmocka_unit_test(test_repeat_max),
+        cmocka_unit_test(test_joint_and_excluded),
+        cmocka_unit_test(test_multi_unit),
+        cmocka_unit_test(test_whitelist),
+        cmocka_unit_test(test_amendment_and_snapshot),
+        cmocka_unit_test(test_config_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, teardown_mem);
+}
