@@ -62,7 +62,7 @@ TESTLIB_SRCS := $(wildcard tests/lib/*.c)
 HEADERS := $(wildcard include/riskd/*.h daemon/*.h daemon/*/*.h)
 
 ifneq ($(wildcard daemon/*.c tests/test-*.c),)
-$(error $(wildcard daemon/*.c tests/test-*.c): sources belong in daemon/<lib|redis|pipeline|riskd|riskctl>/ and tests/<unit|integration>/)
+$(error $(wildcard daemon/*.c tests/test-*.c): sources belong in daemon/<lib|redis|pipeline|riskd|riskctl|riskweb>/ and tests/<unit|integration>/)
 endif
 
 LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS) $(BUILTIN_SRCS))
