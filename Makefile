@@ -8,6 +8,7 @@
 #   make fuzz            build the libFuzzer targets with clang (build/fuzz/)
 #                        and run each for FUZZ_SECONDS (default 30)
 #   make bench           performance benchmark (tests/bench/run.sh; BENCH_SIZES etc.)
+#   make bench-web       riskweb with 1,000 live feeds (tests/bench/riskweb.sh)
 #   make install         DESTDIR/PREFIX aware
 #   make clean
 #
@@ -77,7 +78,7 @@ TESTS := $(UNIT_TESTS) $(INTEGRATION_TESTS)
 BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(wildcard tests/bench/*.c))
 TEST_PLUGINS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,$(wildcard tests/plugins/*.c))
 
-.PHONY: all test check check-unit install clean bench fuzz
+.PHONY: all test check check-unit install clean bench bench-web fuzz
 .SECONDARY:
 all: $(BUILD)/riskd $(BUILD)/riskctl $(BUILD)/riskweb $(PLUGINS)
 
@@ -156,6 +157,10 @@ $(BUILD)/bench/dedupe: $(BUILD)/obj/tests/bench/dedupe.o $(BUILD)/libriskd.a
 
 bench: all $(BENCH_BINS)
 	BUILD=$(BUILD) sh tests/bench/run.sh
+
+# riskweb with 1,000 live feeds: memory, XADD-to-last-client delay, a stalled client.
+bench-web: $(BUILD)/riskweb $(BUILD)/bench/sse
+	BUILD=$(BUILD) sh tests/bench/riskweb.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/riskd/plugins
