@@ -18,13 +18,16 @@
  * (403); with it every request carries the token - "Authorization: Bearer",
  * the cookie riskweb_token, or the query parameter token, which then sets
  * that cookie (HttpOnly, SameSite=Strict) - else 401 (none given) or 403
- * (wrong). Every response carries a Content-Security-Policy allowing only
+ * (wrong). Without a token, a Host header other than a loopback name or
+ * the listen host gets 403 too (a foreign page reaching riskweb through
+ * DNS rebinding). Every response carries a Content-Security-Policy allowing only
  * riskweb's own scripts, styles, images and connections, and nosniff. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <netdb.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -38,7 +41,7 @@
 #define LINGER_MS 1000
 #define LINGER_MAX (64 * 1024)
 
-enum { H_NONE = -1, H_AUTH, H_COOKIE, H_LAST_ID };
+enum { H_NONE = -1, H_AUTH, H_COOKIE, H_LAST_ID, H_HOST };
 
 static const char common_headers[] =
     "Content-Security-Policy: default-src 'none'; script-src 'self'; style-src 'self'; "
@@ -89,17 +92,11 @@ void rk__web_frame_unref(wframe *f)
  * Clients: memory
  * =================================================================== */
 
-static void maybe_free_server(web *w)
-{
-    (void)w;
-}
-
 static void client_free(wclient *c)
 {
     web *w = c->w;
     free(c);
     w->nclients--;
-    maybe_free_server(w);
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -366,6 +363,41 @@ int rk__web_token_equal(const char *a, const char *b)
     return d == 0;
 }
 
+int rk__web_host_allowed(const char *host, const char *listen_host)
+{
+    char name[256];
+    size_t n;
+    const char *end;
+
+    if (host == NULL || *host == '\0')
+        return 1;                       /* HTTP/1.0 without Host: not a browser's */
+    if (host[0] == '[') {
+        end = strchr(host, ']');
+        if (end == NULL)
+            return 0;
+        host++;
+    } else {
+        end = strchr(host, ':');
+        if (end == NULL)
+            end = host + strlen(host);
+    }
+    n = (size_t)(end - host);
+    if (n == 0 || n >= sizeof(name))
+        return 0;
+    memcpy(name, host, n);
+    name[n] = '\0';
+    if (n > 1 && name[n - 1] == '.')
+        name[--n] = '\0';              /* "localhost." */
+    if (strcasecmp(name, "localhost") == 0 || strcmp(name, "::1") == 0 ||
+        (listen_host != NULL && strcasecmp(name, listen_host) == 0))
+        return 1;
+    if (strncmp(name, "127.", 4) == 0) {
+        struct in_addr a;
+        return inet_pton(AF_INET, name, &a) == 1;
+    }
+    return 0;
+}
+
 int rk__web_is_loopback(const struct sockaddr *sa)
 {
     if (sa->sa_family == AF_INET) {
@@ -572,6 +604,12 @@ static void dispatch(wclient *c)
     }
     rc = rk__web_access(w->cfg->web_token, c->loopback, c->auth[0] ? c->auth : NULL,
                         c->cookie[0] ? c->cookie : NULL, query, &c->set_cookie);
+    if (rc == 0 && w->cfg->web_token == NULL &&
+        !rk__web_host_allowed(c->host, w->cfg->web_host)) {
+        w->unauthorized++;
+        rk__web_respond_text(c, 403, "Host: only loopback names without web.token\n");
+        return;
+    }
     if (rc != 0) {
         w->unauthorized++;
         rk__web_respond_text(c, rc, rc == 401 ? "a token is required\n"
@@ -653,6 +691,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
             c->hdr_which = H_COOKIE;
         else if (strcasecmp(c->hname, "last-event-id") == 0)
             c->hdr_which = H_LAST_ID;
+        else if (strcasecmp(c->hname, "host") == 0)
+            c->hdr_which = H_HOST;
         else
             c->hdr_which = H_NONE;
         if (c->hdr_which == H_LAST_ID)
@@ -662,6 +702,7 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     case H_AUTH: dst = c->auth; cap = sizeof(c->auth); break;
     case H_COOKIE: dst = c->cookie; cap = sizeof(c->cookie); break;
     case H_LAST_ID: dst = c->last_id; cap = sizeof(c->last_id); break;
+    case H_HOST: dst = c->host; cap = sizeof(c->host); break;
     default: return 0;
     }
     cur = strlen(dst);

@@ -79,6 +79,7 @@ struct wclient {
     char auth[WEB_HDR_VALUE_MAX + 1];   /* Authorization */
     char cookie[WEB_HDR_VALUE_MAX + 1]; /* Cookie */
     char last_id[64];                   /* Last-Event-ID */
+    char host[256];                     /* Host */
     int has_last_id;
     char rbuf[4096];
 };
@@ -124,6 +125,10 @@ int rk__web_is_loopback(const struct sockaddr *sa);
  * the (right) token came in the query (the response sets the cookie). */
 int rk__web_access(const char *token, int loopback, const char *auth, const char *cookie,
                const char *query, int *from_query);
+/* Without a token: may a request naming this Host header (NULL: none) be
+ * served? Only loopback names and the listen host itself, so that a page
+ * of another site cannot reach riskweb through DNS rebinding. */
+int rk__web_host_allowed(const char *host, const char *listen_host);
 /* Equal strings, in time that depends only on the lengths. */
 int rk__web_token_equal(const char *a, const char *b);
 /* Send one whole response and close (Connection: close). body is copied

@@ -92,7 +92,7 @@ static double metric(const char *name)
 
 static int open_client(int ep, client *c, int rcvbuf)
 {
-    static const char req[] = "GET /api/events HTTP/1.1\r\nHost: bench\r\n\r\n";
+    static const char req[] = "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     struct sockaddr_in a;
     struct epoll_event ev;
 

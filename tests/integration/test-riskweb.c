@@ -138,7 +138,7 @@ static int http_raw(int port, const char *req, char **out)
 static int http_get(int port, const char *path, const char *headers, char **out)
 {
     char req[4096];
-    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n%s\r\n", path, headers);
+    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n", path, headers);
     return http_raw(port, req, out);
 }
 
@@ -287,7 +287,7 @@ static sse *sse_open_ip(const char *ip, int port, const char *headers)
     s->fd = connect_to(ip, port);
     assert_true(s->fd >= 0);
     snprintf(req, sizeof(req),
-             "GET /api/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n%s\r\n",
+             "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n%s\r\n",
              headers);
     assert_int_equal(write(s->fd, req, strlen(req)), (ssize_t)strlen(req));
     return s;
@@ -602,6 +602,18 @@ static void test_access(void **state)
     assert_false(rk__web_token_equal("", "abc"));
     assert_false(rk__web_token_equal("abcabc", "abc"));
     assert_false(rk__web_token_equal("ab", "abc"));
+    /* Host names served without a token. */
+    assert_true(rk__web_host_allowed(NULL, "127.0.0.1"));
+    assert_true(rk__web_host_allowed("localhost:9478", "127.0.0.1"));
+    assert_true(rk__web_host_allowed("LOCALHOST", "127.0.0.1"));
+    assert_true(rk__web_host_allowed("127.0.0.1:9478", "127.0.0.1"));
+    assert_true(rk__web_host_allowed("127.9.8.7", "0.0.0.0"));
+    assert_true(rk__web_host_allowed("[::1]:9478", "127.0.0.1"));
+    assert_true(rk__web_host_allowed("dash.local:9478", "dash.local"));
+    assert_false(rk__web_host_allowed("evil.example:9478", "127.0.0.1"));
+    assert_false(rk__web_host_allowed("127.0.0.1.evil.example", "127.0.0.1"));
+    assert_false(rk__web_host_allowed("[::1", "127.0.0.1"));
+    assert_false(rk__web_host_allowed(":9478", "127.0.0.1"));
     memset(&a4, 0, sizeof(a4));
     a4.sin_family = AF_INET;
     inet_pton(AF_INET, "127.3.2.1", &a4.sin_addr);
@@ -619,6 +631,15 @@ static void test_access(void **state)
     inet_pton(AF_INET6, "fe80::1", &a6.sin6_addr);
     assert_false(rk__web_is_loopback((struct sockaddr *)&a6));
 
+    /* A rebinding page's Host is refused; with a token, Host is free. */
+    start_with(f, "", "");
+    assert_int_equal(get_status(f->port, "/healthz", ""), 200);
+    assert_int_equal(http_raw(f->port, "GET /api/events HTTP/1.1\r\nHost: evil.example\r\n\r\n",
+                              &out), 403);
+    free(out);
+    web_stop(f);
+    memset(&f->web, 0, sizeof(f->web));
+
     /* A real non-loopback peer, when this host has such an address. */
     if (non_loopback_ipv4(ip, sizeof(ip)) == NULL) {
         fprintf(stderr, "test_access: no non-loopback IPv4 address: peer check skipped\n");
@@ -626,7 +647,7 @@ static void test_access(void **state)
     }
     start_with(f, "0.0.0.0", "");
     {
-        char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+        char req[] = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
         assert_int_equal(http_raw_ip(ip, f->port, req, strlen(req), &out), 403);
         assert_non_null(strstr(out, "loopback clients only"));
         free(out);
@@ -738,7 +759,7 @@ static void test_stalled(void **state)
     setsockopt(stalled->fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
     {
         struct sockaddr_in a;
-        const char req[] = "GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n";
+        const char req[] = "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
         memset(&a, 0, sizeof(a));
         a.sin_family = AF_INET;
         a.sin_port = htons((uint16_t)f->port);
