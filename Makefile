@@ -1,6 +1,6 @@
 # riskd - plain GNU Makefile.
 #
-#   make                 build/riskd, build/riskctl and build/plugins/*.so
+#   make                 build/riskd, build/riskctl, build/riskweb and build/plugins/*.so
 #   make test            build and run the whole suite (unit + integration)
 #   make check-unit      build and run tests/unit/ only (plain build, seconds)
 #   make SAN=1 test      the same under AddressSanitizer + UBSan (build/san/)
@@ -8,6 +8,7 @@
 #   make fuzz            build the libFuzzer targets with clang (build/fuzz/)
 #                        and run each for FUZZ_SECONDS (default 30)
 #   make bench           performance benchmark (tests/bench/run.sh; BENCH_SIZES etc.)
+#   make bench-web       riskweb with 1,000 live feeds (tests/bench/riskweb.sh)
 #   make install         DESTDIR/PREFIX aware
 #   make clean
 #
@@ -47,6 +48,11 @@ RK_LIBS := $(PKG_LIBS) -lhttp_parser -lcsv -ldl -lm
 LIB_SRCS := $(wildcard daemon/lib/*.c daemon/redis/*.c daemon/pipeline/*.c)
 RISKD_SRCS := $(filter-out daemon/riskd/main.c,$(wildcard daemon/riskd/*.c))
 RISKCTL_SRCS := $(wildcard daemon/riskctl/*.c)
+# riskweb: its C files, and the page's files embedded into it at build time
+# (daemon/riskweb/embed.sh), Chart.js from Debian's libjs-chart.js included.
+RISKWEB_SRCS := $(filter-out daemon/riskweb/main.c,$(wildcard daemon/riskweb/*.c))
+WEB_FILES := $(wildcard daemon/riskweb/www/*)
+CHARTJS ?= /usr/share/javascript/chart.js/chart.min.js
 BUILTIN_SRCS := $(wildcard detectors/*.c)
 PLUGIN_SRCS := $(wildcard detectors/plugins/*.c)
 # Unit tests: pure logic, no Redis. Integration tests: a real redis-server
@@ -57,12 +63,13 @@ TESTLIB_SRCS := $(wildcard tests/lib/*.c)
 HEADERS := $(wildcard include/riskd/*.h daemon/*.h daemon/*/*.h detectors/*.h)
 
 ifneq ($(wildcard daemon/*.c tests/test-*.c),)
-$(error $(wildcard daemon/*.c tests/test-*.c): sources belong in daemon/<lib|redis|pipeline|riskd|riskctl>/ and tests/<unit|integration>/)
+$(error $(wildcard daemon/*.c tests/test-*.c): sources belong in daemon/<lib|redis|pipeline|riskd|riskctl|riskweb>/ and tests/<unit|integration>/)
 endif
 
 LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS) $(BUILTIN_SRCS))
 RISKD_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(RISKD_SRCS))
 RISKCTL_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(RISKCTL_SRCS))
+RISKWEB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(RISKWEB_SRCS)) $(BUILD)/obj/gen/riskweb_assets.o
 TESTLIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(TESTLIB_SRCS))
 PLUGINS := $(patsubst detectors/plugins/%.c,$(BUILD)/plugins/%.so,$(PLUGIN_SRCS))
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
@@ -71,9 +78,9 @@ TESTS := $(UNIT_TESTS) $(INTEGRATION_TESTS)
 BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(wildcard tests/bench/*.c))
 TEST_PLUGINS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,$(wildcard tests/plugins/*.c))
 
-.PHONY: lint memcheck all test check check-unit install clean bench fuzz
+.PHONY: lint memcheck all test check check-unit install clean bench bench-web fuzz
 .SECONDARY:
-all: $(BUILD)/riskd $(BUILD)/riskctl $(PLUGINS)
+all: $(BUILD)/riskd $(BUILD)/riskctl $(BUILD)/riskweb $(PLUGINS)
 
 $(BUILD)/obj/%.o: %.c $(HEADERS) $(wildcard tests/lib/*.h)
 	@mkdir -p $(dir $@)
@@ -91,6 +98,22 @@ $(BUILD)/riskd: $(BUILD)/obj/daemon/riskd/main.o $(RISKD_OBJS) $(BUILD)/libriskd
 # for riskctl forward (Alertmanager's HTTP API).
 $(BUILD)/riskctl: $(RISKCTL_OBJS) $(BUILD)/libriskd.a
 	$(CC) $(RK_LDFLAGS) -o $@ $^ $(RK_LIBS) -lcurl -lpthread
+
+# The dashboard: libuv + http-parser like riskd's metrics endpoint, hiredis
+# through the library's connection layer; its page is inside the binary.
+$(BUILD)/riskweb: $(BUILD)/obj/daemon/riskweb/main.o $(RISKWEB_OBJS) $(BUILD)/libriskd.a
+	$(CC) $(RK_LDFLAGS) -o $@ $^ $(RK_LIBS)
+
+$(BUILD)/gen/riskweb_assets.c: daemon/riskweb/embed.sh $(WEB_FILES) $(CHARTJS)
+	@mkdir -p $(dir $@)
+	sh daemon/riskweb/embed.sh $@ $(WEB_FILES) $(CHARTJS)
+
+$(BUILD)/obj/gen/riskweb_assets.o: $(BUILD)/gen/riskweb_assets.c daemon/riskweb/riskweb.h
+	@mkdir -p $(dir $@)
+	$(CC) $(RK_CFLAGS) -c $< -o $@
+
+# test-riskweb also checks riskweb's access decision directly.
+$(BUILD)/tests/test-riskweb: $(RISKWEB_OBJS)
 
 $(BUILD)/plugins/%.so: detectors/plugins/%.c $(wildcard include/riskd/*.h)
 	@mkdir -p $(dir $@)
@@ -160,10 +183,15 @@ $(BUILD)/bench/lists: $(BUILD)/obj/tests/bench/lists.o $(BUILD)/libriskd.a
 bench: all $(BENCH_BINS)
 	BUILD=$(BUILD) sh tests/bench/run.sh
 
+# riskweb with 1,000 live feeds: memory, XADD-to-last-client delay, a stalled client.
+bench-web: $(BUILD)/riskweb $(BUILD)/bench/sse
+	BUILD=$(BUILD) sh tests/bench/riskweb.sh
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/riskd/plugins
 	install -m 0755 $(BUILD)/riskd $(DESTDIR)$(PREFIX)/bin/riskd
 	install -m 0755 $(BUILD)/riskctl $(DESTDIR)$(PREFIX)/bin/riskctl
+	install -m 0755 $(BUILD)/riskweb $(DESTDIR)$(PREFIX)/bin/riskweb
 	for p in $(PLUGINS); do install -m 0644 $$p $(DESTDIR)$(PREFIX)/lib/riskd/plugins/; done
 	install -d $(DESTDIR)$(PREFIX)/include/riskd
 	install -m 0644 include/riskd/*.h $(DESTDIR)$(PREFIX)/include/riskd/
@@ -175,6 +203,8 @@ install: all
 	    $(DESTDIR)$(PREFIX)/lib/systemd/system/riskd-forward.service
 	install -d $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 0644 daemon/riskd/riskd.8 $(DESTDIR)$(PREFIX)/share/man/man8/riskd.8
+	install -m 0644 daemon/riskweb/riskweb.8 $(DESTDIR)$(PREFIX)/share/man/man8/riskweb.8
+	install -m 0644 systemd/riskweb.service $(DESTDIR)$(PREFIX)/lib/systemd/system/riskweb.service
 	install -d $(DESTDIR)$(PREFIX)/share/man/man7
 	install -m 0644 detectors/riskd-detectors.7 $(DESTDIR)$(PREFIX)/share/man/man7/riskd-detectors.7
 	install -m 0644 include/riskd/riskd-plugin.7 $(DESTDIR)$(PREFIX)/share/man/man7/riskd-plugin.7

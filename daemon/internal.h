@@ -213,6 +213,13 @@ typedef struct rk__config {
     int partition;                  /* which one this copy serves (node.c) */
     int64_t ind_window;             /* indicators.window, ms (default 30d) */
     bool ind_per_unit_metrics;      /* indicators.per_unit_metrics (default false) */
+    /* web (riskweb only) */
+    char *web_listen;               /* web.listen (default "127.0.0.1:9478") */
+    char *web_host;                 /* parsed from web_listen */
+    int web_port;
+    char *web_token;                /* web.token: NULL = loopback clients only */
+    int web_history;                /* web.history (default 500) */
+    int64_t web_keepalive;          /* web.keepalive, ms (default 15s, at most 15s) */
     /* detectors: the object under "detectors" (borrowed from root); each
      * detector validates its own part, see registry.c. */
     json_t *detectors;

@@ -59,6 +59,10 @@
 #define DEF_ALLOWED_LATENESS 0
 #define DEF_TIMEZONE        "+08:00"
 #define DEF_METRICS_LISTEN  "127.0.0.1:9477"
+#define DEF_WEB_LISTEN      "127.0.0.1:9478"
+#define DEF_WEB_HISTORY     500
+#define MAX_WEB_HISTORY     100000
+#define DEF_WEB_KEEPALIVE   (15 * RK_SECOND)
 #define DEF_STATE_INTERVAL  (5 * RK_SECOND)
 #define DEF_STATE_KEY       "riskd:state"
 #define DEF_TASK_RETENTION  (30 * RK_DAY)
@@ -468,6 +472,39 @@ bad:
     return -1;
 }
 
+/* web.*: riskweb's own keys (riskd ignores them). */
+static int load_web(const json_t *root, rk__config *c, char *err, size_t errlen)
+{
+    static const char *const keys[] = { "listen", "token", "history", "keepalive", NULL };
+    const json_t *o;
+    int rc;
+
+    if (cfg_section(root, "web", keys, &o, err, errlen) != 0 ||
+        cfg_string(o, "web.", "token", 1, 1, NULL, &c->web_token, err, errlen) != 0 ||
+        cfg_int(o, "web.", "history", 0, MAX_WEB_HISTORY, DEF_WEB_HISTORY,
+                &c->web_history, err, errlen) != 0 ||
+        rk_kit_cfg_duration(o, "web.", "keepalive", 100, DEF_WEB_KEEPALIVE,
+                            &c->web_keepalive, err, errlen) != 0)
+        return -1;
+    if (c->web_keepalive > DEF_WEB_KEEPALIVE) {
+        rk_kit_errf(err, errlen, "web.keepalive: expected a duration from 100ms to 15s");
+        return -1;
+    }
+    if (cfg_string(o, "web.", "listen", 1, 0, DEF_WEB_LISTEN, &c->web_listen,
+                   err, errlen) != 0)
+        return -1;
+    rc = parse_listen(c->web_listen, &c->web_host, &c->web_port);
+    if (rc == -2) {
+        rk_kit_errf(err, errlen, "web.listen: out of memory");
+        return -1;
+    }
+    if (rc != 0) {
+        rk_kit_errf(err, errlen, "web.listen: expected \"host:port\"");
+        return -1;
+    }
+    return 0;
+}
+
 static int load_state(const json_t *root, rk__config *c, char *err, size_t errlen)
 {
     static const char *const keys[] = {
@@ -588,7 +625,7 @@ int rk__config_from_json(json_t *root, rk__config **out, char *err, size_t errle
 {
     static const char *const top[] = {
         "redis", "streams", "alerts", "clock", "metrics", "detectors",
-        "plugins", "state", "partitions", "indicators", NULL
+        "plugins", "state", "partitions", "indicators", "web", NULL
     };
     rk__config *c;
 
@@ -610,6 +647,7 @@ int rk__config_from_json(json_t *root, rk__config **out, char *err, size_t errle
         load_metrics(root, c, err, errlen) != 0 ||
         load_state(root, c, err, errlen) != 0 ||
         load_indicators(root, c, err, errlen) != 0 ||
+        load_web(root, c, err, errlen) != 0 ||
         load_plugins(root, c, err, errlen) != 0 ||
         cfg_int(root, "", "partitions", 1, MAX_PARTITIONS, DEF_PARTITIONS,
                 &c->partitions, err, errlen) != 0 ||
@@ -820,6 +858,9 @@ void rk__config_free(rk__config *cfg)
         free(cfg->plugins[i]);
     free(cfg->plugins);
     free(cfg->state_key);
+    free(cfg->web_listen);
+    free(cfg->web_host);
+    free(cfg->web_token);
     json_decref(cfg->root);
     free(cfg);
 }

@@ -10,7 +10,7 @@ set -eu
 cd "$(dirname "$0")/../.."
 top=$(pwd)
 
-pkgs="build-essential pkg-config libuv1-dev libhiredis-dev libjansson-dev libxxhash-dev libcmocka-dev libhttp-parser-dev redis-server redis-tools"
+pkgs="build-essential pkg-config libuv1-dev libhiredis-dev libjansson-dev libxxhash-dev libcmocka-dev libhttp-parser-dev libjs-chart.js redis-server redis-tools"
 missing=""
 for p in $pkgs; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
@@ -36,10 +36,13 @@ port_in_use() {
 }
 port=6400
 while port_in_use "$port"; do port=$((port + 1)); done
+webport=9478
+while port_in_use "$webport"; do webport=$((webport + 1)); done
 
 cleanup() {
     [ -n "${sub_pid:-}" ] && kill "$sub_pid" 2>/dev/null || true
     [ -n "${riskd_pid:-}" ] && kill -TERM "$riskd_pid" 2>/dev/null && wait "$riskd_pid" 2>/dev/null || true
+    [ -n "${web_pid:-}" ] && kill -TERM "$web_pid" 2>/dev/null && wait "$web_pid" 2>/dev/null || true
     redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
 }
 trap cleanup EXIT INT TERM
@@ -57,7 +60,8 @@ cat > "$run/riskd.json" <<JSON
   "redis": {"port": $port},
   "metrics": {"listen": "127.0.0.1:0"},
   "plugins": ["$top/build/plugins/two_officers.so"],
-  "clock": {"idle": "3s"}
+  "clock": {"idle": "3s"},
+  "web": {"listen": "127.0.0.1:$webport"}
 }
 JSON
 # metrics on an ephemeral port would be undiscoverable: turn it off for the demo
@@ -66,6 +70,10 @@ sed -i 's/"listen": "127.0.0.1:0"/"listen": ""/' "$run/riskd.json"
 echo ">> riskd (log in $run/riskd.log)"
 "$top/build/riskd" -c "$run/riskd.json" 2>"$run/riskd.log" &
 riskd_pid=$!
+
+"$top/build/riskweb" -c "$run/riskd.json" 2>"$run/riskweb.log" &
+web_pid=$!
+echo ">> the dashboard: http://127.0.0.1:$webport/ (riskweb, log in $run/riskweb.log)"
 
 echo ">> alerts as they arrive on alerts:* :"
 redis-cli -p "$port" --raw psubscribe 'alerts:*' 2>/dev/null | awk '/^{/ { print "   " $0; fflush() }' &

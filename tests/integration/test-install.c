@@ -149,6 +149,9 @@ static void test_layout(void **state)
 
     assert_file(f, "usr/local/bin/riskd", 0755);
     assert_file(f, "usr/local/bin/riskctl", 0755);
+    assert_file(f, "usr/local/bin/riskweb", 0755);
+    assert_file(f, "usr/local/lib/systemd/system/riskweb.service", 0644);
+    assert_file(f, "usr/local/share/man/man8/riskweb.8", 0644);
     assert_file(f, "usr/local/lib/riskd/plugins/two_officers.so", 0644);
     assert_file(f, "etc/riskd/riskd.json", 0644);
     assert_file(f, "usr/local/lib/systemd/system/riskd.service", 0644);
@@ -242,6 +245,16 @@ static void test_unit_verifies(void **state)
             f->dest, copy) != 0)
         fail_msg("systemd-analyze verify failed:\n%s", out);
     assert_null(strstr(out, "riskd.service:"));
+    /* riskweb.service too. */
+    path_of(f, "usr/local/lib/systemd/system/riskweb.service", unit, sizeof(unit));
+    path_of(f, "usr/local/bin/riskweb", bin, sizeof(bin));
+    snprintf(copy, sizeof(copy), "%s/riskweb.service", f->work);
+    assert_int_equal(run(NULL, 0, "sed 's#^ExecStart=/usr/local/bin/riskweb#ExecStart=%s#' '%s' > '%s'",
+                         bin, unit, copy), 0);
+    if (run(out, sizeof(out), "MANPATH='%s/usr/local/share/man:' systemd-analyze verify '%s'",
+            f->dest, copy) != 0)
+        fail_msg("systemd-analyze verify failed:\n%s", out);
+    assert_null(strstr(out, "riskweb.service:"));
 }
 
 /* The man pages render with groff -ww without a single warning, and

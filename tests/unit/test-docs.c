@@ -7,6 +7,8 @@
  *              riskd.json(5), riskd-detectors(7), riskd-plugin(7)) without
  *              a single groff warning (MANWIDTH=80, --warnings=w: every
  *              warning category).
+ *   riskweb8   riskweb(8) renders and names every "# TYPE riskweb_..." of
+ *              daemon/riskweb/.
  *   metrics    every metric name the daemon renders (a "# TYPE riskd_..."
  *              string in any .c file under daemon/ or detectors/) appears
  *              in riskd(8).
@@ -60,6 +62,7 @@
 #define RISKD_8 "daemon/riskd/riskd.8"
 #define DETECTORS_7 "detectors/riskd-detectors.7"
 #define RISKCTL_1 "daemon/riskctl/riskctl.1"
+#define RISKWEB_8 "daemon/riskweb/riskweb.8"
 #define RISKD_JSON_5 "config/riskd.json.5"
 #define PLUGIN_7 "include/riskd/riskd-plugin.7"
 #define README_MAX_LINES 250
@@ -452,6 +455,33 @@ static void test_metrics_documented(void **state)
     for (size_t i = 0; i < names.n; i++)
         if (!has_word(page, names.v[i])) {
             fprintf(stderr, "metric %s is not documented in " RISKD_8 "\n", names.v[i]);
+            missing++;
+        }
+    sl_free(&names);
+    free(page);
+    assert_int_equal(missing, 0);
+}
+
+/* riskweb(8) renders and names every metric riskweb renders. */
+static void test_riskweb8(void **state)
+{
+    strlist names = {0};
+    char *page, *out;
+    int st, missing = 0;
+
+    (void)state;
+    check_render(RISKWEB_8);
+    page = page_text(RISKWEB_8);
+    out = run(&st, "grep -ho '# TYPE riskweb_[a-z0-9_]*' daemon/riskweb/*.c | sort -u | "
+                   "sed 's/^# TYPE //'");
+    assert_int_equal(st, 0);
+    sl_lines(&names, out);
+    free(out);
+    if (names.n < 5)
+        fail_msg("only %zu metric names found in daemon/riskweb/", names.n);
+    for (size_t i = 0; i < names.n; i++)
+        if (!has_word(page, names.v[i])) {
+            fprintf(stderr, "metric %s is not documented in " RISKWEB_8 "\n", names.v[i]);
             missing++;
         }
     sl_free(&names);
@@ -937,6 +967,7 @@ int main(void)
         cmocka_unit_test(test_riskd_json5_renders),
         cmocka_unit_test(test_plugin7_renders),
         cmocka_unit_test(test_metrics_documented),
+        cmocka_unit_test(test_riskweb8),
         cmocka_unit_test(test_config_keys_documented),
         cmocka_unit_test(test_detector_keys_documented),
         cmocka_unit_test(test_detector_config_documented),
