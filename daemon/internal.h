@@ -487,6 +487,12 @@ struct uv_loop_s;
  * outside 0..16383). Options are copied. */
 rk__redis *rk__redis_new(struct uv_loop_s *loop, const rk__redis_opts *opts,
                         rk__redis_state_cb *state_cb, void *ud);
+/* opts.c: */
+/* The connection options cfg gives (redis.*, Sentinel and Cluster
+ * included), named `name` in logs; on a cluster the connection goes to the
+ * node serving slot_key's slot. */
+void rk__redis_opts_for(const rk__config *cfg, const char *name, const char *slot_key,
+                        rk__redis_opts *o);
 /* Send a command (argv form). Returns 0, or -1 when not connected (the
  * callback is then never called). extra_timeout_ms extends the reply
  * watchdog for this command (BLOCK time). */
@@ -954,11 +960,6 @@ void rk__engine_replay_summary(const rk__engine *e, FILE *f);
 /* Called once when the engine first consumes (groups ready, first read
  * sent) - systemd READY=1. */
 void rk__engine_on_ready(rk__engine *e, void (*cb)(void *ud), void *ud);
-/* The connection options cfg gives (redis.*, Sentinel and Cluster
- * included), named `name` in logs; on a cluster the connection goes to the
- * node serving slot_key's slot. */
-void rk__redis_opts_for(const rk__config *cfg, const char *name, const char *slot_key,
-                        rk__redis_opts *o);
 /* Lease mode (node.c): the engine runs under `epoch`, the fencing token of
  * the partition's lease, instead of taking one at start; every alert, dead
  * letter, acknowledgement and checkpoint it writes is checked by Redis
@@ -1169,7 +1170,7 @@ int rk__partition_of(const char *key, int partitions);
 #include <http_parser.h>
 #define RK_HTTPREQ_MAX (8 * 1024)       /* bytes of request head */
 #define RK_HTTPREQ_URL_MAX 2048
-#define RK_HTTPREQ_HEADERS_MAX 64
+#define RK_HTTPREQ_HEADERS_MAX 40
 #define RK_HTTPREQ_VALUE_MAX 1024
 #define RK_HTTPREQ_WANT_MAX 8
 typedef struct rk__httpreq {

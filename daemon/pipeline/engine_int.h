@@ -15,8 +15,8 @@
  *   engine.c       create, reload, stop, free; the housekeeping timer
  *
  * and below them all: entries.c (entry ids, batch buffers, acks to send),
- * lease.c (giving up, the lease, the end of a stop), conn.c (connection
- * options). A file calls only files listed after it in the flow; where
+ * lease.c (giving up, the lease, the end of a stop); a connection's
+ * options come from the Redis layer (daemon/redis/opts.c). A file calls only files listed after it in the flow; where
  * control goes back up (a round resumes after a checkpoint, a read finds
  * its group gone) it goes through e->steps, filled in by engine.c.
  *

@@ -1,12 +1,13 @@
 /* http.c - riskweb's HTTP server: connections, parsing, limits, access,
  * responses, and the bounded output queue of a streaming client.
  *
- * One libuv listener; each client has a uv_tcp_t, a uv_timer_t and an
- * http_parser (libhttp-parser 2.9), as riskd's metrics endpoint. A client
- * is READING until its request is complete (more than WEB_REQ_MAX bytes,
- * more than WEB_MAX_HEADERS header lines, a kept header longer than
- * WEB_HDR_VALUE_MAX, or a parse error: 400 and close; no whole request in
- * REQ_TIMEOUT_MS: 408), then WAITING for Redis, WRITING one response
+ * One libuv listener; each client has a uv_tcp_t, a uv_timer_t and the
+ * bounded request reader riskd's metrics endpoint uses too
+ * (daemon/lib/httpreq.c, on libhttp-parser 2.9). A client is READING
+ * until its request is complete (more than RK_HTTPREQ_MAX bytes, more
+ * than RK_HTTPREQ_HEADERS_MAX header lines, a target longer than
+ * RK_HTTPREQ_URL_MAX, a kept header longer than RK_HTTPREQ_VALUE_MAX, or a
+ * parse error: 400 and close; no whole request in REQ_TIMEOUT_MS: 408), then WAITING for Redis, WRITING one response
  * ("Connection: close") or STREAMING (/api/events, sse.c). A streaming
  * client's unsent bytes (libuv's write queue, on top of a kernel send
  * buffer of WEB_SNDBUF) may not pass WEB_OUT_MAX: past it the client is
@@ -20,7 +21,8 @@
  * that cookie (HttpOnly, SameSite=Strict) - else 401 (none given) or 403
  * (wrong). Without a token, a Host header other than a loopback name or
  * the listen host gets 403 too (a foreign page reaching riskweb through
- * DNS rebinding). Every response carries a Content-Security-Policy allowing only
+ * DNS rebinding). A request that passes goes to w->route (main.c: the API,
+ * the event stream, or the page's files here). Every response carries a Content-Security-Policy allowing only
  * riskweb's own scripts, styles, images and connections, and nosniff. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,7 +43,11 @@
 #define LINGER_MS 1000
 #define LINGER_MAX (64 * 1024)
 
-enum { H_NONE = -1, H_AUTH, H_COOKIE, H_LAST_ID, H_HOST };
+/* The headers kept from a request, in rk__httpreq_header's order. */
+enum { H_AUTH, H_COOKIE, H_LAST_ID, H_HOST, H_COUNT };
+static const char *const kept_headers[H_COUNT] = {
+    "Authorization", "Cookie", "Last-Event-ID", "Host"
+};
 
 static const char common_headers[] =
     "Content-Security-Policy: default-src 'none'; script-src 'self'; style-src 'self'; "
@@ -51,7 +57,6 @@ static const char common_headers[] =
     "Referrer-Policy: no-referrer\r\n"
     "X-Frame-Options: DENY\r\n";
 
-static http_parser_settings settings;
 
 /* A whole response in flight (c->tcp holds at most one). */
 typedef struct wresp {
@@ -113,7 +118,7 @@ void rk__web_client_close(wclient *c)
     if (c->state == WC_CLOSING)
         return;
     if (c->in_streams)
-        rk__web_sse_client_gone(c);
+        c->w->client_gone(c);
     c->state = WC_CLOSING;
     if (c->prev)
         c->prev->next = c->next;
@@ -202,8 +207,8 @@ void rk__web_respond(wclient *c, int status, const char *ctype, const char *extr
     wresp *r;
     uv_buf_t bufs[2];
     unsigned nbufs = 1;
-    int n, head = c->complete && c->parser.method == HTTP_HEAD;
-    char cookie[WEB_HDR_VALUE_MAX + 128];
+    int n, head = c->req.complete && rk__httpreq_method(&c->req) == HTTP_HEAD;
+    char cookie[RK_HTTPREQ_VALUE_MAX + 128];
     size_t cap;
 
     if (c->state == WC_CLOSING || c->state == WC_STREAMING) {
@@ -297,7 +302,7 @@ int rk__web_stream_begin(wclient *c)
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n%s%s"
         "Cache-Control: no-store\r\nX-Accel-Buffering: no\r\n\r\n"
         "retry: 2000\n\n";
-    char cookie[WEB_HDR_VALUE_MAX + 128], hdr[2048 + WEB_HDR_VALUE_MAX];
+    char cookie[RK_HTTPREQ_VALUE_MAX + 128], hdr[2048 + RK_HTTPREQ_VALUE_MAX];
     int n, size = WEB_SNDBUF;
     wframe *f;
 
@@ -445,7 +450,7 @@ static int cookie_value(const char *hdr, const char *name, char *out, size_t len
 int rk__web_access(const char *token, int loopback, const char *auth, const char *cookie,
                    const char *query, int *from_query)
 {
-    char given[WEB_HDR_VALUE_MAX + 1];
+    char given[RK_HTTPREQ_VALUE_MAX + 1];
     int ok;
 
     *from_query = 0;
@@ -578,34 +583,26 @@ static const web_asset *find_asset(const char *path)
 static void dispatch(wclient *c)
 {
     web *w = c->w;
-    enum http_method method = (enum http_method)c->parser.method;
-    char *query = NULL, *q;
-    const web_asset *a;
+    enum http_method method = (enum http_method)rk__httpreq_method(&c->req);
+    const char *query = NULL;
     int rc;
 
     c->state = WC_WAITING;
-    c->url[c->url_len] = '\0';
-    if (c->url_overflow) {
-        bad_request(c, "request target too long\n");
-        return;
-    }
-    if (c->bad_headers) {
-        bad_request(c, "header too long\n");
-        return;
-    }
-    if ((q = strchr(c->url, '?')) != NULL) {
-        *q = '\0';
-        query = q + 1;
-    }
+    c->url = rk__httpreq_path(&c->req, &query);
+    c->auth = rk__httpreq_header(&c->req, H_AUTH);
+    c->cookie = rk__httpreq_header(&c->req, H_COOKIE);
+    c->last_id = rk__httpreq_header(&c->req, H_LAST_ID);
+    c->host = rk__httpreq_header(&c->req, H_HOST);
+    c->has_last_id = c->last_id != NULL;
     if (method != HTTP_GET && method != HTTP_HEAD) {
         rk__web_respond(c, 405, "text/plain; charset=utf-8", "Allow: GET, HEAD\r\n",
                         "method not allowed\n", strlen("method not allowed\n"), 0);
         return;
     }
-    rc = rk__web_access(w->cfg->web_token, c->loopback, c->auth[0] ? c->auth : NULL,
-                        c->cookie[0] ? c->cookie : NULL, query, &c->set_cookie);
+    rc = rk__web_access(w->cfg->web_token, c->loopback, c->auth && c->auth[0] ? c->auth : NULL,
+                        c->cookie && c->cookie[0] ? c->cookie : NULL, query, &c->set_cookie);
     if (rc == 0 && w->cfg->web_token == NULL &&
-        !rk__web_host_allowed(c->host, w->cfg->web_host)) {
+        !rk__web_host_allowed(c->host ? c->host : "", w->cfg->web_host)) {
         w->unauthorized++;
         rk__web_respond_text(c, 403, "Host: only loopback names without web.token\n");
         return;
@@ -623,104 +620,16 @@ static void dispatch(wclient *c)
         rk__web_respond(c, 303, "text/plain; charset=utf-8", "Location: /\r\n", "", 0, 0);
         return;
     }
-    if (strcmp(c->url, "/api/events") == 0) {
-        rk__web_sse_open(c);
-        return;
-    }
-    if (strncmp(c->url, "/api/", 5) == 0 || strcmp(c->url, "/healthz") == 0 ||
-        strcmp(c->url, "/metrics") == 0) {
-        rk__web_api_dispatch(c, c->url, query);
-        return;
-    }
-    if ((a = find_asset(c->url)) != NULL) {
+    w->route(c, c->url, query);
+}
+
+void rk__web_serve_file(wclient *c, const char *path)
+{
+    const web_asset *a = find_asset(path);
+    if (a != NULL)
         rk__web_respond(c, 200, a->ctype, NULL, (const char *)a->data, a->len, 0);
-        return;
-    }
-    rk__web_respond_text(c, 404, "not found\n");
-}
-
-static int on_message_begin(http_parser *p)
-{
-    wclient *c = p->data;
-    c->url_len = 0;
-    c->hdr_which = H_NONE;
-    return 0;
-}
-
-static int on_url(http_parser *p, const char *at, size_t len)
-{
-    wclient *c = p->data;
-    if (c->url_overflow || len > WEB_URL_MAX - c->url_len) {
-        c->url_overflow = 1;
-        return 0;
-    }
-    memcpy(c->url + c->url_len, at, len);
-    c->url_len += len;
-    return 0;
-}
-
-static int on_header_field(http_parser *p, const char *at, size_t len)
-{
-    wclient *c = p->data;
-    if (c->nheaders == 0 || c->last_was_value) {
-        if (++c->nheaders > WEB_MAX_HEADERS)
-            return 1;               /* a parse error: 400 */
-        c->hname_len = 0;
-        c->last_was_value = 0;
-        c->hdr_which = H_NONE;
-    }
-    if (len > sizeof(c->hname) - 1 - c->hname_len)
-        len = sizeof(c->hname) - 1 - c->hname_len;    /* long names are none of ours */
-    memcpy(c->hname + c->hname_len, at, len);
-    c->hname_len += len;
-    c->hname[c->hname_len] = '\0';
-    return 0;
-}
-
-static int on_header_value(http_parser *p, const char *at, size_t len)
-{
-    wclient *c = p->data;
-    char *dst;
-    size_t cap, cur;
-
-    if (!c->last_was_value) {
-        c->last_was_value = 1;
-        if (strcasecmp(c->hname, "authorization") == 0)
-            c->hdr_which = H_AUTH;
-        else if (strcasecmp(c->hname, "cookie") == 0)
-            c->hdr_which = H_COOKIE;
-        else if (strcasecmp(c->hname, "last-event-id") == 0)
-            c->hdr_which = H_LAST_ID;
-        else if (strcasecmp(c->hname, "host") == 0)
-            c->hdr_which = H_HOST;
-        else
-            c->hdr_which = H_NONE;
-        if (c->hdr_which == H_LAST_ID)
-            c->has_last_id = 1;
-    }
-    switch (c->hdr_which) {
-    case H_AUTH: dst = c->auth; cap = sizeof(c->auth); break;
-    case H_COOKIE: dst = c->cookie; cap = sizeof(c->cookie); break;
-    case H_LAST_ID: dst = c->last_id; cap = sizeof(c->last_id); break;
-    case H_HOST: dst = c->host; cap = sizeof(c->host); break;
-    default: return 0;
-    }
-    cur = strlen(dst);
-    if (len > cap - 1 - cur) {
-        c->bad_headers = 1;
-        return 0;
-    }
-    memcpy(dst + cur, at, len);
-    dst[cur + len] = '\0';
-    return 0;
-}
-
-static int on_message_complete(http_parser *p)
-{
-    wclient *c = p->data;
-    c->complete = 1;
-    http_parser_pause(p, 1);        /* one request per connection */
-    return 0;
+    else
+        rk__web_respond_text(c, 404, "not found\n");
 }
 
 static void on_timer(uv_timer_t *t)
@@ -742,7 +651,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     wclient *c = s->data;
-    size_t parsed;
+    int rc;
 
     if (c->state == WC_CLOSING || nread == 0)
         return;
@@ -751,7 +660,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         uv_read_stop(s);
         if (nread != UV_EOF)
             rk__web_client_close(c);
-        else if (c->state == WC_READING && c->received > 0)
+        else if (c->state == WC_READING && c->req.received > 0)
             bad_request(c, "incomplete request\n");
         else if (c->state == WC_READING || c->state == WC_STREAMING)
             rk__web_client_close(c);
@@ -764,18 +673,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             rk__web_client_close(c);
         return;
     }
-    if ((size_t)nread > WEB_REQ_MAX - c->received) {
-        bad_request(c, "request too large\n");
-        return;
-    }
-    c->received += (size_t)nread;
-    parsed = http_parser_execute(&c->parser, &settings, buf->base, (size_t)nread);
-    if (c->complete)
+    rc = rk__httpreq_feed(&c->req, buf->base, (size_t)nread);
+    if (rc == 1)
         dispatch(c);
-    else if (HTTP_PARSER_ERRNO(&c->parser) != HPE_OK || parsed != (size_t)nread ||
-             c->parser.upgrade)
-        bad_request(c, c->nheaders > WEB_MAX_HEADERS ? "too many header lines\n"
-                                                     : "bad request\n");
+    else if (rc != 0)
+        bad_request(c, rc == 414 ? "request target too long\n"
+                       : rc == 431 ? "request or header too large, or too many header lines\n"
+                                   : "bad request\n");
 }
 
 static void free_handle(uv_handle_t *h)
@@ -805,12 +709,10 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     c->w = w;
-    c->hdr_which = H_NONE;
     uv_tcp_init(w->loop, &c->tcp);
     uv_timer_init(w->loop, &c->timer);
     c->tcp.data = c->timer.data = c;
-    http_parser_init(&c->parser, HTTP_REQUEST);
-    c->parser.data = c;
+    rk__httpreq_init(&c->req, kept_headers, H_COUNT);
     c->next = w->clients;
     if (w->clients)
         w->clients->prev = c;
@@ -876,11 +778,6 @@ int rk__web_http_start(web *w, char *err, size_t errlen)
     const char *host = w->cfg->web_host;
     int port = w->cfg->web_port, rc;
 
-    settings.on_message_begin = on_message_begin;
-    settings.on_url = on_url;
-    settings.on_header_field = on_header_field;
-    settings.on_header_value = on_header_value;
-    settings.on_message_complete = on_message_complete;
     if (resolve(host, port, &ss, err, errlen) != 0)
         return -1;
     if ((rc = uv_tcp_init(w->loop, &w->server)) != 0) {

@@ -55,6 +55,19 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_close((uv_handle_t *)&sigint, NULL);
 }
 
+/* A request that passed the access rules (http.c hands it here): the
+ * event stream, the API, or one of the page's files. */
+static void route(wclient *c, const char *path, const char *query)
+{
+    if (strcmp(path, "/api/events") == 0)
+        rk__web_sse_open(c);
+    else if (strncmp(path, "/api/", 5) == 0 || strcmp(path, "/healthz") == 0 ||
+             strcmp(path, "/metrics") == 0)
+        rk__web_api_dispatch(c, path, query);
+    else
+        rk__web_serve_file(c, path);
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -92,6 +105,8 @@ int main(int argc, char **argv)
         return 1;
     }
     memset(&w, 0, sizeof(w));
+    w.route = route;
+    w.client_gone = rk__web_sse_client_gone;
     if (rk__config_load(path, &w.cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "riskweb: %s\n", err);
         return 1;

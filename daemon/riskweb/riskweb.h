@@ -24,10 +24,8 @@ struct sockaddr;
 struct redisReply;
 
 #define WEB_MAX_CLIENTS 4096            /* connections at once (SSE included) */
-#define WEB_REQ_MAX (8 * 1024)          /* bytes of one request (line + headers) */
-#define WEB_URL_MAX 2048                /* bytes of the request target */
-#define WEB_MAX_HEADERS 40              /* header lines of one request */
-#define WEB_HDR_VALUE_MAX 1024          /* kept bytes of a header we read */
+/* Request bounds: RK_HTTPREQ_* of the shared reader (daemon/lib/httpreq.c):
+ * 8 KiB of request, a 2 KiB target, 40 header lines, 1 KiB per kept header. */
 #define WEB_OUT_MAX (256 * 1024)        /* queued bytes of a streaming client */
 #define WEB_SNDBUF (64 * 1024)          /* kernel send buffer asked for */
 
@@ -52,18 +50,15 @@ typedef enum { WC_READING, WC_WAITING, WC_WRITING, WC_STREAMING, WC_CLOSING } wc
 struct wclient {
     uv_tcp_t tcp;
     uv_timer_t timer;
-    http_parser parser;
+    rk__httpreq req;                    /* the request (daemon/lib/httpreq.c) */
     web *w;
     wclient *prev, *next;               /* w->clients */
     wclient *sprev, *snext;             /* w->streams (SSE clients) */
     wc_state state;
     int open_handles;
     int pending;                        /* Redis replies still to come */
-    int complete, eof, url_overflow, bad_headers;
-    int nheaders;
-    int hdr_which;                      /* header being read (H_*), or -1 */
-    int last_was_value;
-    size_t received, discarded, url_len;
+    int eof;
+    size_t discarded;
     size_t queued;                      /* bytes in uv_write requests not done */
     int loopback;                       /* the peer is a loopback address */
     /* SSE */
@@ -73,13 +68,8 @@ struct wclient {
     int live;                           /* caught up: gets every new entry */
     wid cursor;                         /* last entry sent */
     int set_cookie;                     /* token came in the query */
-    char url[WEB_URL_MAX + 1];
-    char hname[32];                     /* the header name being read */
-    size_t hname_len;
-    char auth[WEB_HDR_VALUE_MAX + 1];   /* Authorization */
-    char cookie[WEB_HDR_VALUE_MAX + 1]; /* Cookie */
-    char last_id[64];                   /* Last-Event-ID */
-    char host[256];                     /* Host */
+    /* the request's path and kept headers (in req; NULL when absent) */
+    const char *url, *auth, *cookie, *last_id, *host;
     int has_last_id;
     char rbuf[4096];
 };
@@ -91,6 +81,11 @@ typedef struct wentry {
 } wentry;
 
 struct web {
+    /* what the HTTP layer hands on (main.c fills them in, so that http.c
+     * names neither the API nor the event stream): a request that passed
+     * the access rules, and a client going away */
+    void (*route)(wclient *c, const char *path, const char *query);
+    void (*client_gone)(wclient *c);
     uv_loop_t *loop;
     rk__config *cfg;
     uv_tcp_t server;
@@ -136,6 +131,8 @@ int rk__web_token_equal(const char *a, const char *b);
 void rk__web_respond(wclient *c, int status, const char *ctype, const char *extra,
                  const char *body, size_t len, int owned);
 void rk__web_respond_text(wclient *c, int status, const char *text);
+/* One of the page's files (assets.c) by path, or 404. */
+void rk__web_serve_file(wclient *c, const char *path);
 void rk__web_respond_json(wclient *c, int status, json_t *v);   /* steals v */
 /* Streaming: send the headers of an event stream, then frames. A client
  * whose queue passes WEB_OUT_MAX is closed (counted as slow). 0, or -1

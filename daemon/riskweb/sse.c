@@ -296,7 +296,7 @@ void rk__web_sse_open(wclient *c)
             return;
         }
     }
-    if (c->parser.method == HTTP_HEAD) {
+    if (rk__httpreq_method(&c->req) == HTTP_HEAD) {
         rk__web_respond(c, 200, "text/event-stream; charset=utf-8", NULL, "", 0, 0);
         return;
     }

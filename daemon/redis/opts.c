@@ -1,8 +1,11 @@
-/* conn.c - the options of a Redis connection for a configuration: the
+/* opts.c - the options of a Redis connection for a configuration: the
  * address, credentials and database, the Sentinels or Cluster seeds, and
- * the Cluster slot of the key the connection serves. Used by every engine
- * connection and by the node's. */
-#include "engine_int.h"
+ * the Cluster slot of the key the connection serves. Used by every
+ * connection the programs open on the loop (the engine's, the node's,
+ * the lists', riskweb's). */
+#include <string.h>
+
+#include "internal.h"
 
 void rk__redis_opts_for(const rk__config *cfg, const char *name, const char *slot_key,
                         rk__redis_opts *o)
