@@ -17,7 +17,9 @@
  * kill; riskd --replay leaves every
  * indicator hash as it was (a replay writes nothing). The JSON of one key
  * is checked exactly and the table shows the figures, rates as
- * percentages with one decimal. */
+ * percentages with one decimal. /metrics carries the `all` figures of
+ * the window and, with indicators.per_unit_metrics, each unit's filing and
+ * scan rate. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -546,6 +548,67 @@ static json_t *ind_dump(redisContext *c)
     return o;
 }
 
+/* A rate of the model as /metrics renders it (%.6f), or -1 for none. */
+static double metric_rate(long long num, long long den)
+{
+    char buf[32];
+    if (den == 0)
+        return -1;
+    snprintf(buf, sizeof(buf), "%.6f", (double)num / (double)den);
+    return atof(buf);
+}
+
+/* /metrics: the `all` window figures and the per-unit rates. */
+static void check_metrics(fixture *f)
+{
+    static const char *const counts[M_N] = {
+        "filings", "unfiled", "scanned_by_deadline", "deadline_passed", "scanned", "rated",
+        "ratings", "bad_ratings", "counted_inspections", "enterprises", "cases_opened",
+        "cases_decided", "lenient", "complaints", "reviews", "corrections"};
+    static const char *const units[] = {"U1", "U2", "U3"};
+    int64_t from = ms_of("09-01T00:00"), to = ms_of("09-30T00:00") + 24 * H_MS;
+    figures all = model(SC_ALL, "all", from, to);
+    char series[128];
+    size_t i;
+    for (i = 0; i < M_N; i++) {
+        snprintf(series, sizeof(series), "riskd_indicator{indicator=\"%s\"}", counts[i]);
+        if (it_metric(f->mport, series) != (double)all.n[i])
+            fail_msg("%s: %g, want %lld", series, it_metric(f->mport, series), all.n[i]);
+    }
+    assert_true(it_metric(f->mport, "riskd_indicator{indicator=\"fines\"}") ==
+                (double)all.fen / 100.0);
+    assert_true(it_metric(f->mport, "riskd_indicator{indicator=\"filing_rate\"}") ==
+                metric_rate(all.n[M_FILINGS], all.n[M_FILINGS] + all.n[M_UNFILED]));
+    assert_true(it_metric(f->mport, "riskd_indicator{indicator=\"scan_rate\"}") ==
+                metric_rate(all.n[M_SBD], all.n[M_DLP]));
+    assert_true(it_metric(f->mport, "riskd_indicator{indicator=\"correction_rate\"}") ==
+                metric_rate(all.n[M_CORRECTIONS], all.n[M_REVIEWS]));
+    assert_true(it_metric(f->mport, "riskd_indicator{indicator=\"inspections_per_enterprise\"}")
+                == metric_rate(all.n[M_COUNTED], all.n[M_ENTERPRISES]));
+    for (i = 0; i < 3; i++) {
+        figures u = model(SC_UNIT, units[i], from, to);
+        snprintf(series, sizeof(series), "riskd_unit_filing_rate{unit=\"%s\"}", units[i]);
+        assert_true(it_metric(f->mport, series) ==
+                    metric_rate(u.n[M_FILINGS], u.n[M_FILINGS] + u.n[M_UNFILED]));
+        snprintf(series, sizeof(series), "riskd_unit_scan_rate{unit=\"%s\"}", units[i]);
+        assert_true(it_metric(f->mport, series) == metric_rate(u.n[M_SBD], u.n[M_DLP]));
+    }
+    /* the three units, no more series than that */
+    assert_true(it_metric_sum(f->mport, "riskd_unit_filing_rate") > 0);
+    assert_true(it_metric(f->mport, "riskd_unit_series_omitted") == 0);
+    {
+        char *body = malloc(1 << 20);
+        const char *p;
+        int n = 0;
+        assert_non_null(body);
+        assert_int_equal(it_http_get(f->mport, "/metrics", body, 1 << 20), 200);
+        for (p = body; (p = strstr(p, "\nriskd_unit_scan_rate{")) != NULL; p++)
+            n++;
+        assert_int_equal(n, 3);
+        free(body);
+    }
+}
+
 static void test_known_month(void **state)
 {
     fixture *f = *state;
@@ -560,7 +623,8 @@ static void test_known_month(void **state)
     snprintf(f->ctlcfg, sizeof(f->ctlcfg), "%s/ctl.json", f->dir);
     assert_int_equal(it_write_config(f->ctlcfg, f->env.redis.port, "{}"), 0);
     f->mport = it_free_port();
-    snprintf(json, sizeof(json), "{\"metrics\":{\"listen\":\"127.0.0.1:%d\"}}", f->mport);
+    snprintf(json, sizeof(json), "{\"metrics\":{\"listen\":\"127.0.0.1:%d\"},"
+             "\"indicators\":{\"per_unit_metrics\":true}}", f->mport);
     write_month(f);
     assert_int_equal(it_riskd_start(&f->env.riskd, f->env.redis.port, json), 0);
     if (!it_wait_until(all_equal, f, 30000)) {
@@ -597,6 +661,8 @@ static void test_known_month(void **state)
         assert_non_null(json_object_get(u, "updated_at"));
         json_decref(u);
     }
+
+    check_metrics(f);
 
     /* riskctl indicators --json of one key, exactly */
     {
