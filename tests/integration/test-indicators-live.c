@@ -17,7 +17,8 @@
  * kill; riskd --replay leaves every
  * indicator hash as it was (a replay writes nothing). The JSON of one key
  * is checked exactly and the table shows the figures, rates as
- * percentages with one decimal. /metrics carries the `all` figures of
+ * percentages with one decimal, names from the names list, headers in
+ * Chinese by default and in English with alerts.language "en". /metrics carries the `all` figures of
  * the window and, with indicators.per_unit_metrics, each unit's filing and
  * scan rate. */
 #include <stdarg.h>
@@ -664,6 +665,22 @@ static void test_known_month(void **state)
 
     check_metrics(f);
 
+    /* a names list: riskctl indicators shows the names */
+    {
+        char names[300];
+        FILE *fp;
+        snprintf(names, sizeof(names), "%s/names.csv", f->dir);
+        fp = fopen(names, "wb");
+        assert_non_null(fp);
+        fputs("kind,id,name\n"
+              "unit,U1,银川市兴庆区市场监督管理局\n"
+              "officer,O1,王某\n"
+              "region,R1,兴庆区\n", fp);
+        fclose(fp);
+        const char *a[] = {"-c", f->ctlcfg, "lists", "load", "names", names, NULL};
+        ctl(f, r, a);
+    }
+
     /* riskctl indicators --json of one key, exactly */
     {
         const char *a[] = {"-c", f->ctlcfg, "indicators", "--scope", "unit", "--key", "U1",
@@ -684,7 +701,8 @@ static void test_known_month(void **state)
                "\"corrections\":2,\"counted_inspections\":5,\"deadline_passed\":5,\"enterprises\":4,"
                "\"filing_rate\":0.857143,\"filings\":6,\"fines\":4451.25,"
                "\"from\":\"2025-09-01T00:00:00.000+08:00\",\"inspections_per_enterprise\":1.25,"
-               "\"key\":\"U1\",\"lenient\":2,\"lenient_share\":1.0,\"name\":null,"
+               "\"key\":\"U1\",\"lenient\":2,\"lenient_share\":1.0,"
+               "\"name\":\"银川市兴庆区市场监督管理局\","
                "\"open_critical\":0,\"open_info\":0,\"open_warning\":0,\"rated\":3,"
                "\"rating_rate\":0.6,\"ratings\":3,\"reviews\":3,\"scan_rate\":0.6,"
                "\"scanned\":5,\"scanned_by_deadline\":3,\"to\":\"2025-10-01T00:00:00.000+08:00\","
@@ -697,6 +715,12 @@ static void test_known_month(void **state)
         const char *a[] = {"-c", f->ctlcfg, "indicators", "--scope", "unit", "--period",
                            "month", NULL};
         ctl(f, r, a);
+        /* Chinese by default, with the names */
+        assert_non_null(strstr(r->out, "单位 2025-09"));
+        assert_non_null(strstr(r->out, "备案率"));
+        assert_non_null(strstr(r->out, "按时扫码率"));
+        assert_non_null(strstr(r->out, "银川市兴庆区市场监督管理局"));
+        assert_null(strstr(r->out, "filing_rate"));
         assert_non_null(strstr(r->out, "U1"));
         assert_non_null(strstr(r->out, "U3"));
         assert_non_null(strstr(r->out, " 85.7%"));
@@ -705,6 +729,21 @@ static void test_known_month(void **state)
         assert_non_null(strstr(r->out, " 100.0%"));
         assert_non_null(strstr(r->out, " 4451.25"));
         assert_non_null(strstr(r->out, " 1.25"));
+    }
+
+    /* alerts.language "en": English headers, names kept */
+    {
+        char encfg[300];
+        const char *a[] = {"-c", encfg, "indicators", "--scope", "officer", "--period",
+                           "window", NULL};
+        snprintf(encfg, sizeof(encfg), "%s/ctl-en.json", f->dir);
+        assert_int_equal(it_write_config(encfg, f->env.redis.port,
+                                         "{\"alerts\":{\"language\":\"en\"}}"), 0);
+        ctl(f, r, a);
+        assert_non_null(strstr(r->out, "officer window"));
+        assert_non_null(strstr(r->out, "filing_rate"));
+        assert_non_null(strstr(r->out, "王某"));
+        assert_null(strstr(r->out, "备案率"));
     }
 
     /* SIGKILL and restart: the same figures */
