@@ -45,7 +45,7 @@
 #   BENCH_MEM          live filings           (default "100000 1000000")
 #   BENCH_STATE_INTERVAL  riskd state.interval (default "5s", the shipped
 #                      config's value; "1s" checkpoints five times as often)
-#   BENCH_PARTS        which parts to run     (default "drain latency memory dedupe")
+#   BENCH_PARTS        which parts to run     (default "drain latency memory dedupe lists indicators")
 #   BENCH_DEDUPE       keys for the dedupe part (default "100000 1000000 5000000")
 #   BENCH_OUT          the table is also written here ($BUILD/bench/results.txt)
 #   BENCH_BASE_RISKD   a baseline riskd binary (say an earlier commit's, built
