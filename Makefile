@@ -175,6 +175,11 @@ $(BUILD)/bench/dedupe: $(BUILD)/obj/tests/bench/dedupe.o $(BUILD)/libriskd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(RK_LDFLAGS) -o $@ $^ $(RK_LIBS)
 
+# And the indicators' memory (tests/bench/indicators.c).
+$(BUILD)/bench/indicators: $(BUILD)/obj/tests/bench/indicators.o $(BUILD)/libriskd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(RK_LDFLAGS) -o $@ $^ $(RK_LIBS)
+
 # So does the reference lists' (tests/bench/lists.c).
 $(BUILD)/bench/lists: $(BUILD)/obj/tests/bench/lists.o $(BUILD)/libriskd.a
 	@mkdir -p $(dir $@)

@@ -366,6 +366,9 @@ void rk__ticks_load(rk__engine *e);
 rk__ind *rk__ind_for(const rk__config *cfg);
 void rk__ind_housekeep(rk__engine *e, int64_t now);
 
+/* indicators_metrics.c */
+void rk__ind_metrics(rk__engine *e, rk__prom *m);
+
 /* engine_metrics.c */
 void rk__poll_xinfo(rk__engine *e);
 

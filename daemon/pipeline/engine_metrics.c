@@ -283,6 +283,7 @@ void rk__engine_metrics(rk__engine *e, rk__prom *m)
     S(m, "riskd_batch_seconds_bucket", "{le=\"+Inf\"} %llu", ULL(e->stats.batches));
     S(m, "riskd_batch_seconds_sum", " %.6f", e->stats.batch_seconds_sum);
     S(m, "riskd_batch_seconds_count", " %llu", ULL(e->stats.batches));
+    rk__ind_metrics(e, m);
 }
 
 void rk__engine_render_metrics(rk__engine *e, rk_buf *b)

@@ -1370,3 +1370,18 @@ int rk__ind_restore(rk__ind *ind, const void *data, size_t len)
     }
     return rd.err ? -1 : 0;
 }
+
+size_t rk__ind_keys(const rk__ind *ind, int scope, void (*cb)(const char *key, void *ud),
+                    void *ud)
+{
+    size_t b, n = 0;
+    rk_map_entry *it;
+    for (it = rk_map_first(&ind->ents, &b); it; it = rk_map_next(&ind->ents, &b, it)) {
+        const ent *e = it->value;
+        if (e->scope != scope)
+            continue;
+        cb(e->key, ud);
+        n++;
+    }
+    return n;
+}

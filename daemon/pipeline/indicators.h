@@ -77,6 +77,10 @@ void rk__ind_unfiled_retract(rk__ind *ind, int64_t ts, const char *unit_id);
 /* Is this (detector, rule) one that `unfiled` counts? */
 bool rk__ind_is_unfiled_rule(const char *detector, const char *rule);
 
+/* Call cb for every key of scope the module holds (in no order); returns
+ * how many. */
+size_t rk__ind_keys(const rk__ind *ind, int scope, void (*cb)(const char *key, void *ud),
+                    void *ud);
 /* Read the counters of scope/key for a period; returns false when the key
  * is unknown (out zeroed). from/to: the period's bounds (ms; to exclusive).
  * label: "window", "2025-09" or "2025Q3" (at least 16 bytes). */

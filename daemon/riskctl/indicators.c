@@ -60,15 +60,95 @@ static double rate_of(const row *r, size_t i, int *null)
     return den == 0 ? 0 : (double)num / (double)den;
 }
 
-/* The display name of key in scope. Hook for the names list (riskctl
- * lists, kind "names"): until its lookup is in the library riskctl prints
- * ids only. */
-static const char *name_of(conn *k, int scope, const char *key)
+/* The names list stored in Redis (riskctl lists, kind names), read once;
+ * NULL when none is loaded or it cannot be read (ids are shown then). */
+static rk__list *g_names;
+
+static void load_names(conn *k)
 {
-    (void)k;
-    (void)scope;
-    (void)key;
-    return NULL;
+    redisReply *r = redisCommand(k->c, "HVALS %s", RK_LISTS_PREFIX "names");
+    const char **vals;
+    size_t *lens, i;
+    char err[RK_ERRLEN];
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+        if (r != NULL)
+            freeReplyObject(r);
+        return;
+    }
+    vals = calloc(r->elements, sizeof(*vals));
+    lens = calloc(r->elements, sizeof(*lens));
+    if (vals != NULL && lens != NULL) {
+        for (i = 0; i < r->elements; i++) {
+            bool str = r->element[i]->type == REDIS_REPLY_STRING;
+            vals[i] = str ? r->element[i]->str : "";
+            lens[i] = str ? r->element[i]->len : 0;
+        }
+        if (rk__lists_from_json(RK_LIST_NAMES, vals, lens, r->elements, &g_names, err,
+                                sizeof(err)) != 0) {
+            rk__ctl_errx("the names list stored in Redis is damaged (%s): showing ids", err);
+            g_names = NULL;
+        }
+    }
+    free(vals);
+    free(lens);
+    freeReplyObject(r);
+}
+
+/* The display name of key in scope from the names list, or NULL. */
+static const char *name_of(int scope, const char *key)
+{
+    if (g_names == NULL || scope == RK_IND_ALL)
+        return NULL;
+    return rk__lists_name(g_names, rk__ind_scope_names[scope], key);
+}
+
+/* Columns of the table per alerts.language (zh-CN by default, en). */
+static const char *const cols_en[] = {
+    "key", "name", "filings", "unfiled", "filing_rate", "scan_rate", "rating_rate",
+    "bad_rating_share", "inspections_per_enterprise", "cases_opened", "cases_decided", "fines",
+    "lenient_share", "complaints", "reviews", "corrections", "correction_rate",
+    "open_critical", "open_warning", "open_info"};
+static const char *const cols_zh[] = {
+    "编号", "名称", "备案数", "未备案数", "备案率", "按时扫码率", "评价率",
+    "差评占比", "户均检查次数", "立案数", "作出处罚决定数", "罚没款(元)",
+    "从轻减轻免罚占比", "投诉数", "复议数", "纠错数", "纠错率",
+    "严重预警", "一般预警", "提示预警"};
+#define NCOLS (sizeof(cols_en) / sizeof(cols_en[0]))
+static const char *const scopes_zh[RK_IND_NSCOPES] = {"单位", "执法人员", "区域", "全辖区"};
+
+/* Terminal columns of UTF-8 text: wide (2) for CJK and full-width forms. */
+static int dwidth(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    int w = 0;
+    while (*p) {
+        unsigned cp;
+        int n;
+        if (*p < 0x80) { cp = *p; n = 1; }
+        else if ((*p & 0xE0) == 0xC0) { cp = *p & 0x1F; n = 2; }
+        else if ((*p & 0xF0) == 0xE0) { cp = *p & 0x0F; n = 3; }
+        else { cp = *p & 0x07; n = 4; }
+        for (int i = 1; i < n; i++) {
+            if ((p[i] & 0xC0) != 0x80) { n = i; break; }
+            cp = (cp << 6) | (p[i] & 0x3F);
+        }
+        p += n;
+        w += (cp >= 0x1100 && (cp <= 0x115F || (cp >= 0x2E80 && cp <= 0xA4CF) ||
+                               (cp >= 0xAC00 && cp <= 0xD7A3) || (cp >= 0xF900 && cp <= 0xFAFF) ||
+                               (cp >= 0xFE30 && cp <= 0xFE4F) || (cp >= 0xFF00 && cp <= 0xFF60) ||
+                               (cp >= 0xFFE0 && cp <= 0xFFE6) || cp >= 0x20000)) ? 2 : 1;
+    }
+    return w;
+}
+
+/* Print s in w columns: right-aligned (right) or left-aligned. */
+static void cell(const char *s, int w, bool right)
+{
+    int pad = w - dwidth(s);
+    if (right)
+        printf(" %*s%s", pad > 0 ? pad : 0, "", s);
+    else
+        printf("%s%*s", s, pad > 0 ? pad : 0, "");
 }
 
 static int usage(FILE *f)
@@ -223,33 +303,45 @@ static json_t *row_json(const row *r)
     return o;
 }
 
-static void print_table(const row *rows, size_t n, const char *scope, const char *label)
+static void print_table(const row *rows, size_t n, int scope, const char *label, bool en)
 {
-    static const char *const cols[] = {
-        "filings", "unfiled", "filing_rate", "scan_rate", "rating_rate", "bad_rating_share",
-        "inspections_per_enterprise", "cases_opened", "cases_decided", "fines",
-        "lenient_share", "complaints", "reviews", "corrections", "correction_rate",
-        "open_critical", "open_warning", "open_info"};
+    const char *const *cols = en ? cols_en : cols_zh;
     size_t i, c, j;
-    printf("%s %s%s%s\n", scope, label, n > 0 && rows[0].from[0] ? "  " : "",
-           n > 0 ? rows[0].from : "");
-    printf("%-16s %-16s", "key", "name");
-    for (c = 0; c < sizeof(cols) / sizeof(cols[0]); c++)
-        printf(" %s", cols[c]);
+    int w[NCOLS];
+    for (c = 0; c < NCOLS; c++)
+        w[c] = dwidth(cols[c]);
+    if (w[0] < 16) w[0] = 16;
+    if (w[1] < 16) w[1] = 16;
+    for (i = 0; i < n; i++) {
+        int d = dwidth(rows[i].name ? rows[i].name : "-");
+        if (dwidth(rows[i].key) > w[0])
+            w[0] = dwidth(rows[i].key);
+        if (d > w[1])
+            w[1] = d;
+    }
+    printf("%s %s%s%s\n", en ? rk__ind_scope_names[scope] : scopes_zh[scope],
+           en || strcmp(label, "window") != 0 ? label : "滚动窗口",
+           n > 0 && rows[0].from[0] ? "  " : "", n > 0 ? rows[0].from : "");
+    cell(cols[0], w[0], false);
+    printf(" ");
+    cell(cols[1], w[1], false);
+    for (c = 2; c < NCOLS; c++)
+        cell(cols[c], w[c], true);
     printf("\n");
     for (i = 0; i < n; i++) {
         const row *r = &rows[i];
-        printf("%-16s %-16s", r->key, r->name ? r->name : "-");
-        for (c = 0; c < sizeof(cols) / sizeof(cols[0]); c++) {
+        cell(r->key, w[0], false);
+        printf(" ");
+        cell(r->name ? r->name : "-", w[1], false);
+        for (c = 2; c < NCOLS; c++) {
             char v[48] = "";
-            int w = (int)strlen(cols[c]);
             for (j = 0; j < F_N; j++)
-                if (strcmp(cols[c], raw_names[j]) == 0)
+                if (strcmp(cols_en[c], raw_names[j]) == 0)
                     snprintf(v, sizeof(v), "%lld", r->n[j]);
-            if (strcmp(cols[c], "fines") == 0)
+            if (strcmp(cols_en[c], "fines") == 0)
                 fmt_fines(r->fines, v, sizeof(v));
             for (j = 0; j < NRATES; j++)
-                if (strcmp(cols[c], rates[j].name) == 0) {
+                if (strcmp(cols_en[c], rates[j].name) == 0) {
                     int null;
                     double x = rate_of(r, j, &null);
                     if (null)
@@ -259,7 +351,7 @@ static void print_table(const row *rows, size_t n, const char *scope, const char
                     else
                         snprintf(v, sizeof(v), "%.1f%%", x * 100.0);
                 }
-            printf(" %*s", w, v);
+            cell(v, w[c], true);
         }
         printf("\n");
     }
@@ -338,6 +430,7 @@ int rk__ctl_indicators(int argc, char **argv)
         rk__config_free(cfg);
         return EX_REDIS;
     }
+    load_names(&k);
     got = period_label(&k, period, label, sizeof(label));
     if (got < 0)
         goto lost;
@@ -395,7 +488,7 @@ int rk__ctl_indicators(int argc, char **argv)
                 goto lost;
             found += a;
         }
-        rows[i].name = name_of(&k, scope_i, rows[i].key);
+        rows[i].name = name_of(scope_i, rows[i].key);
         if (found == 0 && key != NULL && scope_i != RK_IND_ALL) {
             rk__ctl_errx("no indicators for %s %s in period %s", scope, key, label);
             rc = EX_FAIL;
@@ -419,7 +512,8 @@ int rk__ctl_indicators(int argc, char **argv)
         free(s);
         json_decref(doc);
     } else {
-        print_table(rows, n, scope, label);
+        print_table(rows, n, scope_i, label,
+                    cfg->alerts_language != NULL && strcmp(cfg->alerts_language, "en") == 0);
     }
     goto done;
 lost:
@@ -429,6 +523,8 @@ done:
     for (i = 0; i < n; i++)
         free(rows[i].key);
     free(rows);
+    rk__lists_free(g_names);
+    g_names = NULL;
     rk__ctl_conn_close(&k);
     rk__config_free(cfg);
     return rc;

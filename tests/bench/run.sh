@@ -21,6 +21,9 @@
 #             and 5M keys - bytes per remembered filing (the store's count
 #             and the allocator's), ns per record / lookup, snapshot and
 #             restore ns per key (restore is O(n)).
+#   indicators tests/bench/indicators.c: the indicators' memory per unit,
+#             per officer and per filing for a province (2,000 units, 40,000
+#             officers), next to the figures riskd(8) INDICATORS documents.
 #   lists     tests/bench/lists.c: a names file and a benchmarks file of
 #             100,000 rows each, parsed alone and loaded whole with
 #             riskctl lists load (budget: 10 s each).
@@ -42,7 +45,7 @@
 #   BENCH_MEM          live filings           (default "100000 1000000")
 #   BENCH_STATE_INTERVAL  riskd state.interval (default "5s", the shipped
 #                      config's value; "1s" checkpoints five times as often)
-#   BENCH_PARTS        which parts to run     (default "drain latency memory dedupe")
+#   BENCH_PARTS        which parts to run     (default "drain latency memory dedupe lists indicators")
 #   BENCH_DEDUPE       keys for the dedupe part (default "100000 1000000 5000000")
 #   BENCH_OUT          the table is also written here ($BUILD/bench/results.txt)
 #   BENCH_BASE_RISKD   a baseline riskd binary (say an earlier commit's, built
@@ -63,11 +66,11 @@ RATES=${BENCH_RATES:-"1000 5000 20000"}
 LAT_SECONDS=${BENCH_LAT_SECONDS:-20}
 MEM=${BENCH_MEM:-"100000 1000000"}
 INTERVAL=${BENCH_STATE_INTERVAL:-5s}
-PARTS=${BENCH_PARTS:-"drain latency memory dedupe lists"}
+PARTS=${BENCH_PARTS:-"drain latency memory dedupe lists indicators"}
 OUT=${BENCH_OUT:-$B/bench/results.txt}
 BASE=${BENCH_BASE_RISKD:-}
 
-for bin in riskd bench/loadgen bench/nullconsumer bench/nullrelay bench/drain bench/latency bench/dedupe bench/lists; do
+for bin in riskd bench/loadgen bench/nullconsumer bench/nullrelay bench/drain bench/latency bench/dedupe bench/lists bench/indicators; do
     [ -x "$B/$bin" ] || { echo "missing $B/$bin: run make bench" >&2; exit 1; }
 done
 
@@ -255,6 +258,10 @@ if echo "$PARTS" | grep -q lists; then
             -v l="$(kv load_s "$line")" -v b="$(kv budget_s "$line")" 'BEGIN {
             printf "%12s %10d %10.3f %10.3f %10.0f\n", k, r, p, l, b }' | tee -a "$OUT"
     done < "$run/lists.txt"
+    echo | tee -a "$OUT"
+fi
+if echo "$PARTS" | grep -q indicators; then
+    "$B/bench/indicators" 2000 40000 | tee -a "$OUT"
     echo | tee -a "$OUT"
 fi
 echo "raw key=value results and riskd logs: $run"
