@@ -188,6 +188,10 @@ typedef struct rk__config {
     char *channel_prefix;
     long long alerts_maxlen;
     int64_t dedupe_ttl;             /* ms */
+    int64_t keep_firing_for;        /* alerts.keep_firing_for, ms (default 1h) */
+    int64_t open_ttl;               /* alerts.open_ttl, ms (default 30d) */
+    char *open_key;                 /* alerts.open_key (default "riskd:open") */
+    bool lang_en;                   /* alerts.language "en" (default "zh-CN") */
     /* clock */
     bool wall_advance;
     int64_t clock_idle;             /* ms */
@@ -625,7 +629,17 @@ void rk__alert_id_v1(const char *detector, const rk_alert *a, char out[33]);
  * evidence; tz_offset_s is clock.timezone. */
 char *rk__alert_json(const char *id, const char *detector, const rk_alert *a,
                      rk_severity severity, const char *const *stream_keys,
-                     int tz_offset_s, int64_t emitted_at, bool silenced);
+                     int tz_offset_s, int64_t emitted_at, const char *silenced_by);
+/* The members of a notice that are its own, as a JSON fragment without
+ * braces: "ts":..,"emitted_at":..,"reason":..[,"evidence":[..]] (evidence
+ * only when n_evidence > 0). malloc'ed, NULL when out of memory. */
+char *rk__notice_members(int64_t ts, int64_t emitted_at, int tz_offset_s, const char *reason,
+                         const rk_entry_ref *evidence, size_t n_evidence,
+                         const char *const *stream_keys);
+/* The notice of status for the alert JSON object `alert` (as written) with
+ * the members of rk__notice_members: what the publish script writes, as a
+ * new JSON object, or NULL. */
+json_t *rk__notice_json(const json_t *alert, const char *status, const char *members);
 
 typedef struct rk__outbox rk__outbox;
 typedef struct rk__outbox_stats_t {
@@ -635,6 +649,7 @@ typedef struct rk__outbox_stats_t {
     uint64_t errors;                /* error replies (retried) */
     uint64_t filed_elsewhere;       /* dropped: the filing register knows the task */
     uint64_t held;                  /* answers WAITING (a partition behind; retried) */
+    uint64_t not_open;              /* notices dropped: their alert is not open */
 } rk__outbox_stats_t;
 
 /* An outbox writes alerts and dead letters through the publish-once script
@@ -648,14 +663,20 @@ void rk__outbox_configure(rk__outbox *o, const rk__config *cfg);
  * only (a silenced alert). legacy_id: the id the previous release gave it,
  * or NULL; an alert written under it is not written again. 0 or -1. */
 int rk__outbox_alert(rk__outbox *o, const char *id, const char *legacy_id,
-                     const char *detector, const char *json, bool publish);
+                     const char *detector, const char *json, const char *silenced_by);
 /* The same, checked against the filing register (register.c) before it is
  * written: keys[0..nkeys) and spec from rk__register_check. An alert the
  * register disproves is not written (stats filed_elsewhere); one that must
  * wait for a partition behind stays queued. */
 int rk__outbox_alert_checked(rk__outbox *o, const char *id, const char *legacy_id,
-                             const char *detector, const char *json, bool publish,
+                             const char *detector, const char *json, const char *silenced_by,
                              char keys[][320], size_t nkeys, const char *spec);
+/* Queue the notice `status` ("resolved", "retracted", "closed") of alert id
+ * of detector; members from rk__notice_members. The script writes it once
+ * per (id, status) and only while the alert is open (else stats not_open).
+ * 0 or -1. */
+int rk__outbox_notice(rk__outbox *o, const char *id, const char *status,
+                      const char *detector, const char *members);
 /* Queue a dead letter for entry `entry_id` of `stream`. 0 or -1. */
 int rk__outbox_dead(rk__outbox *o, const char *stream, const char *entry_id,
                     const char *error, const char *data, size_t datalen);
@@ -676,6 +697,11 @@ void rk__slot_tag(const char *key, char *out, size_t len);
  * partition's epoch for the publish-once script ("riskd:fence:{alerts}";
  * field: the partition's epoch key). */
 void rk__fence_mirror_key(const rk__config *cfg, char *out, size_t len);
+/* The hash counting, per silence id, the alerts each silence matched
+ * ("riskd:silence_hits"; on a Redis Cluster "riskd:silence_hits:{<tag>}" in
+ * the alert stream's slot), written by the publish script. */
+#define RK_SILENCE_HITS_KEY "riskd:silence_hits"
+void rk__silence_hits_key(const rk__config *cfg, char *out, size_t len);
 /* The writer connection went down: everything in flight is resent later. */
 void rk__outbox_writer_down(rk__outbox *o);
 
@@ -889,6 +915,13 @@ size_t rk__silences_load(rk__silences *s, const char *const *values,
 /* Does an active silence (now_wall < until) cover this alert? */
 bool rk__silences_match(const rk__silences *s, const char *detector,
                         const rk_alert *a, int64_t now_wall);
+/* The id of the first active silence covering this alert, or NULL. */
+const char *rk__silences_which(const rk__silences *s, const char *detector,
+                               const rk_alert *a, int64_t now_wall);
+/* rk__silences_load with the records' hash fields (ids[i], id_lens[i]):
+ * the id of a record without an "id" member. */
+size_t rk__silences_load_ids(rk__silences *s, const char *const *ids, const size_t *id_lens,
+                             const char *const *values, const size_t *lens, size_t n);
 size_t rk__silences_count(const rk__silences *s);
 
 /* ===================================================================

@@ -12,7 +12,7 @@ static int replay_alert(rk__engine *e, const char *id, const char *legacy, const
                         const rk_alert *a, rk_severity sev, int64_t now_wall)
 {
     char *json = rk__alert_json(id, det, a, sev, e->stream_keys, e->cfg->tz_offset_s,
-                                now_wall, false);
+                                now_wall, NULL);
     json_t *o;
     if (json == NULL)
         return -1;
