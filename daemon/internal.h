@@ -631,11 +631,12 @@ char *rk__alert_json(const char *id, const char *detector, const rk_alert *a,
                      rk_severity severity, const char *const *stream_keys,
                      int tz_offset_s, int64_t emitted_at, const char *silenced_by);
 /* The members of a notice that are its own, as a JSON fragment without
- * braces: "ts":..,"emitted_at":..,"reason":..[,"evidence":[..]] (evidence
- * only when n_evidence > 0). malloc'ed, NULL when out of memory. */
+ * braces: "ts":..,"emitted_at":..,"reason":..[,"evidence":[..]][,"by":..]
+ * (evidence only when n_evidence > 0, by when not NULL). malloc'ed, NULL
+ * when out of memory. */
 char *rk__notice_members(int64_t ts, int64_t emitted_at, int tz_offset_s, const char *reason,
                          const rk_entry_ref *evidence, size_t n_evidence,
-                         const char *const *stream_keys);
+                         const char *const *stream_keys, const char *by);
 /* The notice of status for the alert JSON object `alert` (as written) with
  * the members of rk__notice_members: what the publish script writes, as a
  * new JSON object, or NULL. */
@@ -650,6 +651,7 @@ typedef struct rk__outbox_stats_t {
     uint64_t filed_elsewhere;       /* dropped: the filing register knows the task */
     uint64_t held;                  /* answers WAITING (a partition behind; retried) */
     uint64_t not_open;              /* notices dropped: their alert is not open */
+    uint64_t notices_written;       /* notices written */
 } rk__outbox_stats_t;
 
 /* An outbox writes alerts and dead letters through the publish-once script
@@ -942,6 +944,7 @@ typedef struct rk__engine_stats_t {
     uint64_t detector_errors;               /* on_event/on_timer failures */
     uint64_t held_back;                     /* alerts silenced by cooldown */
     uint64_t alerts_emitted;
+    uint64_t notices_emitted;               /* resolved/retracted/closed asked for */
     uint64_t batches;
     uint64_t group_rewinds;                 /* group set back to the state */
     uint64_t batch_hist[12];                /* processing time buckets */
@@ -971,6 +974,8 @@ rk__engine *rk__engine_new_replay(struct uv_loop_s *loop, rk__config *cfg,
 /* The alerts a replay raised: an object id -> {detector, rule, severity,
  * subject, ts} (borrowed). */
 json_t *rk__engine_replay_alerts(const rk__engine *e);
+/* The notices a replay wrote, in order (borrowed; "emitted_at" removed). */
+json_t *rk__engine_replay_notices(const rk__engine *e);
 /* Print the per detector/rule/severity table (count, distinct subjects). */
 void rk__engine_replay_summary(const rk__engine *e, FILE *f);
 /* Called once when the engine first consumes (groups ready, first read

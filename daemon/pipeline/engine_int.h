@@ -186,6 +186,8 @@ struct rk__engine {
     bool replay_has_to;
     rk_entry_ref replay_to;
     json_t *replay_alerts;          /* id -> alert summary */
+    json_t *replay_notices;         /* the notices, in order */
+    json_t *replay_closed;          /* id -> true: no longer open */
     bool replay_done;
     /* wall-clock ticks (ticks.c, "Wall-clock ticks" below) */
     char *clock_key;                /* <state.key>:clock */

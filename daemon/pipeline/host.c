@@ -4,7 +4,9 @@
  * emit() applies the detector's severity override and the cooldown per
  * (rule, subject), derives the alert id from the alert's content and hands
  * the alert to the engine's output (output.h): the live writer or the
- * replay writer. It also owns the cooldowns (a map and a heap by end time
+ * replay writer. A notice (status resolved or retracted, ABI minor 2)
+ * carries the original alert's content, so it gets the alert's id, and
+ * goes to the output's notice writer, past the cooldown. It also owns the cooldowns (a map and a heap by end time
  * per detector) and the per-rule alert counts of the metrics. */
 #include "engine_int.h"
 
@@ -111,6 +113,18 @@ static int host_emit(rk_host *h, const rk_alert *a)
 
     if (a->rule == NULL)
         return -1;
+    /* A plugin of minor < 2 has no status member: never read it. */
+    if (d->ops->abi_minor >= 2 && a->status != RK_ALERT_FIRING) {
+        const char *status = a->status == RK_ALERT_RESOLVED ? "resolved" :
+                             a->status == RK_ALERT_RETRACTED ? "retracted" : NULL;
+        if (status == NULL)
+            return -1;
+        rk__alert_id(d->alert_name, a, a->trigger_key, id);
+        if (e->out->notice(e, id, d->alert_name, a, status, rk__wall_ms()) < 0)
+            return -1;
+        e->stats.notices_emitted++;
+        return 1;
+    }
     if (a->cooldown > 0) {
         cooldowns *cs = rk__det_cooldowns(d);
         const cooldown_entry *c;
@@ -159,6 +173,16 @@ static void host_log(rk_host *h, rk_log_level level, const char *fmt, ...)
     va_end(ap);
 }
 
+static int64_t host_keep_firing_for(rk_host *h)
+{
+    return HOST(h)->eng->cfg->keep_firing_for;
+}
+
+static const char *host_language(rk_host *h)
+{
+    return HOST(h)->eng->cfg->lang_en ? "en" : "zh-CN";
+}
+
 static const char *host_stream_name(rk_host *h, unsigned s)
 {
     rk__engine *e = HOST(h)->eng;
@@ -195,4 +219,6 @@ void rk__init_api(rk_host_api *api)
     api->now = host_now;
     api->log = host_log;
     api->stream_name = host_stream_name;
+    api->keep_firing_for = host_keep_firing_for;
+    api->language = host_language;
 }

@@ -158,6 +158,24 @@ static int live_alert(rk__engine *e, const char *id, const char *legacy, const c
     return 1;
 }
 
+/* A notice: its own members here, the rest from the open alert in the
+ * publish script. */
+static int live_notice(rk__engine *e, const char *id, const char *det, const rk_alert *a,
+                       const char *status, int64_t now_wall)
+{
+    char *m = rk__notice_members(a->change_ts, now_wall, e->cfg->tz_offset_s, a->reason,
+                                 a->evidence, a->n_evidence, e->stream_keys,
+                                 strcmp(status, "closed") == 0 ? "riskd" : NULL);
+    if (m == NULL || rk__outbox_notice(e->ob, id, status, det, m) != 0) {
+        free(m);
+        rk__log(RK_LOG_ERR, "out of memory queueing a notice of %s", det);
+        return -1;
+    }
+    free(m);
+    rk__log(RK_LOG_DEBUG, "notice %s %s %s/%s", status, id, det, a->rule);
+    return 1;
+}
+
 static int live_dead(rk__engine *e, const char *stream, const char *id, const char *why,
                      const char *data, size_t len)
 {
@@ -177,7 +195,7 @@ static void live_housekeep(rk__engine *e, int64_t now)
         rk__write_audit(e);
 }
 
-const rk__output rk__output_live = {live_alert, live_dead, live_housekeep};
+const rk__output rk__output_live = {live_alert, live_notice, live_dead, live_housekeep};
 
 static void on_drained(void *ud)
 {

@@ -346,8 +346,11 @@ static int64_t null_now(rk_host *h) { (void)h; return INT64_MIN; }
 static void null_log(rk_host *h, rk_log_level l, const char *fmt, ...)
 { (void)h; (void)l; (void)fmt; }
 static const char *null_stream(rk_host *h, unsigned s) { (void)h; (void)s; return ""; }
+static int64_t null_keep(rk_host *h) { (void)h; return 0; }
+static const char *null_language(rk_host *h) { (void)h; return "zh-CN"; }
 static const rk_host_api null_api = {
-    RK_ABI_MAJOR, RK_ABI_MINOR, null_emit, null_timer, null_now, null_log, null_stream
+    RK_ABI_MAJOR, RK_ABI_MINOR, null_emit, null_timer, null_now, null_log, null_stream,
+    null_keep, null_language
 };
 
 /* Create and destroy each enabled detector once to validate its config. */

@@ -204,7 +204,7 @@ done:
 
 char *rk__notice_members(int64_t ts, int64_t emitted_at, int tz_offset_s, const char *reason,
                          const rk_entry_ref *evidence, size_t n_evidence,
-                         const char *const *stream_keys)
+                         const char *const *stream_keys, const char *by)
 {
     char t[48], em[48], ref[512];
     json_t *o = json_object(), *ev = n_evidence > 0 ? json_array() : NULL;
@@ -228,6 +228,8 @@ char *rk__notice_members(int64_t ts, int64_t emitted_at, int tz_offset_s, const 
     }
     if (ev != NULL)
         json_object_set(o, "evidence", ev);
+    if (by != NULL)
+        json_object_set_new(o, "by", json_string(by));
     out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (out != NULL && (len = strlen(out)) >= 2) {     /* drop the braces */
         memmove(out, out + 1, len - 2);
@@ -449,7 +451,7 @@ enum { IT_QUEUED, IT_INFLIGHT, IT_WRITTEN, IT_DONE };  /* WRITTEN: awaits WAIT *
 typedef struct ob_item {
     struct rk__outbox *ob;
     int state;
-    int is_alert;
+    int is_alert;                   /* 0 dead letter, 1 alert, 2 notice */
     int in_group;                   /* sent in a WAIT group */
     int wrote;                      /* some attempt answered 1 */
     int elsewhere;                  /* some attempt answered 2 */
@@ -597,7 +599,8 @@ static void on_item_reply(rk__redis *r, redisReply *reply, void *pd)
         it->state = IT_DONE;
         o->done++;
         if (reply->integer == 1) {
-            if (it->is_alert) o->stats.written++;
+            if (it->is_alert == 2) o->stats.notices_written++;
+            else if (it->is_alert) o->stats.written++;
             else o->stats.dead_written++;
         } else if (reply->integer == 2) {
             o->stats.filed_elsewhere++;
@@ -672,7 +675,8 @@ static void on_wait_reply(rk__redis *r, redisReply *reply, void *pd)
         it->state = IT_DONE;
         o->done++;
         if (it->wrote) {
-            if (it->is_alert) o->stats.written++;
+            if (it->is_alert == 2) o->stats.notices_written++;
+            else if (it->is_alert) o->stats.written++;
             else o->stats.dead_written++;
         } else if (it->elsewhere) {
             o->stats.filed_elsewhere++;
@@ -1031,7 +1035,7 @@ int rk__outbox_alert_checked(rk__outbox *o, const char *id, const char *legacy_i
 int rk__outbox_notice(rk__outbox *o, const char *id, const char *status,
                       const char *detector, const char *members)
 {
-    ob_item *it = item_new(o, 1);
+    ob_item *it = item_new(o, 2);
     char *k;
     size_t n;
     int ok;

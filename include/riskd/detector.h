@@ -54,8 +54,11 @@ extern "C" {
  *  - Never insert a member in the middle of a struct.
  */
 #define RK_ABI_MAJOR 1
-#define RK_ABI_MINOR 1                /* 1: RK_EVF_AMENDED, RK_EVF_FILING_SEEN,
-                                         rk_alert.trigger_key */
+#define RK_ABI_MINOR 2                /* 1: RK_EVF_AMENDED, RK_EVF_FILING_SEEN,
+                                         rk_alert.trigger_key
+                                         2: rk_alert.status, reason, change_ts
+                                         (notices); rk_host_api.keep_firing_for,
+                                         language */
 
 #define RK_DETECTOR_ENTRY "rk_detector_entry"
 
@@ -85,6 +88,17 @@ typedef struct rk_subject {
 
 #define RK_MAX_EVIDENCE 20
 
+/* What an emit() says about an alert (ABI minor 2). FIRING raises it; the
+ * others are notices about an alert raised before: the detector emits the
+ * original alert's identifying content again (rule, subject, ts and
+ * trigger_key), so that the daemon derives the same id, with the status,
+ * a reason and the event time of the change. */
+typedef enum rk_alert_status {
+    RK_ALERT_FIRING = 0,
+    RK_ALERT_RESOLVED = 1,          /* the condition stopped holding */
+    RK_ALERT_RETRACTED = 2          /* late data shows it never held */
+} rk_alert_status;
+
 /* An alert as a detector emits it. The daemon copies everything it needs
  * before emit() returns.
  *
@@ -113,6 +127,19 @@ typedef struct rk_alert {
     /* ABI minor 1 */
     const char *trigger_key;        /* NULL, or the natural key of the one
                                        event a per-event rule fired on */
+    /* ABI minor 2 */
+    rk_alert_status status;         /* FIRING (0) raises the alert; RESOLVED
+                                       or RETRACTED is a notice about the
+                                       alert with this rule, subject, ts and
+                                       trigger_key. A notice ignores
+                                       severity, value, threshold, summary
+                                       and cooldown; evidence lists the
+                                       entries that caused the change (may
+                                       be none). The daemon writes it once,
+                                       and only while the alert is open. */
+    const char *reason;             /* notice: one sentence, in the language
+                                       rk_host_api.language gives */
+    int64_t change_ts;              /* notice: event time of the change */
 } rk_alert;
 
 typedef struct rk_host rk_host;     /* opaque, one per detector instance */
@@ -122,7 +149,9 @@ typedef struct rk_host_api {
     uint32_t abi_major;
     uint32_t abi_minor;
     /* Emit an alert. Returns 1 when it will be published, 0 when cooldown
-     * held it back, a negative value on failure (out of memory). */
+     * held it back, a negative value on failure (out of memory). With
+     * status RESOLVED or RETRACTED (minor 2) it emits a notice instead:
+     * 1 when queued (the daemon drops it when the alert is not open). */
     int (*emit)(rk_host *host, const rk_alert *alert);
     /* Ask for on_timer(key, arg) once now() passes `deadline` (ms,
      * strictly greater), i.e. the watermark passes deadline +
@@ -142,6 +171,12 @@ typedef struct rk_host_api {
         ;
     /* The stream key of an rk_stream ("enforce:scan"), for summaries. */
     const char *(*stream_name)(rk_host *host, unsigned stream);
+    /* ABI minor 2 */
+    /* alerts.keep_firing_for (ms): how long a window or sum rule's
+     * condition must have stopped holding before its alert is resolved. */
+    int64_t (*keep_firing_for)(rk_host *host);
+    /* alerts.language: "zh-CN" or "en", for reasons (and summaries). */
+    const char *(*language)(rk_host *host);
 } rk_host_api;
 
 /* Growable byte buffer for snapshots (helpers in riskd/kit.h). */

@@ -266,9 +266,12 @@ static const char *fz_stream_name(rk_host *h, unsigned s)
     return s == RK_STREAM_SCAN ? "enforce:scan" : "enforce:case";
 }
 
+static int64_t fz_keep(rk_host *h) { (void)h; return 3600000; }
+static const char *fz_language(rk_host *h) { (void)h; return "zh-CN"; }
+
 static const rk_host_api fz_api = {
     RK_ABI_MAJOR, RK_ABI_MINOR, fz_emit, fz_timer_set, fz_now, fz_log,
-    fz_stream_name
+    fz_stream_name, fz_keep, fz_language
 };
 
 /* Move the watermark to now (never back), firing due timers first. */
