@@ -1085,4 +1085,39 @@ extern const rk_detector_ops rk__det_bad_rating;
 extern const rk_detector_ops rk__det_fine_growth;
 extern const rk_detector_ops rk__det_complaint_cluster;
 
+/* ===================================================================
+ * detectors/lifecycle.c - open alerts of window and sum rules until they
+ * are resolved (needs riskd/kit.h)
+ * =================================================================== */
+typedef struct rk__open_alert {
+    int64_t ts;                     /* the alert's ts (part of its id) */
+    char *extra;                    /* a subject field beside the key, or NULL */
+} rk__open_alert;
+typedef struct rk__openrec {
+    int64_t resolve_at;             /* when to resolve; INT64_MAX: not known yet */
+    uint32_t n, cap;
+    rk__open_alert *a;
+} rk__openrec;
+typedef struct rk__openset {
+    rk_map map;                     /* key -> rk__openrec */
+} rk__openset;
+void rk__open_init(rk__openset *set);
+void rk__open_clear(rk__openset *set);
+rk__openrec *rk__open_get(const rk__openset *set, const char *key);
+/* Record an alert fired for key at ts (extra copied). 0 or -1. */
+int rk__open_add(rk__openset *set, const char *key, int64_t ts, const char *extra);
+void rk__open_drop(rk__openset *set, const char *key);
+/* key's condition stops holding at stops_at (exclusive) without new
+ * events: its resolve time is stops_at + keep. Returns 1 with *arm_at set
+ * when that is a new time (arm a timer there), else 0 (no open alert, or
+ * unchanged). */
+int rk__open_due(const rk__openset *set, const char *key, int64_t stops_at, int64_t keep,
+                 int64_t *arm_at);
+/* Open alerts over every key. */
+size_t rk__open_count(const rk__openset *set);
+void rk__open_put(rk_buf *out, const rk__openset *set);
+/* Read what rk__open_put wrote into the empty set. 0, or -1 (rd->err set,
+ * set emptied). */
+int rk__open_read(rk_rd *rd, rk__openset *set);
+
 #endif /* RISKD_INTERNAL_H */
