@@ -141,6 +141,9 @@ static int64_t sat_add(int64_t a, int64_t b)
     return a > INT64_MAX - b ? INT64_MAX : a + b;
 }
 
+static int br_settle(br_state *s, char kind, const char *id, int64_t ts);
+static int br_resolve(br_state *s, const char *key, int64_t deadline);
+
 /* Whether unit_ratio holds for a window of len ratings, nbad of them bad. */
 static int unit_holds(const br_state *s, uint32_t len, uint32_t nbad)
 {
@@ -234,7 +237,7 @@ static int br_rule_officer(br_state *s, const rk_event *ev, const char *officer)
     rk_alert a;
     int pushed, rc;
 
-    if (k == NULL)
+    if (k == NULL || br_settle(s, 'o', officer, ev->ts) != 0)
         return -1;
     w = &k->win;
     rk_winkey_trim(k, rk_kit_cutoff(ev->ts, s->cfg.officer_window));
@@ -282,7 +285,7 @@ static int br_rule_unit(br_state *s, const rk_event *ev, int bad)
     rk_alert a;
     int pushed, rc;
 
-    if (u == NULL)
+    if (u == NULL || br_settle(s, 'u', ev->unit_id, ev->ts) != 0)
         return -1;
     rk_winkey_trim(u, rk_kit_cutoff(ev->ts, s->cfg.unit_window));
     pushed = rk_win_push(&u->win, ev->ts, ev->ref, bad ? BR_FLAG_BAD : 0) == 0;
@@ -417,20 +420,49 @@ static void br_on_watermark(void *self, int64_t now)
 static int br_on_timer(void *self, int64_t deadline, const char *key, uint64_t arg)
 {
     br_state *s = (br_state *)self;
-    int en = strcmp(s->api->language(s->host), "en") == 0;
-    rk__openset *set;
     const rk__openrec *r;
-    char reason[512], wbuf[32], kbuf[32];
-    uint32_t i;
-    int rc = 0;
 
     (void)arg;
     if ((key[0] != 'o' && key[0] != 'u') || key[1] != ':')
         return 0;
-    set = key[0] == 'o' ? &s->open_officer : &s->open_unit;
-    r = rk__open_get(set, key + 2);
+    r = rk__open_get(key[0] == 'o' ? &s->open_officer : &s->open_unit, key + 2);
     if (r == NULL || r->resolve_at != deadline)
         return 0;                   /* resolved before, or held again since */
+    return br_resolve(s, key, deadline);
+}
+
+/* An event of the key at ts: when its resolve time is already past in
+ * event time (the timer has not fired yet because another stream holds
+ * the watermark back), resolve first, as the timer would have. */
+static int br_settle(br_state *s, char kind, const char *id, int64_t ts)
+{
+    const rk__openrec *r = rk__open_get(kind == 'o' ? &s->open_officer : &s->open_unit, id);
+    char buf[128], *k = buf;
+    size_t n = strlen(id);
+    int rc;
+    if (r == NULL || r->resolve_at >= ts)
+        return 0;
+    if (n + 3 > sizeof(buf) && (k = malloc(n + 3)) == NULL)
+        return -1;
+    k[0] = kind;
+    k[1] = ':';
+    memcpy(k + 2, id, n + 1);
+    rc = br_resolve(s, k, r->resolve_at);
+    if (k != buf)
+        free(k);
+    return rc;
+}
+
+/* Resolve every open alert of "<kind>:<id>" (key) at deadline. */
+static int br_resolve(br_state *s, const char *key, int64_t deadline)
+{
+    int en = strcmp(s->api->language(s->host), "en") == 0;
+    rk__openset *set = key[0] == 'o' ? &s->open_officer : &s->open_unit;
+    const rk__openrec *r = rk__open_get(set, key + 2);
+    char reason[512], wbuf[32], kbuf[32];
+    uint32_t i;
+    int rc = 0;
+
     rk_kit_format_duration(s->api->keep_firing_for(s->host), kbuf, sizeof(kbuf));
     if (key[0] == 'o') {
         rk_kit_format_duration(s->cfg.officer_window, wbuf, sizeof(wbuf));

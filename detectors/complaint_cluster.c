@@ -225,6 +225,8 @@ static void cc_carry(const cc_rule *from_rules, rk_winset *from_maps, size_t n_f
             rk_winset_rekey(&to_maps[i], to_rules[i].window);
 }
 
+static int cc_resolve(cc_state *s, const char *okey, int64_t deadline);
+
 /* ===================================================================
  * The rule
  * =================================================================== */
@@ -246,6 +248,14 @@ static int cc_push(cc_state *s, size_t ri, const char *key, const rk_event *ev)
 
     if (k == NULL)
         return -1;
+    /* Its resolve time already past in event time (the timer held back by
+     * another stream): resolve first, as the timer would have. */
+    snprintf(okey, sizeof(okey), "%d:%lld:%s", rule->group_by, (long long)rule->window, key);
+    {
+        const rk__openrec *r = rk__open_get(&s->open, okey);
+        if (r != NULL && r->resolve_at < ev->ts && cc_resolve(s, okey, r->resolve_at) != 0)
+            return -1;
+    }
     w = &k->win;
     rk_winkey_trim(k, rk_kit_cutoff(ev->ts, rule->window));
     if (rk_winset_track(set, k, rk_win_push(&k->win, ev->ts, ev->ref, 0) == 0,
@@ -275,7 +285,6 @@ static int cc_push(cc_state *s, size_t ri, const char *key, const rk_event *ev)
     a.n_evidence = rk_kit_evidence(w, 0, ev->ref, evid);
     a.evidence = evid;
     a.cooldown = s->cfg.cooldown >= 0 ? s->cfg.cooldown : rule->window;
-    snprintf(okey, sizeof(okey), "%d:%lld:%s", rule->group_by, (long long)rule->window, key);
     rc = s->api->emit(s->host, &a);
     if (rc < 0 || (rc == 1 && rk__open_add(&s->open, okey, ev->ts, NULL) != 0))
         return -1;
@@ -298,20 +307,31 @@ static int cc_on_timer(void *self, int64_t deadline, const char *tkey, uint64_t 
 {
     cc_state *s = (cc_state *)self;
     const rk__openrec *r;
-    const char *okey = tkey + 2, *key;
+
+    (void)arg;
+    if (strncmp(tkey, "r:", 2) != 0)
+        return 0;
+    r = rk__open_get(&s->open, tkey + 2);
+    if (r == NULL || r->resolve_at != deadline)
+        return 0;                   /* resolved before, or held again since */
+    return cc_resolve(s, tkey + 2, deadline);
+}
+
+/* Resolve every open alert of okey ("<group_by>:<window>:<key>") at
+ * deadline. */
+static int cc_resolve(cc_state *s, const char *okey, int64_t deadline)
+{
+    const rk__openrec *r = rk__open_get(&s->open, okey);
+    const char *key;
     char reason[512], wbuf[32], kbuf[32];
     long long window;
     int g, rc = 0;
     uint32_t i;
 
-    (void)arg;
-    if (strncmp(tkey, "r:", 2) != 0 || sscanf(okey, "%d:%lld:", &g, &window) != 2 ||
+    if (r == NULL || sscanf(okey, "%d:%lld:", &g, &window) != 2 ||
         g < 0 || g >= CC_NGROUP || (key = strchr(strchr(okey, ':') + 1, ':')) == NULL)
         return 0;
     key++;
-    r = rk__open_get(&s->open, okey);
-    if (r == NULL || r->resolve_at != deadline)
-        return 0;                   /* resolved before, or held again since */
     rk_kit_format_duration((int64_t)window, wbuf, sizeof(wbuf));
     rk_kit_format_duration(s->api->keep_firing_for(s->host), kbuf, sizeof(kbuf));
     if (strcmp(s->api->language(s->host), "en") == 0)

@@ -488,13 +488,20 @@ json_t *it_alerts_by_id(redisContext *c, const char **dup)
     *dup = NULL;
     json_array_foreach(alerts, i, a) {
         const char *id = json_string_value(json_object_get(a, "id"));
-        if (json_object_get(ids, id) != NULL) {
-            static char seen[64];
-            snprintf(seen, sizeof(seen), "%s", id);
+        const char *st = json_string_value(json_object_get(a, "status"));
+        char key[96];
+        /* A notice shares its alert's id: keyed "<id>:<status>". */
+        if (st != NULL && strcmp(st, "firing") != 0)
+            snprintf(key, sizeof(key), "%s:%s", id ? id : "", st);
+        else
+            snprintf(key, sizeof(key), "%s", id ? id : "");
+        if (json_object_get(ids, key) != NULL) {
+            static char seen[96];
+            snprintf(seen, sizeof(seen), "%s", key);
             *dup = seen;
         }
         json_object_del(a, "emitted_at");
-        json_object_set(ids, id, a);
+        json_object_set(ids, key, a);
     }
     json_decref(alerts);
     return ids;

@@ -109,7 +109,8 @@ bool it_both_drained(redisContext *c);
 /* Wait until both are drained and XLEN alerts stayed the same for 0.5 s. */
 bool it_wait_settled(redisContext *c, int timeout_ms);
 /* The alerts of the stream "alerts" as an object id -> alert (without
- * emitted_at); *dup names an id written twice, or is NULL. */
+ * emitted_at), and its notices as "<id>:<status>" -> notice; *dup names an
+ * id (or id:status) written twice, or is NULL. */
 struct json_t *it_alerts_by_id(redisContext *c, const char **dup);
 
 /* GET path on 127.0.0.1:port (HTTP/1.0): the status, the body in buf
