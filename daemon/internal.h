@@ -521,6 +521,12 @@ int rk__redis_attach(struct uv_loop_s *loop, struct redisAsyncContext *ac);
  * clock.c - event time: the watermark and timers on it
  * =================================================================== */
 
+/* The "detector" of the daemon's own timers: alerts.open_ttl closes (host.c;
+ * checkpointed under the name RK__TIMER_OPEN_TTL_NAME, which no detector
+ * can have). */
+#define RK__TIMER_OPEN_TTL 0x7ffffffeu
+#define RK__TIMER_OPEN_TTL_NAME "@open_ttl"
+
 typedef struct rk__timer {
     int64_t deadline;
     uint64_t seq;                   /* arming order: ties fire in order */

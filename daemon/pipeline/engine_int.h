@@ -328,6 +328,10 @@ void rk__count_alert(rk__engine *e, const char *det, const char *rule, rk_severi
 void rk__free_cooldowns(rk__det *d);
 void rk__on_det_removed(rk__engine *e, uint32_t idx);
 void rk__init_api(rk_host_api *api);
+/* An alerts.open_ttl timer (key "<detector>\x1f<alert id>") passed at
+ * deadline: write the alert's "closed" notice, by riskd (dropped when the
+ * alert is no longer open). */
+void rk__open_ttl_fire(rk__engine *e, int64_t deadline, const char *key);
 
 /* output_live.c */
 rk__redis *rk__audit_conn(const rk__engine *e);
