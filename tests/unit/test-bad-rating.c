@@ -844,9 +844,14 @@ static void test_open_alerts_survive_snapshot(void **st)
 {
     const char *cfg = "{\"officer_min_bad\": 2, \"officer_window\": \"1h\"}";
     rk_fakehost *fh = mk(cfg);
+    const char *fail;
     (void)st;
     rate(fh, T0, 1, "U1", "O1");
     rate(fh, T0 + 1, 1, "U2", "O1");
+    /* a snapshot with open alerts: corrupt copies are refused or survived */
+    fail = rk_fh_check_corrupt_restore(fh, 0);
+    if (fail != NULL)
+        fail_msg("%s", fail);
     assert_int_equal(rk_fh_roundtrip(fh, cfg), 0);
     rk_fh_advance(fh, T0 + 3 * RK_HOUR);
     assert_int_equal(rk_fh_notice_count(fh, "officer_repeated", "resolved"), 1);

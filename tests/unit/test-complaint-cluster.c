@@ -637,11 +637,15 @@ static void test_cluster_resolved(void **st)
     const char *cfg = "{\"rules\": [{\"group_by\": \"unit_id\", \"window\": \"2h\", "
                       "\"min_count\": 2}]}";
     rk_fakehost *fh = mk(cfg);
+    const char *fail;
     json_t *n;
     (void)st;
     complain(fh, T0, "U1", NULL, NULL, NULL);
     complain(fh, T0 + RK_HOUR, "U1", NULL, NULL, NULL);
     assert_int_equal(rk_fh_count(fh, "cluster"), 1);
+    fail = rk_fh_check_corrupt_restore(fh, 1);
+    if (fail != NULL)
+        fail_msg("%s", fail);
     assert_int_equal(rk_fh_roundtrip(fh, cfg), 0);
     /* T0 leaves the window after T0 + 2h; resolved after T0 + 3h. */
     rk_fh_advance(fh, T0 + 3 * RK_HOUR);
