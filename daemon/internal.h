@@ -190,6 +190,9 @@ typedef struct rk__config {
     int64_t dedupe_ttl;             /* ms */
     char *alerts_open_key;          /* alerts.open_key (default "riskd:open") */
     char *alerts_language;          /* alerts.language: "zh-CN" (default) or "en" */
+    int64_t keep_firing_for;        /* alerts.keep_firing_for, ms (default 1h) */
+    int64_t open_ttl;               /* alerts.open_ttl, ms (default 30d) */
+    bool lang_en;                   /* alerts.language "en" (default "zh-CN") */
     /* clock */
     bool wall_advance;
     int64_t clock_idle;             /* ms */
@@ -534,6 +537,12 @@ int rk__redis_attach(struct uv_loop_s *loop, struct redisAsyncContext *ac);
  * clock.c - event time: the watermark and timers on it
  * =================================================================== */
 
+/* The "detector" of the daemon's own timers: alerts.open_ttl closes (host.c;
+ * checkpointed under the name RK__TIMER_OPEN_TTL_NAME, which no detector
+ * can have). */
+#define RK__TIMER_OPEN_TTL 0x7ffffffeu
+#define RK__TIMER_OPEN_TTL_NAME "@open_ttl"
+
 typedef struct rk__timer {
     int64_t deadline;
     uint64_t seq;                   /* arming order: ties fire in order */
@@ -642,7 +651,18 @@ void rk__alert_id_v1(const char *detector, const rk_alert *a, char out[33]);
  * evidence; tz_offset_s is clock.timezone. */
 char *rk__alert_json(const char *id, const char *detector, const rk_alert *a,
                      rk_severity severity, const char *const *stream_keys,
-                     int tz_offset_s, int64_t emitted_at, bool silenced);
+                     int tz_offset_s, int64_t emitted_at, const char *silenced_by);
+/* The members of a notice that are its own, as a JSON fragment without
+ * braces: "ts":..,"emitted_at":..,"reason":..[,"evidence":[..]][,"by":..]
+ * (evidence only when n_evidence > 0, by when not NULL). malloc'ed, NULL
+ * when out of memory. */
+char *rk__notice_members(int64_t ts, int64_t emitted_at, int tz_offset_s, const char *reason,
+                         const rk_entry_ref *evidence, size_t n_evidence,
+                         const char *const *stream_keys, const char *by);
+/* The notice of status for the alert JSON object `alert` (as written) with
+ * the members of rk__notice_members: what the publish script writes, as a
+ * new JSON object, or NULL. */
+json_t *rk__notice_json(const json_t *alert, const char *status, const char *members);
 
 typedef struct rk__outbox rk__outbox;
 typedef struct rk__outbox_stats_t {
@@ -652,6 +672,8 @@ typedef struct rk__outbox_stats_t {
     uint64_t errors;                /* error replies (retried) */
     uint64_t filed_elsewhere;       /* dropped: the filing register knows the task */
     uint64_t held;                  /* answers WAITING (a partition behind; retried) */
+    uint64_t not_open;              /* notices dropped: their alert is not open */
+    uint64_t notices_written;       /* notices written */
 } rk__outbox_stats_t;
 
 /* An outbox writes alerts and dead letters through the publish-once script
@@ -665,14 +687,20 @@ void rk__outbox_configure(rk__outbox *o, const rk__config *cfg);
  * only (a silenced alert). legacy_id: the id the previous release gave it,
  * or NULL; an alert written under it is not written again. 0 or -1. */
 int rk__outbox_alert(rk__outbox *o, const char *id, const char *legacy_id,
-                     const char *detector, const char *json, bool publish);
+                     const char *detector, const char *json, const char *silenced_by);
 /* The same, checked against the filing register (register.c) before it is
  * written: keys[0..nkeys) and spec from rk__register_check. An alert the
  * register disproves is not written (stats filed_elsewhere); one that must
  * wait for a partition behind stays queued. */
 int rk__outbox_alert_checked(rk__outbox *o, const char *id, const char *legacy_id,
-                             const char *detector, const char *json, bool publish,
+                             const char *detector, const char *json, const char *silenced_by,
                              char keys[][320], size_t nkeys, const char *spec);
+/* Queue the notice `status` ("resolved", "retracted", "closed") of alert id
+ * of detector; members from rk__notice_members. The script writes it once
+ * per (id, status) and only while the alert is open (else stats not_open).
+ * 0 or -1. */
+int rk__outbox_notice(rk__outbox *o, const char *id, const char *status,
+                      const char *detector, const char *members);
 /* Queue a dead letter for entry `entry_id` of `stream`. 0 or -1. */
 int rk__outbox_dead(rk__outbox *o, const char *stream, const char *entry_id,
                     const char *error, const char *data, size_t datalen);
@@ -693,6 +721,11 @@ void rk__slot_tag(const char *key, char *out, size_t len);
  * partition's epoch for the publish-once script ("riskd:fence:{alerts}";
  * field: the partition's epoch key). */
 void rk__fence_mirror_key(const rk__config *cfg, char *out, size_t len);
+/* The hash counting, per silence id, the alerts each silence matched
+ * ("riskd:silence_hits"; on a Redis Cluster "riskd:silence_hits:{<tag>}" in
+ * the alert stream's slot), written by the publish script. */
+#define RK_SILENCE_HITS_KEY "riskd:silence_hits"
+void rk__silence_hits_key(const rk__config *cfg, char *out, size_t len);
 /* The writer connection went down: everything in flight is resent later. */
 void rk__outbox_writer_down(rk__outbox *o);
 
@@ -906,6 +939,13 @@ size_t rk__silences_load(rk__silences *s, const char *const *values,
 /* Does an active silence (now_wall < until) cover this alert? */
 bool rk__silences_match(const rk__silences *s, const char *detector,
                         const rk_alert *a, int64_t now_wall);
+/* The id of the first active silence covering this alert, or NULL. */
+const char *rk__silences_which(const rk__silences *s, const char *detector,
+                               const rk_alert *a, int64_t now_wall);
+/* rk__silences_load with the records' hash fields (ids[i], id_lens[i]):
+ * the id of a record without an "id" member. */
+size_t rk__silences_load_ids(rk__silences *s, const char *const *ids, const size_t *id_lens,
+                             const char *const *values, const size_t *lens, size_t n);
 size_t rk__silences_count(const rk__silences *s);
 
 /* ===================================================================
@@ -926,6 +966,7 @@ typedef struct rk__engine_stats_t {
     uint64_t detector_errors;               /* on_event/on_timer failures */
     uint64_t held_back;                     /* alerts silenced by cooldown */
     uint64_t alerts_emitted;
+    uint64_t notices_emitted;               /* resolved/retracted/closed asked for */
     uint64_t batches;
     uint64_t group_rewinds;                 /* group set back to the state */
     uint64_t batch_hist[12];                /* processing time buckets */
@@ -955,6 +996,8 @@ rk__engine *rk__engine_new_replay(struct uv_loop_s *loop, rk__config *cfg,
 /* The alerts a replay raised: an object id -> {detector, rule, severity,
  * subject, ts} (borrowed). */
 json_t *rk__engine_replay_alerts(const rk__engine *e);
+/* The notices a replay wrote, in order (borrowed; "emitted_at" removed). */
+json_t *rk__engine_replay_notices(const rk__engine *e);
 /* Print the per detector/rule/severity table (count, distinct subjects). */
 void rk__engine_replay_summary(const rk__engine *e, FILE *f);
 /* Called once when the engine first consumes (groups ready, first read
@@ -1203,5 +1246,40 @@ const char *rk__httpreq_path(rk__httpreq *r, const char **query);
 int rk__httpreq_method(const rk__httpreq *r);   /* enum http_method */
 /* The value of want[i], or NULL when the request did not carry it. */
 const char *rk__httpreq_header(const rk__httpreq *r, size_t i);
+
+/* ===================================================================
+ * detectors/lifecycle.c - open alerts of window and sum rules until they
+ * are resolved (needs riskd/kit.h)
+ * =================================================================== */
+typedef struct rk__open_alert {
+    int64_t ts;                     /* the alert's ts (part of its id) */
+    char *extra;                    /* a subject field beside the key, or NULL */
+} rk__open_alert;
+typedef struct rk__openrec {
+    int64_t resolve_at;             /* when to resolve; INT64_MAX: not known yet */
+    uint32_t n, cap;
+    rk__open_alert *a;
+} rk__openrec;
+typedef struct rk__openset {
+    rk_map map;                     /* key -> rk__openrec */
+} rk__openset;
+void rk__open_init(rk__openset *set);
+void rk__open_clear(rk__openset *set);
+rk__openrec *rk__open_get(const rk__openset *set, const char *key);
+/* Record an alert fired for key at ts (extra copied). 0 or -1. */
+int rk__open_add(rk__openset *set, const char *key, int64_t ts, const char *extra);
+void rk__open_drop(rk__openset *set, const char *key);
+/* key's condition stops holding at stops_at (exclusive) without new
+ * events: its resolve time is stops_at + keep. Returns 1 with *arm_at set
+ * when that is a new time (arm a timer there), else 0 (no open alert, or
+ * unchanged). */
+int rk__open_due(const rk__openset *set, const char *key, int64_t stops_at, int64_t keep,
+                 int64_t *arm_at);
+/* Open alerts over every key. */
+size_t rk__open_count(const rk__openset *set);
+void rk__open_put(rk_buf *out, const rk__openset *set);
+/* Read what rk__open_put wrote into the empty set. 0, or -1 (rd->err set,
+ * set emptied). */
+int rk__open_read(rk_rd *rd, rk__openset *set);
 
 #endif /* RISKD_INTERNAL_H */

@@ -34,14 +34,25 @@
  * with the bad_score in force when it arrived. A changed window re-keys the
  * heap (O(keys), once).
  *
- * Snapshot format (version 1): u32 version; u32 n_officers, then per
+ * Lifecycle (detectors/lifecycle.c): officer_repeated and unit_ratio
+ * alerts stay open per officer / unit until the condition has stopped
+ * holding for alerts.keep_firing_for; a timer "o:<officer>" or
+ * "u:<unit>" at that time resolves them. For officer_repeated it stops
+ * when the officer's (len - officer_min_bad + 1)-th newest bad rating
+ * leaves the window; for unit_ratio at the first exit of the oldest
+ * ratings after which it fails, or at once when a good rating dilutes the
+ * share. Ratings are never amended, so neither rule is retracted.
+ *
+ * Snapshot format (version 2): u32 version; u32 n_officers, then per
  * officer str id + window; u32 n_units, then per unit str id + window; a
- * window is u32 n then n x (i64 ts, ref, u32 flag). The expiry heaps are
- * not stored: restore() rebuilds them. */
+ * window is u32 n then n x (i64 ts, ref, u32 flag); then the open
+ * officer_repeated and unit_ratio alerts (rk__open_put). Version 1 has no
+ * open alerts. The expiry heaps are not stored: restore() rebuilds them. */
 #include "riskd/kit.h"
 #include "internal.h"
 
-#define BR_SNAP_VERSION 1u
+#define BR_SNAP_VERSION 2u
+#define BR_SNAP_V1 1u
 #define BR_MAX_ID 65536             /* longest id accepted by restore() */
 #define BR_ITEM_BYTES (8 + 16 + 4)  /* encoded size of one window item */
 
@@ -66,6 +77,9 @@ typedef struct br_state {
     br_cfg cfg;
     rk_winset officers;             /* officer id -> bad ratings */
     rk_winset units;                /* unit id -> all ratings */
+    rk__openset open_officer;       /* officer id -> open officer_repeated
+                                       alerts (extra: their unit_id) */
+    rk__openset open_unit;          /* unit id -> open unit_ratio alerts */
 } br_state;
 
 /* ===================================================================
@@ -122,6 +136,64 @@ static const char *br_str(const char *s)
     return s != NULL ? s : "?";
 }
 
+static int64_t sat_add(int64_t a, int64_t b)
+{
+    return a > INT64_MAX - b ? INT64_MAX : a + b;
+}
+
+static int br_settle(br_state *s, char kind, const char *id, int64_t ts);
+static int br_resolve(br_state *s, const char *key, int64_t deadline);
+
+/* Whether unit_ratio holds for a window of len ratings, nbad of them bad. */
+static int unit_holds(const br_state *s, uint32_t len, uint32_t nbad)
+{
+    return len >= s->cfg.unit_min_ratings && len > 0 &&
+           (double)nbad / (double)len >= s->cfg.unit_max_bad_ratio;
+}
+
+/* When unit_ratio, holding now on window w (nbad bad), stops holding
+ * without new ratings: the ratings leave the window oldest first (those of
+ * one ts together, at ts + unit_window); the first exit after which it no
+ * longer holds. */
+static int64_t unit_stops_at(const br_state *s, const rk_win *w, uint32_t nbad)
+{
+    uint32_t i = 0, len = w->len;
+    while (i < w->len) {
+        int64_t ts = rk_win_at(w, i)->ts;
+        while (i < w->len && rk_win_at(w, i)->ts == ts) {
+            if (rk_win_at(w, i)->flag & BR_FLAG_BAD)
+                nbad--;
+            len--;
+            i++;
+        }
+        if (!unit_holds(s, len, nbad))
+            return sat_add(ts, s->cfg.unit_window);
+    }
+    return INT64_MAX;               /* not reached: an empty window fails */
+}
+
+/* The condition of key (kind 'o' officer_repeated, 'u' unit_ratio) stops
+ * holding at stops_at: arm "<kind>:<key>" at the new resolve time, if it
+ * has open alerts and that time moved. 0 or -1. */
+static int br_due(br_state *s, rk__openset *set, char kind, const char *key, int64_t stops_at)
+{
+    int64_t at;
+    char buf[128], *k = buf;
+    size_t n = strlen(key);
+    int rc;
+    if (!rk__open_due(set, key, stops_at, s->api->keep_firing_for(s->host), &at))
+        return 0;
+    if (n + 3 > sizeof(buf) && (k = malloc(n + 3)) == NULL)
+        return -1;
+    k[0] = kind;
+    k[1] = ':';
+    memcpy(k + 2, key, n + 1);
+    rc = s->api->timer_set(s->host, at, k, 0);
+    if (k != buf)
+        free(k);
+    return rc < 0 ? -1 : 0;
+}
+
 /* ===================================================================
  * Rules
  * =================================================================== */
@@ -176,9 +248,9 @@ static int br_rule_officer(br_state *s, const rk_event *ev, const char *officer)
     rk_entry_ref evid[RK_MAX_EVIDENCE];
     rk_say t;
     rk_alert a;
-    int pushed;
+    int pushed, rc;
 
-    if (k == NULL)
+    if (k == NULL || br_settle(s, 'o', officer, ev->ts) != 0)
         return -1;
     w = &k->win;
     rk_winkey_trim(k, rk_kit_cutoff(ev->ts, s->cfg.officer_window));
@@ -213,7 +285,14 @@ static int br_rule_officer(br_state *s, const rk_event *ev, const char *officer)
     a.n_evidence = rk_kit_evidence(w, 0, ev->ref, evid);
     a.evidence = evid;
     a.cooldown = s->cfg.cooldown;
-    return s->api->emit(s->host, &a) < 0 ? -1 : 0;
+    rc = s->api->emit(s->host, &a);
+    if (rc < 0 || (rc == 1 && rk__open_add(&s->open_officer, officer, ev->ts, ev->unit_id) != 0))
+        return -1;
+    /* Without new bad ratings the count drops below the threshold when
+     * the (len - min + 1)-th newest leaves the window. */
+    return br_due(s, &s->open_officer, 'o', officer,
+                  sat_add(rk_win_at(w, w->len - s->cfg.officer_min_bad)->ts,
+                          s->cfg.officer_window));
 }
 
 /* Record rating ev (bad or not) for its unit and fire unit_ratio when the
@@ -226,9 +305,9 @@ static int br_rule_unit(br_state *s, const rk_event *ev, int bad)
     rk_say t;
     double ratio;
     rk_alert a;
-    int pushed;
+    int pushed, rc;
 
-    if (u == NULL)
+    if (u == NULL || br_settle(s, 'u', ev->unit_id, ev->ts) != 0)
         return -1;
     rk_winkey_trim(u, rk_kit_cutoff(ev->ts, s->cfg.unit_window));
     pushed = rk_win_push(&u->win, ev->ts, ev->ref, bad ? BR_FLAG_BAD : 0) == 0;
@@ -236,11 +315,15 @@ static int br_rule_unit(br_state *s, const rk_event *ev, int bad)
         u->nflag++;
     if (rk_winset_track(&s->units, u, pushed, s->cfg.unit_window) != 0)
         return -1;
-    if (u->win.len < s->cfg.unit_min_ratings)
+    if (!unit_holds(s, u->win.len, u->nflag)) {
+        /* A good rating can end the condition at once. */
+        const rk__openrec *r = rk__open_get(&s->open_unit, ev->unit_id);
+        if (r != NULL && (r->resolve_at == INT64_MAX ||
+                          r->resolve_at - s->api->keep_firing_for(s->host) > ev->ts))
+            return br_due(s, &s->open_unit, 'u', ev->unit_id, ev->ts);
         return 0;
+    }
     ratio = (double)u->nflag / (double)u->win.len;
-    if (ratio < s->cfg.unit_max_bad_ratio)
-        return 0;
 
     rk_say_init(&t, s->api, s->host);
     rk_say_who(&t, "unit", ev->unit_id, 1);
@@ -274,7 +357,10 @@ static int br_rule_unit(br_state *s, const rk_event *ev, int bad)
     a.n_evidence = rk_kit_evidence(&u->win, BR_FLAG_BAD, ev->ref, evid);
     a.evidence = evid;
     a.cooldown = s->cfg.cooldown;
-    return s->api->emit(s->host, &a) < 0 ? -1 : 0;
+    rc = s->api->emit(s->host, &a);
+    if (rc < 0 || (rc == 1 && rk__open_add(&s->open_unit, ev->unit_id, ev->ts, NULL) != 0))
+        return -1;
+    return br_due(s, &s->open_unit, 'u', ev->unit_id, unit_stops_at(s, &u->win, u->nflag));
 }
 
 /* ===================================================================
@@ -301,6 +387,8 @@ static void *br_create(const rk_host_api *api, rk_host *host, const json_t *cfg,
     s->cfg = c;
     rk_winset_init(&s->officers);
     rk_winset_init(&s->units);
+    rk__open_init(&s->open_officer);
+    rk__open_init(&s->open_unit);
     return s;
 }
 
@@ -364,6 +452,95 @@ static void br_on_watermark(void *self, int64_t now)
     rk_winset_expire(&s->units, now, s->cfg.unit_window);
 }
 
+/* "o:<officer>" / "u:<unit>": resolve the key's open alerts when its
+ * resolve time is still this deadline (the condition has not held again
+ * since it stopped, keep_firing_for ago). */
+static int br_on_timer(void *self, int64_t deadline, const char *key, uint64_t arg)
+{
+    br_state *s = (br_state *)self;
+    const rk__openrec *r;
+
+    (void)arg;
+    if ((key[0] != 'o' && key[0] != 'u') || key[1] != ':')
+        return 0;
+    r = rk__open_get(key[0] == 'o' ? &s->open_officer : &s->open_unit, key + 2);
+    if (r == NULL || r->resolve_at != deadline)
+        return 0;                   /* resolved before, or held again since */
+    return br_resolve(s, key, deadline);
+}
+
+/* An event of the key at ts: when its resolve time is already past in
+ * event time (the timer has not fired yet because another stream holds
+ * the watermark back), resolve first, as the timer would have. */
+static int br_settle(br_state *s, char kind, const char *id, int64_t ts)
+{
+    const rk__openrec *r = rk__open_get(kind == 'o' ? &s->open_officer : &s->open_unit, id);
+    char buf[128], *k = buf;
+    size_t n = strlen(id);
+    int rc;
+    if (r == NULL || r->resolve_at >= ts)
+        return 0;
+    if (n + 3 > sizeof(buf) && (k = malloc(n + 3)) == NULL)
+        return -1;
+    k[0] = kind;
+    k[1] = ':';
+    memcpy(k + 2, id, n + 1);
+    rc = br_resolve(s, k, r->resolve_at);
+    if (k != buf)
+        free(k);
+    return rc;
+}
+
+/* Resolve every open alert of "<kind>:<id>" (key) at deadline. */
+static int br_resolve(br_state *s, const char *key, int64_t deadline)
+{
+    int en = strcmp(s->api->language(s->host), "en") == 0;
+    rk__openset *set = key[0] == 'o' ? &s->open_officer : &s->open_unit;
+    const rk__openrec *r = rk__open_get(set, key + 2);
+    char reason[512], wbuf[32], kbuf[32];
+    uint32_t i;
+    int rc = 0;
+
+    rk_kit_format_duration(s->api->keep_firing_for(s->host), kbuf, sizeof(kbuf));
+    if (key[0] == 'o') {
+        rk_kit_format_duration(s->cfg.officer_window, wbuf, sizeof(wbuf));
+        if (en)
+            snprintf(reason, sizeof(reason), "Officer %s has had fewer than %u bad ratings "
+                     "within %s for %s.", key + 2, (unsigned)s->cfg.officer_min_bad, wbuf, kbuf);
+        else
+            snprintf(reason, sizeof(reason), "执法人员%s在%s内的差评已少于%u次，且已持续%s。",
+                     key + 2, wbuf, (unsigned)s->cfg.officer_min_bad, kbuf);
+    } else {
+        rk_kit_format_duration(s->cfg.unit_window, wbuf, sizeof(wbuf));
+        if (en)
+            snprintf(reason, sizeof(reason), "Unit %s's share of bad ratings within %s has "
+                     "been below the threshold for %s.", key + 2, wbuf, kbuf);
+        else
+            snprintf(reason, sizeof(reason), "单位%s在%s内的差评占比已低于阈值，且已持续%s。",
+                     key + 2, wbuf, kbuf);
+    }
+    for (i = 0; i < r->n; i++) {
+        rk_alert a;
+        memset(&a, 0, sizeof(a));
+        a.rule = key[0] == 'o' ? "officer_repeated" : "unit_ratio";
+        a.ts = r->a[i].ts;
+        if (key[0] == 'o') {
+            a.subject.officer_id = key + 2;
+            a.subject.unit_id = r->a[i].extra;
+        } else {
+            a.subject.unit_id = key + 2;
+        }
+        a.status = RK_ALERT_RESOLVED;
+        a.reason = reason;
+        a.change_ts = deadline;
+        if (s->api->emit(s->host, &a) < 0)
+            rc = -1;
+    }
+    if (rc == 0)
+        rk__open_drop(set, key + 2);
+    return rc;
+}
+
 static void br_put_win(rk_buf *out, const rk_win *w)
 {
     uint32_t i;
@@ -397,6 +574,8 @@ static int br_snapshot(void *self, rk_buf *out)
         rk_buf_put_str(out, e->key);
         br_put_win(out, &((const rk_winkey *)e->value)->win);
     }
+    rk__open_put(out, &s->open_officer);
+    rk__open_put(out, &s->open_unit);
     return out->oom ? -1 : 0;
 }
 
@@ -482,17 +661,23 @@ static int br_restore(void *self, const void *data, size_t len,
 
     rk_winset_clear(&s->officers);
     rk_winset_clear(&s->units);
+    rk__open_clear(&s->open_officer);
+    rk__open_clear(&s->open_unit);
     rk_rd_init(&r, data, len);
     ver = rk_rd_u32(&r);
-    if (r.err || ver != BR_SNAP_VERSION) {
+    if (r.err || (ver != BR_SNAP_VERSION && ver != BR_SNAP_V1)) {
         rk_kit_errf(err, errlen, "snapshot: %s", r.err ? "truncated"
                     : "unsupported format version");
         return -1;
     }
     if (br_read_set(&r, &s->officers, s->cfg.officer_window) != 0 ||
-        br_read_set(&r, &s->units, s->cfg.unit_window) != 0 || r.p != r.end) {
+        br_read_set(&r, &s->units, s->cfg.unit_window) != 0 ||
+        (ver >= 2 && (rk__open_read(&r, &s->open_officer) != 0 ||
+                      rk__open_read(&r, &s->open_unit) != 0)) || r.p != r.end) {
         rk_winset_clear(&s->officers);
         rk_winset_clear(&s->units);
+        rk__open_clear(&s->open_officer);
+        rk__open_clear(&s->open_unit);
         rk_kit_errf(err, errlen, "snapshot: truncated or corrupt");
         return -1;
     }
@@ -506,6 +691,8 @@ static void br_destroy(void *self)
         return;
     rk_winset_clear(&s->officers);
     rk_winset_clear(&s->units);
+    rk__open_clear(&s->open_officer);
+    rk__open_clear(&s->open_unit);
     free(s);
 }
 
@@ -524,7 +711,7 @@ const rk_detector_ops rk__det_bad_rating = {
     br_create,
     br_reconfigure,
     br_on_event,
-    NULL,                           /* on_timer: no timers */
+    br_on_timer,
     br_on_watermark,
     br_snapshot,
     br_restore,

@@ -30,13 +30,22 @@
  * keeps the windows, and only a rule whose group_by is new starts over.
  * The heaps move with their maps and are re-keyed for the new windows.
  *
- * Snapshot format (version 1): u32 version, u32 n_rules, then per rule u32
+ * Lifecycle (detectors/lifecycle.c): a cluster alert stays open, per
+ * (group_by, window, key), until the key's count has been below min_count
+ * for alerts.keep_firing_for: it drops below when the (len - min_count +
+ * 1)-th newest complaint leaves the window; a timer "r:<group_by>:<window
+ * ms>:<key>" at that time + keep_firing_for resolves it unless complaints
+ * made it hold again. Complaints are never amended: no retraction.
+ *
+ * Snapshot format (version 2): u32 version, u32 n_rules, then per rule u32
  * group_by, i64 window, u32 n_keys, and per key str key, u32 n, n x (i64 ts,
- * ref). The expiry heaps are not stored: restore() rebuilds them. */
+ * ref); then the open alerts (rk__open_put). Version 1 has none. The expiry
+ * heaps are not stored: restore() rebuilds them. */
 #include "riskd/kit.h"
 #include "internal.h"
 
-#define CC_SNAP_VERSION 1u
+#define CC_SNAP_VERSION 2u
+#define CC_SNAP_V1 1u
 #define CC_MAX_RULES 64
 #define CC_MAX_ID 65536             /* longest key accepted by restore() */
 #define CC_ITEM_BYTES (8 + 16)      /* encoded size of one window item */
@@ -50,6 +59,10 @@ static const char *const cc_group_names[] = {
 /* The kind of each group_by in the names list (summaries). */
 static const char *const cc_group_labels[] = {
     "unit", "officer", "enterprise", "region"
+};
+
+static const char *const cc_group_labels_zh[] = {
+    "单位", "执法人员", "企业", "地区"
 };
 
 typedef struct cc_rule {
@@ -69,6 +82,8 @@ typedef struct cc_state {
     rk_host *host;
     cc_cfg cfg;
     rk_winset keys[CC_MAX_RULES];      /* per rule */
+    rk__openset open;               /* "<group_by>:<window ms>:<key>" -> open
+                                       cluster alerts */
 } cc_state;
 
 /* ===================================================================
@@ -211,6 +226,8 @@ static void cc_carry(const cc_rule *from_rules, rk_winset *from_maps, size_t n_f
             rk_winset_rekey(&to_maps[i], to_rules[i].window);
 }
 
+static int cc_resolve(cc_state *s, const char *okey, int64_t deadline);
+
 /* ===================================================================
  * The rule
  * =================================================================== */
@@ -226,10 +243,21 @@ static int cc_push(cc_state *s, size_t ri, const char *key, const rk_event *ev)
     const rk_win *w;
     rk_entry_ref evid[RK_MAX_EVIDENCE];
     rk_say t;
+    char okey[CC_MAX_ID + 48];
+    int64_t stops, at;
     rk_alert a;
+    int rc;
 
     if (k == NULL)
         return -1;
+    /* Its resolve time already past in event time (the timer held back by
+     * another stream): resolve first, as the timer would have. */
+    snprintf(okey, sizeof(okey), "%d:%lld:%s", rule->group_by, (long long)rule->window, key);
+    {
+        const rk__openrec *r = rk__open_get(&s->open, okey);
+        if (r != NULL && r->resolve_at < ev->ts && cc_resolve(s, okey, r->resolve_at) != 0)
+            return -1;
+    }
     w = &k->win;
     rk_winkey_trim(k, rk_kit_cutoff(ev->ts, rule->window));
     if (rk_winset_track(set, k, rk_win_push(&k->win, ev->ts, ev->ref, 0) == 0,
@@ -282,7 +310,81 @@ static int cc_push(cc_state *s, size_t ri, const char *key, const rk_event *ev)
     a.n_evidence = rk_kit_evidence(w, 0, ev->ref, evid);
     a.evidence = evid;
     a.cooldown = s->cfg.cooldown >= 0 ? s->cfg.cooldown : rule->window;
-    return s->api->emit(s->host, &a) < 0 ? -1 : 0;
+    rc = s->api->emit(s->host, &a);
+    if (rc < 0 || (rc == 1 && rk__open_add(&s->open, okey, ev->ts, NULL) != 0))
+        return -1;
+    /* Without new complaints the count drops below min_count when the
+     * (len - min_count + 1)-th newest leaves the window. */
+    stops = rk_win_at(w, w->len - rule->min_count)->ts;
+    stops = stops > INT64_MAX - rule->window ? INT64_MAX : stops + rule->window;
+    if (rk__open_due(&s->open, okey, stops, s->api->keep_firing_for(s->host), &at)) {
+        char tk[CC_MAX_ID + 64];
+        snprintf(tk, sizeof(tk), "r:%s", okey);
+        if (s->api->timer_set(s->host, at, tk, 0) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* "r:<group_by>:<window>:<key>": resolve the open cluster alerts of the key
+ * when its resolve time is still this deadline. */
+static int cc_on_timer(void *self, int64_t deadline, const char *tkey, uint64_t arg)
+{
+    cc_state *s = (cc_state *)self;
+    const rk__openrec *r;
+
+    (void)arg;
+    if (strncmp(tkey, "r:", 2) != 0)
+        return 0;
+    r = rk__open_get(&s->open, tkey + 2);
+    if (r == NULL || r->resolve_at != deadline)
+        return 0;                   /* resolved before, or held again since */
+    return cc_resolve(s, tkey + 2, deadline);
+}
+
+/* Resolve every open alert of okey ("<group_by>:<window>:<key>") at
+ * deadline. */
+static int cc_resolve(cc_state *s, const char *okey, int64_t deadline)
+{
+    const rk__openrec *r = rk__open_get(&s->open, okey);
+    const char *key;
+    char reason[512], wbuf[32], kbuf[32];
+    long long window;
+    int g, rc = 0;
+    uint32_t i;
+
+    if (r == NULL || sscanf(okey, "%d:%lld:", &g, &window) != 2 ||
+        g < 0 || g >= CC_NGROUP || (key = strchr(strchr(okey, ':') + 1, ':')) == NULL)
+        return 0;
+    key++;
+    rk_kit_format_duration((int64_t)window, wbuf, sizeof(wbuf));
+    rk_kit_format_duration(s->api->keep_firing_for(s->host), kbuf, sizeof(kbuf));
+    if (strcmp(s->api->language(s->host), "en") == 0)
+        snprintf(reason, sizeof(reason), "%s %s has drawn fewer complaints within %s than "
+                 "the threshold for %s.", cc_group_labels[g], key, wbuf, kbuf);
+    else
+        snprintf(reason, sizeof(reason), "%s%s在%s内的投诉已低于阈值，且已持续%s。",
+                 cc_group_labels_zh[g], key, wbuf, kbuf);
+    for (i = 0; i < r->n; i++) {
+        rk_alert a;
+        memset(&a, 0, sizeof(a));
+        a.rule = "cluster";
+        a.ts = r->a[i].ts;
+        switch (g) {
+        case CC_UNIT: a.subject.unit_id = key; break;
+        case CC_OFFICER: a.subject.officer_id = key; break;
+        case CC_ENTERPRISE: a.subject.enterprise_id = key; break;
+        default: a.subject.region = key; break;
+        }
+        a.status = RK_ALERT_RESOLVED;
+        a.reason = reason;
+        a.change_ts = deadline;
+        if (s->api->emit(s->host, &a) < 0)
+            rc = -1;
+    }
+    if (rc == 0)
+        rk__open_drop(&s->open, okey);
+    return rc;
 }
 
 /* ===================================================================
@@ -309,6 +411,7 @@ static void *cc_create(const rk_host_api *api, rk_host *host, const json_t *cfg,
     s->host = host;
     for (i = 0; i < CC_MAX_RULES; i++)
         rk_winset_init(&s->keys[i]);
+    rk__open_init(&s->open);
     return s;
 }
 
@@ -410,6 +513,7 @@ static int cc_snapshot(void *self, rk_buf *out)
             }
         }
     }
+    rk__open_put(out, &s->open);
     return out->oom ? -1 : 0;
 }
 
@@ -478,9 +582,10 @@ static int cc_restore(void *self, const void *data, size_t len,
         rk_winset_clear(&s->keys[ri]);
         rk_winset_init(&maps[ri]);
     }
+    rk__open_clear(&s->open);
     rk_rd_init(&r, data, len);
     ver = rk_rd_u32(&r);
-    if (r.err || ver != CC_SNAP_VERSION) {
+    if (r.err || (ver != CC_SNAP_VERSION && ver != CC_SNAP_V1)) {
         rk_kit_errf(err, errlen, "snapshot: %s", r.err ? "truncated"
                     : "unsupported format version");
         return -1;
@@ -498,7 +603,7 @@ static int cc_restore(void *self, const void *data, size_t len,
         if (cc_read_set(&r, &maps[i], rules[i].window) != 0)
             goto fail;
     }
-    if (r.p != r.end)
+    if ((ver >= 2 && rk__open_read(&r, &s->open) != 0) || r.p != r.end)
         goto fail;
     cc_carry(rules, maps, n, s->cfg.rules, carried, s->cfg.n_rules);
     memcpy(s->keys, carried, s->cfg.n_rules * sizeof(carried[0]));
@@ -507,6 +612,7 @@ static int cc_restore(void *self, const void *data, size_t len,
 fail:
     for (ri = 0; ri < CC_MAX_RULES; ri++)
         rk_winset_clear(&maps[ri]);
+    rk__open_clear(&s->open);
     rk_kit_errf(err, errlen, "snapshot: truncated or corrupt");
     return -1;
 }
@@ -520,6 +626,7 @@ static void cc_destroy(void *self)
         return;
     for (ri = 0; ri < CC_MAX_RULES; ri++)
         rk_winset_clear(&s->keys[ri]);
+    rk__open_clear(&s->open);
     free(s);
 }
 
@@ -542,7 +649,7 @@ const rk_detector_ops rk__det_complaint_cluster = {
     cc_create,
     cc_reconfigure,
     cc_on_event,
-    NULL,                           /* on_timer: no timers */
+    cc_on_timer,
     cc_on_watermark,
     cc_snapshot,
     cc_restore,

@@ -30,11 +30,21 @@
  * the window. reconfigure() keeps the state unless `period` or
  * `baseline_periods` changes: the bucket layout then no longer fits, and all
  * units are reset (the history is rebuilt from new events). A snapshot taken
- * under another period or baseline_periods is likewise restored as empty. */
+ * under another period or baseline_periods is likewise restored as empty.
+ *
+ * Lifecycle (detectors/lifecycle.c): a growth alert stays open per unit
+ * until the condition has stopped holding for alerts.keep_firing_for:
+ * stops_at() walks the later buckets where a non-empty bucket crosses a
+ * period boundary; a timer "r:<unit>" resolves. An amendment retracts an
+ * open alert of the unit's newest bucket when the condition, with the
+ * amended amount, does not hold there. Snapshot version 3 appends the open
+ * alerts (rk__open_put). */
 #include "riskd/kit.h"
 #include "internal.h"
 
-#define FG_SNAP_VERSION 2u          /* 2: + the decisions, for amendments */
+#define FG_SNAP_VERSION 3u          /* 2: + the decisions, for amendments;
+                                       3: + the open growth alerts */
+#define FG_SNAP_V2 2u
 #define FG_SNAP_V1 1u
 #define FG_MAX_BUCKETS_PER_PERIOD 1000
 #define FG_EVIDENCE 20
@@ -88,6 +98,7 @@ typedef struct fg_self {
     int64_t next_sweep;
     rk_map cases;                   /* case_id -> fg_case */
     rk_heap cheap;                  /* fg_case by expiry */
+    rk__openset open;               /* unit -> open growth alerts */
 } fg_self;
 
 /* ===================================================================
@@ -258,6 +269,7 @@ static void *fg_create(const rk_host_api *api, rk_host *host, const json_t *cfg,
     s->cfg = c;
     rk_map_init(&s->units);
     rk_map_init(&s->cases);
+    rk__open_init(&s->open);
     rk_heap_init(&s->cheap, offsetof(fg_case, hpos));
     s->next_sweep = INT64_MAX;
     return s;
@@ -284,6 +296,7 @@ static void fg_destroy(void *self)
     if (s == NULL) return;
     rk_map_clear(&s->units, unit_free);
     cases_clear(s);
+    rk__open_clear(&s->open);
     free(s);
 }
 
@@ -452,18 +465,167 @@ static int evaluate(fg_self *s, fg_unit *u, const rk_event *ev, int64_t bidx)
     a.evidence = evid;
     a.n_evidence = nevid;
     a.cooldown = c->cooldown;
-    return s->api->emit(s->host, &a) < 0 ? -1 : 0;
+    return s->api->emit(s->host, &a);
+}
+
+/* ===================================================================
+ * Lifecycle: growth alerts resolve once the condition has stopped holding
+ * for keep_firing_for; an amendment retracts an alert of the unit's newest
+ * bucket when, with the amended amount, the condition never held.
+ * =================================================================== */
+
+/* Does the rule's condition hold for u at bucket bidx (the ring as it is;
+ * buckets beyond top are empty)? */
+static int cond_at(const fg_self *s, fg_unit *u, int64_t bidx)
+{
+    const fg_cfg *c = &s->cfg;
+    int64_t n = c->nper, k;
+    double cur, mean = 0, var = 0, sd, sums[52];
+    uint32_t cnt, nonempty = 0;
+
+    range_sum(s, u, bidx - n + 1, bidx, &cur, &cnt);
+    for (k = 1; k <= c->periods; k++) {
+        range_sum(s, u, bidx - (k + 1) * n + 1, bidx - k * n, &sums[k - 1], &cnt);
+        if (cnt > 0) nonempty++;
+        mean += sums[k - 1];
+    }
+    mean /= (double)c->periods;
+    for (k = 0; k < c->periods; k++)
+        var += (sums[k] - mean) * (sums[k] - mean);
+    sd = sqrt(var / (double)c->periods);
+    if ((int64_t)nonempty < c->min_history || cur < c->min_amount ||
+        cur < (1 + c->min_growth) * mean)
+        return 0;
+    return !(sd != 0 && (cur - mean) / sd < c->min_z);
+}
+
+/* When the condition, holding at bucket bidx, stops holding without new
+ * decisions: the start of the first later bucket where it fails. It can
+ * only change where a non-empty bucket crosses a period boundary. */
+static int64_t stops_at(const fg_self *s, fg_unit *u, int64_t bidx)
+{
+    int64_t n = s->cfg.nper, len = ring_len(&s->cfg), b, k;
+    for (b = bidx + 1; b <= bidx + len; b++) {
+        int moved = 0;
+        for (k = 1; k <= s->cfg.periods + 1 && !moved; k++) {
+            double sum;
+            uint32_t cnt;
+            range_sum(s, u, b - k * n, b - k * n, &sum, &cnt);
+            moved = cnt > 0;
+        }
+        if (moved && !cond_at(s, u, b))
+            return b > INT64_MAX / s->cfg.bucket ? INT64_MAX : b * s->cfg.bucket;
+    }
+    return INT64_MAX;
+}
+
+static int fg_arm(fg_self *s, const char *unit, int64_t stops)
+{
+    int64_t at;
+    char k[FG_MAX_ID + 3];
+    if (!rk__open_due(&s->open, unit, stops, s->api->keep_firing_for(s->host), &at))
+        return 0;
+    snprintf(k, sizeof(k), "r:%s", unit);
+    return s->api->timer_set(s->host, at, k, 0) < 0 ? -1 : 0;
+}
+
+/* Resolve every open growth alert of unit at deadline. */
+static int fg_resolve(fg_self *s, const char *unit, int64_t deadline)
+{
+    const rk__openrec *r = rk__open_get(&s->open, unit);
+    char reason[512], kbuf[32];
+    uint32_t i;
+    int rc = 0;
+    if (r == NULL)
+        return 0;
+    rk_kit_format_duration(s->api->keep_firing_for(s->host), kbuf, sizeof(kbuf));
+    if (strcmp(s->api->language(s->host), "en") == 0)
+        snprintf(reason, sizeof(reason), "Unit %.64s's fines and confiscations have been "
+                 "back within the growth threshold for %s.", unit, kbuf);
+    else
+        snprintf(reason, sizeof(reason), "单位%.64s的罚没金额已回落到增长阈值以内，且已持续%s。",
+                 unit, kbuf);
+    for (i = 0; i < r->n; i++) {
+        rk_alert a;
+        memset(&a, 0, sizeof(a));
+        a.rule = "growth";
+        a.ts = r->a[i].ts;
+        a.subject.unit_id = unit;
+        a.status = RK_ALERT_RESOLVED;
+        a.reason = reason;
+        a.change_ts = deadline;
+        if (s->api->emit(s->host, &a) < 0)
+            rc = -1;
+    }
+    if (rc == 0)
+        rk__open_drop(&s->open, unit);
+    return rc;
+}
+
+static int fg_on_timer(void *self, int64_t deadline, const char *key, uint64_t arg)
+{
+    fg_self *s = self;
+    const rk__openrec *r;
+    (void)arg;
+    if (strncmp(key, "r:", 2) != 0 || (r = rk__open_get(&s->open, key + 2)) == NULL ||
+        r->resolve_at != deadline)
+        return 0;
+    return fg_resolve(s, key + 2, deadline);
+}
+
+/* An amendment of a decision of u at ev: retract the open alerts of the
+ * unit's newest bucket (whose whole history the ring still holds) at which
+ * the condition, with the amended amount, does not hold. */
+static int fg_retract(fg_self *s, fg_unit *u, const rk_event *ev)
+{
+    rk__openrec *r = rk__open_get(&s->open, ev->unit_id);
+    uint32_t i;
+    int rc = 0;
+    for (i = 0; r != NULL && i < r->n; ) {
+        rk_alert a;
+        int64_t ab = floor_div(r->a[i].ts, s->cfg.bucket);
+        if (ab != u->top || cond_at(s, u, ab)) {
+            i++;
+            continue;
+        }
+        memset(&a, 0, sizeof(a));
+        a.rule = "growth";
+        a.ts = r->a[i].ts;
+        a.subject.unit_id = ev->unit_id;
+        a.status = RK_ALERT_RETRACTED;
+        a.reason = strcmp(s->api->language(s->host), "en") == 0 ?
+                   "An amended decision shows the unit's fines never grew past the threshold." :
+                   "更正后的处罚决定表明，该单位的罚没金额从未超过增长阈值。";
+        a.change_ts = ev->ts;
+        a.evidence = &ev->ref;
+        a.n_evidence = 1;
+        if (s->api->emit(s->host, &a) < 0)
+            rc = -1;
+        free(r->a[i].extra);
+        memmove(&r->a[i], &r->a[i + 1], (r->n - i - 1) * sizeof(r->a[0]));
+        r->n--;
+    }
+    if (r != NULL && r->n == 0)
+        rk__open_drop(&s->open, ev->unit_id);
+    return rc;
 }
 
 static int fg_on_event(void *self, const rk_event *ev)
 {
     fg_self *s = self;
+    const rk__openrec *r;
     fg_unit *u;
     double amount;
     int64_t bidx;
+    int rc;
 
     if (ev->type != RK_EV_CASE_DECIDED)
         return 0;
+    /* A resolve time already past in event time (the timer held back by
+     * another stream): resolve first, as the timer would have. */
+    if (ev->unit_id != NULL && (r = rk__open_get(&s->open, ev->unit_id)) != NULL &&
+        r->resolve_at < ev->ts && fg_resolve(s, ev->unit_id, r->resolve_at) != 0)
+        return -1;
     if (ev->flags & RK_EVF_AMENDED)
         take_back(s, ev);
     if (ev->unit_id == NULL)
@@ -492,7 +654,18 @@ static int fg_on_event(void *self, const rk_event *ev)
     push_evidence(u, ev->ts, ev->ref);
     if (unit_expiry(s, u) < s->next_sweep)
         s->next_sweep = unit_expiry(s, u);
-    return evaluate(s, u, ev, bidx);
+    if ((ev->flags & RK_EVF_AMENDED) && fg_retract(s, u, ev) != 0)
+        return -1;
+    rc = evaluate(s, u, ev, bidx);
+    if (rc < 0 || (rc == 1 && rk__open_add(&s->open, ev->unit_id, ev->ts, NULL) != 0))
+        return -1;
+    if ((r = rk__open_get(&s->open, ev->unit_id)) == NULL)
+        return 0;
+    if (cond_at(s, u, bidx))
+        return fg_arm(s, ev->unit_id, stops_at(s, u, bidx));
+    if (r->resolve_at == INT64_MAX || r->resolve_at - s->api->keep_firing_for(s->host) > ev->ts)
+        return fg_arm(s, ev->unit_id, ev->ts);      /* it stopped holding now */
+    return 0;
 }
 
 static void fg_on_watermark(void *self, int64_t now)
@@ -561,6 +734,7 @@ static int fg_snapshot(void *self, rk_buf *out)
         rk_buf_put_i64(out, c->ts);
         rk_buf_put_double(out, c->amount);
     }
+    rk__open_put(out, &s->open);
     return out->oom ? -1 : 0;
 }
 
@@ -629,7 +803,7 @@ static int restore_cases(fg_self *s, rk_rd *r)
         if (bad)
             return -1;
     }
-    return r->err || r->p != r->end ? -1 : 0;
+    return r->err ? -1 : 0;
 }
 
 static int fg_restore(void *self, const void *data, size_t len,
@@ -642,12 +816,13 @@ static int fg_restore(void *self, const void *data, size_t len,
 
     rk_map_clear(&s->units, unit_free);
     cases_clear(s);
+    rk__open_clear(&s->open);
     s->next_sweep = INT64_MIN;
     rk_rd_init(&r, data, len);
     ver = rk_rd_u32(&r);
     period = rk_rd_i64(&r);
     periods = rk_rd_i64(&r);
-    if (r.err || (ver != FG_SNAP_VERSION && ver != FG_SNAP_V1)) {
+    if (r.err || (ver != FG_SNAP_VERSION && ver != FG_SNAP_V2 && ver != FG_SNAP_V1)) {
         rk_kit_errf(err, errlen, "fine_growth: unknown snapshot version");
         return -1;
     }
@@ -657,9 +832,12 @@ static int fg_restore(void *self, const void *data, size_t len,
         return 0;
     }
     if (restore_units(s, &r) != 0 ||
-        (ver == FG_SNAP_V1 ? (r.p != r.end ? -1 : 0) : restore_cases(s, &r)) != 0) {
+        (ver == FG_SNAP_V1 ? (r.p != r.end ? -1 : 0) : restore_cases(s, &r)) != 0 ||
+        (ver >= FG_SNAP_VERSION && rk__open_read(&r, &s->open) != 0) ||
+        (ver != FG_SNAP_V1 && r.p != r.end)) {
         rk_map_clear(&s->units, unit_free);
         cases_clear(s);
+        rk__open_clear(&s->open);
         rk_kit_errf(err, errlen, "fine_growth: truncated or corrupt snapshot");
         return -1;
     }
@@ -674,7 +852,7 @@ const rk_detector_ops rk__det_fine_growth = {
     fg_create,
     fg_reconfigure,
     fg_on_event,
-    NULL,
+    fg_on_timer,
     fg_on_watermark,
     fg_snapshot,
     fg_restore,

@@ -75,7 +75,11 @@
  * reconfigure() changes thresholds only; timers already armed keep their
  * deadlines (each record remembers the deadline it armed).
  *
- * Snapshot format version 3: u32 version; i64 armed (the deadline of the
+ * Lifecycle: see "Lifecycle" below (the retractions of the rules and the
+ * resolution of filed_not_scanned).
+ *
+ * Snapshot format version 4: as version 3, then the alerts late data may
+ * retract (rk__open_put). Version 3: u32 version; i64 armed (the deadline of the
  * armed "n:" timer, INT64_MAX for none); u32 n, n filings (str task, i64
  * ts, i64 planned_at, u32 scan_by - planned_at, str unit, str enterprise,
  * ref, u32 flags); u32 n, n pscans (str task, i64 deadline, i64 fired, i64
@@ -91,7 +95,8 @@
 #include "riskd/kit.h"
 #include "internal.h"
 
-#define UI_SNAP_VERSION 3u
+#define UI_SNAP_VERSION 4u
+#define UI_SNAP_V3 3u
 #define UI_SNAP_V2 2u
 #define UI_SNAP_V1 1u
 #define UI_MAX_SCANS 20
@@ -102,7 +107,9 @@
 #define F_FNS_DONE 2u
 #define F_DEAD     4u               /* replaced: out of the tables, freed when popped */
 #define F_MATCHED  8u               /* a scan named the filed enterprise */
-#define F_KNOWN    (F_SCANNED | F_FNS_DONE | F_MATCHED)   /* flags a snapshot may carry */
+#define F_FNS_OVER 16u              /* its filed_not_scanned alert was resolved
+                                       or retracted by a scan */
+#define F_KNOWN    (F_SCANNED | F_FNS_DONE | F_MATCHED | F_FNS_OVER)   /* flags a snapshot may carry */
 
 typedef struct ui_cfg {
     int64_t grace;
@@ -164,6 +171,9 @@ typedef struct ui_self {
     int64_t armed;                  /* deadline of the pending "n:" timer, or INT64_MAX */
     rk_map pscans, pcases;
     rk_heap sheap, cheap;           /* expiry: pscans, pcases */
+    rk__openset open;               /* alerts late data may retract, by
+                                       "s:<task>", "c:<task>", "r:<unit>\x1f<ent>",
+                                       "m:<task>" (see lifecycle below) */
 } ui_self;
 
 static int chain(ui_self *s);
@@ -382,6 +392,9 @@ static int64_t fheap_due(const ui_self *s, const ui_filing *f)
 /* Remove a record from its heap, index and memory. */
 static void pscan_drop(ui_self *s, ui_pscan *ps)
 {
+    char k[UI_MAX_ID + 3];
+    snprintf(k, sizeof(k), "s:%s", ps->ent->key);
+    rk__open_drop(&s->open, k);
     rk_heap_remove(&s->sheap, ps);
     pscan_free(rk_map_del(&s->pscans, ps->ent->key));
 }
@@ -406,6 +419,7 @@ static void clear_state(ui_self *s)
     rk_map_clear(&s->pcases, pcase_free);
     rk_heap_free(&s->sheap);
     rk_heap_free(&s->cheap);
+    rk__open_clear(&s->open);
 }
 
 /* Set every key of h to expiry(rec) and restore the heap order (after the
@@ -437,7 +451,235 @@ static int emit(ui_self *s, const char *rule, rk_severity sev, int64_t ts,
     a.evidence = ev;
     a.n_evidence = nev;
     a.cooldown = cooldown;
+    return s->api->emit(s->host, &a);
+}
+
+/* ===================================================================
+ * Lifecycle: retractions and filed_not_scanned's resolution
+ *
+ * The alerts late data may disprove are remembered in s->open by what
+ * disproves them: "s:<task>" scan_without_filing (ts = the round's
+ * deadline, extra "<enterprise>\x1f<unit>"), dropped with the task's
+ * pending scans; "c:<task>" case_without_filing (ts = deadline, extra
+ * "<case>\x1f<unit>"); "r:<unit>\x1f<enterprise>" reported_without_filing
+ * (ts = the report's); "m:<task>" enterprise_mismatch (extra
+ * "<unit>\x1f<scanned enterprise>"), dropped with the filing. "c:" and
+ * "r:" records go retention after their newest alert (timer "x:<key>").
+ * filed_not_scanned needs nothing beside its filing (F_FNS_DONE without
+ * F_SCANNED: it fired; F_FNS_OVER: a scan has settled it).
+ * =================================================================== */
+
+static const char *lc_reason(const ui_self *s, const char *zh, const char *en)
+{
+    return strcmp(s->api->language(s->host), "en") == 0 ? en : zh;
+}
+
+/* Emit the notice `status` of the alert rule/ts/subj, caused by ref. */
+static int lc_notice(ui_self *s, const char *rule, int64_t ts, const rk_subject *subj,
+                     rk_alert_status status, const char *reason, int64_t change_ts,
+                     const rk_entry_ref *ref)
+{
+    rk_alert a;
+    memset(&a, 0, sizeof(a));
+    a.rule = rule;
+    a.ts = ts;
+    a.subject = *subj;
+    a.status = status;
+    a.reason = reason;
+    a.change_ts = change_ts;
+    a.evidence = ref;
+    a.n_evidence = ref != NULL ? 1 : 0;
     return s->api->emit(s->host, &a) < 0 ? -1 : 0;
+}
+
+/* Remember an alert emitted (rc 1) under "<kind>:<id>" with extra
+ * "<x1>\x1f<x2>"; "c:" and "r:" arm their expiry timer. 0 or -1. */
+static int lc_remember(ui_self *s, int rc, char kind, const char *id, int64_t ts,
+                       const char *x1, const char *x2)
+{
+    char k[UI_MAX_ID + 3], x[2 * 256 + 2];
+    const rk__openrec *r;
+    int fresh;
+    if (rc < 0)
+        return -1;
+    if (rc == 0)
+        return 0;
+    snprintf(k, sizeof(k), "%c:%s", kind, id);
+    snprintf(x, sizeof(x), "%.255s\x1f%.255s", x1 ? x1 : "", x2 ? x2 : "");
+    fresh = rk__open_get(&s->open, k) == NULL;
+    if (rk__open_add(&s->open, k, ts, x) != 0)
+        return -1;
+    r = rk__open_get(&s->open, k);
+    if ((kind == 'c' || kind == 'r') && fresh) {
+        char t[UI_MAX_ID + 5];
+        snprintf(t, sizeof(t), "x:%s", k);
+        if (s->api->timer_set(s->host, sat_add(r->a[0].ts, s->cfg.retention), t, 0) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Split extra "<a>\x1f<b>" into buf: *a, *b (NULL when empty). */
+static void lc_split(const char *extra, char *buf, size_t len, const char **a, const char **b)
+{
+    char *sep;
+    snprintf(buf, len, "%s", extra ? extra : "");
+    sep = strchr(buf, '\x1f');
+    *a = buf;
+    *b = NULL;
+    if (sep != NULL) {
+        *sep = '\0';
+        *b = sep[1] ? sep + 1 : NULL;
+    }
+    if (**a == '\0')
+        *a = NULL;
+}
+
+/* Remove alert i of record r (order kept). */
+static void lc_remove(rk__openrec *r, uint32_t i)
+{
+    free(r->a[i].extra);
+    memmove(&r->a[i], &r->a[i + 1], (r->n - i - 1) * sizeof(r->a[0]));
+    r->n--;
+}
+
+/* The filing f (event ev) arrived: retract the scan_without_filing and
+ * case_without_filing alerts of its task whose deadline it met, and the
+ * reported_without_filing alerts of its unit and enterprise it matches. */
+static int lc_on_filing(ui_self *s, const ui_filing *f, const rk_event *ev)
+{
+    char k[UI_MAX_ID + 3], buf[600];
+    const char *a, *b;
+    rk__openrec *r;
+    rk_subject subj;
+    uint32_t i;
+    int rc = 0;
+
+    snprintf(k, sizeof(k), "s:%s", f_task(f));
+    if ((r = rk__open_get(&s->open, k)) != NULL) {
+        for (i = 0; i < r->n; ) {
+            if (r->a[i].ts < f->ts) { i++; continue; }     /* filed too late for it */
+            lc_split(r->a[i].extra, buf, sizeof(buf), &a, &b);
+            memset(&subj, 0, sizeof(subj));
+            subj.task_id = f_task(f);
+            subj.enterprise_id = a;
+            subj.unit_id = b;
+            if (lc_notice(s, "scan_without_filing", r->a[i].ts, &subj, RK_ALERT_RETRACTED,
+                          lc_reason(s, "该任务的备案在宽限期内已经提交，只是晚到。",
+                                    "The task's filing was made within the grace period "
+                                    "and arrived late."), ev->ts, &ev->ref) != 0)
+                rc = -1;
+            lc_remove(r, i);
+        }
+    }
+    snprintf(k, sizeof(k), "c:%s", f_task(f));
+    if ((r = rk__open_get(&s->open, k)) != NULL) {
+        for (i = 0; i < r->n; ) {
+            if (r->a[i].ts < f->ts) { i++; continue; }
+            lc_split(r->a[i].extra, buf, sizeof(buf), &a, &b);
+            memset(&subj, 0, sizeof(subj));
+            subj.case_id = a;
+            subj.unit_id = b;
+            subj.task_id = f_task(f);
+            if (lc_notice(s, "case_without_filing", r->a[i].ts, &subj, RK_ALERT_RETRACTED,
+                          lc_reason(s, "该案件所涉检查任务的备案在宽限期内已经提交，只是晚到。",
+                                    "The filing of the case's inspection task was made "
+                                    "within the grace period and arrived late."),
+                          ev->ts, &ev->ref) != 0)
+                rc = -1;
+            lc_remove(r, i);
+        }
+    }
+    snprintf(k, sizeof(k), "r:%s\x1f%s", f_unit(f), f_ent(f));
+    if ((r = rk__open_get(&s->open, k)) != NULL) {
+        for (i = 0; i < r->n; ) {
+            if (f->planned_at < sat_add(r->a[i].ts, -s->cfg.tolerance) ||
+                f->planned_at > sat_add(r->a[i].ts, s->cfg.tolerance)) { i++; continue; }
+            memset(&subj, 0, sizeof(subj));
+            subj.unit_id = f_unit(f);
+            subj.enterprise_id = f_ent(f);
+            if (lc_notice(s, "reported_without_filing", r->a[i].ts, &subj, RK_ALERT_RETRACTED,
+                          lc_reason(s, "与该报告相符的检查备案已经到达。",
+                                    "A filing that matches the report has arrived."),
+                          ev->ts, &ev->ref) != 0)
+                rc = -1;
+            lc_remove(r, i);
+        }
+    }
+    return rc;
+}
+
+/* An amendment of task's filing names enterprise ent: retract the
+ * enterprise_mismatch alerts about a scan by ent. */
+static int lc_on_amended(ui_self *s, const char *task, const char *ent, const rk_event *ev)
+{
+    char k[UI_MAX_ID + 3], buf[600];
+    const char *unit, *scanned;
+    rk__openrec *r;
+    rk_subject subj;
+    uint32_t i;
+    int rc = 0;
+
+    snprintf(k, sizeof(k), "m:%s", task);
+    if ((r = rk__open_get(&s->open, k)) == NULL)
+        return 0;
+    for (i = 0; i < r->n; ) {
+        lc_split(r->a[i].extra, buf, sizeof(buf), &unit, &scanned);
+        if (!streq(scanned, ent)) { i++; continue; }
+        memset(&subj, 0, sizeof(subj));
+        subj.task_id = task;
+        subj.unit_id = unit;
+        subj.enterprise_id = scanned;
+        if (lc_notice(s, "enterprise_mismatch", r->a[i].ts, &subj, RK_ALERT_RETRACTED,
+                      lc_reason(s, "备案已更正为扫码的企业。",
+                                "The filing was amended to name the scanned enterprise."),
+                      ev->ts, &ev->ref) != 0)
+            rc = -1;
+        lc_remove(r, i);
+    }
+    return rc;
+}
+
+/* A scan of f's task at ev: settle its filed_not_scanned alert, if it
+ * fired: retracted by a scan in time that arrived late, resolved by a late
+ * one. */
+static int lc_on_scan(ui_self *s, ui_filing *f, const rk_event *ev)
+{
+    rk_subject subj;
+    int in_time = ev->ts <= f_scan_by(f);
+    if (!(f->flags & F_FNS_DONE) || (f->flags & (F_SCANNED | F_FNS_OVER)))
+        return 0;
+    f->flags |= F_FNS_OVER;
+    memset(&subj, 0, sizeof(subj));
+    subj.task_id = f_task(f);
+    subj.unit_id = f_unit(f);
+    subj.enterprise_id = f_ent(f);
+    return lc_notice(s, "filed_not_scanned", f_scan_by(f), &subj,
+                     in_time ? RK_ALERT_RETRACTED : RK_ALERT_RESOLVED,
+                     in_time ? lc_reason(s, "该任务在截止时间前已扫码，扫码记录晚到。",
+                                         "The task was scanned before its deadline; the "
+                                         "scan arrived late.")
+                             : lc_reason(s, "该任务已在截止时间后补扫码（逾期扫码）。",
+                                         "The task was scanned late, after its deadline."),
+                     ev->ts, &ev->ref);
+}
+
+/* "x:<key>": drop the "c:"/"r:" record's alerts older than retention, and
+ * the record when none is left; else wait for the next one. */
+static int lc_expire(ui_self *s, int64_t deadline, const char *key)
+{
+    rk__openrec *r = rk__open_get(&s->open, key);
+    char t[UI_MAX_ID + 5];
+    while (r != NULL && r->n > 0 && sat_add(r->a[0].ts, s->cfg.retention) <= deadline)
+        lc_remove(r, 0);
+    if (r == NULL)
+        return 0;
+    if (r->n == 0) {
+        rk__open_drop(&s->open, key);
+        return 0;
+    }
+    snprintf(t, sizeof(t), "x:%s", key);
+    return s->api->timer_set(s->host, sat_add(r->a[0].ts, s->cfg.retention), t, 0) < 0 ? -1 : 0;
 }
 
 /* ===================================================================
@@ -497,6 +739,7 @@ static void *ui_create(const rk_host_api *api, rk_host *host, const json_t *cfg,
     s->armed = INT64_MAX;
     rk_heap_init(&s->sheap, offsetof(ui_pscan, hpos));
     rk_heap_init(&s->cheap, offsetof(ui_pcase, hpos));
+    rk__open_init(&s->open);
     return s;
 }
 
@@ -570,8 +813,9 @@ static int mismatch(ui_self *s, const char *task, const ui_filing *f,
         rk_say_who(&t, "enterprise", scanned_ent, 0);
         rk_say_f(&t, "扫码（1次扫码对象不符）");
     }
-    return emit(s, "enterprise_mismatch", RK_SEV_CRITICAL, ts, &subj, ev, 2,
-                s->cfg.cooldown, rk_say_text(&t), 1, 1);
+    return lc_remember(s, emit(s, "enterprise_mismatch", RK_SEV_CRITICAL, ts, &subj, ev, 2,
+                               s->cfg.cooldown, rk_say_text(&t), 1, 1),
+                       'm', task, ts, f_unit(f), scanned_ent);
 }
 
 /* Whether the daemon knows ev's task as filed although this detector no
@@ -653,7 +897,10 @@ static int on_filed(ui_self *s, const rk_event *ev)
         ps->merged = 1;
         rk_heap_update(&s->sheap, ps, pscan_expiry(s, ps));
     }
-    return 0;
+    /* Late data: alerts this filing disproves. */
+    if (old != NULL && lc_on_amended(s, ev->task_id, f_ent(f), ev) != 0)
+        return -1;
+    return lc_on_filing(s, f, ev);
 }
 
 static int on_scanned(ui_self *s, const rk_event *ev)
@@ -667,6 +914,8 @@ static int on_scanned(ui_self *s, const rk_event *ev)
         return 0;
     f = filing_find(s, ev->task_id);
     if (f != NULL) {
+        if (lc_on_scan(s, f, ev) != 0)
+            return -1;
         if (ev->ts <= f_scan_by(f))
             f->flags |= F_SCANNED;
         if (!streq(ev->enterprise_id, f_ent(f)))
@@ -737,6 +986,7 @@ static int on_reported(ui_self *s, const rk_event *ev)
     int64_t now;
     rk_subject subj;
     rk_say t;
+    char pair[512];
 
     if (ev->unit_id == NULL || ev->enterprise_id == NULL)
         return 0;
@@ -770,8 +1020,10 @@ static int on_reported(ui_self *s, const rk_event *ev)
         rk_say_span(&t, s->cfg.tolerance);
         rk_say_f(&t, "内没有该检查的网上备案");
     }
-    return emit(s, "reported_without_filing", RK_SEV_CRITICAL, ev->ts, &subj,
-                &ev->ref, 1, s->cfg.cooldown, rk_say_text(&t), 1, 1);
+    snprintf(pair, sizeof(pair), "%.255s\x1f%.255s", ev->unit_id, ev->enterprise_id);
+    return lc_remember(s, emit(s, "reported_without_filing", RK_SEV_CRITICAL, ev->ts, &subj,
+                               &ev->ref, 1, s->cfg.cooldown, rk_say_text(&t), 1, 1),
+                       'r', pair, ev->ts, NULL, NULL);
 }
 
 static int case_alert(ui_self *s, const char *case_id, const char *unit,
@@ -779,6 +1031,7 @@ static int case_alert(ui_self *s, const char *case_id, const char *unit,
 {
     rk_subject subj;
     rk_say t;
+    int rc;
     memset(&subj, 0, sizeof(subj));
     subj.case_id = case_id;
     subj.unit_id = unit;
@@ -804,8 +1057,11 @@ static int case_alert(ui_self *s, const char *case_id, const char *unit,
             rk_say_f(&t, "检查，但未注明已备案的检查任务");
         }
     }
-    return emit(s, "case_without_filing", RK_SEV_WARNING, ts, &subj, &ref, 1,
-                s->cfg.cooldown, rk_say_text(&t), 1, 1);
+    rc = emit(s, "case_without_filing", RK_SEV_WARNING, ts, &subj, &ref, 1,
+              s->cfg.cooldown, rk_say_text(&t), 1, 1);
+    if (task == NULL)
+        return rc < 0 ? -1 : 0;     /* no filing can disprove it */
+    return lc_remember(s, rc, 'c', task, ts, case_id, unit);
 }
 
 static int on_case_opened(ui_self *s, const rk_event *ev)
@@ -896,7 +1152,7 @@ static int fns_fire(ui_self *s, ui_filing *f)
     }
     return emit(s, "filed_not_scanned", RK_SEV_INFO, f_scan_by(f), &subj, &f->ref,
                 1, 0, rk_say_text(&t), (double)f->scan_after / (double)RK_HOUR,
-                (double)s->cfg.scan_deadline / (double)RK_HOUR);
+                (double)s->cfg.scan_deadline / (double)RK_HOUR) < 0 ? -1 : 0;
 }
 
 /* Move the filings due before now on: run filed_not_scanned for those past
@@ -923,6 +1179,9 @@ static int pump(ui_self *s, int64_t now, int may_emit)
         }
         due = fheap_due(s, f);
         if ((f->flags & F_FNS_DONE) && due < now) {
+            char k[UI_MAX_ID + 3];
+            snprintf(k, sizeof(k), "m:%s", f_task(f));
+            rk__open_drop(&s->open, k);     /* its mismatches stay as they are */
             rk_heap_pop(&s->fheap);
             filing_unindex(s, f);
             free(f);
@@ -1018,9 +1277,11 @@ static int timer_scan(ui_self *s, int64_t deadline, const char *task)
         rk_say_span(&t, s->cfg.grace);
         rk_say_f(&t, "）");
     }
-    return emit(s, "scan_without_filing", RK_SEV_WARNING, deadline, &subj, ev, n,
-                s->cfg.cooldown, rk_say_text(&t), (double)(deadline - first) / (double)RK_MINUTE,
-                (double)s->cfg.grace / (double)RK_MINUTE);
+    return lc_remember(s, emit(s, "scan_without_filing", RK_SEV_WARNING, deadline, &subj, ev,
+                               n, s->cfg.cooldown, rk_say_text(&t),
+                               (double)(deadline - first) / (double)RK_MINUTE,
+                               (double)s->cfg.grace / (double)RK_MINUTE),
+                       's', task, deadline, ent, unit);
 }
 
 static int timer_case(ui_self *s, int64_t deadline, const char *case_id)
@@ -1047,6 +1308,7 @@ static int ui_on_timer(void *self, int64_t deadline, const char *key, uint64_t a
     case 'n': return timer_filings(s, deadline);
     case 's': return timer_scan(s, deadline, key + 2);
     case 'c': return timer_case(s, deadline, key + 2);
+    case 'x': return lc_expire(s, deadline, key + 2);
     default:  return 0;
     }
 }
@@ -1137,6 +1399,7 @@ static int ui_snapshot(void *self, rk_buf *out)
         rk_buf_put_str(out, pc->task);
         rk_buf_put_ref(out, pc->ref);
     }
+    rk__open_put(out, &s->open);
     return out->oom ? -1 : 0;
 }
 
@@ -1321,10 +1584,12 @@ static int skip_v1_reports(rk_rd *r)
 
 static int restore_body(ui_self *s, rk_rd *r, uint32_t ver)
 {
-    if (ver == UI_SNAP_VERSION)
+    if (ver >= UI_SNAP_V3)
         s->armed = rk_rd_i64(r);
     if (restore_filings(s, r, ver) != 0 || restore_pscans(s, r) != 0 ||
         restore_pcases(s, r) != 0)
+        return -1;
+    if (ver >= UI_SNAP_VERSION && rk__open_read(r, &s->open) != 0)
         return -1;
     if (ver == UI_SNAP_V1 && skip_v1_reports(r) != 0)
         return -1;
@@ -1341,7 +1606,8 @@ static int ui_restore(void *self, const void *data, size_t len,
     clear_state(s);
     rk_rd_init(&r, data, len);
     ver = rk_rd_u32(&r);
-    if (r.err || (ver != UI_SNAP_VERSION && ver != UI_SNAP_V2 && ver != UI_SNAP_V1)) {
+    if (r.err || (ver != UI_SNAP_VERSION && ver != UI_SNAP_V3 && ver != UI_SNAP_V2 &&
+                  ver != UI_SNAP_V1)) {
         rk_kit_errf(err, errlen, "unfiled_inspection: unknown snapshot version");
         return -1;
     }

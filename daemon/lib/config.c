@@ -54,6 +54,8 @@
 #define DEF_DEDUPE_TTL      (400 * RK_DAY)
 #define DEF_OPEN_KEY        "riskd:open"
 #define DEF_LANGUAGE        "zh-CN"
+#define DEF_OPEN_TTL        (30 * RK_DAY)
+#define DEF_KEEP_FIRING_FOR (60 * RK_MINUTE)
 #define DEF_WALL_ADVANCE    1
 #define DEF_CLOCK_IDLE      (60 * RK_SECOND)
 #define DEF_ALLOWED_LATENESS 0
@@ -391,9 +393,10 @@ static int load_alerts(const json_t *root, rk__config *c, char *err,
                        size_t errlen)
 {
     static const char *const keys[] = {
-        "stream", "channel_prefix", "maxlen", "dedupe_ttl", "open_key", "language", NULL
+        "stream", "channel_prefix", "maxlen", "dedupe_ttl", "language",
+        "keep_firing_for", "open_ttl", "open_key", NULL
     };
-    const json_t *o;
+    const json_t *o, *lang;
 
     if (cfg_section(root, "alerts", keys, &o, err, errlen) != 0 ||
         cfg_string(o, "alerts.", "stream", 1, 0, DEF_ALERTS_STREAM,
@@ -404,16 +407,59 @@ static int load_alerts(const json_t *root, rk__config *c, char *err,
                        DEF_ALERTS_MAXLEN, &c->alerts_maxlen, err, errlen) != 0 ||
         rk_kit_cfg_duration(o, "alerts.", "dedupe_ttl", RK_SECOND,
                             DEF_DEDUPE_TTL, &c->dedupe_ttl, err, errlen) != 0 ||
+        rk_kit_cfg_duration(o, "alerts.", "keep_firing_for", 0, DEF_KEEP_FIRING_FOR,
+                            &c->keep_firing_for, err, errlen) != 0 ||
+        rk_kit_cfg_duration(o, "alerts.", "open_ttl", RK_MINUTE, DEF_OPEN_TTL,
+                            &c->open_ttl, err, errlen) != 0 ||
         cfg_string(o, "alerts.", "open_key", 1, 0, DEF_OPEN_KEY,
-                   &c->alerts_open_key, err, errlen) != 0 ||
-        cfg_string(o, "alerts.", "language", 1, 0, DEF_LANGUAGE,
-                   &c->alerts_language, err, errlen) != 0)
+                   &c->alerts_open_key, err, errlen) != 0)
         return -1;
-    if (strcmp(c->alerts_language, "zh-CN") != 0 && strcmp(c->alerts_language, "en") != 0) {
+    lang = o != NULL ? json_object_get(o, "language") : NULL;
+    if (lang != NULL && (!json_is_string(lang) ||
+                         (strcmp(json_string_value(lang), "zh-CN") != 0 &&
+                          strcmp(json_string_value(lang), "en") != 0))) {
         rk_kit_errf(err, errlen, "alerts.language: expected \"zh-CN\" or \"en\"");
         return -1;
     }
+    c->alerts_language = dupstr(lang != NULL ? json_string_value(lang) : DEF_LANGUAGE);
+    if (c->alerts_language == NULL) {
+        rk_kit_errf(err, errlen, "alerts.language: out of memory");
+        return -1;
+    }
+    c->lang_en = strcmp(c->alerts_language, "en") == 0;
     return 0;
+}
+
+/* On a Redis Cluster the publish script writes the open hash beside the
+ * alert stream: both must hash to one slot. Without alerts.open_key the
+ * default there is "riskd:open:{<the stream's hash tag>}"; a key given in
+ * another slot is refused. 0, or -1 with err. */
+static int check_open_slot(const json_t *root, rk__config *c, char *err, size_t errlen)
+{
+    const json_t *al = json_object_get(root, "alerts");
+    if (c->n_cluster > 0 && (!json_is_object(al) || json_object_get(al, "open_key") == NULL)) {
+        /* The default beside the stream: "riskd:open:{<its tag>}". */
+        char tag[256], *k;
+        size_t n;
+        rk__slot_tag(c->alerts_stream, tag, sizeof(tag));
+        n = strlen(DEF_OPEN_KEY) + strlen(tag) + 4;
+        if ((k = malloc(n)) == NULL) {
+            rk_kit_errf(err, errlen, "alerts.open_key: out of memory");
+            return -1;
+        }
+        snprintf(k, n, DEF_OPEN_KEY ":{%s}", tag);
+        free(c->alerts_open_key);
+        c->alerts_open_key = k;
+        return 0;
+    }
+    if (c->n_cluster == 0 ||
+        rk__redis_keyslot(c->alerts_open_key, strlen(c->alerts_open_key)) ==
+        rk__redis_keyslot(c->alerts_stream, strlen(c->alerts_stream)))
+        return 0;
+    rk_kit_errf(err, errlen, "alerts.open_key: \"%s\" must hash to the Redis Cluster slot "
+                "of alerts.stream \"%s\" (give both the same hash tag, e.g. "
+                "\"{alerts}:open\" beside \"{alerts}\")", c->alerts_open_key, c->alerts_stream);
+    return -1;
 }
 
 static int load_clock(const json_t *root, rk__config *c, char *err, size_t errlen)
@@ -643,6 +689,7 @@ int rk__config_from_json(json_t *root, rk__config **out, char *err, size_t errle
     if (load_redis(root, c, err, errlen) != 0 ||
         load_streams(root, c, err, errlen) != 0 ||
         load_alerts(root, c, err, errlen) != 0 ||
+        check_open_slot(root, c, err, errlen) != 0 ||
         load_clock(root, c, err, errlen) != 0 ||
         load_metrics(root, c, err, errlen) != 0 ||
         load_state(root, c, err, errlen) != 0 ||

@@ -24,6 +24,11 @@ void rk__fire_timers(rk__engine *e)
         rk__ind_advance(e->ind, rk__clock_now(&e->clock));
     while (rk__clock_pop_due(&e->clock, &t)) {
         rk__det *d = t.det < e->reg.n ? e->reg.dets[t.det] : NULL;
+        if (t.det == RK__TIMER_OPEN_TTL) {
+            rk__open_ttl_fire(e, t.deadline, t.key);
+            free(t.key);
+            continue;
+        }
         if (d != NULL && d->self != NULL && d->ops->on_timer != NULL &&
             d->ops->on_timer(d->self, t.deadline, t.key, t.arg) < 0) {
             e->stats.detector_errors++;

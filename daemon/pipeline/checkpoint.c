@@ -47,12 +47,16 @@ static void ack_drop(stream_state *s, size_t n)
 static const char *det_name_cb(uint32_t idx, void *ud)
 {
     rk__engine *e = ud;
+    if (idx == RK__TIMER_OPEN_TTL)
+        return RK__TIMER_OPEN_TTL_NAME;
     return idx < e->reg.n ? e->reg.dets[idx]->name : "";
 }
 
 static int det_index_cb(const char *name, void *ud)
 {
     rk__engine *e = ud;
+    if (strcmp(name, RK__TIMER_OPEN_TTL_NAME) == 0)
+        return (int)RK__TIMER_OPEN_TTL;
     return rk__registry_find(&e->reg, name);
 }
 

@@ -322,6 +322,8 @@ void rk__engine_free(rk__engine *e)
     rk__silences_free(e->silences);
     free(e->audit_old);
     json_decref(e->replay_alerts);
+    json_decref(e->replay_notices);
+    json_decref(e->replay_closed);
     rk__config_free(e->cfg);
     e->cfg = NULL;
     free(e->suspect_key);

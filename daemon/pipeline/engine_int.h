@@ -193,6 +193,8 @@ struct rk__engine {
     bool replay_has_to;
     rk_entry_ref replay_to;
     json_t *replay_alerts;          /* id -> alert summary */
+    json_t *replay_notices;         /* the notices, in order */
+    json_t *replay_closed;          /* id -> true: no longer open */
     bool replay_done;
     /* wall-clock ticks (ticks.c, "Wall-clock ticks" below) */
     char *clock_key;                /* <state.key>:clock */
@@ -334,6 +336,10 @@ void rk__count_alert(rk__engine *e, const char *det, const char *rule, rk_severi
 void rk__free_cooldowns(rk__det *d);
 void rk__on_det_removed(rk__engine *e, uint32_t idx);
 void rk__init_api(rk_host_api *api);
+/* An alerts.open_ttl timer (key "<detector>\x1f<alert id>") passed at
+ * deadline: write the alert's "closed" notice, by riskd (dropped when the
+ * alert is no longer open). */
+void rk__open_ttl_fire(rk__engine *e, int64_t deadline, const char *key);
 
 /* output_live.c */
 rk__redis *rk__audit_conn(const rk__engine *e);

@@ -174,6 +174,21 @@ void rk__engine_metrics(rk__engine *e, rk__prom *m)
         "already written.\n"
         "# TYPE riskd_alerts_duplicate_total counter\n");
     S(m, "riskd_alerts_duplicate_total", " %llu", ULL(os->duplicates));
+    FAM(m, "riskd_notices_emitted_total",
+        "# HELP riskd_notices_emitted_total Notices (resolved, retracted, closed) the "
+        "detectors and the open_ttl timers asked for.\n"
+        "# TYPE riskd_notices_emitted_total counter\n");
+    S(m, "riskd_notices_emitted_total", " %llu", ULL(e->stats.notices_emitted));
+    FAM(m, "riskd_notices_written_total",
+        "# HELP riskd_notices_written_total Notices written to the alert stream and "
+        "channel.\n"
+        "# TYPE riskd_notices_written_total counter\n");
+    S(m, "riskd_notices_written_total", " %llu", ULL(os->notices_written));
+    FAM(m, "riskd_notices_not_open_total",
+        "# HELP riskd_notices_not_open_total Notices not written because their alert "
+        "was no longer open (or never written).\n"
+        "# TYPE riskd_notices_not_open_total counter\n");
+    S(m, "riskd_notices_not_open_total", " %llu", ULL(os->not_open));
     if (e->filreg != NULL) {
         FAM(m, "riskd_alerts_filed_elsewhere_total",
             "# HELP riskd_alerts_filed_elsewhere_total scan_without_filing and "

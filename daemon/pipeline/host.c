@@ -7,7 +7,9 @@
  * emit() applies the detector's severity override and the cooldown per
  * (rule, subject), derives the alert id from the alert's content and hands
  * the alert to the engine's output (output.h): the live writer or the
- * replay writer. It also owns the cooldowns (a map and a heap by end time
+ * replay writer. A notice (status resolved or retracted, ABI minor 2)
+ * carries the original alert's content, so it gets the alert's id, and
+ * goes to the output's notice writer, past the cooldown. It also owns the cooldowns (a map and a heap by end time
  * per detector) and the per-rule alert counts of the metrics. */
 #include "engine_int.h"
 
@@ -116,13 +118,30 @@ static int host_emit(rk_host *h, const rk_alert *a)
 
     if (a->rule == NULL)
         return -1;
-    if (d->ops->abi_minor < 3) {
-        /* Read no member the plugin's minor does not have. */
-        size_t n = d->ops->abi_minor >= 1 ? offsetof(rk_alert, item_code)
+    if (d->ops->abi_minor < 4) {
+        /* Read no member the plugin's minor does not have: a copy with the
+         * ones it has, the later ones zero (status FIRING, no item_code). */
+        size_t n = d->ops->abi_minor >= 3 ? offsetof(rk_alert, status)
+                 : d->ops->abi_minor >= 1 ? offsetof(rk_alert, item_code)
                                           : offsetof(rk_alert, trigger_key);
         memset(&old, 0, sizeof(old));
         memcpy(&old, a, n);
         a = &old;
+    }
+    if (a->status != RK_ALERT_FIRING) {
+        const char *status = a->status == RK_ALERT_RESOLVED ? "resolved" :
+                             a->status == RK_ALERT_RETRACTED ? "retracted" : NULL;
+        if (status == NULL)
+            return -1;
+        rk__alert_id(d->alert_name, a, a->trigger_key, id);
+        if (e->out->notice(e, id, d->alert_name, a, status, rk__wall_ms()) < 0)
+            return -1;
+        e->stats.notices_emitted++;
+        /* A retracted unfiled alert never held: it leaves `unfiled`. */
+        if (a->status == RK_ALERT_RETRACTED && e->ind != NULL &&
+            rk__ind_is_unfiled_rule(d->alert_name, a->rule))
+            rk__ind_unfiled_retract(e->ind, a->ts, a->subject.unit_id);
+        return 1;
     }
     if (a->cooldown > 0) {
         cooldowns *cs = rk__det_cooldowns(d);
@@ -149,7 +168,41 @@ static int host_emit(rk_host *h, const rk_alert *a)
     rk__count_alert(e, d->alert_name, a->rule, sev);
     if (e->ind != NULL && rk__ind_is_unfiled_rule(d->alert_name, a->rule))
         rk__ind_unfiled(e->ind, a->ts, a->subject.unit_id);
+    /* alerts.open_ttl: close it then, if still open (a timer of event
+     * time, checkpointed with the detectors'). */
+    if (a->ts <= INT64_MAX - e->cfg->open_ttl) {
+        snprintf(key, sizeof(key), "%s\x1f%s", d->alert_name, id);
+        if (rk__clock_timer_add(&e->clock, a->ts + e->cfg->open_ttl, RK__TIMER_OPEN_TTL,
+                                key, 0) != 0)
+            return -1;
+    }
     return 1;
+}
+
+void rk__open_ttl_fire(rk__engine *e, int64_t deadline, const char *key)
+{
+    const char *sep = strchr(key, '\x1f');
+    char det[256], reason[256], dur[32];
+    rk_alert a;
+
+    if (sep == NULL || (size_t)(sep - key) >= sizeof(det) || strlen(sep + 1) != 32)
+        return;
+    memcpy(det, key, (size_t)(sep - key));
+    det[sep - key] = '\0';
+    rk_kit_format_duration(e->cfg->open_ttl, dur, sizeof(dur));
+    if (e->cfg->lang_en)
+        snprintf(reason, sizeof(reason), "The alert stayed open longer than %s "
+                 "(alerts.open_ttl) and was closed.", dur);
+    else
+        snprintf(reason, sizeof(reason), "该告警保持未处理状态已超过%s（alerts.open_ttl），"
+                 "已自动关闭。", dur);
+    memset(&a, 0, sizeof(a));
+    a.rule = "";
+    a.status = RK_ALERT_FIRING;     /* unused: the writer gets "closed" */
+    a.reason = reason;
+    a.change_ts = deadline;
+    if (e->out->notice(e, sep + 1, det, &a, "closed", rk__wall_ms()) >= 0)
+        e->stats.notices_emitted++;
 }
 
 static int host_timer_set(rk_host *h, int64_t deadline, const char *key, uint64_t arg)
@@ -172,6 +225,11 @@ static void host_log(rk_host *h, rk_log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     rk__vlog(level, prefix, fmt, ap);
     va_end(ap);
+}
+
+static int64_t host_keep_firing_for(rk_host *h)
+{
+    return HOST(h)->eng->cfg->keep_firing_for;
 }
 
 static const char *host_stream_name(rk_host *h, unsigned s)
@@ -268,4 +326,5 @@ void rk__init_api(rk_host_api *api)
     api->benchmark_range = host_benchmark_range;
     api->exempt_kind = host_exempt_kind;
     api->credential_valid = host_credential_valid;
+    api->keep_firing_for = host_keep_firing_for;
 }

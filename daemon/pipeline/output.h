@@ -22,6 +22,12 @@ typedef struct rk__output {
      * -1 when out of memory (nothing emitted). */
     int (*alert)(struct rk__engine *e, const char *id, const char *legacy, const char *det,
                  const rk_alert *a, rk_severity sev, int64_t now_wall);
+    /* Write the notice `status` ("resolved", "retracted", "closed") of alert
+     * id of det: a->change_ts, a->reason, a->evidence describe the change.
+     * Written once per (id, status) and only while the alert is open.
+     * Returns 1 when queued, -1 when out of memory. */
+    int (*notice)(struct rk__engine *e, const char *id, const char *det, const rk_alert *a,
+                  const char *status, int64_t now_wall);
     /* Dead-letter entry id of stream (payload data, len) for reason why.
      * Returns 0, or -1 when out of memory. */
     int (*dead)(struct rk__engine *e, const char *stream, const char *id, const char *why,

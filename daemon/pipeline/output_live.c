@@ -24,24 +24,31 @@ rk__redis *rk__audit_conn(const rk__engine *e)
 static void on_silences(rk__redis *r, redisReply *reply, void *pd)
 {
     rk__engine *e = pd;
-    const char **vals;
-    size_t *lens, i, n = 0;
+    const char **vals, **ids;
+    size_t *lens, *idl, i, n = 0;
     (void)r;
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || e->silences == NULL)
         return;
     vals = calloc(reply->elements / 2 + 1, sizeof(*vals));
     lens = calloc(reply->elements / 2 + 1, sizeof(*lens));
-    if (vals != NULL && lens != NULL) {
+    ids = calloc(reply->elements / 2 + 1, sizeof(*ids));
+    idl = calloc(reply->elements / 2 + 1, sizeof(*idl));
+    if (vals != NULL && lens != NULL && ids != NULL && idl != NULL) {
         for (i = 1; i < reply->elements; i += 2) {
-            if (reply->element[i]->type != REDIS_REPLY_STRING)
+            if (reply->element[i]->type != REDIS_REPLY_STRING ||
+                reply->element[i - 1]->type != REDIS_REPLY_STRING)
                 continue;
+            ids[n] = reply->element[i - 1]->str;
+            idl[n] = reply->element[i - 1]->len;
             vals[n] = reply->element[i]->str;
             lens[n++] = reply->element[i]->len;
         }
-        rk__silences_load(e->silences, vals, lens, n);
+        rk__silences_load_ids(e->silences, ids, idl, vals, lens, n);
     }
     free(vals);
     free(lens);
+    free(ids);
+    free(idl);
 }
 
 /* The configuration without secrets, as compact JSON (caller frees). */
@@ -108,8 +115,8 @@ void rk__engine_reject_config(rk__engine *e, const char *path, const char *error
     a.summary = summary;
     rk__alert_id("riskd", &a, NULL, id);
     json = rk__alert_json(id, "riskd", &a, a.severity, e->stream_keys, e->cfg->tz_offset_s,
-                          a.ts, false);
-    if (json == NULL || rk__outbox_alert(e->ob, id, NULL, "riskd", json, true) != 0)
+                          a.ts, NULL);
+    if (json == NULL || rk__outbox_alert(e->ob, id, NULL, "riskd", json, NULL) != 0)
         rk__log(RK_LOG_ERR, "out of memory queueing the config_rejected alert");
     free(json);
     rk__count_alert(e, "riskd", "config_rejected", RK_SEV_WARNING);
@@ -121,9 +128,9 @@ static int live_alert(rk__engine *e, const char *id, const char *legacy, const c
                       const rk_alert *a, rk_severity sev, int64_t now_wall)
 {
     char *json;
-    bool silenced;
+    const char *silenced;
 
-    silenced = rk__silences_match(e->silences, det, a, now_wall);
+    silenced = rk__silences_which(e->silences, det, a, now_wall);
     if (silenced)
         e->silenced++;
     json = rk__alert_json(id, det, a, sev, e->stream_keys, e->cfg->tz_offset_s,
@@ -135,19 +142,37 @@ static int live_alert(rk__engine *e, const char *id, const char *legacy, const c
         size_t nk;
         rk__register_check(e->cfg, a->subject.task_id, a->ts, rkeys, &nk, spec, sizeof(spec));
         if (rk__outbox_alert_checked(e->ob, id, legacy, det,
-                                     json, !silenced, rkeys, nk, spec) != 0) {
+                                     json, silenced, rkeys, nk, spec) != 0) {
             free(json);
             rk__log(RK_LOG_ERR, "out of memory queueing an alert of %s", det);
             return -1;
         }
     } else if (json == NULL || rk__outbox_alert(e->ob, id, legacy,
-                                                det, json, !silenced) != 0) {
+                                                det, json, silenced) != 0) {
         free(json);
         rk__log(RK_LOG_ERR, "out of memory queueing an alert of %s", det);
         return -1;
     }
     free(json);
     rk__log(RK_LOG_DEBUG, "alert %s %s/%s", id, det, a->rule);
+    return 1;
+}
+
+/* A notice: its own members here, the rest from the open alert in the
+ * publish script. */
+static int live_notice(rk__engine *e, const char *id, const char *det, const rk_alert *a,
+                       const char *status, int64_t now_wall)
+{
+    char *m = rk__notice_members(a->change_ts, now_wall, e->cfg->tz_offset_s, a->reason,
+                                 a->evidence, a->n_evidence, e->stream_keys,
+                                 strcmp(status, "closed") == 0 ? "riskd" : NULL);
+    if (m == NULL || rk__outbox_notice(e->ob, id, status, det, m) != 0) {
+        free(m);
+        rk__log(RK_LOG_ERR, "out of memory queueing a notice of %s", det);
+        return -1;
+    }
+    free(m);
+    rk__log(RK_LOG_DEBUG, "notice %s %s %s/%s", status, id, det, a->rule);
     return 1;
 }
 
@@ -170,7 +195,7 @@ static void live_housekeep(rk__engine *e, int64_t now)
         rk__write_audit(e);
 }
 
-const rk__output rk__output_live = {live_alert, live_dead, live_housekeep};
+const rk__output rk__output_live = {live_alert, live_notice, live_dead, live_housekeep};
 
 static void on_drained(void *ud)
 {

@@ -1,5 +1,6 @@
-/* output_replay.c - the replay writer (riskd --replay): alerts are printed
- * as JSON lines and collected by id for the summary and the caller;
+/* output_replay.c - the replay writer (riskd --replay): alerts and notices
+ * are printed as JSON lines (a notice only while its alert is open, as the
+ * live publish script does) and collected for the summary and the caller;
  * nothing is written to Redis, and dead letters are only counted.
  * The alerts are kept as JSON objects with "emitted_at" removed, so that
  * two runs over the same range compare equal. */
@@ -12,7 +13,7 @@ static int replay_alert(rk__engine *e, const char *id, const char *legacy, const
                         const rk_alert *a, rk_severity sev, int64_t now_wall)
 {
     char *json = rk__alert_json(id, det, a, sev, e->stream_keys, e->cfg->tz_offset_s,
-                                now_wall, false);
+                                now_wall, NULL);
     json_t *o;
     if (json == NULL)
         return -1;
@@ -25,6 +26,34 @@ static int replay_alert(rk__engine *e, const char *id, const char *legacy, const
         json_object_set_new(e->replay_alerts, id, o);
     }
     (void)legacy;
+    return 1;
+}
+
+/* A notice, as the live publish script writes it: once, and only while
+ * its alert (raised in this replay) is open. */
+static int replay_notice(rk__engine *e, const char *id, const char *det, const rk_alert *a,
+                         const char *status, int64_t now_wall)
+{
+    json_t *alert = json_object_get(e->replay_alerts, id), *n;
+    char *m, *line;
+
+    (void)det;
+    if (alert == NULL || json_object_get(e->replay_closed, id) != NULL)
+        return 1;                   /* not open: the script answers 3 */
+    m = rk__notice_members(a->change_ts, now_wall, e->cfg->tz_offset_s, a->reason,
+                           a->evidence, a->n_evidence, e->stream_keys,
+                           strcmp(status, "closed") == 0 ? "riskd" : NULL);
+    n = m != NULL ? rk__notice_json(alert, status, m) : NULL;
+    free(m);
+    if (n == NULL)
+        return -1;
+    if (e->ro.out != NULL && (line = json_dumps(n, JSON_COMPACT | JSON_PRESERVE_ORDER)) != NULL) {
+        fprintf(e->ro.out, "%s\n", line);
+        free(line);
+    }
+    json_object_del(n, "emitted_at");
+    json_array_append_new(e->replay_notices, n);
+    json_object_set_new(e->replay_closed, id, json_true());
     return 1;
 }
 
@@ -43,7 +72,13 @@ static void replay_housekeep(rk__engine *e, int64_t now)
     (void)now;
 }
 
-const rk__output rk__output_replay = {replay_alert, replay_dead, replay_housekeep};
+const rk__output rk__output_replay = {replay_alert, replay_notice, replay_dead,
+                                      replay_housekeep};
+
+json_t *rk__engine_replay_notices(const rk__engine *e)
+{
+    return e->replay_notices;
+}
 
 json_t *rk__engine_replay_alerts(const rk__engine *e)
 {
@@ -104,6 +139,8 @@ int rk__replay_init(rk__engine *e, const rk__replay_opts *ro, char *err, size_t 
     e->ro = *ro;
     e->audit_pending = false;
     e->replay_alerts = json_object();
+    e->replay_notices = json_array();
+    e->replay_closed = json_object();
     for (si = 0; si < RK_STREAM_COUNT; si++) {
         rk_entry_ref from;
         if (ro->from == NULL || strcmp(ro->from, "0") == 0 || strcmp(ro->from, "-") == 0) {

@@ -358,10 +358,13 @@ static int null_benchmark(rk_host *h, const char *i, const char *l, double *lo, 
 static int null_exempt(rk_host *h, const char *i) { (void)h; (void)i; return 0; }
 static int null_credential(rk_host *h, const char *o, int64_t t)
 { (void)h; (void)o; (void)t; return RK_CREDENTIAL_NO_LIST; }
+static int64_t null_keep(rk_host *h) { (void)h; return 0; }
+static const char *null_language(rk_host *h) { (void)h; return "zh-CN"; }
 static const rk_host_api null_api = {
     RK_ABI_MAJOR, RK_ABI_MINOR, null_emit, null_timer, null_now, null_log, null_stream,
-    NULL, NULL,                     /* name_of, language: ids, Chinese */
-    null_allowance, null_benchmark, null_exempt, null_credential
+    NULL, null_language,            /* name_of (none: ids), language */
+    null_allowance, null_benchmark, null_exempt, null_credential,
+    null_keep
 };
 
 /* Create and destroy each enabled detector once to validate its config. */

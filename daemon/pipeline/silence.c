@@ -10,7 +10,9 @@
  * silenced when an active silence (wall now < until) has its detector, its
  * rule if given, and every match field equal to the alert's subject field.
  * A silenced alert is still written to the alert stream, with
- * "silenced": true, but not published: nothing is lost. Silences compare
+ * "silenced": true and "silenced_by": the silence's id, but not published:
+ * nothing is lost. The publish script counts the alerts each silence
+ * matched (rk__silence_hits_key). Silences compare
  * with the wall clock, so they apply to live runs only (a replay shows what
  * the detectors raise). */
 #include <stdlib.h>
@@ -24,6 +26,7 @@ static const char *const fields[N_FIELDS] = {
 };
 
 typedef struct silence {
+    char *id;                       /* the record's "id" (else its hash field) */
     char *detector;
     char *rule;                     /* NULL: any rule */
     char *match[N_FIELDS];          /* NULL: any value */
@@ -44,6 +47,7 @@ static void clear(rk__silences *s)
 {
     size_t i, k;
     for (i = 0; i < s->n; i++) {
+        free(s->v[i].id);
         free(s->v[i].detector);
         free(s->v[i].rule);
         for (k = 0; k < N_FIELDS; k++)
@@ -86,6 +90,12 @@ static char *dup_str(json_t *j)
 size_t rk__silences_load(rk__silences *s, const char *const *values,
                          const size_t *lens, size_t n)
 {
+    return rk__silences_load_ids(s, NULL, NULL, values, lens, n);
+}
+
+size_t rk__silences_load_ids(rk__silences *s, const char *const *ids, const size_t *id_lens,
+                             const char *const *values, const size_t *lens, size_t n)
+{
     silence *v = calloc(n ? n : 1, sizeof(*v));
     size_t i, k, got = 0;
 
@@ -119,6 +129,9 @@ size_t rk__silences_load(rk__silences *s, const char *const *values,
         }
         for (k = 0; k < N_FIELDS; k++)
             x->match[k] = m ? dup_str(json_object_get(m, fields[k])) : NULL;
+        x->id = dup_str(json_object_get(o, "id"));
+        if (x->id == NULL && ids != NULL)
+            x->id = strndup(ids[i], id_lens[i]);
         got++;
         json_decref(o);
     }
@@ -130,6 +143,12 @@ size_t rk__silences_load(rk__silences *s, const char *const *values,
 
 bool rk__silences_match(const rk__silences *s, const char *detector,
                         const rk_alert *a, int64_t now_wall)
+{
+    return rk__silences_which(s, detector, a, now_wall) != NULL;
+}
+
+const char *rk__silences_which(const rk__silences *s, const char *detector,
+                               const rk_alert *a, int64_t now_wall)
 {
     const char *subj[N_FIELDS] = {a->subject.unit_id, a->subject.officer_id,
                                   a->subject.enterprise_id, a->subject.task_id,
@@ -144,9 +163,9 @@ bool rk__silences_match(const rk__silences *s, const char *detector,
             if (x->match[k] != NULL && (subj[k] == NULL || strcmp(x->match[k], subj[k]) != 0))
                 ok = false;
         if (ok)
-            return true;
+            return x->id != NULL ? x->id : "";
     }
-    return false;
+    return NULL;
 }
 
 size_t rk__silences_count(const rk__silences *s)

@@ -162,7 +162,7 @@ static json_t *number_json(double v)
 
 char *rk__alert_json(const char *id, const char *detector, const rk_alert *a,
                      rk_severity severity, const char *const *stream_keys,
-                     int tz_offset_s, int64_t emitted_at, bool silenced)
+                     int tz_offset_s, int64_t emitted_at, const char *silenced_by)
 {
     char ts[48], em[48], ref[512];
     json_t *o = json_object(), *subj = json_object(), *ev = json_array();
@@ -189,6 +189,7 @@ char *rk__alert_json(const char *id, const char *detector, const rk_alert *a,
         json_array_append_new(ev, json_string(ref));
     }
     json_object_set_new(o, "id", json_string(id));
+    json_object_set_new(o, "status", json_string("firing"));
     json_object_set_new(o, "detector", json_string(detector));
     json_object_set_new(o, "rule", json_string(a->rule));
     json_object_set_new(o, "severity", json_string(severity_name(severity)));
@@ -199,14 +200,91 @@ char *rk__alert_json(const char *id, const char *detector, const rk_alert *a,
     json_object_set_new(o, "threshold", number_json(a->threshold));
     json_object_set_new(o, "summary", json_string(a->summary ? a->summary : ""));
     json_object_set(o, "evidence", ev);
-    if (silenced)
+    if (silenced_by != NULL) {
         json_object_set_new(o, "silenced", json_true());
+        json_object_set_new(o, "silenced_by", json_string(silenced_by));
+    }
     out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
 done:
     json_decref(o);
     json_decref(subj);
     json_decref(ev);
     return out;
+}
+
+char *rk__notice_members(int64_t ts, int64_t emitted_at, int tz_offset_s, const char *reason,
+                         const rk_entry_ref *evidence, size_t n_evidence,
+                         const char *const *stream_keys, const char *by)
+{
+    char t[48], em[48], ref[512];
+    json_t *o = json_object(), *ev = n_evidence > 0 ? json_array() : NULL;
+    size_t i, first, len;
+    char *out = NULL;
+
+    if (o == NULL || (n_evidence > 0 && ev == NULL))
+        goto done;
+    rk__format_rfc3339(ts, tz_offset_s, t, sizeof(t));
+    rk__format_rfc3339(emitted_at, tz_offset_s, em, sizeof(em));
+    json_object_set_new(o, "ts", json_string(t));
+    json_object_set_new(o, "emitted_at", json_string(em));
+    json_object_set_new(o, "reason", json_string(reason ? reason : ""));
+    first = n_evidence > RK_MAX_EVIDENCE ? n_evidence - RK_MAX_EVIDENCE : 0;
+    for (i = first; i < n_evidence; i++) {
+        const rk_entry_ref *r = &evidence[i];
+        snprintf(ref, sizeof(ref), "%s/%llu-%u",
+                 r->stream < RK_STREAM_COUNT ? stream_keys[r->stream] : "?",
+                 (unsigned long long)r->ms, r->seq);
+        json_array_append_new(ev, json_string(ref));
+    }
+    if (ev != NULL)
+        json_object_set(o, "evidence", ev);
+    if (by != NULL)
+        json_object_set_new(o, "by", json_string(by));
+    out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (out != NULL && (len = strlen(out)) >= 2) {     /* drop the braces */
+        memmove(out, out + 1, len - 2);
+        out[len - 2] = '\0';
+    }
+done:
+    json_decref(o);
+    json_decref(ev);
+    return out;
+}
+
+json_t *rk__notice_json(const json_t *alert, const char *status, const char *members)
+{
+    static const char *const copied[] = {"detector", "rule", "severity", "subject", "summary"};
+    json_t *n = json_object(), *own, *v;
+    size_t len = strlen(members), i;
+    const char *k;
+    char *wrapped = malloc(len + 3);
+
+    if (n == NULL || wrapped == NULL) {
+        json_decref(n);
+        free(wrapped);
+        return NULL;
+    }
+    wrapped[0] = '{';
+    memcpy(wrapped + 1, members, len);
+    wrapped[len + 1] = '}';
+    wrapped[len + 2] = '\0';
+    own = json_loads(wrapped, 0, NULL);
+    free(wrapped);
+    json_object_set(n, "id", json_object_get(alert, "id"));
+    json_object_set_new(n, "status", json_string(status));
+    for (i = 0; i < sizeof(copied) / sizeof(copied[0]); i++) {
+        v = json_object_get(alert, copied[i]);
+        json_object_set(n, copied[i], v != NULL ? v : json_null());
+    }
+    json_object_foreach(own, k, v)
+        json_object_set(n, k, v);
+    json_decref(own);
+    if (json_is_true(json_object_get(alert, "silenced"))) {
+        json_object_set_new(n, "silenced", json_true());
+        if (json_is_string(json_object_get(alert, "silenced_by")))
+            json_object_set(n, "silenced_by", json_object_get(alert, "silenced_by"));
+    }
+    return n;
 }
 
 void rk__slot_tag(const char *key, char *out, size_t len)
@@ -216,6 +294,17 @@ void rk__slot_tag(const char *key, char *out, size_t len)
         snprintf(out, len, "%.*s", (int)(close - open - 1), open + 1);
     else
         snprintf(out, len, "%s", key);
+}
+
+void rk__silence_hits_key(const rk__config *cfg, char *out, size_t len)
+{
+    char tag[256];
+    if (cfg->n_cluster == 0) {
+        snprintf(out, len, "%s", RK_SILENCE_HITS_KEY);
+        return;
+    }
+    rk__slot_tag(cfg->alerts_stream, tag, sizeof(tag));
+    snprintf(out, len, RK_SILENCE_HITS_KEY ":{%s}", tag);
 }
 
 void rk__fence_mirror_key(const rk__config *cfg, char *out, size_t len)
@@ -229,22 +318,40 @@ void rk__fence_mirror_key(const rk__config *cfg, char *out, size_t len)
  * The publish-once script
  * =================================================================== */
 
-/* KEYS[1] dedupe key, KEYS[2] stream, KEYS[3] fence (the partition's epoch
+/* KEYS[1] dedupe key (of a notice: riskd:alert:<id>:<status>), KEYS[2]
+ * stream, KEYS[3] fence (the partition's epoch
  * key; on a Redis Cluster a hash in the alert stream's slot mirroring the
  * epochs, see node.c; the stream key again when unfenced), KEYS[4] the
  * dedupe key of the alert's id as the previous release derived it (from
  * its trigger entry; KEYS[1] again when there is none): an alert already
- * written under that id is not written again; with partitions, for a
- * scan_without_filing or case_without_filing alert, KEYS[5] the filing
- * register's main key and KEYS[6..] its period keys to read (register.c);
+ * written under that id is not written again; KEYS[5] the open hash
+ * (alerts.open_key; the stream again for a dead letter), KEYS[6] the
+ * silences' match counts (rk__silence_hits_key; the stream again for a
+ * dead letter); with partitions, for a scan_without_filing or
+ * case_without_filing alert, KEYS[7] the filing register's main key and
+ * KEYS[8..] its period keys to read (register.c);
  * ARGV[1] the
  * writer's epoch ("" = unfenced), ARGV[2] the fence's hash field ("" = the
  * fence is a plain key), ARGV[3] ttl seconds, ARGV[4] maxlen, ARGV[5]
  * channel ("" = no publish), ARGV[6] the register check ("" = none:
  * "<task key hex> <bucket> <deadline> <partitions> <period ms> <first
- * period>"), ARGV[7..] field/value pairs; the published message is
- * ARGV[8], the first value. Replies 1 written, 0 written before, 2 not
- * written: the register holds a filing of the task by the deadline. */
+ * period>"), ARGV[7] the kind: "" a dead letter, "firing" an alert, else
+ * the status of a notice; ARGV[8] the alert id ("" for a dead letter),
+ * ARGV[9] the id of the silence that matched a firing alert ("" = none),
+ * ARGV[10..] field/value pairs; the published message is ARGV[11], the
+ * first value.
+ *
+ * A firing alert also goes into the open hash (field id, value its JSON)
+ * and counts one match of its silence. A notice is written only while its
+ * alert is open: the script builds it from the open alert's JSON (id,
+ * status, detector, rule, severity, subject, summary, then ARGV[11], the
+ * notice's own members "ts":..,"emitted_at":..,"reason":..[,"evidence":..],
+ * then the alert's silenced/silenced_by), takes the alert out of the open
+ * hash, and publishes it unless the alert was silenced.
+ *
+ * Replies 1 written, 0 written before, 2 not written: the register holds a
+ * filing of the task by the deadline, 3 not written: the notice's alert is
+ * not open (resolved, retracted or closed before, or never written). */
 static const char publish_once_lua[] =
     /* A writer whose lease another riskd has taken since (the epoch moved
      * on) writes nothing: a paused or cut-off old leader is fenced out. */
@@ -261,10 +368,43 @@ static const char publish_once_lua[] =
      * so a refused XADD or PUBLISH after the SET would leave the id marked
      * written and the alert lost. (redis.acl_check_cmd: Redis >= 7.0.) */
     "if redis.acl_check_cmd and not (redis.acl_check_cmd('XADD', KEYS[2], 'MAXLEN', '~', "
-    "ARGV[4], '*', ARGV[7], ARGV[8]) and (ARGV[5] == '' or "
-    "redis.acl_check_cmd('PUBLISH', ARGV[5], ARGV[8]))) then\n"
+    "ARGV[4], '*', ARGV[10], ARGV[11]) and (ARGV[5] == '' or "
+    "redis.acl_check_cmd('PUBLISH', ARGV[5], ARGV[11])) and (ARGV[7] == '' or "
+    "(redis.acl_check_cmd('HSET', KEYS[5], ARGV[8], '1') and "
+    "redis.acl_check_cmd('HDEL', KEYS[5], ARGV[8]) and "
+    "redis.acl_check_cmd('HINCRBY', KEYS[6], 'x', '1')))) then\n"
     "  return redis.error_reply('NOPERM the Redis user may not XADD to ' .. KEYS[2] .. "
-    "' or PUBLISH to ' .. ARGV[5])\n"
+    "', PUBLISH to ' .. ARGV[5] .. ' or HSET/HDEL ' .. KEYS[5] .. ' and HINCRBY ' .. KEYS[6])\n"
+    "end\n"
+    /* A notice: once per (id, status), only while the alert is open. */
+    "local kind = ARGV[7]\n"
+    "if kind ~= '' and kind ~= 'firing' then\n"
+    "  if redis.call('EXISTS', KEYS[1]) == 1 then\n"
+    "    redis.pcall('SET', KEYS[1], '1', 'KEEPTTL')\n"
+    "    return 0\n"
+    "  end\n"
+    "  local cur = redis.call('HGET', KEYS[5], ARGV[8])\n"
+    "  if not cur then return 3 end\n"
+    "  local ok, a = pcall(cjson.decode, cur)\n"
+    "  if not ok or type(a) ~= 'table' then a = {} end\n"
+    "  local function j(v) if v == nil then return 'null' end return cjson.encode(v) end\n"
+    "  local sj = '{}'\n"
+    "  if type(a.subject) == 'table' and next(a.subject) ~= nil then sj = j(a.subject) end\n"
+    "  local m = '{\"id\":' .. j(ARGV[8]) .. ',\"status\":' .. j(kind) .. "
+    "',\"detector\":' .. j(a.detector) .. ',\"rule\":' .. j(a.rule) .. "
+    "',\"severity\":' .. j(a.severity) .. ',\"subject\":' .. sj .. "
+    "',\"summary\":' .. j(a.summary) .. ',' .. ARGV[11]\n"
+    "  if a.silenced == true then\n"
+    "    m = m .. ',\"silenced\":true'\n"
+    "    if type(a.silenced_by) == 'string' then m = m .. ',\"silenced_by\":' .. "
+    "j(a.silenced_by) end\n"
+    "  end\n"
+    "  m = m .. '}'\n"
+    "  redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[3])\n"
+    "  redis.call('HDEL', KEYS[5], ARGV[8])\n"
+    "  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', ARGV[10], m)\n"
+    "  if ARGV[5] ~= '' and a.silenced ~= true then redis.call('PUBLISH', ARGV[5], m) end\n"
+    "  return 1\n"
     "end\n"
     "if KEYS[4] ~= KEYS[1] and redis.call('EXISTS', KEYS[4]) == 1 then\n"
     "  redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[3])\n"
@@ -278,17 +418,17 @@ static const char publish_once_lua[] =
     "'^(%x+) (%d+) (%-?%d+) (%d+) (%d+) (%-?%d+)$')\n"
     "  dl, per, first = tonumber(dl), tonumber(per), tonumber(first)\n"
     "  for p = 0, tonumber(n) - 1 do\n"
-    "    local w = redis.call('HGET', KEYS[5], 'wm:' .. p)\n"
+    "    local w = redis.call('HGET', KEYS[7], 'wm:' .. p)\n"
     "    if not w or tonumber(w) <= dl then\n"
     "      return redis.error_reply('WAITING partition ' .. p .. ' is not past ' .. "
     "string.format('%d', dl) .. ' yet')\n"
     "    end\n"
     "  end\n"
     "  local dg = (hx:gsub('..', function(h) return string.char(tonumber(h, 16)) end))\n"
-    "  for k = 6, #KEYS do\n"
+    "  for k = 8, #KEYS do\n"
     "    local v = redis.call('HGET', KEYS[k], b)\n"
     "    if v then\n"
-    "      local base = (first + k - 6) * per\n"
+    "      local base = (first + k - 8) * per\n"
     "      for j = 1, #v - 11, 12 do\n"
     "        if string.sub(v, j, j + 7) == dg then\n"
     "          local a, c, d, e = string.byte(v, j + 8, j + 11)\n"
@@ -300,9 +440,11 @@ static const char publish_once_lua[] =
     "end\n"
     "if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[3]) then\n"
     "  local f = {}\n"
-    "  for i = 7, #ARGV do f[#f + 1] = ARGV[i] end\n"
+    "  for i = 10, #ARGV do f[#f + 1] = ARGV[i] end\n"
     "  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', unpack(f))\n"
-    "  if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], ARGV[8]) end\n"
+    "  if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], ARGV[11]) end\n"
+    "  if kind == 'firing' then redis.call('HSET', KEYS[5], ARGV[8], ARGV[11]) end\n"
+    "  if ARGV[9] ~= '' then redis.call('HINCRBY', KEYS[6], ARGV[9], 1) end\n"
     "  return 1\n"
     "end\n"
     /* Already written: rewrite the key unchanged so that a WAIT on this
@@ -319,11 +461,15 @@ enum { IT_QUEUED, IT_INFLIGHT, IT_WRITTEN, IT_DONE };  /* WRITTEN: awaits WAIT *
 typedef struct ob_item {
     struct rk__outbox *ob;
     int state;
-    int is_alert;
+    int is_alert;                   /* 0 dead letter, 1 alert, 2 notice */
     int in_group;                   /* sent in a WAIT group */
     int wrote;                      /* some attempt answered 1 */
     int elsewhere;                  /* some attempt answered 2 */
+    int not_open;                   /* some attempt answered 3 */
     int nargs;                      /* field/value strings */
+    char kind[16];                  /* "" dead letter, "firing", a notice's status */
+    char *id;                       /* the alert id, or NULL (dead letter) */
+    char *silence;                  /* the matching silence's id, or NULL */
     char *key;                      /* dedupe key */
     char *legacy;                   /* the previous release's, or NULL */
     char *stream;
@@ -351,6 +497,7 @@ struct rk__outbox {
     int retry_armed;
     /* configuration */
     char *alerts_stream, *channel_prefix;
+    char *open_key, *hits_key;      /* alerts.open_key, rk__silence_hits_key */
     char ttl_s[24], maxlen[24];
     /* fencing (rk__outbox_set_fence) */
     char *fence_key;                /* NULL: unfenced */
@@ -378,6 +525,8 @@ static void item_free(ob_item *it)
     int i;
     free(it->key);
     free(it->legacy);
+    free(it->id);
+    free(it->silence);
     free(it->stream);
     free(it->channel);
     free(it->spec);
@@ -452,16 +601,21 @@ static void on_item_reply(rk__redis *r, redisReply *reply, void *pd)
             it->wrote = 1;
         if (reply->integer == 2)
             it->elsewhere = 1;
+        if (reply->integer == 3)
+            it->not_open = 1;
         return;
     }
     if (reply != NULL && reply->type == REDIS_REPLY_INTEGER) {
         it->state = IT_DONE;
         o->done++;
         if (reply->integer == 1) {
-            if (it->is_alert) o->stats.written++;
+            if (it->is_alert == 2) o->stats.notices_written++;
+            else if (it->is_alert) o->stats.written++;
             else o->stats.dead_written++;
         } else if (reply->integer == 2) {
             o->stats.filed_elsewhere++;
+        } else if (reply->integer == 3) {
+            o->stats.not_open++;
         } else if (it->is_alert) {
             o->stats.duplicates++;
         }
@@ -531,10 +685,13 @@ static void on_wait_reply(rk__redis *r, redisReply *reply, void *pd)
         it->state = IT_DONE;
         o->done++;
         if (it->wrote) {
-            if (it->is_alert) o->stats.written++;
+            if (it->is_alert == 2) o->stats.notices_written++;
+            else if (it->is_alert) o->stats.written++;
             else o->stats.dead_written++;
         } else if (it->elsewhere) {
             o->stats.filed_elsewhere++;
+        } else if (it->not_open) {
+            o->stats.not_open++;
         } else if (it->is_alert) {
             o->stats.duplicates++;
         }
@@ -604,8 +761,8 @@ static void ob_send(rk__outbox *o)
     o->grp_n = 0;
     for (i = o->scan_from; i < o->n && o->inflight < OUTBOX_MAX_INFLIGHT; i++) {
         ob_item *it = o->items[i];
-        const char *argv[24 + RK_REG_MAX_PERIODS];
-        size_t lens[24 + RK_REG_MAX_PERIODS];
+        const char *argv[30 + RK_REG_MAX_PERIODS];
+        size_t lens[30 + RK_REG_MAX_PERIODS];
         char nkeys[16];
         const char *xk;
         int argc = 0, k;
@@ -617,7 +774,7 @@ static void ob_send(rk__outbox *o)
         }
         argv[argc] = "EVALSHA"; lens[argc++] = 7;
         argv[argc] = o->sha; lens[argc++] = 40;
-        snprintf(nkeys, sizeof(nkeys), "%zu", 4 + it->nxkeys);
+        snprintf(nkeys, sizeof(nkeys), "%zu", 6 + it->nxkeys);
         argv[argc] = nkeys; lens[argc] = strlen(nkeys); argc++;
         argv[argc] = it->key; lens[argc++] = strlen(it->key);
         argv[argc] = it->stream; lens[argc++] = strlen(it->stream);
@@ -625,6 +782,12 @@ static void ob_send(rk__outbox *o)
         lens[argc] = strlen(argv[argc]);
         argc++;
         argv[argc] = it->legacy != NULL ? it->legacy : it->key;
+        lens[argc] = strlen(argv[argc]);
+        argc++;
+        argv[argc] = it->kind[0] != '\0' ? o->open_key : it->stream;
+        lens[argc] = strlen(argv[argc]);
+        argc++;
+        argv[argc] = it->kind[0] != '\0' ? o->hits_key : it->stream;
         lens[argc] = strlen(argv[argc]);
         argc++;
         for (k = 0, xk = it->xkeys; k < (int)it->nxkeys; k++, xk += lens[argc - 1] + 1) {
@@ -645,6 +808,9 @@ static void ob_send(rk__outbox *o)
         argv[argc] = o->maxlen; lens[argc++] = strlen(o->maxlen);
         argv[argc] = it->channel; lens[argc++] = strlen(it->channel);
         argv[argc] = it->spec ? it->spec : ""; lens[argc] = strlen(argv[argc]); argc++;
+        argv[argc] = it->kind; lens[argc] = strlen(it->kind); argc++;
+        argv[argc] = it->id ? it->id : ""; lens[argc] = strlen(argv[argc]); argc++;
+        argv[argc] = it->silence ? it->silence : ""; lens[argc] = strlen(argv[argc]); argc++;
         for (k = 0; k < it->nargs; k++) {
             argv[argc] = it->args[k];
             lens[argc++] = it->lens[k];
@@ -677,7 +843,8 @@ rk__outbox *rk__outbox_new(uv_loop_t *loop, rk__redis *wr, const rk__config *cfg
     uv_timer_init(loop, &o->retry);
     o->retry.data = o;
     rk__outbox_configure(o, cfg);
-    if (o->alerts_stream == NULL || o->channel_prefix == NULL) {
+    if (o->alerts_stream == NULL || o->channel_prefix == NULL || o->open_key == NULL ||
+        o->hits_key == NULL) {
         rk__outbox_free(o);
         return NULL;
     }
@@ -694,6 +861,8 @@ static void retry_closed(uv_handle_t *h)
     free(o->grp);
     free(o->alerts_stream);
     free(o->channel_prefix);
+    free(o->open_key);
+    free(o->hits_key);
     free(o->fence_key);
     free(o->fence_field);
     free(o);
@@ -727,21 +896,30 @@ int rk__outbox_set_fence(rk__outbox *o, const char *key, const char *field, long
 
 void rk__outbox_configure(rk__outbox *o, const rk__config *cfg)
 {
-    char *s, *p;
+    char *s, *p, *ok, *hk, hits[300];
     if (o == NULL)
         return;
     o->cluster = cfg->n_cluster > 0;
+    rk__silence_hits_key(cfg, hits, sizeof(hits));
     s = strdup(cfg->alerts_stream);
     p = strdup(cfg->channel_prefix);
-    if (s == NULL || p == NULL) {
+    ok = strdup(cfg->alerts_open_key ? cfg->alerts_open_key : "riskd:open");
+    hk = strdup(hits);
+    if (s == NULL || p == NULL || ok == NULL || hk == NULL) {
         free(s);
         free(p);
+        free(ok);
+        free(hk);
         return;
     }
     free(o->alerts_stream);
     free(o->channel_prefix);
+    free(o->open_key);
+    free(o->hits_key);
     o->alerts_stream = s;
     o->channel_prefix = p;
+    o->open_key = ok;
+    o->hits_key = hk;
     snprintf(o->ttl_s, sizeof(o->ttl_s), "%lld",
              (long long)((cfg->dedupe_ttl + 999) / 1000));
     snprintf(o->maxlen, sizeof(o->maxlen), "%lld", cfg->alerts_maxlen);
@@ -814,20 +992,28 @@ static char *alert_key(const rk__outbox *o, const char *id)
 }
 
 int rk__outbox_alert(rk__outbox *o, const char *id, const char *legacy_id,
-                     const char *detector, const char *json, bool publish)
+                     const char *detector, const char *json, const char *silenced_by)
 {
-    return rk__outbox_alert_checked(o, id, legacy_id, detector, json, publish, NULL, 0, NULL);
+    return rk__outbox_alert_checked(o, id, legacy_id, detector, json, silenced_by,
+                                    NULL, 0, NULL);
 }
 
 int rk__outbox_alert_checked(rk__outbox *o, const char *id, const char *legacy_id,
-                             const char *detector, const char *json, bool publish,
+                             const char *detector, const char *json, const char *silenced_by,
                              char keys[][320], size_t nkeys, const char *spec)
 {
     ob_item *it = item_new(o, 1);
+    bool publish = silenced_by == NULL;
     size_t n;
     int ok;
     if (it == NULL)
         return -1;
+    snprintf(it->kind, sizeof(it->kind), "firing");
+    if ((it->id = strdup(id)) == NULL ||
+        (silenced_by != NULL && (it->silence = strdup(silenced_by)) == NULL)) {
+        item_free(it);
+        return -1;
+    }
     if (spec != NULL && nkeys > 0 && nkeys <= RK_REG_MAX_PERIODS + 1) {
         size_t i, len = 0;
         for (i = 0; i < nkeys; i++)
@@ -853,6 +1039,32 @@ int rk__outbox_alert_checked(rk__outbox *o, const char *id, const char *legacy_i
                               publish ? detector : "");
     ok = item_arg(it, "data", 4) == 0 && item_arg(it, json, strlen(json)) == 0 &&
          (legacy_id == NULL || (it->legacy = alert_key(o, legacy_id)) != NULL);
+    return item_push(o, it, ok);
+}
+
+int rk__outbox_notice(rk__outbox *o, const char *id, const char *status,
+                      const char *detector, const char *members)
+{
+    ob_item *it = item_new(o, 2);
+    char *k;
+    size_t n;
+    int ok;
+    if (it == NULL)
+        return -1;
+    snprintf(it->kind, sizeof(it->kind), "%s", status);
+    it->id = strdup(id);
+    if ((k = alert_key(o, id)) != NULL) {
+        n = strlen(k) + strlen(status) + 2;
+        if ((it->key = malloc(n)) != NULL)
+            snprintf(it->key, n, "%s:%s", k, status);
+        free(k);
+    }
+    it->stream = strdup(o->alerts_stream);
+    n = strlen(o->channel_prefix) + strlen(detector) + 1;
+    if ((it->channel = malloc(n)) != NULL)
+        snprintf(it->channel, n, "%s%s", o->channel_prefix, detector);
+    ok = it->id != NULL && item_arg(it, "data", 4) == 0 &&
+         item_arg(it, members, strlen(members)) == 0;
     return item_push(o, it, ok);
 }
 

@@ -184,7 +184,8 @@ static void unwatch(conn *k)
 /* Describe a silence record s on one line: id (when with_id), detector/
  * rule, match, until (at UTC offset tz seconds), author, reason, and
  * "[expired]" when show_state and until <= now. */
-static void print_silence(const json_t *s, int tz, int64_t now, int with_id, int show_state)
+static void print_silence(const json_t *s, int tz, int64_t now, int with_id, int show_state,
+                          long long matched)
 {
     const char *id = json_string_value(json_object_get(s, "id"));
     const char *det = json_string_value(json_object_get(s, "detector"));
@@ -220,6 +221,8 @@ static void print_silence(const json_t *s, int tz, int64_t now, int with_id, int
     fputs("  \"", stdout);
     rk__ctl_put_clean(stdout, reason ? reason : "");
     fputc('"', stdout);
+    if (matched >= 0)
+        printf("  matched %lld", matched);
     if (show_state && until <= now)
         fputs("  [expired]", stdout);
     fputc('\n', stdout);
@@ -344,7 +347,7 @@ int rk__ctl_silence_add(conn *k, const rk__config *cfg, const opts *o)
         printf("silence %s added: ", id);
         fflush(stdout);
         if (s != NULL)
-            print_silence(s, cfg->tz_offset_s, now, 0, 0);
+            print_silence(s, cfg->tz_offset_s, now, 0, 0, -1);
         else
             putchar('\n');
         json_decref(s);
@@ -443,6 +446,7 @@ int rk__ctl_silence_list(conn *k, const rk__config *cfg, const opts *o)
 {
     redisReply *r = redisCommand(k->c, "HGETALL %s", SILENCES_KEY);
     int64_t now = rk__wall_ms();
+    char hkey[300];
     srec *recs;
     size_t i, n = 0;
 
@@ -482,8 +486,15 @@ int rk__ctl_silence_list(conn *k, const rk__config *cfg, const opts *o)
     }
     freeReplyObject(r);
     qsort(recs, n, sizeof(*recs), srec_cmp);
+    rk__silence_hits_key(cfg, hkey, sizeof(hkey));
     for (i = 0; i < n; i++) {
-        print_silence(recs[i].j, cfg->tz_offset_s, now, 1, 1);
+        /* How many alerts it matched: counted by riskd's publish script. */
+        redisReply *h = redisCommand(k->c, "HGET %s %s", hkey, recs[i].id);
+        long long matched = 0;
+        if (h != NULL && h->type == REDIS_REPLY_STRING)
+            matched = strtoll(h->str, NULL, 10);
+        freeReplyObject(h);
+        print_silence(recs[i].j, cfg->tz_offset_s, now, 1, 1, matched);
         json_decref(recs[i].j);
     }
     if (n == 0)

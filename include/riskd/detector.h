@@ -54,12 +54,14 @@ extern "C" {
  *  - Never insert a member in the middle of a struct.
  */
 #define RK_ABI_MAJOR 1
-#define RK_ABI_MINOR 3                /* 1: RK_EVF_AMENDED, RK_EVF_FILING_SEEN,
+#define RK_ABI_MINOR 4                /* 1: RK_EVF_AMENDED, RK_EVF_FILING_SEEN,
                                          rk_alert.trigger_key
-                                         2: the alert lifecycle (its own branch)
+                                         2: rk_host_api.name_of, language
                                          3: rk_event kind, joint_id, domain,
                                          level, issue; rk_alert.item_code,
-                                         domain; rk_host_api list lookups */
+                                         domain; rk_host_api list lookups
+                                         4: rk_alert.status, reason, change_ts
+                                         (notices); rk_host_api.keep_firing_for */
 
 #define RK_DETECTOR_ENTRY "rk_detector_entry"
 
@@ -88,6 +90,17 @@ typedef struct rk_subject {
 } rk_subject;
 
 #define RK_MAX_EVIDENCE 20
+
+/* What an emit() says about an alert (ABI minor 4). FIRING raises it; the
+ * others are notices about an alert raised before: the detector emits the
+ * original alert's identifying content again (rule, subject, ts and
+ * trigger_key), so that the daemon derives the same id, with the status,
+ * a reason and the event time of the change. */
+typedef enum rk_alert_status {
+    RK_ALERT_FIRING = 0,
+    RK_ALERT_RESOLVED = 1,          /* the condition stopped holding */
+    RK_ALERT_RETRACTED = 2          /* late data shows it never held */
+} rk_alert_status;
 
 /* An alert as a detector emits it. The daemon copies everything it needs
  * before emit() returns.
@@ -121,6 +134,19 @@ typedef struct rk_alert {
      * embedded above and cannot grow). Part of the id like the others. */
     const char *item_code;          /* the enforcement matter, or NULL */
     const char *domain;             /* the field of enforcement, or NULL */
+    /* ABI minor 4 */
+    rk_alert_status status;         /* FIRING (0) raises the alert; RESOLVED
+                                       or RETRACTED is a notice about the
+                                       alert with this rule, subject, ts and
+                                       trigger_key. A notice ignores
+                                       severity, value, threshold, summary
+                                       and cooldown; evidence lists the
+                                       entries that caused the change (may
+                                       be none). The daemon writes it once,
+                                       and only while the alert is open. */
+    const char *reason;             /* notice: one sentence, in the language
+                                       rk_host_api.language gives */
+    int64_t change_ts;              /* notice: event time of the change */
 } rk_alert;
 
 /* rk_host_api.exempt_kind (ABI minor 3). */
@@ -144,7 +170,9 @@ typedef struct rk_host_api {
     uint32_t abi_major;
     uint32_t abi_minor;
     /* Emit an alert. Returns 1 when it will be published, 0 when cooldown
-     * held it back, a negative value on failure (out of memory). */
+     * held it back, a negative value on failure (out of memory). With
+     * status RESOLVED or RETRACTED (minor 4) it emits a notice instead:
+     * 1 when queued (the daemon drops it when the alert is not open). */
     int (*emit)(rk_host *host, const rk_alert *alert);
     /* Ask for on_timer(key, arg) once now() passes `deadline` (ms,
      * strictly greater), i.e. the watermark passes deadline +
@@ -192,6 +220,10 @@ typedef struct rk_host_api {
      * calendar day (clock.timezone) of ts? An rk_credential:
      * RK_CREDENTIAL_NO_LIST while no credentials list is loaded. */
     int (*credential_valid)(rk_host *host, const char *officer_id, int64_t ts);
+    /* ABI minor 4 */
+    /* alerts.keep_firing_for (ms): how long a window or sum rule's
+     * condition must have stopped holding before its alert is resolved. */
+    int64_t (*keep_firing_for)(rk_host *host);
 } rk_host_api;
 
 /* Growable byte buffer for snapshots (helpers in riskd/kit.h). */

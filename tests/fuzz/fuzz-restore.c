@@ -266,9 +266,14 @@ static const char *fz_stream_name(rk_host *h, unsigned s)
     return s == RK_STREAM_SCAN ? "enforce:scan" : "enforce:case";
 }
 
+static int64_t fz_keep(rk_host *h) { (void)h; return 3600000; }
+static const char *fz_language(rk_host *h) { (void)h; return "zh-CN"; }
+
 static const rk_host_api fz_api = {
     RK_ABI_MAJOR, RK_ABI_MINOR, fz_emit, fz_timer_set, fz_now, fz_log,
-    fz_stream_name, NULL, NULL, NULL, NULL, NULL, NULL   /* no names, no lists */
+    fz_stream_name, NULL, fz_language,      /* no names */
+    NULL, NULL, NULL, NULL,                 /* no lists */
+    fz_keep
 };
 
 /* Move the watermark to now (never back), firing due timers first. */

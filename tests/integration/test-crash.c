@@ -11,7 +11,10 @@
  *              a crash (its documentation: up to a second), and nothing
  *              riskd does can bring those back.
  * The alert sets must be equal by id, the alert stream must hold no id
- * twice, and nothing may be left pending. */
+ * twice, and nothing may be left pending. Notices (resolved, retracted)
+ * count like alerts, by id and status: each exactly once, in every run; and
+ * the open hash (riskd:open) must equal what replaying the alert stream
+ * gives, after every run. riskd is killed at least 20 times. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -49,6 +52,25 @@ static json_t *collect(redisContext *c)
     if (dup != NULL)
         fail_msg("alert id %s written twice", dup);
     return ids;
+}
+
+/* The open hash equals the replay of the alert stream. */
+static void check_open(redisContext *c, const char *run)
+{
+    char why[300];
+    if (it_check_open_hash(c, "alerts", "riskd:open", why, sizeof(why)) != 0)
+        fail_msg("%s: %s", run, why);
+}
+
+static size_t count_notices(json_t *ids)
+{
+    const char *id;
+    json_t *v;
+    size_t n = 0;
+    json_object_foreach(ids, id, v)
+        if (strchr(id, ':') != NULL)
+            n++;
+    return n;
 }
 
 static void show(const char *run, const char *what, json_t *a)
@@ -103,9 +125,13 @@ static void test_clean_run(void **state)
         fail_msg("clean run did not drain");
     }
     clean_ids = collect(c);
-    fprintf(stderr, "clean run: %d events, %zu alerts, %lld dead letters\n", EVENTS,
-            json_object_size(clean_ids), it_int(c, "XLEN riskd:dead"));
+    fprintf(stderr, "clean run: %d events, %zu alerts and notices (%zu notices), %lld open, "
+            "%lld dead letters\n", EVENTS, json_object_size(clean_ids),
+            count_notices(clean_ids), it_int(c, "HLEN riskd:open"),
+            it_int(c, "XLEN riskd:dead"));
     assert_true(json_object_size(clean_ids) > 100);
+    assert_true(count_notices(clean_ids) > 10);
+    check_open(c, "clean");
     it_riskd_signal(&d, SIGTERM);
     assert_int_equal(it_riskd_wait(&d, 15000), 0);
     redisFree(c);
@@ -127,9 +153,9 @@ static void test_riskd_killed(void **state)
     preload(c);
     memset(&d, 0, sizeof(d));
     start(&d, r.port);
-    while (kills < 10 || !it_both_drained(c)) {
+    while (kills < 20 || !it_both_drained(c)) {
         it_sleep_ms(100 + rand() % 500);
-        if (kills >= 40)
+        if (kills >= 60)
             break;
         it_riskd_signal(&d, SIGKILL);
         it_riskd_wait(&d, 5000);
@@ -143,6 +169,7 @@ static void test_riskd_killed(void **state)
     }
     got = collect(c);
     compare(got, "riskd -9");
+    check_open(c, "riskd -9");
     json_decref(got);
     it_riskd_signal(&d, SIGTERM);
     assert_int_equal(it_riskd_wait(&d, 15000), 0);
@@ -180,6 +207,7 @@ static void test_redis_killed(void **state)
     assert_true(it_riskd_alive(&d));
     got = collect(c);
     compare(got, "redis -9");
+    check_open(c, "redis -9");
     json_decref(got);
     it_riskd_signal(&d, SIGTERM);
     assert_int_equal(it_riskd_wait(&d, 15000), 0);

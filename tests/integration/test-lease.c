@@ -294,17 +294,24 @@ static void dump_leases(it_conns *c, int partitions)
     freeReplyObject(r);
 }
 
-/* The alert ids in the alerts stream as an object id -> count. */
+/* The alert ids in the alerts stream as an object id -> count; a notice
+ * (it shares its alert's id) counts as "<id>:<status>". */
 static json_t *alert_ids(it_conns *c, size_t *total)
 {
     json_t *arr = it_alerts(it_conns_for(c, "alerts"), "alerts"), *ids = json_object(), *a;
     size_t i;
     json_array_foreach(arr, i, a) {
         const char *id = json_string_value(json_object_get(a, "id"));
+        const char *st = json_string_value(json_object_get(a, "status"));
+        char key[96];
         json_t *n;
         assert_non_null(id);
-        n = json_object_get(ids, id);
-        json_object_set_new(ids, id, json_integer(n ? json_integer_value(n) + 1 : 1));
+        if (st != NULL && strcmp(st, "firing") != 0)
+            snprintf(key, sizeof(key), "%s:%s", id, st);
+        else
+            snprintf(key, sizeof(key), "%s", id);
+        n = json_object_get(ids, key);
+        json_object_set_new(ids, key, json_integer(n ? json_integer_value(n) + 1 : 1));
     }
     *total = json_array_size(arr);
     json_decref(arr);

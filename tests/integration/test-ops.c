@@ -49,9 +49,9 @@
 #define LEAST_PRIV_ACL \
     "riskd on >PASSWORD resetkeys ~enforce:scan ~enforce:case ~alerts " \
     "~riskd:alert:* ~riskd:deadseen:* ~riskd:dead ~riskd:state ~riskd:state:suspect ~riskd:state:epoch ~riskd:state:lease ~riskd:state:members ~riskd:state:clock " \
-    "~riskd:audit %R~riskd:silences " \
+    "~riskd:audit ~riskd:open ~riskd:silence_hits %R~riskd:silences " \
     "resetchannels &alerts:* -@all +select +xgroup|create +xgroup|setid +xreadgroup +xread +xautoclaim " \
-    "+xpending +xack +xinfo|groups +get +set +del +exists +incr +incrby +watch +multi +exec +hget +hset +hgetall +zadd +zrange +zremrangebyscore +zrem +time +script|load " \
+    "+xpending +xack +xinfo|groups +get +set +del +exists +incr +incrby +watch +multi +exec +hget +hset +hdel +hincrby +hgetall +zadd +zrange +zremrangebyscore +zrem +time +script|load " \
     "+eval +evalsha +xadd +publish +xrange +xrevrange"
 
 #define MAX_MSGS 4096
@@ -767,7 +767,7 @@ static void test_acl_gap_holds_the_wall_clock(void **state)
     acl_setuser(f->env.c, "riskd resetkeys ~enforce:scan ~enforce:case ~alerts ~riskd:alert:* "
                 "~riskd:deadseen:* ~riskd:dead ~riskd:state ~riskd:state:suspect "
                 "~riskd:state:epoch ~riskd:state:lease ~riskd:state:members %R~riskd:state:clock "
-                "~riskd:audit %R~riskd:silences");
+                "~riskd:audit ~riskd:open ~riskd:silence_hits %R~riskd:silences");
     freeReplyObject(it_cmd(f->env.c, "SELECT 3"));
     it_xadd(f->env.c, "enforce:scan", "{\"type\":\"inspection.scanned\",\"ts\":"
             "\"2025-03-01T10:00:00Z\",\"task_id\":\"T-NOFILE\",\"enterprise_id\":\"E1\"}",

@@ -221,21 +221,26 @@ static bool metric_reached(void *arg)
     return metric_sum(m->port, m->name) >= m->min;
 }
 
-/* The alerts as an object id -> "rule subject" (each written once). */
+/* The alerts as an object id -> "rule subject" (each written once); a
+ * notice, sharing its alert's id, as "<id>:<status>" -> "<status> rule
+ * subject". */
 static json_t *alert_set(redisContext *c)
 {
     json_t *arr = it_alerts(c, "alerts"), *set = json_object(), *a;
     size_t i;
     json_array_foreach(arr, i, a) {
         const char *id = json_string_value(json_object_get(a, "id"));
+        const char *st = json_string_value(json_object_get(a, "status"));
+        int notice = st != NULL && strcmp(st, "firing") != 0;
         char *subj = json_dumps(json_object_get(a, "subject"), JSON_SORT_KEYS | JSON_COMPACT);
-        char what[512];
+        char what[512], key[96];
         assert_non_null(id);
-        assert_null(json_object_get(set, id));     /* written once */
-        snprintf(what, sizeof(what), "%s %s",
+        snprintf(key, sizeof(key), notice ? "%s:%s" : "%s", id, st);
+        assert_null(json_object_get(set, key));    /* written once */
+        snprintf(what, sizeof(what), "%s%s%s %s", notice ? st : "", notice ? " " : "",
                  json_string_value(json_object_get(a, "rule")), subj ? subj : "");
         free(subj);
-        json_object_set_new(set, id, json_string(what));
+        json_object_set_new(set, key, json_string(what));
     }
     json_decref(arr);
     return set;

@@ -79,6 +79,17 @@ static int run(const char *args, char **out, char **err)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* An alert's key is its id, a notice's "<id>:<status>" (it shares the id). */
+static void entry_key(const json_t *a, char *out, size_t len)
+{
+    const char *id = json_string_value(json_object_get(a, "id"));
+    const char *st = json_string_value(json_object_get(a, "status"));
+    if (st != NULL && strcmp(st, "firing") != 0)
+        snprintf(out, len, "%s:%s", id ? id : "", st);
+    else
+        snprintf(out, len, "%s", id ? id : "");
+}
+
 static json_t *ids_of_lines(const char *text)
 {
     json_t *ids = json_object();
@@ -88,7 +99,8 @@ static json_t *ids_of_lines(const char *text)
         size_t len = nl ? (size_t)(nl - p) : strlen(p);
         json_t *a = json_loadb(p, len, 0, NULL);
         if (a != NULL) {
-            const char *id = json_string_value(json_object_get(a, "id"));
+            char id[96];
+            entry_key(a, id, sizeof(id));
             if (json_object_get(ids, id) != NULL)
                 fail_msg("replay printed id %s twice", id);
             json_object_set_new(ids, id, a);
@@ -108,8 +120,11 @@ static json_t *live_ids(fixture *f)
 {
     json_t *alerts = it_alerts(f->env.c, "alerts"), *ids = json_object(), *a;
     size_t i;
-    json_array_foreach(alerts, i, a)
-        json_object_set(ids, json_string_value(json_object_get(a, "id")), a);
+    json_array_foreach(alerts, i, a) {
+        char id[96];
+        entry_key(a, id, sizeof(id));
+        json_object_set(ids, id, a);
+    }
     json_decref(alerts);
     return ids;
 }
@@ -369,7 +384,8 @@ static size_t count_rule(json_t *ids, const char *rule)
  * filed (its grace has long passed: scan_without_filing at once), and a
  * filing planned now, whose deadline (scan_deadline 3s) only the wall clock
  * passes (tick 2). The replay of the same entries raises exactly those
- * alerts: it applies tick 1 after the first batch - not at the end, where
+ * alerts (and the two late scans' retractions of their filed_not_scanned
+ * alerts): it applies tick 1 after the first batch - not at the end, where
  * the two late scans would prevent two alerts - and tick 2 at the end. The
  * same replay without the ticks (the clock stream deleted) raises fewer:
  * the ticks are what makes it equal. --to the first batch replays tick 1
@@ -408,13 +424,14 @@ static void test_replay_equals_live_wall_clock(void **state)
     it_xadd(f->env.c, "enforce:scan", json, NULL, 0);
     snprintf(json, sizeof(json), FILED("F6", "E6", "%lld"), wall_ms());
     it_xadd(f->env.c, "enforce:scan", json, NULL, 0);
-    wait_alerts(f, 7);
+    wait_alerts(f, 9);
     assert_true(it_wait_settled(f->env.c, 15000));
     it_riskd_signal(&f->env.riskd, SIGTERM);
     assert_int_equal(it_riskd_wait(&f->env.riskd, 15000), 0);
     live = live_ids(f);
-    assert_int_equal(json_object_size(live), 7);
-    assert_int_equal(count_rule(live, "filed_not_scanned"), 6);
+    /* 7 alerts, and the late in-time scans of F1 and F2 retract theirs */
+    assert_int_equal(json_object_size(live), 9);
+    assert_int_equal(count_rule(live, "filed_not_scanned"), 8);
     assert_int_equal(count_rule(live, "scan_without_filing"), 1);
     assert_true(it_int(f->env.c, "XLEN riskd:state:clock") >= 2);
 
@@ -470,7 +487,7 @@ static void test_wall_ticks_survive_kill(void **state)
 
     it_xadd(f->env.c, "enforce:scan", SCANNED("TX", "EX", "\"2025-03-05T10:00:00Z\""), NULL, 0);
     assert_int_equal(it_riskd_start(&f->env.riskd, f->env.redis.port, run2), 0);
-    wait_alerts(f, 3);
+    wait_alerts(f, 6);
     assert_true(it_wait_drained(f->env.c, "enforce:scan", "riskd", 15000));
     assert_true(it_wait_drained(f->env.c, "enforce:case", "riskd", 15000));
     it_riskd_signal(&f->env.riskd, SIGTERM);
@@ -478,14 +495,83 @@ static void test_wall_ticks_survive_kill(void **state)
     assert_true(it_log_contains(&f->env.riskd, "1 wall-clock tick(s) from riskd:state:clock"));
     assert_int_equal(it_int(f->env.c, "XLEN riskd:state:clock"), 1);
     live = live_ids(f);
-    assert_int_equal(json_object_size(live), 3);
-    assert_int_equal(count_rule(live, "scan_without_filing"), 1);
+    /* 3 alerts; the tick (to the wall clock of today) is more than
+     * alerts.open_ttl (30d) after them, so riskd closed all three */
+    assert_int_equal(json_object_size(live), 6);
+    assert_int_equal(count_rule(live, "scan_without_filing"), 2);
+    {
+        const char *id;
+        json_t *v;
+        int closed = 0;
+        json_object_foreach(live, id, v)
+            if (json_is_string(json_object_get(v, "status")) &&
+                strcmp(json_string_value(json_object_get(v, "status")), "closed") == 0 &&
+                strcmp(json_string_value(json_object_get(v, "by")), "riskd") == 0)
+                closed++;
+        assert_int_equal(closed, 3);
+    }
 
     write_cfg(f, "run2.json", run2, cfg, sizeof(cfg));
     rep = replay_ids(f, cfg, "");
     assert_same_alerts(live, rep);
     json_decref(rep);
     json_decref(live);
+}
+
+/* ---- notices: a replay gives the live run's notices ---- */
+
+/* Late data and windows that make every kind of detector notice: the
+ * replay prints the same notices as the live run wrote (content equal
+ * apart from emitted_at), each once, after its alert. */
+static void test_replay_notices(void **state)
+{
+    static const char *const scan[] = {
+        "{\"type\":\"inspection.scanned\",\"ts\":\"2025-03-01T10:00:00Z\",\"task_id\":\"T1\","
+        "\"enterprise_id\":\"E1\",\"unit_id\":\"U1\"}",
+        "{\"type\":\"inspection.rated\",\"ts\":\"2025-03-01T10:00:00Z\",\"task_id\":\"T8\","
+        "\"enterprise_id\":\"E1\",\"unit_id\":\"U1\",\"officers\":[\"O1\"],\"score\":1}",
+        "{\"type\":\"inspection.rated\",\"ts\":\"2025-03-01T10:20:00Z\",\"task_id\":\"T9\","
+        "\"enterprise_id\":\"E1\",\"unit_id\":\"U1\",\"officers\":[\"O1\"],\"score\":1}",
+        "{\"type\":\"clock.tick\",\"ts\":\"2025-03-01T10:30:00Z\"}",
+        "{\"type\":\"inspection.filed\",\"ts\":\"2025-03-01T10:05:00Z\",\"task_id\":\"T1\","
+        "\"unit_id\":\"U1\",\"officers\":[\"O1\"],\"enterprise_id\":\"E1\","
+        "\"planned_at\":\"2025-03-01T09:00:00Z\"}",
+        "{\"type\":\"clock.tick\",\"ts\":\"2025-03-01T16:00:00Z\"}",
+    };
+    fixture *f = *state;
+    const char *cfg_json = "{\"clock\":{\"wall_advance\":false},\"state\":{\"interval\":"
+                           "\"200ms\"},\"detectors\":{\"bad_rating\":{\"officer_min_bad\":2,"
+                           "\"officer_window\":\"1h\"}}}";
+    char cfg[400], args[600], *out, *err;
+    json_t *live, *rep, *v;
+    const char *id;
+    size_t i;
+    int notices = 0;
+
+    for (i = 0; i < sizeof(scan) / sizeof(scan[0]); i++)
+        it_xadd(f->env.c, "enforce:scan", scan[i], NULL, 0);
+    assert_int_equal(it_riskd_start(&f->env.riskd, f->env.redis.port, cfg_json), 0);
+    assert_true(it_wait_settled(f->env.c, 30000));
+    it_riskd_signal(&f->env.riskd, SIGTERM);
+    assert_int_equal(it_riskd_wait(&f->env.riskd, 15000), 0);
+    live = live_ids(f);
+    json_object_foreach(live, id, v)
+        if (strchr(id, ':') != NULL)
+            notices++;
+    /* scan_without_filing retracted; officer_repeated resolved */
+    if (notices != 2)
+        it_riskd_dump_log(&f->env.riskd);
+    assert_int_equal(notices, 2);
+
+    write_cfg(f, "n.json", cfg_json, cfg, sizeof(cfg));
+    snprintf(args, sizeof(args), "--replay -c %s", cfg);
+    assert_int_equal(run(args, &out, &err), 0);
+    rep = ids_of_lines(out);
+    assert_same_alerts(live, rep);
+    json_decref(live);
+    json_decref(rep);
+    free(out);
+    free(err);
 }
 
 int main(void)
@@ -496,6 +582,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replay_partition, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_equals_live_wall_clock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wall_ticks_survive_kill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_notices, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -867,8 +867,23 @@ static void test_silence_end_to_end(void **state)
     a = json_array_get(alerts, 0);
     assert_string_equal(jstr(json_object_get(a, "subject"), "unit_id"), "U1");
     assert_true(json_is_true(json_object_get(a, "silenced")));
+    /* It says which silence, is firing and open like any other alert. */
+    assert_string_equal(jstr(a, "silenced_by"), id);
+    assert_string_equal(jstr(a, "status"), "firing");
+    {
+        redisReply *o = it_cmd(f->env.c, "HGET riskd:open %s", jstr(a, "id"));
+        assert_int_equal(o->type, REDIS_REPLY_STRING);
+        json_t *oa = json_loads(o->str, 0, NULL);
+        assert_true(json_equal(oa, a));
+        json_decref(oa);
+        freeReplyObject(o);
+    }
     json_decref(alerts);
     wait_status(f, "riskd_alerts_silenced_total    1\n");
+    /* silence list counts the alert the silence matched. */
+    CTL(f, &r, "-c", f->env.riskd.cfg, "silence", "list");
+    expect_status(&r, 0);
+    expect_out(&r, "matched 1\n");
 
     /* U2: not matched, published. Being the first message on the channel
      * shows that the U1 alert (written before it) was not published. */
@@ -876,6 +891,8 @@ static void test_silence_end_to_end(void **state)
     a = next_published(sub);
     assert_string_equal(jstr(json_object_get(a, "subject"), "unit_id"), "U2");
     assert_null(json_object_get(a, "silenced"));
+    assert_null(json_object_get(a, "silenced_by"));
+    assert_string_equal(jstr(a, "status"), "firing");
     json_decref(a);
 
     /* tail shows both, the first marked. */
@@ -905,6 +922,10 @@ static void test_silence_end_to_end(void **state)
     assert_int_equal(json_array_size(alerts), 3);
     assert_null(json_object_get(json_array_get(alerts, 2), "silenced"));
     json_decref(alerts);
+    /* Still one match: the U2 and late U1 alerts were not silenced. */
+    CTL(f, &r, "-c", f->env.riskd.cfg, "silence", "list", "--all");
+    expect_status(&r, 0);
+    expect_out(&r, "matched 1  [expired]\n");
     redisFree(sub);
 }
 

@@ -179,7 +179,7 @@ static int check_matchers(const json_t *arr, const char *what, bool with_count,
 {
     static const char *const keys[] = {
         "detector", "rule", "subject", "count", "severity", "ts", "value",
-        "threshold", NULL
+        "threshold", "status", NULL
     };
     const char *key;
     json_t *m, *v;
@@ -484,7 +484,10 @@ static int cmp_alert(const void *a, const void *b)
     const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
     const char *ix = json_string_value(json_object_get(x, "id"));
     const char *iy = json_string_value(json_object_get(y, "id"));
-    return strcmp(ix ? ix : "", iy ? iy : "");
+    const char *sx = json_string_value(json_object_get(x, "status"));
+    const char *sy = json_string_value(json_object_get(y, "status"));
+    int c = strcmp(ix ? ix : "", iy ? iy : "");
+    return c != 0 ? c : strcmp(sx ? sx : "", sy ? sy : "");
 }
 
 /* The alerts of raw without emitted_at, sorted by id, as a new array;
@@ -635,14 +638,21 @@ static bool num_eq(double a, double b)
     return fabs(a - b) <= 1e-9 * scale;
 }
 
-/* Does alert a satisfy matcher m (detector, rule, exact subject, severity,
- * ts, value, threshold: each only when m has it)? */
+/* Does alert a satisfy matcher m (detector, status - default "firing",
+ * so a matcher without it matches alerts, not notices -, rule, exact
+ * subject, severity, ts, value, threshold: each only when m has it)? */
 static bool matches(const json_t *a, const json_t *m)
 {
     const json_t *v;
     int64_t want, got;
 
+    const char *ws = json_string_value(json_object_get(m, "status"));
+    const char *gs = json_string_value(json_object_get(a, "status"));
+
     if (!json_equal(json_object_get(a, "detector"), json_object_get(m, "detector")))
+        return false;
+    /* status: "firing" (the default) matches alerts, else that notice */
+    if (strcmp(ws ? ws : "firing", gs ? gs : "firing") != 0)
         return false;
     if ((v = json_object_get(m, "rule")) != NULL &&
         !json_equal(json_object_get(a, "rule"), v))
@@ -686,7 +696,8 @@ static void rep_alerts(report *rep, const char *title, const json_t *alerts)
     rep_add(rep, "  %s (%zu):", title, json_array_size(alerts));
     json_array_foreach(alerts, i, a) {
         char *subj = json_dumps(json_object_get(a, "subject"), JSON_COMPACT | JSON_SORT_KEYS);
-        rep_add(rep, "    %s/%s %s ts=%s value=%g id=%s",
+        rep_add(rep, "    %s %s/%s %s ts=%s value=%g id=%s",
+                json_string_value(json_object_get(a, "status")),
                 json_string_value(json_object_get(a, "detector")),
                 json_string_value(json_object_get(a, "rule")), subj ? subj : "?",
                 json_string_value(json_object_get(a, "ts")),

@@ -38,6 +38,18 @@ static int fh_emit(rk_host *h, const rk_alert *a)
     snprintf(ck, sizeof(ck), "%s|%s", a->rule, skey);
     free(skey);
     last = json_object_get(fh->cooldowns, ck);
+    if (a->status != RK_ALERT_FIRING) {
+        /* A notice: past the cooldown, recorded apart. */
+        json_array_append_new(fh->notices, json_pack(
+            "{s:s, s:s, s:I, s:o, s:s, s:I, s:i}", "rule", a->rule,
+            "status", a->status == RK_ALERT_RESOLVED ? "resolved" : "retracted",
+            "ts", (json_int_t)a->ts, "subject", subj, "reason", a->reason ? a->reason : "",
+            "change_ts", (json_int_t)a->change_ts, "n_evidence", (int)a->n_evidence));
+        json_object_set_new(json_array_get(fh->notices, json_array_size(fh->notices) - 1),
+                            "trigger_key", a->trigger_key ? json_string(a->trigger_key)
+                                                          : json_null());
+        return 1;
+    }
     if (a->cooldown > 0 && last != NULL &&
         a->ts < json_integer_value(last) + a->cooldown) {
         fh->held_back++;
@@ -95,6 +107,8 @@ static void fh_log(rk_host *h, rk_log_level level, const char *fmt, ...)
 {
     (void)h; (void)level; (void)fmt;
 }
+
+static int64_t fh_keep_firing_for(rk_host *h) { return FH(h)->keep_firing_for; }
 
 static const char *fh_stream_name(rk_host *h, unsigned s)
 {
@@ -202,6 +216,9 @@ rk_fakehost *rk_fh_new(const rk_detector_ops *ops, const char *cfg_json,
     fh->api.exempt_kind = fh_exempt_kind;
     fh->api.credential_valid = fh_credential_valid;
     fh->tz_offset_s = 8 * 3600;
+    fh->api.keep_firing_for = fh_keep_firing_for;
+    fh->keep_firing_for = 3600000;
+    fh->notices = json_array();
     fh->ops = ops;
     fh->now = INT64_MIN;
     fh->alerts = json_array();
@@ -210,6 +227,7 @@ rk_fakehost *rk_fh_new(const rk_detector_ops *ops, const char *cfg_json,
     json_decref(cfg);
     if (fh->self == NULL) {
         json_decref(fh->names);
+        json_decref(fh->notices);
         json_decref(fh->alerts);
         json_decref(fh->cooldowns);
         free(fh);
@@ -230,7 +248,29 @@ void rk_fh_free(rk_fakehost *fh)
     json_decref(fh->names);
     for (i = 0; i < sizeof(fh->lists) / sizeof(fh->lists[0]); i++)
         rk__lists_free(fh->lists[i]);
+    json_decref(fh->notices);
     free(fh);
+}
+
+int rk_fh_notice_count(const rk_fakehost *fh, const char *rule, const char *status)
+{
+    size_t i;
+    json_t *n;
+    int c = 0;
+    json_array_foreach(fh->notices, i, n) {
+        if (rule != NULL && rule[0] != '\0' &&
+            strcmp(json_string_value(json_object_get(n, "rule")), rule) != 0)
+            continue;
+        if (status != NULL && strcmp(json_string_value(json_object_get(n, "status")), status) != 0)
+            continue;
+        c++;
+    }
+    return c;
+}
+
+json_t *rk_fh_notice(const rk_fakehost *fh, size_t i)
+{
+    return json_array_get(fh->notices, i);
 }
 
 void rk_fh_advance(rk_fakehost *fh, int64_t now)

@@ -27,6 +27,8 @@ typedef struct rk_fakehost {
     int64_t now;                    /* watermark */
     json_t *alerts;                 /* array of emitted alerts (see below) */
     json_t *cooldowns;              /* object "rule|subject" -> last ts */
+    json_t *notices;                /* array of emitted notices (see below) */
+    int64_t keep_firing_for;        /* what api.keep_firing_for gives (1h) */
     int held_back;                  /* alerts silenced by cooldown */
     rk_fh_timer *timers;
     size_t ntimers, cap;
@@ -57,6 +59,12 @@ int rk_fh_count(const rk_fakehost *fh, const char *rule);
  * "critical"), "ts", "subject" {field: value}, "value", "threshold",
  * "summary", "evidence" ["s/ms-seq", ...], "cooldown"). Borrowed. */
 json_t *rk_fh_alert(const rk_fakehost *fh, size_t i);
+
+/* Notices (status resolved/retracted): how many of a rule ("" or NULL =
+ * any) and status (NULL = any); the i-th as a JSON object like an alert's
+ * plus "status", "reason" and "change_ts". Borrowed. */
+int rk_fh_notice_count(const rk_fakehost *fh, const char *rule, const char *status);
+json_t *rk_fh_notice(const rk_fakehost *fh, size_t i);
 
 /* Snapshot the detector, destroy it, create a fresh one with the same
  * config and restore the snapshot into it. Returns 0 or -1. */

@@ -404,6 +404,69 @@ json_t *it_alerts(redisContext *c, const char *key)
     return arr;
 }
 
+int it_check_open_hash(redisContext *c, const char *stream, const char *open_key,
+                       char *why, size_t whylen)
+{
+    json_t *alerts = it_alerts(c, stream), *want = json_object(), *a, *v;
+    redisReply *h = it_cmd(c, "HGETALL %s", open_key);
+    const char *id;
+    size_t i, got = 0;
+    int rc = 0;
+
+    /* Replay the stream: a firing alert opens, resolved/retracted/closed
+     * close; acknowledged replaces the value. */
+    json_array_foreach(alerts, i, a) {
+        const char *st = json_string_value(json_object_get(a, "status"));
+        id = json_string_value(json_object_get(a, "id"));
+        if (id == NULL)
+            continue;
+        if (st == NULL || strcmp(st, "firing") == 0) {
+            if (json_object_get(want, id) == NULL)
+                json_object_set(want, id, a);
+        } else if (strcmp(st, "resolved") == 0 || strcmp(st, "retracted") == 0 ||
+                   strcmp(st, "closed") == 0) {
+            json_object_del(want, id);
+        }
+    }
+    if (h == NULL || h->type != REDIS_REPLY_ARRAY) {
+        snprintf(why, whylen, "HGETALL %s failed", open_key);
+        rc = -1;
+        goto done;
+    }
+    for (i = 0; i + 1 < h->elements; i += 2) {
+        json_t *x = json_loads(h->element[i + 1]->str, 0, NULL);
+        v = json_object_get(want, h->element[i]->str);
+        got++;
+        if (v == NULL || x == NULL || !json_equal(v, x)) {
+            snprintf(why, whylen, "%s: id %s %s", open_key, h->element[i]->str,
+                     v == NULL ? "is open but the stream closed it (or never fired it)"
+                               : "differs from its alert");
+            json_decref(x);
+            rc = -1;
+            goto done;
+        }
+        json_decref(x);
+    }
+    if (got != json_object_size(want)) {
+        json_object_foreach(want, id, v) {
+            redisReply *e = it_cmd(c, "HEXISTS %s %s", open_key, id);
+            int there = e != NULL && e->type == REDIS_REPLY_INTEGER && e->integer == 1;
+            freeReplyObject(e);
+            if (!there) {
+                snprintf(why, whylen, "%s: id %s is open in the stream but not in the hash",
+                         open_key, id);
+                break;
+            }
+        }
+        rc = -1;
+    }
+done:
+    freeReplyObject(h);
+    json_decref(alerts);
+    json_decref(want);
+    return rc;
+}
+
 size_t it_preload_workload(redisContext *c, size_t n, double days, double anomaly,
                            uint64_t seed, size_t invalid_every)
 {
@@ -488,13 +551,20 @@ json_t *it_alerts_by_id(redisContext *c, const char **dup)
     *dup = NULL;
     json_array_foreach(alerts, i, a) {
         const char *id = json_string_value(json_object_get(a, "id"));
-        if (json_object_get(ids, id) != NULL) {
-            static char seen[64];
-            snprintf(seen, sizeof(seen), "%s", id);
+        const char *st = json_string_value(json_object_get(a, "status"));
+        char key[96];
+        /* A notice shares its alert's id: keyed "<id>:<status>". */
+        if (st != NULL && strcmp(st, "firing") != 0)
+            snprintf(key, sizeof(key), "%s:%s", id ? id : "", st);
+        else
+            snprintf(key, sizeof(key), "%s", id ? id : "");
+        if (json_object_get(ids, key) != NULL) {
+            static char seen[96];
+            snprintf(seen, sizeof(seen), "%s", key);
             *dup = seen;
         }
         json_object_del(a, "emitted_at");
-        json_object_set(ids, id, a);
+        json_object_set(ids, key, a);
     }
     json_decref(alerts);
     return ids;

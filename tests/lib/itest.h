@@ -109,8 +109,14 @@ bool it_both_drained(redisContext *c);
 /* Wait until both are drained and XLEN alerts stayed the same for 0.5 s. */
 bool it_wait_settled(redisContext *c, int timeout_ms);
 /* The alerts of the stream "alerts" as an object id -> alert (without
- * emitted_at); *dup names an id written twice, or is NULL. */
+ * emitted_at), and its notices as "<id>:<status>" -> notice; *dup names an
+ * id (or id:status) written twice, or is NULL. */
 struct json_t *it_alerts_by_id(redisContext *c, const char **dup);
+/* Does the open hash equal what replaying the alert stream gives (firing
+ * opens an id with its JSON, resolved/retracted/closed close it)? 0, or
+ * -1 with the first difference in why. */
+int it_check_open_hash(redisContext *c, const char *stream, const char *open_key,
+                       char *why, size_t whylen);
 
 /* GET path on 127.0.0.1:port (HTTP/1.0): the status, the body in buf
  * (len bytes, NUL-terminated); -1 when nothing answers. */

@@ -757,6 +757,127 @@ static void test_ops_table(void **st)
     assert_non_null(rk__det_bad_rating.on_watermark);
 }
 
+/* ===================================================================
+ * Lifecycle: officer_repeated and unit_ratio resolve once the condition
+ * has stopped holding for keep_firing_for (1h in the fake host)
+ * =================================================================== */
+
+static json_t *notice_n(rk_fakehost *fh, size_t i) { return rk_fh_notice(fh, i); }
+
+static void test_officer_resolved(void **st)
+{
+    rk_fakehost *fh = mk("{\"officer_min_bad\": 2, \"officer_window\": \"1h\", "
+                         "\"cooldown\": \"0s\"}");
+    json_t *n;
+    (void)st;
+
+    rate(fh, T0, 1, "U1", "O1");
+    rate(fh, T0 + 10 * RK_MINUTE, 1, "U1", "O1");
+    assert_int_equal(rk_fh_count(fh, "officer_repeated"), 1);
+    /* T0 leaves the window after T0 + 1h: stopped; resolved 1h later. */
+    rk_fh_advance(fh, T0 + 2 * RK_HOUR);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 0);
+    rk_fh_advance(fh, T0 + 2 * RK_HOUR + 1);
+    assert_int_equal(rk_fh_notice_count(fh, "officer_repeated", "resolved"), 1);
+    n = notice_n(fh, 0);
+    /* The alert's identity: rule, subject and ts as it fired. */
+    assert_int_equal(json_integer_value(json_object_get(n, "ts")), T0 + 10 * RK_MINUTE);
+    assert_string_equal(subj(n, "officer_id"), "O1");
+    assert_string_equal(subj(n, "unit_id"), "U1");
+    assert_int_equal(json_integer_value(json_object_get(n, "change_ts")), T0 + 2 * RK_HOUR);
+    assert_non_null(strstr(json_string_value(json_object_get(n, "reason")), "O1"));
+    /* Resolved once: later time passing resolves nothing more. */
+    rk_fh_advance(fh, T0 + 30 * RK_HOUR);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 1);
+    /* It may fire again: a new alert (new ts, so a new id). */
+    rate(fh, T0 + 31 * RK_HOUR, 1, "U1", "O1");
+    rate(fh, T0 + 31 * RK_HOUR + 1, 1, "U1", "O1");
+    assert_int_equal(rk_fh_count(fh, "officer_repeated"), 2);
+    rk_fh_free(fh);
+}
+
+static void test_officer_held_again_moves_resolution(void **st)
+{
+    rk_fakehost *fh = mk("{\"officer_min_bad\": 2, \"officer_window\": \"1h\", "
+                         "\"cooldown\": \"24h\"}");
+    (void)st;
+    rk_fh_language(fh, "en");
+    rate(fh, T0, 1, "U1", "O1");
+    rate(fh, T0 + 10 * RK_MINUTE, 1, "U1", "O1");
+    /* Stopped after T0 + 1h; at T0 + 1h05 it holds again (T0+10m and the
+     * new one; the alert is held back by the cooldown): it now stops after
+     * T0 + 1h10m, so nothing is resolved at T0 + 2h. */
+    rate(fh, T0 + 65 * RK_MINUTE, 1, "U1", "O1");
+    assert_int_equal(rk_fh_count(fh, "officer_repeated"), 1);
+    rk_fh_advance(fh, T0 + 2 * RK_HOUR + 1);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 0);
+    rk_fh_advance(fh, T0 + 130 * RK_MINUTE + 1);
+    assert_int_equal(rk_fh_notice_count(fh, "officer_repeated", "resolved"), 1);
+    assert_string_equal(json_string_value(json_object_get(notice_n(fh, 0), "reason")),
+                        "Officer O1 has had fewer than 2 bad ratings within 1h for 1h.");
+    rk_fh_free(fh);
+}
+
+static void test_unit_ratio_resolved_by_dilution(void **st)
+{
+    rk_fakehost *fh = mk("{\"unit_min_ratings\": 2, \"unit_max_bad_ratio\": 0.5, "
+                         "\"cooldown\": \"0s\"}");
+    (void)st;
+    rate(fh, T0, 1, "U1", NULL);
+    rate(fh, T0 + 1, 1, "U1", NULL);              /* 2/2: fires (and at T0 + 1) */
+    assert_int_equal(rk_fh_count(fh, "unit_ratio"), 1);
+    rate(fh, T0 + 2, 5, "U1", NULL);              /* 2/3 still holds */
+    rate(fh, T0 + 3, 5, "U1", NULL);              /* 2/4 still holds */
+    rate(fh, T0 + 4, 5, "U1", NULL);              /* 2/5: stopped at T0 + 4 */
+    rk_fh_advance(fh, T0 + 4 + RK_HOUR);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 0);
+    rk_fh_advance(fh, T0 + 5 + RK_HOUR);
+    /* Both open alerts of the unit (T0 + 1 fired, T0 + 2 .. T0 + 3 too). */
+    assert_int_equal(rk_fh_notice_count(fh, "unit_ratio", "resolved"),
+                     rk_fh_count(fh, "unit_ratio"));
+    assert_int_equal(json_integer_value(json_object_get(notice_n(fh, 0), "change_ts")),
+                     T0 + 4 + RK_HOUR);
+    rk_fh_free(fh);
+}
+
+static void test_open_alerts_survive_snapshot(void **st)
+{
+    const char *cfg = "{\"officer_min_bad\": 2, \"officer_window\": \"1h\"}";
+    rk_fakehost *fh = mk(cfg);
+    const char *fail;
+    (void)st;
+    rate(fh, T0, 1, "U1", "O1");
+    rate(fh, T0 + 1, 1, "U2", "O1");
+    /* a snapshot with open alerts: corrupt copies are refused or survived */
+    fail = rk_fh_check_corrupt_restore(fh, 0);
+    if (fail != NULL)
+        fail_msg("%s", fail);
+    assert_int_equal(rk_fh_roundtrip(fh, cfg), 0);
+    rk_fh_advance(fh, T0 + 3 * RK_HOUR);
+    assert_int_equal(rk_fh_notice_count(fh, "officer_repeated", "resolved"), 1);
+    assert_string_equal(subj(notice_n(fh, 0), "unit_id"), "U2");
+    rk_fh_free(fh);
+}
+
+/* What one open alert costs: printed, and bounded (64 bytes per open
+ * alert, beside its key's one record). */
+static void test_open_alert_memory(void **st)
+{
+    rk__openset set;
+    size_t per = sizeof(rk__open_alert), keyrec = sizeof(rk__openrec);
+    (void)st;
+    rk__open_init(&set);
+    assert_int_equal(rk__open_add(&set, "U1", T0, NULL), 0);
+    assert_int_equal(rk__open_add(&set, "U1", T0 + 1, NULL), 0);
+    assert_int_equal(rk__open_count(&set), 2);
+    rk__open_clear(&set);
+    printf("lifecycle memory: %zu bytes per open alert (+ its extra subject string), "
+           "%zu bytes per key with open alerts (+ its map entry); the alerts.open_ttl "
+           "timer of every alert until it passes: %zu bytes + its key (detector name + "
+           "33 bytes, malloc'ed)\n", per, keyrec, sizeof(rk__timer));
+    assert_true(per <= 64);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -781,6 +902,11 @@ int main(void)
         cmocka_unit_test(test_reconfigure_keeps_state),
         cmocka_unit_test(test_other_events_ignored),
         cmocka_unit_test(test_bad_configs),
+        cmocka_unit_test(test_officer_resolved),
+        cmocka_unit_test(test_officer_held_again_moves_resolution),
+        cmocka_unit_test(test_unit_ratio_resolved_by_dilution),
+        cmocka_unit_test(test_open_alerts_survive_snapshot),
+        cmocka_unit_test(test_open_alert_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -629,11 +629,47 @@ static void test_ops_table(void **st)
     assert_non_null(rk__det_complaint_cluster.tracked_keys);
 }
 
+/* Lifecycle: a cluster alert resolves once the key's count has been below
+ * min_count for keep_firing_for (1h in the fake host), survives a
+ * snapshot, and the rule may fire again after. */
+static void test_cluster_resolved(void **st)
+{
+    const char *cfg = "{\"rules\": [{\"group_by\": \"unit_id\", \"window\": \"2h\", "
+                      "\"min_count\": 2}]}";
+    rk_fakehost *fh = mk(cfg);
+    const char *fail;
+    json_t *n;
+    (void)st;
+    complain(fh, T0, "U1", NULL, NULL, NULL);
+    complain(fh, T0 + RK_HOUR, "U1", NULL, NULL, NULL);
+    assert_int_equal(rk_fh_count(fh, "cluster"), 1);
+    fail = rk_fh_check_corrupt_restore(fh, 1);
+    if (fail != NULL)
+        fail_msg("%s", fail);
+    assert_int_equal(rk_fh_roundtrip(fh, cfg), 0);
+    /* T0 leaves the window after T0 + 2h; resolved after T0 + 3h. */
+    rk_fh_advance(fh, T0 + 3 * RK_HOUR);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 0);
+    rk_fh_advance(fh, T0 + 3 * RK_HOUR + 1);
+    assert_int_equal(rk_fh_notice_count(fh, "cluster", "resolved"), 1);
+    n = rk_fh_notice(fh, 0);
+    assert_string_equal(subj(n, "unit_id"), "U1");
+    assert_int_equal(subj_size(n), 1);
+    assert_int_equal(ival(n, "ts"), T0 + RK_HOUR);
+    assert_non_null(strstr(json_string_value(json_object_get(n, "reason")), "U1"));
+    /* After the cooldown (the window) it may fire again: a new alert. */
+    complain(fh, T0 + 4 * RK_HOUR, "U1", NULL, NULL, NULL);
+    complain(fh, T0 + 4 * RK_HOUR + 1, "U1", NULL, NULL, NULL);
+    assert_int_equal(rk_fh_count(fh, "cluster"), 2);
+    rk_fh_free(fh);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ops_table),
         cmocka_unit_test(test_defaults_unit),
+        cmocka_unit_test(test_cluster_resolved),
         cmocka_unit_test(test_defaults_officer),
         cmocka_unit_test(test_window_boundary),
         cmocka_unit_test(test_group_by_enterprise_region),

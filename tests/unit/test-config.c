@@ -597,6 +597,46 @@ static void test_alerts_state(void **state)
         "state.task_retention: expected a duration of at least 1000ms");
 }
 
+/* The lifecycle keys: defaults, ranges, the open hash's slot. */
+static void test_alerts_lifecycle(void **state)
+{
+    rk__config *c;
+    (void)state;
+    c = GOOD("{}");
+    assert_int_equal(c->keep_firing_for, 3600000);
+    assert_int_equal(c->open_ttl, 30LL * 86400000);
+    assert_string_equal(c->alerts_open_key, "riskd:open");
+    assert_false(c->lang_en);
+    rk__config_free(c);
+    c = GOOD("{\"alerts\":{\"language\":\"en\",\"keep_firing_for\":\"0s\","
+             "\"open_ttl\":\"90d\",\"open_key\":\"my:open\"}}");
+    assert_int_equal(c->keep_firing_for, 0);
+    assert_int_equal(c->open_ttl, 90LL * 86400000);
+    assert_string_equal(c->alerts_open_key, "my:open");
+    assert_true(c->lang_en);
+    rk__config_free(c);
+    BAD("{\"alerts\":{\"language\":\"fr\"}}", "alerts.language: expected \"zh-CN\" or \"en\"");
+    BAD("{\"alerts\":{\"language\":null}}", "alerts.language: expected \"zh-CN\" or \"en\"");
+    BAD("{\"alerts\":{\"keep_firing_for\":\"-1s\"}}",
+        "alerts.keep_firing_for: expected a duration such as \"90s\", \"10m\", "
+        "\"24h\" or \"30d\"");
+    BAD("{\"alerts\":{\"open_ttl\":\"59s\"}}",
+        "alerts.open_ttl: expected a duration of at least 60000ms");
+    BAD("{\"alerts\":{\"open_key\":\"\"}}", "alerts.open_key: expected a non-empty string");
+    /* On a cluster: the default follows the stream's slot; another slot is
+     * refused. */
+    c = GOOD("{\"redis\":{\"cluster\":[\"10.0.0.1:7000\"]},\"alerts\":{\"stream\":\"{al}x\"}}");
+    assert_string_equal(c->alerts_open_key, "riskd:open:{al}");
+    rk__config_free(c);
+    c = GOOD("{\"redis\":{\"cluster\":[\"10.0.0.1:7000\"]},"
+             "\"alerts\":{\"stream\":\"{al}x\",\"open_key\":\"{al}:open\"}}");
+    assert_string_equal(c->alerts_open_key, "{al}:open");
+    rk__config_free(c);
+    BAD("{\"redis\":{\"cluster\":[\"10.0.0.1:7000\"]},\"alerts\":{\"open_key\":\"riskd:open\"}}",
+        "alerts.open_key: \"riskd:open\" must hash to the Redis Cluster slot of alerts.stream "
+        "\"alerts\" (give both the same hash tag, e.g. \"{alerts}:open\" beside \"{alerts}\")");
+}
+
 /* Malformed durations, on every duration key. */
 static void test_bad_durations(void **state)
 {
@@ -890,6 +930,7 @@ int main(void)
         cmocka_unit_test(test_redis_cluster),
         cmocka_unit_test(test_streams),
         cmocka_unit_test(test_alerts_state),
+        cmocka_unit_test(test_alerts_lifecycle),
         cmocka_unit_test(test_bad_durations),
         cmocka_unit_test(test_clock),
         cmocka_unit_test(test_metrics_listen),

@@ -469,10 +469,71 @@ static void test_evidence_cap(void **st)
     rk_fh_free(fh);
 }
 
+/* ---- lifecycle ---- */
+
+static int decided_as(rk_fakehost *fh, int64_t ts, const char *case_id, const char *unit,
+                      double fine, uint32_t flags)
+{
+    rk_event e;
+    memset(&e, 0, sizeof(e));
+    e.type = RK_EV_CASE_DECIDED;
+    e.ts = ts;
+    e.ref = rk_fh_ref(RK_STREAM_CASE, (uint64_t)ts, seqno++);
+    e.case_id = case_id;
+    e.unit_id = unit;
+    e.fine = fine;
+    e.flags = flags;
+    return rk_fh_event(fh, &e);
+}
+
+/* The alert resolves once the current period fell back for keep_firing_for
+ * (1h in the fake host): day 0's 1600 leaves the current period at the
+ * start of day 1. */
+static void test_growth_resolved(void **st)
+{
+    rk_fakehost *fh = mk(CFG2);
+    json_t *n;
+    (void)st;
+    assert_int_equal(decided_as(fh, T0 - 2 * DAY + HOUR, "B1", "U1", 1000, 0), 0);
+    assert_int_equal(decided_as(fh, T0 - DAY + HOUR, "B2", "U1", 1000, 0), 0);
+    assert_int_equal(decided_as(fh, T0 + HOUR, "D1", "U1", 1600, 0), 0);
+    assert_int_equal(rk_fh_count(fh, "growth"), 1);
+    assert_int_equal(rk_fh_roundtrip(fh, CFG2), 0);
+    rk_fh_advance(fh, T0 + DAY + HOUR);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 0);
+    rk_fh_advance(fh, T0 + DAY + HOUR + 1);
+    assert_int_equal(rk_fh_notice_count(fh, "growth", "resolved"), 1);
+    n = rk_fh_notice(fh, 0);
+    assert_int_equal(json_integer_value(json_object_get(n, "ts")), T0 + HOUR);
+    assert_int_equal(json_integer_value(json_object_get(n, "change_ts")), T0 + DAY + HOUR);
+    assert_non_null(strstr(sfield(n, "reason"), "U1"));
+    rk_fh_free(fh);
+}
+
+/* An amendment of the triggering decision to 900 shows the growth never
+ * held: retracted (and not resolved later). */
+static void test_growth_retracted(void **st)
+{
+    rk_fakehost *fh = mk(CFG2);
+    (void)st;
+    assert_int_equal(decided_as(fh, T0 - 2 * DAY + HOUR, "B1", "U1", 1000, 0), 0);
+    assert_int_equal(decided_as(fh, T0 - DAY + HOUR, "B2", "U1", 1000, 0), 0);
+    assert_int_equal(decided_as(fh, T0 + HOUR, "D1", "U1", 1600, 0), 0);
+    assert_int_equal(rk_fh_count(fh, "growth"), 1);
+    assert_int_equal(decided_as(fh, T0 + 2 * HOUR, "D1", "U1", 900, RK_EVF_AMENDED), 0);
+    assert_int_equal(rk_fh_notice_count(fh, "growth", "retracted"), 1);
+    assert_int_equal(json_integer_value(json_object_get(rk_fh_notice(fh, 0), "ts")), T0 + HOUR);
+    rk_fh_advance(fh, T0 + 10 * DAY);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 1);
+    rk_fh_free(fh);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_config),
+        cmocka_unit_test(test_growth_resolved),
+        cmocka_unit_test(test_growth_retracted),
         cmocka_unit_test(test_good_configs),
         cmocka_unit_test(test_growth_threshold_sd_zero),
         cmocka_unit_test(test_growth_critical),

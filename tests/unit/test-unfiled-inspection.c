@@ -874,9 +874,147 @@ static void test_expired_filing_replaced(void **st)
     rk_fh_free(fh);
 }
 
+/* ===================================================================
+ * Lifecycle: retractions by late data, filed_not_scanned resolved
+ * =================================================================== */
+
+static int amended(rk_fakehost *fh, int64_t ts, const char *task, const char *unit,
+                   const char *ent, int64_t planned)
+{
+    rk_event e = base(RK_EV_INSPECTION_FILED, ts, RK_STREAM_SCAN);
+    e.task_id = task;
+    e.unit_id = unit;
+    e.enterprise_id = ent;
+    e.planned_at = planned;
+    e.flags = RK_EVF_AMENDED;
+    return rk_fh_event(fh, &e);
+}
+
+static const char *nfield(const rk_fakehost *fh, size_t i, const char *obj, const char *key)
+{
+    return sfield(rk_fh_notice(fh, i), obj, key);
+}
+
+static void test_scan_without_filing_retracted(void **st)
+{
+    rk_fakehost *fh = mk("{}");
+    (void)st;
+    assert_int_equal(scanned(fh, T0, "T1", "E1", "U1"), 0);
+    rk_fh_advance(fh, T0 + 10 * MIN + 1);
+    assert_int_equal(rk_fh_count(fh, "scan_without_filing"), 1);
+    /* The filing, made at T0 + 5m (within grace), arrives now: retracted,
+     * the alert named by its own ts (the deadline) and subject. */
+    assert_int_equal(filed(fh, T0 + 5 * MIN, "T1", "U1", "E1", T0), 0);
+    assert_int_equal(rk_fh_notice_count(fh, "scan_without_filing", "retracted"), 1);
+    assert_int_equal(ifield(rk_fh_notice(fh, 0), "ts"), T0 + 10 * MIN);
+    assert_string_equal(nfield(fh, 0, "subject", "enterprise_id"), "E1");
+    assert_string_equal(nfield(fh, 0, "subject", "unit_id"), "U1");
+    assert_string_equal(nfield(fh, 0, "subject", "task_id"), "T1");
+    assert_int_equal(ifield(rk_fh_notice(fh, 0), "change_ts"), T0 + 5 * MIN);
+    rk_fh_free(fh);
+
+    /* A filing made after the deadline retracts nothing. */
+    fh = mk("{}");
+    assert_int_equal(scanned(fh, T0, "T1", "E1", "U1"), 0);
+    rk_fh_advance(fh, T0 + 20 * MIN);
+    assert_int_equal(filed(fh, T0 + 10 * MIN + 1, "T1", "U1", "E1", T0), 0);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 0);
+    rk_fh_free(fh);
+}
+
+static void test_case_without_filing_retracted(void **st)
+{
+    const char *cfg = "{}";
+    rk_fakehost *fh = mk(cfg);
+    (void)st;
+    assert_int_equal(opened(fh, T0, "C1", "U1", "T1", RK_SOURCE_INSPECTION), 0);
+    rk_fh_advance(fh, T0 + 10 * MIN + 1);
+    assert_int_equal(rk_fh_count(fh, "case_without_filing"), 1);
+    /* survives a snapshot */
+    assert_int_equal(rk_fh_roundtrip(fh, cfg), 0);
+    assert_int_equal(filed(fh, T0 - HOUR, "T1", "U1", "E1", T0 - HOUR), 0);
+    assert_int_equal(rk_fh_notice_count(fh, "case_without_filing", "retracted"), 1);
+    assert_string_equal(nfield(fh, 0, "subject", "case_id"), "C1");
+    assert_int_equal(ifield(rk_fh_notice(fh, 0), "ts"), T0 + 10 * MIN);
+    /* Once: a repeated filing retracts nothing more. */
+    assert_int_equal(filed(fh, T0 - HOUR, "T1", "U1", "E1", T0 - HOUR), 0);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 1);
+    rk_fh_free(fh);
+}
+
+static void test_reported_without_filing_retracted(void **st)
+{
+    rk_fakehost *fh = mk("{}");
+    (void)st;
+    assert_int_equal(reported(fh, T0, "U1", "E1"), 0);
+    assert_int_equal(rk_fh_count(fh, "reported_without_filing"), 1);
+    /* Another enterprise's filing, or one planned too far away: nothing. */
+    assert_int_equal(filed(fh, T0 + 1, "T1", "U1", "E2", T0), 0);
+    assert_int_equal(filed(fh, T0 + 2, "T2", "U1", "E1", T0 + 2 * DAY), 0);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 0);
+    /* A matching filing (planned within 24h of the report): retracted. */
+    assert_int_equal(filed(fh, T0 + 3, "T3", "U1", "E1", T0 - 23 * HOUR), 0);
+    assert_int_equal(rk_fh_notice_count(fh, "reported_without_filing", "retracted"), 1);
+    assert_int_equal(ifield(rk_fh_notice(fh, 0), "ts"), T0);
+    rk_fh_free(fh);
+}
+
+static void test_enterprise_mismatch_retracted(void **st)
+{
+    rk_fakehost *fh = mk("{}");
+    (void)st;
+    rk_fh_language(fh, "en");
+    assert_int_equal(filed(fh, T0, "T1", "U1", "E1", T0), 0);
+    assert_int_equal(scanned(fh, T0 + MIN, "T1", "E2", NULL), 0);
+    assert_int_equal(rk_fh_count(fh, "enterprise_mismatch"), 1);
+    /* An amendment naming another enterprise again: nothing. */
+    assert_int_equal(amended(fh, T0 + 2 * MIN, "T1", "U1", "E3", T0), 0);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 0);
+    /* One naming the scanned enterprise: the mismatch never was. */
+    assert_int_equal(amended(fh, T0 + 3 * MIN, "T1", "U1", "E2", T0), 0);
+    assert_int_equal(rk_fh_notice_count(fh, "enterprise_mismatch", "retracted"), 1);
+    assert_string_equal(nfield(fh, 0, "subject", "enterprise_id"), "E2");
+    assert_int_equal(ifield(rk_fh_notice(fh, 0), "ts"), T0 + MIN);
+    assert_string_equal(nfield(fh, 0, NULL, "reason"),
+                        "The filing was amended to name the scanned enterprise.");
+    rk_fh_free(fh);
+}
+
+static void test_filed_not_scanned_lifecycle(void **st)
+{
+    rk_fakehost *fh = mk("{}");
+    (void)st;
+    /* Scanned late: resolved ("scanned late"). */
+    assert_int_equal(filed(fh, T0, "T1", "U1", "E1", T0), 0);
+    rk_fh_advance(fh, T0 + DAY + 1);
+    assert_int_equal(rk_fh_count(fh, "filed_not_scanned"), 1);
+    assert_int_equal(scanned(fh, T0 + DAY + HOUR, "T1", "E1", NULL), 0);
+    assert_int_equal(rk_fh_notice_count(fh, "filed_not_scanned", "resolved"), 1);
+    assert_int_equal(ifield(rk_fh_notice(fh, 0), "ts"), T0 + DAY);
+    assert_non_null(strstr(nfield(fh, 0, NULL, "reason"), "逾期"));
+    /* a second late scan: nothing more */
+    assert_int_equal(scanned(fh, T0 + DAY + 2 * HOUR, "T1", "E1", NULL), 0);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 1);
+    rk_fh_free(fh);
+
+    /* A scan in time that arrives after the alert: retracted. */
+    fh = mk("{}");
+    assert_int_equal(filed(fh, T0, "T1", "U1", "E1", T0), 0);
+    rk_fh_advance(fh, T0 + DAY + 1);
+    assert_int_equal(scanned(fh, T0 + HOUR, "T1", "E1", NULL), 0);
+    assert_int_equal(rk_fh_notice_count(fh, "filed_not_scanned", "retracted"), 1);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, "resolved"), 0);
+    rk_fh_free(fh);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_scan_without_filing_retracted),
+        cmocka_unit_test(test_case_without_filing_retracted),
+        cmocka_unit_test(test_reported_without_filing_retracted),
+        cmocka_unit_test(test_enterprise_mismatch_retracted),
+        cmocka_unit_test(test_filed_not_scanned_lifecycle),
         cmocka_unit_test(test_bad_config),
         cmocka_unit_test(test_reconfigure),
         cmocka_unit_test(test_filed_not_scanned),
