@@ -1,120 +1,319 @@
 #!/bin/sh
 # Quick start: install the Debian packages riskd needs, build it, start a
-# private redis-server on a free loopback port under build/demo/, start
-# riskd against it, subscribe to every alert channel and feed a short demo
-# so the alerts can be watched as they arrive.
+# private redis-server on a free loopback port under build/demo/, load the
+# sample reference lists (config/samples/), start riskd and riskweb against
+# it, print every alert as it arrives on alerts:* and feed a demo that
+# trips every rule of every built-in detector (and of the example plugin
+# two_officers); end with a table of what fired by detector and rule.
 #
-#   sh tests/demo/run.sh            run the demo, then stop everything
+#   sh tests/demo/run.sh                 run the demo, then stop everything
 #   DEMO_FOLLOW=1 sh tests/demo/run.sh   keep running until Ctrl-C
+#   sh tests/demo/run.sh --check [--dir DIR] [--port P] [--web-port P]
+#       what the tests run: no install and no build (binaries from
+#       $BUILD, default build/), data in DIR; exit 1 unless every rule fired
+#
+# Output is line by line all the way: alerts are read with the shell's
+# `read` (no awk, whose Debian default mawk reads its input in blocks).
 set -eu
 cd "$(dirname "$0")/../.."
 top=$(pwd)
 
-pkgs="build-essential pkg-config libuv1-dev libhiredis-dev libjansson-dev libxxhash-dev libcmocka-dev libhttp-parser-dev libjs-chart.js redis-server redis-tools"
-missing=""
-for p in $pkgs; do
-    dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+check=0
+run="$top/build/demo"
+port=""
+webport=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --check) check=1 ;;
+        --dir) run=$2; shift ;;
+        --port) port=$2; shift ;;
+        --web-port) webport=$2; shift ;;
+        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "run.sh: unknown argument '$1' (expected --check, --dir DIR, --port P, --web-port P)" >&2
+           exit 1 ;;
+    esac
+    shift
 done
-if [ -n "$missing" ]; then
-    echo ">> installing:$missing"
-    SUDO=""
-    [ "$(id -u)" = 0 ] || SUDO=sudo
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+bin="$top/build"
+if [ "$check" = 1 ]; then
+    case "${BUILD:-build}" in
+        /*) bin=${BUILD} ;;
+        *) bin="$top/${BUILD:-build}" ;;
+    esac
+else
+    pkgs="build-essential pkg-config libuv1-dev libhiredis-dev libjansson-dev libxxhash-dev libcmocka-dev libhttp-parser-dev libjs-chart.js redis-server redis-tools"
+    missing=""
+    for p in $pkgs; do
+        dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+    done
+    if [ -n "$missing" ]; then
+        echo ">> installing:$missing"
+        SUDO=""
+        [ "$(id -u)" = 0 ] || SUDO=sudo
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    fi
+    echo ">> building"
+    make -s
 fi
 
-echo ">> building"
-make -s
-
-run="$top/build/demo"
 rm -rf "$run"
 mkdir -p "$run"
-# A free loopback port from 6400 up: one nobody listens on (per /proc/net).
+# A free loopback port from a start: one nobody listens on (per /proc/net).
 port_in_use() {
     hex=$(printf ':%04X ' "$1")
-    cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4 == "0A" { print $2 " " }' | grep -q "$hex"
+    while read -r _sl local _rem st _rest; do
+        [ "$st" = 0A ] && case "$local " in *"$hex") return 0 ;; esac
+    done <<EOF
+$(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null)
+EOF
+    return 1
 }
-port=6400
-while port_in_use "$port"; do port=$((port + 1)); done
-webport=9478
-while port_in_use "$webport"; do webport=$((webport + 1)); done
+if [ -z "$port" ]; then
+    port=6400
+    while port_in_use "$port"; do port=$((port + 1)); done
+fi
+if [ -z "$webport" ]; then
+    webport=9478
+    while port_in_use "$webport" || [ "$webport" = "$port" ]; do webport=$((webport + 1)); done
+fi
 
 cleanup() {
     [ -n "${sub_pid:-}" ] && kill "$sub_pid" 2>/dev/null || true
     [ -n "${riskd_pid:-}" ] && kill -TERM "$riskd_pid" 2>/dev/null && wait "$riskd_pid" 2>/dev/null || true
     [ -n "${web_pid:-}" ] && kill -TERM "$web_pid" 2>/dev/null && wait "$web_pid" 2>/dev/null || true
-    redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
+    [ -n "${redis_started:-}" ] && redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 echo ">> redis-server on 127.0.0.1:$port (data in $run)"
 redis-server --port "$port" --bind 127.0.0.1 --dir "$run" --save '' --appendonly no \
-    --daemonize yes --logfile "$run/redis.log"
+    --daemonize yes --logfile "$run/redis.log" --pidfile "$run/redis.pid"
+redis_started=1
+# Our own server answers (not one another demo started on the same port).
 i=0
-until redis-cli -p "$port" ping >/dev/null 2>&1; do
-    i=$((i + 1)); [ $i -lt 100 ] || { echo "redis-server did not start"; exit 1; }; sleep 0.1
+until [ -s "$run/redis.pid" ] && redis-cli -p "$port" ping >/dev/null 2>&1 &&
+      [ "$(redis-cli -p "$port" info server | sed -n 's/^process_id:\([0-9]*\).*/\1/p')" = "$(cat "$run/redis.pid")" ]; do
+    i=$((i + 1))
+    if [ $i -ge 100 ]; then
+        echo "redis-server did not start on port $port (see $run/redis.log)"; redis_started=""; exit 1
+    fi
+    sleep 0.1
 done
 
 cat > "$run/riskd.json" <<JSON
 {
   "redis": {"port": $port},
-  "metrics": {"listen": "127.0.0.1:0"},
-  "plugins": ["$top/build/plugins/two_officers.so"],
+  "metrics": {"listen": ""},
+  "plugins": ["$bin/plugins/two_officers.so"],
   "clock": {"idle": "3s"},
   "web": {"listen": "127.0.0.1:$webport"}
 }
 JSON
-# metrics on an ephemeral port would be undiscoverable: turn it off for the demo
-sed -i 's/"listen": "127.0.0.1:0"/"listen": ""/' "$run/riskd.json"
+
+echo ">> reference lists from config/samples/ (riskctl lists load)"
+for kind in whitelist benchmarks exempt credentials names; do
+    "$bin/riskctl" -c "$run/riskd.json" lists load "$kind" "config/samples/sample-$kind.csv" \
+        --author demo | sed 's/^/   /'
+done
 
 echo ">> riskd (log in $run/riskd.log)"
-"$top/build/riskd" -c "$run/riskd.json" 2>"$run/riskd.log" &
+"$bin/riskd" -c "$run/riskd.json" 2>"$run/riskd.log" &
 riskd_pid=$!
+i=0
+until grep -q 'NOTICE ready' "$run/riskd.log"; do
+    i=$((i + 1))
+    if [ $i -ge 100 ] || ! kill -0 "$riskd_pid" 2>/dev/null; then
+        echo "riskd did not become ready:"; cat "$run/riskd.log"; exit 1
+    fi
+    sleep 0.1
+done
 
-"$top/build/riskweb" -c "$run/riskd.json" 2>"$run/riskweb.log" &
+"$bin/riskweb" -c "$run/riskd.json" 2>"$run/riskweb.log" &
 web_pid=$!
 echo ">> the dashboard: http://127.0.0.1:$webport/ (riskweb, log in $run/riskweb.log)"
 
+# Each alert as one line, as it arrives: [severity] detector/rule summary.
 echo ">> alerts as they arrive on alerts:* :"
-redis-cli -p "$port" --raw psubscribe 'alerts:*' 2>/dev/null | awk '/^{/ { print "   " $0; fflush() }' &
+redis-cli -p "$port" --raw psubscribe 'alerts:*' 2>/dev/null | {
+    while IFS= read -r line; do
+        case "$line" in
+            '{'*)
+                d=${line#*\"detector\":\"}; d=${d%%\"*}
+                r=${line#*\"rule\":\"}; r=${r%%\"*}
+                v=${line#*\"severity\":\"}; v=${v%%\"*}
+                s=${line#*\"summary\":\"}; s=${s%%\",\"evidence\"*}
+                case "$s" in *'\'*) s=$(printf '%s' "$s" | sed 's/\\\(["\\/]\)/\1/g') ;; esac
+                printf '   [%s] %s/%s  %s\n' "$v" "$d" "$r" "$s" ;;
+        esac
+    done
+} &
 sub_pid=$!
-sleep 1
+# The subscription is in place once Redis counts it.
+i=0
+until [ "$(redis-cli -p "$port" pubsub numpat)" -ge 1 ] 2>/dev/null; do
+    i=$((i + 1)); [ $i -lt 100 ] || { echo "could not subscribe to alerts:*"; exit 1; }; sleep 0.1
+done
 
 x() { redis-cli -p "$port" XADD "$1" '*' data "$2" >/dev/null; }
 S=enforce:scan; C=enforce:case
-day=86400000
+min=60000; hour=3600000; day=86400000
 t0=1740790800000   # 2025-03-01T09:00:00+08:00
+# file TS TASK UNIT OFFICERS ENTERPRISE [MORE]: an inspection.filed
+file() {
+    x $S "{\"type\":\"inspection.filed\",\"ts\":$1,\"task_id\":\"$2\",\"unit_id\":\"$3\",\"officers\":[$4],\"enterprise_id\":\"$5\"${6:-}}"
+}
+# scan TS TASK ENTERPRISE [MORE]: an inspection.scanned
+scan() {
+    x $S "{\"type\":\"inspection.scanned\",\"ts\":$1,\"task_id\":\"$2\",\"enterprise_id\":\"$3\"${4:-}}"
+}
+# rate TS TASK ENTERPRISE SCORE [MORE]: an inspection.rated by MR-01
+rate() {
+    x $S "{\"type\":\"inspection.rated\",\"ts\":$1,\"task_id\":\"$2\",\"enterprise_id\":\"$3\",\"unit_id\":\"MR-01\",\"score\":$4${5:-}}"
+}
 
+# ---- enforce:scan, in event-time order ----
 # An inspection filed and scanned properly: no alert.
-x $S "{\"type\":\"inspection.filed\",\"ts\":$t0,\"task_id\":\"T100\",\"unit_id\":\"MR-01\",\"officers\":[\"O7\",\"O8\"],\"enterprise_id\":\"E500\"}"
-x $S "{\"type\":\"inspection.scanned\",\"ts\":$((t0 + 3600000)),\"task_id\":\"T100\",\"enterprise_id\":\"E500\"}"
-# A filing with a single officer (two_officers plugin).
-x $S "{\"type\":\"inspection.filed\",\"ts\":$((t0 + 60000)),\"task_id\":\"T101\",\"unit_id\":\"MR-01\",\"officers\":[\"O7\"],\"enterprise_id\":\"E501\"}"
-# Three bad ratings of officer O7 (bad_rating, officer_repeated).
+file $t0 T100 MR-01 '"O7","O8"' E500
+# A filing with a single officer (two_officers), never scanned
+# (unfiled_inspection filed_not_scanned).
+file $((t0 + min)) T101 MR-01 '"O7"' E501
+scan $((t0 + hour)) T100 E500
+# Three bad ratings of officer O7 (bad_rating bad_rating, officer_repeated).
 for k in 1 2 3; do
-    x $S "{\"type\":\"inspection.rated\",\"ts\":$((t0 + k * 7200000)),\"task_id\":\"T10$k\",\"enterprise_id\":\"E50$k\",\"unit_id\":\"MR-01\",\"officers\":[\"O7\"],\"score\":1,\"comment\":\"rude\"}"
+    rate $((t0 + k * 2 * hour)) T10$k E50$k 1 ',"officers":["O7"],"comment":"rude"'
 done
-# A scan of a task nobody filed, and an enterprise reporting a visit without a QR code.
-x $S "{\"type\":\"inspection.scanned\",\"ts\":$((t0 + 5 * 3600000)),\"task_id\":\"T-GHOST\",\"enterprise_id\":\"E777\",\"unit_id\":\"EC-02\"}"
-x $S "{\"type\":\"inspection.reported\",\"ts\":$((t0 + 6 * 3600000)),\"enterprise_id\":\"E778\",\"unit_id\":\"EC-02\",\"note\":\"two officers, no code\"}"
-# Five complaints against one unit in a week (complaint_cluster).
-for k in 1 2 3 4 5; do
-    x $C "{\"type\":\"case.complaint\",\"ts\":$((t0 + k * day)),\"complaint_id\":\"CP$k\",\"unit_id\":\"TR-03\",\"officers\":[\"O9\"]}"
+# A scan of a task nobody filed (scan_without_filing), and an enterprise
+# reporting a visit without a QR code (reported_without_filing).
+scan $((t0 + 7 * hour)) T-GHOST E777 ',"unit_id":"EC-02"'
+x $S "{\"type\":\"inspection.reported\",\"ts\":$((t0 + 7 * hour + 10 * min)),\"enterprise_id\":\"E778\",\"unit_id\":\"EC-02\",\"note\":\"two officers, no code\"}"
+# Two more bad ratings and fifteen good ones: 5 of MR-01's 20 ratings in
+# 30 days are bad, above the share of 0.2 (bad_rating unit_ratio).
+rate $((t0 + 8 * hour)) T104 E504 2 ',"officers":["O8"]'
+rate $((t0 + 8 * hour + min)) T105 E505 1 ',"officers":["O8"]'
+k=10
+while [ $k -lt 25 ]; do
+    rate $((t0 + 8 * hour + k * min)) T1$k E5$k 5
+    k=$((k + 1))
 done
-# Six months of ordinary fines, then a month of very large ones (fine_growth).
+# A task filed for one enterprise, its code scanned by another
+# (enterprise_mismatch).
+file $((t0 + 9 * hour)) T200 MR-01 '"O7","O8"' E510
+scan $((t0 + 9 * hour + 30 * min)) T200 E511
+# Two visits to E520 on one day, above 1 a day (inspection_frequency repeat).
+file $((t0 + 10 * hour)) T201 MR-01 '"O7","O8"' E520
+scan $((t0 + 10 * hour + 30 * min)) T201 E520
+file $((t0 + 11 * hour)) T202 MR-01 '"O7","O8"' E520
+scan $((t0 + 11 * hour + 30 * min)) T202 E520
+# E530 visited by MR-01, then by EC-02 the next day, instead of together
+# (inspection_frequency multi_unit).
+file $((t0 + day)) T203 MR-01 '"O7","O8"' E530
+scan $((t0 + day + 30 * min)) T203 E530
+file $((t0 + 2 * day)) T204 EC-02 '"O7","O8"' E530
+scan $((t0 + 2 * day + 30 * min)) T204 E530
+# E501 is whitelisted with an allowance of 1 visit a year: a second visit
+# (inspection_frequency whitelist).
+file $((t0 + 3 * day)) T205 MR-01 '"O7","O8"' E501
+scan $((t0 + 3 * day + 30 * min)) T205 E501
+# O9's credential expired on 2024-03-14 (officer_credential uncertified).
+file $((t0 + 4 * day)) T206 TR-03 '"O9","O10"' E540
+scan $((t0 + 4 * day + 30 * min)) T206 E540
+
+# ---- enforce:case, in event-time order ----
+# Six months of ordinary fines of UM-04 (fine_growth's history).
 m=0
 while [ $m -lt 6 ]; do
     x $C "{\"type\":\"case.decided\",\"ts\":$((t0 - (6 - m) * 30 * day)),\"case_id\":\"K$m\",\"unit_id\":\"UM-04\",\"fine\":$((20000 + m * 1000))}"
     m=$((m + 1))
 done
+# A case out of an inspection nobody filed (case_without_filing).
+x $C "{\"type\":\"case.opened\",\"ts\":$((t0 + hour)),\"case_id\":\"CS1\",\"unit_id\":\"MR-01\",\"source\":\"inspection\",\"enterprise_id\":\"E550\"}"
+# Three of TR-03's four reviewed decisions corrected (review_correction).
+k=1
+for outcome in upheld revoked altered confirmed_illegal; do
+    x $C "{\"type\":\"case.review\",\"ts\":$((t0 + (1 + k) * hour)),\"case_id\":\"RV$k\",\"unit_id\":\"TR-03\",\"outcome\":\"$outcome\"}"
+    k=$((k + 1))
+done
+# A fine above A0101's benchmark (0 to 5000) on an item exempt from
+# penalties (discretion out_of_benchmark, exempt_fined no_penalty), and
+# C0102 (lighter) decided with no leniency (exempt_fined lighter).
+x $C "{\"type\":\"case.decided\",\"ts\":$((t0 + 6 * hour)),\"case_id\":\"D1\",\"unit_id\":\"MR-01\",\"item_code\":\"A0101\",\"fine\":8000}"
+x $C "{\"type\":\"case.decided\",\"ts\":$((t0 + 6 * hour + 10 * min)),\"case_id\":\"D2\",\"unit_id\":\"MR-01\",\"item_code\":\"C0102\",\"fine\":20000,\"leniency\":\"none\"}"
+# Same item, different penalty: TR-03 fines B0310 120000, EC-02 600000
+# (discretion disparity).
+k=0
+while [ $k -lt 6 ]; do
+    x $C "{\"type\":\"case.decided\",\"ts\":$((t0 + 7 * hour + k * 10 * min)),\"case_id\":\"DT$k\",\"unit_id\":\"TR-03\",\"item_code\":\"B0310\",\"fine\":120000}"
+    k=$((k + 1))
+done
+k=0
+while [ $k -lt 6 ]; do
+    x $C "{\"type\":\"case.decided\",\"ts\":$((t0 + 8 * hour + k * 10 * min)),\"case_id\":\"DE$k\",\"unit_id\":\"EC-02\",\"item_code\":\"B0310\",\"fine\":600000}"
+    k=$((k + 1))
+done
+# Five complaints against one unit in a week (complaint_cluster cluster).
+for k in 1 2 3 4 5; do
+    x $C "{\"type\":\"case.complaint\",\"ts\":$((t0 + k * day)),\"complaint_id\":\"CP$k\",\"unit_id\":\"TR-03\",\"officers\":[\"O9\"]}"
+done
+# Twenty market cases in Xingqing district in a month, with no history
+# (violation_hotspot hotspot).
+k=1
+while [ $k -le 20 ]; do
+    x $C "{\"type\":\"case.opened\",\"ts\":$((t0 + 5 * day + hour + k * 10 * min)),\"case_id\":\"H$k\",\"unit_id\":\"MR-01\",\"source\":\"report\",\"region\":\"640104\",\"domain\":\"market\"}"
+    k=$((k + 1))
+done
+# A month of very large fines of UM-04 (fine_growth growth).
 x $C "{\"type\":\"case.decided\",\"ts\":$((t0 + 6 * day)),\"case_id\":\"K9\",\"unit_id\":\"UM-04\",\"fine\":150000,\"confiscation\":30000}"
-# Move event time past the grace period so the unfiled scan is reported.
-x $S "{\"type\":\"clock.tick\",\"ts\":$((t0 + 7 * day))}"
-x $C "{\"type\":\"clock.tick\",\"ts\":$((t0 + 7 * day))}"
+# Move event time past every deadline (scan_without_filing, filed_not_scanned).
+x $S "{\"type\":\"clock.tick\",\"ts\":$((t0 + 10 * day))}"
+x $C "{\"type\":\"clock.tick\",\"ts\":$((t0 + 10 * day))}"
 
-sleep 3
-echo ">> $(redis-cli -p "$port" XLEN alerts) alerts in the stream 'alerts'; 'riskd:dead' holds $(redis-cli -p "$port" XLEN riskd:dead) entries"
+# Every rule the feed trips, as detector/rule.
+rules="unfiled_inspection/scan_without_filing unfiled_inspection/reported_without_filing
+unfiled_inspection/case_without_filing unfiled_inspection/enterprise_mismatch
+unfiled_inspection/filed_not_scanned bad_rating/bad_rating bad_rating/officer_repeated
+bad_rating/unit_ratio fine_growth/growth complaint_cluster/cluster
+inspection_frequency/repeat inspection_frequency/whitelist inspection_frequency/multi_unit
+discretion/out_of_benchmark discretion/disparity discretion/exempt_fined
+review_correction/corrections violation_hotspot/hotspot officer_credential/uncertified
+two_officers/too_few_officers"
+# detector/rule of every alert in the stream, one a line.
+fired() {
+    redis-cli -p "$port" --raw XRANGE alerts - + 2>/dev/null |
+        sed -n 's/^{.*"detector":"\([^"]*\)".*"rule":"\([^"]*\)".*/\1\/\2/p'
+}
+# Wait (up to 30 s) until every rule fired and the stream stopped growing.
+i=0; last=-1
+while :; do
+    got=$(fired)
+    n=$(printf '%s\n' "$got" | grep -c . || true)
+    all=1
+    for r in $rules; do
+        printf '%s\n' "$got" | grep -qx "$r" || { all=0; break; }
+    done
+    [ "$all" = 1 ] && [ "$n" = "$last" ] && break
+    last=$n
+    i=$((i + 1)); [ $i -lt 60 ] || break
+    sleep 0.5
+done
+sleep 0.2   # the subscriber prints the last lines
+
+echo ">> $n alerts in the stream 'alerts'; 'riskd:dead' holds $(redis-cli -p "$port" XLEN riskd:dead) entries"
+echo ">> 按检测器和规则统计的告警 (alerts by detector and rule):"
+echo "   检测器                 规则                       条数"
+missing=""
+for r in $rules; do
+    c=$(printf '%s\n' "$got" | grep -cx "$r" || true)
+    [ "$c" -gt 0 ] || missing="$missing $r"
+    printf '   %-22s %-26s %s\n' "${r%%/*}" "${r#*/}" "$c"
+done
+if [ -n "$missing" ]; then
+    echo ">> rules that did not fire:$missing (see $run/riskd.log)"
+    [ "$check" = 1 ] && exit 1
+fi
 if [ "${DEMO_FOLLOW:-0}" = 1 ]; then
     echo ">> following; XADD to enforce:scan / enforce:case on port $port, Ctrl-C to stop"
     wait "$riskd_pid"
 fi
+exit 0
