@@ -649,6 +649,12 @@ void rk__alert_id_v1(const char *detector, const rk_alert *a, char out[33]);
 /* The alert JSON object (riskd(8), OUTPUT) as a malloc'ed compact string, or
  * NULL when out of memory. stream_keys names the input streams for the
  * evidence; tz_offset_s is clock.timezone. */
+/* The alert as a JSON object (what rk__alert_json writes), and that
+ * object as the compact text written to the stream. */
+json_t *rk__alert_object(const char *id, const char *detector, const rk_alert *a,
+                         rk_severity severity, const char *const *stream_keys,
+                         int tz_offset_s, int64_t emitted_at, const char *silenced_by);
+char *rk__alert_dump(const json_t *alert);
 char *rk__alert_json(const char *id, const char *detector, const rk_alert *a,
                      rk_severity severity, const char *const *stream_keys,
                      int tz_offset_s, int64_t emitted_at, const char *silenced_by);

@@ -12,20 +12,22 @@
 static int replay_alert(rk__engine *e, const char *id, const char *legacy, const char *det,
                         const rk_alert *a, rk_severity sev, int64_t now_wall)
 {
-    char *json = rk__alert_json(id, det, a, sev, e->stream_keys, e->cfg->tz_offset_s,
-                                now_wall, NULL);
-    json_t *o;
-    if (json == NULL)
-        return -1;
-    if (e->ro.out != NULL)
-        fprintf(e->ro.out, "%s\n", json);
-    o = json_loads(json, 0, NULL);
-    free(json);
-    if (o != NULL) {
-        json_object_del(o, "emitted_at");
-        json_object_set_new(e->replay_alerts, id, o);
-    }
+    json_t *o = rk__alert_object(id, det, a, sev, e->stream_keys, e->cfg->tz_offset_s,
+                                 now_wall, NULL);
+    char *line;
     (void)legacy;
+    if (o == NULL)
+        return -1;
+    if (e->ro.out != NULL) {
+        if ((line = rk__alert_dump(o)) == NULL) {
+            json_decref(o);
+            return -1;
+        }
+        fprintf(e->ro.out, "%s\n", line);
+        free(line);
+    }
+    json_object_del(o, "emitted_at");
+    json_object_set_new(e->replay_alerts, id, o);
     return 1;
 }
 

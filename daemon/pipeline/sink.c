@@ -155,22 +155,30 @@ static const char *severity_name(rk_severity s)
 /* A number as JSON: an integer when it is one (and exact), else a real. */
 static json_t *number_json(double v)
 {
-    if (v == (double)(json_int_t)v && v > -9007199254740992.0 && v < 9007199254740992.0)
+    char buf[40];
+    /* Rounded to the 15 digits the text carries (JSON_REAL_PRECISION(15)),
+     * so that the object equals the JSON read back from the stream. */
+    snprintf(buf, sizeof(buf), "%.15g", v);
+    v = strtod(buf, NULL);
+    if (v > -9007199254740992.0 && v < 9007199254740992.0 && v == (double)(json_int_t)v)
         return json_integer((json_int_t)v);
     return json_real(v);
 }
 
-char *rk__alert_json(const char *id, const char *detector, const rk_alert *a,
-                     rk_severity severity, const char *const *stream_keys,
-                     int tz_offset_s, int64_t emitted_at, const char *silenced_by)
+json_t *rk__alert_object(const char *id, const char *detector, const rk_alert *a,
+                         rk_severity severity, const char *const *stream_keys,
+                         int tz_offset_s, int64_t emitted_at, const char *silenced_by)
 {
     char ts[48], em[48], ref[512];
     json_t *o = json_object(), *subj = json_object(), *ev = json_array();
     size_t i, first;
-    char *out = NULL;
 
-    if (o == NULL || subj == NULL || ev == NULL)
-        goto done;
+    if (o == NULL || subj == NULL || ev == NULL) {
+        json_decref(o);
+        json_decref(subj);
+        json_decref(ev);
+        return NULL;
+    }
     rk__format_rfc3339(a->ts, tz_offset_s, ts, sizeof(ts));
     rk__format_rfc3339(emitted_at, tz_offset_s, em, sizeof(em));
 #define SUBJ(f) if (a->subject.f) json_object_set_new(subj, #f, json_string(a->subject.f));
@@ -195,20 +203,31 @@ char *rk__alert_json(const char *id, const char *detector, const rk_alert *a,
     json_object_set_new(o, "severity", json_string(severity_name(severity)));
     json_object_set_new(o, "ts", json_string(ts));
     json_object_set_new(o, "emitted_at", json_string(em));
-    json_object_set(o, "subject", subj);
+    json_object_set_new(o, "subject", subj);
     json_object_set_new(o, "value", number_json(a->value));
     json_object_set_new(o, "threshold", number_json(a->threshold));
     json_object_set_new(o, "summary", json_string(a->summary ? a->summary : ""));
-    json_object_set(o, "evidence", ev);
+    json_object_set_new(o, "evidence", ev);
     if (silenced_by != NULL) {
         json_object_set_new(o, "silenced", json_true());
         json_object_set_new(o, "silenced_by", json_string(silenced_by));
     }
-    out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
-done:
+    return o;
+}
+
+char *rk__alert_dump(const json_t *alert)
+{
+    return json_dumps(alert, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
+}
+
+char *rk__alert_json(const char *id, const char *detector, const rk_alert *a,
+                     rk_severity severity, const char *const *stream_keys,
+                     int tz_offset_s, int64_t emitted_at, const char *silenced_by)
+{
+    json_t *o = rk__alert_object(id, detector, a, severity, stream_keys, tz_offset_s,
+                                 emitted_at, silenced_by);
+    char *out = o != NULL ? rk__alert_dump(o) : NULL;
     json_decref(o);
-    json_decref(subj);
-    json_decref(ev);
     return out;
 }
 
