@@ -3,7 +3,13 @@
  * A message is one datagram of newline-separated VAR=value lines sent to
  * the AF_UNIX socket named by $NOTIFY_SOCKET (a path, or an abstract name
  * starting with '@'). Doing it here keeps riskd free of libsystemd; the
- * protocol is stable and documented. */
+ * protocol is stable and documented.
+ *
+ * The send never blocks (a non-blocking socket, MSG_DONTWAIT): a manager
+ * that stops reading its socket must not freeze the event loop. A message
+ * the full socket cannot take is dropped - a watchdog ping is sent again
+ * at the next tick, a state change is also in the log - and the first
+ * drop is logged. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +21,7 @@
 
 int rk__notify(const char *msg)
 {
+    static int warned;
     const char *path = getenv("NOTIFY_SOCKET");
     struct sockaddr_un sa;
     size_t len;
@@ -33,12 +40,18 @@ int rk__notify(const char *msg)
     if (path[0] == '@')
         sa.sun_path[0] = '\0';      /* abstract namespace */
     salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
-    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return -1;
     do {
-        n = sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa, salen);
+        n = sendto(fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT, (struct sockaddr *)&sa,
+                   salen);
     } while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !warned) {
+        warned = 1;
+        rk__log(RK_LOG_WARNING, "systemd notify socket %s is full (the manager does not "
+                "read it): notifications are dropped, not waited for", path);
+    }
     close(fd);
     return n < 0 ? -1 : 1;
 }

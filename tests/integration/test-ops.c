@@ -49,9 +49,9 @@
 #define LEAST_PRIV_ACL \
     "riskd on >PASSWORD resetkeys ~enforce:scan ~enforce:case ~alerts " \
     "~riskd:alert:* ~riskd:deadseen:* ~riskd:dead ~riskd:state ~riskd:state:suspect ~riskd:state:epoch ~riskd:state:lease ~riskd:state:members ~riskd:state:clock " \
-    "~riskd:audit ~riskd:open ~riskd:silence_hits %R~riskd:silences " \
+    "~riskd:audit ~riskd:open ~riskd:silence_hits %R~riskd:silences %R~riskd:lists:* ~riskd:ind:* " \
     "resetchannels &alerts:* -@all +select +xgroup|create +xgroup|setid +xreadgroup +xread +xautoclaim " \
-    "+xpending +xack +xinfo|groups +get +set +del +exists +incr +incrby +watch +multi +exec +hget +hset +hdel +hincrby +hgetall +zadd +zrange +zremrangebyscore +zrem +time +script|load " \
+    "+xpending +xack +xinfo|groups +get +set +del +exists +incr +incrby +watch +multi +exec +hget +hset +hdel +hincrby +hgetall +hvals +pexpire +zadd +zrange +zremrangebyscore +zrem +time +script|load " \
     "+eval +evalsha +xadd +publish +xrange +xrevrange"
 
 #define MAX_MSGS 4096
@@ -283,6 +283,23 @@ static void test_notify_protocol(void **state)
     notify_recv(f, NULL, 100);      /* anything still queued */
     state_msgs(f, mark, seen, sizeof(seen));
     assert_string_equal(seen, "STOPPING=1|STATUS=stopping\n");
+}
+
+/* A manager that never reads its notify socket: the queue fills (at most
+ * /proc/sys/net/unix/max_dgram_qlen datagrams, 512 by default; a 2 ms
+ * watchdog pings every millisecond) and a blocking send would freeze the
+ * loop - no signal handled, no entry read. riskd drops what the socket
+ * cannot take, says so once, and goes on: it still stops on SIGTERM. */
+static void test_notify_never_read(void **state)
+{
+    fixture *f = *state;
+    notify_bind(f);                 /* bound, and never read below */
+    start_notified(f, "{}", "2000", NULL);
+    it_sleep_ms(2000);              /* > 1,000 pings: well past a full queue */
+    assert_true(it_riskd_alive(&f->env.riskd));
+    it_riskd_signal(&f->env.riskd, SIGTERM);
+    must(f, it_riskd_wait(&f->env.riskd, 10000) == 0, "SIGTERM handled: the loop turns");
+    assert_int_equal(it_log_count(&f->env.riskd, "notify socket"), 1);  /* said once */
 }
 
 /* With Redis down riskd is not ready (the watchdog still pings: the loop
@@ -796,8 +813,11 @@ static void test_acl_gap_holds_the_wall_clock(void **state)
 
 int main(void)
 {
+    if (getenv("TEST_FILTER"))
+        cmocka_set_test_filter(getenv("TEST_FILTER"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_notify_protocol, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_notify_never_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_notify_ready_waits_for_redis, setup, teardown),
         cmocka_unit_test_setup_teardown(test_notify_watchdog_other_pid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_prefixes, setup, teardown),
