@@ -5,6 +5,8 @@
  * riskd configuration and the -h/-p/-a/--user/-n overrides, with AUTH and
  * SELECT done before the command runs and a reply timeout of
  * REPLY_TIMEOUT_S. Errors go to stderr as "riskctl: <message>". */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,4 +181,41 @@ void rk__ctl_conn_close(conn *k)
     if (k->c != NULL)
         redisFree(k->c);
     k->c = NULL;
+}
+
+const char *rk__ctl_actor(const char *opt)
+{
+    const char *u;
+    if (opt != NULL)
+        return opt;
+    if ((u = getenv("SUDO_USER")) != NULL && *u)
+        return u;
+    if ((u = getenv("USER")) != NULL && *u)
+        return u;
+    return "unknown";
+}
+
+int rk__ctl_random_hex(char *out, size_t nbytes)
+{
+    unsigned char b[32];
+    size_t got = 0, i;
+    int fd;
+    if (nbytes > sizeof(b))
+        return -1;
+    if ((fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC)) < 0)
+        return -1;
+    while (got < nbytes) {
+        ssize_t n = read(fd, b + got, nbytes - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            close(fd);
+            return -1;
+        }
+        got += (size_t)n;
+    }
+    close(fd);
+    for (i = 0; i < nbytes; i++)
+        snprintf(out + 2 * i, 3, "%02x", b[i]);
+    return 0;
 }

@@ -60,43 +60,6 @@ void rk__ctl_lists_help(FILE *f)
     lists_usage(f);
 }
 
-/* The acting user: opt when given, else $SUDO_USER, $USER, "unknown". */
-static const char *actor(const char *opt)
-{
-    const char *u;
-    if (opt != NULL)
-        return opt;
-    if ((u = getenv("SUDO_USER")) != NULL && *u)
-        return u;
-    if ((u = getenv("USER")) != NULL && *u)
-        return u;
-    return "unknown";
-}
-
-/* 16 random hex digits into id (17 bytes). 0, or -1. */
-static int random_hex(char id[17])
-{
-    unsigned char b[8];
-    size_t got = 0;
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    while (got < sizeof(b)) {
-        ssize_t n = read(fd, b + got, sizeof(b) - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            close(fd);
-            return -1;
-        }
-        got += (size_t)n;
-    }
-    close(fd);
-    for (size_t i = 0; i < sizeof(b); i++)
-        snprintf(id + 2 * i, 3, "%02x", b[i]);
-    return 0;
-}
-
 /* Read the whole file at path into *out (*len bytes). 0, or -1 after
  * printing the error. */
 static int slurp(const char *path, char **out, size_t *len)
@@ -224,7 +187,7 @@ static int lists_load(conn *k, const rk__config *cfg, rk__list_kind kind, const 
                       const opts *o)
 {
     char err[RK_ERRLEN], id[17], tmp[128], live[128], when[48], rows[32];
-    const char *kn = rk__lists_kind_name(kind), *who = actor(o->author);
+    const char *kn = rk__lists_kind_name(kind), *who = rk__ctl_actor(o->author);
     char *data = NULL, *info = NULL, *audit_new = NULL;
     rk__list *l = NULL;
     size_t len = 0;
@@ -248,7 +211,7 @@ static int lists_load(conn *k, const rk__config *cfg, rk__list_kind kind, const 
         rk__lists_free(l);
         return EX_REDIS;
     }
-    if (random_hex(id) != 0) {
+    if (rk__ctl_random_hex(id, 8) != 0) {
         rk__ctl_errx("cannot read /dev/urandom");
         rc = EX_FAIL;
         goto out;

@@ -73,6 +73,13 @@ int rk__ctl_conn_open(conn *k, char *err, size_t errlen);
 int rk__ctl_conn_init(conn *k, const rk__config *cfg, const opts *o);
 void rk__ctl_conn_close(conn *k);
 
+/* The acting user of an audited change: opt when given, else $SUDO_USER,
+ * $USER, "unknown". */
+const char *rk__ctl_actor(const char *opt);
+/* 2 * nbytes random hex digits (and a NUL) from /dev/urandom into out;
+ * nbytes at most 32. 0, or -1 when /dev/urandom cannot be read. */
+int rk__ctl_random_hex(char *out, size_t nbytes);
+
 /* The commands; each returns the exit code (EX_*). */
 int rk__ctl_check(const char *path);                                    /* check.c */
 int rk__ctl_indicators(int argc, char **argv);          /* indicators.c: parses argv itself */

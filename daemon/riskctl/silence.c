@@ -40,44 +40,6 @@ static int is_silence_id(const char *s)
     return n == SILENCE_ID_LEN;
 }
 
-/* Fill id (17 bytes) with 16 random lowercase hex digits from
- * /dev/urandom. Returns 0, or -1 when /dev/urandom cannot be read. */
-static int random_id(char id[SILENCE_ID_LEN + 1])
-{
-    unsigned char b[SILENCE_ID_LEN / 2];
-    size_t got = 0;
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    while (got < sizeof(b)) {
-        ssize_t n = read(fd, b + got, sizeof(b) - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            close(fd);
-            return -1;
-        }
-        got += (size_t)n;
-    }
-    close(fd);
-    for (size_t i = 0; i < sizeof(b); i++)
-        snprintf(id + 2 * i, 3, "%02x", b[i]);
-    return 0;
-}
-
-/* The acting user: opt when given, else $SUDO_USER, $USER, "unknown". */
-static const char *actor(const char *opt)
-{
-    const char *u;
-    if (opt != NULL)
-        return opt;
-    if ((u = getenv("SUDO_USER")) != NULL && *u)
-        return u;
-    if ((u = getenv("USER")) != NULL && *u)
-        return u;
-    return "unknown";
-}
-
 /* Parse --until: an RFC 3339 time or a duration from now. Stores epoch ms
  * in *out and returns 0, or -1 with err. */
 static int parse_until(const char *s, int64_t now, int64_t *out, char *err, size_t errlen)
@@ -317,11 +279,11 @@ int rk__ctl_silence_add(conn *k, const rk__config *cfg, const opts *o)
 {
     char id[SILENCE_ID_LEN + 1];
     char *json = NULL, *old = NULL;
-    const char *who = actor(o->author);
+    const char *who = rk__ctl_actor(o->author);
     int64_t now = rk__wall_ms();
     int attempt, rc = -1;
 
-    if (random_id(id) != 0) {
+    if (rk__ctl_random_hex(id, SILENCE_ID_LEN / 2) != 0) {
         rk__ctl_errx("cannot read /dev/urandom: %s", strerror(errno));
         return EX_FAIL;
     }
@@ -361,7 +323,7 @@ int rk__ctl_silence_add(conn *k, const rk__config *cfg, const opts *o)
 /* riskctl silence expire ID: set "until" to now, keep the record. */
 int rk__ctl_silence_expire(conn *k, const rk__config *cfg, const opts *o, const char *id)
 {
-    const char *who = actor(o->author);
+    const char *who = rk__ctl_actor(o->author);
     int attempt, rc = -1;
     int64_t now;
     char t[48];
