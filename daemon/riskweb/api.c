@@ -15,6 +15,7 @@
  *       the shares :p0..:pN-1 summed and the rates recomputed from the
  *       sums. Absent: {}. Without key (scope other than all): the index,
  *       {"keys": [...], "periods": [...]}, newest first.
+ *   /api/names  the names list (names.c).
  *   /healthz  200 "ok" when Redis answers PING, else 503.
  *   /metrics  riskweb's own counters, Prometheus text. */
 #include <math.h>
@@ -582,6 +583,8 @@ void rk__web_api_dispatch(wclient *c, const char *path, const char *query)
         api_alerts(c, query);
     else if (strcmp(path, "/api/indicators") == 0)
         api_indicators(c, query);
+    else if (strcmp(path, "/api/names") == 0)
+        rk__web_api_names(c);
     else
         rk__web_respond_text(c, 404, "not found\n");
 }

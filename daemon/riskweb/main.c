@@ -142,6 +142,7 @@ int main(int argc, char **argv)
     rc = uv_run(w.loop, UV_RUN_DEFAULT);
     (void)rc;
     rk__web_sse_free(&w);
+    rk__web_names_free(&w);
     uv_loop_close(w.loop);
     rk__config_free(w.cfg);
     return 0;

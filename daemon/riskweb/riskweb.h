@@ -6,6 +6,7 @@
  *   sse.c     the alert feed: one XREAD BLOCK loop, the history ring, the
  *             fan-out to /api/events clients and their Last-Event-ID resume
  *   api.c     /api/alerts, /api/indicators, /healthz, /metrics
+ *   names.c   /api/names: the names list, kept per version
  *   assets.c  the page's files (generated at build time from www/)
  *
  * Single loop thread throughout. */
@@ -107,6 +108,10 @@ struct web {
     /* metrics */
     uint64_t clients_total, slow_disconnects, events_sent, bad_requests;
     uint64_t unauthorized, feed_entries;
+    /* /api/names (names.c): the document of names_version, or NULL */
+    char *names_body;
+    size_t names_len;
+    long long names_version;
 };
 
 
@@ -165,6 +170,10 @@ int rk__web_wid_cmp(wid a, wid b);
 /* api.c */
 void rk__web_api_dispatch(wclient *c, const char *path, const char *query);
 void rk__web_api_metrics(wclient *c);
+
+/* names.c */
+void rk__web_api_names(wclient *c);         /* GET /api/names */
+void rk__web_names_free(web *w);
 
 /* assets.c (generated) */
 typedef struct web_asset {

@@ -7,7 +7,10 @@ Starts a throwaway redis-server and BUILD_DIR/riskweb on free loopback
 ports, then with Selenium (Debian's chromium, chromium-driver,
 python3-selenium) checks that the page loads without console errors, an
 alert XADDed to Redis shows in the feed within 2 s, a notice changes its
-status, a summary holding <script> renders as text, the filters go into the
+status, a summary holding <script> renders as text, units and officers show
+by their names from the names list (riskctl lists load names) in the feed,
+the open alerts and the unit page, a name holding <script> renders as text,
+the filters go into the
 URL and survive a reload, the English switch works, a unit page shows the
 unit's indicators, and the connection indicator shows "disconnected" while
 riskweb is stopped and the feed catches up without loss when it is back.
@@ -54,9 +57,12 @@ def xadd(obj):
     return redis("XADD", "alerts", "*", "data", json.dumps(obj, ensure_ascii=False))
 
 
-def alert(i, unit="U1", detector="bad_rating", summary=None):
+def alert(i, unit="U1", detector="bad_rating", summary=None, officer=None):
+    subject = {"unit_id": unit}
+    if officer:
+        subject["officer_id"] = officer
     return {"id": "al%d" % i, "status": "firing", "detector": detector, "rule": "low_score",
-            "severity": "warning", "subject": {"unit_id": unit},
+            "severity": "warning", "subject": subject,
             "summary": summary or ("单位 %s 差评 %d" % (unit, i)),
             "ts": "2025-09-01T08:%02d:00Z" % (i % 60)}
 
@@ -98,13 +104,21 @@ try:
                 break
         except subprocess.CalledProcessError:
             time.sleep(0.05)
-    xadd(alert(1, summary="<script>window.__pwned=1</script><b>某企业</b>"))
+    xadd(alert(1, summary="<script>window.__pwned=1</script><b>某企业</b>", officer="O1"))
     xadd(alert(2, unit="U2", detector="fine_growth"))
     redis("HSET", "riskd:ind:unit:U1:window", "filings", "12", "unfiled", "3",
           "filing_rate", "0.8", "scan_rate", "null", "fines", "1500")
     redis("HSET", "riskd:ind:unit:U1:2025-08", "filing_rate", "0.7", "scan_rate", "0.5")
     redis("HSET", "riskd:ind:unit:U1:2025-09", "filing_rate", "0.9", "scan_rate", "0.6")
     redis("ZADD", "riskd:ind:periods", "1", "2025-08", "2", "2025-09")
+    redis("HSET", "riskd:open", "al1", json.dumps(alert(1, officer="O1"), ensure_ascii=False))
+    NAMES = os.path.join(tmp, "names.csv")
+    with open(NAMES, "w") as f:
+        f.write('kind,id,name\nunit,U1,兴庆分局\n'
+                'unit,U2,"<script>window.__pwned2=1</script><i>二队</i>"\nofficer,O1,张三\n')
+    ctl = subprocess.run([os.path.join(BUILD, "riskctl"), "-c", CFG, "lists", "load", "names",
+                          NAMES], capture_output=True, text=True)
+    check(ctl.returncode == 0, "riskctl lists load names (%s)" % ctl.stderr.strip())
     web = start_web()
 
     opts = webdriver.ChromeOptions()
@@ -138,6 +152,40 @@ try:
     check(driver.execute_script("return window.__pwned === undefined"), "and does not run")
     check(len(driver.find_elements(By.CSS_SELECTOR, "#feed script, #feed b")) == 0,
           "no element made from data")
+
+    # Names from the names list; ids where it has none.
+    def unit_text(aid, table="feed"):
+        r = row(aid, table)
+        links = r.find_elements(By.CSS_SELECTOR, "a.unit") if r else []
+        return links[0].text if links else None
+    try:
+        wait.until(lambda d: unit_text("al1") == "兴庆分局")
+    except Exception:
+        pass
+    check(unit_text("al1") == "兴庆分局", "the feed shows the unit's name")
+    check(row("al1").find_element(By.CSS_SELECTOR, "div.subj.officer").text == "张三",
+          "and the officer's")
+    check(unit_text("al2") == "<script>window.__pwned2=1</script><i>二队</i>",
+          "a unit name with <script> renders as text")
+    check(driver.execute_script("return window.__pwned2 === undefined") and
+          len(driver.find_elements(By.CSS_SELECTOR, "#feed script, #feed i")) == 0,
+          "and does not run")
+    driver.get(base + "#/open")
+    try:
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#open-groups h3 a.unit"))
+    except Exception:
+        pass
+    heads = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#open-groups h3 a.unit")]
+    check(heads == ["兴庆分局"], "open alerts are grouped under the unit's name (%s)" % heads)
+    driver.get(base + "#/unit/U1")
+    try:
+        wait.until(lambda d: d.find_element(By.ID, "unit-name").text == "兴庆分局")
+    except Exception:
+        pass
+    check(driver.find_element(By.ID, "unit-name").text == "兴庆分局",
+          "the unit page is titled by the unit's name")
+    driver.get(base)
+    wait.until(lambda d: row("al1") is not None)
 
     # An alert written now appears within 2 s.
     xadd(alert(3))

@@ -23,6 +23,8 @@
  *               notices folded in; filters and limit
  *   indicators  /api/indicators: the hash as numbers, {} when absent, the
  *               index, partitions summed with rates recomputed
+ *   names       /api/names after riskctl lists load names, kept while the
+ *               version stands, read again after a reload
  *   assets      the page, its script and Chart.js are served */
 #include <stdarg.h>
 #include <stddef.h>
@@ -47,6 +49,7 @@
 #include <jansson.h>
 
 #include "itest.h"
+#include "itest_ctl.h"
 #include "riskweb/riskweb.h"
 
 typedef struct fixture {
@@ -1003,6 +1006,95 @@ static void test_indicators(void **state)
     web_stop(f);
 }
 
+/* build/riskctl -c <riskweb's config> lists load names <file of csv>:
+ * its exit status (its stderr shown when it fails). */
+static int load_names(fixture *f, const char *csv)
+{
+    static itc_result r;
+    char path[600];
+    const char *args[] = {"-c", f->web.cfg, "lists", "load", "names", path, NULL};
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "%s/names.csv", f->web.dir);
+    if ((fp = fopen(path, "wb")) == NULL)
+        return -1;
+    fputs(csv, fp);
+    fclose(fp);
+    itc_run(&r, f->web.dir, 10000, args);
+    if (r.status != 0)
+        fprintf(stderr, "riskctl lists load names: exit %d: %s\n", r.status, r.err);
+    return r.status;
+}
+
+static void expect_name(json_t *j, const char *kind, const char *id, const char *name)
+{
+    const char *got = json_string_value(json_object_get(json_object_get(j, kind), id));
+    if (name == NULL) {
+        assert_null(got);
+        return;
+    }
+    assert_non_null(got);
+    assert_string_equal(got, name);
+}
+
+static void test_names(void **state)
+{
+    fixture *f = *state;
+    redisReply *r;
+    json_t *j;
+
+    start_with(f, "", "");
+    /* No list ever loaded: version 0 and no names. */
+    j = get_json(f->port, "/api/names");
+    assert_int_equal(json_integer_value(json_object_get(j, "version")), 0);
+    assert_int_equal(json_object_size(j), 1);
+    json_decref(j);
+
+    assert_int_equal(load_names(f, "kind,id,name\n"
+                                   "unit,U1,兴庆分局\n"
+                                   "unit,U2,\"<script>alert(1)</script> \"\"队\"\"\"\n"
+                                   "officer,O1,张三\n"
+                                   "enterprise,E1,宁夏某某有限公司\n"), 0);
+    j = get_json(f->port, "/api/names");
+    assert_int_equal(json_integer_value(json_object_get(j, "version")), 1);
+    expect_name(j, "unit", "U1", "兴庆分局");
+    expect_name(j, "unit", "U2", "<script>alert(1)</script> \"队\"");
+    expect_name(j, "officer", "O1", "张三");
+    expect_name(j, "enterprise", "E1", "宁夏某某有限公司");
+    assert_int_equal(json_object_size(json_object_get(j, "unit")), 2);
+    assert_null(json_object_get(j, "region"));      /* kinds without rows: absent */
+    json_decref(j);
+
+    /* Kept while the version stands: a row written behind riskctl's back
+     * does not show until the version moves. */
+    r = it_cmd(f->env.c, "HSET riskd:lists:{lists}:names %s %s", "[\"unit\",\"U9\"]",
+               "{\"kind\":\"unit\",\"id\":\"U9\",\"name\":\"九\"}");
+    freeReplyObject(r);
+    j = get_json(f->port, "/api/names");
+    expect_name(j, "unit", "U9", NULL);
+    json_decref(j);
+    r = it_cmd(f->env.c, "HINCRBY riskd:lists:{lists}:version names 1");
+    freeReplyObject(r);
+    j = get_json(f->port, "/api/names");
+    assert_int_equal(json_integer_value(json_object_get(j, "version")), 2);
+    expect_name(j, "unit", "U9", "九");
+    json_decref(j);
+
+    /* A reload replaces the list whole: new names, old ones gone. */
+    assert_int_equal(load_names(f, "kind,id,name\n"
+                                   "unit,U1,兴庆区分局\n"
+                                   "region,R1,兴庆区\n"), 0);
+    j = get_json(f->port, "/api/names");
+    assert_int_equal(json_integer_value(json_object_get(j, "version")), 3);
+    expect_name(j, "unit", "U1", "兴庆区分局");
+    expect_name(j, "unit", "U2", NULL);
+    expect_name(j, "unit", "U9", NULL);
+    expect_name(j, "region", "R1", "兴庆区");
+    assert_null(json_object_get(j, "officer"));
+    json_decref(j);
+    web_stop(f);
+}
+
 static void test_assets(void **state)
 {
     fixture *f = *state;
@@ -1039,6 +1131,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_acl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alerts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_indicators, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_assets, setup, teardown),
     };
     signal(SIGPIPE, SIG_IGN);

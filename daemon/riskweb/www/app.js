@@ -1,6 +1,9 @@
 // riskweb's page: the live feed (/api/events), open alerts by unit
 // (/api/alerts?status=open), a unit's indicators, trend and alert history
-// (/api/indicators, /api/alerts?unit_id=). Every string from the data is
+// (/api/indicators, /api/alerts?unit_id=). Units, officers and enterprises
+// show by their names from the names list (/api/names, read again every
+// NAMES_EVERY ms and when the feed reconnects) and by id when it has none;
+// the id stays in the element's title. Every string from the data is
 // put in the page with textContent (never innerHTML), so a name holding
 // "<script>" shows as text. Filters and the language live in the URL.
 "use strict";
@@ -19,6 +22,7 @@ const I18N = {
     open_title: "未结预警（按单位）", ack_hint: "本页只读；确认预警请用 riskctl ack。",
     acked_by: "确认人", unit: "单位", indicators: "指标（滚动窗口）", trend: "近几个月趋势",
     history: "预警记录", no_ind: "暂无指标数据", no_open: "当前没有未结预警",
+    k_officer: "执法人员", k_enterprise: "企业",
     count: n => `共 ${n} 条`, alerts_n: n => `${n} 条`,
     ind: {
       filings: "备案检查数", unfiled: "未备案检查数", filing_rate: "备案率", scan_rate: "扫码率",
@@ -45,6 +49,7 @@ const I18N = {
     acked_by: "acknowledged by", unit: "Unit", indicators: "Indicators (rolling window)",
     trend: "Trend over recent months", history: "Alert history", no_ind: "No indicators yet",
     no_open: "No open alerts", count: n => `${n} alerts`, alerts_n: n => `${n}`,
+    k_officer: "Officer", k_enterprise: "Enterprise",
     ind: {
       filings: "Filings", unfiled: "Unfiled", filing_rate: "Filing rate", scan_rate: "Scan rate",
       rating_rate: "Rating rate", bad_rating_share: "Bad rating share",
@@ -64,13 +69,16 @@ const IND_ORDER = ["filings", "unfiled", "filing_rate", "scan_rate", "rating_rat
 const TREND = ["filing_rate", "scan_rate", "bad_rating_share", "lenient_share", "correction_rate"];
 const FILTERS = ["detector", "rule", "severity", "status", "unit"];
 const FEED_MAX = 1000;
+const NAMES_EVERY = 60000;
 
 const state = {
   lang: "zh-CN",
   alerts: new Map(),          // id -> {a: alert JSON with latest status, row: <tr>}
   conn: "connecting",
   charts: {},
-  filters: {}
+  filters: {},
+  names: {},                  // kind -> id -> name (/api/names)
+  namesVersion: null
 };
 
 function t(key, arg) {
@@ -86,6 +94,11 @@ function el(tag, cls, text) {
   return e;
 }
 function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
+function nameOf(kind, id) {
+  const n = state.names[kind];
+  return (n && typeof n[id] === "string" && n[id]) || "";
+}
+function label(kind, id) { return nameOf(kind, id) || id; }
 function unitOf(a) { return (a.subject && a.subject.unit_id) || ""; }
 function fmtTime(s) { return typeof s === "string" ? s.replace("T", " ").replace(/\.\d+/, "").replace("Z", "") : ""; }
 
@@ -138,9 +151,20 @@ function sevCell(a) { return el("td", "sev sev-" + (a.severity || ""), a.severit
 function stCell(a) { return el("td", "st st-" + (a.status || ""), a.status ? t("st_" + a.status) : ""); }
 function detCell(a) { return el("td", "det", (a.detector || "") + (a.rule ? " / " + a.rule : "")); }
 function unitLink(u) {
-  const a = el("a", "unit", u);
+  const a = el("a", "unit", label("unit", u));
   a.href = "#/unit/" + encodeURIComponent(u);
+  a.title = u;
   return a;
+}
+// The officer and enterprise of an alert, by name, under its unit.
+function subjectLines(td, a) {
+  const s = a.subject || {};
+  for (const [k, f] of [["officer", "officer_id"], ["enterprise", "enterprise_id"]]) {
+    if (typeof s[f] !== "string" || !s[f]) continue;
+    const d = el("div", "subj " + k, label(k, s[f]));
+    d.title = t("k_" + k) + " " + s[f];
+    td.appendChild(d);
+  }
 }
 
 function feedRow(a) {
@@ -151,6 +175,7 @@ function feedRow(a) {
   tr.appendChild(stCell(a));
   const u = el("td", "unit");
   if (unitOf(a)) u.appendChild(unitLink(unitOf(a)));
+  subjectLines(u, a);
   tr.appendChild(u);
   tr.appendChild(detCell(a));
   tr.appendChild(el("td", "summary", a.summary || ""));
@@ -203,7 +228,7 @@ function onEntry(kind, ev) {
 
 function connect() {
   const es = new EventSource("/api/events");
-  es.onopen = () => showConn("up");
+  es.onopen = () => { showConn("up"); loadNames(); };
   es.onerror = () => showConn(es.readyState === EventSource.CLOSED ? "down" : "down");
   es.addEventListener("alert", ev => onEntry("alert", ev));
   es.addEventListener("notice", ev => onEntry("notice", ev));
@@ -222,7 +247,12 @@ function updateLists() {
   for (const k of Object.keys(sets)) {
     const dl = document.getElementById("dl-" + k);
     clear(dl);
-    for (const v of [...sets[k]].sort()) { const o = el("option"); o.value = v; dl.appendChild(o); }
+    for (const v of [...sets[k]].sort()) {
+      const o = el("option");
+      o.value = v;
+      if (k === "unit" && nameOf("unit", v)) o.label = nameOf("unit", v);
+      dl.appendChild(o);
+    }
   }
 }
 
@@ -296,8 +326,14 @@ function fmtInd(k, v) {
   if (typeof v === "number") return v.toLocaleString(state.lang);
   return fmtTime(v);
 }
+function showUnitTitle(u) {
+  const h = document.getElementById("unit-name");
+  h.textContent = label("unit", u);
+  h.title = u;
+  document.getElementById("unit-id").textContent = nameOf("unit", u) ? u : "";
+}
 async function loadUnit(u) {
-  document.getElementById("unit-name").textContent = u;
+  showUnitTitle(u);
   const q = "scope=unit&key=" + encodeURIComponent(u);
   const body = document.querySelector("#ind tbody");
   clear(body);
@@ -342,6 +378,22 @@ async function loadUnit(u) {
   } catch (e) { /* nothing */ }
 }
 
+// ---------------------------------------------------------------- names
+// A new version of the names list redraws what shows names.
+async function loadNames() {
+  let n;
+  try { n = await getJSON("/api/names"); } catch (e) { return; }
+  if (!n || typeof n !== "object" || n.version === state.namesVersion) return;
+  state.namesVersion = n.version;
+  state.names = {};
+  for (const k of Object.keys(n))
+    if (n[k] && typeof n[k] === "object") state.names[k] = n[k];
+  renderFeed();
+  const h = location.hash || "#/";
+  if (h === "#/open") loadOpen();
+  if (h.startsWith("#/unit/")) showUnitTitle(decodeURIComponent(h.slice("#/unit/".length)));
+}
+
 // ---------------------------------------------------------------- routing
 function route() {
   const h = location.hash || "#/";
@@ -374,5 +426,6 @@ function init() {
   showConn("connecting");
   applyLang();
   connect();
+  setInterval(loadNames, NAMES_EVERY);
 }
 document.addEventListener("DOMContentLoaded", init);
