@@ -2,15 +2,18 @@
 # Quick start: install the Debian packages riskd needs, build it, start a
 # private redis-server on a free loopback port under build/demo/, load the
 # sample reference lists (config/samples/), start riskd and riskweb against
-# it, print every alert as it arrives on alerts:* and feed a demo that
-# trips every rule of every built-in detector (and of the example plugin
-# two_officers); end with a table of what fired by detector and rule.
+# it, print every alert and notice as it arrives on alerts:* and feed a
+# demo that trips every rule of every built-in detector (and of the
+# example plugin two_officers), then retracts one alert and resolves
+# others with late data and event time; end with a table of what fired by
+# detector and rule and one of the notices by status.
 #
 #   sh tests/demo/run.sh                 run the demo, then stop everything
 #   DEMO_FOLLOW=1 sh tests/demo/run.sh   keep running until Ctrl-C
 #   sh tests/demo/run.sh --check [--dir DIR] [--port P] [--web-port P]
 #       what the tests run: no install and no build (binaries from
 #       $BUILD, default build/), data in DIR; exit 1 unless every rule fired
+#       and a resolved and a retracted notice were written
 #
 # Output is line by line all the way: alerts are read with the shell's
 # `read` (no awk, whose Debian default mawk reads its input in blocks).
@@ -102,12 +105,16 @@ until [ -s "$run/redis.pid" ] && redis-cli -p "$port" ping >/dev/null 2>&1 &&
     sleep 0.1
 done
 
+# The feed's events are of March 2025: riskd moves event time to the wall
+# clock only after clock.idle of quiet, long after the demo ends (with
+# DEMO_FOLLOW=1 it then closes the demo's alerts, alerts.open_ttl, and
+# resolves the window rules' ones).
 cat > "$run/riskd.json" <<JSON
 {
   "redis": {"port": $port},
   "metrics": {"listen": ""},
   "plugins": ["$bin/plugins/two_officers.so"],
-  "clock": {"idle": "3s"},
+  "clock": {"idle": "2m"},
   "web": {"listen": "127.0.0.1:$webport"}
 }
 JSON
@@ -134,18 +141,29 @@ done
 web_pid=$!
 echo ">> the dashboard: http://127.0.0.1:$webport/ (riskweb, log in $run/riskweb.log)"
 
-# Each alert as one line, as it arrives: [severity] detector/rule summary.
-echo ">> alerts as they arrive on alerts:* :"
+# Each alert as one line, as it arrives: [severity] detector/rule summary;
+# each notice that ends one: => status detector/rule reason.
+echo ">> alerts and notices as they arrive on alerts:* :"
 redis-cli -p "$port" --raw psubscribe 'alerts:*' 2>/dev/null | {
     while IFS= read -r line; do
         case "$line" in
             '{'*)
                 d=${line#*\"detector\":\"}; d=${d%%\"*}
                 r=${line#*\"rule\":\"}; r=${r%%\"*}
-                v=${line#*\"severity\":\"}; v=${v%%\"*}
-                s=${line#*\"summary\":\"}; s=${s%%\",\"evidence\"*}
+                st=${line#*\"status\":\"}; st=${st%%\"*}
+                if [ "$st" = firing ]; then
+                    v=${line#*\"severity\":\"}; v=${v%%\"*}
+                    s=${line#*\"summary\":\"}; s=${s%%\",\"evidence\"*}
+                else
+                    s=${line#*\"reason\":\"}; s=${s%%\",\"*}; s=${s%\"\}}
+                fi
                 case "$s" in *'\'*) s=$(printf '%s' "$s" | sed 's/\\\(["\\/]\)/\1/g') ;; esac
-                printf '   [%s] %s/%s  %s\n' "$v" "$d" "$r" "$s" ;;
+                if [ "$st" = firing ]; then
+                    printf '   [%s] %s/%s  %s\n' "$v" "$d" "$r" "$s"
+                else
+                    j=${line#*\"subject\":\{}; j=$(printf '%s' "${j%%\}*}" | tr -d '"')
+                    printf '   => %s %s/%s (%s)  %s\n' "$st" "$d" "$r" "$j" "$s"
+                fi ;;
         esac
     done
 } &
@@ -268,6 +286,14 @@ x $C "{\"type\":\"case.decided\",\"ts\":$((t0 + 6 * day)),\"case_id\":\"K9\",\"u
 # Move event time past every deadline (scan_without_filing, filed_not_scanned).
 x $S "{\"type\":\"clock.tick\",\"ts\":$((t0 + 10 * day))}"
 x $C "{\"type\":\"clock.tick\",\"ts\":$((t0 + 10 * day))}"
+# Late data, after those alerts: EC-02's filing of T-GHOST, made at 15:55,
+# before the scan's deadline of 16:10, shows the scan was filed in time
+# (scan_without_filing retracted); T101's scan the next evening, past its
+# deadline, settles it (filed_not_scanned resolved, scanned late). By now
+# complaint_cluster's window has long held fewer than 5 complaints of TR-03
+# (cluster resolved after alerts.keep_firing_for).
+file $((t0 + 7 * hour - 5 * min)) T-GHOST EC-02 '"O7","O8"' E777
+scan $((t0 + day + 10 * hour)) T101 E501 ',"unit_id":"MR-01"'
 
 # Every rule the feed trips, as detector/rule.
 rules="unfiled_inspection/scan_without_filing unfiled_inspection/reported_without_filing
@@ -278,28 +304,37 @@ inspection_frequency/repeat inspection_frequency/whitelist inspection_frequency/
 discretion/out_of_benchmark discretion/disparity discretion/exempt_fined
 review_correction/corrections violation_hotspot/hotspot officer_credential/uncertified
 two_officers/too_few_officers"
-# detector/rule of every alert in the stream, one a line.
-fired() {
+# Notice statuses the feed causes (riskd writes closed ones too).
+statuses="resolved retracted"
+# Every entry of the stream as status detector/rule, one a line.
+entries() {
     redis-cli -p "$port" --raw XRANGE alerts - + 2>/dev/null |
-        sed -n 's/^{.*"detector":"\([^"]*\)".*"rule":"\([^"]*\)".*/\1\/\2/p'
+        sed -n 's/^{.*"status":"\([^"]*\)".*"detector":"\([^"]*\)".*"rule":"\([^"]*\)".*/\1 \2\/\3/p'
 }
-# Wait (up to 30 s) until every rule fired and the stream stopped growing.
+# Wait (up to 30 s) until every rule fired, every status above was
+# written, and the stream stopped growing.
 i=0; last=-1
 while :; do
-    got=$(fired)
+    all_entries=$(entries)
+    got=$(printf '%s\n' "$all_entries" | sed -n 's/^firing //p')
     n=$(printf '%s\n' "$got" | grep -c . || true)
+    nn=$(printf '%s\n' "$all_entries" | grep -c . || true)
+    nn=$((nn - n))
     all=1
     for r in $rules; do
         printf '%s\n' "$got" | grep -qx "$r" || { all=0; break; }
     done
-    [ "$all" = 1 ] && [ "$n" = "$last" ] && break
-    last=$n
+    for st in $statuses; do
+        printf '%s\n' "$all_entries" | grep -q "^$st " || { all=0; break; }
+    done
+    [ "$all" = 1 ] && [ "$((n + nn))" = "$last" ] && break
+    last=$((n + nn))
     i=$((i + 1)); [ $i -lt 60 ] || break
     sleep 0.5
 done
 sleep 0.2   # the subscriber prints the last lines
 
-echo ">> $n alerts in the stream 'alerts'; 'riskd:dead' holds $(redis-cli -p "$port" XLEN riskd:dead) entries"
+echo ">> $n alerts and $nn notices in the stream 'alerts'; 'riskd:dead' holds $(redis-cli -p "$port" XLEN riskd:dead) entries"
 echo ">> 按检测器和规则统计的告警 (alerts by detector and rule):"
 echo "   检测器                 规则                       条数"
 missing=""
@@ -308,8 +343,21 @@ for r in $rules; do
     [ "$c" -gt 0 ] || missing="$missing $r"
     printf '   %-22s %-26s %s\n' "${r%%/*}" "${r#*/}" "$c"
 done
+echo ">> 按状态统计的通知 (notices by status):"
+echo "   状态          条数  规则"
+for st in resolved retracted closed acknowledged; do
+    of=$(printf '%s\n' "$all_entries" | sed -n "s/^$st //p")
+    c=$(printf '%s\n' "$of" | grep -c . || true)
+    # the rules, "xN" after one with more than one notice
+    which=$(printf '%s\n' "$of" | grep . | sort | uniq -c |
+        sed -e 's/^ *1 //' -e 's/^ *\([0-9]*\) \(.*\)/\2 x\1/' | sed -e ':a' -e 'N;$!ba' -e 's/\n/, /g')
+    printf '   %-13s %-5s %s\n' "$st" "$c" "${which:--}"
+    case " $statuses " in
+        *" $st "*) [ "$c" -gt 0 ] || missing="$missing $st" ;;
+    esac
+done
 if [ -n "$missing" ]; then
-    echo ">> rules that did not fire:$missing (see $run/riskd.log)"
+    echo ">> rules or notices that did not appear:$missing (see $run/riskd.log)"
     [ "$check" = 1 ] && exit 1
 fi
 if [ "${DEMO_FOLLOW:-0}" = 1 ]; then

@@ -7,11 +7,14 @@
  * and checks: it exits 0; every rule of every built-in detector and of the
  * example plugin two_officers fired (the closing table, by detector and
  * rule, has a count above 0 for each, from this test's own list, so a rule
- * dropped from the script's list is noticed); every alert in the stream
- * was printed as it arrived (one line per alert, as many as the stream
- * holds: the subscriber reads line by line); the sample lists were loaded
- * and the dashboard's URL printed; nothing was dead-lettered. A bad
- * argument is refused with exit 1 and a line naming it. */
+ * dropped from the script's list is noticed, and the counts add up to the
+ * alerts in the stream, notices left out); late data and event time end
+ * alerts: the table of notices by status counts at least one resolved and
+ * one retracted; every alert and every notice in the stream was printed as
+ * it arrived (one line each, as many as the stream holds: the subscriber
+ * reads line by line), the notices with their status; the sample lists
+ * were loaded and the dashboard's URL printed; nothing was dead-lettered.
+ * A bad argument is refused with exit 1 and a line naming it. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -98,6 +101,24 @@ static long table_count(const char *out, const char *det, const char *rule)
     return -1;
 }
 
+/* The count the table of notices gives status, or -1 when absent. A row
+ * is "   <status> <spaces> <count> <spaces> <rules>". */
+static long notice_count(const char *out, const char *status)
+{
+    const char *p = strstr(out, "notices by status");
+    size_t sl = strlen(status);
+
+    if (p == NULL)
+        return -1;
+    while ((p = strstr(p, "\n   ")) != NULL) {
+        const char *q = p + 4;
+        p++;
+        if (strncmp(q, status, sl) == 0 && q[sl] == ' ')
+            return strtol(q + sl, NULL, 10);
+    }
+    return -1;
+}
+
 /* Lines of out that start with prefix. */
 static int count_lines(const char *out, const char *prefix)
 {
@@ -119,7 +140,7 @@ static void test_demo_trips_every_rule(void **state)
     char dir[256], url[64];
     char *out = malloc(OUT_MAX);
     int port = it_free_port(), webport = it_free_port(), st;
-    long streamed = -1, dead = -1;
+    long streamed = -1, notices = -1, dead = -1, sum = 0;
     const char *p;
     size_t i;
 
@@ -138,15 +159,25 @@ static void test_demo_trips_every_rule(void **state)
         if (c <= 0)
             fprintf(stderr, "%s\n%s/%s: %ld in the table\n", out, rules[i][0], rules[i][1], c);
         assert_true(c > 0);
+        sum += c;
     }
-    /* Every alert of the stream was printed as it arrived. */
+    /* Every alert and notice of the stream was printed as it arrived. */
     for (p = out; p != NULL; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-        if (sscanf(p, ">> %ld alerts in the stream 'alerts'; 'riskd:dead' holds %ld",
-                   &streamed, &dead) == 2)
+        if (sscanf(p, ">> %ld alerts and %ld notices in the stream 'alerts'; "
+                   "'riskd:dead' holds %ld", &streamed, &notices, &dead) == 3)
             break;
     assert_non_null(p);
     assert_true(streamed >= (long)(sizeof(rules) / sizeof(rules[0])));
+    assert_int_equal(sum, streamed);
     assert_int_equal(count_lines(out, "   ["), streamed);
+    assert_int_equal(count_lines(out, "   => "), notices);
+    /* At least one alert resolved and one retracted, shown and counted. */
+    assert_true(notice_count(out, "resolved") >= 1);
+    assert_true(notice_count(out, "retracted") >= 1);
+    assert_int_equal(notice_count(out, "resolved") + notice_count(out, "retracted") +
+                     notice_count(out, "closed") + notice_count(out, "acknowledged"), notices);
+    assert_true(count_lines(out, "   => resolved ") >= 1);
+    assert_true(count_lines(out, "   => retracted ") >= 1);
     assert_int_equal(dead, 0);
     /* The lists, and the dashboard's address. */
     assert_non_null(strstr(out, "credentials: 5 rows loaded"));
