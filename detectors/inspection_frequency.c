@@ -415,7 +415,19 @@ static int64_t fi_worst_end(const fi_view *vw, int64_t at, int64_t w, uint32_t *
     return end;
 }
 
-/* Evidence: the filings whose visit is in the window, then the trigger. */
+static int fi_ref_cmp(const void *a, const void *b)
+{
+    const rk_entry_ref *x = a, *y = b;
+    if (x->ms != y->ms)
+        return x->ms < y->ms ? -1 : 1;
+    if (x->seq != y->seq)
+        return x->seq < y->seq ? -1 : 1;
+    return (x->stream > y->stream) - (x->stream < y->stream);
+}
+
+/* Evidence: the filings whose visit is in the window, oldest entry first
+ * (not in the order the enterprise's list holds them, which a restore
+ * may change), then the trigger. */
 static size_t fi_evidence(const fi_view *vw, int64_t end, int64_t w, rk_entry_ref trigger,
                           rk_entry_ref *out)
 {
@@ -429,6 +441,7 @@ static size_t fi_evidence(const fi_view *vw, int64_t end, int64_t w, rk_entry_re
             continue;
         out[n++] = r;
     }
+    qsort(out, n, sizeof(*out), fi_ref_cmp);
     out[n++] = trigger;
     return n;
 }

@@ -45,8 +45,15 @@
 #include "internal.h"               /* rk__partition_of: how producers route */
 
 #define NPART 3
+/* The rules that count one enterprise's or one area's events across units
+ * (inspection_frequency, discretion's disparity, violation_hotspot) see
+ * only their partition's share when the input is split by unit (riskd(8),
+ * "Leases and partitions"): off here, where partitions must equal one
+ * instance. */
 #define RUN_CFG "\"state\":{\"interval\":\"200ms\",\"lease_ttl\":\"2s\"}," \
-                "\"clock\":{\"wall_advance\":false}"
+                "\"clock\":{\"wall_advance\":false}," \
+                "\"detectors\":{\"inspection_frequency\":{\"enabled\":false}," \
+                "\"discretion\":{\"enabled\":false},\"violation_hotspot\":{\"enabled\":false}}"
 
 /* ===================================================================
  * Events and where they go
