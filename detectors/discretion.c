@@ -145,7 +145,8 @@ static void dc_summary_exempt(rk_say *t, const rk_event *ev, int kind)
         rk_say_f(t, " of fines and confiscations in case %s", ev->case_id);
         rk_say_f(t, none ? " although " : " without the lighter penalty that ");
         rk_say_who(t, "item", ev->item_code, 0);
-        rk_say_f(t, none ? " is on the no-penalty list." : " on the lighter-penalty list calls for.");
+        rk_say_f(t, none ? " is on the no-penalty list."
+                         : " on the lighter-penalty list calls for.");
     } else {
         rk_say_f(t, "对案件%s（", ev->case_id);
         rk_say_who(t, "item", ev->item_code, 0);
