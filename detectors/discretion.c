@@ -110,41 +110,86 @@ static int dc_parse_cfg(const json_t *obj, dc_cfg *out, char *err, size_t errlen
  * Summaries, one per rule
  * =================================================================== */
 
-static void dc_summary_benchmark(char *buf, size_t len, const rk_event *ev, double lo,
-                                 double hi)
+static void dc_summary_benchmark(rk_say *t, const rk_event *ev, double lo, double hi)
 {
-    char f[32], a[32], b[32];
-    pr_yuan(ev->fine, f, sizeof(f));
-    pr_yuan(lo, a, sizeof(a));
-    pr_yuan(hi, b, sizeof(b));
-    snprintf(buf, len, "执法单位%s对案件%s（事项%s）罚款%s元，超出裁量基准%s至%s元",
-             ev->unit_id, ev->case_id, ev->item_code, f, a, b);
+    rk_say_who(t, "unit", ev->unit_id, 1);
+    if (t->en) {
+        rk_say_f(t, " fined ");
+        pr_say_yuan(t, ev->fine);
+        rk_say_f(t, " in case %s (", ev->case_id);
+        rk_say_who(t, "item", ev->item_code, 0);
+        rk_say_f(t, "), outside the discretion benchmark of ");
+        pr_say_yuan(t, lo);
+        rk_say_f(t, " to ");
+        pr_say_yuan(t, hi);
+        rk_say_f(t, ".");
+    } else {
+        rk_say_f(t, "对案件%s（", ev->case_id);
+        rk_say_who(t, "item", ev->item_code, 0);
+        rk_say_f(t, "）罚款");
+        pr_say_yuan(t, ev->fine);
+        rk_say_f(t, "，超出裁量基准");
+        pr_say_yuan(t, lo);
+        rk_say_f(t, "至");
+        pr_say_yuan(t, hi);
+    }
 }
 
-static void dc_summary_exempt(char *buf, size_t len, const rk_event *ev, int kind)
+static void dc_summary_exempt(rk_say *t, const rk_event *ev, int kind)
 {
-    char f[32];
-    pr_yuan(ev->fine + ev->confiscation, f, sizeof(f));
-    if (kind == RK_EXEMPT_KIND_NO_PENALTY)
-        snprintf(buf, len, "执法单位%s对案件%s（事项%s属包容免罚清单）仍罚没%s元",
-                 ev->unit_id, ev->case_id, ev->item_code, f);
-    else
-        snprintf(buf, len, "执法单位%s对案件%s（事项%s属从轻处罚清单）未从轻处罚，罚没%s元",
-                 ev->unit_id, ev->case_id, ev->item_code, f);
+    int none = kind == RK_EXEMPT_KIND_NO_PENALTY;
+    rk_say_who(t, "unit", ev->unit_id, 1);
+    if (t->en) {
+        rk_say_f(t, none ? " still imposed " : " imposed ");
+        pr_say_yuan(t, ev->fine + ev->confiscation);
+        rk_say_f(t, " of fines and confiscations in case %s", ev->case_id);
+        rk_say_f(t, none ? " although " : " without the lighter penalty that ");
+        rk_say_who(t, "item", ev->item_code, 0);
+        rk_say_f(t, none ? " is on the no-penalty list."
+                         : " on the lighter-penalty list calls for.");
+    } else {
+        rk_say_f(t, "对案件%s（", ev->case_id);
+        rk_say_who(t, "item", ev->item_code, 0);
+        rk_say_f(t, none ? "，属包容免罚清单）仍罚没" : "，属从轻处罚清单）未从轻处罚，罚没");
+        pr_say_yuan(t, ev->fine + ev->confiscation);
+    }
 }
 
-static void dc_summary_disparity(char *buf, size_t len, const char *unit, const char *item,
-                                 double mu, uint32_t nu, double mo, uint32_t no,
-                                 double ratio, const dc_cfg *c)
+static void dc_summary_disparity(rk_say *t, const char *unit, const char *item, double mu,
+                                 uint32_t nu, double mo, uint32_t no, double ratio,
+                                 double threshold, const dc_cfg *c)
 {
-    char w[32], a[32], b[32];
-    pr_duration_zh(c->window, w, sizeof(w));
-    pr_yuan(mu, a, sizeof(a));
-    pr_yuan(mo, b, sizeof(b));
-    snprintf(buf, len, "执法单位%s近%s对事项%s的%u件处罚罚款中位数%s元，"
-             "是其他单位%u件中位数%s元的%.2f倍（阈值%.2f倍），同案不同罚",
-             unit, w, item, (unsigned)nu, a, (unsigned)no, b, ratio,
-             ratio >= 1.0 ? c->max_ratio : 1.0 / c->max_ratio);
+    if (t->en) {
+        rk_say_f(t, "The median fine of ");
+        rk_say_who(t, "unit", unit, 0);
+        rk_say_f(t, " for ");
+        rk_say_who(t, "item", item, 0);
+        rk_say_f(t, " ");
+        rk_say_window(t, c->window);
+        rk_say_f(t, " was ");
+        rk_say_yuan(t, mu);
+        rk_say_f(t, " (%u %s), ", (unsigned)nu, nu == 1 ? "case" : "cases");
+        rk_say_num(t, ratio, 2);
+        rk_say_f(t, " times the other units' ");
+        rk_say_yuan(t, mo);
+        rk_say_f(t, " (%u %s; threshold ", (unsigned)no, no == 1 ? "case" : "cases");
+        rk_say_num(t, threshold, 2);
+        rk_say_f(t, " times): same case, different penalty.");
+    } else {
+        rk_say_who(t, "unit", unit, 0);
+        rk_say_window(t, c->window);
+        rk_say_f(t, "对");
+        rk_say_who(t, "item", item, 0);
+        rk_say_f(t, "的%u件处罚罚款中位数", (unsigned)nu);
+        rk_say_yuan(t, mu);
+        rk_say_f(t, "，是其他单位%u件中位数", (unsigned)no);
+        rk_say_yuan(t, mo);
+        rk_say_f(t, "的");
+        rk_say_num(t, ratio, 2);
+        rk_say_f(t, "倍（阈值");
+        rk_say_num(t, threshold, 2);
+        rk_say_f(t, "倍），同案不同罚");
+    }
 }
 
 /* ===================================================================
@@ -263,7 +308,7 @@ static int dc_emit(dc_self *s, const rk_event *ev, const char *rule, rk_severity
 
 static int dc_rule_benchmark(dc_self *s, const rk_event *ev)
 {
-    char summary[1024];
+    rk_say t;
     double lo, hi;
     const char *level = (unsigned)ev->level < 4 ? dc_level_names[ev->level] : NULL;
 
@@ -271,24 +316,27 @@ static int dc_rule_benchmark(dc_self *s, const rk_event *ev)
         return 0;
     if (ev->fine >= lo && ev->fine <= hi)
         return 0;
-    dc_summary_benchmark(summary, sizeof(summary), ev, lo, hi);
+    rk_say_init(&t, s->api, s->host);
+    dc_summary_benchmark(&t, ev, lo, hi);
     return dc_emit(s, ev, "out_of_benchmark", RK_SEV_WARNING, ev->fine,
-                   ev->fine < lo ? lo : hi, summary);
+                   ev->fine < lo ? lo : hi, rk_say_text(&t));
 }
 
 static int dc_rule_exempt(dc_self *s, const rk_event *ev)
 {
-    char summary[1024];
+    rk_say t;
     int kind = s->api->exempt_kind(s->host, ev->item_code);
     double amount = ev->fine + ev->confiscation;
 
     if (kind == RK_EXEMPT_KIND_NO_PENALTY && amount > 0) {
-        dc_summary_exempt(summary, sizeof(summary), ev, kind);
-        return dc_emit(s, ev, "exempt_fined", RK_SEV_WARNING, amount, 0, summary);
+        rk_say_init(&t, s->api, s->host);
+        dc_summary_exempt(&t, ev, kind);
+        return dc_emit(s, ev, "exempt_fined", RK_SEV_WARNING, amount, 0, rk_say_text(&t));
     }
     if (kind == RK_EXEMPT_KIND_LIGHTER && ev->leniency == RK_LENIENCY_NONE) {
-        dc_summary_exempt(summary, sizeof(summary), ev, kind);
-        return dc_emit(s, ev, "exempt_fined", RK_SEV_INFO, amount, amount, summary);
+        rk_say_init(&t, s->api, s->host);
+        dc_summary_exempt(&t, ev, kind);
+        return dc_emit(s, ev, "exempt_fined", RK_SEV_INFO, amount, amount, rk_say_text(&t));
     }
     return 0;
 }
@@ -301,7 +349,7 @@ static int dc_rule_disparity(dc_self *s, const rk_event *ev, const dc_case *c)
     double *mine, *others, mu, mo, ratio, threshold;
     uint32_t nu = 0, no = 0, i, ne = 0;
     int64_t from = rk_kit_cutoff(ev->ts, s->cfg.window);
-    char summary[1024];
+    rk_say t;
     rk_alert a;
     int rc = 0;
 
@@ -333,8 +381,9 @@ static int dc_rule_disparity(dc_self *s, const rk_event *ev, const dc_case *c)
         threshold = 1.0 / s->cfg.max_ratio;
     else
         goto done;
-    dc_summary_disparity(summary, sizeof(summary), c->unit, c->item_code, mu, nu, mo, no,
-                         ratio, &s->cfg);
+    rk_say_init(&t, s->api, s->host);
+    dc_summary_disparity(&t, c->unit, c->item_code, mu, nu, mo, no, ratio, threshold,
+                         &s->cfg);
     for (i = 0; i < it->n && ne < RK_MAX_EVIDENCE - 1; i++) {
         const dc_case *x = it->v[i];
         if (x != c && x->ts > from && x->ts <= ev->ts && strcmp(x->unit, c->unit) == 0)
@@ -349,7 +398,7 @@ static int dc_rule_disparity(dc_self *s, const rk_event *ev, const dc_case *c)
     a.item_code = c->item_code;
     a.value = ratio;
     a.threshold = threshold;
-    a.summary = summary;
+    a.summary = rk_say_text(&t);
     a.evidence = evid;
     a.n_evidence = ne;
     a.cooldown = s->cfg.cooldown;

@@ -197,29 +197,56 @@ static int fi_parse_cfg(const json_t *obj, fi_cfg *out, char *err, size_t errlen
  * Summaries, one per rule
  * =================================================================== */
 
-static void fi_summary_repeat(char *buf, size_t len, const char *ent, uint32_t n,
-                              const fi_limit *l)
+static void fi_summary_repeat(rk_say *t, const char *ent, uint32_t n, const fi_limit *l)
 {
-    char w[32];
-    pr_duration_zh(l->window, w, sizeof(w));
-    snprintf(buf, len, "企业%s在%s内被检查%u次，超过频次上限%u次", ent, w, (unsigned)n,
-             (unsigned)l->max);
+    rk_say_who(t, "enterprise", ent, 1);
+    if (t->en) {
+        rk_say_f(t, " was inspected %u %s within ", (unsigned)n, n == 1 ? "time" : "times");
+        rk_say_span(t, l->window);
+        rk_say_f(t, ", more than the limit of %u.", (unsigned)l->max);
+    } else {
+        rk_say_f(t, "在");
+        rk_say_span(t, l->window);
+        rk_say_f(t, "内被检查%u次，超过频次上限%u次", (unsigned)n, (unsigned)l->max);
+    }
 }
 
-static void fi_summary_whitelist(char *buf, size_t len, const char *ent, const char *unit,
-                                 uint32_t n, long long allowance)
+static void fi_summary_whitelist(rk_say *t, const char *ent, const char *unit, uint32_t n,
+                                 long long allowance)
 {
-    snprintf(buf, len, "白名单企业%s近365天被检查%u次，超过其检查额度%lld次"
-             "（超额检查由执法单位%s备案）", ent, (unsigned)n, allowance, unit);
+    if (t->en) {
+        rk_say_who(t, "enterprise", ent, 1);
+        rk_say_f(t, ", on the whitelist, was inspected %u %s ", (unsigned)n,
+                 n == 1 ? "time" : "times");
+        rk_say_window(t, FI_YEAR);
+        rk_say_f(t, ", more than its allowance of %lld; the inspection over it was filed by ",
+                 allowance);
+        rk_say_who(t, "unit", unit, 0);
+        rk_say_f(t, ".");
+    } else {
+        rk_say_f(t, "白名单内的");
+        rk_say_who(t, "enterprise", ent, 0);
+        rk_say_window(t, FI_YEAR);
+        rk_say_f(t, "被检查%u次，超过其检查额度%lld次（超额检查由", (unsigned)n, allowance);
+        rk_say_who(t, "unit", unit, 0);
+        rk_say_f(t, "备案）");
+    }
 }
 
-static void fi_summary_multi(char *buf, size_t len, const char *ent, uint32_t units,
-                             const fi_cfg *c)
+static void fi_summary_multi(rk_say *t, const char *ent, uint32_t units, const fi_cfg *c)
 {
-    char w[32];
-    pr_duration_zh(c->multi_window, w, sizeof(w));
-    snprintf(buf, len, "企业%s在%s内被%u个执法单位分别检查，未合并为联合检查（阈值%u个单位）",
-             ent, w, (unsigned)units, (unsigned)c->multi_min_units);
+    rk_say_who(t, "enterprise", ent, 1);
+    if (t->en) {
+        rk_say_f(t, " was inspected separately by %u units within ", (unsigned)units);
+        rk_say_span(t, c->multi_window);
+        rk_say_f(t, " instead of in one joint inspection (threshold %u units).",
+                 (unsigned)c->multi_min_units);
+    } else {
+        rk_say_f(t, "在");
+        rk_say_span(t, c->multi_window);
+        rk_say_f(t, "内被%u个执法单位分别检查，未合并为联合检查（阈值%u个单位）",
+                 (unsigned)units, (unsigned)c->multi_min_units);
+    }
 }
 
 /* ===================================================================
@@ -473,7 +500,7 @@ static int fi_emit(fi_self *s, const rk_event *ev, const char *rule, rk_severity
 static int fi_evaluate(fi_self *s, const rk_event *ev, const fi_view *vw, int64_t at)
 {
     rk_entry_ref evid[RK_MAX_EVIDENCE];
-    char summary[1024];
+    rk_say t;
     uint32_t n, i;
     long long allowance;
     int64_t end;
@@ -484,8 +511,10 @@ static int fi_evaluate(fi_self *s, const rk_event *ev, const fi_view *vw, int64_
         end = fi_worst_end(vw, at, l->window, &n);
         if (n <= l->max)
             continue;
-        fi_summary_repeat(summary, sizeof(summary), ev->enterprise_id, n, l);
-        if (fi_emit(s, ev, "repeat", RK_SEV_WARNING, NULL, n, l->max, l->window, summary,
+        rk_say_init(&t, s->api, s->host);
+        fi_summary_repeat(&t, ev->enterprise_id, n, l);
+        if (fi_emit(s, ev, "repeat", RK_SEV_WARNING, NULL, n, l->max, l->window,
+                    rk_say_text(&t),
                     evid, fi_evidence(vw, end, l->window, ev->ref, evid)) != 0)
             rc = -1;
         break;
@@ -494,10 +523,10 @@ static int fi_evaluate(fi_self *s, const rk_event *ev, const fi_view *vw, int64_
         s->api->whitelist_allowance(s->host, ev->enterprise_id, &allowance)) {
         end = fi_worst_end(vw, at, FI_YEAR, &n);
         if ((long long)n > allowance) {
-            fi_summary_whitelist(summary, sizeof(summary), ev->enterprise_id, ev->unit_id, n,
-                                 allowance);
+            rk_say_init(&t, s->api, s->host);
+            fi_summary_whitelist(&t, ev->enterprise_id, ev->unit_id, n, allowance);
             if (fi_emit(s, ev, "whitelist", RK_SEV_CRITICAL, ev->unit_id, n,
-                        (double)allowance, FI_YEAR, summary, evid,
+                        (double)allowance, FI_YEAR, rk_say_text(&t), evid,
                         fi_evidence(vw, end, FI_YEAR, ev->ref, evid)) != 0)
                 rc = -1;
         }
@@ -519,9 +548,10 @@ static int fi_evaluate(fi_self *s, const rk_event *ev, const fi_view *vw, int64_
             }
         }
         if (best >= s->cfg.multi_min_units) {
-            fi_summary_multi(summary, sizeof(summary), ev->enterprise_id, best, &s->cfg);
+            rk_say_init(&t, s->api, s->host);
+            fi_summary_multi(&t, ev->enterprise_id, best, &s->cfg);
             if (fi_emit(s, ev, "multi_unit", RK_SEV_WARNING, NULL, best,
-                        s->cfg.multi_min_units, w, summary, evid,
+                        s->cfg.multi_min_units, w, rk_say_text(&t), evid,
                         fi_evidence(vw, best_end, w, ev->ref, evid)) != 0)
                 rc = -1;
         }

@@ -8,8 +8,8 @@
  * valid_until never expires). Checked only while a credentials list is
  * loaded; loading or changing a list is not retroactive. One alert per
  * officer and filing or case (trigger_key: the task_id or case_id), no
- * cooldown. value is 0 and threshold 1: the valid credentials the officer
- * held that day, and the one required.
+ * cooldown. value is 1 and threshold 1: the one filing or case the
+ * officer took part in without a valid credential, as the sentence says.
  *
  * Amendments (RK_EVF_AMENDED, a filing rescheduled or with other
  * officers) are checked again with their new values; duplicates never
@@ -29,25 +29,32 @@ typedef struct oc_self {
 
 static const char *const oc_keys[] = {"cooldown", NULL};
 
-/* The uncertified sentence: officer, unit, the filing or case, the day. */
-static void oc_summary_uncertified(char *buf, size_t len, const rk_event *ev,
-                                   const char *officer, int64_t day_ms)
+/* The uncertified sentence: officer (unit before it), the filing or
+ * case, the day. */
+static void oc_summary_uncertified(rk_say *t, const rk_event *ev, const char *officer,
+                                   int64_t day_ms)
 {
     char day[48];
     rk__format_rfc3339(day_ms, 8 * 3600, day, sizeof(day));
     day[10] = '\0';                 /* YYYY-MM-DD */
-    if (ev->type == RK_EV_INSPECTION_FILED)
-        snprintf(buf, len, "执法单位%s的执法人员%s在检查任务%s的计划日期%s未持有效执法证件",
-                 ev->unit_id, officer, ev->task_id, day);
-    else
-        snprintf(buf, len, "执法单位%s的执法人员%s在案件%s立案当日%s未持有效执法证件",
-                 ev->unit_id, officer, ev->case_id, day);
+    rk_say_officer(t, ev->unit_id, officer, 1);
+    if (t->en) {
+        rk_say_f(t, " held no valid enforcement credential on %s, ", day);
+        if (ev->type == RK_EV_INSPECTION_FILED)
+            rk_say_f(t, "the planned date of inspection task %s.", ev->task_id);
+        else
+            rk_say_f(t, "the day case %s was opened.", ev->case_id);
+    } else if (ev->type == RK_EV_INSPECTION_FILED) {
+        rk_say_f(t, "在检查任务%s的计划日期%s未持有效执法证件", ev->task_id, day);
+    } else {
+        rk_say_f(t, "在案件%s立案当日%s未持有效执法证件", ev->case_id, day);
+    }
 }
 
 static int oc_on_event(void *self, const rk_event *ev)
 {
     oc_self *s = self;
-    char summary[1024];
+    rk_say t;
     int64_t when;
     size_t i, j;
     int rc = 0;
@@ -72,7 +79,8 @@ static int oc_on_event(void *self, const rk_event *ev)
         v = s->api->credential_valid(s->host, o, when);
         if (v != RK_CREDENTIAL_INVALID)
             continue;               /* valid, or no list loaded */
-        oc_summary_uncertified(summary, sizeof(summary), ev, o, when);
+        rk_say_init(&t, s->api, s->host);
+        oc_summary_uncertified(&t, ev, o, when);
         memset(&a, 0, sizeof(a));
         a.rule = "uncertified";
         a.severity = RK_SEV_CRITICAL;
@@ -84,9 +92,9 @@ static int oc_on_event(void *self, const rk_event *ev)
         else
             a.subject.case_id = ev->case_id;
         a.trigger_key = ev->type == RK_EV_INSPECTION_FILED ? ev->task_id : ev->case_id;
-        a.value = 0;
+        a.value = 1;                /* the filing or case by this officer */
         a.threshold = 1;
-        a.summary = summary;
+        a.summary = rk_say_text(&t);
         a.evidence = &ev->ref;
         a.n_evidence = 1;
         a.cooldown = s->cooldown;

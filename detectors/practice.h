@@ -1,15 +1,17 @@
 /* detectors/practice.h - small helpers shared by the five detectors from
  * the supervision practice (inspection_frequency, discretion,
  * review_correction, violation_hotspot, officer_credential): the
- * reference-list lookups guarded for a host of an older ABI minor, a
- * duration in Chinese for summaries, and the snapshot encoding of an
- * rk_winset (u32 n_keys, then per key str id, u32 n, n x (i64 ts, ref,
- * u32 flag)). Header-only, static inline, using the kit alone. */
+ * reference-list lookups guarded for a host of an older ABI minor and the
+ * snapshot encoding of an rk_winset (u32 n_keys, then per key str id, u32
+ * n, n x (i64 ts, ref, u32 flag)). Summaries use riskd/text.h like every
+ * detector. Header-only, static inline, using the kit alone. */
 #ifndef RISKD_DETECTORS_PRACTICE_H
 #define RISKD_DETECTORS_PRACTICE_H
 
+#include <math.h>
 #include <stdio.h>
 #include "riskd/kit.h"
+#include "riskd/text.h"
 
 #define PR_MAX_ID 65536             /* longest id restore() accepts */
 #define PR_ITEM_BYTES (8 + 16 + 4)  /* one encoded window item */
@@ -22,26 +24,18 @@ static inline int pr_has_lists(const rk_host_api *api)
            api->credential_valid != NULL;
 }
 
-/* ms as Chinese text: "30天", "24小时", "10分钟", "90秒". */
-static inline void pr_duration_zh(int64_t ms, char *buf, size_t len)
+/* Append an amount of yuan: whole yuan as riskd/text.h writes them
+ * ("12.5万元", "8500元", "125,000 yuan"); an amount with jiao or fen
+ * keeps them ("5000.5元", "5000.5 yuan"), so that a fine just over a
+ * benchmark does not read as equal to it. */
+static inline void pr_say_yuan(rk_say *t, double v)
 {
-    if (ms > 0 && ms % RK_DAY == 0)
-        snprintf(buf, len, "%lld天", (long long)(ms / RK_DAY));
-    else if (ms > 0 && ms % RK_HOUR == 0)
-        snprintf(buf, len, "%lld小时", (long long)(ms / RK_HOUR));
-    else if (ms > 0 && ms % RK_MINUTE == 0)
-        snprintf(buf, len, "%lld分钟", (long long)(ms / RK_MINUTE));
-    else
-        snprintf(buf, len, "%.3g秒", (double)ms / 1000.0);
-}
-
-/* An amount of yuan without a useless ".00": "2000", "2000.5". */
-static inline void pr_yuan(double v, char *buf, size_t len)
-{
-    snprintf(buf, len, "%.2f", v);
-    size_t n = strlen(buf);
-    while (n > 0 && buf[n - 1] == '0') buf[--n] = '\0';
-    if (n > 0 && buf[n - 1] == '.') buf[--n] = '\0';
+    if (v == floor(v) || !(v > -1e15 && v < 1e15)) {
+        rk_say_yuan(t, v);
+        return;
+    }
+    rk_say_num(t, v, 2);
+    rk_say_f(t, t->en ? " yuan" : "元");
 }
 
 static inline void pr_put_winset(rk_buf *out, const rk_winset *set)

@@ -59,23 +59,36 @@ static int rc_parse_cfg(const json_t *obj, rc_cfg *out, char *err, size_t errlen
     return 0;
 }
 
-/* The corrections sentence: unit, count, share, window. */
-static void rc_summary_corrections(char *buf, size_t len, const char *unit, uint32_t n,
-                                   uint32_t total, double share, const rc_cfg *c)
+/* The corrections sentence: unit, count of total, share, window. */
+static void rc_summary_corrections(rk_say *t, const char *unit, uint32_t n, uint32_t total,
+                                   double share, const rc_cfg *c)
 {
-    char w[32];
-    pr_duration_zh(c->window, w, sizeof(w));
-    snprintf(buf, len, "执法单位%s近%s有%u件行政复议案件被撤销、变更或确认违法，"
-             "占其%u件复议案件的%.0f%%（阈值%u件且%.0f%%）",
-             unit, w, (unsigned)n, (unsigned)total, share * 100.0,
-             (unsigned)c->min_count, c->min_share * 100.0);
+    rk_say_who(t, "unit", unit, 1);
+    if (t->en) {
+        rk_say_f(t, " had %u of its %u administrative review %s ", (unsigned)n,
+                 (unsigned)total, total == 1 ? "case" : "cases");
+        rk_say_window(t, c->window);
+        rk_say_f(t, " revoked, altered or confirmed illegal, ");
+        rk_say_pct(t, share);
+        rk_say_f(t, " (threshold %u and ", (unsigned)c->min_count);
+        rk_say_pct(t, c->min_share);
+        rk_say_f(t, ").");
+    } else {
+        rk_say_window(t, c->window);
+        rk_say_f(t, "有%u件行政复议案件被撤销、变更或确认违法，占其%u件复议案件的",
+                 (unsigned)n, (unsigned)total);
+        rk_say_pct(t, share);
+        rk_say_f(t, "（阈值%u件且", (unsigned)c->min_count);
+        rk_say_pct(t, c->min_share);
+        rk_say_f(t, "）");
+    }
 }
 
 static int rc_on_event(void *self, const rk_event *ev)
 {
     rc_self *s = self;
     rk_entry_ref evid[RK_MAX_EVIDENCE];
-    char summary[512];
+    rk_say t;
     rk_winkey *k;
     rk_alert a;
     double share;
@@ -98,8 +111,8 @@ static int rc_on_event(void *self, const rk_event *ev)
     share = (double)k->nflag / (double)k->win.len;
     if (share < s->cfg.min_share)
         return 0;
-    rc_summary_corrections(summary, sizeof(summary), ev->unit_id, k->nflag, k->win.len,
-                           share, &s->cfg);
+    rk_say_init(&t, s->api, s->host);
+    rc_summary_corrections(&t, ev->unit_id, k->nflag, k->win.len, share, &s->cfg);
     memset(&a, 0, sizeof(a));
     a.rule = "corrections";
     a.severity = RK_SEV_WARNING;
@@ -107,7 +120,7 @@ static int rc_on_event(void *self, const rk_event *ev)
     a.subject.unit_id = ev->unit_id;
     a.value = share;
     a.threshold = s->cfg.min_share;
-    a.summary = summary;
+    a.summary = rk_say_text(&t);
     a.n_evidence = rk_kit_evidence(&k->win, RC_FLAG_CORRECTED, ev->ref, evid);
     a.evidence = evid;
     a.cooldown = s->cfg.cooldown;

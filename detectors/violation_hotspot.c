@@ -94,21 +94,44 @@ static uint32_t vh_count(const rk_win *w, int64_t from, int64_t to)
 }
 
 /* The hotspot sentence: region, domain, count, period, baseline mean. */
-static void vh_summary_hotspot(char *buf, size_t len, const char *region, const char *domain,
-                               uint32_t n, double mean, double threshold, const vh_cfg *c)
+static void vh_summary_hotspot(rk_say *t, const char *region, const char *domain, uint32_t n,
+                               double mean, double threshold, const vh_cfg *c)
 {
-    char p[32];
-    pr_duration_zh(c->period, p, sizeof(p));
-    snprintf(buf, len, "区域%s的%s领域近%s立案%u件，此前%u个周期平均%.1f件"
-             "（阈值%.1f件），属违法行为高发区域",
-             region, domain, p, (unsigned)n, (unsigned)c->baseline_periods, mean, threshold);
+    if (t->en) {
+        rk_say_f(t, "%u %s in ", (unsigned)n, n == 1 ? "case" : "cases");
+        rk_say_who(t, "domain", domain, 0);
+        rk_say_f(t, " %s opened in ", n == 1 ? "was" : "were");
+        rk_say_who(t, "region", region, 0);
+        rk_say_f(t, " ");
+        rk_say_window(t, c->period);
+        rk_say_f(t, ", against an average of ");
+        rk_say_num(t, mean, 1);
+        rk_say_f(t, " per ");
+        rk_say_span(t, c->period);
+        rk_say_f(t, " over the %u %s before (threshold ", (unsigned)c->baseline_periods,
+                 c->baseline_periods == 1 ? "period" : "periods");
+        rk_say_num(t, threshold, 1);
+        rk_say_f(t, "): a hotspot of violations.");
+    } else {
+        rk_say_who(t, "region", region, 0);
+        rk_say_window(t, c->period);
+        rk_say_who(t, "domain", domain, 0);
+        rk_say_f(t, "案件立案%u件，此前%u期（每期", (unsigned)n, (unsigned)c->baseline_periods);
+        rk_say_span(t, c->period);
+        rk_say_f(t, "）平均每期");
+        rk_say_num(t, mean, 1);
+        rk_say_f(t, "件（阈值");
+        rk_say_num(t, threshold, 1);
+        rk_say_f(t, "件），属违法行为高发区域");
+    }
 }
 
 static int vh_on_event(void *self, const rk_event *ev)
 {
     vh_self *s = self;
     rk_entry_ref evid[RK_MAX_EVIDENCE];
-    char key[1024], summary[1024];
+    char key[1024];
+    rk_say say;
     rk_winkey *k;
     rk_alert a;
     uint32_t cur, i;
@@ -147,8 +170,8 @@ static int vh_on_event(void *self, const rk_event *ev)
         return 0;
     if (threshold < s->cfg.min_count)
         threshold = s->cfg.min_count;
-    vh_summary_hotspot(summary, sizeof(summary), ev->region, ev->domain, cur, mean,
-                       threshold, &s->cfg);
+    rk_say_init(&say, s->api, s->host);
+    vh_summary_hotspot(&say, ev->region, ev->domain, cur, mean, threshold, &s->cfg);
     memset(&a, 0, sizeof(a));
     a.rule = "hotspot";
     a.severity = RK_SEV_INFO;
@@ -157,7 +180,7 @@ static int vh_on_event(void *self, const rk_event *ev)
     a.domain = ev->domain;
     a.value = cur;
     a.threshold = threshold;
-    a.summary = summary;
+    a.summary = rk_say_text(&say);
     a.n_evidence = rk_kit_evidence(&k->win, 0, ev->ref, evid);
     a.evidence = evid;
     a.cooldown = s->cfg.cooldown;

@@ -307,7 +307,7 @@ static void test_practice_live_and_replay(void **state)
     assert_int_equal(count_det(live, "violation_hotspot"), 1);
     /* officer_credential: O9 only (O10 holds a credential from 2024-09-01). */
     check(find(live, "officer_credential", "uncertified", "officer_id", "O9"),
-          "{\"officer_id\":\"O9\",\"unit_id\":\"TR-03\",\"task_id\":\"T207\"}", "critical", 0, 1);
+          "{\"officer_id\":\"O9\",\"unit_id\":\"TR-03\",\"task_id\":\"T207\"}", "critical", 1, 1);
     assert_int_equal(count_det(live, "officer_credential"), 1);
 
     /* The replay over the same streams: the same alerts. */

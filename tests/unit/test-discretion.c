@@ -99,7 +99,7 @@ static void test_benchmark(void **state)
     assert_string_equal(subj(fh, 0, "item_code"), "SP-01");
     assert_true(num(fh, 0, "value") == 5000.5 && num(fh, 0, "threshold") == 5000);
     assert_string_equal(alert_str(fh, 0, "summary"),
-                        "执法单位U1对案件C5（事项SP-01）罚款5000.5元，超出裁量基准1000至5000元");
+                        "单位U1对案件C5（事项SP-01）罚款5000.5元，超出裁量基准1000元至5000元");
     decide(fh, 0, T0, "C6", "U1", 4999, "SP-01", ",\"level\":\"serious\"");
     assert_int_equal(rk_fh_count(fh, "out_of_benchmark"), 2);
     assert_true(num(fh, 1, "threshold") == 5000);
@@ -125,10 +125,10 @@ static void test_exempt(void **state)
     assert_string_equal(alert_str(fh, 0, "severity"), "warning");
     assert_true(num(fh, 0, "value") == 20 && num(fh, 0, "threshold") == 0);
     assert_string_equal(alert_str(fh, 0, "summary"),
-                        "执法单位U1对案件C4（事项NP-1属包容免罚清单）仍罚没20元");
+                        "单位U1对案件C4（事项NP-1，属包容免罚清单）仍罚没20元");
     assert_string_equal(alert_str(fh, 1, "severity"), "info");
     assert_string_equal(alert_str(fh, 1, "summary"),
-                        "执法单位U1对案件C5（事项LT-1属从轻处罚清单）未从轻处罚，罚没500元");
+                        "单位U1对案件C5（事项LT-1，属从轻处罚清单）未从轻处罚，罚没500元");
     rk_fh_free(fh);
 }
 
@@ -163,8 +163,8 @@ static void test_disparity(void **state)
     assert_null(subj(fh, 0, "case_id"));
     assert_true(num(fh, 0, "value") == 2.0 && num(fh, 0, "threshold") == 2.0);
     assert_string_equal(alert_str(fh, 0, "summary"),
-                        "执法单位U1近90天对事项SP-01的5件处罚罚款中位数200元，"
-                        "是其他单位5件中位数100元的2.00倍（阈值2.00倍），同案不同罚");
+                        "单位U1近90天对事项SP-01的5件处罚罚款中位数200元，"
+                        "是其他单位5件中位数100元的2倍（阈值2倍），同案不同罚");
     rk_fh_free(fh);
     fh = disparity_case(50);                        /* at 1 / 2.0 */
     assert_int_equal(rk_fh_count(fh, "disparity"), 1);
@@ -215,12 +215,109 @@ static void test_config_errors(void **state)
     assert_string_equal(err, "min_cases: expected an integer from 1 to 1000000");
 }
 
+/* Every rule's sentence in Chinese and English, with the names list
+ * knowing the unit and the items and knowing neither. */
+static void summaries(int en, int names, const char *const want[5])
+{
+    rk_fakehost *fh = mk(&rk__det_discretion, "{}");
+    char cid[16];
+    size_t i, n;
+    rk_fh_language(fh, en ? "en" : "zh-CN");
+    if (names) {
+        rk_fh_name(fh, "unit", "U1", "银川市市场监督管理局兴庆分局");
+        rk_fh_name(fh, "item", "SP-01", "未取得食品经营许可从事食品经营活动");
+        rk_fh_name(fh, "item", "NP-1", "首次未按规定公示\"营业执照\"");
+        rk_fh_name(fh, "item", "LT-1", "超范围经营");
+    }
+    assert_int_equal(rk_fh_list(fh, "benchmarks", "item_code,level,min_fine,max_fine\n"
+                                "SP-01,,10000,50000\n"), 0);
+    assert_int_equal(rk_fh_list(fh, "exempt", "item_code,kind\nNP-1,no_penalty\nLT-1,lighter\n"),
+                     0);
+    decide(fh, 0, T0, "C1", "U1", 62500, "SP-01", NULL);             /* over */
+    decide(fh, 0, T0, "C2", "U1", 8000.5, "SP-01", NULL);            /* under, with jiao */
+    decide(fh, 0, T0, "C3", "U1", 0, "NP-1", ",\"confiscation\":1500");
+    decide(fh, 0, T0, "C4", "U1", 500, "LT-1", ",\"leniency\":\"none\"");
+    for (i = 0; i < 5; i++) {
+        snprintf(cid, sizeof(cid), "O%zu", i);
+        decide(fh, 0, T0 + 10 + (int64_t)i, cid, "U2", 4000, "LT-1", ",\"leniency\":\"lighter\"");
+    }
+    for (i = 0; i < 5; i++) {
+        snprintf(cid, sizeof(cid), "M%zu", i);
+        decide(fh, 0, T0 + 20 + (int64_t)i, cid, "U1", 10000, "LT-1",
+               ",\"leniency\":\"lighter\"");
+    }
+    n = (size_t)rk_fh_count(fh, NULL);
+    assert_int_equal(n, 5);
+    for (i = 0; i < n; i++)
+        assert_string_equal(alert_str(fh, i, "summary"), want[i]);
+    assert_true(num(fh, 0, "value") == 62500 && num(fh, 0, "threshold") == 50000);
+    assert_true(num(fh, 1, "value") == 8000.5 && num(fh, 1, "threshold") == 10000);
+    assert_true(num(fh, 2, "value") == 1500 && num(fh, 2, "threshold") == 0);
+    assert_true(num(fh, 4, "value") == 2.5 && num(fh, 4, "threshold") == 2);
+    rk_fh_free(fh);
+}
+
+static void test_summaries(void **state)
+{
+    static const char *const zh[5] = {
+        "单位U1对案件C1（事项SP-01）罚款6.25万元，超出裁量基准1万元至5万元",
+        "单位U1对案件C2（事项SP-01）罚款8000.5元，超出裁量基准1万元至5万元",
+        "单位U1对案件C3（事项NP-1，属包容免罚清单）仍罚没1500元",
+        "单位U1对案件C4（事项LT-1，属从轻处罚清单）未从轻处罚，罚没500元",
+        "单位U1近90天对事项LT-1的5件处罚罚款中位数1万元，是其他单位5件中位数4000元的2.5倍"
+        "（阈值2倍），同案不同罚",
+    };
+    static const char *const zh_names[5] = {
+        "银川市市场监督管理局兴庆分局对案件C1（未取得食品经营许可从事食品经营活动）罚款6.25万元，"
+        "超出裁量基准1万元至5万元",
+        "银川市市场监督管理局兴庆分局对案件C2（未取得食品经营许可从事食品经营活动）罚款8000.5元，"
+        "超出裁量基准1万元至5万元",
+        "银川市市场监督管理局兴庆分局对案件C3（首次未按规定公示\"营业执照\"，属包容免罚清单）"
+        "仍罚没1500元",
+        "银川市市场监督管理局兴庆分局对案件C4（超范围经营，属从轻处罚清单）未从轻处罚，罚没500元",
+        "银川市市场监督管理局兴庆分局近90天对超范围经营的5件处罚罚款中位数1万元，"
+        "是其他单位5件中位数4000元的2.5倍（阈值2倍），同案不同罚",
+    };
+    static const char *const en[5] = {
+        "Unit U1 fined 62,500 yuan in case C1 (item SP-01), outside the discretion benchmark "
+        "of 10,000 yuan to 50,000 yuan.",
+        "Unit U1 fined 8000.5 yuan in case C2 (item SP-01), outside the discretion benchmark "
+        "of 10,000 yuan to 50,000 yuan.",
+        "Unit U1 still imposed 1,500 yuan of fines and confiscations in case C3 although "
+        "item NP-1 is on the no-penalty list.",
+        "Unit U1 imposed 500 yuan of fines and confiscations in case C4 without the lighter "
+        "penalty that item LT-1 on the lighter-penalty list calls for.",
+        "The median fine of unit U1 for item LT-1 in the last 90 days was 10,000 yuan "
+        "(5 cases), 2.5 times the other units' 4,000 yuan (5 cases; threshold 2 times): "
+        "same case, different penalty.",
+    };
+    static const char *const en_names[5] = {
+        "银川市市场监督管理局兴庆分局 fined 62,500 yuan in case C1 (未取得食品经营许可从事食品经营活动), "
+        "outside the discretion benchmark of 10,000 yuan to 50,000 yuan.",
+        "银川市市场监督管理局兴庆分局 fined 8000.5 yuan in case C2 (未取得食品经营许可从事食品经营活动), "
+        "outside the discretion benchmark of 10,000 yuan to 50,000 yuan.",
+        "银川市市场监督管理局兴庆分局 still imposed 1,500 yuan of fines and confiscations in case C3 "
+        "although 首次未按规定公示\"营业执照\" is on the no-penalty list.",
+        "银川市市场监督管理局兴庆分局 imposed 500 yuan of fines and confiscations in case C4 "
+        "without the lighter penalty that 超范围经营 on the lighter-penalty list calls for.",
+        "The median fine of 银川市市场监督管理局兴庆分局 for 超范围经营 in the last 90 days was "
+        "10,000 yuan (5 cases), 2.5 times the other units' 4,000 yuan (5 cases; threshold 2 "
+        "times): same case, different penalty.",
+    };
+    (void)state;
+    summaries(0, 0, zh);
+    summaries(0, 1, zh_names);
+    summaries(1, 0, en);
+    summaries(1, 1, en_names);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_benchmark),
         cmocka_unit_test(test_exempt),
         cmocka_unit_test(test_disparity),
+        cmocka_unit_test(test_summaries),
         cmocka_unit_test(test_disparity_amendment_and_snapshot),
         cmocka_unit_test(test_config_errors),
     };

@@ -187,7 +187,7 @@ static void test_whitelist(void **state)
     assert_string_equal(alert_str(fh, 0, "severity"), "critical");
     assert_true(num(fh, 0, "value") == 3 && num(fh, 0, "threshold") == 2);
     assert_string_equal(alert_str(fh, 0, "summary"),
-                        "白名单企业E1近365天被检查3次，超过其检查额度2次（超额检查由执法单位U2备案）");
+                        "白名单内的企业E1近365天被检查3次，超过其检查额度2次（超额检查由单位U2备案）");
     /* 366 days after the first, two remain: T5 makes 3 again (T2, T4, T5) */
     file(fh, 0, T0 + 366 * DAY, "T5", "U2", NULL);
     assert_int_equal(rk_fh_count(fh, "whitelist"), 1);          /* cooldown 365d */
@@ -231,6 +231,73 @@ static void test_config_errors(void **state)
     assert_string_equal(err, "multi_min_units: expected an integer from 2 to 1000");
 }
 
+/* Every rule's sentence in Chinese and English, with the names list
+ * knowing the enterprise and the unit and knowing neither: two filings by
+ * two units 2 hours apart trip the 1-a-day limit, a whitelist allowance
+ * of 1 and multi_unit. */
+static void summaries(int en, int names, const char *const want[3])
+{
+    rk_fakehost *fh = mk(&rk__det_inspection_frequency,
+                         "{\"limits\":[{\"window\":\"1d\",\"max\":1}]}");
+    size_t i;
+    rk_fh_language(fh, en ? "en" : "zh-CN");
+    if (names) {
+        rk_fh_name(fh, "enterprise", "E1", "宁夏塞上\"老字号\"餐饮有限公司");
+        rk_fh_name(fh, "unit", "U2", "银川市市场监督管理局兴庆分局");
+    }
+    assert_int_equal(rk_fh_list(fh, "whitelist", "enterprise_id,allowance,note\nE1,1,sample\n"), 0);
+    file(fh, 0, T0, "T1", "U1", NULL);
+    file(fh, 0, T0 + 2 * 3600000LL, "T2", "U2", NULL);
+    assert_int_equal(rk_fh_count(fh, NULL), 3);
+    assert_string_equal(alert_str(fh, 0, "rule"), "repeat");
+    assert_string_equal(alert_str(fh, 1, "rule"), "whitelist");
+    assert_string_equal(alert_str(fh, 2, "rule"), "multi_unit");
+    for (i = 0; i < 3; i++) {
+        assert_true(num(fh, i, "value") == 2);
+        assert_string_equal(alert_str(fh, i, "summary"), want[i]);
+    }
+    assert_true(num(fh, 0, "threshold") == 1 && num(fh, 1, "threshold") == 1 &&
+                num(fh, 2, "threshold") == 2);
+    rk_fh_free(fh);
+}
+
+static void test_summaries(void **state)
+{
+    static const char *const zh[3] = {
+        "企业E1在24小时内被检查2次，超过频次上限1次",
+        "白名单内的企业E1近365天被检查2次，超过其检查额度1次（超额检查由单位U2备案）",
+        "企业E1在7天内被2个执法单位分别检查，未合并为联合检查（阈值2个单位）",
+    };
+    static const char *const zh_names[3] = {
+        "宁夏塞上\"老字号\"餐饮有限公司在24小时内被检查2次，超过频次上限1次",
+        "白名单内的宁夏塞上\"老字号\"餐饮有限公司近365天被检查2次，超过其检查额度1次"
+        "（超额检查由银川市市场监督管理局兴庆分局备案）",
+        "宁夏塞上\"老字号\"餐饮有限公司在7天内被2个执法单位分别检查，未合并为联合检查"
+        "（阈值2个单位）",
+    };
+    static const char *const en[3] = {
+        "Enterprise E1 was inspected 2 times within 24 hours, more than the limit of 1.",
+        "Enterprise E1, on the whitelist, was inspected 2 times in the last 365 days, more "
+        "than its allowance of 1; the inspection over it was filed by unit U2.",
+        "Enterprise E1 was inspected separately by 2 units within 7 days instead of in one "
+        "joint inspection (threshold 2 units).",
+    };
+    static const char *const en_names[3] = {
+        "宁夏塞上\"老字号\"餐饮有限公司 was inspected 2 times within 24 hours, more than the "
+        "limit of 1.",
+        "宁夏塞上\"老字号\"餐饮有限公司, on the whitelist, was inspected 2 times in the last 365 "
+        "days, more than its allowance of 1; the inspection over it was filed by "
+        "银川市市场监督管理局兴庆分局.",
+        "宁夏塞上\"老字号\"餐饮有限公司 was inspected separately by 2 units within 7 days "
+        "instead of in one joint inspection (threshold 2 units).",
+    };
+    (void)state;
+    summaries(0, 0, zh);
+    summaries(0, 1, zh_names);
+    summaries(1, 0, en);
+    summaries(1, 1, en_names);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -239,6 +306,7 @@ int main(void)
         cmocka_unit_test(test_joint_and_excluded),
         cmocka_unit_test(test_multi_unit),
         cmocka_unit_test(test_whitelist),
+        cmocka_unit_test(test_summaries),
         cmocka_unit_test(test_amendment_and_snapshot),
         cmocka_unit_test(test_config_errors),
     };

@@ -96,9 +96,9 @@ static void test_days(void **state)
     assert_string_equal(subj(fh, 0, "unit_id"), "U1");
     assert_string_equal(subj(fh, 0, "task_id"), "T2");
     assert_string_equal(alert_str(fh, 0, "severity"), "critical");
-    assert_true(num(fh, 0, "value") == 0 && num(fh, 0, "threshold") == 1);
+    assert_true(num(fh, 0, "value") == 1 && num(fh, 0, "threshold") == 1);
     assert_string_equal(alert_str(fh, 0, "summary"),
-                        "执法单位U1的执法人员O_UNTIL在检查任务T2的计划日期2025-03-10未持有效执法证件");
+                        "单位U1执法人员O_UNTIL在检查任务T2的计划日期2025-03-10未持有效执法证件");
     /* no expiry */
     assert_int_equal(sendf(fh, 0, FILED, (long long)T0, "T3", "O_FOREVER",
                            "2035-01-01T10:00:00+08:00"), 0);
@@ -127,7 +127,7 @@ static void test_no_list_and_cases(void **state)
     assert_int_equal(rk_fh_count(fh, "uncertified"), 1);    /* once per officer */
     assert_string_equal(subj(fh, 0, "case_id"), "C1");
     assert_string_equal(alert_str(fh, 0, "summary"),
-                        "执法单位U1的执法人员O_UNTIL在案件C1立案当日2025-03-10未持有效执法证件");
+                        "单位U1执法人员O_UNTIL在案件C1立案当日2025-03-10未持有效执法证件");
     rk_fh_free(fh);
 }
 
@@ -146,11 +146,53 @@ static void test_amendment(void **state)
     rk_fh_free(fh);
 }
 
+/* Both sentences (a filing, a case) in Chinese and English, with the
+ * names list knowing the unit and the officer and not. */
+static void summaries(int en, int names, const char *want_filing, const char *want_case)
+{
+    rk_fakehost *fh = mk(&rk__det_officer_credential, "{}");
+    rk_fh_language(fh, en ? "en" : "zh-CN");
+    if (names) {
+        rk_fh_name(fh, "unit", "U1", "银川市市场监督管理局兴庆分局");
+        rk_fh_name(fh, "officer", "O_UNTIL", "王某");
+    }
+    assert_int_equal(rk_fh_list(fh, "credentials", creds), 0);
+    assert_int_equal(sendf(fh, 0, FILED, (long long)T0, "T2", "O_UNTIL",
+                           "2025-03-09T16:30:00Z"), 0);
+    assert_int_equal(sendf(fh, 0, "{\"type\":\"case.opened\",\"ts\":\"2025-03-10T09:00:00+08:00\","
+                           "\"case_id\":\"C1\",\"unit_id\":\"U1\",\"source\":\"report\","
+                           "\"officers\":[\"O_UNTIL\"]}"), 0);
+    assert_int_equal(rk_fh_count(fh, "uncertified"), 2);
+    assert_true(num(fh, 1, "value") == 1 && num(fh, 1, "threshold") == 1);
+    assert_string_equal(alert_str(fh, 0, "summary"), want_filing);
+    assert_string_equal(alert_str(fh, 1, "summary"), want_case);
+    rk_fh_free(fh);
+}
+
+static void test_summaries(void **state)
+{
+    (void)state;
+    summaries(0, 0, "单位U1执法人员O_UNTIL在检查任务T2的计划日期2025-03-10未持有效执法证件",
+              "单位U1执法人员O_UNTIL在案件C1立案当日2025-03-10未持有效执法证件");
+    summaries(0, 1, "银川市市场监督管理局兴庆分局执法人员王某在检查任务T2的计划日期2025-03-10"
+              "未持有效执法证件",
+              "银川市市场监督管理局兴庆分局执法人员王某在案件C1立案当日2025-03-10未持有效执法证件");
+    summaries(1, 0, "Officer O_UNTIL of unit U1 held no valid enforcement credential on "
+              "2025-03-10, the planned date of inspection task T2.",
+              "Officer O_UNTIL of unit U1 held no valid enforcement credential on "
+              "2025-03-10, the day case C1 was opened.");
+    summaries(1, 1, "Officer 王某 of 银川市市场监督管理局兴庆分局 held no valid enforcement credential on "
+              "2025-03-10, the planned date of inspection task T2.",
+              "Officer 王某 of 银川市市场监督管理局兴庆分局 held no valid enforcement credential on "
+              "2025-03-10, the day case C1 was opened.");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_days),
         cmocka_unit_test(test_no_list_and_cases),
+        cmocka_unit_test(test_summaries),
         cmocka_unit_test(test_amendment),
     };
     return cmocka_run_group_tests(tests, NULL, teardown_mem);

@@ -104,7 +104,7 @@ static void test_share_boundary(void **state)
     assert_true(num(fh, 0, "threshold") == 0.3);
     assert_string_equal(alert_str(fh, 0, "severity"), "warning");
     assert_string_equal(alert_str(fh, 0, "summary"),
-                        "执法单位U1近90天有3件行政复议案件被撤销、变更或确认违法，"
+                        "单位U1近90天有3件行政复议案件被撤销、变更或确认违法，"
                         "占其10件复议案件的30%（阈值3件且30%）");
     assert_int_equal(json_array_size(json_object_get(rk_fh_alert(fh, 0), "evidence")), 3);
     rk_fh_free(fh);
@@ -153,11 +153,45 @@ static void test_snapshot(void **state)
     rk_fh_free(fh);
 }
 
+/* The sentence in Chinese and English, with the names list knowing the
+ * unit and not. */
+static void summary(int en, int names, const char *want)
+{
+    rk_fakehost *fh = mk(&rk__det_review_correction, "{}");
+    int i;
+    rk_fh_language(fh, en ? "en" : "zh-CN");
+    if (names)
+        rk_fh_name(fh, "unit", "U1", "银川市市场监督管理局兴庆分局");
+    for (i = 0; i < 7; i++)
+        review(fh, T0 + i, i, "U1", "upheld");
+    review(fh, T0 + 10, 10, "U1", "revoked");
+    review(fh, T0 + 11, 11, "U1", "altered");
+    review(fh, T0 + 12, 12, "U1", "confirmed_illegal");
+    assert_int_equal(rk_fh_count(fh, "corrections"), 1);
+    assert_true(num(fh, 0, "value") == 0.3 && num(fh, 0, "threshold") == 0.3);
+    assert_string_equal(alert_str(fh, 0, "summary"), want);
+    rk_fh_free(fh);
+}
+
+static void test_summaries(void **state)
+{
+    (void)state;
+    summary(0, 0, "单位U1近90天有3件行政复议案件被撤销、变更或确认违法，"
+            "占其10件复议案件的30%（阈值3件且30%）");
+    summary(0, 1, "银川市市场监督管理局兴庆分局近90天有3件行政复议案件被撤销、变更或确认违法，"
+            "占其10件复议案件的30%（阈值3件且30%）");
+    summary(1, 0, "Unit U1 had 3 of its 10 administrative review cases in the last 90 days "
+            "revoked, altered or confirmed illegal, 30% (threshold 3 and 30%).");
+    summary(1, 1, "银川市市场监督管理局兴庆分局 had 3 of its 10 administrative review cases in the last 90 days "
+            "revoked, altered or confirmed illegal, 30% (threshold 3 and 30%).");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_share_boundary),
         cmocka_unit_test(test_window),
+        cmocka_unit_test(test_summaries),
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_snapshot),
     };

@@ -95,8 +95,8 @@ static void test_without_baseline(void **state)
     assert_true(num(fh, 0, "threshold") == 5);
     assert_string_equal(alert_str(fh, 0, "severity"), "info");
     assert_string_equal(alert_str(fh, 0, "summary"),
-                        "区域R1的food领域近10天立案5件，此前3个周期平均0.0件"
-                        "（阈值5.0件），属违法行为高发区域");
+                        "地区R1近10天领域food案件立案5件，此前3期（每期10天）平均每期0件"
+                        "（阈值5件），属违法行为高发区域");
     /* Without domain or region nothing is counted. */
     assert_int_equal(sendf(fh, 0, "{\"type\":\"case.opened\",\"ts\":%lld,\"case_id\":\"X\","
                            "\"unit_id\":\"U1\",\"source\":\"report\",\"region\":\"R1\"}",
@@ -150,11 +150,48 @@ static void test_config_errors(void **state)
     assert_true(strncmp(err, "period: expected a duration", 27) == 0);
 }
 
+/* The sentence in Chinese and English, with the names list knowing the
+ * region and the domain and not: 1 and 2 cases in the two periods before
+ * (mean 1.5, threshold 3), then 3 in the current one. */
+static void summary(int en, int names, const char *want)
+{
+    rk_fakehost *fh = mk(&rk__det_violation_hotspot,
+                         "{\"period\":\"7d\",\"min_count\":3,\"baseline_periods\":2}");
+    rk_fh_language(fh, en ? "en" : "zh-CN");
+    if (names) {
+        rk_fh_name(fh, "region", "R1", "兴庆区");
+        rk_fh_name(fh, "domain", "food", "食品安全");
+    }
+    opened(fh, T0 + 3 * DAY, 1);
+    opened(fh, T0 + 10 * DAY, 2);
+    opened(fh, T0 + 21 * DAY - 10, 3);
+    assert_int_equal(rk_fh_count(fh, NULL), 1);
+    assert_true(num(fh, 0, "value") == 3 && num(fh, 0, "threshold") == 3);
+    assert_string_equal(alert_str(fh, 0, "summary"), want);
+    rk_fh_free(fh);
+}
+
+static void test_summaries(void **state)
+{
+    (void)state;
+    summary(0, 0, "地区R1近7天领域food案件立案3件，此前2期（每期7天）平均每期1.5件"
+            "（阈值3件），属违法行为高发区域");
+    summary(0, 1, "兴庆区近7天食品安全案件立案3件，此前2期（每期7天）平均每期1.5件"
+            "（阈值3件），属违法行为高发区域");
+    summary(1, 0, "3 cases in domain food were opened in region R1 in the last 7 days, against "
+            "an average of 1.5 per 7 days over the 2 periods before (threshold 3): a hotspot "
+            "of violations.");
+    summary(1, 1, "3 cases in 食品安全 were opened in 兴庆区 in the last 7 days, against "
+            "an average of 1.5 per 7 days over the 2 periods before (threshold 3): a hotspot "
+            "of violations.");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_without_baseline),
         cmocka_unit_test(test_with_baseline),
+        cmocka_unit_test(test_summaries),
         cmocka_unit_test(test_snapshot),
         cmocka_unit_test(test_config_errors),
     };
