@@ -195,10 +195,21 @@ typedef struct fz_host {                /* what this file's rk_host * points to 
 static int fz_emit(rk_host *hh, const rk_alert *a)
 {
     fz_host *h = FZ(hh);
-    if (a == NULL || a->rule == NULL || a->summary == NULL)
-        broken("detector: alert without rule or summary");
+    if (a == NULL || a->rule == NULL)
+        broken("detector: alert without rule");
     (void)strlen(a->rule);
-    (void)strlen(a->summary);
+    if (a->status != RK_ALERT_FIRING) {
+        /* A notice (ABI minor 4): a reason, no summary of its own. */
+        if (a->status != RK_ALERT_RESOLVED && a->status != RK_ALERT_RETRACTED)
+            broken("detector: notice of an unknown status");
+        if (a->reason == NULL)
+            broken("detector: notice without a reason");
+        (void)strlen(a->reason);
+    } else {
+        if (a->summary == NULL)
+            broken("detector: alert without a summary");
+        (void)strlen(a->summary);
+    }
     if (a->n_evidence > 0 && a->evidence == NULL)
         broken("detector: evidence NULL with n_evidence > 0");
     for (size_t i = 0; i < a->n_evidence; i++)
