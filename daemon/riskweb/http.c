@@ -533,21 +533,20 @@ static void on_query_reply(rk__redis *r, struct redisReply *reply, void *privdat
     wquery *q = privdata;
     wclient *c = q->c;
     (void)r;
-    c->pending--;
-    if (c->state == WC_CLOSING) {
-        if (c->pending == 0 && c->open_handles == 0)
-            client_free(c);
-    } else {
-        q->cb(c, reply, q->arg);
-    }
+    /* The callback runs even for a client that went away meanwhile, so
+     * that it frees its argument: answering a closed client does nothing
+     * and it can send no further query. Then the last reply frees it. */
+    q->cb(c, reply, q->arg);
     free(q);
+    if (--c->pending == 0 && c->state == WC_CLOSING && c->open_handles == 0)
+        client_free(c);
 }
 
 int rk__web_query(wclient *c, rk__web_reply_cb *cb, void *arg, int argc, const char **argv)
 {
     wquery *q;
 
-    if (c->w->query == NULL || !rk__redis_ready(c->w->query) ||
+    if (c->state == WC_CLOSING || c->w->query == NULL || !rk__redis_ready(c->w->query) ||
         (q = malloc(sizeof(*q))) == NULL)
         return -1;
     q->c = c;

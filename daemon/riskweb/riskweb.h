@@ -151,9 +151,10 @@ void rk__web_frame_unref(wframe *f);
 /* The value of query parameter name in the query string q (after '?'),
  * percent-decoded into out; 1 found, 0 not. */
 int rk__web_query_param(const char *q, const char *name, char *out, size_t outlen);
-/* A Redis command on the query connection for client c: cb gets c (or is
- * skipped when c closed meanwhile: the reply is then dropped). -1 when not
- * connected (nothing sent). */
+/* A Redis command on the query connection for client c. cb always runs,
+ * also when c closed meanwhile (so that it frees arg): responding to a
+ * closed client does nothing, and querying for it fails. -1 when not
+ * connected or c is closing (nothing sent). */
 typedef void rk__web_reply_cb(wclient *c, struct redisReply *reply, void *arg);
 int rk__web_query(wclient *c, rk__web_reply_cb *cb, void *arg, int argc, const char **argv);
 
