@@ -597,6 +597,44 @@ int rk__clock_restore(rk__clock *c, const void *data, size_t len,
 bool rk__clock_due_at(const rk__clock *c, int64_t w);
 
 /* ===================================================================
+ * ttl.c - alerts.open_ttl deadlines, 32 bytes per alert written
+ * =================================================================== */
+
+typedef struct rk__ttl_item {
+    int64_t deadline;               /* event time: alert ts + open_ttl */
+    unsigned char id[16];           /* the alert id's 32 hex digits, packed */
+    uint32_t det;                   /* detector index in the registry */
+    uint32_t spare;                 /* zero */
+} rk__ttl_item;
+
+/* A min-heap by (deadline, det, id). Zero-initialise. */
+typedef struct rk__ttl {
+    rk__ttl_item *v;
+    size_t n, cap;
+} rk__ttl;
+
+void rk__ttl_free(rk__ttl *t);
+/* id: 32 lowercase hex digits (anything else: -1, nothing added). */
+int rk__ttl_add(rk__ttl *t, int64_t deadline, uint32_t det, const char *id);
+/* The earliest record whose deadline is before now (the rule of
+ * rk__clock_pop_due), removed into *out: 1; none due: 0. */
+int rk__ttl_pop_due(rk__ttl *t, int64_t now, rk__ttl_item *out);
+static inline bool rk__ttl_due_at(const rk__ttl *t, int64_t w)
+{
+    return t->n > 0 && t->v[0].deadline < w;
+}
+int rk__ttl_id_pack(const char *hex, unsigned char out[16]);
+void rk__ttl_id_unpack(const unsigned char id[16], char out[33]);
+/* Checkpoint section; detectors by name as rk__clock_snapshot. Restore
+ * replaces *t only on success; records of unknown detectors are dropped
+ * (counted in *dropped). */
+void rk__ttl_snapshot(const rk__ttl *t, rk_buf *out,
+                      const char *(*det_name)(uint32_t det, void *ud), void *ud);
+int rk__ttl_restore(rk__ttl *t, const void *data, size_t len,
+                    int (*det_index)(const char *name, void *ud), void *ud,
+                    size_t *dropped);
+
+/* ===================================================================
  * ticks.c - wall-clock ticks recorded in <state.key>:clock
  * =================================================================== */
 

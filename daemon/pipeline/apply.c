@@ -37,6 +37,17 @@ void rk__fire_timers(rk__engine *e)
         }
         free(t.key);
     }
+    {
+        rk__ttl_item it;
+        int64_t now = rk__clock_now(&e->clock);
+        while (rk__ttl_pop_due(&e->ttl, now, &it)) {
+            char id[33];
+            if (it.det >= e->reg.n)
+                continue;
+            rk__ttl_id_unpack(it.id, id);
+            rk__open_ttl_close(e, it.deadline, e->reg.dets[it.det]->alert_name, id);
+        }
+    }
 }
 
 void rk__update_watermark(rk__engine *e)

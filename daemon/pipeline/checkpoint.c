@@ -135,6 +135,9 @@ static int build_state(rk__engine *e, rk_buf *out)
     if (rk__ind_snapshot(e->ind, out) != 0)
         return -1;
     blob_end(out, at);
+    at = blob_begin(out);
+    rk__ttl_snapshot(&e->ttl, out, det_name_cb, e);
+    blob_end(out, at);
     return out->oom ? -1 : 0;
 }
 
@@ -159,7 +162,7 @@ int rk__restore_state(rk__engine *e, const void *data, size_t len, char *err, si
     rk_rd rd;
     uint32_t ns, nd, i, version;
     const unsigned char *blob;
-    size_t blen;
+    size_t blen, dropped = 0;
     unsigned si;
 
     rk_rd_init(&rd, data, len);
@@ -168,8 +171,8 @@ int rk__restore_state(rk__engine *e, const void *data, size_t len, char *err, si
         return -1;
     }
     version = rk_rd_u32(&rd);
-    if (version != STATE_VERSION && version != STATE_VERSION_V2 &&
-        version != STATE_VERSION_V1) {
+    if (version != STATE_VERSION && version != STATE_VERSION_V3 &&
+        version != STATE_VERSION_V2 && version != STATE_VERSION_V1) {
         rk_kit_errf(err, errlen, "checkpoint format version not supported");
         return -1;
     }
@@ -245,6 +248,16 @@ int rk__restore_state(rk__engine *e, const void *data, size_t len, char *err, si
         rk_kit_errf(err, errlen, "indicators: corrupt");
         return -1;
     }
+    if (version == STATE_VERSION_V3)
+        return 0;                   /* its open_ttl deadlines came with the timers */
+    blob = get_blob(&rd, &blen);
+    if (rd.err || rk__ttl_restore(&e->ttl, blob, blen, det_index_cb, e, &dropped) != 0) {
+        rk_kit_errf(err, errlen, "open_ttl deadlines: corrupt");
+        return -1;
+    }
+    if (dropped > 0)
+        rk__log(RK_LOG_NOTICE, "%zu alerts.open_ttl deadlines of detectors no longer "
+                "registered were dropped", dropped);
     return 0;
 }
 

@@ -49,7 +49,9 @@ enum { PH_PENDING, PH_NEW };
 enum { E_CONNECTING, E_LOADING, E_SETUP, E_CLAIMING, E_IDLE, E_READING, E_FLUSHING, E_STOPPED };
 
 #define STATE_MAGIC 0x54534b52u     /* "RKST" */
-#define STATE_VERSION 3u            /* 2: + natural keys (dedupe.c); 3: + indicators */
+#define STATE_VERSION 4u            /* 2: + natural keys (dedupe.c); 3: + indicators;
+                                       4: + open_ttl deadlines (ttl.c) */
+#define STATE_VERSION_V3 3u         /* read: open_ttl deadlines among the timers */
 #define STATE_VERSION_V2 2u         /* read: the indicators start empty */
 #define STATE_VERSION_V1 1u         /* the previous release's, still read */
 
@@ -130,6 +132,7 @@ struct rk__engine {
     const rk__output *out;          /* the live or the replay writer */
     const rk__steps *steps;         /* the steps above a file (engine.c) */
     rk__clock clock;
+    rk__ttl ttl;                    /* alerts.open_ttl deadlines (ttl.c) */
     rk__tasks tasks;
     rk__dedupe dedupe;              /* natural keys of the events applied */
     rk__ind *ind;                   /* the indicators (indicators.c) */
@@ -336,6 +339,11 @@ void rk__count_alert(rk__engine *e, const char *det, const char *rule, rk_severi
 void rk__free_cooldowns(rk__det *d);
 void rk__on_det_removed(rk__engine *e, uint32_t idx);
 void rk__init_api(rk_host_api *api);
+/* alerts.open_ttl passed for alert `id` of detector index det at
+ * deadline: a "closed" notice (the writer skips it if the alert is no
+ * longer open). */
+void rk__open_ttl_close(rk__engine *e, int64_t deadline, const char *detector,
+                        const char *id);
 /* An alerts.open_ttl timer (key "<detector>\x1f<alert id>") passed at
  * deadline: write the alert's "closed" notice, by riskd (dropped when the
  * alert is no longer open). */

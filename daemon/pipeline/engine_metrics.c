@@ -274,9 +274,10 @@ void rk__engine_metrics(rk__engine *e, rk__prom *m)
         S(m, "riskd_checkpoint_age_seconds", " %.3f",
           (double)(rk__wall_ms() - e->last_ckpt_wall) / 1000.0);
     }
-    FAM(m, "riskd_timers", "# HELP riskd_timers Timers armed on event time.\n"
+    FAM(m, "riskd_timers", "# HELP riskd_timers Timers armed on event time (the detectors' and the "
+        "alerts.open_ttl deadlines).\n"
         "# TYPE riskd_timers gauge\n");
-    S(m, "riskd_timers", " %zu", e->clock.ntimers);
+    S(m, "riskd_timers", " %zu", e->clock.ntimers + e->ttl.n);
     FAM(m, "riskd_filings_tracked", "# HELP riskd_filings_tracked Filings kept for enrichment.\n"
         "# TYPE riskd_filings_tracked gauge\n");
     S(m, "riskd_filings_tracked", " %zu", e->tasks.map.count);

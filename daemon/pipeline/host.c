@@ -170,25 +170,29 @@ static int host_emit(rk_host *h, const rk_alert *a)
         rk__ind_unfiled(e->ind, a->ts, a->subject.unit_id);
     /* alerts.open_ttl: close it then, if still open (a timer of event
      * time, checkpointed with the detectors'). */
-    if (a->ts <= INT64_MAX - e->cfg->open_ttl) {
-        snprintf(key, sizeof(key), "%s\x1f%s", d->alert_name, id);
-        if (rk__clock_timer_add(&e->clock, a->ts + e->cfg->open_ttl, RK__TIMER_OPEN_TTL,
-                                key, 0) != 0)
-            return -1;
-    }
+    if (a->ts <= INT64_MAX - e->cfg->open_ttl &&
+        rk__ttl_add(&e->ttl, a->ts + e->cfg->open_ttl, (uint32_t)HOST(h)->idx, id) != 0)
+        return -1;
     return 1;
 }
 
 void rk__open_ttl_fire(rk__engine *e, int64_t deadline, const char *key)
 {
     const char *sep = strchr(key, '\x1f');
-    char det[256], reason[256], dur[32];
-    rk_alert a;
+    char det[256];
 
     if (sep == NULL || (size_t)(sep - key) >= sizeof(det) || strlen(sep + 1) != 32)
         return;
     memcpy(det, key, (size_t)(sep - key));
     det[sep - key] = '\0';
+    rk__open_ttl_close(e, deadline, det, sep + 1);
+}
+
+void rk__open_ttl_close(rk__engine *e, int64_t deadline, const char *det, const char *id)
+{
+    char reason[256], dur[32];
+    rk_alert a;
+
     rk_kit_format_duration(e->cfg->open_ttl, dur, sizeof(dur));
     if (e->cfg->lang_en)
         snprintf(reason, sizeof(reason), "The alert stayed open longer than %s "
@@ -201,7 +205,7 @@ void rk__open_ttl_fire(rk__engine *e, int64_t deadline, const char *key)
     a.status = RK_ALERT_FIRING;     /* unused: the writer gets "closed" */
     a.reason = reason;
     a.change_ts = deadline;
-    if (e->out->notice(e, sep + 1, det, &a, "closed", rk__wall_ms()) >= 0)
+    if (e->out->notice(e, id, det, &a, "closed", rk__wall_ms()) >= 0)
         e->stats.notices_emitted++;
 }
 

@@ -139,7 +139,8 @@ static void decide_tick(rk__engine *e, int64_t now)
     gap = e->cfg->clock_idle / TICK_IDLE_SHARE > TICK_MIN_MS
               ? e->cfg->clock_idle / TICK_IDLE_SHARE : TICK_MIN_MS;
     if (e->last_tick != 0 && now - e->last_tick < e->cfg->clock_idle &&
-        (now - e->last_tick < gap || !rk__clock_due_at(&e->clock, wall)))
+        (now - e->last_tick < gap ||
+         !(rk__clock_due_at(&e->clock, wall) || rk__ttl_due_at(&e->ttl, wall))))
         return;
     e->tick.ts = wall;
     for (si = 0; si < RK_STREAM_COUNT; si++) {

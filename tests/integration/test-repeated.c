@@ -400,10 +400,11 @@ static void test_other_redis_same_ids(void **state)
  * Upgrade from the previous release
  * =================================================================== */
 
-/* The previous release's checkpoint (format 1) of a format-3 one: the same
- * but for the version and the two trailing blobs: the indicators' (u64
- * length, u32 version 1, ...) and before it the natural keys' (u64 length,
- * u32 version 1, u64 count, count x 16 bytes). */
+/* The previous release's checkpoint (format 1) of a format-4 one: the same
+ * but for the version and the three trailing blobs: the open_ttl
+ * deadlines' and the indicators' (each u64 length, u32 version, ...), and
+ * before them the natural keys' (u64 length, u32 version 1, u64 count,
+ * count x 16 bytes). */
 static size_t dedupe_blob_at(const unsigned char *p, size_t len)
 {
     size_t k;
@@ -418,21 +419,31 @@ static size_t dedupe_blob_at(const unsigned char *p, size_t len)
     return 0;
 }
 
-static size_t to_format1(unsigned char *p, size_t len)
+/* Where the blob ending at `end` starts (its u64 length), one whose own
+ * format version is small; 0 when none does. Tried from the longest, so
+ * that a blob's inner bytes do not pass for a shorter blob. */
+static size_t blob_ending_at(const unsigned char *p, size_t end)
 {
-    size_t at, d;
-    for (at = len - 12; at > 8; at--) {    /* the indicators' blob, then the keys' */
+    size_t at;
+    for (at = 8; at + 12 <= end; at++) {
         uint64_t v = 0;
         size_t i;
         for (i = 0; i < 8; i++) v |= (uint64_t)p[at + i] << (8 * i);
-        if (v == len - at - 8 && p[at + 8] == 1 && p[at + 9] == 0 &&
-            (d = dedupe_blob_at(p, at)) != 0) {
-            p[4] = 1;                       /* STATE_VERSION 1 */
-            return d;
-        }
+        if (v == end - at - 8 && p[at + 8] >= 1 && p[at + 8] < 16 && p[at + 9] == 0 &&
+            p[at + 10] == 0 && p[at + 11] == 0)
+            return at;
     }
-    fail_msg("no natural-key blob at the end of the checkpoint");
     return 0;
+}
+
+static size_t to_format1(unsigned char *p, size_t len)
+{
+    size_t ttl = blob_ending_at(p, len), ind = ttl ? blob_ending_at(p, ttl) : 0;
+    size_t d = ind ? dedupe_blob_at(p, ind) : 0;
+    if (d == 0)
+        fail_msg("no natural-key blob before the indicators' and open_ttl's");
+    p[4] = 1;                               /* STATE_VERSION 1 */
+    return d;
 }
 
 /* The rk_alert of an alert's JSON, as far as ids go. */
