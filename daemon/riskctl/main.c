@@ -42,7 +42,8 @@
  * Files: main.c (options, dispatch), common.c (messages, configuration,
  * the Redis connection; shared through riskctl.h), one file per command
  * group: check.c, tail.c, silence.c, status.c, alerts.c (alerts, ack,
- * close), forward.c (the Alertmanager forwarder), lists.c. */
+ * close), forward.c (the Alertmanager forwarder), lists.c, indicators.c,
+ * report.c, sample.c; ctlread.c holds the readers they share. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
