@@ -108,13 +108,10 @@ int rk__ctl_ind_label(conn *k, const char *period, char *label, size_t len)
     return 0;
 }
 
-/* Add one hash to row. Returns 1 found, 0 absent, -1 lost. */
-static int add_hash(conn *k, const char *key, rk__ctl_row *rw)
+/* Add one HGETALL reply to row. Returns 1 found, 0 absent. Frees r. */
+static int add_reply(redisReply *r, rk__ctl_row *rw)
 {
-    redisReply *r = redisCommand(k->c, "HGETALL %s", key);
     size_t i, f;
-    if (r == NULL)
-        return -1;
     if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
         freeReplyObject(r);
         return 0;
@@ -137,6 +134,44 @@ static int add_hash(conn *k, const char *key, rk__ctl_row *rw)
     }
     freeReplyObject(r);
     return 1;
+}
+
+/* Add one hash to row. Returns 1 found, 0 absent, -1 lost. */
+static int add_hash(conn *k, const char *key, rk__ctl_row *rw)
+{
+    redisReply *r = redisCommand(k->c, "HGETALL %s", key);
+    if (r == NULL)
+        return -1;
+    return add_reply(r, rw);
+}
+
+int rk__ctl_ind_read_many(conn *k, const rk__config *cfg, const char *scope, const char *label,
+                          rk__ctl_row *rows, size_t n, int *found)
+{
+    size_t i, from;
+    int p;
+    for (i = 0; i < n; i++)
+        found[i] = 0;
+    for (from = 0; from < n; from += 500) {  /* pipelined, 500 keys a round */
+        size_t to = from + 500 < n ? from + 500 : n;
+        for (i = from; i < to; i++)
+            for (p = 0; p < cfg->partitions; p++) {
+                if (cfg->partitions > 1)
+                    redisAppendCommand(k->c, "HGETALL riskd:ind:%s:%s:%s:p%d", scope, rows[i].key,
+                                       label, p);
+                else
+                    redisAppendCommand(k->c, "HGETALL riskd:ind:%s:%s:%s", scope, rows[i].key,
+                                       label);
+            }
+        for (i = from; i < to; i++)
+            for (p = 0; p < cfg->partitions; p++) {
+                void *r = NULL;
+                if (redisGetReply(k->c, &r) != REDIS_OK || r == NULL)
+                    return -1;
+                found[i] += add_reply(r, &rows[i]);
+            }
+    }
+    return 0;
 }
 
 int rk__ctl_ind_read(conn *k, const rk__config *cfg, const char *scope, const char *key,

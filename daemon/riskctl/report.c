@@ -1044,15 +1044,23 @@ int rk__ctl_report(int argc, char **argv)
     rp.units = calloc(nkeys ? nkeys : 1, sizeof(*rp.units));
     if (rp.units == NULL)
         exit(EX_FAIL);
-    for (j = 0; j < nkeys; j++) {
-        unit_row *u = &rp.units[rp.nunits];
-        u->r.key = keys[j];
-        got = rk__ctl_ind_read(&k, cfg, "unit", keys[j], rp.label, &u->r);
-        if (got > 0)
-            rp.nunits++;
-        else
-            free(keys[j]);
-        keys[j] = NULL;             /* the row owns it now, or it is gone */
+    {
+        rk__ctl_row *got_rows = calloc(nkeys ? nkeys : 1, sizeof(*got_rows));
+        int *found = calloc(nkeys ? nkeys : 1, sizeof(*found));
+        if (got_rows == NULL || found == NULL)
+            exit(EX_FAIL);
+        for (j = 0; j < nkeys; j++)
+            got_rows[j].key = keys[j];
+        got = rk__ctl_ind_read_many(&k, cfg, "unit", rp.label, got_rows, nkeys, found);
+        for (j = 0; j < nkeys && got == 0; j++) {
+            if (found[j] > 0)       /* the row owns the key now, or it is gone */
+                rp.units[rp.nunits++].r = got_rows[j];
+            else
+                free(keys[j]);
+            keys[j] = NULL;
+        }
+        free(got_rows);
+        free(found);
         if (got < 0)
             goto lost;
     }

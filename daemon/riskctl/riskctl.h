@@ -115,6 +115,10 @@ int rk__ctl_ind_label(conn *k, const char *period, char *label, size_t len);
  * 0 none, -1 Redis lost. */
 int rk__ctl_ind_read(conn *k, const rk__config *cfg, const char *scope, const char *key,
                      const char *label, rk__ctl_row *row);
+/* The same for rows[0..n) (their key set), pipelined; found[i] is the
+ * number of hashes found for row i. 0, or -1 Redis lost. */
+int rk__ctl_ind_read_many(conn *k, const rk__config *cfg, const char *scope, const char *label,
+                          rk__ctl_row *rows, size_t n, int *found);
 /* The keys of scope (riskd:ind:keys:<scope>, every partition), malloc'ed;
  * 0, or -1 Redis lost. */
 int rk__ctl_ind_keys(conn *k, const rk__config *cfg, const char *scope, char ***keys,
