@@ -690,11 +690,12 @@ int rk__ctl_sample(int argc, char **argv)
         for (i = 0; i < nu; i++)
             for (j = 0; j < units[i].n; j++) {
                 const action *x = &acts.v[units[i].first + j];
-                json_t *t, *offs = json_array();
+                json_t *t, *offs;
                 char day[40], hex[20], *copy, *save = NULL, *tok;
                 if (!x->picked)
                     continue;
                 t = json_object();
+                offs = json_array();
                 json_object_set_new(t, "unit_id", json_string(x->unit));
                 json_object_set_new(t, kind_case ? "case_id" : "task_id", json_string(x->id));
                 copy = strdup(x->officers);
