@@ -738,8 +738,8 @@ static void write_html(FILE *f, report *rp, size_t top)
     fputs("</tbody></table>\n", f);
     if (rp->nunits > 0) {
         size_t n = rp->nunits < CHART_UNITS ? rp->nunits : CHART_UNITS;
-        const char *ul[CHART_UNITS];
-        double uv[CHART_UNITS];
+        const char *ul[CHART_UNITS] = {0};
+        double uv[CHART_UNITS] = {0};
         for (i = 0; i < n; i++) {
             ul[i] = unit_name(rp, rp->units[i].r.key);
             uv[i] = rp->units[i].score;

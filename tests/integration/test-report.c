@@ -254,7 +254,8 @@ static void test_quarter_report(void **state)
     has(text, "96.0%", "filing rate 24/25");
     free(text);
     /* a page per section at least */
-    snprintf(cmd, sizeof(cmd), "/usr/bin/pdfinfo %s | grep -q '^Pages: *[5-9]'", pdf);
+    snprintf(cmd, sizeof(cmd), "/usr/bin/pdfinfo %s | awk '/^Pages:/ { n = $2 } END { exit !(n >= 5) }'",
+             pdf);
     if (system(cmd) != 0)
         fail_msg("the PDF has fewer than 5 pages: sections do not start on a page of their own");
 
