@@ -19,7 +19,8 @@
  * open_critical, open_warning and open_info are the open alerts of the
  * hash alerts.open_key whose subject names the key (unit_id, officer_id,
  * region; every one for `all`), by severity: every IND_OPEN_MS the open
- * hash is read (HSCAN, pages of IND_OPEN_PAGE), the counts made, and the
+ * hash is read (HVALS, which the least-privilege ACL of riskd(8) allows;
+ * open_ttl keeps it bounded), the counts made, and the
  * keys whose counts changed get the three fields HSET (fenced like the
  * rest) in their window, current month and current quarter hashes; a hash
  * the module writes meanwhile carries the latest counts too. With
@@ -31,7 +32,6 @@
 #define IND_CHUNK 100
 #define IND_TTL_MS "34560000000"            /* 400 days */
 #define IND_OPEN_MS 10000
-#define IND_OPEN_PAGE "1000"
 
 static const char ind_write_lua[] =
     "if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then\n"
@@ -107,9 +107,9 @@ static void arg(ind_batch *b, char *s)
 struct rk__ind_open {
     json_t *now;                    /* "<scope>\x1f<key>" -> "c w i", last count */
     json_t *next;                   /* being counted */
-    char cursor[64];
     char labels[3][16];             /* window, current month, current quarter */
     bool inflight;
+    bool failing;                   /* the last read failed (logged once) */
     int64_t due;                    /* loop ms of the next count */
 };
 
@@ -308,9 +308,7 @@ done:
     json_decref(both);
 }
 
-static void open_scan(rk__engine *e);
-
-static void on_open_page(rk__redis *r, redisReply *reply, void *pd)
+static void on_open_vals(rk__redis *r, redisReply *reply, void *pd)
 {
     rk__engine *e = pd;
     struct rk__ind_open *o;
@@ -323,25 +321,20 @@ static void on_open_page(rk__redis *r, redisReply *reply, void *pd)
         return;
     o = e->ind_open;
     o->inflight = false;
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
-        reply->element[0]->type != REDIS_REPLY_STRING ||
-        reply->element[1]->type != REDIS_REPLY_ARRAY) {
-        if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
-            rk__log(RK_LOG_ERR, "reading %s for the open alert counts failed: %s",
-                    e->cfg->alerts_open_key, reply->str);
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+        if (reply != NULL && reply->type == REDIS_REPLY_ERROR && !o->failing)
+            rk__log(RK_LOG_ERR, "reading %s for the open alert counts failed: %s (logged "
+                    "once until it works)", e->cfg->alerts_open_key, reply->str);
+        o->failing = reply != NULL;
         json_decref(o->next);
         o->next = NULL;
         return;
     }
-    for (i = 0; i + 1 < reply->element[1]->elements; i += 2) {
-        const redisReply *val = reply->element[1]->element[i + 1];
+    o->failing = false;
+    for (i = 0; i < reply->elements; i++) {
+        const redisReply *val = reply->element[i];
         if (val->type == REDIS_REPLY_STRING)
             open_count(e, o, val->str, val->len);
-    }
-    snprintf(o->cursor, sizeof(o->cursor), "%s", reply->element[0]->str);
-    if (strcmp(o->cursor, "0") != 0) {
-        open_scan(e);
-        return;
     }
     memset(labels, 0, sizeof(labels));
     snprintf(labels[0], sizeof(labels[0]), "window");
@@ -352,18 +345,6 @@ static void on_open_page(rk__redis *r, redisReply *reply, void *pd)
         return;
     }
     open_write(e, o, labels);
-}
-
-static void open_scan(rk__engine *e)
-{
-    struct rk__ind_open *o = e->ind_open;
-    const char *argv[] = {"HSCAN", e->cfg->alerts_open_key, o->cursor, "COUNT", IND_OPEN_PAGE};
-    if (rk__redis_cmd(e->wr, on_open_page, e, 0, 5, argv, NULL) == 0) {
-        o->inflight = true;
-    } else {
-        json_decref(o->next);
-        o->next = NULL;
-    }
 }
 
 /* Start a count when one is due. */
@@ -380,8 +361,15 @@ static void open_housekeep(rk__engine *e, int64_t now)
     o->due = now + IND_OPEN_MS;
     if ((o->next = json_object()) == NULL)
         return;
-    snprintf(o->cursor, sizeof(o->cursor), "0");
-    open_scan(e);
+    {
+        const char *argv[] = {"HVALS", e->cfg->alerts_open_key};
+        if (rk__redis_cmd(e->wr, on_open_vals, e, 0, 2, argv, NULL) == 0) {
+            o->inflight = true;
+        } else {
+            json_decref(o->next);
+            o->next = NULL;
+        }
+    }
 }
 
 void rk__ind_open_free(rk__engine *e)
