@@ -315,6 +315,7 @@ void rk__engine_free(rk__engine *e)
         rk__event_mem_free(&e->st[si].mem);
     }
     rk__ind_free(e->ind);
+    rk__ind_open_free(e);
     rk__tasks_free(&e->tasks);
     rk__dedupe_free(&e->dedupe);
     rk__clock_free(&e->clock);

@@ -139,6 +139,7 @@ struct rk__engine {
     bool ind_inflight;              /* a write of indicator hashes awaits its reply */
     bool ind_more;                  /* changed hashes left after the last write */
     int64_t ind_next;               /* loop ms of the next pass */
+    struct rk__ind_open *ind_open;  /* open alerts by severity (indicators_out.c) */
     bool legacy_ids;                /* restored from a release whose alert ids
                                        came from entry ids (see host_emit) */
     rk__redis *rd, *wr;
@@ -379,6 +380,7 @@ void rk__ticks_load(rk__engine *e);
 /* indicators_out.c */
 rk__ind *rk__ind_for(const rk__config *cfg);
 void rk__ind_housekeep(rk__engine *e, int64_t now);
+void rk__ind_open_free(rk__engine *e);
 
 /* indicators_metrics.c */
 void rk__ind_metrics(rk__engine *e, rk__prom *m);

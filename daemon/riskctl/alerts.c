@@ -403,45 +403,24 @@ static int by_raised_desc(const void *x, const void *y)
     return strcmp(jstr(a, "id") ? jstr(a, "id") : "", jstr(b, "id") ? jstr(b, "id") : "");
 }
 
-/* The open alerts (HSCAN of the open hash) into rows, newest first.
- * Returns EX_OK or an exit code after printing. */
+/* The open alerts (HSCAN of the open hash, ctlread.c) into rows, newest
+ * first. Returns EX_OK or an exit code after printing. */
+typedef struct keep_ud { json_t *rows; const filter *f; } keep_ud;
+static void keep_cb(json_t *a, void *ud)
+{
+    keep_ud *k = ud;
+    keep(k->rows, k->f, a);
+}
+
 static int rows_open(conn *k, const rk__config *cfg, const filter *f, json_t *rows)
 {
-    char cursor[64] = "0";
+    keep_ud ud = {rows, f};
     json_t **v;
     size_t i, n;
+    int rc = rk__ctl_scan_open(k, cfg, keep_cb, &ud);
 
-    do {
-        redisReply *r = redisCommand(k->c, "HSCAN %s %s COUNT %d", cfg->alerts_open_key,
-                                     cursor, PAGE);
-        if (rk__ctl_reply_ok(k, r, "HSCAN") != 0) {
-            int lost = r == NULL;
-            freeReplyObject(r);
-            return lost ? EX_REDIS : EX_FAIL;
-        }
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-            r->element[0]->type != REDIS_REPLY_STRING ||
-            r->element[1]->type != REDIS_REPLY_ARRAY) {
-            freeReplyObject(r);
-            rk__ctl_errx("HSCAN %s: unexpected reply", cfg->alerts_open_key);
-            return EX_FAIL;
-        }
-        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
-        for (i = 0; i + 1 < r->element[1]->elements; i += 2) {
-            const redisReply *val = r->element[1]->element[i + 1];
-            json_t *a = val->type == REDIS_REPLY_STRING ?
-                        json_loadb(val->str, val->len, 0, NULL) : NULL;
-            if (a == NULL || !json_is_object(a)) {
-                fprintf(stderr, "riskctl: the open entry ");
-                rk__ctl_put_clean(stderr, r->element[1]->element[i]->str);
-                fprintf(stderr, " is not an alert JSON object\n");
-            } else {
-                keep(rows, f, a);
-            }
-            json_decref(a);
-        }
-        freeReplyObject(r);
-    } while (strcmp(cursor, "0") != 0);
+    if (rc != EX_OK)
+        return rc;
     n = json_array_size(rows);
     if (n > 1 && (v = malloc(n * sizeof(*v))) != NULL) {
         for (i = 0; i < n; i++)

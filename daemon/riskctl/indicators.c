@@ -20,79 +20,18 @@
 #include "riskctl.h"
 #include "pipeline/indicators.h"
 
-/* The figures of one row, summed over partitions. */
-enum {
-    F_FILINGS, F_UNFILED, F_SBD, F_DLP, F_SCANNED, F_RATED, F_RATINGS, F_BAD, F_COUNTED,
-    F_ENTERPRISES, F_OPENED, F_DECIDED, F_LENIENT, F_COMPLAINTS, F_REVIEWS, F_CORRECTIONS,
-    F_OPEN_CRIT, F_OPEN_WARN, F_OPEN_INFO, F_N
-};
-static const char *const raw_names[F_N] = {
-    "filings", "unfiled", "scanned_by_deadline", "deadline_passed", "scanned", "rated",
-    "ratings", "bad_ratings", "counted_inspections", "enterprises", "cases_opened",
-    "cases_decided", "lenient", "complaints", "reviews", "corrections", "open_critical",
-    "open_warning", "open_info"};
-
-/* The rates: name, numerator, denominator (-1: filings + unfiled). */
-static const struct { const char *name; int num, den; } rates[] = {
-    {"filing_rate", F_FILINGS, -1},
-    {"scan_rate", F_SBD, F_DLP},
-    {"rating_rate", F_RATED, F_SCANNED},
-    {"bad_rating_share", F_BAD, F_RATINGS},
-    {"inspections_per_enterprise", F_COUNTED, F_ENTERPRISES},
-    {"lenient_share", F_LENIENT, F_DECIDED},
-    {"correction_rate", F_CORRECTIONS, F_REVIEWS},
-};
-#define NRATES (sizeof(rates) / sizeof(rates[0]))
-
-typedef struct row {
-    char *key;
-    const char *name;               /* from the names list, or NULL */
-    long long n[F_N];
-    double fines;
-    char from[40], to[40], updated[40];
-} row;
-
-static double rate_of(const row *r, size_t i, int *null)
-{
-    long long num = r->n[rates[i].num];
-    long long den = rates[i].den < 0 ? r->n[F_FILINGS] + r->n[F_UNFILED] : r->n[rates[i].den];
-    *null = den == 0;
-    return den == 0 ? 0 : (double)num / (double)den;
-}
+/* The figures of one row (ctlread.c), summed over partitions. */
+#define F_N RK_CF_N
+#define F_COUNTED RK_CF_COUNTED
+#define NRATES RK_CTL_NRATES
+#define raw_names rk__ctl_ind_fields
+#define rates rk__ctl_rates
+#define rate_of rk__ctl_rate_of
+typedef rk__ctl_row row;
 
 /* The names list stored in Redis (riskctl lists, kind names), read once;
  * NULL when none is loaded or it cannot be read (ids are shown then). */
 static rk__list *g_names;
-
-static void load_names(conn *k)
-{
-    redisReply *r = redisCommand(k->c, "HVALS %s", RK_LISTS_PREFIX "names");
-    const char **vals;
-    size_t *lens, i;
-    char err[RK_ERRLEN];
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
-        if (r != NULL)
-            freeReplyObject(r);
-        return;
-    }
-    vals = calloc(r->elements, sizeof(*vals));
-    lens = calloc(r->elements, sizeof(*lens));
-    if (vals != NULL && lens != NULL) {
-        for (i = 0; i < r->elements; i++) {
-            bool str = r->element[i]->type == REDIS_REPLY_STRING;
-            vals[i] = str ? r->element[i]->str : "";
-            lens[i] = str ? r->element[i]->len : 0;
-        }
-        if (rk__lists_from_json(RK_LIST_NAMES, vals, lens, r->elements, &g_names, err,
-                                sizeof(err)) != 0) {
-            rk__ctl_errx("the names list stored in Redis is damaged (%s): showing ids", err);
-            g_names = NULL;
-        }
-    }
-    free(vals);
-    free(lens);
-    freeReplyObject(r);
-}
 
 /* The display name of key in scope from the names list, or NULL. */
 static const char *name_of(int scope, const char *key)
@@ -209,68 +148,6 @@ static bool sort_field_known(const char *f)
     return false;
 }
 
-/* The label of period (window, month, ...) from riskd:ind:periods. 0, -1
- * Redis lost, 1 none yet. */
-static int period_label(conn *k, const char *period, char *label, size_t len)
-{
-    redisReply *r;
-    int32_t best = INT32_MIN, idx;
-    int want = strstr(period, "month") ? 1 : 2;
-    size_t i;
-    if (strcmp(period, "window") == 0) {
-        snprintf(label, len, "window");
-        return 0;
-    }
-    r = redisCommand(k->c, "ZRANGE riskd:ind:periods 0 -1");
-    if (r == NULL)
-        return -1;
-    for (i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
-        if (r->element[i]->type == REDIS_REPLY_STRING &&
-            rk__ind_parse_label(r->element[i]->str, &idx) == want && idx > best)
-            best = idx;
-    freeReplyObject(r);
-    if (best == INT32_MIN)
-        return 1;
-    if (strncmp(period, "previous-", 9) == 0)
-        best--;
-    if (want == 1)
-        rk__ind_month_label(best, label, len);
-    else
-        rk__ind_quarter_label(best, label, len);
-    return 0;
-}
-
-/* Add one partition's hash to row. Returns 1 found, 0 absent, -1 lost. */
-static int add_hash(conn *k, const char *key, row *rw)
-{
-    redisReply *r = redisCommand(k->c, "HGETALL %s", key);
-    size_t i, f;
-    if (r == NULL)
-        return -1;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
-        freeReplyObject(r);
-        return 0;
-    }
-    for (i = 0; i + 1 < r->elements; i += 2) {
-        const char *n = r->element[i]->str, *v = r->element[i + 1]->str;
-        if (n == NULL || v == NULL)
-            continue;
-        for (f = 0; f < F_N; f++)
-            if (strcmp(n, raw_names[f]) == 0)
-                rw->n[f] += strtoll(v, NULL, 10);
-        if (strcmp(n, "fines") == 0)
-            rw->fines += strtod(v, NULL);
-        else if (strcmp(n, "from") == 0)
-            snprintf(rw->from, sizeof(rw->from), "%s", v);
-        else if (strcmp(n, "to") == 0)
-            snprintf(rw->to, sizeof(rw->to), "%s", v);
-        else if (strcmp(n, "updated_at") == 0 && strcmp(v, rw->updated) > 0)
-            snprintf(rw->updated, sizeof(rw->updated), "%s", v);
-    }
-    freeReplyObject(r);
-    return 1;
-}
-
 static void fmt_fines(double v, char *buf, size_t len)
 {
     size_t n;
@@ -374,9 +251,9 @@ int rk__ctl_indicators(int argc, char **argv)
     rk__config *cfg = NULL;
     conn k;
     const char *scope = "unit", *key = NULL, *period = "window";
-    char label[16], hkey[600];
-    int opt, json = 0, scope_i = -1, rc = EX_OK, p, got;
-    size_t i, n = 0, cap = 0;
+    char label[16];
+    int opt, json = 0, scope_i = -1, rc = EX_OK, got;
+    size_t i, n = 0;
     row *rows = NULL;
     bool ok;
 
@@ -430,8 +307,8 @@ int rk__ctl_indicators(int argc, char **argv)
         rk__config_free(cfg);
         return EX_REDIS;
     }
-    load_names(&k);
-    got = period_label(&k, period, label, sizeof(label));
+    g_names = rk__ctl_names_load(&k);
+    got = rk__ctl_ind_label(&k, period, label, sizeof(label));
     if (got < 0)
         goto lost;
     if (got > 0) {
@@ -440,35 +317,17 @@ int rk__ctl_indicators(int argc, char **argv)
         goto done;
     }
     /* the keys: --key, or the union of the partitions' indexes */
-    for (p = 0; p < cfg->partitions && key == NULL; p++) {
-        redisReply *r;
-        char suffix[16] = "";
-        if (cfg->partitions > 1)
-            snprintf(suffix, sizeof(suffix), ":p%d", p);
-        r = redisCommand(k.c, "ZRANGE riskd:ind:keys:%s%s 0 -1", scope, suffix);
-        if (r == NULL)
+    if (key == NULL) {
+        char **keys;
+        if (rk__ctl_ind_keys(&k, cfg, scope, &keys, &n) != 0)
             goto lost;
-        for (i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-            size_t j;
-            bool seen = false;
-            for (j = 0; j < n && !seen; j++)
-                seen = strcmp(rows[j].key, r->element[i]->str) == 0;
-            if (seen)
-                continue;
-            if (n == cap) {
-                cap = cap ? cap * 2 : 64;
-                rows = realloc(rows, cap * sizeof(*rows));
-                if (rows == NULL) {
-                    rk__ctl_errx("out of memory");
-                    exit(EX_FAIL);
-                }
-            }
-            memset(&rows[n], 0, sizeof(rows[n]));
-            rows[n++].key = strdup(r->element[i]->str);
-        }
-        freeReplyObject(r);
-    }
-    if (key != NULL) {
+        rows = calloc(n ? n : 1, sizeof(*rows));
+        if (rows == NULL)
+            exit(EX_FAIL);
+        for (i = 0; i < n; i++)
+            rows[i].key = keys[i];
+        free(keys);
+    } else {
         rows = calloc(1, sizeof(*rows));
         if (rows == NULL)
             exit(EX_FAIL);
@@ -476,18 +335,9 @@ int rk__ctl_indicators(int argc, char **argv)
         n = 1;
     }
     for (i = 0; i < n; i++) {
-        int found = 0;
-        for (p = 0; p < cfg->partitions; p++) {
-            int a;
-            if (cfg->partitions > 1)
-                snprintf(hkey, sizeof(hkey), "riskd:ind:%s:%s:%s:p%d", scope, rows[i].key,
-                         label, p);
-            else
-                snprintf(hkey, sizeof(hkey), "riskd:ind:%s:%s:%s", scope, rows[i].key, label);
-            if ((a = add_hash(&k, hkey, &rows[i])) < 0)
-                goto lost;
-            found += a;
-        }
+        int found = rk__ctl_ind_read(&k, cfg, scope, rows[i].key, label, &rows[i]);
+        if (found < 0)
+            goto lost;
         rows[i].name = name_of(scope_i, rows[i].key);
         if (found == 0 && key != NULL && scope_i != RK_IND_ALL) {
             rk__ctl_errx("no indicators for %s %s in period %s", scope, key, label);

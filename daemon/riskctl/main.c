@@ -14,6 +14,7 @@
  *   riskctl forward [--url URL] [--interval DURATION] [--metrics ADDR]
  *   riskctl lists load KIND FILE [--author NAME]
  *   riskctl lists show KIND [--json]
+ *   riskctl indicators | report | sample ...   (each parses its own options)
  *
  * It is a short-lived, single-threaded program on hiredis's synchronous
  * API (the daemon's libuv machinery is not used) and links libriskd.a only
@@ -41,7 +42,8 @@
  * Files: main.c (options, dispatch), common.c (messages, configuration,
  * the Redis connection; shared through riskctl.h), one file per command
  * group: check.c, tail.c, silence.c, status.c, alerts.c (alerts, ack,
- * close), forward.c (the Alertmanager forwarder), lists.c. */
+ * close), forward.c (the Alertmanager forwarder), lists.c, indicators.c,
+ * report.c, sample.c; ctlread.c holds the readers they share. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -71,6 +73,12 @@ static void usage(FILE *f)
         "       riskctl [options] forward [--url URL] [--interval DURATION] [--metrics ADDR]\n"
         "       riskctl [options] lists load KIND FILE [--author NAME]\n"
         "       riskctl [options] lists show KIND [--json]\n"
+        "       riskctl [options] indicators [--scope S] [--key ID] [--period P] [--json]\n"
+        "       riskctl [options] report --period month|quarter [--at 2025-09|2025Q3]\n"
+        "                                [--scope unit|region|all] [--key ID] --out FILE.html\n"
+        "       riskctl [options] sample [--period month] [--at 2025-09] --seed S [--share F]\n"
+        "                                [--kind inspection|case] [--min-fine N] [--weighted]\n"
+        "                                [--json]\n"
         "options:\n"
         "  -c FILE          riskd configuration (default " DEFAULT_CONFIG ")\n"
         "  -h HOST, -p PORT, -a PASSWORD, --user USER, -n DB\n"
@@ -168,6 +176,11 @@ int main(int argc, char **argv)
             (i == 1 || argv[i - 1][0] != '-' || strchr("chpan", argv[i - 1][1]) == NULL ||
              argv[i - 1][2] != '\0'))
             return rk__ctl_indicators(argc, argv);
+    for (int i = 1; i < argc; i++)      /* so do report and sample */
+        if ((strcmp(argv[i], "report") == 0 || strcmp(argv[i], "sample") == 0) &&
+            (i == 1 || argv[i - 1][0] != '-' || strchr("chpan", argv[i - 1][1]) == NULL ||
+             argv[i - 1][2] != '\0'))
+            return argv[i][0] == 'r' ? rk__ctl_report(argc, argv) : rk__ctl_sample(argc, argv);
     while ((opt = getopt_long(argc, argv, "c:h:p:a:n:", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c': o.config = optarg; break;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include <hiredis/hiredis.h>
+#include <jansson.h>
 
 #include "riskd/kit.h"
 #include "internal.h"
@@ -80,9 +81,60 @@ const char *rk__ctl_actor(const char *opt);
  * nbytes at most 32. 0, or -1 when /dev/urandom cannot be read. */
 int rk__ctl_random_hex(char *out, size_t nbytes);
 
+/* ctlread.c: readers the commands share (indicators, report, sample, alerts). */
+/* The figures of an indicator hash (riskd(8), INDICATORS), in this order. */
+enum {
+    RK_CF_FILINGS, RK_CF_UNFILED, RK_CF_SBD, RK_CF_DLP, RK_CF_SCANNED, RK_CF_RATED,
+    RK_CF_RATINGS, RK_CF_BAD, RK_CF_COUNTED, RK_CF_ENTERPRISES, RK_CF_OPENED, RK_CF_DECIDED,
+    RK_CF_LENIENT, RK_CF_COMPLAINTS, RK_CF_REVIEWS, RK_CF_CORRECTIONS, RK_CF_OPEN_CRIT,
+    RK_CF_OPEN_WARN, RK_CF_OPEN_INFO, RK_CF_N
+};
+extern const char *const rk__ctl_ind_fields[RK_CF_N];
+/* The rates: name, numerator, denominator (-1: filings + unfiled). */
+typedef struct rk__ctl_rate { const char *name; int num, den; } rk__ctl_rate;
+#define RK_CTL_NRATES 7
+extern const rk__ctl_rate rk__ctl_rates[RK_CTL_NRATES];
+/* One key's figures for one period, summed over partitions. */
+typedef struct rk__ctl_row {
+    char *key;
+    const char *name;               /* from the names list, or NULL */
+    long long n[RK_CF_N];
+    double fines;
+    char from[40], to[40], updated[40];
+} rk__ctl_row;
+/* Rate i of r (*null set when its denominator is 0); the index of a rate's
+ * name or -1. */
+double rk__ctl_rate_of(const rk__ctl_row *r, size_t i, int *null);
+int rk__ctl_rate_index(const char *name);
+/* The names list stored in Redis, or NULL (none, unreadable: ids shown). */
+rk__list *rk__ctl_names_load(conn *k);
+/* The label of period (window, month, quarter, previous-month,
+ * previous-quarter) from riskd:ind:periods. 0, -1 Redis lost, 1 none yet. */
+int rk__ctl_ind_label(conn *k, const char *period, char *label, size_t len);
+/* Add the hashes of scope/key/label (every partition) to row: 1 found,
+ * 0 none, -1 Redis lost. */
+int rk__ctl_ind_read(conn *k, const rk__config *cfg, const char *scope, const char *key,
+                     const char *label, rk__ctl_row *row);
+/* The same for rows[0..n) (their key set), pipelined; found[i] is the
+ * number of hashes found for row i. 0, or -1 Redis lost. */
+int rk__ctl_ind_read_many(conn *k, const rk__config *cfg, const char *scope, const char *label,
+                          rk__ctl_row *rows, size_t n, int *found);
+/* The keys of scope (riskd:ind:keys:<scope>, every partition), malloc'ed;
+ * 0, or -1 Redis lost. */
+int rk__ctl_ind_keys(conn *k, const rk__config *cfg, const char *scope, char ***keys,
+                     size_t *n);
+void rk__ctl_keys_free(char **keys, size_t n);
+/* cb(alert) for every alert of the open hash (alerts.open_key); entries
+ * that are not JSON objects are reported on stderr. EX_OK or an exit code
+ * after printing. */
+int rk__ctl_scan_open(conn *k, const rk__config *cfg, void (*cb)(json_t *a, void *ud),
+                      void *ud);
+
 /* The commands; each returns the exit code (EX_*). */
 int rk__ctl_check(const char *path);                                    /* check.c */
 int rk__ctl_indicators(int argc, char **argv);          /* indicators.c: parses argv itself */
+int rk__ctl_report(int argc, char **argv);              /* report.c: parses argv itself */
+int rk__ctl_sample(int argc, char **argv);              /* sample.c: parses argv itself */
 int rk__ctl_tail(const rk__config *cfg, const opts *o);                  /* tail.c */
 int rk__ctl_silence_add(conn *k, const rk__config *cfg, const opts *o);  /* silence.c */
 int rk__ctl_silence_list(conn *k, const rk__config *cfg, const opts *o);

@@ -27,6 +27,9 @@
 #   lists     tests/bench/lists.c: a names file and a benchmarks file of
 #             100,000 rows each, parsed alone and loaded whole with
 #             riskctl lists load (budget: 10 s each).
+#   report    tests/bench/report.c: riskctl report --period quarter for a
+#             province (2,000 units, 100,000 alerts in the quarter, 5,000
+#             open) against the 10 s budget.
 #   latency   for each rate: a fresh riskd on empty streams, latency writes
 #             the mix at that rate for BENCH_LAT_SECONDS and times XADD ->
 #             alert on alerts:* (p50 / p99 / p99.9 / max); then the same
@@ -45,7 +48,7 @@
 #   BENCH_MEM          live filings           (default "100000 1000000")
 #   BENCH_STATE_INTERVAL  riskd state.interval (default "5s", the shipped
 #                      config's value; "1s" checkpoints five times as often)
-#   BENCH_PARTS        which parts to run     (default "drain latency memory dedupe lists indicators")
+#   BENCH_PARTS        which parts to run     (default "drain latency memory dedupe lists indicators report")
 #   BENCH_DEDUPE       keys for the dedupe part (default "100000 1000000 5000000")
 #   BENCH_OUT          the table is also written here ($BUILD/bench/results.txt)
 #   BENCH_BASE_RISKD   a baseline riskd binary (say an earlier commit's, built
@@ -66,11 +69,11 @@ RATES=${BENCH_RATES:-"1000 5000 20000"}
 LAT_SECONDS=${BENCH_LAT_SECONDS:-20}
 MEM=${BENCH_MEM:-"100000 1000000"}
 INTERVAL=${BENCH_STATE_INTERVAL:-5s}
-PARTS=${BENCH_PARTS:-"drain latency memory dedupe lists indicators"}
+PARTS=${BENCH_PARTS:-"drain latency memory dedupe lists indicators report"}
 OUT=${BENCH_OUT:-$B/bench/results.txt}
 BASE=${BENCH_BASE_RISKD:-}
 
-for bin in riskd bench/loadgen bench/nullconsumer bench/nullrelay bench/drain bench/latency bench/dedupe bench/lists bench/indicators; do
+for bin in riskd bench/loadgen bench/nullconsumer bench/nullrelay bench/drain bench/latency bench/dedupe bench/lists bench/indicators bench/report; do
     [ -x "$B/$bin" ] || { echo "missing $B/$bin: run make bench" >&2; exit 1; }
 done
 
@@ -262,6 +265,18 @@ if echo "$PARTS" | grep -q lists; then
 fi
 if echo "$PARTS" | grep -q indicators; then
     "$B/bench/indicators" 2000 40000 | tee -a "$OUT"
+    echo | tee -a "$OUT"
+fi
+if echo "$PARTS" | grep -q report; then
+    {
+        echo "REPORT  riskctl report --period quarter for a province (tests/bench/report.c)"
+        printf '%8s %8s %8s %10s %10s %12s\n' units alerts open report-s budget-s html-bytes
+    } | tee -a "$OUT"
+    redis-cli -p "$port" flushall >/dev/null
+    line=$("$B/bench/report" -p "$port" --riskctl "$B/riskctl" 2000 100000 5000)
+    awk -v u="$(kv units "$line")" -v a="$(kv alerts "$line")" -v o="$(kv open "$line")" \
+        -v s="$(kv report_s "$line")" -v b="$(kv budget_s "$line")" -v h="$(kv html_bytes "$line")" \
+        'BEGIN { printf "%8d %8d %8d %10.3f %10.0f %12d\n", u, a, o, s, b, h }' | tee -a "$OUT"
     echo | tee -a "$OUT"
 fi
 echo "raw key=value results and riskd logs: $run"

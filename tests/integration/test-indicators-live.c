@@ -11,7 +11,8 @@
  * officer, one region and `all`, for the window, the month and the
  * quarter, is compared with figures this file computes from the same
  * event list (model() below: its own reading of riskd(8) INDICATORS, not
- * the module). Then riskd is killed (SIGKILL), the hashes deleted and
+ * the module; open_critical/open_warning/open_info counted from the open
+ * hash riskd:open, and U1's are not all 0). Then riskd is killed (SIGKILL), the hashes deleted and
  * riskd started again: it writes the same hashes from its restored state
  * and riskctl indicators --json reports what it reported before the
  * kill; riskd --replay leaves every
@@ -459,13 +460,44 @@ static const probe probes[] = {
 };
 #define NPROBES (sizeof(probes) / sizeof(probes[0]))
 
-static json_t *expected_of(const probe *p)
+/* The open alerts of the hash riskd:open whose subject names key (unit_id,
+ * officer_id, region; every one for all), by severity: critical, warning,
+ * info - riskd(8) INDICATORS, read from the hash itself. */
+static void open_counts(redisContext *c, int sc, const char *key, long long n[3])
+{
+    static const char *const field[] = {"unit_id", "officer_id", "region", NULL};
+    redisReply *r = it_cmd(c, "HVALS riskd:open");
+    size_t i;
+    n[0] = n[1] = n[2] = 0;
+    for (i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        json_t *a = json_loads(r->element[i]->str, 0, NULL);
+        const char *sev = json_string_value(json_object_get(a, "severity"));
+        const char *v = field[sc] ? json_string_value(json_object_get(
+                                        json_object_get(a, "subject"), field[sc])) : key;
+        if (sev != NULL && v != NULL && strcmp(v, key) == 0)
+            n[strcmp(sev, "critical") == 0 ? 0 : strcmp(sev, "warning") == 0 ? 1 : 2]++;
+        json_decref(a);
+    }
+    freeReplyObject(r);
+}
+
+static json_t *expected_of(redisContext *c, const probe *p)
 {
     int64_t from = strcmp(p->period, "2025Q3") == 0 ? ms_of("07-01T00:00") : ms_of("09-01T00:00");
     /* October 1st 00:00 +08:00 */
     int64_t to = ms_of("09-30T00:00") + 24 * H_MS;
     figures fg = model(p->sc, p->key, from, to);
-    return expected_hash(&fg, p->from, p->to);
+    json_t *o = expected_hash(&fg, p->from, p->to);
+    long long n[3];
+    char v[32];
+    open_counts(c, p->sc, p->key, n);
+    snprintf(v, sizeof(v), "%lld", n[0]);
+    json_object_set_new(o, "open_critical", json_string(v));
+    snprintf(v, sizeof(v), "%lld", n[1]);
+    json_object_set_new(o, "open_warning", json_string(v));
+    snprintf(v, sizeof(v), "%lld", n[2]);
+    json_object_set_new(o, "open_info", json_string(v));
+    return o;
 }
 
 /* Every probed hash equals the model (updated_at aside). */
@@ -476,7 +508,7 @@ static bool all_equal(void *arg)
     bool ok = true;
     for (i = 0; i < NPROBES && ok; i++) {
         char key[128];
-        json_t *want = expected_of(&probes[i]), *got;
+        json_t *want = expected_of(f->env.c, &probes[i]), *got;
         snprintf(key, sizeof(key), "riskd:ind:%s:%s:%s", probes[i].scope, probes[i].key,
                  probes[i].period);
         got = redis_hash(f->env.c, key);
@@ -632,7 +664,7 @@ static void test_known_month(void **state)
         /* show the first difference */
         for (i = 0; i < NPROBES; i++) {
             char key[128], *a, *b;
-            json_t *want = expected_of(&probes[i]), *got;
+            json_t *want = expected_of(f->env.c, &probes[i]), *got;
             snprintf(key, sizeof(key), "riskd:ind:%s:%s:%s", probes[i].scope, probes[i].key,
                      probes[i].period);
             got = redis_hash(f->env.c, key);
@@ -686,7 +718,11 @@ static void test_known_month(void **state)
         const char *a[] = {"-c", f->ctlcfg, "indicators", "--scope", "unit", "--key", "U1",
                            "--period", "month", "--json", NULL};
         json_t *row;
-        char *s;
+        char *s, want[2048];
+        long long on[3];
+        /* U1's unfiled visit is an open critical alert: the counts are not all 0 */
+        open_counts(f->env.c, SC_UNIT, "U1", on);
+        assert_true(on[0] >= 1);
         ctl(f, r, a);
         doc = json_loads(r->out, 0, NULL);
         assert_non_null(doc);
@@ -694,8 +730,7 @@ static void test_known_month(void **state)
         assert_non_null(json_object_get(row, "updated_at"));
         json_object_del(row, "updated_at");
         s = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(12));
-        assert_string_equal(
-            s, "{\"label\":\"2025-09\",\"partitions\":1,\"period\":\"month\",\"rows\":[{"
+        snprintf(want, sizeof(want), "{\"label\":\"2025-09\",\"partitions\":1,\"period\":\"month\",\"rows\":[{"
                "\"bad_rating_share\":0.666667,\"bad_ratings\":2,\"cases_decided\":2,"
                "\"cases_opened\":2,\"complaints\":2,\"correction_rate\":0.666667,"
                "\"corrections\":2,\"counted_inspections\":5,\"deadline_passed\":5,\"enterprises\":4,"
@@ -703,10 +738,11 @@ static void test_known_month(void **state)
                "\"from\":\"2025-09-01T00:00:00.000+08:00\",\"inspections_per_enterprise\":1.25,"
                "\"key\":\"U1\",\"lenient\":2,\"lenient_share\":1.0,"
                "\"name\":\"银川市兴庆区市场监督管理局\","
-               "\"open_critical\":0,\"open_info\":0,\"open_warning\":0,\"rated\":3,"
+               "\"open_critical\":%lld,\"open_info\":%lld,\"open_warning\":%lld,\"rated\":3,"
                "\"rating_rate\":0.6,\"ratings\":3,\"reviews\":3,\"scan_rate\":0.6,"
                "\"scanned\":5,\"scanned_by_deadline\":3,\"to\":\"2025-10-01T00:00:00.000+08:00\","
-               "\"unfiled\":1}],\"scope\":\"unit\"}");
+               "\"unfiled\":1}],\"scope\":\"unit\"}", on[0], on[2], on[1]);
+        assert_string_equal(s, want);
         free(s);
         json_decref(doc);
     }
