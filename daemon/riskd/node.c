@@ -1207,6 +1207,9 @@ void rk__node_render_metrics(rk__node *n, rk_buf *out)
     putf(&own, "# HELP riskd_active 1 when this process holds at least one partition's lease "
          "and consumes it, 0 when it is a standby.\n# TYPE riskd_active gauge\n"
          "riskd_active %d\n", held > 0 ? 1 : 0);
+    putf(&own, "# HELP riskd_redis_up 1 when this process's own connection to Redis (heartbeat "
+         "and leases) is up, on a standby too.\n# TYPE riskd_redis_up gauge\n"
+         "riskd_redis_up %d\n", rk__redis_ready(n->r) ? 1 : 0);
     putf(&own, "# HELP riskd_partitions Partitions configured.\n# TYPE riskd_partitions gauge\n"
          "riskd_partitions %d\n", n->np);
     putf(&own, "# HELP riskd_partitions_held Partitions this process holds the lease of.\n"
