@@ -1043,8 +1043,8 @@ bool rk__node_active(const rk__node *n)
  * Health
  *
  * /healthz's one JSON object: the process's status - the worst of its
- * partitions' (redis_down, then starting, then consuming), or stopping,
- * standby - why, the consumer lag summed over its engines, and the
+ * partitions' (redis_down, then starting, then consuming; one being handed
+ * over counts only alone), or stopping, standby - why, the consumer lag summed over its engines, and the
  * partitions it holds. Healthy (HTTP 200) only when consuming.
  * =================================================================== */
 
@@ -1086,10 +1086,12 @@ static const char *part_status(const part *pt, char *why, size_t len)
     }
 }
 
+/* Which partition's status the process reports: the worst; a partition
+ * being handed over (stopping) only when it is the only kind held. */
 static int status_rank(const char *st)
 {
     return strcmp(st, "redis_down") == 0 ? 3 : strcmp(st, "starting") == 0 ? 2 :
-           strcmp(st, "stopping") == 0 ? 1 : 0;
+           strcmp(st, "consuming") == 0 ? 1 : 0;
 }
 
 char *rk__node_health(const rk__node *n, int *healthy)
