@@ -216,6 +216,9 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
 	install -m 0644 daemon/riskctl/riskctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/riskctl.1
 	install -m 0644 config/riskd.json.5 $(DESTDIR)$(PREFIX)/share/man/man5/riskd.json.5
+	install -d $(DESTDIR)$(PREFIX)/share/riskd/prometheus $(DESTDIR)$(PREFIX)/share/riskd/grafana
+	install -m 0644 config/prometheus/riskd-rules.yml $(DESTDIR)$(PREFIX)/share/riskd/prometheus/
+	install -m 0644 config/grafana/riskd.json $(DESTDIR)$(PREFIX)/share/riskd/grafana/
 
 clean:
 	rm -rf build

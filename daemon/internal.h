@@ -1073,6 +1073,12 @@ void rk__engine_reject_config(rk__engine *e, const char *path, const char *error
 void rk__engine_free(rk__engine *e);
 /* 1 when both connections are up and the engine is consuming. */
 int rk__engine_healthy(const rk__engine *e);
+/* Has the engine ever consumed (restored, set up, claimed)? */
+bool rk__engine_ever_ready(const rk__engine *e);
+/* The consumer lag last polled: *entries the sum over both streams of the
+ * entries not yet delivered to the group (-1 unknown), *seconds the age of
+ * the oldest entry not acknowledged (the larger of the two; -1 unknown). */
+void rk__engine_lag(const rk__engine *e, long long *entries, double *seconds);
 const rk__engine_stats_t *rk__engine_stats(const rk__engine *e);
 const rk__config *rk__engine_config(const rk__engine *e);
 /* Append the Prometheus text exposition of every riskd metric (with HELP
@@ -1100,10 +1106,10 @@ void rk__node_reject_config(rk__node *n, const char *path, const char *error);
  * once), leave the members; then done(ud). */
 void rk__node_stop(rk__node *n, void (*done)(void *ud), void *ud);
 void rk__node_free(rk__node *n);
-/* 1 when active and every engine held is healthy, else 0; buf gets the
- * text for /healthz: "ok" / "unavailable" with one partition,
- * "ok (active: partitions 0 2)" with several, "standby" when none is held. */
-int rk__node_health(const rk__node *n, char *buf, size_t len);
+/* The body of /healthz (malloc'ed JSON ending in a newline, NULL out of
+ * memory): status (starting, consuming, standby, redis_down, stopping),
+ * reason, lag, the partitions held; *healthy 1 only when consuming. */
+char *rk__node_health(const rk__node *n, int *healthy);
 void rk__node_render_metrics(rk__node *n, rk_buf *out);
 /* Does this process hold (or is it taking over) any partition? */
 bool rk__node_active(const rk__node *n);

@@ -37,7 +37,7 @@ static void on_housekeeping(uv_timer_t *t)
     e->out->housekeep(e, now);
     rk__ind_housekeep(e, now);
     if (now >= e->next_xinfo && rk__redis_ready(e->wr)) {
-        e->next_xinfo = now + 5000;
+        e->next_xinfo = now + LAG_POLL_MS;
         rk__poll_xinfo(e);
     }
     if (e->state == E_IDLE && e->read_retry_at > 0 && now >= e->read_retry_at) {
@@ -85,7 +85,7 @@ static rk__engine *engine_new(uv_loop_t *loop, rk__config *cfg, const rk__replay
     e->silences = rk__silences_new();
     e->audit_pending = true;
     for (si = 0; si < RK_STREAM_COUNT; si++)
-        e->group_lag[si] = e->group_pending[si] = -1;
+        e->group_lag[si] = e->group_pending[si] = e->group_oldest_ms[si] = -1;
     rk__clock_init(&e->clock);
     rk__clock_set_lateness(&e->clock, cfg->allowed_lateness);
     rk__inlog_init(&e->inlog);

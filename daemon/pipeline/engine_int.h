@@ -43,6 +43,7 @@
 #define READ_RETRY_MS 1000
 #define STOP_TIMEOUT_MS 10000
 #define HOUSEKEEP_MS 1000
+#define LAG_POLL_MS 2000            /* XINFO GROUPS and the oldest entry's age */
 #define OUTBOX_HIGH 20000           /* alerts queued before reading pauses */
 
 enum { PH_PENDING, PH_NEW };
@@ -174,6 +175,7 @@ struct rk__engine {
     rk_map alert_counts;            /* "detector rule severity" -> uint64_t * */
     long long group_lag[RK_STREAM_COUNT];      /* from XINFO GROUPS; -1 unknown */
     long long group_pending[RK_STREAM_COUNT];
+    int64_t group_oldest_ms[RK_STREAM_COUNT];  /* its oldest unacked entry's ms; 0 none, -1 ? */
     int64_t next_xinfo;
     uint64_t next_housekeep;        /* loop time of the next on_watermark round */
     uint64_t ckpt_started_hr;       /* hrtime when the checkpoint began */

@@ -2,15 +2,109 @@
  *
  * Counters live as numbers in the structs that own them (rk__engine_stats_t,
  * the outbox's, the input log's...); this is the one place that renders
- * them. It also polls XINFO GROUPS for the group lag and pending figures. */
+ * them. It also polls, every LAG_POLL_MS on the writer connection (never
+ * waiting for the replies), each stream's consumer lag: XINFO GROUPS gives
+ * our group's lag (entries not yet delivered), pending count and last
+ * delivered id; then the age of the oldest entry not yet acknowledged comes
+ * from its id's time - the smallest pending id (XPENDING summary), or when
+ * nothing is pending and the group lags, the first entry after the last
+ * delivered one (XRANGE). */
 #include "engine_int.h"
 
 
-/* XINFO GROUPS <stream>: keep lag and pending of our group for metrics. */
+typedef struct lag_req {
+    rk__engine *e;
+    unsigned si;
+} lag_req;
+
+/* Stream si's oldest unacknowledged entry is `id`: keep its time (the
+ * milliseconds part; the age is taken when rendered). -1 when malformed. */
+static void set_oldest(rk__engine *e, unsigned si, const redisReply *id)
+{
+    rk_entry_ref ref;
+    if (id == NULL || id->type != REDIS_REPLY_STRING ||
+        rk__parse_entry_id(id->str, id->len, &ref) != 0) {
+        e->group_oldest_ms[si] = -1;
+        return;
+    }
+    e->group_oldest_ms[si] = ref.ms > 0 ? (int64_t)ref.ms : 1;
+}
+
+/* The age in ms of stream si's oldest unacknowledged entry: 0 none (or
+ * stamped in the future), -1 unknown. */
+static int64_t lag_ms(const rk__engine *e, unsigned si)
+{
+    int64_t age;
+    if (e->group_oldest_ms[si] <= 0)
+        return e->group_oldest_ms[si];
+    age = rk__wall_ms() - e->group_oldest_ms[si];
+    return age > 0 ? age : 0;
+}
+
+/* XPENDING <stream> <group>: [count, smallest id, greatest id, consumers]. */
+static void on_xpending_summary(rk__redis *r, redisReply *reply, void *pd)
+{
+    lag_req *q = pd;
+    (void)r;
+    if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2) {
+        if (reply->element[0]->type == REDIS_REPLY_INTEGER && reply->element[0]->integer == 0)
+            q->e->group_oldest_ms[q->si] = 0;
+        else
+            set_oldest(q->e, q->si, reply->element[1]);
+    }
+    free(q);
+}
+
+/* XRANGE <stream> (<last delivered> + COUNT 1: the oldest undelivered. */
+static void on_xrange_next(rk__redis *r, redisReply *reply, void *pd)
+{
+    lag_req *q = pd;
+    (void)r;
+    if (reply != NULL && reply->type == REDIS_REPLY_ARRAY) {
+        if (reply->elements == 0)
+            q->e->group_oldest_ms[q->si] = 0;
+        else if (reply->element[0]->type == REDIS_REPLY_ARRAY &&
+                 reply->element[0]->elements >= 1)
+            set_oldest(q->e, q->si, reply->element[0]->element[0]);
+    }
+    free(q);
+}
+
+/* Ask for the age of stream si's oldest unacknowledged entry (see the top
+ * of the file); last is the group's last delivered id. */
+static void poll_age(rk__engine *e, unsigned si, long long lag, long long pending,
+                     const char *last)
+{
+    char from[64];
+    lag_req *q;
+    if (pending <= 0 && lag == 0) {
+        e->group_oldest_ms[si] = 0;
+        return;
+    }
+    if ((q = malloc(sizeof(*q))) == NULL)
+        return;
+    q->e = e;
+    q->si = si;
+    if (pending > 0) {
+        const char *argv[3] = {"XPENDING", e->st[si].key, e->cfg->group};
+        if (rk__redis_cmd(e->wr, on_xpending_summary, q, 0, 3, argv, NULL) != 0)
+            free(q);
+        return;
+    }
+    snprintf(from, sizeof(from), "(%s", last);
+    {
+        const char *argv[6] = {"XRANGE", e->st[si].key, from, "+", "COUNT", "1"};
+        if (rk__redis_cmd(e->wr, on_xrange_next, q, 0, 6, argv, NULL) != 0)
+            free(q);
+    }
+}
+
+/* XINFO GROUPS <stream>: keep lag and pending of our group for metrics,
+ * then ask for the age of its oldest entry not yet acknowledged. */
 static void on_xinfo(rk__redis *r, redisReply *reply, void *pd)
 {
-    rk__engine *e = ((struct rk_host *)pd)->eng;
-    unsigned si = ((struct rk_host *)pd)->idx;
+    rk__engine *e = ((lag_req *)pd)->e;
+    unsigned si = ((lag_req *)pd)->si;
     size_t i, k;
     (void)r;
     free(pd);
@@ -19,6 +113,7 @@ static void on_xinfo(rk__redis *r, redisReply *reply, void *pd)
     for (i = 0; i < reply->elements; i++) {
         const redisReply *g = reply->element[i];
         long long lag = -1, pending = -1;
+        char last[48] = "0-0";
         bool ours = false;
         if (g->type != REDIS_REPLY_ARRAY)
             continue;
@@ -32,10 +127,14 @@ static void on_xinfo(rk__redis *r, redisReply *reply, void *pd)
                 pending = v->integer;
             else if (strcmp(f->str, "lag") == 0 && v->type == REDIS_REPLY_INTEGER)
                 lag = v->integer;
+            else if (strcmp(f->str, "last-delivered-id") == 0 &&
+                     v->type == REDIS_REPLY_STRING && v->len < sizeof(last))
+                snprintf(last, sizeof(last), "%s", v->str);
         }
         if (ours) {
             e->group_lag[si] = lag;
             e->group_pending[si] = pending;
+            poll_age(e, si, lag, pending, last);
         }
     }
 }
@@ -45,16 +144,35 @@ void rk__poll_xinfo(rk__engine *e)
     unsigned si;
     for (si = 0; si < RK_STREAM_COUNT; si++) {
         const char *argv[3] = {"XINFO", "GROUPS", e->st[si].key};
-        struct rk_host *pd = malloc(sizeof(*pd));
+        lag_req *pd = malloc(sizeof(*pd));
         if (pd == NULL)
             return;
-        pd->eng = e;
-        pd->idx = si;
+        pd->e = e;
+        pd->si = si;
         if (rk__redis_cmd(e->wr, on_xinfo, pd, 0, 3, argv, NULL) != 0) {
             free(pd);
             return;
         }
     }
+}
+
+void rk__engine_lag(const rk__engine *e, long long *entries, double *seconds)
+{
+    unsigned si;
+    *entries = -1;
+    *seconds = -1;
+    for (si = 0; si < RK_STREAM_COUNT; si++) {
+        if (e->group_lag[si] >= 0)
+            *entries = (*entries < 0 ? 0 : *entries) + e->group_lag[si];
+        int64_t ms = lag_ms(e, si);
+        if (ms >= 0 && (double)ms / 1000.0 > *seconds)
+            *seconds = (double)ms / 1000.0;
+    }
+}
+
+bool rk__engine_ever_ready(const rk__engine *e)
+{
+    return e->ever_ready;
 }
 
 /* ===================================================================
@@ -158,6 +276,14 @@ void rk__engine_metrics(rk__engine *e, rk__prom *m)
         "# TYPE riskd_group_lag gauge\n");
     for (si = 0; si < RK_STREAM_COUNT; si++)
         S(m, "riskd_group_lag", "{stream=\"%s\"} %lld", e->st[si].key, e->group_lag[si]);
+    FAM(m, "riskd_group_lag_seconds",
+        "# HELP riskd_group_lag_seconds Age of the stream's oldest entry the group has "
+        "not acknowledged (smallest pending id, else first undelivered id; 0 none; -1 "
+        "unknown).\n"
+        "# TYPE riskd_group_lag_seconds gauge\n");
+    for (si = 0; si < RK_STREAM_COUNT; si++)
+        S(m, "riskd_group_lag_seconds", "{stream=\"%s\"} %.3f", e->st[si].key,
+          lag_ms(e, si) < 0 ? -1.0 : (double)lag_ms(e, si) / 1000.0);
     FAM(m, "riskd_group_pending",
         "# HELP riskd_group_pending Entries delivered but not acknowledged (XINFO "
         "GROUPS pending; -1 unknown).\n"

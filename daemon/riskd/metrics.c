@@ -18,8 +18,8 @@
  *              the last close callback.
  *
  * The request is answered as: /metrics -> 200 with the node's Prometheus
- * text (rk__node_render_metrics), /healthz -> 200 "ok (active: partition
- * 0)" or 503 "standby (...)" / "unavailable (...)" (rk__node_health), any
+ * text (rk__node_render_metrics), /healthz -> one JSON object with the
+ * status, 200 when consuming, 503 otherwise (rk__node_health), any
  * other path -> 404, a method
  * other than GET or HEAD on a known path -> 405. At most MAX_CLIENTS are
  * served at once; a connection beyond that is accepted and closed at once.
@@ -237,8 +237,13 @@ static void dispatch(client *c)
         return;
     }
     if (is_healthz) {
-        char text[256];
-        respond_text(c, rk__node_health(c->m->node, text, sizeof(text)) ? 200 : 503, text);
+        int healthy = 0;
+        char *text = rk__node_health(c->m->node, &healthy);
+        if (text == NULL) {
+            respond_text(c, 500, "out of memory\n");
+            return;
+        }
+        respond(c, healthy ? 200 : 503, "application/json", NULL, text, strlen(text), 1);
         return;
     }
     {

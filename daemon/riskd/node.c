@@ -72,7 +72,9 @@ typedef struct part {
     int st;
     long long epoch;
     bool takeover;
-    uint64_t start_at_hr;           /* P_WAITING: when the engine may start */
+    uint64_t start_at;              /* P_WAITING: loop ms when the engine may start */
+    int wait_ticks;                 /* P_WAITING: ticks seen so far */
+    int last_wait_ticks;            /* ticks the last takeover waited (0 none yet) */
     uint64_t sent_hr;               /* when the lease command in flight was sent */
     uint64_t valid_until_hr;        /* past this we may not act on the lease */
     bool cmd_inflight;              /* a lease command of ours is out */
@@ -379,7 +381,14 @@ static void begin(part *pt)
         return;
     }
     pt->st = P_WAITING;
-    pt->start_at_hr = uv_hrtime() + (uint64_t)TAKEOVER_WAIT_MS * 1000000u;
+    pt->wait_ticks = 0;
+    /* One clock for arming and checking: the timer runs on the loop's
+     * time, so the start is checked against it too (on_tick), refreshed
+     * first so the wait is whole from now. (Armed on the cached loop time
+     * but checked with uv_hrtime, the tick came a few ms "early" and the
+     * start slipped to the next heartbeat, a lease_ttl / 3 later.) */
+    uv_update_time(n->loop);
+    pt->start_at = uv_now(n->loop) + TAKEOVER_WAIT_MS;
     uv_timer_start(&n->tick, n->tick.timer_cb, TAKEOVER_WAIT_MS,
                    uv_timer_get_repeat(&n->tick));
 }
@@ -687,14 +696,20 @@ static void on_tick(uv_timer_t *t)
     rk__node *n = t->data;
     char ttl[24];
     int p;
-    uint64_t now = uv_hrtime();
+    uint64_t now = uv_now(n->loop);
     const char *argv[6];
 
     /* Engines waiting out a takeover start now. */
     for (p = 0; p < n->np; p++) {
         part *pt = &n->parts[p];
-        if (pt->st == P_WAITING && now >= pt->start_at_hr && !n->stopping)
+        if (pt->st != P_WAITING || n->stopping)
+            continue;
+        pt->wait_ticks++;
+        if (now >= pt->start_at) {
             start_engine(pt);
+            if (pt->st == P_ACTIVE)
+                pt->last_wait_ticks = pt->wait_ticks;
+        }
     }
     if (n->ticking || n->leaving)
         return;                     /* leaving: no heartbeat may re-add us */
@@ -1024,34 +1039,147 @@ bool rk__node_active(const rk__node *n)
     return held_count(n) > 0;
 }
 
-int rk__node_health(const rk__node *n, char *buf, size_t len)
+/* ===================================================================
+ * Health
+ *
+ * /healthz's one JSON object: the process's status - the worst of its
+ * partitions' (redis_down, then starting, then consuming; one being handed
+ * over counts only alone), or stopping, standby - why, the consumer lag summed over its engines, and the
+ * partitions it holds. Healthy (HTTP 200) only when consuming.
+ * =================================================================== */
+
+/* The state of partition pt held by this process, with why in *why. */
+static const char *part_status(const part *pt, char *why, size_t len)
 {
-    int p, held = 0, ok = 0;
-    size_t at;
+    const rk__node *n = pt->n;
+    switch (pt->st) {
+    case P_WAITING: {
+        uint64_t now = uv_now(n->loop);
+        if (!pt->takeover || now >= pt->start_at)
+            snprintf(why, len, "partition %d: starting its pipeline", pt->p);
+        else
+            snprintf(why, len, "partition %d: lease acquired (epoch %lld), taking over: "
+                     "consuming starts in %llu ms, once a read the previous holder left "
+                     "blocked in Redis has ended", pt->p, pt->epoch,
+                     (unsigned long long)(pt->start_at - now));
+        return "starting";
+    }
+    case P_STOPPING:
+        snprintf(why, len, "partition %d: handing over (final checkpoint)", pt->p);
+        return "stopping";
+    case P_ACTIVE:
+        if (pt->eng != NULL && rk__engine_healthy(pt->eng)) {
+            snprintf(why, len, "partition %d: consuming (epoch %lld)", pt->p, pt->epoch);
+            return "consuming";
+        }
+        if (pt->eng != NULL && rk__engine_ever_ready(pt->eng)) {
+            snprintf(why, len, "partition %d: its connections to Redis are down, "
+                     "reconnecting", pt->p);
+            return "redis_down";
+        }
+        snprintf(why, len, "partition %d: restoring its checkpoint and claiming pending "
+                 "entries before consuming", pt->p);
+        return "starting";
+    default:
+        why[0] = '\0';
+        return NULL;
+    }
+}
+
+/* Which partition's status the process reports: the worst; a partition
+ * being handed over (stopping) only when it is the only kind held. */
+static int status_rank(const char *st)
+{
+    return strcmp(st, "redis_down") == 0 ? 3 : strcmp(st, "starting") == 0 ? 2 :
+           strcmp(st, "consuming") == 0 ? 1 : 0;
+}
+
+char *rk__node_health(const rk__node *n, int *healthy)
+{
+    json_t *o = json_object(), *parts = json_array(), *lag = json_object();
+    const char *status = NULL;
+    char reason[512], why[384];
+    long long lag_n = -1;
+    double lag_s = -1;
+    int p, held = 0;
+    char *text;
+
+    reason[0] = '\0';
     for (p = 0; p < n->np; p++) {
         const part *pt = &n->parts[p];
-        if (pt->st != P_ACTIVE)
+        const char *st = part_status(pt, why, sizeof(why));
+        json_t *j;
+        long long en = -1;
+        double es = -1;
+        if (st == NULL)
             continue;
         held++;
-        if (rk__engine_healthy(pt->eng))
-            ok++;
+        if (status == NULL || status_rank(st) > status_rank(status)) {
+            status = st;
+            snprintf(reason, sizeof(reason), "%s", why);
+        }
+        j = json_pack("{s:i, s:s, s:I}", "partition", p, "status", st, "epoch",
+                      (json_int_t)pt->epoch);
+        if (pt->eng != NULL && pt->st == P_ACTIVE) {
+            rk__engine_lag(pt->eng, &en, &es);
+            if (en >= 0)
+                lag_n = (lag_n < 0 ? 0 : lag_n) + en;
+            if (es > lag_s)
+                lag_s = es;
+        }
+        json_object_set_new(j, "lag_entries", en >= 0 ? json_integer(en) : json_null());
+        json_object_set_new(j, "lag_seconds", es >= 0 ? json_real(es) : json_null());
+        json_array_append_new(parts, j);
     }
-    if (held == 0) {
-        snprintf(buf, len, "standby\n");
-        return 0;
+    if (n->stopping) {
+        status = "stopping";
+        snprintf(reason, sizeof(reason), "stopping: final checkpoints, then the leases "
+                 "are released");
+    } else if (!rk__redis_ready(n->r)) {
+        status = "redis_down";
+        if (n->cfg->n_cluster > 0 || n->cfg->n_sentinels > 0)
+            snprintf(reason, sizeof(reason), "cannot reach Redis (%s); reconnecting",
+                     n->cfg->n_cluster > 0 ? "redis.cluster" : "redis.sentinels");
+        else
+            snprintf(reason, sizeof(reason), "cannot reach Redis at %s:%d; reconnecting",
+                     n->cfg->redis_host, n->cfg->redis_port);
+    } else if (held == 0 && !n->ever_ready) {
+        status = "starting";
+        snprintf(reason, sizeof(reason), "joining: the first heartbeats decide which "
+                 "partitions this process takes");
+    } else if (held == 0) {
+        status = "standby";
+        if (n->np == 1 && n->parts[0].holder[0] != '\0')
+            snprintf(reason, sizeof(reason), "standby: the lease is held by \"%s\"; this "
+                     "process takes over if it goes away", n->parts[0].holder);
+        else
+            snprintf(reason, sizeof(reason), "standby: %zu live member(s) share %d "
+                     "partition(s); none is this process's to take", n->nmembers, n->np);
+    } else if (held > 1 && strcmp(status, "consuming") == 0) {
+        snprintf(reason, sizeof(reason), "consuming %d partitions", held);
     }
-    if (n->np == 1) {
-        snprintf(buf, len, "%s\n", ok == held ? "ok" : "unavailable");
-        return ok == held;
+    *healthy = strcmp(status, "consuming") == 0;
+    json_object_set_new(lag, "entries", lag_n >= 0 ? json_integer(lag_n) : json_null());
+    json_object_set_new(lag, "seconds", lag_s >= 0 ? json_real(lag_s) : json_null());
+    json_object_set_new(o, "status", json_string(status));
+    json_object_set_new(o, "reason", json_string(reason));
+    json_object_set_new(o, "lag", lag);
+    json_object_set_new(o, "partitions", parts);
+    json_object_set_new(o, "partitions_total", json_integer(n->np));
+    json_object_set_new(o, "members", json_integer((json_int_t)n->nmembers));
+    json_object_set_new(o, "consumer", json_string(me(n)));
+    text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
+    json_decref(o);
+    if (text != NULL) {
+        size_t l = strlen(text);
+        char *t2 = realloc(text, l + 2);
+        if (t2 != NULL) {
+            t2[l] = '\n';
+            t2[l + 1] = '\0';
+            text = t2;
+        }
     }
-    at = (size_t)snprintf(buf, len, "%s (active: partition%s", ok == held ? "ok" : "unavailable",
-                          held > 1 ? "s" : "");
-    for (p = 0; p < n->np && at < len; p++)
-        if (n->parts[p].st == P_ACTIVE)
-            at += (size_t)snprintf(buf + at, len - at, " %d", p);
-    if (at < len)
-        snprintf(buf + at, len - at, ")\n");
-    return ok == held;
+    return text;
 }
 
 /* ===================================================================
@@ -1081,6 +1209,9 @@ void rk__node_render_metrics(rk__node *n, rk_buf *out)
     putf(&own, "# HELP riskd_active 1 when this process holds at least one partition's lease "
          "and consumes it, 0 when it is a standby.\n# TYPE riskd_active gauge\n"
          "riskd_active %d\n", held > 0 ? 1 : 0);
+    putf(&own, "# HELP riskd_redis_up 1 when this process's own connection to Redis (heartbeat "
+         "and leases) is up, on a standby too.\n# TYPE riskd_redis_up gauge\n"
+         "riskd_redis_up %d\n", rk__redis_ready(n->r) ? 1 : 0);
     putf(&own, "# HELP riskd_partitions Partitions configured.\n# TYPE riskd_partitions gauge\n"
          "riskd_partitions %d\n", n->np);
     putf(&own, "# HELP riskd_partitions_held Partitions this process holds the lease of.\n"
@@ -1097,6 +1228,12 @@ void rk__node_render_metrics(rk__node *n, rk_buf *out)
         putf(&own, "riskd_lease_epoch{partition=\"%d\"} %lld\n", p,
              n->parts[p].st == P_ACTIVE || n->parts[p].st == P_WAITING ||
              n->parts[p].st == P_STOPPING ? n->parts[p].epoch : 0);
+    putf(&own, "# HELP riskd_takeover_wait_ticks Heartbeat ticks the last takeover of each "
+         "partition waited before its engine started (1: at the first tick after the wait; "
+         "0: none yet).\n# TYPE riskd_takeover_wait_ticks gauge\n");
+    for (p = 0; p < n->np; p++)
+        putf(&own, "riskd_takeover_wait_ticks{partition=\"%d\"} %d\n", p,
+             n->parts[p].last_wait_ticks);
     putf(&own, "# HELP riskd_lease_acquired_total Leases acquired.\n"
          "# TYPE riskd_lease_acquired_total counter\nriskd_lease_acquired_total %llu\n",
          (unsigned long long)acq);

@@ -160,6 +160,8 @@ static void test_layout(void **state)
     assert_file(f, "usr/local/share/man/man7/riskd-plugin.7", 0644);
     assert_file(f, "usr/local/share/man/man1/riskctl.1", 0644);
     assert_file(f, "usr/local/share/man/man5/riskd.json.5", 0644);
+    assert_file(f, "usr/local/share/riskd/prometheus/riskd-rules.yml", 0644);
+    assert_file(f, "usr/local/share/riskd/grafana/riskd.json", 0644);
     assert_file(f, "usr/local/include/riskd/detector.h", 0644);
     assert_file(f, "usr/local/include/riskd/event.h", 0644);
     assert_file(f, "usr/local/include/riskd/kit.h", 0644);
