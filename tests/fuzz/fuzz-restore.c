@@ -4,10 +4,12 @@
  * The first input byte picks what reads the rest (modulo the number of
  * targets):
  *
- *   0  rk__clock_restore, with a det_index callback that knows the four
- *      built-in detector names (other names drop their timers);
+ *   0  rk__clock_restore, with a det_index callback that knows the
+ *      stateful built-in detectors' names (other names drop their timers);
  *   1  rk__tasks_restore;
- *   2+ the restore() of each built-in detector, in registry order.
+ *   2+ the restore() of each built-in detector, in registry order;
+ *   then the natural keys (rk__dedupe_restore) and the alerts.open_ttl
+ *      deadlines (rk__ttl_restore).
  *
  * A refused blob must leave nothing behind (LeakSanitizer checks). An
  * accepted one must leave a usable state: it is snapshotted again and that
@@ -34,9 +36,13 @@ static const rk_detector_ops *const dets[] = {
     &rk__det_bad_rating,
     &rk__det_fine_growth,
     &rk__det_complaint_cluster,
+    &rk__det_inspection_frequency,
+    &rk__det_discretion,
+    &rk__det_review_correction,
+    &rk__det_violation_hotspot,
 };
 #define N_DETS (sizeof(dets) / sizeof(dets[0]))
-#define N_TARGETS (3 + N_DETS)
+#define N_TARGETS (4 + N_DETS)
 
 /* 2025-03-01T01:30:00Z: the time mkseeds.c builds its snapshots around. */
 #define T0 INT64_C(1740792600000)
@@ -500,6 +506,53 @@ static void fuzz_dedupe(const uint8_t *data, size_t size)
     rk__dedupe_free(&d);
 }
 
+/* ===================================================================
+ * alerts.open_ttl deadlines (ttl.c)
+ * =================================================================== */
+
+/* Refused whole (the heap as it was: empty), or restored to a heap whose
+ * snapshot restores to the same bytes, and which pops in (deadline, det,
+ * id) order, each record once. */
+static void fuzz_ttl(const uint8_t *data, size_t size)
+{
+    rk__ttl t = {0}, t2 = {0};
+    rk_buf b1 = {0}, b2 = {0};
+    rk__ttl_item it, last;
+    size_t dropped, n = 0, popped = 0;
+
+    if (rk__ttl_restore(&t, data, size, det_index, NULL, &dropped) != 0) {
+        if (t.n != 0 || t.v != NULL)
+            broken("ttl: refused restore changed the heap");
+        return;
+    }
+    rk__ttl_snapshot(&t, &b1, det_name, NULL);
+    if (b1.oom || rk__ttl_restore(&t2, b1.data, b1.len, det_index, NULL, &dropped) != 0 ||
+        dropped != 0)
+        broken("ttl: snapshot of a restored heap does not restore");
+    rk__ttl_snapshot(&t2, &b2, det_name, NULL);
+    if (b2.len != b1.len || memcmp(b1.data, b2.data, b1.len) != 0)
+        broken("ttl: snapshot -> restore -> snapshot differs");
+    n = t.n;
+    memset(&last, 0, sizeof(last));
+    while (rk__ttl_pop_due(&t, INT64_MAX, &it) == 1) {
+        if (it.det >= N_DETS)
+            broken("ttl: a record of an unknown detector");
+        if (popped > 0 && (it.deadline < last.deadline ||
+                           (it.deadline == last.deadline &&
+                            (it.det < last.det || (it.det == last.det &&
+                             memcmp(it.id, last.id, sizeof(it.id)) < 0)))))
+            broken("ttl: records out of order");
+        last = it;
+        popped++;
+    }
+    if (popped != n || t.n != 0)
+        broken("ttl: not every record came out once");
+    rk_buf_free(&b1);
+    rk_buf_free(&b2);
+    rk__ttl_free(&t);
+    rk__ttl_free(&t2);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     unsigned target;
@@ -513,8 +566,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_clock(data, size);
     else if (target == 1)
         fuzz_tasks(data, size);
-    else if (target == N_TARGETS - 1)
+    else if (target == N_TARGETS - 2)
         fuzz_dedupe(data, size);
+    else if (target == N_TARGETS - 1)
+        fuzz_ttl(data, size);
     else
         fuzz_detector(dets[target - 2], data, size);
     return 0;

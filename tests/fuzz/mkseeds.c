@@ -3,7 +3,7 @@
  * Usage: mkseeds DIR. Every file written is one fuzz-restore input: a
  * target byte (0 clock, 1 tasks, 2.. the built-in detectors in registry
  * order, as fuzz-restore.c numbers them, then the natural keys of
- * dedupe.c) followed by a valid snapshot of
+ * dedupe.c and the alerts.open_ttl deadlines of ttl.c) followed by a valid snapshot of
  * that target, once empty and once holding state built from a few events
  * around 2025-03-01 about the ids fuzz-restore feeds (t1, t2, u1, o1, ...),
  * so the fuzzer starts from blobs every restore accepts. Detector state is
@@ -24,6 +24,10 @@ static const rk_detector_ops *const dets[] = {
     &rk__det_bad_rating,
     &rk__det_fine_growth,
     &rk__det_complaint_cluster,
+    &rk__det_inspection_frequency,
+    &rk__det_discretion,
+    &rk__det_review_correction,
+    &rk__det_violation_hotspot,
 };
 #define N_DETS (sizeof(dets) / sizeof(dets[0]))
 
@@ -154,6 +158,30 @@ static int seeds_dedupe(const char *dir)
     return rc;
 }
 
+/* alerts.open_ttl deadlines (target 3 + N_DETS): empty, and a few of two
+ * detectors and one no longer registered. */
+static int seeds_ttl(const char *dir)
+{
+    rk__ttl t = {0};
+    rk_buf b = {0};
+    unsigned target = 3 + (unsigned)N_DETS;
+    int rc;
+
+    rk__ttl_snapshot(&t, &b, det_name, NULL);
+    rc = write_seed(dir, "ttl-empty", target, &b);
+    rk_buf_free(&b);
+    (void)rk__ttl_add(&t, T0 + 30 * RK_DAY, 0, "0123456789abcdef0123456789abcdef");
+    (void)rk__ttl_add(&t, T0 + 30 * RK_DAY, 1, "00000000000000000000000000000001");
+    (void)rk__ttl_add(&t, T0 + 31 * RK_DAY, (unsigned)N_DETS, "ffffffffffffffffffffffffffffffff");
+    (void)rk__ttl_add(&t, T0 + 29 * RK_DAY, 2, "a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0");
+    rk__ttl_snapshot(&t, &b, det_name, NULL);
+    if (rc == 0)
+        rc = write_seed(dir, "ttl-four", target, &b);
+    rk_buf_free(&b);
+    rk__ttl_free(&t);
+    return rc;
+}
+
 /* Build some state in fh: events of every type around T0. */
 static void feed(rk_fakehost *fh)
 {
@@ -242,7 +270,7 @@ int main(int argc, char **argv)
         return 2;
     }
     if (seeds_clock(argv[1]) != 0 || seeds_tasks(argv[1]) != 0 ||
-        seeds_dedupe(argv[1]) != 0)
+        seeds_dedupe(argv[1]) != 0 || seeds_ttl(argv[1]) != 0)
         return 1;
     for (unsigned i = 0; i < N_DETS; i++)
         if (seeds_detector(argv[1], i) != 0)
