@@ -12,7 +12,7 @@ by their names from the names list (riskctl lists load names) in the feed,
 the open alerts and the unit page, a name holding <script> renders as text,
 the filters go into the
 URL and survive a reload, the English switch works, a unit page shows the
-unit's indicators, and the connection indicator shows "disconnected" while
+unit's indicators exactly as riskctl indicators prints them, and the connection indicator shows "disconnected" while
 riskweb is stopped and the feed catches up without loss when it is back.
 Exits 0 when every check passes."""
 import json
@@ -107,7 +107,9 @@ try:
     xadd(alert(1, summary="<script>window.__pwned=1</script><b>某企业</b>", officer="O1"))
     xadd(alert(2, unit="U2", detector="fine_growth"))
     redis("HSET", "riskd:ind:unit:U1:window", "filings", "12", "unfiled", "3",
-          "filing_rate", "0.8", "scan_rate", "null", "fines", "1500")
+          "filing_rate", "0.8", "scan_rate", "null", "fines", "1500",
+          "complaints", "2", "reviews", "4", "corrections", "1", "correction_rate", "0.25")
+    redis("ZADD", "riskd:ind:keys:unit", "1", "U1")
     redis("HSET", "riskd:ind:unit:U1:2025-08", "filing_rate", "0.7", "scan_rate", "0.5")
     redis("HSET", "riskd:ind:unit:U1:2025-09", "filing_rate", "0.9", "scan_rate", "0.6")
     redis("ZADD", "riskd:ind:periods", "1", "2025-08", "2", "2025-09")
@@ -243,6 +245,34 @@ try:
     check(len(cells) == 2 and cells[1].text == "12", "the unit page shows filings 12")
     cells = driver.find_elements(By.CSS_SELECTOR, "#ind tr[data-key=filing_rate] td")
     check(len(cells) == 2 and cells[1].text == "80.0%", "and the filing rate 80.0%")
+    # Every figure on the unit page is the one riskctl indicators prints for
+    # the unit: rates as percentages with one decimal, counts and fines as
+    # numbers (the page groups thousands), no figure where the rate is null.
+    ctl = subprocess.run([os.path.join(BUILD, "riskctl"), "-c", CFG, "indicators", "--scope",
+                          "unit", "--key", "U1", "--json"], capture_output=True, text=True)
+    check(ctl.returncode == 0, "riskctl indicators --key U1 --json (%s)" % ctl.stderr.strip())
+    ctl_row = json.loads(ctl.stdout)["rows"][0] if ctl.returncode == 0 else {}
+    compared, differ = 0, []
+    for tr in driver.find_elements(By.CSS_SELECTOR, "#ind tr[data-key]"):
+        k = tr.get_attribute("data-key")
+        shown = tr.find_elements(By.TAG_NAME, "td")[1].text
+        if k not in ctl_row:
+            differ.append("%s: on the page, not in riskctl's output" % k)
+            continue
+        v = ctl_row[k]
+        if v is None:
+            want = "\u2014"
+        elif "rate" in k or "share" in k:
+            want = "%.1f%%" % (v * 100.0)
+        else:
+            want = ("%.2f" % v).rstrip("0").rstrip(".")
+        got = shown.replace(",", "")
+        compared += 1
+        if got != want:
+            differ.append("%s: page %r, riskctl %r" % (k, shown, v))
+    check(compared >= 5 and not differ,
+          "the unit page shows what riskctl indicators prints (%d figures; %s)"
+          % (compared, "; ".join(differ) or "all equal"))
     try:
         wait.until(lambda d: row("al1", "unit-alerts") is not None)
     except Exception:
