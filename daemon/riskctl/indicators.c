@@ -383,6 +383,7 @@ int rk__ctl_indicators(int argc, char **argv)
     memset(&o, 0, sizeof(o));
     o.db = -1;
     optind = 1;
+    opterr = 0;
     while ((opt = getopt_long(argc, argv, "c:hp:a:n:", lo, NULL)) != -1) {
         switch (opt) {
         case 'c': o.config = optarg; break;
@@ -403,11 +404,16 @@ int rk__ctl_indicators(int argc, char **argv)
         case L_SORT: g_sort = optarg; break;
         case L_JSON: json = 1; break;
         case 'h': return usage(stdout);
-        default: return usage(stderr);
+        default:
+            rk__ctl_errx("indicators: unknown option or missing value in %s (riskctl "
+                         "indicators -h shows its usage)", argv[optind - 1]);
+            return EX_FAIL;
         }
     }
-    if (optind >= argc || strcmp(argv[optind], "indicators") != 0 || optind + 1 != argc)
-        return usage(stderr);
+    if (optind >= argc || strcmp(argv[optind], "indicators") != 0 || optind + 1 != argc) {
+        rk__ctl_errx("indicators: takes no arguments (riskctl indicators -h shows its usage)");
+        return EX_FAIL;
+    }
     for (i = 0; i < RK_IND_NSCOPES; i++)
         if (strcmp(scope, rk__ind_scope_names[i]) == 0)
             scope_i = (int)i;

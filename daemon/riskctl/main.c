@@ -122,6 +122,15 @@ static void usage(FILE *f)
     usage_of(f, NULL);
 }
 
+/* Wrong words or too many or too few for cmd: one line, as every refusal. */
+static void bad_usage(const char *cmd)
+{
+    if (cmd == NULL)
+        rk__ctl_errx("which command? (riskctl -h lists them)");
+    else
+        rk__ctl_errx("%s: wrong arguments (riskctl %s -h shows its usage)", cmd, cmd);
+}
+
 /* Parse a whole decimal number in [min, max] from s into *out. 0 or -1. */
 static int parse_ll(const char *s, long long min, long long max, long long *out)
 {
@@ -212,7 +221,8 @@ int main(int argc, char **argv)
             (i == 1 || argv[i - 1][0] != '-' || strchr("cpan", argv[i - 1][1]) == NULL ||
              argv[i - 1][2] != '\0'))
             return rk__ctl_indicators(argc, argv);
-    while ((opt = getopt_long(argc, argv, "c:hp:a:n:", longopts, NULL)) != -1) {
+    opterr = 0;                         /* our own one-line messages */
+    while ((opt = getopt_long(argc, argv, ":c:hp:a:n:", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c': o.config = optarg; break;
         case L_HOST: o.host = optarg; o.given |= O_REDIS; break;
@@ -285,8 +295,12 @@ int main(int argc, char **argv)
             printf("riskctl %s (hiredis %d.%d.%d, jansson %s)\n", RK_VERSION,
                    HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH, JANSSON_VERSION);
             return EX_OK;
+        case ':':
+            rk__ctl_errx("%s needs a value (riskctl -h lists the options)", argv[optind - 1]);
+            return EX_FAIL;
         default:
-            rk__ctl_errx("riskctl -h lists the commands and options");
+            rk__ctl_errx("unknown option %s (riskctl -h lists the options)",
+                         optopt ? (char[]){'-', (char)optopt, '\0'} : argv[optind - 1]);
             return EX_FAIL;
         }
     }
@@ -303,7 +317,7 @@ int main(int argc, char **argv)
     if (cmd != NULL && strcmp(cmd, "lists") == 0)
         return rk__ctl_lists(&o, npos - 1, argv + optind + 1);
     if (cmd == NULL) {
-        usage(stderr);
+        bad_usage(NULL);
         return EX_FAIL;
     }
     if (strcmp(cmd, "help") == 0) {
@@ -313,7 +327,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "check") == 0) {
         const char *path = sub ? sub : o.config ? o.config : DEFAULT_CONFIG;
         if (npos > 2) {
-            usage_of(stderr, cmd);
+            bad_usage(cmd);
             return EX_FAIL;
         }
         if (only(&o, 0, "check") != 0)
@@ -323,7 +337,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "tail") == 0 || strcmp(cmd, "status") == 0) {
         int tail = cmd[0] == 't';
         if (npos != 1) {
-            usage_of(stderr, cmd);
+            bad_usage(cmd);
             return EX_FAIL;
         }
         if (only(&o, O_REDIS | (tail ? O_DETECTOR | O_SEVERITY | O_FROM | O_COUNT : 0),
@@ -338,7 +352,8 @@ int main(int argc, char **argv)
         if (npos != (list ? 1 : 2)) {
             if (!list && npos < 2)
                 rk__ctl_errx("%s: which alert? (riskctl %s ID --by NAME)", cmd, cmd);
-            usage_of(stderr, cmd);
+            else
+                bad_usage(cmd);
             return EX_FAIL;
         }
         allowed = list ? O_OPEN | O_UNIT | O_DETECTOR | O_RULE | O_SEVERITY | O_SINCE | O_JSON
@@ -370,7 +385,7 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "forward") == 0) {
         if (npos != 1) {
-            usage_of(stderr, cmd);
+            bad_usage(cmd);
             return EX_FAIL;
         }
         if (only(&o, O_REDIS | O_URL | O_INTERVAL | O_METRICS, cmd) != 0 ||
@@ -382,8 +397,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "silence") != 0 || sub == NULL) {
         if (strcmp(cmd, "silence") != 0)
-            rk__ctl_errx("unknown command \"%s\"", cmd);
-        usage_of(stderr, cmd);
+            rk__ctl_errx("unknown command \"%s\" (riskctl -h lists them)", cmd);
+        else
+            bad_usage(cmd);
         return EX_FAIL;
     }
     if (strcmp(sub, "add") == 0) {
@@ -400,7 +416,7 @@ int main(int argc, char **argv)
         return EX_FAIL;
     }
     if (npos != want) {
-        usage_of(stderr, cmd);
+        bad_usage(cmd);
         return EX_FAIL;
     }
     if (only(&o, O_REDIS | allowed, "silence") != 0)
