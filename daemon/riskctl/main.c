@@ -81,12 +81,13 @@ static const struct { const char *cmd, *text; } synopses[] = {
 static void usage_of(FILE *f, const char *cmd)
 {
     size_t i, n = sizeof(synopses) / sizeof(synopses[0]);
-    int one = 0;
+    const char *one = NULL;         /* the command whose usage alone is shown */
     for (i = 0; cmd != NULL && i < n; i++)
-        one |= strcmp(cmd, synopses[i].cmd) == 0;
+        if (strcmp(cmd, synopses[i].cmd) == 0)
+            one = synopses[i].cmd;
     fputs("usage:\n", f);
     for (i = 0; i < n; i++)
-        if (!one || strcmp(cmd, synopses[i].cmd) == 0) {
+        if (one == NULL || one == synopses[i].cmd) {
             const char *t = synopses[i].text;
             while (*t) {            /* indent every line by two */
                 size_t l = strcspn(t, "\n");
@@ -100,17 +101,17 @@ static void usage_of(FILE *f, const char *cmd)
           "  --host HOST, -p/--port PORT, -a/--password PASSWORD, --user USER, -n/--db DB\n"
           "                   Redis address and credentials (override the configuration)\n"
           "  -h, --help       this help (riskctl CMD -h: the help of CMD); --version\n", f);
-    if (!one || strcmp(cmd, "tail") == 0 || strcmp(cmd, "alerts") == 0 ||
-        strcmp(cmd, "silence") == 0 || strcmp(cmd, "dead") == 0)
+    if (one == NULL || strcmp(one, "tail") == 0 || strcmp(one, "alerts") == 0 ||
+        strcmp(one, "silence") == 0 || strcmp(one, "dead") == 0)
         fputs("TIME is RFC 3339 (2025-03-01T18:00:00+08:00) or a duration (90m, 2h, 7d): before\n"
               "now for --since and --from, after now for --until. tail --from also takes a\n"
               "stream entry id (1740793800000-0; 0 for the whole stream).\n", f);
-    if (!one || strcmp(cmd, "tail") == 0 || strcmp(cmd, "alerts") == 0)
+    if (one == NULL || strcmp(one, "tail") == 0 || strcmp(one, "alerts") == 0)
         fputs("--severity S shows alerts of severity S and above (info < warning < critical).\n", f);
-    if (!one || strcmp(cmd, "silence") == 0)
+    if (one == NULL || strcmp(one, "silence") == 0)
         fputs("FIELD is one of unit_id, officer_id, enterprise_id, task_id, case_id, region.\n"
               "--dry-run prints how many open alerts the silence would match, and adds nothing.\n", f);
-    if (!one || strcmp(cmd, "dead") == 0)
+    if (one == NULL || strcmp(one, "dead") == 0)
         fputs("dead lists the dead-letter stream " RK_DEAD_STREAM " grouped by error (default: list);\n"
               "count counts its entries per kind of error; S is an input stream (its key, or\n"
               "scan/case).\n", f);
