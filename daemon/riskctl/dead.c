@@ -74,12 +74,34 @@ static const char *str_of(const redisReply *r)
     return r != NULL ? r->str : "";
 }
 
+/* A JSON string of the len bytes at s: as they are when they are UTF-8,
+ * else with every byte from 0x80 and every NUL made '?' (a dead letter is
+ * input riskd refused, so anything may be in it). NULL when out of memory. */
+static json_t *safe_string(const char *s, size_t len)
+{
+    json_t *j = json_stringn(s, len);
+    char *c;
+    if (j != NULL || (c = malloc(len + 1)) == NULL)
+        return j;
+    for (size_t i = 0; i < len; i++)
+        c[i] = (unsigned char)s[i] >= 0x80 || s[i] == '\0' ? '?' : s[i];
+    c[len] = '\0';
+    j = json_stringn(c, len);
+    free(c);
+    return j;
+}
+
+static json_t *field_json(const redisReply *fields, const char *name)
+{
+    const redisReply *r = field(fields, name);
+    return r != NULL ? safe_string(r->str, r->len) : json_string("");
+}
+
 /* One dead letter as JSON: its id in riskd:dead, when it was written
  * (RFC 3339 at tz), the source stream and id, the error, its kind and the
  * data. NULL when out of memory. */
 static json_t *letter_json(const char *id, const redisReply *fields, int tz)
 {
-    const redisReply *data = field(fields, "data");
     char when[48], kind[KIND_MAX];
     json_t *j;
     rk__format_rfc3339(strtoll(id, NULL, 10), tz, when, sizeof(when));
@@ -88,12 +110,11 @@ static json_t *letter_json(const char *id, const redisReply *fields, int tz)
     if (j == NULL ||
         json_object_set_new(j, "id", json_string(id)) != 0 ||
         json_object_set_new(j, "time", json_string(when)) != 0 ||
-        json_object_set_new(j, "stream", json_string(str_of(field(fields, "stream")))) != 0 ||
-        json_object_set_new(j, "entry", json_string(str_of(field(fields, "id")))) != 0 ||
-        json_object_set_new(j, "error", json_string(str_of(field(fields, "error")))) != 0 ||
-        json_object_set_new(j, "kind", json_string(kind)) != 0 ||
-        json_object_set_new(j, "data", data ? json_stringn_nocheck(data->str, data->len)
-                                            : json_string("")) != 0) {
+        json_object_set_new(j, "stream", field_json(fields, "stream")) != 0 ||
+        json_object_set_new(j, "entry", field_json(fields, "id")) != 0 ||
+        json_object_set_new(j, "error", field_json(fields, "error")) != 0 ||
+        json_object_set_new(j, "kind", safe_string(kind, strlen(kind))) != 0 ||
+        json_object_set_new(j, "data", field_json(fields, "data")) != 0) {
         json_decref(j);
         return NULL;
     }

@@ -12,7 +12,8 @@
  * written), taking a plugin's detector, and --dry-run counting the open
  * alerts it would match (nothing written); riskd --print-config (the
  * effective configuration parsed with jansson: a key the file sets, a
- * default) and its refusal of a bad file naming the key. */
+ * default) and its refusal of a bad file naming the key; riskd --replay
+ * --from refusing a malformed time. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -427,6 +428,17 @@ static void test_dead(void **state)
         CTL(f, &r, "-c", f->cfg, "dead", "count", "--since", "2000-01-01T00:00:00Z");
         expect_out(&r, "       5  total\n");
     }
+    /* Bytes that are not UTF-8 (refused input may be anything) still print. */
+    freeReplyObject(it_cmd(f->env.c, "XADD riskd:dead * stream enforce:case id 2-0 "
+                           "error %b data %b", "data: not valid JSON (\xff)", (size_t)24,
+                           "\xff\xfe{", (size_t)3));
+    CTL(f, &r, "-c", f->cfg, "dead", "list", "--json", "--stream", "case");
+    expect_status(&r, 0, "dead list --json, not UTF-8");
+    j = json_loads(r.out, 0, NULL);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(j, 1), "data")),
+                        "??{");
+    json_decref(j);
     CTL(f, &r, "-c", f->cfg, "dead", "list", "--stream", "nosuch");
     expect_status(&r, 0, "dead list --stream nosuch");
     expect_out(&r, "no dead letters\n");
@@ -566,6 +578,15 @@ static void test_print_config(void **state)
         run_prog(f, &r, "riskd", a);
     }
     expect_status(&r, 1, "--print-config -t");
+    /* A replay's bounds say what they expected. */
+    {
+        const char *const a[] = {"--replay", "-c", f->cfg, "--from", "yesterday", NULL};
+        run_prog(f, &r, "riskd", a);
+    }
+    expect_status(&r, 1, "riskd --replay --from yesterday");
+    if (strstr(r.err, "--from: expected an entry id or an RFC 3339 time, got 'yesterday'")
+        == NULL)
+        fail_msg("riskd --replay --from yesterday: %s", r.err);
 }
 
 int main(void)
