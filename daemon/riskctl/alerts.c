@@ -769,6 +769,8 @@ int rk__ctl_alerts(conn *k, const rk__config *cfg, const opts *o)
         rk__ctl_errx("--rule: expected a rule name ([a-z0-9_]+)");
         goto bad;
     }
+    if (rk__ctl_check_names(cfg, o) != 0)
+        goto bad;
     if (o->unit != NULL && (o->unit[0] == '\0' || strlen(o->unit) > 256)) {
         rk__ctl_errx("--unit: expected a unit id of 1 to 256 bytes");
         goto bad;

@@ -89,6 +89,11 @@ int rk__ctl_tail(const rk__config *cfg, const opts *o);                  /* tail
 /* silence.c: rk__ctl_silence_check validates silence add's options
  * without Redis (0, or -1 after printing one line). */
 int rk__ctl_silence_check(const rk__config *cfg, const opts *o);
+/* o's --detector and --rule against what riskd runs: the built-in table
+ * (rules.c) and, when cfg loads plugins, their detectors (any rule name
+ * for those: plugins do not declare their rules). 0 (also when neither is
+ * given), or -1 after one line naming the bad word and the known ones. */
+int rk__ctl_check_names(const rk__config *cfg, const opts *o);
 int rk__ctl_silence_add(conn *k, const rk__config *cfg, const opts *o);
 int rk__ctl_silence_list(conn *k, const rk__config *cfg, const opts *o);
 int rk__ctl_silence_expire(conn *k, const rk__config *cfg, const opts *o, const char *id);

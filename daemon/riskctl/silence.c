@@ -274,18 +274,25 @@ fail:
     return out;
 }
 
-/* The detector and rule of o against what riskd runs: the built-in table
- * (rules.c) and, when cfg loads plugins, their detectors (any rule name
- * for those: plugins do not declare their rules). 0, or -1 after one
- * line naming the bad word and the known ones. */
-static int check_names(const rk__config *cfg, const opts *o)
+int rk__ctl_check_names(const rk__config *cfg, const opts *o)
 {
-    const rk__detector_rules *d = rk__builtin_detector(o->detector);
+    const rk__detector_rules *d;
     char known[1024], err[RK_ERRLEN], **names = NULL;
     const char *all[64];
     size_t n = 0, i;
     int found = 0;
 
+    if (o->detector == NULL) {      /* a rule alone: any detector's */
+        for (d = rk__builtin_rules; o->rule != NULL && d->detector != NULL; d++)
+            if (rk__builtin_rule(d, o->rule))
+                return 0;
+        if (o->rule == NULL || cfg->n_plugins > 0)
+            return 0;
+        rk__ctl_errx("--rule: no detector has a rule '%s' (riskd-detectors(7) lists them)",
+                     o->rule);
+        return -1;
+    }
+    d = rk__builtin_detector(o->detector);
     if (d != NULL) {
         if (o->rule == NULL || rk__builtin_rule(d, o->rule))
             return 0;
@@ -323,7 +330,7 @@ int rk__ctl_silence_check(const rk__config *cfg, const opts *o)
                               rk__wall_ms())) == NULL)
         return -1;
     free(json);
-    return check_names(cfg, o);
+    return rk__ctl_check_names(cfg, o);
 }
 
 /* True when the open alert a (parsed JSON) would be matched by silence s. */

@@ -183,6 +183,8 @@ int rk__ctl_tail(const rk__config *cfg, const opts *o)
         rk__ctl_errx("--detector: expected a detector name ([a-z0-9_]+)");
         return EX_FAIL;
     }
+    if (rk__ctl_check_names(cfg, o) != 0)
+        return EX_FAIL;
     if (o->from != NULL && strcmp(o->from, "$") != 0 && !rk__ctl_is_entry_id(o->from)) {
         /* A time: the entries from it on, so XREAD after its ms - 1. */
         int64_t ms;

@@ -221,6 +221,11 @@ static void test_exit_codes(void **state)
     BAD("--from: expected a stream entry id", "tail", "--from", "yesterday");
     BAD("got 'yesterday'", "alerts", "--since", "yesterday");
     BAD("--severity", "alerts", "--severity", "loud");
+    BAD("--detector: unknown detector 'nope' (known: unfiled_inspection", "tail", "--detector",
+        "nope");
+    BAD("--rule: detector fine_growth has no rule 'cluster' (known: growth)", "alerts",
+        "--detector", "fine_growth", "--rule", "cluster");
+    BAD("--rule: no detector has a rule 'nope'", "alerts", "--rule", "nope");
     BAD("--count: expected a positive number, got '0'", "tail", "--count", "0");
     BAD("--until: expected an RFC 3339 time", "silence", "add", "--detector", "bad_rating",
         "--until", "soon", "--reason", "x");
