@@ -134,10 +134,12 @@ static const char *stream_filter(const rk__config *cfg, const char *s)
 }
 
 /* Read the dead letters from start (an XRANGE bound) on, keeping those of
- * stream (NULL: all), into kinds: {kind: [letter, ...]} in first-seen
- * order. Returns EX_OK, EX_FAIL or EX_REDIS (after printing). */
+ * stream (NULL: all), into kinds in first-seen order: {kind: [letter,
+ * ...]}, or with counting {kind: count} (nothing else is kept, so counting
+ * a long stream takes little memory). Returns EX_OK, EX_FAIL or EX_REDIS
+ * (after printing). */
 static int gather(conn *k, const rk__config *cfg, const char *start, const char *stream,
-                  json_t *kinds)
+                  int counting, json_t *kinds)
 {
     char from[64];
     snprintf(from, sizeof(from), "%s", start);
@@ -161,6 +163,15 @@ static int gather(conn *k, const rk__config *cfg, const char *start, const char 
             snprintf(from, sizeof(from), "(%s", e->element[0]->str);
             if (stream != NULL && strcmp(str_of(field(e->element[1], "stream")), stream) != 0)
                 continue;
+            if (counting) {
+                char kb[KIND_MAX];
+                json_t *c;
+                error_kind(str_of(field(e->element[1], "error")), kb, sizeof(kb));
+                c = json_object_get(kinds, kb);
+                if (json_object_set_new(kinds, kb, json_integer(json_integer_value(c) + 1)) != 0)
+                    goto oom;
+                continue;
+            }
             if ((l = letter_json(e->element[0]->str, e->element[1], cfg->tz_offset_s)) == NULL)
                 goto oom;
             kind = json_string_value(json_object_get(l, "kind"));
@@ -333,7 +344,7 @@ int rk__ctl_dead(const rk__config *cfg, const opts *o, int argc, char **argv)
         rk__ctl_errx("out of memory");
         return EX_FAIL;
     }
-    rc = gather(&k, cfg, start, stream, kinds);
+    rc = gather(&k, cfg, start, stream, what[0] == 'c', kinds);
     rk__ctl_conn_close(&k);
     if (rc == EX_OK && what[0] == 'l') {
         if (o->json) {
@@ -350,25 +361,19 @@ int rk__ctl_dead(const rk__config *cfg, const opts *o, int argc, char **argv)
         } else {
             print_list(kinds);
         }
+    } else if (rc == EX_OK && o->json) {
+        rc = print_json(kinds);
     } else if (rc == EX_OK) {
         const char *kind;
-        json_t *list, *counts = json_object();
-        size_t total = 0;
-        json_object_foreach(kinds, kind, list) {
-            json_object_set_new(counts, kind, json_integer((json_int_t)json_array_size(list)));
-            total += json_array_size(list);
+        json_t *n;
+        long long total = 0;
+        json_object_foreach(kinds, kind, n) {
+            printf("%8lld  ", (long long)json_integer_value(n));
+            rk__ctl_put_clean(stdout, kind);
+            fputc('\n', stdout);
+            total += json_integer_value(n);
         }
-        if (o->json) {
-            rc = counts ? print_json(counts) : EX_FAIL;
-        } else {
-            json_object_foreach(kinds, kind, list) {
-                printf("%8zu  ", json_array_size(list));
-                rk__ctl_put_clean(stdout, kind);
-                fputc('\n', stdout);
-            }
-            printf("%8zu  total\n", total);
-        }
-        json_decref(counts);
+        printf("%8lld  total\n", total);
     }
     json_decref(kinds);
     return rc;

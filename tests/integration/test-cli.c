@@ -444,6 +444,22 @@ static void test_dead(void **state)
     assert_string_equal(json_string_value(json_object_get(json_array_get(j, 1), "data")),
                         "??{");
     json_decref(j);
+    /* More than one page of XRANGE (1000 entries). */
+    for (i = 0; i < 2500; i++)
+        redisAppendCommand(f->env.c, "XADD riskd:dead * stream enforce:scan id %d-0 error %s "
+                           "data {}", (int)i + 10, "type: expected a string");
+    for (i = 0; i < 2500; i++) {
+        void *rep = NULL;
+        assert_int_equal(redisGetReply(f->env.c, &rep), REDIS_OK);
+        freeReplyObject(rep);
+    }
+    CTL(f, &r, "-c", f->cfg, "dead", "count", "--json");
+    j = json_loads(r.out, 0, NULL);
+    assert_non_null(j);
+    assert_int_equal(json_integer_value(json_object_get(j, "type: expected a string")), 2500);
+    json_decref(j);
+    CTL(f, &r, "-c", f->cfg, "dead", "count", "--stream", "scan");
+    expect_out(&r, "    2504  total\n");
     CTL(f, &r, "-c", f->cfg, "dead", "list", "--stream", "nosuch");
     expect_status(&r, 0, "dead list --stream nosuch");
     expect_out(&r, "no dead letters\n");
