@@ -1,9 +1,9 @@
 /* daemon/riskctl/main.c - riskctl, the operator's command line for riskd.
  *
  *   riskctl check [FILE]                 validate a configuration (riskd -t)
- *   riskctl tail [--detector D] [--severity S] [--from ID] [--count N]
+ *   riskctl tail [--detector D] [--severity S] [--from ID|TIME] [--count N]
  *   riskctl silence add --detector D [--rule R] [--match field=value]...
- *                       --until T --reason TEXT [--author NAME]
+ *                       --until T --reason TEXT [--author NAME] [--dry-run]
  *   riskctl silence list [--all]
  *   riskctl silence expire ID [--author NAME]
  *   riskctl status
@@ -14,6 +14,11 @@
  *   riskctl forward [--url URL] [--interval DURATION] [--metrics ADDR]
  *   riskctl lists load KIND FILE [--author NAME]
  *   riskctl lists show KIND [--json]
+ *   riskctl dead [list | show ID | count] [--since TIME] [--stream S] [--json]
+ *
+ * -h and --help are help everywhere ("riskctl CMD -h": CMD's usage only);
+ * every refusal is one line on stderr and exit status 1, an unreachable
+ * Redis exit status 2 (EX_* in riskctl.h).
  *
  * It is a short-lived, single-threaded program on hiredis's synchronous
  * API (the daemon's libuv machinery is not used) and links libriskd.a only
@@ -21,7 +26,7 @@
  * The Redis address, alert stream, input streams, group, checkpoint key
  * and metrics address come from the riskd configuration (-c FILE, default
  * /etc/riskd/riskd.json; the built-in defaults when that file does not
- * exist); -h/-p/-a/--user/-n override the Redis address and credentials.
+ * exist); --host/-p/-a/--user/-n override the Redis address and credentials.
  *
  * Silences live in the hash riskd:silences (field = a 16-hex-digit random
  * id, value = compact JSON; see riskctl(1)). Every
@@ -41,7 +46,8 @@
  * Files: main.c (options, dispatch), common.c (messages, configuration,
  * the Redis connection; shared through riskctl.h), one file per command
  * group: check.c, tail.c, silence.c, status.c, alerts.c (alerts, ack,
- * close), forward.c (the Alertmanager forwarder), lists.c. */
+ * close), forward.c (the Alertmanager forwarder), lists.c, dead.c; when.c
+ * parses times, durations, entry ids and numbers for all of them. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -155,7 +161,7 @@ static int only(const opts *o, unsigned allowed, const char *what)
 {
     static const char *const names[] = {
         "--detector", "--rule", "--match", "--until", "--reason", "--author",
-        "--severity", "--from", "--count", "--all", "-h/-p/-a/--user/-n",
+        "--severity", "--from", "--count", "--all", "--host/-p/-a/--user/-n",
         "--open", "--unit", "--since", "--json", "--by", "--note", "--url", "--interval",
         "--metrics", "--dry-run", "--stream"
     };
