@@ -239,6 +239,10 @@ int rk__config_from_json(json_t *root, rk__config **out, char *err, size_t errle
  * line and column). */
 int rk__config_load(const char *path, rk__config **out, char *err, size_t errlen);
 void rk__config_free(rk__config *cfg);
+/* config_print.c: the effective configuration of cfg as one JSON object
+ * (every key, defaults filled in; riskd --print-config). NULL with err
+ * when out of memory. */
+json_t *rk__config_effective(const rk__config *cfg, char *err, size_t errlen);
 /* The configuration of partition p (0-based) of base: a copy whose input
  * streams and state key carry the hash tag ":{p}" when base->partitions > 1.
  * Returns 0 or -1 with err (out of memory). */
@@ -259,6 +263,26 @@ int rk__split_addr(const char *s, const char **host, size_t *hostlen, int *port)
  * least 2) and the port into *port. Returns 0, or -1 when the text is
  * malformed or the host does not fit. */
 int rk__parse_addr(const char *s, char *host, size_t hostlen, int *port);
+
+/* ===================================================================
+ * rules.c - built-in detectors, their rules, silenceable subject fields
+ * =================================================================== */
+
+typedef struct rk__detector_rules {
+    const char *detector;
+    const char *rules[8];           /* NULL-terminated */
+} rk__detector_rules;
+
+/* Every built-in detector with the rules it raises; ends with {NULL}. */
+extern const rk__detector_rules rk__builtin_rules[];
+/* The subject fields a silence's match may name; NULL-terminated. */
+extern const char *const rk__silence_fields[];
+/* The built-in detector of that name, or NULL. */
+const rk__detector_rules *rk__builtin_detector(const char *name);
+/* 1 when d raises rule, else 0. */
+int rk__builtin_rule(const rk__detector_rules *d, const char *rule);
+/* names (NULL-terminated) as "a, b, c" into buf (len bytes), cut to fit. */
+void rk__known_words(char *buf, size_t len, const char *const *names);
 
 /* ===================================================================
  * log.c - one line per thing worth logging
@@ -827,6 +851,13 @@ int rk__registry_reload(rk__registry *reg, const rk__config *cfg,
 void rk__registry_free(rk__registry *reg);
 /* Index of the detector of that name, or -1. */
 int rk__registry_find(const rk__registry *reg, const char *name);
+/* The names of every detector cfg provides (built-ins, then its plugins,
+ * loaded to learn their names and closed again): a malloc'ed
+ * NULL-terminated array of malloc'ed names into *names. Returns 0, or -1
+ * with err (a plugin that does not load, a bad detectors section). Free
+ * with rk__registry_names_free(). */
+int rk__registry_names(const rk__config *cfg, char ***names, char *err, size_t errlen);
+void rk__registry_names_free(char **names);
 
 /* ===================================================================
  * tasks.c - the filings known so far, for enrichment

@@ -148,7 +148,8 @@ int rk__replay_init(rk__engine *e, const rk__replay_opts *ro, char *err, size_t 
         if (ro->from == NULL || strcmp(ro->from, "0") == 0 || strcmp(ro->from, "-") == 0) {
             snprintf(e->st[si].cursor, sizeof(e->st[si].cursor), "0-0");
         } else if (rk__replay_pos(ro->from, false, &from) != 0) {
-            rk_kit_errf(err, errlen, "--from: expected an entry id or an RFC 3339 time");
+            rk_kit_errf(err, errlen, "--from: expected an entry id or an RFC 3339 time, "
+                        "got '%.64s'", ro->from);
             return -1;
         } else if (from.seq > 0) {
             snprintf(e->st[si].cursor, sizeof(e->st[si].cursor), "%llu-%u",
@@ -166,7 +167,8 @@ int rk__replay_init(rk__engine *e, const rk__replay_opts *ro, char *err, size_t 
         memset(&e->replay_from, 0, sizeof(e->replay_from));
     if (ro->to != NULL) {
         if (rk__replay_pos(ro->to, true, &e->replay_to) != 0) {
-            rk_kit_errf(err, errlen, "--to: expected an entry id or an RFC 3339 time");
+            rk_kit_errf(err, errlen, "--to: expected an entry id or an RFC 3339 time, "
+                        "got '%.64s'", ro->to);
             return -1;
         }
         e->replay_has_to = true;

@@ -612,3 +612,36 @@ void rk__registry_free(rk__registry *reg)
     free(reg->dets);
     memset(reg, 0, sizeof(*reg));
 }
+
+int rk__registry_names(const rk__config *cfg, char ***names, char *err, size_t errlen)
+{
+    plan p;
+    size_t i, n;
+    char **v;
+
+    *names = NULL;
+    if (make_plan(cfg, NULL, &p, err, errlen) != 0)
+        return -1;
+    v = calloc(p.n + 1, sizeof(*v));
+    for (i = 0, n = 0; v != NULL && i < p.n; i++) {
+        if (p.items[i].override >= 0)   /* "<name>#<i>": its base is listed */
+            continue;
+        if ((v[n++] = strdup(p.items[i].ops->name)) == NULL)
+            break;
+    }
+    plan_free(&p, 1);
+    if (v == NULL || (n > 0 && v[n - 1] == NULL)) {
+        rk__registry_names_free(v);
+        rk_kit_errf(err, errlen, "out of memory");
+        return -1;
+    }
+    *names = v;
+    return 0;
+}
+
+void rk__registry_names_free(char **names)
+{
+    for (size_t i = 0; names != NULL && names[i] != NULL; i++)
+        free(names[i]);
+    free(names);
+}

@@ -723,7 +723,7 @@ int rk__ctl_alerts(conn *k, const rk__config *cfg, const opts *o)
 {
     filter f;
     json_t *rows = json_array();
-    int64_t now = rk__wall_ms(), d;
+    int64_t now = rk__wall_ms();
     int rc;
 
     memset(&f, 0, sizeof(f));
@@ -748,21 +748,14 @@ int rk__ctl_alerts(conn *k, const rk__config *cfg, const opts *o)
         rk__ctl_errx("--rule: expected a rule name ([a-z0-9_]+)");
         goto bad;
     }
+    if (rk__ctl_check_names(cfg, o) != 0)
+        goto bad;
     if (o->unit != NULL && (o->unit[0] == '\0' || strlen(o->unit) > 256)) {
         rk__ctl_errx("--unit: expected a unit id of 1 to 256 bytes");
         goto bad;
     }
-    if (o->since != NULL) {
-        if (rk__parse_rfc3339(o->since, &f.since) == 0) {
-            /* accepted */
-        } else if (rk_kit_parse_duration(o->since, &d) == 0) {
-            f.since = now - d;
-        } else {
-            rk__ctl_errx("--since: expected an RFC 3339 time (2025-03-01T18:00:00+08:00) "
-                         "or a duration back from now such as \"2h\"");
-            goto bad;
-        }
-    }
+    if (o->since != NULL && rk__ctl_parse_past("--since", NULL, o->since, now, &f.since) != 0)
+        goto bad;
     rc = o->open ? rows_open(k, cfg, &f, rows) : rows_stream(k, cfg, &f, rows);
     if (rc == EX_OK) {
         if (o->json) {

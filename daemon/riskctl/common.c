@@ -2,7 +2,7 @@
  * safe printing, the configuration and the Redis connection.
  *
  * One synchronous hiredis context per command (conn), set up from the
- * riskd configuration and the -h/-p/-a/--user/-n overrides, with AUTH and
+ * riskd configuration and the --host/-p/-a/--user/-n overrides, with AUTH and
  * SELECT done before the command runs and a reply timeout of
  * REPLY_TIMEOUT_S. Errors go to stderr as "riskctl: <message>". */
 #include <errno.h>

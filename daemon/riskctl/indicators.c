@@ -236,14 +236,14 @@ static void print_table(const row *rows, size_t n, int scope, const char *label,
 
 int rk__ctl_indicators(int argc, char **argv)
 {
-    enum { L_SCOPE = 300, L_KEY, L_PERIOD, L_SORT, L_JSON, L_HELP, L_USER };
+    enum { L_SCOPE = 300, L_KEY, L_PERIOD, L_SORT, L_JSON, L_USER, L_HOST };
     static const struct option lo[] = {
-        {"config", required_argument, NULL, 'c'}, {"host", required_argument, NULL, 'h'},
+        {"config", required_argument, NULL, 'c'}, {"host", required_argument, NULL, L_HOST},
         {"port", required_argument, NULL, 'p'}, {"password", required_argument, NULL, 'a'},
         {"db", required_argument, NULL, 'n'}, {"user", required_argument, NULL, L_USER},
         {"scope", required_argument, NULL, L_SCOPE}, {"key", required_argument, NULL, L_KEY},
         {"period", required_argument, NULL, L_PERIOD}, {"sort", required_argument, NULL, L_SORT},
-        {"json", no_argument, NULL, L_JSON}, {"help", no_argument, NULL, L_HELP},
+        {"json", no_argument, NULL, L_JSON}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     static const char *const periods[] = {"window", "month", "quarter", "previous-month",
                                           "previous-quarter", NULL};
@@ -260,25 +260,37 @@ int rk__ctl_indicators(int argc, char **argv)
     memset(&o, 0, sizeof(o));
     o.db = -1;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "c:h:p:a:n:", lo, NULL)) != -1) {
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "c:hp:a:n:", lo, NULL)) != -1) {
         switch (opt) {
         case 'c': o.config = optarg; break;
-        case 'h': o.host = optarg; break;
-        case 'p': o.port = atoi(optarg); break;
+        case L_HOST: o.host = optarg; break;
+        case 'p':
+            if (rk__ctl_parse_int("--port", optarg, 1, 65535, &o.port) != 0)
+                return EX_FAIL;
+            break;
         case 'a': o.password = optarg; break;
-        case 'n': o.db = atoi(optarg); break;
+        case 'n':
+            if (rk__ctl_parse_int("--db", optarg, 0, 1000000, &o.db) != 0)
+                return EX_FAIL;
+            break;
         case L_USER: o.user = optarg; break;
         case L_SCOPE: scope = optarg; break;
         case L_KEY: key = optarg; break;
         case L_PERIOD: period = optarg; break;
         case L_SORT: g_sort = optarg; break;
         case L_JSON: json = 1; break;
-        case L_HELP: return usage(stdout);
-        default: return usage(stderr);
+        case 'h': return usage(stdout);
+        default:
+            rk__ctl_errx("indicators: unknown option or missing value in %s (riskctl "
+                         "indicators -h shows its usage)", argv[optind - 1]);
+            return EX_FAIL;
         }
     }
-    if (optind >= argc || strcmp(argv[optind], "indicators") != 0 || optind + 1 != argc)
-        return usage(stderr);
+    if (optind >= argc || strcmp(argv[optind], "indicators") != 0 || optind + 1 != argc) {
+        rk__ctl_errx("indicators: takes no arguments (riskctl indicators -h shows its usage)");
+        return EX_FAIL;
+    }
     for (i = 0; i < RK_IND_NSCOPES; i++)
         if (strcmp(scope, rk__ind_scope_names[i]) == 0)
             scope_i = (int)i;

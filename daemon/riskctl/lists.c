@@ -484,12 +484,14 @@ int rk__ctl_lists(const opts *o, int argc, char **argv)
     if (sub == NULL || (strcmp(sub, "load") != 0 && strcmp(sub, "show") != 0)) {
         if (sub != NULL)
             rk__ctl_errx("unknown lists command \"%s\" (load, show)", sub);
-        lists_usage(stderr);
+        else
+            rk__ctl_errx("lists: which? (load, show; riskctl lists -h shows the usage)");
         return EX_FAIL;
     }
     load = sub[0] == 'l';
     if (argc != (load ? 3 : 2)) {
-        lists_usage(stderr);
+        rk__ctl_errx("lists %s: expected %s (riskctl lists -h shows the usage)", sub,
+                     load ? "KIND FILE" : "KIND");
         return EX_FAIL;
     }
     if ((o->given & ~(unsigned)(O_REDIS | (load ? O_AUTHOR : O_JSON))) != 0) {

@@ -1,9 +1,9 @@
 /* daemon/riskctl/main.c - riskctl, the operator's command line for riskd.
  *
  *   riskctl check [FILE]                 validate a configuration (riskd -t)
- *   riskctl tail [--detector D] [--severity S] [--from ID] [--count N]
+ *   riskctl tail [--detector D] [--severity S] [--from ID|TIME] [--count N]
  *   riskctl silence add --detector D [--rule R] [--match field=value]...
- *                       --until T --reason TEXT [--author NAME]
+ *                       --until T --reason TEXT [--author NAME] [--dry-run]
  *   riskctl silence list [--all]
  *   riskctl silence expire ID [--author NAME]
  *   riskctl status
@@ -15,6 +15,11 @@
  *   riskctl lists load KIND FILE [--author NAME]
  *   riskctl lists show KIND [--json]
  *   riskctl indicators | report | sample ...   (each parses its own options)
+ *   riskctl dead [list | show ID | count] [--since TIME] [--stream S] [--json]
+ *
+ * -h and --help are help everywhere ("riskctl CMD -h": CMD's usage only);
+ * every refusal is one line on stderr and exit status 1, an unreachable
+ * Redis exit status 2 (EX_* in riskctl.h).
  *
  * It is a short-lived, single-threaded program on hiredis's synchronous
  * API (the daemon's libuv machinery is not used) and links libriskd.a only
@@ -22,7 +27,7 @@
  * The Redis address, alert stream, input streams, group, checkpoint key
  * and metrics address come from the riskd configuration (-c FILE, default
  * /etc/riskd/riskd.json; the built-in defaults when that file does not
- * exist); -h/-p/-a/--user/-n override the Redis address and credentials.
+ * exist); --host/-p/-a/--user/-n override the Redis address and credentials.
  *
  * Silences live in the hash riskd:silences (field = a 16-hex-digit random
  * id, value = compact JSON; see riskctl(1)). Every
@@ -42,8 +47,9 @@
  * Files: main.c (options, dispatch), common.c (messages, configuration,
  * the Redis connection; shared through riskctl.h), one file per command
  * group: check.c, tail.c, silence.c, status.c, alerts.c (alerts, ack,
- * close), forward.c (the Alertmanager forwarder), lists.c, indicators.c,
- * report.c, sample.c; ctlread.c holds the readers they share. */
+ * close), forward.c (the Alertmanager forwarder), lists.c, dead.c,
+ * indicators.c, report.c, sample.c; ctlread.c holds the readers they
+ * share, when.c parses times, durations, entry ids and numbers for all. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -56,37 +62,88 @@
 
 #include "riskctl.h"
 
+/* Each command's synopsis, for "riskctl CMD -h" and (all of them) for
+ * "riskctl -h". */
+static const struct { const char *cmd, *text; } synopses[] = {
+    {"check", "riskctl [options] check [FILE]\n"},
+    {"tail", "riskctl [options] tail [--detector D] [--severity S] [--from ID|TIME] [--count N]\n"},
+    {"silence", "riskctl [options] silence add --detector D [--rule R] [--match FIELD=VALUE]...\n"
+                "                              --until TIME --reason TEXT [--author NAME] [--dry-run]\n"
+                "riskctl [options] silence list [--all]\n"
+                "riskctl [options] silence expire ID [--author NAME]\n"},
+    {"status", "riskctl [options] status\n"},
+    {"alerts", "riskctl [options] alerts [--open] [--unit ID] [--detector D] [--rule R]\n"
+               "                         [--severity S] [--since TIME] [--json]\n"},
+    {"ack", "riskctl [options] ack ID --by NAME [--note TEXT]\n"},
+    {"close", "riskctl [options] close ID --by NAME [--note TEXT]\n"},
+    {"dead", "riskctl [options] dead [list|count] [--since TIME] [--stream S] [--json]\n"
+             "riskctl [options] dead show ID [--json]\n"},
+    {"forward", "riskctl [options] forward [--url URL] [--interval DURATION] [--metrics ADDR]\n"},
+    {"lists", "riskctl [options] lists load KIND FILE [--author NAME]\n"
+              "riskctl [options] lists show KIND [--json]\n"},
+    {"indicators", "riskctl [options] indicators [--scope unit|officer|region|all] [--key ID]\n"
+                   "                             [--period PERIOD] [--sort FIELD] [--json]\n"},
+    {"report", "riskctl [options] report --period month|quarter [--at 2025-09|2025Q3]\n"
+               "                         [--scope unit|region|all] [--key ID] [--top N]\n"
+               "                         [--lang zh-CN|en] --out FILE.html\n"},
+    {"sample", "riskctl [options] sample [--period month|quarter] [--at 2025-09] --seed S\n"
+               "                         [--share F] [--kind inspection|case] [--min-fine N]\n"
+               "                         [--weighted] [--json]\n"},
+};
+
+/* The usage of cmd (every command when cmd is NULL or unknown). */
+static void usage_of(FILE *f, const char *cmd)
+{
+    size_t i, n = sizeof(synopses) / sizeof(synopses[0]);
+    const char *one = NULL;         /* the command whose usage alone is shown */
+    for (i = 0; cmd != NULL && i < n; i++)
+        if (strcmp(cmd, synopses[i].cmd) == 0)
+            one = synopses[i].cmd;
+    fputs("usage:\n", f);
+    for (i = 0; i < n; i++)
+        if (one == NULL || one == synopses[i].cmd) {
+            const char *t = synopses[i].text;
+            while (*t) {            /* indent every line by two */
+                size_t l = strcspn(t, "\n");
+                fprintf(f, "  %.*s\n", (int)l, t);
+                t += l + (t[l] == '\n');
+            }
+        }
+    fputs("options:\n"
+          "  -c FILE          riskd configuration: Redis address and keys (default\n"
+          "                   " DEFAULT_CONFIG ")\n"
+          "  --host HOST, -p/--port PORT, -a/--password PASSWORD, --user USER, -n/--db DB\n"
+          "                   Redis address and credentials (override the configuration)\n"
+          "  -h, --help       this help (riskctl CMD -h: the help of CMD); --version\n", f);
+    if (one == NULL || strcmp(one, "tail") == 0 || strcmp(one, "alerts") == 0 ||
+        strcmp(one, "silence") == 0 || strcmp(one, "dead") == 0)
+        fputs("TIME is RFC 3339 (2025-03-01T18:00:00+08:00) or a duration (90m, 2h, 7d): before\n"
+              "now for --since and --from, after now for --until. tail --from also takes a\n"
+              "stream entry id (1740793800000-0; 0 for the whole stream).\n", f);
+    if (one == NULL || strcmp(one, "tail") == 0 || strcmp(one, "alerts") == 0)
+        fputs("--severity S shows alerts of severity S and above (info < warning < critical).\n", f);
+    if (one == NULL || strcmp(one, "silence") == 0)
+        fputs("FIELD is one of unit_id, officer_id, enterprise_id, task_id, case_id, region.\n"
+              "--dry-run prints how many open alerts the silence would match, and adds nothing.\n", f);
+    if (one == NULL || strcmp(one, "dead") == 0)
+        fputs("dead lists the dead-letter stream " RK_DEAD_STREAM " grouped by error (default: list);\n"
+              "count counts its entries per kind of error; S is an input stream (its key, or\n"
+              "scan/case).\n", f);
+    fputs("Exit status: 0 done, 1 refused (bad usage or input, unknown id), 2 cannot reach Redis.\n", f);
+}
+
 static void usage(FILE *f)
 {
-    fprintf(f,
-        "usage: riskctl [options] check [FILE]\n"
-        "       riskctl [options] tail [--detector D] [--severity S] [--from ID] [--count N]\n"
-        "       riskctl [options] silence add --detector D [--rule R] [--match FIELD=VALUE]...\n"
-        "                                     --until TIME --reason TEXT [--author NAME]\n"
-        "       riskctl [options] silence list [--all]\n"
-        "       riskctl [options] silence expire ID [--author NAME]\n"
-        "       riskctl [options] status\n"
-        "       riskctl [options] alerts [--open] [--unit ID] [--detector D] [--rule R]\n"
-        "                                [--severity S] [--since TIME] [--json]\n"
-        "       riskctl [options] ack ID --by NAME [--note TEXT]\n"
-        "       riskctl [options] close ID --by NAME [--note TEXT]\n"
-        "       riskctl [options] forward [--url URL] [--interval DURATION] [--metrics ADDR]\n"
-        "       riskctl [options] lists load KIND FILE [--author NAME]\n"
-        "       riskctl [options] lists show KIND [--json]\n"
-        "       riskctl [options] indicators [--scope S] [--key ID] [--period P] [--json]\n"
-        "       riskctl [options] report --period month|quarter [--at 2025-09|2025Q3]\n"
-        "                                [--scope unit|region|all] [--key ID] --out FILE.html\n"
-        "       riskctl [options] sample [--period month] [--at 2025-09] --seed S [--share F]\n"
-        "                                [--kind inspection|case] [--min-fine N] [--weighted]\n"
-        "                                [--json]\n"
-        "options:\n"
-        "  -c FILE          riskd configuration (default " DEFAULT_CONFIG ")\n"
-        "  -h HOST, -p PORT, -a PASSWORD, --user USER, -n DB\n"
-        "                   Redis address and credentials (override the configuration)\n"
-        "  --help, --version\n"
-        "TIME is RFC 3339 (2025-03-01T18:00:00+08:00) or a duration from now (90m, 2h, 3d).\n"
-        "--severity S shows alerts of severity S and above (info < warning < critical).\n"
-        "FIELD is one of unit_id, officer_id, enterprise_id, task_id, case_id, region.\n");
+    usage_of(f, NULL);
+}
+
+/* Wrong words or too many or too few for cmd: one line, as every refusal. */
+static void bad_usage(const char *cmd)
+{
+    if (cmd == NULL)
+        rk__ctl_errx("which command? (riskctl -h lists them)");
+    else
+        rk__ctl_errx("%s: wrong arguments (riskctl %s -h shows its usage)", cmd, cmd);
 }
 
 /* Parse a whole decimal number in [min, max] from s into *out. 0 or -1. */
@@ -112,9 +169,9 @@ static int only(const opts *o, unsigned allowed, const char *what)
 {
     static const char *const names[] = {
         "--detector", "--rule", "--match", "--until", "--reason", "--author",
-        "--severity", "--from", "--count", "--all", "-h/-p/-a/--user/-n",
+        "--severity", "--from", "--count", "--all", "--host/-p/-a/--user/-n",
         "--open", "--unit", "--since", "--json", "--by", "--note", "--url", "--interval",
-        "--metrics"
+        "--metrics", "--dry-run", "--stream"
     };
     unsigned extra = o->given & ~allowed;
     for (unsigned b = 0; b < sizeof(names) / sizeof(names[0]); b++)
@@ -128,11 +185,12 @@ static int only(const opts *o, unsigned allowed, const char *what)
 int main(int argc, char **argv)
 {
     enum { L_USER = 256, L_DETECTOR, L_RULE, L_MATCH, L_UNTIL, L_REASON, L_AUTHOR,
-           L_SEVERITY, L_FROM, L_COUNT, L_ALL, L_HELP, L_VERSION, L_OPEN, L_UNIT,
-           L_SINCE, L_JSON, L_BY, L_NOTE, L_URL, L_INTERVAL, L_METRICS };
+           L_SEVERITY, L_FROM, L_COUNT, L_ALL, L_VERSION, L_OPEN, L_UNIT,
+           L_SINCE, L_JSON, L_BY, L_NOTE, L_URL, L_INTERVAL, L_METRICS, L_HOST, L_DRY_RUN,
+           L_STREAM };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
-        {"host", required_argument, NULL, 'h'},
+        {"host", required_argument, NULL, L_HOST},
         {"port", required_argument, NULL, 'p'},
         {"password", required_argument, NULL, 'a'},
         {"db", required_argument, NULL, 'n'},
@@ -156,7 +214,9 @@ int main(int argc, char **argv)
         {"url", required_argument, NULL, L_URL},
         {"interval", required_argument, NULL, L_INTERVAL},
         {"metrics", required_argument, NULL, L_METRICS},
-        {"help", no_argument, NULL, L_HELP},
+        {"dry-run", no_argument, NULL, L_DRY_RUN},
+        {"stream", required_argument, NULL, L_STREAM},
+        {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, L_VERSION},
         {NULL, 0, NULL, 0}
     };
@@ -173,23 +233,24 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     for (int i = 1; i < argc; i++)      /* indicators takes options of its own */
         if (strcmp(argv[i], "indicators") == 0 &&
-            (i == 1 || argv[i - 1][0] != '-' || strchr("chpan", argv[i - 1][1]) == NULL ||
+            (i == 1 || argv[i - 1][0] != '-' || strchr("cpan", argv[i - 1][1]) == NULL ||
              argv[i - 1][2] != '\0'))
             return rk__ctl_indicators(argc, argv);
     for (int i = 1; i < argc; i++)      /* so do report and sample */
         if ((strcmp(argv[i], "report") == 0 || strcmp(argv[i], "sample") == 0) &&
-            (i == 1 || argv[i - 1][0] != '-' || strchr("chpan", argv[i - 1][1]) == NULL ||
+            (i == 1 || argv[i - 1][0] != '-' || strchr("cpan", argv[i - 1][1]) == NULL ||
              argv[i - 1][2] != '\0'))
             return argv[i][0] == 'r' ? rk__ctl_report(argc, argv) : rk__ctl_sample(argc, argv);
-    while ((opt = getopt_long(argc, argv, "c:h:p:a:n:", longopts, NULL)) != -1) {
+    opterr = 0;                         /* our own one-line messages */
+    while ((opt = getopt_long(argc, argv, ":c:hp:a:n:", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c': o.config = optarg; break;
-        case 'h': o.host = optarg; o.given |= O_REDIS; break;
+        case L_HOST: o.host = optarg; o.given |= O_REDIS; break;
         case 'a': o.password = optarg; o.given |= O_REDIS; break;
         case L_USER: o.user = optarg; o.given |= O_REDIS; break;
         case 'p':
             if (parse_ll(optarg, 1, 65535, &v) != 0) {
-                rk__ctl_errx("-p: expected a port from 1 to 65535");
+                rk__ctl_errx("--port: expected a port from 1 to 65535, got '%s'", optarg);
                 return EX_FAIL;
             }
             o.port = (int)v;
@@ -197,7 +258,7 @@ int main(int argc, char **argv)
             break;
         case 'n':
             if (parse_ll(optarg, 0, 1000000, &v) != 0) {
-                rk__ctl_errx("-n: expected a database number");
+                rk__ctl_errx("--db: expected a database number, got '%s'", optarg);
                 return EX_FAIL;
             }
             o.db = (int)v;
@@ -220,7 +281,7 @@ int main(int argc, char **argv)
         case L_FROM: o.from = optarg; o.given |= O_FROM; break;
         case L_COUNT:
             if (parse_ll(optarg, 1, INT64_MAX, &v) != 0) {
-                rk__ctl_errx("--count: expected a positive number");
+                rk__ctl_errx("--count: expected a positive number, got '%s'", optarg);
                 return EX_FAIL;
             }
             o.count = v;
@@ -239,19 +300,28 @@ int main(int argc, char **argv)
             int64_t ms;
             if (rk_kit_parse_duration(optarg, &ms) != 0 || ms < RK_SECOND ||
                 ms > RK_DAY) {
-                rk__ctl_errx("--interval: expected a duration from 1s to 1d (30s, 1m)");
+                rk__ctl_errx("--interval: expected a duration from 1s to 1d (30s, 1m), got '%s'",
+                             optarg);
                 return EX_FAIL;
             }
             o.interval = ms;
             o.given |= O_INTERVAL;
             break;
         }
-        case L_HELP: help = 1; break;
+        case L_DRY_RUN: o.dry_run = 1; o.given |= O_DRY_RUN; break;
+        case L_STREAM: o.stream = optarg; o.given |= O_STREAM; break;
+        case 'h': help = 1; break;
         case L_VERSION:
             printf("riskctl %s (hiredis %d.%d.%d, jansson %s)\n", RK_VERSION,
                    HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH, JANSSON_VERSION);
             return EX_OK;
-        default: usage(stderr); return EX_FAIL;
+        case ':':
+            rk__ctl_errx("%s needs a value (riskctl -h lists the options)", argv[optind - 1]);
+            return EX_FAIL;
+        default:
+            rk__ctl_errx("unknown option %s (riskctl -h lists the options)",
+                         optopt ? (char[]){'-', (char)optopt, '\0'} : argv[optind - 1]);
+            return EX_FAIL;
         }
     }
     npos = argc - optind;
@@ -261,13 +331,13 @@ int main(int argc, char **argv)
         if (cmd != NULL && strcmp(cmd, "lists") == 0)
             rk__ctl_lists_help(stdout);
         else
-            usage(stdout);
+            usage_of(stdout, cmd);
         return EX_OK;
     }
     if (cmd != NULL && strcmp(cmd, "lists") == 0)
         return rk__ctl_lists(&o, npos - 1, argv + optind + 1);
     if (cmd == NULL) {
-        usage(stderr);
+        bad_usage(NULL);
         return EX_FAIL;
     }
     if (strcmp(cmd, "help") == 0) {
@@ -277,7 +347,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "check") == 0) {
         const char *path = sub ? sub : o.config ? o.config : DEFAULT_CONFIG;
         if (npos > 2) {
-            usage(stderr);
+            bad_usage(cmd);
             return EX_FAIL;
         }
         if (only(&o, 0, "check") != 0)
@@ -287,7 +357,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "tail") == 0 || strcmp(cmd, "status") == 0) {
         int tail = cmd[0] == 't';
         if (npos != 1) {
-            usage(stderr);
+            bad_usage(cmd);
             return EX_FAIL;
         }
         if (only(&o, O_REDIS | (tail ? O_DETECTOR | O_SEVERITY | O_FROM | O_COUNT : 0),
@@ -302,7 +372,8 @@ int main(int argc, char **argv)
         if (npos != (list ? 1 : 2)) {
             if (!list && npos < 2)
                 rk__ctl_errx("%s: which alert? (riskctl %s ID --by NAME)", cmd, cmd);
-            usage(stderr);
+            else
+                bad_usage(cmd);
             return EX_FAIL;
         }
         allowed = list ? O_OPEN | O_UNIT | O_DETECTOR | O_RULE | O_SEVERITY | O_SINCE | O_JSON
@@ -324,9 +395,17 @@ int main(int argc, char **argv)
         rk__config_free(cfg);
         return rc;
     }
+    if (strcmp(cmd, "dead") == 0) {
+        if (only(&o, O_REDIS | O_SINCE | O_STREAM | O_JSON, cmd) != 0 ||
+            rk__ctl_load_config(&o, &cfg) != 0)
+            return EX_FAIL;
+        rc = rk__ctl_dead(cfg, &o, npos - 1, argv + optind + 1);
+        rk__config_free(cfg);
+        return rc;
+    }
     if (strcmp(cmd, "forward") == 0) {
         if (npos != 1) {
-            usage(stderr);
+            bad_usage(cmd);
             return EX_FAIL;
         }
         if (only(&o, O_REDIS | O_URL | O_INTERVAL | O_METRICS, cmd) != 0 ||
@@ -338,13 +417,14 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "silence") != 0 || sub == NULL) {
         if (strcmp(cmd, "silence") != 0)
-            rk__ctl_errx("unknown command \"%s\"", cmd);
-        usage(stderr);
+            rk__ctl_errx("unknown command \"%s\" (riskctl -h lists them)", cmd);
+        else
+            bad_usage(cmd);
         return EX_FAIL;
     }
     if (strcmp(sub, "add") == 0) {
         want = 2;
-        allowed = O_DETECTOR | O_RULE | O_MATCH | O_UNTIL | O_REASON | O_AUTHOR;
+        allowed = O_DETECTOR | O_RULE | O_MATCH | O_UNTIL | O_REASON | O_AUTHOR | O_DRY_RUN;
     } else if (strcmp(sub, "list") == 0) {
         want = 2;
         allowed = O_ALL;
@@ -356,13 +436,17 @@ int main(int argc, char **argv)
         return EX_FAIL;
     }
     if (npos != want) {
-        usage(stderr);
+        bad_usage(cmd);
         return EX_FAIL;
     }
     if (only(&o, O_REDIS | allowed, "silence") != 0)
         return EX_FAIL;
     if (rk__ctl_load_config(&o, &cfg) != 0)
         return EX_FAIL;
+    if (sub[0] == 'a' && rk__ctl_silence_check(cfg, &o) != 0) {
+        rk__config_free(cfg);
+        return EX_FAIL;
+    }
     if (rk__ctl_conn_init(&k, cfg, &o) != 0) {
         rk__config_free(cfg);
         return EX_REDIS;

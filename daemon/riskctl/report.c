@@ -866,7 +866,7 @@ static void write_html(FILE *f, report *rp, size_t top)
 static int usage(FILE *f)
 {
     fprintf(f,
-            "usage: riskctl [-c FILE] report --period month|quarter [--at 2025-09|2025Q3]\n"
+            "usage: riskctl [options] report --period month|quarter [--at 2025-09|2025Q3]\n"
             "         [--scope unit|region|all] [--key ID] [--top N] [--lang zh-CN|en]\n"
             "         --out FILE.html\n"
             "Writes the period's bulletin as one self-contained HTML file (no network needed\n"
@@ -880,15 +880,15 @@ static int usage(FILE *f)
 
 int rk__ctl_report(int argc, char **argv)
 {
-    enum { L_PERIOD = 300, L_AT, L_SCOPE, L_KEY, L_OUT, L_TOP, L_LANG, L_HELP, L_USER };
+    enum { L_PERIOD = 300, L_AT, L_SCOPE, L_KEY, L_OUT, L_TOP, L_LANG, L_USER, L_HOST };
     static const struct option lo[] = {
-        {"config", required_argument, NULL, 'c'}, {"host", required_argument, NULL, 'h'},
+        {"config", required_argument, NULL, 'c'}, {"host", required_argument, NULL, L_HOST},
         {"port", required_argument, NULL, 'p'}, {"password", required_argument, NULL, 'a'},
         {"db", required_argument, NULL, 'n'}, {"user", required_argument, NULL, L_USER},
         {"period", required_argument, NULL, L_PERIOD}, {"at", required_argument, NULL, L_AT},
         {"scope", required_argument, NULL, L_SCOPE}, {"key", required_argument, NULL, L_KEY},
         {"out", required_argument, NULL, L_OUT}, {"top", required_argument, NULL, L_TOP},
-        {"lang", required_argument, NULL, L_LANG}, {"help", no_argument, NULL, L_HELP},
+        {"lang", required_argument, NULL, L_LANG}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     opts o;
     rk__config *cfg = NULL;
@@ -908,13 +908,20 @@ int rk__ctl_report(int argc, char **argv)
     memset(&rp, 0, sizeof(rp));
     o.db = -1;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "c:h:p:a:n:", lo, NULL)) != -1) {
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "c:hp:a:n:", lo, NULL)) != -1) {
         switch (opt) {
         case 'c': o.config = optarg; break;
-        case 'h': o.host = optarg; break;
-        case 'p': o.port = atoi(optarg); break;
+        case L_HOST: o.host = optarg; break;
+        case 'p':
+            if (rk__ctl_parse_int("--port", optarg, 1, 65535, &o.port) != 0)
+                return EX_FAIL;
+            break;
         case 'a': o.password = optarg; break;
-        case 'n': o.db = atoi(optarg); break;
+        case 'n':
+            if (rk__ctl_parse_int("--db", optarg, 0, 1000000, &o.db) != 0)
+                return EX_FAIL;
+            break;
         case L_USER: o.user = optarg; break;
         case L_PERIOD: period = optarg; break;
         case L_AT: at = optarg; break;
@@ -929,12 +936,17 @@ int rk__ctl_report(int argc, char **argv)
                 return EX_FAIL;
             }
             break;
-        case L_HELP: return usage(stdout);
-        default: return usage(stderr);
+        case 'h': return usage(stdout);
+        default:
+            rk__ctl_errx("report: unknown option or missing value in %s (riskctl report -h shows "
+                         "its usage)", argv[optind - 1]);
+            return EX_FAIL;
         }
     }
-    if (optind >= argc || strcmp(argv[optind], "report") != 0 || optind + 1 != argc)
-        return usage(stderr);
+    if (optind >= argc || strcmp(argv[optind], "report") != 0 || optind + 1 != argc) {
+        rk__ctl_errx("report: takes no arguments (riskctl report -h shows its usage)");
+        return EX_FAIL;
+    }
     if (period == NULL || (strcmp(period, "month") != 0 && strcmp(period, "quarter") != 0)) {
         rk__ctl_errx("--period: expected month or quarter");
         return EX_FAIL;

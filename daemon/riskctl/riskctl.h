@@ -30,7 +30,7 @@ enum {
     O_COUNT = 1 << 8, O_ALL = 1 << 9, O_REDIS = 1 << 10,
     O_OPEN = 1 << 11, O_UNIT = 1 << 12, O_SINCE = 1 << 13, O_JSON = 1 << 14,
     O_BY = 1 << 15, O_NOTE = 1 << 16, O_URL = 1 << 17, O_INTERVAL = 1 << 18,
-    O_METRICS = 1 << 19
+    O_METRICS = 1 << 19, O_DRY_RUN = 1 << 20, O_STREAM = 1 << 21
 };
 
 typedef struct opts {
@@ -48,6 +48,8 @@ typedef struct opts {
     const char *by, *note;          /* ack, close */
     const char *url, *metrics;      /* forward --url, --metrics */
     int64_t interval;               /* forward --interval, ms (0 = default) */
+    int dry_run;                    /* silence add --dry-run */
+    const char *stream;             /* dead --stream */
     unsigned given;                 /* O_* bits seen */
 } opts;
 
@@ -136,13 +138,36 @@ int rk__ctl_indicators(int argc, char **argv);          /* indicators.c: parses 
 int rk__ctl_report(int argc, char **argv);              /* report.c: parses argv itself */
 int rk__ctl_sample(int argc, char **argv);              /* sample.c: parses argv itself */
 int rk__ctl_tail(const rk__config *cfg, const opts *o);                  /* tail.c */
-int rk__ctl_silence_add(conn *k, const rk__config *cfg, const opts *o);  /* silence.c */
+/* silence.c: rk__ctl_silence_check validates silence add's options
+ * without Redis (0, or -1 after printing one line). */
+int rk__ctl_silence_check(const rk__config *cfg, const opts *o);
+/* o's --detector and --rule against what riskd runs: the built-in table
+ * (rules.c) and, when cfg loads plugins, their detectors (any rule name
+ * for those: plugins do not declare their rules). 0 (also when neither is
+ * given), or -1 after one line naming the bad word and the known ones. */
+int rk__ctl_check_names(const rk__config *cfg, const opts *o);
+int rk__ctl_silence_add(conn *k, const rk__config *cfg, const opts *o);
 int rk__ctl_silence_list(conn *k, const rk__config *cfg, const opts *o);
 int rk__ctl_silence_expire(conn *k, const rk__config *cfg, const opts *o, const char *id);
 int rk__ctl_status(const rk__config *cfg, const opts *o);                /* status.c */
 int rk__ctl_alerts(conn *k, const rk__config *cfg, const opts *o);      /* alerts.c */
 int rk__ctl_act(conn *k, const rk__config *cfg, const opts *o, const char *id, int closing);
 int rk__ctl_forward(const rk__config *cfg, const opts *o);               /* forward.c */
+/* dead.c: argv[0..argc) are the words after "dead" (list, show ID,
+ * count; none: list). */
+int rk__ctl_dead(const rk__config *cfg, const opts *o, int argc, char **argv);
+/* time.c: --since/--from/--until values. */
+/* Parse s, for option opt, as an RFC 3339 time or a duration before now
+ * (2h: now minus 2 hours). Stores epoch ms into *out and returns 0, or
+ * prints "riskctl: OPT: expected <also>an RFC 3339 time or a duration
+ * ..., got 'S'" and returns -1 (also: what else opt takes, or NULL). */
+int rk__ctl_parse_past(const char *opt, const char *also, const char *s, int64_t now,
+                       int64_t *out);
+/* Parse s, for option opt, as a whole number from min to max into *out:
+ * 0, or -1 after printing what was expected and what was given. */
+int rk__ctl_parse_int(const char *opt, const char *s, int min, int max, int *out);
+/* True when s is a stream entry id: "ms" or "ms-seq" in decimal. */
+int rk__ctl_is_entry_id(const char *s);
 /* lists.c: argv[0..argc) are the words after "lists" (load KIND FILE,
  * show KIND); the help text of riskctl lists. */
 int rk__ctl_lists(const opts *o, int argc, char **argv);

@@ -362,7 +362,7 @@ static void count_open(json_t *a, void *ud)
 static int usage(FILE *f)
 {
     fprintf(f,
-            "usage: riskctl [-c FILE] sample [--period month|quarter] [--at 2025-09|2025Q3]\n"
+            "usage: riskctl [options] sample [--period month|quarter] [--at 2025-09|2025Q3]\n"
             "         --seed S [--share F] [--kind inspection|case] [--min-fine N]\n"
             "         [--weighted] [--json]\n"
             "Draws the period's targets for accompanying supervision: per unit the share F\n"
@@ -459,9 +459,9 @@ static void cell(const char *s, int w)
 int rk__ctl_sample(int argc, char **argv)
 {
     enum { L_PERIOD = 300, L_AT, L_SHARE, L_SEED, L_KIND, L_MINFINE, L_WEIGHTED, L_JSON,
-           L_HELP, L_USER };
+           L_USER, L_HOST };
     static const struct option lo[] = {
-        {"config", required_argument, NULL, 'c'}, {"host", required_argument, NULL, 'h'},
+        {"config", required_argument, NULL, 'c'}, {"host", required_argument, NULL, L_HOST},
         {"port", required_argument, NULL, 'p'}, {"password", required_argument, NULL, 'a'},
         {"db", required_argument, NULL, 'n'}, {"user", required_argument, NULL, L_USER},
         {"period", required_argument, NULL, L_PERIOD}, {"at", required_argument, NULL, L_AT},
@@ -469,7 +469,7 @@ int rk__ctl_sample(int argc, char **argv)
         {"kind", required_argument, NULL, L_KIND},
         {"min-fine", required_argument, NULL, L_MINFINE},
         {"weighted", no_argument, NULL, L_WEIGHTED}, {"json", no_argument, NULL, L_JSON},
-        {"help", no_argument, NULL, L_HELP}, {NULL, 0, NULL, 0}};
+        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     opts o;
     rk__config *cfg = NULL;
     conn k;
@@ -489,13 +489,20 @@ int rk__ctl_sample(int argc, char **argv)
     memset(&o, 0, sizeof(o));
     o.db = -1;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "c:h:p:a:n:", lo, NULL)) != -1) {
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "c:hp:a:n:", lo, NULL)) != -1) {
         switch (opt) {
         case 'c': o.config = optarg; break;
-        case 'h': o.host = optarg; break;
-        case 'p': o.port = atoi(optarg); break;
+        case L_HOST: o.host = optarg; break;
+        case 'p':
+            if (rk__ctl_parse_int("--port", optarg, 1, 65535, &o.port) != 0)
+                return EX_FAIL;
+            break;
         case 'a': o.password = optarg; break;
-        case 'n': o.db = atoi(optarg); break;
+        case 'n':
+            if (rk__ctl_parse_int("--db", optarg, 0, 1000000, &o.db) != 0)
+                return EX_FAIL;
+            break;
         case L_USER: o.user = optarg; break;
         case L_PERIOD: period = optarg; break;
         case L_AT: at = optarg; break;
@@ -517,12 +524,17 @@ int rk__ctl_sample(int argc, char **argv)
                 return EX_FAIL;
             }
             break;
-        case L_HELP: return usage(stdout);
-        default: return usage(stderr);
+        case 'h': return usage(stdout);
+        default:
+            rk__ctl_errx("sample: unknown option or missing value in %s (riskctl sample -h shows "
+                         "its usage)", argv[optind - 1]);
+            return EX_FAIL;
         }
     }
-    if (optind >= argc || strcmp(argv[optind], "sample") != 0 || optind + 1 != argc)
-        return usage(stderr);
+    if (optind >= argc || strcmp(argv[optind], "sample") != 0 || optind + 1 != argc) {
+        rk__ctl_errx("sample: takes no arguments (riskctl sample -h shows its usage)");
+        return EX_FAIL;
+    }
     if (strcmp(period, "month") != 0 && strcmp(period, "quarter") != 0) {
         rk__ctl_errx("--period: expected month or quarter");
         return EX_FAIL;

@@ -26,9 +26,7 @@
 #define TXN_ATTEMPTS     20
 #define MAX_TEXT         4096               /* reason, author, match values */
 
-static const char *const subject_fields[] = {
-    "unit_id", "officer_id", "enterprise_id", "task_id", "case_id", "region", NULL
-};
+#define subject_fields rk__silence_fields
 
 /* True when s is a silence id: exactly 16 lowercase hex digits. */
 static int is_silence_id(const char *s)
@@ -51,7 +49,8 @@ static int parse_until(const char *s, int64_t now, int64_t *out, char *err, size
         *out = now + d;
     } else {
         rk_kit_errf(err, errlen, "--until: expected an RFC 3339 time "
-                    "(2025-03-01T18:00:00+08:00) or a duration such as \"2h\"");
+                    "(2025-03-01T18:00:00+08:00) or a duration like 2h, 30m, 7d, got '%.64s'",
+                    s);
         return -1;
     }
     if (*out <= now) {
@@ -241,8 +240,10 @@ static char *silence_build(const opts *o, const char *id, const char *who, int64
         for (f = 0; subject_fields[f] && strcmp(subject_fields[f], field) != 0; f++)
             ;
         if (subject_fields[f] == NULL) {
-            rk__ctl_errx("--match %s: %s is not a subject field (unit_id, officer_id, "
-                     "enterprise_id, task_id, case_id, region)", o->match[i], field);
+            char known[256];
+            rk__known_words(known, sizeof(known), subject_fields);
+            rk__ctl_errx("--match %s: '%s' is not a subject field a silence can match "
+                         "(known: %s)", o->match[i], field, known);
             goto fail;
         }
         if (json_object_get(match, field) != NULL) {
@@ -273,8 +274,121 @@ fail:
     return out;
 }
 
-/* riskctl silence add. Prints "silence <id> added: ..." and returns the
- * exit code. */
+int rk__ctl_check_names(const rk__config *cfg, const opts *o)
+{
+    const rk__detector_rules *d;
+    char known[1024], err[RK_ERRLEN], **names = NULL;
+    const char *all[64];
+    size_t n = 0, i;
+    int found = 0;
+
+    if (o->detector == NULL) {      /* a rule alone: any detector's */
+        for (d = rk__builtin_rules; o->rule != NULL && d->detector != NULL; d++)
+            if (rk__builtin_rule(d, o->rule))
+                return 0;
+        if (o->rule == NULL || cfg->n_plugins > 0)
+            return 0;
+        rk__ctl_errx("--rule: no detector has a rule '%s' (riskd-detectors(7) lists them)",
+                     o->rule);
+        return -1;
+    }
+    d = rk__builtin_detector(o->detector);
+    if (d != NULL) {
+        if (o->rule == NULL || rk__builtin_rule(d, o->rule))
+            return 0;
+        rk__known_words(known, sizeof(known), d->rules);
+        rk__ctl_errx("--rule: detector %s has no rule '%s' (known: %s)", d->detector, o->rule,
+                     known);
+        return -1;
+    }
+    for (d = rk__builtin_rules; d->detector != NULL && n + 1 < 64; d++)
+        all[n++] = d->detector;
+    if (cfg->n_plugins > 0) {
+        if (rk__registry_names(cfg, &names, err, sizeof(err)) != 0) {
+            rk__ctl_errx("%s", err);
+            return -1;
+        }
+        for (i = 0; names[i] != NULL; i++) {
+            found |= strcmp(names[i], o->detector) == 0;
+            if (rk__builtin_detector(names[i]) == NULL && n + 1 < 64)
+                all[n++] = names[i];
+        }
+    }
+    all[n] = NULL;
+    if (!found) {
+        rk__known_words(known, sizeof(known), all);
+        rk__ctl_errx("--detector: unknown detector '%s' (known: %s)", o->detector, known);
+    }
+    rk__registry_names_free(names);
+    return found ? 0 : -1;
+}
+
+int rk__ctl_silence_check(const rk__config *cfg, const opts *o)
+{
+    char *json;
+    if ((json = silence_build(o, "0000000000000000", rk__ctl_actor(o->author),
+                              rk__wall_ms())) == NULL)
+        return -1;
+    free(json);
+    return rk__ctl_check_names(cfg, o);
+}
+
+/* True when the open alert a (parsed JSON) would be matched by silence s. */
+static int silence_matches(const json_t *s, const json_t *a)
+{
+    const char *rule = json_string_value(json_object_get(s, "rule")), *key;
+    const json_t *subj = json_object_get(a, "subject"), *v;
+    if (!json_equal(json_object_get(s, "detector"), json_object_get(a, "detector")))
+        return 0;
+    if (rule != NULL && !json_equal(json_object_get(s, "rule"), json_object_get(a, "rule")))
+        return 0;
+    json_object_foreach((json_t *)(uintptr_t)json_object_get(s, "match"), key, v)
+        if (!json_equal(v, json_object_get(subj, key)))
+            return 0;
+    return 1;
+}
+
+/* silence add --dry-run: count the open alerts (cfg's open hash) the
+ * silence json would match and print it; nothing is written. */
+static int silence_dry_run(conn *k, const rk__config *cfg, const char *json)
+{
+    json_t *s = json_loads(json, 0, NULL);
+    char cursor[32] = "0";
+    long long open = 0, matched = 0;
+
+    if (s == NULL) {
+        rk__ctl_errx("out of memory");
+        return EX_FAIL;
+    }
+    do {
+        redisReply *r = redisCommand(k->c, "HSCAN %s %s COUNT 1000", cfg->alerts_open_key,
+                                     cursor);
+        if (rk__ctl_reply_ok(k, r, "HSCAN") != 0 || r->type != REDIS_REPLY_ARRAY ||
+            r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING) {
+            int lost = r == NULL;
+            freeReplyObject(r);
+            json_decref(s);
+            return lost ? EX_REDIS : EX_FAIL;
+        }
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        for (size_t i = 1; i < r->element[1]->elements; i += 2) {
+            const redisReply *v = r->element[1]->element[i];
+            json_t *a = v->type == REDIS_REPLY_STRING ? json_loadb(v->str, v->len, 0, NULL)
+                                                      : NULL;
+            open++;
+            matched += a != NULL && silence_matches(s, a);
+            json_decref(a);
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    printf("dry run: the silence would match %lld of %lld open alert%s; nothing was added\n",
+           matched, open, open == 1 ? "" : "s");
+    json_decref(s);
+    return EX_OK;
+}
+
+/* riskctl silence add. Prints "silence <id> added: ..." (with --dry-run:
+ * how many open alerts it would match) and returns the exit code. */
 int rk__ctl_silence_add(conn *k, const rk__config *cfg, const opts *o)
 {
     char id[SILENCE_ID_LEN + 1];
@@ -289,6 +403,11 @@ int rk__ctl_silence_add(conn *k, const rk__config *cfg, const opts *o)
     }
     if ((json = silence_build(o, id, who, now)) == NULL)
         return EX_FAIL;
+    if (o->dry_run) {
+        int rc2 = silence_dry_run(k, cfg, json);
+        free(json);
+        return rc2;
+    }
     for (attempt = 0; attempt < TXN_ATTEMPTS; attempt++) {
         rc = -1;
         if (silence_watch_get(k, id, &old) != 0)

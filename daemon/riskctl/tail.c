@@ -1,6 +1,8 @@
 /* daemon/riskctl/tail.c - riskctl tail: follow the alert stream.
  *
- * XREAD BLOCK on the alert stream from the newest entry (or --from), one
+ * XREAD BLOCK on the alert stream from the newest entry (or --from: an
+ * entry id, exclusive; a time or a duration back from now, the entries
+ * written at or after it, as entry ids carry the ms they were added), one
  * line per alert, filtered by --detector and --severity, until --count
  * alerts were printed or for ever. A lost connection is re-opened with a
  * backoff from 250 ms to 5 s, keeping the position. Alert text goes
@@ -18,25 +20,6 @@
 
 #define TAIL_BLOCK_MS    5000
 #define TAIL_BATCH       100
-
-/* True when s is a stream entry id XREAD accepts as a start: "ms" or
- * "ms-seq" in decimal. */
-static int is_entry_id(const char *s)
-{
-    const char *p = s;
-    if (*p < '0' || *p > '9')
-        return 0;
-    while (*p >= '0' && *p <= '9')
-        p++;
-    if (*p == '-') {
-        p++;
-        if (*p < '0' || *p > '9')
-            return 0;
-        while (*p >= '0' && *p <= '9')
-            p++;
-    }
-    return *p == '\0' && p - s < 48;
-}
 
 typedef struct tail_state {
     int colour;
@@ -184,7 +167,7 @@ int rk__ctl_tail(const rk__config *cfg, const opts *o)
 {
     tail_state t;
     conn k;
-    char last[64], err[RK_ERRLEN];
+    char last[64], from[64] = "", err[RK_ERRLEN];
     const char *nc = getenv("NO_COLOR");
     int backoff = 250;
 
@@ -200,14 +183,26 @@ int rk__ctl_tail(const rk__config *cfg, const opts *o)
         rk__ctl_errx("--detector: expected a detector name ([a-z0-9_]+)");
         return EX_FAIL;
     }
-    if (o->from != NULL && strcmp(o->from, "$") != 0 && !is_entry_id(o->from)) {
-        rk__ctl_errx("--from: expected a stream entry id (1740793800000-0, or 0 for all)");
+    if (rk__ctl_check_names(cfg, o) != 0)
         return EX_FAIL;
+    if (o->from != NULL && strcmp(o->from, "$") != 0 && !rk__ctl_is_entry_id(o->from)) {
+        /* A time: the entries from it on, so XREAD after its ms - 1. */
+        int64_t ms;
+        if (rk__ctl_parse_past("--from", "a stream entry id (1740793800000-0, 0 for all), ",
+                               o->from, rk__wall_ms(), &ms) != 0)
+            return EX_FAIL;
+        if (ms <= 0)
+            snprintf(from, sizeof(from), "0");
+        else
+            snprintf(from, sizeof(from), "%lld-%llu", (long long)(ms - 1),
+                     (unsigned long long)UINT64_MAX);
+    } else if (o->from != NULL) {
+        snprintf(from, sizeof(from), "%s", o->from);
     }
     if (rk__ctl_conn_init(&k, cfg, o) != 0)
         return EX_REDIS;
-    if (o->from != NULL && strcmp(o->from, "$") != 0)
-        snprintf(last, sizeof(last), "%s", o->from);
+    if (from[0] != '\0' && strcmp(from, "$") != 0)
+        snprintf(last, sizeof(last), "%s", from);
     else if (stream_last_id(&k, cfg->alerts_stream, last, sizeof(last)) != 0)
         goto fail;
     {

@@ -52,12 +52,16 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: riskd [-c FILE]       run (default " DEFAULT_CONFIG ")\n"
             "       riskd -t [-c FILE]    check the configuration and exit\n"
+            "       riskd --print-config [-c FILE]\n"
+            "                             check it, print the effective configuration (every\n"
+            "                             key, defaults filled in) as JSON and exit\n"
             "       riskd --version       print the version\n"
             "       riskd --replay [-c FILE] [--from T] [--to T] [--compare B.json]\n"
             "                             [--partition P]  (with partitions > 1)\n"
             "                             backtest the thresholds over the streams' history\n"
             "                             (T: an entry id or an RFC 3339 time)\n"
-            "       riskd -h              this help\n");
+            "       riskd -h, --help      this help\n"
+            "Exit status: 0 done (or stopped cleanly), 1 bad usage or configuration.\n");
 }
 
 static void on_node_ready(void *ud, bool active)
@@ -272,6 +276,29 @@ static void print_compare(json_t *a, json_t *b, const char *pa, const char *pb)
     json_decref(rows);
 }
 
+/* riskd --print-config: check cfg as -t does, then print the effective
+ * configuration as JSON on stdout. Frees cfg; returns the exit status. */
+static int print_effective(const char *path, rk__config *cfg)
+{
+    char err[RK_ERRLEN], *text = NULL;
+    json_t *eff = NULL;
+    int rc = 1;
+
+    if (rk__registry_check(cfg, err, sizeof(err)) != 0)
+        fprintf(stderr, "riskd: %s: %s\n", path, err);
+    else if ((eff = rk__config_effective(cfg, err, sizeof(err))) == NULL)
+        fprintf(stderr, "riskd: %s: %s\n", path, err);
+    else if ((text = json_dumps(eff, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
+                                     JSON_REAL_PRECISION(15))) == NULL)
+        fprintf(stderr, "riskd: out of memory\n");
+    else if (puts(text) >= 0 && fflush(stdout) == 0)
+        rc = 0;
+    free(text);
+    json_decref(eff);
+    rk__config_free(cfg);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -284,12 +311,13 @@ int main(int argc, char **argv)
         {"to", required_argument, NULL, 'T'},
         {"compare", required_argument, NULL, 'C'},
         {"partition", required_argument, NULL, 'P'},
+        {"print-config", no_argument, NULL, 'K'},
         {NULL, 0, NULL, 0}
     };
     app a;
     char err[RK_ERRLEN];
     rk__config *cfg;
-    int opt, test = 0, replay = 0, partition = -1;
+    int opt, test = 0, replay = 0, partition = -1, print_config = 0;
     const char *from = NULL, *to = NULL, *compare = NULL;
     int64_t wd;
 
@@ -300,6 +328,7 @@ int main(int argc, char **argv)
         switch (opt) {
         case 'c': a.config_path = optarg; break;
         case 't': test = 1; break;
+        case 'K': print_config = 1; break;
         case 'V':
             printf("riskd %s (detector ABI %d.%d, libuv %s, hiredis %d.%d.%d, jansson %s)\n",
                    RK_VERSION, RK_ABI_MAJOR, RK_ABI_MINOR, uv_version_string(),
@@ -323,7 +352,8 @@ int main(int argc, char **argv)
         default: usage(stderr); return 1;
         }
     }
-    if (optind != argc || ((from || to || compare || partition >= 0) && !replay)) {
+    if (optind != argc || ((from || to || compare || partition >= 0) && !replay) ||
+        (print_config && (test || replay))) {
         usage(stderr);
         return 1;
     }
@@ -351,6 +381,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "riskd: %s\n", err);
         return 1;
     }
+    if (print_config)
+        return print_effective(a.config_path, cfg);
     if (test) {
         int rc = rk__registry_check(cfg, err, sizeof(err));
         rk__config_free(cfg);

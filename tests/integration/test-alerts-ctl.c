@@ -583,7 +583,7 @@ static void test_alerts_list(void **state)
     free(seed(f, a1, "bad_rating", "officer_repeated", "warning", "U1", NULL, "*", 1));
     free(seed(f, a2, "bad_rating", "unit_bad_ratio", "critical", "U2", NULL, "*", 1));
     free(seed(f, a3, "fine_growth", "unit_fine_growth", "info", "U1", NULL, "*", 1));
-    free(seed(f, a4, "complaint_cluster", "unit_complaints", "critical", "U1", NULL, "*", 1));
+    free(seed(f, a4, "complaint_cluster", "cluster", "critical", "U1", NULL, "*", 1));
     CTL(f, &r, "ack", a1, "--by", "张三", "--note", "在查");
     expect_status(&r, 0);
     CTL(f, &r, "close", a2, "--by", "李四");
@@ -641,7 +641,7 @@ static void test_alerts_list(void **state)
         assert_string_equal(ids, "1002,1001");
     }
     {
-        const char *a[] = {"--rule", "unit_complaints", NULL};
+        const char *a[] = {"--rule", "cluster", NULL};
         json_decref(listing(f, a, ids, sizeof(ids)));
         assert_string_equal(ids, "1004");
     }

@@ -349,7 +349,7 @@ static void test_exit_codes(void **state)
     ctl(f, &r, "-c", f->cfg, "lists", "load", "names", missing, NULL);
     expect(&r, 1, NULL, "No such file or directory");
     ctl(f, &r, "-c", f->cfg, "lists", "load", "names", NULL);
-    expect(&r, 1, NULL, "usage:");
+    expect(&r, 1, NULL, "lists load: expected KIND FILE");
     ctl(f, &r, "-c", f->cfg, "lists", "show", "names", "--author", "x", NULL);
     expect(&r, 1, NULL, "takes --json");
     ctl(f, &r, "-c", f->cfg, "lists", "drop", "names", NULL);

@@ -20,6 +20,14 @@ void itc_riskctl_path(char *buf, size_t len)
 
 void itc_run(itc_result *r, const char *dir, int timeout_ms, const char *const *args)
 {
+    char bin[512];
+    itc_riskctl_path(bin, sizeof(bin));
+    itc_run_prog(r, dir, timeout_ms, bin, args);
+}
+
+void itc_run_prog(itc_result *r, const char *dir, int timeout_ms, const char *path,
+                  const char *const *args)
+{
     char bin[512], errpath[512];
     char *argv[64];
     size_t n = 0, len = 0;
@@ -29,7 +37,7 @@ void itc_run(itc_result *r, const char *dir, int timeout_ms, const char *const *
 
     memset(r, 0, sizeof(*r));
     r->status = -1;
-    itc_riskctl_path(bin, sizeof(bin));
+    snprintf(bin, sizeof(bin), "%s", path);
     snprintf(errpath, sizeof(errpath), "%s/ctl-stderr", dir);
     argv[n++] = bin;
     for (; args[n - 1] != NULL && n < 63; n++)

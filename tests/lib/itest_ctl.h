@@ -16,6 +16,9 @@ typedef struct itc_result {
 /* Run $BUILD/riskctl with args (NULL-terminated) to the end, at most
  * timeout_ms, stdout and stderr into r (stderr through a file in dir). */
 void itc_run(itc_result *r, const char *dir, int timeout_ms, const char *const *args);
+/* The same for the program at path (riskd, riskweb). */
+void itc_run_prog(itc_result *r, const char *dir, int timeout_ms, const char *path,
+                  const char *const *args);
 /* Start the program path with args (argv[0] = path, then args, NULL-
  * terminated) in the background, stdout and stderr appended to logpath.
  * Returns the pid or -1. */
