@@ -477,7 +477,7 @@ typedef struct rk__redis_opts {
     int reply_arena;
 } rk__redis_opts;
 
-/* resolve_cluster.c: the Redis Cluster hash slot of a key (len bytes, need not be
+/* route.c: the Redis Cluster hash slot of a key (len bytes, need not be
  * NUL-terminated): CRC16 (XMODEM) mod 16384 of the key, or of its hash tag
  * when the key holds a "{...}" whose content is not empty (the first '{'
  * and the first '}' after it). */

@@ -591,7 +591,7 @@ static int br_read_win(rk_rd *r, rk_win *w, uint32_t *nflag)
         return -1;
     }
     for (i = 0; i < n; i++) {
-        int64_t ts = rk_rd_i64(r);
+        int64_t ts = rk_rd_ts(r);
         rk_entry_ref ref = rk_rd_ref(r);
         uint32_t flag = rk_rd_u32(r);
         if (r->err || rk_win_push(w, ts, ref, flag) != 0) {

@@ -547,7 +547,7 @@ static int cc_read_set(rk_rd *r, rk_winset *set, int64_t w)
             return -1;
         }
         for (k = 0; k < len; k++) {
-            int64_t ts = rk_rd_i64(r);
+            int64_t ts = rk_rd_ts(r);
             rk_entry_ref ref = rk_rd_ref(r);
             if (r->err || rk_win_push(&ck->win, ts, ref, 0) != 0)
                 break;
@@ -595,7 +595,7 @@ static int cc_restore(void *self, const void *data, size_t len,
         goto fail;
     for (i = 0; i < n; i++) {
         uint32_t g = rk_rd_u32(&r);
-        rules[i].window = rk_rd_i64(&r);
+        rules[i].window = rk_rd_ts(&r);
         rules[i].min_count = 1;
         if (r.err || g >= CC_NGROUP || rules[i].window < 1)
             goto fail;

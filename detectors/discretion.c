@@ -893,7 +893,7 @@ static int dc_restore(void *self, const void *data, size_t len, char *err, size_
         char *id = rk_rd_str(&r, PR_MAX_ID);
         char *unit = rk_rd_str(&r, PR_MAX_ID);
         char *item = rk_rd_str(&r, PR_MAX_ID);
-        int64_t ts = rk_rd_i64(&r);
+        int64_t ts = rk_rd_ts(&r);
         double fine = rk_rd_double(&r);
         rk_entry_ref ref = rk_rd_ref(&r);
         if (r.err || id == NULL || unit == NULL || item == NULL || item[0] == '\0' ||

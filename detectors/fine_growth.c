@@ -770,7 +770,7 @@ static int restore_units(fg_self *s, rk_rd *r)
         u->nev = rk_rd_u32(r);
         if (u->nev > FG_EVIDENCE) r->err = 1;
         for (j = 0; j < u->nev && !r->err; j++) {
-            u->evs[j].ts = rk_rd_i64(r);
+            u->evs[j].ts = rk_rd_ts(r);
             u->evs[j].ref = rk_rd_ref(r);
         }
         /* top is a bucket index: on_event only makes ones of times within

@@ -924,7 +924,7 @@ static int fi_restore(void *self, const void *data, size_t len, char *err, size_
         char *ent = rk_rd_str(&r, PR_MAX_ID);
         char *unit = rk_rd_str(&r, PR_MAX_ID);
         char *joint = rk_rd_str(&r, PR_MAX_ID);
-        int64_t planned = rk_rd_i64(&r), ts = rk_rd_i64(&r);
+        int64_t planned = rk_rd_ts(&r), ts = rk_rd_ts(&r);
         rk_entry_ref ref = rk_rd_ref(&r);
         uint32_t kind = rk_rd_u32(&r);
         if (r.err || id == NULL || ent == NULL || unit == NULL || joint == NULL ||

@@ -157,12 +157,12 @@ int rk__open_read(rk_rd *rd, rk__openset *set)
         free(key);
         if (r == NULL)
             goto bad;
-        r->resolve_at = rk_rd_i64(rd);
+        r->resolve_at = rk_rd_time(rd);
         m = rk_rd_u32(rd);
         if (rd->err || m > (size_t)(rd->end - rd->p) / 12)
             goto bad;
         for (k = 0; k < m; k++) {
-            int64_t ts = rk_rd_i64(rd);
+            int64_t ts = rk_rd_ts(rd);
             char *x = rk_rd_u32(rd) ? rk_rd_str(rd, OPEN_MAX_ID) : NULL;
             if (rd->err) {
                 free(x);

@@ -93,7 +93,7 @@ static inline int pr_read_winset(rk_rd *r, rk_winset *set, int64_t w)
             return -1;
         }
         for (j = 0; j < m; j++) {
-            int64_t ts = rk_rd_i64(r);
+            int64_t ts = rk_rd_ts(r);
             rk_entry_ref ref = rk_rd_ref(r);
             uint32_t flag = rk_rd_u32(r);
             if (r->err || rk_win_push(&k->win, ts, ref, flag) != 0) {

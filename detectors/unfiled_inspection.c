@@ -1446,9 +1446,9 @@ static int restore_filings(ui_self *s, rk_rd *r, uint32_t ver)
         uint32_t flags;
         ui_filing *f = NULL;
 
-        ts = rk_rd_i64(r);
-        planned = rk_rd_i64(r);
-        if (ver == UI_SNAP_V1) scan_by = rk_rd_i64(r);
+        ts = rk_rd_ts(r);
+        planned = rk_rd_ts(r);
+        if (ver == UI_SNAP_V1) scan_by = rk_rd_ts(r);
         else after = rk_rd_u32(r);
         if (!r->err) unit = rd_id(r);
         if (!r->err) ent = rd_id(r);
@@ -1503,15 +1503,15 @@ static int restore_pscans(ui_self *s, rk_rd *r)
         ps = calloc(1, sizeof(*ps));
         if (ps == NULL) { free(k); return -1; }
         ps->hpos = RK_HEAP_NONE;
-        ps->deadline = rk_rd_i64(r);
-        ps->fired = rk_rd_i64(r);
-        ps->last_ts = rk_rd_i64(r);
+        ps->deadline = rk_rd_time(r);
+        ps->fired = rk_rd_time(r);
+        ps->last_ts = rk_rd_ts(r);
         ps->merged = rk_rd_u32(r) ? 1 : 0;
         ns = rk_rd_u32(r);
         if (ns > UI_MAX_SCANS) r->err = 1;
         for (j = 0; j < ns && !r->err; j++) {
             ui_scan *sc = &ps->scans[j];
-            sc->ts = rk_rd_i64(r);
+            sc->ts = rk_rd_ts(r);
             sc->ref = rk_rd_ref(r);
             sc->ent = rk_rd_str(r, UI_MAX_ID);
             sc->unit = rk_rd_str(r, UI_MAX_ID);
@@ -1543,8 +1543,8 @@ static int restore_pcases(ui_self *s, rk_rd *r)
         pc = calloc(1, sizeof(*pc));
         if (pc == NULL) { free(k); return -1; }
         pc->hpos = RK_HEAP_NONE;
-        pc->ts = rk_rd_i64(r);
-        pc->deadline = rk_rd_i64(r);
+        pc->ts = rk_rd_ts(r);
+        pc->deadline = rk_rd_time(r);
         pc->unit = rk_rd_str(r, UI_MAX_ID);
         pc->task = rk_rd_str(r, UI_MAX_ID);
         pc->ref = rk_rd_ref(r);
@@ -1585,7 +1585,7 @@ static int skip_v1_reports(rk_rd *r)
 static int restore_body(ui_self *s, rk_rd *r, uint32_t ver)
 {
     if (ver >= UI_SNAP_V3)
-        s->armed = rk_rd_i64(r);
+        s->armed = rk_rd_time(r);
     if (restore_filings(s, r, ver) != 0 || restore_pscans(s, r) != 0 ||
         restore_pcases(s, r) != 0)
         return -1;

@@ -213,7 +213,7 @@ int rk__restore_state(rk__engine *e, const void *data, size_t len, char *err, si
         nc = rk_rd_u64(&rd);
         for (k = 0; k < nc && !rd.err; k++) {
             char *ck = rk_rd_str(&rd, 4096);
-            int64_t until = rk_rd_i64(&rd);
+            int64_t until = rk_rd_time(&rd);
             cooldowns *cs = d && d->self ? rk__det_cooldowns(d) : NULL;
             if (ck && !rd.err && cs)
                 (void)rk__cooldown_set(cs, ck, until);  /* out of memory: no cooldown */

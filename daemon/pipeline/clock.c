@@ -218,13 +218,13 @@ int rk__clock_restore(rk__clock *c, const void *data, size_t len,
     rk__clock_init(&tmp);
     for (s = 0; s < RK_STREAM_COUNT; s++) {
         tmp.has_ts[s] = rk_rd_u32(&rd) != 0;
-        tmp.max_ts[s] = rk_rd_i64(&rd);
+        tmp.max_ts[s] = rk_rd_time(&rd);
     }
-    tmp.watermark = rk_rd_i64(&rd);
+    tmp.watermark = rk_rd_time(&rd);
     tmp.seq = rk_rd_u64(&rd);
     n = rk_rd_u64(&rd);
     for (i = 0; i < n && !rd.err; i++) {
-        int64_t deadline = rk_rd_i64(&rd);
+        int64_t deadline = rk_rd_time(&rd);
         uint64_t seq = rk_rd_u64(&rd);
         char *name = rk_rd_str(&rd, 4096);
         uint64_t arg = rk_rd_u64(&rd);

@@ -470,9 +470,9 @@ int rk__tasks_restore(rk__tasks *t, const void *data, size_t len)
             if (offs[j] == NULL)
                 rd.err = 1;
         }
-        ts = rk_rd_i64(&rd);
-        planned = rk_rd_i64(&rd);
-        expires = rk_rd_i64(&rd);
+        ts = rk_rd_ts(&rd);
+        planned = rk_rd_ts(&rd);
+        expires = rk_rd_time(&rd);
         ref = rk_rd_ref(&rd);
         if (!rd.err && id != NULL)
             k = task_add(&tmp, id, unit, ent, (const char *const *)offs, no,

@@ -2,7 +2,7 @@
  *
  * hiredis 0.14 knows nothing of Redis Cluster, and a connection here serves
  * one slot (opts.cluster_slot: every key it touches shares one hash tag;
- * rk__redis_keyslot below computes it). Before EVERY connect attempt the
+ * rk__redis_keyslot in daemon/lib/route.c computes it). Before EVERY connect attempt the
  * connection asks this resolver, which asks "CLUSTER SHARDS" (after AUTH
  * when a password is set) on a short-lived context of its own (adapter.c,
  * RK__RESOLVE_TIMEOUT_MS through the connection's watchdog) of one node at
@@ -89,32 +89,6 @@ static void cluster_resolve_next(rk__redis *r);
 /* ===================================================================
  * The slot map
  * =================================================================== */
-
-unsigned rk__redis_keyslot(const char *key, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)key;
-    size_t i, s, e;
-    unsigned crc = 0;
-    int b;
-
-    for (s = 0; s < len && p[s] != '{'; s++)
-        ;
-    if (s < len) {
-        for (e = s + 1; e < len && p[e] != '}'; e++)
-            ;
-        if (e < len && e > s + 1) {     /* "{tag}" with a non-empty tag */
-            p += s + 1;
-            len = e - s - 1;
-        }
-    }
-    /* CRC16-CCITT as XMODEM: polynomial 0x1021, initial value 0. */
-    for (i = 0; i < len; i++) {
-        crc ^= (unsigned)p[i] << 8;
-        for (b = 0; b < 8; b++)
-            crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
-    }
-    return crc % CLUSTER_SLOTS;
-}
 
 /* The value of field `name` in a RESP2 map (a flat array of name, value,
  * ...), or NULL. */

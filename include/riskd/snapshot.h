@@ -16,6 +16,10 @@
  *                      or stream number) latches r->err and returns zero
  *                      values, so check r->err once at the end (or in loops,
  *                      to stop early). Never reads past the end.
+ *   rk_rd_ts, rk_rd_time
+ *                      a timestamp, range-checked (see below): read every
+ *                      time with them so a corrupt checkpoint cannot make
+ *                      later arithmetic overflow.
  *
  * Start a snapshot with a u32 format version of your own, and keep reading
  * the older versions in restore(): a checkpoint outlives an upgrade.
@@ -175,6 +179,33 @@ static inline uint32_t rk_rd_u32(rk_rd *r)
 }
 
 static inline int64_t rk_rd_i64(rk_rd *r) { return (int64_t)rk_rd_u64(r); }
+
+/* Timestamps (Unix ms). A checkpoint is input like any other: a value no
+ * event can produce would overflow the arithmetic done on it later (a
+ * deadline minus a first scan, a ts plus a window). Every ts an event can
+ * carry (years 0000-9999) plus any configured duration (capped at 100
+ * years) lies well inside +-2^53 ms (about 285,000 years), and the
+ * difference or sum of two such values cannot overflow.
+ *   rk_rd_ts    an event time: anything outside +-RK_TS_LIMIT latches err;
+ *   rk_rd_time  a deadline or watermark that may also be one of the
+ *               sentinels INT64_MIN ("none yet") or INT64_MAX ("never"). */
+#define RK_TS_LIMIT ((int64_t)1 << 53)
+
+static inline int64_t rk_rd_ts(rk_rd *r)
+{
+    int64_t v = rk_rd_i64(r);
+    if (v < -RK_TS_LIMIT || v > RK_TS_LIMIT) { r->err = 1; return 0; }
+    return v;
+}
+
+static inline int64_t rk_rd_time(rk_rd *r)
+{
+    int64_t v = rk_rd_i64(r);
+    if (v == INT64_MIN || v == INT64_MAX)
+        return v;
+    if (v < -RK_TS_LIMIT || v > RK_TS_LIMIT) { r->err = 1; return 0; }
+    return v;
+}
 
 static inline double rk_rd_double(rk_rd *r)
 {

@@ -31,11 +31,28 @@ static void test_partition_of(void **st)
     assert_int_equal(rk__partition_of("U1", 0), 0);
 }
 
+/* The Redis Cluster slot: the values CLUSTER KEYSLOT answers (Redis's own
+ * documentation: somekey 11058, foo{hash_tag} 2515; CRC16/XMODEM check
+ * value 0x31C3 for "123456789"), and its hash-tag rules. */
+static void test_keyslot(void **st)
+{
+    (void)st;
+    assert_int_equal(rk__redis_keyslot("123456789", 9), 0x31C3);
+    assert_int_equal(rk__redis_keyslot("somekey", 7), 11058);
+    assert_int_equal(rk__redis_keyslot("foo{hash_tag}", 13), 2515);
+    assert_int_equal(rk__redis_keyslot("{user1000}.following", 20),
+                     rk__redis_keyslot("user1000", 8));
+    assert_int_equal(rk__redis_keyslot("foo{}{bar}", 10),   /* empty tag: whole key */
+                     rk__redis_keyslot("foo{}{bar}xx", 10));
+    assert_int_equal(rk__redis_keyslot("foo{{bar}}zap", 13), rk__redis_keyslot("{bar", 4));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crc32_check_value),
         cmocka_unit_test(test_partition_of),
+        cmocka_unit_test(test_keyslot),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -197,7 +197,7 @@ static void test_wide_records(void **state)
         {"W2", T, T - (int64_t)INT32_MAX - 2, 30 * DAY, 1},
         {"N3", T, T + 5, (int64_t)UINT32_MAX, 0},
         {"W3", T, T + 5, (int64_t)UINT32_MAX + 1, 1},
-        {"W4", T, INT64_MAX - 10, 30 * DAY, 1},            /* expires saturates */
+        {"W4", T, INT64_C(253402300799999), 30 * DAY, 1},  /* 9999-12-31T23:59:59.999Z */
     };
     const size_t nc = sizeof(c) / sizeof(c[0]);
     rk__tasks t, u;
@@ -265,8 +265,8 @@ static void test_wide_records(void **state)
     rk__tasks_expire(&u, T + 30 * DAY + 1);
     assert_int_equal(u.map.count, nc - 1);
     assert_string_equal(rk__task_id(u.head), "N1");
-    rk__tasks_expire(&u, INT64_MAX);
-    assert_int_equal(u.map.count, 1);           /* W4 expires at INT64_MAX */
+    rk__tasks_expire(&u, INT64_C(253402300799999) + 30 * DAY);
+    assert_int_equal(u.map.count, 1);           /* W4 lasts to its planned + 30 d */
     assert_ptr_equal(u.head, u.tail);
     assert_null(rk__tasks_next(&u, u.head));
     rk_buf_free(&b1);

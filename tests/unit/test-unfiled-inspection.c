@@ -747,6 +747,37 @@ static void test_restore_garbage(void **st)
     rk_fh_free(fh);
 }
 
+/* A checkpoint whose times lie beyond any event's (a flipped high bit) is
+ * refused as a whole: restored, a scan at -2^63 + x would make the alert's
+ * "scanned ... ago" overflow when its timer fires. */
+static void test_restore_rejects_impossible_times(void **st)
+{
+    rk_fakehost *fh = mk("{}");
+    rk_buf b = {0};
+    char err[256];
+    unsigned char t0[8];
+    size_t i, hits = 0;
+    int k;
+    (void)st;
+    assert_int_equal(scanned(fh, T0, "T2", "E1", "U2"), 0);
+    assert_int_equal(rk__det_unfiled_inspection.snapshot(fh->self, &b), 0);
+    for (k = 0; k < 8; k++) t0[k] = (unsigned char)((uint64_t)T0 >> (8 * k));
+    for (i = 0; i + 8 <= b.len; i++) {
+        if (memcmp(b.data + i, t0, 8) == 0) {
+            b.data[i + 7] ^= 0x80;          /* T0 - 2^63: no event's time */
+            hits++;
+        }
+    }
+    assert_true(hits > 0);
+    err[0] = '\0';
+    assert_int_equal(rk__det_unfiled_inspection.restore(fh->self, b.data, b.len,
+                                                         err, sizeof(err)), -1);
+    assert_true(err[0] != '\0');
+    assert_int_equal(rk__det_unfiled_inspection.tracked_keys(fh->self), 0);
+    rk_buf_free(&b);
+    rk_fh_free(fh);
+}
+
 /* Filings share one timer: 100 filings in scan-deadline order arm one
  * daemon timer, not 100; each still alerts at its own deadline, in order,
  * with its own subject and evidence, and the last one exactly at its
@@ -1040,6 +1071,7 @@ int main(void)
         cmocka_unit_test(test_retention_reconfigured),
         cmocka_unit_test(test_restore_v1),
         cmocka_unit_test(test_snapshot_roundtrip),
+        cmocka_unit_test(test_restore_rejects_impossible_times),
         cmocka_unit_test(test_restore_garbage),
         cmocka_unit_test(test_one_timer_for_all_filings),
         cmocka_unit_test(test_timer_rearmed_for_earlier_filing),
