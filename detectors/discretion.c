@@ -341,7 +341,7 @@ static int dc_raise(dc_self *s, int k, const rk_event *ev, rk_severity sev, doub
         return rc < 0 ? -1 : 0;
     if ((extra = pr_join(ev->unit_id, ev->item_code)) == NULL ||
         rk__open_add(&s->open[k], ev->case_id, ev->ts, extra) != 0 ||
-        pr_timer(s->api, s->host, 'x', ev->case_id, ev->ts + PR_OPEN_KEEP) != 0)
+        pr_expire_timer(s->api, s->host, ev->case_id, ev->ts) != 0)
         rc = -1;
     free(extra);
     return rc < 0 ? -1 : 0;
@@ -730,8 +730,8 @@ static int dc_on_timer(void *self, int64_t deadline, const char *key, uint64_t a
     const rk__openrec *r;
     (void)arg;
     if (key[0] == 'x' && key[1] == ':') {
-        pr_open_expire(&s->open[DC_BENCH], key + 2, deadline - PR_OPEN_KEEP + 1);
-        pr_open_expire(&s->open[DC_EXEMPT], key + 2, deadline - PR_OPEN_KEEP + 1);
+        pr_open_expire(&s->open[DC_BENCH], key + 2, deadline);
+        pr_open_expire(&s->open[DC_EXEMPT], key + 2, deadline);
         return 0;
     }
     if (key[0] != 'd' || key[1] != ':' ||

@@ -189,7 +189,7 @@ static int oc_on_event(void *self, const rk_event *ev)
             continue;
         if ((extra = pr_join(o, ev->unit_id)) == NULL ||
             rk__open_add(&s->open, ev->task_id, ev->ts, extra) != 0 ||
-            pr_timer(s->api, s->host, 'x', ev->task_id, ev->ts + PR_OPEN_KEEP) != 0)
+            pr_expire_timer(s->api, s->host, ev->task_id, ev->ts) != 0)
             rc = -1;
         free(extra);
     }
@@ -202,7 +202,7 @@ static int oc_on_timer(void *self, int64_t deadline, const char *key, uint64_t a
     oc_self *s = self;
     (void)arg;
     if (key[0] == 'x' && key[1] == ':')
-        pr_open_expire(&s->open, key + 2, deadline - PR_OPEN_KEEP + 1);
+        pr_open_expire(&s->open, key + 2, deadline);
     return 0;
 }
 

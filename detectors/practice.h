@@ -201,8 +201,9 @@ static inline int pr_arm_stopped(const rk_host_api *api, rk_host *host, rk__open
                                  char kind, const char *key, int64_t now)
 {
     const rk__openrec *r = rk__open_get(set, key);
+    int64_t keep = api->keep_firing_for(host);
     if (r == NULL || (r->resolve_at != INT64_MAX &&
-                      r->resolve_at - api->keep_firing_for(host) <= now))
+                      r->resolve_at <= (now > INT64_MAX - keep ? INT64_MAX : now + keep)))
         return 0;
     return pr_arm(api, host, set, kind, key, now);
 }
@@ -262,10 +263,22 @@ static inline int pr_older_than(void *ctx, const rk__open_alert *oa)
     return oa->ts < *(const int64_t *)ctx;
 }
 
-/* Forget the open alerts of key raised before `before` (no notice: the
- * daemon's alerts.open_ttl closes them). */
-static inline void pr_open_expire(rk__openset *set, const char *key, int64_t before)
+/* Arm "x:<key>" to forget a per-event alert raised at ts PR_OPEN_KEEP
+ * later (pr_open_expire). 0 or -1. */
+static inline int pr_expire_timer(const rk_host_api *api, rk_host *host, const char *key,
+                                  int64_t ts)
 {
+    return pr_timer(api, host, 'x', key, ts > INT64_MAX - PR_OPEN_KEEP ? INT64_MAX
+                                                                       : ts + PR_OPEN_KEEP);
+}
+
+/* The timer "x:<key>" armed by pr_expire_timer fired at deadline: forget
+ * the open alerts of key raised PR_OPEN_KEEP or longer before it (no
+ * notice: the daemon's alerts.open_ttl closes them). */
+static inline void pr_open_expire(rk__openset *set, const char *key, int64_t deadline)
+{
+    int64_t before = deadline < INT64_MIN + PR_OPEN_KEEP ? INT64_MIN
+                                                         : deadline - PR_OPEN_KEEP + 1;
     rk__openrec *r = rk__open_get(set, key);
     uint32_t i = 0;
     while (r != NULL && i < r->n) {
