@@ -3,7 +3,8 @@
  *
  * Rule `uncertified`: an inspection.filed (on its planned_at) or a
  * case.opened (on its ts) names an officer who holds no credential valid
- * on that calendar day (clock.timezone) in the `credentials` list: not
+ * on that calendar day (clock.timezone, from the host's tz_offset; the
+ * summary writes the day in it too) in the `credentials` list: not
  * listed, or outside valid_from..valid_until (inclusive; an empty
  * valid_until never expires). Checked only while a credentials list is
  * loaded; loading or changing a list is not retroactive. One alert per
@@ -45,13 +46,21 @@ typedef struct oc_self {
 
 static const char *const oc_keys[] = {"cooldown", NULL};
 
+/* clock.timezone from the host (ABI minor 5), else +08:00. */
+static int oc_tz(const oc_self *s)
+{
+    if (s->api->abi_minor >= 5 && s->api->tz_offset != NULL)
+        return s->api->tz_offset(s->host);
+    return 8 * 3600;
+}
+
 /* The uncertified sentence: officer (unit before it), the filing or
- * case, the day. */
+ * case, the day (in clock.timezone, tz seconds east of UTC). */
 static void oc_summary_uncertified(rk_say *t, const rk_event *ev, const char *officer,
-                                   int64_t day_ms)
+                                   int64_t day_ms, int tz)
 {
     char day[48];
-    rk__format_rfc3339(day_ms, 8 * 3600, day, sizeof(day));
+    rk__format_rfc3339(day_ms, tz, day, sizeof(day));
     day[10] = '\0';                 /* YYYY-MM-DD */
     rk_say_officer(t, ev->unit_id, officer, 1);
     if (t->en) {
@@ -164,7 +173,7 @@ static int oc_on_event(void *self, const rk_event *ev)
         if (v != RK_CREDENTIAL_INVALID)
             continue;               /* valid, or no list loaded */
         rk_say_init(&t, s->api, s->host);
-        oc_summary_uncertified(&t, ev, o, when);
+        oc_summary_uncertified(&t, ev, o, when, oc_tz(s));
         memset(&a, 0, sizeof(a));
         a.rule = "uncertified";
         a.severity = RK_SEV_CRITICAL;

@@ -317,11 +317,13 @@ static int fz_credential(rk_host *h, const char *officer, int64_t ts)
     return strcmp(officer, "o1") == 0 ? RK_CREDENTIAL_VALID : RK_CREDENTIAL_INVALID;
 }
 
+static int fz_tz(rk_host *h) { (void)h; return -5 * 3600; }
+
 static const rk_host_api fz_api = {
     RK_ABI_MAJOR, RK_ABI_MINOR, fz_emit, fz_timer_set, fz_now, fz_log,
     fz_stream_name, NULL, fz_language,      /* no names */
     fz_whitelist, fz_benchmark, fz_exempt, fz_credential,
-    fz_keep
+    fz_keep, fz_tz
 };
 
 /* Move the watermark to now (never back), firing due timers first. */

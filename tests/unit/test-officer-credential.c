@@ -266,6 +266,38 @@ static void test_retracted_by_other_officers(void **state)
     rk_fh_free(fh);
 }
 
+/* clock.timezone -05:00 (New York winter): 2025-03-10T03:30Z is still the
+ * 9th there, so O_UNTIL (valid until the 9th) is fine; 2025-03-10T05:30Z
+ * is the 10th there and fires, and the summary names the 10th, the day in
+ * that zone. A host of ABI minor 4 (no tz_offset) keeps +08:00 for the
+ * sentence. */
+static void test_other_timezone(void **state)
+{
+    rk_fakehost *fh = mk(&rk__det_officer_credential, "{}");
+    (void)state;
+    fh->tz_offset_s = -5 * 3600;
+    assert_int_equal(rk_fh_list(fh, "credentials", creds), 0);
+    assert_int_equal(sendf(fh, 0, FILED, (long long)T0, "T1", "O_UNTIL",
+                           "2025-03-10T03:30:00Z"), 0);
+    assert_int_equal(rk_fh_count(fh, "uncertified"), 0);
+    assert_int_equal(sendf(fh, 0, FILED, (long long)T0, "T2", "O_UNTIL",
+                           "2025-03-10T05:30:00Z"), 0);
+    assert_int_equal(rk_fh_count(fh, "uncertified"), 1);
+    assert_string_equal(alert_str(fh, 0, "summary"),
+                        "单位U1执法人员O_UNTIL在检查任务T2的计划日期2025-03-10未持有效执法证件");
+    /* 2025-03-11T02:00Z: the 10th in -05:00, the 11th in +08:00. */
+    assert_int_equal(sendf(fh, 0, FILED, (long long)T0, "T3", "O_UNTIL",
+                           "2025-03-11T02:00:00Z"), 0);
+    assert_string_equal(alert_str(fh, 1, "summary"),
+                        "单位U1执法人员O_UNTIL在检查任务T3的计划日期2025-03-10未持有效执法证件");
+    fh->api.abi_minor = 4;
+    assert_int_equal(sendf(fh, 0, FILED, (long long)T0, "T4", "O_UNTIL",
+                           "2025-03-11T02:00:00Z"), 0);
+    assert_string_equal(alert_str(fh, 2, "summary"),
+                        "单位U1执法人员O_UNTIL在检查任务T4的计划日期2025-03-11未持有效执法证件");
+    rk_fh_free(fh);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -274,6 +306,7 @@ int main(void)
         cmocka_unit_test(test_summaries),
         cmocka_unit_test(test_amendment),
         cmocka_unit_test(test_retracted_by_reschedule),
+        cmocka_unit_test(test_other_timezone),
         cmocka_unit_test(test_retracted_by_other_officers),
     };
     return cmocka_run_group_tests(tests, NULL, teardown_mem);
