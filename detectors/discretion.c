@@ -13,9 +13,11 @@
  *   exempt_fined      the `exempt` list marks the item no_penalty and
  *                     fine + confiscation > 0 (warning), or lighter and
  *                     the decision says leniency "none" (info). One alert
- *                     per decision, no cooldown. value = fine +
- *                     confiscation; threshold 0 for no_penalty, and for
- *                     lighter the same amount (no lighter penalty given).
+ *                     per decision, no cooldown. no_penalty: value =
+ *                     fine + confiscation (yuan), threshold 0; lighter:
+ *                     value 1 (the decision without leniency), threshold
+ *                     1, as for a per-event rule whose condition is a
+ *                     fact, not an amount.
  *   disparity         over `window` (default 90d) before the decision,
  *                     the unit's median fine for the item_code (>=
  *                     min_cases decisions, default 5) is >= max_ratio
@@ -396,7 +398,10 @@ static int dc_rule_exempt(dc_self *s, const rk_event *ev)
     dc_summary_exempt(&t, ev, kind);
     if (kind == RK_EXEMPT_KIND_NO_PENALTY)
         return dc_raise(s, DC_EXEMPT, ev, RK_SEV_WARNING, amount, 0, rk_say_text(&t));
-    return dc_raise(s, DC_EXEMPT, ev, RK_SEV_INFO, amount, amount, rk_say_text(&t));
+    /* lighter: one decision that gave no leniency where the list calls for
+     * it, against the 1 that makes an alert (the amount is in the sentence,
+     * it is not what the rule measures). */
+    return dc_raise(s, DC_EXEMPT, ev, RK_SEV_INFO, 1, 1, rk_say_text(&t));
 }
 
 /* The medians of disparity for unit's decisions of item it over the

@@ -127,6 +127,7 @@ static void test_exempt(void **state)
     assert_string_equal(alert_str(fh, 0, "summary"),
                         "单位U1对案件C4（事项NP-1，属包容免罚清单）仍罚没20元");
     assert_string_equal(alert_str(fh, 1, "severity"), "info");
+    assert_true(num(fh, 1, "value") == 1 && num(fh, 1, "threshold") == 1);
     assert_string_equal(alert_str(fh, 1, "summary"),
                         "单位U1对案件C5（事项LT-1，属从轻处罚清单）未从轻处罚，罚没500元");
     rk_fh_free(fh);
