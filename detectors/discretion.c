@@ -618,25 +618,35 @@ static int dc_never_held(void *ctx, const rk__open_alert *oa)
  * deadline. */
 static int dc_resolve(dc_self *s, const char *key, int64_t deadline)
 {
-    char reason[512], kbuf[32], scratch[256], *sc = scratch;
+    char scratch[256], *sc = scratch;
     const char *unit, *item;
     size_t need = strlen(key) + 1;
-    int rc;
+    rk_say t;
     if (need > sizeof(scratch) && (sc = malloc(need)) == NULL)
         return -1;
     pr_split(key, sc, need, &unit, &item);
-    rk_kit_format_duration(s->api->keep_firing_for(s->host), kbuf, sizeof(kbuf));
-    if (dc_en(s))
-        snprintf(reason, sizeof(reason), "Unit %.64s's median fine for item %.64s has been "
-                 "back within the other units' range for %s.", unit, item ? item : "?", kbuf);
-    else
-        snprintf(reason, sizeof(reason), "单位%.64s对事项%.64s的罚款中位数已回到其他单位的合理倍数"
-                 "以内，且已持续%s。", unit, item ? item : "?", kbuf);
+    rk_say_init(&t, s->api, s->host);
+    if (t.en) {
+        rk_say_f(&t, "The median fine of ");
+        rk_say_who(&t, "unit", unit, 0);
+        rk_say_f(&t, " for ");
+        rk_say_who(&t, "item", item, 0);
+        rk_say_f(&t, " has been within ");
+        rk_say_num(&t, s->cfg.max_ratio, 2);
+        rk_say_f(&t, " times the other units' either way");
+    } else {
+        rk_say_who(&t, "unit", unit, 0);
+        rk_say_f(&t, "对");
+        rk_say_who(&t, "item", item, 0);
+        rk_say_f(&t, "的罚款中位数与其他单位中位数的差距已回到");
+        rk_say_num(&t, s->cfg.max_ratio, 2);
+        rk_say_f(&t, "倍以内");
+    }
+    pr_say_kept(&t);
     if (sc != scratch)
         free(sc);
-    rc = pr_notify(s->api, s->host, &s->open[DC_DISP], key, dc_rules[DC_DISP], dc_fill_disp,
-                   RK_ALERT_RESOLVED, reason, deadline, NULL, 0, NULL, NULL);
-    return rc;
+    return pr_notify(s->api, s->host, &s->open[DC_DISP], key, dc_rules[DC_DISP], dc_fill_disp,
+                     RK_ALERT_RESOLVED, rk_say_text(&t), deadline, NULL, 0, NULL, NULL);
 }
 
 /* The open disparity keys of item (a copy: the set changes under

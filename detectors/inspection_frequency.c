@@ -676,19 +676,34 @@ static void fi_fill(rk_alert *a, const char *key, const char *extra, char *scrat
 /* Resolve the open alerts of set k of enterprise ent at deadline. */
 static int fi_resolve(fi_self *s, int k, const char *ent, int64_t deadline)
 {
-    static const char *const zh[] = {"检查频次", "白名单检查额度", "多个单位分别检查"};
-    static const char *const en[] = {"the inspection limits", "its whitelist allowance",
-                                     "inspections by several units"};
-    char reason[512], kbuf[32];
-    rk_kit_format_duration(s->api->keep_firing_for(s->host), kbuf, sizeof(kbuf));
-    if (strcmp(s->api->language(s->host), "en") == 0)
-        snprintf(reason, sizeof(reason), "Enterprise %.64s has been back within %s for %s.",
-                 ent, en[k], kbuf);
-    else
-        snprintf(reason, sizeof(reason), "企业%.64s已回到%s以内，且已持续%s。", ent,
-                 k == 2 ? "单位数阈值" : zh[k], kbuf);
+    rk_say t;
+    rk_say_init(&t, s->api, s->host);
+    if (k == 1 && !t.en)
+        rk_say_f(&t, "白名单内的");
+    rk_say_who(&t, "enterprise", ent, 1);
+    if (k == 0) {
+        rk_say_f(&t, t.en ? " has been back within the inspection limits"
+                          : "的检查次数已回到频次上限以内");
+    } else if (k == 1) {
+        if (t.en) {
+            rk_say_f(&t, ", on the whitelist, has been back within its allowance ");
+            rk_say_window(&t, FI_YEAR);
+        } else {
+            rk_say_window(&t, FI_YEAR);
+            rk_say_f(&t, "的检查次数已回到其检查额度以内");
+        }
+    } else if (t.en) {
+        rk_say_f(&t, " has not been inspected separately by %u or more units within ",
+                 (unsigned)s->cfg.multi_min_units);
+        rk_say_span(&t, s->cfg.multi_window);
+    } else {
+        rk_say_f(&t, "已不再被多个执法单位分别检查（");
+        rk_say_span(&t, s->cfg.multi_window);
+        rk_say_f(&t, "内少于%u个单位）", (unsigned)s->cfg.multi_min_units);
+    }
+    pr_say_kept(&t);
     return pr_notify(s->api, s->host, &s->open[k], ent, fi_rules[k], fi_fill,
-                     RK_ALERT_RESOLVED, reason, deadline, NULL, 0, NULL, NULL);
+                     RK_ALERT_RESOLVED, rk_say_text(&t), deadline, NULL, 0, NULL, NULL);
 }
 
 /* An event of ent at ts: resolve first what is due before it (the timer

@@ -294,6 +294,15 @@ static inline void pr_open_expire(rk__openset *set, const char *key, int64_t dea
         rk__open_drop(set, key);
 }
 
+/* End a resolve reason with how long the rule has not held:
+ * "，且已持续1小时。" / " for 1 hour." (alerts.keep_firing_for). */
+static inline void pr_say_kept(rk_say *t)
+{
+    rk_say_f(t, t->en ? " for " : "，且已持续");
+    rk_say_span(t, t->api->keep_firing_for(t->host));
+    rk_say_f(t, t->en ? "." : "。");
+}
+
 /* A new string "a" PR_SEP "b" (free it), or NULL when out of memory. */
 static inline char *pr_join(const char *a, const char *b)
 {

@@ -134,17 +134,24 @@ static void rc_fill(rk_alert *a, const char *key, const char *extra, char *scrat
 /* Resolve the open alerts of unit at deadline. */
 static int rc_resolve(rc_self *s, const char *unit, int64_t deadline)
 {
-    char reason[512], wbuf[32], kbuf[32];
-    rk_kit_format_duration(s->cfg.window, wbuf, sizeof(wbuf));
-    rk_kit_format_duration(s->api->keep_firing_for(s->host), kbuf, sizeof(kbuf));
-    if (strcmp(s->api->language(s->host), "en") == 0)
-        snprintf(reason, sizeof(reason), "Unit %.64s's administrative reviews within %s have "
-                 "been below the correction threshold for %s.", unit, wbuf, kbuf);
-    else
-        snprintf(reason, sizeof(reason), "单位%.64s在%s内被复议纠错的案件已低于阈值，且已持续%s。",
-                 unit, wbuf, kbuf);
+    rk_say t;
+    rk_say_init(&t, s->api, s->host);
+    rk_say_who(&t, "unit", unit, 1);
+    if (t.en) {
+        rk_say_f(&t, "'s administrative reviews corrected ");
+        rk_say_window(&t, s->cfg.window);
+        rk_say_f(&t, " have been under the threshold (%u and ", (unsigned)s->cfg.min_count);
+        rk_say_pct(&t, s->cfg.min_share);
+        rk_say_f(&t, ")");
+    } else {
+        rk_say_window(&t, s->cfg.window);
+        rk_say_f(&t, "被复议纠错的案件已低于阈值（%u件且", (unsigned)s->cfg.min_count);
+        rk_say_pct(&t, s->cfg.min_share);
+        rk_say_f(&t, "）");
+    }
+    pr_say_kept(&t);
     return pr_notify(s->api, s->host, &s->open, unit, "corrections", rc_fill,
-                     RK_ALERT_RESOLVED, reason, deadline, NULL, 0, NULL, NULL);
+                     RK_ALERT_RESOLVED, rk_say_text(&t), deadline, NULL, 0, NULL, NULL);
 }
 
 /* "c:<unit>": resolve when the resolve time is still this deadline. */

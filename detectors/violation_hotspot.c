@@ -196,25 +196,33 @@ static void vh_fill(rk_alert *a, const char *key, const char *extra, char *scrat
 /* Resolve the open alerts of key at deadline. */
 static int vh_resolve(vh_self *s, const char *key, int64_t deadline)
 {
-    char reason[512], pbuf[32], kbuf[32], scratch[256], *sc = scratch;
+    char scratch[256], *sc = scratch;
     const char *region, *domain;
     size_t need = strlen(key) + 1;
+    rk_say t;
     if (need > sizeof(scratch) && (sc = malloc(need)) == NULL)
         return -1;
     pr_split(key, sc, need, &region, &domain);
-    rk_kit_format_duration(s->cfg.period, pbuf, sizeof(pbuf));
-    rk_kit_format_duration(s->api->keep_firing_for(s->host), kbuf, sizeof(kbuf));
-    if (strcmp(s->api->language(s->host), "en") == 0)
-        snprintf(reason, sizeof(reason), "The cases opened in region %.64s, domain %.64s, per "
-                 "%s have been back under the hotspot threshold for %s.", region,
-                 domain ? domain : "?", pbuf, kbuf);
-    else
-        snprintf(reason, sizeof(reason), "区域%.64s的%.64s领域每%s立案数已回落到高发阈值以下，"
-                 "且已持续%s。", region, domain ? domain : "?", pbuf, kbuf);
+    rk_say_init(&t, s->api, s->host);
+    if (t.en) {
+        rk_say_f(&t, "The cases in ");
+        rk_say_who(&t, "domain", domain, 0);
+        rk_say_f(&t, " opened in ");
+        rk_say_who(&t, "region", region, 0);
+        rk_say_f(&t, " ");
+        rk_say_window(&t, s->cfg.period);
+        rk_say_f(&t, " have been back under the hotspot threshold");
+    } else {
+        rk_say_who(&t, "region", region, 0);
+        rk_say_window(&t, s->cfg.period);
+        rk_say_who(&t, "domain", domain, 0);
+        rk_say_f(&t, "案件立案数已回落到高发阈值以下");
+    }
+    pr_say_kept(&t);
     if (sc != scratch)
         free(sc);
     return pr_notify(s->api, s->host, &s->open, key, "hotspot", vh_fill, RK_ALERT_RESOLVED,
-                     reason, deadline, NULL, 0, NULL, NULL);
+                     rk_say_text(&t), deadline, NULL, 0, NULL, NULL);
 }
 
 /* "h:<key>": resolve when the resolve time is still this deadline. */

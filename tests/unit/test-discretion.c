@@ -406,7 +406,7 @@ static void test_disparity_resolved(void **state)
     assert_string_equal(nsubj(fh, 0, "unit_id"), "U1");
     assert_string_equal(nsubj(fh, 0, "item_code"), "SP-01");
     assert_string_equal(nstr(fh, 0, "reason"),
-                        "单位U1对事项SP-01的罚款中位数已回到其他单位的合理倍数以内，且已持续1h。");
+                        "单位U1对事项SP-01的罚款中位数与其他单位中位数的差距已回到2倍以内，且已持续1小时。");
     rk_fh_free(fh);
 
     /* Another unit's decisions raise the others' median to 150: the ratio

@@ -330,7 +330,7 @@ static void test_repeat_resolved(void **state)
     assert_int_equal(rk_fh_notice_count(fh, "repeat", "resolved"), 1);
     assert_int_equal(nint(fh, 0, "ts"), T0 + H);
     assert_int_equal(nint(fh, 0, "change_ts"), T0 + DAY + H);
-    assert_string_equal(nstr(fh, 0, "reason"), "企业E1已回到检查频次以内，且已持续1h。");
+    assert_string_equal(nstr(fh, 0, "reason"), "企业E1的检查次数已回到频次上限以内，且已持续1小时。");
     assert_string_equal(json_string_value(json_object_get(
                             json_object_get(rk_fh_notice(fh, 0), "subject"), "enterprise_id")),
                         "E1");
@@ -396,9 +396,13 @@ static void test_multi_unit_and_whitelist_lifecycle(void **state)
     file(fh, 0, T0, "T1", "U1", NULL);
     file(fh, 0, T0 + H, "T2", "U2", NULL);
     assert_int_equal(rk_fh_count(fh, "multi_unit"), 1);
+    rk_fh_language(fh, "en");
+    rk_fh_name(fh, "enterprise", "E1", "老马家手抓羊肉馆");
     rk_fh_advance(fh, T0 + 7 * DAY + H + 1);
     assert_int_equal(rk_fh_notice_count(fh, "multi_unit", "resolved"), 1);
     assert_int_equal(nint(fh, 0, "change_ts"), T0 + 7 * DAY + H);
+    assert_string_equal(nstr(fh, 0, "reason"), "老马家手抓羊肉馆 has not been inspected separately "
+                        "by 2 or more units within 7 days for 1 hour.");
     rk_fh_free(fh);
 
     fh = mk(&rk__det_inspection_frequency, "{\"limits\":[{\"window\":\"1d\",\"max\":5}],"

@@ -216,7 +216,7 @@ static void test_resolved_as_window_slides(void **state)
     assert_int_equal(nint(fh, 0, "ts"), T0 + 2 * DAY);
     assert_int_equal(nint(fh, 0, "change_ts"), T0 + 10 * DAY + H);
     assert_string_equal(json_string_value(json_object_get(rk_fh_notice(fh, 0), "reason")),
-                        "单位U1在10d内被复议纠错的案件已低于阈值，且已持续1h。");
+                        "单位U1近10天被复议纠错的案件已低于阈值（3件且30%），且已持续1小时。");
     rk_fh_advance(fh, T0 + 100 * DAY);
     assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 1);
     assert_int_equal(rk_fh_notice_count(fh, NULL, "retracted"), 0);
@@ -248,8 +248,8 @@ static void test_resolved_by_dilution(void **state)
     assert_int_equal(rk_fh_notice_count(fh, "corrections", "resolved"), 1);
     assert_int_equal(nint(fh, 0, "change_ts"), T0 + 3 * DAY + H);
     assert_string_equal(json_string_value(json_object_get(rk_fh_notice(fh, 0), "reason")),
-                        "Unit U1's administrative reviews within 90d have been below the "
-                        "correction threshold for 1h.");
+                        "Unit U1's administrative reviews corrected in the last 90 days have "
+                        "been under the threshold (3 and 30%) for 1 hour.");
     rk_fh_free(fh);
 }
 

@@ -218,7 +218,7 @@ static void test_resolved(void **state)
     assert_string_equal(json_string_value(json_object_get(subject, "region")), "R1");
     assert_string_equal(json_string_value(json_object_get(subject, "domain")), "food");
     assert_string_equal(json_string_value(json_object_get(rk_fh_notice(fh, 0), "reason")),
-                        "区域R1的food领域每10d立案数已回落到高发阈值以下，且已持续1h。");
+                        "地区R1近10天领域food案件立案数已回落到高发阈值以下，且已持续1小时。");
     rk_fh_advance(fh, T0 + 100 * DAY);
     assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 1);
     rk_fh_free(fh);
