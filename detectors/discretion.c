@@ -53,7 +53,9 @@
  * case_id, unit, item, ts, fine, entry; ~120 bytes plus the ids) in an
  * rk_map by case_id, an rk_map item_code -> array of its decisions, and
  * an expiry heap by ts + window; on_watermark drops what left the window.
- * Memory grows with the decisions of one window, not with history. A
+ * Memory grows with the decisions of one window, not with history (plus
+ * an rk__openset record per case with an open per-case alert, for 30
+ * days, and per unit and item with an open disparity alert). A
  * decision costs O(decisions of its item in the window) plus sorting the
  * fines of that item.
  *

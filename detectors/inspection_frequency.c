@@ -50,7 +50,10 @@
  * max(365d, the longest limit window, multi_window) after its planned_at,
  * in an rk_map by task_id, an rk_map enterprise -> its filings and an
  * expiry heap by planned_at + horizon (on_watermark drops what has left
- * it). Memory grows with the filings of one horizon, not with history. An
+ * it). Per enterprise with open alerts an rk__openset record per rule
+ * (lifecycle.c: ~48 bytes and the id, 16 bytes an alert, plus the unit
+ * for whitelist). Memory grows with the filings of one horizon, not with
+ * history. An
  * evaluation costs O(n^2) in the filings n of one enterprise (a handful).
  *
  * Snapshot (version 2): u32 version, u32 n, n x (str task_id, str

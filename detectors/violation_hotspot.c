@@ -28,7 +28,8 @@
  * Memory: one rk_winset (kit window.h) key "region\x1fdomain" -> window,
  * 32 bytes a case, for the cases of the last (baseline_periods + 1) x
  * period; a key is freed at the first watermark past its newest case +
- * that span. A changed period or baseline_periods re-keys the windows
+ * that span; per key with open alerts an rk__openset record
+ * (lifecycle.c). A changed period or baseline_periods re-keys the windows
  * (what the old span no longer held is not recovered).
  *
  * Snapshot (version 2): u32 version, the winset (practice.h), then the
