@@ -13,9 +13,11 @@
  *   exempt_fined      the `exempt` list marks the item no_penalty and
  *                     fine + confiscation > 0 (warning), or lighter and
  *                     the decision says leniency "none" (info). One alert
- *                     per decision, no cooldown. value = fine +
- *                     confiscation; threshold 0 for no_penalty, and for
- *                     lighter the same amount (no lighter penalty given).
+ *                     per decision, no cooldown. no_penalty: value =
+ *                     fine + confiscation (yuan), threshold 0; lighter:
+ *                     value 1 (the decision without leniency), threshold
+ *                     1, as for a per-event rule whose condition is a
+ *                     fact, not an amount.
  *   disparity         over `window` (default 90d) before the decision,
  *                     the unit's median fine for the item_code (>=
  *                     min_cases decisions, default 5) is >= max_ratio
@@ -33,23 +35,42 @@
  * same case_id) replaces the earlier decision in the medians and is
  * checked again by every rule with its new values.
  *
+ * Lifecycle (practice.h, detectors/lifecycle.c). out_of_benchmark and
+ * exempt_fined alerts stay open per case_id (extra: unit and item) for
+ * PR_OPEN_KEEP (30d, a timer "x:<case>" forgets them): an amendment of the
+ * case checked against the lists in force when it arrives that no longer
+ * breaks the rule retracts them; one that still breaks it leaves the open
+ * alert standing and raises no second one. disparity alerts stay open per
+ * "unit PR_SEP item": after every decision of the item (any unit: the
+ * other units' median moves too) the first time, as decisions leave the
+ * window without new ones, at which the medians are back within max_ratio
+ * (dc_stops, O(n^2 log n) in the item's decisions n of the window, only
+ * while the item has an open alert) plus keep_firing_for resolves them
+ * (timer "d:" + key); an amendment after which the medians at an alert's
+ * own ts are within max_ratio retracts it.
+ *
  * State: every decision with an item_code of the last `window` (dc_case:
  * case_id, unit, item, ts, fine, entry; ~120 bytes plus the ids) in an
  * rk_map by case_id, an rk_map item_code -> array of its decisions, and
  * an expiry heap by ts + window; on_watermark drops what left the window.
- * Memory grows with the decisions of one window, not with history. A
+ * Memory grows with the decisions of one window, not with history (plus
+ * an rk__openset record per case with an open per-case alert, for 30
+ * days, and per unit and item with an open disparity alert). A
  * decision costs O(decisions of its item in the window) plus sorting the
  * fines of that item.
  *
- * Snapshot (version 1): u32 version, u32 n, n x (str case_id, str unit,
- * str item, i64 ts, double fine, ref). The maps and the heap are rebuilt. */
+ * Snapshot (version 2): u32 version, u32 n, n x (str case_id, str unit,
+ * str item, i64 ts, double fine, ref), then the open out_of_benchmark,
+ * exempt_fined and disparity alerts (rk__open_put each; version 1 has
+ * none). The maps and the heap are rebuilt. */
 #include <math.h>
 
 #include "riskd/kit.h"
 #include "internal.h"
 #include "practice.h"
 
-#define DC_SNAP_VERSION 1u
+#define DC_SNAP_VERSION 2u          /* 2: + the open alerts */
+#define DC_SNAP_V1 1u
 
 typedef struct dc_cfg {
     int64_t window;
@@ -82,7 +103,15 @@ typedef struct dc_self {
     rk_map cases;                   /* case_id -> dc_case */
     rk_map items;                   /* item_code -> dc_item */
     rk_heap heap;                   /* dc_case by ts + window */
+    rk__openset open[3];            /* open alerts: case_id -> out_of_benchmark,
+                                       exempt_fined (extra "unit PR_SEP item");
+                                       "unit PR_SEP item" -> disparity */
 } dc_self;
+
+#define DC_BENCH 0
+#define DC_EXEMPT 1
+#define DC_DISP 2
+static const char *const dc_rules[] = {"out_of_benchmark", "exempt_fined", "disparity"};
 
 static const char *const dc_keys[] = {"window", "min_cases", "max_ratio", "cooldown", NULL};
 static const char *const dc_level_names[] = {NULL, "minor", "general", "serious"};
@@ -303,42 +332,125 @@ static int dc_emit(dc_self *s, const rk_event *ev, const char *rule, rk_severity
     a.summary = summary;
     a.evidence = &ev->ref;
     a.n_evidence = 1;
-    return s->api->emit(s->host, &a) < 0 ? -1 : 0;
+    return s->api->emit(s->host, &a);
+}
+
+/* Emit a per-case alert of rule k through dc_emit and keep it open. */
+static int dc_raise(dc_self *s, int k, const rk_event *ev, rk_severity sev, double value,
+                    double threshold, const char *summary)
+{
+    int rc = dc_emit(s, ev, dc_rules[k], sev, value, threshold, summary);
+    char *extra;
+    if (rc != 1)
+        return rc < 0 ? -1 : 0;
+    if ((extra = pr_join(ev->unit_id, ev->item_code)) == NULL ||
+        rk__open_add(&s->open[k], ev->case_id, ev->ts, extra) != 0 ||
+        pr_expire_timer(s->api, s->host, ev->case_id, ev->ts) != 0)
+        rc = -1;
+    free(extra);
+    return rc < 0 ? -1 : 0;
+}
+
+/* Does decision ev break its item's benchmark? 1 with the range, else 0. */
+static int dc_breaks_benchmark(dc_self *s, const rk_event *ev, double *lo, double *hi)
+{
+    const char *level = (unsigned)ev->level < 4 ? dc_level_names[ev->level] : NULL;
+    if (ev->item_code == NULL || ev->item_code[0] == '\0' ||
+        !s->api->benchmark_range(s->host, ev->item_code, level, lo, hi))
+        return 0;
+    return !(ev->fine >= *lo && ev->fine <= *hi);
+}
+
+/* The exempt kind decision ev breaks (RK_EXEMPT_KIND_*), or 0. */
+static int dc_breaks_exempt(dc_self *s, const rk_event *ev)
+{
+    int kind;
+    if (ev->item_code == NULL || ev->item_code[0] == '\0')
+        return 0;
+    kind = s->api->exempt_kind(s->host, ev->item_code);
+    if (kind == RK_EXEMPT_KIND_NO_PENALTY && ev->fine + ev->confiscation > 0)
+        return kind;
+    if (kind == RK_EXEMPT_KIND_LIGHTER && ev->leniency == RK_LENIENCY_NONE)
+        return kind;
+    return 0;
 }
 
 static int dc_rule_benchmark(dc_self *s, const rk_event *ev)
 {
     rk_say t;
     double lo, hi;
-    const char *level = (unsigned)ev->level < 4 ? dc_level_names[ev->level] : NULL;
 
-    if (!s->api->benchmark_range(s->host, ev->item_code, level, &lo, &hi))
-        return 0;
-    if (ev->fine >= lo && ev->fine <= hi)
-        return 0;
+    if (!dc_breaks_benchmark(s, ev, &lo, &hi) || rk__open_get(&s->open[DC_BENCH], ev->case_id))
+        return 0;                   /* within, or the case's alert still stands */
     rk_say_init(&t, s->api, s->host);
     dc_summary_benchmark(&t, ev, lo, hi);
-    return dc_emit(s, ev, "out_of_benchmark", RK_SEV_WARNING, ev->fine,
-                   ev->fine < lo ? lo : hi, rk_say_text(&t));
+    return dc_raise(s, DC_BENCH, ev, RK_SEV_WARNING, ev->fine, ev->fine < lo ? lo : hi,
+                    rk_say_text(&t));
 }
 
 static int dc_rule_exempt(dc_self *s, const rk_event *ev)
 {
     rk_say t;
-    int kind = s->api->exempt_kind(s->host, ev->item_code);
+    int kind = dc_breaks_exempt(s, ev);
     double amount = ev->fine + ev->confiscation;
 
-    if (kind == RK_EXEMPT_KIND_NO_PENALTY && amount > 0) {
-        rk_say_init(&t, s->api, s->host);
-        dc_summary_exempt(&t, ev, kind);
-        return dc_emit(s, ev, "exempt_fined", RK_SEV_WARNING, amount, 0, rk_say_text(&t));
+    if (kind == 0 || rk__open_get(&s->open[DC_EXEMPT], ev->case_id))
+        return 0;
+    rk_say_init(&t, s->api, s->host);
+    dc_summary_exempt(&t, ev, kind);
+    if (kind == RK_EXEMPT_KIND_NO_PENALTY)
+        return dc_raise(s, DC_EXEMPT, ev, RK_SEV_WARNING, amount, 0, rk_say_text(&t));
+    /* lighter: one decision that gave no leniency where the list calls for
+     * it, against the 1 that makes an alert (the amount is in the sentence,
+     * it is not what the rule measures). */
+    return dc_raise(s, DC_EXEMPT, ev, RK_SEV_INFO, 1, 1, rk_say_text(&t));
+}
+
+/* The medians of disparity for unit's decisions of item it over the
+ * window ending at end (decisions with ts in (end - window, end]) against
+ * the other units'. Returns 1 when the rule holds (with *mu, *nu, *mo,
+ * *no, *threshold), 0 when not, -1 when out of memory. */
+static int dc_medians(const dc_self *s, const dc_item *it, const char *unit, int64_t end,
+                      double *mu, uint32_t *nu, double *mo, uint32_t *no, double *threshold)
+{
+    double *mine, *others;
+    int64_t from = rk_kit_cutoff(end, s->cfg.window);
+    uint32_t i;
+    int rc = 0;
+
+    *nu = *no = 0;
+    mine = malloc((size_t)it->n * sizeof(double) + 1);
+    others = malloc((size_t)it->n * sizeof(double) + 1);
+    if (mine == NULL || others == NULL) {
+        rc = -1;
+        goto done;
     }
-    if (kind == RK_EXEMPT_KIND_LIGHTER && ev->leniency == RK_LENIENCY_NONE) {
-        rk_say_init(&t, s->api, s->host);
-        dc_summary_exempt(&t, ev, kind);
-        return dc_emit(s, ev, "exempt_fined", RK_SEV_INFO, amount, amount, rk_say_text(&t));
+    for (i = 0; i < it->n; i++) {
+        const dc_case *x = it->v[i];
+        if (x->ts <= from || x->ts > end)
+            continue;
+        if (strcmp(x->unit, unit) == 0)
+            mine[(*nu)++] = x->fine;
+        else
+            others[(*no)++] = x->fine;
     }
-    return 0;
+    if (*nu < s->cfg.min_cases || *no < s->cfg.min_cases)
+        goto done;
+    *mu = dc_median(mine, *nu);
+    *mo = dc_median(others, *no);
+    if (!(*mo > 0))
+        goto done;
+    if (*mu >= s->cfg.max_ratio * *mo)
+        *threshold = s->cfg.max_ratio;
+    else if (*mu * s->cfg.max_ratio <= *mo)
+        *threshold = 1.0 / s->cfg.max_ratio;
+    else
+        goto done;
+    rc = 1;
+done:
+    free(mine);
+    free(others);
+    return rc;
 }
 
 /* disparity for the unit of decision c (just added) at ev->ts. */
@@ -346,41 +458,17 @@ static int dc_rule_disparity(dc_self *s, const rk_event *ev, const dc_case *c)
 {
     const dc_item *it = c->item;
     rk_entry_ref evid[RK_MAX_EVIDENCE];
-    double *mine, *others, mu, mo, ratio, threshold;
-    uint32_t nu = 0, no = 0, i, ne = 0;
+    double mu = 0, mo = 0, ratio, threshold = 0;
+    uint32_t nu, no, i, ne = 0;
     int64_t from = rk_kit_cutoff(ev->ts, s->cfg.window);
     rk_say t;
     rk_alert a;
-    int rc = 0;
+    char *key;
+    int rc = dc_medians(s, it, c->unit, ev->ts, &mu, &nu, &mo, &no, &threshold);
 
-    mine = malloc((size_t)it->n * sizeof(double));
-    others = malloc((size_t)it->n * sizeof(double));
-    if (mine == NULL || others == NULL) {
-        rc = -1;
-        goto done;
-    }
-    for (i = 0; i < it->n; i++) {
-        const dc_case *x = it->v[i];
-        if (x->ts <= from || x->ts > ev->ts)
-            continue;
-        if (strcmp(x->unit, c->unit) == 0)
-            mine[nu++] = x->fine;
-        else
-            others[no++] = x->fine;
-    }
-    if (nu < s->cfg.min_cases || no < s->cfg.min_cases)
-        goto done;
-    mu = dc_median(mine, nu);
-    mo = dc_median(others, no);
-    if (!(mo > 0))
-        goto done;
+    if (rc <= 0)
+        return rc;
     ratio = mu / mo;
-    if (mu >= s->cfg.max_ratio * mo)
-        threshold = s->cfg.max_ratio;
-    else if (mu * s->cfg.max_ratio <= mo)
-        threshold = 1.0 / s->cfg.max_ratio;
-    else
-        goto done;
     rk_say_init(&t, s->api, s->host);
     dc_summary_disparity(&t, c->unit, c->item_code, mu, nu, mo, no, ratio, threshold,
                          &s->cfg);
@@ -402,11 +490,271 @@ static int dc_rule_disparity(dc_self *s, const rk_event *ev, const dc_case *c)
     a.evidence = evid;
     a.n_evidence = ne;
     a.cooldown = s->cfg.cooldown;
-    rc = s->api->emit(s->host, &a) < 0 ? -1 : 0;
-done:
-    free(mine);
-    free(others);
+    rc = s->api->emit(s->host, &a);
+    if (rc != 1)
+        return rc < 0 ? -1 : 0;
+    key = pr_join(c->unit, c->item_code);
+    rc = key == NULL || rk__open_add(&s->open[DC_DISP], key, ev->ts, NULL) != 0 ? -1 : 0;
+    free(key);
     return rc;
+}
+
+/* ===================================================================
+ * Lifecycle
+ * =================================================================== */
+
+/* Per-case alerts: key case_id, extra "unit PR_SEP item". */
+static void dc_fill_case(rk_alert *a, const char *key, const char *extra, char *scratch,
+                         size_t n)
+{
+    pr_split(extra, scratch, n, &a->subject.unit_id, &a->item_code);
+    a->subject.case_id = key;
+    a->trigger_key = key;
+}
+
+/* disparity: key "unit PR_SEP item". */
+static void dc_fill_disp(rk_alert *a, const char *key, const char *extra, char *scratch,
+                         size_t n)
+{
+    (void)extra;
+    pr_split(key, scratch, n, &a->subject.unit_id, &a->item_code);
+}
+
+static int dc_en(const dc_self *s)
+{
+    return strcmp(s->api->language(s->host), "en") == 0;
+}
+
+/* An amendment ev of a case: retract its open out_of_benchmark and
+ * exempt_fined alerts that the corrected decision no longer breaks. */
+static int dc_recheck_case(dc_self *s, const rk_event *ev)
+{
+    double lo, hi;
+    int rc = 0, en = dc_en(s);
+    if (!pr_has_lists(s->api))
+        return 0;
+    if (rk__open_get(&s->open[DC_BENCH], ev->case_id) && !dc_breaks_benchmark(s, ev, &lo, &hi))
+        rc |= pr_notify(s->api, s->host, &s->open[DC_BENCH], ev->case_id, dc_rules[DC_BENCH],
+                        dc_fill_case, RK_ALERT_RETRACTED,
+                        en ? "The amended decision's fine lies within the discretion benchmark."
+                           : "更正后的处罚决定罚款在裁量基准范围内。",
+                        ev->ts, &ev->ref, 1, NULL, NULL);
+    if (rk__open_get(&s->open[DC_EXEMPT], ev->case_id) && !dc_breaks_exempt(s, ev))
+        rc |= pr_notify(s->api, s->host, &s->open[DC_EXEMPT], ev->case_id,
+                        dc_rules[DC_EXEMPT], dc_fill_case, RK_ALERT_RETRACTED,
+                        en ? "The amended decision complies with the exemption list."
+                           : "更正后的处罚决定符合包容免罚清单。",
+                        ev->ts, &ev->ref, 1, NULL, NULL);
+    return rc;
+}
+
+static int dc_i64_cmp(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* When disparity of unit for item it, holding or not at now, stops
+ * holding as decisions leave the window without new ones: now when it
+ * does not hold, else the first exit after which it does not. *err set
+ * when out of memory. */
+static int64_t dc_stops(const dc_self *s, const dc_item *it, const char *unit, int64_t now,
+                        int *err)
+{
+    double mu, mo, th;
+    uint32_t nu, no, i, n = 0;
+    int64_t *exits, stops = now;
+    int h = it != NULL ? dc_medians(s, it, unit, now, &mu, &nu, &mo, &no, &th) : 0;
+
+    if (h <= 0) {
+        *err |= h < 0;
+        return now;
+    }
+    if ((exits = malloc((size_t)it->n * sizeof(*exits))) == NULL) {
+        *err = 1;
+        return now;
+    }
+    for (i = 0; i < it->n; i++) {
+        int64_t x = it->v[i]->ts > INT64_MAX - s->cfg.window ? INT64_MAX
+                                                            : it->v[i]->ts + s->cfg.window;
+        if (it->v[i]->ts <= now && x > now)
+            exits[n++] = x;
+    }
+    qsort(exits, n, sizeof(*exits), dc_i64_cmp);
+    for (i = 0; i < n; i++) {
+        if (i + 1 < n && exits[i + 1] == exits[i])
+            continue;
+        h = dc_medians(s, it, unit, exits[i], &mu, &nu, &mo, &no, &th);
+        if (h < 0)
+            *err = 1;
+        if (h <= 0) {
+            stops = exits[i];
+            break;
+        }
+    }
+    free(exits);
+    return stops;
+}
+
+struct dc_never {
+    dc_self *s;
+    const dc_item *it;
+    const char *unit;
+    int64_t now;
+};
+
+/* An open disparity alert the medians at its own ts (still all in the
+ * window) show never held. */
+static int dc_never_held(void *ctx, const rk__open_alert *oa)
+{
+    const struct dc_never *c = ctx;
+    double mu, mo, th;
+    uint32_t nu, no;
+    if (oa->ts <= rk_kit_cutoff(c->now, c->s->cfg.window))
+        return 0;                   /* its decisions have left: cannot tell */
+    return c->it == NULL || dc_medians(c->s, c->it, c->unit, oa->ts, &mu, &nu, &mo, &no,
+                                       &th) == 0;
+}
+
+/* Resolve the open disparity alerts of key ("unit PR_SEP item") at
+ * deadline. */
+static int dc_resolve(dc_self *s, const char *key, int64_t deadline)
+{
+    char scratch[256], *sc = scratch;
+    const char *unit, *item;
+    size_t need = strlen(key) + 1;
+    rk_say t;
+    if (need > sizeof(scratch) && (sc = malloc(need)) == NULL)
+        return -1;
+    pr_split(key, sc, need, &unit, &item);
+    rk_say_init(&t, s->api, s->host);
+    if (t.en) {
+        rk_say_f(&t, "The median fine of ");
+        rk_say_who(&t, "unit", unit, 0);
+        rk_say_f(&t, " for ");
+        rk_say_who(&t, "item", item, 0);
+        rk_say_f(&t, " has been within ");
+        rk_say_num(&t, s->cfg.max_ratio, 2);
+        rk_say_f(&t, " times the other units' either way");
+    } else {
+        rk_say_who(&t, "unit", unit, 0);
+        rk_say_f(&t, "对");
+        rk_say_who(&t, "item", item, 0);
+        rk_say_f(&t, "的罚款中位数与其他单位中位数的差距已回到");
+        rk_say_num(&t, s->cfg.max_ratio, 2);
+        rk_say_f(&t, "倍以内");
+    }
+    pr_say_kept(&t);
+    if (sc != scratch)
+        free(sc);
+    return pr_notify(s->api, s->host, &s->open[DC_DISP], key, dc_rules[DC_DISP], dc_fill_disp,
+                     RK_ALERT_RESOLVED, rk_say_text(&t), deadline, NULL, 0, NULL, NULL);
+}
+
+/* The open disparity keys of item (a copy: the set changes under
+ * notices). *n of them; NULL with *n 0 when none or out of memory. */
+static char **dc_open_keys(const dc_self *s, const char *item, size_t *n)
+{
+    const rk_map *m = &s->open[DC_DISP].map;
+    rk_map_entry *e;
+    size_t b, cap = 0;
+    char **v = NULL;
+    *n = 0;
+    for (e = rk_map_first(m, &b); e != NULL; e = rk_map_next(m, &b, e)) {
+        const char *sep = strchr(e->key, PR_SEP);
+        if (sep == NULL || strcmp(sep + 1, item) != 0)
+            continue;
+        if (*n == cap) {
+            char **nv = realloc(v, (cap = cap ? 2 * cap : 4) * sizeof(*v));
+            if (nv == NULL)
+                break;
+            v = nv;
+        }
+        if ((v[*n] = strdup(e->key)) == NULL)
+            break;
+        (*n)++;
+    }
+    return v;
+}
+
+static void dc_free_keys(char **v, size_t n)
+{
+    while (n > 0)
+        free(v[--n]);
+    free(v);
+}
+
+/* Before decision ev (at ts) of item: resolve the item's open disparity
+ * alerts whose resolve time has passed, as their timers would have. */
+static int dc_settle(dc_self *s, const char *item, int64_t ts)
+{
+    size_t n, i;
+    char **v = dc_open_keys(s, item, &n);
+    int rc = 0;
+    for (i = 0; i < n; i++) {
+        const rk__openrec *r = rk__open_get(&s->open[DC_DISP], v[i]);
+        if (r != NULL && r->resolve_at < ts && dc_resolve(s, v[i], r->resolve_at) != 0)
+            rc = -1;
+    }
+    dc_free_keys(v, n);
+    return rc;
+}
+
+/* After decision ev changed item's decisions: for every open disparity
+ * alert of the item, retract (on an amendment) those the medians at their
+ * ts show never held, and move the resolve time to when it stops. */
+static int dc_life(dc_self *s, const char *item, const rk_event *ev)
+{
+    size_t n, i;
+    char **v = dc_open_keys(s, item, &n);
+    const dc_item *it = rk_map_get(&s->items, item);
+    int rc = 0, err = 0;
+    for (i = 0; i < n && rc == 0; i++) {
+        char *unit = strndup(v[i], (size_t)(strchr(v[i], PR_SEP) - v[i]));
+        int64_t stops;
+        if (unit == NULL) {
+            rc = -1;
+            break;
+        }
+        if (ev->flags & RK_EVF_AMENDED) {
+            struct dc_never c = {s, it, unit, ev->ts};
+            rc |= pr_notify(s->api, s->host, &s->open[DC_DISP], v[i], dc_rules[DC_DISP],
+                            dc_fill_disp, RK_ALERT_RETRACTED,
+                            dc_en(s) ? "An amended decision shows the unit's median fine was "
+                                       "never that far from the other units'."
+                                     : "更正后的处罚决定表明，该单位的罚款中位数与其他单位的差距"
+                                       "从未达到阈值。",
+                            ev->ts, &ev->ref, 1, dc_never_held, &c);
+        }
+        stops = dc_stops(s, it, unit, ev->ts, &err);
+        free(unit);
+        if (err)
+            rc = -1;
+        else if (stops == ev->ts)
+            rc |= pr_arm_stopped(s->api, s->host, &s->open[DC_DISP], 'd', v[i], ev->ts);
+        else
+            rc |= pr_arm(s->api, s->host, &s->open[DC_DISP], 'd', v[i], stops);
+    }
+    dc_free_keys(v, n);
+    return rc;
+}
+
+/* "d:<unit PR_SEP item>": resolve when the resolve time is still this
+ * deadline. "x:<case>": forget the case's alerts PR_OPEN_KEEP old. */
+static int dc_on_timer(void *self, int64_t deadline, const char *key, uint64_t arg)
+{
+    dc_self *s = self;
+    const rk__openrec *r;
+    (void)arg;
+    if (key[0] == 'x' && key[1] == ':') {
+        pr_open_expire(&s->open[DC_BENCH], key + 2, deadline);
+        pr_open_expire(&s->open[DC_EXEMPT], key + 2, deadline);
+        return 0;
+    }
+    if (key[0] != 'd' || key[1] != ':' ||
+        (r = rk__open_get(&s->open[DC_DISP], key + 2)) == NULL || r->resolve_at != deadline)
+        return 0;
+    return dc_resolve(s, key + 2, deadline);
 }
 
 /* ===================================================================
@@ -417,16 +765,28 @@ static int dc_on_event(void *self, const rk_event *ev)
 {
     dc_self *s = self;
     dc_case *c;
-    int rc = 0;
+    char *old_item = NULL;
+    int rc = 0, have_item;
 
     if (ev->type != RK_EV_CASE_DECIDED || ev->case_id == NULL || ev->unit_id == NULL)
         return 0;
+    have_item = ev->item_code != NULL && ev->item_code[0] != '\0';
+    if (have_item && dc_settle(s, ev->item_code, ev->ts) != 0)
+        return -1;
     /* An amendment (or a redelivery the host let through) replaces the
      * decision it corrects. */
-    if ((c = rk_map_get(&s->cases, ev->case_id)) != NULL)
+    if ((c = rk_map_get(&s->cases, ev->case_id)) != NULL) {
+        if ((!have_item || strcmp(c->item_code, ev->item_code) != 0) &&
+            ((old_item = strdup(c->item_code)) == NULL || dc_settle(s, old_item, ev->ts) != 0)) {
+            free(old_item);
+            return -1;
+        }
         dc_drop(s, c);
-    if (ev->item_code == NULL || ev->item_code[0] == '\0')
-        return 0;
+    }
+    if ((ev->flags & RK_EVF_AMENDED) && dc_recheck_case(s, ev) != 0)
+        rc = -1;
+    if (!have_item)
+        goto life;
     if (pr_has_lists(s->api)) {
         if (dc_rule_benchmark(s, ev) != 0)
             rc = -1;
@@ -434,12 +794,20 @@ static int dc_on_event(void *self, const rk_event *ev)
             rc = -1;
     }
     if (rk_kit_cutoff(s->api->now(s->host), s->cfg.window) >= ev->ts)
-        return rc;                  /* already outside the window */
+        goto life;                  /* already outside the window */
     c = dc_add(s, ev->case_id, ev->unit_id, ev->item_code, ev->ts, ev->fine, ev->ref);
-    if (c == NULL)
+    if (c == NULL) {
+        free(old_item);
         return -1;
+    }
     if (dc_rule_disparity(s, ev, c) != 0)
         rc = -1;
+life:
+    if (have_item && dc_life(s, ev->item_code, ev) != 0)
+        rc = -1;
+    if (old_item != NULL && dc_life(s, old_item, ev) != 0)
+        rc = -1;
+    free(old_item);
     return rc;
 }
 
@@ -453,6 +821,9 @@ static void dc_on_watermark(void *self, int64_t now)
 
 static void dc_clear(dc_self *s)
 {
+    int k;
+    for (k = 0; k < 3; k++)
+        rk__open_clear(&s->open[k]);
     rk_map_clear(&s->cases, free);
     rk_map_clear(&s->items, dc_item_free_);
     rk_heap_free(&s->heap);
@@ -476,6 +847,9 @@ static void *dc_create(const rk_host_api *api, rk_host *host, const json_t *cfg,
     rk_map_init(&s->cases);
     rk_map_init(&s->items);
     rk_heap_init(&s->heap, offsetof(dc_case, hpos));
+    rk__open_init(&s->open[DC_BENCH]);
+    rk__open_init(&s->open[DC_EXEMPT]);
+    rk__open_init(&s->open[DC_DISP]);
     return s;
 }
 
@@ -513,6 +887,9 @@ static int dc_snapshot(void *self, rk_buf *out)
         rk_buf_put_double(out, c->fine);
         rk_buf_put_ref(out, c->ref);
     }
+    rk__open_put(out, &s->open[DC_BENCH]);
+    rk__open_put(out, &s->open[DC_EXEMPT]);
+    rk__open_put(out, &s->open[DC_DISP]);
     return out->oom ? -1 : 0;
 }
 
@@ -520,11 +897,11 @@ static int dc_restore(void *self, const void *data, size_t len, char *err, size_
 {
     dc_self *s = self;
     rk_rd r;
-    uint32_t n, i;
+    uint32_t n, i, ver;
 
     dc_clear(s);
     rk_rd_init(&r, data, len);
-    if (pr_read_version(&r, DC_SNAP_VERSION, err, errlen) != 0)
+    if (pr_read_versions(&r, DC_SNAP_V1, DC_SNAP_VERSION, &ver, err, errlen) != 0)
         return -1;
     n = rk_rd_u32(&r);
     if (r.err || n > (size_t)(r.end - r.p) / (12 + 8 + 8 + 16))
@@ -544,6 +921,9 @@ static int dc_restore(void *self, const void *data, size_t len, char *err, size_
         free(unit);
         free(item);
     }
+    if (!r.err && ver >= 2)
+        for (i = 0; i < 3 && !r.err; i++)
+            rk__open_read(&r, &s->open[i]);
     if (r.err || r.p != r.end) {
         dc_clear(s);
         rk_kit_errf(err, errlen, "snapshot: truncated or corrupt");
@@ -575,7 +955,7 @@ const rk_detector_ops rk__det_discretion = {
     dc_create,
     dc_reconfigure,
     dc_on_event,
-    NULL,
+    dc_on_timer,
     dc_on_watermark,
     dc_snapshot,
     dc_restore,

@@ -31,22 +31,42 @@
  * joint_id) replace the earlier filing and are evaluated again with the
  * new values; duplicates never reach a detector.
  *
+ * Lifecycle (practice.h, detectors/lifecycle.c): the open alerts of each
+ * rule are kept per enterprise (whitelist: with their unit). After every
+ * filing of an enterprise with open alerts, fi_stops() finds the end of
+ * the last stretch of time in which the rule holds as its windows slide
+ * on without new filings (windows change only where a visit enters or
+ * leaves them, so the candidates are each visit's time and that time plus
+ * each window); a timer "r:", "w:" or "m:" plus the enterprise at that
+ * time plus alerts.keep_firing_for resolves them all. An amendment after
+ * which the rule holds in no window of the enterprise's filings (old and
+ * new enterprise) retracts them instead. whitelist uses the allowance in
+ * force when it is evaluated; an enterprise no longer listed stops
+ * holding. Cost: O(n^2) per rule and filing (O(n^3) for multi_unit) in
+ * the enterprise's filings n, only while it has open alerts.
+ *
  * State: every filing (fi_task: task_id, enterprise, unit, joint_id,
  * planned_at, kind, entry; ~100 bytes plus the ids) for `horizon` =
  * max(365d, the longest limit window, multi_window) after its planned_at,
  * in an rk_map by task_id, an rk_map enterprise -> its filings and an
  * expiry heap by planned_at + horizon (on_watermark drops what has left
- * it). Memory grows with the filings of one horizon, not with history. An
+ * it). Per enterprise with open alerts an rk__openset record per rule
+ * (lifecycle.c: ~48 bytes and the id, 16 bytes an alert, plus the unit
+ * for whitelist). Memory grows with the filings of one horizon, not with
+ * history. An
  * evaluation costs O(n^2) in the filings n of one enterprise (a handful).
  *
- * Snapshot (version 1): u32 version, u32 n, n x (str task_id, str
+ * Snapshot (version 2): u32 version, u32 n, n x (str task_id, str
  * enterprise, str unit, str joint_id or "", i64 planned_at, i64 ts, ref,
- * u32 kind). The maps and the heap are rebuilt. */
+ * u32 kind), then the open repeat, whitelist and multi_unit alerts
+ * (rk__open_put each). Version 1 has no open alerts. The maps and the
+ * heap are rebuilt. */
 #include "riskd/kit.h"
 #include "internal.h"
 #include "practice.h"
 
-#define FI_SNAP_VERSION 1u
+#define FI_SNAP_VERSION 2u          /* 2: + the open alerts */
+#define FI_SNAP_V1 1u
 #define FI_MAX_LIMITS 16
 #define FI_YEAR (365 * RK_DAY)
 
@@ -91,7 +111,12 @@ typedef struct fi_self {
     rk_map tasks;                   /* task_id -> fi_task */
     rk_map ents;                    /* enterprise_id -> fi_ent */
     rk_heap heap;                   /* fi_task by planned + horizon */
+    rk__openset open[3];            /* enterprise -> open alerts of repeat,
+                                       whitelist (extra: unit), multi_unit */
 } fi_self;
+
+static const char fi_kinds[] = "rwm";      /* timer key prefix of each set */
+static const char *const fi_rules[] = {"repeat", "whitelist", "multi_unit"};
 
 /* ===================================================================
  * Configuration
@@ -494,7 +519,20 @@ static int fi_emit(fi_self *s, const rk_event *ev, const char *rule, rk_severity
     a.evidence = evid;
     a.n_evidence = n_evid;
     a.cooldown = s->cfg.cooldown >= 0 ? s->cfg.cooldown : cooldown;
-    return s->api->emit(s->host, &a) < 0 ? -1 : 0;
+    return s->api->emit(s->host, &a);
+}
+
+/* Emit through fi_emit and, when it is raised, keep it open in set k
+ * (0 repeat, 1 whitelist, 2 multi_unit). 0 or -1. */
+static int fi_raise(fi_self *s, int k, const rk_event *ev, rk_severity sev, const char *unit,
+                    double value, double threshold, int64_t cooldown, const char *summary,
+                    const rk_entry_ref *evid, size_t n_evid)
+{
+    int rc = fi_emit(s, ev, fi_rules[k], sev, unit, value, threshold, cooldown, summary, evid,
+                     n_evid);
+    if (rc < 0 || (rc == 1 && rk__open_add(&s->open[k], ev->enterprise_id, ev->ts, unit) != 0))
+        return -1;
+    return 0;
 }
 
 static int fi_evaluate(fi_self *s, const rk_event *ev, const fi_view *vw, int64_t at)
@@ -513,7 +551,7 @@ static int fi_evaluate(fi_self *s, const rk_event *ev, const fi_view *vw, int64_
             continue;
         rk_say_init(&t, s->api, s->host);
         fi_summary_repeat(&t, ev->enterprise_id, n, l);
-        if (fi_emit(s, ev, "repeat", RK_SEV_WARNING, NULL, n, l->max, l->window,
+        if (fi_raise(s, 0, ev, RK_SEV_WARNING, NULL, n, l->max, l->window,
                     rk_say_text(&t),
                     evid, fi_evidence(vw, end, l->window, ev->ref, evid)) != 0)
             rc = -1;
@@ -525,7 +563,7 @@ static int fi_evaluate(fi_self *s, const rk_event *ev, const fi_view *vw, int64_
         if ((long long)n > allowance) {
             rk_say_init(&t, s->api, s->host);
             fi_summary_whitelist(&t, ev->enterprise_id, ev->unit_id, n, allowance);
-            if (fi_emit(s, ev, "whitelist", RK_SEV_CRITICAL, ev->unit_id, n,
+            if (fi_raise(s, 1, ev, RK_SEV_CRITICAL, ev->unit_id, n,
                         (double)allowance, FI_YEAR, rk_say_text(&t), evid,
                         fi_evidence(vw, end, FI_YEAR, ev->ref, evid)) != 0)
                 rc = -1;
@@ -550,13 +588,198 @@ static int fi_evaluate(fi_self *s, const rk_event *ev, const fi_view *vw, int64_
         if (best >= s->cfg.multi_min_units) {
             rk_say_init(&t, s->api, s->host);
             fi_summary_multi(&t, ev->enterprise_id, best, &s->cfg);
-            if (fi_emit(s, ev, "multi_unit", RK_SEV_WARNING, NULL, best,
+            if (fi_raise(s, 2, ev, RK_SEV_WARNING, NULL, best,
                         s->cfg.multi_min_units, w, rk_say_text(&t), evid,
                         fi_evidence(vw, best_end, w, ev->ref, evid)) != 0)
                 rc = -1;
         }
     }
     return rc;
+}
+
+
+/* ===================================================================
+ * Lifecycle
+ * =================================================================== */
+
+/* Does rule k (0 repeat, 1 whitelist with allowance, 2 multi_unit) hold
+ * for the window(s) ending at end? */
+static int fi_holds(const fi_self *s, const fi_view *vw, int k, long long allowance, int64_t end)
+{
+    size_t i;
+    if (k == 0) {
+        for (i = 0; i < s->cfg.n_limits; i++)
+            if (fi_visits(vw, end, s->cfg.limits[i].window) > s->cfg.limits[i].max)
+                return 1;
+        return 0;
+    }
+    if (k == 1)
+        return (long long)fi_visits(vw, end, FI_YEAR) > allowance;
+    return fi_visits(vw, end, s->cfg.multi_window) >= 2 &&
+           fi_units(vw, end, s->cfg.multi_window) >= s->cfg.multi_min_units;
+}
+
+static int fi_i64_cmp(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The end of the last stretch of time in which rule k holds, its windows
+ * sliding on without new filings; INT64_MIN when it holds in none (*err
+ * set when out of memory). A window's count changes only where a visit
+ * enters (its time) or leaves it (its time plus the window). */
+static int64_t fi_stops(const fi_self *s, const fi_view *vw, int k, long long allowance,
+                        int *err)
+{
+    int64_t ws[FI_MAX_LIMITS], *c, stops = INT64_MIN;
+    size_t nw = 0, n = 0, i, j;
+
+    if (k == 0)
+        for (nw = 0; nw < s->cfg.n_limits; nw++)
+            ws[nw] = s->cfg.limits[nw].window;
+    else
+        ws[nw++] = k == 1 ? FI_YEAR : s->cfg.multi_window;
+    if (vw->n == 0)
+        return INT64_MIN;
+    if ((c = malloc((size_t)vw->n * (nw + 1) * sizeof(*c))) == NULL) {
+        *err = 1;
+        return INT64_MIN;
+    }
+    for (i = 0; i < vw->n; i++) {
+        if (vw->first[i] != i)
+            continue;
+        c[n++] = vw->vt[i];
+        for (j = 0; j < nw; j++)
+            c[n++] = vw->vt[i] > INT64_MAX - ws[j] ? INT64_MAX : vw->vt[i] + ws[j];
+    }
+    qsort(c, n, sizeof(*c), fi_i64_cmp);
+    for (i = n; i-- > 0;) {
+        if (i + 1 < n && c[i] == c[i + 1])
+            continue;
+        if (fi_holds(s, vw, k, allowance, c[i])) {
+            for (j = i + 1; j < n && c[j] == c[i]; j++)
+                ;
+            stops = j < n ? c[j] : INT64_MAX;
+            break;
+        }
+    }
+    free(c);
+    return stops;
+}
+
+static void fi_fill(rk_alert *a, const char *key, const char *extra, char *scratch, size_t n)
+{
+    (void)scratch;
+    (void)n;
+    a->subject.enterprise_id = key;
+    a->subject.unit_id = extra;
+}
+
+/* Resolve the open alerts of set k of enterprise ent at deadline. */
+static int fi_resolve(fi_self *s, int k, const char *ent, int64_t deadline)
+{
+    rk_say t;
+    rk_say_init(&t, s->api, s->host);
+    if (k == 1 && !t.en)
+        rk_say_f(&t, "白名单内的");
+    rk_say_who(&t, "enterprise", ent, 1);
+    if (k == 0) {
+        rk_say_f(&t, t.en ? " has been back within the inspection limits"
+                          : "的检查次数已回到频次上限以内");
+    } else if (k == 1) {
+        if (t.en) {
+            rk_say_f(&t, ", on the whitelist, has been back within its allowance ");
+            rk_say_window(&t, FI_YEAR);
+        } else {
+            rk_say_window(&t, FI_YEAR);
+            rk_say_f(&t, "的检查次数已回到其检查额度以内");
+        }
+    } else if (t.en) {
+        rk_say_f(&t, " has not been inspected separately by %u or more units within ",
+                 (unsigned)s->cfg.multi_min_units);
+        rk_say_span(&t, s->cfg.multi_window);
+    } else {
+        rk_say_f(&t, "已不再被多个执法单位分别检查（");
+        rk_say_span(&t, s->cfg.multi_window);
+        rk_say_f(&t, "内少于%u个单位）", (unsigned)s->cfg.multi_min_units);
+    }
+    pr_say_kept(&t);
+    return pr_notify(s->api, s->host, &s->open[k], ent, fi_rules[k], fi_fill,
+                     RK_ALERT_RESOLVED, rk_say_text(&t), deadline, NULL, 0, NULL, NULL);
+}
+
+/* An event of ent at ts: resolve first what is due before it (the timer
+ * held back by another stream), as the timer would have. */
+static int fi_settle(fi_self *s, const char *ent, int64_t ts)
+{
+    int k, rc = 0;
+    for (k = 0; k < 3; k++) {
+        const rk__openrec *r = rk__open_get(&s->open[k], ent);
+        if (r != NULL && r->resolve_at < ts && fi_resolve(s, k, ent, r->resolve_at) != 0)
+            rc = -1;
+    }
+    return rc;
+}
+
+/* After filing ev changed ent's filings: retract the open alerts of a
+ * rule that, after an amendment, holds in no window of them; else move
+ * each rule's resolve time to when it stops holding. 0 or -1. */
+static int fi_life(fi_self *s, const char *ent, const rk_event *ev)
+{
+    const fi_ent *e = rk_map_get(&s->ents, ent);
+    fi_view vw = {0};
+    int k, rc = 0, err = 0, en = strcmp(s->api->language(s->host), "en") == 0;
+
+    if (rk__open_get(&s->open[0], ent) == NULL && rk__open_get(&s->open[1], ent) == NULL &&
+        rk__open_get(&s->open[2], ent) == NULL)
+        return 0;
+    if (e != NULL && fi_view_build(s, e, &vw) != 0) {
+        fi_view_free(&vw);
+        return -1;
+    }
+    for (k = 0; k < 3; k++) {
+        long long allowance = 0;
+        int listed = 1;
+        int64_t stops;
+        if (rk__open_get(&s->open[k], ent) == NULL)
+            continue;
+        if (k == 1)
+            listed = pr_has_lists(s->api) &&
+                     s->api->whitelist_allowance(s->host, ent, &allowance);
+        stops = listed ? fi_stops(s, &vw, k, allowance, &err) : INT64_MIN;
+        if (err)
+            rc = -1;
+        else if (stops == INT64_MIN && listed && (ev->flags & RK_EVF_AMENDED))
+            rc |= pr_notify(s->api, s->host, &s->open[k], ent, fi_rules[k], fi_fill,
+                            RK_ALERT_RETRACTED,
+                            en ? "An amended filing shows the enterprise was never inspected "
+                                 "past the limit."
+                               : "更正后的检查备案表明，该企业的检查从未超过上限。",
+                            ev->ts, &ev->ref, 1, NULL, NULL);
+        else if (stops == INT64_MIN)
+            rc |= pr_arm_stopped(s->api, s->host, &s->open[k], fi_kinds[k], ent, ev->ts);
+        else
+            rc |= pr_arm(s->api, s->host, &s->open[k], fi_kinds[k], ent, stops);
+    }
+    fi_view_free(&vw);
+    return rc;
+}
+
+/* "r:", "w:", "m:" + enterprise: resolve when the resolve time is still
+ * this deadline. */
+static int fi_on_timer(void *self, int64_t deadline, const char *key, uint64_t arg)
+{
+    fi_self *s = self;
+    const char *p = strchr(fi_kinds, key[0]);
+    const rk__openrec *r;
+    (void)arg;
+    if (key[0] == '\0' || p == NULL || key[1] != ':')
+        return 0;
+    r = rk__open_get(&s->open[p - fi_kinds], key + 2);
+    if (r == NULL || r->resolve_at != deadline)
+        return 0;
+    return fi_resolve(s, (int)(p - fi_kinds), key + 2, deadline);
 }
 
 /* ===================================================================
@@ -568,26 +791,38 @@ static int fi_on_event(void *self, const rk_event *ev)
     fi_self *s = self;
     fi_task *t, *old;
     fi_view vw = {0};
+    char *old_ent = NULL;
     uint32_t i;
     int rc = 0, joins = 0;
 
     if (ev->type != RK_EV_INSPECTION_FILED || ev->task_id == NULL ||
         ev->enterprise_id == NULL || ev->unit_id == NULL)
         return 0;
-    if ((old = rk_map_get(&s->tasks, ev->task_id)) != NULL)
+    if (fi_settle(s, ev->enterprise_id, ev->ts) != 0)
+        return -1;
+    if ((old = rk_map_get(&s->tasks, ev->task_id)) != NULL) {
+        if (strcmp(old->ent_id, ev->enterprise_id) != 0) {
+            if ((old_ent = strdup(old->ent_id)) == NULL || fi_settle(s, old_ent, ev->ts) != 0) {
+                free(old_ent);
+                return -1;
+            }
+        }
         fi_drop(s, old);            /* an amendment replaces its filing */
+    }
     if (fi_expiry(s, ev->planned_at) <= s->api->now(s->host))
-        return 0;                   /* planned before every window */
+        goto life;                  /* planned before every window */
     t = fi_add(s, ev->task_id, ev->enterprise_id, ev->unit_id, ev->joint_id, ev->planned_at,
                ev->ts, ev->ref, ev->kind > 0 && ev->kind <= RK_KIND_OTHER ? (int)ev->kind
                                                                           : RK_KIND_PLAN);
-    if (t == NULL)
+    if (t == NULL) {
+        free(old_ent);
         return -1;
+    }
     if (!fi_counted(s, t))
-        return 0;
+        goto life;
     if (fi_view_build(s, t->e, &vw) != 0) {
         rc = -1;
-        goto done;
+        goto life;
     }
     for (i = 0; i < vw.n; i++)
         if (vw.v[i] == t && vw.first[i] != i)
@@ -599,8 +834,13 @@ static int fi_on_event(void *self, const rk_event *ev)
                 at = vw.vt[i];
         rc = fi_evaluate(s, ev, &vw, at);
     }
-done:
+life:
     fi_view_free(&vw);
+    if (fi_life(s, ev->enterprise_id, ev) != 0)
+        rc = -1;
+    if (old_ent != NULL && fi_life(s, old_ent, ev) != 0)
+        rc = -1;
+    free(old_ent);
     return rc;
 }
 
@@ -614,6 +854,9 @@ static void fi_on_watermark(void *self, int64_t now)
 
 static void fi_clear(fi_self *s)
 {
+    int k;
+    for (k = 0; k < 3; k++)
+        rk__open_clear(&s->open[k]);
     rk_map_clear(&s->tasks, free);
     rk_map_clear(&s->ents, fi_ent_free_);
     rk_heap_free(&s->heap);
@@ -637,6 +880,9 @@ static void *fi_create(const rk_host_api *api, rk_host *host, const json_t *cfg,
     rk_map_init(&s->tasks);
     rk_map_init(&s->ents);
     rk_heap_init(&s->heap, offsetof(fi_task, hpos));
+    rk__open_init(&s->open[0]);
+    rk__open_init(&s->open[1]);
+    rk__open_init(&s->open[2]);
     return s;
 }
 
@@ -672,6 +918,9 @@ static int fi_snapshot(void *self, rk_buf *out)
         rk_buf_put_ref(out, t->ref);
         rk_buf_put_u32(out, (uint32_t)t->kind);
     }
+    rk__open_put(out, &s->open[0]);
+    rk__open_put(out, &s->open[1]);
+    rk__open_put(out, &s->open[2]);
     return out->oom ? -1 : 0;
 }
 
@@ -679,11 +928,11 @@ static int fi_restore(void *self, const void *data, size_t len, char *err, size_
 {
     fi_self *s = self;
     rk_rd r;
-    uint32_t n, i;
+    uint32_t n, i, ver;
 
     fi_clear(s);
     rk_rd_init(&r, data, len);
-    if (pr_read_version(&r, FI_SNAP_VERSION, err, errlen) != 0)
+    if (pr_read_versions(&r, FI_SNAP_V1, FI_SNAP_VERSION, &ver, err, errlen) != 0)
         return -1;
     n = rk_rd_u32(&r);
     if (r.err || n > (size_t)(r.end - r.p) / (16 + 16 + 16 + 4))
@@ -706,6 +955,9 @@ static int fi_restore(void *self, const void *data, size_t len, char *err, size_
         free(unit);
         free(joint);
     }
+    if (!r.err && ver >= 2)
+        for (i = 0; i < 3 && !r.err; i++)
+            rk__open_read(&r, &s->open[i]);
     if (r.err || r.p != r.end) {
         fi_clear(s);
         rk_kit_errf(err, errlen, "snapshot: truncated or corrupt");
@@ -737,7 +989,7 @@ const rk_detector_ops rk__det_inspection_frequency = {
     fi_create,
     fi_reconfigure,
     fi_on_event,
-    NULL,
+    fi_on_timer,
     fi_on_watermark,
     fi_snapshot,
     fi_restore,

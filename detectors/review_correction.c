@@ -11,18 +11,29 @@
  * Cooldown: `cooldown`, default the window.
  *
  * Reviews cannot be amended (their natural key holds the outcome) and
- * duplicates never reach a detector, so the window is all the state.
+ * duplicates never reach a detector, so an alert is never retracted.
+ *
+ * Lifecycle (practice.h, detectors/lifecycle.c): the open alerts of a unit
+ * are resolved once the rule has stopped holding for
+ * alerts.keep_firing_for: after every review of the unit rc_stops() finds
+ * when it stops without new reviews (the first exit of the oldest reviews
+ * after which the count or the share falls short, or at once when a
+ * review that corrects nothing dilutes the share); a timer "c:<unit>"
+ * there plus keep_firing_for resolves them.
  *
  * Memory: one rk_winset (kit window.h) unit -> window of reviews, 32
  * bytes a review, for the reviews of the last `window` only; a unit is
- * freed at the first watermark past its newest review + window.
+ * freed at the first watermark past its newest review + window. Per unit
+ * with open alerts an rk__openset record (lifecycle.c).
  *
- * Snapshot (version 1): u32 version, then the winset (practice.h). */
+ * Snapshot (version 2): u32 version, the winset (practice.h), then the
+ * open alerts (rk__open_put). Version 1 has no open alerts. */
 #include "riskd/kit.h"
 #include "internal.h"
 #include "practice.h"
 
-#define RC_SNAP_VERSION 1u
+#define RC_SNAP_VERSION 2u          /* 2: + the open alerts */
+#define RC_SNAP_V1 1u
 #define RC_FLAG_CORRECTED 1u
 
 typedef struct rc_cfg {
@@ -37,6 +48,7 @@ typedef struct rc_self {
     rk_host *host;
     rc_cfg cfg;
     rk_winset units;                /* unit id -> reviews, flag = corrected */
+    rk__openset open;               /* unit id -> open corrections alerts */
 } rc_self;
 
 static const char *const rc_keys[] = {"window", "min_count", "min_share", "cooldown", NULL};
@@ -84,18 +96,94 @@ static void rc_summary_corrections(rk_say *t, const char *unit, uint32_t n, uint
     }
 }
 
+/* Does the rule hold for len reviews, nflag of them corrections? */
+static int rc_holds(const rc_self *s, uint32_t len, uint32_t nflag)
+{
+    return nflag >= s->cfg.min_count && len > 0 &&
+           (double)nflag / (double)len >= s->cfg.min_share;
+}
+
+/* When the rule, holding on window w (nflag corrections), stops holding
+ * without new reviews: the reviews leave oldest first (those of one ts
+ * together, at ts + window); the first exit after which it fails. */
+static int64_t rc_stops(const rc_self *s, const rk_win *w, uint32_t nflag)
+{
+    uint32_t i = 0, len = w->len;
+    while (i < w->len) {
+        int64_t ts = rk_win_at(w, i)->ts;
+        while (i < w->len && rk_win_at(w, i)->ts == ts) {
+            if (rk_win_at(w, i)->flag & RC_FLAG_CORRECTED)
+                nflag--;
+            len--;
+            i++;
+        }
+        if (!rc_holds(s, len, nflag))
+            return ts > INT64_MAX - s->cfg.window ? INT64_MAX : ts + s->cfg.window;
+    }
+    return INT64_MAX;               /* not reached: an empty window fails */
+}
+
+static void rc_fill(rk_alert *a, const char *key, const char *extra, char *scratch, size_t n)
+{
+    (void)extra;
+    (void)scratch;
+    (void)n;
+    a->subject.unit_id = key;
+}
+
+/* Resolve the open alerts of unit at deadline. */
+static int rc_resolve(rc_self *s, const char *unit, int64_t deadline)
+{
+    rk_say t;
+    rk_say_init(&t, s->api, s->host);
+    rk_say_who(&t, "unit", unit, 1);
+    if (t.en) {
+        rk_say_f(&t, "'s administrative reviews corrected ");
+        rk_say_window(&t, s->cfg.window);
+        rk_say_f(&t, " have been under the threshold (%u and ", (unsigned)s->cfg.min_count);
+        rk_say_pct(&t, s->cfg.min_share);
+        rk_say_f(&t, ")");
+    } else {
+        rk_say_window(&t, s->cfg.window);
+        rk_say_f(&t, "被复议纠错的案件已低于阈值（%u件且", (unsigned)s->cfg.min_count);
+        rk_say_pct(&t, s->cfg.min_share);
+        rk_say_f(&t, "）");
+    }
+    pr_say_kept(&t);
+    return pr_notify(s->api, s->host, &s->open, unit, "corrections", rc_fill,
+                     RK_ALERT_RESOLVED, rk_say_text(&t), deadline, NULL, 0, NULL, NULL);
+}
+
+/* "c:<unit>": resolve when the resolve time is still this deadline. */
+static int rc_on_timer(void *self, int64_t deadline, const char *key, uint64_t arg)
+{
+    rc_self *s = self;
+    const rk__openrec *r;
+    (void)arg;
+    if (key[0] != 'c' || key[1] != ':' || (r = rk__open_get(&s->open, key + 2)) == NULL ||
+        r->resolve_at != deadline)
+        return 0;
+    return rc_resolve(s, key + 2, deadline);
+}
+
 static int rc_on_event(void *self, const rk_event *ev)
 {
     rc_self *s = self;
     rk_entry_ref evid[RK_MAX_EVIDENCE];
+    const rk__openrec *r;
     rk_say t;
     rk_winkey *k;
     rk_alert a;
     double share;
-    int corrected, pushed;
+    int corrected, pushed, rc;
 
     if (ev->type != RK_EV_CASE_REVIEW || ev->unit_id == NULL)
         return 0;
+    /* A resolve time already past (the timer held back by another
+     * stream): resolve first, as the timer would have. */
+    if ((r = rk__open_get(&s->open, ev->unit_id)) != NULL && r->resolve_at < ev->ts &&
+        rc_resolve(s, ev->unit_id, r->resolve_at) != 0)
+        return -1;
     corrected = ev->outcome == RK_OUTCOME_REVOKED || ev->outcome == RK_OUTCOME_ALTERED ||
                 ev->outcome == RK_OUTCOME_CONFIRMED_ILLEGAL;
     if ((k = rk_winset_get(&s->units, ev->unit_id)) == NULL)
@@ -106,11 +194,12 @@ static int rc_on_event(void *self, const rk_event *ev)
         k->nflag++;
     if (rk_winset_track(&s->units, k, pushed, s->cfg.window) != 0)
         return -1;
-    if (!corrected || k->nflag < s->cfg.min_count)
-        return 0;
+    if (!rc_holds(s, k->win.len, k->nflag))
+        return pr_arm_stopped(s->api, s->host, &s->open, 'c', ev->unit_id, ev->ts);
+    if (!corrected)
+        return pr_arm(s->api, s->host, &s->open, 'c', ev->unit_id,
+                      rc_stops(s, &k->win, k->nflag));
     share = (double)k->nflag / (double)k->win.len;
-    if (share < s->cfg.min_share)
-        return 0;
     rk_say_init(&t, s->api, s->host);
     rc_summary_corrections(&t, ev->unit_id, k->nflag, k->win.len, share, &s->cfg);
     memset(&a, 0, sizeof(a));
@@ -124,7 +213,10 @@ static int rc_on_event(void *self, const rk_event *ev)
     a.n_evidence = rk_kit_evidence(&k->win, RC_FLAG_CORRECTED, ev->ref, evid);
     a.evidence = evid;
     a.cooldown = s->cfg.cooldown;
-    return s->api->emit(s->host, &a) < 0 ? -1 : 0;
+    rc = s->api->emit(s->host, &a);
+    if (rc < 0 || (rc == 1 && rk__open_add(&s->open, ev->unit_id, ev->ts, NULL) != 0))
+        return -1;
+    return pr_arm(s->api, s->host, &s->open, 'c', ev->unit_id, rc_stops(s, &k->win, k->nflag));
 }
 
 static void *rc_create(const rk_host_api *api, rk_host *host, const json_t *cfg,
@@ -142,6 +234,7 @@ static void *rc_create(const rk_host_api *api, rk_host *host, const json_t *cfg,
     s->host = host;
     s->cfg = c;
     rk_winset_init(&s->units);
+    rk__open_init(&s->open);
     return s;
 }
 
@@ -168,6 +261,7 @@ static int rc_snapshot(void *self, rk_buf *out)
     rc_self *s = self;
     rk_buf_put_u32(out, RC_SNAP_VERSION);
     pr_put_winset(out, &s->units);
+    rk__open_put(out, &s->open);
     return out->oom ? -1 : 0;
 }
 
@@ -175,12 +269,16 @@ static int rc_restore(void *self, const void *data, size_t len, char *err, size_
 {
     rc_self *s = self;
     rk_rd r;
+    uint32_t ver;
     rk_winset_clear(&s->units);
+    rk__open_clear(&s->open);
     rk_rd_init(&r, data, len);
-    if (pr_read_version(&r, RC_SNAP_VERSION, err, errlen) != 0)
+    if (pr_read_versions(&r, RC_SNAP_V1, RC_SNAP_VERSION, &ver, err, errlen) != 0)
         return -1;
-    if (pr_read_winset(&r, &s->units, s->cfg.window) != 0 || r.p != r.end) {
+    if (pr_read_winset(&r, &s->units, s->cfg.window) != 0 ||
+        (ver >= 2 && rk__open_read(&r, &s->open) != 0) || r.p != r.end) {
         rk_winset_clear(&s->units);
+        rk__open_clear(&s->open);
         rk_kit_errf(err, errlen, "snapshot: truncated or corrupt");
         return -1;
     }
@@ -193,6 +291,7 @@ static void rc_destroy(void *self)
     if (s == NULL)
         return;
     rk_winset_clear(&s->units);
+    rk__open_clear(&s->open);
     free(s);
 }
 
@@ -209,7 +308,7 @@ const rk_detector_ops rk__det_review_correction = {
     rc_create,
     rc_reconfigure,
     rc_on_event,
-    NULL,
+    rc_on_timer,
     rc_on_watermark,
     rc_snapshot,
     rc_restore,

@@ -14,20 +14,32 @@
  * the period. Counting is two binary searches per period on the sorted
  * window.
  *
- * Opened cases cannot be amended, and duplicates never reach a detector.
+ * Opened cases cannot be amended, and duplicates never reach a detector,
+ * so an alert is never retracted.
+ *
+ * Lifecycle (practice.h, detectors/lifecycle.c): the open alerts of a key
+ * are resolved once the rule has stopped holding for
+ * alerts.keep_firing_for. After every case of the key, vh_stops() finds
+ * when it stops without new cases: the counts change only where a case
+ * moves from one period to the next (its ts plus a multiple of period),
+ * so the first of those points after the key's newest case at which the
+ * rule fails; a timer "h:<key>" there plus keep_firing_for resolves them.
  *
  * Memory: one rk_winset (kit window.h) key "region\x1fdomain" -> window,
  * 32 bytes a case, for the cases of the last (baseline_periods + 1) x
  * period; a key is freed at the first watermark past its newest case +
- * that span. A changed period or baseline_periods re-keys the windows
+ * that span; per key with open alerts an rk__openset record
+ * (lifecycle.c). A changed period or baseline_periods re-keys the windows
  * (what the old span no longer held is not recovered).
  *
- * Snapshot (version 1): u32 version, then the winset (practice.h). */
+ * Snapshot (version 2): u32 version, the winset (practice.h), then the
+ * open alerts (rk__open_put). Version 1 has no open alerts. */
 #include "riskd/kit.h"
 #include "internal.h"
 #include "practice.h"
 
-#define VH_SNAP_VERSION 1u
+#define VH_SNAP_VERSION 2u          /* 2: + the open alerts */
+#define VH_SNAP_V1 1u
 
 typedef struct vh_cfg {
     int64_t period;
@@ -43,6 +55,7 @@ typedef struct vh_self {
     rk_host *host;
     vh_cfg cfg;
     rk_winset keys;
+    rk__openset open;               /* "region\x1fdomain" -> open alerts */
 } vh_self;
 
 static const char *const vh_keys[] = {
@@ -126,18 +139,133 @@ static void vh_summary_hotspot(rk_say *t, const char *region, const char *domain
     }
 }
 
+/* The counts of window w at t: *cur in (t - period, t] and the mean of
+ * the baseline periods before it. Does the rule hold there? */
+static int vh_holds(const vh_self *s, const rk_win *w, int64_t t, uint32_t *cur, double *mean)
+{
+    int64_t p = s->cfg.period;
+    double sum = 0;
+    uint32_t i;
+    *cur = vh_count(w, rk_kit_cutoff(t, p), t);
+    for (i = 1; i <= s->cfg.baseline_periods; i++)
+        sum += vh_count(w, rk_kit_cutoff(t, (int64_t)(i + 1) * p),
+                        rk_kit_cutoff(t, (int64_t)i * p));
+    *mean = sum / s->cfg.baseline_periods;
+    return *cur >= s->cfg.min_count && (double)*cur >= (1.0 + s->cfg.min_growth) * *mean;
+}
+
+static int vh_i64_cmp(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* When the rule, holding at now on w, stops holding without new cases:
+ * the first point after now where a case changes period (ts + k x
+ * period, k = 1 .. baseline_periods + 1) and the rule fails. INT64_MAX
+ * when out of memory (the alert then waits for the next case). */
+static int64_t vh_stops(const vh_self *s, const rk_win *w, int64_t now)
+{
+    uint32_t i, k, n = 0, cur;
+    int64_t *c, stops = INT64_MAX;
+    double mean;
+    if ((c = malloc((size_t)w->len * (s->cfg.baseline_periods + 1) * sizeof(*c) + 1)) == NULL)
+        return INT64_MAX;
+    for (i = 0; i < w->len; i++)
+        for (k = 1; k <= s->cfg.baseline_periods + 1; k++) {
+            int64_t ts = rk_win_at(w, i)->ts, d = (int64_t)k * s->cfg.period;
+            int64_t x = ts > INT64_MAX - d ? INT64_MAX : ts + d;
+            if (x > now)
+                c[n++] = x;
+        }
+    qsort(c, n, sizeof(*c), vh_i64_cmp);
+    for (i = 0; i < n; i++)
+        if ((i == 0 || c[i] != c[i - 1]) && !vh_holds(s, w, c[i], &cur, &mean)) {
+            stops = c[i];
+            break;
+        }
+    free(c);
+    return stops;
+}
+
+static void vh_fill(rk_alert *a, const char *key, const char *extra, char *scratch, size_t n)
+{
+    (void)extra;
+    pr_split(key, scratch, n, &a->subject.region, &a->domain);
+}
+
+/* Resolve the open alerts of key at deadline. */
+static int vh_resolve(vh_self *s, const char *key, int64_t deadline)
+{
+    char scratch[256], *sc = scratch;
+    const char *region, *domain;
+    size_t need = strlen(key) + 1;
+    rk_say t;
+    if (need > sizeof(scratch) && (sc = malloc(need)) == NULL)
+        return -1;
+    pr_split(key, sc, need, &region, &domain);
+    rk_say_init(&t, s->api, s->host);
+    if (t.en) {
+        rk_say_f(&t, "The cases in ");
+        rk_say_who(&t, "domain", domain, 0);
+        rk_say_f(&t, " opened in ");
+        rk_say_who(&t, "region", region, 0);
+        rk_say_f(&t, " ");
+        rk_say_window(&t, s->cfg.period);
+        rk_say_f(&t, " have been back under the hotspot threshold");
+    } else {
+        rk_say_who(&t, "region", region, 0);
+        rk_say_window(&t, s->cfg.period);
+        rk_say_who(&t, "domain", domain, 0);
+        rk_say_f(&t, "案件立案数已回落到高发阈值以下");
+    }
+    pr_say_kept(&t);
+    if (sc != scratch)
+        free(sc);
+    return pr_notify(s->api, s->host, &s->open, key, "hotspot", vh_fill, RK_ALERT_RESOLVED,
+                     rk_say_text(&t), deadline, NULL, 0, NULL, NULL);
+}
+
+/* "h:<key>": resolve when the resolve time is still this deadline. */
+static int vh_on_timer(void *self, int64_t deadline, const char *key, uint64_t arg)
+{
+    vh_self *s = self;
+    const rk__openrec *r;
+    (void)arg;
+    if (key[0] != 'h' || key[1] != ':' || (r = rk__open_get(&s->open, key + 2)) == NULL ||
+        r->resolve_at != deadline)
+        return 0;
+    return vh_resolve(s, key + 2, deadline);
+}
+
+/* After a case of key: move the resolve time of its open alerts to when
+ * the rule stops holding at the key's newest case. */
+static int vh_life(vh_self *s, const char *key, const rk_win *w)
+{
+    int64_t newest;
+    uint32_t cur;
+    double mean;
+    if (rk__open_get(&s->open, key) == NULL || w->len == 0)
+        return 0;
+    newest = rk_win_at(w, w->len - 1)->ts;
+    if (!vh_holds(s, w, newest, &cur, &mean))
+        return pr_arm_stopped(s->api, s->host, &s->open, 'h', key, newest);
+    return pr_arm(s->api, s->host, &s->open, 'h', key, vh_stops(s, w, newest));
+}
+
 static int vh_on_event(void *self, const rk_event *ev)
 {
     vh_self *s = self;
     rk_entry_ref evid[RK_MAX_EVIDENCE];
     char key[1024];
+    const rk__openrec *r;
     rk_say say;
     rk_winkey *k;
     rk_alert a;
-    uint32_t cur, i;
-    double sum = 0, mean, threshold;
-    int pushed;
-    int64_t t = ev->ts, p = s->cfg.period;
+    uint32_t cur;
+    double mean, threshold;
+    int pushed, rc;
+    int64_t t = ev->ts;
 
     if (ev->type != RK_EV_CASE_OPENED || ev->region == NULL || ev->domain == NULL)
         return 0;
@@ -146,9 +274,14 @@ static int vh_on_event(void *self, const rk_event *ev)
     {
         size_t rl = strlen(ev->region), dl = strlen(ev->domain);
         memcpy(key, ev->region, rl);
-        key[rl] = '\x1f';
+        key[rl] = PR_SEP;
         memcpy(key + rl + 1, ev->domain, dl + 1);
     }
+    /* A resolve time already past (the timer held back by another
+     * stream): resolve first, as the timer would have. */
+    if ((r = rk__open_get(&s->open, key)) != NULL && r->resolve_at < t &&
+        vh_resolve(s, key, r->resolve_at) != 0)
+        return -1;
     if ((k = rk_winset_get(&s->keys, key)) == NULL)
         return -1;
     if (k->win.len > 0 && rk_win_at(&k->win, k->win.len - 1)->ts > t)
@@ -158,16 +291,9 @@ static int vh_on_event(void *self, const rk_event *ev)
     pushed = rk_win_push(&k->win, t, ev->ref, 0) == 0;
     if (rk_winset_track(&s->keys, k, pushed, s->cfg.span) != 0)
         return -1;
-    cur = vh_count(&k->win, rk_kit_cutoff(t, p), t);
-    if (cur < s->cfg.min_count)
-        return 0;
-    for (i = 1; i <= s->cfg.baseline_periods; i++)
-        sum += vh_count(&k->win, rk_kit_cutoff(t, (int64_t)(i + 1) * p),
-                        rk_kit_cutoff(t, (int64_t)i * p));
-    mean = sum / s->cfg.baseline_periods;
+    if (!vh_holds(s, &k->win, t, &cur, &mean))
+        return vh_life(s, key, &k->win);
     threshold = (1.0 + s->cfg.min_growth) * mean;
-    if ((double)cur < threshold)
-        return 0;
     if (threshold < s->cfg.min_count)
         threshold = s->cfg.min_count;
     rk_say_init(&say, s->api, s->host);
@@ -184,7 +310,10 @@ static int vh_on_event(void *self, const rk_event *ev)
     a.n_evidence = rk_kit_evidence(&k->win, 0, ev->ref, evid);
     a.evidence = evid;
     a.cooldown = s->cfg.cooldown;
-    return s->api->emit(s->host, &a) < 0 ? -1 : 0;
+    rc = s->api->emit(s->host, &a);
+    if (rc < 0 || (rc == 1 && rk__open_add(&s->open, key, t, NULL) != 0))
+        return -1;
+    return vh_life(s, key, &k->win);
 }
 
 static void *vh_create(const rk_host_api *api, rk_host *host, const json_t *cfg,
@@ -202,6 +331,7 @@ static void *vh_create(const rk_host_api *api, rk_host *host, const json_t *cfg,
     s->host = host;
     s->cfg = c;
     rk_winset_init(&s->keys);
+    rk__open_init(&s->open);
     return s;
 }
 
@@ -228,6 +358,7 @@ static int vh_snapshot(void *self, rk_buf *out)
     vh_self *s = self;
     rk_buf_put_u32(out, VH_SNAP_VERSION);
     pr_put_winset(out, &s->keys);
+    rk__open_put(out, &s->open);
     return out->oom ? -1 : 0;
 }
 
@@ -235,12 +366,16 @@ static int vh_restore(void *self, const void *data, size_t len, char *err, size_
 {
     vh_self *s = self;
     rk_rd r;
+    uint32_t ver;
     rk_winset_clear(&s->keys);
+    rk__open_clear(&s->open);
     rk_rd_init(&r, data, len);
-    if (pr_read_version(&r, VH_SNAP_VERSION, err, errlen) != 0)
+    if (pr_read_versions(&r, VH_SNAP_V1, VH_SNAP_VERSION, &ver, err, errlen) != 0)
         return -1;
-    if (pr_read_winset(&r, &s->keys, s->cfg.span) != 0 || r.p != r.end) {
+    if (pr_read_winset(&r, &s->keys, s->cfg.span) != 0 ||
+        (ver >= 2 && rk__open_read(&r, &s->open) != 0) || r.p != r.end) {
         rk_winset_clear(&s->keys);
+        rk__open_clear(&s->open);
         rk_kit_errf(err, errlen, "snapshot: truncated or corrupt");
         return -1;
     }
@@ -253,6 +388,7 @@ static void vh_destroy(void *self)
     if (s == NULL)
         return;
     rk_winset_clear(&s->keys);
+    rk__open_clear(&s->open);
     free(s);
 }
 
@@ -269,7 +405,7 @@ const rk_detector_ops rk__det_violation_hotspot = {
     vh_create,
     vh_reconfigure,
     vh_on_event,
-    NULL,
+    vh_on_timer,
     vh_on_watermark,
     vh_snapshot,
     vh_restore,

@@ -294,6 +294,13 @@ static int host_credential_valid(rk_host *h, const char *officer_id, int64_t ts)
            ? RK_CREDENTIAL_VALID : RK_CREDENTIAL_INVALID;
 }
 
+/* clock.timezone of the configuration in force (ABI minor 5). */
+static int host_tz_offset(rk_host *h)
+{
+    const rk__config *cfg = HOST(h)->eng->cfg;
+    return cfg != NULL ? cfg->tz_offset_s : 8 * 3600;
+}
+
 void rk__free_cooldowns(rk__det *d)
 {
     cooldowns *cs = d->cooldown;
@@ -331,4 +338,5 @@ void rk__init_api(rk_host_api *api)
     api->exempt_kind = host_exempt_kind;
     api->credential_valid = host_credential_valid;
     api->keep_firing_for = host_keep_firing_for;
+    api->tz_offset = host_tz_offset;
 }

@@ -360,11 +360,12 @@ static int null_credential(rk_host *h, const char *o, int64_t t)
 { (void)h; (void)o; (void)t; return RK_CREDENTIAL_NO_LIST; }
 static int64_t null_keep(rk_host *h) { (void)h; return 0; }
 static const char *null_language(rk_host *h) { (void)h; return "zh-CN"; }
+static int null_tz(rk_host *h) { (void)h; return 8 * 3600; }
 static const rk_host_api null_api = {
     RK_ABI_MAJOR, RK_ABI_MINOR, null_emit, null_timer, null_now, null_log, null_stream,
     NULL, null_language,            /* name_of (none: ids), language */
     null_allowance, null_benchmark, null_exempt, null_credential,
-    null_keep
+    null_keep, null_tz
 };
 
 /* Create and destroy each enabled detector once to validate its config. */

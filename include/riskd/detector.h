@@ -54,14 +54,15 @@ extern "C" {
  *  - Never insert a member in the middle of a struct.
  */
 #define RK_ABI_MAJOR 1
-#define RK_ABI_MINOR 4                /* 1: RK_EVF_AMENDED, RK_EVF_FILING_SEEN,
+#define RK_ABI_MINOR 5                /* 1: RK_EVF_AMENDED, RK_EVF_FILING_SEEN,
                                          rk_alert.trigger_key
                                          2: rk_host_api.name_of, language
                                          3: rk_event kind, joint_id, domain,
                                          level, issue; rk_alert.item_code,
                                          domain; rk_host_api list lookups
                                          4: rk_alert.status, reason, change_ts
-                                         (notices); rk_host_api.keep_firing_for */
+                                         (notices); rk_host_api.keep_firing_for
+                                         5: rk_host_api.tz_offset */
 
 #define RK_DETECTOR_ENTRY "rk_detector_entry"
 
@@ -224,6 +225,11 @@ typedef struct rk_host_api {
     /* alerts.keep_firing_for (ms): how long a window or sum rule's
      * condition must have stopped holding before its alert is resolved. */
     int64_t (*keep_firing_for)(rk_host *host);
+    /* ABI minor 5 */
+    /* clock.timezone as seconds east of UTC (+08:00: 28800), as in force
+     * now: the zone calendar days are counted in (credential_valid's
+     * days, dates in summaries). */
+    int (*tz_offset)(rk_host *host);
 } rk_host_api;
 
 /* Growable byte buffer for snapshots (helpers in riskd/kit.h). */

@@ -5,9 +5,10 @@
  * targets):
  *
  *   0  rk__clock_restore, with a det_index callback that knows the
- *      stateful built-in detectors' names (other names drop their timers);
+ *      built-in detector names below (other names drop their timers);
  *   1  rk__tasks_restore;
- *   2+ the restore() of each built-in detector, in registry order;
+ *   2+ the restore() of each built-in detector, the four original ones
+ *      first, then the five of the supervision practice;
  *   then the natural keys (rk__dedupe_restore) and the alerts.open_ttl
  *      deadlines (rk__ttl_restore).
  *
@@ -40,6 +41,7 @@ static const rk_detector_ops *const dets[] = {
     &rk__det_discretion,
     &rk__det_review_correction,
     &rk__det_violation_hotspot,
+    &rk__det_officer_credential,
 };
 #define N_DETS (sizeof(dets) / sizeof(dets[0]))
 #define N_TARGETS (4 + N_DETS)
@@ -286,11 +288,43 @@ static const char *fz_stream_name(rk_host *h, unsigned s)
 static int64_t fz_keep(rk_host *h) { (void)h; return 3600000; }
 static const char *fz_language(rk_host *h) { (void)h; return "zh-CN"; }
 
+/* Reference lists of one row each about the ids fz_use feeds: e1 may not
+ * be inspected at all, item i1 is exempt from penalty with a benchmark of
+ * 0..500, officer o1 holds a credential (o2 none). */
+static int fz_whitelist(rk_host *h, const char *ent, long long *allowance)
+{
+    (void)h;
+    *allowance = 0;
+    return strcmp(ent, "e1") == 0;
+}
+
+static int fz_benchmark(rk_host *h, const char *item, const char *level, double *lo, double *hi)
+{
+    (void)h; (void)level;
+    *lo = 0;
+    *hi = 500;
+    return strcmp(item, "i1") == 0;
+}
+
+static int fz_exempt(rk_host *h, const char *item)
+{
+    (void)h;
+    return strcmp(item, "i1") == 0 ? RK_EXEMPT_KIND_NO_PENALTY : RK_EXEMPT_KIND_NONE;
+}
+
+static int fz_credential(rk_host *h, const char *officer, int64_t ts)
+{
+    (void)h; (void)ts;
+    return strcmp(officer, "o1") == 0 ? RK_CREDENTIAL_VALID : RK_CREDENTIAL_INVALID;
+}
+
+static int fz_tz(rk_host *h) { (void)h; return -5 * 3600; }
+
 static const rk_host_api fz_api = {
     RK_ABI_MAJOR, RK_ABI_MINOR, fz_emit, fz_timer_set, fz_now, fz_log,
     fz_stream_name, NULL, fz_language,      /* no names */
-    NULL, NULL, NULL, NULL,                 /* no lists */
-    fz_keep
+    fz_whitelist, fz_benchmark, fz_exempt, fz_credential,
+    fz_keep, fz_tz
 };
 
 /* Move the watermark to now (never back), firing due timers first. */
@@ -331,7 +365,9 @@ static void fz_use(fz_host *h)
 {
     static const char *const offs1[] = {"o1"};
     static const char *const offs2[] = {"o1", "o2"};
-    static const char *const tkeys[] = {"n:t1", "s:t2", "c:c1", "s:t1", "n:t2", "c:c2", "x", ""};
+    static const char *const tkeys[] = {"n:t1", "s:t2", "c:c1", "s:t1", "n:t2", "c:c2", "x", "",
+                                        "r:e1", "w:e1", "m:e1", "x:c1", "x:t1", "d:u1\037i1",
+                                        "h:r1\037d1", "c:u1", "d:", "x:"};
     static const int64_t tdead[] = {T0, T0 + 10 * RK_MINUTE, T0 + RK_DAY, T0 - 1, 0};
     rk_event ev;
     uint32_t seq = 0;
@@ -347,6 +383,14 @@ static void fz_use(fz_host *h)
         ev.type = RK_EV_INSPECTION_FILED; ev.ts = ts; ev.planned_at = ts + RK_HOUR;
         ev.task_id = "t1"; ev.unit_id = "u1"; ev.enterprise_id = "e1";
         ev.officers = offs2; ev.n_officers = 2; ev.region = "r1";
+        ev.flags = round > 0 ? RK_EVF_AMENDED : 0;
+        ev.kind = round == 2 ? RK_KIND_COMPLAINT : RK_KIND_PLAN;
+        fz_event(h, &ev, seq++);
+
+        memset(&ev, 0, sizeof(ev));
+        ev.type = RK_EV_INSPECTION_FILED; ev.ts = ts; ev.planned_at = ts + 2 * RK_HOUR;
+        ev.task_id = "t3"; ev.unit_id = "u2"; ev.enterprise_id = "e1";
+        ev.officers = offs2 + 1; ev.n_officers = 1;
         fz_event(h, &ev, seq++);
 
         memset(&ev, 0, sizeof(ev));
@@ -378,11 +422,19 @@ static void fz_use(fz_host *h)
         memset(&ev, 0, sizeof(ev));
         ev.type = RK_EV_CASE_OPENED; ev.ts = ts + 5; ev.case_id = "c1";
         ev.unit_id = "u1"; ev.task_id = "t2"; ev.source = RK_SOURCE_INSPECTION;
+        ev.region = "r1"; ev.domain = "d1"; ev.officers = offs2; ev.n_officers = 2;
         fz_event(h, &ev, seq++);
 
         memset(&ev, 0, sizeof(ev));
         ev.type = RK_EV_CASE_DECIDED; ev.ts = ts + 6; ev.case_id = "c1";
         ev.unit_id = "u1"; ev.fine = 100000.0 * (round + 1); ev.confiscation = 5;
+        ev.item_code = "i1"; ev.flags = round > 0 ? RK_EVF_AMENDED : 0;
+        fz_event(h, &ev, seq++);
+
+        memset(&ev, 0, sizeof(ev));
+        ev.type = RK_EV_CASE_DECIDED; ev.ts = ts + 6; ev.case_id = "c2";
+        ev.unit_id = "u2"; ev.fine = round == 2 ? 0 : 100; ev.item_code = "i1";
+        ev.flags = round > 0 ? RK_EVF_AMENDED : 0;
         fz_event(h, &ev, seq++);
 
         memset(&ev, 0, sizeof(ev));

@@ -28,6 +28,7 @@ static const rk_detector_ops *const dets[] = {
     &rk__det_discretion,
     &rk__det_review_correction,
     &rk__det_violation_hotspot,
+    &rk__det_officer_credential,
 };
 #define N_DETS (sizeof(dets) / sizeof(dets[0]))
 
@@ -235,6 +236,27 @@ static void feed(rk_fakehost *fh)
         ev.enterprise_id = "e1"; ev.region = "r1";
         ev.ref = rk_fh_ref(RK_STREAM_CASE, (uint64_t)ts + 6, seq++);
         rk_fh_event(fh, &ev);
+
+        /* The practice detectors' fields: an item over its benchmark and
+         * exempt, an area, a correcting review. */
+        memset(&ev, 0, sizeof(ev));
+        ev.type = RK_EV_CASE_DECIDED; ev.ts = ts + 7;
+        ev.case_id = i % 2 ? "d1" : "d2"; ev.unit_id = i % 2 ? "u1" : "u2";
+        ev.fine = 1000.0 * (i + 1); ev.item_code = "i1";
+        ev.ref = rk_fh_ref(RK_STREAM_CASE, (uint64_t)ts + 7, seq++);
+        rk_fh_event(fh, &ev);
+
+        memset(&ev, 0, sizeof(ev));
+        ev.type = RK_EV_CASE_OPENED; ev.ts = ts + 8; ev.case_id = "c9";
+        ev.unit_id = "u1"; ev.source = RK_SOURCE_REPORT; ev.region = "r1"; ev.domain = "d1";
+        ev.ref = rk_fh_ref(RK_STREAM_CASE, (uint64_t)ts + 8, seq++);
+        rk_fh_event(fh, &ev);
+
+        memset(&ev, 0, sizeof(ev));
+        ev.type = RK_EV_CASE_REVIEW; ev.ts = ts + 9; ev.case_id = "c1";
+        ev.unit_id = "u1"; ev.outcome = RK_OUTCOME_REVOKED;
+        ev.ref = rk_fh_ref(RK_STREAM_CASE, (uint64_t)ts + 9, seq++);
+        rk_fh_event(fh, &ev);
     }
 }
 
@@ -247,6 +269,16 @@ static int seeds_detector(const char *dir, unsigned i)
 
     if ((fh = rk_fh_new(dets[i], "{}", err, sizeof(err))) == NULL) {
         fprintf(stderr, "mkseeds: %s: %s\n", dets[i]->name, err);
+        return -1;
+    }
+    /* Lists for the practice detectors, about the ids fed below. */
+    if (rk_fh_list(fh, "whitelist", "enterprise_id,allowance,note\ne1,0,\n") != 0 ||
+        rk_fh_list(fh, "benchmarks", "item_code,level,min_fine,max_fine\ni1,,0,500\n") != 0 ||
+        rk_fh_list(fh, "exempt", "item_code,kind\ni1,no_penalty\n") != 0 ||
+        rk_fh_list(fh, "credentials", "officer_id,unit_id,valid_from,valid_until\n"
+                   "o1,u1,2024-01-01,\n") != 0) {
+        fprintf(stderr, "mkseeds: a sample list was refused\n");
+        rk_fh_free(fh);
         return -1;
     }
     rc = dets[i]->snapshot(fh->self, &b);

@@ -171,6 +171,8 @@ static int fh_credential_valid(rk_host *h, const char *officer_id, int64_t ts)
            ? RK_CREDENTIAL_VALID : RK_CREDENTIAL_INVALID;
 }
 
+static int fh_tz_offset(rk_host *h) { return FH(h)->tz_offset_s; }
+
 int rk_fh_list(rk_fakehost *fh, const char *kind, const char *csv)
 {
     int k = rk__lists_kind(kind);
@@ -216,6 +218,7 @@ rk_fakehost *rk_fh_new(const rk_detector_ops *ops, const char *cfg_json,
     fh->api.exempt_kind = fh_exempt_kind;
     fh->api.credential_valid = fh_credential_valid;
     fh->tz_offset_s = 8 * 3600;
+    fh->api.tz_offset = fh_tz_offset;
     fh->api.keep_firing_for = fh_keep_firing_for;
     fh->keep_firing_for = 3600000;
     fh->notices = json_array();

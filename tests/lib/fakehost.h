@@ -36,7 +36,8 @@ typedef struct rk_fakehost {
     json_t *names;                  /* "kind/id" -> name (name_of) */
     char language[8];               /* language(): "zh-CN" (default) or "en" */
     void *lists[5];                 /* rk__list * per kind (lists.c), or NULL */
-    int tz_offset_s;                /* for credential days; default +08:00 */
+    int tz_offset_s;                /* clock.timezone (tz_offset, credential
+                                       days); default +08:00 */
 } rk_fakehost;
 
 /* Create a host and a detector from a JSON config text ("{}" for

@@ -9,8 +9,8 @@
  *                        "POISON", so their ids include it; it gets
  *                        amendments (RK_EVF_AMENDED, minor 1) and on one
  *                        also retracts its first alert (a notice, minor 4).
- *   minor_probe_prev.so  (minor_probe_prev.c) declares the previous minor,
- *                        RK_ABI_MINOR - 1 = 3, and emits the alert as minor 3
+ *   minor_probe_prev.so  (minor_probe_prev.c) declares minor 3, older
+ *                        than this riskd's, and emits the alert as minor 3
  *                        laid it out: without status, reason and change_ts.
  *                        The memory right after it holds status RETRACTED,
  *                        so a host that read status anyway would take the
@@ -24,7 +24,7 @@
 
 #if defined(MINOR_PROBE_PREV)
 #define PROBE_NAME "minor_probe_prev"
-#define PROBE_MINOR (RK_ABI_MINOR - 1)
+#define PROBE_MINOR 3
 #elif defined(MINOR_PROBE_NEXT)
 #define PROBE_NAME "minor_probe_next"
 #define PROBE_MINOR (RK_ABI_MINOR + 1)
@@ -33,8 +33,8 @@
 #define PROBE_MINOR RK_ABI_MINOR
 #endif
 
-#if RK_ABI_MINOR != 4
-#error "minor_probe_prev models ABI minor 3; update it for the new minor"
+#if RK_ABI_MINOR < 4
+#error "minor_probe_prev models ABI minor 3 under a host that reads status (minor 4)"
 #endif
 
 /* rk_alert as ABI minor 3 declared it (minor 4 appended status, reason,

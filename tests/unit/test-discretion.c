@@ -127,6 +127,7 @@ static void test_exempt(void **state)
     assert_string_equal(alert_str(fh, 0, "summary"),
                         "单位U1对案件C4（事项NP-1，属包容免罚清单）仍罚没20元");
     assert_string_equal(alert_str(fh, 1, "severity"), "info");
+    assert_true(num(fh, 1, "value") == 1 && num(fh, 1, "threshold") == 1);
     assert_string_equal(alert_str(fh, 1, "summary"),
                         "单位U1对案件C5（事项LT-1，属从轻处罚清单）未从轻处罚，罚没500元");
     rk_fh_free(fh);
@@ -311,6 +312,133 @@ static void test_summaries(void **state)
     summaries(1, 1, en_names);
 }
 
+/* ---- lifecycle ---- */
+
+#define H INT64_C(3600000)
+
+static json_int_t nint(rk_fakehost *fh, size_t i, const char *field)
+{
+    return json_integer_value(json_object_get(rk_fh_notice(fh, i), field));
+}
+
+static const char *nstr(rk_fakehost *fh, size_t i, const char *field)
+{
+    return json_string_value(json_object_get(rk_fh_notice(fh, i), field));
+}
+
+static const char *nsubj(rk_fakehost *fh, size_t i, const char *field)
+{
+    return json_string_value(json_object_get(json_object_get(rk_fh_notice(fh, i), "subject"),
+                                              field));
+}
+
+/* out_of_benchmark: an amendment that brings the fine within the
+ * benchmark retracts the alert (after a snapshot and restore); one that
+ * stays outside keeps it and raises no second alert. */
+static void test_benchmark_retracted(void **state)
+{
+    rk_fakehost *fh = mk(&rk__det_discretion, "{}");
+    (void)state;
+    assert_int_equal(rk_fh_list(fh, "benchmarks",
+                                "item_code,level,min_fine,max_fine\nSP-01,,1000,5000\n"), 0);
+    decide(fh, 0, T0, "C1", "U1", 6000, "SP-01", NULL);
+    decide(fh, 0, T0, "C2", "U1", 7000, "SP-01", NULL);
+    assert_int_equal(rk_fh_count(fh, "out_of_benchmark"), 2);
+    assert_int_equal(rk_fh_roundtrip(fh, "{}"), 0);
+    decide(fh, RK_EVF_AMENDED, T0 + H, "C2", "U1", 8000, "SP-01", NULL);
+    assert_int_equal(rk_fh_count(fh, "out_of_benchmark"), 2);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 0);
+    decide(fh, RK_EVF_AMENDED, T0 + 2 * H, "C1", "U1", 4000, "SP-01", NULL);
+    assert_int_equal(rk_fh_notice_count(fh, "out_of_benchmark", "retracted"), 1);
+    assert_int_equal(nint(fh, 0, "ts"), T0);
+    assert_int_equal(nint(fh, 0, "change_ts"), T0 + 2 * H);
+    assert_string_equal(nsubj(fh, 0, "case_id"), "C1");
+    assert_string_equal(nsubj(fh, 0, "unit_id"), "U1");
+    assert_string_equal(nsubj(fh, 0, "item_code"), "SP-01");
+    assert_string_equal(nstr(fh, 0, "trigger_key"), "C1");
+    assert_string_equal(nstr(fh, 0, "reason"), "更正后的处罚决定罚款在裁量基准范围内。");
+    /* A second correction of the case has nothing open to retract. */
+    decide(fh, RK_EVF_AMENDED, T0 + 3 * H, "C1", "U1", 4500, "SP-01", NULL);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 1);
+    /* Alerts older than 30 days are forgotten: no retraction after. */
+    rk_fh_advance(fh, T0 + 31 * DAY);
+    decide(fh, RK_EVF_AMENDED, T0 + 31 * DAY, "C2", "U1", 4000, "SP-01", NULL);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 1);
+    rk_fh_free(fh);
+}
+
+/* exempt_fined: an amendment that drops the fine on a no-penalty item, or
+ * grants leniency on a lighter one, retracts. */
+static void test_exempt_retracted(void **state)
+{
+    rk_fakehost *fh = mk(&rk__det_discretion, "{}");
+    (void)state;
+    rk_fh_language(fh, "en");
+    assert_int_equal(rk_fh_list(fh, "exempt", "item_code,kind\nNP-1,no_penalty\nLT-1,lighter\n"),
+                     0);
+    decide(fh, 0, T0, "C1", "U1", 500, "NP-1", NULL);
+    decide(fh, 0, T0, "C2", "U1", 500, "LT-1", ",\"leniency\":\"none\"");
+    assert_int_equal(rk_fh_count(fh, "exempt_fined"), 2);
+    decide(fh, RK_EVF_AMENDED, T0 + H, "C1", "U1", 0, "NP-1", NULL);
+    decide(fh, RK_EVF_AMENDED, T0 + H, "C2", "U1", 300, "LT-1", ",\"leniency\":\"lighter\"");
+    assert_int_equal(rk_fh_notice_count(fh, "exempt_fined", "retracted"), 2);
+    assert_string_equal(nstr(fh, 0, "reason"),
+                        "The amended decision complies with the exemption list.");
+    assert_string_equal(nsubj(fh, 1, "case_id"), "C2");
+    rk_fh_free(fh);
+}
+
+/* disparity resolves when the other units' decisions leave the window
+ * (at T0 + 90d the first leaves: 4 are too few), keep_firing_for later,
+ * also across a snapshot and restore. */
+static void test_disparity_resolved(void **state)
+{
+    rk_fakehost *fh = disparity_case(200);
+    (void)state;
+    assert_int_equal(rk_fh_count(fh, "disparity"), 1);
+    assert_int_equal(rk_fh_roundtrip(fh, "{}"), 0);
+    rk_fh_advance(fh, T0 + 90 * DAY + H);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 0);
+    rk_fh_advance(fh, T0 + 90 * DAY + H + 1);
+    assert_int_equal(rk_fh_notice_count(fh, "disparity", "resolved"), 1);
+    assert_int_equal(nint(fh, 0, "ts"), T0 + 14);
+    assert_int_equal(nint(fh, 0, "change_ts"), T0 + 90 * DAY + H);
+    assert_string_equal(nsubj(fh, 0, "unit_id"), "U1");
+    assert_string_equal(nsubj(fh, 0, "item_code"), "SP-01");
+    assert_string_equal(nstr(fh, 0, "reason"),
+                        "单位U1对事项SP-01的罚款中位数与其他单位中位数的差距已回到2倍以内，且已持续1小时。");
+    rk_fh_free(fh);
+
+    /* Another unit's decisions raise the others' median to 150: the ratio
+     * falls under 2 at that decision; resolved an hour later. */
+    fh = disparity_case(200);
+    decide(fh, 0, T0 + DAY, "P1", "U4", 200, "SP-01", NULL);
+    decide(fh, 0, T0 + DAY + 1, "P2", "U4", 200, "SP-01", NULL);
+    decide(fh, 0, T0 + DAY + 2, "P3", "U4", 200, "SP-01", NULL);
+    decide(fh, 0, T0 + DAY + 3, "P4", "U4", 200, "SP-01", NULL);
+    decide(fh, 0, T0 + DAY + 4, "P5", "U4", 200, "SP-01", NULL);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 0);
+    rk_fh_advance(fh, T0 + DAY + 4 + H + 1);
+    assert_int_equal(rk_fh_notice_count(fh, "disparity", "resolved"), 1);
+    assert_int_equal(nint(fh, 0, "change_ts"), T0 + DAY + 4 + H);
+    rk_fh_free(fh);
+}
+
+/* An amendment of one of U1's decisions that brings its median back to
+ * the others' retracts the disparity alert. */
+static void test_disparity_retracted(void **state)
+{
+    rk_fakehost *fh = disparity_case(200);
+    (void)state;
+    decide(fh, RK_EVF_AMENDED, T0 + H, "M4", "U1", 100, "SP-01", NULL);
+    assert_int_equal(rk_fh_notice_count(fh, "disparity", "retracted"), 1);
+    assert_int_equal(nint(fh, 0, "ts"), T0 + 14);
+    assert_int_equal(nint(fh, 0, "n_evidence"), 1);
+    rk_fh_advance(fh, T0 + 200 * DAY);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 1);
+    rk_fh_free(fh);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -320,6 +448,10 @@ int main(void)
         cmocka_unit_test(test_summaries),
         cmocka_unit_test(test_disparity_amendment_and_snapshot),
         cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_benchmark_retracted),
+        cmocka_unit_test(test_exempt_retracted),
+        cmocka_unit_test(test_disparity_resolved),
+        cmocka_unit_test(test_disparity_retracted),
     };
     return cmocka_run_group_tests(tests, NULL, teardown_mem);
 }

@@ -298,6 +298,132 @@ static void test_summaries(void **state)
     summaries(1, 1, en_names);
 }
 
+/* ---- lifecycle ---- */
+
+static json_int_t nint(rk_fakehost *fh, size_t i, const char *field)
+{
+    return json_integer_value(json_object_get(rk_fh_notice(fh, i), field));
+}
+
+static const char *nstr(rk_fakehost *fh, size_t i, const char *field)
+{
+    return json_string_value(json_object_get(rk_fh_notice(fh, i), field));
+}
+
+#define H INT64_C(3600000)
+#define CFG_1D "{\"limits\":[{\"window\":\"1d\",\"max\":1}]}"
+
+/* Two filings an hour apart exceed 1 a day until the first leaves the
+ * day's window (T0 + 1d); resolved keep_firing_for (1h) later, also
+ * across a snapshot and restore. */
+static void test_repeat_resolved(void **state)
+{
+    rk_fakehost *fh = mk(&rk__det_inspection_frequency, CFG_1D);
+    (void)state;
+    file(fh, 0, T0, "T1", "U1", NULL);
+    file(fh, 0, T0 + H, "T2", "U1", NULL);
+    assert_int_equal(rk_fh_count(fh, "repeat"), 1);
+    assert_int_equal(rk_fh_roundtrip(fh, CFG_1D), 0);
+    rk_fh_advance(fh, T0 + DAY + H);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 0);
+    rk_fh_advance(fh, T0 + DAY + H + 1);
+    assert_int_equal(rk_fh_notice_count(fh, "repeat", "resolved"), 1);
+    assert_int_equal(nint(fh, 0, "ts"), T0 + H);
+    assert_int_equal(nint(fh, 0, "change_ts"), T0 + DAY + H);
+    assert_string_equal(nstr(fh, 0, "reason"), "企业E1的检查次数已回到频次上限以内，且已持续1小时。");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(rk_fh_notice(fh, 0), "subject"), "enterprise_id")),
+                        "E1");
+    rk_fh_free(fh);
+}
+
+/* A third filing within the day keeps the condition holding: the resolve
+ * waits for the last two to leave the window. */
+static void test_repeat_held_again(void **state)
+{
+    rk_fakehost *fh = mk(&rk__det_inspection_frequency, CFG_1D);
+    (void)state;
+    file(fh, 0, T0, "T1", "U1", NULL);
+    file(fh, 0, T0 + H, "T2", "U1", NULL);
+    file(fh, 0, T0 + 20 * H, "T3", "U1", NULL);     /* cooldown: no second alert */
+    assert_int_equal(rk_fh_count(fh, "repeat"), 1);
+    rk_fh_advance(fh, T0 + DAY + 2 * H);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 0);
+    rk_fh_advance(fh, T0 + DAY + 2 * H + 1);         /* T2 left at T0+25h, +1h */
+    assert_int_equal(rk_fh_notice_count(fh, "repeat", "resolved"), 1);
+    rk_fh_free(fh);
+}
+
+/* An amendment that reschedules the second filing to another week shows
+ * the limit was never exceeded: retracted, with the amendment as
+ * evidence, and never resolved after. */
+static void test_repeat_retracted(void **state)
+{
+    rk_fakehost *fh = mk(&rk__det_inspection_frequency, CFG_1D);
+    (void)state;
+    file(fh, 0, T0, "T1", "U1", NULL);
+    file(fh, 0, T0 + H, "T2", "U1", NULL);
+    assert_int_equal(rk_fh_count(fh, "repeat"), 1);
+    file(fh, RK_EVF_AMENDED, T0 + 2 * H, "T2", "U1",
+         ",\"planned_at\":\"2025-03-09T10:00:00+08:00\"");
+    assert_int_equal(rk_fh_notice_count(fh, "repeat", "retracted"), 1);
+    assert_int_equal(nint(fh, 0, "ts"), T0 + H);
+    assert_int_equal(nint(fh, 0, "change_ts"), T0 + 2 * H);
+    assert_string_equal(nstr(fh, 0, "reason"), "更正后的检查备案表明，该企业的检查从未超过上限。");
+    assert_int_equal(nint(fh, 0, "n_evidence"), 1);
+    rk_fh_advance(fh, T0 + 30 * DAY);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 1);
+    rk_fh_free(fh);
+
+    /* An amendment that still leaves two in a day retracts nothing. */
+    fh = mk(&rk__det_inspection_frequency, CFG_1D);
+    file(fh, 0, T0, "T1", "U1", NULL);
+    file(fh, 0, T0 + H, "T2", "U1", NULL);
+    file(fh, RK_EVF_AMENDED, T0 + 2 * H, "T2", "U1",
+         ",\"planned_at\":\"2025-03-01T09:30:00+08:00\"");
+    assert_int_equal(rk_fh_notice_count(fh, NULL, "retracted"), 0);
+    rk_fh_free(fh);
+}
+
+/* multi_unit resolves when the first unit's visit leaves multi_window;
+ * whitelist is retracted when the filing over the allowance turns out to
+ * be a complaint inspection (excluded), and resolved after 365 days. */
+static void test_multi_unit_and_whitelist_lifecycle(void **state)
+{
+    const char *cfg = "{\"limits\":[{\"window\":\"1d\",\"max\":5}]}";
+    rk_fakehost *fh = mk(&rk__det_inspection_frequency, cfg);
+    (void)state;
+    file(fh, 0, T0, "T1", "U1", NULL);
+    file(fh, 0, T0 + H, "T2", "U2", NULL);
+    assert_int_equal(rk_fh_count(fh, "multi_unit"), 1);
+    rk_fh_language(fh, "en");
+    rk_fh_name(fh, "enterprise", "E1", "老马家手抓羊肉馆");
+    rk_fh_advance(fh, T0 + 7 * DAY + H + 1);
+    assert_int_equal(rk_fh_notice_count(fh, "multi_unit", "resolved"), 1);
+    assert_int_equal(nint(fh, 0, "change_ts"), T0 + 7 * DAY + H);
+    assert_string_equal(nstr(fh, 0, "reason"), "老马家手抓羊肉馆 has not been inspected separately "
+                        "by 2 or more units within 7 days for 1 hour.");
+    rk_fh_free(fh);
+
+    fh = mk(&rk__det_inspection_frequency, "{\"limits\":[{\"window\":\"1d\",\"max\":5}],"
+            "\"multi_min_units\":3}");
+    assert_int_equal(rk_fh_list(fh, "whitelist", "enterprise_id,allowance,note\nE1,1,\n"), 0);
+    file(fh, 0, T0, "T1", "U1", NULL);
+    file(fh, 0, T0 + H, "T2", "U2", NULL);
+    assert_int_equal(rk_fh_count(fh, "whitelist"), 1);
+    file(fh, RK_EVF_AMENDED, T0 + 2 * H, "T2", "U2", ",\"kind\":\"complaint\"");
+    assert_int_equal(rk_fh_notice_count(fh, "whitelist", "retracted"), 1);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(rk_fh_notice(fh, 0), "subject"), "unit_id")), "U2");
+    file(fh, 0, T0 + 3 * H, "T3", "U3", NULL);
+    assert_int_equal(rk_fh_count(fh, "whitelist"), 2);
+    rk_fh_advance(fh, T0 + 365 * DAY + H);
+    assert_int_equal(rk_fh_notice_count(fh, "whitelist", "resolved"), 0);
+    rk_fh_advance(fh, T0 + 365 * DAY + H + 1);
+    assert_int_equal(rk_fh_notice_count(fh, "whitelist", "resolved"), 1);
+    rk_fh_free(fh);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -309,6 +435,10 @@ int main(void)
         cmocka_unit_test(test_summaries),
         cmocka_unit_test(test_amendment_and_snapshot),
         cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_repeat_resolved),
+        cmocka_unit_test(test_repeat_held_again),
+        cmocka_unit_test(test_repeat_retracted),
+        cmocka_unit_test(test_multi_unit_and_whitelist_lifecycle),
     };
     return cmocka_run_group_tests(tests, NULL, teardown_mem);
 }

@@ -187,6 +187,117 @@ static void test_summaries(void **state)
               "2025-03-10, the day case C1 was opened.");
 }
 
+/* ---- lifecycle ---- */
+
+static json_int_t nint(rk_fakehost *fh, size_t i, const char *field)
+{
+    return json_integer_value(json_object_get(rk_fh_notice(fh, i), field));
+}
+
+static const char *nsubj(rk_fakehost *fh, size_t i, const char *field)
+{
+    return json_string_value(json_object_get(json_object_get(rk_fh_notice(fh, i), "subject"),
+                                              field));
+}
+
+#define FILED2 "{\"type\":\"inspection.filed\",\"ts\":%lld,\"task_id\":\"%s\",\"unit_id\":\"U1\"," \
+               "\"officers\":[%s],\"enterprise_id\":\"E1\",\"planned_at\":\"%s\"}"
+
+/* An amendment that moves the filing back into the credential's validity
+ * retracts the alert (across a snapshot and restore); one that keeps it
+ * outside keeps it and raises no second alert. Never resolved. */
+static void test_retracted_by_reschedule(void **state)
+{
+    rk_fakehost *fh = mk(&rk__det_officer_credential, "{}");
+    (void)state;
+    assert_int_equal(rk_fh_list(fh, "credentials", creds), 0);
+    assert_int_equal(sendf(fh, 0, FILED, (long long)T0, "T1", "O_UNTIL",
+                           "2025-03-12T10:00:00+08:00"), 0);
+    assert_int_equal(rk_fh_count(fh, "uncertified"), 1);
+    assert_int_equal(rk_fh_roundtrip(fh, "{}"), 0);
+    assert_int_equal(sendf(fh, RK_EVF_AMENDED, FILED, (long long)T0 + 1, "T1", "O_UNTIL",
+                           "2025-03-13T10:00:00+08:00"), 0);
+    assert_int_equal(rk_fh_count(fh, "uncertified"), 1);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 0);
+    assert_int_equal(sendf(fh, RK_EVF_AMENDED, FILED, (long long)T0 + 2, "T1", "O_UNTIL",
+                           "2025-03-05T10:00:00+08:00"), 0);
+    assert_int_equal(rk_fh_notice_count(fh, "uncertified", "retracted"), 1);
+    assert_int_equal(nint(fh, 0, "ts"), T0);
+    assert_int_equal(nint(fh, 0, "change_ts"), T0 + 2);
+    assert_string_equal(nsubj(fh, 0, "officer_id"), "O_UNTIL");
+    assert_string_equal(nsubj(fh, 0, "unit_id"), "U1");
+    assert_string_equal(nsubj(fh, 0, "task_id"), "T1");
+    assert_string_equal(json_string_value(json_object_get(rk_fh_notice(fh, 0), "trigger_key")),
+                        "T1");
+    assert_string_equal(json_string_value(json_object_get(rk_fh_notice(fh, 0), "reason")),
+                        "更正后的检查备案表明，该执法人员在计划日期持有有效执法证件或未参与检查。");
+    rk_fh_advance(fh, T0 + 100 * DAY);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 1);
+    assert_int_equal(rk__det_officer_credential.tracked_keys(fh->self), 0);
+    rk_fh_free(fh);
+}
+
+/* An amendment that replaces the officer retracts that officer's alert
+ * only; the other officer's stands. After 30 days nothing is kept. */
+static void test_retracted_by_other_officers(void **state)
+{
+    rk_fakehost *fh = mk(&rk__det_officer_credential, "{}");
+    (void)state;
+    rk_fh_language(fh, "en");
+    assert_int_equal(rk_fh_list(fh, "credentials", creds), 0);
+    assert_int_equal(sendf(fh, 0, FILED2, (long long)T0, "T1", "\"O_NOBODY\",\"O_LATER\"",
+                           "2025-03-05T10:00:00+08:00"), 0);
+    assert_int_equal(rk_fh_count(fh, "uncertified"), 2);
+    assert_int_equal(sendf(fh, RK_EVF_AMENDED, FILED2, (long long)T0 + 1, "T1",
+                           "\"O_FOREVER\",\"O_LATER\"", "2025-03-05T10:00:00+08:00"), 0);
+    assert_int_equal(rk_fh_notice_count(fh, "uncertified", "retracted"), 1);
+    assert_string_equal(nsubj(fh, 0, "officer_id"), "O_NOBODY");
+    assert_string_equal(json_string_value(json_object_get(rk_fh_notice(fh, 0), "reason")),
+                        "The amended filing shows the officer held a valid credential on its "
+                        "date or did not take part.");
+    assert_int_equal(rk_fh_count(fh, "uncertified"), 2);
+    assert_null(rk_fh_check_corrupt_restore(fh, 0));
+    assert_int_equal(rk__det_officer_credential.tracked_keys(fh->self), 1);
+    rk_fh_advance(fh, T0 + 30 * DAY + 1);
+    assert_int_equal(rk__det_officer_credential.tracked_keys(fh->self), 0);
+    assert_int_equal(sendf(fh, RK_EVF_AMENDED, FILED2, (long long)T0 + 30 * DAY + 1, "T1",
+                           "\"O_FOREVER\"", "2025-03-05T10:00:00+08:00"), 0);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 1);
+    rk_fh_free(fh);
+}
+
+/* clock.timezone -05:00 (New York winter): 2025-03-10T03:30Z is still the
+ * 9th there, so O_UNTIL (valid until the 9th) is fine; 2025-03-10T05:30Z
+ * is the 10th there and fires, and the summary names the 10th, the day in
+ * that zone. A host of ABI minor 4 (no tz_offset) keeps +08:00 for the
+ * sentence. */
+static void test_other_timezone(void **state)
+{
+    rk_fakehost *fh = mk(&rk__det_officer_credential, "{}");
+    (void)state;
+    fh->tz_offset_s = -5 * 3600;
+    assert_int_equal(rk_fh_list(fh, "credentials", creds), 0);
+    assert_int_equal(sendf(fh, 0, FILED, (long long)T0, "T1", "O_UNTIL",
+                           "2025-03-10T03:30:00Z"), 0);
+    assert_int_equal(rk_fh_count(fh, "uncertified"), 0);
+    assert_int_equal(sendf(fh, 0, FILED, (long long)T0, "T2", "O_UNTIL",
+                           "2025-03-10T05:30:00Z"), 0);
+    assert_int_equal(rk_fh_count(fh, "uncertified"), 1);
+    assert_string_equal(alert_str(fh, 0, "summary"),
+                        "单位U1执法人员O_UNTIL在检查任务T2的计划日期2025-03-10未持有效执法证件");
+    /* 2025-03-11T02:00Z: the 10th in -05:00, the 11th in +08:00. */
+    assert_int_equal(sendf(fh, 0, FILED, (long long)T0, "T3", "O_UNTIL",
+                           "2025-03-11T02:00:00Z"), 0);
+    assert_string_equal(alert_str(fh, 1, "summary"),
+                        "单位U1执法人员O_UNTIL在检查任务T3的计划日期2025-03-10未持有效执法证件");
+    fh->api.abi_minor = 4;
+    assert_int_equal(sendf(fh, 0, FILED, (long long)T0, "T4", "O_UNTIL",
+                           "2025-03-11T02:00:00Z"), 0);
+    assert_string_equal(alert_str(fh, 2, "summary"),
+                        "单位U1执法人员O_UNTIL在检查任务T4的计划日期2025-03-11未持有效执法证件");
+    rk_fh_free(fh);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -194,6 +305,9 @@ int main(void)
         cmocka_unit_test(test_no_list_and_cases),
         cmocka_unit_test(test_summaries),
         cmocka_unit_test(test_amendment),
+        cmocka_unit_test(test_retracted_by_reschedule),
+        cmocka_unit_test(test_other_timezone),
+        cmocka_unit_test(test_retracted_by_other_officers),
     };
     return cmocka_run_group_tests(tests, NULL, teardown_mem);
 }

@@ -186,6 +186,73 @@ static void test_summaries(void **state)
             "revoked, altered or confirmed illegal, 30% (threshold 3 and 30%).");
 }
 
+/* ---- lifecycle ---- */
+
+#define H INT64_C(3600000)
+
+static json_int_t nint(rk_fakehost *fh, size_t i, const char *field)
+{
+    return json_integer_value(json_object_get(rk_fh_notice(fh, i), field));
+}
+
+/* 3 corrections of 3 in a 10d window: the rule stops holding when the
+ * first leaves (T0 + 10d); resolved keep_firing_for (1h) later, also
+ * across a snapshot and restore. Reviews are never amended: nothing is
+ * ever retracted. */
+static void test_resolved_as_window_slides(void **state)
+{
+    const char *cfg = "{\"window\":\"10d\"}";
+    rk_fakehost *fh = mk(&rk__det_review_correction, cfg);
+    (void)state;
+    review(fh, T0, 1, "U1", "revoked");
+    review(fh, T0 + DAY, 2, "U1", "revoked");
+    review(fh, T0 + 2 * DAY, 3, "U1", "altered");
+    assert_int_equal(rk_fh_count(fh, "corrections"), 1);
+    assert_int_equal(rk_fh_roundtrip(fh, cfg), 0);
+    rk_fh_advance(fh, T0 + 10 * DAY + H);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 0);
+    rk_fh_advance(fh, T0 + 10 * DAY + H + 1);
+    assert_int_equal(rk_fh_notice_count(fh, "corrections", "resolved"), 1);
+    assert_int_equal(nint(fh, 0, "ts"), T0 + 2 * DAY);
+    assert_int_equal(nint(fh, 0, "change_ts"), T0 + 10 * DAY + H);
+    assert_string_equal(json_string_value(json_object_get(rk_fh_notice(fh, 0), "reason")),
+                        "单位U1近10天被复议纠错的案件已低于阈值（3件且30%），且已持续1小时。");
+    rk_fh_advance(fh, T0 + 100 * DAY);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 1);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, "retracted"), 0);
+    rk_fh_free(fh);
+}
+
+/* Reviews that correct nothing dilute the share under min_share: the
+ * rule stops at the review that does it; a correction within the hour
+ * makes it hold again and the wait starts over. */
+static void test_resolved_by_dilution(void **state)
+{
+    rk_fakehost *fh = mk(&rk__det_review_correction, "{}");
+    int i;
+    (void)state;
+    rk_fh_language(fh, "en");
+    for (i = 0; i < 3; i++)
+        review(fh, T0 + i, i, "U1", "revoked");
+    assert_int_equal(rk_fh_count(fh, "corrections"), 1);
+    for (i = 3; i < 10; i++)                              /* 3 of 10: still 0.3 */
+        review(fh, T0 + DAY + i, i, "U1", "upheld");
+    review(fh, T0 + 2 * DAY, 10, "U1", "upheld");         /* 3 of 11: stops */
+    rk_fh_advance(fh, T0 + 2 * DAY + H - 1);
+    review(fh, T0 + 2 * DAY + H - 1, 11, "U1", "altered"); /* 4 of 12: holds */
+    rk_fh_advance(fh, T0 + 3 * DAY);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 0);
+    review(fh, T0 + 3 * DAY, 12, "U1", "upheld");
+    review(fh, T0 + 3 * DAY, 13, "U1", "upheld");          /* 4 of 14: stops */
+    rk_fh_advance(fh, T0 + 3 * DAY + H + 1);
+    assert_int_equal(rk_fh_notice_count(fh, "corrections", "resolved"), 1);
+    assert_int_equal(nint(fh, 0, "change_ts"), T0 + 3 * DAY + H);
+    assert_string_equal(json_string_value(json_object_get(rk_fh_notice(fh, 0), "reason")),
+                        "Unit U1's administrative reviews corrected in the last 90 days have "
+                        "been under the threshold (3 and 30%) for 1 hour.");
+    rk_fh_free(fh);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -194,6 +261,8 @@ int main(void)
         cmocka_unit_test(test_summaries),
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_snapshot),
+        cmocka_unit_test(test_resolved_as_window_slides),
+        cmocka_unit_test(test_resolved_by_dilution),
     };
     return cmocka_run_group_tests(tests, NULL, teardown_mem);
 }

@@ -186,6 +186,65 @@ static void test_summaries(void **state)
             "of violations.");
 }
 
+/* ---- lifecycle ---- */
+
+#define H INT64_C(3600000)
+
+static json_int_t nint(rk_fakehost *fh, size_t i, const char *field)
+{
+    return json_integer_value(json_object_get(rk_fh_notice(fh, i), field));
+}
+
+/* 5 cases within a day: the hotspot stops when the first moves out of the
+ * current period (T0 + 10d); resolved keep_firing_for (1h) later, also
+ * across a snapshot and restore, with region and domain in the subject.
+ * Opened cases are never amended: nothing is retracted. */
+static void test_resolved(void **state)
+{
+    const char *cfg = "{\"min_count\":5,\"period\":\"10d\"}";
+    rk_fakehost *fh = mk(&rk__det_violation_hotspot, cfg);
+    json_t *subject;
+    (void)state;
+    opened(fh, T0, 5);
+    assert_int_equal(rk_fh_count(fh, "hotspot"), 1);
+    assert_int_equal(rk_fh_roundtrip(fh, cfg), 0);
+    rk_fh_advance(fh, T0 + 10 * DAY + H);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 0);
+    rk_fh_advance(fh, T0 + 10 * DAY + H + 1);
+    assert_int_equal(rk_fh_notice_count(fh, "hotspot", "resolved"), 1);
+    assert_int_equal(nint(fh, 0, "ts"), T0 + 4);
+    assert_int_equal(nint(fh, 0, "change_ts"), T0 + 10 * DAY + H);
+    subject = json_object_get(rk_fh_notice(fh, 0), "subject");
+    assert_string_equal(json_string_value(json_object_get(subject, "region")), "R1");
+    assert_string_equal(json_string_value(json_object_get(subject, "domain")), "food");
+    assert_string_equal(json_string_value(json_object_get(rk_fh_notice(fh, 0), "reason")),
+                        "地区R1近10天领域food案件立案数已回落到高发阈值以下，且已持续1小时。");
+    rk_fh_advance(fh, T0 + 100 * DAY);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 1);
+    rk_fh_free(fh);
+}
+
+/* A case within the hour after the rule stopped makes it hold again: the
+ * resolve waits for the new stop. */
+static void test_held_again(void **state)
+{
+    const char *cfg = "{\"min_count\":5,\"period\":\"10d\"}";
+    rk_fakehost *fh = mk(&rk__det_violation_hotspot, cfg);
+    (void)state;
+    for (int i = 0; i < 5; i++)
+        opened(fh, T0 + i * DAY, 1);
+    assert_int_equal(rk_fh_count(fh, "hotspot"), 1);
+    opened(fh, T0 + 10 * DAY + H / 2, 1);         /* 5 again in the period */
+    rk_fh_advance(fh, T0 + 10 * DAY + 2 * H);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 0);
+    rk_fh_advance(fh, T0 + 11 * DAY + H);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 0);
+    rk_fh_advance(fh, T0 + 11 * DAY + H + 1);      /* T0 + 1d left, +1h */
+    assert_int_equal(rk_fh_notice_count(fh, "hotspot", "resolved"), 1);
+    assert_int_equal(nint(fh, 0, "change_ts"), T0 + 11 * DAY + H);
+    rk_fh_free(fh);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -194,6 +253,8 @@ int main(void)
         cmocka_unit_test(test_summaries),
         cmocka_unit_test(test_snapshot),
         cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_resolved),
+        cmocka_unit_test(test_held_again),
     };
     return cmocka_run_group_tests(tests, NULL, teardown_mem);
 }
