@@ -80,15 +80,21 @@ static void write_part(redisContext *c, size_t from, size_t to)
     it_preload_range(c, EVENTS, DAYS, ANOMALY, SEED, INVALID, from, to);
 }
 
-/* "detector rule subject ts value": what an alert says, not its id. */
+/* "detector rule subject ts value status summary": what an alert or a
+ * notice says, not its id (a notice has no value: two alerts of one rule,
+ * subject and ts - inspection_frequency's repeat over 24 h and over 30 d -
+ * resolved together differ in their summaries). */
 static char *content_key(json_t *a)
 {
     char *subj = json_dumps(json_object_get(a, "subject"), JSON_COMPACT | JSON_SORT_KEYS);
     char *val = json_dumps(json_object_get(a, "value"), JSON_COMPACT | JSON_ENCODE_ANY);
+    const char *status = json_string_value(json_object_get(a, "status"));
+    const char *summary = json_string_value(json_object_get(a, "summary"));
     char *k = NULL;
-    if (asprintf(&k, "%s %s %s %s %s", json_string_value(json_object_get(a, "detector")),
+    if (asprintf(&k, "%s %s %s %s %s %s %s", json_string_value(json_object_get(a, "detector")),
                  json_string_value(json_object_get(a, "rule")), subj ? subj : "-",
-                 json_string_value(json_object_get(a, "ts")), val ? val : "-") < 0)
+                 json_string_value(json_object_get(a, "ts")), val ? val : "-",
+                 status ? status : "-", summary ? summary : "-") < 0)
         k = NULL;
     free(subj);
     free(val);
