@@ -476,13 +476,17 @@ static void v1_id(json_t *a, char out[33])
     rk__alert_id_v1(json_string_value(json_object_get(a, "detector")), &al, out);
 }
 
-/* What an alert says, without its id and wall time: detector, rule,
- * subject and ts. */
+/* What an alert or notice says, without its id and wall time: detector,
+ * rule, subject, ts, status and summary (a notice repeats its alert's;
+ * two alerts of one rule, subject and ts - inspection_frequency's
+ * multi_unit at 2 and at 3 units - differ in their summaries). */
 static char *content_key(json_t *a)
 {
-    json_t *k = json_pack("{s:O,s:O,s:O,s:O}", "d", json_object_get(a, "detector"),
+    json_t *st = json_object_get(a, "status"), *sum = json_object_get(a, "summary");
+    json_t *k = json_pack("{s:O,s:O,s:O,s:O,s:O,s:O}", "d", json_object_get(a, "detector"),
                           "r", json_object_get(a, "rule"), "s", json_object_get(a, "subject"),
-                          "t", json_object_get(a, "ts"));
+                          "t", json_object_get(a, "ts"), "st", st ? st : json_null(),
+                          "m", sum ? sum : json_null());
     char *txt = json_dumps(k, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(k);
     return txt;
@@ -497,7 +501,7 @@ static void test_upgrade_reemits_nothing(void **state)
     fixture *f = *state;
     redisContext *c = f->env.c;
     redisReply *r;
-    json_t *all, *a, *seen;
+    json_t *all, *a, *seen, *want;
     size_t i;
     unsigned char *blob;
     size_t len;
@@ -539,10 +543,13 @@ static void test_upgrade_reemits_nothing(void **state)
     json_array_foreach(all, i, a) {
         char old[33], *txt;
         const char *id = json_string_value(json_object_get(a, "id"));
-        v1_id(a, old);
-        freeReplyObject(it_cmd(c, "DEL riskd:alert:%s", id));
-        freeReplyObject(it_cmd(c, "SET riskd:alert:%s 1", old));
-        json_object_set_new(a, "id", json_string(old));
+        const char *st = json_string_value(json_object_get(a, "status"));
+        if (st == NULL || strcmp(st, "firing") == 0) {
+            v1_id(a, old);
+            freeReplyObject(it_cmd(c, "DEL riskd:alert:%s", id));
+            freeReplyObject(it_cmd(c, "SET riskd:alert:%s 1", old));
+            json_object_set_new(a, "id", json_string(old));
+        }   /* (a notice stays as written: that release had none to re-key) */
         txt = json_dumps(a, JSON_COMPACT);
         freeReplyObject(it_cmd(c, "XADD alerts * data %s", txt));
         free(txt);
@@ -556,24 +563,32 @@ static void test_upgrade_reemits_nothing(void **state)
     stop(f);
     assert_true(it_log_contains(&f->env.riskd, "consuming"));
     all = it_alerts(c, "alerts");
+    /* The same alerts and notices as the reference, by what they say,
+     * each as often (two alerts may say the same: two filings at one ts) */
     seen = json_object();
+    want = json_object();
     json_array_foreach(all, i, a) {
         char *k = content_key(a);
-        if (json_object_get(seen, k) != NULL)
-            fail_msg("written twice after the upgrade: %s", k);
-        json_object_set_new(seen, k, json_true());
+        json_object_set_new(seen, k, json_integer(json_integer_value(json_object_get(seen, k)) + 1));
         free(k);
     }
     {
-        const char *id;
+        const char *id, *k;
+        json_t *v;
         json_object_foreach(reference, id, a) {
-            char *k = content_key(a);
-            if (json_object_get(seen, k) == NULL)
-                fail_msg("missing after the upgrade: %s", k);
-            free(k);
+            char *ck = content_key(a);
+            json_object_set_new(want, ck, json_integer(json_integer_value(json_object_get(want, ck)) + 1));
+            free(ck);
         }
+        json_object_foreach(seen, k, v)
+            if (json_integer_value(v) > json_integer_value(json_object_get(want, k)))
+                fail_msg("written twice after the upgrade: %s", k);
+        json_object_foreach(want, k, v)
+            if (json_integer_value(v) > json_integer_value(json_object_get(seen, k)))
+                fail_msg("missing after the upgrade: %s", k);
     }
-    assert_int_equal(json_object_size(seen), json_object_size(reference));
+    json_decref(want);
+    assert_int_equal(json_array_size(all), json_object_size(reference));
     json_decref(seen);
     json_decref(all);
 }
