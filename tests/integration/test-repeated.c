@@ -425,7 +425,7 @@ static size_t to_format1(unsigned char *p, size_t len)
         uint64_t v = 0;
         size_t i;
         for (i = 0; i < 8; i++) v |= (uint64_t)p[at + i] << (8 * i);
-        if (v == len - at - 8 && p[at + 8] == 1 && p[at + 9] == 0 &&
+        if (v == len - at - 8 && (p[at + 8] == 1 || p[at + 8] == 2) && p[at + 9] == 0 &&
             (d = dedupe_blob_at(p, at)) != 0) {
             p[4] = 1;                       /* STATE_VERSION 1 */
             return d;
