@@ -286,8 +286,7 @@ int rk__ind_str_hole(rk__ind *ind)
 {
     if (strv_reserve(ind) != 0)
         return -1;
-    ind->freev[ind->nfree++] = (uint32_t)ind->nstrv;
-    ind->strv[ind->nstrv++] = NULL;
+    ind->strv[ind->nstrv++] = NULL;     /* on the free list once all are read */
     return 0;
 }
 

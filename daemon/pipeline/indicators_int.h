@@ -122,7 +122,7 @@ struct rk__ind {
 /* indicators.c, for indicators_snap.c */
 ind_ent *rk__ind_ent(rk__ind *ind, int scope, const char *id, bool create);
 ind_str *rk__ind_str(rk__ind *ind, const char *s);      /* +1 reference */
-int rk__ind_str_hole(rk__ind *ind);     /* a free slot at the end of strv */
+int rk__ind_str_hole(rk__ind *ind);     /* a NULL slot at the end of strv (restore) */
 void rk__ind_str_unref(rk__ind *ind, ind_str *x);
 ind_task *rk__ind_task(rk__ind *ind, const char *id, bool create);
 ind_case *rk__ind_case(rk__ind *ind, const char *id, bool create);

@@ -167,8 +167,8 @@ static int32_t get_idx(rk_rd *rd, int32_t base)
     if (v == 0)
         return IND_EMPTY;
     d = unzz(v - 1);
-    if (d < -(INT64_C(1) << 30) || d > (INT64_C(1) << 30)) {
-        rd->err = 1;
+    if (d <= (int64_t)INT32_MIN - base || d > (int64_t)INT32_MAX - base) {
+        rd->err = 1;                /* out of range (INT32_MIN is "none") */
         return IND_EMPTY;
     }
     return (int32_t)(base + d);
@@ -396,14 +396,16 @@ static int restore_v2(rk__ind *ind, rk_rd *rd)
     for (k = 0; k < n && !rd->err; k++) {
         uint64_t len = get_uv(rd);
         ind_str *x;
-        if (rd->err || len > STR_MAX + 1 || len - 1 > (uint64_t)(rd->end - rd->p)) {
-            rd->err = 1;
+        if (rd->err)
             break;
-        }
-        if (len == 0) {
+        if (len == 0) {             /* a free slot */
             if (rk__ind_str_hole(ind) != 0)
                 rd->err = 1;
             continue;
+        }
+        if (len > STR_MAX + 1 || len - 1 > (uint64_t)(rd->end - rd->p)) {
+            rd->err = 1;
+            break;
         }
         memcpy(buf, rd->p, (size_t)len - 1);
         buf[len - 1] = '\0';
@@ -415,6 +417,9 @@ static int restore_v2(rk__ind *ind, rk_rd *rd)
         }
     }
     nstr = ind->nstrv;
+    for (i = 0; i < nstr; i++)      /* the free slots, now that all are read */
+        if (ind->strv[i] == NULL && ind->nfree < ind->capstrv)
+            ind->freev[ind->nfree++] = (uint32_t)i;
     n = get_uv(rd);
     for (k = 0; k < n && !rd->err; k++) {
         const char *id = get_str(rd, buf);
