@@ -60,7 +60,7 @@ static void put_uv(rk_buf *out, uint64_t v)
 
 static uint64_t zz(int64_t v)
 {
-    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    return ((uint64_t)v << 1) ^ (v < 0 ? UINT64_MAX : 0);
 }
 
 static int64_t unzz(uint64_t v)
@@ -525,7 +525,7 @@ static int restore_v2(rk__ind *ind, rk_rd *rd)
     }
     /* the table's references go back: the records hold theirs */
     for (i = 0; i < nstr; i++)
-        if (ind->strv[i] != NULL && i < ind->nstrv)
+        if (i < ind->nstrv && ind->strv[i] != NULL)
             rk__ind_str_unref(ind, ind->strv[i]);
     return rd->err ? -1 : 0;
 }
