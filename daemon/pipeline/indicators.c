@@ -41,9 +41,11 @@
  * which only moves forward with now. A task whose filing, scan and last
  * event all lie before the horizon (and whose scan deadline has passed),
  * a case decided before it and a pair whose last day is before it can no
- * longer change a reported figure: they are dropped when the day of now
- * changes, on event time, so a replay, a restart and a takeover drop the
- * same records. An amendment of a dropped filing or decision (the engine
+ * longer change a reported figure: they are dropped when the horizon
+ * moves (a task also when its deadline passes behind it), on event time,
+ * so a replay, a restart and a takeover give the same figures (a restored
+ * module sweeps at its first day change: it may drop a record sooner that
+ * the live one keeps to the next move, beyond the horizon either way). An amendment of a dropped filing or decision (the engine
  * still knows its key) counts as a new one where it now falls - the same
  * figures as undoing the old one, whose periods are no longer reported -
  * and is counted (rk__ind_expired_amendments); a scan of a dropped task
@@ -984,18 +986,29 @@ static int64_t horizon(const rk__ind *ind)
     return q < w ? q : w;
 }
 
-/* Drop the records that can no longer change a reported figure. */
+/* Can task t no longer change a figure reported from horizon h on? */
+static bool task_done(const task *t, int64_t h)
+{
+    return (t->passed || !t->filed) && t->seen < h && t->planned_at < h && t->scan_ts < h;
+}
+
+/* Drop the records that can no longer change a reported figure: all of
+ * them when the horizon moved (once a quarter, or a day with a window
+ * over 90 days), a task also when its deadline passes behind it. */
 static void sweep(rk__ind *ind)
 {
     int64_t h = horizon(ind);
     int32_t hday = (int32_t)rk__ind_day(h, ind->s.tz_offset_s);
     size_t b;
+    if (h == ind->swept)
+        return;                     /* the horizon moves once a quarter (a
+                                     * window over 90 days: once a day) */
+    ind->swept = h;
     for (b = 0; b < ind->tasks.nb; b++) {
         task *t, *next;
         for (t = ind->tasks.b[b]; t != NULL; t = next) {
             next = t->next;
-            if ((t->passed || !t->filed) && t->seen < h && t->planned_at < h &&
-                t->scan_ts < h) {
+            if (task_done(t, h)) {
                 rk_itab_remove(&ind->tasks, t, t->h);
                 task_free(ind, t);
             }
@@ -1034,6 +1047,10 @@ void rk__ind_advance(rk__ind *ind, int64_t now)
         task_apply(ind, t, -1);
         t->passed = true;
         task_apply(ind, t, +1);
+        if (ind->swept != INT64_MIN && task_done(t, ind->swept)) {
+            rk_itab_remove(&ind->tasks, t, t->h);
+            task_free(ind, t);
+        }
     }
     day = (int32_t)rk__ind_day(now, ind->s.tz_offset_s);
     if (day != ind->now_day) {
@@ -1270,6 +1287,7 @@ rk__ind *rk__ind_new(const rk__ind_settings *s)
     rk__ind_configure(ind, s);
     ind->now = INT64_MIN;
     ind->now_day = NO_DAY;
+    ind->swept = INT64_MIN;
     rk_itab_init(&ind->ents, offsetof(ent, next), RK_ITAB_NOPREV, ent_h);
     rk_itab_init(&ind->strs, offsetof(ind_str, next), RK_ITAB_NOPREV, str_h);
     rk_itab_init(&ind->tasks, offsetof(task, next), RK_ITAB_NOPREV, task_h);

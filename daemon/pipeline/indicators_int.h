@@ -117,6 +117,7 @@ struct rk__ind {
     size_t day_bytes;               /* bytes of all day buckets */
     size_t rec_bytes;               /* bytes of tasks, cases, pairs, strs, ents */
     uint64_t expired_amendments;    /* amendments of records already dropped */
+    int64_t swept;                  /* the horizon of the last sweep */
 };
 
 /* indicators.c, for indicators_snap.c */
