@@ -160,6 +160,16 @@ static int64_t get_time(rk_rd *rd, int64_t base)
     return (int64_t)((uint64_t)base + (uint64_t)unzz(v - 1));
 }
 
+/* A restored time the period arithmetic takes (event times are years 0
+ * to 9999): none, or within +-2^53 ms (some 285,000 years, whose days and
+ * months fit in 32 bits). */
+static int64_t checked(rk_rd *rd, int64_t v)
+{
+    if (v != INT64_MIN && (v <= -(INT64_C(1) << 53) || v >= (INT64_C(1) << 53)))
+        rd->err = 1;
+    return rd->err ? INT64_MIN : v;
+}
+
 static int32_t get_idx(rk_rd *rd, int32_t base)
 {
     uint64_t v = get_uv(rd);
@@ -174,7 +184,24 @@ static int32_t get_idx(rk_rd *rd, int32_t base)
     return (int32_t)(base + d);
 }
 
-static void get_counts(rk_rd *rd, rk__ind_counts *n)
+/* Counters a restore takes: a day's at most 2^22 (a window of 400 days
+ * still sums within 32 bits), a month's or quarter's 2^28, fines 2^50
+ * fen; larger ones are a corrupt checkpoint, not figures to add to. */
+#define LIM_DAY (INT64_C(1) << 22)
+#define LIM_SLOT (INT64_C(1) << 28)
+#define LIM_FEN (INT64_C(1) << 50)
+
+static void check_counts(rk_rd *rd, const rk__ind_counts *n, int64_t lim)
+{
+    int i;
+    for (i = 0; i < RK_IC_N; i++)
+        if (n->c[i] <= -lim || n->c[i] >= lim)
+            rd->err = 1;
+    if (n->fines_fen <= -LIM_FEN || n->fines_fen >= LIM_FEN)
+        rd->err = 1;
+}
+
+static void get_counts(rk_rd *rd, rk__ind_counts *n, int64_t lim)
 {
     uint64_t mask = get_uv(rd);
     int i;
@@ -184,10 +211,16 @@ static void get_counts(rk_rd *rd, rk__ind_counts *n)
         return;
     }
     for (i = 0; i < RK_IC_N; i++)
-        if (mask & (UINT64_C(1) << i))
-            n->c[i] = (int32_t)(uint32_t)(uint64_t)get_zz(rd);
+        if (mask & (UINT64_C(1) << i)) {
+            int64_t v = get_zz(rd);
+            if (v <= -lim || v >= lim)
+                rd->err = 1;
+            else
+                n->c[i] = (int32_t)v;
+        }
     if (mask & (UINT64_C(1) << RK_IC_N))
         n->fines_fen = get_zz(rd);
+    check_counts(rd, n, lim);
 }
 
 /* ===================================================================
@@ -349,7 +382,7 @@ static int restore_v2(rk__ind *ind, rk_rd *rd)
     size_t i;
     int j;
 
-    ind->now = get_time(rd, 0);
+    ind->now = checked(rd, get_time(rd, 0));
     ind->now_day = ind->now == INT64_MIN ? IND_NO_DAY : (int32_t)rk__ind_day(ind->now, tz);
     now = ind->now == INT64_MIN ? 0 : ind->now;
     nday = ind->now == INT64_MIN ? 0 : ind->now_day;
@@ -366,22 +399,22 @@ static int restore_v2(rk__ind *ind, rk_rd *rd)
             rd->err = 1;            /* out of memory, or a key twice */
             break;
         }
-        e->last_update = get_time(rd, now);
+        e->last_update = checked(rd, get_time(rd, now));
         for (j = 0; j < 2; j++) {
             e->mon[j] = get_idx(rd, nmon);
             if (e->mon[j] != IND_EMPTY)
-                get_counts(rd, &e->m[j]);
+                get_counts(rd, &e->m[j], LIM_SLOT);
         }
         for (j = 0; j < 2; j++) {
             e->qtr[j] = get_idx(rd, nq);
             if (e->qtr[j] != IND_EMPTY)
-                get_counts(rd, &e->q[j]);
+                get_counts(rd, &e->q[j], LIM_SLOT);
         }
         nd = get_uv(rd);
         for (d = 0; d < nd && !rd->err; d++) {
             int32_t day = get_idx(rd, nday);
             rk__ind_counts c, *slot;
-            get_counts(rd, &c);
+            get_counts(rd, &c, LIM_DAY);
             if (rd->err || day == IND_EMPTY)
                 break;
             if ((slot = rk__ind_day_slot(ind, e, day, true)) != NULL)
@@ -431,9 +464,9 @@ static int restore_v2(rk__ind *ind, rk_rd *rd)
             rd->err = 1;            /* out of memory, or a task twice */
             break;
         }
-        t->planned_at = get_time(rd, now);
-        t->scan_ts = get_time(rd, t->planned_at == INT64_MIN ? now : t->planned_at);
-        t->seen = get_time(rd, now);
+        t->planned_at = checked(rd, get_time(rd, now));
+        t->scan_ts = checked(rd, get_time(rd, t->planned_at == INT64_MIN ? now : t->planned_at));
+        t->seen = checked(rd, get_time(rd, now));
         t->unit = get_ref(rd, ind);
         t->region = get_ref(rd, ind);
         t->enterprise = get_sref(rd, ind);
@@ -484,11 +517,13 @@ static int restore_v2(rk__ind *ind, rk_rd *rd)
             rd->err = 1;
             break;
         }
-        c->ts = get_time(rd, now);
+        c->ts = checked(rd, get_time(rd, now));
         c->unit = get_ref(rd, ind);
         c->region = get_ref(rd, ind);
         c->fen = get_zz(rd);
         c->lenient = get_uv(rd) != 0;
+        if (c->fen <= -LIM_FEN || c->fen >= LIM_FEN)
+            rd->err = 1;
     }
     n = get_uv(rd);
     for (k = 0; k < n && !rd->err; k++) {
@@ -534,12 +569,13 @@ static int restore_v2(rk__ind *ind, rk_rd *rd)
  * Format 1 (the release before): fixed-width numbers, every id in full
  * =================================================================== */
 
-static void get_counts_v1(rk_rd *rd, rk__ind_counts *n)
+static void get_counts_v1(rk_rd *rd, rk__ind_counts *n, int64_t lim)
 {
     int i;
     for (i = 0; i < RK_IC_N; i++)
         n->c[i] = (int32_t)rk_rd_u32(rd);
     n->fines_fen = rk_rd_i64(rd);
+    check_counts(rd, n, lim);
 }
 
 static char *get_opt_v1(rk_rd *rd)
@@ -561,7 +597,7 @@ static int restore_v1(rk__ind *ind, rk_rd *rd)
     uint64_t n, k;
     size_t b;
     int i;
-    ind->now = rk_rd_i64(rd);
+    ind->now = checked(rd, rk_rd_i64(rd));
     ind->now_day = ind->now == INT64_MIN ? IND_NO_DAY
                    : (int32_t)rk__ind_day(ind->now, ind->s.tz_offset_s);
     n = rk_rd_u64(rd);
@@ -574,18 +610,18 @@ static int restore_v1(rk__ind *ind, rk_rd *rd)
             memset(&tmp, 0, sizeof(tmp));
             e = &tmp;
         }
-        e->last_update = rk_rd_i64(rd);
+        e->last_update = checked(rd, rk_rd_i64(rd));
         for (i = 0; i < 2; i++) {
             e->mon[i] = (int32_t)rk_rd_u32(rd);
-            get_counts_v1(rd, &e->m[i]);
+            get_counts_v1(rd, &e->m[i], LIM_SLOT);
             e->qtr[i] = (int32_t)rk_rd_u32(rd);
-            get_counts_v1(rd, &e->q[i]);
+            get_counts_v1(rd, &e->q[i], LIM_SLOT);
         }
         nd = rk_rd_u32(rd);
         for (j = 0; j < nd && !rd->err; j++) {
             int32_t day = (int32_t)rk_rd_u32(rd);
             rk__ind_counts c, *slot = e != &tmp ? rk__ind_day_slot(ind, e, day, true) : NULL;
-            get_counts_v1(rd, &c);
+            get_counts_v1(rd, &c, LIM_DAY);
             if (slot != NULL)
                 *slot = c;
         }
@@ -598,7 +634,8 @@ static int restore_v1(rk__ind *ind, rk_rd *rd)
         ind_task *t = key && rk__ind_task(ind, key, false) == NULL ? rk__ind_task(ind, key, true)
                                                                     : NULL;
         uint32_t no, j, fl;
-        int64_t pa = rk_rd_i64(rd), sc = rk_rd_i64(rd), seen = rk_rd_i64(rd);
+        int64_t pa = checked(rd, rk_rd_i64(rd)), sc = checked(rd, rk_rd_i64(rd)),
+                seen = checked(rd, rk_rd_i64(rd));
         char *u = get_opt_v1(rd), *r = get_opt_v1(rd), *en = get_opt_v1(rd),
              *jo = get_opt_v1(rd);
         const char *offs[IND_MAX_ENTS];
@@ -647,7 +684,7 @@ static int restore_v1(rk__ind *ind, rk_rd *rd)
         char *key = rk_rd_str(rd, STR_MAX);
         ind_case *c = key && rk__ind_case(ind, key, false) == NULL ? rk__ind_case(ind, key, true)
                                                                     : NULL;
-        int64_t ts = rk_rd_i64(rd);
+        int64_t ts = checked(rd, rk_rd_i64(rd));
         char *u = get_opt_v1(rd), *r = get_opt_v1(rd);
         int64_t fen = rk_rd_i64(rd);
         uint32_t len = rk_rd_u32(rd);
@@ -657,6 +694,8 @@ static int restore_v1(rk__ind *ind, rk_rd *rd)
             c->region = r ? rk__ind_ent(ind, RK_IND_REGION, r, true) : NULL;
             c->fen = fen;
             c->lenient = len != 0;
+            if (fen <= -LIM_FEN || fen >= LIM_FEN)
+                rd->err = 1;
         }
         free(u);
         free(r);

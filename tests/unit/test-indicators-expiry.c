@@ -293,6 +293,42 @@ static void test_restore_current(void **state)
     rk__ind_free(c);
 }
 
+/* A checkpoint whose times are far outside any event's (year 0 to 9999)
+ * is refused, not computed with: format 2 (now 2^60 ms, as a varint) and
+ * format 1 (now INT64_MAX - 1). */
+static void test_restore_refuses_far_times(void **state)
+{
+    unsigned char v2[24] = {2, 0, 0, 0}, v1[52] = {1, 0, 0, 0};
+    uint64_t x = (UINT64_C(1) << 61) + 1;   /* zigzag(2^60) + 1 */
+    size_t n = 4;
+    rk__ind *ind = mk();
+    (void)state;
+    while (x >= 0x80) {
+        v2[n++] = (unsigned char)(x | 0x80);
+        x >>= 7;
+    }
+    v2[n++] = (unsigned char)x;
+    memset(v2 + n, 0, 6);                   /* no keys, ids, tasks, ... */
+    n += 6;
+    assert_int_equal(rk__ind_restore(ind, v2, n), -1);
+    rk__ind_free(ind);
+    ind = mk();                             /* the same with now 0 restores */
+    v2[4] = 1;
+    memset(v2 + 5, 0, 6);
+    assert_int_equal(rk__ind_restore(ind, v2, 11), 0);
+    rk__ind_free(ind);
+    ind = mk();
+    memset(v1 + 4, 0xff, 8);                /* now, then five empty counts */
+    v1[11] = 0x7f;
+    v1[4] = 0xfe;
+    assert_int_equal(rk__ind_restore(ind, v1, sizeof(v1)), -1);
+    rk__ind_free(ind);
+    ind = mk();
+    memset(v1 + 4, 0, 8);
+    assert_int_equal(rk__ind_restore(ind, v1, sizeof(v1)), 0);
+    rk__ind_free(ind);
+}
+
 /* The checkpoint is small: no id is written twice. */
 static void test_snapshot_compact(void **state)
 {
@@ -493,6 +529,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_restore_format1),
         cmocka_unit_test(test_restore_current),
+        cmocka_unit_test(test_restore_refuses_far_times),
         cmocka_unit_test(test_snapshot_compact),
         cmocka_unit_test(test_amendment_inside_horizon),
         cmocka_unit_test(test_expiry_drops_records),
