@@ -4,7 +4,8 @@
  *
  * Pure: events, alerts of the unfiled_inspection rules and the engine's
  * now go in; counters per key and period come out. Nothing here talks to
- * Redis (indicators_out.c writes the hashes) or reads a clock.
+ * Redis (indicators_out.c writes the hashes) or reads a clock; the
+ * checkpoint section is indicators_snap.c, the records indicators_int.h.
  *
  * Keys. Every event counts for its unit, each of its officers, its region
  * (the event's, else the last region seen with its unit) and `all`. One
@@ -20,22 +21,35 @@
  * the day of now.
  *
  * Events to counters. Filings (by planned_at), scan deadlines and scans
- * are kept per task (struct task: its unit, officers, region, enterprise,
- * kind, joint id, planned_at, first scan, rated) and every figure of a task
- * is derived from that record: task_apply(-1) takes them all out, the
- * record changes (amendment, scan, rating, deadline passed), task_apply(+1)
- * puts them back. So an amendment moves a filing to its new unit and
- * period, and a scan that arrives late still counts where its filing is.
- * Decisions are kept per case the same way (unit, region, time, fine,
- * leniency). Distinct enterprises per key and period: one small record per
- * (key, enterprise) with the last day, the months and the quarters it was
- * counted in; a joint inspection counts once per key through a record per
- * (key, joint_id). Both only ever count up: an amendment that moves a
- * filing to another enterprise or joint id leaves the first counted.
+ * are kept per task (struct ind_task: its unit, officers, region,
+ * enterprise, kind, joint id, planned_at, first scan, rated) and every
+ * figure of a task is derived from that record: task_apply(-1) takes them
+ * all out, the record changes (amendment, scan, rating, deadline passed),
+ * task_apply(+1) puts them back. So an amendment moves a filing to its new
+ * unit and period, and a scan that arrives late still counts where its
+ * filing is. Decisions are kept per case the same way (unit, region, time,
+ * fine, leniency). Distinct enterprises per key and period: one small
+ * record per (key, enterprise) with the last day, the months and the
+ * quarters it was counted in; a joint inspection counts once per key
+ * through a record per (key, joint_id). Both only ever count up: an
+ * amendment that moves a filing to another enterprise or joint id leaves
+ * the first counted.
  *
- * Records are dropped once they are older than anything still reported:
- * the start of the previous quarter and of the window, less the scan
- * deadline. */
+ * Expiry (the horizon). The periods still reported are the window and the
+ * current and previous month and quarter; the oldest of them starts at
+ * the horizon, min(start of the previous quarter, start of the window),
+ * which only moves forward with now. A task whose filing, scan and last
+ * event all lie before the horizon (and whose scan deadline has passed),
+ * a case decided before it and a pair whose last day is before it can no
+ * longer change a reported figure: they are dropped when the horizon
+ * moves (a task also when its deadline passes behind it), on event time,
+ * so a replay, a restart and a takeover give the same figures (a restored
+ * module sweeps at its first day change: it may drop a record sooner that
+ * the live one keeps to the next move, beyond the horizon either way). An amendment of a dropped filing or decision (the engine
+ * still knows its key) counts as a new one where it now falls - the same
+ * figures as undoing the old one, whose periods are no longer reported -
+ * and is counted (rk__ind_expired_amendments); a scan of a dropped task
+ * counts as a first scan. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,12 +59,18 @@
 
 #include "riskd/kit.h"
 #include "internal.h"
-#include "indicators.h"
+#include "indicators_int.h"
 
-#define DAY_MS INT64_C(86400000)
-#define IND_VERSION 1u
-#define EMPTY INT32_MIN
-#define NO_DAY (INT32_MIN / 2)    /* now_day before any time: no underflow */
+#define DAY_MS IND_DAY_MS
+#define EMPTY IND_EMPTY
+#define NO_DAY IND_NO_DAY
+#define MAX_ENTS IND_MAX_ENTS
+
+typedef ind_ent ent;
+typedef ind_task task;
+typedef ind_case cas;
+typedef ind_pair pair;
+typedef ind_day day_slot;
 
 const char *const rk__ind_scope_names[RK_IND_NSCOPES] = {"unit", "officer", "region", "all"};
 const char *const rk__ind_counter_names[RK_IC_N] = {
@@ -63,64 +83,6 @@ const char *const rk__ind_counter_names[RK_IC_N] = {
 #define S_MONTH 2
 #define S_QUARTER 4
 #define S_ALL 7
-
-typedef struct day_slot {
-    int32_t day;
-    rk__ind_counts n;
-} day_slot;
-
-typedef struct ent {
-    const char *key;                /* the id (inside the map entry's key) */
-    uint8_t scope;
-    bool listed;                    /* on the dirty list */
-    uint16_t ndays, capdays;
-    int32_t mon[2], qtr[2];         /* slot periods, EMPTY when unused */
-    rk__ind_counts m[2], q[2];
-    day_slot *days;                 /* sorted by day */
-    int64_t last_update;            /* event time */
-    uint32_t written[RK_IND_NPERIODS];
-} ent;
-
-typedef struct task {
-    int64_t planned_at;
-    int64_t scan_ts;                /* INT64_MIN: not scanned */
-    int64_t seen;                   /* latest event time about it */
-    char *unit, *region, *enterprise, *joint;
-    char **off;
-    uint32_t noff;
-    uint32_t heap_pos;
-    uint8_t kind;
-    bool filed, passed, rated;
-    uint64_t counted;               /* bit per key of the task (see task_ents) */
-} task;
-
-typedef struct cas {
-    int64_t ts;
-    char *unit, *region;
-    int64_t fen;
-    bool lenient;
-} cas;
-
-typedef struct pair {
-    int32_t last_day;
-    int32_t mon[2], qtr[2];
-} pair;
-
-struct rk__ind {
-    rk__ind_settings s;
-    int32_t wdays;
-    int64_t now;
-    int32_t now_day;
-    rk_map ents;                    /* "<scope>\x1f<id>" -> ent */
-    rk_map tasks;                   /* task_id -> task */
-    rk_map cases;                   /* case_id -> cas */
-    rk_map pairs;                   /* "E|J\x1f<scope>\x1f<id>\x1f<x>" -> pair */
-    rk_map unit_region;             /* unit_id -> region (char *) */
-    rk_heap deadlines;              /* filed tasks not passed, by deadline */
-    ent **dirty;
-    size_t ndirty, capdirty;
-    size_t day_bytes;               /* bytes of all day buckets */
-};
 
 /* ===================================================================
  * Periods
@@ -169,6 +131,8 @@ static int32_t month_of_day(int64_t day)
     return (int32_t)(y * 12 + (m - 1));
 }
 
+int32_t rk__ind_month_of_day(int64_t day) { return month_of_day(day); }
+
 int32_t rk__ind_month(int64_t ms, int tz) { return month_of_day(rk__ind_day(ms, tz)); }
 int32_t rk__ind_quarter(int64_t ms, int tz) { return (int32_t)floordiv(rk__ind_month(ms, tz), 3); }
 
@@ -210,10 +174,34 @@ int rk__ind_parse_label(const char *s, int32_t *idx)
 }
 
 /* ===================================================================
- * Keys and their slots
+ * Records: hashes and tables
  * =================================================================== */
 
-static void mark(rk__ind *ind, ent *e)
+/* The hash of id under a tag (the scope of a key, or what the table
+ * holds). */
+static uint64_t hash_of(int tag, const char *s)
+{
+    unsigned char t = (unsigned char)tag;
+    return rk_kit_hash_mix(rk_kit_fnv1a(rk_kit_fnv1a(RK_FNV_OFFSET, &t, 1), s, strlen(s)));
+}
+
+static uint64_t ent_h(const void *r) { return ((const ent *)r)->h; }
+static uint64_t str_h(const void *r) { return ((const ind_str *)r)->h; }
+static uint64_t task_h(const void *r) { return ((const task *)r)->h; }
+static uint64_t case_h(const void *r) { return ((const cas *)r)->h; }
+
+static uint64_t pair_hash(char kind, uint32_t e, uint32_t x)
+{
+    return rk_kit_hash_mix(((uint64_t)e << 32 | x) * 2 + (kind == 'J'));
+}
+
+static uint64_t pair_h(const void *r)
+{
+    const pair *p = r;
+    return pair_hash(p->kind, p->e, p->x);
+}
+
+void rk__ind_mark(rk__ind *ind, ent *e)
 {
     if (e->listed)
         return;
@@ -229,25 +217,115 @@ static void mark(rk__ind *ind, ent *e)
     e->listed = true;
 }
 
-static ent *ent_get(rk__ind *ind, int scope, const char *id, bool create)
+#define mark rk__ind_mark
+
+ent *rk__ind_ent(rk__ind *ind, int scope, const char *id, bool create)
 {
-    char k[512];
-    rk_map_entry *me;
+    uint64_t h = hash_of(scope, id);
+    size_t len;
     ent *e;
-    snprintf(k, sizeof(k), "%c\x1f%s", '0' + scope, id);
-    if ((e = rk_map_get(&ind->ents, k)) != NULL || !create)
-        return e;
-    if ((e = calloc(1, sizeof(*e))) == NULL)
+    if (scope == RK_IND_ALL && ind->all != NULL && strcmp(id, "all") == 0)
+        return ind->all;
+    for (e = rk_itab_first(&ind->ents, h); e != NULL; e = rk_itab_next(&ind->ents, e))
+        if (e->h == h && e->scope == scope && strcmp(e->key, id) == 0)
+            return e;
+    if (!create)
         return NULL;
+    len = strlen(id);
+    if (len > 4096 || rk_itab_reserve(&ind->ents) != 0)
+        return NULL;
+    if (ind->nents == ind->capents) {
+        size_t nc = ind->capents ? ind->capents * 2 : 64;
+        ent **nb = realloc(ind->byidx, nc * sizeof(*nb));
+        if (nb == NULL)
+            return NULL;
+        ind->byidx = nb;
+        ind->capents = nc;
+    }
+    if ((e = calloc(1, sizeof(*e) + len + 1)) == NULL)
+        return NULL;
+    memcpy(e->key, id, len + 1);
+    e->h = h;
     e->scope = (uint8_t)scope;
     e->mon[0] = e->mon[1] = e->qtr[0] = e->qtr[1] = EMPTY;
     e->last_update = INT64_MIN;
-    if ((me = rk_map_put(&ind->ents, k, e, NULL)) == NULL) {
-        free(e);
-        return NULL;
-    }
-    e->key = me->key + 2;
+    e->idx = (uint32_t)ind->nents;
+    ind->byidx[ind->nents++] = e;
+    rk_itab_insert(&ind->ents, e, h, NULL);
+    ind->rec_bytes += sizeof(*e) + len + 1;
+    if (scope == RK_IND_ALL)
+        ind->all = e;
     return e;
+}
+
+static ent *ent_get(rk__ind *ind, int scope, const char *id, bool create)
+{
+    return rk__ind_ent(ind, scope, id, create);
+}
+
+/* Room for one more slot in strv (and in the free list, which never
+ * holds more than strv has slots). */
+static int strv_reserve(rk__ind *ind)
+{
+    if (ind->nstrv == ind->capstrv) {
+        size_t nc = ind->capstrv ? ind->capstrv * 2 : 256;
+        ind_str **nv;
+        uint32_t *nf;
+        if (nc > UINT32_MAX)
+            return -1;
+        if ((nv = realloc(ind->strv, nc * sizeof(*nv))) == NULL)
+            return -1;
+        ind->strv = nv;
+        if ((nf = realloc(ind->freev, nc * sizeof(*nf))) == NULL)
+            return -1;
+        ind->freev = nf;
+        ind->capstrv = nc;
+    }
+    return 0;
+}
+
+int rk__ind_str_hole(rk__ind *ind)
+{
+    if (strv_reserve(ind) != 0)
+        return -1;
+    ind->strv[ind->nstrv++] = NULL;     /* on the free list once all are read */
+    return 0;
+}
+
+ind_str *rk__ind_str(rk__ind *ind, const char *s)
+{
+    uint64_t h = hash_of('S', s);
+    size_t len;
+    ind_str *x;
+    for (x = rk_itab_first(&ind->strs, h); x != NULL; x = rk_itab_next(&ind->strs, x))
+        if (x->h == h && strcmp(x->s, s) == 0) {
+            x->refs++;
+            return x;
+        }
+    len = strlen(s);
+    if (len > 4096 || rk_itab_reserve(&ind->strs) != 0 ||
+        (ind->nfree == 0 && strv_reserve(ind) != 0) ||
+        (x = malloc(sizeof(*x) + len + 1)) == NULL)
+        return NULL;
+    memcpy(x->s, s, len + 1);
+    x->h = h;
+    x->refs = 1;
+    x->idx = ind->nfree > 0 ? ind->freev[--ind->nfree] : (uint32_t)ind->nstrv++;
+    ind->strv[x->idx] = x;
+    rk_itab_insert(&ind->strs, x, h, NULL);
+    ind->rec_bytes += sizeof(*x) + len + 1;
+    return x;
+}
+
+void rk__ind_str_unref(rk__ind *ind, ind_str *x)
+{
+    if (x == NULL || --x->refs > 0)
+        return;
+    rk_itab_remove(&ind->strs, x, x->h);
+    ind->strv[x->idx] = NULL;
+    ind->freev[ind->nfree++] = x->idx;
+    ind->rec_bytes -= sizeof(*x) + strlen(x->s) + 1;
+    free(x);
 }
 
 /* The slot of period p among two (idx[2]); create: take the older one when
@@ -268,9 +346,12 @@ static rk__ind_counts *slot2(int32_t idx[2], rk__ind_counts c[2], int32_t p, boo
     return &c[old];
 }
 
-static rk__ind_counts *day_get(rk__ind *ind, ent *e, int32_t day, bool create)
+rk__ind_counts *rk__ind_day_slot(rk__ind *ind, ent *e, int32_t day, bool create)
 {
     uint16_t lo = 0, hi = e->ndays;
+    /* most bumps go to the latest day */
+    if (e->ndays > 0 && e->days[e->ndays - 1].day == day)
+        return &e->days[e->ndays - 1].n;
     while (lo < hi) {
         uint16_t mid = (uint16_t)((lo + hi) / 2);
         if (e->days[mid].day < day)
@@ -280,7 +361,7 @@ static rk__ind_counts *day_get(rk__ind *ind, ent *e, int32_t day, bool create)
     }
     if (lo < e->ndays && e->days[lo].day == day)
         return &e->days[lo].n;
-    if (!create || day <= ind->now_day - ind->wdays || e->ndays == UINT16_MAX)
+    if (!create || day <= ind->now_day - ind->wdays || e->ndays == UINT16_MAX - 1)
         return NULL;
     if (e->ndays == e->capdays) {
         uint16_t nc = e->capdays ? (uint16_t)(e->capdays + (e->capdays + 3) / 4) : 4;
@@ -300,6 +381,8 @@ static rk__ind_counts *day_get(rk__ind *ind, ent *e, int32_t day, bool create)
     e->ndays++;
     return &e->days[lo].n;
 }
+
+#define day_get rk__ind_day_slot
 
 /* Drop the day buckets of e that fell out of the window. */
 static void day_prune(rk__ind *ind, ent *e)
@@ -328,29 +411,43 @@ static void add_to(rk__ind_counts *n, int c, int32_t d, int64_t fen)
     n->fines_fen += fen;
 }
 
-/* Add d to counter c (c < 0: none) and fen to the fines of e at time ts, in
- * the slots of mask. Subtracting (d < 0) never creates a slot. */
-static void bump(rk__ind *ind, ent *e, int64_t ts, int mask, int c, int32_t d, int64_t fen)
+/* The slots of e at day (and its month and quarter), for a run of
+ * bumps at one time. */
+typedef struct slots {
+    rk__ind_counts *d, *m, *q;
+} slots;
+
+static void slots_of(rk__ind *ind, ent *e, int64_t ts, bool create, slots *s)
 {
-    int tz = ind->s.tz_offset_s;
-    bool create = d > 0 || fen > 0;
-    int64_t day = rk__ind_day(ts, tz);
-    int32_t mon = month_of_day(day);
-    if (e == NULL)
-        return;
-    if (mask & S_DAY)
-        add_to(day_get(ind, e, (int32_t)day, create), c, d, fen);
-    if (mask & S_MONTH)
-        add_to(slot2(e->mon, e->m, mon, create), c, d, fen);
-    if (mask & S_QUARTER)
-        add_to(slot2(e->qtr, e->q, (int32_t)floordiv(mon, 3), create), c, d, fen);
+    int64_t day = rk__ind_day(ts, ind->s.tz_offset_s);
+    int32_t mon = rk__ind_month_of_day(day);
+    s->d = day_get(ind, e, (int32_t)day, create);
+    s->m = slot2(e->mon, e->m, mon, create);
+    s->q = slot2(e->qtr, e->q, (int32_t)floordiv(mon, 3), create);
     if (ts > e->last_update)
         e->last_update = ts;
     mark(ind, e);
 }
 
+static void slots_add(const slots *s, int c, int32_t d, int64_t fen)
+{
+    add_to(s->d, c, d, fen);
+    add_to(s->m, c, d, fen);
+    add_to(s->q, c, d, fen);
+}
+
+/* Add d to counter c (c < 0: none) and fen to the fines of e at time ts, in
+ * every slot. Subtracting (d < 0) never creates a slot. */
+static void bump(rk__ind *ind, ent *e, int64_t ts, int c, int32_t d, int64_t fen)
+{
+    slots s;
+    if (e == NULL)
+        return;
+    slots_of(ind, e, ts, d > 0 || fen > 0, &s);
+    slots_add(&s, c, d, fen);
+}
+
 /* The keys an event counts for: unit, region, all, then officers. */
-#define MAX_ENTS 64
 typedef struct ents {
     ent *e[MAX_ENTS];
     size_t n;
@@ -373,11 +470,12 @@ static void ents_of(rk__ind *ind, ents *out, const char *unit, const char *regio
     out->e[1] = region ? ent_get(ind, RK_IND_REGION, region, true) : NULL;
     out->e[2] = ent_get(ind, RK_IND_ALL, "all", true);
     for (i = 0; i < noff && out->n < MAX_ENTS; i++) {
+        ent *o = ent_get(ind, RK_IND_OFFICER, off[i], true);
         bool dup = false;
-        for (j = 0; j < i && !dup; j++)
-            dup = strcmp(off[i], off[j]) == 0;
-        if (!dup)
-            out->e[out->n++] = ent_get(ind, RK_IND_OFFICER, off[i], true);
+        for (j = 3; j < out->n && !dup; j++)
+            dup = out->e[j] == o;
+        if (!dup && o != NULL)
+            out->e[out->n++] = o;
     }
 }
 
@@ -385,12 +483,7 @@ static void bump_all(rk__ind *ind, const ents *es, int64_t ts, int c, int32_t d,
 {
     size_t i;
     for (i = 0; i < es->n; i++)
-        bump(ind, es->e[i], ts, S_ALL, c, d, fen);
-}
-
-static char *dup(const char *s)
-{
-    return s ? strdup(s) : NULL;
+        bump(ind, es->e[i], ts, c, d, fen);
 }
 
 static void note_region(rk__ind *ind, const char *unit, const char *region)
@@ -412,14 +505,22 @@ static void note_region(rk__ind *ind, const char *unit, const char *region)
  * Tasks: filings, deadlines, scans, ratings
  * =================================================================== */
 
-static int64_t deadline_of(const rk__ind *ind, const task *t)
+int64_t rk__ind_deadline(const rk__ind *ind, const task *t)
 {
     return t->planned_at + ind->s.scan_deadline;
 }
 
+#define deadline_of rk__ind_deadline
+
 static void task_ents(rk__ind *ind, const task *t, ents *es)
 {
-    ents_of(ind, es, t->unit, t->region, (const char *const *)t->off, t->noff);
+    uint32_t i;
+    es->e[0] = t->unit;
+    es->e[1] = t->region;
+    es->e[2] = ent_get(ind, RK_IND_ALL, "all", true);
+    es->n = 3;
+    for (i = 0; i < t->noff && es->n < MAX_ENTS; i++)
+        es->e[es->n++] = t->off[i];
 }
 
 /* Add (sign +1) or take out (-1) every figure task t stands for. */
@@ -427,49 +528,87 @@ static void task_apply(rk__ind *ind, task *t, int sign)
 {
     ents es;
     size_t i;
-    if (t->unit == NULL && t->noff == 0 && !t->filed && t->scan_ts == INT64_MIN)
+    bool scanned = t->scan_ts != INT64_MIN, by_deadline;
+    if (t->unit == NULL && t->noff == 0 && !t->filed && !scanned)
         return;
+    by_deadline = scanned && t->filed && t->scan_ts <= deadline_of(ind, t);
     task_ents(ind, t, &es);
     for (i = 0; i < es.n; i++) {
         ent *e = es.e[i];
+        slots s;
         if (e == NULL)
             continue;
         if (t->filed) {
-            bump(ind, e, t->planned_at, S_ALL, RK_IC_FILINGS, sign, 0);
+            slots_of(ind, e, t->planned_at, sign > 0, &s);
+            slots_add(&s, RK_IC_FILINGS, sign, 0);
             if (t->counted & (UINT64_C(1) << i))
-                bump(ind, e, t->planned_at, S_ALL, RK_IC_COUNTED, sign, 0);
+                slots_add(&s, RK_IC_COUNTED, sign, 0);
             if (t->passed) {
-                bump(ind, e, t->planned_at, S_ALL, RK_IC_DEADLINE_PASSED, sign, 0);
-                if (t->scan_ts != INT64_MIN && t->scan_ts <= deadline_of(ind, t))
-                    bump(ind, e, t->planned_at, S_ALL, RK_IC_SCANNED_BY_DEADLINE, sign, 0);
+                slots_add(&s, RK_IC_DEADLINE_PASSED, sign, 0);
+                if (by_deadline)
+                    slots_add(&s, RK_IC_SCANNED_BY_DEADLINE, sign, 0);
             }
         }
-        if (t->scan_ts != INT64_MIN) {
-            bump(ind, e, t->scan_ts, S_ALL, RK_IC_SCANNED, sign, 0);
+        if (scanned) {
+            slots_of(ind, e, t->scan_ts, sign > 0, &s);
+            slots_add(&s, RK_IC_SCANNED, sign, 0);
             if (t->rated)
-                bump(ind, e, t->scan_ts, S_ALL, RK_IC_RATED, sign, 0);
+                slots_add(&s, RK_IC_RATED, sign, 0);
         }
     }
 }
 
-static pair *pair_get(rk__ind *ind, char kind, const ent *e, const char *x, bool *fresh)
+/* A pair's memory: from the free list, else a new slab. */
+static pair *pair_alloc(rk__ind *ind)
 {
-    char k[1024];
+    pair *p, **ns, *slab;
+    size_t i;
+    if (ind->pfree == NULL) {
+        if ((ns = realloc(ind->slabs, (ind->nslabs + 1) * sizeof(*ns))) == NULL)
+            return NULL;
+        ind->slabs = ns;
+        if ((slab = malloc(IND_SLAB * sizeof(*slab))) == NULL)
+            return NULL;
+        ind->slabs[ind->nslabs++] = slab;
+        ind->rec_bytes += IND_SLAB * sizeof(*slab);
+        for (i = IND_SLAB; i-- > 0;) {
+            slab[i].next = ind->pfree;
+            ind->pfree = &slab[i];
+        }
+    }
+    p = ind->pfree;
+    ind->pfree = p->next;
+    return p;
+}
+
+ind_pair *rk__ind_pair(rk__ind *ind, char kind, ent *e, ind_str *x, bool *fresh)
+{
+    uint64_t h = pair_hash(kind, e->idx, x->idx);
     pair *p;
-    snprintf(k, sizeof(k), "%c\x1f%d\x1f%s\x1f%s", kind, e->scope, e->key, x);
     *fresh = false;
-    if ((p = rk_map_get(&ind->pairs, k)) != NULL)
-        return p;
-    if ((p = malloc(sizeof(*p))) == NULL)
+    for (p = rk_itab_first(&ind->pairs, h); p != NULL; p = rk_itab_next(&ind->pairs, p))
+        if (p->e == e->idx && p->x == x->idx && p->kind == kind)
+            return p;
+    if (rk_itab_reserve(&ind->pairs) != 0 || (p = pair_alloc(ind)) == NULL)
         return NULL;
+    p->next = NULL;
+    p->e = e->idx;
+    p->x = x->idx;
+    x->refs++;
+    p->kind = kind;
     p->last_day = EMPTY;
     p->mon[0] = p->mon[1] = p->qtr[0] = p->qtr[1] = EMPTY;
-    if (rk_map_put(&ind->pairs, k, p, NULL) == NULL) {
-        free(p);
-        return NULL;
-    }
+    rk_itab_insert(&ind->pairs, p, h, NULL);
     *fresh = true;
     return p;
+}
+
+static void pair_free(rk__ind *ind, pair *p)
+{
+    rk_itab_remove(&ind->pairs, p, pair_h(p));
+    rk__ind_str_unref(ind, ind->strv[p->x]);
+    p->next = ind->pfree;
+    ind->pfree = p;
 }
 
 /* Is period v new among two (keeping the two latest)? Records it. */
@@ -487,10 +626,10 @@ static bool pair_take(int32_t idx[2], int32_t v)
 
 /* A counted inspection of enterprise en by key e on planned day: the
  * distinct enterprises of its periods. */
-static void count_enterprise(rk__ind *ind, ent *e, const char *en, int64_t planned)
+static void count_enterprise(rk__ind *ind, ent *e, ind_str *en, int64_t planned)
 {
     bool fresh;
-    pair *p = pair_get(ind, 'E', e, en, &fresh);
+    pair *p = rk__ind_pair(ind, 'E', e, en, &fresh);
     int64_t day = rk__ind_day(planned, ind->s.tz_offset_s);
     int32_t mon = month_of_day(day);
     if (p == NULL)
@@ -511,60 +650,82 @@ static void count_enterprise(rk__ind *ind, ent *e, const char *en, int64_t plann
     mark(ind, e);
 }
 
-static void task_free(task *t)
+static size_t task_size(const task *t)
 {
-    uint32_t i;
+    return sizeof(*t) + strlen(t->id) + 1 + t->noff * sizeof(ent *);
+}
+
+static void task_free(rk__ind *ind, task *t)
+{
     if (t == NULL)
         return;
-    free(t->unit);
-    free(t->region);
-    free(t->enterprise);
-    free(t->joint);
-    for (i = 0; i < t->noff; i++)
-        free(t->off[i]);
+    ind->rec_bytes -= task_size(t);
+    rk__ind_str_unref(ind, t->enterprise);
+    rk__ind_str_unref(ind, t->joint);
     free(t->off);
     free(t);
 }
 
-static task *task_get(rk__ind *ind, const char *id, bool create)
+ind_task *rk__ind_task(rk__ind *ind, const char *id, bool create)
 {
-    task *t = rk_map_get(&ind->tasks, id);
-    if (t != NULL || !create)
-        return t;
-    if ((t = calloc(1, sizeof(*t))) == NULL)
+    uint64_t h = hash_of('T', id);
+    size_t len;
+    task *t;
+    for (t = rk_itab_first(&ind->tasks, h); t != NULL; t = rk_itab_next(&ind->tasks, t))
+        if (t->h == h && strcmp(t->id, id) == 0)
+            return t;
+    if (!create)
         return NULL;
+    len = strlen(id);
+    if (len > 4096 || rk_itab_reserve(&ind->tasks) != 0 ||
+        (t = calloc(1, sizeof(*t) + len + 1)) == NULL)
+        return NULL;
+    memcpy(t->id, id, len + 1);
+    t->h = h;
     t->scan_ts = INT64_MIN;
     t->planned_at = INT64_MIN;
     t->heap_pos = RK_HEAP_NONE;
-    if (rk_map_put(&ind->tasks, id, t, NULL) == NULL) {
-        free(t);
-        return NULL;
-    }
+    rk_itab_insert(&ind->tasks, t, h, NULL);
+    ind->rec_bytes += task_size(t);
     return t;
+}
+
+#define task_get rk__ind_task
+
+/* Set the officers of t (distinct, at most MAX_ENTS - 3). */
+int rk__ind_task_officers(rk__ind *ind, task *t, const char *const *off, size_t n)
+{
+    size_t i;
+    uint32_t j;
+    ind->rec_bytes -= t->noff * sizeof(ent *);
+    free(t->off);
+    t->off = NULL;
+    t->noff = 0;
+    if (n == 0)
+        return 0;
+    if (n > MAX_ENTS - 3)
+        n = MAX_ENTS - 3;
+    if ((t->off = calloc(n, sizeof(*t->off))) == NULL)
+        return -1;
+    for (i = 0; i < n; i++) {
+        ent *o = off[i] ? ent_get(ind, RK_IND_OFFICER, off[i], true) : NULL;
+        bool dup = false;
+        for (j = 0; j < t->noff && !dup; j++)
+            dup = t->off[j] == o;
+        if (o != NULL && !dup)
+            t->off[t->noff++] = o;
+    }
+    ind->rec_bytes += t->noff * sizeof(ent *);
+    return 0;
 }
 
 /* Set the who of t (unit, region, officers) from ev. */
 static int task_set_who(rk__ind *ind, task *t, const rk_event *ev)
 {
-    uint32_t i;
     const char *region = region_of(ind, ev->unit_id, ev->region);
-    for (i = 0; i < t->noff; i++)
-        free(t->off[i]);
-    free(t->off);
-    free(t->unit);
-    free(t->region);
-    t->off = NULL;
-    t->noff = 0;
-    t->unit = dup(ev->unit_id);
-    t->region = dup(region);
-    if (ev->n_officers > 0) {
-        if ((t->off = calloc(ev->n_officers, sizeof(*t->off))) == NULL)
-            return -1;
-        for (i = 0; i < ev->n_officers && i < MAX_ENTS - 3; i++)
-            if ((t->off[t->noff] = strdup(ev->officers[i])) != NULL)
-                t->noff++;
-    }
-    return 0;
+    t->unit = ev->unit_id ? ent_get(ind, RK_IND_UNIT, ev->unit_id, true) : NULL;
+    t->region = region ? ent_get(ind, RK_IND_REGION, region, true) : NULL;
+    return rk__ind_task_officers(ind, t, ev->officers, ev->n_officers);
 }
 
 static void deadline_sync(rk__ind *ind, task *t)
@@ -582,23 +743,29 @@ static void deadline_sync(rk__ind *ind, task *t)
 
 static int on_filed(rk__ind *ind, const rk_event *ev)
 {
-    task *t = task_get(ind, ev->task_id, true);
+    task *t = task_get(ind, ev->task_id, false);
     ents es;
     size_t i;
-    char *old_joint;
+    ind_str *old_joint;
     uint64_t old_counted;
     bool excluded;
-    if (t == NULL)
-        return -1;
+    if (t == NULL) {
+        if (ev->flags & RK_EVF_AMENDED)
+            ind->expired_amendments++;
+        if ((t = task_get(ind, ev->task_id, true)) == NULL)
+            return -1;
+    }
     task_apply(ind, t, -1);
     old_joint = t->joint;
     old_counted = t->counted;
     t->joint = NULL;
-    if (task_set_who(ind, t, ev) != 0)
+    if (task_set_who(ind, t, ev) != 0) {
+        rk__ind_str_unref(ind, old_joint);
         return -1;
-    free(t->enterprise);
-    t->enterprise = dup(ev->enterprise_id);
-    t->joint = dup(ev->joint_id);
+    }
+    rk__ind_str_unref(ind, t->enterprise);
+    t->enterprise = ev->enterprise_id ? rk__ind_str(ind, ev->enterprise_id) : NULL;
+    t->joint = ev->joint_id ? rk__ind_str(ind, ev->joint_id) : NULL;
     t->planned_at = ev->planned_at;
     t->kind = (uint8_t)(ev->kind == RK_KIND_UNSET ? RK_KIND_PLAN : ev->kind);
     t->filed = true;
@@ -614,9 +781,9 @@ static int on_filed(rk__ind *ind, const rk_event *ev)
         if (es.e[i] == NULL)
             continue;
         keep = (old_counted & (UINT64_C(1) << i)) && old_joint && t->joint &&
-               strcmp(old_joint, t->joint) == 0;
+               old_joint == t->joint;
         if (t->joint != NULL && !keep) {
-            pair *p = pair_get(ind, 'J', es.e[i], t->joint, &fresh);
+            pair *p = rk__ind_pair(ind, 'J', es.e[i], t->joint, &fresh);
             if (p != NULL)
                 p->last_day = (int32_t)rk__ind_day(t->planned_at, ind->s.tz_offset_s);
         }
@@ -626,7 +793,7 @@ static int on_filed(rk__ind *ind, const rk_event *ev)
                 count_enterprise(ind, es.e[i], t->enterprise, t->planned_at);
         }
     }
-    free(old_joint);
+    rk__ind_str_unref(ind, old_joint);
     deadline_sync(ind, t);
     task_apply(ind, t, +1);
     return 0;
@@ -675,40 +842,65 @@ static int on_rated(rk__ind *ind, const rk_event *ev)
 
 static void case_apply(rk__ind *ind, const cas *c, int sign)
 {
-    ents es;
-    ents_of(ind, &es, c->unit, c->region, NULL, 0);
-    bump_all(ind, &es, c->ts, RK_IC_CASES_DECIDED, sign, sign * c->fen);
-    if (c->lenient)
-        bump_all(ind, &es, c->ts, RK_IC_LENIENT, sign, 0);
+    ent *es[3];
+    int i;
+    es[0] = c->unit;
+    es[1] = c->region;
+    es[2] = ent_get(ind, RK_IND_ALL, "all", true);
+    for (i = 0; i < 3; i++) {
+        slots s;
+        if (es[i] == NULL)
+            continue;
+        slots_of(ind, es[i], c->ts, sign > 0 || sign * c->fen > 0, &s);
+        slots_add(&s, RK_IC_CASES_DECIDED, sign, sign * c->fen);
+        if (c->lenient)
+            slots_add(&s, RK_IC_LENIENT, sign, 0);
+    }
 }
 
-static void case_free(cas *c)
+ind_case *rk__ind_case(rk__ind *ind, const char *id, bool create)
 {
-    if (c == NULL)
-        return;
-    free(c->unit);
-    free(c->region);
+    uint64_t h = hash_of('C', id);
+    size_t len;
+    cas *c;
+    for (c = rk_itab_first(&ind->cases, h); c != NULL; c = rk_itab_next(&ind->cases, c))
+        if (c->h == h && strcmp(c->id, id) == 0)
+            return c;
+    if (!create)
+        return NULL;
+    len = strlen(id);
+    if (len > 4096 || rk_itab_reserve(&ind->cases) != 0 ||
+        (c = calloc(1, sizeof(*c) + len + 1)) == NULL)
+        return NULL;
+    memcpy(c->id, id, len + 1);
+    c->h = h;
+    rk_itab_insert(&ind->cases, c, h, NULL);
+    ind->rec_bytes += sizeof(*c) + len + 1;
+    return c;
+}
+
+static void case_free(rk__ind *ind, cas *c)
+{
+    ind->rec_bytes -= sizeof(*c) + strlen(c->id) + 1;
     free(c);
 }
 
 static int on_decided(rk__ind *ind, const rk_event *ev)
 {
-    cas *c = rk_map_get(&ind->cases, ev->case_id);
+    cas *c = rk__ind_case(ind, ev->case_id, false);
+    const char *region;
     if (c != NULL) {
         case_apply(ind, c, -1);
-        free(c->unit);
-        free(c->region);
     } else {
-        if ((c = calloc(1, sizeof(*c))) == NULL)
+        if (ev->flags & RK_EVF_AMENDED)
+            ind->expired_amendments++;
+        if ((c = rk__ind_case(ind, ev->case_id, true)) == NULL)
             return -1;
-        if (rk_map_put(&ind->cases, ev->case_id, c, NULL) == NULL) {
-            free(c);
-            return -1;
-        }
     }
+    region = region_of(ind, ev->unit_id, ev->region);
     c->ts = ev->ts;
-    c->unit = dup(ev->unit_id);
-    c->region = dup(region_of(ind, ev->unit_id, ev->region));
+    c->unit = ev->unit_id ? ent_get(ind, RK_IND_UNIT, ev->unit_id, true) : NULL;
+    c->region = region ? ent_get(ind, RK_IND_REGION, region, true) : NULL;
     c->fen = llround((ev->fine + ev->confiscation) * 100.0);
     c->lenient = ev->leniency == RK_LENIENCY_LIGHTER || ev->leniency == RK_LENIENCY_MITIGATED ||
                  ev->leniency == RK_LENIENCY_EXEMPT;
@@ -778,44 +970,66 @@ bool rk__ind_is_unfiled_rule(const char *detector, const char *rule)
             strcmp(rule, "case_without_filing") == 0);
 }
 
-/* The oldest time any record is still needed for. */
+uint64_t rk__ind_expired_amendments(const rk__ind *ind)
+{
+    return ind->expired_amendments;
+}
+
+/* The horizon: the start of the oldest period still reported (the
+ * previous quarter or the window). A time before it counts in no reported
+ * period, now or later. */
 static int64_t horizon(const rk__ind *ind)
 {
     int tz = ind->s.tz_offset_s;
     int64_t q = rk__ind_quarter_start(rk__ind_quarter(ind->now, tz) - 1, tz);
     int64_t w = (int64_t)(ind->now_day - ind->wdays + 1) * DAY_MS - (int64_t)tz * 1000;
-    return (q < w ? q : w) - ind->s.scan_deadline - DAY_MS;
+    return q < w ? q : w;
 }
 
+/* Can task t no longer change a figure reported from horizon h on? */
+static bool task_done(const task *t, int64_t h)
+{
+    return (t->passed || !t->filed) && t->seen < h && t->planned_at < h && t->scan_ts < h;
+}
+
+/* Drop the records that can no longer change a reported figure: all of
+ * them when the horizon moved (once a quarter, or a day with a window
+ * over 90 days), a task also when its deadline passes behind it. */
 static void sweep(rk__ind *ind)
 {
     int64_t h = horizon(ind);
     int32_t hday = (int32_t)rk__ind_day(h, ind->s.tz_offset_s);
     size_t b;
-    rk_map_entry *it, *next;
-    for (it = rk_map_first(&ind->tasks, &b); it; it = next) {
-        task *t = it->value;
-        next = rk_map_next(&ind->tasks, &b, it);
-        if ((t->passed || !t->filed) && t->seen < h &&
-            (t->planned_at == INT64_MIN || t->planned_at < h)) {
-            rk_map_del(&ind->tasks, it->key);
-            task_free(t);
+    if (h == ind->swept)
+        return;                     /* the horizon moves once a quarter (a
+                                     * window over 90 days: once a day) */
+    ind->swept = h;
+    for (b = 0; b < ind->tasks.nb; b++) {
+        task *t, *next;
+        for (t = ind->tasks.b[b]; t != NULL; t = next) {
+            next = t->next;
+            if (task_done(t, h)) {
+                rk_itab_remove(&ind->tasks, t, t->h);
+                task_free(ind, t);
+            }
         }
     }
-    for (it = rk_map_first(&ind->cases, &b); it; it = next) {
-        cas *c = it->value;
-        next = rk_map_next(&ind->cases, &b, it);
-        if (c->ts < h) {
-            rk_map_del(&ind->cases, it->key);
-            case_free(c);
+    for (b = 0; b < ind->cases.nb; b++) {
+        cas *c, *next;
+        for (c = ind->cases.b[b]; c != NULL; c = next) {
+            next = c->next;
+            if (c->ts < h) {
+                rk_itab_remove(&ind->cases, c, c->h);
+                case_free(ind, c);
+            }
         }
     }
-    for (it = rk_map_first(&ind->pairs, &b); it; it = next) {
-        pair *p = it->value;
-        next = rk_map_next(&ind->pairs, &b, it);
-        if (p->last_day < hday) {
-            rk_map_del(&ind->pairs, it->key);
-            free(p);
+    for (b = 0; b < ind->pairs.nb; b++) {
+        pair *p, *next;
+        for (p = ind->pairs.b[b]; p != NULL; p = next) {
+            next = p->next;
+            if (p->last_day < hday)
+                pair_free(ind, p);
         }
     }
 }
@@ -833,15 +1047,18 @@ void rk__ind_advance(rk__ind *ind, int64_t now)
         task_apply(ind, t, -1);
         t->passed = true;
         task_apply(ind, t, +1);
+        if (ind->swept != INT64_MIN && task_done(t, ind->swept)) {
+            rk_itab_remove(&ind->tasks, t, t->h);
+            task_free(ind, t);
+        }
     }
     day = (int32_t)rk__ind_day(now, ind->s.tz_offset_s);
     if (day != ind->now_day) {
-        size_t b;
-        rk_map_entry *it;
+        size_t i;
         ind->now_day = day;
-        for (it = rk_map_first(&ind->ents, &b); it; it = rk_map_next(&ind->ents, &b, it)) {
-            day_prune(ind, it->value);
-            mark(ind, it->value);   /* the window and the current periods moved */
+        for (i = 0; i < ind->nents; i++) {
+            day_prune(ind, ind->byidx[i]);
+            mark(ind, ind->byidx[i]);   /* the window and the current periods moved */
         }
         sweep(ind);
     }
@@ -995,12 +1212,16 @@ void rk__ind_format(const rk__ind_counts *n, int64_t from, int64_t to, int64_t u
     }
 }
 
-static uint32_t digest(const rk__ind_hash *h)
+/* What a hash shows, less its updated_at: its label, bounds and counters
+ * (hashed as numbers: nothing is formatted for a hash that did not
+ * change). */
+static uint32_t digest(const char *label, const rk__ind_counts *n, int64_t from, int64_t to)
 {
-    uint64_t x = rk_kit_fnv1a(UINT64_C(1469598103934665603), h->label, strlen(h->label));
-    size_t i;
-    for (i = 0; i < h->nf; i++)
-        x = rk_kit_fnv1a(x, h->v[i], strlen(h->v[i]) + 1);
+    uint64_t x = rk_kit_fnv1a(UINT64_C(1469598103934665603), label, strlen(label));
+    x = rk_kit_fnv1a(x, n->c, sizeof(n->c));
+    x = rk_kit_fnv1a(x, &n->fines_fen, sizeof(n->fines_fen));
+    x = rk_kit_fnv1a(x, &from, sizeof(from));
+    x = rk_kit_fnv1a(x, &to, sizeof(to));
     return (uint32_t)(x ^ (x >> 32)) | 1u;  /* never 0: 0 is "not written" */
 }
 
@@ -1017,15 +1238,13 @@ size_t rk__ind_collect(rk__ind *ind, size_t max, int64_t updated_at,
             rk__ind_counts n;
             int64_t from, to;
             uint32_t d;
-            memset(&h, 0, sizeof(h));
+            h.nf = 0;
             if (!ent_period(ind, e, p, &n, &from, &to, h.label))
                 continue;
-            rk__ind_format(&n, from, to, INT64_MIN, ind->s.tz_offset_s, &h);
-            d = digest(&h);
+            d = digest(h.label, &n, from, to);
             if (d == e->written[p])
                 continue;
             e->written[p] = d;
-            h.nf = 0;
             rk__ind_format(&n, from, to, updated_at, ind->s.tz_offset_s, &h);
             h.scope = e->scope;
             h.key = e->key;
@@ -1041,12 +1260,10 @@ size_t rk__ind_collect(rk__ind *ind, size_t max, int64_t updated_at,
 
 void rk__ind_mark_all(rk__ind *ind)
 {
-    size_t b;
-    rk_map_entry *it;
-    for (it = rk_map_first(&ind->ents, &b); it; it = rk_map_next(&ind->ents, &b, it)) {
-        ent *e = it->value;
-        memset(e->written, 0, sizeof(e->written));
-        mark(ind, e);
+    size_t i;
+    for (i = 0; i < ind->nents; i++) {
+        memset(ind->byidx[i]->written, 0, sizeof(ind->byidx[i]->written));
+        mark(ind, ind->byidx[i]);
     }
 }
 
@@ -1070,28 +1287,58 @@ rk__ind *rk__ind_new(const rk__ind_settings *s)
     rk__ind_configure(ind, s);
     ind->now = INT64_MIN;
     ind->now_day = NO_DAY;
+    ind->swept = INT64_MIN;
+    rk_itab_init(&ind->ents, offsetof(ent, next), RK_ITAB_NOPREV, ent_h);
+    rk_itab_init(&ind->strs, offsetof(ind_str, next), RK_ITAB_NOPREV, str_h);
+    rk_itab_init(&ind->tasks, offsetof(task, next), RK_ITAB_NOPREV, task_h);
+    rk_itab_init(&ind->cases, offsetof(cas, next), RK_ITAB_NOPREV, case_h);
+    rk_itab_init(&ind->pairs, offsetof(pair, next), RK_ITAB_NOPREV, pair_h);
     rk_heap_init(&ind->deadlines, offsetof(task, heap_pos));
     return ind;
 }
 
-static void ent_free(void *p)
-{
-    ent *e = p;
-    free(e->days);
-    free(e);
-}
-
-static void task_free_v(void *p) { task_free(p); }
-static void case_free_v(void *p) { case_free(p); }
-
 void rk__ind_free(rk__ind *ind)
 {
+    size_t b, i;
     if (ind == NULL)
         return;
-    rk_map_clear(&ind->ents, ent_free);
-    rk_map_clear(&ind->tasks, task_free_v);
-    rk_map_clear(&ind->cases, case_free_v);
-    rk_map_clear(&ind->pairs, free);
+    for (i = 0; i < ind->nslabs; i++)
+        free(ind->slabs[i]);
+    free(ind->slabs);
+    for (b = 0; b < ind->tasks.nb; b++) {
+        task *t, *next;
+        for (t = ind->tasks.b[b]; t != NULL; t = next) {
+            next = t->next;
+            free(t->off);
+            free(t);
+        }
+    }
+    for (b = 0; b < ind->cases.nb; b++) {
+        cas *c, *next;
+        for (c = ind->cases.b[b]; c != NULL; c = next) {
+            next = c->next;
+            free(c);
+        }
+    }
+    for (b = 0; b < ind->strs.nb; b++) {
+        ind_str *x, *next;
+        for (x = ind->strs.b[b]; x != NULL; x = next) {
+            next = x->next;
+            free(x);
+        }
+    }
+    for (i = 0; i < ind->nents; i++) {
+        free(ind->byidx[i]->days);
+        free(ind->byidx[i]);
+    }
+    rk_itab_free(&ind->pairs);
+    rk_itab_free(&ind->tasks);
+    rk_itab_free(&ind->cases);
+    rk_itab_free(&ind->strs);
+    rk_itab_free(&ind->ents);
+    free(ind->byidx);
+    free(ind->strv);
+    free(ind->freev);
     rk_map_clear(&ind->unit_region, free);
     rk_heap_free(&ind->deadlines);
     free(ind->dirty);
@@ -1133,251 +1380,25 @@ void rk__ind_settings_from(rk__ind_settings *s, const void *json_root, int tz, i
 
 size_t rk__ind_memory(const rk__ind *ind, size_t *entities, size_t *tasks)
 {
-    size_t b, total = sizeof(*ind) + ind->day_bytes + ind->capdirty * sizeof(ent *);
-    rk_map_entry *it;
-    for (it = rk_map_first(&ind->ents, &b); it; it = rk_map_next(&ind->ents, &b, it))
-        total += sizeof(ent) + sizeof(rk_map_entry) + strlen(it->key) + 1 + 2 * sizeof(void *);
-    total += ind->pairs.count * (sizeof(pair) + sizeof(rk_map_entry) + 40 + 2 * sizeof(void *));
-    total += ind->tasks.count * (sizeof(task) + sizeof(rk_map_entry) + 64);
-    total += ind->cases.count * (sizeof(cas) + sizeof(rk_map_entry) + 40);
+    size_t total = sizeof(*ind) + ind->day_bytes + ind->rec_bytes +
+                   ind->capdirty * sizeof(ent *) + ind->capents * sizeof(ent *) +
+                   ind->capstrv * (sizeof(ind_str *) + sizeof(uint32_t)) +
+                   (ind->ents.nb + ind->strs.nb + ind->tasks.nb + ind->cases.nb +
+                    ind->pairs.nb) * sizeof(void *) +
+                   ind->deadlines.cap * sizeof(rk_heap_item);
     if (entities)
-        *entities = ind->ents.count;
+        *entities = ind->nents;
     if (tasks)
         *tasks = ind->tasks.count;
     return total;
 }
 
-/* ===================================================================
- * Checkpoint
- * =================================================================== */
-
-static void put_counts(rk_buf *out, const rk__ind_counts *n)
-{
-    int i;
-    for (i = 0; i < RK_IC_N; i++)
-        rk_buf_put_u32(out, (uint32_t)n->c[i]);
-    rk_buf_put_i64(out, n->fines_fen);
-}
-
-static void get_counts(rk_rd *rd, rk__ind_counts *n)
-{
-    int i;
-    for (i = 0; i < RK_IC_N; i++)
-        n->c[i] = (int32_t)rk_rd_u32(rd);
-    n->fines_fen = rk_rd_i64(rd);
-}
-
-static void put_opt(rk_buf *out, const char *s)
-{
-    rk_buf_put_u32(out, s != NULL);
-    if (s != NULL)
-        rk_buf_put_str(out, s);
-}
-
-static char *get_opt(rk_rd *rd)
-{
-    return rk_rd_u32(rd) ? rk_rd_str(rd, 4096) : NULL;
-}
-
-int rk__ind_snapshot(const rk__ind *ind, rk_buf *out)
-{
-    size_t b;
-    rk_map_entry *it;
-    int i;
-    rk_buf_put_u32(out, IND_VERSION);
-    rk_buf_put_i64(out, ind->now);
-    rk_buf_put_u64(out, ind->ents.count);
-    for (it = rk_map_first(&ind->ents, &b); it; it = rk_map_next(&ind->ents, &b, it)) {
-        const ent *e = it->value;
-        uint16_t k;
-        rk_buf_put_str(out, it->key);
-        rk_buf_put_i64(out, e->last_update);
-        for (i = 0; i < 2; i++) {
-            rk_buf_put_u32(out, (uint32_t)e->mon[i]);
-            put_counts(out, &e->m[i]);
-            rk_buf_put_u32(out, (uint32_t)e->qtr[i]);
-            put_counts(out, &e->q[i]);
-        }
-        rk_buf_put_u32(out, e->ndays);
-        for (k = 0; k < e->ndays; k++) {
-            rk_buf_put_u32(out, (uint32_t)e->days[k].day);
-            put_counts(out, &e->days[k].n);
-        }
-    }
-    rk_buf_put_u64(out, ind->tasks.count);
-    for (it = rk_map_first(&ind->tasks, &b); it; it = rk_map_next(&ind->tasks, &b, it)) {
-        const task *t = it->value;
-        uint32_t k;
-        rk_buf_put_str(out, it->key);
-        rk_buf_put_i64(out, t->planned_at);
-        rk_buf_put_i64(out, t->scan_ts);
-        rk_buf_put_i64(out, t->seen);
-        put_opt(out, t->unit);
-        put_opt(out, t->region);
-        put_opt(out, t->enterprise);
-        put_opt(out, t->joint);
-        rk_buf_put_u32(out, t->noff);
-        for (k = 0; k < t->noff; k++)
-            rk_buf_put_str(out, t->off[k]);
-        rk_buf_put_u32(out, (uint32_t)t->kind | (t->filed ? 0x100u : 0) |
-                       (t->passed ? 0x200u : 0) | (t->rated ? 0x400u : 0));
-        rk_buf_put_u64(out, t->counted);
-    }
-    rk_buf_put_u64(out, ind->cases.count);
-    for (it = rk_map_first(&ind->cases, &b); it; it = rk_map_next(&ind->cases, &b, it)) {
-        const cas *c = it->value;
-        rk_buf_put_str(out, it->key);
-        rk_buf_put_i64(out, c->ts);
-        put_opt(out, c->unit);
-        put_opt(out, c->region);
-        rk_buf_put_i64(out, c->fen);
-        rk_buf_put_u32(out, c->lenient);
-    }
-    rk_buf_put_u64(out, ind->pairs.count);
-    for (it = rk_map_first(&ind->pairs, &b); it; it = rk_map_next(&ind->pairs, &b, it)) {
-        const pair *p = it->value;
-        rk_buf_put_str(out, it->key);
-        rk_buf_put_u32(out, (uint32_t)p->last_day);
-        for (i = 0; i < 2; i++) {
-            rk_buf_put_u32(out, (uint32_t)p->mon[i]);
-            rk_buf_put_u32(out, (uint32_t)p->qtr[i]);
-        }
-    }
-    rk_buf_put_u64(out, ind->unit_region.count);
-    for (it = rk_map_first(&ind->unit_region, &b); it;
-         it = rk_map_next(&ind->unit_region, &b, it)) {
-        rk_buf_put_str(out, it->key);
-        rk_buf_put_str(out, it->value);
-    }
-    return out->oom ? -1 : 0;
-}
-
-int rk__ind_restore(rk__ind *ind, const void *data, size_t len)
-{
-    rk_rd rd;
-    uint64_t n, k;
-    int i;
-    rk_rd_init(&rd, data, len);
-    if (rk_rd_u32(&rd) != IND_VERSION || rd.err)
-        return -1;
-    ind->now = rk_rd_i64(&rd);
-    ind->now_day = ind->now == INT64_MIN ? NO_DAY
-                   : (int32_t)rk__ind_day(ind->now, ind->s.tz_offset_s);
-    n = rk_rd_u64(&rd);
-    for (k = 0; k < n && !rd.err; k++) {
-        char *key = rk_rd_str(&rd, 4096);
-        ent *e = key && strlen(key) > 2 ? ent_get(ind, key[0] - '0', key + 2, true) : NULL;
-        ent tmp;
-        uint32_t nd, j;
-        if (e == NULL) {
-            memset(&tmp, 0, sizeof(tmp));
-            e = &tmp;
-        }
-        e->last_update = rk_rd_i64(&rd);
-        for (i = 0; i < 2; i++) {
-            e->mon[i] = (int32_t)rk_rd_u32(&rd);
-            get_counts(&rd, &e->m[i]);
-            e->qtr[i] = (int32_t)rk_rd_u32(&rd);
-            get_counts(&rd, &e->q[i]);
-        }
-        nd = rk_rd_u32(&rd);
-        for (j = 0; j < nd && !rd.err; j++) {
-            int32_t day = (int32_t)rk_rd_u32(&rd);
-            rk__ind_counts c, *slot = e != &tmp ? day_get(ind, e, day, true) : NULL;
-            get_counts(&rd, &c);
-            if (slot != NULL)
-                *slot = c;
-        }
-        if (e != &tmp)
-            mark(ind, e);
-        free(key);
-    }
-    n = rk_rd_u64(&rd);
-    for (k = 0; k < n && !rd.err; k++) {
-        char *key = rk_rd_str(&rd, 4096);
-        task *t = key ? task_get(ind, key, true) : NULL;
-        uint32_t no, j, fl;
-        int64_t pa = rk_rd_i64(&rd), sc = rk_rd_i64(&rd), seen = rk_rd_i64(&rd);
-        char *u = get_opt(&rd), *r = get_opt(&rd), *en = get_opt(&rd), *jo = get_opt(&rd);
-        no = rk_rd_u32(&rd);
-        if (t != NULL && no <= MAX_ENTS)
-            t->off = calloc(no ? no : 1, sizeof(char *));
-        for (j = 0; j < no && !rd.err; j++) {
-            char *o = rk_rd_str(&rd, 4096);
-            if (t != NULL && t->off != NULL && o != NULL)
-                t->off[t->noff++] = o;
-            else
-                free(o);
-        }
-        fl = rk_rd_u32(&rd);
-        if (t != NULL) {
-            t->planned_at = pa;
-            t->scan_ts = sc;
-            t->seen = seen;
-            t->unit = u;
-            t->region = r;
-            t->enterprise = en;
-            t->joint = jo;
-            t->kind = (uint8_t)(fl & 0xff);
-            t->filed = (fl & 0x100) != 0;
-            t->passed = (fl & 0x200) != 0;
-            t->rated = (fl & 0x400) != 0;
-            t->counted = rk_rd_u64(&rd);
-            if (t->filed && !t->passed)
-                (void)rk_heap_push(&ind->deadlines, deadline_of(ind, t), t);
-        } else {
-            free(u); free(r); free(en); free(jo);
-            (void)rk_rd_u64(&rd);
-        }
-        free(key);
-    }
-    n = rk_rd_u64(&rd);
-    for (k = 0; k < n && !rd.err; k++) {
-        char *key = rk_rd_str(&rd, 4096);
-        cas *c = calloc(1, sizeof(*c));
-        if (c != NULL) {
-            c->ts = rk_rd_i64(&rd);
-            c->unit = get_opt(&rd);
-            c->region = get_opt(&rd);
-            c->fen = rk_rd_i64(&rd);
-            c->lenient = rk_rd_u32(&rd) != 0;
-        }
-        if (c == NULL || key == NULL || rk_map_put(&ind->cases, key, c, NULL) == NULL)
-            case_free(c);
-        free(key);
-    }
-    n = rk_rd_u64(&rd);
-    for (k = 0; k < n && !rd.err; k++) {
-        char *key = rk_rd_str(&rd, 4096);
-        pair *p = malloc(sizeof(*p));
-        if (p != NULL) {
-            p->last_day = (int32_t)rk_rd_u32(&rd);
-            for (i = 0; i < 2; i++) {
-                p->mon[i] = (int32_t)rk_rd_u32(&rd);
-                p->qtr[i] = (int32_t)rk_rd_u32(&rd);
-            }
-        }
-        if (p == NULL || key == NULL || rk_map_put(&ind->pairs, key, p, NULL) == NULL)
-            free(p);
-        free(key);
-    }
-    n = rk_rd_u64(&rd);
-    for (k = 0; k < n && !rd.err; k++) {
-        char *key = rk_rd_str(&rd, 4096), *v = rk_rd_str(&rd, 4096);
-        if (key == NULL || v == NULL || rk_map_put(&ind->unit_region, key, v, NULL) == NULL)
-            free(v);
-        free(key);
-    }
-    return rd.err ? -1 : 0;
-}
-
 size_t rk__ind_keys(const rk__ind *ind, int scope, void (*cb)(const char *key, void *ud),
                     void *ud)
 {
-    size_t b, n = 0;
-    rk_map_entry *it;
-    for (it = rk_map_first(&ind->ents, &b); it; it = rk_map_next(&ind->ents, &b, it)) {
-        const ent *e = it->value;
+    size_t i, n = 0;
+    for (i = 0; i < ind->nents; i++) {
+        const ent *e = ind->byidx[i];
         if (e->scope != scope)
             continue;
         cb(e->key, ud);

@@ -74,6 +74,10 @@ void rk__ind_unfiled(rk__ind *ind, int64_t ts, const char *unit_id);
 /* The same alert retracted: it leaves `unfiled` again. For the alert
  * lifecycle to call when it retracts one of those three rules. */
 void rk__ind_unfiled_retract(rk__ind *ind, int64_t ts, const char *unit_id);
+/* Amendments (RK_EVF_AMENDED) of a filing or decision whose record was
+ * already dropped past the horizon: counted as new ones (see
+ * indicators.c, Expiry). Since this process started. */
+uint64_t rk__ind_expired_amendments(const rk__ind *ind);
 /* Is this (detector, rule) one that `unfiled` counts? */
 bool rk__ind_is_unfiled_rule(const char *detector, const char *rule);
 
@@ -132,8 +136,9 @@ int rk__ind_parse_label(const char *s, int32_t *idx);
 /* Memory: bytes held now, and the entity counts. */
 size_t rk__ind_memory(const rk__ind *ind, size_t *entities, size_t *tasks);
 
-/* Checkpoint: a versioned blob. restore: into a fresh module; -1 when the
- * blob is not one this version reads. */
+/* Checkpoint (indicators_snap.c): a versioned blob (format 2, compact;
+ * format 1 of the earlier release is still read). restore: into a fresh
+ * module; -1 when the blob is not one this version reads. */
 int rk__ind_snapshot(const rk__ind *ind, rk_buf *out);
 int rk__ind_restore(rk__ind *ind, const void *data, size_t len);
 

@@ -100,6 +100,13 @@ void rk__ind_metrics(rk__engine *e, rk__prom *m)
         rate_sample(m, "riskd_indicator", lab, c.c[rates[i].num], den);
     }
 
+    rk__prom_family(m, "riskd_indicator_amendments_expired_total",
+                    "# HELP riskd_indicator_amendments_expired_total Amendments of a filing or "
+                    "decision whose indicator record had expired (counted as new).\n"
+                    "# TYPE riskd_indicator_amendments_expired_total counter\n");
+    rk__prom_sample(m, "riskd_indicator_amendments_expired_total", " %llu",
+                    (unsigned long long)rk__ind_expired_amendments(e->ind));
+
     if (!e->cfg->ind_per_unit_metrics)
         return;
     {

@@ -6,15 +6,16 @@
  * Three runs of the module alone (rk__ind_memory after the events):
  *   units     every unit active every day (one case opened a day, no
  *             officers): bytes per unit, next to the documented figure
- *             (riskd(8) INDICATORS: about 370 bytes per key plus 80 per day
- *             with data, 2.8 KB for a unit active every day);
+ *             (riskd(8) INDICATORS: about 400 bytes per key plus 76 per day
+ *             with data, 2.7 KB for a unit active every day);
  *   officers  the same plus every officer active every third day (a case
  *             opened naming them): the extra bytes per officer, next to
- *             370 + 10 x 80 = 1,170;
+ *             400 + 10 x 76 = 1,160;
  *   filings   a month of filings (two officers each, every officer every
  *             third day: OFFICERS x 10 / 2 filings), each scanned and rated:
  *             the total and the bytes per filing (its task record), next to
- *             the documented ~150 bytes plus its ids.
+ *             the documented ~120 bytes plus its id, and 40 per key and
+ *             enterprise.
  * It reports; it never fails on a large result. */
 #include <stdint.h>
 #include <stdio.h>
@@ -141,15 +142,15 @@ int main(int argc, char **argv)
     mem_u = rk__ind_memory(a, &ents, NULL);
     printf("indicators memory, %u units, %u officers, %d days of window\n", units, officers,
            DAYS);
-    printf("  units     %8.1f MB  %6.0f bytes per unit     (documented: about 2,800 for a "
+    printf("  units     %8.1f MB  %6.0f bytes per unit     (documented: about 2,700 for a "
            "unit active every day)\n", (double)mem_u / 1e6, (double)mem_u / units);
     mem_uo = rk__ind_memory(b, &ents, NULL);
-    printf("  officers  %8.1f MB  %6.0f bytes per officer  (documented: about 1,170 for an "
+    printf("  officers  %8.1f MB  %6.0f bytes per officer  (documented: about 1,160 for an "
            "officer active every third day)\n", (double)mem_uo / 1e6,
            (double)(mem_uo - mem_u) / officers);
     mem_f = rk__ind_memory(c, &ents, &tasks);
     printf("  filings   %8.1f MB  %lu filings, %zu keys, %zu tasks: %.0f bytes per filing "
-           "with its keys' share (documented: ~150 per filing plus ids, 20 per key and "
+           "with its keys' share (documented: ~120 per filing plus its id, 40 per key and "
            "enterprise)\n", (double)mem_f / 1e6, nfilings, ents, tasks,
            (double)mem_f / (double)nfilings);
     rk__ind_free(a);

@@ -9,8 +9,9 @@
  *   1  rk__tasks_restore;
  *   2+ the restore() of each built-in detector, the four original ones
  *      first, then the five of the supervision practice;
- *   then the natural keys (rk__dedupe_restore) and the alerts.open_ttl
- *      deadlines (rk__ttl_restore).
+ *   then the natural keys (rk__dedupe_restore), the alerts.open_ttl
+ *      deadlines (rk__ttl_restore) and the indicators (indicators_snap.c,
+ *      either format).
  *
  * A refused blob must leave nothing behind (LeakSanitizer checks). An
  * accepted one must leave a usable state: it is snapshotted again and that
@@ -29,6 +30,7 @@
 
 #include "riskd/kit.h"
 #include "internal.h"
+#include "pipeline/indicators.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -44,7 +46,7 @@ static const rk_detector_ops *const dets[] = {
     &rk__det_officer_credential,
 };
 #define N_DETS (sizeof(dets) / sizeof(dets[0]))
-#define N_TARGETS (4 + N_DETS)
+#define N_TARGETS (5 + N_DETS)
 
 /* 2025-03-01T01:30:00Z: the time mkseeds.c builds its snapshots around. */
 #define T0 INT64_C(1740792600000)
@@ -605,6 +607,111 @@ static void fuzz_ttl(const uint8_t *data, size_t size)
     rk__ttl_free(&t2);
 }
 
+/* ===================================================================
+ * Indicators (indicators_snap.c)
+ * =================================================================== */
+
+static rk__ind *ind_new(void)
+{
+    rk__ind_settings s;
+    memset(&s, 0, sizeof(s));
+    s.window = 30 * RK_DAY;
+    s.scan_deadline = RK_DAY;
+    s.bad_score = 2;
+    s.exclude_kinds = 1u << RK_KIND_COMPLAINT;
+    s.tz_offset_s = 8 * 3600;
+    return rk__ind_new(&s);
+}
+
+static void ind_read_all(rk__ind *ind, int64_t now)
+{
+    static const char *const keys[] = {"u1", "o1", "r1", "all"};
+    int sc, p;
+    for (sc = 0; sc < RK_IND_NSCOPES; sc++)
+        for (p = 0; p < RK_IND_NPERIODS; p++) {
+            rk__ind_counts c;
+            int64_t from, to;
+            char label[16];
+            (void)rk__ind_get(ind, sc, keys[sc], p, &c, &from, &to, label);
+        }
+    (void)now;
+}
+
+static void ind_hash_cb(const rk__ind_hash *h, void *ud)
+{
+    (void)ud;
+    if (h->nf == 0 || h->key == NULL)
+        broken("indicators: a hash without fields or key");
+}
+
+/* A blob of either format: refused (and freed without leaks), or restored
+ * to a module whose own snapshot restores again; then events of every
+ * kind (amendments of what it may hold) and time up to the far future. */
+static void fuzz_indicators(const uint8_t *data, size_t size)
+{
+    static const char *const offs[] = {"o1", "o2"};
+    rk__ind *ind = ind_new(), *b2;
+    rk_buf b = {0};
+    rk_event ev;
+    int64_t now = T0;
+    int i;
+    if (ind == NULL)
+        return;
+    if (rk__ind_restore(ind, data, size) != 0) {
+        rk__ind_free(ind);
+        return;
+    }
+    if (rk__ind_snapshot(ind, &b) != 0)
+        broken("indicators: snapshot of a restored module failed");
+    b2 = ind_new();
+    if (b2 == NULL || rk__ind_restore(b2, b.data, b.len) != 0)
+        broken("indicators: snapshot of a restored module does not restore");
+    rk__ind_free(b2);
+    rk_buf_free(&b);
+    for (i = 0; i < 12; i++) {
+        memset(&ev, 0, sizeof(ev));
+        ev.type = (rk_event_type)(RK_EV_INSPECTION_FILED + i % 7);
+        ev.ts = now + i * 3600000;
+        ev.planned_at = ev.ts;
+        ev.task_id = i % 2 ? "t1" : "t2";
+        ev.case_id = "c1";
+        ev.complaint_id = "k1";
+        ev.unit_id = i % 3 ? "u1" : NULL;
+        ev.region = i % 4 ? NULL : "r1";
+        ev.enterprise_id = "e1";
+        ev.joint_id = i % 5 ? NULL : "j1";
+        ev.officers = offs;
+        ev.n_officers = (size_t)(i % 3);
+        ev.score = 1 + i % 5;
+        ev.fine = 100 * i;
+        ev.flags = i >= 7 ? RK_EVF_AMENDED : 0;
+        (void)rk__ind_event(ind, &ev);
+        if (i == 6)
+            rk__ind_unfiled(ind, ev.ts, "u1");
+    }
+    rk__ind_unfiled_retract(ind, now, "u1");
+    ind_read_all(ind, now);
+    {
+        size_t n;
+        for (n = 0; n < 10; n++) {
+            bool more;
+            (void)rk__ind_collect(ind, 100, now, ind_hash_cb, NULL, &more);
+            if (!more)
+                break;
+        }
+    }
+    for (i = 1; i <= 6; i++) {
+        now += (int64_t)i * i * 20 * RK_DAY;
+        rk__ind_advance(ind, now);
+    }
+    rk__ind_advance(ind, INT64_MAX / 4);
+    ind_read_all(ind, now);
+    if (rk__ind_snapshot(ind, &b) != 0)
+        broken("indicators: snapshot after use failed");
+    rk_buf_free(&b);
+    rk__ind_free(ind);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     unsigned target;
@@ -618,10 +725,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_clock(data, size);
     else if (target == 1)
         fuzz_tasks(data, size);
-    else if (target == N_TARGETS - 2)
+    else if (target == N_TARGETS - 3)
         fuzz_dedupe(data, size);
-    else if (target == N_TARGETS - 1)
+    else if (target == N_TARGETS - 2)
         fuzz_ttl(data, size);
+    else if (target == N_TARGETS - 1)
+        fuzz_indicators(data, size);
     else
         fuzz_detector(dets[target - 2], data, size);
     return 0;

@@ -3,7 +3,8 @@
  * Usage: mkseeds DIR. Every file written is one fuzz-restore input: a
  * target byte (0 clock, 1 tasks, 2.. the built-in detectors in registry
  * order, as fuzz-restore.c numbers them, then the natural keys of
- * dedupe.c and the alerts.open_ttl deadlines of ttl.c) followed by a valid snapshot of
+ * dedupe.c, the alerts.open_ttl deadlines of ttl.c, then the indicators)
+ * followed by a valid snapshot of
  * that target, once empty and once holding state built from a few events
  * around 2025-03-01 about the ids fuzz-restore feeds (t1, t2, u1, o1, ...),
  * so the fuzzer starts from blobs every restore accepts. Detector state is
@@ -16,6 +17,7 @@
 #include "fakehost.h"
 #include "riskd/kit.h"
 #include "internal.h"
+#include "pipeline/indicators.h"
 
 #define T0 INT64_C(1740792600000)
 
@@ -183,6 +185,58 @@ static int seeds_ttl(const char *dir)
     return rc;
 }
 
+/* Indicators (target 4 + N_DETS): empty, and after filings (one joint,
+ * one amended), scans, a rating, decisions and time moving on. */
+static int seeds_indicators(const char *dir)
+{
+    static const char *const offs[] = {"o1", "o2"};
+    unsigned target = 4 + (unsigned)N_DETS;
+    rk__ind_settings s;
+    rk__ind *ind;
+    rk_buf b = {0};
+    rk_event ev;
+    int rc, i;
+    memset(&s, 0, sizeof(s));
+    s.window = 30 * RK_DAY;
+    s.scan_deadline = RK_DAY;
+    s.bad_score = 2;
+    s.exclude_kinds = 1u << RK_KIND_COMPLAINT;
+    s.tz_offset_s = 8 * 3600;
+    if ((ind = rk__ind_new(&s)) == NULL)
+        return -1;
+    rc = rk__ind_snapshot(ind, &b) == 0 ? write_seed(dir, "indicators-empty", target, &b) : -1;
+    rk_buf_free(&b);
+    for (i = 0; i < 10 && rc == 0; i++) {
+        memset(&ev, 0, sizeof(ev));
+        ev.type = i < 4 ? RK_EV_INSPECTION_FILED : i < 6 ? RK_EV_INSPECTION_SCANNED
+                  : i < 7 ? RK_EV_INSPECTION_RATED : RK_EV_CASE_DECIDED;
+        ev.ts = T0 + i * 3600000;
+        ev.planned_at = ev.ts + (i == 3 ? 3 * RK_DAY : 0);
+        ev.task_id = i % 2 ? "t1" : "t2";
+        ev.case_id = i == 9 ? "c2" : "c1";
+        ev.unit_id = "u1";
+        ev.region = i == 0 ? "r1" : NULL;
+        ev.enterprise_id = i == 2 ? "e2" : "e1";
+        ev.joint_id = i < 2 ? "j1" : NULL;
+        ev.officers = offs;
+        ev.n_officers = (size_t)(1 + i % 2);
+        ev.score = 1;
+        ev.fine = 250.5;
+        ev.leniency = RK_LENIENCY_LIGHTER;
+        ev.flags = i == 2 || i == 8 ? RK_EVF_AMENDED : 0;
+        rc = rk__ind_event(ind, &ev);
+        rk__ind_advance(ind, ev.ts);
+    }
+    rk__ind_unfiled(ind, T0, "u1");
+    rk__ind_advance(ind, T0 + 2 * RK_DAY);
+    if (rc == 0)
+        rc = rk__ind_snapshot(ind, &b) == 0 ? write_seed(dir, "indicators-some", target, &b)
+                                           : -1;
+    rk_buf_free(&b);
+    rk__ind_free(ind);
+    return rc;
+}
+
 /* Build some state in fh: events of every type around T0. */
 static void feed(rk_fakehost *fh)
 {
@@ -302,7 +356,8 @@ int main(int argc, char **argv)
         return 2;
     }
     if (seeds_clock(argv[1]) != 0 || seeds_tasks(argv[1]) != 0 ||
-        seeds_dedupe(argv[1]) != 0 || seeds_ttl(argv[1]) != 0)
+        seeds_dedupe(argv[1]) != 0 || seeds_ttl(argv[1]) != 0 ||
+        seeds_indicators(argv[1]) != 0)
         return 1;
     for (unsigned i = 0; i < N_DETS; i++)
         if (seeds_detector(argv[1], i) != 0)
