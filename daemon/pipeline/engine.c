@@ -120,7 +120,7 @@ static rk__engine *engine_new(uv_loop_t *loop, rk__config *cfg, const rk__replay
     uv_timer_start(&e->housekeeping, on_housekeeping, HOUSEKEEPING_MS, HOUSEKEEPING_MS);
     e->state = E_CONNECTING;
     if (ro != NULL) {
-        e->out = &rk__output_replay;
+        /* the replay writer and input (output_replay.c, input_replay.c) */
         if (rk__replay_init(e, ro, err, errlen) != 0) {
             e->cfg = NULL;
             rk__engine_free(e);
@@ -128,6 +128,7 @@ static rk__engine *engine_new(uv_loop_t *loop, rk__config *cfg, const rk__replay
         }
     } else {
         e->out = &rk__output_live;
+        e->in = &rk__input_live;
         rk__live_init(e);       /* its failure: no outbox, reported below */
     }
     rk__redis_opts_for(cfg, "reader", cfg->state_key, &o);

@@ -4,6 +4,8 @@
  * files each work on for their own job, in the order data flows:
  *
  *   reader.c       read both streams into per-stream buffers, rounds
+ *   input_live.c   how the live engine reads (group, fenced reads, claims)
+ *   input_replay.c how a replay reads (cursor, --from/--to, its end)
  *   apply.c        parse, dedupe, enrich, lateness, watermark, detectors
  *   host.c         the host API detectors call (emit, timers, now, log)
  *   output_live.c  the live writer: outbox, silences, audit
@@ -35,6 +37,7 @@
 #include "riskd/kit.h"
 #include "internal.h"
 #include "output.h"
+#include "input.h"
 #include "indicators.h"
 
 #define BLOCK_MS 1000
@@ -78,7 +81,8 @@ typedef struct stream_state {
     bool caught_up;                 /* PH_NEW: last read was not full */
     entry *buf;
     size_t n, pos, cap;
-    bool replay_end;                /* replay: nothing more to read */
+    bool at_end;                    /* the input has nothing more of it */
+    bool by_cursor;                 /* read by cursor (XREAD), not by group */
     char *arena;                    /* payloads of the buffered batch */
     size_t arena_cap;
     /* the next batch, read ahead while this one is applied (see
@@ -131,6 +135,7 @@ struct rk__engine {
     rk__registry reg;
     rk_host_api api;
     const rk__output *out;          /* the live or the replay writer */
+    const rk__input *in;            /* the live or the replay reader */
     const rk__steps *steps;         /* the steps above a file (engine.c) */
     rk__clock clock;
     rk__ttl ttl;                    /* alerts.open_ttl deadlines (ttl.c) */
@@ -194,7 +199,6 @@ struct rk__engine {
     int64_t next_silences;
     bool audit_pending;             /* config_applied not yet written */
     /* replay (riskd --replay) */
-    bool replay;
     rk__replay_opts ro;
     bool replay_has_to;
     rk_entry_ref replay_to;
@@ -322,10 +326,15 @@ void rk__finish_stop(rk__engine *e);
 /* reader.c */
 void rk__round_done(rk__engine *e);
 void rk__round_finished(rk__engine *e);
-void rk__replay_finish(rk__engine *e);
 void rk__careful_resume(rk__engine *e);
 void rk__schedule_read(rk__engine *e);
+/* The reply of a read an input sent (rk__input.send). */
+void rk__on_read(rk__redis *r, struct redisReply *reply, void *pd);
+
+/* input_replay.c */
 int rk__replay_pos(const char *s, bool upper, rk_entry_ref *out);
+int rk__input_replay_init(rk__engine *e, const rk__replay_opts *ro, char *err, size_t errlen);
+void rk__replay_finish(rk__engine *e);
 
 /* apply.c */
 void rk__fire_timers(rk__engine *e);

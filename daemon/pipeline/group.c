@@ -462,18 +462,6 @@ static void on_state_loaded(rk__redis *r, redisReply *reply, void *pd)
 void rk__start_consuming(rk__engine *e)
 {
     const char *argv[2];
-    unsigned si;
-    if (e->replay) {
-        if (e->ever_ready)
-            return;                 /* a replay does not survive a lost Redis */
-        e->ever_ready = true;
-        for (si = 0; si < RK_STREAM_COUNT; si++) {
-            e->st[si].phase = PH_NEW;
-            e->st[si].caught_up = false;
-        }
-        rk__ticks_load(e);              /* then the first read */
-        return;
-    }
     if (e->restored) {
         if (e->ticks_loaded)
             rk__setup_groups(e);
@@ -505,7 +493,7 @@ static bool master_moved(rk__engine *e, rk__redis *r)
     const char *host;
     int port;
     char why[200];
-    if (!e->leased || e->replay || e->cfg->n_sentinels == 0 || e->cfg->n_cluster > 0)
+    if (!e->leased || e->cfg->n_sentinels == 0 || e->cfg->n_cluster > 0)
         return false;
     rk__redis_addr(r, &host, &port);
     if (host == NULL)
@@ -526,38 +514,16 @@ static bool master_moved(rk__engine *e, rk__redis *r)
 void rk__on_rd_state(rk__redis *r, int up, void *ud)
 {
     rk__engine *e = ud;
-    unsigned si;
-    (void)r;
     if (e->stopping)
         return;
-    if (e->replay && !up && e->ever_ready && !e->replay_done) {
-        rk__log(RK_LOG_ERR, "replay: lost the connection to Redis; the replay is incomplete");
-        rk__replay_finish(e);
+    if (!up) {
+        e->in->down(e);             /* (live: read the pending list again) */
         return;
     }
-    if (up) {
-        if (e->lost || master_moved(e, r))
-            return;
-        if (e->state == E_CONNECTING || e->state == E_IDLE || e->state == E_READING)
-            rk__start_consuming(e);
+    if (e->lost || master_moved(e, r))
         return;
-    }
-    /* Entries buffered (or read ahead) but not applied are still in our
-     * pending list: forget them, and whatever state the round is in, read
-     * the pending list again from "0" before anything new (those at or
-     * before the applied position are acknowledged without being applied).
-     * A read in flight got its NULL reply already (hiredis answers every
-     * callback before it reports the disconnect). */
-    e->read_inflight = false;
-    for (si = 0; si < RK_STREAM_COUNT; si++) {
-        rk__clear_buffer(&e->st[si]);
-        e->st[si].phase = PH_PENDING;
-        snprintf(e->st[si].cursor, sizeof(e->st[si].cursor), "0");
-        e->st[si].caught_up = false;
-    }
-    if (e->state == E_READING || e->state == E_SETUP || e->state == E_IDLE ||
-        e->state == E_LOADING || e->state == E_CLAIMING)
-        e->state = E_CONNECTING;
+    if (e->state == E_CONNECTING || e->state == E_IDLE || e->state == E_READING)
+        e->in->start(e);            /* (live: rk__start_consuming below) */
 }
 
 void rk__on_wr_state(rk__redis *r, int up, void *ud)

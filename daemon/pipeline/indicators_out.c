@@ -449,7 +449,8 @@ void rk__ind_housekeep(rk__engine *e, int64_t now)
     char epoch[24] = "";
     bool more = false;
 
-    if (e->replay || e->ob == NULL || e->lost || e->stopping || !e->restored ||
+    if (e->ob == NULL ||          /* (a replay has no outbox: it writes nothing) */
+        e->lost || e->stopping || !e->restored ||
         e->ind_inflight || !rk__redis_ready(e->wr))
         return;
     if (e->cfg->n_cluster > 0) {

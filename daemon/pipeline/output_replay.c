@@ -130,48 +130,16 @@ void rk__engine_replay_summary(const rk__engine *e, FILE *f)
     json_decref(groups);
 }
 
-/* Make e (just created) a replay engine for ro: the streams' cursors at
- * --from, the end at --to. Returns 0, or -1 with err when --from or --to
- * is not a position. */
+/* Make e (just created) a replay engine for ro: this writer, and the
+ * replay input (its cursors at --from, its end at --to). Returns 0, or -1
+ * with err when --from or --to is not a position. */
 int rk__replay_init(rk__engine *e, const rk__replay_opts *ro, char *err, size_t errlen)
 {
-    unsigned si;
-
-    e->replay = true;
+    e->out = &rk__output_replay;
     e->ro = *ro;
     e->audit_pending = false;
     e->replay_alerts = json_object();
     e->replay_notices = json_array();
     e->replay_closed = json_object();
-    for (si = 0; si < RK_STREAM_COUNT; si++) {
-        rk_entry_ref from;
-        if (ro->from == NULL || strcmp(ro->from, "0") == 0 || strcmp(ro->from, "-") == 0) {
-            snprintf(e->st[si].cursor, sizeof(e->st[si].cursor), "0-0");
-        } else if (rk__replay_pos(ro->from, false, &from) != 0) {
-            rk_kit_errf(err, errlen, "--from: expected an entry id or an RFC 3339 time, "
-                        "got '%.64s'", ro->from);
-            return -1;
-        } else if (from.seq > 0) {
-            snprintf(e->st[si].cursor, sizeof(e->st[si].cursor), "%llu-%u",
-                     (unsigned long long)from.ms, from.seq - 1);
-        } else {
-            /* XREAD returns ids after the cursor: the last id before. */
-            snprintf(e->st[si].cursor, sizeof(e->st[si].cursor), "%llu-18446744073709551615",
-                     (unsigned long long)(from.ms ? from.ms - 1 : 0));
-            if (from.ms == 0)
-                snprintf(e->st[si].cursor, sizeof(e->st[si].cursor), "0-0");
-        }
-    }
-    if (ro->from != NULL && strcmp(ro->from, "-") != 0 &&
-        rk__replay_pos(ro->from, false, &e->replay_from) != 0)
-        memset(&e->replay_from, 0, sizeof(e->replay_from));
-    if (ro->to != NULL) {
-        if (rk__replay_pos(ro->to, true, &e->replay_to) != 0) {
-            rk_kit_errf(err, errlen, "--to: expected an entry id or an RFC 3339 time, "
-                        "got '%.64s'", ro->to);
-            return -1;
-        }
-        e->replay_has_to = true;
-    }
-    return 0;
+    return rk__input_replay_init(e, ro, err, errlen);
 }

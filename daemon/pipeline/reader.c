@@ -2,8 +2,9 @@
  *
  * Owns the per-stream buffers and the read in flight:
  *
- *   read     XREADGROUP on the reader connection (XREAD in a replay) for
- *            every stream whose buffer is empty. After a (re)connect each
+ *   read     through the engine's input (input.h: XREADGROUP live, fenced
+ *            under a lease; XREAD by cursor in a replay) for every stream
+ *            whose buffer is empty and which the input still reads. After a (re)connect each
  *            stream first reads this consumer's own pending entries
  *            (cursor "0", then the last id seen) and switches to ">" when
  *            none are left. The read BLOCKs only when every stream is
@@ -156,13 +157,11 @@ static void copy_entries(rk__engine *e, unsigned si, const redisReply *list)
             s->bound_hit = true;    /* past the state: '>' delivers it again */
             break;
         }
-        if (e->replay && e->replay_has_to &&
-            (en->ref.ms > e->replay_to.ms ||
-             (en->ref.ms == e->replay_to.ms && en->ref.seq > e->replay_to.seq))) {
-            s->replay_end = true;   /* past --to: the stream is done */
+        if (!e->in->admit(e, en)) {
+            s->at_end = true;       /* past the input's end: the stream is done */
             break;
         }
-        if (s->phase == PH_PENDING || e->replay)
+        if (s->phase == PH_PENDING || s->by_cursor)
             snprintf(s->cursor, sizeof(s->cursor), "%s", en->id);
         else
             memcpy(s->seen, en->id, sizeof(s->seen));
@@ -193,7 +192,7 @@ static void run_round(rk__engine *e, uint64_t started)
     rk__round_done(e);
 }
 
-static void on_read(rk__redis *r, redisReply *reply, void *pd)
+void rk__on_read(rk__redis *r, redisReply *reply, void *pd)
 {
     rk__engine *e = pd;
     size_t count[RK_STREAM_COUNT] = {0};
@@ -265,7 +264,7 @@ static void on_read(rk__redis *r, redisReply *reply, void *pd)
                 s->bounded = s->bound_hit = false;
             }
         } else {
-            s->caught_up = count[si] < (size_t)e->cfg->batch || s->replay_end;
+            s->caught_up = count[si] < (size_t)e->cfg->batch || s->at_end;
         }
         if (count[si] > 0)
             e->last_input_wall = (int64_t)uv_now(e->loop);
@@ -292,75 +291,13 @@ void rk__careful_resume(rk__engine *e)
     }
 }
 
-/* Replay: both streams are read to the end. Timers still armed stay
- * unfired (event time ends at the last event). */
-void rk__replay_finish(rk__engine *e)
-{
-    if (e->replay_done)
-        return;
-    e->replay_done = true;
-    e->state = E_STOPPED;
-    uv_timer_stop(&e->housekeeping);
-    if (e->ro.done)
-        e->ro.done(e->ro.ud);
-}
-
-/* May a stream with entries still buffered be read ahead? Not while the
- * takeover claims are due (they run once nothing is buffered) nor while
- * the outbox is over its mark (reading pauses for it). */
+/* May a stream with entries still buffered be read ahead? When the input
+ * allows it (the live one not while the takeover claims are due: they run
+ * once nothing is buffered), and not while the outbox is over its mark
+ * (reading pauses for it). */
 static bool read_ahead_allowed(const rk__engine *e)
 {
-    return (e->replay || (int64_t)uv_now(e->loop) < e->next_claim) &&
-           rk__ob_pending(e) < OUTBOX_HIGH;
-}
-
-/* ===================================================================
- * Fenced reads
- *
- * Under a lease every write is checked against the partition's epoch, and
- * so is every read of the group: XREADGROUP moves the group on (it hands
- * entries to a consumer and advances the last-delivered id), so a read the
- * old holder sends after its lease ran out - queued just before a pause
- * (SIGSTOP, a VM freeze) and written after it, or held up in the network
- * - would hand entries to a consumer that never applies them, past which
- * the new holder reads on; claimed later, they would count as read before
- * and be acknowledged unapplied. The checks before sending (the lease's
- * time, rk__lease_valid) cannot close that window; Redis can: the read
- * runs in a script that first compares the epoch and refuses with FENCED
- * once another holder has taken the partition.
- *
- * A script cannot block, so an engine with nothing buffered and every
- * stream caught up waits on a plain XREAD BLOCK from the last id '>'
- * delivered (or "$"), which reads without moving the group, with the
- * fenced read pipelined right behind it: Redis runs the read the moment
- * the wait returns (entries or the 1 s timeout), no round trip later.
- * Replay (XREAD, no group) and an engine without a lease read directly.
- * =================================================================== */
-
-/* KEYS[1] the epoch key, KEYS[2..] the streams; ARGV[1] our epoch, ARGV[2]
- * group, ARGV[3] consumer, ARGV[4] count, ARGV[5..] one id per stream. */
-static const char fenced_read_lua[] =
-    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then\n"
-    "  return redis.error_reply('FENCED epoch ' .. ARGV[1] .. ' of ' .. KEYS[1] .. "
-    "' is no longer current')\n"
-    "end\n"
-    "local a = {'XREADGROUP', 'GROUP', ARGV[2], ARGV[3], 'COUNT', ARGV[4], 'STREAMS'}\n"
-    "for i = 2, #KEYS do a[#a + 1] = KEYS[i] end\n"
-    "for i = 5, #ARGV do a[#a + 1] = ARGV[i] end\n"
-    "return redis.pcall(unpack(a))\n";
-
-/* The wait answered (the fenced read queued behind it runs now): there is
- * nothing to do with what it saw; an error (an ACL without +xread, say)
- * is said once per engine, and the read behind it then does not block. */
-static void on_wait(rk__redis *r, redisReply *reply, void *pd)
-{
-    rk__engine *e = pd;
-    (void)r;
-    if (reply == NULL || reply->type != REDIS_REPLY_ERROR || e->wait_err_logged)
-        return;
-    rk__log(RK_LOG_ERR, "XREAD (waiting for new entries) failed: %s; polling every %d ms "
-            "instead", reply->str, READ_RETRY_MS);
-    e->wait_err_logged = true;
+    return e->in->may_read_ahead(e) && rk__ob_pending(e) < OUTBOX_HIGH;
 }
 
 /* Send the next read on the reader connection, for every stream whose
@@ -378,9 +315,7 @@ static void on_wait(rk__redis *r, redisReply *reply, void *pd)
  * unchanged (the caller of a non-ahead read: see schedule_read). */
 static bool send_read(rk__engine *e, bool ahead)
 {
-    const char *argv[24];
-    char count[16], nkeys[8], epoch[24];
-    int argc = 0, nstreams = 0;
+    int nstreams = 0;
     unsigned si, k, want[RK_STREAM_COUNT];
     bool block = true, any_buffered = false, more = false;
     bool may_ahead = read_ahead_allowed(e);
@@ -396,8 +331,8 @@ static bool send_read(rk__engine *e, bool ahead)
             any_buffered = true;
         if (s->nn > 0 || (s->pos < s->n && !may_ahead))
             continue;
-        if (e->replay && s->caught_up)
-            continue;               /* at its end (or past --to) */
+        if (!e->in->wants(e, s))
+            continue;               /* (a replay's stream at its end) */
         want[nstreams++] = si;
         if (s->phase == PH_PENDING || !s->caught_up)
             more = true;
@@ -409,70 +344,7 @@ static bool send_read(rk__engine *e, bool ahead)
             block = false;
     if (nstreams == 0 || (ahead && !more) || !rk__lease_valid(e))
         return false;
-    snprintf(count, sizeof(count), "%d", e->cfg->batch);
-    if (e->leased && !e->replay) {
-        /* Under a lease, XREADGROUP - which moves the group on - runs in
-         * a script that checks the epoch first (see "Fenced reads"). */
-        if (block && !e->wait_err_logged) {
-            const char *wv[6 + 2 * RK_STREAM_COUNT];   /* XREAD COUNT 1 BLOCK ms STREAMS keys ids */
-            int wc = 0;
-            wv[wc++] = "XREAD";
-            wv[wc++] = "COUNT";
-            wv[wc++] = "1";
-            wv[wc++] = "BLOCK";
-            wv[wc++] = "1000";
-            wv[wc++] = "STREAMS";
-            for (k = 0; k < (unsigned)nstreams; k++)
-                wv[wc++] = e->st[want[k]].key;
-            for (k = 0; k < (unsigned)nstreams; k++)
-                wv[wc++] = e->st[want[k]].seen[0] ? e->st[want[k]].seen : "$";
-            if (rk__redis_cmd(e->rd, on_wait, e, BLOCK_MS, wc, wv, NULL) != 0)
-                return false;
-        } else if (block) {
-            block = false;          /* no wait: poll (schedule_read's retry) */
-            e->read_retry_at = (int64_t)uv_now(e->loop) + READ_RETRY_MS;
-        }
-        snprintf(nkeys, sizeof(nkeys), "%d", nstreams + 1);
-        argv[argc++] = "EVAL";
-        argv[argc++] = fenced_read_lua;
-        argv[argc++] = nkeys;
-        argv[argc++] = e->epoch_key;
-        for (k = 0; k < (unsigned)nstreams; k++)
-            argv[argc++] = e->st[want[k]].key;
-        snprintf(epoch, sizeof(epoch), "%lld", e->epoch);
-        argv[argc++] = epoch;
-        argv[argc++] = e->cfg->group;
-        argv[argc++] = e->cfg->consumer;
-        argv[argc++] = count;
-        for (k = 0; k < (unsigned)nstreams; k++) {
-            stream_state *s = &e->st[want[k]];
-            argv[argc++] = s->phase == PH_PENDING ? s->cursor : ">";
-        }
-    } else {
-        if (e->replay) {
-            argv[argc++] = "XREAD";
-            block = false;
-        } else {
-            argv[argc++] = "XREADGROUP";
-            argv[argc++] = "GROUP";
-            argv[argc++] = e->cfg->group;
-            argv[argc++] = e->cfg->consumer;
-        }
-        argv[argc++] = "COUNT";
-        argv[argc++] = count;
-        if (block) {
-            argv[argc++] = "BLOCK";
-            argv[argc++] = "1000";
-        }
-        argv[argc++] = "STREAMS";
-        for (k = 0; k < (unsigned)nstreams; k++)
-            argv[argc++] = e->st[want[k]].key;
-        for (k = 0; k < (unsigned)nstreams; k++) {
-            stream_state *s = &e->st[want[k]];
-            argv[argc++] = s->phase == PH_PENDING || e->replay ? s->cursor : ">";
-        }
-    }
-    if (rk__redis_cmd(e->rd, on_read, e, block ? BLOCK_MS : 0, argc, argv, NULL) != 0)
+    if (!e->in->send(e, want, nstreams, block))
         return false;
     for (si = 0; si < RK_STREAM_COUNT; si++)
         e->requested[si] = false;
@@ -508,31 +380,11 @@ void rk__schedule_read(rk__engine *e)
     for (si = 0; si < RK_STREAM_COUNT; si++)
         if (rk__stream_buffered(&e->st[si]))
             any_buffered = true;
-    if (!e->replay && (int64_t)uv_now(e->loop) >= e->next_claim && !any_buffered) {
-        e->steps->claims_begin(e, false);
-        return;
-    }
+    if (e->in->turn(e, any_buffered))
+        return;                     /* (the live input's takeover claims) */
     if (send_read(e, false)) {
         e->state = E_READING;
         return;
     }
-    if (e->replay && !any_buffered) {
-        for (si = 0; si < RK_STREAM_COUNT; si++)
-            if (!e->st[si].caught_up)
-                return;             /* the read could not be sent: retried */
-        rk__replay_finish(e);
-    }
-}
-
-/* Parse a --from/--to value: an entry id "ms-seq" or "ms" (for --to, "ms"
- * means "ms-<max>"). Returns 0 or -1. */
-int rk__replay_pos(const char *s, bool upper, rk_entry_ref *out)
-{
-    if (rk__parse_entry_id(s, strlen(s), out) == 0)
-        return 0;
-    {
-        char buf[64];
-        snprintf(buf, sizeof(buf), "%s-%s", s, upper ? "4294967295" : "0");
-        return rk__parse_entry_id(buf, strlen(buf), out);
-    }
+    e->in->stalled(e, any_buffered);    /* (a replay read to its end finishes) */
 }

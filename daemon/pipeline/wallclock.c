@@ -159,8 +159,8 @@ static void decide_tick(rk__engine *e, int64_t now)
 void rk__wall_tick(rk__engine *e, int64_t now)
 {
     unsigned si;
-    if (!e->cfg->wall_advance || e->replay)
-        return;
+    if (!e->cfg->wall_advance || !e->in->decides_ticks)
+        return;                     /* (a replay applies the live run's) */
     for (si = 0; si < RK_STREAM_COUNT; si++)
         if (rk__stream_unread(&e->st[si]))
             return;
@@ -169,42 +169,21 @@ void rk__wall_tick(rk__engine *e, int64_t now)
         decide_tick(e, now);
 }
 
-/* Is a replay's tick inside --from/--to? Past --to when a position is
- * after it; before --from when every position is before it. */
-static bool tick_in_range(const rk__engine *e, const rk__tick *k)
-{
-    bool from = e->replay_from.ms == 0 && e->replay_from.seq == 0;
-    unsigned si;
-    for (si = 0; si < RK_STREAM_COUNT; si++) {
-        if (e->replay_has_to && !rk__ref_le(k->pos[si], e->replay_to))
-            return false;
-        if (rk__ref_le(e->replay_from, k->pos[si]))
-            from = true;
-    }
-    return from;
-}
-
 void rk__ticks_loaded(rk__engine *e)
 {
     e->ticks_loaded = true;
     if (rk__ticks_count(&e->ticks) > 0)
         rk__log(RK_LOG_INFO, "%zu wall-clock tick(s) from %s to apply at their positions",
                 rk__ticks_count(&e->ticks), e->clock_key);
-    if (e->replay) {
-        e->state = E_IDLE;
-        rk__schedule_read(e);
-    } else {
-        e->steps->setup_groups(e);
-    }
+    e->in->ticks_loaded(e);         /* (live: the groups; replay: the first read) */
 }
 
-/* Replay: XRANGE pages, oldest first. Live: one XREVRANGE page, newest
- * first, down to the checkpoint's watermark. */
+/* A page of recorded ticks, as the input asked for it (input_live.c: one
+ * XREVRANGE page down to the checkpoint's watermark; input_replay.c:
+ * XRANGE pages inside --from/--to). */
 static void on_ticks(rk__redis *r, redisReply *reply, void *pd)
 {
     rk__engine *e = pd;
-    rk__tick k;
-    size_t i, n = 0;
 
     (void)r;
     if (e->state != E_LOADING)
@@ -213,40 +192,15 @@ static void on_ticks(rk__redis *r, redisReply *reply, void *pd)
     if (reply == NULL)
         return;                     /* read again once connected */
     if (reply->type != REDIS_REPLY_ARRAY) {
-        rk__log(RK_LOG_WARNING, "reading the wall-clock ticks %s failed (%s)%s", e->clock_key,
-                reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply",
-                e->replay ? ": the replay may differ from the live run"
-                          : ": those after the checkpoint are not applied again");
+        e->in->ticks_failed(e, reply->type == REDIS_REPLY_ERROR ? reply->str
+                                                                : "unexpected reply");
         rk__ticks_free(&e->ticks);
         rk__ticks_loaded(e);
         return;
     }
-    if (e->replay) {
-        for (i = 0; i < reply->elements; i++) {
-            const redisReply *it = reply->element[i];
-            if (it->type == REDIS_REPLY_ARRAY && it->elements >= 2 &&
-                it->element[0]->type == REDIS_REPLY_STRING)
-                snprintf(e->ticks_cursor, sizeof(e->ticks_cursor), "(%.*s",
-                         (int)it->element[0]->len, it->element[0]->str);
-            if (rk__tick_parse(it, e->stream_keys, &k) == 0 && tick_in_range(e, &k) &&
-                rk__ticks_push(&e->ticks, &k) != 0)
-                rk__log(RK_LOG_ERR, "out of memory reading the wall-clock ticks");
-        }
-        if (reply->elements >= TICKS_PAGE) {
-            rk__ticks_load(e);          /* the next page */
-            return;
-        }
-    } else {
-        while (n < reply->elements && rk__tick_parse(reply->element[n], e->stream_keys, &k) == 0 &&
-               k.ts > e->clock.watermark)
-            n++;
-        if (n == TICKS_PAGE)
-            rk__log(RK_LOG_WARNING, "more than %d wall-clock ticks in %s after the "
-                    "checkpoint: only the newest are applied again", TICKS_PAGE, e->clock_key);
-        for (i = n; i-- > 0;)
-            if (rk__tick_parse(reply->element[i], e->stream_keys, &k) == 0 &&
-                rk__ticks_push(&e->ticks, &k) != 0)
-                rk__log(RK_LOG_ERR, "out of memory reading the wall-clock ticks");
+    if (e->in->ticks_take(e, reply, TICKS_PAGE)) {
+        rk__ticks_load(e);          /* the next page */
+        return;
     }
     rk__ticks_loaded(e);
 }
@@ -256,19 +210,9 @@ void rk__ticks_load(rk__engine *e)
     char count[16];
     const char *argv[6];
     snprintf(count, sizeof(count), "%d", TICKS_PAGE);
-    if (e->replay) {
-        argv[0] = "XRANGE"; argv[1] = e->clock_key;
-        argv[2] = e->ticks_cursor[0] ? e->ticks_cursor : "-"; argv[3] = "+";
-    } else {
-        argv[0] = "XREVRANGE"; argv[1] = e->clock_key; argv[2] = "+"; argv[3] = "-";
-    }
-    argv[4] = "COUNT";
-    argv[5] = count;
-    if (rk__redis_cmd(e->rd, on_ticks, e, 0, 6, argv, NULL) == 0) {
+    e->in->ticks_cmd(e, argv, count);
+    if (rk__redis_cmd(e->rd, on_ticks, e, 0, 6, argv, NULL) == 0)
         e->state = E_LOADING;
-    } else if (e->replay) {
-        rk__log(RK_LOG_WARNING, "cannot read the wall-clock ticks %s: the replay may differ "
-                "from the live run", e->clock_key);
-        rk__ticks_loaded(e);            /* (live: read again once connected) */
-    }
+    else
+        e->in->ticks_failed(e, NULL);   /* (live: read again once connected) */
 }
