@@ -506,6 +506,10 @@ typedef struct rk__redis_opts {
  * when the key holds a "{...}" whose content is not empty (the first '{'
  * and the first '}' after it). */
 unsigned rk__redis_keyslot(const char *key, size_t len);
+/* route.c: what decides a key's Redis Cluster slot: the content of its
+ * hash tag (the first "{...}" with something inside), else the whole key.
+ * A key "x:{<tag>}:y" lives in the same slot as `key`. */
+void rk__slot_tag(const char *key, char *out, size_t len);
 
 struct uv_loop_s;
 /* resolvers.c: create a connection with the resolver its options call
@@ -781,10 +785,6 @@ const rk__outbox_stats_t *rk__outbox_stats(const rk__outbox *o);
  * on_fenced(ud, reason) once and the outbox sends nothing more. 0 or -1. */
 int rk__outbox_set_fence(rk__outbox *o, const char *key, const char *field, long long epoch,
                          void (*on_fenced)(void *ud, const char *why));
-/* What decides a key's Redis Cluster slot: the content of its hash tag (the
- * first "{...}" with something inside), else the whole key. A key
- * "x:{<tag>}:y" lives in the same slot as `key`. */
-void rk__slot_tag(const char *key, char *out, size_t len);
 /* On a Redis Cluster: the hash, in the alert stream's slot, mirroring each
  * partition's epoch for the publish-once script ("riskd:fence:{alerts}";
  * field: the partition's epoch key). */

@@ -10,6 +10,7 @@
  * layer routes by and the configuration checks (two keys one script
  * touches must share a slot). */
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "internal.h"
@@ -59,4 +60,13 @@ unsigned rk__redis_keyslot(const char *key, size_t len)
             crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
     }
     return crc % 16384u;
+}
+
+void rk__slot_tag(const char *key, char *out, size_t len)
+{
+    const char *open = strchr(key, '{'), *close = open ? strchr(open + 1, '}') : NULL;
+    if (open != NULL && close != NULL && close > open + 1)
+        snprintf(out, len, "%.*s", (int)(close - open - 1), open + 1);
+    else
+        snprintf(out, len, "%s", key);
 }

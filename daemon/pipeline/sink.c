@@ -306,15 +306,6 @@ json_t *rk__notice_json(const json_t *alert, const char *status, const char *mem
     return n;
 }
 
-void rk__slot_tag(const char *key, char *out, size_t len)
-{
-    const char *open = strchr(key, '{'), *close = open ? strchr(open + 1, '}') : NULL;
-    if (open != NULL && close != NULL && close > open + 1)
-        snprintf(out, len, "%.*s", (int)(close - open - 1), open + 1);
-    else
-        snprintf(out, len, "%s", key);
-}
-
 void rk__silence_hits_key(const rk__config *cfg, char *out, size_t len)
 {
     char tag[256];

@@ -47,12 +47,33 @@ static void test_keyslot(void **st)
     assert_int_equal(rk__redis_keyslot("foo{{bar}}zap", 13), rk__redis_keyslot("{bar", 4));
 }
 
+/* The tag riskd puts in the keys it derives from a key ("riskd:open:{tag}"):
+ * each lands in the key's slot. */
+static void test_slot_tag(void **st)
+{
+    static const char *const keys[] = {"alerts", "{alerts}", "x{al}y", "a{b", "riskd:alerts"};
+    char tag[64], derived[128];
+    size_t i;
+    (void)st;
+    rk__slot_tag("x{al}y", tag, sizeof(tag));
+    assert_string_equal(tag, "al");
+    rk__slot_tag("alerts", tag, sizeof(tag));
+    assert_string_equal(tag, "alerts");
+    for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        rk__slot_tag(keys[i], tag, sizeof(tag));
+        snprintf(derived, sizeof(derived), "riskd:open:{%s}", tag);
+        assert_int_equal(rk__redis_keyslot(derived, strlen(derived)),
+                         rk__redis_keyslot(keys[i], strlen(keys[i])));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crc32_check_value),
         cmocka_unit_test(test_partition_of),
         cmocka_unit_test(test_keyslot),
+        cmocka_unit_test(test_slot_tag),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
