@@ -237,6 +237,9 @@ static void test_least_privilege(void **state)
     }
     AS_OPS(f, r, 0, "silence", "expire", sid, "--author", "ops");
     AS_OPS(f, r, 0, "silence", "list", "--all");
+    AS_OPS(f, r, 0, "silence", "expire", sid);             /* already expired */
+    AS_OPS(f, r, 1, "silence", "expire", "0123456789abcdef");   /* no such */
+    AS_OPS(f, r, 0, "-n", "1", "silence", "list");         /* another database */
 
     /* Alerts, ack, close. */
     AS_OPS(f, r, 0, "alerts");
@@ -271,6 +274,11 @@ static void test_least_privilege(void **state)
     AS_OPS(f, r, 0, "lists", "load", "names", f->csv, "--author", "ops");
     AS_OPS(f, r, 0, "lists", "show", "names");
     AS_OPS(f, r, 0, "lists", "show", "whitelist", "--json");
+    fp = fopen(f->csv, "w");                                /* an empty list */
+    assert_non_null(fp);
+    fputs("enterprise_id,allowance,note\n", fp);
+    fclose(fp);
+    AS_OPS(f, r, 0, "lists", "load", "whitelist", f->csv);
 
     /* Indicators, report, sample (the watermark's month). */
     AS_OPS(f, r, 0, "indicators");
