@@ -111,6 +111,11 @@ int rk__ctl_reply_ok(const conn *k, const redisReply *r, const char *what)
     return 0;
 }
 
+int rk__ctl_fail_code(const conn *k)
+{
+    return k->c == NULL || k->c->err != 0 ? EX_REDIS : EX_FAIL;
+}
+
 /* Connect to Redis as cfg and o say (AUTH, SELECT). Returns 0, or -1 with
  * err (unreachable, refused credentials, bad database). */
 int rk__ctl_conn_open(conn *k, char *err, size_t errlen)

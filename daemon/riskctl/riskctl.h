@@ -72,6 +72,9 @@ void rk__ctl_put_clean(FILE *f, const char *s);
 int rk__ctl_is_name(const char *s);
 int rk__ctl_load_config(const opts *o, rk__config **cfg);
 int rk__ctl_reply_ok(const conn *k, const redisReply *r, const char *what);
+/* The exit code after a failed command on k: EX_REDIS when the connection
+ * is gone (hiredis's error set: EOF, reset, timeout), else EX_FAIL. */
+int rk__ctl_fail_code(const conn *k);
 int rk__ctl_conn_open(conn *k, char *err, size_t errlen);
 int rk__ctl_conn_init(conn *k, const rk__config *cfg, const opts *o);
 void rk__ctl_conn_close(conn *k);

@@ -436,7 +436,7 @@ int rk__ctl_silence_add(conn *k, const rk__config *cfg, const opts *o)
         rk__ctl_errx("the silences kept changing under us; nothing was added");
     }
     free(json);
-    return rc == 1 ? EX_OK : EX_FAIL;
+    return rc == 1 ? EX_OK : rc == 0 ? EX_FAIL : rk__ctl_fail_code(k);
 }
 
 /* riskctl silence expire ID: set "until" to now, keep the record. */
@@ -457,7 +457,7 @@ int rk__ctl_silence_expire(conn *k, const rk__config *cfg, const opts *o, const 
         json_int_t until;
 
         if (silence_watch_get(k, id, &old) != 0)
-            return EX_FAIL;
+            return rk__ctl_fail_code(k);
         if (old == NULL) {
             unwatch(k);
             rk__ctl_errx("no silence %s", id);
@@ -502,9 +502,11 @@ int rk__ctl_silence_expire(conn *k, const rk__config *cfg, const opts *o, const 
         printf("silence %s expired at %s\n", id, t);
         return EX_OK;
     }
-    if (rc == 0)
+    if (rc == 0) {
         rk__ctl_errx("the silences kept changing under us; nothing was expired");
-    return EX_FAIL;
+        return EX_FAIL;
+    }
+    return rk__ctl_fail_code(k);
 }
 
 typedef struct srec {
@@ -533,7 +535,7 @@ int rk__ctl_silence_list(conn *k, const rk__config *cfg, const opts *o)
 
     if (rk__ctl_reply_ok(k, r, "HGETALL " SILENCES_KEY) != 0) {
         freeReplyObject(r);
-        return EX_FAIL;
+        return rk__ctl_fail_code(k);
     }
     recs = calloc(r->elements / 2 + 1, sizeof(*recs));
     if (recs == NULL) {
@@ -572,7 +574,14 @@ int rk__ctl_silence_list(conn *k, const rk__config *cfg, const opts *o)
         /* How many alerts it matched: counted by riskd's publish script. */
         redisReply *h = redisCommand(k->c, "HGET %s %s", hkey, recs[i].id);
         long long matched = 0;
-        if (h != NULL && h->type == REDIS_REPLY_STRING)
+        if (h == NULL) {            /* Redis went away: stop, and say so */
+            rk__ctl_reply_ok(k, h, "HGET");
+            for (; i < n; i++)
+                json_decref(recs[i].j);
+            free(recs);
+            return EX_REDIS;
+        }
+        if (h->type == REDIS_REPLY_STRING)
             matched = strtoll(h->str, NULL, 10);
         freeReplyObject(h);
         print_silence(recs[i].j, cfg->tz_offset_s, now, 1, 1, matched);

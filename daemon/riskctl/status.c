@@ -306,6 +306,7 @@ int rk__ctl_status(const rk__config *cfg, const opts *o)
     conn k;
     int rc = EX_OK;
     unsigned si;
+    int gone;
 
     if (rk__ctl_conn_init(&k, cfg, o) != 0)
         return EX_REDIS;
@@ -423,6 +424,7 @@ int rk__ctl_status(const rk__config *cfg, const opts *o)
 fail_reply:
     freeReplyObject(r);
 redis_gone:
+    gone = rk__ctl_fail_code(&k);
     rk__ctl_conn_close(&k);
-    return EX_FAIL;
+    return gone;
 }

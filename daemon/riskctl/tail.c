@@ -240,6 +240,9 @@ int rk__ctl_tail(const rk__config *cfg, const opts *o)
     rk__ctl_conn_close(&k);
     return EX_OK;
 fail:
-    rk__ctl_conn_close(&k);
-    return EX_FAIL;
+    {
+        int rc = rk__ctl_fail_code(&k);
+        rk__ctl_conn_close(&k);
+        return rc;
+    }
 }

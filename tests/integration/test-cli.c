@@ -13,7 +13,8 @@
  * alerts it would match (nothing written); riskd --print-config (the
  * effective configuration parsed with jansson: a key the file sets, a
  * default) and its refusal of a bad file naming the key; riskd --replay
- * --from refusing a malformed time. */
+ * --from refusing a malformed time; every command exiting 2 (not 1) when
+ * Redis accepts the connection and then goes away before answering. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -25,6 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 
 #include <jansson.h>
 
@@ -616,6 +620,91 @@ static void test_print_config(void **state)
         fail_msg("riskd --replay --from yesterday: %s", r.err);
 }
 
+/* ===================================================================
+ * Redis going away after the connection
+ * =================================================================== */
+
+/* A child that accepts every connection on a loopback port and closes it at
+ * once: riskctl connects (there is no PING), and its first command finds
+ * the connection gone. Returns the child's pid, the port in *port. */
+static pid_t closer_pid = -1;
+
+static pid_t closer_start(int *port)
+{
+    struct sockaddr_in a;
+    socklen_t al = sizeof(a);
+    int one = 1, s = socket(AF_INET, SOCK_STREAM, 0);
+    pid_t pid;
+    assert_true(s >= 0);
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(s, 16), 0);
+    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &al), 0);
+    *port = ntohs(a.sin_port);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        for (;;) {
+            int c = accept(s, NULL, NULL);
+            if (c >= 0)
+                close(c);
+        }
+    }
+    close(s);
+    closer_pid = pid;
+    return pid;
+}
+
+/* teardown, and the closer stopped (also when the test failed). */
+static int teardown_closer(void **state)
+{
+    if (closer_pid > 0) {
+        kill(closer_pid, SIGKILL);
+        waitpid(closer_pid, NULL, 0);
+        closer_pid = -1;
+    }
+    return teardown(state);
+}
+
+static void test_redis_gone(void **state)
+{
+    fixture *f = *state;
+    itc_result r;
+    char gone[300];
+    int port;
+    const char *id = "0123456789abcdef0123456789abcdef";
+
+    closer_start(&port);
+    snprintf(gone, sizeof(gone), "%s/gone.json", f->dir);
+    assert_int_equal(it_write_config(gone, port, "{}"), 0);
+#define GONE(...) do { \
+        CTL(f, &r, "-c", gone, __VA_ARGS__); \
+        expect_status(&r, 2, #__VA_ARGS__ " (Redis gone)"); \
+    } while (0)
+    GONE("status");
+    GONE("tail", "--count", "1");
+    GONE("silence", "list");
+    GONE("silence", "add", "--detector", "bad_rating", "--until", "1h", "--reason", "x");
+    GONE("silence", "add", "--detector", "bad_rating", "--until", "1h", "--reason", "x",
+         "--dry-run");
+    GONE("silence", "expire", "0123456789abcdef");
+    GONE("alerts");
+    GONE("alerts", "--open");
+    GONE("ack", id, "--by", "x");
+    GONE("close", id, "--by", "x");
+    GONE("dead");
+    GONE("dead", "count");
+    GONE("dead", "show", "1-0");
+    GONE("lists", "show", "whitelist");
+    GONE("indicators");
+    GONE("report", "--period", "quarter", "--out", "/dev/null");
+    GONE("sample", "--seed", "s");
+#undef GONE
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -626,6 +715,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dead, setup, teardown),
         cmocka_unit_test_setup_teardown(test_silence_validation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_print_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redis_gone, setup, teardown_closer),
     };
     signal(SIGPIPE, SIG_IGN);
     return cmocka_run_group_tests(tests, NULL, NULL);
