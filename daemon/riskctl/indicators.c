@@ -236,11 +236,9 @@ static void print_table(const row *rows, size_t n, int scope, const char *label,
 
 int rk__ctl_indicators(int argc, char **argv)
 {
-    enum { L_SCOPE = 300, L_KEY, L_PERIOD, L_SORT, L_JSON, L_USER, L_HOST };
+    enum { L_SCOPE = 300, L_KEY, L_PERIOD, L_SORT, L_JSON };
     static const struct option lo[] = {
-        {"config", required_argument, NULL, 'c'}, {"host", required_argument, NULL, L_HOST},
-        {"port", required_argument, NULL, 'p'}, {"password", required_argument, NULL, 'a'},
-        {"db", required_argument, NULL, 'n'}, {"user", required_argument, NULL, L_USER},
+        RK_CTL_CONN_LONGOPTS,
         {"scope", required_argument, NULL, L_SCOPE}, {"key", required_argument, NULL, L_KEY},
         {"period", required_argument, NULL, L_PERIOD}, {"sort", required_argument, NULL, L_SORT},
         {"json", no_argument, NULL, L_JSON}, {"help", no_argument, NULL, 'h'},
@@ -263,18 +261,6 @@ int rk__ctl_indicators(int argc, char **argv)
     opterr = 0;
     while ((opt = getopt_long(argc, argv, "c:hp:a:n:", lo, NULL)) != -1) {
         switch (opt) {
-        case 'c': o.config = optarg; break;
-        case L_HOST: o.host = optarg; break;
-        case 'p':
-            if (rk__ctl_parse_int("--port", optarg, 1, 65535, &o.port) != 0)
-                return EX_FAIL;
-            break;
-        case 'a': o.password = optarg; break;
-        case 'n':
-            if (rk__ctl_parse_int("--db", optarg, 0, 1000000, &o.db) != 0)
-                return EX_FAIL;
-            break;
-        case L_USER: o.user = optarg; break;
         case L_SCOPE: scope = optarg; break;
         case L_KEY: key = optarg; break;
         case L_PERIOD: period = optarg; break;
@@ -282,6 +268,10 @@ int rk__ctl_indicators(int argc, char **argv)
         case L_JSON: json = 1; break;
         case 'h': return usage(stdout);
         default:
+            if ((got = rk__ctl_conn_opt(&o, opt, optarg)) > 0)
+                break;
+            if (got < 0)
+                return EX_FAIL;
             rk__ctl_errx("indicators: unknown option or missing value in %s (riskctl "
                          "indicators -h shows its usage)", argv[optind - 1]);
             return EX_FAIL;

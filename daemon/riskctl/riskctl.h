@@ -169,6 +169,21 @@ int rk__ctl_parse_past(const char *opt, const char *also, const char *s, int64_t
 /* Parse s, for option opt, as a whole number from min to max into *out:
  * 0, or -1 after printing what was expected and what was given. */
 int rk__ctl_parse_int(const char *opt, const char *s, int min, int max, int *out);
+/* The options every command that reads Redis takes for its address and
+ * credentials: -c/--config, --host, -p/--port, -a/--password, -n/--db,
+ * --user. RK_CTL_CONN_LONGOPTS goes in a command's getopt_long table (its
+ * own long-only values start at 300) with "c:p:a:n:" in the short ones;
+ * rk__ctl_conn_opt() takes one: 1 taken into *o, 0 not one of these, -1
+ * a bad value (said on stderr). */
+enum { RK_CTL_L_HOST = 290, RK_CTL_L_USER };
+#define RK_CTL_CONN_LONGOPTS                                                          \
+    {"config", required_argument, NULL, 'c'},                                         \
+    {"host", required_argument, NULL, RK_CTL_L_HOST},                                 \
+    {"port", required_argument, NULL, 'p'},                                           \
+    {"password", required_argument, NULL, 'a'},                                       \
+    {"db", required_argument, NULL, 'n'},                                             \
+    {"user", required_argument, NULL, RK_CTL_L_USER}
+int rk__ctl_conn_opt(opts *o, int opt, const char *arg);
 /* True when s is a stream entry id: "ms" or "ms-seq" in decimal. */
 int rk__ctl_is_entry_id(const char *s);
 /* lists.c: argv[0..argc) are the words after "lists" (load KIND FILE,

@@ -458,12 +458,9 @@ static void cell(const char *s, int w)
 
 int rk__ctl_sample(int argc, char **argv)
 {
-    enum { L_PERIOD = 300, L_AT, L_SHARE, L_SEED, L_KIND, L_MINFINE, L_WEIGHTED, L_JSON,
-           L_USER, L_HOST };
+    enum { L_PERIOD = 300, L_AT, L_SHARE, L_SEED, L_KIND, L_MINFINE, L_WEIGHTED, L_JSON };
     static const struct option lo[] = {
-        {"config", required_argument, NULL, 'c'}, {"host", required_argument, NULL, L_HOST},
-        {"port", required_argument, NULL, 'p'}, {"password", required_argument, NULL, 'a'},
-        {"db", required_argument, NULL, 'n'}, {"user", required_argument, NULL, L_USER},
+        RK_CTL_CONN_LONGOPTS,
         {"period", required_argument, NULL, L_PERIOD}, {"at", required_argument, NULL, L_AT},
         {"share", required_argument, NULL, L_SHARE}, {"seed", required_argument, NULL, L_SEED},
         {"kind", required_argument, NULL, L_KIND},
@@ -492,18 +489,6 @@ int rk__ctl_sample(int argc, char **argv)
     opterr = 0;
     while ((opt = getopt_long(argc, argv, "c:hp:a:n:", lo, NULL)) != -1) {
         switch (opt) {
-        case 'c': o.config = optarg; break;
-        case L_HOST: o.host = optarg; break;
-        case 'p':
-            if (rk__ctl_parse_int("--port", optarg, 1, 65535, &o.port) != 0)
-                return EX_FAIL;
-            break;
-        case 'a': o.password = optarg; break;
-        case 'n':
-            if (rk__ctl_parse_int("--db", optarg, 0, 1000000, &o.db) != 0)
-                return EX_FAIL;
-            break;
-        case L_USER: o.user = optarg; break;
         case L_PERIOD: period = optarg; break;
         case L_AT: at = optarg; break;
         case L_SEED: seed = optarg; break;
@@ -526,6 +511,10 @@ int rk__ctl_sample(int argc, char **argv)
             break;
         case 'h': return usage(stdout);
         default:
+            if ((got = rk__ctl_conn_opt(&o, opt, optarg)) > 0)
+                break;
+            if (got < 0)
+                return EX_FAIL;
             rk__ctl_errx("sample: unknown option or missing value in %s (riskctl sample -h shows "
                          "its usage)", argv[optind - 1]);
             return EX_FAIL;

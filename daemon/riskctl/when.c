@@ -46,6 +46,19 @@ int rk__ctl_parse_past(const char *opt, const char *also, const char *s, int64_t
     return -1;
 }
 
+int rk__ctl_conn_opt(opts *o, int opt, const char *arg)
+{
+    switch (opt) {
+    case 'c': o->config = arg; return 1;
+    case RK_CTL_L_HOST: o->host = arg; return 1;
+    case 'a': o->password = arg; return 1;
+    case RK_CTL_L_USER: o->user = arg; return 1;
+    case 'p': return rk__ctl_parse_int("--port", arg, 1, 65535, &o->port) == 0 ? 1 : -1;
+    case 'n': return rk__ctl_parse_int("--db", arg, 0, 1000000, &o->db) == 0 ? 1 : -1;
+    default: return 0;
+    }
+}
+
 int rk__ctl_parse_int(const char *opt, const char *s, int min, int max, int *out)
 {
     char *end;
