@@ -275,14 +275,49 @@ static json_t *ids_of_lines(const char *text)
     return ids;
 }
 
+/* riskd --replay over the streams prints exactly the alerts and notices of
+ * the live run (live: it_alerts_by_id's), by id and content. */
+static void compare_replay(fixture *f, json_t *live)
+{
+    const char *id;
+    json_t *rep, *v;
+    char *out, *err;
+
+    if (sh(&out, "%s/riskd --replay -c %s 2>%s/replay.err", it_build_dir(), f->cfg, f->dir) != 0) {
+        sh(&err, "cat %s/replay.err", f->dir);
+        fail_msg("replay failed: %s", err);
+    }
+    rep = ids_of_lines(out);
+    free(out);
+    json_object_foreach(live, id, v) {
+        json_t *r = json_object_get(rep, id), *x, *y;
+        if (r == NULL)
+            fail_msg("live alert %s (%s) missing from the replay", id,
+                     json_string_value(json_object_get(v, "rule")));
+        x = json_deep_copy(v);
+        y = json_deep_copy(r);
+        json_object_del(x, "emitted_at");
+        json_object_del(y, "emitted_at");
+        if (!json_equal(x, y))
+            fail_msg("alert %s differs between the live run and the replay", id);
+        json_decref(x);
+        json_decref(y);
+    }
+    json_object_foreach(rep, id, v)
+        if (json_object_get(live, id) == NULL)
+            fail_msg("replay alert %s (%s) was not raised live", id,
+                     json_string_value(json_object_get(v, "rule")));
+    json_decref(rep);
+}
+
 static void test_practice_live_and_replay(void **state)
 {
     fixture *f = *state;
     static const char *const kinds[] = {"whitelist", "benchmarks", "exempt", "credentials",
                                         "names"};
-    const char *dup = NULL, *id;
-    json_t *live, *rep, *v;
-    char *out, *err;
+    const char *dup = NULL;
+    json_t *live;
+    char *out;
     size_t k;
 
     for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
@@ -354,31 +389,7 @@ static void test_practice_live_and_replay(void **state)
     assert_int_equal(count_det(live, "officer_credential"), 1);
 
     /* The replay over the same streams: the same alerts. */
-    if (sh(&out, "%s/riskd --replay -c %s 2>%s/replay.err", it_build_dir(), f->cfg, f->dir) != 0) {
-        sh(&err, "cat %s/replay.err", f->dir);
-        fail_msg("replay failed: %s", err);
-    }
-    rep = ids_of_lines(out);
-    free(out);
-    json_object_foreach(live, id, v) {
-        json_t *r = json_object_get(rep, id), *x, *y;
-        if (r == NULL)
-            fail_msg("live alert %s (%s) missing from the replay", id,
-                     json_string_value(json_object_get(v, "rule")));
-        x = json_deep_copy(v);
-        y = json_deep_copy(r);
-        json_object_del(x, "emitted_at");
-        json_object_del(y, "emitted_at");
-        if (!json_equal(x, y))
-            fail_msg("alert %s differs between the live run and the replay", id);
-        json_decref(x);
-        json_decref(y);
-    }
-    json_object_foreach(rep, id, v)
-        if (json_object_get(live, id) == NULL)
-            fail_msg("replay alert %s (%s) was not raised live", id,
-                     json_string_value(json_object_get(v, "rule")));
-    json_decref(rep);
+    compare_replay(f, live);
     json_decref(live);
 }
 
