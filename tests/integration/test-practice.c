@@ -393,10 +393,249 @@ static void test_practice_live_and_replay(void **state)
     json_decref(live);
 }
 
+/* The lifecycle: events that raise an alert of every practice rule that
+ * can be resolved or retracted, then the events that end each one - an
+ * amendment that shows it never held (retracted), or event time moving
+ * on until the condition has stopped holding for alerts.keep_firing_for
+ * (resolved). Each block names the alert and how it ends. */
+#define FILED_X(ts, task, unit, officers, ent, extra)                                         \
+    xadd(f, "enforce:scan", "{\"type\":\"inspection.filed\",\"ts\":%lld,\"task_id\":\"" task \
+         "\",\"unit_id\":\"" unit "\",\"officers\":[" officers "],\"enterprise_id\":\"" ent  \
+         "\"" extra "}", (long long)(ts))
+#define VISIT(ts, task, unit, ent)                                                             \
+    do {                                                                                       \
+        FILED(ts, task, unit, "\"O7\",\"O8\"", ent);                                           \
+        SCANNED((ts) + 30 * MIN, task, ent);                                                   \
+    } while (0)
+#define DECIDED(ts, cas, unit, item, fine, extra)                                              \
+    xadd(f, "enforce:case", "{\"type\":\"case.decided\",\"ts\":%lld,\"case_id\":\"%s\","    \
+         "\"unit_id\":\"" unit "\",\"item_code\":\"" item "\",\"fine\":%d" extra "}",          \
+         (long long)(ts), cas, fine)
+
+static void write_lifecycle_events(fixture *f)
+{
+    char cas[16];
+    int k;
+
+    /* enforce:scan, in event-time order */
+    /* repeat E620 (two visits in a day), retracted: the second filing is
+     * rescheduled to 2025-03-20. */
+    VISIT(T0, "T301", "MR-01", "E620");
+    VISIT(T0 + HOUR, "T302", "MR-01", "E620");
+    FILED_X(T0 + 2 * HOUR, "T302", "MR-01", "\"O7\",\"O8\"", "E620",
+            ",\"planned_at\":\"2025-03-20T10:00:00+08:00\"");
+    /* repeat E660, resolved: the first visit leaves the day's window. */
+    VISIT(T0 + 3 * HOUR, "T310", "MR-01", "E660");
+    VISIT(T0 + 4 * HOUR, "T311", "MR-01", "E660");
+    /* whitelist E501 (allowance 1, visited twice), retracted: the second
+     * visit turns out to be a complaint inspection (not counted). */
+    VISIT(T0 + DAY, "T303", "MR-01", "E501");
+    /* whitelist E500 (allowance 2, visited three times), resolved when
+     * the first visit leaves the 365 days. */
+    VISIT(T0 + DAY + HOUR, "T314", "MR-01", "E500");
+    /* multi_unit E630 (MR-01, then EC-02), retracted: the second filing
+     * was MR-01's too. */
+    VISIT(T0 + 2 * DAY, "T305", "MR-01", "E630");
+    /* multi_unit E670, resolved when MR-01's visit leaves multi_window. */
+    VISIT(T0 + 2 * DAY + HOUR, "T312", "MR-01", "E670");
+    VISIT(T0 + 3 * DAY, "T304", "MR-01", "E501");
+    FILED_X(T0 + 3 * DAY + HOUR, "T304", "MR-01", "\"O7\",\"O8\"", "E501",
+            ",\"kind\":\"complaint\"");
+    VISIT(T0 + 4 * DAY, "T306", "EC-02", "E630");
+    VISIT(T0 + 4 * DAY + HOUR, "T313", "EC-02", "E670");
+    FILED_X(T0 + 4 * DAY + 2 * HOUR, "T306", "MR-01", "\"O7\",\"O8\"", "E630", "");
+    /* uncertified O9 (credential ended 2024-03-14), retracted: the
+     * amended filing names O10 and O8 instead. */
+    FILED(T0 + 5 * DAY, "T307", "TR-03", "\"O9\",\"O10\"", "E640");
+    SCANNED(T0 + 5 * DAY + 30 * MIN, "T307", "E640");
+    FILED_X(T0 + 5 * DAY + HOUR, "T307", "TR-03", "\"O10\",\"O8\"", "E640", "");
+    VISIT(T0 + 9 * DAY, "T315", "MR-01", "E500");
+    VISIT(T0 + 17 * DAY, "T316", "MR-01", "E500");
+
+    /* enforce:case, in event-time order */
+    /* corrections TR-03 (three of four reviews correct), resolved when
+     * they leave the 90 days. */
+    {
+        static const char *const outcomes[] = {"upheld", "revoked", "altered",
+                                               "confirmed_illegal"};
+        for (k = 0; k < 4; k++)
+            xadd(f, "enforce:case", "{\"type\":\"case.review\",\"ts\":%lld,\"case_id\":"
+                 "\"RV%d\",\"unit_id\":\"TR-03\",\"outcome\":\"%s\"}",
+                 (long long)(T0 + (k + 1) * HOUR), k, outcomes[k]);
+    }
+    /* out_of_benchmark and exempt_fined D11 (A0101: 0 to 5000, no
+     * penalty), both retracted by the corrected fine 0; exempt_fined D12
+     * (C0102 without leniency), retracted by the leniency granted. */
+    DECIDED(T0 + 6 * HOUR, "D11", "MR-01", "A0101", 8000, "");
+    DECIDED(T0 + 6 * HOUR + 10 * MIN, "D12", "MR-01", "C0102", 20000, ",\"leniency\":\"none\"");
+    /* disparity EC-02/B0310 (600000 against TR-03's 120000), retracted:
+     * one of EC-02's five decisions was of another item (too few cases). */
+    for (k = 0; k < 6; k++) {
+        snprintf(cas, sizeof(cas), "DT%d", k);
+        DECIDED(T0 + 7 * HOUR + k * 10 * MIN, cas, "TR-03", "B0310", 120000, "");
+    }
+    for (k = 0; k < 5; k++) {
+        snprintf(cas, sizeof(cas), "DE%d", k);
+        DECIDED(T0 + 8 * HOUR + k * 10 * MIN, cas, "EC-02", "B0310", 600000, "");
+    }
+    DECIDED(T0 + 9 * HOUR, "D11", "MR-01", "A0101", 0, "");
+    DECIDED(T0 + 9 * HOUR + 10 * MIN, "D12", "MR-01", "C0102", 20000,
+            ",\"leniency\":\"lighter\"");
+    DECIDED(T0 + 9 * HOUR + 20 * MIN, "DE0", "EC-02", "Z0002", 600000, "");
+    /* disparity EC-02/Z0001 (5000 against 1000), resolved when the
+     * decisions leave the 90 days. */
+    for (k = 0; k < 6; k++) {
+        snprintf(cas, sizeof(cas), "ZT%d", k);
+        DECIDED(T0 + 10 * HOUR + k * 10 * MIN, cas, "TR-03", "Z0001", 1000, "");
+    }
+    for (k = 0; k < 5; k++) {
+        snprintf(cas, sizeof(cas), "ZE%d", k);
+        DECIDED(T0 + 11 * HOUR + k * 10 * MIN, cas, "EC-02", "Z0001", 5000, "");
+    }
+    /* hotspot 640104/market (20 cases in a month), resolved as they move
+     * out of the period and the baseline. */
+    for (k = 1; k <= 20; k++)
+        xadd(f, "enforce:case", "{\"type\":\"case.opened\",\"ts\":%lld,\"case_id\":\"H%d\","
+             "\"unit_id\":\"MR-01\",\"source\":\"report\",\"region\":\"640104\","
+             "\"domain\":\"market\"}", (long long)(T0 + DAY + k * 10 * MIN), k);
+    /* Event time moves on past every window (365 days and more). */
+    xadd(f, "enforce:scan", "{\"type\":\"clock.tick\",\"ts\":%lld}", (long long)(T0 + 400 * DAY));
+    xadd(f, "enforce:case", "{\"type\":\"clock.tick\",\"ts\":%lld}", (long long)(T0 + 400 * DAY));
+}
+
+/* The one alert of detector/rule whose subject has every member of
+ * subject (a JSON object text); fails when there is none or more. */
+static json_t *find_subject(json_t *ids, const char *det, const char *rule, const char *subject)
+{
+    json_t *want = json_loads(subject, 0, NULL), *a, *hit = NULL, *v;
+    const char *id, *k;
+    assert_non_null(want);
+    json_object_foreach(ids, id, a) {
+        json_t *subj = json_object_get(a, "subject");
+        int all = 1;
+        if (!firing(a) || strcmp(json_string_value(json_object_get(a, "detector")), det) != 0 ||
+            strcmp(json_string_value(json_object_get(a, "rule")), rule) != 0)
+            continue;
+        json_object_foreach(want, k, v)
+            all &= json_equal(v, json_object_get(subj, k));
+        if (!all)
+            continue;
+        if (hit != NULL)
+            fail_msg("two %s/%s alerts of %s", det, rule, subject);
+        hit = a;
+    }
+    if (hit == NULL)
+        fail_msg("no %s/%s alert of %s", det, rule, subject);
+    json_decref(want);
+    return hit;
+}
+
+/* The alert of det/rule/subject has exactly one notice, of status st:
+ * same id, detector, rule and subject as the alert, and a reason. */
+static void ended(json_t *ids, const char *det, const char *rule, const char *subject,
+                  const char *st)
+{
+    json_t *a = find_subject(ids, det, rule, subject), *n;
+    const char *aid = json_string_value(json_object_get(a, "id"));
+    const char *other = strcmp(st, "resolved") == 0 ? "retracted" : "resolved";
+    const char *reason;
+    char key[128];
+
+    assert_non_null(aid);
+    snprintf(key, sizeof(key), "%s:%s", aid, st);
+    n = json_object_get(ids, key);
+    if (n == NULL)
+        fail_msg("%s/%s %s: no %s notice", det, rule, subject, st);
+    assert_string_equal(json_string_value(json_object_get(n, "status")), st);
+    assert_string_equal(json_string_value(json_object_get(n, "id")), aid);
+    assert_string_equal(json_string_value(json_object_get(n, "detector")), det);
+    assert_string_equal(json_string_value(json_object_get(n, "rule")), rule);
+    assert_true(json_equal(json_object_get(n, "subject"), json_object_get(a, "subject")));
+    reason = json_string_value(json_object_get(n, "reason"));
+    if (reason == NULL || reason[0] == '\0')
+        fail_msg("%s/%s %s: the %s notice gives no reason", det, rule, subject, st);
+    snprintf(key, sizeof(key), "%s:%s", aid, other);
+    if (json_object_get(ids, key) != NULL)
+        fail_msg("%s/%s %s: %s and also %s", det, rule, subject, st, other);
+}
+
+/* Notices (not alerts) of a detector. */
+static size_t count_notices(json_t *ids, const char *det)
+{
+    const char *id;
+    json_t *a;
+    size_t n = 0;
+    json_object_foreach(ids, id, a)
+        n += !firing(a) && strcmp(json_string_value(json_object_get(a, "detector")), det) == 0;
+    return n;
+}
+
+static void test_practice_lifecycle(void **state)
+{
+    fixture *f = *state;
+    static const char *const kinds[] = {"whitelist", "benchmarks", "exempt", "credentials"};
+    const char *dup = NULL;
+    json_t *live;
+    char *out;
+    size_t k;
+
+    for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        int st = sh(&out, "%s/riskctl -c %s lists load %s config/samples/sample-%s.csv 2>&1",
+                    it_build_dir(), f->cfg, kinds[k], kinds[k]);
+        if (st != 0)
+            fail_msg("lists load %s: %s", kinds[k], out);
+        free(out);
+    }
+    assert_int_equal(it_riskd_start(&f->env.riskd, f->env.redis.port, LIVE_CFG), 0);
+    write_lifecycle_events(f);
+    if (!it_wait_settled(f->env.c, 30000)) {
+        it_riskd_dump_log(&f->env.riskd);
+        fail_msg("riskd did not drain the streams");
+    }
+    it_riskd_signal(&f->env.riskd, SIGTERM);
+    assert_int_equal(it_riskd_wait(&f->env.riskd, 15000), 0);
+    live = it_alerts_by_id(f->env.c, &dup);
+    if (dup != NULL)
+        fail_msg("%s written twice", dup);
+
+    /* inspection_frequency */
+    ended(live, "inspection_frequency", "repeat", "{\"enterprise_id\":\"E620\"}", "retracted");
+    ended(live, "inspection_frequency", "repeat", "{\"enterprise_id\":\"E660\"}", "resolved");
+    ended(live, "inspection_frequency", "whitelist", "{\"enterprise_id\":\"E501\"}", "retracted");
+    ended(live, "inspection_frequency", "whitelist", "{\"enterprise_id\":\"E500\"}", "resolved");
+    ended(live, "inspection_frequency", "multi_unit", "{\"enterprise_id\":\"E630\"}",
+          "retracted");
+    ended(live, "inspection_frequency", "multi_unit", "{\"enterprise_id\":\"E670\"}", "resolved");
+    assert_int_equal(count_notices(live, "inspection_frequency"), 6);
+    /* discretion */
+    ended(live, "discretion", "out_of_benchmark", "{\"case_id\":\"D11\"}", "retracted");
+    ended(live, "discretion", "exempt_fined", "{\"case_id\":\"D11\"}", "retracted");
+    ended(live, "discretion", "exempt_fined", "{\"case_id\":\"D12\"}", "retracted");
+    ended(live, "discretion", "disparity", "{\"unit_id\":\"EC-02\",\"item_code\":\"B0310\"}",
+          "retracted");
+    ended(live, "discretion", "disparity", "{\"unit_id\":\"EC-02\",\"item_code\":\"Z0001\"}",
+          "resolved");
+    assert_int_equal(count_notices(live, "discretion"), 5);
+    /* review_correction, violation_hotspot, officer_credential */
+    ended(live, "review_correction", "corrections", "{\"unit_id\":\"TR-03\"}", "resolved");
+    assert_int_equal(count_notices(live, "review_correction"), 1);
+    ended(live, "violation_hotspot", "hotspot", "{\"region\":\"640104\",\"domain\":\"market\"}",
+          "resolved");
+    assert_int_equal(count_notices(live, "violation_hotspot"), 1);
+    ended(live, "officer_credential", "uncertified", "{\"officer_id\":\"O9\",\"task_id\":\"T307\"}",
+          "retracted");
+    assert_int_equal(count_notices(live, "officer_credential"), 1);
+
+    /* The replay prints the same alerts and notices. */
+    compare_replay(f, live);
+    json_decref(live);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_practice_live_and_replay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_practice_lifecycle, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
