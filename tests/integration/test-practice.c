@@ -8,7 +8,10 @@
  * the ones riskd-detectors(7) gives for these events and the shipped
  * thresholds. Then riskd --replay over the same streams (and the same
  * lists, fetched from Redis) raises exactly the same alerts, by id and
- * content. */
+ * content. A second run ends an alert of every rule that can end: the
+ * amendments that retract one (it never held) and event time moving on
+ * until the condition has stopped holding (resolved); each notice once,
+ * for its alert's id, and the replay prints the same notices. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -531,7 +534,8 @@ static json_t *find_subject(json_t *ids, const char *det, const char *rule, cons
 }
 
 /* The alert of det/rule/subject has exactly one notice, of status st:
- * same id, detector, rule and subject as the alert, and a reason. */
+ * same id, detector, rule, subject and severity as the alert, a ts not
+ * before the alert's, and a reason. */
 static void ended(json_t *ids, const char *det, const char *rule, const char *subject,
                   const char *st)
 {
@@ -551,6 +555,14 @@ static void ended(json_t *ids, const char *det, const char *rule, const char *su
     assert_string_equal(json_string_value(json_object_get(n, "detector")), det);
     assert_string_equal(json_string_value(json_object_get(n, "rule")), rule);
     assert_true(json_equal(json_object_get(n, "subject"), json_object_get(a, "subject")));
+    assert_string_equal(json_string_value(json_object_get(n, "severity")),
+                        json_string_value(json_object_get(a, "severity")));
+    /* ts: the event time of the change, not before the alert's (RFC 3339
+     * in one offset, whole seconds here: the text order is time order) */
+    assert_non_null(json_string_value(json_object_get(n, "ts")));
+    assert_non_null(json_string_value(json_object_get(a, "ts")));
+    assert_true(strcmp(json_string_value(json_object_get(n, "ts")),
+                       json_string_value(json_object_get(a, "ts"))) >= 0);
     reason = json_string_value(json_object_get(n, "reason"));
     if (reason == NULL || reason[0] == '\0')
         fail_msg("%s/%s %s: the %s notice gives no reason", det, rule, subject, st);
