@@ -275,3 +275,48 @@ int rk__ctl_scan_open(conn *k, const rk__config *cfg, void (*cb)(json_t *a, void
     } while (strcmp(cursor, "0") != 0);
     return EX_OK;
 }
+
+int rk__ctl_each_data(conn *k, const char *stream, const char *start, int page,
+                      void (*cb)(void *ud, const char *data, size_t len), void *ud)
+{
+    char from[64];
+    int rc = EX_OK;
+
+    snprintf(from, sizeof(from), "%s", start);
+    for (;;) {
+        redisReply *r = redisCommand(k->c, "XRANGE %s %s + COUNT %d", stream, from, page);
+        size_t i, x;
+        if (rk__ctl_reply_ok(k, r, "XRANGE") != 0) {
+            rc = r == NULL ? EX_REDIS : EX_FAIL;
+            freeReplyObject(r);
+            break;
+        }
+        if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+            freeReplyObject(r);
+            break;
+        }
+        for (i = 0; i < r->elements; i++) {
+            const redisReply *ent = r->element[i], *fl;
+            unsigned long long ms = 0, seq = 0;
+            if (ent->type != REDIS_REPLY_ARRAY || ent->elements < 2 ||
+                ent->element[0]->type != REDIS_REPLY_STRING)
+                continue;
+            if (sscanf(ent->element[0]->str, "%llu-%llu", &ms, &seq) == 2)
+                snprintf(from, sizeof(from), "%llu-%llu", ms, seq + 1);
+            fl = ent->element[1];
+            for (x = 0; fl->type == REDIS_REPLY_ARRAY && x + 1 < fl->elements; x += 2)
+                if (fl->element[x]->type == REDIS_REPLY_STRING &&
+                    strcmp(fl->element[x]->str, "data") == 0 &&
+                    fl->element[x + 1]->type == REDIS_REPLY_STRING) {
+                    cb(ud, fl->element[x + 1]->str, fl->element[x + 1]->len);
+                    break;
+                }
+        }
+        if (r->elements < (size_t)page) {
+            freeReplyObject(r);
+            break;
+        }
+        freeReplyObject(r);
+    }
+    return rc;
+}

@@ -132,91 +132,69 @@ static int by_key(const void *a, const void *b)
     return strcmp(((const unit_row *)a)->r.key, ((const unit_row *)b)->r.key);
 }
 
+typedef struct alerts_ctx {
+    report *rp;
+    json_t *seen;                   /* id -> [rule index, severity, unit, bucket] */
+} alerts_ctx;
+
+static void take_alert(void *ud, const char *data, size_t len)
+{
+    alerts_ctx *c = ud;
+    report *rp = c->rp;
+    json_t *a;
+    const char *st, *aid;
+    int64_t ts;
+
+    a = json_loadb(data, len, 0, NULL);
+    aid = jstr(a, "id");
+    st = jstr(a, "status");
+    if (aid == NULL) {
+        json_decref(a);
+        return;
+    }
+    if (st != NULL && strcmp(st, "retracted") == 0) {
+        json_object_del(c->seen, aid);
+    } else if ((st == NULL || strcmp(st, "firing") == 0) &&
+               json_object_get(c->seen, aid) == NULL && jstr(a, "ts") != NULL &&
+               rk__parse_rfc3339(jstr(a, "ts"), &ts) == 0 && ts >= rp->from &&
+               ts < rp->to && sev_of(jstr(a, "severity")) >= 0 &&
+               in_scope(rp, a)) {
+        const char *det = jstr(a, "detector"), *rule = jstr(a, "rule");
+        const char *unit = jstr(json_object_get(a, "subject"), "unit_id");
+        size_t ri;
+        for (ri = 0; ri < rp->nrules; ri++)
+            if (strcmp(rp->rules[ri].detector, det ? det : "?") == 0 &&
+                strcmp(rp->rules[ri].rule, rule ? rule : "?") == 0)
+                break;
+        if (ri == rp->nrules) {
+            rp->rules = realloc(rp->rules, (rp->nrules + 1) * sizeof(*rp->rules));
+            if (rp->rules == NULL)
+                exit(EX_FAIL);
+            memset(&rp->rules[ri], 0, sizeof(rp->rules[ri]));
+            rp->rules[ri].detector = strdup(det ? det : "?");
+            rp->rules[ri].rule = strdup(rule ? rule : "?");
+            rp->nrules++;
+        }
+        json_object_set_new(c->seen, aid,
+                            json_pack("[iisi]", (int)ri, sev_of(jstr(a, "severity")),
+                                      unit ? unit : "",
+                                      (int)((ts - rp->from) / rp->bucket_ms)));
+    }
+    json_decref(a);
+}
+
 /* The alerts raised in the period (ts within it, not retracted), from the
  * alert stream read from the period's start. */
 static int read_alerts(conn *k, report *rp)
 {
-    json_t *seen = json_object();   /* id -> [rule index, severity, unit, bucket] */
+    alerts_ctx c = {rp, json_object()};
     char start[64];
     const char *id;
-    json_t *v;
-    int rc = EX_OK;
+    json_t *v, *seen = c.seen;
+    int rc;
 
     snprintf(start, sizeof(start), "%lld", (long long)(rp->from > 0 ? rp->from : 0));
-    for (;;) {
-        redisReply *r = redisCommand(k->c, "XRANGE %s %s + COUNT %d", rp->cfg->alerts_stream,
-                                     start, PAGE);
-        size_t i;
-        if (rk__ctl_reply_ok(k, r, "XRANGE") != 0) {
-            rc = r == NULL ? EX_REDIS : EX_FAIL;
-            freeReplyObject(r);
-            break;
-        }
-        if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
-            freeReplyObject(r);
-            break;
-        }
-        for (i = 0; i < r->elements; i++) {
-            const redisReply *ent = r->element[i], *fl;
-            unsigned long long ms = 0, seq = 0;
-            if (ent->type != REDIS_REPLY_ARRAY || ent->elements < 2 ||
-                ent->element[0]->type != REDIS_REPLY_STRING)
-                continue;
-            if (sscanf(ent->element[0]->str, "%llu-%llu", &ms, &seq) == 2)
-                snprintf(start, sizeof(start), "%llu-%llu", ms, seq + 1);
-            fl = ent->element[1];
-            for (size_t x = 0; fl->type == REDIS_REPLY_ARRAY && x + 1 < fl->elements; x += 2) {
-                json_t *a;
-                const char *st, *aid;
-                int64_t ts;
-                if (fl->element[x]->type != REDIS_REPLY_STRING ||
-                    strcmp(fl->element[x]->str, "data") != 0 ||
-                    fl->element[x + 1]->type != REDIS_REPLY_STRING)
-                    continue;
-                a = json_loadb(fl->element[x + 1]->str, fl->element[x + 1]->len, 0, NULL);
-                aid = jstr(a, "id");
-                st = jstr(a, "status");
-                if (aid == NULL) {
-                    json_decref(a);
-                    continue;
-                }
-                if (st != NULL && strcmp(st, "retracted") == 0) {
-                    json_object_del(seen, aid);
-                } else if ((st == NULL || strcmp(st, "firing") == 0) &&
-                           json_object_get(seen, aid) == NULL && jstr(a, "ts") != NULL &&
-                           rk__parse_rfc3339(jstr(a, "ts"), &ts) == 0 && ts >= rp->from &&
-                           ts < rp->to && sev_of(jstr(a, "severity")) >= 0 &&
-                           in_scope(rp, a)) {
-                    const char *det = jstr(a, "detector"), *rule = jstr(a, "rule");
-                    const char *unit = jstr(json_object_get(a, "subject"), "unit_id");
-                    size_t ri;
-                    for (ri = 0; ri < rp->nrules; ri++)
-                        if (strcmp(rp->rules[ri].detector, det ? det : "?") == 0 &&
-                            strcmp(rp->rules[ri].rule, rule ? rule : "?") == 0)
-                            break;
-                    if (ri == rp->nrules) {
-                        rp->rules = realloc(rp->rules, (rp->nrules + 1) * sizeof(*rp->rules));
-                        if (rp->rules == NULL)
-                            exit(EX_FAIL);
-                        memset(&rp->rules[ri], 0, sizeof(rp->rules[ri]));
-                        rp->rules[ri].detector = strdup(det ? det : "?");
-                        rp->rules[ri].rule = strdup(rule ? rule : "?");
-                        rp->nrules++;
-                    }
-                    json_object_set_new(seen, aid,
-                                        json_pack("[iisi]", (int)ri, sev_of(jstr(a, "severity")),
-                                                  unit ? unit : "",
-                                                  (int)((ts - rp->from) / rp->bucket_ms)));
-                }
-                json_decref(a);
-            }
-        }
-        if (r->elements < PAGE) {
-            freeReplyObject(r);
-            break;
-        }
-        freeReplyObject(r);
-    }
+    rc = rk__ctl_each_data(k, rp->cfg->alerts_stream, start, PAGE, take_alert, &c);
     json_object_foreach(seen, id, v) {
         int ri = (int)json_integer_value(json_array_get(v, 0));
         int sev = (int)json_integer_value(json_array_get(v, 1));

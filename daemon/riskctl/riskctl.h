@@ -126,6 +126,12 @@ int rk__ctl_ind_read_many(conn *k, const rk__config *cfg, const char *scope, con
                           rk__ctl_row *rows, size_t n, int *found);
 /* The keys of scope (riskd:ind:keys:<scope>, every partition), malloc'ed;
  * 0, or -1 Redis lost. */
+/* The "data" field of every entry of stream from start (an XRANGE bound:
+ * "-", or a time in ms) on, read in pages of `page` entries: cb(ud, data,
+ * len) for each (entries without one are skipped). EX_OK, EX_REDIS when
+ * Redis went away, EX_FAIL when it refused the read. */
+int rk__ctl_each_data(conn *k, const char *stream, const char *start, int page,
+                      void (*cb)(void *ud, const char *data, size_t len), void *ud);
 int rk__ctl_ind_keys(conn *k, const rk__config *cfg, const char *scope, char ***keys,
                      size_t *n);
 void rk__ctl_keys_free(char **keys, size_t n);

@@ -251,62 +251,40 @@ static const action *find_id(const actions *a, const char *id)
     return NULL;
 }
 
+typedef struct stream_ctx {
+    int kind_case;
+    actions *main_, *opened;
+    rk__event_mem mem;
+} stream_ctx;
+
+static void take_entry(void *ud, const char *data, size_t len)
+{
+    stream_ctx *c = ud;
+    rk_event ev;
+    char err[RK_ERRLEN];
+    memset(&ev, 0, sizeof(ev));
+    if (rk__event_parse(data, len, &ev, &c->mem, err, sizeof(err)) != RK_PARSE_OK)
+        return;
+    if (!c->kind_case && ev.type == RK_EV_INSPECTION_FILED)
+        push(c->main_, &ev, ev.task_id, ev.planned_at);
+    else if (c->kind_case && ev.type == RK_EV_CASE_DECIDED)
+        push(c->main_, &ev, ev.case_id, ev.ts);
+    else if (c->kind_case && ev.type == RK_EV_CASE_OPENED)
+        push(c->opened, &ev, ev.case_id, ev.ts);
+}
+
 /* Read one stream whole, adding the events of interest. 0, or an exit code. */
 static int read_stream(conn *k, const char *stream, int kind_case, actions *main_,
                        actions *opened)
 {
-    char start[64] = "-";
-    rk__event_mem mem;
-    int rc = EX_OK;
-    memset(&mem, 0, sizeof(mem));
-    for (;;) {
-        redisReply *r = redisCommand(k->c, "XRANGE %s %s + COUNT %d", stream, start, PAGE);
-        size_t i;
-        if (rk__ctl_reply_ok(k, r, "XRANGE") != 0) {
-            rc = r == NULL ? EX_REDIS : EX_FAIL;
-            freeReplyObject(r);
-            break;
-        }
-        if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
-            freeReplyObject(r);
-            break;
-        }
-        for (i = 0; i < r->elements; i++) {
-            const redisReply *ent = r->element[i], *fl;
-            unsigned long long ms = 0, seq = 0;
-            if (ent->type != REDIS_REPLY_ARRAY || ent->elements < 2 ||
-                ent->element[0]->type != REDIS_REPLY_STRING)
-                continue;
-            if (sscanf(ent->element[0]->str, "%llu-%llu", &ms, &seq) == 2)
-                snprintf(start, sizeof(start), "%llu-%llu", ms, seq + 1);
-            fl = ent->element[1];
-            for (size_t x = 0; fl->type == REDIS_REPLY_ARRAY && x + 1 < fl->elements; x += 2) {
-                rk_event ev;
-                char err[RK_ERRLEN];
-                if (fl->element[x]->type != REDIS_REPLY_STRING ||
-                    strcmp(fl->element[x]->str, "data") != 0 ||
-                    fl->element[x + 1]->type != REDIS_REPLY_STRING)
-                    continue;
-                memset(&ev, 0, sizeof(ev));
-                if (rk__event_parse(fl->element[x + 1]->str, fl->element[x + 1]->len, &ev,
-                                    &mem, err, sizeof(err)) != RK_PARSE_OK)
-                    continue;
-                if (!kind_case && ev.type == RK_EV_INSPECTION_FILED)
-                    push(main_, &ev, ev.task_id, ev.planned_at);
-                else if (kind_case && ev.type == RK_EV_CASE_DECIDED)
-                    push(main_, &ev, ev.case_id, ev.ts);
-                else if (kind_case && ev.type == RK_EV_CASE_OPENED)
-                    push(opened, &ev, ev.case_id, ev.ts);
-                break;
-            }
-        }
-        if (r->elements < PAGE) {
-            freeReplyObject(r);
-            break;
-        }
-        freeReplyObject(r);
-    }
-    rk__event_mem_free(&mem);
+    stream_ctx c;
+    int rc;
+    memset(&c, 0, sizeof(c));
+    c.kind_case = kind_case;
+    c.main_ = main_;
+    c.opened = opened;
+    rc = rk__ctl_each_data(k, stream, "-", PAGE, take_entry, &c);
+    rk__event_mem_free(&c.mem);
     return rc;
 }
 
