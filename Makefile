@@ -160,11 +160,13 @@ memcheck: all $(UNIT_TESTS) $(TEST_PLUGINS)
 
 # The whole suite: static analysis, plain, under valgrind (unit tests), then
 # under AddressSanitizer + UBSan.
+# Builds use every core (JOBS); the tests themselves run one at a time.
+JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 check:
 	$(MAKE) lint
-	$(MAKE) test
-	$(MAKE) memcheck
-	$(MAKE) SAN=1 test
+	$(MAKE) -j$(JOBS) test
+	$(MAKE) -j$(JOBS) memcheck
+	$(MAKE) -j$(JOBS) SAN=1 test
 
 $(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(BUILD)/obj/tests/lib/gen.o
 	@mkdir -p $(dir $@)

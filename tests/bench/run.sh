@@ -35,6 +35,9 @@
 #             alert on alerts:* (p50 / p99 / p99.9 / max); then the same
 #             with nullrelay instead of riskd (XREADGROUP BLOCK, PUBLISH of
 #             the probes, XACK: the floor of that path on this machine).
+#   work      tests/bench/work.sh: instructions per event of riskd (and of
+#             BENCH_BASE_RISKD) draining 50,000 events under callgrind -
+#             the same from run to run, where the wall clock is not.
 #   takeover  tests/bench/takeover.sh: two riskd, the active one SIGKILLed
 #             BENCH_TAKEOVERS times (default 10, ~100 s): kill-to-consuming
 #             median and max beside the bound riskd(8) documents.
@@ -51,7 +54,7 @@
 #   BENCH_MEM          live filings           (default "100000 1000000")
 #   BENCH_STATE_INTERVAL  riskd state.interval (default "5s", the shipped
 #                      config's value; "1s" checkpoints five times as often)
-#   BENCH_PARTS        which parts to run     (default "drain latency memory dedupe lists indicators report takeover")
+#   BENCH_PARTS        which parts to run     (default "drain latency memory dedupe lists indicators report work takeover")
 #   BENCH_DEDUPE       keys for the dedupe part (default "100000 1000000 5000000")
 #   BENCH_OUT          the table is also written here ($BUILD/bench/results.txt)
 #   BENCH_BASE_RISKD   a baseline riskd binary (say an earlier commit's, built
@@ -72,7 +75,7 @@ RATES=${BENCH_RATES:-"1000 5000 20000"}
 LAT_SECONDS=${BENCH_LAT_SECONDS:-20}
 MEM=${BENCH_MEM:-"100000 1000000"}
 INTERVAL=${BENCH_STATE_INTERVAL:-5s}
-PARTS=${BENCH_PARTS:-"drain latency memory dedupe lists indicators report takeover"}
+PARTS=${BENCH_PARTS:-"drain latency memory dedupe lists indicators report work takeover"}
 OUT=${BENCH_OUT:-$B/bench/results.txt}
 BASE=${BENCH_BASE_RISKD:-}
 
@@ -280,6 +283,10 @@ if echo "$PARTS" | grep -q report; then
     awk -v u="$(kv units "$line")" -v a="$(kv alerts "$line")" -v o="$(kv open "$line")" \
         -v s="$(kv report_s "$line")" -v b="$(kv budget_s "$line")" -v h="$(kv html_bytes "$line")" \
         'BEGIN { printf "%8d %8d %8d %10.3f %10.0f %12d\n", u, a, o, s, b, h }' | tee -a "$OUT"
+    echo | tee -a "$OUT"
+fi
+if echo "$PARTS" | grep -q work; then
+    BUILD="$BUILD" BENCH_OUT="$OUT" sh tests/bench/work.sh
     echo | tee -a "$OUT"
 fi
 if echo "$PARTS" | grep -q takeover; then

@@ -1,0 +1,108 @@
+#!/bin/sh
+# tests/bench/work.sh - the instructions riskd executes per event while it
+# drains a backlog, beside a baseline riskd on the same backlog (make bench,
+# part "work"; or alone: BENCH_BASE_RISKD=... sh tests/bench/work.sh).
+#
+# Why: on a shared virtual machine the wall-clock drain rate of one binary
+# swings by tens of per cent between two runs, so a 5 % difference between
+# two builds cannot be read from it. The number of instructions is the same
+# from run to run (valgrind's callgrind counts them), so it shows what a
+# change adds to the work per event; the drain and latency parts give the
+# wall clock.
+#
+# One throwaway redis-server on a free loopback port; for riskd (and for
+# BENCH_BASE_RISKD when set, with its plugins/two_officers.so): load
+# BENCH_WORK events (default 50,000) with loadgen, start riskd under
+# `valgrind --tool=callgrind` (state.interval 1h: no checkpoint while it
+# drains, only the one of the clean stop), wait until the group's lag is 0
+# on both streams, stop it with SIGTERM. Prints the loop's instructions (the
+# riskd process itself, not the checkpoint child it forks at the stop) in
+# total and per event, and riskd/base. Callgrind runs riskd ~50x slower:
+# about a minute per binary at 50,000 events.
+# It reports; it never fails on a large result.
+set -eu
+cd "$(dirname "$0")/../.."
+top=$(pwd)
+BUILD=${BUILD:-build}
+B="$top/$BUILD"
+N=${BENCH_WORK:-50000}
+BASE=${BENCH_BASE_RISKD:-}
+OUT=${BENCH_OUT:-}
+
+for bin in riskd bench/loadgen; do
+    [ -x "$B/$bin" ] || { echo "missing $B/$bin: run make bench" >&2; exit 1; }
+done
+command -v valgrind >/dev/null || { echo "work: valgrind is not installed" >&2; exit 1; }
+run="$B/bench/work"
+rm -rf "$run"
+mkdir -p "$run"
+port=""
+vp=""
+cleanup() {
+    [ -n "$vp" ] && kill -9 "$vp" 2>/dev/null || true
+    [ -n "$port" ] && redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
+}
+trap cleanup EXIT INT TERM
+
+p=$((16000 + ($$ + 4409) % 20000))
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+    if redis-server --port "$p" --bind 127.0.0.1 --dir "$run" --save '' --appendonly no \
+        --daemonize yes --pidfile "$run/redis.pid" --logfile "$run/redis.log" 2>/dev/null; then
+        i=0
+        while [ $i -lt 50 ]; do
+            if redis-cli -p "$p" ping 2>/dev/null | grep -q PONG; then port=$p; break; fi
+            i=$((i + 1)); sleep 0.1
+        done
+        [ -n "$port" ] && break
+    fi
+    p=$((p + 1))
+done
+[ -n "$port" ] || { echo "cannot start redis-server" >&2; exit 1; }
+
+say() { if [ -n "$OUT" ]; then echo "$1" | tee -a "$OUT"; else echo "$1"; fi; }
+
+lag() { # lag STREAM: the group's lag, empty while it does not exist
+    redis-cli -p "$port" XINFO GROUPS "$1" 2>/dev/null | awk 'p { print; exit } /^lag$/ { p = 1 }'
+}
+
+# measure NAME RISKD: prints the riskd process's instruction count
+measure() {
+    name=$1; bin=$2
+    cat > "$run/$name.json" <<JSON
+{
+  "redis": {"port": $port},
+  "metrics": {"listen": ""},
+  "streams": {"consumer": "bench"},
+  "clock": {"wall_advance": false},
+  "state": {"interval": "1h"},
+  "plugins": ["$(dirname "$bin")/plugins/two_officers.so"]
+}
+JSON
+    redis-cli -p "$port" flushall >/dev/null
+    "$B/bench/loadgen" -p "$port" -n "$N" >/dev/null
+    valgrind --tool=callgrind --callgrind-out-file="$run/$name.%p.out" \
+        "$bin" -c "$run/$name.json" 2>"$run/$name.log" &
+    vp=$!
+    i=0
+    while [ $i -lt 7200 ]; do
+        sleep 0.5; i=$((i + 1))
+        [ "$(lag enforce:scan)" = 0 ] && [ "$(lag enforce:case)" = 0 ] && break
+    done
+    kill -TERM "$vp"
+    wait "$vp" || true
+    # valgrind runs riskd in its own process: the file of that pid is the
+    # loop's, the others are the checkpoint children's
+    grep -E '^(summary|totals):' "$run/$name.$vp.out" 2>/dev/null | head -1 | awk '{ print $2 }'
+    vp=""
+}
+
+say "WORK  instructions of the riskd process (callgrind) draining $N events, all detectors on"
+say "$(printf '%-10s %16s %12s' riskd instructions 'per event')"
+ir=$(measure riskd "$B/riskd")
+say "$(awk -v a="$ir" -v n="$N" 'BEGIN { printf "%-10s %16.0f %12.0f", "riskd", a, a / n }')"
+if [ -n "$BASE" ]; then
+    [ -x "$BASE" ] || { echo "BENCH_BASE_RISKD=$BASE: not an executable" >&2; exit 1; }
+    irb=$(measure base "$BASE")
+    say "$(awk -v a="$irb" -v n="$N" 'BEGIN { printf "%-10s %16.0f %12.0f", "base", a, a / n }')"
+    say "$(awk -v a="$ir" -v b="$irb" 'BEGIN { printf "riskd/base instructions per event: %.4f (within 5 %%: <= 1.05)", a / b }')"
+fi
