@@ -1334,21 +1334,27 @@ const char *rk__httpreq_header(const rk__httpreq *r, size_t i);
  * =================================================================== */
 typedef struct rk__open_alert {
     int64_t ts;                     /* the alert's ts (part of its id) */
-    char *extra;                    /* a subject field beside the key, or NULL */
+    const char *extra;              /* subject fields beside the key (interned
+                                       in the set), or NULL */
 } rk__open_alert;
+/* One allocation per key: moves when it grows (rk__open_add), so a pointer
+ * to it is good until the next rk__open_add to its set. */
 typedef struct rk__openrec {
     int64_t resolve_at;             /* when to resolve; INT64_MAX: not known yet */
     uint32_t n, cap;
-    rk__open_alert *a;
+    rk__open_alert a[];
 } rk__openrec;
 typedef struct rk__openset {
     rk_map map;                     /* key -> rk__openrec */
+    rk_map strs;                    /* extra -> its number of references */
 } rk__openset;
 void rk__open_init(rk__openset *set);
 void rk__open_clear(rk__openset *set);
 rk__openrec *rk__open_get(const rk__openset *set, const char *key);
 /* Record an alert fired for key at ts (extra copied). 0 or -1. */
 int rk__open_add(rk__openset *set, const char *key, int64_t ts, const char *extra);
+/* Forget alert i of r, a record of set (the others keep their order). */
+void rk__open_remove(rk__openset *set, rk__openrec *r, uint32_t i);
 void rk__open_drop(rk__openset *set, const char *key);
 /* key's condition stops holding at stops_at (exclusive) without new
  * events: its resolve time is stops_at + keep. Returns 1 with *arm_at set

@@ -17,10 +17,18 @@
  * armed before finds another time and does nothing. Everything is a
  * function of event time, so a replay and a restart resolve alike.
  *
- * Memory: per key with open alerts one map entry (the key's string and
- * ~48 bytes) and per open alert 16 bytes (ts, extra pointer) plus the
- * extra string when there is one. Snapshot: u32 n, then per key str key,
- * i64 resolve_at, u32 n alerts, n x (i64 ts, u32 has_extra, [str extra]). */
+ * Memory (riskd-detectors(7), LIFECYCLE; tests/unit/test-ttl.c measures
+ * it per rule): per key with open alerts one map entry (the key's string
+ * and 16 bytes) and one record allocation, a 16-byte header followed by
+ * the key's alerts, 16 bytes each (ts, extra pointer), grown to the exact
+ * count up to 8 alerts and by an eighth beyond, so the allocation's slack
+ * is malloc's own rounding (fixed per key) plus at most 2 bytes an alert.
+ * An extra string is interned per set: one reference-counted copy (a map
+ * entry: 16 bytes + the string) however many open alerts carry it, so a
+ * unit named by many alerts costs its string once. Snapshot: u32 n, then
+ * per key str key, i64 resolve_at, u32 n alerts, n x (i64 ts, u32
+ * has_extra, [str extra]) - the same bytes as before the strings were
+ * interned. */
 #include "riskd/kit.h"
 #include "internal.h"
 
@@ -29,23 +37,44 @@
 void rk__open_init(rk__openset *set)
 {
     rk_map_init(&set->map);
+    rk_map_init(&set->strs);
 }
 
-static void rec_free(void *p)
+/* The interned copy of s with one more reference, or NULL when out of
+ * memory. */
+static const char *str_ref(rk__openset *set, const char *s)
 {
-    rk__openrec *r = p;
+    rk_map_entry *e = rk_map_find(&set->strs, s);
+    if (e == NULL && (e = rk_map_put(&set->strs, s, (void *)(uintptr_t)0, NULL)) == NULL)
+        return NULL;
+    e->value = (void *)((uintptr_t)e->value + 1);
+    return e->key;
+}
+
+static void str_unref(rk__openset *set, const char *s)
+{
+    rk_map_entry *e;
+    if (s == NULL || (e = rk_map_find(&set->strs, s)) == NULL)
+        return;
+    e->value = (void *)((uintptr_t)e->value - 1);
+    if ((uintptr_t)e->value == 0)
+        rk_map_del(&set->strs, s);
+}
+
+static void rec_release(rk__openset *set, rk__openrec *r)
+{
     uint32_t i;
     if (r == NULL)
         return;
     for (i = 0; i < r->n; i++)
-        free(r->a[i].extra);
-    free(r->a);
+        str_unref(set, r->a[i].extra);
     free(r);
 }
 
 void rk__open_clear(rk__openset *set)
 {
-    rk_map_clear(&set->map, rec_free);
+    rk_map_clear(&set->map, free);  /* the alerts' strings go with strs */
+    rk_map_clear(&set->strs, NULL);
 }
 
 rk__openrec *rk__open_get(const rk__openset *set, const char *key)
@@ -53,38 +82,44 @@ rk__openrec *rk__open_get(const rk__openset *set, const char *key)
     return rk_map_get(&set->map, key);
 }
 
-static rk__openrec *rec_get_or_new(rk__openset *set, const char *key)
+/* key's record with room for one more alert (created, or grown in place
+ * of the old one), or NULL when out of memory (the set unchanged). */
+static rk__openrec *rec_room(rk__openset *set, const char *key)
 {
-    rk__openrec *r = rk_map_get(&set->map, key);
-    if (r != NULL)
+    rk_map_entry *e = rk_map_find(&set->map, key);
+    rk__openrec *r = e != NULL ? e->value : NULL, *nr;
+    uint32_t ncap;
+    if (r != NULL && r->n < r->cap)
         return r;
-    if ((r = calloc(1, sizeof(*r))) == NULL)
+    ncap = r == NULL ? 1 : r->cap < 8 ? r->cap + 1 : r->cap + r->cap / 8;
+    if (r != NULL && ncap <= r->cap)
+        return NULL;                /* UINT32_MAX alerts */
+    if ((nr = realloc(r, sizeof(*nr) + (size_t)ncap * sizeof(nr->a[0]))) == NULL)
         return NULL;
-    r->resolve_at = INT64_MAX;
-    if (rk_map_put(&set->map, key, r, NULL) == NULL) {
-        free(r);
+    nr->cap = ncap;
+    if (r != NULL) {
+        e->value = nr;
+        return nr;
+    }
+    nr->resolve_at = INT64_MAX;
+    nr->n = 0;
+    if (rk_map_put(&set->map, key, nr, NULL) == NULL) {
+        free(nr);
         return NULL;
     }
-    return r;
+    return nr;
 }
 
 int rk__open_add(rk__openset *set, const char *key, int64_t ts, const char *extra)
 {
-    rk__openrec *r = rec_get_or_new(set, key);
-    char *x = NULL;
+    rk__openrec *r = rec_room(set, key);
+    const char *x = NULL;
     if (r == NULL)
         return -1;
-    if (extra != NULL && (x = strdup(extra)) == NULL)
+    if (extra != NULL && (x = str_ref(set, extra)) == NULL) {
+        if (r->n == 0)
+            free(rk_map_del(&set->map, key));
         return -1;
-    if (r->n == r->cap) {
-        uint32_t ncap = r->cap ? r->cap * 2 : 1;
-        rk__open_alert *a = realloc(r->a, ncap * sizeof(*a));
-        if (a == NULL) {
-            free(x);
-            return -1;
-        }
-        r->a = a;
-        r->cap = ncap;
     }
     r->a[r->n].ts = ts;
     r->a[r->n].extra = x;
@@ -92,9 +127,16 @@ int rk__open_add(rk__openset *set, const char *key, int64_t ts, const char *extr
     return 0;
 }
 
+void rk__open_remove(rk__openset *set, rk__openrec *r, uint32_t i)
+{
+    str_unref(set, r->a[i].extra);
+    memmove(&r->a[i], &r->a[i + 1], (r->n - i - 1) * sizeof(r->a[0]));
+    r->n--;
+}
+
 void rk__open_drop(rk__openset *set, const char *key)
 {
-    rec_free(rk_map_del(&set->map, key));
+    rec_release(set, rk_map_del(&set->map, key));
 }
 
 int rk__open_due(const rk__openset *set, const char *key, int64_t stops_at, int64_t keep,
@@ -148,40 +190,30 @@ int rk__open_read(rk_rd *rd, rk__openset *set)
         goto bad;
     for (i = 0; i < n; i++) {
         char *key = rk_rd_str(rd, OPEN_MAX_ID);
-        rk__openrec *r;
+        int64_t resolve_at;
         if (key == NULL || rk_map_find(&set->map, key) != NULL) {
             free(key);
             goto bad;
         }
-        r = rec_get_or_new(set, key);
-        free(key);
-        if (r == NULL)
-            goto bad;
-        r->resolve_at = rk_rd_time(rd);
+        resolve_at = rk_rd_time(rd);
         m = rk_rd_u32(rd);
-        if (rd->err || m > (size_t)(rd->end - rd->p) / 12)
+        if (rd->err || m > (size_t)(rd->end - rd->p) / 12 ||
+            rec_room(set, key) == NULL) {   /* a key may have none left */
+            free(key);
             goto bad;
+        }
         for (k = 0; k < m; k++) {
             int64_t ts = rk_rd_ts(rd);
             char *x = rk_rd_u32(rd) ? rk_rd_str(rd, OPEN_MAX_ID) : NULL;
-            if (rd->err) {
-                free(x);
+            int rc = rd->err ? -1 : rk__open_add(set, key, ts, x);
+            free(x);
+            if (rc != 0) {
+                free(key);
                 goto bad;
             }
-            if (r->n == r->cap) {
-                uint32_t ncap = r->cap ? r->cap * 2 : 1;
-                rk__open_alert *a = realloc(r->a, ncap * sizeof(*a));
-                if (a == NULL) {
-                    free(x);
-                    goto bad;
-                }
-                r->a = a;
-                r->cap = ncap;
-            }
-            r->a[r->n].ts = ts;
-            r->a[r->n].extra = x;
-            r->n++;
         }
+        rk__open_get(set, key)->resolve_at = resolve_at;
+        free(key);
     }
     return 0;
 bad:

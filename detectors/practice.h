@@ -249,9 +249,7 @@ static inline int pr_notify(const rk_host_api *api, rk_host *host, rk__openset *
             i++;
             continue;
         }
-        free(r->a[i].extra);
-        memmove(&r->a[i], &r->a[i + 1], (r->n - i - 1) * sizeof(r->a[0]));
-        r->n--;
+        rk__open_remove(set, r, i);
     }
     if (r != NULL && r->n == 0)
         rk__open_drop(set, key);
@@ -286,9 +284,7 @@ static inline void pr_open_expire(rk__openset *set, const char *key, int64_t dea
             i++;
             continue;
         }
-        free(r->a[i].extra);
-        memmove(&r->a[i], &r->a[i + 1], (r->n - i - 1) * sizeof(r->a[0]));
-        r->n--;
+        rk__open_remove(set, r, i);
     }
     if (r != NULL && r->n == 0)
         rk__open_drop(set, key);

@@ -536,11 +536,9 @@ static void lc_split(const char *extra, char *buf, size_t len, const char **a, c
 }
 
 /* Remove alert i of record r (order kept). */
-static void lc_remove(rk__openrec *r, uint32_t i)
+static void lc_remove(ui_self *s, rk__openrec *r, uint32_t i)
 {
-    free(r->a[i].extra);
-    memmove(&r->a[i], &r->a[i + 1], (r->n - i - 1) * sizeof(r->a[0]));
-    r->n--;
+    rk__open_remove(&s->open, r, i);
 }
 
 /* The filing f (event ev) arrived: retract the scan_without_filing and
@@ -569,7 +567,7 @@ static int lc_on_filing(ui_self *s, const ui_filing *f, const rk_event *ev)
                                     "The task's filing was made within the grace period "
                                     "and arrived late."), ev->ts, &ev->ref) != 0)
                 rc = -1;
-            lc_remove(r, i);
+            lc_remove(s, r, i);
         }
     }
     snprintf(k, sizeof(k), "c:%s", f_task(f));
@@ -587,7 +585,7 @@ static int lc_on_filing(ui_self *s, const ui_filing *f, const rk_event *ev)
                                     "within the grace period and arrived late."),
                           ev->ts, &ev->ref) != 0)
                 rc = -1;
-            lc_remove(r, i);
+            lc_remove(s, r, i);
         }
     }
     snprintf(k, sizeof(k), "r:%s\x1f%s", f_unit(f), f_ent(f));
@@ -603,7 +601,7 @@ static int lc_on_filing(ui_self *s, const ui_filing *f, const rk_event *ev)
                                     "A filing that matches the report has arrived."),
                           ev->ts, &ev->ref) != 0)
                 rc = -1;
-            lc_remove(r, i);
+            lc_remove(s, r, i);
         }
     }
     return rc;
@@ -635,7 +633,7 @@ static int lc_on_amended(ui_self *s, const char *task, const char *ent, const rk
                                 "The filing was amended to name the scanned enterprise."),
                       ev->ts, &ev->ref) != 0)
             rc = -1;
-        lc_remove(r, i);
+        lc_remove(s, r, i);
     }
     return rc;
 }
@@ -671,7 +669,7 @@ static int lc_expire(ui_self *s, int64_t deadline, const char *key)
     rk__openrec *r = rk__open_get(&s->open, key);
     char t[UI_MAX_ID + 5];
     while (r != NULL && r->n > 0 && sat_add(r->a[0].ts, s->cfg.retention) <= deadline)
-        lc_remove(r, 0);
+        lc_remove(s, r, 0);
     if (r == NULL)
         return 0;
     if (r->n == 0) {
