@@ -1334,8 +1334,11 @@ const char *rk__httpreq_header(const rk__httpreq *r, size_t i);
  * =================================================================== */
 typedef struct rk__open_alert {
     int64_t ts;                     /* the alert's ts (part of its id) */
-    const char *extra;              /* subject fields beside the key (interned
-                                       in the set), or NULL */
+    uint32_t x[2];                  /* the extra (subject fields beside the
+                                       key): ids of its parts before and
+                                       after the first PR_OPEN_SEP in the
+                                       set's strings, 0 for none (read them
+                                       with rk__open_field, rk__open_extra) */
 } rk__open_alert;
 /* One allocation per key: moves when it grows (rk__open_add), so a pointer
  * to it is good until the next rk__open_add to its set. */
@@ -1346,13 +1349,23 @@ typedef struct rk__openrec {
 } rk__openrec;
 typedef struct rk__openset {
     rk_map map;                     /* key -> rk__openrec */
-    rk_map strs;                    /* extra -> its number of references */
+    rk_map strs;                    /* interned string -> its id (from 1) */
+    const char **byid;              /* id - 1 -> the string (NULL: free) */
+    uint32_t *refs;                 /* id - 1 -> references (free: next free id) */
+    uint32_t nids, capids, freeid;
 } rk__openset;
+#define PR_OPEN_SEP '\x1f'          /* between the fields of an extra */
 void rk__open_init(rk__openset *set);
 void rk__open_clear(rk__openset *set);
 rk__openrec *rk__open_get(const rk__openset *set, const char *key);
 /* Record an alert fired for key at ts (extra copied). 0 or -1. */
 int rk__open_add(rk__openset *set, const char *key, int64_t ts, const char *extra);
+/* Part i (0: before the first PR_OPEN_SEP, or all; 1: after it) of oa's
+ * extra, or NULL (no extra; no separator). Good while oa is open. */
+const char *rk__open_field(const rk__openset *set, const rk__open_alert *oa, int i);
+/* oa's extra as it was added ("" when none) in buf when it fits in n
+ * bytes (else ""); returns the bytes it needs with its NUL (0: none). */
+size_t rk__open_extra(const rk__openset *set, const rk__open_alert *oa, char *buf, size_t n);
 /* Forget alert i of r, a record of set (the others keep their order). */
 void rk__open_remove(rk__openset *set, rk__openrec *r, uint32_t i);
 void rk__open_drop(rk__openset *set, const char *key);

@@ -20,15 +20,17 @@
  * Memory (riskd-detectors(7), LIFECYCLE; tests/unit/test-ttl.c measures
  * it per rule): per key with open alerts one map entry (the key's string
  * and 16 bytes) and one record allocation, a 16-byte header followed by
- * the key's alerts, 16 bytes each (ts, extra pointer), grown to the exact
- * count up to 8 alerts and by an eighth beyond, so the allocation's slack
- * is malloc's own rounding (fixed per key) plus at most 2 bytes an alert.
- * An extra string is interned per set: one reference-counted copy (a map
- * entry: 16 bytes + the string) however many open alerts carry it, so a
- * unit named by many alerts costs its string once. Snapshot: u32 n, then
- * per key str key, i64 resolve_at, u32 n alerts, n x (i64 ts, u32
- * has_extra, [str extra]) - the same bytes as before the strings were
- * interned. */
+ * the key's alerts, 16 bytes each, grown to the exact count up to 8
+ * alerts and by an eighth beyond, so the allocation's slack is malloc's
+ * own rounding (fixed per key) plus at most 2 bytes an alert. An alert is
+ * its ts and two 4-byte string ids: the extra's part before the first
+ * PR_SEP and the part after it, each interned per set (one
+ * reference-counted copy - a map entry of 16 bytes + the string, and 12
+ * bytes in the id tables - however many open alerts carry it), so a unit
+ * or an item code named by many alerts costs its string once, whatever
+ * the other field is. Snapshot: u32 n, then per key str key, i64
+ * resolve_at, u32 n alerts, n x (i64 ts, u32 has_extra, [str extra]) -
+ * the same bytes as before the strings were interned. */
 #include "riskd/kit.h"
 #include "internal.h"
 
@@ -36,29 +38,97 @@
 
 void rk__open_init(rk__openset *set)
 {
+    memset(set, 0, sizeof(*set));
     rk_map_init(&set->map);
     rk_map_init(&set->strs);
 }
 
-/* The interned copy of s with one more reference, or NULL when out of
- * memory. */
-static const char *str_ref(rk__openset *set, const char *s)
+/* The id of the interned copy of s[0..len) with one more reference, or 0
+ * when out of memory. */
+static uint32_t str_ref(rk__openset *set, const char *s, size_t len)
 {
-    rk_map_entry *e = rk_map_find(&set->strs, s);
-    if (e == NULL && (e = rk_map_put(&set->strs, s, (void *)(uintptr_t)0, NULL)) == NULL)
-        return NULL;
-    e->value = (void *)((uintptr_t)e->value + 1);
-    return e->key;
+    char buf[128], *k = buf;
+    rk_map_entry *e;
+    uint32_t id;
+    if (len >= sizeof(buf) && (k = malloc(len + 1)) == NULL)
+        return 0;
+    memcpy(k, s, len);
+    k[len] = '\0';
+    if ((e = rk_map_find(&set->strs, k)) != NULL) {
+        id = (uint32_t)(uintptr_t)e->value;
+        set->refs[id - 1]++;
+        goto out;
+    }
+    id = 0;
+    if (set->freeid == 0 && set->nids == set->capids) {
+        uint32_t ncap = set->capids < 16 ? 16 : set->capids + set->capids / 8;
+        const char **nb;
+        uint32_t *nr;
+        if (ncap <= set->capids)
+            goto out;
+        if ((nb = realloc(set->byid, ncap * sizeof(*nb))) == NULL)
+            goto out;
+        set->byid = nb;
+        if ((nr = realloc(set->refs, ncap * sizeof(*nr))) == NULL)
+            goto out;
+        set->refs = nr;
+        set->capids = ncap;
+    }
+    id = set->freeid != 0 ? set->freeid : set->nids + 1;
+    if ((e = rk_map_put(&set->strs, k, (void *)(uintptr_t)id, NULL)) == NULL) {
+        id = 0;
+        goto out;
+    }
+    if (id == set->freeid)
+        set->freeid = set->refs[id - 1];
+    else
+        set->nids++;
+    set->byid[id - 1] = e->key;
+    set->refs[id - 1] = 1;
+out:
+    if (k != buf)
+        free(k);
+    return id;
 }
 
-static void str_unref(rk__openset *set, const char *s)
+static void str_unref(rk__openset *set, uint32_t id)
 {
-    rk_map_entry *e;
-    if (s == NULL || (e = rk_map_find(&set->strs, s)) == NULL)
+    if (id == 0 || --set->refs[id - 1] > 0)
         return;
-    e->value = (void *)((uintptr_t)e->value - 1);
-    if ((uintptr_t)e->value == 0)
-        rk_map_del(&set->strs, s);
+    rk_map_del(&set->strs, set->byid[id - 1]);
+    set->byid[id - 1] = NULL;
+    set->refs[id - 1] = set->freeid;    /* a free slot chains the next */
+    set->freeid = id;
+}
+
+const char *rk__open_field(const rk__openset *set, const rk__open_alert *oa, int i)
+{
+    uint32_t id = oa->x[i != 0];
+    return id != 0 ? set->byid[id - 1] : NULL;
+}
+
+size_t rk__open_extra(const rk__openset *set, const rk__open_alert *oa, char *buf, size_t n)
+{
+    const char *a = rk__open_field(set, oa, 0), *b = rk__open_field(set, oa, 1);
+    size_t la, lb;
+    if (a == NULL) {
+        if (n > 0)
+            buf[0] = '\0';
+        return 0;
+    }
+    la = strlen(a);
+    lb = b != NULL ? strlen(b) + 1 : 0;
+    if (la + lb < n) {
+        memcpy(buf, a, la);
+        if (b != NULL) {
+            buf[la] = PR_OPEN_SEP;
+            memcpy(buf + la + 1, b, lb - 1);
+        }
+        buf[la + lb] = '\0';
+    } else if (n > 0) {
+        buf[0] = '\0';
+    }
+    return la + lb + 1;
 }
 
 static void rec_release(rk__openset *set, rk__openrec *r)
@@ -66,8 +136,10 @@ static void rec_release(rk__openset *set, rk__openrec *r)
     uint32_t i;
     if (r == NULL)
         return;
-    for (i = 0; i < r->n; i++)
-        str_unref(set, r->a[i].extra);
+    for (i = 0; i < r->n; i++) {
+        str_unref(set, r->a[i].x[0]);
+        str_unref(set, r->a[i].x[1]);
+    }
     free(r);
 }
 
@@ -75,6 +147,9 @@ void rk__open_clear(rk__openset *set)
 {
     rk_map_clear(&set->map, free);  /* the alerts' strings go with strs */
     rk_map_clear(&set->strs, NULL);
+    free(set->byid);
+    free(set->refs);
+    rk__open_init(set);
 }
 
 rk__openrec *rk__open_get(const rk__openset *set, const char *key)
@@ -113,23 +188,33 @@ static rk__openrec *rec_room(rk__openset *set, const char *key)
 int rk__open_add(rk__openset *set, const char *key, int64_t ts, const char *extra)
 {
     rk__openrec *r = rec_room(set, key);
-    const char *x = NULL;
+    uint32_t x0 = 0, x1 = 0;
     if (r == NULL)
         return -1;
-    if (extra != NULL && (x = str_ref(set, extra)) == NULL) {
-        if (r->n == 0)
-            free(rk_map_del(&set->map, key));
-        return -1;
+    if (extra != NULL) {
+        const char *sep = strchr(extra, PR_OPEN_SEP);
+        x0 = str_ref(set, extra, sep != NULL ? (size_t)(sep - extra) : strlen(extra));
+        if (x0 != 0 && sep != NULL && (x1 = str_ref(set, sep + 1, strlen(sep + 1))) == 0) {
+            str_unref(set, x0);
+            x0 = 0;
+        }
+        if (x0 == 0) {
+            if (r->n == 0)
+                free(rk_map_del(&set->map, key));
+            return -1;
+        }
     }
     r->a[r->n].ts = ts;
-    r->a[r->n].extra = x;
+    r->a[r->n].x[0] = x0;
+    r->a[r->n].x[1] = x1;
     r->n++;
     return 0;
 }
 
 void rk__open_remove(rk__openset *set, rk__openrec *r, uint32_t i)
 {
-    str_unref(set, r->a[i].extra);
+    str_unref(set, r->a[i].x[0]);
+    str_unref(set, r->a[i].x[1]);
     memmove(&r->a[i], &r->a[i + 1], (r->n - i - 1) * sizeof(r->a[0]));
     r->n--;
 }
@@ -175,10 +260,19 @@ void rk__open_put(rk_buf *out, const rk__openset *set)
         rk_buf_put_i64(out, r->resolve_at);
         rk_buf_put_u32(out, r->n);
         for (i = 0; i < r->n; i++) {
+            const char *fa = rk__open_field(set, &r->a[i], 0);
+            const char *fb = rk__open_field(set, &r->a[i], 1);
             rk_buf_put_i64(out, r->a[i].ts);
-            rk_buf_put_u32(out, r->a[i].extra != NULL);
-            if (r->a[i].extra != NULL)
-                rk_buf_put_str(out, r->a[i].extra);
+            rk_buf_put_u32(out, fa != NULL);
+            if (fb != NULL) {        /* as rk_buf_put_str("a" PR_OPEN_SEP "b") */
+                size_t la = strlen(fa), lb = strlen(fb);
+                rk_buf_put_u32(out, (uint32_t)(la + 1 + lb));
+                rk_buf_put_bytes(out, fa, la);
+                rk_buf_put_bytes(out, "\x1f", 1);
+                rk_buf_put_bytes(out, fb, lb);
+            } else if (fa != NULL) {
+                rk_buf_put_str(out, fa);
+            }
         }
     }
 }

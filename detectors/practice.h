@@ -224,18 +224,21 @@ static inline int pr_notify(const rk_host_api *api, rk_host *host, rk__openset *
     int rc = 0, rc2;
 
     while (r != NULL && i < r->n) {
-        size_t need = strlen(key) + (r->a[i].extra ? strlen(r->a[i].extra) : 0) + 2;
+        size_t xl = rk__open_extra(set, &r->a[i], NULL, 0);
+        size_t need = strlen(key) + (xl ? xl : 1) + 1;
         rk_alert a;
         if (which != NULL && !which(ctx, &r->a[i])) {
             i++;
             continue;
         }
-        if ((scratch = need > sizeof(buf) ? malloc(need) : buf) == NULL)
+        /* scratch for fill, then the extra */
+        if ((scratch = 2 * need > sizeof(buf) ? malloc(2 * need) : buf) == NULL)
             return -1;
+        rk__open_extra(set, &r->a[i], scratch + need, need);
         memset(&a, 0, sizeof(a));
         a.rule = rule;
         a.ts = r->a[i].ts;
-        fill(&a, key, r->a[i].extra, scratch, need);
+        fill(&a, key, xl ? scratch + need : NULL, scratch, need);
         a.status = status;
         a.reason = reason;
         a.change_ts = change_ts;

@@ -519,20 +519,15 @@ static int lc_remember(ui_self *s, int rc, char kind, const char *id, int64_t ts
     return 0;
 }
 
-/* Split extra "<a>\x1f<b>" into buf: *a, *b (NULL when empty). */
-static void lc_split(const char *extra, char *buf, size_t len, const char **a, const char **b)
+/* The two fields of oa's extra "<a>\x1f<b>": *a, *b (NULL when empty). */
+static void lc_split(const ui_self *s, const rk__open_alert *oa, const char **a, const char **b)
 {
-    char *sep;
-    snprintf(buf, len, "%s", extra ? extra : "");
-    sep = strchr(buf, '\x1f');
-    *a = buf;
-    *b = NULL;
-    if (sep != NULL) {
-        *sep = '\0';
-        *b = sep[1] ? sep + 1 : NULL;
-    }
-    if (**a == '\0')
+    *a = rk__open_field(&s->open, oa, 0);
+    *b = rk__open_field(&s->open, oa, 1);
+    if (*a != NULL && **a == '\0')
         *a = NULL;
+    if (*b != NULL && **b == '\0')
+        *b = NULL;
 }
 
 /* Remove alert i of record r (order kept). */
@@ -546,7 +541,7 @@ static void lc_remove(ui_self *s, rk__openrec *r, uint32_t i)
  * reported_without_filing alerts of its unit and enterprise it matches. */
 static int lc_on_filing(ui_self *s, const ui_filing *f, const rk_event *ev)
 {
-    char k[UI_MAX_ID + 3], buf[600];
+    char k[UI_MAX_ID + 3];
     const char *a, *b;
     rk__openrec *r;
     rk_subject subj;
@@ -557,7 +552,7 @@ static int lc_on_filing(ui_self *s, const ui_filing *f, const rk_event *ev)
     if ((r = rk__open_get(&s->open, k)) != NULL) {
         for (i = 0; i < r->n; ) {
             if (r->a[i].ts < f->ts) { i++; continue; }     /* filed too late for it */
-            lc_split(r->a[i].extra, buf, sizeof(buf), &a, &b);
+            lc_split(s, &r->a[i], &a, &b);
             memset(&subj, 0, sizeof(subj));
             subj.task_id = f_task(f);
             subj.enterprise_id = a;
@@ -574,7 +569,7 @@ static int lc_on_filing(ui_self *s, const ui_filing *f, const rk_event *ev)
     if ((r = rk__open_get(&s->open, k)) != NULL) {
         for (i = 0; i < r->n; ) {
             if (r->a[i].ts < f->ts) { i++; continue; }
-            lc_split(r->a[i].extra, buf, sizeof(buf), &a, &b);
+            lc_split(s, &r->a[i], &a, &b);
             memset(&subj, 0, sizeof(subj));
             subj.case_id = a;
             subj.unit_id = b;
@@ -611,7 +606,7 @@ static int lc_on_filing(ui_self *s, const ui_filing *f, const rk_event *ev)
  * enterprise_mismatch alerts about a scan by ent. */
 static int lc_on_amended(ui_self *s, const char *task, const char *ent, const rk_event *ev)
 {
-    char k[UI_MAX_ID + 3], buf[600];
+    char k[UI_MAX_ID + 3];
     const char *unit, *scanned;
     rk__openrec *r;
     rk_subject subj;
@@ -622,7 +617,7 @@ static int lc_on_amended(ui_self *s, const char *task, const char *ent, const rk
     if ((r = rk__open_get(&s->open, k)) == NULL)
         return 0;
     for (i = 0; i < r->n; ) {
-        lc_split(r->a[i].extra, buf, sizeof(buf), &unit, &scanned);
+        lc_split(s, &r->a[i], &unit, &scanned);
         if (!streq(scanned, ent)) { i++; continue; }
         memset(&subj, 0, sizeof(subj));
         subj.task_id = task;
