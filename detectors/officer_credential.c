@@ -26,7 +26,8 @@
  * one. Opened cases are never amended, so their alerts are not kept.
  *
  * Memory: per filing with open alerts an rk__openset record (the task id,
- * ~48 bytes, and per alert 16 bytes plus officer and unit), for 30 days.
+ * ~70 bytes, and per alert 16 bytes; officer and unit interned once for
+ * all the open alerts naming them), for 30 days.
  * Config: `cooldown` only (default 0: per filing or case).
  *
  * Snapshot (version 1): u32 version, then the open alerts (rk__open_put). */

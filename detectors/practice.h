@@ -137,8 +137,9 @@ static inline int pr_read_version(rk_rd *r, uint32_t want, char *err, size_t err
 /* ===================================================================
  * Lifecycle (riskd-detectors(7), LIFECYCLE). A detector keeps the open
  * alerts of each rule in an rk__openset by a key (an enterprise, a unit,
- * a case ...), with at most one more string per alert (`extra`, several
- * fields joined by PR_SEP). A window rule, after every event of the key,
+ * a case ...), with at most one more string per alert (`extra`, fields
+ * joined by PR_SEP; the set interns the parts before and after the first
+ * separator apart, so pr_notify hands fill a copy). A window rule, after every event of the key,
  * computes when its condition stops holding without new events and calls
  * pr_arm: the timer "<kind>:<key>" then fires at that time plus
  * alerts.keep_firing_for, and resolves when the key's resolve time is
