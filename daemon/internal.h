@@ -1334,21 +1334,40 @@ const char *rk__httpreq_header(const rk__httpreq *r, size_t i);
  * =================================================================== */
 typedef struct rk__open_alert {
     int64_t ts;                     /* the alert's ts (part of its id) */
-    char *extra;                    /* a subject field beside the key, or NULL */
+    uint32_t x[2];                  /* the extra (subject fields beside the
+                                       key): ids of its parts before and
+                                       after the first PR_OPEN_SEP in the
+                                       set's strings, 0 for none (read them
+                                       with rk__open_field, rk__open_extra) */
 } rk__open_alert;
+/* One allocation per key: moves when it grows (rk__open_add), so a pointer
+ * to it is good until the next rk__open_add to its set. */
 typedef struct rk__openrec {
     int64_t resolve_at;             /* when to resolve; INT64_MAX: not known yet */
     uint32_t n, cap;
-    rk__open_alert *a;
+    rk__open_alert a[];
 } rk__openrec;
 typedef struct rk__openset {
     rk_map map;                     /* key -> rk__openrec */
+    rk_map strs;                    /* interned string -> its id (from 1) */
+    const char **byid;              /* id - 1 -> the string (NULL: free) */
+    uint32_t *refs;                 /* id - 1 -> references (free: next free id) */
+    uint32_t nids, capids, freeid;
 } rk__openset;
+#define PR_OPEN_SEP '\x1f'          /* between the fields of an extra */
 void rk__open_init(rk__openset *set);
 void rk__open_clear(rk__openset *set);
 rk__openrec *rk__open_get(const rk__openset *set, const char *key);
 /* Record an alert fired for key at ts (extra copied). 0 or -1. */
 int rk__open_add(rk__openset *set, const char *key, int64_t ts, const char *extra);
+/* Part i (0: before the first PR_OPEN_SEP, or all; 1: after it) of oa's
+ * extra, or NULL (no extra; no separator). Good while oa is open. */
+const char *rk__open_field(const rk__openset *set, const rk__open_alert *oa, int i);
+/* oa's extra as it was added ("" when none) in buf when it fits in n
+ * bytes (else ""); returns the bytes it needs with its NUL (0: none). */
+size_t rk__open_extra(const rk__openset *set, const rk__open_alert *oa, char *buf, size_t n);
+/* Forget alert i of r, a record of set (the others keep their order). */
+void rk__open_remove(rk__openset *set, rk__openrec *r, uint32_t i);
 void rk__open_drop(rk__openset *set, const char *key);
 /* key's condition stops holding at stops_at (exclusive) without new
  * events: its resolve time is stops_at + keep. Returns 1 with *arm_at set

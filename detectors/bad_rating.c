@@ -526,7 +526,7 @@ static int br_resolve(br_state *s, const char *key, int64_t deadline)
         a.ts = r->a[i].ts;
         if (key[0] == 'o') {
             a.subject.officer_id = key + 2;
-            a.subject.unit_id = r->a[i].extra;
+            a.subject.unit_id = rk__open_field(set, &r->a[i], 0);
         } else {
             a.subject.unit_id = key + 2;
         }

@@ -601,9 +601,7 @@ static int fg_retract(fg_self *s, fg_unit *u, const rk_event *ev)
         a.n_evidence = 1;
         if (s->api->emit(s->host, &a) < 0)
             rc = -1;
-        free(r->a[i].extra);
-        memmove(&r->a[i], &r->a[i + 1], (r->n - i - 1) * sizeof(r->a[0]));
-        r->n--;
+        rk__open_remove(&s->open, r, i);
     }
     if (r != NULL && r->n == 0)
         rk__open_drop(&s->open, ev->unit_id);

@@ -17,10 +17,20 @@
  * armed before finds another time and does nothing. Everything is a
  * function of event time, so a replay and a restart resolve alike.
  *
- * Memory: per key with open alerts one map entry (the key's string and
- * ~48 bytes) and per open alert 16 bytes (ts, extra pointer) plus the
- * extra string when there is one. Snapshot: u32 n, then per key str key,
- * i64 resolve_at, u32 n alerts, n x (i64 ts, u32 has_extra, [str extra]). */
+ * Memory (riskd-detectors(7), LIFECYCLE; tests/unit/test-ttl.c measures
+ * it per rule): per key with open alerts one map entry (the key's string
+ * and 16 bytes) and one record allocation, a 16-byte header followed by
+ * the key's alerts, 16 bytes each, grown to the exact count up to 8
+ * alerts and by an eighth beyond, so the allocation's slack is malloc's
+ * own rounding (fixed per key) plus at most 2 bytes an alert. An alert is
+ * its ts and two 4-byte string ids: the extra's part before the first
+ * PR_SEP and the part after it, each interned per set (one
+ * reference-counted copy - a map entry of 16 bytes + the string, and 12
+ * bytes in the id tables - however many open alerts carry it), so a unit
+ * or an item code named by many alerts costs its string once, whatever
+ * the other field is. Snapshot: u32 n, then per key str key, i64
+ * resolve_at, u32 n alerts, n x (i64 ts, u32 has_extra, [str extra]) -
+ * the same bytes as before the strings were interned. */
 #include "riskd/kit.h"
 #include "internal.h"
 
@@ -28,24 +38,118 @@
 
 void rk__open_init(rk__openset *set)
 {
+    memset(set, 0, sizeof(*set));
     rk_map_init(&set->map);
+    rk_map_init(&set->strs);
 }
 
-static void rec_free(void *p)
+/* The id of the interned copy of s[0..len) with one more reference, or 0
+ * when out of memory. */
+static uint32_t str_ref(rk__openset *set, const char *s, size_t len)
 {
-    rk__openrec *r = p;
+    char buf[128], *k = buf;
+    rk_map_entry *e;
+    uint32_t id;
+    if (len >= sizeof(buf) && (k = malloc(len + 1)) == NULL)
+        return 0;
+    memcpy(k, s, len);
+    k[len] = '\0';
+    if ((e = rk_map_find(&set->strs, k)) != NULL) {
+        id = (uint32_t)(uintptr_t)e->value;
+        set->refs[id - 1]++;
+        goto out;
+    }
+    id = 0;
+    if (set->freeid == 0 && set->nids == set->capids) {
+        uint32_t ncap = set->capids < 16 ? 16 : set->capids + set->capids / 8;
+        const char **nb;
+        uint32_t *nr;
+        if (ncap <= set->capids)
+            goto out;
+        if ((nb = realloc(set->byid, ncap * sizeof(*nb))) == NULL)
+            goto out;
+        set->byid = nb;
+        if ((nr = realloc(set->refs, ncap * sizeof(*nr))) == NULL)
+            goto out;
+        set->refs = nr;
+        set->capids = ncap;
+    }
+    id = set->freeid != 0 ? set->freeid : set->nids + 1;
+    if ((e = rk_map_put(&set->strs, k, (void *)(uintptr_t)id, NULL)) == NULL) {
+        id = 0;
+        goto out;
+    }
+    if (id == set->freeid)
+        set->freeid = set->refs[id - 1];
+    else
+        set->nids++;
+    set->byid[id - 1] = e->key;
+    set->refs[id - 1] = 1;
+out:
+    if (k != buf)
+        free(k);
+    return id;
+}
+
+static void str_unref(rk__openset *set, uint32_t id)
+{
+    if (id == 0 || --set->refs[id - 1] > 0)
+        return;
+    rk_map_del(&set->strs, set->byid[id - 1]);
+    set->byid[id - 1] = NULL;
+    set->refs[id - 1] = set->freeid;    /* a free slot chains the next */
+    set->freeid = id;
+}
+
+const char *rk__open_field(const rk__openset *set, const rk__open_alert *oa, int i)
+{
+    uint32_t id = oa->x[i != 0];
+    return id != 0 ? set->byid[id - 1] : NULL;
+}
+
+size_t rk__open_extra(const rk__openset *set, const rk__open_alert *oa, char *buf, size_t n)
+{
+    const char *a = rk__open_field(set, oa, 0), *b = rk__open_field(set, oa, 1);
+    size_t la, lb;
+    if (a == NULL) {
+        if (n > 0)
+            buf[0] = '\0';
+        return 0;
+    }
+    la = strlen(a);
+    lb = b != NULL ? strlen(b) + 1 : 0;
+    if (la + lb < n) {
+        memcpy(buf, a, la);
+        if (b != NULL) {
+            buf[la] = PR_OPEN_SEP;
+            memcpy(buf + la + 1, b, lb - 1);
+        }
+        buf[la + lb] = '\0';
+    } else if (n > 0) {
+        buf[0] = '\0';
+    }
+    return la + lb + 1;
+}
+
+static void rec_release(rk__openset *set, rk__openrec *r)
+{
     uint32_t i;
     if (r == NULL)
         return;
-    for (i = 0; i < r->n; i++)
-        free(r->a[i].extra);
-    free(r->a);
+    for (i = 0; i < r->n; i++) {
+        str_unref(set, r->a[i].x[0]);
+        str_unref(set, r->a[i].x[1]);
+    }
     free(r);
 }
 
 void rk__open_clear(rk__openset *set)
 {
-    rk_map_clear(&set->map, rec_free);
+    rk_map_clear(&set->map, free);  /* the alerts' strings go with strs */
+    rk_map_clear(&set->strs, NULL);
+    free(set->byid);
+    free(set->refs);
+    rk__open_init(set);
 }
 
 rk__openrec *rk__open_get(const rk__openset *set, const char *key)
@@ -53,48 +157,71 @@ rk__openrec *rk__open_get(const rk__openset *set, const char *key)
     return rk_map_get(&set->map, key);
 }
 
-static rk__openrec *rec_get_or_new(rk__openset *set, const char *key)
+/* key's record with room for one more alert (created, or grown in place
+ * of the old one), or NULL when out of memory (the set unchanged). */
+static rk__openrec *rec_room(rk__openset *set, const char *key)
 {
-    rk__openrec *r = rk_map_get(&set->map, key);
-    if (r != NULL)
+    rk_map_entry *e = rk_map_find(&set->map, key);
+    rk__openrec *r = e != NULL ? e->value : NULL, *nr;
+    uint32_t ncap;
+    if (r != NULL && r->n < r->cap)
         return r;
-    if ((r = calloc(1, sizeof(*r))) == NULL)
+    ncap = r == NULL ? 1 : r->cap < 8 ? r->cap + 1 : r->cap + r->cap / 8;
+    if (r != NULL && ncap <= r->cap)
+        return NULL;                /* UINT32_MAX alerts */
+    if ((nr = realloc(r, sizeof(*nr) + (size_t)ncap * sizeof(nr->a[0]))) == NULL)
         return NULL;
-    r->resolve_at = INT64_MAX;
-    if (rk_map_put(&set->map, key, r, NULL) == NULL) {
-        free(r);
+    nr->cap = ncap;
+    if (r != NULL) {
+        e->value = nr;
+        return nr;
+    }
+    nr->resolve_at = INT64_MAX;
+    nr->n = 0;
+    if (rk_map_put(&set->map, key, nr, NULL) == NULL) {
+        free(nr);
         return NULL;
     }
-    return r;
+    return nr;
 }
 
 int rk__open_add(rk__openset *set, const char *key, int64_t ts, const char *extra)
 {
-    rk__openrec *r = rec_get_or_new(set, key);
-    char *x = NULL;
+    rk__openrec *r = rec_room(set, key);
+    uint32_t x0 = 0, x1 = 0;
     if (r == NULL)
         return -1;
-    if (extra != NULL && (x = strdup(extra)) == NULL)
-        return -1;
-    if (r->n == r->cap) {
-        uint32_t ncap = r->cap ? r->cap * 2 : 1;
-        rk__open_alert *a = realloc(r->a, ncap * sizeof(*a));
-        if (a == NULL) {
-            free(x);
+    if (extra != NULL) {
+        const char *sep = strchr(extra, PR_OPEN_SEP);
+        x0 = str_ref(set, extra, sep != NULL ? (size_t)(sep - extra) : strlen(extra));
+        if (x0 != 0 && sep != NULL && (x1 = str_ref(set, sep + 1, strlen(sep + 1))) == 0) {
+            str_unref(set, x0);
+            x0 = 0;
+        }
+        if (x0 == 0) {
+            if (r->n == 0)
+                free(rk_map_del(&set->map, key));
             return -1;
         }
-        r->a = a;
-        r->cap = ncap;
     }
     r->a[r->n].ts = ts;
-    r->a[r->n].extra = x;
+    r->a[r->n].x[0] = x0;
+    r->a[r->n].x[1] = x1;
     r->n++;
     return 0;
 }
 
+void rk__open_remove(rk__openset *set, rk__openrec *r, uint32_t i)
+{
+    str_unref(set, r->a[i].x[0]);
+    str_unref(set, r->a[i].x[1]);
+    memmove(&r->a[i], &r->a[i + 1], (r->n - i - 1) * sizeof(r->a[0]));
+    r->n--;
+}
+
 void rk__open_drop(rk__openset *set, const char *key)
 {
-    rec_free(rk_map_del(&set->map, key));
+    rec_release(set, rk_map_del(&set->map, key));
 }
 
 int rk__open_due(const rk__openset *set, const char *key, int64_t stops_at, int64_t keep,
@@ -133,10 +260,19 @@ void rk__open_put(rk_buf *out, const rk__openset *set)
         rk_buf_put_i64(out, r->resolve_at);
         rk_buf_put_u32(out, r->n);
         for (i = 0; i < r->n; i++) {
+            const char *fa = rk__open_field(set, &r->a[i], 0);
+            const char *fb = rk__open_field(set, &r->a[i], 1);
             rk_buf_put_i64(out, r->a[i].ts);
-            rk_buf_put_u32(out, r->a[i].extra != NULL);
-            if (r->a[i].extra != NULL)
-                rk_buf_put_str(out, r->a[i].extra);
+            rk_buf_put_u32(out, fa != NULL);
+            if (fb != NULL) {        /* as rk_buf_put_str("a" PR_OPEN_SEP "b") */
+                size_t la = strlen(fa), lb = strlen(fb);
+                rk_buf_put_u32(out, (uint32_t)(la + 1 + lb));
+                rk_buf_put_bytes(out, fa, la);
+                rk_buf_put_bytes(out, "\x1f", 1);
+                rk_buf_put_bytes(out, fb, lb);
+            } else if (fa != NULL) {
+                rk_buf_put_str(out, fa);
+            }
         }
     }
 }
@@ -148,40 +284,30 @@ int rk__open_read(rk_rd *rd, rk__openset *set)
         goto bad;
     for (i = 0; i < n; i++) {
         char *key = rk_rd_str(rd, OPEN_MAX_ID);
-        rk__openrec *r;
+        int64_t resolve_at;
         if (key == NULL || rk_map_find(&set->map, key) != NULL) {
             free(key);
             goto bad;
         }
-        r = rec_get_or_new(set, key);
-        free(key);
-        if (r == NULL)
-            goto bad;
-        r->resolve_at = rk_rd_time(rd);
+        resolve_at = rk_rd_time(rd);
         m = rk_rd_u32(rd);
-        if (rd->err || m > (size_t)(rd->end - rd->p) / 12)
+        if (rd->err || m > (size_t)(rd->end - rd->p) / 12 ||
+            rec_room(set, key) == NULL) {   /* a key may have none left */
+            free(key);
             goto bad;
+        }
         for (k = 0; k < m; k++) {
             int64_t ts = rk_rd_ts(rd);
             char *x = rk_rd_u32(rd) ? rk_rd_str(rd, OPEN_MAX_ID) : NULL;
-            if (rd->err) {
-                free(x);
+            int rc = rd->err ? -1 : rk__open_add(set, key, ts, x);
+            free(x);
+            if (rc != 0) {
+                free(key);
                 goto bad;
             }
-            if (r->n == r->cap) {
-                uint32_t ncap = r->cap ? r->cap * 2 : 1;
-                rk__open_alert *a = realloc(r->a, ncap * sizeof(*a));
-                if (a == NULL) {
-                    free(x);
-                    goto bad;
-                }
-                r->a = a;
-                r->cap = ncap;
-            }
-            r->a[r->n].ts = ts;
-            r->a[r->n].extra = x;
-            r->n++;
         }
+        rk__open_get(set, key)->resolve_at = resolve_at;
+        free(key);
     }
     return 0;
 bad:

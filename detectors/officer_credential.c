@@ -26,7 +26,8 @@
  * one. Opened cases are never amended, so their alerts are not kept.
  *
  * Memory: per filing with open alerts an rk__openset record (the task id,
- * ~48 bytes, and per alert 16 bytes plus officer and unit), for 30 days.
+ * ~70 bytes, and per alert 16 bytes; officer and unit interned once for
+ * all the open alerts naming them), for 30 days.
  * Config: `cooldown` only (default 0: per filing or case).
  *
  * Snapshot (version 1): u32 version, then the open alerts (rk__open_put). */
@@ -95,34 +96,26 @@ struct oc_check {
 static int oc_no_longer(void *ctx, const rk__open_alert *oa)
 {
     const struct oc_check *c = ctx;
-    size_t len = strcspn(oa->extra != NULL ? oa->extra : "", "\x1f"), i;
-    char buf[256], *o = buf;
-    int named = 0, v = RK_CREDENTIAL_INVALID;
-    if (oa->extra == NULL)
+    const char *o = rk__open_field(&c->s->open, oa, 0);
+    size_t i;
+    int named = 0;
+    if (o == NULL)
         return 0;
-    if (len + 1 > sizeof(buf) && (o = malloc(len + 1)) == NULL)
-        return 0;
-    memcpy(o, oa->extra, len);
-    o[len] = '\0';
     for (i = 0; i < c->ev->n_officers && !named; i++)
         named = strcmp(c->ev->officers[i], o) == 0;
-    if (named)
-        v = c->s->api->credential_valid(c->s->host, o, c->when);
-    if (o != buf)
-        free(o);
-    return !named || v == RK_CREDENTIAL_VALID;
+    return !named || c->s->api->credential_valid(c->s->host, o, c->when) == RK_CREDENTIAL_VALID;
 }
 
 /* Does task have an open alert for officer o? */
 static int oc_open_for(const oc_self *s, const char *task, const char *o)
 {
     const rk__openrec *r = rk__open_get(&s->open, task);
-    size_t len = strlen(o);
     uint32_t i;
-    for (i = 0; r != NULL && i < r->n; i++)
-        if (r->a[i].extra != NULL && strncmp(r->a[i].extra, o, len) == 0 &&
-            r->a[i].extra[len] == PR_SEP)
+    for (i = 0; r != NULL && i < r->n; i++) {
+        const char *x = rk__open_field(&s->open, &r->a[i], 0);
+        if (x != NULL && rk__open_field(&s->open, &r->a[i], 1) != NULL && strcmp(x, o) == 0)
             return 1;
+    }
     return 0;
 }
 

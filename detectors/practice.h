@@ -137,8 +137,9 @@ static inline int pr_read_version(rk_rd *r, uint32_t want, char *err, size_t err
 /* ===================================================================
  * Lifecycle (riskd-detectors(7), LIFECYCLE). A detector keeps the open
  * alerts of each rule in an rk__openset by a key (an enterprise, a unit,
- * a case ...), with at most one more string per alert (`extra`, several
- * fields joined by PR_SEP). A window rule, after every event of the key,
+ * a case ...), with at most one more string per alert (`extra`, fields
+ * joined by PR_SEP; the set interns the parts before and after the first
+ * separator apart, so pr_notify hands fill a copy). A window rule, after every event of the key,
  * computes when its condition stops holding without new events and calls
  * pr_arm: the timer "<kind>:<key>" then fires at that time plus
  * alerts.keep_firing_for, and resolves when the key's resolve time is
@@ -224,18 +225,21 @@ static inline int pr_notify(const rk_host_api *api, rk_host *host, rk__openset *
     int rc = 0, rc2;
 
     while (r != NULL && i < r->n) {
-        size_t need = strlen(key) + (r->a[i].extra ? strlen(r->a[i].extra) : 0) + 2;
+        size_t xl = rk__open_extra(set, &r->a[i], NULL, 0);
+        size_t need = strlen(key) + (xl ? xl : 1) + 1;
         rk_alert a;
         if (which != NULL && !which(ctx, &r->a[i])) {
             i++;
             continue;
         }
-        if ((scratch = need > sizeof(buf) ? malloc(need) : buf) == NULL)
+        /* scratch for fill, then the extra */
+        if ((scratch = 2 * need > sizeof(buf) ? malloc(2 * need) : buf) == NULL)
             return -1;
+        rk__open_extra(set, &r->a[i], scratch + need, need);
         memset(&a, 0, sizeof(a));
         a.rule = rule;
         a.ts = r->a[i].ts;
-        fill(&a, key, r->a[i].extra, scratch, need);
+        fill(&a, key, xl ? scratch + need : NULL, scratch, need);
         a.status = status;
         a.reason = reason;
         a.change_ts = change_ts;
@@ -249,9 +253,7 @@ static inline int pr_notify(const rk_host_api *api, rk_host *host, rk__openset *
             i++;
             continue;
         }
-        free(r->a[i].extra);
-        memmove(&r->a[i], &r->a[i + 1], (r->n - i - 1) * sizeof(r->a[0]));
-        r->n--;
+        rk__open_remove(set, r, i);
     }
     if (r != NULL && r->n == 0)
         rk__open_drop(set, key);
@@ -286,9 +288,7 @@ static inline void pr_open_expire(rk__openset *set, const char *key, int64_t dea
             i++;
             continue;
         }
-        free(r->a[i].extra);
-        memmove(&r->a[i], &r->a[i + 1], (r->n - i - 1) * sizeof(r->a[0]));
-        r->n--;
+        rk__open_remove(set, r, i);
     }
     if (r != NULL && r->n == 0)
         rk__open_drop(set, key);

@@ -519,28 +519,21 @@ static int lc_remember(ui_self *s, int rc, char kind, const char *id, int64_t ts
     return 0;
 }
 
-/* Split extra "<a>\x1f<b>" into buf: *a, *b (NULL when empty). */
-static void lc_split(const char *extra, char *buf, size_t len, const char **a, const char **b)
+/* The two fields of oa's extra "<a>\x1f<b>": *a, *b (NULL when empty). */
+static void lc_split(const ui_self *s, const rk__open_alert *oa, const char **a, const char **b)
 {
-    char *sep;
-    snprintf(buf, len, "%s", extra ? extra : "");
-    sep = strchr(buf, '\x1f');
-    *a = buf;
-    *b = NULL;
-    if (sep != NULL) {
-        *sep = '\0';
-        *b = sep[1] ? sep + 1 : NULL;
-    }
-    if (**a == '\0')
+    *a = rk__open_field(&s->open, oa, 0);
+    *b = rk__open_field(&s->open, oa, 1);
+    if (*a != NULL && **a == '\0')
         *a = NULL;
+    if (*b != NULL && **b == '\0')
+        *b = NULL;
 }
 
 /* Remove alert i of record r (order kept). */
-static void lc_remove(rk__openrec *r, uint32_t i)
+static void lc_remove(ui_self *s, rk__openrec *r, uint32_t i)
 {
-    free(r->a[i].extra);
-    memmove(&r->a[i], &r->a[i + 1], (r->n - i - 1) * sizeof(r->a[0]));
-    r->n--;
+    rk__open_remove(&s->open, r, i);
 }
 
 /* The filing f (event ev) arrived: retract the scan_without_filing and
@@ -548,7 +541,7 @@ static void lc_remove(rk__openrec *r, uint32_t i)
  * reported_without_filing alerts of its unit and enterprise it matches. */
 static int lc_on_filing(ui_self *s, const ui_filing *f, const rk_event *ev)
 {
-    char k[UI_MAX_ID + 3], buf[600];
+    char k[UI_MAX_ID + 3];
     const char *a, *b;
     rk__openrec *r;
     rk_subject subj;
@@ -559,7 +552,7 @@ static int lc_on_filing(ui_self *s, const ui_filing *f, const rk_event *ev)
     if ((r = rk__open_get(&s->open, k)) != NULL) {
         for (i = 0; i < r->n; ) {
             if (r->a[i].ts < f->ts) { i++; continue; }     /* filed too late for it */
-            lc_split(r->a[i].extra, buf, sizeof(buf), &a, &b);
+            lc_split(s, &r->a[i], &a, &b);
             memset(&subj, 0, sizeof(subj));
             subj.task_id = f_task(f);
             subj.enterprise_id = a;
@@ -569,14 +562,14 @@ static int lc_on_filing(ui_self *s, const ui_filing *f, const rk_event *ev)
                                     "The task's filing was made within the grace period "
                                     "and arrived late."), ev->ts, &ev->ref) != 0)
                 rc = -1;
-            lc_remove(r, i);
+            lc_remove(s, r, i);
         }
     }
     snprintf(k, sizeof(k), "c:%s", f_task(f));
     if ((r = rk__open_get(&s->open, k)) != NULL) {
         for (i = 0; i < r->n; ) {
             if (r->a[i].ts < f->ts) { i++; continue; }
-            lc_split(r->a[i].extra, buf, sizeof(buf), &a, &b);
+            lc_split(s, &r->a[i], &a, &b);
             memset(&subj, 0, sizeof(subj));
             subj.case_id = a;
             subj.unit_id = b;
@@ -587,7 +580,7 @@ static int lc_on_filing(ui_self *s, const ui_filing *f, const rk_event *ev)
                                     "within the grace period and arrived late."),
                           ev->ts, &ev->ref) != 0)
                 rc = -1;
-            lc_remove(r, i);
+            lc_remove(s, r, i);
         }
     }
     snprintf(k, sizeof(k), "r:%s\x1f%s", f_unit(f), f_ent(f));
@@ -603,7 +596,7 @@ static int lc_on_filing(ui_self *s, const ui_filing *f, const rk_event *ev)
                                     "A filing that matches the report has arrived."),
                           ev->ts, &ev->ref) != 0)
                 rc = -1;
-            lc_remove(r, i);
+            lc_remove(s, r, i);
         }
     }
     return rc;
@@ -613,7 +606,7 @@ static int lc_on_filing(ui_self *s, const ui_filing *f, const rk_event *ev)
  * enterprise_mismatch alerts about a scan by ent. */
 static int lc_on_amended(ui_self *s, const char *task, const char *ent, const rk_event *ev)
 {
-    char k[UI_MAX_ID + 3], buf[600];
+    char k[UI_MAX_ID + 3];
     const char *unit, *scanned;
     rk__openrec *r;
     rk_subject subj;
@@ -624,7 +617,7 @@ static int lc_on_amended(ui_self *s, const char *task, const char *ent, const rk
     if ((r = rk__open_get(&s->open, k)) == NULL)
         return 0;
     for (i = 0; i < r->n; ) {
-        lc_split(r->a[i].extra, buf, sizeof(buf), &unit, &scanned);
+        lc_split(s, &r->a[i], &unit, &scanned);
         if (!streq(scanned, ent)) { i++; continue; }
         memset(&subj, 0, sizeof(subj));
         subj.task_id = task;
@@ -635,7 +628,7 @@ static int lc_on_amended(ui_self *s, const char *task, const char *ent, const rk
                                 "The filing was amended to name the scanned enterprise."),
                       ev->ts, &ev->ref) != 0)
             rc = -1;
-        lc_remove(r, i);
+        lc_remove(s, r, i);
     }
     return rc;
 }
@@ -671,7 +664,7 @@ static int lc_expire(ui_self *s, int64_t deadline, const char *key)
     rk__openrec *r = rk__open_get(&s->open, key);
     char t[UI_MAX_ID + 5];
     while (r != NULL && r->n > 0 && sat_add(r->a[0].ts, s->cfg.retention) <= deadline)
-        lc_remove(r, 0);
+        lc_remove(s, r, 0);
     if (r == NULL)
         return 0;
     if (r->n == 0) {

@@ -8,7 +8,10 @@
  * "<detector>\x1f<id>" key each, about 90 bytes): they live here, one
  * 32-byte record per alert - the deadline, the id's 16 bytes and the
  * detector's index - in a binary min-heap of event time. The heap grows by
- * half, so its slack stays under 16 bytes per record.
+ * an eighth and, past 4096 slots, gives memory back when more than an
+ * eighth of it is free (to a sixteenth), so its slack stays under 5 bytes
+ * per record (a budget of 64 bytes per open alert with the detector's
+ * tracking: riskd-detectors(7), LIFECYCLE).
  *
  * Ties (one deadline) leave in (detector, id) order: a pure function of the
  * records, so live, replay and a restored checkpoint close alike.
@@ -98,7 +101,7 @@ void rk__ttl_id_unpack(const unsigned char id[16], char out[33])
 static int push(rk__ttl *t, const rk__ttl_item *it)
 {
     if (t->n == t->cap) {
-        size_t ncap = t->cap < 64 ? 64 : t->cap + t->cap / 2;
+        size_t ncap = t->cap < 64 ? 64 : t->cap + t->cap / 8;
         rk__ttl_item *nv;
         if (ncap > SIZE_MAX / sizeof(*nv))
             return -1;
@@ -133,9 +136,9 @@ int rk__ttl_pop_due(rk__ttl *t, int64_t now, rk__ttl_item *out)
         t->v[0] = t->v[t->n];
         sift_down(t->v, t->n, 0);
     }
-    /* give memory back after a mass expiry */
-    if (t->cap > 4096 && t->n < t->cap / 4) {
-        size_t ncap = t->n + t->n / 2 > 64 ? t->n + t->n / 2 : 64;
+    /* give memory back as records leave */
+    if (t->cap > 4096 && t->n < t->cap - t->cap / 8) {
+        size_t ncap = t->n + t->n / 16 > 64 ? t->n + t->n / 16 : 64;
         rk__ttl_item *nv = realloc(t->v, ncap * sizeof(*nv));
         if (nv != NULL) {
             t->v = nv;

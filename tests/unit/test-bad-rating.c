@@ -871,7 +871,8 @@ static void test_open_alert_memory(void **st)
     assert_int_equal(rk__open_add(&set, "U1", T0 + 1, NULL), 0);
     assert_int_equal(rk__open_count(&set), 2);
     rk__open_clear(&set);
-    printf("lifecycle memory: %zu bytes per open alert (+ its extra subject string), "
+    printf("lifecycle memory: %zu bytes per open alert (+ its share of the interned "
+           "subject strings beside the key: test-ttl prints each rule's), "
            "%zu bytes per key with open alerts (+ its map entry); the alerts.open_ttl "
            "timer of every alert until it passes: %zu bytes + its key (detector name + "
            "33 bytes, malloc'ed)\n", per, keyrec, sizeof(rk__timer));
