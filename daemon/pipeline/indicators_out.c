@@ -465,6 +465,7 @@ void rk__ind_housekeep(rk__engine *e, int64_t now)
         if (!cluster_logged)
             rk__log(RK_LOG_WARNING, "indicators are not written to a Redis Cluster");
         cluster_logged = true;
+        rk__ind_keep_finals(e->ind, false);     /* nothing takes them */
         return;
     }
     open_housekeep(e, now);

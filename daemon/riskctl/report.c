@@ -1095,7 +1095,8 @@ int rk__ctl_report(int argc, char **argv)
     for (j = 0; j < rp.nunits; j++)
         rp.units[j].score = unit_score(&rp.units[j]);
     qsort(rp.units, rp.nunits, sizeof(*rp.units), by_score);
-    qsort(rp.rules, rp.nrules, sizeof(*rp.rules), by_rule_total);
+    if (rp.nrules > 0)              /* (rules NULL: no alert in the scope) */
+        qsort(rp.rules, rp.nrules, sizeof(*rp.rules), by_rule_total);
     rp.critical = json_array();
     if ((rc = rk__ctl_scan_open(&k, cfg, take_open, &rp)) != EX_OK)
         goto done;

@@ -132,7 +132,7 @@ static void show(fixture *f)
 
 static void regions_are(fixture *f, int from)
 {
-    char key[128], want[8];
+    char key[128], want[16];
     int m, u;
     for (m = from; m < 3; m++)
         for (u = 1; u <= 2; u++) {
