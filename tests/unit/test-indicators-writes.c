@@ -140,6 +140,27 @@ static void test_final_pushed_out(void **state)
     rk__ind_free(ind);
 }
 
+/* The same for quarters: Q1, Q2 and Q3 between two writes. */
+static void test_final_quarter(void **state)
+{
+    rk__ind *ind = mk();
+    taken tk;
+    (void)state;
+    file(ind, "T1", "U1", "R1", "2025-02-10T10:00:00+08:00");
+    file(ind, "T2", "U1", "R1", "2025-05-10T10:00:00+08:00");
+    file(ind, "T3", "U1", "R1", "2025-05-11T10:00:00+08:00");
+    file(ind, "T4", "U1", "R1", "2025-08-10T10:00:00+08:00");
+    rk__ind_advance(ind, t("2025-08-10T11:00:00+08:00"));
+    tk = collect(ind);
+    has(&tk, "all:all:2025Q1", "1");
+    has(&tk, "all:all:2025Q2", "2");
+    has(&tk, "all:all:2025Q3", "1");
+    has(&tk, "all:all:2025-02", "1");
+    has(&tk, "all:all:2025-05", "2");
+    has(&tk, "officer:O1:2025Q1", "1");
+    rk__ind_free(ind);
+}
+
 /* A month changed after its last write and the watermark went two months
  * on before the next one: its final figures are taken, not the earlier. */
 static void test_final_left_behind(void **state)
@@ -237,6 +258,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_final_pushed_out),
+        cmocka_unit_test(test_final_quarter),
         cmocka_unit_test(test_final_left_behind),
         cmocka_unit_test(test_final_again_and_replay),
         cmocka_unit_test(test_unit_region),
