@@ -12,7 +12,8 @@
  * key ("entity") holds a fixed set of counters (rk__ind_counts: 16 x 32
  * bits + the fines in fen, 72 bytes) for each of
  *   - two month slots and two quarter slots (the two latest calendar
- *     periods the key has data for; older ones are dropped), and
+ *     periods the key has data for; older ones are dropped, their figures
+ *     not written yet kept as a final hash for the writer: see Writing), and
  *   - the rolling window as day buckets: one bucket per calendar day (in
  *     clock.timezone) with data, at most window-days of them (plus days
  *     ahead of now, for inspections planned in the future); buckets older
@@ -346,6 +347,25 @@ static rk__ind_counts *slot2(int32_t idx[2], rk__ind_counts c[2], int32_t p, boo
     return &c[old];
 }
 
+static void final_keep(rk__ind *ind, ent *e, bool q, int i);
+
+/* slot2 for the months (q false) or the quarters of e: a slot that a newer
+ * period takes keeps its figures not written yet as a final hash first
+ * (final_keep), so a period that leaves between two writes still gets its
+ * last figures written. */
+static rk__ind_counts *slot_of(rk__ind *ind, ent *e, bool q, int32_t p, bool create)
+{
+    int32_t *idx = q ? e->qtr : e->mon;
+    rk__ind_counts *c = q ? e->q : e->m, *n = slot2(idx, c, p, false);
+    int old;
+    if (n != NULL || !create)
+        return n;
+    old = idx[0] == EMPTY ? 0 : idx[1] == EMPTY ? 1 : idx[0] < idx[1] ? 0 : 1;  /* slot2's */
+    if (idx[old] != EMPTY && idx[old] < p)
+        final_keep(ind, e, q, old);
+    return slot2(idx, c, p, true);
+}
+
 rk__ind_counts *rk__ind_day_slot(rk__ind *ind, ent *e, int32_t day, bool create)
 {
     uint16_t lo = 0, hi = e->ndays;
@@ -422,8 +442,8 @@ static void slots_of(rk__ind *ind, ent *e, int64_t ts, bool create, slots *s)
     int64_t day = rk__ind_day(ts, ind->s.tz_offset_s);
     int32_t mon = rk__ind_month_of_day(day);
     s->d = day_get(ind, e, (int32_t)day, create);
-    s->m = slot2(e->mon, e->m, mon, create);
-    s->q = slot2(e->qtr, e->q, (int32_t)floordiv(mon, 3), create);
+    s->m = slot_of(ind, e, false, mon, create);
+    s->q = slot_of(ind, e, true, (int32_t)floordiv(mon, 3), create);
     if (ts > e->last_update)
         e->last_update = ts;
     mark(ind, e);
@@ -644,9 +664,9 @@ static void count_enterprise(rk__ind *ind, ent *e, ind_str *en, int64_t planned)
         p->last_day = (int32_t)day;
     }
     if (pair_take(p->mon, mon))
-        add_to(slot2(e->mon, e->m, mon, true), RK_IC_ENTERPRISES, 1, 0);
+        add_to(slot_of(ind, e, false, mon, true), RK_IC_ENTERPRISES, 1, 0);
     if (pair_take(p->qtr, (int32_t)floordiv(mon, 3)))
-        add_to(slot2(e->qtr, e->q, (int32_t)floordiv(mon, 3), true), RK_IC_ENTERPRISES, 1, 0);
+        add_to(slot_of(ind, e, true, (int32_t)floordiv(mon, 3), true), RK_IC_ENTERPRISES, 1, 0);
     mark(ind, e);
 }
 
@@ -1212,17 +1232,117 @@ void rk__ind_format(const rk__ind_counts *n, int64_t from, int64_t to, int64_t u
     }
 }
 
-/* What a hash shows, less its updated_at: its label, bounds and counters
+/* What a hash shows, less its updated_at: its label, bounds, counters
  * (hashed as numbers: nothing is formatted for a hash that did not
- * change). */
-static uint32_t digest(const char *label, const rk__ind_counts *n, int64_t from, int64_t to)
+ * change) and a unit's region. */
+static uint32_t digest(const char *label, const rk__ind_counts *n, int64_t from, int64_t to,
+                       const char *region)
 {
     uint64_t x = rk_kit_fnv1a(UINT64_C(1469598103934665603), label, strlen(label));
     x = rk_kit_fnv1a(x, n->c, sizeof(n->c));
     x = rk_kit_fnv1a(x, &n->fines_fen, sizeof(n->fines_fen));
     x = rk_kit_fnv1a(x, &from, sizeof(from));
     x = rk_kit_fnv1a(x, &to, sizeof(to));
+    if (region != NULL)
+        x = rk_kit_fnv1a(x, region, strlen(region) + 1);
     return (uint32_t)(x ^ (x >> 32)) | 1u;  /* never 0: 0 is "not written" */
+}
+
+/* The region a unit's hashes show (the unit -> region map), else NULL. */
+static const char *hash_region(rk__ind *ind, const ent *e)
+{
+    return e->scope == RK_IND_UNIT ? rk_map_get(&ind->unit_region, e->key) : NULL;
+}
+
+/* The bounds and label of month or quarter idx. */
+static void slot_bounds(const rk__ind *ind, bool q, int32_t idx, int64_t *from, int64_t *to,
+                        char *label)
+{
+    int tz = ind->s.tz_offset_s;
+    if (q) {
+        *from = rk__ind_quarter_start(idx, tz);
+        *to = rk__ind_quarter_start(idx + 1, tz);
+        rk__ind_quarter_label(idx, label, 16);
+    } else {
+        *from = rk__ind_month_start(idx, tz);
+        *to = rk__ind_month_start(idx + 1, tz);
+        rk__ind_month_label(idx, label, 16);
+    }
+}
+
+/* Slot i of e's months (q false) or quarters is taken by a newer period:
+ * keep its figures as a final hash when they differ from what was taken
+ * last. At most 4 per key wait (more only while nobody writes). */
+static void final_keep(rk__ind *ind, ent *e, bool q, int i)
+{
+    uint32_t *w = &e->written[1 + 2 * q + i];
+    const rk__ind_counts *n = q ? &e->q[i] : &e->m[i];
+    int32_t idx = q ? e->qtr[i] : e->mon[i];
+    int64_t from, to;
+    char label[16];
+    ind_final *f;
+    if (ind->no_finals)
+        return;
+    slot_bounds(ind, q, idx, &from, &to, label);
+    if (*w == digest(label, n, from, to, hash_region(ind, e)))
+        return;                     /* written as it is */
+    *w = 0;
+    if (ind->nfinals >= 4 * ind->nents + 1024) {
+        ind->finals_dropped++;
+        return;
+    }
+    if (ind->nfinals == ind->capfinals) {
+        size_t nc = ind->capfinals ? ind->capfinals * 2 : 64;
+        ind_final *nf = realloc(ind->finals, nc * sizeof(*nf));
+        if (nf == NULL) {
+            ind->finals_dropped++;
+            return;
+        }
+        ind->finals = nf;
+        ind->capfinals = nc;
+    }
+    f = &ind->finals[ind->nfinals++];
+    f->e = e;
+    f->n = *n;
+    f->last_update = e->last_update;
+    f->idx = idx;
+    f->quarter = q;
+}
+
+/* Append f to the list (*v, *n, *cap); false when out of memory. */
+static bool final_push(ind_final **v, size_t *n, size_t *cap, const ind_final *f)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 64;
+        ind_final *nv = realloc(*v, nc * sizeof(*nv));
+        if (nv == NULL)
+            return false;
+        *v = nv;
+        *cap = nc;
+    }
+    (*v)[(*n)++] = *f;
+    return true;
+}
+
+void rk__ind_keep_finals(rk__ind *ind, bool keep)
+{
+    ind->no_finals = !keep;
+    if (!keep)
+        ind->nfinals = ind->nsent = 0;
+}
+
+/* Give hash h (label set) of e with counters n to cb. */
+static void take(rk__ind *ind, const ent *e, const rk__ind_counts *n, int64_t from, int64_t to,
+                 int64_t last_update, int64_t updated_at, rk__ind_hash *h,
+                 void (*cb)(const rk__ind_hash *h, void *ud), void *ud)
+{
+    rk__ind_format(n, from, to, updated_at, ind->s.tz_offset_s, h);
+    h->scope = e->scope;
+    h->key = e->key;
+    h->region = hash_region(ind, e);
+    h->period_start = from;
+    h->last_update = last_update;
+    cb(h, ud);
 }
 
 size_t rk__ind_collect(rk__ind *ind, size_t max, int64_t updated_at,
@@ -1230,31 +1350,49 @@ size_t rk__ind_collect(rk__ind *ind, size_t max, int64_t updated_at,
 {
     size_t done = 0;
     rk__ind_hash h;
-    while (ind->ndirty > 0 && done + RK_IND_NPERIODS <= max) {
+    int32_t m = rk__ind_month(ind->now, ind->s.tz_offset_s), q = (int32_t)floordiv(m, 3);
+    ind->nsent = 0;                 /* the last write was answered */
+    /* the final hashes of the periods that left their keys */
+    while (ind->nfinals > 0 && done < max) {
+        ind_final f = ind->finals[--ind->nfinals];
+        int64_t from, to;
+        (void)final_push(&ind->sent, &ind->nsent, &ind->capsent, &f);
+        slot_bounds(ind, f.quarter, f.idx, &from, &to, h.label);
+        take(ind, f.e, &f.n, from, to, f.last_update, updated_at, &h, cb, ud);
+        done++;
+    }
+    /* the changed hashes of the keys marked: the window and every month
+     * and quarter slot up to the current one (the current, the previous
+     * and an older one's last figures) */
+    while (ind->ndirty > 0 && done + IND_NWRITTEN <= max) {
         ent *e = ind->dirty[--ind->ndirty];
-        int p;
+        int s;
         e->listed = false;
-        for (p = 0; p < RK_IND_NPERIODS; p++) {
+        for (s = 0; s < IND_NWRITTEN; s++) {
             rk__ind_counts n;
             int64_t from, to;
             uint32_t d;
-            h.nf = 0;
-            if (!ent_period(ind, e, p, &n, &from, &to, h.label))
+            if (s == 0) {
+                if (!ent_period(ind, e, RK_IND_WINDOW, &n, &from, &to, h.label))
+                    continue;
+            } else {
+                bool isq = s >= 3;
+                int i = (s - 1) % 2;
+                int32_t idx = isq ? e->qtr[i] : e->mon[i];
+                if (idx == EMPTY || idx > (isq ? q : m))
+                    continue;       /* unused, or ahead of now: later */
+                n = isq ? e->q[i] : e->m[i];
+                slot_bounds(ind, isq, idx, &from, &to, h.label);
+            }
+            d = digest(h.label, &n, from, to, hash_region(ind, e));
+            if (d == e->written[s])
                 continue;
-            d = digest(h.label, &n, from, to);
-            if (d == e->written[p])
-                continue;
-            e->written[p] = d;
-            rk__ind_format(&n, from, to, updated_at, ind->s.tz_offset_s, &h);
-            h.scope = e->scope;
-            h.key = e->key;
-            h.period_start = from;
-            h.last_update = e->last_update;
-            cb(&h, ud);
+            e->written[s] = d;
+            take(ind, e, &n, from, to, e->last_update, updated_at, &h, cb, ud);
             done++;
         }
     }
-    *more = ind->ndirty > 0;
+    *more = ind->ndirty > 0 || ind->nfinals > 0;
     return done;
 }
 
@@ -1265,6 +1403,11 @@ void rk__ind_mark_all(rk__ind *ind)
         memset(ind->byidx[i]->written, 0, sizeof(ind->byidx[i]->written));
         mark(ind, ind->byidx[i]);
     }
+    /* the final hashes the last collect took: again */
+    for (i = 0; i < ind->nsent; i++)
+        if (!final_push(&ind->finals, &ind->nfinals, &ind->capfinals, &ind->sent[i]))
+            ind->finals_dropped++;
+    ind->nsent = 0;
 }
 
 /* ===================================================================
@@ -1342,6 +1485,8 @@ void rk__ind_free(rk__ind *ind)
     rk_map_clear(&ind->unit_region, free);
     rk_heap_free(&ind->deadlines);
     free(ind->dirty);
+    free(ind->finals);
+    free(ind->sent);
     free(ind);
 }
 
@@ -1385,7 +1530,8 @@ size_t rk__ind_memory(const rk__ind *ind, size_t *entities, size_t *tasks)
                    ind->capstrv * (sizeof(ind_str *) + sizeof(uint32_t)) +
                    (ind->ents.nb + ind->strs.nb + ind->tasks.nb + ind->cases.nb +
                     ind->pairs.nb) * sizeof(void *) +
-                   ind->deadlines.cap * sizeof(rk_heap_item);
+                   ind->deadlines.cap * sizeof(rk_heap_item) +
+                   (ind->capfinals + ind->capsent) * sizeof(ind_final);
     if (entities)
         *entities = ind->nents;
     if (tasks)

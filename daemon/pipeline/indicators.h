@@ -99,6 +99,8 @@ typedef struct rk__ind_hash {
     char label[16];
     int64_t period_start;           /* ms */
     int64_t last_update;            /* event time of the key's last change */
+    const char *region;             /* a unit's: its region (the event's, else the last
+                                     * seen with the unit); NULL none or not a unit */
     size_t nf;
     const char *f[48];
     char v[48][32];
@@ -107,12 +109,19 @@ typedef struct rk__ind_hash {
 /* Call cb for each hash that changed since it was last taken (at most
  * max hashes; the rest waits for the next call). updated_at: wall ms.
  * Returns the number of hashes given to cb; *more tells whether changed
- * hashes are left. */
+ * hashes are left. The hashes: the window and each month and quarter the
+ * module keeps up to the current one, and the final figures of a month
+ * or quarter that a newer one pushed out of its key before they were
+ * taken (every call takes those again after rk__ind_mark_all, so the
+ * writer calls it after a failed write). */
 size_t rk__ind_collect(rk__ind *ind, size_t max, int64_t updated_at,
                        void (*cb)(const rk__ind_hash *h, void *ud), void *ud, bool *more);
 /* Forget what was written: every hash is taken again (a new leader, a
  * Redis that lost its data). */
 void rk__ind_mark_all(rk__ind *ind);
+/* Keep final hashes for rk__ind_collect (the default), or not: a module
+ * nobody collects from (a replay) keeps none. */
+void rk__ind_keep_finals(rk__ind *ind, bool keep);
 
 /* Format the fields of counters c (period bounds from, to; wall time
  * updated_at, INT64_MIN none) into h (f/v/nf). Rates follow the layout:

@@ -19,6 +19,7 @@
 #define IND_EMPTY INT32_MIN
 #define IND_NO_DAY (INT32_MIN / 2)  /* now_day before any time: no underflow */
 #define IND_MAX_ENTS 64             /* keys an event counts for */
+#define IND_NWRITTEN 5              /* the window and the four slots */
 
 typedef struct ind_day {
     int32_t day;
@@ -37,9 +38,20 @@ typedef struct ind_ent {
     rk__ind_counts m[2], q[2];
     ind_day *days;                  /* sorted by day */
     int64_t last_update;            /* event time */
-    uint32_t written[RK_IND_NPERIODS];
+    uint32_t written[IND_NWRITTEN]; /* digest last taken: the window, mon[0], mon[1],
+                                     * qtr[0], qtr[1] (0: not taken) */
     char key[];
 } ind_ent;
+
+/* A month or quarter slot that left its key (a newer period took it)
+ * with figures not taken yet: its final hash, for the next write. */
+typedef struct ind_final {
+    ind_ent *e;
+    rk__ind_counts n;
+    int64_t last_update;
+    int32_t idx;                    /* the month or the quarter */
+    bool quarter;
+} ind_final;
 
 /* An interned enterprise or joint id. */
 typedef struct ind_str {
@@ -118,6 +130,12 @@ struct rk__ind {
     size_t rec_bytes;               /* bytes of tasks, cases, pairs, strs, ents */
     uint64_t expired_amendments;    /* amendments of records already dropped */
     int64_t swept;                  /* the horizon of the last sweep */
+    ind_final *finals;              /* final hashes to take (indicators.c, Writing) */
+    size_t nfinals, capfinals;
+    ind_final *sent;                /* those the last collect took */
+    size_t nsent, capsent;
+    bool no_finals;                 /* nobody writes (a replay): none kept */
+    uint64_t finals_dropped;        /* past the bound, while nobody wrote */
 };
 
 /* indicators.c, for indicators_snap.c */

@@ -7,8 +7,12 @@
  * IND_CHUNK of them with one script: HSET of every field, PEXPIRE 400d,
  * ZADD of the key to riskd:ind:keys:<scope> (score: the key's last event
  * time) and of the period label to riskd:ind:periods (score: its start).
- * Under a lease the script first checks the partition's epoch, like every
- * other write, and a fenced-out engine gives up. With partitions > 1 the
+ * A unit's hashes also carry its region (field region), so that readers
+ * can tell a region's units. The hashes include the final figures of a
+ * month or quarter that left the module's keys before they were written
+ * (rk__ind_collect). Under a lease the script first checks the
+ * partition's epoch, like every other write, and a fenced-out engine
+ * gives up. With partitions > 1 the
  * hash and key-index names end in ":p<N>"; readers sum the partitions.
  *
  * A replay writes nothing (its output is not the live writer), and
@@ -400,11 +404,15 @@ static void on_hash(const rk__ind_hash *h, void *ud)
     arg(b, fmt("%lld", (long long)(h->last_update == INT64_MIN ? 0 : h->last_update)));
     arg(b, strdup(h->label));
     arg(b, fmt("%lld", (long long)h->period_start));
-    arg(b, fmt("%zu", h->nf));
+    arg(b, fmt("%zu", h->nf + (h->region != NULL)));
     for (i = 0; i < h->nf; i++) {
         const char *v = open_value(b->open, h, h->f[i]);
         arg(b, strdup(h->f[i]));
         arg(b, v != NULL ? strdup(v) : strdup(h->v[i]));
+    }
+    if (h->region != NULL) {        /* a unit's hash: its region */
+        arg(b, strdup("region"));
+        arg(b, strdup(h->region));
     }
 }
 
@@ -457,6 +465,7 @@ void rk__ind_housekeep(rk__engine *e, int64_t now)
         if (!cluster_logged)
             rk__log(RK_LOG_WARNING, "indicators are not written to a Redis Cluster");
         cluster_logged = true;
+        rk__ind_keep_finals(e->ind, false);     /* nothing takes them */
         return;
     }
     open_housekeep(e, now);

@@ -141,5 +141,6 @@ int rk__replay_init(rk__engine *e, const rk__replay_opts *ro, char *err, size_t 
     e->replay_alerts = json_object();
     e->replay_notices = json_array();
     e->replay_closed = json_object();
+    rk__ind_keep_finals(e->ind, false);     /* nothing is written */
     return rk__input_replay_init(e, ro, err, errlen);
 }

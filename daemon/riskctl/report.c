@@ -127,6 +127,47 @@ static unit_row *unit_find(report *rp, const char *unit)
     return NULL;
 }
 
+/* Keep of keys[0..*n) the units whose hash for label says region (field
+ * region, riskd(8) INDICATORS; in any partition's hash), pipelined; the
+ * others are freed. 0, or -1 Redis lost. */
+static int keep_region(conn *k, const rk__config *cfg, const char *label, const char *region,
+                       char **keys, size_t *n)
+{
+    size_t i, from, kept = 0;
+    int p;
+    for (from = 0; from < *n; from += 500) {     /* 500 keys a round */
+        size_t to = from + 500 < *n ? from + 500 : *n;
+        for (i = from; i < to; i++)
+            for (p = 0; p < cfg->partitions; p++) {
+                if (cfg->partitions > 1)
+                    redisAppendCommand(k->c, "HGET riskd:ind:unit:%s:%s:p%d region", keys[i],
+                                       label, p);
+                else
+                    redisAppendCommand(k->c, "HGET riskd:ind:unit:%s:%s region", keys[i], label);
+            }
+        for (i = from; i < to; i++) {
+            bool in = false;
+            for (p = 0; p < cfg->partitions; p++) {
+                redisReply *r = NULL;
+                if (redisGetReply(k->c, (void **)&r) != REDIS_OK || r == NULL)
+                    return -1;
+                in |= r->type == REDIS_REPLY_STRING && strcmp(r->str, region) == 0;
+                freeReplyObject(r);
+            }
+            {
+                char *key = keys[i];
+                keys[i] = NULL;
+                if (in)
+                    keys[kept++] = key;
+                else
+                    free(key);
+            }
+        }
+    }
+    *n = kept;
+    return 0;
+}
+
 static int by_key(const void *a, const void *b)
 {
     return strcmp(((const unit_row *)a)->r.key, ((const unit_row *)b)->r.key);
@@ -656,11 +697,11 @@ static void write_html(FILE *f, report *rp, size_t top)
             svg_bars(f, T(rp, "各月比率", "Rates by month"), nm, ml, 3, rn, colors, rpp,
                      false, true);
         }
-        for (i = 0; i < 3; i++)     /* riskd keeps the current and previous month */
+        for (i = 0; i < 3; i++)     /* riskd writes every month it saw events of */
             if (!rp->have_month[i])
-                fprintf(f, rp->en ? "<p class=\"meta\">%s: no monthly figures in Redis (riskd "
-                                    "writes the current and the previous month).</p>\n"
-                                  : "<p class=\"meta\">%s：Redis 中无该月数据（riskd 只写当月和上月）。"
+                fprintf(f, rp->en ? "<p class=\"meta\">%s: no figures for this month in Redis "
+                                    "(riskd saw no event of it for this scope).</p>\n"
+                                  : "<p class=\"meta\">%s：Redis 中无该月数据（riskd 未收到本范围该月的事件）。"
                                     "</p>\n", rp->month_labels[i]);
     }
     fputs("</section>\n", f);
@@ -995,8 +1036,8 @@ int rk__ctl_report(int argc, char **argv)
     if (got < 0)
         goto lost;
     if (got == 0) {
-        rk__ctl_errx("no indicators for %s %s in %s (riskd writes the current and previous "
-                     "month and quarter)", scope, rp.key, rp.label);
+        rk__ctl_errx("no indicators for %s %s in %s (riskd writes the months and quarters "
+                     "it saw events of)", scope, rp.key, rp.label);
         rc = EX_FAIL;
         goto done;
     }
@@ -1012,13 +1053,15 @@ int rk__ctl_report(int argc, char **argv)
             goto lost;
         rp.have_month[i] = got > 0;
     }
-    /* the units: all (scope all, region), or the one */
+    /* the units: all (scope all), the region's (their hashes say so), or the one */
     if (rp.scope == RK_IND_UNIT) {
         keys = malloc(sizeof(*keys));
         if (keys == NULL || (keys[0] = strdup(rp.key)) == NULL)
             exit(EX_FAIL);
         nkeys = 1;
-    } else if (rk__ctl_ind_keys(&k, cfg, "unit", &keys, &nkeys) != 0) {
+    } else if (rk__ctl_ind_keys(&k, cfg, "unit", &keys, &nkeys) != 0 ||
+               (rp.scope == RK_IND_REGION &&
+                keep_region(&k, cfg, rp.label, rp.key, keys, &nkeys) != 0)) {
         goto lost;
     }
     rp.units = calloc(nkeys ? nkeys : 1, sizeof(*rp.units));
@@ -1052,7 +1095,8 @@ int rk__ctl_report(int argc, char **argv)
     for (j = 0; j < rp.nunits; j++)
         rp.units[j].score = unit_score(&rp.units[j]);
     qsort(rp.units, rp.nunits, sizeof(*rp.units), by_score);
-    qsort(rp.rules, rp.nrules, sizeof(*rp.rules), by_rule_total);
+    if (rp.nrules > 0)              /* (rules NULL: no alert in the scope) */
+        qsort(rp.rules, rp.nrules, sizeof(*rp.rules), by_rule_total);
     rp.critical = json_array();
     if ((rc = rk__ctl_scan_open(&k, cfg, take_open, &rp)) != EX_OK)
         goto done;

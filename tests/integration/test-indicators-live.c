@@ -12,7 +12,7 @@
  * quarter, is compared with figures this file computes from the same
  * event list (model() below: its own reading of riskd(8) INDICATORS, not
  * the module; open_critical/open_warning/open_info counted from the open
- * hash riskd:open, and U1's are not all 0). Then riskd is killed (SIGKILL), the hashes deleted and
+ * hash riskd:open, and U1's are not all 0; a unit's region). Then riskd is killed (SIGKILL), the hashes deleted and
  * riskd started again: it writes the same hashes from its restored state
  * and riskctl indicators --json reports what it reported before the
  * kill; riskd --replay leaves every
@@ -481,6 +481,18 @@ static void open_counts(redisContext *c, int sc, const char *key, long long n[3]
     freeReplyObject(r);
 }
 
+/* The region a unit's hashes name: the last one its events carry (every
+ * unit here keeps one region). */
+static const char *unit_region(const char *unit)
+{
+    const char *r = NULL;
+    size_t i;
+    for (i = 0; i < NMONTH; i++)
+        if (strcmp(month[i].unit, unit) == 0 && month[i].region != NULL)
+            r = month[i].region;
+    return r;
+}
+
 static json_t *expected_of(redisContext *c, const probe *p)
 {
     int64_t from = strcmp(p->period, "2025Q3") == 0 ? ms_of("07-01T00:00") : ms_of("09-01T00:00");
@@ -497,6 +509,8 @@ static json_t *expected_of(redisContext *c, const probe *p)
     json_object_set_new(o, "open_warning", json_string(v));
     snprintf(v, sizeof(v), "%lld", n[2]);
     json_object_set_new(o, "open_info", json_string(v));
+    if (p->sc == SC_UNIT && unit_region(p->key) != NULL)
+        json_object_set_new(o, "region", json_string(unit_region(p->key)));
     return o;
 }
 

@@ -7,7 +7,10 @@
  * https:// address (nothing to fetch), then headless Chromium prints it to
  * PDF and pdftotext must find the title, the section titles, a unit's name
  * from the names list, the headline figures riskd wrote for the quarter,
- * and at least one page per section (print CSS page breaks). Chromium
+ * and at least one page per section (print CSS page breaks). The quarter
+ * drains in one fast backlog, yet its three months are in Redis and in
+ * the page's monthly chart. Units U1 and U2 are in region R1, U3 in R2:
+ * --scope region ranks exactly a region's units. Chromium
  * (Debian `chromium`) and pdftotext (`poppler-utils`) missing is a
  * failure, not a skip: .ci/run installs them. */
 #include <stdarg.h>
@@ -71,14 +74,15 @@ static void write_quarter(fixture *f)
     for (i = 0; i < 4; i++)
         add(f, true, "{\"type\":\"inspection.filed\",\"ts\":\"2025-06-%02dT08:00:00+08:00\","
             "\"task_id\":\"P%d\",\"unit_id\":\"U%d\",\"officers\":[\"O%d\"],"
-            "\"enterprise_id\":\"E%d\",\"region\":\"R1\"}", 10 + i, i, 1 + i % 3, 1 + i % 3, i);
+            "\"enterprise_id\":\"E%d\",\"region\":\"R%d\"}", 10 + i, i, 1 + i % 3, 1 + i % 3, i,
+            i % 3 == 2 ? 2 : 1);
     /* Q3: 8 filings a month, 3 units; every one scanned, most in time */
     for (i = 0; i < N_FILINGS; i++) {
         int mon = 7 + i / 8, day = 2 + (i % 8) * 3;
         add(f, true, "{\"type\":\"inspection.filed\",\"ts\":\"2025-%02d-%02dT08:00:00+08:00\","
             "\"task_id\":\"T%02d\",\"unit_id\":\"U%d\",\"officers\":[\"O%d\"],"
-            "\"enterprise_id\":\"E%d\",\"region\":\"R1\"}", mon, day, i, 1 + i % 3, 1 + i % 3,
-            i % 10);
+            "\"enterprise_id\":\"E%d\",\"region\":\"R%d\"}", mon, day, i, 1 + i % 3, 1 + i % 3,
+            i % 10, i % 3 == 2 ? 2 : 1);
         add(f, true, "{\"type\":\"inspection.scanned\",\"ts\":\"2025-%02d-%02dT%02d:30:00+08:00\","
             "\"task_id\":\"T%02d\",\"enterprise_id\":\"E%d\"}", mon, i % 5 == 4 ? day + 2 : day,
             i % 5 == 4 ? 9 : 8, i, i % 10);
@@ -167,6 +171,26 @@ static void has(const char *text, const char *want, const char *what)
     free(w);
 }
 
+/* The units ranked in the page at path (its units section): each of
+ * want[] in it, none of not[]. */
+static void ranks(const char *path, const char *const *want, const char *const *not)
+{
+    char *page = slurp(path), *sec, *end;
+    assert_non_null(page);
+    sec = strstr(page, "<section id=\"units\">");
+    assert_non_null(sec);
+    end = strstr(sec, "</section>");
+    assert_non_null(end);
+    *end = '\0';
+    for (; *want != NULL; want++)
+        if (strstr(sec, *want) == NULL)
+            fail_msg("%s: unit %s not ranked", path, *want);
+    for (; *not != NULL; not++)
+        if (strstr(sec, *not) != NULL)
+            fail_msg("%s: unit %s ranked, not in the region", path, *not);
+    free(page);
+}
+
 static void test_quarter_report(void **state)
 {
     fixture *f = *state;
@@ -207,8 +231,18 @@ static void test_quarter_report(void **state)
         if (r->status != 0)
             fail_msg("riskctl report: exit %d: %s", r->status, r->err);
     }
+    /* every month of the quarter is in Redis, though drained at once */
+    for (int m = 7; m <= 9; m++) {
+        h = it_cmd(f->env.c, "HGET riskd:ind:all:all:2025-%02d filings", m);
+        if (h->type != REDIS_REPLY_STRING || atoi(h->str) != N_FILINGS / 3)
+            fail_msg("riskd:ind:all:all:2025-%02d: not %d filings", m, N_FILINGS / 3);
+        freeReplyObject(h);
+    }
     page = slurp(html);
     assert_non_null(page);
+    /* the monthly chart has the three months, no month is missing */
+    assert_non_null(strstr(page, "2025-07"));
+    assert_null(strstr(page, "Redis 中无该月数据"));
     /* self-contained: nothing to fetch */
     assert_null(strstr(page, "http://"));
     assert_null(strstr(page, "https://"));
@@ -274,6 +308,27 @@ static void test_quarter_report(void **state)
         assert_non_null(strstr(page, "reported_without_filing"));
         assert_null(strstr(page, "银川市兴庆区市场监督管理局"));
         free(page);
+    }
+    /* a region's report ranks that region's units only */
+    {
+        const char *a[] = {"-c", f->cfg, "report", "--period", "quarter", "--at", "2025Q3",
+                           "--scope", "region", "--key", "R1", "--top", "0", "--out", html,
+                           NULL};
+        const char *in[] = {">U1<", ">U2<", NULL}, *out[] = {"U3", NULL};
+        itc_run(r, f->dir, 30000, a);
+        if (r->status != 0)
+            fail_msg("riskctl report --scope region: exit %d: %s", r->status, r->err);
+        ranks(html, in, out);
+    }
+    {
+        const char *a[] = {"-c", f->cfg, "report", "--period", "quarter", "--at", "2025Q3",
+                           "--scope", "region", "--key", "R2", "--top", "0", "--out", html,
+                           NULL};
+        const char *in[] = {">U3<", NULL}, *out[] = {"U1", "U2", NULL};
+        itc_run(r, f->dir, 30000, a);
+        if (r->status != 0)
+            fail_msg("riskctl report --scope region: exit %d: %s", r->status, r->err);
+        ranks(html, in, out);
     }
     /* refusals */
     {
