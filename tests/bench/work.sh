@@ -14,17 +14,20 @@
 # BENCH_BASE_RISKD when set, with its plugins/two_officers.so): load
 # BENCH_WORK events (default 50,000) with loadgen, start riskd under
 # `valgrind --tool=callgrind` (state.interval 1h: no checkpoint while it
-# drains, only the one of the clean stop), wait until the group's lag is 0
+# drains, only the one of the clean stop; streams.claim_idle 1h: a slow run
+# does not claim and read again its own entries, still pending for want of
+# a checkpoint), wait until the group's lag is 0
 # on both streams, stop it with SIGTERM. Prints, per event, the
-# instructions of the event path - everything riskd does on Redis's
-# replies (the redis layer's on_poll, inclusive: reading, parsing,
-# deduplication, the detectors, the indicators' counting, the alerts) -
-# and of the whole riskd process (the checkpoint child it forks at the
-# stop left out), and riskd/base of each. The event path is the figure to
-# compare: the whole process adds the work of the timers (lease, the
-# indicators' writes every 5 s, the wall tick), which grows with how long
-# the run takes under callgrind, so on a busy machine it swings between
-# runs. Callgrind runs riskd ~50x slower: about a minute per binary at
+# instructions of the event path - what riskd does with each batch the
+# input streams' read returns (the read callback, on_read, inclusive:
+# parsing, deduplication, ordering, the detectors, the indicators'
+# counting, formatting and sending the alerts) - and of the whole riskd
+# process (the checkpoint child it forks at the stop left out), and
+# riskd/base of each. The event path is the figure to compare (two runs of
+# one binary agree within about 0.3 %): the whole process adds the work of
+# the timers (lease, the indicators' writes every 5 s, the wall tick) and
+# of the replies to what they send, which grows with how long the run takes
+# under callgrind, so on a busy machine it swings by 10 % and more. Callgrind runs riskd ~50x slower: about a minute per binary at
 # 50,000 events.
 # It reports; it never fails on a large result.
 set -eu
@@ -79,7 +82,7 @@ measure() {
 {
   "redis": {"port": $port},
   "metrics": {"listen": ""},
-  "streams": {"consumer": "bench"},
+  "streams": {"consumer": "bench", "claim_idle": "1h"},
   "clock": {"wall_advance": false},
   "state": {"interval": "1h"},
   "plugins": ["$(dirname "$bin")/plugins/two_officers.so"]
@@ -103,12 +106,12 @@ JSON
     vp=""
     total=$(grep -E '^(summary|totals):' "$f" | head -1 | awk '{ print $2 }')
     path=$(callgrind_annotate --inclusive=yes "$f" 2>/dev/null |
-        awk '/adapter\.c:on_poll / { gsub(",", "", $1); print $1; exit }')
+        awk '/:(rk__)?on_read / { gsub(",", "", $1); print $1; exit }')
     echo "$path $total"
 }
 
 say "WORK  instructions per event (callgrind) draining $N events, all detectors on: the event path"
-say "      (riskd on Redis's replies: read, parse, dedupe, detect, count, alert) and the whole process"
+say "      (what riskd does with each batch it reads: parse, dedupe, order, detect, count, alert) and the whole process"
 say "$(printf '%-10s %16s %12s %16s %12s' riskd 'event path' 'per event' process 'per event')"
 row() { awk -v v="$1" -v a="$2" -v b="$3" -v n="$N" \
     'BEGIN { printf "%-10s %16.0f %12.0f %16.0f %12.0f", v, a, a / n, b, b / n }'; }
