@@ -437,10 +437,21 @@ typedef struct slots {
     rk__ind_counts *d, *m, *q;
 } slots;
 
+/* The month of a day, remembering the last one asked (most events of a
+ * stretch fall on one day). */
+static int32_t month_of(rk__ind *ind, int64_t day)
+{
+    if (day != ind->mday) {
+        ind->mmon = month_of_day(day);
+        ind->mday = day;
+    }
+    return ind->mmon;
+}
+
 static void slots_of(rk__ind *ind, ent *e, int64_t ts, bool create, slots *s)
 {
     int64_t day = rk__ind_day(ts, ind->s.tz_offset_s);
-    int32_t mon = rk__ind_month_of_day(day);
+    int32_t mon = month_of(ind, day);
     s->d = day_get(ind, e, (int32_t)day, create);
     s->m = slot_of(ind, e, false, mon, create);
     s->q = slot_of(ind, e, true, (int32_t)floordiv(mon, 3), create);
@@ -651,7 +662,7 @@ static void count_enterprise(rk__ind *ind, ent *e, ind_str *en, int64_t planned)
     bool fresh;
     pair *p = rk__ind_pair(ind, 'E', e, en, &fresh);
     int64_t day = rk__ind_day(planned, ind->s.tz_offset_s);
-    int32_t mon = month_of_day(day);
+    int32_t mon = month_of(ind, day);
     if (p == NULL)
         return;
     if (p->last_day == EMPTY || day > p->last_day) {
@@ -1163,10 +1174,22 @@ void rk__ind_rate(int64_t num, int64_t den, char *buf, size_t len)
         snprintf(buf, len, "0");
 }
 
-static void put(rk__ind_hash *h, const char *f, const char *fmt, long long v)
+/* Field f: the decimal v (what "%lld" prints, without the printf). */
+static void put(rk__ind_hash *h, const char *f, long long v)
 {
+    char tmp[24], *o = h->v[h->nf];
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u > 0);
+    if (v < 0)
+        *o++ = '-';
+    while (n > 0)
+        *o++ = tmp[--n];
+    *o = '\0';
     h->f[h->nf] = f;
-    snprintf(h->v[h->nf], sizeof(h->v[0]), fmt, v);
     h->nf++;
 }
 
@@ -1183,15 +1206,15 @@ void rk__ind_format(const rk__ind_counts *n, int64_t from, int64_t to, int64_t u
     const int32_t *c = n->c;
     int64_t fen = n->fines_fen, a = fen < 0 ? -fen : fen;
     h->nf = 0;
-    put(h, "filings", "%lld", c[RK_IC_FILINGS]);
-    put(h, "unfiled", "%lld", c[RK_IC_UNFILED]);
+    put(h, "filings", c[RK_IC_FILINGS]);
+    put(h, "unfiled", c[RK_IC_UNFILED]);
     put_rate(h, "filing_rate", c[RK_IC_FILINGS], (int64_t)c[RK_IC_FILINGS] + c[RK_IC_UNFILED]);
     put_rate(h, "scan_rate", c[RK_IC_SCANNED_BY_DEADLINE], c[RK_IC_DEADLINE_PASSED]);
     put_rate(h, "rating_rate", c[RK_IC_RATED], c[RK_IC_SCANNED]);
     put_rate(h, "bad_rating_share", c[RK_IC_BAD_RATINGS], c[RK_IC_RATINGS]);
     put_rate(h, "inspections_per_enterprise", c[RK_IC_COUNTED], c[RK_IC_ENTERPRISES]);
-    put(h, "cases_opened", "%lld", c[RK_IC_CASES_OPENED]);
-    put(h, "cases_decided", "%lld", c[RK_IC_CASES_DECIDED]);
+    put(h, "cases_opened", c[RK_IC_CASES_OPENED]);
+    put(h, "cases_decided", c[RK_IC_CASES_DECIDED]);
     h->f[h->nf] = "fines";
     if (a % 100 == 0)
         snprintf(h->v[h->nf], sizeof(h->v[0]), "%s%lld", fen < 0 ? "-" : "",
@@ -1204,24 +1227,24 @@ void rk__ind_format(const rk__ind_counts *n, int64_t from, int64_t to, int64_t u
                  (long long)(a / 100), (long long)(a % 100));
     h->nf++;
     put_rate(h, "lenient_share", c[RK_IC_LENIENT], c[RK_IC_CASES_DECIDED]);
-    put(h, "complaints", "%lld", c[RK_IC_COMPLAINTS]);
-    put(h, "reviews", "%lld", c[RK_IC_REVIEWS]);
-    put(h, "corrections", "%lld", c[RK_IC_CORRECTIONS]);
+    put(h, "complaints", c[RK_IC_COMPLAINTS]);
+    put(h, "reviews", c[RK_IC_REVIEWS]);
+    put(h, "corrections", c[RK_IC_CORRECTIONS]);
     put_rate(h, "correction_rate", c[RK_IC_CORRECTIONS], c[RK_IC_REVIEWS]);
     /* TODO(open alerts): counted from alerts.open_key once that hash is
      * kept; until then 0 here (riskctl indicators reads it itself). */
-    put(h, "open_critical", "%lld", 0);
-    put(h, "open_warning", "%lld", 0);
-    put(h, "open_info", "%lld", 0);
-    put(h, "scanned_by_deadline", "%lld", c[RK_IC_SCANNED_BY_DEADLINE]);
-    put(h, "deadline_passed", "%lld", c[RK_IC_DEADLINE_PASSED]);
-    put(h, "rated", "%lld", c[RK_IC_RATED]);
-    put(h, "scanned", "%lld", c[RK_IC_SCANNED]);
-    put(h, "bad_ratings", "%lld", c[RK_IC_BAD_RATINGS]);
-    put(h, "ratings", "%lld", c[RK_IC_RATINGS]);
-    put(h, "counted_inspections", "%lld", c[RK_IC_COUNTED]);
-    put(h, "enterprises", "%lld", c[RK_IC_ENTERPRISES]);
-    put(h, "lenient", "%lld", c[RK_IC_LENIENT]);
+    put(h, "open_critical", 0);
+    put(h, "open_warning", 0);
+    put(h, "open_info", 0);
+    put(h, "scanned_by_deadline", c[RK_IC_SCANNED_BY_DEADLINE]);
+    put(h, "deadline_passed", c[RK_IC_DEADLINE_PASSED]);
+    put(h, "rated", c[RK_IC_RATED]);
+    put(h, "scanned", c[RK_IC_SCANNED]);
+    put(h, "bad_ratings", c[RK_IC_BAD_RATINGS]);
+    put(h, "ratings", c[RK_IC_RATINGS]);
+    put(h, "counted_inspections", c[RK_IC_COUNTED]);
+    put(h, "enterprises", c[RK_IC_ENTERPRISES]);
+    put(h, "lenient", c[RK_IC_LENIENT]);
     h->f[h->nf] = "from";
     rk__format_rfc3339(from, tz, h->v[h->nf++], sizeof(h->v[0]));
     h->f[h->nf] = "to";
@@ -1431,6 +1454,7 @@ rk__ind *rk__ind_new(const rk__ind_settings *s)
     ind->now = INT64_MIN;
     ind->now_day = NO_DAY;
     ind->swept = INT64_MIN;
+    ind->mday = INT64_MIN;
     rk_itab_init(&ind->ents, offsetof(ent, next), RK_ITAB_NOPREV, ent_h);
     rk_itab_init(&ind->strs, offsetof(ind_str, next), RK_ITAB_NOPREV, str_h);
     rk_itab_init(&ind->tasks, offsetof(task, next), RK_ITAB_NOPREV, task_h);

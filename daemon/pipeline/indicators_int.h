@@ -136,6 +136,8 @@ struct rk__ind {
     size_t nsent, capsent;
     bool no_finals;                 /* nobody writes (a replay): none kept */
     uint64_t finals_dropped;        /* past the bound, while nobody wrote */
+    int64_t mday;                   /* month_of's last day (INT64_MIN: none) */
+    int32_t mmon;                   /* and its month */
 };
 
 /* indicators.c, for indicators_snap.c */
