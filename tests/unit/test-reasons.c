@@ -239,11 +239,106 @@ static void test_unfiled_no_unit(void **st)
     }
 }
 
+/* ===================================================================
+ * bad_rating: officer_repeated and unit_ratio resolved
+ * =================================================================== */
+
+static void rate(rk_fakehost *fh, int64_t ts, int score, const char *unit,
+                 const char *officer)
+{
+    const char *offs[1] = {officer};
+    char task[16];
+    rk_event e = base(RK_EV_INSPECTION_RATED, ts, RK_STREAM_SCAN);
+    snprintf(task, sizeof(task), "T%u", (unsigned)seqno);
+    e.task_id = task;
+    e.unit_id = unit;
+    e.enterprise_id = "E1";
+    e.officers = offs;
+    e.n_officers = officer != NULL;
+    e.score = score;
+    assert_int_equal(rk_fh_event(fh, &e), 0);
+}
+
+/* Two bad ratings of O1 (unit U1) a day apart against 2 in 7 days; two
+ * bad and three good ratings of U1 against 50% of at least 2 in 30 days.
+ * Then time passes. */
+static void bad_rating(int en, int names, const char *const want[2])
+{
+    rk_fakehost *fh = mk(&rk__det_bad_rating,
+                         "{\"officer_min_bad\": 2, \"officer_window\": \"7d\", "
+                         "\"unit_min_ratings\": 2, \"unit_max_bad_ratio\": 0.5, "
+                         "\"unit_window\": \"30d\"}", en, names);
+    rate(fh, T0, 1, "U1", "O1");
+    rate(fh, T0 + RK_DAY, 1, "U1", "O1");
+    for (int i = 0; i < 3; i++)
+        rate(fh, T0 + RK_DAY + 1 + i, 5, "U1", NULL);
+    assert_int_equal(rk_fh_count(fh, "officer_repeated"), 1);
+    assert_int_equal(rk_fh_count(fh, "unit_ratio"), 1);
+    rk_fh_advance(fh, T0 + 10 * RK_DAY);
+    assert_string_equal(reason(fh, "officer_repeated", "resolved", NULL, NULL), want[0]);
+    assert_string_equal(reason(fh, "unit_ratio", "resolved", NULL, NULL), want[1]);
+    rk_fh_free(fh);
+}
+
+static void test_bad_rating(void **st)
+{
+    static const char *const want[4][2] = {
+        {"单位U1执法人员O1近7天收到的差评已少于2次，且已持续1小时。",
+         "单位U1近30天的差评率已低于50%或评价已少于2次，且已持续1小时。"},
+        {N_UNIT "执法人员" N_OFFICER "近7天收到的差评已少于2次，且已持续1小时。",
+         N_UNIT "近30天的差评率已低于50%或评价已少于2次，且已持续1小时。"},
+        {"Officer O1 of unit U1 has had fewer than 2 bad ratings in the last 7 days for "
+         "1 hour.",
+         "Unit U1 has had a share of bad ratings below 50%, or fewer than 2 ratings, in "
+         "the last 30 days for 1 hour."},
+        {"Officer " N_OFFICER " of " N_UNIT " has had fewer than 2 bad ratings in the last "
+         "7 days for 1 hour.",
+         N_UNIT " has had a share of bad ratings below 50%, or fewer than 2 ratings, in "
+         "the last 30 days for 1 hour."},
+    };
+    (void)st;
+    for (int en = 0; en <= 1; en++)
+        for (int names = 0; names <= 1; names++)
+            bad_rating(en, names, want[en * 2 + names]);
+}
+
+/* An officer rated without a unit; alerts.keep_firing_for 30 days and
+ * windows of one day, in words. */
+static void test_bad_rating_no_unit(void **st)
+{
+    static const char *const want[2][2] = {
+        {"执法人员O1近1天收到的差评已少于2次，且已持续30天。",
+         "单位U1近1天的差评率已低于50%或评价已少于2次，且已持续30天。"},
+        {"Officer O1 has had fewer than 2 bad ratings in the last day for 30 days.",
+         "Unit U1 has had a share of bad ratings below 50%, or fewer than 2 ratings, in the "
+         "last day for 30 days."},
+    };
+    (void)st;
+    for (int en = 0; en <= 1; en++) {
+        rk_fakehost *fh = mk(&rk__det_bad_rating,
+                             "{\"officer_min_bad\": 2, \"officer_window\": \"1d\", "
+                             "\"unit_min_ratings\": 2, \"unit_max_bad_ratio\": 0.5, "
+                             "\"unit_window\": \"1d\"}", en, 0);
+        fh->keep_firing_for = 30 * RK_DAY;
+        rate(fh, T0, 1, NULL, "O1");
+        rate(fh, T0 + 1, 1, NULL, "O1");
+        rate(fh, T0 + 2, 1, "U1", NULL);
+        rate(fh, T0 + 3, 1, "U1", NULL);
+        rk_fh_advance(fh, T0 + 40 * RK_DAY);
+        assert_string_equal(reason(fh, "officer_repeated", "resolved", NULL, NULL),
+                            want[en][0]);
+        assert_string_equal(reason(fh, "unit_ratio", "resolved", NULL, NULL), want[en][1]);
+        rk_fh_free(fh);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unfiled),
         cmocka_unit_test(test_unfiled_no_unit),
+        cmocka_unit_test(test_bad_rating),
+        cmocka_unit_test(test_bad_rating_no_unit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
