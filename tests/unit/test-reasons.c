@@ -332,6 +332,159 @@ static void test_bad_rating_no_unit(void **st)
     }
 }
 
+/* ===================================================================
+ * fine_growth: growth resolved and retracted
+ * =================================================================== */
+
+static void decided(rk_fakehost *fh, int64_t ts, const char *case_id, double fine,
+                    unsigned flags)
+{
+    rk_event e = base(RK_EV_CASE_DECIDED, ts, RK_STREAM_CASE);
+    e.case_id = case_id;
+    e.unit_id = "U1";
+    e.fine = fine;
+    e.flags = flags;
+    assert_int_equal(rk_fh_event(fh, &e), 0);
+}
+
+#define FG_CFG "{\"baseline_periods\": 2, \"min_history\": 2, \"min_amount\": 1000}"
+
+/* 20,000 and 60,000 yuan in the two periods before, 125,000 now: growth.
+ * Resolved once the 125,000 has left the current 30 days; in another
+ * host, retracted by an amendment to 1,000. */
+static void fine_growth(int en, int names, const char *const want[2])
+{
+    rk_fakehost *fh = mk(&rk__det_fine_growth, FG_CFG, en, names);
+    decided(fh, T0 - 60 * RK_DAY + RK_HOUR, "C1", 20000, 0);
+    decided(fh, T0 - 30 * RK_DAY + RK_HOUR, "C2", 60000, 0);
+    decided(fh, T0 + RK_HOUR, "C3", 125000, 0);
+    assert_int_equal(rk_fh_count(fh, "growth"), 1);
+    rk_fh_advance(fh, T0 + 40 * RK_DAY);
+    assert_string_equal(reason(fh, "growth", "resolved", NULL, NULL), want[0]);
+    rk_fh_free(fh);
+
+    fh = mk(&rk__det_fine_growth, FG_CFG, en, names);
+    decided(fh, T0 - 60 * RK_DAY + RK_HOUR, "C1", 20000, 0);
+    decided(fh, T0 - 30 * RK_DAY + RK_HOUR, "C2", 60000, 0);
+    decided(fh, T0 + RK_HOUR, "C3", 125000, 0);
+    decided(fh, T0 + 2 * RK_HOUR, "C3", 1000, RK_EVF_AMENDED);
+    assert_string_equal(reason(fh, "growth", "retracted", NULL, NULL), want[1]);
+    rk_fh_free(fh);
+}
+
+static void test_fine_growth(void **st)
+{
+    static const char *const want[4][2] = {
+        {"单位U1近30天的罚没金额已回落到增长阈值以内，且已持续1小时。",
+         "更正后的处罚决定表明，单位U1的罚没金额从未超过增长阈值。"},
+        {N_UNIT "近30天的罚没金额已回落到增长阈值以内，且已持续1小时。",
+         "更正后的处罚决定表明，" N_UNIT "的罚没金额从未超过增长阈值。"},
+        {"Unit U1's fines and confiscations in the last 30 days have been back within the "
+         "growth threshold for 1 hour.",
+         "An amended decision shows the fines and confiscations of unit U1 never grew past "
+         "the threshold."},
+        {N_UNIT "'s fines and confiscations in the last 30 days have been back within the "
+         "growth threshold for 1 hour.",
+         "An amended decision shows the fines and confiscations of " N_UNIT " never grew "
+         "past the threshold."},
+    };
+    (void)st;
+    for (int en = 0; en <= 1; en++)
+        for (int names = 0; names <= 1; names++)
+            fine_growth(en, names, want[en * 2 + names]);
+}
+
+/* ===================================================================
+ * complaint_cluster: cluster resolved
+ * =================================================================== */
+
+#define CC_CFG "{\"rules\": [{\"group_by\": \"unit_id\", \"window\": \"7d\", \"min_count\": 2}," \
+    "{\"group_by\": \"officer_id\", \"window\": \"30d\", \"min_count\": 2}," \
+    "{\"group_by\": \"enterprise_id\", \"window\": \"1d\", \"min_count\": 2}," \
+    "{\"group_by\": \"region\", \"window\": \"12h\", \"min_count\": 2}]}"
+
+static void complain(rk_fakehost *fh, int64_t ts)
+{
+    const char *offs[1] = {"O1"};
+    rk_event e = base(RK_EV_CASE_COMPLAINT, ts, RK_STREAM_CASE);
+    char id[16];
+    snprintf(id, sizeof(id), "K%u", (unsigned)seqno);
+    e.complaint_id = id;
+    e.unit_id = "U1";
+    e.enterprise_id = "E1";
+    e.region = "R1";
+    e.officers = offs;
+    e.n_officers = 1;
+    assert_int_equal(rk_fh_event(fh, &e), 0);
+}
+
+static void test_complaint_cluster(void **st)
+{
+    static const char *const field[4] = {"unit_id", "officer_id", "enterprise_id", "region"};
+    static const char *const value[4] = {"U1", "O1", "E1", "R1"};
+    static const char *const want[4][4] = {
+        {"近7天涉及单位U1的投诉已少于2次，且已持续1小时。",
+         "近30天涉及执法人员O1的投诉已少于2次，且已持续1小时。",
+         "近1天涉及企业E1的投诉已少于2次，且已持续1小时。",
+         "近12小时涉及地区R1的投诉已少于2次，且已持续1小时。"},
+        {"近7天涉及" N_UNIT "的投诉已少于2次，且已持续1小时。",
+         "近30天涉及执法人员" N_OFFICER "的投诉已少于2次，且已持续1小时。",
+         "近1天涉及" N_ENT "的投诉已少于2次，且已持续1小时。",
+         "近12小时涉及兴庆区的投诉已少于2次，且已持续1小时。"},
+        {"The complaints concerning unit U1 in the last 7 days have been fewer than 2 for "
+         "1 hour.",
+         "The complaints concerning officer O1 in the last 30 days have been fewer than 2 "
+         "for 1 hour.",
+         "The complaints concerning enterprise E1 in the last day have been fewer than 2 "
+         "for 1 hour.",
+         "The complaints concerning region R1 in the last 12 hours have been fewer than 2 "
+         "for 1 hour."},
+        {"The complaints concerning " N_UNIT " in the last 7 days have been fewer than 2 "
+         "for 1 hour.",
+         "The complaints concerning officer " N_OFFICER " in the last 30 days have been "
+         "fewer than 2 for 1 hour.",
+         "The complaints concerning " N_ENT " in the last day have been fewer than 2 for "
+         "1 hour.",
+         "The complaints concerning 兴庆区 in the last 12 hours have been fewer than 2 for "
+         "1 hour."},
+    };
+    (void)st;
+    for (int en = 0; en <= 1; en++) {
+        for (int names = 0; names <= 1; names++) {
+            rk_fakehost *fh = mk(&rk__det_complaint_cluster, CC_CFG, en, names);
+            complain(fh, T0);
+            complain(fh, T0 + RK_HOUR);
+            assert_int_equal(rk_fh_count(fh, "cluster"), 4);
+            rk_fh_advance(fh, T0 + 40 * RK_DAY);
+            for (int g = 0; g < 4; g++)
+                assert_string_equal(reason(fh, "cluster", "resolved", field[g], value[g]),
+                                    want[en * 2 + names][g]);
+            rk_fh_free(fh);
+        }
+    }
+}
+
+/* The unit rule is gone from the configuration when its alert resolves:
+ * the reason gives no threshold it no longer knows. */
+static void test_complaint_cluster_rule_gone(void **st)
+{
+    const char *only_officer =
+        "{\"rules\": [{\"group_by\": \"officer_id\", \"window\": \"30d\", \"min_count\": 2}]}";
+    (void)st;
+    for (int en = 0; en <= 1; en++) {
+        rk_fakehost *fh = mk(&rk__det_complaint_cluster, CC_CFG, en, 0);
+        complain(fh, T0);
+        complain(fh, T0 + RK_HOUR);
+        assert_int_equal(rk_fh_roundtrip(fh, only_officer), 0);
+        rk_fh_advance(fh, T0 + 40 * RK_DAY);
+        assert_string_equal(reason(fh, "cluster", "resolved", "unit_id", "U1"),
+                            en ? "The complaints concerning unit U1 in the last 7 days have "
+                                 "been below the threshold for 1 hour."
+                               : "近7天涉及单位U1的投诉已低于阈值，且已持续1小时。");
+        rk_fh_free(fh);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -339,6 +492,9 @@ int main(void)
         cmocka_unit_test(test_unfiled_no_unit),
         cmocka_unit_test(test_bad_rating),
         cmocka_unit_test(test_bad_rating_no_unit),
+        cmocka_unit_test(test_fine_growth),
+        cmocka_unit_test(test_complaint_cluster),
+        cmocka_unit_test(test_complaint_cluster_rule_gone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
