@@ -50,6 +50,7 @@
  * open alerts. The expiry heaps are not stored: restore() rebuilds them. */
 #include "riskd/kit.h"
 #include "internal.h"
+#include "practice.h"           /* pr_say_kept: the reasons' "for 1 hour" */
 
 #define BR_SNAP_VERSION 2u
 #define BR_SNAP_V1 1u
@@ -491,34 +492,51 @@ static int br_settle(br_state *s, char kind, const char *id, int64_t ts)
     return rc;
 }
 
+/* The reason of a resolution, in t: officer (of unit) or unit by name,
+ * the window and the threshold in words, then how long it has held:
+ * "单位U1执法人员O1近30天收到的差评已少于3次，且已持续1小时。". */
+static void br_reason(const br_state *s, rk_say *t, char kind, const char *id,
+                      const char *unit)
+{
+    rk_say_init(t, s->api, s->host);
+    if (kind == 'o') {
+        rk_say_officer(t, unit, id, 1);
+        if (t->en) {
+            rk_say_f(t, " has had fewer than ");
+            rk_say_n(t, s->cfg.officer_min_bad, "bad rating", "bad ratings");
+            rk_say_f(t, " ");
+            rk_say_window(t, s->cfg.officer_window);
+        } else {
+            rk_say_window(t, s->cfg.officer_window);
+            rk_say_f(t, "收到的差评已少于%u次", (unsigned)s->cfg.officer_min_bad);
+        }
+    } else if (t->en) {
+        rk_say_who(t, "unit", id, 1);
+        rk_say_f(t, " has had a share of bad ratings below ");
+        rk_say_pct(t, s->cfg.unit_max_bad_ratio);
+        rk_say_f(t, ", or fewer than ");
+        rk_say_n(t, s->cfg.unit_min_ratings, "rating", "ratings");
+        rk_say_f(t, ", ");
+        rk_say_window(t, s->cfg.unit_window);
+    } else {
+        rk_say_who(t, "unit", id, 1);
+        rk_say_window(t, s->cfg.unit_window);
+        rk_say_f(t, "的差评率已低于");
+        rk_say_pct(t, s->cfg.unit_max_bad_ratio);
+        rk_say_f(t, "或评价已少于%u次", (unsigned)s->cfg.unit_min_ratings);
+    }
+    pr_say_kept(t);
+}
+
 /* Resolve every open alert of "<kind>:<id>" (key) at deadline. */
 static int br_resolve(br_state *s, const char *key, int64_t deadline)
 {
-    int en = strcmp(s->api->language(s->host), "en") == 0;
     rk__openset *set = key[0] == 'o' ? &s->open_officer : &s->open_unit;
     const rk__openrec *r = rk__open_get(set, key + 2);
-    char reason[512], wbuf[32], kbuf[32];
+    rk_say t;
     uint32_t i;
     int rc = 0;
 
-    rk_kit_format_duration(s->api->keep_firing_for(s->host), kbuf, sizeof(kbuf));
-    if (key[0] == 'o') {
-        rk_kit_format_duration(s->cfg.officer_window, wbuf, sizeof(wbuf));
-        if (en)
-            snprintf(reason, sizeof(reason), "Officer %s has had fewer than %u bad ratings "
-                     "within %s for %s.", key + 2, (unsigned)s->cfg.officer_min_bad, wbuf, kbuf);
-        else
-            snprintf(reason, sizeof(reason), "执法人员%s在%s内的差评已少于%u次，且已持续%s。",
-                     key + 2, wbuf, (unsigned)s->cfg.officer_min_bad, kbuf);
-    } else {
-        rk_kit_format_duration(s->cfg.unit_window, wbuf, sizeof(wbuf));
-        if (en)
-            snprintf(reason, sizeof(reason), "Unit %s's share of bad ratings within %s has "
-                     "been below the threshold for %s.", key + 2, wbuf, kbuf);
-        else
-            snprintf(reason, sizeof(reason), "单位%s在%s内的差评占比已低于阈值，且已持续%s。",
-                     key + 2, wbuf, kbuf);
-    }
     for (i = 0; i < r->n; i++) {
         rk_alert a;
         memset(&a, 0, sizeof(a));
@@ -530,8 +548,9 @@ static int br_resolve(br_state *s, const char *key, int64_t deadline)
         } else {
             a.subject.unit_id = key + 2;
         }
+        br_reason(s, &t, key[0], key + 2, a.subject.unit_id);
         a.status = RK_ALERT_RESOLVED;
-        a.reason = reason;
+        a.reason = rk_say_text(&t);
         a.change_ts = deadline;
         if (s->api->emit(s->host, &a) < 0)
             rc = -1;

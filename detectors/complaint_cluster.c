@@ -43,6 +43,7 @@
  * heaps are not stored: restore() rebuilds them. */
 #include "riskd/kit.h"
 #include "internal.h"
+#include "practice.h"           /* pr_say_kept: the reasons' "for 1 hour" */
 
 #define CC_SNAP_VERSION 2u
 #define CC_SNAP_V1 1u
@@ -56,13 +57,9 @@ static const char *const cc_group_names[] = {
     "unit_id", "officer_id", "enterprise_id", "region", NULL
 };
 
-/* The kind of each group_by in the names list (summaries). */
+/* The kind of each group_by in the names list (summaries, reasons). */
 static const char *const cc_group_labels[] = {
     "unit", "officer", "enterprise", "region"
-};
-
-static const char *const cc_group_labels_zh[] = {
-    "单位", "执法人员", "企业", "地区"
 };
 
 typedef struct cc_rule {
@@ -348,23 +345,41 @@ static int cc_resolve(cc_state *s, const char *okey, int64_t deadline)
 {
     const rk__openrec *r = rk__open_get(&s->open, okey);
     const char *key;
-    char reason[512], wbuf[32], kbuf[32];
+    rk_say t;
     long long window;
     int g, rc = 0;
     uint32_t i;
+    size_t ri;
 
     if (r == NULL || sscanf(okey, "%d:%lld:", &g, &window) != 2 ||
         g < 0 || g >= CC_NGROUP || (key = strchr(strchr(okey, ':') + 1, ':')) == NULL)
         return 0;
     key++;
-    rk_kit_format_duration((int64_t)window, wbuf, sizeof(wbuf));
-    rk_kit_format_duration(s->api->keep_firing_for(s->host), kbuf, sizeof(kbuf));
-    if (strcmp(s->api->language(s->host), "en") == 0)
-        snprintf(reason, sizeof(reason), "%s %s has drawn fewer complaints within %s than "
-                 "the threshold for %s.", cc_group_labels[g], key, wbuf, kbuf);
-    else
-        snprintf(reason, sizeof(reason), "%s%s在%s内的投诉已低于阈值，且已持续%s。",
-                 cc_group_labels_zh[g], key, wbuf, kbuf);
+    /* The threshold of the rule the alert came from, when it is still
+     * configured (else the sentence gives none). */
+    for (ri = 0; ri < s->cfg.n_rules; ri++)
+        if (s->cfg.rules[ri].group_by == g && s->cfg.rules[ri].window == (int64_t)window)
+            break;
+    rk_say_init(&t, s->api, s->host);
+    if (t.en) {
+        rk_say_f(&t, "The complaints concerning ");
+        rk_say_who(&t, cc_group_labels[g], key, 0);
+        rk_say_f(&t, " ");
+        rk_say_window(&t, (int64_t)window);
+        if (ri < s->cfg.n_rules)
+            rk_say_f(&t, " have been fewer than %u", (unsigned)s->cfg.rules[ri].min_count);
+        else
+            rk_say_f(&t, " have been below the threshold");
+    } else {
+        rk_say_window(&t, (int64_t)window);
+        rk_say_f(&t, "涉及");
+        rk_say_who(&t, cc_group_labels[g], key, 0);
+        if (ri < s->cfg.n_rules)
+            rk_say_f(&t, "的投诉已少于%u次", (unsigned)s->cfg.rules[ri].min_count);
+        else
+            rk_say_f(&t, "的投诉已低于阈值");
+    }
+    pr_say_kept(&t);
     for (i = 0; i < r->n; i++) {
         rk_alert a;
         memset(&a, 0, sizeof(a));
@@ -377,7 +392,7 @@ static int cc_resolve(cc_state *s, const char *okey, int64_t deadline)
         default: a.subject.region = key; break;
         }
         a.status = RK_ALERT_RESOLVED;
-        a.reason = reason;
+        a.reason = rk_say_text(&t);
         a.change_ts = deadline;
         if (s->api->emit(s->host, &a) < 0)
             rc = -1;

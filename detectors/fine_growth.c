@@ -41,6 +41,7 @@
  * alerts (rk__open_put). */
 #include "riskd/kit.h"
 #include "internal.h"
+#include "practice.h"           /* pr_say_kept: the reasons' "for 1 hour" */
 
 #define FG_SNAP_VERSION 3u          /* 2: + the decisions, for amendments;
                                        3: + the open growth alerts */
@@ -533,18 +534,22 @@ static int fg_arm(fg_self *s, const char *unit, int64_t stops)
 static int fg_resolve(fg_self *s, const char *unit, int64_t deadline)
 {
     const rk__openrec *r = rk__open_get(&s->open, unit);
-    char reason[512], kbuf[32];
+    rk_say t;
     uint32_t i;
     int rc = 0;
     if (r == NULL)
         return 0;
-    rk_kit_format_duration(s->api->keep_firing_for(s->host), kbuf, sizeof(kbuf));
-    if (strcmp(s->api->language(s->host), "en") == 0)
-        snprintf(reason, sizeof(reason), "Unit %.64s's fines and confiscations have been "
-                 "back within the growth threshold for %s.", unit, kbuf);
-    else
-        snprintf(reason, sizeof(reason), "单位%.64s的罚没金额已回落到增长阈值以内，且已持续%s。",
-                 unit, kbuf);
+    rk_say_init(&t, s->api, s->host);
+    rk_say_who(&t, "unit", unit, 1);
+    if (t.en) {
+        rk_say_f(&t, "'s fines and confiscations ");
+        rk_say_window(&t, s->cfg.period);
+        rk_say_f(&t, " have been back within the growth threshold");
+    } else {
+        rk_say_window(&t, s->cfg.period);
+        rk_say_f(&t, "的罚没金额已回落到增长阈值以内");
+    }
+    pr_say_kept(&t);
     for (i = 0; i < r->n; i++) {
         rk_alert a;
         memset(&a, 0, sizeof(a));
@@ -552,7 +557,7 @@ static int fg_resolve(fg_self *s, const char *unit, int64_t deadline)
         a.ts = r->a[i].ts;
         a.subject.unit_id = unit;
         a.status = RK_ALERT_RESOLVED;
-        a.reason = reason;
+        a.reason = rk_say_text(&t);
         a.change_ts = deadline;
         if (s->api->emit(s->host, &a) < 0)
             rc = -1;
@@ -581,6 +586,17 @@ static int fg_retract(fg_self *s, fg_unit *u, const rk_event *ev)
     rk__openrec *r = rk__open_get(&s->open, ev->unit_id);
     uint32_t i;
     int rc = 0;
+    rk_say t;
+    rk_say_init(&t, s->api, s->host);
+    if (t.en) {
+        rk_say_f(&t, "An amended decision shows the fines and confiscations of ");
+        rk_say_who(&t, "unit", ev->unit_id, 0);
+        rk_say_f(&t, " never grew past the threshold.");
+    } else {
+        rk_say_f(&t, "更正后的处罚决定表明，");
+        rk_say_who(&t, "unit", ev->unit_id, 0);
+        rk_say_f(&t, "的罚没金额从未超过增长阈值。");
+    }
     for (i = 0; r != NULL && i < r->n; ) {
         rk_alert a;
         int64_t ab = floor_div(r->a[i].ts, s->cfg.bucket);
@@ -593,9 +609,7 @@ static int fg_retract(fg_self *s, fg_unit *u, const rk_event *ev)
         a.ts = r->a[i].ts;
         a.subject.unit_id = ev->unit_id;
         a.status = RK_ALERT_RETRACTED;
-        a.reason = strcmp(s->api->language(s->host), "en") == 0 ?
-                   "An amended decision shows the unit's fines never grew past the threshold." :
-                   "更正后的处罚决定表明，该单位的罚没金额从未超过增长阈值。";
+        a.reason = rk_say_text(&t);
         a.change_ts = ev->ts;
         a.evidence = &ev->ref;
         a.n_evidence = 1;

@@ -4,7 +4,9 @@
  * reference-list lookups guarded for a host of an older ABI minor and the
  * snapshot encoding of an rk_winset (u32 n_keys, then per key str id, u32
  * n, n x (i64 ts, ref, u32 flag)). Summaries use riskd/text.h like every
- * detector. Header-only, static inline, using the kit alone. */
+ * detector; pr_say_kept, the end of a resolve reason, serves the window
+ * rules of the original detectors too (bad_rating, fine_growth,
+ * complaint_cluster). Header-only, static inline, using the kit alone. */
 #ifndef RISKD_DETECTORS_PRACTICE_H
 #define RISKD_DETECTORS_PRACTICE_H
 

@@ -469,9 +469,117 @@ static int emit(ui_self *s, const char *rule, rk_severity sev, int64_t ts,
  * F_SCANNED: it fired; F_FNS_OVER: a scan has settled it).
  * =================================================================== */
 
-static const char *lc_reason(const ui_self *s, const char *zh, const char *en)
+/* Why a notice ends an alert (its reason), in t: the subject by name as
+ * the alert's summary gives it, the time limit in words. */
+enum { LC_SCAN_FILED, LC_CASE_FILED, LC_REPORT_FILED, LC_MISMATCH_AMENDED, LC_SCANNED_IN_TIME,
+       LC_SCANNED_LATE };
+
+static const char *lc_reason(const ui_self *s, rk_say *t, int why, const rk_subject *subj)
 {
-    return strcmp(s->api->language(s->host), "en") == 0 ? en : zh;
+    rk_say_init(t, s->api, s->host);
+    switch (why) {
+    case LC_SCAN_FILED:
+        if (t->en) {
+            rk_say_f(t, "The inspection of ");
+            rk_say_who(t, "enterprise", subj->enterprise_id, 0);
+            if (subj->unit_id != NULL) {
+                rk_say_f(t, " by ");
+                rk_say_who(t, "unit", subj->unit_id, 0);
+            }
+            rk_say_f(t, " (task %s) was filed online in time (grace ", subj->task_id);
+            rk_say_span(t, s->cfg.grace);
+            rk_say_f(t, "); the filing arrived late.");
+        } else {
+            if (subj->unit_id != NULL) {
+                rk_say_who(t, "unit", subj->unit_id, 0);
+                rk_say_f(t, "对");
+            }
+            rk_say_who(t, "enterprise", subj->enterprise_id, 0);
+            rk_say_f(t, "的检查（任务%s）已按时网上备案（宽限", subj->task_id);
+            rk_say_span(t, s->cfg.grace);
+            rk_say_f(t, "），只是备案记录晚到。");
+        }
+        break;
+    case LC_CASE_FILED:
+        if (t->en) {
+            rk_say_f(t, "Inspection task %s of case %s", subj->task_id, subj->case_id);
+            if (subj->unit_id != NULL) {
+                rk_say_f(t, " opened by ");
+                rk_say_who(t, "unit", subj->unit_id, 0);
+            }
+            rk_say_f(t, " was filed online in time (grace ");
+            rk_say_span(t, s->cfg.grace);
+            rk_say_f(t, "); the filing arrived late.");
+        } else {
+            if (subj->unit_id != NULL) {
+                rk_say_who(t, "unit", subj->unit_id, 0);
+                rk_say_f(t, "立案的");
+            }
+            rk_say_f(t, "案件%s所涉检查任务%s已按时网上备案（宽限", subj->case_id,
+                     subj->task_id);
+            rk_say_span(t, s->cfg.grace);
+            rk_say_f(t, "），只是备案记录晚到。");
+        }
+        break;
+    case LC_REPORT_FILED:
+        if (t->en) {
+            rk_say_f(t, "A filing of the inspection of ");
+            rk_say_who(t, "enterprise", subj->enterprise_id, 0);
+            rk_say_f(t, " by ");
+            rk_say_who(t, "unit", subj->unit_id, 0);
+            rk_say_f(t, ", planned within ");
+            rk_say_span(t, s->cfg.tolerance);
+            rk_say_f(t, " of the report, has arrived.");
+        } else {
+            rk_say_who(t, "unit", subj->unit_id, 0);
+            rk_say_f(t, "对");
+            rk_say_who(t, "enterprise", subj->enterprise_id, 0);
+            rk_say_f(t, "的检查备案已经到达，计划时间在该报告前后");
+            rk_say_span(t, s->cfg.tolerance);
+            rk_say_f(t, "内。");
+        }
+        break;
+    case LC_MISMATCH_AMENDED:
+        if (t->en) {
+            rk_say_f(t, "The filing of inspection task %s", subj->task_id);
+            if (subj->unit_id != NULL) {
+                rk_say_f(t, " of ");
+                rk_say_who(t, "unit", subj->unit_id, 0);
+            }
+            rk_say_f(t, " was amended to name ");
+            rk_say_who(t, "enterprise", subj->enterprise_id, 0);
+            rk_say_f(t, ", where it was scanned.");
+        } else {
+            if (subj->unit_id != NULL) {
+                rk_say_who(t, "unit", subj->unit_id, 0);
+                rk_say_f(t, "的");
+            }
+            rk_say_f(t, "检查任务%s备案已更正为扫码的", subj->task_id);
+            rk_say_who(t, "enterprise", subj->enterprise_id, 0);
+            rk_say_f(t, "。");
+        }
+        break;
+    default:                        /* LC_SCANNED_IN_TIME, LC_SCANNED_LATE */
+        if (t->en) {
+            rk_say_f(t, "Inspection task %s of ", subj->task_id);
+            rk_say_who(t, "unit", subj->unit_id, 0);
+            rk_say_f(t, " at ");
+            rk_say_who(t, "enterprise", subj->enterprise_id, 0);
+            rk_say_f(t, why == LC_SCANNED_LATE ? " was scanned late (limit "
+                                               : " was scanned in time (limit ");
+            rk_say_span(t, s->cfg.scan_deadline);
+            rk_say_f(t, why == LC_SCANNED_LATE ? ")." : "); the scan arrived late.");
+        } else {
+            rk_say_who(t, "unit", subj->unit_id, 0);
+            rk_say_f(t, "备案的检查任务%s（", subj->task_id);
+            rk_say_who(t, "enterprise", subj->enterprise_id, 0);
+            rk_say_f(t, why == LC_SCANNED_LATE ? "）已逾期补扫码（时限" : "）已按时扫码（时限");
+            rk_say_span(t, s->cfg.scan_deadline);
+            rk_say_f(t, why == LC_SCANNED_LATE ? "）。" : "），只是扫码记录晚到。");
+        }
+        break;
+    }
+    return rk_say_text(t);
 }
 
 /* Emit the notice `status` of the alert rule/ts/subj, caused by ref. */
@@ -545,6 +653,7 @@ static int lc_on_filing(ui_self *s, const ui_filing *f, const rk_event *ev)
     const char *a, *b;
     rk__openrec *r;
     rk_subject subj;
+    rk_say t;
     uint32_t i;
     int rc = 0;
 
@@ -558,9 +667,7 @@ static int lc_on_filing(ui_self *s, const ui_filing *f, const rk_event *ev)
             subj.enterprise_id = a;
             subj.unit_id = b;
             if (lc_notice(s, "scan_without_filing", r->a[i].ts, &subj, RK_ALERT_RETRACTED,
-                          lc_reason(s, "该任务的备案在宽限期内已经提交，只是晚到。",
-                                    "The task's filing was made within the grace period "
-                                    "and arrived late."), ev->ts, &ev->ref) != 0)
+                          lc_reason(s, &t, LC_SCAN_FILED, &subj), ev->ts, &ev->ref) != 0)
                 rc = -1;
             lc_remove(s, r, i);
         }
@@ -575,10 +682,7 @@ static int lc_on_filing(ui_self *s, const ui_filing *f, const rk_event *ev)
             subj.unit_id = b;
             subj.task_id = f_task(f);
             if (lc_notice(s, "case_without_filing", r->a[i].ts, &subj, RK_ALERT_RETRACTED,
-                          lc_reason(s, "该案件所涉检查任务的备案在宽限期内已经提交，只是晚到。",
-                                    "The filing of the case's inspection task was made "
-                                    "within the grace period and arrived late."),
-                          ev->ts, &ev->ref) != 0)
+                          lc_reason(s, &t, LC_CASE_FILED, &subj), ev->ts, &ev->ref) != 0)
                 rc = -1;
             lc_remove(s, r, i);
         }
@@ -592,9 +696,7 @@ static int lc_on_filing(ui_self *s, const ui_filing *f, const rk_event *ev)
             subj.unit_id = f_unit(f);
             subj.enterprise_id = f_ent(f);
             if (lc_notice(s, "reported_without_filing", r->a[i].ts, &subj, RK_ALERT_RETRACTED,
-                          lc_reason(s, "与该报告相符的检查备案已经到达。",
-                                    "A filing that matches the report has arrived."),
-                          ev->ts, &ev->ref) != 0)
+                          lc_reason(s, &t, LC_REPORT_FILED, &subj), ev->ts, &ev->ref) != 0)
                 rc = -1;
             lc_remove(s, r, i);
         }
@@ -610,6 +712,7 @@ static int lc_on_amended(ui_self *s, const char *task, const char *ent, const rk
     const char *unit, *scanned;
     rk__openrec *r;
     rk_subject subj;
+    rk_say t;
     uint32_t i;
     int rc = 0;
 
@@ -624,9 +727,7 @@ static int lc_on_amended(ui_self *s, const char *task, const char *ent, const rk
         subj.unit_id = unit;
         subj.enterprise_id = scanned;
         if (lc_notice(s, "enterprise_mismatch", r->a[i].ts, &subj, RK_ALERT_RETRACTED,
-                      lc_reason(s, "备案已更正为扫码的企业。",
-                                "The filing was amended to name the scanned enterprise."),
-                      ev->ts, &ev->ref) != 0)
+                      lc_reason(s, &t, LC_MISMATCH_AMENDED, &subj), ev->ts, &ev->ref) != 0)
             rc = -1;
         lc_remove(s, r, i);
     }
@@ -639,6 +740,7 @@ static int lc_on_amended(ui_self *s, const char *task, const char *ent, const rk
 static int lc_on_scan(ui_self *s, ui_filing *f, const rk_event *ev)
 {
     rk_subject subj;
+    rk_say t;
     int in_time = ev->ts <= f_scan_by(f);
     if (!(f->flags & F_FNS_DONE) || (f->flags & (F_SCANNED | F_FNS_OVER)))
         return 0;
@@ -649,11 +751,7 @@ static int lc_on_scan(ui_self *s, ui_filing *f, const rk_event *ev)
     subj.enterprise_id = f_ent(f);
     return lc_notice(s, "filed_not_scanned", f_scan_by(f), &subj,
                      in_time ? RK_ALERT_RETRACTED : RK_ALERT_RESOLVED,
-                     in_time ? lc_reason(s, "该任务在截止时间前已扫码，扫码记录晚到。",
-                                         "The task was scanned before its deadline; the "
-                                         "scan arrived late.")
-                             : lc_reason(s, "该任务已在截止时间后补扫码（逾期扫码）。",
-                                         "The task was scanned late, after its deadline."),
+                     lc_reason(s, &t, in_time ? LC_SCANNED_IN_TIME : LC_SCANNED_LATE, &subj),
                      ev->ts, &ev->ref);
 }
 

@@ -814,7 +814,8 @@ static void test_officer_held_again_moves_resolution(void **st)
     rk_fh_advance(fh, T0 + 130 * RK_MINUTE + 1);
     assert_int_equal(rk_fh_notice_count(fh, "officer_repeated", "resolved"), 1);
     assert_string_equal(json_string_value(json_object_get(notice_n(fh, 0), "reason")),
-                        "Officer O1 has had fewer than 2 bad ratings within 1h for 1h.");
+                        "Officer O1 of unit U1 has had fewer than 2 bad ratings in the last hour "
+                        "for 1 hour.");
     rk_fh_free(fh);
 }
 

@@ -1007,7 +1007,8 @@ static void test_enterprise_mismatch_retracted(void **st)
     assert_string_equal(nfield(fh, 0, "subject", "enterprise_id"), "E2");
     assert_int_equal(ifield(rk_fh_notice(fh, 0), "ts"), T0 + MIN);
     assert_string_equal(nfield(fh, 0, NULL, "reason"),
-                        "The filing was amended to name the scanned enterprise.");
+                        "The filing of inspection task T1 of unit U1 was amended to name "
+                        "enterprise E2, where it was scanned.");
     rk_fh_free(fh);
 }
 
