@@ -1102,8 +1102,12 @@ void rk__engine_stop(rk__engine *e, void (*done)(void *ud), void *ud);
  * saying that reloading `path` failed with `error`. */
 void rk__engine_reject_config(rk__engine *e, const char *path, const char *error);
 void rk__engine_free(rk__engine *e);
-/* 1 when both connections are up and the engine is consuming. */
+/* 1 when both connections are up and the engine is consuming (and Redis
+ * does not refuse its reads). */
 int rk__engine_healthy(const rk__engine *e);
+/* readerr.c: why Redis refuses the engine's reads, or NULL when the last
+ * read succeeded. */
+const char *rk__engine_read_error(const rk__engine *e);
 /* Has the engine ever consumed (restored, set up, claimed)? */
 bool rk__engine_ever_ready(const rk__engine *e);
 /* The consumer lag last polled: *entries the sum over both streams of the
