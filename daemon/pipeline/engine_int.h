@@ -206,6 +206,7 @@ struct rk__engine {
     json_t *replay_notices;         /* the notices, in order */
     json_t *replay_closed;          /* id -> true: no longer open */
     bool replay_done;
+    bool replay_lost;               /* ended by a lost connection: incomplete */
     /* wall-clock ticks (ticks.c, "Wall-clock ticks" below) */
     char *clock_key;                /* <state.key>:clock */
     rk__ticks ticks;                /* read back: to apply at their positions */
