@@ -1075,6 +1075,12 @@ json_t *rk__engine_replay_alerts(const rk__engine *e);
 json_t *rk__engine_replay_notices(const rk__engine *e);
 /* Print the per detector/rule/severity table (count, distinct subjects). */
 void rk__engine_replay_summary(const rk__engine *e, FILE *f);
+/* input_replay.c: the replay's connections to Redis (up to max of them
+ * into out; their number), for riskd --replay to watch. */
+int rk__engine_replay_conns(const rk__engine *e, const rk__redis **out, int max);
+/* Did the replay end because its connection to Redis was lost (so it is
+ * incomplete)? */
+bool rk__engine_replay_lost(const rk__engine *e);
 /* Called once when the engine first consumes (groups ready, first read
  * sent) - systemd READY=1. */
 void rk__engine_on_ready(rk__engine *e, void (*cb)(void *ud), void *ud);
@@ -1102,8 +1108,12 @@ void rk__engine_stop(rk__engine *e, void (*done)(void *ud), void *ud);
  * saying that reloading `path` failed with `error`. */
 void rk__engine_reject_config(rk__engine *e, const char *path, const char *error);
 void rk__engine_free(rk__engine *e);
-/* 1 when both connections are up and the engine is consuming. */
+/* 1 when both connections are up and the engine is consuming (and Redis
+ * does not refuse its reads). */
 int rk__engine_healthy(const rk__engine *e);
+/* readerr.c: why Redis refuses the engine's reads, or NULL when the last
+ * read succeeded. */
+const char *rk__engine_read_error(const rk__engine *e);
 /* Has the engine ever consumed (restored, set up, claimed)? */
 bool rk__engine_ever_ready(const rk__engine *e);
 /* The consumer lag last polled: *entries the sum over both streams of the
@@ -1117,6 +1127,23 @@ const rk__config *rk__engine_config(const rk__engine *e);
 void rk__engine_render_metrics(rk__engine *e, rk_buf *out);
 /* The same, added to m with m's label (node.c: partition="p"). */
 void rk__engine_metrics(rk__engine *e, rk__prom *m);
+
+/* ===================================================================
+ * replaywatch.c - riskd --replay gives up on an unreachable Redis
+ * =================================================================== */
+
+#define RK_REPLAY_REDIS_WAIT_MS 5000    /* a connection down this long ends the replay */
+
+typedef struct rk__replay_watch rk__replay_watch;
+/* Start watching (nothing yet) on loop. NULL when out of memory. */
+rk__replay_watch *rk__replay_watch_new(struct uv_loop_s *loop);
+/* Watch these connections (NULLs skipped) instead, from now. */
+void rk__replay_watch_set(rk__replay_watch *w, const rk__redis *const *conns, int n);
+/* NULL, or why the replay gives up (naming the address): one of the
+ * connections watched has been down for RK_REPLAY_REDIS_WAIT_MS. */
+const char *rk__replay_watch_failed(const rk__replay_watch *w);
+/* Stop; freed once the loop has closed the timer. */
+void rk__replay_watch_free(rk__replay_watch *w);
 
 /* ===================================================================
  * node.c - leases, partitions and their engines (one process among several)
@@ -1269,6 +1296,8 @@ rk__lists_sync *rk__lists_sync_new(struct uv_loop_s *loop, const rk__config *cfg
 /* Stop polling and close the connection (memory freed once libuv closed
  * the handles). */
 void rk__lists_sync_free(rk__lists_sync *s);
+/* Its connection to Redis. */
+const rk__redis *rk__lists_sync_redis(const rk__lists_sync *s);
 
 /* ===================================================================
  * detectors/<name>.c - the built-in detectors (one ops table each)

@@ -20,6 +20,7 @@ static void on_housekeeping(uv_timer_t *t)
 
     rk__register_watermark(e->filreg, rk__clock_now(&e->clock));   /* and retries */
     rk__inlog_flush(&e->inlog, rk__wall_ms());
+    rk__read_err_flush(e, rk__wall_ms());
     if (e->stopping) {
         if (now - e->round_started > STOP_TIMEOUT_MS) {
             rk__log(RK_LOG_WARNING, "stop: Redis did not confirm in time; "
@@ -89,6 +90,7 @@ static rk__engine *engine_new(uv_loop_t *loop, rk__config *cfg, const rk__replay
     rk__clock_init(&e->clock);
     rk__clock_set_lateness(&e->clock, cfg->allowed_lateness);
     rk__inlog_init(&e->inlog);
+    rk__read_err_init(e);
     rk__tasks_init(&e->tasks);
     rk__dedupe_init(&e->dedupe);
     rk__dedupe_set_window(&e->dedupe, cfg->dedupe_window);

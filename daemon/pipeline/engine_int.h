@@ -206,6 +206,7 @@ struct rk__engine {
     json_t *replay_notices;         /* the notices, in order */
     json_t *replay_closed;          /* id -> true: no longer open */
     bool replay_done;
+    bool replay_lost;               /* ended by a lost connection: incomplete */
     /* wall-clock ticks (ticks.c, "Wall-clock ticks" below) */
     char *clock_key;                /* <state.key>:clock */
     rk__ticks ticks;                /* read back: to apply at their positions */
@@ -238,6 +239,10 @@ struct rk__engine {
     bool requested[RK_STREAM_COUNT];    /* streams in the read in flight */
     bool read_inflight;             /* an XREADGROUP/XREAD awaits its reply */
     bool wait_err_logged;           /* the plain XREAD wait was refused */
+    char read_err[RK_LOGRL_TEXT];   /* Redis refuses the reads: why; "" once one succeeds */
+    uint64_t read_refusals;         /* reads refused since the last that succeeded */
+    uint64_t reads_refused_total;   /* riskd_reads_refused_total */
+    rk__logrl read_rl;              /* their log lines (readerr.c) */
     uint64_t round_hr;
     rk__engine_stats_t stats;
     rk__inlog inlog;                /* late, unknown, bad input (inputlog.c) */
@@ -330,6 +335,15 @@ void rk__careful_resume(rk__engine *e);
 void rk__schedule_read(rk__engine *e);
 /* The reply of a read an input sent (rk__input.send). */
 void rk__on_read(rk__redis *r, struct redisReply *reply, void *pd);
+
+/* readerr.c */
+void rk__read_err_init(rk__engine *e);
+/* A read (what: "XREADGROUP", "XREAD") answered with the error err. */
+void rk__read_refused(rk__engine *e, const char *what, const char *err);
+/* A read was answered with entries or none: reads work (again). */
+void rk__read_ok(rk__engine *e);
+/* The summary of refused reads due at wall time now, if any. */
+void rk__read_err_flush(rk__engine *e, int64_t now);
 
 /* input_replay.c */
 int rk__replay_pos(const char *s, bool upper, rk_entry_ref *out);

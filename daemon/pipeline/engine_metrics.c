@@ -182,6 +182,7 @@ bool rk__engine_ever_ready(const rk__engine *e)
 int rk__engine_healthy(const rk__engine *e)
 {
     return rk__redis_ready(e->rd) && rk__redis_ready(e->wr) && e->ever_ready &&
+           e->read_err[0] == '\0' &&
            (e->wr_out == NULL || (rk__redis_ready(e->wr_out) && rk__redis_ready(e->wr_dead))) &&
            e->state != E_CONNECTING && e->state != E_SETUP && e->state != E_LOADING &&
            e->state != E_STOPPED;
@@ -363,6 +364,11 @@ void rk__engine_metrics(rk__engine *e, rk__prom *m)
       ULL(rk__redis_reconnects(e->rd)));
     S(m, "riskd_redis_reconnects_total", "{connection=\"writer\"} %llu",
       ULL(rk__redis_reconnects(e->wr)));
+    FAM(m, "riskd_reads_refused_total",
+        "# HELP riskd_reads_refused_total Reads of the input streams Redis answered "
+        "with an error.\n"
+        "# TYPE riskd_reads_refused_total counter\n");
+    S(m, "riskd_reads_refused_total", " %llu", ULL(e->reads_refused_total));
     FAM(m, "riskd_up", "# HELP riskd_up 1 when connected and consuming.\n"
         "# TYPE riskd_up gauge\n");
     S(m, "riskd_up", " %d", rk__engine_healthy(e));

@@ -7,7 +7,8 @@
  * first), keeping those inside --from/--to, and applied at their
  * positions like the live run did: a replay decides none of its own. When
  * both streams are read and applied, or when Redis is lost (the replay is
- * then incomplete, and says so), the replay finishes: ro.done is called. */
+ * then incomplete, and says so: rk__engine_replay_lost, exit status 2),
+ * the replay finishes: ro.done is called. */
 #include "engine_int.h"
 
 /* Both streams are read to the end. Timers still armed stay unfired
@@ -98,7 +99,23 @@ static void replay_down(rk__engine *e)
     if (!e->ever_ready || e->replay_done)
         return;                     /* not begun yet: it begins once connected */
     rk__log(RK_LOG_ERR, "replay: lost the connection to Redis; the replay is incomplete");
+    e->replay_lost = true;
     rk__replay_finish(e);
+}
+
+int rk__engine_replay_conns(const rk__engine *e, const rk__redis **out, int max)
+{
+    int n = 0;
+    if (n < max && e->rd != NULL)
+        out[n++] = e->rd;
+    if (n < max && e->wr != NULL)
+        out[n++] = e->wr;
+    return n;
+}
+
+bool rk__engine_replay_lost(const rk__engine *e)
+{
+    return e->replay_lost;
 }
 
 /* Past --to: the stream is at its end. */

@@ -230,10 +230,11 @@ void rk__on_read(rk__redis *r, redisReply *reply, void *pd)
             e->steps->setup_groups(e);
             return;
         }
-        rk__log(RK_LOG_ERR, "XREADGROUP failed: %s", reply->str);
+        rk__read_refused(e, e->in == &rk__input_live ? "XREADGROUP" : "XREAD", reply->str);
         e->read_retry_at = (int64_t)uv_now(e->loop) + READ_RETRY_MS;
         return;
     }
+    rk__read_ok(e);
     started = uv_hrtime();
     /* A stream absent from the reply returned nothing. */
     if (reply->type == REDIS_REPLY_ARRAY) {

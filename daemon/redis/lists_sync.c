@@ -220,6 +220,11 @@ rk__lists_sync *rk__lists_sync_new(uv_loop_t *loop, const rk__config *cfg,
     return s;
 }
 
+const rk__redis *rk__lists_sync_redis(const rk__lists_sync *s)
+{
+    return s->r;
+}
+
 static void on_closed(uv_handle_t *h)
 {
     free(h->data);

@@ -162,9 +162,10 @@ static void on_lists_loaded(void *ud)
 }
 
 /* Run one replay of cfg to the end. Returns its alerts (a new reference)
- * or NULL on error (logged). */
+ * or NULL on error (logged) with the exit status in *status: 2 when Redis
+ * cannot be reached or was lost (the watch, replaywatch.c), else 1. */
 static json_t *run_replay(const char *path, const char *from, const char *to, int partition,
-                          FILE *out, bool summary)
+                          FILE *out, bool summary, int *status)
 {
     char err[RK_ERRLEN], fb[32], tb[32];
     rk__config *cfg;
@@ -173,6 +174,12 @@ static json_t *run_replay(const char *path, const char *from, const char *to, in
     int done = 0;
     json_t *alerts;
     uv_loop_t *loop = uv_default_loop();
+    rk__replay_watch *w;
+    const rk__redis *conns[4];
+    const char *host = NULL;
+    int port = 0, nconns;
+
+    *status = 1;
 
     if (rk__config_load(path, &cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "riskd: %s\n", err);
@@ -207,14 +214,26 @@ static json_t *run_replay(const char *path, const char *from, const char *to, in
          * it: fetched once, before the first entry is read. */
         int listed = 0;
         rk__lists_sync *ls = rk__lists_sync_new(loop, cfg, on_lists_loaded, &listed);
-        if (ls == NULL) {
+        if (ls == NULL || (w = rk__replay_watch_new(loop)) == NULL) {
             fprintf(stderr, "riskd: out of memory\n");
+            rk__lists_sync_free(ls);
             rk__config_free(cfg);
             return NULL;
         }
-        while (!listed && uv_run(loop, UV_RUN_ONCE))
+        conns[0] = rk__lists_sync_redis(ls);
+        rk__replay_watch_set(w, conns, 1);
+        while (!listed && !rk__replay_watch_failed(w) && uv_run(loop, UV_RUN_ONCE))
             ;
         rk__lists_sync_free(ls);
+        if (!listed) {
+            fprintf(stderr, "riskd: %s; the replay did not run\n", rk__replay_watch_failed(w)
+                    ? rk__replay_watch_failed(w) : "cannot read the reference lists");
+            rk__replay_watch_free(w);
+            uv_run(loop, UV_RUN_DEFAULT);   /* let the handles close */
+            rk__config_free(cfg);
+            *status = 2;
+            return NULL;
+        }
     }
     memset(&ro, 0, sizeof(ro));
     ro.from = replay_bound(from, fb, sizeof(fb));
@@ -225,11 +244,32 @@ static json_t *run_replay(const char *path, const char *from, const char *to, in
     e = rk__engine_new_replay(loop, cfg, &ro, err, sizeof(err));
     if (e == NULL) {
         fprintf(stderr, "riskd: %s: %s\n", path, err);
+        rk__replay_watch_free(w);
+        uv_run(loop, UV_RUN_DEFAULT);
         rk__config_free(cfg);
         return NULL;
     }
-    while (!done && uv_run(loop, UV_RUN_ONCE))
+    nconns = rk__engine_replay_conns(e, conns, 4);
+    rk__replay_watch_set(w, conns, nconns);
+    while (!done && !rk__replay_watch_failed(w) && uv_run(loop, UV_RUN_ONCE))
         ;
+    if (!done || rk__engine_replay_lost(e)) {
+        /* Redis unreachable for too long, or lost midway: no result. */
+        if (!done)
+            fprintf(stderr, "riskd: %s; the replay %s\n", rk__replay_watch_failed(w),
+                    rk__engine_ever_ready(e) ? "is incomplete" : "did not run");
+        else {
+            rk__redis_addr(conns[0], &host, &port);
+            fprintf(stderr, "riskd: lost the connection to Redis at %s:%d; the replay is "
+                    "incomplete\n", host ? host : "?", port);
+        }
+        rk__replay_watch_free(w);
+        rk__engine_free(e);
+        uv_run(loop, UV_RUN_DEFAULT);
+        *status = 2;
+        return NULL;
+    }
+    rk__replay_watch_free(w);
     if (summary)
         rk__engine_replay_summary(e, stderr);
     alerts = json_incref(rk__engine_replay_alerts(e));
@@ -359,16 +399,17 @@ int main(int argc, char **argv)
     }
     if (replay) {
         json_t *ra, *rb;
+        int rc;
         signal(SIGPIPE, SIG_IGN);
         ra = run_replay(a.config_path, from, to, partition, compare ? NULL : stdout,
-                        compare == NULL);
+                        compare == NULL, &rc);
         if (ra == NULL)
-            return 1;
+            return rc;
         if (compare != NULL) {
-            rb = run_replay(compare, from, to, partition, NULL, false);
+            rb = run_replay(compare, from, to, partition, NULL, false, &rc);
             if (rb == NULL) {
                 json_decref(ra);
-                return 1;
+                return rc;
             }
             print_compare(ra, rb, a.config_path, compare);
             json_decref(rb);

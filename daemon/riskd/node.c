@@ -1043,7 +1043,7 @@ bool rk__node_active(const rk__node *n)
  * Health
  *
  * /healthz's one JSON object: the process's status - the worst of its
- * partitions' (redis_down, then starting, then consuming; one being handed
+ * partitions' (refused, redis_down, then starting, then consuming; one being handed
  * over counts only alone), or stopping, standby - why, the consumer lag summed over its engines, and the
  * partitions it holds. Healthy (HTTP 200) only when consuming.
  * =================================================================== */
@@ -1068,6 +1068,11 @@ static const char *part_status(const part *pt, char *why, size_t len)
         snprintf(why, len, "partition %d: handing over (final checkpoint)", pt->p);
         return "stopping";
     case P_ACTIVE:
+        if (pt->eng != NULL && rk__redis_ready(n->r) && rk__engine_read_error(pt->eng)) {
+            snprintf(why, len, "partition %d: %s; nothing is consumed until a read succeeds",
+                     pt->p, rk__engine_read_error(pt->eng));
+            return "refused";
+        }
         if (pt->eng != NULL && rk__engine_healthy(pt->eng)) {
             snprintf(why, len, "partition %d: consuming (epoch %lld)", pt->p, pt->epoch);
             return "consuming";
@@ -1090,7 +1095,8 @@ static const char *part_status(const part *pt, char *why, size_t len)
  * being handed over (stopping) only when it is the only kind held. */
 static int status_rank(const char *st)
 {
-    return strcmp(st, "redis_down") == 0 ? 3 : strcmp(st, "starting") == 0 ? 2 :
+    return strcmp(st, "refused") == 0 ? 4 :
+           strcmp(st, "redis_down") == 0 ? 3 : strcmp(st, "starting") == 0 ? 2 :
            strcmp(st, "consuming") == 0 ? 1 : 0;
 }
 

@@ -14,7 +14,13 @@
  *  - lag: riskd's Redis user loses XREADGROUP/XREAD (ACL), so entries
  *    written meanwhile stay undelivered, with ids stamped ten minutes ago:
  *    riskd_group_lag counts them and riskd_group_lag_seconds (and /healthz's
- *    lag) is at least their age; the permission back, both return to 0. */
+ *    lag) is at least their age, while /healthz answers 503 "refused"; the
+ *    permission back, both return to 0 and /healthz to 200.
+ *  - reads refused: riskd's user loses only XREADGROUP: /healthz answers
+ *    503 "refused" quoting Redis's error, riskd_up is 0, and after several
+ *    refused reads (riskd_reads_refused_total) the log has said it once;
+ *    the permission back: 200 "consuming", an entry written meanwhile is
+ *    consumed, and the log says reads work again. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -289,7 +295,8 @@ static void test_lag_metrics(void **state)
     wait_metric(&f->env.riskd, f->mport, "riskd_group_lag_seconds{stream=\"enforce:scan\"}",
                 AGE_MS / 1000.0, 1e9);
     assert_true(it_metric(f->mport, "riskd_group_lag_seconds{stream=\"enforce:case\"}") == 0);
-    assert_int_equal(health(f->mport, &o), 200);
+    assert_int_equal(health(f->mport, &o), 503);
+    assert_string_equal(jstr(o, "status"), "refused");
     lag = json_object_get(o, "lag");
     assert_int_equal(json_integer_value(json_object_get(lag, "entries")), LAG_ENTRIES);
     assert_true(json_number_value(json_object_get(lag, "seconds")) >= AGE_MS / 1000.0);
@@ -297,6 +304,7 @@ static void test_lag_metrics(void **state)
 
     freeReplyObject(it_cmd(f->env.c, "ACL SETUSER rk +xreadgroup +xread"));
     assert_true(it_wait_drained(f->env.c, "enforce:scan", "riskd", 20000));
+    wait_status(&f->env.riskd, f->mport, "consuming", 200, 15000);
     wait_metric(&f->env.riskd, f->mport, "riskd_group_lag{stream=\"enforce:scan\"}", 0, 0);
     wait_metric(&f->env.riskd, f->mport, "riskd_group_lag_seconds{stream=\"enforce:scan\"}",
                 0, 0);
@@ -309,6 +317,52 @@ static void test_lag_metrics(void **state)
     assert_int_equal(it_riskd_wait(&f->env.riskd, 20000), 0);
 }
 
+/* ===================================================================
+ * Reads refused
+ * =================================================================== */
+
+#define REFUSED_LINE "Redis refuses to read the input streams"
+
+static void test_reads_refused(void **state)
+{
+    fixture *f = *state;
+    json_t *o;
+    char id[64];
+
+    freeReplyObject(it_cmd(f->env.c, "ACL SETUSER rk on >pw ~* &* +@all"));
+    start(f, &f->env.riskd, &f->mport, "a",
+          "\"redis\":{\"username\":\"rk\",\"password\":\"pw\"}");
+    wait_status(&f->env.riskd, f->mport, "consuming", 200, 15000);
+    assert_true(it_metric(f->mport, "riskd_up") == 1);
+    assert_true(it_metric(f->mport, "riskd_reads_refused_total") == 0);
+
+    freeReplyObject(it_cmd(f->env.c, "ACL SETUSER rk -xreadgroup"));
+    wait_status(&f->env.riskd, f->mport, "refused", 503, 15000);
+    assert_int_equal(health(f->mport, &o), 503);
+    assert_string_equal(jstr(o, "status"), "refused");
+    if (strstr(jstr(o, "reason"), "partition 0: " REFUSED_LINE " (XREADGROUP): ") == NULL ||
+        strstr(jstr(o, "reason"), "can't run this command") == NULL)
+        fail_msg("reason does not quote Redis's refusal: %s", jstr(o, "reason"));
+    assert_string_equal(jstr(json_array_get(json_object_get(o, "partitions"), 0), "status"),
+                        "refused");
+    json_decref(o);
+    assert_true(it_metric(f->mport, "riskd_up") == 0);
+    /* Retried every second: said once, the rest held for the summary. */
+    wait_metric(&f->env.riskd, f->mport, "riskd_reads_refused_total", 4, 1e9);
+    assert_int_equal(it_log_count(&f->env.riskd, REFUSED_LINE), 1);
+    assert_int_equal(health(f->mport, &o), 503);
+    json_decref(o);
+
+    it_xadd(f->env.c, "enforce:scan", "{}", id, sizeof(id));
+    freeReplyObject(it_cmd(f->env.c, "ACL SETUSER rk +xreadgroup"));
+    wait_status(&f->env.riskd, f->mport, "consuming", 200, 15000);
+    assert_true(it_wait_drained(f->env.c, "enforce:scan", "riskd", 20000));
+    assert_true(it_metric(f->mport, "riskd_up") == 1);
+    assert_true(it_log_contains(&f->env.riskd, "reading the input streams works again"));
+    it_riskd_signal(&f->env.riskd, SIGTERM);
+    assert_int_equal(it_riskd_wait(&f->env.riskd, 20000), 0);
+}
+
 int main(void)
 {
     if (getenv("TEST_FILTER"))
@@ -317,6 +371,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_redis_down_at_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_standby_takeover, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lag_metrics, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reads_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

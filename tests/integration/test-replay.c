@@ -1,7 +1,9 @@
 /* tests/integration/test-replay.c - riskd --replay and --compare against a real
  * redis-server: over the same history a replay raises exactly the alerts a
  * live run raised (same ids); it writes nothing to Redis; --compare shows
- * what a changed threshold adds; --to bounds the history read. */
+ * what a changed threshold adds; --to bounds the history read; a replay
+ * that cannot reach Redis, or loses it midway, exits 2 naming the address
+ * instead of retrying for ever. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,6 +20,8 @@
 #include <jansson.h>
 
 #include "itest.h"
+#include "itest_ctl.h"
+#include "itest_proxy.h"
 
 #define LIVE_CFG "{\"clock\":{\"wall_advance\":false},\"state\":{\"interval\":\"200ms\"}}"
 
@@ -586,8 +590,132 @@ static void test_replay_notices(void **state)
     free(err);
 }
 
+/* ===================================================================
+ * Redis unreachable or lost: exit 2
+ * =================================================================== */
+
+/* Nothing listens on the port: riskd gives up after its 5 s wait (the
+ * bound here only stops a hang) with one line naming the address. */
+static void test_replay_unreachable(void **state)
+{
+    fixture *f = *state;
+    char cfg[400], path[300], addr[64], json[128];
+    const char *args[5];
+    itc_result *r = calloc(1, sizeof(*r));
+    int port = it_free_port();
+
+    snprintf(json, sizeof(json), "{\"redis\":{\"port\":%d}}", port);
+    snprintf(cfg, sizeof(cfg), "%s/down.json", f->dir);
+    assert_int_equal(it_write_config(cfg, port, json), 0);
+    snprintf(path, sizeof(path), "%s/riskd", it_build_dir());
+    args[0] = "--replay";
+    args[1] = "-c";
+    args[2] = cfg;
+    args[3] = NULL;
+    itc_run_prog(r, f->dir, 30000, path, args);
+    snprintf(addr, sizeof(addr), "riskd: cannot reach Redis at 127.0.0.1:%d", port);
+    if (r->status != 2 || strstr(r->err, addr) == NULL || strstr(r->err, "did not run") == NULL)
+        fail_msg("exit %d, stderr:\n%s", r->status, r->err);
+    assert_string_equal(r->out, "");
+    free(r);
+}
+
+static bool held(void *arg)
+{
+    return it_proxy_held(arg) > 0;
+}
+
+static bool released(void *arg)
+{
+    return it_proxy_held(arg) == 0;
+}
+
+/* Has the replay's reader read entries (its connection's last command an
+ * XREAD)? */
+static bool reading(redisContext *c)
+{
+    redisReply *r = it_cmd(c, "CLIENT LIST");
+    bool yes = r->type == REDIS_REPLY_STRING && strstr(r->str, "cmd=xread ") != NULL;
+    freeReplyObject(r);
+    return yes;
+}
+
+static pid_t exited_pid;
+static int exited_status;
+
+static bool exited(void *arg)
+{
+    (void)arg;
+    return waitpid(exited_pid, &exited_status, WNOHANG) == exited_pid;
+}
+
+/* Redis killed in the middle of a replay: it does not finish as if
+ * complete, it exits 2 naming the address. The replay goes through a
+ * proxy held between its requests, one at a time, until its reader has
+ * read entries and waits for the reply to its next request: then Redis
+ * is killed (the proxy closes the replay's connections with it). */
+static void test_replay_redis_lost(void **state)
+{
+    fixture *f = *state;
+    char cfg[400], json[160], log[300], path[300], addr[96];
+    const char *args[4];
+    it_proxy *px;
+    int pport, i, st;
+    pid_t pid;
+    FILE *lf;
+    char text[65536];
+    size_t n;
+
+    assert_true(it_preload_workload(f->env.c, 4000, 10, 0.05, 7, 0) > 0);
+    px = it_proxy_start(f->env.redis.port, &pport);
+    assert_non_null(px);
+    snprintf(json, sizeof(json), "{\"redis\":{\"port\":%d},\"streams\":{\"batch\":10}}",
+             pport);
+    snprintf(cfg, sizeof(cfg), "%s/lost.json", f->dir);
+    assert_int_equal(it_write_config(cfg, pport, json), 0);
+    snprintf(log, sizeof(log), "%s/lost.log", f->dir);
+    snprintf(path, sizeof(path), "%s/riskd", it_build_dir());
+    args[0] = "--replay";
+    args[1] = "-c";
+    args[2] = cfg;
+    args[3] = NULL;
+    it_proxy_hold(px, true);
+    pid = itc_spawn(path, log, args);
+    assert_true(pid > 0);
+    exited_pid = pid;
+    for (i = 0; i < 1000; i++) {
+        if (!it_wait_until(held, px, 10000))
+            fail_msg("the replay sent nothing more (exited: %d)", exited(NULL));
+        if (reading(f->env.c))
+            break;
+        it_proxy_hold(px, false);   /* let this request through, hold the next */
+        if (!it_wait_until(released, px, 10000))
+            fail_msg("the proxy did not pass the held request on");
+        it_proxy_hold(px, true);
+    }
+    assert_true(i < 1000);
+    it_redis_kill(&f->env.redis);
+    if (!it_wait_until(exited, NULL, 30000)) {
+        itc_stop(pid, SIGKILL, 5000);
+        fail_msg("the replay did not exit after Redis was killed");
+    }
+    it_proxy_stop(px);
+    st = WIFEXITED(exited_status) ? WEXITSTATUS(exited_status) : -1;
+    lf = fopen(log, "r");
+    assert_non_null(lf);
+    n = fread(text, 1, sizeof(text) - 1, lf);
+    text[n] = '\0';
+    fclose(lf);
+    snprintf(addr, sizeof(addr), "riskd: lost the connection to Redis at 127.0.0.1:%d; "
+             "the replay is incomplete", pport);
+    if (st != 2 || strstr(text, addr) == NULL)
+        fail_msg("exit %d, output:\n%s", st, text);
+}
+
 int main(void)
 {
+    if (getenv("TEST_FILTER"))
+        cmocka_set_test_filter(getenv("TEST_FILTER"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_replay_equals_live, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compare_and_bounds, setup, teardown),
@@ -595,6 +723,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replay_equals_live_wall_clock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wall_ticks_survive_kill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_notices, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_unreachable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_redis_lost, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
