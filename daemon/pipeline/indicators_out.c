@@ -27,7 +27,10 @@
  * open_ttl keeps it bounded), the counts made, and the
  * keys whose counts changed get the three fields HSET (fenced like the
  * rest) in their window, current month and current quarter hashes; a hash
- * the module writes meanwhile carries the latest counts too. With
+ * the module writes meanwhile carries the latest counts too. A previous
+ * period's hash written again (a late event, its final figures) keeps the
+ * counts of when it was current: the three fields are left out (the
+ * script puts 0 in a hash without them). With
  * partitions > 1 each partition counts the alerts of its units (those
  * without a unit_id in partition 0), so readers' sums hold. */
 #include "engine_int.h"
@@ -50,6 +53,10 @@ static const char ind_write_lua[] =
     "  local nf = tonumber(ARGV[a + 4])\n"
     "  a = a + 5\n"
     "  redis.call('HSET', KEYS[1 + i], unpack(ARGV, a, a + 2 * nf - 1))\n"
+    "  if redis.call('HEXISTS', KEYS[1 + i], 'open_critical') == 0 then\n"
+    "    redis.call('HSET', KEYS[1 + i], 'open_critical', '0', 'open_warning', '0', "
+    "'open_info', '0')\n"
+    "  end\n"
     "  a = a + 2 * nf\n"
     "  redis.call('PEXPIRE', KEYS[1 + i], ARGV[2])\n"
     "  redis.call('ZADD', KEYS[1 + nh + i], score, member)\n"
@@ -391,7 +398,7 @@ static void on_hash(const rk__ind_hash *h, void *ud)
     ind_batch *b = ud;
     const char *scope = rk__ind_scope_names[h->scope];
     char suffix[16] = "";
-    size_t i;
+    size_t i, nf = 0;
     if (b->cfg->partitions > 1)
         snprintf(suffix, sizeof(suffix), ":p%d", b->cfg->partition);
     /* keys[i] is the hash; keys[IND_CHUNK + i] its index */
@@ -404,9 +411,16 @@ static void on_hash(const rk__ind_hash *h, void *ud)
     arg(b, fmt("%lld", (long long)(h->last_update == INT64_MIN ? 0 : h->last_update)));
     arg(b, strdup(h->label));
     arg(b, fmt("%lld", (long long)h->period_start));
-    arg(b, fmt("%zu", h->nf + (h->region != NULL)));
+    /* open_*: the counts now for a current period's hash; none for a
+     * previous period's (it keeps those of when it was current; the script
+     * puts 0 in a hash that has none) or before the first count */
+    for (i = 0; i < h->nf; i++)
+        nf += strncmp(h->f[i], "open_", 5) != 0 || open_value(b->open, h, h->f[i]) != NULL;
+    arg(b, fmt("%zu", nf + (h->region != NULL)));
     for (i = 0; i < h->nf; i++) {
         const char *v = open_value(b->open, h, h->f[i]);
+        if (v == NULL && strncmp(h->f[i], "open_", 5) == 0)
+            continue;
         arg(b, strdup(h->f[i]));
         arg(b, v != NULL ? strdup(v) : strdup(h->v[i]));
     }

@@ -7,7 +7,11 @@
  * for each month with its counts (the final figures written when a month
  * leaves the kept ones). A unit's hashes carry its region (field region);
  * after a SIGKILL, with the hashes deleted, the restarted riskd writes
- * them again with the region from its restored state. */
+ * them again with the region from its restored state.
+ *
+ * test_previous_keeps_open: a month's open alert counts stay in its hashes
+ * once it is the previous month, through its final figures and a late
+ * event that writes it again. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -163,6 +167,9 @@ static void test_backlog_quarter(void **state)
         fail_msg("riskd did not write every month of the quarter with its filings");
     }
     regions_are(f, 0);
+    /* July's hashes were first written after July ended: open_* at 0 */
+    assert_int_equal(hget_int(f, "riskd:ind:all:all:2025-07", "open_critical"), 0);
+    assert_int_equal(hget_int(f, "riskd:ind:unit:U1:2025-07", "open_info"), 0);
 
     /* restart: the hashes come back from the restored state, regions too */
     it_riskd_signal(&f->env.riskd, SIGKILL);
@@ -180,10 +187,72 @@ static void test_backlog_quarter(void **state)
     regions_are(f, 1);
 }
 
+typedef struct want_field {
+    fixture *f;
+    const char *key, *field;
+    int v;
+} want_field;
+
+static bool field_is(void *arg)
+{
+    want_field *w = arg;
+    return hget_int(w->f, w->key, w->field) == w->v;
+}
+
+static void wait_field(fixture *f, const char *key, const char *field, int v)
+{
+    want_field w = {f, key, field, v};
+    if (!it_wait_until(field_is, &w, 30000)) {
+        show(f);
+        it_riskd_dump_log(&f->env.riskd);
+        fail_msg("%s %s is %d, not %d", key, field, hget_int(f, key, field), v);
+    }
+}
+
+static void filed(fixture *f, const char *task, const char *day)
+{
+    char buf[512];
+    snprintf(buf, sizeof(buf), "{\"type\":\"inspection.filed\",\"ts\":\"%sT09:00:00+08:00\","
+             "\"task_id\":\"%s\",\"unit_id\":\"U1\",\"officers\":[\"O1\"],"
+             "\"enterprise_id\":\"E1\",\"region\":\"R1\"}", day, task);
+    it_xadd(f->env.c, "enforce:scan", buf, NULL, 0);
+}
+
+static void test_previous_keeps_open(void **state)
+{
+    fixture *f = *state;
+    static const char sep[] = "riskd:ind:unit:U1:2025-09";
+
+    filed(f, "S1", "2025-09-10");
+    assert_int_equal(it_riskd_start(&f->env.riskd, f->env.redis.port, "{}"), 0);
+    wait_field(f, sep, "filings", 1);
+    /* an open critical alert of U1 while September is current */
+    freeReplyObject(it_cmd(f->env.c, "HSET riskd:open a1 %s",
+                           "{\"id\":\"a1\",\"severity\":\"critical\","
+                           "\"subject\":{\"unit_id\":\"U1\"}}"));
+    wait_field(f, sep, "open_critical", 1);
+    /* October: September is the previous month; counted in October's
+     * hashes (a count after the month changed), then a second alert */
+    filed(f, "S2", "2025-10-02");
+    wait_field(f, "riskd:ind:unit:U1:2025-10", "filings", 1);
+    wait_field(f, "riskd:ind:unit:U1:2025-10", "open_critical", 1);
+    freeReplyObject(it_cmd(f->env.c, "HSET riskd:open a2 %s",
+                           "{\"id\":\"a2\",\"severity\":\"critical\","
+                           "\"subject\":{\"unit_id\":\"U1\"}}"));
+    wait_field(f, "riskd:ind:unit:U1:2025-10", "open_critical", 2);
+    assert_int_equal(hget_int(f, sep, "open_critical"), 1);
+    /* a late September filing writes September again: its count stays */
+    filed(f, "S3", "2025-09-20");
+    wait_field(f, sep, "filings", 2);
+    assert_int_equal(hget_int(f, sep, "open_critical"), 1);
+    assert_int_equal(hget_int(f, sep, "open_warning"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_backlog_quarter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_previous_keeps_open, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
