@@ -141,6 +141,10 @@ test: all $(TESTS) $(TEST_PLUGINS)
 check-unit: all $(UNIT_TESTS) $(TEST_PLUGINS)
 	BUILD=$(BUILD) sh tests/run.sh $(UNIT_TESTS)
 
+# How many jobs the suite runs at once where they cannot disturb each other
+# (builds, the unit tests under valgrind, the fuzzers).
+JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+
 # Static analysis: cppcheck's warnings over every C file of the programs
 # and detectors (jansson's iteration macros are not expanded: unknownMacro).
 lint:
@@ -150,18 +154,18 @@ lint:
 
 # The unit tests under valgrind's memcheck (invalid accesses, uninitialised
 # values, definite leaks); the integration tests run under ASan instead.
+# JOBS of them at a time (no unit test touches what another one does).
 memcheck: all $(UNIT_TESTS) $(TEST_PLUGINS)
-	@for t in $(UNIT_TESTS); do \
-	    echo "=== valgrind $$t"; \
-	    BUILD=$(BUILD) valgrind -q --error-exitcode=99 --leak-check=full \
-	        --errors-for-leak-kinds=definite $$t >$$t.valgrind 2>&1 || \
-	        { cat $$t.valgrind; echo "memcheck failed: $$t"; exit 1; }; \
-	done
+	@printf '%s\n' $(UNIT_TESTS) | BUILD=$(BUILD) xargs -P $(JOBS) -I{} sh -c \
+	    'echo "=== valgrind {}"; valgrind -q --error-exitcode=99 --leak-check=full \
+	        --errors-for-leak-kinds=definite {} >{}.valgrind 2>&1 || \
+	        { cat {}.valgrind; echo "memcheck failed: {}"; exit 1; }' || \
+	    { echo "memcheck failed"; exit 1; }
 
 # The whole suite: static analysis, plain, under valgrind (unit tests), then
 # under AddressSanitizer + UBSan.
-# Builds use every core (JOBS); the tests themselves run one at a time.
-JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+# The whole suite's builds use every core (JOBS); the integration tests
+# themselves run one at a time.
 check:
 	$(MAKE) lint
 	$(MAKE) -j$(JOBS) test
@@ -263,9 +267,12 @@ fuzz: $(FUZZERS) $(FUZZ_DIR)/mkseeds
 	    cp tests/fuzz/corpus/$$t/* $(FUZZ_DIR)/corpus-$$t/ || exit 1; \
 	done
 	$(FUZZ_DIR)/mkseeds $(FUZZ_DIR)/corpus-restore
-	for t in $(FUZZ_TARGETS); do \
-	    dict=; [ -f tests/fuzz/$$t.dict ] && dict=-dict=tests/fuzz/$$t.dict; \
-	    $(FUZZ_DIR)/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
-	        -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/crash-$$t- \
-	        $$dict $(FUZZ_OPTS) $(FUZZ_DIR)/corpus-$$t || exit 1; \
-	done
+	@printf '%s\n' $(FUZZ_TARGETS) | xargs -P $(JOBS) -I{} sh -c \
+	    'dict=; [ -f tests/fuzz/{}.dict ] && dict=-dict=tests/fuzz/{}.dict; \
+	    echo "=== fuzz-{} ($(FUZZ_SECONDS) s)"; \
+	    if $(FUZZ_DIR)/fuzz-{} -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	        -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/crash-{}- \
+	        $$dict $(FUZZ_OPTS) $(FUZZ_DIR)/corpus-{} >$(FUZZ_DIR)/fuzz-{}.log 2>&1; then \
+	        grep -E "^Done|stat::number_of_executed_units" $(FUZZ_DIR)/fuzz-{}.log | sed "s/^/fuzz-{}: /"; \
+	    else cat $(FUZZ_DIR)/fuzz-{}.log; echo "fuzz-{} failed"; exit 1; fi' || \
+	    { echo "fuzzing failed"; exit 1; }
