@@ -42,20 +42,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-p=$((16000 + ($$ + 7919) % 20000))
-for _ in 1 2 3 4 5 6 7 8 9 10; do
-    if redis-server --port "$p" --bind 127.0.0.1 --dir "$run" --save '' --appendonly no \
-        --daemonize yes --pidfile "$run/redis.pid" --logfile "$run/redis.log" 2>/dev/null; then
-        i=0
-        while [ $i -lt 50 ]; do
-            if redis-cli -p "$p" ping 2>/dev/null | grep -q PONG; then port=$p; break; fi
-            i=$((i + 1)); sleep 0.1
-        done
-        [ -n "$port" ] && break
-    fi
-    p=$((p + 1))
-done
-[ -n "$port" ] || { echo "cannot start redis-server" >&2; exit 1; }
+. "$top/tests/bench/redis.sh"
+bench_redis "$run" 7919
 
 for c in a b; do
     cat > "$run/$c.json" <<JSON
