@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <string.h>
+#include <sys/time.h>
 #include <time.h>
 
 #include "internal.h"
@@ -225,12 +226,18 @@ static void test_wall(void **state)
     int64_t before = 0, w = 0, after = 0;
     int tries;
     (void)state;
-    /* The machine's clock may be stepped (NTP) between two readings; a
+    /* The bounds come from gettimeofday, not time(): time() reads the
+     * coarse clock, which lags the real one by up to a tick, so a reading
+     * just after a second turned could fall past time()'s second + 1 s.
+     * The machine's clock may be stepped (NTP) between two readings; a
      * step shows as a reading outside its bounds, so read again. */
     for (tries = 0; tries < 5; tries++) {
-        before = (int64_t)time(NULL) * 1000;
+        struct timeval tv;
+        gettimeofday(&tv, NULL);
+        before = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
         w = rk__wall_ms();
-        after = (int64_t)time(NULL) * 1000 + 1000;
+        gettimeofday(&tv, NULL);
+        after = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
         if (w >= before && w <= after)
             break;
     }
