@@ -520,9 +520,32 @@ static void dc_fill_disp(rk_alert *a, const char *key, const char *extra, char *
     pr_split(key, scratch, n, &a->subject.unit_id, &a->item_code);
 }
 
-static int dc_en(const dc_self *s)
+/* Retract the open alerts of case_id in set k (DC_BENCH, DC_EXEMPT) after
+ * amendment ev: the reason names the unit, case and item as the summary
+ * did (those of the open alert). */
+static int dc_retract_case(dc_self *s, int k, const rk_event *ev)
 {
-    return strcmp(s->api->language(s->host), "en") == 0;
+    const rk__openrec *r = rk__open_get(&s->open[k], ev->case_id);
+    const char *unit = r != NULL && r->n > 0 ? rk__open_field(&s->open[k], &r->a[0], 0) : NULL;
+    const char *item = r != NULL && r->n > 0 ? rk__open_field(&s->open[k], &r->a[0], 1) : NULL;
+    rk_say t;
+    rk_say_init(&t, s->api, s->host);
+    if (t.en) {
+        rk_say_f(&t, "The amended decision of ");
+        rk_say_who(&t, "unit", unit != NULL ? unit : ev->unit_id, 0);
+        rk_say_f(&t, " in case %s (", ev->case_id);
+        rk_say_who(&t, "item", item != NULL ? item : ev->item_code, 0);
+        rk_say_f(&t, k == DC_BENCH ? ") puts the fine within the discretion benchmark."
+                                   : ") complies with the exemption list.");
+    } else {
+        rk_say_f(&t, "更正后的处罚决定表明，");
+        rk_say_who(&t, "unit", unit != NULL ? unit : ev->unit_id, 0);
+        rk_say_f(&t, "对案件%s（", ev->case_id);
+        rk_say_who(&t, "item", item != NULL ? item : ev->item_code, 0);
+        rk_say_f(&t, k == DC_BENCH ? "）的罚款在裁量基准范围内。" : "）的处罚符合包容免罚清单。");
+    }
+    return pr_notify(s->api, s->host, &s->open[k], ev->case_id, dc_rules[k], dc_fill_case,
+                     RK_ALERT_RETRACTED, rk_say_text(&t), ev->ts, &ev->ref, 1, NULL, NULL);
 }
 
 /* An amendment ev of a case: retract its open out_of_benchmark and
@@ -530,21 +553,13 @@ static int dc_en(const dc_self *s)
 static int dc_recheck_case(dc_self *s, const rk_event *ev)
 {
     double lo, hi;
-    int rc = 0, en = dc_en(s);
+    int rc = 0;
     if (!pr_has_lists(s->api))
         return 0;
     if (rk__open_get(&s->open[DC_BENCH], ev->case_id) && !dc_breaks_benchmark(s, ev, &lo, &hi))
-        rc |= pr_notify(s->api, s->host, &s->open[DC_BENCH], ev->case_id, dc_rules[DC_BENCH],
-                        dc_fill_case, RK_ALERT_RETRACTED,
-                        en ? "The amended decision's fine lies within the discretion benchmark."
-                           : "更正后的处罚决定罚款在裁量基准范围内。",
-                        ev->ts, &ev->ref, 1, NULL, NULL);
+        rc |= dc_retract_case(s, DC_BENCH, ev);
     if (rk__open_get(&s->open[DC_EXEMPT], ev->case_id) && !dc_breaks_exempt(s, ev))
-        rc |= pr_notify(s->api, s->host, &s->open[DC_EXEMPT], ev->case_id,
-                        dc_rules[DC_EXEMPT], dc_fill_case, RK_ALERT_RETRACTED,
-                        en ? "The amended decision complies with the exemption list."
-                           : "更正后的处罚决定符合包容免罚清单。",
-                        ev->ts, &ev->ref, 1, NULL, NULL);
+        rc |= dc_retract_case(s, DC_EXEMPT, ev);
     return rc;
 }
 
@@ -718,12 +733,23 @@ static int dc_life(dc_self *s, const char *item, const rk_event *ev)
         }
         if (ev->flags & RK_EVF_AMENDED) {
             struct dc_never c = {s, it, unit, ev->ts};
+            rk_say t;
+            rk_say_init(&t, s->api, s->host);
+            if (t.en) {
+                rk_say_f(&t, "An amended decision shows the median fine of ");
+                rk_say_who(&t, "unit", unit, 0);
+                rk_say_f(&t, " for ");
+                rk_say_who(&t, "item", item, 0);
+                rk_say_f(&t, " was never that far from the other units'.");
+            } else {
+                rk_say_f(&t, "更正后的处罚决定表明，");
+                rk_say_who(&t, "unit", unit, 0);
+                rk_say_f(&t, "对");
+                rk_say_who(&t, "item", item, 0);
+                rk_say_f(&t, "的罚款中位数与其他单位的差距从未达到阈值。");
+            }
             rc |= pr_notify(s->api, s->host, &s->open[DC_DISP], v[i], dc_rules[DC_DISP],
-                            dc_fill_disp, RK_ALERT_RETRACTED,
-                            dc_en(s) ? "An amended decision shows the unit's median fine was "
-                                       "never that far from the other units'."
-                                     : "更正后的处罚决定表明，该单位的罚款中位数与其他单位的差距"
-                                       "从未达到阈值。",
+                            dc_fill_disp, RK_ALERT_RETRACTED, rk_say_text(&t),
                             ev->ts, &ev->ref, 1, dc_never_held, &c);
         }
         stops = dc_stops(s, it, unit, ev->ts, &err);

@@ -709,6 +709,25 @@ static int fi_resolve(fi_self *s, int k, const char *ent, int64_t deadline)
                      RK_ALERT_RESOLVED, rk_say_text(&t), deadline, NULL, 0, NULL, NULL);
 }
 
+/* Retract the open alerts of set k of enterprise ent after amendment ev. */
+static int fi_retract(fi_self *s, int k, const char *ent, const rk_event *ev)
+{
+    rk_say t;
+    rk_say_init(&t, s->api, s->host);
+    if (t.en) {
+        rk_say_f(&t, "An amended filing shows ");
+        rk_say_who(&t, "enterprise", ent, 0);
+        rk_say_f(&t, k == 1 ? ", on the whitelist, was never inspected past its allowance."
+                            : " was never inspected past the limit.");
+    } else {
+        rk_say_f(&t, k == 1 ? "更正后的检查备案表明，白名单内的" : "更正后的检查备案表明，");
+        rk_say_who(&t, "enterprise", ent, 0);
+        rk_say_f(&t, k == 1 ? "的检查从未超过其检查额度。" : "的检查从未超过上限。");
+    }
+    return pr_notify(s->api, s->host, &s->open[k], ent, fi_rules[k], fi_fill,
+                     RK_ALERT_RETRACTED, rk_say_text(&t), ev->ts, &ev->ref, 1, NULL, NULL);
+}
+
 /* An event of ent at ts: resolve first what is due before it (the timer
  * held back by another stream), as the timer would have. */
 static int fi_settle(fi_self *s, const char *ent, int64_t ts)
@@ -729,7 +748,7 @@ static int fi_life(fi_self *s, const char *ent, const rk_event *ev)
 {
     const fi_ent *e = rk_map_get(&s->ents, ent);
     fi_view vw = {0};
-    int k, rc = 0, err = 0, en = strcmp(s->api->language(s->host), "en") == 0;
+    int k, rc = 0, err = 0;
 
     if (rk__open_get(&s->open[0], ent) == NULL && rk__open_get(&s->open[1], ent) == NULL &&
         rk__open_get(&s->open[2], ent) == NULL)
@@ -751,12 +770,7 @@ static int fi_life(fi_self *s, const char *ent, const rk_event *ev)
         if (err)
             rc = -1;
         else if (stops == INT64_MIN && listed && (ev->flags & RK_EVF_AMENDED))
-            rc |= pr_notify(s->api, s->host, &s->open[k], ent, fi_rules[k], fi_fill,
-                            RK_ALERT_RETRACTED,
-                            en ? "An amended filing shows the enterprise was never inspected "
-                                 "past the limit."
-                               : "更正后的检查备案表明，该企业的检查从未超过上限。",
-                            ev->ts, &ev->ref, 1, NULL, NULL);
+            rc |= fi_retract(s, k, ent, ev);
         else if (stops == INT64_MIN)
             rc |= pr_arm_stopped(s->api, s->host, &s->open[k], fi_kinds[k], ent, ev->ts);
         else

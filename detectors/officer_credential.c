@@ -106,6 +106,79 @@ static int oc_no_longer(void *ctx, const rk__open_alert *oa)
     return !named || c->s->api->credential_valid(c->s->host, o, c->when) == RK_CREDENTIAL_VALID;
 }
 
+/* The alerts of one officer of the amended filing that no longer hold. */
+struct oc_one {
+    struct oc_check c;
+    const char *officer;
+};
+
+static int oc_no_longer_one(void *ctx, const rk__open_alert *oa)
+{
+    struct oc_one *one = ctx;
+    const char *o = rk__open_field(&one->c.s->open, oa, 0);
+    return o != NULL && strcmp(o, one->officer) == 0 && oc_no_longer(&one->c, oa);
+}
+
+/* Retract the open alerts of the amended filing c->ev that no longer
+ * hold, officer by officer: each reason names the officer with the unit
+ * before it and the task, as the summary did. 0 or -1. */
+static int oc_retract(oc_self *s, struct oc_check *c)
+{
+    const rk__openrec *r = rk__open_get(&s->open, c->ev->task_id);
+    char **who = NULL;              /* officer, unit pairs to retract */
+    size_t n = 0, i, j;
+    int rc = 0;
+
+    for (i = 0; r != NULL && i < r->n; i++) {
+        const char *o = rk__open_field(&s->open, &r->a[i], 0);
+        const char *u = rk__open_field(&s->open, &r->a[i], 1);
+        char **nw;
+        int seen = 0;
+        if (o == NULL || !oc_no_longer(c, &r->a[i]))
+            continue;
+        for (j = 0; j < n && !seen; j += 2)
+            seen = strcmp(who[j], o) == 0;
+        if (seen)
+            continue;
+        if ((nw = realloc(who, (n + 2) * sizeof(*who))) == NULL) {
+            rc = -1;
+            break;
+        }
+        who = nw;
+        who[n] = strdup(o);
+        who[n + 1] = u != NULL ? strdup(u) : NULL;
+        if (who[n] == NULL || (u != NULL && who[n + 1] == NULL)) {
+            free(who[n]);
+            free(who[n + 1]);
+            rc = -1;
+            break;
+        }
+        n += 2;
+    }
+    for (j = 0; j < n; j += 2) {
+        struct oc_one one = {*c, who[j]};
+        rk_say t;
+        rk_say_init(&t, s->api, s->host);
+        if (t.en) {
+            rk_say_f(&t, "The amended filing of inspection task %s shows ", c->ev->task_id);
+            rk_say_officer(&t, who[j + 1], who[j], 0);
+            rk_say_f(&t, " held a valid credential on its planned date or did not take part.");
+        } else {
+            rk_say_f(&t, "更正后的检查任务%s备案表明，", c->ev->task_id);
+            rk_say_officer(&t, who[j + 1], who[j], 0);
+            rk_say_f(&t, "在计划日期持有有效执法证件或未参与检查。");
+        }
+        if (pr_notify(s->api, s->host, &s->open, c->ev->task_id, "uncertified", oc_fill,
+                      RK_ALERT_RETRACTED, rk_say_text(&t), c->ev->ts, &c->ev->ref, 1,
+                      oc_no_longer_one, &one) != 0)
+            rc = -1;
+    }
+    for (j = 0; j < n; j++)
+        free(who[j]);
+    free(who);
+    return rc;
+}
+
 /* Does task have an open alert for officer o? */
 static int oc_open_for(const oc_self *s, const char *task, const char *o)
 {
@@ -141,13 +214,7 @@ static int oc_on_event(void *self, const rk_event *ev)
         rk__open_get(&s->open, ev->task_id) != NULL &&
         s->api->credential_valid(s->host, "", when) != RK_CREDENTIAL_NO_LIST) {
         struct oc_check c = {s, ev, when};
-        if (pr_notify(s->api, s->host, &s->open, ev->task_id, "uncertified", oc_fill,
-                      RK_ALERT_RETRACTED,
-                      strcmp(s->api->language(s->host), "en") == 0
-                          ? "The amended filing shows the officer held a valid credential on its "
-                            "date or did not take part."
-                          : "更正后的检查备案表明，该执法人员在计划日期持有有效执法证件或未参与检查。",
-                      ev->ts, &ev->ref, 1, oc_no_longer, &c) != 0)
+        if (oc_retract(s, &c) != 0)
             rc = -1;
     }
     if (ev->unit_id == NULL)

@@ -356,7 +356,7 @@ static void test_benchmark_retracted(void **state)
     assert_string_equal(nsubj(fh, 0, "unit_id"), "U1");
     assert_string_equal(nsubj(fh, 0, "item_code"), "SP-01");
     assert_string_equal(nstr(fh, 0, "trigger_key"), "C1");
-    assert_string_equal(nstr(fh, 0, "reason"), "更正后的处罚决定罚款在裁量基准范围内。");
+    assert_string_equal(nstr(fh, 0, "reason"), "更正后的处罚决定表明，单位U1对案件C1（事项SP-01）的罚款在裁量基准范围内。");
     /* A second correction of the case has nothing open to retract. */
     decide(fh, RK_EVF_AMENDED, T0 + 3 * H, "C1", "U1", 4500, "SP-01", NULL);
     assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 1);
@@ -383,7 +383,8 @@ static void test_exempt_retracted(void **state)
     decide(fh, RK_EVF_AMENDED, T0 + H, "C2", "U1", 300, "LT-1", ",\"leniency\":\"lighter\"");
     assert_int_equal(rk_fh_notice_count(fh, "exempt_fined", "retracted"), 2);
     assert_string_equal(nstr(fh, 0, "reason"),
-                        "The amended decision complies with the exemption list.");
+                        "The amended decision of unit U1 in case C1 (item NP-1) complies with the "
+                        "exemption list.");
     assert_string_equal(nsubj(fh, 1, "case_id"), "C2");
     rk_fh_free(fh);
 }

@@ -369,7 +369,7 @@ static void test_repeat_retracted(void **state)
     assert_int_equal(rk_fh_notice_count(fh, "repeat", "retracted"), 1);
     assert_int_equal(nint(fh, 0, "ts"), T0 + H);
     assert_int_equal(nint(fh, 0, "change_ts"), T0 + 2 * H);
-    assert_string_equal(nstr(fh, 0, "reason"), "更正后的检查备案表明，该企业的检查从未超过上限。");
+    assert_string_equal(nstr(fh, 0, "reason"), "更正后的检查备案表明，企业E1的检查从未超过上限。");
     assert_int_equal(nint(fh, 0, "n_evidence"), 1);
     rk_fh_advance(fh, T0 + 30 * DAY);
     assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 1);

@@ -230,7 +230,8 @@ static void test_retracted_by_reschedule(void **state)
     assert_string_equal(json_string_value(json_object_get(rk_fh_notice(fh, 0), "trigger_key")),
                         "T1");
     assert_string_equal(json_string_value(json_object_get(rk_fh_notice(fh, 0), "reason")),
-                        "更正后的检查备案表明，该执法人员在计划日期持有有效执法证件或未参与检查。");
+                        "更正后的检查任务T1备案表明，单位U1执法人员O_UNTIL在计划日期持有有效执法证件或"
+                        "未参与检查。");
     rk_fh_advance(fh, T0 + 100 * DAY);
     assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 1);
     assert_int_equal(rk__det_officer_credential.tracked_keys(fh->self), 0);
@@ -253,8 +254,9 @@ static void test_retracted_by_other_officers(void **state)
     assert_int_equal(rk_fh_notice_count(fh, "uncertified", "retracted"), 1);
     assert_string_equal(nsubj(fh, 0, "officer_id"), "O_NOBODY");
     assert_string_equal(json_string_value(json_object_get(rk_fh_notice(fh, 0), "reason")),
-                        "The amended filing shows the officer held a valid credential on its "
-                        "date or did not take part.");
+                        "The amended filing of inspection task T1 shows officer O_NOBODY of "
+                        "unit U1 held a valid credential on its planned date or did not take "
+                        "part.");
     assert_int_equal(rk_fh_count(fh, "uncertified"), 2);
     assert_null(rk_fh_check_corrupt_restore(fh, 0));
     assert_int_equal(rk__det_officer_credential.tracked_keys(fh->self), 1);

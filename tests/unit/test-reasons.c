@@ -9,7 +9,9 @@
  * sentence naming the subject as the alert's summary does, with windows,
  * time limits and alerts.keep_firing_for in words ("近7天", "1小时",
  * "30 days"). Then the odd cases: a subject without a unit, a rule no
- * longer configured when its alert resolves. */
+ * longer configured when its alert resolves. The retractions of the practice
+ * detectors (inspection_frequency, discretion, officer_credential) are
+ * checked the same way. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -485,6 +487,211 @@ static void test_complaint_cluster_rule_gone(void **st)
     }
 }
 
+/* ===================================================================
+ * The practice detectors' retractions: inspection_frequency (repeat,
+ * whitelist, multi_unit), discretion (out_of_benchmark, exempt_fined,
+ * disparity), officer_credential (uncertified, officer by officer)
+ * =================================================================== */
+
+static void ifiled(rk_fakehost *fh, int64_t ts, const char *task, const char *unit,
+                   int64_t planned, unsigned flags)
+{
+    rk_event e = base(RK_EV_INSPECTION_FILED, ts, RK_STREAM_SCAN);
+    e.task_id = task;
+    e.unit_id = unit;
+    e.enterprise_id = "E1";
+    e.planned_at = planned;
+    e.flags = flags;
+    assert_int_equal(rk_fh_event(fh, &e), 0);
+}
+
+/* repeat: a second filing within the day rescheduled a week on;
+ * whitelist: a second within the year (allowance 1) moved two years on;
+ * multi_unit: U2's filing amended to U1. */
+static void inspection_frequency(int en, int names, const char *const want[3])
+{
+    rk_fakehost *fh = mk(&rk__det_inspection_frequency, "{}", en, names);
+    ifiled(fh, T0, "T1", "U1", T0, 0);
+    ifiled(fh, T0 + RK_HOUR, "T2", "U1", T0 + RK_HOUR, 0);
+    assert_int_equal(rk_fh_count(fh, "repeat"), 1);
+    ifiled(fh, T0 + 2 * RK_HOUR, "T2", "U1", T0 + 8 * RK_DAY, RK_EVF_AMENDED);
+    assert_string_equal(reason(fh, "repeat", "retracted", NULL, NULL), want[0]);
+    rk_fh_free(fh);
+
+    fh = mk(&rk__det_inspection_frequency, "{\"limits\": [], \"multi_min_units\": 5}", en,
+            names);
+    assert_int_equal(rk_fh_list(fh, "whitelist", "enterprise_id,allowance,note\nE1,1,x\n"), 0);
+    ifiled(fh, T0, "T1", "U1", T0, 0);
+    ifiled(fh, T0 + RK_DAY, "T2", "U1", T0 + RK_DAY, 0);
+    assert_int_equal(rk_fh_count(fh, "whitelist"), 1);
+    ifiled(fh, T0 + 2 * RK_DAY, "T2", "U1", T0 + 730 * RK_DAY, RK_EVF_AMENDED);
+    assert_string_equal(reason(fh, "whitelist", "retracted", NULL, NULL), want[1]);
+    rk_fh_free(fh);
+
+    fh = mk(&rk__det_inspection_frequency, "{\"limits\": []}", en, names);
+    ifiled(fh, T0, "T1", "U1", T0, 0);
+    ifiled(fh, T0 + RK_DAY, "T2", "U2", T0 + RK_DAY, 0);
+    assert_int_equal(rk_fh_count(fh, "multi_unit"), 1);
+    ifiled(fh, T0 + 2 * RK_DAY, "T2", "U1", T0 + RK_DAY, RK_EVF_AMENDED);
+    assert_string_equal(reason(fh, "multi_unit", "retracted", NULL, NULL), want[2]);
+    rk_fh_free(fh);
+}
+
+static void test_inspection_frequency(void **st)
+{
+    static const char *const want[4][3] = {
+        {"更正后的检查备案表明，企业E1的检查从未超过上限。",
+         "更正后的检查备案表明，白名单内的企业E1的检查从未超过其检查额度。",
+         "更正后的检查备案表明，企业E1的检查从未超过上限。"},
+        {"更正后的检查备案表明，" N_ENT "的检查从未超过上限。",
+         "更正后的检查备案表明，白名单内的" N_ENT "的检查从未超过其检查额度。",
+         "更正后的检查备案表明，" N_ENT "的检查从未超过上限。"},
+        {"An amended filing shows enterprise E1 was never inspected past the limit.",
+         "An amended filing shows enterprise E1, on the whitelist, was never inspected past "
+         "its allowance.",
+         "An amended filing shows enterprise E1 was never inspected past the limit."},
+        {"An amended filing shows " N_ENT " was never inspected past the limit.",
+         "An amended filing shows " N_ENT ", on the whitelist, was never inspected past its "
+         "allowance.",
+         "An amended filing shows " N_ENT " was never inspected past the limit."},
+    };
+    (void)st;
+    for (int en = 0; en <= 1; en++)
+        for (int names = 0; names <= 1; names++)
+            inspection_frequency(en, names, want[en * 2 + names]);
+}
+
+#define N_ITEM "未取得食品经营许可从事食品经营活动"
+
+static void dc_decided(rk_fakehost *fh, int64_t ts, const char *case_id, const char *unit,
+                       const char *item, double fine, rk_leniency len, unsigned flags)
+{
+    rk_event e = base(RK_EV_CASE_DECIDED, ts, RK_STREAM_CASE);
+    e.case_id = case_id;
+    e.unit_id = unit;
+    e.item_code = item;
+    e.fine = fine;
+    e.leniency = len;
+    e.flags = flags;
+    assert_int_equal(rk_fh_event(fh, &e), 0);
+}
+
+/* out_of_benchmark: a fine of 6000 (benchmark 1000..5000) corrected to
+ * 4000; exempt_fined: a fine on a no-penalty item corrected to 0;
+ * disparity: U1's 1000 yuan against U2's 100 (ratio 2, one case each)
+ * corrected to 150. */
+static void discretion(int en, int names, const char *const want[3])
+{
+    static const char *const lists =
+        "item_code,level,min_fine,max_fine\nI1,,1000,5000\n";
+    rk_fakehost *fh = mk(&rk__det_discretion, "{}", en, names);
+    if (names)
+        rk_fh_name(fh, "item", "I1", N_ITEM);
+    assert_int_equal(rk_fh_list(fh, "benchmarks", lists), 0);
+    dc_decided(fh, T0, "C1", "U1", "I1", 6000, RK_LENIENCY_UNSET, 0);
+    assert_int_equal(rk_fh_count(fh, "out_of_benchmark"), 1);
+    dc_decided(fh, T0 + RK_HOUR, "C1", "U1", "I1", 4000, RK_LENIENCY_UNSET, RK_EVF_AMENDED);
+    assert_string_equal(reason(fh, "out_of_benchmark", "retracted", NULL, NULL), want[0]);
+    rk_fh_free(fh);
+
+    fh = mk(&rk__det_discretion, "{}", en, names);
+    if (names)
+        rk_fh_name(fh, "item", "I1", N_ITEM);
+    assert_int_equal(rk_fh_list(fh, "exempt", "item_code,kind\nI1,no_penalty\n"), 0);
+    dc_decided(fh, T0, "C1", "U1", "I1", 500, RK_LENIENCY_UNSET, 0);
+    assert_int_equal(rk_fh_count(fh, "exempt_fined"), 1);
+    dc_decided(fh, T0 + RK_HOUR, "C1", "U1", "I1", 0, RK_LENIENCY_UNSET, RK_EVF_AMENDED);
+    assert_string_equal(reason(fh, "exempt_fined", "retracted", NULL, NULL), want[1]);
+    rk_fh_free(fh);
+
+    fh = mk(&rk__det_discretion, "{\"min_cases\": 1, \"max_ratio\": 2}", en, names);
+    if (names)
+        rk_fh_name(fh, "item", "I1", N_ITEM);
+    dc_decided(fh, T0, "C1", "U2", "I1", 100, RK_LENIENCY_UNSET, 0);
+    dc_decided(fh, T0 + RK_HOUR, "C2", "U1", "I1", 1000, RK_LENIENCY_UNSET, 0);
+    assert_int_equal(rk_fh_count(fh, "disparity"), 1);
+    dc_decided(fh, T0 + 2 * RK_HOUR, "C2", "U1", "I1", 150, RK_LENIENCY_UNSET, RK_EVF_AMENDED);
+    assert_string_equal(reason(fh, "disparity", "retracted", NULL, NULL), want[2]);
+    rk_fh_free(fh);
+}
+
+static void test_discretion(void **st)
+{
+    static const char *const want[4][3] = {
+        {"更正后的处罚决定表明，单位U1对案件C1（事项I1）的罚款在裁量基准范围内。",
+         "更正后的处罚决定表明，单位U1对案件C1（事项I1）的处罚符合包容免罚清单。",
+         "更正后的处罚决定表明，单位U1对事项I1的罚款中位数与其他单位的差距从未达到阈值。"},
+        {"更正后的处罚决定表明，" N_UNIT "对案件C1（" N_ITEM "）的罚款在裁量基准范围内。",
+         "更正后的处罚决定表明，" N_UNIT "对案件C1（" N_ITEM "）的处罚符合包容免罚清单。",
+         "更正后的处罚决定表明，" N_UNIT "对" N_ITEM "的罚款中位数与其他单位的差距从未达到"
+         "阈值。"},
+        {"The amended decision of unit U1 in case C1 (item I1) puts the fine within the "
+         "discretion benchmark.",
+         "The amended decision of unit U1 in case C1 (item I1) complies with the exemption "
+         "list.",
+         "An amended decision shows the median fine of unit U1 for item I1 was never that far "
+         "from the other units'."},
+        {"The amended decision of " N_UNIT " in case C1 (" N_ITEM ") puts the fine within "
+         "the discretion benchmark.",
+         "The amended decision of " N_UNIT " in case C1 (" N_ITEM ") complies with the "
+         "exemption list.",
+         "An amended decision shows the median fine of " N_UNIT " for " N_ITEM " was never "
+         "that far from the other units'."},
+    };
+    (void)st;
+    for (int en = 0; en <= 1; en++)
+        for (int names = 0; names <= 1; names++)
+            discretion(en, names, want[en * 2 + names]);
+}
+
+/* uncertified: task T1 of U1 names O1 and O3, neither credentialed; the
+ * amendment names O2 (credentialed) instead: each officer's alert is
+ * retracted with a reason naming that officer. */
+static void officer_credential(int en, int names, const char *const want[2])
+{
+    const char *before[2] = {"O1", "O3"}, *after[1] = {"O2"};
+    rk_fakehost *fh = mk(&rk__det_officer_credential, "{}", en, names);
+    rk_event e;
+    assert_int_equal(rk_fh_list(fh, "credentials", "officer_id,unit_id,valid_from,valid_until\n"
+                                                   "O2,U1,2024-01-01,\n"), 0);
+    e = base(RK_EV_INSPECTION_FILED, T0, RK_STREAM_SCAN);
+    e.task_id = "T1"; e.unit_id = "U1"; e.enterprise_id = "E1"; e.planned_at = T0;
+    e.officers = before; e.n_officers = 2;
+    assert_int_equal(rk_fh_event(fh, &e), 0);
+    assert_int_equal(rk_fh_count(fh, "uncertified"), 2);
+    e = base(RK_EV_INSPECTION_FILED, T0 + RK_HOUR, RK_STREAM_SCAN);
+    e.task_id = "T1"; e.unit_id = "U1"; e.enterprise_id = "E1"; e.planned_at = T0;
+    e.officers = after; e.n_officers = 1; e.flags = RK_EVF_AMENDED;
+    assert_int_equal(rk_fh_event(fh, &e), 0);
+    assert_string_equal(reason(fh, "uncertified", "retracted", "officer_id", "O1"), want[0]);
+    assert_string_equal(reason(fh, "uncertified", "retracted", "officer_id", "O3"), want[1]);
+    rk_fh_free(fh);
+}
+
+static void test_officer_credential(void **st)
+{
+    static const char *const want[4][2] = {
+        {"更正后的检查任务T1备案表明，单位U1执法人员O1在计划日期持有有效执法证件或未参与检查。",
+         "更正后的检查任务T1备案表明，单位U1执法人员O3在计划日期持有有效执法证件或未参与检查。"},
+        {"更正后的检查任务T1备案表明，" N_UNIT "执法人员" N_OFFICER "在计划日期持有有效执法"
+         "证件或未参与检查。",
+         "更正后的检查任务T1备案表明，" N_UNIT "执法人员O3在计划日期持有有效执法证件或未参与"
+         "检查。"},
+        {"The amended filing of inspection task T1 shows officer O1 of unit U1 held a valid "
+         "credential on its planned date or did not take part.",
+         "The amended filing of inspection task T1 shows officer O3 of unit U1 held a valid "
+         "credential on its planned date or did not take part."},
+        {"The amended filing of inspection task T1 shows officer " N_OFFICER " of " N_UNIT
+         " held a valid credential on its planned date or did not take part.",
+         "The amended filing of inspection task T1 shows officer O3 of " N_UNIT " held a "
+         "valid credential on its planned date or did not take part."},
+    };
+    (void)st;
+    for (int en = 0; en <= 1; en++)
+        for (int names = 0; names <= 1; names++)
+            officer_credential(en, names, want[en * 2 + names]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -495,6 +702,9 @@ int main(void)
         cmocka_unit_test(test_fine_growth),
         cmocka_unit_test(test_complaint_cluster),
         cmocka_unit_test(test_complaint_cluster_rule_gone),
+        cmocka_unit_test(test_inspection_frequency),
+        cmocka_unit_test(test_discretion),
+        cmocka_unit_test(test_officer_credential),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
