@@ -53,7 +53,7 @@ static const char ind_write_lua[] =
     "  local nf = tonumber(ARGV[a + 4])\n"
     "  a = a + 5\n"
     "  redis.call('HSET', KEYS[1 + i], unpack(ARGV, a, a + 2 * nf - 1))\n"
-    "  if redis.call('HEXISTS', KEYS[1 + i], 'open_critical') == 0 then\n"
+    "  if not redis.call('HGET', KEYS[1 + i], 'open_critical') then\n"
     "    redis.call('HSET', KEYS[1 + i], 'open_critical', '0', 'open_warning', '0', "
     "'open_info', '0')\n"
     "  end\n"
