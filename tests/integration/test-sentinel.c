@@ -161,10 +161,16 @@ static void test_failover(void **state)
     redisFree(c);
     it_redis_kill(&m);
 
-    /* the sentinels promote the replica */
+    /* the sentinels promote the replica; the test's own connection waits
+     * until every sentinel says so and none is still failing over (the
+     * failover closes the normal clients of what it reconfigures) */
     for (waited = 0; waited < 30000; waited += 100) {
-        port = it_sentinel_master_port(&s[waited / 100 % 3], MASTER);
-        if (port == rp.port)
+        int agree = 0;
+        for (i = 0; i < 3; i++) {
+            port = it_sentinel_master_port(&s[i], MASTER);
+            agree += port == rp.port && it_sentinel_settled(&s[i], MASTER);
+        }
+        if (agree == 3)
             break;
         it_sleep_ms(100);
     }

@@ -102,6 +102,25 @@ int it_sentinel_master_port(const it_sentinel *s, const char *name)
     return port;
 }
 
+bool it_sentinel_settled(const it_sentinel *s, const char *name)
+{
+    redisContext *c = try_connect(s->port);
+    redisReply *r;
+    size_t i;
+    bool settled = false;
+    if (c == NULL)
+        return false;
+    r = redisCommand(c, "SENTINEL MASTER %s", name);
+    for (i = 0; r != NULL && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2)
+        if (r->element[i]->type == REDIS_REPLY_STRING &&
+            strcmp(r->element[i]->str, "flags") == 0 &&
+            r->element[i + 1]->type == REDIS_REPLY_STRING)
+            settled = strcmp(r->element[i + 1]->str, "master") == 0;
+    freeReplyObject(r);
+    redisFree(c);
+    return settled;
+}
+
 /* Field `key` of the SENTINEL MASTER <name> answer as a number, or -1. */
 static long long master_field(redisReply *r, const char *key)
 {

@@ -23,6 +23,10 @@ int it_sentinel_start(it_sentinel *s, const char *name, int master_port, int quo
 void it_sentinel_kill(it_sentinel *s);
 /* The master port this sentinel gives for `name`, or -1 (no answer). */
 int it_sentinel_master_port(const it_sentinel *s, const char *name);
+/* Whether the sentinel's view of `name` is a plain master again: no
+ * failover in progress (flags "master"; a failover's leader closes the
+ * normal clients of the instances it reconfigures until it ends). */
+bool it_sentinel_settled(const it_sentinel *s, const char *name);
 /* Wait until the sentinel knows `others` other sentinels and `replicas`
  * replicas of `name`. */
 bool it_sentinel_wait_known(const it_sentinel *s, const char *name, int others,
