@@ -612,7 +612,7 @@ static void test_master_failover(void **state)
 {
     char s1[32];
     const char *seeds[1] = {s1};
-    int owner, promoted;
+    int owner, promoted, i;
     uint64_t t0;
     drv d;
     (void)state;
@@ -641,6 +641,10 @@ static void test_master_failover(void **state)
     assert_int_equal(d.errors, 0);
     promoted = port_of(&d);
     assert_true(promoted != owner);
+    /* the test asks one live node, whose view may still name the dead
+     * master for a moment (gossip): wait until it has learnt the change */
+    for (i = 0; i < 100 && it_cluster_node_for(&rcl, "x{3}") != promoted; i++)
+        it_sleep_ms(100);
     assert_int_equal(it_cluster_node_for(&rcl, "x{3}"), promoted);
     expect_get(promoted, "x{3}", "v2");
     close_conn(&d);
