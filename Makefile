@@ -135,7 +135,7 @@ $(INTEGRATION_TESTS): $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(TES
 	$(CC) $(RK_LDFLAGS) -o $@ $^ $(RK_LIBS) -lcmocka -lhiredis
 
 test: all $(TESTS) $(TEST_PLUGINS)
-	BUILD=$(BUILD) sh tests/run.sh $(TESTS)
+	BUILD=$(BUILD) TEST_JOBS=$(TEST_JOBS) sh tests/run.sh $(TESTS)
 
 # The unit tests alone, plain build: no redis-server, a few seconds.
 check-unit: all $(UNIT_TESTS) $(TEST_PLUGINS)
@@ -144,6 +144,9 @@ check-unit: all $(UNIT_TESTS) $(TEST_PLUGINS)
 # How many jobs the suite runs at once where they cannot disturb each other
 # (builds, the unit tests under valgrind, the fuzzers).
 JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+# How many test binaries run at once (tests/run.sh): they mostly wait on
+# their servers, and each takes its servers' ports from its own range.
+TEST_JOBS ?= 2
 
 # Static analysis: cppcheck's warnings over every C file of the programs
 # and detectors (jansson's iteration macros are not expanded: unknownMacro).

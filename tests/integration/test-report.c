@@ -10,7 +10,8 @@
  * and at least one page per section (print CSS page breaks). The quarter
  * drains in one fast backlog, yet its three months are in Redis and in
  * the page's monthly chart. Units U1 and U2 are in region R1, U3 in R2:
- * --scope region ranks exactly a region's units. Chromium
+ * --scope region ranks exactly a region's units; so it does with four
+ * partitions, whose shares the report sums. Chromium
  * (Debian `chromium`) and pdftotext (`poppler-utils`) missing is a
  * failure, not a skip: .ci/run installs them. */
 #include <stdarg.h>
@@ -35,6 +36,10 @@ typedef struct fixture {
     it_env env;
     char dir[256];
     char cfg[300];
+    int parts;                      /* partitions (0: none) */
+    char task[64][16];              /* with partitions: each task's unit, */
+    int task_unit[64];              /* to route its scans and ratings */
+    int ntasks;
 } fixture;
 
 static int setup(void **state)
@@ -57,14 +62,71 @@ static int teardown(void **state)
     return 0;
 }
 
+/* CRC-32 as zlib computes it (the partition rule riskd(8) gives
+ * producers). */
+static uint32_t crc32_of(const char *s)
+{
+    uint32_t c = 0xffffffffu;
+    for (; *s; s++) {
+        c ^= (unsigned char)*s;
+        for (int k = 0; k < 8; k++)
+            c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
+    }
+    return ~c;
+}
+
+/* The value of "field":"..." in the JSON text ev, copied into out. */
+static bool field(const char *ev, const char *name, char *out, size_t n)
+{
+    char pat[40];
+    const char *p, *q;
+    snprintf(pat, sizeof(pat), "\"%s\":\"", name);
+    if ((p = strstr(ev, pat)) == NULL)
+        return false;
+    p += strlen(pat);
+    if ((q = strchr(p, '"')) == NULL || (size_t)(q - p) >= n)
+        return false;
+    memcpy(out, p, (size_t)(q - p));
+    out[q - p] = '\0';
+    return true;
+}
+
+/* XADD an event; with partitions, to the partition of its unit as a
+ * producer routes it (a scan or a rating by its task's filing), a tick to
+ * every partition. */
 static void add(fixture *f, bool scan, const char *fmt, ...)
 {
-    char buf[1024];
+    char buf[1024], unit[16], task[16], key[64];
+    int p, i;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
-    it_xadd(f->env.c, scan ? "enforce:scan" : "enforce:case", buf, NULL, 0);
+    if (f->parts <= 1) {
+        it_xadd(f->env.c, scan ? "enforce:scan" : "enforce:case", buf, NULL, 0);
+        return;
+    }
+    if (strstr(buf, "\"clock.tick\"") != NULL) {
+        for (p = 0; p < f->parts; p++) {
+            snprintf(key, sizeof(key), "%s:{%d}", scan ? "enforce:scan" : "enforce:case", p);
+            it_xadd(f->env.c, key, buf, NULL, 0);
+        }
+        return;
+    }
+    if (!field(buf, "unit_id", unit, sizeof(unit))) {
+        assert_true(field(buf, "task_id", task, sizeof(task)));
+        for (i = 0; i < f->ntasks && strcmp(f->task[i], task) != 0; i++)
+            ;
+        assert_true(i < f->ntasks);
+        snprintf(unit, sizeof(unit), "U%d", f->task_unit[i]);
+    } else if (strstr(buf, "\"inspection.filed\"") != NULL) {
+        assert_true(f->ntasks < 64 && field(buf, "task_id", task, sizeof(task)));
+        snprintf(f->task[f->ntasks], sizeof(f->task[0]), "%s", task);
+        f->task_unit[f->ntasks++] = atoi(unit + 1);
+    }
+    p = (int)(crc32_of(unit) % (uint32_t)f->parts);
+    snprintf(key, sizeof(key), "%s:{%d}", scan ? "enforce:scan" : "enforce:case", p);
+    it_xadd(f->env.c, key, buf, NULL, 0);
 }
 
 static void write_quarter(fixture *f)
@@ -348,10 +410,73 @@ static void test_quarter_report(void **state)
     free(r);
 }
 
+/* Every partition's share of the quarter is written (:p<N> hashes). */
+static bool written_parts(void *arg)
+{
+    fixture *f = arg;
+    int filings = 0;
+    for (int p = 0; p < f->parts; p++) {
+        redisReply *r = it_cmd(f->env.c, "HGET riskd:ind:all:all:2025Q3:p%d filings", p);
+        if (r->type == REDIS_REPLY_STRING)
+            filings += atoi(r->str);
+        freeReplyObject(r);
+    }
+    return filings == N_FILINGS;
+}
+
+/* With four partitions (U1 and U3 in partition 0, U2 in 2: crc32), each
+ * writes its units' share; the report sums them (the quarter's filings)
+ * and a region's report still ranks exactly the region's units, whose
+ * hashes are in different partitions. */
+static void test_partitioned_region_report(void **state)
+{
+    fixture *f = *state;
+    itc_result *r = malloc(sizeof(*r));
+    char html[300], *page;
+    const char *cfg = "{\"partitions\":4}";
+
+    assert_non_null(r);
+    assert_true(crc32_of("123456789") == 0xcbf43926u);
+    assert_true(crc32_of("U1") % 4 == 0 && crc32_of("U2") % 4 == 2 && crc32_of("U3") % 4 == 0);
+    f->parts = 4;
+    assert_int_equal(it_write_config(f->cfg, f->env.redis.port, cfg), 0);
+    write_quarter(f);
+    assert_int_equal(it_riskd_start(&f->env.riskd, f->env.redis.port, cfg), 0);
+    if (!it_wait_until(written_parts, f, 30000)) {
+        it_riskd_dump_log(&f->env.riskd);
+        fail_msg("riskd did not write both partitions' shares of the quarter");
+    }
+    snprintf(html, sizeof(html), "%s/q3p.html", f->dir);
+    {
+        const char *a[] = {"-c", f->cfg, "report", "--period", "quarter", "--at", "2025Q3",
+                           "--scope", "region", "--key", "R1", "--top", "0", "--out", html,
+                           NULL};
+        const char *in[] = {">U1<", ">U2<", NULL}, *out[] = {"U3", NULL};
+        itc_run(r, f->dir, 30000, a);
+        if (r->status != 0)
+            fail_msg("riskctl report --scope region: exit %d: %s", r->status, r->err);
+        ranks(html, in, out);
+    }
+    {
+        const char *a[] = {"-c", f->cfg, "report", "--period", "quarter", "--at", "2025Q3",
+                           "--out", html, NULL};
+        itc_run(r, f->dir, 30000, a);
+        if (r->status != 0)
+            fail_msg("riskctl report: exit %d: %s", r->status, r->err);
+        page = slurp(html);
+        assert_non_null(page);
+        squeeze(page);
+        has(page, "备案检查数</td><td class=\"n\">24</td>", "the quarter's filings summed over the partitions");
+        free(page);
+    }
+    free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_quarter_report, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_partitioned_region_report, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,12 +31,50 @@ void it_sleep_ms(int ms)
         ;
 }
 
-int it_free_port(void)
+/* Can a server bind 127.0.0.1:port now? */
+static int port_free(int port)
 {
     struct sockaddr_in sa;
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
     if (fd < 0)
+        return 0;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_port = htons((uint16_t)port);
+    ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    close(fd);
+    return ok;
+}
+
+/* A port for a server the test starts. With IT_SLOT set (tests/run.sh runs
+ * tests side by side, each in a slot 0..7), one of the slot's own 1,500
+ * ports from 20000 up: below the kernel's ephemeral ports (32768 up), so
+ * that neither a test beside this one nor an outgoing connection takes it
+ * between this call and the server's bind. A process walks its slot's
+ * range from an offset of its pid, skipping ports in use. Without IT_SLOT,
+ * a port the kernel picks. */
+int it_free_port(void)
+{
+    static int next = -1;
+    const char *slot = getenv("IT_SLOT");
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    int fd, port = -1;
+
+    if (slot != NULL && *slot >= '0' && *slot <= '7' && slot[1] == '\0') {
+        int base = 20000 + (*slot - '0') * 1500;
+        if (next < 0)
+            next = (int)(getpid() % 1500);
+        for (int i = 0; i < 1500; i++) {
+            port = base + next;
+            next = (next + 1) % 1500;
+            if (port_free(port))
+                return port;
+        }
+        return -1;
+    }
+    if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
         return -1;
     memset(&sa, 0, sizeof(sa));
     sa.sin_family = AF_INET;
@@ -78,7 +116,16 @@ static int spawn_redis(it_redis *r)
     for (int i = 0; i < 200; i++) {
         redisContext *c;
         struct timeval tv = {0, 200000};
+        int st;
         it_sleep_ms(25);
+        /* Ours exited (its port was taken after all): whatever answers on
+         * the port is not ours. */
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            r->pid = 0;
+            fprintf(stderr, "redis-server exited at start on port %d (see %s/redis.log)\n",
+                    r->port, r->dir);
+            return -1;
+        }
         c = redisConnectWithTimeout("127.0.0.1", r->port, tv);
         if (c && !c->err) {
             redisReply *rep = redisCommand(c, "PING");
@@ -103,9 +150,14 @@ int it_redis_start(it_redis *r, const char *extra)
     memset(r, 0, sizeof(*r));
     if (it_tmpdir(r->dir, sizeof(r->dir), "redis") != 0)
         return -1;
-    r->port = it_free_port();
     snprintf(r->extra, sizeof(r->extra), "%s", extra ? extra : "");
-    return spawn_redis(r);
+    /* A port can still be taken between the choice and the bind: try
+     * another one. */
+    for (int tries = 0; tries < 3; tries++) {
+        if ((r->port = it_free_port()) > 0 && spawn_redis(r) == 0)
+            return 0;
+    }
+    return -1;
 }
 
 int it_redis_restart(it_redis *r)
