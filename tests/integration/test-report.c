@@ -253,6 +253,24 @@ static void ranks(const char *path, const char *const *want, const char *const *
     free(page);
 }
 
+/* riskctl report --scope region for R1 (units U1, U2) and R2 (U3) into
+ * html: each ranks exactly its region's units. */
+static void regions_ranked(fixture *f, itc_result *r, const char *html)
+{
+    static const char *const want[2][3] = {{">U1<", ">U2<", NULL}, {">U3<", NULL, NULL}};
+    static const char *const not[2][3] = {{"U3", NULL, NULL}, {"U1", "U2", NULL}};
+    for (int i = 0; i < 2; i++) {
+        const char *a[] = {"-c", f->cfg, "report", "--period", "quarter", "--at", "2025Q3",
+                           "--scope", "region", "--key", i == 0 ? "R1" : "R2", "--top", "0",
+                           "--out", html, NULL};
+        itc_run(r, f->dir, 30000, a);
+        if (r->status != 0)
+            fail_msg("riskctl report --scope region --key R%d: exit %d: %s", i + 1, r->status,
+                     r->err);
+        ranks(html, want[i], not[i]);
+    }
+}
+
 static void test_quarter_report(void **state)
 {
     fixture *f = *state;
@@ -372,26 +390,7 @@ static void test_quarter_report(void **state)
         free(page);
     }
     /* a region's report ranks that region's units only */
-    {
-        const char *a[] = {"-c", f->cfg, "report", "--period", "quarter", "--at", "2025Q3",
-                           "--scope", "region", "--key", "R1", "--top", "0", "--out", html,
-                           NULL};
-        const char *in[] = {">U1<", ">U2<", NULL}, *out[] = {"U3", NULL};
-        itc_run(r, f->dir, 30000, a);
-        if (r->status != 0)
-            fail_msg("riskctl report --scope region: exit %d: %s", r->status, r->err);
-        ranks(html, in, out);
-    }
-    {
-        const char *a[] = {"-c", f->cfg, "report", "--period", "quarter", "--at", "2025Q3",
-                           "--scope", "region", "--key", "R2", "--top", "0", "--out", html,
-                           NULL};
-        const char *in[] = {">U3<", NULL}, *out[] = {"U1", "U2", NULL};
-        itc_run(r, f->dir, 30000, a);
-        if (r->status != 0)
-            fail_msg("riskctl report --scope region: exit %d: %s", r->status, r->err);
-        ranks(html, in, out);
-    }
+    regions_ranked(f, r, html);
     /* refusals */
     {
         const char *a[] = {"-c", f->cfg, "report", "--period", "quarter", "--at", "2025-09",
@@ -447,16 +446,7 @@ static void test_partitioned_region_report(void **state)
         fail_msg("riskd did not write both partitions' shares of the quarter");
     }
     snprintf(html, sizeof(html), "%s/q3p.html", f->dir);
-    {
-        const char *a[] = {"-c", f->cfg, "report", "--period", "quarter", "--at", "2025Q3",
-                           "--scope", "region", "--key", "R1", "--top", "0", "--out", html,
-                           NULL};
-        const char *in[] = {">U1<", ">U2<", NULL}, *out[] = {"U3", NULL};
-        itc_run(r, f->dir, 30000, a);
-        if (r->status != 0)
-            fail_msg("riskctl report --scope region: exit %d: %s", r->status, r->err);
-        ranks(html, in, out);
-    }
+    regions_ranked(f, r, html);
     {
         const char *a[] = {"-c", f->cfg, "report", "--period", "quarter", "--at", "2025Q3",
                            "--out", html, NULL};
