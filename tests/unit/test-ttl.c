@@ -455,11 +455,13 @@ static void test_memory(void **st)
  *   strings  the interned extras (each field apart): each distinct string
  *            once (its map entry, bucket and id slots), divided among the
  *            alerts that carry it
- *   ttl      the alerts.open_ttl deadline with the heap's worst slack
+ *   riskd    riskd's record of the open alert (openstore.c: its id, ts,
+ *            detector and rule, which give its alerts.open_ttl close)
+ *            with the array's worst slack
  *   key      per key: its map entry (with the key's string) and bucket,
  *            the record's header and malloc's rounding of it
  *
- * Budget: alert + strings + ttl <= 64 bytes per open alert. The key is
+ * Budget: alert + strings + riskd <= 64 bytes per open alert. The key is
  * the subject the rule tracks, there whether one alert is open or many,
  * and is printed beside ("all in": when each key has a single alert).
  * =================================================================== */
@@ -662,12 +664,12 @@ static open_mem measure(const rk__openset *set)
 
 static void test_memory_by_rule(void **st)
 {
-    size_t ttl = store_worst(), k, over = 0;
+    size_t rec = store_worst(), k, over = 0;
     (void)st;
-    printf("bytes per open alert (budget 64 = alert + strings + ttl; key: per key, "
+    printf("bytes per open alert (budget 64 = alert + strings + riskd; key: per key, "
            "with 8 bytes of malloc header per allocation not counted):\n"
            "%-50s %5s %7s %4s %4s %4s %4s %6s\n", "rule (alerts)", "alert", "strings",
-           "ttl", "sum", "key", "", "all in");
+           "riskd", "sum", "key", "", "all in");
     for (k = 0; k < sizeof(shapes) / sizeof(shapes[0]); k++) {
         const struct shape *sh = &shapes[k];
         rk__openset set;
@@ -684,9 +686,9 @@ static void test_memory_by_rule(void **st)
         assert_int_equal(m.alerts, sh->n);
         alert = (m.alert + m.alerts - 1) / m.alerts;
         strings = (m.strings + m.alerts - 1) / m.alerts;
-        sum = alert + strings + ttl;
+        sum = alert + strings + rec;
         snprintf(name, sizeof(name), "%s (%u)", sh->rule, sh->n);
-        printf("%-50s %5zu %7zu %4zu %4zu %4zu %4s %6zu\n", name, alert, strings, ttl, sum,
+        printf("%-50s %5zu %7zu %4zu %4zu %4zu %4s %6zu\n", name, alert, strings, rec, sum,
                (m.key + m.keys - 1) / m.keys, sum <= 64 ? "" : sh->over ? "over" : "OVER",
                sum + (m.key + m.alerts - 1) / m.alerts);
         if (sum > 64 + sh->over)
