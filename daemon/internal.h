@@ -625,42 +625,65 @@ int rk__clock_restore(rk__clock *c, const void *data, size_t len,
 bool rk__clock_due_at(const rk__clock *c, int64_t w);
 
 /* ===================================================================
- * ttl.c - alerts.open_ttl deadlines, 32 bytes per alert written
+ * openstore.c - the open alerts: one 32-byte record per alert written and
+ * not yet resolved, retracted or closed, sorted by (ts, detector, id);
+ * alerts.open_ttl closes
  * =================================================================== */
 
-typedef struct rk__ttl_item {
-    int64_t deadline;               /* event time: alert ts + open_ttl */
+typedef struct rk__oa {
     unsigned char id[16];           /* the alert id's 32 hex digits, packed */
-    uint32_t det;                   /* detector index in the registry */
-    uint32_t spare;                 /* zero */
-} rk__ttl_item;
+    int64_t ts;                     /* the alert's; closed at ts + open_ttl */
+    uint16_t det;                   /* detector index */
+    uint16_t rule;                  /* index into the store's rules */
+    uint32_t flags;                 /* removed (openstore.c) */
+} rk__oa;
 
-/* A min-heap by (deadline, det, id). Zero-initialise. */
-typedef struct rk__ttl {
-    rk__ttl_item *v;
-    size_t n, cap;
-} rk__ttl;
+#define RK__OSTORE_NO_RULE 0xffffu  /* restored from the release before */
 
-void rk__ttl_free(rk__ttl *t);
-/* id: 32 lowercase hex digits (anything else: -1, nothing added). */
-int rk__ttl_add(rk__ttl *t, int64_t deadline, uint32_t det, const char *id);
-/* The earliest record whose deadline is before now (the rule of
+/* Zero-initialise or rk__ostore_init. */
+typedef struct rk__ostore {
+    rk__oa *v;                      /* [lo, n): sorted, removed ones among them */
+    uint32_t lo, n, cap, dead;      /* dead: removed ones in [lo, n) */
+    char **rules;                   /* rule names by index */
+    uint32_t nrules;
+} rk__ostore;
+
+void rk__ostore_init(rk__ostore *s);
+void rk__ostore_free(rk__ostore *s);
+/* The index of rule (added when new), or -1 when out of memory. */
+int rk__ostore_rule(rk__ostore *s, const char *rule);
+const char *rk__ostore_rule_name(const rk__ostore *s, uint32_t rule);
+/* Add open alert id of detector det at ts: 0, 1 when it is open already,
+ * -1 (bad id, det or rule past UINT16_MAX, out of memory: nothing added).
+ * Record numbers move. */
+int rk__ostore_add(rk__ostore *s, const char *id, int64_t ts, uint32_t det, uint32_t rule);
+int rk__ostore_add_packed(rk__ostore *s, const unsigned char id[16], int64_t ts,
+                          uint32_t det, uint32_t rule);
+/* The record number of open alert id of det at ts, or -1. */
+int rk__ostore_find(const rk__ostore *s, int64_t ts, uint32_t det, const char *id);
+/* The alert leaves the store (resolved, retracted, closed). */
+void rk__ostore_remove(rk__ostore *s, uint32_t at);
+/* The earliest record whose ts + ttl is before now (the rule of
  * rk__clock_pop_due), removed into *out: 1; none due: 0. */
-int rk__ttl_pop_due(rk__ttl *t, int64_t now, rk__ttl_item *out);
-static inline bool rk__ttl_due_at(const rk__ttl *t, int64_t w)
+int rk__ostore_pop_due(rk__ostore *s, int64_t now, int64_t ttl, rk__oa *out);
+bool rk__ostore_due_at(const rk__ostore *s, int64_t w, int64_t ttl);
+static inline size_t rk__ostore_count(const rk__ostore *s)
 {
-    return t->n > 0 && t->v[0].deadline < w;
+    return (size_t)(s->n - s->lo - s->dead);
 }
-int rk__ttl_id_pack(const char *hex, unsigned char out[16]);
-void rk__ttl_id_unpack(const unsigned char id[16], char out[33]);
+/* Bytes held by the records' array, with its slack. */
+size_t rk__ostore_bytes(const rk__ostore *s);
+int rk__alert_id_pack(const char *hex, unsigned char out[16]);
+void rk__alert_id_unpack(const unsigned char id[16], char out[33]);
 /* Checkpoint section; detectors by name as rk__clock_snapshot. Restore
- * replaces *t only on success; records of unknown detectors are dropped
- * (counted in *dropped). */
-void rk__ttl_snapshot(const rk__ttl *t, rk_buf *out,
-                      const char *(*det_name)(uint32_t det, void *ud), void *ud);
-int rk__ttl_restore(rk__ttl *t, const void *data, size_t len,
-                    int (*det_index)(const char *name, void *ud), void *ud,
-                    size_t *dropped);
+ * replaces *s only on success; reads the deadline heap of the release
+ * before too (ts = deadline - ttl); records of unknown detectors are
+ * dropped (counted in *dropped). */
+void rk__ostore_snapshot(const rk__ostore *s, rk_buf *out,
+                         const char *(*det_name)(uint32_t det, void *ud), void *ud);
+int rk__ostore_restore(rk__ostore *s, const void *data, size_t len,
+                       int (*det_index)(const char *name, void *ud), void *ud,
+                       int64_t ttl, size_t *dropped);
 
 /* ===================================================================
  * ticks.c - wall-clock ticks recorded in <state.key>:clock

@@ -38,14 +38,15 @@ void rk__fire_timers(rk__engine *e)
         free(t.key);
     }
     {
-        rk__ttl_item it;
+        rk__oa oa;
         int64_t now = rk__clock_now(&e->clock);
-        while (rk__ttl_pop_due(&e->ttl, now, &it)) {
+        while (rk__ostore_pop_due(&e->open, now, e->cfg->open_ttl, &oa)) {
             char id[33];
-            if (it.det >= e->reg.n)
+            if (oa.det >= e->reg.n)
                 continue;
-            rk__ttl_id_unpack(it.id, id);
-            rk__open_ttl_close(e, it.deadline, e->reg.dets[it.det]->alert_name, id);
+            rk__alert_id_unpack(oa.id, id);
+            rk__open_ttl_close(e, oa.ts + e->cfg->open_ttl, e->reg.dets[oa.det]->alert_name,
+                               id);
         }
     }
 }

@@ -136,7 +136,7 @@ static int build_state(rk__engine *e, rk_buf *out)
         return -1;
     blob_end(out, at);
     at = blob_begin(out);
-    rk__ttl_snapshot(&e->ttl, out, det_name_cb, e);
+    rk__ostore_snapshot(&e->open, out, det_name_cb, e);
     blob_end(out, at);
     return out->oom ? -1 : 0;
 }
@@ -251,12 +251,13 @@ int rk__restore_state(rk__engine *e, const void *data, size_t len, char *err, si
     if (version == STATE_VERSION_V3)
         return 0;                   /* its open_ttl deadlines came with the timers */
     blob = get_blob(&rd, &blen);
-    if (rd.err || rk__ttl_restore(&e->ttl, blob, blen, det_index_cb, e, &dropped) != 0) {
-        rk_kit_errf(err, errlen, "open_ttl deadlines: corrupt");
+    if (rd.err || rk__ostore_restore(&e->open, blob, blen, det_index_cb, e, e->cfg->open_ttl,
+                                     &dropped) != 0) {
+        rk_kit_errf(err, errlen, "open alerts: corrupt");
         return -1;
     }
     if (dropped > 0)
-        rk__log(RK_LOG_NOTICE, "%zu alerts.open_ttl deadlines of detectors no longer "
+        rk__log(RK_LOG_NOTICE, "%zu open alerts of detectors no longer "
                 "registered were dropped", dropped);
     return 0;
 }

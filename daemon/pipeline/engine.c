@@ -152,7 +152,7 @@ fail_ind:
     rk__tasks_free(&e->tasks);
     rk__dedupe_free(&e->dedupe);
     rk__clock_free(&e->clock);
-    rk__ttl_free(&e->ttl);
+    rk__ostore_free(&e->open);
     rk__inlog_free(&e->inlog);
     rk__silences_free(e->silences);
     rk_map_clear(&e->alert_counts, free);
@@ -322,7 +322,7 @@ void rk__engine_free(rk__engine *e)
     rk__tasks_free(&e->tasks);
     rk__dedupe_free(&e->dedupe);
     rk__clock_free(&e->clock);
-    rk__ttl_free(&e->ttl);
+    rk__ostore_free(&e->open);
     rk__inlog_free(&e->inlog);
     rk_map_clear(&e->alert_counts, free);
     rk__silences_free(e->silences);

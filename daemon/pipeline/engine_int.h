@@ -54,7 +54,8 @@ enum { E_CONNECTING, E_LOADING, E_SETUP, E_CLAIMING, E_IDLE, E_READING, E_FLUSHI
 
 #define STATE_MAGIC 0x54534b52u     /* "RKST" */
 #define STATE_VERSION 4u            /* 2: + natural keys (dedupe.c); 3: + indicators;
-                                       4: + open_ttl deadlines (ttl.c) */
+                                       4: + open_ttl deadlines, since the
+                                       open alerts (openstore.c) */
 #define STATE_VERSION_V3 3u         /* read: open_ttl deadlines among the timers */
 #define STATE_VERSION_V2 2u         /* read: the indicators start empty */
 #define STATE_VERSION_V1 1u         /* the previous release's, still read */
@@ -138,7 +139,7 @@ struct rk__engine {
     const rk__input *in;            /* the live or the replay reader */
     const rk__steps *steps;         /* the steps above a file (engine.c) */
     rk__clock clock;
-    rk__ttl ttl;                    /* alerts.open_ttl deadlines (ttl.c) */
+    rk__ostore open;                /* the open alerts, open_ttl (openstore.c) */
     rk__tasks tasks;
     rk__dedupe dedupe;              /* natural keys of the events applied */
     rk__ind *ind;                   /* the indicators (indicators.c) */

@@ -407,9 +407,13 @@ void rk__engine_metrics(rk__engine *e, rk__prom *m)
           (double)(rk__wall_ms() - e->last_ckpt_wall) / 1000.0);
     }
     FAM(m, "riskd_timers", "# HELP riskd_timers Timers armed on event time (the detectors' and the "
-        "alerts.open_ttl deadlines).\n"
+        "alerts.open_ttl deadlines of the open alerts).\n"
         "# TYPE riskd_timers gauge\n");
-    S(m, "riskd_timers", " %zu", e->clock.ntimers + e->ttl.n);
+    S(m, "riskd_timers", " %zu", e->clock.ntimers + rk__ostore_count(&e->open));
+    FAM(m, "riskd_alerts_open", "# HELP riskd_alerts_open Alerts written and not yet resolved, "
+        "retracted or closed by riskd.\n"
+        "# TYPE riskd_alerts_open gauge\n");
+    S(m, "riskd_alerts_open", " %zu", rk__ostore_count(&e->open));
     FAM(m, "riskd_filings_tracked", "# HELP riskd_filings_tracked Filings kept for enrichment.\n"
         "# TYPE riskd_filings_tracked gauge\n");
     S(m, "riskd_filings_tracked", " %zu", e->tasks.map.count);

@@ -10,7 +10,9 @@
  * replay writer. A notice (status resolved or retracted, ABI minor 2)
  * carries the original alert's content, so it gets the alert's id, and
  * goes to the output's notice writer, past the cooldown. It also owns the cooldowns (a map and a heap by end time
- * per detector) and the per-rule alert counts of the metrics. */
+ * per detector) and the per-rule alert counts of the metrics. Every alert
+ * written is recorded in the engine's open alerts (openstore.c) until its
+ * resolved or retracted notice, or its alerts.open_ttl close. */
 #include "engine_int.h"
 
 
@@ -115,6 +117,7 @@ static int host_emit(rk_host *h, const rk_alert *a)
     char id[33], legacy[33], key[1024];
     int64_t now_wall;
     rk_alert old;
+    int ri, rule;
 
     if (a->rule == NULL)
         return -1;
@@ -137,6 +140,9 @@ static int host_emit(rk_host *h, const rk_alert *a)
         if (e->out->notice(e, id, d->alert_name, a, status, rk__wall_ms()) < 0)
             return -1;
         e->stats.notices_emitted++;
+        /* It is no longer open: its record leaves the store. */
+        if ((ri = rk__ostore_find(&e->open, a->ts, (uint32_t)HOST(h)->idx, id)) >= 0)
+            rk__ostore_remove(&e->open, (uint32_t)ri);
         /* A retracted unfiled alert never held: it leaves `unfiled`. */
         if (a->status == RK_ALERT_RETRACTED && e->ind != NULL &&
             rk__ind_is_unfiled_rule(d->alert_name, a->rule))
@@ -168,10 +174,11 @@ static int host_emit(rk_host *h, const rk_alert *a)
     rk__count_alert(e, d->alert_name, a->rule, sev);
     if (e->ind != NULL && rk__ind_is_unfiled_rule(d->alert_name, a->rule))
         rk__ind_unfiled(e->ind, a->ts, a->subject.unit_id);
-    /* alerts.open_ttl: close it then, if still open (a timer of event
-     * time, checkpointed with the detectors'). */
-    if (a->ts <= INT64_MAX - e->cfg->open_ttl &&
-        rk__ttl_add(&e->ttl, a->ts + e->cfg->open_ttl, (uint32_t)HOST(h)->idx, id) != 0)
+    /* Open until resolved, retracted or closed (alerts.open_ttl after its
+     * ts at the latest): a record in the store, checkpointed with the
+     * detectors' state. */
+    if ((rule = rk__ostore_rule(&e->open, a->rule)) < 0 ||
+        rk__ostore_add(&e->open, id, a->ts, (uint32_t)HOST(h)->idx, (uint32_t)rule) < 0)
         return -1;
     return 1;
 }

@@ -140,7 +140,7 @@ static void decide_tick(rk__engine *e, int64_t now)
               ? e->cfg->clock_idle / TICK_IDLE_SHARE : TICK_MIN_MS;
     if (e->last_tick != 0 && now - e->last_tick < e->cfg->clock_idle &&
         (now - e->last_tick < gap ||
-         !(rk__clock_due_at(&e->clock, wall) || rk__ttl_due_at(&e->ttl, wall))))
+         !(rk__clock_due_at(&e->clock, wall) || rk__ostore_due_at(&e->open, wall, e->cfg->open_ttl))))
         return;
     e->tick.ts = wall;
     for (si = 0; si < RK_STREAM_COUNT; si++) {

@@ -9,9 +9,9 @@
  *   1  rk__tasks_restore;
  *   2+ the restore() of each built-in detector, the four original ones
  *      first, then the five of the supervision practice;
- *   then the natural keys (rk__dedupe_restore), the alerts.open_ttl
- *      deadlines (rk__ttl_restore) and the indicators (indicators_snap.c,
- *      either format).
+ *   then the natural keys (rk__dedupe_restore), the open alerts and their
+ *      alerts.open_ttl closes (rk__ostore_restore, either format) and the
+ *      indicators (indicators_snap.c, either format).
  *
  * A refused blob must leave nothing behind (LeakSanitizer checks). An
  * accepted one must leave a usable state: it is snapshotted again and that
@@ -561,50 +561,60 @@ static void fuzz_dedupe(const uint8_t *data, size_t size)
 }
 
 /* ===================================================================
- * alerts.open_ttl deadlines (ttl.c)
+ * the open alerts and their alerts.open_ttl closes (openstore.c)
  * =================================================================== */
 
-/* Refused whole (the heap as it was: empty), or restored to a heap whose
- * snapshot restores to the same bytes, and which pops in (deadline, det,
- * id) order, each record once. */
+/* Refused whole (the store as it was: empty), or restored to a store whose
+ * snapshot restores to the same bytes, in which every open alert is found
+ * by (ts, detector, id), and which closes them in (ts, det, id) order,
+ * each once. Either format (the deadline heap of the release before, read
+ * with an open_ttl of a day). */
 static void fuzz_ttl(const uint8_t *data, size_t size)
 {
-    rk__ttl t = {0}, t2 = {0};
+    rk__ostore t, t2;
     rk_buf b1 = {0}, b2 = {0};
-    rk__ttl_item it, last;
-    size_t dropped, n = 0, popped = 0;
+    rk__oa it, last;
+    size_t dropped, n = 0, popped = 0, k;
 
-    if (rk__ttl_restore(&t, data, size, det_index, NULL, &dropped) != 0) {
-        if (t.n != 0 || t.v != NULL)
-            broken("ttl: refused restore changed the heap");
+    rk__ostore_init(&t);
+    rk__ostore_init(&t2);
+    if (rk__ostore_restore(&t, data, size, det_index, NULL, RK_DAY, &dropped) != 0) {
+        if (t.n != 0 || t.v != NULL || t.nrules != 0)
+            broken("ttl: refused restore changed the store");
         return;
     }
-    rk__ttl_snapshot(&t, &b1, det_name, NULL);
-    if (b1.oom || rk__ttl_restore(&t2, b1.data, b1.len, det_index, NULL, &dropped) != 0 ||
-        dropped != 0)
-        broken("ttl: snapshot of a restored heap does not restore");
-    rk__ttl_snapshot(&t2, &b2, det_name, NULL);
+    rk__ostore_snapshot(&t, &b1, det_name, NULL);
+    if (b1.oom || rk__ostore_restore(&t2, b1.data, b1.len, det_index, NULL, RK_DAY,
+                                     &dropped) != 0 || dropped != 0)
+        broken("ttl: snapshot of a restored store does not restore");
+    rk__ostore_snapshot(&t2, &b2, det_name, NULL);
     if (b2.len != b1.len || memcmp(b1.data, b2.data, b1.len) != 0)
         broken("ttl: snapshot -> restore -> snapshot differs");
-    n = t.n;
+    for (k = t.lo; k < t.n; k++) {
+        char id[33];
+        rk__alert_id_unpack(t.v[k].id, id);
+        if (rk__ostore_find(&t, t.v[k].ts, t.v[k].det, id) != (int)k)
+            broken("ttl: an open alert is not found");
+    }
+    n = rk__ostore_count(&t);
     memset(&last, 0, sizeof(last));
-    while (rk__ttl_pop_due(&t, INT64_MAX, &it) == 1) {
+    while (rk__ostore_pop_due(&t, INT64_MAX, 0, &it) == 1) {
         if (it.det >= N_DETS)
             broken("ttl: a record of an unknown detector");
-        if (popped > 0 && (it.deadline < last.deadline ||
-                           (it.deadline == last.deadline &&
+        if (popped > 0 && (it.ts < last.ts ||
+                           (it.ts == last.ts &&
                             (it.det < last.det || (it.det == last.det &&
-                             memcmp(it.id, last.id, sizeof(it.id)) < 0)))))
+                             memcmp(it.id, last.id, sizeof(it.id)) <= 0)))))
             broken("ttl: records out of order");
         last = it;
         popped++;
     }
-    if (popped != n || t.n != 0)
+    if (popped != n || rk__ostore_count(&t) != 0)
         broken("ttl: not every record came out once");
     rk_buf_free(&b1);
     rk_buf_free(&b2);
-    rk__ttl_free(&t);
-    rk__ttl_free(&t2);
+    rk__ostore_free(&t);
+    rk__ostore_free(&t2);
 }
 
 /* ===================================================================

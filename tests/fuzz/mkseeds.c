@@ -3,7 +3,7 @@
  * Usage: mkseeds DIR. Every file written is one fuzz-restore input: a
  * target byte (0 clock, 1 tasks, 2.. the built-in detectors in registry
  * order, as fuzz-restore.c numbers them, then the natural keys of
- * dedupe.c, the alerts.open_ttl deadlines of ttl.c, then the indicators)
+ * dedupe.c, the open alerts of openstore.c, then the indicators)
  * followed by a valid snapshot of
  * that target, once empty and once holding state built from a few events
  * around 2025-03-01 about the ids fuzz-restore feeds (t1, t2, u1, o1, ...),
@@ -161,27 +161,49 @@ static int seeds_dedupe(const char *dir)
     return rc;
 }
 
-/* alerts.open_ttl deadlines (target 3 + N_DETS): empty, and a few of two
- * detectors and one no longer registered. */
+/* The open alerts (target 3 + N_DETS): empty, a few of two detectors and
+ * one no longer registered, and the same in the format of the release
+ * before (the deadline heap: u32 1, names, u64 n, n x (i64 deadline, u32
+ * name index, 16 bytes id)). */
 static int seeds_ttl(const char *dir)
 {
-    rk__ttl t = {0};
+    static const char *const ids[] = {
+        "0123456789abcdef0123456789abcdef", "00000000000000000000000000000001",
+        "ffffffffffffffffffffffffffffffff", "a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0"};
+    static const int64_t days[] = {30, 30, 31, 29};
+    rk__ostore t;
     rk_buf b = {0};
-    unsigned target = 3 + (unsigned)N_DETS;
-    int rc;
+    unsigned target = 3 + (unsigned)N_DETS, i;
+    int rc, rule;
 
-    rk__ttl_snapshot(&t, &b, det_name, NULL);
+    rk__ostore_init(&t);
+    rk__ostore_snapshot(&t, &b, det_name, NULL);
     rc = write_seed(dir, "ttl-empty", target, &b);
     rk_buf_free(&b);
-    (void)rk__ttl_add(&t, T0 + 30 * RK_DAY, 0, "0123456789abcdef0123456789abcdef");
-    (void)rk__ttl_add(&t, T0 + 30 * RK_DAY, 1, "00000000000000000000000000000001");
-    (void)rk__ttl_add(&t, T0 + 31 * RK_DAY, (unsigned)N_DETS, "ffffffffffffffffffffffffffffffff");
-    (void)rk__ttl_add(&t, T0 + 29 * RK_DAY, 2, "a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0");
-    rk__ttl_snapshot(&t, &b, det_name, NULL);
+    rule = rk__ostore_rule(&t, "growth");
+    for (i = 0; i < 4; i++)
+        (void)rk__ostore_add(&t, ids[i], T0 + (days[i] - 1) * RK_DAY,
+                             i == 2 ? (unsigned)N_DETS : i, rule < 0 ? 0 : (unsigned)rule);
+    rk__ostore_snapshot(&t, &b, det_name, NULL);
     if (rc == 0)
         rc = write_seed(dir, "ttl-four", target, &b);
     rk_buf_free(&b);
-    rk__ttl_free(&t);
+    rk__ostore_free(&t);
+    rk_buf_put_u32(&b, 1);
+    rk_buf_put_u32(&b, (uint32_t)N_DETS + 1);
+    for (i = 0; i <= (unsigned)N_DETS; i++)
+        rk_buf_put_str(&b, det_name(i, NULL));
+    rk_buf_put_u64(&b, 4);
+    for (i = 0; i < 4; i++) {
+        unsigned char p[16];
+        (void)rk__alert_id_pack(ids[i], p);
+        rk_buf_put_i64(&b, T0 + days[i] * RK_DAY);
+        rk_buf_put_u32(&b, i == 2 ? (uint32_t)N_DETS : i);
+        rk_buf_put_bytes(&b, p, sizeof(p));
+    }
+    if (rc == 0)
+        rc = write_seed(dir, "ttl-four-v1", target, &b);
+    rk_buf_free(&b);
     return rc;
 }
 

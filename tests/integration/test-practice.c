@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -588,8 +589,9 @@ static void test_practice_lifecycle(void **state)
     static const char *const kinds[] = {"whitelist", "benchmarks", "exempt", "credentials"};
     const char *dup = NULL;
     json_t *live;
-    char *out;
+    char *out, cfg[256];
     size_t k;
+    int mport;
 
     for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
         int st = sh(&out, "%s/riskctl -c %s lists load %s config/samples/sample-%s.csv 2>&1",
@@ -598,17 +600,41 @@ static void test_practice_lifecycle(void **state)
             fail_msg("lists load %s: %s", kinds[k], out);
         free(out);
     }
-    assert_int_equal(it_riskd_start(&f->env.riskd, f->env.redis.port, LIVE_CFG), 0);
+    mport = it_free_port();
+    /* open_ttl past the events' months: no alert is closed as stale */
+    snprintf(cfg, sizeof(cfg), "{\"clock\":{\"wall_advance\":false},\"state\":{\"interval\":"
+             "\"200ms\"},\"alerts\":{\"open_ttl\":\"3650d\"},\"metrics\":{\"listen\":"
+             "\"127.0.0.1:%d\"}}", mport);
+    assert_int_equal(it_riskd_start(&f->env.riskd, f->env.redis.port, cfg), 0);
     write_lifecycle_events(f);
     if (!it_wait_settled(f->env.c, 30000)) {
         it_riskd_dump_log(&f->env.riskd);
         fail_msg("riskd did not drain the streams");
     }
-    it_riskd_signal(&f->env.riskd, SIGTERM);
-    assert_int_equal(it_riskd_wait(&f->env.riskd, 15000), 0);
     live = it_alerts_by_id(f->env.c, &dup);
     if (dup != NULL)
         fail_msg("%s written twice", dup);
+    /* riskd lets go of an alert once it ended: it keeps the open ones
+     * only, those of the open hash (none here: every alert of these
+     * events ends; the outbox may still be flushing, so poll) */
+    {
+        double n = -1;
+        long long hlen = -1;
+        int i;
+        for (i = 0; i < 200; i++) {
+            redisReply *r = it_cmd(f->env.c, "HLEN riskd:open");
+            hlen = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+            freeReplyObject(r);
+            if ((n = it_metric(mport, "riskd_alerts_open")) == (double)hlen)
+                break;
+            usleep(50000);
+        }
+        if (n != (double)hlen)
+            fail_msg("riskd_alerts_open %g, %lld in the open hash", n, hlen);
+        assert_true(json_object_size(live) > 0);
+    }
+    it_riskd_signal(&f->env.riskd, SIGTERM);
+    assert_int_equal(it_riskd_wait(&f->env.riskd, 15000), 0);
 
     /* inspection_frequency */
     ended(live, "inspection_frequency", "repeat", "{\"enterprise_id\":\"E620\"}", "retracted");

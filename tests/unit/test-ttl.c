@@ -1,14 +1,23 @@
-/* tests/unit/test-ttl.c - the alerts.open_ttl deadlines (daemon/pipeline/ttl.c).
+/* tests/unit/test-ttl.c - the open alerts and their alerts.open_ttl
+ * closes (daemon/pipeline/openstore.c).
  *
- *   order        due records leave by deadline, ties by (detector, id), and
- *                only once their deadline is before "now"
+ *   order        due records leave by ts + ttl, ties by (detector, id), and
+ *                only once ts + ttl is before "now"
  *   ids          the 32 hex digits pack into 16 bytes and back; anything
  *                else is refused
- *   snapshot     a round trip keeps every record; detectors are renamed by
- *                name, unknown ones dropped and counted; every truncation
- *                and a bad version are refused, leaving the heap as it was
- *   memory       32 bytes a record, and the heap's slack under 5 bytes a
- *                record while it grows and while it empties
+ *   find/remove  an alert is found by (ts, detector, id), written twice it
+ *                is one; once removed it is neither found nor closed
+ *   churn        200000 alerts added (some late) and most removed again in
+ *                random order: every live one still found and closed once,
+ *                in order; the store compacts and gives memory back
+ *   snapshot     a round trip keeps every record and writes the same
+ *                bytes; detectors are renamed by name, unknown ones
+ *                dropped and counted; every truncation and a bad version
+ *                are refused, leaving the store as it was
+ *   old format   the deadline heap the release before wrote restores into
+ *                the store: every alert open, closed at its deadline
+ *   memory       32 bytes a record, and the store's bytes per open alert
+ *                with its slack while it grows and empties
  *   memory by rule
  *                what an open alert costs, for the key and subject shape of
  *                every rule the built-in detectors keep open
@@ -22,6 +31,7 @@
 
 #include <malloc.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "riskd/kit.h"
@@ -34,53 +44,198 @@ static void mkid(unsigned v, char out[33])
 
 static void test_order(void **st)
 {
-    rk__ttl t = {0};
-    rk__ttl_item it;
+    rk__ostore s;
+    rk__oa oa;
     char a[33], b[33], out[33];
     (void)st;
+    rk__ostore_init(&s);
     mkid(1, a);
     mkid(2, b);
-    assert_int_equal(rk__ttl_add(&t, 300, 0, a), 0);
-    assert_int_equal(rk__ttl_add(&t, 100, 1, b), 0);
-    assert_int_equal(rk__ttl_add(&t, 100, 1, a), 0);
-    assert_int_equal(rk__ttl_add(&t, 100, 0, b), 0);
-    assert_true(rk__ttl_due_at(&t, 101));
-    assert_false(rk__ttl_due_at(&t, 100));
-    assert_int_equal(rk__ttl_pop_due(&t, 100, &it), 0);   /* not before now */
-    assert_int_equal(rk__ttl_pop_due(&t, 101, &it), 1);
-    assert_int_equal(it.deadline, 100);
-    assert_int_equal(it.det, 0);
-    assert_int_equal(rk__ttl_pop_due(&t, 101, &it), 1);
-    assert_int_equal(it.det, 1);
-    rk__ttl_id_unpack(it.id, out);
+    assert_int_equal(rk__ostore_add(&s, a, 300, 0, 0), 0);
+    assert_int_equal(rk__ostore_add(&s, b, 100, 1, 0), 0);
+    assert_int_equal(rk__ostore_add(&s, a, 100, 1, 0), 0);
+    assert_int_equal(rk__ostore_add(&s, b, 100, 0, 0), 0);
+    assert_true(rk__ostore_due_at(&s, 111, 10));
+    assert_false(rk__ostore_due_at(&s, 110, 10));
+    assert_int_equal(rk__ostore_pop_due(&s, 110, 10, &oa), 0);   /* not before now */
+    assert_int_equal(rk__ostore_pop_due(&s, 111, 10, &oa), 1);
+    assert_int_equal(oa.ts, 100);
+    assert_int_equal(oa.det, 0);
+    assert_int_equal(rk__ostore_pop_due(&s, 111, 10, &oa), 1);
+    assert_int_equal(oa.det, 1);
+    rk__alert_id_unpack(oa.id, out);
     assert_string_equal(out, strcmp(a, b) < 0 ? a : b);
-    assert_int_equal(rk__ttl_pop_due(&t, 101, &it), 1);
-    rk__ttl_id_unpack(it.id, out);
+    assert_int_equal(rk__ostore_pop_due(&s, 111, 10, &oa), 1);
+    rk__alert_id_unpack(oa.id, out);
     assert_string_equal(out, strcmp(a, b) < 0 ? b : a);
-    assert_int_equal(rk__ttl_pop_due(&t, 101, &it), 0);
-    assert_int_equal(t.n, 1);
-    assert_int_equal(rk__ttl_pop_due(&t, INT64_MAX, &it), 1);
-    assert_int_equal(it.deadline, 300);
-    rk__ttl_free(&t);
+    assert_int_equal(rk__ostore_pop_due(&s, 111, 10, &oa), 0);
+    assert_int_equal(rk__ostore_count(&s), 1);
+    /* a longer open_ttl (a reload) moves every deadline */
+    assert_int_equal(rk__ostore_pop_due(&s, 320, 20, &oa), 0);
+    assert_int_equal(rk__ostore_pop_due(&s, 321, 20, &oa), 1);
+    assert_int_equal(oa.ts, 300);
+    assert_int_equal(rk__ostore_count(&s), 0);
+    assert_false(rk__ostore_due_at(&s, INT64_MAX, 0));
+    rk__ostore_free(&s);
 }
 
 static void test_ids(void **st)
 {
     unsigned char p[16];
     char out[33];
-    rk__ttl t = {0};
+    rk__ostore s;
     (void)st;
-    assert_int_equal(rk__ttl_id_pack("00ff10a0b0c0d0e0f00112233445566f", p), 0);
+    rk__ostore_init(&s);
+    assert_int_equal(rk__alert_id_pack("00ff10a0b0c0d0e0f00112233445566f", p), 0);
     assert_int_equal(p[1], 0xff);
-    rk__ttl_id_unpack(p, out);
+    rk__alert_id_unpack(p, out);
     assert_string_equal(out, "00ff10a0b0c0d0e0f00112233445566f");
-    assert_int_equal(rk__ttl_id_pack("00FF10a0b0c0d0e0f00112233445566f", p), -1);
-    assert_int_equal(rk__ttl_id_pack("00ff10a0b0c0d0e0f00112233445566", p), -1);
-    assert_int_equal(rk__ttl_id_pack("00ff10a0b0c0d0e0f00112233445566f0", p), -1);
-    assert_int_equal(rk__ttl_id_pack("00ff10a0b0c0d0e0f0011223344556zz", p), -1);
-    assert_int_equal(rk__ttl_add(&t, 1, 0, "not an id"), -1);
-    assert_int_equal(t.n, 0);
-    rk__ttl_free(&t);
+    assert_int_equal(rk__alert_id_pack("00FF10a0b0c0d0e0f00112233445566f", p), -1);
+    assert_int_equal(rk__alert_id_pack("00ff10a0b0c0d0e0f00112233445566", p), -1);
+    assert_int_equal(rk__alert_id_pack("00ff10a0b0c0d0e0f00112233445566f0", p), -1);
+    assert_int_equal(rk__alert_id_pack("00ff10a0b0c0d0e0f0011223344556zz", p), -1);
+    assert_int_equal(rk__ostore_add(&s, "not an id", 1, 0, 0), -1);
+    assert_int_equal(rk__ostore_add(&s, "00ff10a0b0c0d0e0f00112233445566f", 1, 65536, 0), -1);
+    assert_int_equal(rk__ostore_add(&s, "00ff10a0b0c0d0e0f00112233445566f", 1, 0, 65536), -1);
+    assert_int_equal(rk__ostore_count(&s), 0);
+    assert_int_equal(rk__ostore_find(&s, 1, 0, "00ff10a0b0c0d0e0f00112233445566f"), -1);
+    assert_int_equal(rk__ostore_find(&s, 1, 0, "bad"), -1);
+    rk__ostore_free(&s);
+}
+
+static void test_find_remove(void **st)
+{
+    rk__ostore s;
+    rk__oa oa;
+    char id[33], got[33];
+    int ri, k;
+    (void)st;
+    rk__ostore_init(&s);
+    assert_int_equal(rk__ostore_rule(&s, "unit_ratio"), 0);
+    assert_int_equal(rk__ostore_rule(&s, "growth"), 1);
+    assert_int_equal(rk__ostore_rule(&s, "unit_ratio"), 0);
+    assert_string_equal(rk__ostore_rule_name(&s, 1), "growth");
+    assert_string_equal(rk__ostore_rule_name(&s, 7), "");
+    for (k = 0; k < 10; k++) {
+        mkid((unsigned)k, id);
+        assert_int_equal(rk__ostore_add(&s, id, 1000 + k, (uint32_t)(k % 2), 1), 0);
+    }
+    /* written twice: one alert */
+    mkid(3, id);
+    assert_int_equal(rk__ostore_add(&s, id, 1003, 1, 1), 1);
+    assert_int_equal(rk__ostore_count(&s), 10);
+    /* one id under another detector: another alert */
+    mkid(4, id);
+    assert_int_equal(rk__ostore_add(&s, id, 1004, 1, 0), 0);
+    ri = rk__ostore_find(&s, 1004, 1, id);
+    assert_true(ri >= 0);
+    assert_int_equal(s.v[ri].rule, 0);
+    ri = rk__ostore_find(&s, 1004, 0, id);
+    assert_true(ri >= 0);
+    assert_int_equal(s.v[ri].rule, 1);
+    assert_int_equal(rk__ostore_find(&s, 1004, 2, id), -1);
+    assert_int_equal(rk__ostore_find(&s, 1005, 0, id), -1);     /* another ts */
+    rk__ostore_remove(&s, (uint32_t)ri);
+    assert_int_equal(rk__ostore_find(&s, 1004, 0, id), -1);
+    assert_true(rk__ostore_find(&s, 1004, 1, id) >= 0);          /* the other stays */
+    assert_int_equal(rk__ostore_count(&s), 10);
+    rk__ostore_remove(&s, (uint32_t)rk__ostore_find(&s, 1004, 1, id));
+    rk__ostore_remove(&s, (uint32_t)rk__ostore_find(&s, 1004, 1, id));  /* -1: nothing */
+    assert_int_equal(rk__ostore_count(&s), 9);
+    /* the oldest removed: the next one is due, not the removed one */
+    mkid(0, id);
+    rk__ostore_remove(&s, (uint32_t)rk__ostore_find(&s, 1000, 0, id));
+    assert_false(rk__ostore_due_at(&s, 1001 + 5, 5));
+    assert_true(rk__ostore_due_at(&s, 1001 + 6, 5));
+    assert_int_equal(rk__ostore_pop_due(&s, INT64_MAX, 0, &oa), 1);
+    assert_int_equal(oa.ts, 1001);
+    mkid(1, id);
+    assert_int_equal(rk__ostore_find(&s, 1001, 1, id), -1);      /* closed: gone */
+    /* a late one goes before the rest */
+    mkid(77, id);
+    assert_int_equal(rk__ostore_add(&s, id, 500, 0, 0), 0);
+    assert_int_equal(rk__ostore_pop_due(&s, INT64_MAX, 0, &oa), 1);
+    assert_int_equal(oa.ts, 500);
+    /* everything else closes once, the removed ones never */
+    k = 0;
+    while (rk__ostore_pop_due(&s, INT64_MAX, 0, &oa)) {
+        rk__alert_id_unpack(oa.id, got);
+        mkid(4, id);
+        assert_string_not_equal(got, id);
+        assert_int_equal(oa.ts, 1002 + k + (oa.ts >= 1004));
+        k++;
+    }
+    assert_int_equal(k, 7);
+    assert_int_equal(rk__ostore_count(&s), 0);
+    assert_int_equal(rk__ostore_bytes(&s), 0);                   /* given back */
+    rk__ostore_free(&s);
+}
+
+/* A pseudo-random sequence (deterministic). */
+static uint32_t rnd(uint64_t *x)
+{
+    *x = *x * UINT64_C(6364136223846793005) + UINT64_C(1442695040888963407);
+    return (uint32_t)(*x >> 33);
+}
+
+/* ts of alert k: in order, every tenth one up to 5000 late */
+static int64_t churn_ts(unsigned k)
+{
+    return (int64_t)k * 10 - (k % 10 == 0 ? (int64_t)(k * 7919u % 5000u) : 0);
+}
+
+static void test_churn(void **st)
+{
+    enum { N = 200000 };
+    rk__ostore s;
+    rk__oa oa;
+    unsigned char *gone = calloc(N, 1);
+    uint64_t x = 7;
+    size_t live = N, peak = 0;
+    int64_t last = INT64_MIN;
+    char id[33], got[33];
+    unsigned k, closed = 0;
+    (void)st;
+    assert_non_null(gone);
+    rk__ostore_init(&s);
+    for (k = 0; k < N; k++) {
+        mkid(k, id);
+        assert_int_equal(rk__ostore_add(&s, id, churn_ts(k), k % 5, k % 3), 0);
+    }
+    peak = rk__ostore_bytes(&s);
+    /* resolve nine in ten, in random order */
+    while (live > N / 10) {
+        unsigned v = rnd(&x) % N;
+        int ri;
+        if (gone[v])
+            continue;
+        mkid(v, id);
+        ri = rk__ostore_find(&s, churn_ts(v), v % 5, id);
+        assert_true(ri >= 0);
+        assert_int_equal(s.v[ri].rule, v % 3);
+        rk__ostore_remove(&s, (uint32_t)ri);
+        gone[v] = 1;
+        live--;
+    }
+    assert_int_equal(rk__ostore_count(&s), live);
+    assert_true(rk__ostore_bytes(&s) < peak / 8);            /* memory given back */
+    for (k = 0; k < N; k++) {
+        mkid(k, id);
+        assert_int_equal(rk__ostore_find(&s, churn_ts(k), k % 5, id) >= 0, !gone[k]);
+    }
+    while (rk__ostore_pop_due(&s, INT64_MAX, 0, &oa)) {
+        unsigned v;
+        assert_true(oa.ts >= last);
+        last = oa.ts;
+        rk__alert_id_unpack(oa.id, got);
+        assert_int_equal(sscanf(got + 8, "%8x", &v), 1);
+        assert_false(gone[v]);
+        gone[v] = 1;
+        closed++;
+    }
+    assert_int_equal(closed, N / 10);
+    rk__ostore_free(&s);
+    free(gone);
 }
 
 static const char *const names_a[] = {"bad_rating", "fine_growth", "gone"};
@@ -102,69 +257,177 @@ static int index_of(const char *name, void *ud)
     return -1;
 }
 
+static int index_same(const char *name, void *ud)
+{
+    int i;
+    (void)ud;
+    for (i = 0; i < 3; i++)
+        if (strcmp(names_a[i], name) == 0)
+            return i;
+    return -1;
+}
+
 static void test_snapshot(void **st)
 {
-    rk__ttl t = {0}, u = {0};
-    rk_buf b = {0};
-    rk__ttl_item it;
+    rk__ostore s, u, w;
+    rk_buf b = {0}, b2 = {0};
+    rk__oa oa;
     size_t dropped = 99, cut;
     char id[33], out[33];
     unsigned i;
     (void)st;
+    rk__ostore_init(&s);
+    rk__ostore_init(&u);
+    rk__ostore_init(&w);
+    assert_int_equal(rk__ostore_rule(&s, "r0"), 0);
+    assert_int_equal(rk__ostore_rule(&s, "r1"), 1);
     for (i = 0; i < 30; i++) {
         mkid(i, id);
-        assert_int_equal(rk__ttl_add(&t, 1000 + (int64_t)(i % 7), i % 3, id), 0);
+        assert_int_equal(rk__ostore_add(&s, id, 1000 + (int64_t)(i % 7), i % 3, i % 2), 0);
     }
-    rk__ttl_snapshot(&t, &b, name_of, NULL);
+    mkid(6, id);
+    rk__ostore_remove(&s, (uint32_t)rk__ostore_find(&s, 1006, 0, id));
+    rk__ostore_snapshot(&s, &b, name_of, NULL);
     assert_false(b.oom);
-    assert_int_equal(rk__ttl_restore(&u, b.data, b.len, index_of, NULL, &dropped), 0);
+    /* the same detectors: the same bytes again */
+    assert_int_equal(rk__ostore_restore(&w, b.data, b.len, index_same, NULL, 0, &dropped), 0);
+    assert_int_equal(dropped, 0);
+    rk__ostore_snapshot(&w, &b2, name_of, NULL);
+    assert_int_equal(b2.len, b.len);
+    assert_memory_equal(b2.data, b.data, b.len);
+    mkid(4, id);
+    assert_int_equal(w.v[rk__ostore_find(&w, 1004, 1, id)].rule, 0);
+    mkid(7, id);
+    assert_string_equal(rk__ostore_rule_name(&w, w.v[rk__ostore_find(&w, 1000, 1, id)].rule),
+                        "r1");
+    mkid(6, id);
+    assert_int_equal(rk__ostore_find(&w, 1006, 0, id), -1);
+    /* renamed: bad_rating was 0, is 2; fine_growth was 1, is 0 */
+    assert_int_equal(rk__ostore_restore(&u, b.data, b.len, index_of, NULL, 0, &dropped), 0);
     assert_int_equal(dropped, 10);              /* "gone" is not registered */
-    assert_int_equal(u.n, 20);
-    while (rk__ttl_pop_due(&u, INT64_MAX, &it)) {
-        /* renamed: bad_rating was 0, is 2; fine_growth was 1, is 0 */
+    assert_int_equal(rk__ostore_count(&u), 19);
+    while (rk__ostore_pop_due(&u, INT64_MAX, 0, &oa)) {
         unsigned k;
-        rk__ttl_id_unpack(it.id, out);
+        rk__alert_id_unpack(oa.id, out);
         assert_int_equal(sscanf(out + 8, "%8x", &k), 1);
-        assert_int_equal(it.det, k % 3 == 0 ? 2u : 0u);
-        assert_int_equal(it.deadline, 1000 + (int64_t)(k % 7));
+        assert_int_equal(oa.det, k % 3 == 0 ? 2u : 0u);
+        assert_int_equal(oa.ts, 1000 + (int64_t)(k % 7));
     }
     /* refused: a bad version, every truncation, a trailing byte; the
-     * heap keeps what it had */
-    assert_int_equal(rk__ttl_add(&u, 5, 0, id), 0);
+     * store keeps what it had */
+    mkid(99, id);
+    assert_int_equal(rk__ostore_add(&u, id, 5, 0, 0), 0);
     for (cut = 0; cut < b.len; cut++)
-        assert_int_equal(rk__ttl_restore(&u, b.data, cut, index_of, NULL, &dropped), -1);
-    b.data[0] ^= 1;
-    assert_int_equal(rk__ttl_restore(&u, b.data, b.len, index_of, NULL, &dropped), -1);
-    b.data[0] ^= 1;
+        assert_int_equal(rk__ostore_restore(&u, b.data, cut, index_of, NULL, 0, &dropped), -1);
+    b.data[0] ^= 4;
+    assert_int_equal(rk__ostore_restore(&u, b.data, b.len, index_of, NULL, 0, &dropped), -1);
+    b.data[0] ^= 4;
     rk_buf_put_u32(&b, 0);
-    assert_int_equal(rk__ttl_restore(&u, b.data, b.len, index_of, NULL, &dropped), -1);
-    assert_int_equal(u.n, 1);
+    assert_int_equal(rk__ostore_restore(&u, b.data, b.len, index_of, NULL, 0, &dropped), -1);
+    assert_int_equal(rk__ostore_count(&u), 1);
+    assert_true(rk__ostore_find(&u, 5, 0, id) >= 0);
     rk_buf_free(&b);
-    rk__ttl_free(&t);
-    rk__ttl_free(&u);
+    rk_buf_free(&b2);
+    rk__ostore_free(&s);
+    rk__ostore_free(&u);
+    rk__ostore_free(&w);
 }
 
-/* The heap's worst bytes per record: while it grows from 1000 to 200000
- * records, and while they leave again down to 4096 (a smaller heap keeps
- * its slots, at most 128 KB in all). */
-static size_t ttl_worst(void)
+/* The open_ttl section the release before wrote (its ttl.c, version 1):
+ * u32 1, u32 n_names, names, u64 n, n x (i64 deadline, u32 name index,
+ * 16 bytes id). Written here as it did. */
+static void put_v1(rk_buf *b, unsigned n)
 {
-    rk__ttl t = {0};
-    rk__ttl_item it;
+    unsigned i;
+    rk_buf_put_u32(b, 1);
+    rk_buf_put_u32(b, 3);
+    for (i = 0; i < 3; i++)
+        rk_buf_put_str(b, names_a[i]);
+    rk_buf_put_u64(b, n);
+    for (i = 0; i < n; i++) {
+        char id[33];
+        unsigned char p[16];
+        mkid(i, id);
+        assert_int_equal(rk__alert_id_pack(id, p), 0);
+        rk_buf_put_i64(b, 86400000 + 1000 + (int64_t)i);
+        rk_buf_put_u32(b, i % 3);
+        rk_buf_put_bytes(b, p, sizeof(p));
+    }
+}
+
+static void test_old_format(void **st)
+{
+    rk__ostore s;
+    rk_buf b = {0};
+    rk__oa oa;
+    size_t dropped = 0, cut;
     char id[33];
-    size_t n, worst = 0;
-    for (n = 1; n <= 200000; n++) {
+    unsigned i, closed = 0;
+    (void)st;
+    rk__ostore_init(&s);
+    put_v1(&b, 12);
+    assert_false(b.oom);
+    assert_int_equal(rk__ostore_restore(&s, b.data, b.len, index_same, NULL, 86400000,
+                                        &dropped), 0);
+    assert_int_equal(dropped, 0);
+    assert_int_equal(rk__ostore_count(&s), 12);
+    /* each open, found by its id, its ts the deadline less open_ttl */
+    for (i = 0; i < 12; i++) {
+        int ri;
+        mkid(i, id);
+        ri = rk__ostore_find(&s, 1000 + (int64_t)i, i % 3, id);
+        assert_true(ri >= 0);
+        assert_int_equal(s.v[ri].rule, RK__OSTORE_NO_RULE);
+    }
+    /* one resolved since; the rest close at their old deadlines */
+    mkid(5, id);
+    rk__ostore_remove(&s, (uint32_t)rk__ostore_find(&s, 1005, 2, id));
+    assert_int_equal(rk__ostore_pop_due(&s, 86400000 + 1000, 86400000, &oa), 0);
+    while (rk__ostore_pop_due(&s, INT64_MAX, 86400000, &oa)) {
+        assert_true(oa.ts + 86400000 >= 86400000 + 1000);
+        closed++;
+    }
+    assert_int_equal(closed, 11);
+    /* its truncations are refused */
+    for (cut = 0; cut < b.len; cut++)
+        assert_int_equal(rk__ostore_restore(&s, b.data, cut, index_same, NULL, 86400000,
+                                            &dropped), -1);
+    rk_buf_free(&b);
+    rk__ostore_free(&s);
+}
+
+/* The store's worst bytes per open alert (the array with its slack):
+ * while it grows from 1000 to 200000 alerts, and while they are resolved in
+ * random order down to 4096. */
+static size_t store_worst(void)
+{
+    enum { N = 200000 };
+    rk__ostore s;
+    unsigned char *gone = calloc(N, 1);
+    uint64_t x = 11;
+    char id[33];
+    size_t n, worst = 0, live = N;
+    assert_non_null(gone);
+    rk__ostore_init(&s);
+    for (n = 0; n < N; n++) {
         mkid((unsigned)n, id);
-        assert_int_equal(rk__ttl_add(&t, (int64_t)(n * 7919 % 100003), 0, id), 0);
-        if (n >= 1000 && t.cap * sizeof(*t.v) / t.n > worst)
-            worst = t.cap * sizeof(*t.v) / t.n;
+        assert_int_equal(rk__ostore_add(&s, id, churn_ts((unsigned)n), 0, 0), 0);
+        if (n + 1 >= 1000 && rk__ostore_bytes(&s) / (n + 1) > worst)
+            worst = rk__ostore_bytes(&s) / (n + 1);
     }
-    while (t.n > 4096) {
-        if (t.cap * sizeof(*t.v) / t.n > worst)
-            worst = t.cap * sizeof(*t.v) / t.n;
-        assert_int_equal(rk__ttl_pop_due(&t, INT64_MAX, &it), 1);
+    while (live > 4096) {
+        unsigned v = rnd(&x) % N;
+        if (gone[v])
+            continue;
+        mkid(v, id);
+        rk__ostore_remove(&s, (uint32_t)rk__ostore_find(&s, churn_ts(v), 0, id));
+        gone[v] = 1;
+        live--;
+        if (rk__ostore_bytes(&s) / live > worst)
+            worst = rk__ostore_bytes(&s) / live;
     }
-    rk__ttl_free(&t);
+    rk__ostore_free(&s);
+    free(gone);
     return worst;
 }
 
@@ -172,10 +435,10 @@ static void test_memory(void **st)
 {
     size_t worst;
     (void)st;
-    assert_int_equal(sizeof(rk__ttl_item), 32);
-    worst = ttl_worst();
-    printf("open_ttl deadline: %zu bytes a record, at most %zu per alert with the "
-           "heap's slack\n", sizeof(rk__ttl_item), worst);
+    assert_int_equal(sizeof(rk__oa), 32);
+    worst = store_worst();
+    printf("open alert: %zu bytes a record, at most %zu with the array's slack\n",
+           sizeof(rk__oa), worst);
     assert_true(worst <= 36);
 }
 
@@ -192,11 +455,13 @@ static void test_memory(void **st)
  *   strings  the interned extras (each field apart): each distinct string
  *            once (its map entry, bucket and id slots), divided among the
  *            alerts that carry it
- *   ttl      the alerts.open_ttl deadline with the heap's worst slack
+ *   riskd    riskd's record of the open alert (openstore.c: its id, ts,
+ *            detector and rule, which give its alerts.open_ttl close)
+ *            with the array's worst slack
  *   key      per key: its map entry (with the key's string) and bucket,
  *            the record's header and malloc's rounding of it
  *
- * Budget: alert + strings + ttl <= 64 bytes per open alert. The key is
+ * Budget: alert + strings + riskd <= 64 bytes per open alert. The key is
  * the subject the rule tracks, there whether one alert is open or many,
  * and is printed beside ("all in": when each key has a single alert).
  * =================================================================== */
@@ -399,12 +664,12 @@ static open_mem measure(const rk__openset *set)
 
 static void test_memory_by_rule(void **st)
 {
-    size_t ttl = ttl_worst(), k, over = 0;
+    size_t rec = store_worst(), k, over = 0;
     (void)st;
-    printf("bytes per open alert (budget 64 = alert + strings + ttl; key: per key, "
+    printf("bytes per open alert (budget 64 = alert + strings + riskd; key: per key, "
            "with 8 bytes of malloc header per allocation not counted):\n"
            "%-50s %5s %7s %4s %4s %4s %4s %6s\n", "rule (alerts)", "alert", "strings",
-           "ttl", "sum", "key", "", "all in");
+           "riskd", "sum", "key", "", "all in");
     for (k = 0; k < sizeof(shapes) / sizeof(shapes[0]); k++) {
         const struct shape *sh = &shapes[k];
         rk__openset set;
@@ -421,9 +686,9 @@ static void test_memory_by_rule(void **st)
         assert_int_equal(m.alerts, sh->n);
         alert = (m.alert + m.alerts - 1) / m.alerts;
         strings = (m.strings + m.alerts - 1) / m.alerts;
-        sum = alert + strings + ttl;
+        sum = alert + strings + rec;
         snprintf(name, sizeof(name), "%s (%u)", sh->rule, sh->n);
-        printf("%-50s %5zu %7zu %4zu %4zu %4zu %4s %6zu\n", name, alert, strings, ttl, sum,
+        printf("%-50s %5zu %7zu %4zu %4zu %4zu %4s %6zu\n", name, alert, strings, rec, sum,
                (m.key + m.keys - 1) / m.keys, sum <= 64 ? "" : sh->over ? "over" : "OVER",
                sum + (m.key + m.alerts - 1) / m.alerts);
         if (sum > 64 + sh->over)
@@ -438,7 +703,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_order),
         cmocka_unit_test(test_ids),
+        cmocka_unit_test(test_find_remove),
+        cmocka_unit_test(test_churn),
         cmocka_unit_test(test_snapshot),
+        cmocka_unit_test(test_old_format),
         cmocka_unit_test(test_memory),
         cmocka_unit_test(test_memory_by_rule),
     };
