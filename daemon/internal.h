@@ -625,27 +625,43 @@ int rk__clock_restore(rk__clock *c, const void *data, size_t len,
 bool rk__clock_due_at(const rk__clock *c, int64_t w);
 
 /* ===================================================================
- * openstore.c - the open alerts: one 32-byte record per alert written and
- * not yet resolved, retracted or closed, sorted by (ts, detector, id);
- * alerts.open_ttl closes
+ * openstore.c - the open alerts: one 48-byte record per alert written and
+ * not yet resolved, retracted or closed, in slots that keep their number
+ * until rk__ostore_tidy; found by (detector, key hash) and closed by
+ * alerts.open_ttl in (ts, detector, id) order
  * =================================================================== */
 
 typedef struct rk__oa {
     unsigned char id[16];           /* the alert id's 32 hex digits, packed */
     int64_t ts;                     /* the alert's; closed at ts + open_ttl */
-    uint16_t det;                   /* detector index */
+    uint64_t keyhash;               /* its lookup key's hash; the id's first
+                                       8 bytes until rk__ostore_rekey */
+    int64_t resolve_at;             /* INT64_MAX: not known */
+    uint16_t det;                   /* detector index; RK__OSTORE_FREE: a
+                                       slot no longer in use */
     uint16_t rule;                  /* index into the store's rules */
-    uint32_t flags;                 /* removed (openstore.c) */
+    uint32_t unit;                  /* index into the store's units */
 } rk__oa;
 
 #define RK__OSTORE_NO_RULE 0xffffu  /* restored from the release before */
+#define RK__OSTORE_FREE 0xffffu     /* rk__oa.det of a removed record */
+#define RK__OSTORE_NO_UNIT 0xffffffffu
 
 /* Zero-initialise or rk__ostore_init. */
 typedef struct rk__ostore {
-    rk__oa *v;                      /* [lo, n): sorted, removed ones among them */
-    uint32_t lo, n, cap, dead;      /* dead: removed ones in [lo, n) */
+    rk__oa *v;                      /* slots [0, n) of cap; live + dead */
+    uint32_t n, cap, dead;          /* dead: removed slots in [0, n) */
+    uint32_t *heap;                 /* slots by (ts, det, id); dead ones
+                                       among them until popped or tidied */
+    uint32_t nheap, capheap;
+    uint32_t *idx;                  /* open addressing by (det, keyhash):
+                                       live slots, UINT32_MAX empty */
+    uint32_t capidx;
+    uint32_t last;                  /* the slot of the last add */
     char **rules;                   /* rule names by index */
     uint32_t nrules;
+    char **units;                   /* unit ids by index */
+    uint32_t nunits;
 } rk__ostore;
 
 void rk__ostore_init(rk__ostore *s);
@@ -653,32 +669,55 @@ void rk__ostore_free(rk__ostore *s);
 /* The index of rule (added when new), or -1 when out of memory. */
 int rk__ostore_rule(rk__ostore *s, const char *rule);
 const char *rk__ostore_rule_name(const rk__ostore *s, uint32_t rule);
-/* Add open alert id of detector det at ts: 0, 1 when it is open already,
- * -1 (bad id, det or rule past UINT16_MAX, out of memory: nothing added).
- * Record numbers move. */
+/* The same for unit ids (interned for the records that need one). */
+int rk__ostore_unit(rk__ostore *s, const char *unit);
+const char *rk__ostore_unit_name(const rk__ostore *s, uint32_t unit);
+/* Add open alert id of detector det at ts: 0 (s->last is its slot), 1
+ * when it is open already, -1 (bad id, det past RK__OSTORE_FREE - 1, rule
+ * past UINT16_MAX, out of memory: nothing added). Its key hash is the
+ * id's until rk__ostore_rekey. May tidy (slot numbers change). */
 int rk__ostore_add(rk__ostore *s, const char *id, int64_t ts, uint32_t det, uint32_t rule);
 int rk__ostore_add_packed(rk__ostore *s, const unsigned char id[16], int64_t ts,
                           uint32_t det, uint32_t rule);
-/* The record number of open alert id of det at ts, or -1. */
+/* The slot of open alert id of det at ts while its key hash is its id's
+ * (plugins' alerts; built-ins' until rekeyed), or -1. */
 int rk__ostore_find(const rk__ostore *s, int64_t ts, uint32_t det, const char *id);
-/* The alert leaves the store (resolved, retracted, closed). */
-void rk__ostore_remove(rk__ostore *s, uint32_t at);
+/* The record in slot (live or not), NULL past the slots. */
+static inline const rk__oa *rk__ostore_at(const rk__ostore *s, uint32_t slot)
+{
+    return slot < s->n ? &s->v[slot] : NULL;
+}
+/* The hash a detector files its alerts of key under (seed: its rule's). */
+uint64_t rk__ostore_keyhash(const char *key, size_t len, uint64_t seed);
+/* Give the live record in slot a lookup key hash, resolve_at and unit
+ * (RK__OSTORE_NO_UNIT: none). 0, or -1 (no live record there). */
+int rk__ostore_rekey(rk__ostore *s, uint32_t slot, uint64_t keyhash, int64_t resolve_at,
+                     uint32_t unit);
+/* The live records of (det, keyhash), one slot a call; *it starts at 0.
+ * -1 at the end. No add, remove, rekey or tidy between the calls. */
+int rk__ostore_next_key(const rk__ostore *s, uint32_t det, uint64_t keyhash, uint32_t *it);
+/* The alert leaves the store (resolved, retracted, closed); its slot keeps
+ * its number (unused) until the next tidy. */
+void rk__ostore_remove(rk__ostore *s, uint32_t slot);
+/* Give back the removed slots once they are more than a sixteenth of the
+ * store: the live records move together (slot numbers change). */
+void rk__ostore_tidy(rk__ostore *s);
 /* The earliest record whose ts + ttl is before now (the rule of
- * rk__clock_pop_due), removed into *out: 1; none due: 0. */
+ * rk__clock_pop_due), removed into *out: 1; none due: 0. Tidies first. */
 int rk__ostore_pop_due(rk__ostore *s, int64_t now, int64_t ttl, rk__oa *out);
 bool rk__ostore_due_at(const rk__ostore *s, int64_t w, int64_t ttl);
 static inline size_t rk__ostore_count(const rk__ostore *s)
 {
-    return (size_t)(s->n - s->lo - s->dead);
+    return (size_t)(s->n - s->dead);
 }
-/* Bytes held by the records' array, with its slack. */
+/* Bytes held by the slots, the heap and the index, with their slack. */
 size_t rk__ostore_bytes(const rk__ostore *s);
 int rk__alert_id_pack(const char *hex, unsigned char out[16]);
 void rk__alert_id_unpack(const unsigned char id[16], char out[33]);
 /* Checkpoint section; detectors by name as rk__clock_snapshot. Restore
- * replaces *s only on success; reads the deadline heap of the release
- * before too (ts = deadline - ttl); records of unknown detectors are
- * dropped (counted in *dropped). */
+ * replaces *s only on success; reads the two formats of the releases
+ * before too (the deadline heap: ts = deadline - ttl); records of unknown
+ * detectors are dropped (counted in *dropped). */
 void rk__ostore_snapshot(const rk__ostore *s, rk_buf *out,
                          const char *(*det_name)(uint32_t det, void *ud), void *ud);
 int rk__ostore_restore(rk__ostore *s, const void *data, size_t len,

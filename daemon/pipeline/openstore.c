@@ -1,45 +1,60 @@
 /* openstore.c - the open alerts the daemon keeps: one record per alert
- * written and not yet resolved, retracted or closed, and when each is
- * closed by alerts.open_ttl.
+ * written and not yet resolved, retracted or closed, how it is found, and
+ * when alerts.open_ttl closes it.
  *
- * A record (32 bytes) holds the alert id's 16 packed bytes, the alert's ts
+ * A record (48 bytes) holds the alert id's 16 packed bytes, the alert's ts
  * (its open_ttl deadline is ts + alerts.open_ttl, the setting in force),
- * the detector's index and the rule (a small index into the store's table
- * of rule names). The records sit in one array sorted by (ts, detector,
- * id): the first live one is the next to close, and a notice, which
- * carries its alert's ts (the ts is part of the id), finds its alert by
- * binary search. Alerts are written in event-time order but for late data,
- * so a new record goes at or near the end (a late one moves the records
- * after it, those of the lateness window). Live, replay and a restored
- * checkpoint close in one order: a pure function of the records.
+ * the hash of the key its detector looks it up by, its resolve time, the
+ * detector's index, the rule and the unit (small indices into the store's
+ * tables of names). Records sit in slots of one array and keep their slot
+ * while the store is not tidied. Two structures of 4-byte slot numbers
+ * find them:
+ *   the index  open addressing (linear probing, at most 4/5 full, grown by
+ *              a quarter) by (detector, key hash), several records of one
+ *              key side by side; a removed record leaves it at once
+ *              (backward shift: no tombstones). Until a detector files an
+ *              alert under its own key (rk__ostore_rekey), its key hash is
+ *              the id's first 8 bytes, so a notice finds its alert by id;
+ *   the heap   a min-heap by (ts, detector, id): its top is the next
+ *              open_ttl close. A removed record stays in it (its slot
+ *              unused) until it surfaces or the store is tidied.
+ * Live, replay and a restored checkpoint close in one order: a pure
+ * function of the records.
  *
- * A record leaves when its alert is resolved, retracted or closed
- * (rk__ostore_remove): it is marked removed at once; closes advance the
- * array's start past it. Once removed records are more than a sixteenth of
- * the array, the live ones are moved together (O(n), so O(1) a removal
- * over time). The array grows by a sixteenth and is given back when more
- * than a sixteenth of it is free, so an open alert costs its 32 bytes and
- * at most a few of slack, and a resolved one nothing.
+ * Removed slots are given back by rk__ostore_tidy once they are more than
+ * a sixteenth of the store (the live records move together and the heap
+ * and index are built again: O(n), so O(1) a removal over time); adds and
+ * open_ttl pops tidy, as no caller holds a slot number then. Arrays grow
+ * by a sixteenth (the index by a quarter) and are given back when tidied,
+ * so an open alert costs its 48 bytes, 4 in the heap, 5 to 6.3 in the
+ * index and a few of slack; a resolved one nothing once tidied.
  *
  * Checkpoint section (in the engine's state, after the indicators):
- *   u32 version (2), u32 n_names, n_names x str detector name,
- *   u32 n_rules, n_rules x str rule, u64 n,
- *   n x (16 bytes id, i64 ts, u32 name index, u32 rule)
- * in the array's order. Version 1, the deadline heap of the release before
- * (u32 1, names, u64 n, n x (i64 deadline, u32 name index, 16 bytes id)),
- * is read too: each record becomes an open alert of ts deadline -
+ *   u32 version (3), u32 n_names, n_names x str detector name,
+ *   u32 n_rules, n_rules x str rule, u32 n_units, n_units x str unit,
+ *   u64 n, n x (16 bytes id, i64 ts, u32 name index, u32 rule,
+ *   u64 key hash, i64 resolve_at, u32 unit)
+ * in (ts, detector name index, id) order. Read too: version 2 (the sorted
+ * array of the release before: no units, n x (16 bytes id, i64 ts, u32
+ * name index, u32 rule), key hashes the ids') and version 1, the deadline
+ * heap before it (u32 1, names, u64 n, n x (i64 deadline, u32 name index,
+ * 16 bytes id)): each record an open alert of ts deadline -
  * alerts.open_ttl (rule unknown), so every alert it kept stays open. A
  * record of a detector no longer registered is dropped on restore. */
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "engine_int.h"
 
-#define OSTORE_SNAP_VERSION 2u
+#define OSTORE_SNAP_VERSION 3u
+#define OSTORE_SNAP_V2 2u
 #define OSTORE_SNAP_V1 1u
-#define OSTORE_MAX_RULES 4096u
-#define OSTORE_REC_BYTES 32u        /* a record in the snapshot */
-#define OA_REMOVED 1u               /* rk__oa.flags */
+#define OSTORE_MAX_NAMES 65535u     /* rules, units */
+#define OSTORE_REC_V2 32u           /* a record in the snapshot, version 2 */
+#define OSTORE_REC_V3 52u           /* version 3 */
+#define OSTORE_EMPTY UINT32_MAX     /* an empty index slot */
+#define OSTORE_MAX_SLOTS (UINT32_MAX / 2)
 
 static int hexval(int c)
 {
@@ -76,32 +91,46 @@ void rk__ostore_init(rk__ostore *s)
     memset(s, 0, sizeof(*s));
 }
 
-void rk__ostore_free(rk__ostore *s)
+static void free_names(char **v, uint32_t n)
 {
     uint32_t i;
-    for (i = 0; i < s->nrules; i++)
-        free(s->rules[i]);
-    free(s->rules);
+    for (i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+void rk__ostore_free(rk__ostore *s)
+{
+    free_names(s->rules, s->nrules);
+    free_names(s->units, s->nunits);
     free(s->v);
+    free(s->heap);
+    free(s->idx);
     rk__ostore_init(s);
+}
+
+/* The index of name in v[n] (added when new), or -1. */
+static int intern(char ***v, uint32_t *n, const char *name)
+{
+    uint32_t i;
+    char **nv, *c;
+    for (i = 0; i < *n; i++)
+        if (strcmp((*v)[i], name) == 0)
+            return (int)i;
+    if (*n >= OSTORE_MAX_NAMES || (c = strdup(name)) == NULL)
+        return -1;
+    if ((nv = realloc(*v, (*n + 1) * sizeof(*nv))) == NULL) {
+        free(c);
+        return -1;
+    }
+    *v = nv;
+    nv[*n] = c;
+    return (int)(*n)++;
 }
 
 int rk__ostore_rule(rk__ostore *s, const char *rule)
 {
-    uint32_t i;
-    char **nr, *c;
-    for (i = 0; i < s->nrules; i++)
-        if (strcmp(s->rules[i], rule) == 0)
-            return (int)i;
-    if (s->nrules >= OSTORE_MAX_RULES || (c = strdup(rule)) == NULL)
-        return -1;
-    if ((nr = realloc(s->rules, (s->nrules + 1) * sizeof(*nr))) == NULL) {
-        free(c);
-        return -1;
-    }
-    s->rules = nr;
-    s->rules[s->nrules] = c;
-    return (int)s->nrules++;
+    return intern(&s->rules, &s->nrules, rule);
 }
 
 const char *rk__ostore_rule_name(const rk__ostore *s, uint32_t rule)
@@ -109,98 +138,287 @@ const char *rk__ostore_rule_name(const rk__ostore *s, uint32_t rule)
     return rule < s->nrules ? s->rules[rule] : "";
 }
 
-/* (ts, det, id) order: <0, 0, >0. */
-static int cmp_key(const rk__oa *r, int64_t ts, uint32_t det, const unsigned char id[16])
+int rk__ostore_unit(rk__ostore *s, const char *unit)
 {
-    if (r->ts != ts)
-        return r->ts < ts ? -1 : 1;
-    if (r->det != det)
-        return r->det < det ? -1 : 1;
-    return memcmp(r->id, id, 16);
+    return intern(&s->units, &s->nunits, unit);
 }
 
-/* The first position in [lo, n) whose record is not before the key. */
-static uint32_t lower_bound(const rk__ostore *s, int64_t ts, uint32_t det,
-                            const unsigned char id[16])
+const char *rk__ostore_unit_name(const rk__ostore *s, uint32_t unit)
 {
-    uint32_t lo = s->lo, hi = s->n;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (cmp_key(&s->v[mid], ts, det, id) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
+    return unit < s->nunits ? s->units[unit] : "";
+}
+
+uint64_t rk__ostore_keyhash(const char *key, size_t len, uint64_t seed)
+{
+    return XXH3_64bits_withSeed(key, len, seed);
+}
+
+static uint64_t id_hash(const unsigned char id[16])
+{
+    uint64_t h;
+    memcpy(&h, id, sizeof(h));
+    return h;
+}
+
+/* ---- the index ----------------------------------------------------- */
+
+static uint32_t home(const rk__ostore *s, uint32_t det, uint64_t keyhash)
+{
+    uint64_t h = (keyhash ^ ((uint64_t)det * UINT64_C(0x9e3779b97f4a7c15))) *
+                 UINT64_C(0xff51afd7ed558ccd);
+    return (uint32_t)(((h >> 32) * s->capidx) >> 32);
+}
+
+static void idx_put(rk__ostore *s, uint32_t slot)
+{
+    uint32_t i = home(s, s->v[slot].det, s->v[slot].keyhash);
+    while (s->idx[i] != OSTORE_EMPTY)
+        i = i + 1 == s->capidx ? 0 : i + 1;
+    s->idx[i] = slot;
+}
+
+/* Index of cap entries for the live slots (their number: live). */
+static int idx_build(rk__ostore *s, uint32_t cap)
+{
+    uint32_t *ni, k;
+    if (cap < 16)
+        cap = 16;
+    if ((ni = malloc((size_t)cap * sizeof(*ni))) == NULL)
+        return -1;
+    memset(ni, 0xff, (size_t)cap * sizeof(*ni));
+    free(s->idx);
+    s->idx = ni;
+    s->capidx = cap;
+    for (k = 0; k < s->n; k++)
+        if (s->v[k].det != RK__OSTORE_FREE)
+            idx_put(s, k);
+    return 0;
+}
+
+/* Room in the index for one more live record. */
+static int idx_room(rk__ostore *s)
+{
+    uint64_t live = rk__ostore_count(s) + 1, cap;
+    if (live * 5 <= (uint64_t)s->capidx * 4)
+        return 0;
+    cap = (uint64_t)s->capidx + s->capidx / 4;
+    if (cap * 4 < live * 5)
+        cap = live * 5 / 4 + 1;
+    if (cap > UINT32_MAX - 1)
+        return -1;
+    return idx_build(s, (uint32_t)cap);
+}
+
+static void idx_del(rk__ostore *s, uint32_t slot)
+{
+    const rk__oa *r = &s->v[slot];
+    uint32_t i = home(s, r->det, r->keyhash), j;
+    while (s->idx[i] != slot) {
+        if (s->idx[i] == OSTORE_EMPTY)
+            return;                 /* not there (cannot happen) */
+        i = i + 1 == s->capidx ? 0 : i + 1;
     }
-    return lo;
-}
-
-/* Move the live records to the array's start; give back what is far more
- * than needed. */
-static void compact(rk__ostore *s)
-{
-    uint32_t i, j = 0;
-    for (i = s->lo; i < s->n; i++)
-        if (!(s->v[i].flags & OA_REMOVED))
-            s->v[j++] = s->v[i];
-    s->n = j;
-    s->lo = 0;
-    s->dead = 0;
-    if (s->cap > 64 && s->cap - s->cap / 16 > s->n) {
-        uint32_t ncap = s->n + s->n / 32 > 64 ? s->n + s->n / 32 : 64;
-        rk__oa *nv = realloc(s->v, (size_t)ncap * sizeof(*nv));
-        if (nv != NULL) {
-            s->v = nv;
-            s->cap = ncap;
+    /* backward shift: move up each later entry the gap lies on the way to */
+    for (j = i;;) {
+        uint32_t h, e;
+        j = j + 1 == s->capidx ? 0 : j + 1;
+        if ((e = s->idx[j]) == OSTORE_EMPTY)
+            break;
+        h = home(s, s->v[e].det, s->v[e].keyhash);
+        /* e may move to i when i lies cyclically in [h, j) */
+        if ((j > i && (h <= i || h > j)) || (j < i && h <= i && h > j)) {
+            s->idx[i] = e;
+            i = j;
         }
     }
+    s->idx[i] = OSTORE_EMPTY;
 }
 
-/* Removed records (dead, and the lo passed at the start) past a
- * sixteenth of the array: compact. */
-static void maybe_compact(rk__ostore *s)
+int rk__ostore_next_key(const rk__ostore *s, uint32_t det, uint64_t keyhash, uint32_t *it)
 {
-    uint32_t gone = s->dead + s->lo;
-    if (gone > 64 && gone > s->n / 16)
+    uint32_t i;
+    if (s->capidx == 0)
+        return -1;
+    i = home(s, det, keyhash);
+    i = (uint32_t)(((uint64_t)i + *it) % s->capidx);
+    while (*it < s->capidx) {
+        uint32_t e = s->idx[i];
+        if (e == OSTORE_EMPTY)
+            break;
+        (*it)++;
+        if (s->v[e].det == det && s->v[e].keyhash == keyhash)
+            return (int)e;
+        i = i + 1 == s->capidx ? 0 : i + 1;
+    }
+    *it = s->capidx;
+    return -1;
+}
+
+/* ---- the heap ------------------------------------------------------ */
+
+/* (ts, det, id) order of two records: <0, 0, >0. */
+static int cmp_oa(const rk__oa *x, const rk__oa *y)
+{
+    if (x->ts != y->ts)
+        return x->ts < y->ts ? -1 : 1;
+    if (x->det != y->det)
+        return x->det < y->det ? -1 : 1;
+    return memcmp(x->id, y->id, 16);
+}
+
+static bool heap_less(const rk__ostore *s, uint32_t a, uint32_t b)
+{
+    return cmp_oa(&s->v[s->heap[a]], &s->v[s->heap[b]]) < 0;
+}
+
+static void heap_swap(rk__ostore *s, uint32_t a, uint32_t b)
+{
+    uint32_t t = s->heap[a];
+    s->heap[a] = s->heap[b];
+    s->heap[b] = t;
+}
+
+static void sift_up(rk__ostore *s, uint32_t i)
+{
+    while (i > 0 && heap_less(s, i, (i - 1) / 2)) {
+        heap_swap(s, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+}
+
+static void sift_down(rk__ostore *s, uint32_t i)
+{
+    for (;;) {
+        uint32_t l = 2 * i + 1, m = i;
+        if (l < s->nheap && heap_less(s, l, m))
+            m = l;
+        if (l + 1 < s->nheap && heap_less(s, l + 1, m))
+            m = l + 1;
+        if (m == i)
+            return;
+        heap_swap(s, i, m);
+        i = m;
+    }
+}
+
+/* Grow a by a sixteenth (at least 64, at least need) of size each. */
+static int grow(void **a, uint32_t *cap, uint32_t need, size_t size)
+{
+    uint64_t ncap = *cap < 64 ? 64 : (uint64_t)*cap + *cap / 16;
+    void *na;
+    if (ncap < need)
+        ncap = need;
+    if (ncap > OSTORE_MAX_SLOTS || (na = realloc(*a, (size_t)ncap * size)) == NULL)
+        return -1;
+    *a = na;
+    *cap = (uint32_t)ncap;
+    return 0;
+}
+
+/* Shrink a to n + n/32 (at least 64) when more than a sixteenth is free. */
+static void shrink(void **a, uint32_t *cap, uint32_t n, size_t size)
+{
+    uint32_t ncap = n + n / 32 > 64 ? n + n / 32 : 64;
+    void *na;
+    if (n == 0) {
+        free(*a);
+        *a = NULL;
+        *cap = 0;
+        return;
+    }
+    if (*cap <= 64 || *cap - *cap / 16 <= n)
+        return;
+    if ((na = realloc(*a, (size_t)ncap * size)) != NULL) {
+        *a = na;
+        *cap = ncap;
+    }
+}
+
+/* ---- records ------------------------------------------------------- */
+
+/* Move the live records together, build the heap and index again, give
+ * back what is far more than needed. On out of memory for the index it
+ * stays as it was (its slots renumbered in place). */
+static void compact(rk__ostore *s)
+{
+    uint32_t i, j = 0, *ren = NULL;
+    bool have_ren = s->capidx > 0 && (ren = malloc((size_t)s->n * sizeof(*ren))) != NULL;
+    for (i = 0; i < s->n; i++) {
+        if (s->v[i].det == RK__OSTORE_FREE)
+            continue;
+        if (have_ren)
+            ren[i] = j;
+        s->v[j++] = s->v[i];
+    }
+    s->n = j;
+    s->dead = 0;
+    shrink((void **)&s->v, &s->cap, s->n, sizeof(*s->v));
+    /* the heap: every live slot, heapified (O(n)) */
+    for (i = 0; i < s->n; i++)
+        s->heap[i] = i;
+    s->nheap = s->n;
+    shrink((void **)&s->heap, &s->capheap, s->nheap, sizeof(*s->heap));
+    for (i = s->nheap / 2; i-- > 0;)
+        sift_down(s, i);
+    if (s->n == 0) {
+        free(s->idx);
+        s->idx = NULL;
+        s->capidx = 0;
+    } else if (idx_build(s, (uint32_t)((uint64_t)s->n * 10 / 7 + 1)) != 0 && have_ren) {
+        for (i = 0; i < s->capidx; i++)     /* keep the old one, renumbered */
+            if (s->idx[i] != OSTORE_EMPTY)
+                s->idx[i] = ren[s->idx[i]];
+    }
+    free(ren);
+}
+
+void rk__ostore_tidy(rk__ostore *s)
+{
+    if (s->dead > 0 && (s->dead == s->n || (s->dead > 64 && s->dead > s->n / 16)))
         compact(s);
+}
+
+int rk__ostore_find(const rk__ostore *s, int64_t ts, uint32_t det, const char *id)
+{
+    unsigned char p[16];
+    uint32_t it = 0;
+    int slot;
+    if (det >= RK__OSTORE_FREE || rk__alert_id_pack(id, p) != 0)
+        return -1;
+    while ((slot = rk__ostore_next_key(s, det, id_hash(p), &it)) >= 0)
+        if (s->v[slot].ts == ts && memcmp(s->v[slot].id, p, 16) == 0)
+            return slot;
+    return -1;
 }
 
 int rk__ostore_add_packed(rk__ostore *s, const unsigned char id[16], int64_t ts,
                           uint32_t det, uint32_t rule)
 {
-    uint32_t at;
+    char hex[33];
     rk__oa *r;
-    if (det > UINT16_MAX || rule > UINT16_MAX)
+    if (det >= RK__OSTORE_FREE || rule > UINT16_MAX)
         return -1;
-    at = lower_bound(s, ts, det, id);
-    if (at < s->n && cmp_key(&s->v[at], ts, det, id) == 0) {
-        if (!(s->v[at].flags & OA_REMOVED))
-            return 1;               /* written twice: one alert */
-        s->v[at].flags = 0;         /* open again (its id written again) */
-        s->v[at].rule = (uint16_t)rule;
-        s->dead--;
-        return 0;
-    }
-    if (at == s->lo && s->lo > 0) {
-        at = --s->lo;               /* before every live one: room there */
-    } else {
-        if (s->n == s->cap) {
-            uint64_t ncap = s->cap < 64 ? 64 : (uint64_t)s->cap + s->cap / 16;
-            rk__oa *nv;
-            if (ncap > UINT32_MAX - 1 ||
-                (nv = realloc(s->v, (size_t)ncap * sizeof(*nv))) == NULL)
-                return -1;
-            s->v = nv;
-            s->cap = (uint32_t)ncap;
-        }
-        memmove(&s->v[at + 1], &s->v[at], (size_t)(s->n - at) * sizeof(*s->v));
-        s->n++;
-    }
-    r = &s->v[at];
+    rk__alert_id_unpack(id, hex);
+    if (rk__ostore_find(s, ts, det, hex) >= 0)
+        return 1;                   /* written twice: one alert */
+    rk__ostore_tidy(s);
+    if ((s->n == s->cap && grow((void **)&s->v, &s->cap, s->n + 1, sizeof(*s->v)) != 0) ||
+        (s->nheap == s->capheap &&
+         grow((void **)&s->heap, &s->capheap, s->nheap + 1, sizeof(*s->heap)) != 0) ||
+        idx_room(s) != 0)
+        return -1;
+    r = &s->v[s->n];
     memcpy(r->id, id, sizeof(r->id));
     r->ts = ts;
+    r->keyhash = id_hash(id);
+    r->resolve_at = INT64_MAX;
     r->det = (uint16_t)det;
     r->rule = (uint16_t)rule;
-    r->flags = 0;
+    r->unit = RK__OSTORE_NO_UNIT;
+    s->last = s->n++;
+    idx_put(s, s->last);
+    s->heap[s->nheap++] = s->last;
+    sift_up(s, s->nheap - 1);
     return 0;
 }
 
@@ -212,95 +430,133 @@ int rk__ostore_add(rk__ostore *s, const char *id, int64_t ts, uint32_t det, uint
     return rk__ostore_add_packed(s, p, ts, det, rule);
 }
 
-int rk__ostore_find(const rk__ostore *s, int64_t ts, uint32_t det, const char *id)
+int rk__ostore_rekey(rk__ostore *s, uint32_t slot, uint64_t keyhash, int64_t resolve_at,
+                     uint32_t unit)
 {
-    unsigned char p[16];
-    uint32_t at;
-    if (det > UINT16_MAX || rk__alert_id_pack(id, p) != 0)
+    if (slot >= s->n || s->v[slot].det == RK__OSTORE_FREE)
         return -1;
-    at = lower_bound(s, ts, det, p);
-    if (at < s->n && cmp_key(&s->v[at], ts, det, p) == 0 &&
-        !(s->v[at].flags & OA_REMOVED))
-        return (int)at;
-    return -1;
+    idx_del(s, slot);
+    s->v[slot].keyhash = keyhash;
+    s->v[slot].resolve_at = resolve_at;
+    s->v[slot].unit = unit;
+    idx_put(s, slot);
+    return 0;
 }
 
-void rk__ostore_remove(rk__ostore *s, uint32_t at)
+void rk__ostore_remove(rk__ostore *s, uint32_t slot)
 {
-    if (at < s->lo || at >= s->n || (s->v[at].flags & OA_REMOVED))
+    if (slot >= s->n || s->v[slot].det == RK__OSTORE_FREE)
         return;
-    s->v[at].flags |= OA_REMOVED;
+    idx_del(s, slot);
+    s->v[slot].det = RK__OSTORE_FREE;
     s->dead++;
-    /* removed ones at the start: pass them */
-    while (s->lo < s->n && (s->v[s->lo].flags & OA_REMOVED)) {
-        s->lo++;
-        s->dead--;
+}
+
+/* Pop the heap's removed records off its top. */
+static void skip_dead(rk__ostore *s)
+{
+    while (s->nheap > 0 && s->v[s->heap[0]].det == RK__OSTORE_FREE) {
+        s->heap[0] = s->heap[--s->nheap];
+        sift_down(s, 0);
     }
-    if (s->lo == s->n) {
-        s->n = s->lo = s->dead = 0;
-        free(s->v);                 /* none open: nothing kept */
-        s->v = NULL;
-        s->cap = 0;
-        return;
-    }
-    maybe_compact(s);
 }
 
 bool rk__ostore_due_at(const rk__ostore *s, int64_t w, int64_t ttl)
 {
-    const rk__oa *r;
-    if (s->lo >= s->n)
+    uint32_t i;
+    const rk__oa *r = NULL;
+    if (s->nheap == 0)
         return false;
-    r = &s->v[s->lo];               /* live: removed ones are passed */
+    if (s->v[s->heap[0]].det != RK__OSTORE_FREE) {
+        r = &s->v[s->heap[0]];
+    } else {
+        /* the top was removed: the earliest live record (a linear scan,
+         * rare: pops and tidies take removed ones off the top) */
+        for (i = 0; i < s->n; i++)
+            if (s->v[i].det != RK__OSTORE_FREE && (r == NULL || cmp_oa(&s->v[i], r) < 0))
+                r = &s->v[i];
+        if (r == NULL)
+            return false;
+    }
     return r->ts <= INT64_MAX - ttl && r->ts + ttl < w;
 }
 
 int rk__ostore_pop_due(rk__ostore *s, int64_t now, int64_t ttl, rk__oa *out)
 {
-    if (!rk__ostore_due_at(s, now, ttl))
+    rk__ostore_tidy(s);
+    skip_dead(s);
+    if (s->nheap == 0)
         return 0;
-    *out = s->v[s->lo];
-    rk__ostore_remove(s, s->lo);
+    *out = s->v[s->heap[0]];
+    if (!(out->ts <= INT64_MAX - ttl && out->ts + ttl < now))
+        return 0;
+    rk__ostore_remove(s, s->heap[0]);
+    skip_dead(s);
     return 1;
 }
 
 size_t rk__ostore_bytes(const rk__ostore *s)
 {
-    return (size_t)s->cap * sizeof(*s->v);
+    return (size_t)s->cap * sizeof(*s->v) + (size_t)s->capheap * sizeof(*s->heap) +
+           (size_t)s->capidx * sizeof(*s->idx);
 }
 
 /* ---- checkpoint ---------------------------------------------------- */
 
+static int ptr_cmp(const void *a, const void *b)
+{
+    return cmp_oa(*(const rk__oa *const *)a, *(const rk__oa *const *)b);
+}
+
+static void put_names(rk_buf *out, char **v, uint32_t n)
+{
+    uint32_t i;
+    rk_buf_put_u32(out, n);
+    for (i = 0; i < n; i++)
+        rk_buf_put_str(out, v[i]);
+}
+
 void rk__ostore_snapshot(const rk__ostore *s, rk_buf *out,
                          const char *(*det_name)(uint32_t det, void *ud), void *ud)
 {
-    uint32_t maxdet = 0, i;
+    uint32_t maxdet = 0, i, k = 0;
+    size_t live = rk__ostore_count(s);
+    const rk__oa **order = NULL;
 
-    for (i = s->lo; i < s->n; i++)
-        if (!(s->v[i].flags & OA_REMOVED) && s->v[i].det + 1u > maxdet)
-            maxdet = s->v[i].det + 1u;
+    if (live > 0 && (order = malloc(live * sizeof(*order))) == NULL) {
+        out->oom = true;
+        return;
+    }
+    for (i = 0; i < s->n; i++)
+        if (s->v[i].det != RK__OSTORE_FREE) {
+            order[k++] = &s->v[i];
+            if (s->v[i].det + 1u > maxdet)
+                maxdet = s->v[i].det + 1u;
+        }
+    if (live > 1)
+        qsort(order, live, sizeof(*order), ptr_cmp);
     rk_buf_put_u32(out, OSTORE_SNAP_VERSION);
     rk_buf_put_u32(out, maxdet);
     for (i = 0; i < maxdet; i++)
         rk_buf_put_str(out, det_name(i, ud));
-    rk_buf_put_u32(out, s->nrules);
-    for (i = 0; i < s->nrules; i++)
-        rk_buf_put_str(out, s->rules[i]);
-    rk_buf_put_u64(out, (uint64_t)rk__ostore_count(s));
-    if (rk_buf_reserve(out, rk__ostore_count(s) * OSTORE_REC_BYTES) != 0)
-        return;
-    for (i = s->lo; i < s->n; i++) {
-        const rk__oa *r = &s->v[i];
-        if (r->flags & OA_REMOVED)
-            continue;
-        rk_buf_put_bytes(out, r->id, sizeof(r->id));
-        rk_buf_put_i64(out, r->ts);
-        rk_buf_put_u32(out, r->det);
-        rk_buf_put_u32(out, r->rule);
-    }
+    put_names(out, s->rules, s->nrules);
+    put_names(out, s->units, s->nunits);
+    rk_buf_put_u64(out, (uint64_t)live);
+    if (rk_buf_reserve(out, live * OSTORE_REC_V3) == 0)
+        for (k = 0; k < live; k++) {
+            const rk__oa *r = order[k];
+            rk_buf_put_bytes(out, r->id, sizeof(r->id));
+            rk_buf_put_i64(out, r->ts);
+            rk_buf_put_u32(out, r->det);
+            rk_buf_put_u32(out, r->rule);
+            rk_buf_put_u64(out, r->keyhash);
+            rk_buf_put_i64(out, r->resolve_at);
+            rk_buf_put_u32(out, r->unit);
+        }
+    free(order);
 }
 
-/* The names table of both versions into map (index -> detector or -1). */
+/* The names table of every version into map (index -> detector or -1). */
 static int *read_names(rk_rd *rd, uint32_t *nnames,
                        int (*det_index)(const char *name, void *ud), void *ud)
 {
@@ -320,32 +576,29 @@ static int *read_names(rk_rd *rd, uint32_t *nnames,
     return map;
 }
 
-/* Append a restored record (sorted at the end: rk__ostore_restore). */
-static int put_raw(rk__ostore *s, const unsigned char id[16], int64_t ts, uint32_t det,
-                   uint32_t rule)
+/* A rules or units table, each name once, into the store's. */
+static void read_table(rk_rd *rd, char ***v, uint32_t *n)
 {
-    rk__oa *r;
-    if (s->n == s->cap) {
-        uint64_t ncap = s->cap < 64 ? 64 : (uint64_t)s->cap + s->cap / 16;
-        rk__oa *nv;
-        if (ncap > UINT32_MAX - 1 || (nv = realloc(s->v, (size_t)ncap * sizeof(*nv))) == NULL)
-            return -1;
-        s->v = nv;
-        s->cap = (uint32_t)ncap;
+    uint32_t count = rk_rd_u32(rd), i;
+    if (rd->err || count > OSTORE_MAX_NAMES) {
+        rd->err = 1;
+        return;
     }
-    r = &s->v[s->n++];
-    memcpy(r->id, id, sizeof(r->id));
-    r->ts = ts;
-    r->det = (uint16_t)det;
-    r->rule = (uint16_t)rule;
-    r->flags = 0;
-    return 0;
+    for (i = 0; i < count && !rd->err; i++) {
+        char *name = rk_rd_str(rd, 256);
+        if (name == NULL || intern(v, n, name) != (int)i)
+            rd->err = 1;            /* a repeated name too */
+        free(name);
+    }
 }
 
-static int oa_cmp(const void *a, const void *b)
+/* Append a restored record (sorted and indexed by rk__ostore_restore). */
+static int put_raw(rk__ostore *s, const rk__oa *r)
 {
-    const rk__oa *x = a, *y = b;
-    return cmp_key(x, y->ts, y->det, y->id);
+    if (s->n == s->cap && grow((void **)&s->v, &s->cap, s->n + 1, sizeof(*s->v)) != 0)
+        return -1;
+    s->v[s->n++] = *r;
+    return 0;
 }
 
 static void restore_v1(rk_rd *rd, rk__ostore *tmp, const int *map, uint32_t nnames,
@@ -355,56 +608,64 @@ static void restore_v1(rk_rd *rd, rk__ostore *tmp, const int *map, uint32_t nnam
     if (rd->err || n > (uint64_t)(rd->end - rd->p) / 28)
         rd->err = 1;
     for (k = 0; k < n && !rd->err; k++) {
-        unsigned char id[16];
+        rk__oa r;
         int64_t deadline = rk_rd_ts(rd);
         uint32_t di = rk_rd_u32(rd);
-        if (rk_rd_take(rd, sizeof(id)) != 0 || di >= nnames) {
+        if (rk_rd_take(rd, sizeof(r.id)) != 0 || di >= nnames) {
             rd->err = 1;
             break;
         }
-        memcpy(id, rd->p, sizeof(id));
-        rd->p += sizeof(id);
+        memcpy(r.id, rd->p, sizeof(r.id));
+        rd->p += sizeof(r.id);
         if (map[di] < 0) {
             (*dropped)++;
             continue;
         }
         /* the deadline was ts + open_ttl (a ts no event can have: corrupt) */
-        if (deadline - ttl < -RK_TS_LIMIT ||
-            put_raw(tmp, id, deadline - ttl, (uint32_t)map[di], RK__OSTORE_NO_RULE) != 0)
+        r.ts = deadline - ttl;
+        r.keyhash = id_hash(r.id);
+        r.resolve_at = INT64_MAX;
+        r.det = (uint16_t)map[di];
+        r.rule = RK__OSTORE_NO_RULE;
+        r.unit = RK__OSTORE_NO_UNIT;
+        if (r.ts < -RK_TS_LIMIT || put_raw(tmp, &r) != 0)
             rd->err = 1;
     }
 }
 
-static void restore_v2(rk_rd *rd, rk__ostore *tmp, const int *map, uint32_t nnames,
-                       size_t *dropped)
+/* Versions 2 and 3. */
+static void restore_v23(rk_rd *rd, rk__ostore *tmp, const int *map, uint32_t nnames,
+                        uint32_t version, size_t *dropped)
 {
-    uint32_t nrules = rk_rd_u32(rd), i;
+    size_t recbytes = version == OSTORE_SNAP_V2 ? OSTORE_REC_V2 : OSTORE_REC_V3;
     uint64_t n, k;
-    if (rd->err || nrules > OSTORE_MAX_RULES) {
-        rd->err = 1;
-        return;
-    }
-    for (i = 0; i < nrules && !rd->err; i++) {
-        char *rule = rk_rd_str(rd, 256);
-        if (rule == NULL || rk__ostore_rule(tmp, rule) != (int)i)
-            rd->err = 1;            /* a repeated name too */
-        free(rule);
-    }
+    read_table(rd, &tmp->rules, &tmp->nrules);
+    if (version != OSTORE_SNAP_V2)
+        read_table(rd, &tmp->units, &tmp->nunits);
     n = rk_rd_u64(rd);
-    if (rd->err || n > (uint64_t)(rd->end - rd->p) / OSTORE_REC_BYTES)
+    if (rd->err || n > (uint64_t)(rd->end - rd->p) / recbytes)
         rd->err = 1;
     for (k = 0; k < n && !rd->err; k++) {
-        unsigned char id[16];
-        int64_t ts;
+        rk__oa r;
         uint32_t di, rule;
-        if (rk_rd_take(rd, sizeof(id)) != 0)
+        if (rk_rd_take(rd, sizeof(r.id)) != 0)
             break;
-        memcpy(id, rd->p, sizeof(id));
-        rd->p += sizeof(id);
-        ts = rk_rd_ts(rd);
+        memcpy(r.id, rd->p, sizeof(r.id));
+        rd->p += sizeof(r.id);
+        r.ts = rk_rd_ts(rd);
         di = rk_rd_u32(rd);
         rule = rk_rd_u32(rd);
-        if (rd->err || di >= nnames || (rule >= nrules && rule != RK__OSTORE_NO_RULE)) {
+        r.keyhash = id_hash(r.id);
+        r.resolve_at = INT64_MAX;
+        r.unit = RK__OSTORE_NO_UNIT;
+        if (version != OSTORE_SNAP_V2) {
+            r.keyhash = rk_rd_u64(rd);
+            r.resolve_at = rk_rd_time(rd);
+            r.unit = rk_rd_u32(rd);
+        }
+        if (rd->err || di >= nnames ||
+            (rule >= tmp->nrules && rule != RK__OSTORE_NO_RULE) ||
+            (r.unit >= tmp->nunits && r.unit != RK__OSTORE_NO_UNIT)) {
             rd->err = 1;
             break;
         }
@@ -412,9 +673,36 @@ static void restore_v2(rk_rd *rd, rk__ostore *tmp, const int *map, uint32_t nnam
             (*dropped)++;
             continue;
         }
-        if (put_raw(tmp, id, ts, (uint32_t)map[di], rule) != 0)
+        r.det = (uint16_t)map[di];
+        r.rule = (uint16_t)rule;
+        if (put_raw(tmp, &r) != 0)
             rd->err = 1;
     }
+}
+
+static int oa_cmp(const void *a, const void *b)
+{
+    return cmp_oa(a, b);
+}
+
+/* Sort, one record per alert, heap and index. */
+static int restore_build(rk__ostore *s)
+{
+    uint32_t i, j;
+    if (s->n > 1)
+        qsort(s->v, s->n, sizeof(*s->v), oa_cmp);
+    for (i = j = 0; i < s->n; i++)
+        if (j == 0 || cmp_oa(&s->v[j - 1], &s->v[i]) != 0)
+            s->v[j++] = s->v[i];
+    s->n = j;
+    if (s->n == 0)
+        return 0;
+    if ((s->heap = malloc((size_t)s->n * sizeof(*s->heap))) == NULL)
+        return -1;
+    s->capheap = s->nheap = s->n;
+    for (i = 0; i < s->n; i++)
+        s->heap[i] = i;             /* sorted: a heap already */
+    return idx_build(s, (uint32_t)((uint64_t)s->n * 10 / 7 + 1));
 }
 
 int rk__ostore_restore(rk__ostore *s, const void *data, size_t len,
@@ -422,7 +710,7 @@ int rk__ostore_restore(rk__ostore *s, const void *data, size_t len,
                        int64_t ttl, size_t *dropped)
 {
     rk_rd rd;
-    uint32_t version, nnames, i, j;
+    uint32_t version, nnames;
     int *map;
     rk__ostore tmp;
 
@@ -430,27 +718,20 @@ int rk__ostore_restore(rk__ostore *s, const void *data, size_t len,
     rk__ostore_init(&tmp);
     rk_rd_init(&rd, data, len);
     version = rk_rd_u32(&rd);
-    if (rd.err || (version != OSTORE_SNAP_VERSION && version != OSTORE_SNAP_V1))
+    if (rd.err || version < OSTORE_SNAP_V1 || version > OSTORE_SNAP_VERSION)
         return -1;
     map = read_names(&rd, &nnames, det_index, ud);
     if (!rd.err) {
         if (version == OSTORE_SNAP_V1)
             restore_v1(&rd, &tmp, map, nnames, ttl, dropped);
         else
-            restore_v2(&rd, &tmp, map, nnames, dropped);
+            restore_v23(&rd, &tmp, map, nnames, version, dropped);
     }
     free(map);
-    if (rd.err || rd.p != rd.end) {
+    if (rd.err || rd.p != rd.end || restore_build(&tmp) != 0) {
         rk__ostore_free(&tmp);
         return -1;
     }
-    /* Sorted by the new detector indices; one record per alert. */
-    if (tmp.n > 1)
-        qsort(tmp.v, tmp.n, sizeof(*tmp.v), oa_cmp);
-    for (i = j = 0; i < tmp.n; i++)
-        if (j == 0 || oa_cmp(&tmp.v[j - 1], &tmp.v[i]) != 0)
-            tmp.v[j++] = tmp.v[i];
-    tmp.n = j;
     rk__ostore_free(s);
     *s = tmp;
     return 0;

@@ -579,7 +579,7 @@ static void fuzz_ttl(const uint8_t *data, size_t size)
     rk__ostore_init(&t);
     rk__ostore_init(&t2);
     if (rk__ostore_restore(&t, data, size, det_index, NULL, RK_DAY, &dropped) != 0) {
-        if (t.n != 0 || t.v != NULL || t.nrules != 0)
+        if (t.n != 0 || t.v != NULL || t.nrules != 0 || t.nunits != 0)
             broken("ttl: refused restore changed the store");
         return;
     }
@@ -590,11 +590,20 @@ static void fuzz_ttl(const uint8_t *data, size_t size)
     rk__ostore_snapshot(&t2, &b2, det_name, NULL);
     if (b2.len != b1.len || memcmp(b1.data, b2.data, b1.len) != 0)
         broken("ttl: snapshot -> restore -> snapshot differs");
-    for (k = t.lo; k < t.n; k++) {
+    for (k = 0; k < t.n; k++) {
         char id[33];
+        uint32_t it = 0;
+        int slot;
         rk__alert_id_unpack(t.v[k].id, id);
-        if (rk__ostore_find(&t, t.v[k].ts, t.v[k].det, id) != (int)k)
-            broken("ttl: an open alert is not found");
+        /* by its key hash; by its id while that is the id's */
+        while ((slot = rk__ostore_next_key(&t, t.v[k].det, t.v[k].keyhash, &it)) >= 0 &&
+               slot != (int)k)
+            ;
+        if (slot != (int)k)
+            broken("ttl: an open alert is not found by its key");
+        if (memcmp(&t.v[k].keyhash, t.v[k].id, 8) == 0 &&
+            rk__ostore_find(&t, t.v[k].ts, t.v[k].det, id) != (int)k)
+            broken("ttl: an open alert is not found by its id");
     }
     n = rk__ostore_count(&t);
     memset(&last, 0, sizeof(last));

@@ -184,6 +184,10 @@ static int seeds_ttl(const char *dir)
     for (i = 0; i < 4; i++)
         (void)rk__ostore_add(&t, ids[i], T0 + (days[i] - 1) * RK_DAY,
                              i == 2 ? (unsigned)N_DETS : i, rule < 0 ? 0 : (unsigned)rule);
+    /* the last one filed under a key of its detector's, with a unit */
+    rule = rk__ostore_unit(&t, "640104000001");
+    (void)rk__ostore_rekey(&t, t.last, rk__ostore_keyhash("640104000001", 12, 1),
+                           T0 + 40 * RK_DAY, rule < 0 ? RK__OSTORE_NO_UNIT : (unsigned)rule);
     rk__ostore_snapshot(&t, &b, det_name, NULL);
     if (rc == 0)
         rc = write_seed(dir, "ttl-four", target, &b);
