@@ -592,11 +592,11 @@ static void fuzz_ttl(const uint8_t *data, size_t size)
         broken("ttl: snapshot -> restore -> snapshot differs");
     for (k = 0; k < t.n; k++) {
         char id[33];
-        uint32_t it = 0;
+        uint32_t pos = 0;
         int slot;
         rk__alert_id_unpack(t.v[k].id, id);
         /* by its key hash; by its id while that is the id's */
-        while ((slot = rk__ostore_next_key(&t, t.v[k].det, t.v[k].keyhash, &it)) >= 0 &&
+        while ((slot = rk__ostore_next_key(&t, t.v[k].det, t.v[k].keyhash, &pos)) >= 0 &&
                slot != (int)k)
             ;
         if (slot != (int)k)
