@@ -689,6 +689,8 @@ static inline const rk__oa *rk__ostore_at(const rk__ostore *s, uint32_t slot)
 }
 /* The hash a detector files its alerts of key under (seed: its rule's). */
 uint64_t rk__ostore_keyhash(const char *key, size_t len, uint64_t seed);
+/* The same of rule's key (seed: the rule's name hashed). */
+uint64_t rk__ostore_rule_keyhash(const char *rule, const char *key);
 /* Give the live record in slot a lookup key hash, resolve_at and unit
  * (RK__OSTORE_NO_UNIT: none). 0, or -1 (no live record there). */
 int rk__ostore_rekey(rk__ostore *s, uint32_t slot, uint64_t keyhash, int64_t resolve_at,
@@ -866,10 +868,45 @@ void rk__outbox_writer_down(rk__outbox *o);
 struct rk__engine;
 
 /* The handle a detector gets; host.c implements the host API on it. */
+/* The open alerts a built-in detector asks its host to end (host.c
+ * rk__host_open_ops; tests/lib/fakehost.c the same): an rk__open_end
+ * names rule's alerts filed under key (rk__open_ops.file) whose ts lies in
+ * [ts_from, ts_to]; each gets one notice (status RESOLVED or RETRACTED,
+ * reason, change_ts, evidence) and leaves the open alerts. */
+typedef struct rk__open_end {
+    const char *rule, *key;
+    int64_t ts_from, ts_to;
+    rk_alert_status status;
+    const char *reason;
+    int64_t change_ts;
+    const rk_entry_ref *evidence;
+    size_t n_evidence;
+} rk__open_end;
+
+typedef struct rk__open_ops {
+    /* File the alert this detector's last emit raised (returned 1) under
+     * key of its rule, with its resolve time (INT64_MAX: not known) and
+     * unit (NULL: none). 0, or -1 (its last emit raised none of rule, or
+     * out of memory). */
+    int (*file)(rk_host *h, const char *rule, const char *key, int64_t resolve_at,
+                const char *unit);
+    /* End what req names: the number of alerts ended, or -1. */
+    int (*end)(rk_host *h, const rk__open_end *req);
+} rk__open_ops;
+
+/* Every rk_host a built-in detector is given starts with its open ops
+ * (NULL in the instances a configuration check creates and destroys). */
+static inline const rk__open_ops *rk__open_ops_of(rk_host *h)
+{
+    return *(const rk__open_ops *const *)(void *)h;
+}
+
 struct rk_host {
+    const rk__open_ops *open;       /* first: rk__open_ops_of */
     struct rk__engine *eng;
     uint32_t idx;                   /* index in the registry, stable */
 };
+extern const rk__open_ops rk__host_open_ops;
 
 typedef struct rk__det {
     char *name;                     /* instance: "<detector>" or "<detector>#<i>" */

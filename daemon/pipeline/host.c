@@ -149,6 +149,7 @@ static int host_emit(rk_host *h, const rk_alert *a)
             rk__ind_unfiled_retract(e->ind, a->ts, a->subject.unit_id);
         return 1;
     }
+    e->open.last = UINT32_MAX;      /* none raised yet (hostopen.c's file) */
     if (a->cooldown > 0) {
         cooldowns *cs = rk__det_cooldowns(d);
         const cooldown_entry *c;

@@ -153,6 +153,11 @@ uint64_t rk__ostore_keyhash(const char *key, size_t len, uint64_t seed)
     return XXH3_64bits_withSeed(key, len, seed);
 }
 
+uint64_t rk__ostore_rule_keyhash(const char *rule, const char *key)
+{
+    return rk__ostore_keyhash(key, strlen(key), XXH3_64bits(rule, strlen(rule)));
+}
+
 static uint64_t id_hash(const unsigned char id[16])
 {
     uint64_t h;
@@ -396,11 +401,15 @@ int rk__ostore_add_packed(rk__ostore *s, const unsigned char id[16], int64_t ts,
 {
     char hex[33];
     rk__oa *r;
+    int at;
+    s->last = UINT32_MAX;
     if (det >= RK__OSTORE_FREE || rule > UINT16_MAX)
         return -1;
     rk__alert_id_unpack(id, hex);
-    if (rk__ostore_find(s, ts, det, hex) >= 0)
+    if ((at = rk__ostore_find(s, ts, det, hex)) >= 0) {
+        s->last = (uint32_t)at;
         return 1;                   /* written twice: one alert */
+    }
     rk__ostore_tidy(s);
     if ((s->n == s->cap && grow((void **)&s->v, &s->cap, s->n + 1, sizeof(*s->v)) != 0) ||
         (s->nheap == s->capheap &&

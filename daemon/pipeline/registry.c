@@ -372,7 +372,7 @@ static const rk_host_api null_api = {
 static int validate_plan(const plan *p, char *err, size_t errlen)
 {
     size_t i;
-    struct rk_host dummy = {NULL, 0};
+    struct rk_host dummy = {NULL, NULL, 0};
     for (i = 0; i < p->n; i++) {
         const plan_item *it = &p->items[i];
         char derr[RK_ERRLEN];
@@ -450,6 +450,7 @@ static rk__det *det_append(rk__registry *reg, const plan_item *it, struct rk__en
     d->ops = it->ops;
     d->severity = -1;
     d->match = json_incref(it->match);
+    d->host.open = &rk__host_open_ops;
     d->host.eng = eng;
     d->host.idx = (uint32_t)reg->n;
     reg->dets[reg->n++] = d;

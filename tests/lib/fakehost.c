@@ -48,8 +48,18 @@ static int fh_emit(rk_host *h, const rk_alert *a)
         json_object_set_new(json_array_get(fh->notices, json_array_size(fh->notices) - 1),
                             "trigger_key", a->trigger_key ? json_string(a->trigger_key)
                                                           : json_null());
+        {                           /* no longer open (found by id, as host_emit) */
+            char id[33];
+            int at;
+            rk__alert_id(fh->ops->name, a, a->trigger_key, id);
+            if ((at = rk__ostore_find(fh->ostore, a->ts, 0, id)) >= 0) {
+                rk__ostore_remove(fh->ostore, (uint32_t)at);
+                json_object_del(fh->open_alerts, id);
+            }
+        }
         return 1;
     }
+    ((rk__ostore *)fh->ostore)->last = UINT32_MAX;     /* none raised yet */
     if (a->cooldown > 0 && last != NULL &&
         a->ts < json_integer_value(last) + a->cooldown) {
         fh->held_back++;
@@ -73,8 +83,87 @@ static int fh_emit(rk_host *h, const rk_alert *a)
                   "summary", a->summary ? a->summary : "",
                   "evidence", ev, "cooldown", (json_int_t)a->cooldown);
     json_array_append_new(fh->alerts, o);
+    /* open, as the daemon records it (its id, its ts; rk__open_ops.file) */
+    {
+        rk__ostore *st = fh->ostore;
+        char id[33];
+        int rule = rk__ostore_rule(st, a->rule);
+        rk__alert_id(fh->ops->name, a, a->trigger_key, id);
+        if (rule < 0 || rk__ostore_add(st, id, a->ts, 0, (uint32_t)rule) < 0)
+            return -1;
+        json_object_set_new(fh->open_alerts, id,
+                            json_integer((json_int_t)json_array_size(fh->alerts) - 1));
+    }
     return 1;
 }
+
+/* rk__open_ops.file and .end, as hostopen.c does them; end's notices are
+ * recorded like emitted ones, with the subject of their alert. */
+static int fh_file(rk_host *h, const char *rule, const char *key, int64_t resolve_at,
+                   const char *unit)
+{
+    rk__ostore *st = FH(h)->ostore;
+    const rk__oa *r = rk__ostore_at(st, st->last);
+    int u = -1;
+    if (r == NULL || rule == NULL || key == NULL ||
+        strcmp(rk__ostore_rule_name(st, r->rule), rule) != 0 ||
+        (unit != NULL && (u = rk__ostore_unit(st, unit)) < 0))
+        return -1;
+    return rk__ostore_rekey(st, st->last, rk__ostore_rule_keyhash(rule, key), resolve_at,
+                            u < 0 ? RK__OSTORE_NO_UNIT : (uint32_t)u);
+}
+
+static int fh_end(rk_host *h, const rk__open_end *q)
+{
+    rk_fakehost *fh = FH(h);
+    rk__ostore *st = fh->ostore;
+    uint32_t it = 0, v[256], n = 0, i, j;
+    int slot;
+    if (q->rule == NULL || q->key == NULL ||
+        (q->status != RK_ALERT_RESOLVED && q->status != RK_ALERT_RETRACTED))
+        return -1;
+    while ((slot = rk__ostore_next_key(st, 0, rk__ostore_rule_keyhash(q->rule, q->key),
+                                       &it)) >= 0) {
+        const rk__oa *r = rk__ostore_at(st, (uint32_t)slot);
+        if (strcmp(rk__ostore_rule_name(st, r->rule), q->rule) != 0 || r->ts < q->ts_from ||
+            r->ts > q->ts_to)
+            continue;
+        if (n == sizeof(v) / sizeof(v[0]))
+            return -1;              /* more than a test has */
+        v[n++] = (uint32_t)slot;
+    }
+    for (i = 1; i < n; i++)         /* (ts, id) order, as hostopen.c */
+        for (j = i; j > 0; j--) {
+            const rk__oa *x = rk__ostore_at(st, v[j - 1]), *y = rk__ostore_at(st, v[j]);
+            uint32_t t;
+            if (x->ts < y->ts || (x->ts == y->ts && memcmp(x->id, y->id, 16) < 0))
+                break;
+            t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    for (i = 0; i < n; i++) {
+        const rk__oa *r = rk__ostore_at(st, v[i]);
+        char id[33];
+        json_t *al, *no;
+        rk__alert_id_unpack(r->id, id);
+        al = json_array_get(fh->alerts,
+                            (size_t)json_integer_value(json_object_get(fh->open_alerts, id)));
+        no = json_pack("{s:s, s:s, s:I, s:O, s:s, s:I, s:i, s:n}", "rule", q->rule,
+                       "status", q->status == RK_ALERT_RESOLVED ? "resolved" : "retracted",
+                       "ts", (json_int_t)r->ts, "subject", json_object_get(al, "subject"),
+                       "reason", q->reason ? q->reason : "", "change_ts",
+                       (json_int_t)q->change_ts, "n_evidence", (int)q->n_evidence,
+                       "trigger_key");
+        if (no == NULL || json_array_append_new(fh->notices, no) != 0)
+            return -1;
+        json_object_del(fh->open_alerts, id);
+        rk__ostore_remove(st, v[i]);
+    }
+    return (int)n;
+}
+
+static const rk__open_ops fh_open_ops = {fh_file, fh_end};
 
 static int fh_timer_set(rk_host *h, int64_t deadline, const char *key, uint64_t arg)
 {
@@ -202,6 +291,9 @@ rk_fakehost *rk_fh_new(const rk_detector_ops *ops, const char *cfg_json,
         json_decref(cfg);
         return NULL;
     }
+    fh->open = &fh_open_ops;
+    fh->ostore = calloc(1, sizeof(rk__ostore));
+    fh->open_alerts = json_object();
     fh->api.abi_major = RK_ABI_MAJOR;
     fh->api.abi_minor = RK_ABI_MINOR;
     fh->api.emit = fh_emit;
@@ -228,7 +320,11 @@ rk_fakehost *rk_fh_new(const rk_detector_ops *ops, const char *cfg_json,
     fh->cooldowns = json_object();
     fh->self = ops->create(&fh->api, (rk_host *)(void *)fh, cfg, err, errlen);
     json_decref(cfg);
-    if (fh->self == NULL) {
+    if (fh->self == NULL || fh->ostore == NULL || fh->open_alerts == NULL) {
+        if (fh->self != NULL)
+            ops->destroy(fh->self);
+        free(fh->ostore);
+        json_decref(fh->open_alerts);
         json_decref(fh->names);
         json_decref(fh->notices);
         json_decref(fh->alerts);
@@ -252,6 +348,10 @@ void rk_fh_free(rk_fakehost *fh)
     for (i = 0; i < sizeof(fh->lists) / sizeof(fh->lists[0]); i++)
         rk__lists_free(fh->lists[i]);
     json_decref(fh->notices);
+    if (fh->ostore != NULL)
+        rk__ostore_free(fh->ostore);
+    free(fh->ostore);
+    json_decref(fh->open_alerts);
     free(fh);
 }
 

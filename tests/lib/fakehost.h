@@ -21,6 +21,8 @@ typedef struct rk_fh_timer {
 } rk_fh_timer;
 
 typedef struct rk_fakehost {
+    const struct rk__open_ops *open;   /* first: the built-ins' open alerts
+                                          (internal.h rk__open_ops_of) */
     rk_host_api api;
     const rk_detector_ops *ops;
     void *self;                     /* the detector instance */
@@ -38,6 +40,9 @@ typedef struct rk_fakehost {
     void *lists[5];                 /* rk__list * per kind (lists.c), or NULL */
     int tz_offset_s;                /* clock.timezone (tz_offset, credential
                                        days); default +08:00 */
+    void *ostore;                   /* rk__ostore: the open alerts, as the
+                                       daemon keeps them (openstore.c) */
+    json_t *open_alerts;            /* alert id -> index in alerts */
 } rk_fakehost;
 
 /* Create a host and a detector from a JSON config text ("{}" for
