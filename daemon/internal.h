@@ -691,6 +691,12 @@ static inline const rk__oa *rk__ostore_at(const rk__ostore *s, uint32_t slot)
 uint64_t rk__ostore_keyhash(const char *key, size_t len, uint64_t seed);
 /* The same of rule's key (seed: the rule's name hashed). */
 uint64_t rk__ostore_rule_keyhash(const char *rule, const char *key);
+/* The slots of det's records of rule filed under key (rk__ostore_rekey
+ * with rk__ostore_rule_keyhash) whose ts lies in [from, to], in (ts, id)
+ * order, in *out (malloc'd, NULL when none; the caller frees it): their
+ * number, or -1 when out of memory. */
+int rk__ostore_key_slots(const rk__ostore *s, uint32_t det, const char *rule, const char *key,
+                         int64_t from, int64_t to, uint32_t **out);
 /* Give the live record in slot a lookup key hash, resolve_at and unit
  * (RK__OSTORE_NO_UNIT: none). 0, or -1 (no live record there). */
 int rk__ostore_rekey(rk__ostore *s, uint32_t slot, uint64_t keyhash, int64_t resolve_at,
@@ -883,6 +889,12 @@ typedef struct rk__open_end {
     size_t n_evidence;
 } rk__open_end;
 
+/* An open alert as rk__open_ops.alerts reports it. */
+typedef struct rk__open_seen {
+    int64_t ts, resolve_at;         /* resolve_at: INT64_MAX when not known */
+    const char *unit;               /* the unit filed with it, or NULL */
+} rk__open_seen;
+
 typedef struct rk__open_ops {
     /* File the alert this detector's last emit raised (returned 1) under
      * key of its rule, with its resolve time (INT64_MAX: not known) and
@@ -892,6 +904,13 @@ typedef struct rk__open_ops {
                 const char *unit);
     /* End what req names: the number of alerts ended, or -1. */
     int (*end)(rk_host *h, const rk__open_end *req);
+    /* The open alerts of rule filed under key, in (ts, id) order: the
+     * first max of them in out (the unit good until the next call into
+     * the host); returns how many there are, or -1. */
+    int (*alerts)(rk_host *h, const char *rule, const char *key, rk__open_seen *out,
+                  size_t max);
+    /* Set the resolve time of rule's open alerts of key: how many, or -1. */
+    int (*set_resolve)(rk_host *h, const char *rule, const char *key, int64_t resolve_at);
 } rk__open_ops;
 
 /* Every rk_host a built-in detector is given starts with its open ops

@@ -5,10 +5,11 @@
  *
  * file() gives the record host_emit just added (the store's last) the hash
  * of (rule, key), the key's resolve time and the unit, so the detector
- * finds it again by key instead of keeping the subject itself. end() takes
- * the records of the detector filed under (rule, key) with ts in the
- * range asked, in (ts, id) order (the store's order, not the index's, so
- * live, replay and restore write the notices alike), writes each one's
+ * finds it again by key instead of keeping the subject itself; alerts()
+ * lists a key's alerts and set_resolve() moves their resolve time. end()
+ * takes the records of the detector filed under (rule, key) with ts in the
+ * range asked, in (ts, id) order (rk__ostore_key_slots: not the index's
+ * order, so live, replay and restore write the notices alike), writes each one's
  * notice through the engine's output - which takes the rest of the notice
  * from the open alert itself (output.h) - and removes it. A retracted
  * unfiled alert leaves the indicators' `unfiled` count as in host_emit,
@@ -35,60 +36,21 @@ static int host_file(rk_host *h, const char *rule, const char *key, int64_t reso
                             resolve_at, u < 0 ? RK__OSTORE_NO_UNIT : (uint32_t)u);
 }
 
-/* A record to end, sorted by (ts, id). */
-typedef struct ending {
-    int64_t ts;
-    unsigned char id[16];
-    uint32_t slot;
-} ending;
-
-static int ending_cmp(const void *a, const void *b)
-{
-    const ending *x = a, *y = b;
-    if (x->ts != y->ts)
-        return x->ts < y->ts ? -1 : 1;
-    return memcmp(x->id, y->id, sizeof(x->id));
-}
-
 static int host_end(rk_host *h, const rk__open_end *q)
 {
     rk__engine *e = HOST(h)->eng;
     rk__det *d = e->reg.dets[HOST(h)->idx];
     const char *status = q->status == RK_ALERT_RESOLVED ? "resolved" :
                          q->status == RK_ALERT_RETRACTED ? "retracted" : NULL;
-    int rule = -1, slot, rc = 0;
-    uint32_t it = 0, n = 0, cap = 0, k;
-    ending *v = NULL;
-    uint32_t i;
+    uint32_t *v;
+    int n, k, rc = 0;
 
     if (status == NULL || q->rule == NULL || q->key == NULL)
         return -1;
-    for (i = 0; i < e->open.nrules; i++)
-        if (strcmp(e->open.rules[i], q->rule) == 0)
-            rule = (int)i;
-    if (rule < 0)
-        return 0;                   /* no alert of the rule was ever open */
-    while ((slot = rk__ostore_next_key(&e->open, HOST(h)->idx,
-                                       rk__ostore_rule_keyhash(q->rule, q->key), &it)) >= 0) {
-        const rk__oa *r = rk__ostore_at(&e->open, (uint32_t)slot);
-        if (r->rule != rule || r->ts < q->ts_from || r->ts > q->ts_to)
-            continue;
-        if (n == cap) {
-            ending *nv = realloc(v, (cap = cap ? 2 * cap : 8) * sizeof(*v));
-            if (nv == NULL) {
-                free(v);
-                return -1;
-            }
-            v = nv;
-        }
-        v[n].ts = r->ts;
-        memcpy(v[n].id, r->id, sizeof(v[n].id));
-        v[n++].slot = (uint32_t)slot;
-    }
-    if (n > 1)
-        qsort(v, n, sizeof(*v), ending_cmp);
-    for (k = 0; k < n && rc == 0; k++) {
-        const rk__oa *r = rk__ostore_at(&e->open, v[k].slot);
+    n = rk__ostore_key_slots(&e->open, HOST(h)->idx, q->rule, q->key, q->ts_from, q->ts_to,
+                             &v);
+    for (k = 0; k < n; k++) {
+        const rk__oa *r = rk__ostore_at(&e->open, v[k]);
         char id[33];
         rk_alert a;
         memset(&a, 0, sizeof(a));
@@ -110,10 +72,46 @@ static int host_end(rk_host *h, const rk__open_end *q)
         if (q->status == RK_ALERT_RETRACTED && e->ind != NULL && a.subject.unit_id != NULL &&
             rk__ind_is_unfiled_rule(d->alert_name, q->rule))
             rk__ind_unfiled_retract(e->ind, a.ts, a.subject.unit_id);
-        rk__ostore_remove(&e->open, v[k].slot);
+        rk__ostore_remove(&e->open, v[k]);
     }
     free(v);
-    return rc < 0 ? -1 : (int)k;
+    return n < 0 || rc < 0 ? -1 : k;
 }
 
-const rk__open_ops rk__host_open_ops = {host_file, host_end};
+static int host_alerts(rk_host *h, const char *rule, const char *key, rk__open_seen *out,
+                       size_t max)
+{
+    rk__engine *e = HOST(h)->eng;
+    uint32_t *v;
+    int n, k;
+    if (rule == NULL || key == NULL)
+        return -1;
+    n = rk__ostore_key_slots(&e->open, HOST(h)->idx, rule, key, INT64_MIN, INT64_MAX, &v);
+    for (k = 0; k < n && (size_t)k < max; k++) {
+        const rk__oa *r = rk__ostore_at(&e->open, v[k]);
+        out[k].ts = r->ts;
+        out[k].resolve_at = r->resolve_at;
+        out[k].unit = r->unit != RK__OSTORE_NO_UNIT ? rk__ostore_unit_name(&e->open, r->unit)
+                                                   : NULL;
+    }
+    free(v);
+    return n;
+}
+
+static int host_set_resolve(rk_host *h, const char *rule, const char *key, int64_t resolve_at)
+{
+    rk__engine *e = HOST(h)->eng;
+    uint32_t *v;
+    int n, k;
+    if (rule == NULL || key == NULL)
+        return -1;
+    n = rk__ostore_key_slots(&e->open, HOST(h)->idx, rule, key, INT64_MIN, INT64_MAX, &v);
+    for (k = 0; k < n; k++) {
+        const rk__oa *r = rk__ostore_at(&e->open, v[k]);
+        (void)rk__ostore_rekey(&e->open, v[k], r->keyhash, resolve_at, r->unit);
+    }
+    free(v);
+    return n;
+}
+
+const rk__open_ops rk__host_open_ops = {host_file, host_end, host_alerts, host_set_resolve};

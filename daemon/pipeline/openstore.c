@@ -259,6 +259,66 @@ int rk__ostore_next_key(const rk__ostore *s, uint32_t det, uint64_t keyhash, uin
     return -1;
 }
 
+/* A record of a key, sorted by (ts, id). */
+typedef struct keyrec {
+    int64_t ts;
+    unsigned char id[16];
+    uint32_t slot;
+} keyrec;
+
+static int keyrec_cmp(const void *a, const void *b)
+{
+    const keyrec *x = a, *y = b;
+    if (x->ts != y->ts)
+        return x->ts < y->ts ? -1 : 1;
+    return memcmp(x->id, y->id, sizeof(x->id));
+}
+
+int rk__ostore_key_slots(const rk__ostore *s, uint32_t det, const char *rule, const char *key,
+                         int64_t from, int64_t to, uint32_t **out)
+{
+    uint32_t it = 0, n = 0, cap = 0, i, r = UINT32_MAX;
+    uint64_t kh = rk__ostore_rule_keyhash(rule, key);
+    keyrec *v = NULL;
+    int slot;
+
+    *out = NULL;
+    for (i = 0; i < s->nrules; i++)
+        if (strcmp(s->rules[i], rule) == 0)
+            r = i;
+    if (r == UINT32_MAX)
+        return 0;                   /* no alert of the rule was ever open */
+    while ((slot = rk__ostore_next_key(s, det, kh, &it)) >= 0) {
+        const rk__oa *o = &s->v[slot];
+        if (o->rule != r || o->ts < from || o->ts > to)
+            continue;
+        if (n == cap) {
+            keyrec *nv;
+            if (cap >= (uint32_t)INT32_MAX / 2 ||
+                (nv = realloc(v, (size_t)(cap = cap ? 2 * cap : 8) * sizeof(*v))) == NULL) {
+                free(v);
+                return -1;
+            }
+            v = nv;
+        }
+        v[n].ts = o->ts;
+        memcpy(v[n].id, o->id, sizeof(v[n].id));
+        v[n++].slot = (uint32_t)slot;
+    }
+    if (n == 0)
+        return 0;
+    if (n > 1)
+        qsort(v, n, sizeof(*v), keyrec_cmp);
+    if ((*out = malloc((size_t)n * sizeof(**out))) == NULL) {
+        free(v);
+        return -1;
+    }
+    for (i = 0; i < n; i++)
+        (*out)[i] = v[i].slot;
+    free(v);
+    return (int)n;
+}
+
 /* ---- the heap ------------------------------------------------------ */
 
 /* (ts, det, id) order of two records: <0, 0, >0. */

@@ -117,31 +117,12 @@ static int fh_end(rk_host *h, const rk__open_end *q)
 {
     rk_fakehost *fh = FH(h);
     rk__ostore *st = fh->ostore;
-    uint32_t it = 0, v[256], n = 0, i, j;
-    int slot;
+    uint32_t *v;
+    int n, i;
     if (q->rule == NULL || q->key == NULL ||
         (q->status != RK_ALERT_RESOLVED && q->status != RK_ALERT_RETRACTED))
         return -1;
-    while ((slot = rk__ostore_next_key(st, 0, rk__ostore_rule_keyhash(q->rule, q->key),
-                                       &it)) >= 0) {
-        const rk__oa *r = rk__ostore_at(st, (uint32_t)slot);
-        if (strcmp(rk__ostore_rule_name(st, r->rule), q->rule) != 0 || r->ts < q->ts_from ||
-            r->ts > q->ts_to)
-            continue;
-        if (n == sizeof(v) / sizeof(v[0]))
-            return -1;              /* more than a test has */
-        v[n++] = (uint32_t)slot;
-    }
-    for (i = 1; i < n; i++)         /* (ts, id) order, as hostopen.c */
-        for (j = i; j > 0; j--) {
-            const rk__oa *x = rk__ostore_at(st, v[j - 1]), *y = rk__ostore_at(st, v[j]);
-            uint32_t t;
-            if (x->ts < y->ts || (x->ts == y->ts && memcmp(x->id, y->id, 16) < 0))
-                break;
-            t = v[j];
-            v[j] = v[j - 1];
-            v[j - 1] = t;
-        }
+    n = rk__ostore_key_slots(st, 0, q->rule, q->key, q->ts_from, q->ts_to, &v);
     for (i = 0; i < n; i++) {
         const rk__oa *r = rk__ostore_at(st, v[i]);
         char id[33];
@@ -155,15 +136,53 @@ static int fh_end(rk_host *h, const rk__open_end *q)
                        "reason", q->reason ? q->reason : "", "change_ts",
                        (json_int_t)q->change_ts, "n_evidence", (int)q->n_evidence,
                        "trigger_key");
-        if (no == NULL || json_array_append_new(fh->notices, no) != 0)
+        if (no == NULL || json_array_append_new(fh->notices, no) != 0) {
+            free(v);
             return -1;
+        }
         json_object_del(fh->open_alerts, id);
         rk__ostore_remove(st, v[i]);
     }
-    return (int)n;
+    free(v);
+    return n;
 }
 
-static const rk__open_ops fh_open_ops = {fh_file, fh_end};
+static int fh_alerts(rk_host *h, const char *rule, const char *key, rk__open_seen *out,
+                     size_t max)
+{
+    rk__ostore *st = FH(h)->ostore;
+    uint32_t *v;
+    int n, i;
+    if (rule == NULL || key == NULL)
+        return -1;
+    n = rk__ostore_key_slots(st, 0, rule, key, INT64_MIN, INT64_MAX, &v);
+    for (i = 0; i < n && (size_t)i < max; i++) {
+        const rk__oa *r = rk__ostore_at(st, v[i]);
+        out[i].ts = r->ts;
+        out[i].resolve_at = r->resolve_at;
+        out[i].unit = r->unit != RK__OSTORE_NO_UNIT ? rk__ostore_unit_name(st, r->unit) : NULL;
+    }
+    free(v);
+    return n;
+}
+
+static int fh_set_resolve(rk_host *h, const char *rule, const char *key, int64_t resolve_at)
+{
+    rk__ostore *st = FH(h)->ostore;
+    uint32_t *v;
+    int n, i;
+    if (rule == NULL || key == NULL)
+        return -1;
+    n = rk__ostore_key_slots(st, 0, rule, key, INT64_MIN, INT64_MAX, &v);
+    for (i = 0; i < n; i++) {
+        const rk__oa *r = rk__ostore_at(st, v[i]);
+        (void)rk__ostore_rekey(st, v[i], r->keyhash, resolve_at, r->unit);
+    }
+    free(v);
+    return n;
+}
+
+static const rk__open_ops fh_open_ops = {fh_file, fh_end, fh_alerts, fh_set_resolve};
 
 static int fh_timer_set(rk_host *h, int64_t deadline, const char *key, uint64_t arg)
 {

@@ -7,6 +7,8 @@
  *            back by the cooldown, for another rule, or of another
  *            detector, it files nothing (raised out of ts order, no
  *            cooldown, so the index's order is not the ts order)
+ *   alerts   a key's alerts of a rule in (ts, id) order with resolve time
+ *            and unit, however many fit; set_resolve moves them all
  *   end      notices go out for the key's alerts of the rule in the ts
  *            range only, in (ts, id) order, each under its alert's id with
  *            the reason, change_ts, evidence and the filed unit, and the
@@ -172,6 +174,22 @@ static void test_file_end(void **st)
     slot = rk__ostore_next_key(&f.e->open, 0, rk__ostore_rule_keyhash("r", "u2"), &it);
     assert_true(slot >= 0);
     assert_int_equal(rk__ostore_at(&f.e->open, (uint32_t)slot)->resolve_at, T0 + 99);
+    /* u1's three in ts order, with their resolve time and unit; moved */
+    {
+        rk_host *h = (rk_host *)&f.d[0].host;
+        rk__open_seen seen3[3];
+        assert_int_equal(rk__open_ops_of(h)->alerts(h, "r", "u1", seen3, 2), 3);
+        assert_int_equal(seen3[0].ts, T0);
+        assert_int_equal(seen3[1].ts, T0 + 70000);
+        assert_int_equal(seen3[1].resolve_at, T0 + 99);
+        assert_string_equal(seen3[1].unit, "u1");
+        assert_int_equal(rk__open_ops_of(h)->set_resolve(h, "r", "u1", T0 + 7), 3);
+        assert_int_equal(rk__open_ops_of(h)->alerts(h, "r", "u1", seen3, 3), 3);
+        assert_int_equal(seen3[2].ts, T0 + 140000);
+        assert_int_equal(seen3[2].resolve_at, T0 + 7);
+        assert_int_equal(rk__open_ops_of(h)->alerts(h, "q", "u1", seen3, 3), 0);
+        assert_int_equal(rk__open_ops_of(h)->set_resolve(h, "zzz", "u1", 1), 0);
+    }
     /* a rule never seen, a key without alerts: nothing */
     assert_int_equal(end_it(&f, "zzz", "u1", INT64_MIN, INT64_MAX, RK_ALERT_RESOLVED), 0);
     assert_int_equal(end_it(&f, "r", "u9", INT64_MIN, INT64_MAX, RK_ALERT_RESOLVED), 0);

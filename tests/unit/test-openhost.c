@@ -9,6 +9,8 @@
  *   file        the alert just raised is filed under (rule, key) with its
  *               resolve time and unit; after a raise held back by the
  *               cooldown, or for another rule, nothing is filed
+ *   alerts      a key's alerts of a rule in ts order with resolve time and
+ *               unit; set_resolve moves every one's
  *   end         only the key's alerts of the rule in the ts range end, each
  *               with one notice carrying its alert's subject, the reason,
  *               change_ts and evidence count, in ts order; the others stay
@@ -168,6 +170,20 @@ static void test_file_and_end(void **st)
     it = 0;
     assert_int_equal(rk__ostore_next_key(fh->ostore, 0,
                                          rk__ostore_rule_keyhash("other", "u2"), &it), -1);
+    /* u1's three, in ts order; their resolve time moved together */
+    {
+        rk__open_seen sn[4];
+        rk_host *h = (rk_host *)(void *)fh;
+        assert_int_equal(rk__open_ops_of(h)->alerts(h, "r", "u1", sn, 4), 3);
+        assert_int_equal(sn[0].ts, T0);
+        assert_int_equal(sn[2].ts, T0 + 140000);
+        assert_int_equal(sn[2].resolve_at, T0 + 140000 + 5000);
+        assert_string_equal(sn[2].unit, "u1");
+        assert_int_equal(rk__open_ops_of(h)->set_resolve(h, "r", "u1", T0 + 1), 3);
+        assert_int_equal(rk__open_ops_of(h)->alerts(h, "r", "u1", sn, 4), 3);
+        assert_int_equal(sn[0].resolve_at, T0 + 1);
+        assert_int_equal(sn[1].resolve_at, T0 + 1);
+    }
     /* retract u1's alert of T0 + 70 s */
     assert_int_equal(ev(fh, RK_EV_INSPECTION_RATED, "u1", T0 + 71000, NULL), 0);
     assert_int_equal(t->ended, 1);
