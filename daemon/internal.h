@@ -698,7 +698,9 @@ uint64_t rk__ostore_rule_keyhash(const char *rule, const char *key);
 int rk__ostore_key_slots(const rk__ostore *s, uint32_t det, const char *rule, const char *key,
                          int64_t from, int64_t to, uint32_t **out);
 /* Give the live record in slot a lookup key hash, resolve_at and unit
- * (RK__OSTORE_NO_UNIT: none). 0, or -1 (no live record there). */
+ * (RK__OSTORE_NO_UNIT: none). 0; 1 when the same alert (ts, id) was filed
+ * under that hash already: slot is removed, the other one takes resolve_at
+ * and unit; -1 (no live record there). */
 int rk__ostore_rekey(rk__ostore *s, uint32_t slot, uint64_t keyhash, int64_t resolve_at,
                      uint32_t unit);
 /* The live records of (det, keyhash), one slot a call; *it starts at 0.
@@ -898,8 +900,8 @@ typedef struct rk__open_seen {
 typedef struct rk__open_ops {
     /* File the alert this detector's last emit raised (returned 1) under
      * key of its rule, with its resolve time (INT64_MAX: not known) and
-     * unit (NULL: none). 0, or -1 (its last emit raised none of rule, or
-     * out of memory). */
+     * unit (NULL: none). 0 (1: that alert was filed already, one record
+     * kept), or -1 (its last emit raised none of rule, or out of memory). */
     int (*file)(rk_host *h, const char *rule, const char *key, int64_t resolve_at,
                 const char *unit);
     /* End what req names: the number of alerts ended, or -1. */

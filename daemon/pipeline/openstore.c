@@ -502,8 +502,19 @@ int rk__ostore_add(rk__ostore *s, const char *id, int64_t ts, uint32_t det, uint
 int rk__ostore_rekey(rk__ostore *s, uint32_t slot, uint64_t keyhash, int64_t resolve_at,
                      uint32_t unit)
 {
+    uint32_t it = 0;
+    int other;
     if (slot >= s->n || s->v[slot].det == RK__OSTORE_FREE)
         return -1;
+    /* the same alert filed already (written twice): one record */
+    while ((other = rk__ostore_next_key(s, s->v[slot].det, keyhash, &it)) >= 0)
+        if ((uint32_t)other != slot && s->v[other].ts == s->v[slot].ts &&
+            memcmp(s->v[other].id, s->v[slot].id, 16) == 0) {
+            rk__ostore_remove(s, slot);
+            s->v[other].resolve_at = resolve_at;
+            s->v[other].unit = unit;
+            return 1;
+        }
     idx_del(s, slot);
     s->v[slot].keyhash = keyhash;
     s->v[slot].resolve_at = resolve_at;

@@ -10,7 +10,8 @@
  *   keys         records filed under a key hash (rekey) are found by
  *                (detector, key hash), several a key, among thousands of
  *                colliding ones, and leave the index and heap when removed
- *                in any order; their slots stay until tidied
+ *                in any order; their slots stay until tidied; one written
+ *                again after filing is one record once filed
  *   churn        200000 alerts added (some late) and most removed again in
  *                random order: every live one still found and closed once,
  *                in order; the store compacts and gives memory back
@@ -302,6 +303,21 @@ static void test_keys(void **st)
         assert_int_equal(rk__ostore_find(&s, churn_ts(k), k % KEYS % 2, id), -1);
     }
     assert_int_equal(rk__ostore_rekey(&s, N + 5, 0, 0, 0), -1);
+    /* written again after it was filed: a second record until filed, then one */
+    {
+        uint64_t h0;
+        int got0[16];
+        mkid(0, id);
+        snprintf(key, sizeof(key), "key0");
+        h0 = rk__ostore_keyhash(key, strlen(key), 7);
+        assert_int_equal(rk__ostore_add(&s, id, churn_ts(0), 0, 0), 0);
+        assert_int_equal(rk__ostore_count(&s), N + 1);
+        assert_int_equal(rk__ostore_rekey(&s, s.last, h0, 77, 0), 1);
+        assert_int_equal(rk__ostore_count(&s), N);
+        assert_int_equal(key_slots(&s, 0, h0, got0, 16), 6);
+        assert_int_equal(got0[0], slot[0]);
+        assert_int_equal(rk__ostore_at(&s, (uint32_t)slot[0])->resolve_at, 77);
+    }
     for (k = 0; k < 4; k++) {
         snprintf(key, sizeof(key), "key%u", k);
         kh[k] = rk__ostore_keyhash(key, strlen(key), 7);
