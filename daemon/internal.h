@@ -913,6 +913,10 @@ typedef struct rk__open_ops {
                   size_t max);
     /* Set the resolve time of rule's open alerts of key: how many, or -1. */
     int (*set_resolve)(rk_host *h, const char *rule, const char *key, int64_t resolve_at);
+    /* Forget rule's open alerts of key with ts in [ts_from, ts_to] without
+     * a notice (the detector emitted theirs): how many, or -1. */
+    int (*forget)(rk_host *h, const char *rule, const char *key, int64_t ts_from,
+                  int64_t ts_to);
 } rk__open_ops;
 
 /* Every rk_host a built-in detector is given starts with its open ops
@@ -1502,10 +1506,23 @@ typedef struct rk__openset {
     const char **byid;              /* id - 1 -> the string (NULL: free) */
     uint32_t *refs;                 /* id - 1 -> references (free: next free id) */
     uint32_t nids, capids, freeid;
+    /* Bound (rk__open_bind): new keys' alerts live in the host's open
+     * alerts (rk__open_ops), the map above keeps only keys read from an
+     * older snapshot; rk__open_get's record of such a key is a copy in sc
+     * (good until the next rk__open_get of the set), sunit its units. */
+    rk_host *h;
+    const char *rule;
+    rk__openrec *sc;
+    char *skey, **sunit;
+    uint32_t scap;
 } rk__openset;
 #define PR_OPEN_SEP '\x1f'          /* between the fields of an extra */
 void rk__open_init(rk__openset *set);
 void rk__open_clear(rk__openset *set);
+/* Keep set's new alerts in h's open alerts under rule (a string that
+ * outlives set); until then, and with a host without open ops, set keeps
+ * them itself. rk__open_clear keeps the binding. */
+void rk__open_bind(rk__openset *set, rk_host *h, const char *rule);
 rk__openrec *rk__open_get(const rk__openset *set, const char *key);
 /* Record an alert fired for key at ts (extra copied). 0 or -1. */
 int rk__open_add(rk__openset *set, const char *key, int64_t ts, const char *extra);

@@ -427,6 +427,7 @@ static void *cc_create(const rk_host_api *api, rk_host *host, const json_t *cfg,
     for (i = 0; i < CC_MAX_RULES; i++)
         rk_winset_init(&s->keys[i]);
     rk__open_init(&s->open);
+    rk__open_bind(&s->open, host, "cluster");
     return s;
 }
 

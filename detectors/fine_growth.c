@@ -271,6 +271,7 @@ static void *fg_create(const rk_host_api *api, rk_host *host, const json_t *cfg,
     rk_map_init(&s->units);
     rk_map_init(&s->cases);
     rk__open_init(&s->open);
+    rk__open_bind(&s->open, host, "growth");
     rk_heap_init(&s->cheap, offsetof(fg_case, hpos));
     s->next_sweep = INT64_MAX;
     return s;

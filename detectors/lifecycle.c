@@ -30,7 +30,16 @@
  * or an item code named by many alerts costs its string once, whatever
  * the other field is. Snapshot: u32 n, then per key str key, i64
  * resolve_at, u32 n alerts, n x (i64 ts, u32 has_extra, [str extra]) -
- * the same bytes as before the strings were interned. */
+ * the same bytes as before the strings were interned.
+ *
+ * Bound to its host (rk__open_bind), a set keeps no alert itself: the alert
+ * an emit raised is filed in the daemon's open alerts under (rule, key)
+ * with the key's resolve time and its unit (the extra; rk__open_ops.file),
+ * rk__open_get copies a key's alerts from there into the set's one scratch
+ * record, rk__open_due moves their resolve time, and rk__open_remove /
+ * rk__open_drop forget them once the detector has emitted their notices.
+ * Only the keys of an older snapshot (rk__open_read) stay in the map, as
+ * before, until they are resolved; rk__open_put writes just those. */
 #include "riskd/kit.h"
 #include "internal.h"
 
@@ -101,9 +110,17 @@ static void str_unref(rk__openset *set, uint32_t id)
     set->freeid = id;
 }
 
+/* Whether oa is an alert of set's scratch record. */
+static int in_scratch(const rk__openset *set, const rk__open_alert *oa)
+{
+    return set->sc != NULL && oa >= set->sc->a && oa < set->sc->a + set->sc->n;
+}
+
 const char *rk__open_field(const rk__openset *set, const rk__open_alert *oa, int i)
 {
     uint32_t id = oa->x[i != 0];
+    if (in_scratch(set, oa))
+        return i == 0 && id != 0 ? set->sunit[id - 1] : NULL;
     return id != 0 ? set->byid[id - 1] : NULL;
 }
 
@@ -143,18 +160,104 @@ static void rec_release(rk__openset *set, rk__openrec *r)
     free(r);
 }
 
+static void scratch_free(rk__openset *set)
+{
+    uint32_t i;
+    if (set->sc != NULL)
+        for (i = 0; i < set->sc->n; i++)
+            free(set->sunit[i]);
+    free(set->sc);
+    free(set->sunit);
+    free(set->skey);
+    set->sc = NULL;
+    set->sunit = NULL;
+    set->skey = NULL;
+    set->scap = 0;
+}
+
 void rk__open_clear(rk__openset *set)
 {
+    rk_host *h = set->h;
+    const char *rule = set->rule;
     rk_map_clear(&set->map, free);  /* the alerts' strings go with strs */
     rk_map_clear(&set->strs, NULL);
     free(set->byid);
     free(set->refs);
+    scratch_free(set);
     rk__open_init(set);
+    set->h = h;
+    set->rule = rule;
+}
+
+void rk__open_bind(rk__openset *set, rk_host *h, const char *rule)
+{
+    set->h = h;
+    set->rule = rule;
+}
+
+/* The host's open ops when set is bound to a host that has them. */
+static const rk__open_ops *bound(const rk__openset *set)
+{
+    return set->h != NULL && set->rule != NULL ? rk__open_ops_of(set->h) : NULL;
+}
+
+/* key's alerts in the host's open alerts copied into set's scratch record
+ * (NULL: none, or out of memory). */
+static rk__openrec *scratch_get(rk__openset *set, const rk__open_ops *ops, const char *key)
+{
+    rk__open_seen one[8], *seen = one;
+    uint32_t i;
+    int n = ops->alerts(set->h, set->rule, key, one, 8);
+    if (n > 8) {
+        if ((seen = malloc((size_t)n * sizeof(*seen))) == NULL)
+            return NULL;
+        n = ops->alerts(set->h, set->rule, key, seen, (size_t)n);
+    }
+    if (set->sc != NULL)
+        for (i = 0; i < set->sc->n; i++)
+            free(set->sunit[i]);
+    if (set->sc != NULL)
+        set->sc->n = 0;
+    if (n > 0 && (uint32_t)n > set->scap) {
+        rk__openrec *nr = realloc(set->sc, sizeof(*nr) + (size_t)n * sizeof(nr->a[0]));
+        char **nu = nr != NULL ? realloc(set->sunit, (size_t)n * sizeof(*nu)) : NULL;
+        if (nr != NULL)
+            set->sc = nr;
+        if (nu == NULL)
+            n = -1;
+        else {
+            set->sunit = nu;
+            set->scap = (uint32_t)n;
+            set->sc->cap = (uint32_t)n;
+        }
+    }
+    free(set->skey);
+    set->skey = n > 0 ? strdup(key) : NULL;
+    if (n <= 0 || set->skey == NULL) {
+        if (seen != one)
+            free(seen);
+        return NULL;
+    }
+    set->sc->resolve_at = seen[0].resolve_at;
+    for (i = 0; i < (uint32_t)n; i++) {
+        set->sc->a[i].ts = seen[i].ts;
+        set->sunit[i] = seen[i].unit != NULL ? strdup(seen[i].unit) : NULL;
+        set->sc->a[i].x[0] = set->sunit[i] != NULL ? i + 1 : 0;
+        set->sc->a[i].x[1] = 0;
+        set->sc->n = i + 1;
+    }
+    if (seen != one)
+        free(seen);
+    return set->sc;
 }
 
 rk__openrec *rk__open_get(const rk__openset *set, const char *key)
 {
-    return rk_map_get(&set->map, key);
+    rk__openrec *r = rk_map_get(&set->map, key);
+    const rk__open_ops *ops = bound(set);
+    if (r != NULL || ops == NULL)
+        return r;
+    return scratch_get((rk__openset *)(uintptr_t)set, ops, key);
 }
 
 /* key's record with room for one more alert (created, or grown in place
@@ -187,9 +290,18 @@ static rk__openrec *rec_room(rk__openset *set, const char *key)
 
 int rk__open_add(rk__openset *set, const char *key, int64_t ts, const char *extra)
 {
-    rk__openrec *r = rec_room(set, key);
+    const rk__open_ops *ops = bound(set);
+    rk__openrec *r;
     uint32_t x0 = 0, x1 = 0;
-    if (r == NULL)
+    if (ops != NULL && rk_map_find(&set->map, key) == NULL) {
+        /* The alert just raised, filed with the key's resolve time. */
+        rk__open_seen first;
+        int64_t at = ops->alerts(set->h, set->rule, key, &first, 1) > 0 ? first.resolve_at
+                                                                         : INT64_MAX;
+        (void)ts;
+        return ops->file(set->h, set->rule, key, at, extra) < 0 ? -1 : 0;
+    }
+    if ((r = rec_room(set, key)) == NULL)
         return -1;
     if (extra != NULL) {
         const char *sep = strchr(extra, PR_OPEN_SEP);
@@ -213,6 +325,17 @@ int rk__open_add(rk__openset *set, const char *key, int64_t ts, const char *extr
 
 void rk__open_remove(rk__openset *set, rk__openrec *r, uint32_t i)
 {
+    const rk__open_ops *ops = bound(set);
+    if (ops != NULL && r == set->sc) {
+        (void)ops->forget(set->h, set->rule, set->skey, r->a[i].ts, r->a[i].ts);
+        free(set->sunit[i]);
+        memmove(&set->sunit[i], &set->sunit[i + 1], (r->n - i - 1) * sizeof(set->sunit[0]));
+        memmove(&r->a[i], &r->a[i + 1], (r->n - i - 1) * sizeof(r->a[0]));
+        r->n--;
+        for (i = 0; i < r->n; i++)
+            r->a[i].x[0] = set->sunit[i] != NULL ? i + 1 : 0;
+        return;
+    }
     str_unref(set, r->a[i].x[0]);
     str_unref(set, r->a[i].x[1]);
     memmove(&r->a[i], &r->a[i + 1], (r->n - i - 1) * sizeof(r->a[0]));
@@ -221,17 +344,38 @@ void rk__open_remove(rk__openset *set, rk__openrec *r, uint32_t i)
 
 void rk__open_drop(rk__openset *set, const char *key)
 {
-    rec_release(set, rk_map_del(&set->map, key));
+    const rk__open_ops *ops = bound(set);
+    rk__openrec *r = rk_map_del(&set->map, key);
+    if (r != NULL || ops == NULL) {
+        rec_release(set, r);
+        return;
+    }
+    (void)ops->forget(set->h, set->rule, key, INT64_MIN, INT64_MAX);
+    if (set->sc != NULL && set->skey != NULL && strcmp(set->skey, key) == 0) {
+        uint32_t i;
+        for (i = 0; i < set->sc->n; i++)
+            free(set->sunit[i]);
+        set->sc->n = 0;
+    }
 }
 
 int rk__open_due(const rk__openset *set, const char *key, int64_t stops_at, int64_t keep,
                  int64_t *arm_at)
 {
     rk__openrec *r = rk_map_get(&set->map, key);
-    int64_t due;
+    const rk__open_ops *ops = bound(set);
+    rk__open_seen first;
+    int64_t due = stops_at > INT64_MAX - keep ? INT64_MAX : stops_at + keep;
+    if (r == NULL && ops != NULL) {
+        if (ops->alerts(set->h, set->rule, key, &first, 1) <= 0 ||
+            due == first.resolve_at || due == INT64_MAX ||
+            ops->set_resolve(set->h, set->rule, key, due) < 0)
+            return 0;
+        *arm_at = due;
+        return 1;
+    }
     if (r == NULL)
         return 0;
-    due = stops_at > INT64_MAX - keep ? INT64_MAX : stops_at + keep;
     if (due == r->resolve_at || due == INT64_MAX)
         return 0;
     r->resolve_at = due;

@@ -235,6 +235,7 @@ static void *rc_create(const rk_host_api *api, rk_host *host, const json_t *cfg,
     s->cfg = c;
     rk_winset_init(&s->units);
     rk__open_init(&s->open);
+    rk__open_bind(&s->open, host, "corrections");
     return s;
 }
 

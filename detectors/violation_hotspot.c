@@ -332,6 +332,7 @@ static void *vh_create(const rk_host_api *api, rk_host *host, const json_t *cfg,
     s->cfg = c;
     rk_winset_init(&s->keys);
     rk__open_init(&s->open);
+    rk__open_bind(&s->open, host, "hotspot");
     return s;
 }
 

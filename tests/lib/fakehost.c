@@ -182,7 +182,28 @@ static int fh_set_resolve(rk_host *h, const char *rule, const char *key, int64_t
     return n;
 }
 
-static const rk__open_ops fh_open_ops = {fh_file, fh_end, fh_alerts, fh_set_resolve};
+static int fh_forget(rk_host *h, const char *rule, const char *key, int64_t ts_from,
+                     int64_t ts_to)
+{
+    rk_fakehost *fh = FH(h);
+    rk__ostore *st = fh->ostore;
+    uint32_t *v;
+    int n, i;
+    if (rule == NULL || key == NULL)
+        return -1;
+    n = rk__ostore_key_slots(st, 0, rule, key, ts_from, ts_to, &v);
+    for (i = 0; i < n; i++) {
+        char id[33];
+        rk__alert_id_unpack(rk__ostore_at(st, v[i])->id, id);
+        json_object_del(fh->open_alerts, id);
+        rk__ostore_remove(st, v[i]);
+    }
+    free(v);
+    return n;
+}
+
+static const rk__open_ops fh_open_ops = {fh_file, fh_end, fh_alerts, fh_set_resolve,
+                                         fh_forget};
 
 static int fh_timer_set(rk_host *h, int64_t deadline, const char *key, uint64_t arg)
 {

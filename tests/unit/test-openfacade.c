@@ -1,0 +1,166 @@
+/* tests/unit/test-openfacade.c - the lifecycle sets of the built-in
+ * detectors bound to their host (detectors/lifecycle.c rk__open_bind):
+ * their open alerts live in the host's open alerts (the daemon's store),
+ * filed under the detector's key, and leave it with their notice; keys of
+ * an older snapshot (the detector's own lifecycle section, written by a
+ * set that kept its alerts itself) still resolve after a restore.
+ *
+ *   filed       complaint_cluster's alert is filed under its key with the
+ *               key's resolve time; the set keeps nothing itself; resolved,
+ *               it leaves the store with one notice
+ *   retract     fine_growth's alert retracted by an amendment leaves the
+ *               store (one notice); another resolves after a snapshot
+ *               round trip (the store is the host's: it stays)
+ *   old         a snapshot written while the set kept its alerts (a host
+ *               without open ops, as before) restores into a bound set:
+ *               the alert resolves once, and the store is empty after */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "riskd/kit.h"
+#include "internal.h"
+#include "fakehost.h"
+
+#define T0 INT64_C(1740787200000)   /* 2025-03-01T00:00:00Z */
+
+static uint32_t seqno;
+
+static rk_event base(rk_event_type t, int64_t ts, unsigned stream)
+{
+    rk_event e;
+    memset(&e, 0, sizeof(e));
+    e.type = t;
+    e.ts = ts;
+    e.ref = rk_fh_ref(stream, (uint64_t)ts, seqno++);
+    return e;
+}
+
+static rk_fakehost *mk(const rk_detector_ops *ops, const char *cfg)
+{
+    char err[256] = "";
+    rk_fakehost *fh = rk_fh_new(ops, cfg, err, sizeof(err));
+    if (fh == NULL)
+        fail_msg("create failed: %s", err);
+    return fh;
+}
+
+/* Live records in the fake host's store. */
+static uint32_t live(const rk_fakehost *fh)
+{
+    const rk__ostore *st = fh->ostore;
+    return st->n - st->dead;
+}
+
+#define CC_CFG "{\"rules\": [{\"group_by\": \"unit_id\", \"window\": \"7d\", \"min_count\": 2}]}"
+#define CC_KEY "0:604800000:U1"     /* group_by unit, 7 days, U1 */
+
+static void complain(rk_fakehost *fh, int64_t ts)
+{
+    rk_event e = base(RK_EV_CASE_COMPLAINT, ts, RK_STREAM_CASE);
+    char id[16];
+    snprintf(id, sizeof(id), "K%u", (unsigned)seqno);
+    e.complaint_id = id;
+    e.unit_id = "U1";
+    e.enterprise_id = "E1";
+    e.region = "R1";
+    assert_int_equal(rk_fh_event(fh, &e), 0);
+}
+
+static void test_filed(void **st)
+{
+    rk_fakehost *fh = mk(&rk__det_complaint_cluster, CC_CFG);
+    rk__open_seen seen[2];
+    (void)st;
+    complain(fh, T0);
+    complain(fh, T0 + RK_HOUR);
+    assert_int_equal(rk_fh_count(fh, "cluster"), 1);
+    assert_int_equal(live(fh), 1);
+    assert_int_equal(fh->open->alerts((rk_host *)(void *)fh, "cluster", CC_KEY, seen, 2), 1);
+    assert_true(seen[0].ts == T0 + RK_HOUR);
+    /* the first complaint leaves the 7 days at T0 + 7d; kept 1 hour */
+    assert_true(seen[0].resolve_at == T0 + 7 * RK_DAY + RK_HOUR);
+    rk_fh_advance(fh, T0 + 40 * RK_DAY);
+    assert_int_equal(rk_fh_notice_count(fh, "cluster", "resolved"), 1);
+    assert_int_equal(live(fh), 0);
+    assert_int_equal(fh->open->alerts((rk_host *)(void *)fh, "cluster", CC_KEY, seen, 2), 0);
+    rk_fh_free(fh);
+}
+
+static void decided(rk_fakehost *fh, int64_t ts, const char *case_id, double fine,
+                    unsigned flags)
+{
+    rk_event e = base(RK_EV_CASE_DECIDED, ts, RK_STREAM_CASE);
+    e.case_id = case_id;
+    e.unit_id = "U1";
+    e.fine = fine;
+    e.flags = flags;
+    assert_int_equal(rk_fh_event(fh, &e), 0);
+}
+
+#define FG_CFG "{\"baseline_periods\": 2, \"min_history\": 2, \"min_amount\": 1000}"
+
+static void growth(rk_fakehost *fh)
+{
+    decided(fh, T0 - 60 * RK_DAY + RK_HOUR, "C1", 20000, 0);
+    decided(fh, T0 - 30 * RK_DAY + RK_HOUR, "C2", 60000, 0);
+    decided(fh, T0 + RK_HOUR, "C3", 125000, 0);
+    assert_int_equal(rk_fh_count(fh, "growth"), 1);
+}
+
+static void test_retract(void **st)
+{
+    rk_fakehost *fh = mk(&rk__det_fine_growth, FG_CFG);
+    rk__open_seen seen[2];
+    (void)st;
+    growth(fh);
+    assert_int_equal(fh->open->alerts((rk_host *)(void *)fh, "growth", "U1", seen, 2), 1);
+    decided(fh, T0 + 2 * RK_HOUR, "C3", 1000, RK_EVF_AMENDED);
+    assert_int_equal(rk_fh_notice_count(fh, "growth", "retracted"), 1);
+    assert_int_equal(live(fh), 0);
+    rk_fh_free(fh);
+
+    fh = mk(&rk__det_fine_growth, FG_CFG);
+    growth(fh);
+    assert_int_equal(rk_fh_roundtrip(fh, FG_CFG), 0);
+    assert_int_equal(live(fh), 1);
+    rk_fh_advance(fh, T0 + 40 * RK_DAY);
+    assert_int_equal(rk_fh_notice_count(fh, "growth", "resolved"), 1);
+    assert_int_equal(live(fh), 0);
+    rk_fh_free(fh);
+}
+
+static void test_old(void **st)
+{
+    rk_fakehost *fh = mk(&rk__det_complaint_cluster, CC_CFG);
+    const struct rk__open_ops *ops = fh->open;
+    rk__open_seen seen[2];
+    (void)st;
+    fh->open = NULL;                /* the set keeps its alerts, as before */
+    complain(fh, T0);
+    complain(fh, T0 + RK_HOUR);
+    assert_int_equal(live(fh), 1);  /* unfiled: found by id */
+    fh->open = ops;
+    assert_int_equal(fh->open->alerts((rk_host *)(void *)fh, "cluster", CC_KEY, seen, 2), 0);
+    assert_int_equal(rk_fh_roundtrip(fh, CC_CFG), 0);
+    rk_fh_advance(fh, T0 + 40 * RK_DAY);
+    assert_int_equal(rk_fh_notice_count(fh, "cluster", "resolved"), 1);
+    assert_int_equal(live(fh), 0);
+    rk_fh_free(fh);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_filed),
+        cmocka_unit_test(test_retract),
+        cmocka_unit_test(test_old),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
