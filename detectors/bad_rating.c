@@ -390,6 +390,8 @@ static void *br_create(const rk_host_api *api, rk_host *host, const json_t *cfg,
     rk_winset_init(&s->units);
     rk__open_init(&s->open_officer);
     rk__open_init(&s->open_unit);
+    rk__open_bind(&s->open_officer, host, "officer_repeated");
+    rk__open_bind(&s->open_unit, host, "unit_ratio");
     return s;
 }
 

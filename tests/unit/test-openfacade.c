@@ -11,6 +11,9 @@
  *   retract     fine_growth's alert retracted by an amendment leaves the
  *               store (one notice); another resolves after a snapshot
  *               round trip (the store is the host's: it stays)
+ *   unit        bad_rating's officer_repeated alert is filed under the
+ *               officer with its unit, which its resolved notice's subject
+ *               carries again (the set keeps no unit itself)
  *   old         a snapshot written while the set kept its alerts (a host
  *               without open ops, as before) restores into a bound set:
  *               the alert resolves once, and the store is empty after */
@@ -136,6 +139,52 @@ static void test_retract(void **st)
     rk_fh_free(fh);
 }
 
+static void rate(rk_fakehost *fh, int64_t ts, int score, const char *unit,
+                 const char *officer)
+{
+    const char *offs[1] = {officer};
+    char task[16];
+    rk_event e = base(RK_EV_INSPECTION_RATED, ts, RK_STREAM_SCAN);
+    snprintf(task, sizeof(task), "T%u", (unsigned)seqno);
+    e.task_id = task;
+    e.unit_id = unit;
+    e.enterprise_id = "E1";
+    e.officers = offs;
+    e.n_officers = officer != NULL;
+    e.score = score;
+    assert_int_equal(rk_fh_event(fh, &e), 0);
+}
+
+static void test_unit(void **st)
+{
+    rk_fakehost *fh = mk(&rk__det_bad_rating,
+                         "{\"officer_min_bad\": 2, \"officer_window\": \"7d\"}");
+    rk__open_seen seen[2];
+    json_t *no;
+    (void)st;
+    rate(fh, T0, 1, "U1", "O1");
+    rate(fh, T0 + RK_DAY, 1, "U1", "O1");
+    assert_int_equal(rk_fh_count(fh, "officer_repeated"), 1);
+    assert_int_equal(fh->open->alerts((rk_host *)(void *)fh, "officer_repeated", "O1", seen, 2),
+                     1);
+    assert_non_null(seen[0].unit);
+    assert_string_equal(seen[0].unit, "U1");
+    assert_int_equal(rk_fh_roundtrip(fh, "{\"officer_min_bad\": 2, "
+                                         "\"officer_window\": \"7d\"}"), 0);
+    rk_fh_advance(fh, T0 + 10 * RK_DAY);
+    assert_int_equal(rk_fh_notice_count(fh, "officer_repeated", "resolved"), 1);
+    no = rk_fh_notice(fh, 0);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(no, "subject"),
+                                                          "unit_id")), "U1");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(no, "subject"),
+                                                          "officer_id")), "O1");
+    /* what stays is the per-event bad_rating alerts' (open until open_ttl) */
+    assert_int_equal(live(fh), (uint32_t)rk_fh_count(fh, "bad_rating"));
+    assert_int_equal(fh->open->alerts((rk_host *)(void *)fh, "officer_repeated", "O1", seen, 2),
+                     0);
+    rk_fh_free(fh);
+}
+
 static void test_old(void **st)
 {
     rk_fakehost *fh = mk(&rk__det_complaint_cluster, CC_CFG);
@@ -160,6 +209,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_filed),
         cmocka_unit_test(test_retract),
+        cmocka_unit_test(test_unit),
         cmocka_unit_test(test_old),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
