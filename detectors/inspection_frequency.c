@@ -897,6 +897,8 @@ static void *fi_create(const rk_host_api *api, rk_host *host, const json_t *cfg,
     rk__open_init(&s->open[0]);
     rk__open_init(&s->open[1]);
     rk__open_init(&s->open[2]);
+    for (int k = 0; k < 3; k++)
+        rk__open_bind(&s->open[k], host, fi_rules[k]);
     return s;
 }
 

@@ -14,6 +14,9 @@
  *   unit        bad_rating's officer_repeated alert is filed under the
  *               officer with its unit, which its resolved notice's subject
  *               carries again (the set keeps no unit itself)
+ *   repeat      inspection_frequency's repeat alert is filed under the
+ *               enterprise with its subject's unit (if any); retracted, its notice has the
+ *               alert's subject and it leaves the store
  *   old         a snapshot written while the set kept its alerts (a host
  *               without open ops, as before) restores into a bound set:
  *               the alert resolves once, and the store is empty after */
@@ -185,6 +188,44 @@ static void test_unit(void **st)
     rk_fh_free(fh);
 }
 
+static void ifiled(rk_fakehost *fh, int64_t ts, const char *task, const char *unit,
+                   int64_t planned, unsigned flags)
+{
+    rk_event e = base(RK_EV_INSPECTION_FILED, ts, RK_STREAM_SCAN);
+    e.task_id = task;
+    e.unit_id = unit;
+    e.enterprise_id = "E1";
+    e.planned_at = planned;
+    e.flags = flags;
+    assert_int_equal(rk_fh_event(fh, &e), 0);
+}
+
+static void test_repeat(void **st)
+{
+    rk_fakehost *fh = mk(&rk__det_inspection_frequency, "{}");
+    rk__open_seen seen[2];
+    (void)st;
+    ifiled(fh, T0, "T1", "U1", T0, 0);
+    ifiled(fh, T0 + RK_HOUR, "T2", "U1", T0 + RK_HOUR, 0);
+    assert_int_equal(rk_fh_count(fh, "repeat"), 1);
+    assert_int_equal(fh->open->alerts((rk_host *)(void *)fh, "repeat", "E1", seen, 2), 1);
+    {                               /* the unit of its subject, if any */
+        const char *u = json_string_value(json_object_get(
+            json_object_get(rk_fh_alert(fh, 0), "subject"), "unit_id"));
+        if (u == NULL)
+            assert_null(seen[0].unit);
+        else
+            assert_string_equal(seen[0].unit, u);
+    }
+    ifiled(fh, T0 + 2 * RK_HOUR, "T2", "U1", T0 + 8 * RK_DAY, RK_EVF_AMENDED);
+    assert_int_equal(rk_fh_notice_count(fh, "repeat", "retracted"), 1);
+    assert_true(json_equal(json_object_get(rk_fh_notice(fh, 0), "subject"),
+                           json_object_get(rk_fh_alert(fh, 0), "subject")));
+    assert_int_equal(fh->open->alerts((rk_host *)(void *)fh, "repeat", "E1", seen, 2), 0);
+    assert_int_equal(live(fh), 0);
+    rk_fh_free(fh);
+}
+
 static void test_old(void **st)
 {
     rk_fakehost *fh = mk(&rk__det_complaint_cluster, CC_CFG);
@@ -210,6 +251,7 @@ int main(void)
         cmocka_unit_test(test_filed),
         cmocka_unit_test(test_retract),
         cmocka_unit_test(test_unit),
+        cmocka_unit_test(test_repeat),
         cmocka_unit_test(test_old),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
