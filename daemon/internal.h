@@ -895,6 +895,7 @@ typedef struct rk__open_end {
 typedef struct rk__open_seen {
     int64_t ts, resolve_at;         /* resolve_at: INT64_MAX when not known */
     const char *unit;               /* the unit filed with it, or NULL */
+    unsigned char id[16];           /* its id, packed (rk__open_ops.forget) */
 } rk__open_seen;
 
 typedef struct rk__open_ops {
@@ -913,10 +914,11 @@ typedef struct rk__open_ops {
                   size_t max);
     /* Set the resolve time of rule's open alerts of key: how many, or -1. */
     int (*set_resolve)(rk_host *h, const char *rule, const char *key, int64_t resolve_at);
-    /* Forget rule's open alerts of key with ts in [ts_from, ts_to] without
-     * a notice (the detector emitted theirs): how many, or -1. */
+    /* Forget rule's open alerts of key with ts in [ts_from, ts_to] (and
+     * the packed id, unless NULL) without a notice (the detector emitted
+     * theirs): how many, or -1. */
     int (*forget)(rk_host *h, const char *rule, const char *key, int64_t ts_from,
-                  int64_t ts_to);
+                  int64_t ts_to, const unsigned char *id);
 } rk__open_ops;
 
 /* Every rk_host a built-in detector is given starts with its open ops
@@ -1514,6 +1516,7 @@ typedef struct rk__openset {
     const char *rule;
     rk__openrec *sc;
     char *skey, **sunit;
+    unsigned char (*sid)[16];       /* the scratch alerts' ids */
     uint32_t scap;
 } rk__openset;
 #define PR_OPEN_SEP '\x1f'          /* between the fields of an extra */
@@ -1524,6 +1527,10 @@ void rk__open_clear(rk__openset *set);
  * them itself. rk__open_clear keeps the binding. */
 void rk__open_bind(rk__openset *set, rk_host *h, const char *rule);
 rk__openrec *rk__open_get(const rk__openset *set, const char *key);
+/* Whether r (from rk__open_get) is kept by the host (a bound set's key
+ * that no older snapshot brought): then the daemon's alerts.open_ttl
+ * closes its alerts, and the set need not forget them. */
+int rk__open_kept_by_host(const rk__openset *set, const rk__openrec *r);
 /* Record an alert fired for key at ts (extra copied). 0 or -1. */
 int rk__open_add(rk__openset *set, const char *key, int64_t ts, const char *extra);
 /* Part i (0: before the first PR_OPEN_SEP, or all; 1: after it) of oa's

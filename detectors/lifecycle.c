@@ -119,8 +119,9 @@ static int in_scratch(const rk__openset *set, const rk__open_alert *oa)
 const char *rk__open_field(const rk__openset *set, const rk__open_alert *oa, int i)
 {
     uint32_t id = oa->x[i != 0];
-    if (in_scratch(set, oa))
-        return i == 0 && id != 0 ? set->sunit[id - 1] : NULL;
+    if (in_scratch(set, oa))        /* x[1]: 1 + where the part after the separator starts */
+        return id == 0 ? NULL : i == 0 ? set->sunit[oa->x[0] - 1]
+                                       : set->sunit[oa->x[0] - 1] + oa->x[1] - 1;
     return id != 0 ? set->byid[id - 1] : NULL;
 }
 
@@ -168,9 +169,11 @@ static void scratch_free(rk__openset *set)
             free(set->sunit[i]);
     free(set->sc);
     free(set->sunit);
+    free(set->sid);
     free(set->skey);
     set->sc = NULL;
     set->sunit = NULL;
+    set->sid = NULL;
     set->skey = NULL;
     set->scap = 0;
 }
@@ -221,12 +224,16 @@ static rk__openrec *scratch_get(rk__openset *set, const rk__open_ops *ops, const
     if (n > 0 && (uint32_t)n > set->scap) {
         rk__openrec *nr = realloc(set->sc, sizeof(*nr) + (size_t)n * sizeof(nr->a[0]));
         char **nu = nr != NULL ? realloc(set->sunit, (size_t)n * sizeof(*nu)) : NULL;
+        unsigned char (*ni)[16] = nu != NULL ? realloc(set->sid, (size_t)n * sizeof(*ni))
+                                             : NULL;
         if (nr != NULL)
             set->sc = nr;
-        if (nu == NULL)
+        if (nu != NULL)
+            set->sunit = nu;
+        if (ni == NULL)
             n = -1;
         else {
-            set->sunit = nu;
+            set->sid = ni;
             set->scap = (uint32_t)n;
             set->sc->cap = (uint32_t)n;
         }
@@ -241,14 +248,25 @@ static rk__openrec *scratch_get(rk__openset *set, const rk__open_ops *ops, const
     set->sc->resolve_at = seen[0].resolve_at;
     for (i = 0; i < (uint32_t)n; i++) {
         set->sc->a[i].ts = seen[i].ts;
+        char *sep;
         set->sunit[i] = seen[i].unit != NULL ? strdup(seen[i].unit) : NULL;
+        memcpy(set->sid[i], seen[i].id, sizeof(set->sid[i]));
         set->sc->a[i].x[0] = set->sunit[i] != NULL ? i + 1 : 0;
         set->sc->a[i].x[1] = 0;
         set->sc->n = i + 1;
+        if (set->sunit[i] != NULL && (sep = strchr(set->sunit[i], PR_OPEN_SEP)) != NULL) {
+            *sep = '\0';            /* the two parts, as rk__open_field gives them */
+            set->sc->a[i].x[1] = (uint32_t)(sep - set->sunit[i]) + 2;
+        }
     }
     if (seen != one)
         free(seen);
     return set->sc;
+}
+
+int rk__open_kept_by_host(const rk__openset *set, const rk__openrec *r)
+{
+    return r != NULL && r == set->sc;
 }
 
 rk__openrec *rk__open_get(const rk__openset *set, const char *key)
@@ -327,9 +345,10 @@ void rk__open_remove(rk__openset *set, rk__openrec *r, uint32_t i)
 {
     const rk__open_ops *ops = bound(set);
     if (ops != NULL && r == set->sc) {
-        (void)ops->forget(set->h, set->rule, set->skey, r->a[i].ts, r->a[i].ts);
+        (void)ops->forget(set->h, set->rule, set->skey, r->a[i].ts, r->a[i].ts, set->sid[i]);
         free(set->sunit[i]);
         memmove(&set->sunit[i], &set->sunit[i + 1], (r->n - i - 1) * sizeof(set->sunit[0]));
+        memmove(&set->sid[i], &set->sid[i + 1], (r->n - i - 1) * sizeof(set->sid[0]));
         memmove(&r->a[i], &r->a[i + 1], (r->n - i - 1) * sizeof(r->a[0]));
         r->n--;
         for (i = 0; i < r->n; i++)
@@ -350,7 +369,7 @@ void rk__open_drop(rk__openset *set, const char *key)
         rec_release(set, r);
         return;
     }
-    (void)ops->forget(set->h, set->rule, key, INT64_MIN, INT64_MAX);
+    (void)ops->forget(set->h, set->rule, key, INT64_MIN, INT64_MAX, NULL);
     if (set->sc != NULL && set->skey != NULL && strcmp(set->skey, key) == 0) {
         uint32_t i;
         for (i = 0; i < set->sc->n; i++)

@@ -17,17 +17,19 @@
  * reach a detector.
  *
  * Lifecycle (practice.h, detectors/lifecycle.c): never resolved. The
- * alerts of a filing stay open here per task_id (extra: "officer PR_SEP
- * unit") for PR_OPEN_KEEP (30d; a timer "x:<task>" forgets them): an
+ * alerts of a filing are filed with the daemon's open alerts under the
+ * task_id (extra: "officer PR_SEP unit") until alerts.open_ttl closes them
+ * (a set restored from an older snapshot keeps its own for PR_OPEN_KEEP,
+ * 30d; a timer "x:<task>" forgets them): an
  * amendment of the filing that no longer names the officer, or whose new
  * planned_at falls on a day the officer's credential is valid (the list
  * in force when the amendment arrives), retracts the officer's alert; an
  * amendment under which it still holds keeps it and raises no second
  * one. Opened cases are never amended, so their alerts are not kept.
  *
- * Memory: per filing with open alerts an rk__openset record (the task id,
- * ~70 bytes, and per alert 16 bytes; officer and unit interned once for
- * all the open alerts naming them), for 30 days.
+ * Memory: the daemon's record of each open alert (riskd-detectors(7),
+ * LIFECYCLE); "officer PR_SEP unit" interned there once for all the open
+ * alerts naming that pair.
  * Config: `cooldown` only (default 0: per filing or case).
  *
  * Snapshot (version 1): u32 version, then the open alerts (rk__open_put). */
@@ -320,6 +322,7 @@ static void *oc_create(const rk_host_api *api, rk_host *host, const json_t *cfg,
     s->host = host;
     s->cooldown = cd;
     rk__open_init(&s->open);
+    rk__open_bind(&s->open, host, "uncertified");
     return s;
 }
 

@@ -278,13 +278,16 @@ static inline int pr_expire_timer(const rk_host_api *api, rk_host *host, const c
 
 /* The timer "x:<key>" armed by pr_expire_timer fired at deadline: forget
  * the open alerts of key raised PR_OPEN_KEEP or longer before it (no
- * notice: the daemon's alerts.open_ttl closes them). */
+ * notice: the daemon's alerts.open_ttl closes them). A bound set's alerts
+ * kept by the host stay there until alerts.open_ttl removes them. */
 static inline void pr_open_expire(rk__openset *set, const char *key, int64_t deadline)
 {
     int64_t before = deadline < INT64_MIN + PR_OPEN_KEEP ? INT64_MIN
                                                          : deadline - PR_OPEN_KEEP + 1;
     rk__openrec *r = rk__open_get(set, key);
     uint32_t i = 0;
+    if (rk__open_kept_by_host(set, r))
+        return;                     /* alerts.open_ttl closes them there */
     while (r != NULL && i < r->n) {
         if (!pr_older_than(&before, &r->a[i])) {
             i++;

@@ -94,6 +94,7 @@ static int host_alerts(rk_host *h, const char *rule, const char *key, rk__open_s
         out[k].resolve_at = r->resolve_at;
         out[k].unit = r->unit != RK__OSTORE_NO_UNIT ? rk__ostore_unit_name(&e->open, r->unit)
                                                    : NULL;
+        memcpy(out[k].id, r->id, sizeof(out[k].id));
     }
     free(v);
     return n;
@@ -116,18 +117,21 @@ static int host_set_resolve(rk_host *h, const char *rule, const char *key, int64
 }
 
 static int host_forget(rk_host *h, const char *rule, const char *key, int64_t ts_from,
-                       int64_t ts_to)
+                       int64_t ts_to, const unsigned char *id)
 {
     rk__engine *e = HOST(h)->eng;
     uint32_t *v;
-    int n, k;
+    int n, k, m;
     if (rule == NULL || key == NULL)
         return -1;
     n = rk__ostore_key_slots(&e->open, HOST(h)->idx, rule, key, ts_from, ts_to, &v);
-    for (k = 0; k < n; k++)
-        rk__ostore_remove(&e->open, v[k]);
+    for (k = 0, m = 0; k < n; k++)
+        if (id == NULL || memcmp(rk__ostore_at(&e->open, v[k])->id, id, 16) == 0) {
+            rk__ostore_remove(&e->open, v[k]);
+            m++;
+        }
     free(v);
-    return n;
+    return n < 0 ? -1 : m;
 }
 
 const rk__open_ops rk__host_open_ops = {host_file, host_end, host_alerts, host_set_resolve,

@@ -161,6 +161,7 @@ static int fh_alerts(rk_host *h, const char *rule, const char *key, rk__open_see
         out[i].ts = r->ts;
         out[i].resolve_at = r->resolve_at;
         out[i].unit = r->unit != RK__OSTORE_NO_UNIT ? rk__ostore_unit_name(st, r->unit) : NULL;
+        memcpy(out[i].id, r->id, sizeof(out[i].id));
     }
     free(v);
     return n;
@@ -183,23 +184,26 @@ static int fh_set_resolve(rk_host *h, const char *rule, const char *key, int64_t
 }
 
 static int fh_forget(rk_host *h, const char *rule, const char *key, int64_t ts_from,
-                     int64_t ts_to)
+                     int64_t ts_to, const unsigned char *pid)
 {
     rk_fakehost *fh = FH(h);
     rk__ostore *st = fh->ostore;
     uint32_t *v;
-    int n, i;
+    int n, i, m = 0;
     if (rule == NULL || key == NULL)
         return -1;
     n = rk__ostore_key_slots(st, 0, rule, key, ts_from, ts_to, &v);
     for (i = 0; i < n; i++) {
         char id[33];
+        if (pid != NULL && memcmp(rk__ostore_at(st, v[i])->id, pid, 16) != 0)
+            continue;
+        m++;
         rk__alert_id_unpack(rk__ostore_at(st, v[i])->id, id);
         json_object_del(fh->open_alerts, id);
         rk__ostore_remove(st, v[i]);
     }
     free(v);
-    return n;
+    return n < 0 ? -1 : m;
 }
 
 static const rk__open_ops fh_open_ops = {fh_file, fh_end, fh_alerts, fh_set_resolve,
@@ -350,6 +354,7 @@ rk_fakehost *rk_fh_new(const rk_detector_ops *ops, const char *cfg_json,
     fh->api.exempt_kind = fh_exempt_kind;
     fh->api.credential_valid = fh_credential_valid;
     fh->tz_offset_s = 8 * 3600;
+    fh->open_ttl = 30 * RK_DAY;
     fh->api.tz_offset = fh_tz_offset;
     fh->api.keep_firing_for = fh_keep_firing_for;
     fh->keep_firing_for = 3600000;
@@ -428,6 +433,15 @@ void rk_fh_advance(rk_fakehost *fh, int64_t now)
         if (fh->ops->on_timer)
             fh->ops->on_timer(fh->self, t.deadline, t.key, t.arg);
         free(t.key);
+    }
+    {                               /* alerts.open_ttl, after the timers (apply.c) */
+        rk__oa oa;
+        while (rk__ostore_pop_due(fh->ostore, now, fh->open_ttl, &oa)) {
+            char id[33];
+            rk__alert_id_unpack(oa.id, id);
+            json_object_del(fh->open_alerts, id);
+            fh->closed++;
+        }
     }
     if (fh->ops->on_watermark)
         fh->ops->on_watermark(fh->self, now);

@@ -43,6 +43,10 @@ typedef struct rk_fakehost {
     void *ostore;                   /* rk__ostore: the open alerts, as the
                                        daemon keeps them (openstore.c) */
     json_t *open_alerts;            /* alert id -> index in alerts */
+    int64_t open_ttl;               /* alerts.open_ttl: rk_fh_advance closes
+                                       (removes) what is older, as the
+                                       daemon does; default 30 days */
+    int closed;                     /* how many it closed */
 } rk_fakehost;
 
 /* Create a host and a detector from a JSON config text ("{}" for

@@ -407,6 +407,7 @@ static void test_multi_unit_and_whitelist_lifecycle(void **state)
 
     fh = mk(&rk__det_inspection_frequency, "{\"limits\":[{\"window\":\"1d\",\"max\":5}],"
             "\"multi_min_units\":3}");
+    fh->open_ttl = 400 * DAY;        /* alerts.open_ttl longer than the year */
     assert_int_equal(rk_fh_list(fh, "whitelist", "enterprise_id,allowance,note\nE1,1,\n"), 0);
     file(fh, 0, T0, "T1", "U1", NULL);
     file(fh, 0, T0 + H, "T2", "U2", NULL);

@@ -258,8 +258,39 @@ static void test_retracted_by_other_officers(void **state)
                         "unit U1 held a valid credential on its planned date or did not take "
                         "part.");
     assert_int_equal(rk_fh_count(fh, "uncertified"), 2);
+    /* O_LATER's alert stays open, kept by the host under the task; the
+     * daemon's alerts.open_ttl (30 days) closes it, and an amendment after
+     * that retracts nothing */
+    assert_int_equal(rk__det_officer_credential.tracked_keys(fh->self), 0);
+    assert_int_equal(fh->open->alerts((rk_host *)(void *)fh, "uncertified", "T1", NULL, 0), 1);
+    rk_fh_advance(fh, T0 + 30 * DAY + 1);
+    assert_int_equal(fh->open->alerts((rk_host *)(void *)fh, "uncertified", "T1", NULL, 0), 0);
+    assert_int_equal(sendf(fh, RK_EVF_AMENDED, FILED2, (long long)T0 + 30 * DAY + 1, "T1",
+                           "\"O_FOREVER\"", "2025-03-05T10:00:00+08:00"), 0);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 1);
+    rk_fh_free(fh);
+}
+
+/* The same with a host that keeps no open alerts (the set keeps them, as
+ * before, and writes them in its snapshot): the snapshot refuses
+ * corruption, and the set forgets the filing's alerts after 30 days. */
+static void test_retracted_kept_by_set(void **state)
+{
+    rk_fakehost *fh = mk(&rk__det_officer_credential, "{}");
+    (void)state;
+    fh->open = NULL;
+    rk_fh_language(fh, "en");
+    assert_int_equal(rk_fh_list(fh, "credentials", creds), 0);
+    assert_int_equal(sendf(fh, 0, FILED2, (long long)T0, "T1", "\"O_NOBODY\",\"O_LATER\"",
+                           "2025-03-05T10:00:00+08:00"), 0);
+    assert_int_equal(sendf(fh, RK_EVF_AMENDED, FILED2, (long long)T0 + 1, "T1",
+                           "\"O_FOREVER\",\"O_LATER\"", "2025-03-05T10:00:00+08:00"), 0);
+    assert_int_equal(rk_fh_notice_count(fh, "uncertified", "retracted"), 1);
+    assert_string_equal(nsubj(fh, 0, "officer_id"), "O_NOBODY");
+    assert_int_equal(rk_fh_count(fh, "uncertified"), 2);
     assert_null(rk_fh_check_corrupt_restore(fh, 0));
     assert_int_equal(rk__det_officer_credential.tracked_keys(fh->self), 1);
+    fh->open_ttl = 60 * DAY;        /* the set forgets first */
     rk_fh_advance(fh, T0 + 30 * DAY + 1);
     assert_int_equal(rk__det_officer_credential.tracked_keys(fh->self), 0);
     assert_int_equal(sendf(fh, RK_EVF_AMENDED, FILED2, (long long)T0 + 30 * DAY + 1, "T1",
@@ -310,6 +341,7 @@ int main(void)
         cmocka_unit_test(test_retracted_by_reschedule),
         cmocka_unit_test(test_other_timezone),
         cmocka_unit_test(test_retracted_by_other_officers),
+        cmocka_unit_test(test_retracted_kept_by_set),
     };
     return cmocka_run_group_tests(tests, NULL, teardown_mem);
 }
