@@ -36,8 +36,9 @@
  * checked again by every rule with its new values.
  *
  * Lifecycle (practice.h, detectors/lifecycle.c). out_of_benchmark and
- * exempt_fined alerts stay open per case_id (extra: unit and item) for
- * PR_OPEN_KEEP (30d, a timer "x:<case>" forgets them): an amendment of the
+ * exempt_fined alerts stay open per case_id (extra: unit and item) until
+ * alerts.open_ttl closes them (those of an older snapshot for
+ * PR_OPEN_KEEP, 30d, a timer "x:<case>" forgets them): an amendment of the
  * case checked against the lists in force when it arrives that no longer
  * breaks the rule retracts them; one that still breaks it leaves the open
  * alert standing and raises no second one. disparity alerts stay open per
@@ -54,8 +55,10 @@
  * rk_map by case_id, an rk_map item_code -> array of its decisions, and
  * an expiry heap by ts + window; on_watermark drops what left the window.
  * Memory grows with the decisions of one window, not with history (plus
- * an rk__openset record per case with an open per-case alert, for 30
- * days, and per unit and item with an open disparity alert). A
+ * the daemon's record of each open per-case alert, filed under the case
+ * with "unit PR_SEP item" as its extra until alerts.open_ttl closes it, and
+ * an rk__openset record per unit and item with an open disparity alert:
+ * those keys are listed per item from the set). A
  * decision costs O(decisions of its item in the window) plus sorting the
  * fines of that item.
  *
@@ -875,6 +878,9 @@ static void *dc_create(const rk_host_api *api, rk_host *host, const json_t *cfg,
     rk_heap_init(&s->heap, offsetof(dc_case, hpos));
     rk__open_init(&s->open[DC_BENCH]);
     rk__open_init(&s->open[DC_EXEMPT]);
+    /* disparity keys are listed per item from the set (dc_open_keys): kept here */
+    rk__open_bind(&s->open[DC_BENCH], host, dc_rules[DC_BENCH]);
+    rk__open_bind(&s->open[DC_EXEMPT], host, dc_rules[DC_EXEMPT]);
     rk__open_init(&s->open[DC_DISP]);
     return s;
 }

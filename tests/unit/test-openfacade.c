@@ -17,6 +17,10 @@
  *   repeat      inspection_frequency's repeat alert is filed under the
  *               enterprise with its subject's unit (if any); retracted, its notice has the
  *               alert's subject and it leaves the store
+ *   benchmark   discretion's out_of_benchmark alert is filed under the
+ *               case with "unit<US>item" as its extra; the retraction's
+ *               reason names both (the item as the extra had it) and its
+ *               notice has the alert's subject
  *   old         a snapshot written while the set kept its alerts (a host
  *               without open ops, as before) restores into a bound set:
  *               the alert resolves once, and the store is empty after */
@@ -226,6 +230,44 @@ static void test_repeat(void **st)
     rk_fh_free(fh);
 }
 
+static void dc_decided(rk_fakehost *fh, int64_t ts, const char *case_id, double fine,
+                       unsigned flags)
+{
+    rk_event e = base(RK_EV_CASE_DECIDED, ts, RK_STREAM_CASE);
+    e.case_id = case_id;
+    e.unit_id = "U1";
+    e.item_code = "I1";
+    e.fine = fine;
+    e.leniency = RK_LENIENCY_UNSET;
+    e.flags = flags;
+    assert_int_equal(rk_fh_event(fh, &e), 0);
+}
+
+static void test_benchmark(void **st)
+{
+    rk_fakehost *fh = mk(&rk__det_discretion, "{}");
+    rk__open_seen seen[2];
+    (void)st;
+    rk_fh_language(fh, "en");
+    assert_int_equal(rk_fh_list(fh, "benchmarks",
+                                "item_code,level,min_fine,max_fine\nI1,,1000,5000\n"), 0);
+    dc_decided(fh, T0, "C1", 6000, 0);
+    assert_int_equal(rk_fh_count(fh, "out_of_benchmark"), 1);
+    assert_int_equal(fh->open->alerts((rk_host *)(void *)fh, "out_of_benchmark", "C1", seen, 2),
+                     1);
+    assert_non_null(seen[0].unit);
+    assert_string_equal(seen[0].unit, "U1\x1fI1");
+    dc_decided(fh, T0 + RK_HOUR, "C1", 4000, RK_EVF_AMENDED);
+    assert_int_equal(rk_fh_notice_count(fh, "out_of_benchmark", "retracted"), 1);
+    assert_string_equal(json_string_value(json_object_get(rk_fh_notice(fh, 0), "reason")),
+                        "The amended decision of unit U1 in case C1 (item I1) puts the fine "
+                        "within the discretion benchmark.");
+    assert_true(json_equal(json_object_get(rk_fh_notice(fh, 0), "subject"),
+                           json_object_get(rk_fh_alert(fh, 0), "subject")));
+    assert_int_equal(live(fh), 0);
+    rk_fh_free(fh);
+}
+
 static void test_old(void **st)
 {
     rk_fakehost *fh = mk(&rk__det_complaint_cluster, CC_CFG);
@@ -252,6 +294,7 @@ int main(void)
         cmocka_unit_test(test_retract),
         cmocka_unit_test(test_unit),
         cmocka_unit_test(test_repeat),
+        cmocka_unit_test(test_benchmark),
         cmocka_unit_test(test_old),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
