@@ -703,6 +703,9 @@ int rk__ostore_key_slots(const rk__ostore *s, uint32_t det, const char *rule, co
  * and unit; -1 (no live record there). */
 int rk__ostore_rekey(rk__ostore *s, uint32_t slot, uint64_t keyhash, int64_t resolve_at,
                      uint32_t unit);
+/* The live record in slot is no longer filed under a key: found by its
+ * id again (rk__ostore_find), resolve_at not known; as rk__ostore_rekey. */
+int rk__ostore_unfile(rk__ostore *s, uint32_t slot);
 /* The live records of (det, keyhash), one slot a call; *it starts at 0.
  * -1 at the end. No add, remove, rekey or tidy between the calls. */
 int rk__ostore_next_key(const rk__ostore *s, uint32_t det, uint64_t keyhash, uint32_t *it);
@@ -919,6 +922,11 @@ typedef struct rk__open_ops {
      * theirs): how many, or -1. */
     int (*forget)(rk_host *h, const char *rule, const char *key, int64_t ts_from,
                   int64_t ts_to, const unsigned char *id);
+    /* Rule's open alerts of key with ts in [ts_from, ts_to] are no longer
+     * the detector's: they stay open, found by their id, until a notice
+     * or alerts.open_ttl ends them. How many, or -1. */
+    int (*let_go)(rk_host *h, const char *rule, const char *key, int64_t ts_from,
+                  int64_t ts_to);
 } rk__open_ops;
 
 /* Every rk_host a built-in detector is given starts with its open ops
@@ -1514,6 +1522,7 @@ typedef struct rk__openset {
      * (good until the next rk__open_get of the set), sunit its units. */
     rk_host *h;
     const char *rule;
+    const char *(*rule_of)(const char *key);
     rk__openrec *sc;
     char *skey, **sunit;
     unsigned char (*sid)[16];       /* the scratch alerts' ids */
@@ -1526,11 +1535,10 @@ void rk__open_clear(rk__openset *set);
  * outlives set); until then, and with a host without open ops, set keeps
  * them itself. rk__open_clear keeps the binding. */
 void rk__open_bind(rk__openset *set, rk_host *h, const char *rule);
+/* The same with the rule of each key given by rule_of (a set whose keys
+ * name several rules). */
+void rk__open_bind_by(rk__openset *set, rk_host *h, const char *(*rule_of)(const char *key));
 rk__openrec *rk__open_get(const rk__openset *set, const char *key);
-/* Whether r (from rk__open_get) is kept by the host (a bound set's key
- * that no older snapshot brought): then the daemon's alerts.open_ttl
- * closes its alerts, and the set need not forget them. */
-int rk__open_kept_by_host(const rk__openset *set, const rk__openrec *r);
 /* Record an alert fired for key at ts (extra copied). 0 or -1. */
 int rk__open_add(rk__openset *set, const char *key, int64_t ts, const char *extra);
 /* Part i (0: before the first PR_OPEN_SEP, or all; 1: after it) of oa's
@@ -1541,6 +1549,10 @@ const char *rk__open_field(const rk__openset *set, const rk__open_alert *oa, int
 size_t rk__open_extra(const rk__openset *set, const rk__open_alert *oa, char *buf, size_t n);
 /* Forget alert i of r, a record of set (the others keep their order). */
 void rk__open_remove(rk__openset *set, rk__openrec *r, uint32_t i);
+/* Stop tracking key's alerts raised at ts_to or before without a notice:
+ * the host keeps them open until alerts.open_ttl closes them (the set's
+ * own are forgotten). Records from rk__open_get of set are stale after. */
+void rk__open_let_go(rk__openset *set, const char *key, int64_t ts_to);
 void rk__open_drop(rk__openset *set, const char *key);
 /* key's condition stops holding at stops_at (exclusive) without new
  * events: its resolve time is stops_at + keep. Returns 1 with *arm_at set

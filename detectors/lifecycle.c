@@ -182,6 +182,7 @@ void rk__open_clear(rk__openset *set)
 {
     rk_host *h = set->h;
     const char *rule = set->rule;
+    const char *(*rule_of)(const char *) = set->rule_of;
     rk_map_clear(&set->map, free);  /* the alerts' strings go with strs */
     rk_map_clear(&set->strs, NULL);
     free(set->byid);
@@ -190,6 +191,7 @@ void rk__open_clear(rk__openset *set)
     rk__open_init(set);
     set->h = h;
     set->rule = rule;
+    set->rule_of = rule_of;
 }
 
 void rk__open_bind(rk__openset *set, rk_host *h, const char *rule)
@@ -198,10 +200,24 @@ void rk__open_bind(rk__openset *set, rk_host *h, const char *rule)
     set->rule = rule;
 }
 
-/* The host's open ops when set is bound to a host that has them. */
-static const rk__open_ops *bound(const rk__openset *set)
+void rk__open_bind_by(rk__openset *set, rk_host *h, const char *(*rule_of)(const char *key))
 {
-    return set->h != NULL && set->rule != NULL ? rk__open_ops_of(set->h) : NULL;
+    set->h = h;
+    set->rule = NULL;
+    set->rule_of = rule_of;
+}
+
+/* The rule of key's alerts in a bound set, or NULL. */
+static const char *rule_for(const rk__openset *set, const char *key)
+{
+    return set->rule != NULL ? set->rule : set->rule_of != NULL ? set->rule_of(key) : NULL;
+}
+
+/* The host's open ops when set is bound to a host that has them and key
+ * has a rule. */
+static const rk__open_ops *bound(const rk__openset *set, const char *key)
+{
+    return set->h != NULL && rule_for(set, key) != NULL ? rk__open_ops_of(set->h) : NULL;
 }
 
 /* key's alerts in the host's open alerts copied into set's scratch record
@@ -210,11 +226,11 @@ static rk__openrec *scratch_get(rk__openset *set, const rk__open_ops *ops, const
 {
     rk__open_seen one[8], *seen = one;
     uint32_t i;
-    int n = ops->alerts(set->h, set->rule, key, one, 8);
+    int n = ops->alerts(set->h, rule_for(set, key), key, one, 8);
     if (n > 8) {
         if ((seen = malloc((size_t)n * sizeof(*seen))) == NULL)
             return NULL;
-        n = ops->alerts(set->h, set->rule, key, seen, (size_t)n);
+        n = ops->alerts(set->h, rule_for(set, key), key, seen, (size_t)n);
     }
     if (set->sc != NULL)
         for (i = 0; i < set->sc->n; i++)
@@ -264,15 +280,10 @@ static rk__openrec *scratch_get(rk__openset *set, const rk__open_ops *ops, const
     return set->sc;
 }
 
-int rk__open_kept_by_host(const rk__openset *set, const rk__openrec *r)
-{
-    return r != NULL && r == set->sc;
-}
-
 rk__openrec *rk__open_get(const rk__openset *set, const char *key)
 {
     rk__openrec *r = rk_map_get(&set->map, key);
-    const rk__open_ops *ops = bound(set);
+    const rk__open_ops *ops = bound(set, key);
     if (r != NULL || ops == NULL)
         return r;
     return scratch_get((rk__openset *)(uintptr_t)set, ops, key);
@@ -308,16 +319,16 @@ static rk__openrec *rec_room(rk__openset *set, const char *key)
 
 int rk__open_add(rk__openset *set, const char *key, int64_t ts, const char *extra)
 {
-    const rk__open_ops *ops = bound(set);
+    const rk__open_ops *ops = bound(set, key);
     rk__openrec *r;
     uint32_t x0 = 0, x1 = 0;
     if (ops != NULL && rk_map_find(&set->map, key) == NULL) {
         /* The alert just raised, filed with the key's resolve time. */
         rk__open_seen first;
-        int64_t at = ops->alerts(set->h, set->rule, key, &first, 1) > 0 ? first.resolve_at
+        int64_t at = ops->alerts(set->h, rule_for(set, key), key, &first, 1) > 0 ? first.resolve_at
                                                                          : INT64_MAX;
         (void)ts;
-        return ops->file(set->h, set->rule, key, at, extra) < 0 ? -1 : 0;
+        return ops->file(set->h, rule_for(set, key), key, at, extra) < 0 ? -1 : 0;
     }
     if ((r = rec_room(set, key)) == NULL)
         return -1;
@@ -343,9 +354,10 @@ int rk__open_add(rk__openset *set, const char *key, int64_t ts, const char *extr
 
 void rk__open_remove(rk__openset *set, rk__openrec *r, uint32_t i)
 {
-    const rk__open_ops *ops = bound(set);
-    if (ops != NULL && r == set->sc) {
-        (void)ops->forget(set->h, set->rule, set->skey, r->a[i].ts, r->a[i].ts, set->sid[i]);
+    const rk__open_ops *ops = r == set->sc && set->skey != NULL ? bound(set, set->skey)
+                                                                : NULL;
+    if (ops != NULL) {
+        (void)ops->forget(set->h, rule_for(set, set->skey), set->skey, r->a[i].ts, r->a[i].ts, set->sid[i]);
         free(set->sunit[i]);
         memmove(&set->sunit[i], &set->sunit[i + 1], (r->n - i - 1) * sizeof(set->sunit[0]));
         memmove(&set->sid[i], &set->sid[i + 1], (r->n - i - 1) * sizeof(set->sid[0]));
@@ -361,15 +373,40 @@ void rk__open_remove(rk__openset *set, rk__openrec *r, uint32_t i)
     r->n--;
 }
 
+void rk__open_let_go(rk__openset *set, const char *key, int64_t ts_to)
+{
+    rk__openrec *r = rk_map_get(&set->map, key);
+    const rk__open_ops *ops = bound(set, key);
+    uint32_t i = 0;
+    if (r != NULL) {
+        while (i < r->n)
+            if (r->a[i].ts <= ts_to)
+                rk__open_remove(set, r, i);
+            else
+                i++;
+        if (r->n == 0)
+            rk__open_drop(set, key);
+        return;
+    }
+    if (ops == NULL)
+        return;
+    (void)ops->let_go(set->h, rule_for(set, key), key, INT64_MIN, ts_to);
+    if (set->sc != NULL && set->skey != NULL && strcmp(set->skey, key) == 0) {
+        for (i = 0; i < set->sc->n; i++)
+            free(set->sunit[i]);
+        set->sc->n = 0;
+    }
+}
+
 void rk__open_drop(rk__openset *set, const char *key)
 {
-    const rk__open_ops *ops = bound(set);
+    const rk__open_ops *ops = bound(set, key);
     rk__openrec *r = rk_map_del(&set->map, key);
     if (r != NULL || ops == NULL) {
         rec_release(set, r);
         return;
     }
-    (void)ops->forget(set->h, set->rule, key, INT64_MIN, INT64_MAX, NULL);
+    (void)ops->forget(set->h, rule_for(set, key), key, INT64_MIN, INT64_MAX, NULL);
     if (set->sc != NULL && set->skey != NULL && strcmp(set->skey, key) == 0) {
         uint32_t i;
         for (i = 0; i < set->sc->n; i++)
@@ -382,13 +419,13 @@ int rk__open_due(const rk__openset *set, const char *key, int64_t stops_at, int6
                  int64_t *arm_at)
 {
     rk__openrec *r = rk_map_get(&set->map, key);
-    const rk__open_ops *ops = bound(set);
+    const rk__open_ops *ops = bound(set, key);
     rk__open_seen first;
     int64_t due = stops_at > INT64_MAX - keep ? INT64_MAX : stops_at + keep;
     if (r == NULL && ops != NULL) {
-        if (ops->alerts(set->h, set->rule, key, &first, 1) <= 0 ||
+        if (ops->alerts(set->h, rule_for(set, key), key, &first, 1) <= 0 ||
             due == first.resolve_at || due == INT64_MAX ||
-            ops->set_resolve(set->h, set->rule, key, due) < 0)
+            ops->set_resolve(set->h, rule_for(set, key), key, due) < 0)
             return 0;
         *arm_at = due;
         return 1;

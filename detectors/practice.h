@@ -262,11 +262,6 @@ static inline int pr_notify(const rk_host_api *api, rk_host *host, rk__openset *
     return rc;
 }
 
-static inline int pr_older_than(void *ctx, const rk__open_alert *oa)
-{
-    return oa->ts < *(const int64_t *)ctx;
-}
-
 /* Arm "x:<key>" to forget a per-event alert raised at ts PR_OPEN_KEEP
  * later (pr_open_expire). 0 or -1. */
 static inline int pr_expire_timer(const rk_host_api *api, rk_host *host, const char *key,
@@ -278,25 +273,13 @@ static inline int pr_expire_timer(const rk_host_api *api, rk_host *host, const c
 
 /* The timer "x:<key>" armed by pr_expire_timer fired at deadline: forget
  * the open alerts of key raised PR_OPEN_KEEP or longer before it (no
- * notice: the daemon's alerts.open_ttl closes them). A bound set's alerts
- * kept by the host stay there until alerts.open_ttl removes them. */
+ * notice: the daemon's alerts.open_ttl closes them). */
 static inline void pr_open_expire(rk__openset *set, const char *key, int64_t deadline)
 {
     int64_t before = deadline < INT64_MIN + PR_OPEN_KEEP ? INT64_MIN
                                                          : deadline - PR_OPEN_KEEP + 1;
-    rk__openrec *r = rk__open_get(set, key);
-    uint32_t i = 0;
-    if (rk__open_kept_by_host(set, r))
-        return;                     /* alerts.open_ttl closes them there */
-    while (r != NULL && i < r->n) {
-        if (!pr_older_than(&before, &r->a[i])) {
-            i++;
-            continue;
-        }
-        rk__open_remove(set, r, i);
-    }
-    if (r != NULL && r->n == 0)
-        rk__open_drop(set, key);
+    if (before > INT64_MIN)
+        rk__open_let_go(set, key, before - 1);
 }
 
 /* End a resolve reason with how long the rule has not held:

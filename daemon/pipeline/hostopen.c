@@ -7,7 +7,9 @@
  * of (rule, key), the key's resolve time and the unit, so the detector
  * finds it again by key instead of keeping the subject itself; alerts()
  * lists a key's alerts and set_resolve() moves their resolve time;
- * forget() removes them once the detector has emitted their notices. end()
+ * forget() removes them once the detector has emitted their notices, and
+ * let_go() gives them back to their ids (open until alerts.open_ttl) when
+ * the detector stops tracking them. end()
  * takes the records of the detector filed under (rule, key) with ts in the
  * range asked, in (ts, id) order (rk__ostore_key_slots: not the index's
  * order, so live, replay and restore write the notices alike), writes each one's
@@ -134,5 +136,20 @@ static int host_forget(rk_host *h, const char *rule, const char *key, int64_t ts
     return n < 0 ? -1 : m;
 }
 
+static int host_let_go(rk_host *h, const char *rule, const char *key, int64_t ts_from,
+                       int64_t ts_to)
+{
+    rk__engine *e = HOST(h)->eng;
+    uint32_t *v;
+    int n, k;
+    if (rule == NULL || key == NULL)
+        return -1;
+    n = rk__ostore_key_slots(&e->open, HOST(h)->idx, rule, key, ts_from, ts_to, &v);
+    for (k = 0; k < n; k++)
+        (void)rk__ostore_unfile(&e->open, v[k]);
+    free(v);
+    return n;
+}
+
 const rk__open_ops rk__host_open_ops = {host_file, host_end, host_alerts, host_set_resolve,
-                                        host_forget};
+                                        host_forget, host_let_go};

@@ -523,6 +523,13 @@ int rk__ostore_rekey(rk__ostore *s, uint32_t slot, uint64_t keyhash, int64_t res
     return 0;
 }
 
+int rk__ostore_unfile(rk__ostore *s, uint32_t slot)
+{
+    if (slot >= s->n || s->v[slot].det == RK__OSTORE_FREE)
+        return -1;
+    return rk__ostore_rekey(s, slot, id_hash(s->v[slot].id), INT64_MAX, s->v[slot].unit);
+}
+
 void rk__ostore_remove(rk__ostore *s, uint32_t slot)
 {
     if (slot >= s->n || s->v[slot].det == RK__OSTORE_FREE)

@@ -206,8 +206,23 @@ static int fh_forget(rk_host *h, const char *rule, const char *key, int64_t ts_f
     return n < 0 ? -1 : m;
 }
 
+static int fh_let_go(rk_host *h, const char *rule, const char *key, int64_t ts_from,
+                     int64_t ts_to)
+{
+    rk__ostore *st = FH(h)->ostore;
+    uint32_t *v;
+    int n, i;
+    if (rule == NULL || key == NULL)
+        return -1;
+    n = rk__ostore_key_slots(st, 0, rule, key, ts_from, ts_to, &v);
+    for (i = 0; i < n; i++)
+        (void)rk__ostore_unfile(st, v[i]);
+    free(v);
+    return n;
+}
+
 static const rk__open_ops fh_open_ops = {fh_file, fh_end, fh_alerts, fh_set_resolve,
-                                         fh_forget};
+                                         fh_forget, fh_let_go};
 
 static int fh_timer_set(rk_host *h, int64_t deadline, const char *key, uint64_t arg)
 {

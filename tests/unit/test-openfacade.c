@@ -21,6 +21,9 @@
  *               case with "unit<US>item" as its extra; the retraction's
  *               reason names both (the item as the extra had it) and its
  *               notice has the alert's subject
+ *   let go      after 30 days the detector lets its out_of_benchmark alert
+ *               go: no longer under its case (an amendment retracts
+ *               nothing) but still open until alerts.open_ttl closes it
  *   old         a snapshot written while the set kept its alerts (a host
  *               without open ops, as before) restores into a bound set:
  *               the alert resolves once, and the store is empty after */
@@ -268,6 +271,27 @@ static void test_benchmark(void **st)
     rk_fh_free(fh);
 }
 
+static void test_let_go(void **st)
+{
+    rk_fakehost *fh = mk(&rk__det_discretion, "{}");
+    (void)st;
+    fh->open_ttl = 60 * RK_DAY;
+    assert_int_equal(rk_fh_list(fh, "benchmarks",
+                                "item_code,level,min_fine,max_fine\nI1,,1000,5000\n"), 0);
+    dc_decided(fh, T0, "C1", 6000, 0);
+    rk_fh_advance(fh, T0 + 30 * RK_DAY + 1);
+    assert_int_equal(fh->open->alerts((rk_host *)(void *)fh, "out_of_benchmark", "C1", NULL, 0),
+                     0);
+    assert_int_equal(live(fh), 1);
+    dc_decided(fh, T0 + 30 * RK_DAY + 2, "C1", 4000, RK_EVF_AMENDED);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 0);
+    assert_int_equal(live(fh), 1);
+    rk_fh_advance(fh, T0 + 60 * RK_DAY + 1);
+    assert_int_equal(live(fh), 0);
+    assert_int_equal(fh->closed, 1);
+    rk_fh_free(fh);
+}
+
 static void test_old(void **st)
 {
     rk_fakehost *fh = mk(&rk__det_complaint_cluster, CC_CFG);
@@ -295,6 +319,7 @@ int main(void)
         cmocka_unit_test(test_unit),
         cmocka_unit_test(test_repeat),
         cmocka_unit_test(test_benchmark),
+        cmocka_unit_test(test_let_go),
         cmocka_unit_test(test_old),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
