@@ -394,7 +394,7 @@ static void pscan_drop(ui_self *s, ui_pscan *ps)
 {
     char k[UI_MAX_ID + 3];
     snprintf(k, sizeof(k), "s:%s", ps->ent->key);
-    rk__open_drop(&s->open, k);
+    rk__open_let_go(&s->open, k, INT64_MAX);
     rk_heap_remove(&s->sheap, ps);
     pscan_free(rk_map_del(&s->pscans, ps->ent->key));
 }
@@ -465,6 +465,9 @@ static int emit(ui_self *s, const char *rule, rk_severity sev, int64_t ts,
  * (ts = the report's); "m:<task>" enterprise_mismatch (extra
  * "<unit>\x1f<scanned enterprise>"), dropped with the filing. "c:" and
  * "r:" records go retention after their newest alert (timer "x:<key>").
+ * The set is bound to the host (lc_rule_of): the daemon keeps the alerts
+ * under these keys; what is dropped or goes is let go (rk__open_let_go),
+ * open until alerts.open_ttl closes it, as before.
  * filed_not_scanned needs nothing beside its filing (F_FNS_DONE without
  * F_SCANNED: it fired; F_FNS_OVER: a scan has settled it).
  * =================================================================== */
@@ -598,6 +601,18 @@ static int lc_notice(ui_self *s, const char *rule, int64_t ts, const rk_subject 
     a.evidence = ref;
     a.n_evidence = ref != NULL ? 1 : 0;
     return s->api->emit(s->host, &a) < 0 ? -1 : 0;
+}
+
+/* The rule of the open alerts kept under key "<kind>:<id>". */
+static const char *lc_rule_of(const char *key)
+{
+    switch (key[0] != '\0' && key[1] == ':' ? key[0] : '\0') {
+    case 's': return "scan_without_filing";
+    case 'c': return "case_without_filing";
+    case 'r': return "reported_without_filing";
+    case 'm': return "enterprise_mismatch";
+    default: return NULL;
+    }
 }
 
 /* Remember an alert emitted (rc 1) under "<kind>:<id>" with extra
@@ -761,14 +776,15 @@ static int lc_expire(ui_self *s, int64_t deadline, const char *key)
 {
     rk__openrec *r = rk__open_get(&s->open, key);
     char t[UI_MAX_ID + 5];
-    while (r != NULL && r->n > 0 && sat_add(r->a[0].ts, s->cfg.retention) <= deadline)
-        lc_remove(s, r, 0);
-    if (r == NULL)
-        return 0;
-    if (r->n == 0) {
-        rk__open_drop(&s->open, key);
-        return 0;
+    uint32_t i = 0;
+    while (r != NULL && i < r->n && sat_add(r->a[i].ts, s->cfg.retention) <= deadline)
+        i++;
+    if (i > 0) {                    /* they stay open until alerts.open_ttl */
+        rk__open_let_go(&s->open, key, r->a[i - 1].ts);
+        r = rk__open_get(&s->open, key);
     }
+    if (r == NULL || r->n == 0)
+        return 0;
     snprintf(t, sizeof(t), "x:%s", key);
     return s->api->timer_set(s->host, sat_add(r->a[0].ts, s->cfg.retention), t, 0) < 0 ? -1 : 0;
 }
@@ -831,6 +847,7 @@ static void *ui_create(const rk_host_api *api, rk_host *host, const json_t *cfg,
     rk_heap_init(&s->sheap, offsetof(ui_pscan, hpos));
     rk_heap_init(&s->cheap, offsetof(ui_pcase, hpos));
     rk__open_init(&s->open);
+    rk__open_bind_by(&s->open, host, lc_rule_of);
     return s;
 }
 
@@ -1272,7 +1289,7 @@ static int pump(ui_self *s, int64_t now, int may_emit)
         if ((f->flags & F_FNS_DONE) && due < now) {
             char k[UI_MAX_ID + 3];
             snprintf(k, sizeof(k), "m:%s", f_task(f));
-            rk__open_drop(&s->open, k);     /* its mismatches stay as they are */
+            rk__open_let_go(&s->open, k, INT64_MAX);  /* its mismatches stay as they are */
             rk_heap_pop(&s->fheap);
             filing_unindex(s, f);
             free(f);

@@ -24,6 +24,10 @@
  *   let go      after 30 days the detector lets its out_of_benchmark alert
  *               go: no longer under its case (an amendment retracts
  *               nothing) but still open until alerts.open_ttl closes it
+ *   scan        unfiled_inspection's scan_without_filing alert is filed
+ *               under "s:<task>" (the set's keys name four rules) with
+ *               "enterprise<US>unit"; a late filing retracts it with the
+ *               alert's subject and it leaves the store
  *   old         a snapshot written while the set kept its alerts (a host
  *               without open ops, as before) restores into a bound set:
  *               the alert resolves once, and the store is empty after */
@@ -292,6 +296,37 @@ static void test_let_go(void **st)
     rk_fh_free(fh);
 }
 
+static void test_scan(void **st)
+{
+    rk_fakehost *fh = mk(&rk__det_unfiled_inspection, "{}");
+    rk_event e = base(RK_EV_INSPECTION_SCANNED, T0, RK_STREAM_SCAN);
+    rk__open_seen seen[2];
+    (void)st;
+    e.task_id = "T1";
+    e.enterprise_id = "E1";
+    e.unit_id = "U1";
+    assert_int_equal(rk_fh_event(fh, &e), 0);
+    rk_fh_advance(fh, T0 + 10 * RK_MINUTE + 1);
+    assert_int_equal(rk_fh_count(fh, "scan_without_filing"), 1);
+    assert_int_equal(fh->open->alerts((rk_host *)(void *)fh, "scan_without_filing", "s:T1",
+                                      seen, 2), 1);
+    assert_non_null(seen[0].unit);
+    assert_string_equal(seen[0].unit, "E1\x1fU1");
+    e = base(RK_EV_INSPECTION_FILED, T0 + 5 * RK_MINUTE, RK_STREAM_SCAN);
+    e.task_id = "T1";
+    e.unit_id = "U1";
+    e.enterprise_id = "E1";
+    e.planned_at = T0;
+    assert_int_equal(rk_fh_event(fh, &e), 0);
+    assert_int_equal(rk_fh_notice_count(fh, "scan_without_filing", "retracted"), 1);
+    assert_true(json_equal(json_object_get(rk_fh_notice(fh, 0), "subject"),
+                           json_object_get(rk_fh_alert(fh, 0), "subject")));
+    assert_int_equal(fh->open->alerts((rk_host *)(void *)fh, "scan_without_filing", "s:T1",
+                                      seen, 2), 0);
+    assert_int_equal(live(fh), 0);
+    rk_fh_free(fh);
+}
+
 static void test_old(void **st)
 {
     rk_fakehost *fh = mk(&rk__det_complaint_cluster, CC_CFG);
@@ -320,6 +355,7 @@ int main(void)
         cmocka_unit_test(test_repeat),
         cmocka_unit_test(test_benchmark),
         cmocka_unit_test(test_let_go),
+        cmocka_unit_test(test_scan),
         cmocka_unit_test(test_old),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
