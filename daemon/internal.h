@@ -660,8 +660,13 @@ typedef struct rk__ostore {
     uint32_t last;                  /* the slot of the last add */
     char **rules;                   /* rule names by index */
     uint32_t nrules;
-    char **units;                   /* unit ids by index */
+    char **units;                   /* units (or a detector's extras) by
+                                       index: keys of umap; NULL: free */
     uint32_t nunits;
+    uint32_t *urefs;                /* live records naming each; a free
+                                       one: the next free index + 1 */
+    uint32_t ufree;                 /* first free index + 1, or 0 */
+    rk_map umap;                    /* unit -> index */
 } rk__ostore;
 
 void rk__ostore_init(rk__ostore *s);

@@ -6,7 +6,11 @@
  * (its open_ttl deadline is ts + alerts.open_ttl, the setting in force),
  * the hash of the key its detector looks it up by, its resolve time, the
  * detector's index, the rule and the unit (small indices into the store's
- * tables of names). Records sit in slots of one array and keep their slot
+ * tables of names). The unit is what the detector filed beside the key:
+ * a unit id, or its extra fields joined by 0x1f ("officer<US>unit"); each
+ * is kept once (found through a hash map), counted by the open alerts
+ * naming it, and its index given back, for the next new one, when the
+ * last of them goes. Records sit in slots of one array and keep their slot
  * while the store is not tidied. Two structures of 4-byte slot numbers
  * find them:
  *   the index  open addressing (linear probing, at most 4/5 full, grown by
@@ -31,7 +35,8 @@
  *
  * Checkpoint section (in the engine's state, after the indicators):
  *   u32 version (3), u32 n_names, n_names x str detector name,
- *   u32 n_rules, n_rules x str rule, u32 n_units, n_units x str unit,
+ *   u32 n_rules, n_rules x str rule, u32 n_units, n_units x str unit
+ *   (those in use, numbered in their order),
  *   u64 n, n x (16 bytes id, i64 ts, u32 name index, u32 rule,
  *   u64 key hash, i64 resolve_at, u32 unit)
  * in (ts, detector name index, id) order. Read too: version 2 (the sorted
@@ -50,7 +55,8 @@
 #define OSTORE_SNAP_VERSION 3u
 #define OSTORE_SNAP_V2 2u
 #define OSTORE_SNAP_V1 1u
-#define OSTORE_MAX_NAMES 65535u     /* rules, units */
+#define OSTORE_MAX_NAMES 65535u     /* rules; units in an old snapshot */
+#define OSTORE_MAX_UNITS (UINT32_MAX / 4)
 #define OSTORE_REC_V2 32u           /* a record in the snapshot, version 2 */
 #define OSTORE_REC_V3 52u           /* version 3 */
 #define OSTORE_EMPTY UINT32_MAX     /* an empty index slot */
@@ -89,6 +95,7 @@ void rk__alert_id_unpack(const unsigned char id[16], char out[33])
 void rk__ostore_init(rk__ostore *s)
 {
     memset(s, 0, sizeof(*s));
+    rk_map_init(&s->umap);
 }
 
 static void free_names(char **v, uint32_t n)
@@ -102,7 +109,9 @@ static void free_names(char **v, uint32_t n)
 void rk__ostore_free(rk__ostore *s)
 {
     free_names(s->rules, s->nrules);
-    free_names(s->units, s->nunits);
+    rk_map_clear(&s->umap, NULL);   /* the units' strings */
+    free(s->units);
+    free(s->urefs);
     free(s->v);
     free(s->heap);
     free(s->idx);
@@ -140,12 +149,57 @@ const char *rk__ostore_rule_name(const rk__ostore *s, uint32_t rule)
 
 int rk__ostore_unit(rk__ostore *s, const char *unit)
 {
-    return intern(&s->units, &s->nunits, unit);
+    rk_map_entry *e = rk_map_find(&s->umap, unit);
+    uint32_t id;
+    if (e != NULL)
+        return (int)(uintptr_t)e->value;
+    if (s->ufree == 0 && s->nunits >= OSTORE_MAX_UNITS)
+        return -1;
+    if (s->ufree == 0 && (s->nunits & (s->nunits - 1)) == 0) {     /* 0, 1, 2, 4 ... */
+        uint32_t cap = s->nunits == 0 ? 1 : 2 * s->nunits;
+        char **nv = realloc(s->units, cap * sizeof(*nv));
+        uint32_t *nr;
+        if (nv == NULL)
+            return -1;
+        s->units = nv;
+        if ((nr = realloc(s->urefs, cap * sizeof(*nr))) == NULL)
+            return -1;
+        s->urefs = nr;
+    }
+    id = s->ufree != 0 ? s->ufree - 1 : s->nunits;
+    if ((e = rk_map_put(&s->umap, unit, (void *)(uintptr_t)id, NULL)) == NULL)
+        return -1;
+    if (s->ufree != 0)
+        s->ufree = s->urefs[id];
+    else
+        s->nunits++;
+    s->units[id] = e->key;
+    s->urefs[id] = 0;
+    return (int)id;
 }
 
 const char *rk__ostore_unit_name(const rk__ostore *s, uint32_t unit)
 {
-    return unit < s->nunits ? s->units[unit] : "";
+    return unit < s->nunits && s->units[unit] != NULL ? s->units[unit] : "";
+}
+
+/* One more live record names unit. */
+static void unit_ref(rk__ostore *s, uint32_t unit)
+{
+    if (unit < s->nunits && s->units[unit] != NULL)
+        s->urefs[unit]++;
+}
+
+/* One live record fewer names unit: the last one gives its index back. */
+static void unit_unref(rk__ostore *s, uint32_t unit)
+{
+    if (unit >= s->nunits || s->units[unit] == NULL ||
+        (s->urefs[unit] > 0 && --s->urefs[unit] > 0))
+        return;
+    rk_map_del(&s->umap, s->units[unit]);
+    s->units[unit] = NULL;
+    s->urefs[unit] = s->ufree;
+    s->ufree = unit + 1;
 }
 
 uint64_t rk__ostore_keyhash(const char *key, size_t len, uint64_t seed)
@@ -510,11 +564,15 @@ int rk__ostore_rekey(rk__ostore *s, uint32_t slot, uint64_t keyhash, int64_t res
     while ((other = rk__ostore_next_key(s, s->v[slot].det, keyhash, &it)) >= 0)
         if ((uint32_t)other != slot && s->v[other].ts == s->v[slot].ts &&
             memcmp(s->v[other].id, s->v[slot].id, 16) == 0) {
+            unit_ref(s, unit);
             rk__ostore_remove(s, slot);
+            unit_unref(s, s->v[other].unit);
             s->v[other].resolve_at = resolve_at;
             s->v[other].unit = unit;
             return 1;
         }
+    unit_ref(s, unit);
+    unit_unref(s, s->v[slot].unit);
     idx_del(s, slot);
     s->v[slot].keyhash = keyhash;
     s->v[slot].resolve_at = resolve_at;
@@ -535,6 +593,7 @@ void rk__ostore_remove(rk__ostore *s, uint32_t slot)
     if (slot >= s->n || s->v[slot].det == RK__OSTORE_FREE)
         return;
     idx_del(s, slot);
+    unit_unref(s, s->v[slot].unit);
     s->v[slot].det = RK__OSTORE_FREE;
     s->dead++;
 }
@@ -609,11 +668,16 @@ void rk__ostore_snapshot(const rk__ostore *s, rk_buf *out,
     uint32_t maxdet = 0, i, k = 0;
     size_t live = rk__ostore_count(s);
     const rk__oa **order = NULL;
+    uint32_t *remap = NULL, nlive = 0;  /* the units in use, numbered again */
 
-    if (live > 0 && (order = malloc(live * sizeof(*order))) == NULL) {
+    if ((live > 0 && (order = malloc(live * sizeof(*order))) == NULL) ||
+        (s->nunits > 0 && (remap = malloc(s->nunits * sizeof(*remap))) == NULL)) {
+        free(order);
         out->oom = true;
         return;
     }
+    for (i = 0; i < s->nunits; i++)
+        remap[i] = s->units[i] != NULL ? nlive++ : RK__OSTORE_NO_UNIT;
     for (i = 0; i < s->n; i++)
         if (s->v[i].det != RK__OSTORE_FREE) {
             order[k++] = &s->v[i];
@@ -627,7 +691,10 @@ void rk__ostore_snapshot(const rk__ostore *s, rk_buf *out,
     for (i = 0; i < maxdet; i++)
         rk_buf_put_str(out, det_name(i, ud));
     put_names(out, s->rules, s->nrules);
-    put_names(out, s->units, s->nunits);
+    rk_buf_put_u32(out, nlive);
+    for (i = 0; i < s->nunits; i++)
+        if (s->units[i] != NULL)
+            rk_buf_put_str(out, s->units[i]);
     rk_buf_put_u64(out, (uint64_t)live);
     if (rk_buf_reserve(out, live * OSTORE_REC_V3) == 0)
         for (k = 0; k < live; k++) {
@@ -638,9 +705,10 @@ void rk__ostore_snapshot(const rk__ostore *s, rk_buf *out,
             rk_buf_put_u32(out, r->rule);
             rk_buf_put_u64(out, r->keyhash);
             rk_buf_put_i64(out, r->resolve_at);
-            rk_buf_put_u32(out, r->unit);
+            rk_buf_put_u32(out, r->unit < s->nunits ? remap[r->unit] : RK__OSTORE_NO_UNIT);
         }
     free(order);
+    free(remap);
 }
 
 /* The names table of every version into map (index -> detector or -1). */
@@ -677,6 +745,33 @@ static void read_table(rk_rd *rd, char ***v, uint32_t *n)
             rd->err = 1;            /* a repeated name too */
         free(name);
     }
+}
+
+/* The units table (version 3), each unit once, into the store's. */
+static void read_units(rk_rd *rd, rk__ostore *tmp)
+{
+    uint32_t count = rk_rd_u32(rd), i;
+    if (rd->err || count > OSTORE_MAX_UNITS || count > (size_t)(rd->end - rd->p) / 4) {
+        rd->err = 1;
+        return;
+    }
+    for (i = 0; i < count && !rd->err; i++) {
+        char *name = rk_rd_str(rd, 4096);
+        if (name == NULL || rk__ostore_unit(tmp, name) != (int)i)
+            rd->err = 1;            /* a repeated unit too */
+        free(name);
+    }
+}
+
+/* Count the restored records naming each unit; give back the unnamed. */
+static void units_settle(rk__ostore *s)
+{
+    uint32_t i;
+    for (i = 0; i < s->n; i++)
+        unit_ref(s, s->v[i].unit);
+    for (i = 0; i < s->nunits; i++)
+        if (s->units[i] != NULL && s->urefs[i] == 0)
+            unit_unref(s, i);
 }
 
 /* Append a restored record (sorted and indexed by rk__ostore_restore). */
@@ -728,7 +823,7 @@ static void restore_v23(rk_rd *rd, rk__ostore *tmp, const int *map, uint32_t nna
     uint64_t n, k;
     read_table(rd, &tmp->rules, &tmp->nrules);
     if (version != OSTORE_SNAP_V2)
-        read_table(rd, &tmp->units, &tmp->nunits);
+        read_units(rd, tmp);
     n = rk_rd_u64(rd);
     if (rd->err || n > (uint64_t)(rd->end - rd->p) / recbytes)
         rd->err = 1;
@@ -819,6 +914,7 @@ int rk__ostore_restore(rk__ostore *s, const void *data, size_t len,
         rk__ostore_free(&tmp);
         return -1;
     }
+    units_settle(&tmp);
     rk__ostore_free(s);
     *s = tmp;
     return 0;

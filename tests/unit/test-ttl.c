@@ -395,6 +395,72 @@ static int index_of(const char *name, void *ud)
     return -1;
 }
 
+static int index_same(const char *name, void *ud);
+
+/* The slot of the record of ts filed under key hash 77 (detector 0). */
+static uint32_t slot77(const rk__ostore *s, int64_t ts)
+{
+    uint32_t it = 0;
+    int slot;
+    while ((slot = rk__ostore_next_key(s, 0, 77, &it)) >= 0)
+        if (s->v[slot].ts == ts)
+            return (uint32_t)slot;
+    fail_msg("no record of ts %lld", (long long)ts);
+    return UINT32_MAX;
+}
+
+/* Units (or a detector's extras) live while an open alert names them: the
+ * last one to go gives the unit's index back (taken by the next new one),
+ * a checkpoint writes only the units in use, and a store whose alerts
+ * each name a unit of their own stays as big as its open alerts. */
+static void test_units(void **st)
+{
+    enum { N = 20000 };
+    rk__ostore s, w;
+    rk_buf b = {0};
+    size_t dropped;
+    char id[33], u[32];
+    unsigned k;
+    uint32_t peak = 0;
+    (void)st;
+    rk__ostore_init(&s);
+    rk__ostore_init(&w);
+    assert_int_equal(rk__ostore_rule(&s, "r"), 0);
+    for (k = 0; k < N; k++) {
+        int un;
+        mkid(k, id);
+        snprintf(u, sizeof(u), "case%u\x1funit", k);
+        assert_int_equal(rk__ostore_add(&s, id, 1000 + k, 0, 0), 0);
+        assert_true((un = rk__ostore_unit(&s, u)) >= 0);
+        assert_int_equal(rk__ostore_rekey(&s, s.last, 77, INT64_MAX, (uint32_t)un), 0);
+        if (k >= 10) {              /* ten open at a time */
+            rk__ostore_remove(&s, slot77(&s, 1000 + k - 10));
+            if (s.nunits > peak)
+                peak = s.nunits;
+        }
+    }
+    assert_true(peak <= 16);
+    assert_int_equal(s.umap.count, 10);
+    /* one alert filed with another unit: the old one goes */
+    assert_int_equal(rk__ostore_rekey(&s, slot77(&s, 1000 + N - 1), 77, INT64_MAX,
+                                      (uint32_t)rk__ostore_unit(&s, "U9")), 0);
+    assert_int_equal(s.umap.count, 10);
+    rk__ostore_snapshot(&s, &b, name_of, NULL);
+    assert_false(b.oom);
+    assert_int_equal(rk__ostore_restore(&w, b.data, b.len, index_same, NULL, 0, &dropped), 0);
+    assert_int_equal(w.nunits, 10);
+    assert_int_equal(w.umap.count, 10);
+    assert_string_equal(rk__ostore_unit_name(&w, w.v[slot77(&w, 1000 + N - 1)].unit), "U9");
+    while (rk__ostore_count(&s) > 0) {
+        rk__oa oa;
+        assert_int_equal(rk__ostore_pop_due(&s, INT64_MAX, 0, &oa), 1);
+    }
+    assert_int_equal(s.umap.count, 0);
+    rk_buf_free(&b);
+    rk__ostore_free(&s);
+    rk__ostore_free(&w);
+}
+
 static int index_same(const char *name, void *ud)
 {
     int i;
@@ -934,6 +1000,7 @@ int main(void)
         cmocka_unit_test(test_find_remove),
         cmocka_unit_test(test_churn),
         cmocka_unit_test(test_keys),
+        cmocka_unit_test(test_units),
         cmocka_unit_test(test_snapshot),
         cmocka_unit_test(test_old_format),
         cmocka_unit_test(test_v2_format),
