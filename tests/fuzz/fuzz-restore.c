@@ -190,6 +190,9 @@ typedef struct fz_timer {
 } fz_timer;
 
 typedef struct fz_host {                /* what this file's rk_host * points to */
+    const void *open;                   /* first: NULL, no open ops (internal.h
+                                           rk__open_ops_of): the detectors
+                                           keep their open alerts themselves */
     const rk_detector_ops *ops;
     void *self;
     int64_t now;
