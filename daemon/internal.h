@@ -902,7 +902,8 @@ typedef struct rk__open_end {
 /* An open alert as rk__open_ops.alerts reports it. */
 typedef struct rk__open_seen {
     int64_t ts, resolve_at;         /* resolve_at: INT64_MAX when not known */
-    const char *unit;               /* the unit filed with it, or NULL */
+    const char *unit;               /* the unit filed with it (a detector's
+                                       extra: fields joined by 0x1f), or NULL */
     unsigned char id[16];           /* its id, packed (rk__open_ops.forget) */
 } rk__open_seen;
 
