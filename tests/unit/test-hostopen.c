@@ -12,7 +12,11 @@
  *   end      notices go out for the key's alerts of the rule in the ts
  *            range only, in (ts, id) order, each under its alert's id with
  *            the reason, change_ts, evidence and the filed unit, and the
- *            records leave the store; a rule never seen ends nothing */
+ *            records leave the store; a rule never seen ends nothing
+ *   forget   of two alerts of one key and ts, the one whose id is given
+ *            leaves the store without a notice, the other stays
+ *   let go   the key's alerts are no longer found by the key but stay
+ *            open, found by their id: a notice emitted for one ends it */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -217,10 +221,51 @@ static void test_file_end(void **st)
     fx_free(&f);
 }
 
+static void test_forget_let_go(void **st)
+{
+    fixture f;
+    rk_host *h;
+    rk__open_seen two[2];
+    rk_alert a;
+    (void)st;
+    fx_init(&f);
+    h = (rk_host *)&f.d[0].host;
+    assert_int_equal(raise_alert(&f, 0, "r", "u1", T0), 1);
+    assert_int_equal(rk__open_ops_of(h)->file(h, "r", "k", INT64_MAX, "u1"), 0);
+    assert_int_equal(raise_alert(&f, 0, "r", "u2", T0), 1);
+    assert_int_equal(rk__open_ops_of(h)->file(h, "r", "k", INT64_MAX, "u2"), 0);
+    assert_int_equal(rk__open_ops_of(h)->alerts(h, "r", "k", two, 2), 2);
+    {                               /* forget the one of u2 by its id */
+        const unsigned char *id = strcmp(two[0].unit, "u2") == 0 ? two[0].id : two[1].id;
+        unsigned char keep[16];
+        memcpy(keep, id, sizeof(keep));
+        assert_int_equal(rk__open_ops_of(h)->forget(h, "r", "k", T0, T0, keep), 1);
+    }
+    assert_int_equal(g_nn, 0);
+    assert_int_equal(rk__open_ops_of(h)->alerts(h, "r", "k", two, 2), 1);
+    assert_string_equal(two[0].unit, "u1");
+    /* let go: open, found by id, not by key */
+    assert_int_equal(rk__open_ops_of(h)->let_go(h, "r", "k", INT64_MIN, INT64_MAX), 1);
+    assert_int_equal(rk__open_ops_of(h)->alerts(h, "r", "k", two, 2), 0);
+    assert_int_equal(rk__ostore_count(&f.e->open), 1);
+    assert_true(rk__ostore_find(&f.e->open, T0, 0, g_alerts[0].id) >= 0);
+    memset(&a, 0, sizeof(a));
+    a.rule = "r";
+    a.ts = T0;
+    a.subject.unit_id = "u1";
+    a.status = RK_ALERT_RESOLVED;
+    a.reason = "why";
+    assert_true(f.e->api.emit(h, &a) >= 0);
+    assert_int_equal(g_nn, 1);
+    assert_int_equal(rk__ostore_count(&f.e->open), 0);
+    fx_free(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_file_end),
+        cmocka_unit_test(test_forget_let_go),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
