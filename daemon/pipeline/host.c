@@ -239,7 +239,7 @@ static int64_t host_keep_firing_for(rk_host *h)
 static const char *host_stream_name(rk_host *h, unsigned s)
 {
     rk__engine *e = HOST(h)->eng;
-    return s < RK_STREAM_COUNT ? e->stream_keys[s] : "";
+    return s < e->nstreams ? e->stream_keys[s] : "";
 }
 
 /* The names list in force now (lists_sync.c installs a new one between
