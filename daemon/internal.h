@@ -245,9 +245,24 @@ void rk__config_free(rk__config *cfg);
 json_t *rk__config_effective(const rk__config *cfg, char *err, size_t errlen);
 /* The configuration of partition p (0-based) of base: a copy whose input
  * streams and state key carry the hash tag ":{p}" when base->partitions > 1.
- * Returns 0 or -1 with err (out of memory). */
+ * p == base->partitions (rk__config_has_cross): the cross pipeline's, whose
+ * state key carries ":{cross}" and group ":cross" (its input streams stay
+ * the base names: it reads every partition's, cross.c). Returns 0 or -1
+ * with err (out of memory). */
 int rk__config_partition(const rk__config *base, int p, rk__config **out, char *err,
                          size_t errlen);
+/* Is there a cross pipeline (the rules across partitions, cross.c)? With
+ * partitions > 1 and not on a Redis Cluster, whose slots keep the
+ * partitions' streams apart. */
+static inline bool rk__config_has_cross(const rk__config *c)
+{
+    return c->partitions > 1 && c->n_cluster == 0;
+}
+/* Is c the cross pipeline's configuration (rk__config_partition)? */
+static inline bool rk__config_is_cross(const rk__config *c)
+{
+    return rk__config_has_cross(c) && c->partition == c->partitions;
+}
 
 /* ===================================================================
  * addr.c - "host:port" address text

@@ -281,7 +281,7 @@ static void apply_head(rk__engine *e, unsigned si)
             if (d->match != NULL)
                 continue;           /* overrides get events through route() */
             d = route(e, d, ev);
-            if (d->self == NULL)
+            if (d->self == NULL || !rk__det_runs(e, d))
                 continue;
             if ((ev->flags & RK_EVF_AMENDED) && d->ops->abi_minor < 1)
                 continue;           /* built before amendments: keeps the first */
@@ -294,7 +294,7 @@ static void apply_head(rk__engine *e, unsigned si)
                 e->out->dead(e, s->key, en->id, why, en->data, en->len);
             }
         }
-        if (e->ind != NULL && rk__ind_event(e->ind, ev) != 0)
+        if (e->ind != NULL && e->role != RK__ROLE_CROSS && rk__ind_event(e->ind, ev) != 0)
             rk__log(RK_LOG_ERR, "out of memory counting %s/%s in the indicators", s->key,
                     en->id);
         if (ev->type == RK_EV_INSPECTION_FILED &&

@@ -62,7 +62,7 @@ static void set_stream_keys(rk__engine *e, const rk__config *cfg)
 {
     unsigned si;
     for (si = 0; si < e->nstreams; si++) {
-        e->st[si].key = cfg->stream_key[rk__stream_kind(si)];
+        e->st[si].key = e->own_keys ? e->own_keys[si] : cfg->stream_key[rk__stream_kind(si)];
         e->stream_keys[si] = e->st[si].key;
     }
     e->stream_keys[e->nstreams] = NULL;
@@ -93,6 +93,13 @@ static rk__engine *engine_new(uv_loop_t *loop, rk__config *cfg, const rk__replay
     e->loop = loop;
     rk__clock_init(&e->clock);
     e->nstreams = RK_STREAM_COUNT;
+    e->role = rk__engine_role_of(cfg);
+    if (e->role == RK__ROLE_CROSS && rk__cross_streams(e, cfg) != 0) {
+        rk__cross_free(e);
+        free(e);
+        rk_kit_errf(err, errlen, "out of memory");
+        return NULL;
+    }
     e->st = calloc(e->nstreams, sizeof(*e->st));
     e->stream_keys = calloc(e->nstreams + 1, sizeof(*e->stream_keys));  /* + NULL */
     e->want = calloc(e->nstreams, sizeof(*e->want));
@@ -106,6 +113,7 @@ static rk__engine *engine_new(uv_loop_t *loop, rk__config *cfg, const rk__replay
         free(e->unread);
         rk__tick_free(&e->tick);
         rk__clock_release(&e->clock);
+        rk__cross_free(e);
         free(e);
         rk_kit_errf(err, errlen, "out of memory");
         return NULL;
@@ -187,6 +195,7 @@ fail_ind:
     free(e->unread);
     rk__tick_free(&e->tick);
     rk__clock_release(&e->clock);
+    rk__cross_free(e);
     free(e);
     return NULL;
 }
@@ -319,6 +328,7 @@ static void engine_closed(uv_handle_t *h)
         free(e->stream_keys);
         free(e->want);
         free(e->unread);
+        rk__cross_free(e);
         free(e);
     }
 }

@@ -169,6 +169,8 @@ struct rk__engine {
      * si is of kind rk__stream_kind(si) (an rk_stream). ev->ref.stream is
      * the index here. */
     unsigned nstreams;
+    int role;                       /* RK__ROLE_* (cross.c) */
+    char **own_keys;                /* the cross pipeline's stream keys */
     stream_state *st;
     const char **stream_keys;
     unsigned *want;                 /* send_read's streams (reader.c) */
@@ -418,6 +420,23 @@ void rk__ind_open_free(rk__engine *e);
 
 /* indicators_metrics.c */
 void rk__ind_metrics(rk__engine *e, rk__prom *m);
+
+/* cross.c */
+enum { RK__ROLE_ALL, RK__ROLE_PARTITION, RK__ROLE_CROSS };
+/* The role of an engine of cfg: every rule (one partition, or a Redis
+ * Cluster), a partition's (not the rules across units) or the cross
+ * pipeline's (only those). */
+int rk__engine_role_of(const rk__config *cfg);
+/* Is alert a of the built-in detector `detector` one of a rule across units? */
+bool rk__rule_is_cross(const char *detector, const rk_alert *a);
+/* Does engine e write alert (or notice) a of detector d? */
+bool rk__rule_runs(const rk__engine *e, const rk__det *d, const rk_alert *a);
+/* Does engine e give detector d its events? */
+bool rk__det_runs(const rk__engine *e, const rk__det *d);
+/* The cross pipeline's streams: every partition's two (e->own_keys,
+ * e->nstreams). 0, or -1 (memory; rk__cross_free frees what there is). */
+int rk__cross_streams(rk__engine *e, const rk__config *cfg);
+void rk__cross_free(rk__engine *e);
 
 /* engine_metrics.c */
 void rk__poll_xinfo(rk__engine *e);

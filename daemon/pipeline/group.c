@@ -195,8 +195,13 @@ static void on_group_created(rk__redis *r, redisReply *reply, void *pd)
 /* The groups exist and agree with the state: claim, then read. */
 static void groups_ready(rk__engine *e)
 {
-    rk__log(RK_LOG_INFO, "consuming %s and %s as %s/%s", e->st[0].key, e->st[1].key,
-            e->cfg->group, e->cfg->consumer);
+    if (e->nstreams > RK_STREAM_COUNT)
+        rk__log(RK_LOG_INFO, "consuming the %u streams of %d partitions (%s ... %s) as %s/%s",
+                e->nstreams, e->cfg->partitions, e->st[0].key, e->st[e->nstreams - 1].key,
+                e->cfg->group, e->cfg->consumer);
+    else
+        rk__log(RK_LOG_INFO, "consuming %s and %s as %s/%s", e->st[0].key, e->st[1].key,
+                e->cfg->group, e->cfg->consumer);
     if (!e->ever_ready) {
         e->ever_ready = true;
         if (e->ready_cb)

@@ -128,6 +128,8 @@ static int host_emit(rk_host *h, const rk_alert *a)
         memcpy(&old, a, n);
         a = &old;
     }
+    if (!rk__rule_runs(e, d, a))
+        return 0;                   /* the other pipeline's rule (cross.c) */
     if (a->status != RK_ALERT_FIRING) {
         const char *status = a->status == RK_ALERT_RESOLVED ? "resolved" :
                              a->status == RK_ALERT_RETRACTED ? "retracted" : NULL;
