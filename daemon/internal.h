@@ -264,6 +264,15 @@ static inline bool rk__config_is_cross(const rk__config *c)
     return rk__config_has_cross(c) && c->partition == c->partitions;
 }
 
+/* cross.c: the role of an engine of cfg: every rule (one partition, or a
+ * Redis Cluster), a partition's (not the rules across units) or the cross
+ * pipeline's (only those). */
+enum { RK__ROLE_ALL, RK__ROLE_PARTITION, RK__ROLE_CROSS };
+int rk__engine_role_of(const rk__config *cfg);
+/* cross.c: is alert a of the built-in detector `detector` one of a rule
+ * across units? */
+bool rk__rule_is_cross(const char *detector, const rk_alert *a);
+
 /* ===================================================================
  * addr.c - "host:port" address text
  * =================================================================== */

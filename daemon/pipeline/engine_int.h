@@ -421,14 +421,7 @@ void rk__ind_open_free(rk__engine *e);
 /* indicators_metrics.c */
 void rk__ind_metrics(rk__engine *e, rk__prom *m);
 
-/* cross.c */
-enum { RK__ROLE_ALL, RK__ROLE_PARTITION, RK__ROLE_CROSS };
-/* The role of an engine of cfg: every rule (one partition, or a Redis
- * Cluster), a partition's (not the rules across units) or the cross
- * pipeline's (only those). */
-int rk__engine_role_of(const rk__config *cfg);
-/* Is alert a of the built-in detector `detector` one of a rule across units? */
-bool rk__rule_is_cross(const char *detector, const rk_alert *a);
+/* cross.c (and the roles, in internal.h) */
 /* Does engine e write alert (or notice) a of detector d? */
 bool rk__rule_runs(const rk__engine *e, const rk__det *d, const rk_alert *a);
 /* Does engine e give detector d its events? */
