@@ -189,9 +189,10 @@ static json_t *run_replay(const char *path, const char *from, const char *to, in
         return NULL;
     }
     if (cfg->partitions > 1 && partition < 0) {
-        fprintf(stderr, "riskd: %s: partitions is %d: give --partition P (0-%d%s) to replay "
-                "one of them\n", path, cfg->partitions, cfg->partitions - 1,
-                rk__config_has_cross(cfg) ? ", or cross" : "");
+        fprintf(stderr, "riskd: %s: partitions is %d: give --partition P (0-%d) to replay "
+                "one of them%s\n", path, cfg->partitions, cfg->partitions - 1,
+                rk__config_has_cross(cfg) ? ", or --partition cross (the rules across "
+                "partitions)" : "");
         rk__config_free(cfg);
         return NULL;
     }
