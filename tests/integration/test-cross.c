@@ -11,6 +11,8 @@
  *  - routed by crc32(unit_id) into 2 partitions, consumed by 2 riskd
  *    processes: the partition pipelines and the cross pipeline between them
  *    must write exactly the reference's alert ids and notices, each once;
+ *    the evidence of a rule across units names each partition's stream,
+ *    and riskctl status shows who holds the cross pipeline's lease;
  *  - the same, with the process holding the cross pipeline killed (SIGKILL)
  *    halfway through the events: the other takes it over (and the
  *    partitions the dead one held), and the alerts are still exactly the
@@ -321,12 +323,14 @@ static json_t *single_run(const evlist *l)
 typedef struct inst {
     it_riskd d;
     int mport;
+    char name[8];
 } inst;
 
 static void inst_start(inst *x, int port, const char *name)
 {
     char cfg[1024];
     memset(x, 0, sizeof(*x));
+    snprintf(x->name, sizeof(x->name), "%s", name);
     x->mport = it_free_port();
     snprintf(cfg, sizeof(cfg), "{\"partitions\":%d,\"streams\":{\"consumer\":\"%s\"},"
              "\"metrics\":{\"listen\":\"127.0.0.1:%d\"}," RUN_CFG "}", NPART, name, x->mport);
@@ -349,6 +353,48 @@ static bool someone_holds_cross(void *arg)
             return true;
         }
     return false;
+}
+
+/* The multi_unit alert (E530, filed by units of both partitions) names in
+ * its evidence the stream of each partition. */
+static void check_evidence(redisContext *c)
+{
+    json_t *arr = it_alerts(c, "alerts"), *a, *ref;
+    size_t i, j;
+    bool p0 = false, p1 = false, found = false;
+    json_array_foreach(arr, i, a) {
+        if (strcmp(json_string_value(json_object_get(a, "rule")), "multi_unit") != 0)
+            continue;
+        found = true;
+        json_array_foreach(json_object_get(a, "evidence"), j, ref) {
+            p0 = p0 || strncmp(json_string_value(ref), "enforce:scan:{0}/", 17) == 0;
+            p1 = p1 || strncmp(json_string_value(ref), "enforce:scan:{1}/", 17) == 0;
+        }
+    }
+    json_decref(arr);
+    assert_true(found);
+    if (!p0 || !p1)
+        fail_msg("multi_unit's evidence does not name both partitions' streams");
+}
+
+/* riskctl status names the cross pipeline's lease and its holder. */
+static void check_status(int port, const char *holder)
+{
+    char dir[256], cfg[300], cmd[700], line[512], want[128];
+    bool seen = false;
+    FILE *p;
+    assert_int_equal(it_tmpdir(dir, sizeof(dir), "crossctl"), 0);
+    snprintf(cfg, sizeof(cfg), "%s/riskd.json", dir);
+    assert_int_equal(it_write_config(cfg, port, "{\"partitions\":2}"), 0);
+    snprintf(cmd, sizeof(cmd), "%s/riskctl -c %s status 2>&1", it_build_dir(), cfg);
+    snprintf(want, sizeof(want), "lease riskd:state:{cross}:lease: held by %s (epoch ", holder);
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    while (fgets(line, sizeof(line), p) != NULL)
+        seen = seen || strncmp(line, want, strlen(want)) == 0;
+    pclose(p);
+    if (!seen)
+        fail_msg("riskctl status does not show \"%s...\"", want);
 }
 
 /* Two riskd on 2 partitions; kill: SIGKILL the cross pipeline's holder
@@ -390,6 +436,10 @@ static json_t *partitioned_run(const evlist *l, bool kill)
             if (x[i].d.pid > 0)
                 it_riskd_dump_log(&x[i].d);
         fail_msg("the partitions did not drain");
+    }
+    if (!kill) {
+        check_evidence(env.c);
+        check_status(env.redis.port, x[h.who].name);
     }
     for (i = 0; i < 2; i++)
         if (x[i].d.pid > 0) {
