@@ -852,6 +852,12 @@ rk__node *rk__node_new(uv_loop_t *loop, rk__config *cfg, char *err, size_t errle
     n->loop = loop;
     /* with a cross pipeline (cross.c), one more: index partitions */
     n->np = cfg->partitions + (rk__config_has_cross(cfg) ? 1 : 0);
+    if (cfg->partitions > 1 && cfg->n_cluster > 0)
+        rk__log(RK_LOG_WARNING, "%d partitions on a Redis Cluster: no cross pipeline (the "
+                "partitions' streams are in different slots), so inspection_frequency, "
+                "discretion's disparity, violation_hotspot and complaint_cluster by "
+                "enterprise or region see only each partition's share (riskd(8), DEPLOYMENT)",
+                cfg->partitions);
     n->parts = calloc((size_t)n->np, sizeof(*n->parts));
     n->members_key = keyf(cfg->state_key, ":members");
     if (n->parts == NULL || n->members_key == NULL)
