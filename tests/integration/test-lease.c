@@ -939,6 +939,9 @@ static void test_cluster_partitions(void **state)
     assert_true(nodes_used >= 2);
     run_churn(f, want, f->cl.node[0].port,
               "cluster: 6 partitions, c killed, d added, two slots resharded");
+    /* no cross pipeline on a cluster, and riskd says what that means */
+    assert_true(it_log_contains(&f->x[0].d, "no cross pipeline"));
+    assert_false(it_log_contains(&f->x[0].d, "partition cross"));
     /* the alert stream's node mirrors every partition's epoch */
     {
         redisReply *r = it_cmd(it_conns_for(&f->k, "riskd:fence:{alerts}"),
