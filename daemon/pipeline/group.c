@@ -448,8 +448,15 @@ static void on_state_loaded(rk__redis *r, redisReply *reply, void *pd)
     }
     if (reply->type == REDIS_REPLY_STRING) {
         if (rk__restore_state(e, reply->str, reply->len, err, sizeof(err)) != 0) {
+            unsigned si;
             rk__log(RK_LOG_ERR, "checkpoint %s is unusable (%s): starting from empty "
                     "state", e->cfg->state_key, err);
+            /* Positions read before the failure belong to the state given
+             * up: the group is not rewound to them. */
+            for (si = 0; si < e->nstreams; si++) {
+                e->st[si].has_applied = false;
+                memset(&e->st[si].applied, 0, sizeof(e->st[si].applied));
+            }
         } else {
             rk__log(RK_LOG_NOTICE, "state restored from %s (%zu bytes, %zu timers, "
                     "%zu filings)", e->cfg->state_key, reply->len, e->clock.ntimers,
