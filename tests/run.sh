@@ -45,7 +45,8 @@ fi
 jobs=${TEST_JOBS:-1}
 case $jobs in ''|*[!0-9]*|0) echo "TEST_JOBS must be a positive number" >&2; exit 2 ;; esac
 dir=$(mktemp -d "${TMPDIR:-/tmp}/riskd-run-XXXXXX") || exit 2
-trap 'rm -rf "$dir"' EXIT INT TERM
+trap 'rm -rf "$dir"' EXIT
+trap 'exit 130' INT TERM
 : >"$dir/results"
 
 # Longest first, so the pool does not end waiting on one long test: the
