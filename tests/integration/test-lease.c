@@ -210,7 +210,7 @@ static void wl_feed(it_conns *c, const workload *w, void (*hook)(void *ud, doubl
     }
 }
 
-static bool all_drained(it_conns *c, int partitions, int timeout_ms)
+static bool all_drained(it_conns *c, int partitions, bool cross, int timeout_ms)
 {
     int p;
     char k[40];
@@ -222,6 +222,9 @@ static bool all_drained(it_conns *c, int partitions, int timeout_ms)
             else
                 snprintf(k, sizeof(k), "%s", si ? "enforce:case" : "enforce:scan");
             if (!it_wait_drained(it_conns_for(c, k), k, "riskd", timeout_ms))
+                return false;
+            /* the cross pipeline reads every partition's streams too */
+            if (cross && !it_wait_drained(it_conns_for(c, k), k, "riskd:cross", timeout_ms))
                 return false;
         }
     }
@@ -335,7 +338,7 @@ static json_t *clean_run(const workload *w)
     snprintf(cfg, sizeof(cfg), "{\"partitions\":%d,\"streams\":{\"consumer\":\"clean\"},"
              "%s" LEASE_CFG "}", w->partitions, det_extra);
     assert_int_equal(it_riskd_start(&env.riskd, env.redis.port, cfg), 0);
-    if (!all_drained(&k, w->partitions, 60000)) {
+    if (!all_drained(&k, w->partitions, w->partitions > 1, 60000)) {
         it_riskd_dump_log(&env.riskd);
         fail_msg("the clean run did not drain");
     }
@@ -573,7 +576,7 @@ static void test_standby_takeover_after_kill(void **state)
     wait_log(&f->x[1], "consuming (epoch", 15000);
     fprintf(stderr, "b consuming %.1f s after the kill\n",
             (double)((uint64_t)bg_now_ns() - k.at_ns) / 1e9);
-    if (!all_drained(&f->k, 1, 60000)) {
+    if (!all_drained(&f->k, 1, false, 60000)) {
         it_riskd_dump_log(&f->x[1].d);
         fail_msg("b did not finish the workload");
     }
@@ -607,7 +610,7 @@ static void test_paused_leader_is_fenced(void **state)
         wait_log(&f->x[1], "consuming (epoch", 15000);
         fprintf(stderr, "b consuming %.1f s after the pause\n",
                 (double)((uint64_t)bg_now_ns() - k.at_ns) / 1e9);
-        assert_true(all_drained(&f->k, 1, 60000));
+        assert_true(all_drained(&f->k, 1, false, 60000));
         before = it_int(f->env.c, "XLEN alerts");
         /* a comes back: it must do nothing. */
         it_riskd_signal(&f->x[0].d, SIGCONT);
@@ -615,7 +618,7 @@ static void test_paused_leader_is_fenced(void **state)
         wl_write(&f->k, &f->w, part.n, f->w.n);
     }
     wait_log(&f->x[0], "partition 0", 10000);
-    if (!all_drained(&f->k, 1, 60000)) {
+    if (!all_drained(&f->k, 1, false, 60000)) {
         it_riskd_dump_log(&f->x[0].d);
         it_riskd_dump_log(&f->x[1].d);
         dump_consumers(f->env.c);
@@ -677,7 +680,7 @@ static void test_held_read_is_fenced(void **state)
         it_sleep_ms(10);
     assert_true(it_proxy_held(px) > 0);         /* a sent something: held */
     wait_log(&f->x[1], "consuming (epoch", 15000);
-    assert_true(all_drained(&f->k, 1, 60000));  /* b has all of the first third */
+    assert_true(all_drained(&f->k, 1, false, 60000));  /* b has all of the first third */
     it_riskd_signal(&f->x[1].d, SIGSTOP);
     wl_write(&f->k, &f->w, third, 2 * third);
     it_proxy_hold(px, false);                   /* a's requests reach Redis */
@@ -687,7 +690,7 @@ static void test_held_read_is_fenced(void **state)
         it_sleep_ms(10);
     it_riskd_signal(&f->x[1].d, SIGCONT);
     wl_write(&f->k, &f->w, 2 * third, f->w.n);
-    if (!all_drained(&f->k, 1, 60000)) {
+    if (!all_drained(&f->k, 1, false, 60000)) {
         it_riskd_dump_log(&f->x[0].d);
         it_riskd_dump_log(&f->x[1].d);
         dump_consumers(f->env.c);
@@ -860,7 +863,7 @@ static void run_churn(fixture *f, json_t *want, int port, const char *what)
     wl_feed(&f->k, &f->w, hook_churn, &c);
     assert_true(c.killed && c.added && c.resharded == f->cluster);
     wait_log(&f->x[3], "consuming (epoch", 20000);
-    if (!all_drained(&f->k, 6, 60000)) {
+    if (!all_drained(&f->k, 6, !f->cluster, 60000)) {
         for (i = 0; i < 4; i++)
             it_riskd_dump_log(&f->x[i].d);
         dump_leases(&f->k, 6);
