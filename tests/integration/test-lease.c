@@ -404,8 +404,12 @@ static void inst_start(inst *x, int redis_port, const char *name, int partitions
 static void inst_stop(inst *x)
 {
     if (x->d.pid > 0 && it_riskd_alive(&x->d)) {
+        int rc;
         it_riskd_signal(&x->d, SIGTERM);
-        assert_int_equal(it_riskd_wait(&x->d, 20000), 0);
+        if ((rc = it_riskd_wait(&x->d, 20000)) != 0) {
+            it_riskd_dump_log(&x->d);
+            fail_msg("riskd %s: exit %d at SIGTERM", x->name, rc);
+        }
     }
 }
 
