@@ -4,7 +4,8 @@
 #   make test            build and run the whole suite (unit + integration)
 #   make check-unit      build and run tests/unit/ only (plain build, seconds)
 #   make SAN=1 test      the same under AddressSanitizer + UBSan (build/san/)
-#   make check           make test, then make SAN=1 test (what CI runs)
+#   make check           install missing packages (tests/deps.sh), lint, make test,
+#                        the unit tests under valgrind, make SAN=1 test (what CI runs)
 #   make fuzz            build the libFuzzer targets with clang (build/fuzz/)
 #                        and run each for FUZZ_SECONDS (default 30)
 #   make bench           performance benchmark (tests/bench/run.sh; BENCH_SIZES etc.)
@@ -170,6 +171,7 @@ memcheck: all $(UNIT_TESTS) $(TEST_PLUGINS)
 # The whole suite's builds use every core (JOBS); the integration tests
 # themselves run one at a time.
 check:
+	sh tests/deps.sh all
 	$(MAKE) lint
 	$(MAKE) -j$(JOBS) test
 	$(MAKE) -j$(JOBS) memcheck

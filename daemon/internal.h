@@ -245,9 +245,33 @@ void rk__config_free(rk__config *cfg);
 json_t *rk__config_effective(const rk__config *cfg, char *err, size_t errlen);
 /* The configuration of partition p (0-based) of base: a copy whose input
  * streams and state key carry the hash tag ":{p}" when base->partitions > 1.
- * Returns 0 or -1 with err (out of memory). */
+ * p == base->partitions (rk__config_has_cross): the cross pipeline's, whose
+ * state key carries ":{cross}" and group ":cross" (its input streams stay
+ * the base names: it reads every partition's, cross.c). Returns 0 or -1
+ * with err (out of memory). */
 int rk__config_partition(const rk__config *base, int p, rk__config **out, char *err,
                          size_t errlen);
+/* Is there a cross pipeline (the rules across partitions, cross.c)? With
+ * partitions > 1 and not on a Redis Cluster, whose slots keep the
+ * partitions' streams apart. */
+static inline bool rk__config_has_cross(const rk__config *c)
+{
+    return c->partitions > 1 && c->n_cluster == 0;
+}
+/* Is c the cross pipeline's configuration (rk__config_partition)? */
+static inline bool rk__config_is_cross(const rk__config *c)
+{
+    return rk__config_has_cross(c) && c->partition == c->partitions;
+}
+
+/* cross.c: the role of an engine of cfg: every rule (one partition, or a
+ * Redis Cluster), a partition's (not the rules across units) or the cross
+ * pipeline's (only those). */
+enum { RK__ROLE_ALL, RK__ROLE_PARTITION, RK__ROLE_CROSS };
+int rk__engine_role_of(const rk__config *cfg);
+/* cross.c: is alert a of the built-in detector `detector` one of a rule
+ * across units? */
+bool rk__rule_is_cross(const char *detector, const rk_alert *a);
 
 /* ===================================================================
  * addr.c - "host:port" address text
@@ -579,9 +603,24 @@ typedef struct rk__timer {
     char *key;
 } rk__timer;
 
+/* An engine reads nstreams input streams: 2 (its partition's scan and case
+ * streams), or two per partition for the pipeline that reads them all,
+ * stream si being of kind rk__stream_kind(si) (RK_STREAM_SCAN, _CASE). */
+#define RK__MAX_STREAMS RK_STREAM_REF_LIMIT
+static inline unsigned rk__stream_kind(unsigned si)
+{
+    return si % RK_STREAM_COUNT;
+}
+
+typedef struct rk__clock_stream {
+    int64_t max_ts;                 /* largest ts read from the stream */
+    bool has_ts;                    /* any read yet */
+} rk__clock_stream;
+
 typedef struct rk__clock {
-    int64_t max_ts[RK_STREAM_COUNT];    /* largest ts read per stream */
-    bool has_ts[RK_STREAM_COUNT];
+    unsigned nstreams;              /* RK_STREAM_COUNT unless set (not saved) */
+    rk__clock_stream two[RK_STREAM_COUNT];  /* theirs when nstreams is 2 */
+    rk__clock_stream *many;         /* theirs when more (rk__clock_set_streams) */
     int64_t watermark;              /* INT64_MIN before any event */
     rk__timer *heap;
     size_t ntimers, cap;
@@ -589,15 +628,28 @@ typedef struct rk__clock {
     int64_t lateness;               /* clock.allowed_lateness, ms (not saved) */
 } rk__clock;
 
+/* A clock of RK_STREAM_COUNT streams. */
 void rk__clock_init(rk__clock *c);
+/* Forget the state (times, watermark, timers); the number of streams and
+ * the lateness stay. */
 void rk__clock_free(rk__clock *c);
+/* rk__clock_free, and the memory of the streams (back to rk__clock_init). */
+void rk__clock_release(rk__clock *c);
+/* Read n streams (a fresh clock): 0, or -1 (memory). */
+int rk__clock_set_streams(rk__clock *c, unsigned n);
+/* Stream s's times (s < c->nstreams). */
+static inline const rk__clock_stream *rk__clock_stream_of(const rk__clock *c, unsigned s)
+{
+    return c->many != NULL ? &c->many[s] : &c->two[s];
+}
 /* Record that an event of time ts was read from stream. */
 void rk__clock_observe(rk__clock *c, unsigned stream, int64_t ts);
 /* The watermark the contract defines, given which streams still hold
- * unread entries: the smallest, over those, of the largest ts read from
- * each (INT64_MIN if one of them has none yet); when none holds unread
- * entries, the largest ts read. Does not change the clock. */
-int64_t rk__clock_candidate(const rk__clock *c, const bool unread[RK_STREAM_COUNT]);
+ * unread entries (unread[c->nstreams]): the smallest, over those, of the
+ * largest ts read from each (INT64_MIN if one of them has none yet); when
+ * none holds unread entries, the largest ts read. Does not change the
+ * clock. */
+int64_t rk__clock_candidate(const rk__clock *c, const bool *unread);
 /* Move the watermark forward to w (never back). Returns 1 if it moved. */
 int rk__clock_advance(rk__clock *c, int64_t w);
 /* Hold every decision back by lateness ms (clock.allowed_lateness; < 0 is
@@ -614,7 +666,9 @@ int rk__clock_timer_add(rk__clock *c, int64_t deadline, uint32_t det,
  * (deadline < rk__clock_now, i.e. deadline + lateness < watermark) into *out; the caller frees out->key. Returns 1,
  * or 0 when none is due. */
 int rk__clock_pop_due(rk__clock *c, rk__timer *out);
-/* Serialise / restore max_ts, watermark and timers. Timers name their
+/* Serialise / restore max_ts, watermark and timers (a clock of 2 streams
+ * in the format of earlier releases; restore wants the number of streams
+ * saved). Timers name their
  * detector by name through the callbacks, so indices may change between
  * runs; restore drops timers of detectors det_index() does not know (-1). */
 void rk__clock_snapshot(const rk__clock *c, rk_buf *out,
@@ -747,10 +801,12 @@ int rk__ostore_restore(rk__ostore *s, const void *data, size_t len,
  * =================================================================== */
 
 /* One move of the watermark to the wall clock: the new watermark, and per
- * input stream the last entry applied before it ({0, 0}: none). */
+ * input stream (n of them) the last entry applied before it ({0, 0}:
+ * none). pos is the tick's own array (rk__tick_init, rk__tick_free). */
 typedef struct rk__tick {
     int64_t ts;
-    rk_entry_ref pos[RK_STREAM_COUNT];
+    unsigned n;
+    rk_entry_ref *pos;
 } rk__tick;
 
 /* Ticks read back and still to apply, oldest first. Zero-initialise. */
@@ -759,24 +815,29 @@ typedef struct rk__ticks {
     size_t head, n, cap;
 } rk__ticks;
 
-#define RK_TICK_ARGS (2 + 2 * RK_STREAM_COUNT)   /* field/value strings */
+#define RK_TICK_ARGS(n) (2 + 2 * (n))   /* field/value strings of n streams */
 /* The fenced, idempotent append (see ticks.c): KEYS clock stream, epoch
  * key; ARGV epoch ("" unfenced), maxlen, the RK_TICK_ARGS strings. */
 extern const char rk__tick_lua[];
+/* A tick of n streams at ts 0, positions {0, 0} of streams 0..n-1: 0, or
+ * -1 (memory). */
+int rk__tick_init(rk__tick *k, unsigned n);
+void rk__tick_free(rk__tick *k);
 void rk__ticks_free(rk__ticks *t);
-int rk__ticks_push(rk__ticks *t, const rk__tick *k);    /* 0 or -1 (memory) */
+int rk__ticks_push(rk__ticks *t, const rk__tick *k);    /* a copy; 0 or -1 (memory) */
 const rk__tick *rk__ticks_head(const rk__ticks *t);    /* NULL: none */
 void rk__ticks_pop(rk__ticks *t);
 size_t rk__ticks_count(const rk__ticks *t);
-/* Parse one clock stream entry [id, [field, value, ...]]. Returns 0, or -1
- * when it is not a tick. */
+/* Parse one clock stream entry [id, [field, value, ...]] into out, a tick
+ * of rk__tick_init whose out->n streams are named by stream_keys. Returns
+ * 0, or -1 when it is not a tick. */
 struct redisReply;
 int rk__tick_parse(const struct redisReply *item, const char *const *stream_keys,
                    rk__tick *out);
-/* The field/value strings of tick k into argv[RK_TICK_ARGS]; numbers are
- * formatted in buf. */
+/* The field/value strings of tick k into argv[RK_TICK_ARGS(k->n)]; numbers
+ * are formatted in buf (k->n + 1 of them). */
 void rk__tick_args(const rk__tick *k, const char *const *stream_keys,
-                   char buf[RK_STREAM_COUNT + 1][48], const char **argv);
+                   char (*buf)[48], const char **argv);
 
 /* ===================================================================
  * sink.c - alert JSON, alert ids, publish-once writes
@@ -794,7 +855,8 @@ void rk__alert_id_v1(const char *detector, const rk_alert *a, char out[33]);
 
 /* The alert JSON object (riskd(8), OUTPUT) as a malloc'ed compact string, or
  * NULL when out of memory. stream_keys names the input streams for the
- * evidence; tz_offset_s is clock.timezone. */
+ * evidence (NULL-terminated: an engine's e->stream_keys); tz_offset_s is
+ * clock.timezone. */
 /* The alert as a JSON object (what rk__alert_json writes), and that
  * object as the compact text written to the stream. */
 json_t *rk__alert_object(const char *id, const char *detector, const rk_alert *a,
@@ -1018,9 +1080,9 @@ typedef struct rk__task {
     uint32_t ref_seq;
     int32_t planned_after;          /* narrow: planned_at - ts */
     uint32_t kept;                  /* narrow: expires - max(ts, planned_at) */
-    unsigned int n_officers : 29;
+    unsigned int n_officers : 18;   /* a filing of more is not recorded */
     unsigned int dead : 1;          /* replaced by an amendment, not in map */
-    unsigned int ref_stream : 1;    /* an rk_stream (RK_STREAM_COUNT is 2) */
+    unsigned int ref_stream : 12;   /* the engine's stream (< RK__MAX_STREAMS) */
     unsigned int wide : 1;          /* times stored in full after the officers */
     const char *officers[];         /* interned */
 } rk__task;

@@ -25,8 +25,15 @@ if [ "${1:-}" = "--one" ]; then
         [ "$s" = 0 ] && sleep 0.1
     done
     t0=$(date +%s)
-    IT_SLOT=$s timeout -k 5 "${TEST_TIMEOUT:-600}" "$t" >"$dir/$name.out" 2>&1
+    # In a session of its own, whose id the file $name.sid keeps: the
+    # servers a test starts run in process groups of their own but stay in
+    # its session, so what a test killed by the time limit leaves running
+    # is found and stopped below, not left to load the tests after it.
+    IT_SLOT=$s setsid -w sh -c 'echo $$ >"$0"; exec timeout -k 5 "$1" "$2"' \
+        "$dir/$name.sid" "${TEST_TIMEOUT:-600}" "$t" >"$dir/$name.out" 2>&1
     rc=$?
+    [ -s "$dir/$name.sid" ] && pkill -KILL -s "$(cat "$dir/$name.sid")" 2>/dev/null
+    rm -f "$dir/$name.sid"
     dt=$(($(date +%s) - t0))
     rmdir "$dir/slot.$s"
     [ "$rc" = 124 ] && echo "--- $name: timed out after ${TEST_TIMEOUT:-600}s" >>"$dir/$name.out"
@@ -45,7 +52,8 @@ fi
 jobs=${TEST_JOBS:-1}
 case $jobs in ''|*[!0-9]*|0) echo "TEST_JOBS must be a positive number" >&2; exit 2 ;; esac
 dir=$(mktemp -d "${TMPDIR:-/tmp}/riskd-run-XXXXXX") || exit 2
-trap 'rm -rf "$dir"' EXIT INT TERM
+trap 'rm -rf "$dir"' EXIT
+trap 'exit 130' INT TERM
 : >"$dir/results"
 
 # Longest first, so the pool does not end waiting on one long test: the

@@ -855,7 +855,12 @@ int rk__config_partition(const rk__config *base, int p, rk__config **out, char *
     c->partitions = base->partitions;
     c->lease_ttl = base->lease_ttl;
     c->partition = p;
-    if (base->partitions > 1 || base->n_cluster > 0) {
+    if (rk__config_is_cross(c)) {
+        /* the cross pipeline: its own checkpoint, lease, epoch and group */
+        if (append_suffix(&c->state_key, ":{cross}") != 0 ||
+            append_suffix(&c->group, ":cross") != 0)
+            goto oom;
+    } else if (base->partitions > 1 || base->n_cluster > 0) {
         snprintf(tag, sizeof(tag), ":{%d}", p);
         for (si = 0; si < RK_STREAM_COUNT; si++)
             if (append_suffix(&c->stream_key[si], tag) != 0)

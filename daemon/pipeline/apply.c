@@ -53,9 +53,9 @@ void rk__fire_timers(rk__engine *e)
 
 void rk__update_watermark(rk__engine *e)
 {
-    bool unread[RK_STREAM_COUNT];
+    bool *unread = e->unread;
     unsigned s;
-    for (s = 0; s < RK_STREAM_COUNT; s++)
+    for (s = 0; s < e->nstreams; s++)
         unread[s] = rk__stream_unread(&e->st[s]);
     if (rk__clock_advance(&e->clock, rk__clock_candidate(&e->clock, unread)))
         rk__fire_timers(e);
@@ -180,7 +180,7 @@ static bool repeated(rk__engine *e, unsigned si, entry *en, rk_event *ev)
         if (!rk__dedupe_amendable(ev->type)) {
             char why[RK_ERRLEN];
             rk__event_key_text(ev, why, sizeof(why));
-            e->stats.invalid[si]++;
+            e->stats.invalid[rk__stream_kind(si)]++;
             e->stats.conflicts[ev->type]++;
             rk__inlog_bad(&e->inlog, RK_INLOG_INVALID, rk__wall_ms(), "%s/%s: %s",
                           e->st[si].key, en->id, why);
@@ -215,12 +215,12 @@ static void apply_head(rk__engine *e, unsigned si)
                 s->key, en->id);
     if (en->data == NULL && !en->missing_data) {
         /* A pending entry whose payload was trimmed away. */
-        e->stats.trimmed[si]++;
+        e->stats.trimmed[rk__stream_kind(si)]++;
         rk__inlog_bad(&e->inlog, RK_INLOG_TRIMMED, rk__wall_ms(), "%s/%s", s->key, en->id);
         goto done;
     }
     if (s->has_applied && rk__ref_le(en->ref, s->applied)) {
-        e->stats.replayed[si]++;
+        e->stats.replayed[rk__stream_kind(si)]++;
         goto done;
     }
     s->applied = en->ref;
@@ -243,7 +243,7 @@ static void apply_head(rk__engine *e, unsigned si)
         e->careful_pause = true;
     }
     if (rc == RK_PARSE_INVALID) {
-        e->stats.invalid[si]++;
+        e->stats.invalid[rk__stream_kind(si)]++;
         rk__inlog_bad(&e->inlog, RK_INLOG_INVALID, rk__wall_ms(), "%s/%s: %s", s->key,
                       en->id, s->head_err);
         if (e->out->dead(e, s->key, en->id, s->head_err, en->data ? en->data : "",
@@ -252,8 +252,8 @@ static void apply_head(rk__engine *e, unsigned si)
         goto done;
     }
     if (rc == RK_PARSE_UNKNOWN) {
-        e->stats.unknown[si]++;
-        rk__inlog_unknown(&e->inlog, si, s->key, en->id, ev->type_name, rk__wall_ms());
+        e->stats.unknown[rk__stream_kind(si)]++;
+        rk__inlog_unknown(&e->inlog, rk__stream_kind(si), s->key, en->id, ev->type_name, rk__wall_ms());
         goto done;
     }
     ev->ref = en->ref;
@@ -269,20 +269,20 @@ static void apply_head(rk__engine *e, unsigned si)
         ev->flags |= RK_EVF_FILING_SEEN;
     if (ev->type != RK_EV_CLOCK_TICK && e->clock.watermark != INT64_MIN &&
         ev->ts < e->clock.watermark)  /* late: still applied at its own ts */
-        rk__inlog_late(&e->inlog, si, s->key, en->id, e->clock.watermark - ev->ts,
+        rk__inlog_late(&e->inlog, rk__stream_kind(si), s->key, en->id, e->clock.watermark - ev->ts,
                        rk__wall_ms());
     rk__clock_observe(&e->clock, si, ev->ts);
     s->pos++;                       /* so "unread" excludes this entry */
     rk__update_watermark(e);
     s->pos--;
-    e->stats.events[si][ev->type]++;
+    e->stats.events[rk__stream_kind(si)][ev->type]++;
     if (ev->type != RK_EV_CLOCK_TICK) {
         for (i = 0; i < e->reg.n; i++) {
             rk__det *d = e->reg.dets[i];
             if (d->match != NULL)
                 continue;           /* overrides get events through route() */
             d = route(e, d, ev);
-            if (d->self == NULL)
+            if (d->self == NULL || !rk__det_runs(e, d))
                 continue;
             if ((ev->flags & RK_EVF_AMENDED) && d->ops->abi_minor < 1)
                 continue;           /* built before amendments: keeps the first */
@@ -295,7 +295,7 @@ static void apply_head(rk__engine *e, unsigned si)
                 e->out->dead(e, s->key, en->id, why, en->data, en->len);
             }
         }
-        if (e->ind != NULL && rk__ind_event(e->ind, ev) != 0)
+        if (e->ind != NULL && e->role != RK__ROLE_CROSS && rk__ind_event(e->ind, ev) != 0)
             rk__log(RK_LOG_ERR, "out of memory counting %s/%s in the indicators", s->key,
                     en->id);
         if (ev->type == RK_EV_INSPECTION_FILED &&
@@ -334,7 +334,7 @@ void rk__apply_buffered(rk__engine *e)
         int best = -1;
         int64_t best_key = 0;
         unsigned si;
-        for (si = 0; si < RK_STREAM_COUNT; si++) {
+        for (si = 0; si < e->nstreams; si++) {
             stream_state *s = &e->st[si];
             if (s->pos >= s->n && s->nn > 0)
                 rk__take_next(s);
@@ -371,7 +371,7 @@ bool rk__merge_ready(const rk__engine *e)
 {
     bool any = false;
     unsigned si;
-    for (si = 0; si < RK_STREAM_COUNT; si++) {
+    for (si = 0; si < e->nstreams; si++) {
         if (rk__stream_buffered(&e->st[si]))
             any = true;
         else if (rk__stream_unread(&e->st[si]))

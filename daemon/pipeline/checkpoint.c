@@ -89,8 +89,8 @@ static int build_state(rk__engine *e, rk_buf *out)
 
     rk_buf_put_u32(out, STATE_MAGIC);
     rk_buf_put_u32(out, STATE_VERSION);
-    rk_buf_put_u32(out, RK_STREAM_COUNT);
-    for (si = 0; si < RK_STREAM_COUNT; si++) {
+    rk_buf_put_u32(out, e->nstreams);
+    for (si = 0; si < e->nstreams; si++) {
         rk_buf_put_str(out, e->st[si].key);
         rk_buf_put_u32(out, e->st[si].has_applied ? 1 : 0);
         rk_buf_put_ref(out, e->st[si].applied);
@@ -177,11 +177,11 @@ int rk__restore_state(rk__engine *e, const void *data, size_t len, char *err, si
         return -1;
     }
     ns = rk_rd_u32(&rd);
-    for (i = 0; i < ns && !rd.err && i < 16; i++) {
+    for (i = 0; i < ns && !rd.err && i < RK__MAX_STREAMS; i++) {
         char *key = rk_rd_str(&rd, 4096);
         uint32_t has = rk_rd_u32(&rd);
         rk_entry_ref ref = rk_rd_ref(&rd);
-        for (si = 0; key && !rd.err && si < RK_STREAM_COUNT; si++) {
+        for (si = 0; key && !rd.err && si < e->nstreams; si++) {
             if (strcmp(key, e->st[si].key) == 0) {
                 e->st[si].has_applied = has != 0;
                 e->st[si].applied = ref;
@@ -298,12 +298,12 @@ static void on_ack(rk__redis *r, redisReply *reply, void *pd)
         if (reply != NULL)
             rk__log(RK_LOG_ERR, "XACK failed: %s", reply->str);
         e->dirty = true;            /* ack again after the next checkpoint */
-        for (si = 0; si < RK_STREAM_COUNT; si++)
+        for (si = 0; si < e->nstreams; si++)
             e->st[si].covered = 0;
     }
     if (e->acks_inflight > 0 || ack_send_next(e))
         return;
-    for (si = 0; si < RK_STREAM_COUNT; si++) {
+    for (si = 0; si < e->nstreams; si++) {
         stream_state *s = &e->st[si];
         if (s->covered > 0) {
             ack_drop(s, s->covered);
@@ -326,7 +326,7 @@ static void on_ack(rk__redis *r, redisReply *reply, void *pd)
 static bool ack_send_next(rk__engine *e)
 {
     unsigned si;
-    for (si = 0; si < RK_STREAM_COUNT; si++) {
+    for (si = 0; si < e->nstreams; si++) {
         stream_state *s = &e->st[si];
         size_t n = s->covered - s->acks_sent, k, h = 0;
         /* 8 + 41 KB on the stack: no malloc per chunk */
@@ -373,11 +373,11 @@ static bool ack_send_next(rk__engine *e)
 static void ack_covered(rk__engine *e)
 {
     unsigned si;
-    for (si = 0; si < RK_STREAM_COUNT; si++)
+    for (si = 0; si < e->nstreams; si++)
         e->st[si].acks_sent = 0;
     if (ack_send_next(e))
         return;
-    for (si = 0; si < RK_STREAM_COUNT; si++) {
+    for (si = 0; si < e->nstreams; si++) {
         stream_state *s = &e->st[si];
         if (s->covered > 0) {   /* nothing could be sent */
             s->covered = 0;
@@ -414,7 +414,7 @@ static void on_ckpt_written(rk__redis *r, redisReply *reply, void *pd)
             rk__log(RK_LOG_ERR, "writing the checkpoint to %s failed: %s",
                     e->cfg->state_key, reply->str);
         e->dirty = true;
-        for (si = 0; si < RK_STREAM_COUNT; si++)
+        for (si = 0; si < e->nstreams; si++)
             e->st[si].covered = 0;
         return;                     /* retried by the housekeeping timer */
     }
@@ -544,7 +544,7 @@ static void on_ckpt_child(uv_poll_t *h, int status, int events)
         rk__log(RK_LOG_ERR, "writing the checkpoint to %s failed (in the checkpoint process)",
                 e->cfg->state_key);
         e->dirty = true;
-        for (si = 0; si < RK_STREAM_COUNT; si++)
+        for (si = 0; si < e->nstreams; si++)
             e->st[si].covered = 0;
         return;                     /* retried by the housekeeping timer */
     }
@@ -635,7 +635,7 @@ void rk__checkpoint(rk__engine *e)
          * its group's last-delivered id at our start) is applied again,
          * nothing can be written under its ids any more. */
         bool behind = false;
-        for (si = 0; si < RK_STREAM_COUNT; si++) {
+        for (si = 0; si < e->nstreams; si++) {
             const stream_state *ss = &e->st[si];
             behind = behind || ss->phase == PH_PENDING ||
                      (ss->has_legacy_until &&
@@ -645,7 +645,7 @@ void rk__checkpoint(rk__engine *e)
             e->legacy_ids = false;
     }
     if (checkpoint_fork(e) == 0) {
-        for (si = 0; si < RK_STREAM_COUNT; si++)
+        for (si = 0; si < e->nstreams; si++)
             e->st[si].covered = e->st[si].nacks;
         e->ckpt_inflight = true;
         e->dirty = false;
@@ -686,7 +686,7 @@ void rk__checkpoint(rk__engine *e)
         free(req);
         return;
     }
-    for (si = 0; si < RK_STREAM_COUNT; si++)
+    for (si = 0; si < e->nstreams; si++)
         e->st[si].covered = e->st[si].nacks;
     e->ckpt_inflight = true;
     e->dirty = false;

@@ -28,51 +28,90 @@
 #include "riskd/kit.h"
 #include "internal.h"
 
-#define CLOCK_SNAPSHOT_VERSION 1u
+#define CLOCK_SNAPSHOT_VERSION 1u       /* RK_STREAM_COUNT streams */
+#define CLOCK_SNAPSHOT_VERSION_N 2u     /* + the number of streams */
 
 void rk__clock_init(rk__clock *c)
 {
     memset(c, 0, sizeof(*c));
+    c->nstreams = RK_STREAM_COUNT;
     c->watermark = INT64_MIN;
+}
+
+static rk__clock_stream *streams(rk__clock *c)
+{
+    return c->many != NULL ? c->many : c->two;
 }
 
 void rk__clock_free(rk__clock *c)
 {
     int64_t lateness = c->lateness;
+    unsigned n = c->nstreams;
+    rk__clock_stream *many = c->many;
     size_t i;
     for (i = 0; i < c->ntimers; i++)
         free(c->heap[i].key);
     free(c->heap);
     rk__clock_init(c);
     c->lateness = lateness;        /* configuration, not state */
+    c->nstreams = n;
+    c->many = many;
+    if (many != NULL)
+        memset(many, 0, n * sizeof(*many));
+}
+
+void rk__clock_release(rk__clock *c)
+{
+    int64_t lateness = c->lateness;
+    rk__clock_free(c);
+    free(c->many);
+    rk__clock_init(c);
+    c->lateness = lateness;
+}
+
+int rk__clock_set_streams(rk__clock *c, unsigned n)
+{
+    rk__clock_stream *many = NULL;
+    if (n == 0)
+        return -1;
+    if (n > RK_STREAM_COUNT && (many = calloc(n, sizeof(*many))) == NULL)
+        return -1;
+    free(c->many);
+    memset(c->two, 0, sizeof(c->two));
+    c->many = many;
+    c->nstreams = n;
+    return 0;
 }
 
 void rk__clock_observe(rk__clock *c, unsigned stream, int64_t ts)
 {
-    if (stream >= RK_STREAM_COUNT)
+    rk__clock_stream *cs;
+    if (stream >= c->nstreams)
         return;
-    if (!c->has_ts[stream] || ts > c->max_ts[stream]) {
-        c->max_ts[stream] = ts;
-        c->has_ts[stream] = true;
+    cs = &streams(c)[stream];
+    if (!cs->has_ts || ts > cs->max_ts) {
+        cs->max_ts = ts;
+        cs->has_ts = true;
     }
 }
 
-int64_t rk__clock_candidate(const rk__clock *c, const bool unread[RK_STREAM_COUNT])
+int64_t rk__clock_candidate(const rk__clock *c, const bool *unread)
 {
     int64_t lo = INT64_MAX, hi = INT64_MIN;
     bool any_unread = false;
     unsigned s;
 
-    for (s = 0; s < RK_STREAM_COUNT; s++) {
+    for (s = 0; s < c->nstreams; s++) {
+        const rk__clock_stream *cs = rk__clock_stream_of(c, s);
         if (unread[s]) {
             any_unread = true;
-            if (!c->has_ts[s])
+            if (!cs->has_ts)
                 return INT64_MIN;
-            if (c->max_ts[s] < lo)
-                lo = c->max_ts[s];
+            if (cs->max_ts < lo)
+                lo = cs->max_ts;
         }
-        if (c->has_ts[s] && c->max_ts[s] > hi)
-            hi = c->max_ts[s];
+        if (cs->has_ts && cs->max_ts > hi)
+            hi = cs->max_ts;
     }
     return any_unread ? lo : hi;
 }
@@ -186,10 +225,16 @@ void rk__clock_snapshot(const rk__clock *c, rk_buf *out,
     unsigned s;
     size_t i;
 
-    rk_buf_put_u32(out, CLOCK_SNAPSHOT_VERSION);
-    for (s = 0; s < RK_STREAM_COUNT; s++) {
-        rk_buf_put_u32(out, c->has_ts[s] ? 1 : 0);
-        rk_buf_put_i64(out, c->max_ts[s]);
+    if (c->nstreams == RK_STREAM_COUNT) {
+        rk_buf_put_u32(out, CLOCK_SNAPSHOT_VERSION);
+    } else {
+        rk_buf_put_u32(out, CLOCK_SNAPSHOT_VERSION_N);
+        rk_buf_put_u32(out, c->nstreams);
+    }
+    for (s = 0; s < c->nstreams; s++) {
+        const rk__clock_stream *cs = rk__clock_stream_of(c, s);
+        rk_buf_put_u32(out, cs->has_ts ? 1 : 0);
+        rk_buf_put_i64(out, cs->max_ts);
     }
     rk_buf_put_i64(out, c->watermark);
     rk_buf_put_u64(out, c->seq);
@@ -209,16 +254,29 @@ int rk__clock_restore(rk__clock *c, const void *data, size_t len,
 {
     rk_rd rd;
     rk__clock tmp;
-    unsigned s;
+    unsigned s, ns;
     uint64_t n, i;
 
     rk_rd_init(&rd, data, len);
-    if (rk_rd_u32(&rd) != CLOCK_SNAPSHOT_VERSION)
+    switch (rk_rd_u32(&rd)) {
+    case CLOCK_SNAPSHOT_VERSION:
+        ns = RK_STREAM_COUNT;
+        break;
+    case CLOCK_SNAPSHOT_VERSION_N:
+        ns = rk_rd_u32(&rd);
+        break;
+    default:
         return -1;
+    }
+    if (rd.err || ns != c->nstreams)
+        return -1;                  /* saved with other streams */
     rk__clock_init(&tmp);
-    for (s = 0; s < RK_STREAM_COUNT; s++) {
-        tmp.has_ts[s] = rk_rd_u32(&rd) != 0;
-        tmp.max_ts[s] = rk_rd_time(&rd);
+    if (rk__clock_set_streams(&tmp, ns) != 0)
+        return -1;
+    for (s = 0; s < ns; s++) {
+        rk__clock_stream *cs = &streams(&tmp)[s];
+        cs->has_ts = rk_rd_u32(&rd) != 0;
+        cs->max_ts = rk_rd_time(&rd);
     }
     tmp.watermark = rk_rd_time(&rd);
     tmp.seq = rk_rd_u64(&rd);
@@ -246,11 +304,11 @@ int rk__clock_restore(rk__clock *c, const void *data, size_t len,
         }
     }
     if (rd.err || rd.p != rd.end) {
-        rk__clock_free(&tmp);
+        rk__clock_release(&tmp);
         return -1;
     }
     tmp.lateness = c->lateness;
-    rk__clock_free(c);
+    rk__clock_release(c);
     *c = tmp;
     return 0;
 }

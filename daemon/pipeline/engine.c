@@ -57,6 +57,17 @@ static const rk__steps steps = {rk__setup_groups, rk__claims_begin, rk__careful_
 static rk__engine *engine_new(uv_loop_t *loop, rk__config *cfg, const rk__replay_opts *ro,
                              char *err, size_t errlen);
 
+/* Name the engine's input streams (e->nstreams of them) after cfg. */
+static void set_stream_keys(rk__engine *e, const rk__config *cfg)
+{
+    unsigned si;
+    for (si = 0; si < e->nstreams; si++) {
+        e->st[si].key = e->own_keys ? e->own_keys[si] : cfg->stream_key[rk__stream_kind(si)];
+        e->stream_keys[si] = e->st[si].key;
+    }
+    e->stream_keys[e->nstreams] = NULL;
+}
+
 rk__engine *rk__engine_new(uv_loop_t *loop, rk__config *cfg, char *err, size_t errlen)
 {
     return engine_new(loop, cfg, NULL, err, errlen);
@@ -80,14 +91,40 @@ static rk__engine *engine_new(uv_loop_t *loop, rk__config *cfg, const rk__replay
         return NULL;
     }
     e->loop = loop;
+    rk__clock_init(&e->clock);
+    e->nstreams = RK_STREAM_COUNT;
+    e->role = rk__engine_role_of(cfg);
+    if (e->role == RK__ROLE_CROSS && rk__cross_streams(e, cfg) != 0) {
+        rk__cross_free(e);
+        free(e);
+        rk_kit_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    e->st = calloc(e->nstreams, sizeof(*e->st));
+    e->stream_keys = calloc(e->nstreams + 1, sizeof(*e->stream_keys));  /* + NULL */
+    e->want = calloc(e->nstreams, sizeof(*e->want));
+    e->unread = calloc(e->nstreams, sizeof(*e->unread));
+    if (e->st == NULL || e->stream_keys == NULL || e->want == NULL || e->unread == NULL ||
+        rk__tick_init(&e->tick, e->nstreams) != 0 ||
+        rk__clock_set_streams(&e->clock, e->nstreams) != 0) {
+        free(e->st);
+        free(e->stream_keys);
+        free(e->want);
+        free(e->unread);
+        rk__tick_free(&e->tick);
+        rk__clock_release(&e->clock);
+        rk__cross_free(e);
+        free(e);
+        rk_kit_errf(err, errlen, "out of memory");
+        return NULL;
+    }
     rk__init_api(&e->api);
     e->steps = &steps;
     rk_map_init(&e->alert_counts);
     e->silences = rk__silences_new();
     e->audit_pending = true;
-    for (si = 0; si < RK_STREAM_COUNT; si++)
-        e->group_lag[si] = e->group_pending[si] = e->group_oldest_ms[si] = -1;
-    rk__clock_init(&e->clock);
+    for (si = 0; si < e->nstreams; si++)
+        e->st[si].group_lag = e->st[si].group_pending = e->st[si].group_oldest_ms = -1;
     rk__clock_set_lateness(&e->clock, cfg->allowed_lateness);
     rk__inlog_init(&e->inlog);
     rk__read_err_init(e);
@@ -101,10 +138,7 @@ static rk__engine *engine_new(uv_loop_t *loop, rk__config *cfg, const rk__replay
     if (rk__registry_load(&e->reg, cfg, &e->api, e, err, errlen) != 0)
         goto fail_registry;
     e->cfg = cfg;
-    for (si = 0; si < RK_STREAM_COUNT; si++) {
-        e->st[si].key = cfg->stream_key[si];
-        e->stream_keys[si] = cfg->stream_key[si];
-    }
+    set_stream_keys(e, cfg);
     e->suspect_key = malloc(strlen(cfg->state_key) + sizeof(":suspect"));
     if (e->suspect_key != NULL)
         sprintf(e->suspect_key, "%s:suspect", cfg->state_key);
@@ -151,11 +185,17 @@ fail_registry:
 fail_ind:
     rk__tasks_free(&e->tasks);
     rk__dedupe_free(&e->dedupe);
-    rk__clock_free(&e->clock);
     rk__ostore_free(&e->open);
     rk__inlog_free(&e->inlog);
     rk__silences_free(e->silences);
     rk_map_clear(&e->alert_counts, free);
+    free(e->st);
+    free(e->stream_keys);
+    free(e->want);
+    free(e->unread);
+    rk__tick_free(&e->tick);
+    rk__clock_release(&e->clock);
+    rk__cross_free(e);
     free(e);
     return NULL;
 }
@@ -214,7 +254,7 @@ int rk__engine_reload(rk__engine *e, rk__config *cfg, char *err, size_t errlen)
     if (strcmp(cfg->redis_host, old->redis_host) != 0 || cfg->redis_port != old->redis_port ||
         cfg->redis_db != old->redis_db)
         rk__log(RK_LOG_WARNING, "reload: redis.* changes take effect at restart");
-    for (si = 0; si < RK_STREAM_COUNT; si++)
+    for (si = 0; si < e->nstreams; si++)
         if (strcmp(cfg->stream_key[si], old->stream_key[si]) != 0)
             rk__log(RK_LOG_WARNING, "reload: streams.* changes take effect at restart");
     if (rk__registry_reload(&e->reg, cfg, &e->api, e, rk__on_det_removed, err, errlen) != 0)
@@ -233,10 +273,7 @@ int rk__engine_reload(rk__engine *e, rk__config *cfg, char *err, size_t errlen)
     }
     e->cfg = cfg;
     rk__clock_set_lateness(&e->clock, cfg->allowed_lateness);
-    for (si = 0; si < RK_STREAM_COUNT; si++) {
-        e->st[si].key = cfg->stream_key[si];
-        e->stream_keys[si] = cfg->stream_key[si];
-    }
+    set_stream_keys(e, cfg);
     rk__outbox_configure(e->ob, cfg);
     rk__outbox_configure(e->ob_dead, cfg);
     rk__dedupe_set_window(&e->dedupe, cfg->dedupe_window);
@@ -286,8 +323,14 @@ void rk__engine_stop(rk__engine *e, void (*done)(void *ud), void *ud)
 static void engine_closed(uv_handle_t *h)
 {
     rk__engine *e = h->data;
-    if (--e->handles_closing == 0 && e->freeing)
+    if (--e->handles_closing == 0 && e->freeing) {
+        free(e->st);
+        free(e->stream_keys);
+        free(e->want);
+        free(e->unread);
+        rk__cross_free(e);
         free(e);
+    }
 }
 
 void rk__engine_free(rk__engine *e)
@@ -308,7 +351,7 @@ void rk__engine_free(rk__engine *e)
     for (i = 0; i < e->reg.n; i++)
         rk__free_cooldowns(e->reg.dets[i]);
     rk__registry_free(&e->reg);
-    for (si = 0; si < RK_STREAM_COUNT; si++) {
+    for (si = 0; si < e->nstreams; si++) {
         rk__clear_buffer(&e->st[si]);
         free(e->st[si].buf);
         free(e->st[si].arena);
@@ -321,7 +364,7 @@ void rk__engine_free(rk__engine *e)
     rk__ind_open_free(e);
     rk__tasks_free(&e->tasks);
     rk__dedupe_free(&e->dedupe);
-    rk__clock_free(&e->clock);
+    rk__clock_release(&e->clock);
     rk__ostore_free(&e->open);
     rk__inlog_free(&e->inlog);
     rk_map_clear(&e->alert_counts, free);
@@ -336,6 +379,7 @@ void rk__engine_free(rk__engine *e)
     free(e->epoch_key);
     free(e->clock_key);
     rk__ticks_free(&e->ticks);
+    rk__tick_free(&e->tick);
     e->freeing = true;
     e->handles_closing++;           /* the housekeeping timer, below */
     if (e->ckpt_poll_open) {

@@ -117,6 +117,12 @@ typedef struct stream_state {
     bool has_suspect;               /* first pending entry past the position */
     rk_entry_ref suspect;
     long long suspect_starts;       /* consecutive starts it was the suspect */
+    /* its group, from XINFO GROUPS (engine_metrics.c) */
+    long long group_lag;            /* -1 unknown */
+    long long group_pending;
+    int64_t group_oldest_ms;        /* its oldest unacked entry's ms; 0 none, -1 ? */
+    bool requested;                 /* in the read in flight */
+    size_t got;                     /* entries the last read's reply held */
 } stream_state;
 
 /* The steps a file hands control to that live in a file above it in the
@@ -159,8 +165,17 @@ struct rk__engine {
     rk__redis *wr_out, *wr_dead, *aux_sil, *aux_audit;
     rk__outbox *ob_dead;
     rk__register *filreg;           /* partitions > 1: the filing register */
-    stream_state st[RK_STREAM_COUNT];
-    const char *stream_keys[RK_STREAM_COUNT];
+    /* The input streams, nstreams of them: a partition's (or the only)
+     * pipeline reads its scan and case streams (RK_STREAM_COUNT); stream
+     * si is of kind rk__stream_kind(si) (an rk_stream). ev->ref.stream is
+     * the index here. */
+    unsigned nstreams;
+    int role;                       /* RK__ROLE_* (cross.c) */
+    char **own_keys;                /* the cross pipeline's stream keys */
+    stream_state *st;
+    const char **stream_keys;
+    unsigned *want;                 /* send_read's streams (reader.c) */
+    bool *unread;                   /* rk__update_watermark's (apply.c) */
     int state;
     int setup_left;
     int acks_inflight;
@@ -179,9 +194,6 @@ struct rk__engine {
     uint64_t claimed, poisoned;
     bool careful_pause;             /* checkpoint right after a suspect entry */
     rk_map alert_counts;            /* "detector rule severity" -> uint64_t * */
-    long long group_lag[RK_STREAM_COUNT];      /* from XINFO GROUPS; -1 unknown */
-    long long group_pending[RK_STREAM_COUNT];
-    int64_t group_oldest_ms[RK_STREAM_COUNT];  /* its oldest unacked entry's ms; 0 none, -1 ? */
     int64_t next_xinfo;
     uint64_t next_housekeep;        /* loop time of the next on_watermark round */
     uint64_t ckpt_started_hr;       /* hrtime when the checkpoint began */
@@ -237,7 +249,6 @@ struct rk__engine {
     int64_t last_input_wall;
     int64_t read_retry_at;
     int64_t round_started;
-    bool requested[RK_STREAM_COUNT];    /* streams in the read in flight */
     bool read_inflight;             /* an XREADGROUP/XREAD awaits its reply */
     bool wait_err_logged;           /* the plain XREAD wait was refused */
     char read_err[RK_LOGRL_TEXT];   /* Redis refuses the reads: why; "" once one succeeds */
@@ -410,6 +421,16 @@ void rk__ind_open_free(rk__engine *e);
 
 /* indicators_metrics.c */
 void rk__ind_metrics(rk__engine *e, rk__prom *m);
+
+/* cross.c (and the roles, in internal.h) */
+/* Does engine e write alert (or notice) a of detector d? */
+bool rk__rule_runs(const rk__engine *e, const rk__det *d, const rk_alert *a);
+/* Does engine e give detector d its events? */
+bool rk__det_runs(const rk__engine *e, const rk__det *d);
+/* The cross pipeline's streams: every partition's two (e->own_keys,
+ * e->nstreams). 0, or -1 (memory; rk__cross_free frees what there is). */
+int rk__cross_streams(rk__engine *e, const rk__config *cfg);
+void rk__cross_free(rk__engine *e);
 
 /* engine_metrics.c */
 void rk__poll_xinfo(rk__engine *e);

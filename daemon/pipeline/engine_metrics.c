@@ -24,10 +24,10 @@ static void set_oldest(rk__engine *e, unsigned si, const redisReply *id)
     rk_entry_ref ref;
     if (id == NULL || id->type != REDIS_REPLY_STRING ||
         rk__parse_entry_id(id->str, id->len, &ref) != 0) {
-        e->group_oldest_ms[si] = -1;
+        e->st[si].group_oldest_ms = -1;
         return;
     }
-    e->group_oldest_ms[si] = ref.ms > 0 ? (int64_t)ref.ms : 1;
+    e->st[si].group_oldest_ms = ref.ms > 0 ? (int64_t)ref.ms : 1;
 }
 
 /* The age in ms of stream si's oldest unacknowledged entry: 0 none (or
@@ -35,9 +35,9 @@ static void set_oldest(rk__engine *e, unsigned si, const redisReply *id)
 static int64_t lag_ms(const rk__engine *e, unsigned si)
 {
     int64_t age;
-    if (e->group_oldest_ms[si] <= 0)
-        return e->group_oldest_ms[si];
-    age = rk__wall_ms() - e->group_oldest_ms[si];
+    if (e->st[si].group_oldest_ms <= 0)
+        return e->st[si].group_oldest_ms;
+    age = rk__wall_ms() - e->st[si].group_oldest_ms;
     return age > 0 ? age : 0;
 }
 
@@ -48,7 +48,7 @@ static void on_xpending_summary(rk__redis *r, redisReply *reply, void *pd)
     (void)r;
     if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2) {
         if (reply->element[0]->type == REDIS_REPLY_INTEGER && reply->element[0]->integer == 0)
-            q->e->group_oldest_ms[q->si] = 0;
+            q->e->st[q->si].group_oldest_ms = 0;
         else
             set_oldest(q->e, q->si, reply->element[1]);
     }
@@ -62,7 +62,7 @@ static void on_xrange_next(rk__redis *r, redisReply *reply, void *pd)
     (void)r;
     if (reply != NULL && reply->type == REDIS_REPLY_ARRAY) {
         if (reply->elements == 0)
-            q->e->group_oldest_ms[q->si] = 0;
+            q->e->st[q->si].group_oldest_ms = 0;
         else if (reply->element[0]->type == REDIS_REPLY_ARRAY &&
                  reply->element[0]->elements >= 1)
             set_oldest(q->e, q->si, reply->element[0]->element[0]);
@@ -78,7 +78,7 @@ static void poll_age(rk__engine *e, unsigned si, long long lag, long long pendin
     char from[64];
     lag_req *q;
     if (pending <= 0 && lag == 0) {
-        e->group_oldest_ms[si] = 0;
+        e->st[si].group_oldest_ms = 0;
         return;
     }
     if ((q = malloc(sizeof(*q))) == NULL)
@@ -132,8 +132,8 @@ static void on_xinfo(rk__redis *r, redisReply *reply, void *pd)
                 snprintf(last, sizeof(last), "%s", v->str);
         }
         if (ours) {
-            e->group_lag[si] = lag;
-            e->group_pending[si] = pending;
+            e->st[si].group_lag = lag;
+            e->st[si].group_pending = pending;
             poll_age(e, si, lag, pending, last);
         }
     }
@@ -142,7 +142,7 @@ static void on_xinfo(rk__redis *r, redisReply *reply, void *pd)
 void rk__poll_xinfo(rk__engine *e)
 {
     unsigned si;
-    for (si = 0; si < RK_STREAM_COUNT; si++) {
+    for (si = 0; si < e->nstreams; si++) {
         const char *argv[3] = {"XINFO", "GROUPS", e->st[si].key};
         lag_req *pd = malloc(sizeof(*pd));
         if (pd == NULL)
@@ -161,9 +161,9 @@ void rk__engine_lag(const rk__engine *e, long long *entries, double *seconds)
     unsigned si;
     *entries = -1;
     *seconds = -1;
-    for (si = 0; si < RK_STREAM_COUNT; si++) {
-        if (e->group_lag[si] >= 0)
-            *entries = (*entries < 0 ? 0 : *entries) + e->group_lag[si];
+    for (si = 0; si < e->nstreams; si++) {
+        if (e->st[si].group_lag >= 0)
+            *entries = (*entries < 0 ? 0 : *entries) + e->st[si].group_lag;
         int64_t ms = lag_ms(e, si);
         if (ms >= 0 && (double)ms / 1000.0 > *seconds)
             *seconds = (double)ms / 1000.0;
@@ -206,15 +206,15 @@ void rk__engine_metrics(rk__engine *e, rk__prom *m)
         "# TYPE riskd_events_total counter\n");
     for (si = 0; si < RK_STREAM_COUNT; si++)
         for (t = 1; t < RK_EV__COUNT; t++)
-            S(m, "riskd_events_total", "{stream=\"%s\",type=\"%s\"} %llu", e->st[si].key,
+            S(m, "riskd_events_total", "{stream=\"%s\",type=\"%s\"} %llu", e->cfg->stream_key[si],
               rk__event_type_name((rk_event_type)t), ULL(e->stats.events[si][t]));
     FAM(m, "riskd_invalid_events_total",
         "# HELP riskd_invalid_events_total Entries dead-lettered as invalid.\n"
         "# TYPE riskd_invalid_events_total counter\n");
     for (si = 0; si < RK_STREAM_COUNT; si++)
-        S(m, "riskd_invalid_events_total", "{stream=\"%s\"} %llu", e->st[si].key,
+        S(m, "riskd_invalid_events_total", "{stream=\"%s\"} %llu", e->cfg->stream_key[si],
           ULL(e->stats.invalid[si]));
-    rk__inlog_metrics(&e->inlog, m, e->stream_keys);
+    rk__inlog_metrics(&e->inlog, m, (const char *const *)e->cfg->stream_key);
     FAM(m, "riskd_duplicate_events_total",
         "# HELP riskd_duplicate_events_total Repeated events (same natural key and "
         "values within state.dedupe_window), acknowledged and skipped.\n"
@@ -250,7 +250,7 @@ void rk__engine_metrics(rk__engine *e, rk__prom *m)
         "# HELP riskd_trimmed_pending_total Pending entries whose payload was " "trimmed.\n"
         "# TYPE riskd_trimmed_pending_total counter\n");
     for (si = 0; si < RK_STREAM_COUNT; si++)
-        S(m, "riskd_trimmed_pending_total", "{stream=\"%s\"} %llu", e->st[si].key,
+        S(m, "riskd_trimmed_pending_total", "{stream=\"%s\"} %llu", e->cfg->stream_key[si],
           ULL(e->stats.trimmed[si]));
     FAM(m, "riskd_alerts_emitted_total",
         "# HELP riskd_alerts_emitted_total Alerts emitted by detectors (before "
@@ -275,23 +275,23 @@ void rk__engine_metrics(rk__engine *e, rk__prom *m)
         "# HELP riskd_group_lag Entries of the stream not yet delivered to the "
         "group (XINFO GROUPS lag; -1 unknown).\n"
         "# TYPE riskd_group_lag gauge\n");
-    for (si = 0; si < RK_STREAM_COUNT; si++)
-        S(m, "riskd_group_lag", "{stream=\"%s\"} %lld", e->st[si].key, e->group_lag[si]);
+    for (si = 0; si < e->nstreams; si++)
+        S(m, "riskd_group_lag", "{stream=\"%s\"} %lld", e->st[si].key, e->st[si].group_lag);
     FAM(m, "riskd_group_lag_seconds",
         "# HELP riskd_group_lag_seconds Age of the stream's oldest entry the group has "
         "not acknowledged (smallest pending id, else first undelivered id; 0 none; -1 "
         "unknown).\n"
         "# TYPE riskd_group_lag_seconds gauge\n");
-    for (si = 0; si < RK_STREAM_COUNT; si++)
+    for (si = 0; si < e->nstreams; si++)
         S(m, "riskd_group_lag_seconds", "{stream=\"%s\"} %.3f", e->st[si].key,
           lag_ms(e, si) < 0 ? -1.0 : (double)lag_ms(e, si) / 1000.0);
     FAM(m, "riskd_group_pending",
         "# HELP riskd_group_pending Entries delivered but not acknowledged (XINFO "
         "GROUPS pending; -1 unknown).\n"
         "# TYPE riskd_group_pending gauge\n");
-    for (si = 0; si < RK_STREAM_COUNT; si++)
+    for (si = 0; si < e->nstreams; si++)
         S(m, "riskd_group_pending", "{stream=\"%s\"} %lld", e->st[si].key,
-          e->group_pending[si]);
+          e->st[si].group_pending);
     FAM(m, "riskd_alerts_written_total",
         "# HELP riskd_alerts_written_total Alerts written to the alert stream and " "channel.\n"
         "# TYPE riskd_alerts_written_total counter\n");

@@ -144,8 +144,8 @@ static void on_gap_info(rk__redis *r, redisReply *reply, void *pd)
 static void gap_check(rk__engine *e)
 {
     unsigned si;
-    e->gap_left = RK_STREAM_COUNT;
-    for (si = 0; si < RK_STREAM_COUNT; si++) {
+    e->gap_left = (int)e->nstreams;
+    for (si = 0; si < e->nstreams; si++) {
         const char *argv[3] = {"XINFO", "GROUPS", e->st[si].key};
         /* (bounded stays as a SETID sent before a reconnect left it: the
          * group then agrees, and the first pending read must still stop) */
@@ -180,7 +180,7 @@ static void on_group_created(rk__redis *r, redisReply *reply, void *pd)
     }
     if (--e->setup_left > 0)
         return;
-    for (si = 0; si < RK_STREAM_COUNT; si++) {
+    for (si = 0; si < e->nstreams; si++) {
         e->st[si].phase = PH_PENDING;
         snprintf(e->st[si].cursor, sizeof(e->st[si].cursor), "0");
         e->st[si].caught_up = false;
@@ -195,8 +195,13 @@ static void on_group_created(rk__redis *r, redisReply *reply, void *pd)
 /* The groups exist and agree with the state: claim, then read. */
 static void groups_ready(rk__engine *e)
 {
-    rk__log(RK_LOG_INFO, "consuming %s and %s as %s/%s", e->st[0].key, e->st[1].key,
-            e->cfg->group, e->cfg->consumer);
+    if (e->nstreams > RK_STREAM_COUNT)
+        rk__log(RK_LOG_INFO, "consuming the %u streams of %d partitions (%s ... %s) as %s/%s",
+                e->nstreams, e->cfg->partitions, e->st[0].key, e->st[e->nstreams - 1].key,
+                e->cfg->group, e->cfg->consumer);
+    else
+        rk__log(RK_LOG_INFO, "consuming %s and %s as %s/%s", e->st[0].key, e->st[1].key,
+                e->cfg->group, e->cfg->consumer);
     if (!e->ever_ready) {
         e->ever_ready = true;
         if (e->ready_cb)
@@ -232,7 +237,7 @@ static void claims_done(rk__engine *e)
     e->claim_all = false;
     e->next_claim = (int64_t)uv_now(e->loop) + e->cfg->claim_idle;
     if (e->claimed_any) {
-        for (si = 0; si < RK_STREAM_COUNT; si++) {
+        for (si = 0; si < e->nstreams; si++) {
             if (rk__stream_buffered(&e->st[si]))
                 continue;
             e->st[si].phase = PH_PENDING;
@@ -356,7 +361,7 @@ static void claims_step(rk__engine *e)
     stream_state *s;
     int rc;
 
-    if (e->claim_si >= RK_STREAM_COUNT) {
+    if (e->claim_si >= e->nstreams) {
         claims_done(e);
         return;
     }
@@ -400,14 +405,14 @@ void rk__setup_groups(rk__engine *e)
     unsigned si;
     e->state = E_SETUP;
     e->setup_left = 0;
-    for (si = 0; si < RK_STREAM_COUNT; si++) {
+    for (si = 0; si < e->nstreams; si++) {
         const char *argv[6] = {"XGROUP", "CREATE", e->st[si].key, e->cfg->group,
                                e->cfg->start, "MKSTREAM"};
         rk__clear_buffer(&e->st[si]);
         if (rk__redis_cmd(e->rd, on_group_created, e, 0, 6, argv, NULL) == 0)
             e->setup_left++;
     }
-    if (e->setup_left != RK_STREAM_COUNT) {
+    if (e->setup_left != (int)e->nstreams) {
         e->state = E_CONNECTING;
         rk__redis_drop(e->rd, "cannot send XGROUP CREATE");
     }
@@ -443,8 +448,15 @@ static void on_state_loaded(rk__redis *r, redisReply *reply, void *pd)
     }
     if (reply->type == REDIS_REPLY_STRING) {
         if (rk__restore_state(e, reply->str, reply->len, err, sizeof(err)) != 0) {
+            unsigned si;
             rk__log(RK_LOG_ERR, "checkpoint %s is unusable (%s): starting from empty "
                     "state", e->cfg->state_key, err);
+            /* Positions read before the failure belong to the state given
+             * up: the group is not rewound to them. */
+            for (si = 0; si < e->nstreams; si++) {
+                e->st[si].has_applied = false;
+                memset(&e->st[si].applied, 0, sizeof(e->st[si].applied));
+            }
         } else {
             rk__log(RK_LOG_NOTICE, "state restored from %s (%zu bytes, %zu timers, "
                     "%zu filings)", e->cfg->state_key, reply->len, e->clock.ntimers,

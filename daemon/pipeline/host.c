@@ -131,6 +131,8 @@ static int host_emit(rk_host *h, const rk_alert *a)
         memcpy(&old, a, n);
         a = &old;
     }
+    if (!rk__rule_runs(e, d, a))
+        return 0;                   /* the other pipeline's rule (cross.c) */
     if (a->status != RK_ALERT_FIRING) {
         const char *status = a->status == RK_ALERT_RESOLVED ? "resolved" :
                              a->status == RK_ALERT_RETRACTED ? "retracted" : NULL;
@@ -247,7 +249,7 @@ static int64_t host_keep_firing_for(rk_host *h)
 static const char *host_stream_name(rk_host *h, unsigned s)
 {
     rk__engine *e = HOST(h)->eng;
-    return s < RK_STREAM_COUNT ? e->stream_keys[s] : "";
+    return s < e->nstreams ? e->stream_keys[s] : "";
 }
 
 /* The names list in force now (lists_sync.c installs a new one between

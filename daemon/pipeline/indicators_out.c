@@ -472,6 +472,7 @@ void rk__ind_housekeep(rk__engine *e, int64_t now)
     bool more = false;
 
     if (e->ob == NULL ||          /* (a replay has no outbox: it writes nothing) */
+        e->role == RK__ROLE_CROSS ||    /* (the partitions write theirs) */
         e->lost || e->stopping || !e->restored ||
         e->ind_inflight || !rk__redis_ready(e->wr))
         return;

@@ -65,16 +65,20 @@ static void on_wait(rk__redis *r, redisReply *reply, void *pd)
 
 static bool live_send(rk__engine *e, const unsigned *want, int n, bool block)
 {
-    const char *argv[24];
+    /* 12 + 2n: the longest command below (the wait: 6 + 2n) */
+    const char **argv = malloc((size_t)(12 + 2 * n) * sizeof(*argv));
     char count[16], nkeys[16], epoch[24];
     int argc = 0, k;
+    bool sent;
 
+    if (argv == NULL)
+        return false;
     snprintf(count, sizeof(count), "%d", e->cfg->batch);
     if (e->leased) {
         /* Under a lease, XREADGROUP - which moves the group on - runs in
          * a script that checks the epoch first (see "Fenced reads"). */
         if (block && !e->wait_err_logged) {
-            const char *wv[6 + 2 * RK_STREAM_COUNT];   /* XREAD COUNT 1 BLOCK ms STREAMS keys ids */
+            const char **wv = argv;     /* XREAD COUNT 1 BLOCK ms STREAMS keys ids */
             int wc = 0;
             wv[wc++] = "XREAD";
             wv[wc++] = "COUNT";
@@ -86,8 +90,10 @@ static bool live_send(rk__engine *e, const unsigned *want, int n, bool block)
                 wv[wc++] = e->st[want[k]].key;
             for (k = 0; k < n; k++)
                 wv[wc++] = e->st[want[k]].seen[0] ? e->st[want[k]].seen : "$";
-            if (rk__redis_cmd(e->rd, on_wait, e, BLOCK_MS, wc, wv, NULL) != 0)
+            if (rk__redis_cmd(e->rd, on_wait, e, BLOCK_MS, wc, wv, NULL) != 0) {
+                free(argv);
                 return false;
+            }
         } else if (block) {
             block = false;          /* no wait: poll (schedule_read's retry) */
             e->read_retry_at = (int64_t)uv_now(e->loop) + READ_RETRY_MS;
@@ -127,7 +133,9 @@ static bool live_send(rk__engine *e, const unsigned *want, int n, bool block)
             argv[argc++] = s->phase == PH_PENDING ? s->cursor : ">";
         }
     }
-    return rk__redis_cmd(e->rd, rk__on_read, e, block ? BLOCK_MS : 0, argc, argv, NULL) == 0;
+    sent = rk__redis_cmd(e->rd, rk__on_read, e, block ? BLOCK_MS : 0, argc, argv, NULL) == 0;
+    free(argv);
+    return sent;
 }
 
 /* ===================================================================
@@ -144,7 +152,7 @@ static void live_down(rk__engine *e)
 {
     unsigned si;
     e->read_inflight = false;
-    for (si = 0; si < RK_STREAM_COUNT; si++) {
+    for (si = 0; si < e->nstreams; si++) {
         rk__clear_buffer(&e->st[si]);
         e->st[si].phase = PH_PENDING;
         snprintf(e->st[si].cursor, sizeof(e->st[si].cursor), "0");
@@ -205,6 +213,10 @@ static bool live_ticks_take(rk__engine *e, const redisReply *reply, int page)
 {
     rk__tick k;
     size_t i, n = 0;
+    if (rk__tick_init(&k, e->nstreams) != 0) {
+        rk__log(RK_LOG_ERR, "out of memory reading the wall-clock ticks");
+        return false;
+    }
     while (n < reply->elements && rk__tick_parse(reply->element[n], e->stream_keys, &k) == 0 &&
            k.ts > e->clock.watermark)
         n++;
@@ -215,6 +227,7 @@ static bool live_ticks_take(rk__engine *e, const redisReply *reply, int page)
         if (rk__tick_parse(reply->element[i], e->stream_keys, &k) == 0 &&
             rk__ticks_push(&e->ticks, &k) != 0)
             rk__log(RK_LOG_ERR, "out of memory reading the wall-clock ticks");
+    rk__tick_free(&k);
     return false;
 }
 

@@ -44,7 +44,7 @@ int rk__input_replay_init(rk__engine *e, const rk__replay_opts *ro, char *err, s
     unsigned si;
 
     e->in = &rk__input_replay;
-    for (si = 0; si < RK_STREAM_COUNT; si++) {
+    for (si = 0; si < e->nstreams; si++) {
         rk_entry_ref from;
         e->st[si].by_cursor = true;
         if (ro->from == NULL || strcmp(ro->from, "0") == 0 || strcmp(ro->from, "-") == 0) {
@@ -86,7 +86,7 @@ static void replay_start(rk__engine *e)
     if (e->ever_ready)
         return;
     e->ever_ready = true;
-    for (si = 0; si < RK_STREAM_COUNT; si++) {
+    for (si = 0; si < e->nstreams; si++) {
         e->st[si].phase = PH_NEW;
         e->st[si].caught_up = false;
     }
@@ -169,7 +169,7 @@ static void replay_stalled(rk__engine *e, bool any_buffered)
     unsigned si;
     if (any_buffered)
         return;
-    for (si = 0; si < RK_STREAM_COUNT; si++)
+    for (si = 0; si < e->nstreams; si++)
         if (!e->st[si].caught_up)
             return;
     rk__replay_finish(e);
@@ -193,7 +193,7 @@ static bool tick_in_range(const rk__engine *e, const rk__tick *k)
 {
     bool from = e->replay_from.ms == 0 && e->replay_from.seq == 0;
     unsigned si;
-    for (si = 0; si < RK_STREAM_COUNT; si++) {
+    for (si = 0; si < e->nstreams; si++) {
         if (e->replay_has_to && !rk__ref_le(k->pos[si], e->replay_to))
             return false;
         if (rk__ref_le(e->replay_from, k->pos[si]))
@@ -207,6 +207,10 @@ static bool replay_ticks_take(rk__engine *e, const redisReply *reply, int page)
 {
     rk__tick k;
     size_t i;
+    if (rk__tick_init(&k, e->nstreams) != 0) {
+        rk__log(RK_LOG_ERR, "out of memory reading the wall-clock ticks");
+        return false;
+    }
     for (i = 0; i < reply->elements; i++) {
         const redisReply *it = reply->element[i];
         if (it->type == REDIS_REPLY_ARRAY && it->elements >= 2 &&
@@ -217,6 +221,7 @@ static bool replay_ticks_take(rk__engine *e, const redisReply *reply, int page)
             rk__ticks_push(&e->ticks, &k) != 0)
             rk__log(RK_LOG_ERR, "out of memory reading the wall-clock ticks");
     }
+    rk__tick_free(&k);
     return reply->elements >= (size_t)page;     /* the next page */
 }
 

@@ -14,8 +14,12 @@ void rk__engine_give_up(rk__engine *e, const char *why)
     e->lost = true;
     e->state = E_STOPPED;
     uv_timer_stop(&e->housekeeping);
-    rk__log(RK_LOG_WARNING, "partition %d (%s, %s): giving up: %s", e->cfg->partition,
-            e->st[0].key, e->st[1].key, why);
+    if (e->role == RK__ROLE_CROSS)
+        rk__log(RK_LOG_WARNING, "partition cross (%u streams): giving up: %s", e->nstreams,
+                why);
+    else
+        rk__log(RK_LOG_WARNING, "partition %d (%s, %s): giving up: %s", e->cfg->partition,
+                e->st[0].key, e->st[1].key, why);
     if (e->lost_cb)
         e->lost_cb(e->lost_ud, why);
 }

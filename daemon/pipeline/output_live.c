@@ -179,6 +179,8 @@ static int live_notice(rk__engine *e, const char *id, const char *det, const rk_
 static int live_dead(rk__engine *e, const char *stream, const char *id, const char *why,
                      const char *data, size_t len)
 {
+    if (e->role == RK__ROLE_CROSS)
+        return 0;                   /* its partition's pipeline dead-letters it */
     return rk__outbox_dead(rk__dead_ob(e), stream, id, why, data, len);
 }
 
@@ -233,7 +235,7 @@ void rk__live_init(rk__engine *e)
     } else {
         e->ob = e->wr ? rk__outbox_new(e->loop, e->wr, e->cfg, on_drained, e) : NULL;
     }
-    if (e->cfg->partitions > 1 && e->ob != NULL &&
+    if (e->cfg->partitions > 1 && e->role != RK__ROLE_CROSS && e->ob != NULL &&
         (e->filreg = rk__register_new(e->wr_out ? e->wr_out : e->wr, e->cfg, on_drained,
                                       e)) == NULL) {
         rk__outbox_free(e->ob);

@@ -119,7 +119,7 @@ void rk__engine_replay_summary(const rk__engine *e, FILE *f)
     {
         unsigned long long events = 0;
         unsigned si, t;
-        for (si = 0; si < RK_STREAM_COUNT; si++)
+        for (si = 0; si < RK_STREAM_COUNT; si++)     /* (by kind) */
             for (t = 0; t < RK_EV__COUNT; t++)
                 events += e->stats.events[si][t];
         fprintf(f, "%zu alerts from %llu events (%llu invalid, %llu of an unknown type)\n",

@@ -195,7 +195,6 @@ static void run_round(rk__engine *e, uint64_t started)
 void rk__on_read(rk__redis *r, redisReply *reply, void *pd)
 {
     rk__engine *e = pd;
-    size_t count[RK_STREAM_COUNT] = {0};
     uint64_t started;
     unsigned si;
     size_t i;
@@ -236,6 +235,8 @@ void rk__on_read(rk__redis *r, redisReply *reply, void *pd)
     }
     rk__read_ok(e);
     started = uv_hrtime();
+    for (si = 0; si < e->nstreams; si++)
+        e->st[si].got = 0;
     /* A stream absent from the reply returned nothing. */
     if (reply->type == REDIS_REPLY_ARRAY) {
         for (i = 0; i < reply->elements; i++) {
@@ -244,30 +245,30 @@ void rk__on_read(rk__redis *r, redisReply *reply, void *pd)
                 sr->element[0]->type != REDIS_REPLY_STRING ||
                 sr->element[1]->type != REDIS_REPLY_ARRAY)
                 continue;
-            for (si = 0; si < RK_STREAM_COUNT; si++)
-                if (e->requested[si] && strlen(e->st[si].key) == sr->element[0]->len &&
+            for (si = 0; si < e->nstreams; si++)
+                if (e->st[si].requested && strlen(e->st[si].key) == sr->element[0]->len &&
                     memcmp(e->st[si].key, sr->element[0]->str, sr->element[0]->len) == 0)
                     break;
-            if (si == RK_STREAM_COUNT)
+            if (si == e->nstreams)
                 continue;
-            count[si] = sr->element[1]->elements;
+            e->st[si].got = sr->element[1]->elements;
             copy_entries(e, si, sr->element[1]);
         }
     }
-    for (si = 0; si < RK_STREAM_COUNT; si++) {
+    for (si = 0; si < e->nstreams; si++) {
         stream_state *s = &e->st[si];
-        if (!e->requested[si])
+        if (!e->st[si].requested)
             continue;
         if (s->phase == PH_PENDING) {
-            if (count[si] == 0 || s->bound_hit) {   /* our pending list is drained */
+            if (s->got == 0 || s->bound_hit) {   /* our pending list is drained */
                 s->phase = PH_NEW;
                 s->caught_up = false;
                 s->bounded = s->bound_hit = false;
             }
         } else {
-            s->caught_up = count[si] < (size_t)e->cfg->batch || s->at_end;
+            s->caught_up = s->got < (size_t)e->cfg->batch || s->at_end;
         }
-        if (count[si] > 0)
+        if (s->got > 0)
             e->last_input_wall = (int64_t)uv_now(e->loop);
     }
     if (waiting && !e->tick_hold)
@@ -317,7 +318,7 @@ static bool read_ahead_allowed(const rk__engine *e)
 static bool send_read(rk__engine *e, bool ahead)
 {
     int nstreams = 0;
-    unsigned si, k, want[RK_STREAM_COUNT];
+    unsigned si, k, *want = e->want;
     bool block = true, any_buffered = false, more = false;
     bool may_ahead = read_ahead_allowed(e);
 
@@ -326,7 +327,7 @@ static bool send_read(rk__engine *e, bool ahead)
         return false;
     if (ahead && !may_ahead)
         return false;
-    for (si = 0; si < RK_STREAM_COUNT; si++) {
+    for (si = 0; si < e->nstreams; si++) {
         stream_state *s = &e->st[si];
         if (rk__stream_buffered(s))
             any_buffered = true;
@@ -347,10 +348,10 @@ static bool send_read(rk__engine *e, bool ahead)
         return false;
     if (!e->in->send(e, want, nstreams, block))
         return false;
-    for (si = 0; si < RK_STREAM_COUNT; si++)
-        e->requested[si] = false;
+    for (si = 0; si < e->nstreams; si++)
+        e->st[si].requested = false;
     for (k = 0; k < (unsigned)nstreams; k++)
-        e->requested[want[k]] = true;
+        e->st[want[k]].requested = true;
     e->read_inflight = true;
     return true;
 }
@@ -378,7 +379,7 @@ void rk__schedule_read(rk__engine *e)
     if (!rk__redis_ready(e->rd) || (int64_t)uv_now(e->loop) < e->read_retry_at ||
         !rk__lease_valid(e))
         return;
-    for (si = 0; si < RK_STREAM_COUNT; si++)
+    for (si = 0; si < e->nstreams; si++)
         if (rk__stream_buffered(&e->st[si]))
             any_buffered = true;
     if (e->in->turn(e, any_buffered))

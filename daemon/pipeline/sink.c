@@ -165,6 +165,15 @@ static json_t *number_json(double v)
     return json_real(v);
 }
 
+/* Stream s of the NULL-terminated stream_keys, "?" past its end. */
+static const char *stream_name(const char *const *stream_keys, uint32_t s)
+{
+    uint32_t i;
+    for (i = 0; i < s && stream_keys[i] != NULL; i++)
+        ;
+    return stream_keys[i] != NULL ? stream_keys[i] : "?";
+}
+
 json_t *rk__alert_object(const char *id, const char *detector, const rk_alert *a,
                          rk_severity severity, const char *const *stream_keys,
                          int tz_offset_s, int64_t emitted_at, const char *silenced_by)
@@ -192,7 +201,7 @@ json_t *rk__alert_object(const char *id, const char *detector, const rk_alert *a
     for (i = first; i < a->n_evidence; i++) {
         const rk_entry_ref *r = &a->evidence[i];
         snprintf(ref, sizeof(ref), "%s/%llu-%u",
-                 r->stream < RK_STREAM_COUNT ? stream_keys[r->stream] : "?",
+                 stream_name(stream_keys, r->stream),
                  (unsigned long long)r->ms, r->seq);
         json_array_append_new(ev, json_string(ref));
     }
@@ -251,7 +260,7 @@ char *rk__notice_members(int64_t ts, int64_t emitted_at, int tz_offset_s, const 
     for (i = first; i < n_evidence; i++) {
         const rk_entry_ref *r = &evidence[i];
         snprintf(ref, sizeof(ref), "%s/%llu-%u",
-                 r->stream < RK_STREAM_COUNT ? stream_keys[r->stream] : "?",
+                 stream_name(stream_keys, r->stream),
                  (unsigned long long)r->ms, r->seq);
         json_array_append_new(ev, json_string(ref));
     }

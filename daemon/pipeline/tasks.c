@@ -39,7 +39,7 @@
 #include "internal.h"
 
 #define TASKS_SNAPSHOT_VERSION 1u
-#define TASKS_MAX_OFFICERS ((1u << 29) - 1)
+#define TASKS_MAX_OFFICERS ((1u << 18) - 1)    /* rk__task.n_officers */
 
 /* ===================================================================
  * Record layout
@@ -304,7 +304,7 @@ static rk__task *task_add(rk__tasks *t, const char *task_id, const char *unit_id
     uint32_t kept = 0;
     int oom = 0, wide;
 
-    if (n_officers > TASKS_MAX_OFFICERS || ref.stream >= RK_STREAM_COUNT ||
+    if (n_officers > TASKS_MAX_OFFICERS || ref.stream >= RK__MAX_STREAMS ||
         lookup(&t->map, task_id) != NULL)
         return NULL;
     wide = !narrow_times(ts, planned, expires, &after, &kept);
@@ -314,7 +314,7 @@ static rk__task *task_add(rk__tasks *t, const char *task_id, const char *unit_id
     k->ts = ts;
     k->ref_ms = ref.ms;
     k->ref_seq = ref.seq;
-    k->ref_stream = ref.stream & 1u;
+    k->ref_stream = ref.stream;
     k->n_officers = (unsigned int)n_officers;
     k->wide = wide ? 1u : 0u;
     if (wide) {

@@ -57,8 +57,30 @@ const char rk__tick_lua[] =
     "redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(f))\n"
     "return 1\n";
 
+int rk__tick_init(rk__tick *k, unsigned n)
+{
+    unsigned si;
+    memset(k, 0, sizeof(*k));
+    k->pos = calloc(n ? n : 1, sizeof(*k->pos));
+    if (k->pos == NULL)
+        return -1;
+    k->n = n;
+    for (si = 0; si < n; si++)
+        k->pos[si].stream = si;
+    return 0;
+}
+
+void rk__tick_free(rk__tick *k)
+{
+    free(k->pos);
+    memset(k, 0, sizeof(*k));
+}
+
 void rk__ticks_free(rk__ticks *t)
 {
+    size_t i;
+    for (i = t->head; i < t->n; i++)
+        free(t->q[i].pos);
     free(t->q);
     memset(t, 0, sizeof(*t));
 }
@@ -68,6 +90,7 @@ int rk__ticks_push(rk__ticks *t, const rk__tick *k)
     if (t->head > 0 && t->head == t->n) {
         t->head = t->n = 0;         /* all applied: reuse from the start */
     }
+    rk_entry_ref *pos;
     if (t->n == t->cap) {
         size_t ncap = t->cap ? t->cap * 2 : 16;
         rk__tick *q = realloc(t->q, ncap * sizeof(*q));
@@ -76,7 +99,13 @@ int rk__ticks_push(rk__ticks *t, const rk__tick *k)
         t->q = q;
         t->cap = ncap;
     }
-    t->q[t->n++] = *k;
+    pos = malloc((k->n ? k->n : 1) * sizeof(*pos));
+    if (pos == NULL)
+        return -1;
+    if (k->n > 0)
+        memcpy(pos, k->pos, k->n * sizeof(*pos));
+    t->q[t->n] = *k;
+    t->q[t->n++].pos = pos;
     return 0;
 }
 
@@ -87,8 +116,11 @@ const rk__tick *rk__ticks_head(const rk__ticks *t)
 
 void rk__ticks_pop(rk__ticks *t)
 {
-    if (t->head < t->n)
+    if (t->head < t->n) {
+        free(t->q[t->head].pos);
+        t->q[t->head].pos = NULL;
         t->head++;
+    }
     if (t->head == t->n)
         t->head = t->n = 0;
 }
@@ -131,9 +163,11 @@ int rk__tick_parse(const struct redisReply *item, const char *const *stream_keys
     if (item == NULL || item->type != REDIS_REPLY_ARRAY || item->elements < 2 ||
         item->element[1]->type != REDIS_REPLY_ARRAY)
         return -1;
-    memset(out, 0, sizeof(*out));
-    for (si = 0; si < RK_STREAM_COUNT; si++)
+    out->ts = 0;
+    for (si = 0; si < out->n; si++) {
+        memset(&out->pos[si], 0, sizeof(out->pos[si]));
         out->pos[si].stream = si;
+    }
     f = item->element[1];
     for (i = 0; i + 1 < f->elements; i += 2) {
         const redisReply *k = f->element[i], *v = f->element[i + 1];
@@ -154,24 +188,24 @@ int rk__tick_parse(const struct redisReply *item, const char *const *stream_keys
             continue;
         }
         /* A stream the configuration no longer names is ignored. */
-        for (si = 0; si < RK_STREAM_COUNT; si++)
+        for (si = 0; si < out->n; si++)
             if (strlen(stream_keys[si]) == k->len && memcmp(stream_keys[si], k->str, k->len) == 0)
                 break;
-        if (si < RK_STREAM_COUNT && parse_id(v->str, v->len, &out->pos[si]) != 0)
+        if (si < out->n && parse_id(v->str, v->len, &out->pos[si]) != 0)
             return -1;
     }
     return has_ts ? 0 : -1;
 }
 
 void rk__tick_args(const rk__tick *k, const char *const *stream_keys,
-                   char buf[RK_STREAM_COUNT + 1][48], const char **argv)
+                   char (*buf)[48], const char **argv)
 {
     unsigned si;
     int n = 0;
     snprintf(buf[0], 48, "%lld", (long long)k->ts);
     argv[n++] = "ts";
     argv[n++] = buf[0];
-    for (si = 0; si < RK_STREAM_COUNT; si++) {
+    for (si = 0; si < k->n; si++) {
         snprintf(buf[si + 1], 48, "%llu-%u", (unsigned long long)k->pos[si].ms,
                  k->pos[si].seq);
         argv[n++] = stream_keys[si];

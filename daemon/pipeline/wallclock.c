@@ -92,12 +92,19 @@ static void on_tick_written(rk__redis *r, redisReply *reply, void *pd)
 /* Send the tick's write (and WAIT with redis.wait_replicas). */
 void rk__tick_send(rk__engine *e)
 {
-    char buf[RK_STREAM_COUNT + 1][48], epoch[24] = "", maxlen[24];
-    const char *argv[7 + RK_TICK_ARGS];
-    int argc = 0;
+    char (*buf)[48], epoch[24] = "", maxlen[24];
+    const char **argv;
+    int argc = 0, rc;
 
     if (e->tick_inflight > 0 || !rk__redis_ready(e->wr) || !rk__lease_valid(e))
         return;
+    buf = malloc((e->tick.n + 1) * sizeof(*buf));
+    argv = malloc((7 + RK_TICK_ARGS(e->tick.n)) * sizeof(*argv));
+    if (buf == NULL || argv == NULL) {
+        free(buf);
+        free(argv);
+        return;                     /* sent again by the housekeeping */
+    }
     if (e->leased)
         snprintf(epoch, sizeof(epoch), "%lld", e->epoch);
     snprintf(maxlen, sizeof(maxlen), "%lld", (long long)e->cfg->alerts_maxlen);
@@ -109,8 +116,11 @@ void rk__tick_send(rk__engine *e)
     argv[argc++] = epoch;
     argv[argc++] = maxlen;
     rk__tick_args(&e->tick, e->stream_keys, buf, argv + argc);
-    argc += RK_TICK_ARGS;
-    if (rk__redis_cmd(e->wr, on_tick_written, e, 0, argc, argv, NULL) != 0)
+    argc += RK_TICK_ARGS(e->tick.n);
+    rc = rk__redis_cmd(e->wr, on_tick_written, e, 0, argc, argv, NULL);
+    free(buf);
+    free(argv);
+    if (rc != 0)
         return;
     e->tick_inflight = 1;
     e->tick_written = false;
@@ -143,7 +153,7 @@ static void decide_tick(rk__engine *e, int64_t now)
          !(rk__clock_due_at(&e->clock, wall) || rk__ostore_due_at(&e->open, wall, e->cfg->open_ttl))))
         return;
     e->tick.ts = wall;
-    for (si = 0; si < RK_STREAM_COUNT; si++) {
+    for (si = 0; si < e->tick.n; si++) {
         memset(&e->tick.pos[si], 0, sizeof(e->tick.pos[si]));
         if (e->st[si].has_applied)
             e->tick.pos[si] = e->st[si].applied;
@@ -161,7 +171,7 @@ void rk__wall_tick(rk__engine *e, int64_t now)
     unsigned si;
     if (!e->cfg->wall_advance || !e->in->decides_ticks)
         return;                     /* (a replay applies the live run's) */
-    for (si = 0; si < RK_STREAM_COUNT; si++)
+    for (si = 0; si < e->nstreams; si++)
         if (rk__stream_unread(&e->st[si]))
             return;
     if ((e->state == E_READING || e->state == E_IDLE) &&

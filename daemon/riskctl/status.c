@@ -236,13 +236,18 @@ static int metric_value(const char *text, const char *name, double *out)
 static int status_leases(conn *k, const rk__config *cfg)
 {
     int p, shown = cfg->partitions < 16 ? cfg->partitions : 16;
+    int cross = rk__config_has_cross(cfg) ? 1 : 0;
     redisReply *r;
     size_t i;
 
-    for (p = 0; p < shown; p++) {
+    for (p = 0; p < shown + cross; p++) {
         char lease[512], epoch[512];
         redisReply *v, *e, *t;
-        if (cfg->partitions > 1) {
+        if (p == shown) {
+            /* the cross pipeline (riskd(8), DEPLOYMENT, Rules across partitions) */
+            snprintf(lease, sizeof(lease), "%s:{cross}:lease", cfg->state_key);
+            snprintf(epoch, sizeof(epoch), "%s:{cross}:epoch", cfg->state_key);
+        } else if (cfg->partitions > 1) {
             snprintf(lease, sizeof(lease), "%s:{%d}:lease", cfg->state_key, p);
             snprintf(epoch, sizeof(epoch), "%s:{%d}:epoch", cfg->state_key, p);
         } else {

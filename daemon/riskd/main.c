@@ -47,6 +47,9 @@ typedef struct app {
     int exit_code;
 } app;
 
+/* --partition cross: the cross pipeline (daemon/pipeline/cross.c) */
+#define REPLAY_CROSS (1 << 20)
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -57,7 +60,7 @@ static void usage(FILE *f)
             "                             key, defaults filled in) as JSON and exit\n"
             "       riskd --version       print the version\n"
             "       riskd --replay [-c FILE] [--from T] [--to T] [--compare B.json]\n"
-            "                             [--partition P]  (with partitions > 1)\n"
+            "                             [--partition P|cross]  (with partitions > 1)\n"
             "                             backtest the thresholds over the streams' history\n"
             "                             (T: an entry id or an RFC 3339 time)\n"
             "       riskd -h, --help      this help\n"
@@ -187,11 +190,21 @@ static json_t *run_replay(const char *path, const char *from, const char *to, in
     }
     if (cfg->partitions > 1 && partition < 0) {
         fprintf(stderr, "riskd: %s: partitions is %d: give --partition P (0-%d) to replay "
-                "one of them\n", path, cfg->partitions, cfg->partitions - 1);
+                "one of them%s\n", path, cfg->partitions, cfg->partitions - 1,
+                rk__config_has_cross(cfg) ? ", or --partition cross (the rules across "
+                "partitions)" : "");
         rk__config_free(cfg);
         return NULL;
     }
-    if (partition >= cfg->partitions) {
+    if (partition == REPLAY_CROSS) {
+        if (!rk__config_has_cross(cfg)) {
+            fprintf(stderr, "riskd: --partition cross: %s has no cross pipeline (it needs "
+                    "partitions above 1, and no redis.cluster)\n", path);
+            rk__config_free(cfg);
+            return NULL;
+        }
+        partition = cfg->partitions;    /* the cross pipeline's index */
+    } else if (partition >= cfg->partitions) {
         fprintf(stderr, "riskd: --partition %d: expected 0-%d\n", partition,
                 cfg->partitions - 1);
         rk__config_free(cfg);
@@ -382,8 +395,13 @@ int main(int argc, char **argv)
         case 'P': {
             char *end;
             long v = strtol(optarg, &end, 10);
+            if (strcmp(optarg, "cross") == 0) {
+                partition = REPLAY_CROSS;
+                break;
+            }
             if (*optarg == '\0' || *end != '\0' || v < 0 || v > 1023) {
-                fprintf(stderr, "riskd: --partition: expected a number from 0 to 1023\n");
+                fprintf(stderr, "riskd: --partition: expected a number from 0 to 1023, "
+                        "or cross\n");
                 return 1;
             }
             partition = (int)v;

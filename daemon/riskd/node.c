@@ -67,6 +67,7 @@ enum { P_FREE, P_ACQUIRING, P_WAITING, P_ACTIVE, P_STOPPING, P_STOPPED, P_LOST }
 typedef struct part {
     struct rk__node *n;
     int p;
+    char name[16];                  /* "<p>", or "cross" (the cross pipeline) */
     char *lease_key, *epoch_key;
     rk__redis *r;                    /* the lease's node: n->r unless on a cluster */
     int st;
@@ -229,14 +230,20 @@ static bool is_member(const rk__node *n, const char *name)
     return false;
 }
 
-static int held_count(const rk__node *n)
+/* Pipelines held: the partitions' (the cross pipeline's too with cross). */
+static int held_count_of(const rk__node *n, bool cross)
 {
     int p, k = 0;
-    for (p = 0; p < n->np; p++)
+    for (p = 0; p < (cross ? n->np : n->cfg->partitions); p++)
         if (n->parts[p].st == P_ACTIVE || n->parts[p].st == P_WAITING ||
             n->parts[p].st == P_STOPPING)
             k++;
     return k;
+}
+
+static int held_count(const rk__node *n)
+{
+    return held_count_of(n, true);
 }
 
 static void maybe_ready(rk__node *n, bool active)
@@ -258,7 +265,7 @@ static void stop_step(rk__node *n);
 static void on_engine_ready(void *ud)
 {
     part *pt = ud;
-    rk__log(RK_LOG_NOTICE, "partition %d: consuming (epoch %lld)", pt->p, pt->epoch);
+    rk__log(RK_LOG_NOTICE, "partition %s: consuming (epoch %lld)", pt->name, pt->epoch);
     maybe_ready(pt->n, true);
 }
 
@@ -287,12 +294,12 @@ static void start_engine(part *pt)
     char err[RK_ERRLEN];
 
     if (rk__config_partition(n->cfg, pt->p, &c, err, sizeof(err)) != 0) {
-        rk__log(RK_LOG_ERR, "partition %d: %s", pt->p, err);
+        rk__log(RK_LOG_ERR, "partition %s: %s", pt->name, err);
         return;                     /* stays waiting: retried at the next tick */
     }
     pt->eng = rk__engine_new(n->loop, c, err, sizeof(err));
     if (pt->eng == NULL) {
-        rk__log(RK_LOG_ERR, "partition %d: %s", pt->p, err);
+        rk__log(RK_LOG_ERR, "partition %s: %s", pt->name, err);
         rk__config_free(c);
         return;
     }
@@ -300,7 +307,7 @@ static void start_engine(part *pt)
      * after a clean release, since the old holder's engine stops with what
      * it had read but not applied still pending under its name. */
     if (rk__engine_set_lease(pt->eng, pt->epoch, true, on_engine_lost, pt) != 0) {
-        rk__log(RK_LOG_ERR, "partition %d: cannot fence the engine", pt->p);
+        rk__log(RK_LOG_ERR, "partition %s: cannot fence the engine", pt->name);
         rk__engine_free(pt->eng);
         pt->eng = NULL;
         return;
@@ -317,7 +324,7 @@ static void on_release(rk__redis *r, redisReply *reply, void *pd)
     (void)r;
     pt->cmd_inflight = false;
     if (reply != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1)
-        rk__log(RK_LOG_NOTICE, "partition %d: lease released", pt->p);
+        rk__log(RK_LOG_NOTICE, "partition %s: lease released", pt->name);
     if (n->stopping)
         stop_step(n);
 }
@@ -408,8 +415,8 @@ static void on_mirrored(rk__redis *r, redisReply *reply, void *pd)
     if (pt->st != P_ACQUIRING)
         return;
     if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
-        rk__log(RK_LOG_WARNING, "partition %d: mirroring epoch %lld to %s failed (%s); "
-                "acquired again at the next tick", pt->p, pt->epoch, pt->n->mirror_key,
+        rk__log(RK_LOG_WARNING, "partition %s: mirroring epoch %lld to %s failed (%s); "
+                "acquired again at the next tick", pt->name, pt->epoch, pt->n->mirror_key,
                 reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "no reply");
         pt->st = P_FREE;
         return;
@@ -449,8 +456,8 @@ static void on_acquire_wait(rk__redis *r, redisReply *reply, void *pd)
         return;
     if (reply == NULL || reply->type != REDIS_REPLY_INTEGER ||
         reply->integer < n->cfg->redis_wait_replicas) {
-        rk__log(RK_LOG_WARNING, "partition %d: the lease's epoch %lld did not reach %d "
-                "replica(s) in time; not starting (acquired again at the next tick)", pt->p,
+        rk__log(RK_LOG_WARNING, "partition %s: the lease's epoch %lld did not reach %d "
+                "replica(s) in time; not starting (acquired again at the next tick)", pt->name,
                 pt->epoch, n->cfg->redis_wait_replicas);
         pt->st = P_FREE;
         return;
@@ -473,7 +480,7 @@ static void on_acquire(rk__redis *r, redisReply *reply, void *pd)
         reply->element[0]->type != REDIS_REPLY_INTEGER ||
         reply->element[1]->type != REDIS_REPLY_STRING) {
         if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
-            rk__log(RK_LOG_ERR, "partition %d: acquiring the lease %s failed: %s", pt->p,
+            rk__log(RK_LOG_ERR, "partition %s: acquiring the lease %s failed: %s", pt->name,
                     pt->lease_key, reply->str);
         return;
     }
@@ -500,7 +507,7 @@ static void on_acquire(rk__redis *r, redisReply *reply, void *pd)
                                  reply->element[2]->integer == 0
                            : (prev->len > 9 && strcmp(prev->str + prev->len - 9, " released") == 0);
     pt->takeover = !clean;
-    rk__log(RK_LOG_NOTICE, "partition %d: lease %s acquired (epoch %lld)%s%s%s", pt->p,
+    rk__log(RK_LOG_NOTICE, "partition %s: lease %s acquired (epoch %lld)%s%s%s", pt->name,
             pt->lease_key, pt->epoch, clean ? "" : "; taking over from \"",
             clean ? "" : (prev->len ? prev->str : "an expired lease"), clean ? "" : "\"");
     if (n->cfg->redis_wait_replicas > 0) {
@@ -531,7 +538,7 @@ static void on_renew(rk__redis *r, redisReply *reply, void *pd)
         return;
     if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
         if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
-            rk__log(RK_LOG_ERR, "partition %d: renewing the lease failed: %s", pt->p,
+            rk__log(RK_LOG_ERR, "partition %s: renewing the lease failed: %s", pt->name,
                     reply->str);
         return;                     /* it may still run out: the engine checks */
     }
@@ -541,8 +548,8 @@ static void on_renew(rk__redis *r, redisReply *reply, void *pd)
             rk__engine_lease_until(pt->eng, pt->valid_until_hr);
         return;
     }
-    rk__log(RK_LOG_WARNING, "partition %d: lease lost (epoch %lld is no longer current)",
-            pt->p, pt->epoch);
+    rk__log(RK_LOG_WARNING, "partition %s: lease lost (epoch %lld is no longer current)",
+            pt->name, pt->epoch);
     pt->lost++;
     pt->st = P_LOST;
     uv_timer_start(&n->reap, reap, 0, 0);
@@ -567,20 +574,23 @@ static void on_peek(rk__redis *r, redisReply *reply, void *pd)
     }
 }
 
-/* This process's fair share: ceil(partitions / live members). */
-static int fair_share(const rk__node *n)
+/* This process's fair share of np pipelines: ceil(np / live members). */
+static int fair_share(const rk__node *n, int np)
 {
     size_t m = n->nmembers ? n->nmembers : 1;
-    return (int)(((size_t)n->np + m - 1) / m);
+    return (int)(((size_t)np + m - 1) / m);
 }
 
-/* One partition at one tick (see the top of the file). */
-static void visit(rk__node *n, part *pt, int *held)
+/* One partition at one tick (see the top of the file); held: the
+ * pipelines held among those shared out with it, fair: our share of them.
+ * The partitions are shared out among the members; the cross pipeline
+ * (cross.c) on its own, a share of one, preferred for member[partitions
+ * mod count]. */
+static void visit(rk__node *n, part *pt, int *held, int fair)
 {
     const char *pref = preferred(n, pt->p);
     bool mine = pref != NULL && strcmp(pref, me(n)) == 0;
     int64_t now = (int64_t)uv_now(n->loop);
-    int fair = fair_share(n);
     char ep[24];
 
     if (pt->cmd_inflight)
@@ -627,8 +637,8 @@ static void visit(rk__node *n, part *pt, int *held)
          * what it has, so a returning member does not make them flap. */
         if (pt->st == P_ACTIVE && *held > fair && !mine && pref != NULL &&
             is_member(n, pref) && !n->stopping) {
-            rk__log(RK_LOG_NOTICE, "partition %d: handing over to %s (%d held, fair share %d)",
-                    pt->p, pref, *held, fair);
+            rk__log(RK_LOG_NOTICE, "partition %s: handing over to %s (%d held, fair share %d)",
+                    pt->name, pref, *held, fair);
             pt->st = P_STOPPING;
             (*held)--;
             rk__engine_stop(pt->eng, on_engine_stopped, pt);
@@ -681,12 +691,17 @@ static void on_heartbeat(rk__redis *r, redisReply *reply, void *pd)
     }
     qsort(n->members, n->nmembers, sizeof(*n->members), cmp_str);
     held = 0;
-    for (p = 0; p < n->np; p++)
+    for (p = 0; p < n->cfg->partitions; p++)
         if (n->parts[p].st == P_ACTIVE || n->parts[p].st == P_WAITING ||
             n->parts[p].st == P_ACQUIRING)
             held++;
-    for (p = 0; p < n->np; p++)
-        visit(n, &n->parts[p], &held);
+    for (p = 0; p < n->cfg->partitions; p++)
+        visit(n, &n->parts[p], &held, fair_share(n, n->cfg->partitions));
+    if (n->np > n->cfg->partitions) {
+        part *cx = &n->parts[n->cfg->partitions];
+        held = cx->st == P_ACTIVE || cx->st == P_WAITING || cx->st == P_ACQUIRING;
+        visit(n, cx, &held, 1);
+    }
     if (++n->ticks >= 2 && held_count(n) == 0)
         maybe_ready(n, false);      /* a standby is up too */
 }
@@ -835,7 +850,14 @@ rk__node *rk__node_new(uv_loop_t *loop, rk__config *cfg, char *err, size_t errle
     if (n == NULL)
         goto oom;
     n->loop = loop;
-    n->np = cfg->partitions;
+    /* with a cross pipeline (cross.c), one more: index partitions */
+    n->np = cfg->partitions + (rk__config_has_cross(cfg) ? 1 : 0);
+    if (cfg->partitions > 1 && cfg->n_cluster > 0)
+        rk__log(RK_LOG_WARNING, "%d partitions on a Redis Cluster: no cross pipeline (the "
+                "partitions' streams are in different slots), so inspection_frequency, "
+                "discretion's disparity, violation_hotspot and complaint_cluster by "
+                "enterprise or region see only each partition's share (riskd(8), DEPLOYMENT)",
+                cfg->partitions);
     n->parts = calloc((size_t)n->np, sizeof(*n->parts));
     n->members_key = keyf(cfg->state_key, ":members");
     if (n->parts == NULL || n->members_key == NULL)
@@ -845,7 +867,11 @@ rk__node *rk__node_new(uv_loop_t *loop, rk__config *cfg, char *err, size_t errle
         char tag[24], base[40];
         pt->n = n;
         pt->p = p;
-        if (cfg->partitions > 1 || cfg->n_cluster > 0)
+        snprintf(pt->name, sizeof(pt->name), "%d", p);
+        if (p == cfg->partitions) {
+            snprintf(pt->name, sizeof(pt->name), "cross");
+            snprintf(tag, sizeof(tag), ":{cross}");
+        } else if (cfg->partitions > 1 || cfg->n_cluster > 0)
             snprintf(tag, sizeof(tag), ":{%d}", p);
         else
             tag[0] = '\0';
@@ -940,6 +966,7 @@ int rk__node_reload(rk__node *n, rk__config *cfg, char *err, size_t errlen)
         strcmp(cfg->consumer, n->cfg->consumer) != 0)
         rk__log(RK_LOG_WARNING, "reload: partitions, state.key, state.lease_ttl and "
                 "streams.consumer changes take effect at restart");
+    cfg->partitions = n->cfg->partitions;   /* (which pipeline is the cross one) */
     for (p = 0; p < n->np; p++) {
         part *pt = &n->parts[p];
         rk__config *c;
@@ -1056,34 +1083,34 @@ static const char *part_status(const part *pt, char *why, size_t len)
     case P_WAITING: {
         uint64_t now = uv_now(n->loop);
         if (!pt->takeover || now >= pt->start_at)
-            snprintf(why, len, "partition %d: starting its pipeline", pt->p);
+            snprintf(why, len, "partition %s: starting its pipeline", pt->name);
         else
-            snprintf(why, len, "partition %d: lease acquired (epoch %lld), taking over: "
+            snprintf(why, len, "partition %s: lease acquired (epoch %lld), taking over: "
                      "consuming starts in %llu ms, once a read the previous holder left "
-                     "blocked in Redis has ended", pt->p, pt->epoch,
+                     "blocked in Redis has ended", pt->name, pt->epoch,
                      (unsigned long long)(pt->start_at - now));
         return "starting";
     }
     case P_STOPPING:
-        snprintf(why, len, "partition %d: handing over (final checkpoint)", pt->p);
+        snprintf(why, len, "partition %s: handing over (final checkpoint)", pt->name);
         return "stopping";
     case P_ACTIVE:
         if (pt->eng != NULL && rk__redis_ready(n->r) && rk__engine_read_error(pt->eng)) {
-            snprintf(why, len, "partition %d: %s; nothing is consumed until a read succeeds",
-                     pt->p, rk__engine_read_error(pt->eng));
+            snprintf(why, len, "partition %s: %s; nothing is consumed until a read succeeds",
+                     pt->name, rk__engine_read_error(pt->eng));
             return "refused";
         }
         if (pt->eng != NULL && rk__engine_healthy(pt->eng)) {
-            snprintf(why, len, "partition %d: consuming (epoch %lld)", pt->p, pt->epoch);
+            snprintf(why, len, "partition %s: consuming (epoch %lld)", pt->name, pt->epoch);
             return "consuming";
         }
         if (pt->eng != NULL && rk__engine_ever_ready(pt->eng)) {
-            snprintf(why, len, "partition %d: its connections to Redis are down, "
-                     "reconnecting", pt->p);
+            snprintf(why, len, "partition %s: its connections to Redis are down, "
+                     "reconnecting", pt->name);
             return "redis_down";
         }
-        snprintf(why, len, "partition %d: restoring its checkpoint and claiming pending "
-                 "entries before consuming", pt->p);
+        snprintf(why, len, "partition %s: restoring its checkpoint and claiming pending "
+                 "entries before consuming", pt->name);
         return "starting";
     default:
         why[0] = '\0';
@@ -1124,8 +1151,9 @@ char *rk__node_health(const rk__node *n, int *healthy)
             status = st;
             snprintf(reason, sizeof(reason), "%s", why);
         }
-        j = json_pack("{s:i, s:s, s:I}", "partition", p, "status", st, "epoch",
-                      (json_int_t)pt->epoch);
+        j = json_pack("{s:o, s:s, s:I}", "partition",
+                      p < n->cfg->partitions ? json_integer(p) : json_string(pt->name),
+                      "status", st, "epoch", (json_int_t)pt->epoch);
         if (pt->eng != NULL && pt->st == P_ACTIVE) {
             rk__engine_lag(pt->eng, &en, &es);
             if (en >= 0)
@@ -1171,7 +1199,7 @@ char *rk__node_health(const rk__node *n, int *healthy)
     json_object_set_new(o, "reason", json_string(reason));
     json_object_set_new(o, "lag", lag);
     json_object_set_new(o, "partitions", parts);
-    json_object_set_new(o, "partitions_total", json_integer(n->np));
+    json_object_set_new(o, "partitions_total", json_integer(n->cfg->partitions));
     json_object_set_new(o, "members", json_integer((json_int_t)n->nmembers));
     json_object_set_new(o, "consumer", json_string(me(n)));
     text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
@@ -1219,26 +1247,31 @@ void rk__node_render_metrics(rk__node *n, rk_buf *out)
          "and leases) is up, on a standby too.\n# TYPE riskd_redis_up gauge\n"
          "riskd_redis_up %d\n", rk__redis_ready(n->r) ? 1 : 0);
     putf(&own, "# HELP riskd_partitions Partitions configured.\n# TYPE riskd_partitions gauge\n"
-         "riskd_partitions %d\n", n->np);
+         "riskd_partitions %d\n", n->cfg->partitions);
     putf(&own, "# HELP riskd_partitions_held Partitions this process holds the lease of.\n"
-         "# TYPE riskd_partitions_held gauge\nriskd_partitions_held %d\n", held);
+         "# TYPE riskd_partitions_held gauge\nriskd_partitions_held %d\n",
+         held_count_of(n, false));
+    if (n->np > n->cfg->partitions)
+        putf(&own, "# HELP riskd_cross_held 1 when this process holds the cross pipeline "
+             "(the rules across partitions).\n# TYPE riskd_cross_held gauge\n"
+             "riskd_cross_held %d\n", held - held_count_of(n, false));
     putf(&own, "# HELP riskd_partition_active 1 for each partition this process holds.\n"
          "# TYPE riskd_partition_active gauge\n");
     for (p = 0; p < n->np; p++)
-        putf(&own, "riskd_partition_active{partition=\"%d\"} %d\n", p,
+        putf(&own, "riskd_partition_active{partition=\"%s\"} %d\n", n->parts[p].name,
              n->parts[p].st == P_ACTIVE || n->parts[p].st == P_WAITING ||
              n->parts[p].st == P_STOPPING ? 1 : 0);
     putf(&own, "# HELP riskd_lease_epoch The fencing epoch of each partition held (0 none).\n"
          "# TYPE riskd_lease_epoch gauge\n");
     for (p = 0; p < n->np; p++)
-        putf(&own, "riskd_lease_epoch{partition=\"%d\"} %lld\n", p,
+        putf(&own, "riskd_lease_epoch{partition=\"%s\"} %lld\n", n->parts[p].name,
              n->parts[p].st == P_ACTIVE || n->parts[p].st == P_WAITING ||
              n->parts[p].st == P_STOPPING ? n->parts[p].epoch : 0);
     putf(&own, "# HELP riskd_takeover_wait_ticks Heartbeat ticks the last takeover of each "
          "partition waited before its engine started (1: at the first tick after the wait; "
          "0: none yet).\n# TYPE riskd_takeover_wait_ticks gauge\n");
     for (p = 0; p < n->np; p++)
-        putf(&own, "riskd_takeover_wait_ticks{partition=\"%d\"} %d\n", p,
+        putf(&own, "riskd_takeover_wait_ticks{partition=\"%s\"} %d\n", n->parts[p].name,
              n->parts[p].last_wait_ticks);
     putf(&own, "# HELP riskd_lease_acquired_total Leases acquired.\n"
          "# TYPE riskd_lease_acquired_total counter\nriskd_lease_acquired_total %llu\n",
@@ -1263,7 +1296,7 @@ void rk__node_render_metrics(rk__node *n, rk_buf *out)
         char label[32];
         if (n->parts[p].eng == NULL || n->parts[p].st == P_LOST)
             continue;
-        snprintf(label, sizeof(label), "partition=\"%d\"", p);
+        snprintf(label, sizeof(label), "partition=\"%s\"", n->parts[p].name);
         rk__prom_label(&m, label);
         rk__engine_metrics(n->parts[p].eng, &m);
     }

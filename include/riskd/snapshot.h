@@ -233,13 +233,19 @@ static inline char *rk_rd_str(rk_rd *r, size_t maxlen)
     return s;
 }
 
+/* Stream numbers a ref read back may carry: below this. A detector built
+ * into riskd may run where one engine reads several partitions' streams
+ * (numbered 0, 1, ... two per partition); a plugin sees only RK_STREAM_SCAN
+ * and RK_STREAM_CASE. */
+#define RK_STREAM_REF_LIMIT 2048u
+
 static inline rk_entry_ref rk_rd_ref(rk_rd *r)
 {
     rk_entry_ref x;
     x.ms = rk_rd_u64(r);
     x.seq = rk_rd_u32(r);
     x.stream = rk_rd_u32(r);
-    if (x.stream >= RK_STREAM_COUNT) r->err = 1;
+    if (x.stream >= RK_STREAM_REF_LIMIT) r->err = 1;
     return x;
 }
 

@@ -45,18 +45,7 @@ if [ "$check" = 1 ]; then
         *) bin="$top/${BUILD:-build}" ;;
     esac
 else
-    pkgs="build-essential pkg-config libuv1-dev libhiredis-dev libjansson-dev libxxhash-dev libcmocka-dev libhttp-parser-dev libjs-chart.js redis-server redis-tools"
-    missing=""
-    for p in $pkgs; do
-        dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
-    done
-    if [ -n "$missing" ]; then
-        echo ">> installing:$missing"
-        SUDO=""
-        [ "$(id -u)" = 0 ] || SUDO=sudo
-        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
-    fi
+    sh tests/deps.sh build
     echo ">> building"
     make -s
 fi

@@ -226,7 +226,10 @@ static int fz_emit(rk_host *hh, const rk_alert *a)
     if (a->n_evidence > 0 && a->evidence == NULL)
         broken("detector: evidence NULL with n_evidence > 0");
     for (size_t i = 0; i < a->n_evidence; i++)
-        if (a->evidence[i].stream >= RK_STREAM_COUNT)
+        /* what a ref read back may carry (a built-in may run where one
+         * engine reads several partitions); the daemon names a stream it
+         * does not read "?" */
+        if (a->evidence[i].stream >= RK_STREAM_REF_LIMIT)
             broken("detector: evidence of an unknown stream");
     const char *f[] = {a->subject.unit_id, a->subject.officer_id,
                        a->subject.enterprise_id, a->subject.task_id,

@@ -55,6 +55,8 @@
 #define RATE 12000                  /* events per second fed */
 #define LEASE_CFG "\"state\":{\"interval\":\"200ms\",\"lease_ttl\":\"2s\"}," \
                   "\"clock\":{\"wall_advance\":false}"
+/* Extra top-level settings of every riskd (clean runs too), or "" */
+static const char *det_extra = "";
 
 /* ===================================================================
  * Where a key lives: one Redis, or the node of its slot on a cluster
@@ -208,7 +210,7 @@ static void wl_feed(it_conns *c, const workload *w, void (*hook)(void *ud, doubl
     }
 }
 
-static bool all_drained(it_conns *c, int partitions, int timeout_ms)
+static bool all_drained(it_conns *c, int partitions, bool cross, int timeout_ms)
 {
     int p;
     char k[40];
@@ -220,6 +222,9 @@ static bool all_drained(it_conns *c, int partitions, int timeout_ms)
             else
                 snprintf(k, sizeof(k), "%s", si ? "enforce:case" : "enforce:scan");
             if (!it_wait_drained(it_conns_for(c, k), k, "riskd", timeout_ms))
+                return false;
+            /* the cross pipeline reads every partition's streams too */
+            if (cross && !it_wait_drained(it_conns_for(c, k), k, "riskd:cross", timeout_ms))
                 return false;
         }
     }
@@ -331,9 +336,9 @@ static json_t *clean_run(const workload *w)
     k.one = env.c;
     wl_write(&k, w, 0, w->n);
     snprintf(cfg, sizeof(cfg), "{\"partitions\":%d,\"streams\":{\"consumer\":\"clean\"},"
-             LEASE_CFG "}", w->partitions);
+             "%s" LEASE_CFG "}", w->partitions, det_extra);
     assert_int_equal(it_riskd_start(&env.riskd, env.redis.port, cfg), 0);
-    if (!all_drained(&k, w->partitions, 60000)) {
+    if (!all_drained(&k, w->partitions, w->partitions > 1, 60000)) {
         it_riskd_dump_log(&env.riskd);
         fail_msg("the clean run did not drain");
     }
@@ -391,16 +396,20 @@ static void inst_start(inst *x, int redis_port, const char *name, int partitions
     snprintf(x->name, sizeof(x->name), "%s", name);
     x->mport = it_free_port();
     snprintf(cfg, sizeof(cfg), "{\"partitions\":%d,\"streams\":{\"consumer\":\"%s\"},"
-             "%s\"metrics\":{\"listen\":\"127.0.0.1:%d\"}," LEASE_CFG "}",
-             partitions, name, redis_extra, x->mport);
+             "%s%s\"metrics\":{\"listen\":\"127.0.0.1:%d\"}," LEASE_CFG "}",
+             partitions, name, redis_extra, det_extra, x->mport);
     assert_int_equal(it_riskd_start(&x->d, redis_port, cfg), 0);
 }
 
 static void inst_stop(inst *x)
 {
     if (x->d.pid > 0 && it_riskd_alive(&x->d)) {
+        int rc;
         it_riskd_signal(&x->d, SIGTERM);
-        assert_int_equal(it_riskd_wait(&x->d, 20000), 0);
+        if ((rc = it_riskd_wait(&x->d, 20000)) != 0) {
+            it_riskd_dump_log(&x->d);
+            fail_msg("riskd %s: exit %d at SIGTERM", x->name, rc);
+        }
     }
 }
 
@@ -494,6 +503,7 @@ static int setup(void **state)
         return -1;
     f->k.one = f->env.c;
     redis_extra[0] = '\0';
+    det_extra = "";
     *state = f;
     return 0;
 }
@@ -570,7 +580,7 @@ static void test_standby_takeover_after_kill(void **state)
     wait_log(&f->x[1], "consuming (epoch", 15000);
     fprintf(stderr, "b consuming %.1f s after the kill\n",
             (double)((uint64_t)bg_now_ns() - k.at_ns) / 1e9);
-    if (!all_drained(&f->k, 1, 60000)) {
+    if (!all_drained(&f->k, 1, false, 60000)) {
         it_riskd_dump_log(&f->x[1].d);
         fail_msg("b did not finish the workload");
     }
@@ -604,7 +614,7 @@ static void test_paused_leader_is_fenced(void **state)
         wait_log(&f->x[1], "consuming (epoch", 15000);
         fprintf(stderr, "b consuming %.1f s after the pause\n",
                 (double)((uint64_t)bg_now_ns() - k.at_ns) / 1e9);
-        assert_true(all_drained(&f->k, 1, 60000));
+        assert_true(all_drained(&f->k, 1, false, 60000));
         before = it_int(f->env.c, "XLEN alerts");
         /* a comes back: it must do nothing. */
         it_riskd_signal(&f->x[0].d, SIGCONT);
@@ -612,7 +622,7 @@ static void test_paused_leader_is_fenced(void **state)
         wl_write(&f->k, &f->w, part.n, f->w.n);
     }
     wait_log(&f->x[0], "partition 0", 10000);
-    if (!all_drained(&f->k, 1, 60000)) {
+    if (!all_drained(&f->k, 1, false, 60000)) {
         it_riskd_dump_log(&f->x[0].d);
         it_riskd_dump_log(&f->x[1].d);
         dump_consumers(f->env.c);
@@ -674,7 +684,7 @@ static void test_held_read_is_fenced(void **state)
         it_sleep_ms(10);
     assert_true(it_proxy_held(px) > 0);         /* a sent something: held */
     wait_log(&f->x[1], "consuming (epoch", 15000);
-    assert_true(all_drained(&f->k, 1, 60000));  /* b has all of the first third */
+    assert_true(all_drained(&f->k, 1, false, 60000));  /* b has all of the first third */
     it_riskd_signal(&f->x[1].d, SIGSTOP);
     wl_write(&f->k, &f->w, third, 2 * third);
     it_proxy_hold(px, false);                   /* a's requests reach Redis */
@@ -684,7 +694,7 @@ static void test_held_read_is_fenced(void **state)
         it_sleep_ms(10);
     it_riskd_signal(&f->x[1].d, SIGCONT);
     wl_write(&f->k, &f->w, 2 * third, f->w.n);
-    if (!all_drained(&f->k, 1, 60000)) {
+    if (!all_drained(&f->k, 1, false, 60000)) {
         it_riskd_dump_log(&f->x[0].d);
         it_riskd_dump_log(&f->x[1].d);
         dump_consumers(f->env.c);
@@ -857,7 +867,7 @@ static void run_churn(fixture *f, json_t *want, int port, const char *what)
     wl_feed(&f->k, &f->w, hook_churn, &c);
     assert_true(c.killed && c.added && c.resharded == f->cluster);
     wait_log(&f->x[3], "consuming (epoch", 20000);
-    if (!all_drained(&f->k, 6, 60000)) {
+    if (!all_drained(&f->k, 6, !f->cluster, 60000)) {
         for (i = 0; i < 4; i++)
             it_riskd_dump_log(&f->x[i].d);
         dump_leases(&f->k, 6);
@@ -913,6 +923,12 @@ static void test_cluster_partitions(void **state)
     char k[40];
 
     wl_make(&f->w, EVENTS, 6);
+    /* On a Redis Cluster there is no cross pipeline (the partitions'
+     * streams live in different slots): the rules across units would see
+     * their partition's share there, and the cross pipeline of the clean
+     * run everything. Those detectors are off in both. */
+    det_extra = "\"detectors\":{\"inspection_frequency\":{\"enabled\":false},"
+                "\"discretion\":{\"enabled\":false},\"violation_hotspot\":{\"enabled\":false}},";
     want = clean_run(&f->w);
     assert_int_equal(it_cluster_start(&f->cl), 0);
     f->cluster = true;
@@ -930,6 +946,9 @@ static void test_cluster_partitions(void **state)
     assert_true(nodes_used >= 2);
     run_churn(f, want, f->cl.node[0].port,
               "cluster: 6 partitions, c killed, d added, two slots resharded");
+    /* no cross pipeline on a cluster, and riskd says what that means */
+    assert_true(it_log_contains(&f->x[0].d, "no cross pipeline"));
+    assert_false(it_log_contains(&f->x[0].d, "partition cross"));
     /* the alert stream's node mirrors every partition's epoch */
     {
         redisReply *r = it_cmd(it_conns_for(&f->k, "riskd:fence:{alerts}"),

@@ -10,7 +10,9 @@
  *    (each `riskd_...` word) is a sample of a live riskd's /metrics: riskd
  *    runs against the test's Redis with a workload applied (so that the
  *    families that appear only after a watermark or a checkpoint are
- *    there), with one invalid entry in 50 (dead letters).
+ *    there), with one invalid entry in 50 (dead letters); beside it the
+ *    /metrics of a riskd with two partitions, for the families only a
+ *    partitioned deployment has (riskd_cross_held).
  *
  * Runs from the repository root, as `make test` does. */
 #include <stdarg.h>
@@ -113,14 +115,35 @@ static char *slurp(const char *path)
     return buf;
 }
 
+/* The /metrics of a riskd with two partitions (and so a cross pipeline),
+ * whose families only such a deployment exports, is consumable. */
+static bool cross_exported(void *arg)
+{
+    return it_metric(*(int *)arg, "riskd_cross_held") >= 0;
+}
+
 static void test_names_exported(void **state)
 {
     it_env *env = *state;
     char cfg[512], *text = malloc(METRICS_MAX);
-    int mport = it_free_port(), missing = 0, checked = 0;
-    size_t i;
+    int mport = it_free_port(), pport = it_free_port(), missing = 0, checked = 0;
+    size_t i, n;
+    it_riskd parted;
 
     assert_non_null(text);
+    /* a second riskd with two partitions (other keys, empty streams) */
+    snprintf(cfg, sizeof(cfg), "{\"metrics\":{\"listen\":\"127.0.0.1:%d\"},"
+             "\"partitions\":2,\"streams\":{\"consumer\":\"parted\"}}", pport);
+    memset(&parted, 0, sizeof(parted));
+    assert_int_equal(it_riskd_start(&parted, env->redis.port, cfg), 0);
+    if (!it_wait_until(cross_exported, &pport, 20000)) {
+        it_riskd_dump_log(&parted);
+        fail_msg("riskd with two partitions exports no riskd_cross_held");
+    }
+    assert_int_equal(it_http_get(pport, "/metrics", text, METRICS_MAX / 2), 200);
+    it_riskd_signal(&parted, SIGTERM);
+    assert_int_equal(it_riskd_wait(&parted, 20000), 0);
+    n = strlen(text);
     snprintf(cfg, sizeof(cfg), "{\"metrics\":{\"listen\":\"127.0.0.1:%d\"},"
              "\"state\":{\"interval\":\"200ms\"},\"clock\":{\"wall_advance\":false}}", mport);
     assert_true(it_preload_workload(env->c, 3000, 10, 0.05, 7, 50) > 0);
@@ -129,7 +152,7 @@ static void test_names_exported(void **state)
         it_riskd_dump_log(&env->riskd);
         fail_msg("riskd did not apply the workload and checkpoint");
     }
-    assert_int_equal(it_http_get(mport, "/metrics", text, METRICS_MAX), 200);
+    assert_int_equal(it_http_get(mport, "/metrics", text + n, METRICS_MAX - n), 200);
     for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         char *src = slurp(files[i]);
         const char *p = src;

@@ -46,10 +46,9 @@
 
 #define NPART 3
 /* The rules that count one enterprise's or one area's events across units
- * (inspection_frequency, discretion's disparity, violation_hotspot) see
- * only their partition's share when the input is split by unit (riskd(8),
- * "Leases and partitions"): off here, where partitions must equal one
- * instance. */
+ * (inspection_frequency, discretion's disparity, violation_hotspot) run in
+ * the cross pipeline, which test-cross covers: off here, where the
+ * partitions' own rules and the filing register are the subject. */
 #define RUN_CFG "\"state\":{\"interval\":\"200ms\",\"lease_ttl\":\"2s\"}," \
                 "\"clock\":{\"wall_advance\":false}," \
                 "\"detectors\":{\"inspection_frequency\":{\"enabled\":false}," \

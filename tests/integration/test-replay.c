@@ -309,6 +309,33 @@ static void test_replay_partition(void **state)
     json_decref(ids);
     free(out);
     free(err);
+    /* E9 inspected by U0 (partition 0), then by U1 (partition 1) the next
+     * day: multi_unit, a rule across units, is the cross pipeline's. */
+    freeReplyObject(it_cmd(f->env.c, "XADD enforce:scan:{0} 2-0 data %s",
+        "{\"type\":\"inspection.filed\",\"ts\":\"2025-03-21T10:00:00Z\",\"task_id\":\"T8\","
+        "\"unit_id\":\"U0\",\"officers\":[\"O1\",\"O2\"],\"enterprise_id\":\"E9\"}"));
+    freeReplyObject(it_cmd(f->env.c, "XADD enforce:scan:{1} 2-0 data %s",
+        "{\"type\":\"inspection.filed\",\"ts\":\"2025-03-22T10:00:00Z\",\"task_id\":\"T9\","
+        "\"unit_id\":\"U1\",\"officers\":[\"O3\",\"O4\"],\"enterprise_id\":\"E9\"}"));
+    snprintf(args, sizeof(args), "--replay -c %s --partition cross", cfg);
+    assert_int_equal(run(args, &out, &err), 0);
+    ids = ids_of_lines(out);
+    assert_int_equal(json_object_size(ids), 1);       /* multi_unit only, no bad_rating */
+    json_object_foreach(ids, id, x) {
+        assert_string_equal(json_string_value(json_object_get(x, "rule")), "multi_unit");
+        assert_string_equal(json_string_value(json_object_get(json_object_get(x, "subject"),
+                                                              "enterprise_id")), "E9");
+    }
+    json_decref(ids);
+    free(out);
+    free(err);
+    snprintf(args, sizeof(args), "--replay -c %s --partition 1", cfg);
+    assert_int_equal(run(args, &out, &err), 0);
+    ids = ids_of_lines(out);
+    assert_int_equal(json_object_size(ids), 1);       /* still T1's bad rating only */
+    json_decref(ids);
+    free(out);
+    free(err);
 }
 
 /* ---- wall-clock ticks: replay equals live with clock.wall_advance ---- */

@@ -2,7 +2,9 @@
  * survives kill -9 through checkpoints, a kill before the checkpoint gives
  * no duplicate alert, SIGTERM saves state and acknowledges everything, the
  * publish script is reloaded after SCRIPT FLUSH (NOSCRIPT), and a pending
- * entry whose payload was trimmed is acknowledged, not a crash. */
+ * entry whose payload was trimmed is acknowledged, not a crash, and a
+ * checkpoint cut short is given up whole: the streams are read again from
+ * the start. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -144,6 +146,54 @@ static void test_sigterm_saves_state(void **state)
     bad_rating(f);
     must(f, it_wait_xlen(f->env.c, "alerts", 4, 10000), "officer_repeated after restart");
     assert_int_equal(rule_count(f, "officer_repeated"), 1);
+}
+
+typedef struct logwait {
+    const it_riskd *d;
+    const char *text;
+} logwait;
+
+static bool log_has(void *arg)
+{
+    const logwait *w = arg;
+    return it_log_contains(w->d, w->text);
+}
+
+static bool wait_log(fixture *f, const char *text, int timeout_ms)
+{
+    logwait w = {&f->env.riskd, text};
+    return it_wait_until(log_has, &w, timeout_ms);
+}
+
+/* A checkpoint cut short (its stream positions readable, the rest not) is
+ * unusable: riskd starts from empty state and, streams.start being "0",
+ * reads the streams again from the start - not from the positions of the
+ * state it gave up - so the third bad rating still completes the officer's
+ * window, and the bad_rating alerts read again are not written twice. */
+static void test_unusable_checkpoint(void **state)
+{
+    fixture *f = *state;
+    redisReply *r;
+    start(f, FAST);
+    bad_rating(f);
+    bad_rating(f);
+    must(f, it_wait_xlen(f->env.c, "alerts", 2, 10000), "2 bad_rating alerts");
+    it_riskd_signal(&f->env.riskd, SIGTERM);
+    assert_int_equal(it_riskd_wait(&f->env.riskd, 15000), 0);
+    r = it_cmd(f->env.c, "GET riskd:state");
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_true(r->len > 100);
+    freeReplyObject(it_cmd(f->env.c, "SET riskd:state %b", r->str, r->len - 40));
+    freeReplyObject(r);
+    start(f, FAST);
+    must(f, wait_log(f, "is unusable", 10000), "the checkpoint refused");
+    must(f, wait_log(f, "reflects nothing (from the start)", 10000),
+         "the group read again from the start");
+    bad_rating(f);
+    must(f, it_wait_xlen(f->env.c, "alerts", 4, 10000), "bad_rating + officer_repeated");
+    it_sleep_ms(300);
+    assert_int_equal(rule_count(f, "officer_repeated"), 1);
+    assert_int_equal(rule_count(f, "bad_rating"), 3);
 }
 
 /* The script cache is emptied under riskd: the next alert still lands. */
@@ -382,6 +432,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_state_survives_kill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_before_checkpoint_no_duplicates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_saves_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unusable_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_noscript_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trimmed_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload, setup, teardown),

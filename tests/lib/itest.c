@@ -682,7 +682,7 @@ int it_http_get(int port, const char *path, char *buf, size_t len)
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\n\r\n", path);
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-        write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
+        send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req)) {
         close(fd);
         return -1;
     }
@@ -746,7 +746,7 @@ double it_metric_sum(int port, const char *name)
     sa.sin_port = htons((uint16_t)port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-        write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
+        send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req)) {
         close(fd);
         return -1;
     }

@@ -35,7 +35,7 @@ static void test_watermark_min_over_unread(void **state)
     assert_int_equal(rk__clock_candidate(&c, unread), 9000);
     /* An older ts never lowers a stream's maximum. */
     rk__clock_observe(&c, RK_STREAM_CASE, 1000);
-    assert_int_equal(c.max_ts[RK_STREAM_CASE], 9000);
+    assert_int_equal(rk__clock_stream_of(&c, RK_STREAM_CASE)->max_ts, 9000);
     rk__clock_free(&c);
 }
 
@@ -131,7 +131,7 @@ static void test_snapshot_restore(void **state)
     rk__clock_init(&d);
     assert_int_equal(rk__clock_restore(&d, b.data, b.len, det_index_swapped, NULL), 0);
     assert_int_equal(d.watermark, 40);
-    assert_int_equal(d.max_ts[RK_STREAM_SCAN], 42);
+    assert_int_equal(rk__clock_stream_of(&d, RK_STREAM_SCAN)->max_ts, 42);
     assert_int_equal(d.ntimers, 1);
     rk__clock_advance(&d, 1000);
     assert_int_equal(rk__clock_pop_due(&d, &t), 1);
@@ -145,6 +145,58 @@ static void test_snapshot_restore(void **state)
     rk_buf_free(&b);
     rk__clock_free(&c);
     rk__clock_free(&d);
+}
+
+/* A clock of several partitions' streams: the watermark is the smallest
+ * over every stream with unread entries, and the snapshot keeps them all;
+ * it restores only into a clock of as many streams. A clock of two is
+ * saved in the format of earlier releases (version 1, no count). */
+static void test_many_streams(void **state)
+{
+    rk__clock c, d, two;
+    bool unread[6] = {true, true, true, true, true, true};
+    rk_buf b = {0}, b2 = {0};
+    unsigned si;
+    (void)state;
+    rk__clock_init(&c);
+    assert_int_equal(rk__clock_set_streams(&c, 6), 0);
+    for (si = 0; si < 5; si++)
+        rk__clock_observe(&c, si, 1000 + (int64_t)si * 100);
+    assert_true(rk__clock_candidate(&c, unread) == INT64_MIN);    /* stream 5: none */
+    rk__clock_observe(&c, 5, 900);
+    assert_int_equal(rk__clock_candidate(&c, unread), 900);
+    unread[5] = false;
+    unread[0] = false;
+    assert_int_equal(rk__clock_candidate(&c, unread), 1100);
+    rk__clock_observe(&c, 6, 1);      /* no such stream: ignored */
+    rk__clock_advance(&c, 1100);
+    rk__clock_timer_add(&c, 5000, 0, "k", 1);
+    rk__clock_snapshot(&c, &b, det_name, NULL);
+    rk__clock_init(&d);
+    assert_int_equal(rk__clock_set_streams(&d, 6), 0);
+    assert_int_equal(rk__clock_restore(&d, b.data, b.len, det_index_swapped, NULL), 0);
+    assert_int_equal(d.nstreams, 6);
+    for (si = 0; si < 6; si++)
+        assert_int_equal(rk__clock_stream_of(&d, si)->max_ts,
+                         rk__clock_stream_of(&c, si)->max_ts);
+    assert_int_equal(d.watermark, 1100);
+    assert_int_equal(d.ntimers, 1);   /* alpha's timer, now index 1 */
+    rk__clock_init(&two);
+    assert_int_equal(rk__clock_restore(&two, b.data, b.len, det_index_swapped, NULL), -1);
+    rk__clock_observe(&two, RK_STREAM_CASE, 7);
+    rk__clock_snapshot(&two, &b2, det_name, NULL);
+    assert_int_equal(b2.data[0], 1);  /* version 1, little-endian */
+    assert_int_equal(rk__clock_restore(&d, b2.data, b2.len, det_index_swapped, NULL), -1);
+    assert_int_equal(d.nstreams, 6);  /* left alone */
+    /* rk__clock_free forgets the times, keeps the streams */
+    rk__clock_free(&d);
+    assert_int_equal(d.nstreams, 6);
+    assert_false(rk__clock_stream_of(&d, 5)->has_ts);
+    rk_buf_free(&b);
+    rk_buf_free(&b2);
+    rk__clock_release(&c);
+    rk__clock_release(&d);
+    rk__clock_release(&two);
 }
 
 #define H INT64_C(3600000)
@@ -264,12 +316,13 @@ static void test_tick_record_round_trip(void **state)
 {
     static const char *const keys[RK_STREAM_COUNT] = {"enforce:scan", "enforce:case"};
     char buf[RK_STREAM_COUNT + 1][48];
-    const char *argv[RK_TICK_ARGS];
+    const char *argv[RK_TICK_ARGS(RK_STREAM_COUNT)];
     rk__tick t, back;
     redisReply *r;
     (void)state;
 
-    memset(&t, 0, sizeof(t));
+    assert_int_equal(rk__tick_init(&t, RK_STREAM_COUNT), 0);
+    assert_int_equal(rk__tick_init(&back, RK_STREAM_COUNT), 0);
     t.ts = 1796439286079LL;
     t.pos[RK_STREAM_SCAN].ms = 1796439286080ULL;
     t.pos[RK_STREAM_SCAN].seq = 3;
@@ -280,9 +333,10 @@ static void test_tick_record_round_trip(void **state)
     assert_string_equal(argv[2], "enforce:scan");
     assert_string_equal(argv[3], "1796439286080-3");
     assert_string_equal(argv[5], "0-0");
-    r = entry_reply(RK_TICK_ARGS, argv);
+    r = entry_reply(RK_TICK_ARGS(RK_STREAM_COUNT), argv);
     assert_int_equal(rk__tick_parse(r, keys, &back), 0);
-    assert_memory_equal(&back, &t, sizeof(t));
+    assert_int_equal(back.ts, t.ts);
+    assert_memory_equal(back.pos, t.pos, RK_STREAM_COUNT * sizeof(*t.pos));
     freeReplyObject(r);
     {
         static const char *const other[] = {"ts", "5", "old:stream", "9-9",
@@ -314,6 +368,40 @@ static void test_tick_record_round_trip(void **state)
         freeReplyObject(r);
         assert_int_equal(rk__tick_parse(NULL, keys, &back), -1);
     }
+    rk__tick_free(&t);
+    rk__tick_free(&back);
+}
+
+/* A tick of the pipeline reading several partitions names each of their
+ * streams, and reads back with every position in place. */
+static void test_tick_record_many_streams(void **state)
+{
+    static const char *const keys[4] = {"s:{0}", "c:{0}", "s:{1}", "c:{1}"};
+    char buf[5][48];
+    const char *argv[RK_TICK_ARGS(4)];
+    rk__tick t, back;
+    redisReply *r;
+    unsigned si;
+    (void)state;
+
+    assert_int_equal(rk__tick_init(&t, 4), 0);
+    assert_int_equal(rk__tick_init(&back, 4), 0);
+    t.ts = 77;
+    for (si = 0; si < 4; si++) {
+        assert_int_equal(t.pos[si].stream, si);
+        t.pos[si].ms = 100 + si;
+        t.pos[si].seq = si;
+    }
+    rk__tick_args(&t, keys, buf, argv);
+    assert_string_equal(argv[8], "c:{1}");
+    assert_string_equal(argv[9], "103-3");
+    r = entry_reply(RK_TICK_ARGS(4), argv);
+    assert_int_equal(rk__tick_parse(r, keys, &back), 0);
+    assert_int_equal(back.ts, 77);
+    assert_memory_equal(back.pos, t.pos, 4 * sizeof(*t.pos));
+    freeReplyObject(r);
+    rk__tick_free(&t);
+    rk__tick_free(&back);
 }
 
 /* The queue of ticks to apply: first in, first out, reused once empty. */
@@ -324,15 +412,19 @@ static void test_tick_queue(void **state)
     int i;
     (void)state;
     memset(&q, 0, sizeof(q));
-    memset(&t, 0, sizeof(t));
+    assert_int_equal(rk__tick_init(&t, 3), 0);
     assert_null(rk__ticks_head(&q));
     for (i = 0; i < 40; i++) {
         t.ts = i;
+        t.pos[2].ms = (uint64_t)i;
         assert_int_equal(rk__ticks_push(&q, &t), 0);
     }
     assert_int_equal(rk__ticks_count(&q), 40);
     for (i = 0; i < 40; i++) {
+        /* each queued tick keeps its own positions */
         assert_int_equal(rk__ticks_head(&q)->ts, i);
+        assert_int_equal(rk__ticks_head(&q)->n, 3);
+        assert_int_equal(rk__ticks_head(&q)->pos[2].ms, i);
         rk__ticks_pop(&q);
     }
     assert_null(rk__ticks_head(&q));
@@ -340,13 +432,17 @@ static void test_tick_queue(void **state)
     t.ts = 99;
     assert_int_equal(rk__ticks_push(&q, &t), 0);
     assert_int_equal(rk__ticks_head(&q)->ts, 99);
-    rk__ticks_free(&q);
+    assert_int_equal(rk__ticks_push(&q, &t), 0);
+    rk__ticks_free(&q);             /* frees the ticks still queued */
+    rk__tick_free(&t);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_watermark_min_over_unread),
+        cmocka_unit_test(test_many_streams),
+        cmocka_unit_test(test_tick_record_many_streams),
         cmocka_unit_test(test_watermark_never_goes_back),
         cmocka_unit_test(test_timers_fire_strictly_after_deadline_in_order),
         cmocka_unit_test(test_heap_many_timers),

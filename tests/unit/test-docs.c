@@ -940,6 +940,103 @@ static void test_readme_short(void **state)
     free(s);
 }
 
+/* ===================================================================
+ * dependencies: tests/deps.sh installs what the build links, and the
+ * README says why each package is there
+ * =================================================================== */
+
+/* The words of the shell variable `name="..."` in text (into out). */
+static void shell_list(const char *text, const char *name, char *out, size_t n)
+{
+    char pat[32];
+    const char *p, *q;
+    snprintf(pat, sizeof(pat), "\n%s=\"", name);
+    p = strstr(text, pat);
+    if (p == NULL)
+        fail_msg("tests/deps.sh: no list %s=\"...\"", name);
+    p += strlen(pat);
+    q = strchr(p, '"');
+    assert_non_null(q);
+    assert_true((size_t)(q - p) < n);
+    memcpy(out, p, (size_t)(q - p));
+    out[q - p] = '\0';
+    for (char *c = out; *c; c++)
+        if (*c == '\n' || *c == '\t')
+            *c = ' ';
+}
+
+static bool has_item(const char *list, const char *item)
+{
+    size_t l = strlen(item);
+    for (const char *p = list; (p = strstr(p, item)) != NULL; p += l)
+        if ((p == list || p[-1] == ' ') && (p[l] == ' ' || p[l] == '\0'))
+            return true;
+    return false;
+}
+
+static void test_dependencies(void **state)
+{
+    /* what the Makefile links, and the Debian package that has it */
+    static const char *const lib_pkg[][2] = {
+        {"libuv", "libuv1-dev"}, {"hiredis", "libhiredis-dev"},
+        {"jansson", "libjansson-dev"}, {"libxxhash", "libxxhash-dev"},
+        {"-lhttp_parser", "libhttp-parser-dev"}, {"-lcsv", "libcsv-dev"},
+        {"-lcurl", "libcurl4-openssl-dev"}, {"-lhiredis", "libhiredis-dev"},
+    };
+    char *mk = must_slurp("Makefile"), *deps = must_slurp("tests/deps.sh");
+    char *readme = must_slurp("README.md"), build[2048], test[2048], word[128];
+    const char *p;
+    size_t i;
+
+    (void)state;
+    shell_list(deps, "build", build, sizeof(build));
+    shell_list(deps, "test", test, sizeof(test));
+    /* every library the Makefile names is in the map, its package in the
+     * build list (the demo installs only that one) */
+    for (p = mk; (p = strstr(p, " -l")) != NULL; p += 3) {
+        size_t l = strcspn(p + 1, " \n\t)");
+        bool known = false;
+        if (l >= sizeof(word))
+            continue;
+        memcpy(word, p + 1, l);
+        word[l] = '\0';
+        if (strcmp(word, "-ldl") == 0 || strcmp(word, "-lm") == 0 ||
+            strcmp(word, "-lpthread") == 0 || strcmp(word, "-lcmocka") == 0)
+            continue;                       /* libc; cmocka is in the list below */
+        for (i = 0; i < sizeof(lib_pkg) / sizeof(lib_pkg[0]); i++)
+            known = known || strcmp(word, lib_pkg[i][0]) == 0;
+        if (!known)
+            fail_msg("the Makefile links %s: add its Debian package to tests/deps.sh "
+                     "(build) and to this test's map", word);
+    }
+    p = strstr(mk, "\nPKGS := ");
+    assert_non_null(p);
+    for (i = 0; i < 4; i++)
+        if (strstr(p, lib_pkg[i][0]) == NULL || strstr(p, lib_pkg[i][0]) > strchr(p + 1, '\n'))
+            fail_msg("the Makefile's PKGS no longer names %s: update this test's map",
+                     lib_pkg[i][0]);
+    for (i = 0; i < sizeof(lib_pkg) / sizeof(lib_pkg[0]); i++)
+        if (!has_item(build, lib_pkg[i][1]))
+            fail_msg("tests/deps.sh build: %s (the build links %s) is missing", lib_pkg[i][1],
+                     lib_pkg[i][0]);
+    if (!has_item(build, "libcmocka-dev") || !has_item(build, "redis-server"))
+        fail_msg("tests/deps.sh build: libcmocka-dev and redis-server belong there");
+    /* every package of either list has its line in README's table */
+    for (int k = 0; k < 2; k++) {
+        char *list = k == 0 ? build : test, *save = NULL, *w;
+        char copy[2048];
+        snprintf(copy, sizeof(copy), "%s", list);
+        for (w = strtok_r(copy, " ", &save); w != NULL; w = strtok_r(NULL, " ", &save)) {
+            snprintf(word, sizeof(word), "`%s`", w);
+            if (strstr(readme, word) == NULL)
+                fail_msg("README.md does not say why %s is a dependency (tests/deps.sh)", w);
+        }
+    }
+    free(mk);
+    free(deps);
+    free(readme);
+}
+
 /* The matcher itself: escapes are removed, words are whole. */
 static void test_unroff(void **state)
 {
@@ -973,6 +1070,7 @@ int main(void)
         cmocka_unit_test(test_detector_config_documented),
         cmocka_unit_test(test_riskctl_documented),
         cmocka_unit_test(test_readme_short),
+        cmocka_unit_test(test_dependencies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
