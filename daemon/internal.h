@@ -712,6 +712,10 @@ typedef struct rk__ostore {
                                        live slots, UINT32_MAX empty */
     uint32_t capidx;
     uint32_t last;                  /* the slot of the last add */
+    bool primed;                    /* rk__open_ops.prime: pdet's next */
+    uint16_t pdet;                  /* emit, a notice of an alert at pts, */
+    int64_t pts;                    /* is about the alert of id pid */
+    unsigned char pid[16];
     char **rules;                   /* rule names by index */
     uint32_t nrules;
     char **units;                   /* units (or a detector's extras) by
@@ -995,6 +999,11 @@ typedef struct rk__open_ops {
      * or alerts.open_ttl ends them. How many, or -1. */
     int (*let_go)(rk_host *h, const char *rule, const char *key, int64_t ts_from,
                   int64_t ts_to);
+    /* The detector's next emit, if it is a notice of an alert at ts, is
+     * about the open alert of packed id: its id is that one, not the one
+     * its subject would give (so a notice needs no subject field beyond
+     * what its reason names). Any emit uses it up. */
+    void (*prime)(rk_host *h, const unsigned char *id, int64_t ts);
 } rk__open_ops;
 
 /* Every rk_host a built-in detector is given starts with its open ops
@@ -1615,6 +1624,15 @@ const char *rk__open_field(const rk__openset *set, const rk__open_alert *oa, int
 /* oa's extra as it was added ("" when none) in buf when it fits in n
  * bytes (else ""); returns the bytes it needs with its NUL (0: none). */
 size_t rk__open_extra(const rk__openset *set, const rk__open_alert *oa, char *buf, size_t n);
+/* Whether key's alerts in set are the host's (rk__open_bind, and key not
+ * one of an older snapshot's): their notices take their ids from there
+ * (rk__open_prime), so the extra need carry only what reasons name. */
+int rk__open_bound(const rk__openset *set, const char *key);
+/* The notice the detector emits next is about oa, an alert of the record
+ * rk__open_get gave last: it takes oa's id from the host (bound sets; a
+ * no-op for the set's own records, whose notices' subjects give their
+ * ids). Call it right before that emit. */
+void rk__open_prime(const rk__openset *set, const rk__open_alert *oa);
 /* Forget alert i of r, a record of set (the others keep their order). */
 void rk__open_remove(rk__openset *set, rk__openrec *r, uint32_t i);
 /* Stop tracking key's alerts raised at ts_to or before without a notice:

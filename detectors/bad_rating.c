@@ -554,6 +554,7 @@ static int br_resolve(br_state *s, const char *key, int64_t deadline)
         a.status = RK_ALERT_RESOLVED;
         a.reason = rk_say_text(&t);
         a.change_ts = deadline;
+        rk__open_prime(set, &r->a[i]);
         if (s->api->emit(s->host, &a) < 0)
             rc = -1;
     }

@@ -394,6 +394,7 @@ static int cc_resolve(cc_state *s, const char *okey, int64_t deadline)
         a.status = RK_ALERT_RESOLVED;
         a.reason = rk_say_text(&t);
         a.change_ts = deadline;
+        rk__open_prime(&s->open, &r->a[i]);
         if (s->api->emit(s->host, &a) < 0)
             rc = -1;
     }

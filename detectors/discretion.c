@@ -346,8 +346,14 @@ static int dc_raise(dc_self *s, int k, const rk_event *ev, rk_severity sev, doub
     char *extra;
     if (rc != 1)
         return rc < 0 ? -1 : 0;
-    if ((extra = pr_join(ev->unit_id, ev->item_code)) == NULL ||
-        rk__open_add(&s->open[k], ev->case_id, ev->ts, extra) != 0 ||
+    /* Kept by the host, the case is all it needs: a notice takes the
+     * alert's id from there (pr_notify), its reason names the amended
+     * decision's unit and item. Kept here: the unit and item, for the id. */
+    if (rk__open_bound(&s->open[k], ev->case_id))
+        extra = NULL;
+    else if ((extra = pr_join(ev->unit_id, ev->item_code)) == NULL)
+        return -1;
+    if (rk__open_add(&s->open[k], ev->case_id, ev->ts, extra) != 0 ||
         pr_expire_timer(s->api, s->host, ev->case_id, ev->ts) != 0)
         rc = -1;
     free(extra);

@@ -560,6 +560,7 @@ static int fg_resolve(fg_self *s, const char *unit, int64_t deadline)
         a.status = RK_ALERT_RESOLVED;
         a.reason = rk_say_text(&t);
         a.change_ts = deadline;
+        rk__open_prime(&s->open, &r->a[i]);
         if (s->api->emit(s->host, &a) < 0)
             rc = -1;
     }
@@ -614,6 +615,7 @@ static int fg_retract(fg_self *s, fg_unit *u, const rk_event *ev)
         a.change_ts = ev->ts;
         a.evidence = &ev->ref;
         a.n_evidence = 1;
+        rk__open_prime(&s->open, &r->a[i]);
         if (s->api->emit(s->host, &a) < 0)
             rc = -1;
         rk__open_remove(&s->open, r, i);

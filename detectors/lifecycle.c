@@ -280,6 +280,19 @@ static rk__openrec *scratch_get(rk__openset *set, const rk__open_ops *ops, const
     return set->sc;
 }
 
+int rk__open_bound(const rk__openset *set, const char *key)
+{
+    return bound(set, key) != NULL && rk_map_find(&set->map, key) == NULL;
+}
+
+void rk__open_prime(const rk__openset *set, const rk__open_alert *oa)
+{
+    const rk__open_ops *ops;
+    if (in_scratch(set, oa) && set->h != NULL && (ops = rk__open_ops_of(set->h)) != NULL &&
+        ops->prime != NULL)
+        ops->prime(set->h, set->sid[oa - set->sc->a], oa->ts);
+}
+
 rk__openrec *rk__open_get(const rk__openset *set, const char *key)
 {
     rk__openrec *r = rk_map_get(&set->map, key);

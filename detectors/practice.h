@@ -247,6 +247,7 @@ static inline int pr_notify(const rk_host_api *api, rk_host *host, rk__openset *
         a.change_ts = change_ts;
         a.evidence = evid;
         a.n_evidence = nevid;
+        rk__open_prime(set, &r->a[i]);
         rc2 = api->emit(host, &a);
         if (scratch != buf)
             free(scratch);

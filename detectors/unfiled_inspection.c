@@ -467,7 +467,11 @@ static int emit(ui_self *s, const char *rule, rk_severity sev, int64_t ts,
  * "r:" records go retention after their newest alert (timer "x:<key>").
  * The set is bound to the host (lc_rule_of): the daemon keeps the alerts
  * under these keys; what is dropped or goes is let go (rk__open_let_go),
- * open until alerts.open_ttl closes it, as before.
+ * open until alerts.open_ttl closes it, as before. Kept by the host, an
+ * alert's notice takes its id from there (rk__open_prime), so no string
+ * of one alert alone is kept: "s:" and "c:" keep "\x1f<unit>" (the
+ * reasons name the filing's enterprise, and no case), and a mismatch is
+ * kept under "m:<task>\x1f<scanned enterprise>" with extra "<unit>".
  * filed_not_scanned needs nothing beside its filing (F_FNS_DONE without
  * F_SCANNED: it fired; F_FNS_OVER: a scan has settled it).
  * =================================================================== */
@@ -505,7 +509,10 @@ static const char *lc_reason(const ui_self *s, rk_say *t, int why, const rk_subj
         break;
     case LC_CASE_FILED:
         if (t->en) {
-            rk_say_f(t, "Inspection task %s of case %s", subj->task_id, subj->case_id);
+            if (subj->case_id != NULL)
+                rk_say_f(t, "Inspection task %s of case %s", subj->task_id, subj->case_id);
+            else                    /* the alert's subject names the case */
+                rk_say_f(t, "Inspection task %s of this case", subj->task_id);
             if (subj->unit_id != NULL) {
                 rk_say_f(t, " opened by ");
                 rk_say_who(t, "unit", subj->unit_id, 0);
@@ -516,10 +523,14 @@ static const char *lc_reason(const ui_self *s, rk_say *t, int why, const rk_subj
         } else {
             if (subj->unit_id != NULL) {
                 rk_say_who(t, "unit", subj->unit_id, 0);
-                rk_say_f(t, "立案的");
+                rk_say_f(t, subj->case_id != NULL ? "立案的" : "立案所涉的");
             }
-            rk_say_f(t, "案件%s所涉检查任务%s已按时网上备案（宽限", subj->case_id,
-                     subj->task_id);
+            if (subj->case_id != NULL)
+                rk_say_f(t, "案件%s所涉检查任务%s已按时网上备案（宽限", subj->case_id,
+                         subj->task_id);
+            else                    /* the alert's subject names the case */
+                rk_say_f(t, "%s检查任务%s已按时网上备案（宽限",
+                         subj->unit_id != NULL ? "" : "该案件所涉", subj->task_id);
             rk_say_span(t, s->cfg.grace);
             rk_say_f(t, "），只是备案记录晚到。");
         }
@@ -616,11 +627,16 @@ static const char *lc_rule_of(const char *key)
 }
 
 /* Remember an alert emitted (rc 1) under "<kind>:<id>" with extra
- * "<x1>\x1f<x2>"; "c:" and "r:" arm their expiry timer. 0 or -1. */
+ * "<x1>\x1f<x2>"; "c:" and "r:" arm their expiry timer. 0 or -1. Kept by
+ * the host (rk__open_bound), a notice takes its alert's id from there
+ * (rk__open_prime), so only the unit is kept beside the key: "s:" and "c:"
+ * drop x1 (the scanned enterprise, the case: one string an alert), and
+ * "m:" keeps the scanned enterprise in its key ("m:<task>\x1f<scanned>",
+ * extra "<unit>") so an amendment finds exactly the alerts it retracts. */
 static int lc_remember(ui_self *s, int rc, char kind, const char *id, int64_t ts,
                        const char *x1, const char *x2)
 {
-    char k[UI_MAX_ID + 3], x[2 * 256 + 2];
+    char k[2 * UI_MAX_ID + 4], x[2 * 256 + 2];
     const rk__openrec *r;
     int fresh;
     if (rc < 0)
@@ -628,13 +644,19 @@ static int lc_remember(ui_self *s, int rc, char kind, const char *id, int64_t ts
     if (rc == 0)
         return 0;
     snprintf(k, sizeof(k), "%c:%s", kind, id);
+    if (kind == 'm' && rk__open_bound(&s->open, k)) {
+        snprintf(k, sizeof(k), "m:%s\x1f%s", id, x2 ? x2 : "");
+        x2 = NULL;
+    } else if ((kind == 's' || kind == 'c') && rk__open_bound(&s->open, k)) {
+        x1 = NULL;
+    }
     snprintf(x, sizeof(x), "%.255s\x1f%.255s", x1 ? x1 : "", x2 ? x2 : "");
     fresh = rk__open_get(&s->open, k) == NULL;
     if (rk__open_add(&s->open, k, ts, x) != 0)
         return -1;
     r = rk__open_get(&s->open, k);
     if ((kind == 'c' || kind == 'r') && fresh) {
-        char t[UI_MAX_ID + 5];
+        char t[2 * UI_MAX_ID + 6];
         snprintf(t, sizeof(t), "x:%s", k);
         if (s->api->timer_set(s->host, sat_add(r->a[0].ts, s->cfg.retention), t, 0) < 0)
             return -1;
@@ -679,8 +701,9 @@ static int lc_on_filing(ui_self *s, const ui_filing *f, const rk_event *ev)
             lc_split(s, &r->a[i], &a, &b);
             memset(&subj, 0, sizeof(subj));
             subj.task_id = f_task(f);
-            subj.enterprise_id = a;
+            subj.enterprise_id = a != NULL ? a : f_ent(f);  /* the host's: the filing's */
             subj.unit_id = b;
+            rk__open_prime(&s->open, &r->a[i]);
             if (lc_notice(s, "scan_without_filing", r->a[i].ts, &subj, RK_ALERT_RETRACTED,
                           lc_reason(s, &t, LC_SCAN_FILED, &subj), ev->ts, &ev->ref) != 0)
                 rc = -1;
@@ -693,9 +716,10 @@ static int lc_on_filing(ui_self *s, const ui_filing *f, const rk_event *ev)
             if (r->a[i].ts < f->ts) { i++; continue; }
             lc_split(s, &r->a[i], &a, &b);
             memset(&subj, 0, sizeof(subj));
-            subj.case_id = a;
+            subj.case_id = a;       /* NULL when the host keeps it */
             subj.unit_id = b;
             subj.task_id = f_task(f);
+            rk__open_prime(&s->open, &r->a[i]);
             if (lc_notice(s, "case_without_filing", r->a[i].ts, &subj, RK_ALERT_RETRACTED,
                           lc_reason(s, &t, LC_CASE_FILED, &subj), ev->ts, &ev->ref) != 0)
                 rc = -1;
@@ -710,6 +734,7 @@ static int lc_on_filing(ui_self *s, const ui_filing *f, const rk_event *ev)
             memset(&subj, 0, sizeof(subj));
             subj.unit_id = f_unit(f);
             subj.enterprise_id = f_ent(f);
+            rk__open_prime(&s->open, &r->a[i]);
             if (lc_notice(s, "reported_without_filing", r->a[i].ts, &subj, RK_ALERT_RETRACTED,
                           lc_reason(s, &t, LC_REPORT_FILED, &subj), ev->ts, &ev->ref) != 0)
                 rc = -1;
@@ -719,34 +744,48 @@ static int lc_on_filing(ui_self *s, const ui_filing *f, const rk_event *ev)
     return rc;
 }
 
-/* An amendment of task's filing names enterprise ent: retract the
- * enterprise_mismatch alerts about a scan by ent. */
-static int lc_on_amended(ui_self *s, const char *task, const char *ent, const rk_event *ev)
+/* Retract the enterprise_mismatch alerts under key k about a scan by ent
+ * (keyed: k names the scanned enterprise, else each alert's extra does). */
+static int lc_amend_key(ui_self *s, const char *k, int keyed, const char *task,
+                        const char *ent, const rk_event *ev)
 {
-    char k[UI_MAX_ID + 3];
     const char *unit, *scanned;
-    rk__openrec *r;
+    rk__openrec *r = rk__open_get(&s->open, k);
     rk_subject subj;
     rk_say t;
     uint32_t i;
     int rc = 0;
 
-    snprintf(k, sizeof(k), "m:%s", task);
-    if ((r = rk__open_get(&s->open, k)) == NULL)
-        return 0;
-    for (i = 0; i < r->n; ) {
+    for (i = 0; r != NULL && i < r->n; ) {
         lc_split(s, &r->a[i], &unit, &scanned);
+        if (keyed)
+            scanned = ent;
         if (!streq(scanned, ent)) { i++; continue; }
         memset(&subj, 0, sizeof(subj));
         subj.task_id = task;
         subj.unit_id = unit;
         subj.enterprise_id = scanned;
+        rk__open_prime(&s->open, &r->a[i]);
         if (lc_notice(s, "enterprise_mismatch", r->a[i].ts, &subj, RK_ALERT_RETRACTED,
                       lc_reason(s, &t, LC_MISMATCH_AMENDED, &subj), ev->ts, &ev->ref) != 0)
             rc = -1;
         lc_remove(s, r, i);
     }
     return rc;
+}
+
+/* An amendment of task's filing names enterprise ent: retract the
+ * enterprise_mismatch alerts about a scan by ent - kept by the host under
+ * "m:<task>\x1f<ent>", or under "m:<task>" with the scanned enterprise in
+ * the extra (by the set itself, or from an older snapshot). */
+static int lc_on_amended(ui_self *s, const char *task, const char *ent, const rk_event *ev)
+{
+    char k[2 * UI_MAX_ID + 4];
+    int rc;
+    snprintf(k, sizeof(k), "m:%s", task);
+    rc = lc_amend_key(s, k, 0, task, ent, ev);
+    snprintf(k, sizeof(k), "m:%s\x1f%s", task, ent);
+    return lc_amend_key(s, k, 1, task, ent, ev) != 0 ? -1 : rc;
 }
 
 /* A scan of f's task at ev: settle its filed_not_scanned alert, if it
@@ -1289,7 +1328,10 @@ static int pump(ui_self *s, int64_t now, int may_emit)
         if ((f->flags & F_FNS_DONE) && due < now) {
             char k[UI_MAX_ID + 3];
             snprintf(k, sizeof(k), "m:%s", f_task(f));
-            rk__open_let_go(&s->open, k, INT64_MAX);  /* its mismatches stay as they are */
+            /* its mismatches stay as they are: an amendment will not
+             * find them now (the host's, keyed by the scanned
+             * enterprise, wait for alerts.open_ttl where they are) */
+            rk__open_let_go(&s->open, k, INT64_MAX);
             rk_heap_pop(&s->fheap);
             filing_unindex(s, f);
             free(f);

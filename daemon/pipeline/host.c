@@ -118,7 +118,10 @@ static int host_emit(rk_host *h, const rk_alert *a)
     int64_t now_wall;
     rk_alert old;
     int ri, rule;
+    bool primed = e->open.primed && e->open.pdet == HOST(h)->idx;
 
+    e->open.primed = false;         /* one emit uses it up */
+    e->open.last = UINT32_MAX;      /* none raised yet (hostopen.c's file) */
     if (a->rule == NULL)
         return -1;
     if (d->ops->abi_minor < 4) {
@@ -138,7 +141,10 @@ static int host_emit(rk_host *h, const rk_alert *a)
                              a->status == RK_ALERT_RETRACTED ? "retracted" : NULL;
         if (status == NULL)
             return -1;
-        rk__alert_id(d->alert_name, a, a->trigger_key, id);
+        if (primed && e->open.pts == a->ts)
+            rk__alert_id_unpack(e->open.pid, id);   /* the open alert's own */
+        else
+            rk__alert_id(d->alert_name, a, a->trigger_key, id);
         if (e->out->notice(e, id, d->alert_name, a, status, rk__wall_ms()) < 0)
             return -1;
         e->stats.notices_emitted++;
@@ -151,7 +157,6 @@ static int host_emit(rk_host *h, const rk_alert *a)
             rk__ind_unfiled_retract(e->ind, a->ts, a->subject.unit_id);
         return 1;
     }
-    e->open.last = UINT32_MAX;      /* none raised yet (hostopen.c's file) */
     if (a->cooldown > 0) {
         cooldowns *cs = rk__det_cooldowns(d);
         const cooldown_entry *c;

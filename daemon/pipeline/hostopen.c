@@ -9,7 +9,8 @@
  * lists a key's alerts and set_resolve() moves their resolve time;
  * forget() removes them once the detector has emitted their notices, and
  * let_go() gives them back to their ids (open until alerts.open_ttl) when
- * the detector stops tracking them. end()
+ * the detector stops tracking them; prime() gives the notice the detector
+ * emits next the id of the open alert it is about (host_emit). end()
  * takes the records of the detector filed under (rule, key) with ts in the
  * range asked, in (ts, id) order (rk__ostore_key_slots: not the index's
  * order, so live, replay and restore write the notices alike), writes each one's
@@ -151,5 +152,14 @@ static int host_let_go(rk_host *h, const char *rule, const char *key, int64_t ts
     return n;
 }
 
+static void host_prime(rk_host *h, const unsigned char *id, int64_t ts)
+{
+    rk__ostore *s = &HOST(h)->eng->open;
+    s->primed = true;
+    s->pdet = (uint16_t)HOST(h)->idx;
+    s->pts = ts;
+    memcpy(s->pid, id, sizeof(s->pid));
+}
+
 const rk__open_ops rk__host_open_ops = {host_file, host_end, host_alerts, host_set_resolve,
-                                        host_forget, host_let_go};
+                                        host_forget, host_let_go, host_prime};

@@ -39,6 +39,21 @@ static int fh_emit(rk_host *h, const rk_alert *a)
     free(skey);
     last = json_object_get(fh->cooldowns, ck);
     if (a->status != RK_ALERT_FIRING) {
+        rk__ostore *st = fh->ostore;
+        char id[33];
+        json_t *at;
+        /* Its id: the open alert's it was primed with, as host_emit; its
+         * subject that alert's, as the daemon's notice takes it. */
+        if (st->primed && st->pts == a->ts)
+            rk__alert_id_unpack(st->pid, id);
+        else
+            rk__alert_id(fh->ops->name, a, a->trigger_key, id);
+        st->primed = false;
+        if ((at = json_object_get(fh->open_alerts, id)) != NULL) {
+            json_t *al = json_array_get(fh->alerts, (size_t)json_integer_value(at));
+            json_decref(subj);
+            subj = json_deep_copy(json_object_get(al, "subject"));
+        }
         /* A notice: past the cooldown, recorded apart. */
         json_array_append_new(fh->notices, json_pack(
             "{s:s, s:s, s:I, s:o, s:s, s:I, s:i}", "rule", a->rule,
@@ -48,18 +63,19 @@ static int fh_emit(rk_host *h, const rk_alert *a)
         json_object_set_new(json_array_get(fh->notices, json_array_size(fh->notices) - 1),
                             "trigger_key", a->trigger_key ? json_string(a->trigger_key)
                                                           : json_null());
+        json_object_set_new(json_array_get(fh->notices, json_array_size(fh->notices) - 1),
+                            "id", json_string(id));
         {                           /* no longer open (found by id, as host_emit) */
-            char id[33];
-            int at;
-            rk__alert_id(fh->ops->name, a, a->trigger_key, id);
-            if ((at = rk__ostore_find(fh->ostore, a->ts, 0, id)) >= 0) {
-                rk__ostore_remove(fh->ostore, (uint32_t)at);
+            int slot;
+            if ((slot = rk__ostore_find(st, a->ts, 0, id)) >= 0) {
+                rk__ostore_remove(st, (uint32_t)slot);
                 json_object_del(fh->open_alerts, id);
             }
         }
         return 1;
     }
     ((rk__ostore *)fh->ostore)->last = UINT32_MAX;     /* none raised yet */
+    ((rk__ostore *)fh->ostore)->primed = false;
     if (a->cooldown > 0 && last != NULL &&
         a->ts < json_integer_value(last) + a->cooldown) {
         fh->held_back++;
@@ -93,6 +109,7 @@ static int fh_emit(rk_host *h, const rk_alert *a)
             return -1;
         json_object_set_new(fh->open_alerts, id,
                             json_integer((json_int_t)json_array_size(fh->alerts) - 1));
+        json_object_set_new(o, "id", json_string(id));
     }
     return 1;
 }
@@ -221,8 +238,16 @@ static int fh_let_go(rk_host *h, const char *rule, const char *key, int64_t ts_f
     return n;
 }
 
+static void fh_prime(rk_host *h, const unsigned char *id, int64_t ts)
+{
+    rk__ostore *st = FH(h)->ostore;
+    st->primed = true;
+    st->pts = ts;
+    memcpy(st->pid, id, sizeof(st->pid));
+}
+
 static const rk__open_ops fh_open_ops = {fh_file, fh_end, fh_alerts, fh_set_resolve,
-                                         fh_forget, fh_let_go};
+                                         fh_forget, fh_let_go, fh_prime};
 
 static int fh_timer_set(rk_host *h, int64_t deadline, const char *key, uint64_t arg)
 {

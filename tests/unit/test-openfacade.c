@@ -262,13 +262,26 @@ static void test_benchmark(void **st)
     assert_int_equal(rk_fh_count(fh, "out_of_benchmark"), 1);
     assert_int_equal(fh->open->alerts((rk_host *)(void *)fh, "out_of_benchmark", "C1", seen, 2),
                      1);
-    assert_non_null(seen[0].unit);
-    assert_string_equal(seen[0].unit, "U1\x1fI1");
-    dc_decided(fh, T0 + RK_HOUR, "C1", 4000, RK_EVF_AMENDED);
+    assert_null(seen[0].unit);      /* the case is all the host keeps */
+    /* the amendment also corrects the item code: the notice is still
+     * about the alert raised (its id, its subject), its reason names
+     * the corrected decision */
+    {
+        rk_event e = base(RK_EV_CASE_DECIDED, T0 + RK_HOUR, RK_STREAM_CASE);
+        e.case_id = "C1";
+        e.unit_id = "U1";
+        e.item_code = "I2";
+        e.fine = 4000;
+        e.leniency = RK_LENIENCY_UNSET;
+        e.flags = RK_EVF_AMENDED;
+        assert_int_equal(rk_fh_event(fh, &e), 0);
+    }
     assert_int_equal(rk_fh_notice_count(fh, "out_of_benchmark", "retracted"), 1);
     assert_string_equal(json_string_value(json_object_get(rk_fh_notice(fh, 0), "reason")),
-                        "The amended decision of unit U1 in case C1 (item I1) puts the fine "
+                        "The amended decision of unit U1 in case C1 (item I2) puts the fine "
                         "within the discretion benchmark.");
+    assert_string_equal(json_string_value(json_object_get(rk_fh_notice(fh, 0), "id")),
+                        json_string_value(json_object_get(rk_fh_alert(fh, 0), "id")));
     assert_true(json_equal(json_object_get(rk_fh_notice(fh, 0), "subject"),
                            json_object_get(rk_fh_alert(fh, 0), "subject")));
     assert_int_equal(live(fh), 0);
@@ -311,7 +324,7 @@ static void test_scan(void **st)
     assert_int_equal(fh->open->alerts((rk_host *)(void *)fh, "scan_without_filing", "s:T1",
                                       seen, 2), 1);
     assert_non_null(seen[0].unit);
-    assert_string_equal(seen[0].unit, "E1\x1fU1");
+    assert_string_equal(seen[0].unit, "\x1fU1");   /* the unit alone beside the key */
     e = base(RK_EV_INSPECTION_FILED, T0 + 5 * RK_MINUTE, RK_STREAM_SCAN);
     e.task_id = "T1";
     e.unit_id = "U1";
@@ -319,6 +332,8 @@ static void test_scan(void **st)
     e.planned_at = T0;
     assert_int_equal(rk_fh_event(fh, &e), 0);
     assert_int_equal(rk_fh_notice_count(fh, "scan_without_filing", "retracted"), 1);
+    assert_string_equal(json_string_value(json_object_get(rk_fh_notice(fh, 0), "id")),
+                        json_string_value(json_object_get(rk_fh_alert(fh, 0), "id")));
     assert_true(json_equal(json_object_get(rk_fh_notice(fh, 0), "subject"),
                            json_object_get(rk_fh_alert(fh, 0), "subject")));
     assert_int_equal(fh->open->alerts((rk_host *)(void *)fh, "scan_without_filing", "s:T1",

@@ -174,7 +174,7 @@ static void test_unfiled(void **st)
 {
     static const char *const zh[6] = {
         "单位U1对企业E1的检查（任务T1）已按时网上备案（宽限10分钟），只是备案记录晚到。",
-        "单位U1立案的案件C1所涉检查任务T1已按时网上备案（宽限10分钟），只是备案记录晚到。",
+        "单位U1立案所涉的检查任务T1已按时网上备案（宽限10分钟），只是备案记录晚到。",
         "单位U1对企业E1的检查备案已经到达，计划时间在该报告前后24小时内。",
         "单位U1的检查任务T1备案已更正为扫码的企业E2。",
         "单位U1备案的检查任务T1（企业E1）已逾期补扫码（时限24小时）。",
@@ -182,7 +182,7 @@ static void test_unfiled(void **st)
     };
     static const char *const zh_names[6] = {
         N_UNIT "对" N_ENT "的检查（任务T1）已按时网上备案（宽限10分钟），只是备案记录晚到。",
-        N_UNIT "立案的案件C1所涉检查任务T1已按时网上备案（宽限10分钟），只是备案记录晚到。",
+        N_UNIT "立案所涉的检查任务T1已按时网上备案（宽限10分钟），只是备案记录晚到。",
         N_UNIT "对" N_ENT "的检查备案已经到达，计划时间在该报告前后24小时内。",
         N_UNIT "的检查任务T1备案已更正为扫码的" N_ENT2 "。",
         N_UNIT "备案的检查任务T1（" N_ENT "）已逾期补扫码（时限24小时）。",
@@ -191,7 +191,7 @@ static void test_unfiled(void **st)
     static const char *const en[6] = {
         "The inspection of enterprise E1 by unit U1 (task T1) was filed online in time "
         "(grace 10 minutes); the filing arrived late.",
-        "Inspection task T1 of case C1 opened by unit U1 was filed online in time (grace "
+        "Inspection task T1 of this case opened by unit U1 was filed online in time (grace "
         "10 minutes); the filing arrived late.",
         "A filing of the inspection of enterprise E1 by unit U1, planned within 24 hours of "
         "the report, has arrived.",
@@ -204,7 +204,7 @@ static void test_unfiled(void **st)
     static const char *const en_names[6] = {
         "The inspection of " N_ENT " by " N_UNIT " (task T1) was filed online in time "
         "(grace 10 minutes); the filing arrived late.",
-        "Inspection task T1 of case C1 opened by " N_UNIT " was filed online in time (grace "
+        "Inspection task T1 of this case opened by " N_UNIT " was filed online in time (grace "
         "10 minutes); the filing arrived late.",
         "A filing of the inspection of " N_ENT " by " N_UNIT ", planned within 24 hours of "
         "the report, has arrived.",
