@@ -718,13 +718,16 @@ typedef struct rk__ostore {
     unsigned char pid[16];
     char **rules;                   /* rule names by index */
     uint32_t nrules;
-    char **units;                   /* units (or a detector's extras) by
-                                       index: keys of umap; NULL: free */
-    uint32_t nunits;
+    char *ustr;                     /* the units (or a detector's extras),
+                                       NUL-terminated, in one arena */
+    uint32_t ulen, ucap, udead;     /* udead: bytes of units gone */
+    uint32_t *uoff;                 /* by id: offset in ustr; UINT32_MAX free */
     uint32_t *urefs;                /* live records naming each; a free
-                                       one: the next free index + 1 */
-    uint32_t ufree;                 /* first free index + 1, or 0 */
-    rk_map umap;                    /* unit -> index */
+                                       one: the next free id + 1 */
+    uint32_t nunits, capunits, nulive;
+    uint32_t ufree;                 /* first free id + 1, or 0 */
+    uint32_t *uidx;                 /* open addressing: id + 1, 0 empty */
+    uint32_t capuidx;               /* a power of two */
 } rk__ostore;
 
 void rk__ostore_init(rk__ostore *s);

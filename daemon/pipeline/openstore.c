@@ -8,13 +8,13 @@
  * detector's index, the rule and the unit (small indices into the store's
  * tables of names). The unit is what the detector filed beside the key:
  * a unit id, or its extra fields joined by 0x1f ("officer<US>unit"); each
- * is kept once (found through a hash map), counted by the open alerts
- * naming it, and its index given back, for the next new one, when the
- * last of them goes. Records sit in slots of one array and keep their slot
- * while the store is not tidied. Two structures of 4-byte slot numbers
+ * is kept once (in one string arena, found through a small hash table),
+ * counted by the open alerts naming it, and its index given back, for the
+ * next new one, when the last of them goes. Records sit in slots of one
+ * array and keep their slot while the store is not tidied. Two structures of 4-byte slot numbers
  * find them:
  *   the index  open addressing (linear probing, at most 4/5 full, grown by
- *              a quarter) by (detector, key hash), several records of one
+ *              an eighth) by (detector, key hash), several records of one
  *              key side by side; a removed record leaves it at once
  *              (backward shift: no tombstones). Until a detector files an
  *              alert under its own key (rk__ostore_rekey), its key hash is
@@ -26,12 +26,13 @@
  * function of the records.
  *
  * Removed slots are given back by rk__ostore_tidy once they are more than
- * a sixteenth of the store (the live records move together and the heap
+ * a sixty-fourth of the store (the live records move together and the heap
  * and index are built again: O(n), so O(1) a removal over time); adds and
  * open_ttl pops tidy, as no caller holds a slot number then. Arrays grow
- * by a sixteenth (the index by a quarter) and are given back when tidied,
- * so an open alert costs its 48 bytes, 4 in the heap, 5 to 6.3 in the
- * index and a few of slack; a resolved one nothing once tidied.
+ * by a thirty-second (the index by an eighth, at most 4/5 full) and are
+ * given back when tidied, so an open alert costs its 48 bytes, 4 in the
+ * heap, 5 to 5.7 in the index and a few of slack (59 at worst, test-ttl);
+ * a resolved one nothing once tidied.
  *
  * Checkpoint section (in the engine's state, after the indicators):
  *   u32 version (3), u32 n_names, n_names x str detector name,
@@ -95,7 +96,6 @@ void rk__alert_id_unpack(const unsigned char id[16], char out[33])
 void rk__ostore_init(rk__ostore *s)
 {
     memset(s, 0, sizeof(*s));
-    rk_map_init(&s->umap);
 }
 
 static void free_names(char **v, uint32_t n)
@@ -109,9 +109,10 @@ static void free_names(char **v, uint32_t n)
 void rk__ostore_free(rk__ostore *s)
 {
     free_names(s->rules, s->nrules);
-    rk_map_clear(&s->umap, NULL);   /* the units' strings */
-    free(s->units);
+    free(s->ustr);
+    free(s->uoff);
     free(s->urefs);
+    free(s->uidx);
     free(s->v);
     free(s->heap);
     free(s->idx);
@@ -147,59 +148,161 @@ const char *rk__ostore_rule_name(const rk__ostore *s, uint32_t rule)
     return rule < s->nrules ? s->rules[rule] : "";
 }
 
+/* ---- the units ------------------------------------------------------
+ * Each unit (or extra) once, NUL-terminated, in one string arena; by id:
+ * its offset there (OSTORE_EMPTY: a free id) and the live records naming
+ * it (a free id: the next free one + 1); found through an open-addressing
+ * table of ids + 1 (0: empty; at most 3/4 full, built again when a unit
+ * goes - units are few and go rarely). The arena is packed again once
+ * half of it is strings no longer in use. So a unit costs its string, 8
+ * bytes by id and 5 to 10 in the table: a county's units cost a
+ * few bytes per open alert however many alerts name them. */
+
+static uint32_t unit_home(const rk__ostore *s, const char *str)
+{
+    return (uint32_t)XXH3_64bits(str, strlen(str)) & (s->capuidx - 1);
+}
+
+/* The id of unit, or -1. */
+static int unit_find(const rk__ostore *s, const char *unit)
+{
+    uint32_t i, e;
+    if (s->capuidx == 0)
+        return -1;
+    for (i = unit_home(s, unit); (e = s->uidx[i]) != 0; i = (i + 1) & (s->capuidx - 1))
+        if (s->uoff[e - 1] != OSTORE_EMPTY && strcmp(s->ustr + s->uoff[e - 1], unit) == 0)
+            return (int)(e - 1);
+    return -1;
+}
+
+/* The table again, of cap (a power of two) entries. */
+static int uidx_build(rk__ostore *s, uint32_t cap)
+{
+    uint32_t *ni = calloc(cap, sizeof(*ni)), id;
+    if (ni == NULL)
+        return -1;
+    free(s->uidx);
+    s->uidx = ni;
+    s->capuidx = cap;
+    for (id = 0; id < s->nunits; id++)
+        if (s->uoff[id] != OSTORE_EMPTY) {
+            uint32_t i = unit_home(s, s->ustr + s->uoff[id]);
+            while (ni[i] != 0)
+                i = (i + 1) & (cap - 1);
+            ni[i] = id + 1;
+        }
+    return 0;
+}
+
+/* The arena without the strings no longer in use. */
+static void ustr_pack(rk__ostore *s)
+{
+    char *na = malloc(s->ulen - s->udead > 0 ? s->ulen - s->udead : 1);
+    uint32_t id, at = 0;
+    if (na == NULL)
+        return;                     /* kept as it is */
+    for (id = 0; id < s->nunits; id++)
+        if (s->uoff[id] != OSTORE_EMPTY) {
+            size_t n = strlen(s->ustr + s->uoff[id]) + 1;
+            memcpy(na + at, s->ustr + s->uoff[id], n);
+            s->uoff[id] = at;
+            at += (uint32_t)n;
+        }
+    free(s->ustr);
+    s->ustr = na;
+    s->ulen = s->ucap = at;
+    s->udead = 0;
+}
+
 int rk__ostore_unit(rk__ostore *s, const char *unit)
 {
-    rk_map_entry *e = rk_map_find(&s->umap, unit);
-    uint32_t id;
-    if (e != NULL)
-        return (int)(uintptr_t)e->value;
-    if (s->ufree == 0 && s->nunits >= OSTORE_MAX_UNITS)
+    size_t n = strlen(unit) + 1;
+    uint32_t id, i;
+    int at = unit_find(s, unit);
+    if (at >= 0)
+        return at;
+    if (n > OSTORE_MAX_UNITS - s->ulen || (s->ufree == 0 && s->nunits >= OSTORE_MAX_UNITS))
         return -1;
-    if (s->ufree == 0 && (s->nunits & (s->nunits - 1)) == 0) {     /* 0, 1, 2, 4 ... */
-        uint32_t cap = s->nunits == 0 ? 1 : 2 * s->nunits;
-        char **nv = realloc(s->units, cap * sizeof(*nv));
-        uint32_t *nr;
-        if (nv == NULL)
+    if (s->ufree == 0 && s->nunits == s->capunits) {
+        uint32_t cap = s->capunits < 8 ? 8 : s->capunits + s->capunits / 8;
+        uint32_t *no = realloc(s->uoff, cap * sizeof(*no)), *nr;
+        if (no == NULL)
             return -1;
-        s->units = nv;
+        s->uoff = no;
         if ((nr = realloc(s->urefs, cap * sizeof(*nr))) == NULL)
             return -1;
         s->urefs = nr;
+        s->capunits = cap;
+    }
+    if ((uint64_t)(s->nulive + 1) * 4 > (uint64_t)s->capuidx * 3 &&
+        uidx_build(s, s->capuidx == 0 ? 16 : 2 * s->capuidx) != 0)
+        return -1;
+    if (s->ulen + n > s->ucap) {
+        uint64_t cap = (uint64_t)s->ucap + s->ucap / 8;
+        char *na;
+        if (cap < s->ulen + n)
+            cap = s->ulen + n + 64;
+        if (cap > OSTORE_MAX_UNITS || (na = realloc(s->ustr, (size_t)cap)) == NULL)
+            return -1;
+        s->ustr = na;
+        s->ucap = (uint32_t)cap;
     }
     id = s->ufree != 0 ? s->ufree - 1 : s->nunits;
-    if ((e = rk_map_put(&s->umap, unit, (void *)(uintptr_t)id, NULL)) == NULL)
-        return -1;
     if (s->ufree != 0)
         s->ufree = s->urefs[id];
     else
         s->nunits++;
-    s->units[id] = e->key;
+    memcpy(s->ustr + s->ulen, unit, n);
+    s->uoff[id] = s->ulen;
+    s->ulen += (uint32_t)n;
     s->urefs[id] = 0;
+    s->nulive++;
+    for (i = unit_home(s, unit); s->uidx[i] != 0; i = (i + 1) & (s->capuidx - 1))
+        ;
+    s->uidx[i] = id + 1;
     return (int)id;
+}
+
+static bool unit_live(const rk__ostore *s, uint32_t unit)
+{
+    return unit < s->nunits && s->uoff[unit] != OSTORE_EMPTY;
 }
 
 const char *rk__ostore_unit_name(const rk__ostore *s, uint32_t unit)
 {
-    return unit < s->nunits && s->units[unit] != NULL ? s->units[unit] : "";
+    return unit_live(s, unit) ? s->ustr + s->uoff[unit] : "";
 }
 
 /* One more live record names unit. */
 static void unit_ref(rk__ostore *s, uint32_t unit)
 {
-    if (unit < s->nunits && s->units[unit] != NULL)
+    if (unit_live(s, unit))
         s->urefs[unit]++;
 }
 
-/* One live record fewer names unit: the last one gives its index back. */
+/* One live record fewer names unit: the last one gives its id back. */
 static void unit_unref(rk__ostore *s, uint32_t unit)
 {
-    if (unit >= s->nunits || s->units[unit] == NULL ||
-        (s->urefs[unit] > 0 && --s->urefs[unit] > 0))
+    if (!unit_live(s, unit) || (s->urefs[unit] > 0 && --s->urefs[unit] > 0))
         return;
-    rk_map_del(&s->umap, s->units[unit]);
-    s->units[unit] = NULL;
+    s->udead += (uint32_t)strlen(s->ustr + s->uoff[unit]) + 1;
+    s->uoff[unit] = OSTORE_EMPTY;
     s->urefs[unit] = s->ufree;
     s->ufree = unit + 1;
+    s->nulive--;
+    if (s->nulive == 0) {           /* none left: all of it goes */
+        free(s->ustr);
+        free(s->uoff);
+        free(s->urefs);
+        free(s->uidx);
+        s->ustr = NULL;
+        s->uoff = s->urefs = s->uidx = NULL;
+        s->ulen = s->ucap = s->udead = s->nunits = s->capunits = s->ufree = s->capuidx = 0;
+        return;
+    }
+    if (s->udead > s->ulen / 2)
+        ustr_pack(s);
+    (void)uidx_build(s, s->capuidx);    /* same size: cannot fail to fit */
 }
 
 uint64_t rk__ostore_keyhash(const char *key, size_t len, uint64_t seed)
@@ -260,7 +363,7 @@ static int idx_room(rk__ostore *s)
     uint64_t live = rk__ostore_count(s) + 1, cap;
     if (live * 5 <= (uint64_t)s->capidx * 4)
         return 0;
-    cap = (uint64_t)s->capidx + s->capidx / 4;
+    cap = (uint64_t)s->capidx + s->capidx / 8;
     if (cap * 4 < live * 5)
         cap = live * 5 / 4 + 1;
     if (cap > UINT32_MAX - 1)
@@ -420,10 +523,10 @@ static void sift_down(rk__ostore *s, uint32_t i)
     }
 }
 
-/* Grow a by a sixteenth (at least 64, at least need) of size each. */
+/* Grow a by a thirty-second (at least 64, at least need) of size each. */
 static int grow(void **a, uint32_t *cap, uint32_t need, size_t size)
 {
-    uint64_t ncap = *cap < 64 ? 64 : (uint64_t)*cap + *cap / 16;
+    uint64_t ncap = *cap < 64 ? 64 : (uint64_t)*cap + *cap / 32;
     void *na;
     if (ncap < need)
         ncap = need;
@@ -434,10 +537,11 @@ static int grow(void **a, uint32_t *cap, uint32_t need, size_t size)
     return 0;
 }
 
-/* Shrink a to n + n/32 (at least 64) when more than a sixteenth is free. */
+/* Shrink a to n + n/64 (at least 64) when more than a thirty-second is
+ * free. */
 static void shrink(void **a, uint32_t *cap, uint32_t n, size_t size)
 {
-    uint32_t ncap = n + n / 32 > 64 ? n + n / 32 : 64;
+    uint32_t ncap = n + n / 64 > 64 ? n + n / 64 : 64;
     void *na;
     if (n == 0) {
         free(*a);
@@ -445,7 +549,7 @@ static void shrink(void **a, uint32_t *cap, uint32_t n, size_t size)
         *cap = 0;
         return;
     }
-    if (*cap <= 64 || *cap - *cap / 16 <= n)
+    if (*cap <= 64 || *cap - *cap / 32 <= n)
         return;
     if ((na = realloc(*a, (size_t)ncap * size)) != NULL) {
         *a = na;
@@ -483,7 +587,7 @@ static void compact(rk__ostore *s)
         free(s->idx);
         s->idx = NULL;
         s->capidx = 0;
-    } else if (idx_build(s, (uint32_t)((uint64_t)s->n * 10 / 7 + 1)) != 0 && have_ren) {
+    } else if (idx_build(s, (uint32_t)((uint64_t)s->n * 4 / 3 + 1)) != 0 && have_ren) {
         for (i = 0; i < s->capidx; i++)     /* keep the old one, renumbered */
             if (s->idx[i] != OSTORE_EMPTY)
                 s->idx[i] = ren[s->idx[i]];
@@ -493,7 +597,7 @@ static void compact(rk__ostore *s)
 
 void rk__ostore_tidy(rk__ostore *s)
 {
-    if (s->dead > 0 && (s->dead == s->n || (s->dead > 64 && s->dead > s->n / 16)))
+    if (s->dead > 0 && (s->dead == s->n || (s->dead > 64 && s->dead > s->n / 64)))
         compact(s);
 }
 
@@ -677,7 +781,7 @@ void rk__ostore_snapshot(const rk__ostore *s, rk_buf *out,
         return;
     }
     for (i = 0; i < s->nunits; i++)
-        remap[i] = s->units[i] != NULL ? nlive++ : RK__OSTORE_NO_UNIT;
+        remap[i] = unit_live(s, i) ? nlive++ : RK__OSTORE_NO_UNIT;
     for (i = 0; i < s->n; i++)
         if (s->v[i].det != RK__OSTORE_FREE) {
             order[k++] = &s->v[i];
@@ -693,8 +797,8 @@ void rk__ostore_snapshot(const rk__ostore *s, rk_buf *out,
     put_names(out, s->rules, s->nrules);
     rk_buf_put_u32(out, nlive);
     for (i = 0; i < s->nunits; i++)
-        if (s->units[i] != NULL)
-            rk_buf_put_str(out, s->units[i]);
+        if (unit_live(s, i))
+            rk_buf_put_str(out, rk__ostore_unit_name(s, i));
     rk_buf_put_u64(out, (uint64_t)live);
     if (rk_buf_reserve(out, live * OSTORE_REC_V3) == 0)
         for (k = 0; k < live; k++) {
@@ -770,7 +874,7 @@ static void units_settle(rk__ostore *s)
     for (i = 0; i < s->n; i++)
         unit_ref(s, s->v[i].unit);
     for (i = 0; i < s->nunits; i++)
-        if (s->units[i] != NULL && s->urefs[i] == 0)
+        if (unit_live(s, i) && s->urefs[i] == 0)
             unit_unref(s, i);
 }
 
@@ -884,7 +988,7 @@ static int restore_build(rk__ostore *s)
     s->capheap = s->nheap = s->n;
     for (i = 0; i < s->n; i++)
         s->heap[i] = i;             /* sorted: a heap already */
-    return idx_build(s, (uint32_t)((uint64_t)s->n * 10 / 7 + 1));
+    return idx_build(s, (uint32_t)((uint64_t)s->n * 4 / 3 + 1));
 }
 
 int rk__ostore_restore(rk__ostore *s, const void *data, size_t len,
