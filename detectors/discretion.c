@@ -42,8 +42,12 @@
  * case checked against the lists in force when it arrives that no longer
  * breaks the rule retracts them; one that still breaks it leaves the open
  * alert standing and raises no second one. disparity alerts stay open per
- * "unit PR_SEP item": after every decision of the item (any unit: the
- * other units' median moves too) the first time, as decisions leave the
+ * "unit PR_SEP item" (the item's open units, dc_item.open, list its keys:
+ * a unit is noted when its alert fires and forgotten once rk__open_get
+ * finds none of its alerts - resolved, retracted, or closed at
+ * alerts.open_ttl without the detector hearing of it - after each decision
+ * of the item and at each "d:" timer): after every decision of the item
+ * (any unit: the other units' median moves too) the first time, as decisions leave the
  * window without new ones, at which the medians are back within max_ratio
  * (dc_stops, O(n^2 log n) in the item's decisions n of the window, only
  * while the item has an open alert) plus keep_firing_for resolves them
@@ -55,17 +59,22 @@
  * rk_map by case_id, an rk_map item_code -> array of its decisions, and
  * an expiry heap by ts + window; on_watermark drops what left the window.
  * Memory grows with the decisions of one window, not with history (plus
- * the daemon's record of each open per-case alert, filed under the case
- * with "unit PR_SEP item" as its extra until alerts.open_ttl closes it, and
- * an rk__openset record per unit and item with an open disparity alert:
- * those keys are listed per item from the set). A
+ * the daemon's record of each open alert: a per-case one filed under the
+ * case with "unit PR_SEP item" as its extra until alerts.open_ttl closes
+ * it, a disparity one under "unit PR_SEP item"; and per unit and item with
+ * an open disparity alert a pointer in the item's open units to the unit,
+ * interned once in dc_self.units; an item with open units but no decision
+ * left keeps its dc_item until they go). A
  * decision costs O(decisions of its item in the window) plus sorting the
  * fines of that item.
  *
- * Snapshot (version 2): u32 version, u32 n, n x (str case_id, str unit,
+ * Snapshot (version 3): u32 version, u32 n, n x (str case_id, str unit,
  * str item, i64 ts, double fine, ref), then the open out_of_benchmark,
- * exempt_fined and disparity alerts (rk__open_put each; version 1 has
- * none). The maps and the heap are rebuilt. */
+ * exempt_fined and disparity alerts the sets keep themselves (rk__open_put
+ * each: only keys of an older snapshot, or all with a host without open
+ * ops; version 1 has none), then the open units (dc_put_open_units;
+ * version 2 has none: the disparity keys its set kept are noted at
+ * restore). The maps and the heap are rebuilt. */
 #include <math.h>
 
 #include "riskd/kit.h"
