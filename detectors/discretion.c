@@ -47,10 +47,11 @@
  * finds none of its alerts - resolved, retracted, or closed at
  * alerts.open_ttl without the detector hearing of it - after each decision
  * of the item and at each "d:" timer): after every decision of the item
- * (any unit: the other units' median moves too) the first time, as decisions leave the
- * window without new ones, at which the medians are back within max_ratio
- * (dc_stops, O(n^2 log n) in the item's decisions n of the window, only
- * while the item has an open alert) plus keep_firing_for resolves them
+ * (any unit: the other units' median moves too) the first time, as
+ * decisions leave the window without new ones, at which the medians are
+ * back within max_ratio (dc_stops, O(n^2 log n) in the item's decisions
+ * n of the window, only while the item has an open alert) plus
+ * keep_firing_for resolves them
  * (timer "d:" + key); an amendment after which the medians at an alert's
  * own ts are within max_ratio retracts it.
  *
