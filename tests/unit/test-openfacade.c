@@ -30,7 +30,24 @@
  *               alert's subject and it leaves the store
  *   old         a snapshot written while the set kept its alerts (a host
  *               without open ops, as before) restores into a bound set:
- *               the alert resolves once, and the store is empty after */
+ *               the alert resolves once, and the store is empty after
+ *   disparity   discretion's disparity alerts of two units of one item are
+ *               filed under "unit<US>item" (the set keeps no key: no
+ *               snapshot names one); the other units' median moving
+ *               resolves one of them once, an hour later, the window
+ *               leaving the other; snapshot round trips after each step
+ *               give the same alerts and notices, byte for byte
+ *   disp ttl    a disparity alert closed by alerts.open_ttl before its
+ *               resolve time gets no notice; the detector forgets it (its
+ *               snapshot is empty once the window has left), and the key
+ *               fires again and resolves once
+ *   disp retract  an amendment retracts the disparity alert once; it leaves
+ *               the store and the detector's open units at once (its
+ *               snapshot loses their bytes)
+ *   disp old    a version 2 snapshot (no open units) whose set kept the
+ *               disparity key itself restores into a bound set: the item's
+ *               next decision still finds the alert (its resolve time
+ *               moves) and it resolves once; the store is empty after */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -361,6 +378,218 @@ static void test_old(void **st)
     rk_fh_free(fh);
 }
 
+/* discretion: a decision of case cid by unit for item SP-01. */
+static void dp(rk_fakehost *fh, int64_t ts, const char *cid, const char *unit, double fine,
+               unsigned flags)
+{
+    rk_event e = base(RK_EV_CASE_DECIDED, ts, RK_STREAM_CASE);
+    e.case_id = cid;
+    e.unit_id = unit;
+    e.item_code = "SP-01";
+    e.fine = fine;
+    e.leniency = RK_LENIENCY_UNSET;
+    e.flags = flags;
+    assert_int_equal(rk_fh_event(fh, &e), 0);
+}
+
+/* n decisions of unit at fine from ts on, one a millisecond. */
+static void dp_n(rk_fakehost *fh, int64_t ts, const char *unit, int n, double fine)
+{
+    char cid[32];
+    int i;
+    for (i = 0; i < n; i++) {
+        snprintf(cid, sizeof(cid), "%s-%lld", unit, (long long)(ts + i));
+        dp(fh, ts + i, cid, unit, fine, 0);
+    }
+}
+
+/* The detector's snapshot in *b (free it with rk_buf_free). */
+static void dp_snapshot(rk_fakehost *fh, rk_buf *b)
+{
+    memset(b, 0, sizeof(*b));
+    assert_int_equal(fh->ops->snapshot(fh->self, b), 0);
+    assert_false(b->oom);
+}
+
+/* Whether the detector's snapshot holds the bytes of s. */
+static int dp_snapshot_has(rk_fakehost *fh, const char *s)
+{
+    rk_buf b;
+    int has;
+    dp_snapshot(fh, &b);
+    has = memmem(b.data, b.len, s, strlen(s)) != NULL;
+    rk_buf_free(&b);
+    return has;
+}
+
+/* The detector's snapshot's size. */
+static size_t dp_snapshot_len(rk_fakehost *fh)
+{
+    rk_buf b;
+    size_t n;
+    dp_snapshot(fh, &b);
+    n = b.len;
+    rk_buf_free(&b);
+    return n;
+}
+
+/* Others (U2, U3) fine 100; U1 200 (2 times: fires high), then U5 40
+ * (fires low); U4's ten decisions of 150 bring the others' median of U1
+ * to 125 (resolved an hour later), not U5's (150); the window leaving
+ * resolves U5's. roundtrip: snapshot and restore after every step. */
+static json_t *dp_run(int roundtrip)
+{
+    rk_fakehost *fh = mk(&rk__det_discretion, "{}");
+    json_t *out;
+    seqno = 0;                      /* the same evidence ids each run */
+    fh->open_ttl = 400 * RK_DAY;    /* past the 90 days of the window */
+    rk_fh_language(fh, "en");
+    dp_n(fh, T0, "U2", 3, 100);
+    dp_n(fh, T0 + 10, "U3", 2, 100);
+    dp_n(fh, T0 + 20, "U1", 5, 200);
+    assert_int_equal(rk_fh_count(fh, "disparity"), 1);
+    assert_int_equal(live(fh), 1);
+    assert_int_equal(fh->open->alerts((rk_host *)(void *)fh, "disparity", "U1SP-01",
+                                      NULL, 0), 1);
+    if (roundtrip)
+        assert_int_equal(rk_fh_roundtrip(fh, "{}"), 0);
+    dp_n(fh, T0 + 30, "U5", 5, 40);
+    assert_int_equal(rk_fh_count(fh, "disparity"), 2);
+    assert_int_equal(live(fh), 2);
+    /* the set keeps no key: no snapshot names one */
+    assert_false(dp_snapshot_has(fh, "U1SP-01"));
+    assert_false(dp_snapshot_has(fh, "U5SP-01"));
+    if (roundtrip)
+        assert_int_equal(rk_fh_roundtrip(fh, "{}"), 0);
+    dp_n(fh, T0 + RK_DAY, "U4", 10, 150);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 0);
+    if (roundtrip)
+        assert_int_equal(rk_fh_roundtrip(fh, "{}"), 0);
+    rk_fh_advance(fh, T0 + RK_DAY + 9 + RK_HOUR + 1);
+    assert_int_equal(rk_fh_notice_count(fh, "disparity", "resolved"), 1);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(rk_fh_notice(fh, 0), "subject"), "unit_id")), "U1");
+    assert_int_equal(live(fh), 1);
+    if (roundtrip)
+        assert_int_equal(rk_fh_roundtrip(fh, "{}"), 0);
+    rk_fh_advance(fh, T0 + 200 * RK_DAY);
+    assert_int_equal(rk_fh_notice_count(fh, "disparity", "resolved"), 2);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 2);
+    assert_int_equal(live(fh), 0);
+    assert_int_equal(fh->closed, 0);
+    assert_int_equal(dp_snapshot_len(fh), 24);    /* nothing left */
+    out = json_pack("{s:O, s:O}", "alerts", fh->alerts, "notices", fh->notices);
+    rk_fh_free(fh);
+    return out;
+}
+
+static void test_disparity(void **st)
+{
+    json_t *a = dp_run(0), *b = dp_run(1);
+    char *ja, *jb;
+    (void)st;
+    ja = json_dumps(a, JSON_SORT_KEYS);
+    jb = json_dumps(b, JSON_SORT_KEYS);
+    assert_non_null(ja);
+    assert_non_null(jb);
+    assert_string_equal(ja, jb);
+    free(ja);
+    free(jb);
+    json_decref(a);
+    json_decref(b);
+}
+
+static void test_disparity_ttl(void **st)
+{
+    rk_fakehost *fh = mk(&rk__det_discretion, "{}");
+    (void)st;
+    dp_n(fh, T0, "U2", 5, 100);
+    dp_n(fh, T0 + 10, "U1", 5, 200);
+    assert_int_equal(rk_fh_count(fh, "disparity"), 1);
+    rk_fh_advance(fh, T0 + 31 * RK_DAY);    /* closed at 30 days, before the window left */
+    assert_int_equal(fh->closed, 1);
+    assert_int_equal(live(fh), 0);
+    rk_fh_advance(fh, T0 + 200 * RK_DAY);   /* past its resolve time */
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 0);
+    assert_int_equal(dp_snapshot_len(fh), 24);    /* forgotten */
+    dp_n(fh, T0 + 201 * RK_DAY, "U2", 5, 100);
+    dp_n(fh, T0 + 201 * RK_DAY + 10, "U1", 5, 200);
+    assert_int_equal(rk_fh_count(fh, "disparity"), 2);
+    assert_int_equal(live(fh), 1);
+    dp_n(fh, T0 + 202 * RK_DAY, "U4", 5, 150);
+    rk_fh_advance(fh, T0 + 203 * RK_DAY);
+    assert_int_equal(rk_fh_notice_count(fh, "disparity", "resolved"), 1);
+    assert_int_equal(json_integer_value(json_object_get(rk_fh_notice(fh, 0), "change_ts")),
+                     T0 + 202 * RK_DAY + 4 + RK_HOUR);
+    assert_int_equal(live(fh), 0);
+    rk_fh_free(fh);
+}
+
+static void test_disparity_retract(void **st)
+{
+    rk_fakehost *fh = mk(&rk__det_discretion, "{}");
+    size_t fired;
+    (void)st;
+    dp_n(fh, T0, "U2", 5, 100);
+    dp_n(fh, T0 + 10, "U1", 5, 200);
+    assert_int_equal(rk_fh_count(fh, "disparity"), 1);
+    fired = dp_snapshot_len(fh);
+    dp(fh, T0 + RK_HOUR, "U1-1740787200014", "U1", 100, RK_EVF_AMENDED);
+    assert_int_equal(rk_fh_notice_count(fh, "disparity", "retracted"), 1);
+    assert_int_equal(live(fh), 0);
+    /* the same decisions (one amended in place); the open units "SP-01":
+     * ["U1"] (u32 1, str, u32 1, str: 23 bytes) are now u32 0 */
+    assert_int_equal(dp_snapshot_len(fh), fired - 19);
+    rk_fh_advance(fh, T0 + 200 * RK_DAY);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 1);
+    assert_int_equal(dp_snapshot_len(fh), 24);
+    rk_fh_free(fh);
+}
+
+static void test_disparity_old(void **st)
+{
+    rk_fakehost *fh = mk(&rk__det_discretion, "{}");
+    const struct rk__open_ops *ops = fh->open;
+    rk_buf b;
+    char err[256];
+    void *fresh;
+    json_t *cfg = json_object();
+    /* the open units ("SP-01": "U1") at the end of version 3 */
+    const size_t units = 4 + (4 + 5) + 4 + (4 + 2);
+    (void)st;
+    fh->open_ttl = 400 * RK_DAY;
+    fh->open = NULL;                /* the set keeps its alerts, as before */
+    dp_n(fh, T0, "U2", 5, 100);
+    dp_n(fh, T0 + 10, "U1", 5, 200);
+    assert_int_equal(rk_fh_count(fh, "disparity"), 1);
+    assert_int_equal(live(fh), 1);  /* unfiled: found by id */
+    fh->open = ops;
+    dp_snapshot(fh, &b);
+    assert_true(memmem(b.data, b.len, "U1SP-01", 8) != NULL);
+    assert_true(b.len > units && b.data[0] == 3);
+    b.data[0] = 2;                  /* as version 2 wrote it */
+    b.len -= units;
+    fresh = fh->ops->create(&fh->api, (rk_host *)(void *)fh, cfg, err, sizeof(err));
+    json_decref(cfg);
+    assert_non_null(fresh);
+    assert_int_equal(fh->ops->restore(fresh, b.data, b.len, err, sizeof(err)), 0);
+    rk_buf_free(&b);
+    fh->ops->destroy(fh->self);
+    fh->self = fresh;
+    assert_int_equal(fh->open->alerts((rk_host *)(void *)fh, "disparity", "U1SP-01",
+                                      NULL, 0), 0);
+    dp_n(fh, T0 + RK_DAY, "U4", 5, 150);    /* the others' median: 125 */
+    rk_fh_advance(fh, T0 + RK_DAY + 4 + RK_HOUR + 1);
+    assert_int_equal(rk_fh_notice_count(fh, "disparity", "resolved"), 1);
+    assert_int_equal(json_integer_value(json_object_get(rk_fh_notice(fh, 0), "change_ts")),
+                     T0 + RK_DAY + 4 + RK_HOUR);
+    assert_int_equal(live(fh), 0);
+    rk_fh_advance(fh, T0 + 200 * RK_DAY);
+    assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 1);
+    assert_int_equal(dp_snapshot_len(fh), 24);
+    rk_fh_free(fh);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -372,6 +601,10 @@ int main(void)
         cmocka_unit_test(test_let_go),
         cmocka_unit_test(test_scan),
         cmocka_unit_test(test_old),
+        cmocka_unit_test(test_disparity),
+        cmocka_unit_test(test_disparity_ttl),
+        cmocka_unit_test(test_disparity_retract),
+        cmocka_unit_test(test_disparity_old),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
