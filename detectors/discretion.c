@@ -42,16 +42,13 @@
  * case checked against the lists in force when it arrives that no longer
  * breaks the rule retracts them; one that still breaks it leaves the open
  * alert standing and raises no second one. disparity alerts stay open per
- * "unit PR_SEP item" (the item's open units, dc_item.open, list its keys:
- * a unit is noted when its alert fires and forgotten once rk__open_get
- * finds none of its alerts - resolved, retracted, or closed at
- * alerts.open_ttl without the detector hearing of it - after each decision
- * of the item and at each "d:" timer): after every decision of the item
- * (any unit: the other units' median moves too) the first time, as
- * decisions leave the window without new ones, at which the medians are
- * back within max_ratio (dc_stops, O(n^2 log n) in the item's decisions
- * n of the window, only while the item has an open alert) plus
- * keep_firing_for resolves them
+ * "unit PR_SEP item" (the keys of an item are those of the units with a
+ * decision of it in the window that riskd holds an open alert under,
+ * dc_open_keys): after every decision of the item (any unit: the
+ * other units' median moves too) the first time, as decisions leave the
+ * window without new ones, at which the medians are back within max_ratio
+ * (dc_stops, O(n^2 log n) in the item's decisions n of the window, only
+ * while the item has an open alert) plus keep_firing_for resolves them
  * (timer "d:" + key); an amendment after which the medians at an alert's
  * own ts are within max_ratio retracts it.
  *
@@ -60,29 +57,25 @@
  * rk_map by case_id, an rk_map item_code -> array of its decisions, and
  * an expiry heap by ts + window; on_watermark drops what left the window.
  * Memory grows with the decisions of one window, not with history (plus
- * the daemon's record of each open alert: a per-case one filed under the
- * case with "unit PR_SEP item" as its extra until alerts.open_ttl closes
- * it, a disparity one under "unit PR_SEP item"; and per unit and item with
- * an open disparity alert a pointer in the item's open units to the unit,
- * interned once in dc_self.units; an item with open units but no decision
- * left keeps its dc_item until they go). A
+ * the daemon's record of each open alert, filed under the case, or under
+ * "unit PR_SEP item" for disparity: the detector keeps nothing per open
+ * alert, a 4-byte hint per item). A
  * decision costs O(decisions of its item in the window) plus sorting the
  * fines of that item.
  *
- * Snapshot (version 3): u32 version, u32 n, n x (str case_id, str unit,
+ * Snapshot (version 2): u32 version, u32 n, n x (str case_id, str unit,
  * str item, i64 ts, double fine, ref), then the open out_of_benchmark,
  * exempt_fined and disparity alerts the sets keep themselves (rk__open_put
- * each: only keys of an older snapshot, or all with a host without open
- * ops; version 1 has none), then the open units (dc_put_open_units;
- * version 2 has none: the disparity keys its set kept are noted at
- * restore). The maps and the heap are rebuilt. */
+ * each: keys of an older snapshot, or all of them with a host that does
+ * not keep open alerts; version 1 has none). The maps and the heap are
+ * rebuilt. */
 #include <math.h>
 
 #include "riskd/kit.h"
 #include "internal.h"
 #include "practice.h"
 
-#define DC_SNAP_VERSION 3u          /* 2: + the open alerts; 3: + the open units */
+#define DC_SNAP_VERSION 2u          /* 2: + the open alerts */
 #define DC_SNAP_V1 1u
 
 typedef struct dc_cfg {
@@ -95,11 +88,8 @@ typedef struct dc_cfg {
 typedef struct dc_item {
     struct dc_case **v;
     uint32_t n, cap;
-    const char **open;              /* units with an open disparity alert for
-                                       the item, in the order they fired (keys
-                                       of dc_self.units); the item stays while
-                                       it has one, decisions or not */
-    uint32_t nopen, capopen;
+    uint32_t open_hint;             /* 0: none of its units has an open
+                                       disparity alert (dc_open_keys) */
 } dc_item;
 
 typedef struct dc_case {
@@ -120,7 +110,6 @@ typedef struct dc_self {
     dc_cfg cfg;
     rk_map cases;                   /* case_id -> dc_case */
     rk_map items;                   /* item_code -> dc_item */
-    rk_map units;                   /* unit -> how many dc_item.open name it */
     rk_heap heap;                   /* dc_case by ts + window */
     rk__openset open[3];            /* open alerts: case_id -> out_of_benchmark,
                                        exempt_fined (extra "unit PR_SEP item");
@@ -247,10 +236,8 @@ static void dc_summary_disparity(rk_say *t, const char *unit, const char *item, 
 static void dc_item_free_(void *p)
 {
     dc_item *it = p;
-    if (it != NULL) {
+    if (it != NULL)
         free(it->v);
-        free(it->open);
-    }
     free(it);
 }
 
@@ -260,7 +247,7 @@ static void dc_drop(dc_self *s, dc_case *c)
     dc_item *it = c->item;
     it->v[c->idx] = it->v[--it->n];
     it->v[c->idx]->idx = c->idx;
-    if (it->n == 0 && it->nopen == 0)
+    if (it->n == 0)
         dc_item_free_(rk_map_del(&s->items, c->item_code));
     rk_heap_remove(&s->heap, c);
     rk_map_del(&s->cases, c->ent->key);
@@ -291,6 +278,7 @@ static dc_case *dc_add(dc_self *s, const char *case_id, const char *unit, const 
             free(c);
             return NULL;
         }
+        it->open_hint = 1;          /* not known (a restore): looked up once */
     }
     it = ie->value;
     if (it->n == it->cap) {
@@ -314,101 +302,10 @@ static dc_case *dc_add(dc_self *s, const char *case_id, const char *unit, const 
     it->v[it->n++] = c;
     return c;
 fail:
-    if (it->n == 0 && it->nopen == 0)
+    if (it->n == 0)
         dc_item_free_(rk_map_del(&s->items, item));
     free(c);
     return NULL;
-}
-
-/* The record of item, created without decisions when there is none (for
- * its open units); NULL when out of memory. */
-static dc_item *dc_item_of(dc_self *s, const char *item)
-{
-    dc_item *it = rk_map_get(&s->items, item);
-    if (it != NULL)
-        return it;
-    if ((it = calloc(1, sizeof(*it))) == NULL)
-        return NULL;
-    if (rk_map_put(&s->items, item, it, NULL) == NULL) {
-        free(it);
-        return NULL;
-    }
-    return it;
-}
-
-/* Note that unit has an open disparity alert for item it (once). 0, or -1
- * when out of memory. */
-static int dc_open_mark(dc_self *s, dc_item *it, const char *unit)
-{
-    rk_map_entry *ue = rk_map_find(&s->units, unit);
-    uint32_t i;
-    if (ue != NULL)
-        for (i = 0; i < it->nopen; i++)
-            if (it->open[i] == ue->key)
-                return 0;
-    if (it->nopen == it->capopen) {
-        uint32_t ncap = it->capopen < 4 ? it->capopen + 1 : it->capopen + it->capopen / 2;
-        const char **nv = ncap > it->capopen ? realloc(it->open, ncap * sizeof(*nv)) : NULL;
-        if (nv == NULL)
-            return -1;
-        it->open = nv;
-        it->capopen = ncap;
-    }
-    if (ue == NULL && (ue = rk_map_put(&s->units, unit, NULL, NULL)) == NULL)
-        return -1;
-    ue->value = (void *)((uintptr_t)ue->value + 1);
-    it->open[it->nopen++] = ue->key;
-    return 0;
-}
-
-/* Forget open unit i of it (the others keep their order). */
-static void dc_open_unmark(dc_self *s, dc_item *it, uint32_t i)
-{
-    rk_map_entry *ue = rk_map_find(&s->units, it->open[i]);
-    if (ue != NULL && (ue->value = (void *)((uintptr_t)ue->value - 1)) == NULL)
-        rk_map_del(&s->units, it->open[i]);
-    memmove(&it->open[i], &it->open[i + 1], (it->nopen - i - 1) * sizeof(it->open[0]));
-    it->nopen--;
-}
-
-/* "unit PR_SEP item" in buf (n bytes) or, when longer, in a new
- * allocation the caller frees when it is not buf; NULL when out of
- * memory. */
-static char *dc_key(const char *unit, const char *item, char *buf, size_t n)
-{
-    size_t lu = strlen(unit), li = strlen(item);
-    char *k = lu + li + 2 > n ? malloc(lu + li + 2) : buf;
-    if (k == NULL)
-        return NULL;
-    memcpy(k, unit, lu);
-    k[lu] = PR_SEP;
-    memcpy(k + lu + 1, item, li + 1);
-    return k;
-}
-
-/* Forget item's open units whose disparity alerts are all gone (resolved,
- * retracted, or closed by riskd at alerts.open_ttl or by an operator
- * without the detector hearing of it), and the item with the last of them
- * when it has no decision either. */
-static void dc_prune(dc_self *s, const char *item)
-{
-    dc_item *it = rk_map_get(&s->items, item);
-    char buf[128], *k;
-    uint32_t i = 0;
-    if (it == NULL)
-        return;
-    while (i < it->nopen) {
-        if ((k = dc_key(it->open[i], item, buf, sizeof(buf))) == NULL)
-            return;                 /* kept: tried again later */
-        if (rk__open_get(&s->open[DC_DISP], k) == NULL)
-            dc_open_unmark(s, it, i);
-        else
-            i++;
-        if (k != buf)
-            free(k);
-    }
-    if (it->n == 0 && it->nopen == 0)
-        dc_item_free_(rk_map_del(&s->items, item));
 }
 
 static int dc_cmp(const void *a, const void *b)
@@ -612,8 +509,8 @@ static int dc_rule_disparity(dc_self *s, const rk_event *ev, const dc_case *c)
     if (rc != 1)
         return rc < 0 ? -1 : 0;
     key = pr_join(c->unit, c->item_code);
-    rc = key == NULL || rk__open_add(&s->open[DC_DISP], key, ev->ts, NULL) != 0 ||
-         dc_open_mark(s, c->item, c->unit) != 0 ? -1 : 0;
+    rc = key == NULL || rk__open_add(&s->open[DC_DISP], key, ev->ts, NULL) != 0 ? -1 : 0;
+    c->item->open_hint++;
     free(key);
     return rc;
 }
@@ -785,21 +682,77 @@ static int dc_resolve(dc_self *s, const char *key, int64_t deadline)
                      RK_ALERT_RESOLVED, rk_say_text(&t), deadline, NULL, 0, NULL, NULL);
 }
 
-/* The open disparity keys of item, from its open units (a copy: the
- * units change under notices). *n of them; NULL with *n 0 when none or
- * out of memory. */
-static char **dc_open_keys(const dc_self *s, const char *item, size_t *n)
+static int dc_str_cmp(const void *a, const void *b)
 {
-    const dc_item *it = rk_map_get(&s->items, item);
-    uint32_t i;
-    char **v;
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Append a copy of key to v (*n of *cap). 0 or -1 (out of memory). */
+static int dc_keys_add(char ***v, size_t *n, size_t *cap, char *key)
+{
+    if (key == NULL)
+        return -1;
+    if (*n == *cap) {
+        char **nv = realloc(*v, (*cap = *cap ? 2 * *cap : 4) * sizeof(**v));
+        if (nv == NULL) {
+            free(key);
+            return -1;
+        }
+        *v = nv;
+    }
+    (*v)[(*n)++] = key;
+    return 0;
+}
+
+/* The open disparity keys of item (a copy: the alerts change under
+ * notices), *n of them (NULL with *n 0 when none or out of memory): the
+ * keys "unit PR_SEP item" of the units with a decision of item in the
+ * window that riskd holds an open alert under, in unit order - a unit with
+ * none in the window no longer meets min_cases, and the resolve timer its
+ * last decision armed ends its alerts - and those an older snapshot left
+ * in the set's own map. The detector keeps nothing per alert for this:
+ * the item's open_hint, set to what the last look found and counted up as
+ * alerts fire, spares the look-up while the item has none. */
+static char **dc_open_keys(dc_self *s, const char *item, size_t *n)
+{
+    dc_item *it = rk_map_get(&s->items, item);
+    const rk_map *m = &s->open[DC_DISP].map;
+    const char **u;
+    char **v = NULL;
+    size_t cap = 0, i, j;
     *n = 0;
-    if (it == NULL || it->nopen == 0 || (v = malloc(it->nopen * sizeof(*v))) == NULL)
-        return NULL;
-    for (i = 0; i < it->nopen; i++) {
-        if ((v[*n] = pr_join(it->open[i], item)) == NULL)
-            break;
-        (*n)++;
+    if (it != NULL && it->open_hint > 0 && it->n > 0 &&
+        (u = malloc(it->n * sizeof(*u))) != NULL) {
+        for (i = 0; i < it->n; i++)
+            u[i] = it->v[i]->unit;
+        qsort(u, it->n, sizeof(*u), dc_str_cmp);
+        for (i = 0; i < it->n; i++) {
+            char *k;
+            if (i > 0 && strcmp(u[i], u[i - 1]) == 0)
+                continue;
+            if ((k = pr_join(u[i], item)) == NULL)
+                break;
+            if (rk__open_get(&s->open[DC_DISP], k) == NULL)
+                free(k);
+            else if (dc_keys_add(&v, n, &cap, k) != 0)
+                break;
+        }
+        free(u);
+        if (i == it->n)
+            it->open_hint = (uint32_t)*n;
+    }
+    if (m->count > 0) {             /* an older snapshot's, kept by the set */
+        rk_map_entry *e;
+        size_t b;
+        for (e = rk_map_first(m, &b); e != NULL; e = rk_map_next(m, &b, e)) {
+            const char *sep = strchr(e->key, PR_SEP);
+            if (sep == NULL || strcmp(sep + 1, item) != 0)
+                continue;
+            for (j = 0; j < *n && strcmp(v[j], e->key) != 0; j++)
+                ;
+            if (j == *n && dc_keys_add(&v, n, &cap, strdup(e->key)) != 0)
+                break;
+        }
     }
     return v;
 }
@@ -883,22 +836,16 @@ static int dc_on_timer(void *self, int64_t deadline, const char *key, uint64_t a
 {
     dc_self *s = self;
     const rk__openrec *r;
-    const char *item;
-    int rc;
     (void)arg;
     if (key[0] == 'x' && key[1] == ':') {
         pr_open_expire(&s->open[DC_BENCH], key + 2, deadline);
         pr_open_expire(&s->open[DC_EXEMPT], key + 2, deadline);
         return 0;
     }
-    if (key[0] != 'd' || key[1] != ':' || (item = strchr(key + 2, PR_SEP)) == NULL)
+    if (key[0] != 'd' || key[1] != ':' ||
+        (r = rk__open_get(&s->open[DC_DISP], key + 2)) == NULL || r->resolve_at != deadline)
         return 0;
-    item++;
-    if ((r = rk__open_get(&s->open[DC_DISP], key + 2)) != NULL && r->resolve_at != deadline)
-        return 0;                   /* moved: a later timer resolves */
-    rc = r != NULL ? dc_resolve(s, key + 2, deadline) : 0;
-    dc_prune(s, item);
-    return rc;
+    return dc_resolve(s, key + 2, deadline);
 }
 
 /* ===================================================================
@@ -951,10 +898,6 @@ life:
         rc = -1;
     if (old_item != NULL && dc_life(s, old_item, ev) != 0)
         rc = -1;
-    if (have_item)
-        dc_prune(s, ev->item_code);
-    if (old_item != NULL)
-        dc_prune(s, old_item);
     free(old_item);
     return rc;
 }
@@ -974,7 +917,6 @@ static void dc_clear(dc_self *s)
         rk__open_clear(&s->open[k]);
     rk_map_clear(&s->cases, free);
     rk_map_clear(&s->items, dc_item_free_);
-    rk_map_clear(&s->units, NULL);
     rk_heap_free(&s->heap);
     rk_heap_init(&s->heap, offsetof(dc_case, hpos));
 }
@@ -995,14 +937,13 @@ static void *dc_create(const rk_host_api *api, rk_host *host, const json_t *cfg,
     s->cfg = c;
     rk_map_init(&s->cases);
     rk_map_init(&s->items);
-    rk_map_init(&s->units);
     rk_heap_init(&s->heap, offsetof(dc_case, hpos));
     rk__open_init(&s->open[DC_BENCH]);
     rk__open_init(&s->open[DC_EXEMPT]);
-    rk__open_init(&s->open[DC_DISP]);
+    /* disparity keys are listed per item from its decisions' units (dc_open_keys) */
     rk__open_bind(&s->open[DC_BENCH], host, dc_rules[DC_BENCH]);
     rk__open_bind(&s->open[DC_EXEMPT], host, dc_rules[DC_EXEMPT]);
-    /* disparity keys are listed per item from its open units (dc_open_keys) */
+    rk__open_init(&s->open[DC_DISP]);
     rk__open_bind(&s->open[DC_DISP], host, dc_rules[DC_DISP]);
     return s;
 }
@@ -1025,78 +966,6 @@ static int dc_reconfigure(void *self, const json_t *cfg, char *err, size_t errle
     return 0;
 }
 
-/* The items' open units: u32 n items, n x (str item, u32 m, m x str
- * unit), in their order. */
-static void dc_put_open_units(rk_buf *out, const dc_self *s)
-{
-    rk_map_entry *e;
-    size_t b;
-    uint32_t n = 0, i;
-    for (e = rk_map_first(&s->items, &b); e != NULL; e = rk_map_next(&s->items, &b, e))
-        n += ((const dc_item *)e->value)->nopen > 0;
-    rk_buf_put_u32(out, n);
-    for (e = rk_map_first(&s->items, &b); e != NULL; e = rk_map_next(&s->items, &b, e)) {
-        const dc_item *it = e->value;
-        if (it->nopen == 0)
-            continue;
-        rk_buf_put_str(out, e->key);
-        rk_buf_put_u32(out, it->nopen);
-        for (i = 0; i < it->nopen; i++)
-            rk_buf_put_str(out, it->open[i]);
-    }
-}
-
-/* Read what dc_put_open_units wrote; r->err set when corrupt or out of
- * memory. */
-static void dc_read_open_units(rk_rd *r, dc_self *s)
-{
-    uint32_t n = rk_rd_u32(r), i, m, k;
-    if (r->err || n > (size_t)(r->end - r->p) / 8) {
-        r->err = 1;
-        return;
-    }
-    for (i = 0; !r->err && i < n; i++) {
-        char *item = rk_rd_str(r, PR_MAX_ID);
-        dc_item *it = NULL;
-        m = rk_rd_u32(r);
-        if (r->err || item == NULL || item[0] == '\0' || m == 0 ||
-            m > (size_t)(r->end - r->p) / 4 || (it = dc_item_of(s, item)) == NULL)
-            r->err = 1;
-        for (k = 0; !r->err && k < m; k++) {
-            char *unit = rk_rd_str(r, PR_MAX_ID);
-            if (r->err || unit == NULL || strchr(unit, PR_SEP) != NULL ||
-                dc_open_mark(s, it, unit) != 0)
-                r->err = 1;
-            free(unit);
-        }
-        free(item);
-    }
-}
-
-/* Note the units of the disparity keys an older snapshot left in the
- * set's own map (rk__open_read). 0 or -1 (out of memory). */
-static int dc_mark_kept(dc_self *s)
-{
-    const rk_map *m = &s->open[DC_DISP].map;
-    rk_map_entry *e;
-    size_t b;
-    for (e = rk_map_first(m, &b); e != NULL; e = rk_map_next(m, &b, e)) {
-        char *unit;
-        const char *sep = strchr(e->key, PR_SEP);
-        dc_item *it;
-        int rc;
-        if (sep == NULL || sep[1] == '\0')
-            continue;               /* not a disparity key: never listed */
-        if ((unit = strndup(e->key, (size_t)(sep - e->key))) == NULL)
-            return -1;
-        rc = (it = dc_item_of(s, sep + 1)) == NULL ? -1 : dc_open_mark(s, it, unit);
-        free(unit);
-        if (rc != 0)
-            return -1;
-    }
-    return 0;
-}
-
 static int dc_snapshot(void *self, rk_buf *out)
 {
     dc_self *s = self;
@@ -1116,7 +985,6 @@ static int dc_snapshot(void *self, rk_buf *out)
     rk__open_put(out, &s->open[DC_BENCH]);
     rk__open_put(out, &s->open[DC_EXEMPT]);
     rk__open_put(out, &s->open[DC_DISP]);
-    dc_put_open_units(out, s);
     return out->oom ? -1 : 0;
 }
 
@@ -1151,10 +1019,6 @@ static int dc_restore(void *self, const void *data, size_t len, char *err, size_
     if (!r.err && ver >= 2)
         for (i = 0; i < 3 && !r.err; i++)
             rk__open_read(&r, &s->open[i]);
-    if (!r.err && ver >= 3)
-        dc_read_open_units(&r, s);
-    if (!r.err && dc_mark_kept(s) != 0)
-        r.err = 1;
     if (r.err || r.p != r.end) {
         dc_clear(s);
         rk_kit_errf(err, errlen, "snapshot: truncated or corrupt");

@@ -903,8 +903,8 @@ static const struct shape {
     {"officer_credential/uncertified", sh_uncertified, 1000, 1, 1},
     {"discretion/out_of_benchmark", sh_per_case, 1000, 1, 0},
     {"discretion/exempt_fined", sh_per_case, 1000, 1, 0},
-    /* disparity is still kept in discretion's own set (its keys are listed
-     * per item): this row is what the store would cost it */
+    /* disparity: the detector lists an item's keys from its decisions'
+     * units, keeping nothing per alert (dc_open_keys) */
     {"discretion/disparity", sh_disparity, 400, 1, 0},
     {"unfiled_inspection/enterprise_mismatch", sh_mismatch, 1000, 1, 1},
     {"unfiled_inspection/reported_without_filing", sh_reported, 1000, 1, 0},
