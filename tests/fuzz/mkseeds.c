@@ -11,10 +11,12 @@
  * built through tests/lib/fakehost with the default configuration. The
  * bound detectors' targets (after the indicators) get the same state with
  * the fake host's open alerts: u64 n, the store's section of n bytes, the
- * detector's snapshot; once filed by the detector ("-bound") and once
- * kept by the detector itself, the store holding the alerts by id only,
- * as the release before left them ("-bound-old"). Exits 0, or 1 with a
- * message when something cannot be built or written. */
+ * detector's snapshot; once filed by the detector ("-bound", with a record
+ * of another built-in and one of a detector no longer registered beside
+ * them) and once kept by the detector itself, the store holding the
+ * alerts by id only, as the release before left them ("-bound-old").
+ * Exits 0, or 1 with a message when something cannot be built or
+ * written. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -345,10 +347,17 @@ static void feed(rk_fakehost *fh)
     }
 }
 
-/* The fake host keeps every record under detector index 0: ud names it. */
+/* The fake host keeps every record under detector index 0: ud names it;
+ * 1 is another built-in, 2 one no longer registered (seed_bound). */
 static const char *fh_det_name(uint32_t det, void *ud)
 {
-    return det == 0 ? (const char *)ud : "gone";
+    unsigned i;
+    if (det == 0)
+        return (const char *)ud;
+    for (i = 0; det == 1 && i < N_DETS; i++)
+        if (strcmp(dets[i]->name, (const char *)ud) != 0)
+            return dets[i]->name;
+    return "gone";
 }
 
 static rk_fakehost *seed_host(unsigned i)
@@ -387,6 +396,17 @@ static int seed_bound(const char *dir, unsigned i, int bound)
     if (!bound)
         fh->open = NULL;
     feed(fh);
+    if (bound) {                    /* beside them: another built-in's, a gone one's */
+        int rule = rk__ostore_rule(fh->ostore, "growth");
+        if (rule < 0 ||
+            rk__ostore_add(fh->ostore, "0123456789abcdef0123456789abcdef", T0, 1,
+                           (uint32_t)rule) != 0 ||
+            rk__ostore_add(fh->ostore, "a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0", T0, 2,
+                           (uint32_t)rule) != 0) {
+            rk_fh_free(fh);
+            return -1;
+        }
+    }
     rk__ostore_snapshot(fh->ostore, &st, fh_det_name, (void *)(uintptr_t)dets[i]->name);
     rk_buf_put_u64(&b, (uint64_t)st.len);
     rk_buf_put_bytes(&b, st.data, st.len);
