@@ -693,7 +693,8 @@ typedef struct rk__oa {
     int64_t resolve_at;             /* INT64_MAX: not known */
     uint16_t det;                   /* detector index; RK__OSTORE_FREE: a
                                        slot no longer in use */
-    uint16_t rule;                  /* index into the store's rules */
+    uint16_t rule;                  /* index into the store's rules; a
+                                       removed record: its detector */
     uint32_t unit;                  /* index into the store's units */
 } rk__oa;
 

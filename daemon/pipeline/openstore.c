@@ -478,13 +478,20 @@ int rk__ostore_key_slots(const rk__ostore *s, uint32_t det, const char *rule, co
 
 /* ---- the heap ------------------------------------------------------ */
 
+/* A record's detector; a removed one's is kept in its rule (see
+ * rk__ostore_remove), so its place in the heap holds until it surfaces. */
+static uint16_t det_of(const rk__oa *r)
+{
+    return r->det == RK__OSTORE_FREE ? r->rule : r->det;
+}
+
 /* (ts, det, id) order of two records: <0, 0, >0. */
 static int cmp_oa(const rk__oa *x, const rk__oa *y)
 {
     if (x->ts != y->ts)
         return x->ts < y->ts ? -1 : 1;
-    if (x->det != y->det)
-        return x->det < y->det ? -1 : 1;
+    if (det_of(x) != det_of(y))
+        return det_of(x) < det_of(y) ? -1 : 1;
     return memcmp(x->id, y->id, 16);
 }
 
@@ -698,6 +705,7 @@ void rk__ostore_remove(rk__ostore *s, uint32_t slot)
         return;
     idx_del(s, slot);
     unit_unref(s, s->v[slot].unit);
+    s->v[slot].rule = s->v[slot].det;  /* its key in the heap unchanged */
     s->v[slot].det = RK__OSTORE_FREE;
     s->dead++;
 }

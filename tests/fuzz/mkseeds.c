@@ -8,8 +8,15 @@
  * that target, once empty and once holding state built from a few events
  * around 2025-03-01 about the ids fuzz-restore feeds (t1, t2, u1, o1, ...),
  * so the fuzzer starts from blobs every restore accepts. Detector state is
- * built through tests/lib/fakehost with the default configuration. Exits 0,
- * or 1 with a message when something cannot be built or written. */
+ * built through tests/lib/fakehost with the default configuration. The
+ * bound detectors' targets (after the indicators) get the same state with
+ * the fake host's open alerts: u64 n, the store's section of n bytes, the
+ * detector's snapshot; once filed by the detector ("-bound", with a record
+ * of another built-in and one of a detector no longer registered beside
+ * them) and once kept by the detector itself, the store holding the
+ * alerts by id only, as the release before left them ("-bound-old").
+ * Exits 0, or 1 with a message when something cannot be built or
+ * written. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -340,16 +347,27 @@ static void feed(rk_fakehost *fh)
     }
 }
 
-static int seeds_detector(const char *dir, unsigned i)
+/* The fake host keeps every record under detector index 0: ud names it;
+ * 1 is another built-in, 2 one no longer registered (seed_bound). */
+static const char *fh_det_name(uint32_t det, void *ud)
 {
-    char err[RK_ERRLEN], name[128];
+    unsigned i;
+    if (det == 0)
+        return (const char *)ud;
+    for (i = 0; det == 1 && i < N_DETS; i++)
+        if (strcmp(dets[i]->name, (const char *)ud) != 0)
+            return dets[i]->name;
+    return "gone";
+}
+
+static rk_fakehost *seed_host(unsigned i)
+{
+    char err[RK_ERRLEN];
     rk_fakehost *fh;
-    rk_buf b = {0};
-    int rc;
 
     if ((fh = rk_fh_new(dets[i], "{}", err, sizeof(err))) == NULL) {
         fprintf(stderr, "mkseeds: %s: %s\n", dets[i]->name, err);
-        return -1;
+        return NULL;
     }
     /* Lists for the practice detectors, about the ids fed below. */
     if (rk_fh_list(fh, "whitelist", "enterprise_id,allowance,note\ne1,0,\n") != 0 ||
@@ -359,8 +377,57 @@ static int seeds_detector(const char *dir, unsigned i)
                    "o1,u1,2024-01-01,\n") != 0) {
         fprintf(stderr, "mkseeds: a sample list was refused\n");
         rk_fh_free(fh);
-        return -1;
+        return NULL;
     }
+    return fh;
+}
+
+/* A bound detector's seed: the state feed() builds on a host with open
+ * ops (bound) or without (the detector keeps its alerts). */
+static int seed_bound(const char *dir, unsigned i, int bound)
+{
+    char name[128];
+    rk_fakehost *fh = seed_host(i);
+    rk_buf st = {0}, b = {0};
+    int rc;
+
+    if (fh == NULL)
+        return -1;
+    if (!bound)
+        fh->open = NULL;
+    feed(fh);
+    if (bound) {                    /* beside them: another built-in's, a gone one's */
+        int rule = rk__ostore_rule(fh->ostore, "growth");
+        if (rule < 0 ||
+            rk__ostore_add(fh->ostore, "0123456789abcdef0123456789abcdef", T0, 1,
+                           (uint32_t)rule) != 0 ||
+            rk__ostore_add(fh->ostore, "a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0", T0, 2,
+                           (uint32_t)rule) != 0) {
+            rk_fh_free(fh);
+            return -1;
+        }
+    }
+    rk__ostore_snapshot(fh->ostore, &st, fh_det_name, (void *)(uintptr_t)dets[i]->name);
+    rk_buf_put_u64(&b, (uint64_t)st.len);
+    rk_buf_put_bytes(&b, st.data, st.len);
+    rc = st.oom ? -1 : dets[i]->snapshot(fh->self, &b);
+    snprintf(name, sizeof(name), "%s-bound%s", dets[i]->name, bound ? "" : "-old");
+    rc = rc != 0 ? -1 : write_seed(dir, name, 5 + (unsigned)N_DETS + i, &b);
+    rk_buf_free(&st);
+    rk_buf_free(&b);
+    rk_fh_free(fh);
+    return rc;
+}
+
+static int seeds_detector(const char *dir, unsigned i)
+{
+    char name[128];
+    rk_fakehost *fh = seed_host(i);
+    rk_buf b = {0};
+    int rc;
+
+    if (fh == NULL)
+        return -1;
     rc = dets[i]->snapshot(fh->self, &b);
     snprintf(name, sizeof(name), "%s-empty", dets[i]->name);
     rc = rc != 0 ? -1 : write_seed(dir, name, 2 + i, &b);
@@ -386,7 +453,8 @@ int main(int argc, char **argv)
         seeds_indicators(argv[1]) != 0)
         return 1;
     for (unsigned i = 0; i < N_DETS; i++)
-        if (seeds_detector(argv[1], i) != 0)
+        if (seeds_detector(argv[1], i) != 0 || seed_bound(argv[1], i, 1) != 0 ||
+            seed_bound(argv[1], i, 0) != 0)
             return 1;
     return 0;
 }
