@@ -475,7 +475,7 @@ static void store_check(const rk__ostore *s)
         if (r->rule >= s->nrules && r->rule != RK__OSTORE_NO_RULE)
             broken("store: a record of an unknown rule");
         if (r->unit != RK__OSTORE_NO_UNIT) {
-            if (r->unit >= s->nunits || s->units[r->unit] == NULL)
+            if (r->unit >= s->nunits || s->uoff[r->unit] == UINT32_MAX)
                 broken("store: a record names a unit given back");
             refs[r->unit]++;
         }
@@ -518,18 +518,22 @@ static void store_check(const rk__ostore *s)
             broken("store: the heap holds a record under a later one");
     }
     for (k = 0; k < s->nunits; k++) {
-        rk_map_entry *me;
-        if (s->units[k] == NULL)
+        if (s->uoff[k] == UINT32_MAX)
             continue;
         nunits++;
+        if (s->uoff[k] >= s->ulen)
+            broken("store: a unit lies past its arena");
         if (refs[k] != s->urefs[k])
             broken("store: a unit's count is not the records naming it");
-        me = rk_map_find(&s->umap, s->units[k]);
-        if (me == NULL || (uint32_t)(uintptr_t)me->value != k)
+        /* found by its name: the id it has (nothing added) */
+        if (rk__ostore_unit((rk__ostore *)(uintptr_t)s, rk__ostore_unit_name(s, k)) != (int)k)
             broken("store: a unit is not found by its name");
     }
-    if (nunits != s->umap.count)
-        broken("store: the units' map and table differ");
+    for (k = 0; k < s->capuidx; k++)
+        if (s->uidx[k] != 0 && (s->uidx[k] > s->nunits || s->uoff[s->uidx[k] - 1] == UINT32_MAX))
+            broken("store: the units' table holds an id given back");
+    if (nunits != s->nulive)
+        broken("store: the units' count and table differ");
     free(refs);
 }
 
