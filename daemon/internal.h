@@ -729,6 +729,14 @@ typedef struct rk__ostore {
     uint32_t ufree;                 /* first free id + 1, or 0 */
     uint32_t *uidx;                 /* open addressing: id + 1, 0 empty */
     uint32_t capuidx;               /* a power of two */
+    uint64_t *rhash;                /* by rule index: the name's hash, the
+                                       seed of its keys' hashes */
+    uint32_t nrhash;
+    struct {                        /* rules looked up lately, by hash: */
+        uint64_t h;                 /* the name's */
+        uint32_t idx;               /* UINT32_MAX: none while nrules was */
+        uint32_t nrules;
+    } rq[16];
 } rk__ostore;
 
 void rk__ostore_init(rk__ostore *s);
@@ -762,7 +770,7 @@ uint64_t rk__ostore_rule_keyhash(const char *rule, const char *key);
  * with rk__ostore_rule_keyhash) whose ts lies in [from, to], in (ts, id)
  * order, in *out (malloc'd, NULL when none; the caller frees it): their
  * number, or -1 when out of memory. */
-int rk__ostore_key_slots(const rk__ostore *s, uint32_t det, const char *rule, const char *key,
+int rk__ostore_key_slots(rk__ostore *s, uint32_t det, const char *rule, const char *key,
                          int64_t from, int64_t to, uint32_t **out);
 /* Give the live record in slot a lookup key hash, resolve_at and unit
  * (RK__OSTORE_NO_UNIT: none). 0; 1 when the same alert (ts, id) was filed
@@ -1009,6 +1017,25 @@ typedef struct rk__open_ops {
      * what its reason names). Any emit uses it up. */
     void (*prime)(rk_host *h, const unsigned char *id, int64_t ts);
 } rk__open_ops;
+
+/* openkeys.c - the store's side of rk__open_ops for detector det (the
+ * engine's host and the test fake host both use it): file the store's
+ * last add under (rule, key) (-1 when that is not an alert of det's rule);
+ * a key's alerts in (ts, id) order (units good until the store changes);
+ * move their resolve time; forget those with ts in [from, to] (and the
+ * packed id unless NULL), telling gone() of each first; give them back to
+ * their ids. Each returns as its rk__open_ops counterpart. */
+int rk__ostore_file_last(rk__ostore *s, uint32_t det, const char *rule, const char *key,
+                         int64_t resolve_at, const char *unit);
+int rk__ostore_key_alerts(rk__ostore *s, uint32_t det, const char *rule, const char *key,
+                          rk__open_seen *out, size_t max);
+int rk__ostore_key_resolve(rk__ostore *s, uint32_t det, const char *rule, const char *key,
+                           int64_t resolve_at);
+int rk__ostore_key_forget(rk__ostore *s, uint32_t det, const char *rule, const char *key,
+                          int64_t ts_from, int64_t ts_to, const unsigned char *id,
+                          void (*gone)(const rk__oa *r, void *ud), void *ud);
+int rk__ostore_key_unfile(rk__ostore *s, uint32_t det, const char *rule, const char *key,
+                          int64_t ts_from, int64_t ts_to);
 
 /* Every rk_host a built-in detector is given starts with its open ops
  * (NULL in the instances a configuration check creates and destroys). */

@@ -3,21 +3,19 @@
  * rk__open_ops_of): file the alert just raised under the detector's own
  * key, and end a key's alerts with one notice each.
  *
- * file() gives the record host_emit just added (the store's last) the hash
- * of (rule, key), the key's resolve time and the unit, so the detector
- * finds it again by key instead of keeping the subject itself; alerts()
- * lists a key's alerts and set_resolve() moves their resolve time;
- * forget() removes them once the detector has emitted their notices, and
- * let_go() gives them back to their ids (open until alerts.open_ttl) when
- * the detector stops tracking them; prime() gives the notice the detector
- * emits next the id of the open alert it is about (host_emit). end()
- * takes the records of the detector filed under (rule, key) with ts in the
- * range asked, in (ts, id) order (rk__ostore_key_slots: not the index's
- * order, so live, replay and restore write the notices alike), writes each one's
- * notice through the engine's output - which takes the rest of the notice
- * from the open alert itself (output.h) - and removes it. A retracted
- * unfiled alert leaves the indicators' `unfiled` count as in host_emit,
- * by the unit filed with it. */
+ * file(), alerts(), set_resolve(), forget() and let_go() are the store's
+ * (openkeys.c), for this host's detector: the record host_emit just added
+ * is filed under the hash of (rule, key) with the key's resolve time and
+ * a unit, so the detector finds it again by key instead of keeping the
+ * subject itself. prime() gives the notice the detector emits next the id
+ * of the open alert it is about (host_emit). end() takes the records of
+ * the detector filed under (rule, key) with ts in the range asked, in
+ * (ts, id) order (rk__ostore_key_slots: not the index's order, so live,
+ * replay and restore write the notices alike), writes each one's notice
+ * through the engine's output - which takes the rest of the notice from
+ * the open alert itself (output.h) - and removes it. A retracted unfiled
+ * alert leaves the indicators' `unfiled` count as in host_emit, by the
+ * unit filed with it. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,16 +26,7 @@
 static int host_file(rk_host *h, const char *rule, const char *key, int64_t resolve_at,
                      const char *unit)
 {
-    rk__engine *e = HOST(h)->eng;
-    const rk__oa *r = rk__ostore_at(&e->open, e->open.last);
-    int u = -1;
-    if (r == NULL || r->det != HOST(h)->idx || rule == NULL || key == NULL ||
-        strcmp(rk__ostore_rule_name(&e->open, r->rule), rule) != 0)
-        return -1;
-    if (unit != NULL && (u = rk__ostore_unit(&e->open, unit)) < 0)
-        return -1;
-    return rk__ostore_rekey(&e->open, e->open.last, rk__ostore_rule_keyhash(rule, key),
-                            resolve_at, u < 0 ? RK__OSTORE_NO_UNIT : (uint32_t)u);
+    return rk__ostore_file_last(&HOST(h)->eng->open, HOST(h)->idx, rule, key, resolve_at, unit);
 }
 
 static int host_end(rk_host *h, const rk__open_end *q)
@@ -85,71 +74,25 @@ static int host_end(rk_host *h, const rk__open_end *q)
 static int host_alerts(rk_host *h, const char *rule, const char *key, rk__open_seen *out,
                        size_t max)
 {
-    rk__engine *e = HOST(h)->eng;
-    uint32_t *v;
-    int n, k;
-    if (rule == NULL || key == NULL)
-        return -1;
-    n = rk__ostore_key_slots(&e->open, HOST(h)->idx, rule, key, INT64_MIN, INT64_MAX, &v);
-    for (k = 0; k < n && (size_t)k < max; k++) {
-        const rk__oa *r = rk__ostore_at(&e->open, v[k]);
-        out[k].ts = r->ts;
-        out[k].resolve_at = r->resolve_at;
-        out[k].unit = r->unit != RK__OSTORE_NO_UNIT ? rk__ostore_unit_name(&e->open, r->unit)
-                                                   : NULL;
-        memcpy(out[k].id, r->id, sizeof(out[k].id));
-    }
-    free(v);
-    return n;
+    return rk__ostore_key_alerts(&HOST(h)->eng->open, HOST(h)->idx, rule, key, out, max);
 }
 
 static int host_set_resolve(rk_host *h, const char *rule, const char *key, int64_t resolve_at)
 {
-    rk__engine *e = HOST(h)->eng;
-    uint32_t *v;
-    int n, k;
-    if (rule == NULL || key == NULL)
-        return -1;
-    n = rk__ostore_key_slots(&e->open, HOST(h)->idx, rule, key, INT64_MIN, INT64_MAX, &v);
-    for (k = 0; k < n; k++) {
-        const rk__oa *r = rk__ostore_at(&e->open, v[k]);
-        (void)rk__ostore_rekey(&e->open, v[k], r->keyhash, resolve_at, r->unit);
-    }
-    free(v);
-    return n;
+    return rk__ostore_key_resolve(&HOST(h)->eng->open, HOST(h)->idx, rule, key, resolve_at);
 }
 
 static int host_forget(rk_host *h, const char *rule, const char *key, int64_t ts_from,
                        int64_t ts_to, const unsigned char *id)
 {
-    rk__engine *e = HOST(h)->eng;
-    uint32_t *v;
-    int n, k, m;
-    if (rule == NULL || key == NULL)
-        return -1;
-    n = rk__ostore_key_slots(&e->open, HOST(h)->idx, rule, key, ts_from, ts_to, &v);
-    for (k = 0, m = 0; k < n; k++)
-        if (id == NULL || memcmp(rk__ostore_at(&e->open, v[k])->id, id, 16) == 0) {
-            rk__ostore_remove(&e->open, v[k]);
-            m++;
-        }
-    free(v);
-    return n < 0 ? -1 : m;
+    return rk__ostore_key_forget(&HOST(h)->eng->open, HOST(h)->idx, rule, key, ts_from, ts_to,
+                                 id, NULL, NULL);
 }
 
 static int host_let_go(rk_host *h, const char *rule, const char *key, int64_t ts_from,
                        int64_t ts_to)
 {
-    rk__engine *e = HOST(h)->eng;
-    uint32_t *v;
-    int n, k;
-    if (rule == NULL || key == NULL)
-        return -1;
-    n = rk__ostore_key_slots(&e->open, HOST(h)->idx, rule, key, ts_from, ts_to, &v);
-    for (k = 0; k < n; k++)
-        (void)rk__ostore_unfile(&e->open, v[k]);
-    free(v);
-    return n;
+    return rk__ostore_key_unfile(&HOST(h)->eng->open, HOST(h)->idx, rule, key, ts_from, ts_to);
 }
 
 static void host_prime(rk_host *h, const unsigned char *id, int64_t ts)

@@ -13,10 +13,12 @@
  * next new one, when the last of them goes. Records sit in slots of one
  * array and keep their slot while the store is not tidied. Two structures of 4-byte slot numbers
  * find them:
- *   the index  open addressing (linear probing, at most 4/5 full, grown by
- *              an eighth) by (detector, key hash), several records of one
- *              key side by side; a removed record leaves it at once
- *              (backward shift: no tombstones). Until a detector files an
+ *   the index  open addressing (Robin Hood linear probing, at most 4/5
+ *              full, grown by an eighth) by (detector, key hash), several
+ *              records of one key side by side; a look-up for a key with
+ *              no record stops at the first record nearer its home than
+ *              the key would be (a few probes, however full); a removed
+ *              record leaves it at once (backward shift: no tombstones). Until a detector files an
  *              alert under its own key (rk__ostore_rekey), its key hash is
  *              the id's first 8 bytes, so a notice finds its alert by id;
  *   the heap   a min-heap by (ts, detector, id): its top is the next
@@ -109,6 +111,7 @@ static void free_names(char **v, uint32_t n)
 void rk__ostore_free(rk__ostore *s)
 {
     free_names(s->rules, s->nrules);
+    free(s->rhash);
     free(s->ustr);
     free(s->uoff);
     free(s->urefs);
@@ -331,12 +334,32 @@ static uint32_t home(const rk__ostore *s, uint32_t det, uint64_t keyhash)
     return (uint32_t)(((h >> 32) * s->capidx) >> 32);
 }
 
+/* How far from its home position the record in slot e lies at i. */
+static uint32_t dist(const rk__ostore *s, uint32_t e, uint32_t i)
+{
+    uint32_t h = home(s, s->v[e].det, s->v[e].keyhash);
+    return i >= h ? i - h : i + s->capidx - h;
+}
+
+/* Robin Hood insertion: a record passed on its way takes the place of one
+ * nearer to its home, which goes on. */
 static void idx_put(rk__ostore *s, uint32_t slot)
 {
-    uint32_t i = home(s, s->v[slot].det, s->v[slot].keyhash);
-    while (s->idx[i] != OSTORE_EMPTY)
+    uint32_t i = home(s, s->v[slot].det, s->v[slot].keyhash), d = 0, x = slot;
+    for (;;) {
+        uint32_t e = s->idx[i], de;
+        if (e == OSTORE_EMPTY) {
+            s->idx[i] = x;
+            return;
+        }
+        if ((de = dist(s, e, i)) < d) {
+            s->idx[i] = x;
+            x = e;
+            d = de;
+        }
         i = i + 1 == s->capidx ? 0 : i + 1;
-    s->idx[i] = slot;
+        d++;
+    }
 }
 
 /* Index of cap entries for the live slots (their number: live). */
@@ -374,24 +397,19 @@ static int idx_room(rk__ostore *s)
 static void idx_del(rk__ostore *s, uint32_t slot)
 {
     const rk__oa *r = &s->v[slot];
-    uint32_t i = home(s, r->det, r->keyhash), j;
+    uint32_t i = home(s, r->det, r->keyhash), j, e;
     while (s->idx[i] != slot) {
         if (s->idx[i] == OSTORE_EMPTY)
             return;                 /* not there (cannot happen) */
         i = i + 1 == s->capidx ? 0 : i + 1;
     }
-    /* backward shift: move up each later entry the gap lies on the way to */
-    for (j = i;;) {
-        uint32_t h, e;
-        j = j + 1 == s->capidx ? 0 : j + 1;
-        if ((e = s->idx[j]) == OSTORE_EMPTY)
+    /* backward shift: the entries after it that are not at home move up */
+    for (;;) {
+        j = i + 1 == s->capidx ? 0 : i + 1;
+        if ((e = s->idx[j]) == OSTORE_EMPTY || dist(s, e, j) == 0)
             break;
-        h = home(s, s->v[e].det, s->v[e].keyhash);
-        /* e may move to i when i lies cyclically in [h, j) */
-        if ((j > i && (h <= i || h > j)) || (j < i && h <= i && h > j)) {
-            s->idx[i] = e;
-            i = j;
-        }
+        s->idx[i] = e;
+        i = j;
     }
     s->idx[i] = OSTORE_EMPTY;
 }
@@ -407,9 +425,13 @@ int rk__ostore_next_key(const rk__ostore *s, uint32_t det, uint64_t keyhash, uin
         uint32_t e = s->idx[i];
         if (e == OSTORE_EMPTY)
             break;
-        (*it)++;
-        if (s->v[e].det == det && s->v[e].keyhash == keyhash)
+        if (s->v[e].det == det && s->v[e].keyhash == keyhash) {
+            (*it)++;
             return (int)e;
+        }
+        if (dist(s, e, i) < *it)
+            break;                  /* it would lie before this one */
+        (*it)++;
         i = i + 1 == s->capidx ? 0 : i + 1;
     }
     *it = s->capidx;
@@ -431,20 +453,54 @@ static int keyrec_cmp(const void *a, const void *b)
     return memcmp(x->id, y->id, sizeof(x->id));
 }
 
-int rk__ostore_key_slots(const rk__ostore *s, uint32_t det, const char *rule, const char *key,
+/* The index of rule and its keys' hash seed (the name's hash), or -1
+ * when no alert of it was ever open. Detectors ask for a key's alerts
+ * several times an event, so the answer for a name's hash is remembered
+ * (a found rule checked with one strcmp; "none" good while no rule is
+ * added); else the hashes of the rules' names, kept beside them, are
+ * compared before their strings. */
+static int rule_find(rk__ostore *s, const char *rule, uint64_t *seed)
+{
+    uint64_t h = XXH3_64bits(rule, strlen(rule));
+    size_t q = (size_t)(h % (sizeof(s->rq) / sizeof(s->rq[0])));
+    uint32_t i;
+    *seed = h;
+    if (s->rq[q].h == h) {
+        if (s->rq[q].idx == UINT32_MAX && s->rq[q].nrules == s->nrules)
+            return -1;
+        if (s->rq[q].idx < s->nrules && strcmp(s->rules[s->rq[q].idx], rule) == 0)
+            return (int)s->rq[q].idx;
+    }
+    if (s->nrhash < s->nrules) {
+        uint64_t *nh = realloc(s->rhash, s->nrules * sizeof(*nh));
+        if (nh != NULL) {
+            s->rhash = nh;
+            for (; s->nrhash < s->nrules; s->nrhash++)
+                nh[s->nrhash] = XXH3_64bits(s->rules[s->nrhash], strlen(s->rules[s->nrhash]));
+        }
+    }
+    for (i = 0; i < s->nrules; i++)
+        if ((i >= s->nrhash || s->rhash[i] == h) && strcmp(s->rules[i], rule) == 0)
+            break;
+    s->rq[q].h = h;
+    s->rq[q].idx = i < s->nrules ? i : UINT32_MAX;
+    s->rq[q].nrules = s->nrules;
+    return i < s->nrules ? (int)i : -1;
+}
+
+int rk__ostore_key_slots(rk__ostore *s, uint32_t det, const char *rule, const char *key,
                          int64_t from, int64_t to, uint32_t **out)
 {
-    uint32_t it = 0, n = 0, cap = 0, i, r = UINT32_MAX;
-    uint64_t kh = rk__ostore_rule_keyhash(rule, key);
+    uint32_t it = 0, n = 0, cap = 0, i, r;
+    uint64_t kh, seed;
     keyrec *v = NULL;
-    int slot;
+    int slot, ri;
 
     *out = NULL;
-    for (i = 0; i < s->nrules; i++)
-        if (strcmp(s->rules[i], rule) == 0)
-            r = i;
-    if (r == UINT32_MAX)
+    if ((ri = rule_find(s, rule, &seed)) < 0)
         return 0;                   /* no alert of the rule was ever open */
+    r = (uint32_t)ri;
+    kh = rk__ostore_keyhash(key, strlen(key), seed);
     while ((slot = rk__ostore_next_key(s, det, kh, &it)) >= 0) {
         const rk__oa *o = &s->v[slot];
         if (o->rule != r || o->ts < from || o->ts > to)

@@ -119,15 +119,7 @@ static int fh_emit(rk_host *h, const rk_alert *a)
 static int fh_file(rk_host *h, const char *rule, const char *key, int64_t resolve_at,
                    const char *unit)
 {
-    rk__ostore *st = FH(h)->ostore;
-    const rk__oa *r = rk__ostore_at(st, st->last);
-    int u = -1;
-    if (r == NULL || rule == NULL || key == NULL ||
-        strcmp(rk__ostore_rule_name(st, r->rule), rule) != 0 ||
-        (unit != NULL && (u = rk__ostore_unit(st, unit)) < 0))
-        return -1;
-    return rk__ostore_rekey(st, st->last, rk__ostore_rule_keyhash(rule, key), resolve_at,
-                            u < 0 ? RK__OSTORE_NO_UNIT : (uint32_t)u);
+    return rk__ostore_file_last(FH(h)->ostore, 0, rule, key, resolve_at, unit);
 }
 
 static int fh_end(rk_host *h, const rk__open_end *q)
@@ -167,75 +159,33 @@ static int fh_end(rk_host *h, const rk__open_end *q)
 static int fh_alerts(rk_host *h, const char *rule, const char *key, rk__open_seen *out,
                      size_t max)
 {
-    rk__ostore *st = FH(h)->ostore;
-    uint32_t *v;
-    int n, i;
-    if (rule == NULL || key == NULL)
-        return -1;
-    n = rk__ostore_key_slots(st, 0, rule, key, INT64_MIN, INT64_MAX, &v);
-    for (i = 0; i < n && (size_t)i < max; i++) {
-        const rk__oa *r = rk__ostore_at(st, v[i]);
-        out[i].ts = r->ts;
-        out[i].resolve_at = r->resolve_at;
-        out[i].unit = r->unit != RK__OSTORE_NO_UNIT ? rk__ostore_unit_name(st, r->unit) : NULL;
-        memcpy(out[i].id, r->id, sizeof(out[i].id));
-    }
-    free(v);
-    return n;
+    return rk__ostore_key_alerts(FH(h)->ostore, 0, rule, key, out, max);
 }
 
 static int fh_set_resolve(rk_host *h, const char *rule, const char *key, int64_t resolve_at)
 {
-    rk__ostore *st = FH(h)->ostore;
-    uint32_t *v;
-    int n, i;
-    if (rule == NULL || key == NULL)
-        return -1;
-    n = rk__ostore_key_slots(st, 0, rule, key, INT64_MIN, INT64_MAX, &v);
-    for (i = 0; i < n; i++) {
-        const rk__oa *r = rk__ostore_at(st, v[i]);
-        (void)rk__ostore_rekey(st, v[i], r->keyhash, resolve_at, r->unit);
-    }
-    free(v);
-    return n;
+    return rk__ostore_key_resolve(FH(h)->ostore, 0, rule, key, resolve_at);
+}
+
+/* A forgotten alert is no longer open here either. */
+static void fh_gone(const rk__oa *r, void *ud)
+{
+    char id[33];
+    rk__alert_id_unpack(r->id, id);
+    json_object_del(((rk_fakehost *)ud)->open_alerts, id);
 }
 
 static int fh_forget(rk_host *h, const char *rule, const char *key, int64_t ts_from,
                      int64_t ts_to, const unsigned char *pid)
 {
-    rk_fakehost *fh = FH(h);
-    rk__ostore *st = fh->ostore;
-    uint32_t *v;
-    int n, i, m = 0;
-    if (rule == NULL || key == NULL)
-        return -1;
-    n = rk__ostore_key_slots(st, 0, rule, key, ts_from, ts_to, &v);
-    for (i = 0; i < n; i++) {
-        char id[33];
-        if (pid != NULL && memcmp(rk__ostore_at(st, v[i])->id, pid, 16) != 0)
-            continue;
-        m++;
-        rk__alert_id_unpack(rk__ostore_at(st, v[i])->id, id);
-        json_object_del(fh->open_alerts, id);
-        rk__ostore_remove(st, v[i]);
-    }
-    free(v);
-    return n < 0 ? -1 : m;
+    return rk__ostore_key_forget(FH(h)->ostore, 0, rule, key, ts_from, ts_to, pid, fh_gone,
+                                 FH(h));
 }
 
 static int fh_let_go(rk_host *h, const char *rule, const char *key, int64_t ts_from,
                      int64_t ts_to)
 {
-    rk__ostore *st = FH(h)->ostore;
-    uint32_t *v;
-    int n, i;
-    if (rule == NULL || key == NULL)
-        return -1;
-    n = rk__ostore_key_slots(st, 0, rule, key, ts_from, ts_to, &v);
-    for (i = 0; i < n; i++)
-        (void)rk__ostore_unfile(st, v[i]);
-    free(v);
-    return n;
+    return rk__ostore_key_unfile(FH(h)->ostore, 0, rule, key, ts_from, ts_to);
 }
 
 static void fh_prime(rk_host *h, const unsigned char *id, int64_t ts)
