@@ -506,7 +506,7 @@ void rk__ckpt_poll_closed(uv_handle_t *h)
 {
     rk__engine *e = h->data;
     if (--e->handles_closing == 0 && e->freeing)
-        free(e);
+        rk__engine_release(e);      /* the last handle (engine.c) */
 }
 
 static void on_ckpt_child(uv_poll_t *h, int status, int events)

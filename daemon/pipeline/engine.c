@@ -79,6 +79,19 @@ rk__engine *rk__engine_new_replay(uv_loop_t *loop, rk__config *cfg,
     return engine_new(loop, cfg, ro, err, errlen);
 }
 
+/* The engine's own memory, last of all: its streams' arrays, the cross
+ * pipeline's streams, the engine (every path that ends an engine ends
+ * here: the failures of engine_new, and the last handle closed). */
+void rk__engine_release(rk__engine *e)
+{
+    free(e->st);
+    free(e->stream_keys);
+    free(e->want);
+    free(e->unread);
+    rk__cross_free(e);
+    free(e);
+}
+
 static rk__engine *engine_new(uv_loop_t *loop, rk__config *cfg, const rk__replay_opts *ro,
                              char *err, size_t errlen)
 {
@@ -95,8 +108,7 @@ static rk__engine *engine_new(uv_loop_t *loop, rk__config *cfg, const rk__replay
     e->nstreams = RK_STREAM_COUNT;
     e->role = rk__engine_role_of(cfg);
     if (e->role == RK__ROLE_CROSS && rk__cross_streams(e, cfg) != 0) {
-        rk__cross_free(e);
-        free(e);
+        rk__engine_release(e);
         rk_kit_errf(err, errlen, "out of memory");
         return NULL;
     }
@@ -107,14 +119,9 @@ static rk__engine *engine_new(uv_loop_t *loop, rk__config *cfg, const rk__replay
     if (e->st == NULL || e->stream_keys == NULL || e->want == NULL || e->unread == NULL ||
         rk__tick_init(&e->tick, e->nstreams) != 0 ||
         rk__clock_set_streams(&e->clock, e->nstreams) != 0) {
-        free(e->st);
-        free(e->stream_keys);
-        free(e->want);
-        free(e->unread);
         rk__tick_free(&e->tick);
         rk__clock_release(&e->clock);
-        rk__cross_free(e);
-        free(e);
+        rk__engine_release(e);
         rk_kit_errf(err, errlen, "out of memory");
         return NULL;
     }
@@ -189,14 +196,9 @@ fail_ind:
     rk__inlog_free(&e->inlog);
     rk__silences_free(e->silences);
     rk_map_clear(&e->alert_counts, free);
-    free(e->st);
-    free(e->stream_keys);
-    free(e->want);
-    free(e->unread);
     rk__tick_free(&e->tick);
     rk__clock_release(&e->clock);
-    rk__cross_free(e);
-    free(e);
+    rk__engine_release(e);
     return NULL;
 }
 
@@ -323,14 +325,8 @@ void rk__engine_stop(rk__engine *e, void (*done)(void *ud), void *ud)
 static void engine_closed(uv_handle_t *h)
 {
     rk__engine *e = h->data;
-    if (--e->handles_closing == 0 && e->freeing) {
-        free(e->st);
-        free(e->stream_keys);
-        free(e->want);
-        free(e->unread);
-        rk__cross_free(e);
-        free(e);
-    }
+    if (--e->handles_closing == 0 && e->freeing)
+        rk__engine_release(e);
 }
 
 void rk__engine_free(rk__engine *e)

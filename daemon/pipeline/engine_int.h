@@ -397,6 +397,8 @@ int rk__replay_init(rk__engine *e, const rk__replay_opts *ro, char *err, size_t 
 
 /* checkpoint.c */
 void rk__ckpt_poll_closed(uv_handle_t *h);
+/* engine.c: free the engine's own memory once its last handle closed. */
+void rk__engine_release(rk__engine *e);
 bool rk__checkpoint_due(const rk__engine *e);
 void rk__checkpoint(rk__engine *e);
 int rk__restore_state(rk__engine *e, const void *data, size_t len, char *err, size_t errlen);
