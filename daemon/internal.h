@@ -962,21 +962,6 @@ void rk__outbox_writer_down(rk__outbox *o);
 struct rk__engine;
 
 /* The handle a detector gets; host.c implements the host API on it. */
-/* The open alerts a built-in detector asks its host to end (host.c
- * rk__host_open_ops; tests/lib/fakehost.c the same): an rk__open_end
- * names rule's alerts filed under key (rk__open_ops.file) whose ts lies in
- * [ts_from, ts_to]; each gets one notice (status RESOLVED or RETRACTED,
- * reason, change_ts, evidence) and leaves the open alerts. */
-typedef struct rk__open_end {
-    const char *rule, *key;
-    int64_t ts_from, ts_to;
-    rk_alert_status status;
-    const char *reason;
-    int64_t change_ts;
-    const rk_entry_ref *evidence;
-    size_t n_evidence;
-} rk__open_end;
-
 /* An open alert as rk__open_ops.alerts reports it. */
 typedef struct rk__open_seen {
     int64_t ts, resolve_at;         /* resolve_at: INT64_MAX when not known */
@@ -992,8 +977,6 @@ typedef struct rk__open_ops {
      * kept), or -1 (its last emit raised none of rule, or out of memory). */
     int (*file)(rk_host *h, const char *rule, const char *key, int64_t resolve_at,
                 const char *unit);
-    /* End what req names: the number of alerts ended, or -1. */
-    int (*end)(rk_host *h, const rk__open_end *req);
     /* The open alerts of rule filed under key, in (ts, id) order: the
      * first max of them in out (the unit good until the next call into
      * the host); returns how many there are, or -1. */

@@ -114,46 +114,13 @@ static int fh_emit(rk_host *h, const rk_alert *a)
     return 1;
 }
 
-/* rk__open_ops.file and .end, as hostopen.c does them; end's notices are
- * recorded like emitted ones, with the subject of their alert. */
+/* rk__open_ops, as hostopen.c does them (the store's openkeys.c); a
+ * notice primed with an open alert's id is recorded by fh_emit under that
+ * id, with the subject of its alert. */
 static int fh_file(rk_host *h, const char *rule, const char *key, int64_t resolve_at,
                    const char *unit)
 {
     return rk__ostore_file_last(FH(h)->ostore, 0, rule, key, resolve_at, unit);
-}
-
-static int fh_end(rk_host *h, const rk__open_end *q)
-{
-    rk_fakehost *fh = FH(h);
-    rk__ostore *st = fh->ostore;
-    uint32_t *v;
-    int n, i;
-    if (q->rule == NULL || q->key == NULL ||
-        (q->status != RK_ALERT_RESOLVED && q->status != RK_ALERT_RETRACTED))
-        return -1;
-    n = rk__ostore_key_slots(st, 0, q->rule, q->key, q->ts_from, q->ts_to, &v);
-    for (i = 0; i < n; i++) {
-        const rk__oa *r = rk__ostore_at(st, v[i]);
-        char id[33];
-        json_t *al, *no;
-        rk__alert_id_unpack(r->id, id);
-        al = json_array_get(fh->alerts,
-                            (size_t)json_integer_value(json_object_get(fh->open_alerts, id)));
-        no = json_pack("{s:s, s:s, s:I, s:O, s:s, s:I, s:i, s:n}", "rule", q->rule,
-                       "status", q->status == RK_ALERT_RESOLVED ? "resolved" : "retracted",
-                       "ts", (json_int_t)r->ts, "subject", json_object_get(al, "subject"),
-                       "reason", q->reason ? q->reason : "", "change_ts",
-                       (json_int_t)q->change_ts, "n_evidence", (int)q->n_evidence,
-                       "trigger_key");
-        if (no == NULL || json_array_append_new(fh->notices, no) != 0) {
-            free(v);
-            return -1;
-        }
-        json_object_del(fh->open_alerts, id);
-        rk__ostore_remove(st, v[i]);
-    }
-    free(v);
-    return n;
 }
 
 static int fh_alerts(rk_host *h, const char *rule, const char *key, rk__open_seen *out,
@@ -196,7 +163,7 @@ static void fh_prime(rk_host *h, const unsigned char *id, int64_t ts)
     memcpy(st->pid, id, sizeof(st->pid));
 }
 
-static const rk__open_ops fh_open_ops = {fh_file, fh_end, fh_alerts, fh_set_resolve,
+static const rk__open_ops fh_open_ops = {fh_file, fh_alerts, fh_set_resolve,
                                          fh_forget, fh_let_go, fh_prime};
 
 static int fh_timer_set(rk_host *h, int64_t deadline, const char *key, uint64_t arg)

@@ -1,10 +1,14 @@
 /* tests/unit/test-openhost.c - what a built-in detector asks of the open
- * alerts its host keeps (internal.h rk__open_ops: file, end), through the
- * fake host, which keeps them in the daemon's store (openstore.c) as
- * hostopen.c does. A small detector of this file raises an alert of rule
- * "r" per filing (cooldown 60 s per unit) and files it under its unit; a
- * scan resolves the unit's alerts, a rating retracts the unit's alert of
- * ts - 1000.
+ * alerts its host keeps (internal.h rk__open_ops), through the fake host,
+ * which keeps them in the daemon's store (openstore.c) as hostopen.c does.
+ * A small detector of this file raises an alert of rule "r" per filing
+ * (cooldown 60 s per unit) and files it under its unit; a scan resolves
+ * the unit's alerts, a rating retracts the unit's alert of ts - 1000, the
+ * way built-in detectors end them (detectors/lifecycle.c): per alert of
+ * the key in the ts range, in (ts, id) order, prime the host with its id,
+ * emit the notice with a subject that names no unit (so only the prime
+ * gives it the alert's id), forget it. A rating of task "twice" then
+ * emits the same notice once more, not primed.
  *
  *   file        the alert just raised is filed under (rule, key) with its
  *               resolve time and unit; after a raise held back by the
@@ -12,9 +16,11 @@
  *   alerts      a key's alerts of a rule in ts order with resolve time and
  *               unit; set_resolve moves every one's
  *   end         only the key's alerts of the rule in the ts range end, each
- *               with one notice carrying its alert's subject, the reason,
- *               change_ts and evidence count, in ts order; the others stay
- *               open; ending again ends nothing
+ *               with one notice carrying its alert's id and subject, the
+ *               reason, change_ts and evidence count, in ts order; the
+ *               others stay open; ending again ends nothing
+ *   prime       is used up by one emit: a second notice, not primed, goes
+ *               out under its subject's id
  *   notices     a notice emitted the plugin way (emit with a status) ends
  *               its alert while it is not filed (found by its id) */
 #include <stdarg.h>
@@ -38,7 +44,7 @@ typedef struct tdet {
     rk_host *host;
     int filed[16];                  /* file()'s answers, in order */
     int nfiled;
-    int ended;                      /* end()'s last answer */
+    int ended;                      /* td_end's last answer */
 } tdet;
 
 static void *td_create(const rk_host_api *api, rk_host *host, const json_t *cfg, char *err,
@@ -55,14 +61,48 @@ static void *td_create(const rk_host_api *api, rk_host *host, const json_t *cfg,
 
 static void td_destroy(void *self) { free(self); }
 
+/* End the alerts of "r" filed under ev's unit with ts in [from, to], as
+ * detectors/lifecycle.c does: how many, or -1. */
+static int td_end(tdet *t, const rk_event *ev, int64_t from, int64_t to,
+                  rk_alert_status status, const char *reason)
+{
+    const rk__open_ops *op = rk__open_ops_of(t->host);
+    rk__open_seen al[16];
+    rk_alert a;
+    int n, i, ended = 0;
+
+    n = op->alerts(t->host, "r", ev->unit_id, al, 16);
+    if (n < 0 || n > 16)
+        return -1;
+    for (i = 0; i < n; i++) {
+        if (al[i].ts < from || al[i].ts > to)
+            continue;
+        memset(&a, 0, sizeof(a));
+        a.rule = "r";
+        a.ts = al[i].ts;            /* no unit: the prime gives the id */
+        a.status = status;
+        a.reason = reason;
+        a.change_ts = ev->ts;
+        a.evidence = &ev->ref;
+        a.n_evidence = 1;
+        op->prime(t->host, al[i].id, al[i].ts);
+        if (t->api->emit(t->host, &a) < 0 ||
+            op->forget(t->host, "r", ev->unit_id, al[i].ts, al[i].ts, al[i].id) < 0)
+            return -1;
+        ended++;
+        if (ev->task_id != NULL && strcmp(ev->task_id, "twice") == 0 &&
+            t->api->emit(t->host, &a) < 0)
+            return -1;              /* the same notice again, not primed */
+    }
+    return ended;
+}
+
 static int td_on_event(void *self, const rk_event *ev)
 {
     tdet *t = self;
     const rk__open_ops *op = rk__open_ops_of(t->host);
-    rk__open_end q;
     rk_alert a;
     memset(&a, 0, sizeof(a));
-    memset(&q, 0, sizeof(q));
     switch (ev->type) {
     case RK_EV_INSPECTION_FILED:
         a.rule = ev->task_id != NULL && strcmp(ev->task_id, "other") == 0 ? "other" : "r";
@@ -80,17 +120,11 @@ static int td_on_event(void *self, const rk_event *ev)
         return 0;
     case RK_EV_INSPECTION_SCANNED:
     case RK_EV_INSPECTION_RATED:
-        q.rule = "r";
-        q.key = ev->unit_id;
-        q.ts_from = ev->type == RK_EV_INSPECTION_SCANNED ? INT64_MIN : ev->ts - 1000;
-        q.ts_to = ev->type == RK_EV_INSPECTION_SCANNED ? INT64_MAX : ev->ts - 1000;
-        q.status = ev->type == RK_EV_INSPECTION_SCANNED ? RK_ALERT_RESOLVED
-                                                         : RK_ALERT_RETRACTED;
-        q.reason = ev->type == RK_EV_INSPECTION_SCANNED ? "back" : "never";
-        q.change_ts = ev->ts;
-        q.evidence = &ev->ref;
-        q.n_evidence = 1;
-        t->ended = op->end(t->host, &q);
+        if (ev->type == RK_EV_INSPECTION_SCANNED)
+            t->ended = td_end(t, ev, INT64_MIN, INT64_MAX, RK_ALERT_RESOLVED, "back");
+        else
+            t->ended = td_end(t, ev, ev->ts - 1000, ev->ts - 1000, RK_ALERT_RETRACTED,
+                              "never");
         return t->ended < 0 ? -1 : 0;
     case RK_EV_INSPECTION_REPORTED:
         /* the plugin way: emit the notice with the alert's content */
@@ -128,6 +162,12 @@ static int ev(rk_fakehost *fh, rk_event_type type, const char *unit, int64_t ts,
 static size_t open_count(const rk_fakehost *fh)
 {
     return rk__ostore_count(fh->ostore);
+}
+
+/* The id the fake host recorded for its i-th alert. */
+static const char *alert_id(const rk_fakehost *fh, size_t i)
+{
+    return json_string_value(json_object_get(rk_fh_alert(fh, i), "id"));
 }
 
 static void test_file_and_end(void **st)
@@ -189,6 +229,7 @@ static void test_file_and_end(void **st)
     assert_int_equal(t->ended, 1);
     assert_int_equal(rk_fh_notice_count(fh, "r", "retracted"), 1);
     n = rk_fh_notice(fh, 0);
+    assert_string_equal(json_string_value(json_object_get(n, "id")), alert_id(fh, 2));
     assert_int_equal(json_integer_value(json_object_get(n, "ts")), T0 + 70000);
     assert_string_equal(json_string_value(json_object_get(json_object_get(n, "subject"),
                                                           "unit_id")), "u1");
@@ -203,11 +244,55 @@ static void test_file_and_end(void **st)
     assert_int_equal(json_integer_value(json_object_get(rk_fh_notice(fh, 1), "ts")), T0);
     assert_int_equal(json_integer_value(json_object_get(rk_fh_notice(fh, 2), "ts")),
                      T0 + 140000);
+    assert_string_equal(json_string_value(json_object_get(rk_fh_notice(fh, 1), "id")),
+                        alert_id(fh, 0));
+    assert_string_equal(json_string_value(json_object_get(rk_fh_notice(fh, 2), "id")),
+                        alert_id(fh, 3));
+    assert_string_equal(json_string_value(json_object_get(json_object_get(
+                            rk_fh_notice(fh, 2), "subject"), "unit_id")), "u1");
     assert_int_equal(open_count(fh), 2);
+    {                               /* u2's stays filed */
+        rk__open_seen sn[2];
+        rk_host *h = (rk_host *)(void *)fh;
+        assert_int_equal(rk__open_ops_of(h)->alerts(h, "r", "u2", sn, 2), 1);
+        assert_int_equal(sn[0].ts, T0 + 5);
+        assert_int_equal(rk__open_ops_of(h)->alerts(h, "r", "u1", sn, 2), 0);
+    }
     /* again: nothing left to end */
     assert_int_equal(ev(fh, RK_EV_INSPECTION_SCANNED, "u1", T0 + 210000, NULL), 0);
     assert_int_equal(t->ended, 0);
     assert_int_equal(rk_fh_notice_count(fh, NULL, NULL), 3);
+    rk_fh_free(fh);
+}
+
+static void test_prime_used_up(void **st)
+{
+    char err[256];
+    rk_fakehost *fh = rk_fh_new(&td_ops, "{}", err, sizeof(err));
+    char subj_id[33];
+    rk_alert a;
+    json_t *n;
+    (void)st;
+    assert_non_null(fh);
+    assert_int_equal(ev(fh, RK_EV_INSPECTION_FILED, "u7", T0, NULL), 0);
+    assert_int_equal(ev(fh, RK_EV_INSPECTION_RATED, "u7", T0 + 1000, "twice"), 0);
+    assert_int_equal(((tdet *)fh->self)->ended, 1);
+    assert_int_equal(rk_fh_notice_count(fh, "r", "retracted"), 2);
+    /* the primed one: the open alert's id and subject */
+    n = rk_fh_notice(fh, 0);
+    assert_string_equal(json_string_value(json_object_get(n, "id")), alert_id(fh, 0));
+    assert_string_equal(json_string_value(json_object_get(json_object_get(n, "subject"),
+                                                          "unit_id")), "u7");
+    /* the second, not primed: its own subject's id (no unit) */
+    memset(&a, 0, sizeof(a));
+    a.rule = "r";
+    a.ts = T0;
+    rk__alert_id("tdet", &a, NULL, subj_id);
+    n = rk_fh_notice(fh, 1);
+    assert_string_equal(json_string_value(json_object_get(n, "id")), subj_id);
+    assert_string_not_equal(subj_id, alert_id(fh, 0));
+    assert_null(json_object_get(json_object_get(n, "subject"), "unit_id"));
+    assert_int_equal(open_count(fh), 0);
     rk_fh_free(fh);
 }
 
@@ -230,6 +315,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_file_and_end),
+        cmocka_unit_test(test_prime_used_up),
         cmocka_unit_test(test_plugin_notice),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
