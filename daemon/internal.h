@@ -961,7 +961,6 @@ void rk__outbox_writer_down(rk__outbox *o);
 
 struct rk__engine;
 
-/* The handle a detector gets; host.c implements the host API on it. */
 /* An open alert as rk__open_ops.alerts reports it. */
 typedef struct rk__open_seen {
     int64_t ts, resolve_at;         /* resolve_at: INT64_MAX when not known */
@@ -1027,6 +1026,7 @@ static inline const rk__open_ops *rk__open_ops_of(rk_host *h)
     return *(const rk__open_ops *const *)(void *)h;
 }
 
+/* The handle a detector gets; host.c implements the host API on it. */
 struct rk_host {
     const rk__open_ops *open;       /* first: rk__open_ops_of */
     struct rk__engine *eng;
