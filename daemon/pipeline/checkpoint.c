@@ -502,13 +502,6 @@ static int child_checkpoint(rk__engine *e)
     return ok ? 0 : -1;             /* nothing freed: the child exits */
 }
 
-void rk__ckpt_poll_closed(uv_handle_t *h)
-{
-    rk__engine *e = h->data;
-    if (--e->handles_closing == 0 && e->freeing)
-        rk__engine_release(e);      /* the last handle (engine.c) */
-}
-
 static void on_ckpt_child(uv_poll_t *h, int status, int events)
 {
     rk__engine *e = h->data;
@@ -528,7 +521,7 @@ static void on_ckpt_child(uv_poll_t *h, int status, int events)
         res = 'n';                  /* the child died without a word */
     uv_poll_stop(&e->ckpt_poll);
     e->handles_closing++;
-    uv_close((uv_handle_t *)&e->ckpt_poll, rk__ckpt_poll_closed);
+    uv_close((uv_handle_t *)&e->ckpt_poll, e->handle_closed);
     e->ckpt_poll_open = false;
     close(e->ckpt_fd);
     e->ckpt_fd = -1;

@@ -56,6 +56,7 @@ static const rk__steps steps = {rk__setup_groups, rk__claims_begin, rk__careful_
 
 static rk__engine *engine_new(uv_loop_t *loop, rk__config *cfg, const rk__replay_opts *ro,
                              char *err, size_t errlen);
+static void engine_closed(uv_handle_t *h);
 
 /* Name the engine's input streams (e->nstreams of them) after cfg. */
 static void set_stream_keys(rk__engine *e, const rk__config *cfg)
@@ -81,8 +82,9 @@ rk__engine *rk__engine_new_replay(uv_loop_t *loop, rk__config *cfg,
 
 /* The engine's own memory, last of all: its streams' arrays, the cross
  * pipeline's streams, the engine (every path that ends an engine ends
- * here: the failures of engine_new, and the last handle closed). */
-void rk__engine_release(rk__engine *e)
+ * here: the failures of engine_new, and the last of its handles to close,
+ * engine_closed - the checkpoint's poll closes with it too). */
+static void engine_release(rk__engine *e)
 {
     free(e->st);
     free(e->stream_keys);
@@ -104,11 +106,12 @@ static rk__engine *engine_new(uv_loop_t *loop, rk__config *cfg, const rk__replay
         return NULL;
     }
     e->loop = loop;
+    e->handle_closed = engine_closed;
     rk__clock_init(&e->clock);
     e->nstreams = RK_STREAM_COUNT;
     e->role = rk__engine_role_of(cfg);
     if (e->role == RK__ROLE_CROSS && rk__cross_streams(e, cfg) != 0) {
-        rk__engine_release(e);
+        engine_release(e);
         rk_kit_errf(err, errlen, "out of memory");
         return NULL;
     }
@@ -121,7 +124,7 @@ static rk__engine *engine_new(uv_loop_t *loop, rk__config *cfg, const rk__replay
         rk__clock_set_streams(&e->clock, e->nstreams) != 0) {
         rk__tick_free(&e->tick);
         rk__clock_release(&e->clock);
-        rk__engine_release(e);
+        engine_release(e);
         rk_kit_errf(err, errlen, "out of memory");
         return NULL;
     }
@@ -198,7 +201,7 @@ fail_ind:
     rk_map_clear(&e->alert_counts, free);
     rk__tick_free(&e->tick);
     rk__clock_release(&e->clock);
-    rk__engine_release(e);
+    engine_release(e);
     return NULL;
 }
 
@@ -321,12 +324,13 @@ void rk__engine_stop(rk__engine *e, void (*done)(void *ud), void *ud)
 }
 
 /* The engine's memory goes once libuv closed both of its handles (the
- * housekeeping timer and, when a checkpoint child was running, its pipe). */
+ * housekeeping timer and, when a checkpoint child was running, its pipe):
+ * every handle of the engine closes with this (e->handle_closed). */
 static void engine_closed(uv_handle_t *h)
 {
     rk__engine *e = h->data;
     if (--e->handles_closing == 0 && e->freeing)
-        rk__engine_release(e);
+        engine_release(e);
 }
 
 void rk__engine_free(rk__engine *e)
@@ -382,7 +386,7 @@ void rk__engine_free(rk__engine *e)
         /* A child still writing: it is fenced by its epoch if it outlives us. */
         e->handles_closing++;
         uv_poll_stop(&e->ckpt_poll);
-        uv_close((uv_handle_t *)&e->ckpt_poll, rk__ckpt_poll_closed);
+        uv_close((uv_handle_t *)&e->ckpt_poll, engine_closed);
         e->ckpt_poll_open = false;
         close(e->ckpt_fd);
     }

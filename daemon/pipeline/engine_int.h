@@ -207,6 +207,9 @@ struct rk__engine {
     bool ckpt_poll_open;
     bool freeing;                   /* rk__engine_free called */
     int handles_closing;            /* uv_close calls whose callback is due */
+    uv_close_cb handle_closed;      /* every handle of the engine closes with
+                                       it (engine.c): the last one due after
+                                       rk__engine_free frees the engine */
     rk__silences *silences;
     uint64_t silenced;
     int64_t next_silences;
@@ -396,9 +399,7 @@ void rk__live_init(rk__engine *e);
 int rk__replay_init(rk__engine *e, const rk__replay_opts *ro, char *err, size_t errlen);
 
 /* checkpoint.c */
-void rk__ckpt_poll_closed(uv_handle_t *h);
-/* engine.c: free the engine's own memory once its last handle closed. */
-void rk__engine_release(rk__engine *e);
+
 bool rk__checkpoint_due(const rk__engine *e);
 void rk__checkpoint(rk__engine *e);
 int rk__restore_state(rk__engine *e, const void *data, size_t len, char *err, size_t errlen);
