@@ -242,6 +242,19 @@ static int log_count(const char *path, const char *text)
     return n;
 }
 
+typedef struct lwant {
+    const char *path, *text;
+} lwant;
+
+/* Whether the log at path has a line with text (the forwarder logs after
+ * Alertmanager answered: a test that sees Alertmanager's state may look
+ * before the line is written). */
+static bool log_has(void *arg)
+{
+    const lwant *w = arg;
+    return log_count(w->path, w->text) > 0;
+}
+
 static void test_forward(void **state)
 {
     fixture *f = *state;
@@ -327,6 +340,10 @@ static void test_forward(void **state)
     /* Back: c is sent, d stays ended. */
     am_start(f);
     expect_am(f, c, NULL, d, b, "after the restart");
+    {
+        lwant w = {f->fwdlog, "is reachable again"};
+        assert_true(it_wait_until(log_has, &w, WAIT_MS));
+    }
     assert_int_equal(log_count(f->fwdlog, "is reachable again"), 1);
     assert_int_equal(log_count(f->fwdlog, "retrying with backoff"), 1);
     assert_true(it_metric(f->metrics_port, "riskd_forward_up") == 1);
