@@ -17,9 +17,11 @@
  * armed before finds another time and does nothing. Everything is a
  * function of event time, so a replay and a restart resolve alike.
  *
- * Memory (riskd-detectors(7), LIFECYCLE; tests/unit/test-ttl.c measures
- * it per rule): per key with open alerts one map entry (the key's string
- * and 16 bytes) and one record allocation, a 16-byte header followed by
+ * Memory of a set that keeps its alerts itself (a host without open ops,
+ * or the keys an older snapshot left; a bound set's alerts cost only
+ * riskd's record, riskd-detectors(7) "Memory of an open alert"): per key
+ * with open alerts one map entry (the key's string and 16 bytes) and one
+ * record allocation, a 16-byte header followed by
  * the key's alerts, 16 bytes each, grown to the exact count up to 8
  * alerts and by an eighth beyond, so the allocation's slack is malloc's
  * own rounding (fixed per key) plus at most 2 bytes an alert. An alert is
